@@ -1,0 +1,366 @@
+//! Agents: a non-human identity with an accountable owner, a purpose, labels, a boundary
+//! and a lifecycle status.
+//!
+//! Checked values (`AgentName`, `Owner`, `Labels`, `Boundary`) can only be built through
+//! validating constructors, including when deserialized, so an invalid one cannot exist.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::AgentId;
+use crate::time::Timestamp;
+
+/// A value that breaks a field's rule; the message names the rule.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {field}: {message}")]
+pub struct ValidationError {
+    /// The field, as the API names it.
+    pub field: &'static str,
+    /// What is wrong, in lowercase.
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
+    ValidationError { field, message: message.into() }
+}
+
+fn printable(s: &str) -> bool {
+    !s.chars().any(char::is_control)
+}
+
+/// An agent's display name: 1–64 of `A-Za-z0-9._-`, starting with a letter or digit;
+/// unique among agents.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AgentName(String);
+
+impl TryFrom<String> for AgentName {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, ValidationError> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        let first_ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if s.len() > 64 || !first_ok || !s.chars().all(ok_char) {
+            return Err(invalid(
+                "name",
+                "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit",
+            ));
+        }
+        Ok(Self(s))
+    }
+}
+
+impl From<AgentName> for String {
+    fn from(v: AgentName) -> String {
+        v.0
+    }
+}
+
+impl AgentName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The accountable human: an email address or directory user name (1–254 printable
+/// characters, no whitespace).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Owner(String);
+
+impl TryFrom<String> for Owner {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, ValidationError> {
+        if s.is_empty() || s.len() > 254 || !printable(&s) || s.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "owner",
+                "must be a person's email or user name: 1-254 characters, no whitespace",
+            ));
+        }
+        Ok(Self(s))
+    }
+}
+
+impl From<Owner> for String {
+    fn from(v: Owner) -> String {
+        v.0
+    }
+}
+
+impl Owner {
+    /// The owner as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Free text saying what the agent is for (at most 1,000 characters, newlines allowed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Purpose(String);
+
+impl TryFrom<String> for Purpose {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, ValidationError> {
+        if s.chars().count() > 1000 || s.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(invalid("purpose", "must be at most 1000 characters of text"));
+        }
+        Ok(Self(s))
+    }
+}
+
+impl From<Purpose> for String {
+    fn from(v: Purpose) -> String {
+        v.0
+    }
+}
+
+impl Purpose {
+    /// The purpose as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Key/value labels for inventory and filtering: at most 32; keys 1–63 of
+/// `a-z0-9._/-` starting with a letter or digit; values at most 128 printable characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
+pub struct Labels(BTreeMap<String, String>);
+
+/// Checks a label key (also used by list filters).
+pub fn check_label_key(k: &str) -> Result<(), ValidationError> {
+    let ok_char =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '/' | '-');
+    let first_ok = k.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if k.len() > 63 || !first_ok || !k.chars().all(ok_char) {
+        return Err(invalid(
+            "labels",
+            format!("label key `{}` must be 1-63 characters of a-z 0-9 . _ / -", k.escape_debug()),
+        ));
+    }
+    Ok(())
+}
+
+impl TryFrom<BTreeMap<String, String>> for Labels {
+    type Error = ValidationError;
+    fn try_from(m: BTreeMap<String, String>) -> Result<Self, ValidationError> {
+        if m.len() > 32 {
+            return Err(invalid("labels", "at most 32 labels"));
+        }
+        for (k, v) in &m {
+            check_label_key(k)?;
+            if v.chars().count() > 128 || !printable(v) {
+                return Err(invalid(
+                    "labels",
+                    format!("label `{k}` value must be at most 128 printable characters"),
+                ));
+            }
+        }
+        Ok(Self(m))
+    }
+}
+
+impl From<Labels> for BTreeMap<String, String> {
+    fn from(v: Labels) -> Self {
+        v.0
+    }
+}
+
+impl Labels {
+    /// The labels, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// One grant of a boundary: action patterns × resource patterns (with `*` globs),
+/// optionally limited to data classes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Action patterns, e.g. `crm:read*`.
+    pub actions: Vec<String>,
+    /// Resource patterns, e.g. `crm:contact/*`.
+    pub resources: Vec<String>,
+    /// Data classes this grant covers; empty means none are named.
+    #[serde(default)]
+    pub data_classes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBoundary {
+    #[serde(default)]
+    grants: Vec<Grant>,
+    #[serde(default)]
+    max_token_lifetime_secs: Option<u32>,
+    #[serde(default)]
+    delegates: Vec<AgentId>,
+}
+
+/// The documented ceiling of an agent. Stored now; enforced by the decision path
+/// (grants, delegates) and by the token service (`max_token_lifetime_secs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawBoundary")]
+pub struct Boundary {
+    /// What the agent may ever do.
+    pub grants: Vec<Grant>,
+    /// The longest access-token lifetime this agent may hold, in seconds (1..=86400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_token_lifetime_secs: Option<u32>,
+    /// Agents this one may delegate to.
+    pub delegates: Vec<AgentId>,
+}
+
+/// The longest lifetime any boundary may allow: one day.
+pub const MAX_BOUNDARY_LIFETIME_SECS: u32 = 86_400;
+
+impl TryFrom<RawBoundary> for Boundary {
+    type Error = ValidationError;
+    fn try_from(r: RawBoundary) -> Result<Self, ValidationError> {
+        if r.grants.len() > 256 || r.delegates.len() > 256 {
+            return Err(invalid("boundary", "at most 256 grants and 256 delegates"));
+        }
+        let pattern_ok = |p: &String| {
+            !p.is_empty() && p.len() <= 256 && printable(p) && !p.chars().any(char::is_whitespace)
+        };
+        for g in &r.grants {
+            if g.actions.is_empty() || g.resources.is_empty() {
+                return Err(invalid("boundary", "each grant needs actions and resources"));
+            }
+            if !g.actions.iter().chain(&g.resources).chain(&g.data_classes).all(pattern_ok) {
+                return Err(invalid(
+                    "boundary",
+                    "patterns must be 1-256 printable characters without whitespace",
+                ));
+            }
+        }
+        if let Some(l) = r.max_token_lifetime_secs
+            && !(1..=MAX_BOUNDARY_LIFETIME_SECS).contains(&l)
+        {
+            return Err(invalid("boundary", "max_token_lifetime_secs must be 1..=86400"));
+        }
+        Ok(Self {
+            grants: r.grants,
+            max_token_lifetime_secs: r.max_token_lifetime_secs,
+            delegates: r.delegates,
+        })
+    }
+}
+
+/// Where an agent is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    /// May authenticate and act.
+    Active,
+    /// Temporarily stopped; reversible with resume.
+    Suspended,
+    /// Retired for good; its credentials and tokens never work again.
+    Decommissioned,
+}
+
+impl AgentStatus {
+    /// The status as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Decommissioned => "decommissioned",
+        }
+    }
+
+    /// Parses a stored or filter value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "suspended" => Some(Self::Suspended),
+            "decommissioned" => Some(Self::Decommissioned),
+            _ => None,
+        }
+    }
+
+    /// Whether moving from `self` to `to` is allowed.
+    ///
+    /// INVARIANT (lifecycle): `decommissioned` is final; suspend and resume only move
+    /// between `active` and `suspended`.
+    pub fn can_become(self, to: AgentStatus) -> bool {
+        matches!(
+            (self, to),
+            (Self::Active, Self::Suspended)
+                | (Self::Suspended, Self::Active)
+                | (Self::Active | Self::Suspended, Self::Decommissioned)
+        )
+    }
+}
+
+impl fmt::Display for AgentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An agent as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Agent {
+    /// `agt_…`; also the OAuth `client_id`.
+    pub id: AgentId,
+    /// Unique display name.
+    pub name: AgentName,
+    /// The accountable human.
+    pub owner: Owner,
+    /// What it is for.
+    pub purpose: Purpose,
+    /// Inventory labels.
+    pub labels: Labels,
+    /// Its ceiling.
+    pub boundary: Boundary,
+    /// Lifecycle status.
+    pub status: AgentStatus,
+    /// Why the status last changed, if a reason was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle() {
+        use AgentStatus::*;
+        assert!(Active.can_become(Suspended));
+        assert!(Suspended.can_become(Active));
+        assert!(Suspended.can_become(Decommissioned));
+        for to in [Active, Suspended, Decommissioned] {
+            assert!(!Decommissioned.can_become(to));
+        }
+        assert!(!Active.can_become(Active));
+    }
+
+    #[test]
+    fn checked_values() {
+        assert!(AgentName::try_from("billing-bot.v2".to_owned()).is_ok());
+        assert!(AgentName::try_from("-bad".to_owned()).is_err());
+        assert!(AgentName::try_from(String::new()).is_err());
+        assert!(Owner::try_from("alice@example.com".to_owned()).is_ok());
+        assert!(Owner::try_from("alice smith".to_owned()).is_err());
+        let b: Result<Boundary, _> =
+            serde_json::from_str(r#"{"max_token_lifetime_secs": 0}"#);
+        assert!(b.is_err());
+        let b: Result<Boundary, _> = serde_json::from_str(r#"{"bogus": 1}"#);
+        assert!(b.is_err());
+        let b: Boundary = serde_json::from_str(
+            r#"{"grants":[{"actions":["crm:read"],"resources":["crm:contact/*"]}],"max_token_lifetime_secs":600}"#,
+        )
+        .unwrap();
+        assert_eq!(b.max_token_lifetime_secs, Some(600));
+    }
+}

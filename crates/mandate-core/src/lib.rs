@@ -1,0 +1,13 @@
+//! Mandate's vocabulary: identifiers, agents, credentials, admin roles, time and randomness.
+//!
+//! This crate does no network or disk IO. Everything that reads the outside world (the
+//! wall clock, the OS random source) is reached through the [`clock::Clock`] and
+//! [`random::Random`] traits so that tests can control it.
+
+pub mod admin;
+pub mod agent;
+pub mod clock;
+pub mod credential;
+pub mod id;
+pub mod random;
+pub mod time;

@@ -1,0 +1,14 @@
+//! Mandate's source of truth: the SQLite store (one file, WAL), its migrations, and the
+//! private key files beside it.
+//!
+//! Only this crate contains SQL. Its calls block; async callers run them on a blocking
+//! thread. A PostgreSQL implementation behind shared repository traits arrives with the
+//! multi-node issue; until then [`Store`] is concrete.
+
+mod err;
+pub mod keyfile;
+mod migrate;
+mod sqlite;
+
+pub use err::StoreError;
+pub use sqlite::{AgentFilter, AuthCredential, SigningKeyRow, Store};

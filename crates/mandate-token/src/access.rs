@@ -1,0 +1,218 @@
+//! RFC 9068 JWT access tokens: issued with `typ: at+jwt`, EdDSA and a `kid`; verified
+//! against the key ring with Mandate's clock (never the library's).
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use mandate_core::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{KeyRing, SigningKey};
+
+/// One audience or several (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience, serialized as a string.
+    One(String),
+    /// Several audiences, serialized as an array.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// From a list: one element becomes a plain string.
+    pub fn from_list(mut list: Vec<String>) -> Option<Self> {
+        match list.len() {
+            0 => None,
+            1 => list.pop().map(Self::One),
+            _ => Some(Self::Many(list)),
+        }
+    }
+
+    /// Whether `aud` is among the audiences.
+    pub fn contains(&self, aud: &str) -> bool {
+        match self {
+            Self::One(a) => a == aud,
+            Self::Many(v) => v.iter().any(|a| a == aud),
+        }
+    }
+}
+
+/// The claims of a Mandate access token (RFC 9068 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The issuer (Mandate's issuer URL).
+    pub iss: String,
+    /// The subject: the agent id for client-credentials tokens.
+    pub sub: String,
+    /// Who the token is for (RFC 8707 `resource`, or the configured default).
+    pub aud: Audience,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Unique token id (`tok_…`), the handle for revocation.
+    pub jti: String,
+    /// The OAuth client (the agent id).
+    pub client_id: String,
+    /// Granted scope, space-delimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// The `typ` header of access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Why a token was not issued.
+#[derive(Debug, thiserror::Error)]
+#[error("could not sign access token: {0}")]
+pub struct IssueError(String);
+
+/// Signs `claims` with the current key.
+pub fn issue(key: &SigningKey, claims: &AccessClaims) -> Result<String, IssueError> {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+    header.kid = Some(key.kid().to_owned());
+    jsonwebtoken::encode(&header, claims, key.encoding_key()).map_err(|e| IssueError(e.to_string()))
+}
+
+/// Why a presented access token is not valid.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    /// Not a well-formed JWS, or claims of the wrong shape.
+    #[error("malformed token")]
+    Malformed,
+    /// `alg` is not EdDSA or `typ` is not `at+jwt`.
+    #[error("wrong token type or algorithm")]
+    WrongType,
+    /// `kid` missing or not (any longer) published.
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    Signature,
+    /// Issued by someone else.
+    #[error("wrong issuer")]
+    Issuer,
+    /// Past `exp`.
+    #[error("expired")]
+    Expired,
+    /// Before `nbf`.
+    #[error("not yet valid")]
+    NotYetValid,
+}
+
+/// Verifies signature, header, issuer and time window of an access token.
+///
+/// Audience is not checked here: the caller knows which audience it serves.
+/// Revocation and agent status are the caller's to check too (they need the store).
+pub fn verify(
+    ring: &KeyRing,
+    token: &str,
+    issuer: &str,
+    now: Timestamp,
+) -> Result<AccessClaims, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    let typ_ok = header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt"));
+    if header.alg != Algorithm::EdDSA || !typ_ok {
+        return Err(VerifyError::WrongType);
+    }
+    let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+    let key = ring.decoding_key(kid).ok_or(VerifyError::UnknownKey)?;
+    let mut v = Validation::new(Algorithm::EdDSA);
+    // Time is checked below against Mandate's clock, audience by the caller.
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &v).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind;
+        match e.kind() {
+            ErrorKind::InvalidSignature => VerifyError::Signature,
+            _ => VerifyError::Malformed,
+        }
+    })?;
+    let c = data.claims;
+    if c.iss != issuer {
+        return Err(VerifyError::Issuer);
+    }
+    if now.secs() >= c.exp {
+        return Err(VerifyError::Expired);
+    }
+    if now.secs() < c.nbf {
+        return Err(VerifyError::NotYetValid);
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mandate_core::random::OsRandom;
+    use proptest::prelude::*;
+
+    fn claims(exp: i64, scope: Option<String>) -> AccessClaims {
+        AccessClaims {
+            iss: "http://mandate.test".into(),
+            sub: "agt_01J00000000000000000000000".into(),
+            aud: Audience::One("https://api.example".into()),
+            exp,
+            iat: 1000,
+            nbf: 1000,
+            jti: "tok_01J00000000000000000000000".into(),
+            client_id: "agt_01J00000000000000000000000".into(),
+            scope,
+        }
+    }
+
+    fn ring() -> KeyRing {
+        KeyRing::new(SigningKey::generate(&OsRandom).unwrap(), vec![]).unwrap()
+    }
+
+    #[test]
+    fn window_issuer_and_key() {
+        let ring = ring();
+        let t = issue(ring.current(), &claims(1300, None)).unwrap();
+        let at = Timestamp::from_secs;
+        assert!(verify(&ring, &t, "http://mandate.test", at(1000)).is_ok());
+        assert_eq!(verify(&ring, &t, "http://mandate.test", at(999)), Err(VerifyError::NotYetValid));
+        assert_eq!(verify(&ring, &t, "http://mandate.test", at(1300)), Err(VerifyError::Expired));
+        assert_eq!(verify(&ring, &t, "http://other", at(1000)), Err(VerifyError::Issuer));
+        let other = self::ring();
+        assert_eq!(verify(&other, &t, "http://mandate.test", at(1000)), Err(VerifyError::UnknownKey));
+        assert_eq!(verify(&ring, "a.b.c", "http://mandate.test", at(1000)), Err(VerifyError::Malformed));
+    }
+
+    #[test]
+    fn tampered_payload_fails_signature() {
+        let ring = ring();
+        let t = issue(ring.current(), &claims(1300, Some("read".into()))).unwrap();
+        let parts: Vec<&str> = t.split('.').collect();
+        let forged_claims = claims(1300, Some("admin".into()));
+        let payload = crate::b64::encode(&serde_json::to_vec(&forged_claims).unwrap());
+        let forged = format!("{}.{}.{}", parts[0], payload, parts[2]);
+        assert_eq!(
+            verify(&ring, &forged, "http://mandate.test", Timestamp::from_secs(1000)),
+            Err(VerifyError::Signature)
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn round_trip(exp in 1001i64..10_000_000, scope in proptest::option::of("[a-z:]{1,20}( [a-z:]{1,20}){0,3}")) {
+            let ring = ring();
+            let c = claims(exp, scope);
+            let t = issue(ring.current(), &c).unwrap();
+            prop_assert_eq!(verify(&ring, &t, "http://mandate.test", Timestamp::from_secs(1000)), Ok(c));
+        }
+
+        #[test]
+        fn garbage_never_panics(s in "\\PC{0,200}") {
+            let _ = verify(&ring(), &s, "http://mandate.test", Timestamp::from_secs(1000));
+        }
+    }
+}
