@@ -126,7 +126,10 @@ impl AgentRow {
 const CREDENTIAL_COLUMNS: &str =
     "id, agent_id, kind, public_jwk, key_id, created_at, expires_at, revoked_at, replaced_by, secret_hash";
 
-fn credential_row(r: &Row<'_>) -> rusqlite::Result<(Vec<Option<String>>, [Option<i64>; 3], Option<String>)> {
+/// A credential row: text columns, time columns, secret hash.
+type CredentialRow = (Vec<Option<String>>, [Option<i64>; 3], Option<String>);
+
+fn credential_row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
     Ok((
         vec![r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(8)?],
         [r.get(5)?, r.get(6)?, r.get(7)?],
@@ -134,9 +137,7 @@ fn credential_row(r: &Row<'_>) -> rusqlite::Result<(Vec<Option<String>>, [Option
     ))
 }
 
-fn into_credential(
-    (text, times, hash): (Vec<Option<String>>, [Option<i64>; 3], Option<String>),
-) -> Result<AuthCredential, StoreError> {
+fn into_credential((text, times, hash): CredentialRow) -> Result<AuthCredential, StoreError> {
     let bad = |what: &str| StoreError::Corrupt(format!("credential: {what}"));
     let mut text = text.into_iter();
     let mut next = || text.next().flatten();

@@ -66,7 +66,7 @@ impl PublicJwk {
         }
         let kty = str_member(m, "kty").ok_or(JwkError::Shape)?;
         let crv = str_member(m, "crv").ok_or(JwkError::Shape)?;
-        let (mut normalized, thumb_input, alg) = match (kty, crv) {
+        let (normalized, thumb_input, alg) = match (kty, crv) {
             ("OKP", "Ed25519") => {
                 let x = coord(m, "x", "Ed25519")?;
                 let arr: [u8; 32] = x.as_slice().try_into().map_err(|_| JwkError::BadKey("Ed25519"))?;
@@ -91,28 +91,29 @@ impl PublicJwk {
             }
             _ => return Err(JwkError::Unsupported),
         };
+        let Value::Object(mut normalized) = normalized else { return Err(JwkError::Shape) };
         if let Some(a) = m.get("alg") {
             let want = if alg == Algorithm::EdDSA { "EdDSA" } else { "ES256" };
             if a.as_str() != Some(want) {
                 return Err(JwkError::Mismatch("alg"));
             }
-            normalized["alg"] = json!(want);
+            normalized.insert("alg".into(), json!(want));
         }
         if let Some(u) = m.get("use") {
             if u.as_str() != Some("sig") {
                 return Err(JwkError::Mismatch("use"));
             }
-            normalized["use"] = json!("sig");
+            normalized.insert("use".into(), json!("sig"));
         }
         if let Some(k) = m.get("kid") {
             let k = k.as_str().ok_or(JwkError::Kid)?;
             if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) {
                 return Err(JwkError::Kid);
             }
-            normalized["kid"] = json!(k);
+            normalized.insert("kid".into(), json!(k));
         }
         let thumbprint = b64::encode(&Sha256::digest(thumb_input.as_bytes()));
-        Ok(Self { normalized, thumbprint, alg })
+        Ok(Self { normalized: Value::Object(normalized), thumbprint, alg })
     }
 
     /// The stored form: public parameters plus `kid`/`alg`/`use` if given.

@@ -1,1 +1,298 @@
-fn main() {}
+//! The `mandate` binary: `mandate serve` runs the server; every other command is a client
+//! of its admin API (address and admin token from flags or `MANDATE_ADDR`/`MANDATE_TOKEN`).
+//!
+//! Exit codes: 0 success, 1 the server refused or failed, 2 bad usage or configuration.
+
+mod client;
+mod config;
+mod serve;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "mandate", version, about = "Identity, short-lived authority and a record for AI agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (zero configuration: creates ./mandate-data on first start)
+    Serve(ServeArgs),
+    /// Register and manage agents
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Create, list and revoke admin tokens
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCmd),
+    /// Signing keys
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file (also MANDATE_CONFIG)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free one (default 127.0.0.1:8080)
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory (default ./mandate-data)
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Issuer URL put in tokens (default http://<listen address>)
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Read the admin bootstrap token from this file instead of generating one
+    #[arg(long)]
+    bootstrap_token_file: Option<PathBuf>,
+}
+
+/// Where the server is and who is asking; shared by every client command.
+#[derive(Args, Clone)]
+pub struct Conn {
+    /// Server address
+    #[arg(long, env = "MANDATE_ADDR", default_value = "http://127.0.0.1:8080", global = true)]
+    pub addr: String,
+    /// Admin token
+    #[arg(long, env = "MANDATE_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print the server's JSON instead of a summary
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum AgentCmd {
+    /// Register an agent
+    Register {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        name: String,
+        /// The accountable human (email or user name)
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        purpose: Option<String>,
+        /// A label, key=value (repeatable)
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// The boundary as JSON, or @FILE
+        #[arg(long)]
+        boundary: Option<String>,
+    },
+    /// List agents
+    List {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        /// key=value
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one agent
+    Show {
+        #[command(flatten)]
+        conn: Conn,
+        id: String,
+    },
+    /// Change an agent's name, owner, purpose, labels or boundary
+    Update {
+        #[command(flatten)]
+        conn: Conn,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Replace all labels with these, key=value (repeatable)
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// The boundary as JSON, or @FILE
+        #[arg(long)]
+        boundary: Option<String>,
+    },
+    /// Suspend an agent (reversible); its tokens stop working at once
+    Suspend(StatusArgs),
+    /// Resume a suspended agent
+    Resume(StatusArgs),
+    /// Decommission an agent for good; revokes its credentials
+    Decommission(StatusArgs),
+    /// Manage an agent's credentials
+    #[command(subcommand)]
+    Credential(CredentialCmd),
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    pub id: String,
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CredentialType {
+    ClientSecret,
+    PublicKey,
+}
+
+#[derive(Subcommand)]
+pub enum CredentialCmd {
+    /// Add a client secret (shown once) or a public key (JWK)
+    Add {
+        #[command(flatten)]
+        conn: Conn,
+        agent: String,
+        #[arg(long = "type", value_enum)]
+        kind: CredentialType,
+        /// Public JWK as JSON, or @FILE (for public-key)
+        #[arg(long)]
+        jwk: Option<String>,
+        /// RFC 3339 time when the credential stops working
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List an agent's credentials (never their secrets)
+    List {
+        #[command(flatten)]
+        conn: Conn,
+        agent: String,
+    },
+    /// Replace a credential; the old one works for --overlap-secs more
+    Rotate {
+        #[command(flatten)]
+        conn: Conn,
+        agent: String,
+        credential: String,
+        #[arg(long)]
+        overlap_secs: Option<u32>,
+        /// The new public JWK as JSON, or @FILE (for public keys)
+        #[arg(long)]
+        jwk: Option<String>,
+    },
+    /// Revoke a credential now
+    Revoke {
+        #[command(flatten)]
+        conn: Conn,
+        agent: String,
+        credential: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Auditor,
+    Approver,
+}
+
+#[derive(Subcommand)]
+pub enum AdminTokenCmd {
+    /// Create a named admin token (shown once)
+    Create {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// List admin tokens
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Revoke an admin token
+    Revoke {
+        #[command(flatten)]
+        conn: Conn,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Start signing with a new key; the old one stays published until its tokens expire
+    Rotate {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List published signing keys
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+fn env_snapshot() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("MANDATE_"))
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(a) => {
+            let env = env_snapshot();
+            let flags = config::Flags {
+                config: a.config,
+                listen: a.listen,
+                data_dir: a.data_dir,
+                issuer: a.issuer,
+                bootstrap_token_file: a.bootstrap_token_file,
+            };
+            let cfg = match config::load(&flags, &env) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("error: invalid configuration ({} problem{}):", errors.len(), if errors.len() == 1 { "" } else { "s" });
+                    for e in errors {
+                        eprintln!("  - {e}");
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_max_level(cfg.log_level)
+                .with_ansi(false)
+                .init();
+            match runtime.block_on(serve::run(cfg, &env)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Agent(c) => runtime.block_on(client::agent(c)),
+        Command::AdminToken(c) => runtime.block_on(client::admin_token(c)),
+        Command::Keys(c) => runtime.block_on(client::keys(c)),
+    }
+}

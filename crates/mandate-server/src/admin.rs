@@ -1,0 +1,105 @@
+//! Admin tokens and signing keys through the admin API.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mandate_core::admin::{AdminToken, Role};
+use mandate_core::id::AdminTokenId;
+use mandate_token::secret;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Admin, ApiJson};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewAdminToken {
+    name: String,
+    role: Role,
+}
+
+/// `POST /v1/admin-tokens`: the token is in this response and nowhere else.
+pub(crate) async fn create_token(
+    State(state): State<Arc<AppState>>,
+    admin: Admin,
+    ApiJson(req): ApiJson<NewAdminToken>,
+) -> Result<Response, ApiError> {
+    admin.require_write()?;
+    if req.name.is_empty() || req.name.len() > 64 || req.name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("invalid_field", "name must be 1-64 printable characters"));
+    }
+    let (record, token) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
+        let id = AdminTokenId::generate(s.clock.as_ref(), s.random.as_ref()).map_err(ApiError::internal)?;
+        let token = secret::new_admin_token(s.random.as_ref()).map_err(ApiError::internal)?;
+        let record = AdminToken { id, name: req.name, role: req.role, bootstrap: false, created_at: s.clock.now(), revoked_at: None };
+        s.store.insert_admin_token(&record, &secret::admin_token_digest(token.expose()))?;
+        Ok((record, token))
+    })
+    .await??;
+    tracing::info!(by = %admin.0.id, id = %record.id, role = record.role.as_str(), "admin token created");
+    Ok((StatusCode::CREATED, Json(json!({"admin_token": record, "token": token.expose()}))).into_response())
+}
+
+/// `GET /v1/admin-tokens`.
+pub(crate) async fn list_tokens(State(state): State<Arc<AppState>>, _admin: Admin) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = crate::blocking(&state, |s| s.store.list_admin_tokens()).await??;
+    Ok(Json(json!({"items": items})))
+}
+
+/// `DELETE /v1/admin-tokens/{id}`.
+pub(crate) async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    admin.require_write()?;
+    let id = AdminTokenId::parse(&id).map_err(|e| ApiError::not_found(e.to_string()))?;
+    let by = admin.0.id.clone();
+    crate::blocking(&state, move |s| {
+        s.store.revoke_admin_token(&id, s.clock.now())?;
+        tracing::info!(%by, %id, "admin token revoked");
+        Ok::<_, ApiError>(())
+    })
+    .await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/keys`: the signing keys still published.
+pub(crate) async fn list_keys(State(state): State<Arc<AppState>>, _admin: Admin) -> Result<Json<serde_json::Value>, ApiError> {
+    let rows = crate::blocking(&state, |s| s.store.published_signing_keys(s.clock.now())).await??;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "kid": r.kid,
+                "created_at": r.created_at,
+                "current": r.retired_at.is_none(),
+                "retired_at": r.retired_at,
+                "published_until": r.publish_until,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+/// `POST /v1/keys/rotate`: a new key signs from now on; the old one stays published
+/// until every token it signed has expired.
+pub(crate) async fn rotate_keys(State(state): State<Arc<AppState>>, admin: Admin) -> Result<Json<serde_json::Value>, ApiError> {
+    admin.require_write()?;
+    let by = admin.0.id.clone();
+    let out = crate::blocking(&state, move |s| {
+        let now = s.clock.now();
+        // Tokens live at most max_token_lifetime_secs; a minute more covers clock skew.
+        let publish = s.config.max_token_lifetime_secs.saturating_add(60);
+        let (old, new) = s.keys.rotate(&s.store, now, s.random.as_ref(), publish).map_err(ApiError::internal)?;
+        tracing::info!(%by, %old, %new, "signing key rotated");
+        Ok::<_, ApiError>(json!({"kid": new, "retired_kid": old, "retired_published_until": now.plus_secs(i64::from(publish))}))
+    })
+    .await??;
+    Ok(Json(out))
+}

@@ -1,0 +1,402 @@
+//! The OAuth 2.0 endpoints: token (RFC 6749 client credentials; client authentication by
+//! `client_secret_basic`, `client_secret_post` and RFC 7523 `private_key_jwt`),
+//! introspection (RFC 7662) and revocation (RFC 7009).
+//!
+//! Client authentication fails with one indistinguishable `invalid_client` whether the
+//! client is unknown or the secret wrong; secrets are compared by Argon2id verification
+//! (constant time), and an unknown client costs the same Argon2id work.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Request, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use mandate_core::agent::{Agent, AgentStatus};
+use mandate_core::credential::CredentialKind;
+use mandate_core::id::{AgentId, TokenId};
+use mandate_token::access::{self, AccessClaims, Audience};
+use mandate_token::assertion;
+use mandate_token::jwk::PublicJwk;
+use mandate_token::secret;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, OAuthError};
+use crate::extract::{bearer, is_form, looks_like_jwt, parse_pairs, read_body};
+
+const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Form parameters, with RFC 6749 §3.2's rule that none (but `resource`) repeats.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    async fn read(state: &AppState, req: Request<Body>) -> Result<(HeaderMap, Self), OAuthError> {
+        let (parts, body) = req.into_parts();
+        if !is_form(&parts.headers) {
+            return Err(OAuthError::invalid_request("expected Content-Type: application/x-www-form-urlencoded"));
+        }
+        let bytes = read_body(body, state.config.max_body_bytes)
+            .await
+            .map_err(|_| OAuthError::invalid_request("request body too large"))?;
+        let pairs = parse_pairs(&bytes);
+        let mut seen = HashSet::new();
+        for (k, _) in &pairs {
+            if k != "resource" && !seen.insert(k.as_str()) {
+                return Err(OAuthError::invalid_request(format!("parameter `{k}` repeated")));
+            }
+        }
+        Ok((parts.headers, Self(pairs)))
+    }
+
+    /// The value of `k`; an empty value counts as absent (RFC 6749 §3.1).
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(n, v)| n == k && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, k: &str) -> Vec<&str> {
+        self.0.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+enum ClientAuth {
+    Secret { client_id: String, secret: String },
+    Assertion { client_id: Option<String>, assertion: String },
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let bad = || OAuthError::invalid_client("malformed Basic credentials");
+    let v = v.to_str().map_err(|_| bad())?;
+    let Some((scheme, rest)) = v.split_once(' ') else { return Err(bad()) };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret))))
+}
+
+/// Which single client authentication method the request uses (RFC 6749 §2.3: at most one).
+fn client_auth(headers: &HeaderMap, p: &Params) -> Result<Option<ClientAuth>, OAuthError> {
+    let basic = basic_credentials(headers)?;
+    let post = p.get("client_secret");
+    let assertion = match (p.get("client_assertion_type"), p.get("client_assertion")) {
+        (Some(JWT_BEARER_ASSERTION), Some(a)) => Some(a),
+        (None, None) => None,
+        (Some(t), _) if t != JWT_BEARER_ASSERTION => {
+            return Err(OAuthError::invalid_client(format!("unsupported client_assertion_type `{t}`")));
+        }
+        _ => return Err(OAuthError::invalid_request("client_assertion and client_assertion_type go together")),
+    };
+    let methods = usize::from(basic.is_some()) + usize::from(post.is_some()) + usize::from(assertion.is_some());
+    if methods > 1 {
+        return Err(OAuthError::invalid_request("use exactly one client authentication method"));
+    }
+    let client_id = p.get("client_id").map(str::to_owned);
+    Ok(if let Some((id, s)) = basic {
+        if client_id.as_ref().is_some_and(|c| *c != id) {
+            return Err(OAuthError::invalid_request("client_id does not match the Basic credentials"));
+        }
+        Some(ClientAuth::Secret { client_id: id, secret: s })
+    } else if let Some(s) = post {
+        let id = client_id.ok_or_else(|| OAuthError::invalid_request("client_secret needs client_id"))?;
+        Some(ClientAuth::Secret { client_id: id, secret: s.to_owned() })
+    } else {
+        assertion.map(|a| ClientAuth::Assertion { client_id, assertion: a.to_owned() })
+    })
+}
+
+fn failed() -> OAuthError {
+    OAuthError::invalid_client("client authentication failed")
+}
+
+/// Authenticates the calling client and returns its agent, which must be active.
+/// `endpoint` is the URL being called (an accepted assertion audience).
+async fn authenticate(state: &Arc<AppState>, auth: ClientAuth, endpoint: String) -> Result<Agent, OAuthError> {
+    let agent = match auth {
+        ClientAuth::Secret { client_id, secret } => {
+            crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
+                let Ok(id) = AgentId::parse(&client_id) else {
+                    secret::verify_against_dummy(&secret);
+                    return Ok(None);
+                };
+                let Some(agent) = s.store.get_agent(&id)? else {
+                    secret::verify_against_dummy(&secret);
+                    return Ok(None);
+                };
+                let now = s.clock.now();
+                let creds = s.store.credentials(&id)?;
+                let mut hashes = creds
+                    .iter()
+                    .filter(|c| c.credential.kind == CredentialKind::ClientSecret && c.credential.usable_at(now))
+                    .filter_map(|c| c.secret_hash.as_deref())
+                    .peekable();
+                if hashes.peek().is_none() {
+                    secret::verify_against_dummy(&secret);
+                    return Ok(None);
+                }
+                // Check every candidate so timing does not reveal which one matched.
+                let ok = hashes.fold(false, |acc, h| secret::verify_client_secret(&secret, h) | acc);
+                Ok(ok.then_some(agent))
+            })
+            .await
+            .map_err(|e| OAuthError::server_error(e.code()))??
+        }
+        ClientAuth::Assertion { client_id, assertion: jwt } => {
+            let sub = assertion::peek_subject(&jwt).map_err(|_| failed())?;
+            if client_id.as_ref().is_some_and(|c| *c != sub) {
+                return Err(failed());
+            }
+            let id = AgentId::parse(&sub).map_err(|_| failed())?;
+            let issuer = state.config.issuer.clone();
+            let token_endpoint = state.config.token_endpoint();
+            crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
+                let Some(agent) = s.store.get_agent(&id)? else { return Ok(None) };
+                let now = s.clock.now();
+                let keys: Vec<PublicJwk> = s
+                    .store
+                    .credentials(&id)?
+                    .iter()
+                    .filter(|c| c.credential.kind == CredentialKind::PublicKey && c.credential.usable_at(now))
+                    .filter_map(|c| c.credential.public_jwk.as_ref().and_then(|j| PublicJwk::parse(j).ok()))
+                    .collect();
+                let refs: Vec<&PublicJwk> = keys.iter().collect();
+                let auds = [token_endpoint.as_str(), issuer.as_str(), endpoint.as_str()];
+                let verified = match assertion::verify(&jwt, id.as_str(), &refs, &auds, now) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::info!(client_id = %id, reason = %e, "client assertion refused");
+                        return Ok(None);
+                    }
+                };
+                // INVARIANT (replay): a jti is accepted once per client within its lifetime.
+                if !s.store.record_assertion_jti(&id, &verified.jti, verified.exp, now)? {
+                    tracing::warn!(client_id = %id, "client assertion replayed");
+                    return Err(OAuthError::invalid_client("client assertion already used"));
+                }
+                Ok(Some(agent))
+            })
+            .await
+            .map_err(|e| OAuthError::server_error(e.code()))??
+        }
+    };
+    let agent = agent.ok_or_else(failed)?;
+    if agent.status != AgentStatus::Active {
+        tracing::info!(client_id = %agent.id, status = %agent.status, "inactive client refused");
+        return Err(OAuthError::invalid_client(format!("client is {}", agent.status)));
+    }
+    Ok(agent)
+}
+
+/// RFC 6749 §3.3 scope syntax: space-separated tokens of `%x21 / %x23-5B / %x5D-7E`.
+fn check_scope(scope: &str) -> Result<String, OAuthError> {
+    let nqchar = |c: char| matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E');
+    if scope.len() > 1024 {
+        return Err(OAuthError::invalid_scope("scope longer than 1024 characters"));
+    }
+    let mut tokens: Vec<&str> = Vec::new();
+    for t in scope.split(' ') {
+        if t.is_empty() || !t.chars().all(nqchar) {
+            return Err(OAuthError::invalid_scope("scope must be space-separated tokens of printable ASCII"));
+        }
+        if !tokens.contains(&t) {
+            tokens.push(t);
+        }
+    }
+    Ok(tokens.join(" "))
+}
+
+/// RFC 8707 §2: a resource is an absolute URI without a fragment.
+fn check_resource(r: &str) -> Result<(), OAuthError> {
+    let scheme_ok = r.split_once(':').is_some_and(|(s, rest)| {
+        !rest.is_empty()
+            && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if !scheme_ok || r.contains('#') || r.len() > 2048 || r.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(OAuthError::invalid_target(format!("resource `{}` is not an absolute URI without a fragment", r.escape_debug())));
+    }
+    Ok(())
+}
+
+fn no_store(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// `POST /oauth/token`.
+pub(crate) async fn token(State(state): State<Arc<AppState>>, req: Request<Body>) -> Result<Response, OAuthError> {
+    let (headers, p) = Params::read(&state, req).await?;
+    let auth = client_auth(&headers, &p)?.ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
+    let agent = authenticate(&state, auth, state.config.token_endpoint()).await?;
+    match p.get("grant_type") {
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(OAuthError::unsupported_grant_type(format!("grant_type `{}` is not supported", other.escape_debug())));
+        }
+    }
+    let scope = p.get("scope").map(check_scope).transpose()?;
+    let resources = p.all("resource");
+    if resources.len() > 8 {
+        return Err(OAuthError::invalid_target("at most 8 resource parameters"));
+    }
+    for r in &resources {
+        check_resource(r)?;
+    }
+    let aud = Audience::from_list(resources.iter().map(|r| (*r).to_owned()).collect())
+        .unwrap_or_else(|| Audience::One(state.config.default_audience.clone()));
+    // INVARIANT (lifetime): never longer than the server's default nor the agent's maximum.
+    let lifetime = agent
+        .boundary
+        .max_token_lifetime_secs
+        .map_or(state.config.default_token_lifetime_secs, |m| m.min(state.config.default_token_lifetime_secs));
+    let now = state.clock.now();
+    let jti = TokenId::generate(state.clock.as_ref(), state.random.as_ref()).map_err(OAuthError::server_error)?;
+    let claims = AccessClaims {
+        iss: state.config.issuer.clone(),
+        sub: agent.id.to_string(),
+        aud,
+        exp: now.plus_secs(i64::from(lifetime)).secs(),
+        iat: now.secs(),
+        nbf: now.secs(),
+        jti: jti.to_string(),
+        client_id: agent.id.to_string(),
+        scope: scope.clone(),
+    };
+    let ring = state.keys.ring(&state.store, now).map_err(OAuthError::server_error)?;
+    let token = access::issue(ring.current(), &claims).map_err(OAuthError::server_error)?;
+    tracing::info!(client_id = %agent.id, jti = %claims.jti, expires_in = lifetime, "access token issued");
+    let mut body = serde_json::Map::new();
+    body.insert("access_token".into(), json!(token));
+    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("expires_in".into(), json!(lifetime));
+    if let Some(s) = scope {
+        body.insert("scope".into(), json!(s));
+    }
+    Ok(no_store(Json(Value::Object(body)).into_response()))
+}
+
+/// The claims of `token` if it is active now: valid signature, type, issuer and window,
+/// not revoked, and its agent exists and is active. Any error is "not active".
+pub(crate) fn active_claims(s: &AppState, token: &str) -> Option<AccessClaims> {
+    let now = s.clock.now();
+    let ring = s.keys.ring(&s.store, now).ok()?;
+    let claims = access::verify(&ring, token, &s.config.issuer, now).ok()?;
+    if s.store.is_token_revoked(&claims.jti).unwrap_or(true) {
+        return None;
+    }
+    let id = AgentId::parse(&claims.client_id).ok()?;
+    let agent = s.store.get_agent(&id).ok()??;
+    (agent.status == AgentStatus::Active).then_some(claims)
+}
+
+/// Who may introspect or revoke: an admin token, or an authenticated agent (own tokens only).
+enum Caller {
+    Admin { can_write: bool },
+    Agent(AgentId),
+}
+
+async fn caller(state: &Arc<AppState>, headers: &HeaderMap, p: &Params, endpoint: &str) -> Result<Caller, OAuthError> {
+    if let Some(t) = bearer(headers) {
+        if looks_like_jwt(t) {
+            return Err(OAuthError::invalid_client("agent access tokens cannot authenticate here"));
+        }
+        let digest = secret::admin_token_digest(t);
+        let admin = crate::blocking(state, move |s| s.store.admin_token_by_digest(&digest))
+            .await
+            .map_err(|e: ApiError| OAuthError::server_error(e.code()))??;
+        return admin
+            .map(|a| Caller::Admin { can_write: a.role.can_write() })
+            .ok_or_else(|| OAuthError::invalid_client("unknown admin token"));
+    }
+    let auth = client_auth(headers, p)?.ok_or_else(|| OAuthError::invalid_client("authentication required"))?;
+    Ok(Caller::Agent(authenticate(state, auth, format!("{}{endpoint}", state.config.issuer)).await?.id))
+}
+
+/// `POST /oauth/introspect` (RFC 7662).
+pub(crate) async fn introspect(State(state): State<Arc<AppState>>, req: Request<Body>) -> Result<Response, OAuthError> {
+    let (headers, p) = Params::read(&state, req).await?;
+    let who = caller(&state, &headers, &p, "/oauth/introspect").await?;
+    let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?.to_owned();
+    let claims = crate::blocking(&state, move |s| active_claims(s, &token))
+        .await
+        .map_err(|e| OAuthError::server_error(e.code()))?;
+    let claims = claims.filter(|c| match &who {
+        Caller::Admin { .. } => true,
+        Caller::Agent(id) => c.client_id == id.as_str(),
+    });
+    let body = match claims {
+        None => json!({"active": false}),
+        Some(c) => {
+            let mut v = serde_json::to_value(&c).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("active".into(), json!(true));
+                m.insert("token_type".into(), json!("Bearer"));
+            }
+            v
+        }
+    };
+    Ok(no_store(Json(body).into_response()))
+}
+
+/// `POST /oauth/revoke` (RFC 7009). Answers 200 for tokens that are already invalid.
+pub(crate) async fn revoke(State(state): State<Arc<AppState>>, req: Request<Body>) -> Result<Response, OAuthError> {
+    let (headers, p) = Params::read(&state, req).await?;
+    let who = caller(&state, &headers, &p, "/oauth/revoke").await?;
+    let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?.to_owned();
+    if let Caller::Admin { can_write: false } = who {
+        return Err(OAuthError::unauthorized_client("read-only admin tokens cannot revoke"));
+    }
+    let outcome = crate::blocking(&state, move |s| -> Result<(), OAuthError> {
+        let now = s.clock.now();
+        let ring = s.keys.ring(&s.store, now).map_err(OAuthError::server_error)?;
+        // Expired or foreign tokens need no revocation; a bad signature is just invalid.
+        let Ok(claims) = access::verify(&ring, &token, &s.config.issuer, now) else { return Ok(()) };
+        if let Caller::Agent(id) = &who
+            && claims.client_id != id.as_str()
+        {
+            return Err(OAuthError::unauthorized_client("the token was issued to another client"));
+        }
+        s.store.revoke_token(&claims.jti, mandate_core::time::Timestamp::from_secs(claims.exp), now)?;
+        tracing::info!(jti = %claims.jti, client_id = %claims.client_id, "access token revoked");
+        Ok(())
+    })
+    .await
+    .map_err(|e| OAuthError::server_error(e.code()))?;
+    outcome?;
+    Ok(no_store(axum::http::StatusCode::OK.into_response()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_syntax() {
+        assert_eq!(check_scope("a b a").unwrap(), "a b");
+        assert!(check_scope("a  b").is_err());
+        assert!(check_scope("a\"b").is_err());
+        assert!(check_scope("é").is_err());
+    }
+
+    #[test]
+    fn resource_syntax() {
+        assert!(check_resource("https://api.example.com/v1").is_ok());
+        assert!(check_resource("urn:example:thing").is_ok());
+        for bad in ["/relative", "https://x#frag", "noscheme", "1http://x", "https://x y"] {
+            assert!(check_resource(bad).is_err(), "{bad}");
+        }
+    }
+}

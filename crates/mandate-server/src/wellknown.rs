@@ -1,0 +1,68 @@
+//! Public documents and probes: JWKS, RFC 8414 metadata, `/healthz`, `/readyz`, and the
+//! access log (method, path, status, latency — never headers, queries or bodies).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// `GET /.well-known/jwks.json`: every key whose tokens may still be valid.
+pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let ring = crate::blocking(&state, |s| s.keys.ring(&s.store, s.clock.now()))
+        .await?
+        .map_err(ApiError::internal)?;
+    let mut res = Json(ring.jwks()).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    Ok(res)
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §2).
+pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let iss = &state.config.issuer;
+    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    Json(json!({
+        "issuer": iss,
+        "token_endpoint": state.config.token_endpoint(),
+        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{iss}/oauth/introspect"),
+        "revocation_endpoint": format!("{iss}/oauth/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+    }))
+}
+
+/// `GET /healthz`: the process is up.
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the store answers.
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    crate::blocking(&state, |s| s.store.journal_mode()).await??;
+    Ok(Json(json!({"status": "ready"})))
+}
+
+/// Logs one line per request.
+pub(crate) async fn access_log(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    #[expect(clippy::disallowed_methods, reason = "latency measurement, not wall-clock time")]
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(%method, %path, status = res.status().as_u16(), micros = start.elapsed().as_micros(), "request");
+    res
+}

@@ -1,0 +1,237 @@
+//! `mandate serve` configuration: defaults, then an optional TOML file, then `MANDATE_*`
+//! environment variables, then flags — each later source overriding the earlier.
+//!
+//! Unknown keys (in the file or as `MANDATE_*` variables) are errors, and every error of
+//! every source is collected so the operator sees them all at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Variables the CLI client reads, and the config-file pointer; not config keys.
+const CLIENT_VARS: &[&str] = &["MANDATE_ADDR", "MANDATE_TOKEN", "MANDATE_CONFIG", "MANDATE_BOOTSTRAP_TOKEN"];
+
+/// The merged configuration of `mandate serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub issuer: Option<String>,
+    pub log_level: tracing::Level,
+    pub token_default_lifetime_secs: u32,
+    pub token_max_lifetime_secs: u32,
+    pub token_default_audience: Option<String>,
+    pub http_max_body_bytes: usize,
+    pub bootstrap_token_file: Option<PathBuf>,
+}
+
+/// A value from some source, still as text (TOML scalars are rendered to text).
+struct Raw {
+    value: String,
+    source: String,
+}
+
+/// Every config key, its environment variable, and how to apply it.
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "issuer",
+    "log_level",
+    "token.default_lifetime_secs",
+    "token.max_lifetime_secs",
+    "token.default_audience",
+    "http.max_body_bytes",
+    "bootstrap_token_file",
+];
+
+fn env_name(key: &str) -> String {
+    format!("MANDATE_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// Flattens a TOML table into dotted keys, reporting non-scalar values.
+fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, Raw>, errors: &mut Vec<String>, file: &str) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let value = match v {
+            toml::Value::Table(t) => {
+                flatten(&key, t, out, errors, file);
+                continue;
+            }
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                errors.push(format!("{file}: `{key}` must be a string or a number"));
+                continue;
+            }
+        };
+        let source = format!("{file}: `{key}`");
+        out.insert(key, Raw { value, source });
+    }
+}
+
+/// Command-line values for `serve` (each optional; `None` leaves the lower layers).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub bootstrap_token_file: Option<PathBuf>,
+}
+
+fn absolute_uri(v: &str) -> bool {
+    v.split_once("://").is_some_and(|(s, rest)| {
+        !rest.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    }) && !v.contains('#')
+        && !v.chars().any(char::is_whitespace)
+}
+
+/// Merges defaults, the file, the environment and the flags. `env` is the process
+/// environment (passed in so tests control it). Errors: every problem found.
+pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut raw: BTreeMap<String, Raw> = BTreeMap::new();
+
+    let file = flags.config.clone().or_else(|| env.get("MANDATE_CONFIG").map(PathBuf::from));
+    if let Some(path) = &file {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Err(e) => errors.push(format!("{name}: cannot read: {e}")),
+            Ok(text) => match text.parse::<toml::Table>() {
+                Err(e) => errors.push(format!("{name}: {}", e.to_string().trim())),
+                Ok(t) => flatten("", &t, &mut raw, &mut errors, &name),
+            },
+        }
+    }
+    for (k, r) in &raw {
+        if !KEYS.contains(&k.as_str()) {
+            errors.push(format!("{}: unknown key", r.source));
+        }
+    }
+    raw.retain(|k, _| KEYS.contains(&k.as_str()));
+
+    let env_keys: BTreeMap<String, &str> = KEYS.iter().map(|k| (env_name(k), *k)).collect();
+    for (name, value) in env.iter().filter(|(n, _)| n.starts_with("MANDATE_")) {
+        match env_keys.get(name) {
+            Some(k) => {
+                raw.insert((*k).to_owned(), Raw { value: value.clone(), source: format!("environment `{name}`") });
+            }
+            None if CLIENT_VARS.contains(&name.as_str()) || name.starts_with("MANDATE_TEST_") => {}
+            None => errors.push(format!("environment: unknown variable `{name}`")),
+        }
+    }
+
+    let flag = |k: &str, v: Option<String>, raw: &mut BTreeMap<String, Raw>| {
+        if let Some(v) = v {
+            raw.insert(k.to_owned(), Raw { value: v, source: format!("flag `--{}`", k.replace('_', "-")) });
+        }
+    };
+    flag("listen", flags.listen.clone(), &mut raw);
+    flag("data_dir", flags.data_dir.as_ref().map(|p| p.display().to_string()), &mut raw);
+    flag("issuer", flags.issuer.clone(), &mut raw);
+    flag("bootstrap_token_file", flags.bootstrap_token_file.as_ref().map(|p| p.display().to_string()), &mut raw);
+
+    let mut cfg = ServeConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        data_dir: PathBuf::from("./mandate-data"),
+        issuer: None,
+        log_level: tracing::Level::INFO,
+        token_default_lifetime_secs: 300,
+        token_max_lifetime_secs: 3600,
+        token_default_audience: None,
+        http_max_body_bytes: 64 * 1024,
+        bootstrap_token_file: None,
+    };
+    for (key, r) in &raw {
+        let v = r.value.trim();
+        let mut bad = |what: &str| errors.push(format!("{}: `{key}` {what}, got `{}`", r.source, v.escape_debug()));
+        let int = |lo: u64, hi: u64| v.parse::<u64>().ok().filter(|n| (lo..=hi).contains(n));
+        match key.as_str() {
+            "listen" => match v.parse() {
+                Ok(a) => cfg.listen = a,
+                Err(_) => bad("must be an IP:port address such as 127.0.0.1:8080"),
+            },
+            "data_dir" if !v.is_empty() => cfg.data_dir = PathBuf::from(v),
+            "bootstrap_token_file" if !v.is_empty() => cfg.bootstrap_token_file = Some(PathBuf::from(v)),
+            "issuer" => {
+                let ok = (v.starts_with("http://") || v.starts_with("https://")) && absolute_uri(v) && !v.ends_with('/') && !v.contains('?');
+                if ok { cfg.issuer = Some(v.to_owned()) } else { bad("must be an http(s) URL without a trailing slash, query or fragment") }
+            }
+            "token.default_audience" => {
+                if absolute_uri(v) { cfg.token_default_audience = Some(v.to_owned()) } else { bad("must be an absolute URI") }
+            }
+            "log_level" => match v.to_ascii_lowercase().parse() {
+                Ok(l) => cfg.log_level = l,
+                Err(_) => bad("must be one of error, warn, info, debug, trace"),
+            },
+            "token.default_lifetime_secs" => match int(1, 86_400).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => cfg.token_default_lifetime_secs = n,
+                None => bad("must be a whole number of seconds in 1..=86400"),
+            },
+            "token.max_lifetime_secs" => match int(1, 86_400).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => cfg.token_max_lifetime_secs = n,
+                None => bad("must be a whole number of seconds in 1..=86400"),
+            },
+            "http.max_body_bytes" => match int(1024, 16 * 1024 * 1024).and_then(|n| usize::try_from(n).ok()) {
+                Some(n) => cfg.http_max_body_bytes = n,
+                None => bad("must be a byte count in 1024..=16777216"),
+            },
+            _ => bad("must not be empty"),
+        }
+    }
+    if cfg.token_default_lifetime_secs > cfg.token_max_lifetime_secs {
+        errors.push(format!(
+            "`token.default_lifetime_secs` ({}) exceeds `token.max_lifetime_secs` ({})",
+            cfg.token_default_lifetime_secs, cfg.token_max_lifetime_secs
+        ));
+    }
+    if env.contains_key("MANDATE_BOOTSTRAP_TOKEN") && cfg.bootstrap_token_file.is_some() {
+        errors.push("give the bootstrap token either as MANDATE_BOOTSTRAP_TOKEN or as a file, not both".into());
+    }
+    if errors.is_empty() { Ok(cfg) } else { Err(errors) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_with_nothing_set() {
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.token_default_lifetime_secs, 300);
+    }
+
+    #[test]
+    fn precedence_file_env_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:1\"\n[token]\ndefault_lifetime_secs = 60\n").unwrap();
+        let flags = Flags { config: Some(f.clone()), ..Flags::default() };
+        let c = load(&flags, &env(&[("MANDATE_LISTEN", "127.0.0.1:2")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:2");
+        assert_eq!(c.token_default_lifetime_secs, 60);
+        let flags = Flags { config: Some(f), listen: Some("127.0.0.1:3".into()), ..Flags::default() };
+        let c = load(&flags, &env(&[("MANDATE_LISTEN", "127.0.0.1:2")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3");
+    }
+
+    #[test]
+    fn every_error_listed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(&f, "listn = \"x\"\nlisten = \"nope\"\n[token]\ndefault_lifetime_secs = 0\n").unwrap();
+        let flags = Flags { config: Some(f), ..Flags::default() };
+        let errs = load(&flags, &env(&[("MANDATE_LOG_LEVL", "x"), ("MANDATE_ISSUER", "ftp:/x/")])).unwrap_err();
+        let all = errs.join("\n");
+        for want in ["`listn`", "`listen`", "default_lifetime_secs", "MANDATE_LOG_LEVL", "`issuer`"] {
+            assert!(all.contains(want), "missing {want} in:\n{all}");
+        }
+        assert_eq!(errs.len(), 5, "{all}");
+    }
+}

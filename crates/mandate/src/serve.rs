@@ -1,0 +1,123 @@
+//! `mandate serve`: prepares the data directory (database, signing key, bootstrap token),
+//! binds, prints where it listens and what to try next, and serves until SIGTERM/Ctrl-C,
+//! letting in-flight requests finish.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use mandate_core::clock::{Clock, SystemClock};
+use mandate_core::random::{OsRandom, Random};
+use mandate_server::bootstrap::{self, Bootstrap};
+use mandate_server::keys::KeyState;
+use mandate_server::{AppState, ServerConfig};
+use mandate_store::Store;
+use mandate_token::secret;
+
+use crate::config::ServeConfig;
+
+fn supplied_bootstrap(cfg: &ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Result<Option<secret::Secret>> {
+    let token = if let Some(t) = env.get("MANDATE_BOOTSTRAP_TOKEN") {
+        t.clone()
+    } else if let Some(path) = &cfg.bootstrap_token_file {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading bootstrap token file {}", path.display()))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned()
+    } else {
+        return Ok(None);
+    };
+    if token.len() < bootstrap::MIN_SUPPLIED_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!(
+            "a supplied bootstrap token must be at least {} characters without whitespace",
+            bootstrap::MIN_SUPPLIED_LEN
+        );
+    }
+    Ok(Some(secret::supplied(token)))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let random: Arc<dyn Random> = Arc::new(OsRandom);
+    let supplied = supplied_bootstrap(&cfg, env)?;
+
+    let dir = &cfg.data_dir;
+    let first_start = !dir.join("mandate.db").exists();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting data dir {}", dir.display()))?;
+    let db = dir.join("mandate.db");
+    // Create the database file owner-only before SQLite does; its -wal/-shm files copy the mode.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&db)
+        .with_context(|| format!("creating {}", db.display()))?;
+    let store = Arc::new(Store::open(&db).context("opening the database")?);
+    let keys = KeyState::open(&store, &dir.join("keys"), clock.as_ref(), random.as_ref())
+        .context("loading signing keys")?;
+    let boot = bootstrap::ensure(&store, supplied, clock.as_ref(), random.as_ref()).context("bootstrap token")?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let issuer = cfg.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
+    if cfg.issuer.is_none() && addr.ip().is_unspecified() {
+        tracing::warn!("listening on all interfaces without `issuer` set; tokens will name {issuer}");
+    }
+    let config = ServerConfig {
+        default_audience: cfg.token_default_audience.clone().unwrap_or_else(|| issuer.clone()),
+        issuer: issuer.clone(),
+        default_token_lifetime_secs: cfg.token_default_lifetime_secs,
+        max_token_lifetime_secs: cfg.token_max_lifetime_secs,
+        max_body_bytes: cfg.http_max_body_bytes,
+        keys_dir: dir.join("keys"),
+    };
+    let state = Arc::new(AppState { store, keys, clock, random, config });
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Mandate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "data dir: {}{}", dir.display(), if first_start { " (created)" } else { "" })?;
+    let token_hint = match &boot {
+        Bootstrap::Created(t) => {
+            writeln!(out, "\nAdmin bootstrap token (shown only this once; store it safely):\n\n    {}\n", t.expose())?;
+            "<the token above>"
+        }
+        Bootstrap::Supplied => "<your bootstrap token>",
+        Bootstrap::Existing => "<the bootstrap token printed at first start>",
+    };
+    writeln!(out, "Next, in another shell:")?;
+    writeln!(out, "    export MANDATE_ADDR=http://{addr} MANDATE_TOKEN={token_hint}")?;
+    writeln!(out, "    mandate agent register --name my-agent --owner you@example.com")?;
+    out.flush()?;
+    drop(out);
+    drop(boot);
+
+    tracing::info!(%addr, %issuer, "serving");
+    axum::serve(listener, mandate_server::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
