@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::{AdminTokenCmd, AgentCmd, Conn, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs};
+use crate::{
+    AdminTokenCmd, AgentCmd, Conn, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs,
+};
 
 /// A failure worth an exit code: 1 when the server refused or could not be reached,
 /// 2 when the command line itself was wrong.
@@ -24,7 +26,9 @@ async fn call(conn: &Conn, method: Method, path: &str, body: Option<Value>) -> R
         .as_deref()
         .ok_or_else(|| usage("no admin token: pass --token or set MANDATE_TOKEN"))?;
     let url = format!("{}{path}", conn.addr.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().request(method, &url).bearer_auth(token);
+    let mut req = reqwest::Client::new()
+        .request(method, &url)
+        .bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -33,22 +37,40 @@ async fn call(conn: &Conn, method: Method, path: &str, body: Option<Value>) -> R
         .await
         .map_err(|e| Fail(1, format!("cannot reach Mandate at {}: {e}", conn.addr)))?;
     let status = res.status();
-    let text = res.text().await.map_err(|e| Fail(1, format!("reading the response: {e}")))?;
-    let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let text = res
+        .text()
+        .await
+        .map_err(|e| Fail(1, format!("reading the response: {e}")))?;
+    let value: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     if status.is_success() {
         return Ok(value);
     }
     if conn.json {
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
     }
-    let detail = value.get("detail").and_then(Value::as_str).unwrap_or("request failed");
+    let detail = value
+        .get("detail")
+        .and_then(Value::as_str)
+        .unwrap_or("request failed");
     let code = value.get("code").and_then(Value::as_str).unwrap_or("error");
-    Err(Fail(1, format!("{detail} ({code}, HTTP {})", status.as_u16())))
+    Err(Fail(
+        1,
+        format!("{detail} ({code}, HTTP {})", status.as_u16()),
+    ))
 }
 
 fn text_or_file(v: &str) -> Res<Value> {
     let text = match v.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))?,
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))?
+        }
         None => v.to_owned(),
     };
     serde_json::from_str(&text).map_err(|e| usage(format!("not valid JSON: {e}")))
@@ -57,7 +79,9 @@ fn text_or_file(v: &str) -> Res<Value> {
 fn labels(list: &[String]) -> Res<Value> {
     let mut m = Map::new();
     for l in list {
-        let (k, v) = l.split_once('=').ok_or_else(|| usage(format!("label `{l}` is not key=value")))?;
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| usage(format!("label `{l}` is not key=value")))?;
         m.insert(k.to_owned(), json!(v));
     }
     Ok(Value::Object(m))
@@ -68,16 +92,33 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 fn agent_line(a: &Value) -> String {
-    format!("{}  {:<24} {:<15} owner={}", s(a, "id"), s(a, "name"), s(a, "status"), s(a, "owner"))
+    format!(
+        "{}  {:<24} {:<15} owner={}",
+        s(a, "id"),
+        s(a, "name"),
+        s(a, "status"),
+        s(a, "owner")
+    )
 }
 
 fn print_agent(a: &Value) {
     println!("{}", agent_line(a));
-    if let Some(p) = a.get("purpose").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+    if let Some(p) = a
+        .get("purpose")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+    {
         println!("  purpose: {p}");
     }
-    if let Some(l) = a.get("labels").and_then(Value::as_object).filter(|l| !l.is_empty()) {
-        let ls: Vec<String> = l.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+    if let Some(l) = a
+        .get("labels")
+        .and_then(Value::as_object)
+        .filter(|l| !l.is_empty())
+    {
+        let ls: Vec<String> = l
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
         println!("  labels: {}", ls.join(", "));
     }
     if let Some(r) = a.get("status_reason").and_then(Value::as_str) {
@@ -87,9 +128,19 @@ fn print_agent(a: &Value) {
 
 fn print_credential(out: &Value) {
     let c = out.get("credential").unwrap_or(&Value::Null);
-    println!("{}  {}  {}  agent={}", s(c, "id"), s(c, "kind"), s(c, "state"), s(c, "agent_id"));
+    println!(
+        "{}  {}  {}  agent={}",
+        s(c, "id"),
+        s(c, "kind"),
+        s(c, "state"),
+        s(c, "agent_id")
+    );
     if let Some(p) = out.get("previous") {
-        println!("  previous {} works until {}", s(p, "id"), s(p, "expires_at"));
+        println!(
+            "  previous {} works until {}",
+            s(p, "id"),
+            s(p, "expires_at")
+        );
     }
     if let Some(secret) = out.get("client_secret").and_then(Value::as_str) {
         println!("  client_id:     {}", s(c, "agent_id"));
@@ -122,7 +173,14 @@ fn status_call(a: &StatusArgs, verb: &str) -> (Conn, String, Option<Value>) {
 
 pub async fn agent(cmd: AgentCmd) -> ExitCode {
     match cmd {
-        AgentCmd::Register { conn, name, owner, purpose, labels: ls, boundary } => {
+        AgentCmd::Register {
+            conn,
+            name,
+            owner,
+            purpose,
+            labels: ls,
+            boundary,
+        } => {
             let r = async {
                 let mut body = Map::new();
                 body.insert("name".into(), json!(name));
@@ -139,7 +197,14 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             .await;
             finish(&conn, r, print_agent)
         }
-        AgentCmd::List { conn, owner, status, label, limit, cursor } => {
+        AgentCmd::List {
+            conn,
+            owner,
+            status,
+            label,
+            limit,
+            cursor,
+        } => {
             let mut q = url_query(&[
                 ("owner", owner),
                 ("status", status),
@@ -152,7 +217,12 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             }
             let r = call(&conn, Method::GET, &format!("/v1/agents{q}"), None).await;
             finish(&conn, r, |v| {
-                for a in v.get("items").and_then(Value::as_array).into_iter().flatten() {
+                for a in v
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     println!("{}", agent_line(a));
                 }
                 if let Some(c) = v.get("next_cursor").and_then(Value::as_str) {
@@ -164,7 +234,15 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             let r = call(&conn, Method::GET, &format!("/v1/agents/{id}"), None).await;
             finish(&conn, r, print_agent)
         }
-        AgentCmd::Update { conn, id, name, owner, purpose, labels: ls, boundary } => {
+        AgentCmd::Update {
+            conn,
+            id,
+            name,
+            owner,
+            purpose,
+            labels: ls,
+            boundary,
+        } => {
             let r = async {
                 let mut body = Map::new();
                 for (k, v) in [("name", name), ("owner", owner), ("purpose", purpose)] {
@@ -178,7 +256,13 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
                 if let Some(b) = boundary {
                     body.insert("boundary".into(), text_or_file(&b)?);
                 }
-                call(&conn, Method::PATCH, &format!("/v1/agents/{id}"), Some(Value::Object(body))).await
+                call(
+                    &conn,
+                    Method::PATCH,
+                    &format!("/v1/agents/{id}"),
+                    Some(Value::Object(body)),
+                )
+                .await
             }
             .await;
             finish(&conn, r, print_agent)
@@ -207,7 +291,13 @@ fn url_query(pairs: &[(&str, Option<String>)]) -> String {
 
 async fn credential(cmd: CredentialCmd) -> ExitCode {
     match cmd {
-        CredentialCmd::Add { conn, agent, kind, jwk, expires_at } => {
+        CredentialCmd::Add {
+            conn,
+            agent,
+            kind,
+            jwk,
+            expires_at,
+        } => {
             let r = async {
                 let t = match kind {
                     CredentialType::ClientSecret => "client_secret",
@@ -228,15 +318,41 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
             finish(&conn, r, print_credential)
         }
         CredentialCmd::List { conn, agent } => {
-            let r = call(&conn, Method::GET, &format!("/v1/agents/{agent}/credentials"), None).await;
+            let r = call(
+                &conn,
+                Method::GET,
+                &format!("/v1/agents/{agent}/credentials"),
+                None,
+            )
+            .await;
             finish(&conn, r, |v| {
-                for c in v.get("items").and_then(Value::as_array).into_iter().flatten() {
-                    let until = c.get("expires_at").and_then(Value::as_str).map(|e| format!("  until {e}")).unwrap_or_default();
-                    println!("{}  {:<13} {:<9}{until}", s(c, "id"), s(c, "kind"), s(c, "state"));
+                for c in v
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let until = c
+                        .get("expires_at")
+                        .and_then(Value::as_str)
+                        .map(|e| format!("  until {e}"))
+                        .unwrap_or_default();
+                    println!(
+                        "{}  {:<13} {:<9}{until}",
+                        s(c, "id"),
+                        s(c, "kind"),
+                        s(c, "state")
+                    );
                 }
             })
         }
-        CredentialCmd::Rotate { conn, agent, credential, overlap_secs, jwk } => {
+        CredentialCmd::Rotate {
+            conn,
+            agent,
+            credential,
+            overlap_secs,
+            jwk,
+        } => {
             let r = async {
                 let mut body = Map::new();
                 if let Some(o) = overlap_secs {
@@ -251,10 +367,16 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
             .await;
             finish(&conn, r, print_credential)
         }
-        CredentialCmd::Revoke { conn, agent, credential } => {
+        CredentialCmd::Revoke {
+            conn,
+            agent,
+            credential,
+        } => {
             let path = format!("/v1/agents/{agent}/credentials/{credential}");
             let r = call(&conn, Method::DELETE, &path, None).await;
-            finish(&conn, r.map(|_| json!({"revoked": credential})), |v| println!("revoked {}", s(v, "revoked")))
+            finish(&conn, r.map(|_| json!({"revoked": credential})), |v| {
+                println!("revoked {}", s(v, "revoked"))
+            })
         }
     }
 }
@@ -267,7 +389,13 @@ pub async fn admin_token(cmd: AdminTokenCmd) -> ExitCode {
                 RoleArg::Auditor => "auditor",
                 RoleArg::Approver => "approver",
             };
-            let r = call(&conn, Method::POST, "/v1/admin-tokens", Some(json!({"name": name, "role": role}))).await;
+            let r = call(
+                &conn,
+                Method::POST,
+                "/v1/admin-tokens",
+                Some(json!({"name": name, "role": role})),
+            )
+            .await;
             finish(&conn, r, |v| {
                 let t = v.get("admin_token").unwrap_or(&Value::Null);
                 println!("{}  {}  role={}", s(t, "id"), s(t, "name"), s(t, "role"));
@@ -278,15 +406,37 @@ pub async fn admin_token(cmd: AdminTokenCmd) -> ExitCode {
         AdminTokenCmd::List { conn } => {
             let r = call(&conn, Method::GET, "/v1/admin-tokens", None).await;
             finish(&conn, r, |v| {
-                for t in v.get("items").and_then(Value::as_array).into_iter().flatten() {
-                    let state = if t.get("revoked_at").is_some() { "revoked" } else { "active" };
-                    println!("{}  {:<24} {:<9} {state}", s(t, "id"), s(t, "name"), s(t, "role"));
+                for t in v
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let state = if t.get("revoked_at").is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}  {:<24} {:<9} {state}",
+                        s(t, "id"),
+                        s(t, "name"),
+                        s(t, "role")
+                    );
                 }
             })
         }
         AdminTokenCmd::Revoke { conn, id } => {
-            let r = call(&conn, Method::DELETE, &format!("/v1/admin-tokens/{id}"), None).await;
-            finish(&conn, r.map(|_| json!({"revoked": id})), |v| println!("revoked {}", s(v, "revoked")))
+            let r = call(
+                &conn,
+                Method::DELETE,
+                &format!("/v1/admin-tokens/{id}"),
+                None,
+            )
+            .await;
+            finish(&conn, r.map(|_| json!({"revoked": id})), |v| {
+                println!("revoked {}", s(v, "revoked"))
+            })
         }
     }
 }
@@ -297,13 +447,22 @@ pub async fn keys(cmd: KeysCmd) -> ExitCode {
             let r = call(&conn, Method::POST, "/v1/keys/rotate", None).await;
             finish(&conn, r, |v| {
                 println!("now signing with kid {}", s(v, "kid"));
-                println!("kid {} stays published until {}", s(v, "retired_kid"), s(v, "retired_published_until"));
+                println!(
+                    "kid {} stays published until {}",
+                    s(v, "retired_kid"),
+                    s(v, "retired_published_until")
+                );
             })
         }
         KeysCmd::List { conn } => {
             let r = call(&conn, Method::GET, "/v1/keys", None).await;
             finish(&conn, r, |v| {
-                for k in v.get("items").and_then(Value::as_array).into_iter().flatten() {
+                for k in v
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let what = if k.get("current").and_then(Value::as_bool) == Some(true) {
                         "current".to_owned()
                     } else {

@@ -9,7 +9,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Variables the CLI client reads, and the config-file pointer; not config keys.
-const CLIENT_VARS: &[&str] = &["MANDATE_ADDR", "MANDATE_TOKEN", "MANDATE_CONFIG", "MANDATE_BOOTSTRAP_TOKEN"];
+const CLIENT_VARS: &[&str] = &[
+    "MANDATE_ADDR",
+    "MANDATE_TOKEN",
+    "MANDATE_CONFIG",
+    "MANDATE_BOOTSTRAP_TOKEN",
+];
 
 /// The merged configuration of `mandate serve`.
 #[derive(Debug, Clone)]
@@ -49,9 +54,19 @@ fn env_name(key: &str) -> String {
 }
 
 /// Flattens a TOML table into dotted keys, reporting non-scalar values.
-fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, Raw>, errors: &mut Vec<String>, file: &str) {
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut BTreeMap<String, Raw>,
+    errors: &mut Vec<String>,
+    file: &str,
+) {
     for (k, v) in table {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         let value = match v {
             toml::Value::Table(t) => {
                 flatten(&key, t, out, errors, file);
@@ -82,7 +97,9 @@ pub struct Flags {
 
 fn absolute_uri(v: &str) -> bool {
     v.split_once("://").is_some_and(|(s, rest)| {
-        !rest.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        !rest.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     }) && !v.contains('#')
         && !v.chars().any(char::is_whitespace)
 }
@@ -93,7 +110,10 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     let mut errors = Vec::new();
     let mut raw: BTreeMap<String, Raw> = BTreeMap::new();
 
-    let file = flags.config.clone().or_else(|| env.get("MANDATE_CONFIG").map(PathBuf::from));
+    let file = flags
+        .config
+        .clone()
+        .or_else(|| env.get("MANDATE_CONFIG").map(PathBuf::from));
     if let Some(path) = &file {
         let name = path.display().to_string();
         match std::fs::read_to_string(path) {
@@ -115,7 +135,13 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     for (name, value) in env.iter().filter(|(n, _)| n.starts_with("MANDATE_")) {
         match env_keys.get(name) {
             Some(k) => {
-                raw.insert((*k).to_owned(), Raw { value: value.clone(), source: format!("environment `{name}`") });
+                raw.insert(
+                    (*k).to_owned(),
+                    Raw {
+                        value: value.clone(),
+                        source: format!("environment `{name}`"),
+                    },
+                );
             }
             None if CLIENT_VARS.contains(&name.as_str()) || name.starts_with("MANDATE_TEST_") => {}
             None => errors.push(format!("environment: unknown variable `{name}`")),
@@ -124,13 +150,30 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
 
     let flag = |k: &str, v: Option<String>, raw: &mut BTreeMap<String, Raw>| {
         if let Some(v) = v {
-            raw.insert(k.to_owned(), Raw { value: v, source: format!("flag `--{}`", k.replace('_', "-")) });
+            raw.insert(
+                k.to_owned(),
+                Raw {
+                    value: v,
+                    source: format!("flag `--{}`", k.replace('_', "-")),
+                },
+            );
         }
     };
     flag("listen", flags.listen.clone(), &mut raw);
-    flag("data_dir", flags.data_dir.as_ref().map(|p| p.display().to_string()), &mut raw);
+    flag(
+        "data_dir",
+        flags.data_dir.as_ref().map(|p| p.display().to_string()),
+        &mut raw,
+    );
     flag("issuer", flags.issuer.clone(), &mut raw);
-    flag("bootstrap_token_file", flags.bootstrap_token_file.as_ref().map(|p| p.display().to_string()), &mut raw);
+    flag(
+        "bootstrap_token_file",
+        flags
+            .bootstrap_token_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        &mut raw,
+    );
 
     let mut cfg = ServeConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -145,7 +188,13 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     };
     for (key, r) in &raw {
         let v = r.value.trim();
-        let mut bad = |what: &str| errors.push(format!("{}: `{key}` {what}, got `{}`", r.source, v.escape_debug()));
+        let mut bad = |what: &str| {
+            errors.push(format!(
+                "{}: `{key}` {what}, got `{}`",
+                r.source,
+                v.escape_debug()
+            ))
+        };
         let int = |lo: u64, hi: u64| v.parse::<u64>().ok().filter(|n| (lo..=hi).contains(n));
         match key.as_str() {
             "listen" => match v.parse() {
@@ -153,30 +202,47 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 Err(_) => bad("must be an IP:port address such as 127.0.0.1:8080"),
             },
             "data_dir" if !v.is_empty() => cfg.data_dir = PathBuf::from(v),
-            "bootstrap_token_file" if !v.is_empty() => cfg.bootstrap_token_file = Some(PathBuf::from(v)),
+            "bootstrap_token_file" if !v.is_empty() => {
+                cfg.bootstrap_token_file = Some(PathBuf::from(v))
+            }
             "issuer" => {
-                let ok = (v.starts_with("http://") || v.starts_with("https://")) && absolute_uri(v) && !v.ends_with('/') && !v.contains('?');
-                if ok { cfg.issuer = Some(v.to_owned()) } else { bad("must be an http(s) URL without a trailing slash, query or fragment") }
+                let ok = (v.starts_with("http://") || v.starts_with("https://"))
+                    && absolute_uri(v)
+                    && !v.ends_with('/')
+                    && !v.contains('?');
+                if ok {
+                    cfg.issuer = Some(v.to_owned())
+                } else {
+                    bad("must be an http(s) URL without a trailing slash, query or fragment")
+                }
             }
             "token.default_audience" => {
-                if absolute_uri(v) { cfg.token_default_audience = Some(v.to_owned()) } else { bad("must be an absolute URI") }
+                if absolute_uri(v) {
+                    cfg.token_default_audience = Some(v.to_owned())
+                } else {
+                    bad("must be an absolute URI")
+                }
             }
             "log_level" => match v.to_ascii_lowercase().parse() {
                 Ok(l) => cfg.log_level = l,
                 Err(_) => bad("must be one of error, warn, info, debug, trace"),
             },
-            "token.default_lifetime_secs" => match int(1, 86_400).and_then(|n| u32::try_from(n).ok()) {
-                Some(n) => cfg.token_default_lifetime_secs = n,
-                None => bad("must be a whole number of seconds in 1..=86400"),
-            },
+            "token.default_lifetime_secs" => {
+                match int(1, 86_400).and_then(|n| u32::try_from(n).ok()) {
+                    Some(n) => cfg.token_default_lifetime_secs = n,
+                    None => bad("must be a whole number of seconds in 1..=86400"),
+                }
+            }
             "token.max_lifetime_secs" => match int(1, 86_400).and_then(|n| u32::try_from(n).ok()) {
                 Some(n) => cfg.token_max_lifetime_secs = n,
                 None => bad("must be a whole number of seconds in 1..=86400"),
             },
-            "http.max_body_bytes" => match int(1024, 16 * 1024 * 1024).and_then(|n| usize::try_from(n).ok()) {
-                Some(n) => cfg.http_max_body_bytes = n,
-                None => bad("must be a byte count in 1024..=16777216"),
-            },
+            "http.max_body_bytes" => {
+                match int(1024, 16 * 1024 * 1024).and_then(|n| usize::try_from(n).ok()) {
+                    Some(n) => cfg.http_max_body_bytes = n,
+                    None => bad("must be a byte count in 1024..=16777216"),
+                }
+            }
             _ => bad("must not be empty"),
         }
     }
@@ -187,9 +253,16 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         ));
     }
     if env.contains_key("MANDATE_BOOTSTRAP_TOKEN") && cfg.bootstrap_token_file.is_some() {
-        errors.push("give the bootstrap token either as MANDATE_BOOTSTRAP_TOKEN or as a file, not both".into());
+        errors.push(
+            "give the bootstrap token either as MANDATE_BOOTSTRAP_TOKEN or as a file, not both"
+                .into(),
+        );
     }
-    if errors.is_empty() { Ok(cfg) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -197,7 +270,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -211,12 +287,23 @@ mod tests {
     fn precedence_file_env_flag() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("m.toml");
-        std::fs::write(&f, "listen = \"127.0.0.1:1\"\n[token]\ndefault_lifetime_secs = 60\n").unwrap();
-        let flags = Flags { config: Some(f.clone()), ..Flags::default() };
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:1\"\n[token]\ndefault_lifetime_secs = 60\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(f.clone()),
+            ..Flags::default()
+        };
         let c = load(&flags, &env(&[("MANDATE_LISTEN", "127.0.0.1:2")])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:2");
         assert_eq!(c.token_default_lifetime_secs, 60);
-        let flags = Flags { config: Some(f), listen: Some("127.0.0.1:3".into()), ..Flags::default() };
+        let flags = Flags {
+            config: Some(f),
+            listen: Some("127.0.0.1:3".into()),
+            ..Flags::default()
+        };
         let c = load(&flags, &env(&[("MANDATE_LISTEN", "127.0.0.1:2")])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:3");
     }
@@ -225,11 +312,28 @@ mod tests {
     fn every_error_listed_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("m.toml");
-        std::fs::write(&f, "listn = \"x\"\nlisten = \"nope\"\n[token]\ndefault_lifetime_secs = 0\n").unwrap();
-        let flags = Flags { config: Some(f), ..Flags::default() };
-        let errs = load(&flags, &env(&[("MANDATE_LOG_LEVL", "x"), ("MANDATE_ISSUER", "ftp:/x/")])).unwrap_err();
+        std::fs::write(
+            &f,
+            "listn = \"x\"\nlisten = \"nope\"\n[token]\ndefault_lifetime_secs = 0\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(f),
+            ..Flags::default()
+        };
+        let errs = load(
+            &flags,
+            &env(&[("MANDATE_LOG_LEVL", "x"), ("MANDATE_ISSUER", "ftp:/x/")]),
+        )
+        .unwrap_err();
         let all = errs.join("\n");
-        for want in ["`listn`", "`listen`", "default_lifetime_secs", "MANDATE_LOG_LEVL", "`issuer`"] {
+        for want in [
+            "`listn`",
+            "`listen`",
+            "default_lifetime_secs",
+            "MANDATE_LOG_LEVL",
+            "`issuer`",
+        ] {
             assert!(all.contains(want), "missing {want} in:\n{all}");
         }
         assert_eq!(errs.len(), 5, "{all}");

@@ -14,7 +14,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "mandate", version, about = "Identity, short-lived authority and a record for AI agents")]
+#[command(
+    name = "mandate",
+    version,
+    about = "Identity, short-lived authority and a record for AI agents"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,7 +62,12 @@ struct ServeArgs {
 #[derive(Args, Clone)]
 pub struct Conn {
     /// Server address
-    #[arg(long, env = "MANDATE_ADDR", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "MANDATE_ADDR",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub addr: String,
     /// Admin token
     #[arg(long, env = "MANDATE_TOKEN", hide_env_values = true, global = true)]
@@ -251,7 +260,10 @@ fn env_snapshot() -> BTreeMap<String, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -271,7 +283,11 @@ fn main() -> ExitCode {
             let cfg = match config::load(&flags, &env) {
                 Ok(c) => c,
                 Err(errors) => {
-                    eprintln!("error: invalid configuration ({} problem{}):", errors.len(), if errors.len() == 1 { "" } else { "s" });
+                    eprintln!(
+                        "error: invalid configuration ({} problem{}):",
+                        errors.len(),
+                        if errors.len() == 1 { "" } else { "s" }
+                    );
                     for e in errors {
                         eprintln!("  - {e}");
                     }

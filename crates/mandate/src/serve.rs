@@ -18,7 +18,10 @@ use mandate_token::secret;
 
 use crate::config::ServeConfig;
 
-fn supplied_bootstrap(cfg: &ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Result<Option<secret::Secret>> {
+fn supplied_bootstrap(
+    cfg: &ServeConfig,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<Option<secret::Secret>> {
     let token = if let Some(t) = env.get("MANDATE_BOOTSTRAP_TOKEN") {
         t.clone()
     } else if let Some(path) = &cfg.bootstrap_token_file {
@@ -29,7 +32,9 @@ fn supplied_bootstrap(cfg: &ServeConfig, env: &BTreeMap<String, String>) -> anyh
     } else {
         return Ok(None);
     };
-    if token.len() < bootstrap::MIN_SUPPLIED_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if token.len() < bootstrap::MIN_SUPPLIED_LEN
+        || token.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         bail!(
             "a supplied bootstrap token must be at least {} characters without whitespace",
             bootstrap::MIN_SUPPLIED_LEN
@@ -75,40 +80,74 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
     let store = Arc::new(Store::open(&db).context("opening the database")?);
     let keys = KeyState::open(&store, &dir.join("keys"), clock.as_ref(), random.as_ref())
         .context("loading signing keys")?;
-    let boot = bootstrap::ensure(&store, supplied, clock.as_ref(), random.as_ref()).context("bootstrap token")?;
+    let boot = bootstrap::ensure(&store, supplied, clock.as_ref(), random.as_ref())
+        .context("bootstrap token")?;
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let issuer = cfg.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let issuer = cfg
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     if cfg.issuer.is_none() && addr.ip().is_unspecified() {
-        tracing::warn!("listening on all interfaces without `issuer` set; tokens will name {issuer}");
+        tracing::warn!(
+            "listening on all interfaces without `issuer` set; tokens will name {issuer}"
+        );
     }
     let config = ServerConfig {
-        default_audience: cfg.token_default_audience.clone().unwrap_or_else(|| issuer.clone()),
+        default_audience: cfg
+            .token_default_audience
+            .clone()
+            .unwrap_or_else(|| issuer.clone()),
         issuer: issuer.clone(),
         default_token_lifetime_secs: cfg.token_default_lifetime_secs,
         max_token_lifetime_secs: cfg.token_max_lifetime_secs,
         max_body_bytes: cfg.http_max_body_bytes,
         keys_dir: dir.join("keys"),
     };
-    let state = Arc::new(AppState { store, keys, clock, random, config });
+    let state = Arc::new(AppState {
+        store,
+        keys,
+        clock,
+        random,
+        config,
+    });
 
     let mut out = std::io::stdout().lock();
-    writeln!(out, "Mandate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"))?;
-    writeln!(out, "data dir: {}{}", dir.display(), if first_start { " (created)" } else { "" })?;
+    writeln!(
+        out,
+        "Mandate {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    writeln!(
+        out,
+        "data dir: {}{}",
+        dir.display(),
+        if first_start { " (created)" } else { "" }
+    )?;
     let token_hint = match &boot {
         Bootstrap::Created(t) => {
-            writeln!(out, "\nAdmin bootstrap token (shown only this once; store it safely):\n\n    {}\n", t.expose())?;
+            writeln!(
+                out,
+                "\nAdmin bootstrap token (shown only this once; store it safely):\n\n    {}\n",
+                t.expose()
+            )?;
             "<the token above>"
         }
         Bootstrap::Supplied => "<your bootstrap token>",
         Bootstrap::Existing => "<the bootstrap token printed at first start>",
     };
     writeln!(out, "Next, in another shell:")?;
-    writeln!(out, "    export MANDATE_ADDR=http://{addr} MANDATE_TOKEN={token_hint}")?;
-    writeln!(out, "    mandate agent register --name my-agent --owner you@example.com")?;
+    writeln!(
+        out,
+        "    export MANDATE_ADDR=http://{addr} MANDATE_TOKEN={token_hint}"
+    )?;
+    writeln!(
+        out,
+        "    mandate agent register --name my-agent --owner you@example.com"
+    )?;
     out.flush()?;
     drop(out);
     drop(boot);

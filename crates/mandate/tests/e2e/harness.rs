@@ -1,0 +1,235 @@
+//! Runs the real `mandate` binary on a loopback port and talks to it over HTTP.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mandate");
+
+/// A running `mandate serve` and what it printed.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    /// The bootstrap token, when this start printed or was given one.
+    pub token: Option<String>,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+    pub http: reqwest::Client,
+}
+
+fn pump(r: impl Read + Send + 'static, buf: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            let mut b = buf.lock().unwrap();
+            b.push_str(&line);
+            b.push('\n');
+        }
+    });
+}
+
+impl Server {
+    /// Starts `mandate serve --listen 127.0.0.1:0 --data-dir DIR ARGS…` with `env`
+    /// (and no other MANDATE_* variables), waiting until it prints its address.
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(args);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("MANDATE_")) {
+            cmd.env_remove(k);
+        }
+        cmd.envs(env.iter().copied());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn mandate");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        pump(child.stdout.take().unwrap(), Arc::clone(&stdout));
+        pump(child.stderr.take().unwrap(), Arc::clone(&stderr));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            if let Some(a) = stdout
+                .lock()
+                .unwrap()
+                .lines()
+                .find_map(|l| l.split("listening on ").nth(1).map(str::to_owned))
+            {
+                break a;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("mandate exited {status}: {}", stderr.lock().unwrap());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mandate did not start: {}",
+                stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let token = stdout
+            .lock()
+            .unwrap()
+            .split_whitespace()
+            .find(|w| w.starts_with("mat_"))
+            .map(str::to_owned);
+        Server {
+            child: Some(child),
+            addr,
+            token,
+            stdout,
+            stderr,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                // Let the pump threads drain what is left.
+                std::thread::sleep(Duration::from_millis(50));
+                return s;
+            }
+            assert!(Instant::now() < deadline, "mandate ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// An admin API call with `token`; returns status and JSON (Null when empty).
+    pub async fn admin(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
+    }
+
+    /// `POST /oauth/token` with client_secret_basic.
+    pub async fn token_basic(
+        &self,
+        client: &str,
+        secret: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        let res = self
+            .http
+            .post(self.url("/oauth/token"))
+            .basic_auth(client, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    /// `POST /oauth/introspect` as `admin`.
+    pub async fn introspect(&self, admin: &str, token: &str) -> Value {
+        let res = self
+            .http
+            .post(self.url("/oauth/introspect"))
+            .bearer_auth(admin)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// Registers an agent and gives it a client secret; returns (agent id, secret).
+    pub async fn agent_with_secret(&self, admin: &str, name: &str) -> (String, String) {
+        let (s, a) = self
+            .admin(
+                admin,
+                reqwest::Method::POST,
+                "/v1/agents",
+                Some(serde_json::json!({"name": name, "owner": "alice@example.com"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{a}");
+        let id = a["id"].as_str().unwrap().to_owned();
+        let (s, c) = self
+            .admin(
+                admin,
+                reqwest::Method::POST,
+                &format!("/v1/agents/{id}/credentials"),
+                Some(serde_json::json!({"type": "client_secret"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{c}");
+        (id, c["client_secret"].as_str().unwrap().to_owned())
+    }
+
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs the CLI with MANDATE_ADDR/MANDATE_TOKEN set; returns (exit code, stdout, stderr).
+pub fn cli(addr: &str, token: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("MANDATE_ADDR", addr)
+        .env("MANDATE_TOKEN", token)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh temporary data directory.
+pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("data");
+    (t, p)
+}

@@ -1,0 +1,307 @@
+//! The README walkthrough over real HTTP, the lifecycle's effect on tokens, and the CLI.
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Server, cli, data_dir};
+
+fn claims(jwt: &str) -> (Value, Value) {
+    let part = |i: usize| -> Value {
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(i).unwrap())
+            .unwrap();
+        serde_json::from_slice(&b).unwrap()
+    };
+    (part(0), part(1))
+}
+
+#[tokio::test]
+async fn walkthrough_register_token_introspect_suspend() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[]);
+    let admin = s.token.clone().unwrap();
+    let (agent, secret) = s.agent_with_secret(&admin, "billing-bot").await;
+    assert!(agent.starts_with("agt_") && agent.len() == 30);
+
+    let (st, tok) = s
+        .token_basic(
+            &agent,
+            &secret,
+            &[
+                ("scope", "crm:read"),
+                ("resource", "https://crm.example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 200, "{tok}");
+    assert_eq!(tok["token_type"], "Bearer");
+    assert_eq!(tok["expires_in"], 300);
+    let at = tok["access_token"].as_str().unwrap();
+    let (header, c) = claims(at);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "EdDSA");
+    assert!(header["kid"].is_string());
+    assert_eq!(c["sub"], agent.as_str());
+    assert_eq!(c["client_id"], agent.as_str());
+    assert_eq!(c["aud"], "https://crm.example.com");
+    assert_eq!(c["iss"], s.addr.as_str());
+    assert_eq!(c["scope"], "crm:read");
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 300);
+    assert!(c["jti"].as_str().unwrap().starts_with("tok_"));
+
+    assert_eq!(s.introspect(&admin, at).await["active"], true);
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{agent}/suspend"),
+            Some(json!({"reason": "drill"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        s.introspect(&admin, at).await,
+        json!({"active": false}),
+        "inactive on the very next call"
+    );
+    let (st, err) = s.token_basic(&agent, &secret, &[]).await;
+    assert_eq!((st, err["error"].as_str()), (401, Some("invalid_client")));
+
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{agent}/resume"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.introspect(&admin, at).await["active"], true);
+
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{agent}/decommission"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.introspect(&admin, at).await["active"], false);
+    let (st, e) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{agent}/resume"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (409, Some("invalid_transition")),
+        "decommissioning is final"
+    );
+    let (st, _) = s.token_basic(&agent, &secret, &[]).await;
+    assert_eq!(st, 401);
+}
+
+#[tokio::test]
+async fn signing_key_rotation_keeps_old_tokens_valid() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[]);
+    let admin = s.token.clone().unwrap();
+    let (agent, secret) = s.agent_with_secret(&admin, "rotating-bot").await;
+    let (_, old) = s.token_basic(&agent, &secret, &[]).await;
+    let old = old["access_token"].as_str().unwrap().to_owned();
+    let (code, out, err) = cli(&s.addr, &admin, &["keys", "rotate", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    let jwks: Value = s
+        .http
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2);
+    assert!(
+        kids.contains(&rotated["kid"].as_str().unwrap())
+            && kids.contains(&rotated["retired_kid"].as_str().unwrap())
+    );
+    assert_eq!(
+        s.introspect(&admin, &old).await["active"],
+        true,
+        "old key still verifies its tokens"
+    );
+    let (_, new) = s.token_basic(&agent, &secret, &[]).await;
+    let (h, _) = claims(new["access_token"].as_str().unwrap());
+    assert_eq!(
+        h["kid"], rotated["kid"],
+        "new tokens are signed by the new key"
+    );
+    // The retired private key is gone from disk; only the new one remains.
+    assert_eq!(std::fs::read_dir(dir.join("keys")).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn cli_covers_the_registry() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[]);
+    let admin = s.token.clone().unwrap();
+    let run = |args: &[&str]| -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let (code, out, err) = cli(&s.addr, &admin, &a);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        if out.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&out).unwrap()
+        }
+    };
+    let a = run(&[
+        "agent",
+        "register",
+        "--name",
+        "cli-bot",
+        "--owner",
+        "bob@example.com",
+        "--purpose",
+        "tests",
+        "--label",
+        "team=qa",
+        "--boundary",
+        r#"{"max_token_lifetime_secs": 60}"#,
+    ]);
+    let id = a["id"].as_str().unwrap().to_owned();
+    assert_eq!(a["boundary"]["max_token_lifetime_secs"], 60);
+    run(&[
+        "agent",
+        "register",
+        "--name",
+        "other-bot",
+        "--owner",
+        "carol@example.com",
+    ]);
+    let listed = run(&["agent", "list", "--label", "team=qa"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let listed = run(&["agent", "list", "--owner", "carol@example.com"]);
+    assert_eq!(listed["items"][0]["name"], "other-bot");
+    let page = run(&["agent", "list", "--limit", "1"]);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let page2 = run(&["agent", "list", "--limit", "1", "--cursor", &cursor]);
+    assert_eq!(page2["items"][0]["name"], "other-bot");
+    assert_eq!(run(&["agent", "show", &id])["owner"], "bob@example.com");
+    assert_eq!(
+        run(&["agent", "update", &id, "--purpose", "more tests"])["purpose"],
+        "more tests"
+    );
+
+    let c = run(&["agent", "credential", "add", &id, "--type", "client-secret"]);
+    let cred = c["credential"]["id"].as_str().unwrap().to_owned();
+    let secret = c["client_secret"].as_str().unwrap().to_owned();
+    let (st, tok) = s.token_basic(&id, &secret, &[]).await;
+    assert_eq!(
+        (st, tok["expires_in"].as_i64()),
+        (200, Some(60)),
+        "boundary caps the lifetime"
+    );
+    let r = run(&[
+        "agent",
+        "credential",
+        "rotate",
+        &id,
+        &cred,
+        "--overlap-secs",
+        "0",
+    ]);
+    let new_secret = r["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.token_basic(&id, &secret, &[]).await.0,
+        401,
+        "zero overlap: the old secret is done"
+    );
+    assert_eq!(s.token_basic(&id, &new_secret, &[]).await.0, 200);
+    let listed = run(&["agent", "credential", "list", &id]);
+    let states: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["expired", "active"]);
+    assert!(
+        !listed.to_string().contains("mcs_"),
+        "secrets are never listed"
+    );
+    let new_cred = r["credential"]["id"].as_str().unwrap().to_owned();
+    run(&["agent", "credential", "revoke", &id, &new_cred]);
+    assert_eq!(s.token_basic(&id, &new_secret, &[]).await.0, 401);
+
+    assert_eq!(
+        run(&["agent", "suspend", &id, "--reason", "cli"])["status"],
+        "suspended"
+    );
+    assert_eq!(run(&["agent", "resume", &id])["status"], "active");
+    assert_eq!(
+        run(&["agent", "decommission", &id])["status"],
+        "decommissioned"
+    );
+
+    let t = run(&[
+        "admin-token",
+        "create",
+        "--name",
+        "soc",
+        "--role",
+        "auditor",
+    ]);
+    let auditor = t["token"].as_str().unwrap().to_owned();
+    let (code, _, err) = cli(
+        &s.addr,
+        &auditor,
+        &["agent", "register", "--name", "x", "--owner", "y@z"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("forbidden"), "{err}");
+    let (code, out, _) = cli(&s.addr, &auditor, &["agent", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("cli-bot"));
+    run(&[
+        "admin-token",
+        "revoke",
+        t["admin_token"]["id"].as_str().unwrap(),
+    ]);
+    let (code, _, err) = cli(&s.addr, &auditor, &["agent", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        run(&["admin-token", "list"])["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Usage errors exit 2; an unreachable server exits 1.
+    assert_eq!(
+        cli(
+            &s.addr,
+            &admin,
+            &[
+                "agent", "register", "--name", "n", "--owner", "o", "--label", "nolabel"
+            ]
+        )
+        .0,
+        2
+    );
+    assert_eq!(cli("http://127.0.0.1:9", &admin, &["agent", "list"]).0, 1);
+}

@@ -1,0 +1,296 @@
+//! `mandate serve` itself: zero-config first start, restart, supplied bootstrap tokens,
+//! configuration errors, graceful shutdown, and secrets that must never be written down.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::{BIN, Server, data_dir};
+
+#[tokio::test]
+async fn zero_config_first_start_then_restart_keeps_everything() {
+    let (_t, dir) = data_dir();
+    // The issuer is pinned so tokens from before the restart (new port) still verify.
+    let args = ["--issuer", "http://mandate.test"];
+    let mut s = Server::start(&dir, &args, &[]);
+    let out = s.stdout_text();
+    assert!(out.contains("listening on http://127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("mandate agent register"),
+        "prints the next command: {out}"
+    );
+    let token = s
+        .token
+        .clone()
+        .expect("bootstrap token printed on first start");
+    assert_eq!(token.len(), 4 + 43);
+    assert!(dir.join("mandate.db").exists());
+    let keys: Vec<_> = std::fs::read_dir(dir.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        std::fs::metadata(&keys[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("mandate.db"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    // SQLite's header records WAL mode as file format versions 2/2 (bytes 18 and 19).
+    let header = std::fs::read(dir.join("mandate.db")).unwrap();
+    assert_eq!((header[18], header[19]), (2, 2), "database is in WAL mode");
+
+    let (agent, secret) = s.agent_with_secret(&token, "restart-bot").await;
+    let (st, named) = s
+        .admin(
+            &token,
+            Method::POST,
+            "/v1/admin-tokens",
+            Some(json!({"name": "ops", "role": "auditor"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let auditor = named["token"].as_str().unwrap().to_owned();
+    let jwks_before = s
+        .http
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (st, tok) = s.token_basic(&agent, &secret, &[]).await;
+    assert_eq!(st, 200);
+    assert!(s.stop().success(), "clean exit on SIGTERM");
+
+    let s2 = Server::start(&dir, &args, &[]);
+    assert!(
+        s2.token.is_none(),
+        "the bootstrap token is never printed again"
+    );
+    assert!(s2.stdout_text().contains("printed at first start"));
+    let (st, a) = s2
+        .admin(&token, Method::GET, &format!("/v1/agents/{agent}"), None)
+        .await;
+    assert_eq!(st, 200, "agent and bootstrap token survive: {a}");
+    let (st, _) = s2.admin(&auditor, Method::GET, "/v1/agents", None).await;
+    assert_eq!(st, 200, "named admin tokens survive");
+    let jwks_after = s2
+        .http
+        .get(s2.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(jwks_before, jwks_after, "the signing key survives");
+    let (st, _) = s2.token_basic(&agent, &secret, &[]).await;
+    assert_eq!(st, 200, "credentials survive");
+    let before = s2
+        .introspect(&token, tok["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        before["active"], true,
+        "a token signed before the restart still verifies"
+    );
+}
+
+#[test]
+fn default_data_dir_is_created_in_the_working_directory() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(cwd.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("MANDATE_DATA_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
+    assert!(cwd.path().join("mandate-data/mandate.db").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn supplied_bootstrap_token_from_env_and_file() {
+    let (_t, dir) = data_dir();
+    let supplied = "dev-root-token-0123456789abcdef";
+    let s = Server::start(&dir, &[], &[("MANDATE_BOOTSTRAP_TOKEN", supplied)]);
+    assert!(s.token.is_none(), "a supplied token is not printed");
+    assert!(!s.stdout_text().contains(supplied) && !s.stderr_text().contains(supplied));
+    let (st, _) = s.admin(supplied, Method::GET, "/v1/agents", None).await;
+    assert_eq!(st, 200);
+    drop(s);
+
+    // A token file replaces it at the next start.
+    let file = dir.parent().unwrap().join("boot.token");
+    std::fs::write(&file, "file-root-token-0123456789abcdef\n").unwrap();
+    let s = Server::start(
+        &dir,
+        &["--bootstrap-token-file", file.to_str().unwrap()],
+        &[],
+    );
+    let (st, _) = s
+        .admin(
+            "file-root-token-0123456789abcdef",
+            Method::GET,
+            "/v1/agents",
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = s.admin(supplied, Method::GET, "/v1/agents", None).await;
+    assert_eq!(st, 401, "the previous bootstrap token no longer works");
+}
+
+#[test]
+fn weak_supplied_bootstrap_token_is_refused() {
+    let (_t, dir) = data_dir();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("MANDATE_BOOTSTRAP_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 24 characters"));
+}
+
+#[test]
+fn every_config_error_is_listed_at_once() {
+    let (t, dir) = data_dir();
+    let cfg = t.path().join("mandate.toml");
+    std::fs::write(
+        &cfg,
+        "listn = \"127.0.0.1:1\"\n[token]\ndefault_lifetime_secs = \"soon\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&cfg)
+        .env("MANDATE_LISTEN", "not-an-address")
+        .env("MANDATE_BOGUS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "unknown key",
+        "`listn`",
+        "default_lifetime_secs",
+        "MANDATE_LISTEN",
+        "MANDATE_BOGUS",
+        "4 problems",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+    assert!(!dir.exists(), "a bad configuration creates nothing");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_requests_finish() {
+    let (_t, dir) = data_dir();
+    let mut s = Server::start(&dir, &[], &[]);
+    let token = s.token.clone().unwrap();
+    // An Argon2id-heavy request is in flight when SIGTERM arrives.
+    let (agent, secret) = s.agent_with_secret(&token, "slow-bot").await;
+    let http = s.http.clone();
+    let url = s.url("/oauth/token");
+    let inflight = tokio::spawn(async move {
+        http.post(url)
+            .basic_auth(agent, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let status = tokio::task::spawn_blocking(move || s.stop()).await.unwrap();
+    assert!(status.success());
+    assert_eq!(inflight.await.unwrap().unwrap(), 200);
+}
+
+#[tokio::test]
+async fn issued_secrets_are_never_written_to_disk_or_logs() {
+    let (_t, dir) = data_dir();
+    let mut s = Server::start(
+        &dir,
+        &["--config", "/dev/null"],
+        &[("MANDATE_LOG_LEVEL", "trace")],
+    );
+    let token = s.token.clone().unwrap();
+    let (agent, secret) = s.agent_with_secret(&token, "secret-bot").await;
+    let (st, named) = s
+        .admin(
+            &token,
+            Method::POST,
+            "/v1/admin-tokens",
+            Some(json!({"name": "ci", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let admin_token = named["token"].as_str().unwrap().to_owned();
+    // Use them, including failures, so every code path that might log them runs.
+    let (st, tok) = s.token_basic(&agent, &secret, &[]).await;
+    assert_eq!(st, 200);
+    let access = tok["access_token"].as_str().unwrap().to_owned();
+    let _ = s.token_basic(&agent, &format!("{secret}x"), &[]).await;
+    let _ = s.admin(&admin_token, Method::GET, "/v1/agents", None).await;
+    let _ = s.introspect(&admin_token, &access).await;
+    let (st, rot) = s
+        .admin(
+            &token,
+            Method::POST,
+            &format!("/v1/agents/{agent}/credentials"),
+            Some(json!({"type": "client_secret"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let secret2 = rot["client_secret"].as_str().unwrap().to_owned();
+    assert!(s.stop().success());
+
+    let logs = format!("{}{}", s.stdout_text(), s.stderr_text());
+    assert!(
+        logs.contains("access token issued"),
+        "trace logging was on: {logs}"
+    );
+    let mut files = vec![dir.join("mandate.db"), dir.join("mandate.db-wal")];
+    files.extend(
+        std::fs::read_dir(dir.join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().path()),
+    );
+    let stored: Vec<u8> = files
+        .iter()
+        .filter(|p| p.exists())
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
+    for needle in [&secret, &secret2, &admin_token, &token] {
+        assert!(
+            !logs.contains(needle.as_str()) || needle == &token,
+            "a secret reached the log"
+        );
+        assert!(
+            !stored.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "a secret was stored in clear"
+        );
+    }
+    // The bootstrap token is printed once on stdout by design, never to the log.
+    assert!(!s.stderr_text().contains(&token));
+}
