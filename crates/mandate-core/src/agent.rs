@@ -23,7 +23,10 @@ pub struct ValidationError {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
-    ValidationError { field, message: message.into() }
+    ValidationError {
+        field,
+        message: message.into(),
+    }
 }
 
 fn printable(s: &str) -> bool {
@@ -105,7 +108,10 @@ impl TryFrom<String> for Purpose {
     type Error = ValidationError;
     fn try_from(s: String) -> Result<Self, ValidationError> {
         if s.chars().count() > 1000 || s.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(invalid("purpose", "must be at most 1000 characters of text"));
+            return Err(invalid(
+                "purpose",
+                "must be at most 1000 characters of text",
+            ));
         }
         Ok(Self(s))
     }
@@ -127,18 +133,25 @@ impl Purpose {
 /// Key/value labels for inventory and filtering: at most 32; keys 1–63 of
 /// `a-z0-9._/-` starting with a letter or digit; values at most 128 printable characters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
+#[serde(
+    try_from = "BTreeMap<String, String>",
+    into = "BTreeMap<String, String>"
+)]
 pub struct Labels(BTreeMap<String, String>);
 
 /// Checks a label key (also used by list filters).
 pub fn check_label_key(k: &str) -> Result<(), ValidationError> {
-    let ok_char =
-        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '/' | '-');
+    let ok_char = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '/' | '-')
+    };
     let first_ok = k.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     if k.len() > 63 || !first_ok || !k.chars().all(ok_char) {
         return Err(invalid(
             "labels",
-            format!("label key `{}` must be 1-63 characters of a-z 0-9 . _ / -", k.escape_debug()),
+            format!(
+                "label key `{}` must be 1-63 characters of a-z 0-9 . _ / -",
+                k.escape_debug()
+            ),
         ));
     }
     Ok(())
@@ -229,9 +242,18 @@ impl TryFrom<RawBoundary> for Boundary {
         };
         for g in &r.grants {
             if g.actions.is_empty() || g.resources.is_empty() {
-                return Err(invalid("boundary", "each grant needs actions and resources"));
+                return Err(invalid(
+                    "boundary",
+                    "each grant needs actions and resources",
+                ));
             }
-            if !g.actions.iter().chain(&g.resources).chain(&g.data_classes).all(pattern_ok) {
+            if !g
+                .actions
+                .iter()
+                .chain(&g.resources)
+                .chain(&g.data_classes)
+                .all(pattern_ok)
+            {
                 return Err(invalid(
                     "boundary",
                     "patterns must be 1-256 printable characters without whitespace",
@@ -241,7 +263,10 @@ impl TryFrom<RawBoundary> for Boundary {
         if let Some(l) = r.max_token_lifetime_secs
             && !(1..=MAX_BOUNDARY_LIFETIME_SECS).contains(&l)
         {
-            return Err(invalid("boundary", "max_token_lifetime_secs must be 1..=86400"));
+            return Err(invalid(
+                "boundary",
+                "max_token_lifetime_secs must be 1..=86400",
+            ));
         }
         Ok(Self {
             grants: r.grants,
@@ -352,8 +377,7 @@ mod tests {
         assert!(AgentName::try_from(String::new()).is_err());
         assert!(Owner::try_from("alice@example.com".to_owned()).is_ok());
         assert!(Owner::try_from("alice smith".to_owned()).is_err());
-        let b: Result<Boundary, _> =
-            serde_json::from_str(r#"{"max_token_lifetime_secs": 0}"#);
+        let b: Result<Boundary, _> = serde_json::from_str(r#"{"max_token_lifetime_secs": 0}"#);
         assert!(b.is_err());
         let b: Result<Boundary, _> = serde_json::from_str(r#"{"bogus": 1}"#);
         assert!(b.is_err());

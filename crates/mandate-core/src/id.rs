@@ -33,7 +33,9 @@ fn encode_ulid(value: u128) -> String {
 fn is_ulid(s: &str) -> bool {
     s.len() == 26
         && s.bytes().all(|b| CROCKFORD.contains(&b))
-        && s.as_bytes().first().is_some_and(|b| (b'0'..=b'7').contains(b))
+        && s.as_bytes()
+            .first()
+            .is_some_and(|b| (b'0'..=b'7').contains(b))
 }
 
 /// A string that is not a valid id of the expected kind.
@@ -138,7 +140,10 @@ mod tests {
         assert_eq!(id.as_str(), "agt_00000000000000000000000000");
         let id = AgentId::generate(&ManualClock::at_millis(1), &Fixed(0xFF)).unwrap();
         assert_eq!(id.as_str(), "agt_0000000001ZZZZZZZZZZZZZZZZ");
-        assert!(AgentId::parse("agt_8ZZZZZZZZZZZZZZZZZZZZZZZZZ").is_err(), "over 128 bits");
+        assert!(
+            AgentId::parse("agt_8ZZZZZZZZZZZZZZZZZZZZZZZZZ").is_err(),
+            "over 128 bits"
+        );
         assert!(AgentId::parse("crd_00000000000000000000000000").is_err());
         assert!(AgentId::parse("agt_0000000000000000000000000I").is_err());
     }

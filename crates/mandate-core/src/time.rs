@@ -80,8 +80,9 @@ fn digits(s: &[u8]) -> Option<i64> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.iter()
-        .try_fold(0i64, |acc, b| acc.checked_mul(10)?.checked_add(i64::from(b - b'0')))
+    s.iter().try_fold(0i64, |acc, b| {
+        acc.checked_mul(10)?.checked_add(i64::from(b - b'0'))
+    })
 }
 
 fn parse_rfc3339(s: &str) -> Option<Timestamp> {
@@ -99,7 +100,11 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     }
     let mut rest = b.get(19..)?;
     if rest.first() == Some(&b'.') {
-        let n = rest.iter().skip(1).take_while(|c| c.is_ascii_digit()).count();
+        let n = rest
+            .iter()
+            .skip(1)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
         if n == 0 {
             return None;
         }

@@ -22,11 +22,16 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), StoreError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io(format!("create {}", tmp.display())))?;
-    f.write_all(contents.as_bytes()).map_err(io(format!("write {}", tmp.display())))?;
-    f.sync_all().map_err(io(format!("sync {}", tmp.display())))?;
+    f.write_all(contents.as_bytes())
+        .map_err(io(format!("write {}", tmp.display())))?;
+    f.sync_all()
+        .map_err(io(format!("sync {}", tmp.display())))?;
     if path.exists() {
         let _ = fs::remove_file(&tmp);
-        return Err(StoreError::Conflict(format!("{} already exists", path.display())));
+        return Err(StoreError::Conflict(format!(
+            "{} already exists",
+            path.display()
+        )));
     }
     fs::rename(&tmp, path).map_err(io(format!("rename to {}", path.display())))?;
     Ok(())
@@ -64,7 +69,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k.pem");
         write_private(&p, "secret").unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(read_private(&p).unwrap(), "secret");
         assert!(write_private(&p, "again").is_err());
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();

@@ -75,7 +75,8 @@ CREATE TABLE revoked_tokens (
 /// Brings the schema up to date inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let current = usize::try_from(current).map_err(|_| StoreError::Corrupt("negative user_version".into()))?;
+    let current = usize::try_from(current)
+        .map_err(|_| StoreError::Corrupt("negative user_version".into()))?;
     if current > MIGRATIONS.len() {
         return Err(StoreError::Corrupt(format!(
             "database schema version {current} is newer than this binary ({})",

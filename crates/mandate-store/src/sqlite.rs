@@ -112,7 +112,11 @@ impl AgentRow {
             id: AgentId::parse(&self.id).map_err(|_| bad("id"))?,
             name: self.name.clone().try_into().map_err(|_| bad("name"))?,
             owner: self.owner.clone().try_into().map_err(|_| bad("owner"))?,
-            purpose: self.purpose.clone().try_into().map_err(|_| bad("purpose"))?,
+            purpose: self
+                .purpose
+                .clone()
+                .try_into()
+                .map_err(|_| bad("purpose"))?,
             labels: serde_json::from_str(&self.labels).map_err(corrupt("agent labels"))?,
             boundary: serde_json::from_str(&self.boundary).map_err(corrupt("agent boundary"))?,
             status: AgentStatus::parse(&self.status).ok_or_else(|| bad("status"))?,
@@ -123,15 +127,21 @@ impl AgentRow {
     }
 }
 
-const CREDENTIAL_COLUMNS: &str =
-    "id, agent_id, kind, public_jwk, key_id, created_at, expires_at, revoked_at, replaced_by, secret_hash";
+const CREDENTIAL_COLUMNS: &str = "id, agent_id, kind, public_jwk, key_id, created_at, expires_at, revoked_at, replaced_by, secret_hash";
 
 /// A credential row: text columns, time columns, secret hash.
 type CredentialRow = (Vec<Option<String>>, [Option<i64>; 3], Option<String>);
 
 fn credential_row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
     Ok((
-        vec![r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(8)?],
+        vec![
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(8)?,
+        ],
         [r.get(5)?, r.get(6)?, r.get(7)?],
         r.get(9)?,
     ))
@@ -141,15 +151,24 @@ fn into_credential((text, times, hash): CredentialRow) -> Result<AuthCredential,
     let bad = |what: &str| StoreError::Corrupt(format!("credential: {what}"));
     let mut text = text.into_iter();
     let mut next = || text.next().flatten();
-    let id = next().and_then(|s| CredentialId::parse(&s).ok()).ok_or_else(|| bad("id"))?;
-    let agent_id = next().and_then(|s| AgentId::parse(&s).ok()).ok_or_else(|| bad("agent_id"))?;
-    let kind = next().and_then(|s| CredentialKind::parse(&s)).ok_or_else(|| bad("kind"))?;
+    let id = next()
+        .and_then(|s| CredentialId::parse(&s).ok())
+        .ok_or_else(|| bad("id"))?;
+    let agent_id = next()
+        .and_then(|s| AgentId::parse(&s).ok())
+        .ok_or_else(|| bad("agent_id"))?;
+    let kind = next()
+        .and_then(|s| CredentialKind::parse(&s))
+        .ok_or_else(|| bad("kind"))?;
     let public_jwk = next()
         .map(|s| serde_json::from_str(&s))
         .transpose()
         .map_err(corrupt("public_jwk"))?;
     let key_id = next();
-    let replaced_by = next().map(|s| CredentialId::parse(&s)).transpose().map_err(|_| bad("replaced_by"))?;
+    let replaced_by = next()
+        .map(|s| CredentialId::parse(&s))
+        .transpose()
+        .map_err(|_| bad("replaced_by"))?;
     let [created_at, expires_at, revoked_at] = times;
     Ok(AuthCredential {
         credential: Credential {
@@ -168,7 +187,14 @@ fn into_credential((text, times, hash): CredentialRow) -> Result<AuthCredential,
 }
 
 fn admin_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, bool, i64, Option<i64>)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn into_admin(
@@ -193,18 +219,24 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         crate::migrate::migrate(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A poisoned lock means a panic mid-call; SQLite rolled back any open transaction,
         // so the connection itself is still consistent.
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The journal mode in force (`wal` once opened).
     pub fn journal_mode(&self) -> Result<String, StoreError> {
-        Ok(self.lock().query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
+        Ok(self
+            .lock()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
     }
 
     // ---- agents ----
@@ -332,12 +364,20 @@ impl Store {
     // ---- credentials ----
 
     /// Stores a new credential (`secret_hash` for client secrets).
-    pub fn insert_credential(&self, c: &Credential, secret_hash: Option<&str>) -> Result<(), StoreError> {
+    pub fn insert_credential(
+        &self,
+        c: &Credential,
+        secret_hash: Option<&str>,
+    ) -> Result<(), StoreError> {
         let conn = self.lock();
         Self::insert_credential_in(&conn, c, secret_hash)
     }
 
-    fn insert_credential_in(conn: &Connection, c: &Credential, secret_hash: Option<&str>) -> Result<(), StoreError> {
+    fn insert_credential_in(
+        conn: &Connection,
+        c: &Credential,
+        secret_hash: Option<&str>,
+    ) -> Result<(), StoreError> {
         let jwk = c.public_jwk.as_ref().map(serde_json::Value::to_string);
         conn.execute(
             &format!("INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
@@ -382,7 +422,9 @@ impl Store {
         let tx = conn.transaction()?;
         let found = tx
             .query_row(
-                &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = ?1 AND agent_id = ?2"),
+                &format!(
+                    "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = ?1 AND agent_id = ?2"
+                ),
                 params![old.as_str(), new.agent_id.as_str()],
                 credential_row,
             )
@@ -399,7 +441,9 @@ impl Store {
             )));
         }
         if !c.usable_at(now) || c.replaced_by.is_some() {
-            return Err(StoreError::Conflict(format!("credential `{old}` is no longer active")));
+            return Err(StoreError::Conflict(format!(
+                "credential `{old}` is no longer active"
+            )));
         }
         Self::insert_credential_in(&tx, new, secret_hash)?;
         let until = c.expires_at.map_or(old_until, |e| e.min(old_until));
@@ -412,7 +456,12 @@ impl Store {
     }
 
     /// Revokes a credential of `agent` now.
-    pub fn revoke_credential(&self, agent: &AgentId, id: &CredentialId, now: Timestamp) -> Result<(), StoreError> {
+    pub fn revoke_credential(
+        &self,
+        agent: &AgentId,
+        id: &CredentialId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let n = self.lock().execute(
             "UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND agent_id = ?2",
             params![id.as_str(), agent.as_str(), now.secs()],
@@ -460,7 +509,9 @@ impl Store {
     pub fn has_bootstrap(&self) -> Result<bool, StoreError> {
         Ok(self
             .lock()
-            .query_row("SELECT 1 FROM admin_tokens WHERE bootstrap = 1", [], |_| Ok(()))
+            .query_row("SELECT 1 FROM admin_tokens WHERE bootstrap = 1", [], |_| {
+                Ok(())
+            })
             .optional()?
             .is_some())
     }
@@ -558,7 +609,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let conn = self.lock();
-        conn.execute("DELETE FROM assertion_jtis WHERE expires_at <= ?1", [now.secs()])?;
+        conn.execute(
+            "DELETE FROM assertion_jtis WHERE expires_at <= ?1",
+            [now.secs()],
+        )?;
         match conn.execute(
             "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?1, ?2, ?3)",
             params![client.as_str(), jti, expires_at.secs()],
@@ -570,9 +624,17 @@ impl Store {
     }
 
     /// Revokes an access token by `jti` (kept until the token would have expired anyway).
-    pub fn revoke_token(&self, jti: &str, expires_at: Timestamp, now: Timestamp) -> Result<(), StoreError> {
+    pub fn revoke_token(
+        &self,
+        jti: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let conn = self.lock();
-        conn.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?1", [now.secs()])?;
+        conn.execute(
+            "DELETE FROM revoked_tokens WHERE expires_at <= ?1",
+            [now.secs()],
+        )?;
         conn.execute(
             "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?1, ?2, ?3)",
             params![jti, expires_at.secs(), now.secs()],
@@ -584,7 +646,9 @@ impl Store {
     pub fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         Ok(self
             .lock()
-            .query_row("SELECT 1 FROM revoked_tokens WHERE jti = ?1", [jti], |_| Ok(()))
+            .query_row("SELECT 1 FROM revoked_tokens WHERE jti = ?1", [jti], |_| {
+                Ok(())
+            })
             .optional()?
             .is_some())
     }
@@ -592,7 +656,10 @@ impl Store {
 
 fn name_conflict(e: rusqlite::Error, a: &Agent) -> StoreError {
     if is_unique_violation(&e) {
-        StoreError::Conflict(format!("an agent named `{}` already exists", a.name.as_str()))
+        StoreError::Conflict(format!(
+            "an agent named `{}` already exists",
+            a.name.as_str()
+        ))
     } else {
         e.into()
     }

@@ -113,10 +113,9 @@ pub fn verify(
     now: Timestamp,
 ) -> Result<AccessClaims, VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-    let typ_ok = header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt"));
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
     if header.alg != Algorithm::EdDSA || !typ_ok {
         return Err(VerifyError::WrongType);
     }
@@ -178,12 +177,27 @@ mod tests {
         let t = issue(ring.current(), &claims(1300, None)).unwrap();
         let at = Timestamp::from_secs;
         assert!(verify(&ring, &t, "http://mandate.test", at(1000)).is_ok());
-        assert_eq!(verify(&ring, &t, "http://mandate.test", at(999)), Err(VerifyError::NotYetValid));
-        assert_eq!(verify(&ring, &t, "http://mandate.test", at(1300)), Err(VerifyError::Expired));
-        assert_eq!(verify(&ring, &t, "http://other", at(1000)), Err(VerifyError::Issuer));
+        assert_eq!(
+            verify(&ring, &t, "http://mandate.test", at(999)),
+            Err(VerifyError::NotYetValid)
+        );
+        assert_eq!(
+            verify(&ring, &t, "http://mandate.test", at(1300)),
+            Err(VerifyError::Expired)
+        );
+        assert_eq!(
+            verify(&ring, &t, "http://other", at(1000)),
+            Err(VerifyError::Issuer)
+        );
         let other = self::ring();
-        assert_eq!(verify(&other, &t, "http://mandate.test", at(1000)), Err(VerifyError::UnknownKey));
-        assert_eq!(verify(&ring, "a.b.c", "http://mandate.test", at(1000)), Err(VerifyError::Malformed));
+        assert_eq!(
+            verify(&other, &t, "http://mandate.test", at(1000)),
+            Err(VerifyError::UnknownKey)
+        );
+        assert_eq!(
+            verify(&ring, "a.b.c", "http://mandate.test", at(1000)),
+            Err(VerifyError::Malformed)
+        );
     }
 
     #[test]
@@ -195,7 +209,12 @@ mod tests {
         let payload = crate::b64::encode(&serde_json::to_vec(&forged_claims).unwrap());
         let forged = format!("{}.{}.{}", parts[0], payload, parts[2]);
         assert_eq!(
-            verify(&ring, &forged, "http://mandate.test", Timestamp::from_secs(1000)),
+            verify(
+                &ring,
+                &forged,
+                "http://mandate.test",
+                Timestamp::from_secs(1000)
+            ),
             Err(VerifyError::Signature)
         );
     }

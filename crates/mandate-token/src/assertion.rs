@@ -67,7 +67,10 @@ struct SubjectOnly {
 /// Reads the (unverified) `sub` of an assertion, to know whose keys to verify it with.
 /// Nothing read here is trusted until [`verify`] succeeds.
 pub fn peek_subject(assertion: &str) -> Result<String, AssertionError> {
-    let payload = assertion.split('.').nth(1).ok_or(AssertionError::Malformed)?;
+    let payload = assertion
+        .split('.')
+        .nth(1)
+        .ok_or(AssertionError::Malformed)?;
     let bytes = b64::decode(payload).ok_or(AssertionError::Malformed)?;
     let c: SubjectOnly = serde_json::from_slice(&bytes).map_err(|_| AssertionError::Malformed)?;
     c.sub.or(c.iss).ok_or(AssertionError::Subject)
@@ -117,7 +120,9 @@ pub fn verify(
     v.required_spec_claims.clear();
     let mut verified = None;
     for (i, key) in candidates {
-        let Some(dk) = key.decoding_key() else { continue };
+        let Some(dk) = key.decoding_key() else {
+            continue;
+        };
         match jsonwebtoken::decode::<Claims>(assertion, &dk, &v) {
             Ok(data) => {
                 verified = Some((i, data.claims));
@@ -131,17 +136,31 @@ pub fn verify(
     if c.iss.as_deref() != Some(client_id) || c.sub.as_deref() != Some(client_id) {
         return Err(AssertionError::Subject);
     }
-    if !c.aud.is_some_and(|a| audiences.iter().any(|want| a.contains(want))) {
+    if !c
+        .aud
+        .is_some_and(|a| audiences.iter().any(|want| a.contains(want)))
+    {
         return Err(AssertionError::Audience);
     }
     let now_s = now.secs();
     let exp = c.exp.ok_or(AssertionError::Time)?;
     let future = |t: Option<i64>| t.is_some_and(|t| t > now_s + LEEWAY_SECS);
-    if exp + LEEWAY_SECS <= now_s || exp > now_s + MAX_LIFETIME_SECS + LEEWAY_SECS || future(c.nbf) || future(c.iat) {
+    if exp + LEEWAY_SECS <= now_s
+        || exp > now_s + MAX_LIFETIME_SECS + LEEWAY_SECS
+        || future(c.nbf)
+        || future(c.iat)
+    {
         return Err(AssertionError::Time);
     }
-    let jti = c.jti.filter(|j| !j.is_empty() && j.len() <= 256).ok_or(AssertionError::Jti)?;
-    Ok(Verified { jti, exp: Timestamp::from_secs(exp + LEEWAY_SECS), key_index })
+    let jti = c
+        .jti
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or(AssertionError::Jti)?;
+    Ok(Verified {
+        jti,
+        exp: Timestamp::from_secs(exp + LEEWAY_SECS),
+        key_index,
+    })
 }
 
 #[cfg(test)]
@@ -181,8 +200,14 @@ mod tests {
             c[k] = v;
             c
         };
-        assert_eq!(check(with("iss", json!("agt_other"))), Err(AssertionError::Subject));
-        assert_eq!(check(with("aud", json!(["http://elsewhere"]))), Err(AssertionError::Audience));
+        assert_eq!(
+            check(with("iss", json!("agt_other"))),
+            Err(AssertionError::Subject)
+        );
+        assert_eq!(
+            check(with("aud", json!(["http://elsewhere"]))),
+            Err(AssertionError::Audience)
+        );
         assert_eq!(check(with("exp", json!(900))), Err(AssertionError::Time));
         assert_eq!(check(with("exp", json!(5000))), Err(AssertionError::Time));
         assert_eq!(check(with("nbf", json!(2000))), Err(AssertionError::Time));
@@ -205,6 +230,9 @@ mod tests {
         )
         .unwrap();
         let now = Timestamp::from_secs(1000);
-        assert_eq!(verify(&t, CLIENT, &[&jwk], &[AUD], now), Err(AssertionError::Algorithm));
+        assert_eq!(
+            verify(&t, CLIENT, &[&jwk], &[AUD], now),
+            Err(AssertionError::Algorithm)
+        );
     }
 }

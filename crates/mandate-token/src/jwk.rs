@@ -69,13 +69,20 @@ impl PublicJwk {
         let (normalized, thumb_input, alg) = match (kty, crv) {
             ("OKP", "Ed25519") => {
                 let x = coord(m, "x", "Ed25519")?;
-                let arr: [u8; 32] = x.as_slice().try_into().map_err(|_| JwkError::BadKey("Ed25519"))?;
+                let arr: [u8; 32] = x
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| JwkError::BadKey("Ed25519"))?;
                 ed25519_dalek::VerifyingKey::from_bytes(&arr)
                     .map_err(|_| JwkError::BadKey("Ed25519"))?;
                 let x = b64::encode(&x);
                 // RFC 7638 §3.2: required members, lexicographic order, no whitespace.
                 let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-                (json!({"kty": "OKP", "crv": "Ed25519", "x": x}), thumb, Algorithm::EdDSA)
+                (
+                    json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
+                    thumb,
+                    Algorithm::EdDSA,
+                )
             }
             ("EC", "P-256") => {
                 let x = coord(m, "x", "P-256")?;
@@ -87,13 +94,23 @@ impl PublicJwk {
                 p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| JwkError::BadKey("P-256"))?;
                 let (x, y) = (b64::encode(&x), b64::encode(&y));
                 let thumb = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-                (json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}), thumb, Algorithm::ES256)
+                (
+                    json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+                    thumb,
+                    Algorithm::ES256,
+                )
             }
             _ => return Err(JwkError::Unsupported),
         };
-        let Value::Object(mut normalized) = normalized else { return Err(JwkError::Shape) };
+        let Value::Object(mut normalized) = normalized else {
+            return Err(JwkError::Shape);
+        };
         if let Some(a) = m.get("alg") {
-            let want = if alg == Algorithm::EdDSA { "EdDSA" } else { "ES256" };
+            let want = if alg == Algorithm::EdDSA {
+                "EdDSA"
+            } else {
+                "ES256"
+            };
             if a.as_str() != Some(want) {
                 return Err(JwkError::Mismatch("alg"));
             }
@@ -113,7 +130,11 @@ impl PublicJwk {
             normalized.insert("kid".into(), json!(k));
         }
         let thumbprint = b64::encode(&Sha256::digest(thumb_input.as_bytes()));
-        Ok(Self { normalized: Value::Object(normalized), thumbprint, alg })
+        Ok(Self {
+            normalized: Value::Object(normalized),
+            thumbprint,
+            alg,
+        })
     }
 
     /// The stored form: public parameters plus `kid`/`alg`/`use` if given.
@@ -155,7 +176,10 @@ mod tests {
         let jwk = json!({"kty":"OKP","crv":"Ed25519",
             "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
         let k = PublicJwk::parse(&jwk).unwrap();
-        assert_eq!(k.thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        assert_eq!(
+            k.thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
     }
 
     #[test]
@@ -164,10 +188,22 @@ mod tests {
         let cases = [
             (json!("nope"), JwkError::Shape),
             (json!({"kty":"RSA","crv":"x","x":x}), JwkError::Unsupported),
-            (json!({"kty":"OKP","crv":"Ed25519","x":x,"d":x}), JwkError::Private("d".into())),
-            (json!({"kty":"OKP","crv":"Ed25519","x":"AAAA"}), JwkError::BadKey("Ed25519")),
-            (json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"ES256"}), JwkError::Mismatch("alg")),
-            (json!({"kty":"EC","crv":"P-256","x":x,"y":x}), JwkError::BadKey("P-256")),
+            (
+                json!({"kty":"OKP","crv":"Ed25519","x":x,"d":x}),
+                JwkError::Private("d".into()),
+            ),
+            (
+                json!({"kty":"OKP","crv":"Ed25519","x":"AAAA"}),
+                JwkError::BadKey("Ed25519"),
+            ),
+            (
+                json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"ES256"}),
+                JwkError::Mismatch("alg"),
+            ),
+            (
+                json!({"kty":"EC","crv":"P-256","x":x,"y":x}),
+                JwkError::BadKey("P-256"),
+            ),
         ];
         for (v, want) in cases {
             assert_eq!(PublicJwk::parse(&v), Err(want), "{v}");

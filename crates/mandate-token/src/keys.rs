@@ -1,8 +1,8 @@
 //! Mandate's own Ed25519 signing keys, the key ring used to verify what they signed,
 //! and the JWKS document that publishes them.
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use mandate_core::random::{Random, RandomError, random_bytes};
 use serde_json::{Value, json};
@@ -33,7 +33,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,7 +62,11 @@ impl SigningKey {
     fn from_key(key: ed25519_dalek::SigningKey) -> Result<Self, KeyError> {
         let der = key.to_pkcs8_der().map_err(|_| KeyError::BadPem)?;
         let kid = ed25519_thumbprint(key.verifying_key().as_bytes());
-        Ok(Self { encoding: EncodingKey::from_ed_der(der.as_bytes()), key, kid })
+        Ok(Self {
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            key,
+            kid,
+        })
     }
 
     /// The PKCS#8 PEM text for the key file. Handle as a secret.
@@ -96,7 +102,9 @@ pub struct PublishedKey {
 
 impl std::fmt::Debug for PublishedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublishedKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("PublishedKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,7 +120,11 @@ impl PublishedKey {
         let x = b64::encode(&arr);
         let decoding = DecodingKey::from_ed_components(&x).map_err(|_| bad())?;
         let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"});
-        Ok(Self { kid: kid.to_owned(), jwk, decoding })
+        Ok(Self {
+            kid: kid.to_owned(),
+            jwk,
+            decoding,
+        })
     }
 
     /// The key id.
@@ -135,9 +147,14 @@ impl KeyRing {
     /// A ring from the current key and the other keys still published (the current
     /// key is added if missing).
     pub fn new(current: SigningKey, others: Vec<PublishedKey>) -> Result<Self, KeyError> {
-        let mut published: Vec<PublishedKey> =
-            others.into_iter().filter(|k| k.kid != current.kid).collect();
-        published.insert(0, PublishedKey::from_public_bytes(&current.kid, &current.public_bytes())?);
+        let mut published: Vec<PublishedKey> = others
+            .into_iter()
+            .filter(|k| k.kid != current.kid)
+            .collect();
+        published.insert(
+            0,
+            PublishedKey::from_public_bytes(&current.kid, &current.public_bytes())?,
+        );
         Ok(Self { current, published })
     }
 
@@ -148,7 +165,10 @@ impl KeyRing {
 
     /// The verification key for `kid`, if it is still published.
     pub fn decoding_key(&self, kid: &str) -> Option<&DecodingKey> {
-        self.published.iter().find(|k| k.kid == kid).map(|k| &k.decoding)
+        self.published
+            .iter()
+            .find(|k| k.kid == kid)
+            .map(|k| &k.decoding)
     }
 
     /// The JWKS document (RFC 7517 §5).

@@ -5,8 +5,8 @@
 //! tokens are looked up by their SHA-256 digest: they are 256-bit random values, so a
 //! fast hash cannot be brute-forced, and every admin request can find its token by index.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use mandate_core::random::{Random, RandomError, random_bytes};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
@@ -71,8 +71,11 @@ pub fn hash_client_secret(secret: &Secret, random: &dyn Random) -> Result<String
 
 /// Whether `presented` matches the stored PHC hash. A malformed hash never matches.
 pub fn verify_client_secret(presented: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|h| Argon2::default().verify_password(presented.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(presented.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// Spends the same Argon2id work as a real check, for unknown clients, so response time
@@ -83,7 +86,12 @@ pub fn verify_against_dummy(presented: &str) -> bool {
         // A fixed salt is fine: this hash guards nothing; it only costs the same time.
         SaltString::encode_b64(b"mandate-dummy-salt")
             .ok()
-            .and_then(|s| Argon2::default().hash_password(b"dummy", &s).ok().map(|h| h.to_string()))
+            .and_then(|s| {
+                Argon2::default()
+                    .hash_password(b"dummy", &s)
+                    .ok()
+                    .map(|h| h.to_string())
+            })
             .unwrap_or_default()
     });
     let _ = verify_client_secret(presented, phc);
@@ -92,7 +100,10 @@ pub fn verify_against_dummy(presented: &str) -> bool {
 
 /// The lookup digest of an admin token: hex SHA-256.
 pub fn admin_token_digest(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
