@@ -76,7 +76,11 @@ pub struct Owner(String);
 impl TryFrom<String> for Owner {
     type Error = ValidationError;
     fn try_from(s: String) -> Result<Self, ValidationError> {
-        if s.is_empty() || s.len() > 254 || !printable(&s) || s.chars().any(char::is_whitespace) {
+        if s.is_empty()
+            || s.chars().count() > 254
+            || !printable(&s)
+            || s.chars().any(char::is_whitespace)
+        {
             return Err(invalid(
                 "owner",
                 "must be a person's email or user name: 1-254 characters, no whitespace",
@@ -238,7 +242,10 @@ impl TryFrom<RawBoundary> for Boundary {
             return Err(invalid("boundary", "at most 256 grants and 256 delegates"));
         }
         let pattern_ok = |p: &String| {
-            !p.is_empty() && p.len() <= 256 && printable(p) && !p.chars().any(char::is_whitespace)
+            !p.is_empty()
+                && p.chars().count() <= 256
+                && printable(p)
+                && !p.chars().any(char::is_whitespace)
         };
         for g in &r.grants {
             if g.actions.is_empty() || g.resources.is_empty() {
@@ -273,6 +280,50 @@ impl TryFrom<RawBoundary> for Boundary {
             max_token_lifetime_secs: r.max_token_lifetime_secs,
             delegates: r.delegates,
         })
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters (including
+/// none) and every other character matches itself. Linear time, no backtracking blow-up.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0usize, 0usize);
+    // Where the last `*` was, and the text position it is currently absorbing up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(c) if Some(c) == t.get(ti) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+}
+
+impl Boundary {
+    /// Whether an OAuth scope token lies inside the boundary: some grant's action
+    /// pattern matches it.
+    ///
+    /// INVARIANT (ceiling): a boundary without grants allows no scope at all.
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.grants
+            .iter()
+            .flat_map(|g| &g.actions)
+            .any(|a| glob_match(a, scope))
     }
 }
 
@@ -357,6 +408,31 @@ pub struct Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs() {
+        for (p, t, want) in [
+            ("crm:read", "crm:read", true),
+            ("crm:*", "crm:read", true),
+            ("crm:*", "crm:", true),
+            ("*", "", true),
+            ("crm:*:x", "crm:a:b:x", true),
+            ("crm:*:x", "crm:a:b:y", false),
+            ("crm:read", "crm:reads", false),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "aXbYbZ", false),
+            ("", "", true),
+            ("", "a", false),
+        ] {
+            assert_eq!(glob_match(p, t), want, "{p} ~ {t}");
+        }
+        let b: Boundary =
+            serde_json::from_str(r#"{"grants":[{"actions":["crm:read*"],"resources":["*"]}]}"#)
+                .unwrap();
+        assert!(b.allows_scope("crm:read") && b.allows_scope("crm:read.notes"));
+        assert!(!b.allows_scope("crm:write"));
+        assert!(!Boundary::default().allows_scope("anything"));
+    }
 
     #[test]
     fn lifecycle() {

@@ -44,7 +44,8 @@ pub struct Credential {
     pub id: CredentialId,
     /// The agent it belongs to.
     pub agent_id: AgentId,
-    /// Secret or public key.
+    /// Secret or public key (`type` on the wire, as in the create request).
+    #[serde(rename = "type")]
     pub kind: CredentialKind,
     /// For public keys: the registered JWK (public parameters only).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -30,23 +30,45 @@ pub(crate) async fn create_token(
     ApiJson(req): ApiJson<NewAdminToken>,
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
-    if req.name.is_empty() || req.name.len() > 64 || req.name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("invalid_field", "name must be 1-64 printable characters"));
+    if req.name.is_empty()
+        || req.name.chars().count() > 64
+        || req.name.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "name must be 1-64 printable characters",
+        ));
     }
     let (record, token) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
-        let id = AdminTokenId::generate(s.clock.as_ref(), s.random.as_ref()).map_err(ApiError::internal)?;
+        let id = AdminTokenId::generate(s.clock.as_ref(), s.random.as_ref())
+            .map_err(ApiError::internal)?;
         let token = secret::new_admin_token(s.random.as_ref()).map_err(ApiError::internal)?;
-        let record = AdminToken { id, name: req.name, role: req.role, bootstrap: false, created_at: s.clock.now(), revoked_at: None };
-        s.store.insert_admin_token(&record, &secret::admin_token_digest(token.expose()))?;
+        let record = AdminToken {
+            id,
+            name: req.name,
+            role: req.role,
+            bootstrap: false,
+            created_at: s.clock.now(),
+            revoked_at: None,
+        };
+        s.store
+            .insert_admin_token(&record, &secret::admin_token_digest(token.expose()))?;
         Ok((record, token))
     })
     .await??;
     tracing::info!(by = %admin.0.id, id = %record.id, role = record.role.as_str(), "admin token created");
-    Ok((StatusCode::CREATED, Json(json!({"admin_token": record, "token": token.expose()}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"admin_token": record, "token": token.expose()})),
+    )
+        .into_response())
 }
 
 /// `GET /v1/admin-tokens`.
-pub(crate) async fn list_tokens(State(state): State<Arc<AppState>>, _admin: Admin) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn list_tokens(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let items = crate::blocking(&state, |s| s.store.list_admin_tokens()).await??;
     Ok(Json(json!({"items": items})))
 }
@@ -70,7 +92,10 @@ pub(crate) async fn revoke_token(
 }
 
 /// `GET /v1/keys`: the signing keys still published.
-pub(crate) async fn list_keys(State(state): State<Arc<AppState>>, _admin: Admin) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn list_keys(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let rows = crate::blocking(&state, |s| s.store.published_signing_keys(s.clock.now())).await??;
     let items: Vec<_> = rows
         .iter()
@@ -89,7 +114,10 @@ pub(crate) async fn list_keys(State(state): State<Arc<AppState>>, _admin: Admin)
 
 /// `POST /v1/keys/rotate`: a new key signs from now on; the old one stays published
 /// until every token it signed has expired.
-pub(crate) async fn rotate_keys(State(state): State<Arc<AppState>>, admin: Admin) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn rotate_keys(
+    State(state): State<Arc<AppState>>,
+    admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
     admin.require_write()?;
     let by = admin.0.id.clone();
     let out = crate::blocking(&state, move |s| {

@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mandate_core::agent::{Agent, AgentName, AgentStatus, Boundary, Labels, Owner, Purpose, check_label_key};
+use mandate_core::agent::{
+    Agent, AgentName, AgentStatus, Boundary, Labels, Owner, Purpose, check_label_key,
+};
 use mandate_core::credential::{Credential, CredentialKind};
 use mandate_core::id::{AgentId, CredentialId};
 use mandate_core::time::Timestamp;
@@ -22,11 +24,13 @@ use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, OptionalJson};
 
 fn agent_id(s: &str) -> Result<AgentId, ApiError> {
-    AgentId::parse(s).map_err(|_| ApiError::not_found(format!("unknown agent `{}`", s.escape_debug())))
+    AgentId::parse(s)
+        .map_err(|_| ApiError::not_found(format!("unknown agent `{}`", s.escape_debug())))
 }
 
 fn credential_id(s: &str) -> Result<CredentialId, ApiError> {
-    CredentialId::parse(s).map_err(|_| ApiError::not_found(format!("unknown credential `{}`", s.escape_debug())))
+    CredentialId::parse(s)
+        .map_err(|_| ApiError::not_found(format!("unknown credential `{}`", s.escape_debug())))
 }
 
 #[derive(Deserialize)]
@@ -52,7 +56,8 @@ pub(crate) async fn register(
     let agent = crate::blocking(&state, move |s| -> Result<Agent, ApiError> {
         let now = s.clock.now();
         let agent = Agent {
-            id: AgentId::generate(s.clock.as_ref(), s.random.as_ref()).map_err(ApiError::internal)?,
+            id: AgentId::generate(s.clock.as_ref(), s.random.as_ref())
+                .map_err(ApiError::internal)?,
             name: req.name,
             owner: req.owner,
             purpose: req.purpose,
@@ -93,11 +98,15 @@ pub(crate) async fn list(
         match k.as_str() {
             "owner" => filter.owner = Some(v),
             "status" => {
-                filter.status =
-                    Some(AgentStatus::parse(&v).ok_or_else(|| bad(format!("unknown status `{}`", v.escape_debug())))?);
+                filter.status = Some(
+                    AgentStatus::parse(&v)
+                        .ok_or_else(|| bad(format!("unknown status `{}`", v.escape_debug())))?,
+                );
             }
             "label" => {
-                let (lk, lv) = v.split_once('=').ok_or_else(|| bad("label filter is `key=value`".into()))?;
+                let (lk, lv) = v
+                    .split_once('=')
+                    .ok_or_else(|| bad("label filter is `key=value`".into()))?;
                 check_label_key(lk).map_err(|e| bad(e.to_string()))?;
                 filter.label = Some((lk.to_owned(), lv.to_owned()));
             }
@@ -109,10 +118,18 @@ pub(crate) async fn list(
                     .ok_or_else(|| bad(format!("limit must be 1..={MAX_PAGE}")))?;
             }
             "cursor" => cursor = Some(AgentId::parse(&v).map_err(|e| bad(e.to_string()))?),
-            other => return Err(bad(format!("unknown query parameter `{}`", other.escape_debug()))),
+            other => {
+                return Err(bad(format!(
+                    "unknown query parameter `{}`",
+                    other.escape_debug()
+                )));
+            }
         }
     }
-    let items = crate::blocking(&state, move |s| s.store.list_agents(&filter, cursor.as_ref(), limit)).await??;
+    let items = crate::blocking(&state, move |s| {
+        s.store.list_agents(&filter, cursor.as_ref(), limit)
+    })
+    .await??;
     // A full page may have more behind it; the cursor is the last id shown.
     let next = (items.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| items.last().map(|a| a.id.to_string()))
@@ -128,7 +145,9 @@ pub(crate) async fn show(
 ) -> Result<Json<Agent>, ApiError> {
     let id = agent_id(&id)?;
     let agent = crate::blocking(&state, move |s| s.store.get_agent(&id)).await??;
-    agent.map(Json).ok_or_else(|| ApiError::not_found("unknown agent"))
+    agent
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("unknown agent"))
 }
 
 #[derive(Deserialize)]
@@ -153,7 +172,10 @@ pub(crate) async fn update(
     let agent = crate::blocking(&state, move |s| {
         s.store.modify_agent(&id, s.clock.now(), |a| {
             if a.status == AgentStatus::Decommissioned {
-                return Err(ApiError::conflict("agent_decommissioned", "a decommissioned agent cannot change"));
+                return Err(ApiError::conflict(
+                    "agent_decommissioned",
+                    "a decommissioned agent cannot change",
+                ));
             }
             if let Some(v) = req.name {
                 a.name = v;
@@ -194,8 +216,14 @@ async fn change_status(
     admin.require_write()?;
     let id = agent_id(&id)?;
     let reason = body.and_then(|b| b.reason);
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control)) {
-        return Err(ApiError::bad_request("invalid_field", "reason must be at most 500 printable characters"));
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "reason must be at most 500 printable characters",
+        ));
     }
     let agent = crate::blocking(&state, move |s| {
         s.store.modify_agent(&id, s.clock.now(), |a| {
@@ -272,10 +300,14 @@ fn make_credential(
     jwk: Option<Value>,
     expires_at: Option<Timestamp>,
 ) -> Result<(Credential, Option<(secret::Secret, String)>), ApiError> {
-    let id = CredentialId::generate(s.clock.as_ref(), s.random.as_ref()).map_err(ApiError::internal)?;
+    let id =
+        CredentialId::generate(s.clock.as_ref(), s.random.as_ref()).map_err(ApiError::internal)?;
     let now = s.clock.now();
     if expires_at.is_some_and(|e| e <= now) {
-        return Err(ApiError::bad_request("invalid_field", "expires_at must be in the future"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "expires_at must be in the future",
+        ));
     }
     let mut c = Credential {
         id,
@@ -291,15 +323,22 @@ fn make_credential(
     match kind {
         CredentialKind::ClientSecret => {
             if jwk.is_some() {
-                return Err(ApiError::bad_request("invalid_field", "jwk is only for type public_key"));
+                return Err(ApiError::bad_request(
+                    "invalid_field",
+                    "jwk is only for type public_key",
+                ));
             }
-            let secret = secret::new_client_secret(s.random.as_ref()).map_err(ApiError::internal)?;
-            let hash = secret::hash_client_secret(&secret, s.random.as_ref()).map_err(ApiError::internal)?;
+            let secret =
+                secret::new_client_secret(s.random.as_ref()).map_err(ApiError::internal)?;
+            let hash = secret::hash_client_secret(&secret, s.random.as_ref())
+                .map_err(ApiError::internal)?;
             Ok((c, Some((secret, hash))))
         }
         CredentialKind::PublicKey => {
-            let jwk = jwk.ok_or_else(|| ApiError::bad_request("missing_field", "missing field `jwk`"))?;
-            let key = PublicJwk::parse(&jwk).map_err(|e| ApiError::bad_request("invalid_jwk", e.to_string()))?;
+            let jwk =
+                jwk.ok_or_else(|| ApiError::bad_request("missing_field", "missing field `jwk`"))?;
+            let key = PublicJwk::parse(&jwk)
+                .map_err(|e| ApiError::bad_request("invalid_jwk", e.to_string()))?;
             c.key_id = Some(key.kid().unwrap_or(key.thumbprint()).to_owned());
             c.public_jwk = Some(key.to_value());
             Ok((c, None))
@@ -328,9 +367,10 @@ fn credential_response(c: &Credential, secret: Option<&secret::Secret>, now: Tim
 fn writable_agent(s: &AppState, id: &AgentId) -> Result<(), ApiError> {
     match s.store.get_agent(id)? {
         None => Err(ApiError::not_found("unknown agent")),
-        Some(a) if a.status == AgentStatus::Decommissioned => {
-            Err(ApiError::conflict("agent_decommissioned", "a decommissioned agent cannot get credentials"))
-        }
+        Some(a) if a.status == AgentStatus::Decommissioned => Err(ApiError::conflict(
+            "agent_decommissioned",
+            "a decommissioned agent cannot get credentials",
+        )),
         Some(_) => Ok(()),
     }
 }
@@ -351,9 +391,14 @@ pub(crate) async fn add_credential(
     let body = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
         writable_agent(s, &id)?;
         let (c, secret) = make_credential(s, &id, kind, req.jwk, req.expires_at)?;
-        s.store.insert_credential(&c, secret.as_ref().map(|(_, h)| h.as_str()))?;
+        s.store
+            .insert_credential(&c, secret.as_ref().map(|(_, h)| h.as_str()))?;
         tracing::info!(agent = %id, credential = %c.id, kind = kind.as_str(), "credential added");
-        Ok(credential_response(&c, secret.as_ref().map(|(s, _)| s), s.clock.now()))
+        Ok(credential_response(
+            &c,
+            secret.as_ref().map(|(s, _)| s),
+            s.clock.now(),
+        ))
     })
     .await??;
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -371,8 +416,7 @@ pub(crate) async fn list_credentials(
             return Err(ApiError::not_found("unknown agent"));
         }
         let now = s.clock.now();
-        Ok(s
-            .store
+        Ok(s.store
             .credentials(&id)?
             .into_iter()
             .map(|c| {
@@ -406,10 +450,16 @@ pub(crate) async fn rotate_credential(
     admin.require_write()?;
     let id = agent_id(&id)?;
     let cid = credential_id(&cid)?;
-    let req = req.unwrap_or(Rotate { overlap_secs: None, jwk: None });
+    let req = req.unwrap_or(Rotate {
+        overlap_secs: None,
+        jwk: None,
+    });
     let overlap = req.overlap_secs.unwrap_or(3600);
     if overlap > MAX_OVERLAP_SECS {
-        return Err(ApiError::bad_request("invalid_field", format!("overlap_secs must be at most {MAX_OVERLAP_SECS}")));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("overlap_secs must be at most {MAX_OVERLAP_SECS}"),
+        ));
     }
     let body = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
         writable_agent(s, &id)?;
@@ -420,13 +470,31 @@ pub(crate) async fn rotate_credential(
             .find(|c| c.credential.id == cid)
             .ok_or_else(|| ApiError::not_found("unknown credential"))?
             .credential;
-        let (new, secret) = make_credential(s, &id, old.kind, req.jwk, None)?;
         let now = s.clock.now();
+        // Checked again inside the store's transaction; this only saves hashing a secret
+        // that would be thrown away.
+        if !old.usable_at(now) || old.replaced_by.is_some() {
+            return Err(ApiError::conflict(
+                "conflict",
+                format!("credential `{cid}` is no longer active"),
+            ));
+        }
+        let (new, secret) = make_credential(s, &id, old.kind, req.jwk, None)?;
         let until = now.plus_secs(i64::from(overlap));
-        s.store.rotate_credential(&cid, &new, secret.as_ref().map(|(_, h)| h.as_str()), until, now)?;
+        s.store.rotate_credential(
+            &cid,
+            &new,
+            secret.as_ref().map(|(_, h)| h.as_str()),
+            until,
+            now,
+        )?;
         tracing::info!(agent = %id, old = %cid, new = %new.id, overlap, "credential rotated");
         let mut out = credential_response(&new, secret.as_ref().map(|(s, _)| s), now);
-        set(&mut out, "previous", json!({"id": cid, "expires_at": old.expires_at.map_or(until, |e| e.min(until))}));
+        set(
+            &mut out,
+            "previous",
+            json!({"id": cid, "expires_at": old.expires_at.map_or(until, |e| e.min(until))}),
+        );
         Ok(out)
     })
     .await??;

@@ -31,7 +31,8 @@ pub fn ensure(
 ) -> Result<Bootstrap, StoreError> {
     let record = || -> Result<AdminToken, StoreError> {
         Ok(AdminToken {
-            id: AdminTokenId::generate(clock, random).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            id: AdminTokenId::generate(clock, random)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             name: "bootstrap".into(),
             role: Role::Admin,
             bootstrap: true,

@@ -41,6 +41,14 @@ pub(crate) fn is_form(headers: &HeaderMap) -> bool {
 
 /// Deserializes JSON, classifying serde's errors into stable codes.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Serde's derive also reads a struct from an array (fields by position), which would
+    // register `["bot","alice"]`; every request body of the API is an object.
+    if bytes.trim_ascii_start().starts_with(b"[") {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "expected a JSON object",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         let msg = e.to_string();
@@ -91,7 +99,11 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for OptionalJson<T> {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                if has_type { "expected Content-Type: application/json" } else { "missing Content-Type" },
+                if has_type {
+                    "expected Content-Type: application/json"
+                } else {
+                    "missing Content-Type"
+                },
             ));
         }
         Ok(Self(Some(parse_json(&bytes)?)))
@@ -100,14 +112,19 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for OptionalJson<T> {
 
 /// Parses an `application/x-www-form-urlencoded` body into ordered pairs.
 pub(crate) fn parse_pairs(bytes: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(bytes).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    form_urlencoded::parse(bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// The `Bearer` token of the Authorization header, if that is the scheme used.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Whether a presented credential looks like a JWT (an agent's access token).
@@ -129,7 +146,10 @@ impl Admin {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("role `{}` is read-only here; an admin token is required", self.0.role.as_str()),
+                format!(
+                    "role `{}` is read-only here; an admin token is required",
+                    self.0.role.as_str()
+                ),
             ))
         }
     }
@@ -138,9 +158,16 @@ impl Admin {
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "an admin bearer token is required")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "an admin bearer token is required",
+            )
         })?;
         if looks_like_jwt(token) {
             return Err(ApiError::new(
@@ -150,10 +177,15 @@ impl FromRequestParts<Arc<AppState>> for Admin {
             ));
         }
         let digest = mandate_token::secret::admin_token_digest(token);
-        let found = crate::blocking(state, move |s| s.store.admin_token_by_digest(&digest)).await??;
+        let found =
+            crate::blocking(state, move |s| s.store.admin_token_by_digest(&digest)).await??;
         match found {
             Some(t) => Ok(Self(t)),
-            None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "unknown or revoked admin token")),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "unknown or revoked admin token",
+            )),
         }
     }
 }

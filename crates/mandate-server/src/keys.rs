@@ -46,7 +46,9 @@ pub struct KeyState {
 
 impl std::fmt::Debug for KeyState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyState").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("KeyState")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,7 +63,10 @@ fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Loaded, KeysError> 
         .map_err(|e| KeysError::MissingFile(current_row.kid.clone(), e.to_string()))?;
     let current = SigningKey::from_pkcs8_pem(&pem)?;
     if current.kid() != current_row.kid {
-        return Err(KeysError::MissingFile(current_row.kid.clone(), "file holds a different key".into()));
+        return Err(KeysError::MissingFile(
+            current_row.kid.clone(),
+            "file holds a different key".into(),
+        ));
     }
     let others = rows
         .iter()
@@ -69,10 +74,19 @@ fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Loaded, KeysError> 
         .map(|r| PublishedKey::from_public_bytes(&r.kid, &r.public_key))
         .collect::<Result<Vec<_>, _>>()?;
     let next_change = rows.iter().filter_map(|r| r.publish_until).min();
-    Ok(Loaded { ring: Arc::new(KeyRing::new(current, others)?), next_change })
+    Ok(Loaded {
+        ring: Arc::new(KeyRing::new(current, others)?),
+        next_change,
+    })
 }
 
-fn create_key(store: &Store, dir: &Path, now: Timestamp, random: &dyn Random, old_until: Timestamp) -> Result<String, KeysError> {
+fn create_key(
+    store: &Store,
+    dir: &Path,
+    now: Timestamp,
+    random: &dyn Random,
+    old_until: Timestamp,
+) -> Result<String, KeysError> {
     let key = SigningKey::generate(random)?;
     keyfile::write_private(&key_path(dir, key.kid()), &key.to_pkcs8_pem()?)?;
     store.add_signing_key(key.kid(), &key.public_bytes(), now, old_until)?;
@@ -82,48 +96,94 @@ fn create_key(store: &Store, dir: &Path, now: Timestamp, random: &dyn Random, ol
 impl KeyState {
     /// Loads the key ring, creating the first signing key (and `dir`, mode 0700) on
     /// first start.
-    pub fn open(store: &Store, dir: &Path, clock: &dyn Clock, random: &dyn Random) -> Result<Self, KeysError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { context: format!("create {}", dir.display()), source })?;
+    pub fn open(
+        store: &Store,
+        dir: &Path,
+        clock: &dyn Clock,
+        random: &dyn Random,
+    ) -> Result<Self, KeysError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            context: format!("create {}", dir.display()),
+            source,
+        })?;
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|source| StoreError::Io { context: format!("chmod {}", dir.display()), source })?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |source| StoreError::Io {
+                    context: format!("chmod {}", dir.display()),
+                    source,
+                },
+            )?;
         }
         let now = clock.now();
-        if store.published_signing_keys(now)?.iter().all(|r| r.retired_at.is_some()) {
+        if store
+            .published_signing_keys(now)?
+            .iter()
+            .all(|r| r.retired_at.is_some())
+        {
             create_key(store, dir, now, random, now)?;
         }
-        Ok(Self { dir: dir.to_owned(), loaded: RwLock::new(load(store, dir, now)?) })
+        Ok(Self {
+            dir: dir.to_owned(),
+            loaded: RwLock::new(load(store, dir, now)?),
+        })
     }
 
     /// The ring to sign and verify with at `now`, reloaded if a retired key's
     /// publication has ended.
     pub fn ring(&self, store: &Store, now: Timestamp) -> Result<Arc<KeyRing>, KeysError> {
         {
-            let l = self.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let l = self
+                .loaded
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if l.next_change.is_none_or(|t| now < t) {
                 return Ok(Arc::clone(&l.ring));
             }
         }
         let fresh = load(store, &self.dir, now)?;
         let ring = Arc::clone(&fresh.ring);
-        *self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        *self
+            .loaded
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
         Ok(ring)
     }
 
     /// The current ring without checking publication windows (for signing).
     pub fn current(&self) -> Arc<KeyRing> {
-        Arc::clone(&self.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner).ring)
+        Arc::clone(
+            &self
+                .loaded
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .ring,
+        )
     }
 
     /// Makes a new signing key current. The old one stays published until
     /// `now + publish_secs` (the longest lifetime of a token it may have signed), and
     /// its private key file is deleted: it will never sign again.
-    pub fn rotate(&self, store: &Store, now: Timestamp, random: &dyn Random, publish_secs: u32) -> Result<(String, String), KeysError> {
+    pub fn rotate(
+        &self,
+        store: &Store,
+        now: Timestamp,
+        random: &dyn Random,
+        publish_secs: u32,
+    ) -> Result<(String, String), KeysError> {
         // Holding the write lock serialises rotations and keeps signers off a stale ring.
-        let mut guard = self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .loaded
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = guard.ring.current().kid().to_owned();
-        let new = create_key(store, &self.dir, now, random, now.plus_secs(i64::from(publish_secs)))?;
+        let new = create_key(
+            store,
+            &self.dir,
+            now,
+            random,
+            now.plus_secs(i64::from(publish_secs)),
+        )?;
         *guard = load(store, &self.dir, now)?;
         drop(guard);
         keyfile::remove_private(&key_path(&self.dir, &old))?;

@@ -12,9 +12,10 @@ pub mod error;
 mod extract;
 pub mod keys;
 mod oauth;
+#[cfg(test)]
+mod routes_test;
 mod wellknown;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -40,8 +41,6 @@ pub struct ServerConfig {
     pub max_token_lifetime_secs: u32,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Where private signing keys live (mode 0600 files).
-    pub keys_dir: PathBuf,
 }
 
 impl ServerConfig {
@@ -67,7 +66,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,8 +78,40 @@ pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&AppState) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || f(&state)).await.map_err(ApiError::internal)
+    tokio::task::spawn_blocking(move || f(&state))
+        .await
+        .map_err(ApiError::internal)
 }
+
+/// Every (method, path template) that [`router`] serves, in its order.
+///
+/// INVARIANT (surface): this list, the routes of [`router`] and the paths of
+/// `docs/openapi.yaml` are the same set; `routes_test` checks both directions.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/oauth/token"),
+    ("POST", "/oauth/introspect"),
+    ("POST", "/oauth/revoke"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("POST", "/v1/agents"),
+    ("GET", "/v1/agents"),
+    ("GET", "/v1/agents/{id}"),
+    ("PATCH", "/v1/agents/{id}"),
+    ("POST", "/v1/agents/{id}/suspend"),
+    ("POST", "/v1/agents/{id}/resume"),
+    ("POST", "/v1/agents/{id}/decommission"),
+    ("POST", "/v1/agents/{id}/credentials"),
+    ("GET", "/v1/agents/{id}/credentials"),
+    ("DELETE", "/v1/agents/{id}/credentials/{cid}"),
+    ("POST", "/v1/agents/{id}/credentials/{cid}/rotate"),
+    ("POST", "/v1/admin-tokens"),
+    ("GET", "/v1/admin-tokens"),
+    ("DELETE", "/v1/admin-tokens/{id}"),
+    ("GET", "/v1/keys"),
+    ("POST", "/v1/keys/rotate"),
+];
 
 /// The whole HTTP surface.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -88,7 +121,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/.well-known/jwks.json", get(wellknown::jwks))
-        .route("/.well-known/oauth-authorization-server", get(wellknown::metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(wellknown::metadata),
+        )
         .route("/healthz", get(wellknown::healthz))
         .route("/readyz", get(wellknown::readyz))
         .route("/v1/agents", post(agents::register).get(agents::list))
@@ -96,16 +132,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}/suspend", post(agents::suspend))
         .route("/v1/agents/{id}/resume", post(agents::resume))
         .route("/v1/agents/{id}/decommission", post(agents::decommission))
-        .route("/v1/agents/{id}/credentials", post(agents::add_credential).get(agents::list_credentials))
-        .route("/v1/agents/{id}/credentials/{cid}", delete(agents::revoke_credential))
-        .route("/v1/agents/{id}/credentials/{cid}/rotate", post(agents::rotate_credential))
-        .route("/v1/admin-tokens", post(admin::create_token).get(admin::list_tokens))
+        .route(
+            "/v1/agents/{id}/credentials",
+            post(agents::add_credential).get(agents::list_credentials),
+        )
+        .route(
+            "/v1/agents/{id}/credentials/{cid}",
+            delete(agents::revoke_credential),
+        )
+        .route(
+            "/v1/agents/{id}/credentials/{cid}/rotate",
+            post(agents::rotate_credential),
+        )
+        .route(
+            "/v1/admin-tokens",
+            post(admin::create_token).get(admin::list_tokens),
+        )
         .route("/v1/admin-tokens/{id}", delete(admin::revoke_token))
         .route("/v1/keys", get(admin::list_keys))
         .route("/v1/keys/rotate", post(admin::rotate_keys))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Extractors enforce the limit themselves with a clear 413; this is a backstop.
+        // The JSON extractors enforce the limit themselves (413 `body_too_large`), the OAuth
+        // endpoints answer `invalid_request` (RFC 6749 has no size error); this is a backstop.
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(wellknown::access_log))
         .with_state(state)
@@ -116,5 +165,9 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
 }

@@ -37,7 +37,9 @@ impl Params {
     async fn read(state: &AppState, req: Request<Body>) -> Result<(HeaderMap, Self), OAuthError> {
         let (parts, body) = req.into_parts();
         if !is_form(&parts.headers) {
-            return Err(OAuthError::invalid_request("expected Content-Type: application/x-www-form-urlencoded"));
+            return Err(OAuthError::invalid_request(
+                "expected Content-Type: application/x-www-form-urlencoded",
+            ));
         }
         let bytes = read_body(body, state.config.max_body_bytes)
             .await
@@ -46,7 +48,9 @@ impl Params {
         let mut seen = HashSet::new();
         for (k, _) in &pairs {
             if k != "resource" && !seen.insert(k.as_str()) {
-                return Err(OAuthError::invalid_request(format!("parameter `{k}` repeated")));
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter `{k}` repeated"
+                )));
             }
         }
         Ok((parts.headers, Self(pairs)))
@@ -54,33 +58,55 @@ impl Params {
 
     /// The value of `k`; an empty value counts as absent (RFC 6749 §3.1).
     fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(n, v)| n == k && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, v)| n == k && !v.is_empty())
+            .map(|(_, v)| v.as_str())
     }
 
     fn all(&self, k: &str) -> Vec<&str> {
-        self.0.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
 enum ClientAuth {
-    Secret { client_id: String, secret: String },
-    Assertion { client_id: Option<String>, assertion: String },
+    Secret {
+        client_id: String,
+        secret: String,
+    },
+    Assertion {
+        client_id: Option<String>,
+        assertion: String,
+    },
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(v) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
     let bad = || OAuthError::invalid_client("malformed Basic credentials");
     let v = v.to_str().map_err(|_| bad())?;
-    let Some((scheme, rest)) = v.split_once(' ') else { return Err(bad()) };
+    let Some((scheme, rest)) = v.split_once(' ') else {
+        return Err(bad());
+    };
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| bad())?;
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
     let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
     };
     Ok(Some((unescape(id), unescape(secret))))
 }
@@ -93,25 +119,47 @@ fn client_auth(headers: &HeaderMap, p: &Params) -> Result<Option<ClientAuth>, OA
         (Some(JWT_BEARER_ASSERTION), Some(a)) => Some(a),
         (None, None) => None,
         (Some(t), _) if t != JWT_BEARER_ASSERTION => {
-            return Err(OAuthError::invalid_client(format!("unsupported client_assertion_type `{t}`")));
+            return Err(OAuthError::invalid_client(format!(
+                "unsupported client_assertion_type `{t}`"
+            )));
         }
-        _ => return Err(OAuthError::invalid_request("client_assertion and client_assertion_type go together")),
+        _ => {
+            return Err(OAuthError::invalid_request(
+                "client_assertion and client_assertion_type go together",
+            ));
+        }
     };
-    let methods = usize::from(basic.is_some()) + usize::from(post.is_some()) + usize::from(assertion.is_some());
+    let methods = usize::from(basic.is_some())
+        + usize::from(post.is_some())
+        + usize::from(assertion.is_some());
     if methods > 1 {
-        return Err(OAuthError::invalid_request("use exactly one client authentication method"));
+        return Err(OAuthError::invalid_request(
+            "use exactly one client authentication method",
+        ));
     }
     let client_id = p.get("client_id").map(str::to_owned);
     Ok(if let Some((id, s)) = basic {
         if client_id.as_ref().is_some_and(|c| *c != id) {
-            return Err(OAuthError::invalid_request("client_id does not match the Basic credentials"));
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the Basic credentials",
+            ));
         }
-        Some(ClientAuth::Secret { client_id: id, secret: s })
+        Some(ClientAuth::Secret {
+            client_id: id,
+            secret: s,
+        })
     } else if let Some(s) = post {
-        let id = client_id.ok_or_else(|| OAuthError::invalid_request("client_secret needs client_id"))?;
-        Some(ClientAuth::Secret { client_id: id, secret: s.to_owned() })
+        let id = client_id
+            .ok_or_else(|| OAuthError::invalid_request("client_secret needs client_id"))?;
+        Some(ClientAuth::Secret {
+            client_id: id,
+            secret: s.to_owned(),
+        })
     } else {
-        assertion.map(|a| ClientAuth::Assertion { client_id, assertion: a.to_owned() })
+        assertion.map(|a| ClientAuth::Assertion {
+            client_id,
+            assertion: a.to_owned(),
+        })
     })
 }
 
@@ -121,7 +169,11 @@ fn failed() -> OAuthError {
 
 /// Authenticates the calling client and returns its agent, which must be active.
 /// `endpoint` is the URL being called (an accepted assertion audience).
-async fn authenticate(state: &Arc<AppState>, auth: ClientAuth, endpoint: String) -> Result<Agent, OAuthError> {
+async fn authenticate(
+    state: &Arc<AppState>,
+    auth: ClientAuth,
+    endpoint: String,
+) -> Result<Agent, OAuthError> {
     let agent = match auth {
         ClientAuth::Secret { client_id, secret } => {
             crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
@@ -137,7 +189,10 @@ async fn authenticate(state: &Arc<AppState>, auth: ClientAuth, endpoint: String)
                 let creds = s.store.credentials(&id)?;
                 let mut hashes = creds
                     .iter()
-                    .filter(|c| c.credential.kind == CredentialKind::ClientSecret && c.credential.usable_at(now))
+                    .filter(|c| {
+                        c.credential.kind == CredentialKind::ClientSecret
+                            && c.credential.usable_at(now)
+                    })
                     .filter_map(|c| c.secret_hash.as_deref())
                     .peekable();
                 if hashes.peek().is_none() {
@@ -145,13 +200,18 @@ async fn authenticate(state: &Arc<AppState>, auth: ClientAuth, endpoint: String)
                     return Ok(None);
                 }
                 // Check every candidate so timing does not reveal which one matched.
-                let ok = hashes.fold(false, |acc, h| secret::verify_client_secret(&secret, h) | acc);
+                let ok = hashes.fold(false, |acc, h| {
+                    secret::verify_client_secret(&secret, h) | acc
+                });
                 Ok(ok.then_some(agent))
             })
             .await
             .map_err(|e| OAuthError::server_error(e.code()))??
         }
-        ClientAuth::Assertion { client_id, assertion: jwt } => {
+        ClientAuth::Assertion {
+            client_id,
+            assertion: jwt,
+        } => {
             let sub = assertion::peek_subject(&jwt).map_err(|_| failed())?;
             if client_id.as_ref().is_some_and(|c| *c != sub) {
                 return Err(failed());
@@ -160,14 +220,24 @@ async fn authenticate(state: &Arc<AppState>, auth: ClientAuth, endpoint: String)
             let issuer = state.config.issuer.clone();
             let token_endpoint = state.config.token_endpoint();
             crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
-                let Some(agent) = s.store.get_agent(&id)? else { return Ok(None) };
+                let Some(agent) = s.store.get_agent(&id)? else {
+                    return Ok(None);
+                };
                 let now = s.clock.now();
                 let keys: Vec<PublicJwk> = s
                     .store
                     .credentials(&id)?
                     .iter()
-                    .filter(|c| c.credential.kind == CredentialKind::PublicKey && c.credential.usable_at(now))
-                    .filter_map(|c| c.credential.public_jwk.as_ref().and_then(|j| PublicJwk::parse(j).ok()))
+                    .filter(|c| {
+                        c.credential.kind == CredentialKind::PublicKey
+                            && c.credential.usable_at(now)
+                    })
+                    .filter_map(|c| {
+                        c.credential
+                            .public_jwk
+                            .as_ref()
+                            .and_then(|j| PublicJwk::parse(j).ok())
+                    })
                     .collect();
                 let refs: Vec<&PublicJwk> = keys.iter().collect();
                 let auds = [token_endpoint.as_str(), issuer.as_str(), endpoint.as_str()];
@@ -179,7 +249,10 @@ async fn authenticate(state: &Arc<AppState>, auth: ClientAuth, endpoint: String)
                     }
                 };
                 // INVARIANT (replay): a jti is accepted once per client within its lifetime.
-                if !s.store.record_assertion_jti(&id, &verified.jti, verified.exp, now)? {
+                if !s
+                    .store
+                    .record_assertion_jti(&id, &verified.jti, verified.exp, now)?
+                {
                     tracing::warn!(client_id = %id, "client assertion replayed");
                     return Err(OAuthError::invalid_client("client assertion already used"));
                 }
@@ -192,7 +265,10 @@ async fn authenticate(state: &Arc<AppState>, auth: ClientAuth, endpoint: String)
     let agent = agent.ok_or_else(failed)?;
     if agent.status != AgentStatus::Active {
         tracing::info!(client_id = %agent.id, status = %agent.status, "inactive client refused");
-        return Err(OAuthError::invalid_client(format!("client is {}", agent.status)));
+        return Err(OAuthError::invalid_client(format!(
+            "client is {}",
+            agent.status
+        )));
     }
     Ok(agent)
 }
@@ -201,12 +277,16 @@ async fn authenticate(state: &Arc<AppState>, auth: ClientAuth, endpoint: String)
 fn check_scope(scope: &str) -> Result<String, OAuthError> {
     let nqchar = |c: char| matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E');
     if scope.len() > 1024 {
-        return Err(OAuthError::invalid_scope("scope longer than 1024 characters"));
+        return Err(OAuthError::invalid_scope(
+            "scope longer than 1024 characters",
+        ));
     }
     let mut tokens: Vec<&str> = Vec::new();
     for t in scope.split(' ') {
         if t.is_empty() || !t.chars().all(nqchar) {
-            return Err(OAuthError::invalid_scope("scope must be space-separated tokens of printable ASCII"));
+            return Err(OAuthError::invalid_scope(
+                "scope must be space-separated tokens of printable ASCII",
+            ));
         }
         if !tokens.contains(&t) {
             tokens.push(t);
@@ -220,10 +300,18 @@ fn check_resource(r: &str) -> Result<(), OAuthError> {
     let scheme_ok = r.split_once(':').is_some_and(|(s, rest)| {
         !rest.is_empty()
             && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     });
-    if !scheme_ok || r.contains('#') || r.len() > 2048 || r.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(OAuthError::invalid_target(format!("resource `{}` is not an absolute URI without a fragment", r.escape_debug())));
+    if !scheme_ok
+        || r.contains('#')
+        || r.len() > 2048
+        || r.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(OAuthError::invalid_target(format!(
+            "resource `{}` is not an absolute URI without a fragment",
+            r.escape_debug()
+        )));
     }
     Ok(())
 }
@@ -236,18 +324,35 @@ fn no_store(mut res: Response) -> Response {
 }
 
 /// `POST /oauth/token`.
-pub(crate) async fn token(State(state): State<Arc<AppState>>, req: Request<Body>) -> Result<Response, OAuthError> {
+pub(crate) async fn token(
+    State(state): State<Arc<AppState>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
     let (headers, p) = Params::read(&state, req).await?;
-    let auth = client_auth(&headers, &p)?.ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
+    let auth = client_auth(&headers, &p)?
+        .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
     let agent = authenticate(&state, auth, state.config.token_endpoint()).await?;
     match p.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required")),
         Some("client_credentials") => {}
         Some(other) => {
-            return Err(OAuthError::unsupported_grant_type(format!("grant_type `{}` is not supported", other.escape_debug())));
+            return Err(OAuthError::unsupported_grant_type(format!(
+                "grant_type `{}` is not supported",
+                other.escape_debug()
+            )));
         }
     }
     let scope = p.get("scope").map(check_scope).transpose()?;
+    // INVARIANT (ceiling): every scope token granted lies inside the agent's boundary.
+    if let Some(outside) = scope
+        .iter()
+        .flat_map(|s| s.split(' '))
+        .find(|t| !agent.boundary.allows_scope(t))
+    {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope `{outside}` is outside the agent's boundary"
+        )));
+    }
     let resources = p.all("resource");
     if resources.len() > 8 {
         return Err(OAuthError::invalid_target("at most 8 resource parameters"));
@@ -261,9 +366,12 @@ pub(crate) async fn token(State(state): State<Arc<AppState>>, req: Request<Body>
     let lifetime = agent
         .boundary
         .max_token_lifetime_secs
-        .map_or(state.config.default_token_lifetime_secs, |m| m.min(state.config.default_token_lifetime_secs));
+        .map_or(state.config.default_token_lifetime_secs, |m| {
+            m.min(state.config.default_token_lifetime_secs)
+        });
     let now = state.clock.now();
-    let jti = TokenId::generate(state.clock.as_ref(), state.random.as_ref()).map_err(OAuthError::server_error)?;
+    let jti = TokenId::generate(state.clock.as_ref(), state.random.as_ref())
+        .map_err(OAuthError::server_error)?;
     let claims = AccessClaims {
         iss: state.config.issuer.clone(),
         sub: agent.id.to_string(),
@@ -275,7 +383,10 @@ pub(crate) async fn token(State(state): State<Arc<AppState>>, req: Request<Body>
         client_id: agent.id.to_string(),
         scope: scope.clone(),
     };
-    let ring = state.keys.ring(&state.store, now).map_err(OAuthError::server_error)?;
+    let ring = state
+        .keys
+        .ring(&state.store, now)
+        .map_err(OAuthError::server_error)?;
     let token = access::issue(ring.current(), &claims).map_err(OAuthError::server_error)?;
     tracing::info!(client_id = %agent.id, jti = %claims.jti, expires_in = lifetime, "access token issued");
     let mut body = serde_json::Map::new();
@@ -308,28 +419,53 @@ enum Caller {
     Agent(AgentId),
 }
 
-async fn caller(state: &Arc<AppState>, headers: &HeaderMap, p: &Params, endpoint: &str) -> Result<Caller, OAuthError> {
+async fn caller(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    p: &Params,
+    endpoint: &str,
+) -> Result<Caller, OAuthError> {
     if let Some(t) = bearer(headers) {
         if looks_like_jwt(t) {
-            return Err(OAuthError::invalid_client("agent access tokens cannot authenticate here"));
+            return Err(OAuthError::invalid_client(
+                "agent access tokens cannot authenticate here",
+            ));
+        }
+        if client_auth(headers, p)?.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use exactly one authentication method",
+            ));
         }
         let digest = secret::admin_token_digest(t);
         let admin = crate::blocking(state, move |s| s.store.admin_token_by_digest(&digest))
             .await
             .map_err(|e: ApiError| OAuthError::server_error(e.code()))??;
         return admin
-            .map(|a| Caller::Admin { can_write: a.role.can_write() })
+            .map(|a| Caller::Admin {
+                can_write: a.role.can_write(),
+            })
             .ok_or_else(|| OAuthError::invalid_client("unknown admin token"));
     }
-    let auth = client_auth(headers, p)?.ok_or_else(|| OAuthError::invalid_client("authentication required"))?;
-    Ok(Caller::Agent(authenticate(state, auth, format!("{}{endpoint}", state.config.issuer)).await?.id))
+    let auth = client_auth(headers, p)?
+        .ok_or_else(|| OAuthError::invalid_client("authentication required"))?;
+    Ok(Caller::Agent(
+        authenticate(state, auth, format!("{}{endpoint}", state.config.issuer))
+            .await?
+            .id,
+    ))
 }
 
 /// `POST /oauth/introspect` (RFC 7662).
-pub(crate) async fn introspect(State(state): State<Arc<AppState>>, req: Request<Body>) -> Result<Response, OAuthError> {
+pub(crate) async fn introspect(
+    State(state): State<Arc<AppState>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
     let (headers, p) = Params::read(&state, req).await?;
     let who = caller(&state, &headers, &p, "/oauth/introspect").await?;
-    let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?.to_owned();
+    let token = p
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?
+        .to_owned();
     let claims = crate::blocking(&state, move |s| active_claims(s, &token))
         .await
         .map_err(|e| OAuthError::server_error(e.code()))?;
@@ -352,24 +488,43 @@ pub(crate) async fn introspect(State(state): State<Arc<AppState>>, req: Request<
 }
 
 /// `POST /oauth/revoke` (RFC 7009). Answers 200 for tokens that are already invalid.
-pub(crate) async fn revoke(State(state): State<Arc<AppState>>, req: Request<Body>) -> Result<Response, OAuthError> {
+pub(crate) async fn revoke(
+    State(state): State<Arc<AppState>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
     let (headers, p) = Params::read(&state, req).await?;
     let who = caller(&state, &headers, &p, "/oauth/revoke").await?;
-    let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?.to_owned();
+    let token = p
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?
+        .to_owned();
     if let Caller::Admin { can_write: false } = who {
-        return Err(OAuthError::unauthorized_client("read-only admin tokens cannot revoke"));
+        return Err(OAuthError::unauthorized_client(
+            "read-only admin tokens cannot revoke",
+        ));
     }
     let outcome = crate::blocking(&state, move |s| -> Result<(), OAuthError> {
         let now = s.clock.now();
-        let ring = s.keys.ring(&s.store, now).map_err(OAuthError::server_error)?;
+        let ring = s
+            .keys
+            .ring(&s.store, now)
+            .map_err(OAuthError::server_error)?;
         // Expired or foreign tokens need no revocation; a bad signature is just invalid.
-        let Ok(claims) = access::verify(&ring, &token, &s.config.issuer, now) else { return Ok(()) };
+        let Ok(claims) = access::verify(&ring, &token, &s.config.issuer, now) else {
+            return Ok(());
+        };
         if let Caller::Agent(id) = &who
             && claims.client_id != id.as_str()
         {
-            return Err(OAuthError::unauthorized_client("the token was issued to another client"));
+            return Err(OAuthError::unauthorized_client(
+                "the token was issued to another client",
+            ));
         }
-        s.store.revoke_token(&claims.jti, mandate_core::time::Timestamp::from_secs(claims.exp), now)?;
+        s.store.revoke_token(
+            &claims.jti,
+            mandate_core::time::Timestamp::from_secs(claims.exp),
+            now,
+        )?;
         tracing::info!(jti = %claims.jti, client_id = %claims.client_id, "access token revoked");
         Ok(())
     })
@@ -395,7 +550,13 @@ mod tests {
     fn resource_syntax() {
         assert!(check_resource("https://api.example.com/v1").is_ok());
         assert!(check_resource("urn:example:thing").is_ok());
-        for bad in ["/relative", "https://x#frag", "noscheme", "1http://x", "https://x y"] {
+        for bad in [
+            "/relative",
+            "https://x#frag",
+            "noscheme",
+            "1http://x",
+            "https://x y",
+        ] {
             assert!(check_resource(bad).is_err(), "{bad}");
         }
     }

@@ -19,15 +19,25 @@ pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Result<Response,
         .await?
         .map_err(ApiError::internal)?;
     let mut res = Json(ring.jwks()).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
     Ok(res)
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §2).
 pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let iss = &state.config.issuer;
-    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
     Json(json!({
         "issuer": iss,
         "token_endpoint": state.config.token_endpoint(),
@@ -50,17 +60,32 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store answers.
-pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    crate::blocking(&state, |s| s.store.journal_mode()).await??;
-    Ok(Json(json!({"status": "ready"})))
+/// `GET /readyz`: the store answers; 503 `not_ready` otherwise.
+pub(crate) async fn readyz(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match crate::blocking(&state, |s| s.store.journal_mode()).await {
+        Ok(Ok(_)) => Ok(Json(json!({"status": "ready"}))),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the store is not answering",
+            ))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Logs one line per request.
 pub(crate) async fn access_log(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    #[expect(clippy::disallowed_methods, reason = "latency measurement, not wall-clock time")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "latency measurement, not wall-clock time"
+    )]
     let start = std::time::Instant::now();
     let res = next.run(req).await;
     tracing::info!(%method, %path, status = res.status().as_u16(), micros = start.elapsed().as_micros(), "request");

@@ -1,0 +1,238 @@
+//! Keeps the description of the HTTP surface true: every [`ROUTES`] entry is an operation
+//! of `docs/openapi.yaml` and is really served by [`router`], and the spec describes no
+//! operation that is not in [`ROUTES`].
+//!
+//! The spec is read with a line scan, not a YAML parser: inside the top-level `paths:`
+//! section, a path key is a line `  /…:` and an operation a line `    <method>:` below it.
+//! Lines the scan cannot classify fail the test rather than being skipped.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use mandate_core::clock::SystemClock;
+use mandate_core::id::{AdminTokenId, AgentId, CredentialId};
+use mandate_core::random::OsRandom;
+use mandate_store::Store;
+use tower::ServiceExt as _;
+
+use crate::bootstrap::{self, Bootstrap};
+use crate::keys::KeyState;
+use crate::{AppState, ROUTES, ServerConfig, router};
+
+const SPEC: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../docs/openapi.yaml"
+));
+
+/// The operation keys of an OpenAPI path item.
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// The other keys a path item may have; anything else at that level is a scan error.
+const PATH_ITEM_FIELDS: &[&str] = &["summary", "description", "parameters", "servers"];
+
+/// Syntactically valid ids that name nothing in a fresh store.
+const AGENT: &str = "agt_01J00000000000000000000000";
+const CREDENTIAL: &str = "crd_01J00000000000000000000000";
+const ADMIN_TOKEN: &str = "adm_01J00000000000000000000000";
+
+/// The (METHOD, path template) operations of a spec's `paths:` section.
+fn spec_operations(spec: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let mut in_paths = false;
+    let mut path: Option<&str> = None;
+    for (n, line) in spec.lines().enumerate().map(|(i, l)| (i + 1, l)) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            in_paths = line.trim_end() == "paths:";
+            path = None;
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        // `key:` opens a mapping; `key: value` (like `parameters: []`) is a scalar or flow field.
+        let trimmed = trimmed.trim_end();
+        let key = trimmed
+            .strip_suffix(':')
+            .or_else(|| trimmed.split_once(": ").map(|(k, _)| k));
+        match (indent, key) {
+            (2, Some(p)) if p.starts_with('/') => path = Some(p),
+            (2, _) => panic!("line {n}: expected an unquoted path key `  /…:`, got `{line}`"),
+            (4, Some(m)) if METHODS.contains(&m) => {
+                let p = path.unwrap_or_else(|| panic!("line {n}: operation outside a path"));
+                let op = (m.to_ascii_uppercase(), p.to_owned());
+                assert!(out.insert(op), "line {n}: `{m}` of `{p}` described twice");
+            }
+            (4, Some(f)) if PATH_ITEM_FIELDS.contains(&f) => {}
+            (4, _) => panic!("line {n}: expected an operation or path-item field, got `{line}`"),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn scan_reads_only_the_paths_section() {
+    let spec = "\
+openapi: 3.1.0
+paths:
+  /a/{id}:
+    parameters: []
+    # a comment
+    get:
+      responses:
+        get:
+    delete:
+  /b:
+    post:
+components:
+  schemas:
+    get:
+";
+    let want: BTreeSet<_> = [("GET", "/a/{id}"), ("DELETE", "/a/{id}"), ("POST", "/b")]
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(spec_operations(spec), want);
+}
+
+#[test]
+#[should_panic(expected = "unquoted path key")]
+fn scan_refuses_a_path_key_it_cannot_read() {
+    spec_operations("paths:\n  '/quoted':\n    get:\n");
+}
+
+#[test]
+fn spec_describes_exactly_the_routes() {
+    let routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(routes.len(), ROUTES.len(), "ROUTES lists a route twice");
+    let spec = spec_operations(SPEC);
+    let undocumented: Vec<_> = routes.difference(&spec).collect();
+    let unserved: Vec<_> = spec.difference(&routes).collect();
+    assert!(
+        undocumented.is_empty() && unserved.is_empty(),
+        "docs/openapi.yaml and ROUTES disagree\n  in ROUTES, not in the spec: {undocumented:?}\n  in the spec, not in ROUTES: {unserved:?}"
+    );
+}
+
+/// A router over a fresh store, and the bootstrap admin token to call it with.
+struct Harness {
+    app: axum::Router,
+    admin_token: String,
+    _dir: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("mandate.db")).unwrap();
+    let keys_dir = dir.path().join("keys");
+    let keys = KeyState::open(&store, &keys_dir, &SystemClock, &OsRandom).unwrap();
+    let Bootstrap::Created(token) =
+        bootstrap::ensure(&store, None, &SystemClock, &OsRandom).unwrap()
+    else {
+        panic!("a fresh store has no bootstrap token");
+    };
+    let config = ServerConfig {
+        issuer: "http://mandate.test".into(),
+        default_audience: "https://api.test".into(),
+        default_token_lifetime_secs: 300,
+        max_token_lifetime_secs: 3600,
+        max_body_bytes: 64 * 1024,
+    };
+    let state = AppState {
+        store: Arc::new(store),
+        keys,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        config,
+    };
+    Harness {
+        app: router(Arc::new(state)),
+        admin_token: token.expose().to_owned(),
+        _dir: dir,
+    }
+}
+
+/// `template` with its `{…}` segments filled with valid ids of the right kind.
+fn concrete(template: &str) -> String {
+    let id = if template.starts_with("/v1/admin-tokens/") {
+        ADMIN_TOKEN
+    } else {
+        AGENT
+    };
+    let path = template.replace("{id}", id).replace("{cid}", CREDENTIAL);
+    assert!(
+        !path.contains('{'),
+        "`{template}` has a path parameter this test does not fill"
+    );
+    path
+}
+
+/// Sends `method path` with the admin token and no body; returns the status and the
+/// problem `detail`, if the answer is a problem.
+async fn call(h: &Harness, method: &str, path: &str) -> (StatusCode, Option<String>) {
+    let req = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.admin_token))
+        .body(Body::empty())
+        .unwrap();
+    let res = h.app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let detail = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned));
+    (status, detail)
+}
+
+/// Whether an answer came from the router's fallbacks rather than a handler.
+fn unrouted(status: StatusCode, detail: Option<&str>) -> bool {
+    status == StatusCode::METHOD_NOT_ALLOWED
+        || (status == StatusCode::NOT_FOUND && detail == Some("no such endpoint"))
+}
+
+#[test]
+fn placeholder_ids_are_valid() {
+    AgentId::parse(AGENT).unwrap();
+    CredentialId::parse(CREDENTIAL).unwrap();
+    AdminTokenId::parse(ADMIN_TOKEN).unwrap();
+}
+
+#[tokio::test]
+async fn every_route_is_routed() {
+    let h = harness();
+    // The oracle itself: these must be recognised as unrouted.
+    for (method, path) in [
+        ("GET", "/no/such/endpoint"),
+        ("DELETE", "/healthz"),
+        ("PUT", "/v1/agents"),
+    ] {
+        let (status, detail) = call(&h, method, path).await;
+        assert!(
+            unrouted(status, detail.as_deref()),
+            "{method} {path}: {status} {detail:?}"
+        );
+    }
+    for (method, template) in ROUTES {
+        let path = concrete(template);
+        let (status, detail) = call(&h, method, &path).await;
+        assert!(
+            !unrouted(status, detail.as_deref()),
+            "{method} {template} ({path}) is not routed: {status} {detail:?}"
+        );
+    }
+}
