@@ -144,9 +144,15 @@ pub fn verify(
     }
     let now_s = now.secs();
     let exp = c.exp.ok_or(AssertionError::Time)?;
+    // RFC 7523 §3 lets a server refuse an `exp` too far ahead, but common clients (authlib's
+    // `PrivateKeyJWT`: an hour) ask for more than MAX_LIFETIME_SECS. With an `iat`, the
+    // assertion is instead usable until `iat + MAX_LIFETIME_SECS` at the latest.
+    let until = c
+        .iat
+        .map_or(exp, |iat| exp.min(iat.saturating_add(MAX_LIFETIME_SECS)));
     let future = |t: Option<i64>| t.is_some_and(|t| t > now_s + LEEWAY_SECS);
-    if exp + LEEWAY_SECS <= now_s
-        || exp > now_s + MAX_LIFETIME_SECS + LEEWAY_SECS
+    if until.saturating_add(LEEWAY_SECS) <= now_s
+        || until > now_s + MAX_LIFETIME_SECS + LEEWAY_SECS
         || future(c.nbf)
         || future(c.iat)
     {
@@ -158,7 +164,7 @@ pub fn verify(
         .ok_or(AssertionError::Jti)?;
     Ok(Verified {
         jti,
-        exp: Timestamp::from_secs(exp + LEEWAY_SECS),
+        exp: Timestamp::from_secs(until + LEEWAY_SECS),
         key_index,
     })
 }
@@ -209,7 +215,21 @@ mod tests {
             Err(AssertionError::Audience)
         );
         assert_eq!(check(with("exp", json!(900))), Err(AssertionError::Time));
-        assert_eq!(check(with("exp", json!(5000))), Err(AssertionError::Time));
+        let mut no_iat = with("exp", json!(5000));
+        no_iat.as_object_mut().unwrap().remove("iat");
+        assert_eq!(check(no_iat), Err(AssertionError::Time));
+        // A far `exp` (authlib asks for an hour) is bounded by `iat` instead...
+        let long = check(with("exp", json!(1000 + 3600))).unwrap();
+        assert_eq!(long.exp.secs(), 1000 + MAX_LIFETIME_SECS + LEEWAY_SECS);
+        // ...so it stops working MAX_LIFETIME_SECS (plus skew) after `iat`.
+        let late = Timestamp::from_secs(1000 + MAX_LIFETIME_SECS + LEEWAY_SECS);
+        let t = sign(&ek, with("exp", json!(1000 + 3600)));
+        assert_eq!(
+            verify(&t, CLIENT, &[&jwk], &[AUD], late),
+            Err(AssertionError::Time)
+        );
+        assert_eq!(check(with("iat", json!(-5000))), Err(AssertionError::Time));
+        assert_eq!(check(with("iat", json!(2000))), Err(AssertionError::Time));
         assert_eq!(check(with("nbf", json!(2000))), Err(AssertionError::Time));
         assert_eq!(check(with("jti", json!(""))), Err(AssertionError::Jti));
         let (other, _) = keypair(8);

@@ -131,7 +131,7 @@ fn print_credential(out: &Value) {
     println!(
         "{}  {}  {}  agent={}",
         s(c, "id"),
-        s(c, "kind"),
+        s(c, "type"),
         s(c, "state"),
         s(c, "agent_id")
     );
@@ -340,7 +340,7 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
                     println!(
                         "{}  {:<13} {:<9}{until}",
                         s(c, "id"),
-                        s(c, "kind"),
+                        s(c, "type"),
                         s(c, "state")
                     );
                 }

@@ -105,7 +105,6 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         default_token_lifetime_secs: cfg.token_default_lifetime_secs,
         max_token_lifetime_secs: cfg.token_max_lifetime_secs,
         max_body_bytes: cfg.http_max_body_bytes,
-        keys_dir: dir.join("keys"),
     };
     let state = Arc::new(AppState {
         store,

@@ -176,7 +176,11 @@ impl Server {
                 admin,
                 reqwest::Method::POST,
                 "/v1/agents",
-                Some(serde_json::json!({"name": name, "owner": "alice@example.com"})),
+                Some(serde_json::json!({
+                    "name": name,
+                    "owner": "alice@example.com",
+                    "boundary": {"grants": [{"actions": ["crm:*"], "resources": ["crm:*"]}]}
+                })),
             )
             .await;
         assert_eq!(s, 201, "{a}");

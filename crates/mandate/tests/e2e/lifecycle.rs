@@ -309,13 +309,17 @@ async fn cli_covers_the_registry() {
 /// The README's walkthrough block, run as written with bash against a real server.
 #[test]
 fn readme_walkthrough() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let block = readme
         .split("<!-- walkthrough:start -->")
         .nth(1)
         .and_then(|r| r.split("<!-- walkthrough:end -->").next())
         .expect("README has a walkthrough block");
-    let script = block.trim().trim_start_matches("```sh").trim_end_matches("```");
+    let script = block
+        .trim()
+        .trim_start_matches("```sh")
+        .trim_end_matches("```");
     let (_t, dir) = data_dir();
     let s = Server::start(&dir, &[], &[]);
     let out = std::process::Command::new("bash")
@@ -325,7 +329,11 @@ fn readme_walkthrough() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "walkthrough failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "walkthrough failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("\"typ\": \"at+jwt\""), "{stdout}");
     assert!(stdout.contains("\"status\": \"suspended\""), "{stdout}");
     assert!(stdout.contains("\"active\": false"), "{stdout}");

@@ -1,0 +1,16 @@
+//! End-to-end tests: the real `mandate` binary on a loopback port, driven over HTTP, by
+//! the CLI, and by third-party OAuth clients.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods,
+    reason = "test harness: a failed step fails the test loudly; deadlines for real processes use real time"
+)]
+
+mod harness;
+mod interop;
+mod lifecycle;
+mod serve;
