@@ -216,6 +216,8 @@ struct RawBoundary {
     max_token_lifetime_secs: Option<u32>,
     #[serde(default)]
     delegates: Vec<AgentId>,
+    #[serde(default)]
+    audiences: Vec<String>,
 }
 
 /// The documented ceiling of an agent. Stored now; enforced by the decision path
@@ -230,6 +232,9 @@ pub struct Boundary {
     pub max_token_lifetime_secs: Option<u32>,
     /// Agents this one may delegate to.
     pub delegates: Vec<AgentId>,
+    /// RFC 8707 resource URIs (with `*` globs) this agent may get tokens for; empty
+    /// means only the server's default audience.
+    pub audiences: Vec<String>,
 }
 
 /// The longest lifetime any boundary may allow: one day.
@@ -238,8 +243,11 @@ pub const MAX_BOUNDARY_LIFETIME_SECS: u32 = 86_400;
 impl TryFrom<RawBoundary> for Boundary {
     type Error = ValidationError;
     fn try_from(r: RawBoundary) -> Result<Self, ValidationError> {
-        if r.grants.len() > 256 || r.delegates.len() > 256 {
-            return Err(invalid("boundary", "at most 256 grants and 256 delegates"));
+        if r.grants.len() > 256 || r.delegates.len() > 256 || r.audiences.len() > 256 {
+            return Err(invalid(
+                "boundary",
+                "at most 256 grants, 256 delegates and 256 audiences",
+            ));
         }
         let pattern_ok = |p: &String| {
             !p.is_empty()
@@ -247,6 +255,12 @@ impl TryFrom<RawBoundary> for Boundary {
                 && printable(p)
                 && !p.chars().any(char::is_whitespace)
         };
+        if !r.audiences.iter().all(pattern_ok) {
+            return Err(invalid(
+                "boundary",
+                "audiences must be 1-256 printable characters without whitespace",
+            ));
+        }
         for g in &r.grants {
             if g.actions.is_empty() || g.resources.is_empty() {
                 return Err(invalid(
@@ -279,6 +293,7 @@ impl TryFrom<RawBoundary> for Boundary {
             grants: r.grants,
             max_token_lifetime_secs: r.max_token_lifetime_secs,
             delegates: r.delegates,
+            audiences: r.audiences,
         })
     }
 }
@@ -324,6 +339,14 @@ impl Boundary {
             .iter()
             .flat_map(|g| &g.actions)
             .any(|a| glob_match(a, scope))
+    }
+
+    /// Whether a token may name `aud` (an RFC 8707 resource) as its audience.
+    ///
+    /// INVARIANT (ceiling): an agent gets tokens only for audiences its boundary lists,
+    /// or for the server's default audience.
+    pub fn allows_audience(&self, aud: &str) -> bool {
+        self.audiences.iter().any(|p| glob_match(p, aud))
     }
 }
 
@@ -432,6 +455,11 @@ mod tests {
         assert!(b.allows_scope("crm:read") && b.allows_scope("crm:read.notes"));
         assert!(!b.allows_scope("crm:write"));
         assert!(!Boundary::default().allows_scope("anything"));
+        let b: Boundary =
+            serde_json::from_str(r#"{"audiences":["https://crm.example.com/*"]}"#).unwrap();
+        assert!(b.allows_audience("https://crm.example.com/v1"));
+        assert!(!b.allows_audience("https://evil.example.com/"));
+        assert!(!Boundary::default().allows_audience("https://crm.example.com/v1"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mandate_core::admin::{AdminToken, Role};
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Admin, ApiJson};
+use crate::extract::{Admin, ApiJson, ApiPath};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +77,7 @@ pub(crate) async fn list_tokens(
 pub(crate) async fn revoke_token(
     State(state): State<Arc<AppState>>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     admin.require_write()?;
     let id = AdminTokenId::parse(&id).map_err(|e| ApiError::not_found(e.to_string()))?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mandate_core::agent::{
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Admin, ApiJson, OptionalJson};
+use crate::extract::{Admin, ApiJson, ApiPath, OptionalJson};
 
 fn agent_id(s: &str) -> Result<AgentId, ApiError> {
     AgentId::parse(s)
@@ -141,7 +141,7 @@ pub(crate) async fn list(
 pub(crate) async fn show(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Agent>, ApiError> {
     let id = agent_id(&id)?;
     let agent = crate::blocking(&state, move |s| s.store.get_agent(&id)).await??;
@@ -164,7 +164,7 @@ pub(crate) struct UpdateAgent {
 pub(crate) async fn update(
     State(state): State<Arc<AppState>>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateAgent>,
 ) -> Result<Json<Agent>, ApiError> {
     admin.require_write()?;
@@ -204,6 +204,9 @@ pub(crate) async fn update(
 #[serde(deny_unknown_fields)]
 pub(crate) struct StatusChange {
     reason: Option<String>,
+    /// On suspend: also kill every token issued so far, so a later resume does not
+    /// bring them back.
+    revoke_tokens: Option<bool>,
 }
 
 async fn change_status(
@@ -215,7 +218,15 @@ async fn change_status(
 ) -> Result<Json<Agent>, ApiError> {
     admin.require_write()?;
     let id = agent_id(&id)?;
-    let reason = body.and_then(|b| b.reason);
+    let (reason, revoke_tokens) = body.map_or((None, false), |b| {
+        (b.reason, b.revoke_tokens.unwrap_or(false))
+    });
+    if revoke_tokens && to != AgentStatus::Suspended {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "revoke_tokens is only for suspend",
+        ));
+    }
     if reason
         .as_ref()
         .is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control))
@@ -226,7 +237,8 @@ async fn change_status(
         ));
     }
     let agent = crate::blocking(&state, move |s| {
-        s.store.modify_agent(&id, s.clock.now(), |a| {
+        let now = s.clock.now();
+        let agent = s.store.modify_agent(&id, now, |a| {
             if !a.status.can_become(to) {
                 return Err(ApiError::conflict(
                     "invalid_transition",
@@ -236,10 +248,15 @@ async fn change_status(
             a.status = to;
             a.status_reason = reason;
             Ok(())
-        })
+        })?;
+        // The agent is already suspended, so there is no window in which these tokens work.
+        if revoke_tokens {
+            s.store.set_tokens_not_before(&id, now)?;
+        }
+        Ok::<_, ApiError>(agent)
     })
     .await??;
-    tracing::info!(by = %admin.0.id, agent = %agent.id, status = %to, "agent status changed");
+    tracing::info!(by = %admin.0.id, agent = %agent.id, status = %to, revoke_tokens, "agent status changed");
     Ok(Json(agent))
 }
 
@@ -247,7 +264,7 @@ async fn change_status(
 pub(crate) async fn suspend(
     State(state): State<Arc<AppState>>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<StatusChange>,
 ) -> Result<Json<Agent>, ApiError> {
     change_status(state, admin, id, body, AgentStatus::Suspended).await
@@ -257,7 +274,7 @@ pub(crate) async fn suspend(
 pub(crate) async fn resume(
     State(state): State<Arc<AppState>>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<StatusChange>,
 ) -> Result<Json<Agent>, ApiError> {
     change_status(state, admin, id, body, AgentStatus::Active).await
@@ -267,7 +284,7 @@ pub(crate) async fn resume(
 pub(crate) async fn decommission(
     State(state): State<Arc<AppState>>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<StatusChange>,
 ) -> Result<Json<Agent>, ApiError> {
     change_status(state, admin, id, body, AgentStatus::Decommissioned).await
@@ -379,7 +396,7 @@ fn writable_agent(s: &AppState, id: &AgentId) -> Result<(), ApiError> {
 pub(crate) async fn add_credential(
     State(state): State<Arc<AppState>>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<NewCredential>,
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
@@ -388,12 +405,13 @@ pub(crate) async fn add_credential(
         NewCredentialType::ClientSecret => CredentialKind::ClientSecret,
         NewCredentialType::PublicKey => CredentialKind::PublicKey,
     };
+    let by = admin.0.id.clone();
     let body = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
         writable_agent(s, &id)?;
         let (c, secret) = make_credential(s, &id, kind, req.jwk, req.expires_at)?;
         s.store
             .insert_credential(&c, secret.as_ref().map(|(_, h)| h.as_str()))?;
-        tracing::info!(agent = %id, credential = %c.id, kind = kind.as_str(), "credential added");
+        tracing::info!(%by, agent = %id, credential = %c.id, kind = kind.as_str(), "credential added");
         Ok(credential_response(
             &c,
             secret.as_ref().map(|(s, _)| s),
@@ -408,7 +426,7 @@ pub(crate) async fn add_credential(
 pub(crate) async fn list_credentials(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = agent_id(&id)?;
     let items = crate::blocking(&state, move |s| -> Result<Vec<Value>, ApiError> {
@@ -444,7 +462,7 @@ pub(crate) struct Rotate {
 pub(crate) async fn rotate_credential(
     State(state): State<Arc<AppState>>,
     admin: Admin,
-    Path((id, cid)): Path<(String, String)>,
+    ApiPath((id, cid)): ApiPath<(String, String)>,
     OptionalJson(req): OptionalJson<Rotate>,
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
@@ -461,6 +479,7 @@ pub(crate) async fn rotate_credential(
             format!("overlap_secs must be at most {MAX_OVERLAP_SECS}"),
         ));
     }
+    let by = admin.0.id.clone();
     let body = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
         writable_agent(s, &id)?;
         let old = s
@@ -488,7 +507,7 @@ pub(crate) async fn rotate_credential(
             until,
             now,
         )?;
-        tracing::info!(agent = %id, old = %cid, new = %new.id, overlap, "credential rotated");
+        tracing::info!(%by, agent = %id, old = %cid, new = %new.id, overlap, "credential rotated");
         let mut out = credential_response(&new, secret.as_ref().map(|(s, _)| s), now);
         set(
             &mut out,
@@ -505,14 +524,19 @@ pub(crate) async fn rotate_credential(
 pub(crate) async fn revoke_credential(
     State(state): State<Arc<AppState>>,
     admin: Admin,
-    Path((id, cid)): Path<(String, String)>,
+    ApiPath((id, cid)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     admin.require_write()?;
     let id = agent_id(&id)?;
     let cid = credential_id(&cid)?;
+    let by = admin.0.id.clone();
     crate::blocking(&state, move |s| {
-        s.store.revoke_credential(&id, &cid, s.clock.now())?;
-        tracing::info!(agent = %id, credential = %cid, "credential revoked");
+        let now = s.clock.now();
+        s.store.revoke_credential(&id, &cid, now)?;
+        // A revoked credential may have leaked: the tokens it (or any other credential of
+        // the agent) already minted die with it. Fresh tokens need a working credential.
+        s.store.set_tokens_not_before(&id, now)?;
+        tracing::info!(%by, agent = %id, credential = %cid, "credential revoked; earlier tokens revoked");
         Ok::<_, ApiError>(())
     })
     .await??;

@@ -102,11 +102,41 @@ pub struct OAuthError {
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        // RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E, so
+        // anything else (including echoed client input) is replaced.
+        let description = description
+            .into()
+            .chars()
+            .map(|c| match c {
+                ' ' | '!' | '#'..='[' | ']'..='~' => c,
+                _ => '?',
+            })
+            .collect();
         Self {
             status,
             error,
-            description: description.into(),
+            description,
         }
+    }
+
+    /// `invalid_token` (401, RFC 6750 §3.1): an unknown bearer token at introspection or
+    /// revocation.
+    pub fn invalid_token(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", d)
+    }
+
+    /// `insufficient_scope` (403, RFC 6750 §3.1): a read-only admin token trying to revoke.
+    pub fn insufficient_scope(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "insufficient_scope", d)
+    }
+
+    /// `temporarily_unavailable` (503): too many client-secret checks already running.
+    pub fn temporarily_unavailable(d: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            d,
+        )
     }
 
     /// `invalid_request` (400).
@@ -168,11 +198,17 @@ impl IntoResponse for OAuthError {
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if self.status == StatusCode::UNAUTHORIZED {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"mandate\""),
-            );
+        let challenge = match self.error {
+            "invalid_token" => Some("Bearer realm=\"mandate\", error=\"invalid_token\""),
+            "insufficient_scope" => Some("Bearer realm=\"mandate\", error=\"insufficient_scope\""),
+            _ if self.status == StatusCode::UNAUTHORIZED => Some("Basic realm=\"mandate\""),
+            _ => None,
+        };
+        if let Some(c) = challenge {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res
     }

@@ -110,6 +110,24 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for OptionalJson<T> {
     }
 }
 
+/// Path parameters, with a malformed one (e.g. invalid percent-encoding) answered as
+/// problem+json `invalid_path` instead of axum's plain-text 400.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<Arc<AppState>> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
 /// Parses an `application/x-www-form-urlencoded` body into ordered pairs.
 pub(crate) fn parse_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(bytes)

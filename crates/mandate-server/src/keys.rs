@@ -93,6 +93,25 @@ fn create_key(
     Ok(key.kid().to_owned())
 }
 
+/// Deletes every private key file but the current one (a rotation interrupted between
+/// its commit and the old file's removal leaves one behind), and stray temporary files.
+fn sweep(dir: &Path, current_kid: &str) -> Result<(), StoreError> {
+    let keep = format!("{current_kid}.pem");
+    let entries = std::fs::read_dir(dir).map_err(|source| StoreError::Io {
+        context: format!("list {}", dir.display()),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name != keep && (name.ends_with(".pem") || name.ends_with(".tmp")) {
+            tracing::info!(file = %name, "removing retired signing key file");
+            keyfile::remove_private(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 impl KeyState {
     /// Loads the key ring, creating the first signing key (and `dir`, mode 0700) on
     /// first start.
@@ -123,9 +142,11 @@ impl KeyState {
         {
             create_key(store, dir, now, random, now)?;
         }
+        let loaded = load(store, dir, now)?;
+        sweep(dir, loaded.ring.current().kid())?;
         Ok(Self {
             dir: dir.to_owned(),
-            loaded: RwLock::new(load(store, dir, now)?),
+            loaded: RwLock::new(loaded),
         })
     }
 
@@ -141,13 +162,16 @@ impl KeyState {
                 return Ok(Arc::clone(&l.ring));
             }
         }
-        let fresh = load(store, &self.dir, now)?;
-        let ring = Arc::clone(&fresh.ring);
-        *self
+        // Reload under the write lock, re-checking: a rotation that committed meanwhile
+        // must not be overwritten by a ring read before it (security review L2).
+        let mut guard = self
             .loaded
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
-        Ok(ring)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.next_change.is_some_and(|t| now >= t) {
+            *guard = load(store, &self.dir, now)?;
+        }
+        Ok(Arc::clone(&guard.ring))
     }
 
     /// The current ring without checking publication windows (for signing).

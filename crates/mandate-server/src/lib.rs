@@ -62,6 +62,31 @@ pub struct AppState {
     pub random: Arc<dyn Random>,
     /// Static configuration.
     pub config: ServerConfig,
+    /// Bounds concurrent Argon2id checks (19 MiB each): a flood of client-secret
+    /// requests queues here, with a deadline, instead of exhausting memory and the
+    /// blocking pool that store calls share.
+    argon2_permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// Wires the state; Argon2id concurrency is bounded by the CPU count.
+    pub fn new(
+        store: Arc<Store>,
+        keys: keys::KeyState,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        config: ServerConfig,
+    ) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self {
+            store,
+            keys,
+            clock,
+            random,
+            config,
+            argon2_permits: Arc::new(tokio::sync::Semaphore::new(cpus.clamp(1, 16))),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {

@@ -28,6 +28,9 @@ use crate::AppState;
 use crate::error::{ApiError, OAuthError};
 use crate::extract::{bearer, is_form, looks_like_jwt, parse_pairs, read_body};
 
+/// How long a client-secret check may wait for an Argon2id slot before a 503.
+const ARGON2_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Form parameters, with RFC 6749 §3.2's rule that none (but `resource`) repeats.
@@ -176,7 +179,15 @@ async fn authenticate(
 ) -> Result<Agent, OAuthError> {
     let agent = match auth {
         ClientAuth::Secret { client_id, secret } => {
+            let wait = Arc::clone(&state.argon2_permits).acquire_owned();
+            let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_QUEUE_WAIT, wait).await else {
+                tracing::warn!("client-secret checks saturated; refusing with 503");
+                return Err(OAuthError::temporarily_unavailable(
+                    "too many concurrent client authentications; retry shortly",
+                ));
+            };
             crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
+                let _permit = permit;
                 let Ok(id) = AgentId::parse(&client_id) else {
                     secret::verify_against_dummy(&secret);
                     return Ok(None);
@@ -203,6 +214,9 @@ async fn authenticate(
                 let ok = hashes.fold(false, |acc, h| {
                     secret::verify_client_secret(&secret, h) | acc
                 });
+                if !ok {
+                    tracing::info!(client_id = %id, "client secret refused");
+                }
                 Ok(ok.then_some(agent))
             })
             .await
@@ -357,10 +371,21 @@ pub(crate) async fn token(
     if resources.len() > 8 {
         return Err(OAuthError::invalid_target("at most 8 resource parameters"));
     }
-    for r in &resources {
+    let mut audiences: Vec<String> = Vec::new();
+    for r in resources {
         check_resource(r)?;
+        // INVARIANT (ceiling): a token names only audiences the boundary lists, or the
+        // server's default audience (RFC 8707 §2: otherwise `invalid_target`).
+        if r != state.config.default_audience && !agent.boundary.allows_audience(r) {
+            return Err(OAuthError::invalid_target(format!(
+                "resource `{r}` is outside the agent's boundary"
+            )));
+        }
+        if !audiences.iter().any(|a| a == r) {
+            audiences.push(r.to_owned());
+        }
     }
-    let aud = Audience::from_list(resources.iter().map(|r| (*r).to_owned()).collect())
+    let aud = Audience::from_list(audiences)
         .unwrap_or_else(|| Audience::One(state.config.default_audience.clone()));
     // INVARIANT (lifetime): never longer than the server's default nor the agent's maximum.
     let lifetime = agent
@@ -410,6 +435,12 @@ pub(crate) fn active_claims(s: &AppState, token: &str) -> Option<AccessClaims> {
     }
     let id = AgentId::parse(&claims.client_id).ok()?;
     let agent = s.store.get_agent(&id).ok()??;
+    // A token issued at or before the agent's cutoff (credential revoked, suspension
+    // with `revoke_tokens`) is dead even if the agent is active again.
+    let cutoff = s.store.tokens_not_before(&id).ok()?;
+    if cutoff.is_some_and(|c| claims.iat <= c.secs()) {
+        return None;
+    }
     (agent.status == AgentStatus::Active).then_some(claims)
 }
 
@@ -444,7 +475,7 @@ async fn caller(
             .map(|a| Caller::Admin {
                 can_write: a.role.can_write(),
             })
-            .ok_or_else(|| OAuthError::invalid_client("unknown admin token"));
+            .ok_or_else(|| OAuthError::invalid_token("unknown or revoked admin token"));
     }
     let auth = client_auth(headers, p)?
         .ok_or_else(|| OAuthError::invalid_client("authentication required"))?;
@@ -499,7 +530,7 @@ pub(crate) async fn revoke(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?
         .to_owned();
     if let Caller::Admin { can_write: false } = who {
-        return Err(OAuthError::unauthorized_client(
+        return Err(OAuthError::insufficient_scope(
             "read-only admin tokens cannot revoke",
         ));
     }

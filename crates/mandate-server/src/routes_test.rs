@@ -150,13 +150,13 @@ fn harness() -> Harness {
         max_token_lifetime_secs: 3600,
         max_body_bytes: 64 * 1024,
     };
-    let state = AppState {
-        store: Arc::new(store),
+    let state = AppState::new(
+        Arc::new(store),
         keys,
-        clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
         config,
-    };
+    );
     Harness {
         app: router(Arc::new(state)),
         admin_token: token.expose().to_owned(),

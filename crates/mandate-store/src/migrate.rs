@@ -6,7 +6,8 @@ use crate::StoreError;
 
 /// Each entry is one migration; its index + 1 is the schema version it produces.
 /// INVARIANT (migrations): entries are append-only; a released migration never changes.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE agents (
     id            TEXT PRIMARY KEY,
     name          TEXT NOT NULL UNIQUE,
@@ -70,7 +71,14 @@ CREATE TABLE revoked_tokens (
     expires_at INTEGER NOT NULL,
     revoked_at INTEGER NOT NULL
 ) STRICT;
-"#];
+"#,
+    r#"
+CREATE TABLE agent_token_cutoffs (
+    agent_id   TEXT PRIMARY KEY REFERENCES agents (id),
+    not_before INTEGER NOT NULL
+) STRICT;
+"#,
+];
 
 /// Brings the schema up to date inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -493,10 +493,40 @@ impl Store {
     }
 
     /// Sets the bootstrap token's digest, creating its record if there is none.
+    ///
+    /// Supplying the token that is already the bootstrap token changes nothing. A token
+    /// that was ever revoked is refused: a leaked bootstrap token revoked during an
+    /// incident must not come back at the next deploy. The previous bootstrap token is
+    /// kept as a revoked record, never deleted.
     pub fn set_bootstrap_digest(&self, new: &AdminToken, digest: &str) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        tx.execute("DELETE FROM admin_tokens WHERE bootstrap = 1", [])?;
+        let existing: Option<(bool, Option<i64>)> = tx
+            .query_row(
+                "SELECT bootstrap, revoked_at FROM admin_tokens WHERE digest = ?1",
+                [digest],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match existing {
+            Some((_, Some(_))) => {
+                return Err(StoreError::Conflict(
+                    "the supplied bootstrap token was revoked; supply a new one".into(),
+                ));
+            }
+            Some((true, None)) => return Ok(()),
+            Some((false, None)) => {
+                return Err(StoreError::Conflict(
+                    "the supplied bootstrap token is already a named admin token".into(),
+                ));
+            }
+            None => {}
+        }
+        tx.execute(
+            "UPDATE admin_tokens SET bootstrap = 0, name = 'bootstrap (superseded)',
+                 revoked_at = COALESCE(revoked_at, ?1) WHERE bootstrap = 1",
+            [new.created_at.secs()],
+        )?;
         tx.execute(
             "INSERT INTO admin_tokens (id, name, role, digest, bootstrap, created_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             params![new.id.as_str(), new.name, new.role.as_str(), digest, new.created_at.secs()],
@@ -640,6 +670,30 @@ impl Store {
             params![jti, expires_at.secs(), now.secs()],
         )?;
         Ok(())
+    }
+
+    /// Invalidates every token of `agent` issued at or before `at` (an all-tokens kill for
+    /// one agent). A later cutoff replaces an earlier one; an earlier never does.
+    pub fn set_tokens_not_before(&self, agent: &AgentId, at: Timestamp) -> Result<(), StoreError> {
+        self.lock().execute(
+            "INSERT INTO agent_token_cutoffs (agent_id, not_before) VALUES (?1, ?2)
+             ON CONFLICT (agent_id) DO UPDATE SET not_before = max(not_before, excluded.not_before)",
+            params![agent.as_str(), at.secs()],
+        )?;
+        Ok(())
+    }
+
+    /// The agent's token cutoff: tokens with `iat` at or before it are not active.
+    pub fn tokens_not_before(&self, agent: &AgentId) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT not_before FROM agent_token_cutoffs WHERE agent_id = ?1",
+                [agent.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .map(Timestamp::from_secs))
     }
 
     /// Whether the token with this `jti` was revoked.

@@ -73,8 +73,13 @@ impl PublicJwk {
                     .as_slice()
                     .try_into()
                     .map_err(|_| JwkError::BadKey("Ed25519"))?;
-                ed25519_dalek::VerifyingKey::from_bytes(&arr)
+                let vk = ed25519_dalek::VerifyingKey::from_bytes(&arr)
                     .map_err(|_| JwkError::BadKey("Ed25519"))?;
+                // A small-order point verifies forged signatures under lenient
+                // verification (the identity key accepts R = identity, s = 0).
+                if vk.is_weak() {
+                    return Err(JwkError::BadKey("Ed25519"));
+                }
                 let x = b64::encode(&x);
                 // RFC 7638 §3.2: required members, lexicographic order, no whitespace.
                 let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
@@ -180,6 +185,33 @@ mod tests {
             k.thumbprint(),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
+    }
+
+    /// Regression (security review M1): small-order Ed25519 keys let anyone forge a
+    /// `private_key_jwt` assertion (identity key, R = identity, s = 0).
+    #[test]
+    fn small_order_ed25519_keys_are_refused() {
+        let small_order = [
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000000080",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        ];
+        for hex in small_order {
+            let bytes: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(&bytes)});
+            assert_eq!(
+                PublicJwk::parse(&jwk),
+                Err(JwkError::BadKey("Ed25519")),
+                "{hex}"
+            );
+        }
     }
 
     #[test]

@@ -106,13 +106,7 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         max_token_lifetime_secs: cfg.token_max_lifetime_secs,
         max_body_bytes: cfg.http_max_body_bytes,
     };
-    let state = Arc::new(AppState {
-        store,
-        keys,
-        clock,
-        random,
-        config,
-    });
+    let state = Arc::new(AppState::new(store, keys, clock, random, config));
 
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -136,13 +136,7 @@ impl Env {
             max_body_bytes: MAX_BODY,
         };
         let clock_dyn: Arc<dyn Clock> = clock.clone();
-        let state = Arc::new(AppState {
-            store,
-            keys,
-            clock: clock_dyn,
-            random,
-            config,
-        });
+        let state = Arc::new(AppState::new(store, keys, clock_dyn, random, config));
         Self {
             _dir: dir,
             app: mandate_server::router(state),
@@ -692,7 +686,10 @@ async fn client_secret_post_with_scope_and_resources() {
     let c = env
         .client_with(
             "post-bot",
-            json!({"grants": [{"actions": ["crm:*"], "resources": ["crm:*"]}]}),
+            json!({
+                "grants": [{"actions": ["crm:*"], "resources": ["crm:*"]}],
+                "audiences": ["https://api.example.com/*", "urn:example:thing"]
+            }),
         )
         .await;
     let r = env
@@ -706,6 +703,7 @@ async fn client_secret_post_with_scope_and_resources() {
                 ("scope", "crm:read crm:write crm:read"),
                 ("resource", "https://api.example.com/v1"),
                 ("resource", "urn:example:thing"),
+                ("resource", "https://api.example.com/v1"),
             ],
         )
         .await;
@@ -716,8 +714,29 @@ async fn client_secret_post_with_scope_and_resources() {
     let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
     assert_eq!(
         claims["aud"],
-        json!(["https://api.example.com/v1", "urn:example:thing"])
+        json!(["https://api.example.com/v1", "urn:example:thing"]),
+        "duplicate resources name one audience"
     );
+    // A resource the boundary does not list is refused (RFC 8707 invalid_target); the
+    // server's default audience is always allowed.
+    let outside = env
+        .form(
+            "/oauth/token",
+            Some((&c.id, &c.secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://evil.example.net/"),
+            ],
+        )
+        .await;
+    outside.expect_oauth_error(400, "invalid_target");
+    env.form(
+        "/oauth/token",
+        Some((&c.id, &c.secret)),
+        &[("grant_type", "client_credentials"), ("resource", ISSUER)],
+    )
+    .await
+    .expect(200);
     assert_eq!(claims["scope"], "crm:read crm:write");
     assert_eq!(claims["client_id"], c.id.as_str());
 }
@@ -1205,9 +1224,15 @@ async fn introspection_requires_authentication() {
     env.form("/oauth/introspect", None, &[("token", &token)])
         .await
         .expect_oauth_error(401, "invalid_client");
-    env.bearer_form("/oauth/introspect", "mat_unknown", &[("token", &token)])
-        .await
-        .expect_oauth_error(401, "invalid_client");
+    let r = env
+        .bearer_form("/oauth/introspect", "mat_unknown", &[("token", &token)])
+        .await;
+    assert_eq!(
+        r.header(header::WWW_AUTHENTICATE),
+        Some("Bearer realm=\"mandate\", error=\"invalid_token\""),
+        "RFC 6750 challenge for a bad bearer token"
+    );
+    r.expect_oauth_error(401, "invalid_token");
     // An access token cannot introspect, even its own.
     env.bearer_form("/oauth/introspect", &token, &[("token", &token)])
         .await
@@ -1341,7 +1366,7 @@ async fn agents_cannot_see_or_revoke_each_others_tokens() {
     let auditor = env.admin_token("auditor").await;
     env.bearer_form("/oauth/revoke", &auditor, &[("token", &token_a)])
         .await
-        .expect_oauth_error(400, "unauthorized_client");
+        .expect_oauth_error(403, "insufficient_scope");
     assert_eq!(env.introspect(&token_a).await["active"], true);
     env.bearer_form("/oauth/revoke", &env.admin.clone(), &[("token", &token_a)])
         .await
@@ -1590,4 +1615,53 @@ async fn scope_outside_the_boundary_is_refused() {
         .await;
     r.expect(400);
     assert_eq!(r.json()["error"], "invalid_scope");
+}
+
+/// Regression (security review M3): a suspension with `revoke_tokens` and a credential
+/// revocation kill tokens issued before them, so a resume or a second credential does
+/// not bring a possibly leaked token back.
+#[tokio::test]
+async fn earlier_tokens_die_with_a_revoked_credential_or_a_revoking_suspend() {
+    let env = Env::new();
+    let c = env.client("leaky").await;
+    let agent = format!("/v1/agents/{}", c.id);
+    let old = env.token(&c).await;
+    env.advance(1);
+    env.admin(
+        Method::POST,
+        &format!("{agent}/suspend"),
+        Some(json!({"reason": "leak", "revoke_tokens": true})),
+    )
+    .await
+    .expect(200);
+    env.advance(1);
+    env.admin(Method::POST, &format!("{agent}/resume"), None)
+        .await
+        .expect(200);
+    assert_eq!(
+        env.introspect(&old).await["active"],
+        false,
+        "resume does not revive revoked tokens"
+    );
+    let fresh = env.token(&c).await;
+    assert_eq!(env.introspect(&fresh).await["active"], true);
+
+    // Revoking one credential kills the agent's earlier tokens, whichever minted them.
+    let (leaked_cred, _) = env.add_secret(&c.id).await;
+    env.advance(1);
+    env.admin(
+        Method::DELETE,
+        &format!("{agent}/credentials/{leaked_cred}"),
+        None,
+    )
+    .await
+    .expect(204);
+    assert_eq!(env.introspect(&fresh).await["active"], false);
+    env.advance(1);
+    let after = env.token(&c).await;
+    assert_eq!(
+        env.introspect(&after).await["active"],
+        true,
+        "the remaining credential still works"
+    );
 }

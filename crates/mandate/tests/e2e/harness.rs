@@ -53,11 +53,16 @@ impl Server {
         pump(child.stderr.take().unwrap(), Arc::clone(&stderr));
         let deadline = Instant::now() + Duration::from_secs(60);
         let addr = loop {
-            if let Some(a) = stdout
-                .lock()
-                .unwrap()
-                .lines()
-                .find_map(|l| l.split("listening on ").nth(1).map(str::to_owned))
+            // The banner ends with the suggested next command; wait for all of it so the
+            // bootstrap token (printed between) is never missed.
+            let out = stdout.lock().unwrap().clone();
+            if let Some(a) = out
+                .contains("mandate agent register")
+                .then(|| {
+                    out.lines()
+                        .find_map(|l| l.split("listening on ").nth(1).map(str::to_owned))
+                })
+                .flatten()
             {
                 break a;
             }
@@ -179,7 +184,10 @@ impl Server {
                 Some(serde_json::json!({
                     "name": name,
                     "owner": "alice@example.com",
-                    "boundary": {"grants": [{"actions": ["crm:*"], "resources": ["crm:*"]}]}
+                    "boundary": {
+                        "grants": [{"actions": ["crm:*"], "resources": ["crm:*"]}],
+                        "audiences": ["https://crm.example.com"]
+                    }
                 })),
             )
             .await;

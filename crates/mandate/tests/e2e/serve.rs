@@ -294,3 +294,76 @@ async fn issued_secrets_are_never_written_to_disk_or_logs() {
     // The bootstrap token is printed once on stdout by design, never to the log.
     assert!(!s.stderr_text().contains(&token));
 }
+
+/// Regression (security review M2): a revoked bootstrap token, still supplied by the
+/// deployment's environment, must not come back at the next start.
+#[tokio::test]
+async fn a_revoked_supplied_bootstrap_token_does_not_come_back() {
+    let (_t, dir) = data_dir();
+    let supplied = "dev-root-token-0123456789abcdef";
+    let s = Server::start(&dir, &[], &[("MANDATE_BOOTSTRAP_TOKEN", supplied)]);
+    let (_, list) = s
+        .admin(supplied, Method::GET, "/v1/admin-tokens", None)
+        .await;
+    let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let (st, _) = s
+        .admin(
+            supplied,
+            Method::DELETE,
+            &format!("/v1/admin-tokens/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    drop(s);
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("MANDATE_BOOTSTRAP_TOKEN", supplied)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "refuses to start");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was revoked"));
+    // A new token is accepted, and the old one stays dead.
+    let s = Server::start(
+        &dir,
+        &[],
+        &[(
+            "MANDATE_BOOTSTRAP_TOKEN",
+            "a-brand-new-root-token-0123456789",
+        )],
+    );
+    assert_eq!(
+        s.admin(supplied, Method::GET, "/v1/agents", None).await.0,
+        401
+    );
+    assert_eq!(
+        s.admin(
+            "a-brand-new-root-token-0123456789",
+            Method::GET,
+            "/v1/agents",
+            None
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+/// Regression (security review L3): a retired key file left by an interrupted rotation
+/// is removed at the next start.
+#[test]
+fn stray_key_files_are_swept_at_start() {
+    let (_t, dir) = data_dir();
+    drop(Server::start(&dir, &[], &[]));
+    let stray = dir.join("keys/retired-kid.pem");
+    std::fs::write(&stray, "old key").unwrap();
+    std::fs::write(dir.join("keys/half-written.tmp"), "x").unwrap();
+    drop(Server::start(&dir, &[], &[]));
+    let left: Vec<_> = std::fs::read_dir(dir.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(!stray.exists());
+}

@@ -77,7 +77,10 @@ def admin(method, path, body=None, expect=(200, 201)):
 
 
 def register_agent(name):
-    boundary = {"grants": [{"actions": ["crm:*"], "resources": ["crm:*"]}]}
+    boundary = {
+        "grants": [{"actions": ["crm:*"], "resources": ["crm:*"]}],
+        "audiences": [CRM, INVENTORY],
+    }
     agent = admin("POST", "/v1/agents", {"name": name, "owner": "interop@example.com", "boundary": boundary})
     return agent["id"]
 
