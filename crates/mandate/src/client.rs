@@ -167,7 +167,14 @@ fn finish(conn: &Conn, r: Res<Value>, human: impl FnOnce(&Value)) -> ExitCode {
 }
 
 fn status_call(a: &StatusArgs, verb: &str) -> (Conn, String, Option<Value>) {
-    let body = a.reason.as_ref().map(|r| json!({"reason": r}));
+    let mut body = Map::new();
+    if let Some(r) = &a.reason {
+        body.insert("reason".into(), json!(r));
+    }
+    if a.revoke_tokens {
+        body.insert("revoke_tokens".into(), json!(true));
+    }
+    let body = (!body.is_empty()).then_some(Value::Object(body));
     (a.conn.clone(), format!("/v1/agents/{}/{verb}", a.id), body)
 }
 

@@ -155,6 +155,9 @@ pub struct StatusArgs {
     pub id: String,
     #[arg(long)]
     pub reason: Option<String>,
+    /// (suspend only) also kill every token issued so far; a resume will not revive them
+    #[arg(long)]
+    pub revoke_tokens: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

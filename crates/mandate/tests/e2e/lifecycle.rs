@@ -248,7 +248,14 @@ async fn cli_covers_the_registry() {
     assert_eq!(s.token_basic(&id, &new_secret, &[]).await.0, 401);
 
     assert_eq!(
-        run(&["agent", "suspend", &id, "--reason", "cli"])["status"],
+        run(&[
+            "agent",
+            "suspend",
+            &id,
+            "--reason",
+            "cli",
+            "--revoke-tokens"
+        ])["status"],
         "suspended"
     );
     assert_eq!(run(&["agent", "resume", &id])["status"], "active");

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Load figures for the OAuth endpoints of a release `mandate serve` on loopback, each as a
+# ratio to GET /healthz measured on the same server in the same run (the machine is
+# shared and noisy; ratios travel, absolute numbers do not).
+#
+#   bench/oauth.sh            # DURATION=10 CONNECTIONS=16 by default
+#
+# Prints a Markdown table. Stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-16}"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq; }
+cargo build --release -q -p mandate
+
+work="$(mktemp -d)"
+target/release/mandate serve --listen 127.0.0.1:0 --data-dir "$work/data" \
+  >"$work/out" 2>"$work/err" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 200); do grep -q "mandate agent register" "$work/out" && break; sleep 0.05; done
+addr="$(grep -o 'http://[0-9.:]*' "$work/out" | head -n1)"
+admin="$(grep -o 'mat_[A-Za-z0-9_-]*' "$work/out")"
+
+agent="$(curl -sf "$addr/v1/agents" -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' -d '{"name":"bench-bot","owner":"bench@example.com"}' | jq -r .id)"
+secret="$(curl -sf "$addr/v1/agents/$agent/credentials" -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' -d '{"type":"client_secret"}' | jq -r .client_secret)"
+access="$(curl -sf "$addr/oauth/token" -u "$agent:$secret" -d grant_type=client_credentials | jq -r .access_token)"
+basic="Basic $(printf '%s:%s' "$agent" "$secret" | base64 -w0)"
+
+run() { # name, then wrk arguments
+  local name="$1"; shift
+  local out
+  out="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")"
+  local rps p50 p99
+  rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+  p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
+  p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+  local non2xx
+  non2xx="$(awk '/Non-2xx/ {print $5}' <<<"$out")"
+  echo "$name|$rps|$p50|$p99|${non2xx:-0}"
+}
+
+rows=()
+rows+=("$(run 'GET /healthz (baseline)' "$addr/healthz")")
+rows+=("$(BODY="token=$access" AUTH="Bearer $admin" run 'POST /oauth/introspect (admin bearer)' -s bench/post.lua "$addr/oauth/introspect")")
+rows+=("$(BODY="grant_type=client_credentials" AUTH="$basic" run 'POST /oauth/token (client_secret_basic, Argon2id)' -s bench/post.lua "$addr/oauth/token")")
+
+base="$(cut -d'|' -f2 <<<"${rows[0]}")"
+echo
+echo "Loopback, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores, release build."
+echo
+echo "| endpoint | requests/s | p50 | p99 | non-2xx | ratio to /healthz |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+for r in "${rows[@]}"; do
+  IFS='|' read -r name rps p50 p99 bad <<<"$r"
+  ratio="$(awk -v a="$rps" -v b="$base" 'BEGIN { printf "%.4f", a / b }')"
+  echo "| $name | $rps | $p50 | $p99 | $bad | $ratio |"
+done
