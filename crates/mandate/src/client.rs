@@ -87,6 +87,27 @@ fn labels(list: &[String]) -> Res<Value> {
     Ok(Value::Object(m))
 }
 
+/// The body of register and update: only the fields given (labels replace all labels).
+fn agent_fields(
+    text: [(&str, Option<String>); 3],
+    ls: &[String],
+    boundary: Option<String>,
+) -> Res<Value> {
+    let mut body = Map::new();
+    for (k, v) in text {
+        if let Some(v) = v {
+            body.insert(k.into(), json!(v));
+        }
+    }
+    if !ls.is_empty() {
+        body.insert("labels".into(), labels(ls)?);
+    }
+    if let Some(b) = boundary {
+        body.insert("boundary".into(), text_or_file(&b)?);
+    }
+    Ok(Value::Object(body))
+}
+
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("-")
 }
@@ -189,17 +210,13 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             boundary,
         } => {
             let r = async {
-                let mut body = Map::new();
-                body.insert("name".into(), json!(name));
-                body.insert("owner".into(), json!(owner));
-                body.insert("labels".into(), labels(&ls)?);
-                if let Some(p) = purpose {
-                    body.insert("purpose".into(), json!(p));
-                }
-                if let Some(b) = boundary {
-                    body.insert("boundary".into(), text_or_file(&b)?);
-                }
-                call(&conn, Method::POST, "/v1/agents", Some(Value::Object(body))).await
+                let fields = [
+                    ("name", Some(name)),
+                    ("owner", Some(owner)),
+                    ("purpose", purpose),
+                ];
+                let body = agent_fields(fields, &ls, boundary)?;
+                call(&conn, Method::POST, "/v1/agents", Some(body)).await
             }
             .await;
             finish(&conn, r, print_agent)
@@ -251,23 +268,16 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             boundary,
         } => {
             let r = async {
-                let mut body = Map::new();
-                for (k, v) in [("name", name), ("owner", owner), ("purpose", purpose)] {
-                    if let Some(v) = v {
-                        body.insert(k.into(), json!(v));
-                    }
-                }
-                if !ls.is_empty() {
-                    body.insert("labels".into(), labels(&ls)?);
-                }
-                if let Some(b) = boundary {
-                    body.insert("boundary".into(), text_or_file(&b)?);
-                }
+                let body = agent_fields(
+                    [("name", name), ("owner", owner), ("purpose", purpose)],
+                    &ls,
+                    boundary,
+                )?;
                 call(
                     &conn,
                     Method::PATCH,
                     &format!("/v1/agents/{id}"),
-                    Some(Value::Object(body)),
+                    Some(body),
                 )
                 .await
             }
