@@ -15,6 +15,9 @@ pub enum Role {
     Auditor,
     /// Decides approval requests (their API arrives with mandates); reads like an auditor.
     Approver,
+    /// An enforcement point: may call `/v1/authorize` naming the principal (or passing the
+    /// agent's token), and nothing else.
+    Service,
 }
 
 impl Role {
@@ -24,6 +27,7 @@ impl Role {
             Self::Admin => "admin",
             Self::Auditor => "auditor",
             Self::Approver => "approver",
+            Self::Service => "service",
         }
     }
 
@@ -33,6 +37,7 @@ impl Role {
             "admin" => Some(Self::Admin),
             "auditor" => Some(Self::Auditor),
             "approver" => Some(Self::Approver),
+            "service" => Some(Self::Service),
             _ => None,
         }
     }

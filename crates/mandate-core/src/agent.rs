@@ -220,8 +220,9 @@ struct RawBoundary {
     audiences: Vec<String>,
 }
 
-/// The documented ceiling of an agent. Stored now; enforced by the decision path
-/// (grants, delegates) and by the token service (`max_token_lifetime_secs`).
+/// The documented ceiling of an agent. The token service enforces the lifetime, scopes
+/// (against grant action patterns) and audiences; the decision path enforces grants
+/// (actions × resources × data classes) and delegates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawBoundary")]
 pub struct Boundary {
@@ -299,7 +300,8 @@ impl TryFrom<RawBoundary> for Boundary {
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters (including
-/// none) and every other character matches itself. Linear time, no backtracking blow-up.
+/// none) and every other character matches itself. Greedy with one-star backtracking:
+/// O(|pattern|·|text|) at worst, never exponential.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti) = (0usize, 0usize);

@@ -3,13 +3,13 @@
 //! The secret material never appears in these types: a client secret exists in clear
 //! only in the one response that creates it, and is stored as an Argon2id hash.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::id::{AgentId, CredentialId};
 use crate::time::Timestamp;
 
 /// The kind of a credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialKind {
     /// A 256-bit random secret (`client_secret_basic` / `client_secret_post`).

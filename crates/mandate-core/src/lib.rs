@@ -11,3 +11,4 @@ pub mod credential;
 pub mod id;
 pub mod random;
 pub mod time;
+pub mod uri;

@@ -9,16 +9,6 @@ pub struct RandomError(String);
 pub trait Random: Send + Sync {
     /// Fills `buf` with cryptographically secure random bytes.
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError>;
-
-    /// Returns `N` random bytes.
-    fn bytes<const N: usize>(&self) -> Result<[u8; N], RandomError>
-    where
-        Self: Sized,
-    {
-        let mut out = [0u8; N];
-        self.fill(&mut out)?;
-        Ok(out)
-    }
 }
 
 /// Fills `N` bytes from a `dyn Random`.

@@ -237,8 +237,7 @@ async fn change_status(
         ));
     }
     let agent = crate::blocking(&state, move |s| {
-        let now = s.clock.now();
-        let agent = s.store.modify_agent(&id, now, |a| {
+        let change = |a: &mut Agent| {
             if !a.status.can_become(to) {
                 return Err(ApiError::conflict(
                     "invalid_transition",
@@ -248,12 +247,13 @@ async fn change_status(
             a.status = to;
             a.status_reason = reason;
             Ok(())
-        })?;
-        // The agent is already suspended, so there is no window in which these tokens work.
+        };
+        let now = s.clock.now();
         if revoke_tokens {
-            s.store.set_tokens_not_before(&id, now)?;
+            s.store.modify_agent_revoking_tokens(&id, now, change)
+        } else {
+            s.store.modify_agent(&id, now, change)
         }
-        Ok::<_, ApiError>(agent)
     })
     .await??;
     tracing::info!(by = %admin.0.id, agent = %agent.id, status = %to, revoke_tokens, "agent status changed");
@@ -291,17 +291,10 @@ pub(crate) async fn decommission(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-enum NewCredentialType {
-    ClientSecret,
-    PublicKey,
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewCredential {
     #[serde(rename = "type")]
-    kind: NewCredentialType,
+    kind: CredentialKind,
     jwk: Option<Value>,
     expires_at: Option<Timestamp>,
 }
@@ -401,10 +394,7 @@ pub(crate) async fn add_credential(
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
     let id = agent_id(&id)?;
-    let kind = match req.kind {
-        NewCredentialType::ClientSecret => CredentialKind::ClientSecret,
-        NewCredentialType::PublicKey => CredentialKind::PublicKey,
-    };
+    let kind = req.kind;
     let by = admin.0.id.clone();
     let body = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
         writable_agent(s, &id)?;
@@ -532,10 +522,8 @@ pub(crate) async fn revoke_credential(
     let by = admin.0.id.clone();
     crate::blocking(&state, move |s| {
         let now = s.clock.now();
+        // Also kills every token the agent was issued so far (see the store).
         s.store.revoke_credential(&id, &cid, now)?;
-        // A revoked credential may have leaked: the tokens it (or any other credential of
-        // the agent) already minted die with it. Fresh tokens need a working credential.
-        s.store.set_tokens_not_before(&id, now)?;
         tracing::info!(%by, agent = %id, credential = %cid, "credential revoked; earlier tokens revoked");
         Ok::<_, ApiError>(())
     })

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
-use mandate_core::admin::AdminToken;
+use mandate_core::admin::{AdminToken, Role};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
@@ -194,10 +194,12 @@ impl FromRequestParts<Arc<AppState>> for Admin {
                 "agent access tokens cannot call the admin API",
             ));
         }
-        let digest = mandate_token::secret::admin_token_digest(token);
-        let found =
-            crate::blocking(state, move |s| s.store.admin_token_by_digest(&digest)).await??;
-        match found {
+        match lookup_admin_token(state, token).await? {
+            Some(t) if t.role == Role::Service => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "service tokens may only call /v1/authorize",
+            )),
             Some(t) => Ok(Self(t)),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -206,4 +208,13 @@ impl FromRequestParts<Arc<AppState>> for Admin {
             )),
         }
     }
+}
+
+/// The unrevoked admin token a bearer value names, if any.
+pub(crate) async fn lookup_admin_token(
+    state: &Arc<AppState>,
+    token: &str,
+) -> Result<Option<AdminToken>, ApiError> {
+    let digest = mandate_token::secret::admin_token_digest(token);
+    Ok(crate::blocking(state, move |s| s.store.admin_token_by_digest(&digest)).await??)
 }

@@ -174,17 +174,6 @@ impl KeyState {
         Ok(Arc::clone(&guard.ring))
     }
 
-    /// The current ring without checking publication windows (for signing).
-    pub fn current(&self) -> Arc<KeyRing> {
-        Arc::clone(
-            &self
-                .loaded
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .ring,
-        )
-    }
-
     /// Makes a new signing key current. The old one stays published until
     /// `now + publish_secs` (the longest lifetime of a token it may have signed), and
     /// its private key file is deleted: it will never sign again.

@@ -105,8 +105,9 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    // Percent-decoding with `+` as space; `&` is escaped first so it is not a separator.
     let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
+        form_urlencoded::parse(format!("x={}", s.replace('&', "%26")).as_bytes())
             .next()
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
@@ -210,10 +211,9 @@ async fn authenticate(
                     secret::verify_against_dummy(&secret);
                     return Ok(None);
                 }
-                // Check every candidate so timing does not reveal which one matched.
-                let ok = hashes.fold(false, |acc, h| {
-                    secret::verify_client_secret(&secret, h) | acc
-                });
+                // Which candidate matched is no secret; stop at the first (during a
+                // rotation overlap this halves the Argon2id cost of the new secret).
+                let ok = hashes.any(|h| secret::verify_client_secret(&secret, h));
                 if !ok {
                     tracing::info!(client_id = %id, "client secret refused");
                 }
@@ -311,17 +311,7 @@ fn check_scope(scope: &str) -> Result<String, OAuthError> {
 
 /// RFC 8707 §2: a resource is an absolute URI without a fragment.
 fn check_resource(r: &str) -> Result<(), OAuthError> {
-    let scheme_ok = r.split_once(':').is_some_and(|(s, rest)| {
-        !rest.is_empty()
-            && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    });
-    if !scheme_ok
-        || r.contains('#')
-        || r.len() > 2048
-        || r.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if !mandate_core::uri::is_absolute_uri(r) {
         return Err(OAuthError::invalid_target(format!(
             "resource `{}` is not an absolute URI without a fragment",
             r.escape_debug()
@@ -345,7 +335,7 @@ pub(crate) async fn token(
     let (headers, p) = Params::read(&state, req).await?;
     let auth = client_auth(&headers, &p)?
         .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
-    let agent = authenticate(&state, auth, state.config.token_endpoint()).await?;
+    // Syntax first: a malformed request costs no Argon2id.
     match p.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required")),
         Some("client_credentials") => {}
@@ -357,6 +347,14 @@ pub(crate) async fn token(
         }
     }
     let scope = p.get("scope").map(check_scope).transpose()?;
+    let resources = p.all("resource");
+    if resources.len() > 8 {
+        return Err(OAuthError::invalid_target("at most 8 resource parameters"));
+    }
+    for r in &resources {
+        check_resource(r)?;
+    }
+    let agent = authenticate(&state, auth, state.config.token_endpoint()).await?;
     // INVARIANT (ceiling): every scope token granted lies inside the agent's boundary.
     if let Some(outside) = scope
         .iter()
@@ -367,13 +365,8 @@ pub(crate) async fn token(
             "scope `{outside}` is outside the agent's boundary"
         )));
     }
-    let resources = p.all("resource");
-    if resources.len() > 8 {
-        return Err(OAuthError::invalid_target("at most 8 resource parameters"));
-    }
     let mut audiences: Vec<String> = Vec::new();
     for r in resources {
-        check_resource(r)?;
         // INVARIANT (ceiling): a token names only audiences the boundary lists, or the
         // server's default audience (RFC 8707 §2: otherwise `invalid_target`).
         if r != state.config.default_audience && !agent.boundary.allows_audience(r) {
@@ -408,9 +401,10 @@ pub(crate) async fn token(
         client_id: agent.id.to_string(),
         scope: scope.clone(),
     };
-    let ring = state
-        .keys
-        .ring(&state.store, now)
+    // The ring may need a reload from the store (a retired key's publication ended).
+    let ring = crate::blocking(&state, move |s| s.keys.ring(&s.store, now))
+        .await
+        .map_err(|e| OAuthError::server_error(e.code()))?
         .map_err(OAuthError::server_error)?;
     let token = access::issue(ring.current(), &claims).map_err(OAuthError::server_error)?;
     tracing::info!(client_id = %agent.id, jti = %claims.jti, expires_in = lifetime, "access token issued");

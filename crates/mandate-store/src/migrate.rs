@@ -78,6 +78,69 @@ CREATE TABLE agent_token_cutoffs (
     not_before INTEGER NOT NULL
 ) STRICT;
 "#,
+    r#"
+-- Node-wide facts (the node id that names this node's audit log).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- Admin tokens gain the `service` role (enforcement points calling /v1/authorize).
+CREATE TABLE admin_tokens_v2 (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('admin', 'auditor', 'approver', 'service')),
+    digest     TEXT NOT NULL UNIQUE,
+    bootstrap  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+) STRICT;
+INSERT INTO admin_tokens_v2 SELECT id, name, role, digest, bootstrap, created_at, revoked_at FROM admin_tokens;
+DROP TABLE admin_tokens;
+ALTER TABLE admin_tokens_v2 RENAME TO admin_tokens;
+CREATE UNIQUE INDEX admin_tokens_one_bootstrap ON admin_tokens (bootstrap) WHERE bootstrap = 1;
+
+-- Policy versions are immutable once written; which one is active is a separate record.
+CREATE TABLE policy_versions (
+    version    INTEGER PRIMARY KEY,
+    policies   TEXT NOT NULL,
+    fragments  TEXT NOT NULL,
+    note       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL
+) STRICT;
+CREATE TABLE policy_activations (
+    seq        INTEGER PRIMARY KEY,
+    version    INTEGER NOT NULL REFERENCES policy_versions (version),
+    at         INTEGER NOT NULL,
+    by         TEXT NOT NULL
+) STRICT;
+
+-- The audit log: one row per event, in sequence; `body` is the canonical encoding
+-- whose leaf hash is `leaf`.
+CREATE TABLE audit_events (
+    seq      INTEGER PRIMARY KEY,
+    time     INTEGER NOT NULL,
+    kind     TEXT NOT NULL,
+    agent    TEXT,
+    user     TEXT,
+    decision TEXT,
+    body     TEXT NOT NULL,
+    leaf     BLOB NOT NULL
+) STRICT;
+CREATE INDEX audit_events_agent ON audit_events (agent, seq);
+CREATE INDEX audit_events_kind ON audit_events (kind, seq);
+CREATE INDEX audit_events_time ON audit_events (time);
+CREATE INDEX assertion_jtis_expiry ON assertion_jtis (expires_at);
+CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at);
+
+CREATE TABLE audit_checkpoints (
+    size INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    text TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -326,6 +326,28 @@ impl Store {
         now: Timestamp,
         change: impl FnOnce(&mut Agent) -> Result<(), E>,
     ) -> Result<Agent, E> {
+        self.modify_agent_inner(id, now, false, change)
+    }
+
+    /// Like [`Store::modify_agent`], and in the same transaction sets the agent's token
+    /// cutoff to `now` (every token issued so far dies), so no failure can leave the
+    /// change made but the tokens alive.
+    pub fn modify_agent_revoking_tokens<E: From<StoreError>>(
+        &self,
+        id: &AgentId,
+        now: Timestamp,
+        change: impl FnOnce(&mut Agent) -> Result<(), E>,
+    ) -> Result<Agent, E> {
+        self.modify_agent_inner(id, now, true, change)
+    }
+
+    fn modify_agent_inner<E: From<StoreError>>(
+        &self,
+        id: &AgentId,
+        now: Timestamp,
+        revoke_tokens: bool,
+        change: impl FnOnce(&mut Agent) -> Result<(), E>,
+    ) -> Result<Agent, E> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(StoreError::from)?;
         let mut agent = Self::get_agent_in(&tx, id)?.ok_or(StoreError::NotFound("agent"))?;
@@ -356,6 +378,9 @@ impl Store {
                 params![agent.id.as_str(), now.secs()],
             )
             .map_err(StoreError::from)?;
+        }
+        if revoke_tokens {
+            set_cutoff(&tx, &agent.id, now)?;
         }
         tx.commit().map_err(StoreError::from)?;
         Ok(agent)
@@ -462,13 +487,19 @@ impl Store {
         id: &CredentialId,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let n = self.lock().execute(
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
             "UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND agent_id = ?2",
             params![id.as_str(), agent.as_str(), now.secs()],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound("credential"));
         }
+        // The credential may have leaked and a token does not record which credential
+        // minted it: every token the agent holds dies with it, in the same transaction.
+        set_cutoff(&tx, agent, now)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -638,19 +669,22 @@ impl Store {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let conn = self.lock();
-        conn.execute(
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
             "DELETE FROM assertion_jtis WHERE expires_at <= ?1",
             [now.secs()],
         )?;
-        match conn.execute(
+        let fresh = match tx.execute(
             "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?1, ?2, ?3)",
             params![client.as_str(), jti, expires_at.secs()],
         ) {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+            Ok(_) => true,
+            Err(e) if is_unique_violation(&e) => false,
+            Err(e) => return Err(e.into()),
+        };
+        tx.commit()?;
+        Ok(fresh)
     }
 
     /// Revokes an access token by `jti` (kept until the token would have expired anyway).
@@ -675,12 +709,7 @@ impl Store {
     /// Invalidates every token of `agent` issued at or before `at` (an all-tokens kill for
     /// one agent). A later cutoff replaces an earlier one; an earlier never does.
     pub fn set_tokens_not_before(&self, agent: &AgentId, at: Timestamp) -> Result<(), StoreError> {
-        self.lock().execute(
-            "INSERT INTO agent_token_cutoffs (agent_id, not_before) VALUES (?1, ?2)
-             ON CONFLICT (agent_id) DO UPDATE SET not_before = max(not_before, excluded.not_before)",
-            params![agent.as_str(), at.secs()],
-        )?;
-        Ok(())
+        set_cutoff(&self.lock(), agent, at)
     }
 
     /// The agent's token cutoff: tokens with `iat` at or before it are not active.
@@ -706,6 +735,16 @@ impl Store {
             .optional()?
             .is_some())
     }
+}
+
+/// Raises (never lowers) an agent's token cutoff.
+fn set_cutoff(conn: &Connection, agent: &AgentId, at: Timestamp) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO agent_token_cutoffs (agent_id, not_before) VALUES (?1, ?2)
+         ON CONFLICT (agent_id) DO UPDATE SET not_before = max(not_before, excluded.not_before)",
+        params![agent.as_str(), at.secs()],
+    )?;
+    Ok(())
 }
 
 fn name_conflict(e: rusqlite::Error, a: &Agent) -> StoreError {

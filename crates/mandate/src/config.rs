@@ -95,15 +95,6 @@ pub struct Flags {
     pub bootstrap_token_file: Option<PathBuf>,
 }
 
-fn absolute_uri(v: &str) -> bool {
-    v.split_once("://").is_some_and(|(s, rest)| {
-        !rest.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    }) && !v.contains('#')
-        && !v.chars().any(char::is_whitespace)
-}
-
 /// Merges defaults, the file, the environment and the flags. `env` is the process
 /// environment (passed in so tests control it). Errors: every problem found.
 pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig, Vec<String>> {
@@ -207,7 +198,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             }
             "issuer" => {
                 let ok = (v.starts_with("http://") || v.starts_with("https://"))
-                    && absolute_uri(v)
+                    && mandate_core::uri::is_absolute_uri(v)
                     && !v.ends_with('/')
                     && !v.contains('?');
                 if ok {
@@ -217,7 +208,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 }
             }
             "token.default_audience" => {
-                if absolute_uri(v) {
+                if mandate_core::uri::is_absolute_uri(v) {
                     cfg.token_default_audience = Some(v.to_owned())
                 } else {
                     bad("must be an absolute URI")
