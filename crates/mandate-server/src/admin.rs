@@ -57,6 +57,10 @@ pub(crate) async fn create_token(
     })
     .await??;
     tracing::info!(by = %admin.0.id, id = %record.id, role = record.role.as_str(), "admin token created");
+    let details = json!({"admin_token": record.id, "name": record.name, "role": record.role});
+    state
+        .record_admin("admin_token.created", &admin.0.id, None, details)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"admin_token": record, "token": token.expose()})),
@@ -82,12 +86,20 @@ pub(crate) async fn revoke_token(
     admin.require_write()?;
     let id = AdminTokenId::parse(&id).map_err(|e| ApiError::not_found(e.to_string()))?;
     let by = admin.0.id.clone();
-    crate::blocking(&state, move |s| {
+    let revoked = crate::blocking(&state, move |s| {
         s.store.revoke_admin_token(&id, s.clock.now())?;
         tracing::info!(%by, %id, "admin token revoked");
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>(id)
     })
     .await??;
+    state
+        .record_admin(
+            "admin_token.revoked",
+            &admin.0.id,
+            None,
+            json!({"admin_token": revoked}),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,8 +138,12 @@ pub(crate) async fn rotate_keys(
         let publish = s.config.max_token_lifetime_secs.saturating_add(60);
         let (old, new) = s.keys.rotate(&s.store, now, s.random.as_ref(), publish).map_err(ApiError::internal)?;
         tracing::info!(%by, %old, %new, "signing key rotated");
+        s.refresh()?;
         Ok::<_, ApiError>(json!({"kid": new, "retired_kid": old, "retired_published_until": now.plus_secs(i64::from(publish))}))
     })
     .await??;
+    state
+        .record_admin("keys.rotated", &admin.0.id, None, out.clone())
+        .await?;
     Ok(Json(out))
 }

@@ -69,10 +69,15 @@ pub(crate) async fn register(
             updated_at: now,
         };
         s.store.insert_agent(&agent)?;
+        s.refresh()?;
         Ok(agent)
     })
     .await??;
     tracing::info!(by = %admin.0.id, agent = %agent.id, "agent registered");
+    let details = json!({"name": agent.name, "owner": agent.owner, "boundary": agent.boundary});
+    state
+        .record_admin("agent.registered", &admin.0.id, Some(&agent.id), details)
+        .await?;
     Ok((StatusCode::CREATED, Json(agent)).into_response())
 }
 
@@ -170,7 +175,7 @@ pub(crate) async fn update(
     admin.require_write()?;
     let id = agent_id(&id)?;
     let agent = crate::blocking(&state, move |s| {
-        s.store.modify_agent(&id, s.clock.now(), |a| {
+        let agent = s.store.modify_agent(&id, s.clock.now(), |a| {
             if a.status == AgentStatus::Decommissioned {
                 return Err(ApiError::conflict(
                     "agent_decommissioned",
@@ -193,10 +198,18 @@ pub(crate) async fn update(
                 a.boundary = v;
             }
             Ok(())
-        })
+        })?;
+        // INVARIANT (snapshot): a boundary change governs the very next decision.
+        s.refresh()?;
+        Ok::<_, ApiError>(agent)
     })
     .await??;
     tracing::info!(by = %admin.0.id, agent = %agent.id, "agent updated");
+    let details = json!({"name": agent.name, "owner": agent.owner, "purpose": agent.purpose,
+        "labels": agent.labels, "boundary": agent.boundary});
+    state
+        .record_admin("agent.updated", &admin.0.id, Some(&agent.id), details)
+        .await?;
     Ok(Json(agent))
 }
 
@@ -249,14 +262,26 @@ async fn change_status(
             Ok(())
         };
         let now = s.clock.now();
-        if revoke_tokens {
+        let agent = if revoke_tokens {
             s.store.modify_agent_revoking_tokens(&id, now, change)
         } else {
             s.store.modify_agent(&id, now, change)
-        }
+        }?;
+        // INVARIANT (snapshot): the kill switch holds for the very next decision.
+        s.refresh()?;
+        Ok::<_, ApiError>(agent)
     })
     .await??;
     tracing::info!(by = %admin.0.id, agent = %agent.id, status = %to, revoke_tokens, "agent status changed");
+    let kind = match to {
+        AgentStatus::Active => "agent.resumed",
+        AgentStatus::Suspended => "agent.suspended",
+        AgentStatus::Decommissioned => "agent.decommissioned",
+    };
+    let details = json!({"reason": agent.status_reason, "revoke_tokens": revoke_tokens});
+    state
+        .record_admin(kind, &admin.0.id, Some(&agent.id), details)
+        .await?;
     Ok(Json(agent))
 }
 
@@ -396,19 +421,23 @@ pub(crate) async fn add_credential(
     let id = agent_id(&id)?;
     let kind = req.kind;
     let by = admin.0.id.clone();
-    let body = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
+    let body = crate::blocking(&state, move |s| -> Result<(AgentId, Value, Value), ApiError> {
         writable_agent(s, &id)?;
         let (c, secret) = make_credential(s, &id, kind, req.jwk, req.expires_at)?;
         s.store
             .insert_credential(&c, secret.as_ref().map(|(_, h)| h.as_str()))?;
         tracing::info!(%by, agent = %id, credential = %c.id, kind = kind.as_str(), "credential added");
-        Ok(credential_response(
-            &c,
-            secret.as_ref().map(|(s, _)| s),
-            s.clock.now(),
+        Ok((
+            id,
+            credential_response(&c, secret.as_ref().map(|(s, _)| s), s.clock.now()),
+            json!({"credential": c.id, "type": kind.as_str(), "key_id": c.key_id}),
         ))
     })
     .await??;
+    let (agent, body, details) = body;
+    state
+        .record_admin("credential.added", &admin.0.id, Some(&agent), details)
+        .await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -470,7 +499,7 @@ pub(crate) async fn rotate_credential(
         ));
     }
     let by = admin.0.id.clone();
-    let body = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
+    let body = crate::blocking(&state, move |s| -> Result<(AgentId, Value, Value), ApiError> {
         writable_agent(s, &id)?;
         let old = s
             .store
@@ -499,14 +528,15 @@ pub(crate) async fn rotate_credential(
         )?;
         tracing::info!(%by, agent = %id, old = %cid, new = %new.id, overlap, "credential rotated");
         let mut out = credential_response(&new, secret.as_ref().map(|(s, _)| s), now);
-        set(
-            &mut out,
-            "previous",
-            json!({"id": cid, "expires_at": old.expires_at.map_or(until, |e| e.min(until))}),
-        );
-        Ok(out)
+        let previous = json!({"id": cid, "expires_at": old.expires_at.map_or(until, |e| e.min(until))});
+        set(&mut out, "previous", previous.clone());
+        Ok((id, out, json!({"credential": new.id, "previous": previous})))
     })
     .await??;
+    let (agent, body, details) = body;
+    state
+        .record_admin("credential.rotated", &admin.0.id, Some(&agent), details)
+        .await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -520,13 +550,23 @@ pub(crate) async fn revoke_credential(
     let id = agent_id(&id)?;
     let cid = credential_id(&cid)?;
     let by = admin.0.id.clone();
-    crate::blocking(&state, move |s| {
+    let by_done = crate::blocking(&state, move |s| {
         let now = s.clock.now();
         // Also kills every token the agent was issued so far (see the store).
         s.store.revoke_credential(&id, &cid, now)?;
+        s.refresh()?;
         tracing::info!(%by, agent = %id, credential = %cid, "credential revoked; earlier tokens revoked");
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>((id, cid))
     })
     .await??;
+    let (agent, cid) = by_done;
+    state
+        .record_admin(
+            "credential.revoked",
+            &admin.0.id,
+            Some(&agent),
+            json!({"credential": cid}),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

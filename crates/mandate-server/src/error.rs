@@ -15,6 +15,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     detail: String,
+    /// RFC 9457 extension members (e.g. `errors` for an invalid policy).
+    extra: Option<Box<(&'static str, serde_json::Value)>>,
 }
 
 impl ApiError {
@@ -24,7 +26,14 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            extra: None,
         }
+    }
+
+    /// Adds an RFC 9457 extension member.
+    pub fn with(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.extra = Some(Box::new((name, value)));
+        self
     }
 
     /// 400 with `code`.
@@ -70,13 +79,17 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "type": format!("urn:mandate:error:{}", self.code),
             "title": self.status.canonical_reason().unwrap_or("error"),
             "status": self.status.as_u16(),
             "detail": self.detail,
             "code": self.code,
         });
+        if let (Some(extra), Some(m)) = (self.extra, body.as_object_mut()) {
+            let (name, value) = *extra;
+            m.insert(name.to_owned(), value);
+        }
         let mut res = (self.status, body.to_string()).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,

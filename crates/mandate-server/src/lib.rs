@@ -7,24 +7,35 @@
 
 mod admin;
 mod agents;
+pub mod audit;
+mod audit_api;
+mod authorize;
 pub mod bootstrap;
+pub mod decide;
 pub mod error;
 mod extract;
 pub mod keys;
 mod oauth;
+mod policies;
 #[cfg(test)]
 mod routes_test;
 mod wellknown;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
+use mandate_audit::redact::{Redactor, Rule};
 use mandate_core::clock::Clock;
 use mandate_core::random::Random;
-use mandate_store::Store;
+use mandate_policy::CompiledPolicies;
+use mandate_store::{AgentFilter, Store};
 
+use crate::audit::{AuditLog, CheckpointPolicy};
+use crate::decide::Snapshot;
 use crate::error::ApiError;
 
 /// What the server needs to know that is not in the store. Built by the binary from
@@ -41,6 +52,12 @@ pub struct ServerConfig {
     pub max_token_lifetime_secs: u32,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// This node's audit signing key (PKCS#8 PEM, mode 0600; created on first start).
+    pub audit_key_path: PathBuf,
+    /// When to sign audit checkpoints.
+    pub checkpoint: CheckpointPolicy,
+    /// Redaction of top-level `context` fields in audit events (others are kept).
+    pub redact: BTreeMap<String, Rule>,
 }
 
 impl ServerConfig {
@@ -62,30 +79,184 @@ pub struct AppState {
     pub random: Arc<dyn Random>,
     /// Static configuration.
     pub config: ServerConfig,
+    /// This node's audit log.
+    pub audit: AuditLog,
     /// Bounds concurrent Argon2id checks (19 MiB each): a flood of client-secret
     /// requests queues here, with a deadline, instead of exhausting memory and the
     /// blocking pool that store calls share.
     argon2_permits: Arc<tokio::sync::Semaphore>,
+    /// What decisions read; swapped whole.
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// The compiled active policy set, kept across snapshot rebuilds of the same version.
+    compiled: Mutex<Option<(i64, Arc<CompiledPolicies>)>>,
+    /// Redaction of audit contexts.
+    redactor: Redactor,
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The audit log.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditOpenError),
+    /// Loading what decisions need.
+    #[error("loading the decision snapshot: {0}")]
+    Snapshot(String),
 }
 
 impl AppState {
-    /// Wires the state; Argon2id concurrency is bounded by the CPU count.
+    /// Wires the state: opens the audit log (starting its writer) and loads the first
+    /// decision snapshot. Argon2id concurrency is bounded by the CPU count.
     pub fn new(
         store: Arc<Store>,
         keys: keys::KeyState,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
         config: ServerConfig,
-    ) -> Self {
+    ) -> Result<Self, StartError> {
         let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Self {
+        let audit = AuditLog::open(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            random.as_ref(),
+            &config.audit_key_path,
+            config.checkpoint,
+        )?;
+        let redactor = Redactor::new(config.redact.clone(), Rule::Keep, audit.redaction_key());
+        let placeholder = Snapshot {
+            agents: Default::default(),
+            policies: None,
+            policy_version: None,
+            ring: keys
+                .ring(&store, clock.now())
+                .map_err(|e| StartError::Snapshot(e.to_string()))?,
+            issuer: config.issuer.clone(),
+            cutoffs: Default::default(),
+            revoked: Default::default(),
+        };
+        let state = Self {
             store,
             keys,
             clock,
             random,
             config,
+            audit,
             argon2_permits: Arc::new(tokio::sync::Semaphore::new(cpus.clamp(1, 16))),
+            snapshot: RwLock::new(Arc::new(placeholder)),
+            compiled: Mutex::new(None),
+            redactor,
+        };
+        state
+            .refresh()
+            .map_err(|e| StartError::Snapshot(e.code().to_owned()))?;
+        Ok(state)
+    }
+
+    /// The snapshot decisions read now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(
+            &self
+                .snapshot
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Rebuilds the snapshot from the store and swaps it in. Call after every write that
+    /// can change a decision, before answering (see `INVARIANT (snapshot)`). Blocking.
+    pub(crate) fn refresh(&self) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let agents = self
+            .store
+            .list_agents(&AgentFilter::default(), None, u32::MAX)?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect();
+        let (active, _) = self.store.policy_activation_state()?;
+        let policies = match active {
+            None => None,
+            Some(v) => Some(self.compiled_version(v)?),
+        };
+        let fresh = Snapshot {
+            agents,
+            policies,
+            policy_version: active,
+            ring: self
+                .keys
+                .ring(&self.store, now)
+                .map_err(ApiError::internal)?,
+            issuer: self.config.issuer.clone(),
+            cutoffs: self.store.token_cutoffs()?.into_iter().collect(),
+            revoked: self.store.revoked_jtis(now)?.into_iter().collect(),
+        };
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+        Ok(())
+    }
+
+    fn compiled_version(&self, v: i64) -> Result<Arc<CompiledPolicies>, ApiError> {
+        let mut cache = self
+            .compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cv, c)) = cache.as_ref()
+            && *cv == v
+        {
+            return Ok(Arc::clone(c));
         }
+        let row = self
+            .store
+            .policy_version(v)?
+            .ok_or_else(|| ApiError::internal(format!("active policy version {v} is missing")))?;
+        // Versions were validated when written; a failure here (e.g. a newer base schema)
+        // is an internal error, and the previous snapshot stays in force.
+        let compiled = mandate_policy::compile(&row.fragments, &row.policies).map_err(|errs| {
+            ApiError::internal(format!(
+                "active policy version {v} no longer compiles: {}",
+                errs.iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        let compiled = Arc::new(compiled);
+        *cache = Some((v, Arc::clone(&compiled)));
+        Ok(compiled)
+    }
+
+    /// A draft audit event of `kind` (seq, time and node are set when it is written).
+    pub(crate) fn event(&self, kind: &str) -> mandate_audit::event::AuditEvent {
+        mandate_audit::event::AuditEvent::new(0, self.clock.now(), self.audit.node().clone(), kind)
+    }
+
+    /// Records an admin action by `actor` (an admin token id) on `agent`, durably. If the
+    /// log cannot be written the change stands but the caller gets 503 `audit_unavailable`.
+    pub(crate) async fn record_admin(
+        &self,
+        kind: &str,
+        actor: &mandate_core::id::AdminTokenId,
+        agent: Option<&mandate_core::id::AgentId>,
+        details: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        let mut e = self.event(kind);
+        e.actor = Some(actor.to_string());
+        e.agent = agent.map(ToString::to_string);
+        e.details = (!details.is_null()).then_some(details);
+        self.audit.record(e).await.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "admin action not recorded");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "the change was made but could not be recorded in the audit log",
+            )
+        })
+    }
+
+    /// Applies the configured redaction to a request context before it is logged.
+    pub(crate) fn redact(&self, context: &serde_json::Value) -> serde_json::Value {
+        self.redactor.apply(context)
     }
 }
 
@@ -136,6 +307,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/admin-tokens/{id}"),
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys/rotate"),
+    ("POST", "/v1/authorize"),
+    ("POST", "/v1/authorize/batch"),
+    ("POST", "/v1/policies"),
+    ("GET", "/v1/policies"),
+    ("POST", "/v1/policies/validate"),
+    ("POST", "/v1/policies/rollback"),
+    ("GET", "/v1/policies/{version}"),
+    ("POST", "/v1/policies/{version}/activate"),
+    ("GET", "/v1/audit/events"),
+    ("GET", "/v1/audit/events/{seq}/proof"),
+    ("GET", "/v1/audit/consistency"),
+    ("GET", "/v1/audit/checkpoints/latest"),
+    ("GET", "/v1/audit/export"),
 ];
 
 /// The whole HTTP surface.
@@ -176,6 +360,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin-tokens/{id}", delete(admin::revoke_token))
         .route("/v1/keys", get(admin::list_keys))
         .route("/v1/keys/rotate", post(admin::rotate_keys))
+        .route("/v1/authorize", post(authorize::authorize))
+        .route("/v1/authorize/batch", post(authorize::authorize_batch))
+        .route("/v1/policies", post(policies::add).get(policies::list))
+        .route("/v1/policies/validate", post(policies::validate))
+        .route("/v1/policies/rollback", post(policies::rollback))
+        .route("/v1/policies/{version}", get(policies::show))
+        .route("/v1/policies/{version}/activate", post(policies::activate))
+        .route("/v1/audit/events", get(audit_api::events))
+        .route("/v1/audit/events/{seq}/proof", get(audit_api::inclusion))
+        .route("/v1/audit/consistency", get(audit_api::consistency))
+        .route(
+            "/v1/audit/checkpoints/latest",
+            get(audit_api::latest_checkpoint),
+        )
+        .route("/v1/audit/export", get(audit_api::export))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The JSON extractors enforce the limit themselves (413 `body_too_large`), the OAuth

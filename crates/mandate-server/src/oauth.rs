@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use mandate_audit::event::AuditEvent;
 use mandate_core::agent::{Agent, AgentStatus};
 use mandate_core::credential::CredentialKind;
 use mandate_core::id::{AgentId, TokenId};
@@ -354,7 +355,55 @@ pub(crate) async fn token(
     for r in &resources {
         check_resource(r)?;
     }
-    let agent = authenticate(&state, auth, state.config.token_endpoint()).await?;
+    let claimed = match &auth {
+        ClientAuth::Secret { client_id, .. } => Some(client_id.clone()),
+        ClientAuth::Assertion { assertion: a, .. } => assertion::peek_subject(a).ok(),
+    };
+    let agent = match authenticate(&state, auth, state.config.token_endpoint()).await {
+        Ok(a) => a,
+        Err(e) => {
+            record_refusal(&state, claimed, &e).await;
+            return Err(e);
+        }
+    };
+    match issue(&state, &agent, scope, resources).await {
+        Ok(res) => Ok(res),
+        Err(e) => {
+            record_refusal(&state, Some(agent.id.to_string()), &e).await;
+            Err(e)
+        }
+    }
+}
+
+/// Records a refused token request. Best effort: the refusal stands even if it cannot
+/// be recorded (a flood of refusals must not turn into a flood of errors).
+async fn record_refusal(state: &AppState, client: Option<String>, e: &OAuthError) {
+    let mut ev = state.event("token.refused");
+    // The claimed client id is unverified: keep it as a detail, bounded in size.
+    ev.details = Some(json!({
+        "error": e.error(),
+        "client_id": client.map(|c| c.chars().take(64).collect::<String>()),
+    }));
+    if let Some(c) = ev
+        .details
+        .as_ref()
+        .and_then(|d| d["client_id"].as_str())
+        .filter(|c| AgentId::parse(c).is_ok())
+    {
+        ev.agent = Some(c.to_owned());
+    }
+    if let Err(err) = state.audit.record(ev).await {
+        tracing::warn!(error = %err, "token refusal not recorded");
+    }
+}
+
+/// The part of the token endpoint after authentication: boundary checks, then issue.
+async fn issue(
+    state: &Arc<AppState>,
+    agent: &Agent,
+    scope: Option<String>,
+    resources: Vec<&str>,
+) -> Result<Response, OAuthError> {
     // INVARIANT (ceiling): every scope token granted lies inside the agent's boundary.
     if let Some(outside) = scope
         .iter()
@@ -402,12 +451,22 @@ pub(crate) async fn token(
         scope: scope.clone(),
     };
     // The ring may need a reload from the store (a retired key's publication ended).
-    let ring = crate::blocking(&state, move |s| s.keys.ring(&s.store, now))
+    let ring = crate::blocking(state, move |s| s.keys.ring(&s.store, now))
         .await
         .map_err(|e| OAuthError::server_error(e.code()))?
         .map_err(OAuthError::server_error)?;
     let token = access::issue(ring.current(), &claims).map_err(OAuthError::server_error)?;
     tracing::info!(client_id = %agent.id, jti = %claims.jti, expires_in = lifetime, "access token issued");
+    let mut ev = state.event("token.issued");
+    ev.agent = Some(agent.id.to_string());
+    ev.details = Some(
+        json!({"token_id": claims.jti, "aud": claims.aud, "scope": claims.scope, "exp": claims.exp}),
+    );
+    // The token is not handed out before its issuance is on the record.
+    state.audit.record(ev).await.map_err(|e| {
+        tracing::error!(error = %e, "token issuance not recorded; refusing");
+        OAuthError::temporarily_unavailable("the audit log cannot be written; retry shortly")
+    })?;
     let mut body = serde_json::Map::new();
     body.insert("access_token".into(), json!(token));
     body.insert("token_type".into(), json!("Bearer"));
@@ -440,7 +499,7 @@ pub(crate) fn active_claims(s: &AppState, token: &str) -> Option<AccessClaims> {
 
 /// Who may introspect or revoke: an admin token, or an authenticated agent (own tokens only).
 enum Caller {
-    Admin { can_write: bool },
+    Admin { can_write: bool, id: String },
     Agent(AgentId),
 }
 
@@ -468,6 +527,7 @@ async fn caller(
         return admin
             .map(|a| Caller::Admin {
                 can_write: a.role.can_write(),
+                id: a.id.to_string(),
             })
             .ok_or_else(|| OAuthError::invalid_token("unknown or revoked admin token"));
     }
@@ -523,12 +583,15 @@ pub(crate) async fn revoke(
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?
         .to_owned();
-    if let Caller::Admin { can_write: false } = who {
+    if let Caller::Admin {
+        can_write: false, ..
+    } = who
+    {
         return Err(OAuthError::insufficient_scope(
             "read-only admin tokens cannot revoke",
         ));
     }
-    let outcome = crate::blocking(&state, move |s| -> Result<(), OAuthError> {
+    let outcome = crate::blocking(&state, move |s| -> Result<Option<AuditEvent>, OAuthError> {
         let now = s.clock.now();
         let ring = s
             .keys
@@ -536,7 +599,7 @@ pub(crate) async fn revoke(
             .map_err(OAuthError::server_error)?;
         // Expired or foreign tokens need no revocation; a bad signature is just invalid.
         let Ok(claims) = access::verify(&ring, &token, &s.config.issuer, now) else {
-            return Ok(());
+            return Ok(None);
         };
         if let Caller::Agent(id) = &who
             && claims.client_id != id.as_str()
@@ -551,11 +614,27 @@ pub(crate) async fn revoke(
             now,
         )?;
         tracing::info!(jti = %claims.jti, client_id = %claims.client_id, "access token revoked");
-        Ok(())
+        // INVARIANT (snapshot): the revoked token is refused by the very next decision.
+        s.refresh()
+            .map_err(|e| OAuthError::server_error(e.code()))?;
+        let mut e = s.event("token.revoked");
+        e.agent = Some(claims.client_id.clone());
+        e.actor = match &who {
+            Caller::Admin { id, .. } => Some(id.clone()),
+            Caller::Agent(_) => None,
+        };
+        e.details = Some(json!({"token_id": claims.jti}));
+        Ok(Some(e))
     })
     .await
     .map_err(|e| OAuthError::server_error(e.code()))?;
-    outcome?;
+    if let Some(event) = outcome? {
+        state
+            .audit
+            .record(event)
+            .await
+            .map_err(OAuthError::server_error)?;
+    }
     Ok(no_store(axum::http::StatusCode::OK.into_response()))
 }
 

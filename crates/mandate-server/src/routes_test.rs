@@ -149,6 +149,12 @@ fn harness() -> Harness {
         default_token_lifetime_secs: 300,
         max_token_lifetime_secs: 3600,
         max_body_bytes: 64 * 1024,
+        audit_key_path: dir.path().join("audit-key.pem"),
+        checkpoint: crate::audit::CheckpointPolicy {
+            every_events: 100,
+            every_secs: 3600,
+        },
+        redact: Default::default(),
     };
     let state = AppState::new(
         Arc::new(store),
@@ -156,7 +162,8 @@ fn harness() -> Harness {
         Arc::new(SystemClock),
         Arc::new(OsRandom),
         config,
-    );
+    )
+    .unwrap();
     Harness {
         app: router(Arc::new(state)),
         admin_token: token.expose().to_owned(),
@@ -171,7 +178,11 @@ fn concrete(template: &str) -> String {
     } else {
         AGENT
     };
-    let path = template.replace("{id}", id).replace("{cid}", CREDENTIAL);
+    let path = template
+        .replace("{id}", id)
+        .replace("{cid}", CREDENTIAL)
+        .replace("{version}", "1")
+        .replace("{seq}", "0");
     assert!(
         !path.contains('{'),
         "`{template}` has a path parameter this test does not fill"

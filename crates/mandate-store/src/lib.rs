@@ -5,10 +5,12 @@
 //! thread. A PostgreSQL implementation behind shared repository traits arrives with the
 //! multi-node issue; until then [`Store`] is concrete.
 
+mod audit;
 mod err;
 pub mod keyfile;
 mod migrate;
 mod sqlite;
 
+pub use audit::{AuditFilter, AuditRow, CheckpointRow, PolicyVersionRow};
 pub use err::StoreError;
 pub use sqlite::{AgentFilter, AuthCredential, SigningKeyRow, Store};

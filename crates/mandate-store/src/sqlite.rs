@@ -224,7 +224,7 @@ impl Store {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A poisoned lock means a panic mid-call; SQLite rolled back any open transaction,
         // so the connection itself is still consistent.
         self.conn

@@ -28,6 +28,12 @@ pub struct ServeConfig {
     pub token_default_audience: Option<String>,
     pub http_max_body_bytes: usize,
     pub bootstrap_token_file: Option<PathBuf>,
+    pub audit_checkpoint_every_events: u64,
+    pub audit_checkpoint_every_secs: u64,
+    /// Top-level context fields stored as a keyed hash.
+    pub audit_redact_hash: Vec<String>,
+    /// Top-level context fields not stored at all.
+    pub audit_redact_drop: Vec<String>,
 }
 
 /// A value from some source, still as text (TOML scalars are rendered to text).
@@ -47,6 +53,10 @@ const KEYS: &[&str] = &[
     "token.default_audience",
     "http.max_body_bytes",
     "bootstrap_token_file",
+    "audit.checkpoint_every_events",
+    "audit.checkpoint_every_secs",
+    "audit.redact_hash",
+    "audit.redact_drop",
 ];
 
 fn env_name(key: &str) -> String {
@@ -176,6 +186,11 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         token_default_audience: None,
         http_max_body_bytes: 64 * 1024,
         bootstrap_token_file: None,
+        audit_checkpoint_every_events: 1000,
+        audit_checkpoint_every_secs: 10,
+        // Prompts and tool arguments are the usual carriers of personal data and secrets.
+        audit_redact_hash: vec!["prompt".into(), "tool_arguments".into()],
+        audit_redact_drop: Vec::new(),
     };
     for (key, r) in &raw {
         let v = r.value.trim();
@@ -232,6 +247,32 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 match int(1024, 16 * 1024 * 1024).and_then(|n| usize::try_from(n).ok()) {
                     Some(n) => cfg.http_max_body_bytes = n,
                     None => bad("must be a byte count in 1024..=16777216"),
+                }
+            }
+            "audit.checkpoint_every_events" => match int(1, 1_000_000) {
+                Some(n) => cfg.audit_checkpoint_every_events = n,
+                None => bad("must be a whole number in 1..=1000000"),
+            },
+            "audit.checkpoint_every_secs" => match int(1, 86_400) {
+                Some(n) => cfg.audit_checkpoint_every_secs = n,
+                None => bad("must be a whole number of seconds in 1..=86400"),
+            },
+            "audit.redact_hash" | "audit.redact_drop" => {
+                let fields: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if fields
+                    .iter()
+                    .any(|f| f.len() > 128 || f.chars().any(char::is_control))
+                {
+                    bad("must be a comma-separated list of context field names");
+                } else if key == "audit.redact_hash" {
+                    cfg.audit_redact_hash = fields;
+                } else {
+                    cfg.audit_redact_drop = fields;
                 }
             }
             _ => bad("must not be empty"),

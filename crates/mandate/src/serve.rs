@@ -8,8 +8,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use mandate_audit::redact::Rule;
 use mandate_core::clock::{Clock, SystemClock};
 use mandate_core::random::{OsRandom, Random};
+use mandate_server::audit::CheckpointPolicy;
 use mandate_server::bootstrap::{self, Bootstrap};
 use mandate_server::keys::KeyState;
 use mandate_server::{AppState, ServerConfig};
@@ -105,8 +107,25 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         default_token_lifetime_secs: cfg.token_default_lifetime_secs,
         max_token_lifetime_secs: cfg.token_max_lifetime_secs,
         max_body_bytes: cfg.http_max_body_bytes,
+        audit_key_path: dir.join("audit-key.pem"),
+        checkpoint: CheckpointPolicy {
+            every_events: cfg.audit_checkpoint_every_events,
+            every_secs: cfg.audit_checkpoint_every_secs,
+        },
+        redact: cfg
+            .audit_redact_hash
+            .iter()
+            .map(|f| (f.clone(), Rule::Hash))
+            .chain(
+                cfg.audit_redact_drop
+                    .iter()
+                    .map(|f| (f.clone(), Rule::Drop)),
+            )
+            .collect(),
     };
-    let state = Arc::new(AppState::new(store, keys, clock, random, config));
+    let state = Arc::new(
+        AppState::new(store, keys, clock, random, config).context("opening the audit log")?,
+    );
 
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -146,10 +165,12 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
     drop(boot);
 
     tracing::info!(%addr, %issuer, "serving");
-    axum::serve(listener, mandate_server::router(state))
+    axum::serve(listener, mandate_server::router(Arc::clone(&state)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    // In-flight requests are done; let the audit writer drain and seal a checkpoint.
+    state.audit.close();
     tracing::info!("stopped");
     Ok(())
 }

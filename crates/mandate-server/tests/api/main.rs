@@ -134,9 +134,15 @@ impl Env {
             default_token_lifetime_secs: 300,
             max_token_lifetime_secs: 3600,
             max_body_bytes: MAX_BODY,
+            audit_key_path: dir.path().join("audit-key.pem"),
+            checkpoint: mandate_server::audit::CheckpointPolicy {
+                every_events: 100,
+                every_secs: 3600,
+            },
+            redact: Default::default(),
         };
         let clock_dyn: Arc<dyn Clock> = clock.clone();
-        let state = Arc::new(AppState::new(store, keys, clock_dyn, random, config));
+        let state = Arc::new(AppState::new(store, keys, clock_dyn, random, config).expect("state"));
         Self {
             _dir: dir,
             app: mandate_server::router(state),

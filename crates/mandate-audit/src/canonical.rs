@@ -1,0 +1,324 @@
+//! RFC 8785 JSON Canonicalization Scheme (JCS): one byte string per JSON value, so that
+//! hashes and signatures over JSON do not depend on who serialized it or how.
+//!
+//! Members are sorted by the UTF-16 code units of their names, there is no whitespace,
+//! strings escape only `"`, `\` and control characters, and numbers are written as
+//! ECMAScript's `Number.prototype.toString` writes them.
+//!
+//! One deliberate difference from RFC 8785: an integer that `serde_json` holds as an
+//! `i64`/`u64` is written exactly (RFC 8785 would round it through an IEEE double first).
+//! The two agree for every integer of magnitude up to 2^53; beyond that JCS would change
+//! the number, and an audit record must not.
+
+use serde_json::{Number, Value};
+
+/// The RFC 8785 canonical form of `v`, as UTF-8 bytes.
+pub fn canonical_json(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_value(&mut out, v);
+    out
+}
+
+fn write_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => out.extend_from_slice(number(n).as_bytes()),
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            // RFC 8785 §3.2.3: sort by UTF-16 code units, not by UTF-8 bytes or chars
+            // (they differ for characters above U+FFFF against U+E000..U+FFFF).
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+            out.push(b'{');
+            for (i, (name, value)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(out, name);
+                out.push(b':');
+                write_value(out, value);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// RFC 8785 §3.2.2.2: escape `"`, `\` and U+0000..U+001F only; everything else is
+/// written as its UTF-8 bytes.
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\u{8}' => out.extend_from_slice(b"\\b"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\u{c}' => out.extend_from_slice(b"\\f"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            c if u32::from(c) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", u32::from(c)).as_bytes());
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn number(n: &Number) -> String {
+    if let Some(u) = n.as_u64() {
+        u.to_string()
+    } else if let Some(i) = n.as_i64() {
+        i.to_string()
+    } else if let Some(f) = n.as_f64() {
+        es_number(f)
+    } else {
+        // Not reachable without serde_json's `arbitrary_precision`; its text is the best
+        // available answer then.
+        n.to_string()
+    }
+}
+
+/// ECMAScript `Number::toString(x)` (ECMA-262 §6.1.6.1.20) for a finite double.
+///
+/// The digits come from `serde_json`'s float formatting (Ryū): the shortest digit string
+/// that round-trips, the closest one when several are that short, the even one on a tie —
+/// the `s`, `k`, `n` of the ECMAScript algorithm. (Rust's own `{}` and `{:e}` round ties
+/// up: 1424953923781206.25 prints as `…206.3`, where ECMAScript says `…206.2`.) Only the
+/// layout rules are applied here.
+fn es_number(x: f64) -> String {
+    if x == 0.0 {
+        return "0".to_owned(); // also -0
+    }
+    let Some(number) = Number::from_f64(x.abs()) else {
+        return "null".to_owned(); // JSON.stringify's answer; serde_json cannot hold these
+    };
+    let sign = if x < 0.0 { "-" } else { "" };
+    let text = number.to_string();
+    let Some((digits, n)) = decimal_digits(&text) else {
+        return format!("{sign}{text}");
+    };
+    let k = i64::try_from(digits.len()).unwrap_or(i64::MAX);
+    // x = 0.digits × 10^n = digits × 10^(n − k)
+    let body = if k <= n && n <= 21 {
+        let zeros = usize::try_from(n - k).unwrap_or(0);
+        format!("{digits}{}", "0".repeat(zeros))
+    } else if 0 < n && n <= 21 {
+        let split = usize::try_from(n).unwrap_or(0);
+        let (int, frac) = digits.split_at_checked(split).unwrap_or((&digits, ""));
+        format!("{int}.{frac}")
+    } else if -6 < n && n <= 0 {
+        let zeros = usize::try_from(-n).unwrap_or(0);
+        format!("0.{}{digits}", "0".repeat(zeros))
+    } else {
+        let e = n - 1;
+        let e_sign = if e < 0 { '-' } else { '+' };
+        let (first, rest) = digits.split_at_checked(1).unwrap_or((&digits, ""));
+        if rest.is_empty() {
+            format!("{first}e{e_sign}{}", e.abs())
+        } else {
+            format!("{first}.{rest}e{e_sign}{}", e.abs())
+        }
+    };
+    format!("{sign}{body}")
+}
+
+/// Reads a positive decimal such as `123.45`, `0.001`, `1e21` or `1.5e-7` as its
+/// significant digits (no leading or trailing zeros) and `n` with value `0.digits × 10^n`.
+fn decimal_digits(text: &str) -> Option<(String, i64)> {
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !(int.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let all = format!("{int}{frac}");
+    let significant = all.trim_start_matches('0');
+    let leading = i64::try_from(all.len() - significant.len()).ok()?;
+    let digits = significant.trim_end_matches('0');
+    if digits.is_empty() {
+        return None;
+    }
+    let n = i64::try_from(int.len()).ok()? + exponent - leading;
+    Some((digits.to_owned(), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn canon(text: &str) -> String {
+        let v: Value = serde_json::from_str(text).unwrap();
+        String::from_utf8(canonical_json(&v)).unwrap()
+    }
+
+    // RFC 8785 §3.2.2 (the combined example).
+    #[test]
+    fn rfc8785_main_example() {
+        let input = r#"{
+          "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+          "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+          "literals": [null, true, false]
+        }"#;
+        assert_eq!(
+            canon(input),
+            r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
+        );
+    }
+
+    // RFC 8785 §3.2.3 (sorting by UTF-16 code units).
+    #[test]
+    fn rfc8785_sorting_example() {
+        let input = r#"{
+          "\u20ac": "Euro Sign",
+          "\r": "Carriage Return",
+          "\ufb33": "Hebrew Letter Dalet With Dagesh",
+          "1": "One",
+          "\ud83d\ude00": "Emoji: Grinning Face",
+          "\u0080": "Control",
+          "\u00f6": "Latin Small Letter O With Diaeresis"
+        }"#;
+        assert_eq!(
+            canon(input),
+            "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u{80}\":\"Control\",\
+             \"\u{f6}\":\"Latin Small Letter O With Diaeresis\",\"\u{20ac}\":\"Euro Sign\",\
+             \"\u{1f600}\":\"Emoji: Grinning Face\",\"\u{fb33}\":\"Hebrew Letter Dalet With Dagesh\"}"
+        );
+    }
+
+    // RFC 8785 Appendix B: IEEE 754 bit patterns and their canonical text.
+    #[test]
+    fn rfc8785_appendix_b_numbers() {
+        let cases: &[(u64, &str)] = &[
+            (0x0000000000000000, "0"),
+            (0x8000000000000000, "0"),
+            (0x0000000000000001, "5e-324"),
+            (0x8000000000000001, "-5e-324"),
+            (0x7fefffffffffffff, "1.7976931348623157e+308"),
+            (0xffefffffffffffff, "-1.7976931348623157e+308"),
+            (0x4340000000000000, "9007199254740992"),
+            (0xc340000000000000, "-9007199254740992"),
+            (0x4430000000000000, "295147905179352830000"),
+            (0x44b52d02c7e14af5, "9.999999999999997e+22"),
+            (0x44b52d02c7e14af6, "1e+23"),
+            (0x44b52d02c7e14af7, "1.0000000000000001e+23"),
+            (0x444b1ae4d6e2ef4e, "999999999999999700000"),
+            (0x444b1ae4d6e2ef4f, "999999999999999900000"),
+            (0x444b1ae4d6e2ef50, "1e+21"),
+            (0x3eb0c6f7a0b5ed8c, "9.999999999999997e-7"),
+            (0x3eb0c6f7a0b5ed8d, "0.000001"),
+            (0x41b3de4355555553, "333333333.3333332"),
+            (0x41b3de4355555554, "333333333.33333325"),
+            (0x41b3de4355555555, "333333333.3333333"),
+            (0x41b3de4355555556, "333333333.3333334"),
+            (0x41b3de4355555557, "333333333.33333343"),
+            (0xbecbf647612f3696, "-0.0000033333333333333333"),
+            (0x43143ff3c1cb0959, "1424953923781206.2"),
+        ];
+        for &(bits, want) in cases {
+            let f = f64::from_bits(bits);
+            assert_eq!(es_number(f), want, "{bits:016x}");
+            let v = Value::Number(Number::from_f64(f).unwrap());
+            assert_eq!(canonical_json(&v), want.as_bytes(), "{bits:016x}");
+        }
+    }
+
+    #[test]
+    fn integers_and_layout() {
+        let v = json!({"b": [1, -2, 18446744073709551615u64, i64::MIN, 1.0, 0.5, 1e-7, 123e-20],
+                       "a": {"z": null, "": {}}, "c": []});
+        assert_eq!(
+            String::from_utf8(canonical_json(&v)).unwrap(),
+            r#"{"a":{"":{},"z":null},"b":[1,-2,18446744073709551615,-9223372036854775808,1,0.5,1e-7,1.23e-18],"c":[]}"#
+        );
+    }
+
+    #[test]
+    fn string_escapes() {
+        let s: String = (0u8..0x20)
+            .map(char::from)
+            .chain("\"\\/\u{7f}\u{2028}é".chars())
+            .collect();
+        let out = String::from_utf8(canonical_json(&Value::String(s))).unwrap();
+        assert_eq!(
+            out,
+            "\"\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\
+             \\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\
+             \\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\\\"\\\\/\u{7f}\u{2028}é\""
+        );
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter_map("finite", Number::from_f64)
+                .prop_map(Value::Number),
+            "\\PC{0,12}".prop_map(Value::String),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        // The canonical form is JSON that parses back to a value with the same canonical
+        // form: the verifier re-canonicalizes what the server exported.
+        #[test]
+        fn canonical_is_a_fixed_point(v in arb_json()) {
+            let once = canonical_json(&v);
+            let parsed: Value = serde_json::from_slice(&once).unwrap();
+            prop_assert_eq!(canonical_json(&parsed), once);
+        }
+
+        // Floats keep their value through the canonical text, and the digits are the
+        // shortest that do (Rust's `{:e}` is shortest too; it differs only on ties).
+        #[test]
+        fn floats_round_trip(f in any::<f64>().prop_filter("finite", |f| f.is_finite())) {
+            let text = es_number(f);
+            let back: f64 = text.parse().unwrap();
+            prop_assert!(back == f, "{} -> {} -> {}", f, text, back);
+            if f != 0.0 {
+                let (ours, _) = decimal_digits(text.trim_start_matches('-')).unwrap();
+                let (rusts, _) = decimal_digits(&format!("{:e}", f.abs())).unwrap();
+                prop_assert_eq!(ours.len(), rusts.len());
+            }
+            let parsed: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(parsed.as_f64(), Some(if f == 0.0 { 0.0 } else { f }));
+        }
+
+        // Any serialization of a value has the same canonical form.
+        #[test]
+        fn serializer_independent(v in arb_json()) {
+            let pretty: Value = serde_json::from_str(&serde_json::to_string_pretty(&v).unwrap()).unwrap();
+            prop_assert_eq!(canonical_json(&pretty), canonical_json(&v));
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of mandate-audit: the Merkle verifiers against the public
+//! transparency-dev test vectors, and property tests of export verification.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers fail the test loudly; test data is read by index"
+)]
+
+mod export;
+mod merkle_vectors;

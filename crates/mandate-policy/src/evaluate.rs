@@ -1,0 +1,301 @@
+//! Evaluating one request against compiled policies: building Cedar's request and
+//! entities from Mandate's types, and failing closed on every error.
+
+use std::fmt;
+use std::str::FromStr;
+
+use cedar_policy::{
+    AuthorizationError, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    Request, RequestValidationError, RestrictedExpression,
+};
+use mandate_core::agent::Agent;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::compile::CompiledPolicies;
+
+/// A Cedar entity named by type and id, e.g. `Crm::Contact::"c1"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct EntityRef {
+    /// The fully qualified entity type, e.g. `Mandate::Agent` or `Crm::Contact`.
+    pub type_name: String,
+    /// The entity id.
+    pub id: String,
+}
+
+impl fmt::Display for EntityRef {
+    /// Cedar's syntax: `Crm::Contact::"c1"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}::\"{}\"", self.type_name, self.id.escape_debug())
+    }
+}
+
+/// One question: may this agent do this action on this resource, in this context?
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyRequest<'a> {
+    /// The agent asking; it becomes `Mandate::Agent::"<agt_id>"` with attributes
+    /// `owner`, `name`, `status` and `labels` (`"key=value"` strings) and its labels
+    /// as tags. It is in no group.
+    pub principal: &'a Agent,
+    /// The action id; it becomes `Mandate::Action::"<action>"` and must be declared in
+    /// the schema (an undeclared action is denied with an error).
+    pub action: &'a str,
+    /// The resource's fully qualified entity type, e.g. `Crm::Contact`.
+    pub resource_type: &'a str,
+    /// The resource's id.
+    pub resource_id: &'a str,
+    /// The resource's attributes: a JSON object (or `null` for none) whose values
+    /// follow Cedar's JSON entity format (`{"__entity": …}` / `{"__extn": …}` escapes,
+    /// or plain values where the schema gives the type, e.g. an IP address as a
+    /// string for an `ipaddr` attribute). Top-level fields the entity type does not
+    /// declare are dropped; declared ones must have their declared types and required
+    /// ones must be present.
+    pub resource_attributes: &'a Value,
+    /// The request context: a JSON object (or `null`) with the same value rules.
+    /// Top-level fields the action's `context` type does not declare are dropped (a
+    /// validated policy cannot read them); declared fields must have their declared
+    /// types (nested records included) and required ones must be present.
+    pub context: &'a Value,
+}
+
+impl PolicyRequest<'_> {
+    /// The resource as an entity reference.
+    pub fn resource(&self) -> EntityRef {
+        EntityRef {
+            type_name: self.resource_type.to_owned(),
+            id: self.resource_id.to_owned(),
+        }
+    }
+}
+
+/// The answer to a [`PolicyRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyOutcome {
+    /// Whether the action is allowed.
+    pub allowed: bool,
+    /// The policies that determined the decision, in source order: the matching
+    /// permits when allowed; the matching forbids when a forbid denied; otherwise the
+    /// policies whose evaluation failed, if any; empty for a default deny.
+    pub policy_ids: Vec<String>,
+    /// Everything that went wrong building or evaluating the request. Never empty
+    /// when an error caused the deny; always empty when allowed.
+    pub errors: Vec<String>,
+}
+
+impl PolicyOutcome {
+    fn refused(error: String) -> Self {
+        Self {
+            allowed: false,
+            policy_ids: Vec::new(),
+            errors: vec![error],
+        }
+    }
+}
+
+impl CompiledPolicies {
+    /// Evaluates one request.
+    ///
+    /// Cedar decides with default deny (nothing allows unless a permit matches) and
+    /// forbid beats permit. On top of that Mandate fails closed: when the request
+    /// cannot be built (undeclared action, a resource type the action does not apply
+    /// to, attributes or context of the wrong shape) or evaluating any policy fails,
+    /// `allowed` is false even if a permit matched, with the errors reported. (Cedar
+    /// alone skips a policy whose evaluation fails, so an erroring forbid would let a
+    /// permit through.)
+    ///
+    /// Never panics.
+    pub fn evaluate(&self, req: &PolicyRequest<'_>) -> PolicyOutcome {
+        let (request, entities) = match self.build(req) {
+            Ok(built) => built,
+            Err(e) => return PolicyOutcome::refused(e),
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &entities);
+
+        let mut errored = Vec::new();
+        let mut errors = Vec::new();
+        for e in response.diagnostics().errors() {
+            match e {
+                AuthorizationError::PolicyEvaluationError(pe) => {
+                    errored.push(pe.policy_id().to_string());
+                }
+            }
+            errors.push(render(e));
+        }
+        errors.sort();
+        let reasons: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+
+        // INVARIANT (fail closed): an allow is returned only when Cedar allows and no
+        // policy failed to evaluate.
+        let allowed = response.decision() == Decision::Allow && errors.is_empty();
+        let determining =
+            if allowed || (response.decision() == Decision::Deny && !reasons.is_empty()) {
+                reasons
+            } else {
+                errored
+            };
+        PolicyOutcome {
+            allowed,
+            policy_ids: self.in_source_order(determining),
+            errors,
+        }
+    }
+
+    fn in_source_order(&self, mut ids: Vec<String>) -> Vec<String> {
+        ids.sort_by_key(|id| self.ids.iter().position(|x| x == id).unwrap_or(usize::MAX));
+        ids.dedup();
+        ids
+    }
+
+    /// Cedar's request and entities (the principal, the resource and the schema's
+    /// actions), checked against the schema.
+    fn build(&self, req: &PolicyRequest<'_>) -> Result<(Request, Entities), String> {
+        let action =
+            EntityUid::from_type_name_and_id(self.action_type.clone(), EntityId::new(req.action));
+        match self
+            .schema
+            .principals_for_action(&action)
+            .map(|mut p| p.next().is_some())
+        {
+            None => {
+                return Err(format!(
+                    "unknown action `{}`: it is not declared in the schema",
+                    req.action.escape_debug()
+                ));
+            }
+            Some(false) => {
+                return Err(format!(
+                    "action `{}` applies to nothing (an action group cannot be requested)",
+                    req.action.escape_debug()
+                ));
+            }
+            Some(true) => {}
+        }
+
+        let resource_type = EntityTypeName::from_str(req.resource_type).map_err(|e| {
+            format!(
+                "invalid resource type `{}`: {e}",
+                req.resource_type.escape_debug()
+            )
+        })?;
+        let type_text = resource_type.to_string();
+        let resource_uid =
+            EntityUid::from_type_name_and_id(resource_type, EntityId::new(req.resource_id));
+
+        let principal = self.agent_entity(req.principal)?;
+        let principal_uid = principal.uid();
+
+        let attrs = object(req.resource_attributes, "resource attributes")?;
+        let resource = Entity::from_json_value(
+            json!({
+                "uid": {"type": type_text, "id": req.resource_id},
+                "attrs": self.declared.entity_attrs(&type_text, attrs),
+                "parents": [],
+            }),
+            Some(&self.schema),
+        )
+        .map_err(|e| format!("invalid resource `{resource_uid}`: {}", render(&e)))?;
+
+        let entities = Entities::from_entities([principal, resource], Some(&self.schema))
+            .map_err(|e| format!("invalid entities: {}", render(&e)))?;
+
+        let context = object(req.context, "context")?;
+        let context = Context::from_json_value(
+            Value::Object(self.declared.context(req.action, context)),
+            Some((&self.schema, &action)),
+        )
+        .map_err(|e| format!("invalid context: {}", render(&e)))?;
+
+        let request = Request::new(
+            principal_uid,
+            action,
+            resource_uid,
+            context,
+            Some(&self.schema),
+        )
+        .map_err(|e| match e {
+            // Cedar's message quotes the whole context, which may hold data that
+            // must not reach logs; name the action instead.
+            RequestValidationError::InvalidContext(_) => format!(
+                "invalid context: a field does not have the type action `{}` declares",
+                req.action.escape_debug()
+            ),
+            other => format!("invalid request: {}", render(&other)),
+        })?;
+        Ok((request, entities))
+    }
+
+    fn agent_entity(&self, agent: &Agent) -> Result<Entity, String> {
+        let uid = EntityUid::from_type_name_and_id(
+            self.agent_type.clone(),
+            EntityId::new(agent.id.as_str()),
+        );
+        let labels = agent
+            .labels
+            .iter()
+            .map(|(k, v)| RestrictedExpression::new_string(format!("{k}={v}")));
+        let attrs = [
+            (
+                "owner",
+                RestrictedExpression::new_string(agent.owner.as_str().to_owned()),
+            ),
+            (
+                "name",
+                RestrictedExpression::new_string(agent.name.as_str().to_owned()),
+            ),
+            (
+                "status",
+                RestrictedExpression::new_string(agent.status.as_str().to_owned()),
+            ),
+            ("labels", RestrictedExpression::new_set(labels)),
+        ]
+        .map(|(k, v)| (k.to_owned(), v));
+        let tags = agent
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), RestrictedExpression::new_string(v.to_owned())));
+        Entity::new_with_tags(uid, attrs, [], tags)
+            .map_err(|e| format!("invalid principal `{}`: {e}", agent.id))
+    }
+}
+
+/// Cedar's message followed by its causes (`a: b: c`), skipping a cause whose text
+/// the message already holds.
+fn render(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// A JSON object, with `null` read as an empty one.
+fn object<'v>(value: &'v Value, what: &str) -> Result<&'v Map<String, Value>, String> {
+    static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+    match value {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(&EMPTY),
+        other => Err(format!("{what} must be a JSON object, not {}", kind(other))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

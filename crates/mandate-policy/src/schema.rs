@@ -1,0 +1,267 @@
+//! Mandate's base Cedar schema, and an index of the attribute names a combined schema
+//! declares, so that undeclared request fields can be dropped before Cedar sees them.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Map, Value};
+
+/// Mandate's base schema, in Cedar's human-readable schema syntax.
+///
+/// Everything lives in the `Mandate` namespace:
+///
+/// - `Mandate::Agent` — the principal of every request. Attributes: `owner`, `name`,
+///   `status` (`"active"`, `"suspended"` or `"decommissioned"`) and `labels`, a
+///   `Set<String>` of `"key=value"` strings. The same labels are also the agent's Cedar
+///   *tags*, so a policy can read one value: `principal.hasTag("team") &&
+///   principal.getTag("team") == resource.team` (Cedar has no string concatenation,
+///   so the set alone cannot be matched against another attribute).
+/// - `Mandate::User` (optional `email`) and `Mandate::Group`; agents and users may be
+///   `in` groups. Mandate does not yet load any group membership, so `principal in
+///   Mandate::Group::"…"` is false for now.
+/// - `Mandate::Mandate` — a task-scoped grant, the resource of `"mandate:request"`.
+/// - `Mandate::Action::"all"` — an action group. Operators should declare their actions
+///   `in ["all"]`, so one policy (`action in Mandate::Action::"all"`) can cover every
+///   action. It applies to nothing itself and cannot be requested.
+/// - `Mandate::Action::"mandate:request"` — an agent asks for a mandate.
+pub const BASE_SCHEMA: &str = r#"// Mandate's base schema. Operators extend it with schema fragments: their own
+// namespaces for resource types, and their actions declared in `namespace Mandate`.
+namespace Mandate {
+  // A group of agents or users.
+  entity Group;
+
+  // A human, e.g. the user an agent acts for.
+  entity User in [Group] {
+    email?: String,
+  };
+
+  // An AI agent: the principal of every request. `labels` holds "key=value" strings;
+  // the same labels are the agent's tags (`principal.getTag("team")`).
+  entity Agent in [Group] {
+    owner: String,
+    name: String,
+    status: String,
+    labels: Set<String>,
+  } tags String;
+
+  // A task-scoped, time-bound grant.
+  entity Mandate;
+
+  // The group of every action: declare operator actions `in ["all"]`.
+  action "all";
+
+  // An agent asks for a mandate.
+  action "mandate:request" in ["all"] appliesTo {
+    principal: [Agent],
+    resource: [Mandate],
+  };
+}
+"#;
+
+/// The namespace of Mandate's own types and of every action Mandate decides.
+pub(crate) const NAMESPACE: &str = "Mandate";
+
+/// The action group every action should join, so that one policy can cover them all.
+pub(crate) const ALL_ACTIONS: &str = "all";
+
+/// How deep common-type aliases are followed before giving up.
+const MAX_ALIAS_DEPTH: usize = 32;
+
+/// The top-level attribute names declared for each entity type's shape and each
+/// `Mandate` action's context. A type or action missing here (its shape could not be
+/// resolved to a record) is passed to Cedar unfiltered, so Cedar's own check decides.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeclaredAttrs {
+    /// Fully qualified entity type name (`Crm::Contact`) → attribute names.
+    entities: HashMap<String, BTreeSet<String>>,
+    /// Action id in the `Mandate` namespace (`crm:read`) → context attribute names.
+    contexts: HashMap<String, BTreeSet<String>>,
+}
+
+/// A common type and the namespace its own references resolve in.
+struct CommonType<'a> {
+    namespace: &'a str,
+    ty: &'a Value,
+}
+
+impl DeclaredAttrs {
+    /// Indexes schema fragments given in Cedar's JSON schema format (as
+    /// `SchemaFragment::to_json_value` writes them).
+    pub(crate) fn from_json_fragments(fragments: &[Value]) -> Self {
+        let namespaces: Vec<(&str, &Map<String, Value>)> = fragments
+            .iter()
+            .filter_map(Value::as_object)
+            .flat_map(|f| f.iter())
+            .filter_map(|(ns, def)| def.as_object().map(|d| (ns.as_str(), d)))
+            .collect();
+
+        let mut common = HashMap::new();
+        for (ns, def) in &namespaces {
+            for (name, ty) in def
+                .get("commonTypes")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                common.insert(qualify(ns, name), CommonType { namespace: ns, ty });
+            }
+        }
+
+        let mut out = Self::default();
+        for (ns, def) in &namespaces {
+            for (name, ety) in def
+                .get("entityTypes")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let attrs = match ety.get("shape") {
+                    None => Some(BTreeSet::new()),
+                    Some(shape) => record_attrs(shape, ns, &common, 0),
+                };
+                if let Some(attrs) = attrs {
+                    out.entities.insert(qualify(ns, name), attrs);
+                }
+            }
+            if *ns != NAMESPACE {
+                continue;
+            }
+            for (id, action) in def
+                .get("actions")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let Some(applies) = action.get("appliesTo") else {
+                    continue;
+                };
+                let attrs = match applies.get("context") {
+                    None => Some(BTreeSet::new()),
+                    Some(ctx) => record_attrs(ctx, ns, &common, 0),
+                };
+                if let Some(attrs) = attrs {
+                    out.contexts.insert(id.clone(), attrs);
+                }
+            }
+        }
+        out
+    }
+
+    /// `attrs` without the top-level fields entity type `ty` does not declare.
+    pub(crate) fn entity_attrs(&self, ty: &str, attrs: &Map<String, Value>) -> Map<String, Value> {
+        keep(self.entities.get(ty), attrs)
+    }
+
+    /// `context` without the top-level fields `Mandate::Action::"<action>"` does not
+    /// declare.
+    pub(crate) fn context(&self, action: &str, context: &Map<String, Value>) -> Map<String, Value> {
+        keep(self.contexts.get(action), context)
+    }
+}
+
+fn keep(declared: Option<&BTreeSet<String>>, fields: &Map<String, Value>) -> Map<String, Value> {
+    match declared {
+        Some(names) => fields
+            .iter()
+            .filter(|(k, _)| names.contains(k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        None => fields.clone(),
+    }
+}
+
+fn qualify(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}::{name}")
+    }
+}
+
+/// The attribute names of a JSON-schema type that is a record, directly or through
+/// common-type aliases; `None` if it is not (or cannot be resolved to) a record.
+fn record_attrs(
+    ty: &Value,
+    namespace: &str,
+    common: &HashMap<String, CommonType<'_>>,
+    depth: usize,
+) -> Option<BTreeSet<String>> {
+    if depth > MAX_ALIAS_DEPTH {
+        return None;
+    }
+    let kind = ty.get("type").and_then(Value::as_str)?;
+    let reference = match kind {
+        "Record" => {
+            let attrs = ty.get("attributes").and_then(Value::as_object)?;
+            return Some(attrs.keys().cloned().collect());
+        }
+        "EntityOrCommon" => ty.get("name").and_then(Value::as_str)?,
+        "String" | "Long" | "Boolean" | "Set" | "Entity" | "Extension" => return None,
+        other => other,
+    };
+    // A qualified name means exactly that type; an unqualified one is looked up in the
+    // current namespace first, then in the empty namespace (Cedar's resolution order).
+    let found = if reference.contains("::") {
+        common.get(reference)
+    } else {
+        common
+            .get(&qualify(namespace, reference))
+            .or_else(|| common.get(reference))
+    }?;
+    record_attrs(found.ty, found.namespace, common, depth + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn resolves_records_and_aliases() {
+        let frag = json!({
+            "Crm": {
+                "commonTypes": {
+                    "Ctx": {"type": "Record", "attributes": {"data_class": {"type": "String"}}},
+                    "Alias": {"type": "EntityOrCommon", "name": "Ctx"},
+                    "Loop": {"type": "Loop"}
+                },
+                "entityTypes": {
+                    "Contact": {"shape": {"type": "Record", "attributes": {"team": {"type": "String"}}}},
+                    "Bare": {},
+                    "Looped": {"shape": {"type": "Loop"}}
+                },
+                "actions": {"ignored": {"appliesTo": {"context": {"type": "Ctx"}}}}
+            },
+            "Mandate": {
+                "entityTypes": {},
+                "actions": {
+                    "crm:read": {"appliesTo": {"context": {"type": "Crm::Alias"}}},
+                    "crm:none": {"appliesTo": {}},
+                    "group": {}
+                }
+            }
+        });
+        let d = DeclaredAttrs::from_json_fragments(&[frag]);
+        let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
+        assert_eq!(d.entities.get("Crm::Contact"), Some(&set(&["team"])));
+        assert_eq!(d.entities.get("Crm::Bare"), Some(&set(&[])));
+        assert_eq!(
+            d.entities.get("Crm::Looped"),
+            None,
+            "an alias loop is left to cedar"
+        );
+        assert_eq!(d.contexts.get("crm:read"), Some(&set(&["data_class"])));
+        assert_eq!(d.contexts.get("crm:none"), Some(&set(&[])));
+        assert!(!d.contexts.contains_key("group") && !d.contexts.contains_key("ignored"));
+
+        let ctx = json!({"data_class": "pii", "extra": 1});
+        let ctx = ctx.as_object().unwrap();
+        assert_eq!(
+            Value::Object(d.context("crm:read", ctx)),
+            json!({"data_class": "pii"})
+        );
+        assert_eq!(
+            Value::Object(d.context("unknown", ctx)),
+            Value::Object(ctx.clone())
+        );
+    }
+}

@@ -1,0 +1,406 @@
+//! Policy decisions through the public API, table-driven from data files:
+//!
+//! - `tests/data/decisions/<case>/`: `*.cedarschema` (optional schema fragments, in
+//!   name order), `policies.cedar` and `requests.json` (a test file as
+//!   `mandate_policy::testfile` reads it); every request must get its expected answer.
+//! - `tests/data/refused/<case>/`: `*.cedarschema`, `policies.cedar` and
+//!   `errors.json` (`[{"source", "line", "column", "contains"}]`, in order); compiling
+//!   must fail with exactly those errors.
+//! - `examples/<name>/` at the repository root: `schema.cedarschema`,
+//!   `policies.cedar` and `tests.json`, run like a decision case.
+//!
+//! Each table runs every case and reports all failures at once.
+
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly"
+)]
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mandate_core::agent::{Agent, AgentName, AgentStatus, Boundary, Labels, Owner, Purpose};
+use mandate_core::id::AgentId;
+use mandate_core::time::Timestamp;
+use mandate_policy::{
+    CompiledPolicies, PolicyError, PolicyRequest, TestFileError, compile, run_tests,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+// ---- harness ----
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The case directories under `dir`, sorted.
+fn cases(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    out
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Every `*.cedarschema` file in `dir`, in name order.
+fn fragments(dir: &Path) -> Vec<String> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("case directory")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cedarschema"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| read(p)).collect()
+}
+
+fn show(errors: &[PolicyError]) -> String {
+    errors.iter().map(|e| format!("\n    {e}")).collect()
+}
+
+/// Compiles a case directory and runs `tests` against it; the failures, if any.
+fn run_case(dir: &Path, tests: &str) -> Option<String> {
+    let compiled = match compile(&fragments(dir), &read(&dir.join("policies.cedar"))) {
+        Ok(c) => c,
+        Err(errors) => return Some(format!("does not compile:{}", show(&errors))),
+    };
+    match run_tests(&compiled, &read(&dir.join(tests))) {
+        Err(e) => Some(format!("{tests}: {e}")),
+        Ok(report) if report.all_passed() => None,
+        Ok(report) => Some(format!("\n{report}")),
+    }
+}
+
+fn run_table(dirs: &[PathBuf], tests: &str, at_least: usize) {
+    assert!(
+        dirs.len() >= at_least,
+        "expected at least {at_least} cases, found {dirs:?}"
+    );
+    let mut failures = String::new();
+    for dir in dirs {
+        if let Some(why) = run_case(dir, tests) {
+            let _ = write!(failures, "\n{}: {why}", dir.display());
+        }
+    }
+    assert!(failures.is_empty(), "failing cases:{failures}");
+}
+
+fn agent(id: &str, labels: &[(&str, &str)]) -> Agent {
+    Agent {
+        id: AgentId::parse(id).expect("agent id"),
+        name: AgentName::try_from("test-bot".to_owned()).expect("name"),
+        owner: Owner::try_from("alice@example.com".to_owned()).expect("owner"),
+        purpose: Purpose::default(),
+        labels: Labels::try_from(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .expect("labels"),
+        boundary: Boundary::default(),
+        status: AgentStatus::Active,
+        status_reason: None,
+        created_at: Timestamp::from_secs(0),
+        updated_at: Timestamp::from_secs(0),
+    }
+}
+
+const AGENT_ID: &str = "agt_01JA0000000000000000000000";
+
+// ---- tables ----
+
+#[test]
+fn decisions() {
+    run_table(
+        &cases(&crate_dir().join("tests/data/decisions")),
+        "requests.json",
+        5,
+    );
+}
+
+#[test]
+fn examples() {
+    let examples = cases(&crate_dir().join("../../examples"));
+    run_table(&examples, "tests.json", 1);
+    for dir in &examples {
+        let compiled =
+            compile(&fragments(dir), &read(&dir.join("policies.cedar"))).expect("compiled above");
+        assert!(
+            compiled.warnings().is_empty(),
+            "{}: warnings:{}",
+            dir.display(),
+            show(compiled.warnings())
+        );
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectedError {
+    source: String,
+    line: Option<u32>,
+    column: Option<u32>,
+    contains: String,
+}
+
+#[test]
+fn refused() {
+    let dirs = cases(&crate_dir().join("tests/data/refused"));
+    assert!(dirs.len() >= 5, "expected refused cases, found {dirs:?}");
+    let mut failures = String::new();
+    for dir in &dirs {
+        let want: Vec<ExpectedError> = serde_json::from_str(&read(&dir.join("errors.json")))
+            .unwrap_or_else(|e| panic!("{}: errors.json: {e}", dir.display()));
+        let got = match compile(&fragments(dir), &read(&dir.join("policies.cedar"))) {
+            Ok(_) => {
+                let _ = write!(failures, "\n{}: compiled, expected errors", dir.display());
+                continue;
+            }
+            Err(errors) => errors,
+        };
+        let matches = got.len() == want.len()
+            && got.iter().zip(&want).all(|(g, w)| {
+                g.source == w.source
+                    && g.line == w.line
+                    && g.column == w.column
+                    && g.message.contains(&w.contains)
+            });
+        if !matches {
+            let want: String = want
+                .iter()
+                .map(|w| {
+                    format!(
+                        "\n    {}:{}:{}: …{}…",
+                        w.source,
+                        w.line.map_or("-".to_owned(), |l| l.to_string()),
+                        w.column.map_or("-".to_owned(), |c| c.to_string()),
+                        w.contains
+                    )
+                })
+                .collect();
+            let _ = write!(
+                failures,
+                "\n{}:\n  want:{want}\n  got:{}",
+                dir.display(),
+                show(&got)
+            );
+        }
+    }
+    assert!(failures.is_empty(), "mismatched errors:{failures}");
+}
+
+// ---- behaviour the data files cannot express ----
+
+fn crm() -> CompiledPolicies {
+    let examples = crate_dir().join("../../examples/crm");
+    compile(
+        &fragments(&examples),
+        &read(&examples.join("policies.cedar")),
+    )
+    .expect("crm example")
+}
+
+#[test]
+fn malformed_requests_are_denied_not_panics() {
+    let c = crm();
+    let a = agent(AGENT_ID, &[("team", "sales")]);
+    let contact = json!({"team": "sales"});
+    let ctx = json!({"data_class": "internal"});
+    let cases: [(&str, &str, &Value, &Value, &str); 8] = [
+        (
+            "crm:read",
+            "Crm::Contact",
+            &contact,
+            &json!([1]),
+            "context must be a JSON object, not an array",
+        ),
+        (
+            "crm:read",
+            "Crm::Contact",
+            &json!("x"),
+            &ctx,
+            "resource attributes must be a JSON object, not a string",
+        ),
+        (
+            "crm:read",
+            "not a type!",
+            &contact,
+            &ctx,
+            "invalid resource type `not a type!`",
+        ),
+        ("crm:read", "Crm::Nope", &contact, &ctx, "invalid resource"),
+        (
+            "crm:read",
+            "Mandate::Agent",
+            &json!({}),
+            &ctx,
+            "invalid resource",
+        ),
+        (
+            "all",
+            "Crm::Contact",
+            &contact,
+            &ctx,
+            "action `all` applies to nothing",
+        ),
+        ("", "Crm::Contact", &contact, &ctx, "unknown action ``"),
+        (
+            "crm:read\0\"",
+            "Crm::Contact",
+            &contact,
+            &ctx,
+            "unknown action `crm:read\\0\\\"`",
+        ),
+    ];
+    for (action, resource_type, attrs, context, want) in cases {
+        let out = c.evaluate(&PolicyRequest {
+            principal: &a,
+            action,
+            resource_type,
+            resource_id: "c1",
+            resource_attributes: attrs,
+            context,
+        });
+        assert!(!out.allowed, "{action} {resource_type}: {out:?}");
+        assert!(
+            out.errors.iter().any(|e| e.contains(want)),
+            "{action} {resource_type}: want `{want}` in {:?}",
+            out.errors
+        );
+    }
+    // `null` attributes and context read as empty objects.
+    let out = c.evaluate(&PolicyRequest {
+        principal: &a,
+        action: "crm:read",
+        resource_type: "Crm::Contact",
+        resource_id: "c1",
+        resource_attributes: &Value::Null,
+        context: &Value::Null,
+    });
+    assert!(
+        !out.allowed && out.errors.iter().any(|e| e.contains("team")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn shared_across_threads() {
+    let c = Arc::new(crm());
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let c = Arc::clone(&c);
+            std::thread::spawn(move || {
+                let a = agent(AGENT_ID, &[("team", "sales")]);
+                c.evaluate(&PolicyRequest {
+                    principal: &a,
+                    action: "crm:read",
+                    resource_type: "Crm::Contact",
+                    resource_id: "c1",
+                    resource_attributes: &json!({"team": "sales"}),
+                    context: &json!({"data_class": "internal"}),
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        let out = h.join().expect("thread");
+        assert!(out.allowed, "{out:?}");
+        assert_eq!(out.policy_ids, ["team-reads-contacts"]);
+    }
+}
+
+#[test]
+fn resource_ref_prints_as_cedar() {
+    let a = agent(AGENT_ID, &[]);
+    let req = PolicyRequest {
+        principal: &a,
+        action: "crm:read",
+        resource_type: "Crm::Contact",
+        resource_id: "c\"1",
+        resource_attributes: &Value::Null,
+        context: &Value::Null,
+    };
+    assert_eq!(req.resource().to_string(), r#"Crm::Contact::"c\"1""#);
+}
+
+#[test]
+fn test_file_problems_are_errors() {
+    let c = crm();
+    let case = |name: &str, id: &str| {
+        json!({
+            "name": name,
+            "principal": {"id": id, "name": "bot", "owner": "alice@example.com"},
+            "action": "crm:read",
+            "resource": {"type": "Crm::Contact", "id": "c1"},
+            "expect": "deny"
+        })
+    };
+    let file = |tests: Vec<Value>| json!({ "tests": tests }).to_string();
+
+    let err = run_tests(&c, "{").unwrap_err();
+    assert!(matches!(err, TestFileError::Json(_)), "{err}");
+    let err = run_tests(&c, r#"{"tests": [], "extra": 1}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field `extra`"), "{err}");
+    let err = run_tests(&c, &file(vec![])).unwrap_err();
+    assert!(matches!(err, TestFileError::Empty), "{err}");
+    let err = run_tests(&c, &file(vec![case("a", AGENT_ID), case("a", AGENT_ID)])).unwrap_err();
+    assert_eq!(err.to_string(), "duplicate test name `a`");
+    let err = run_tests(&c, &file(vec![case("bad id", "agt_nope")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "test `bad id`: invalid principal: invalid agent id `agt_nope`"
+    );
+}
+
+#[test]
+fn report_names_each_failure() {
+    let c = crm();
+    let tests = json!({"tests": [
+        {
+            "name": "wrongly expects allow",
+            "principal": {"id": AGENT_ID, "name": "bot", "owner": "alice@example.com"},
+            "action": "crm:read",
+            "resource": {"type": "Crm::Contact", "id": "c1", "attributes": {"team": "sales"}},
+            "context": {"data_class": "internal"},
+            "expect": "allow"
+        },
+        {
+            "name": "wrong policies and error",
+            "principal": {"id": AGENT_ID, "name": "bot", "owner": "alice@example.com"},
+            "action": "crm:nope",
+            "resource": {"type": "Crm::Contact", "id": "c1"},
+            "expect": "deny",
+            "policies": ["refund-limit"],
+            "error": "overflow"
+        },
+        {
+            "name": "passes",
+            "principal": {"id": AGENT_ID, "name": "bot", "owner": "alice@example.com"},
+            "action": "crm:nope",
+            "resource": {"type": "Crm::Contact", "id": "c1"},
+            "expect": "deny"
+        }
+    ]});
+    let report = run_tests(&c, &tests.to_string()).expect("runs");
+    assert_eq!((report.passed(), report.failed()), (1, 2));
+    assert_eq!(report.failures().count(), 2);
+    assert_eq!(
+        report.to_string(),
+        "FAIL wrongly expects allow: expected allow, got deny\n\
+         FAIL wrong policies and error: expected determining policies [`refund-limit`], got []; \
+         expected an error containing `overflow` (errors: unknown action `crm:nope`: it is not \
+         declared in the schema)\n\
+         PASS passes\n\
+         1 passed, 2 failed"
+    );
+}

@@ -1,0 +1,420 @@
+//! The audit writer: every event is appended to this node's log by one thread, many
+//! concurrent events per transaction (group commit), and a caller learns its event id only
+//! once the event is durable. Checkpoints are signed every N events or T seconds.
+//!
+//! INVARIANT (durable before the answer): `record` resolves `Ok` only after the
+//! transaction holding the event committed; on any store error every waiter of that batch
+//! gets `Err`, the in-memory tree is not advanced, and the next batch retries the same seq.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use mandate_audit::checkpoint::Checkpoint;
+use mandate_audit::event::{AuditEvent, NodeName};
+use mandate_audit::merkle::Frontier;
+use mandate_core::clock::Clock;
+use mandate_core::random::{Random, random_bytes};
+use mandate_store::{AuditRow, CheckpointRow, Store, StoreError, keyfile};
+use tokio::sync::oneshot;
+
+/// When to sign a checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    /// After this many events since the last checkpoint…
+    pub every_events: u64,
+    /// …or this many seconds, whichever comes first (only if there are new events).
+    pub every_secs: u64,
+}
+
+/// Why an event could not be recorded.
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum AuditError {
+    /// The store refused the write (disk full, locked, …).
+    #[error("audit log write failed: {0}")]
+    Write(String),
+    /// The writer is gone or its queue is full.
+    #[error("audit log unavailable")]
+    Unavailable,
+}
+
+/// Where a recorded event's id (or the failure) goes.
+type Reply = oneshot::Sender<Result<String, AuditError>>;
+
+enum Job {
+    Event(Box<AuditEvent>, Reply),
+    /// Sign a checkpoint over everything committed so far; reply with its size.
+    Seal(oneshot::Sender<Result<u64, AuditError>>),
+}
+
+/// The handle handlers use; cheap to share.
+pub struct AuditLog {
+    tx: Mutex<Option<SyncSender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    node: NodeName,
+    public: VerifyingKey,
+    redaction_key: [u8; 32],
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opening the audit log failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditOpenError {
+    /// Store or key file.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key file is not a PKCS#8 Ed25519 key.
+    #[error("audit signing key `{0}` is not a PKCS#8 PEM Ed25519 key")]
+    Key(String),
+    /// The node name is not usable.
+    #[error("invalid node name: {0}")]
+    Node(String),
+    /// Randomness for a new key failed.
+    #[error("random source failed: {0}")]
+    Random(String),
+    /// The stored log does not match its checkpoints.
+    #[error("audit log is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Loads this node's audit signing key (`key_path`, mode 0600), creating it on first start.
+fn load_key(key_path: &Path, random: &dyn Random) -> Result<SigningKey, AuditOpenError> {
+    if key_path.exists() {
+        let pem = keyfile::read_private(key_path)?;
+        return SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|_| AuditOpenError::Key(key_path.display().to_string()));
+    }
+    let seed: [u8; 32] = random_bytes(random).map_err(|e| AuditOpenError::Random(e.to_string()))?;
+    let key = SigningKey::from_bytes(&seed);
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|_| AuditOpenError::Key(key_path.display().to_string()))?;
+    keyfile::write_private(key_path, &pem)?;
+    Ok(key)
+}
+
+struct Writer {
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    node: NodeName,
+    key: SigningKey,
+    frontier: Frontier,
+    policy: CheckpointPolicy,
+    last_checkpoint_size: u64,
+    last_checkpoint_ms: i64,
+}
+
+/// The most jobs committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Jobs waiting beyond this are refused at once (the request gets 503), so a stuck disk
+/// cannot grow memory without bound.
+const QUEUE: usize = 16_384;
+
+impl AuditLog {
+    /// Opens the log: the node name (created on first start), the signing key, and the
+    /// Merkle frontier rebuilt from the stored leaves; starts the writer thread.
+    pub fn open(
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        random: &dyn Random,
+        key_path: &Path,
+        policy: CheckpointPolicy,
+    ) -> Result<Self, AuditOpenError> {
+        let name = store.node_name(|| {
+            let suffix: [u8; 4] = random_bytes(random).unwrap_or([0; 4]);
+            format!(
+                "node-{}",
+                suffix
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        })?;
+        let node = NodeName::new(&name).map_err(|e| AuditOpenError::Node(e.to_string()))?;
+        let key = load_key(key_path, random)?;
+        let size = store.audit_len()?;
+        let mut frontier = Frontier::new();
+        for leaf in store.audit_leaves(size)? {
+            frontier
+                .push(leaf)
+                .map_err(|e| AuditOpenError::Inconsistent(e.to_string()))?;
+        }
+        let last = store.checkpoints()?.pop();
+        if let Some(c) = &last
+            && c.size > size
+        {
+            return Err(AuditOpenError::Inconsistent(format!(
+                "checkpoint covers {} events but the log has {size}",
+                c.size
+            )));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let public = key.verifying_key();
+        // The HMAC key for hashed context fields is derived from the node's audit key, so
+        // it is stable across restarts and never stored or shown on its own.
+        let redaction_key: [u8; 32] = {
+            use sha2::Digest as _;
+            let mut h = sha2::Sha256::new();
+            h.update(b"mandate-audit-redaction-v1");
+            h.update(key.to_bytes());
+            h.finalize().into()
+        };
+        let writer = Writer {
+            store,
+            last_checkpoint_ms: clock.now_millis(),
+            clock,
+            node: node.clone(),
+            key,
+            frontier,
+            policy,
+            last_checkpoint_size: last.map_or(0, |c| c.size),
+        };
+        let handle = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| AuditOpenError::Inconsistent(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            node,
+            public,
+            redaction_key,
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &NodeName {
+        &self.node
+    }
+
+    /// The HMAC key for `Rule::Hash` redaction.
+    pub fn redaction_key(&self) -> [u8; 32] {
+        self.redaction_key
+    }
+
+    /// The key that verifies this node's checkpoints.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.public
+    }
+
+    fn send(&self, job: Job) -> Result<(), AuditError> {
+        let guard = self
+            .tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = guard.as_ref().ok_or(AuditError::Unavailable)?;
+        tx.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) | TrySendError::Disconnected(_) => AuditError::Unavailable,
+        })
+    }
+
+    /// Appends `draft` (its `seq`, `time` and `node` are assigned here) and returns the
+    /// event id once it is durable.
+    pub async fn record(&self, draft: AuditEvent) -> Result<String, AuditError> {
+        let (reply, wait) = oneshot::channel();
+        self.send(Job::Event(Box::new(draft), reply))?;
+        wait.await.map_err(|_| AuditError::Unavailable)?
+    }
+
+    /// Appends many events (one group commit when they arrive together).
+    pub async fn record_all(&self, drafts: Vec<AuditEvent>) -> Vec<Result<String, AuditError>> {
+        let mut waits = Vec::with_capacity(drafts.len());
+        for d in drafts {
+            let (reply, wait) = oneshot::channel();
+            waits.push(self.send(Job::Event(Box::new(d), reply)).map(|()| wait));
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for w in waits {
+            out.push(match w {
+                Ok(w) => w.await.unwrap_or(Err(AuditError::Unavailable)),
+                Err(e) => Err(e),
+            });
+        }
+        out
+    }
+
+    /// Signs a checkpoint over every event committed so far and returns its size.
+    pub async fn seal(&self) -> Result<u64, AuditError> {
+        let (reply, wait) = oneshot::channel();
+        self.send(Job::Seal(reply))?;
+        wait.await.map_err(|_| AuditError::Unavailable)?
+    }
+
+    /// Stops accepting events and waits until the writer has committed what was queued
+    /// and sealed a final checkpoint.
+    pub fn close(&self) {
+        self.tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("the audit writer panicked");
+        }
+    }
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Job>) {
+        loop {
+            let wait = self.until_checkpoint_due();
+            let first = match rx.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.checkpoint_if_due();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.checkpoint(true);
+                    return;
+                }
+            };
+            let mut events = Vec::new();
+            let mut seals = Vec::new();
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Event(e, r) => events.push((e, r)),
+                    Job::Seal(r) => seals.push(r),
+                }
+                if events.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !events.is_empty() {
+                self.commit(events);
+            }
+            for r in seals {
+                let _ = r.send(self.checkpoint(true).map(|()| self.frontier.size()));
+            }
+            self.checkpoint_if_due();
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<(Box<AuditEvent>, Reply)>) {
+        let now = self.clock.now();
+        let start = self.frontier.size();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        for (i, (mut e, reply)) in batch.into_iter().enumerate() {
+            e.seq = start + i as u64;
+            e.time = now;
+            e.node = self.node.clone();
+            let body = String::from_utf8_lossy(&e.canonical_bytes()).into_owned();
+            rows.push(AuditRow {
+                seq: e.seq,
+                time: now,
+                kind: e.kind.clone(),
+                agent: e.agent.clone(),
+                user: e.user.clone(),
+                decision: e.decision.clone(),
+                leaf: mandate_audit::merkle::leaf_hash(body.as_bytes()),
+                body,
+            });
+            events.push((e.id(), reply));
+        }
+        match self.store.append_audit(&rows) {
+            Ok(()) => {
+                for r in &rows {
+                    // A frontier overflow needs 2^64 events; treat it as a dead log.
+                    if self.frontier.push(r.leaf).is_err() {
+                        tracing::error!("audit frontier overflow");
+                    }
+                }
+                for (id, reply) in events {
+                    let _ = reply.send(Ok(id));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = rows.len(), "audit append failed; refusing the batch");
+                for (_, reply) in events {
+                    let _ = reply.send(Err(AuditError::Write(e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn until_checkpoint_due(&self) -> Duration {
+        let every_ms =
+            i64::try_from(self.policy.every_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let elapsed = self
+            .clock
+            .now_millis()
+            .saturating_sub(self.last_checkpoint_ms);
+        Duration::from_millis(
+            u64::try_from(every_ms.saturating_sub(elapsed))
+                .unwrap_or(0)
+                .max(10),
+        )
+    }
+
+    fn checkpoint_if_due(&mut self) {
+        let pending = self
+            .frontier
+            .size()
+            .saturating_sub(self.last_checkpoint_size);
+        let every_ms =
+            i64::try_from(self.policy.every_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let elapsed = self
+            .clock
+            .now_millis()
+            .saturating_sub(self.last_checkpoint_ms);
+        if pending > 0 && (pending >= self.policy.every_events || elapsed >= every_ms) {
+            let _ = self.checkpoint(false);
+        }
+    }
+
+    /// Signs and stores a checkpoint of the current tree (`force`: even if nothing is new,
+    /// unless one of this size exists).
+    fn checkpoint(&mut self, force: bool) -> Result<(), AuditError> {
+        let size = self.frontier.size();
+        if size == self.last_checkpoint_size && !force {
+            return Ok(());
+        }
+        if size == self.last_checkpoint_size && size > 0 {
+            self.last_checkpoint_ms = self.clock.now_millis();
+            return Ok(());
+        }
+        let c = Checkpoint {
+            node: self.node.clone(),
+            size,
+            root: self.frontier.root(),
+            time: self.clock.now(),
+        };
+        let signed = c.sign(&self.key);
+        let row = CheckpointRow {
+            size,
+            time: c.time,
+            root: c.root,
+            text: signed.text,
+        };
+        match self.store.insert_checkpoint(&row) {
+            Ok(()) => {
+                self.last_checkpoint_size = size;
+                self.last_checkpoint_ms = self.clock.now_millis();
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit checkpoint write failed");
+                Err(AuditError::Write(e.to_string()))
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! `POST /v1/authorize` and `/v1/authorize/batch`: the decision path as an API. The
+//! caller is the agent itself (its access token as the bearer) or a trusted enforcement
+//! point (a `service` or `admin` token as the bearer, naming the agent or passing its
+//! token in the body). Every decision is recorded durably before it is answered.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Request, StatusCode};
+use mandate_audit::event::AuditEvent;
+use mandate_core::admin::Role;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::decide::{Decision, DecisionRequest, Principal, Resource, decide};
+use crate::error::ApiError;
+use crate::extract::{bearer, looks_like_jwt, lookup_admin_token, parse_json, read_body};
+
+/// The most requests one batch may hold.
+pub const MAX_BATCH: usize = 100;
+
+/// One authorization question.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthorizeRequest {
+    action: String,
+    resource: Resource,
+    #[serde(default)]
+    context: Value,
+    /// For enforcement points: the agent id…
+    principal: Option<String>,
+    /// …or the agent's access token.
+    token: Option<String>,
+    /// The caller's request id, recorded with the decision.
+    request_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchRequest {
+    requests: Vec<AuthorizeRequest>,
+}
+
+/// Who called.
+enum Caller {
+    /// The agent, with its own token.
+    Agent(String),
+    /// An enforcement point's token id.
+    Service(String),
+}
+
+async fn caller(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a bearer token is required",
+        )
+    })?;
+    if looks_like_jwt(token) {
+        return Ok(Caller::Agent(token.to_owned()));
+    }
+    match lookup_admin_token(state, token).await? {
+        Some(t) if matches!(t.role, Role::Service | Role::Admin) => {
+            Ok(Caller::Service(t.id.to_string()))
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only agents, service tokens and admin tokens may call /v1/authorize",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "unknown or revoked token",
+        )),
+    }
+}
+
+fn check(req: &AuthorizeRequest, caller: &Caller) -> Result<(), ApiError> {
+    let bad = |m: &str| ApiError::bad_request("invalid_field", m);
+    match caller {
+        Caller::Agent(_) if req.principal.is_some() || req.token.is_some() => Err(bad(
+            "an agent authorizes for itself: principal and token are for service callers",
+        )),
+        Caller::Service(_) if req.principal.is_some() == req.token.is_some() => Err(bad(
+            "a service caller names exactly one of principal or token",
+        )),
+        _ if req.action.is_empty() || req.action.len() > 256 => {
+            Err(bad("action must be 1-256 bytes"))
+        }
+        _ if req.resource.type_name.is_empty() || req.resource.id.is_empty() => {
+            Err(bad("resource needs a type and an id"))
+        }
+        _ if !(req.context.is_object() || req.context.is_null()) => {
+            Err(bad("context must be an object"))
+        }
+        _ if !(req.resource.attributes.is_object() || req.resource.attributes.is_null()) => {
+            Err(bad("resource attributes must be an object"))
+        }
+        _ if req.request_id.as_ref().is_some_and(|r| r.len() > 128) => {
+            Err(bad("request_id is at most 128 bytes"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Decides one request (pure) and drafts its audit event.
+fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Decision, AuditEvent) {
+    let principal = match (caller, &req.principal, &req.token) {
+        (Caller::Agent(t), _, _) | (Caller::Service(_), None, Some(t)) => Principal::Token(t),
+        (Caller::Service(_), Some(p), _) => Principal::Agent(p),
+        // `check` rules this out; deny rather than guess.
+        (Caller::Service(_), None, None) => Principal::Agent(""),
+    };
+    let context = if req.context.is_null() {
+        json!({})
+    } else {
+        req.context.clone()
+    };
+    let snapshot = state.snapshot();
+    let d = decide(
+        &snapshot,
+        &DecisionRequest {
+            principal,
+            action: &req.action,
+            resource: &req.resource,
+            context: &context,
+        },
+        state.clock.now(),
+    );
+    let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");
+    e.agent = d.agent.as_ref().map(ToString::to_string);
+    e.actor = match caller {
+        Caller::Service(id) => Some(id.clone()),
+        Caller::Agent(_) => None,
+    };
+    e.action = Some(req.action.clone());
+    e.resource = Some(json!({"type": req.resource.type_name, "id": req.resource.id}));
+    e.context = Some(state.redact(&context));
+    e.decision = Some(if d.allow { "allow" } else { "deny" }.to_owned());
+    e.policy_ids = d.policy_ids.clone();
+    e.reasons = d.reasons.clone();
+    e.request_id = req.request_id.clone();
+    let mut details = serde_json::Map::new();
+    if let Some(jti) = &d.token_id {
+        details.insert("token_id".into(), json!(jti));
+    }
+    if let Some(v) = snapshot.policy_version {
+        details.insert("policy_version".into(), json!(v));
+    }
+    e.details = (!details.is_empty()).then_some(Value::Object(details));
+    (d, e)
+}
+
+fn answer(d: &Decision, decision_id: String) -> Value {
+    json!({
+        "decision": if d.allow { "allow" } else { "deny" },
+        "reasons": d.reasons,
+        "policy_ids": d.policy_ids,
+        "decision_id": decision_id,
+    })
+}
+
+fn unavailable(e: &crate::audit::AuditError) -> ApiError {
+    tracing::error!(error = %e, "decision not answered: the audit log cannot be written");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+        "the audit log cannot be written; no decision is given",
+    )
+}
+
+async fn body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: Request<Body>,
+) -> Result<(HeaderMap, T), ApiError> {
+    let (parts, body) = req.into_parts();
+    let ct = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media != "application/json" && !media.ends_with("+json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ));
+    }
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    Ok((parts.headers, parse_json(&bytes)?))
+}
+
+/// `POST /v1/authorize`.
+pub(crate) async fn authorize(
+    State(state): State<Arc<AppState>>,
+    req: Request<Body>,
+) -> Result<Json<Value>, ApiError> {
+    let who = caller(&state, req.headers()).await?;
+    let (_, r): (_, AuthorizeRequest) = body(&state, req).await?;
+    check(&r, &who)?;
+    let (d, event) = decide_one(&state, &r, &who);
+    // INVARIANT (durable before the answer): no decision leaves before its event commits.
+    let id = state
+        .audit
+        .record(event)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok(Json(answer(&d, id)))
+}
+
+/// `POST /v1/authorize/batch`: up to [`MAX_BATCH`] requests, one group commit.
+pub(crate) async fn authorize_batch(
+    State(state): State<Arc<AppState>>,
+    req: Request<Body>,
+) -> Result<Json<Value>, ApiError> {
+    let who = caller(&state, req.headers()).await?;
+    let (_, b): (_, BatchRequest) = body(&state, req).await?;
+    if b.requests.is_empty() || b.requests.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("a batch holds 1 to {MAX_BATCH} requests"),
+        ));
+    }
+    for r in &b.requests {
+        check(r, &who)?;
+    }
+    let (decisions, events): (Vec<Decision>, Vec<AuditEvent>) = b
+        .requests
+        .iter()
+        .map(|r| decide_one(&state, r, &who))
+        .unzip();
+    let ids = state.audit.record_all(events).await;
+    let mut results = Vec::with_capacity(ids.len());
+    for (d, id) in decisions.iter().zip(ids) {
+        results.push(answer(d, id.map_err(|e| unavailable(&e))?));
+    }
+    Ok(Json(json!({"results": results})))
+}
