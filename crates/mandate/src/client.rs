@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::{
     AdminTokenCmd, AgentCmd, Conn, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs,
 };
+use crate::{AuditCmd, PolicyCmd};
 
 /// A failure worth an exit code: 1 when the server refused or could not be reached,
 /// 2 when the command line itself was wrong.
@@ -21,6 +22,16 @@ fn usage(msg: impl Into<String>) -> Fail {
 }
 
 async fn call(conn: &Conn, method: Method, path: &str, body: Option<Value>) -> Res<Value> {
+    let text = call_raw(conn, method, path, body).await?;
+    Ok(if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    })
+}
+
+/// One admin-API call; the body text on success, the problem's detail as the failure.
+async fn call_raw(conn: &Conn, method: Method, path: &str, body: Option<Value>) -> Res<String> {
     let token = conn
         .token
         .as_deref()
@@ -41,14 +52,10 @@ async fn call(conn: &Conn, method: Method, path: &str, body: Option<Value>) -> R
         .text()
         .await
         .map_err(|e| Fail(1, format!("reading the response: {e}")))?;
-    let value: Value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
     if status.is_success() {
-        return Ok(value);
+        return Ok(text);
     }
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if conn.json {
         println!(
             "{}",
@@ -60,10 +67,28 @@ async fn call(conn: &Conn, method: Method, path: &str, body: Option<Value>) -> R
         .and_then(Value::as_str)
         .unwrap_or("request failed");
     let code = value.get("code").and_then(Value::as_str).unwrap_or("error");
-    Err(Fail(
-        1,
-        format!("{detail} ({code}, HTTP {})", status.as_u16()),
-    ))
+    // Located policy errors are worth showing whole.
+    let located: Vec<String> = value
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "  {}:{}:{}: {}",
+                s(e, "source"),
+                e.get("line").and_then(Value::as_u64).unwrap_or(0),
+                e.get("column").and_then(Value::as_u64).unwrap_or(0),
+                s(e, "message")
+            )
+        })
+        .collect();
+    let mut msg = format!("{detail} ({code}, HTTP {})", status.as_u16());
+    for l in located {
+        msg.push('\n');
+        msg.push_str(&l);
+    }
+    Err(Fail(1, msg))
 }
 
 fn text_or_file(v: &str) -> Res<Value> {
@@ -405,6 +430,7 @@ pub async fn admin_token(cmd: AdminTokenCmd) -> ExitCode {
                 RoleArg::Admin => "admin",
                 RoleArg::Auditor => "auditor",
                 RoleArg::Approver => "approver",
+                RoleArg::Service => "service",
             };
             let r = call(
                 &conn,
@@ -489,5 +515,288 @@ pub async fn keys(cmd: KeysCmd) -> ExitCode {
                 }
             })
         }
+    }
+}
+
+fn read(path: &std::path::Path) -> Res<String> {
+    std::fs::read_to_string(path).map_err(|e| usage(format!("reading {}: {e}", path.display())))
+}
+
+fn read_all(paths: &[std::path::PathBuf]) -> Res<Vec<String>> {
+    paths.iter().map(|p| read(p)).collect()
+}
+
+/// Compiles locally, printing every located error; `Err` exits 1.
+fn compile_local(
+    policies: &std::path::Path,
+    schemas: &[std::path::PathBuf],
+) -> Res<mandate_policy::CompiledPolicies> {
+    let fragments = read_all(schemas)?;
+    mandate_policy::compile(&fragments, &read(policies)?).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        Fail(
+            1,
+            format!("{} problem(s):\n  {}", errs.len(), lines.join("\n  ")),
+        )
+    })
+}
+
+fn done(r: Res<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+pub async fn policy(cmd: PolicyCmd) -> ExitCode {
+    match cmd {
+        PolicyCmd::Add {
+            conn,
+            file,
+            schemas,
+            note,
+            activate,
+        } => {
+            let r = async {
+                let body = json!({"policies": read(&file)?, "schema_fragments": read_all(&schemas)?, "note": note});
+                let added = call(&conn, Method::POST, "/v1/policies", Some(body)).await?;
+                if activate {
+                    let v = added.get("version").and_then(Value::as_i64).unwrap_or(0);
+                    call(&conn, Method::POST, &format!("/v1/policies/{v}/activate"), None).await?;
+                }
+                Ok(added)
+            }
+            .await;
+            finish(&conn, r, |v| {
+                let ids: Vec<&str> = v
+                    .get("policy_ids")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "policy version {} added ({} policies: {})",
+                    v.get("version").unwrap_or(&Value::Null),
+                    ids.len(),
+                    ids.join(", ")
+                );
+                if activate {
+                    println!("and activated");
+                }
+            })
+        }
+        PolicyCmd::List { conn } => {
+            let r = call(&conn, Method::GET, "/v1/policies", None).await;
+            finish(&conn, r, |v| {
+                for p in v
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let mark = if p.get("active").and_then(Value::as_bool) == Some(true) {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    println!(
+                        "{mark} v{}  {}  by {}  {}",
+                        p.get("version").unwrap_or(&Value::Null),
+                        s(p, "created_at"),
+                        s(p, "created_by"),
+                        s(p, "note")
+                    );
+                }
+            })
+        }
+        PolicyCmd::Show { conn, version } => {
+            let r = call(&conn, Method::GET, &format!("/v1/policies/{version}"), None).await;
+            finish(&conn, r, |v| {
+                println!("{}", s(v, "policies"));
+                for f in v
+                    .get("schema_fragments")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    println!("--- schema fragment ---\n{}", f.as_str().unwrap_or(""));
+                }
+            })
+        }
+        PolicyCmd::Validate { file, schemas } => done(compile_local(&file, &schemas).map(|c| {
+            println!(
+                "valid: {} policies ({})",
+                c.len(),
+                c.policy_ids().join(", ")
+            );
+            for w in c.warnings() {
+                println!("warning: {w}");
+            }
+        })),
+        PolicyCmd::Activate { conn, version } => {
+            let r = call(
+                &conn,
+                Method::POST,
+                &format!("/v1/policies/{version}/activate"),
+                None,
+            )
+            .await;
+            finish(&conn, r, |v| {
+                println!(
+                    "active policy version: {}",
+                    v.get("active_version").unwrap_or(&Value::Null)
+                )
+            })
+        }
+        PolicyCmd::Rollback { conn } => {
+            let r = call(&conn, Method::POST, "/v1/policies/rollback", None).await;
+            finish(&conn, r, |v| {
+                println!(
+                    "rolled back to policy version {}",
+                    v.get("active_version").unwrap_or(&Value::Null)
+                )
+            })
+        }
+        PolicyCmd::Test {
+            file,
+            policies,
+            schemas,
+        } => done((|| {
+            let compiled = compile_local(&policies, &schemas)?;
+            let report = mandate_policy::run_tests(&compiled, &read(&file)?)
+                .map_err(|e| Fail(2, format!("{}: {e}", file.display())))?;
+            print!("{report}");
+            if report.all_passed() {
+                Ok(())
+            } else {
+                Err(Fail(
+                    1,
+                    format!(
+                        "{} of {} tests failed",
+                        report.failed(),
+                        report.results.len()
+                    ),
+                ))
+            }
+        })()),
+    }
+}
+
+fn public_key(arg: &str) -> Res<ed25519_dalek::VerifyingKey> {
+    use base64::Engine as _;
+    let text = match arg.strip_prefix('@') {
+        Some(path) => read(std::path::Path::new(path))?,
+        None => arg.to_owned(),
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| usage("the public key is not base64"))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| usage("the public key is not 32 bytes"))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|_| usage("not an Ed25519 public key"))
+}
+
+pub async fn audit(cmd: AuditCmd) -> ExitCode {
+    match cmd {
+        AuditCmd::Events {
+            conn,
+            agent,
+            kind,
+            decision,
+            since,
+            until,
+            limit,
+            cursor,
+        } => {
+            let mut q = url_query(&[
+                ("agent", agent),
+                ("kind", kind),
+                ("decision", decision),
+                ("since", since),
+                ("until", until),
+                ("limit", limit.map(|l| l.to_string())),
+                ("cursor", cursor.map(|c| c.to_string())),
+            ]);
+            if !q.is_empty() {
+                q.insert(0, '?');
+            }
+            let r = call(&conn, Method::GET, &format!("/v1/audit/events{q}"), None).await;
+            finish(&conn, r, |v| {
+                for e in v
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "{:>6}  {}  {:<20} {:<6} agent={} action={} {}",
+                        e.get("seq").unwrap_or(&Value::Null),
+                        s(e, "time"),
+                        s(e, "kind"),
+                        s(e, "decision"),
+                        s(e, "agent"),
+                        s(e, "action"),
+                        e.get("reasons")
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    );
+                }
+                if let Some(c) = v.get("next_cursor").and_then(Value::as_u64) {
+                    println!("(more: --cursor {c})");
+                }
+            })
+        }
+        AuditCmd::Checkpoint { conn } => {
+            let r = call(&conn, Method::GET, "/v1/audit/checkpoints/latest", None).await;
+            finish(&conn, r, |v| {
+                println!("node:       {}", s(v, "node"));
+                println!("public key: {}", s(v, "public_key"));
+                println!("size:       {}", v.get("size").unwrap_or(&Value::Null));
+                if let Some(t) = v.get("checkpoint").and_then(Value::as_str) {
+                    println!("\n{t}");
+                }
+            })
+        }
+        AuditCmd::Export { conn, out } => done(
+            async {
+                let body = call_raw(&conn, Method::GET, "/v1/audit/export", None).await?;
+                match out {
+                    Some(path) => std::fs::write(&path, body)
+                        .map_err(|e| Fail(1, format!("writing {}: {e}", path.display()))),
+                    None => {
+                        print!("{body}");
+                        Ok(())
+                    }
+                }
+            }
+            .await,
+        ),
+        AuditCmd::Verify {
+            file,
+            public_key: key,
+        } => done((|| {
+            let key = public_key(&key)?;
+            let f = std::fs::File::open(&file)
+                .map_err(|e| usage(format!("reading {}: {e}", file.display())))?;
+            let report = mandate_audit::verify::verify_export(std::io::BufReader::new(f), &key)
+                .map_err(|e| Fail(1, format!("{}: verification failed: {e}", file.display())))?;
+            println!(
+                "ok: {} events from node {} in {} checkpoints; root {}",
+                report.events,
+                report.node.as_str(),
+                report.checkpoints,
+                report
+                    .root
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            );
+            Ok(())
+        })()),
     }
 }

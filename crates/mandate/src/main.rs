@@ -37,6 +37,113 @@ enum Command {
     /// Signing keys
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Policy sets (Cedar): add, validate, activate, roll back, test
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// The tamper-evident audit log: events, checkpoints, export, offline verify
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCmd {
+    /// Add a new policy version (validated by the server; not active until activated)
+    Add {
+        #[command(flatten)]
+        conn: Conn,
+        /// Cedar policies file
+        file: PathBuf,
+        /// Schema fragment file (Cedar schema syntax; repeatable)
+        #[arg(long = "schema")]
+        schemas: Vec<PathBuf>,
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Activate it at once
+        #[arg(long)]
+        activate: bool,
+    },
+    /// List policy versions
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one version's policies and schema fragments
+    Show {
+        #[command(flatten)]
+        conn: Conn,
+        version: u64,
+    },
+    /// Validate policies against the schema, offline (exit 1 with every error located)
+    Validate {
+        file: PathBuf,
+        #[arg(long = "schema")]
+        schemas: Vec<PathBuf>,
+    },
+    /// Make a version the active one
+    Activate {
+        #[command(flatten)]
+        conn: Conn,
+        version: u64,
+    },
+    /// Re-activate the version that was active before the current one
+    Rollback {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Run a policy test file (requests with expected decisions), offline; exit 1 on a mismatch
+    Test {
+        /// The test file (JSON: {"tests": [...]})
+        file: PathBuf,
+        /// The Cedar policies under test
+        #[arg(long)]
+        policies: PathBuf,
+        #[arg(long = "schema")]
+        schemas: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// List audit events
+    Events {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        decision: Option<String>,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<u64>,
+    },
+    /// The latest signed checkpoint and the public key that verifies it
+    Checkpoint {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Export the whole log (JSON Lines, sealed by a fresh checkpoint)
+    Export {
+        #[command(flatten)]
+        conn: Conn,
+        /// Write here instead of standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Verify an exported log offline: any changed, dropped, inserted or reordered event,
+    /// or a cut tail, fails
+    Verify {
+        file: PathBuf,
+        /// The node's audit public key: base64 (from `mandate audit checkpoint`) or @FILE
+        #[arg(long)]
+        public_key: String,
+    },
 }
 
 #[derive(Args)]
@@ -214,6 +321,8 @@ pub enum RoleArg {
     Admin,
     Auditor,
     Approver,
+    /// An enforcement point: may only call /v1/authorize
+    Service,
 }
 
 #[derive(Subcommand)]
@@ -313,5 +422,7 @@ fn main() -> ExitCode {
         Command::Agent(c) => runtime.block_on(client::agent(c)),
         Command::AdminToken(c) => runtime.block_on(client::admin_token(c)),
         Command::Keys(c) => runtime.block_on(client::keys(c)),
+        Command::Policy(c) => runtime.block_on(client::policy(c)),
+        Command::Audit(c) => runtime.block_on(client::audit(c)),
     }
 }

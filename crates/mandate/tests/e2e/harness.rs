@@ -115,6 +115,13 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL (no chance to flush or clean up).
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// An admin API call with `token`; returns status and JSON (Null when empty).
     pub async fn admin(
         &self,

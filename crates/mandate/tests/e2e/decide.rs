@@ -1,0 +1,490 @@
+//! The decision path end to end: policies through the CLI, `/v1/authorize` with the
+//! agent's token and with a service token, changes visible to the very next decision,
+//! the audit log exported and verified offline, and a `kill -9` mid-load.
+
+use std::sync::{Arc, Mutex};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{BIN, Server, cli, data_dir};
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/crm");
+
+/// Adds and activates the CRM example policies; registers a sales agent inside a CRM
+/// boundary; returns (agent id, its access token).
+async fn crm_setup(s: &Server, admin: &str) -> (String, String) {
+    let (code, _, err) = cli(
+        &s.addr,
+        admin,
+        &[
+            "policy",
+            "add",
+            &format!("{EXAMPLES}/policies.cedar"),
+            "--schema",
+            &format!("{EXAMPLES}/schema.cedarschema"),
+            "--note",
+            "crm example",
+            "--activate",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let boundary = json!({
+        "grants": [{"actions": ["crm:read", "crm:write"], "resources": ["Crm::Contact/*"],
+                    "data_classes": ["internal", "secret"]}],
+    });
+    let (st, a) = s
+        .admin(
+            admin,
+            Method::POST,
+            "/v1/agents",
+            Some(json!({"name": "sales-bot", "owner": "alice@example.com",
+                        "labels": {"team": "sales"}, "boundary": boundary})),
+        )
+        .await;
+    assert_eq!(st, 201, "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    let (st, c) = s
+        .admin(
+            admin,
+            Method::POST,
+            &format!("/v1/agents/{id}/credentials"),
+            Some(json!({"type": "client_secret"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (st, t) = s
+        .token_basic(&id, c["client_secret"].as_str().unwrap(), &[])
+        .await;
+    assert_eq!(st, 200, "{t}");
+    (id, t["access_token"].as_str().unwrap().to_owned())
+}
+
+async fn authorize(s: &Server, bearer: &str, body: Value) -> (u16, Value) {
+    let res = s
+        .http
+        .post(s.url("/v1/authorize"))
+        .bearer_auth(bearer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+fn read_contact(team: &str, data_class: &str) -> Value {
+    json!({"action": "crm:read",
+           "resource": {"type": "Crm::Contact", "id": "c-1", "attributes": {"team": team}},
+           "context": {"data_class": data_class, "prompt": "find the customer's phone number"}})
+}
+
+#[tokio::test]
+async fn authorize_follows_policies_boundaries_and_the_kill_switch() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[]);
+    let admin = s.token.clone().unwrap();
+
+    // No active policy: everything is denied.
+    let (agent, token) = {
+        let (st, _) = authorize(
+            &s,
+            &admin,
+            json!({"action": "crm:read", "principal": "agt_00000000000000000000000000",
+            "resource": {"type": "Crm::Contact", "id": "x"}}),
+        )
+        .await;
+        assert_eq!(st, 200);
+        crm_setup(&s, &admin).await
+    };
+
+    let (st, d) = authorize(&s, &token, read_contact("sales", "internal")).await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["decision"], "allow", "{d}");
+    assert_eq!(d["policy_ids"], json!(["team-reads-contacts"]));
+    let decision_id = d["decision_id"].as_str().unwrap().to_owned();
+
+    // Default deny: another team's contact.
+    let (_, d) = authorize(&s, &token, read_contact("support", "internal")).await;
+    assert_eq!(
+        (d["decision"].as_str(), d["reasons"][0].as_str()),
+        (Some("deny"), Some("no_permit"))
+    );
+    // Forbid beats permit.
+    let (_, d) = authorize(&s, &token, read_contact("sales", "secret")).await;
+    assert_eq!(d["reasons"][0], "forbidden_by_policy");
+    assert_eq!(d["policy_ids"], json!(["secret-needs-clearance"]));
+    // Outside the boundary, whatever the policies say (billing is not in its grants).
+    let (_, d) = authorize(&s, &token, json!({"action": "crm:read",
+        "resource": {"type": "Crm::Invoice", "id": "i-1", "attributes": {"team": "sales", "amount": 100}},
+        "context": {"data_class": "internal"}})).await;
+    assert_eq!(d["reasons"][0], "outside_boundary");
+
+    // A service token names the principal; an auditor token may not authorize.
+    let (_, svc) = s
+        .admin(
+            &admin,
+            Method::POST,
+            "/v1/admin-tokens",
+            Some(json!({"name": "gw", "role": "service"})),
+        )
+        .await;
+    let svc = svc["token"].as_str().unwrap().to_owned();
+    let mut named = read_contact("sales", "internal");
+    named["principal"] = json!(agent);
+    let (st, d) = authorize(&s, &svc, named.clone()).await;
+    assert_eq!((st, d["decision"].as_str()), (200, Some("allow")), "{d}");
+    let (st, d) = s.admin(&svc, Method::GET, "/v1/agents", None).await;
+    assert_eq!(
+        (st, d["code"].as_str()),
+        (403, Some("forbidden")),
+        "service tokens do nothing else"
+    );
+
+    // A boundary change governs the very next decision.
+    let narrower = json!({"boundary": {"grants": [{"actions": ["crm:write"], "resources": ["Crm::Contact/*"]}]}});
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::PATCH,
+            &format!("/v1/agents/{agent}"),
+            Some(narrower),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, d) = authorize(&s, &svc, named.clone()).await;
+    assert_eq!(d["reasons"][0], "outside_boundary", "no cache window");
+    let wide = json!({"boundary": {"grants": [{"actions": ["crm:*"], "resources": ["Crm::Contact/*"], "data_classes": ["*"]}]}});
+    s.admin(
+        &admin,
+        Method::PATCH,
+        &format!("/v1/agents/{agent}"),
+        Some(wide),
+    )
+    .await;
+    assert_eq!(
+        authorize(&s, &svc, named.clone()).await.1["decision"],
+        "allow"
+    );
+
+    // Suspension is the kill switch for the very next decision, token or named.
+    s.admin(
+        &admin,
+        Method::POST,
+        &format!("/v1/agents/{agent}/suspend"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        authorize(&s, &token, read_contact("sales", "internal"))
+            .await
+            .1["reasons"][0],
+        "agent_suspended"
+    );
+    assert_eq!(
+        authorize(&s, &svc, named.clone()).await.1["reasons"][0],
+        "agent_suspended"
+    );
+    s.admin(
+        &admin,
+        Method::POST,
+        &format!("/v1/agents/{agent}/resume"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        authorize(&s, &token, read_contact("sales", "internal"))
+            .await
+            .1["decision"],
+        "allow"
+    );
+
+    // A policy change governs the very next decision; rollback restores the old one.
+    let deny_all = dir.parent().unwrap().join("deny.cedar");
+    std::fs::write(
+        &deny_all,
+        "@id(\"lockdown\")\nforbid (principal, action, resource);\n",
+    )
+    .unwrap();
+    let (code, _, err) = cli(
+        &s.addr,
+        &admin,
+        &[
+            "policy",
+            "add",
+            deny_all.to_str().unwrap(),
+            "--schema",
+            &format!("{EXAMPLES}/schema.cedarschema"),
+            "--activate",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, d) = authorize(&s, &token, read_contact("sales", "internal")).await;
+    assert_eq!(
+        (d["reasons"][0].as_str(), d["policy_ids"][0].as_str()),
+        (Some("forbidden_by_policy"), Some("lockdown"))
+    );
+    let (code, _, err) = cli(&s.addr, &admin, &["policy", "rollback"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        authorize(&s, &token, read_contact("sales", "internal"))
+            .await
+            .1["decision"],
+        "allow"
+    );
+
+    // An invalid policy is refused with line and column, and nothing changes.
+    let bad = dir.parent().unwrap().join("bad.cedar");
+    std::fs::write(
+        &bad,
+        "permit (principal, action, resource)\nwhen { principal.nosuch == 1 };\n",
+    )
+    .unwrap();
+    let (code, _, err) = cli(
+        &s.addr,
+        &admin,
+        &[
+            "policy",
+            "add",
+            bad.to_str().unwrap(),
+            "--schema",
+            &format!("{EXAMPLES}/schema.cedarschema"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("invalid_policy") && err.contains("policies:2:"),
+        "{err}"
+    );
+    let (code, out, _) = cli(&s.addr, &admin, &["policy", "list", "--json"]);
+    assert_eq!(code, 0);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        2,
+        "the refused version was not stored"
+    );
+    assert_eq!(listed["active_version"], 1);
+
+    // The decision is in the log, with the prompt stored as a keyed hash.
+    let (_, events) = s
+        .admin(
+            &admin,
+            Method::GET,
+            &format!("/v1/audit/events?agent={agent}&kind=decision&limit=1"),
+            None,
+        )
+        .await;
+    let first = &events["items"][0];
+    assert_eq!(
+        format!("{}:{}", first["node"].as_str().unwrap(), first["seq"]),
+        decision_id
+    );
+    assert!(
+        first["context"]["prompt"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:"),
+        "{first}"
+    );
+    assert_eq!(first["context"]["data_class"], "internal");
+}
+
+#[tokio::test]
+async fn the_exported_log_verifies_offline_and_tampering_is_caught() {
+    let (t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[]);
+    let admin = s.token.clone().unwrap();
+    let (_, token) = crm_setup(&s, &admin).await;
+    for team in ["sales", "support", "sales"] {
+        authorize(&s, &token, read_contact(team, "internal")).await;
+    }
+    let export = t.path().join("audit.jsonl");
+    let (code, _, err) = cli(
+        &s.addr,
+        &admin,
+        &["audit", "export", "--out", export.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&s.addr, &admin, &["audit", "checkpoint", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let key = serde_json::from_str::<Value>(&out).unwrap()["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verify = |file: &std::path::Path| {
+        std::process::Command::new(BIN)
+            .args([
+                "audit",
+                "verify",
+                file.to_str().unwrap(),
+                "--public-key",
+                &key,
+            ])
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&export);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok: "));
+
+    // Proofs from the API check out against the latest checkpoint.
+    let (_, cp) = s
+        .admin(&admin, Method::GET, "/v1/audit/checkpoints/latest", None)
+        .await;
+    let (st, proof) = s
+        .admin(&admin, Method::GET, "/v1/audit/events/1/proof", None)
+        .await;
+    assert_eq!(st, 200, "{proof}");
+    assert_eq!(proof["root"], cp["root"]);
+
+    let text = std::fs::read_to_string(&export).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let event_lines: Vec<usize> = (0..lines.len())
+        .filter(|i| lines[*i].starts_with("{\"event\""))
+        .collect();
+    assert!(event_lines.len() >= 5);
+    let mutations: Vec<(&str, String)> = vec![
+        (
+            "changed decision",
+            text.replacen("\"decision\":\"allow\"", "\"decision\":\"deny\"", 1),
+        ),
+        (
+            "dropped event",
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != event_lines[2])
+                .map(|(_, l)| format!("{l}\n"))
+                .collect(),
+        ),
+        ("swapped events", {
+            let mut v = lines.clone();
+            v.swap(event_lines[1], event_lines[2]);
+            v.iter().map(|l| format!("{l}\n")).collect()
+        }),
+        ("inserted event", {
+            let mut v: Vec<String> = lines.iter().map(|l| format!("{l}\n")).collect();
+            v.insert(event_lines[1], format!("{}\n", lines[event_lines[1]]));
+            v.concat()
+        }),
+        (
+            "truncated tail",
+            lines[..lines.len() - 1]
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect(),
+        ),
+    ];
+    for (what, tampered) in mutations {
+        assert_ne!(tampered, text, "{what} changed nothing");
+        let f = t.path().join("tampered.jsonl");
+        std::fs::write(&f, tampered).unwrap();
+        let out = verify(&f);
+        assert!(!out.status.success(), "{what} was not detected");
+    }
+}
+
+/// The crash test: clients load /v1/authorize, the server is SIGKILLed mid-load, and
+/// after a restart every decision id a client received is in the log, which verifies.
+#[tokio::test]
+async fn every_answered_decision_survives_kill_9() {
+    let (t, dir) = data_dir();
+    let mut s = Server::start(&dir, &[], &[]);
+    let admin = s.token.clone().unwrap();
+    let (_, token) = crm_setup(&s, &admin).await;
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let http = s.http.clone();
+        let url = s.url("/v1/authorize");
+        let token = token.clone();
+        let received = Arc::clone(&received);
+        tasks.push(tokio::spawn(async move {
+            let team = if i % 2 == 0 { "sales" } else { "support" };
+            for _ in 0..100_000 {
+                let Ok(res) = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&read_contact(team, "internal"))
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                let Ok(v) = res.json::<Value>().await else {
+                    return;
+                };
+                if let Some(id) = v["decision_id"].as_str() {
+                    received.lock().unwrap().push(id.to_owned());
+                }
+            }
+        }));
+    }
+    // Let a few hundred decisions through, then pull the plug.
+    for _ in 0..600 {
+        if received.lock().unwrap().len() >= 300 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    s.kill9();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let received = received.lock().unwrap().clone();
+    assert!(
+        received.len() >= 50,
+        "only {} decisions before the kill",
+        received.len()
+    );
+
+    let s = Server::start(&dir, &[], &[]);
+    let export = t.path().join("after-crash.jsonl");
+    let (code, _, err) = cli(
+        &s.addr,
+        &admin,
+        &["audit", "export", "--out", export.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let logged: std::collections::HashSet<String> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| {
+            let e = v.get("event")?;
+            Some(format!("{}:{}", e["node"].as_str()?, e["seq"]))
+        })
+        .collect();
+    let missing: Vec<&String> = received.iter().filter(|id| !logged.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} answered decisions missing from the log, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let (_, cp) = s
+        .admin(&admin, Method::GET, "/v1/audit/checkpoints/latest", None)
+        .await;
+    let out = std::process::Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            export.to_str().unwrap(),
+            "--public-key",
+            cp["public_key"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
