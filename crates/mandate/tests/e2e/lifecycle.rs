@@ -313,24 +313,48 @@ async fn cli_covers_the_registry() {
     assert_eq!(cli("http://127.0.0.1:9", &admin, &["agent", "list"]).0, 1);
 }
 
-/// The README's walkthrough block, run as written with bash against a real server.
-#[test]
-fn readme_walkthrough() {
+/// The README's shell block between `<!-- {name}:start -->` and `<!-- {name}:end -->`.
+fn readme_block(name: &str) -> String {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let block = readme
-        .split("<!-- walkthrough:start -->")
+        .split(&format!("<!-- {name}:start -->"))
         .nth(1)
-        .and_then(|r| r.split("<!-- walkthrough:end -->").next())
-        .expect("README has a walkthrough block");
-    let script = block
+        .and_then(|r| r.split(&format!("<!-- {name}:end -->")).next())
+        .unwrap_or_else(|| panic!("README has a {name} block"));
+    block
         .trim()
         .trim_start_matches("```sh")
-        .trim_end_matches("```");
-    let (_t, dir) = data_dir();
+        .trim_end_matches("```")
+        .to_owned()
+}
+
+/// The README's walkthrough and decide blocks, run as written with bash against a real
+/// server, with `mandate` on the PATH and the repository's `examples/` at hand.
+#[test]
+fn readme_walkthrough() {
+    let script = format!(
+        "{}\n{}",
+        readme_block("walkthrough"),
+        readme_block("decide")
+    );
+    let (t, dir) = data_dir();
+    std::os::unix::fs::symlink(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"),
+        t.path().join("examples"),
+    )
+    .unwrap();
     let s = Server::start(&dir, &[], &[]);
+    let bin_dir = std::path::Path::new(crate::harness::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", script])
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(t.path())
+        .env("PATH", path)
         .env("MANDATE_ADDR", &s.addr)
         .env("MANDATE_TOKEN", s.token.as_deref().unwrap())
         .output()
@@ -341,8 +365,16 @@ fn readme_walkthrough() {
         "walkthrough failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("\"typ\": \"at+jwt\""), "{stdout}");
-    assert!(stdout.contains("\"status\": \"suspended\""), "{stdout}");
-    assert!(stdout.contains("\"active\": false"), "{stdout}");
-    assert!(stdout.contains("\"error\": \"invalid_client\""), "{stdout}");
+    for want in [
+        "\"typ\": \"at+jwt\"",
+        "\"status\": \"suspended\"",
+        "\"active\": false",
+        "\"error\": \"invalid_client\"",
+        "\"decision\": \"allow\"",
+        "team-reads-contacts",
+        "outside_boundary",
+        "ok: ",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
 }
