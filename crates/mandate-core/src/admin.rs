@@ -16,7 +16,7 @@ pub enum Role {
     /// Decides approval requests (their API arrives with mandates); reads like an auditor.
     Approver,
     /// An enforcement point: may call `/v1/authorize` naming the principal (or passing the
-    /// agent's token), and nothing else.
+    /// agent's token) and introspect tokens, and nothing else.
     Service,
 }
 

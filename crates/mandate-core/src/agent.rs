@@ -222,7 +222,7 @@ struct RawBoundary {
 
 /// The documented ceiling of an agent. The token service enforces the lifetime, scopes
 /// (against grant action patterns) and audiences; the decision path enforces grants
-/// (actions × resources × data classes) and delegates.
+/// (actions × resources × data classes). Delegates are stored for delegation (mandates).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawBoundary")]
 pub struct Boundary {

@@ -183,7 +183,12 @@ pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decisi
     {
         return Decision::deny("outside_token_scope", Some(agent_id), token_id);
     }
-    let data_class = req.context.get("data_class").and_then(Value::as_str);
+    // A `data_class` that is present but not a string cannot be matched: outside.
+    let data_class = match req.context.get("data_class") {
+        None => None,
+        Some(Value::String(dc)) => Some(dc.as_str()),
+        Some(_) => return Decision::deny("outside_boundary", Some(agent_id), token_id),
+    };
     if !inside_boundary(
         &agent.boundary,
         req.action,

@@ -488,3 +488,53 @@ async fn every_answered_decision_survives_kill_9() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `mandate policy test` runs a data-driven test file offline and exits non-zero on a
+/// mismatch, like `opa test`.
+#[test]
+fn policy_test_files_pass_and_mismatches_fail() {
+    let run = |tests: &str| {
+        std::process::Command::new(BIN)
+            .args([
+                "policy",
+                "test",
+                tests,
+                "--policies",
+                &format!("{EXAMPLES}/policies.cedar"),
+                "--schema",
+                &format!("{EXAMPLES}/schema.cedarschema"),
+            ])
+            .output()
+            .unwrap()
+    };
+    let ok = run(&format!("{EXAMPLES}/tests.json"));
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // The same file with one expectation flipped must fail.
+    let text = std::fs::read_to_string(format!("{EXAMPLES}/tests.json")).unwrap();
+    let flipped = text.replacen("\"expect\": \"allow\"", "\"expect\": \"deny\"", 1);
+    assert_ne!(flipped, text);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("flipped.json");
+    std::fs::write(&f, flipped).unwrap();
+    let bad = run(f.to_str().unwrap());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL"));
+    // Invalid policies are refused offline with line and column.
+    let p = dir.path().join("bad.cedar");
+    std::fs::write(&p, "permit (principal, action, resource) when { 1 + };\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["policy", "validate", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("policies:1:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
