@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Load figures for the OAuth endpoints of a release `mandate serve` on loopback, each as a
+# Load figures for the OAuth endpoints and /v1/authorize of a release `mandate serve` on
+# loopback (authorize with the example CRM policies and durable audit), each as a
 # ratio to GET /healthz measured on the same server in the same run (the machine is
 # shared and noisy; ratios travel, absolute numbers do not).
 #
@@ -25,7 +26,15 @@ addr="$(grep -o 'http://[0-9.:]*' "$work/out" | head -n1)"
 admin="$(grep -o 'mat_[A-Za-z0-9_-]*' "$work/out")"
 
 agent="$(curl -sf "$addr/v1/agents" -H "Authorization: Bearer $admin" \
-  -H 'Content-Type: application/json' -d '{"name":"bench-bot","owner":"bench@example.com"}' | jq -r .id)"
+  -H 'Content-Type: application/json' \
+  -d '{"name":"bench-bot","owner":"bench@example.com","labels":{"team":"sales"},
+       "boundary":{"grants":[{"actions":["crm:*"],"resources":["Crm::Contact/*"],"data_classes":["internal"]}]}}' \
+  | jq -r .id)"
+# The example CRM policies, active.
+jq -n --rawfile p examples/crm/policies.cedar --rawfile s examples/crm/schema.cedarschema \
+  '{policies: $p, schema_fragments: [$s]}' \
+  | curl -sf "$addr/v1/policies" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d @- >/dev/null
+curl -sf -X POST "$addr/v1/policies/1/activate" -H "Authorization: Bearer $admin" >/dev/null
 secret="$(curl -sf "$addr/v1/agents/$agent/credentials" -H "Authorization: Bearer $admin" \
   -H 'Content-Type: application/json' -d '{"type":"client_secret"}' | jq -r .client_secret)"
 access="$(curl -sf "$addr/oauth/token" -u "$agent:$secret" -d grant_type=client_credentials | jq -r .access_token)"
@@ -48,6 +57,8 @@ rows=()
 rows+=("$(run 'GET /healthz (baseline)' "$addr/healthz")")
 rows+=("$(BODY="token=$access" AUTH="Bearer $admin" run 'POST /oauth/introspect (admin bearer)' -s bench/post.lua "$addr/oauth/introspect")")
 rows+=("$(BODY="grant_type=client_credentials" AUTH="$basic" run 'POST /oauth/token (client_secret_basic, Argon2id)' -s bench/post.lua "$addr/oauth/token")")
+allow='{"action":"crm:read","resource":{"type":"Crm::Contact","id":"c-1","attributes":{"team":"sales"}},"context":{"data_class":"internal"}}'
+rows+=("$(CT=application/json BODY="$allow" AUTH="Bearer $access" run 'POST /v1/authorize (allow, Cedar, durable audit)' -s bench/post.lua "$addr/v1/authorize")")
 
 base="$(cut -d'|' -f2 <<<"${rows[0]}")"
 echo

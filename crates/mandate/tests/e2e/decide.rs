@@ -538,3 +538,40 @@ fn policy_test_files_pass_and_mismatches_fail() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// When the audit log cannot be written, `/v1/authorize` answers 503 and no decision,
+/// and recovers once it can. The fault is injected from outside, as a second SQLite
+/// client adding a trigger that aborts every audit insert (the `sqlite3` CLI).
+#[tokio::test]
+async fn no_decision_without_a_durable_record() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[]);
+    let admin = s.token.clone().unwrap();
+    let (_, token) = crm_setup(&s, &admin).await;
+    let db = dir.join("mandate.db");
+    let sql = |stmt: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg(stmt)
+            .output()
+            .expect("sqlite3 CLI");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sql(
+        "CREATE TRIGGER audit_fault BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+    );
+    let (st, d) = authorize(&s, &token, read_contact("sales", "internal")).await;
+    assert_eq!(
+        (st, d["code"].as_str()),
+        (503, Some("audit_unavailable")),
+        "{d}"
+    );
+    assert!(d.get("decision").is_none(), "no decision without a record");
+    sql("DROP TRIGGER audit_fault;");
+    let (st, d) = authorize(&s, &token, read_contact("sales", "internal")).await;
+    assert_eq!((st, d["decision"].as_str()), (200, Some("allow")), "{d}");
+}
