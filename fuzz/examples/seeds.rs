@@ -5,7 +5,14 @@
 use std::fs;
 use std::path::Path;
 
-use mandate_fuzz::{CLIENT_ID, ED25519_KID, ISSUER, NOW_SECS, TOKEN_ENDPOINT, client_keys, ring};
+use mandate_audit::checkpoint::Checkpoint;
+use mandate_audit::event::AuditEvent;
+use mandate_audit::verify::verify_export;
+use mandate_core::time::Timestamp;
+use mandate_fuzz::{
+    CLIENT_ID, CRM_POLICIES, CRM_SCHEMA, CrmRequest, ED25519_KID, ExportBuilder, ISSUER, NOW_SECS,
+    TOKEN_ENDPOINT, audit_key, client_keys, crm, node_name, ring,
+};
 use mandate_token::access::{self, AccessClaims, Audience};
 use serde_json::json;
 
@@ -159,6 +166,244 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("purpose", r#""Reads CRM contacts\nnightly""#),
     ] {
         write("agent_json", name, s.as_bytes())?;
+    }
+
+    audit_seeds()?;
+    policy_seeds()
+}
+
+/// Bytes for the structured modes (`s!`): a fixed pseudo-random stream.
+fn stream(len: usize, mut x: u32) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            x.to_be_bytes()[1]
+        })
+        .collect()
+}
+
+/// Writes a sealed export, having checked that it verifies.
+fn export_seed(name: &str, export: &ExportBuilder) -> std::io::Result<()> {
+    let bytes = export.bytes();
+    assert_eq!(
+        verify_export(&bytes[..], &audit_key().verifying_key()),
+        Ok(export.report()),
+        "seed {name}"
+    );
+    write("audit_export", name, &bytes)
+}
+
+fn audit_seeds() -> Result<(), Box<dyn std::error::Error>> {
+    let node = node_name("node-1");
+    let mut decision = AuditEvent::new(0, Timestamp::from_secs(NOW_SECS), node.clone(), "decision");
+    decision.request_id = Some("req-1".into());
+    decision.agent = Some(CLIENT_ID.into());
+    decision.action = Some("crm:read".into());
+    decision.resource = Some(json!({"type": "Crm::Contact", "id": "c-42"}));
+    decision.context = Some(
+        json!({"data_class": "internal", "amount": 2.5, "big": 1e300,
+        "n": -7, "s": "é\u{2028}\"\\", "x": null}),
+    );
+    decision.decision = Some("allow".into());
+    decision.policy_ids = vec!["team-reads-contacts".into()];
+    decision.reasons = vec!["permit".into()];
+    let mut issued = AuditEvent::new(
+        0,
+        Timestamp::from_secs(NOW_SECS + 1),
+        node.clone(),
+        "token.issued",
+    );
+    issued.details = Some(json!({"scope": ["crm:read"], "exp": NOW_SECS + 301}));
+    let admin = AuditEvent::new(
+        0,
+        Timestamp::from_secs(NOW_SECS + 2),
+        node.clone(),
+        "agent.suspended",
+    );
+
+    let mut export = ExportBuilder::new(node.clone());
+    export.event(decision.clone());
+    export.event(issued.clone());
+    export.checkpoint(5);
+    export.event(admin.clone());
+    export.seal();
+    export_seed("three-events", &export)?;
+
+    let mut export = ExportBuilder::new(node_name("eu-west.2"));
+    export.checkpoint(0);
+    export.event(issued);
+    export.checkpoint(0);
+    export_seed("empty-checkpoint-first", &export)?;
+
+    let mut export = ExportBuilder::new(node.clone());
+    export.seal();
+    export_seed("empty-log", &export)?;
+
+    for (name, len, x) in [("short", 24, 1), ("medium", 200, 2), ("long", 1200, 3)] {
+        let mut bytes = b"s!".to_vec();
+        bytes.extend(stream(len, x));
+        write("audit_export", &format!("structured-{name}"), &bytes)?;
+    }
+
+    let cp = Checkpoint {
+        node,
+        size: 3,
+        root: [7; 32],
+        time: Timestamp::from_secs(NOW_SECS),
+    };
+    let signed = cp.sign(audit_key());
+    assert_eq!(signed.verify(&audit_key().verifying_key()), Ok(cp));
+    write("checkpoint", "signed", signed.text.as_bytes())?;
+    let cp = Checkpoint {
+        node: node_name("a"),
+        size: u64::MAX,
+        root: [0; 32],
+        time: Timestamp::from_secs(0),
+    };
+    write(
+        "checkpoint",
+        "signed-extremes",
+        cp.sign(audit_key()).text.as_bytes(),
+    )?;
+    for (name, len, x) in [("short", 8, 4), ("long", 120, 5)] {
+        let mut bytes = b"s!".to_vec();
+        bytes.extend(stream(len, x));
+        write("checkpoint", &format!("structured-{name}"), &bytes)?;
+    }
+
+    for (name, s) in [
+        (
+            "rfc8785-main",
+            r#"{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+  "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+  "literals": [null, true, false]}"#,
+        ),
+        (
+            "rfc8785-sorting",
+            r#"{"\u20ac": 1, "\r": 2, "\ufb33": 3, "1": 4, "\ud83d\ude00": 5, "\u0080": 6, "\u00f6": 7}"#,
+        ),
+        (
+            "numbers",
+            "[0, -0, -0.0, 1e21, 1e-7, 5e-324, 1.7976931348623157e308, 18446744073709551615, -9223372036854775808, 18446744073709551616, 9007199254740993, 1424953923781206.25]",
+        ),
+        (
+            "nested",
+            r#"{"a": {"b": [{"c": {}}, [], "", "\u0000\u001f\u007f"]}}"#,
+        ),
+    ] {
+        write("canonical_json", name, s.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn policy_seeds() -> Result<(), Box<dyn std::error::Error>> {
+    // `(name, fragment, policies, compiles)`; no fragment: no 0xFF, the CRM schema.
+    let own_schema = "namespace Docs { entity Folder; entity Doc in [Folder] { owner: String, tags: Set<String> }; }\n\
+         namespace Mandate { action \"docs:read\" in [\"all\"] appliesTo { principal: [Agent], \
+         resource: [Docs::Doc], context: { ip?: ipaddr, n: Long } }; }";
+    for (name, fragment, policies, compiles) in [
+        ("crm", Some(CRM_SCHEMA), CRM_POLICIES, true),
+        ("crm-schema-only", Some(CRM_SCHEMA), "", true),
+        ("crm-policies", None, CRM_POLICIES, true),
+        (
+            "crm-extensions",
+            None,
+            "@id(\"refund-in-office\")\npermit (principal in Mandate::Agent::\"a\", \
+             action in [Mandate::Action::\"crm:refund\"], resource is Crm::Invoice)\n\
+             when { context.amount <= resource.amount - context.refunded && context has source_ip && \
+             context.source_ip.isInRange(ip(\"10.0.0.0/8\")) && decimal(\"1.50\").lessThan(decimal(\"2.0\")) && \
+             [1, 2, 3].containsAny([context.amount]) && resource.team like \"sa*\" && \
+             (if principal.hasTag(\"region\") then principal.getTag(\"region\") == \"eu\" else true) };",
+            true,
+        ),
+        (
+            "base-schema",
+            Some(""),
+            "@id(\"all\") permit (principal is Mandate::Agent, action, resource) \
+             when { principal.status == \"active\" && principal.labels.contains(\"x=y\") };",
+            true,
+        ),
+        (
+            "own-namespace",
+            Some(own_schema),
+            "permit (principal, action == Mandate::Action::\"docs:read\", resource in Docs::Folder::\"f\") \
+             when { resource.tags.contains(principal.name) && context.n < 10 } \
+             unless { context has ip && context.ip.isLoopback() };\n\
+             forbid (principal, action, resource) when { principal.hasTag(\"team\") && principal.getTag(\"team\") like \"ops*\" };",
+            true,
+        ),
+        (
+            "template-and-duplicate",
+            Some(""),
+            "@id(\"p\") permit (principal == ?principal, action, resource);\n\
+             @id(\"p\") forbid (principal, action, resource);\n@id(\"\") permit (principal, action, resource);",
+            false,
+        ),
+    ] {
+        let got = mandate_policy::compile(&[fragment.unwrap_or(CRM_SCHEMA).to_owned()], policies);
+        assert_eq!(got.is_ok(), compiles, "seed {name}: {:?}", got.err());
+        let bytes = match fragment {
+            Some(f) => [f.as_bytes(), &[0xFF], policies.as_bytes()].concat(),
+            None => policies.as_bytes().to_vec(),
+        };
+        write("policy", name, &bytes)?;
+    }
+
+    // `(name, input, allowed)`: selectors `<action><type><principal>`, see the target.
+    for (name, s, allowed) in [
+        (
+            "read-contact",
+            "000c-42\n{\"team\":\"sales\"}\n{\"data_class\":\"internal\"}",
+            true,
+        ),
+        (
+            "read-secret-cleared",
+            "002c-42\n{\"team\":\"sales\",\"region\":\"eu\"}\n{\"data_class\":\"secret\"}",
+            true,
+        ),
+        (
+            "write-from-office",
+            "103c-42\n{\"team\":\"sales\"}\n{\"data_class\":\"internal\",\"source_ip\":\"10.1.2.3\"}",
+            true,
+        ),
+        (
+            "write-extn-ip",
+            "103c-42\n{\"team\":\"sales\"}\n{\"data_class\":\"internal\",\"source_ip\":{\"__extn\":{\"fn\":\"ip\",\"arg\":\"10.0.0.0/8\"}}}",
+            true,
+        ),
+        (
+            "refund",
+            "214inv-7\n{\"team\":\"sales\",\"amount\":100000}\n{\"data_class\":\"financial\",\"amount\":2500,\"refunded\":0}",
+            true,
+        ),
+        (
+            "refund-overflow",
+            "214inv-7\n{\"team\":\"sales\",\"amount\":100000}\n{\"data_class\":\"financial\",\"amount\":1,\"refunded\":9223372036854775807}",
+            false,
+        ),
+        (
+            "suspended",
+            "005c-42\n{\"team\":\"sales\"}\n{\"data_class\":\"internal\",\"extra\":{\"a\":[1]}}",
+            false,
+        ),
+        (
+            "arbitrary-action-and-type",
+            "xx0crm:export\nCrm::Contact\nc-1\n\n",
+            false,
+        ),
+        (
+            "entity-escape",
+            "000c-42\n{\"team\":{\"__entity\":{\"type\":\"Mandate::Agent\",\"id\":\"a\"}}}\n{\"data_class\":\"internal\"}",
+            false,
+        ),
+    ] {
+        let got = CrmRequest::parse(s.as_bytes()).map(|r| crm().evaluate(&r.request()));
+        assert_eq!(
+            got.as_ref().map(|o| o.allowed),
+            Some(allowed),
+            "seed {name}: {got:?}"
+        );
+        write("policy_request", name, s.as_bytes())?;
     }
     Ok(())
 }
