@@ -110,8 +110,24 @@ fn check(req: &AuthorizeRequest, caller: &Caller) -> Result<(), ApiError> {
 
 /// Decides one request (pure) and drafts its audit event.
 fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Decision, AuditEvent) {
+    let snapshot = state.snapshot();
+    let now = state.clock.now();
+    let verified;
     let principal = match (caller, &req.principal, &req.token) {
-        (Caller::Agent(t), _, _) | (Caller::Service(_), None, Some(t)) => Principal::Token(t),
+        (Caller::Agent(t), _, _) | (Caller::Service(_), None, Some(t)) => {
+            // The Ed25519 check is the costliest step of a decision: done once per token.
+            verified = state.verified_tokens.get(t, now).or_else(|| {
+                let c =
+                    mandate_token::access::verify(&snapshot.ring, t, &snapshot.issuer, now).ok()?;
+                state.verified_tokens.insert(t, c.clone());
+                Some(c)
+            });
+            match &verified {
+                Some(c) => Principal::Verified(c),
+                // Let `decide` verify again, so its answer names why the token is bad.
+                None => Principal::Token(t),
+            }
+        }
         (Caller::Service(_), Some(p), _) => Principal::Agent(p),
         // `check` rules this out; deny rather than guess.
         (Caller::Service(_), None, None) => Principal::Agent(""),
@@ -121,7 +137,6 @@ fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Dec
     } else {
         req.context.clone()
     };
-    let snapshot = state.snapshot();
     let d = decide(
         &snapshot,
         &DecisionRequest {
@@ -130,7 +145,7 @@ fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Dec
             resource: &req.resource,
             context: &context,
         },
-        state.clock.now(),
+        now,
     );
     let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");
     e.agent = d.agent.as_ref().map(ToString::to_string);

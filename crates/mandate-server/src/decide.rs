@@ -12,7 +12,7 @@ use mandate_core::agent::{Agent, AgentStatus, Boundary, glob_match};
 use mandate_core::id::AgentId;
 use mandate_core::time::Timestamp;
 use mandate_policy::{CompiledPolicies, PolicyRequest};
-use mandate_token::access;
+use mandate_token::access::{self, AccessClaims};
 use mandate_token::keys::KeyRing;
 use serde_json::Value;
 
@@ -54,6 +54,9 @@ pub enum Principal<'a> {
     Token(&'a str),
     /// An agent named by a trusted enforcement point (service token).
     Agent(&'a str),
+    /// The claims of an access token whose signature this node already verified (the
+    /// verified-token cache); expiry, issuer and revocation are still checked here.
+    Verified(&'a AccessClaims),
 }
 
 /// The resource acted on.
@@ -141,16 +144,40 @@ pub fn inside_boundary(
 
 /// Decides one request against one snapshot at `now`.
 pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decision {
-    let (agent_id, scope, token_id) = match req.principal {
-        Principal::Token(token) => {
-            let claims = match access::verify(&s.ring, token, &s.issuer, now) {
-                Ok(c) => c,
-                Err(e) => {
-                    let mut d = Decision::deny("invalid_token", None, None);
-                    d.reasons.push(e.to_string());
-                    return d;
-                }
+    enum Who {
+        Named(AgentId),
+        Token(AccessClaims),
+    }
+    let who = match req.principal {
+        Principal::Agent(name) => {
+            let Ok(id) = AgentId::parse(name) else {
+                return Decision::deny("unknown_agent", None, None);
             };
+            Who::Named(id)
+        }
+        Principal::Token(token) => match access::verify(&s.ring, token, &s.issuer, now) {
+            Ok(c) => Who::Token(c),
+            Err(e) => {
+                let mut d = Decision::deny("invalid_token", None, None);
+                d.reasons.push(e.to_string());
+                return d;
+            }
+        },
+        // The signature was checked when the token was first seen; the window and the
+        // issuer are checked again, now.
+        Principal::Verified(c) => {
+            if c.iss != s.issuer || now.secs() >= c.exp || now.secs() < c.nbf {
+                let mut d = Decision::deny("invalid_token", None, None);
+                d.reasons
+                    .push("expired, not yet valid or wrong issuer".into());
+                return d;
+            }
+            Who::Token(c.clone())
+        }
+    };
+    let (agent_id, scope, token_id) = match who {
+        Who::Named(id) => (id, None, None),
+        Who::Token(claims) => {
             let Ok(id) = AgentId::parse(&claims.client_id) else {
                 return Decision::deny("invalid_token", None, Some(claims.jti));
             };
@@ -160,10 +187,6 @@ pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decisi
             }
             (id, claims.scope, Some(claims.jti))
         }
-        Principal::Agent(name) => match AgentId::parse(name) {
-            Ok(id) => (id, None, None),
-            Err(_) => return Decision::deny("unknown_agent", None, None),
-        },
     };
     let Some(agent) = s.agents.get(&agent_id) else {
         return Decision::deny("unknown_agent", Some(agent_id), token_id);

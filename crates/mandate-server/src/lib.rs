@@ -11,6 +11,7 @@ pub mod audit;
 mod audit_api;
 mod authorize;
 pub mod bootstrap;
+mod cache;
 pub mod decide;
 pub mod error;
 mod extract;
@@ -91,6 +92,10 @@ pub struct AppState {
     compiled: Mutex<Option<(i64, Arc<CompiledPolicies>)>>,
     /// Redaction of audit contexts.
     redactor: Redactor,
+    /// Access tokens whose signature already verified.
+    pub(crate) verified_tokens: cache::VerifiedTokens,
+    /// Client secrets that already passed Argon2id.
+    pub(crate) verified_secrets: cache::VerifiedSecrets,
 }
 
 /// The server could not start.
@@ -134,7 +139,11 @@ impl AppState {
             cutoffs: Default::default(),
             revoked: Default::default(),
         };
+        let memo_key: [u8; 32] = mandate_core::random::random_bytes(random.as_ref())
+            .map_err(|e| StartError::Snapshot(e.to_string()))?;
         let state = Self {
+            verified_tokens: cache::VerifiedTokens::default(),
+            verified_secrets: cache::VerifiedSecrets::new(memo_key),
             store,
             keys,
             clock,

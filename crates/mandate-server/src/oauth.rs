@@ -181,12 +181,20 @@ async fn authenticate(
 ) -> Result<Agent, OAuthError> {
     let agent = match auth {
         ClientAuth::Secret { client_id, secret } => {
-            let wait = Arc::clone(&state.argon2_permits).acquire_owned();
-            let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_QUEUE_WAIT, wait).await else {
-                tracing::warn!("client-secret checks saturated; refusing with 503");
-                return Err(OAuthError::temporarily_unavailable(
-                    "too many concurrent client authentications; retry shortly",
-                ));
+            let now = state.clock.now();
+            let remembered = state.verified_secrets.get(&client_id, &secret, now);
+            // A remembered secret needs no Argon2id, so no permit either.
+            let permit = if remembered.is_some() {
+                None
+            } else {
+                let wait = Arc::clone(&state.argon2_permits).acquire_owned();
+                let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_QUEUE_WAIT, wait).await else {
+                    tracing::warn!("client-secret checks saturated; refusing with 503");
+                    return Err(OAuthError::temporarily_unavailable(
+                        "too many concurrent client authentications; retry shortly",
+                    ));
+                };
+                Some(permit)
             };
             crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
                 let _permit = permit;
@@ -198,27 +206,41 @@ async fn authenticate(
                     secret::verify_against_dummy(&secret);
                     return Ok(None);
                 };
-                let now = s.clock.now();
                 let creds = s.store.credentials(&id)?;
-                let mut hashes = creds
+                let usable: Vec<_> = creds
                     .iter()
                     .filter(|c| {
                         c.credential.kind == CredentialKind::ClientSecret
                             && c.credential.usable_at(now)
                     })
-                    .filter_map(|c| c.secret_hash.as_deref())
-                    .peekable();
-                if hashes.peek().is_none() {
+                    .collect();
+                // INVARIANT (caches only spare work): the remembered credential must still
+                // be usable now.
+                if let Some(cid) = &remembered
+                    && usable.iter().any(|c| c.credential.id == *cid)
+                {
+                    return Ok(Some(agent));
+                }
+                if usable.is_empty() {
                     secret::verify_against_dummy(&secret);
                     return Ok(None);
                 }
                 // Which candidate matched is no secret; stop at the first (during a
                 // rotation overlap this halves the Argon2id cost of the new secret).
-                let ok = hashes.any(|h| secret::verify_client_secret(&secret, h));
-                if !ok {
+                let matched = usable.iter().find(|c| {
+                    c.secret_hash
+                        .as_deref()
+                        .is_some_and(|h| secret::verify_client_secret(&secret, h))
+                });
+                let Some(m) = matched else {
                     tracing::info!(client_id = %id, "client secret refused");
-                }
-                Ok(ok.then_some(agent))
+                    return Ok(None);
+                };
+                let memo = now.plus_secs(crate::cache::SECRET_MEMO_SECS);
+                let until = m.credential.expires_at.map_or(memo, |e| e.min(memo));
+                s.verified_secrets
+                    .insert(&client_id, &secret, m.credential.id.clone(), until);
+                Ok(Some(agent))
             })
             .await
             .map_err(|e| OAuthError::server_error(e.code()))??

@@ -1,0 +1,120 @@
+//! Memo caches that spare repeated cryptography on hot paths: access tokens whose Ed25519
+//! signature this node already verified, and client secrets already checked with
+//! Argon2id. Both are bounded (emptied when full) and in memory only.
+//!
+//! INVARIANT (caches only spare work): a hit replaces a signature or hash check, never a
+//! state check — expiry, revocation, cutoffs, agent status and credential usability
+//! are checked on every request as without the cache.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use mandate_core::id::CredentialId;
+use mandate_core::time::Timestamp;
+use mandate_token::access::AccessClaims;
+use sha2::{Digest, Sha256};
+
+const MAX_ENTRIES: usize = 100_000;
+
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// Access tokens whose signature verified, by SHA-256 of the token, until they expire.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens {
+    map: Mutex<HashMap<[u8; 32], AccessClaims>>,
+}
+
+impl VerifiedTokens {
+    /// The claims of `token` if its signature was verified before and it has not expired.
+    pub fn get(&self, token: &str, now: Timestamp) -> Option<AccessClaims> {
+        let key = digest(&[token.as_bytes()]);
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(&key) {
+            Some(c) if now.secs() < c.exp => Some(c.clone()),
+            Some(_) => {
+                map.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers a token whose signature just verified.
+    pub fn insert(&self, token: &str, claims: AccessClaims) {
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(digest(&[token.as_bytes()]), claims);
+    }
+}
+
+/// Client secrets that passed Argon2id, keyed by a keyed hash of (client, secret), with
+/// the credential they matched and until when the memo holds (at most five minutes, never
+/// past the credential's own expiry).
+#[derive(Debug)]
+pub struct VerifiedSecrets {
+    key: [u8; 32],
+    map: Mutex<HashMap<[u8; 32], (CredentialId, Timestamp)>>,
+}
+
+/// How long a verified secret is remembered.
+pub const SECRET_MEMO_SECS: i64 = 300;
+
+impl VerifiedSecrets {
+    /// A cache whose keys are hashed with `key` (random per process), so its contents
+    /// say nothing about secrets even to someone reading this process's memory.
+    pub fn new(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, client: &str, secret: &str) -> [u8; 32] {
+        digest(&[&self.key, client.as_bytes(), secret.as_bytes()])
+    }
+
+    /// The credential this (client, secret) matched, if remembered and still within its memo.
+    pub fn get(&self, client: &str, secret: &str, now: Timestamp) -> Option<CredentialId> {
+        let slot = self.slot(client, secret);
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(&slot) {
+            Some((cid, until)) if now < *until => Some(cid.clone()),
+            Some(_) => {
+                map.remove(&slot);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers that (client, secret) matched `credential`, until `until`.
+    pub fn insert(&self, client: &str, secret: &str, credential: CredentialId, until: Timestamp) {
+        let slot = self.slot(client, secret);
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(slot, (credential, until));
+    }
+}
