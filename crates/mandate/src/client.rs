@@ -68,11 +68,7 @@ async fn call_raw(conn: &Conn, method: Method, path: &str, body: Option<Value>) 
         .unwrap_or("request failed");
     let code = value.get("code").and_then(Value::as_str).unwrap_or("error");
     // Located policy errors are worth showing whole.
-    let located: Vec<String> = value
-        .get("errors")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let located: Vec<String> = list(&value, "errors")
         .map(|e| {
             format!(
                 "  {}:{}:{}: {}",
@@ -131,6 +127,16 @@ fn agent_fields(
         body.insert("boundary".into(), text_or_file(&b)?);
     }
     Ok(Value::Object(body))
+}
+
+/// The elements of the array `v[k]` (none if it is missing or not an array).
+fn list<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(k).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// The `items` of a list response.
+fn items(v: &Value) -> impl Iterator<Item = &Value> {
+    list(v, "items")
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -266,12 +272,7 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             }
             let r = call(&conn, Method::GET, &format!("/v1/agents{q}"), None).await;
             finish(&conn, r, |v| {
-                for a in v
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for a in items(v) {
                     println!("{}", agent_line(a));
                 }
                 if let Some(c) = v.get("next_cursor").and_then(Value::as_str) {
@@ -368,12 +369,7 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
             )
             .await;
             finish(&conn, r, |v| {
-                for c in v
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for c in items(v) {
                     let until = c
                         .get("expires_at")
                         .and_then(Value::as_str)
@@ -449,12 +445,7 @@ pub async fn admin_token(cmd: AdminTokenCmd) -> ExitCode {
         AdminTokenCmd::List { conn } => {
             let r = call(&conn, Method::GET, "/v1/admin-tokens", None).await;
             finish(&conn, r, |v| {
-                for t in v
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for t in items(v) {
                     let state = if t.get("revoked_at").is_some() {
                         "revoked"
                     } else {
@@ -500,12 +491,7 @@ pub async fn keys(cmd: KeysCmd) -> ExitCode {
         KeysCmd::List { conn } => {
             let r = call(&conn, Method::GET, "/v1/keys", None).await;
             finish(&conn, r, |v| {
-                for k in v
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for k in items(v) {
                     let what = if k.get("current").and_then(Value::as_bool) == Some(true) {
                         "current".to_owned()
                     } else {
@@ -571,13 +557,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             }
             .await;
             finish(&conn, r, |v| {
-                let ids: Vec<&str> = v
-                    .get("policy_ids")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let ids: Vec<&str> = list(v, "policy_ids").filter_map(Value::as_str).collect();
                 println!(
                     "policy version {} added ({} policies: {})",
                     v.get("version").unwrap_or(&Value::Null),
@@ -592,12 +572,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
         PolicyCmd::List { conn } => {
             let r = call(&conn, Method::GET, "/v1/policies", None).await;
             finish(&conn, r, |v| {
-                for p in v
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for p in items(v) {
                     let mark = if p.get("active").and_then(Value::as_bool) == Some(true) {
                         "*"
                     } else {
@@ -617,12 +592,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             let r = call(&conn, Method::GET, &format!("/v1/policies/{version}"), None).await;
             finish(&conn, r, |v| {
                 println!("{}", s(v, "policies"));
-                for f in v
-                    .get("schema_fragments")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for f in list(v, "schema_fragments") {
                     println!("--- schema fragment ---\n{}", f.as_str().unwrap_or(""));
                 }
             })
@@ -727,12 +697,7 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
             }
             let r = call(&conn, Method::GET, &format!("/v1/audit/events{q}"), None).await;
             finish(&conn, r, |v| {
-                for e in v
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for e in items(v) {
                     println!(
                         "{:>6}  {}  {:<20} {:<6} agent={} action={} {}",
                         e.get("seq").unwrap_or(&Value::Null),
