@@ -1,0 +1,213 @@
+//! The audit log: encoding a decision event (canonical JSON and leaf hash, as the audit
+//! writer does per event), appending to the SQLite store one event per transaction and
+//! 256 per transaction (group commit), the Merkle root, and `verify_export` over an
+//! export of 1,000,000 decision events with a signed checkpoint every 1,000 (the server's
+//! default `audit.checkpoint_every_events`), the last timed by hand after criterion's runs
+//! (only under `cargo bench`).
+//!
+//! The store is a real file (`synchronous=FULL`, WAL) in a temporary directory under
+//! `target/`, so each commit waits for the disk.
+
+#![expect(clippy::expect_used, reason = "benchmark setup fails loudly")]
+
+use std::hint::black_box;
+use std::io::Cursor;
+
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group};
+use mandate_audit::checkpoint::Checkpoint;
+use mandate_audit::event::{AuditEvent, NodeName};
+use mandate_audit::merkle::{Frontier, Hash, leaf_hash, root};
+use mandate_audit::verify::{checkpoint_line, event_line, verify_export};
+use mandate_core::time::Timestamp;
+use mandate_store::{AuditRow, Store};
+use serde_json::json;
+
+const NOW: i64 = 1_750_000_000;
+const CHECKPOINT_EVERY: u64 = 1_000;
+const GROUP: usize = 256;
+
+fn node() -> NodeName {
+    NodeName::new("node-1").expect("node name")
+}
+
+/// A decision event as `/v1/authorize` records it.
+fn decision(seq: u64) -> AuditEvent {
+    let mut e = AuditEvent::new(
+        seq,
+        Timestamp::from_secs(NOW + (seq / 500) as i64),
+        node(),
+        "decision",
+    );
+    e.request_id = Some(format!("req-{seq:012}"));
+    e.agent = Some(format!("agt_01JA{:022}", seq % 100_000));
+    e.action = Some("crm:read".to_owned());
+    e.resource = Some(json!({"type": "Crm::Contact", "id": format!("c-{}", seq % 5_000)}));
+    e.context = Some(json!({"data_class": "internal"}));
+    e.decision = Some("allow".to_owned());
+    e.policy_ids = vec!["team-reads-contacts".to_owned()];
+    e.reasons = vec!["allowed_by_policy".to_owned()];
+    e.details = Some(json!({"token_id": format!("tok_01JC{seq:022}"), "policy_version": 3}));
+    e
+}
+
+/// What the audit writer stores for an event.
+fn row(e: &AuditEvent) -> AuditRow {
+    let body = String::from_utf8_lossy(&e.canonical_bytes()).into_owned();
+    AuditRow {
+        seq: e.seq,
+        time: e.time,
+        kind: e.kind.clone(),
+        agent: e.agent.clone(),
+        user: e.user.clone(),
+        decision: e.decision.clone(),
+        leaf: leaf_hash(body.as_bytes()),
+        body,
+    }
+}
+
+fn bench_encode(c: &mut Criterion) {
+    let e = decision(123_456);
+    c.bench_function("audit/encode_event", |b| {
+        b.iter(|| row(black_box(&e)));
+    });
+}
+
+fn bench_append(c: &mut Criterion) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
+    let store = Store::open(&dir.path().join("mandate.db")).expect("store");
+    let mut next = 0_u64;
+    let mut group = c.benchmark_group("audit/append");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("single", |b| {
+        b.iter_batched(
+            || {
+                let r = row(&decision(next));
+                next += 1;
+                r
+            },
+            |r| store.append_audit(&[r]).expect("append"),
+            BatchSize::SmallInput,
+        );
+    });
+    group.throughput(Throughput::Elements(GROUP as u64));
+    group.bench_function("group_256", |b| {
+        b.iter_batched(
+            || {
+                let rows: Vec<AuditRow> = (next..next + GROUP as u64)
+                    .map(|s| row(&decision(s)))
+                    .collect();
+                next += GROUP as u64;
+                rows
+            },
+            |rows| store.append_audit(&rows).expect("append"),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+fn bench_merkle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("audit/merkle_root");
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    let leaves: Vec<Hash> = (0..1_000_000_u64)
+        .map(|i| leaf_hash(&i.to_be_bytes()))
+        .collect();
+    for n in [1_000, 100_000, 1_000_000] {
+        let slice = leaves.get(..n).expect("leaves");
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("{n}"), |b| b.iter(|| root(black_box(slice))));
+    }
+    group.finish();
+
+    // What the writer does per event: push the leaf; and per checkpoint: the root.
+    let mut frontier = Frontier::new();
+    for l in &leaves {
+        frontier.push(*l).expect("push");
+    }
+    let mut group = c.benchmark_group("audit/frontier");
+    group.bench_function("push", |b| {
+        b.iter_batched_ref(
+            || frontier.clone(),
+            |f| f.push(black_box([7; 32])),
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("root_at_1M", |b| b.iter(|| black_box(&frontier).root()));
+    group.finish();
+}
+
+/// An export of `events` decision events, a checkpoint every [`CHECKPOINT_EVERY`] and
+/// at the end; and the node's public key.
+fn export(events: u64) -> (Vec<u8>, ed25519_dalek::VerifyingKey) {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let mut frontier = Frontier::new();
+    let mut out = Vec::new();
+    let mut time = Timestamp::from_secs(NOW);
+    for seq in 0..events {
+        let e = decision(seq);
+        frontier.push(e.leaf_hash()).expect("push");
+        out.extend_from_slice(event_line(&e).as_bytes());
+        out.push(b'\n');
+        if frontier.size().is_multiple_of(CHECKPOINT_EVERY) || seq + 1 == events {
+            time = time.plus_secs(1);
+            let cp = Checkpoint {
+                node: node(),
+                size: frontier.size(),
+                root: frontier.root(),
+                time,
+            };
+            out.extend_from_slice(checkpoint_line(&cp.sign(&key)).as_bytes());
+            out.push(b'\n');
+        }
+    }
+    (out, key.verifying_key())
+}
+
+/// `verify_export` over 1,000,000 events, timed by hand: at ~15 s a run, criterion's
+/// ten samples would take minutes. Three runs; each and the median are printed.
+#[expect(clippy::disallowed_methods, reason = "benchmark timing")]
+fn verify_pass() {
+    const EVENTS: u64 = 1_000_000;
+    const RUNS: usize = 3;
+    let (bytes, key) = export(EVENTS);
+    println!(
+        "\naudit/verify_export: {EVENTS} events, {} checkpoints, {:.0} MiB in memory",
+        EVENTS / CHECKPOINT_EVERY,
+        bytes.len() as f64 / (1024.0 * 1024.0)
+    );
+    let mut secs: Vec<f64> = (0..RUNS)
+        .map(|run| {
+            let start = std::time::Instant::now();
+            let report = verify_export(Cursor::new(black_box(&bytes)), &key).expect("verifies");
+            let s = start.elapsed().as_secs_f64();
+            assert_eq!(report.events, EVENTS, "all events verified");
+            println!(
+                "  run {}: {s:.2} s, {:.0} events/s",
+                run + 1,
+                EVENTS as f64 / s
+            );
+            s
+        })
+        .collect();
+    secs.sort_by(f64::total_cmp);
+    let median = secs.get(RUNS / 2).copied().unwrap_or(f64::NAN);
+    println!(
+        "  median: {median:.2} s, {:.0} events/s",
+        EVENTS as f64 / median
+    );
+}
+
+criterion_group!(benches, bench_encode, bench_append, bench_merkle);
+
+fn main() {
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+    // Only under `cargo bench` (not `cargo test`): building the export takes seconds.
+    if std::env::args().any(|a| a == "--bench") {
+        verify_pass();
+    }
+}
