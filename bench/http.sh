@@ -84,31 +84,12 @@ wait_for() { # file pattern
 }
 
 # ---------------------------------------------------------------------------- Mandate
-target/release/mandate serve --listen 127.0.0.1:0 --data-dir "$work/data" \
-  >"$work/mandate.out" 2>"$work/mandate.err" &
-mandate_pid=$!
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+start_mandate "$work"
 pids+=("$mandate_pid")
-wait_for "$work/mandate.out" "mandate agent register" || { cat "$work/mandate.err" >&2; exit 1; }
-maddr="$(grep -o 'http://[0-9.:]*' "$work/mandate.out" | head -n1)"
-admin="$(grep -o 'mat_[A-Za-z0-9_-]*' "$work/mandate.out")"
-agent="$(curl -sf "$maddr/v1/agents" -H "Authorization: Bearer $admin" \
-  -H 'Content-Type: application/json' \
-  -d '{"name":"bench-bot","owner":"bench@example.com","labels":{"team":"sales"},
-       "boundary":{"grants":[{"actions":["crm:*"],"resources":["Crm::Contact/*"],"data_classes":["internal"]}]}}' \
-  | jq -r .id)"
-jq -n --rawfile p examples/crm/policies.cedar --rawfile s examples/crm/schema.cedarschema \
-  '{policies: $p, schema_fragments: [$s]}' \
-  | curl -sf "$maddr/v1/policies" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d @- >/dev/null
-curl -sf -X POST "$maddr/v1/policies/1/activate" -H "Authorization: Bearer $admin" >/dev/null
-secret="$(curl -sf "$maddr/v1/agents/$agent/credentials" -H "Authorization: Bearer $admin" \
-  -H 'Content-Type: application/json' -d '{"type":"client_secret"}' | jq -r .client_secret)"
-basic="Basic $(printf '%s:%s' "$agent" "$secret" | base64 -w0)"
-# Access tokens live 5 minutes; a fresh one is minted before every Mandate run.
-access_token() {
-  curl -sf "$maddr/oauth/token" -u "$agent:$secret" -d grant_type=client_credentials | jq -r .access_token
-}
 mandate_body='{"action":"crm:read","resource":{"type":"Crm::Contact","id":"c-1","attributes":{"team":"sales"}},"context":{"data_class":"internal"}}'
-answer="$(curl -sf "$maddr/v1/authorize" -H "Authorization: Bearer $(access_token)" \
+answer="$(curl -sf "$maddr/v1/authorize" -H "Authorization: Bearer $(mandate_token)" \
   -H 'Content-Type: application/json' -d "$mandate_body")"
 [[ "$(jq -r .decision <<<"$answer")" == allow ]] || { log "Mandate did not allow: $answer"; exit 1; }
 log "mandate $maddr: $answer"
@@ -258,7 +239,7 @@ run() {
   local threads=$((n < 2 ? n : 2))
   case "$target" in
     mandate) pid="$mandate_pid"; url="$maddr/v1/authorize"
-      script_env=(CT=application/json BODY="$mandate_body" AUTH="Bearer $(access_token)") ;;
+      script_env=(CT=application/json BODY="$mandate_body" AUTH="Bearer $(mandate_token)") ;;
     hello) pid="$hello_pid"; url="$haddr/v1/authorize"
       script_env=(CT=application/json BODY="$mandate_body") ;;
     cerbos) pid="$cerbos_pid"; url="$caddr/api/check/resources"

@@ -17,28 +17,12 @@ command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq; }
 cargo build --release -q -p mandate
 
 work="$(mktemp -d)"
-target/release/mandate serve --listen 127.0.0.1:0 --data-dir "$work/data" \
-  >"$work/out" 2>"$work/err" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 200); do grep -q "mandate agent register" "$work/out" && break; sleep 0.05; done
-addr="$(grep -o 'http://[0-9.:]*' "$work/out" | head -n1)"
-admin="$(grep -o 'mat_[A-Za-z0-9_-]*' "$work/out")"
-
-agent="$(curl -sf "$addr/v1/agents" -H "Authorization: Bearer $admin" \
-  -H 'Content-Type: application/json' \
-  -d '{"name":"bench-bot","owner":"bench@example.com","labels":{"team":"sales"},
-       "boundary":{"grants":[{"actions":["crm:*"],"resources":["Crm::Contact/*"],"data_classes":["internal"]}]}}' \
-  | jq -r .id)"
-# The example CRM policies, active.
-jq -n --rawfile p examples/crm/policies.cedar --rawfile s examples/crm/schema.cedarschema \
-  '{policies: $p, schema_fragments: [$s]}' \
-  | curl -sf "$addr/v1/policies" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d @- >/dev/null
-curl -sf -X POST "$addr/v1/policies/1/activate" -H "Authorization: Bearer $admin" >/dev/null
-secret="$(curl -sf "$addr/v1/agents/$agent/credentials" -H "Authorization: Bearer $admin" \
-  -H 'Content-Type: application/json' -d '{"type":"client_secret"}' | jq -r .client_secret)"
-access="$(curl -sf "$addr/oauth/token" -u "$agent:$secret" -d grant_type=client_credentials | jq -r .access_token)"
-basic="Basic $(printf '%s:%s' "$agent" "$secret" | base64 -w0)"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+trap 'kill "$mandate_pid" 2>/dev/null; wait "$mandate_pid" 2>/dev/null; rm -rf "$work"' EXIT
+start_mandate "$work"
+addr="$maddr"
+access="$(mandate_token)"
 
 run() { # name, then wrk arguments
   local name="$1"; shift
@@ -56,7 +40,7 @@ run() { # name, then wrk arguments
 rows=()
 rows+=("$(run 'GET /healthz (baseline)' "$addr/healthz")")
 rows+=("$(BODY="token=$access" AUTH="Bearer $admin" run 'POST /oauth/introspect (admin bearer)' -s bench/post.lua "$addr/oauth/introspect")")
-rows+=("$(BODY="grant_type=client_credentials" AUTH="$basic" run 'POST /oauth/token (client_secret_basic, Argon2id)' -s bench/post.lua "$addr/oauth/token")")
+rows+=("$(BODY="grant_type=client_credentials" AUTH="$basic" run 'POST /oauth/token (client_secret_basic; Argon2id once, then memo)' -s bench/post.lua "$addr/oauth/token")")
 allow='{"action":"crm:read","resource":{"type":"Crm::Contact","id":"c-1","attributes":{"team":"sales"}},"context":{"data_class":"internal"}}'
 rows+=("$(CT=application/json BODY="$allow" AUTH="Bearer $access" run 'POST /v1/authorize (allow, Cedar, durable audit)' -s bench/post.lua "$addr/v1/authorize")")
 
