@@ -22,14 +22,14 @@ pub struct ValidationError {
     pub message: String,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
     ValidationError {
         field,
         message: message.into(),
     }
 }
 
-fn printable(s: &str) -> bool {
+pub(crate) fn printable(s: &str) -> bool {
     !s.chars().any(char::is_control)
 }
 
@@ -250,38 +250,13 @@ impl TryFrom<RawBoundary> for Boundary {
                 "at most 256 grants, 256 delegates and 256 audiences",
             ));
         }
-        let pattern_ok = |p: &String| {
-            !p.is_empty()
-                && p.chars().count() <= 256
-                && printable(p)
-                && !p.chars().any(char::is_whitespace)
-        };
-        if !r.audiences.iter().all(pattern_ok) {
+        if !r.audiences.iter().all(|p| pattern_ok(p)) {
             return Err(invalid(
                 "boundary",
                 "audiences must be 1-256 printable characters without whitespace",
             ));
         }
-        for g in &r.grants {
-            if g.actions.is_empty() || g.resources.is_empty() {
-                return Err(invalid(
-                    "boundary",
-                    "each grant needs actions and resources",
-                ));
-            }
-            if !g
-                .actions
-                .iter()
-                .chain(&g.resources)
-                .chain(&g.data_classes)
-                .all(pattern_ok)
-            {
-                return Err(invalid(
-                    "boundary",
-                    "patterns must be 1-256 printable characters without whitespace",
-                ));
-            }
-        }
+        check_grants("boundary", &r.grants)?;
         if let Some(l) = r.max_token_lifetime_secs
             && !(1..=MAX_BOUNDARY_LIFETIME_SECS).contains(&l)
         {
@@ -297,6 +272,33 @@ impl TryFrom<RawBoundary> for Boundary {
             audiences: r.audiences,
         })
     }
+}
+
+/// Whether a pattern (or an audience) is 1-256 printable characters without whitespace.
+fn pattern_ok(p: &str) -> bool {
+    !p.is_empty() && p.chars().count() <= 256 && printable(p) && !p.chars().any(char::is_whitespace)
+}
+
+/// Checks grants: each has actions and resources, and every pattern is well formed.
+pub(crate) fn check_grants(field: &'static str, grants: &[Grant]) -> Result<(), ValidationError> {
+    for g in grants {
+        if g.actions.is_empty() || g.resources.is_empty() {
+            return Err(invalid(field, "each grant needs actions and resources"));
+        }
+        if !g
+            .actions
+            .iter()
+            .chain(&g.resources)
+            .chain(&g.data_classes)
+            .all(|p| pattern_ok(p))
+        {
+            return Err(invalid(
+                field,
+                "patterns must be 1-256 printable characters without whitespace",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters (including

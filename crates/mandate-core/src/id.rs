@@ -119,6 +119,10 @@ prefixed_id!(
     /// An access token's `jti`: `tok_` + ULID.
     TokenId, "tok_", "token"
 );
+prefixed_id!(
+    /// A mandate (a task-scoped grant): `mdt_` + ULID.
+    MandateId, "mdt_", "mandate"
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
-//! Mandate's vocabulary: identifiers, agents, credentials, admin roles, time and randomness.
+//! Mandate's vocabulary: identifiers, agents, mandates, credentials, admin roles, time
+//! and randomness.
 //!
 //! This crate does no network or disk IO. Everything that reads the outside world (the
 //! wall clock, the OS random source) is reached through the [`clock::Clock`] and
@@ -9,6 +10,7 @@ pub mod agent;
 pub mod clock;
 pub mod credential;
 pub mod id;
+pub mod mandate;
 pub mod random;
 pub mod time;
 pub mod uri;
