@@ -12,7 +12,7 @@ use cedar_policy::{
 use miette::{Diagnostic, SourceSpan};
 use serde::Serialize;
 
-use crate::schema::{ALL_ACTIONS, BASE_SCHEMA, DeclaredAttrs, NAMESPACE};
+use crate::schema::{ALL_ACTIONS, BASE_SCHEMA, DeclaredAttrs, NAMESPACE, inject_reserved_context};
 
 /// How many entity hops a policy may take from the request's principal and resource
 /// (Cedar level validation, RFC 76). Only those two entities are loaded for a request,
@@ -20,6 +20,11 @@ use crate::schema::{ALL_ACTIONS, BASE_SCHEMA, DeclaredAttrs, NAMESPACE};
 /// `resource.owner in …`) would always fail or silently be false: it is refused when
 /// compiled instead.
 const MAX_DEREF_LEVEL: u32 = 1;
+
+/// The annotation that turns a `forbid` into "forbid unless a human approves":
+/// `@approval forbid(…) when { … };`. A request such a forbid alone denies, and which
+/// the other policies allow, is answered `approval_required`. Only on forbids.
+pub const APPROVAL: &str = "approval";
 
 /// The source name of the policy text in a [`PolicyError`].
 pub const POLICIES_SOURCE: &str = "policies";
@@ -75,6 +80,11 @@ pub struct CompiledPolicies {
     pub(crate) action_type: EntityTypeName,
     /// `Mandate::Agent`.
     pub(crate) agent_type: EntityTypeName,
+    /// Ids of the `@approval` forbids: a request they alone deny, and the rest allow,
+    /// needs a human's approval rather than being refused.
+    pub(crate) approval_ids: std::collections::HashSet<String>,
+    /// The policies without the `@approval` forbids; `None` when there are none.
+    pub(crate) relaxed: Option<PolicySet>,
     warnings: Vec<PolicyError>,
 }
 
@@ -182,6 +192,30 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
     if !errors.is_empty() {
         return Err(errors);
     }
+    let approval_ids: std::collections::HashSet<String> = policy_set
+        .policies()
+        .filter(|p| p.annotation(APPROVAL).is_some())
+        .map(|p| p.id().to_string())
+        .collect();
+    let relaxed = if approval_ids.is_empty() {
+        None
+    } else {
+        let mut r = PolicySet::new();
+        for p in policy_set
+            .policies()
+            .filter(|p| !approval_ids.contains(&p.id().to_string()))
+        {
+            r.add(p.clone()).map_err(|e| {
+                vec![PolicyError {
+                    source: POLICIES_SOURCE.to_owned(),
+                    line: None,
+                    column: None,
+                    message: e.to_string(),
+                }]
+            })?;
+        }
+        Some(r)
+    };
     Ok(CompiledPolicies {
         schema,
         policies: policy_set,
@@ -190,6 +224,8 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
         authorizer: Authorizer::new(),
         action_type,
         agent_type,
+        approval_ids,
+        relaxed,
         warnings,
     })
 }
@@ -271,30 +307,24 @@ fn build_schema(
                 for w in warns {
                     warnings.extend(diagnostic_errors(&w, one));
                 }
-                // Only the attribute index needs the JSON form: without it, undeclared
-                // request fields of this fragment's types are refused, not dropped.
+                // The combined schema is rebuilt from the JSON form (with Mandate's
+                // reserved context fields added), so a fragment must convert.
                 match fragment.clone().to_json_value() {
                     Ok(v) => json.push(v),
-                    Err(e) => {
-                        warnings.extend(diagnostic_errors(&e, one).into_iter().map(|mut w| {
-                            w.message = format!(
-                                "undeclared request fields will be refused, not dropped: {}",
-                                w.message
-                            );
-                            w
-                        }))
-                    }
+                    Err(e) => errors.extend(diagnostic_errors(&e, one)),
                 }
                 parsed.push(fragment);
             }
             Err(e) => errors.extend(diagnostic_errors(&e, one)),
         }
     }
-    if parsed.len() != sources.len() {
+    if parsed.len() != sources.len() || json.len() != sources.len() {
         return None;
     }
     match Schema::from_schema_fragments(parsed) {
-        Ok(schema) => Some((schema, DeclaredAttrs::from_json_fragments(&json))),
+        // The fragments combine (any error so far is located in the operator's text);
+        // now the same schema with Mandate's reserved context fields added.
+        Ok(_) => with_reserved_context(json, errors),
         Err(e) => {
             errors.extend(diagnostic_errors(&e, &sources).into_iter().map(|mut pe| {
                 // Cedar points a duplicate at its first declaration, which for a clash
@@ -305,6 +335,39 @@ fn build_schema(
                 }
                 pe
             }));
+            None
+        }
+    }
+}
+
+/// The schema rebuilt from the fragments' JSON form with [`crate::RESERVED_CONTEXT`] added to
+/// every `Mandate` action's context.
+fn with_reserved_context(
+    mut json: Vec<serde_json::Value>,
+    errors: &mut Vec<PolicyError>,
+) -> Option<(Schema, DeclaredAttrs)> {
+    let schema_error = |message: String| PolicyError {
+        source: "schema".to_owned(),
+        line: None,
+        column: None,
+        message,
+    };
+    let problems = inject_reserved_context(&mut json);
+    if !problems.is_empty() {
+        errors.extend(problems.into_iter().map(schema_error));
+        return None;
+    }
+    let fragments: Result<Vec<SchemaFragment>, String> = json
+        .iter()
+        .map(|v| SchemaFragment::from_json_value(v.clone()).map_err(|e| e.to_string()))
+        .collect();
+    let built = fragments.and_then(|f| Schema::from_schema_fragments(f).map_err(|e| e.to_string()));
+    match built {
+        Ok(schema) => Some((schema, DeclaredAttrs::from_json_fragments(&json))),
+        Err(e) => {
+            errors.push(schema_error(format!(
+                "adding Mandate's context fields to the schema failed: {e}"
+            )));
             None
         }
     }
@@ -383,6 +446,14 @@ fn build_policy_set(text: &str, errors: &mut Vec<PolicyError>) -> Option<(Policy
             }
             Item::Static(p) => p,
         };
+        if policy.annotation(APPROVAL).is_some() && policy.effect() == cedar_policy::Effect::Permit
+        {
+            errors.push(here(format!(
+                "policy `{cedar_id}`: `@{APPROVAL}` applies to forbid policies only (\"forbid unless a human approves\")"
+            )));
+            ok = false;
+            continue;
+        }
         let id = match policy.annotation("id") {
             Some(id) if id.trim().is_empty() => {
                 errors.push(here(format!("policy `{cedar_id}` has an empty `@id`")));

@@ -9,10 +9,12 @@ use cedar_policy::{
     Request, RequestValidationError, RestrictedExpression,
 };
 use mandate_core::agent::Agent;
+use mandate_core::mandate::{Mandate, UserRef};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::compile::CompiledPolicies;
+use crate::schema::RESERVED_CONTEXT;
 
 /// A Cedar entity named by type and id, e.g. `Crm::Contact::"c1"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -54,8 +56,46 @@ pub struct PolicyRequest<'a> {
     /// The request context: a JSON object (or `null`) with the same value rules.
     /// Top-level fields the action's `context` type does not declare are dropped (a
     /// validated policy cannot read them); declared fields must have their declared
-    /// types (nested records included) and required ones must be present.
+    /// types (nested records included) and required ones must be present. Mandate's
+    /// reserved fields (`user`, `mandate`, `chain`, `delegation_depth`) are always
+    /// replaced by [`PolicyRequest::on_behalf`].
     pub context: &'a Value,
+    /// Who the principal acts for and under what authority, from a verified token.
+    pub on_behalf: OnBehalf<'a>,
+}
+
+/// The human, mandate and delegation chain behind a request: what fills the reserved
+/// context fields. Only a verified token may supply them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OnBehalf<'a> {
+    /// `context.user`: a `Mandate::User` whose id is the user's `sub`, with `email` and
+    /// their groups as `Mandate::Group` parents.
+    pub user: Option<&'a UserRef>,
+    /// `context.mandate`: the mandate the token is bound to (see
+    /// [`mandate_attributes`] for its attributes).
+    pub mandate: Option<&'a Mandate>,
+    /// `context.chain`: the agents that delegated to the principal, nearest first;
+    /// `context.delegation_depth` is its length. Both absent when empty.
+    pub chain: &'a [&'a str],
+}
+
+/// The Cedar attributes of a `Mandate::Mandate` entity, in Cedar's JSON entity format:
+/// what a `"mandate:request"` resource and `context.mandate` carry.
+pub fn mandate_attributes(m: &Mandate) -> Value {
+    let patterns = |f: fn(&mandate_core::agent::Grant) -> &Vec<String>| {
+        let mut v: Vec<&String> = m.scope.iter().flat_map(f).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    json!({
+        "agent": {"__entity": {"type": "Mandate::Agent", "id": m.agent.as_str()}},
+        "intent": m.intent,
+        "actions": patterns(|g| &g.actions),
+        "resources": patterns(|g| &g.resources),
+        "data_classes": patterns(|g| &g.data_classes),
+        "lifetime_secs": m.lifetime_secs,
+    })
 }
 
 impl PolicyRequest<'_> {
@@ -73,6 +113,9 @@ impl PolicyRequest<'_> {
 pub struct PolicyOutcome {
     /// Whether the action is allowed.
     pub allowed: bool,
+    /// Denied only by `@approval` forbids, with a permit that would otherwise allow:
+    /// a human may approve it. Never true when `allowed` is.
+    pub approval_required: bool,
     /// The policies that determined the decision, in source order: the matching
     /// permits when allowed; the matching forbids when a forbid denied; otherwise the
     /// policies whose evaluation failed, if any; empty for a default deny.
@@ -86,6 +129,7 @@ impl PolicyOutcome {
     fn refused(error: String) -> Self {
         Self {
             allowed: false,
+            approval_required: false,
             policy_ids: Vec::new(),
             errors: vec![error],
         }
@@ -133,6 +177,17 @@ impl CompiledPolicies {
         // INVARIANT (fail closed): an allow is returned only when Cedar allows and no
         // policy failed to evaluate.
         let allowed = response.decision() == Decision::Allow && errors.is_empty();
+        // INVARIANT (approval): `approval_required` only when every deciding forbid is
+        // an `@approval` one, nothing errored, and the same request is allowed — again
+        // without errors — by the policies minus those forbids.
+        let approval_required = !allowed
+            && errors.is_empty()
+            && !reasons.is_empty()
+            && reasons.iter().all(|r| self.approval_ids.contains(r))
+            && self.relaxed.as_ref().is_some_and(|relaxed| {
+                let r = self.authorizer.is_authorized(&request, relaxed, &entities);
+                r.decision() == Decision::Allow && r.diagnostics().errors().next().is_none()
+            });
         let determining =
             if allowed || (response.decision() == Decision::Deny && !reasons.is_empty()) {
                 reasons
@@ -141,6 +196,7 @@ impl CompiledPolicies {
             };
         PolicyOutcome {
             allowed,
+            approval_required,
             policy_ids: self.in_source_order(determining),
             errors,
         }
@@ -201,15 +257,54 @@ impl CompiledPolicies {
         )
         .map_err(|e| format!("invalid resource `{resource_uid}`: {}", render(&e)))?;
 
-        let entities = Entities::from_entities([principal, resource], Some(&self.schema))
-            .map_err(|e| format!("invalid entities: {}", render(&e)))?;
-
         let context = object(req.context, "context")?;
-        let context = Context::from_json_value(
-            Value::Object(self.declared.context(req.action, context)),
-            Some((&self.schema, &action)),
+        let mut context = self.declared.context(req.action, context);
+        for k in RESERVED_CONTEXT {
+            context.remove(*k);
+        }
+        let entity = |ty: &str, id: &str| json!({"__entity": {"type": ty, "id": id}});
+        let mut extra = Vec::new();
+        if let Some(u) = req.on_behalf.user {
+            context.insert("user".into(), entity("Mandate::User", &u.sub));
+            extra.push(user_entity(u, &self.schema)?);
+        }
+        if let Some(m) = req.on_behalf.mandate {
+            context.insert("mandate".into(), entity("Mandate::Mandate", m.id.as_str()));
+            let same_as_resource =
+                type_text == "Mandate::Mandate" && req.resource_id == m.id.as_str();
+            if !same_as_resource {
+                extra.push(
+                    Entity::from_json_value(
+                        json!({
+                            "uid": {"type": "Mandate::Mandate", "id": m.id.as_str()},
+                            "attrs": mandate_attributes(m),
+                            "parents": [],
+                        }),
+                        Some(&self.schema),
+                    )
+                    .map_err(|e| format!("invalid mandate `{}`: {}", m.id, render(&e)))?,
+                );
+            }
+        }
+        if !req.on_behalf.chain.is_empty() {
+            let chain: Vec<Value> = req
+                .on_behalf
+                .chain
+                .iter()
+                .map(|a| entity("Mandate::Agent", a))
+                .collect();
+            context.insert("chain".into(), Value::Array(chain));
+            context.insert("delegation_depth".into(), json!(req.on_behalf.chain.len()));
+        }
+        let context =
+            Context::from_json_value(Value::Object(context), Some((&self.schema, &action)))
+                .map_err(|e| format!("invalid context: {}", render(&e)))?;
+
+        let entities = Entities::from_entities(
+            [principal, resource].into_iter().chain(extra),
+            Some(&self.schema),
         )
-        .map_err(|e| format!("invalid context: {}", render(&e)))?;
+        .map_err(|e| format!("invalid entities: {}", render(&e)))?;
 
         let request = Request::new(
             principal_uid,
@@ -262,6 +357,24 @@ impl CompiledPolicies {
         Entity::new_with_tags(uid, attrs, [], tags)
             .map_err(|e| format!("invalid principal `{}`: {e}", agent.id))
     }
+}
+
+/// `Mandate::User::"<sub>"` with its email and its groups as parents.
+fn user_entity(u: &UserRef, schema: &cedar_policy::Schema) -> Result<Entity, String> {
+    let mut attrs = Map::new();
+    if let Some(e) = &u.email {
+        attrs.insert("email".into(), json!(e));
+    }
+    let parents: Vec<Value> = u
+        .groups
+        .iter()
+        .map(|g| json!({"type": "Mandate::Group", "id": g}))
+        .collect();
+    Entity::from_json_value(
+        json!({"uid": {"type": "Mandate::User", "id": u.sub}, "attrs": attrs, "parents": parents}),
+        Some(schema),
+    )
+    .map_err(|e| format!("invalid user `{}`: {}", u.sub.escape_debug(), render(&e)))
 }
 
 /// Cedar's message followed by its causes (`a: b: c`), skipping a cause whose text

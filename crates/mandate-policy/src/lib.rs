@@ -34,13 +34,22 @@
 //! not declare (for that action's context, or that resource type) are dropped before
 //! Cedar sees them, since a validated policy cannot read them anyway. Declared fields
 //! are checked against their declared types.
+//!
+//! # Approval
+//!
+//! A forbid annotated `@approval` means "not without a human": a request denied only
+//! by such forbids, which the remaining policies allow, comes back with
+//! [`PolicyOutcome::approval_required`] set (a mandate request is then held for an
+//! approver). Errors still deny outright.
 
 mod compile;
 mod evaluate;
 mod schema;
 pub mod testfile;
 
-pub use compile::{BASE_SCHEMA_SOURCE, CompiledPolicies, POLICIES_SOURCE, PolicyError, compile};
-pub use evaluate::{EntityRef, PolicyOutcome, PolicyRequest};
-pub use schema::BASE_SCHEMA;
+pub use compile::{
+    APPROVAL, BASE_SCHEMA_SOURCE, CompiledPolicies, POLICIES_SOURCE, PolicyError, compile,
+};
+pub use evaluate::{EntityRef, OnBehalf, PolicyOutcome, PolicyRequest, mandate_attributes};
+pub use schema::{BASE_SCHEMA, RESERVED_CONTEXT};
 pub use testfile::{TestFileError, TestReport, TestResult, run_tests};

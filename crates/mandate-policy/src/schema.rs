@@ -18,11 +18,19 @@ use serde_json::{Map, Value};
 /// - `Mandate::User` (optional `email`) and `Mandate::Group`; agents and users may be
 ///   `in` groups. Mandate does not yet load any group membership, so `principal in
 ///   Mandate::Group::"…"` is false for now.
-/// - `Mandate::Mandate` — a task-scoped grant, the resource of `"mandate:request"`.
+/// - `Mandate::Mandate` — a task-scoped grant, the resource of `"mandate:request"`,
+///   with `agent`, `intent`, `lifetime_secs` and its scope's `actions`, `resources` and
+///   `data_classes` patterns.
 /// - `Mandate::Action::"all"` — an action group. Operators should declare their actions
 ///   `in ["all"]`, so one policy (`action in Mandate::Action::"all"`) can cover every
 ///   action. It applies to nothing itself and cannot be requested.
 /// - `Mandate::Action::"mandate:request"` — an agent asks for a mandate.
+///
+/// Every action's context in the `Mandate` namespace also gets Mandate's own optional
+/// fields ([`RESERVED_CONTEXT`]), filled from the verified token, never from the
+/// caller: `context.user` (the `Mandate::User` the agent acts for, `in` their groups),
+/// `context.mandate` (the `Mandate::Mandate` the token is bound to), `context.chain`
+/// (the agents that delegated to the principal) and `context.delegation_depth`.
 pub const BASE_SCHEMA: &str = r#"// Mandate's base schema. Operators extend it with schema fragments: their own
 // namespaces for resource types, and their actions declared in `namespace Mandate`.
 namespace Mandate {
@@ -43,8 +51,17 @@ namespace Mandate {
     labels: Set<String>,
   } tags String;
 
-  // A task-scoped, time-bound grant.
-  entity Mandate;
+  // A task-scoped, time-bound grant: the resource of "mandate:request", and
+  // `context.mandate` of a request made with a token bound to one. `actions`,
+  // `resources` and `data_classes` are the patterns of its scope's grants.
+  entity Mandate {
+    agent: Agent,
+    intent: String,
+    actions: Set<String>,
+    resources: Set<String>,
+    data_classes: Set<String>,
+    lifetime_secs: Long,
+  };
 
   // The group of every action: declare operator actions `in ["all"]`.
   action "all";
@@ -56,6 +73,148 @@ namespace Mandate {
   };
 }
 "#;
+
+/// Context fields Mandate fills itself on every `Mandate` action, and their JSON-schema
+/// types. A schema fragment declaring one of them is refused; a caller sending one has
+/// it replaced.
+pub const RESERVED_CONTEXT: &[&str] = &["user", "mandate", "chain", "delegation_depth"];
+
+fn reserved_types() -> Map<String, Value> {
+    let entity = |n: &str| serde_json::json!({"type": "Entity", "name": n, "required": false});
+    let mut m = Map::new();
+    m.insert("user".into(), entity("Mandate::User"));
+    m.insert("mandate".into(), entity("Mandate::Mandate"));
+    m.insert(
+        "chain".into(),
+        serde_json::json!({"type": "Set", "element": {"type": "Entity", "name": "Mandate::Agent"}, "required": false}),
+    );
+    m.insert(
+        "delegation_depth".into(),
+        serde_json::json!({"type": "Long", "required": false}),
+    );
+    m
+}
+
+/// Adds [`RESERVED_CONTEXT`] to the context of every action in the `Mandate` namespace
+/// of JSON-schema `fragments`: into an inline record, into the common type a context
+/// names (resolved through aliases; it is a record shared by whoever uses it), or as a
+/// new record where an action declares none. Returns the problems: a context that
+/// already declares a reserved field, or one that cannot be resolved to a record.
+pub(crate) fn inject_reserved_context(fragments: &mut [Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    // Which common types (qualified) need the fields, found first, changed after.
+    let mut common_targets: Vec<String> = Vec::new();
+    let common_names: HashMap<String, (String, Value)> = fragments
+        .iter()
+        .filter_map(Value::as_object)
+        .flat_map(|f| f.iter())
+        .flat_map(|(ns, def)| {
+            def.get("commonTypes")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(move |(n, t)| (qualify(ns, n), (ns.clone(), t.clone())))
+        })
+        .collect();
+    for fragment in fragments.iter_mut() {
+        let Some(actions) = fragment
+            .get_mut(NAMESPACE)
+            .and_then(|d| d.get_mut("actions"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        for (id, action) in actions.iter_mut() {
+            let Some(applies) = action.get_mut("appliesTo").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let ctx = applies
+                .entry("context")
+                .or_insert_with(|| serde_json::json!({"type": "Record", "attributes": {}}));
+            match ctx.get("type").and_then(Value::as_str) {
+                Some("Record") => add_reserved(ctx, &format!("action `{id}`"), &mut problems),
+                _ => match resolve_common(ctx, NAMESPACE, &common_names, 0) {
+                    Some(name) => common_targets.push(name),
+                    None => problems.push(format!("the context of action `{id}` is not a record")),
+                },
+            }
+        }
+    }
+    common_targets.sort();
+    common_targets.dedup();
+    for name in common_targets {
+        let (ns, local) = match name.rsplit_once("::") {
+            Some((ns, local)) => (ns.to_owned(), local.to_owned()),
+            None => (String::new(), name.clone()),
+        };
+        for fragment in fragments.iter_mut() {
+            if let Some(ty) = fragment
+                .get_mut(&ns)
+                .and_then(|d| d.get_mut("commonTypes"))
+                .and_then(|c| c.get_mut(&local))
+            {
+                add_reserved(ty, &format!("common type `{name}`"), &mut problems);
+            }
+        }
+    }
+    problems
+}
+
+fn add_reserved(record: &mut Value, what: &str, problems: &mut Vec<String>) {
+    let Some(attrs) = record
+        .as_object_mut()
+        .map(|r| {
+            r.entry("attributes")
+                .or_insert_with(|| Value::Object(Map::new()))
+        })
+        .and_then(Value::as_object_mut)
+    else {
+        problems.push(format!("{what} is not a record"));
+        return;
+    };
+    for (k, v) in reserved_types() {
+        if attrs.contains_key(&k) {
+            problems.push(format!(
+                "{what} declares context field `{k}`, which Mandate reserves (it fills \
+                 it from the verified token)"
+            ));
+        } else {
+            attrs.insert(k, v);
+        }
+    }
+}
+
+/// The qualified name of the record common type `ty` refers to, through aliases.
+fn resolve_common(
+    ty: &Value,
+    namespace: &str,
+    common: &HashMap<String, (String, Value)>,
+    depth: usize,
+) -> Option<String> {
+    if depth > MAX_ALIAS_DEPTH {
+        return None;
+    }
+    let kind = ty.get("type").and_then(Value::as_str)?;
+    let reference = match kind {
+        "EntityOrCommon" => ty.get("name").and_then(Value::as_str)?,
+        "Record" | "String" | "Long" | "Boolean" | "Set" | "Entity" | "Extension" => {
+            return None;
+        }
+        other => other,
+    };
+    let (name, (ns, found)) = if reference.contains("::") {
+        common.get_key_value(reference)?
+    } else {
+        common
+            .get_key_value(&qualify(namespace, reference))
+            .or_else(|| common.get_key_value(reference))?
+    };
+    if found.get("type").and_then(Value::as_str) == Some("Record") {
+        Some(name.clone())
+    } else {
+        resolve_common(found, ns, common, depth + 1)
+    }
+}
 
 /// The namespace of Mandate's own types and of every action Mandate decides.
 pub(crate) const NAMESPACE: &str = "Mandate";

@@ -15,8 +15,14 @@
 //! }]}
 //! ```
 //!
+//! `expect` is `allow`, `deny` or `approval_required` (denied only by `@approval`
+//! forbids). A test may also name the human the agent acts for and the agents that
+//! delegated to it, which fill `context.user`, `context.chain` and
+//! `context.delegation_depth`: `"user": {"sub": "alice", "email": "…", "groups":
+//! ["finance"]}`, `"chain": ["agt_…"]`.
+//!
 //! `labels` (default none), `status` (default `active`), `attributes`, `context`
-//! (default `{}`) and the two checks `policies` (the exact set of determining policy
+//! (default `{}`), `user`, `chain` and the two checks `policies` (the exact set of determining policy
 //! ids) and `error` (some error contains this text; `""` asks for no error at all)
 //! are optional. Unknown fields are errors.
 
@@ -30,7 +36,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::compile::CompiledPolicies;
-use crate::evaluate::{PolicyOutcome, PolicyRequest};
+use crate::evaluate::{OnBehalf, PolicyOutcome, PolicyRequest};
+use mandate_core::mandate::UserRef;
 
 /// A test file that cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +67,10 @@ pub enum TestFileError {
 pub enum Expect {
     /// The request must be allowed.
     Allow,
-    /// The request must be denied.
+    /// The request must be denied, with no approval possible.
     Deny,
+    /// The request must be held for a human's approval.
+    ApprovalRequired,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +93,20 @@ struct TestCase {
     policies: Option<BTreeSet<String>>,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    user: Option<UserSpec>,
+    #[serde(default)]
+    chain: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserSpec {
+    sub: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +217,13 @@ pub fn run_tests(
             test: t.name.clone(),
             message,
         })?;
+        let user = t.user.as_ref().map(|u| UserRef {
+            issuer: "test".to_owned(),
+            sub: u.sub.clone(),
+            email: u.email.clone(),
+            groups: u.groups.clone(),
+        });
+        let chain: Vec<&str> = t.chain.iter().map(String::as_str).collect();
         let outcome = compiled.evaluate(&PolicyRequest {
             principal: &agent,
             action: &t.action,
@@ -201,6 +231,11 @@ pub fn run_tests(
             resource_id: &t.resource.id,
             resource_attributes: &t.resource.attributes,
             context: &t.context,
+            on_behalf: OnBehalf {
+                user: user.as_ref(),
+                mandate: None,
+                chain: &chain,
+            },
         });
         let failure = check(t, &outcome);
         results.push(TestResult {
@@ -217,6 +252,8 @@ pub fn run_tests(
 fn check(t: &TestCase, outcome: &PolicyOutcome) -> Option<String> {
     let got = if outcome.allowed {
         Expect::Allow
+    } else if outcome.approval_required {
+        Expect::ApprovalRequired
     } else {
         Expect::Deny
     };
@@ -257,6 +294,7 @@ fn word(e: Expect) -> &'static str {
     match e {
         Expect::Allow => "allow",
         Expect::Deny => "deny",
+        Expect::ApprovalRequired => "approval_required",
     }
 }
 

@@ -60,6 +60,9 @@ fn claims(agent: &str) -> AccessClaims {
         jti: "tok_01JC0000000000000000000001".to_owned(),
         client_id: agent.to_owned(),
         scope: Some("crm:read crm:write".to_owned()),
+        act: None,
+        mandate: None,
+        parents: Vec::new(),
     }
 }
 

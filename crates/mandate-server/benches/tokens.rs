@@ -34,6 +34,9 @@ fn claims(jti: &str) -> AccessClaims {
         jti: jti.to_owned(),
         client_id: AGENT.to_owned(),
         scope: Some("crm:read crm:write".to_owned()),
+        act: None,
+        mandate: None,
+        parents: Vec::new(),
     }
 }
 

@@ -230,6 +230,7 @@ pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decisi
         resource_id: &req.resource.id,
         resource_attributes: &req.resource.attributes,
         context: req.context,
+        on_behalf: Default::default(),
     });
     let reason = if outcome.allowed {
         "allowed_by_policy"

@@ -471,6 +471,9 @@ async fn issue(
         jti: jti.to_string(),
         client_id: agent.id.to_string(),
         scope: scope.clone(),
+        act: None,
+        mandate: None,
+        parents: Vec::new(),
     };
     // The ring may need a reload from the store (a retired key's publication ended).
     let ring = crate::blocking(state, move |s| s.keys.ring(&s.store, now))

@@ -8,9 +8,11 @@
 mod audit;
 mod err;
 pub mod keyfile;
+mod mandate;
 mod migrate;
 mod sqlite;
 
 pub use audit::{AuditFilter, AuditRow, CheckpointRow, PolicyVersionRow};
 pub use err::StoreError;
+pub use mandate::MandateFilter;
 pub use sqlite::{AgentFilter, AuthCredential, SigningKeyRow, Store};

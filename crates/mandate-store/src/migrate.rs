@@ -141,6 +141,38 @@ CREATE TABLE audit_checkpoints (
     text TEXT NOT NULL
 ) STRICT;
 "#,
+    r#"
+-- Mandates: one row per mandate, one column per field. `user`, `scope` and `policy_ids`
+-- are JSON; times are seconds since the epoch.
+CREATE TABLE mandates (
+    id                TEXT PRIMARY KEY,
+    agent_id          TEXT NOT NULL REFERENCES agents (id),
+    user              TEXT,
+    intent            TEXT NOT NULL,
+    justification     TEXT,
+    scope             TEXT NOT NULL,
+    lifetime_secs     INTEGER NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('pending_approval', 'active', 'denied',
+                                                      'expired', 'revoked', 'completed')),
+    created_at        INTEGER NOT NULL,
+    approval_deadline INTEGER,
+    activated_at      INTEGER,
+    expires_at        INTEGER,
+    decided_by        TEXT,
+    decision_comment  TEXT,
+    decided_at        INTEGER,
+    policy_ids        TEXT NOT NULL,
+    ended_at          INTEGER,
+    ended_by          TEXT
+) STRICT;
+-- Listing (by agent, by status, by the user's subject), each in id order.
+CREATE INDEX mandates_agent ON mandates (agent_id, id);
+CREATE INDEX mandates_status ON mandates (status, id);
+CREATE INDEX mandates_user_sub ON mandates (json_extract(user, '$.sub'), id);
+-- Finding lapsed rows: pending past the approval deadline, active past expiry.
+CREATE INDEX mandates_status_deadline ON mandates (status, approval_deadline);
+CREATE INDEX mandates_status_expiry ON mandates (status, expires_at);
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -58,6 +58,50 @@ pub struct AccessClaims {
     /// Granted scope, space-delimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// RFC 8693 §4.1: who is acting for `sub` — the agent holding the token, with the
+    /// agents that delegated to it nested inside (`act.act.sub` delegated to `act.sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// The mandate the token is bound to (`mdt_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mandate: Option<String>,
+    /// The tokens this one was exchanged from, nearest first: `parents[i]` was held by
+    /// the actor `i + 1` levels down the `act` chain. Revoking any of them, or cutting
+    /// off its agent's tokens, kills this one too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<ParentToken>,
+}
+
+/// An RFC 8693 actor claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The acting party (an agent id).
+    pub sub: String,
+    /// Whoever acted before it, for a delegation chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+/// A token an exchanged token derives from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentToken {
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `iat`.
+    pub iat: i64,
+}
+
+impl AccessClaims {
+    /// The agents of the `act` chain, the current actor first; empty without `act`.
+    pub fn actors(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut next = self.act.as_ref();
+        while let Some(a) = next {
+            out.push(a.sub.as_str());
+            next = a.act.as_deref();
+        }
+        out
+    }
 }
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).
@@ -164,6 +208,9 @@ mod tests {
             jti: "tok_01J00000000000000000000000".into(),
             client_id: "agt_01J00000000000000000000000".into(),
             scope,
+            act: None,
+            mandate: None,
+            parents: Vec::new(),
         }
     }
 

@@ -270,6 +270,7 @@ fn malformed_requests_are_denied_not_panics() {
             resource_id: "c1",
             resource_attributes: attrs,
             context,
+            on_behalf: Default::default(),
         });
         assert!(!out.allowed, "{action} {resource_type}: {out:?}");
         assert!(
@@ -286,6 +287,7 @@ fn malformed_requests_are_denied_not_panics() {
         resource_id: "c1",
         resource_attributes: &Value::Null,
         context: &Value::Null,
+        on_behalf: Default::default(),
     });
     assert!(
         !out.allowed && out.errors.iter().any(|e| e.contains("team")),
@@ -308,6 +310,7 @@ fn shared_across_threads() {
                     resource_id: "c1",
                     resource_attributes: &json!({"team": "sales"}),
                     context: &json!({"data_class": "internal"}),
+                    on_behalf: Default::default(),
                 })
             })
         })
@@ -329,6 +332,7 @@ fn resource_ref_prints_as_cedar() {
         resource_id: "c\"1",
         resource_attributes: &Value::Null,
         context: &Value::Null,
+        on_behalf: Default::default(),
     };
     assert_eq!(req.resource().to_string(), r#"Crm::Contact::"c\"1""#);
 }

@@ -269,6 +269,9 @@ impl Fixture {
             jti: TOKEN_JTI.to_owned(),
             client_id: AGENT_ID.to_owned(),
             scope: scope.map(str::to_owned),
+            act: None,
+            mandate: None,
+            parents: Vec::new(),
         };
         let ring_key = self.snapshot.ring.current();
         let mut key = ring_key;

@@ -1,5 +1,6 @@
 //! The SQLite store against a real database file in a temporary directory: migrations,
-//! agents, credentials, replay records, revocations, admin tokens and signing keys.
+//! agents, credentials, replay records, revocations, admin tokens and signing keys; mandates
+//! in [`mandates`].
 
 #![expect(
     clippy::unwrap_used,
@@ -18,6 +19,8 @@ use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
 use mandate_store::{AgentFilter, Store, StoreError};
 use serde_json::json;
+
+mod mandates;
 
 /// 2023-11-14T22:13:20Z, the base time of every test.
 const T0: i64 = 1_700_000_000;
