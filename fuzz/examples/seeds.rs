@@ -85,6 +85,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         jti: "tok_01J00000000000000000000000".into(),
         client_id: CLIENT_ID.into(),
         scope: Some("crm:read crm:write".into()),
+        act: None,
+        mandate: None,
+        parents: Vec::new(),
     };
     write(
         "access_token",

@@ -42,6 +42,7 @@ fn evaluate(
             resource_id: "r-1",
             resource_attributes: attrs,
             context,
+            on_behalf: Default::default(),
         });
         sound_outcome(c, &outcome);
     }

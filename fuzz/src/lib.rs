@@ -498,6 +498,7 @@ impl CrmRequest {
             resource_id: &self.resource_id,
             resource_attributes: &self.attributes,
             context: &self.context,
+            on_behalf: Default::default(),
         }
     }
 }

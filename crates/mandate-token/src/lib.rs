@@ -1,5 +1,6 @@
 //! Tokens and the cryptography around them: Mandate's Ed25519 signing keys and JWKS,
-//! RFC 9068 access tokens, RFC 7523 client assertions, and secret generation/hashing.
+//! RFC 9068 access tokens, RFC 7523 client assertions, user tokens from trusted
+//! identity providers, and secret generation/hashing.
 //!
 //! This crate does no IO: keys arrive as bytes, time as a `Timestamp`, randomness
 //! through `mandate_core::random::Random`. No cryptography is hand-rolled here; the
@@ -10,6 +11,7 @@ pub mod assertion;
 pub mod jwk;
 pub mod keys;
 pub mod secret;
+pub mod user;
 
 mod b64 {
     //! Unpadded base64url, the JOSE encoding.
