@@ -25,7 +25,10 @@ fn bad(m: String) -> ApiError {
 }
 
 /// Query pairs with no repeats and only `allowed` names.
-fn query(q: Option<String>, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn query(
+    q: Option<String>,
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, ApiError> {
     let pairs = parse_pairs(q.unwrap_or_default().as_bytes());
     let mut seen = std::collections::HashSet::new();
     for (k, _) in &pairs {

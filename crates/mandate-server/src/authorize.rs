@@ -149,6 +149,7 @@ fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Dec
     );
     let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");
     e.agent = d.agent.as_ref().map(ToString::to_string);
+    e.user.clone_from(&d.user);
     e.actor = match caller {
         Caller::Service(id) => Some(id.clone()),
         Caller::Agent(_) => None,
@@ -156,13 +157,19 @@ fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Dec
     e.action = Some(req.action.clone());
     e.resource = Some(json!({"type": req.resource.type_name, "id": req.resource.id}));
     e.context = Some(state.redact(&context));
-    e.decision = Some(if d.allow { "allow" } else { "deny" }.to_owned());
+    e.decision = Some(verdict(&d).to_owned());
     e.policy_ids = d.policy_ids.clone();
     e.reasons = d.reasons.clone();
     e.request_id = req.request_id.clone();
     let mut details = serde_json::Map::new();
     if let Some(jti) = &d.token_id {
         details.insert("token_id".into(), json!(jti));
+    }
+    if let Some(m) = &d.mandate {
+        details.insert("mandate".into(), json!(m));
+    }
+    if !d.chain.is_empty() {
+        details.insert("chain".into(), json!(d.chain));
     }
     if let Some(v) = snapshot.policy_version {
         details.insert("policy_version".into(), json!(v));
@@ -171,9 +178,20 @@ fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Dec
     (d, e)
 }
 
+/// `allow`, `approval_required` or `deny`.
+fn verdict(d: &Decision) -> &'static str {
+    if d.allow {
+        "allow"
+    } else if d.approval_required {
+        "approval_required"
+    } else {
+        "deny"
+    }
+}
+
 fn answer(d: &Decision, decision_id: String) -> Value {
     json!({
-        "decision": if d.allow { "allow" } else { "deny" },
+        "decision": verdict(d),
         "reasons": d.reasons,
         "policy_ids": d.policy_ids,
         "decision_id": decision_id,

@@ -2,16 +2,21 @@
 //! It does no IO, reads no clock (the time is a parameter), and every gate fails closed.
 //!
 //! Gates, in order: token valid (signature, type, issuer, window, not revoked, after the
-//! agent's cutoff) → agent known and active → action inside the token's scope → inside
-//! the boundary → Cedar policies (default deny, forbid wins, any error denies) → allow.
+//! agent's cutoff — and the same for every token it was exchanged from) → agent known
+//! and active (and every delegating agent) → mandate active → action inside the token's
+//! scope → inside the boundary (of every agent of the chain) → inside the mandate's
+//! scope → Cedar policies (default deny, forbid wins, any error denies; `@approval`
+//! forbids alone give `approval_required`) → allow.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use mandate_core::agent::{Agent, AgentStatus, Boundary, glob_match};
-use mandate_core::id::AgentId;
+use mandate_core::id::{AgentId, MandateId};
+use mandate_core::mandate::Mandate;
+use mandate_core::mandate::grants_allow;
 use mandate_core::time::Timestamp;
-use mandate_policy::{CompiledPolicies, PolicyRequest};
+use mandate_policy::{CompiledPolicies, OnBehalf, PolicyRequest};
 use mandate_token::access::{self, AccessClaims};
 use mandate_token::keys::KeyRing;
 use serde_json::Value;
@@ -36,6 +41,9 @@ pub struct Snapshot {
     pub cutoffs: HashMap<AgentId, Timestamp>,
     /// Revoked token ids (not yet expired).
     pub revoked: HashSet<String>,
+    /// Mandates active when the snapshot was taken (a decision checks the expiry
+    /// again); revoking or completing one removes it.
+    pub mandates: HashMap<MandateId, Arc<Mandate>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -98,10 +106,13 @@ pub struct DecisionRequest<'a> {
 pub struct Decision {
     /// Allowed?
     pub allow: bool,
+    /// Not allowed, but a human may approve it (`@approval` forbids alone denied it).
+    pub approval_required: bool,
     /// Stable reason codes, first the deciding one (`allowed_by_policy`, `invalid_token`,
     /// `token_revoked`, `unknown_agent`, `agent_suspended`, `agent_decommissioned`,
-    /// `outside_token_scope`, `outside_boundary`, `no_active_policy`, `no_permit`,
-    /// `forbidden_by_policy`, `policy_error`), then details.
+    /// `outside_token_scope`, `outside_boundary`, `mandate_inactive`, `outside_mandate`,
+    /// `no_active_policy`, `no_permit`, `forbidden_by_policy`, `approval_required`,
+    /// `policy_error`), then details.
     pub reasons: Vec<String>,
     /// Policies that decided.
     pub policy_ids: Vec<String>,
@@ -109,131 +120,301 @@ pub struct Decision {
     pub agent: Option<AgentId>,
     /// The token's `jti`, when a token was presented and verified.
     pub token_id: Option<String>,
+    /// The human the agent acted for (their `sub`), for a mandate token with a user.
+    pub user: Option<String>,
+    /// The mandate the token is bound to.
+    pub mandate: Option<String>,
+    /// The agents that delegated to the agent, nearest first.
+    pub chain: Vec<String>,
 }
 
 impl Decision {
+    fn refused(r: Refusal, token_id: Option<String>) -> Self {
+        let mut d = Self::deny(r.reason, r.agent, token_id);
+        d.reasons.extend(r.detail);
+        d
+    }
+
     fn deny(reason: &str, agent: Option<AgentId>, token_id: Option<String>) -> Self {
         Self {
             allow: false,
+            approval_required: false,
             reasons: vec![reason.to_owned()],
             policy_ids: Vec::new(),
             agent,
             token_id,
+            user: None,
+            mandate: None,
+            chain: Vec::new(),
         }
     }
 }
 
 /// Whether the boundary allows `action` on `resource` (and, when the context names a
-/// `data_class`, that data class).
-///
-/// INVARIANT (ceiling): a request is inside the boundary only if one grant matches its
-/// action, its resource and — when it names one — its data class; a grant without data
-/// classes covers only requests that name none.
+/// `data_class`, that data class). See `INVARIANT (ceiling)` in `mandate_core::mandate`.
 pub fn inside_boundary(
     b: &Boundary,
     action: &str,
     resource: &str,
     data_class: Option<&str>,
 ) -> bool {
-    b.grants.iter().any(|g| {
-        g.actions.iter().any(|p| glob_match(p, action))
-            && g.resources.iter().any(|p| glob_match(p, resource))
-            && data_class.is_none_or(|dc| g.data_classes.iter().any(|p| glob_match(p, dc)))
+    grants_allow(&b.grants, action, resource, data_class)
+}
+
+/// Who a valid token acts for: the agent holding it, the agents that delegated to it
+/// and the mandate it is bound to.
+#[derive(Debug, Clone)]
+pub struct Holder<'s> {
+    /// The agent presenting the token (`client_id`, the current actor).
+    pub agent: &'s Agent,
+    /// The agents that delegated to it, nearest first (empty unless delegated).
+    pub chain: Vec<&'s Agent>,
+    /// The mandate the token is bound to.
+    pub mandate: Option<&'s Arc<Mandate>>,
+}
+
+/// Why a token cannot act: a stable reason code and, sometimes, a detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `invalid_token`, `token_revoked`, `unknown_agent`, `agent_suspended`,
+    /// `agent_decommissioned`, `mandate_inactive`.
+    pub reason: &'static str,
+    /// Which agent it concerns, when known.
+    pub agent: Option<AgentId>,
+    /// More, for the log.
+    pub detail: Option<String>,
+}
+
+impl Refusal {
+    fn new(reason: &'static str, agent: Option<AgentId>) -> Self {
+        Self {
+            reason,
+            agent,
+            detail: None,
+        }
+    }
+
+    fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+}
+
+fn usable<'s>(s: &'s Snapshot, id: &AgentId) -> Result<&'s Agent, Refusal> {
+    let Some(agent) = s.agents.get(id) else {
+        return Err(Refusal::new("unknown_agent", Some(id.clone())));
+    };
+    match agent.status {
+        AgentStatus::Active => Ok(agent),
+        AgentStatus::Suspended => Err(Refusal::new("agent_suspended", Some(id.clone()))),
+        AgentStatus::Decommissioned => Err(Refusal::new("agent_decommissioned", Some(id.clone()))),
+    }
+}
+
+/// Checks everything about an access token whose signature verified, except what it
+/// is used for: issuer and time window, revocation (its own `jti` and its agent's
+/// cutoff, and the same for every token it was exchanged from), every agent of its
+/// `act` chain known and active, and its mandate active and held by the chain's first
+/// agent for the token's subject.
+///
+/// INVARIANT (chain): a delegated token acts only while every link above it — each
+/// parent token, each delegating agent and the mandate — is still good, so revoking
+/// or suspending any of them stops it on the next request.
+pub fn holder<'s>(
+    s: &'s Snapshot,
+    c: &AccessClaims,
+    now: Timestamp,
+) -> Result<Holder<'s>, Refusal> {
+    if c.iss != s.issuer || now.secs() >= c.exp || now.secs() < c.nbf {
+        return Err(
+            Refusal::new("invalid_token", None).detail("expired, not yet valid or wrong issuer")
+        );
+    }
+    let Ok(id) = AgentId::parse(&c.client_id) else {
+        return Err(Refusal::new("invalid_token", None));
+    };
+    let cut = |agent: &AgentId, iat: i64| s.cutoffs.get(agent).is_some_and(|t| iat <= t.secs());
+    if cut(&id, c.iat) || s.revoked.contains(&c.jti) {
+        return Err(Refusal::new("token_revoked", Some(id)));
+    }
+    let actors = c.actors();
+    let malformed = || Refusal::new("invalid_token", Some(id.clone()));
+    // A plain client-credentials token: the agent is its own subject.
+    if actors.is_empty() {
+        if c.mandate.is_some() || !c.parents.is_empty() || c.sub != c.client_id {
+            return Err(malformed());
+        }
+        return Ok(Holder {
+            agent: usable(s, &id)?,
+            chain: Vec::new(),
+            mandate: None,
+        });
+    }
+    // A mandate token: act.sub is the holder, parents line up with the rest of the chain.
+    if actors.first() != Some(&c.client_id.as_str()) || c.parents.len() + 1 != actors.len() {
+        return Err(malformed());
+    }
+    let Some(mandate_id) = c.mandate.as_deref().and_then(|m| MandateId::parse(m).ok()) else {
+        return Err(malformed());
+    };
+    let mut chain_ids = Vec::with_capacity(actors.len() - 1);
+    for a in actors.iter().skip(1) {
+        chain_ids.push(AgentId::parse(a).map_err(|_| malformed())?);
+    }
+    for (p, agent) in c.parents.iter().zip(&chain_ids) {
+        if s.revoked.contains(&p.jti) || cut(agent, p.iat) {
+            return Err(Refusal::new("token_revoked", Some(id.clone()))
+                .detail(format!("the token delegated by {agent} was revoked")));
+        }
+    }
+    let agent = usable(s, &id)?;
+    let mut chain = Vec::with_capacity(chain_ids.len());
+    for a in &chain_ids {
+        chain.push(usable(s, a).map_err(|r| r.detail(format!("delegating agent {a}")))?);
+    }
+    let Some(mandate) = s.mandates.get(&mandate_id).filter(|m| m.is_active_at(now)) else {
+        return Err(Refusal::new("mandate_inactive", Some(id)));
+    };
+    let first = chain_ids.last().unwrap_or(&id);
+    let subject_ok = match &mandate.user {
+        Some(u) => u.sub == c.sub,
+        None => c.sub == mandate.agent.as_str(),
+    };
+    if mandate.agent != *first || !subject_ok {
+        return Err(malformed());
+    }
+    Ok(Holder {
+        agent,
+        chain,
+        mandate: Some(mandate),
     })
 }
 
 /// Decides one request against one snapshot at `now`.
 pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decision {
-    enum Who {
-        Named(AgentId),
-        Token(AccessClaims),
-    }
-    let who = match req.principal {
+    let verified;
+    let claims = match req.principal {
+        // A trusted enforcement point names the agent: no token, no chain, no mandate.
         Principal::Agent(name) => {
             let Ok(id) = AgentId::parse(name) else {
                 return Decision::deny("unknown_agent", None, None);
             };
-            Who::Named(id)
+            let agent = match usable(s, &id) {
+                Ok(agent) => agent,
+                Err(r) => return Decision::refused(r, None),
+            };
+            let h = Holder {
+                agent,
+                chain: Vec::new(),
+                mandate: None,
+            };
+            let mut d = decide_for(s, &h, None, req);
+            d.agent = Some(id);
+            return d;
         }
         Principal::Token(token) => match access::verify(&s.ring, token, &s.issuer, now) {
-            Ok(c) => Who::Token(c),
+            Ok(c) => {
+                verified = c;
+                &verified
+            }
             Err(e) => {
                 let mut d = Decision::deny("invalid_token", None, None);
                 d.reasons.push(e.to_string());
                 return d;
             }
         },
-        // The signature was checked when the token was first seen; the window and the
-        // issuer are checked again, now.
-        Principal::Verified(c) => {
-            if c.iss != s.issuer || now.secs() >= c.exp || now.secs() < c.nbf {
-                let mut d = Decision::deny("invalid_token", None, None);
-                d.reasons
-                    .push("expired, not yet valid or wrong issuer".into());
-                return d;
+        // The signature was checked when the token was first seen; everything else is
+        // checked again, now.
+        Principal::Verified(c) => c,
+    };
+    let h = match holder(s, claims, now) {
+        Ok(h) => h,
+        Err(r) => {
+            // The signature verified, so what the token claims is worth recording even
+            // though it no longer acts (a revoked mandate, a broken chain).
+            let mut d = Decision::refused(r, Some(claims.jti.clone()));
+            d.mandate.clone_from(&claims.mandate);
+            if claims.mandate.is_some() && claims.sub != claims.client_id {
+                d.user = Some(claims.sub.clone());
             }
-            Who::Token(c.clone())
+            d.chain = claims
+                .actors()
+                .iter()
+                .skip(1)
+                .map(|a| (*a).to_owned())
+                .collect();
+            return d;
         }
     };
-    let (agent_id, scope, token_id) = match who {
-        Who::Named(id) => (id, None, None),
-        Who::Token(claims) => {
-            let Ok(id) = AgentId::parse(&claims.client_id) else {
-                return Decision::deny("invalid_token", None, Some(claims.jti));
-            };
-            let cut = s.cutoffs.get(&id).is_some_and(|c| claims.iat <= c.secs());
-            if cut || s.revoked.contains(&claims.jti) {
-                return Decision::deny("token_revoked", Some(id), Some(claims.jti));
-            }
-            (id, claims.scope, Some(claims.jti))
-        }
-    };
-    let Some(agent) = s.agents.get(&agent_id) else {
-        return Decision::deny("unknown_agent", Some(agent_id), token_id);
-    };
-    match agent.status {
-        AgentStatus::Active => {}
-        AgentStatus::Suspended => {
-            return Decision::deny("agent_suspended", Some(agent_id), token_id);
-        }
-        AgentStatus::Decommissioned => {
-            return Decision::deny("agent_decommissioned", Some(agent_id), token_id);
-        }
+    let mut d = decide_for(s, &h, claims.scope.as_deref(), req);
+    d.agent = Some(h.agent.id.clone());
+    d.token_id = Some(claims.jti.clone());
+    if let Some(m) = h.mandate {
+        d.mandate = Some(m.id.to_string());
+        d.user = m.user.as_ref().map(|u| u.sub.clone());
     }
+    d.chain = h.chain.iter().map(|a| a.id.to_string()).collect();
+    d
+}
+
+/// The gates after the token: scope, every boundary of the chain, the mandate's scope,
+/// then the policies.
+fn decide_for(
+    s: &Snapshot,
+    h: &Holder<'_>,
+    scope: Option<&str>,
+    req: &DecisionRequest<'_>,
+) -> Decision {
+    let deny = |reason: &str| Decision::deny(reason, None, None);
     // A token with a scope may only be used for the actions that scope names.
-    if let Some(scope) = &scope
+    if let Some(scope) = scope
         && !scope.split(' ').any(|t| glob_match(t, req.action))
     {
-        return Decision::deny("outside_token_scope", Some(agent_id), token_id);
+        return deny("outside_token_scope");
     }
     // A `data_class` that is present but not a string cannot be matched: outside.
     let data_class = match req.context.get("data_class") {
         None => None,
         Some(Value::String(dc)) => Some(dc.as_str()),
-        Some(_) => return Decision::deny("outside_boundary", Some(agent_id), token_id),
+        Some(_) => return deny("outside_boundary"),
     };
-    if !inside_boundary(
-        &agent.boundary,
-        req.action,
-        &req.resource.boundary_name(),
-        data_class,
-    ) {
-        return Decision::deny("outside_boundary", Some(agent_id), token_id);
+    let resource = req.resource.boundary_name();
+    for a in std::iter::once(h.agent).chain(h.chain.iter().copied()) {
+        if !inside_boundary(&a.boundary, req.action, &resource, data_class) {
+            let mut d = deny("outside_boundary");
+            if a.id != h.agent.id {
+                d.reasons
+                    .push(format!("outside the boundary of delegating agent {}", a.id));
+            }
+            return d;
+        }
+    }
+    if let Some(m) = h.mandate
+        && !grants_allow(&m.scope, req.action, &resource, data_class)
+    {
+        return deny("outside_mandate");
     }
     let Some(policies) = &s.policies else {
-        return Decision::deny("no_active_policy", Some(agent_id), token_id);
+        return deny("no_active_policy");
     };
+    let chain: Vec<&str> = h.chain.iter().map(|a| a.id.as_str()).collect();
     let outcome = policies.evaluate(&PolicyRequest {
-        principal: agent,
+        principal: h.agent,
         action: req.action,
         resource_type: &req.resource.type_name,
         resource_id: &req.resource.id,
         resource_attributes: &req.resource.attributes,
         context: req.context,
-        on_behalf: Default::default(),
+        on_behalf: OnBehalf {
+            user: h.mandate.and_then(|m| m.user.as_ref()),
+            mandate: h.mandate.map(AsRef::as_ref),
+            chain: &chain,
+        },
     });
     let reason = if outcome.allowed {
         "allowed_by_policy"
+    } else if outcome.approval_required {
+        "approval_required"
     } else if !outcome.errors.is_empty() {
         "policy_error"
     } else if outcome.policy_ids.is_empty() {
@@ -245,9 +426,13 @@ pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decisi
     reasons.extend(outcome.errors);
     Decision {
         allow: outcome.allowed,
+        approval_required: outcome.approval_required,
         reasons,
         policy_ids: outcome.policy_ids,
-        agent: Some(agent_id),
-        token_id,
+        agent: None,
+        token_id: None,
+        user: None,
+        mandate: None,
+        chain: Vec::new(),
     }
 }

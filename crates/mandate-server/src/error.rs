@@ -162,6 +162,12 @@ impl OAuthError {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
     }
 
+    /// `invalid_grant` (400): the mandate behind a token exchange is not active or not
+    /// this agent's.
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
+    }
+
     /// `unauthorized_client` (400).
     pub fn unauthorized_client(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)

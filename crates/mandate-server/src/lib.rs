@@ -7,19 +7,25 @@
 
 mod admin;
 mod agents;
+mod approvals;
 pub mod audit;
 mod audit_api;
 mod authorize;
 pub mod bootstrap;
 mod cache;
+pub(crate) mod caller;
 pub mod decide;
+mod dev;
 pub mod error;
+mod exchange;
 mod extract;
 pub mod keys;
+mod mandates;
 mod oauth;
 mod policies;
 #[cfg(test)]
 mod routes_test;
+pub mod webhook;
 mod wellknown;
 
 use std::collections::BTreeMap;
@@ -34,10 +40,13 @@ use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_policy::CompiledPolicies;
 use mandate_store::{AgentFilter, Store};
+use mandate_token::user::{DevUserIssuer, TrustedIssuers};
 
 use crate::audit::{AuditLog, CheckpointPolicy};
 use crate::decide::Snapshot;
 use crate::error::ApiError;
+
+pub use crate::mandates::sweep;
 
 /// What the server needs to know that is not in the store. Built by the binary from
 /// the merged configuration; there is no `Default` because the issuer has none.
@@ -59,6 +68,41 @@ pub struct ServerConfig {
     pub checkpoint: CheckpointPolicy,
     /// Redaction of top-level `context` fields in audit events (others are kept).
     pub redact: BTreeMap<String, Rule>,
+    /// Mandates, approvals and delegation.
+    pub mandates: MandateConfig,
+    /// Issuers whose user tokens name the humans agents act for.
+    pub users: Arc<TrustedIssuers>,
+    /// The local development user issuer, when the operator enabled it (its issuer is
+    /// then also in `users`).
+    pub dev_users: Option<Arc<DevUserIssuer>>,
+}
+
+/// Mandates, approvals and delegation settings.
+#[derive(Debug, Clone)]
+pub struct MandateConfig {
+    /// How long a request waits for an approver before it is denied.
+    pub approval_timeout_secs: u32,
+    /// The longest lifetime a mandate may ask for.
+    pub max_lifetime_secs: u32,
+    /// How many agents a mandate token's `act` chain may hold (the mandate's own agent
+    /// counts as one).
+    pub max_delegation_depth: usize,
+    /// Users in this group (from their token's groups claim) may approve requests.
+    pub approver_group: Option<String>,
+    /// Where new approval requests are announced.
+    pub webhook: Option<webhook::WebhookConfig>,
+}
+
+impl Default for MandateConfig {
+    fn default() -> Self {
+        Self {
+            approval_timeout_secs: 300,
+            max_lifetime_secs: 3600,
+            max_delegation_depth: 5,
+            approver_group: None,
+            webhook: None,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -96,6 +140,8 @@ pub struct AppState {
     pub(crate) verified_tokens: cache::VerifiedTokens,
     /// Client secrets that already passed Argon2id.
     pub(crate) verified_secrets: cache::VerifiedSecrets,
+    /// Bumped on every mandate change, so long-polling readers wake up.
+    pub(crate) mandate_changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// The server could not start.
@@ -138,6 +184,7 @@ impl AppState {
             issuer: config.issuer.clone(),
             cutoffs: Default::default(),
             revoked: Default::default(),
+            mandates: Default::default(),
         };
         let memo_key: [u8; 32] = mandate_core::random::random_bytes(random.as_ref())
             .map_err(|e| StartError::Snapshot(e.to_string()))?;
@@ -154,6 +201,7 @@ impl AppState {
             snapshot: RwLock::new(Arc::new(placeholder)),
             compiled: Mutex::new(None),
             redactor,
+            mandate_changes: tokio::sync::watch::channel(0).0,
         };
         state
             .refresh()
@@ -197,6 +245,12 @@ impl AppState {
             issuer: self.config.issuer.clone(),
             cutoffs: self.store.token_cutoffs()?.into_iter().collect(),
             revoked: self.store.revoked_jtis(now)?.into_iter().collect(),
+            mandates: self
+                .store
+                .active_mandates(now)?
+                .into_iter()
+                .map(|m| (m.id.clone(), Arc::new(m)))
+                .collect(),
         };
         *self
             .snapshot
@@ -329,6 +383,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit/consistency"),
     ("GET", "/v1/audit/checkpoints/latest"),
     ("GET", "/v1/audit/export"),
+    ("POST", "/v1/mandates"),
+    ("GET", "/v1/mandates"),
+    ("GET", "/v1/mandates/{id}"),
+    ("POST", "/v1/mandates/{id}/complete"),
+    ("POST", "/v1/mandates/{id}/revoke"),
+    ("GET", "/v1/approvals"),
+    ("POST", "/v1/approvals/{id}/approve"),
+    ("POST", "/v1/approvals/{id}/deny"),
+    ("POST", "/v1/dev/user-tokens"),
 ];
 
 /// The whole HTTP surface.
@@ -384,6 +447,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(audit_api::latest_checkpoint),
         )
         .route("/v1/audit/export", get(audit_api::export))
+        .route("/v1/mandates", post(mandates::request).get(mandates::list))
+        .route("/v1/mandates/{id}", get(mandates::show))
+        .route("/v1/mandates/{id}/complete", post(mandates::complete))
+        .route("/v1/mandates/{id}/revoke", post(mandates::revoke))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/dev/user-tokens", post(dev::issue_user_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The JSON extractors enforce the limit themselves (413 `body_too_large`), the OAuth
@@ -391,6 +462,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(wellknown::access_log))
         .with_state(state)
+}
+
+/// Runs the mandate sweeper (see [`sweep`]) every second until the runtime stops. A
+/// failed sweep is logged and tried again on the next tick.
+pub fn spawn_sweeper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match sweep(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(n, "lapsed mandates written"),
+                Err(e) => tracing::warn!(code = e.code(), "mandate sweep failed"),
+            }
+        }
+    })
 }
 
 async fn not_found() -> ApiError {

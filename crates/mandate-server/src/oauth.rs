@@ -35,7 +35,7 @@ const ARGON2_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2)
 const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Form parameters, with RFC 6749 §3.2's rule that none (but `resource`) repeats.
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
     async fn read(state: &AppState, req: Request<Body>) -> Result<(HeaderMap, Self), OAuthError> {
@@ -61,14 +61,14 @@ impl Params {
     }
 
     /// The value of `k`; an empty value counts as absent (RFC 6749 §3.1).
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, v)| n == k && !v.is_empty())
             .map(|(_, v)| v.as_str())
     }
 
-    fn all(&self, k: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, k: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(n, _)| n == k)
@@ -77,7 +77,7 @@ impl Params {
     }
 }
 
-enum ClientAuth {
+pub(crate) enum ClientAuth {
     Secret {
         client_id: String,
         secret: String,
@@ -117,7 +117,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 }
 
 /// Which single client authentication method the request uses (RFC 6749 §2.3: at most one).
-fn client_auth(headers: &HeaderMap, p: &Params) -> Result<Option<ClientAuth>, OAuthError> {
+pub(crate) fn client_auth(
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<Option<ClientAuth>, OAuthError> {
     let basic = basic_credentials(headers)?;
     let post = p.get("client_secret");
     let assertion = match (p.get("client_assertion_type"), p.get("client_assertion")) {
@@ -174,7 +177,7 @@ fn failed() -> OAuthError {
 
 /// Authenticates the calling client and returns its agent, which must be active.
 /// `endpoint` is the URL being called (an accepted assertion audience).
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &Arc<AppState>,
     auth: ClientAuth,
     endpoint: String,
@@ -311,7 +314,7 @@ async fn authenticate(
 }
 
 /// RFC 6749 §3.3 scope syntax: space-separated tokens of `%x21 / %x23-5B / %x5D-7E`.
-fn check_scope(scope: &str) -> Result<String, OAuthError> {
+pub(crate) fn check_scope(scope: &str) -> Result<String, OAuthError> {
     let nqchar = |c: char| matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E');
     if scope.len() > 1024 {
         return Err(OAuthError::invalid_scope(
@@ -333,7 +336,7 @@ fn check_scope(scope: &str) -> Result<String, OAuthError> {
 }
 
 /// RFC 8707 §2: a resource is an absolute URI without a fragment.
-fn check_resource(r: &str) -> Result<(), OAuthError> {
+pub(crate) fn check_resource(r: &str) -> Result<(), OAuthError> {
     if !mandate_core::uri::is_absolute_uri(r) {
         return Err(OAuthError::invalid_target(format!(
             "resource `{}` is not an absolute URI without a fragment",
@@ -343,7 +346,7 @@ fn check_resource(r: &str) -> Result<(), OAuthError> {
     Ok(())
 }
 
-fn no_store(mut res: Response) -> Response {
+pub(crate) fn no_store(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -356,6 +359,9 @@ pub(crate) async fn token(
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
     let (headers, p) = Params::read(&state, req).await?;
+    if p.get("grant_type") == Some(crate::exchange::GRANT) {
+        return crate::exchange::exchange(&state, &headers, &p).await;
+    }
     let auth = client_auth(&headers, &p)?
         .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
     // Syntax first: a malformed request costs no Argon2id.
@@ -399,7 +405,7 @@ pub(crate) async fn token(
 
 /// Records a refused token request. Best effort: the refusal stands even if it cannot
 /// be recorded (a flood of refusals must not turn into a flood of errors).
-async fn record_refusal(state: &AppState, client: Option<String>, e: &OAuthError) {
+pub(crate) async fn record_refusal(state: &AppState, client: Option<String>, e: &OAuthError) {
     let mut ev = state.event("token.refused");
     // The claimed client id is unverified: keep it as a detail, bounded in size.
     ev.details = Some(json!({
@@ -451,13 +457,7 @@ async fn issue(
     }
     let aud = Audience::from_list(audiences)
         .unwrap_or_else(|| Audience::One(state.config.default_audience.clone()));
-    // INVARIANT (lifetime): never longer than the server's default nor the agent's maximum.
-    let lifetime = agent
-        .boundary
-        .max_token_lifetime_secs
-        .map_or(state.config.default_token_lifetime_secs, |m| {
-            m.min(state.config.default_token_lifetime_secs)
-        });
+    let lifetime = token_lifetime(state, agent);
     let now = state.clock.now();
     let jti = TokenId::generate(state.clock.as_ref(), state.random.as_ref())
         .map_err(OAuthError::server_error)?;
@@ -475,23 +475,9 @@ async fn issue(
         mandate: None,
         parents: Vec::new(),
     };
-    // The ring may need a reload from the store (a retired key's publication ended).
-    let ring = crate::blocking(state, move |s| s.keys.ring(&s.store, now))
-        .await
-        .map_err(|e| OAuthError::server_error(e.code()))?
-        .map_err(OAuthError::server_error)?;
-    let token = access::issue(ring.current(), &claims).map_err(OAuthError::server_error)?;
+    let details = json!({"token_id": claims.jti, "aud": claims.aud, "scope": claims.scope, "exp": claims.exp});
+    let token = sign_and_record(state, &claims, details, None).await?;
     tracing::info!(client_id = %agent.id, jti = %claims.jti, expires_in = lifetime, "access token issued");
-    let mut ev = state.event("token.issued");
-    ev.agent = Some(agent.id.to_string());
-    ev.details = Some(
-        json!({"token_id": claims.jti, "aud": claims.aud, "scope": claims.scope, "exp": claims.exp}),
-    );
-    // The token is not handed out before its issuance is on the record.
-    state.audit.record(ev).await.map_err(|e| {
-        tracing::error!(error = %e, "token issuance not recorded; refusing");
-        OAuthError::temporarily_unavailable("the audit log cannot be written; retry shortly")
-    })?;
     let mut body = serde_json::Map::new();
     body.insert("access_token".into(), json!(token));
     body.insert("token_type".into(), json!("Bearer"));
@@ -500,6 +486,44 @@ async fn issue(
         body.insert("scope".into(), json!(s));
     }
     Ok(no_store(Json(Value::Object(body)).into_response()))
+}
+
+/// The lifetime of a token for `agent`.
+///
+/// INVARIANT (lifetime): never longer than the server's default nor the agent's maximum.
+pub(crate) fn token_lifetime(state: &AppState, agent: &Agent) -> u32 {
+    agent
+        .boundary
+        .max_token_lifetime_secs
+        .map_or(state.config.default_token_lifetime_secs, |m| {
+            m.min(state.config.default_token_lifetime_secs)
+        })
+}
+
+/// Signs `claims` with the current key and records `token.issued` (with `details`)
+/// durably; the token is not handed out before its issuance is on the record.
+pub(crate) async fn sign_and_record(
+    state: &Arc<AppState>,
+    claims: &AccessClaims,
+    details: Value,
+    user: Option<String>,
+) -> Result<String, OAuthError> {
+    let now = state.clock.now();
+    // The ring may need a reload from the store (a retired key's publication ended).
+    let ring = crate::blocking(state, move |s| s.keys.ring(&s.store, now))
+        .await
+        .map_err(|e| OAuthError::server_error(e.code()))?
+        .map_err(OAuthError::server_error)?;
+    let token = access::issue(ring.current(), claims).map_err(OAuthError::server_error)?;
+    let mut ev = state.event("token.issued");
+    ev.agent = Some(claims.client_id.clone());
+    ev.user = user;
+    ev.details = Some(details);
+    state.audit.record(ev).await.map_err(|e| {
+        tracing::error!(error = %e, "token issuance not recorded; refusing");
+        OAuthError::temporarily_unavailable("the audit log cannot be written; retry shortly")
+    })?;
+    Ok(token)
 }
 
 /// The claims of `token` if it is active now: valid signature, type, issuer and window,
@@ -519,7 +543,12 @@ pub(crate) fn active_claims(s: &AppState, token: &str) -> Option<AccessClaims> {
     if cutoff.is_some_and(|c| claims.iat <= c.secs()) {
         return None;
     }
-    (agent.status == AgentStatus::Active).then_some(claims)
+    if agent.status != AgentStatus::Active {
+        return None;
+    }
+    // A mandate or delegated token also needs its mandate active and its whole chain good.
+    crate::decide::holder(&s.snapshot(), &claims, now).ok()?;
+    Some(claims)
 }
 
 /// Who may introspect or revoke: an admin token, or an authenticated agent (own tokens only).

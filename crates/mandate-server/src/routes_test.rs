@@ -155,6 +155,9 @@ fn harness() -> Harness {
             every_secs: 3600,
         },
         redact: Default::default(),
+        mandates: Default::default(),
+        users: Default::default(),
+        dev_users: None,
     };
     let state = AppState::new(
         Arc::new(store),

@@ -13,15 +13,20 @@ use crate::{AuditCmd, PolicyCmd};
 
 /// A failure worth an exit code: 1 when the server refused or could not be reached,
 /// 2 when the command line itself was wrong.
-struct Fail(u8, String);
+pub(crate) struct Fail(pub(crate) u8, pub(crate) String);
 
-type Res<T> = Result<T, Fail>;
+pub(crate) type Res<T> = Result<T, Fail>;
 
-fn usage(msg: impl Into<String>) -> Fail {
+pub(crate) fn usage(msg: impl Into<String>) -> Fail {
     Fail(2, msg.into())
 }
 
-async fn call(conn: &Conn, method: Method, path: &str, body: Option<Value>) -> Res<Value> {
+pub(crate) async fn call(
+    conn: &Conn,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Res<Value> {
     let text = call_raw(conn, method, path, body).await?;
     Ok(if text.is_empty() {
         Value::Null
@@ -130,16 +135,16 @@ fn agent_fields(
 }
 
 /// The elements of the array `v[k]` (none if it is missing or not an array).
-fn list<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
+pub(crate) fn list<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
     v.get(k).and_then(Value::as_array).into_iter().flatten()
 }
 
 /// The `items` of a list response.
-fn items(v: &Value) -> impl Iterator<Item = &Value> {
+pub(crate) fn items(v: &Value) -> impl Iterator<Item = &Value> {
     list(v, "items")
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+pub(crate) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("-")
 }
 
@@ -201,7 +206,7 @@ fn print_credential(out: &Value) {
     }
 }
 
-fn finish(conn: &Conn, r: Res<Value>, human: impl FnOnce(&Value)) -> ExitCode {
+pub(crate) fn finish(conn: &Conn, r: Res<Value>, human: impl FnOnce(&Value)) -> ExitCode {
     match r {
         Ok(v) => {
             if conn.json {
@@ -322,7 +327,7 @@ async fn lifecycle((conn, path, body): (Conn, String, Option<Value>)) -> ExitCod
     finish(&conn, r, print_agent)
 }
 
-fn url_query(pairs: &[(&str, Option<String>)]) -> String {
+pub(crate) fn url_query(pairs: &[(&str, Option<String>)]) -> String {
     let mut ser = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         if let Some(v) = v {

@@ -34,6 +34,47 @@ pub struct ServeConfig {
     pub audit_redact_hash: Vec<String>,
     /// Top-level context fields not stored at all.
     pub audit_redact_drop: Vec<String>,
+    /// How long a mandate request waits for an approver.
+    pub approval_timeout_secs: u32,
+    /// Users in this group may approve mandate requests.
+    pub approver_group: Option<String>,
+    /// Where new approval requests are announced (an `http://` URL).
+    pub approval_webhook_url: Option<String>,
+    /// The file holding the webhook's HMAC secret (mode 0600 recommended).
+    pub approval_webhook_secret_file: Option<PathBuf>,
+    /// The longest lifetime a mandate may ask for.
+    pub mandate_max_lifetime_secs: u32,
+    /// How many agents a delegation chain may hold.
+    pub delegation_max_depth: usize,
+    /// Whether the local development user issuer (and `mandate dev issue-user-token`)
+    /// is on.
+    pub dev_user_tokens: bool,
+    /// The IdPs whose user tokens name the humans agents act for.
+    pub trusted_issuers: Vec<IssuerConfig>,
+}
+
+/// One `[[trusted_issuers]]` table of the config file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// The `aud` its tokens must carry for Mandate.
+    pub audience: String,
+    /// A JWK Set file with its public keys.
+    pub jwks_file: PathBuf,
+    /// Accepted `alg`s (default RS256, ES256, EdDSA).
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// The claim naming the user (default `sub`).
+    #[serde(default)]
+    pub user_claim: Option<String>,
+    /// The claim listing the user's groups (default `groups`).
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// The claim with the user's email (default `email`).
+    #[serde(default)]
+    pub email_claim: Option<String>,
 }
 
 /// A value from some source, still as text (TOML scalars are rendered to text).
@@ -57,6 +98,13 @@ const KEYS: &[&str] = &[
     "audit.checkpoint_every_secs",
     "audit.redact_hash",
     "audit.redact_drop",
+    "approvals.timeout_secs",
+    "approvals.approver_group",
+    "approvals.webhook_url",
+    "approvals.webhook_secret_file",
+    "mandates.max_lifetime_secs",
+    "delegation.max_depth",
+    "dev.user_tokens",
 ];
 
 fn env_name(key: &str) -> String {
@@ -110,6 +158,7 @@ pub struct Flags {
 pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig, Vec<String>> {
     let mut errors = Vec::new();
     let mut raw: BTreeMap<String, Raw> = BTreeMap::new();
+    let mut issuers: Vec<IssuerConfig> = Vec::new();
 
     let file = flags
         .config
@@ -121,7 +170,19 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             Err(e) => errors.push(format!("{name}: cannot read: {e}")),
             Ok(text) => match text.parse::<toml::Table>() {
                 Err(e) => errors.push(format!("{name}: {}", e.to_string().trim())),
-                Ok(t) => flatten("", &t, &mut raw, &mut errors, &name),
+                Ok(mut t) => {
+                    // The one structured key: a list of tables, file only.
+                    if let Some(list) = t.remove("trusted_issuers") {
+                        match list.try_into::<Vec<IssuerConfig>>() {
+                            Ok(l) => issuers = l,
+                            Err(e) => errors.push(format!(
+                                "{name}: `trusted_issuers`: {}",
+                                e.to_string().trim()
+                            )),
+                        }
+                    }
+                    flatten("", &t, &mut raw, &mut errors, &name)
+                }
             },
         }
     }
@@ -191,6 +252,14 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         // Prompts and tool arguments are the usual carriers of personal data and secrets.
         audit_redact_hash: vec!["prompt".into(), "tool_arguments".into()],
         audit_redact_drop: Vec::new(),
+        approval_timeout_secs: 300,
+        approver_group: None,
+        approval_webhook_url: None,
+        approval_webhook_secret_file: None,
+        mandate_max_lifetime_secs: 3600,
+        delegation_max_depth: 5,
+        dev_user_tokens: false,
+        trusted_issuers: issuers,
     };
     for (key, r) in &raw {
         let v = r.value.trim();
@@ -275,8 +344,44 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     cfg.audit_redact_drop = fields;
                 }
             }
+            "approvals.timeout_secs" => match int(1, 86_400).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => cfg.approval_timeout_secs = n,
+                None => bad("must be a whole number of seconds in 1..=86400"),
+            },
+            "approvals.approver_group" if !v.is_empty() && v.len() <= 256 => {
+                cfg.approver_group = Some(v.to_owned())
+            }
+            "approvals.webhook_url" => {
+                if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                    cfg.approval_webhook_url = Some(v.to_owned())
+                } else {
+                    bad("must be an http:// URL (outbound TLS is not built yet)")
+                }
+            }
+            "approvals.webhook_secret_file" if !v.is_empty() => {
+                cfg.approval_webhook_secret_file = Some(PathBuf::from(v))
+            }
+            "mandates.max_lifetime_secs" => {
+                match int(1, 86_400).and_then(|n| u32::try_from(n).ok()) {
+                    Some(n) => cfg.mandate_max_lifetime_secs = n,
+                    None => bad("must be a whole number of seconds in 1..=86400"),
+                }
+            }
+            "delegation.max_depth" => match int(1, 16).and_then(|n| usize::try_from(n).ok()) {
+                Some(n) => cfg.delegation_max_depth = n,
+                None => bad("must be a whole number in 1..=16"),
+            },
+            "dev.user_tokens" => match v {
+                "true" => cfg.dev_user_tokens = true,
+                "false" => cfg.dev_user_tokens = false,
+                _ => bad("must be true or false"),
+            },
             _ => bad("must not be empty"),
         }
+    }
+    if cfg.approval_webhook_url.is_some() != cfg.approval_webhook_secret_file.is_some() {
+        errors
+            .push("`approvals.webhook_url` and `approvals.webhook_secret_file` go together".into());
     }
     if cfg.token_default_lifetime_secs > cfg.token_max_lifetime_secs {
         errors.push(format!(

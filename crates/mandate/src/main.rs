@@ -1,10 +1,13 @@
 //! The `mandate` binary: `mandate serve` runs the server; every other command is a client
-//! of its admin API (address and admin token from flags or `MANDATE_ADDR`/`MANDATE_TOKEN`).
+//! of its API (address and token from flags or `MANDATE_ADDR`/`MANDATE_TOKEN`: an admin
+//! token, or for `mandate request`/`complete` the agent's access token, or an approver's
+//! user token for `approvals`).
 //!
 //! Exit codes: 0 success, 1 the server refused or failed, 2 bad usage or configuration.
 
 mod client;
 mod config;
+mod mandates_cli;
 mod serve;
 
 use std::collections::BTreeMap;
@@ -43,6 +46,15 @@ enum Command {
     /// The tamper-evident audit log: events, checkpoints, export, offline verify
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Mandates: task-scoped grants an agent asks for, for a user
+    #[command(subcommand)]
+    Mandate(mandates_cli::MandateCmd),
+    /// Mandate requests waiting for a human: list, approve, deny
+    #[command(subcommand)]
+    Approvals(mandates_cli::ApprovalsCmd),
+    /// Development helpers (only on a server started with `dev.user_tokens = true`)
+    #[command(subcommand)]
+    Dev(mandates_cli::DevCmd),
 }
 
 #[derive(Subcommand)]
@@ -176,7 +188,8 @@ pub struct Conn {
         global = true
     )]
     pub addr: String,
-    /// Admin token
+    /// Bearer token: an admin token (or, where a command says so, an agent's access token
+    /// or a user token)
     #[arg(long, env = "MANDATE_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Print the server's JSON instead of a summary
@@ -424,5 +437,8 @@ fn main() -> ExitCode {
         Command::Keys(c) => runtime.block_on(client::keys(c)),
         Command::Policy(c) => runtime.block_on(client::policy(c)),
         Command::Audit(c) => runtime.block_on(client::audit(c)),
+        Command::Mandate(c) => runtime.block_on(mandates_cli::mandate(c)),
+        Command::Approvals(c) => runtime.block_on(mandates_cli::approvals(c)),
+        Command::Dev(c) => runtime.block_on(mandates_cli::dev(c)),
     }
 }

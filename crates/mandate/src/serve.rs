@@ -14,9 +14,12 @@ use mandate_core::random::{OsRandom, Random};
 use mandate_server::audit::CheckpointPolicy;
 use mandate_server::bootstrap::{self, Bootstrap};
 use mandate_server::keys::KeyState;
-use mandate_server::{AppState, ServerConfig};
-use mandate_store::Store;
+use mandate_server::webhook::WebhookConfig;
+use mandate_server::{AppState, MandateConfig, ServerConfig};
+use mandate_store::{Store, keyfile};
+use mandate_token::keys::SigningKey;
 use mandate_token::secret;
+use mandate_token::user::{ClaimNames, DevUserIssuer, TrustedIssuer, TrustedIssuers};
 
 use crate::config::ServeConfig;
 
@@ -61,6 +64,67 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing in-flight requests");
 }
 
+/// The approval webhook, with its secret read from its file.
+fn webhook(cfg: &ServeConfig) -> anyhow::Result<Option<WebhookConfig>> {
+    let (Some(url), Some(file)) = (&cfg.approval_webhook_url, &cfg.approval_webhook_secret_file)
+    else {
+        return Ok(None);
+    };
+    let secret = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the webhook secret {}", file.display()))?;
+    let secret = secret.trim();
+    anyhow::ensure!(
+        secret.len() >= 24,
+        "the webhook secret in {} must be at least 24 characters",
+        file.display()
+    );
+    Ok(Some(WebhookConfig {
+        url: url.clone(),
+        secret: secret.as_bytes().to_vec(),
+    }))
+}
+
+/// The trusted user-token issuers, plus the development issuer when enabled (its key
+/// is kept in the data dir, mode 0600; its issuer is `<issuer>/dev-users`).
+fn user_issuers(
+    cfg: &ServeConfig,
+    issuer: &str,
+    random: &dyn Random,
+) -> anyhow::Result<(TrustedIssuers, Option<DevUserIssuer>)> {
+    let mut list = Vec::new();
+    for t in &cfg.trusted_issuers {
+        let jwks = std::fs::read_to_string(&t.jwks_file)
+            .with_context(|| format!("reading {} for {}", t.jwks_file.display(), t.issuer))?;
+        let defaults = ClaimNames::default();
+        let claims = ClaimNames {
+            user: t.user_claim.clone().unwrap_or(defaults.user),
+            groups: t.groups_claim.clone().unwrap_or(defaults.groups),
+            email: t.email_claim.clone().unwrap_or(defaults.email),
+        };
+        list.push(
+            TrustedIssuer::new(&t.issuer, &t.audience, &jwks, &t.algorithms, claims)
+                .with_context(|| format!("trusted issuer {}", t.issuer))?,
+        );
+    }
+    let dev = if cfg.dev_user_tokens {
+        let path = cfg.data_dir.join("dev-user-issuer.pem");
+        let key = if path.exists() {
+            SigningKey::from_pkcs8_pem(&keyfile::read_private(&path)?)?
+        } else {
+            let k = SigningKey::generate(random)?;
+            keyfile::write_private(&path, &k.to_pkcs8_pem()?)?;
+            k
+        };
+        tracing::warn!("the development user issuer is on: any admin token can mint user tokens");
+        let d = DevUserIssuer::new(key, format!("{issuer}/dev-users"), issuer.to_owned());
+        list.push(d.trusted()?);
+        Some(d)
+    } else {
+        None
+    };
+    Ok((TrustedIssuers::new(list)?, dev))
+}
+
 pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
@@ -98,6 +162,7 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
             "listening on all interfaces without `issuer` set; tokens will name {issuer}"
         );
     }
+    let (users, dev_users) = user_issuers(&cfg, &issuer, random.as_ref())?;
     let config = ServerConfig {
         default_audience: cfg
             .token_default_audience
@@ -122,10 +187,20 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
                     .map(|f| (f.clone(), Rule::Drop)),
             )
             .collect(),
+        mandates: MandateConfig {
+            approval_timeout_secs: cfg.approval_timeout_secs,
+            max_lifetime_secs: cfg.mandate_max_lifetime_secs,
+            max_delegation_depth: cfg.delegation_max_depth,
+            approver_group: cfg.approver_group.clone(),
+            webhook: webhook(&cfg)?,
+        },
+        users: Arc::new(users),
+        dev_users: dev_users.map(Arc::new),
     };
     let state = Arc::new(
         AppState::new(store, keys, clock, random, config).context("opening the audit log")?,
     );
+    let sweeper = mandate_server::spawn_sweeper(Arc::clone(&state));
 
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -169,6 +244,7 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    sweeper.abort();
     // In-flight requests are done; let the audit writer drain and seal a checkpoint.
     state.audit.close();
     tracing::info!("stopped");

@@ -1,7 +1,7 @@
 //! The HTTP surface through the real router (`tower::ServiceExt::oneshot`, no socket):
 //! table-driven bad input on the admin API (`tests/data/bad_input/*.json`), the OAuth
-//! token, introspection and revocation endpoints, credential and key rotation, and the
-//! public metadata documents.
+//! token, introspection and revocation endpoints, credential and key rotation, the
+//! public metadata documents, and mandates with their approvals (`mandates.rs`).
 //!
 //! Every test builds its own server on a fresh SQLite file with a manual clock, so
 //! tests move time by hand and never sleep.
@@ -40,6 +40,8 @@ const MAX_LIFETIME: i64 = 3600;
 const MAX_BODY: usize = 64 * 1024;
 const FORM: &str = "application/x-www-form-urlencoded";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+mod mandates;
 
 // ---- harness ----
 
@@ -109,10 +111,17 @@ struct Env {
     app: Router,
     clock: Arc<ManualClock>,
     admin: String,
+    /// The state behind `app`, for what no endpoint does (the mandate sweeper).
+    state: Arc<AppState>,
 }
 
 impl Env {
     fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    /// A server whose configuration `adjust` changed first (see `mandates.rs`).
+    fn with_config(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::at_millis(1_700_000_000_000));
         let random: Arc<dyn Random> = Arc::new(OsRandom);
@@ -128,7 +137,7 @@ impl Env {
                 panic!("a fresh store creates its bootstrap token")
             }
         };
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             issuer: ISSUER.into(),
             default_audience: ISSUER.into(),
             default_token_lifetime_secs: 300,
@@ -140,14 +149,19 @@ impl Env {
                 every_secs: 3600,
             },
             redact: Default::default(),
+            mandates: Default::default(),
+            users: Default::default(),
+            dev_users: None,
         };
+        adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = clock.clone();
         let state = Arc::new(AppState::new(store, keys, clock_dyn, random, config).expect("state"));
         Self {
             _dir: dir,
-            app: mandate_server::router(state),
+            app: mandate_server::router(Arc::clone(&state)),
             clock,
             admin,
+            state,
         }
     }
 
@@ -1527,7 +1541,13 @@ async fn metadata_follows_rfc_8414() {
         format!("{ISSUER}/oauth/introspect")
     );
     assert_eq!(m["revocation_endpoint"], format!("{ISSUER}/oauth/revoke"));
-    assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
+    assert_eq!(
+        m["grant_types_supported"],
+        json!([
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
+    );
     assert!(
         m["response_types_supported"].is_array(),
         "REQUIRED by RFC 8414 §2"

@@ -33,6 +33,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod chains;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
@@ -234,6 +236,7 @@ impl Fixture {
                 issuer: ISSUER.to_owned(),
                 cutoffs: HashMap::from([(id, Timestamp::from_secs(CUTOFF))]),
                 revoked: HashSet::from([REVOKED_JTI.to_owned()]),
+                mandates: HashMap::new(),
             },
             foreign: SigningKey::generate(&OsRandom).expect("foreign key"),
         }

@@ -1,8 +1,9 @@
 //! Interoperability with third-party OAuth clients: Python `authlib` (client credentials
-//! with `client_secret_basic`, `client_secret_post` and `private_key_jwt`) and `PyJWT`'s
-//! `PyJWKClient` verifying the access tokens against the JWKS. The checks live in
-//! `tests/interop/oauth_clients.py`; this test gives it a venv with the versions pinned in
-//! `tests/interop/requirements.txt` and a running server.
+//! with `client_secret_basic`, `client_secret_post` and `private_key_jwt`; RFC 8693 token
+//! exchange for a mandate) and `PyJWT`'s `PyJWKClient` verifying the access tokens against
+//! the JWKS. The checks live in `tests/interop/oauth_clients.py` and
+//! `tests/interop/token_exchange.py`; these tests give them a venv with the versions
+//! pinned in `tests/interop/requirements.txt` and a running server.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -105,15 +106,13 @@ fn venv_python() -> Result<PathBuf, String> {
     Ok(python)
 }
 
-#[test]
-fn authlib_and_pyjwt_interoperate() {
+/// Runs `tests/interop/{script}` against `server` (MANDATE_ADDR, MANDATE_TOKEN = its
+/// bootstrap token); it must exit 0 and print `done`.
+fn run_script(server: &Server, script: &str, done: &str) {
     let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
-    let (_t, dir) = data_dir();
-    let server = Server::start(&dir, &[], &[]);
     let token = server.token.clone().expect("a bootstrap token");
-    let script = interop_dir().join("oauth_clients.py");
     let out = Command::new(&python)
-        .arg(&script)
+        .arg(interop_dir().join(script))
         .env_remove("PYTHONPATH")
         .env_remove("PYTHONHOME")
         .env("PYTHONUNBUFFERED", "1")
@@ -126,11 +125,29 @@ fn authlib_and_pyjwt_interoperate() {
     println!("{report}");
     assert!(
         out.status.success(),
-        "the interop script failed:\n{report}\n--- server stderr\n{}",
+        "{script} failed:\n{report}\n--- server stderr\n{}",
         server.stderr_text()
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("all interop checks passed"),
+        String::from_utf8_lossy(&out.stdout).contains(done),
         "{report}"
+    );
+}
+
+#[test]
+fn authlib_and_pyjwt_interoperate() {
+    let (_t, dir) = data_dir();
+    let server = Server::start(&dir, &[], &[]);
+    run_script(&server, "oauth_clients.py", "all interop checks passed");
+}
+
+#[test]
+fn authlib_exchanges_a_user_token_for_a_mandate_token() {
+    let (_t, dir) = data_dir();
+    let server = Server::start(&dir, &[], &[("MANDATE_DEV_USER_TOKENS", "true")]);
+    run_script(
+        &server,
+        "token_exchange.py",
+        "all token exchange checks passed",
     );
 }

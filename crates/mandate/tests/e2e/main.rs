@@ -14,4 +14,5 @@ mod decide;
 mod harness;
 mod interop;
 mod lifecycle;
+mod mandates;
 mod serve;

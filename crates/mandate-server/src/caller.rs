@@ -1,0 +1,130 @@
+//! Who is calling an endpoint that admins, agents and humans share (mandates,
+//! approvals): an admin token, an agent with its own access token, or a human with a
+//! trusted issuer's user token. Each is checked as fully as on its own endpoints.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use mandate_core::admin::{AdminToken, Role};
+use mandate_core::agent::Agent;
+use mandate_token::access::AccessClaims;
+use mandate_token::user::VerifiedUser;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{bearer, looks_like_jwt, lookup_admin_token};
+
+/// An authenticated caller.
+#[derive(Debug)]
+pub(crate) enum Caller {
+    /// An admin token (any role but `service`).
+    Admin(AdminToken),
+    /// An agent, with a valid access token of its own (its agent active).
+    Agent {
+        /// The agent as the snapshot holds it.
+        agent: Box<Agent>,
+        /// The token's claims.
+        claims: Box<AccessClaims>,
+    },
+    /// A human, with a verified user token.
+    User(Box<VerifiedUser>),
+}
+
+fn unauthenticated(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", msg)
+}
+
+/// The `iss` claim of a JWT, read without verifying it (only to pick who verifies).
+pub(crate) fn peek_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// Authenticates the bearer of `headers`.
+pub(crate) async fn identify(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    let token = bearer(headers).ok_or_else(|| unauthenticated("a bearer token is required"))?;
+    if !looks_like_jwt(token) {
+        return match lookup_admin_token(state, token).await? {
+            Some(t) if t.role == Role::Service => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "service tokens may only call /v1/authorize",
+            )),
+            Some(t) => Ok(Caller::Admin(t)),
+            None => Err(unauthenticated("unknown or revoked token")),
+        };
+    }
+    let now = state.clock.now();
+    if peek_issuer(token).as_deref() == Some(state.config.issuer.as_str()) {
+        let snapshot = state.snapshot();
+        let claims = match state.verified_tokens.get(token, now) {
+            Some(c) => c,
+            None => {
+                let c = mandate_token::access::verify(&snapshot.ring, token, &snapshot.issuer, now)
+                    .map_err(|_| unauthenticated("invalid access token"))?;
+                state.verified_tokens.insert(token, c.clone());
+                c
+            }
+        };
+        let holder = crate::decide::holder(&snapshot, &claims, now)
+            .map_err(|r| unauthenticated(&format!("access token refused: {}", r.reason)))?;
+        return Ok(Caller::Agent {
+            agent: Box::new(holder.agent.clone()),
+            claims: Box::new(claims),
+        });
+    }
+    state
+        .config
+        .users
+        .verify(token, now)
+        .map(|u| Caller::User(Box::new(u)))
+        .map_err(|e| unauthenticated(&format!("user token refused: {e}")))
+}
+
+impl Caller {
+    /// The audit `actor` for this caller: an admin token id, the agent id, or
+    /// `user:<sub>`.
+    pub(crate) fn actor(&self) -> String {
+        match self {
+            Self::Admin(t) => t.id.to_string(),
+            Self::Agent { agent, .. } => agent.id.to_string(),
+            Self::User(u) => format!("user:{}", u.user.sub),
+        }
+    }
+
+    /// Whether this caller may approve or deny requests: an admin or approver token, or
+    /// a user in the configured approver group.
+    pub(crate) fn is_approver(&self, state: &AppState) -> bool {
+        match self {
+            Self::Admin(t) => matches!(t.role, Role::Admin | Role::Approver),
+            Self::Agent { .. } => false,
+            Self::User(u) => state
+                .config
+                .mandates
+                .approver_group
+                .as_ref()
+                .is_some_and(|g| u.user.groups.iter().any(|x| x == g)),
+        }
+    }
+}
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    /// As an extractor, so the caller is authenticated before a body is read.
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        identify(state, &parts.headers).await
+    }
+}
