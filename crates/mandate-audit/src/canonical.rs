@@ -57,30 +57,42 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
 
 /// RFC 8785 §3.2.2.2: escape `"`, `\` and U+0000..U+001F only; everything else is
 /// written as its UTF-8 bytes.
+///
+/// Works on bytes: the bytes to escape are ASCII, and no byte of a multi-byte UTF-8
+/// sequence is, so the runs between them are copied whole.
 fn write_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            c if u32::from(c) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", u32::from(c)).as_bytes());
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let control;
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
+            0x00..=0x1f => {
+                let hex = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
+                control = [b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 0x0f)];
+                &control
             }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+        out.extend_from_slice(escape);
+        run = i + 1;
     }
+    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
     out.push(b'"');
 }
 
-fn number(n: &Number) -> String {
+/// The canonical text of a number (the verifier's scan checks numbers against it).
+pub(crate) fn number(n: &Number) -> String {
     if let Some(u) = n.as_u64() {
         u.to_string()
     } else if let Some(i) = n.as_i64() {
@@ -312,6 +324,18 @@ mod tests {
             }
             let parsed: Value = serde_json::from_str(&text).unwrap();
             prop_assert_eq!(parsed.as_f64(), Some(if f == 0.0 { 0.0 } else { f }));
+        }
+
+        // serde_json escapes strings exactly as RFC 8785 does, so it can check ours.
+        #[test]
+        fn strings_as_serde_json_writes_them(
+            s in any::<String>(),
+            t in "[\"\\\\\u{0}-\u{1f}a-z\u{7f}é]{0,12}",
+        ) {
+            for s in [s, t] {
+                let ours = canonical_json(&Value::String(s.clone()));
+                prop_assert_eq!(ours, serde_json::to_vec(&s).unwrap());
+            }
         }
 
         // Any serialization of a value has the same canonical form.
