@@ -50,10 +50,21 @@ use crate::event::{AuditEvent, NodeName};
 use crate::merkle::{Frontier, Hash};
 use scan::{Scanned, Scanners};
 
-/// Lines are read in batches of at most this many lines, or until they pass
-/// [`BATCH_BYTES`]; the scan of a batch is shared among threads.
-const BATCH_LINES: usize = 4096;
-const BATCH_BYTES: usize = 4 << 20;
+/// How many lines the verifier reads before it scans them.
+#[derive(Clone, Copy)]
+struct Batch {
+    /// At most this many lines.
+    lines: usize,
+    /// No more lines once they hold this many bytes.
+    bytes: usize,
+}
+
+/// Large enough that starting the scan's threads costs little, small enough to keep in
+/// the cache.
+const BATCH: Batch = Batch {
+    lines: 16_384,
+    bytes: 8 << 20,
+};
 
 /// The export line of an event (without the trailing `\n`).
 pub fn event_line(event: &AuditEvent) -> String {
@@ -195,12 +206,21 @@ pub fn verify_export(
 /// the latest checkpoint held outside the export to detect a tail cut at a checkpoint.
 /// `known` are checkpoints whose signatures the caller has already checked.
 ///
-/// Lines are read in batches of up to [`BATCH_LINES`]; a large batch is scanned on up to
-/// one thread per CPU (at most 8), and then checked in order on the caller's thread.
+/// Lines are read in batches of up to 16,384; a large batch is scanned on up to one
+/// thread per CPU (at most 8), and then checked in order on the caller's thread.
 pub fn verify_export_against(
+    reader: impl BufRead,
+    key: &VerifyingKey,
+    known: &[Checkpoint],
+) -> Result<VerifyReport, VerifyError> {
+    verify_in_batches(reader, key, known, BATCH)
+}
+
+fn verify_in_batches(
     mut reader: impl BufRead,
     key: &VerifyingKey,
     known: &[Checkpoint],
+    size: Batch,
 ) -> Result<VerifyReport, VerifyError> {
     let mut sorted: Vec<&Checkpoint> = known.iter().collect();
     sorted.sort_by_key(|k| k.size);
@@ -212,7 +232,7 @@ pub fn verify_export_against(
         checkpoints: 0,
         last: None,
     };
-    let mut scanners = Scanners::new();
+    let mut scanners = Scanners::new(key);
     let mut line_no: u64 = 0;
     let mut batch = String::new();
     let mut ends: Vec<usize> = Vec::new();
@@ -224,7 +244,7 @@ pub fn verify_export_against(
         batch.clear();
         ends.clear();
         let (mut failed, mut eof) = (None, false);
-        while ends.len() < BATCH_LINES && batch.len() < BATCH_BYTES {
+        while ends.len() < size.lines && batch.len() < size.bytes {
             match reader.read_line(&mut batch) {
                 Ok(0) => eof = true,
                 Ok(_) => ends.push(batch.len()),
@@ -287,11 +307,11 @@ struct State<'a, I: Iterator<Item = &'a Checkpoint>> {
 impl<'a, I: Iterator<Item = &'a Checkpoint>> State<'a, I> {
     /// Checks `line`, given what the scan found in it.
     fn line(&mut self, line: &str, scanned: Option<Scanned<'_>>) -> Result<(), Failure> {
-        // The fast path: an event line the scan vouches for, naming a valid node.
-        // INVARIANT (chain): the scan accepts only an event's canonical bytes in an event
-        // line, so the hash it returns is that event's leaf.
-        if let Some(event) = scanned {
-            match &self.node {
+        match scanned {
+            // The fast path: an event line the scan vouches for, naming a valid node.
+            // INVARIANT (chain): the scan accepts only an event's canonical bytes in an
+            // event line, so the hash it returns is that event's leaf.
+            Some(Scanned::Event(event)) => match &self.node {
                 Some(node) if node.as_str() == event.node => {
                     return self.event(event.seq, None, event.leaf);
                 }
@@ -300,7 +320,9 @@ impl<'a, I: Iterator<Item = &'a Checkpoint>> State<'a, I> {
                         return self.event(event.seq, Some(&node), event.leaf);
                     }
                 }
-            }
+            },
+            Some(Scanned::Checkpoint(cp)) => return self.checkpoint(cp),
+            None => {}
         }
         self.parsed_line(line)
     }
@@ -323,7 +345,7 @@ impl<'a, I: Iterator<Item = &'a Checkpoint>> State<'a, I> {
                 if checkpoint_line(&signed) != line {
                     return Err(Failure::NotCanonical);
                 }
-                self.checkpoint(&signed)
+                self.checkpoint(signed.verify(self.key)?)
             }
         }
     }
@@ -359,8 +381,8 @@ impl<'a, I: Iterator<Item = &'a Checkpoint>> State<'a, I> {
         self.check_known()
     }
 
-    fn checkpoint(&mut self, signed: &SignedCheckpoint) -> Result<(), Failure> {
-        let cp = signed.verify(self.key)?;
+    /// Checks checkpoint `cp`, whose signature has been verified, against the log.
+    fn checkpoint(&mut self, cp: Checkpoint) -> Result<(), Failure> {
         self.same_node(&cp.node)?;
         let events = self.frontier.size();
         if cp.size != events {
@@ -619,11 +641,12 @@ mod tests {
         ));
     }
 
-    /// A failure is reported at its line whether the line is early or late in a batch of
-    /// lines, and a read failure only after the lines before it.
+    /// A failure is reported at its line wherever the line falls in a batch, and a read
+    /// failure only after the lines before it are checked; batches end at a number of
+    /// lines (shared among threads: 1024 lines make two threads' worth) or of bytes.
     #[test]
     fn failures_across_batches() {
-        // Over two batches, a checkpoint every 1000 events and at the end.
+        // A checkpoint every 1000 events and at the end.
         let mut f = Frontier::new();
         let mut lines = vec![];
         for seq in 0..5000 {
@@ -634,52 +657,67 @@ mod tests {
                 lines.push(checkpoint(&f, 1000 + seq as i64));
             }
         }
-        assert!(BATCH_LINES < lines.len());
-        let report = run(&lines).unwrap();
-        assert_eq!((report.events, report.checkpoints), (5000, 5));
-
-        for at in [0, 1, 2047, 4094, 4095, 4096, 4097, 5003] {
-            let mut l = lines.clone();
-            l[at] = l[at].replace("\"kind\":\"decision\"", "\"kind\":\"decisioN\"");
-            let (line, why) = failure(&l);
-            let next_checkpoint = (at / 1001 + 1) * 1001;
-            assert_eq!(line, next_checkpoint as u64, "{at}");
-            assert!(matches!(why, Failure::CheckpointRoot { .. }), "{at}");
-
-            let mut l = lines.clone();
-            l.swap(at, at + 1);
-            let (line, why) = failure(&l);
-            assert_eq!(line, at as u64 + 1, "{at}");
-            let out_of_order = matches!(why, Failure::Seq { .. } | Failure::CheckpointSize { .. });
-            assert!(out_of_order, "{at}");
-
-            let mut l = lines.clone();
-            let last = l[at].len() - 1;
-            l[at].insert(last, ' ');
-            assert_eq!(failure(&l), (at as u64 + 1, Failure::NotCanonical), "{at}");
-        }
-
-        // Not UTF-8 on a line: the lines before it are checked first.
-        let text = |lines: &[String], bad: usize| {
-            let mut bytes = lines
-                .iter()
-                .map(|l| format!("{l}\n"))
-                .collect::<String>()
-                .into_bytes();
-            let at = lines[..bad].iter().map(|l| l.len() + 1).sum::<usize>() + 10;
-            bytes[at] = 0xff;
-            bytes
-        };
         let vk = key().verifying_key();
-        for bad in [0, 2999, 4095, 4096, 4097] {
-            let e = verify_export(text(&lines, bad).as_slice(), &vk).unwrap_err();
-            assert_eq!(e.line, bad as u64 + 1, "{bad}");
-            assert!(matches!(e.failure, Failure::Read(_)), "{bad}");
-            if bad >= 2 {
+        let text = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        for size in [
+            Batch {
+                lines: 1024,
+                bytes: 1 << 20,
+            },
+            Batch {
+                lines: usize::MAX,
+                bytes: 40_000,
+            },
+        ] {
+            let verify = |text: &[u8]| verify_in_batches(text, &vk, &[], size);
+            let failure = |lines: &[String]| {
+                let e = verify(text(lines).as_bytes()).unwrap_err();
+                (e.line, e.failure)
+            };
+            let report = verify(text(&lines).as_bytes()).unwrap();
+            assert_eq!((report.events, report.checkpoints), (5000, 5));
+
+            for at in [
+                0, 1, 468, 469, 470, 1022, 1023, 1024, 1025, 2047, 2048, 5003,
+            ] {
                 let mut l = lines.clone();
-                l.swap(bad - 2, bad - 1);
-                let e = verify_export(text(&l, bad).as_slice(), &vk).unwrap_err();
-                assert_eq!(e.line, bad as u64 - 1, "{bad}");
+                l[at] = l[at].replace("\"kind\":\"decision\"", "\"kind\":\"decisioN\"");
+                let next_checkpoint = (at / 1001 + 1) * 1001;
+                let (line, why) = failure(&l);
+                assert_eq!(line, next_checkpoint as u64, "{at}");
+                assert!(matches!(why, Failure::CheckpointRoot { .. }), "{at}");
+
+                let mut l = lines.clone();
+                l.swap(at, at + 1);
+                let (line, why) = failure(&l);
+                assert_eq!(line, at as u64 + 1, "{at}");
+                let out_of_order =
+                    matches!(why, Failure::Seq { .. } | Failure::CheckpointSize { .. });
+                assert!(out_of_order, "{at}");
+
+                let mut l = lines.clone();
+                let last = l[at].len() - 1;
+                l[at].insert(last, ' ');
+                assert_eq!(failure(&l), (at as u64 + 1, Failure::NotCanonical), "{at}");
+            }
+
+            // Not UTF-8 on a line.
+            let bad_text = |lines: &[String], bad: usize| {
+                let mut bytes = text(lines).into_bytes();
+                let at = lines[..bad].iter().map(|l| l.len() + 1).sum::<usize>() + 10;
+                bytes[at] = 0xff;
+                bytes
+            };
+            for bad in [0, 469, 1023, 1024, 1025, 2999] {
+                let e = verify(&bad_text(&lines, bad)).unwrap_err();
+                assert_eq!(e.line, bad as u64 + 1, "{bad}");
+                assert!(matches!(e.failure, Failure::Read(_)), "{bad}");
+                if bad >= 2 {
+                    let mut l = lines.clone();
+                    l.swap(bad - 2, bad - 1);
+                    let e = verify(&bad_text(&l, bad)).unwrap_err();
+                    assert_eq!(e.line, bad as u64 - 1, "{bad}");
+                }
             }
         }
     }

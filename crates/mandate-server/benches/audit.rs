@@ -172,10 +172,10 @@ fn bench_verify(c: &mut Criterion) {
     const EVENTS: u64 = 1_000_000;
     let built = OnceCell::new();
     let mut group = c.benchmark_group("audit/verify_export");
-    // A run takes most of a second: ten runs, one per sample.
+    // A run takes about a second: ten samples of one run each.
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
-    group.measurement_time(Duration::from_secs(8));
+    group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(EVENTS));
     group.bench_function(format!("{EVENTS}"), |b| {
         let (bytes, key) = built.get_or_init(|| {

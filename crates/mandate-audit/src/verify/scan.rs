@@ -11,15 +11,22 @@
 //! runs the full check, which decides and names the failure. Two rare cases take a slower
 //! step inside the scan: a number other than a short integer is parsed and re-encoded on
 //! its own, and object member names with escapes are decoded to be compared.
+//!
+//! Lines do not depend on each other here (seq, node and the Merkle tree are the
+//! verifier's, in order), so [`Scanners`] shares a batch of lines among threads. They
+//! also take the full check of checkpoint lines, whose signatures are the costly part.
 
 use std::num::NonZero;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
+use ed25519_dalek::VerifyingKey;
 use mandate_core::time::Timestamp;
 use serde_json::Number;
 
+use super::{Record, checkpoint_line};
 use crate::canonical;
+use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::merkle::{self, Hash};
 
 /// What an event line starts with; it ends with `}`.
@@ -91,8 +98,16 @@ fn field_index(name: &[u8]) -> Option<usize> {
     })
 }
 
+/// A line the scan vouches for.
+pub(super) enum Scanned<'a> {
+    /// An event line.
+    Event(Event<'a>),
+    /// A checkpoint line, as [`checkpoint_line`] writes it, whose signature verifies.
+    Checkpoint(Checkpoint),
+}
+
 /// An event line the scan accepted.
-pub(super) struct Scanned<'a> {
+pub(super) struct Event<'a> {
     /// The event's seq.
     pub seq: u64,
     /// The node it names, not yet checked to be a valid node name.
@@ -112,33 +127,41 @@ const CHUNK_LINES: usize = 256;
 /// much as scanning a few dozen.
 const MIN_LINES_PER_THREAD: usize = 512;
 
-/// A scanner for each thread that may scan a batch; the first works on the caller's.
-pub(super) struct Scanners(Vec<Scanner>);
+/// A scanner for each thread that may scan a batch (the first works on the caller's),
+/// and the node's key, for checkpoints.
+pub(super) struct Scanners {
+    scanners: Vec<Scanner>,
+    key: VerifyingKey,
+}
 
 /// Scan results of the chunk of lines with this index.
 type Done<'a> = (usize, Vec<Option<Scanned<'a>>>);
 
 impl Scanners {
     /// As many scanners as the machine runs threads at once, up to [`MAX_THREADS`].
-    pub(super) fn new() -> Self {
+    pub(super) fn new(key: &VerifyingKey) -> Self {
         let threads = thread::available_parallelism().map_or(1, NonZero::get);
-        Self::with_threads(threads)
+        Self::with_threads(threads, key)
     }
 
-    fn with_threads(threads: usize) -> Self {
+    fn with_threads(threads: usize, key: &VerifyingKey) -> Self {
         let threads = threads.clamp(1, MAX_THREADS);
-        Self((0..threads).map(|_| Scanner::default()).collect())
+        Self {
+            scanners: (0..threads).map(|_| Scanner::default()).collect(),
+            key: *key,
+        }
     }
 
     /// Scans `lines`, on several threads when there are enough of them: one result per
     /// line, in order.
     pub(super) fn scan<'a>(&mut self, lines: &[&'a str]) -> Vec<Option<Scanned<'a>>> {
-        let threads = (lines.len() / MIN_LINES_PER_THREAD).min(self.0.len());
-        let Some((own, others)) = self.0.split_first_mut() else {
+        let threads = (lines.len() / MIN_LINES_PER_THREAD).min(self.scanners.len());
+        let key = &self.key;
+        let Some((own, others)) = self.scanners.split_first_mut() else {
             return lines.iter().map(|_| None).collect();
         };
         if threads <= 1 {
-            return own.all(lines);
+            return own.all(lines, key);
         }
         let chunks: Vec<&[&'a str]> = lines.chunks(CHUNK_LINES).collect();
         let next = AtomicUsize::new(0);
@@ -150,7 +173,7 @@ impl Scanners {
                 let Some(chunk) = chunks.get(i) else {
                     return done;
                 };
-                done.push((i, scanner.all(chunk)));
+                done.push((i, scanner.all(chunk, key)));
             }
         };
         let done: Vec<Done<'a>> = thread::scope(|scope| {
@@ -200,13 +223,20 @@ pub(super) struct Scanner {
 const TIME_LEN: usize = 20;
 
 impl Scanner {
-    fn all<'a>(&mut self, lines: &[&'a str]) -> Vec<Option<Scanned<'a>>> {
-        lines.iter().map(|line| self.event(line)).collect()
+    fn all<'a>(&mut self, lines: &[&'a str], key: &VerifyingKey) -> Vec<Option<Scanned<'a>>> {
+        let scan = |line: &&'a str| {
+            if line.starts_with(PREFIX) {
+                self.event(line).map(Scanned::Event)
+            } else {
+                checkpoint(line, key).map(Scanned::Checkpoint)
+            }
+        };
+        lines.iter().map(scan).collect()
     }
 
     /// The seq, node and leaf of `line` if the scan vouches that it is the export line of
     /// an event; `None` if the full check must decide.
-    pub(super) fn event<'a>(&mut self, line: &'a str) -> Option<Scanned<'a>> {
+    pub(super) fn event<'a>(&mut self, line: &'a str) -> Option<Event<'a>> {
         let body = line.strip_prefix(PREFIX)?.strip_suffix('}')?;
         let mut p = Bytes {
             s: body.as_bytes(),
@@ -263,7 +293,7 @@ impl Scanner {
         if p.at != body.len() || required != REQUIRED {
             return None;
         }
-        Some(Scanned {
+        Some(Event {
             seq: seq?,
             node: node?,
             leaf: merkle::leaf_hash(body.as_bytes()),
@@ -284,6 +314,19 @@ impl Scanner {
         }
         ok
     }
+}
+
+/// The checkpoint on `line` if the full check of a checkpoint line passes: the line is
+/// what [`checkpoint_line`] writes, and the signature verifies with `key`.
+fn checkpoint(line: &str, key: &VerifyingKey) -> Option<Checkpoint> {
+    let Ok(Record::Checkpoint(text)) = serde_json::from_str(line) else {
+        return None;
+    };
+    let signed = SignedCheckpoint { text };
+    if checkpoint_line(&signed) != line {
+        return None;
+    }
+    signed.verify(key).ok()
 }
 
 /// A string's content, between its quotes.
@@ -535,7 +578,8 @@ fn decode(content: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
     use crate::event::{AuditEvent, NodeName};
-    use crate::verify::{Record, event_line};
+    use crate::verify::event_line;
+    use ed25519_dalek::SigningKey;
     use proptest::prelude::*;
     use serde_json::{Map, Value, json};
 
@@ -720,11 +764,16 @@ mod tests {
             })
             .collect();
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let key = SigningKey::from_bytes(&[1; 32]).verifying_key();
         let results = |threads: usize| {
-            let scanned = Scanners::with_threads(threads).scan(&lines);
+            let scanned = Scanners::with_threads(threads, &key).scan(&lines);
             scanned
                 .into_iter()
-                .map(|s| s.map(|s| (s.seq, s.node, s.leaf)))
+                .map(|s| match s {
+                    Some(Scanned::Event(e)) => Some((e.seq, e.node, e.leaf)),
+                    Some(Scanned::Checkpoint(_)) => panic!("no valid checkpoint here"),
+                    None => None,
+                })
                 .collect::<Vec<_>>()
         };
         let one = results(1);
@@ -733,7 +782,7 @@ mod tests {
         for threads in [2, 3, 8, 100] {
             assert_eq!(results(threads), one, "{threads} threads");
         }
-        assert!(Scanners::with_threads(4).scan(&[]).is_empty());
+        assert!(Scanners::with_threads(4, &key).scan(&[]).is_empty());
     }
 
     #[test]
@@ -774,6 +823,9 @@ mod tests {
         let line = with_details(&nested(MAX_DEPTH as usize + 1));
         assert!(fast(&mut Scanner::default(), &line).is_none());
         assert!(full(&line).is_some());
+        // serde_json's limit, which the full check keeps.
+        assert!(full(&with_details(&nested(125))).is_some());
+        assert!(full(&with_details(&nested(126))).is_none());
     }
 
     #[test]
