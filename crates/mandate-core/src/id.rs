@@ -123,6 +123,14 @@ prefixed_id!(
     /// A mandate (a task-scoped grant): `mdt_` + ULID.
     MandateId, "mdt_", "mandate"
 );
+prefixed_id!(
+    /// An anomaly the detector raised: `anm_` + ULID.
+    AnomalyId, "anm_", "anomaly"
+);
+prefixed_id!(
+    /// An incident: one `contain` of an agent and the bundle it wrote, `inc_` + ULID.
+    IncidentId, "inc_", "incident"
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,5 +12,6 @@ pub mod credential;
 pub mod id;
 pub mod mandate;
 pub mod random;
+pub mod risk;
 pub mod time;
 pub mod uri;

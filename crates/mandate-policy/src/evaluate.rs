@@ -10,6 +10,7 @@ use cedar_policy::{
 };
 use mandate_core::agent::Agent;
 use mandate_core::mandate::{Mandate, UserRef};
+use mandate_core::risk::Risk;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -57,8 +58,8 @@ pub struct PolicyRequest<'a> {
     /// Top-level fields the action's `context` type does not declare are dropped (a
     /// validated policy cannot read them); declared fields must have their declared
     /// types (nested records included) and required ones must be present. Mandate's
-    /// reserved fields (`user`, `mandate`, `chain`, `delegation_depth`) are always
-    /// replaced by [`PolicyRequest::on_behalf`].
+    /// reserved fields (`user`, `mandate`, `chain`, `delegation_depth`, `risk`) are
+    /// always replaced by [`PolicyRequest::on_behalf`].
     pub context: &'a Value,
     /// Who the principal acts for and under what authority, from a verified token.
     pub on_behalf: OnBehalf<'a>,
@@ -77,6 +78,9 @@ pub struct OnBehalf<'a> {
     /// `context.chain`: the agents that delegated to the principal, nearest first;
     /// `context.delegation_depth` is its length. Both absent when empty.
     pub chain: &'a [&'a str],
+    /// `context.risk`: the anomaly detector's view of the request; `None` fills in a
+    /// zero risk (score 0, level `none`).
+    pub risk: Option<&'a Risk>,
 }
 
 /// The Cedar attributes of a `Mandate::Mandate` entity, in Cedar's JSON entity format:
@@ -296,6 +300,17 @@ impl CompiledPolicies {
             context.insert("chain".into(), Value::Array(chain));
             context.insert("delegation_depth".into(), json!(req.on_behalf.chain.len()));
         }
+        let zero = Risk::default();
+        let risk = req.on_behalf.risk.unwrap_or(&zero);
+        context.insert(
+            "risk".into(),
+            json!({
+                "score": risk.score,
+                "level": risk.level(),
+                "anomalies": risk.anomalies,
+                "step_up": risk.step_up,
+            }),
+        );
         let context =
             Context::from_json_value(Value::Object(context), Some((&self.schema, &action)))
                 .map_err(|e| format!("invalid context: {}", render(&e)))?;

@@ -30,7 +30,10 @@ use serde_json::{Map, Value};
 /// fields ([`RESERVED_CONTEXT`]), filled from the verified token, never from the
 /// caller: `context.user` (the `Mandate::User` the agent acts for, `in` their groups),
 /// `context.mandate` (the `Mandate::Mandate` the token is bound to), `context.chain`
-/// (the agents that delegated to the principal) and `context.delegation_depth`.
+/// (the agents that delegated to the principal), `context.delegation_depth`, and
+/// `context.risk` (always present: the anomaly detector's view of the request, a record
+/// `{score: Long 0–100, level: "none"|"low"|"medium"|"high"|"critical", anomalies:
+/// Set<String>, step_up: Bool}`).
 pub const BASE_SCHEMA: &str = r#"// Mandate's base schema. Operators extend it with schema fragments: their own
 // namespaces for resource types, and their actions declared in `namespace Mandate`.
 namespace Mandate {
@@ -77,7 +80,7 @@ namespace Mandate {
 /// Context fields Mandate fills itself on every `Mandate` action, and their JSON-schema
 /// types. A schema fragment declaring one of them is refused; a caller sending one has
 /// it replaced.
-pub const RESERVED_CONTEXT: &[&str] = &["user", "mandate", "chain", "delegation_depth"];
+pub const RESERVED_CONTEXT: &[&str] = &["user", "mandate", "chain", "delegation_depth", "risk"];
 
 fn reserved_types() -> Map<String, Value> {
     let entity = |n: &str| serde_json::json!({"type": "Entity", "name": n, "required": false});
@@ -91,6 +94,17 @@ fn reserved_types() -> Map<String, Value> {
     m.insert(
         "delegation_depth".into(),
         serde_json::json!({"type": "Long", "required": false}),
+    );
+    // Always present (a request the detector has not scored has score 0), so policies
+    // can read it without `has`.
+    m.insert(
+        "risk".into(),
+        serde_json::json!({"type": "Record", "required": true, "attributes": {
+            "score": {"type": "Long"},
+            "level": {"type": "String"},
+            "anomalies": {"type": "Set", "element": {"type": "String"}},
+            "step_up": {"type": "Boolean"},
+        }}),
     );
     m
 }

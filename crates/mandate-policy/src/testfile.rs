@@ -19,10 +19,11 @@
 //! forbids). A test may also name the human the agent acts for and the agents that
 //! delegated to it, which fill `context.user`, `context.chain` and
 //! `context.delegation_depth`: `"user": {"sub": "alice", "email": "…", "groups":
-//! ["finance"]}`, `"chain": ["agt_…"]`.
+//! ["finance"]}`, `"chain": ["agt_…"]`. `"risk": {"score": 80, "anomalies":
+//! ["rate_spike"], "step_up": false}` fills `context.risk` (default: score 0).
 //!
 //! `labels` (default none), `status` (default `active`), `attributes`, `context`
-//! (default `{}`), `user`, `chain` and the two checks `policies` (the exact set of determining policy
+//! (default `{}`), `user`, `chain`, `risk` and the two checks `policies` (the exact set of determining policy
 //! ids) and `error` (some error contains this text; `""` asks for no error at all)
 //! are optional. Unknown fields are errors.
 
@@ -38,6 +39,7 @@ use serde_json::Value;
 use crate::compile::CompiledPolicies;
 use crate::evaluate::{OnBehalf, PolicyOutcome, PolicyRequest};
 use mandate_core::mandate::UserRef;
+use mandate_core::risk::Risk;
 
 /// A test file that cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +99,8 @@ struct TestCase {
     user: Option<UserSpec>,
     #[serde(default)]
     chain: Vec<String>,
+    #[serde(default)]
+    risk: Option<Risk>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +239,7 @@ pub fn run_tests(
                 user: user.as_ref(),
                 mandate: None,
                 chain: &chain,
+                risk: t.risk.as_ref(),
             },
         });
         let failure = check(t, &outcome);

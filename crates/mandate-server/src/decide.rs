@@ -6,7 +6,9 @@
 //! and active (and every delegating agent) → mandate active → action inside the token's
 //! scope → inside the boundary (of every agent of the chain) → inside the mandate's
 //! scope → Cedar policies (default deny, forbid wins, any error denies; `@approval`
-//! forbids alone give `approval_required`) → allow.
+//! forbids alone give `approval_required`; `context.risk` is the anomaly detector's
+//! score) → risk gate (an open step-up hold turns an allow into `approval_required`)
+//! → allow.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use mandate_core::agent::{Agent, AgentStatus, Boundary, glob_match};
 use mandate_core::id::{AgentId, MandateId};
 use mandate_core::mandate::Mandate;
 use mandate_core::mandate::grants_allow;
+use mandate_core::risk::Risk;
 use mandate_core::time::Timestamp;
 use mandate_policy::{CompiledPolicies, OnBehalf, PolicyRequest};
 use mandate_token::access::{self, AccessClaims};
@@ -112,7 +115,7 @@ pub struct Decision {
     /// `token_revoked`, `unknown_agent`, `agent_suspended`, `agent_decommissioned`,
     /// `outside_token_scope`, `outside_boundary`, `mandate_inactive`, `outside_mandate`,
     /// `no_active_policy`, `no_permit`, `forbidden_by_policy`, `approval_required`,
-    /// `policy_error`), then details.
+    /// `step_up_required`, `policy_error`), then details.
     pub reasons: Vec<String>,
     /// Policies that decided.
     pub policy_ids: Vec<String>,
@@ -126,6 +129,8 @@ pub struct Decision {
     pub mandate: Option<String>,
     /// The agents that delegated to the agent, nearest first.
     pub chain: Vec<String>,
+    /// What the anomaly detector made of the request (score 0 when it was not asked).
+    pub risk: Risk,
 }
 
 impl Decision {
@@ -146,6 +151,7 @@ impl Decision {
             user: None,
             mandate: None,
             chain: Vec::new(),
+            risk: Risk::default(),
         }
     }
 }
@@ -186,6 +192,12 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The anomaly detector suspended `agent` (in force before the store says so).
+    pub fn suspended_by_detector(agent: &AgentId) -> Self {
+        Self::new("agent_suspended", Some(agent.clone()))
+            .detail(format!("{agent} was suspended by the anomaly detector"))
+    }
+
     fn new(reason: &'static str, agent: Option<AgentId>) -> Self {
         Self {
             reason,
@@ -290,8 +302,20 @@ pub fn holder<'s>(
     })
 }
 
-/// Decides one request against one snapshot at `now`.
+/// Decides one request against one snapshot at `now`, without anomaly scoring.
 pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decision {
+    decide_with(s, req, now, |_| Ok(Risk::default()))
+}
+
+/// Decides one request, asking `assess` for its risk once the token's holder is known
+/// (the anomaly detector: it may also refuse, for an agent it has just suspended). Its
+/// risk is `context.risk` for the policies and drives the risk gate.
+pub fn decide_with(
+    s: &Snapshot,
+    req: &DecisionRequest<'_>,
+    now: Timestamp,
+    assess: impl FnOnce(&Holder<'_>) -> Result<Risk, Refusal>,
+) -> Decision {
     let verified;
     let claims = match req.principal {
         // A trusted enforcement point names the agent: no token, no chain, no mandate.
@@ -308,7 +332,10 @@ pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decisi
                 chain: Vec::new(),
                 mandate: None,
             };
-            let mut d = decide_for(s, &h, None, req);
+            let mut d = match assess(&h) {
+                Ok(risk) => decide_for(s, &h, None, req, risk),
+                Err(r) => Decision::refused(r, None),
+            };
             d.agent = Some(id);
             return d;
         }
@@ -346,7 +373,10 @@ pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decisi
             return d;
         }
     };
-    let mut d = decide_for(s, &h, claims.scope.as_deref(), req);
+    let mut d = match assess(&h) {
+        Ok(risk) => decide_for(s, &h, claims.scope.as_deref(), req, risk),
+        Err(r) => Decision::refused(r, None),
+    };
     d.agent = Some(h.agent.id.clone());
     d.token_id = Some(claims.jti.clone());
     if let Some(m) = h.mandate {
@@ -358,12 +388,31 @@ pub fn decide(s: &Snapshot, req: &DecisionRequest<'_>, now: Timestamp) -> Decisi
 }
 
 /// The gates after the token: scope, every boundary of the chain, the mandate's scope,
-/// then the policies.
+/// the policies, then the risk gate.
 fn decide_for(
     s: &Snapshot,
     h: &Holder<'_>,
     scope: Option<&str>,
     req: &DecisionRequest<'_>,
+    risk: Risk,
+) -> Decision {
+    let mut d = gates(s, h, scope, req, &risk);
+    // The risk gate: an open step-up hold never lets an allow through unseen.
+    if risk.step_up && d.allow {
+        d.allow = false;
+        d.approval_required = true;
+        d.reasons.insert(0, "step_up_required".to_owned());
+    }
+    d.risk = risk;
+    d
+}
+
+fn gates(
+    s: &Snapshot,
+    h: &Holder<'_>,
+    scope: Option<&str>,
+    req: &DecisionRequest<'_>,
+    risk: &Risk,
 ) -> Decision {
     let deny = |reason: &str| Decision::deny(reason, None, None);
     // A token with a scope may only be used for the actions that scope names.
@@ -409,6 +458,7 @@ fn decide_for(
             user: h.mandate.and_then(|m| m.user.as_ref()),
             mandate: h.mandate.map(AsRef::as_ref),
             chain: &chain,
+            risk: Some(risk),
         },
     });
     let reason = if outcome.allowed {
@@ -434,5 +484,6 @@ fn decide_for(
         user: None,
         mandate: None,
         chain: Vec::new(),
+        risk: Risk::default(),
     }
 }

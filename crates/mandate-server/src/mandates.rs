@@ -219,6 +219,7 @@ fn policy_verdict(snapshot: &Snapshot, agent: &Agent, m: &Mandate) -> Verdict {
             user: m.user.as_ref(),
             mandate: None,
             chain: &[],
+            risk: None,
         },
     });
     let (status, reason) = if out.allowed {
