@@ -5,13 +5,15 @@
 use std::fs;
 use std::path::Path;
 
+use mandate_audit::bundle::verify_bundle;
 use mandate_audit::checkpoint::Checkpoint;
 use mandate_audit::event::AuditEvent;
 use mandate_audit::verify::verify_export;
 use mandate_core::time::Timestamp;
 use mandate_fuzz::{
-    CLIENT_ID, CRM_POLICIES, CRM_SCHEMA, CrmRequest, ED25519_KID, ExportBuilder, ISSUER, NOW_SECS,
-    TOKEN_ENDPOINT, audit_key, client_keys, crm, node_name, ring,
+    BUNDLE_AGENT, CLIENT_ID, CRM_POLICIES, CRM_SCHEMA, CrmRequest, ED25519_KID, ExportBuilder,
+    ISSUER, NOW_SECS, TOKEN_ENDPOINT, audit_key, client_keys, crm, incident_bundle, node_name,
+    ring,
 };
 use mandate_token::access::{self, AccessClaims, Audience};
 use serde_json::json;
@@ -172,6 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     audit_seeds()?;
+    bundle_seeds()?;
     policy_seeds()
 }
 
@@ -407,6 +410,46 @@ fn policy_seeds() -> Result<(), Box<dyn std::error::Error>> {
             "seed {name}: {got:?}"
         );
         write("policy_request", name, s.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn bundle_seeds() -> Result<(), Box<dyn std::error::Error>> {
+    let node = node_name("node-1");
+    let event =
+        |kind: &str, secs: i64| AuditEvent::new(0, Timestamp::from_secs(secs), node.clone(), kind);
+    let mut decision = event("decision", NOW_SECS - 5);
+    decision.action = Some("crm:read".into());
+    decision.decision = Some("allow".into());
+    decision.context = Some(json!({"amount": 2.5, "s": "é\u{2028}"}));
+    let log = vec![
+        (true, event("agent.registered", NOW_SECS - 60)),
+        (false, event("token.issued", NOW_SECS - 30)),
+        (true, event("token.issued", NOW_SECS - 20)),
+        (true, decision),
+        (false, event("decision", NOW_SECS - 4)),
+    ];
+    let evidence = json!({
+        "agent": {"id": BUNDLE_AGENT, "name": "billing-bot", "status": "suspended"},
+        "previous_status": "active",
+        "mandates": [],
+        "policies": {"version": 1, "policies": "permit (principal, action, resource);"},
+        "reason": "seed",
+    });
+    let serde_json::Value::Object(evidence) = evidence else {
+        return Err("evidence is an object".into());
+    };
+    let bytes = incident_bundle(&node, &log, 4, &evidence, 10).ok_or("bundle fixture")?;
+    let report = verify_bundle(&bytes, &audit_key().verifying_key())?;
+    assert_eq!(
+        report.events, 4,
+        "three of the agent's events and the containment"
+    );
+    write("bundle", "1", &bytes)?;
+    for (name, len, x) in [("structured-short", 40, 4), ("structured-long", 600, 5)] {
+        let mut bytes = b"s!".to_vec();
+        bytes.extend(stream(len, x));
+        write("bundle", name, &bytes)?;
     }
     Ok(())
 }

@@ -298,6 +298,89 @@ impl ExportBuilder {
     }
 }
 
+/// The agent of the incident-bundle fixtures.
+pub const BUNDLE_AGENT: &str = "agt_01J00000000000000000000000";
+/// Another agent, whose events a bundle of [`BUNDLE_AGENT`] never holds.
+pub const BUNDLE_OTHER_AGENT: &str = "agt_01J0000000000000000000000X";
+/// The incident of the incident-bundle fixtures.
+pub const BUNDLE_INCIDENT: &str = "inc_01J00000000000000000000000";
+
+/// An incident bundle written the way a node writes one, with [`audit_key`]: `node`'s log
+/// is `log` (each event [`BUNDLE_AGENT`]'s when its flag is set, [`BUNDLE_OTHER_AGENT`]'s
+/// otherwise; `seq`, `node` and `agent` are set here) with the `incident.contained` event
+/// of [`BUNDLE_INCIDENT`] (recording `evidence`'s hash) inserted at `contained_at`
+/// (clamped), signed by a checkpoint of all of it. The bundle holds the agent's last
+/// `n` (at least 1) events up to the containment. `None` only on a harness bug.
+pub fn incident_bundle(
+    node: &NodeName,
+    log: &[(bool, AuditEvent)],
+    contained_at: usize,
+    evidence: &serde_json::Map<String, Value>,
+    n: usize,
+) -> Option<Vec<u8>> {
+    use mandate_audit::bundle::{BundleEvent, CONTAINED_KIND, NewBundle, evidence_sha256};
+    use mandate_audit::merkle;
+    use mandate_core::id::IncidentId;
+
+    let incident = IncidentId::parse(BUNDLE_INCIDENT).ok()?;
+    let agent = AgentId::parse(BUNDLE_AGENT).ok()?;
+    let mut contained = AuditEvent::new(0, now(), node.clone(), CONTAINED_KIND);
+    contained.actor = Some("adm_01J00000000000000000000000".into());
+    contained.details = Some(json!({
+        "incident": BUNDLE_INCIDENT,
+        "evidence_sha256": evidence_sha256(evidence),
+    }));
+    let at = contained_at.min(log.len());
+    let mut events: Vec<(bool, AuditEvent)> = log.to_vec();
+    events.insert(at, (true, contained));
+    let mut leaves = Vec::with_capacity(events.len());
+    for (seq, (ours, e)) in events.iter_mut().enumerate() {
+        e.seq = u64::try_from(seq).ok()?;
+        e.node = node.clone();
+        let agent = if *ours {
+            BUNDLE_AGENT
+        } else {
+            BUNDLE_OTHER_AGENT
+        };
+        e.agent = Some(agent.to_owned());
+        leaves.push(e.leaf_hash());
+    }
+    let checkpoint = Checkpoint {
+        node: node.clone(),
+        size: u64::try_from(events.len()).ok()?,
+        root: merkle::root(&leaves),
+        time: now(),
+    }
+    .sign(audit_key());
+    let mut ours: Vec<&AuditEvent> = events
+        .iter()
+        .take(at + 1)
+        .filter(|(o, _)| *o)
+        .map(|(_, e)| e)
+        .collect();
+    ours.drain(..ours.len().saturating_sub(n.max(1)));
+    let seqs: Vec<u64> = ours.iter().map(|e| e.seq).collect();
+    let proofs = merkle::inclusion_proofs(&leaves, &seqs).ok()?;
+    let bundle_events: Vec<BundleEvent> = ours
+        .iter()
+        .zip(proofs)
+        .map(|(e, proof)| BundleEvent {
+            seq: e.seq,
+            body: String::from_utf8_lossy(&e.canonical_bytes()).into_owned(),
+            proof,
+        })
+        .collect();
+    mandate_audit::bundle::write_bundle(&NewBundle {
+        incident: &incident,
+        node,
+        agent: &agent,
+        evidence,
+        checkpoint: &checkpoint,
+        events: &bundle_events,
+    })
+    .ok()
+}
+
 // ---- policies ----
 
 /// The CRM example's schema fragment.

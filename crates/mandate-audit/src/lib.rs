@@ -9,8 +9,10 @@
 //! ([`canonical::canonical_json`], RFC 8785); its leaf hash is `SHA-256(0x00 ‖ bytes)`;
 //! leaf `i` is event `seq = i` of one node's log; a [`checkpoint::Checkpoint`] signs the
 //! log's size and Merkle root; [`verify::verify_export`] recomputes all of it from an
-//! export and the node's public key.
+//! export and the node's public key. An incident [`bundle::verify_bundle`] does the same
+//! for a few events of one agent, each with its inclusion proof.
 
+pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod event;

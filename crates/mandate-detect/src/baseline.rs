@@ -125,6 +125,9 @@ pub struct Finding {
     pub explanation: String,
     /// The numbers behind it.
     pub details: Value,
+    /// The measure that tripped it (see [`Pending::observed`]); a dismissal passes it
+    /// back to [`Baseline::resolve`].
+    pub observed: f64,
 }
 
 /// A finding still in force: not raised again for its key until its cooldown passes.
@@ -522,6 +525,19 @@ impl Baseline {
         }
     }
 
+    /// Puts back a hold a stored, still open anomaly asked for (after a restart that
+    /// lost the latest baseline).
+    pub fn ensure_hold(&mut self, key: &str, kind: Kind, score: u8, observed: f64, raised: i64) {
+        let p = self.pending.entry(key.to_owned()).or_insert(Pending {
+            kind,
+            score,
+            raised,
+            hold: true,
+            observed,
+        });
+        p.hold = true;
+    }
+
     /// A summary for people: what is learned, and what is pending.
     pub fn summary(&self, cfg: &DetectConfig, now: i64) -> Value {
         let learning = self.learning(cfg, now);
@@ -665,6 +681,7 @@ impl Baseline {
             response,
             explanation: c.explanation,
             details: c.details,
+            observed: c.observed,
         })
     }
 

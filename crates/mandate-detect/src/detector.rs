@@ -148,6 +148,22 @@ impl Detector {
         s.dirty = true;
     }
 
+    /// Puts back the hold of a stored open anomaly (see [`Baseline::ensure_hold`]).
+    pub fn ensure_hold(
+        &self,
+        agent: &str,
+        key: &str,
+        kind: Kind,
+        score: u8,
+        observed: f64,
+        raised: i64,
+    ) {
+        let state = self.state(agent);
+        lock(&state)
+            .baseline
+            .ensure_hold(key, kind, score, observed, raised);
+    }
+
     /// A copy of `agent`'s baseline.
     pub fn baseline(&self, agent: &str) -> Option<Baseline> {
         self.get(agent).map(|s| lock(&s).baseline.clone())

@@ -9,6 +9,11 @@
 //!
 //! Mandate-bound delegated tokens do not exist yet; these three are the paths there are.
 //!
+//! `detect/…` compares one decision without and with the anomaly detector (100
+//! policies, 1,000 agents, the `service` path, whose time is not bounded by a token): the detector's assessment before the
+//! policies and its learning of the outcome after, on an agent with a settled baseline
+//! and one request a second (so every bucket and window rolls as in production).
+//!
 //! After criterion's runs (under `cargo bench`, not `cargo test` or `--profile-time`), a
 //! second pass times 20,000 single calls per path with 100 policies and 100,000 agents
 //! and prints their p50, p90 and p99, since criterion's median is a median of per-sample
@@ -28,7 +33,8 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group};
 use fixture::{ISSUER, NOW, agent_id, asker, policies, snapshot};
 use mandate_core::time::Timestamp;
-use mandate_server::decide::{DecisionRequest, Principal, Resource, Snapshot, decide};
+use mandate_detect::{DetectConfig, Detector, Request};
+use mandate_server::decide::{DecisionRequest, Principal, Resource, Snapshot, decide, decide_with};
 use mandate_token::access::{AccessClaims, Audience, issue};
 use serde_json::{Value, json};
 
@@ -158,7 +164,88 @@ fn percentiles() {
     }
 }
 
-criterion_group!(benches, bench_decide);
+/// One decision through the detector, as `/v1/authorize` makes it, at `at`.
+fn decide_detected(
+    snap: &Snapshot,
+    req: &DecisionRequest<'_>,
+    detector: &Detector,
+    at: Timestamp,
+) -> bool {
+    let d = decide_with(snap, req, at, |h| {
+        let r = Request {
+            action: req.action,
+            resource_type: &req.resource.type_name,
+            data_class: req.context.get("data_class").and_then(Value::as_str),
+            chain: &[],
+            at,
+        };
+        detector
+            .assess(h.agent.id.as_str(), &r)
+            .map(|a| a.risk)
+            .map_err(|_| panic!("the bench agent is never suspended"))
+    });
+    if let Some(a) = &d.agent {
+        black_box(detector.outcome(a.as_str(), at, !d.allow));
+    }
+    d.allow
+}
+
+fn bench_detect(c: &mut Criterion) {
+    let a = ask();
+    let snap = snapshot(fixture::agents(1_000), policies(100));
+    let who = callers(&snap);
+    let req = request(Principal::Agent(&who.agent), &a);
+    let detector = Detector::new(DetectConfig {
+        learning_secs: 0,
+        learning_min_events: 100,
+        usual_hour_share: 0.0,
+        ..DetectConfig::default()
+    });
+    // A settled baseline: an hour of one request a second.
+    let mut t = NOW;
+    for _ in 0..3600 {
+        assert!(decide_detected(
+            &snap,
+            &req,
+            &detector,
+            Timestamp::from_secs(t)
+        ));
+        t += 1;
+    }
+    let mut group = c.benchmark_group("detect");
+    group.bench_function("without/100p/1000a/service", |b| {
+        b.iter(|| decide(black_box(&snap), black_box(&req), black_box(now())));
+    });
+    group.bench_function("with/100p/1000a/service", |b| {
+        b.iter(|| {
+            t += 1;
+            decide_detected(&snap, &req, &detector, Timestamp::from_secs(t))
+        });
+    });
+    group.bench_function("detector_alone", |b| {
+        b.iter(|| {
+            t += 1;
+            let at = Timestamp::from_secs(t);
+            let r = Request {
+                action: "crm:read",
+                resource_type: &a.resource.type_name,
+                data_class: a.context.get("data_class").and_then(Value::as_str),
+                chain: &[],
+                at,
+            };
+            black_box(detector.assess(&who.agent, black_box(&r)).is_ok());
+            black_box(detector.outcome(&who.agent, at, false));
+        });
+    });
+    group.finish();
+    let b = detector.baseline(&who.agent).expect("baseline");
+    assert!(
+        b.pending().is_empty(),
+        "the bench request must stay unremarkable"
+    );
+}
+
+criterion_group!(benches, bench_decide, bench_detect);
 
 fn main() {
     benches();

@@ -23,7 +23,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath, OptionalJson};
 
-fn agent_id(s: &str) -> Result<AgentId, ApiError> {
+pub(crate) fn agent_id(s: &str) -> Result<AgentId, ApiError> {
     AgentId::parse(s)
         .map_err(|_| ApiError::not_found(format!("unknown agent `{}`", s.escape_debug())))
 }
@@ -269,6 +269,12 @@ async fn change_status(
         }?;
         // INVARIANT (snapshot): the kill switch holds for the very next decision.
         s.refresh()?;
+        // Resuming is the human's explicit word: the detector lifts its own suspension.
+        if to == AgentStatus::Active
+            && let Some(d) = &s.detector
+        {
+            d.resume(agent.id.as_str());
+        }
         Ok::<_, ApiError>(agent)
     })
     .await??;

@@ -72,8 +72,12 @@ pub(crate) async fn events(
             "agent" => f.agent = Some(v),
             "user" => f.user = Some(v),
             "kind" => f.kind = Some(v),
-            "decision" if v == "allow" || v == "deny" => f.decision = Some(v),
-            "decision" => return Err(bad("`decision` is allow or deny".into())),
+            "decision" if ["allow", "deny", "approval_required"].contains(&v.as_str()) => {
+                f.decision = Some(v);
+            }
+            "decision" => {
+                return Err(bad("`decision` is allow, deny or approval_required".into()));
+            }
             "since" => f.since = Some(time(&k, &v)?),
             "until" => f.until = Some(time(&k, &v)?),
             "cursor" => cursor = Some(number(&k, &v)?),

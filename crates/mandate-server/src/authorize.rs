@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::decide::{Decision, DecisionRequest, Principal, Resource, decide};
+use crate::decide::{Decision, DecisionRequest, Principal, Resource, decide_with};
+use crate::detect::{self, Observed};
 use crate::error::ApiError;
 use crate::extract::{bearer, looks_like_jwt, lookup_admin_token, parse_json, read_body};
 
@@ -108,8 +109,12 @@ fn check(req: &AuthorizeRequest, caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// Decides one request (pure) and drafts its audit event.
-fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Decision, AuditEvent) {
+/// Decides one request (pure but for the detector's learning) and drafts its audit event.
+fn decide_one(
+    state: &AppState,
+    req: &AuthorizeRequest,
+    caller: &Caller,
+) -> (Decision, AuditEvent, Observed) {
     let snapshot = state.snapshot();
     let now = state.clock.now();
     let verified;
@@ -137,16 +142,21 @@ fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Dec
     } else {
         req.context.clone()
     };
-    let d = decide(
+    let question = DecisionRequest {
+        principal,
+        action: &req.action,
+        resource: &req.resource,
+        context: &context,
+    };
+    let mut seen = Observed::default();
+    let detector = state.detector.as_ref();
+    let d = decide_with(
         &snapshot,
-        &DecisionRequest {
-            principal,
-            action: &req.action,
-            resource: &req.resource,
-            context: &context,
-        },
+        &question,
         now,
+        detect::assess(detector, &question, now, &mut seen),
     );
+    detect::outcome(detector, &mut seen, now, !d.allow && !d.approval_required);
     let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");
     e.agent = d.agent.as_ref().map(ToString::to_string);
     e.user.clone_from(&d.user);
@@ -174,8 +184,11 @@ fn decide_one(state: &AppState, req: &AuthorizeRequest, caller: &Caller) -> (Dec
     if let Some(v) = snapshot.policy_version {
         details.insert("policy_version".into(), json!(v));
     }
+    if d.risk != Default::default() {
+        details.insert("risk".into(), json!(d.risk));
+    }
     e.details = (!details.is_empty()).then_some(Value::Object(details));
-    (d, e)
+    (d, e, seen)
 }
 
 /// `allow`, `approval_required` or `deny`.
@@ -242,13 +255,26 @@ pub(crate) async fn authorize(
     let who = caller(&state, req.headers()).await?;
     let (_, r): (_, AuthorizeRequest) = body(&state, req).await?;
     check(&r, &who)?;
-    let (d, event) = decide_one(&state, &r, &who);
-    // INVARIANT (durable before the answer): no decision leaves before its event commits.
-    let id = state
-        .audit
-        .record(event)
-        .await
+    let (d, event, seen) = decide_one(&state, &r, &who);
+    if seen.raised.is_empty() {
+        // INVARIANT (durable before the answer): no decision leaves before its event commits.
+        let id = state
+            .audit
+            .record(event)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        return Ok(Json(answer(&d, id)));
+    }
+    let mut events = vec![event];
+    events.extend(detect::act(&state, seen.raised, r.request_id.as_deref()).await?);
+    let mut ids = state.audit.record_all(events).await.into_iter();
+    let id = ids
+        .next()
+        .unwrap_or(Err(crate::audit::AuditError::Unavailable))
         .map_err(|e| unavailable(&e))?;
+    for other in ids {
+        other.map_err(|e| unavailable(&e))?;
+    }
     Ok(Json(answer(&d, id)))
 }
 
@@ -268,12 +294,22 @@ pub(crate) async fn authorize_batch(
     for r in &b.requests {
         check(r, &who)?;
     }
-    let (decisions, events): (Vec<Decision>, Vec<AuditEvent>) = b
-        .requests
-        .iter()
-        .map(|r| decide_one(&state, r, &who))
-        .unzip();
-    let ids = state.audit.record_all(events).await;
+    let mut decisions = Vec::with_capacity(b.requests.len());
+    let mut events = Vec::with_capacity(b.requests.len());
+    let mut raised = Vec::new();
+    for r in &b.requests {
+        let (d, e, seen) = decide_one(&state, r, &who);
+        decisions.push(d);
+        events.push(e);
+        raised.extend(seen.raised);
+    }
+    let more = detect::act(&state, raised, None).await?;
+    let n = events.len();
+    events.extend(more);
+    let mut ids = state.audit.record_all(events).await;
+    for extra in ids.split_off(n) {
+        extra.map_err(|e| unavailable(&e))?;
+    }
     let mut results = Vec::with_capacity(ids.len());
     for (d, id) in decisions.iter().zip(ids) {
         results.push(answer(d, id.map_err(|e| unavailable(&e))?));

@@ -7,6 +7,7 @@
 
 mod admin;
 mod agents;
+mod anomalies;
 mod approvals;
 pub mod audit;
 mod audit_api;
@@ -15,10 +16,12 @@ pub mod bootstrap;
 mod cache;
 pub(crate) mod caller;
 pub mod decide;
+pub mod detect;
 mod dev;
 pub mod error;
 mod exchange;
 mod extract;
+mod incidents;
 pub mod keys;
 mod mandates;
 mod oauth;
@@ -75,6 +78,8 @@ pub struct ServerConfig {
     /// The local development user issuer, when the operator enabled it (its issuer is
     /// then also in `users`).
     pub dev_users: Option<Arc<DevUserIssuer>>,
+    /// Anomaly detection.
+    pub detect: detect::DetectSettings,
 }
 
 /// Mandates, approvals and delegation settings.
@@ -142,6 +147,8 @@ pub struct AppState {
     pub(crate) verified_secrets: cache::VerifiedSecrets,
     /// Bumped on every mandate change, so long-polling readers wake up.
     pub(crate) mandate_changes: tokio::sync::watch::Sender<u64>,
+    /// Behavioural baselines and anomaly scoring (`None` when detection is off).
+    pub(crate) detector: Option<mandate_detect::Detector>,
 }
 
 /// The server could not start.
@@ -186,6 +193,7 @@ impl AppState {
             revoked: Default::default(),
             mandates: Default::default(),
         };
+        let detector = detect::open(&config.detect, &store).map_err(StartError::Snapshot)?;
         let memo_key: [u8; 32] = mandate_core::random::random_bytes(random.as_ref())
             .map_err(|e| StartError::Snapshot(e.to_string()))?;
         let state = Self {
@@ -202,6 +210,7 @@ impl AppState {
             compiled: Mutex::new(None),
             redactor,
             mandate_changes: tokio::sync::watch::channel(0).0,
+            detector,
         };
         state
             .refresh()
@@ -361,6 +370,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/agents/{id}/suspend"),
     ("POST", "/v1/agents/{id}/resume"),
     ("POST", "/v1/agents/{id}/decommission"),
+    ("POST", "/v1/agents/{id}/contain"),
     ("POST", "/v1/agents/{id}/credentials"),
     ("GET", "/v1/agents/{id}/credentials"),
     ("DELETE", "/v1/agents/{id}/credentials/{cid}"),
@@ -370,6 +380,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/admin-tokens/{id}"),
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys/rotate"),
+    ("POST", "/v1/tokens/{jti}/revoke"),
     ("POST", "/v1/authorize"),
     ("POST", "/v1/authorize/batch"),
     ("POST", "/v1/policies"),
@@ -392,6 +403,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/approvals/{id}/approve"),
     ("POST", "/v1/approvals/{id}/deny"),
     ("POST", "/v1/dev/user-tokens"),
+    ("GET", "/v1/anomalies"),
+    ("GET", "/v1/anomalies/{id}"),
+    ("POST", "/v1/anomalies/{id}/acknowledge"),
+    ("POST", "/v1/anomalies/{id}/dismiss"),
+    ("GET", "/v1/agents/{id}/baseline"),
 ];
 
 /// The whole HTTP surface.
@@ -413,6 +429,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}/suspend", post(agents::suspend))
         .route("/v1/agents/{id}/resume", post(agents::resume))
         .route("/v1/agents/{id}/decommission", post(agents::decommission))
+        .route("/v1/agents/{id}/contain", post(incidents::contain))
         .route(
             "/v1/agents/{id}/credentials",
             post(agents::add_credential).get(agents::list_credentials),
@@ -432,6 +449,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin-tokens/{id}", delete(admin::revoke_token))
         .route("/v1/keys", get(admin::list_keys))
         .route("/v1/keys/rotate", post(admin::rotate_keys))
+        .route("/v1/tokens/{jti}/revoke", post(incidents::revoke_token))
         .route("/v1/authorize", post(authorize::authorize))
         .route("/v1/authorize/batch", post(authorize::authorize_batch))
         .route("/v1/policies", post(policies::add).get(policies::list))
@@ -455,6 +473,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/dev/user-tokens", post(dev::issue_user_token))
+        .route("/v1/anomalies", get(anomalies::list))
+        .route("/v1/anomalies/{id}", get(anomalies::show))
+        .route(
+            "/v1/anomalies/{id}/acknowledge",
+            post(anomalies::acknowledge),
+        )
+        .route("/v1/anomalies/{id}/dismiss", post(anomalies::dismiss))
+        .route("/v1/agents/{id}/baseline", get(anomalies::baseline))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The JSON extractors enforce the limit themselves (413 `body_too_large`), the OAuth
@@ -464,14 +490,27 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Runs the mandate sweeper (see [`sweep`]) every second until the runtime stops. A
-/// failed sweep is logged and tried again on the next tick.
+/// Writes the detector's changed baselines to the store (the sweeper does this every
+/// few seconds; call it once more at shutdown). Returns how many were written.
+pub async fn flush_baselines(state: &Arc<AppState>) -> Result<usize, ApiError> {
+    blocking(state, detect::flush).await?
+}
+
+/// Runs the mandate sweeper (see [`sweep`]) every second, and writes changed baselines
+/// every five, until the runtime stops. A failure is logged and tried again later.
 pub fn spawn_sweeper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u64;
         loop {
             tick.tick().await;
+            ticks += 1;
+            if ticks.is_multiple_of(5)
+                && let Err(e) = flush_baselines(&state).await
+            {
+                tracing::warn!(code = e.code(), "baselines not written");
+            }
             match sweep(&state).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(n, "lapsed mandates written"),

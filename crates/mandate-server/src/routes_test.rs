@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use mandate_core::clock::SystemClock;
-use mandate_core::id::{AdminTokenId, AgentId, CredentialId};
+use mandate_core::id::{AdminTokenId, AgentId, CredentialId, TokenId};
 use mandate_core::random::OsRandom;
 use mandate_store::Store;
 use tower::ServiceExt as _;
@@ -38,6 +38,7 @@ const PATH_ITEM_FIELDS: &[&str] = &["summary", "description", "parameters", "ser
 const AGENT: &str = "agt_01J00000000000000000000000";
 const CREDENTIAL: &str = "crd_01J00000000000000000000000";
 const ADMIN_TOKEN: &str = "adm_01J00000000000000000000000";
+const TOKEN: &str = "tok_01J00000000000000000000000";
 
 /// The (METHOD, path template) operations of a spec's `paths:` section.
 fn spec_operations(spec: &str) -> BTreeSet<(String, String)> {
@@ -158,6 +159,7 @@ fn harness() -> Harness {
         mandates: Default::default(),
         users: Default::default(),
         dev_users: None,
+        detect: crate::detect::DetectSettings::default(),
     };
     let state = AppState::new(
         Arc::new(store),
@@ -185,7 +187,8 @@ fn concrete(template: &str) -> String {
         .replace("{id}", id)
         .replace("{cid}", CREDENTIAL)
         .replace("{version}", "1")
-        .replace("{seq}", "0");
+        .replace("{seq}", "0")
+        .replace("{jti}", TOKEN);
     assert!(
         !path.contains('{'),
         "`{template}` has a path parameter this test does not fill"
@@ -224,6 +227,7 @@ fn placeholder_ids_are_valid() {
     AgentId::parse(AGENT).unwrap();
     CredentialId::parse(CREDENTIAL).unwrap();
     AdminTokenId::parse(ADMIN_TOKEN).unwrap();
+    TokenId::parse(TOKEN).unwrap();
 }
 
 #[tokio::test]

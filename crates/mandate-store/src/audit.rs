@@ -210,6 +210,36 @@ impl Store {
         .collect()
     }
 
+    /// The last `limit` events about `agent` (its `agent` column) with `seq < before`,
+    /// oldest first: what an incident bundle holds.
+    pub fn recent_audit_of_agent(
+        &self,
+        agent: &str,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        let conn = self.lock();
+        // Served backwards by the `audit_events_agent` (agent, seq) index.
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, body FROM audit_events WHERE agent = ?1 AND seq < ?2
+             ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![agent, to_i64(before)?, limit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = rows
+            .map(|r| {
+                let (seq, body) = r?;
+                Ok((
+                    u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative seq".into()))?,
+                    body,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// Event bodies with `from <= seq < to`, in order.
     pub fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>, StoreError> {
         let conn = self.lock();
@@ -227,6 +257,33 @@ impl Store {
             params![to_i64(c.size)?, c.time.secs(), c.root.as_slice(), c.text],
         )?;
         Ok(())
+    }
+
+    /// The stored checkpoint of exactly `size` events, if there is one.
+    pub fn checkpoint_of_size(&self, size: u64) -> Result<Option<CheckpointRow>, StoreError> {
+        let row = self
+            .lock()
+            .query_row(
+                "SELECT time, root, text FROM audit_checkpoints WHERE size = ?1",
+                [to_i64(size)?],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(time, root, text)| {
+            Ok(CheckpointRow {
+                size,
+                time: Timestamp::from_secs(time),
+                root: leaf_of(root)?,
+                text,
+            })
+        })
+        .transpose()
     }
 
     /// Every checkpoint, oldest first.

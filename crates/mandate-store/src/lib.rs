@@ -6,6 +6,7 @@
 //! multi-node issue; until then [`Store`] is concrete.
 
 mod audit;
+mod detect;
 mod err;
 pub mod keyfile;
 mod mandate;
@@ -13,6 +14,7 @@ mod migrate;
 mod sqlite;
 
 pub use audit::{AuditFilter, AuditRow, CheckpointRow, PolicyVersionRow};
+pub use detect::{AnomalyFilter, AnomalyRow};
 pub use err::StoreError;
 pub use mandate::MandateFilter;
 pub use sqlite::{AgentFilter, AuthCredential, SigningKeyRow, Store};

@@ -173,6 +173,33 @@ CREATE INDEX mandates_user_sub ON mandates (json_extract(user, '$.sub'), id);
 CREATE INDEX mandates_status_deadline ON mandates (status, approval_deadline);
 CREATE INDEX mandates_status_expiry ON mandates (status, expires_at);
 "#,
+    r#"
+-- Anomaly detection: each agent's learned baseline (JSON, written every few seconds)
+-- and every anomaly raised, with what was done about it and who resolved it.
+CREATE TABLE baselines (
+    agent_id   TEXT PRIMARY KEY REFERENCES agents (id),
+    body       TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE anomalies (
+    id          TEXT PRIMARY KEY,
+    agent_id    TEXT NOT NULL REFERENCES agents (id),
+    at          INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    score       INTEGER NOT NULL CHECK (score BETWEEN 1 AND 100),
+    severity    TEXT NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
+    response    TEXT NOT NULL CHECK (response IN ('record', 'alert', 'step_up', 'suspend')),
+    explanation TEXT NOT NULL,
+    details     TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('open', 'acknowledged', 'dismissed')),
+    resolved_at INTEGER,
+    resolved_by TEXT,
+    comment     TEXT
+) STRICT;
+CREATE INDEX anomalies_agent ON anomalies (agent_id, id);
+CREATE INDEX anomalies_status ON anomalies (status, id);
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -36,7 +36,12 @@ pub(crate) async fn call(
 }
 
 /// One admin-API call; the body text on success, the problem's detail as the failure.
-async fn call_raw(conn: &Conn, method: Method, path: &str, body: Option<Value>) -> Res<String> {
+pub(crate) async fn call_raw(
+    conn: &Conn,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Res<String> {
     let token = conn
         .token
         .as_deref()
@@ -749,24 +754,6 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
         AuditCmd::Verify {
             file,
             public_key: key,
-        } => done((|| {
-            let key = public_key(&key)?;
-            let f = std::fs::File::open(&file)
-                .map_err(|e| usage(format!("reading {}: {e}", file.display())))?;
-            let report = mandate_audit::verify::verify_export(std::io::BufReader::new(f), &key)
-                .map_err(|e| Fail(1, format!("{}: verification failed: {e}", file.display())))?;
-            println!(
-                "ok: {} events from node {} in {} checkpoints; root {}",
-                report.events,
-                report.node.as_str(),
-                report.checkpoints,
-                report
-                    .root
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            );
-            Ok(())
-        })()),
+        } => done(public_key(&key).and_then(|key| crate::incident_cli::verify_file(&file, &key))),
     }
 }

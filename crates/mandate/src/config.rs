@@ -51,6 +51,14 @@ pub struct ServeConfig {
     pub dev_user_tokens: bool,
     /// The IdPs whose user tokens name the humans agents act for.
     pub trusted_issuers: Vec<IssuerConfig>,
+    /// Whether the anomaly detector runs.
+    pub detect_enabled: bool,
+    /// Its learning period, thresholds and responses.
+    pub detect: mandate_detect::DetectConfig,
+    /// Where `alert` responses are sent (an `http://` URL).
+    pub detect_alert_webhook_url: Option<String>,
+    /// The file holding that webhook's HMAC secret.
+    pub detect_alert_webhook_secret_file: Option<PathBuf>,
 }
 
 /// One `[[trusted_issuers]]` table of the config file.
@@ -105,6 +113,21 @@ const KEYS: &[&str] = &[
     "mandates.max_lifetime_secs",
     "delegation.max_depth",
     "dev.user_tokens",
+    "detect.enabled",
+    "detect.learning_days",
+    "detect.learning_min_requests",
+    "detect.rate_bucket_secs",
+    "detect.rate_factor",
+    "detect.deny_window_secs",
+    "detect.deny_min",
+    "detect.cooldown_secs",
+    "detect.sensitive_data_classes",
+    "detect.responses.low",
+    "detect.responses.medium",
+    "detect.responses.high",
+    "detect.responses.critical",
+    "detect.alert_webhook_url",
+    "detect.alert_webhook_secret_file",
 ];
 
 fn env_name(key: &str) -> String {
@@ -260,6 +283,10 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         delegation_max_depth: 5,
         dev_user_tokens: false,
         trusted_issuers: issuers,
+        detect_enabled: true,
+        detect: mandate_detect::DetectConfig::default(),
+        detect_alert_webhook_url: None,
+        detect_alert_webhook_secret_file: None,
     };
     for (key, r) in &raw {
         let v = r.value.trim();
@@ -376,12 +403,92 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 "false" => cfg.dev_user_tokens = false,
                 _ => bad("must be true or false"),
             },
+            "detect.enabled" => match v {
+                "true" => cfg.detect_enabled = true,
+                "false" => cfg.detect_enabled = false,
+                _ => bad("must be true or false"),
+            },
+            "detect.learning_days" => match int(0, 365).and_then(|n| i64::try_from(n).ok()) {
+                Some(n) => cfg.detect.learning_secs = n * 86_400,
+                None => bad("must be a whole number of days in 0..=365"),
+            },
+            "detect.learning_min_requests" => match int(0, 10_000_000) {
+                Some(n) => cfg.detect.learning_min_events = n,
+                None => bad("must be a whole number in 0..=10000000"),
+            },
+            "detect.rate_bucket_secs" => match int(1, 3600).and_then(|n| i64::try_from(n).ok()) {
+                Some(n) => cfg.detect.rate_bucket_secs = n,
+                None => bad("must be a whole number of seconds in 1..=3600"),
+            },
+            "detect.rate_factor" => match int(2, 1000).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => cfg.detect.rate_factor = f64::from(n),
+                None => bad("must be a whole number in 2..=1000"),
+            },
+            "detect.deny_window_secs" => match int(1, 3600).and_then(|n| i64::try_from(n).ok()) {
+                Some(n) => cfg.detect.deny_window_secs = n,
+                None => bad("must be a whole number of seconds in 1..=3600"),
+            },
+            "detect.deny_min" => match int(2, 1000).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => cfg.detect.deny_min = n,
+                None => bad("must be a whole number in 2..=1000"),
+            },
+            "detect.cooldown_secs" => match int(1, 30 * 86_400).and_then(|n| i64::try_from(n).ok())
+            {
+                Some(n) => cfg.detect.cooldown_secs = n,
+                None => bad("must be a whole number of seconds in 1..=2592000"),
+            },
+            "detect.sensitive_data_classes" => {
+                cfg.detect.sensitive_data_classes = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            "detect.responses.low"
+            | "detect.responses.medium"
+            | "detect.responses.high"
+            | "detect.responses.critical" => match v.parse::<mandate_detect::Response>() {
+                Ok(r) => {
+                    let slot = match key.as_str() {
+                        "detect.responses.low" => &mut cfg.detect.responses.low,
+                        "detect.responses.medium" => &mut cfg.detect.responses.medium,
+                        "detect.responses.high" => &mut cfg.detect.responses.high,
+                        _ => &mut cfg.detect.responses.critical,
+                    };
+                    *slot = r;
+                }
+                Err(_) => bad("must be one of record, alert, step_up, suspend"),
+            },
+            "detect.alert_webhook_url" => {
+                if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                    cfg.detect_alert_webhook_url = Some(v.to_owned())
+                } else {
+                    bad("must be an http:// URL (outbound TLS is not built yet)")
+                }
+            }
+            "detect.alert_webhook_secret_file" if !v.is_empty() => {
+                cfg.detect_alert_webhook_secret_file = Some(PathBuf::from(v))
+            }
             _ => bad("must not be empty"),
         }
     }
     if cfg.approval_webhook_url.is_some() != cfg.approval_webhook_secret_file.is_some() {
         errors
             .push("`approvals.webhook_url` and `approvals.webhook_secret_file` go together".into());
+    }
+    if cfg.detect_alert_webhook_url.is_some() != cfg.detect_alert_webhook_secret_file.is_some() {
+        errors.push(
+            "`detect.alert_webhook_url` and `detect.alert_webhook_secret_file` go together".into(),
+        );
+    }
+    let r = &cfg.detect.responses;
+    if !(r.low <= r.medium && r.medium <= r.high && r.high <= r.critical) {
+        errors.push(
+            "`detect.responses` must not weaken as severity grows (low ≤ medium ≤ high ≤ \
+             critical, in the order record, alert, step_up, suspend)"
+                .into(),
+        );
     }
     if cfg.token_default_lifetime_secs > cfg.token_max_lifetime_secs {
         errors.push(format!(

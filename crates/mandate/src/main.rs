@@ -5,8 +5,10 @@
 //!
 //! Exit codes: 0 success, 1 the server refused or failed, 2 bad usage or configuration.
 
+mod anomalies_cli;
 mod client;
 mod config;
+mod incident_cli;
 mod mandates_cli;
 mod serve;
 
@@ -55,6 +57,15 @@ enum Command {
     /// Development helpers (only on a server started with `dev.user_tokens = true`)
     #[command(subcommand)]
     Dev(mandates_cli::DevCmd),
+    /// The kill switch for an incident: contain an agent and keep its incident bundle
+    #[command(subcommand)]
+    Incident(incident_cli::IncidentCmd),
+    /// Access tokens: revoke one by its id
+    #[command(subcommand)]
+    Token(incident_cli::TokenCmd),
+    /// What the anomaly detector raised: list, acknowledge, dismiss; agents' baselines
+    #[command(subcommand)]
+    Anomalies(anomalies_cli::AnomaliesCmd),
 }
 
 #[derive(Subcommand)]
@@ -148,12 +159,13 @@ pub enum AuditCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Verify an exported log offline: any changed, dropped, inserted or reordered event,
-    /// or a cut tail, fails
+    /// Verify an exported log or an incident bundle offline: any changed, dropped,
+    /// inserted or reordered event, or a cut tail, fails; in a bundle, any changed byte
     Verify {
+        /// An export (JSON Lines) or an incident bundle (`mandate incident contain`)
         file: PathBuf,
         /// The node's audit public key: base64 (from `mandate audit checkpoint`) or @FILE
-        #[arg(long)]
+        #[arg(long, visible_alias = "key")]
         public_key: String,
     },
 }
@@ -440,5 +452,8 @@ fn main() -> ExitCode {
         Command::Mandate(c) => runtime.block_on(mandates_cli::mandate(c)),
         Command::Approvals(c) => runtime.block_on(mandates_cli::approvals(c)),
         Command::Dev(c) => runtime.block_on(mandates_cli::dev(c)),
+        Command::Incident(c) => runtime.block_on(incident_cli::incident(c)),
+        Command::Token(c) => runtime.block_on(incident_cli::token(c)),
+        Command::Anomalies(c) => runtime.block_on(anomalies_cli::anomalies(c)),
     }
 }

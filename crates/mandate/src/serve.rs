@@ -13,6 +13,7 @@ use mandate_core::clock::{Clock, SystemClock};
 use mandate_core::random::{OsRandom, Random};
 use mandate_server::audit::CheckpointPolicy;
 use mandate_server::bootstrap::{self, Bootstrap};
+use mandate_server::detect::DetectSettings;
 use mandate_server::keys::KeyState;
 use mandate_server::webhook::WebhookConfig;
 use mandate_server::{AppState, MandateConfig, ServerConfig};
@@ -64,10 +65,12 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing in-flight requests");
 }
 
-/// The approval webhook, with its secret read from its file.
-fn webhook(cfg: &ServeConfig) -> anyhow::Result<Option<WebhookConfig>> {
-    let (Some(url), Some(file)) = (&cfg.approval_webhook_url, &cfg.approval_webhook_secret_file)
-    else {
+/// A webhook (approvals or alerts), with its secret read from its file.
+fn webhook(
+    url: Option<&String>,
+    file: Option<&std::path::PathBuf>,
+) -> anyhow::Result<Option<WebhookConfig>> {
+    let (Some(url), Some(file)) = (url, file) else {
         return Ok(None);
     };
     let secret = std::fs::read_to_string(file)
@@ -192,10 +195,21 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
             max_lifetime_secs: cfg.mandate_max_lifetime_secs,
             max_delegation_depth: cfg.delegation_max_depth,
             approver_group: cfg.approver_group.clone(),
-            webhook: webhook(&cfg)?,
+            webhook: webhook(
+                cfg.approval_webhook_url.as_ref(),
+                cfg.approval_webhook_secret_file.as_ref(),
+            )?,
         },
         users: Arc::new(users),
         dev_users: dev_users.map(Arc::new),
+        detect: DetectSettings {
+            enabled: cfg.detect_enabled,
+            config: cfg.detect.clone(),
+            alerts: webhook(
+                cfg.detect_alert_webhook_url.as_ref(),
+                cfg.detect_alert_webhook_secret_file.as_ref(),
+            )?,
+        },
     };
     let state = Arc::new(
         AppState::new(store, keys, clock, random, config).context("opening the audit log")?,
@@ -245,6 +259,9 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         .await
         .context("serving")?;
     sweeper.abort();
+    if let Err(e) = mandate_server::flush_baselines(&state).await {
+        tracing::warn!(code = e.code(), "baselines not written at shutdown");
+    }
     // In-flight requests are done; let the audit writer drain and seal a checkpoint.
     state.audit.close();
     tracing::info!("stopped");

@@ -1,5 +1,6 @@
 //! Integration tests of mandate-audit: the Merkle verifiers against the public
-//! transparency-dev test vectors, and property tests of export verification.
+//! transparency-dev test vectors, and property tests of export and incident-bundle
+//! verification.
 
 #![expect(
     clippy::unwrap_used,
@@ -7,5 +8,6 @@
     reason = "test helpers fail the test loudly; test data is read by index"
 )]
 
+mod bundle;
 mod export;
 mod merkle_vectors;

@@ -1,7 +1,8 @@
 //! The HTTP surface through the real router (`tower::ServiceExt::oneshot`, no socket):
 //! table-driven bad input on the admin API (`tests/data/bad_input/*.json`), the OAuth
 //! token, introspection and revocation endpoints, credential and key rotation, the
-//! public metadata documents, and mandates with their approvals (`mandates.rs`).
+//! public metadata documents, mandates with their approvals (`mandates.rs`), and the
+//! kill switch's containment and incident bundles (`incidents.rs`).
 //!
 //! Every test builds its own server on a fresh SQLite file with a manual clock, so
 //! tests move time by hand and never sleep.
@@ -41,6 +42,8 @@ const MAX_BODY: usize = 64 * 1024;
 const FORM: &str = "application/x-www-form-urlencoded";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+mod anomalies;
+mod incidents;
 mod mandates;
 
 // ---- harness ----
@@ -152,6 +155,7 @@ impl Env {
             mandates: Default::default(),
             users: Default::default(),
             dev_users: None,
+            detect: mandate_server::detect::DetectSettings::default(),
         };
         adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = clock.clone();

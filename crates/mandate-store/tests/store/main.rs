@@ -20,6 +20,7 @@ use mandate_core::time::Timestamp;
 use mandate_store::{AgentFilter, Store, StoreError};
 use serde_json::json;
 
+mod detect;
 mod mandates;
 
 /// 2023-11-14T22:13:20Z, the base time of every test.
@@ -772,4 +773,50 @@ fn adding_a_signing_key_retires_the_previous_one() {
         Some(at(2000))
     );
     assert_eq!(keys.iter().filter(|k| k.retired_at.is_none()).count(), 1);
+}
+
+#[test]
+fn an_agents_recent_audit_events_and_a_checkpoint_by_size() {
+    let (_dir, store) = open();
+    let rows: Vec<mandate_store::AuditRow> = (0..10u64)
+        .map(|seq| mandate_store::AuditRow {
+            seq,
+            time: at(0),
+            kind: "decision".into(),
+            // Events 0, 3, 6, 9 are agent a's; the others b's, or nobody's.
+            agent: match seq % 3 {
+                0 => Some("a".into()),
+                1 => Some("b".into()),
+                _ => None,
+            },
+            user: None,
+            decision: None,
+            body: format!("{{\"seq\":{seq}}}"),
+            leaf: [u8::try_from(seq).unwrap(); 32],
+        })
+        .collect();
+    store.append_audit(&rows).unwrap();
+    let seqs = |v: Vec<(u64, String)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(store.recent_audit_of_agent("a", 10, 100).unwrap()),
+        [0, 3, 6, 9]
+    );
+    assert_eq!(
+        seqs(store.recent_audit_of_agent("a", 9, 2).unwrap()),
+        [3, 6]
+    );
+    assert_eq!(seqs(store.recent_audit_of_agent("a", 7, 1).unwrap()), [6]);
+    assert!(store.recent_audit_of_agent("c", 10, 5).unwrap().is_empty());
+    let (_, body) = store.recent_audit_of_agent("b", 10, 1).unwrap().remove(0);
+    assert_eq!(body, "{\"seq\":7}");
+
+    let cp = mandate_store::CheckpointRow {
+        size: 4,
+        time: at(1),
+        root: [4; 32],
+        text: "signed".into(),
+    };
+    store.insert_checkpoint(&cp).unwrap();
+    assert_eq!(store.checkpoint_of_size(4).unwrap(), Some(cp));
+    assert_eq!(store.checkpoint_of_size(5).unwrap(), None);
 }

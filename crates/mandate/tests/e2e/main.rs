@@ -11,7 +11,9 @@
 )]
 
 mod decide;
+mod detect;
 mod harness;
+mod incident;
 mod interop;
 mod lifecycle;
 mod mandates;
