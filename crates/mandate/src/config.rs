@@ -582,4 +582,41 @@ mod tests {
         }
         assert_eq!(errs.len(), 5, "{all}");
     }
+
+    #[test]
+    fn detection_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(
+            &f,
+            "[detect]\nlearning_days = 14\nsensitive_data_classes = \"pii, hr\"\n\
+             [detect.responses]\nhigh = \"suspend\"\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(f),
+            ..Flags::default()
+        };
+        let cfg = load(&flags, &env(&[("MANDATE_DETECT_RATE_FACTOR", "8")])).unwrap();
+        assert!(cfg.detect_enabled);
+        assert_eq!(cfg.detect.learning_secs, 14 * 86_400);
+        assert!((cfg.detect.rate_factor - 8.0).abs() < f64::EPSILON);
+        assert_eq!(cfg.detect.responses.high, mandate_detect::Response::Suspend);
+        assert_eq!(
+            cfg.detect.sensitive_data_classes.iter().collect::<Vec<_>>(),
+            ["hr", "pii"]
+        );
+        // A weaker response for a higher severity, and a bad name, are refused.
+        let errs = load(
+            &Flags::default(),
+            &env(&[
+                ("MANDATE_DETECT_RESPONSES_CRITICAL", "record"),
+                ("MANDATE_DETECT_RESPONSES_LOW", "shout"),
+            ]),
+        )
+        .unwrap_err();
+        let all = errs.join("\n");
+        assert!(all.contains("must not weaken"), "{all}");
+        assert!(all.contains("record, alert, step_up, suspend"), "{all}");
+    }
 }

@@ -411,3 +411,81 @@ async fn a_step_up_holds_matching_requests_until_acknowledged() {
     assert_eq!(e["details"]["risk"]["step_up"], true);
     assert!(e["details"]["risk"]["score"].as_u64() >= Some(70));
 }
+
+#[tokio::test]
+async fn an_alert_is_delivered_signed_to_the_alert_webhook() {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    use mandate_server::webhook::{SIGNATURE_HEADER, WebhookConfig, signature};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/alerts", listener.local_addr().expect("address"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Bytes)>(4);
+    let receiver = axum::Router::new().route(
+        "/alerts",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let tx = tx.clone();
+            async move {
+                let sig = headers
+                    .get(SIGNATURE_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = tx.send((sig, body)).await;
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let secret = b"alert-secret-at-least-24-chars".to_vec();
+    let hook = WebhookConfig {
+        url,
+        secret: secret.clone(),
+    };
+    let env = Env::with_config(|c| {
+        c.detect.config = DetectConfig {
+            learning_secs: 0,
+            learning_min_events: 10,
+            usual_hour_share: 0.0,
+            ..DetectConfig::default()
+        };
+        c.detect.alerts = Some(hook);
+    });
+    let a = env.detect_setup(&["alerter"]).await;
+    let a = a[0].as_str();
+    for _ in 0..10 {
+        env.advance(30);
+        env.batch(&[(a, "crm:read", "Crm::Contact", "c1", json!({}))])
+            .await;
+    }
+    // A new action on a known resource type: medium, so an alert and nothing more.
+    env.advance(30);
+    let d = env
+        .batch(&[(a, "crm:list", "Crm::Contact", "c1", json!({}))])
+        .await;
+    assert_eq!(
+        d[0]["decision"], "allow",
+        "an alert does not hold the request"
+    );
+    let (sig, body) = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the alert webhook is called")
+        .expect("a delivery");
+    let v: Value = serde_json::from_slice(&body).expect("JSON body");
+    assert_eq!(v["type"], "anomaly");
+    assert_eq!(v["anomaly"]["kind"], "new_action");
+    assert_eq!(v["anomaly"]["response"], "alert");
+    assert_eq!(v["anomaly"]["agent"], a);
+    assert_eq!(
+        v["anomaly"]["explanation"],
+        "first use of action `crm:list` in 0 days of history"
+    );
+    let t: i64 = sig
+        .strip_prefix("t=")
+        .and_then(|r| r.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .expect("t= in the signature");
+    assert_eq!(sig, signature(&secret, t, &body));
+}
