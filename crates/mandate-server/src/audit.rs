@@ -58,6 +58,7 @@ pub struct AuditLog {
     node: NodeName,
     public: VerifyingKey,
     redaction_key: [u8; 32],
+    secrets_key: [u8; 32],
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -170,6 +171,14 @@ impl AuditLog {
             h.update(key.to_bytes());
             h.finalize().into()
         };
+        // Likewise the key that encrypts the gateways' upstream secrets at rest.
+        let secrets_key: [u8; 32] = {
+            use sha2::Digest as _;
+            let mut h = sha2::Sha256::new();
+            h.update(b"mandate-gateway-secrets-v1");
+            h.update(key.to_bytes());
+            h.finalize().into()
+        };
         let writer = Writer {
             store,
             last_checkpoint_ms: clock.now_millis(),
@@ -190,6 +199,7 @@ impl AuditLog {
             node,
             public,
             redaction_key,
+            secrets_key,
         })
     }
 
@@ -201,6 +211,12 @@ impl AuditLog {
     /// The HMAC key for `Rule::Hash` redaction.
     pub fn redaction_key(&self) -> [u8; 32] {
         self.redaction_key
+    }
+
+    /// The key that encrypts upstream secrets at rest (derived from the audit key, so
+    /// it is never stored on its own).
+    pub(crate) fn secrets_key(&self) -> [u8; 32] {
+        self.secrets_key
     }
 
     /// The key that verifies this node's checkpoints.

@@ -109,49 +109,53 @@ fn check(req: &AuthorizeRequest, caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// Decides one request (pure but for the detector's learning) and drafts its audit event.
-fn decide_one(
+/// The claims of `token` from the verified-token cache, or verified now (and cached).
+/// The Ed25519 check is the costliest step of a decision: done once per token.
+pub(crate) fn verified_claims(
     state: &AppState,
-    req: &AuthorizeRequest,
-    caller: &Caller,
+    snapshot: &crate::decide::Snapshot,
+    token: &str,
+    now: mandate_core::time::Timestamp,
+) -> Option<mandate_token::access::AccessClaims> {
+    state.verified_tokens.get(token, now).or_else(|| {
+        let c = mandate_token::access::verify(&snapshot.ring, token, &snapshot.issuer, now).ok()?;
+        state.verified_tokens.insert(token, c.clone());
+        Some(c)
+    })
+}
+
+/// One question to the decision path, from any enforcement point.
+pub(crate) struct Question<'a> {
+    pub principal: Principal<'a>,
+    pub action: &'a str,
+    pub resource: &'a Resource,
+    /// A JSON object.
+    pub context: &'a Value,
+    pub request_id: Option<String>,
+    /// Who asked for the agent (a service token id), when not the agent itself.
+    pub actor: Option<String>,
+    /// The enforcement point and what it saw (gateways), recorded in `details.via`.
+    pub via: Option<Value>,
+}
+
+/// Decides one question (pure but for the detector's learning) and drafts its audit
+/// event.
+pub(crate) fn decide_question(
+    state: &AppState,
+    snapshot: &crate::decide::Snapshot,
+    now: mandate_core::time::Timestamp,
+    q: Question<'_>,
 ) -> (Decision, AuditEvent, Observed) {
-    let snapshot = state.snapshot();
-    let now = state.clock.now();
-    let verified;
-    let principal = match (caller, &req.principal, &req.token) {
-        (Caller::Agent(t), _, _) | (Caller::Service(_), None, Some(t)) => {
-            // The Ed25519 check is the costliest step of a decision: done once per token.
-            verified = state.verified_tokens.get(t, now).or_else(|| {
-                let c =
-                    mandate_token::access::verify(&snapshot.ring, t, &snapshot.issuer, now).ok()?;
-                state.verified_tokens.insert(t, c.clone());
-                Some(c)
-            });
-            match &verified {
-                Some(c) => Principal::Verified(c),
-                // Let `decide` verify again, so its answer names why the token is bad.
-                None => Principal::Token(t),
-            }
-        }
-        (Caller::Service(_), Some(p), _) => Principal::Agent(p),
-        // `check` rules this out; deny rather than guess.
-        (Caller::Service(_), None, None) => Principal::Agent(""),
-    };
-    let context = if req.context.is_null() {
-        json!({})
-    } else {
-        req.context.clone()
-    };
     let question = DecisionRequest {
-        principal,
-        action: &req.action,
-        resource: &req.resource,
-        context: &context,
+        principal: q.principal,
+        action: q.action,
+        resource: q.resource,
+        context: q.context,
     };
     let mut seen = Observed::default();
     let detector = state.detector.as_ref();
     let d = decide_with(
-        &snapshot,
+        snapshot,
         &question,
         now,
         detect::assess(detector, &question, now, &mut seen),
@@ -160,17 +164,14 @@ fn decide_one(
     let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");
     e.agent = d.agent.as_ref().map(ToString::to_string);
     e.user.clone_from(&d.user);
-    e.actor = match caller {
-        Caller::Service(id) => Some(id.clone()),
-        Caller::Agent(_) => None,
-    };
-    e.action = Some(req.action.clone());
-    e.resource = Some(json!({"type": req.resource.type_name, "id": req.resource.id}));
-    e.context = Some(state.redact(&context));
+    e.actor = q.actor;
+    e.action = Some(q.action.to_owned());
+    e.resource = Some(json!({"type": q.resource.type_name, "id": q.resource.id}));
+    e.context = Some(state.redact(q.context));
     e.decision = Some(verdict(&d).to_owned());
     e.policy_ids = d.policy_ids.clone();
     e.reasons = d.reasons.clone();
-    e.request_id = req.request_id.clone();
+    e.request_id = q.request_id;
     let mut details = serde_json::Map::new();
     if let Some(jti) = &d.token_id {
         details.insert("token_id".into(), json!(jti));
@@ -187,12 +188,85 @@ fn decide_one(
     if d.risk != Default::default() {
         details.insert("risk".into(), json!(d.risk));
     }
+    if let Some(via) = q.via {
+        details.insert("via".into(), via);
+    }
     e.details = (!details.is_empty()).then_some(Value::Object(details));
     (d, e, seen)
 }
 
+/// Records a decision's event (with what the detector raised) durably; its id.
+pub(crate) async fn record_decision(
+    state: &Arc<AppState>,
+    event: AuditEvent,
+    seen: Observed,
+    request_id: Option<&str>,
+) -> Result<String, ApiError> {
+    if seen.raised.is_empty() {
+        // INVARIANT (durable before the answer): no decision leaves before its event commits.
+        return state.audit.record(event).await.map_err(|e| unavailable(&e));
+    }
+    let mut events = vec![event];
+    events.extend(detect::act(state, seen.raised, request_id).await?);
+    let mut ids = state.audit.record_all(events).await.into_iter();
+    let id = ids
+        .next()
+        .unwrap_or(Err(crate::audit::AuditError::Unavailable))
+        .map_err(|e| unavailable(&e))?;
+    for other in ids {
+        other.map_err(|e| unavailable(&e))?;
+    }
+    Ok(id)
+}
+
+/// Decides one `/v1/authorize` request and drafts its audit event.
+fn decide_one(
+    state: &AppState,
+    req: &AuthorizeRequest,
+    caller: &Caller,
+) -> (Decision, AuditEvent, Observed) {
+    let snapshot = state.snapshot();
+    let now = state.clock.now();
+    let verified;
+    let principal = match (caller, &req.principal, &req.token) {
+        (Caller::Agent(t), _, _) | (Caller::Service(_), None, Some(t)) => {
+            verified = verified_claims(state, &snapshot, t, now);
+            match &verified {
+                Some(c) => Principal::Verified(c),
+                // Let `decide` verify again, so its answer names why the token is bad.
+                None => Principal::Token(t),
+            }
+        }
+        (Caller::Service(_), Some(p), _) => Principal::Agent(p),
+        // `check` rules this out; deny rather than guess.
+        (Caller::Service(_), None, None) => Principal::Agent(""),
+    };
+    let context = if req.context.is_null() {
+        json!({})
+    } else {
+        req.context.clone()
+    };
+    decide_question(
+        state,
+        &snapshot,
+        now,
+        Question {
+            principal,
+            action: &req.action,
+            resource: &req.resource,
+            context: &context,
+            request_id: req.request_id.clone(),
+            actor: match caller {
+                Caller::Service(id) => Some(id.clone()),
+                Caller::Agent(_) => None,
+            },
+            via: None,
+        },
+    )
+}
+
 /// `allow`, `approval_required` or `deny`.
-fn verdict(d: &Decision) -> &'static str {
+pub(crate) fn verdict(d: &Decision) -> &'static str {
     if d.allow {
         "allow"
     } else if d.approval_required {
@@ -256,25 +330,7 @@ pub(crate) async fn authorize(
     let (_, r): (_, AuthorizeRequest) = body(&state, req).await?;
     check(&r, &who)?;
     let (d, event, seen) = decide_one(&state, &r, &who);
-    if seen.raised.is_empty() {
-        // INVARIANT (durable before the answer): no decision leaves before its event commits.
-        let id = state
-            .audit
-            .record(event)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        return Ok(Json(answer(&d, id)));
-    }
-    let mut events = vec![event];
-    events.extend(detect::act(&state, seen.raised, r.request_id.as_deref()).await?);
-    let mut ids = state.audit.record_all(events).await.into_iter();
-    let id = ids
-        .next()
-        .unwrap_or(Err(crate::audit::AuditError::Unavailable))
-        .map_err(|e| unavailable(&e))?;
-    for other in ids {
-        other.map_err(|e| unavailable(&e))?;
-    }
+    let id = record_decision(&state, event, seen, r.request_id.as_deref()).await?;
     Ok(Json(answer(&d, id)))
 }
 

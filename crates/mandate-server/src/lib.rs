@@ -21,6 +21,7 @@ mod dev;
 pub mod error;
 mod exchange;
 mod extract;
+pub mod gateway;
 mod incidents;
 pub mod keys;
 mod mandates;
@@ -149,6 +150,8 @@ pub struct AppState {
     pub(crate) mandate_changes: tokio::sync::watch::Sender<u64>,
     /// Behavioural baselines and anomaly scoring (`None` when detection is off).
     pub(crate) detector: Option<mandate_detect::Detector>,
+    /// The gateways' upstream secrets, decrypted (never returned by any API).
+    pub(crate) secrets: gateway::SecretCache,
 }
 
 /// The server could not start.
@@ -211,7 +214,9 @@ impl AppState {
             redactor,
             mandate_changes: tokio::sync::watch::channel(0).0,
             detector,
+            secrets: gateway::SecretCache::default(),
         };
+        gateway::load_secrets(&state).map_err(|e| StartError::Snapshot(e.code().to_owned()))?;
         state
             .refresh()
             .map_err(|e| StartError::Snapshot(e.code().to_owned()))?;
@@ -408,6 +413,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/anomalies/{id}/acknowledge"),
     ("POST", "/v1/anomalies/{id}/dismiss"),
     ("GET", "/v1/agents/{id}/baseline"),
+    ("GET", "/v1/gateway/secrets"),
+    ("PUT", "/v1/gateway/secrets/{name}"),
+    ("DELETE", "/v1/gateway/secrets/{name}"),
 ];
 
 /// The whole HTTP surface.
@@ -481,6 +489,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/anomalies/{id}/dismiss", post(anomalies::dismiss))
         .route("/v1/agents/{id}/baseline", get(anomalies::baseline))
+        .route("/v1/gateway/secrets", get(gateway::list_secrets))
+        .route(
+            "/v1/gateway/secrets/{name}",
+            axum::routing::put(gateway::put_secret).delete(gateway::delete_secret),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The JSON extractors enforce the limit themselves (413 `body_too_large`), the OAuth

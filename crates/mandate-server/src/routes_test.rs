@@ -188,7 +188,8 @@ fn concrete(template: &str) -> String {
         .replace("{cid}", CREDENTIAL)
         .replace("{version}", "1")
         .replace("{seq}", "0")
-        .replace("{jti}", TOKEN);
+        .replace("{jti}", TOKEN)
+        .replace("{name}", "some-secret");
     assert!(
         !path.contains('{'),
         "`{template}` has a path parameter this test does not fill"

@@ -11,10 +11,12 @@ mod err;
 pub mod keyfile;
 mod mandate;
 mod migrate;
+mod secrets;
 mod sqlite;
 
 pub use audit::{AuditFilter, AuditRow, CheckpointRow, PolicyVersionRow};
 pub use detect::{AnomalyFilter, AnomalyRow};
 pub use err::StoreError;
+pub use secrets::SecretRow;
 pub use mandate::MandateFilter;
 pub use sqlite::{AgentFilter, AuthCredential, SigningKeyRow, Store};

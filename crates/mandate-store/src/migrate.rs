@@ -200,6 +200,17 @@ CREATE TABLE anomalies (
 CREATE INDEX anomalies_agent ON anomalies (agent_id, id);
 CREATE INDEX anomalies_status ON anomalies (status, id);
 "#,
+    r#"
+-- Upstream secrets the gateways inject: ChaCha20-Poly1305 ciphertext (the server holds
+-- the key; the store never sees a clear value), with the name as associated data.
+CREATE TABLE gateway_secrets (
+    name       TEXT PRIMARY KEY,
+    nonce      BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

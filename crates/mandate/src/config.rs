@@ -59,6 +59,57 @@ pub struct ServeConfig {
     pub detect_alert_webhook_url: Option<String>,
     /// The file holding that webhook's HMAC secret.
     pub detect_alert_webhook_secret_file: Option<PathBuf>,
+    /// Where the gateways listen (none: no gateway).
+    pub gateway_listen: Option<SocketAddr>,
+    /// The gateways' public base URL (default `http://<gateway.listen>`).
+    pub gateway_public_url: Option<String>,
+    /// Until an upstream's response headers arrive.
+    pub gateway_timeout_secs: u64,
+    /// The largest request body the gateways forward.
+    pub gateway_max_body_bytes: usize,
+    /// `[[gateway.routes]]` (file only).
+    pub gateway_routes: Vec<RouteConfig>,
+    /// `[[gateway.mcp]]` (file only).
+    pub gateway_mcp: Vec<McpServerConfig>,
+}
+
+/// One `[[gateway.routes]]` table: a path prefix of the HTTP gateway.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `/crm`.
+    pub prefix: String,
+    /// `http://127.0.0.1:9000/api`.
+    pub upstream: String,
+    /// The action template by HTTP method (`GET = "crm:read"`), `"*"` for the rest.
+    #[serde(default)]
+    pub actions: BTreeMap<String, String>,
+    /// The action template for every method not in `actions`.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// The resource's entity type.
+    pub resource_type: String,
+    /// The resource id template (`{path.1}`).
+    pub resource_id: String,
+    /// Context field templates.
+    #[serde(default)]
+    pub context: BTreeMap<String, String>,
+    /// The name of the upstream secret to inject (`mandate gateway secret set`).
+    #[serde(default)]
+    pub credential_secret: Option<String>,
+    /// The header it goes in (default: `Authorization: Bearer <secret>`).
+    #[serde(default)]
+    pub credential_header: Option<String>,
+}
+
+/// One `[[gateway.mcp]]` table: an upstream MCP server.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// Its tools are exposed as `<name>__<tool>`.
+    pub name: String,
+    /// Its Streamable HTTP endpoint.
+    pub url: String,
 }
 
 /// One `[[trusted_issuers]]` table of the config file.
@@ -128,6 +179,10 @@ const KEYS: &[&str] = &[
     "detect.responses.critical",
     "detect.alert_webhook_url",
     "detect.alert_webhook_secret_file",
+    "gateway.listen",
+    "gateway.public_url",
+    "gateway.timeout_secs",
+    "gateway.max_body_bytes",
 ];
 
 fn env_name(key: &str) -> String {
@@ -182,6 +237,8 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     let mut errors = Vec::new();
     let mut raw: BTreeMap<String, Raw> = BTreeMap::new();
     let mut issuers: Vec<IssuerConfig> = Vec::new();
+    let mut routes: Vec<RouteConfig> = Vec::new();
+    let mut mcp: Vec<McpServerConfig> = Vec::new();
 
     let file = flags
         .config
@@ -202,6 +259,27 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                                 "{name}: `trusted_issuers`: {}",
                                 e.to_string().trim()
                             )),
+                        }
+                    }
+                    // And the gateway's routes and MCP servers (lists of tables, file only).
+                    if let Some(toml::Value::Table(g)) = t.get_mut("gateway") {
+                        if let Some(list) = g.remove("routes") {
+                            match list.try_into::<Vec<RouteConfig>>() {
+                                Ok(l) => routes = l,
+                                Err(e) => errors.push(format!(
+                                    "{name}: `gateway.routes`: {}",
+                                    e.to_string().trim()
+                                )),
+                            }
+                        }
+                        if let Some(list) = g.remove("mcp") {
+                            match list.try_into::<Vec<McpServerConfig>>() {
+                                Ok(l) => mcp = l,
+                                Err(e) => errors.push(format!(
+                                    "{name}: `gateway.mcp`: {}",
+                                    e.to_string().trim()
+                                )),
+                            }
                         }
                     }
                     flatten("", &t, &mut raw, &mut errors, &name)
@@ -287,6 +365,12 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         detect: mandate_detect::DetectConfig::default(),
         detect_alert_webhook_url: None,
         detect_alert_webhook_secret_file: None,
+        gateway_listen: None,
+        gateway_public_url: None,
+        gateway_timeout_secs: 30,
+        gateway_max_body_bytes: 10 * 1024 * 1024,
+        gateway_routes: routes,
+        gateway_mcp: mcp,
     };
     for (key, r) in &raw {
         let v = r.value.trim();
@@ -467,6 +551,31 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     bad("must be an http:// URL (outbound TLS is not built yet)")
                 }
             }
+            "gateway.listen" => match v.parse() {
+                Ok(a) => cfg.gateway_listen = Some(a),
+                Err(_) => bad("must be an IP:port address such as 127.0.0.1:8081"),
+            },
+            "gateway.public_url" => {
+                let ok = (v.starts_with("http://") || v.starts_with("https://"))
+                    && mandate_core::uri::is_absolute_uri(v)
+                    && !v.ends_with('/')
+                    && !v.contains('?');
+                if ok {
+                    cfg.gateway_public_url = Some(v.to_owned())
+                } else {
+                    bad("must be an http(s) URL without a trailing slash, query or fragment")
+                }
+            }
+            "gateway.timeout_secs" => match int(1, 3600) {
+                Some(n) => cfg.gateway_timeout_secs = n,
+                None => bad("must be a whole number of seconds in 1..=3600"),
+            },
+            "gateway.max_body_bytes" => {
+                match int(1024, 1024 * 1024 * 1024).and_then(|n| usize::try_from(n).ok()) {
+                    Some(n) => cfg.gateway_max_body_bytes = n,
+                    None => bad("must be a byte count in 1024..=1073741824"),
+                }
+            }
             "detect.alert_webhook_secret_file" if !v.is_empty() => {
                 cfg.detect_alert_webhook_secret_file = Some(PathBuf::from(v))
             }
@@ -476,6 +585,13 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     if cfg.approval_webhook_url.is_some() != cfg.approval_webhook_secret_file.is_some() {
         errors
             .push("`approvals.webhook_url` and `approvals.webhook_secret_file` go together".into());
+    }
+    if cfg.gateway_listen.is_none()
+        && !(cfg.gateway_routes.is_empty() && cfg.gateway_mcp.is_empty())
+    {
+        errors.push(
+            "gateway routes or MCP servers are configured but `gateway.listen` is not".into(),
+        );
     }
     if cfg.detect_alert_webhook_url.is_some() != cfg.detect_alert_webhook_secret_file.is_some() {
         errors.push(

@@ -87,6 +87,106 @@ fn webhook(
     }))
 }
 
+/// The gateways' router (HTTP routes and the MCP endpoint) over the decision path.
+fn gateway_router(
+    cfg: &ServeConfig,
+    addr: std::net::SocketAddr,
+    state: &Arc<AppState>,
+) -> anyhow::Result<axum::Router> {
+    use mandate_gateway::http::{Credential, HttpConfig, Route, Template};
+    use mandate_gateway::mcp::{McpConfig, McpServer};
+    let public_url = cfg
+        .gateway_public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let mut routes = Vec::new();
+    for r in &cfg.gateway_routes {
+        let t =
+            |s: &str| Template::parse(s).with_context(|| format!("gateway route `{}`", r.prefix));
+        anyhow::ensure!(
+            r.prefix.starts_with('/') && !r.prefix.ends_with('/') && r.prefix != "/mcp",
+            "gateway route `{}`: a prefix starts with `/`, does not end with one and is not `/mcp`",
+            r.prefix
+        );
+        anyhow::ensure!(
+            r.upstream.starts_with("http://") && mandate_core::uri::is_absolute_uri(&r.upstream),
+            "gateway route `{}`: upstream must be an http:// URL (outbound TLS is not built yet)",
+            r.prefix
+        );
+        let mut actions = std::collections::BTreeMap::new();
+        for (m, a) in &r.actions {
+            actions.insert(m.to_ascii_uppercase(), t(a)?);
+        }
+        if let Some(a) = &r.action {
+            actions.insert("*".to_owned(), t(a)?);
+        }
+        anyhow::ensure!(
+            !actions.is_empty(),
+            "gateway route `{}`: no action",
+            r.prefix
+        );
+        let mut context = std::collections::BTreeMap::new();
+        for (k, v) in &r.context {
+            context.insert(k.clone(), t(v)?);
+        }
+        let credential = match (&r.credential_secret, &r.credential_header) {
+            (None, None) => None,
+            (Some(secret), None) => Some(Credential::Bearer {
+                secret: secret.clone(),
+            }),
+            (Some(secret), Some(h)) => Some(Credential::Header {
+                name: h
+                    .parse()
+                    .with_context(|| format!("gateway route `{}`: header `{h}`", r.prefix))?,
+                secret: secret.clone(),
+            }),
+            (None, Some(_)) => anyhow::bail!(
+                "gateway route `{}`: `credential_header` needs `credential_secret`",
+                r.prefix
+            ),
+        };
+        routes.push(Route {
+            prefix: r.prefix.clone(),
+            upstream: r.upstream.trim_end_matches('/').to_owned(),
+            actions,
+            resource_type: r.resource_type.clone(),
+            resource_id: t(&r.resource_id)?,
+            context,
+            credential,
+        });
+    }
+    let authz: Arc<dyn mandate_gateway::authz::Authorizer> = Arc::new(
+        mandate_server::gateway::GatewayAuthorizer::new(Arc::clone(state)),
+    );
+    let timeout = std::time::Duration::from_secs(cfg.gateway_timeout_secs);
+    let http = mandate_gateway::http::router(
+        HttpConfig {
+            public_url: public_url.clone(),
+            routes,
+            timeout,
+            max_body_bytes: cfg.gateway_max_body_bytes,
+        },
+        Arc::clone(&authz),
+    );
+    let mcp = mandate_gateway::mcp::router(
+        McpConfig {
+            public_url,
+            servers: cfg
+                .gateway_mcp
+                .iter()
+                .map(|m| McpServer {
+                    name: m.name.clone(),
+                    url: m.url.clone(),
+                })
+                .collect(),
+            timeout,
+            max_body_bytes: cfg.gateway_max_body_bytes,
+        },
+        authz,
+    );
+    Ok(mcp.merge(http))
+}
+
 /// The trusted user-token issuers, plus the development issuer when enabled (its key
 /// is kept in the data dir, mode 0600; its issuer is `<issuer>/dev-users`).
 fn user_issuers(
@@ -156,6 +256,14 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let gateway_listener = match cfg.gateway_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the gateway on {a}"))?,
+        ),
+        None => None,
+    };
     let issuer = cfg
         .issuer
         .clone()
@@ -215,6 +323,14 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         AppState::new(store, keys, clock, random, config).context("opening the audit log")?,
     );
     let sweeper = mandate_server::spawn_sweeper(Arc::clone(&state));
+    let gateway = match gateway_listener {
+        Some(l) => {
+            let gaddr = l.local_addr()?;
+            let router = gateway_router(&cfg, gaddr, &state)?;
+            Some((l, gaddr, router))
+        }
+        None => None,
+    };
 
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -249,15 +365,34 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         out,
         "    mandate agent register --name my-agent --owner you@example.com"
     )?;
+    if let Some((_, gaddr, _)) = &gateway {
+        writeln!(out, "gateway on http://{gaddr}")?;
+    }
     out.flush()?;
     drop(out);
     drop(boot);
 
     tracing::info!(%addr, %issuer, "serving");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let gateway_task = gateway.map(|(l, gaddr, router)| {
+        tracing::info!(%gaddr, "gateway serving");
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            axum::serve(l, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                })
+                .await
+        })
+    });
     axum::serve(listener, mandate_server::router(Arc::clone(&state)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    let _ = stop_tx.send(true);
+    if let Some(t) = gateway_task {
+        let _ = t.await;
+    }
     sweeper.abort();
     if let Err(e) = mandate_server::flush_baselines(&state).await {
         tracing::warn!(code = e.code(), "baselines not written at shutdown");

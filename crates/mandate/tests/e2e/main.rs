@@ -12,6 +12,7 @@
 
 mod decide;
 mod detect;
+mod gateway;
 mod harness;
 mod incident;
 mod interop;

@@ -1,0 +1,90 @@
+//! What a gateway asks of Mandate: authenticate the agent's token, decide, and record —
+//! the server implements it with the same decision path as `/v1/authorize`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+/// A boxed future (the trait is used as `dyn Authorizer`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One question from a gateway.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    /// The agent's bearer token as presented (verified by the authorizer; never
+    /// forwarded upstream).
+    pub token: String,
+    /// The resource URI the token must be issued for (its `aud`, RFC 8707): the
+    /// gateway's own URL for the route or MCP endpoint.
+    pub audience: String,
+    /// The action, e.g. `crm:read` or `mcp:call_tool`.
+    pub action: String,
+    /// The resource's entity type, e.g. `Crm::Contact` or `Mcp::Tool`.
+    pub resource_type: String,
+    /// The resource's id.
+    pub resource_id: String,
+    /// The request context (a JSON object), e.g. `{"tool_arguments": …}`.
+    pub context: Value,
+    /// The enforcement point and what it saw (route, method, path), for the record.
+    pub via: Value,
+}
+
+/// The decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go ahead.
+    Allow,
+    /// No.
+    Deny,
+    /// Not without a human (a mandate's `@approval` forbid, or a step-up hold).
+    ApprovalRequired,
+}
+
+/// The answer to an [`Ask`].
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Allow, deny or approval required.
+    pub verdict: Verdict,
+    /// Stable reason codes, the deciding one first (`outside_token_scope`, …).
+    pub reasons: Vec<String>,
+    /// The audit event id of the decision (already durable when `Answer` is returned).
+    pub decision_id: String,
+    /// The agent the token named.
+    pub agent: Option<String>,
+}
+
+/// Why there is no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthzError {
+    /// The token is missing, does not verify, has expired or is not for this audience:
+    /// answer 401 with `WWW-Authenticate`.
+    #[error("invalid token: {0}")]
+    Unauthenticated(String),
+    /// The decision path or the audit log failed: answer 503 and forward nothing.
+    #[error("authorization unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Mandate's decision path, as a gateway sees it.
+pub trait Authorizer: Send + Sync + 'static {
+    /// Decides `ask` and records the decision durably before returning. Any error is
+    /// an error, never an allow.
+    fn authorize(&self, ask: Ask) -> BoxFuture<'_, Result<Answer, AuthzError>>;
+
+    /// Decides without recording (for filtering what to show, e.g. `tools/list`; never
+    /// for letting a request through).
+    fn check(&self, ask: &Ask) -> Result<Verdict, AuthzError>;
+
+    /// Records what became of a forwarded request (upstream status, latency), linked
+    /// to its decision. Best effort: the decision was recorded before forwarding. The
+    /// future owns what it needs, so a gateway can spawn it.
+    fn record_result(&self, decision_id: String, result: Value) -> BoxFuture<'static, ()>;
+
+    /// The authorization server's issuer URL (for RFC 9728 metadata).
+    fn issuer(&self) -> String;
+
+    /// The clear value of upstream secret `name` (stored encrypted by Mandate), to be
+    /// injected into a forwarded request and nowhere else. `Ok(None)`: no such secret.
+    fn secret(&self, name: &str) -> Result<Option<String>, AuthzError>;
+}

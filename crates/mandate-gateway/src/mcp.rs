@@ -1,0 +1,957 @@
+//! The MCP gateway: one Streamable HTTP endpoint (MCP 2025-11-25, also speaking
+//! 2025-06-18, 2025-03-26 and 2024-11-05) in front of one or more upstream MCP servers,
+//! where every tool call is decided and recorded by Mandate before it is forwarded.
+//!
+//! # What a client sees
+//!
+//! - `POST /mcp` takes one JSON-RPC message (a batch array is refused: -32600, HTTP
+//!   400). Every request needs `Authorization: Bearer <Mandate access token>` issued for
+//!   the resource `{public_url}/mcp`; without a valid one the answer is 401 with
+//!   `WWW-Authenticate: Bearer resource_metadata="{public_url}/.well-known/oauth-protected-resource/mcp",
+//!   scope="mcp:call_tool"` (plus `error="invalid_token"` when a token was presented),
+//!   so a standard MCP client can discover Mandate as the authorization server.
+//! - `initialize` is answered by the gateway: a new session (`Mcp-Session-Id`, 256
+//!   random bits in hex) bound to the agent the token names, the client's protocol
+//!   version if supported (else the latest), capabilities `{tools: {listChanged:
+//!   false}}`. Later requests must carry the session id (400 without it) and a token
+//!   of the same agent: an unknown session, or another agent's, is 404 (the spec's
+//!   "start a new session"). `MCP-Protocol-Version`, when sent, must be a supported
+//!   version (400). An `Origin` header, when sent, must be the public URL's origin
+//!   (403: DNS rebinding).
+//! - `tools/list`: every upstream's tools (all pages), renamed `{server}__{tool}`,
+//!   keeping those the agent may call (`Authorizer::check` allows or asks for
+//!   approval; not recorded: listing is not acting). An upstream that fails is left
+//!   out (logged), the others are listed.
+//! - `tools/call`: the name is split at its first `__` into server and tool; an unknown
+//!   server, or a tool that server does not list, is -32602 before anything is decided.
+//!   Then `Authorizer::authorize` (action `mcp:call_tool`, resource `Mcp::Tool` named
+//!   `{server}__{tool}`, context `{server, tool, tool_arguments}`) decides and records:
+//!   - deny: JSON-RPC error -32003 `denied by Mandate` (HTTP 200) with
+//!     `data: {error: "denied", decision: "deny", reasons, decision_id}`; the upstream
+//!     is not contacted for the call;
+//!   - deny whose first reason is `outside_token_scope`: HTTP 403 with
+//!     `WWW-Authenticate: Bearer error="insufficient_scope", scope="mcp:call_tool",
+//!     resource_metadata=…` (MCP authorization, scope challenge) and the same -32003;
+//!   - approval required: -32004 `approval required` with `data.decision =
+//!     "approval_required"` and a `retry` hint: the client may retry once a human
+//!     approved (a mandate request or a step-up hold);
+//!   - allow: the request goes to the upstream with the tool's own name, in the
+//!     upstream session, and the upstream's response (JSON or `text/event-stream`) is
+//!     streamed back as it arrives. When it ends, `Authorizer::record_result` gets
+//!     `{gateway, server, tool, upstream_status, latency_ms, outcome[, rpc_error_code]}`
+//!     with `outcome` one of `ok`, `tool_error`, `rpc_error`, `incomplete`,
+//!     `client_disconnected`, `upstream_error`, `upstream_timeout`.
+//! - `ping` is answered by the gateway; `notifications/cancelled` is passed to the
+//!   upstream that has the request; other notifications and responses get 202 and go
+//!   nowhere (the gateway sends no requests to clients). Other methods: -32601.
+//! - `DELETE /mcp` ends the session and, best effort, its upstream sessions (204).
+//!   `GET /mcp` is 405: the gateway offers no standalone server-to-client stream.
+//! - `GET /.well-known/oauth-protected-resource/mcp` (and at the root path): the RFC
+//!   9728 metadata naming Mandate's issuer as the authorization server.
+//!
+//! Error codes (also in `data.error` as a word): -32700 parse, -32600 invalid request,
+//! -32601 unknown method, -32602 invalid params / unknown tool, -32603 internal,
+//! -32001 unauthenticated (HTTP 401), -32003 denied, -32004 approval required,
+//! -32005 authorization unavailable (HTTP 503), -32006 session not found (HTTP 404),
+//! -32010 upstream error, -32011 upstream timeout. Upstream failures are JSON-RPC
+//! errors with HTTP 200 (an HTTP 5xx would end most clients' whole session, not just
+//! the call); if an upstream SSE stream ends without the call's response the gateway
+//! adds a -32010/-32011 error event so the client does not wait forever.
+//!
+//! # Upstreams
+//!
+//! Upstream sessions are opened lazily, one per (gateway session, upstream):
+//! `initialize` (asking for the client's protocol version, offering no client
+//! capabilities) and `notifications/initialized`; the upstream's `Mcp-Session-Id` and
+//! protocol version go with every later request to it. An upstream that answers 404
+//! (it ended the session) gets a new session and the request once more. Requests to
+//! upstreams are built from scratch: the agent's token, or any other client header,
+//! is never sent on (the MCP spec forbids token passthrough). The gateway's own
+//! requests use string ids `mandate-gateway-N`; clients' ids pass through unchanged.
+//! Timeouts: `timeout` for each of the gateway's own upstream requests and for the
+//! response head of a forwarded call; while a forwarded response streams, `timeout`
+//! is the longest silence (so progress notifications keep a long call alive).
+//!
+//! Not relayed: server-to-client requests (sampling, elicitation, roots: no client
+//! capabilities are offered upstream), resources and prompts, stream resumption
+//! (`Last-Event-ID`: GET is 405).
+//!
+//! # Fail closed
+//!
+//! A call is forwarded only after `authorize` returned allow, which means its decision
+//! is durable; an `Unavailable` authorizer is 503 and nothing is forwarded. Listing uses
+//! `check`, which hides a tool on any error.
+//!
+//! The agent a session belongs to is the token's `sub`, read from the JWT only after
+//! the authorizer verified that token (a `check`), so it cannot be forged.
+
+mod forward;
+mod rpc;
+mod session;
+mod sse;
+mod upstream;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::authz::{Ask, AuthzError, Authorizer, Verdict};
+use session::{Session, Sessions};
+use upstream::{Conn, SESSION_HEADER, Upstream, UpstreamError, VERSION_HEADER};
+
+/// One upstream MCP server.
+#[derive(Debug, Clone)]
+pub struct McpServer {
+    /// Its name: tools are exposed as `<name>__<tool>`.
+    pub name: String,
+    /// Its Streamable HTTP endpoint, e.g. `http://127.0.0.1:9100/mcp`.
+    pub url: String,
+}
+
+/// The MCP gateway's settings.
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    /// The gateway's public base URL (no trailing slash); the MCP endpoint is
+    /// `{public_url}/mcp` and that is the resource (token audience) it protects.
+    pub public_url: String,
+    /// The upstream servers.
+    pub servers: Vec<McpServer>,
+    /// Per upstream request.
+    pub timeout: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+/// What is wrong with an [`McpConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum McpConfigError {
+    /// `public_url` is not `http(s)://host[:port]` without a trailing slash.
+    #[error("invalid public URL `{0}`: expected http(s)://host[:port], no path, query or trailing slash")]
+    PublicUrl(String),
+    /// A server name is not 1-64 letters, digits and `-`.
+    #[error("invalid MCP server name `{0}`: 1-64 letters, digits or `-` (tools are named `<server>__<tool>`)")]
+    ServerName(String),
+    /// Two servers with one name.
+    #[error("MCP server `{0}` is configured twice")]
+    DuplicateServer(String),
+    /// A server URL that is not `http(s)://…`.
+    #[error("invalid URL `{1}` for MCP server `{0}`")]
+    ServerUrl(String, String),
+    /// A zero timeout or body limit.
+    #[error("the MCP gateway's `{0}` must be greater than zero")]
+    Zero(&'static str),
+}
+
+fn valid_server_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+fn valid_http_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && r.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    })
+}
+
+impl McpConfig {
+    /// Checks the settings (the router leaves out servers that fail this, so check at
+    /// configuration time).
+    pub fn validate(&self) -> Result<(), McpConfigError> {
+        let u = &self.public_url;
+        let origin_only = valid_http_url(u)
+            && u.split_once("://")
+                .is_some_and(|(_, r)| !r.contains(['/', '?', '#']));
+        if !origin_only {
+            return Err(McpConfigError::PublicUrl(u.clone()));
+        }
+        let mut seen = HashSet::new();
+        for s in &self.servers {
+            if !valid_server_name(&s.name) {
+                return Err(McpConfigError::ServerName(s.name.clone()));
+            }
+            if !seen.insert(s.name.as_str()) {
+                return Err(McpConfigError::DuplicateServer(s.name.clone()));
+            }
+            if !valid_http_url(&s.url) {
+                return Err(McpConfigError::ServerUrl(s.name.clone(), s.url.clone()));
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err(McpConfigError::Zero("timeout"));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(McpConfigError::Zero("max_body_bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// The action every tool call is decided as.
+const ACTION: &str = "mcp:call_tool";
+/// The entity type of a tool.
+const TOOL_TYPE: &str = "Mcp::Tool";
+/// Between server and tool in an exposed name.
+const SEPARATOR: &str = "__";
+/// The protocol versions spoken, latest first.
+const VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+struct Gateway {
+    authz: Arc<dyn Authorizer>,
+    /// `{public_url}/mcp`: the resource, the tokens' audience.
+    resource: String,
+    /// `{public_url}/.well-known/oauth-protected-resource/mcp`.
+    metadata_url: String,
+    /// The origin browsers may post from (the public URL's), lowercased.
+    origin: String,
+    max_body_bytes: usize,
+    upstreams: BTreeMap<String, Arc<Upstream>>,
+    sessions: Sessions,
+}
+
+/// The MCP endpoint (`/mcp`) and its RFC 9728 metadata
+/// (`/.well-known/oauth-protected-resource/mcp`).
+pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
+    let public = cfg.public_url.trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(cfg.timeout)
+        .read_timeout(cfg.timeout)
+        .build();
+    let mut upstreams = BTreeMap::new();
+    match http {
+        Ok(http) => {
+            for s in cfg.servers {
+                if !valid_server_name(&s.name) || !valid_http_url(&s.url) {
+                    tracing::error!(server = %s.name, "invalid MCP upstream left out");
+                    continue;
+                }
+                let up = Upstream::new(s.name.clone(), s.url, http.clone(), cfg.timeout);
+                upstreams.insert(s.name, Arc::new(up));
+            }
+        }
+        // Fail closed: with no HTTP client there are no upstreams, so nothing is
+        // listed or forwarded.
+        Err(e) => tracing::error!(error = %e, "MCP gateway: no HTTP client, no upstreams"),
+    }
+    let gw = Arc::new(Gateway {
+        authz,
+        resource: format!("{public}/mcp"),
+        metadata_url: format!("{public}/.well-known/oauth-protected-resource/mcp"),
+        origin: public.to_ascii_lowercase(),
+        max_body_bytes: cfg.max_body_bytes,
+        upstreams,
+        sessions: Sessions::default(),
+    });
+    Router::new()
+        .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
+        .route("/.well-known/oauth-protected-resource/mcp", get(metadata))
+        .route("/.well-known/oauth-protected-resource", get(metadata))
+        .with_state(gw)
+}
+
+/// A JSON response.
+fn rpc_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A JSON-RPC error at HTTP `status`; `data.error` is `word`.
+fn rpc_fail(status: StatusCode, id: &Value, code: i64, word: &str, message: &str) -> Response {
+    rpc_response(
+        status,
+        rpc::error(id, code, message, Some(json!({"error": word}))),
+    )
+}
+
+/// Reads the bearer token (`None`: no `Authorization: Bearer …`).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The `sub` claim of a JWT, read without checking anything: only for a token the
+/// authorizer has verified.
+fn token_subject(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let sub = claims.get("sub")?.as_str()?;
+    (!sub.is_empty()).then(|| sub.to_owned())
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether an `Accept` header admits `media` (`None`: no header, anything goes).
+fn accepts(accept: Option<&str>, media: &str) -> bool {
+    let Some(accept) = accept else { return true };
+    let (kind, _) = media.split_once('/').unwrap_or((media, ""));
+    accept.split(',').any(|part| {
+        let m = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        m == media || m == "*/*" || m == format!("{kind}/*")
+    })
+}
+
+/// A fresh session id: 256 bits from the OS, in hex.
+fn new_session_id() -> Option<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).ok()?;
+    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "latency measurement for the audit record, not wall-clock time"
+)]
+fn stopwatch() -> Instant {
+    Instant::now()
+}
+
+/// Why a request gets no further: an HTTP response to send instead.
+type Refusal = Box<Response>;
+
+impl Gateway {
+    fn www_authenticate(&self, extra: &str) -> HeaderValue {
+        let v = format!(
+            "Bearer resource_metadata=\"{}\", scope=\"{ACTION}\"{extra}",
+            self.metadata_url
+        );
+        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+    }
+
+    /// 401, telling the client where to get a token.
+    fn unauthorized(&self, id: &Value, presented: bool) -> Refusal {
+        let extra = if presented {
+            ", error=\"invalid_token\", error_description=\"the access token is invalid, expired, revoked or not issued for this resource\""
+        } else {
+            ""
+        };
+        let mut r = rpc_fail(
+            StatusCode::UNAUTHORIZED,
+            id,
+            rpc::UNAUTHENTICATED,
+            "unauthenticated",
+            "a valid Mandate access token for this resource is required",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, self.www_authenticate(extra));
+        Box::new(r)
+    }
+
+    fn unavailable(id: &Value, why: &str) -> Refusal {
+        tracing::error!(reason = %why, "MCP gateway: authorization unavailable; nothing forwarded");
+        Box::new(rpc_fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            id,
+            rpc::AUTHZ_UNAVAILABLE,
+            "authorization_unavailable",
+            "Mandate cannot decide or record right now; nothing was forwarded",
+        ))
+    }
+
+    fn authz_error(&self, id: &Value, e: AuthzError) -> Refusal {
+        match e {
+            AuthzError::Unauthenticated(why) => {
+                tracing::debug!(reason = %why, "MCP gateway: token refused");
+                self.unauthorized(id, true)
+            }
+            AuthzError::Unavailable(why) => Self::unavailable(id, &why),
+        }
+    }
+
+    fn ask(&self, token: &str, server: &str, tool: &str, arguments: Option<Value>, method: &str) -> Ask {
+        let mut context = json!({"server": server, "tool": tool});
+        if let (Some(args), Some(c)) = (arguments, context.as_object_mut()) {
+            c.insert("tool_arguments".into(), args);
+        }
+        Ask {
+            token: token.to_owned(),
+            audience: self.resource.clone(),
+            action: ACTION.to_owned(),
+            resource_type: TOOL_TYPE.to_owned(),
+            resource_id: format!("{server}{SEPARATOR}{tool}"),
+            context,
+            via: json!({"gateway": "mcp", "method": method, "server": server, "tool": tool}),
+        }
+    }
+
+    /// Verifies the token (a `check`, not recorded) and returns the agent it names.
+    fn authenticate(&self, id: &Value, token: Option<&str>) -> Result<String, Refusal> {
+        let Some(token) = token else {
+            return Err(self.unauthorized(id, false));
+        };
+        let probe = Ask {
+            token: token.to_owned(),
+            audience: self.resource.clone(),
+            action: ACTION.to_owned(),
+            resource_type: TOOL_TYPE.to_owned(),
+            resource_id: String::new(),
+            context: json!({}),
+            via: json!({"gateway": "mcp", "method": "authenticate"}),
+        };
+        self.authz
+            .check(&probe)
+            .map_err(|e| self.authz_error(id, e))?;
+        // INVARIANT (session owner): the agent is read only from a token the
+        // authorizer has just verified for this resource.
+        token_subject(token).ok_or_else(|| self.unauthorized(id, true))
+    }
+
+    /// The session the request names, if it is `agent`'s.
+    fn session(&self, headers: &HeaderMap, id: &Value, agent: &str) -> Result<Arc<Session>, Refusal> {
+        let Some(sid) = header_str(headers, SESSION_HEADER) else {
+            return Err(Box::new(rpc_fail(
+                StatusCode::BAD_REQUEST,
+                id,
+                rpc::INVALID_REQUEST,
+                "missing_session",
+                "no Mcp-Session-Id: send initialize first",
+            )));
+        };
+        self.sessions.get(sid, agent).ok_or_else(|| {
+            Box::new(rpc_fail(
+                StatusCode::NOT_FOUND,
+                id,
+                rpc::SESSION_NOT_FOUND,
+                "session_not_found",
+                "unknown or ended session: initialize a new one",
+            ))
+        })
+    }
+
+    /// Checks what every request must satisfy before its body is read: origin.
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        match header_str(headers, header::ORIGIN.as_str()) {
+            Some(o) if !o.eq_ignore_ascii_case(&self.origin) => Err(Box::new(rpc_fail(
+                StatusCode::FORBIDDEN,
+                &Value::Null,
+                rpc::INVALID_REQUEST,
+                "origin_forbidden",
+                "requests from this origin are not accepted",
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The open upstream session of `session` with `up`, opening it if need be.
+    async fn conn(&self, session: &Session, up: &Upstream) -> Result<Conn, UpstreamError> {
+        let slot = session.upstreams.get(&up.name).ok_or_else(|| {
+            UpstreamError::Protocol(up.name.clone(), "no slot in this session".into())
+        })?;
+        let mut g = slot.lock().await;
+        if let Some(c) = g.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = up.open(&session.protocol_version).await?;
+        *g = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Forgets `failed` (the upstream ended it) so the next use opens a new one.
+    async fn forget(&self, session: &Session, up: &Upstream, failed: &Conn) {
+        if let Some(slot) = session.upstreams.get(&up.name) {
+            let mut g = slot.lock().await;
+            if g.as_ref() == Some(failed) {
+                *g = None;
+            }
+        }
+    }
+
+    /// What `up` lists, remembered in the session.
+    async fn upstream_tools(&self, session: &Session, up: &Upstream) -> Result<Vec<Value>, UpstreamError> {
+        let conn = self.conn(session, up).await?;
+        let tools = match up.list_tools(&conn).await {
+            Err(UpstreamError::SessionEnded(_)) => {
+                self.forget(session, up, &conn).await;
+                let conn = self.conn(session, up).await?;
+                up.list_tools(&conn).await?
+            }
+            r => r?,
+        };
+        let names = tools
+            .iter()
+            .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        session.set_tools(&up.name, names);
+        Ok(tools)
+    }
+
+    async fn tools_list(&self, session: &Session, id: &Value, token: &str) -> Response {
+        let lists = futures_util::future::join_all(
+            self.upstreams
+                .values()
+                .map(|up| async move { (up, self.upstream_tools(session, up).await) }),
+        )
+        .await;
+        let mut out = Vec::new();
+        for (up, listed) in lists {
+            let tools = match listed {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(upstream = %up.name, error = %e, "MCP upstream not listed");
+                    continue;
+                }
+            };
+            for mut tool in tools {
+                let Some(name) = tool.get("name").and_then(Value::as_str).map(str::to_owned) else {
+                    continue;
+                };
+                let ask = self.ask(token, &up.name, &name, None, "tools/list");
+                match self.authz.check(&ask) {
+                    Ok(Verdict::Allow | Verdict::ApprovalRequired) => {
+                        if let Some(t) = tool.as_object_mut() {
+                            t.insert("name".into(), ask.resource_id.into());
+                            out.push(tool);
+                        }
+                    }
+                    Ok(Verdict::Deny) => {}
+                    Err(e) => return *self.authz_error(id, e),
+                }
+            }
+        }
+        rpc_response(StatusCode::OK, rpc::result(id, json!({"tools": out})))
+    }
+
+    async fn tools_call(self: &Arc<Self>, session: Arc<Session>, id: &Value, token: &str, params: Value) -> Response {
+        let invalid = |msg: &str| {
+            rpc_fail(StatusCode::OK, id, rpc::INVALID_PARAMS, "invalid_params", msg)
+        };
+        let Value::Object(mut params) = params else {
+            return invalid("tools/call needs params");
+        };
+        let Some(full) = params.get("name").and_then(Value::as_str).map(str::to_owned) else {
+            return invalid("tools/call needs a tool `name`");
+        };
+        let arguments = match params.get("arguments") {
+            None | Some(Value::Null) => json!({}),
+            Some(a @ Value::Object(_)) => a.clone(),
+            Some(_) => return invalid("`arguments` must be an object"),
+        };
+        let unknown = || invalid(&format!("unknown tool `{full}`"));
+        let Some((server, tool)) = full.split_once(SEPARATOR) else {
+            return unknown();
+        };
+        let Some(up) = self.upstreams.get(server).cloned() else {
+            return unknown();
+        };
+        // Only tools the upstream lists can be called (asked once per session if the
+        // client did not list first).
+        let known = match session.has_tool(server, tool) {
+            Some(k) => k,
+            None => match self.upstream_tools(&session, &up).await {
+                Ok(_) => session.has_tool(server, tool).unwrap_or(false),
+                Err(e) => return upstream_failure(id, &e),
+            },
+        };
+        if !known {
+            return unknown();
+        }
+
+        let ask = self.ask(token, server, tool, Some(arguments), "tools/call");
+        let answer = match self.authz.authorize(ask).await {
+            Ok(a) => a,
+            Err(e) => return *self.authz_error(id, e),
+        };
+        let data = |decision: &str, word: &str| {
+            json!({
+                "error": word,
+                "decision": decision,
+                "reasons": answer.reasons,
+                "decision_id": answer.decision_id,
+            })
+        };
+        match answer.verdict {
+            Verdict::Deny => {
+                let scope = answer.reasons.first().is_some_and(|r| r == "outside_token_scope");
+                let body = rpc::error(id, rpc::DENIED, "denied by Mandate", Some(data("deny", "denied")));
+                if !scope {
+                    return rpc_response(StatusCode::OK, body);
+                }
+                let mut r = rpc_response(StatusCode::FORBIDDEN, body);
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    self.www_authenticate(", error=\"insufficient_scope\", error_description=\"the token's scope does not cover mcp:call_tool\""),
+                );
+                return r;
+            }
+            Verdict::ApprovalRequired => {
+                let mut d = data("approval_required", "approval_required");
+                if let Some(o) = d.as_object_mut() {
+                    o.insert(
+                        "retry".into(),
+                        "this call needs a human's approval; retry it once approved".into(),
+                    );
+                }
+                return rpc_response(
+                    StatusCode::OK,
+                    rpc::error(id, rpc::APPROVAL_REQUIRED, "approval required", Some(d)),
+                );
+            }
+            Verdict::Allow => {}
+        }
+
+        // INVARIANT (decided before forwarded): this is the only path to an upstream
+        // tools/call, and it is reached only with an allow whose decision is durable.
+        params.insert("name".into(), tool.into());
+        let body = rpc::request(id, "tools/call", Some(Value::Object(params)));
+        let call = forward::Call {
+            authz: Arc::clone(&self.authz),
+            decision_id: answer.decision_id.clone(),
+            server: server.to_owned(),
+            tool: tool.to_owned(),
+            id: id.clone(),
+            session: Arc::clone(&session),
+            started: stopwatch(),
+        };
+        session.start(id, server);
+        let sent = match self.conn(&session, &up).await {
+            Ok(conn) => match up.send(Some(&conn), &body).await {
+                Err(UpstreamError::SessionEnded(_)) => {
+                    // The upstream did not take the call: a new session, once more.
+                    self.forget(&session, &up, &conn).await;
+                    match self.conn(&session, &up).await {
+                        Ok(conn) => up.send(Some(&conn), &body).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                r => r,
+            },
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(res) => forward::stream(res, call),
+            Err(e) => {
+                tracing::warn!(upstream = %server, error = %e, "MCP call not forwarded");
+                call.record(forward::Outcome {
+                    upstream_status: e.status(),
+                    outcome: e.outcome(),
+                    rpc_error_code: None,
+                });
+                upstream_failure(id, &e)
+            }
+        }
+    }
+
+    /// Passes `notifications/cancelled` to the upstream that has the request.
+    fn cancel(self: &Arc<Self>, session: Arc<Session>, params: Value) {
+        let Some(request_id) = params.get("requestId").cloned() else {
+            return;
+        };
+        let Some(server) = session.in_flight(&request_id) else {
+            return;
+        };
+        let Some(up) = self.upstreams.get(&server).cloned() else {
+            return;
+        };
+        let gw = Arc::clone(self);
+        tokio::spawn(async move {
+            let conn = session
+                .upstreams
+                .get(&server)
+                .and_then(|slot| slot.try_lock().ok().and_then(|g| g.clone()));
+            let conn = match conn {
+                Some(c) => Some(c),
+                None => gw.conn(&session, &up).await.ok(),
+            };
+            if let Some(conn) = conn
+                && let Err(e) = up.notify(&conn, "notifications/cancelled", Some(params)).await
+            {
+                tracing::debug!(upstream = %up.name, error = %e, "cancellation not passed on");
+            }
+        });
+    }
+
+    /// Ends `session`'s upstream sessions, in the background.
+    fn close_upstreams(self: &Arc<Self>, session: Arc<Session>) {
+        let gw = Arc::clone(self);
+        tokio::spawn(async move {
+            for (name, slot) in &session.upstreams {
+                let conn = slot.lock().await.take();
+                if let (Some(conn), Some(up)) = (conn, gw.upstreams.get(name)) {
+                    up.close(&conn).await;
+                }
+            }
+        });
+    }
+}
+
+fn upstream_failure(id: &Value, e: &UpstreamError) -> Response {
+    let word = if e.code() == rpc::UPSTREAM_TIMEOUT {
+        "upstream_timeout"
+    } else {
+        "upstream_error"
+    };
+    let mut data = json!({"error": word});
+    if let (Some(s), Some(d)) = (e.status(), data.as_object_mut()) {
+        d.insert("upstream_status".into(), s.into());
+    }
+    rpc_response(
+        StatusCode::OK,
+        rpc::error(id, e.code(), &e.to_string(), Some(data)),
+    )
+}
+
+async fn post_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    match handle_post(&gw, &headers, body).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn handle_post(gw: &Arc<Gateway>, headers: &HeaderMap, body: Body) -> Result<Response, Response> {
+    let null = Value::Null;
+    gw.check_origin(headers).map_err(|r| *r)?;
+    let token = bearer(headers);
+    if token.is_none() {
+        return Err(*gw.unauthorized(&null, false));
+    }
+    let json_body = header_str(headers, header::CONTENT_TYPE.as_str())
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
+    if !json_body {
+        return Err(rpc_fail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &null,
+            rpc::INVALID_REQUEST,
+            "unsupported_media_type",
+            "post one JSON-RPC message as application/json",
+        ));
+    }
+    let accept = header_str(headers, header::ACCEPT.as_str());
+    if !accepts(accept, "application/json") || !accepts(accept, "text/event-stream") {
+        return Err(rpc_fail(
+            StatusCode::NOT_ACCEPTABLE,
+            &null,
+            rpc::INVALID_REQUEST,
+            "not_acceptable",
+            "Accept must list application/json and text/event-stream",
+        ));
+    }
+    if let Some(v) = header_str(headers, VERSION_HEADER)
+        && !VERSIONS.contains(&v)
+    {
+        return Err(rpc_fail(
+            StatusCode::BAD_REQUEST,
+            &null,
+            rpc::INVALID_REQUEST,
+            "unsupported_protocol_version",
+            &format!("unsupported MCP-Protocol-Version `{v}`"),
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, gw.max_body_bytes)
+        .await
+        .map_err(|_| {
+            rpc_fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &null,
+                rpc::INVALID_REQUEST,
+                "body_too_large",
+                "the message is too large",
+            )
+        })?;
+    let msg = rpc::read(&bytes).map_err(|e| {
+        rpc_fail(StatusCode::BAD_REQUEST, &null, e.code(), "invalid_message", &e.to_string())
+    })?;
+    let id = match &msg {
+        rpc::Incoming::Request { id, .. } => id.clone(),
+        _ => Value::Null,
+    };
+    let agent = gw.authenticate(&id, token).map_err(|r| *r)?;
+    let token = token.unwrap_or_default();
+    let has_session = headers.contains_key(SESSION_HEADER);
+
+    match msg {
+        rpc::Incoming::Response => {
+            if has_session {
+                gw.session(headers, &id, &agent).map_err(|r| *r)?;
+            }
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        rpc::Incoming::Notification { method, params } => {
+            if has_session {
+                let session = gw.session(headers, &id, &agent).map_err(|r| *r)?;
+                if method == "notifications/cancelled" {
+                    gw.cancel(session, params);
+                }
+            }
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        rpc::Incoming::Request { method, params, .. } => match method.as_str() {
+            "initialize" => Ok(initialize(gw, &id, &agent, &params)),
+            "ping" => {
+                if has_session {
+                    gw.session(headers, &id, &agent).map_err(|r| *r)?;
+                }
+                Ok(rpc_response(StatusCode::OK, rpc::result(&id, json!({}))))
+            }
+            _ => {
+                let session = gw.session(headers, &id, &agent).map_err(|r| *r)?;
+                Ok(match method.as_str() {
+                    "tools/list" => gw.tools_list(&session, &id, token).await,
+                    "tools/call" => gw.tools_call(session, &id, token, params).await,
+                    other => rpc_fail(
+                        StatusCode::OK,
+                        &id,
+                        rpc::METHOD_NOT_FOUND,
+                        "method_not_found",
+                        &format!("the MCP gateway does not serve `{other}`"),
+                    ),
+                })
+            }
+        },
+    }
+}
+
+fn initialize(gw: &Arc<Gateway>, id: &Value, agent: &str, params: &Value) -> Response {
+    let asked = params.get("protocolVersion").and_then(Value::as_str);
+    let version = asked
+        .and_then(|a| VERSIONS.iter().find(|v| **v == a))
+        .or(VERSIONS.first())
+        .copied()
+        .unwrap_or("2025-11-25");
+    let Some(sid) = new_session_id() else {
+        tracing::error!("MCP gateway: no randomness for a session id");
+        return rpc_fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            id,
+            rpc::INTERNAL_ERROR,
+            "internal_error",
+            "cannot open a session",
+        );
+    };
+    let evicted = gw
+        .sessions
+        .insert(sid.clone(), agent, version, gw.upstreams.keys().map(String::as_str));
+    for s in evicted {
+        gw.close_upstreams(s);
+    }
+    let result = json!({
+        "protocolVersion": version,
+        "capabilities": {"tools": {"listChanged": false}},
+        "serverInfo": {
+            "name": "mandate-mcp-gateway",
+            "title": "Mandate MCP gateway",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "instructions": "Tools are named <server>__<tool>. Every call is authorized by Mandate; a denied call returns error -32003, one held for approval -32004 (retry once approved).",
+    });
+    let mut r = rpc_response(StatusCode::OK, rpc::result(id, result));
+    if let Ok(v) = HeaderValue::from_str(&sid) {
+        r.headers_mut()
+            .insert(HeaderName::from_static(SESSION_HEADER), v);
+    }
+    r
+}
+
+async fn delete_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let null = Value::Null;
+    let run = || -> Result<Response, Refusal> {
+        gw.check_origin(&headers)?;
+        let agent = gw.authenticate(&null, bearer(&headers))?;
+        let session = gw.session(&headers, &null, &agent)?;
+        if let Some(sid) = header_str(&headers, SESSION_HEADER) {
+            gw.sessions.remove(sid, &agent);
+        }
+        gw.close_upstreams(session);
+        Ok(StatusCode::NO_CONTENT.into_response())
+    };
+    match run() {
+        Ok(r) => r,
+        Err(r) => *r,
+    }
+}
+
+async fn get_mcp() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, HeaderValue::from_static("POST, DELETE"))],
+    )
+        .into_response()
+}
+
+async fn metadata(State(gw): State<Arc<Gateway>>) -> Response {
+    rpc_response(
+        StatusCode::OK,
+        json!({
+            "resource": gw.resource,
+            "authorization_servers": [gw.authz.issuer()],
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": [ACTION],
+            "resource_name": "Mandate MCP gateway",
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_and_bearer_and_subject() {
+        assert!(accepts(None, "text/event-stream"));
+        assert!(accepts(Some("application/json, text/event-stream"), "text/event-stream"));
+        assert!(accepts(Some("*/*"), "application/json"));
+        assert!(accepts(Some("text/*;q=0.5"), "text/event-stream"));
+        assert!(!accepts(Some("application/json"), "text/event-stream"));
+
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+
+        // {"sub":"agt_1"}
+        assert_eq!(token_subject("e30.eyJzdWIiOiJhZ3RfMSJ9.x").as_deref(), Some("agt_1"));
+        assert_eq!(token_subject("opaque"), None);
+    }
+
+    #[test]
+    fn config_validation() {
+        let ok = McpConfig {
+            public_url: "http://127.0.0.1:8081".into(),
+            servers: vec![McpServer { name: "files-1".into(), url: "http://127.0.0.1:9/mcp".into() }],
+            timeout: Duration::from_secs(5),
+            max_body_bytes: 1 << 20,
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let with = |f: &dyn Fn(&mut McpConfig)| {
+            let mut c = ok.clone();
+            f(&mut c);
+            c.validate()
+        };
+        assert!(matches!(with(&|c| c.public_url = "http://x/".into()), Err(McpConfigError::PublicUrl(_))));
+        assert!(matches!(with(&|c| c.public_url = "ftp://x".into()), Err(McpConfigError::PublicUrl(_))));
+        assert!(matches!(with(&|c| c.servers[0].name = "a__b".into()), Err(McpConfigError::ServerName(_))));
+        assert!(matches!(
+            with(&|c| c.servers.push(c.servers[0].clone())),
+            Err(McpConfigError::DuplicateServer(_))
+        ));
+        assert!(matches!(with(&|c| c.servers[0].url = "127.0.0.1:9".into()), Err(McpConfigError::ServerUrl(..))));
+        assert!(matches!(with(&|c| c.timeout = Duration::ZERO), Err(McpConfigError::Zero(_))));
+    }
+}

@@ -1,0 +1,318 @@
+//! The HTTP gateway end to end: `mandate serve` with `[gateway]` routes in front of an
+//! upstream test server on a loopback port. The upstream checks it received the
+//! injected secret and never the agent's token; a denied request never reaches it;
+//! responses stream through; the decision and the upstream's answer are in the audit
+//! log; the secret is in no API answer, no database file and no log line.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Uri};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Server, data_dir};
+
+const SECRET: &str = "crm-api-key-7f3a9c1e5b2d4068a1c3e5f7";
+
+const SCHEMA: &str = r#"
+namespace Crm { entity Contact; }
+namespace Mandate {
+  action "crm:read", "crm:write" in ["all"] appliesTo {
+    principal: [Agent], resource: [Crm::Contact], context: { data_class: String },
+  };
+}
+"#;
+
+/// Reads are allowed; writes are not.
+const POLICIES: &str =
+    r#"@id("reads") permit (principal, action == Mandate::Action::"crm:read", resource);"#;
+
+#[derive(Default, Clone)]
+struct Seen {
+    requests: Arc<Mutex<Vec<(String, HeaderMap)>>>,
+}
+
+/// An upstream API that records what reached it and streams its answer in chunks.
+async fn upstream(seen: Seen) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            seen.requests
+                .lock()
+                .unwrap()
+                .push((uri.to_string(), headers));
+            let chunks =
+                (0..5).map(|i| Ok::<_, std::io::Error>(Bytes::from(format!("chunk {i}\n"))));
+            let stream = futures_util::stream::iter(chunks);
+            Body::from_stream(stream)
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+fn gateway_url(s: &Server) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = s.stdout_text();
+        if let Some(u) = out.lines().find_map(|l| l.strip_prefix("gateway on ")) {
+            return u.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no gateway line in: {out}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_injects_the_secret_strips_the_token_and_forwards_only_allows() {
+    let seen = Seen::default();
+    let up = upstream(seen.clone()).await;
+    let (_t, dir) = data_dir();
+    let files = tempfile::tempdir().unwrap();
+    let config = files.path().join("mandate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[gateway]
+listen = "127.0.0.1:0"
+
+[[gateway.routes]]
+prefix = "/crm"
+upstream = "{up}/api"
+actions = {{ GET = "crm:read", POST = "crm:write" }}
+resource_type = "Crm::Contact"
+resource_id = "{{path.1}}"
+context = {{ data_class = "internal" }}
+credential_secret = "crm-key"
+credential_header = "X-Api-Key"
+"#
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &[]);
+    let admin = s.token.clone().expect("bootstrap token");
+    let gw = gateway_url(&s);
+
+    let (st, v) = s
+        .admin(
+            &admin,
+            Method::PUT,
+            "/v1/gateway/secrets/crm-key",
+            Some(json!({"value": SECRET})),
+        )
+        .await;
+    assert_eq!(st, 204, "{v}");
+    let (st, list) = s
+        .admin(&admin, Method::GET, "/v1/gateway/secrets", None)
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(list["items"][0]["name"], "crm-key");
+    assert!(!list.to_string().contains(SECRET), "never returned");
+    let (st, v) = s
+        .admin(
+            &admin,
+            Method::POST,
+            "/v1/policies",
+            Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let version = v["version"].as_i64().unwrap();
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/policies/{version}/activate"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let resource = format!("{gw}/crm");
+    let (st, a) = s
+        .admin(
+            &admin,
+            Method::POST,
+            "/v1/agents",
+            Some(json!({"name": "crm-bot", "owner": "alice@example.com",
+                        "boundary": {"grants": [{"actions": ["crm:*"], "resources": ["Crm::Contact/*"], "data_classes": ["internal"]}],
+                                     "audiences": [resource]}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{a}");
+    let agent = a["id"].as_str().unwrap().to_owned();
+    let (_, c) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{agent}/credentials"),
+            Some(json!({"type": "client_secret"})),
+        )
+        .await;
+    let secret = c["client_secret"].as_str().unwrap().to_owned();
+    let (st, t) = s
+        .token_basic(&agent, &secret, &[("resource", &resource)])
+        .await;
+    assert_eq!(st, 200, "{t}");
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+
+    // Allowed: forwarded with the secret, without the token, streamed back.
+    let r = http
+        .get(format!("{gw}/crm/contacts/c42?fields=name"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let decision = r
+        .headers()
+        .get("mandate-decision-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        decision.is_none(),
+        "the decision id goes upstream, not back"
+    );
+    let body = r.text().await.unwrap();
+    assert_eq!(body, "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
+    {
+        let got = seen.requests.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        let (uri, headers) = &got[0];
+        assert_eq!(uri, "/api/contacts/c42?fields=name");
+        assert_eq!(headers.get("x-api-key").unwrap(), SECRET);
+        assert!(
+            headers.get("authorization").is_none(),
+            "the agent's token is stripped"
+        );
+        assert!(
+            !format!("{headers:?}").contains(&token),
+            "the token is nowhere upstream"
+        );
+        assert!(headers.get("mandate-decision-id").is_some());
+    }
+
+    // Denied by policy: 403 problem+json, the upstream never sees it.
+    let r = http
+        .post(format!("{gw}/crm/contacts/c42"))
+        .bearer_auth(&token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "denied");
+    assert_eq!(p["reasons"][0], "no_permit");
+    assert_eq!(seen.requests.lock().unwrap().len(), 1, "never reached");
+
+    // No token, or a token for another audience: 401 with the metadata pointer.
+    let r = http
+        .get(format!("{gw}/crm/contacts/c42"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{gw}/.well-known/oauth-protected-resource/crm\""
+        )),
+        "{challenge}"
+    );
+    let meta: Value = http
+        .get(format!("{gw}/.well-known/oauth-protected-resource/crm"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], resource);
+    assert_eq!(
+        meta["authorization_servers"][0],
+        format!("http://{}", s.addr.trim_start_matches("http://"))
+    );
+    let (_, other) = s.token_basic(&agent, &secret, &[]).await;
+    let r = http
+        .get(format!("{gw}/crm/contacts/c42"))
+        .bearer_auth(other["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a token for another audience");
+    assert_eq!(seen.requests.lock().unwrap().len(), 1);
+
+    // Suspended: the very next request is refused before the upstream.
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{agent}/suspend"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let r = http
+        .get(format!("{gw}/crm/contacts/c42"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(seen.requests.lock().unwrap().len(), 1);
+
+    // The record: the decisions (with the gateway's view) and the upstream's answer.
+    let (_, ev) = s
+        .admin(
+            &admin,
+            Method::GET,
+            &format!("/v1/audit/events?agent={agent}&kind=decision"),
+            None,
+        )
+        .await;
+    let items = ev["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|e| e["details"]["via"]["gateway"] == "http"),
+        "{ev}"
+    );
+    assert_eq!(items[0]["decision"], "allow");
+    assert_eq!(items[0]["resource"]["id"], "c42");
+    let (_, res) = s
+        .admin(
+            &admin,
+            Method::GET,
+            "/v1/audit/events?kind=gateway.result",
+            None,
+        )
+        .await;
+    assert_eq!(res["items"][0]["details"]["upstream_status"], 200, "{res}");
+
+    // The secret is nowhere on disk in clear, nor in the log.
+    for f in ["mandate.db", "mandate.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.join(f)) {
+            assert!(
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "{f} holds the secret in clear"
+            );
+        }
+    }
+    assert!(!s.stderr.lock().unwrap().contains(SECRET));
+    assert!(!s.stdout_text().contains(SECRET));
+}
