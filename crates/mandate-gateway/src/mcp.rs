@@ -44,8 +44,10 @@
 //! - `ping` is answered by the gateway; `notifications/cancelled` is passed to the
 //!   upstream that has the request; other notifications and responses get 202 and go
 //!   nowhere (the gateway sends no requests to clients). Other methods: -32601.
+//! - `GET /mcp` (in a session) is the standalone server-to-client stream: the
+//!   upstreams' own standalone streams merged, notifications only (see `listen.rs`:
+//!   some servers send a call's progress there, not on the call's stream).
 //! - `DELETE /mcp` ends the session and, best effort, its upstream sessions (204).
-//!   `GET /mcp` is 405: the gateway offers no standalone server-to-client stream.
 //! - `GET /.well-known/oauth-protected-resource/mcp` (and at the root path): the RFC
 //!   9728 metadata naming Mandate's issuer as the authorization server.
 //!
@@ -74,18 +76,22 @@
 //!
 //! Not relayed: server-to-client requests (sampling, elicitation, roots: no client
 //! capabilities are offered upstream), resources and prompts, stream resumption
-//! (`Last-Event-ID`: GET is 405).
+//! (`Last-Event-ID` and SSE event ids).
 //!
 //! # Fail closed
 //!
 //! A call is forwarded only after `authorize` returned allow, which means its decision
-//! is durable; an `Unavailable` authorizer is 503 and nothing is forwarded. Listing uses
-//! `check`, which hides a tool on any error.
+//! is durable; an `Unavailable` authorizer is 503 and nothing is forwarded (listing
+//! too: a `check` error answers the whole `tools/list` with 401 or 503, it never shows
+//! a tool it could not decide). The tools a call may name are those the upstream
+//! listed in this session (asked once if the client did not list first; a tool added
+//! upstream later becomes callable at the next `tools/list`).
 //!
 //! The agent a session belongs to is the token's `sub`, read from the JWT only after
 //! the authorizer verified that token (a `check`), so it cannot be forged.
 
 mod forward;
+mod listen;
 mod rpc;
 mod session;
 mod sse;
@@ -104,7 +110,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::authz::{Ask, AuthzError, Authorizer, Verdict};
+use crate::authz::{Ask, Authorizer, AuthzError, Verdict};
 use session::{Session, Sessions};
 use upstream::{Conn, SESSION_HEADER, Upstream, UpstreamError, VERSION_HEADER};
 
@@ -135,10 +141,14 @@ pub struct McpConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum McpConfigError {
     /// `public_url` is not `http(s)://host[:port]` without a trailing slash.
-    #[error("invalid public URL `{0}`: expected http(s)://host[:port], no path, query or trailing slash")]
+    #[error(
+        "invalid public URL `{0}`: expected http(s)://host[:port], no path, query or trailing slash"
+    )]
     PublicUrl(String),
     /// A server name is not 1-64 letters, digits and `-`.
-    #[error("invalid MCP server name `{0}`: 1-64 letters, digits or `-` (tools are named `<server>__<tool>`)")]
+    #[error(
+        "invalid MCP server name `{0}`: 1-64 letters, digits or `-` (tools are named `<server>__<tool>`)"
+    )]
     ServerName(String),
     /// Two servers with one name.
     #[error("MCP server `{0}` is configured twice")]
@@ -152,10 +162,7 @@ pub enum McpConfigError {
 }
 
 fn valid_server_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn valid_http_url(url: &str) -> bool {
@@ -165,7 +172,8 @@ fn valid_http_url(url: &str) -> bool {
     rest.is_some_and(|r| {
         !r.is_empty()
             && !r.starts_with('/')
-            && r.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            && r.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
     })
 }
 
@@ -228,27 +236,40 @@ struct Gateway {
 /// (`/.well-known/oauth-protected-resource/mcp`).
 pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
     let public = cfg.public_url.trim_end_matches('/').to_owned();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(cfg.timeout)
-        .read_timeout(cfg.timeout)
-        .build();
+    let client = |read_timeout: bool| {
+        let b = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(cfg.timeout);
+        if read_timeout {
+            b.read_timeout(cfg.timeout).build()
+        } else {
+            b.build()
+        }
+    };
     let mut upstreams = BTreeMap::new();
-    match http {
-        Ok(http) => {
+    match (client(true), client(false)) {
+        (Ok(http), Ok(listen_http)) => {
             for s in cfg.servers {
                 if !valid_server_name(&s.name) || !valid_http_url(&s.url) {
                     tracing::error!(server = %s.name, "invalid MCP upstream left out");
                     continue;
                 }
-                let up = Upstream::new(s.name.clone(), s.url, http.clone(), cfg.timeout);
+                let up = Upstream::new(
+                    s.name.clone(),
+                    s.url,
+                    http.clone(),
+                    listen_http.clone(),
+                    cfg.timeout,
+                );
                 upstreams.insert(s.name, Arc::new(up));
             }
         }
         // Fail closed: with no HTTP client there are no upstreams, so nothing is
         // listed or forwarded.
-        Err(e) => tracing::error!(error = %e, "MCP gateway: no HTTP client, no upstreams"),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "MCP gateway: no HTTP client, no upstreams");
+        }
     }
     let gw = Arc::new(Gateway {
         authz,
@@ -270,7 +291,10 @@ pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
 fn rpc_response(status: StatusCode, body: Value) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body.to_string(),
     )
         .into_response()
@@ -313,7 +337,12 @@ fn accepts(accept: Option<&str>, media: &str) -> bool {
     let Some(accept) = accept else { return true };
     let (kind, _) = media.split_once('/').unwrap_or((media, ""));
     accept.split(',').any(|part| {
-        let m = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let m = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         m == media || m == "*/*" || m == format!("{kind}/*")
     })
 }
@@ -385,7 +414,14 @@ impl Gateway {
         }
     }
 
-    fn ask(&self, token: &str, server: &str, tool: &str, arguments: Option<Value>, method: &str) -> Ask {
+    fn ask(
+        &self,
+        token: &str,
+        server: &str,
+        tool: &str,
+        arguments: Option<Value>,
+        method: &str,
+    ) -> Ask {
         let mut context = json!({"server": server, "tool": tool});
         if let (Some(args), Some(c)) = (arguments, context.as_object_mut()) {
             c.insert("tool_arguments".into(), args);
@@ -424,7 +460,12 @@ impl Gateway {
     }
 
     /// The session the request names, if it is `agent`'s.
-    fn session(&self, headers: &HeaderMap, id: &Value, agent: &str) -> Result<Arc<Session>, Refusal> {
+    fn session(
+        &self,
+        headers: &HeaderMap,
+        id: &Value,
+        agent: &str,
+    ) -> Result<Arc<Session>, Refusal> {
         let Some(sid) = header_str(headers, SESSION_HEADER) else {
             return Err(Box::new(rpc_fail(
                 StatusCode::BAD_REQUEST,
@@ -484,7 +525,11 @@ impl Gateway {
     }
 
     /// What `up` lists, remembered in the session.
-    async fn upstream_tools(&self, session: &Session, up: &Upstream) -> Result<Vec<Value>, UpstreamError> {
+    async fn upstream_tools(
+        &self,
+        session: &Session,
+        up: &Upstream,
+    ) -> Result<Vec<Value>, UpstreamError> {
         let conn = self.conn(session, up).await?;
         let tools = match up.list_tools(&conn).await {
             Err(UpstreamError::SessionEnded(_)) => {
@@ -538,14 +583,30 @@ impl Gateway {
         rpc_response(StatusCode::OK, rpc::result(id, json!({"tools": out})))
     }
 
-    async fn tools_call(self: &Arc<Self>, session: Arc<Session>, id: &Value, token: &str, params: Value) -> Response {
+    async fn tools_call(
+        self: &Arc<Self>,
+        session: Arc<Session>,
+        id: &Value,
+        token: &str,
+        params: Value,
+    ) -> Response {
         let invalid = |msg: &str| {
-            rpc_fail(StatusCode::OK, id, rpc::INVALID_PARAMS, "invalid_params", msg)
+            rpc_fail(
+                StatusCode::OK,
+                id,
+                rpc::INVALID_PARAMS,
+                "invalid_params",
+                msg,
+            )
         };
         let Value::Object(mut params) = params else {
             return invalid("tools/call needs params");
         };
-        let Some(full) = params.get("name").and_then(Value::as_str).map(str::to_owned) else {
+        let Some(full) = params
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
             return invalid("tools/call needs a tool `name`");
         };
         let arguments = match params.get("arguments") {
@@ -588,8 +649,16 @@ impl Gateway {
         };
         match answer.verdict {
             Verdict::Deny => {
-                let scope = answer.reasons.first().is_some_and(|r| r == "outside_token_scope");
-                let body = rpc::error(id, rpc::DENIED, "denied by Mandate", Some(data("deny", "denied")));
+                let scope = answer
+                    .reasons
+                    .first()
+                    .is_some_and(|r| r == "outside_token_scope");
+                let body = rpc::error(
+                    id,
+                    rpc::DENIED,
+                    "denied by Mandate",
+                    Some(data("deny", "denied")),
+                );
                 if !scope {
                     return rpc_response(StatusCode::OK, body);
                 }
@@ -628,6 +697,7 @@ impl Gateway {
             id: id.clone(),
             session: Arc::clone(&session),
             started: stopwatch(),
+            recorded: false,
         };
         session.start(id, server);
         let sent = match self.conn(&session, &up).await {
@@ -680,7 +750,9 @@ impl Gateway {
                 None => gw.conn(&session, &up).await.ok(),
             };
             if let Some(conn) = conn
-                && let Err(e) = up.notify(&conn, "notifications/cancelled", Some(params)).await
+                && let Err(e) = up
+                    .notify(&conn, "notifications/cancelled", Some(params))
+                    .await
             {
                 tracing::debug!(upstream = %up.name, error = %e, "cancellation not passed on");
             }
@@ -723,7 +795,11 @@ async fn post_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body
     }
 }
 
-async fn handle_post(gw: &Arc<Gateway>, headers: &HeaderMap, body: Body) -> Result<Response, Response> {
+async fn handle_post(
+    gw: &Arc<Gateway>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Response> {
     let null = Value::Null;
     gw.check_origin(headers).map_err(|r| *r)?;
     let token = bearer(headers);
@@ -775,7 +851,13 @@ async fn handle_post(gw: &Arc<Gateway>, headers: &HeaderMap, body: Body) -> Resu
             )
         })?;
     let msg = rpc::read(&bytes).map_err(|e| {
-        rpc_fail(StatusCode::BAD_REQUEST, &null, e.code(), "invalid_message", &e.to_string())
+        rpc_fail(
+            StatusCode::BAD_REQUEST,
+            &null,
+            e.code(),
+            "invalid_message",
+            &e.to_string(),
+        )
     })?;
     let id = match &msg {
         rpc::Incoming::Request { id, .. } => id.clone(),
@@ -844,9 +926,12 @@ fn initialize(gw: &Arc<Gateway>, id: &Value, agent: &str, params: &Value) -> Res
             "cannot open a session",
         );
     };
-    let evicted = gw
-        .sessions
-        .insert(sid.clone(), agent, version, gw.upstreams.keys().map(String::as_str));
+    let evicted = gw.sessions.insert(
+        sid.clone(),
+        agent,
+        version,
+        gw.upstreams.keys().map(String::as_str),
+    );
     for s in evicted {
         gw.close_upstreams(s);
     }
@@ -886,12 +971,30 @@ async fn delete_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respo
     }
 }
 
-async fn get_mcp() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, HeaderValue::from_static("POST, DELETE"))],
-    )
-        .into_response()
+async fn get_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let null = Value::Null;
+    let run = || -> Result<Response, Refusal> {
+        gw.check_origin(&headers)?;
+        if !accepts(
+            header_str(&headers, header::ACCEPT.as_str()),
+            "text/event-stream",
+        ) {
+            return Err(Box::new(rpc_fail(
+                StatusCode::NOT_ACCEPTABLE,
+                &null,
+                rpc::INVALID_REQUEST,
+                "not_acceptable",
+                "Accept must list text/event-stream",
+            )));
+        }
+        let agent = gw.authenticate(&null, bearer(&headers))?;
+        let session = gw.session(&headers, &null, &agent)?;
+        Ok(listen::open(&gw, &session))
+    };
+    match run() {
+        Ok(r) => r,
+        Err(r) => *r,
+    }
 }
 
 async fn metadata(State(gw): State<Arc<Gateway>>) -> Response {
@@ -914,19 +1017,28 @@ mod tests {
     #[test]
     fn accept_and_bearer_and_subject() {
         assert!(accepts(None, "text/event-stream"));
-        assert!(accepts(Some("application/json, text/event-stream"), "text/event-stream"));
+        assert!(accepts(
+            Some("application/json, text/event-stream"),
+            "text/event-stream"
+        ));
         assert!(accepts(Some("*/*"), "application/json"));
         assert!(accepts(Some("text/*;q=0.5"), "text/event-stream"));
         assert!(!accepts(Some("application/json"), "text/event-stream"));
 
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc"),
+        );
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
 
         // {"sub":"agt_1"}
-        assert_eq!(token_subject("e30.eyJzdWIiOiJhZ3RfMSJ9.x").as_deref(), Some("agt_1"));
+        assert_eq!(
+            token_subject("e30.eyJzdWIiOiJhZ3RfMSJ9.x").as_deref(),
+            Some("agt_1")
+        );
         assert_eq!(token_subject("opaque"), None);
     }
 
@@ -934,7 +1046,10 @@ mod tests {
     fn config_validation() {
         let ok = McpConfig {
             public_url: "http://127.0.0.1:8081".into(),
-            servers: vec![McpServer { name: "files-1".into(), url: "http://127.0.0.1:9/mcp".into() }],
+            servers: vec![McpServer {
+                name: "files-1".into(),
+                url: "http://127.0.0.1:9/mcp".into(),
+            }],
             timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
         };
@@ -944,14 +1059,29 @@ mod tests {
             f(&mut c);
             c.validate()
         };
-        assert!(matches!(with(&|c| c.public_url = "http://x/".into()), Err(McpConfigError::PublicUrl(_))));
-        assert!(matches!(with(&|c| c.public_url = "ftp://x".into()), Err(McpConfigError::PublicUrl(_))));
-        assert!(matches!(with(&|c| c.servers[0].name = "a__b".into()), Err(McpConfigError::ServerName(_))));
+        assert!(matches!(
+            with(&|c| c.public_url = "http://x/".into()),
+            Err(McpConfigError::PublicUrl(_))
+        ));
+        assert!(matches!(
+            with(&|c| c.public_url = "ftp://x".into()),
+            Err(McpConfigError::PublicUrl(_))
+        ));
+        assert!(matches!(
+            with(&|c| c.servers[0].name = "a__b".into()),
+            Err(McpConfigError::ServerName(_))
+        ));
         assert!(matches!(
             with(&|c| c.servers.push(c.servers[0].clone())),
             Err(McpConfigError::DuplicateServer(_))
         ));
-        assert!(matches!(with(&|c| c.servers[0].url = "127.0.0.1:9".into()), Err(McpConfigError::ServerUrl(..))));
-        assert!(matches!(with(&|c| c.timeout = Duration::ZERO), Err(McpConfigError::Zero(_))));
+        assert!(matches!(
+            with(&|c| c.servers[0].url = "127.0.0.1:9".into()),
+            Err(McpConfigError::ServerUrl(..))
+        ));
+        assert!(matches!(
+            with(&|c| c.timeout = Duration::ZERO),
+            Err(McpConfigError::Zero(_))
+        ));
     }
 }

@@ -45,8 +45,14 @@ pub enum AuditError {
 /// Where a recorded event's id (or the failure) goes.
 type Reply = oneshot::Sender<Result<String, AuditError>>;
 
+/// How long a lazy event may wait for company before it is written alone.
+const LAZY_WAIT: Duration = Duration::from_millis(50);
+
 enum Job {
     Event(Box<AuditEvent>, Reply),
+    /// An event nobody waits for: written with the next batch, or after [`LAZY_WAIT`]
+    /// of quiet, so it shares a flush instead of costing one.
+    Lazy(Box<AuditEvent>),
     /// Sign a checkpoint over everything committed so far; reply with its size.
     Seal(oneshot::Sender<Result<u64, AuditError>>),
 }
@@ -260,6 +266,16 @@ impl AuditLog {
         out
     }
 
+    /// Appends `draft` without waiting for it: it is committed with the next batch of
+    /// events (or after a short quiet spell), sharing its flush. For records nobody
+    /// waits on (a forwarded request's upstream status). Dropped, with a log line, when
+    /// the queue is full or the log closed.
+    pub fn record_lazy(&self, draft: AuditEvent) {
+        if self.send(Job::Lazy(Box::new(draft))).is_err() {
+            tracing::warn!("lazy audit event dropped: the audit queue is full or closed");
+        }
+    }
+
     /// Signs a checkpoint over every event committed so far and returns its size.
     pub async fn seal(&self) -> Result<u64, AuditError> {
         let (reply, wait) = oneshot::channel();
@@ -289,15 +305,25 @@ impl AuditLog {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Job>) {
+        let mut lazy: Vec<(Box<AuditEvent>, Option<Reply>)> = Vec::new();
         loop {
-            let wait = self.until_checkpoint_due();
+            let mut wait = self.until_checkpoint_due();
+            if !lazy.is_empty() {
+                wait = wait.min(LAZY_WAIT);
+            }
             let first = match rx.recv_timeout(wait) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
+                    if !lazy.is_empty() {
+                        self.commit(std::mem::take(&mut lazy));
+                    }
                     self.checkpoint_if_due();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
+                    if !lazy.is_empty() {
+                        self.commit(std::mem::take(&mut lazy));
+                    }
                     let _ = self.checkpoint(true);
                     return;
                 }
@@ -307,12 +333,18 @@ impl Writer {
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
-                    Job::Event(e, r) => events.push((e, r)),
+                    Job::Event(e, r) => events.push((e, Some(r))),
+                    Job::Lazy(e) => lazy.push((e, None)),
                     Job::Seal(r) => seals.push(r),
                 }
-                if events.len() < MAX_BATCH {
+                if events.len() + lazy.len() < MAX_BATCH {
                     next = rx.try_recv().ok();
                 }
+            }
+            // Lazy events ride along with anything that is committed anyway (and are
+            // always in before a seal, so a checkpoint covers them).
+            if !events.is_empty() || !seals.is_empty() || lazy.len() >= MAX_BATCH {
+                events.append(&mut lazy);
             }
             if !events.is_empty() {
                 self.commit(events);
@@ -324,7 +356,7 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: Vec<(Box<AuditEvent>, Reply)>) {
+    fn commit(&mut self, batch: Vec<(Box<AuditEvent>, Option<Reply>)>) {
         let now = self.clock.now();
         let start = self.frontier.size();
         let mut rows = Vec::with_capacity(batch.len());
@@ -355,13 +387,17 @@ impl Writer {
                     }
                 }
                 for (id, reply) in events {
-                    let _ = reply.send(Ok(id));
+                    if let Some(r) = reply {
+                        let _ = r.send(Ok(id));
+                    }
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, events = rows.len(), "audit append failed; refusing the batch");
                 for (_, reply) in events {
-                    let _ = reply.send(Err(AuditError::Write(e.to_string())));
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(AuditError::Write(e.to_string())));
+                    }
                 }
             }
         }

@@ -174,6 +174,9 @@ impl Authorizer for GatewayAuthorizer {
             },
             now,
         );
+        if d.reasons.first().is_some_and(|r| denied_token(r)) {
+            return Err(AuthzError::Unauthenticated(d.reasons.join("; ")));
+        }
         Ok(if d.allow {
             Verdict::Allow
         } else if d.approval_required {
@@ -184,18 +187,15 @@ impl Authorizer for GatewayAuthorizer {
     }
 
     fn record_result(&self, decision_id: String, result: Value) -> BoxFuture<'static, ()> {
-        let state = Arc::clone(&self.state);
-        Box::pin(async move {
-            let mut e = state.event("gateway.result");
-            let mut details = json!({"decision_id": decision_id});
-            if let (Some(d), Some(r)) = (details.as_object_mut(), result.as_object()) {
-                d.extend(r.clone());
-            }
-            e.details = Some(details);
-            if let Err(err) = state.audit.record(e).await {
-                tracing::warn!(error = %err, "gateway result not recorded");
-            }
-        })
+        let mut e = self.state.event("gateway.result");
+        let mut details = json!({"decision_id": decision_id});
+        if let (Some(d), Some(r)) = (details.as_object_mut(), result.as_object()) {
+            d.extend(r.clone());
+        }
+        e.details = Some(details);
+        // Nobody waits for it: it shares the next batch's flush.
+        self.state.audit.record_lazy(e);
+        Box::pin(async {})
     }
 
     fn issuer(&self) -> String {

@@ -168,22 +168,23 @@ fn gateway_router(
         },
         Arc::clone(&authz),
     );
-    let mcp = mandate_gateway::mcp::router(
-        McpConfig {
-            public_url,
-            servers: cfg
-                .gateway_mcp
-                .iter()
-                .map(|m| McpServer {
-                    name: m.name.clone(),
-                    url: m.url.clone(),
-                })
-                .collect(),
-            timeout,
-            max_body_bytes: cfg.gateway_max_body_bytes,
-        },
-        authz,
-    );
+    let mcp_config = McpConfig {
+        public_url,
+        servers: cfg
+            .gateway_mcp
+            .iter()
+            .map(|m| McpServer {
+                name: m.name.clone(),
+                url: m.url.clone(),
+            })
+            .collect(),
+        timeout,
+        max_body_bytes: cfg.gateway_max_body_bytes,
+    };
+    mcp_config
+        .validate()
+        .context("the gateway's MCP configuration")?;
+    let mcp = mandate_gateway::mcp::router(mcp_config, authz);
     Ok(mcp.merge(http))
 }
 

@@ -1,0 +1,1113 @@
+//! The MCP gateway at its boundaries, over real loopback sockets: a fake `Authorizer`
+//! (the crate's edge: it allows, denies, holds or scopes out by tool name and records
+//! what it was asked), two small upstream MCP servers written here with axum (counting
+//! calls, answering JSON and SSE, remembering every header they saw) and one that is
+//! down, and the gateway's router in between.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test harness: a failed step fails the test loudly"
+)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use futures_util::StreamExt;
+use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Verdict};
+use mandate_gateway::mcp::{McpConfig, McpServer, router};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+// ---------------------------------------------------------------------------------
+// The fake authorizer.
+
+/// A JWT-shaped token naming `agent` (the fake "verifies" it by looking it up).
+fn token(agent: &str) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.fake-signature",
+        b64.encode(br#"{"alg":"EdDSA","typ":"at+jwt"}"#),
+        b64.encode(json!({"sub": agent}).to_string())
+    )
+}
+
+#[derive(Default)]
+struct FakeAuthz {
+    /// Valid tokens.
+    tokens: HashSet<String>,
+    /// The audience tokens are for.
+    audience: String,
+    /// When set, every call fails with `Unavailable`.
+    unavailable: AtomicBool,
+    /// `authorize` calls.
+    asked: Mutex<Vec<Ask>>,
+    /// `check` calls.
+    checked: AtomicU64,
+    /// `record_result` calls.
+    results: Arc<Mutex<Vec<(String, Value)>>>,
+    next: AtomicU64,
+}
+
+impl FakeAuthz {
+    /// The rule: by full name first, then by the tool's own name.
+    fn verdict(resource_id: &str) -> (Verdict, Vec<String>) {
+        let tool = resource_id.split_once("__").map_or(resource_id, |(_, t)| t);
+        match (resource_id, tool) {
+            ("beta__add", _) | (_, "delete_everything") => {
+                (Verdict::Deny, vec!["forbidden_by_policy".into()])
+            }
+            (_, "wire_money") => (Verdict::ApprovalRequired, vec!["approval_required".into()]),
+            (_, "admin_reset") => (Verdict::Deny, vec!["outside_token_scope".into()]),
+            _ => (Verdict::Allow, vec!["allowed_by_policy".into()]),
+        }
+    }
+
+    fn verify(&self, ask: &Ask) -> Result<(), AuthzError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(AuthzError::Unavailable("audit log down".into()));
+        }
+        if !self.tokens.contains(&ask.token) {
+            return Err(AuthzError::Unauthenticated("unknown token".into()));
+        }
+        if ask.audience != self.audience {
+            return Err(AuthzError::Unauthenticated("wrong audience".into()));
+        }
+        Ok(())
+    }
+
+    fn asked(&self) -> Vec<Ask> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    fn results(&self) -> Vec<(String, Value)> {
+        self.results.lock().unwrap().clone()
+    }
+}
+
+impl Authorizer for FakeAuthz {
+    fn authorize(&self, ask: Ask) -> BoxFuture<'_, Result<Answer, AuthzError>> {
+        Box::pin(async move {
+            self.verify(&ask)?;
+            let (verdict, reasons) = Self::verdict(&ask.resource_id);
+            let n = self.next.fetch_add(1, Ordering::SeqCst);
+            self.asked.lock().unwrap().push(ask);
+            Ok(Answer {
+                verdict,
+                reasons,
+                decision_id: format!("node-test:{n}"),
+                agent: None,
+            })
+        })
+    }
+
+    fn check(&self, ask: &Ask) -> Result<Verdict, AuthzError> {
+        self.verify(ask)?;
+        self.checked.fetch_add(1, Ordering::SeqCst);
+        Ok(Self::verdict(&ask.resource_id).0)
+    }
+
+    fn record_result(&self, decision_id: String, result: Value) -> BoxFuture<'static, ()> {
+        let results = Arc::clone(&self.results);
+        Box::pin(async move {
+            results.lock().unwrap().push((decision_id, result));
+        })
+    }
+
+    fn issuer(&self) -> String {
+        "http://mandate.test".into()
+    }
+
+    fn secret(&self, _name: &str) -> Result<Option<String>, AuthzError> {
+        Ok(None)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// A small upstream MCP server.
+
+#[derive(Default)]
+struct Upstream {
+    /// Open sessions.
+    sessions: Mutex<HashSet<String>>,
+    /// Sessions ended by DELETE.
+    deleted: Mutex<Vec<String>>,
+    /// How many sessions were opened.
+    inits: AtomicU64,
+    /// Tool calls by tool name.
+    calls: Mutex<HashMap<String, u64>>,
+    /// Every request: (method or HTTP verb, headers).
+    requests: Mutex<Vec<(String, HeaderMap)>>,
+    /// The tools/call bodies.
+    call_bodies: Mutex<Vec<Value>>,
+    /// Released by the test: lets a gated `slow_count` finish.
+    release: Notify,
+    /// When set, tools/call answers HTTP 500.
+    broken: AtomicBool,
+    /// The standalone (GET) streams open.
+    listeners: Mutex<Vec<mpsc::Sender<Result<Bytes, std::io::Error>>>>,
+}
+
+impl Upstream {
+    fn calls(&self, tool: &str) -> u64 {
+        self.calls.lock().unwrap().get(tool).copied().unwrap_or(0)
+    }
+
+    fn authorization_headers_seen(&self) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, h)| h.contains_key("authorization"))
+            .count()
+    }
+
+    fn forget_sessions(&self) {
+        self.sessions.lock().unwrap().clear();
+    }
+}
+
+fn tool_def(name: &str) -> Value {
+    json!({"name": name, "description": format!("the {name} tool"),
+           "inputSchema": {"type": "object"}})
+}
+
+fn json_reply(body: Value) -> Response {
+    ([("content-type", "application/json")], body.to_string()).into_response()
+}
+
+fn sse_event(msg: &Value) -> Bytes {
+    Bytes::from(format!("event: message\r\ndata: {msg}\r\n\r\n"))
+}
+
+async fn upstream_post(
+    State(u): State<Arc<Upstream>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let msg: Value = serde_json::from_slice(&body).unwrap();
+    let method = msg["method"].as_str().unwrap_or("(response)").to_owned();
+    u.requests
+        .lock()
+        .unwrap()
+        .push((method.clone(), headers.clone()));
+    let id = msg["id"].clone();
+    if method == "initialize" {
+        let n = u.inits.fetch_add(1, Ordering::SeqCst);
+        let sid = format!("upstream-session-{n}");
+        u.sessions.lock().unwrap().insert(sid.clone());
+        // Like the Python SDK: the answer to initialize comes as an event stream.
+        let result = json!({"jsonrpc": "2.0", "id": id, "result": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"tools": {"listChanged": false}},
+            "serverInfo": {"name": "test-upstream", "version": "0"}}});
+        return (
+            [
+                ("content-type", "text/event-stream"),
+                ("mcp-session-id", sid.as_str()),
+            ],
+            sse_event(&result),
+        )
+            .into_response();
+    }
+    let sid = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+    if !sid.is_some_and(|s| u.sessions.lock().unwrap().contains(s)) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    assert_eq!(headers["mcp-protocol-version"], "2025-06-18");
+    if id.is_null() {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    match method.as_str() {
+        "tools/list" => {
+            // Two pages, to make the gateway follow nextCursor.
+            let page = if msg["params"]["cursor"] == "page-2" {
+                json!({"tools": [tool_def("wire_money"), tool_def("admin_reset")]})
+            } else {
+                json!({"tools": [tool_def("add"), tool_def("slow_count"), tool_def("delete_everything")],
+                       "nextCursor": "page-2"})
+            };
+            json_reply(json!({"jsonrpc": "2.0", "id": id, "result": page}))
+        }
+        "tools/call" if u.broken.load(Ordering::SeqCst) => {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        "tools/call" => {
+            u.call_bodies.lock().unwrap().push(msg.clone());
+            let name = msg["params"]["name"].as_str().unwrap().to_owned();
+            *u.calls.lock().unwrap().entry(name.clone()).or_default() += 1;
+            let args = &msg["params"]["arguments"];
+            match name.as_str() {
+                "slow_count" => slow_count(&u, id, &msg["params"]),
+                "add" => {
+                    let sum = args["a"].as_i64().unwrap() + args["b"].as_i64().unwrap();
+                    json_reply(json!({"jsonrpc": "2.0", "id": id, "result": {
+                        "content": [{"type": "text", "text": sum.to_string()}], "isError": false}}))
+                }
+                other => json_reply(json!({"jsonrpc": "2.0", "id": id, "result": {
+                    "content": [{"type": "text", "text": format!("{other} done")}], "isError": false}})),
+            }
+        }
+        _ => json_reply(json!({"jsonrpc": "2.0", "id": id,
+                               "error": {"code": -32601, "message": "no such method"}})),
+    }
+}
+
+/// Streams `n` progress notifications then the result; with `gate`, waits after the
+/// first one until the test releases it.
+fn slow_count(u: &Arc<Upstream>, id: Value, params: &Value) -> Response {
+    let n = params["arguments"]["n"].as_u64().unwrap();
+    let gate = params["arguments"]["gate"].as_bool().unwrap_or(false);
+    // Like FastMCP's ctx.report_progress: progress on the standalone stream.
+    let via_get = params["arguments"]["via_get"].as_bool().unwrap_or(false);
+    let token = params["_meta"]["progressToken"].clone();
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let u = Arc::clone(u);
+    tokio::spawn(async move {
+        for i in 1..=n {
+            let p = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                           "params": {"progressToken": token, "progress": i, "total": n}});
+            if via_get {
+                let listeners = u.listeners.lock().unwrap().clone();
+                for l in listeners {
+                    let _ = l.send(Ok(sse_event(&p))).await;
+                }
+            } else {
+                tx.send(Ok(sse_event(&p))).await.unwrap();
+            }
+            if i == 1 && gate {
+                u.release.notified().await;
+            }
+        }
+        let r = json!({"jsonrpc": "2.0", "id": id, "result": {
+            "content": [{"type": "text", "text": format!("counted to {n}")}], "isError": false}});
+        let _ = tx.send(Ok(sse_event(&r))).await;
+    });
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    }));
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+async fn upstream_get(State(u): State<Arc<Upstream>>, headers: HeaderMap) -> Response {
+    u.requests
+        .lock()
+        .unwrap()
+        .push(("GET".into(), headers.clone()));
+    let sid = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+    if !sid.is_some_and(|s| u.sessions.lock().unwrap().contains(s)) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (tx, rx) = mpsc::channel(16);
+    // A request to the client and a stray response: the gateway passes neither on.
+    for m in [
+        json!({"jsonrpc": "2.0", "id": "srv-1", "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": "srv-2", "result": {}}),
+    ] {
+        tx.try_send(Ok(sse_event(&m))).unwrap();
+    }
+    u.listeners.lock().unwrap().push(tx);
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    }));
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+async fn upstream_delete(State(u): State<Arc<Upstream>>, headers: HeaderMap) -> StatusCode {
+    u.requests
+        .lock()
+        .unwrap()
+        .push(("DELETE".into(), headers.clone()));
+    let sid = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    u.sessions.lock().unwrap().remove(&sid);
+    u.deleted.lock().unwrap().push(sid);
+    StatusCode::OK
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn start_upstream() -> (Arc<Upstream>, String) {
+    let u = Arc::new(Upstream::default());
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::post(upstream_post)
+                .get(upstream_get)
+                .delete(upstream_delete),
+        )
+        .with_state(Arc::clone(&u));
+    let base = serve(app).await;
+    (u, format!("{base}/mcp"))
+}
+
+// ---------------------------------------------------------------------------------
+// The harness: two upstreams (`alpha`, `beta`), one that is down (`gone`), the gateway.
+
+struct Harness {
+    base: String,
+    authz: Arc<FakeAuthz>,
+    alpha: Arc<Upstream>,
+    beta: Arc<Upstream>,
+    http: reqwest::Client,
+}
+
+const AGENT: &str = "agt_alice";
+const OTHER: &str = "agt_bob";
+
+async fn harness() -> Harness {
+    let (alpha, alpha_url) = start_upstream().await;
+    let (beta, beta_url) = start_upstream().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let authz = Arc::new(FakeAuthz {
+        tokens: [token(AGENT), token(OTHER)].into_iter().collect(),
+        audience: format!("{base}/mcp"),
+        ..FakeAuthz::default()
+    });
+    let cfg = McpConfig {
+        public_url: base.clone(),
+        servers: vec![
+            McpServer {
+                name: "alpha".into(),
+                url: alpha_url,
+            },
+            McpServer {
+                name: "beta".into(),
+                url: beta_url,
+            },
+            // Nothing listens on port 1.
+            McpServer {
+                name: "gone".into(),
+                url: "http://127.0.0.1:1/mcp".into(),
+            },
+        ],
+        timeout: Duration::from_secs(5),
+        max_body_bytes: 64 * 1024,
+    };
+    assert_eq!(cfg.validate(), Ok(()));
+    let app = router(cfg, Arc::clone(&authz) as Arc<dyn Authorizer>);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Harness {
+        base,
+        authz,
+        alpha,
+        beta,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+impl Harness {
+    fn metadata_url(&self) -> String {
+        format!("{}/.well-known/oauth-protected-resource/mcp", self.base)
+    }
+
+    async fn post_raw(
+        &self,
+        session: Option<&str>,
+        tok: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/mcp", self.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        if let Some(t) = tok {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Posts as `agent` in `session` and reads a JSON answer.
+    async fn rpc(&self, session: &str, agent: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .post_raw(Some(session), Some(&token(agent)), &body)
+            .await;
+        let status = res.status();
+        assert_eq!(res.headers()["content-type"], "application/json");
+        (status, res.json().await.unwrap())
+    }
+
+    async fn initialize(&self, agent: &str) -> String {
+        let res = self
+            .post_raw(
+                None,
+                Some(&token(agent)),
+                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "test", "version": "0"}}}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let sid = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["result"]["protocolVersion"], "2025-06-18");
+        let res = self
+            .post_raw(
+                Some(&sid),
+                Some(&token(agent)),
+                &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            )
+            .await;
+        assert_eq!(res.status(), 202);
+        sid
+    }
+
+    async fn call(
+        &self,
+        session: &str,
+        name: &str,
+        arguments: Value,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let res = self
+            .post_raw(
+                Some(session),
+                Some(&token(AGENT)),
+                &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                        "params": {"name": name, "arguments": arguments}}),
+            )
+            .await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        (status, headers, res.json().await.unwrap())
+    }
+
+    /// No request to any upstream carried an Authorization header.
+    fn assert_no_token_upstream(&self) {
+        assert_eq!(self.alpha.authorization_headers_seen(), 0);
+        assert_eq!(self.beta.authorization_headers_seen(), 0);
+    }
+
+    /// Waits for `n` recorded results.
+    async fn results(&self, n: usize) -> Vec<(String, Value)> {
+        for _ in 0..200 {
+            let r = self.authz.results();
+            if r.len() >= n {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "expected {n} recorded results, got {:?}",
+            self.authz.results()
+        );
+    }
+}
+
+fn www_authenticate(h: &HeaderMap) -> String {
+    h["www-authenticate"].to_str().unwrap().to_owned()
+}
+
+// ---------------------------------------------------------------------------------
+// Tests.
+
+#[tokio::test]
+async fn without_a_valid_token_401_points_at_the_metadata_which_names_mandate() {
+    let h = harness().await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}});
+
+    let res = h.post_raw(None, None, &init).await;
+    assert_eq!(res.status(), 401);
+    let w = www_authenticate(res.headers());
+    assert!(w.starts_with("Bearer "), "{w}");
+    assert!(
+        w.contains(&format!("resource_metadata=\"{}\"", h.metadata_url())),
+        "{w}"
+    );
+    assert!(!w.contains("error="), "no token presented: {w}");
+
+    for bad in ["not-a-token".to_owned(), token("agt_unknown")] {
+        let res = h.post_raw(None, Some(&bad), &init).await;
+        assert_eq!(res.status(), 401);
+        let w = www_authenticate(res.headers());
+        assert!(w.contains("error=\"invalid_token\""), "{w}");
+        assert!(w.contains("resource_metadata="), "{w}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32001);
+    }
+
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let res = h
+            .http
+            .get(format!("{}{path}", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let doc: Value = res.json().await.unwrap();
+        assert_eq!(
+            doc,
+            json!({
+                "resource": format!("{}/mcp", h.base),
+                "authorization_servers": ["http://mandate.test"],
+                "bearer_methods_supported": ["header"],
+                "scopes_supported": ["mcp:call_tool"],
+                "resource_name": "Mandate MCP gateway",
+            })
+        );
+    }
+    assert!(h.authz.asked().is_empty());
+}
+
+#[tokio::test]
+async fn sessions_are_the_gateways_own_and_bound_to_their_agent() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    assert_eq!(sid.len(), 64);
+    assert!(sid.bytes().all(|b| b.is_ascii_hexdigit()));
+    // initialize is answered by the gateway: no upstream was contacted yet.
+    assert_eq!(h.alpha.inits.load(Ordering::SeqCst), 0);
+
+    // Version negotiation: an unknown version gets the latest; capabilities are tools.
+    let res = h
+        .post_raw(None, Some(&token(AGENT)), &json!({"jsonrpc": "2.0", "id": "i", "method": "initialize",
+            "params": {"protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}))
+        .await;
+    let other_sid = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    assert_ne!(other_sid, sid);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["id"], "i");
+    assert_eq!(body["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(
+        body["result"]["capabilities"],
+        json!({"tools": {"listChanged": false}})
+    );
+    assert_eq!(body["result"]["serverInfo"]["name"], "mandate-mcp-gateway");
+
+    let (status, body) = h
+        .rpc(
+            &sid,
+            AGENT,
+            json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),
+        )
+        .await;
+    assert_eq!((status, &body["result"]), (StatusCode::OK, &json!({})));
+
+    // Another agent's token with this session id: as if the session did not exist.
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    let (status, body) = h.rpc(&sid, OTHER, list.clone()).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], -32006);
+    let (status, _) = h.rpc("0123456789abcdef", AGENT, list.clone()).await;
+    assert_eq!(status, 404);
+    // No session at all.
+    let res = h.post_raw(None, Some(&token(AGENT)), &list).await;
+    assert_eq!(res.status(), 400);
+
+    let (status, body) = h
+        .rpc(
+            &sid,
+            AGENT,
+            json!({"jsonrpc": "2.0", "id": 4, "method": "resources/list"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["error"]["code"], -32601);
+
+    // A batch is refused.
+    let res = h
+        .post_raw(
+            Some(&sid),
+            Some(&token(AGENT)),
+            &json!([{"jsonrpc": "2.0", "id": 5, "method": "ping"}]),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32600);
+
+    // A browser page from elsewhere is refused (DNS rebinding).
+    let res = h
+        .http
+        .post(format!("{}/mcp", h.base))
+        .header("content-type", "application/json")
+        .header("origin", "http://evil.example")
+        .header("authorization", format!("Bearer {}", token(AGENT)))
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // An unsupported protocol version header.
+    let res = h
+        .http
+        .post(format!("{}/mcp", h.base))
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2099-01-01")
+        .header("authorization", format!("Bearer {}", token(AGENT)))
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    // The standalone stream needs a token and the agent's own session.
+    let get = |tok: Option<String>, session: Option<&str>| {
+        let mut r = h
+            .http
+            .get(format!("{}/mcp", h.base))
+            .header("accept", "text/event-stream");
+        if let Some(t) = tok {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s);
+        }
+        r.send()
+    };
+    assert_eq!(get(None, Some(&sid)).await.unwrap().status(), 401);
+    assert_eq!(get(Some(token(AGENT)), None).await.unwrap().status(), 400);
+    assert_eq!(
+        get(Some(token(OTHER)), Some(&sid)).await.unwrap().status(),
+        404
+    );
+
+    // Open an upstream session, then end the gateway session: the upstream's ends too.
+    let (status, _) = h.rpc(&sid, AGENT, list.clone()).await;
+    assert_eq!(status, 200);
+    let del = |tok: String| {
+        h.http
+            .delete(format!("{}/mcp", h.base))
+            .header("mcp-session-id", &sid)
+            .header("authorization", format!("Bearer {tok}"))
+            .send()
+    };
+    assert_eq!(del(token(OTHER)).await.unwrap().status(), 404);
+    assert_eq!(del(token(AGENT)).await.unwrap().status(), 204);
+    let (status, _) = h.rpc(&sid, AGENT, list).await;
+    assert_eq!(status, 404);
+    for _ in 0..100 {
+        if h.alpha.deleted.lock().unwrap().len() == 1 && h.beta.deleted.lock().unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *h.alpha.deleted.lock().unwrap(),
+        vec!["upstream-session-0".to_owned()]
+    );
+    assert_eq!(h.beta.deleted.lock().unwrap().len(), 1);
+    h.assert_no_token_upstream();
+}
+
+#[tokio::test]
+async fn tools_list_is_namespaced_and_shows_only_what_the_agent_may_call() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    let (status, body) = h
+        .rpc(
+            &sid,
+            AGENT,
+            json!({"jsonrpc": "2.0", "id": "l", "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["id"], "l");
+    let names: Vec<&str> = body["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    // Denied tools are hidden (delete_everything everywhere, add on beta only, the
+    // out-of-scope admin_reset); one needing approval is shown; `gone` is down.
+    assert_eq!(
+        names,
+        [
+            "alpha__add",
+            "alpha__slow_count",
+            "alpha__wire_money",
+            "beta__slow_count",
+            "beta__wire_money"
+        ]
+    );
+    // The rest of a tool's description is the upstream's.
+    assert_eq!(body["result"]["tools"][0]["description"], "the add tool");
+    // Both pages were read, in the upstream session, with the upstream's version.
+    let reqs = h.alpha.requests.lock().unwrap().clone();
+    let methods: Vec<&str> = reqs.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "initialize",
+            "notifications/initialized",
+            "tools/list",
+            "tools/list"
+        ]
+    );
+    assert_eq!(reqs[2].1["mcp-session-id"], "upstream-session-0");
+    // Listing decides (check) but records nothing.
+    assert!(h.authz.checked.load(Ordering::SeqCst) >= 10);
+    assert!(h.authz.asked().is_empty());
+    h.assert_no_token_upstream();
+}
+
+#[tokio::test]
+async fn a_denied_call_is_a_jsonrpc_error_and_never_reaches_the_upstream() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    let (status, _, body) = h
+        .call(&sid, "alpha__delete_everything", json!({"confirm": true}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["error"]["code"], -32003);
+    assert_eq!(body["error"]["data"]["decision"], "deny");
+    assert_eq!(
+        body["error"]["data"]["reasons"],
+        json!(["forbidden_by_policy"])
+    );
+    assert_eq!(body["error"]["data"]["decision_id"], "node-test:0");
+    assert_eq!(h.alpha.calls("delete_everything"), 0);
+    assert!(h.alpha.call_bodies.lock().unwrap().is_empty());
+
+    // Namespacing is part of the decision: add is denied on beta only.
+    let (_, _, body) = h.call(&sid, "beta__add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(body["error"]["code"], -32003);
+    assert_eq!(h.beta.calls("add"), 0);
+
+    // What Mandate was asked.
+    let asked = h.authz.asked();
+    assert_eq!(asked.len(), 2);
+    let a = &asked[0];
+    assert_eq!(a.token, token(AGENT));
+    assert_eq!(a.audience, format!("{}/mcp", h.base));
+    assert_eq!(a.action, "mcp:call_tool");
+    assert_eq!(a.resource_type, "Mcp::Tool");
+    assert_eq!(a.resource_id, "alpha__delete_everything");
+    assert_eq!(
+        a.context,
+        json!({"server": "alpha", "tool": "delete_everything", "tool_arguments": {"confirm": true}})
+    );
+    assert_eq!(a.via["gateway"], "mcp");
+    assert_eq!(a.via["method"], "tools/call");
+    // Nothing was forwarded, so there is no result to record.
+    assert!(h.authz.results().is_empty());
+    h.assert_no_token_upstream();
+}
+
+#[tokio::test]
+async fn approval_required_is_surfaced_for_the_client_to_retry() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    let (status, _, body) = h
+        .call(&sid, "alpha__wire_money", json!({"amount": 100}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["error"]["code"], -32004);
+    assert_eq!(body["error"]["data"]["decision"], "approval_required");
+    assert!(body["error"]["data"]["retry"].is_string());
+    assert_eq!(h.alpha.calls("wire_money"), 0);
+}
+
+#[tokio::test]
+async fn outside_the_token_scope_is_403_insufficient_scope() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    let (status, headers, body) = h.call(&sid, "alpha__admin_reset", json!({})).await;
+    assert_eq!(status, 403);
+    let w = www_authenticate(&headers);
+    assert!(w.contains("error=\"insufficient_scope\""), "{w}");
+    assert!(w.contains("scope=\"mcp:call_tool\""), "{w}");
+    assert!(
+        w.contains(&format!("resource_metadata=\"{}\"", h.metadata_url())),
+        "{w}"
+    );
+    assert_eq!(body["error"]["code"], -32003);
+    assert_eq!(
+        body["error"]["data"]["reasons"],
+        json!(["outside_token_scope"])
+    );
+    assert_eq!(h.alpha.calls("admin_reset"), 0);
+}
+
+#[tokio::test]
+async fn an_allowed_call_is_forwarded_without_the_agents_token_and_its_result_recorded() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    // No tools/list first: the gateway asks the upstream what it has.
+    let (status, headers, body) = h.call(&sid, "alpha__add", json!({"a": 2, "b": 3})).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        body,
+        json!({"jsonrpc": "2.0", "id": 7, "result": {
+        "content": [{"type": "text", "text": "5"}], "isError": false}})
+    );
+    assert_eq!(h.alpha.calls("add"), 1);
+
+    // The upstream got the tool's own name, the client's id, its own session.
+    let sent = h.alpha.call_bodies.lock().unwrap()[0].clone();
+    assert_eq!(sent["params"]["name"], "add");
+    assert_eq!(sent["id"], 7);
+    let reqs = h.alpha.requests.lock().unwrap().clone();
+    let (method, hdrs) = reqs.last().unwrap();
+    assert_eq!(method, "tools/call");
+    assert_eq!(hdrs["mcp-session-id"], "upstream-session-0");
+    assert_eq!(hdrs["mcp-protocol-version"], "2025-06-18");
+    assert!(!hdrs.contains_key("authorization"));
+    h.assert_no_token_upstream();
+
+    let results = h.results(1).await;
+    let (decision, r) = &results[0];
+    assert_eq!(decision, "node-test:0");
+    assert_eq!(r["upstream_status"], 200);
+    assert_eq!(r["outcome"], "ok");
+    assert_eq!(r["server"], "alpha");
+    assert_eq!(r["tool"], "add");
+    assert!(r["latency_ms"].is_u64());
+}
+
+#[tokio::test]
+async fn an_sse_response_streams_through_while_the_tool_runs() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    let res = h
+        .post_raw(
+            Some(&sid),
+            Some(&token(AGENT)),
+            &json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+                "name": "beta__slow_count", "arguments": {"n": 3, "gate": true},
+                "_meta": {"progressToken": "p-1"}}}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut stream = res.bytes_stream();
+    let mut seen = String::new();
+    // The upstream holds the call after its first progress event: the client must see
+    // that event before the upstream is released, i.e. the gateway did not buffer.
+    while !seen.contains("\"progress\":1") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("the first progress event arrives while the tool still runs")
+            .unwrap()
+            .unwrap();
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(seen.contains("\"progressToken\":\"p-1\""), "{seen}");
+    assert!(!seen.contains("counted to"), "{seen}");
+    assert!(h.authz.results().is_empty(), "not recorded before it ends");
+    h.beta.release.notify_one();
+    while let Some(chunk) = stream.next().await {
+        seen.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    assert!(seen.contains("\"progress\":3"), "{seen}");
+    assert!(seen.contains("counted to 3"), "{seen}");
+    assert_eq!(h.beta.calls("slow_count"), 1);
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "ok");
+    assert_eq!(results[0].1["upstream_status"], 200);
+    h.assert_no_token_upstream();
+}
+
+#[tokio::test]
+async fn unknown_servers_and_tools_are_invalid_params_and_not_decided() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    for name in ["nowhere__add", "alpha__no_such_tool", "add", "alpha__"] {
+        let (status, _, body) = h.call(&sid, name, json!({})).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["error"]["code"], -32602, "{name}");
+    }
+    assert!(h.authz.asked().is_empty());
+}
+
+#[tokio::test]
+async fn when_the_decision_path_fails_nothing_is_forwarded() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    // Let the gateway learn the tools first, so only the decision can fail.
+    let (status, _) = h
+        .rpc(
+            &sid,
+            AGENT,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    h.authz.unavailable.store(true, Ordering::SeqCst);
+    let (status, _, body) = h.call(&sid, "alpha__add", json!({"a": 1, "b": 1})).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], -32005);
+    let (status, _) = h
+        .rpc(
+            &sid,
+            AGENT,
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(status, 503);
+    assert_eq!(h.alpha.calls("add"), 0);
+    assert!(h.alpha.call_bodies.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_upstream_that_ended_its_session_gets_a_new_one() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    let (_, _, body) = h.call(&sid, "alpha__add", json!({"a": 1, "b": 1})).await;
+    assert_eq!(body["result"]["content"][0]["text"], "2");
+    h.alpha.forget_sessions();
+    let (_, _, body) = h.call(&sid, "alpha__add", json!({"a": 2, "b": 2})).await;
+    assert_eq!(body["result"]["content"][0]["text"], "4");
+    assert_eq!(h.alpha.inits.load(Ordering::SeqCst), 2);
+    assert_eq!(h.alpha.calls("add"), 1 + 1);
+}
+
+#[tokio::test]
+async fn an_upstream_that_is_down_is_a_jsonrpc_error_and_recorded() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    // The tool cannot even be looked up: nothing is decided.
+    let (status, _, body) = h.call(&sid, "gone__add", json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["error"]["code"], -32010);
+    assert_eq!(body["error"]["data"]["error"], "upstream_error");
+    assert!(h.authz.asked().is_empty());
+
+    // Allowed, but the upstream fails: a JSON-RPC error, and the result says so.
+    h.alpha.broken.store(true, Ordering::SeqCst);
+    let (status, _, body) = h.call(&sid, "alpha__add", json!({"a": 1, "b": 1})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["error"]["code"], -32010);
+    assert_eq!(body["error"]["data"]["upstream_status"], 500);
+    assert_eq!(h.authz.asked().len(), 1);
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "upstream_error");
+    assert_eq!(results[0].1["upstream_status"], 500);
+}
+
+#[tokio::test]
+async fn the_standalone_stream_relays_the_upstreams_notifications_only() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    let res = h
+        .http
+        .get(format!("{}/mcp", h.base))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("authorization", format!("Bearer {}", token(AGENT)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    // The gateway opened the upstream sessions and their standalone streams.
+    for _ in 0..200 {
+        if !h.beta.listeners.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.beta.listeners.lock().unwrap().len(), 1);
+
+    let call = h
+        .post_raw(
+            Some(&sid),
+            Some(&token(AGENT)),
+            &json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": {
+                "name": "beta__slow_count", "arguments": {"n": 2, "via_get": true},
+                "_meta": {"progressToken": "g-1"}}}),
+        )
+        .await;
+    let text = call.text().await.unwrap();
+    assert!(text.contains("counted to 2"), "{text}");
+    assert!(!text.contains("notifications/progress"), "{text}");
+
+    let mut stream = res.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"progress\":2") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("progress relayed on the standalone stream")
+            .unwrap()
+            .unwrap();
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(seen.contains("\"progressToken\":\"g-1\""), "{seen}");
+    assert!(!seen.contains("srv-1") && !seen.contains("srv-2"), "{seen}");
+    h.assert_no_token_upstream();
+}
+
+#[tokio::test]
+async fn a_cancellation_reaches_the_upstream_and_a_client_that_leaves_is_recorded() {
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    let res = h
+        .post_raw(
+            Some(&sid),
+            Some(&token(AGENT)),
+            &json!({"jsonrpc": "2.0", "id": "c-1", "method": "tools/call", "params": {
+                "name": "alpha__slow_count", "arguments": {"n": 3, "gate": true},
+                "_meta": {"progressToken": "c-1"}}}),
+        )
+        .await;
+    let mut stream = res.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        std::str::from_utf8(&first)
+            .unwrap()
+            .contains("\"progress\":1")
+    );
+
+    // The client cancels: passed on to the upstream that has the call, in its session.
+    let res = h
+        .post_raw(
+            Some(&sid),
+            Some(&token(AGENT)),
+            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                    "params": {"requestId": "c-1", "reason": "changed my mind"}}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let mut cancelled = None;
+    for _ in 0..200 {
+        cancelled = h
+            .alpha
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(m, _)| m == "notifications/cancelled")
+            .map(|(_, hd)| hd["mcp-session-id"].to_str().unwrap().to_owned());
+        if cancelled.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(cancelled.as_deref(), Some("upstream-session-0"));
+
+    // The client goes away; when the upstream next speaks, the gateway notices and
+    // records how the call ended.
+    drop(stream);
+    h.alpha.release.notify_one();
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "client_disconnected");
+    h.assert_no_token_upstream();
+}

@@ -1,0 +1,130 @@
+"""A real MCP client (the official `mcp` SDK: `streamablehttp_client` + `ClientSession`)
+for the MCP gateway's end-to-end test. It connects to URL with a bearer token, lists the
+tools, makes the calls it is given one after the other and prints one JSON report on
+stdout for the Rust test to assert on.
+
+Usage: mcp_client.py URL [--call NAME ARGS_JSON]...
+The token comes from the environment variable MCP_TOKEN (not argv, so it is not in the
+process list); without it no Authorization header is sent.
+
+Report:
+  {"protocol_version": "...", "server_info": {...}, "session_id": "...",
+   "tools": ["name", ...],
+   "calls": [{"name": ..., "arguments": {...}, "elapsed": seconds,
+              "ok": true, "is_error": false, "text": ["..."], "structured": ...,
+              "progress": [{"progress": 1, "total": 3, "message": "...", "t": s}],
+              "logs": ["..."]}
+             | {"name": ..., "ok": false, "error": {"code": -32003, "message": ...,
+                "data": {...}}}]}
+or, when the session cannot be set up at all (e.g. 401):
+  {"connect_error": "..."}
+Progress and log times `t` are seconds since the call was sent, so a test can tell a
+streamed response (first progress well before `elapsed`) from a buffered one.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+from mcp.shared.exceptions import McpError
+
+
+def describe(exc: BaseException) -> str:
+    """Flattens exception groups into one line."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def run(url: str, calls: list[tuple[str, dict]]) -> dict:
+    token = os.environ.get("MCP_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    report: dict = {"calls": []}
+    current: dict = {}
+
+    async def on_log(params) -> None:
+        current.setdefault("logs", []).append(str(params.data))
+
+    async with streamablehttp_client(url, headers=headers, timeout=30) as (
+        read,
+        write,
+        get_session_id,
+    ):
+        async with ClientSession(read, write, logging_callback=on_log) as session:
+            init = await session.initialize()
+            report["protocol_version"] = init.protocolVersion
+            report["server_info"] = init.serverInfo.model_dump(mode="json")
+            report["capabilities"] = init.capabilities.model_dump(
+                mode="json", exclude_none=True
+            )
+            report["session_id"] = get_session_id()
+
+            listed = await session.list_tools()
+            report["tools"] = [t.name for t in listed.tools]
+
+            for name, arguments in calls:
+                current.clear()
+                entry: dict = {"name": name, "arguments": arguments, "progress": []}
+                start = time.monotonic()
+
+                async def on_progress(progress, total, message, entry=entry, start=start):
+                    entry["progress"].append(
+                        {
+                            "progress": progress,
+                            "total": total,
+                            "message": message,
+                            "t": round(time.monotonic() - start, 3),
+                        }
+                    )
+
+                try:
+                    result = await session.call_tool(
+                        name, arguments, progress_callback=on_progress
+                    )
+                    entry["ok"] = True
+                    entry["is_error"] = result.isError
+                    entry["text"] = [
+                        c.text for c in result.content if getattr(c, "type", "") == "text"
+                    ]
+                    entry["structured"] = result.structuredContent
+                except McpError as e:
+                    entry["ok"] = False
+                    entry["error"] = {
+                        "code": e.error.code,
+                        "message": e.error.message,
+                        "data": e.error.data,
+                    }
+                entry["elapsed"] = round(time.monotonic() - start, 3)
+                entry["logs"] = list(current.get("logs", []))
+                report["calls"].append(entry)
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument(
+        "--call",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "ARGS_JSON"),
+        help="a tool to call and its arguments as a JSON object",
+    )
+    args = parser.parse_args()
+    calls = [(name, json.loads(arguments)) for name, arguments in args.call]
+    try:
+        report = asyncio.run(asyncio.wait_for(run(args.url, calls), timeout=60))
+    except BaseException as e:  # noqa: BLE001 - reported, the test decides
+        report = {"connect_error": describe(e)}
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
