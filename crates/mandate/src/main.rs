@@ -8,6 +8,7 @@
 mod anomalies_cli;
 mod client;
 mod config;
+mod gateway_cli;
 mod incident_cli;
 mod mandates_cli;
 mod serve;
@@ -66,6 +67,9 @@ enum Command {
     /// What the anomaly detector raised: list, acknowledge, dismiss; agents' baselines
     #[command(subcommand)]
     Anomalies(anomalies_cli::AnomaliesCmd),
+    /// The enforcement gateways: upstream secrets
+    #[command(subcommand)]
+    Gateway(gateway_cli::GatewayCmd),
 }
 
 #[derive(Subcommand)]
@@ -455,5 +459,6 @@ fn main() -> ExitCode {
         Command::Incident(c) => runtime.block_on(incident_cli::incident(c)),
         Command::Token(c) => runtime.block_on(incident_cli::token(c)),
         Command::Anomalies(c) => runtime.block_on(anomalies_cli::anomalies(c)),
+        Command::Gateway(c) => runtime.block_on(gateway_cli::gateway(c)),
     }
 }

@@ -98,15 +98,26 @@ credential_header = "X-Api-Key"
     let admin = s.token.clone().expect("bootstrap token");
     let gw = gateway_url(&s);
 
-    let (st, v) = s
-        .admin(
-            &admin,
-            Method::PUT,
-            "/v1/gateway/secrets/crm-key",
-            Some(json!({"value": SECRET})),
-        )
-        .await;
-    assert_eq!(st, 204, "{v}");
+    // The secret goes in through the CLI, from a file (never on the command line).
+    let value_file = files.path().join("crm-key");
+    std::fs::write(&value_file, format!("{SECRET}\n")).unwrap();
+    let (code, out, err) = crate::harness::cli(
+        &s.addr,
+        &admin,
+        &[
+            "gateway",
+            "secret",
+            "set",
+            "crm-key",
+            "--value-file",
+            value_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(SECRET));
+    let (code, out, _) = crate::harness::cli(&s.addr, &admin, &["gateway", "secret", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("crm-key"), "{out}");
     let (st, list) = s
         .admin(&admin, Method::GET, "/v1/gateway/secrets", None)
         .await;

@@ -18,4 +18,5 @@ mod incident;
 mod interop;
 mod lifecycle;
 mod mandates;
+mod mcp;
 mod serve;

@@ -1,0 +1,110 @@
+//! The CLI for the gateways' upstream secrets: `mandate gateway secret set|list|delete`.
+//! A value is read from a file or standard input, never from the command line (where
+//! it would land in shell history and `ps`).
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::Conn;
+use crate::client::{Fail, call, finish, items, s, usage};
+
+#[derive(Subcommand)]
+pub enum GatewayCmd {
+    /// Upstream secrets the HTTP gateway injects (stored encrypted, never shown again)
+    #[command(subcommand)]
+    Secret(SecretCmd),
+}
+
+#[derive(Subcommand)]
+pub enum SecretCmd {
+    /// Store or replace a secret; the value comes from --value-file, or standard input
+    Set {
+        #[command(flatten)]
+        conn: Conn,
+        /// The name routes use (`credential_secret`)
+        name: String,
+        /// A file holding the value (trailing newline removed); `-` or absent: stdin
+        #[arg(long)]
+        value_file: Option<PathBuf>,
+    },
+    /// List the secrets' names
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a secret
+    Delete {
+        #[command(flatten)]
+        conn: Conn,
+        name: String,
+    },
+}
+
+fn read_value(file: Option<&PathBuf>) -> Result<String, Fail> {
+    let mut text = String::new();
+    match file {
+        Some(p) if p.as_os_str() != "-" => {
+            text = std::fs::read_to_string(p)
+                .map_err(|e| usage(format!("reading {}: {e}", p.display())))?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| usage(format!("reading standard input: {e}")))?;
+        }
+    }
+    let v = text.trim_end_matches(['\n', '\r']).to_owned();
+    if v.is_empty() {
+        return Err(usage("the secret's value is empty"));
+    }
+    Ok(v)
+}
+
+pub async fn gateway(cmd: GatewayCmd) -> ExitCode {
+    let GatewayCmd::Secret(cmd) = cmd;
+    match cmd {
+        SecretCmd::Set {
+            conn,
+            name,
+            value_file,
+        } => {
+            let r = async {
+                let value = read_value(value_file.as_ref())?;
+                let path = format!("/v1/gateway/secrets/{name}");
+                call(&conn, Method::PUT, &path, Some(json!({"value": value}))).await
+            }
+            .await;
+            finish(
+                &conn,
+                r.map(|_| json!({"name": name, "stored": true})),
+                |_| {
+                    println!("stored secret `{name}` (encrypted; it will not be shown again)");
+                },
+            )
+        }
+        SecretCmd::List { conn } => {
+            let r = call(&conn, Method::GET, "/v1/gateway/secrets", None).await;
+            finish(&conn, r, |v: &Value| {
+                for i in items(v) {
+                    println!("{}  updated {}", s(i, "name"), s(i, "updated_at"));
+                }
+            })
+        }
+        SecretCmd::Delete { conn, name } => {
+            let path = format!("/v1/gateway/secrets/{name}");
+            let r = call(&conn, Method::DELETE, &path, None).await;
+            finish(
+                &conn,
+                r.map(|_| json!({"name": name, "deleted": true})),
+                |_| {
+                    println!("deleted secret `{name}`");
+                },
+            )
+        }
+    }
+}

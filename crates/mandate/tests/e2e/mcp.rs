@@ -1,0 +1,718 @@
+//! The MCP gateway end to end with the official MCP Python SDK (`mcp` on PyPI): a real
+//! FastMCP server upstream (`tests/interop/mcp_upstream.py`), `mandate serve` with
+//! `[[gateway.mcp]]` in front of it, and a real `ClientSession` over Streamable HTTP
+//! (`tests/interop/mcp_client.py`) holding a Mandate access token. Allowed calls work,
+//! progress streams through as it happens, a denied call is a JSON-RPC error that the
+//! upstream's own counters prove never reached it, `tools/list` is filtered, clients
+//! without a token for the gateway cannot connect, a token whose scope does not cover
+//! `mcp:call_tool` gets the scope challenge, and the audit log holds one decision per
+//! call (arguments hashed) and the upstream's answers. The Python packages are pinned in
+//! `tests/interop/requirements-mcp.txt`, installed into `<workspace>/target/interop-mcp-venv`.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Server, data_dir};
+
+const SCHEMA: &str = r#"
+namespace Mcp { entity Tool; }
+namespace Mandate {
+  action "mcp:call_tool" in ["all"] appliesTo {
+    principal: [Agent], resource: [Mcp::Tool], context: { server: String, tool: String },
+  };
+}
+"#;
+
+/// Every tool may be called but one.
+const POLICIES: &str = r#"
+@id("call-tools") permit (principal, action == Mandate::Action::"mcp:call_tool", resource);
+@id("never-delete") forbid (
+  principal,
+  action == Mandate::Action::"mcp:call_tool",
+  resource == Mcp::Tool::"demo__delete_everything"
+);
+"#;
+
+/// How long one run of the Python client may take (it gives up by itself after 60 s).
+const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("interop")
+}
+
+/// A child process killed and reaped when dropped, so a failed assertion leaves nothing
+/// running.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A command with the Python environment the venv needs and nothing inherited that
+/// could redirect it.
+fn python_cmd(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::null())
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1");
+    cmd
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `cmd` to the end; `Err` (with its output) unless it exits 0.
+fn run(cmd: &mut Command, what: &str) -> Result<Output, String> {
+    let out = cmd.output().map_err(|e| {
+        format!("{what}: cannot run {cmd:?}: {e} (this test needs python3 with its venv module)")
+    })?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!("{what} failed:\n{}", show(&out)))
+    }
+}
+
+/// The venv's python, creating `<workspace>/target/interop-mcp-venv` unless its stamp
+/// says it was built from this very requirements file and base python (the same scheme
+/// as `interop.rs`, with its own venv: the SDK's pins are not the OAuth clients').
+/// An exclusive lock beside it serialises test processes that race to build it; the
+/// stamp is written last, so a build that died half-way is redone.
+fn venv_python() -> Result<PathBuf, String> {
+    let io = |what: &str, p: &Path| {
+        let what = format!("{what} {}", p.display());
+        move |e: std::io::Error| format!("{what}: {e}")
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..");
+    let target = root.canonicalize().unwrap_or(root).join("target");
+    fs::create_dir_all(&target).map_err(io("creating", &target))?;
+    let venv = target.join("interop-mcp-venv");
+    let python = venv.join("bin").join("python");
+    let stamp_file = venv.join(".mandate-stamp");
+    let requirements = interop_dir().join("requirements-mcp.txt");
+
+    let base = run(
+        python_cmd(Path::new("python3")).arg("--version"),
+        "python3 --version",
+    )?;
+    let mut fingerprint = fs::read(&requirements).map_err(io("reading", &requirements))?;
+    fingerprint.extend_from_slice(&base.stdout);
+    fingerprint.extend_from_slice(&base.stderr);
+    // FNV-1a, 64 bits: a stable fingerprint with no extra crate.
+    let hash = fingerprint.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let stamp = format!("{hash:016x}\n");
+
+    let lock_path = target.join("interop-mcp-venv.lock");
+    let lock = File::create(&lock_path).map_err(io("creating", &lock_path))?;
+    lock.lock().map_err(io("locking", &lock_path))?;
+    if fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) && python.exists() {
+        return Ok(python);
+    }
+    if venv.exists() {
+        fs::remove_dir_all(&venv).map_err(io("removing", &venv))?;
+    }
+    run(
+        python_cmd(Path::new("python3"))
+            .args(["-m", "venv"])
+            .arg(&venv),
+        "python3 -m venv",
+    )?;
+    run(
+        python_cmd(&python)
+            .args(["-m", "pip", "install", "--quiet", "--no-cache-dir", "-r"])
+            .arg(&requirements),
+        "pip install -r tests/interop/requirements-mcp.txt",
+    )?;
+    fs::write(&stamp_file, &stamp).map_err(io("writing", &stamp_file))?;
+    drop(lock);
+    Ok(python)
+}
+
+/// Collects what `r` says, line by line, into `buf`.
+fn pump(r: impl Read + Send + 'static, buf: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            let mut b = buf.lock().unwrap();
+            b.push_str(&line);
+            b.push('\n');
+        }
+    });
+}
+
+/// The FastMCP server, running until dropped.
+struct Upstream {
+    _child: Killed,
+    /// Its Streamable HTTP endpoint.
+    url: String,
+    /// Its `GET /calls`: what reached it.
+    calls: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Upstream {
+    fn start(python: &Path) -> Upstream {
+        let mut child = python_cmd(python)
+            .arg(interop_dir().join("mcp_upstream.py"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mcp_upstream.py");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        pump(child.stderr.take().unwrap(), Arc::clone(&stderr));
+        let child = Killed(child);
+        // The first line says where it listens; the rest (there is none) is drained.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "mcp_upstream.py did not say where it listens ({e}):\n{}",
+                    stderr.lock().unwrap()
+                )
+            });
+        let v: Value = serde_json::from_str(&line).unwrap();
+        Upstream {
+            _child: child,
+            url: v["url"].as_str().unwrap().to_owned(),
+            calls: v["calls"].as_str().unwrap().to_owned(),
+            stderr,
+        }
+    }
+
+    /// Its own count of what reached it.
+    async fn calls(&self) -> Value {
+        let r = reqwest::get(&self.calls).await.unwrap();
+        assert_eq!(r.status(), 200, "{}", self.stderr.lock().unwrap());
+        r.json().await.unwrap()
+    }
+}
+
+/// Runs the SDK client against `url` (with `token` in `MCP_TOKEN`, if any) making
+/// `calls`; returns its JSON report.
+fn mcp_client(python: &Path, url: &str, token: Option<&str>, calls: &[(&str, Value)]) -> Value {
+    let mut cmd = python_cmd(python);
+    cmd.arg(interop_dir().join("mcp_client.py")).arg(url);
+    for (name, args) in calls {
+        cmd.arg("--call").arg(name).arg(args.to_string());
+    }
+    match token {
+        Some(t) => cmd.env("MCP_TOKEN", t),
+        None => cmd.env_remove("MCP_TOKEN"),
+    };
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mcp_client.py");
+    let read = |r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = BufReader::new(r).read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let mut child = Killed(child);
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mcp_client.py ran past {CLIENT_DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(
+        status.success(),
+        "mcp_client.py: {status}\n--- stdout\n{out}--- stderr\n{err}"
+    );
+    let line = out.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("mcp_client.py's report ({e}):\n{out}--- stderr\n{err}"))
+}
+
+fn gateway_url(s: &Server) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = s.stdout_text();
+        if let Some(u) = out.lines().find_map(|l| l.strip_prefix("gateway on ")) {
+            return u.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no gateway line in: {out}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A JSON-RPC POST to the gateway as a Streamable HTTP client sends it.
+fn rpc_post(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    session: Option<&str>,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    let mut req = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(s) = session {
+        req = req
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    req
+}
+
+fn initialize(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "mandate-e2e-raw", "version": "0"},
+    }})
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The audit events of `kind` (for `agent`, if given), oldest first.
+async fn events(s: &Server, admin: &str, kind: &str, agent: Option<&str>) -> Vec<Value> {
+    let mut path = format!("/v1/audit/events?kind={kind}&limit=1000");
+    if let Some(a) = agent {
+        path.push_str(&format!("&agent={a}"));
+    }
+    let (st, v) = s.admin(admin, Method::GET, &path, None).await;
+    assert_eq!(st, 200, "{v}");
+    v["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_mcp_sdk_calls_tools_through_the_gateway_and_denials_never_reach_upstream() {
+    let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
+    let up = Upstream::start(&python);
+    let (_t, dir) = data_dir();
+    let files = tempfile::tempdir().unwrap();
+    let config = files.path().join("mandate.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+[gateway]
+listen = "127.0.0.1:0"
+
+[[gateway.mcp]]
+name = "demo"
+url = "{}"
+"#,
+            up.url
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &[]);
+    let admin = s.token.clone().expect("bootstrap token");
+    let gw = gateway_url(&s);
+    let endpoint = format!("{gw}/mcp");
+
+    // Schema, policies, an agent whose boundary is the MCP tools at this gateway.
+    let (st, v) = s
+        .admin(
+            &admin,
+            Method::POST,
+            "/v1/policies",
+            Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let version = v["version"].as_i64().unwrap();
+    let (st, v) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/policies/{version}/activate"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, a) = s
+        .admin(
+            &admin,
+            Method::POST,
+            "/v1/agents",
+            Some(json!({"name": "mcp-bot", "owner": "alice@example.com",
+                        "boundary": {"grants": [{"actions": ["mcp:*"], "resources": ["Mcp::Tool/*"]}],
+                                     "audiences": [endpoint]}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{a}");
+    let agent = a["id"].as_str().unwrap().to_owned();
+    let (st, c) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{agent}/credentials"),
+            Some(json!({"type": "client_secret"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{c}");
+    let secret = c["client_secret"].as_str().unwrap().to_owned();
+    let mut tokens = Vec::new();
+    for extra in [
+        &[("resource", endpoint.as_str())][..],
+        // A scope inside the boundary (`mcp:*`) that does not cover `mcp:call_tool`.
+        &[("resource", endpoint.as_str()), ("scope", "mcp:list")],
+        // The server's default audience: not this gateway.
+        &[],
+    ] {
+        let (st, t) = s.token_basic(&agent, &secret, extra).await;
+        assert_eq!(st, 200, "{t}");
+        tokens.push(t["access_token"].as_str().unwrap().to_owned());
+    }
+    let [token, scoped, elsewhere] = <[String; 3]>::try_from(tokens).unwrap();
+
+    // The SDK client through the gateway: list, two allowed calls, one denied.
+    let report = mcp_client(
+        &python,
+        &endpoint,
+        Some(&token),
+        &[
+            ("demo__add", json!({"a": 2, "b": 40})),
+            ("demo__slow_count", json!({"n": 4, "delay_ms": 300})),
+            ("demo__delete_everything", json!({"confirm": true})),
+        ],
+    );
+    let context = || {
+        format!(
+            "{report:#}\n--- mandate stderr\n{}\n--- upstream stderr\n{}",
+            s.stderr_text(),
+            up.stderr.lock().unwrap()
+        )
+    };
+    assert!(report.get("connect_error").is_none(), "{}", context());
+    assert!(
+        report["session_id"].as_str().is_some_and(|s| s.len() == 64),
+        "{}",
+        context()
+    );
+    let mut listed: Vec<&str> = report["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        ["demo__add", "demo__slow_count"],
+        "tools/list is filtered: {}",
+        context()
+    );
+    let calls = report["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 3, "{}", context());
+
+    let add = &calls[0];
+    assert_eq!(add["ok"], true, "{}", context());
+    assert_eq!(add["is_error"], false, "{}", context());
+    assert_eq!(add["text"], json!(["42"]), "{}", context());
+
+    let count = &calls[1];
+    assert_eq!(count["ok"], true, "{}", context());
+    assert_eq!(count["is_error"], false, "{}", context());
+    assert_eq!(count["text"], json!(["counted to 4"]), "{}", context());
+    let progress = count["progress"].as_array().unwrap();
+    assert_eq!(
+        progress
+            .iter()
+            .map(|p| (
+                p["progress"].as_f64().unwrap(),
+                p["total"].as_f64().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [(1.0, 4.0), (2.0, 4.0), (3.0, 4.0), (4.0, 4.0)],
+        "every progress notification came through: {}",
+        context()
+    );
+    assert_eq!(progress[0]["message"], "step 1 of 4");
+    assert_eq!(
+        count["logs"],
+        json!(["counted 1", "counted 2", "counted 3", "counted 4"]),
+        "the tool's log messages came through: {}",
+        context()
+    );
+    // Streamed, not buffered: the steps arrived as the tool made them, 300 ms apart,
+    // the first well before the call's result.
+    let at = |p: &Value| p["t"].as_f64().unwrap();
+    let elapsed = count["elapsed"].as_f64().unwrap();
+    assert!(
+        at(&progress[3]) - at(&progress[0]) >= 0.6,
+        "progress arrived all at once: {}",
+        context()
+    );
+    assert!(
+        at(&progress[0]) <= elapsed - 0.6,
+        "the first step arrived only with the result: {}",
+        context()
+    );
+
+    let delete = &calls[2];
+    assert_eq!(delete["ok"], false, "{}", context());
+    let err = &delete["error"];
+    assert_eq!(err["code"], -32003, "{}", context());
+    assert_eq!(err["message"], "denied by Mandate");
+    assert_eq!(err["data"]["error"], "denied");
+    assert_eq!(err["data"]["decision"], "deny");
+    let denied_id = err["data"]["decision_id"].as_str().unwrap().to_owned();
+
+    // The upstream's own count: the allowed calls ran once each, the denied one never,
+    // and the agent's token never reached it.
+    let seen = up.calls().await;
+    assert_eq!(
+        seen["tools"],
+        json!({"add": 1, "slow_count": 1, "delete_everything": 0}),
+        "{seen}"
+    );
+    assert_eq!(seen["with_authorization"], 0, "{seen}");
+    assert!(seen["mcp_requests"].as_u64().unwrap() > 0, "{seen}");
+
+    // No token, or a token for another audience: the SDK client cannot even connect.
+    for (who, t) in [("no token", None), ("another audience", Some(&elsewhere))] {
+        let r = mcp_client(
+            &python,
+            &endpoint,
+            t.map(String::as_str),
+            &[("demo__add", json!({"a": 1, "b": 1}))],
+        );
+        let e = r["connect_error"].as_str().unwrap_or_else(|| {
+            panic!("{who}: the client connected: {r:#}");
+        });
+        assert!(e.contains("401 Unauthorized"), "{who}: {e}");
+    }
+    // The same over raw HTTP: 401, the challenge points at the metadata, which names
+    // Mandate as the authorization server.
+    let http = reqwest::Client::new();
+    let r = rpc_post(&http, &endpoint, None, None, &initialize(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = header(&r, "www-authenticate");
+    let metadata_url = format!("{gw}/.well-known/oauth-protected-resource/mcp");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"mcp:call_tool\""), "{challenge}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    let r = rpc_post(&http, &endpoint, Some(&elsewhere), None, &initialize(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a token for another audience");
+    let challenge = header(&r, "www-authenticate");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    let meta: Value = http
+        .get(&metadata_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], endpoint, "{meta}");
+    assert_eq!(meta["authorization_servers"], json!([s.addr]), "{meta}");
+
+    // A token whose scope does not cover `mcp:call_tool`: it opens a session (the token
+    // is valid for this resource), but a call is the scope challenge, HTTP 403.
+    let r = rpc_post(&http, &endpoint, Some(&scoped), None, &initialize(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let session = header(&r, "mcp-session-id");
+    let init: Value = r.json().await.unwrap();
+    assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
+    let r = rpc_post(
+        &http,
+        &endpoint,
+        Some(&scoped),
+        Some(&session),
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = rpc_post(
+        &http,
+        &endpoint,
+        Some(&scoped),
+        Some(&session),
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "demo__add", "arguments": {"a": 1, "b": 2}}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+    let challenge = header(&r, "www-authenticate");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"mcp:call_tool\""), "{challenge}");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], 2, "{body}");
+    assert_eq!(body["error"]["code"], -32003, "{body}");
+    assert_eq!(
+        body["error"]["data"]["reasons"][0], "outside_token_scope",
+        "{body}"
+    );
+    let seen = up.calls().await;
+    assert_eq!(seen["tools"]["add"], 1, "never reached: {seen}");
+    assert_eq!(seen["with_authorization"], 0, "{seen}");
+
+    // The record: one decision per call, seen through the MCP gateway, with the
+    // arguments hashed; and the upstream's answer to each allowed call.
+    let decisions = events(&s, &admin, "decision", Some(&agent)).await;
+    let summary: Vec<(&str, &str)> = decisions
+        .iter()
+        .map(|e| {
+            (
+                e["resource"]["id"].as_str().unwrap(),
+                e["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("demo__add", "allow"),
+            ("demo__slow_count", "allow"),
+            ("demo__delete_everything", "deny"),
+            ("demo__add", "deny"),
+        ],
+        "{decisions:#?}"
+    );
+    for e in &decisions {
+        assert_eq!(e["action"], "mcp:call_tool", "{e}");
+        assert_eq!(e["resource"]["type"], "Mcp::Tool", "{e}");
+        assert_eq!(e["details"]["via"]["gateway"], "mcp", "{e}");
+        assert_eq!(e["details"]["via"]["method"], "tools/call", "{e}");
+        assert_eq!(e["details"]["via"]["server"], "demo", "{e}");
+        assert_eq!(e["context"]["server"], "demo", "{e}");
+        assert!(
+            e["context"]["tool_arguments"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("hmac-sha256:")),
+            "the arguments are stored hashed: {e}"
+        );
+    }
+    assert!(
+        !decisions[2].to_string().contains("confirm"),
+        "no argument in clear: {}",
+        decisions[2]
+    );
+    assert_ne!(
+        decisions[0]["context"]["tool_arguments"], decisions[3]["context"]["tool_arguments"],
+        "different arguments, different hashes"
+    );
+    assert!(
+        decisions[2]["policy_ids"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("never-delete")),
+        "{}",
+        decisions[2]
+    );
+    // A decision's id is `<node>:<seq>`.
+    let id_of = |e: &Value| format!("{}:{}", e["node"].as_str().unwrap(), e["seq"]);
+    assert_eq!(
+        denied_id,
+        id_of(&decisions[2]),
+        "the client's decision_id names the recorded decision"
+    );
+    assert_eq!(decisions[3]["reasons"][0], "outside_token_scope");
+
+    // A result is recorded when the forwarded response has ended: wait for both.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let results = loop {
+        let r = events(&s, &admin, "gateway.result", None).await;
+        if r.len() >= 2 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut tools: Vec<&str> = results
+        .iter()
+        .map(|e| e["details"]["tool"].as_str().unwrap_or(""))
+        .collect();
+    tools.sort_unstable();
+    assert_eq!(tools, ["add", "slow_count"], "{results:#?}");
+    let mut linked: Vec<&str> = results
+        .iter()
+        .map(|e| e["details"]["decision_id"].as_str().unwrap_or(""))
+        .collect();
+    linked.sort_unstable();
+    let mut allowed = [id_of(&decisions[0]), id_of(&decisions[1])];
+    allowed.sort_unstable();
+    assert_eq!(
+        linked, allowed,
+        "each result names its decision: {results:#?}"
+    );
+    for e in &results {
+        let d = &e["details"];
+        assert_eq!(d["gateway"], "mcp", "{e}");
+        assert_eq!(d["server"], "demo", "{e}");
+        assert_eq!(d["upstream_status"], 200, "{e}");
+        assert_eq!(d["outcome"], "ok", "{e}");
+    }
+}
