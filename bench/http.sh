@@ -14,6 +14,11 @@
 #            contact rules, POST /api/check/resources; Cerbos's default config (its
 #            decision audit log is off).
 #
+#   gateway  the same hello-world server as the upstream of Mandate's HTTP gateway (a
+#            `[[gateway.routes]]` route in the same `mandate serve`): token verified and
+#            stripped, a Cedar decision committed to the audit log before forwarding, an
+#            upstream secret injected; its p50 minus hello's is the gateway's added latency.
+#
 # plus the token endpoint (client credentials, client_secret_basic, one client and secret,
 # so after the first request the verified-secret cache spares the Argon2id check) at c=16.
 #
@@ -83,6 +88,29 @@ wait_for() { # file pattern
   return 1
 }
 
+# ---------------------------------------------------------------------------- hello
+target/release/examples/hello >"$work/hello.out" 2>"$work/hello.err" &
+hello_pid=$!
+pids+=("$hello_pid")
+wait_for "$work/hello.out" "http://" || { cat "$work/hello.err" >&2; exit 1; }
+haddr="$(head -n1 "$work/hello.out")"
+
+# Mandate's gateway fronts the same hello-world server (route /up → hello).
+cat >"$work/mandate.toml" <<EOF
+[gateway]
+listen = "127.0.0.1:0"
+
+[[gateway.routes]]
+prefix = "/up"
+upstream = "$haddr"
+action = "bench:proxy"
+resource_type = "Bench::Upstream"
+resource_id = "{path.1}"
+credential_secret = "upstream-key"
+credential_header = "X-Api-Key"
+EOF
+export MANDATE_CONFIG="$work/mandate.toml"
+
 # ---------------------------------------------------------------------------- Mandate
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
@@ -93,15 +121,41 @@ answer="$(curl -sf "$maddr/v1/authorize" -H "Authorization: Bearer $(mandate_tok
   -H 'Content-Type: application/json' -d "$mandate_body")"
 [[ "$(jq -r .decision <<<"$answer")" == allow ]] || { log "Mandate did not allow: $answer"; exit 1; }
 log "mandate $maddr: $answer"
-
-# ---------------------------------------------------------------------------- hello
-target/release/examples/hello >"$work/hello.out" 2>"$work/hello.err" &
-hello_pid=$!
-pids+=("$hello_pid")
-wait_for "$work/hello.out" "http://" || { cat "$work/hello.err" >&2; exit 1; }
-haddr="$(head -n1 "$work/hello.out")"
 answer="$(curl -sf "$haddr/v1/authorize" -H 'Content-Type: application/json' -d "$mandate_body")"
 log "hello $haddr: $answer"
+
+# The gateway: a policy version with the CRM policies plus the proxy action, the
+# upstream secret, and an agent whose tokens are for the route's resource.
+gaddr="$(grep -o 'gateway on http://[0-9.:]*' "$work/mandate.out" | sed 's/gateway on //')"
+[[ -n "$gaddr" ]] || { log "no gateway line in $(cat "$work/mandate.out")"; exit 1; }
+bench_schema='namespace Bench { entity Upstream; }
+namespace Mandate { action "bench:proxy" in ["all"] appliesTo { principal: [Agent], resource: [Bench::Upstream] }; }'
+bench_policy='
+@id("bench-proxy")
+permit (principal, action == Mandate::Action::"bench:proxy", resource);
+'
+jq -n --rawfile p examples/crm/policies.cedar --rawfile s examples/crm/schema.cedarschema \
+  --arg b "$bench_schema" --arg q "$bench_policy" \
+  '{policies: ($p + $q), schema_fragments: [$s, $b]}' \
+  | curl -sf "$maddr/v1/policies" -H "Authorization: Bearer $admin" \
+      -H 'Content-Type: application/json' -d @- >/dev/null
+curl -sf -X POST "$maddr/v1/policies/2/activate" -H "Authorization: Bearer $admin" >/dev/null
+curl -sf -X PUT "$maddr/v1/gateway/secrets/upstream-key" -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' -d '{"value":"bench-upstream-secret-0123456789"}'
+gw_agent="$(jq -n --arg aud "$gaddr/up" '{name: "bench-gw", owner: "bench@example.com",
+    boundary: {grants: [{actions: ["bench:*"], resources: ["Bench::Upstream/*"]}], audiences: [$aud]}}' \
+  | curl -sf "$maddr/v1/agents" -H "Authorization: Bearer $admin" \
+      -H 'Content-Type: application/json' -d @- | jq -r .id)"
+gw_secret="$(curl -sf "$maddr/v1/agents/$gw_agent/credentials" -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' -d '{"type":"client_secret"}' | jq -r .client_secret)"
+gateway_token() {
+  curl -sf "$maddr/oauth/token" -u "$gw_agent:$gw_secret" -d grant_type=client_credentials \
+    --data-urlencode "resource=$gaddr/up" | jq -r .access_token
+}
+answer="$(curl -sf "$gaddr/up/v1/authorize" -H "Authorization: Bearer $(gateway_token)" \
+  -H 'Content-Type: application/json' -d "$mandate_body")" \
+  || { log "the gateway did not forward: $(tail -n3 "$work/mandate.err")"; exit 1; }
+log "gateway $gaddr/up → hello: $answer"
 
 # ---------------------------------------------------------------------------- Cerbos
 # The contact rules of examples/crm/policies.cedar, in Cerbos terms: the agent is a
@@ -222,7 +276,7 @@ EOF
   cerbos_version="$("$bin" --version | head -n1)"
 }
 cerbos_version=""
-targets=(hello mandate)
+targets=(hello mandate gateway)
 if start_cerbos; then targets+=(cerbos); else log "Cerbos not measured: $cerbos_why"; fi
 
 # ---------------------------------------------------------------------------- runs
@@ -244,6 +298,8 @@ run() {
       script_env=(CT=application/json BODY="$mandate_body") ;;
     cerbos) pid="$cerbos_pid"; url="$caddr/api/check/resources"
       script_env=(CT=application/json BODY="$cerbos_body") ;;
+    gateway) pid="$mandate_pid"; url="$gaddr/up/v1/authorize"
+      script_env=(CT=application/json BODY="$mandate_body" AUTH="Bearer $(gateway_token)") ;;
     token) pid="$mandate_pid"; url="$maddr/oauth/token"
       script_env=(BODY="grant_type=client_credentials" AUTH="$basic") ;;
   esac
@@ -304,6 +360,7 @@ label() {
     mandate) echo 'Mandate `POST /v1/authorize` (Cedar, durable audit)' ;;
     hello) echo 'hello-world (axum, same stack)' ;;
     cerbos) echo "Cerbos \`POST /api/check/resources\`" ;;
+    gateway) echo 'Mandate HTTP gateway → hello-world (decision + durable audit + forward)' ;;
     token) echo 'Mandate `POST /oauth/token` (`client_secret_basic`, one client)' ;;
   esac
 }
@@ -319,7 +376,7 @@ have_cerbos=""; [[ " ${targets[*]} " == *" cerbos "* ]] && have_cerbos=1
   echo "| target | N | requests/s | p50 ms | p99 ms | server CPU-µs/req | errors | × hello | × Cerbos |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for n in $CONCURRENCY; do
-    for t in mandate hello cerbos; do
+    for t in mandate gateway hello cerbos; do
       [[ " ${targets[*]} " == *" $t "* ]] || continue
       xh="$(fmt "$(ratio "$t" hello "$n")" "%.3f")"
       if [[ -n "$have_cerbos" ]]; then xc="$(fmt "$(ratio "$t" cerbos "$n")" "%.2f")"; else xc="n/a"; fi
@@ -345,7 +402,12 @@ have_cerbos=""; [[ " ${targets[*]} " == *" cerbos "* ]] && have_cerbos=1
     echo "≥ 10 × Cerbos at N=$top: not measured ($cerbos_why);"
   fi
   r="$(med token "$TOKEN_CONNECTIONS" 4)"
-  echo "token endpoint ≥ 5,000 tokens/s: $(thousands "$r") — $(verdict "$r" 5000)."
+  echo "token endpoint ≥ 5,000 tokens/s: $(thousands "$r") — $(verdict "$r" 5000);"
+  first="$(awk '{ print $1 }' <<<"$CONCURRENCY")"
+  gw="$(med gateway "$first" 5)"; he="$(med hello "$first" 5)"
+  over="$(awk -v g="$gw" -v h="$he" 'BEGIN { if (g == "nan" || h == "nan") print "nan"; else print g - h }')"
+  below="$(awk -v o="$over" 'BEGIN { if (o == "nan") print "not measured"; else if (o < 1000) print "met"; else print "missed" }')"
+  echo "gateway p50 overhead over hello-world at N=$first < 1 ms: $(ms "$over") ms — $below."
 } >"$work/table.md"
 
 log "load runs took $((SECONDS - start_s))s"
