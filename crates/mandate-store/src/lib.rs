@@ -17,6 +17,6 @@ mod sqlite;
 pub use audit::{AuditFilter, AuditRow, CheckpointRow, PolicyVersionRow};
 pub use detect::{AnomalyFilter, AnomalyRow};
 pub use err::StoreError;
-pub use secrets::SecretRow;
 pub use mandate::MandateFilter;
+pub use secrets::SecretRow;
 pub use sqlite::{AgentFilter, AuthCredential, SigningKeyRow, Store};
