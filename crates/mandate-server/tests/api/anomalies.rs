@@ -414,31 +414,9 @@ async fn a_step_up_holds_matching_requests_until_acknowledged() {
 
 #[tokio::test]
 async fn an_alert_is_delivered_signed_to_the_alert_webhook() {
-    use axum::body::Bytes;
-    use axum::http::{HeaderMap, StatusCode};
-    use mandate_server::webhook::{SIGNATURE_HEADER, WebhookConfig, signature};
+    use mandate_server::webhook::{WebhookConfig, signature};
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/alerts", listener.local_addr().expect("address"));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Bytes)>(4);
-    let receiver = axum::Router::new().route(
-        "/alerts",
-        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-            let tx = tx.clone();
-            async move {
-                let sig = headers
-                    .get(SIGNATURE_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = tx.send((sig, body)).await;
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let (url, mut rx) = super::webhook_receiver().await;
     let secret = b"alert-secret-at-least-24-chars".to_vec();
     let hook = WebhookConfig {
         url,

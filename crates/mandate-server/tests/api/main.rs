@@ -48,6 +48,33 @@ mod mandates;
 
 // ---- harness ----
 
+/// A webhook receiver on a loopback port: its URL, and each delivery's
+/// `Mandate-Signature` header and body as they arrive.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::Receiver<(String, Bytes)>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let (tx, rx) = tokio::sync::mpsc::channel::<(String, Bytes)>(4);
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let tx = tx.clone();
+            async move {
+                let sig = headers
+                    .get(mandate_server::webhook::SIGNATURE_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = tx.send((sig, body)).await;
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    (url, rx)
+}
+
 /// A response, read whole.
 struct Reply {
     status: StatusCode,

@@ -11,12 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::http::Method;
-use axum::http::{HeaderMap, StatusCode};
 use mandate_core::random::OsRandom;
 use mandate_server::ServerConfig;
-use mandate_server::webhook::{SIGNATURE_HEADER, WebhookConfig, signature};
+use mandate_server::webhook::{WebhookConfig, signature};
 use mandate_token::keys::SigningKey;
 use mandate_token::user::{DevUserIssuer, TrustedIssuers};
 use serde_json::{Value, json};
@@ -989,28 +987,7 @@ async fn dev_user_tokens() {
 
 #[tokio::test]
 async fn a_held_request_is_announced_to_the_webhook() {
-    // A receiver on a loopback port that hands over what it gets.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Bytes)>(4);
-    let receiver = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-            let tx = tx.clone();
-            async move {
-                let sig = headers
-                    .get(SIGNATURE_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = tx.send((sig, body)).await;
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let (url, mut rx) = super::webhook_receiver().await;
 
     let secret = b"webhook-secret".to_vec();
     let env = env_with(|c| {
