@@ -85,6 +85,20 @@ pub struct CompiledPolicies {
     pub(crate) approval_ids: std::collections::HashSet<String>,
     /// The policies without the `@approval` forbids; `None` when there are none.
     pub(crate) relaxed: Option<PolicySet>,
+    /// The policies by action and resource type, with what rules each out.
+    pub(crate) index: crate::index::Index,
+    /// The schema's action entities (with their groups, transitively), of every
+    /// namespace.
+    pub(crate) action_entities: Vec<cedar_policy::Entity>,
+    /// The requestable ones (`Mandate::Action`) by id: a request's entities hold its
+    /// action's, so `action in …` sees the hierarchy.
+    pub(crate) request_actions: HashMap<String, cedar_policy::Entity>,
+    /// The schema's entity types by name, parsed once.
+    pub(crate) type_names: HashMap<String, EntityTypeName>,
+    /// Whether some policy may name an action entity outside its scope (`Mandate::
+    /// Action::"x" in …` in a condition: any type name ending in `Action` in its
+    /// conditions): then every request holds every action entity.
+    pub(crate) all_action_entities: bool,
     warnings: Vec<PolicyError>,
 }
 
@@ -216,7 +230,41 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
         }
         Some(r)
     };
+    let index = crate::index::Index::build(&schema, &policy_set, &approval_ids, &action_type);
+    let action_entities: Vec<cedar_policy::Entity> = schema
+        .action_entities()
+        .map(|e| e.iter().cloned().collect())
+        .map_err(|e| {
+            vec![PolicyError {
+                source: "schema".to_owned(),
+                line: None,
+                column: None,
+                message: format!("the schema's actions do not form entities: {e}"),
+            }]
+        })?;
+    // Keyed by id only within `Mandate::Action`: another namespace may declare an
+    // action with the same id.
+    let request_actions = action_entities
+        .iter()
+        .filter(|a| a.uid().type_name() == &action_type)
+        .map(|a| (a.uid().id().unescaped().to_owned(), a.clone()))
+        .collect();
+    let all_action_entities = policy_set.policies().any(|p| {
+        p.to_json().map_or(true, |est| {
+            est.get("conditions")
+                .is_some_and(|c| c.to_string().contains("Action\""))
+        })
+    });
+    let type_names = schema
+        .entity_types()
+        .map(|t| (t.to_string(), t.clone()))
+        .collect();
     Ok(CompiledPolicies {
+        type_names,
+        index,
+        action_entities,
+        request_actions,
+        all_action_entities,
         schema,
         policies: policy_set,
         ids,

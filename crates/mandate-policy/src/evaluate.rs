@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::compile::CompiledPolicies;
+use crate::index::Facts;
 use crate::schema::RESERVED_CONTEXT;
 
 /// A Cedar entity named by type and id, e.g. `Crm::Contact::"c1"`.
@@ -153,13 +154,26 @@ impl CompiledPolicies {
     ///
     /// Never panics.
     pub fn evaluate(&self, req: &PolicyRequest<'_>) -> PolicyOutcome {
-        let (request, entities) = match self.build(req) {
+        self.evaluate_with(req, true)
+    }
+
+    /// [`CompiledPolicies::evaluate`] with Cedar evaluating every policy, none ruled out
+    /// by the index: the reference the equivalence tests compare with.
+    #[doc(hidden)]
+    pub fn evaluate_unindexed(&self, req: &PolicyRequest<'_>) -> PolicyOutcome {
+        self.evaluate_with(req, false)
+    }
+
+    fn evaluate_with(&self, req: &PolicyRequest<'_>, indexed: bool) -> PolicyOutcome {
+        let (request, entities, sets) = match self.build(req, indexed) {
             Ok(built) => built,
             Err(e) => return PolicyOutcome::refused(e),
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &entities);
+        let (policies, relaxed) = match &sets {
+            Sets::Whole => (&self.policies, self.relaxed.as_ref()),
+            Sets::Sliced(c) => (&c.all, self.relaxed.as_ref().map(|_| &c.relaxed)),
+        };
+        let response = self.authorizer.is_authorized(&request, policies, &entities);
 
         let mut errored = Vec::new();
         let mut errors = Vec::new();
@@ -188,7 +202,7 @@ impl CompiledPolicies {
             && errors.is_empty()
             && !reasons.is_empty()
             && reasons.iter().all(|r| self.approval_ids.contains(r))
-            && self.relaxed.as_ref().is_some_and(|relaxed| {
+            && relaxed.is_some_and(|relaxed| {
                 let r = self.authorizer.is_authorized(&request, relaxed, &entities);
                 r.decision() == Decision::Allow && r.diagnostics().errors().next().is_none()
             });
@@ -213,8 +227,13 @@ impl CompiledPolicies {
     }
 
     /// Cedar's request and entities (the principal, the resource and the schema's
-    /// actions), checked against the schema.
-    fn build(&self, req: &PolicyRequest<'_>) -> Result<(Request, Entities), String> {
+    /// actions), checked against the schema, and the policies to evaluate them
+    /// against: with `indexed`, those of the request's slice it does not rule out.
+    fn build(
+        &self,
+        req: &PolicyRequest<'_>,
+        indexed: bool,
+    ) -> Result<(Request, Entities, Sets), String> {
         let action =
             EntityUid::from_type_name_and_id(self.action_type.clone(), EntityId::new(req.action));
         match self
@@ -237,29 +256,24 @@ impl CompiledPolicies {
             Some(true) => {}
         }
 
-        let resource_type = EntityTypeName::from_str(req.resource_type).map_err(|e| {
-            format!(
-                "invalid resource type `{}`: {e}",
-                req.resource_type.escape_debug()
-            )
-        })?;
+        let resource_type = match self.type_names.get(req.resource_type) {
+            Some(t) => t.clone(),
+            None => EntityTypeName::from_str(req.resource_type).map_err(|e| {
+                format!(
+                    "invalid resource type `{}`: {e}",
+                    req.resource_type.escape_debug()
+                )
+            })?,
+        };
         let type_text = resource_type.to_string();
         let resource_uid =
             EntityUid::from_type_name_and_id(resource_type, EntityId::new(req.resource_id));
 
-        let principal = self.agent_entity(req.principal)?;
+        let principal = principal_entity(req.principal, |a| self.agent_entity(a))?;
         let principal_uid = principal.uid();
 
         let attrs = object(req.resource_attributes, "resource attributes")?;
-        let resource = Entity::from_json_value(
-            json!({
-                "uid": {"type": type_text, "id": req.resource_id},
-                "attrs": self.declared.entity_attrs(&type_text, attrs),
-                "parents": [],
-            }),
-            Some(&self.schema),
-        )
-        .map_err(|e| format!("invalid resource `{resource_uid}`: {}", render(&e)))?;
+        let attrs = self.declared.entity_attrs(&type_text, attrs);
 
         let context = object(req.context, "context")?;
         let mut context = self.declared.context(req.action, context);
@@ -311,33 +325,97 @@ impl CompiledPolicies {
                 "step_up": risk.step_up,
             }),
         );
-        let context =
-            Context::from_json_value(Value::Object(context), Some((&self.schema, &action)))
-                .map_err(|e| format!("invalid context: {}", render(&e)))?;
-
+        let sets = match self.index.slice(req.action, &type_text) {
+            Some(slice) if indexed => Sets::Sliced(slice.candidates(&Facts {
+                principal: req.principal,
+                resource_id: req.resource_id,
+                resource_attrs: &attrs,
+                context: &context,
+            })?),
+            _ => Sets::Whole,
+        };
+        // An entity type of primitive attributes is checked and built here; any other,
+        // or attributes not exactly of the declared primitive types, go through
+        // Cedar's parser, which checks them against the schema and reports what is
+        // wrong.
+        let fast = self
+            .declared
+            .primitive_shape(&type_text)
+            .and_then(|shape| fast_resource(&resource_uid, shape, &attrs));
+        let resource = match fast {
+            Some(resource) => resource,
+            None => Entity::from_json_value(
+                json!({
+                    "uid": {"type": type_text, "id": req.resource_id},
+                    "attrs": attrs,
+                    "parents": [],
+                }),
+                Some(&self.schema),
+            )
+            .map_err(|e| format!("invalid resource `{resource_uid}`: {}", render(&e)))?,
+        };
+        // Every entity was checked against the schema as it was made (the principal is
+        // made by Mandate in the schema's shape), so none is checked again here.
+        let actions: Vec<Entity> = if self.all_action_entities {
+            self.action_entities.clone()
+        } else {
+            self.request_actions
+                .get(req.action)
+                .cloned()
+                .into_iter()
+                .collect()
+        };
         let entities = Entities::from_entities(
-            [principal, resource].into_iter().chain(extra),
-            Some(&self.schema),
+            actions
+                .into_iter()
+                .chain([principal, resource])
+                .chain(extra),
+            None,
         )
         .map_err(|e| format!("invalid entities: {}", render(&e)))?;
 
-        let request = Request::new(
-            principal_uid,
-            action,
-            resource_uid,
-            context,
-            Some(&self.schema),
-        )
-        .map_err(|e| match e {
-            // Cedar's message quotes the whole context, which may hold data that
-            // must not reach logs; name the action instead.
-            RequestValidationError::InvalidContext(_) => format!(
-                "invalid context: a field does not have the type action `{}` declares",
-                req.action.escape_debug()
-            ),
-            other => format!("invalid request: {}", render(&other)),
-        })?;
-        Ok((request, entities))
+        // The context is first built straight from the JSON (Cedar's JSON parser costs
+        // several microseconds a value); when that cannot be done, or the request it
+        // gives fails Cedar's check against the schema, it is built again through
+        // Cedar's parser, whose answer — success or error — is the one given.
+        let fast = fast_context(&context, |field| {
+            self.declared.context_ip(req.action, field)
+        })
+        .and_then(|c| {
+            Request::new(
+                principal_uid.clone(),
+                action.clone(),
+                resource_uid.clone(),
+                c,
+                Some(&self.schema),
+            )
+            .ok()
+        });
+        let request = match fast {
+            Some(request) => request,
+            None => {
+                let context =
+                    Context::from_json_value(Value::Object(context), Some((&self.schema, &action)))
+                        .map_err(|e| format!("invalid context: {}", render(&e)))?;
+                Request::new(
+                    principal_uid,
+                    action,
+                    resource_uid,
+                    context,
+                    Some(&self.schema),
+                )
+                .map_err(|e| match e {
+                    // Cedar's message quotes the whole context, which may hold data
+                    // that must not reach logs; name the action instead.
+                    RequestValidationError::InvalidContext(_) => format!(
+                        "invalid context: a field does not have the type action `{}` declares",
+                        req.action.escape_debug()
+                    ),
+                    other => format!("invalid request: {}", render(&other)),
+                })?
+            }
+        };
+        Ok((request, entities, sets))
     }
 
     fn agent_entity(&self, agent: &Agent) -> Result<Entity, String> {
@@ -372,6 +450,192 @@ impl CompiledPolicies {
         Entity::new_with_tags(uid, attrs, [], tags)
             .map_err(|e| format!("invalid principal `{}`: {e}", agent.id))
     }
+}
+
+/// The resource of a type whose attributes are all primitives, when every attribute
+/// given has exactly its declared type and every required one is given; `None`
+/// otherwise (Cedar's parser then decides). `attrs` holds only declared attributes.
+fn fast_resource(
+    uid: &EntityUid,
+    shape: &std::collections::HashMap<String, crate::schema::Attr>,
+    attrs: &Map<String, Value>,
+) -> Option<Entity> {
+    use crate::schema::Primitive;
+    if shape
+        .iter()
+        .any(|(name, a)| a.required && !attrs.contains_key(name))
+    {
+        return None;
+    }
+    let values = attrs
+        .iter()
+        .map(|(k, v)| {
+            let value = match (shape.get(k)?.ty, v) {
+                (Primitive::String, Value::String(s)) => {
+                    RestrictedExpression::new_string(s.clone())
+                }
+                (Primitive::Long, Value::Number(n)) => RestrictedExpression::new_long(n.as_i64()?),
+                (Primitive::Bool, Value::Bool(b)) => RestrictedExpression::new_bool(*b),
+                _ => return None,
+            };
+            Some((k.clone(), value))
+        })
+        .collect::<Option<std::collections::HashMap<_, _>>>()?;
+    Entity::new(uid.clone(), values, std::collections::HashSet::new()).ok()
+}
+
+/// What a principal entity is made of: the agent's id, owner, name, status and labels.
+struct PrincipalKey {
+    owner: String,
+    name: String,
+    status: mandate_core::agent::AgentStatus,
+    labels: Vec<(String, String)>,
+}
+
+impl PrincipalKey {
+    fn of(a: &Agent) -> Self {
+        Self {
+            owner: a.owner.as_str().to_owned(),
+            name: a.name.as_str().to_owned(),
+            status: a.status,
+            labels: a
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    fn matches(&self, a: &Agent) -> bool {
+        self.owner == a.owner.as_str()
+            && self.name == a.name.as_str()
+            && self.status == a.status
+            && self
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .eq(a.labels.iter())
+    }
+}
+
+/// The agent's Cedar entity. Each thread keeps the entities of the agents it has met
+/// (up to [`PRINCIPALS_KEPT`]), each with what it was made of; one is reused only when
+/// the agent still has exactly those values, so a changed agent gets a new entity.
+fn principal_entity(
+    agent: &Agent,
+    make: impl Fn(&Agent) -> Result<Entity, String>,
+) -> Result<Entity, String> {
+    thread_local! {
+        static MADE: std::cell::RefCell<std::collections::HashMap<String, (PrincipalKey, Entity)>> =
+            std::cell::RefCell::default();
+    }
+    MADE.with_borrow_mut(|made| {
+        if let Some((key, entity)) = made.get(agent.id.as_str())
+            && key.matches(agent)
+        {
+            return Ok(entity.clone());
+        }
+        let entity = make(agent)?;
+        if made.len() >= PRINCIPALS_KEPT {
+            made.clear();
+        }
+        made.insert(
+            agent.id.as_str().to_owned(),
+            (PrincipalKey::of(agent), entity.clone()),
+        );
+        Ok(entity)
+    })
+}
+
+/// How many principal entities a thread keeps.
+const PRINCIPALS_KEPT: usize = 4096;
+
+/// A Cedar context made directly from `fields`, or `None` where the JSON is not in the
+/// plain forms this reads. A string becomes an `ipaddr` where `is_ip` says the
+/// top-level field is declared one, a string otherwise; numbers must be `i64`; the
+/// only escape read is `{"__entity": {"type", "id"}}`. The caller checks the result
+/// against the schema: a wrong guess of a type gives a context Cedar refuses, never a
+/// different value of the right type.
+fn fast_context(fields: &Map<String, Value>, is_ip: impl Fn(&str) -> bool) -> Option<Context> {
+    let pairs = fields
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                Value::String(s) if is_ip(k) => ip_expression(s),
+                _ => fast_value(v, 0)?,
+            };
+            Some((k.clone(), value))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Context::from_pairs(pairs).ok()
+}
+
+/// `ip(s)`. Cedar parses the function's name on every `RestrictedExpression::new_ip`
+/// (a few microseconds), so each thread keeps the expressions of the addresses it has
+/// seen, up to [`IP_CACHE`] of them.
+fn ip_expression(s: &str) -> RestrictedExpression {
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<String, RestrictedExpression>> =
+            std::cell::RefCell::default();
+    }
+    SEEN.with_borrow_mut(|seen| {
+        if let Some(e) = seen.get(s) {
+            return e.clone();
+        }
+        if seen.len() >= IP_CACHE {
+            seen.clear();
+        }
+        let e = RestrictedExpression::new_ip(s);
+        seen.insert(s.to_owned(), e.clone());
+        e
+    })
+}
+
+/// How many `ip(…)` expressions a thread keeps.
+const IP_CACHE: usize = 1024;
+
+/// How deep [`fast_value`] goes before leaving a value to Cedar's parser.
+const FAST_DEPTH: usize = 8;
+
+fn fast_value(v: &Value, depth: usize) -> Option<RestrictedExpression> {
+    if depth > FAST_DEPTH {
+        return None;
+    }
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::Number(n) => RestrictedExpression::new_long(n.as_i64()?),
+        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Array(items) => RestrictedExpression::new_set(
+            items
+                .iter()
+                .map(|i| fast_value(i, depth + 1))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        Value::Object(m) if m.keys().any(|k| k.starts_with("__")) => {
+            let e = m.get("__entity")?.as_object()?;
+            if m.len() != 1 || e.len() != 2 {
+                return None;
+            }
+            let ty = EntityTypeName::from_str(e.get("type")?.as_str()?).ok()?;
+            let id = EntityId::new(e.get("id")?.as_str()?);
+            RestrictedExpression::new_entity_uid(EntityUid::from_type_name_and_id(ty, id))
+        }
+        Value::Object(m) => RestrictedExpression::new_record(
+            m.iter()
+                .map(|(k, v)| Some((k.clone(), fast_value(v, depth + 1)?)))
+                .collect::<Option<Vec<_>>>()?,
+        )
+        .ok()?,
+    })
+}
+
+/// The policies a request is evaluated against.
+enum Sets {
+    /// The whole set (and its relaxed form).
+    Whole,
+    /// The request's slice without the policies it rules out.
+    Sliced(std::sync::Arc<crate::index::Candidates>),
 }
 
 /// `Mandate::User::"<sub>"` with its email and its groups as parents.

@@ -44,6 +44,7 @@
 
 mod compile;
 mod evaluate;
+mod index;
 mod schema;
 pub mod testfile;
 

@@ -248,6 +248,43 @@ pub(crate) struct DeclaredAttrs {
     entities: HashMap<String, BTreeSet<String>>,
     /// Action id in the `Mandate` namespace (`crm:read`) → context attribute names.
     contexts: HashMap<String, BTreeSet<String>>,
+    /// Action id → the context attributes that look declared as `ipaddr` (a hint for
+    /// building the context fast; Cedar's check of the result decides).
+    ip_contexts: HashMap<String, BTreeSet<String>>,
+    /// Entity types whose every attribute is a `String`, `Long` or `Bool` → those
+    /// attributes; what [`DeclaredAttrs::primitive_shape`] answers.
+    primitive: HashMap<String, HashMap<String, Attr>>,
+}
+
+/// A primitive attribute of an entity type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Attr {
+    pub(crate) ty: Primitive,
+    pub(crate) required: bool,
+}
+
+/// Cedar's primitive types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Primitive {
+    String,
+    Long,
+    Bool,
+}
+
+/// The primitive a JSON-schema type names, when nothing can shadow it: the operator's
+/// schema declares no common or entity type with a primitive's name (`shadowed`).
+fn primitive(ty: &Value, shadowed: bool) -> Option<Primitive> {
+    let name = match ty.get("type").and_then(Value::as_str)? {
+        "EntityOrCommon" if !shadowed => ty.get("name").and_then(Value::as_str)?,
+        "EntityOrCommon" => return None,
+        other => other,
+    };
+    match name {
+        "String" => Some(Primitive::String),
+        "Long" => Some(Primitive::Long),
+        "Bool" | "Boolean" => Some(Primitive::Bool),
+        _ => None,
+    }
 }
 
 /// A common type and the namespace its own references resolve in.
@@ -279,6 +316,15 @@ impl DeclaredAttrs {
             }
         }
 
+        const PRIMITIVES: [&str; 4] = ["String", "Long", "Bool", "Boolean"];
+        let shadowed = namespaces.iter().any(|(_, def)| {
+            ["commonTypes", "entityTypes"].iter().any(|k| {
+                def.get(*k)
+                    .and_then(Value::as_object)
+                    .is_some_and(|m| m.keys().any(|n| PRIMITIVES.contains(&n.as_str())))
+            })
+        });
+
         let mut out = Self::default();
         for (ns, def) in &namespaces {
             for (name, ety) in def
@@ -288,11 +334,25 @@ impl DeclaredAttrs {
                 .flatten()
             {
                 let attrs = match ety.get("shape") {
-                    None => Some(BTreeSet::new()),
+                    None => Some(&*EMPTY),
                     Some(shape) => record_attrs(shape, ns, &common, 0),
                 };
                 if let Some(attrs) = attrs {
-                    out.entities.insert(qualify(ns, name), attrs);
+                    out.entities.insert(qualify(ns, name), names(attrs));
+                    let prims: Option<HashMap<String, Attr>> = attrs
+                        .iter()
+                        .map(|(k, ty)| {
+                            let attr = Attr {
+                                ty: primitive(ty, shadowed)?,
+                                required: ty.get("required").and_then(Value::as_bool)
+                                    != Some(false),
+                            };
+                            Some((k.clone(), attr))
+                        })
+                        .collect();
+                    if let Some(prims) = prims {
+                        out.primitive.insert(qualify(ns, name), prims);
+                    }
                 }
             }
             if *ns != NAMESPACE {
@@ -308,11 +368,22 @@ impl DeclaredAttrs {
                     continue;
                 };
                 let attrs = match applies.get("context") {
-                    None => Some(BTreeSet::new()),
+                    None => Some(&*EMPTY),
                     Some(ctx) => record_attrs(ctx, ns, &common, 0),
                 };
                 if let Some(attrs) = attrs {
-                    out.contexts.insert(id.clone(), attrs);
+                    out.contexts.insert(id.clone(), names(attrs));
+                    let ips = attrs
+                        .iter()
+                        .filter(|(_, ty)| {
+                            matches!(
+                                ty.get("type").and_then(Value::as_str),
+                                Some("Extension" | "EntityOrCommon")
+                            ) && ty.get("name").and_then(Value::as_str) == Some("ipaddr")
+                        })
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    out.ip_contexts.insert(id.clone(), ips);
                 }
             }
         }
@@ -322,6 +393,19 @@ impl DeclaredAttrs {
     /// `attrs` without the top-level fields entity type `ty` does not declare.
     pub(crate) fn entity_attrs(&self, ty: &str, attrs: &Map<String, Value>) -> Map<String, Value> {
         keep(self.entities.get(ty), attrs)
+    }
+
+    /// The attributes of entity type `ty` when all are primitives (`None` otherwise, or
+    /// when a primitive's name could be shadowed).
+    pub(crate) fn primitive_shape(&self, ty: &str) -> Option<&HashMap<String, Attr>> {
+        self.primitive.get(ty)
+    }
+
+    /// Whether context field `field` of `action` looks declared as an `ipaddr`.
+    pub(crate) fn context_ip(&self, action: &str, field: &str) -> bool {
+        self.ip_contexts
+            .get(action)
+            .is_some_and(|ips| ips.contains(field))
     }
 
     /// `context` without the top-level fields `Mandate::Action::"<action>"` does not
@@ -350,22 +434,28 @@ fn qualify(namespace: &str, name: &str) -> String {
     }
 }
 
-/// The attribute names of a JSON-schema type that is a record, directly or through
-/// common-type aliases; `None` if it is not (or cannot be resolved to) a record.
-fn record_attrs(
-    ty: &Value,
+static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+fn names(attrs: &Map<String, Value>) -> BTreeSet<String> {
+    attrs.keys().cloned().collect()
+}
+
+/// The attributes (name → JSON-schema type) of a JSON-schema type that is a record,
+/// directly or through common-type aliases; `None` if it is not (or cannot be resolved
+/// to) a record.
+fn record_attrs<'a>(
+    ty: &'a Value,
     namespace: &str,
-    common: &HashMap<String, CommonType<'_>>,
+    common: &HashMap<String, CommonType<'a>>,
     depth: usize,
-) -> Option<BTreeSet<String>> {
+) -> Option<&'a Map<String, Value>> {
     if depth > MAX_ALIAS_DEPTH {
         return None;
     }
     let kind = ty.get("type").and_then(Value::as_str)?;
     let reference = match kind {
         "Record" => {
-            let attrs = ty.get("attributes").and_then(Value::as_object)?;
-            return Some(attrs.keys().cloned().collect());
+            return ty.get("attributes").and_then(Value::as_object);
         }
         "EntityOrCommon" => ty.get("name").and_then(Value::as_str)?,
         "String" | "Long" | "Boolean" | "Set" | "Entity" | "Extension" => return None,

@@ -9,13 +9,17 @@
 //! - `examples/<name>/` at the repository root: `schema.cedarschema`,
 //!   `policies.cedar` and `tests.json`, run like a decision case.
 //!
-//! Each table runs every case and reports all failures at once.
+//! Each table runs every case and reports all failures at once. `equivalence` checks
+//! that the policy index and the fast context change no answer (property tests against
+//! Cedar over every policy and Cedar's JSON parser).
 
 #![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "test helpers fail the test loudly"
 )]
+
+mod equivalence;
 
 use std::fmt::Write as _;
 use std::fs;
