@@ -284,24 +284,39 @@ impl CompiledPolicies {
         let mut extra = Vec::new();
         if let Some(u) = req.on_behalf.user {
             context.insert("user".into(), entity("Mandate::User", &u.sub));
-            extra.push(user_entity(u, &self.schema)?);
+            extra.push(self.user_entity(u)?);
         }
         if let Some(m) = req.on_behalf.mandate {
             context.insert("mandate".into(), entity("Mandate::Mandate", m.id.as_str()));
             let same_as_resource =
                 type_text == "Mandate::Mandate" && req.resource_id == m.id.as_str();
             if !same_as_resource {
-                extra.push(
-                    Entity::from_json_value(
+                let attrs = mandate_attributes(m);
+                // Made by Mandate in the schema's shape: built directly when the plain
+                // conversion reads it all, else checked by Cedar's parser.
+                let fast = self.type_names.get("Mandate::Mandate").and_then(|ty| {
+                    let uid =
+                        EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(m.id.as_str()));
+                    let values = attrs
+                        .as_object()?
+                        .iter()
+                        .map(|(k, v)| Some((k.clone(), fast_value(v, 0)?)))
+                        .collect::<Option<std::collections::HashMap<_, _>>>()?;
+                    Entity::new(uid, values, std::collections::HashSet::new()).ok()
+                });
+                let mandate = match fast {
+                    Some(e) => e,
+                    None => Entity::from_json_value(
                         json!({
                             "uid": {"type": "Mandate::Mandate", "id": m.id.as_str()},
-                            "attrs": mandate_attributes(m),
+                            "attrs": attrs,
                             "parents": [],
                         }),
                         Some(&self.schema),
                     )
                     .map_err(|e| format!("invalid mandate `{}`: {}", m.id, render(&e)))?,
-                );
+                };
+                extra.push(mandate);
             }
         }
         if !req.on_behalf.chain.is_empty() {
@@ -416,6 +431,35 @@ impl CompiledPolicies {
             }
         };
         Ok((request, entities, sets))
+    }
+
+    /// `Mandate::User::"<sub>"` with its email and its groups as parents, in the base
+    /// schema's shape.
+    fn user_entity(&self, u: &UserRef) -> Result<Entity, String> {
+        let (Some(user), Some(group)) = (
+            self.type_names.get("Mandate::User"),
+            self.type_names.get("Mandate::Group"),
+        ) else {
+            return Err("the schema lacks Mandate::User or Mandate::Group".to_owned());
+        };
+        let uid = EntityUid::from_type_name_and_id(user.clone(), EntityId::new(&u.sub));
+        let attrs = u
+            .email
+            .iter()
+            .map(|e| {
+                (
+                    "email".to_owned(),
+                    RestrictedExpression::new_string(e.clone()),
+                )
+            })
+            .collect();
+        let parents = u
+            .groups
+            .iter()
+            .map(|g| EntityUid::from_type_name_and_id(group.clone(), EntityId::new(g)))
+            .collect();
+        Entity::new(uid, attrs, parents)
+            .map_err(|e| format!("invalid user `{}`: {e}", u.sub.escape_debug()))
     }
 
     fn agent_entity(&self, agent: &Agent) -> Result<Entity, String> {
@@ -636,24 +680,6 @@ enum Sets {
     Whole,
     /// The request's slice without the policies it rules out.
     Sliced(std::sync::Arc<crate::index::Candidates>),
-}
-
-/// `Mandate::User::"<sub>"` with its email and its groups as parents.
-fn user_entity(u: &UserRef, schema: &cedar_policy::Schema) -> Result<Entity, String> {
-    let mut attrs = Map::new();
-    if let Some(e) = &u.email {
-        attrs.insert("email".into(), json!(e));
-    }
-    let parents: Vec<Value> = u
-        .groups
-        .iter()
-        .map(|g| json!({"type": "Mandate::Group", "id": g}))
-        .collect();
-    Entity::from_json_value(
-        json!({"uid": {"type": "Mandate::User", "id": u.sub}, "attrs": attrs, "parents": parents}),
-        Some(schema),
-    )
-    .map_err(|e| format!("invalid user `{}`: {}", u.sub.escape_debug(), render(&e)))
 }
 
 /// Cedar's message followed by its causes (`a: b: c`), skipping a cause whose text

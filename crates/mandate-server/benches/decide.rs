@@ -5,9 +5,11 @@
 //!   service was checked before `decide`; `decide` parses the id and looks it up);
 //! - `token`: the agent presents its own access token, verified here (Ed25519);
 //! - `verified`: the agent's token was verified before and its claims come from the
-//!   verified-token cache (`Principal::Verified`).
-//!
-//! Mandate-bound delegated tokens do not exist yet; these three are the paths there are.
+//!   verified-token cache (`Principal::Verified`);
+//! - `delegated`: a mandate-bound token, exchanged to the asker by the agent holding
+//!   the mandate (for user alice), its claims from the verified-token cache: the chain,
+//!   the parent token, both agents, the mandate and its scope are checked, and the
+//!   policies see `context.user`, `context.mandate` and `context.chain`.
 //!
 //! `detect/…` compares one decision without and with the anomaly detector (100
 //! policies, 1,000 agents, the `service` path, whose time is not bounded by a token): the detector's assessment before the
@@ -29,13 +31,17 @@
 mod fixture;
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group};
 use fixture::{ISSUER, NOW, agent_id, asker, policies, snapshot};
+use mandate_core::agent::Grant;
+use mandate_core::id::MandateId;
+use mandate_core::mandate::{Mandate, MandateStatus, UserRef};
 use mandate_core::time::Timestamp;
 use mandate_detect::{DetectConfig, Detector, Request};
 use mandate_server::decide::{DecisionRequest, Principal, Resource, Snapshot, decide, decide_with};
-use mandate_token::access::{AccessClaims, Audience, issue};
+use mandate_token::access::{AccessClaims, Actor, Audience, ParentToken, issue};
 use serde_json::{Value, json};
 
 /// A sales contact, read with an internal data class from an office address.
@@ -72,29 +78,96 @@ fn claims(agent: &str) -> AccessClaims {
     }
 }
 
-/// The three principals for the asker of `snap`.
+/// The four principals for the asker of `snap`.
 struct Callers {
     agent: String,
     token: String,
     claims: AccessClaims,
+    delegated: AccessClaims,
 }
 
-fn callers(snap: &Snapshot) -> Callers {
-    let agent = agent_id(asker(snap.agents.len())).as_str().to_owned();
+const MANDATE: &str = "mdt_01JA0000000000000000000042";
+
+/// Alice's mandate, held by `holder`: read sales contacts for an hour.
+fn mandate(holder: &str) -> Mandate {
+    Mandate {
+        id: MandateId::parse(MANDATE).expect("mandate id"),
+        agent: mandate_core::id::AgentId::parse(holder).expect("agent id"),
+        user: Some(UserRef {
+            issuer: "https://idp.example".into(),
+            sub: "alice".into(),
+            email: Some("alice@example.com".into()),
+            groups: vec!["sales".into()],
+        }),
+        intent: "answer alice's customer questions".into(),
+        justification: None,
+        scope: vec![Grant {
+            actions: vec!["crm:read".into()],
+            resources: vec!["Crm::Contact/*".into()],
+            data_classes: vec!["internal".into()],
+        }],
+        lifetime_secs: 3600,
+        status: MandateStatus::Active,
+        created_at: Timestamp::from_secs(NOW - 100),
+        approval_deadline: None,
+        activated_at: Some(Timestamp::from_secs(NOW - 100)),
+        expires_at: Some(Timestamp::from_secs(NOW + 3500)),
+        decided_by: Some("policy".into()),
+        decision_comment: None,
+        decided_at: Some(Timestamp::from_secs(NOW - 100)),
+        policy_ids: vec![],
+        ended_at: None,
+        ended_by: None,
+    }
+}
+
+/// The asker's token exchanged from `holder`'s mandate token, as the token exchange
+/// makes it: subject alice, `act` {asker, act: holder}, the parent in `parents`.
+fn delegated(asker: &str, holder: &str) -> AccessClaims {
+    AccessClaims {
+        sub: "alice".to_owned(),
+        client_id: asker.to_owned(),
+        jti: "tok_01JC0000000000000000000002".to_owned(),
+        scope: Some("crm:read".to_owned()),
+        act: Some(Actor {
+            sub: asker.to_owned(),
+            act: Some(Box::new(Actor {
+                sub: holder.to_owned(),
+                act: None,
+            })),
+        }),
+        mandate: Some(MANDATE.to_owned()),
+        parents: vec![ParentToken {
+            jti: "tok_01JC0000000000000000000001".to_owned(),
+            iat: NOW - 5,
+        }],
+        ..claims(asker)
+    }
+}
+
+/// The callers for the asker of `snap`, adding the delegating agent's mandate to it.
+fn callers(snap: &mut Snapshot) -> Callers {
+    let n = snap.agents.len();
+    let agent = agent_id(asker(n)).as_str().to_owned();
+    let holder = agent_id(asker(n) + 1).as_str().to_owned();
+    let m = mandate(&holder);
+    snap.mandates.insert(m.id.clone(), Arc::new(m));
     let claims = claims(&agent);
     let token = issue(snap.ring.current(), &claims).expect("issue");
     Callers {
+        delegated: delegated(&agent, &holder),
         agent,
         token,
         claims,
     }
 }
 
-fn principals(c: &Callers) -> [(&'static str, Principal<'_>); 3] {
+fn principals(c: &Callers) -> [(&'static str, Principal<'_>); 4] {
     [
         ("service", Principal::Agent(&c.agent)),
         ("token", Principal::Token(&c.token)),
         ("verified", Principal::Verified(&c.claims)),
+        ("delegated", Principal::Verified(&c.delegated)),
     ]
 }
 
@@ -117,8 +190,8 @@ fn bench_decide(c: &mut Criterion) {
     for n_policies in [10, 100, 1000] {
         let compiled = policies(n_policies);
         for n_agents in [1_000, 100_000] {
-            let snap = snapshot(fixture::agents(n_agents), compiled.clone());
-            let who = callers(&snap);
+            let mut snap = snapshot(fixture::agents(n_agents), compiled.clone());
+            let who = callers(&mut snap);
             for (path, principal) in principals(&who) {
                 let req = request(principal, &a);
                 let d = decide(&snap, &req, now());
@@ -138,8 +211,8 @@ fn bench_decide(c: &mut Criterion) {
 fn percentiles() {
     const CALLS: usize = 20_000;
     let a = ask();
-    let snap = snapshot(fixture::agents(100_000), policies(100));
-    let who = callers(&snap);
+    let mut snap = snapshot(fixture::agents(100_000), policies(100));
+    let who = callers(&mut snap);
     println!("\nsingle-call latency, 100 policies, 100,000 agents ({CALLS} calls each):");
     for (path, principal) in principals(&who) {
         let req = request(principal, &a);
@@ -192,8 +265,8 @@ fn decide_detected(
 
 fn bench_detect(c: &mut Criterion) {
     let a = ask();
-    let snap = snapshot(fixture::agents(1_000), policies(100));
-    let who = callers(&snap);
+    let mut snap = snapshot(fixture::agents(1_000), policies(100));
+    let who = callers(&mut snap);
     let req = request(Principal::Agent(&who.agent), &a);
     let detector = Detector::new(DetectConfig {
         learning_secs: 0,
