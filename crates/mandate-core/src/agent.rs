@@ -3,6 +3,10 @@
 //!
 //! Checked values (`AgentName`, `Owner`, `Labels`, `Boundary`) can only be built through
 //! validating constructors, including when deserialized, so an invalid one cannot exist.
+//!
+//! A node keeps every agent in memory (the decision snapshot), so the text values are
+//! stored compactly: boxed strings that never grow, labels packed into one allocation,
+//! boundary vectors trimmed to their length.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,7 +41,7 @@ pub(crate) fn printable(s: &str) -> bool {
 /// unique among agents.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct AgentName(String);
+pub struct AgentName(Box<str>);
 
 impl TryFrom<String> for AgentName {
     type Error = ValidationError;
@@ -50,13 +54,13 @@ impl TryFrom<String> for AgentName {
                 "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit",
             ));
         }
-        Ok(Self(s))
+        Ok(Self(s.into_boxed_str()))
     }
 }
 
 impl From<AgentName> for String {
     fn from(v: AgentName) -> String {
-        v.0
+        v.0.into_string()
     }
 }
 
@@ -71,7 +75,7 @@ impl AgentName {
 /// characters, no whitespace).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Owner(String);
+pub struct Owner(Box<str>);
 
 impl TryFrom<String> for Owner {
     type Error = ValidationError;
@@ -86,13 +90,13 @@ impl TryFrom<String> for Owner {
                 "must be a person's email or user name: 1-254 characters, no whitespace",
             ));
         }
-        Ok(Self(s))
+        Ok(Self(s.into_boxed_str()))
     }
 }
 
 impl From<Owner> for String {
     fn from(v: Owner) -> String {
-        v.0
+        v.0.into_string()
     }
 }
 
@@ -106,7 +110,7 @@ impl Owner {
 /// Free text saying what the agent is for (at most 1,000 characters, newlines allowed).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Purpose(String);
+pub struct Purpose(Box<str>);
 
 impl TryFrom<String> for Purpose {
     type Error = ValidationError;
@@ -117,13 +121,13 @@ impl TryFrom<String> for Purpose {
                 "must be at most 1000 characters of text",
             ));
         }
-        Ok(Self(s))
+        Ok(Self(s.into_boxed_str()))
     }
 }
 
 impl From<Purpose> for String {
     fn from(v: Purpose) -> String {
-        v.0
+        v.0.into_string()
     }
 }
 
@@ -136,12 +140,19 @@ impl Purpose {
 
 /// Key/value labels for inventory and filtering: at most 32; keys 1–63 of
 /// `a-z0-9._/-` starting with a letter or digit; values at most 128 printable characters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    try_from = "BTreeMap<String, String>",
-    into = "BTreeMap<String, String>"
-)]
-pub struct Labels(BTreeMap<String, String>);
+///
+/// Serialized as a JSON object (`{"team":"sales"}`), keys in order.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "BTreeMap<String, String>")]
+pub struct Labels(
+    /// Every key and value, each followed by a NUL, pairs sorted by key: one allocation
+    /// instead of a B-tree node and two strings per label.
+    ///
+    /// INVARIANT (labels): keys are `a-z0-9._/-` and values printable, so neither holds
+    /// a NUL; the text is `key\0value\0` repeated, keys unique and ascending. Two
+    /// `Labels` are equal exactly when their maps are.
+    Box<str>,
+);
 
 /// Checks a label key (also used by list filters).
 pub fn check_label_key(k: &str) -> Result<(), ValidationError> {
@@ -176,20 +187,52 @@ impl TryFrom<BTreeMap<String, String>> for Labels {
                 ));
             }
         }
-        Ok(Self(m))
+        // INVARIANT (labels): checked above (a NUL is a control character, so not
+        // printable); a `BTreeMap` iterates its unique keys in ascending order.
+        let len = m.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        let mut packed = String::with_capacity(len);
+        for (k, v) in &m {
+            packed.push_str(k);
+            packed.push('\0');
+            packed.push_str(v);
+            packed.push('\0');
+        }
+        Ok(Self(packed.into_boxed_str()))
     }
 }
 
 impl From<Labels> for BTreeMap<String, String> {
     fn from(v: Labels) -> Self {
-        v.0
+        v.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 }
 
 impl Labels {
     /// The labels, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        // Relies on INVARIANT (labels): fields alternate key, value, each NUL-terminated.
+        let mut fields = self.0.split_terminator('\0');
+        std::iter::from_fn(move || Some((fields.next()?, fields.next()?)))
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Map<'a>(&'a Labels);
+        impl fmt::Debug for Map<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map().entries(self.0.iter()).finish()
+            }
+        }
+        f.debug_tuple("Labels").field(&Map(self)).finish()
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
     }
 }
 
@@ -265,11 +308,23 @@ impl TryFrom<RawBoundary> for Boundary {
                 "max_token_lifetime_secs must be 1..=86400",
             ));
         }
+        // A deserialized vector has room for four or more entries; a node holds every
+        // boundary for as long as it runs, so trim them to their length.
+        let mut grants = r.grants;
+        for g in &mut grants {
+            g.actions.shrink_to_fit();
+            g.resources.shrink_to_fit();
+            g.data_classes.shrink_to_fit();
+        }
+        grants.shrink_to_fit();
+        let (mut delegates, mut audiences) = (r.delegates, r.audiences);
+        delegates.shrink_to_fit();
+        audiences.shrink_to_fit();
         Ok(Self {
-            grants: r.grants,
+            grants,
             max_token_lifetime_secs: r.max_token_lifetime_secs,
-            delegates: r.delegates,
-            audiences: r.audiences,
+            delegates,
+            audiences,
         })
     }
 }
@@ -435,6 +490,52 @@ pub struct Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        let m: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Labels::try_from(m).unwrap()
+    }
+
+    #[test]
+    fn labels_keep_the_map_format() {
+        let l = labels(&[("team", "sales"), ("env", ""), ("a/b.c_d-1", "x=y, z ✓")]);
+        assert_eq!(
+            l.iter().collect::<Vec<_>>(),
+            [("a/b.c_d-1", "x=y, z ✓"), ("env", ""), ("team", "sales")]
+        );
+        let json = serde_json::to_string(&l).unwrap();
+        assert_eq!(json, r#"{"a/b.c_d-1":"x=y, z ✓","env":"","team":"sales"}"#);
+        assert_eq!(serde_json::from_str::<Labels>(&json).unwrap(), l);
+        assert_eq!(
+            format!("{l:?}"),
+            r#"Labels({"a/b.c_d-1": "x=y, z ✓", "env": "", "team": "sales"})"#
+        );
+        assert_eq!(Labels::default().iter().count(), 0);
+        assert_eq!(serde_json::to_string(&Labels::default()).unwrap(), "{}");
+        assert_eq!(labels(&[]), Labels::default());
+        assert_ne!(labels(&[("a", "b")]), labels(&[("a", "c")]));
+        assert_ne!(labels(&[("a", "")]), labels(&[]));
+        for bad in [r#"{"Team":"x"}"#, r#"{"team":"a\u0000b"}"#, r#"{"":"x"}"#] {
+            assert!(serde_json::from_str::<Labels>(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn labels_round_trip(
+            m in proptest::collection::btree_map("[a-z0-9][a-z0-9._/-]{0,10}", "\\PC{0,12}", 0..8)
+        ) {
+            let l = Labels::try_from(m.clone()).unwrap();
+            let pairs: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            prop_assert_eq!(l.iter().collect::<Vec<_>>(), pairs);
+            prop_assert_eq!(serde_json::to_string(&l).unwrap(), serde_json::to_string(&m).unwrap());
+            prop_assert_eq!(BTreeMap::from(l), m);
+        }
+    }
 
     #[test]
     fn globs() {
@@ -494,5 +595,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.max_token_lifetime_secs, Some(600));
+    }
+
+    #[test]
+    fn deserialized_boundaries_are_trimmed() {
+        let b: Boundary = serde_json::from_str(
+            r#"{"grants":[{"actions":["a"],"resources":["r"],"data_classes":["d"]}],
+                "audiences":["https://x/*"]}"#,
+        )
+        .unwrap();
+        let g = &b.grants[0];
+        assert_eq!(b.grants.capacity(), 1);
+        assert_eq!(b.audiences.capacity(), 1);
+        assert_eq!(
+            [
+                g.actions.capacity(),
+                g.resources.capacity(),
+                g.data_classes.capacity()
+            ],
+            [1, 1, 1]
+        );
     }
 }

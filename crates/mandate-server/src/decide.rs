@@ -24,14 +24,16 @@ use mandate_token::access::{self, AccessClaims};
 use mandate_token::keys::KeyRing;
 use serde_json::Value;
 
+use crate::agent_index::AgentIndex;
+
 /// Everything a decision needs, read from the store at one moment and never changed.
 ///
 /// INVARIANT (snapshot): a snapshot is rebuilt from the store after every change that
 /// can alter a decision (agents, boundaries, policy activation, revocations, keys) and
 /// swapped in before the change's response is sent, so the next decision sees it.
 pub struct Snapshot {
-    /// Agents by id.
-    pub agents: HashMap<AgentId, Agent>,
+    /// Agents by id; an agent that did not change is shared with the previous snapshot.
+    pub agents: AgentIndex,
     /// The active policy set: `None` when no version is active (everything is denied).
     pub policies: Option<Arc<CompiledPolicies>>,
     /// Which version that is.

@@ -6,6 +6,7 @@
 //! Only this crate (and later the gateway) speaks HTTP.
 
 mod admin;
+pub mod agent_index;
 mod agents;
 mod anomalies;
 mod approvals;
@@ -43,9 +44,10 @@ use mandate_audit::redact::{Redactor, Rule};
 use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_policy::CompiledPolicies;
-use mandate_store::{AgentFilter, Store};
+use mandate_store::Store;
 use mandate_token::user::{DevUserIssuer, TrustedIssuers};
 
+use crate::agent_index::AgentIndex;
 use crate::audit::{AuditLog, CheckpointPolicy};
 use crate::decide::Snapshot;
 use crate::error::ApiError;
@@ -138,6 +140,8 @@ pub struct AppState {
     argon2_permits: Arc<tokio::sync::Semaphore>,
     /// What decisions read; swapped whole.
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Held by a refresh from its first read of the store to its swap.
+    refreshing: Mutex<()>,
     /// The compiled active policy set, kept across snapshot rebuilds of the same version.
     compiled: Mutex<Option<(i64, Arc<CompiledPolicies>)>>,
     /// Redaction of audit contexts.
@@ -210,6 +214,7 @@ impl AppState {
             audit,
             argon2_permits: Arc::new(tokio::sync::Semaphore::new(cpus.clamp(1, 16))),
             snapshot: RwLock::new(Arc::new(placeholder)),
+            refreshing: Mutex::new(()),
             compiled: Mutex::new(None),
             redactor,
             mandate_changes: tokio::sync::watch::channel(0).0,
@@ -235,14 +240,25 @@ impl AppState {
 
     /// Rebuilds the snapshot from the store and swaps it in. Call after every write that
     /// can change a decision, before answering (see `INVARIANT (snapshot)`). Blocking.
+    ///
+    /// Agents whose stored value is unchanged are shared with the previous snapshot, so
+    /// a refresh holds one copy of each agent plus the new index, not two of everything.
+    ///
+    /// INVARIANT (snapshot): when `refresh` returns, the snapshot holds every agent as
+    /// the store held it at some moment after the call began — in particular a suspension
+    /// or decommission committed before the call is in the very next decision. Two
+    /// things keep it: an agent is reused only when the row read now decodes to a value
+    /// equal to it in every field (status and reason included; not by `updated_at`, which
+    /// has one-second resolution); and refreshes are serialised from their first read to
+    /// their swap (`refreshing`), so a refresh that read the store earlier can never be
+    /// swapped in over one that read it later.
     pub(crate) fn refresh(&self) -> Result<(), ApiError> {
+        let _one_at_a_time = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = self.clock.now();
-        let agents = self
-            .store
-            .list_agents(&AgentFilter::default(), None, u32::MAX)?
-            .into_iter()
-            .map(|a| (a.id.clone(), a))
-            .collect();
+        let agents = self.agents_reusing(&self.snapshot().agents)?;
         let (active, _) = self.store.policy_activation_state()?;
         let policies = match active {
             None => None,
@@ -271,6 +287,22 @@ impl AppState {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
         Ok(())
+    }
+
+    /// Every agent in the store, each row decoded as it is read and compared with
+    /// `previous`: an equal agent is shared (the decoded copy dropped at once), a new or
+    /// changed one is kept. Besides `previous` this allocates the new index's table and
+    /// the agents that changed, nothing per unchanged agent.
+    fn agents_reusing(&self, previous: &AgentIndex) -> Result<AgentIndex, ApiError> {
+        let mut agents = AgentIndex::with_capacity(previous.len());
+        self.store.for_each_agent(|read| {
+            let agent = match previous.get_shared(&read.id) {
+                Some(kept) if **kept == read => Arc::clone(kept),
+                _ => Arc::new(read),
+            };
+            agents.insert(agent);
+        })?;
+        Ok(agents)
     }
 
     fn compiled_version(&self, v: i64) -> Result<Arc<CompiledPolicies>, ApiError> {
@@ -543,4 +575,105 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "method not allowed on this endpoint",
     )
+}
+
+#[cfg(test)]
+mod refresh_tests {
+    use std::sync::Arc;
+
+    use mandate_core::agent::{Agent, AgentName, AgentStatus, Boundary, Labels, Owner, Purpose};
+    use mandate_core::clock::ManualClock;
+    use mandate_core::id::AgentId;
+    use mandate_core::random::OsRandom;
+    use mandate_core::time::Timestamp;
+    use mandate_store::{Store, StoreError};
+
+    use crate::keys::KeyState;
+    use crate::{AppState, ServerConfig};
+
+    const T0: i64 = 1_750_000_000;
+
+    fn agent(i: usize) -> Agent {
+        let labels = std::collections::BTreeMap::from([("team".to_owned(), format!("team-{i}"))]);
+        Agent {
+            id: AgentId::parse(&format!("agt_01JA{i:022}")).unwrap(),
+            name: AgentName::try_from(format!("agent-{i}")).unwrap(),
+            owner: Owner::try_from("alice@example.com".to_owned()).unwrap(),
+            purpose: Purpose::try_from("refresh test".to_owned()).unwrap(),
+            labels: Labels::try_from(labels).unwrap(),
+            boundary: Boundary::default(),
+            status: AgentStatus::Active,
+            status_reason: None,
+            created_at: Timestamp::from_secs(T0),
+            updated_at: Timestamp::from_secs(T0),
+        }
+    }
+
+    fn state(dir: &tempfile::TempDir) -> AppState {
+        let store = Arc::new(Store::open(&dir.path().join("mandate.db")).unwrap());
+        let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
+        let keys = KeyState::open(&store, &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
+        let config = ServerConfig {
+            issuer: "http://mandate.test".into(),
+            default_audience: "https://api.test".into(),
+            default_token_lifetime_secs: 300,
+            max_token_lifetime_secs: 3600,
+            max_body_bytes: 64 * 1024,
+            audit_key_path: dir.path().join("audit-key.pem"),
+            checkpoint: crate::audit::CheckpointPolicy {
+                every_events: 100,
+                every_secs: 3600,
+            },
+            redact: Default::default(),
+            mandates: Default::default(),
+            users: Default::default(),
+            dev_users: None,
+            detect: crate::detect::DetectSettings::default(),
+        };
+        AppState::new(store, keys, clock, Arc::new(OsRandom), config).unwrap()
+    }
+
+    /// INVARIANT (snapshot): a suspension made in the same second as the agent's last
+    /// change (so `updated_at` does not move) is in the snapshot after `refresh`, and
+    /// only the changed agent is a new allocation.
+    #[test]
+    fn refresh_reuses_unchanged_agents_and_never_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(&dir);
+        for i in 0..3 {
+            s.store.insert_agent(&agent(i)).unwrap();
+        }
+        s.refresh().unwrap();
+        let before = s.snapshot();
+        assert_eq!(before.agents.len(), 3);
+
+        let (a0, a1) = (agent(0).id, agent(1).id);
+        s.store
+            .modify_agent(&a1, Timestamp::from_secs(T0), |a| {
+                a.status = AgentStatus::Suspended;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        s.store.insert_agent(&agent(3)).unwrap();
+        s.refresh().unwrap();
+        let after = s.snapshot();
+
+        assert_eq!(after.agents.len(), 4);
+        assert_eq!(
+            after.agents.get(&a1).map(|a| (a.status, a.updated_at)),
+            Some((AgentStatus::Suspended, Timestamp::from_secs(T0)))
+        );
+        let shared = |id: &AgentId| {
+            Arc::ptr_eq(
+                before.agents.get_shared(id).unwrap(),
+                after.agents.get_shared(id).unwrap(),
+            )
+        };
+        assert!(
+            shared(&a0) && shared(&agent(2).id),
+            "unchanged agents are shared"
+        );
+        assert!(!shared(&a1), "the changed agent is read anew");
+        assert_eq!(after.agents.get(&agent(3).id), Some(&agent(3)));
+    }
 }

@@ -316,6 +316,20 @@ impl Store {
         rows.map(|r| r?.into_agent()).collect()
     }
 
+    /// Every agent, in id order, handed to `each` one at a time as it is read (no list of
+    /// them all is built, so a caller that keeps most of what it already holds needs
+    /// little memory beyond it). The connection is locked meanwhile: `each` must not
+    /// call the store.
+    pub fn for_each_agent(&self, mut each: impl FnMut(Agent)) -> Result<(), StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            each(agent_row(row)?.into_agent()?);
+        }
+        Ok(())
+    }
+
     /// Reads, changes and writes back one agent in a single transaction.
     /// `change` may refuse with its own error, in which case nothing is written.
     /// When the new status is `decommissioned`, every credential of the agent is revoked

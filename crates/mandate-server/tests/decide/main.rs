@@ -229,7 +229,7 @@ impl Fixture {
         let id = agent.id.clone();
         Self {
             snapshot: Snapshot {
-                agents: HashMap::from([(id.clone(), agent)]),
+                agents: [agent].into_iter().collect(),
                 policy_version: policies.as_ref().map(|_| 1),
                 policies,
                 ring: Arc::new(KeyRing::new(key, vec![]).expect("key ring")),

@@ -294,6 +294,27 @@ fn list_pages_with_a_cursor() {
 }
 
 #[test]
+fn for_each_agent_streams_every_agent_in_id_order() {
+    let (_dir, store) = open();
+    let all: Vec<Agent> = (0..5)
+        .map(|i| {
+            agent(
+                i,
+                &format!("agent-{i}"),
+                "alice@example.com",
+                &[("team", "x")],
+            )
+        })
+        .collect();
+    for a in all.iter().rev() {
+        store.insert_agent(a).unwrap();
+    }
+    let mut seen = Vec::new();
+    store.for_each_agent(|a| seen.push(a)).unwrap();
+    assert_eq!(seen, all, "every field, in id order");
+}
+
+#[test]
 fn modify_agent_changes_fields_and_refuses_taken_names() {
     let (_dir, store) = open();
     let a = agent(1, "one", "alice@example.com", &[]);
