@@ -30,6 +30,10 @@
 
 mod fixture;
 
+/// The allocator `mandate serve` uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::sync::Arc;
 

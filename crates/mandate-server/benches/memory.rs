@@ -28,6 +28,10 @@
 )]
 mod fixture;
 
+/// The allocator `mandate serve` uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The practical ceiling for `bench/http.sh`: a hello-world server on Mandate's own HTTP
 //! stack (axum + tokio, the workspace versions and features, the same multi-threaded
-//! runtime), with one route shaped like `POST /v1/authorize` — it parses the JSON body
+//! runtime and allocator), with one route shaped like `POST /v1/authorize` — it parses the JSON body
 //! and answers a small decision-like JSON — and nothing else: no auth, no policy, no
 //! audit. Binds 127.0.0.1:0 (or the first argument) and prints `http://<addr>`.
 //!
@@ -8,6 +8,10 @@
 //!     target/release/examples/hello [127.0.0.1:0]
 
 use std::io::Write as _;
+
+/// The allocator `mandate serve` uses, so the ceiling runs on the same stack.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use axum::{Json, Router, routing::post};
 use serde_json::{Value, json};

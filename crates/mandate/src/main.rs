@@ -5,6 +5,12 @@
 //!
 //! Exit codes: 0 success, 1 the server refused or failed, 2 bad usage or configuration.
 
+/// mimalloc rather than glibc malloc: a decision makes many small allocations (Cedar's
+/// request, entities and evaluator), and with a large snapshot resident glibc's
+/// consolidation made them about 50% slower (BENCHMARKS.md, "Decision function").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod anomalies_cli;
 mod client;
 mod config;
