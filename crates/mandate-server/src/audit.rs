@@ -1,6 +1,7 @@
 //! The audit writer: every event is appended to this node's log by one thread, many
 //! concurrent events per transaction (group commit), and a caller learns its event id only
-//! once the event is durable. Checkpoints are signed every N events or T seconds.
+//! once the event is durable. Checkpoints are signed every N events or T seconds; one that
+//! falls due is committed in the same transaction as the events that complete it.
 //!
 //! INVARIANT (durable before the answer): `record` resolves `Ok` only after the
 //! transaction holding the event committed; on any store error every waiter of that batch
@@ -19,6 +20,7 @@ use mandate_audit::event::{AuditEvent, NodeName};
 use mandate_audit::merkle::Frontier;
 use mandate_core::clock::Clock;
 use mandate_core::random::{Random, random_bytes};
+use mandate_core::time::Timestamp;
 use mandate_store::{AuditRow, CheckpointRow, Store, StoreError, keyfile};
 use tokio::sync::oneshot;
 
@@ -365,7 +367,9 @@ impl Writer {
             e.seq = start + i as u64;
             e.time = now;
             e.node = self.node.clone();
-            let body = String::from_utf8_lossy(&e.canonical_bytes()).into_owned();
+            // Canonical JSON is UTF-8; the lossy branch only keeps this total.
+            let body = String::from_utf8(e.canonical_bytes())
+                .unwrap_or_else(|b| String::from_utf8_lossy(b.as_bytes()).into_owned());
             rows.push(AuditRow {
                 seq: e.seq,
                 time: now,
@@ -378,13 +382,25 @@ impl Writer {
             });
             events.push((e.id(), reply));
         }
-        match self.store.append_audit(&rows) {
+        // A checkpoint due once this batch is in is signed now and committed in the same
+        // transaction: one fsync for both, instead of a second commit right after that
+        // the next batch (and every request in it) would wait for.
+        let seal = if self.checkpoint_due(rows.len() as u64) {
+            self.seal_over(&rows, now)
+        } else {
+            None
+        };
+        match self.store.append_audit_sealed(&rows, seal.as_ref()) {
             Ok(()) => {
                 for r in &rows {
                     // A frontier overflow needs 2^64 events; treat it as a dead log.
                     if self.frontier.push(r.leaf).is_err() {
                         tracing::error!("audit frontier overflow");
                     }
+                }
+                if let Some(c) = &seal {
+                    self.last_checkpoint_size = c.size;
+                    self.last_checkpoint_ms = self.clock.now_millis();
                 }
                 for (id, reply) in events {
                     if let Some(r) = reply {
@@ -417,19 +433,47 @@ impl Writer {
         )
     }
 
-    fn checkpoint_if_due(&mut self) {
-        let pending = self
-            .frontier
-            .size()
-            .saturating_sub(self.last_checkpoint_size);
+    /// Whether a checkpoint is due once `more` events beyond the tree are in.
+    fn checkpoint_due(&self, more: u64) -> bool {
+        let pending = (self.frontier.size() + more).saturating_sub(self.last_checkpoint_size);
         let every_ms =
             i64::try_from(self.policy.every_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let elapsed = self
             .clock
             .now_millis()
             .saturating_sub(self.last_checkpoint_ms);
-        if pending > 0 && (pending >= self.policy.every_events || elapsed >= every_ms) {
+        pending > 0 && (pending >= self.policy.every_events || elapsed >= every_ms)
+    }
+
+    fn checkpoint_if_due(&mut self) {
+        if self.checkpoint_due(0) {
             let _ = self.checkpoint(false);
+        }
+    }
+
+    /// A signed checkpoint of the tree with `rows` appended (not yet committed).
+    fn seal_over(&self, rows: &[AuditRow], time: Timestamp) -> Option<CheckpointRow> {
+        let mut tree = self.frontier.clone();
+        for r in rows {
+            tree.push(r.leaf).ok()?;
+        }
+        Some(self.signed(&tree, time))
+    }
+
+    /// The signed checkpoint of `tree` at `time`.
+    fn signed(&self, tree: &Frontier, time: Timestamp) -> CheckpointRow {
+        let c = Checkpoint {
+            node: self.node.clone(),
+            size: tree.size(),
+            root: tree.root(),
+            time,
+        };
+        let signed = c.sign(&self.key);
+        CheckpointRow {
+            size: c.size,
+            time: c.time,
+            root: c.root,
+            text: signed.text,
         }
     }
 
@@ -444,19 +488,7 @@ impl Writer {
             self.last_checkpoint_ms = self.clock.now_millis();
             return Ok(());
         }
-        let c = Checkpoint {
-            node: self.node.clone(),
-            size,
-            root: self.frontier.root(),
-            time: self.clock.now(),
-        };
-        let signed = c.sign(&self.key);
-        let row = CheckpointRow {
-            size,
-            time: c.time,
-            root: c.root,
-            text: signed.text,
-        };
+        let row = self.signed(&self.frontier, self.clock.now());
         match self.store.insert_checkpoint(&row) {
             Ok(()) => {
                 self.last_checkpoint_size = size;

@@ -241,10 +241,12 @@ fn decide_one(
         // `check` rules this out; deny rather than guess.
         (Caller::Service(_), None, None) => Principal::Agent(""),
     };
+    let empty;
     let context = if req.context.is_null() {
-        json!({})
+        empty = json!({});
+        &empty
     } else {
-        req.context.clone()
+        &req.context
     };
     decide_question(
         state,
@@ -254,7 +256,7 @@ fn decide_one(
             principal,
             action: &req.action,
             resource: &req.resource,
-            context: &context,
+            context,
             request_id: req.request_id.clone(),
             actor: match caller {
                 Caller::Service(id) => Some(id.clone()),

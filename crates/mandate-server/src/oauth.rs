@@ -175,6 +175,16 @@ fn failed() -> OAuthError {
     OAuthError::invalid_client("client authentication failed")
 }
 
+/// The agent named by a client id, as the current snapshot holds it.
+///
+/// The snapshot, not the store: every change to an agent (status, boundary, a
+/// decommission) refreshes the snapshot before it answers (`INVARIANT (snapshot)`), so
+/// this sees a suspension as soon as decisions do, without a store read per request.
+fn snapshot_agent(state: &AppState, client_id: &str) -> Option<Agent> {
+    let id = AgentId::parse(client_id).ok()?;
+    state.snapshot().agents.get(&id).cloned()
+}
+
 /// Authenticates the calling client and returns its agent, which must be active.
 /// `endpoint` is the URL being called (an accepted assertion audience).
 pub(crate) async fn authenticate(
@@ -185,6 +195,7 @@ pub(crate) async fn authenticate(
     let agent = match auth {
         ClientAuth::Secret { client_id, secret } => {
             let now = state.clock.now();
+            let agent = snapshot_agent(state, &client_id);
             let remembered = state.verified_secrets.get(&client_id, &secret, now);
             // A remembered secret needs no Argon2id, so no permit either.
             let permit = if remembered.is_some() {
@@ -199,17 +210,16 @@ pub(crate) async fn authenticate(
                 };
                 Some(permit)
             };
+            // Credentials are read from the store on every request, remembered secret or
+            // not: revoking or rotating one takes effect on the very next request.
             crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
                 let _permit = permit;
-                let Ok(id) = AgentId::parse(&client_id) else {
+                let Some(agent) = agent else {
                     secret::verify_against_dummy(&secret);
                     return Ok(None);
                 };
-                let Some(agent) = s.store.get_agent(&id)? else {
-                    secret::verify_against_dummy(&secret);
-                    return Ok(None);
-                };
-                let creds = s.store.credentials(&id)?;
+                let id = &agent.id;
+                let creds = s.store.credentials(id)?;
                 let usable: Vec<_> = creds
                     .iter()
                     .filter(|c| {
@@ -256,13 +266,11 @@ pub(crate) async fn authenticate(
             if client_id.as_ref().is_some_and(|c| *c != sub) {
                 return Err(failed());
             }
-            let id = AgentId::parse(&sub).map_err(|_| failed())?;
+            let agent = snapshot_agent(state, &sub).ok_or_else(failed)?;
+            let id = agent.id.clone();
             let issuer = state.config.issuer.clone();
             let token_endpoint = state.config.token_endpoint();
             crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
-                let Some(agent) = s.store.get_agent(&id)? else {
-                    return Ok(None);
-                };
                 let now = s.clock.now();
                 let keys: Vec<PublicJwk> = s
                     .store
@@ -508,12 +516,10 @@ pub(crate) async fn sign_and_record(
     details: Value,
     user: Option<String>,
 ) -> Result<String, OAuthError> {
-    let now = state.clock.now();
-    // The ring may need a reload from the store (a retired key's publication ended).
-    let ring = crate::blocking(state, move |s| s.keys.ring(&s.store, now))
-        .await
-        .map_err(|e| OAuthError::server_error(e.code()))?
-        .map_err(OAuthError::server_error)?;
+    // The snapshot's ring: the one decisions verify with, so a token just signed always
+    // verifies there (a rotation refreshes the snapshot before it answers), and taking
+    // it needs neither the store nor a blocking thread.
+    let ring = Arc::clone(&state.snapshot().ring);
     let token = access::issue(ring.current(), claims).map_err(OAuthError::server_error)?;
     let mut ev = state.event("token.issued");
     ev.agent = Some(claims.client_id.clone());

@@ -4,7 +4,7 @@
 
 use mandate_core::id::AgentId;
 use mandate_core::time::Timestamp;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Store, StoreError};
 
@@ -76,6 +76,14 @@ pub struct PolicyVersionRow {
     pub created_by: String,
 }
 
+fn insert_checkpoint_in(conn: &Connection, c: &CheckpointRow) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO audit_checkpoints (size, time, root, text) VALUES (?1, ?2, ?3, ?4)",
+        params![to_i64(c.size)?, c.time.secs(), c.root.as_slice(), c.text],
+    )?;
+    Ok(())
+}
+
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("sequence {v} out of range")))
 }
@@ -108,13 +116,21 @@ impl Store {
     /// INVARIANT (chain): rows are only ever appended, seq `i` is the i-th event, and no
     /// statement in this crate updates or deletes an audit row.
     pub fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        self.append_audit_sealed(rows, None)
+    }
+
+    /// [`Store::append_audit`], and in the same transaction the signed checkpoint over
+    /// the log those rows complete, whose size must be the log's new length.
+    pub fn append_audit_sealed(
+        &self,
+        rows: &[AuditRow],
+        checkpoint: Option<&CheckpointRow>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let next: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events",
-            [],
-            |r| r.get(0),
-        )?;
+        let next: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events")?
+            .query_row([], |r| r.get(0))?;
         let mut expect = next;
         {
             let mut stmt = tx.prepare_cached(
@@ -140,6 +156,15 @@ impl Store {
                 ])?;
                 expect += 1;
             }
+        }
+        if let Some(c) = checkpoint {
+            let size = to_i64(c.size)?;
+            if size != expect {
+                return Err(StoreError::Conflict(format!(
+                    "checkpoint of size {size} sealed with a log of {expect} events"
+                )));
+            }
+            insert_checkpoint_in(&tx, c)?;
         }
         tx.commit()?;
         Ok(())
@@ -252,11 +277,7 @@ impl Store {
 
     /// Stores a signed checkpoint (one per size; a repeat is ignored).
     pub fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<(), StoreError> {
-        self.lock().execute(
-            "INSERT OR IGNORE INTO audit_checkpoints (size, time, root, text) VALUES (?1, ?2, ?3, ?4)",
-            params![to_i64(c.size)?, c.time.secs(), c.root.as_slice(), c.text],
-        )?;
-        Ok(())
+        insert_checkpoint_in(&self.lock(), c)
     }
 
     /// The stored checkpoint of exactly `size` events, if there is one.

@@ -1,0 +1,337 @@
+//! What the hot paths skip must never change an answer: the token endpoint takes the
+//! agent from the decision snapshot and signs with the snapshot's key ring (no store
+//! read, no blocking thread for either), and the audit writer commits a due checkpoint
+//! with the group commit that completes it. Each test pins an invariant those
+//! shortcuts rely on: a revoked, rotated-out or suspended client is refused on the very
+//! next request even though its secret is remembered; a token signed right after a key
+//! rotation verifies; a checkpoint is on the record as soon as its last event is.
+//!
+//! Router tests (`tower::ServiceExt::oneshot`, no socket) on a fresh SQLite file with a
+//! manual clock.
+
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers fail the test loudly; JSON is read by index"
+)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use mandate_audit::checkpoint::SignedCheckpoint;
+use mandate_audit::event::AuditEvent;
+use mandate_core::clock::{Clock, ManualClock};
+use mandate_core::random::{OsRandom, Random};
+use mandate_server::audit::{AuditLog, CheckpointPolicy};
+use mandate_server::bootstrap::{self, Bootstrap};
+use mandate_server::keys::KeyState;
+use mandate_server::{AppState, ServerConfig};
+use mandate_store::Store;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const ISSUER: &str = "http://mandate.test";
+
+struct Env {
+    _dir: tempfile::TempDir,
+    app: Router,
+    admin: String,
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::at_millis(1_700_000_000_000));
+        let random: Arc<dyn Random> = Arc::new(OsRandom);
+        let store = Arc::new(Store::open(&dir.path().join("mandate.db")).expect("store"));
+        let keys = KeyState::open(
+            &store,
+            &dir.path().join("keys"),
+            clock.as_ref(),
+            random.as_ref(),
+        )
+        .expect("keys");
+        let Bootstrap::Created(admin) =
+            bootstrap::ensure(&store, None, clock.as_ref(), random.as_ref()).expect("bootstrap")
+        else {
+            panic!("a fresh store creates its bootstrap token")
+        };
+        let config = ServerConfig {
+            issuer: ISSUER.into(),
+            default_audience: ISSUER.into(),
+            default_token_lifetime_secs: 300,
+            max_token_lifetime_secs: 3600,
+            max_body_bytes: 64 * 1024,
+            audit_key_path: dir.path().join("audit-key.pem"),
+            checkpoint: CheckpointPolicy {
+                every_events: 100,
+                every_secs: 3600,
+            },
+            redact: Default::default(),
+            mandates: Default::default(),
+            users: Default::default(),
+            dev_users: None,
+            detect: Default::default(),
+        };
+        let clock: Arc<dyn Clock> = clock;
+        let state = Arc::new(AppState::new(store, keys, clock, random, config).expect("state"));
+        Self {
+            _dir: dir,
+            app: mandate_server::router(state),
+            admin: admin.expose().to_owned(),
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
+        Reply { status, body }
+    }
+
+    async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {bearer}"));
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.expect("request")).await
+    }
+
+    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(&self.admin, method, path, body).await
+    }
+
+    /// A new agent whose boundary allows `crm:read` on contacts; its id.
+    async fn agent(&self, name: &str) -> String {
+        let r = self
+            .admin(
+                Method::POST,
+                "/v1/agents",
+                Some(json!({"name": name, "owner": "alice@example.com",
+                    "boundary": {"grants": [{"actions": ["crm:read"], "resources": ["Crm::Contact/*"]}]}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// A new client secret of `agent`: (credential id, secret).
+    async fn secret(&self, agent: &str) -> (String, String) {
+        let r = self
+            .admin(
+                Method::POST,
+                &format!("/v1/agents/{agent}/credentials"),
+                Some(json!({"type": "client_secret"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (
+            r.body["credential"]["id"].as_str().expect("id").to_owned(),
+            r.body["client_secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// `client_credentials` with `client_secret_basic`.
+    async fn token(&self, agent: &str, secret: &str) -> Reply {
+        let basic = STANDARD.encode(format!("{agent}:{secret}"));
+        let req = Request::post("/oauth/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, format!("Basic {basic}"))
+            .body(Body::from("grant_type=client_credentials"))
+            .expect("request");
+        self.send(req).await
+    }
+
+    async fn issued(&self, agent: &str, secret: &str) -> String {
+        let r = self.token(agent, secret).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    async fn refused(&self, agent: &str, secret: &str) {
+        let r = self.token(agent, secret).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert_eq!(r.body["error"], "invalid_client");
+    }
+}
+
+#[tokio::test]
+async fn a_remembered_secret_stops_with_its_revoked_credential() {
+    let env = Env::new();
+    let agent = env.agent("revoked").await;
+    let (cid, secret) = env.secret(&agent).await;
+    let (_, other) = env.secret(&agent).await;
+    // Twice: the second request is served from the verified-secret cache.
+    env.issued(&agent, &secret).await;
+    env.issued(&agent, &secret).await;
+    let r = env
+        .admin(
+            Method::DELETE,
+            &format!("/v1/agents/{agent}/credentials/{cid}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    env.refused(&agent, &secret).await;
+    env.issued(&agent, &other).await;
+}
+
+#[tokio::test]
+async fn a_remembered_secret_rotated_without_overlap_stops_at_once() {
+    let env = Env::new();
+    let agent = env.agent("rotated").await;
+    let (cid, old) = env.secret(&agent).await;
+    env.issued(&agent, &old).await;
+    env.issued(&agent, &old).await;
+    let r = env
+        .admin(
+            Method::POST,
+            &format!("/v1/agents/{agent}/credentials/{cid}/rotate"),
+            Some(json!({"overlap_secs": 0})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let new = r.body["client_secret"].as_str().expect("secret").to_owned();
+    env.refused(&agent, &old).await;
+    env.issued(&agent, &new).await;
+}
+
+#[tokio::test]
+async fn a_suspension_refuses_a_remembered_secret_on_the_next_request() {
+    let env = Env::new();
+    let agent = env.agent("suspended").await;
+    let (_, secret) = env.secret(&agent).await;
+    env.issued(&agent, &secret).await;
+    let path = format!("/v1/agents/{agent}");
+    let r = env
+        .admin(Method::POST, &format!("{path}/suspend"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    env.refused(&agent, &secret).await;
+    let r = env
+        .admin(Method::POST, &format!("{path}/resume"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    env.issued(&agent, &secret).await;
+    let r = env
+        .admin(Method::POST, &format!("{path}/decommission"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    env.refused(&agent, &secret).await;
+}
+
+#[tokio::test]
+async fn an_unknown_client_is_refused_like_a_wrong_secret() {
+    let env = Env::new();
+    let agent = env.agent("known").await;
+    let (_, secret) = env.secret(&agent).await;
+    env.refused("agt_01JZZZZZZZZZZZZZZZZZZZZZZZ", &secret).await;
+    env.refused("not-an-agent-id", &secret).await;
+    env.refused(&agent, "wrong").await;
+}
+
+fn kid(token: &str) -> String {
+    let header = token.split('.').next().expect("JWT header");
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url"))
+        .expect("JSON header");
+    header["kid"].as_str().expect("kid").to_owned()
+}
+
+#[tokio::test]
+async fn a_token_signed_right_after_a_key_rotation_has_the_new_key_and_decides() {
+    let env = Env::new();
+    let agent = env.agent("rotating-keys").await;
+    let (_, secret) = env.secret(&agent).await;
+    let before = env.issued(&agent, &secret).await;
+    let r = env.admin(Method::POST, "/v1/keys/rotate", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new_kid = r.body["kid"].as_str().expect("kid").to_owned();
+    assert_ne!(kid(&before), new_kid);
+    let after = env.issued(&agent, &secret).await;
+    assert_eq!(kid(&after), new_kid);
+    for token in [&before, &after] {
+        let r = env
+            .call(
+                token,
+                Method::POST,
+                "/v1/authorize",
+                Some(json!({"action": "crm:read",
+                    "resource": {"type": "Crm::Contact", "id": "c-1"}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        // No policy is active, so it is denied — but for that, not for its token.
+        assert_eq!(r.body["reasons"][0], "no_active_policy", "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn a_due_checkpoint_is_committed_with_the_events_it_covers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("mandate.db")).expect("store"));
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_millis(1_700_000_000_000));
+    let log = AuditLog::open(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        &OsRandom,
+        &dir.path().join("audit-key.pem"),
+        CheckpointPolicy {
+            every_events: 3,
+            every_secs: 3600,
+        },
+    )
+    .expect("audit log");
+    let draft = || AuditEvent::new(0, clock.now(), log.node().clone(), "test.event");
+    for result in log.record_all(vec![draft(), draft(), draft()]).await {
+        result.expect("recorded");
+    }
+    // As soon as the events are durable, so is the checkpoint over them: the writer
+    // signed it before committing them, not in a second commit afterwards.
+    let checkpoints = store.checkpoints().expect("checkpoints");
+    let [stored] = checkpoints.as_slice() else {
+        panic!("one checkpoint expected, found {checkpoints:?}")
+    };
+    assert_eq!(stored.size, 3);
+    let signed = SignedCheckpoint {
+        text: stored.text.clone(),
+    }
+    .verify(&log.public_key())
+    .expect("signed by the node's audit key");
+    let leaves: Vec<_> = store
+        .audit_bodies(0, 3)
+        .expect("bodies")
+        .iter()
+        .map(|b| mandate_audit::merkle::leaf_hash(b.as_bytes()))
+        .collect();
+    assert_eq!(signed.root, mandate_audit::merkle::root(&leaves));
+    assert_eq!(signed.size, 3);
+    log.close();
+    assert_eq!(
+        store.checkpoints().expect("checkpoints").len(),
+        1,
+        "closing seals nothing new when the last checkpoint covers the log"
+    );
+}
