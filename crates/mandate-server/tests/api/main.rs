@@ -43,6 +43,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 mod anomalies;
+mod fast_paths;
 mod incidents;
 mod mandates;
 

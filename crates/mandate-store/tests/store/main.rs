@@ -20,6 +20,7 @@ use mandate_core::time::Timestamp;
 use mandate_store::{AgentFilter, Store, StoreError};
 use serde_json::json;
 
+mod audit_seal;
 mod detect;
 mod mandates;
 

@@ -2,16 +2,10 @@
 //! (`Store::append_audit_sealed`): one transaction, so one fsync, for both — and a
 //! checkpoint whose size is not the log's new length is refused with everything else.
 
-#![expect(clippy::expect_used, reason = "test helpers fail the test loudly")]
-
 use mandate_core::time::Timestamp;
-use mandate_store::{AuditRow, CheckpointRow, Store, StoreError};
+use mandate_store::{AuditRow, CheckpointRow, StoreError};
 
-fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("mandate.db")).expect("open");
-    (dir, store)
-}
+use super::open;
 
 fn row(seq: u64) -> AuditRow {
     AuditRow {
