@@ -613,23 +613,7 @@ mod refresh_tests {
         let store = Arc::new(Store::open(&dir.path().join("mandate.db")).unwrap());
         let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
         let keys = KeyState::open(&store, &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
-        let config = ServerConfig {
-            issuer: "http://mandate.test".into(),
-            default_audience: "https://api.test".into(),
-            default_token_lifetime_secs: 300,
-            max_token_lifetime_secs: 3600,
-            max_body_bytes: 64 * 1024,
-            audit_key_path: dir.path().join("audit-key.pem"),
-            checkpoint: crate::audit::CheckpointPolicy {
-                every_events: 100,
-                every_secs: 3600,
-            },
-            redact: Default::default(),
-            mandates: Default::default(),
-            users: Default::default(),
-            dev_users: None,
-            detect: crate::detect::DetectSettings::default(),
-        };
+        let config = ServerConfig::for_unit_tests(dir.path());
         AppState::new(store, keys, clock, Arc::new(OsRandom), config).unwrap()
     }
 

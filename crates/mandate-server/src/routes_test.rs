@@ -144,23 +144,7 @@ fn harness() -> Harness {
     else {
         panic!("a fresh store has no bootstrap token");
     };
-    let config = ServerConfig {
-        issuer: "http://mandate.test".into(),
-        default_audience: "https://api.test".into(),
-        default_token_lifetime_secs: 300,
-        max_token_lifetime_secs: 3600,
-        max_body_bytes: 64 * 1024,
-        audit_key_path: dir.path().join("audit-key.pem"),
-        checkpoint: crate::audit::CheckpointPolicy {
-            every_events: 100,
-            every_secs: 3600,
-        },
-        redact: Default::default(),
-        mandates: Default::default(),
-        users: Default::default(),
-        dev_users: None,
-        detect: crate::detect::DetectSettings::default(),
-    };
+    let config = ServerConfig::for_unit_tests(dir.path());
     let state = AppState::new(
         Arc::new(store),
         keys,
@@ -253,5 +237,29 @@ async fn every_route_is_routed() {
             !unrouted(status, detail.as_deref()),
             "{method} {template} ({path}) is not routed: {status} {detail:?}"
         );
+    }
+}
+
+impl ServerConfig {
+    /// The configuration the crate's unit tests run with: data under `dir`, small
+    /// limits, a checkpoint every 100 events.
+    pub(crate) fn for_unit_tests(dir: &std::path::Path) -> Self {
+        Self {
+            issuer: "http://mandate.test".into(),
+            default_audience: "https://api.test".into(),
+            default_token_lifetime_secs: 300,
+            max_token_lifetime_secs: 3600,
+            max_body_bytes: 64 * 1024,
+            audit_key_path: dir.join("audit-key.pem"),
+            checkpoint: crate::audit::CheckpointPolicy {
+                every_events: 100,
+                every_secs: 3600,
+            },
+            redact: Default::default(),
+            mandates: Default::default(),
+            users: Default::default(),
+            dev_users: None,
+            detect: crate::detect::DetectSettings::default(),
+        }
     }
 }
