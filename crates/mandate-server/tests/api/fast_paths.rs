@@ -6,175 +6,62 @@
 //! next request even though its secret is remembered; a token signed right after a key
 //! rotation verifies; a checkpoint is on the record as soon as its last event is.
 //!
-//! Router tests (`tower::ServiceExt::oneshot`, no socket) on a fresh SQLite file with a
-//! manual clock.
+//! Router tests on the api tests' `Env` (a fresh SQLite file, a manual clock).
 
 #![expect(
     clippy::expect_used,
-    clippy::panic,
     clippy::indexing_slicing,
     reason = "test helpers fail the test loudly; JSON is read by index"
 )]
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mandate_audit::checkpoint::SignedCheckpoint;
 use mandate_audit::event::AuditEvent;
 use mandate_core::clock::{Clock, ManualClock};
-use mandate_core::random::{OsRandom, Random};
+use mandate_core::random::OsRandom;
 use mandate_server::audit::{AuditLog, CheckpointPolicy};
-use mandate_server::bootstrap::{self, Bootstrap};
-use mandate_server::keys::KeyState;
-use mandate_server::{AppState, ServerConfig};
 use mandate_store::Store;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
-const ISSUER: &str = "http://mandate.test";
+use super::{Env, Reply};
 
-struct Env {
-    _dir: tempfile::TempDir,
-    app: Router,
-    admin: String,
+/// Client-credential steps the tests below repeat, on the api tests' `Env`.
+trait Tokens {
+    async fn agent(&self, name: &str) -> String;
+    async fn token_reply(&self, agent: &str, secret: &str) -> Reply;
+    async fn issued(&self, agent: &str, secret: &str) -> String;
+    async fn refused(&self, agent: &str, secret: &str);
 }
 
-struct Reply {
-    status: StatusCode,
-    body: Value,
-}
-
-impl Env {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let clock = Arc::new(ManualClock::at_millis(1_700_000_000_000));
-        let random: Arc<dyn Random> = Arc::new(OsRandom);
-        let store = Arc::new(Store::open(&dir.path().join("mandate.db")).expect("store"));
-        let keys = KeyState::open(
-            &store,
-            &dir.path().join("keys"),
-            clock.as_ref(),
-            random.as_ref(),
-        )
-        .expect("keys");
-        let Bootstrap::Created(admin) =
-            bootstrap::ensure(&store, None, clock.as_ref(), random.as_ref()).expect("bootstrap")
-        else {
-            panic!("a fresh store creates its bootstrap token")
-        };
-        let config = ServerConfig {
-            issuer: ISSUER.into(),
-            default_audience: ISSUER.into(),
-            default_token_lifetime_secs: 300,
-            max_token_lifetime_secs: 3600,
-            max_body_bytes: 64 * 1024,
-            audit_key_path: dir.path().join("audit-key.pem"),
-            checkpoint: CheckpointPolicy {
-                every_events: 100,
-                every_secs: 3600,
-            },
-            redact: Default::default(),
-            mandates: Default::default(),
-            users: Default::default(),
-            dev_users: None,
-            detect: Default::default(),
-        };
-        let clock: Arc<dyn Clock> = clock;
-        let state = Arc::new(AppState::new(store, keys, clock, random, config).expect("state"));
-        Self {
-            _dir: dir,
-            app: mandate_server::router(state),
-            admin: admin.expose().to_owned(),
-        }
-    }
-
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("JSON body")
-        };
-        Reply { status, body }
-    }
-
-    async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {bearer}"));
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        };
-        self.send(req.expect("request")).await
-    }
-
-    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.call(&self.admin, method, path, body).await
-    }
-
+impl Tokens for Env {
     /// A new agent whose boundary allows `crm:read` on contacts; its id.
     async fn agent(&self, name: &str) -> String {
-        let r = self
-            .admin(
-                Method::POST,
-                "/v1/agents",
-                Some(json!({"name": name, "owner": "alice@example.com",
-                    "boundary": {"grants": [{"actions": ["crm:read"], "resources": ["Crm::Contact/*"]}]}})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.body["id"].as_str().expect("id").to_owned()
-    }
-
-    /// A new client secret of `agent`: (credential id, secret).
-    async fn secret(&self, agent: &str) -> (String, String) {
-        let r = self
-            .admin(
-                Method::POST,
-                &format!("/v1/agents/{agent}/credentials"),
-                Some(json!({"type": "client_secret"})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        (
-            r.body["credential"]["id"].as_str().expect("id").to_owned(),
-            r.body["client_secret"].as_str().expect("secret").to_owned(),
-        )
+        let boundary =
+            json!({"grants": [{"actions": ["crm:read"], "resources": ["Crm::Contact/*"]}]});
+        self.register(name, boundary).await
     }
 
     /// `client_credentials` with `client_secret_basic`.
-    async fn token(&self, agent: &str, secret: &str) -> Reply {
-        let basic = STANDARD.encode(format!("{agent}:{secret}"));
-        let req = Request::post("/oauth/token")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::AUTHORIZATION, format!("Basic {basic}"))
-            .body(Body::from("grant_type=client_credentials"))
-            .expect("request");
-        self.send(req).await
+    async fn token_reply(&self, agent: &str, secret: &str) -> Reply {
+        let grant = [("grant_type", "client_credentials")];
+        self.form("/oauth/token", Some((agent, secret)), &grant)
+            .await
     }
 
     async fn issued(&self, agent: &str, secret: &str) -> String {
-        let r = self.token(agent, secret).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        r.body["access_token"].as_str().expect("token").to_owned()
+        let r = self.token_reply(agent, secret).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+        r.json()["access_token"].as_str().expect("token").to_owned()
     }
 
     async fn refused(&self, agent: &str, secret: &str) {
-        let r = self.token(agent, secret).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-        assert_eq!(r.body["error"], "invalid_client");
+        let r = self.token_reply(agent, secret).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.json());
+        assert_eq!(r.json()["error"], "invalid_client");
     }
 }
 
@@ -182,8 +69,8 @@ impl Env {
 async fn a_remembered_secret_stops_with_its_revoked_credential() {
     let env = Env::new();
     let agent = env.agent("revoked").await;
-    let (cid, secret) = env.secret(&agent).await;
-    let (_, other) = env.secret(&agent).await;
+    let (cid, secret) = env.add_secret(&agent).await;
+    let (_, other) = env.add_secret(&agent).await;
     // Twice: the second request is served from the verified-secret cache.
     env.issued(&agent, &secret).await;
     env.issued(&agent, &secret).await;
@@ -203,7 +90,7 @@ async fn a_remembered_secret_stops_with_its_revoked_credential() {
 async fn a_remembered_secret_rotated_without_overlap_stops_at_once() {
     let env = Env::new();
     let agent = env.agent("rotated").await;
-    let (cid, old) = env.secret(&agent).await;
+    let (cid, old) = env.add_secret(&agent).await;
     env.issued(&agent, &old).await;
     env.issued(&agent, &old).await;
     let r = env
@@ -213,8 +100,11 @@ async fn a_remembered_secret_rotated_without_overlap_stops_at_once() {
             Some(json!({"overlap_secs": 0})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let new = r.body["client_secret"].as_str().expect("secret").to_owned();
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let new = r.json()["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
     env.refused(&agent, &old).await;
     env.issued(&agent, &new).await;
 }
@@ -223,23 +113,23 @@ async fn a_remembered_secret_rotated_without_overlap_stops_at_once() {
 async fn a_suspension_refuses_a_remembered_secret_on_the_next_request() {
     let env = Env::new();
     let agent = env.agent("suspended").await;
-    let (_, secret) = env.secret(&agent).await;
+    let (_, secret) = env.add_secret(&agent).await;
     env.issued(&agent, &secret).await;
     let path = format!("/v1/agents/{agent}");
     let r = env
         .admin(Method::POST, &format!("{path}/suspend"), None)
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
     env.refused(&agent, &secret).await;
     let r = env
         .admin(Method::POST, &format!("{path}/resume"), None)
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
     env.issued(&agent, &secret).await;
     let r = env
         .admin(Method::POST, &format!("{path}/decommission"), None)
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
     env.refused(&agent, &secret).await;
 }
 
@@ -247,7 +137,7 @@ async fn a_suspension_refuses_a_remembered_secret_on_the_next_request() {
 async fn an_unknown_client_is_refused_like_a_wrong_secret() {
     let env = Env::new();
     let agent = env.agent("known").await;
-    let (_, secret) = env.secret(&agent).await;
+    let (_, secret) = env.add_secret(&agent).await;
     env.refused("agt_01JZZZZZZZZZZZZZZZZZZZZZZZ", &secret).await;
     env.refused("not-an-agent-id", &secret).await;
     env.refused(&agent, "wrong").await;
@@ -264,17 +154,17 @@ fn kid(token: &str) -> String {
 async fn a_token_signed_right_after_a_key_rotation_has_the_new_key_and_decides() {
     let env = Env::new();
     let agent = env.agent("rotating-keys").await;
-    let (_, secret) = env.secret(&agent).await;
+    let (_, secret) = env.add_secret(&agent).await;
     let before = env.issued(&agent, &secret).await;
     let r = env.admin(Method::POST, "/v1/keys/rotate", None).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let new_kid = r.body["kid"].as_str().expect("kid").to_owned();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let new_kid = r.json()["kid"].as_str().expect("kid").to_owned();
     assert_ne!(kid(&before), new_kid);
     let after = env.issued(&agent, &secret).await;
     assert_eq!(kid(&after), new_kid);
     for token in [&before, &after] {
         let r = env
-            .call(
+            .bearer(
                 token,
                 Method::POST,
                 "/v1/authorize",
@@ -282,9 +172,9 @@ async fn a_token_signed_right_after_a_key_rotation_has_the_new_key_and_decides()
                     "resource": {"type": "Crm::Contact", "id": "c-1"}})),
             )
             .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json());
         // No policy is active, so it is denied — but for that, not for its token.
-        assert_eq!(r.body["reasons"][0], "no_active_policy", "{}", r.body);
+        assert_eq!(r.json()["reasons"][0], "no_active_policy", "{}", r.json());
     }
 }
 
