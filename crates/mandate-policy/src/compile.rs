@@ -89,10 +89,13 @@ pub struct CompiledPolicies {
     pub(crate) index: crate::index::Index,
     /// The schema's action entities (with their groups, transitively), of every
     /// namespace.
-    pub(crate) action_entities: Vec<cedar_policy::Entity>,
-    /// The requestable ones (`Mandate::Action`) by id: a request's entities hold its
-    /// action's, so `action in …` sees the hierarchy.
-    pub(crate) request_actions: HashMap<String, cedar_policy::Entity>,
+    pub(crate) action_entities: Vec<std::sync::Arc<cedar_policy_core::ast::Entity>>,
+    /// The requestable ones (`Mandate::Action`) by id, with what building a request
+    /// for each needs: a request's entities hold its action's, so `action in …` sees
+    /// the hierarchy.
+    pub(crate) request_actions: HashMap<String, crate::direct::ActionShape>,
+    /// The entity types a directly built context may name.
+    pub(crate) direct_types: crate::direct::TypeNames,
     /// The schema's entity types by name, parsed once.
     pub(crate) type_names: HashMap<String, EntityTypeName>,
     /// Whether some policy may name an action entity outside its scope (`Mandate::
@@ -242,12 +245,27 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
                 message: format!("the schema's actions do not form entities: {e}"),
             }]
         })?;
+    let core_schema: &cedar_policy_core::validator::ValidatorSchema = schema.as_ref();
+    let direct_types = crate::direct::TypeNames::new(core_schema, agent_type.as_ref().clone());
     // Keyed by id only within `Mandate::Action`: another namespace may declare an
     // action with the same id.
     let request_actions = action_entities
         .iter()
         .filter(|a| a.uid().type_name() == &action_type)
-        .map(|a| (a.uid().id().unescaped().to_owned(), a.clone()))
+        .map(|a| {
+            let entity: &cedar_policy_core::ast::Entity = a.as_ref();
+            let shape = crate::direct::ActionShape::new(
+                core_schema,
+                &direct_types,
+                entity.uid().clone(),
+                entity.clone(),
+            );
+            (a.uid().id().unescaped().to_owned(), shape)
+        })
+        .collect();
+    let action_entities = action_entities
+        .iter()
+        .map(|a| std::sync::Arc::new(AsRef::<cedar_policy_core::ast::Entity>::as_ref(a).clone()))
         .collect();
     let all_action_entities = policy_set.policies().any(|p| {
         p.to_json().map_or(true, |est| {
@@ -264,6 +282,7 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
         index,
         action_entities,
         request_actions,
+        direct_types,
         all_action_entities,
         schema,
         policies: policy_set,

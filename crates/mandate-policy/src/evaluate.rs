@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cedar_policy::{
     AuthorizationError, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
     Request, RequestValidationError, RestrictedExpression,
 };
+use cedar_policy_core::ast;
 use mandate_core::agent::Agent;
 use mandate_core::mandate::{Mandate, UserRef};
 use mandate_core::risk::Risk;
@@ -16,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::compile::CompiledPolicies;
 use crate::index::Facts;
-use crate::schema::RESERVED_CONTEXT;
+use crate::schema::{Fields, Reserved};
 
 /// A Cedar entity named by type and id, e.g. `Crm::Contact::"c1"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -229,31 +231,36 @@ impl CompiledPolicies {
     /// Cedar's request and entities (the principal, the resource and the schema's
     /// actions), checked against the schema, and the policies to evaluate them
     /// against: with `indexed`, those of the request's slice it does not rule out.
+    ///
+    /// Both are built directly (`direct.rs`) where that can be done exactly; anything
+    /// else goes through Cedar's parser and schema check, which decide.
     fn build(
         &self,
         req: &PolicyRequest<'_>,
         indexed: bool,
     ) -> Result<(Request, Entities, Sets), String> {
-        let action =
-            EntityUid::from_type_name_and_id(self.action_type.clone(), EntityId::new(req.action));
-        match self
-            .schema
-            .principals_for_action(&action)
-            .map(|mut p| p.next().is_some())
-        {
-            None => {
-                return Err(format!(
-                    "unknown action `{}`: it is not declared in the schema",
-                    req.action.escape_debug()
-                ));
+        let shape = self.request_actions.get(req.action);
+        if !shape.is_some_and(|s| s.applies) {
+            let action = self.action_uid(req.action);
+            match self
+                .schema
+                .principals_for_action(&action)
+                .map(|mut p| p.next().is_some())
+            {
+                None => {
+                    return Err(format!(
+                        "unknown action `{}`: it is not declared in the schema",
+                        req.action.escape_debug()
+                    ));
+                }
+                Some(false) => {
+                    return Err(format!(
+                        "action `{}` applies to nothing (an action group cannot be requested)",
+                        req.action.escape_debug()
+                    ));
+                }
+                Some(true) => {}
             }
-            Some(false) => {
-                return Err(format!(
-                    "action `{}` applies to nothing (an action group cannot be requested)",
-                    req.action.escape_debug()
-                ));
-            }
-            Some(true) => {}
         }
 
         let resource_type = match self.type_names.get(req.resource_type) {
@@ -265,155 +272,146 @@ impl CompiledPolicies {
                 )
             })?,
         };
-        let type_text = resource_type.to_string();
+        let type_text = req.resource_type;
         let resource_uid =
             EntityUid::from_type_name_and_id(resource_type, EntityId::new(req.resource_id));
 
         let principal = principal_entity(req.principal, |a| self.agent_entity(a))?;
-        let principal_uid = principal.uid();
+        let principal_uid = principal.uid().clone();
 
         let attrs = object(req.resource_attributes, "resource attributes")?;
-        let attrs = self.declared.entity_attrs(&type_text, attrs);
+        let attrs = self.declared.entity_fields(type_text, attrs);
 
+        let on_behalf = &req.on_behalf;
         let context = object(req.context, "context")?;
-        let mut context = self.declared.context(req.action, context);
-        for k in RESERVED_CONTEXT {
-            context.remove(*k);
-        }
+        let context = self.declared.context_fields(
+            req.action,
+            context,
+            Reserved {
+                user: on_behalf.user.is_some(),
+                mandate: on_behalf.mandate.is_some(),
+                chain: !on_behalf.chain.is_empty(),
+            },
+        );
+        // Mandate's reserved context fields but `risk`, in JSON.
         let entity = |ty: &str, id: &str| json!({"__entity": {"type": ty, "id": id}});
-        let mut extra = Vec::new();
-        if let Some(u) = req.on_behalf.user {
-            context.insert("user".into(), entity("Mandate::User", &u.sub));
-            extra.push(self.user_entity(u)?);
+        let mut reserved: Vec<(&'static str, Value)> = Vec::new();
+        let mut extra: Vec<Arc<ast::Entity>> = Vec::new();
+        if let Some(u) = on_behalf.user {
+            reserved.push(("user", entity("Mandate::User", &u.sub)));
+            extra.push(Arc::new(self.user_entity(u)?));
         }
-        if let Some(m) = req.on_behalf.mandate {
-            context.insert("mandate".into(), entity("Mandate::Mandate", m.id.as_str()));
+        if let Some(m) = on_behalf.mandate {
+            reserved.push(("mandate", entity("Mandate::Mandate", m.id.as_str())));
             let same_as_resource =
                 type_text == "Mandate::Mandate" && req.resource_id == m.id.as_str();
             if !same_as_resource {
                 let attrs = mandate_attributes(m);
-                // Made by Mandate in the schema's shape: built directly when the plain
-                // conversion reads it all, else checked by Cedar's parser.
-                let fast = self.type_names.get("Mandate::Mandate").and_then(|ty| {
-                    let uid =
-                        EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(m.id.as_str()));
-                    let values = attrs
-                        .as_object()?
-                        .iter()
-                        .map(|(k, v)| Some((k.clone(), fast_value(v, 0)?)))
-                        .collect::<Option<std::collections::HashMap<_, _>>>()?;
-                    Entity::new(uid, values, std::collections::HashSet::new()).ok()
-                });
-                let mandate = match fast {
-                    Some(e) => e,
-                    None => Entity::from_json_value(
-                        json!({
-                            "uid": {"type": "Mandate::Mandate", "id": m.id.as_str()},
-                            "attrs": attrs,
-                            "parents": [],
-                        }),
-                        Some(&self.schema),
+                let direct = attrs.as_object().and_then(|a| {
+                    self.direct_types.entity(
+                        "Mandate::Mandate",
+                        m.id.as_str(),
+                        &Fields::all(a),
+                        std::collections::HashSet::new(),
                     )
-                    .map_err(|e| format!("invalid mandate `{}`: {}", m.id, render(&e)))?,
+                });
+                let mandate = match direct {
+                    Some(e) => e,
+                    None => core_entity({
+                        count_parsed();
+                        Entity::from_json_value(
+                            json!({
+                                "uid": {"type": "Mandate::Mandate", "id": m.id.as_str()},
+                                "attrs": attrs,
+                                "parents": [],
+                            }),
+                            Some(&self.schema),
+                        )
+                        .map_err(|e| format!("invalid mandate `{}`: {}", m.id, render(&e)))?
+                    }),
                 };
-                extra.push(mandate);
+                extra.push(Arc::new(mandate));
             }
         }
-        if !req.on_behalf.chain.is_empty() {
-            let chain: Vec<Value> = req
-                .on_behalf
+        if !on_behalf.chain.is_empty() {
+            let chain: Vec<Value> = on_behalf
                 .chain
                 .iter()
                 .map(|a| entity("Mandate::Agent", a))
                 .collect();
-            context.insert("chain".into(), Value::Array(chain));
-            context.insert("delegation_depth".into(), json!(req.on_behalf.chain.len()));
+            reserved.push(("chain", Value::Array(chain)));
+            reserved.push(("delegation_depth", json!(on_behalf.chain.len())));
         }
         let zero = Risk::default();
-        let risk = req.on_behalf.risk.unwrap_or(&zero);
-        context.insert(
-            "risk".into(),
-            json!({
-                "score": risk.score,
-                "level": risk.level(),
-                "anomalies": risk.anomalies,
-                "step_up": risk.step_up,
-            }),
-        );
-        let sets = match self.index.slice(req.action, &type_text) {
+        let risk = on_behalf.risk.unwrap_or(&zero);
+        let sets = match self.index.slice(req.action, type_text) {
             Some(slice) if indexed => Sets::Sliced(slice.candidates(&Facts {
                 principal: req.principal,
                 resource_id: req.resource_id,
-                resource_attrs: &attrs,
-                context: &context,
+                resource_attrs: attrs,
+                context,
             })?),
             _ => Sets::Whole,
         };
-        // An entity type of primitive attributes is checked and built here; any other,
-        // or attributes not exactly of the declared primitive types, go through
-        // Cedar's parser, which checks them against the schema and reports what is
-        // wrong.
-        let fast = self
-            .declared
-            .primitive_shape(&type_text)
-            .and_then(|shape| fast_resource(&resource_uid, shape, &attrs));
-        let resource = match fast {
+        let direct = self.direct_types.entity(
+            type_text,
+            req.resource_id,
+            &attrs,
+            std::collections::HashSet::new(),
+        );
+        let resource = match direct {
             Some(resource) => resource,
-            None => Entity::from_json_value(
-                json!({
-                    "uid": {"type": type_text, "id": req.resource_id},
-                    "attrs": attrs,
-                    "parents": [],
-                }),
-                Some(&self.schema),
-            )
-            .map_err(|e| format!("invalid resource `{resource_uid}`: {}", render(&e)))?,
+            None => core_entity({
+                count_parsed();
+                Entity::from_json_value(
+                    json!({
+                        "uid": {"type": type_text, "id": req.resource_id},
+                        "attrs": attrs.to_json(),
+                        "parents": [],
+                    }),
+                    Some(&self.schema),
+                )
+                .map_err(|e| format!("invalid resource `{resource_uid}`: {}", render(&e)))?
+            }),
         };
         // Every entity was checked against the schema as it was made (the principal is
         // made by Mandate in the schema's shape), so none is checked again here.
-        let actions: Vec<Entity> = if self.all_action_entities {
-            self.action_entities.clone()
-        } else {
-            self.request_actions
-                .get(req.action)
-                .cloned()
-                .into_iter()
-                .collect()
-        };
-        let entities = Entities::from_entities(
-            actions
-                .into_iter()
-                .chain([principal, resource])
-                .chain(extra),
-            None,
-        )
-        .map_err(|e| format!("invalid entities: {}", render(&e)))?;
+        let mut entities: Vec<Arc<ast::Entity>> = Vec::with_capacity(4 + extra.len());
+        if self.all_action_entities {
+            entities.extend(self.action_entities.iter().cloned());
+        } else if let Some(shape) = shape {
+            entities.push(shape.entity.clone());
+        }
+        entities.push(principal);
+        entities.push(Arc::new(resource));
+        entities.extend(extra);
+        let entities = crate::direct::closed_entities(entities)
+            .map_err(|e| format!("invalid entities: {}", render(&*e)))?;
 
-        // The context is first built straight from the JSON (Cedar's JSON parser costs
-        // several microseconds a value); when that cannot be done, or the request it
-        // gives fails Cedar's check against the schema, it is built again through
-        // Cedar's parser, whose answer — success or error — is the one given.
-        let fast = fast_context(&context, |field| {
-            self.declared.context_ip(req.action, field)
-        })
-        .and_then(|c| {
-            Request::new(
-                principal_uid.clone(),
-                action.clone(),
-                resource_uid.clone(),
-                c,
-                Some(&self.schema),
-            )
-            .ok()
+        let direct = shape.and_then(|s| {
+            let ask = crate::direct::Ask {
+                principal: &principal_uid,
+                resource: resource_uid.as_ref(),
+                resource_type: type_text,
+                fields: context,
+                reserved: &reserved,
+                risk,
+            };
+            s.request(&ask, &self.direct_types)
         });
-        let request = match fast {
-            Some(request) => request,
+        let request = match direct {
+            Some(request) => Request::from(request),
             None => {
+                count_parsed();
+                let action = self.action_uid(req.action);
+                let mut context = context.to_json();
+                context.extend(reserved.into_iter().map(|(k, v)| (k.to_owned(), v)));
+                context.insert("risk".to_owned(), crate::direct::risk_json(risk));
                 let context =
                     Context::from_json_value(Value::Object(context), Some((&self.schema, &action)))
                         .map_err(|e| format!("invalid context: {}", render(&e)))?;
                 Request::new(
-                    principal_uid,
+                    EntityUid::from(principal_uid),
                     action,
                     resource_uid,
                     context,
@@ -433,9 +431,29 @@ impl CompiledPolicies {
         Ok((request, entities, sets))
     }
 
+    /// `Mandate::Action::"<id>"`.
+    fn action_uid(&self, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.action_type.clone(), EntityId::new(id))
+    }
+
     /// `Mandate::User::"<sub>"` with its email and its groups as parents, in the base
     /// schema's shape.
-    fn user_entity(&self, u: &UserRef) -> Result<Entity, String> {
+    fn user_entity(&self, u: &UserRef) -> Result<ast::Entity, String> {
+        let mut attrs = Map::new();
+        if let Some(e) = &u.email {
+            attrs.insert("email".to_owned(), Value::String(e.clone()));
+        }
+        let groups: Option<std::collections::HashSet<ast::EntityUID>> = u
+            .groups
+            .iter()
+            .map(|g| self.direct_types.uid("Mandate::Group", g))
+            .collect();
+        if let Some(user) = groups.and_then(|groups| {
+            self.direct_types
+                .entity("Mandate::User", &u.sub, &Fields::all(&attrs), groups)
+        }) {
+            return Ok(user);
+        }
         let (Some(user), Some(group)) = (
             self.type_names.get("Mandate::User"),
             self.type_names.get("Mandate::Group"),
@@ -459,10 +477,11 @@ impl CompiledPolicies {
             .map(|g| EntityUid::from_type_name_and_id(group.clone(), EntityId::new(g)))
             .collect();
         Entity::new(uid, attrs, parents)
+            .map(core_entity)
             .map_err(|e| format!("invalid user `{}`: {e}", u.sub.escape_debug()))
     }
 
-    fn agent_entity(&self, agent: &Agent) -> Result<Entity, String> {
+    fn agent_entity(&self, agent: &Agent) -> Result<ast::Entity, String> {
         let uid = EntityUid::from_type_name_and_id(
             self.agent_type.clone(),
             EntityId::new(agent.id.as_str()),
@@ -492,40 +511,30 @@ impl CompiledPolicies {
             .iter()
             .map(|(k, v)| (k.to_owned(), RestrictedExpression::new_string(v.to_owned())));
         Entity::new_with_tags(uid, attrs, [], tags)
+            .map(core_entity)
             .map_err(|e| format!("invalid principal `{}`: {e}", agent.id))
     }
 }
 
-/// The resource of a type whose attributes are all primitives, when every attribute
-/// given has exactly its declared type and every required one is given; `None`
-/// otherwise (Cedar's parser then decides). `attrs` holds only declared attributes.
-fn fast_resource(
-    uid: &EntityUid,
-    shape: &std::collections::HashMap<String, crate::schema::Attr>,
-    attrs: &Map<String, Value>,
-) -> Option<Entity> {
-    use crate::schema::Primitive;
-    if shape
-        .iter()
-        .any(|(name, a)| a.required && !attrs.contains_key(name))
-    {
-        return None;
-    }
-    let values = attrs
-        .iter()
-        .map(|(k, v)| {
-            let value = match (shape.get(k)?.ty, v) {
-                (Primitive::String, Value::String(s)) => {
-                    RestrictedExpression::new_string(s.clone())
-                }
-                (Primitive::Long, Value::Number(n)) => RestrictedExpression::new_long(n.as_i64()?),
-                (Primitive::Bool, Value::Bool(b)) => RestrictedExpression::new_bool(*b),
-                _ => return None,
-            };
-            Some((k.clone(), value))
-        })
-        .collect::<Option<std::collections::HashMap<_, _>>>()?;
-    Entity::new(uid.clone(), values, std::collections::HashSet::new()).ok()
+thread_local! {
+    static PARSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many requests, resources and mandates this thread has had built through Cedar's
+/// parser rather than directly: for tests that well-typed requests take the direct
+/// path.
+#[doc(hidden)]
+pub fn parsed_on_this_thread() -> u64 {
+    PARSED.get()
+}
+
+fn count_parsed() {
+    PARSED.set(PARSED.get() + 1);
+}
+
+/// cedar-policy's entity as cedar-policy-core's.
+fn core_entity(e: Entity) -> ast::Entity {
+    AsRef::<ast::Entity>::as_ref(&e).clone()
 }
 
 /// What a principal entity is made of: the agent's id, owner, name, status and labels.
@@ -567,10 +576,10 @@ impl PrincipalKey {
 /// the agent still has exactly those values, so a changed agent gets a new entity.
 fn principal_entity(
     agent: &Agent,
-    make: impl Fn(&Agent) -> Result<Entity, String>,
-) -> Result<Entity, String> {
+    make: impl Fn(&Agent) -> Result<ast::Entity, String>,
+) -> Result<Arc<ast::Entity>, String> {
     thread_local! {
-        static MADE: std::cell::RefCell<std::collections::HashMap<String, (PrincipalKey, Entity)>> =
+        static MADE: std::cell::RefCell<std::collections::HashMap<String, (PrincipalKey, Arc<ast::Entity>)>> =
             std::cell::RefCell::default();
     }
     MADE.with_borrow_mut(|made| {
@@ -579,7 +588,7 @@ fn principal_entity(
         {
             return Ok(entity.clone());
         }
-        let entity = make(agent)?;
+        let entity = Arc::new(make(agent)?);
         if made.len() >= PRINCIPALS_KEPT {
             made.clear();
         }
@@ -593,86 +602,6 @@ fn principal_entity(
 
 /// How many principal entities a thread keeps.
 const PRINCIPALS_KEPT: usize = 4096;
-
-/// A Cedar context made directly from `fields`, or `None` where the JSON is not in the
-/// plain forms this reads. A string becomes an `ipaddr` where `is_ip` says the
-/// top-level field is declared one, a string otherwise; numbers must be `i64`; the
-/// only escape read is `{"__entity": {"type", "id"}}`. The caller checks the result
-/// against the schema: a wrong guess of a type gives a context Cedar refuses, never a
-/// different value of the right type.
-fn fast_context(fields: &Map<String, Value>, is_ip: impl Fn(&str) -> bool) -> Option<Context> {
-    let pairs = fields
-        .iter()
-        .map(|(k, v)| {
-            let value = match v {
-                Value::String(s) if is_ip(k) => ip_expression(s),
-                _ => fast_value(v, 0)?,
-            };
-            Some((k.clone(), value))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Context::from_pairs(pairs).ok()
-}
-
-/// `ip(s)`. Cedar parses the function's name on every `RestrictedExpression::new_ip`
-/// (a few microseconds), so each thread keeps the expressions of the addresses it has
-/// seen, up to [`IP_CACHE`] of them.
-fn ip_expression(s: &str) -> RestrictedExpression {
-    thread_local! {
-        static SEEN: std::cell::RefCell<std::collections::HashMap<String, RestrictedExpression>> =
-            std::cell::RefCell::default();
-    }
-    SEEN.with_borrow_mut(|seen| {
-        if let Some(e) = seen.get(s) {
-            return e.clone();
-        }
-        if seen.len() >= IP_CACHE {
-            seen.clear();
-        }
-        let e = RestrictedExpression::new_ip(s);
-        seen.insert(s.to_owned(), e.clone());
-        e
-    })
-}
-
-/// How many `ip(…)` expressions a thread keeps.
-const IP_CACHE: usize = 1024;
-
-/// How deep [`fast_value`] goes before leaving a value to Cedar's parser.
-const FAST_DEPTH: usize = 8;
-
-fn fast_value(v: &Value, depth: usize) -> Option<RestrictedExpression> {
-    if depth > FAST_DEPTH {
-        return None;
-    }
-    Some(match v {
-        Value::Null => return None,
-        Value::Bool(b) => RestrictedExpression::new_bool(*b),
-        Value::Number(n) => RestrictedExpression::new_long(n.as_i64()?),
-        Value::String(s) => RestrictedExpression::new_string(s.clone()),
-        Value::Array(items) => RestrictedExpression::new_set(
-            items
-                .iter()
-                .map(|i| fast_value(i, depth + 1))
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        Value::Object(m) if m.keys().any(|k| k.starts_with("__")) => {
-            let e = m.get("__entity")?.as_object()?;
-            if m.len() != 1 || e.len() != 2 {
-                return None;
-            }
-            let ty = EntityTypeName::from_str(e.get("type")?.as_str()?).ok()?;
-            let id = EntityId::new(e.get("id")?.as_str()?);
-            RestrictedExpression::new_entity_uid(EntityUid::from_type_name_and_id(ty, id))
-        }
-        Value::Object(m) => RestrictedExpression::new_record(
-            m.iter()
-                .map(|(k, v)| Some((k.clone(), fast_value(v, depth + 1)?)))
-                .collect::<Option<Vec<_>>>()?,
-        )
-        .ok()?,
-    })
-}
 
 /// The policies a request is evaluated against.
 enum Sets {

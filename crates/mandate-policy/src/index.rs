@@ -31,9 +31,9 @@ use std::sync::{Arc, Mutex};
 
 use cedar_policy::{Entities, EntityTypeName, EntityUid, Policy, PolicySet, Schema};
 use mandate_core::agent::Agent;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::schema::RESERVED_CONTEXT;
+use crate::schema::{Field, Fields};
 
 /// A policy with what can rule it out.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ impl Clone for Slice {
 /// The slices of a policy set, by action id and resource type.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
-    slices: HashMap<(String, String), Slice>,
+    slices: HashMap<String, HashMap<String, Slice>>,
 }
 
 impl Index {
@@ -115,7 +115,7 @@ impl Index {
             })
             .collect();
         let lookups: Arc<[Lookup]> = lookups.list.into();
-        let mut slices = HashMap::new();
+        let mut slices: HashMap<String, HashMap<String, Slice>> = HashMap::new();
         for action in schema.actions().filter(|a| a.type_name() == action_type) {
             let Some(resources) = schema.resources_for_action(action) else {
                 continue;
@@ -130,14 +130,17 @@ impl Index {
                     })
                     .map(|(p, _)| p.clone())
                     .collect();
-                slices.insert(
-                    (action.id().unescaped().to_owned(), resource_type),
-                    Slice {
-                        policies,
-                        lookups: Arc::clone(&lookups),
-                        sets: Mutex::default(),
-                    },
-                );
+                slices
+                    .entry(action.id().unescaped().to_owned())
+                    .or_default()
+                    .insert(
+                        resource_type,
+                        Slice {
+                            policies,
+                            lookups: Arc::clone(&lookups),
+                            sets: Mutex::default(),
+                        },
+                    );
             }
         }
         Self { slices }
@@ -145,19 +148,18 @@ impl Index {
 
     /// The slice for `action` on `resource_type`, if the schema allows the pair.
     pub(crate) fn slice(&self, action: &str, resource_type: &str) -> Option<&Slice> {
-        self.slices
-            .get(&(action.to_owned(), resource_type.to_owned()))
+        self.slices.get(action)?.get(resource_type)
     }
 }
 
 /// What a request offers the guards: the principal, the resource and the context
-/// exactly as Cedar receives them (undeclared fields already dropped, Mandate's
-/// reserved context fields already set).
+/// exactly as Cedar receives them (undeclared fields dropped, Mandate's reserved
+/// context fields in place).
 pub(crate) struct Facts<'a> {
     pub(crate) principal: &'a Agent,
     pub(crate) resource_id: &'a str,
-    pub(crate) resource_attrs: &'a Map<String, Value>,
-    pub(crate) context: &'a Map<String, Value>,
+    pub(crate) resource_attrs: Fields<'a>,
+    pub(crate) context: Fields<'a>,
 }
 
 impl Slice {
@@ -408,17 +410,15 @@ fn look_up<'a>(l: &Lookup, f: &Facts<'a>) -> Found<'a> {
         }
         Lookup::Field(var, name) => {
             let record = match var {
-                Var::Resource => f.resource_attrs,
-                Var::Context => f.context,
+                Var::Resource => &f.resource_attrs,
+                Var::Context => &f.context,
             };
             match record.get(name) {
-                None => return Found::Missing,
-                // Mandate's reserved context fields: their Cedar values are not the
-                // JSON Mandate builds them from.
-                Some(_) if *var == Var::Context && RESERVED_CONTEXT.contains(&name.as_str()) => {
-                    return Found::Opaque;
-                }
-                Some(v) => v,
+                Field::Missing => return Found::Missing,
+                // Mandate's reserved context fields: their Cedar values are not JSON
+                // the caller sent.
+                Field::Reserved => return Found::Opaque,
+                Field::Json(v) => v,
             }
         }
     };

@@ -43,6 +43,7 @@
 //! approver). Errors still deny outright.
 
 mod compile;
+mod direct;
 mod evaluate;
 mod index;
 mod schema;
@@ -51,6 +52,8 @@ pub mod testfile;
 pub use compile::{
     APPROVAL, BASE_SCHEMA_SOURCE, CompiledPolicies, POLICIES_SOURCE, PolicyError, compile,
 };
-pub use evaluate::{EntityRef, OnBehalf, PolicyOutcome, PolicyRequest, mandate_attributes};
+pub use evaluate::{
+    EntityRef, OnBehalf, PolicyOutcome, PolicyRequest, mandate_attributes, parsed_on_this_thread,
+};
 pub use schema::{BASE_SCHEMA, RESERVED_CONTEXT};
 pub use testfile::{TestFileError, TestReport, TestResult, run_tests};

@@ -248,43 +248,6 @@ pub(crate) struct DeclaredAttrs {
     entities: HashMap<String, BTreeSet<String>>,
     /// Action id in the `Mandate` namespace (`crm:read`) → context attribute names.
     contexts: HashMap<String, BTreeSet<String>>,
-    /// Action id → the context attributes that look declared as `ipaddr` (a hint for
-    /// building the context fast; Cedar's check of the result decides).
-    ip_contexts: HashMap<String, BTreeSet<String>>,
-    /// Entity types whose every attribute is a `String`, `Long` or `Bool` → those
-    /// attributes; what [`DeclaredAttrs::primitive_shape`] answers.
-    primitive: HashMap<String, HashMap<String, Attr>>,
-}
-
-/// A primitive attribute of an entity type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Attr {
-    pub(crate) ty: Primitive,
-    pub(crate) required: bool,
-}
-
-/// Cedar's primitive types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Primitive {
-    String,
-    Long,
-    Bool,
-}
-
-/// The primitive a JSON-schema type names, when nothing can shadow it: the operator's
-/// schema declares no common or entity type with a primitive's name (`shadowed`).
-fn primitive(ty: &Value, shadowed: bool) -> Option<Primitive> {
-    let name = match ty.get("type").and_then(Value::as_str)? {
-        "EntityOrCommon" if !shadowed => ty.get("name").and_then(Value::as_str)?,
-        "EntityOrCommon" => return None,
-        other => other,
-    };
-    match name {
-        "String" => Some(Primitive::String),
-        "Long" => Some(Primitive::Long),
-        "Bool" | "Boolean" => Some(Primitive::Bool),
-        _ => None,
-    }
 }
 
 /// A common type and the namespace its own references resolve in.
@@ -316,15 +279,6 @@ impl DeclaredAttrs {
             }
         }
 
-        const PRIMITIVES: [&str; 4] = ["String", "Long", "Bool", "Boolean"];
-        let shadowed = namespaces.iter().any(|(_, def)| {
-            ["commonTypes", "entityTypes"].iter().any(|k| {
-                def.get(*k)
-                    .and_then(Value::as_object)
-                    .is_some_and(|m| m.keys().any(|n| PRIMITIVES.contains(&n.as_str())))
-            })
-        });
-
         let mut out = Self::default();
         for (ns, def) in &namespaces {
             for (name, ety) in def
@@ -339,20 +293,6 @@ impl DeclaredAttrs {
                 };
                 if let Some(attrs) = attrs {
                     out.entities.insert(qualify(ns, name), names(attrs));
-                    let prims: Option<HashMap<String, Attr>> = attrs
-                        .iter()
-                        .map(|(k, ty)| {
-                            let attr = Attr {
-                                ty: primitive(ty, shadowed)?,
-                                required: ty.get("required").and_then(Value::as_bool)
-                                    != Some(false),
-                            };
-                            Some((k.clone(), attr))
-                        })
-                        .collect();
-                    if let Some(prims) = prims {
-                        out.primitive.insert(qualify(ns, name), prims);
-                    }
                 }
             }
             if *ns != NAMESPACE {
@@ -373,56 +313,128 @@ impl DeclaredAttrs {
                 };
                 if let Some(attrs) = attrs {
                     out.contexts.insert(id.clone(), names(attrs));
-                    let ips = attrs
-                        .iter()
-                        .filter(|(_, ty)| {
-                            matches!(
-                                ty.get("type").and_then(Value::as_str),
-                                Some("Extension" | "EntityOrCommon")
-                            ) && ty.get("name").and_then(Value::as_str) == Some("ipaddr")
-                        })
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    out.ip_contexts.insert(id.clone(), ips);
                 }
             }
         }
         out
     }
 
-    /// `attrs` without the top-level fields entity type `ty` does not declare.
-    pub(crate) fn entity_attrs(&self, ty: &str, attrs: &Map<String, Value>) -> Map<String, Value> {
-        keep(self.entities.get(ty), attrs)
+    /// Entity type `ty`'s attributes as Cedar receives them: `attrs` without the
+    /// top-level fields the type does not declare.
+    pub(crate) fn entity_fields<'a>(
+        &'a self,
+        ty: &str,
+        attrs: &'a Map<String, Value>,
+    ) -> Fields<'a> {
+        Fields {
+            json: attrs,
+            declared: self.entities.get(ty),
+            reserved: None,
+        }
     }
 
-    /// The attributes of entity type `ty` when all are primitives (`None` otherwise, or
-    /// when a primitive's name could be shadowed).
-    pub(crate) fn primitive_shape(&self, ty: &str) -> Option<&HashMap<String, Attr>> {
-        self.primitive.get(ty)
-    }
-
-    /// Whether context field `field` of `action` looks declared as an `ipaddr`.
-    pub(crate) fn context_ip(&self, action: &str, field: &str) -> bool {
-        self.ip_contexts
-            .get(action)
-            .is_some_and(|ips| ips.contains(field))
-    }
-
-    /// `context` without the top-level fields `Mandate::Action::"<action>"` does not
-    /// declare.
-    pub(crate) fn context(&self, action: &str, context: &Map<String, Value>) -> Map<String, Value> {
-        keep(self.contexts.get(action), context)
+    /// The context of `Mandate::Action::"<action>"` as Cedar receives it: `context`
+    /// without the top-level fields the action does not declare, and Mandate's reserved
+    /// fields, those in `reserved`, in place of any the caller sent.
+    pub(crate) fn context_fields<'a>(
+        &'a self,
+        action: &str,
+        context: &'a Map<String, Value>,
+        reserved: Reserved,
+    ) -> Fields<'a> {
+        Fields {
+            json: context,
+            declared: self.contexts.get(action),
+            reserved: Some(reserved),
+        }
     }
 }
 
-fn keep(declared: Option<&BTreeSet<String>>, fields: &Map<String, Value>) -> Map<String, Value> {
-    match declared {
-        Some(names) => fields
+/// Which of Mandate's reserved context fields a request has (`risk` always).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Reserved {
+    pub(crate) user: bool,
+    pub(crate) mandate: bool,
+    /// `chain` and `delegation_depth`.
+    pub(crate) chain: bool,
+}
+
+impl Reserved {
+    fn has(self, name: &str) -> bool {
+        match name {
+            "user" => self.user,
+            "mandate" => self.mandate,
+            "chain" | "delegation_depth" => self.chain,
+            _ => name == "risk",
+        }
+    }
+}
+
+/// A record of a request (a resource's attributes, a context) as Cedar receives it,
+/// read in place from the caller's JSON: fields a schema does not declare are not
+/// there (a type or action whose declarations could not be resolved keeps them all,
+/// for Cedar's own check), and in a context the reserved fields are Mandate's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields<'a> {
+    json: &'a Map<String, Value>,
+    declared: Option<&'a BTreeSet<String>>,
+    /// `Some` for a context.
+    reserved: Option<Reserved>,
+}
+
+/// One field of [`Fields`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Field<'a> {
+    Missing,
+    /// A field of the caller's.
+    Json(&'a Value),
+    /// One of Mandate's reserved context fields (its value is not the caller's).
+    Reserved,
+}
+
+impl<'a> Fields<'a> {
+    /// All of `json`, as it is: for records Mandate makes itself.
+    pub(crate) fn all(json: &'a Map<String, Value>) -> Self {
+        Self {
+            json,
+            declared: None,
+            reserved: None,
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Field<'a> {
+        if let Some(r) = self.reserved
+            && RESERVED_CONTEXT.contains(&name)
+        {
+            return if r.has(name) {
+                Field::Reserved
+            } else {
+                Field::Missing
+            };
+        }
+        if self.declared.is_some_and(|d| !d.contains(name)) {
+            return Field::Missing;
+        }
+        self.json.get(name).map_or(Field::Missing, Field::Json)
+    }
+
+    /// The caller's fields (the reserved ones are not among them).
+    pub(crate) fn caller(self) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        let (declared, context) = (self.declared, self.reserved.is_some());
+        self.json
             .iter()
-            .filter(|(k, _)| names.contains(k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        None => fields.clone(),
+            .filter(move |(k, _)| {
+                declared.is_none_or(|d| d.contains(k.as_str()))
+                    && !(context && RESERVED_CONTEXT.contains(&k.as_str()))
+            })
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The caller's fields as a JSON object.
+    pub(crate) fn to_json(self) -> Map<String, Value> {
+        self.caller()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect()
     }
 }
 
@@ -519,11 +531,17 @@ mod tests {
         let ctx = json!({"data_class": "pii", "extra": 1});
         let ctx = ctx.as_object().unwrap();
         assert_eq!(
-            Value::Object(d.context("crm:read", ctx)),
+            Value::Object(
+                d.context_fields("crm:read", ctx, Reserved::default())
+                    .to_json()
+            ),
             json!({"data_class": "pii"})
         );
         assert_eq!(
-            Value::Object(d.context("unknown", ctx)),
+            Value::Object(
+                d.context_fields("unknown", ctx, Reserved::default())
+                    .to_json()
+            ),
             Value::Object(ctx.clone())
         );
     }

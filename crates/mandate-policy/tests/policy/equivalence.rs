@@ -1,8 +1,9 @@
 //! The shortcuts in `CompiledPolicies::evaluate` against Cedar.
 //!
-//! `evaluate` leaves out the policies its index rules out and builds the context
-//! straight from the JSON; `evaluate_unindexed` gives Cedar every policy but shares
-//! the fast context. So each request is answered three ways, which must agree:
+//! `evaluate` leaves out the policies its index rules out and builds the request and
+//! entities directly (`direct.rs`); `evaluate_unindexed` gives Cedar every policy but
+//! shares the directly built request. So each request is answered three ways,
+//! which must agree:
 //!
 //! - `evaluate` and `evaluate_unindexed`: the whole [`PolicyOutcome`], errors included;
 //! - `evaluate_unindexed` and [`Reference`], built here through Cedar's public API the
@@ -54,7 +55,8 @@ const RESERVED_FIELDS: &str = "user?: Mandate::User, mandate?: Mandate::Mandate,
     chain?: Set<Mandate::Agent>, delegation_depth?: Long, \
     risk: {score: Long, level: String, anomalies: Set<String>, step_up: Bool},";
 
-/// Nested records, sets, entity references and extension types, for the fast context.
+/// Nested records, sets, entity references and extension types, for the directly built
+/// context.
 const PROBE_SCHEMA: &str = r#"namespace Probe {
   entity Doc {
     owner: Mandate::Agent,
@@ -63,7 +65,9 @@ const PROBE_SCHEMA: &str = r#"namespace Probe {
   };
 }
 namespace Mandate {
-  action "probe:act" in ["all"] appliesTo {
+  // A group within "all": `action in Mandate::Action::"all"` must see through it.
+  action "probe:any" in ["all"];
+  action "probe:act" in ["probe:any"] appliesTo {
     principal: [Agent],
     resource: [Probe::Doc],
     context: {
@@ -151,7 +155,7 @@ fn reference_schema(fragments: &[String]) -> Schema {
 }
 
 /// Evaluates requests as `CompiledPolicies::evaluate` did before the policy index and
-/// the fast context (git history: `crates/mandate-policy/src/evaluate.rs`): the
+/// the directly built requests (git history: `crates/mandate-policy/src/evaluate.rs`): the
 /// context through `Context::from_json_value` with the schema, the entities checked
 /// against the schema (which adds every action entity), every policy evaluated.
 struct Reference {

@@ -10,8 +10,8 @@
 //!   `policies.cedar` and `tests.json`, run like a decision case.
 //!
 //! Each table runs every case and reports all failures at once. `equivalence` checks
-//! that the policy index and the fast context change no answer (property tests against
-//! Cedar over every policy and Cedar's JSON parser).
+//! that the policy index and the directly built requests change no answer (property
+//! tests against Cedar over every policy and Cedar's JSON parser).
 
 #![expect(
     clippy::expect_used,
@@ -324,6 +324,65 @@ fn shared_across_threads() {
         assert!(out.allowed, "{out:?}");
         assert_eq!(out.policy_ids, ["team-reads-contacts"]);
     }
+}
+
+/// Well-typed requests are built directly, not through Cedar's parser; a mistyped one
+/// goes through the parser, which refuses it.
+#[test]
+fn well_typed_requests_take_the_direct_path() {
+    use mandate_core::mandate::UserRef;
+    use mandate_core::risk::Risk;
+    use mandate_policy::{OnBehalf, parsed_on_this_thread};
+
+    let c = crm();
+    let a = agent(AGENT_ID, &[("team", "sales")]);
+    let user = UserRef {
+        issuer: "https://idp.example.com".to_owned(),
+        sub: "alice".to_owned(),
+        email: Some("alice@example.com".to_owned()),
+        groups: vec!["sales".to_owned()],
+    };
+    let risk = Risk {
+        score: 40,
+        anomalies: vec!["rate_spike".to_owned()],
+        step_up: false,
+    };
+    let chain = ["agt_01JA0000000000000000000001"];
+    let ask = |context: Value, on_behalf: OnBehalf<'_>| {
+        c.evaluate(&PolicyRequest {
+            principal: &a,
+            action: "crm:read",
+            resource_type: "Crm::Contact",
+            resource_id: "c1",
+            resource_attributes: &json!({"team": "sales", "region": "eu", "undeclared": [1]}),
+            context: &context,
+            on_behalf,
+        })
+    };
+    let before = parsed_on_this_thread();
+    let plain = ask(
+        json!({"data_class": "internal", "source_ip": "10.1.2.3", "extra": {"x": 1}}),
+        OnBehalf::default(),
+    );
+    let delegated = ask(
+        json!({"data_class": "internal", "user": "forged"}),
+        OnBehalf {
+            user: Some(&user),
+            mandate: None,
+            chain: &chain,
+            risk: Some(&risk),
+        },
+    );
+    assert_eq!(parsed_on_this_thread(), before, "{plain:?} {delegated:?}");
+    assert!(plain.allowed && plain.errors.is_empty(), "{plain:?}");
+    assert!(delegated.errors.is_empty(), "{delegated:?}");
+
+    let mistyped = ask(json!({"data_class": 5}), OnBehalf::default());
+    assert_eq!(parsed_on_this_thread(), before + 1);
+    assert!(
+        !mistyped.allowed && !mistyped.errors.is_empty(),
+        "{mistyped:?}"
+    );
 }
 
 #[test]
