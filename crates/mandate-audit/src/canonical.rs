@@ -10,48 +10,97 @@
 //! The two agree for every integer of magnitude up to 2^53; beyond that JCS would change
 //! the number, and an audit record must not.
 
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+
 use serde_json::{Number, Value};
 
 /// The RFC 8785 canonical form of `v`, as UTF-8 bytes.
 pub fn canonical_json(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_value(&mut out, v);
-    out
+    let mut out = String::new();
+    write_canonical_json(&mut out, v);
+    out.into_bytes()
 }
 
-fn write_value(out: &mut Vec<u8>, v: &Value) {
+/// Appends the RFC 8785 canonical form of `v` to `out` (the same bytes as
+/// [`canonical_json`], written into a buffer the caller may reuse).
+pub fn write_canonical_json(out: &mut String, v: &Value) {
     match v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => out.extend_from_slice(number(n).as_bytes()),
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => write_number(out, n),
         Value::String(s) => write_string(out, s),
         Value::Array(items) => {
-            out.push(b'[');
+            out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    out.push(',');
                 }
-                write_value(out, item);
+                write_canonical_json(out, item);
             }
-            out.push(b']');
+            out.push(']');
         }
-        Value::Object(map) => {
-            // RFC 8785 §3.2.3: sort by UTF-16 code units, not by UTF-8 bytes or chars
-            // (they differ for characters above U+FFFF against U+E000..U+FFFF).
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push(b'{');
-            for (i, (name, value)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(out, name);
-                out.push(b':');
-                write_value(out, value);
-            }
-            out.push(b'}');
+        Value::Object(map) => write_object(out, map),
+    }
+}
+
+/// How many members an object may have to be sorted on the stack.
+const STACK_MEMBERS: usize = 16;
+
+fn write_object(out: &mut String, map: &serde_json::Map<String, Value>) {
+    // RFC 8785 §3.2.3: sort by UTF-16 code units, not by UTF-8 bytes or chars
+    // (they differ for characters above U+FFFF against U+E000..U+FFFF). Small objects
+    // (all of an event's) are sorted on the stack; one already in order is not copied.
+    let sorted = map
+        .keys()
+        .zip(map.keys().skip(1))
+        .all(|(a, b)| utf16_cmp(a, b) == Ordering::Less);
+    if sorted {
+        write_members(out, map.iter());
+    } else if map.len() <= STACK_MEMBERS {
+        let mut members: [Option<(&String, &Value)>; STACK_MEMBERS] = [None; STACK_MEMBERS];
+        for (slot, member) in members.iter_mut().zip(map.iter()) {
+            *slot = Some(member);
         }
+        let members = members.get_mut(..map.len()).unwrap_or_default();
+        members.sort_unstable_by(|a, b| match (a, b) {
+            (Some((a, _)), Some((b, _))) => utf16_cmp(a, b),
+            _ => Ordering::Equal,
+        });
+        write_members(out, members.iter().flatten().copied());
+    } else {
+        let mut members: Vec<(&String, &Value)> = map.iter().collect();
+        members.sort_unstable_by(|(a, _), (b, _)| utf16_cmp(a, b));
+        write_members(out, members.into_iter());
+    }
+}
+
+fn write_members<'a>(out: &mut String, members: impl Iterator<Item = (&'a String, &'a Value)>) {
+    out.push('{');
+    for (i, (name, value)) in members.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, name);
+        out.push(':');
+        write_canonical_json(out, value);
+    }
+    out.push('}');
+}
+
+/// Compares two strings by their UTF-16 code units (RFC 8785 §3.2.3).
+///
+/// UTF-8 byte order is code point order, and UTF-16 order differs from it only between a
+/// character above U+FFFF (lead byte `F0`..`F4`) and one in U+E000..U+FFFF (lead byte
+/// `EE` or `EF`). So where the first differing bytes are both below `EE` the bytes
+/// decide; only otherwise are the strings re-encoded.
+fn utf16_cmp(a: &str, b: &str) -> Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).find(|(p, q)| p != q) {
+        None => x.len().cmp(&y.len()),
+        Some((&p, &q)) if p < 0xEE && q < 0xEE => p.cmp(&q),
+        Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
     }
 }
 
@@ -59,36 +108,92 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
 /// written as its UTF-8 bytes.
 ///
 /// Works on bytes: the bytes to escape are ASCII, and no byte of a multi-byte UTF-8
-/// sequence is, so the runs between them are copied whole.
-fn write_string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+/// sequence is, so the runs between them are copied whole (and start and end on
+/// character boundaries).
+pub(crate) fn write_string(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
-    out.push(b'"');
+    out.push('"');
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let control;
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            0x0c => b"\\f",
-            b'\r' => b"\\r",
-            0x00..=0x1f => {
-                let hex = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
-                control = [b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 0x0f)];
-                &control
+    // Eight bytes at a time: a word with nothing to escape (the common case) is skipped
+    // whole; one with something is looked at byte by byte.
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        // Always eight bytes; the fallback would only send the word the slow way.
+        let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        if needs_escape(word) {
+            for j in i..i + 8 {
+                escape_byte(out, s, j, &mut run);
             }
-            _ => continue,
-        };
-        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
-        out.extend_from_slice(escape);
-        run = i + 1;
+        }
+        i += 8;
     }
-    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
-    out.push(b'"');
+    // The last few bytes, padded to a word with bytes that need no escape.
+    let mut last = [b'a'; 8];
+    for (to, from) in last.iter_mut().zip(bytes.get(i..).unwrap_or_default()) {
+        *to = *from;
+    }
+    if needs_escape(u64::from_le_bytes(last)) {
+        for j in i..bytes.len() {
+            escape_byte(out, s, j, &mut run);
+        }
+    }
+    out.push_str(s.get(run..).unwrap_or_default());
+    out.push('"');
+}
+
+/// Whether any of the eight bytes of `word` is `"`, `\` or below 0x20 (exact: these
+/// are the "has a zero byte" and "has a byte less than n" word tricks, without false
+/// positives or negatives for the yes/no answer).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let has_control = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
+    has_control
+        || has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
+}
+
+/// Escapes byte `i` of `s` if it must be, first copying the unescaped run before it.
+fn escape_byte(out: &mut String, s: &str, i: usize, run: &mut usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let Some(&b) = s.as_bytes().get(i) else {
+        return;
+    };
+    let escape = match b {
+        b'"' => "\\\"",
+        b'\\' => "\\\\",
+        0x08 => "\\b",
+        b'\t' => "\\t",
+        b'\n' => "\\n",
+        0x0c => "\\f",
+        b'\r' => "\\r",
+        0x00..=0x1f => "",
+        _ => return,
+    };
+    out.push_str(s.get(*run..i).unwrap_or_default());
+    if escape.is_empty() {
+        let hex = |nibble: u8| char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'));
+        out.push_str("\\u00");
+        out.push(hex(b >> 4));
+        out.push(hex(b & 0x0f));
+    } else {
+        out.push_str(escape);
+    }
+    *run = i + 1;
+}
+
+/// Appends the canonical text of a number.
+pub(crate) fn write_number(out: &mut String, n: &Number) {
+    // Writing to a `String` cannot fail.
+    if let Some(u) = n.as_u64() {
+        let _ = write!(out, "{u}");
+    } else if let Some(i) = n.as_i64() {
+        let _ = write!(out, "{i}");
+    } else {
+        out.push_str(&number(n));
+    }
 }
 
 /// The canonical text of a number (the verifier's scan checks numbers against it).
@@ -262,6 +367,24 @@ mod tests {
             String::from_utf8(canonical_json(&v)).unwrap(),
             r#"{"a":{"":{},"z":null},"b":[1,-2,18446744073709551615,-9223372036854775808,1,0.5,1e-7,1.23e-18],"c":[]}"#
         );
+    }
+
+    #[test]
+    fn needs_escape_is_exact() {
+        for b in 0..=u8::MAX {
+            let want = b < 0x20 || b == b'"' || b == b'\\';
+            for at in 0..8 {
+                for fill in [b'a', 0x80, 0xff, 0x21, 0x5d] {
+                    let mut word = [fill; 8];
+                    word[at] = b;
+                    assert_eq!(
+                        needs_escape(u64::from_le_bytes(word)),
+                        want,
+                        "{b:#x} at {at}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -6,12 +6,20 @@
 //!
 //! The store is a real file (`synchronous=FULL`, WAL) in a temporary directory under
 //! `target/`, so each commit waits for the disk.
+//!
+//! `audit/record_64` goes through the whole writer: 64 tasks each `AuditLog::record` a
+//! decision event, as `/v1/authorize` does at concurrency 64. With
+//! `MANDATE_AUDIT_DRIVE=<events>` set the binary only does that, once, for `<events>`
+//! events and prints how many it recorded (a fixed amount of work to count instructions
+//! of: `MANDATE_AUDIT_DRIVE=12800 valgrind --tool=callgrind target/release/deps/audit-…`,
+//! less the same at 3200, per 9600 events).
 
 #![expect(clippy::expect_used, reason = "benchmark setup fails loudly")]
 
 use std::cell::OnceCell;
 use std::hint::black_box;
 use std::io::Cursor;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group};
@@ -19,13 +27,22 @@ use mandate_audit::checkpoint::Checkpoint;
 use mandate_audit::event::{AuditEvent, NodeName};
 use mandate_audit::merkle::{Frontier, Hash, leaf_hash, root};
 use mandate_audit::verify::{checkpoint_line, event_line, verify_export};
+use mandate_core::clock::ManualClock;
+use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
+use mandate_server::audit::{AuditLog, CheckpointPolicy};
 use mandate_store::{AuditRow, Store};
 use serde_json::json;
+
+// The server's allocator (crates/mandate/src/main.rs), so allocation costs are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const NOW: i64 = 1_750_000_000;
 const CHECKPOINT_EVERY: u64 = 1_000;
 const GROUP: usize = 256;
+/// Requests in flight in `audit/record_64` (the load test's concurrency).
+const CONCURRENCY: u64 = 64;
 
 fn node() -> NodeName {
     NodeName::new("node-1").expect("node name")
@@ -51,9 +68,11 @@ fn decision(seq: u64) -> AuditEvent {
     e
 }
 
-/// What the audit writer stores for an event.
+/// What the audit writer stores for an event (it moves the columns out of the event
+/// instead of cloning them).
 fn row(e: &AuditEvent) -> AuditRow {
-    let body = String::from_utf8_lossy(&e.canonical_bytes()).into_owned();
+    let mut body = String::new();
+    e.write_canonical(&mut body);
     AuditRow {
         seq: e.seq,
         time: e.time,
@@ -139,6 +158,70 @@ fn bench_merkle(c: &mut Criterion) {
     group.finish();
 }
 
+/// An audit log as the server opens it (default checkpoint policy) on a fresh store in
+/// `dir`, with a clock that stands still.
+fn open_log(dir: &std::path::Path) -> AuditLog {
+    let store = Arc::new(Store::open(&dir.join("mandate.db")).expect("store"));
+    let clock = Arc::new(ManualClock::at_millis(NOW * 1000));
+    let policy = CheckpointPolicy {
+        every_events: CHECKPOINT_EVERY,
+        every_secs: 10,
+    };
+    AuditLog::open(store, clock, &OsRandom, &dir.join("audit.pem"), policy).expect("audit log")
+}
+
+/// `events` decision events recorded through `log` by [`CONCURRENCY`] tasks, each
+/// waiting for its event to be durable before drafting the next, as a handler does.
+async fn record_concurrently(log: &Arc<AuditLog>, events: u64) {
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|t| {
+            let log = Arc::clone(log);
+            tokio::spawn(async move {
+                let mut seq = t;
+                while seq < events {
+                    let mut e = decision(seq);
+                    e.seq = 0;
+                    e.node = log.node().clone();
+                    log.record(e).await.expect("recorded");
+                    seq += CONCURRENCY;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+}
+
+fn bench_record(c: &mut Criterion) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
+    let log = Arc::new(open_log(dir.path()));
+    let rt = runtime();
+    let mut group = c.benchmark_group("audit");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1024));
+    group.bench_function("record_64", |b| {
+        b.iter(|| rt.block_on(record_concurrently(&log, 1024)));
+    });
+    group.finish();
+    log.close();
+}
+
+/// The fixed workload behind `MANDATE_AUDIT_DRIVE`.
+fn drive(events: u64) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
+    let log = Arc::new(open_log(dir.path()));
+    runtime().block_on(record_concurrently(&log, events));
+    log.close();
+    println!("recorded {events} events");
+}
+
 /// An export of `events` decision events, a checkpoint every [`CHECKPOINT_EVERY`] and
 /// at the end; and the node's public key.
 fn export(events: u64) -> (Vec<u8>, ed25519_dalek::VerifyingKey) {
@@ -196,9 +279,22 @@ fn bench_verify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_encode, bench_append, bench_merkle);
+criterion_group!(
+    benches,
+    bench_encode,
+    bench_append,
+    bench_record,
+    bench_merkle
+);
 
 fn main() {
+    if let Some(events) = std::env::var("MANDATE_AUDIT_DRIVE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        drive(events);
+        return;
+    }
     benches();
     // Only under `cargo bench` (not `cargo test`): building the export takes seconds.
     if std::env::args().any(|a| a == "--bench") {

@@ -16,7 +16,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use mandate_audit::checkpoint::Checkpoint;
-use mandate_audit::event::{AuditEvent, NodeName};
+use mandate_audit::event::{AuditEvent, NodeName, TimeText, event_id};
 use mandate_audit::merkle::Frontier;
 use mandate_core::clock::Clock;
 use mandate_core::random::{Random, random_bytes};
@@ -122,6 +122,10 @@ struct Writer {
     policy: CheckpointPolicy,
     last_checkpoint_size: u64,
     last_checkpoint_ms: i64,
+    /// Where each event's canonical JSON is written (reused, so it rarely grows).
+    scratch: String,
+    /// The batch's time as text, formatted once per batch rather than per event.
+    times: TimeText,
 }
 
 /// The most jobs committed in one transaction.
@@ -196,6 +200,8 @@ impl AuditLog {
             frontier,
             policy,
             last_checkpoint_size: last.map_or(0, |c| c.size),
+            scratch: String::new(),
+            times: TimeText::default(),
         };
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -362,25 +368,31 @@ impl Writer {
         let now = self.clock.now();
         let start = self.frontier.size();
         let mut rows = Vec::with_capacity(batch.len());
-        let mut events = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
         for (i, (mut e, reply)) in batch.into_iter().enumerate() {
             e.seq = start + i as u64;
             e.time = now;
-            e.node = self.node.clone();
-            // Canonical JSON is UTF-8; the lossy branch only keeps this total.
-            let body = String::from_utf8(e.canonical_bytes())
-                .unwrap_or_else(|b| String::from_utf8_lossy(b.as_bytes()).into_owned());
+            if e.node != self.node {
+                e.node = self.node.clone();
+            }
+            // INVARIANT (one encoding): the stored body and the leaf hash come from the
+            // same canonical bytes, written once; the event is not needed after, so its
+            // filter columns are moved into the row rather than cloned.
+            self.scratch.clear();
+            e.write_canonical_with(&mut self.scratch, &mut self.times);
             rows.push(AuditRow {
                 seq: e.seq,
                 time: now,
-                kind: e.kind.clone(),
-                agent: e.agent.clone(),
-                user: e.user.clone(),
-                decision: e.decision.clone(),
-                leaf: mandate_audit::merkle::leaf_hash(body.as_bytes()),
-                body,
+                kind: std::mem::take(&mut e.kind),
+                agent: e.agent.take(),
+                user: e.user.take(),
+                decision: e.decision.take(),
+                leaf: mandate_audit::merkle::leaf_hash(self.scratch.as_bytes()),
+                body: self.scratch.as_str().to_owned(),
             });
-            events.push((e.id(), reply));
+            if let Some(r) = reply {
+                replies.push((e.seq, r));
+            }
         }
         // A checkpoint due once this batch is in is signed now and committed in the same
         // transaction: one fsync for both, instead of a second commit right after that
@@ -402,18 +414,14 @@ impl Writer {
                     self.last_checkpoint_size = c.size;
                     self.last_checkpoint_ms = self.clock.now_millis();
                 }
-                for (id, reply) in events {
-                    if let Some(r) = reply {
-                        let _ = r.send(Ok(id));
-                    }
+                for (seq, reply) in replies {
+                    let _ = reply.send(Ok(event_id(&self.node, seq)));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, events = rows.len(), "audit append failed; refusing the batch");
-                for (_, reply) in events {
-                    if let Some(r) = reply {
-                        let _ = r.send(Err(AuditError::Write(e.to_string())));
-                    }
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(AuditError::Write(e.to_string())));
                 }
             }
         }

@@ -84,6 +84,51 @@ fn insert_checkpoint_in(conn: &Connection, c: &CheckpointRow) -> Result<(), Stor
     Ok(())
 }
 
+/// Rows per multi-row audit insert, largest first; the last must be 1 (see
+/// `append_audit_sealed`).
+const INSERT_SIZES: [usize; 3] = [32, 8, 1];
+
+/// `INSERT INTO audit_events … VALUES (…), (…)` for `rows` rows of the eight columns.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_events (seq, time, kind, agent, user, decision, body, leaf) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
+/// Binds `rows` and runs `stmt`, a statement of [`insert_sql`]`(rows.len())`.
+///
+/// INVARIANT (whole statements): `rows` fills every row slot of `stmt`; a slot left
+/// unbound would keep the previous execution's values and write that row twice.
+fn insert_rows(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    rows: &[AuditRow],
+) -> Result<(), StoreError> {
+    let mut i = 0;
+    let mut bind = |stmt: &mut rusqlite::CachedStatement<'_>, v: &dyn rusqlite::ToSql| {
+        i += 1;
+        stmt.raw_bind_parameter(i, v)
+    };
+    for r in rows {
+        bind(stmt, &to_i64(r.seq)?)?;
+        bind(stmt, &r.time.secs())?;
+        bind(stmt, &r.kind)?;
+        bind(stmt, &r.agent)?;
+        bind(stmt, &r.user)?;
+        bind(stmt, &r.decision)?;
+        bind(stmt, &r.body)?;
+        bind(stmt, &r.leaf.as_slice())?;
+    }
+    stmt.raw_execute()?;
+    Ok(())
+}
+
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("sequence {v} out of range")))
 }
@@ -132,30 +177,38 @@ impl Store {
             .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events")?
             .query_row([], |r| r.get(0))?;
         let mut expect = next;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO audit_events (seq, time, kind, agent, user, decision, body, leaf)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for r in rows {
-                let seq = to_i64(r.seq)?;
-                if seq != expect {
-                    return Err(StoreError::Conflict(format!(
-                        "audit append out of order: got seq {seq}, log continues at {expect}"
-                    )));
-                }
-                stmt.execute(params![
-                    seq,
-                    r.time.secs(),
-                    r.kind,
-                    r.agent,
-                    r.user,
-                    r.decision,
-                    r.body,
-                    r.leaf.as_slice()
-                ])?;
-                expect += 1;
+        for r in rows {
+            let seq = to_i64(r.seq)?;
+            if seq != expect {
+                return Err(StoreError::Conflict(format!(
+                    "audit append out of order: got seq {seq}, log continues at {expect}"
+                )));
             }
+            expect += 1;
+        }
+        // A few multi-row statements rather than one per row: each execution opens a
+        // cursor per b-tree (the table and its three indexes) and seeks from the root,
+        // where one statement appends many rows with them open. Fixed sizes, so at most
+        // three statements sit in the connection's cache.
+        let mut rest = rows;
+        for size in INSERT_SIZES {
+            let end = rest.len() - rest.len() % size;
+            let (whole, tail) = rest.split_at(end);
+            if !whole.is_empty() {
+                let mut stmt = tx.prepare_cached(&insert_sql(size))?;
+                for chunk in whole.chunks_exact(size) {
+                    insert_rows(&mut stmt, chunk)?;
+                }
+            }
+            rest = tail;
+        }
+        // INVARIANT (chain): every row is written. The last size is 1, so nothing is
+        // left; were it not, refuse rather than commit a log with a gap.
+        if !rest.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "{} audit rows left unwritten by the insert sizes",
+                rest.len()
+            )));
         }
         if let Some(c) = checkpoint {
             let size = to_i64(c.size)?;
@@ -462,4 +515,50 @@ fn policy_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyRowResult> {
             created_at: Timestamp::from_secs(created_at),
             created_by,
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: u64) -> AuditRow {
+        let body = format!("{{\"seq\":{seq}}}");
+        AuditRow {
+            seq,
+            time: Timestamp::from_secs(1_700_000_000),
+            kind: "decision".into(),
+            agent: seq.is_multiple_of(3).then(|| format!("agt_{seq}")),
+            user: None,
+            decision: Some("allow".into()),
+            leaf: [u8::try_from(seq % 256).unwrap(); 32],
+            body,
+        }
+    }
+
+    // Batches of every size around the multi-row statements' sizes are written whole,
+    // in order, each row once.
+    #[test]
+    fn batches_of_any_size_append_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let mut next = 0;
+        for n in [1, 2, 7, 8, 9, 31, 32, 33, 40, 41, 64, 65, 100, 0, 3] {
+            let rows: Vec<AuditRow> = (next..next + n).map(row).collect();
+            store.append_audit(&rows).unwrap();
+            next += n;
+            assert_eq!(store.audit_len().unwrap(), next);
+        }
+        let bodies = store.audit_bodies(0, next).unwrap();
+        let want: Vec<String> = (0..next).map(|s| row(s).body).collect();
+        assert_eq!(bodies, want);
+        let leaves = store.audit_leaves(next).unwrap();
+        assert!(leaves.iter().zip(0..).all(|(l, s)| *l == row(s).leaf));
+        assert_eq!(
+            store
+                .recent_audit_of_agent("agt_99", next, 10)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
 }
