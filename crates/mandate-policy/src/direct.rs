@@ -362,10 +362,10 @@ const IP_CACHE: usize = 1024;
 ///
 /// INVARIANT (closed): the callers' entities are the request's action (whose ancestors
 /// the schema closed transitively — or every action entity of the schema), the
-/// principal and the resource (no parents), a user (parents: groups, which are not in
-/// the set and so have no ancestors of their own) and a mandate (no parents). No
-/// entity's parent is another non-action entity of the set, so every ancestor set is
-/// already transitive and there is no cycle: Cedar's closure would add nothing.
+/// principal and the resource (no parents), a user (parents: its groups) and a mandate
+/// (no parents). The only parents outside the actions are the user's groups, and a group
+/// in the set can only be the resource, which has no parents: every ancestor set is
+/// already transitive and there is no cycle, so Cedar's closure would add nothing.
 /// Duplicates are refused as `Entities::from_entities` refuses them.
 pub(crate) fn closed_entities(
     entities: impl IntoIterator<Item = Arc<ast::Entity>>,

@@ -279,10 +279,20 @@ impl CompiledPolicies {
         let principal = principal_entity(req.principal, |a| self.agent_entity(a))?;
         let principal_uid = principal.uid().clone();
 
-        let attrs = object(req.resource_attributes, "resource attributes")?;
+        let on_behalf = &req.on_behalf;
+        // INVARIANT (own mandate): a request whose resource is the mandate its token is
+        // bound to sees that mandate's attributes, not the caller's: the resource and
+        // `context.mandate` are one entity, and the caller must not be able to forge it.
+        let own_mandate = on_behalf
+            .mandate
+            .filter(|m| type_text == "Mandate::Mandate" && req.resource_id == m.id.as_str())
+            .map(mandate_attributes);
+        let attrs = match &own_mandate {
+            Some(attrs) => object(attrs, "mandate attributes")?,
+            None => object(req.resource_attributes, "resource attributes")?,
+        };
         let attrs = self.declared.entity_fields(type_text, attrs);
 
-        let on_behalf = &req.on_behalf;
         let context = object(req.context, "context")?;
         let context = self.declared.context_fields(
             req.action,
@@ -303,9 +313,7 @@ impl CompiledPolicies {
         }
         if let Some(m) = on_behalf.mandate {
             reserved.push(("mandate", entity("Mandate::Mandate", m.id.as_str())));
-            let same_as_resource =
-                type_text == "Mandate::Mandate" && req.resource_id == m.id.as_str();
-            if !same_as_resource {
+            if own_mandate.is_none() {
                 let attrs = mandate_attributes(m);
                 let direct = attrs.as_object().and_then(|a| {
                     self.direct_types.entity(

@@ -297,7 +297,13 @@ impl Reference {
         let principal = agent_entity(req.principal)?;
         let principal_uid = principal.uid();
 
-        let attrs = object(req.resource_attributes)?;
+        // The token's own mandate as the resource has the mandate's attributes.
+        let own_mandate = req
+            .on_behalf
+            .mandate
+            .filter(|m| type_text == "Mandate::Mandate" && req.resource_id == m.id.as_str())
+            .map(mandate_policy::mandate_attributes);
+        let attrs = object(own_mandate.as_ref().unwrap_or(req.resource_attributes))?;
         let resource = Entity::from_json_value(
             json!({
                 "uid": {"type": type_text, "id": req.resource_id},
@@ -1983,4 +1989,489 @@ fn regression_action_of_another_namespace_with_the_same_id_hides_groups() {
         "the forbid on `action in Mandate::Action::\"all\"` must deny every action:\n{}",
         wrong.join("\n")
     );
+}
+
+// ---- the direct builders against Cedar's parser, value by value ----
+
+/// Every value kind the direct builders read or must leave to Cedar's parser: enumerated
+/// entity types (alone, in sets, through an alias), nested and required records, sets
+/// of sets and of records, entity references (explicit, implicit, with extra keys,
+/// unnormalized type names), extension types as strings and escapes.
+const VALUES_SCHEMA: &str = r#"namespace Ns {
+  entity Color enum ["red", "blue"];
+  type Alias = { x: Long };
+  type Alias2 = Alias;
+  entity Tagged { t?: String } tags String;
+  entity Kind enum ["a", "b"];
+  entity Doc {
+    s?: String,
+    c?: Color,
+    cs?: Set<Color>,
+    rec?: { inner?: { deep?: Long } },
+    ip?: ipaddr,
+    ips?: Set<ipaddr>,
+    d?: decimal,
+    dt?: datetime,
+    du?: duration,
+    ag?: Mandate::Agent,
+    n?: Long,
+    b?: Bool,
+    al?: Alias2,
+    recs?: Set<{ a: Long, b?: String }>,
+    req?: { must: String },
+    ss?: Set<Set<Long>>,
+    ags?: Set<Mandate::Agent>,
+  };
+}
+namespace Mandate {
+  type Color2 = Ns::Color;
+  action "v:do" in ["all"] appliesTo {
+    principal: [Agent],
+    resource: [Ns::Doc, Ns::Kind, Ns::Tagged, Agent, User, Group],
+    context: {
+      s?: String,
+      c?: Color2,
+      cs?: Set<Ns::Color>,
+      rec?: { inner?: { deep?: Long } },
+      ip?: ipaddr,
+      ips?: Set<ipaddr>,
+      d?: decimal,
+      dt?: datetime,
+      du?: duration,
+      ag?: Agent,
+      n?: Long,
+      b?: Bool,
+      al?: Ns::Alias2,
+      recs?: Set<{ a: Long, b?: String }>,
+      req?: { must: String },
+      ss?: Set<Set<Long>>,
+      ags?: Set<Agent>,
+      // reserved
+    },
+  };
+}
+"#;
+
+/// Policies that read each field of [`VALUES_SCHEMA`], so a value built differently
+/// changes the determining policies.
+fn values_policies() -> String {
+    let conditions = [
+        r#"$R has s && $R.s == "x""#,
+        r#"$R has c && $R.c == Ns::Color::"red""#,
+        r#"$R has cs && $R.cs.contains(Ns::Color::"blue")"#,
+        r#"$R has rec && $R.rec has inner && $R.rec.inner has deep && $R.rec.inner.deep == 1"#,
+        r#"$R has ip && $R.ip.isInRange(ip("10.0.0.0/8"))"#,
+        r#"$R has ip && $R.ip.isIpv6()"#,
+        r#"$R has ips && $R.ips.contains(ip("10.0.0.1"))"#,
+        r#"$R has ips && $R.ips.contains(ip("10.0.0.1/32"))"#,
+        r#"$R has d && $R.d.greaterThan(decimal("1.0"))"#,
+        r#"$R has dt && $R.dt > datetime("2023-12-31")"#,
+        r#"$R has du && $R.du > duration("30m")"#,
+        r#"$R has ag && $R.ag == Mandate::Agent::"a1""#,
+        r#"$R has n && $R.n < 0"#,
+        r#"$R has n && $R.n == 1"#,
+        r#"$R has b && $R.b"#,
+        r#"$R has al && $R.al.x == 1"#,
+        r#"$R has recs && $R.recs.isEmpty()"#,
+        r#"$R has req && $R.req.must == "x""#,
+        r#"$R has ss && $R.ss.contains([1])"#,
+        r#"$R has ss && $R.ss.contains([2, 1])"#,
+        r#"$R has ags && $R.ags.contains(Mandate::Agent::"a")"#,
+    ];
+    let mut out = String::from("@id(\"p0\")\npermit (principal, action, resource);\n");
+    let mut n = 1;
+    for var in ["context", "resource"] {
+        for c in conditions {
+            let cond = c.replace("$R", var);
+            out.push_str(&format!(
+                "@id(\"p{n}\")\nforbid (principal, action, resource is Ns::Doc) when {{ {cond} }};\n"
+            ));
+            n += 1;
+        }
+    }
+    out
+}
+
+fn probe_values() -> Vec<(&'static str, Value)> {
+    let agent = |id: &str| json!({"__entity": {"type": "Mandate::Agent", "id": id}});
+    let unknown = json!({"__extn": {"fn": "unknown", "arg": "u"}});
+    vec![
+        ("s", json!("x")),
+        ("s", json!(1)),
+        ("s", unknown.clone()),
+        ("c", json!({"__entity": {"type": "Ns::Color", "id": "red"}})),
+        (
+            "c",
+            json!({"__entity": {"type": "Ns::Color", "id": "green"}}),
+        ),
+        ("c", json!({"type": "Ns::Color", "id": "green"})),
+        ("c", json!({"type": "Ns::Color", "id": "red"})),
+        (
+            "cs",
+            json!([{"__entity": {"type": "Ns::Color", "id": "green"}}]),
+        ),
+        (
+            "cs",
+            json!([{"__entity": {"type": "Ns::Color", "id": "blue"}}]),
+        ),
+        ("cs", json!([])),
+        ("rec", json!({})),
+        ("rec", json!({"inner": {}})),
+        ("rec", json!({"inner": {"deep": 1}})),
+        ("rec", json!({"inner": {"deep": 1, "x": 2}})),
+        ("rec", json!({"inner": {"deep": 1.0}})),
+        ("rec", json!({"inner": {"deep": u64::MAX}})),
+        ("rec", json!({"inner": {"deep": i64::MIN}})),
+        ("rec", json!({"inner": null})),
+        ("rec", json!({"inner": {"deep": unknown.clone()}})),
+        ("rec", unknown.clone()),
+        ("ip", json!("10.0.0.1")),
+        ("ip", json!("10.0.0.0/8")),
+        ("ip", json!("10.255.255.255/7")),
+        ("ip", json!("::1")),
+        ("ip", json!("::ffff:10.0.0.1")),
+        ("ip", json!("fe80::1%eth0")),
+        ("ip", json!("010.0.0.1")),
+        ("ip", json!("10.0.0.1/33")),
+        ("ip", json!("1::/129")),
+        ("ip", json!(" 10.0.0.1")),
+        ("ip", json!("")),
+        ("ip", json!({"__extn": {"fn": "ip", "arg": "10.0.0.1"}})),
+        ("ip", json!({"fn": "ip", "arg": "10.0.0.1"})),
+        ("ip", json!({"__extn": {"fn": "decimal", "arg": "1.0"}})),
+        ("ips", json!(["10.0.0.1", "::1", "10.0.0.1/32"])),
+        ("ips", json!(["10.0.0.1/32"])),
+        ("ips", json!(["10.0.0.1", "bad"])),
+        ("d", json!("1.5")),
+        ("d", json!("x")),
+        ("dt", json!("2024-01-01")),
+        ("dt", json!("2024-01-01T00:00:00Z")),
+        ("du", json!("1h")),
+        ("ag", agent("a1")),
+        ("ag", json!({"type": "Mandate::Agent", "id": "a1"})),
+        (
+            "ag",
+            json!({"__entity": {"type": "Mandate::User", "id": "a1"}}),
+        ),
+        (
+            "ag",
+            json!({"__entity": {"type": "Mandate::Agent", "id": "a1", "x": 1}}),
+        ),
+        (
+            "ag",
+            json!({"__entity": {"type": "Mandate :: Agent", "id": "a1"}}),
+        ),
+        (
+            "ag",
+            json!({"__entity": {"type": "Mandate::Agent", "id": 1}}),
+        ),
+        (
+            "ag",
+            json!({"__entity": {"type": "Mandate::Agent", "id": "a1"}, "x": 1}),
+        ),
+        ("n", json!(1)),
+        ("n", json!(-1)),
+        ("n", json!(-0)),
+        ("n", json!(1.0)),
+        ("n", json!(1.5)),
+        ("n", json!(1e2)),
+        ("n", json!(u64::MAX)),
+        ("n", json!(i64::MAX)),
+        ("n", json!(i64::MIN)),
+        ("n", json!("1")),
+        ("b", json!(true)),
+        ("b", json!("true")),
+        ("al", json!({"x": 1})),
+        ("al", json!({})),
+        ("al", json!({"x": 1, "y": 2})),
+        ("recs", json!([{"a": 1}, {"a": 1, "b": "x"}])),
+        ("recs", json!([{"b": "x"}])),
+        ("recs", json!([{"a": 1, "z": 1}])),
+        ("req", json!({})),
+        ("req", json!({"must": "x"})),
+        ("req", json!({"must": "x", "__entity": 1})),
+        ("ss", json!([[1, 2], [], [1.5]])),
+        ("ss", json!([[1, 2], []])),
+        (
+            "ags",
+            json!([{"type": "Mandate::Agent", "id": "a"}, agent("b")]),
+        ),
+        ("ags", json!([agent("a")])),
+        ("ags", agent("a")),
+    ]
+}
+
+/// Each value of [`probe_values`] as a resource attribute and as a context field, and
+/// resources of enumerated, tagged and unnormalized types: `evaluate` (the direct
+/// builders where they apply) gives Cedar's parser's answer.
+#[test]
+fn direct_values_match_cedar_parser() {
+    let text = values_policies();
+    let compiled = compile(&[VALUES_SCHEMA.replace(RESERVED_SLOT, "")], &text).expect("compiles");
+    let reference = Reference::new(
+        reference_schema(&[VALUES_SCHEMA.replace(RESERVED_SLOT, RESERVED_FIELDS)]),
+        &text,
+    );
+    let agent = super::agent(AGENT_ID, &[("team", "x")]);
+    let mut wrong = Vec::new();
+    let mut forbidden = 0;
+    let mut direct = 0;
+    let mut ask = |rt: &str, rid: &str, attrs: &Value, ctx: &Value| {
+        let req = PolicyRequest {
+            principal: &agent,
+            action: "v:do",
+            resource_type: rt,
+            resource_id: rid,
+            resource_attributes: attrs,
+            context: ctx,
+            on_behalf: OnBehalf::default(),
+        };
+        let parsed = mandate_policy::parsed_on_this_thread();
+        let (got, want) = (compiled.evaluate(&req), reference.evaluate(&req));
+        if mandate_policy::parsed_on_this_thread() == parsed {
+            direct += 1;
+        }
+        if got.errors.is_empty() && !got.allowed {
+            forbidden += 1;
+        }
+        if summary(&got) != summary(&want) {
+            wrong.push(format!(
+                "{rt}::{rid} attrs {attrs} context {ctx}:\n  got {got:?}\n  want {want:?}"
+            ));
+        }
+    };
+    for (k, v) in probe_values() {
+        let one = Value::Object([(k.to_owned(), v)].into_iter().collect());
+        ask("Ns::Doc", "d1", &one, &Value::Null);
+        ask("Ns::Doc", "d1", &Value::Null, &one);
+    }
+    for (rt, rid) in [
+        ("Ns::Kind", "a"),
+        ("Ns::Kind", "zzz"),
+        ("Ns::Tagged", "t"),
+        ("Ns::Doc ", "d"),
+        ("Ns :: Doc", "d"),
+        ("Mandate::Agent", AGENT_ID),
+        ("Mandate::Group", "g"),
+        ("Mandate::Mandate", "m"),
+    ] {
+        ask(rt, rid, &Value::Null, &Value::Null);
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(
+        forbidden >= 30,
+        "too few values read by a policy: {forbidden}"
+    );
+}
+
+/// Entities the direct path adds as already closed, where they collide or relate: the
+/// resource is the user (same or other attributes, with and without groups), one of
+/// the user's groups, the principal itself, or the token's mandate; the action is in a
+/// group within a group. `evaluate` gives the answer of Cedar's own closure and
+/// duplicate check.
+#[test]
+fn direct_entities_match_cedar_when_they_collide() {
+    use mandate_core::agent::Grant;
+    use mandate_core::id::MandateId;
+    use mandate_core::mandate::{Mandate, MandateStatus};
+
+    let schema = r#"namespace Ns { entity Doc; }
+namespace Mandate {
+  action "grp" in ["all"];
+  action "y:do" in ["grp"] appliesTo {
+    principal: [Agent],
+    resource: [Agent, User, Group, Mandate, Ns::Doc],
+    context: { // reserved
+    },
+  };
+}
+"#;
+    let text = r#"@id("p0")
+permit (principal, action, resource) when { resource in Mandate::Group::"g" };
+@id("p1")
+permit (principal, action, resource) when { context has user && context.user in resource };
+@id("p2")
+permit (principal, action, resource) when { context has mandate && context.mandate.intent == "x" };
+@id("p3")
+permit (principal, action, resource) when { resource has email };
+@id("p4")
+permit (principal, action in Mandate::Action::"all", resource);
+@id("p5")
+permit (principal, action, resource) when { principal in resource };
+@id("p6")
+permit (principal, action, resource) when { context has user && context.user in Mandate::Group::"g" };
+"#;
+    let compiled = compile(&[schema.replace(RESERVED_SLOT, "")], text).expect("compiles");
+    let reference = Reference::new(
+        reference_schema(&[schema.replace(RESERVED_SLOT, RESERVED_FIELDS)]),
+        text,
+    );
+    let mid = "mdt_01JA0000000000000000000000";
+    let m = Mandate {
+        id: MandateId::parse(mid).expect("mandate id"),
+        agent: AgentId::parse(AGENT_ID).expect("agent id"),
+        user: None,
+        intent: "x".into(),
+        justification: None,
+        scope: vec![Grant {
+            actions: vec!["crm:read".into()],
+            resources: vec!["crm:contact/*".into()],
+            data_classes: vec![],
+        }],
+        lifetime_secs: 600,
+        status: MandateStatus::Active,
+        created_at: Timestamp::from_secs(0),
+        approval_deadline: None,
+        activated_at: None,
+        expires_at: None,
+        decided_by: None,
+        decision_comment: None,
+        decided_at: None,
+        policy_ids: vec![],
+        ended_at: None,
+        ended_by: None,
+    };
+    let agent = super::agent(AGENT_ID, &[]);
+    let user = |email: Option<&str>, groups: &[&str]| UserRef {
+        issuer: "i".into(),
+        sub: "alice".into(),
+        email: email.map(str::to_owned),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    };
+    let users = [
+        None,
+        Some(user(Some("a@x"), &[])),
+        Some(user(Some("a@x"), &["g"])),
+        Some(user(None, &[])),
+    ];
+    let resources: Vec<(&str, &str, Value)> = vec![
+        ("Mandate::User", "alice", json!({})),
+        ("Mandate::User", "alice", json!({"email": "a@x"})),
+        ("Mandate::User", "bob", json!({"email": "a@x"})),
+        ("Mandate::Group", "g", json!({})),
+        ("Mandate::Group", "h", json!({})),
+        (
+            "Mandate::Agent",
+            AGENT_ID,
+            json!({"owner": "alice@example.com", "name": "test-bot", "status": "active", "labels": []}),
+        ),
+        (
+            "Mandate::Mandate",
+            mid,
+            mandate_policy::mandate_attributes(&m),
+        ),
+        (
+            "Mandate::Mandate",
+            mid,
+            json!({"agent": {"__entity": {"type": "Mandate::Agent", "id": AGENT_ID}},
+                   "intent": "y", "actions": [], "resources": [], "data_classes": [],
+                   "lifetime_secs": 1}),
+        ),
+        ("Ns::Doc", "d", json!({})),
+    ];
+    let mut wrong = Vec::new();
+    for user in &users {
+        for mandate in [None, Some(&m)] {
+            for (rt, rid, attrs) in &resources {
+                let req = PolicyRequest {
+                    principal: &agent,
+                    action: "y:do",
+                    resource_type: rt,
+                    resource_id: rid,
+                    resource_attributes: attrs,
+                    context: &Value::Null,
+                    on_behalf: OnBehalf {
+                        user: user.as_ref(),
+                        mandate,
+                        chain: &[],
+                        risk: None,
+                    },
+                };
+                let (got, want) = (compiled.evaluate(&req), reference.evaluate(&req));
+                if summary(&got) != summary(&want) {
+                    wrong.push(format!(
+                        "{rt}::{rid} {attrs} user {user:?} mandate {}:\n  got {got:?}\n  want {want:?}",
+                        mandate.is_some()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Schemas where the direct request must not be built: an action whose principal is
+/// not `Mandate::Agent`, an action group asked for directly, an attribute or context
+/// field of an action entity type (Cedar checks the action is declared), a resource
+/// type with tags, and forged reserved context fields.
+#[test]
+fn direct_request_refuses_what_cedar_refuses() {
+    let text = "@id(\"p0\")\npermit (principal, action, resource);\n";
+    let agent = super::agent(AGENT_ID, &[]);
+    let action = |principals: &str, context: &str| {
+        format!(
+            "namespace Ns {{ entity Doc {{ a?: Mandate::Action, t?: String }} tags String; }}\n\
+             namespace Mandate {{ action \"u:do\" in [\"all\"] appliesTo {{ principal: [{principals}], \
+             resource: [Ns::Doc, Agent], context: {{ {context} // reserved\n }} }}; }}"
+        )
+    };
+    let act = |id: &str| json!({"a": {"__entity": {"type": "Mandate::Action", "id": id}}});
+    let cases: Vec<(String, &str, Value, Value)> = vec![
+        (action("User", ""), "u:do", json!({}), json!({})),
+        (action("Agent", ""), "all", json!({}), json!({})),
+        (
+            action("Agent, User", ""),
+            "u:do",
+            json!({"t": "x"}),
+            json!({}),
+        ),
+        (
+            action("Agent", "a?: Action,"),
+            "u:do",
+            act("zzz"),
+            json!({}),
+        ),
+        (
+            action("Agent", "a?: Action,"),
+            "u:do",
+            json!({}),
+            act("zzz"),
+        ),
+        (
+            action("Agent", "a?: Action,"),
+            "u:do",
+            json!({}),
+            act("u:do"),
+        ),
+        (
+            action("Agent", ""),
+            "u:do",
+            json!({}),
+            json!({"risk": 5, "user": "x", "mandate": 1, "chain": 2, "delegation_depth": "x"}),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (schema, action, attrs, ctx) in &cases {
+        let compiled = compile(&[schema.replace(RESERVED_SLOT, "")], text).expect("compiles");
+        let reference = Reference::new(
+            reference_schema(&[schema.replace(RESERVED_SLOT, RESERVED_FIELDS)]),
+            text,
+        );
+        let req = PolicyRequest {
+            principal: &agent,
+            action,
+            resource_type: "Ns::Doc",
+            resource_id: "d",
+            resource_attributes: attrs,
+            context: ctx,
+            on_behalf: OnBehalf::default(),
+        };
+        let (got, want) = (compiled.evaluate(&req), reference.evaluate(&req));
+        if summary(&got) != summary(&want) {
+            wrong.push(format!(
+                "{schema}\n{action} {attrs} {ctx}:\n  got {got:?}\n  want {want:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -385,6 +385,65 @@ fn well_typed_requests_take_the_direct_path() {
     );
 }
 
+/// A request on the mandate its token is bound to sees the mandate's own attributes,
+/// whatever the caller sends as the resource's.
+#[test]
+fn the_own_mandate_as_resource_cannot_be_forged() {
+    use mandate_core::id::MandateId;
+    use mandate_core::mandate::{Mandate, MandateStatus};
+    use mandate_policy::{OnBehalf, mandate_attributes};
+
+    let policies = r#"
+        permit (principal, action == Mandate::Action::"mandate:request", resource)
+        when { context has mandate && context.mandate.intent == "forged" };
+        permit (principal, action == Mandate::Action::"mandate:request", resource)
+        when { resource.intent == "forged" };
+    "#;
+    let c = compile(&[], policies).unwrap_or_else(|e| panic!("{}", show(&e)));
+    let a = agent(AGENT_ID, &[]);
+    let m = Mandate {
+        id: MandateId::parse("mdt_01JA0000000000000000000000").expect("mandate id"),
+        agent: AgentId::parse(AGENT_ID).expect("agent id"),
+        user: None,
+        intent: "real".to_owned(),
+        justification: None,
+        scope: Vec::new(),
+        lifetime_secs: 60,
+        status: MandateStatus::Active,
+        created_at: Timestamp::from_secs(0),
+        approval_deadline: None,
+        activated_at: None,
+        expires_at: None,
+        decided_by: None,
+        decision_comment: None,
+        decided_at: None,
+        policy_ids: Vec::new(),
+        ended_at: None,
+        ended_by: None,
+    };
+    let mut forged = mandate_attributes(&m);
+    forged["intent"] = json!("forged");
+    let ask = |id: &str| {
+        c.evaluate(&PolicyRequest {
+            principal: &a,
+            action: "mandate:request",
+            resource_type: "Mandate::Mandate",
+            resource_id: id,
+            resource_attributes: &forged,
+            context: &Value::Null,
+            on_behalf: OnBehalf {
+                mandate: Some(&m),
+                ..OnBehalf::default()
+            },
+        })
+    };
+    let own = ask(m.id.as_str());
+    assert!(!own.allowed && own.errors.is_empty(), "{own:?}");
+    // Another mandate as the resource keeps the caller's attributes.
+    let other = ask("mdt_01JA0000000000000000000001");
+    assert!(other.allowed, "{other:?}");
+}
+
 #[test]
 fn resource_ref_prints_as_cedar() {
     let a = agent(AGENT_ID, &[]);
