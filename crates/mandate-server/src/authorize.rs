@@ -9,6 +9,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
 use mandate_audit::event::AuditEvent;
 use mandate_core::admin::Role;
 use serde::Deserialize;
@@ -46,14 +47,14 @@ pub(crate) struct BatchRequest {
 }
 
 /// Who called.
-enum Caller {
-    /// The agent, with its own token.
-    Agent(String),
+enum Caller<'h> {
+    /// The agent, with its own token (borrowed from the request's headers).
+    Agent(&'h str),
     /// An enforcement point's token id.
     Service(String),
 }
 
-async fn caller(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Caller, ApiError> {
+async fn caller<'h>(state: &Arc<AppState>, headers: &'h HeaderMap) -> Result<Caller<'h>, ApiError> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -62,7 +63,7 @@ async fn caller(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Caller, Ap
         )
     })?;
     if looks_like_jwt(token) {
-        return Ok(Caller::Agent(token.to_owned()));
+        return Ok(Caller::Agent(token));
     }
     match lookup_admin_token(state, token).await? {
         Some(t) if matches!(t.role, Role::Service | Role::Admin) => {
@@ -81,7 +82,7 @@ async fn caller(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Caller, Ap
     }
 }
 
-fn check(req: &AuthorizeRequest, caller: &Caller) -> Result<(), ApiError> {
+fn check(req: &AuthorizeRequest, caller: &Caller<'_>) -> Result<(), ApiError> {
     let bad = |m: &str| ApiError::bad_request("invalid_field", m);
     match caller {
         Caller::Agent(_) if req.principal.is_some() || req.token.is_some() => Err(bad(
@@ -116,10 +117,11 @@ pub(crate) fn verified_claims(
     snapshot: &crate::decide::Snapshot,
     token: &str,
     now: mandate_core::time::Timestamp,
-) -> Option<mandate_token::access::AccessClaims> {
+) -> Option<Arc<mandate_token::access::AccessClaims>> {
     state.verified_tokens.get(token, now).or_else(|| {
         let c = mandate_token::access::verify(&snapshot.ring, token, &snapshot.issuer, now).ok()?;
-        state.verified_tokens.insert(token, c.clone());
+        let c = Arc::new(c);
+        state.verified_tokens.insert(token, Arc::clone(&c));
         Some(c)
     })
 }
@@ -223,13 +225,20 @@ pub(crate) async fn record_decision(
 fn decide_one(
     state: &AppState,
     req: &AuthorizeRequest,
-    caller: &Caller,
+    caller: &Caller<'_>,
 ) -> (Decision, AuditEvent, Observed) {
     let snapshot = state.snapshot();
     let now = state.clock.now();
+    let token = match (caller, &req.principal, &req.token) {
+        (Caller::Agent(t), _, _) => Ok(*t),
+        (Caller::Service(_), None, Some(t)) => Ok(t.as_str()),
+        (Caller::Service(_), Some(p), _) => Err(p.as_str()),
+        // `check` rules this out; deny rather than guess.
+        (Caller::Service(_), None, None) => Err(""),
+    };
     let verified;
-    let principal = match (caller, &req.principal, &req.token) {
-        (Caller::Agent(t), _, _) | (Caller::Service(_), None, Some(t)) => {
+    let principal = match token {
+        Ok(t) => {
             verified = verified_claims(state, &snapshot, t, now);
             match &verified {
                 Some(c) => Principal::Verified(c),
@@ -237,9 +246,7 @@ fn decide_one(
                 None => Principal::Token(t),
             }
         }
-        (Caller::Service(_), Some(p), _) => Principal::Agent(p),
-        // `check` rules this out; deny rather than guess.
-        (Caller::Service(_), None, None) => Principal::Agent(""),
+        Err(agent) => Principal::Agent(agent),
     };
     let empty;
     let context = if req.context.is_null() {
@@ -278,13 +285,28 @@ pub(crate) fn verdict(d: &Decision) -> &'static str {
     }
 }
 
-fn answer(d: &Decision, decision_id: String) -> Value {
-    json!({
-        "decision": verdict(d),
-        "reasons": d.reasons,
-        "policy_ids": d.policy_ids,
-        "decision_id": decision_id,
-    })
+/// The answer to one question, serialized straight from the decision without a `Value`
+/// tree in between.
+///
+/// INVARIANT (answer bytes): the fields are declared in the order the `json!` object
+/// this replaced wrote them (serde_json's `preserve_order` is on in this workspace), so
+/// the bytes on the wire are unchanged; `answer_bytes_are_those_of_the_json_object`
+/// compares the two.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    decision: &'static str,
+    reasons: &'a [String],
+    policy_ids: &'a [String],
+    decision_id: String,
+}
+
+fn answer(d: &Decision, decision_id: String) -> Answer<'_> {
+    Answer {
+        decision: verdict(d),
+        reasons: &d.reasons,
+        policy_ids: &d.policy_ids,
+        decision_id,
+    }
 }
 
 fn unavailable(e: &crate::audit::AuditError) -> ApiError {
@@ -296,23 +318,23 @@ fn unavailable(e: &crate::audit::AuditError) -> ApiError {
     )
 }
 
+/// The JSON body, after its content type (`application/json` or `…+json`, any case).
 async fn body<T: serde::de::DeserializeOwned>(
     state: &AppState,
-    req: Request<Body>,
-) -> Result<(HeaderMap, T), ApiError> {
-    let (parts, body) = req.into_parts();
-    let ct = parts
-        .headers
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let media = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media != "application/json" && !media.ends_with("+json") {
+    let media = ct.split(';').next().unwrap_or("").trim().as_bytes();
+    let json_suffix = media
+        .len()
+        .checked_sub(5)
+        .and_then(|at| media.get(at..))
+        .is_some_and(|t| t.eq_ignore_ascii_case(b"+json"));
+    if !media.eq_ignore_ascii_case(b"application/json") && !json_suffix {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -320,29 +342,31 @@ async fn body<T: serde::de::DeserializeOwned>(
         ));
     }
     let bytes = read_body(body, state.config.max_body_bytes).await?;
-    Ok((parts.headers, parse_json(&bytes)?))
+    parse_json(&bytes)
 }
 
 /// `POST /v1/authorize`.
 pub(crate) async fn authorize(
     State(state): State<Arc<AppState>>,
     req: Request<Body>,
-) -> Result<Json<Value>, ApiError> {
-    let who = caller(&state, req.headers()).await?;
-    let (_, r): (_, AuthorizeRequest) = body(&state, req).await?;
+) -> Result<Response, ApiError> {
+    let (parts, b) = req.into_parts();
+    let who = caller(&state, &parts.headers).await?;
+    let r: AuthorizeRequest = body(&state, &parts.headers, b).await?;
     check(&r, &who)?;
     let (d, event, seen) = decide_one(&state, &r, &who);
     let id = record_decision(&state, event, seen, r.request_id.as_deref()).await?;
-    Ok(Json(answer(&d, id)))
+    Ok(Json(answer(&d, id)).into_response())
 }
 
 /// `POST /v1/authorize/batch`: up to [`MAX_BATCH`] requests, one group commit.
 pub(crate) async fn authorize_batch(
     State(state): State<Arc<AppState>>,
     req: Request<Body>,
-) -> Result<Json<Value>, ApiError> {
-    let who = caller(&state, req.headers()).await?;
-    let (_, b): (_, BatchRequest) = body(&state, req).await?;
+) -> Result<Response, ApiError> {
+    let (parts, b) = req.into_parts();
+    let who = caller(&state, &parts.headers).await?;
+    let b: BatchRequest = body(&state, &parts.headers, b).await?;
     if b.requests.is_empty() || b.requests.len() > MAX_BATCH {
         return Err(ApiError::bad_request(
             "invalid_field",
@@ -372,5 +396,45 @@ pub(crate) async fn authorize_batch(
     for (d, id) in decisions.iter().zip(ids) {
         results.push(answer(d, id.map_err(|e| unavailable(&e))?));
     }
-    Ok(Json(json!({"results": results})))
+    Ok(Json(json!({"results": results})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{answer, verdict};
+    use crate::decide::Decision;
+
+    /// INVARIANT (answer bytes): the struct writes what the `json!` object wrote.
+    #[test]
+    fn answer_bytes_are_those_of_the_json_object() {
+        let mut d = Decision {
+            allow: true,
+            approval_required: false,
+            reasons: vec!["allowed_by_policy".into(), "a \"quoted\" detail".into()],
+            policy_ids: vec!["team-reads-contacts".into()],
+            agent: None,
+            token_id: None,
+            user: None,
+            mandate: None,
+            chain: Vec::new(),
+            risk: Default::default(),
+        };
+        for _ in 0..2 {
+            let id = "evt_01JA0000000000000000000000".to_owned();
+            let old = json!({
+                "decision": verdict(&d),
+                "reasons": d.reasons,
+                "policy_ids": d.policy_ids,
+                "decision_id": id,
+            });
+            let new = serde_json::to_vec(&answer(&d, id)).unwrap();
+            assert_eq!(
+                String::from_utf8(new).unwrap(),
+                serde_json::to_string(&old).unwrap()
+            );
+            (d.allow, d.reasons, d.policy_ids) = (false, Vec::new(), Vec::new());
+        }
+    }
 }

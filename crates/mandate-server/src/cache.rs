@@ -7,7 +7,7 @@
 //! are checked on every request as without the cache.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use mandate_core::id::CredentialId;
 use mandate_core::time::Timestamp;
@@ -26,21 +26,23 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Access tokens whose signature verified, by SHA-256 of the token, until they expire.
+/// The claims are shared (`Arc`): a hit costs a reference count, not a copy of every
+/// claim string.
 #[derive(Debug, Default)]
 pub struct VerifiedTokens {
-    map: Mutex<HashMap<[u8; 32], AccessClaims>>,
+    map: Mutex<HashMap<[u8; 32], Arc<AccessClaims>>>,
 }
 
 impl VerifiedTokens {
     /// The claims of `token` if its signature was verified before and it has not expired.
-    pub fn get(&self, token: &str, now: Timestamp) -> Option<AccessClaims> {
+    pub fn get(&self, token: &str, now: Timestamp) -> Option<Arc<AccessClaims>> {
         let key = digest(&[token.as_bytes()]);
         let mut map = self
             .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match map.get(&key) {
-            Some(c) if now.secs() < c.exp => Some(c.clone()),
+            Some(c) if now.secs() < c.exp => Some(Arc::clone(c)),
             Some(_) => {
                 map.remove(&key);
                 None
@@ -50,7 +52,7 @@ impl VerifiedTokens {
     }
 
     /// Remembers a token whose signature just verified.
-    pub fn insert(&self, token: &str, claims: AccessClaims) {
+    pub fn insert(&self, token: &str, claims: Arc<AccessClaims>) {
         let mut map = self
             .map
             .lock()

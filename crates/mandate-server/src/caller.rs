@@ -71,7 +71,10 @@ pub(crate) async fn identify(
             None => {
                 let c = mandate_token::access::verify(&snapshot.ring, token, &snapshot.issuer, now)
                     .map_err(|_| unauthenticated("invalid access token"))?;
-                state.verified_tokens.insert(token, c.clone());
+                let c = std::sync::Arc::new(c);
+                state
+                    .verified_tokens
+                    .insert(token, std::sync::Arc::clone(&c));
                 c
             }
         };
@@ -79,7 +82,7 @@ pub(crate) async fn identify(
             .map_err(|r| unauthenticated(&format!("access token refused: {}", r.reason)))?;
         return Ok(Caller::Agent {
             agent: Box::new(holder.agent.clone()),
-            claims: Box::new(claims),
+            claims: Box::new(AccessClaims::clone(&claims)),
         });
     }
     state

@@ -16,6 +16,7 @@ mod client;
 mod config;
 mod gateway_cli;
 mod incident_cli;
+mod logwriter;
 mod mandates_cli;
 mod serve;
 
@@ -441,12 +442,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // Lines are written to stderr by the log writer's own thread (logwriter.rs).
+            let (mut log, maker) = logwriter::LogWriter::start(std::io::stderr());
             tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
+                .with_writer(maker)
                 .with_max_level(cfg.log_level)
                 .with_ansi(false)
                 .init();
-            match runtime.block_on(serve::run(cfg, &env)) {
+            let served = runtime.block_on(serve::run(cfg, &env));
+            // Every line logged while serving reaches stderr before our own last words.
+            log.finish();
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

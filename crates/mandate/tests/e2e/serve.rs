@@ -367,3 +367,37 @@ fn stray_key_files_are_swept_at_start() {
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(!stray.exists());
 }
+
+/// The log is written by its own thread (`logwriter.rs`); a clean shutdown writes every
+/// line first: each request's access-log line and the final `stopped`, in order.
+#[tokio::test]
+async fn every_log_line_is_written_before_a_clean_exit() {
+    let (_t, dir) = data_dir();
+    let mut s = Server::start(&dir, &[], &[]);
+    for _ in 0..200 {
+        let r = s.http.get(s.url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let status = s.stop();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !s.stderr_text().contains("stopped") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (status, s.stderr_text())
+    })
+    .await
+    .unwrap();
+    let (status, err) = status;
+    assert!(status.success());
+    let logged = err
+        .lines()
+        .filter(|l| l.contains("path=/healthz") && l.contains("status=200"))
+        .count();
+    assert_eq!(logged, 200, "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("stopped"),
+        "the last line is `stopped`: {err}"
+    );
+}
