@@ -56,6 +56,63 @@ pub(crate) struct Slice {
     /// mask of the slice's policies kept), up to [`SETS_KEPT`]: building a policy set
     /// costs more than evaluating a few policies.
     sets: Mutex<HashMap<Vec<u64>, Arc<Candidates>>>,
+    /// The policies by the lookup and literal that rule most of them out at once.
+    keys: Keys,
+}
+
+/// A slice's policies keyed by what rules them out together: a policy whose guards are
+/// `has` tests of one lookup and then that lookup's equality to a string literal
+/// (`principal.hasTag("team") && principal.getTag("team") == "a"`, `resource.team ==
+/// "a"`) is ruled out whenever the lookup finds a string other than its literal (the
+/// `has` tests are then true and the equality false, for a tag and for a field alike).
+/// So a request reads the lookup once and looks at only the policies keyed by the
+/// string it found; when it finds anything else, at all of them.
+#[derive(Debug, Default, Clone)]
+struct Keys {
+    /// Lookup → literal → the policies (positions in the slice), in source order.
+    by_lookup: Vec<(usize, HashMap<String, Vec<usize>>)>,
+    /// The policies not keyed.
+    rest: Vec<usize>,
+}
+
+impl Keys {
+    fn new(policies: &[Indexed]) -> Self {
+        let mut keys = Self::default();
+        for (i, p) in policies.iter().enumerate() {
+            let Some((lookup, literal)) = key(&p.guards) else {
+                keys.rest.push(i);
+                continue;
+            };
+            let at = match keys.by_lookup.iter().position(|(l, _)| *l == lookup) {
+                Some(at) => at,
+                None => {
+                    keys.by_lookup.push((lookup, HashMap::new()));
+                    keys.by_lookup.len() - 1
+                }
+            };
+            if let Some((_, literals)) = keys.by_lookup.get_mut(at) {
+                literals.entry(literal.to_owned()).or_default().push(i);
+            }
+        }
+        keys
+    }
+}
+
+/// The lookup and literal a policy is keyed by (see [`Keys`]).
+fn key(guards: &[Guard]) -> Option<(usize, &str)> {
+    let mut has = None;
+    for g in guards {
+        match g {
+            Guard::Has(l) if has.is_none_or(|h| h == *l) => has = Some(*l),
+            Guard::Eq {
+                operand: Operand::Tag(l) | Operand::Field(l),
+                literal,
+                negated: false,
+            } if has.is_none_or(|h| h == *l) => return Some((*l, literal)),
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// A request's candidate policies as Cedar policy sets: all of them, and all but the
@@ -75,6 +132,7 @@ impl Clone for Slice {
             policies: self.policies.clone(),
             lookups: Arc::clone(&self.lookups),
             sets: Mutex::default(),
+            keys: self.keys.clone(),
         }
     }
 }
@@ -122,7 +180,7 @@ impl Index {
             };
             let resources: Vec<String> = resources.map(ToString::to_string).collect();
             for resource_type in resources {
-                let policies = scopes
+                let policies: Vec<Indexed> = scopes
                     .iter()
                     .filter(|(_, s)| {
                         s.action_matches(action, hierarchy.as_ref())
@@ -136,6 +194,7 @@ impl Index {
                     .insert(
                         resource_type,
                         Slice {
+                            keys: Keys::new(&policies),
                             policies,
                             lookups: Arc::clone(&lookups),
                             sets: Mutex::default(),
@@ -171,11 +230,27 @@ impl Slice {
             found: vec![None; self.lookups.len()],
         };
         let mut mask = vec![0_u64; self.policies.len().div_ceil(64)];
-        for (i, p) in self.policies.iter().enumerate() {
-            if !ruled_out(&p.guards, &mut memo)
+        let mut consider = |i: usize, memo: &mut Memo<'_, '_>| {
+            if let Some(p) = self.policies.get(i)
+                && !ruled_out(&p.guards, memo)
                 && let Some(word) = mask.get_mut(i / 64)
             {
                 *word |= 1 << (i % 64);
+            }
+        };
+        for &i in &self.keys.rest {
+            consider(i, &mut memo);
+        }
+        for (lookup, literals) in &self.keys.by_lookup {
+            if let Found::Str(found, _) = memo.get(*lookup) {
+                // Every other literal's policies are ruled out (see `Keys`).
+                for &i in literals.get(found).into_iter().flatten() {
+                    consider(i, &mut memo);
+                }
+            } else {
+                for &i in literals.values().flatten() {
+                    consider(i, &mut memo);
+                }
             }
         }
         // A poisoned lock only costs the cache.
