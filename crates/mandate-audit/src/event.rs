@@ -321,6 +321,7 @@ impl Serialize for AuditEvent {
 mod tests {
     use super::*;
     use crate::canonical::canonical_json;
+    use crate::testgen::arb_json;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -397,28 +398,6 @@ mod tests {
         assert_ne!(e.canonical_bytes(), bare, "an empty string is a value");
         let back: AuditEvent = serde_json::from_slice(&e.canonical_bytes()).unwrap();
         assert_eq!(back.canonical_bytes(), e.canonical_bytes());
-    }
-
-    fn arb_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter_map("finite", serde_json::Number::from_f64)
-                .prop_map(Value::Number),
-            any::<String>().prop_map(Value::String),
-        ];
-        leaf.prop_recursive(3, 48, 20, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                // Up to 20 members: past the stack-sorted size; keys that sort
-                // differently by UTF-8 and UTF-16 (U+E000.. against U+10000..).
-                prop::collection::vec(("[a-c\u{e000}\u{ffff}\u{10000}]{0,3}|\\PC*", inner), 0..20)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 
     fn arb_event() -> impl Strategy<Value = AuditEvent> {

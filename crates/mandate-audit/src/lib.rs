@@ -20,6 +20,9 @@ pub mod merkle;
 pub mod redact;
 pub mod verify;
 
+#[cfg(test)]
+mod testgen;
+
 mod b64 {
     //! Padded standard base64, the encoding of checkpoints and signed notes.
     use base64::Engine as _;

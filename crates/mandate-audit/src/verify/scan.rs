@@ -578,10 +578,11 @@ fn decode(content: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
     use crate::event::{AuditEvent, NodeName};
+    use crate::testgen::arb_json;
     use crate::verify::event_line;
     use ed25519_dalek::SigningKey;
     use proptest::prelude::*;
-    use serde_json::{Map, Value, json};
+    use serde_json::{Value, json};
 
     /// The full check's verdict on a line: seq, node and leaf of the event it holds.
     fn full(line: &str) -> Option<(u64, String, Hash)> {
@@ -863,28 +864,6 @@ mod tests {
             assert_eq!(fast(&mut scanner, &line), None, "{d}");
             assert_eq!(full(&line), None, "{d}");
         }
-    }
-
-    fn arb_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter_map("finite", serde_json::Number::from_f64)
-                .prop_map(Value::Number),
-            any::<String>().prop_map(Value::String),
-            "[a-c\"\\\\\u{1}\n]{0,3}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 48, 6, |inner| {
-            let name = prop_oneof![any::<String>(), "[a-c\"\u{1}\n\u{e000}\u{10000}]{0,3}"];
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec((name, inner), 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
-            ]
-        })
     }
 
     fn arb_event() -> impl Strategy<Value = AuditEvent> {
