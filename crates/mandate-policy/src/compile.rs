@@ -234,9 +234,15 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
         Some(r)
     };
     let index = crate::index::Index::build(&schema, &policy_set, &approval_ids, &action_type);
-    let action_entities: Vec<cedar_policy::Entity> = schema
+    let action_entities: Vec<std::sync::Arc<cedar_policy_core::ast::Entity>> = schema
         .action_entities()
-        .map(|e| e.iter().cloned().collect())
+        .map(|e| {
+            e.iter()
+                .map(|a| {
+                    std::sync::Arc::new(AsRef::<cedar_policy_core::ast::Entity>::as_ref(a).clone())
+                })
+                .collect()
+        })
         .map_err(|e| {
             vec![PolicyError {
                 source: "schema".to_owned(),
@@ -249,23 +255,14 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
     let direct_types = crate::direct::TypeNames::new(core_schema, agent_type.as_ref().clone());
     // Keyed by id only within `Mandate::Action`: another namespace may declare an
     // action with the same id.
+    let action_core_type: &cedar_policy_core::ast::EntityType = action_type.as_ref();
     let request_actions = action_entities
         .iter()
-        .filter(|a| a.uid().type_name() == &action_type)
+        .filter(|a| a.uid().entity_type() == action_core_type)
         .map(|a| {
-            let entity: &cedar_policy_core::ast::Entity = a.as_ref();
-            let shape = crate::direct::ActionShape::new(
-                core_schema,
-                &direct_types,
-                entity.uid().clone(),
-                entity.clone(),
-            );
-            (a.uid().id().unescaped().to_owned(), shape)
+            let shape = crate::direct::ActionShape::new(core_schema, &direct_types, a);
+            (AsRef::<str>::as_ref(a.uid().eid()).to_owned(), shape)
         })
-        .collect();
-    let action_entities = action_entities
-        .iter()
-        .map(|a| std::sync::Arc::new(AsRef::<cedar_policy_core::ast::Entity>::as_ref(a).clone()))
         .collect();
     let all_action_entities = policy_set.policies().any(|p| {
         p.to_json().map_or(true, |est| {

@@ -52,14 +52,14 @@ pub(crate) struct ActionShape {
 }
 
 impl ActionShape {
-    /// The shape of action `uid`, whose entity (from the schema's action entities) is
+    /// The shape of the action whose entity (one of the schema's action entities) is
     /// `entity`.
     pub(crate) fn new(
         schema: &ValidatorSchema,
         types: &TypeNames,
-        uid: ast::EntityUID,
-        entity: ast::Entity,
+        entity: &Arc<ast::Entity>,
     ) -> Self {
+        let uid = entity.uid().clone();
         let action = schema.get_action_id(&uid);
         let agent = &types.agent;
         let standard = |t: &ast::EntityType| {
@@ -81,7 +81,7 @@ impl ActionShape {
                 .and_then(|a| a.context_type())
                 .cloned(),
             uid,
-            entity: Arc::new(entity),
+            entity: Arc::clone(entity),
         }
     }
 

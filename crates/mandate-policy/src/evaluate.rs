@@ -315,30 +315,14 @@ impl CompiledPolicies {
             reserved.push(("mandate", entity("Mandate::Mandate", m.id.as_str())));
             if own_mandate.is_none() {
                 let attrs = mandate_attributes(m);
-                let direct = attrs.as_object().and_then(|a| {
-                    self.direct_types.entity(
-                        "Mandate::Mandate",
-                        m.id.as_str(),
-                        &Fields::all(a),
-                        std::collections::HashSet::new(),
-                    )
-                });
-                let mandate = match direct {
-                    Some(e) => e,
-                    None => core_entity({
-                        count_parsed();
-                        Entity::from_json_value(
-                            json!({
-                                "uid": {"type": "Mandate::Mandate", "id": m.id.as_str()},
-                                "attrs": attrs,
-                                "parents": [],
-                            }),
-                            Some(&self.schema),
-                        )
-                        .map_err(|e| format!("invalid mandate `{}`: {}", m.id, render(&e)))?
-                    }),
-                };
-                extra.push(Arc::new(mandate));
+                let attrs = object(&attrs, "mandate attributes")?;
+                extra.push(Arc::new(self.entity(
+                    "Mandate::Mandate",
+                    m.id.as_str(),
+                    Fields::all(attrs),
+                    &[],
+                    "mandate",
+                )?));
             }
         }
         if !on_behalf.chain.is_empty() {
@@ -361,27 +345,7 @@ impl CompiledPolicies {
             })?),
             _ => Sets::Whole,
         };
-        let direct = self.direct_types.entity(
-            type_text,
-            req.resource_id,
-            &attrs,
-            std::collections::HashSet::new(),
-        );
-        let resource = match direct {
-            Some(resource) => resource,
-            None => core_entity({
-                count_parsed();
-                Entity::from_json_value(
-                    json!({
-                        "uid": {"type": type_text, "id": req.resource_id},
-                        "attrs": attrs.to_json(),
-                        "parents": [],
-                    }),
-                    Some(&self.schema),
-                )
-                .map_err(|e| format!("invalid resource `{resource_uid}`: {}", render(&e)))?
-            }),
-        };
+        let resource = self.entity(type_text, req.resource_id, attrs, &[], "resource")?;
         // Every entity was checked against the schema as it was made (the principal is
         // made by Mandate in the schema's shape), so none is checked again here.
         let mut entities: Vec<Arc<ast::Entity>> = Vec::with_capacity(4 + extra.len());
@@ -451,42 +415,55 @@ impl CompiledPolicies {
         if let Some(e) = &u.email {
             attrs.insert("email".to_owned(), Value::String(e.clone()));
         }
-        let groups: Option<std::collections::HashSet<ast::EntityUID>> = u
+        let groups: Vec<(&str, &str)> = u
             .groups
             .iter()
-            .map(|g| self.direct_types.uid("Mandate::Group", g))
+            .map(|g| ("Mandate::Group", g.as_str()))
             .collect();
-        if let Some(user) = groups.and_then(|groups| {
-            self.direct_types
-                .entity("Mandate::User", &u.sub, &Fields::all(&attrs), groups)
-        }) {
-            return Ok(user);
+        self.entity(
+            "Mandate::User",
+            &u.sub,
+            Fields::all(&attrs),
+            &groups,
+            "user",
+        )
+    }
+
+    /// Entity `ty::"id"` with attributes `attrs` and parents `parents` (type, id): built
+    /// directly where `direct.rs` reads it exactly, else by Cedar's parser against the
+    /// schema, whose answer stands (an error names the entity as a `what`).
+    fn entity(
+        &self,
+        ty: &str,
+        id: &str,
+        attrs: Fields<'_>,
+        parents: &[(&str, &str)],
+        what: &str,
+    ) -> Result<ast::Entity, String> {
+        let uids: Option<std::collections::HashSet<ast::EntityUID>> = parents
+            .iter()
+            .map(|(t, i)| self.direct_types.uid(t, i))
+            .collect();
+        if let Some(e) = uids.and_then(|p| self.direct_types.entity(ty, id, &attrs, p)) {
+            return Ok(e);
         }
-        let (Some(user), Some(group)) = (
-            self.type_names.get("Mandate::User"),
-            self.type_names.get("Mandate::Group"),
-        ) else {
-            return Err("the schema lacks Mandate::User or Mandate::Group".to_owned());
-        };
-        let uid = EntityUid::from_type_name_and_id(user.clone(), EntityId::new(&u.sub));
-        let attrs = u
-            .email
+        count_parsed();
+        let parents: Vec<Value> = parents
             .iter()
-            .map(|e| {
-                (
-                    "email".to_owned(),
-                    RestrictedExpression::new_string(e.clone()),
-                )
-            })
+            .map(|(t, i)| json!({"type": t, "id": i}))
             .collect();
-        let parents = u
-            .groups
-            .iter()
-            .map(|g| EntityUid::from_type_name_and_id(group.clone(), EntityId::new(g)))
-            .collect();
-        Entity::new(uid, attrs, parents)
-            .map(core_entity)
-            .map_err(|e| format!("invalid user `{}`: {e}", u.sub.escape_debug()))
+        Entity::from_json_value(
+            json!({"uid": {"type": ty, "id": id}, "attrs": attrs.to_json(), "parents": parents}),
+            Some(&self.schema),
+        )
+        .map(core_entity)
+        .map_err(|e| {
+            format!(
+                "invalid {what} `{ty}::\"{}\"`: {}",
+                id.escape_debug(),
+                render(&e)
+            )
+        })
     }
 
     fn agent_entity(&self, agent: &Agent) -> Result<ast::Entity, String> {

@@ -229,16 +229,15 @@ fn decide_one(
 ) -> (Decision, AuditEvent, Observed) {
     let snapshot = state.snapshot();
     let now = state.clock.now();
+    // The agent's token (its own, or one a service passes on without naming the agent).
     let token = match (caller, &req.principal, &req.token) {
-        (Caller::Agent(t), _, _) => Ok(*t),
-        (Caller::Service(_), None, Some(t)) => Ok(t.as_str()),
-        (Caller::Service(_), Some(p), _) => Err(p.as_str()),
-        // `check` rules this out; deny rather than guess.
-        (Caller::Service(_), None, None) => Err(""),
+        (Caller::Agent(t), _, _) => Some(*t),
+        (Caller::Service(_), None, Some(t)) => Some(t.as_str()),
+        (Caller::Service(_), _, _) => None,
     };
     let verified;
     let principal = match token {
-        Ok(t) => {
+        Some(t) => {
             verified = verified_claims(state, &snapshot, t, now);
             match &verified {
                 Some(c) => Principal::Verified(c),
@@ -246,7 +245,9 @@ fn decide_one(
                 None => Principal::Token(t),
             }
         }
-        Err(agent) => Principal::Agent(agent),
+        // With neither a principal nor a token (`check` rules it out) the empty id
+        // matches no agent: a deny rather than a guess.
+        None => Principal::Agent(req.principal.as_deref().unwrap_or("")),
     };
     let empty;
     let context = if req.context.is_null() {
