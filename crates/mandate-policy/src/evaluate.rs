@@ -10,6 +10,8 @@ use cedar_policy::{
     Request, RequestValidationError, RestrictedExpression,
 };
 use cedar_policy_core::ast;
+use cedar_policy_core::evaluator::Evaluator;
+use cedar_policy_core::extensions::Extensions;
 use mandate_core::agent::Agent;
 use mandate_core::mandate::{Mandate, UserRef};
 use mandate_core::risk::Risk;
@@ -175,6 +177,11 @@ impl CompiledPolicies {
             Sets::Whole => (&self.policies, self.relaxed.as_ref()),
             Sets::Sliced(c) => (&c.all, self.relaxed.as_ref().map(|_| &c.relaxed)),
         };
+        if let Some(outcome) = self.decide_concretely(&request, policies, relaxed, &entities) {
+            return outcome;
+        }
+        // A policy failed to evaluate: Cedar's own authorizer gives the decision and the
+        // diagnostics (its error messages are what callers and tests see).
         let response = self.authorizer.is_authorized(&request, policies, &entities);
 
         let mut errored = Vec::new();
@@ -220,6 +227,46 @@ impl CompiledPolicies {
             policy_ids: self.in_source_order(determining),
             errors,
         }
+    }
+
+    /// What Cedar's authorizer decides, computed as it does (default deny, forbid beats
+    /// permit, the determining policies are the satisfied forbids, else the satisfied
+    /// permits) but by evaluating each policy concretely, without the bookkeeping of
+    /// its partial-evaluation response (a copy of every policy id and annotation map per
+    /// request). `None` when any policy fails to evaluate: the caller then asks Cedar's
+    /// authorizer, which reports the errors. The equivalence tests hold the two to the
+    /// same outcome.
+    fn decide_concretely(
+        &self,
+        request: &Request,
+        policies: &cedar_policy::PolicySet,
+        relaxed: Option<&cedar_policy::PolicySet>,
+        entities: &Entities,
+    ) -> Option<PolicyOutcome> {
+        let eval = Evaluator::new(
+            request.as_ref().clone(),
+            entities.as_ref(),
+            Extensions::all_available(),
+        );
+        let (permits, forbids) = satisfied(&eval, policies.as_ref())?;
+        let allowed = forbids.is_empty() && !permits.is_empty();
+        let determining = if forbids.is_empty() { permits } else { forbids };
+        let determining: Vec<String> = determining.iter().map(ToString::to_string).collect();
+        // INVARIANT (approval), as in `evaluate_with`: only forbids decided, all of them
+        // `@approval` ones, and the policies without them allow with no error.
+        let approval_required = !allowed
+            && !determining.is_empty()
+            && determining.iter().all(|r| self.approval_ids.contains(r))
+            && relaxed.is_some_and(|relaxed| {
+                satisfied(&eval, relaxed.as_ref())
+                    .is_some_and(|(p, f)| f.is_empty() && !p.is_empty())
+            });
+        Some(PolicyOutcome {
+            allowed,
+            approval_required,
+            policy_ids: self.in_source_order(determining),
+            errors: Vec::new(),
+        })
     }
 
     fn in_source_order(&self, mut ids: Vec<String>) -> Vec<String> {
@@ -630,4 +677,23 @@ fn kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// The ids of the permits and of the forbids in `policies` that `eval`'s request
+/// satisfies; `None` as soon as one fails to evaluate.
+fn satisfied<'p>(
+    eval: &Evaluator<'_>,
+    policies: &'p ast::PolicySet,
+) -> Option<(Vec<&'p ast::PolicyID>, Vec<&'p ast::PolicyID>)> {
+    let mut permits = Vec::new();
+    let mut forbids = Vec::new();
+    for p in policies.policies() {
+        if eval.evaluate(p).ok()? {
+            match p.effect() {
+                ast::Effect::Permit => permits.push(p.id()),
+                ast::Effect::Forbid => forbids.push(p.id()),
+            }
+        }
+    }
+    Some((permits, forbids))
 }
