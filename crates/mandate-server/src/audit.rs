@@ -339,6 +339,7 @@ impl Writer {
             let mut events = Vec::new();
             let mut seals = Vec::new();
             let mut next = Some(first);
+            let mut yielded = false;
             while let Some(job) = next.take() {
                 match job {
                     Job::Event(e, r) => events.push((e, Some(r))),
@@ -347,6 +348,16 @@ impl Writer {
                 }
                 if events.len() + lazy.len() < MAX_BATCH {
                     next = rx.try_recv().ok();
+                    // Under load (more than one event waiting), give the CPU once to
+                    // whatever is runnable before committing: request handlers part-way
+                    // through a decision finish and join this batch instead of paying
+                    // for the next fsync. When nothing else is runnable — one request
+                    // at a time — the yield returns at once, so this adds no wait.
+                    if next.is_none() && !yielded && events.len() >= 2 {
+                        yielded = true;
+                        std::thread::yield_now();
+                        next = rx.try_recv().ok();
+                    }
                 }
             }
             // Lazy events ride along with anything that is committed anyway (and are
