@@ -531,7 +531,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         // The JSON extractors enforce the limit themselves (413 `body_too_large`), the OAuth
         // endpoints answer `invalid_request` (RFC 6749 has no size error); this is a backstop.
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(wellknown::access_log))
+        .layer(wellknown::AccessLogLayer)
         .with_state(state)
 }
 

@@ -1,12 +1,14 @@
 //! Public documents and probes: JWKS, RFC 8414 metadata, `/healthz`, `/readyz`, and the
 //! access log (method, path, status, latency — never headers, queries or bodies).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -78,16 +80,54 @@ pub(crate) async fn readyz(
     }
 }
 
-/// Logs one line per request.
-pub(crate) async fn access_log(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "latency measurement, not wall-clock time"
-    )]
-    let start = std::time::Instant::now();
-    let res = next.run(req).await;
-    tracing::info!(%method, %path, status = res.status().as_u16(), micros = start.elapsed().as_micros(), "request");
-    res
+/// The access log, one line per request: a layer around every route.
+///
+/// Hand-written rather than `axum::middleware::from_fn`, which clones the boxed route
+/// service and builds a `Next` on every request; this wraps the route's own future.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AccessLogLayer;
+
+impl<S> tower::Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog { inner }
+    }
+}
+
+/// See [`AccessLogLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct AccessLog<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for AccessLog<S>
+where
+    S: tower::Service<Request, Response = Response>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let method = req.method().clone();
+        // A `Uri` shares the request head's bytes: no copy of the path.
+        let uri = req.uri().clone();
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "latency measurement, not wall-clock time"
+        )]
+        let start = std::time::Instant::now();
+        let res = self.inner.call(req);
+        Box::pin(async move {
+            let res = res.await?;
+            tracing::info!(%method, path = %uri.path(), status = res.status().as_u16(), micros = start.elapsed().as_micros(), "request");
+            Ok(res)
+        })
+    }
 }
