@@ -365,13 +365,18 @@ pub(crate) fn check_grants(field: &'static str, grants: &[Grant]) -> Result<(), 
 /// byte) never equals a continuation byte, and a match can only resume at a character
 /// boundary of the text (the test `glob_on_bytes_is_glob_on_chars` checks it).
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    glob_units(pattern.as_bytes(), text.as_bytes(), b'*')
+}
+
+/// The matcher behind [`glob_match`], over any unit (bytes there; characters in the test
+/// that holds the two to the same answers).
+fn glob_units<T: PartialEq>(p: &[T], t: &[T], any: T) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     // Where the last `*` was, and the text position it is currently absorbing up to.
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         match p.get(pi) {
-            Some(b'*') => {
+            Some(c) if *c == any => {
                 star = Some((pi, ti));
                 pi += 1;
             }
@@ -390,7 +395,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
         }
     }
     p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
+        .is_some_and(|rest| rest.iter().all(|c| *c == any))
 }
 
 impl Boundary {
@@ -495,34 +500,10 @@ pub struct Agent {
 #[cfg(test)]
 mod tests {
 
-    /// [`glob_match`] as it was first written, over characters: the reference for the
-    /// byte version.
+    /// The same matcher over characters: the reference for the byte version.
     fn glob_on_chars(pattern: &str, text: &str) -> bool {
         let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-        let (mut pi, mut ti) = (0usize, 0usize);
-        let mut star: Option<(usize, usize)> = None;
-        while ti < t.len() {
-            match p.get(pi) {
-                Some('*') => {
-                    star = Some((pi, ti));
-                    pi += 1;
-                }
-                Some(c) if Some(c) == t.get(ti) => {
-                    pi += 1;
-                    ti += 1;
-                }
-                _ => match star {
-                    Some((sp, st)) => {
-                        pi = sp + 1;
-                        ti = st + 1;
-                        star = Some((sp, st + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        p.get(pi..)
-            .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+        glob_units(&p, &t, '*')
     }
 
     /// Strings over a few one- to four-byte characters and `*`.
