@@ -212,7 +212,7 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
     let approval_ids: std::collections::HashSet<String> = policy_set
         .policies()
         .filter(|p| p.annotation(APPROVAL).is_some())
-        .map(|p| p.id().to_string())
+        .map(|p| AsRef::<str>::as_ref(p.id()).to_owned())
         .collect();
     let relaxed = if approval_ids.is_empty() {
         None
@@ -220,7 +220,7 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
         let mut r = PolicySet::new();
         for p in policy_set
             .policies()
-            .filter(|p| !approval_ids.contains(&p.id().to_string()))
+            .filter(|p| !approval_ids.contains(AsRef::<str>::as_ref(p.id())))
         {
             r.add(p.clone()).map_err(|e| {
                 vec![PolicyError {

@@ -189,17 +189,13 @@ impl CompiledPolicies {
         for e in response.diagnostics().errors() {
             match e {
                 AuthorizationError::PolicyEvaluationError(pe) => {
-                    errored.push(pe.policy_id().to_string());
+                    errored.push(raw_id(pe.policy_id()));
                 }
             }
             errors.push(render(e));
         }
         errors.sort();
-        let reasons: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(ToString::to_string)
-            .collect();
+        let reasons: Vec<String> = response.diagnostics().reason().map(raw_id).collect();
 
         // INVARIANT (fail closed): an allow is returned only when Cedar allows and no
         // policy failed to evaluate.
@@ -251,7 +247,7 @@ impl CompiledPolicies {
         let (permits, forbids) = satisfied(&eval, policies.as_ref())?;
         let allowed = forbids.is_empty() && !permits.is_empty();
         let determining = if forbids.is_empty() { permits } else { forbids };
-        let determining: Vec<String> = determining.iter().map(ToString::to_string).collect();
+        let determining: Vec<String> = determining.iter().map(|id| raw_id(*id)).collect();
         // INVARIANT (approval), as in `evaluate_with`: only forbids decided, all of them
         // `@approval` ones, and the policies without them allow with no error.
         let approval_required = !allowed
@@ -677,6 +673,12 @@ fn kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// A policy id as written in its `@id` (what `CompiledPolicies::policy_ids` lists), not
+/// its `Display` form, which escapes quotes, backslashes and control characters.
+fn raw_id(id: &impl AsRef<str>) -> String {
+    id.as_ref().to_owned()
 }
 
 /// The ids of the permits and of the forbids in `policies` that `eval`'s request

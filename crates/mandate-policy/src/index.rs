@@ -166,7 +166,7 @@ impl Index {
                     .unwrap_or_default();
                 let indexed = Indexed {
                     policy: p.clone(),
-                    approval: approval_ids.contains(&p.id().to_string()),
+                    approval: approval_ids.contains(AsRef::<str>::as_ref(p.id())),
                     guards,
                 };
                 (indexed, scope)

@@ -241,7 +241,7 @@ impl Reference {
         for e in response.diagnostics().errors() {
             match e {
                 AuthorizationError::PolicyEvaluationError(pe) => {
-                    errored.push(pe.policy_id().to_string());
+                    errored.push(AsRef::<str>::as_ref(pe.policy_id()).to_owned());
                 }
             }
             errors.push(render(e));
@@ -250,7 +250,7 @@ impl Reference {
         let reasons: Vec<String> = response
             .diagnostics()
             .reason()
-            .map(ToString::to_string)
+            .map(|id| AsRef::<str>::as_ref(id).to_owned())
             .collect();
         let allowed = response.decision() == Decision::Allow && errors.is_empty();
         let approval_required = !allowed

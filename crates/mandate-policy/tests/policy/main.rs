@@ -326,6 +326,53 @@ fn shared_across_threads() {
     }
 }
 
+/// Policy ids are reported as written in `@id` — quotes and backslashes included, as
+/// `policy_ids()` lists them — and in source order; an `@approval` forbid with such an
+/// id still asks for approval.
+#[test]
+fn odd_policy_ids_are_reported_as_written() {
+    let examples = crate_dir().join("../../examples/crm");
+    let text = r#"
+@id("second \"quoted\"")
+permit (principal, action == Mandate::Action::"crm:read", resource);
+@id("first\\slash")
+permit (principal, action == Mandate::Action::"crm:read", resource);
+@id("hold \"it\"")
+@approval
+forbid (principal, action == Mandate::Action::"crm:write", resource);
+@id("let writes")
+permit (principal, action == Mandate::Action::"crm:write", resource);
+"#;
+    let c = compile(&fragments(&examples), text).expect("compiles");
+    assert_eq!(
+        c.policy_ids(),
+        [
+            "second \"quoted\"",
+            "first\\slash",
+            "hold \"it\"",
+            "let writes"
+        ]
+    );
+    let a = agent(AGENT_ID, &[("team", "sales")]);
+    let ask = |action| {
+        c.evaluate(&PolicyRequest {
+            principal: &a,
+            action,
+            resource_type: "Crm::Contact",
+            resource_id: "c1",
+            resource_attributes: &json!({"team": "sales"}),
+            context: &json!({"data_class": "internal"}),
+            on_behalf: Default::default(),
+        })
+    };
+    let read = ask("crm:read");
+    assert!(read.allowed, "{read:?}");
+    assert_eq!(read.policy_ids, ["second \"quoted\"", "first\\slash"]);
+    let write = ask("crm:write");
+    assert!(!write.allowed && write.approval_required, "{write:?}");
+    assert_eq!(write.policy_ids, ["hold \"it\""]);
+}
+
 /// Well-typed requests are built directly, not through Cedar's parser; a mistyped one
 /// goes through the parser, which refuses it.
 #[test]
