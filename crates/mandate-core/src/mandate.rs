@@ -135,6 +135,40 @@ pub struct Mandate {
 }
 
 impl Mandate {
+    /// A mandate as requested, in `status`: no user or justification, and nothing of its
+    /// lifecycle recorded yet (no deadline, activation, expiry, decision or end). Set
+    /// the rest with struct update syntax.
+    pub fn requested(
+        id: MandateId,
+        agent: AgentId,
+        intent: String,
+        scope: Vec<Grant>,
+        lifetime_secs: u32,
+        status: MandateStatus,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            agent,
+            user: None,
+            intent,
+            justification: None,
+            scope,
+            lifetime_secs,
+            status,
+            created_at,
+            approval_deadline: None,
+            activated_at: None,
+            expires_at: None,
+            decided_by: None,
+            decision_comment: None,
+            decided_at: None,
+            policy_ids: Vec::new(),
+            ended_at: None,
+            ended_by: None,
+        }
+    }
+
     /// The status at `now`: a pending request past its deadline is denied, an active
     /// mandate past its expiry has expired, whatever the store has caught up with.
     pub fn status_at(&self, now: Timestamp) -> MandateStatus {
@@ -356,26 +390,17 @@ mod tests {
     #[test]
     fn lapsed_states() {
         let m = Mandate {
-            id: MandateId::parse("mdt_01J00000000000000000000000")
-                .unwrap_or_else(|_| unreachable!()),
-            agent: AgentId::parse("agt_01J00000000000000000000000")
-                .unwrap_or_else(|_| unreachable!()),
-            user: None,
-            intent: "x".into(),
-            justification: None,
-            scope: vec![],
-            lifetime_secs: 10,
-            status: MandateStatus::PendingApproval,
-            created_at: Timestamp::from_secs(0),
             approval_deadline: Some(Timestamp::from_secs(300)),
-            activated_at: None,
-            expires_at: None,
-            decided_by: None,
-            decision_comment: None,
-            decided_at: None,
-            policy_ids: vec![],
-            ended_at: None,
-            ended_by: None,
+            ..Mandate::requested(
+                MandateId::parse("mdt_01J00000000000000000000000")
+                    .unwrap_or_else(|_| unreachable!()),
+                AgentId::parse("agt_01J00000000000000000000000").unwrap_or_else(|_| unreachable!()),
+                "x".into(),
+                vec![],
+                10,
+                MandateStatus::PendingApproval,
+                Timestamp::from_secs(0),
+            )
         };
         assert_eq!(
             m.status_at(Timestamp::from_secs(299)),

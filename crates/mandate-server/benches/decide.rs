@@ -95,33 +95,29 @@ const MANDATE: &str = "mdt_01JA0000000000000000000042";
 /// Alice's mandate, held by `holder`: read sales contacts for an hour.
 fn mandate(holder: &str) -> Mandate {
     Mandate {
-        id: MandateId::parse(MANDATE).expect("mandate id"),
-        agent: mandate_core::id::AgentId::parse(holder).expect("agent id"),
         user: Some(UserRef {
             issuer: "https://idp.example".into(),
             sub: "alice".into(),
             email: Some("alice@example.com".into()),
             groups: vec!["sales".into()],
         }),
-        intent: "answer alice's customer questions".into(),
-        justification: None,
-        scope: vec![Grant {
-            actions: vec!["crm:read".into()],
-            resources: vec!["Crm::Contact/*".into()],
-            data_classes: vec!["internal".into()],
-        }],
-        lifetime_secs: 3600,
-        status: MandateStatus::Active,
-        created_at: Timestamp::from_secs(NOW - 100),
-        approval_deadline: None,
         activated_at: Some(Timestamp::from_secs(NOW - 100)),
         expires_at: Some(Timestamp::from_secs(NOW + 3500)),
         decided_by: Some("policy".into()),
-        decision_comment: None,
         decided_at: Some(Timestamp::from_secs(NOW - 100)),
-        policy_ids: vec![],
-        ended_at: None,
-        ended_by: None,
+        ..Mandate::requested(
+            MandateId::parse(MANDATE).expect("mandate id"),
+            mandate_core::id::AgentId::parse(holder).expect("agent id"),
+            "answer alice's customer questions".into(),
+            vec![Grant {
+                actions: vec!["crm:read".into()],
+                resources: vec!["Crm::Contact/*".into()],
+                data_classes: vec!["internal".into()],
+            }],
+            3600,
+            MandateStatus::Active,
+            Timestamp::from_secs(NOW - 100),
+        )
     }
 }
 

@@ -320,24 +320,17 @@ pub(crate) async fn request(
         let id =
             MandateId::generate(s.clock.as_ref(), s.random.as_ref()).map_err(ApiError::internal)?;
         let mut m = Mandate {
-            id,
-            agent: agent.id.clone(),
             user,
-            intent: req.intent,
             justification: req.justification,
-            scope: req.scope,
-            lifetime_secs: lifetime,
-            status: MandateStatus::Denied,
-            created_at: now,
-            approval_deadline: None,
-            activated_at: None,
-            expires_at: None,
-            decided_by: None,
-            decision_comment: None,
-            decided_at: None,
-            policy_ids: Vec::new(),
-            ended_at: None,
-            ended_by: None,
+            ..Mandate::requested(
+                id,
+                agent.id.clone(),
+                req.intent,
+                req.scope,
+                lifetime,
+                MandateStatus::Denied,
+                now,
+            )
         };
         let verdict = policy_verdict(&s.snapshot(), &agent, &m);
         m.status = verdict.status;

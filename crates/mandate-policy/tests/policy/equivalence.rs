@@ -2307,30 +2307,19 @@ permit (principal, action, resource) when { context has user && context.user in 
         text,
     );
     let mid = "mdt_01JA0000000000000000000000";
-    let m = Mandate {
-        id: MandateId::parse(mid).expect("mandate id"),
-        agent: AgentId::parse(AGENT_ID).expect("agent id"),
-        user: None,
-        intent: "x".into(),
-        justification: None,
-        scope: vec![Grant {
+    let m = Mandate::requested(
+        MandateId::parse(mid).expect("mandate id"),
+        AgentId::parse(AGENT_ID).expect("agent id"),
+        "x".into(),
+        vec![Grant {
             actions: vec!["crm:read".into()],
             resources: vec!["crm:contact/*".into()],
             data_classes: vec![],
         }],
-        lifetime_secs: 600,
-        status: MandateStatus::Active,
-        created_at: Timestamp::from_secs(0),
-        approval_deadline: None,
-        activated_at: None,
-        expires_at: None,
-        decided_by: None,
-        decision_comment: None,
-        decided_at: None,
-        policy_ids: vec![],
-        ended_at: None,
-        ended_by: None,
-    };
+        600,
+        MandateStatus::Active,
+        Timestamp::from_secs(0),
+    );
     let agent = super::agent(AGENT_ID, &[]);
     let user = |email: Option<&str>, groups: &[&str]| UserRef {
         issuer: "i".into(),

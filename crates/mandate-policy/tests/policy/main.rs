@@ -448,26 +448,15 @@ fn the_own_mandate_as_resource_cannot_be_forged() {
     "#;
     let c = compile(&[], policies).unwrap_or_else(|e| panic!("{}", show(&e)));
     let a = agent(AGENT_ID, &[]);
-    let m = Mandate {
-        id: MandateId::parse("mdt_01JA0000000000000000000000").expect("mandate id"),
-        agent: AgentId::parse(AGENT_ID).expect("agent id"),
-        user: None,
-        intent: "real".to_owned(),
-        justification: None,
-        scope: Vec::new(),
-        lifetime_secs: 60,
-        status: MandateStatus::Active,
-        created_at: Timestamp::from_secs(0),
-        approval_deadline: None,
-        activated_at: None,
-        expires_at: None,
-        decided_by: None,
-        decision_comment: None,
-        decided_at: None,
-        policy_ids: Vec::new(),
-        ended_at: None,
-        ended_by: None,
-    };
+    let m = Mandate::requested(
+        MandateId::parse("mdt_01JA0000000000000000000000").expect("mandate id"),
+        AgentId::parse(AGENT_ID).expect("agent id"),
+        "real".to_owned(),
+        Vec::new(),
+        60,
+        MandateStatus::Active,
+        Timestamp::from_secs(0),
+    );
     let mut forged = mandate_attributes(&m);
     forged["intent"] = json!("forged");
     let ask = |id: &str| {

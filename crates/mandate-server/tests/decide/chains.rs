@@ -58,33 +58,29 @@ fn chain_agent(i: usize, n: usize) -> Agent {
 
 fn mandate() -> Mandate {
     Mandate {
-        id: MandateId::parse(MANDATE).expect("mandate id"),
-        agent: agent_id(0),
         user: Some(UserRef {
             issuer: "https://idp.example".into(),
             sub: "alice".into(),
             email: None,
             groups: vec!["finance".into()],
         }),
-        intent: "refund invoice 42".into(),
-        justification: None,
-        scope: vec![Grant {
-            actions: vec!["crm:read".into(), "crm:refund".into(), "crm:write".into()],
-            resources: vec!["Crm::Invoice/*".into()],
-            data_classes: vec![],
-        }],
-        lifetime_secs: 3600,
-        status: MandateStatus::Active,
-        created_at: Timestamp::from_secs(NOW - 100),
-        approval_deadline: None,
         activated_at: Some(Timestamp::from_secs(NOW - 100)),
         expires_at: Some(Timestamp::from_secs(NOW + 3500)),
         decided_by: Some("policy".into()),
-        decision_comment: None,
         decided_at: Some(Timestamp::from_secs(NOW - 100)),
-        policy_ids: vec![],
-        ended_at: None,
-        ended_by: None,
+        ..Mandate::requested(
+            MandateId::parse(MANDATE).expect("mandate id"),
+            agent_id(0),
+            "refund invoice 42".into(),
+            vec![Grant {
+                actions: vec!["crm:read".into(), "crm:refund".into(), "crm:write".into()],
+                resources: vec!["Crm::Invoice/*".into()],
+                data_classes: vec![],
+            }],
+            3600,
+            MandateStatus::Active,
+            Timestamp::from_secs(NOW - 100),
+        )
     }
 }
 

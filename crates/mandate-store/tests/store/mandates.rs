@@ -28,30 +28,19 @@ fn user(sub: &str) -> UserRef {
 
 /// A pending mandate with only the required fields set; `intent` names it in lists.
 fn mandate(ms: i64, agent: &AgentId, intent: &str) -> Mandate {
-    Mandate {
-        id: mandate_id(ms),
-        agent: agent.clone(),
-        user: None,
-        intent: intent.into(),
-        justification: None,
-        scope: vec![Grant {
+    Mandate::requested(
+        mandate_id(ms),
+        agent.clone(),
+        intent.into(),
+        vec![Grant {
             actions: vec!["crm:read".into()],
             resources: vec!["crm:contact/*".into()],
             data_classes: vec![],
         }],
-        lifetime_secs: 600,
-        status: MandateStatus::PendingApproval,
-        created_at: at(0),
-        approval_deadline: None,
-        activated_at: None,
-        expires_at: None,
-        decided_by: None,
-        decision_comment: None,
-        decided_at: None,
-        policy_ids: vec![],
-        ended_at: None,
-        ended_by: None,
-    }
+        600,
+        MandateStatus::PendingApproval,
+        at(0),
+    )
 }
 
 /// An active mandate that expires at `T0 + expires`.
