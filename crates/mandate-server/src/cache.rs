@@ -65,12 +65,24 @@ impl VerifiedTokens {
 }
 
 /// Client secrets that passed Argon2id, keyed by a keyed hash of (client, secret), with
-/// the credential they matched and until when the memo holds (at most five minutes, never
-/// past the credential's own expiry).
+/// the credential they matched, until when the memo holds (at most five minutes, never
+/// past the credential's own expiry) and the store's credentials generation read before
+/// the credentials were (see [`mandate_store::Store::credentials_generation`]).
 #[derive(Debug)]
 pub struct VerifiedSecrets {
     key: [u8; 32],
-    map: Mutex<HashMap<[u8; 32], (CredentialId, Timestamp)>>,
+    map: Mutex<HashMap<[u8; 32], Remembered>>,
+}
+
+/// What [`VerifiedSecrets`] remembers of a secret that matched.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    /// The credential the secret matched.
+    pub credential: CredentialId,
+    /// The memo holds before this instant only.
+    pub until: Timestamp,
+    /// The credentials generation under which the credential was found usable.
+    pub generation: u64,
 }
 
 /// How long a verified secret is remembered.
@@ -90,15 +102,15 @@ impl VerifiedSecrets {
         digest(&[&self.key, client.as_bytes(), secret.as_bytes()])
     }
 
-    /// The credential this (client, secret) matched, if remembered and still within its memo.
-    pub fn get(&self, client: &str, secret: &str, now: Timestamp) -> Option<CredentialId> {
+    /// What this (client, secret) matched, if remembered and still within its memo.
+    pub fn get(&self, client: &str, secret: &str, now: Timestamp) -> Option<Remembered> {
         let slot = self.slot(client, secret);
         let mut map = self
             .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match map.get(&slot) {
-            Some((cid, until)) if now < *until => Some(cid.clone()),
+            Some(r) if now < r.until => Some(r.clone()),
             Some(_) => {
                 map.remove(&slot);
                 None
@@ -107,8 +119,8 @@ impl VerifiedSecrets {
         }
     }
 
-    /// Remembers that (client, secret) matched `credential`, until `until`.
-    pub fn insert(&self, client: &str, secret: &str, credential: CredentialId, until: Timestamp) {
+    /// Remembers that (client, secret) matched a credential.
+    pub fn insert(&self, client: &str, secret: &str, remembered: Remembered) {
         let slot = self.slot(client, secret);
         let mut map = self
             .map
@@ -117,6 +129,6 @@ impl VerifiedSecrets {
         if map.len() >= MAX_ENTRIES {
             map.clear();
         }
-        map.insert(slot, (credential, until));
+        map.insert(slot, remembered);
     }
 }

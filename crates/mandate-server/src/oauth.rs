@@ -19,6 +19,7 @@ use mandate_audit::event::AuditEvent;
 use mandate_core::agent::{Agent, AgentStatus};
 use mandate_core::credential::CredentialKind;
 use mandate_core::id::{AgentId, TokenId};
+use mandate_core::time::Timestamp;
 use mandate_token::access::{self, AccessClaims, Audience};
 use mandate_token::assertion;
 use mandate_token::jwk::PublicJwk;
@@ -26,6 +27,7 @@ use mandate_token::secret;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::cache::Remembered;
 use crate::error::{ApiError, OAuthError};
 use crate::extract::{bearer, is_form, looks_like_jwt, parse_pairs, read_body};
 
@@ -185,6 +187,88 @@ fn snapshot_agent(state: &AppState, client_id: &str) -> Option<Agent> {
     state.snapshot().agents.get(&id).cloned()
 }
 
+/// The client-secret check against the stored credentials (Argon2id unless `remembered`
+/// names a credential that is still usable), remembering a match under the credentials
+/// generation read before the credentials were.
+async fn secret_from_store(
+    state: &Arc<AppState>,
+    client_id: String,
+    secret: String,
+    agent: Option<Agent>,
+    remembered: Option<Remembered>,
+    now: Timestamp,
+) -> Result<Option<Agent>, OAuthError> {
+    // A remembered secret needs no Argon2id, so no permit either.
+    let permit = if remembered.is_some() {
+        None
+    } else {
+        let wait = Arc::clone(&state.argon2_permits).acquire_owned();
+        let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_QUEUE_WAIT, wait).await else {
+            tracing::warn!("client-secret checks saturated; refusing with 503");
+            return Err(OAuthError::temporarily_unavailable(
+                "too many concurrent client authentications; retry shortly",
+            ));
+        };
+        Some(permit)
+    };
+    crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
+        let _permit = permit;
+        let Some(agent) = agent else {
+            secret::verify_against_dummy(&secret);
+            return Ok(None);
+        };
+        let id = &agent.id;
+        // Before the read: see `Store::credentials_generation`.
+        let generation = s.store.credentials_generation();
+        let creds = s.store.credentials(id)?;
+        let usable: Vec<_> = creds
+            .iter()
+            .filter(|c| {
+                c.credential.kind == CredentialKind::ClientSecret && c.credential.usable_at(now)
+            })
+            .collect();
+        // INVARIANT (caches only spare work): the remembered credential must still
+        // be usable now.
+        if let Some(r) = remembered
+            && usable.iter().any(|c| c.credential.id == r.credential)
+        {
+            s.verified_secrets
+                .insert(&client_id, &secret, Remembered { generation, ..r });
+            return Ok(Some(agent));
+        }
+        if usable.is_empty() {
+            secret::verify_against_dummy(&secret);
+            return Ok(None);
+        }
+        // Which candidate matched is no secret; stop at the first (during a
+        // rotation overlap this halves the Argon2id cost of the new secret).
+        let matched = usable.iter().find(|c| {
+            c.secret_hash
+                .as_deref()
+                .is_some_and(|h| secret::verify_client_secret(&secret, h))
+        });
+        let Some(m) = matched else {
+            tracing::info!(client_id = %id, "client secret refused");
+            return Ok(None);
+        };
+        let memo = now.plus_secs(crate::cache::SECRET_MEMO_SECS);
+        let until = m.credential.expires_at.map_or(memo, |e| e.min(memo));
+        let credential = m.credential.id.clone();
+        s.verified_secrets.insert(
+            &client_id,
+            &secret,
+            Remembered {
+                credential,
+                until,
+                generation,
+            },
+        );
+        Ok(Some(agent))
+    })
+    .await
+    .map_err(|e| OAuthError::server_error(e.code()))?
+}
+
 /// Authenticates the calling client and returns its agent, which must be active.
 /// `endpoint` is the URL being called (an accepted assertion audience).
 pub(crate) async fn authenticate(
@@ -197,66 +281,18 @@ pub(crate) async fn authenticate(
             let now = state.clock.now();
             let agent = snapshot_agent(state, &client_id);
             let remembered = state.verified_secrets.get(&client_id, &secret, now);
-            // A remembered secret needs no Argon2id, so no permit either.
-            let permit = if remembered.is_some() {
-                None
-            } else {
-                let wait = Arc::clone(&state.argon2_permits).acquire_owned();
-                let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_QUEUE_WAIT, wait).await else {
-                    tracing::warn!("client-secret checks saturated; refusing with 503");
-                    return Err(OAuthError::temporarily_unavailable(
-                        "too many concurrent client authentications; retry shortly",
-                    ));
-                };
-                Some(permit)
-            };
-            // Credentials are read from the store on every request, remembered secret or
-            // not: revoking or rotating one takes effect on the very next request.
-            crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
-                let _permit = permit;
-                let Some(agent) = agent else {
-                    secret::verify_against_dummy(&secret);
-                    return Ok(None);
-                };
-                let id = &agent.id;
-                let creds = s.store.credentials(id)?;
-                let usable: Vec<_> = creds
-                    .iter()
-                    .filter(|c| {
-                        c.credential.kind == CredentialKind::ClientSecret
-                            && c.credential.usable_at(now)
-                    })
-                    .collect();
-                // INVARIANT (caches only spare work): the remembered credential must still
-                // be usable now.
-                if let Some(cid) = &remembered
-                    && usable.iter().any(|c| c.credential.id == *cid)
-                {
-                    return Ok(Some(agent));
+            match (agent, remembered) {
+                // The secret matched a credential found usable under the store's current
+                // credentials generation, and the memo (never past that credential's
+                // expiry) holds: no credential has changed since, so it is still usable.
+                // The agent's status is checked below, from the snapshot.
+                (Some(agent), Some(r)) if r.generation == state.store.credentials_generation() => {
+                    Some(agent)
                 }
-                if usable.is_empty() {
-                    secret::verify_against_dummy(&secret);
-                    return Ok(None);
+                (agent, remembered) => {
+                    secret_from_store(state, client_id, secret, agent, remembered, now).await?
                 }
-                // Which candidate matched is no secret; stop at the first (during a
-                // rotation overlap this halves the Argon2id cost of the new secret).
-                let matched = usable.iter().find(|c| {
-                    c.secret_hash
-                        .as_deref()
-                        .is_some_and(|h| secret::verify_client_secret(&secret, h))
-                });
-                let Some(m) = matched else {
-                    tracing::info!(client_id = %id, "client secret refused");
-                    return Ok(None);
-                };
-                let memo = now.plus_secs(crate::cache::SECRET_MEMO_SECS);
-                let until = m.credential.expires_at.map_or(memo, |e| e.min(memo));
-                s.verified_secrets
-                    .insert(&client_id, &secret, m.credential.id.clone(), until);
-                Ok(Some(agent))
-            })
-            .await
-            .map_err(|e| OAuthError::server_error(e.code()))??
+            }
         }
         ClientAuth::Assertion {
             client_id,

@@ -5,6 +5,7 @@
 //! every multi-step change runs in one transaction under that lock.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use mandate_core::admin::{AdminToken, Role};
@@ -19,6 +20,9 @@ use crate::StoreError;
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Counts committed changes to the `credentials` table; see
+    /// [`Store::credentials_generation`].
+    credentials_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -221,6 +225,7 @@ impl Store {
         crate::migrate::migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            credentials_generation: AtomicU64::new(0),
         })
     }
 
@@ -230,6 +235,27 @@ impl Store {
         self.conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A number that changes whenever a change to any credential is committed: a
+    /// caller that read an agent's credentials and found one usable may rely on that
+    /// finding, until its own expiry, for as long as this number is unchanged. Read it
+    /// *before* reading the credentials: a change that commits in between then shows as
+    /// a new number, never as a stale finding under the current one.
+    ///
+    /// INVARIANT (credentials generation): every statement that writes the
+    /// `credentials` table is in this file, and the generation is bumped while the
+    /// connection is locked for it (before the write: the lock is held until commit or
+    /// rollback, so no read of the table can come between the bump and the change).
+    /// This process is the database's only writer, as for the agent snapshot.
+    pub fn credentials_generation(&self) -> u64 {
+        self.credentials_generation.load(Ordering::Acquire)
+    }
+
+    /// Bumps the credentials generation; called with the connection locked, for a change
+    /// about to be made (one that then fails costs readers one store read, nothing more).
+    fn credentials_changed(&self) {
+        self.credentials_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The journal mode in force (`wal` once opened).
@@ -392,6 +418,7 @@ impl Store {
                 params![agent.id.as_str(), now.secs()],
             )
             .map_err(StoreError::from)?;
+            self.credentials_changed();
         }
         if revoke_tokens {
             set_cutoff(&tx, &agent.id, now)?;
@@ -409,6 +436,7 @@ impl Store {
         secret_hash: Option<&str>,
     ) -> Result<(), StoreError> {
         let conn = self.lock();
+        self.credentials_changed();
         Self::insert_credential_in(&conn, c, secret_hash)
     }
 
@@ -484,6 +512,7 @@ impl Store {
                 "credential `{old}` is no longer active"
             )));
         }
+        self.credentials_changed();
         Self::insert_credential_in(&tx, new, secret_hash)?;
         let until = c.expires_at.map_or(old_until, |e| e.min(old_until));
         tx.execute(
@@ -503,6 +532,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        self.credentials_changed();
         let n = tx.execute(
             "UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND agent_id = ?2",
             params![id.as_str(), agent.as_str(), now.secs()],

@@ -1,6 +1,7 @@
 //! What the hot paths skip must never change an answer: the token endpoint takes the
 //! agent from the decision snapshot and signs with the snapshot's key ring (no store
-//! read, no blocking thread for either), and the audit writer commits a due checkpoint
+//! read, no blocking thread for either), reads no credentials for a remembered secret
+//! while the store's credentials generation is unchanged, and the audit writer commits a due checkpoint
 //! with the group commit that completes it. Each test pins an invariant those
 //! shortcuts rely on: a revoked, rotated-out or suspended client is refused on the very
 //! next request even though its secret is remembered; a token signed right after a key
@@ -84,6 +85,42 @@ async fn a_remembered_secret_stops_with_its_revoked_credential() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     env.refused(&agent, &secret).await;
     env.issued(&agent, &other).await;
+}
+
+#[tokio::test]
+async fn a_secret_remembered_again_after_another_clients_change_still_stops_with_its_own() {
+    let env = Env::new();
+    let agent = env.agent("steady").await;
+    let other = env.agent("bystander").await;
+    let (cid, secret) = env.add_secret(&agent).await;
+    env.issued(&agent, &secret).await;
+    env.issued(&agent, &secret).await;
+    // Another client's change moves the credentials generation: the next request reads
+    // the store again and remembers the secret under the new generation...
+    let (ocid, osecret) = env.add_secret(&other).await;
+    env.issued(&agent, &secret).await;
+    env.issued(&agent, &secret).await;
+    // ...under which this client's own revocation must still hold at once.
+    let r = env
+        .admin(
+            Method::DELETE,
+            &format!("/v1/agents/{agent}/credentials/{cid}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    env.refused(&agent, &secret).await;
+    env.issued(&other, &osecret).await;
+    env.issued(&other, &osecret).await;
+    let r = env
+        .admin(
+            Method::DELETE,
+            &format!("/v1/agents/{other}/credentials/{ocid}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    env.refused(&other, &osecret).await;
 }
 
 #[tokio::test]

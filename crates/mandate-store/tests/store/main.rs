@@ -441,6 +441,57 @@ fn credentials_round_trip_oldest_first() {
 }
 
 #[test]
+fn every_credential_change_moves_the_generation_and_reads_do_not() {
+    let (_dir, store) = open();
+    let a = agent(1, "counted", "alice@example.com", &[]);
+    let b = agent(2, "bystander", "alice@example.com", &[]);
+    store.insert_agent(&a).unwrap();
+    store.insert_agent(&b).unwrap();
+    let mut last = store.credentials_generation();
+    let mut moved = |what: &str, store: &Store| {
+        let now = store.credentials_generation();
+        assert_ne!(now, last, "{what} must move the credentials generation");
+        last = now;
+    };
+    let c = secret_credential(10, &a.id);
+    store.insert_credential(&c, Some("$argon2id$c")).unwrap();
+    moved("insert", &store);
+    let n = secret_credential(11, &a.id);
+    store
+        .rotate_credential(&c.id, &n, Some("$argon2id$n"), at(60), at(0))
+        .unwrap();
+    moved("rotate", &store);
+    store.revoke_credential(&a.id, &n.id, at(1)).unwrap();
+    moved("revoke", &store);
+    store
+        .insert_credential(&secret_credential(12, &b.id), Some("$argon2id$b"))
+        .unwrap();
+    moved("insert for another agent", &store);
+    store
+        .modify_agent(&b.id, at(2), |x| -> Result<(), StoreError> {
+            x.status = AgentStatus::Decommissioned;
+            Ok(())
+        })
+        .unwrap();
+    moved("decommission", &store);
+
+    let before = store.credentials_generation();
+    store.credentials(&a.id).unwrap();
+    store.get_agent(&a.id).unwrap();
+    store
+        .modify_agent(&a.id, at(3), |x| -> Result<(), StoreError> {
+            x.status = AgentStatus::Suspended;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        store.credentials_generation(),
+        before,
+        "reads and changes that leave credentials alone keep the generation"
+    );
+}
+
+#[test]
 fn rotation_limits_the_old_credential_and_links_the_new() {
     let (_dir, store) = open();
     let a = agent(1, "rotor", "alice@example.com", &[]);
