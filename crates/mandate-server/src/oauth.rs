@@ -229,11 +229,18 @@ async fn secret_from_store(
             .collect();
         // INVARIANT (caches only spare work): the remembered credential must still
         // be usable now.
+        // A renewed memo ends no later than the credential does now: a rotation may have
+        // brought its expiry forward since the memo was made.
         if let Some(r) = remembered
-            && usable.iter().any(|c| c.credential.id == r.credential)
+            && let Some(c) = usable.iter().find(|c| c.credential.id == r.credential)
         {
-            s.verified_secrets
-                .insert(&client_id, &secret, Remembered { generation, ..r });
+            let until = c.credential.expires_at.map_or(r.until, |e| e.min(r.until));
+            let renewed = Remembered {
+                generation,
+                until,
+                ..r
+            };
+            s.verified_secrets.insert(&client_id, &secret, renewed);
             return Ok(Some(agent));
         }
         if usable.is_empty() {

@@ -245,8 +245,9 @@ impl Store {
     ///
     /// INVARIANT (credentials generation): every statement that writes the
     /// `credentials` table is in this file, and the generation is bumped while the
-    /// connection is locked for it (before the write: the lock is held until commit or
-    /// rollback, so no read of the table can come between the bump and the change).
+    /// connection is locked for it (before or after the write, inside its transaction:
+    /// the lock is held until commit or rollback, so no read of the table can come
+    /// between the bump and the change).
     /// This process is the database's only writer, as for the agent snapshot.
     pub fn credentials_generation(&self) -> u64 {
         self.credentials_generation.load(Ordering::Acquire)

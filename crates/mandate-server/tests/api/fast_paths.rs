@@ -124,6 +124,28 @@ async fn a_secret_remembered_again_after_another_clients_change_still_stops_with
 }
 
 #[tokio::test]
+async fn a_memo_renewed_after_a_rotation_ends_with_the_shortened_overlap() {
+    let env = Env::new();
+    let agent = env.agent("overlapped").await;
+    let (cid, old) = env.add_secret(&agent).await;
+    env.issued(&agent, &old).await;
+    let r = env
+        .admin(
+            Method::POST,
+            &format!("/v1/agents/{agent}/credentials/{cid}/rotate"),
+            Some(json!({"overlap_secs": 60})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    // Within the overlap: served from the store, and the memo renewed under the new
+    // generation — but only until the old credential's new expiry.
+    env.issued(&agent, &old).await;
+    env.issued(&agent, &old).await;
+    env.clock.advance_secs(60);
+    env.refused(&agent, &old).await;
+}
+
+#[tokio::test]
 async fn a_remembered_secret_rotated_without_overlap_stops_at_once() {
     let env = Env::new();
     let agent = env.agent("rotated").await;
