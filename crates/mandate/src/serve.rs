@@ -239,6 +239,29 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
     std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting data dir {}", dir.display()))?;
+    // INVARIANT (one server per data dir): this process is the database's only writer.
+    // The agent snapshot and the credentials generation (mandate-store) rely on it to
+    // make a suspension or a credential revocation hold on the very next request; a
+    // second `mandate serve` on the same directory is refused here. The lock is the
+    // kernel's (flock), so it ends with the process, however it ends.
+    let lock_path = dir.join("mandate.lock");
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "data dir {} is in use by another `mandate serve`",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", lock_path.display()));
+        }
+    }
     let db = dir.join("mandate.db");
     // Create the database file owner-only before SQLite does; its -wal/-shm files copy the mode.
     std::fs::OpenOptions::new()

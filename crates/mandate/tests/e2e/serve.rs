@@ -157,6 +157,24 @@ async fn supplied_bootstrap_token_from_env_and_file() {
     assert_eq!(st, 401, "the previous bootstrap token no longer works");
 }
 
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let (_t, dir) = data_dir();
+    let mut first = Server::start(&dir, &[], &[]);
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another `mandate serve`"), "{err}");
+    assert!(first.stop().success());
+    // The lock ends with its process: the directory can be served again.
+    let mut again = Server::start(&dir, &[], &[]);
+    assert!(again.stop().success());
+}
+
 #[test]
 fn weak_supplied_bootstrap_token_is_refused() {
     let (_t, dir) = data_dir();
