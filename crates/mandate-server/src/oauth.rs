@@ -229,47 +229,39 @@ async fn secret_from_store(
             .collect();
         // INVARIANT (caches only spare work): the remembered credential must still
         // be usable now.
-        // A renewed memo ends no later than the credential does now: a rotation may have
-        // brought its expiry forward since the memo was made.
-        if let Some(r) = remembered
-            && let Some(c) = usable.iter().find(|c| c.credential.id == r.credential)
-        {
-            let until = c.credential.expires_at.map_or(r.until, |e| e.min(r.until));
-            let renewed = Remembered {
-                generation,
-                until,
-                ..r
-            };
-            s.verified_secrets.insert(&client_id, &secret, renewed);
-            return Ok(Some(agent));
-        }
-        if usable.is_empty() {
-            secret::verify_against_dummy(&secret);
-            return Ok(None);
-        }
-        // Which candidate matched is no secret; stop at the first (during a
-        // rotation overlap this halves the Argon2id cost of the new secret).
-        let matched = usable.iter().find(|c| {
-            c.secret_hash
-                .as_deref()
-                .is_some_and(|h| secret::verify_client_secret(&secret, h))
+        let remembered = remembered.and_then(|r| {
+            let c = usable.iter().find(|c| c.credential.id == r.credential)?;
+            Some((*c, r.until))
         });
-        let Some(m) = matched else {
-            tracing::info!(client_id = %id, "client secret refused");
-            return Ok(None);
+        let (m, limit) = if let Some(found) = remembered {
+            found
+        } else {
+            if usable.is_empty() {
+                secret::verify_against_dummy(&secret);
+                return Ok(None);
+            }
+            // Which candidate matched is no secret; stop at the first (during a
+            // rotation overlap this halves the Argon2id cost of the new secret).
+            let matched = usable.iter().find(|c| {
+                c.secret_hash
+                    .as_deref()
+                    .is_some_and(|h| secret::verify_client_secret(&secret, h))
+            });
+            let Some(m) = matched else {
+                tracing::info!(client_id = %id, "client secret refused");
+                return Ok(None);
+            };
+            (*m, now.plus_secs(crate::cache::SECRET_MEMO_SECS))
         };
-        let memo = now.plus_secs(crate::cache::SECRET_MEMO_SECS);
-        let until = m.credential.expires_at.map_or(memo, |e| e.min(memo));
-        let credential = m.credential.id.clone();
-        s.verified_secrets.insert(
-            &client_id,
-            &secret,
-            Remembered {
-                credential,
-                until,
-                generation,
-            },
-        );
+        // The memo (new or renewed) ends no later than the credential does now: a
+        // rotation may have brought its expiry forward since a memo was made.
+        let until = m.credential.expires_at.map_or(limit, |e| e.min(limit));
+        let memo = Remembered {
+            credential: m.credential.id.clone(),
+            until,
+            generation,
+        };
+        s.verified_secrets.insert(&client_id, &secret, memo);
         Ok(Some(agent))
     })
     .await

@@ -20,7 +20,7 @@ use crate::StoreError;
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     conn: Mutex<Connection>,
-    /// Counts committed changes to the `credentials` table; see
+    /// Counts changes to the `credentials` table; see
     /// [`Store::credentials_generation`].
     credentials_generation: AtomicU64,
 }
@@ -247,8 +247,8 @@ impl Store {
     /// `credentials` table is in this file, and the generation is bumped while the
     /// connection is locked for it (before or after the write, inside its transaction:
     /// the lock is held until commit or rollback, so no read of the table can come
-    /// between the bump and the change).
-    /// This process is the database's only writer, as for the agent snapshot.
+    /// between the bump and the change). This process is the database's only writer
+    /// (`mandate serve` locks its data directory), as for the agent snapshot.
     pub fn credentials_generation(&self) -> u64 {
         self.credentials_generation.load(Ordering::Acquire)
     }

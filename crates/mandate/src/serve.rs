@@ -243,7 +243,8 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
     // The agent snapshot and the credentials generation (mandate-store) rely on it to
     // make a suspension or a credential revocation hold on the very next request; a
     // second `mandate serve` on the same directory is refused here. The lock is the
-    // kernel's (flock), so it ends with the process, however it ends.
+    // kernel's (flock), held by `lock` for the whole of `run`, and it ends with the
+    // process, however it ends.
     let lock_path = dir.join("mandate.lock");
     let lock = std::fs::OpenOptions::new()
         .write(true)

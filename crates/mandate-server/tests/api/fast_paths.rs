@@ -1,8 +1,8 @@
 //! What the hot paths skip must never change an answer: the token endpoint takes the
 //! agent from the decision snapshot and signs with the snapshot's key ring (no store
 //! read, no blocking thread for either), reads no credentials for a remembered secret
-//! while the store's credentials generation is unchanged, and the audit writer commits a due checkpoint
-//! with the group commit that completes it. Each test pins an invariant those
+//! while the store's credentials generation is unchanged, and the audit writer commits
+//! a due checkpoint with the group commit that completes it. Each test pins an invariant those
 //! shortcuts rely on: a revoked, rotated-out or suspended client is refused on the very
 //! next request even though its secret is remembered; a token signed right after a key
 //! rotation verifies; a checkpoint is on the record as soon as its last event is.
@@ -36,6 +36,7 @@ trait Tokens {
     async fn token_reply(&self, agent: &str, secret: &str) -> Reply;
     async fn issued(&self, agent: &str, secret: &str) -> String;
     async fn refused(&self, agent: &str, secret: &str);
+    async fn revoke(&self, agent: &str, credential: &str);
 }
 
 impl Tokens for Env {
@@ -64,6 +65,13 @@ impl Tokens for Env {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.json());
         assert_eq!(r.json()["error"], "invalid_client");
     }
+
+    /// Revokes one credential through the admin API.
+    async fn revoke(&self, agent: &str, credential: &str) {
+        let path = format!("/v1/agents/{agent}/credentials/{credential}");
+        let r = self.admin(Method::DELETE, &path, None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
 }
 
 #[tokio::test]
@@ -75,14 +83,7 @@ async fn a_remembered_secret_stops_with_its_revoked_credential() {
     // Twice: the second request is served from the verified-secret cache.
     env.issued(&agent, &secret).await;
     env.issued(&agent, &secret).await;
-    let r = env
-        .admin(
-            Method::DELETE,
-            &format!("/v1/agents/{agent}/credentials/{cid}"),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    env.revoke(&agent, &cid).await;
     env.refused(&agent, &secret).await;
     env.issued(&agent, &other).await;
 }
@@ -101,25 +102,11 @@ async fn a_secret_remembered_again_after_another_clients_change_still_stops_with
     env.issued(&agent, &secret).await;
     env.issued(&agent, &secret).await;
     // ...under which this client's own revocation must still hold at once.
-    let r = env
-        .admin(
-            Method::DELETE,
-            &format!("/v1/agents/{agent}/credentials/{cid}"),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    env.revoke(&agent, &cid).await;
     env.refused(&agent, &secret).await;
     env.issued(&other, &osecret).await;
     env.issued(&other, &osecret).await;
-    let r = env
-        .admin(
-            Method::DELETE,
-            &format!("/v1/agents/{other}/credentials/{ocid}"),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    env.revoke(&other, &ocid).await;
     env.refused(&other, &osecret).await;
 }
 
