@@ -49,9 +49,9 @@ OUT="${OUT:-target/bench/http.md}"
 
 log() { echo "[http.sh] $*" >&2; }
 
-for tool in wrk jq curl; do
-  command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool"; }
-done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need_tools wrk jq curl
 
 work="$(mktemp -d)"
 pids=()
@@ -112,8 +112,6 @@ EOF
 export MANDATE_CONFIG="$work/mandate.toml"
 
 # ---------------------------------------------------------------------------- Mandate
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 start_mandate "$work"
 pids+=("$mandate_pid")
 mandate_body='{"action":"crm:read","resource":{"type":"Crm::Contact","id":"c-1","attributes":{"team":"sales"}},"context":{"data_class":"internal"}}'

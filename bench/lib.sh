@@ -2,7 +2,18 @@
 # dir under $1 and give it what the benchmarks drive: an agent inside a CRM boundary with
 # a client secret, and the example CRM policies, active. Sets mandate_pid, maddr, admin,
 # agent, secret and basic; mandate_token mints a fresh access token (they live 5 minutes).
-# The caller stops mandate_pid.
+# The caller stops mandate_pid. need_tools installs missing Debian packages first.
+
+# Installs each named tool that is not on PATH from Debian (through sudo when not root).
+# apt's chatter goes to stderr: the scripts' stdout is their Markdown table.
+need_tools() {
+  local tool sudo=""
+  [[ "$(id -u)" -ne 0 ]] && sudo=sudo
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null && continue
+    { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$tool"; } >&2
+  done
+}
 
 start_mandate() {
   local work="$1"

@@ -12,13 +12,12 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-16}"
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need_tools wrk jq curl
 cargo build --release -q -p mandate
 
 work="$(mktemp -d)"
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 trap 'kill "$mandate_pid" 2>/dev/null; wait "$mandate_pid" 2>/dev/null; rm -rf "$work"' EXIT
 start_mandate "$work"
 addr="$maddr"
