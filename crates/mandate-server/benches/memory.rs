@@ -197,7 +197,7 @@ async fn main() {
         json!({}),
     )
     .await;
-    let before = state.snapshot();
+    let before = state.snapshot().expect("a fresh snapshot");
     assert_eq!(before.agents.len(), AGENTS);
     assert_eq!(before.policies.as_ref().map(|p| p.len()), Some(POLICIES));
     show("steady state: one snapshot (+ policies, store, audit)");
@@ -215,7 +215,7 @@ async fn main() {
     let took = started.elapsed().as_secs_f64();
     show("refresh: one agent suspended (peak = during it)");
     println!("(the suspend call, refresh included, took {took:.2} s)");
-    let after = state.snapshot();
+    let after = state.snapshot().expect("a fresh snapshot");
     let unchanged = fixture::agent_id(8);
     assert!(
         after.agents.get(&suspended).map(|a| a.status)

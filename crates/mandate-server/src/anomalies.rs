@@ -204,7 +204,7 @@ pub(crate) async fn baseline(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = agent_id(&id)?;
-    let known = state.snapshot().agents.contains_key(&id);
+    let known = state.snapshot()?.agents.contains_key(&id);
     if !known {
         return Err(ApiError::not_found("unknown agent"));
     }

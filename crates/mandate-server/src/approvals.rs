@@ -61,7 +61,7 @@ pub(crate) async fn list(
             .map(|p| (p, s.clock.now()))
     })
     .await??;
-    let snapshot = state.snapshot();
+    let snapshot = state.snapshot()?;
     let items: Vec<Value> = page
         .iter()
         .filter(|m| m.status_at(now) == MandateStatus::PendingApproval)
@@ -104,7 +104,7 @@ async fn decide(
     let note = comment.clone();
     let (m, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
         let now = s.clock.now();
-        let snapshot = s.snapshot();
+        let snapshot = s.snapshot()?;
         let m = s.store.modify_mandate(&id, |m| {
             let owner = snapshot.agents.get(&m.agent).map(|a| a.owner.as_str());
             if let Caller::User(u) = &caller

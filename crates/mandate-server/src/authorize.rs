@@ -224,10 +224,10 @@ pub(crate) async fn record_decision(
 /// Decides one `/v1/authorize` request and drafts its audit event.
 fn decide_one(
     state: &AppState,
+    snapshot: &crate::decide::Snapshot,
     req: &AuthorizeRequest,
     caller: &Caller<'_>,
 ) -> (Decision, AuditEvent, Observed) {
-    let snapshot = state.snapshot();
     let now = state.clock.now();
     // The agent's token (its own, or one a service passes on without naming the agent).
     let token = match (caller, &req.principal, &req.token) {
@@ -238,7 +238,7 @@ fn decide_one(
     let verified;
     let principal = match token {
         Some(t) => {
-            verified = verified_claims(state, &snapshot, t, now);
+            verified = verified_claims(state, snapshot, t, now);
             match &verified {
                 Some(c) => Principal::Verified(c),
                 // Let `decide` verify again, so its answer names why the token is bad.
@@ -258,7 +258,7 @@ fn decide_one(
     };
     decide_question(
         state,
-        &snapshot,
+        snapshot,
         now,
         Question {
             principal,
@@ -355,7 +355,8 @@ pub(crate) async fn authorize(
     let who = caller(&state, &parts.headers).await?;
     let r: AuthorizeRequest = body(&state, &parts.headers, b).await?;
     check(&r, &who)?;
-    let (d, event, seen) = decide_one(&state, &r, &who);
+    let snapshot = state.snapshot()?;
+    let (d, event, seen) = decide_one(&state, &snapshot, &r, &who);
     let id = record_decision(&state, event, seen, r.request_id.as_deref()).await?;
     Ok(Json(answer(&d, id)).into_response())
 }
@@ -380,8 +381,10 @@ pub(crate) async fn authorize_batch(
     let mut decisions = Vec::with_capacity(b.requests.len());
     let mut events = Vec::with_capacity(b.requests.len());
     let mut raised = Vec::new();
+    // One snapshot for the whole batch: every answer in it comes from the same state.
+    let snapshot = state.snapshot()?;
     for r in &b.requests {
-        let (d, e, seen) = decide_one(&state, r, &who);
+        let (d, e, seen) = decide_one(&state, &snapshot, r, &who);
         decisions.push(d);
         events.push(e);
         raised.extend(seen.raised);

@@ -65,7 +65,7 @@ pub(crate) async fn identify(
     }
     let now = state.clock.now();
     if peek_issuer(token).as_deref() == Some(state.config.issuer.as_str()) {
-        let snapshot = state.snapshot();
+        let snapshot = state.snapshot()?;
         let claims = match state.verified_tokens.get(token, now) {
             Some(c) => c,
             None => {

@@ -77,6 +77,31 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The decision snapshot may be older than the store: the last refresh failed
+/// (`INVARIANT (fail closed on a stale snapshot)` in lib.rs). Nothing is decided, no
+/// agent authenticated and no token accepted until a refresh succeeds.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("decisions are held until the decision snapshot is refreshed")]
+pub struct StaleSnapshot;
+
+impl From<StaleSnapshot> for ApiError {
+    /// 503 `snapshot_stale`.
+    fn from(e: StaleSnapshot) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "snapshot_stale",
+            e.to_string(),
+        )
+    }
+}
+
+impl From<StaleSnapshot> for OAuthError {
+    /// 503 `temporarily_unavailable`.
+    fn from(e: StaleSnapshot) -> Self {
+        Self::temporarily_unavailable(e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({

@@ -158,7 +158,7 @@ async fn acting_agent(
         None => None,
         Some(t) => {
             let now = state.clock.now();
-            let s = state.snapshot();
+            let s = state.snapshot()?;
             let c = access::verify(&s.ring, t, &s.issuer, now)
                 .map_err(|e| OAuthError::invalid_request(format!("actor_token is invalid: {e}")))?;
             let h = holder(&s, &c, now).map_err(|r| {
@@ -203,7 +203,7 @@ async fn exchange_for(
     ask: &Ask<'_>,
 ) -> Result<Response, OAuthError> {
     let now = state.clock.now();
-    let s = state.snapshot();
+    let s = state.snapshot()?;
     let draft = if peek_issuer(ask.subject).as_deref() == Some(s.issuer.as_str()) {
         let c = access::verify(&s.ring, ask.subject, &s.issuer, now)
             .map_err(|e| OAuthError::invalid_request(format!("subject_token is invalid: {e}")))?;

@@ -86,11 +86,16 @@ fn denied_token(reason: &str) -> bool {
     matches!(reason, "invalid_token" | "token_revoked")
 }
 
+/// A stale snapshot: 503, nothing forwarded.
+fn unavailable(e: crate::error::StaleSnapshot) -> AuthzError {
+    AuthzError::Unavailable(e.to_string())
+}
+
 impl Authorizer for GatewayAuthorizer {
     fn authorize(&self, ask: Ask) -> BoxFuture<'_, Result<Answer, AuthzError>> {
         Box::pin(async move {
             let state = &self.state;
-            let snapshot = state.snapshot();
+            let snapshot = state.snapshot().map_err(unavailable)?;
             let now = state.clock.now();
             let claims = verified_claims(state, &snapshot, &ask.token, now)
                 .ok_or_else(|| AuthzError::Unauthenticated("the token does not verify".into()))?;
@@ -151,7 +156,7 @@ impl Authorizer for GatewayAuthorizer {
 
     fn check(&self, ask: &Ask) -> Result<Verdict, AuthzError> {
         let state = &self.state;
-        let snapshot = state.snapshot();
+        let snapshot = state.snapshot().map_err(unavailable)?;
         let now = state.clock.now();
         let claims = verified_claims(state, &snapshot, &ask.token, now)
             .ok_or_else(|| AuthzError::Unauthenticated("the token does not verify".into()))?;

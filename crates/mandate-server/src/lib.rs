@@ -35,6 +35,7 @@ mod wellknown;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
@@ -50,7 +51,7 @@ use mandate_token::user::{DevUserIssuer, TrustedIssuers};
 use crate::agent_index::AgentIndex;
 use crate::audit::{AuditLog, CheckpointPolicy};
 use crate::decide::Snapshot;
-use crate::error::ApiError;
+use crate::error::{ApiError, StaleSnapshot};
 
 pub use crate::mandates::sweep;
 
@@ -140,6 +141,9 @@ pub struct AppState {
     argon2_permits: Arc<tokio::sync::Semaphore>,
     /// What decisions read; swapped whole.
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Set when the last refresh failed, so the snapshot may be older than the store
+    /// (`INVARIANT (fail closed on a stale snapshot)` on [`AppState::refresh`]).
+    stale: AtomicBool,
     /// Held by a refresh from its first read of the store to its swap.
     refreshing: Mutex<()>,
     /// The compiled active policy set, kept across snapshot rebuilds of the same version.
@@ -214,6 +218,7 @@ impl AppState {
             audit,
             argon2_permits: Arc::new(tokio::sync::Semaphore::new(cpus.clamp(1, 16))),
             snapshot: RwLock::new(Arc::new(placeholder)),
+            stale: AtomicBool::new(false),
             refreshing: Mutex::new(()),
             compiled: Mutex::new(None),
             redactor,
@@ -228,8 +233,23 @@ impl AppState {
         Ok(state)
     }
 
-    /// The snapshot decisions read now.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    /// The snapshot decisions read now, or [`StaleSnapshot`] while the last refresh
+    /// failed: everything that decides, authenticates an agent or checks a token goes
+    /// through here, so none of it can act on a snapshot the store has moved past.
+    pub fn snapshot(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
+        if self.stale.load(Ordering::Acquire) {
+            return Err(StaleSnapshot);
+        }
+        Ok(self.current_snapshot())
+    }
+
+    /// Whether decisions are held because the last refresh failed.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    /// The snapshot as it is, stale or not: for the refresh itself, which builds on it.
+    fn current_snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(
             &self
                 .snapshot
@@ -252,19 +272,50 @@ impl AppState {
     /// has one-second resolution); and refreshes are serialised from their first read to
     /// their swap (`refreshing`), so a refresh that read the store earlier can never be
     /// swapped in over one that read it later.
+    ///
+    /// INVARIANT (fail closed on a stale snapshot): callers refresh after a write that
+    /// can change a decision, so when a refresh fails the store may already hold a
+    /// suspension, revocation or new policy that the snapshot does not. From that
+    /// moment, before this returns, [`AppState::snapshot`] refuses (503) until a refresh
+    /// succeeds: the write's own caller (retrying it) or the sweeper (every second,
+    /// [`spawn_sweeper`]). A decision is never made on the older snapshot.
     pub(crate) fn refresh(&self) -> Result<(), ApiError> {
         let _one_at_a_time = self
             .refreshing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match self.fresh_snapshot() {
+            Ok(fresh) => {
+                *self
+                    .snapshot
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+                if self.stale.swap(false, Ordering::AcqRel) {
+                    tracing::warn!("snapshot refreshed: decisions resume");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.stale.store(true, Ordering::Release);
+                tracing::error!(
+                    code = e.code(),
+                    "snapshot refresh failed: decisions are refused until one succeeds"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads everything a snapshot holds from the store (see [`AppState::refresh`]).
+    fn fresh_snapshot(&self) -> Result<Snapshot, ApiError> {
         let now = self.clock.now();
-        let agents = self.agents_reusing(&self.snapshot().agents)?;
+        let agents = self.agents_reusing(&self.current_snapshot().agents)?;
         let (active, _) = self.store.policy_activation_state()?;
         let policies = match active {
             None => None,
             Some(v) => Some(self.compiled_version(v)?),
         };
-        let fresh = Snapshot {
+        Ok(Snapshot {
             agents,
             policies,
             policy_version: active,
@@ -281,12 +332,7 @@ impl AppState {
                 .into_iter()
                 .map(|m| (m.id.clone(), Arc::new(m)))
                 .collect(),
-        };
-        *self
-            .snapshot
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-        Ok(())
+        })
     }
 
     /// Every agent in the store, each row decoded as it is read and compared with
@@ -320,7 +366,7 @@ impl AppState {
             .policy_version(v)?
             .ok_or_else(|| ApiError::internal(format!("active policy version {v} is missing")))?;
         // Versions were validated when written; a failure here (e.g. a newer base schema)
-        // is an internal error, and the previous snapshot stays in force.
+        // is an internal error, and fails the refresh (decisions are held, see `refresh`).
         let compiled = mandate_policy::compile(&row.fragments, &row.policies).map_err(|errs| {
             ApiError::internal(format!(
                 "active policy version {v} no longer compiles: {}",
@@ -542,7 +588,9 @@ pub async fn flush_baselines(state: &Arc<AppState>) -> Result<usize, ApiError> {
 }
 
 /// Runs the mandate sweeper (see [`sweep`]) every second, and writes changed baselines
-/// every five, until the runtime stops. A failure is logged and tried again later.
+/// every five, until the runtime stops. A failure is logged and tried again later. While
+/// the snapshot is stale (a refresh failed), each tick first tries the refresh again,
+/// so decisions resume within a second of the store answering again.
 pub fn spawn_sweeper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -551,6 +599,10 @@ pub fn spawn_sweeper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             ticks += 1;
+            if state.is_stale() {
+                // `refresh` logs the outcome either way.
+                let _ = blocking(&state, AppState::refresh).await;
+            }
             if ticks.is_multiple_of(5)
                 && let Err(e) = flush_baselines(&state).await
             {
@@ -628,7 +680,7 @@ mod refresh_tests {
             s.store.insert_agent(&agent(i)).unwrap();
         }
         s.refresh().unwrap();
-        let before = s.snapshot();
+        let before = s.snapshot().unwrap();
         assert_eq!(before.agents.len(), 3);
 
         let (a0, a1) = (agent(0).id, agent(1).id);
@@ -640,7 +692,7 @@ mod refresh_tests {
             .unwrap();
         s.store.insert_agent(&agent(3)).unwrap();
         s.refresh().unwrap();
-        let after = s.snapshot();
+        let after = s.snapshot().unwrap();
 
         assert_eq!(after.agents.len(), 4);
         assert_eq!(

@@ -332,7 +332,7 @@ pub(crate) async fn request(
                 now,
             )
         };
-        let verdict = policy_verdict(&s.snapshot(), &agent, &m);
+        let verdict = policy_verdict(&*s.snapshot()?, &agent, &m);
         m.status = verdict.status;
         m.policy_ids.clone_from(&verdict.policy_ids);
         match verdict.status {
@@ -363,7 +363,11 @@ pub(crate) async fn request(
     if m.status == MandateStatus::PendingApproval
         && let Some(hook) = &state.config.mandates.webhook
     {
-        let agent = agent_summary(&state.snapshot(), &m.agent);
+        // Only the name and owner for the notice; a stale snapshot gives just the id.
+        let agent = match state.snapshot() {
+            Ok(snapshot) => agent_summary(&snapshot, &m.agent),
+            Err(_) => json!({"id": m.agent, "name": null, "owner": null}),
+        };
         crate::webhook::deliver(
             hook,
             now.secs(),
@@ -611,7 +615,7 @@ pub(crate) async fn revoke(
     let by = actor.clone();
     let (m, was, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
         let now = s.clock.now();
-        let snapshot = s.snapshot();
+        let snapshot = s.snapshot()?;
         let mut was = MandateStatus::Revoked;
         let m = s.store.modify_mandate(&id, |m| {
             let owner = snapshot.agents.get(&m.agent).map(|a| a.owner.as_str());

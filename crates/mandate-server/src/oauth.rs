@@ -182,9 +182,12 @@ fn failed() -> OAuthError {
 /// The snapshot, not the store: every change to an agent (status, boundary, a
 /// decommission) refreshes the snapshot before it answers (`INVARIANT (snapshot)`), so
 /// this sees a suspension as soon as decisions do, without a store read per request.
-fn snapshot_agent(state: &AppState, client_id: &str) -> Option<Agent> {
-    let id = AgentId::parse(client_id).ok()?;
-    state.snapshot().agents.get(&id).cloned()
+/// While the snapshot is stale, no client authenticates (503).
+fn snapshot_agent(state: &AppState, client_id: &str) -> Result<Option<Agent>, OAuthError> {
+    let snapshot = state.snapshot()?;
+    Ok(AgentId::parse(client_id)
+        .ok()
+        .and_then(|id| snapshot.agents.get(&id).cloned()))
 }
 
 /// The client-secret check against the stored credentials (Argon2id unless `remembered`
@@ -278,7 +281,7 @@ pub(crate) async fn authenticate(
     let agent = match auth {
         ClientAuth::Secret { client_id, secret } => {
             let now = state.clock.now();
-            let agent = snapshot_agent(state, &client_id);
+            let agent = snapshot_agent(state, &client_id)?;
             let remembered = state.verified_secrets.get(&client_id, &secret, now);
             match (agent, remembered) {
                 // The secret matched a credential found usable under the store's current
@@ -301,7 +304,7 @@ pub(crate) async fn authenticate(
             if client_id.as_ref().is_some_and(|c| *c != sub) {
                 return Err(failed());
             }
-            let agent = snapshot_agent(state, &sub).ok_or_else(failed)?;
+            let agent = snapshot_agent(state, &sub)?.ok_or_else(failed)?;
             let id = agent.id.clone();
             let issuer = state.config.issuer.clone();
             let token_endpoint = state.config.token_endpoint();
@@ -554,7 +557,7 @@ pub(crate) async fn sign_and_record(
     // The snapshot's ring: the one decisions verify with, so a token just signed always
     // verifies there (a rotation refreshes the snapshot before it answers), and taking
     // it needs neither the store nor a blocking thread.
-    let ring = Arc::clone(&state.snapshot().ring);
+    let ring = Arc::clone(&state.snapshot()?.ring);
     let token = access::issue(ring.current(), claims).map_err(OAuthError::server_error)?;
     let mut ev = state.event("token.issued");
     ev.agent = Some(claims.client_id.clone());
@@ -588,7 +591,7 @@ pub(crate) fn active_claims(s: &AppState, token: &str) -> Option<AccessClaims> {
         return None;
     }
     // A mandate or delegated token also needs its mandate active and its whole chain good.
-    crate::decide::holder(&s.snapshot(), &claims, now).ok()?;
+    crate::decide::holder(&*s.snapshot().ok()?, &claims, now).ok()?;
     Some(claims)
 }
 

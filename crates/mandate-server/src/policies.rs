@@ -172,9 +172,12 @@ async fn activate_version(
                 .activate_policy_version(target, s.clock.now(), &by)?;
             // INVARIANT (snapshot): the next decision uses the new version.
             if let Err(e) = s.refresh() {
-                // The stored version no longer compiles: put the old one back.
+                // The stored version no longer compiles: put the old one back, and
+                // refresh again so decisions (held since the failed refresh) resume
+                // on it at once.
                 if let Some(old) = active {
                     s.store.activate_policy_version(old, s.clock.now(), &by)?;
+                    s.refresh()?;
                 }
                 return Err(e);
             }

@@ -62,10 +62,18 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store answers; 503 `not_ready` otherwise.
+/// `GET /readyz`: the store answers and decisions are not held; 503 `not_ready`
+/// otherwise, so a load balancer moves traffic off a node whose snapshot is stale.
 pub(crate) async fn readyz(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.is_stale() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "decisions are held: the decision snapshot could not be refreshed",
+        ));
+    }
     match crate::blocking(&state, |s| s.store.journal_mode()).await {
         Ok(Ok(_)) => Ok(Json(json!({"status": "ready"}))),
         Ok(Err(e)) => {

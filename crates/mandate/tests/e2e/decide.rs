@@ -539,6 +539,93 @@ fn policy_test_files_pass_and_mismatches_fail() {
     );
 }
 
+/// A suspension the snapshot cannot show is never overlooked: when the refresh after
+/// the write fails, `/v1/authorize` answers 503 `snapshot_stale` (not the old "allow")
+/// until a refresh succeeds, and then the suspension decides. The fault is injected
+/// from outside (the `sqlite3` CLI renames a table the refresh reads and the
+/// suspension does not write); the sweeper's retry brings decisions back once it is
+/// put back, with no admin action.
+#[tokio::test]
+async fn a_suspension_the_snapshot_cannot_show_holds_every_decision() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[]);
+    let admin = s.token.clone().unwrap();
+    let (agent, token) = crm_setup(&s, &admin).await;
+    let db = dir.join("mandate.db");
+    let sql = |stmt: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg(stmt)
+            .output()
+            .expect("sqlite3 CLI");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (st, d) = authorize(&s, &token, read_contact("sales", "internal")).await;
+    assert_eq!((st, d["decision"].as_str()), (200, Some("allow")), "{d}");
+
+    sql("ALTER TABLE revoked_tokens RENAME TO revoked_tokens_away;");
+    let (st, v) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{agent}/suspend"),
+            None,
+        )
+        .await;
+    assert!(
+        st >= 500,
+        "the refresh failed, and the admin is told: {st} {v}"
+    );
+    for _ in 0..3 {
+        let (st, d) = authorize(&s, &token, read_contact("sales", "internal")).await;
+        assert_eq!(
+            (st, d["code"].as_str()),
+            (503, Some("snapshot_stale")),
+            "no decision on the snapshot from before the suspension: {d}"
+        );
+        assert!(d.get("decision").is_none(), "{d}");
+    }
+    // The sweeper keeps trying (every second) and still fails: still held, and the
+    // node says it is not ready.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (st, _) = authorize(&s, &token, read_contact("sales", "internal")).await;
+    assert_eq!(st, 503);
+    let ready = |s: &Server| {
+        let url = s.url("/readyz");
+        let http = s.http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ready(&s).await, 503);
+
+    sql("ALTER TABLE revoked_tokens_away RENAME TO revoked_tokens;");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let d = loop {
+        let (st, d) = authorize(&s, &token, read_contact("sales", "internal")).await;
+        if st != 503 {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "decisions did not resume: {}",
+            s.stderr_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (d["decision"].as_str(), d["reasons"][0].as_str()),
+        (Some("deny"), Some("agent_suspended")),
+        "the suspension written before the failed refresh decides: {d}"
+    );
+    assert_eq!(ready(&s).await, 200);
+    let stderr = s.stderr_text();
+    assert!(stderr.contains("snapshot refresh failed"), "{stderr}");
+    assert!(stderr.contains("decisions resume"), "{stderr}");
+}
+
 /// When the audit log cannot be written, `/v1/authorize` answers 503 and no decision,
 /// and recovers once it can. The fault is injected from outside, as a second SQLite
 /// client adding a trigger that aborts every audit insert (the `sqlite3` CLI).
