@@ -138,7 +138,7 @@ pub(crate) async fn rotate_keys(
         let publish = s.config.max_token_lifetime_secs.saturating_add(60);
         let (old, new) = s.keys.rotate(&s.store, now, s.random.as_ref(), publish).map_err(ApiError::internal)?;
         tracing::info!(%by, %old, %new, "signing key rotated");
-        s.refresh()?;
+        s.refresh_after_write();
         Ok::<_, ApiError>(json!({"kid": new, "retired_kid": old, "retired_published_until": now.plus_secs(i64::from(publish))}))
     })
     .await??;

@@ -69,7 +69,7 @@ pub(crate) async fn register(
             updated_at: now,
         };
         s.store.insert_agent(&agent)?;
-        s.refresh()?;
+        s.refresh_after_write();
         Ok(agent)
     })
     .await??;
@@ -200,7 +200,7 @@ pub(crate) async fn update(
             Ok(())
         })?;
         // INVARIANT (snapshot): a boundary change governs the very next decision.
-        s.refresh()?;
+        s.refresh_after_write();
         Ok::<_, ApiError>(agent)
     })
     .await??;
@@ -268,7 +268,7 @@ async fn change_status(
             s.store.modify_agent(&id, now, change)
         }?;
         // INVARIANT (snapshot): the kill switch holds for the very next decision.
-        s.refresh()?;
+        s.refresh_after_write();
         // Resuming is the human's explicit word: the detector lifts its own suspension.
         if to == AgentStatus::Active
             && let Some(d) = &s.detector
@@ -560,7 +560,7 @@ pub(crate) async fn revoke_credential(
         let now = s.clock.now();
         // Also kills every token the agent was issued so far (see the store).
         s.store.revoke_credential(&id, &cid, now)?;
-        s.refresh()?;
+        s.refresh_after_write();
         tracing::info!(%by, agent = %id, credential = %cid, "credential revoked; earlier tokens revoked");
         Ok::<_, ApiError>((id, cid))
     })

@@ -204,8 +204,12 @@ pub(crate) async fn baseline(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = agent_id(&id)?;
-    let known = state.snapshot()?.agents.contains_key(&id);
-    if !known {
+    // The store, not the snapshot: an admin read that works while decisions are held.
+    let known = {
+        let id = id.clone();
+        crate::blocking(&state, move |s| s.store.get_agent(&id)).await??
+    };
+    if known.is_none() {
         return Err(ApiError::not_found("unknown agent"));
     }
     let Some(d) = &state.detector else {

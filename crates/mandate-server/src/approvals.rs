@@ -61,11 +61,13 @@ pub(crate) async fn list(
             .map(|p| (p, s.clock.now()))
     })
     .await??;
-    let snapshot = state.snapshot()?;
+    // Names and owners for the approver; while decisions are held (a stale snapshot)
+    // the list still answers, with the agents' ids only.
+    let snapshot = state.snapshot().ok();
     let items: Vec<Value> = page
         .iter()
         .filter(|m| m.status_at(now) == MandateStatus::PendingApproval)
-        .map(|m| json!({"mandate": view(m, now), "agent": agent_summary(&snapshot, &m.agent)}))
+        .map(|m| json!({"mandate": view(m, now), "agent": agent_summary(snapshot.as_deref(), &m.agent)}))
         .collect();
     Ok(Json(
         json!({"items": items, "next_cursor": next_cursor(&page, limit)}),
@@ -104,9 +106,9 @@ async fn decide(
     let note = comment.clone();
     let (m, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
         let now = s.clock.now();
-        let snapshot = s.snapshot()?;
+        let owner = crate::mandates::mandate_owner(s, &id)?;
         let m = s.store.modify_mandate(&id, |m| {
-            let owner = snapshot.agents.get(&m.agent).map(|a| a.owner.as_str());
+            let owner = owner.as_deref();
             if let Caller::User(u) = &caller
                 && is_self(&u.user, m, owner)
             {
@@ -147,7 +149,7 @@ async fn decide(
         })?;
         if approve {
             // INVARIANT (snapshot): the approved mandate governs the very next decision.
-            s.refresh()?;
+            s.refresh_after_write();
         }
         Ok((m, now))
     })

@@ -201,7 +201,7 @@ pub(crate) async fn act(
             if !done.is_empty() {
                 // INVARIANT (snapshot): the suspension is in every later decision's snapshot
                 // (the detector already refuses the agent in memory).
-                s.refresh()?;
+                s.refresh_after_write();
             }
             Ok(done)
         },

@@ -119,9 +119,8 @@ fn contain_now(
     // agent holds and every token delegated from one of them) and the ended mandates
     // govern the very next decision on this node; also when a later step failed, so
     // that whatever was written is in force.
-    let refreshed = s.refresh();
+    s.refresh_after_write();
     let (agent, previous, mandates) = changed?;
-    refreshed?;
 
     let (active, _) = s.store.policy_activation_state()?;
     let policies = match active {
@@ -415,7 +414,7 @@ pub(crate) async fn revoke_token(
             let until = now.plus_secs(max);
             s.store.revoke_token(jti.as_str(), until, now)?;
             // INVARIANT (snapshot): the token is refused by the very next decision.
-            s.refresh()?;
+            s.refresh_after_write();
             Ok::<_, ApiError>(until)
         })
         .await??

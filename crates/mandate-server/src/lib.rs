@@ -30,13 +30,13 @@ mod oauth;
 mod policies;
 #[cfg(test)]
 mod routes_test;
+mod snapshot_cell;
 pub mod webhook;
 mod wellknown;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -140,12 +140,7 @@ pub struct AppState {
     /// blocking pool that store calls share.
     argon2_permits: Arc<tokio::sync::Semaphore>,
     /// What decisions read; swapped whole.
-    snapshot: RwLock<Arc<Snapshot>>,
-    /// Set when the last refresh failed, so the snapshot may be older than the store
-    /// (`INVARIANT (fail closed on a stale snapshot)` on [`AppState::refresh`]).
-    stale: AtomicBool,
-    /// Held by a refresh from its first read of the store to its swap.
-    refreshing: Mutex<()>,
+    snapshot: snapshot_cell::SnapshotCell,
     /// The compiled active policy set, kept across snapshot rebuilds of the same version.
     compiled: Mutex<Option<(i64, Arc<CompiledPolicies>)>>,
     /// Redaction of audit contexts.
@@ -217,9 +212,7 @@ impl AppState {
             config,
             audit,
             argon2_permits: Arc::new(tokio::sync::Semaphore::new(cpus.clamp(1, 16))),
-            snapshot: RwLock::new(Arc::new(placeholder)),
-            stale: AtomicBool::new(false),
-            refreshing: Mutex::new(()),
+            snapshot: snapshot_cell::SnapshotCell::new(placeholder),
             compiled: Mutex::new(None),
             redactor,
             mandate_changes: tokio::sync::watch::channel(0).0,
@@ -235,27 +228,15 @@ impl AppState {
 
     /// The snapshot decisions read now, or [`StaleSnapshot`] while the last refresh
     /// failed: everything that decides, authenticates an agent or checks a token goes
-    /// through here, so none of it can act on a snapshot the store has moved past.
+    /// through here, so none of it can act on a snapshot the store has moved past
+    /// (`INVARIANT (fail closed on a stale snapshot)`, snapshot_cell.rs).
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
-        if self.stale.load(Ordering::Acquire) {
-            return Err(StaleSnapshot);
-        }
-        Ok(self.current_snapshot())
+        self.snapshot.get()
     }
 
     /// Whether decisions are held because the last refresh failed.
     pub fn is_stale(&self) -> bool {
-        self.stale.load(Ordering::Acquire)
-    }
-
-    /// The snapshot as it is, stale or not: for the refresh itself, which builds on it.
-    fn current_snapshot(&self) -> Arc<Snapshot> {
-        Arc::clone(
-            &self
-                .snapshot
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        self.snapshot.is_stale()
     }
 
     /// Rebuilds the snapshot from the store and swaps it in. Call after every write that
@@ -270,46 +251,27 @@ impl AppState {
     /// things keep it: an agent is reused only when the row read now decodes to a value
     /// equal to it in every field (status and reason included; not by `updated_at`, which
     /// has one-second resolution); and refreshes are serialised from their first read to
-    /// their swap (`refreshing`), so a refresh that read the store earlier can never be
-    /// swapped in over one that read it later.
-    ///
-    /// INVARIANT (fail closed on a stale snapshot): callers refresh after a write that
-    /// can change a decision, so when a refresh fails the store may already hold a
-    /// suspension, revocation or new policy that the snapshot does not. From that
-    /// moment, before this returns, [`AppState::snapshot`] refuses (503) until a refresh
-    /// succeeds: the write's own caller (retrying it) or the sweeper (every second,
-    /// [`spawn_sweeper`]). A decision is never made on the older snapshot.
+    /// their swap (`SnapshotCell::rebuild`), so a refresh that read the store earlier can
+    /// never be swapped in over one that read it later. When a refresh fails, decisions
+    /// are held until one succeeds (snapshot_cell.rs).
     pub(crate) fn refresh(&self) -> Result<(), ApiError> {
-        let _one_at_a_time = self
-            .refreshing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match self.fresh_snapshot() {
-            Ok(fresh) => {
-                *self
-                    .snapshot
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-                if self.stale.swap(false, Ordering::AcqRel) {
-                    tracing::warn!("snapshot refreshed: decisions resume");
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.stale.store(true, Ordering::Release);
-                tracing::error!(
-                    code = e.code(),
-                    "snapshot refresh failed: decisions are refused until one succeeds"
-                );
-                Err(e)
-            }
-        }
+        self.snapshot
+            .rebuild(|previous| self.fresh_snapshot(previous))
     }
 
-    /// Reads everything a snapshot holds from the store (see [`AppState::refresh`]).
-    fn fresh_snapshot(&self) -> Result<Snapshot, ApiError> {
+    /// [`AppState::refresh`] after a write that can change a decision, without failing
+    /// the write's own request: the change is in force either way, since the next
+    /// decision either reads a snapshot that holds it or, if the refresh failed, is
+    /// refused until one succeeds (the error is logged; the sweeper retries).
+    pub(crate) fn refresh_after_write(&self) {
+        let _ = self.refresh();
+    }
+
+    /// Reads everything a snapshot holds from the store, sharing the unchanged agents of
+    /// `previous` (see [`AppState::refresh`]).
+    fn fresh_snapshot(&self, previous: &Snapshot) -> Result<Snapshot, ApiError> {
         let now = self.clock.now();
-        let agents = self.agents_reusing(&self.current_snapshot().agents)?;
+        let agents = self.agents_reusing(&previous.agents)?;
         let (active, _) = self.store.policy_activation_state()?;
         let policies = match active {
             None => None,
@@ -667,6 +629,53 @@ mod refresh_tests {
         let keys = KeyState::open(&store, &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
         let config = ServerConfig::for_unit_tests(dir.path());
         AppState::new(store, keys, clock, Arc::new(OsRandom), config).unwrap()
+    }
+
+    /// INVARIANT (fail closed on a stale snapshot): a refresh that fails holds every
+    /// reader of the snapshot until one succeeds. The failure here is an active policy
+    /// version that does not compile, written straight to the store.
+    #[test]
+    fn a_failed_refresh_holds_the_snapshot_until_one_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(&dir);
+        s.store.insert_agent(&agent(0)).unwrap();
+        s.refresh().unwrap();
+        assert!(!s.is_stale() && s.snapshot().is_ok());
+
+        let at = Timestamp::from_secs(T0);
+        let broken = s
+            .store
+            .insert_policy_version(
+                "permit (principal, action, resource) when { nonsense",
+                &[],
+                "broken",
+                at,
+                "test",
+            )
+            .unwrap();
+        s.store.activate_policy_version(broken, at, "test").unwrap();
+        assert!(s.refresh().is_err());
+        assert!(s.is_stale());
+        assert!(s.snapshot().is_err(), "no reader gets the older snapshot");
+        assert!(s.refresh().is_err(), "still failing, still held");
+        assert!(s.snapshot().is_err());
+
+        let fixed = s
+            .store
+            .insert_policy_version(
+                "permit (principal, action, resource);",
+                &[],
+                "fixed",
+                at,
+                "test",
+            )
+            .unwrap();
+        s.store.activate_policy_version(fixed, at, "test").unwrap();
+        s.refresh().unwrap();
+        assert!(!s.is_stale());
+        let snapshot = s.snapshot().expect("held no longer");
+        assert_eq!(snapshot.policy_version, Some(fixed));
+        assert_eq!(snapshot.agents.len(), 1);
     }
 
     /// INVARIANT (snapshot): a suspension made in the same second as the agent's last

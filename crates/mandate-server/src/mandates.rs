@@ -57,11 +57,25 @@ pub(crate) fn view(m: &Mandate, now: Timestamp) -> Value {
 }
 
 /// `{"id", "name", "owner"}` of the agent holding a mandate, for approvers.
-pub(crate) fn agent_summary(snapshot: &Snapshot, id: &AgentId) -> Value {
-    match snapshot.agents.get(id) {
+/// While decisions are held (`snapshot` is `None`, see lib.rs `refresh`) only the id.
+pub(crate) fn agent_summary(snapshot: Option<&Snapshot>, id: &AgentId) -> Value {
+    match snapshot.and_then(|s| s.agents.get(id)) {
         Some(a) => json!({"id": a.id, "name": a.name, "owner": a.owner}),
         None => json!({"id": id, "name": null, "owner": null}),
     }
+}
+
+/// The owner of the agent mandate `id` belongs to, read from the store (`None` for an
+/// unknown mandate or agent). Approving, denying and revoking are human acts that must
+/// keep working while decisions are held by a stale snapshot (lib.rs, `refresh`), and
+/// an owner is not a decision input, so these paths do not read the snapshot.
+pub(crate) fn mandate_owner(s: &AppState, id: &MandateId) -> Result<Option<String>, ApiError> {
+    let Some(m) = s.store.get_mandate(id)? else {
+        return Ok(None);
+    };
+    Ok(s.store
+        .get_agent(&m.agent)?
+        .map(|a| a.owner.as_str().to_owned()))
 }
 
 /// A path id; anything that is not a mandate id is as unknown as a missing one.
@@ -351,7 +365,7 @@ pub(crate) async fn request(
         s.store.insert_mandate(&m)?;
         if m.status == MandateStatus::Active {
             // INVARIANT (snapshot): the new mandate governs the very next decision.
-            s.refresh()?;
+            s.refresh_after_write();
         }
         Ok((m, verdict))
     })
@@ -363,11 +377,7 @@ pub(crate) async fn request(
     if m.status == MandateStatus::PendingApproval
         && let Some(hook) = &state.config.mandates.webhook
     {
-        // Only the name and owner for the notice; a stale snapshot gives just the id.
-        let agent = match state.snapshot() {
-            Ok(snapshot) => agent_summary(&snapshot, &m.agent),
-            Err(_) => json!({"id": m.agent, "name": null, "owner": null}),
-        };
+        let agent = agent_summary(state.snapshot().ok().as_deref(), &m.agent);
         crate::webhook::deliver(
             hook,
             now.secs(),
@@ -583,7 +593,7 @@ pub(crate) async fn complete(
             Ok(())
         })?;
         // INVARIANT (snapshot): a completed mandate grants nothing from the next decision.
-        s.refresh()?;
+        s.refresh_after_write();
         Ok((m, now))
     })
     .await??;
@@ -615,10 +625,10 @@ pub(crate) async fn revoke(
     let by = actor.clone();
     let (m, was, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
         let now = s.clock.now();
-        let snapshot = s.snapshot()?;
+        let owner = mandate_owner(s, &id)?;
         let mut was = MandateStatus::Revoked;
         let m = s.store.modify_mandate(&id, |m| {
-            let owner = snapshot.agents.get(&m.agent).map(|a| a.owner.as_str());
+            let owner = owner.as_deref();
             let allowed = match &caller {
                 Caller::Admin(t) => t.role.can_write(),
                 Caller::User(u) => owner.is_some_and(|o| is_owner(&u.user, o)),
@@ -642,7 +652,7 @@ pub(crate) async fn revoke(
         })?;
         if was == MandateStatus::Active {
             // INVARIANT (snapshot): a revoked mandate grants nothing from the next decision.
-            s.refresh()?;
+            s.refresh_after_write();
         }
         Ok((m, was, now))
     })
@@ -719,10 +729,10 @@ impl AppState {
             };
             events.push(event(self, kind, actor, &m.agent, m.user.as_ref(), details));
         }
-        if left_active && let Err(e) = self.refresh() {
-            // Decisions check each mandate's expiry themselves; the snapshot only
-            // carries a mandate that no longer grants anything until the next refresh.
-            tracing::error!(code = e.code(), "snapshot not refreshed after a sweep");
+        if left_active {
+            // Decisions check each mandate's expiry themselves; the refresh drops the
+            // lapsed mandates from the snapshot.
+            self.refresh_after_write();
         }
         Ok(events)
     }

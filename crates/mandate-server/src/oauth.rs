@@ -713,8 +713,7 @@ pub(crate) async fn revoke(
         )?;
         tracing::info!(jti = %claims.jti, client_id = %claims.client_id, "access token revoked");
         // INVARIANT (snapshot): the revoked token is refused by the very next decision.
-        s.refresh()
-            .map_err(|e| OAuthError::server_error(e.code()))?;
+        s.refresh_after_write();
         let mut e = s.event("token.revoked");
         e.agent = Some(claims.client_id.clone());
         e.actor = match &who {

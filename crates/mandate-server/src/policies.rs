@@ -168,16 +168,19 @@ async fn activate_version(
                     ApiError::conflict("nothing_to_roll_back", "no earlier active version")
                 })?,
             };
+            // Versions were validated when written, but one may no longer compile (a
+            // newer base schema): refuse it before it becomes active, so a failed
+            // activation never holds decisions (see `AppState::refresh`).
+            s.compiled_version(target)?;
             s.store
                 .activate_policy_version(target, s.clock.now(), &by)?;
             // INVARIANT (snapshot): the next decision uses the new version.
             if let Err(e) = s.refresh() {
-                // The stored version no longer compiles: put the old one back, and
-                // refresh again so decisions (held since the failed refresh) resume
-                // on it at once.
+                // The store failed after the switch: put the old version back. Decisions
+                // are held until a refresh succeeds, this one or the sweeper's.
                 if let Some(old) = active {
                     s.store.activate_policy_version(old, s.clock.now(), &by)?;
-                    s.refresh()?;
+                    s.refresh_after_write();
                 }
                 return Err(e);
             }

@@ -1,0 +1,98 @@
+//! Where the decision snapshot lives: the only holder of it, so that no reader can get
+//! one the store has moved past.
+//!
+//! INVARIANT (fail closed on a stale snapshot): a rebuild that fails (returns an error or
+//! panics) marks the cell stale before [`SnapshotCell::rebuild`] returns, and from then
+//! on [`SnapshotCell::get`] refuses until a rebuild succeeds. Callers rebuild after a
+//! write that can change a decision, so a failed rebuild may leave the store holding a
+//! suspension, revocation or new policy that the old snapshot does not: refusing every
+//! reader is what keeps such a write in force. Outside this module the snapshot can only
+//! be reached through `get` (and, for building the next one, inside `rebuild`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use crate::decide::Snapshot;
+use crate::error::{ApiError, StaleSnapshot};
+
+/// The current snapshot and whether it may be stale.
+pub(crate) struct SnapshotCell {
+    current: RwLock<Arc<Snapshot>>,
+    /// Set when the last rebuild failed.
+    stale: AtomicBool,
+    /// Held by a rebuild from its first read of the store to its swap, so a rebuild that
+    /// read the store earlier can never be swapped in over one that read it later.
+    rebuilding: Mutex<()>,
+}
+
+impl SnapshotCell {
+    /// A cell holding `first` (not stale).
+    pub(crate) fn new(first: Snapshot) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(first)),
+            stale: AtomicBool::new(false),
+            rebuilding: Mutex::new(()),
+        }
+    }
+
+    /// The snapshot decisions read now, or [`StaleSnapshot`] while the last rebuild
+    /// failed.
+    pub(crate) fn get(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
+        if self.stale.load(Ordering::Acquire) {
+            return Err(StaleSnapshot);
+        }
+        Ok(self.read())
+    }
+
+    /// Whether readers are refused because the last rebuild failed.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    /// Builds the next snapshot with `build` (given the current one, stale or not, to
+    /// share what did not change) and swaps it in; on failure marks the cell stale.
+    /// Rebuilds run one at a time.
+    pub(crate) fn rebuild(
+        &self,
+        build: impl FnOnce(&Snapshot) -> Result<Snapshot, ApiError>,
+    ) -> Result<(), ApiError> {
+        let _one_at_a_time = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Marks the cell stale when dropped, unless forgotten after a successful swap: a
+        // build that panics holds readers just as one that returns an error does.
+        let guard = StaleUnlessSwapped(&self.stale);
+        let fresh = match build(&self.read()) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::error!(
+                    code = e.code(),
+                    "snapshot refresh failed: decisions are refused until one succeeds"
+                );
+                return Err(e);
+            }
+        };
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh);
+        if self.stale.load(Ordering::Acquire) {
+            tracing::warn!("snapshot refreshed: decisions resume");
+        }
+        std::mem::forget(guard);
+        // After the swap: a reader that sees the flag clear also sees the new snapshot.
+        self.stale.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    fn read(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Sets the stale flag when dropped (see [`SnapshotCell::rebuild`]).
+struct StaleUnlessSwapped<'a>(&'a AtomicBool);
+
+impl Drop for StaleUnlessSwapped<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
