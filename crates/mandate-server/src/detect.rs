@@ -195,7 +195,14 @@ pub(crate) async fn act(
                 match changed {
                     Ok(a) => done.push((a, anomaly)),
                     Err(e) if e.code() == "invalid_transition" => {}
-                    Err(e) => return Err(e),
+                    // The detector already refuses the agent in memory; the others are
+                    // still suspended, refreshed and recorded below.
+                    Err(e) => tracing::error!(
+                        agent = %agent,
+                        %anomaly,
+                        code = e.code(),
+                        "the anomaly detector's suspension was not written"
+                    ),
                 }
             }
             if !done.is_empty() {

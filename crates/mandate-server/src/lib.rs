@@ -239,13 +239,14 @@ impl AppState {
         self.snapshot.is_stale()
     }
 
-    /// Rebuilds the snapshot from the store and swaps it in. Call after every write that
-    /// can change a decision, before answering (see `INVARIANT (snapshot)`). Blocking.
+    /// Rebuilds the snapshot from the store and swaps it in. Writes that can change a
+    /// decision call it, through [`AppState::refresh_after_write`], before answering
+    /// (see `INVARIANT (snapshot)`). Blocking.
     ///
     /// Agents whose stored value is unchanged are shared with the previous snapshot, so
     /// a refresh holds one copy of each agent plus the new index, not two of everything.
     ///
-    /// INVARIANT (snapshot): when `refresh` returns, the snapshot holds every agent as
+    /// INVARIANT (snapshot): when `refresh` returns `Ok`, the snapshot holds every agent as
     /// the store held it at some moment after the call began — in particular a suspension
     /// or decommission committed before the call is in the very next decision. Two
     /// things keep it: an agent is reused only when the row read now decodes to a value

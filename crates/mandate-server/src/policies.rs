@@ -169,21 +169,27 @@ async fn activate_version(
                 })?,
             };
             // Versions were validated when written, but one may no longer compile (a
-            // newer base schema): refuse it before it becomes active, so a failed
-            // activation never holds decisions (see `AppState::refresh`).
-            s.compiled_version(target)?;
+            // newer base schema): refuse it before it becomes active (409), so the
+            // refresh below can only fail on the store, never on the version.
+            let row = s
+                .store
+                .policy_version(target)?
+                .ok_or_else(|| ApiError::not_found(format!("unknown policy version `{target}`")))?;
+            if let Err(errs) = mandate_policy::compile(&row.fragments, &row.policies) {
+                let why: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+                return Err(ApiError::conflict(
+                    "does_not_compile",
+                    format!(
+                        "policy version {target} no longer compiles: {}",
+                        why.join("; ")
+                    ),
+                ));
+            }
             s.store
                 .activate_policy_version(target, s.clock.now(), &by)?;
-            // INVARIANT (snapshot): the next decision uses the new version.
-            if let Err(e) = s.refresh() {
-                // The store failed after the switch: put the old version back. Decisions
-                // are held until a refresh succeeds, this one or the sweeper's.
-                if let Some(old) = active {
-                    s.store.activate_policy_version(old, s.clock.now(), &by)?;
-                    s.refresh_after_write();
-                }
-                return Err(e);
-            }
+            // INVARIANT (snapshot): the next decision uses the new version (or, if the
+            // refresh fails, none is made until one succeeds).
+            s.refresh_after_write();
             Ok((target, active))
         })
         .await??;

@@ -46,6 +46,7 @@ mod anomalies;
 mod fast_paths;
 mod incidents;
 mod mandates;
+mod policies;
 
 // ---- harness ----
 
