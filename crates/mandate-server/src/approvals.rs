@@ -106,9 +106,9 @@ async fn decide(
     let note = comment.clone();
     let (m, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
         let now = s.clock.now();
-        let owner = crate::mandates::mandate_owner(s, &id)?;
-        let m = s.store.modify_mandate(&id, |m| {
-            let owner = owner.as_deref();
+        // The owner from the store, in the same transaction as the decision: deciding is
+        // a human act that keeps working while decisions are held (a stale snapshot).
+        let m = s.store.modify_mandate_with_owner(&id, |m, owner| {
             if let Caller::User(u) = &caller
                 && is_self(&u.user, m, owner)
             {

@@ -65,19 +65,6 @@ pub(crate) fn agent_summary(snapshot: Option<&Snapshot>, id: &AgentId) -> Value 
     }
 }
 
-/// The owner of the agent mandate `id` belongs to, read from the store (`None` for an
-/// unknown mandate or agent). Approving, denying and revoking are human acts that must
-/// keep working while decisions are held by a stale snapshot (lib.rs, `refresh`), and
-/// an owner is not a decision input, so these paths do not read the snapshot.
-pub(crate) fn mandate_owner(s: &AppState, id: &MandateId) -> Result<Option<String>, ApiError> {
-    let Some(m) = s.store.get_mandate(id)? else {
-        return Ok(None);
-    };
-    Ok(s.store
-        .get_agent(&m.agent)?
-        .map(|a| a.owner.as_str().to_owned()))
-}
-
 /// A path id; anything that is not a mandate id is as unknown as a missing one.
 pub(crate) fn mandate_id(s: &str) -> Result<MandateId, ApiError> {
     MandateId::parse(s).map_err(|_| unknown(s))
@@ -625,10 +612,10 @@ pub(crate) async fn revoke(
     let by = actor.clone();
     let (m, was, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
         let now = s.clock.now();
-        let owner = mandate_owner(s, &id)?;
         let mut was = MandateStatus::Revoked;
-        let m = s.store.modify_mandate(&id, |m| {
-            let owner = owner.as_deref();
+        // The owner from the store, in the same transaction: revoking is a human act
+        // that keeps working while decisions are held (a stale snapshot).
+        let m = s.store.modify_mandate_with_owner(&id, |m, owner| {
             let allowed = match &caller {
                 Caller::Admin(t) => t.role.can_write(),
                 Caller::User(u) => owner.is_some_and(|o| is_owner(&u.user, o)),

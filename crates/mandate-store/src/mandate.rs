@@ -255,13 +255,45 @@ impl Store {
         id: &MandateId,
         change: impl FnOnce(&mut Mandate) -> Result<(), E>,
     ) -> Result<Mandate, E> {
+        self.modify_mandate_in(id, false, |m, _| change(m))
+    }
+
+    /// [`Store::modify_mandate`], with `change` also given the owner of the mandate's
+    /// agent (`None` if no such agent), read in the same transaction: for a check that
+    /// depends on who owns the agent (self-approval, an owner revoking), so that an owner
+    /// change cannot fall between the check and the write.
+    pub fn modify_mandate_with_owner<E: From<StoreError>>(
+        &self,
+        id: &MandateId,
+        change: impl FnOnce(&mut Mandate, Option<&str>) -> Result<(), E>,
+    ) -> Result<Mandate, E> {
+        self.modify_mandate_in(id, true, change)
+    }
+
+    fn modify_mandate_in<E: From<StoreError>>(
+        &self,
+        id: &MandateId,
+        with_owner: bool,
+        change: impl FnOnce(&mut Mandate, Option<&str>) -> Result<(), E>,
+    ) -> Result<Mandate, E> {
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
         let mut m = get_mandate_in(&tx, id)?.ok_or(StoreError::NotFound("mandate"))?;
         let agent = m.agent.clone();
-        change(&mut m)?;
+        let owner: Option<String> = if with_owner {
+            tx.query_row(
+                "SELECT owner FROM agents WHERE id = ?1",
+                [agent.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StoreError::from)?
+        } else {
+            None
+        };
+        change(&mut m, owner.as_deref())?;
         if m.id != *id || m.agent != agent {
             return Err(StoreError::Conflict(format!(
                 "mandate `{id}`: its id and agent cannot change"

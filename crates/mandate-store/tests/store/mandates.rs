@@ -336,6 +336,38 @@ fn modify_writes_the_change_back() {
 }
 
 #[test]
+fn a_change_with_the_owner_sees_the_owner_at_the_time_of_the_write() {
+    let (_dir, store, a) = open_with_agent();
+    let m = mandate(10, &a.id, "pending");
+    store.insert_mandate(&m).unwrap();
+    let seen = |store: &Store| {
+        let mut owner = None;
+        store
+            .modify_mandate_with_owner(&m.id, |_, o| -> Result<(), TestError> {
+                owner = o.map(str::to_owned);
+                Ok(())
+            })
+            .unwrap();
+        owner
+    };
+    assert_eq!(seen(&store).as_deref(), Some(a.owner.as_str()));
+    store
+        .modify_agent(&a.id, at(5), |x| -> Result<(), StoreError> {
+            x.owner = "bob@example.com".to_owned().try_into().unwrap();
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen(&store).as_deref(), Some("bob@example.com"));
+    // A refusal still writes nothing.
+    let r = store.modify_mandate_with_owner(&m.id, |x, _| {
+        x.intent = "changed".into();
+        Err(TestError::Refused)
+    });
+    assert!(matches!(r, Err(TestError::Refused)));
+    assert_eq!(store.get_mandate(&m.id).unwrap().unwrap().intent, m.intent);
+}
+
+#[test]
 fn a_refusing_change_writes_nothing() {
     let (_dir, store, a) = open_with_agent();
     let m = mandate(10, &a.id, "steady");
