@@ -45,7 +45,7 @@ use mandate_audit::redact::{Redactor, Rule};
 use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_policy::CompiledPolicies;
-use mandate_store::Store;
+use mandate_store::{Store, StoreError};
 use mandate_token::user::{DevUserIssuer, TrustedIssuers};
 
 use crate::agent_index::AgentIndex;
@@ -155,6 +155,17 @@ pub struct AppState {
     pub(crate) detector: Option<mandate_detect::Detector>,
     /// The gateways' upstream secrets, decrypted (never returned by any API).
     pub(crate) secrets: gateway::SecretCache,
+}
+
+/// Why a stored policy version has no compiled policy set.
+#[derive(Debug)]
+pub(crate) enum VersionError {
+    /// The store failed.
+    Store(StoreError),
+    /// No such version.
+    Missing,
+    /// The version no longer compiles; the compiler's messages, joined.
+    DoesNotCompile(String),
 }
 
 /// The server could not start.
@@ -276,7 +287,18 @@ impl AppState {
         let (active, _) = self.store.policy_activation_state()?;
         let policies = match active {
             None => None,
-            Some(v) => Some(self.compiled_version(v)?),
+            // Versions were validated when written; one that fails here (e.g. against a
+            // newer base schema) is an internal error and fails the refresh (decisions
+            // are held, see `refresh`).
+            Some(v) => Some(self.compiled_version(v).map_err(|e| match e {
+                VersionError::Store(e) => ApiError::from(e),
+                VersionError::Missing => {
+                    ApiError::internal(format!("active policy version {v} is missing"))
+                }
+                VersionError::DoesNotCompile(why) => ApiError::internal(format!(
+                    "active policy version {v} no longer compiles: {why}"
+                )),
+            })?),
         };
         Ok(Snapshot {
             agents,
@@ -314,7 +336,10 @@ impl AppState {
         Ok(agents)
     }
 
-    fn compiled_version(&self, v: i64) -> Result<Arc<CompiledPolicies>, ApiError> {
+    /// The compiled policy set of stored version `v`, from the one-version cache or
+    /// compiled now and cached (so activating a version compiles it once, and the
+    /// refresh that follows finds it).
+    pub(crate) fn compiled_version(&self, v: i64) -> Result<Arc<CompiledPolicies>, VersionError> {
         let mut cache = self
             .compiled
             .lock()
@@ -326,18 +351,16 @@ impl AppState {
         }
         let row = self
             .store
-            .policy_version(v)?
-            .ok_or_else(|| ApiError::internal(format!("active policy version {v} is missing")))?;
-        // Versions were validated when written; a failure here (e.g. a newer base schema)
-        // is an internal error, and fails the refresh (decisions are held, see `refresh`).
+            .policy_version(v)
+            .map_err(VersionError::Store)?
+            .ok_or(VersionError::Missing)?;
         let compiled = mandate_policy::compile(&row.fragments, &row.policies).map_err(|errs| {
-            ApiError::internal(format!(
-                "active policy version {v} no longer compiles: {}",
+            VersionError::DoesNotCompile(
                 errs.iter()
                     .map(|e| e.message.as_str())
                     .collect::<Vec<_>>()
-                    .join("; ")
-            ))
+                    .join("; "),
+            )
         })?;
         let compiled = Arc::new(compiled);
         *cache = Some((v, Arc::clone(&compiled)));

@@ -12,9 +12,9 @@ use mandate_store::PolicyVersionRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::{AppState, VersionError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,20 +171,16 @@ async fn activate_version(
             // Versions were validated when written, but one may no longer compile (a
             // newer base schema): refuse it before it becomes active (409), so the
             // refresh below can only fail on the store, never on the version.
-            let row = s
-                .store
-                .policy_version(target)?
-                .ok_or_else(|| ApiError::not_found(format!("unknown policy version `{target}`")))?;
-            if let Err(errs) = mandate_policy::compile(&row.fragments, &row.policies) {
-                let why: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
-                return Err(ApiError::conflict(
+            s.compiled_version(target).map_err(|e| match e {
+                VersionError::Store(e) => ApiError::from(e),
+                VersionError::Missing => {
+                    ApiError::not_found(format!("unknown policy version `{target}`"))
+                }
+                VersionError::DoesNotCompile(why) => ApiError::conflict(
                     "does_not_compile",
-                    format!(
-                        "policy version {target} no longer compiles: {}",
-                        why.join("; ")
-                    ),
-                ));
-            }
+                    format!("policy version {target} no longer compiles: {why}"),
+                ),
+            })?;
             s.store
                 .activate_policy_version(target, s.clock.now(), &by)?;
             // INVARIANT (snapshot): the next decision uses the new version (or, if the

@@ -539,6 +539,22 @@ fn policy_test_files_pass_and_mismatches_fail() {
     );
 }
 
+/// Runs `stmt` on the server's database as a second SQLite client (the `sqlite3` CLI),
+/// waiting up to 5 s for the server's locks: how these tests inject store faults.
+fn sqlite(db: &std::path::Path, stmt: &str) {
+    let out = std::process::Command::new("sqlite3")
+        .args(["-cmd", ".timeout 5000"])
+        .arg(db)
+        .arg(stmt)
+        .output()
+        .expect("sqlite3 CLI");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A suspension the snapshot cannot show is never overlooked: when the refresh after
 /// the write fails, every decision — the agent's own token, a service naming the agent
 /// — answers 503 `snapshot_stale` (not the old "allow"), the token endpoint 503 and
@@ -554,19 +570,7 @@ async fn a_suspension_the_snapshot_cannot_show_holds_every_decision() {
     let admin = s.token.clone().unwrap();
     let (agent, token) = crm_setup(&s, &admin).await;
     let db = dir.join("mandate.db");
-    let sql = |stmt: &str| {
-        let out = std::process::Command::new("sqlite3")
-            .args(["-cmd", ".timeout 5000"])
-            .arg(&db)
-            .arg(stmt)
-            .output()
-            .expect("sqlite3 CLI");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sql = |stmt: &str| sqlite(&db, stmt);
     let (_, svc) = s
         .admin(
             &admin,
@@ -576,16 +580,7 @@ async fn a_suspension_the_snapshot_cannot_show_holds_every_decision() {
         )
         .await;
     let svc = svc["token"].as_str().unwrap().to_owned();
-    let (st, c) = s
-        .admin(
-            &admin,
-            Method::POST,
-            &format!("/v1/agents/{agent}/credentials"),
-            Some(json!({"type": "client_secret"})),
-        )
-        .await;
-    assert_eq!(st, 201, "{c}");
-    let secret = c["client_secret"].as_str().unwrap().to_owned();
+    let secret = s.add_secret(&admin, &agent).await;
     let mut named = read_contact("sales", "internal");
     named["principal"] = json!(agent);
     let (st, d) = authorize(&s, &token, read_contact("sales", "internal")).await;
@@ -693,19 +688,7 @@ async fn no_decision_without_a_durable_record() {
     let admin = s.token.clone().unwrap();
     let (_, token) = crm_setup(&s, &admin).await;
     let db = dir.join("mandate.db");
-    let sql = |stmt: &str| {
-        let out = std::process::Command::new("sqlite3")
-            .args(["-cmd", ".timeout 5000"])
-            .arg(&db)
-            .arg(stmt)
-            .output()
-            .expect("sqlite3 CLI");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sql = |stmt: &str| sqlite(&db, stmt);
     sql(
         "CREATE TRIGGER audit_fault BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
     );

@@ -156,15 +156,7 @@ credential_header = "X-Api-Key"
         .await;
     assert_eq!(st, 201, "{a}");
     let agent = a["id"].as_str().unwrap().to_owned();
-    let (_, c) = s
-        .admin(
-            &admin,
-            Method::POST,
-            &format!("/v1/agents/{agent}/credentials"),
-            Some(json!({"type": "client_secret"})),
-        )
-        .await;
-    let secret = c["client_secret"].as_str().unwrap().to_owned();
+    let secret = s.add_secret(&admin, &agent).await;
     let (st, t) = s
         .token_basic(&agent, &secret, &[("resource", &resource)])
         .await;

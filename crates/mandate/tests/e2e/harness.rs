@@ -200,16 +200,22 @@ impl Server {
             .await;
         assert_eq!(s, 201, "{a}");
         let id = a["id"].as_str().unwrap().to_owned();
+        let secret = self.add_secret(admin, &id).await;
+        (id, secret)
+    }
+
+    /// Gives `agent` a new client secret; returns it.
+    pub async fn add_secret(&self, admin: &str, agent: &str) -> String {
         let (s, c) = self
             .admin(
                 admin,
                 reqwest::Method::POST,
-                &format!("/v1/agents/{id}/credentials"),
+                &format!("/v1/agents/{agent}/credentials"),
                 Some(serde_json::json!({"type": "client_secret"})),
             )
             .await;
         assert_eq!(s, 201, "{c}");
-        (id, c["client_secret"].as_str().unwrap().to_owned())
+        c["client_secret"].as_str().unwrap().to_owned()
     }
 
     pub fn stdout_text(&self) -> String {

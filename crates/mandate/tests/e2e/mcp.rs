@@ -386,16 +386,7 @@ url = "{}"
         .await;
     assert_eq!(st, 201, "{a}");
     let agent = a["id"].as_str().unwrap().to_owned();
-    let (st, c) = s
-        .admin(
-            &admin,
-            Method::POST,
-            &format!("/v1/agents/{agent}/credentials"),
-            Some(json!({"type": "client_secret"})),
-        )
-        .await;
-    assert_eq!(st, 201, "{c}");
-    let secret = c["client_secret"].as_str().unwrap().to_owned();
+    let secret = s.add_secret(&admin, &agent).await;
     let mut tokens = Vec::new();
     for extra in [
         &[("resource", endpoint.as_str())][..],
