@@ -54,6 +54,19 @@ pub struct Answer {
     pub agent: Option<String>,
 }
 
+/// Who may act with a token that verified for a gateway's audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The acting agent: the one the token was issued to and that authenticated to get
+    /// it (`client_id`, which is `act.sub` for an exchanged token), whatever `sub`
+    /// names. Sessions, streams and caps belong to it.
+    pub agent: String,
+    /// The token's `jti`.
+    pub token_id: String,
+    /// The token's `exp` (seconds since the epoch).
+    pub expires_at: i64,
+}
+
 /// Why there is no answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthzError {
@@ -61,6 +74,11 @@ pub enum AuthzError {
     /// answer 401 with `WWW-Authenticate`.
     #[error("invalid token: {0}")]
     Unauthenticated(String),
+    /// The token verifies and is for this audience, but its holder may not act now
+    /// (the agent or one it acts for is suspended or decommissioned, the mandate has
+    /// ended): answer 403 and open or forward nothing. The text is the reason code.
+    #[error("refused: {0}")]
+    Forbidden(String),
     /// The decision path or the audit log failed: answer 503 and forward nothing.
     #[error("authorization unavailable: {0}")]
     Unavailable(String),
@@ -71,6 +89,19 @@ pub trait Authorizer: Send + Sync + 'static {
     /// Decides `ask` and records the decision durably before returning. Any error is
     /// an error, never an allow.
     fn authorize(&self, ask: Ask) -> BoxFuture<'_, Result<Answer, AuthzError>>;
+
+    /// Authenticates `token` for `audience` without deciding anything: signature, type,
+    /// issuer, window, audience, revocation and the whole holder chain (every agent
+    /// active, the mandate live), against the current snapshot. Called before a request
+    /// body is read, when a session or stream is opened, and again whenever
+    /// [`Authorizer::changes`] fires while a stream is open.
+    fn authenticate(&self, token: &str, audience: &str) -> Result<Principal, AuthzError>;
+
+    /// Fires whenever what decisions read may have changed (a new snapshot: a
+    /// suspension, containment, revocation, policy change) or became unreadable (a
+    /// stale snapshot). A gateway holding an open stream re-authenticates on each
+    /// change and closes the stream when that fails.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Decides without recording (for filtering what to show, e.g. `tools/list`; never
     /// for letting a request through).

@@ -426,6 +426,14 @@ async fn forward(gw: &Gateway, route: &Route, rest: &str, req: Request) -> Respo
         Err(AuthzError::Unauthenticated(_)) => {
             return unauthorized(gw, &route.prefix, Some("invalid_token"));
         }
+        Err(AuthzError::Forbidden(reason)) => {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "denied",
+                "the token's holder may not act now; nothing was forwarded",
+                json!({"decision": "deny", "reasons": [reason]}),
+            );
+        }
         Err(AuthzError::Unavailable(e)) => {
             tracing::error!(error = %e, "gateway request refused: no decision");
             return problem(

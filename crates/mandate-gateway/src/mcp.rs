@@ -410,6 +410,10 @@ impl Gateway {
                 tracing::debug!(reason = %why, "MCP gateway: token refused");
                 self.unauthorized(id, true)
             }
+            AuthzError::Forbidden(why) => {
+                tracing::debug!(reason = %why, "MCP gateway: token holder may not act");
+                self.unauthorized(id, true)
+            }
             AuthzError::Unavailable(why) => Self::unavailable(id, &why),
         }
     }

@@ -13,7 +13,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
-use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Verdict};
+use mandate_gateway::authz::{
+    Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal as Acting, Verdict,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -152,6 +154,42 @@ impl Authorizer for GatewayAuthorizer {
                 agent: d.agent.map(|a| a.to_string()),
             })
         })
+    }
+
+    fn authenticate(&self, token: &str, audience: &str) -> Result<Acting, AuthzError> {
+        let state = &self.state;
+        let snapshot = state.snapshot().map_err(unavailable)?;
+        let now = state.clock.now();
+        let claims = verified_claims(state, &snapshot, token, now)
+            .ok_or_else(|| AuthzError::Unauthenticated("the token does not verify".into()))?;
+        if !claims.aud.contains(audience) {
+            return Err(AuthzError::Unauthenticated(format!(
+                "the token is not issued for `{audience}`"
+            )));
+        }
+        // The anomaly detector's suspensions are in force before the snapshot has them.
+        let holder = crate::decide::holder(&snapshot, &claims, now).map_err(|r| {
+            if denied_token(r.reason) {
+                AuthzError::Unauthenticated(r.reason.to_owned())
+            } else {
+                AuthzError::Forbidden(r.reason.to_owned())
+            }
+        })?;
+        if let Some(d) = state.detector.as_ref()
+            && (d.is_suspended(holder.agent.id.as_str())
+                || holder.chain.iter().any(|a| d.is_suspended(a.id.as_str())))
+        {
+            return Err(AuthzError::Forbidden("agent_suspended".to_owned()));
+        }
+        Ok(Acting {
+            agent: holder.agent.id.to_string(),
+            token_id: claims.jti.clone(),
+            expires_at: claims.exp,
+        })
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.state.snapshot_changes()
     }
 
     fn check(&self, ask: &Ask) -> Result<Verdict, AuthzError> {

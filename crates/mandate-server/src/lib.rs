@@ -245,6 +245,12 @@ impl AppState {
         self.snapshot.get()
     }
 
+    /// Fires after every snapshot rebuild, successful or failed (see
+    /// `SnapshotCell::changes`).
+    pub fn snapshot_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.snapshot.changes()
+    }
+
     /// Whether decisions are held because the last refresh failed.
     pub fn is_stale(&self) -> bool {
         self.snapshot.is_stale()

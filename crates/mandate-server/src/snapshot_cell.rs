@@ -23,6 +23,9 @@ pub(crate) struct SnapshotCell {
     /// Held by a rebuild from its first read of the store to its swap, so a rebuild that
     /// read the store earlier can never be swapped in over one that read it later.
     rebuilding: Mutex<()>,
+    /// Bumped after every rebuild, successful or not: what decisions read changed or
+    /// became unreadable. Gateways holding open streams watch it and re-check.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl SnapshotCell {
@@ -32,6 +35,7 @@ impl SnapshotCell {
             current: RwLock::new(Arc::new(first)),
             stale: AtomicBool::new(false),
             rebuilding: Mutex::new(()),
+            changed: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -42,6 +46,11 @@ impl SnapshotCell {
             return Err(StaleSnapshot);
         }
         Ok(self.read())
+    }
+
+    /// A receiver that sees every rebuild (see the `changed` field).
+    pub(crate) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Whether readers are refused because the last rebuild failed.
@@ -62,7 +71,7 @@ impl SnapshotCell {
             .unwrap_or_else(PoisonError::into_inner);
         // Marks the cell stale when dropped, unless forgotten after a successful swap: a
         // build that panics holds readers just as one that returns an error does.
-        let guard = StaleUnlessSwapped(&self.stale);
+        let guard = StaleUnlessSwapped(&self.stale, &self.changed);
         let fresh = match build(&self.read()) {
             Ok(fresh) => fresh,
             Err(e) => {
@@ -80,6 +89,7 @@ impl SnapshotCell {
         std::mem::forget(guard);
         // After the swap: a reader that sees the flag clear also sees the new snapshot.
         self.stale.store(false, Ordering::Release);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 
@@ -89,10 +99,12 @@ impl SnapshotCell {
 }
 
 /// Sets the stale flag when dropped (see [`SnapshotCell::rebuild`]).
-struct StaleUnlessSwapped<'a>(&'a AtomicBool);
+struct StaleUnlessSwapped<'a>(&'a AtomicBool, &'a tokio::sync::watch::Sender<u64>);
 
 impl Drop for StaleUnlessSwapped<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Release);
+        // Open streams re-check and find the snapshot stale: they close (fail closed).
+        self.1.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Verdict};
+use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal, Verdict};
 use mandate_gateway::http::{Credential, HttpConfig, Route, Template};
 use serde_json::{Value, json};
 
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 #[derive(Default)]
 struct Scripted {
     asked: Mutex<Vec<Ask>>,
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Authorizer for Scripted {
@@ -43,6 +44,19 @@ impl Authorizer for Scripted {
                 agent: Some("agt_x".into()),
             })
         })
+    }
+    fn authenticate(&self, token: &str, _audience: &str) -> Result<Principal, AuthzError> {
+        if token != "good" {
+            return Err(AuthzError::Unauthenticated("bad token".into()));
+        }
+        Ok(Principal {
+            agent: "agt_x".into(),
+            token_id: "tok_x".into(),
+            expires_at: i64::MAX,
+        })
+    }
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
     fn check(&self, _ask: &Ask) -> Result<Verdict, AuthzError> {
         Ok(Verdict::Allow)

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::StreamExt;
-use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Verdict};
+use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal, Verdict};
 use mandate_gateway::mcp::{McpConfig, McpServer, router};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -55,6 +55,7 @@ struct FakeAuthz {
     /// `record_result` calls.
     results: Arc<Mutex<Vec<(String, Value)>>>,
     next: AtomicU64,
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl FakeAuthz {
@@ -107,6 +108,24 @@ impl Authorizer for FakeAuthz {
                 agent: None,
             })
         })
+    }
+
+    fn authenticate(&self, token: &str, audience: &str) -> Result<Principal, AuthzError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(AuthzError::Unavailable("audit log down".into()));
+        }
+        if !self.tokens.contains(token) || audience != self.audience {
+            return Err(AuthzError::Unauthenticated("unknown token".into()));
+        }
+        Ok(Principal {
+            agent: format!("agt_{token}"),
+            token_id: format!("tok_{token}"),
+            expires_at: i64::MAX,
+        })
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     fn check(&self, ask: &Ask) -> Result<Verdict, AuthzError> {
