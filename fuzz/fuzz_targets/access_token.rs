@@ -1,5 +1,6 @@
 //! `access::verify` against a fixed key ring: never panics, and never accepts a token
-//! outside its window or from another issuer.
+//! outside its window, from another issuer, living longer than the maximum, or with a
+//! `crit` header.
 //!
 //! Input: `s!<payload>` signs the payload bytes with the ring key under the header
 //! Mandate issues (then the result must be exactly what the claims say: the round trip);
@@ -8,8 +9,20 @@
 
 use libfuzzer_sys::fuzz_target;
 use mandate_fuzz::{ISSUER, NOW_SECS, mode, now, ring, split_line};
-use mandate_token::access::{self, AccessClaims, VerifyError};
+use mandate_token::access::{self, AccessClaims, Expected, VerifyError};
 use serde_json::json;
+
+/// The longest lifetime the target accepts.
+const MAX_LIFETIME: i64 = 3600;
+
+const EXPECTED: Expected<'static> = Expected {
+    issuer: ISSUER,
+    max_lifetime_secs: MAX_LIFETIME,
+};
+
+fn verify(ring: &mandate_token::keys::KeyRing, token: &str) -> Result<AccessClaims, VerifyError> {
+    access::verify(ring, token, &EXPECTED, now())
+}
 
 /// What verification may never let through.
 fn sound(result: &Result<AccessClaims, VerifyError>) {
@@ -19,6 +32,10 @@ fn sound(result: &Result<AccessClaims, VerifyError>) {
             c.nbf <= NOW_SECS && NOW_SECS < c.exp,
             "accepted outside [nbf, exp)"
         );
+        assert!(
+            c.iat <= c.nbf && c.exp.saturating_sub(c.iat) <= MAX_LIFETIME,
+            "accepted a lifetime over the maximum"
+        );
     }
 }
 
@@ -27,6 +44,8 @@ fn expected(payload: &[u8]) -> Result<AccessClaims, VerifyError> {
     let c: AccessClaims = serde_json::from_slice(payload).map_err(|_| VerifyError::Malformed)?;
     if c.iss != ISSUER {
         Err(VerifyError::Issuer)
+    } else if c.exp.saturating_sub(c.iat) > MAX_LIFETIME || c.nbf < c.iat {
+        Err(VerifyError::Lifetime)
     } else if NOW_SECS >= c.exp {
         Err(VerifyError::Expired)
     } else if NOW_SECS < c.nbf {
@@ -42,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
         Some((b's', payload)) => {
             let header = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": r.kid}).to_string();
             let token = r.signer.jws(header.as_bytes(), payload);
-            let got = access::verify(&r.ring, &token, ISSUER, now());
+            let got = verify(&r.ring, &token);
             sound(&got);
             assert_eq!(
                 got,
@@ -54,13 +73,17 @@ fuzz_target!(|data: &[u8]| {
         Some((b'h', rest)) => {
             let (header, payload) = split_line(rest);
             let token = r.signer.jws(header, payload);
-            sound(&access::verify(&r.ring, &token, ISSUER, now()));
+            let got = verify(&r.ring, &token);
+            sound(&got);
+            let critical = serde_json::from_slice::<serde_json::Value>(header)
+                .is_ok_and(|h| h.get("crit").is_some());
+            assert!(!(critical && got.is_ok()), "accepted a `crit` header");
         }
         _ => {
             let Ok(s) = std::str::from_utf8(data) else {
                 return;
             };
-            sound(&access::verify(&r.ring, s, ISSUER, now()));
+            sound(&verify(&r.ring, s));
         }
     }
 });

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod clock;
 pub mod credential;
 pub mod id;
+pub mod identity;
 pub mod mandate;
 pub mod random;
 pub mod risk;

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use criterion::{Criterion, criterion_group, criterion_main};
 use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
-use mandate_token::access::{AccessClaims, Audience, issue, verify};
+use mandate_token::access::{AccessClaims, Audience, Expected, issue, verify};
 use mandate_token::keys::{KeyRing, SigningKey};
 use sha2::{Digest, Sha256};
 
@@ -71,14 +71,18 @@ fn bench_tokens(c: &mut Criterion) {
     let now = Timestamp::from_secs(NOW);
     let mine = claims("tok_01JC0000000000000000000001");
     let token = issue(ring.current(), &mine).expect("issue");
-    verify(&ring, &token, ISSUER, now).expect("the bench token verifies");
+    let expected = Expected {
+        issuer: ISSUER,
+        max_lifetime_secs: 3600,
+    };
+    verify(&ring, &token, &expected, now).expect("the bench token verifies");
 
     let mut group = c.benchmark_group("token");
     group.bench_function("issue", |b| {
         b.iter(|| issue(black_box(ring.current()), black_box(&mine)));
     });
     group.bench_function("verify", |b| {
-        b.iter(|| verify(black_box(&ring), black_box(&token), ISSUER, now));
+        b.iter(|| verify(black_box(&ring), black_box(&token), &expected, now));
     });
 
     let cache: HashMap<[u8; 32], AccessClaims> = (0..CACHE_ENTRIES - 1)

@@ -45,9 +45,18 @@ pub(crate) fn query(
     Ok(pairs)
 }
 
+/// A sequence number, size or limit: a whole number the store can hold (at most
+/// `i64::MAX`, SQLite's integer), so a larger one is a 400, never a store error.
 fn number(k: &str, v: &str) -> Result<u64, ApiError> {
-    v.parse()
-        .map_err(|_| bad(format!("`{k}` must be a whole number")))
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| i64::try_from(*n).is_ok())
+        .ok_or_else(|| {
+            bad(format!(
+                "`{k}` must be a whole number from 0 to {}",
+                i64::MAX
+            ))
+        })
 }
 
 /// `GET /v1/audit/events?agent=&user=&kind=&decision=&since=&until=&cursor=&limit=`.
@@ -134,7 +143,9 @@ pub(crate) async fn inclusion(
 ) -> Result<Json<Value>, ApiError> {
     let seq = seq
         .parse::<u64>()
-        .map_err(|_| ApiError::not_found("unknown audit event"))?;
+        .ok()
+        .filter(|n| i64::try_from(*n).is_ok())
+        .ok_or_else(|| ApiError::not_found("unknown audit event"))?;
     let mut size = None;
     for (k, v) in query(q, &["size"])? {
         size = Some(number(&k, &v)?);

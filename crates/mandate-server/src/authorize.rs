@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::decide::{Decision, DecisionRequest, Principal, Resource, decide_with};
+use crate::decide::{Decision, DecisionRequest, Principal, Resource, TokenAudience, decide_with};
 use crate::detect::{self, Observed};
 use crate::error::ApiError;
 use crate::extract::{bearer, looks_like_jwt, lookup_admin_token, parse_json, read_body};
@@ -38,6 +38,9 @@ pub(crate) struct AuthorizeRequest {
     token: Option<String>,
     /// The caller's request id, recorded with the decision.
     request_id: Option<String>,
+    /// With `token`: the resource the enforcement point serves, which the token must be
+    /// issued for. Without it the token must be issued for Mandate itself.
+    audience: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +94,16 @@ fn check(req: &AuthorizeRequest, caller: &Caller<'_>) -> Result<(), ApiError> {
         Caller::Service(_) if req.principal.is_some() == req.token.is_some() => Err(bad(
             "a service caller names exactly one of principal or token",
         )),
+        _ if req.audience.is_some() && req.token.is_none() => Err(bad(
+            "audience goes with token: it is what the token must be issued for",
+        )),
+        _ if req
+            .audience
+            .as_ref()
+            .is_some_and(|a| a.is_empty() || a.len() > 1024) =>
+        {
+            Err(bad("audience must be 1-1024 bytes"))
+        }
         _ if req.action.is_empty() || req.action.len() > 256 => {
             Err(bad("action must be 1-256 bytes"))
         }
@@ -119,9 +132,13 @@ pub(crate) fn verified_claims(
     now: mandate_core::time::Timestamp,
 ) -> Option<Arc<mandate_token::access::AccessClaims>> {
     state.verified_tokens.get(token, now).or_else(|| {
-        let c = mandate_token::access::verify(&snapshot.ring, token, &snapshot.issuer, now).ok()?;
-        let c = Arc::new(c);
-        state.verified_tokens.insert(token, Arc::clone(&c));
+        let v =
+            mandate_token::access::verify_bounded(&snapshot.ring, token, &snapshot.expected(), now)
+                .ok()?;
+        let c = Arc::new(v.claims);
+        state
+            .verified_tokens
+            .insert(token, Arc::clone(&c), v.valid_until);
         Some(c)
     })
 }
@@ -138,6 +155,8 @@ pub(crate) struct Question<'a> {
     pub actor: Option<String>,
     /// The enforcement point and what it saw (gateways), recorded in `details.via`.
     pub via: Option<Value>,
+    /// What a token principal must be issued for (`INVARIANT (audience)`, decide.rs).
+    pub audience: TokenAudience<'a>,
 }
 
 /// Decides one question (pure but for the detector's learning) and drafts its audit
@@ -156,12 +175,17 @@ pub(crate) fn decide_question(
     };
     let mut seen = Observed::default();
     let detector = state.detector.as_ref();
-    let d = decide_with(
-        snapshot,
-        &question,
-        now,
-        detect::assess(detector, &question, now, &mut seen),
-    );
+    let d = match q.principal {
+        // Refused before the detector: a token used where it was not issued for is not
+        // the agent's behaviour to learn.
+        Principal::Verified(c) if !q.audience.accepts(snapshot, c) => Decision::wrong_audience(c),
+        _ => decide_with(
+            snapshot,
+            &question,
+            now,
+            detect::assess(detector, &question, now, &mut seen),
+        ),
+    };
     detect::outcome(detector, &mut seen, now, !d.allow && !d.approval_required);
     let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");
     e.agent = d.agent.as_ref().map(ToString::to_string);
@@ -271,6 +295,10 @@ fn decide_one(
                 Caller::Agent(_) => None,
             },
             via: None,
+            audience: match &req.audience {
+                Some(a) => TokenAudience::Resource(a),
+                None => TokenAudience::Mandate,
+            },
         },
     )
 }

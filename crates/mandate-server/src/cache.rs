@@ -25,16 +25,26 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Access tokens whose signature verified, by SHA-256 of the token, until they expire.
-/// The claims are shared (`Arc`): a hit costs a reference count, not a copy of every
-/// claim string.
+/// Access tokens whose signature verified, by SHA-256 of the token, until their
+/// verification ends. The claims are shared (`Arc`): a hit costs a reference count, not
+/// a copy of every claim string.
+///
+/// INVARIANT (cache bound): an entry is handed out only before the `valid_until` it was
+/// stored with — the earliest of the token's `exp` and the end of its signing key's
+/// publication (`access::Verified::valid_until`) — so the cache never outlives the key
+/// that verified a token; and only tokens that passed the lifetime check
+/// (`token.max_lifetime_secs`) are stored.
 #[derive(Debug, Default)]
 pub struct VerifiedTokens {
-    map: Mutex<HashMap<[u8; 32], Arc<AccessClaims>>>,
+    map: Mutex<HashMap<[u8; 32], VerifiedEntry>>,
 }
 
+/// A verified token's claims and the instant (seconds) its verification ends.
+type VerifiedEntry = (Arc<AccessClaims>, i64);
+
 impl VerifiedTokens {
-    /// The claims of `token` if its signature was verified before and it has not expired.
+    /// The claims of `token` if its signature was verified before and that verification
+    /// still holds at `now`.
     pub fn get(&self, token: &str, now: Timestamp) -> Option<Arc<AccessClaims>> {
         let key = digest(&[token.as_bytes()]);
         let mut map = self
@@ -42,7 +52,7 @@ impl VerifiedTokens {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match map.get(&key) {
-            Some(c) if now.secs() < c.exp => Some(Arc::clone(c)),
+            Some((c, until)) if now.secs() < *until => Some(Arc::clone(c)),
             Some(_) => {
                 map.remove(&key);
                 None
@@ -51,8 +61,8 @@ impl VerifiedTokens {
         }
     }
 
-    /// Remembers a token whose signature just verified.
-    pub fn insert(&self, token: &str, claims: Arc<AccessClaims>) {
+    /// Remembers a token whose signature just verified, until `valid_until`.
+    pub fn insert(&self, token: &str, claims: Arc<AccessClaims>, valid_until: i64) {
         let mut map = self
             .map
             .lock()
@@ -60,7 +70,7 @@ impl VerifiedTokens {
         if map.len() >= MAX_ENTRIES {
             map.clear();
         }
-        map.insert(digest(&[token.as_bytes()]), claims);
+        map.insert(digest(&[token.as_bytes()]), (claims, valid_until));
     }
 }
 

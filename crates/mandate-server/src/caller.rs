@@ -66,18 +66,14 @@ pub(crate) async fn identify(
     let now = state.clock.now();
     if peek_issuer(token).as_deref() == Some(state.config.issuer.as_str()) {
         let snapshot = state.snapshot()?;
-        let claims = match state.verified_tokens.get(token, now) {
-            Some(c) => c,
-            None => {
-                let c = mandate_token::access::verify(&snapshot.ring, token, &snapshot.issuer, now)
-                    .map_err(|_| unauthenticated("invalid access token"))?;
-                let c = std::sync::Arc::new(c);
-                state
-                    .verified_tokens
-                    .insert(token, std::sync::Arc::clone(&c));
-                c
-            }
-        };
+        let claims = crate::authorize::verified_claims(state, &snapshot, token, now)
+            .ok_or_else(|| unauthenticated("invalid access token"))?;
+        // INVARIANT (audience): see decide.rs.
+        if !snapshot.is_for_mandate(&claims) {
+            return Err(unauthenticated(
+                "the access token is not issued for Mandate (its `aud` names another resource)",
+            ));
+        }
         let holder = crate::decide::holder(&snapshot, &claims, now)
             .map_err(|r| unauthenticated(&format!("access token refused: {}", r.reason)))?;
         return Ok(Caller::Agent {

@@ -42,6 +42,11 @@ pub struct Snapshot {
     pub ring: Arc<KeyRing>,
     /// The issuer tokens must name.
     pub issuer: String,
+    /// The audiences that name Mandate itself (the issuer and `token.default_audience`):
+    /// Mandate's own endpoints accept only tokens issued for one of them.
+    pub audiences: Vec<String>,
+    /// `token.max_lifetime_secs`: no token living longer verifies.
+    pub max_token_lifetime_secs: i64,
     /// Tokens with `iat` at or before an agent's cutoff are dead.
     pub cutoffs: HashMap<AgentId, Timestamp>,
     /// Revoked token ids (not yet expired).
@@ -49,6 +54,46 @@ pub struct Snapshot {
     /// Mandates active when the snapshot was taken (a decision checks the expiry
     /// again); revoking or completing one removes it.
     pub mandates: HashMap<MandateId, Arc<Mandate>>,
+}
+
+impl Snapshot {
+    /// What every access token must satisfy, wherever it is used.
+    pub fn expected(&self) -> access::Expected<'_> {
+        access::Expected {
+            issuer: &self.issuer,
+            max_lifetime_secs: self.max_token_lifetime_secs,
+        }
+    }
+
+    /// Whether `claims` were issued for Mandate itself (RFC 8725 §3.9, RFC 9068 §4).
+    ///
+    /// INVARIANT (audience): an agent token reaches Mandate's own endpoints
+    /// (`/v1/authorize`, `/v1/mandates*`, `/v1/approvals*`, the `actor_token` of a
+    /// token exchange) only if its `aud` names Mandate; a token issued for a gateway
+    /// route or any other resource is refused there, so whoever receives it cannot act
+    /// as the agent at Mandate.
+    pub fn is_for_mandate(&self, claims: &AccessClaims) -> bool {
+        self.audiences.iter().any(|a| claims.aud.contains(a))
+    }
+}
+
+/// Which audience a token must be issued for where it is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAudience<'a> {
+    /// Mandate's own endpoints: one of [`Snapshot::audiences`].
+    Mandate,
+    /// An enforcement point's resource (a gateway route, an API behind a PEP).
+    Resource(&'a str),
+}
+
+impl TokenAudience<'_> {
+    /// Whether `claims` were issued for this audience in `s`.
+    pub fn accepts(&self, s: &Snapshot, claims: &AccessClaims) -> bool {
+        match self {
+            Self::Mandate => s.is_for_mandate(claims),
+            Self::Resource(r) => claims.aud.contains(r),
+        }
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -139,6 +184,19 @@ impl Decision {
     fn refused(r: Refusal, token_id: Option<String>) -> Self {
         let mut d = Self::deny(r.reason, r.agent, token_id);
         d.reasons.extend(r.detail);
+        d
+    }
+
+    /// A token that verified but was not issued for where it is presented: denied as
+    /// `invalid_token`, naming the agent and token so the record says who tried.
+    pub fn wrong_audience(claims: &AccessClaims) -> Self {
+        let mut d = Self::deny(
+            "invalid_token",
+            AgentId::parse(&claims.client_id).ok(),
+            Some(claims.jti.clone()),
+        );
+        d.reasons
+            .push("the token is not issued for this audience".to_owned());
         d
     }
 
@@ -341,7 +399,7 @@ pub fn decide_with(
             d.agent = Some(id);
             return d;
         }
-        Principal::Token(token) => match access::verify(&s.ring, token, &s.issuer, now) {
+        Principal::Token(token) => match access::verify(&s.ring, token, &s.expected(), now) {
             Ok(c) => {
                 verified = c;
                 &verified

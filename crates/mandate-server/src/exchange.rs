@@ -1,7 +1,7 @@
 //! RFC 8693 token exchange at `/oauth/token`, for mandates and delegation.
 //!
-//! - **Mandate token**: the agent (authenticated as a client, or by its own access token
-//!   as `actor_token`) presents the user's token as `subject_token` (or its own token,
+//! - **Mandate token**: the agent (always authenticated as a client; an `actor_token`,
+//!   if given, must be its own plain token issued for Mandate) presents the user's token as `subject_token` (or its own token,
 //!   for a mandate with no user) and gets an access token with `sub` = the user,
 //!   `act.sub` = the agent, a `mandate` claim, scope within the mandate's, and a lifetime
 //!   within the mandate's (and the user token's).
@@ -142,46 +142,51 @@ pub(crate) async fn exchange(
     }
 }
 
-/// The agent asking: the authenticated client, or the holder of `actor_token` (its own
-/// plain access token); both, if given, must agree.
+/// The agent asking: always the authenticated client. An `actor_token`, if given, must
+/// be that same agent's own plain access token, issued for Mandate.
+///
+/// INVARIANT (exchange needs the client): a token exchange is answered only to an agent
+/// that authenticated as a client (secret or `private_key_jwt`), as RFC 8693 §2.1
+/// expects of confidential clients; a bearer token alone — which every resource server
+/// the agent called has seen — never mints a token.
 async fn acting_agent(
     state: &Arc<AppState>,
     headers: &HeaderMap,
     p: &Params,
     actor: Option<&str>,
 ) -> Result<Agent, OAuthError> {
-    let client = match client_auth(headers, p)? {
-        Some(auth) => Some(authenticate(state, auth, state.config.token_endpoint()).await?),
-        None => None,
+    let Some(auth) = client_auth(headers, p)? else {
+        return Err(OAuthError::invalid_client(
+            "token exchange requires client authentication (client_secret_basic, \
+             client_secret_post or private_key_jwt)",
+        ));
     };
-    let from_actor = match actor {
-        None => None,
-        Some(t) => {
-            let now = state.clock.now();
-            let s = state.snapshot()?;
-            let c = access::verify(&s.ring, t, &s.issuer, now)
-                .map_err(|e| OAuthError::invalid_request(format!("actor_token is invalid: {e}")))?;
-            let h = holder(&s, &c, now).map_err(|r| {
-                OAuthError::invalid_request(format!("actor_token is not active: {}", r.reason))
-            })?;
-            if h.mandate.is_some() {
-                return Err(OAuthError::invalid_request(
-                    "actor_token must be the agent's own client-credentials token",
-                ));
-            }
-            Some(h.agent.clone())
+    let client = authenticate(state, auth, state.config.token_endpoint()).await?;
+    if let Some(t) = actor {
+        let now = state.clock.now();
+        let s = state.snapshot()?;
+        let c = access::verify(&s.ring, t, &s.expected(), now)
+            .map_err(|e| OAuthError::invalid_request(format!("actor_token is invalid: {e}")))?;
+        if !s.is_for_mandate(&c) {
+            return Err(OAuthError::invalid_request(
+                "actor_token is not issued for Mandate",
+            ));
         }
-    };
-    match (client, from_actor) {
-        (Some(c), Some(a)) if c.id != a.id => Err(OAuthError::invalid_request(
-            "actor_token belongs to another client",
-        )),
-        (Some(c), _) => Ok(c),
-        (None, Some(a)) => Ok(a),
-        (None, None) => Err(OAuthError::invalid_client(
-            "client authentication or an actor_token is required",
-        )),
+        let h = holder(&s, &c, now).map_err(|r| {
+            OAuthError::invalid_request(format!("actor_token is not active: {}", r.reason))
+        })?;
+        if h.mandate.is_some() {
+            return Err(OAuthError::invalid_request(
+                "actor_token must be the agent's own client-credentials token",
+            ));
+        }
+        if h.agent.id != client.id {
+            return Err(OAuthError::invalid_request(
+                "actor_token belongs to another client",
+            ));
+        }
     }
+    Ok(client)
 }
 
 /// What the new token will say, before the common checks and signing.
@@ -205,7 +210,7 @@ async fn exchange_for(
     let now = state.clock.now();
     let s = state.snapshot()?;
     let draft = if peek_issuer(ask.subject).as_deref() == Some(s.issuer.as_str()) {
-        let c = access::verify(&s.ring, ask.subject, &s.issuer, now)
+        let c = access::verify(&s.ring, ask.subject, &s.expected(), now)
             .map_err(|e| OAuthError::invalid_request(format!("subject_token is invalid: {e}")))?;
         if c.mandate.is_some() {
             delegate(state, &s, agent, &c, now)?

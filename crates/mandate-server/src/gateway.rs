@@ -131,6 +131,7 @@ impl Authorizer for GatewayAuthorizer {
                     request_id: None,
                     actor: None,
                     via: Some(ask.via.clone()),
+                    audience: crate::decide::TokenAudience::Resource(&ask.audience),
                 },
             );
             // INVARIANT (gateway fail closed): the decision is durable before anything

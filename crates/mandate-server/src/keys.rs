@@ -71,8 +71,12 @@ fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Loaded, KeysError> 
     let others = rows
         .iter()
         .filter(|r| r.retired_at.is_some())
-        .map(|r| PublishedKey::from_public_bytes(&r.kid, &r.public_key))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|r| {
+            let k = PublishedKey::from_public_bytes(&r.kid, &r.public_key)?;
+            // A retired key without an end (never written so) ends now: fail closed.
+            Ok(k.until(r.publish_until.unwrap_or(now)))
+        })
+        .collect::<Result<Vec<_>, KeyError>>()?;
     let next_change = rows.iter().filter_map(|r| r.publish_until).min();
     Ok(Loaded {
         ring: Arc::new(KeyRing::new(current, others)?),

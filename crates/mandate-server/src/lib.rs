@@ -115,6 +115,17 @@ impl Default for MandateConfig {
 }
 
 impl ServerConfig {
+    /// The audiences that name Mandate itself: the issuer, and the default audience
+    /// (what a token requested without a `resource` is for; it defaults to the
+    /// issuer). See `INVARIANT (audience)` in decide.rs.
+    pub fn own_audiences(&self) -> Vec<String> {
+        let mut v = vec![self.issuer.clone()];
+        if self.default_audience != self.issuer {
+            v.push(self.default_audience.clone());
+        }
+        v
+    }
+
     /// The token endpoint's URL (an accepted client-assertion audience).
     pub fn token_endpoint(&self) -> String {
         format!("{}/oauth/token", self.issuer)
@@ -206,6 +217,8 @@ impl AppState {
                 .ring(&store, clock.now())
                 .map_err(|e| StartError::Snapshot(e.to_string()))?,
             issuer: config.issuer.clone(),
+            audiences: config.own_audiences(),
+            max_token_lifetime_secs: i64::from(config.max_token_lifetime_secs),
             cutoffs: Default::default(),
             revoked: Default::default(),
             mandates: Default::default(),
@@ -315,6 +328,8 @@ impl AppState {
                 .ring(&self.store, now)
                 .map_err(ApiError::internal)?,
             issuer: self.config.issuer.clone(),
+            audiences: self.config.own_audiences(),
+            max_token_lifetime_secs: i64::from(self.config.max_token_lifetime_secs),
             cutoffs: self.store.token_cutoffs()?.into_iter().collect(),
             revoked: self.store.revoked_jtis(now)?.into_iter().collect(),
             mandates: self

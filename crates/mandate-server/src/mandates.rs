@@ -91,10 +91,14 @@ fn is_mandate_user(u: &UserRef, m: &Mandate) -> bool {
         .is_some_and(|mu| mu.issuer == u.issuer && mu.sub == u.sub)
 }
 
-/// Whether `u` is the agent's accountable owner: their subject or (verified) email is
-/// the agent's `owner`.
+/// Whether `u` is the agent's accountable owner: their subject is the agent's `owner`
+/// exactly, or their (verified) email is, compared in canonical form
+/// (`mandate_core::identity`: case-insensitive).
 pub(crate) fn is_owner(u: &UserRef, owner: &str) -> bool {
-    u.sub == owner || u.email.as_deref() == Some(owner)
+    u.sub == owner
+        || u.email
+            .as_deref()
+            .is_some_and(|e| mandate_core::identity::same_email(e, owner))
 }
 
 /// Checks optional free text (a comment or reason): at most [`MAX_TEXT_CHARS`]

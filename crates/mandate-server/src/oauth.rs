@@ -570,12 +570,21 @@ pub(crate) async fn sign_and_record(
     Ok(token)
 }
 
+/// What every access token must satisfy (as `Snapshot::expected`, for the paths that
+/// read the store instead of the snapshot).
+fn expected(s: &AppState) -> access::Expected<'_> {
+    access::Expected {
+        issuer: &s.config.issuer,
+        max_lifetime_secs: i64::from(s.config.max_token_lifetime_secs),
+    }
+}
+
 /// The claims of `token` if it is active now: valid signature, type, issuer and window,
 /// not revoked, and its agent exists and is active. Any error is "not active".
 pub(crate) fn active_claims(s: &AppState, token: &str) -> Option<AccessClaims> {
     let now = s.clock.now();
     let ring = s.keys.ring(&s.store, now).ok()?;
-    let claims = access::verify(&ring, token, &s.config.issuer, now).ok()?;
+    let claims = access::verify(&ring, token, &expected(s), now).ok()?;
     if s.store.is_token_revoked(&claims.jti).unwrap_or(true) {
         return None;
     }
@@ -696,7 +705,7 @@ pub(crate) async fn revoke(
             .ring(&s.store, now)
             .map_err(OAuthError::server_error)?;
         // Expired or foreign tokens need no revocation; a bad signature is just invalid.
-        let Ok(claims) = access::verify(&ring, &token, &s.config.issuer, now) else {
+        let Ok(claims) = access::verify(&ring, &token, &expected(s), now) else {
             return Ok(None);
         };
         if let Caller::Agent(id) = &who

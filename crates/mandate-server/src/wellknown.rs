@@ -17,10 +17,11 @@ use crate::error::ApiError;
 
 /// `GET /.well-known/jwks.json`: every key whose tokens may still be valid.
 pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let ring = crate::blocking(&state, |s| s.keys.ring(&s.store, s.clock.now()))
+    let now = state.clock.now();
+    let ring = crate::blocking(&state, move |s| s.keys.ring(&s.store, now))
         .await?
         .map_err(ApiError::internal)?;
-    let mut res = Json(ring.jwks()).into_response();
+    let mut res = Json(ring.jwks(now)).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),

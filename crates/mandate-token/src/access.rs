@@ -144,19 +144,57 @@ pub enum VerifyError {
     /// Before `nbf`.
     #[error("not yet valid")]
     NotYetValid,
+    /// Its lifetime is longer than any token Mandate issues, or `nbf` precedes `iat`.
+    #[error("lifetime over the maximum")]
+    Lifetime,
 }
 
-/// Verifies signature, header, issuer and time window of an access token.
+/// What a verifier expects of every access token, whatever it is used for.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The issuer tokens must name.
+    pub issuer: &'a str,
+    /// The longest lifetime (`exp - iat`) a token may have: `token.max_lifetime_secs`.
+    pub max_lifetime_secs: i64,
+}
+
+/// A token that verified, and until when that verification holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Its claims.
+    pub claims: AccessClaims,
+    /// The first instant (seconds since the epoch) at which it no longer verifies,
+    /// whatever else happens: the earliest of its `exp` and the end of its signing
+    /// key's publication. A cache of verified tokens must not hand it out from then on.
+    pub valid_until: i64,
+}
+
+/// Verifies signature, header, issuer, lifetime and time window of an access token.
 ///
 /// Audience is not checked here: the caller knows which audience it serves.
 /// Revocation and agent status are the caller's to check too (they need the store).
 pub fn verify(
     ring: &KeyRing,
     token: &str,
-    issuer: &str,
+    expected: &Expected<'_>,
     now: Timestamp,
 ) -> Result<AccessClaims, VerifyError> {
+    verify_bounded(ring, token, expected, now).map(|v| v.claims)
+}
+
+/// [`verify`], also saying until when the verification holds (for a cache).
+pub fn verify_bounded(
+    ring: &KeyRing,
+    token: &str,
+    expected: &Expected<'_>,
+    now: Timestamp,
+) -> Result<Verified, VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    // RFC 7515 §4.1.11: an extension the recipient does not understand must be
+    // refused; Mandate's tokens use none.
+    if header.crit.is_some() {
+        return Err(VerifyError::Malformed);
+    }
     let typ_ok = header.typ.as_deref().is_some_and(|t| {
         t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
     });
@@ -164,7 +202,7 @@ pub fn verify(
         return Err(VerifyError::WrongType);
     }
     let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
-    let key = ring.decoding_key(kid).ok_or(VerifyError::UnknownKey)?;
+    let (key, key_until) = ring.decoding_key(kid, now).ok_or(VerifyError::UnknownKey)?;
     let mut v = Validation::new(Algorithm::EdDSA);
     // Time is checked below against Mandate's clock, audience by the caller.
     v.validate_exp = false;
@@ -179,8 +217,13 @@ pub fn verify(
         }
     })?;
     let c = data.claims;
-    if c.iss != issuer {
+    if c.iss != expected.issuer {
         return Err(VerifyError::Issuer);
+    }
+    // INVARIANT (lifetime): no token lives longer than `token.max_lifetime_secs`,
+    // whoever signed it and however the configuration changed since.
+    if c.exp.saturating_sub(c.iat) > expected.max_lifetime_secs || c.nbf < c.iat {
+        return Err(VerifyError::Lifetime);
     }
     if now.secs() >= c.exp {
         return Err(VerifyError::Expired);
@@ -188,14 +231,24 @@ pub fn verify(
     if now.secs() < c.nbf {
         return Err(VerifyError::NotYetValid);
     }
-    Ok(c)
+    let valid_until = key_until.map_or(c.exp, |t| c.exp.min(t.secs()));
+    Ok(Verified {
+        claims: c,
+        valid_until,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::PublishedKey;
     use mandate_core::random::OsRandom;
     use proptest::prelude::*;
+
+    const EX: Expected<'static> = Expected {
+        issuer: "http://mandate.test",
+        max_lifetime_secs: i64::MAX,
+    };
 
     fn claims(exp: i64, scope: Option<String>) -> AccessClaims {
         AccessClaims {
@@ -223,26 +276,90 @@ mod tests {
         let ring = ring();
         let t = issue(ring.current(), &claims(1300, None)).unwrap();
         let at = Timestamp::from_secs;
-        assert!(verify(&ring, &t, "http://mandate.test", at(1000)).is_ok());
+        assert!(verify(&ring, &t, &EX, at(1000)).is_ok());
         assert_eq!(
-            verify(&ring, &t, "http://mandate.test", at(999)),
+            verify(&ring, &t, &EX, at(999)),
             Err(VerifyError::NotYetValid)
         );
+        assert_eq!(verify(&ring, &t, &EX, at(1300)), Err(VerifyError::Expired));
         assert_eq!(
-            verify(&ring, &t, "http://mandate.test", at(1300)),
-            Err(VerifyError::Expired)
-        );
-        assert_eq!(
-            verify(&ring, &t, "http://other", at(1000)),
+            verify(
+                &ring,
+                &t,
+                &Expected {
+                    issuer: "http://other",
+                    ..EX
+                },
+                at(1000)
+            ),
             Err(VerifyError::Issuer)
         );
         let other = self::ring();
         assert_eq!(
-            verify(&other, &t, "http://mandate.test", at(1000)),
+            verify(&other, &t, &EX, at(1000)),
             Err(VerifyError::UnknownKey)
         );
         assert_eq!(
-            verify(&ring, "a.b.c", "http://mandate.test", at(1000)),
+            verify(&ring, "a.b.c", &EX, at(1000)),
+            Err(VerifyError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_retired_key_verifies_nothing_once_its_publication_ends() {
+        let old = SigningKey::generate(&OsRandom).unwrap();
+        let t = issue(&old, &claims(5000, None)).unwrap();
+        let retired = PublishedKey::from_public_bytes(old.kid(), &old.public_bytes())
+            .unwrap()
+            .until(Timestamp::from_secs(2000));
+        let ring = KeyRing::new(SigningKey::generate(&OsRandom).unwrap(), vec![retired]).unwrap();
+        let v = verify_bounded(&ring, &t, &EX, Timestamp::from_secs(1999)).unwrap();
+        assert_eq!(
+            v.valid_until, 2000,
+            "a cache must drop it when the key ends"
+        );
+        assert_eq!(
+            verify(&ring, &t, &EX, Timestamp::from_secs(2000)),
+            Err(VerifyError::UnknownKey)
+        );
+        let listed = |at| {
+            ring.jwks(Timestamp::from_secs(at))["keys"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!((listed(1999), listed(2000)), (2, 1));
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_maximum_is_refused() {
+        let ring = ring();
+        let t = issue(ring.current(), &claims(1000 + 3601, None)).unwrap();
+        let ex = Expected {
+            max_lifetime_secs: 3600,
+            ..EX
+        };
+        let at = Timestamp::from_secs(1000);
+        assert_eq!(verify(&ring, &t, &ex, at), Err(VerifyError::Lifetime));
+        let t = issue(ring.current(), &claims(1000 + 3600, None)).unwrap();
+        assert!(verify(&ring, &t, &ex, at).is_ok());
+        let mut early = claims(2000, None);
+        early.nbf = 999;
+        let t = issue(ring.current(), &early).unwrap();
+        assert_eq!(verify(&ring, &t, &ex, at), Err(VerifyError::Lifetime));
+    }
+
+    #[test]
+    fn a_critical_header_extension_is_refused() {
+        let ring = ring();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(ring.current().kid().to_owned());
+        header.crit = Some(vec!["exp".into()]);
+        let t = jsonwebtoken::encode(&header, &claims(1300, None), ring.current().encoding_key())
+            .unwrap();
+        assert_eq!(
+            verify(&ring, &t, &EX, Timestamp::from_secs(1000)),
             Err(VerifyError::Malformed)
         );
     }
@@ -256,12 +373,7 @@ mod tests {
         let payload = crate::b64::encode(&serde_json::to_vec(&forged_claims).unwrap());
         let forged = format!("{}.{}.{}", parts[0], payload, parts[2]);
         assert_eq!(
-            verify(
-                &ring,
-                &forged,
-                "http://mandate.test",
-                Timestamp::from_secs(1000)
-            ),
+            verify(&ring, &forged, &EX, Timestamp::from_secs(1000)),
             Err(VerifyError::Signature)
         );
     }
@@ -273,12 +385,12 @@ mod tests {
             let ring = ring();
             let c = claims(exp, scope);
             let t = issue(ring.current(), &c).unwrap();
-            prop_assert_eq!(verify(&ring, &t, "http://mandate.test", Timestamp::from_secs(1000)), Ok(c));
+            prop_assert_eq!(verify(&ring, &t, &EX, Timestamp::from_secs(1000)), Ok(c));
         }
 
         #[test]
         fn garbage_never_panics(s in "\\PC{0,200}") {
-            let _ = verify(&ring(), &s, "http://mandate.test", Timestamp::from_secs(1000));
+            let _ = verify(&ring(), &s, &EX, Timestamp::from_secs(1000));
         }
     }
 }

@@ -97,6 +97,10 @@ pub fn verify(
     now: Timestamp,
 ) -> Result<Verified, AssertionError> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| AssertionError::Malformed)?;
+    // RFC 7515 §4.1.11: no extension is understood, so any `crit` is refused.
+    if header.crit.is_some() {
+        return Err(AssertionError::Malformed);
+    }
     if !matches!(header.alg, Algorithm::EdDSA | Algorithm::ES256) {
         return Err(AssertionError::Algorithm);
     }

@@ -5,6 +5,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use mandate_core::random::{Random, RandomError, random_bytes};
+use mandate_core::time::Timestamp;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -98,6 +99,9 @@ pub struct PublishedKey {
     kid: String,
     jwk: Value,
     decoding: DecodingKey,
+    /// For a retired key, the instant its publication ends: from then on it verifies
+    /// nothing and is not in the JWKS. `None` for the current key.
+    until: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for PublishedKey {
@@ -124,7 +128,19 @@ impl PublishedKey {
             kid: kid.to_owned(),
             jwk,
             decoding,
+            until: None,
         })
+    }
+
+    /// The same key, published (and trusted) only before `until`.
+    #[must_use]
+    pub fn until(mut self, until: Timestamp) -> Self {
+        self.until = Some(until);
+        self
+    }
+
+    fn live_at(&self, now: Timestamp) -> bool {
+        self.until.is_none_or(|t| now < t)
     }
 
     /// The key id.
@@ -137,6 +153,11 @@ impl PublishedKey {
 ///
 /// INVARIANT (key ring): the current key's public half is among `published`, so a token
 /// just signed always verifies.
+///
+/// INVARIANT (keys are a function of time): which keys verify, and which the JWKS
+/// lists, is decided at each call from its `now` and each retired key's `until`, not
+/// when the ring was built: a retired key stops verifying the instant its publication
+/// ends, whether or not anything rebuilt the ring.
 #[derive(Debug)]
 pub struct KeyRing {
     current: SigningKey,
@@ -163,17 +184,22 @@ impl KeyRing {
         &self.current
     }
 
-    /// The verification key for `kid`, if it is still published.
-    pub fn decoding_key(&self, kid: &str) -> Option<&DecodingKey> {
+    /// The verification key for `kid` and when it stops verifying (`None`: the current
+    /// key), if it is published at `now`.
+    pub fn decoding_key(
+        &self,
+        kid: &str,
+        now: Timestamp,
+    ) -> Option<(&DecodingKey, Option<Timestamp>)> {
         self.published
             .iter()
-            .find(|k| k.kid == kid)
-            .map(|k| &k.decoding)
+            .find(|k| k.kid == kid && k.live_at(now))
+            .map(|k| (&k.decoding, k.until))
     }
 
-    /// The JWKS document (RFC 7517 §5).
-    pub fn jwks(&self) -> Value {
-        json!({"keys": self.published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+    /// The JWKS document (RFC 7517 §5) at `now`: the keys published then.
+    pub fn jwks(&self, now: Timestamp) -> Value {
+        json!({"keys": self.published.iter().filter(|k| k.live_at(now)).map(|k| k.jwk.clone()).collect::<Vec<_>>()})
     }
 }
 

@@ -127,7 +127,7 @@ impl Env {
             .await;
         let b_delegated = self
             .exchange(
-                None,
+                Some((&b.id, &b.secret)),
                 &[
                     ("subject_token", &a_mandate),
                     ("subject_token_type", ACCESS_TOKEN),

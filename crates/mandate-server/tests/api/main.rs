@@ -47,6 +47,7 @@ mod fast_paths;
 mod incidents;
 mod mandates;
 mod policies;
+mod token_surfaces;
 
 // ---- harness ----
 

@@ -441,6 +441,48 @@ async fn nobody_approves_for_themselves() {
     assert!(env.events("mandate.denied").await.is_empty());
 }
 
+/// Issue 18 finding 4: the same person with another letter case in their e-mail is
+/// still the same person (the owner `alice@example.com` as `Alice@EXAMPLE.com`; the
+/// mandate's user `erin@example.com` as `ERIN@example.com` under another subject).
+#[tokio::test]
+async fn finding_4_self_approval_compares_emails_in_canonical_form() {
+    let env = env();
+    env.activate_policies(POLICIES).await;
+    let (_, token) = env.agent("billing-bot").await;
+    let erin = env
+        .user_token("erin", Some("erin@example.com"), &[APPROVERS])
+        .await;
+    let erin_again = env
+        .user_token("erin-other-idp", Some("ERIN@example.com"), &[APPROVERS])
+        .await;
+    let alice = env
+        .user_token("alice-sso", Some("Alice@EXAMPLE.com"), &[APPROVERS])
+        .await;
+    let m = env
+        .mandate(
+            &token,
+            json!({"intent": "refund", "scope": refund_scope(), "user_token": erin}),
+        )
+        .await;
+    let id = id_of(&m);
+    for who in [&erin_again, &alice] {
+        for verb in ["approve", "deny"] {
+            problem(
+                &env.approval(who, &id, verb, None).await,
+                403,
+                "self_approval",
+            );
+        }
+    }
+    let shown = env.show_mandate(&token, &id).await;
+    assert_eq!(shown.json()["status"], "pending_approval");
+    // Someone else approves.
+    let bob = env
+        .user_token("bob", Some("bob@example.com"), &[APPROVERS])
+        .await;
+    env.approval(&bob, &id, "approve", None).await.expect(200);
+}
+
 #[tokio::test]
 async fn requests_time_out_and_mandates_expire() {
     let env = env();

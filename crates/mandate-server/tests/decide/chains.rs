@@ -147,6 +147,8 @@ fn snapshot(n: usize) -> Snapshot {
         policy_version: Some(1),
         ring: Arc::new(KeyRing::new(key, vec![]).expect("key ring")),
         issuer: ISSUER.to_owned(),
+        audiences: vec![ISSUER.to_owned()],
+        max_token_lifetime_secs: 3600,
         cutoffs: HashMap::new(),
         revoked: HashSet::new(),
         mandates: HashMap::from([(m.id.clone(), Arc::new(m))]),

@@ -234,6 +234,8 @@ impl Fixture {
                 policies,
                 ring: Arc::new(KeyRing::new(key, vec![]).expect("key ring")),
                 issuer: ISSUER.to_owned(),
+                audiences: vec![ISSUER.to_owned()],
+                max_token_lifetime_secs: 3600,
                 cutoffs: HashMap::from([(id, Timestamp::from_secs(CUTOFF))]),
                 revoked: HashSet::from([REVOKED_JTI.to_owned()]),
                 mandates: HashMap::new(),

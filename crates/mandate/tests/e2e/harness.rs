@@ -258,3 +258,24 @@ pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
     let p = t.path().join("data");
     (t, p)
 }
+
+/// Each agent's client credentials, by an access token issued with them: a token
+/// exchange authenticates as the client whose token is its `actor_token` (RFC 8693
+/// §2.1: the exchange needs client authentication; a token alone is refused).
+static CLIENTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Remembers that `token` was issued to client `id` with `secret`.
+pub fn remember_client(token: &str, id: &str, secret: &str) {
+    CLIENTS
+        .lock()
+        .unwrap()
+        .insert(token.to_owned(), (id.to_owned(), secret.to_owned()));
+}
+
+/// The client credentials of the agent whose token is `form`'s `actor_token`.
+pub fn client_of(form: &[(&str, &str)]) -> Option<(String, String)> {
+    let actor = form.iter().find(|(k, _)| *k == "actor_token")?.1;
+    CLIENTS.lock().unwrap().get(actor).cloned()
+}

@@ -59,19 +59,20 @@ async fn agent(s: &Server, admin: &str, name: &str, boundary: Value) -> (String,
         .token_basic(&id, c["client_secret"].as_str().unwrap(), &[])
         .await;
     assert_eq!(st, 200, "{t}");
-    (id, t["access_token"].as_str().unwrap().to_owned())
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let secret = c["client_secret"].as_str().unwrap().to_owned();
+    crate::harness::remember_client(&token, &id, &secret);
+    (id, token)
 }
 
 async fn exchange(s: &Server, form: &[(&str, &str)]) -> String {
     let mut f = vec![("grant_type", TOKEN_EXCHANGE)];
     f.extend_from_slice(form);
-    let res = s
-        .http
-        .post(s.url("/oauth/token"))
-        .form(&f)
-        .send()
-        .await
-        .unwrap();
+    let mut req = s.http.post(s.url("/oauth/token"));
+    if let Some((id, secret)) = crate::harness::client_of(form) {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let res = req.form(&f).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let v: Value = res.json().await.unwrap();
     v["access_token"].as_str().unwrap().to_owned()

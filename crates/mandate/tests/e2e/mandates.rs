@@ -92,7 +92,10 @@ async fn agent(s: &Server, admin: &str, name: &str, boundary: Value) -> (String,
         .token_basic(&id, c["client_secret"].as_str().unwrap(), &[])
         .await;
     assert_eq!(st, 200, "{t}");
-    (id, t["access_token"].as_str().unwrap().to_owned())
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let secret = c["client_secret"].as_str().unwrap().to_owned();
+    crate::harness::remember_client(&token, &id, &secret);
+    (id, token)
 }
 
 /// `mandate dev issue-user-token`, as a script would use it: stdout is the token.
@@ -110,13 +113,11 @@ fn user_token(s: &Server, admin: &str, args: &[&str]) -> String {
 async fn exchange(s: &Server, form: &[(&str, &str)]) -> (u16, Value) {
     let mut f = vec![("grant_type", TOKEN_EXCHANGE)];
     f.extend_from_slice(form);
-    let res = s
-        .http
-        .post(s.url("/oauth/token"))
-        .form(&f)
-        .send()
-        .await
-        .unwrap();
+    let mut req = s.http.post(s.url("/oauth/token"));
+    if let Some((id, secret)) = crate::harness::client_of(form) {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let res = req.form(&f).send().await.unwrap();
     (res.status().as_u16(), res.json().await.unwrap())
 }
 

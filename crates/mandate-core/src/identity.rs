@@ -1,0 +1,63 @@
+//! How human identities are compared: one canonical form of an e-mail address, used by
+//! every check that asks "is this the same person" (self-approval, ownership).
+//!
+//! Decision: the whole address is compared case-insensitively. The domain is
+//! case-insensitive by definition (RFC 5321 §2.4, RFC 1035 §2.3.3). The local part may
+//! in theory be case-sensitive, but no mainstream mail system or identity provider
+//! treats `Bob` and `bob` as two mailboxes, and the checks that use this comparison
+//! must not be defeated by a changed letter case: a self-approval check that misses
+//! `Bob@example.com` = `bob@example.com` lets a person approve their own agent. Folding
+//! can only make such a check refuse more, and for ownership two people whose verified
+//! addresses differ only in case is not a case this server supports. Subjects (`sub`)
+//! are not e-mail addresses and stay case-sensitive (OpenID Connect Core §5.7).
+
+/// The canonical form of an e-mail address (`local@domain`, lowercased throughout), or
+/// `None` when `s` is not one (no `@` with text on both sides).
+pub fn email_key(s: &str) -> Option<String> {
+    let (local, domain) = s.rsplit_once('@')?;
+    if local.is_empty() || domain.is_empty() {
+        return None;
+    }
+    // A trailing dot names the same DNS domain (RFC 1034 §3.1).
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    Some(format!(
+        "{}@{}",
+        local.to_lowercase(),
+        domain.to_lowercase()
+    ))
+}
+
+/// Whether `a` and `b` are the same e-mail address in canonical form (false when
+/// either is not an address).
+pub fn same_email(a: &str, b: &str) -> bool {
+    matches!((email_key(a), email_key(b)), (Some(x), Some(y)) if x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn case_and_a_trailing_dot_do_not_make_another_person() {
+        assert!(same_email("Bob@Example.com", "Bob@example.com"));
+        assert!(same_email("alice@example.com", "alice@EXAMPLE.com"));
+        assert!(same_email("ALICE@example.com.", "alice@example.com"));
+        assert!(same_email("Zoë@Exämple.org", "zoë@exÄmple.org"));
+        assert!(!same_email("alice@example.com", "alice@example.org"));
+        assert!(
+            !same_email("alice", "alice"),
+            "a user name is not an address"
+        );
+        assert!(!same_email("@example.com", "@example.com"));
+    }
+
+    proptest! {
+        #[test]
+        fn any_change_of_case_is_the_same_address(local in "[a-zA-Z0-9.+_-]{1,20}", domain in "[a-zA-Z0-9-]{1,20}\\.[a-zA-Z]{2,6}") {
+            let a = format!("{local}@{domain}");
+            let b = format!("{}@{}", local.to_uppercase(), domain.to_lowercase());
+            prop_assert!(same_email(&a, &b));
+        }
+    }
+}
