@@ -152,6 +152,113 @@ async fn signing_key_rotation_keeps_old_tokens_valid() {
     assert_eq!(std::fs::read_dir(dir.join("keys")).unwrap().count(), 1);
 }
 
+/// Issue 18 finding 2, end to end with short lifetimes: once a rotated-out key's
+/// publication ends, every surface refuses what it signs — with no write in between to
+/// rebuild anything. The test forges tokens with the retired key (read from the data
+/// directory before the rotation deletes it: what a thief of that key could sign), each
+/// within every lifetime rule, so the only reason left to refuse them is the key.
+#[tokio::test]
+async fn finding_2_a_retired_key_is_refused_everywhere_after_its_window_with_no_write() {
+    use mandate_core::clock::{Clock as _, SystemClock};
+    use mandate_token::access::{AccessClaims, Audience, issue};
+    use mandate_token::keys::SigningKey;
+    let (_t, dir) = data_dir();
+    let s = Server::start(
+        &dir,
+        &[],
+        &[
+            ("MANDATE_TOKEN_MAX_LIFETIME_SECS", "2"),
+            ("MANDATE_TOKEN_DEFAULT_LIFETIME_SECS", "2"),
+        ],
+    );
+    let admin = s.token.clone().unwrap();
+    let (agent, _secret) = s.agent_with_secret(&admin, "rotating-bot").await;
+    let pem = std::fs::read_dir(dir.join("keys"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".pem"))
+        .unwrap()
+        .path();
+    let old = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(pem).unwrap()).unwrap();
+    let (code, out, err) = cli(&s.addr, &admin, &["keys", "rotate", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rotated["retired_kid"], old.kid());
+    let issuer = s.url("");
+    let issuer = issuer.trim_end_matches('/');
+    let forge = |n: u32| {
+        let now = SystemClock.now().secs();
+        issue(
+            &old,
+            &AccessClaims {
+                iss: issuer.to_owned(),
+                sub: agent.clone(),
+                aud: Audience::One(issuer.to_owned()),
+                exp: now + 2,
+                iat: now,
+                nbf: now,
+                jti: format!("tok_forged{n}"),
+                client_id: agent.clone(),
+                scope: None,
+                act: None,
+                mandate: None,
+                parents: Vec::new(),
+            },
+        )
+        .unwrap()
+    };
+    let until = mandate_core::time::Timestamp::parse(
+        rotated["retired_published_until"].as_str().unwrap(),
+    )
+    .unwrap()
+    .secs();
+    // Inside the window the old key still verifies (the rotation keeps its tokens).
+    assert_eq!(s.introspect(&admin, &forge(0)).await["active"], true);
+    // Whole seconds: waking up to a second late only shortens what is left of nothing.
+    let wait = (until - SystemClock.now().secs() + 1).max(0);
+    tokio::time::sleep(std::time::Duration::from_secs(wait.unsigned_abs())).await;
+    // The window is over; nothing was written since the rotation.
+    let jwks: Value = s
+        .http
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["kid"] != old.kid()),
+        "{jwks}"
+    );
+    let d: Value = s
+        .http
+        .post(s.url("/v1/authorize"))
+        .bearer_auth(forge(1))
+        .json(&json!({"action": "crm:read", "resource": {"type": "Crm::Contact", "id": "c1"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["decision"], "deny", "{d}");
+    assert_eq!(d["reasons"], json!(["invalid_token", "unknown signing key"]));
+    let r = s
+        .http
+        .get(s.url("/v1/mandates"))
+        .bearer_auth(forge(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(s.introspect(&admin, &forge(3)).await["active"], false);
+}
+
 #[tokio::test]
 async fn cli_covers_the_registry() {
     let (_t, dir) = data_dir();
