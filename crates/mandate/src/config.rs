@@ -65,6 +65,8 @@ pub struct ServeConfig {
     pub gateway_public_url: Option<String>,
     /// Until an upstream's response headers arrive.
     pub gateway_timeout_secs: u64,
+    /// How long a request body sent to the HTTP gateway may take to arrive, whole.
+    pub gateway_body_timeout_secs: u64,
     /// The largest request body the gateways forward.
     pub gateway_max_body_bytes: usize,
     /// `[[gateway.routes]]` (file only).
@@ -182,6 +184,7 @@ const KEYS: &[&str] = &[
     "gateway.listen",
     "gateway.public_url",
     "gateway.timeout_secs",
+    "gateway.body_timeout_secs",
     "gateway.max_body_bytes",
 ];
 
@@ -368,6 +371,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         gateway_listen: None,
         gateway_public_url: None,
         gateway_timeout_secs: 30,
+        gateway_body_timeout_secs: 30,
         gateway_max_body_bytes: 10 * 1024 * 1024,
         gateway_routes: routes,
         gateway_mcp: mcp,
@@ -568,6 +572,10 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             }
             "gateway.timeout_secs" => match int(1, 3600) {
                 Some(n) => cfg.gateway_timeout_secs = n,
+                None => bad("must be a whole number of seconds in 1..=3600"),
+            },
+            "gateway.body_timeout_secs" => match int(1, 3600) {
+                Some(n) => cfg.gateway_body_timeout_secs = n,
                 None => bad("must be a whole number of seconds in 1..=3600"),
             },
             "gateway.max_body_bytes" => {
