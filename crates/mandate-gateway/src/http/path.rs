@@ -154,6 +154,10 @@ impl CanonicalPath {
                 literal.push(text);
             }
         }
+        // The root is `/`, however it was reached (`/`, `/a/..`).
+        if segments.is_empty() {
+            trailing_slash = false;
+        }
         // INVARIANT (canonical path): no segment is empty, `.` or `..`, or holds `/`, `\`
         // or a control character; `decode_segment` refused the rest above.
         Ok(Self {
@@ -178,6 +182,9 @@ impl CanonicalPath {
     /// The path in canonical form, re-encoded by [`encode_segment`]: what
     /// [`CanonicalPath::parse`] returns the same segments for.
     pub fn encoded(&self) -> String {
+        if self.segments.is_empty() {
+            return "/".to_owned();
+        }
         encode_path(&self.segments, self.trailing_slash)
     }
 
@@ -383,6 +390,7 @@ mod tests {
             ("/a/.%2e/c", vec!["c"], false),
             ("/a/%2e/c", vec!["a", "c"], false),
             ("/a/b/..", vec!["a"], true),
+            ("/a/..", vec![], false),
             ("/a/b/.", vec!["a", "b"], true),
             ("/a/b/", vec!["a", "b"], true),
             ("/a/...", vec!["a", "..."], false),
@@ -480,6 +488,34 @@ mod tests {
         let p = CanonicalPath::parse("/p/a%20b/%2e/c%3b").expect("parses");
         let again = CanonicalPath::parse(&p.encoded()).expect("re-parses");
         assert_eq!(again.segments(), p.segments());
+    }
+
+    proptest::proptest! {
+        /// Whatever is accepted reads back, re-encoded, to the same segments; a routed
+        /// path is its prefix and then its own segments, and its upstream form reads
+        /// back to exactly those (the fuzz target `gateway_path` checks the same on
+        /// arbitrary input).
+        #[test]
+        fn the_canonical_form_is_a_fixed_point(
+            raw in "(/|/|\\.|%|2e|2E|2f|5c|00|25|c3|a9|[a-f0-9]|crm|admin|;|\\\\|é|:|@|\\+|~)*"
+        ) {
+            let raw = format!("/{raw}");
+            let Ok(p) = CanonicalPath::parse(&raw) else {
+                return Ok(());
+            };
+            let again = CanonicalPath::parse(&p.encoded());
+            proptest::prop_assert_eq!(again.as_ref().map(CanonicalPath::segments), Ok(p.segments()));
+            let whole = p.segments().to_vec();
+            if let Ok(Some((i, r))) = p.route(["/crm", "/crm/admin"]) {
+                let depth = i + 1;
+                proptest::prop_assert_eq!(whole.get(depth..), Some(r.segments()));
+                let up = CanonicalPath::parse(&format!("/base{}", r.upstream_path()));
+                proptest::prop_assert_eq!(
+                    up.as_ref().map(|u| u.segments().get(1..).unwrap_or_default()),
+                    Ok(r.segments())
+                );
+            }
+        }
     }
 
     #[test]
