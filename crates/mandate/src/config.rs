@@ -743,4 +743,27 @@ mod tests {
         assert!(all.contains("must not weaken"), "{all}");
         assert!(all.contains("record, alert, step_up, suspend"), "{all}");
     }
+
+    #[test]
+    fn the_gateway_body_timeout() {
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(c.gateway_body_timeout_secs, 30);
+        let c = load(
+            &Flags::default(),
+            &env(&[("MANDATE_GATEWAY_BODY_TIMEOUT_SECS", "5")]),
+        )
+        .unwrap();
+        assert_eq!(c.gateway_body_timeout_secs, 5);
+        for bad in ["0", "3601", "x"] {
+            let errs = load(
+                &Flags::default(),
+                &env(&[("MANDATE_GATEWAY_BODY_TIMEOUT_SECS", bad)]),
+            )
+            .unwrap_err();
+            assert!(
+                errs.join("\n").contains("body_timeout_secs"),
+                "{bad}: {errs:?}"
+            );
+        }
+    }
 }
