@@ -175,7 +175,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     audit_seeds()?;
     bundle_seeds()?;
+    gateway_path_seeds()?;
     policy_seeds()
+}
+
+/// Request paths for the HTTP gateway's canonicalizer: the issue 18 attack family.
+fn gateway_path_seeds() -> std::io::Result<()> {
+    for (name, s) in [
+        ("plain", "/crm/contacts/c42"),
+        ("dot-dot-encoded", "/crm/contacts/%2e%2e/%2e%2e/billing/invoices/i1"),
+        ("dot-dot", "/crm/contacts/x/../secret"),
+        ("dot-mixed", "/crm/contacts/.%2e/%2E%2E/./%2e/x"),
+        ("encoded-letter", "/crm/contacts/%73ecret"),
+        ("encoded-slash", "/crm/contacts/a%2Fb"),
+        ("backslash", "/crm/contacts/..%5C..\\billing"),
+        ("nul", "/crm/contacts/secret%00.json"),
+        ("empty-segment", "/crm//contacts/"),
+        ("trailing-slash", "/crm/admin/users/u1/"),
+        ("unicode", "/crm/contacts/caf%C3%A9/%e2%80%ae"),
+        ("percent", "/crm/contacts/%252e%252e/100%25"),
+        ("path-parameter", "/crm/contacts/..;/secret;x=1"),
+        ("sub-delims", "/crm/contacts/a:b@c!$&'()*+,=~"),
+    ] {
+        write("gateway_path", name, s.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Bytes for the structured modes (`s!`): a fixed pseudo-random stream.

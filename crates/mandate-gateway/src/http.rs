@@ -7,11 +7,50 @@
 //! forwarded — with the upstream's own credential, which Mandate holds, injected.
 //! Bodies stream both ways; upstream failures are 502, timeouts 504.
 //!
+//! # One reading of the request
+//!
+//! The gateway decides on exactly the request it forwards. The path is read once into
+//! its canonical form ([`path`]: decoded once, dot segments removed, anything two
+//! readers could take differently refused with 400 `ambiguous_path`); the route is
+//! picked on that form, and the decision, the audit record (`via.path`, plus
+//! `via.raw_path` when the path as sent differs) and the upstream URL all come from it.
+//! The upstream URL is built from the route's upstream base, the [`path::RoutedPath`]
+//! and the [`query::Query`] alone — the request's own URI is not passed on past the
+//! reading. Likewise the query ([`query`]: a parameter a template reads may appear only
+//! once, `access_token` is refused, the pairs are re-encoded one way) and a JSON body a
+//! template reads ([`body::json_fields`]: a repeated top-level name is refused).
+//!
+//! # Order of work
+//!
+//! 1. path → route (400 `ambiguous_path`, 404 `not_found`), query (400
+//!    `ambiguous_query`, 400 `token_in_query`);
+//! 2. the bearer token is authenticated for the route's resource
+//!    ([`Authorizer::authenticate`]: 401, or 403 when its holder may not act, 503 when
+//!    nothing can be decided) — before any of the body is read;
+//! 3. method → action (405 `method_not_allowed`), declared size (413 `body_too_large`);
+//! 4. the body, only when a template reads a field of it: read whole within
+//!    `max_body_bytes` (413) and `body_timeout` (408 `request_timeout`), one JSON object
+//!    without a repeated top-level name (400 `ambiguous_body`);
+//! 5. templates (400 `unmapped_request`), then the decision (403 `denied` /
+//!    `approval_required`, 503 `decision_unavailable`);
+//! 6. forward: headers the client names in `Connection` are dropped with the other
+//!    hop-by-hop headers (RFC 9110 §7.6.1), and so are those the upstream names in its
+//!    answer; a relayed body is held to the same size limit and deadline (413/408 when
+//!    it breaks one before the upstream answers).
+//!
+//! Any answer sent before the request body was read to its end says `Connection:
+//! close` (RFC 9112 §9.6): the connection cannot carry another request, and a pooled
+//! client must not take it for one that can.
+//!
 //! Templates: literal text with placeholders `{method}` (lowercase), `{path}` (the
-//! path after the prefix, without the leading `/`), `{path.N}` (its N-th segment,
-//! from 0), `{query.NAME}` and `{body.FIELD}` (a top-level field of a JSON body; the
-//! body is then read whole, up to the size limit, before forwarding). A placeholder
-//! the request does not fill is a 400 `unmapped_request`, nothing is decided or sent.
+//! canonical path after the prefix, decoded, without the leading `/`), `{path.N}` (its
+//! N-th segment, from 0), `{query.NAME}` and `{body.FIELD}` (a top-level field of a JSON
+//! body; the body is then read whole before forwarding). A placeholder the request does
+//! not fill is a 400 `unmapped_request`, nothing is decided or sent.
+
+mod body;
+pub mod path;
+mod query;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,14 +58,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt as _;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::authz::{Answer, Ask, Authorizer, AuthzError, Verdict};
+use body::{BodyFault, Limits, Progress};
+use path::{CanonicalPath, PathError, RoutedPath};
+use query::{Query, QueryError};
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +138,14 @@ impl Template {
         self.0.iter().any(|p| matches!(p, Part::Body(_)))
     }
 
+    /// The query parameters the template reads.
+    fn query_names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| match p {
+            Part::Query(q) => Some(q.as_str()),
+            _ => None,
+        })
+    }
+
     /// Fills the template from what the request holds; `None` when a placeholder has
     /// nothing to take.
     fn render(&self, r: &Seen<'_>) -> Option<String> {
@@ -104,12 +154,10 @@ impl Template {
             match p {
                 Part::Text(t) => out.push_str(t),
                 Part::Method => out.push_str(&r.method.as_str().to_ascii_lowercase()),
-                Part::Path => out.push_str(r.rest),
-                Part::Segment(n) => {
-                    out.push_str(r.rest.split('/').filter(|s| !s.is_empty()).nth(*n)?);
-                }
-                Part::Query(q) => out.push_str(&r.query.get(q.as_str())?.clone()),
-                Part::Body(f) => match r.body.as_ref()?.get(f)? {
+                Part::Path => out.push_str(&r.path.text()),
+                Part::Segment(n) => out.push_str(r.path.segments().get(*n)?),
+                Part::Query(q) => out.push_str(r.query.get(q)?),
+                Part::Body(f) => match r.body?.get(f)? {
                     Value::String(s) => out.push_str(s),
                     v @ (Value::Number(_) | Value::Bool(_)) => out.push_str(&v.to_string()),
                     _ => return None,
@@ -157,7 +205,8 @@ pub enum Credential {
 /// One route.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// The path prefix, starting with `/`, without a trailing `/` (`/crm`).
+    /// The path prefix, starting with `/`, without a trailing `/` (`/crm`), in canonical
+    /// form ([`path::check_prefix`]; [`HttpConfig::validate`]).
     pub prefix: String,
     /// Where it goes (`http://127.0.0.1:9000/api`), without a trailing `/`.
     pub upstream: String,
@@ -181,10 +230,11 @@ impl Route {
             .or_else(|| self.actions.get("*"))
     }
 
-    fn needs_body(&self) -> bool {
-        self.actions.values().any(Template::needs_body)
-            || self.resource_id.needs_body()
-            || self.context.values().any(Template::needs_body)
+    /// The templates a request with `action` fills.
+    fn templates<'a>(&'a self, action: &'a Template) -> impl Iterator<Item = &'a Template> {
+        std::iter::once(action)
+            .chain(std::iter::once(&self.resource_id))
+            .chain(self.context.values())
     }
 }
 
@@ -200,6 +250,37 @@ pub struct HttpConfig {
     pub timeout: Duration,
     /// The largest request body forwarded.
     pub max_body_bytes: usize,
+    /// How long the whole request body may take to arrive, from the request's head.
+    pub body_timeout: Duration,
+}
+
+/// A configuration the gateway cannot serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpConfigError {
+    /// A prefix that is not its own canonical form.
+    #[error(
+        "route prefix `{0}` must be `/` and non-empty segments of unreserved characters, \
+         sub-delims, `:` or `@` (no `%`, no `.` or `..` segment, no trailing `/`)"
+    )]
+    Prefix(String),
+    /// An upstream base that ends in `/` or holds a query or fragment.
+    #[error("route `{0}`: the upstream must not end with `/` or hold a query or fragment")]
+    Upstream(String),
+}
+
+impl HttpConfig {
+    /// Checks that every route can be matched and forwarded as the canonical form says.
+    pub fn validate(&self) -> Result<(), HttpConfigError> {
+        for r in &self.routes {
+            if !path::check_prefix(&r.prefix) {
+                return Err(HttpConfigError::Prefix(r.prefix.clone()));
+            }
+            if r.upstream.ends_with('/') || r.upstream.contains(['?', '#']) {
+                return Err(HttpConfigError::Upstream(r.prefix.clone()));
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Gateway {
@@ -208,16 +289,28 @@ struct Gateway {
     client: reqwest::Client,
 }
 
-/// What the templates read.
+/// What the templates read: the request as the gateway reads it, once.
 struct Seen<'a> {
     method: &'a Method,
-    rest: &'a str,
-    query: BTreeMap<String, String>,
-    body: Option<Value>,
+    path: &'a RoutedPath,
+    query: &'a Query,
+    body: Option<&'a Map<String, Value>>,
+}
+
+/// The request past its reading: its URI is gone, the path and query are the
+/// canonical ones.
+struct Incoming {
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+    path: RoutedPath,
+    query: Query,
 }
 
 /// The gateway's routes (as the fallback of the returned router, so any path can be a
 /// prefix) and their RFC 9728 metadata at `/.well-known/oauth-protected-resource{prefix}`.
+/// `cfg` should have passed [`HttpConfig::validate`]: a route whose prefix is not
+/// canonical is never matched.
 pub fn router(cfg: HttpConfig, authz: Arc<dyn Authorizer>) -> Router {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -286,6 +379,30 @@ fn dropped(name: &HeaderName) -> bool {
     )
 }
 
+/// The headers `headers` names in its `Connection` field(s): hop-by-hop for this
+/// connection only (RFC 9110 §7.6.1), never forwarded.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect()
+}
+
+/// `from` without hop-by-hop headers, those it names in `Connection`, and `also`.
+fn end_to_end(from: &HeaderMap, also: Option<&HeaderName>) -> HeaderMap {
+    let named = connection_named(from);
+    let mut out = HeaderMap::new();
+    for (k, v) in from {
+        if !dropped(k) && !named.contains(k) && Some(k) != also {
+            out.append(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
@@ -295,21 +412,74 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn matching<'a, 'p>(routes: &'a [Route], path: &'p str) -> Option<(&'a Route, &'p str)> {
-    routes
-        .iter()
-        .filter_map(|r| {
-            let rest = path.strip_prefix(r.prefix.as_str())?;
-            (rest.is_empty() || rest.starts_with('/')).then_some((r, rest))
-        })
-        .max_by_key(|(r, _)| r.prefix.len())
+fn ambiguous_path(e: &PathError) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "ambiguous_path",
+        &format!("{e}; nothing was decided or forwarded"),
+        Value::Null,
+    )
+}
+
+fn bad_query(e: &QueryError) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        e.code(),
+        &format!("{e}; nothing was decided or forwarded"),
+        Value::Null,
+    )
+}
+
+fn body_refused(f: BodyFault) -> Response {
+    let (status, code) = match f {
+        BodyFault::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        BodyFault::TooSlow => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+        BodyFault::Broken => (StatusCode::BAD_REQUEST, "body_incomplete"),
+    };
+    problem(status, code, &f.to_string(), Value::Null)
+}
+
+/// The route whose RFC 9728 metadata `path` asks for.
+fn metadata_route<'a>(routes: &'a [Route], path: &CanonicalPath) -> Option<&'a Route> {
+    let (well_known, rest) = path.segments().split_at_checked(2)?;
+    if well_known != [".well-known", "oauth-protected-resource"]
+        || rest.is_empty()
+        || path.trailing_slash()
+    {
+        return None;
+    }
+    let prefix = format!("/{}", rest.join("/"));
+    routes.iter().find(|r| r.prefix == prefix)
 }
 
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    let path = req.uri().path().to_owned();
-    if let Some(prefix) = path.strip_prefix("/.well-known/oauth-protected-resource")
-        && req.method() == Method::GET
-        && let Some((r, "")) = matching(&gw.cfg.routes, prefix)
+    let (parts, body) = req.into_parts();
+    let progress = Progress::of(&body);
+    let mut res = respond(&gw, parts, body, &progress).await;
+    // INVARIANT (connection close): an answer sent before the request body was read to
+    // its end closes the connection and says so (RFC 9112 §9.6).
+    if !progress.done() {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
+/// Reads the request's target once and hands the rest on without it.
+async fn respond(gw: &Gateway, parts: Parts, body: Body, progress: &Progress) -> Response {
+    let limits = Limits::new(gw.cfg.max_body_bytes, gw.cfg.body_timeout);
+    let Parts {
+        method,
+        uri,
+        headers,
+        ..
+    } = parts;
+    let path = match CanonicalPath::parse(uri.path()) {
+        Ok(p) => p,
+        Err(e) => return ambiguous_path(&e),
+    };
+    if method == Method::GET
+        && let Some(r) = metadata_route(&gw.cfg.routes, &path)
     {
         return axum::Json(json!({
             "resource": format!("{}{}", gw.cfg.public_url, r.prefix),
@@ -319,25 +489,85 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         }))
         .into_response();
     }
-    let Some((route, rest)) = matching(&gw.cfg.routes, &path) else {
-        return problem(
+    let not_found = || {
+        problem(
             StatusCode::NOT_FOUND,
             "not_found",
             "no route for this path",
             Value::Null,
-        );
+        )
     };
-    let route = route.clone();
-    let rest = rest.to_owned();
-    forward(&gw, &route, &rest, req).await
+    let (route, path) = match path.route(gw.cfg.routes.iter().map(|r| r.prefix.as_str())) {
+        Ok(Some((i, p))) => match gw.cfg.routes.get(i) {
+            Some(r) => (r, p),
+            None => return not_found(),
+        },
+        Ok(None) => return not_found(),
+        Err(e) => return ambiguous_path(&e),
+    };
+    let query = match Query::parse(uri.query()) {
+        Ok(q) => q,
+        Err(e) => return bad_query(&e),
+    };
+    // INVARIANT (one reading): past this point the request's target exists only as
+    // `path` and `query`; the decision, the record and the upstream URL read them alone.
+    drop(uri);
+    let req = Incoming {
+        method,
+        headers,
+        body,
+        path,
+        query,
+    };
+    forward(gw, route, req, limits, progress).await
 }
 
-async fn forward(gw: &Gateway, route: &Route, rest: &str, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let Some(token) = bearer(&parts.headers).map(str::to_owned) else {
+/// The answer to an authorizer's error: nothing is forwarded.
+fn refused_by(gw: &Gateway, route: &Route, e: AuthzError) -> Response {
+    match e {
+        AuthzError::Unauthenticated(_) => unauthorized(gw, &route.prefix, Some("invalid_token")),
+        AuthzError::Forbidden(reason) => problem(
+            StatusCode::FORBIDDEN,
+            "denied",
+            "the token's holder may not act now; nothing was forwarded",
+            json!({"decision": "deny", "reasons": [reason]}),
+        ),
+        AuthzError::Unavailable(e) => {
+            tracing::error!(error = %e, "gateway request refused: no decision");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "decision_unavailable",
+                "no decision could be made and recorded; nothing was forwarded",
+                Value::Null,
+            )
+        }
+    }
+}
+
+async fn forward(
+    gw: &Gateway,
+    route: &Route,
+    req: Incoming,
+    limits: Limits,
+    progress: &Progress,
+) -> Response {
+    let Incoming {
+        method,
+        headers,
+        body,
+        path,
+        query,
+    } = req;
+    let Some(token) = bearer(&headers).map(str::to_owned) else {
         return unauthorized(gw, &route.prefix, None);
     };
-    let Some(action) = route.action(&parts.method) else {
+    let audience = format!("{}{}", gw.cfg.public_url, route.prefix);
+    // INVARIANT (authenticate before the body): not a byte of the body is read until
+    // the token has verified for this route's resource.
+    if let Err(e) = gw.authz.authenticate(&token, &audience) {
+        return refused_by(gw, route, e);
+    }
+    let Some(action) = route.action(&method) else {
         return problem(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -345,48 +575,42 @@ async fn forward(gw: &Gateway, route: &Route, rest: &str, req: Request) -> Respo
             Value::Null,
         );
     };
-    let too_large = || {
-        problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the request body is over the gateway's limit",
-            Value::Null,
-        )
-    };
-    let declared = parts
-        .headers
+    if let Err(e) = query.check_read(route.templates(action).flat_map(Template::query_names)) {
+        return bad_query(&e);
+    }
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > gw.cfg.max_body_bytes) {
-        return too_large();
+        return body_refused(BodyFault::TooLarge);
     }
     // The body is read whole only when a template needs a field of it.
-    let (buffered, stream) = if route.needs_body() {
-        match axum::body::to_bytes(body, gw.cfg.max_body_bytes).await {
-            Ok(b) => (Some(b), None),
-            Err(_) => return too_large(),
-        }
+    let (buffered, fields, relayed) = if route.templates(action).any(Template::needs_body) {
+        let bytes = match body::read_whole(body, limits, progress).await {
+            Ok(b) => b,
+            Err(f) => return body_refused(f),
+        };
+        let fields = match body::json_fields(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "ambiguous_body",
+                    &format!("{e}; nothing was decided or forwarded"),
+                    Value::Null,
+                );
+            }
+        };
+        (Some(bytes), fields, None)
     } else {
-        (None, Some(body))
+        (None, None, Some((body, limits)))
     };
-    let query: BTreeMap<String, String> = parts
-        .uri
-        .query()
-        .map(|q| {
-            q.split('&')
-                .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-                .map(|(k, v)| (decode(k), decode(v)))
-                .collect()
-        })
-        .unwrap_or_default();
     let seen = Seen {
-        method: &parts.method,
-        rest: rest.trim_start_matches('/'),
-        query,
-        body: buffered
-            .as_ref()
-            .and_then(|b| serde_json::from_slice(b).ok()),
+        method: &method,
+        path: &path,
+        query: &query,
+        body: fields.as_ref(),
     };
     let unmapped = |what: &str| {
         problem(
@@ -409,40 +633,28 @@ async fn forward(gw: &Gateway, route: &Route, rest: &str, req: Request) -> Respo
         };
         context.insert(k.clone(), Value::String(v));
     }
+    let canonical = path.canonical();
+    let mut via = json!({"gateway": "http", "route": route.prefix, "method": method.as_str(),
+                         "path": canonical});
+    if path.raw() != canonical
+        && let Some(v) = via.as_object_mut()
+    {
+        v.insert("raw_path".into(), Value::String(path.raw().to_owned()));
+    }
     let ask = Ask {
         token,
-        audience: format!("{}{}", gw.cfg.public_url, route.prefix),
+        audience,
         action,
         resource_type: route.resource_type.clone(),
         resource_id,
         context: Value::Object(context),
-        via: json!({"gateway": "http", "route": route.prefix, "method": parts.method.as_str(),
-                    "path": parts.uri.path()}),
+        via,
     };
     // INVARIANT (gateway fail closed): nothing is forwarded unless the decision is an
     // allow and its audit event is durable (`authorize` returns only then).
     let answer = match gw.authz.authorize(ask).await {
         Ok(a) => a,
-        Err(AuthzError::Unauthenticated(_)) => {
-            return unauthorized(gw, &route.prefix, Some("invalid_token"));
-        }
-        Err(AuthzError::Forbidden(reason)) => {
-            return problem(
-                StatusCode::FORBIDDEN,
-                "denied",
-                "the token's holder may not act now; nothing was forwarded",
-                json!({"decision": "deny", "reasons": [reason]}),
-            );
-        }
-        Err(AuthzError::Unavailable(e)) => {
-            tracing::error!(error = %e, "gateway request refused: no decision");
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "decision_unavailable",
-                "no decision could be made and recorded; nothing was forwarded",
-                Value::Null,
-            );
-        }
+        Err(e) => return refused_by(gw, route, e),
     };
     match answer.verdict {
         Verdict::Allow => {}
@@ -459,46 +671,26 @@ async fn forward(gw: &Gateway, route: &Route, rest: &str, req: Request) -> Respo
             );
         }
     };
+    // INVARIANT (forward what was decided): the upstream URL is the route's upstream
+    // base, the decided path below the prefix and the decided query — nothing else of
+    // the request's target reaches it.
     let url = format!(
         "{}{}{}",
         route.upstream,
-        rest,
-        parts
-            .uri
-            .query()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default()
+        path.upstream_path(),
+        query.upstream()
     );
-    let mut headers = reqwest::header::HeaderMap::new();
-    for (k, v) in &parts.headers {
-        if !dropped(k) && k != header::AUTHORIZATION {
-            headers.append(k.clone(), v.clone());
-        }
-    }
+    let mut headers = end_to_end(&headers, Some(&header::AUTHORIZATION));
     if let Some((name, value)) = credential {
         headers.insert(name, value);
     }
     if let Ok(v) = HeaderValue::from_str(&answer.decision_id) {
         headers.insert(HeaderName::from_static("mandate-decision-id"), v);
     }
-    let body = match (buffered, stream) {
+    let body = match (buffered, relayed) {
         (Some(b), _) => reqwest::Body::from(b),
-        (None, Some(b)) => {
-            let limit = gw.cfg.max_body_bytes;
-            let mut seen = 0usize;
-            reqwest::Body::wrap_stream(b.into_data_stream().and_then(move |chunk: Bytes| {
-                seen = seen.saturating_add(chunk.len());
-                let over = seen > limit;
-                async move {
-                    if over {
-                        Err(axum::Error::new("request body over the gateway's limit"))
-                    } else {
-                        Ok(chunk)
-                    }
-                }
-            }))
-        }
-        (None, None) => reqwest::Body::from(Bytes::new()),
+        (None, Some((b, limits))) => body::relay(b, limits, progress),
+        (None, None) => reqwest::Body::from(Vec::new()),
     };
     #[expect(
         clippy::disallowed_methods,
@@ -507,7 +699,7 @@ async fn forward(gw: &Gateway, route: &Route, rest: &str, req: Request) -> Respo
     let started = Instant::now();
     let sent = gw
         .client
-        .request(parts.method.clone(), &url)
+        .request(method.clone(), &url)
         .headers(headers)
         .body(body)
         .send();
@@ -516,12 +708,20 @@ async fn forward(gw: &Gateway, route: &Route, rest: &str, req: Request) -> Respo
     let upstream = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
+            if let Some(f) = progress.fault() {
+                record(
+                    gw,
+                    &answer,
+                    json!({"request_body_error": body_code(f), "latency_ms": latency_ms}),
+                );
+                return body_refused(f);
+            }
             let status = if e.is_timeout() {
                 StatusCode::GATEWAY_TIMEOUT
             } else {
                 StatusCode::BAD_GATEWAY
             };
-            tracing::warn!(%url, error = %e, "upstream failed");
+            tracing::warn!(route = %route.prefix, error = %e, "upstream failed");
             record(
                 gw,
                 &answer,
@@ -554,10 +754,8 @@ async fn forward(gw: &Gateway, route: &Route, rest: &str, req: Request) -> Respo
         json!({"upstream_status": upstream.status().as_u16(), "latency_ms": latency_ms}),
     );
     let mut res = Response::builder().status(upstream.status());
-    for (k, v) in upstream.headers() {
-        if !dropped(k) {
-            res = res.header(k, v);
-        }
+    if let Some(h) = res.headers_mut() {
+        *h = end_to_end(upstream.headers(), None);
     }
     res.body(Body::from_stream(upstream.bytes_stream()))
         .unwrap_or_else(|_| {
@@ -568,6 +766,14 @@ async fn forward(gw: &Gateway, route: &Route, rest: &str, req: Request) -> Respo
                 Value::Null,
             )
         })
+}
+
+fn body_code(f: BodyFault) -> &'static str {
+    match f {
+        BodyFault::TooLarge => "body_too_large",
+        BodyFault::TooSlow => "request_timeout",
+        BodyFault::Broken => "body_incomplete",
+    }
 }
 
 fn record(gw: &Gateway, answer: &Answer, result: Value) {
@@ -617,32 +823,6 @@ fn resolve(gw: &Gateway, c: Option<&Credential>) -> Result<Option<(HeaderName, H
     Ok(Some((name, v)))
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                if let Some(v) = hex {
-                    out.push(v);
-                    i += 2;
-                } else {
-                    out.push(b);
-                }
-            }
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,45 +831,97 @@ mod tests {
     fn templates_parse_render_and_refuse() {
         let t = Template::parse("crm:{method}/{path.1}?{query.q}").expect("parses");
         assert_eq!(t.to_string(), "crm:{method}/{path.1}?{query.q}");
+        assert_eq!(t.query_names().collect::<Vec<_>>(), ["q"]);
         let m = Method::GET;
+        let (_, path) = CanonicalPath::parse("/crm/contacts/c42")
+            .and_then(|p| p.route(["/crm"]))
+            .expect("canonical")
+            .expect("routed");
+        let query = Query::parse(Some("q=x+y")).expect("query");
         let seen = Seen {
             method: &m,
-            rest: "contacts/c42",
-            query: [("q".to_owned(), "x y".to_owned())].into(),
+            path: &path,
+            query: &query,
             body: None,
         };
         assert_eq!(t.render(&seen).as_deref(), Some("crm:get/c42?x y"));
+        assert_eq!(
+            Template::parse("{path}")
+                .expect("ok")
+                .render(&seen)
+                .as_deref(),
+            Some("contacts/c42")
+        );
         assert_eq!(Template::parse("{path.5}").expect("ok").render(&seen), None);
         for bad in ["{nope}", "{path.x}", "a}b", "{unclosed", "{query.}"] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
         let b = Template::parse("{body.amount}").expect("ok");
         assert!(b.needs_body());
+        let fields = json!({"amount": 12}).as_object().cloned().expect("object");
         let seen = Seen {
-            body: Some(json!({"amount": 12})),
+            body: Some(&fields),
             ..seen
         };
         assert_eq!(b.render(&seen).as_deref(), Some("12"));
     }
 
     #[test]
-    fn the_longest_prefix_wins_and_only_on_a_segment_boundary() {
-        let r = |p: &str| Route {
+    fn connection_named_headers_are_hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        h.append(header::CONNECTION, HeaderValue::from_static("x-other"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-other", HeaderValue::from_static("2"));
+        h.insert("x-kept", HeaderValue::from_static("3"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let out = end_to_end(&h, Some(&header::AUTHORIZATION));
+        assert_eq!(
+            out.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-kept"]
+        );
+    }
+
+    #[test]
+    fn prefixes_and_upstreams_are_validated() {
+        let r = |p: &str, u: &str| Route {
             prefix: p.to_owned(),
-            upstream: "http://u".into(),
+            upstream: u.to_owned(),
             actions: BTreeMap::new(),
             resource_type: "T".into(),
             resource_id: Template::parse("x").expect("ok"),
             context: BTreeMap::new(),
             credential: None,
         };
-        let routes = vec![r("/crm"), r("/crm/admin")];
+        let cfg = |routes| HttpConfig {
+            public_url: "http://gw".into(),
+            routes,
+            timeout: Duration::from_secs(1),
+            max_body_bytes: 1,
+            body_timeout: Duration::from_secs(1),
+        };
         assert_eq!(
-            matching(&routes, "/crm/admin/x").map(|(r, rest)| (r.prefix.as_str(), rest)),
-            Some(("/crm/admin", "/x"))
+            cfg(vec![r("/crm/admin", "http://u/api")]).validate(),
+            Ok(())
         );
-        assert_eq!(matching(&routes, "/crm").map(|(_, rest)| rest), Some(""));
-        assert!(matching(&routes, "/crmx").is_none());
-        assert_eq!(decode("a%20b+c%zz"), "a b c%zz");
+        for (p, u) in [
+            ("/crm/", "http://u"),
+            ("/%63rm", "http://u"),
+            ("/a/../b", "http://u"),
+        ] {
+            assert_eq!(
+                cfg(vec![r(p, u)]).validate(),
+                Err(HttpConfigError::Prefix(p.into()))
+            );
+        }
+        for u in ["http://u/", "http://u/a?x=1", "http://u#f"] {
+            assert_eq!(
+                cfg(vec![r("/crm", u)]).validate(),
+                Err(HttpConfigError::Upstream("/crm".into()))
+            );
+        }
     }
 }

@@ -205,6 +205,7 @@ namespace Mandate { action "api:read" in ["all"] appliesTo { principal: [Agent],
             routes: vec![route],
             timeout: std::time::Duration::from_secs(10),
             max_body_bytes: 1 << 20,
+            body_timeout: std::time::Duration::from_secs(10),
         },
         authz,
     );

@@ -65,6 +65,8 @@ pub struct ServeConfig {
     pub gateway_public_url: Option<String>,
     /// Until an upstream's response headers arrive.
     pub gateway_timeout_secs: u64,
+    /// How long a request body sent to the HTTP gateway may take to arrive, whole.
+    pub gateway_body_timeout_secs: u64,
     /// The largest request body the gateways forward.
     pub gateway_max_body_bytes: usize,
     /// `[[gateway.routes]]` (file only).
@@ -182,6 +184,7 @@ const KEYS: &[&str] = &[
     "gateway.listen",
     "gateway.public_url",
     "gateway.timeout_secs",
+    "gateway.body_timeout_secs",
     "gateway.max_body_bytes",
 ];
 
@@ -368,6 +371,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         gateway_listen: None,
         gateway_public_url: None,
         gateway_timeout_secs: 30,
+        gateway_body_timeout_secs: 30,
         gateway_max_body_bytes: 10 * 1024 * 1024,
         gateway_routes: routes,
         gateway_mcp: mcp,
@@ -570,6 +574,10 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 Some(n) => cfg.gateway_timeout_secs = n,
                 None => bad("must be a whole number of seconds in 1..=3600"),
             },
+            "gateway.body_timeout_secs" => match int(1, 3600) {
+                Some(n) => cfg.gateway_body_timeout_secs = n,
+                None => bad("must be a whole number of seconds in 1..=3600"),
+            },
             "gateway.max_body_bytes" => {
                 match int(1024, 1024 * 1024 * 1024).and_then(|n| usize::try_from(n).ok()) {
                     Some(n) => cfg.gateway_max_body_bytes = n,
@@ -734,5 +742,28 @@ mod tests {
         let all = errs.join("\n");
         assert!(all.contains("must not weaken"), "{all}");
         assert!(all.contains("record, alert, step_up, suspend"), "{all}");
+    }
+
+    #[test]
+    fn the_gateway_body_timeout() {
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(c.gateway_body_timeout_secs, 30);
+        let c = load(
+            &Flags::default(),
+            &env(&[("MANDATE_GATEWAY_BODY_TIMEOUT_SECS", "5")]),
+        )
+        .unwrap();
+        assert_eq!(c.gateway_body_timeout_secs, 5);
+        for bad in ["0", "3601", "x"] {
+            let errs = load(
+                &Flags::default(),
+                &env(&[("MANDATE_GATEWAY_BODY_TIMEOUT_SECS", bad)]),
+            )
+            .unwrap_err();
+            assert!(
+                errs.join("\n").contains("body_timeout_secs"),
+                "{bad}: {errs:?}"
+            );
+        }
     }
 }

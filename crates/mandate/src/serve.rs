@@ -159,15 +159,17 @@ fn gateway_router(
         mandate_server::gateway::GatewayAuthorizer::new(Arc::clone(state)),
     );
     let timeout = std::time::Duration::from_secs(cfg.gateway_timeout_secs);
-    let http = mandate_gateway::http::router(
-        HttpConfig {
-            public_url: public_url.clone(),
-            routes,
-            timeout,
-            max_body_bytes: cfg.gateway_max_body_bytes,
-        },
-        Arc::clone(&authz),
-    );
+    let http_config = HttpConfig {
+        public_url: public_url.clone(),
+        routes,
+        timeout,
+        max_body_bytes: cfg.gateway_max_body_bytes,
+        body_timeout: std::time::Duration::from_secs(cfg.gateway_body_timeout_secs),
+    };
+    http_config
+        .validate()
+        .context("the gateway's HTTP routes")?;
+    let http = mandate_gateway::http::router(http_config, Arc::clone(&authz));
     let mcp_config = McpConfig {
         public_url,
         servers: cfg

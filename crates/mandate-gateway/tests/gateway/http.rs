@@ -1,8 +1,12 @@
 //! The HTTP gateway at its boundary: a scripted `Authorizer` (the server's real one is
 //! tested end to end in `crates/mandate/tests/e2e/gateway.rs`), a real upstream on a
-//! loopback port that counts what reaches it, and the gateway on another. Nothing is
+//! loopback port that records what reaches it, and the gateway on another. Nothing is
 //! forwarded unless the answer is an allow; failures upstream are 502/504; templates
 //! read the body when asked; oversized bodies are 413.
+//!
+//! Issue 18's regression tests are named after its findings (`issue18_f1_…`,
+//! `issue18_f5_…`, `issue18_f9_…`). Requests whose exact bytes matter are sent over a
+//! raw TCP connection ([`raw`]): an HTTP client library would normalise the path.
 
 #![expect(clippy::expect_used, reason = "tests fail loudly")]
 
@@ -12,16 +16,32 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal, Verdict};
 use mandate_gateway::http::{Credential, HttpConfig, Route, Template};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Answers by action: `*:deny` denies, `*:hold` needs approval, `*:down` is unavailable.
 #[derive(Default)]
 struct Scripted {
     asked: Mutex<Vec<Ask>>,
     changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Scripted {
+    fn asked(&self) -> usize {
+        self.asked.lock().expect("lock").len()
+    }
+
+    fn last(&self) -> Ask {
+        self.asked
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("asked")
+    }
 }
 
 impl Authorizer for Scripted {
@@ -72,10 +92,24 @@ impl Authorizer for Scripted {
     }
 }
 
+/// What reached the upstream: the request target exactly as received, the headers
+/// and the body.
+type Reached = (String, HeaderMap, Bytes);
+
 struct Upstream {
     url: String,
     hits: Arc<AtomicUsize>,
-    last: Arc<Mutex<Option<(HeaderMap, Bytes)>>>,
+    last: Arc<Mutex<Option<Reached>>>,
+}
+
+impl Upstream {
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    fn last(&self) -> Reached {
+        self.last.lock().expect("lock").clone().expect("reached")
+    }
 }
 
 async fn upstream() -> Upstream {
@@ -90,11 +124,24 @@ async fn upstream() -> Upstream {
                 "late"
             }),
         )
-        .fallback(move |headers: HeaderMap, body: Bytes| {
+        .route(
+            "/hop",
+            axum::routing::get(|| async {
+                (
+                    [
+                        ("connection", "x-upstream-hop"),
+                        ("x-upstream-hop", "for the gateway only"),
+                        ("x-upstream-kept", "end to end"),
+                    ],
+                    "hop",
+                )
+            }),
+        )
+        .fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
             let (h, l) = (Arc::clone(&h), Arc::clone(&l));
             async move {
                 h.fetch_add(1, Ordering::SeqCst);
-                *l.lock().expect("lock") = Some((headers, body));
+                *l.lock().expect("lock") = Some((uri.to_string(), headers, body));
                 "ok"
             }
         });
@@ -118,22 +165,135 @@ fn route(prefix: &str, upstream: &str, action: &str) -> Route {
     }
 }
 
+fn config(url: &str, routes: Vec<Route>) -> HttpConfig {
+    HttpConfig {
+        public_url: url.to_owned(),
+        routes,
+        timeout: Duration::from_millis(500),
+        max_body_bytes: 1024,
+        body_timeout: Duration::from_secs(5),
+    }
+}
+
 async fn gateway(routes: Vec<Route>, authz: Arc<Scripted>) -> String {
+    gateway_with(routes, authz, |_| {}).await
+}
+
+/// The gateway on a loopback port, its configuration changed by `tune`.
+async fn gateway_with(
+    routes: Vec<Route>,
+    authz: Arc<Scripted>,
+    tune: impl FnOnce(&mut HttpConfig),
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = mandate_gateway::http::router(
-        HttpConfig {
-            public_url: url.clone(),
-            routes,
-            timeout: Duration::from_millis(500),
-            max_body_bytes: 1024,
-        },
-        authz,
-    );
+    let mut cfg = config(&url, routes);
+    tune(&mut cfg);
+    let app = mandate_gateway::http::router(cfg, authz);
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
+}
+
+/// An answer read off a raw connection.
+#[derive(Debug)]
+struct RawAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl RawAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn code(&self) -> Value {
+        serde_json::from_slice::<Value>(&self.body)
+            .ok()
+            .and_then(|p| p.get("code").cloned())
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// Sends `head` (request line and headers, each ending `\r\n`; the blank line is
+/// added) and then `body` on a new connection to `gw`, and reads one answer: the body
+/// by its `Content-Length`, else until the connection closes. Gives up after `wait`.
+async fn raw_with(gw: &str, head: &str, body: &[u8], wait: Duration) -> RawAnswer {
+    let addr = gw.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(format!("{head}\r\n").as_bytes())
+        .await
+        .expect("write head");
+    conn.write_all(body).await.expect("write body");
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let n = conn.read(&mut chunk).await.expect("read");
+            assert!(
+                n > 0,
+                "closed before an answer: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(chunk.get(..n).expect("n"));
+        };
+        let text = String::from_utf8_lossy(buf.get(..end).expect("head")).into_owned();
+        let mut lines = text.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let mut body = buf.get(end + 4..).expect("body").to_vec();
+        let length = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok());
+        loop {
+            if length.is_some_and(|l| body.len() >= l) {
+                break;
+            }
+            let n = conn.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(chunk.get(..n).expect("n"));
+        }
+        RawAnswer {
+            status,
+            headers,
+            body,
+        }
+    };
+    tokio::time::timeout(wait, read)
+        .await
+        .map_err(|_| format!("no answer within {wait:?} to {head:?}"))
+        .expect("an answer in time")
+}
+
+/// `GET path` with the good token, as raw bytes, on a connection closed after it.
+async fn raw(gw: &str, path: &str) -> RawAnswer {
+    raw_with(
+        gw,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\nConnection: close\r\n"
+        ),
+        b"",
+        Duration::from_secs(5),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -157,7 +317,7 @@ async fn only_an_allow_is_forwarded_and_every_failure_is_named() {
 
     let r = get("/ok/r1").await.expect("send");
     assert_eq!(r.status(), 200);
-    let (headers, _) = up.last.lock().expect("lock").clone().expect("reached");
+    let (_, headers, _) = up.last();
     assert_eq!(
         headers.get("authorization").expect("injected"),
         "Bearer s3cret"
@@ -220,7 +380,7 @@ async fn only_an_allow_is_forwarded_and_every_failure_is_named() {
         .expect("asked");
     assert_eq!(ask.resource_id, "r9");
     assert_eq!(ask.action, "x:post");
-    let (_, body) = up.last.lock().expect("lock").clone().expect("reached");
+    let (_, _, body) = up.last();
     assert_eq!(
         serde_json::from_slice::<Value>(&body).expect("json"),
         json!({"id": "r9", "n": 1})
@@ -242,4 +402,426 @@ async fn only_an_allow_is_forwarded_and_every_failure_is_named() {
         .await
         .expect("send");
     assert_eq!(r.status(), 413);
+}
+
+/// The routes of `tests/data/http_paths.json`.
+fn table_routes(up: &str) -> Vec<Route> {
+    let r = |prefix: &str, base: &str, action: &str, id: &str| Route {
+        resource_id: Template::parse(id).expect("template"),
+        context: [(
+            "path".to_owned(),
+            Template::parse("{path}").expect("template"),
+        )]
+        .into(),
+        ..route(prefix, &format!("{up}{base}"), action)
+    };
+    vec![
+        r("/crm", "/api/crm", "crm:read", "{path.1}"),
+        r("/crm/admin", "/api/crm-admin", "crm:admin", "{path.1}"),
+        r("/billing", "/api/billing", "billing:read", "{path.1}"),
+        r("/search", "/api/search", "search:read", "{query.q}"),
+    ]
+}
+
+/// Issue 18, finding 1 (and the query cases of finding 5), as a table: each raw path
+/// is decided on, recorded as and forwarded as one canonical form, or refused with
+/// nothing decided and nothing forwarded.
+#[tokio::test]
+async fn issue18_f1_paths_are_decided_recorded_and_forwarded_as_one_canonical_form() {
+    let data: Value = serde_json::from_str(include_str!("../data/http_paths.json")).expect("table");
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(table_routes(&up.url), Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    let cases = data["cases"].as_array().expect("cases");
+    for case in cases {
+        let name = case["name"].as_str().expect("name");
+        let path = case["path"].as_str().expect("path");
+        let (hits, asked) = (up.hits(), authz.asked());
+        let r = raw(&gw, path).await;
+        let mut wrong = Vec::new();
+        if let Some(status) = case["status"].as_u64() {
+            if u64::from(r.status) != status || r.code() != case["code"] {
+                wrong.push(format!("answered {} {}", r.status, r.code()));
+            }
+            if up.hits() != hits {
+                wrong.push(format!("reached the upstream as {}", up.last().0));
+            }
+            if authz.asked() != asked {
+                wrong.push(format!("was decided: {:?}", authz.last().resource_id));
+            }
+        } else if r.status != 200 || up.hits() != hits + 1 || authz.asked() != asked + 1 {
+            wrong.push(format!(
+                "answered {} {} (upstream hits {}, decisions {})",
+                r.status,
+                r.code(),
+                up.hits() - hits,
+                authz.asked() - asked
+            ));
+        } else {
+            let ask = authz.last();
+            let route = case["route"].as_str().expect("route");
+            let (target, _, _) = up.last();
+            for (what, got, want) in [
+                ("upstream", json!(target), case["upstream"].clone()),
+                ("route", ask.via["route"].clone(), json!(route)),
+                (
+                    "resource id",
+                    json!(ask.resource_id),
+                    case["resource_id"].clone(),
+                ),
+                (
+                    "{path}",
+                    ask.context["path"].clone(),
+                    case["decided_path"].clone(),
+                ),
+                (
+                    "via.path",
+                    ask.via["path"].clone(),
+                    case["via_path"].clone(),
+                ),
+                (
+                    "audience",
+                    json!(ask.audience),
+                    json!(format!("{gw}{route}")),
+                ),
+            ] {
+                if got != want {
+                    wrong.push(format!("{what} {got}, want {want}"));
+                }
+            }
+            if let Some(raw_path) = case.get("raw_path")
+                && ask.via["raw_path"] != *raw_path
+            {
+                wrong.push(format!("via.raw_path {}", ask.via["raw_path"]));
+            }
+        }
+        if !wrong.is_empty() {
+            failures.push(format!("{name} ({path}): {}", wrong.join("; ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+/// Percent-decodes `s` (test-side, independent of the gateway's decoder).
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Issue 18, finding 1, as a property: for any raw path drawn from a hostile alphabet,
+/// either the upstream receives exactly the path the decision saw, below the decided
+/// route's base, or the request is refused with a 4xx and nothing reaches the upstream.
+#[test]
+fn issue18_f1_the_upstream_receives_exactly_the_decided_path_or_nothing() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let authz = Arc::new(Scripted::default());
+    let (up, gw) = rt.block_on(async {
+        let up = upstream().await;
+        let routes = ["/crm", "/crm/admin", "/billing"]
+            .iter()
+            .map(|p| Route {
+                resource_id: Template::parse("{path}").expect("template"),
+                context: [("path".to_owned(), Template::parse("{path}").expect("t"))].into(),
+                ..route(p, &format!("{}/api{p}", up.url), "x:read")
+            })
+            .collect();
+        let gw = gateway(routes, Arc::clone(&authz)).await;
+        (up, gw)
+    });
+    let piece = prop::sample::select(vec![
+        "/", "/", "/", ".", "..", "%", "%2e", "%2E", "%2f", "%2F", "%5c", "%5C", "%00", "%25",
+        "2e", "2f", "5c", "0", "a", "b", "e", "f", "crm", "admin", "billing", "x", "\\", ";", "?",
+        "#", "+", "=", "&", "~", "%c3%a9", "é", "%73", ":", "@",
+    ]);
+    let start = prop::sample::select(vec!["", "/", "/crm", "/crm/", "/crm/admin/", "/billing/"]);
+    let strategy = (start, prop::collection::vec(piece, 0..12))
+        .prop_map(|(s, ps)| format!("{s}{}", ps.concat()))
+        .prop_map(|p| {
+            if p.starts_with('/') {
+                p
+            } else {
+                format!("/{p}")
+            }
+        });
+    let cases: u32 = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let forwarded = AtomicUsize::new(0);
+    let result = runner.run(&strategy, |path| {
+        let (hits, asked) = (up.hits(), authz.asked());
+        let r = rt.block_on(raw(&gw, &path));
+        if r.status != 200 {
+            prop_assert!((400..500).contains(&r.status), "{path}: {}", r.status);
+            prop_assert_eq!(
+                up.hits(),
+                hits,
+                "{}: refused but reached the upstream",
+                path
+            );
+            return Ok(());
+        }
+        prop_assert_eq!(up.hits(), hits + 1, "{}", path);
+        prop_assert_eq!(authz.asked(), asked + 1, "{}", path);
+        let ask = authz.last();
+        let route = ask.via["route"].as_str().unwrap_or_default().to_owned();
+        prop_assert_eq!(&ask.audience, &format!("{gw}{route}"));
+        let decided = ask.context["path"].as_str().unwrap_or_default().to_owned();
+        let (target, _, _) = up.last();
+        let received = target.split('?').next().unwrap_or_default();
+        let base = format!("/api{route}");
+        let below = received.strip_prefix(&base).ok_or_else(|| {
+            TestCaseError::fail(format!("{path}: {received} is not below {base}"))
+        })?;
+        prop_assert!(
+            below.is_empty() || below.starts_with('/'),
+            "{path}: {received}"
+        );
+        let below = below.strip_prefix('/').unwrap_or(below);
+        let mut segments = Vec::new();
+        for s in below.split('/') {
+            // What the upstream's decoder reads: no dot segment, no hidden separator.
+            let text = percent_decode(s).ok_or_else(|| {
+                TestCaseError::fail(format!("{path}: {received} does not decode"))
+            })?;
+            prop_assert!(
+                text != "." && text != "..",
+                "{path}: {received} has a dot segment"
+            );
+            prop_assert!(!text.contains(['/', '\\', '\0']), "{path}: {received}");
+            segments.push(text);
+        }
+        prop_assert_eq!(
+            segments.join("/"),
+            decided,
+            "{}: received {}",
+            path,
+            received
+        );
+        forwarded.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // The alphabet must reach both sides of the property, not only refusals.
+    let forwarded = forwarded.into_inner();
+    assert!(
+        forwarded * 10 >= cases as usize && forwarded * 10 <= cases as usize * 9,
+        "{forwarded} of {cases} forwarded"
+    );
+}
+
+/// Issue 18, finding 5: the agent's token in the query is refused, never forwarded.
+#[tokio::test]
+async fn issue18_f5_an_access_token_in_the_query_is_refused_and_never_forwarded() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let c = reqwest::Client::new();
+    for url in [
+        format!("{gw}/ok/r1?access_token=good"),
+        format!("{gw}/ok/r1?a=1&access_token=good&b=2"),
+    ] {
+        let r = c.get(&url).bearer_auth("good").send().await.expect("send");
+        assert_eq!(r.status(), 400, "{url}");
+        let p: Value = r.json().await.expect("problem");
+        assert_eq!(p["code"], "token_in_query", "{url}");
+    }
+    assert_eq!(up.hits(), 0, "nothing reached the upstream");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+}
+
+/// Issue 18, finding 5: headers a `Connection` field names are hop-by-hop and are not
+/// passed on, in either direction (RFC 9110 §7.6.1).
+#[tokio::test]
+async fn issue18_f5_headers_named_in_connection_are_dropped_both_ways() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let r = raw_with(
+        &gw,
+        "GET /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+         Connection: close, X-Client-Hop\r\nX-Client-Hop: for the gateway only\r\n\
+         X-Client-Kept: end to end\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let (_, headers, _) = up.last();
+    assert_eq!(headers.get("x-client-kept").expect("kept"), "end to end");
+    assert!(headers.get("x-client-hop").is_none(), "{headers:?}");
+
+    let r = raw(&gw, "/ok/hop").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-upstream-kept"), Some("end to end"));
+    assert_eq!(r.header("x-upstream-hop"), None, "{:?}", r.headers);
+}
+
+/// Issue 18, finding 5: an answer sent before the request body was read says
+/// `Connection: close` (RFC 9112 §9.6); one sent after a whole body does not.
+#[tokio::test]
+async fn issue18_f5_an_early_answer_with_an_unread_body_says_connection_close() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    // A bad token, a declared body that never comes.
+    let r = raw_with(
+        &gw,
+        "POST /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer bad\r\nContent-Length: 100\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    // An ambiguous path with a body.
+    let r = raw_with(
+        &gw,
+        "POST /ok/a%2Fb HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\nContent-Length: 5\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    // No body, or a whole one: the connection stays open.
+    let r = raw_with(
+        &gw,
+        "GET /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer bad\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("connection"), None, "{:?}", r.headers);
+    assert_eq!(up.hits(), 0);
+}
+
+/// Issue 18, finding 9: the token is checked before any of the body is read — a bad
+/// token with a large declared body that trickles in gets its 401 at once.
+#[tokio::test]
+async fn issue18_f9_the_token_is_checked_before_the_body_is_read() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{body.id}").expect("template"),
+        ..route("/body", &up.url, "x:write")
+    }];
+    let gw = gateway_with(routes, Arc::clone(&authz), |c| {
+        c.max_body_bytes = 4 * 1024 * 1024;
+        c.body_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let r = raw_with(
+        &gw,
+        "POST /body HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer bad\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000000\r\n",
+        b"{\"id\": \"x",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.code(), "unauthenticated");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0);
+}
+
+/// Issue 18, finding 9: a body that trickles in is cut off at `body_timeout` — 408 when
+/// the gateway reads it, and a relayed one never reaches the upstream whole.
+#[tokio::test]
+async fn issue18_f9_a_trickled_body_times_out() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![
+        Route {
+            resource_id: Template::parse("{body.id}").expect("template"),
+            ..route("/body", &up.url, "x:write")
+        },
+        route("/ok", &up.url, "x:write"),
+    ];
+    let gw = gateway_with(routes, Arc::clone(&authz), |c| {
+        c.body_timeout = Duration::from_millis(300);
+        c.timeout = Duration::from_secs(10);
+    })
+    .await;
+    for (path, decided) in [("/body", 0), ("/ok/r1", 1)] {
+        let started = tokio::time::Instant::now();
+        let r = raw_with(
+            &gw,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n"
+            ),
+            b"{\"id\": \"x",
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            408,
+            "{path}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.code(), "request_timeout", "{path}");
+        assert_eq!(r.header("connection"), Some("close"), "{path}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{path}");
+        assert_eq!(authz.asked(), decided, "{path}");
+    }
+    assert_eq!(up.hits(), 0, "no body reached the upstream whole");
+}
+
+/// Issue 18: a JSON body a template reads may not name a top-level field twice (the
+/// decision would take one copy, the upstream maybe the other).
+#[tokio::test]
+async fn issue18_a_repeated_body_field_is_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{body.id}").expect("template"),
+        ..route("/body", &up.url, "x:write")
+    }];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let r = reqwest::Client::new()
+        .post(format!("{gw}/body"))
+        .bearer_auth("good")
+        .header("content-type", "application/json")
+        .body(r#"{"id": "public", "id": "secret"}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.expect("problem");
+    assert_eq!(p["code"], "ambiguous_body");
+    assert_eq!(authz.asked(), 0);
+    assert_eq!(up.hits(), 0);
 }

@@ -319,3 +319,209 @@ credential_header = "X-Api-Key"
     assert!(!s.stderr.lock().unwrap().contains(SECRET));
     assert!(!s.stdout_text().contains(SECRET));
 }
+
+/// `GET {path}` with `token`, sent as raw bytes (an HTTP client would normalise the
+/// path) on a connection closed after it: (status, problem JSON or Null).
+async fn raw_get(gw: &str, path: &str, token: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut conn = tokio::net::TcpStream::connect(gw.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Issue 18, finding 1, against a real `mandate serve`: a CRM-only agent with a token
+/// for `{gateway}/crm` cannot reach the billing route's upstream (with the CRM
+/// credential) through dot segments in any spelling, nor walk around a forbid on
+/// `Crm::Contact::"secret"` with `x/../secret` or `%73ecret`; nothing reaches the
+/// upstream, and the record names the resource as decided, in canonical form.
+#[tokio::test]
+async fn issue18_f1_paths_that_leave_their_route_or_hide_a_forbidden_resource_are_refused() {
+    let seen = Seen::default();
+    let up = upstream(seen.clone()).await;
+    let (_t, dir) = data_dir();
+    let files = tempfile::tempdir().unwrap();
+    let config = files.path().join("mandate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[gateway]
+listen = "127.0.0.1:0"
+
+[[gateway.routes]]
+prefix = "/crm"
+upstream = "{up}/api/crm"
+actions = {{ GET = "crm:read" }}
+resource_type = "Crm::Contact"
+resource_id = "{{path.1}}"
+context = {{ data_class = "internal" }}
+credential_secret = "crm-key"
+credential_header = "X-Api-Key"
+
+[[gateway.routes]]
+prefix = "/billing"
+upstream = "{up}/api/billing"
+actions = {{ GET = "billing:read" }}
+resource_type = "Billing::Invoice"
+resource_id = "{{path.1}}"
+credential_secret = "billing-key"
+"#
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &[]);
+    let admin = s.token.clone().expect("bootstrap token");
+    let gw = gateway_url(&s);
+    for name in ["crm-key", "billing-key"] {
+        let (st, v) = s
+            .admin(
+                &admin,
+                Method::PUT,
+                &format!("/v1/gateway/secrets/{name}"),
+                Some(json!({"value": format!("{name}-{SECRET}")})),
+            )
+            .await;
+        assert!(st == 200 || st == 201 || st == 204, "{st} {v}");
+    }
+    let policies = r#"
+@id("reads") permit (principal, action == Mandate::Action::"crm:read", resource);
+@id("no-secret") forbid (principal, action, resource == Crm::Contact::"secret");
+"#;
+    let (st, v) = s
+        .admin(
+            &admin,
+            Method::POST,
+            "/v1/policies",
+            Some(json!({"policies": policies, "schema_fragments": [SCHEMA]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let version = v["version"].as_i64().unwrap();
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/policies/{version}/activate"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let resource = format!("{gw}/crm");
+    let (st, a) = s
+        .admin(
+            &admin,
+            Method::POST,
+            "/v1/agents",
+            Some(json!({"name": "crm-reader", "owner": "alice@example.com",
+                        "boundary": {"grants": [{"actions": ["crm:read"], "resources": ["Crm::Contact/*"], "data_classes": ["internal"]}],
+                                     "audiences": [resource]}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{a}");
+    let agent = a["id"].as_str().unwrap().to_owned();
+    let secret = s.add_secret(&admin, &agent).await;
+    let (st, t) = s
+        .token_basic(&agent, &secret, &[("resource", &resource)])
+        .await;
+    assert_eq!(st, 200, "{t}");
+    let token = t["access_token"].as_str().unwrap().to_owned();
+
+    // Out of /crm into /billing, in every spelling of `..`: ambiguous, nothing decided.
+    for path in [
+        "/crm/contacts/%2e%2e/%2e%2e/billing/invoices/i1",
+        "/crm/contacts/../../billing/invoices/i1",
+        "/crm/contacts/.%2e/.%2e/billing/invoices/i1",
+        "/crm/contacts/%2E%2E/%2E%2E/billing/invoices/i1",
+    ] {
+        let (st, p) = raw_get(&gw, path, &token).await;
+        assert_eq!(st, 400, "{path}: {p}");
+        assert_eq!(p["code"], "ambiguous_path", "{path}");
+    }
+    // Around the forbid: decided on the canonical resource, and denied.
+    for path in ["/crm/contacts/x/../secret", "/crm/contacts/%73ecret"] {
+        let (st, p) = raw_get(&gw, path, &token).await;
+        assert_eq!(st, 403, "{path}: {p}");
+        assert_eq!(p["code"], "denied", "{path}");
+        assert_eq!(p["reasons"][0], "forbidden_by_policy", "{path}: {p}");
+    }
+    // The billing route itself: the token is not for it.
+    let (st, _) = raw_get(&gw, "/billing/invoices/i1", &token).await;
+    assert_eq!(st, 401);
+    assert!(
+        seen.requests.lock().unwrap().is_empty(),
+        "nothing reached the upstream: {:?}",
+        seen.requests.lock().unwrap()
+    );
+
+    // What is allowed still goes through, to the path that was decided.
+    let (st, _) = raw_get(&gw, "/crm/contacts/c42", &token).await;
+    assert_eq!(st, 200);
+    {
+        let got = seen.requests.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "/api/crm/contacts/c42");
+        assert_eq!(
+            got[0].1.get("x-api-key").unwrap(),
+            format!("crm-key-{SECRET}").as_str()
+        );
+    }
+
+    // The record: three decisions (the ambiguous paths and the wrong audience decided
+    // nothing), each on the canonical resource, with the path as sent beside it.
+    let (_, ev) = s
+        .admin(
+            &admin,
+            Method::GET,
+            &format!("/v1/audit/events?agent={agent}&kind=decision"),
+            None,
+        )
+        .await;
+    let items = ev["items"].as_array().unwrap();
+    let seen_in_log: Vec<(String, String, String, String)> = items
+        .iter()
+        .map(|e| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                text(&e["decision"]),
+                text(&e["resource"]["id"]),
+                text(&e["details"]["via"]["path"]),
+                text(&e["details"]["via"]["raw_path"]),
+            )
+        })
+        .collect();
+    let want = |d: &str, id: &str, path: &str, raw: &str| {
+        (d.to_owned(), id.to_owned(), path.to_owned(), raw.to_owned())
+    };
+    assert_eq!(
+        seen_in_log,
+        [
+            want(
+                "deny",
+                "secret",
+                "/crm/contacts/secret",
+                "/crm/contacts/x/../secret"
+            ),
+            want(
+                "deny",
+                "secret",
+                "/crm/contacts/secret",
+                "/crm/contacts/%73ecret"
+            ),
+            want("allow", "c42", "/crm/contacts/c42", ""),
+        ],
+        "{ev}"
+    );
+}

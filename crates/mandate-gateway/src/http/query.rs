@@ -1,0 +1,189 @@
+//! The request's query, read once: the pairs the templates read are the pairs the
+//! upstream receives, re-encoded by one fixed encoder.
+//!
+//! - Pairs are split on `&` (never `;`), then on the first `=`; `+` is a space and
+//!   `%XX` an escape (`application/x-www-form-urlencoded`), decoded once into UTF-8.
+//!   A `%` not followed by two hex digits, or bytes that are not UTF-8, are refused
+//!   ([`QueryError::Malformed`], 400 `ambiguous_query`): the upstream's decoder might
+//!   read them otherwise. Empty pieces (`a=1&&b=2`) carry nothing and are dropped.
+//! - A parameter a template reads (`{query.NAME}`) must appear at most once
+//!   ([`QueryError::Repeated`], 400 `ambiguous_query`): a decision on the first copy
+//!   says nothing about an upstream that takes the last.
+//! - `access_token` is refused ([`QueryError::TokenInQuery`], 400 `token_in_query`):
+//!   the agent's token comes in the `Authorization` header only (RFC 6750 §2.3
+//!   discourages the query; the route's RFC 9728 metadata says `bearer_methods_supported:
+//!   ["header"]`), and a token in a URL ends up in logs — refusing says so, where
+//!   stripping it would hide it.
+//! - The upstream receives the pairs in order, each name and value encoded with every
+//!   byte but the unreserved characters as `%XX` (a space is `%20`, a `+` is `%2B`, a
+//!   `;` is `%3B`), `=` only where the pair had one. So whatever the upstream's decoder
+//!   (form or RFC 3986, `;` as a separator or not), it reads the values the decision read.
+
+use std::fmt::Write as _;
+
+/// Why a query is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// A bad `%` escape or bytes that are not UTF-8.
+    #[error("the query holds a `%` not followed by two hex digits, or bytes that are not UTF-8")]
+    Malformed,
+    /// A parameter the route reads appears more than once.
+    #[error("query parameter `{0}` is read by the route and appears more than once")]
+    Repeated(String),
+    /// The query holds `access_token`.
+    #[error("the access token goes in the `Authorization` header, not in the query")]
+    TokenInQuery,
+}
+
+impl QueryError {
+    /// The stable code the gateway answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed | Self::Repeated(_) => "ambiguous_query",
+            Self::TokenInQuery => "token_in_query",
+        }
+    }
+}
+
+/// A query read into decoded pairs. Built only by [`Query::parse`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Name, and value when the pair had an `=`.
+    pairs: Vec<(String, Option<String>)>,
+}
+
+impl Query {
+    /// Reads the raw query (after `?`, still encoded).
+    pub fn parse(raw: Option<&str>) -> Result<Self, QueryError> {
+        let mut pairs = Vec::new();
+        for piece in raw.unwrap_or_default().split('&') {
+            if piece.is_empty() {
+                continue;
+            }
+            let (k, v) = match piece.split_once('=') {
+                Some((k, v)) => (decode(k)?, Some(decode(v)?)),
+                None => (decode(piece)?, None),
+            };
+            if k == "access_token" {
+                return Err(QueryError::TokenInQuery);
+            }
+            pairs.push((k, v));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// Refuses when one of `names` appears more than once.
+    pub fn check_read<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), QueryError> {
+        for n in names {
+            if self.pairs.iter().filter(|(k, _)| k == n).count() > 1 {
+                return Err(QueryError::Repeated(n.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of `name` (`""` for a pair without `=`); `None` when absent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_deref().unwrap_or_default())
+    }
+
+    /// What the upstream receives: `""` or `?` and the re-encoded pairs.
+    pub fn upstream(&self) -> String {
+        let mut out = String::new();
+        for (i, (k, v)) in self.pairs.iter().enumerate() {
+            out.push(if i == 0 { '?' } else { '&' });
+            encode(k, &mut out);
+            if let Some(v) = v {
+                out.push('=');
+                encode(v, &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn encode(text: &str, out: &mut String) {
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+fn decode(s: &str) -> Result<String, QueryError> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut it = s.bytes();
+    while let Some(b) = it.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let (Some(h), Some(l)) = (it.next().and_then(hex), it.next().and_then(hex)) else {
+                    return Err(QueryError::Malformed);
+                };
+                out.push((h << 4) | l);
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8(out).map_err(|_| QueryError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_decoded_once_and_reencoded_one_way() {
+        let q = Query::parse(Some("q=a+b%20c&flag&x=%2B%3B&&n%61me=caf%C3%A9")).expect("ok");
+        assert_eq!(q.get("q"), Some("a b c"));
+        assert_eq!(q.get("flag"), Some(""));
+        assert_eq!(q.get("x"), Some("+;"));
+        assert_eq!(q.get("name"), Some("café"));
+        assert_eq!(q.get("nope"), None);
+        assert_eq!(q.upstream(), "?q=a%20b%20c&flag&x=%2B%3B&name=caf%C3%A9");
+        assert_eq!(Query::parse(None).expect("ok").upstream(), "");
+        assert_eq!(Query::parse(Some("")).expect("ok").upstream(), "");
+        // `;` is no separator: one pair, whose value holds it.
+        assert_eq!(
+            Query::parse(Some("a=1;a=2")).expect("ok").get("a"),
+            Some("1;a=2")
+        );
+    }
+
+    #[test]
+    fn bad_escapes_repeats_and_tokens_are_refused() {
+        for raw in ["a=%zz", "a=%2", "a=%ff", "%e9=1"] {
+            assert_eq!(Query::parse(Some(raw)), Err(QueryError::Malformed), "{raw}");
+        }
+        for raw in ["access_token=x", "a=1&access%5Ftoken=x", "access_token"] {
+            assert_eq!(
+                Query::parse(Some(raw)),
+                Err(QueryError::TokenInQuery),
+                "{raw}"
+            );
+        }
+        let q = Query::parse(Some("id=1&other=2&other=3&%69d=4")).expect("ok");
+        assert_eq!(
+            q.check_read(["other"]),
+            Err(QueryError::Repeated("other".into()))
+        );
+        assert_eq!(q.check_read(["id"]), Err(QueryError::Repeated("id".into())));
+        let q = Query::parse(Some("id=1&other=2&other=3")).expect("ok");
+        assert_eq!(q.check_read(["id"]), Ok(()));
+    }
+}
