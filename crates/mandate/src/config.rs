@@ -67,6 +67,11 @@ pub struct ServeConfig {
     pub gateway_timeout_secs: u64,
     /// The largest request body the gateways forward.
     pub gateway_max_body_bytes: usize,
+    /// How long a client has to send a request body once its token was accepted.
+    pub gateway_body_timeout_secs: u64,
+    /// How long an upstream MCP server's standalone stream may stay silent before the
+    /// gateway takes it for dead and opens it again.
+    pub gateway_stream_idle_secs: u64,
     /// `[[gateway.routes]]` (file only).
     pub gateway_routes: Vec<RouteConfig>,
     /// `[[gateway.mcp]]` (file only).
@@ -183,6 +188,8 @@ const KEYS: &[&str] = &[
     "gateway.public_url",
     "gateway.timeout_secs",
     "gateway.max_body_bytes",
+    "gateway.body_timeout_secs",
+    "gateway.stream_idle_secs",
 ];
 
 fn env_name(key: &str) -> String {
@@ -369,6 +376,8 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         gateway_public_url: None,
         gateway_timeout_secs: 30,
         gateway_max_body_bytes: 10 * 1024 * 1024,
+        gateway_body_timeout_secs: 10,
+        gateway_stream_idle_secs: 300,
         gateway_routes: routes,
         gateway_mcp: mcp,
     };
@@ -570,6 +579,14 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 Some(n) => cfg.gateway_timeout_secs = n,
                 None => bad("must be a whole number of seconds in 1..=3600"),
             },
+            "gateway.body_timeout_secs" => match int(1, 3600) {
+                Some(n) => cfg.gateway_body_timeout_secs = n,
+                None => bad("must be a whole number of seconds in 1..=3600"),
+            },
+            "gateway.stream_idle_secs" => match int(10, 86400) {
+                Some(n) => cfg.gateway_stream_idle_secs = n,
+                None => bad("must be a whole number of seconds in 10..=86400"),
+            },
             "gateway.max_body_bytes" => {
                 match int(1024, 1024 * 1024 * 1024).and_then(|n| usize::try_from(n).ok()) {
                     Some(n) => cfg.gateway_max_body_bytes = n,
@@ -697,6 +714,36 @@ mod tests {
             assert!(all.contains(want), "missing {want} in:\n{all}");
         }
         assert_eq!(errs.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn gateway_body_and_stream_timeouts() {
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(
+            (c.gateway_body_timeout_secs, c.gateway_stream_idle_secs),
+            (10, 300)
+        );
+        let c = load(
+            &Flags::default(),
+            &env(&[
+                ("MANDATE_GATEWAY_BODY_TIMEOUT_SECS", "3"),
+                ("MANDATE_GATEWAY_STREAM_IDLE_SECS", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.gateway_body_timeout_secs, c.gateway_stream_idle_secs),
+            (3, 60)
+        );
+        let errs = load(
+            &Flags::default(),
+            &env(&[
+                ("MANDATE_GATEWAY_BODY_TIMEOUT_SECS", "0"),
+                ("MANDATE_GATEWAY_STREAM_IDLE_SECS", "1"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
     }
 
     #[test]
