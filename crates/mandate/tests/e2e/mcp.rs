@@ -976,7 +976,7 @@ async fn finding_6_an_agent_acting_for_the_same_user_cannot_use_another_agents_s
 
 /// Finding 7 (issue 18): after `contain`, a `GET /mcp` stream opened before kept
 /// relaying the upstream's notifications. The upstream (FastMCP) sends one on the
-/// standalone stream every 300 ms; once `POST /v1/agents/{id}/contain` has answered the
+/// standalone stream every 500 ms; once `POST /v1/agents/{id}/contain` has answered the
 /// client receives at most one more, then the stream ends; and the agent can open
 /// nothing (the SDK client cannot connect).
 #[tokio::test]
@@ -1002,7 +1002,7 @@ async fn finding_7_contain_cuts_an_open_mcp_stream_within_one_notification() {
         &g.endpoint,
         Some(&token),
         Some(&sid),
-        &tool_call(2, "demo__tick", json!({"n": 200, "interval_ms": 300})),
+        &tool_call(2, "demo__tick", json!({"n": 120, "interval_ms": 500})),
     )
     .send()
     .await
