@@ -2,6 +2,25 @@
 //! 2025-06-18, 2025-03-26 and 2024-11-05) in front of one or more upstream MCP servers,
 //! where every tool call is decided and recorded by Mandate before it is forwarded.
 //!
+//! # Who a session belongs to
+//!
+//! Every request is authenticated with [`Authorizer::authenticate`] before anything
+//! else is read or opened: signature, window, audience (`{public_url}/mcp`),
+//! revocation, and the whole holder chain (every agent active, the mandate live). It
+//! names the **acting agent**: the agent the token was issued to and that
+//! authenticated to get it (`client_id`; `act.sub` for an exchanged token), whatever
+//! `sub` says (for an exchanged token `sub` is the user, or the agent that delegated).
+//! A session, its streams, its calls in flight and the caps all belong to the acting
+//! agent: another agent, even one acting for the same user or holding a token
+//! delegated by the owner, gets 404 for the session as if it did not exist.
+//!
+//! No open stream outlives its token's validity: each one re-authenticates its token
+//! whenever [`Authorizer::changes`] fires (a suspension, containment, revocation,
+//! policy change, or a stale snapshot), every second besides (a token or mandate that
+//! runs out by time), and before relaying each message; it ends as soon as that fails
+//! or its session ends (`lease.rs`). A token whose holder may not act now (suspended,
+//! contained, mandate ended) gets 403 and opens nothing.
+//!
 //! # What a client sees
 //!
 //! - `POST /mcp` takes one JSON-RPC message (a batch array is refused: -32600, HTTP
@@ -9,23 +28,36 @@
 //!   the resource `{public_url}/mcp`; without a valid one the answer is 401 with
 //!   `WWW-Authenticate: Bearer resource_metadata="{public_url}/.well-known/oauth-protected-resource/mcp",
 //!   scope="mcp:call_tool"` (plus `error="invalid_token"` when a token was presented),
-//!   so a standard MCP client can discover Mandate as the authorization server.
+//!   so a standard MCP client can discover Mandate as the authorization server. A
+//!   valid token whose holder may not act now is 403 with JSON-RPC -32003 and
+//!   `data: {error: "forbidden", decision: "deny", reasons: [<code>]}` (e.g.
+//!   `agent_suspended`; nothing is decided or recorded, and no scope challenge: there
+//!   is no scope to step up to).
+//! - The body is read only after the token was accepted (origin, token, content type,
+//!   `Accept` and protocol version are checked from the headers first). A
+//!   `Content-Length` over `max_body_bytes` is 413 at once; a body not complete within
+//!   `body_timeout` is 408. Every answer sent without reading the body says
+//!   `Connection: close`.
 //! - `initialize` is answered by the gateway: a new session (`Mcp-Session-Id`, 256
-//!   random bits in hex) bound to the agent the token names, the client's protocol
-//!   version if supported (else the latest), capabilities `{tools: {listChanged:
-//!   false}}`. Later requests must carry the session id (400 without it) and a token
-//!   of the same agent: an unknown session, or another agent's, is 404 (the spec's
-//!   "start a new session"). `MCP-Protocol-Version`, when sent, must be a supported
-//!   version (400). An `Origin` header, when sent, must be the public URL's origin
-//!   (403: DNS rebinding).
+//!   random bits in hex) of the acting agent, the client's protocol version if
+//!   supported (else the latest), capabilities `{tools: {listChanged: false}}`. Later
+//!   requests must carry the session id (400 without it) and a token of the same
+//!   acting agent: an unknown session, or another agent's, is 404 (the spec's "start a
+//!   new session"). `MCP-Protocol-Version`, when sent, must be a supported version
+//!   (400). An `Origin` header, when sent, must be the public URL's origin (403: DNS
+//!   rebinding). At most 32 sessions per acting agent (its least recently used goes)
+//!   and 4096 in all (see `session.rs`).
 //! - `tools/list`: every upstream's tools (all pages), renamed `{server}__{tool}`,
 //!   keeping those the agent may call (`Authorizer::check` allows or asks for
 //!   approval; not recorded: listing is not acting). An upstream that fails is left
 //!   out (logged), the others are listed.
 //! - `tools/call`: the name is split at its first `__` into server and tool; an unknown
 //!   server, or a tool that server does not list, is -32602 before anything is decided.
-//!   Then `Authorizer::authorize` (action `mcp:call_tool`, resource `Mcp::Tool` named
-//!   `{server}__{tool}`, context `{server, tool, tool_arguments}`) decides and records:
+//!   A session has at most 16 calls in flight: one more is -32007 `too_many_calls`, a
+//!   request id already in flight -32600 `duplicate_request_id` (both HTTP 200,
+//!   nothing decided). Then `Authorizer::authorize` (action `mcp:call_tool`, resource
+//!   `Mcp::Tool` named `{server}__{tool}`, context `{server, tool, tool_arguments}`)
+//!   decides and records:
 //!   - deny: JSON-RPC error -32003 `denied by Mandate` (HTTP 200) with
 //!     `data: {error: "denied", decision: "deny", reasons, decision_id}`; the upstream
 //!     is not contacted for the call;
@@ -36,29 +68,38 @@
 //!     "approval_required"` and a `retry` hint: the client may retry once a human
 //!     approved (a mandate request or a step-up hold);
 //!   - allow: the request goes to the upstream with the tool's own name, in the
-//!     upstream session, and the upstream's response (JSON or `text/event-stream`) is
-//!     streamed back as it arrives. When it ends, `Authorizer::record_result` gets
-//!     `{gateway, server, tool, upstream_status, latency_ms, outcome[, rpc_error_code]}`
-//!     with `outcome` one of `ok`, `tool_error`, `rpc_error`, `incomplete`,
-//!     `client_disconnected`, `upstream_error`, `upstream_timeout`.
+//!     upstream session, and the upstream's response is relayed (`forward.rs`): an SSE
+//!     response event by event as it arrives, a JSON one whole; only notifications and
+//!     the call's own response pass, and the stream ends after that response. If the
+//!     token fails a re-check meanwhile, the upstream is asked to cancel the call and
+//!     the client gets the error a new request would get (-32001, -32003 `forbidden`,
+//!     -32005; -32006 if the session ended). When it ends, `Authorizer::record_result`
+//!     gets `{gateway, server, tool, upstream_status, latency_ms, outcome[,
+//!     rpc_error_code][, dropped_server_requests]}` with `outcome` one of `ok`,
+//!     `tool_error`, `rpc_error`, `incomplete`, `client_disconnected`,
+//!     `upstream_error`, `upstream_timeout`, `cut_off`.
 //! - `ping` is answered by the gateway; `notifications/cancelled` is passed to the
 //!   upstream that has the request; other notifications and responses get 202 and go
 //!   nowhere (the gateway sends no requests to clients). Other methods: -32601.
 //! - `GET /mcp` (in a session) is the standalone server-to-client stream: the
-//!   upstreams' own standalone streams merged, notifications only (see `listen.rs`:
-//!   some servers send a call's progress there, not on the call's stream).
-//! - `DELETE /mcp` ends the session and, best effort, its upstream sessions (204).
+//!   upstreams' own standalone streams merged, notifications only (`listen.rs`: some
+//!   servers send a call's progress there, not on the call's stream). One per session:
+//!   a second is 409 Conflict (-32600, `stream_conflict`) while the first is open.
+//! - `DELETE /mcp` ends the session, its open streams and, best effort, its upstream
+//!   sessions (204).
 //! - `GET /.well-known/oauth-protected-resource/mcp` (and at the root path): the RFC
 //!   9728 metadata naming Mandate's issuer as the authorization server.
 //!
-//! Error codes (also in `data.error` as a word): -32700 parse, -32600 invalid request,
-//! -32601 unknown method, -32602 invalid params / unknown tool, -32603 internal,
-//! -32001 unauthenticated (HTTP 401), -32003 denied, -32004 approval required,
-//! -32005 authorization unavailable (HTTP 503), -32006 session not found (HTTP 404),
-//! -32010 upstream error, -32011 upstream timeout. Upstream failures are JSON-RPC
-//! errors with HTTP 200 (an HTTP 5xx would end most clients' whole session, not just
-//! the call); if an upstream SSE stream ends without the call's response the gateway
-//! adds a -32010/-32011 error event so the client does not wait forever.
+//! Error codes (also in `data.error` as a word): -32700 parse, -32600 invalid request
+//! (also HTTP 408 `body_timeout`, 409 `stream_conflict`, 413 `body_too_large`), -32601
+//! unknown method, -32602 invalid params / unknown tool, -32603 internal, -32001
+//! unauthenticated (HTTP 401), -32003 denied (or, HTTP 403, `forbidden`), -32004
+//! approval required, -32005 authorization unavailable (HTTP 503), -32006 session not
+//! found (HTTP 404), -32007 too many calls in flight, -32010 upstream error, -32011
+//! upstream timeout. Upstream failures are JSON-RPC errors with HTTP 200 (an HTTP 5xx
+//! would end most clients' whole session, not just the call); if an upstream SSE
+//! stream ends without the call's response the gateway adds a -32010/-32011 error
+//! event so the client does not wait forever.
 //!
 //! # Upstreams
 //!
@@ -72,10 +113,15 @@
 //! requests use string ids `mandate-gateway-N`; clients' ids pass through unchanged.
 //! Timeouts: `timeout` for each of the gateway's own upstream requests and for the
 //! response head of a forwarded call; while a forwarded response streams, `timeout`
-//! is the longest silence (so progress notifications keep a long call alive).
+//! is the longest silence (so progress notifications keep a long call alive). An
+//! upstream's standalone stream silent for `stream_idle_timeout` is closed and opened
+//! again. A session holds at most one standalone stream and 16 call streams to each
+//! upstream.
 //!
-//! Not relayed: server-to-client requests (sampling, elicitation, roots: no client
-//! capabilities are offered upstream), resources and prompts, stream resumption
+//! Not relayed, on any stream: server-to-client requests (sampling, elicitation,
+//! roots, ping: no client capabilities are offered upstream, and nothing decided
+//! them; they are dropped, logged and counted in the call's record, and the upstream
+//! gets no answer), stray responses; nor resources and prompts, nor stream resumption
 //! (`Last-Event-ID` and SSE event ids).
 //!
 //! # Fail closed
@@ -83,14 +129,13 @@
 //! A call is forwarded only after `authorize` returned allow, which means its decision
 //! is durable; an `Unavailable` authorizer is 503 and nothing is forwarded (listing
 //! too: a `check` error answers the whole `tools/list` with 401 or 503, it never shows
-//! a tool it could not decide). The tools a call may name are those the upstream
-//! listed in this session (asked once if the client did not list first; a tool added
-//! upstream later becomes callable at the next `tools/list`).
-//!
-//! The agent a session belongs to is the token's `sub`, read from the JWT only after
-//! the authorizer verified that token (a `check`), so it cannot be forged.
+//! a tool it could not decide), and it ends every open stream. The tools a call may
+//! name are those the upstream listed in this session (asked once if the client did
+//! not list first; a tool added upstream later becomes callable at the next
+//! `tools/list`).
 
 mod forward;
+mod lease;
 mod listen;
 mod rpc;
 mod session;
@@ -107,11 +152,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::authz::{Ask, Authorizer, AuthzError, Verdict};
-use session::{Session, Sessions};
+use crate::authz::{Ask, Authorizer, AuthzError, Principal, Verdict};
+use lease::{Access, End, Lease};
+use session::{Busy, Session, Sessions};
 use upstream::{Conn, SESSION_HEADER, Upstream, UpstreamError, VERSION_HEADER};
 
 /// One upstream MCP server.
@@ -135,6 +180,12 @@ pub struct McpConfig {
     pub timeout: Duration,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// How long a client has to send a request's whole body, once its token was
+    /// accepted (408 after that).
+    pub body_timeout: Duration,
+    /// How long an upstream's standalone stream may stay silent before it is taken
+    /// for dead, closed and opened again.
+    pub stream_idle_timeout: Duration,
 }
 
 /// What is wrong with an [`McpConfig`].
@@ -206,6 +257,12 @@ impl McpConfig {
         if self.max_body_bytes == 0 {
             return Err(McpConfigError::Zero("max_body_bytes"));
         }
+        if self.body_timeout.is_zero() {
+            return Err(McpConfigError::Zero("body_timeout"));
+        }
+        if self.stream_idle_timeout.is_zero() {
+            return Err(McpConfigError::Zero("stream_idle_timeout"));
+        }
         Ok(())
     }
 }
@@ -228,6 +285,8 @@ struct Gateway {
     /// The origin browsers may post from (the public URL's), lowercased.
     origin: String,
     max_body_bytes: usize,
+    body_timeout: Duration,
+    stream_idle_timeout: Duration,
     upstreams: BTreeMap<String, Arc<Upstream>>,
     sessions: Sessions,
 }
@@ -244,7 +303,9 @@ pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
         if read_timeout {
             b.read_timeout(cfg.timeout).build()
         } else {
-            b.build()
+            // The standalone streams: their silence is bounded by `stream_idle_timeout`
+            // (listen.rs); keepalive probes find a peer that is gone meanwhile.
+            b.tcp_keepalive(Duration::from_secs(30)).build()
         }
     };
     let mut upstreams = BTreeMap::new();
@@ -277,6 +338,8 @@ pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
         metadata_url: format!("{public}/.well-known/oauth-protected-resource/mcp"),
         origin: public.to_ascii_lowercase(),
         max_body_bytes: cfg.max_body_bytes,
+        body_timeout: cfg.body_timeout,
+        stream_idle_timeout: cfg.stream_idle_timeout,
         upstreams,
         sessions: Sessions::default(),
     });
@@ -316,16 +379,56 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The `sub` claim of a JWT, read without checking anything: only for a token the
-/// authorizer has verified.
-fn token_subject(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let sub = claims.get("sub")?.as_str()?;
-    (!sub.is_empty()).then(|| sub.to_owned())
+/// A response sent without reading the request's body: the connection cannot carry
+/// another request, so it says it closes (RFC 9112 §9.6).
+fn unread(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// What the client gets when the authorizer refuses (`Unauthenticated` gets its
+/// `WWW-Authenticate` challenge on top) or when an open stream's lease ends: the HTTP
+/// status and the JSON-RPC error.
+fn refusal(id: &Value, e: &End) -> (StatusCode, Value) {
+    let fail = |word: &str, code, message: &str| {
+        rpc::error(id, code, message, Some(json!({"error": word})))
+    };
+    match e {
+        End::Access(AuthzError::Unauthenticated(_)) => (
+            StatusCode::UNAUTHORIZED,
+            fail(
+                "unauthenticated",
+                rpc::UNAUTHENTICATED,
+                "a valid Mandate access token for this resource is required",
+            ),
+        ),
+        End::Access(AuthzError::Forbidden(reason)) => (
+            StatusCode::FORBIDDEN,
+            rpc::error(
+                id,
+                rpc::DENIED,
+                "the token's holder may not act now",
+                Some(json!({"error": "forbidden", "decision": "deny", "reasons": [reason]})),
+            ),
+        ),
+        End::Access(AuthzError::Unavailable(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            fail(
+                "authorization_unavailable",
+                rpc::AUTHZ_UNAVAILABLE,
+                "Mandate cannot decide or record right now; nothing was forwarded",
+            ),
+        ),
+        End::SessionClosed => (
+            StatusCode::NOT_FOUND,
+            fail(
+                "session_not_found",
+                rpc::SESSION_NOT_FOUND,
+                "the session ended: initialize a new one",
+            ),
+        ),
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -381,41 +484,31 @@ impl Gateway {
         } else {
             ""
         };
-        let mut r = rpc_fail(
-            StatusCode::UNAUTHORIZED,
-            id,
-            rpc::UNAUTHENTICATED,
-            "unauthenticated",
-            "a valid Mandate access token for this resource is required",
-        );
+        let (status, body) = refusal(id, &End::Access(AuthzError::Unauthenticated(String::new())));
+        let mut r = rpc_response(status, body);
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, self.www_authenticate(extra));
         Box::new(r)
     }
 
-    fn unavailable(id: &Value, why: &str) -> Refusal {
-        tracing::error!(reason = %why, "MCP gateway: authorization unavailable; nothing forwarded");
-        Box::new(rpc_fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            id,
-            rpc::AUTHZ_UNAVAILABLE,
-            "authorization_unavailable",
-            "Mandate cannot decide or record right now; nothing was forwarded",
-        ))
-    }
-
+    /// The authorizer's refusal: 401 (with the challenge), 403 for a holder that may
+    /// not act now (`data.reasons` names why; nothing was decided or recorded, and
+    /// there is no scope to step up to, so no challenge), 503.
     fn authz_error(&self, id: &Value, e: AuthzError) -> Refusal {
-        match e {
+        match &e {
             AuthzError::Unauthenticated(why) => {
                 tracing::debug!(reason = %why, "MCP gateway: token refused");
-                self.unauthorized(id, true)
+                return self.unauthorized(id, true);
             }
             AuthzError::Forbidden(why) => {
-                tracing::debug!(reason = %why, "MCP gateway: token holder may not act");
-                self.unauthorized(id, true)
+                tracing::info!(reason = %why, "MCP gateway: the token's holder may not act");
             }
-            AuthzError::Unavailable(why) => Self::unavailable(id, &why),
+            AuthzError::Unavailable(why) => {
+                tracing::error!(reason = %why, "MCP gateway: authorization unavailable; nothing forwarded");
+            }
         }
+        let (status, body) = refusal(id, &End::Access(e));
+        Box::new(rpc_response(status, body))
     }
 
     fn ask(
@@ -441,26 +534,26 @@ impl Gateway {
         }
     }
 
-    /// Verifies the token (a `check`, not recorded) and returns the agent it names.
-    fn authenticate(&self, id: &Value, token: Option<&str>) -> Result<String, Refusal> {
+    /// Authenticates the token for this resource (nothing decided or recorded): the
+    /// acting agent, or the refusal (401, 403 for a holder that may not act now, 503).
+    fn authenticate(&self, id: &Value, token: Option<&str>) -> Result<Principal, Refusal> {
         let Some(token) = token else {
             return Err(self.unauthorized(id, false));
         };
-        let probe = Ask {
-            token: token.to_owned(),
-            audience: self.resource.clone(),
-            action: ACTION.to_owned(),
-            resource_type: TOOL_TYPE.to_owned(),
-            resource_id: String::new(),
-            context: json!({}),
-            via: json!({"gateway": "mcp", "method": "authenticate"}),
-        };
+        // INVARIANT (session owner): sessions, streams and caps belong to the acting
+        // agent the authorizer names for a token it has just verified for this
+        // resource, never to a claim read here.
         self.authz
-            .check(&probe)
-            .map_err(|e| self.authz_error(id, e))?;
-        // INVARIANT (session owner): the agent is read only from a token the
-        // authorizer has just verified for this resource.
-        token_subject(token).ok_or_else(|| self.unauthorized(id, true))
+            .authenticate(token, &self.resource)
+            .map_err(|e| self.authz_error(id, e))
+    }
+
+    /// The lease of a stream opened with `token` by `agent` in `session`.
+    fn lease(&self, token: &str, agent: &str, session: &Session) -> Lease {
+        Lease::new(
+            Access::new(Arc::clone(&self.authz), token, &self.resource, agent),
+            session.closed(),
+        )
     }
 
     /// The session the request names, if it is `agent`'s.
@@ -490,7 +583,7 @@ impl Gateway {
         })
     }
 
-    /// Checks what every request must satisfy before its body is read: origin.
+    /// Checks the origin (before anything else).
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         match header_str(headers, header::ORIGIN.as_str()) {
             Some(o) if !o.eq_ignore_ascii_case(&self.origin) => Err(Box::new(rpc_fail(
@@ -591,7 +684,7 @@ impl Gateway {
         self: &Arc<Self>,
         session: Arc<Session>,
         id: &Value,
-        token: &str,
+        (token, agent): (&str, &str),
         params: Value,
     ) -> Response {
         let invalid = |msg: &str| {
@@ -637,6 +730,32 @@ impl Gateway {
         if !known {
             return unknown();
         }
+        // Room in the session before anything is decided: a call that cannot be
+        // forwarded is not decided either.
+        let in_flight = match session.start(id, server) {
+            Ok(f) => f,
+            Err(Busy::Full) => {
+                return rpc_fail(
+                    StatusCode::OK,
+                    id,
+                    rpc::TOO_MANY_CALLS,
+                    "too_many_calls",
+                    &format!(
+                        "this session has {} calls in flight; retry when one has ended",
+                        session::MAX_CALLS
+                    ),
+                );
+            }
+            Err(Busy::Duplicate) => {
+                return rpc_fail(
+                    StatusCode::OK,
+                    id,
+                    rpc::INVALID_REQUEST,
+                    "duplicate_request_id",
+                    "a request with this id is in flight in this session",
+                );
+            }
+        };
 
         let ask = self.ask(token, server, tool, Some(arguments), "tools/call");
         let answer = match self.authz.authorize(ask).await {
@@ -699,11 +818,11 @@ impl Gateway {
             server: server.to_owned(),
             tool: tool.to_owned(),
             id: id.clone(),
-            session: Arc::clone(&session),
+            in_flight,
             started: stopwatch(),
             recorded: false,
+            dropped: 0,
         };
-        session.start(id, server);
         let sent = match self.conn(&session, &up).await {
             Ok(conn) => match up.send(Some(&conn), &body).await {
                 Err(UpstreamError::SessionEnded(_)) => {
@@ -719,7 +838,13 @@ impl Gateway {
             Err(e) => Err(e),
         };
         match sent {
-            Ok(res) => forward::stream(res, call),
+            Ok(res) => {
+                let lease = self.lease(token, agent, &session);
+                let gw = Arc::clone(self);
+                let params = json!({"requestId": id, "reason": "the caller's access ended"});
+                let cancel: forward::Cancel = Box::new(move || gw.cancel(session, params, false));
+                forward::respond(res, call, lease, cancel, refusal).await
+            }
             Err(e) => {
                 tracing::warn!(upstream = %server, error = %e, "MCP call not forwarded");
                 call.record(forward::Outcome {
@@ -732,8 +857,9 @@ impl Gateway {
         }
     }
 
-    /// Passes `notifications/cancelled` to the upstream that has the request.
-    fn cancel(self: &Arc<Self>, session: Arc<Session>, params: Value) {
+    /// Passes `notifications/cancelled` to the upstream that has the request, in the
+    /// upstream session it went to (opening one if `may_open` and there is none).
+    fn cancel(self: &Arc<Self>, session: Arc<Session>, params: Value, may_open: bool) {
         let Some(request_id) = params.get("requestId").cloned() else {
             return;
         };
@@ -751,7 +877,8 @@ impl Gateway {
                 .and_then(|slot| slot.try_lock().ok().and_then(|g| g.clone()));
             let conn = match conn {
                 Some(c) => Some(c),
-                None => gw.conn(&session, &up).await.ok(),
+                None if may_open => gw.conn(&session, &up).await.ok(),
+                None => None,
             };
             if let Some(conn) = conn
                 && let Err(e) = up
@@ -805,55 +932,80 @@ async fn handle_post(
     body: Body,
 ) -> Result<Response, Response> {
     let null = Value::Null;
-    gw.check_origin(headers).map_err(|r| *r)?;
-    let token = bearer(headers);
-    if token.is_none() {
-        return Err(*gw.unauthorized(&null, false));
-    }
+    // Everything up to the token's check is answered without reading the body: no
+    // body is read for a client that is not authenticated.
+    let early = |r: Refusal| unread(*r);
+    gw.check_origin(headers).map_err(early)?;
+    let token = bearer(headers).ok_or_else(|| unread(*gw.unauthorized(&null, false)))?;
     let json_body = header_str(headers, header::CONTENT_TYPE.as_str())
         .and_then(|c| c.split(';').next())
         .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
     if !json_body {
-        return Err(rpc_fail(
+        return Err(unread(rpc_fail(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &null,
             rpc::INVALID_REQUEST,
             "unsupported_media_type",
             "post one JSON-RPC message as application/json",
-        ));
+        )));
     }
     let accept = header_str(headers, header::ACCEPT.as_str());
     if !accepts(accept, "application/json") || !accepts(accept, "text/event-stream") {
-        return Err(rpc_fail(
+        return Err(unread(rpc_fail(
             StatusCode::NOT_ACCEPTABLE,
             &null,
             rpc::INVALID_REQUEST,
             "not_acceptable",
             "Accept must list application/json and text/event-stream",
-        ));
+        )));
     }
     if let Some(v) = header_str(headers, VERSION_HEADER)
         && !VERSIONS.contains(&v)
     {
-        return Err(rpc_fail(
+        return Err(unread(rpc_fail(
             StatusCode::BAD_REQUEST,
             &null,
             rpc::INVALID_REQUEST,
             "unsupported_protocol_version",
             &format!("unsupported MCP-Protocol-Version `{v}`"),
-        ));
+        )));
     }
-    let bytes = axum::body::to_bytes(body, gw.max_body_bytes)
-        .await
-        .map_err(|_| {
-            rpc_fail(
-                StatusCode::PAYLOAD_TOO_LARGE,
+    // INVARIANT (authenticated before read): the body is read only for a token that
+    // authenticates for this resource, and its holder may act.
+    let principal = gw.authenticate(&null, Some(token)).map_err(early)?;
+    let too_large = || {
+        rpc_fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &null,
+            rpc::INVALID_REQUEST,
+            "body_too_large",
+            "the message is too large",
+        )
+    };
+    let declared = header_str(headers, header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(gw.max_body_bytes).unwrap_or(u64::MAX)) {
+        return Err(unread(too_large()));
+    }
+    let bytes = match tokio::time::timeout(
+        gw.body_timeout,
+        axum::body::to_bytes(body, gw.max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        // The limit was hit while reading: the rest is unread.
+        Ok(Err(_)) => return Err(unread(too_large())),
+        Err(_) => {
+            return Err(unread(rpc_fail(
+                StatusCode::REQUEST_TIMEOUT,
                 &null,
                 rpc::INVALID_REQUEST,
-                "body_too_large",
-                "the message is too large",
-            )
-        })?;
+                "body_timeout",
+                "the message did not arrive in time",
+            )));
+        }
+    };
     let msg = rpc::read(&bytes).map_err(|e| {
         rpc_fail(
             StatusCode::BAD_REQUEST,
@@ -867,39 +1019,38 @@ async fn handle_post(
         rpc::Incoming::Request { id, .. } => id.clone(),
         _ => Value::Null,
     };
-    let agent = gw.authenticate(&id, token).map_err(|r| *r)?;
-    let token = token.unwrap_or_default();
+    let agent = principal.agent.as_str();
     let has_session = headers.contains_key(SESSION_HEADER);
 
     match msg {
         rpc::Incoming::Response => {
             if has_session {
-                gw.session(headers, &id, &agent).map_err(|r| *r)?;
+                gw.session(headers, &id, agent).map_err(|r| *r)?;
             }
             Ok(StatusCode::ACCEPTED.into_response())
         }
         rpc::Incoming::Notification { method, params } => {
             if has_session {
-                let session = gw.session(headers, &id, &agent).map_err(|r| *r)?;
+                let session = gw.session(headers, &id, agent).map_err(|r| *r)?;
                 if method == "notifications/cancelled" {
-                    gw.cancel(session, params);
+                    gw.cancel(session, params, true);
                 }
             }
             Ok(StatusCode::ACCEPTED.into_response())
         }
         rpc::Incoming::Request { method, params, .. } => match method.as_str() {
-            "initialize" => Ok(initialize(gw, &id, &agent, &params)),
+            "initialize" => Ok(initialize(gw, &id, agent, &params)),
             "ping" => {
                 if has_session {
-                    gw.session(headers, &id, &agent).map_err(|r| *r)?;
+                    gw.session(headers, &id, agent).map_err(|r| *r)?;
                 }
                 Ok(rpc_response(StatusCode::OK, rpc::result(&id, json!({}))))
             }
             _ => {
-                let session = gw.session(headers, &id, &agent).map_err(|r| *r)?;
+                let session = gw.session(headers, &id, agent).map_err(|r| *r)?;
                 Ok(match method.as_str() {
                     "tools/list" => gw.tools_list(&session, &id, token).await,
-                    "tools/call" => gw.tools_call(session, &id, token, params).await,
+                    "tools/call" => gw.tools_call(session, &id, (token, agent), params).await,
                     other => rpc_fail(
                         StatusCode::OK,
                         &id,
@@ -961,10 +1112,11 @@ async fn delete_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respo
     let null = Value::Null;
     let run = || -> Result<Response, Refusal> {
         gw.check_origin(&headers)?;
-        let agent = gw.authenticate(&null, bearer(&headers))?;
-        let session = gw.session(&headers, &null, &agent)?;
+        let principal = gw.authenticate(&null, bearer(&headers))?;
+        let session = gw.session(&headers, &null, &principal.agent)?;
         if let Some(sid) = header_str(&headers, SESSION_HEADER) {
-            gw.sessions.remove(sid, &agent);
+            // Ends the session's open streams too.
+            gw.sessions.remove(sid, &principal.agent);
         }
         gw.close_upstreams(session);
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -991,9 +1143,11 @@ async fn get_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response
                 "Accept must list text/event-stream",
             )));
         }
-        let agent = gw.authenticate(&null, bearer(&headers))?;
-        let session = gw.session(&headers, &null, &agent)?;
-        Ok(listen::open(&gw, &session))
+        let token = bearer(&headers);
+        let principal = gw.authenticate(&null, token)?;
+        let session = gw.session(&headers, &null, &principal.agent)?;
+        let lease = gw.lease(token.unwrap_or_default(), &principal.agent, &session);
+        Ok(listen::open(&gw, &session, lease))
     };
     match run() {
         Ok(r) => r,
@@ -1019,7 +1173,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accept_and_bearer_and_subject() {
+    fn accept_and_bearer() {
         assert!(accepts(None, "text/event-stream"));
         assert!(accepts(
             Some("application/json, text/event-stream"),
@@ -1037,13 +1191,6 @@ mod tests {
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
-
-        // {"sub":"agt_1"}
-        assert_eq!(
-            token_subject("e30.eyJzdWIiOiJhZ3RfMSJ9.x").as_deref(),
-            Some("agt_1")
-        );
-        assert_eq!(token_subject("opaque"), None);
     }
 
     #[test]
@@ -1056,6 +1203,8 @@ mod tests {
             }],
             timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
+            body_timeout: Duration::from_secs(5),
+            stream_idle_timeout: Duration::from_secs(5),
         };
         assert_eq!(ok.validate(), Ok(()));
         let with = |f: &dyn Fn(&mut McpConfig)| {

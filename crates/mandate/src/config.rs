@@ -65,10 +65,14 @@ pub struct ServeConfig {
     pub gateway_public_url: Option<String>,
     /// Until an upstream's response headers arrive.
     pub gateway_timeout_secs: u64,
-    /// How long a request body sent to the HTTP gateway may take to arrive, whole.
+    /// How long a request body sent to either gateway may take to arrive, whole
+    /// (counted from the request's head; the token is checked before any is read).
     pub gateway_body_timeout_secs: u64,
     /// The largest request body the gateways forward.
     pub gateway_max_body_bytes: usize,
+    /// How long an upstream MCP server's standalone stream may stay silent before the
+    /// gateway takes it for dead and opens it again.
+    pub gateway_stream_idle_secs: u64,
     /// `[[gateway.routes]]` (file only).
     pub gateway_routes: Vec<RouteConfig>,
     /// `[[gateway.mcp]]` (file only).
@@ -186,6 +190,7 @@ const KEYS: &[&str] = &[
     "gateway.timeout_secs",
     "gateway.body_timeout_secs",
     "gateway.max_body_bytes",
+    "gateway.stream_idle_secs",
 ];
 
 fn env_name(key: &str) -> String {
@@ -373,6 +378,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         gateway_timeout_secs: 30,
         gateway_body_timeout_secs: 30,
         gateway_max_body_bytes: 10 * 1024 * 1024,
+        gateway_stream_idle_secs: 300,
         gateway_routes: routes,
         gateway_mcp: mcp,
     };
@@ -578,6 +584,10 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 Some(n) => cfg.gateway_body_timeout_secs = n,
                 None => bad("must be a whole number of seconds in 1..=3600"),
             },
+            "gateway.stream_idle_secs" => match int(10, 86400) {
+                Some(n) => cfg.gateway_stream_idle_secs = n,
+                None => bad("must be a whole number of seconds in 10..=86400"),
+            },
             "gateway.max_body_bytes" => {
                 match int(1024, 1024 * 1024 * 1024).and_then(|n| usize::try_from(n).ok()) {
                     Some(n) => cfg.gateway_max_body_bytes = n,
@@ -705,6 +715,36 @@ mod tests {
             assert!(all.contains(want), "missing {want} in:\n{all}");
         }
         assert_eq!(errs.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn gateway_body_and_stream_timeouts() {
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(
+            (c.gateway_body_timeout_secs, c.gateway_stream_idle_secs),
+            (30, 300)
+        );
+        let c = load(
+            &Flags::default(),
+            &env(&[
+                ("MANDATE_GATEWAY_BODY_TIMEOUT_SECS", "3"),
+                ("MANDATE_GATEWAY_STREAM_IDLE_SECS", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.gateway_body_timeout_secs, c.gateway_stream_idle_secs),
+            (3, 60)
+        );
+        let errs = load(
+            &Flags::default(),
+            &env(&[
+                ("MANDATE_GATEWAY_BODY_TIMEOUT_SECS", "0"),
+                ("MANDATE_GATEWAY_STREAM_IDLE_SECS", "1"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
     }
 
     #[test]

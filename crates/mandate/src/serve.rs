@@ -182,6 +182,8 @@ fn gateway_router(
             .collect(),
         timeout,
         max_body_bytes: cfg.gateway_max_body_bytes,
+        body_timeout: std::time::Duration::from_secs(cfg.gateway_body_timeout_secs),
+        stream_idle_timeout: std::time::Duration::from_secs(cfg.gateway_stream_idle_secs),
     };
     mcp_config
         .validate()

@@ -1,8 +1,19 @@
-//! Streaming an allowed `tools/call` back from the upstream: the response body passes
-//! through chunk by chunk as it arrives (so progress notifications on an SSE stream
-//! reach the client while the tool runs), while a scanner looks for the call's final
-//! response to learn how it ended; when the stream ends the result is recorded,
-//! linked to the decision.
+//! Relaying an allowed `tools/call`'s response from the upstream. Only the call's own
+//! response and notifications (progress, logging, …) reach the client; requests from
+//! the upstream to the client (elicitation, sampling, roots, ping) and stray responses
+//! are dropped and counted, on this stream as on the standalone one: the gateway
+//! offered upstreams none of those capabilities, and nothing decided them.
+//!
+//! - An SSE response is read event by event and each message passed on as it arrives
+//!   (so progress reaches the client while the tool runs), every one only after its
+//!   token was checked; the stream ends after the call's response. A JSON response (one
+//!   message) is read whole, and relayed only if it is the call's response.
+//! - The response lives under a [`Lease`]: when the token fails a re-check (a
+//!   revocation, suspension, containment, stale snapshot, or its end by time) or the
+//!   session ends, the upstream is asked to cancel the call and the client gets an
+//!   error for it (the error a new request would get), recorded as `cut_off`.
+//! - The reqwest client's read timeout is the longest silence from the upstream.
+//! - When the relay ends its outcome is recorded, linked to the decision.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,29 +25,11 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use super::session::Session;
+use super::lease::{Access, End, Lease};
+use super::session::InFlight;
 use super::upstream::{MAX_MESSAGE_BYTES, content_type, is_response_to};
 use super::{rpc, sse};
 use crate::authz::Authorizer;
-
-/// How the upstream framed its response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Json,
-    Sse,
-}
-
-/// Watches the passing bytes for the final response to request `id`.
-#[derive(Debug)]
-struct Scanner {
-    framing: Framing,
-    id: Value,
-    sse: sse::Reader,
-    json: Vec<u8>,
-    json_oversized: bool,
-    /// How the call ended, once its response was seen.
-    ended: Option<Ended>,
-}
 
 /// How a forwarded call ended, as its final response says.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,61 +42,26 @@ enum Ended {
     RpcError(Option<i64>),
 }
 
-impl Scanner {
-    fn new(framing: Framing, id: Value) -> Self {
-        Self {
-            framing,
-            id,
-            sse: sse::Reader::new(MAX_MESSAGE_BYTES),
-            json: Vec::new(),
-            json_oversized: false,
-            ended: None,
-        }
-    }
-
-    fn look_at(&mut self, msg: &Value) {
-        if self.ended.is_some() || !is_response_to(msg, &self.id) {
-            return;
-        }
-        self.ended = Some(if let Some(e) = msg.get("error") {
-            Ended::RpcError(e.get("code").and_then(Value::as_i64))
+impl Ended {
+    fn of(msg: &Value) -> Self {
+        if let Some(e) = msg.get("error") {
+            Self::RpcError(e.get("code").and_then(Value::as_i64))
         } else if msg
             .pointer("/result/isError")
             .and_then(Value::as_bool)
             .unwrap_or(false)
         {
-            Ended::ToolError
+            Self::ToolError
         } else {
-            Ended::Result
-        });
-    }
-
-    fn push(&mut self, chunk: &[u8]) {
-        match self.framing {
-            Framing::Sse => {
-                for data in self.sse.push(chunk) {
-                    if let Ok(msg) = serde_json::from_slice::<Value>(&data) {
-                        self.look_at(&msg);
-                    }
-                }
-            }
-            Framing::Json => {
-                if self.json.len() + chunk.len() > MAX_MESSAGE_BYTES {
-                    self.json_oversized = true;
-                    self.json = Vec::new();
-                } else if !self.json_oversized {
-                    self.json.extend_from_slice(chunk);
-                }
-            }
+            Self::Result
         }
     }
 
-    fn finish(&mut self) {
-        if self.framing == Framing::Json
-            && !self.json_oversized
-            && let Ok(msg) = serde_json::from_slice::<Value>(&self.json)
-        {
-            self.look_at(&msg);
+    fn outcome(&self) -> (&'static str, Option<i64>) {
+        match self {
+            Self::Result => ("ok", None),
+            Self::ToolError => ("tool_error", None),
+            Self::RpcError(c) => ("rpc_error", *c),
         }
     }
 }
@@ -113,15 +71,16 @@ pub struct Outcome {
     /// The upstream's HTTP status, if it answered.
     pub upstream_status: Option<u16>,
     /// A stable word: `ok`, `tool_error`, `rpc_error`, `incomplete`,
-    /// `client_disconnected`, `upstream_error`, `upstream_timeout`.
+    /// `client_disconnected`, `upstream_error`, `upstream_timeout`, `cut_off`.
     pub outcome: &'static str,
     /// The JSON-RPC error code, for `rpc_error`.
     pub rpc_error_code: Option<i64>,
 }
 
 /// The call being forwarded. Its result is recorded exactly once: by
-/// [`Call::record`], or, if it is dropped unrecorded (the client went away while the
-/// upstream was being asked), as `client_disconnected`.
+/// [`Call::record`], or, if it is dropped unrecorded (the client went away), as
+/// `client_disconnected`. It holds its place among the session's calls in flight
+/// until it is dropped.
 pub struct Call {
     /// The authorizer, to record the result.
     pub authz: Arc<dyn Authorizer>,
@@ -133,16 +92,20 @@ pub struct Call {
     pub tool: String,
     /// The client's request id.
     pub id: Value,
-    /// The gateway session (to clear the in-flight entry).
-    pub session: Arc<Session>,
+    /// Its place among the session's calls in flight, given up when the call is
+    /// dropped.
+    #[expect(dead_code, reason = "held for its Drop, never read")]
+    pub in_flight: InFlight,
     /// When forwarding began.
     pub started: Instant,
     /// Set once recorded.
     pub recorded: bool,
+    /// Requests from the upstream to the client that were dropped.
+    pub dropped: u64,
 }
 
 impl Call {
-    /// Records `outcome` (best effort) and clears the in-flight entry.
+    /// Records `outcome` (best effort).
     pub fn record(mut self, outcome: Outcome) {
         self.write(&outcome);
     }
@@ -151,7 +114,6 @@ impl Call {
         if std::mem::replace(&mut self.recorded, true) {
             return;
         }
-        self.session.finish(&self.id);
         let latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut r = Map::new();
         r.insert("gateway".into(), "mcp".into());
@@ -163,6 +125,9 @@ impl Call {
         if let Some(c) = outcome.rpc_error_code {
             r.insert("rpc_error_code".into(), c.into());
         }
+        if self.dropped > 0 {
+            r.insert("dropped_server_requests".into(), self.dropped.into());
+        }
         let record = self
             .authz
             .record_result(std::mem::take(&mut self.decision_id), Value::Object(r));
@@ -170,6 +135,17 @@ impl Call {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(record);
         }
+    }
+
+    /// Notes a message from the upstream that is not passed on.
+    fn drop_request(&mut self, msg: &Value) {
+        self.dropped += 1;
+        tracing::warn!(
+            upstream = %self.server,
+            tool = %self.tool,
+            method = ?msg.get("method"),
+            "upstream request to the client on a call's stream not relayed"
+        );
     }
 }
 
@@ -183,14 +159,48 @@ impl Drop for Call {
     }
 }
 
-/// Streams the upstream's 2xx `res` to the client, recording the outcome when the
-/// stream ends. A response that is neither JSON nor SSE is not passed on: the client
+/// Asks the upstream to cancel the call (when its relay is cut off).
+pub type Cancel = Box<dyn FnOnce() + Send>;
+
+/// The client's answer when a call is cut off: its HTTP status and its JSON-RPC error.
+pub type CutAnswer = fn(&Value, &End) -> (StatusCode, Value);
+
+/// Relays the upstream's 2xx `res` to the call under `lease`, recording the outcome
+/// when it ends. A response that is neither JSON nor SSE is not passed on: the client
 /// gets a JSON-RPC error instead.
-pub fn stream(res: reqwest::Response, call: Call) -> Response {
+pub async fn respond(
+    res: reqwest::Response,
+    call: Call,
+    lease: Lease,
+    cancel: Cancel,
+    cut: CutAnswer,
+) -> Response {
     let status = res.status().as_u16();
-    let framing = match content_type(res.headers()).as_deref() {
-        Some("text/event-stream") => Framing::Sse,
-        Some("application/json") => Framing::Json,
+    match content_type(res.headers()).as_deref() {
+        Some("text/event-stream") => {
+            let (tx, rx) = mpsc::channel::<Item>(16);
+            let id = call.id.clone();
+            let access = lease.access().clone();
+            tokio::spawn(pump(res, call, lease, cancel, cut, tx));
+            let client = Client {
+                rx,
+                access,
+                id,
+                cut,
+                done: false,
+            };
+            let body = Body::from_stream(futures_util::stream::unfold(client, next));
+            let mut out = (StatusCode::OK, body).into_response();
+            let h = out.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            out
+        }
+        Some("application/json") => json(res, call, lease, cancel, cut).await,
         _ => {
             let id = call.id.clone();
             call.record(Outcome {
@@ -198,54 +208,214 @@ pub fn stream(res: reqwest::Response, call: Call) -> Response {
                 outcome: "upstream_error",
                 rpc_error_code: None,
             });
-            return super::rpc_response(
-                StatusCode::OK,
-                rpc::error(
-                    &id,
-                    rpc::UPSTREAM_ERROR,
-                    "the upstream MCP server answered neither JSON nor an event stream",
-                    Some(json!({"error": "upstream_error", "upstream_status": status})),
-                ),
-            );
+            not_a_response(
+                &id,
+                status,
+                "the upstream MCP server answered neither JSON nor an event stream",
+            )
+        }
+    }
+}
+
+fn not_a_response(id: &Value, status: u16, text: &str) -> Response {
+    super::rpc_response(
+        StatusCode::OK,
+        rpc::error(
+            id,
+            rpc::UPSTREAM_ERROR,
+            text,
+            Some(json!({"error": "upstream_error", "upstream_status": status})),
+        ),
+    )
+}
+
+/// A JSON response: read whole (at most [`MAX_MESSAGE_BYTES`]), relayed only if it is
+/// the call's response.
+async fn json(
+    res: reqwest::Response,
+    mut call: Call,
+    mut lease: Lease,
+    cancel: Cancel,
+    cut: CutAnswer,
+) -> Response {
+    let status = res.status().as_u16();
+    let mut body = res.bytes_stream();
+    let mut buf = Vec::new();
+    let failed = |call: Call, outcome: &'static str, text: &str| {
+        let id = call.id.clone();
+        call.record(Outcome {
+            upstream_status: Some(status),
+            outcome,
+            rpc_error_code: None,
+        });
+        let code = if outcome == "upstream_timeout" {
+            rpc::UPSTREAM_TIMEOUT
+        } else {
+            rpc::UPSTREAM_ERROR
+        };
+        super::rpc_response(
+            StatusCode::OK,
+            rpc::error(
+                &id,
+                code,
+                text,
+                Some(json!({"error": outcome, "upstream_status": status})),
+            ),
+        )
+    };
+    let end = loop {
+        let chunk = tokio::select! {
+            biased;
+            end = lease.ended() => break Some(end),
+            c = body.next() => c,
+        };
+        match chunk {
+            Some(Ok(chunk)) => {
+                if buf.len() + chunk.len() > MAX_MESSAGE_BYTES {
+                    return failed(
+                        call,
+                        "upstream_error",
+                        "the upstream's response is too large",
+                    );
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Some(Err(e)) => {
+                tracing::warn!(upstream = %call.server, error = %e, "upstream response broke");
+                return if e.is_timeout() {
+                    failed(
+                        call,
+                        "upstream_timeout",
+                        "the upstream MCP server stopped answering",
+                    )
+                } else {
+                    failed(
+                        call,
+                        "upstream_error",
+                        "the upstream MCP server's response broke off",
+                    )
+                };
+            }
+            None => break None,
         }
     };
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    tokio::spawn(pump(res, framing, call, tx));
-    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
-    let mut out = (StatusCode::OK, body).into_response();
-    let h = out.headers_mut();
-    let ct = match framing {
-        Framing::Sse => "text/event-stream",
-        Framing::Json => "application/json",
-    };
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    if framing == Framing::Sse {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    drop(body);
+    let end = end.or_else(|| lease.access().check().err().map(End::Access));
+    if let Some(end) = end {
+        return cut_off(call, status, &end, cancel, cut);
     }
-    out
+    let msg: Option<Value> = serde_json::from_slice(&buf).ok();
+    match msg {
+        Some(msg) if is_response_to(&msg, &call.id) => {
+            let (outcome, rpc_error_code) = Ended::of(&msg).outcome();
+            call.record(Outcome {
+                upstream_status: Some(status),
+                outcome,
+                rpc_error_code,
+            });
+            super::rpc_response(StatusCode::OK, msg)
+        }
+        other => {
+            if let Some(m) = &other
+                && rpc::kind(m) == Some(rpc::Kind::Request)
+            {
+                call.drop_request(m);
+            }
+            failed(
+                call,
+                "upstream_error",
+                "the upstream MCP server did not answer with the call's response",
+            )
+        }
+    }
+}
+
+/// Ends a call whose lease ended: the upstream is asked to cancel it (unless its session
+/// ended, which ends the upstream's too), the outcome is `cut_off`.
+fn cut_off(call: Call, status: u16, end: &End, cancel: Cancel, cut: CutAnswer) -> Response {
+    if matches!(end, End::Access(_)) {
+        cancel();
+    }
+    tracing::info!(upstream = %call.server, tool = %call.tool, reason = ?end, "MCP call cut off");
+    let id = call.id.clone();
+    call.record(Outcome {
+        upstream_status: Some(status),
+        outcome: "cut_off",
+        rpc_error_code: None,
+    });
+    let (http, body) = cut(&id, end);
+    super::rpc_response(http, body)
+}
+
+/// What the relay hands the client's side of an SSE response.
+enum Item {
+    /// A message from the upstream: checked again as it is passed on.
+    Relay(Value),
+    /// The gateway's own message (an error for the call): passed on as it is.
+    Own(Value),
+}
+
+/// The client's side of an SSE response.
+struct Client {
+    rx: mpsc::Receiver<Item>,
+    access: Access,
+    id: Value,
+    cut: CutAnswer,
+    done: bool,
+}
+
+async fn next(mut c: Client) -> Option<(Result<Bytes, std::io::Error>, Client)> {
+    if c.done {
+        return None;
+    }
+    let msg = match c.rx.recv().await? {
+        Item::Own(msg) => msg,
+        // INVARIANT (stream lease): nothing is relayed on a token that fails now.
+        Item::Relay(msg) => match c.access.check() {
+            Ok(()) => msg,
+            Err(e) => {
+                c.done = true;
+                (c.cut)(&c.id, &End::Access(e)).1
+            }
+        },
+    };
+    Some((Ok(Bytes::from(sse::event(&msg))), c))
 }
 
 async fn pump(
     res: reqwest::Response,
-    framing: Framing,
-    call: Call,
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    mut call: Call,
+    mut lease: Lease,
+    cancel: Cancel,
+    cut: CutAnswer,
+    tx: mpsc::Sender<Item>,
 ) {
     let status = res.status().as_u16();
-    let mut scanner = Scanner::new(framing, call.id.clone());
+    let mut reader = sse::Reader::new(MAX_MESSAGE_BYTES);
     let mut body = res.bytes_stream();
-    // The client's idle limit is the reqwest client's read timeout.
+    let mut ended: Option<Ended> = None;
     let mut failure: Option<&'static str> = None;
-    loop {
-        match body.next().await {
-            Some(Ok(chunk)) => {
-                scanner.push(&chunk);
-                if tx.send(Ok(chunk)).await.is_err() {
-                    failure = Some("client_disconnected");
-                    break;
-                }
+    let mut end: Option<End> = None;
+    'read: loop {
+        let chunk = tokio::select! {
+            biased;
+            e = lease.ended() => {
+                end = Some(e);
+                break;
             }
+            // The client went away (or its side found the token failing): nothing
+            // waits for the rest.
+            () = tx.closed() => {
+                match lease.access().check() {
+                    Ok(()) => failure = Some("client_disconnected"),
+                    Err(e) => end = Some(End::Access(e)),
+                }
+                break;
+            }
+            c = body.next() => c,
+        };
+        let chunk = match chunk {
+            Some(Ok(chunk)) => chunk,
             Some(Err(e)) => {
                 tracing::warn!(upstream = %call.server, error = %e, "upstream stream broke");
                 failure = Some(if e.is_timeout() {
@@ -256,45 +426,80 @@ async fn pump(
                 break;
             }
             None => break,
+        };
+        for data in reader.push(&chunk) {
+            for msg in sse::messages(&data) {
+                let last = match rpc::kind(&msg) {
+                    Some(rpc::Kind::Response) if is_response_to(&msg, &call.id) => {
+                        ended = Some(Ended::of(&msg));
+                        true
+                    }
+                    Some(rpc::Kind::Notification) => false,
+                    Some(rpc::Kind::Request) => {
+                        call.drop_request(&msg);
+                        continue;
+                    }
+                    // A stray response, or no JSON-RPC message at all.
+                    Some(rpc::Kind::Response) | None => continue,
+                };
+                if tx.send(Item::Relay(msg)).await.is_err() {
+                    // The client's side ended: it went away, or it found the token
+                    // failing before this relay did.
+                    match lease.access().check() {
+                        Ok(()) => failure = Some("client_disconnected"),
+                        Err(e) => end = Some(End::Access(e)),
+                    }
+                    break 'read;
+                }
+                if last {
+                    // Nothing belongs on a call's stream after its response.
+                    break 'read;
+                }
+            }
         }
     }
     drop(body);
-    scanner.finish();
-    if scanner.sse.dropped() > 0 {
-        tracing::debug!(upstream = %call.server, dropped = scanner.sse.dropped(), "oversized upstream events not read");
+    if reader.dropped() > 0 {
+        tracing::debug!(upstream = %call.server, dropped = reader.dropped(), "oversized upstream events not read");
+    }
+    if let Some(end) = end {
+        if matches!(end, End::Access(_)) {
+            cancel();
+        }
+        tracing::info!(upstream = %call.server, tool = %call.tool, reason = ?end, "MCP call cut off");
+        let (_, msg) = cut(&call.id, &end);
+        let _ = tx.send(Item::Own(msg)).await;
+        drop(tx);
+        call.record(Outcome {
+            upstream_status: Some(status),
+            outcome: "cut_off",
+            rpc_error_code: None,
+        });
+        return;
     }
     // An SSE stream that ended without the response would leave the client waiting:
     // end it with an error response of the gateway's own.
-    if framing == Framing::Sse && scanner.ended.is_none() && failure != Some("client_disconnected")
-    {
-        let (code, text) = if failure == Some("upstream_timeout") {
+    if ended.is_none() && failure != Some("client_disconnected") {
+        let (code, text, word) = if failure == Some("upstream_timeout") {
             (
                 rpc::UPSTREAM_TIMEOUT,
                 "the upstream MCP server stopped answering",
+                "upstream_timeout",
             )
         } else {
             (
                 rpc::UPSTREAM_ERROR,
                 "the upstream MCP server ended the stream without a response",
+                "upstream_error",
             )
         };
-        let msg = rpc::error(
-            &call.id,
-            code,
-            text,
-            Some(
-                json!({"error": if code == rpc::UPSTREAM_TIMEOUT { "upstream_timeout" } else { "upstream_error" }}),
-            ),
-        );
-        let event = format!("event: message\ndata: {msg}\n\n");
-        let _ = tx.send(Ok(Bytes::from(event))).await;
+        let msg = rpc::error(&call.id, code, text, Some(json!({"error": word})));
+        let _ = tx.send(Item::Own(msg)).await;
     }
     drop(tx);
-    let (outcome, rpc_error_code) = match (&scanner.ended, failure) {
+    let (outcome, rpc_error_code) = match (&ended, failure) {
         (_, Some("client_disconnected")) => ("client_disconnected", None),
-        (Some(Ended::Result), _) => ("ok", None),
-        (Some(Ended::ToolError), _) => ("tool_error", None),
-        (Some(Ended::RpcError(c)), _) => ("rpc_error", *c),
+        (Some(e), _) => e.outcome(),
         (None, Some(f)) => (f, None),
         (None, None) => ("incomplete", None),
     };
@@ -310,18 +515,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_scanner_finds_the_final_response_only() {
-        let mut s = Scanner::new(Framing::Sse, json!(7));
-        s.push(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n");
-        s.push(b"data: {\"jsonrpc\":\"2.0\",\"id\":8,\"result\":{}}\n\n");
-        assert_eq!(s.ended, None);
-        s.push(b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"isError\":true}}\r\n\r\n");
-        assert_eq!(s.ended, Some(Ended::ToolError));
-
-        let mut j = Scanner::new(Framing::Json, json!("a"));
-        j.push(br#"{"jsonrpc":"2.0","id":"a","#);
-        j.push(br#""error":{"code":-32602,"message":"x"}}"#);
-        j.finish();
-        assert_eq!(j.ended, Some(Ended::RpcError(Some(-32602))));
+    fn a_final_response_says_how_the_call_ended() {
+        assert_eq!(
+            Ended::of(&json!({"jsonrpc": "2.0", "id": 7, "result": {"isError": true}})),
+            Ended::ToolError
+        );
+        assert_eq!(
+            Ended::of(&json!({"jsonrpc": "2.0", "id": 7, "result": {}})),
+            Ended::Result
+        );
+        assert_eq!(
+            Ended::of(
+                &json!({"jsonrpc": "2.0", "id": "a", "error": {"code": -32602, "message": "x"}})
+            ),
+            Ended::RpcError(Some(-32602))
+        );
     }
 }

@@ -15,7 +15,8 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// No valid bearer token (HTTP 401).
 pub const UNAUTHENTICATED: i64 = -32001;
-/// Mandate denied the call (HTTP 200; HTTP 403 for `insufficient_scope`).
+/// Mandate denied the call (HTTP 200; HTTP 403 for `insufficient_scope`), or the
+/// token's holder may not act now (HTTP 403, `data.error = "forbidden"`).
 pub const DENIED: i64 = -32003;
 /// Mandate holds the call for a human's approval (HTTP 200).
 pub const APPROVAL_REQUIRED: i64 = -32004;
@@ -23,6 +24,8 @@ pub const APPROVAL_REQUIRED: i64 = -32004;
 pub const AUTHZ_UNAVAILABLE: i64 = -32005;
 /// Unknown or ended session, or another agent's (HTTP 404).
 pub const SESSION_NOT_FOUND: i64 = -32006;
+/// Too many calls in flight in the session (HTTP 200): nothing was decided.
+pub const TOO_MANY_CALLS: i64 = -32007;
 /// The upstream MCP server failed or answered something unusable.
 pub const UPSTREAM_ERROR: i64 = -32010;
 /// The upstream MCP server did not answer in time.
@@ -65,6 +68,30 @@ pub fn notification(method: &str, params: Option<Value>) -> Value {
         m.insert("params".into(), p);
     }
     Value::Object(m)
+}
+
+/// What a message an upstream sent is, for deciding what the client may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A request to the client (sampling, elicitation, roots, ping): never relayed.
+    Request,
+    /// A notification (progress, logging, …): relayed.
+    Notification,
+    /// A response: relayed only as the response to the client's own request.
+    Response,
+}
+
+/// What `msg` is; `None` if it is no JSON-RPC message.
+pub fn kind(msg: &Value) -> Option<Kind> {
+    let obj = msg.as_object()?;
+    match (obj.get("method"), obj.get("id")) {
+        (Some(Value::String(_)), Some(_)) => Some(Kind::Request),
+        (Some(Value::String(_)), None) => Some(Kind::Notification),
+        (None, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => {
+            Some(Kind::Response)
+        }
+        _ => None,
+    }
 }
 
 /// One message a client posted.

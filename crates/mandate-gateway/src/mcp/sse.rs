@@ -2,6 +2,22 @@
 //! `\r` line ends, `data:` lines joined by `\n`, comments ignored), for reading an
 //! upstream MCP server's SSE responses as the bytes arrive.
 
+/// One message as an SSE event (`event: message`, no id: streams through the gateway
+/// are not resumable).
+pub fn event(msg: &serde_json::Value) -> Vec<u8> {
+    format!("event: message\ndata: {msg}\n\n").into_bytes()
+}
+
+/// The JSON-RPC messages in one event's data: one message, or the members of a batch
+/// (which the 2025-03-26 transport allowed); nothing if it is not JSON.
+pub fn messages(data: &[u8]) -> Vec<serde_json::Value> {
+    match serde_json::from_slice(data) {
+        Ok(serde_json::Value::Array(batch)) => batch,
+        Ok(msg) => vec![msg],
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Feeds on byte chunks; yields the `data` of each complete event.
 #[derive(Debug)]
 pub struct Reader {

@@ -434,7 +434,7 @@ url = "{}"
     listed.sort_unstable();
     assert_eq!(
         listed,
-        ["demo__add", "demo__slow_count"],
+        ["demo__add", "demo__phish", "demo__slow_count", "demo__tick"],
         "tools/list is filtered: {}",
         context()
     );
@@ -499,7 +499,7 @@ url = "{}"
     let seen = up.calls().await;
     assert_eq!(
         seen["tools"],
-        json!({"add": 1, "slow_count": 1, "delete_everything": 0}),
+        json!({"add": 1, "slow_count": 1, "delete_everything": 0, "tick": 0, "phish": 0}),
         "{seen}"
     );
     assert_eq!(seen["with_authorization"], 0, "{seen}");
@@ -706,4 +706,410 @@ url = "{}"
         assert_eq!(d["upstream_status"], 200, "{e}");
         assert_eq!(d["outcome"], "ok", "{e}");
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Regression tests for issue 18 (the MCP gateway's findings), named after them.
+
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// Every tool may be called, and agents may have mandates.
+const POLICIES_WITH_MANDATES: &str = r#"
+@id("call-tools") permit (principal, action == Mandate::Action::"mcp:call_tool", resource);
+@id("mandates") permit (principal, action == Mandate::Action::"mandate:request", resource);
+"#;
+
+/// `mandate serve` with the gateway in front of one upstream, policies active.
+struct Gateway {
+    s: Server,
+    admin: String,
+    /// `{gateway}/mcp`.
+    endpoint: String,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Gateway {
+    async fn start(up: &Upstream, env: &[(&str, &str)], policies: &str) -> Gateway {
+        let (t, dir) = data_dir();
+        let files = tempfile::tempdir().unwrap();
+        let config = files.path().join("mandate.toml");
+        fs::write(
+            &config,
+            format!(
+                "[gateway]\nlisten = \"127.0.0.1:0\"\n\n[[gateway.mcp]]\nname = \"demo\"\nurl = \"{}\"\n",
+                up.url
+            ),
+        )
+        .unwrap();
+        let s = Server::start(&dir, &["--config", config.to_str().unwrap()], env);
+        let admin = s.token.clone().expect("bootstrap token");
+        let endpoint = format!("{}/mcp", gateway_url(&s));
+        let (st, v) = s
+            .admin(
+                &admin,
+                Method::POST,
+                "/v1/policies",
+                Some(json!({"policies": policies, "schema_fragments": [SCHEMA]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        let version = v["version"].as_i64().unwrap();
+        let (st, v) = s
+            .admin(
+                &admin,
+                Method::POST,
+                &format!("/v1/policies/{version}/activate"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        Gateway {
+            s,
+            admin,
+            endpoint,
+            _dirs: (t, files),
+        }
+    }
+
+    /// An agent whose boundary is the MCP tools at this gateway; (id, its client
+    /// credentials token for the gateway).
+    async fn agent(&self, name: &str) -> (String, String) {
+        let (st, a) = self
+            .s
+            .admin(
+                &self.admin,
+                Method::POST,
+                "/v1/agents",
+                Some(json!({"name": name, "owner": "ops@example.com",
+                            "boundary": {"grants": [{"actions": ["mcp:*"], "resources": ["Mcp::Tool/*"]}],
+                                         "audiences": [self.endpoint]}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{a}");
+        let id = a["id"].as_str().unwrap().to_owned();
+        let secret = self.s.add_secret(&self.admin, &id).await;
+        let (st, t) = self
+            .s
+            .token_basic(&id, &secret, &[("resource", self.endpoint.as_str())])
+            .await;
+        assert_eq!(st, 200, "{t}");
+        (id, t["access_token"].as_str().unwrap().to_owned())
+    }
+
+    /// A raw Streamable HTTP session: initialize and initialized; its id.
+    async fn session(&self, http: &reqwest::Client, token: &str) -> String {
+        let r = rpc_post(http, &self.endpoint, Some(token), None, &initialize(1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", self.s.stderr_text());
+        let sid = header(&r, "mcp-session-id");
+        let r = rpc_post(
+            http,
+            &self.endpoint,
+            Some(token),
+            Some(&sid),
+            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 202);
+        sid
+    }
+}
+
+fn tool_call(id: u64, name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": name, "arguments": arguments}})
+}
+
+/// The one JSON-RPC message of a response (JSON, or the last event of a stream).
+async fn message(r: reqwest::Response) -> Value {
+    let text = r.text().await.unwrap();
+    let data = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("data:"))
+        .map_or(text.as_str(), str::trim);
+    serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Finding 6 (issue 18): agents X and Y each hold a mandate for alice and exchange it
+/// for a gateway token, so both tokens' `sub` is alice. X's session belonged to `sub`,
+/// so Y could use it: list, call in X's upstream session, listen to it, end it. A
+/// session belongs to the acting agent: Y gets 404 for all of it, X carries on, and Y
+/// with its own session is served as usual.
+#[tokio::test]
+async fn finding_6_an_agent_acting_for_the_same_user_cannot_use_another_agents_session() {
+    let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
+    let up = Upstream::start(&python);
+    let g = Gateway::start(
+        &up,
+        &[("MANDATE_DEV_USER_TOKENS", "true")],
+        POLICIES_WITH_MANDATES,
+    )
+    .await;
+    let (code, alice, err) = crate::harness::cli(
+        &g.s.addr,
+        &g.admin,
+        &["dev", "issue-user-token", "--sub", "alice"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let alice = alice.trim().to_owned();
+    let mut tokens = Vec::new();
+    for name in ["agent-x", "agent-y"] {
+        let (id, own) = g.agent(name).await;
+        let (st, m) =
+            g.s.admin(
+                &own,
+                Method::POST,
+                "/v1/mandates",
+                Some(json!({"intent": "use the demo tools for alice",
+                            "scope": [{"actions": ["mcp:call_tool"], "resources": ["Mcp::Tool/*"]}],
+                            "lifetime_secs": 600, "user_token": alice})),
+            )
+            .await;
+        assert_eq!(st, 201, "{m}");
+        assert_eq!(m["status"], "active", "{m}");
+        let res =
+            g.s.http
+                .post(g.s.url("/oauth/token"))
+                .form(&[
+                    ("grant_type", TOKEN_EXCHANGE),
+                    ("subject_token", &alice),
+                    ("subject_token_type", JWT),
+                    ("actor_token", &own),
+                    ("actor_token_type", ACCESS_TOKEN),
+                    ("mandate", m["id"].as_str().unwrap()),
+                    ("resource", &g.endpoint),
+                ])
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(res.status(), 200);
+        let ex: Value = res.json().await.unwrap();
+        tokens.push((id, ex["access_token"].as_str().unwrap().to_owned()));
+    }
+    let [(_, x), (y_id, y)] = <[(String, String); 2]>::try_from(tokens).unwrap();
+
+    let http = reqwest::Client::new();
+    let sid = g.session(&http, &x).await;
+    let r = rpc_post(
+        &http,
+        &g.endpoint,
+        Some(&x),
+        Some(&sid),
+        &tool_call(2, "demo__add", json!({"a": 1, "b": 2})),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(message(r).await["result"]["content"][0]["text"], "3");
+
+    // Y, with its own valid token for the gateway and X's session id.
+    for body in [
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+        tool_call(4, "demo__add", json!({"a": 40, "b": 2})),
+        json!({"jsonrpc": "2.0", "id": 5, "method": "ping"}),
+    ] {
+        let r = rpc_post(&http, &g.endpoint, Some(&y), Some(&sid), &body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{body}");
+        assert_eq!(message(r).await["error"]["code"], -32006, "{body}");
+    }
+    let r = http
+        .get(&g.endpoint)
+        .bearer_auth(&y)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "GET");
+    let r = http
+        .delete(&g.endpoint)
+        .bearer_auth(&y)
+        .header("mcp-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "DELETE");
+
+    // X's session carries on; only X's calls reached the upstream.
+    let r = rpc_post(
+        &http,
+        &g.endpoint,
+        Some(&x),
+        Some(&sid),
+        &tool_call(6, "demo__add", json!({"a": 2, "b": 2})),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(message(r).await["result"]["content"][0]["text"], "4");
+    assert_eq!(up.calls().await["tools"]["add"], 2);
+    // Nothing Y tried was decided.
+    assert!(
+        events(&g.s, &g.admin, "decision", Some(&y_id))
+            .await
+            .is_empty()
+    );
+
+    // Y's token is good for a session of its own (the SDK client lists the tools).
+    let report = mcp_client(&python, &g.endpoint, Some(&y), &[]);
+    assert!(report.get("connect_error").is_none(), "{report:#}");
+    assert_ne!(report["session_id"], sid.as_str());
+    assert!(
+        report["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("demo__add")),
+        "{report:#}"
+    );
+}
+
+/// Finding 7 (issue 18): after `contain`, a `GET /mcp` stream opened before kept
+/// relaying the upstream's notifications. The upstream (FastMCP) sends one on the
+/// standalone stream every 500 ms; once `POST /v1/agents/{id}/contain` has answered the
+/// client receives at most one more, then the stream ends; and the agent can open
+/// nothing (the SDK client cannot connect).
+#[tokio::test]
+async fn finding_7_contain_cuts_an_open_mcp_stream_within_one_notification() {
+    let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
+    let up = Upstream::start(&python);
+    let g = Gateway::start(&up, &[], POLICIES).await;
+    let (agent, token) = g.agent("ticker").await;
+    let http = reqwest::Client::new();
+    let sid = g.session(&http, &token).await;
+    let listen = http
+        .get(&g.endpoint)
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listen.status(), 200);
+    let r = rpc_post(
+        &http,
+        &g.endpoint,
+        Some(&token),
+        Some(&sid),
+        &tool_call(2, "demo__tick", json!({"n": 120, "interval_ms": 500})),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(message(r).await["result"]["content"][0]["text"], "ticking");
+
+    // Ticks arrive on the standalone stream.
+    let mut stream = listen.bytes_stream();
+    let mut seen = String::new();
+    let ticks = |s: &str| s.matches("\"tick ").count();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ticks(&seen) < 3 {
+        assert!(Instant::now() < deadline, "no ticks: {seen}");
+        let chunk = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(&mut stream),
+        )
+        .await
+        .expect("a tick")
+        .expect("the stream is open")
+        .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    let (st, v) =
+        g.s.admin(
+            &g.admin,
+            Method::POST,
+            &format!("/v1/agents/{agent}/contain"),
+            Some(json!({"reason": "issue 18, finding 7"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let before = ticks(&seen);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let ended = loop {
+        match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut stream)).await {
+            Err(_) => break false,
+            Ok(None | Some(Err(_))) => break true,
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+        }
+    };
+    assert!(ended, "the stream outlived the containment: {seen}");
+    assert!(
+        ticks(&seen) - before <= 1,
+        "{} notifications after contain: {seen}",
+        ticks(&seen) - before
+    );
+
+    // Nothing opens any more.
+    let r = rpc_post(&http, &g.endpoint, Some(&token), None, &initialize(9))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a contained agent's token is cut off");
+    let report = mcp_client(&python, &g.endpoint, Some(&token), &[]);
+    let e = report["connect_error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the SDK client connected: {report:#}"));
+    assert!(e.contains("401"), "{e}");
+}
+
+/// Finding 8 (issue 18): an allowed tool that asks the client, on its `tools/call`
+/// stream, to elicit (a sign-in page at evil.example), to sample its model and to list
+/// its roots: the SDK client received all three. Through the gateway it receives none,
+/// gets the tool's result, and the upstream waits for answers that never come.
+#[tokio::test]
+async fn finding_8_the_sdk_client_is_asked_nothing_by_an_upstream_through_the_gateway() {
+    let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
+    let up = Upstream::start(&python);
+    let g = Gateway::start(&up, &[], POLICIES).await;
+    let (_, token) = g.agent("phished").await;
+    let report = mcp_client(
+        &python,
+        &g.endpoint,
+        Some(&token),
+        &[("demo__phish", json!({}))],
+    );
+    assert!(report.get("connect_error").is_none(), "{report:#}");
+    assert_eq!(report["calls"][0]["ok"], true, "{report:#}");
+    assert_eq!(
+        report["calls"][0]["text"],
+        json!(["phish done"]),
+        "{report:#}"
+    );
+    assert_eq!(report["server_requests"], json!([]), "{report:#}");
+    let seen = up.calls().await;
+    assert_eq!(seen["tools"]["phish"], 1, "{seen}");
+    assert_eq!(
+        seen["asked"],
+        json!([
+            {"method": "elicitation/create", "outcome": "no answer"},
+            {"method": "sampling/createMessage", "outcome": "no answer"},
+            {"method": "roots/list", "outcome": "no answer"},
+        ]),
+        "{seen}"
+    );
+    // The record says what was dropped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let result = loop {
+        let r = events(&g.s, &g.admin, "gateway.result", None).await;
+        if let Some(e) = r.into_iter().next() {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no gateway.result");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(result["details"]["outcome"], "ok", "{result}");
+    assert_eq!(result["details"]["dropped_server_requests"], 3, "{result}");
 }

@@ -10,6 +10,7 @@ process list); without it no Authorization header is sent.
 Report:
   {"protocol_version": "...", "server_info": {...}, "session_id": "...",
    "tools": ["name", ...],
+   "server_requests": ["elicitation/create", ...],
    "calls": [{"name": ..., "arguments": {...}, "elapsed": seconds,
               "ok": true, "is_error": false, "text": ["..."], "structured": ...,
               "progress": [{"progress": 1, "total": 3, "message": "...", "t": s}],
@@ -20,6 +21,8 @@ or, when the session cannot be set up at all (e.g. 401):
   {"connect_error": "..."}
 Progress and log times `t` are seconds since the call was sent, so a test can tell a
 streamed response (first progress well before `elapsed`) from a buffered one.
+`server_requests` lists every request the server side sent this client (sampling,
+elicitation, roots): each is refused, and through Mandate's gateway none may arrive.
 """
 
 import argparse
@@ -29,7 +32,7 @@ import os
 import sys
 import time
 
-from mcp import ClientSession
+from mcp import ClientSession, types
 from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.exceptions import McpError
 
@@ -44,18 +47,32 @@ def describe(exc: BaseException) -> str:
 async def run(url: str, calls: list[tuple[str, dict]]) -> dict:
     token = os.environ.get("MCP_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    report: dict = {"calls": []}
+    report: dict = {"calls": [], "server_requests": []}
     current: dict = {}
 
     async def on_log(params) -> None:
         current.setdefault("logs", []).append(str(params.data))
+
+    def refuse(method: str):
+        async def callback(_context, _params=None) -> types.ErrorData:
+            report["server_requests"].append(method)
+            return types.ErrorData(code=-32601, message=f"{method} refused by the test client")
+
+        return callback
 
     async with streamablehttp_client(url, headers=headers, timeout=30) as (
         read,
         write,
         get_session_id,
     ):
-        async with ClientSession(read, write, logging_callback=on_log) as session:
+        async with ClientSession(
+            read,
+            write,
+            logging_callback=on_log,
+            sampling_callback=refuse("sampling/createMessage"),
+            elicitation_callback=refuse("elicitation/create"),
+            list_roots_callback=refuse("roots/list"),
+        ) as session:
             init = await session.initialize()
             report["protocol_version"] = init.protocolVersion
             report["server_info"] = init.serverInfo.model_dump(mode="json")

@@ -1,0 +1,122 @@
+//! An open stream's hold on the token that opened it. A stream (the standalone `GET
+//! /mcp` stream, a `tools/call` response) lives only while that token still
+//! authenticates as the agent that opened it: the stream checks it before relaying each
+//! message ([`Access::check`]), and waits on [`Lease::ended`], which re-checks whenever
+//! the authorizer's snapshot changes (a suspension, containment, revocation, policy
+//! change, or the snapshot going stale), every [`RECHECK`] besides (a token or mandate
+//! that runs out by time fires no change), and resolves at once when the session ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::authz::{Authorizer, AuthzError};
+
+/// How often an open stream re-checks its token when nothing has changed: a token's or
+/// mandate's end by time is seen within this.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// What a stream needs to re-check its token: a synchronous look at the current
+/// snapshot.
+#[derive(Clone)]
+pub struct Access {
+    authz: Arc<dyn Authorizer>,
+    token: String,
+    audience: String,
+    agent: String,
+}
+
+impl Access {
+    /// `token` for `audience`, held by the acting agent `agent`.
+    pub fn new(authz: Arc<dyn Authorizer>, token: &str, audience: &str, agent: &str) -> Self {
+        Self {
+            authz,
+            token: token.to_owned(),
+            audience: audience.to_owned(),
+            agent: agent.to_owned(),
+        }
+    }
+
+    /// Whether the token still authenticates, now, as the agent that opened the stream.
+    pub fn check(&self) -> Result<(), AuthzError> {
+        let p = self.authz.authenticate(&self.token, &self.audience)?;
+        if p.agent == self.agent {
+            Ok(())
+        } else {
+            Err(AuthzError::Unauthenticated(
+                "the token no longer names the agent that opened the stream".into(),
+            ))
+        }
+    }
+}
+
+/// Why a stream must end.
+#[derive(Debug, Clone)]
+pub enum End {
+    /// The token no longer authenticates, its holder may not act, or nothing can be
+    /// checked: the error a new request would get.
+    Access(AuthzError),
+    /// The session ended (DELETE, or evicted).
+    SessionClosed,
+}
+
+/// An open stream's watch over its [`Access`].
+pub struct Lease {
+    access: Access,
+    /// `None` once the authorizer's side is gone (then the periodic check remains).
+    changes: Option<watch::Receiver<u64>>,
+    tick: tokio::time::Interval,
+    closed: watch::Receiver<bool>,
+}
+
+impl Lease {
+    /// Watches `access` for a stream of the session whose end `closed` reports.
+    pub fn new(access: Access, closed: watch::Receiver<bool>) -> Self {
+        let mut changes = access.authz.changes();
+        // Only changes from now on matter: the stream was opened on a current check.
+        changes.mark_unchanged();
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            access,
+            changes: Some(changes),
+            tick,
+            closed,
+        }
+    }
+
+    /// The check to make before relaying each message.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// Resolves when the stream must end. Cancel-safe: it can be one branch of a
+    /// `select!` in a loop without missing a change.
+    pub async fn ended(&mut self) -> End {
+        loop {
+            let changes = &mut self.changes;
+            let changed = async {
+                match changes.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ok = changed => {
+                    if !ok {
+                        self.changes = None;
+                    }
+                }
+                _ = self.tick.tick() => {}
+                // An error: the session itself is gone, which ends it too.
+                _ = self.closed.wait_for(|c| *c) => return End::SessionClosed,
+            }
+            // INVARIANT (stream lease): no open stream outlives its token's validity;
+            // every snapshot change, and every RECHECK, re-authenticates it.
+            if let Err(e) = self.access.check() {
+                return End::Access(e);
+            }
+        }
+    }
+}
