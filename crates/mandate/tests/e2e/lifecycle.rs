@@ -207,11 +207,10 @@ async fn finding_2_a_retired_key_is_refused_everywhere_after_its_window_with_no_
         )
         .unwrap()
     };
-    let until = mandate_core::time::Timestamp::parse(
-        rotated["retired_published_until"].as_str().unwrap(),
-    )
-    .unwrap()
-    .secs();
+    let until =
+        mandate_core::time::Timestamp::parse(rotated["retired_published_until"].as_str().unwrap())
+            .unwrap()
+            .secs();
     // Inside the window the old key still verifies (the rotation keeps its tokens).
     assert_eq!(s.introspect(&admin, &forge(0)).await["active"], true);
     // Whole seconds: waking up to a second late only shortens what is left of nothing.
@@ -247,7 +246,10 @@ async fn finding_2_a_retired_key_is_refused_everywhere_after_its_window_with_no_
         .await
         .unwrap();
     assert_eq!(d["decision"], "deny", "{d}");
-    assert_eq!(d["reasons"], json!(["invalid_token", "unknown signing key"]));
+    assert_eq!(
+        d["reasons"],
+        json!(["invalid_token", "unknown signing key"])
+    );
     let r = s
         .http
         .get(s.url("/v1/mandates"))

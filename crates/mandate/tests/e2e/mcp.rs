@@ -776,6 +776,18 @@ impl Gateway {
     /// An agent whose boundary is the MCP tools at this gateway; (id, its client
     /// credentials token for the gateway).
     async fn agent(&self, name: &str) -> (String, String) {
+        let (id, secret) = self.client(name).await;
+        let (st, t) = self
+            .s
+            .token_basic(&id, &secret, &[("resource", self.endpoint.as_str())])
+            .await;
+        assert_eq!(st, 200, "{t}");
+        (id, t["access_token"].as_str().unwrap().to_owned())
+    }
+
+    /// Registers an agent that may call every tool and get tokens for the gateway;
+    /// (its id, a client secret).
+    async fn client(&self, name: &str) -> (String, String) {
         let (st, a) = self
             .s
             .admin(
@@ -790,12 +802,7 @@ impl Gateway {
         assert_eq!(st, 201, "{a}");
         let id = a["id"].as_str().unwrap().to_owned();
         let secret = self.s.add_secret(&self.admin, &id).await;
-        let (st, t) = self
-            .s
-            .token_basic(&id, &secret, &[("resource", self.endpoint.as_str())])
-            .await;
-        assert_eq!(st, 200, "{t}");
-        (id, t["access_token"].as_str().unwrap().to_owned())
+        (id, secret)
     }
 
     /// A raw Streamable HTTP session: initialize and initialized; its id.
@@ -861,7 +868,12 @@ async fn finding_6_an_agent_acting_for_the_same_user_cannot_use_another_agents_s
     let alice = alice.trim().to_owned();
     let mut tokens = Vec::new();
     for name in ["agent-x", "agent-y"] {
-        let (id, own) = g.agent(name).await;
+        // The agent's own token for Mandate (no resource) asks for the mandate; the
+        // exchange authenticates the agent as a client.
+        let (id, secret) = g.client(name).await;
+        let (st, own) = g.s.token_basic(&id, &secret, &[]).await;
+        assert_eq!(st, 200, "{own}");
+        let own = own["access_token"].as_str().unwrap().to_owned();
         let (st, m) =
             g.s.admin(
                 &own,
@@ -877,6 +889,7 @@ async fn finding_6_an_agent_acting_for_the_same_user_cannot_use_another_agents_s
         let res =
             g.s.http
                 .post(g.s.url("/oauth/token"))
+                .basic_auth(&id, Some(&secret))
                 .form(&[
                     ("grant_type", TOKEN_EXCHANGE),
                     ("subject_token", &alice),
