@@ -4,12 +4,18 @@
 //! Decision: the whole address is compared case-insensitively. The domain is
 //! case-insensitive by definition (RFC 5321 §2.4, RFC 1035 §2.3.3). The local part may
 //! in theory be case-sensitive, but no mainstream mail system or identity provider
-//! treats `Bob` and `bob` as two mailboxes, and the checks that use this comparison
-//! must not be defeated by a changed letter case: a self-approval check that misses
-//! `Bob@example.com` = `bob@example.com` lets a person approve their own agent. Folding
-//! can only make such a check refuse more, and for ownership two people whose verified
-//! addresses differ only in case is not a case this server supports. Subjects (`sub`)
-//! are not e-mail addresses and stay case-sensitive (OpenID Connect Core §5.7).
+//! treats `Bob` and `bob` as two mailboxes, and a self-approval check that misses
+//! `Bob@example.com` = `bob@example.com` lets a person approve their own agent.
+//!
+//! The trade-off, stated plainly: for self-approval folding can only refuse more, but
+//! ownership (`is_owner` in the server) also *grants* — the owner may revoke the agent's
+//! mandates — so folding lets `bob@example.com` act as the owner `Bob@example.com`. That
+//! is accepted: both addresses are verified by the identity provider, and two people
+//! whose verified addresses differ only in case are not a case this server supports.
+//! Not equated: Unicode normalisation forms (NFC/NFD) and punycode against Unicode
+//! domains — an IdP that issues the same address in two such forms would defeat the
+//! comparison; none of the common ones do. Subjects (`sub`) are not e-mail addresses and
+//! stay case-sensitive (OpenID Connect Core §5.7).
 
 /// The canonical form of an e-mail address (`local@domain`, lowercased throughout), or
 /// `None` when `s` is not one (no `@` with text on both sides).

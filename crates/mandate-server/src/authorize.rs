@@ -175,10 +175,22 @@ pub(crate) fn decide_question(
     };
     let mut seen = Observed::default();
     let detector = state.detector.as_ref();
-    let d = match q.principal {
+    // A token that did not verify through the cache is verified by `decide` again (so
+    // its answer says why); should it verify there after all, it is held to the
+    // audience too, so the audience never rests on the two verifications agreeing.
+    let late;
+    let verified = match q.principal {
+        Principal::Verified(c) => Some(c),
+        Principal::Token(t) => {
+            late = mandate_token::access::verify(&snapshot.ring, t, &snapshot.expected(), now).ok();
+            late.as_ref()
+        }
+        Principal::Agent(_) => None,
+    };
+    let d = match verified {
         // Refused before the detector: a token used where it was not issued for is not
         // the agent's behaviour to learn.
-        Principal::Verified(c) if !q.audience.accepts(snapshot, c) => Decision::wrong_audience(c),
+        Some(c) if !q.audience.accepts(snapshot, c) => Decision::wrong_audience(c),
         _ => decide_with(
             snapshot,
             &question,

@@ -20,7 +20,7 @@ use mandate_core::mandate::grants_allow;
 use mandate_core::risk::Risk;
 use mandate_core::time::Timestamp;
 use mandate_policy::{CompiledPolicies, OnBehalf, PolicyRequest};
-use mandate_token::access::{self, AccessClaims};
+use mandate_token::access::{self, AccessClaims, Audience};
 use mandate_token::keys::KeyRing;
 use serde_json::Value;
 
@@ -72,8 +72,15 @@ impl Snapshot {
     /// token exchange) only if its `aud` names Mandate; a token issued for a gateway
     /// route or any other resource is refused there, so whoever receives it cannot act
     /// as the agent at Mandate.
+    ///
+    /// Every audience the token names must be Mandate's: a token for Mandate *and* an
+    /// API (which Mandate no longer issues, `granted_audience` in oauth.rs) is in that
+    /// API's hands too, so it is refused here.
     pub fn is_for_mandate(&self, claims: &AccessClaims) -> bool {
-        self.audiences.iter().any(|a| claims.aud.contains(a))
+        match &claims.aud {
+            Audience::One(a) => self.audiences.contains(a),
+            Audience::Many(v) => !v.is_empty() && v.iter().all(|a| self.audiences.contains(a)),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use mandate_core::agent::Agent;
 use mandate_core::id::{MandateId, TokenId};
 use mandate_core::mandate::{Mandate, narrow_scope};
 use mandate_core::time::Timestamp;
-use mandate_token::access::{self, AccessClaims, Actor, Audience, ParentToken};
+use mandate_token::access::{self, AccessClaims, Actor, ParentToken};
 use serde_json::json;
 
 use crate::AppState;
@@ -34,8 +34,8 @@ use crate::caller::peek_issuer;
 use crate::decide::{Snapshot, holder};
 use crate::error::OAuthError;
 use crate::oauth::{
-    Params, authenticate, check_resource, check_scope, client_auth, no_store, record_refusal,
-    sign_and_record, token_lifetime,
+    Params, authenticate, check_resource, check_scope, client_auth, granted_audience, no_store,
+    record_refusal, sign_and_record, token_lifetime,
 };
 
 /// The grant type (RFC 8693 §2.1).
@@ -239,19 +239,7 @@ async fn exchange_for(
         agent.boundary.allows_scope(t)
     })
     .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-    let mut audiences: Vec<String> = Vec::new();
-    for t in &ask.targets {
-        if *t != state.config.default_audience && !agent.boundary.allows_audience(t) {
-            return Err(OAuthError::invalid_target(format!(
-                "audience `{t}` is outside the agent's boundary"
-            )));
-        }
-        if !audiences.iter().any(|a| a == t) {
-            audiences.push((*t).to_owned());
-        }
-    }
-    let aud = Audience::from_list(audiences)
-        .unwrap_or_else(|| Audience::One(state.config.default_audience.clone()));
+    let aud = granted_audience(state, agent, &ask.targets, "audience")?;
     // INVARIANT (lifetime): never past the mandate, the parent token or the user token.
     let exp = now
         .plus_secs(i64::from(token_lifetime(state, agent)))

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::authorize::{Question, decide_question, record_decision, verified_claims};
-use crate::decide::{Principal, Resource};
+use crate::decide::{Principal, Resource, TokenAudience};
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
 
@@ -93,22 +93,44 @@ fn unavailable(e: crate::error::StaleSnapshot) -> AuthzError {
     AuthzError::Unavailable(e.to_string())
 }
 
+/// The claims of `token` if it verifies and was issued for the gateway resource
+/// `audience` (RFC 8707 / MCP authorization: a token is only good for the resource it
+/// was issued for); otherwise `Unauthenticated`, before anything is decided or recorded.
+fn verified_for(
+    state: &AppState,
+    snapshot: &crate::decide::Snapshot,
+    token: &str,
+    audience: &str,
+    now: mandate_core::time::Timestamp,
+) -> Result<Arc<mandate_token::access::AccessClaims>, AuthzError> {
+    let claims = verified_claims(state, snapshot, token, now)
+        .ok_or_else(|| AuthzError::Unauthenticated("the token does not verify".into()))?;
+    if !TokenAudience::Resource(audience).accepts(snapshot, &claims) {
+        return Err(AuthzError::Unauthenticated(format!(
+            "the token is not issued for `{audience}`"
+        )));
+    }
+    Ok(claims)
+}
+
+/// The gateway's verdict for a decision.
+fn verdict_of(d: &crate::decide::Decision) -> Verdict {
+    if d.allow {
+        Verdict::Allow
+    } else if d.approval_required {
+        Verdict::ApprovalRequired
+    } else {
+        Verdict::Deny
+    }
+}
+
 impl Authorizer for GatewayAuthorizer {
     fn authorize(&self, ask: Ask) -> BoxFuture<'_, Result<Answer, AuthzError>> {
         Box::pin(async move {
             let state = &self.state;
             let snapshot = state.snapshot().map_err(unavailable)?;
             let now = state.clock.now();
-            let claims = verified_claims(state, &snapshot, &ask.token, now)
-                .ok_or_else(|| AuthzError::Unauthenticated("the token does not verify".into()))?;
-            // RFC 8707 / MCP authorization: a token is only good for the resource it was
-            // issued for.
-            if !claims.aud.contains(&ask.audience) {
-                return Err(AuthzError::Unauthenticated(format!(
-                    "the token is not issued for `{}`",
-                    ask.audience
-                )));
-            }
+            let claims = verified_for(state, &snapshot, &ask.token, &ask.audience, now)?;
             let resource = Resource {
                 type_name: ask.resource_type.clone(),
                 id: ask.resource_id.clone(),
@@ -131,7 +153,9 @@ impl Authorizer for GatewayAuthorizer {
                     request_id: None,
                     actor: None,
                     via: Some(ask.via.clone()),
-                    audience: crate::decide::TokenAudience::Resource(&ask.audience),
+                    // Checked above already (a 401, nothing recorded); stated again so the
+                    // decision path holds it by itself.
+                    audience: TokenAudience::Resource(&ask.audience),
                 },
             );
             // INVARIANT (gateway fail closed): the decision is durable before anything
@@ -143,13 +167,7 @@ impl Authorizer for GatewayAuthorizer {
                 return Err(AuthzError::Unauthenticated(d.reasons.join("; ")));
             }
             Ok(Answer {
-                verdict: if d.allow {
-                    Verdict::Allow
-                } else if d.approval_required {
-                    Verdict::ApprovalRequired
-                } else {
-                    Verdict::Deny
-                },
+                verdict: verdict_of(&d),
                 reasons: d.reasons,
                 decision_id: id,
                 agent: d.agent.map(|a| a.to_string()),
@@ -161,13 +179,7 @@ impl Authorizer for GatewayAuthorizer {
         let state = &self.state;
         let snapshot = state.snapshot().map_err(unavailable)?;
         let now = state.clock.now();
-        let claims = verified_claims(state, &snapshot, token, now)
-            .ok_or_else(|| AuthzError::Unauthenticated("the token does not verify".into()))?;
-        if !claims.aud.contains(audience) {
-            return Err(AuthzError::Unauthenticated(format!(
-                "the token is not issued for `{audience}`"
-            )));
-        }
+        let claims = verified_for(state, &snapshot, token, audience, now)?;
         // The anomaly detector's suspensions are in force before the snapshot has them.
         let holder = crate::decide::holder(&snapshot, &claims, now).map_err(|r| {
             if denied_token(r.reason) {
@@ -197,11 +209,7 @@ impl Authorizer for GatewayAuthorizer {
         let state = &self.state;
         let snapshot = state.snapshot().map_err(unavailable)?;
         let now = state.clock.now();
-        let claims = verified_claims(state, &snapshot, &ask.token, now)
-            .ok_or_else(|| AuthzError::Unauthenticated("the token does not verify".into()))?;
-        if !claims.aud.contains(&ask.audience) {
-            return Err(AuthzError::Unauthenticated("wrong audience".into()));
-        }
+        let claims = verified_for(state, &snapshot, &ask.token, &ask.audience, now)?;
         let resource = Resource {
             type_name: ask.resource_type.clone(),
             id: ask.resource_id.clone(),
@@ -221,13 +229,7 @@ impl Authorizer for GatewayAuthorizer {
         if d.reasons.first().is_some_and(|r| denied_token(r)) {
             return Err(AuthzError::Unauthenticated(d.reasons.join("; ")));
         }
-        Ok(if d.allow {
-            Verdict::Allow
-        } else if d.approval_required {
-            Verdict::ApprovalRequired
-        } else {
-            Verdict::Deny
-        })
+        Ok(verdict_of(&d))
     }
 
     fn record_result(&self, decision_id: String, result: Value) -> BoxFuture<'static, ()> {

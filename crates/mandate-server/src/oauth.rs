@@ -488,21 +488,7 @@ async fn issue(
             "scope `{outside}` is outside the agent's boundary"
         )));
     }
-    let mut audiences: Vec<String> = Vec::new();
-    for r in resources {
-        // INVARIANT (ceiling): a token names only audiences the boundary lists, or the
-        // server's default audience (RFC 8707 §2: otherwise `invalid_target`).
-        if r != state.config.default_audience && !agent.boundary.allows_audience(r) {
-            return Err(OAuthError::invalid_target(format!(
-                "resource `{r}` is outside the agent's boundary"
-            )));
-        }
-        if !audiences.iter().any(|a| a == r) {
-            audiences.push(r.to_owned());
-        }
-    }
-    let aud = Audience::from_list(audiences)
-        .unwrap_or_else(|| Audience::One(state.config.default_audience.clone()));
+    let aud = granted_audience(state, agent, &resources, "resource")?;
     let lifetime = token_lifetime(state, agent);
     let now = state.clock.now();
     let jti = TokenId::generate(state.clock.as_ref(), state.random.as_ref())
@@ -568,6 +554,43 @@ pub(crate) async fn sign_and_record(
         OAuthError::temporarily_unavailable("the audit log cannot be written; retry shortly")
     })?;
     Ok(token)
+}
+
+/// The `aud` of a token `agent` asks for with these RFC 8707 `resource` (or RFC 8693
+/// `audience`) targets, named `what` in errors: the default audience when there are none.
+///
+/// INVARIANT (ceiling): a token names only audiences the boundary lists, or Mandate's
+/// own (the issuer, the default audience); otherwise `invalid_target` (RFC 8707 §2).
+/// INVARIANT (audience, at issuance): a token is either for Mandate or for others,
+/// never both — a resource server that receives a token for itself must never hold
+/// one Mandate accepts (`INVARIANT (audience)` in decide.rs refuses mixed ones too).
+pub(crate) fn granted_audience(
+    state: &AppState,
+    agent: &Agent,
+    targets: &[&str],
+    what: &str,
+) -> Result<Audience, OAuthError> {
+    let own = state.config.own_audiences();
+    let mut audiences: Vec<String> = Vec::new();
+    for t in targets {
+        if !own.iter().any(|o| o == t) && !agent.boundary.allows_audience(t) {
+            return Err(OAuthError::invalid_target(format!(
+                "{what} `{t}` is outside the agent's boundary"
+            )));
+        }
+        if !audiences.iter().any(|a| a == t) {
+            audiences.push((*t).to_owned());
+        }
+    }
+    let mandates = audiences.iter().filter(|a| own.contains(a)).count();
+    if mandates != 0 && mandates != audiences.len() {
+        return Err(OAuthError::invalid_target(format!(
+            "a token for Mandate is for Mandate only: ask for the {what}s of other services \
+             in a token of their own"
+        )));
+    }
+    Ok(Audience::from_list(audiences)
+        .unwrap_or_else(|| Audience::One(state.config.default_audience.clone())))
 }
 
 /// What every access token must satisfy (as `Snapshot::expected`, for the paths that

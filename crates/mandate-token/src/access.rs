@@ -220,7 +220,7 @@ pub fn verify_bounded(
     if c.iss != expected.issuer {
         return Err(VerifyError::Issuer);
     }
-    // INVARIANT (lifetime): no token lives longer than `token.max_lifetime_secs`,
+    // INVARIANT (max lifetime): no token lives longer than `token.max_lifetime_secs`,
     // whoever signed it and however the configuration changed since.
     if c.exp.saturating_sub(c.iat) > expected.max_lifetime_secs || c.nbf < c.iat {
         return Err(VerifyError::Lifetime);

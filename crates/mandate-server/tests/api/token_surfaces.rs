@@ -354,6 +354,39 @@ async fn finding_3_a_token_for_another_audience_is_refused_at_every_mandate_endp
         .expect(200);
 }
 
+/// Finding 3, review follow-up: a token naming Mandate *and* an API would be in that
+/// API's hands as well; it is not issued, and one forged with Mandate's key is refused
+/// at Mandate's endpoints (every audience must be Mandate's), though accepted by an
+/// enforcement point that names its own audience.
+#[tokio::test]
+async fn finding_3_a_token_for_mandate_and_an_api_is_neither_issued_nor_accepted() {
+    let env = Env::new();
+    let (c, service) = env.token_world().await;
+    for targets in [[ROUTE, ISSUER], [ISSUER, ROUTE]] {
+        let r = env
+            .token_request(&c, &[("resource", targets[0]), ("resource", targets[1])])
+            .await;
+        r.expect(400);
+        assert_eq!(r.json()["error"], "invalid_target");
+    }
+    let key = current_key(&env);
+    let now = env.now();
+    let mut claims = super::jwt_parts(&forge(&key, &c.id, "tok_both", now, now + 60)).1;
+    claims["aud"] = json!([ROUTE, ISSUER]);
+    let both: AccessClaims = serde_json::from_value(claims).expect("claims");
+    let both = access::issue(&key, &both).expect("sign");
+    assert_eq!(env.decide_as_agent(&both).await, denied_invalid());
+    assert_eq!(
+        env.decide_for_service(&service, &both, None).await,
+        denied_invalid()
+    );
+    unauthenticated(&env.bearer(&both, Method::GET, "/v1/mandates", None).await);
+    assert_eq!(
+        env.decide_for_service(&service, &both, Some(ROUTE)).await,
+        allowed()
+    );
+}
+
 /// Finding 3 (RFC 8693 §2.1): a token exchange is answered only to an authenticated
 /// client; an `actor_token` alone — a bearer token some resource server has seen —
 /// mints nothing, and another agent's `actor_token` is refused.
