@@ -35,9 +35,10 @@
 //!   is no scope to step up to).
 //! - The body is read only after the token was accepted (origin, token, content type,
 //!   `Accept` and protocol version are checked from the headers first). A
-//!   `Content-Length` over `max_body_bytes` is 413 at once; a body not complete within
-//!   `body_timeout` is 408. Every answer sent without reading the body says
-//!   `Connection: close`.
+//!   `Content-Length` over `max_body_bytes` is 413 at once (as is a body that grows
+//!   past it); a body not complete within `body_timeout` is 408; one that breaks off
+//!   (the client closed its side, bad chunking) is 400 `body_incomplete`, not 413.
+//!   Every answer sent without reading the body says `Connection: close`.
 //! - `initialize` is answered by the gateway: a new session (`Mcp-Session-Id`, 256
 //!   random bits in hex) of the acting agent, the client's protocol version if
 //!   supported (else the latest), capabilities `{tools: {listChanged: false}}`. Later
@@ -91,8 +92,9 @@
 //!   9728 metadata naming Mandate's issuer as the authorization server.
 //!
 //! Error codes (also in `data.error` as a word): -32700 parse, -32600 invalid request
-//! (also HTTP 408 `body_timeout`, 409 `stream_conflict`, 413 `body_too_large`), -32601
-//! unknown method, -32602 invalid params / unknown tool, -32603 internal, -32001
+//! (also HTTP 400 `body_incomplete`, 408 `body_timeout`, 409 `stream_conflict`, 413
+//! `body_too_large`), -32601 unknown method, -32602 invalid params / unknown tool,
+//! -32603 internal, -32001
 //! unauthenticated (HTTP 401), -32003 denied (or, HTTP 403, `forbidden`), -32004
 //! approval required, -32005 authorization unavailable (HTTP 503), -32006 session not
 //! found (HTTP 404), -32007 too many calls in flight, -32010 upstream error, -32011
@@ -155,6 +157,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::authz::{Ask, Authorizer, AuthzError, Principal, Verdict};
+use crate::http::body::{BodyFault, Limits, Progress, read_whole};
 use lease::{Access, End, Lease};
 use session::{Busy, Session, Sessions};
 use upstream::{Conn, SESSION_HEADER, Upstream, UpstreamError, VERSION_HEADER};
@@ -429,6 +432,30 @@ fn refusal(id: &Value, e: &End) -> (StatusCode, Value) {
             ),
         ),
     }
+}
+
+/// A request body not taken: 413 `body_too_large` over the limit, 408 `body_timeout`
+/// when it did not arrive in time, 400 `body_incomplete` when it broke off (the client
+/// closed its side, bad chunking) — a broken stream is not a big message.
+fn body_refused(f: BodyFault) -> Response {
+    let (status, word, message) = match f {
+        BodyFault::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the message is too large",
+        ),
+        BodyFault::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the message did not arrive in time",
+        ),
+        BodyFault::Broken => (
+            StatusCode::BAD_REQUEST,
+            "body_incomplete",
+            "the message broke off before its end",
+        ),
+    };
+    rpc_fail(status, &Value::Null, rpc::INVALID_REQUEST, word, message)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -973,39 +1000,18 @@ async fn handle_post(
     // INVARIANT (authenticated before read): the body is read only for a token that
     // authenticates for this resource, and its holder may act.
     let principal = gw.authenticate(&null, Some(token)).map_err(early)?;
-    let too_large = || {
-        rpc_fail(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &null,
-            rpc::INVALID_REQUEST,
-            "body_too_large",
-            "the message is too large",
-        )
-    };
     let declared = header_str(headers, header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > u64::try_from(gw.max_body_bytes).unwrap_or(u64::MAX)) {
-        return Err(unread(too_large()));
+        return Err(unread(body_refused(BodyFault::TooLarge)));
     }
-    let bytes = match tokio::time::timeout(
-        gw.body_timeout,
-        axum::body::to_bytes(body, gw.max_body_bytes),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        // The limit was hit while reading: the rest is unread.
-        Ok(Err(_)) => return Err(unread(too_large())),
-        Err(_) => {
-            return Err(unread(rpc_fail(
-                StatusCode::REQUEST_TIMEOUT,
-                &null,
-                rpc::INVALID_REQUEST,
-                "body_timeout",
-                "the message did not arrive in time",
-            )));
-        }
-    };
+    // One body reader for both gateways: the limit, the deadline and a body that broke
+    // off are told apart.
+    let limits = Limits::new(gw.max_body_bytes, gw.body_timeout);
+    let bytes = read_whole(body, limits, &Progress::default())
+        .await
+        // The rest is unread (or unreadable): the connection cannot carry another request.
+        .map_err(|f| unread(body_refused(f)))?;
     let msg = rpc::read(&bytes).map_err(|e| {
         rpc_fail(
             StatusCode::BAD_REQUEST,

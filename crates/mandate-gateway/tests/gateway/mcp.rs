@@ -1391,11 +1391,23 @@ impl Harness {
     /// within `within` (the response head at least, or everything until the server
     /// closed).
     async fn raw(&self, head: &str, body: &[u8], within: Duration) -> String {
+        self.raw_with(head, body, false, within).await
+    }
+
+    /// As [`Harness::raw`], closing the connection's sending side after `body`.
+    async fn raw_then_close(&self, head: &str, body: &[u8], within: Duration) -> String {
+        self.raw_with(head, body, true, within).await
+    }
+
+    async fn raw_with(&self, head: &str, body: &[u8], close: bool, within: Duration) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.base.strip_prefix("http://").unwrap();
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(head.as_bytes()).await.unwrap();
         s.write_all(body).await.unwrap();
+        if close {
+            s.shutdown().await.unwrap();
+        }
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         let deadline = tokio::time::Instant::now() + within;
@@ -1940,4 +1952,54 @@ async fn finding_9_calls_in_flight_per_session_are_capped() {
         body["error"]["data"]["error"], "duplicate_request_id",
         "{body}"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Regression tests for the issue 18 review's follow-ups, named after what they pin.
+
+fn chunked_head(tok: &str) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nhost: gateway.test\r\nauthorization: Bearer {tok}\r\n\
+         content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+         transfer-encoding: chunked\r\n\r\n"
+    )
+}
+
+/// A body that broke off (bad chunking, or a client that closed its side before the
+/// declared length arrived) was answered 413 `body_too_large`, as if it were over the
+/// limit. It is 400 `body_incomplete`; only a body over the limit is 413.
+#[tokio::test]
+async fn a_broken_body_is_400_body_incomplete_not_413_too_large() {
+    let h = harness().await;
+    let tok = token(AGENT);
+    let got = h
+        .raw(
+            &chunked_head(&tok),
+            b"zz\r\n{}\r\n0\r\n\r\n",
+            Duration::from_secs(3),
+        )
+        .await;
+    assert!(got.starts_with("HTTP/1.1 400"), "bad chunking: {got:?}");
+    assert!(got.contains("\"body_incomplete\""), "{got}");
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
+
+    let got = h
+        .raw_then_close(&head(&tok, 100), b"{\"jsonrpc\"", Duration::from_secs(3))
+        .await;
+    assert!(got.starts_with("HTTP/1.1 400"), "cut short: {got:?}");
+    assert!(got.contains("\"body_incomplete\""), "{got}");
+
+    // Over the limit (64 KiB here) with no Content-Length to tell: still 413.
+    let mut big = format!("{:x}\r\n", 70 * 1024).into_bytes();
+    big.extend(std::iter::repeat_n(b' ', 70 * 1024));
+    big.extend_from_slice(b"\r\n0\r\n\r\n");
+    let got = h
+        .raw(&chunked_head(&tok), &big, Duration::from_secs(3))
+        .await;
+    assert!(got.starts_with("HTTP/1.1 413"), "over the limit: {got:?}");
+    assert!(got.contains("\"body_too_large\""), "{got}");
+    assert!(h.authz.asked().is_empty());
 }
