@@ -158,7 +158,7 @@ use serde_json::{Value, json};
 
 use crate::authz::{Ask, Authorizer, AuthzError, Principal, Verdict};
 use crate::http::body::{BodyFault, Limits, Progress, read_whole};
-use lease::{Access, End, Lease};
+use lease::{Access, End, Lease, Watch};
 use session::{Busy, Session, Sessions};
 use upstream::{Conn, SESSION_HEADER, Upstream, UpstreamError, VERSION_HEADER};
 
@@ -575,11 +575,13 @@ impl Gateway {
             .map_err(|e| self.authz_error(id, e))
     }
 
-    /// The lease of a stream opened with `token` by `agent` in `session`.
-    fn lease(&self, token: &str, agent: &str, session: &Session) -> Lease {
+    /// The lease of a stream opened with `token` by `agent` in `session`, seeing the
+    /// changes since `since` (taken before the check the stream was opened on).
+    fn lease(&self, token: &str, agent: &str, session: &Session, since: Watch) -> Lease {
         Lease::new(
             Access::new(Arc::clone(&self.authz), token, &self.resource, agent),
             session.closed(),
+            since,
         )
     }
 
@@ -785,6 +787,9 @@ impl Gateway {
         };
 
         let ask = self.ask(token, server, tool, Some(arguments), "tools/call");
+        // Watched from before the decision: a change while the call is decided and sent
+        // upstream (up to `timeout`) reaches the call's lease.
+        let since = Watch::start(self.authz.as_ref());
         let answer = match self.authz.authorize(ask).await {
             Ok(a) => a,
             Err(e) => return *self.authz_error(id, e),
@@ -866,7 +871,7 @@ impl Gateway {
         };
         match sent {
             Ok(res) => {
-                let lease = self.lease(token, agent, &session);
+                let lease = self.lease(token, agent, &session, since);
                 let gw = Arc::clone(self);
                 let params = json!({"requestId": id, "reason": "the caller's access ended"});
                 let cancel: forward::Cancel = Box::new(move || gw.cancel(session, params, false));
@@ -1150,9 +1155,10 @@ async fn get_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response
             )));
         }
         let token = bearer(&headers);
+        let since = Watch::start(gw.authz.as_ref());
         let principal = gw.authenticate(&null, token)?;
         let session = gw.session(&headers, &null, &principal.agent)?;
-        let lease = gw.lease(token.unwrap_or_default(), &principal.agent, &session);
+        let lease = gw.lease(token.unwrap_or_default(), &principal.agent, &session, since);
         Ok(listen::open(&gw, &session, lease))
     };
     match run() {

@@ -61,6 +61,24 @@ pub enum End {
     SessionClosed,
 }
 
+/// The change feed, watched from the moment it was taken. A [`Lease`] is built from
+/// one taken *before* the check its stream was opened on (`authenticate` for `GET
+/// /mcp`, `authorize` for a `tools/call`, which then waits for the upstream's answer),
+/// so a change in between — a revocation while the call was sent upstream — is seen as
+/// soon as the lease is, not at the next [`RECHECK`].
+pub struct Watch(watch::Receiver<u64>);
+
+impl Watch {
+    /// Starts watching `authz`'s changes.
+    pub fn start(authz: &dyn Authorizer) -> Self {
+        let mut changes = authz.changes();
+        // INVARIANT (stream lease): changes before this point are covered by the check
+        // the caller makes next; every change after it reaches the lease.
+        changes.mark_unchanged();
+        Self(changes)
+    }
+}
+
 /// An open stream's watch over its [`Access`].
 pub struct Lease {
     access: Access,
@@ -71,11 +89,10 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Watches `access` for a stream of the session whose end `closed` reports.
-    pub fn new(access: Access, closed: watch::Receiver<bool>) -> Self {
-        let mut changes = access.authz.changes();
-        // Only changes from now on matter: the stream was opened on a current check.
-        changes.mark_unchanged();
+    /// Watches `access` for a stream of the session whose end `closed` reports, seeing
+    /// every change since `since` was taken (before the check the stream was opened on).
+    pub fn new(access: Access, closed: watch::Receiver<bool>, since: Watch) -> Self {
+        let Watch(changes) = since;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {

@@ -227,6 +227,8 @@ struct Upstream {
     call_bodies: Mutex<Vec<Value>>,
     /// Released by the test: lets a gated `slow_count` finish.
     release: Notify,
+    /// Released by the test: lets a `slow_count` with `hold_head` answer at all.
+    head: Notify,
     /// When set, tools/call answers HTTP 500.
     broken: AtomicBool,
     /// The standalone (GET) streams open.
@@ -322,6 +324,9 @@ async fn upstream_post(
             let name = msg["params"]["name"].as_str().unwrap().to_owned();
             *u.calls.lock().unwrap().entry(name.clone()).or_default() += 1;
             let args = &msg["params"]["arguments"];
+            if args["hold_head"].as_bool() == Some(true) {
+                u.head.notified().await;
+            }
             match name.as_str() {
                 "slow_count" => slow_count(&u, id, &msg["params"]),
                 "phish" => phish(id, args["json"].as_bool().unwrap_or(false)),
@@ -344,12 +349,17 @@ async fn upstream_post(
 fn slow_count(u: &Arc<Upstream>, id: Value, params: &Value) -> Response {
     let n = params["arguments"]["n"].as_u64().unwrap();
     let gate = params["arguments"]["gate"].as_bool().unwrap_or(false);
+    // Once the head is out, nothing until released.
+    let quiet = params["arguments"]["hold_head"].as_bool().unwrap_or(false);
     // Like FastMCP's ctx.report_progress: progress on the standalone stream.
     let via_get = params["arguments"]["via_get"].as_bool().unwrap_or(false);
     let token = params["_meta"]["progressToken"].clone();
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let u = Arc::clone(u);
     tokio::spawn(async move {
+        if quiet {
+            u.release.notified().await;
+        }
         for i in 1..=n {
             let p = json!({"jsonrpc": "2.0", "method": "notifications/progress",
                            "params": {"progressToken": token, "progress": i, "total": n}});
@@ -2002,4 +2012,45 @@ async fn a_broken_body_is_400_body_incomplete_not_413_too_large() {
     assert!(got.starts_with("HTTP/1.1 413"), "over the limit: {got:?}");
     assert!(got.contains("\"body_too_large\""), "{got}");
     assert!(h.authz.asked().is_empty());
+}
+
+/// A change that came while a `tools/call` was being sent upstream (which may take
+/// `timeout`) was lost: the call's lease subscribed to the change feed only once the
+/// upstream answered and discarded what had changed, so a revocation in that window was
+/// seen only at the next one-second re-check. The lease watches from before the call is
+/// decided.
+#[tokio::test]
+async fn a_revocation_while_a_call_is_sent_upstream_is_seen_at_once() {
+    let h = harness().await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let body = json!({"jsonrpc": "2.0", "id": "h-1", "method": "tools/call", "params": {
+        "name": "beta__slow_count", "arguments": {"n": 1, "hold_head": true}}});
+    let call = h.post_raw(Some(&sid), Some(&tok), &body);
+    let revoke = async {
+        eventually("the upstream has the call", || {
+            h.beta.calls("slow_count") == 1
+        })
+        .await;
+        h.authz.revoke(&tok, true);
+        h.beta.head.notify_one();
+    };
+    let (res, ()) = tokio::join!(call, revoke);
+    let head_at = tokio::time::Instant::now();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut stream = res.bytes_stream();
+    let mut seen = String::new();
+    assert!(
+        read_to_end(&mut stream, &mut seen, Duration::from_millis(600)).await,
+        "the call's stream outlived its revoked token until the periodic re-check: {seen}"
+    );
+    assert!(head_at.elapsed() < Duration::from_millis(600));
+    assert!(seen.contains("\"code\":-32001"), "{seen}");
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "cut_off");
+    eventually("the call cancelled upstream", || {
+        !h.beta.cancelled().is_empty()
+    })
+    .await;
 }
