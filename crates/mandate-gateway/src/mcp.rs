@@ -78,7 +78,8 @@
 //!     gets `{gateway, server, tool, upstream_status, latency_ms, outcome[,
 //!     rpc_error_code][, dropped_server_requests]}` with `outcome` one of `ok`,
 //!     `tool_error`, `rpc_error`, `incomplete`, `client_disconnected`,
-//!     `upstream_error`, `upstream_timeout`, `cut_off`.
+//!     `client_stalled` (the client took no message for `timeout`: the call was given
+//!     up and cancelled upstream), `upstream_error`, `upstream_timeout`, `cut_off`.
 //! - `ping` is answered by the gateway; `notifications/cancelled` is passed to the
 //!   upstream that has the request; other notifications and responses get 202 and go
 //!   nowhere (the gateway sends no requests to clients). Other methods: -32601.
@@ -117,7 +118,10 @@
 //! response head of a forwarded call; while a forwarded response streams, `timeout`
 //! is the longest silence (so progress notifications keep a long call alive). An
 //! upstream's standalone stream silent for `stream_idle_timeout` is closed and opened
-//! again. A session holds at most one standalone stream and 16 call streams to each
+//! again. `timeout` is also the longest a client's stream may take no message: a
+//! client that stopped reading has its call given up (`client_stalled`) or its
+//! standalone stream closed, and a lease keeps watching its token while the gateway
+//! waits for such a client. A session holds at most one standalone stream and 16 call streams to each
 //! upstream.
 //!
 //! Not relayed, on any stream: server-to-client requests (sampling, elicitation,
@@ -289,6 +293,9 @@ struct Gateway {
     origin: String,
     max_body_bytes: usize,
     body_timeout: Duration,
+    /// Per upstream request; also the longest a client's stream may go without taking
+    /// a message before the client is taken to have stopped reading.
+    timeout: Duration,
     stream_idle_timeout: Duration,
     upstreams: BTreeMap<String, Arc<Upstream>>,
     sessions: Sessions,
@@ -342,6 +349,7 @@ pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
         origin: public.to_ascii_lowercase(),
         max_body_bytes: cfg.max_body_bytes,
         body_timeout: cfg.body_timeout,
+        timeout: cfg.timeout,
         stream_idle_timeout: cfg.stream_idle_timeout,
         upstreams,
         sessions: Sessions::default(),
@@ -873,9 +881,12 @@ impl Gateway {
             Ok(res) => {
                 let lease = self.lease(token, agent, &session, since);
                 let gw = Arc::clone(self);
-                let params = json!({"requestId": id, "reason": "the caller's access ended"});
-                let cancel: forward::Cancel = Box::new(move || gw.cancel(session, params, false));
-                forward::respond(res, call, lease, cancel, refusal).await
+                let request_id = id.clone();
+                let cancel: forward::Cancel = Box::new(move |reason| {
+                    let params = json!({"requestId": request_id, "reason": reason});
+                    gw.cancel(session, params, false);
+                });
+                forward::respond(res, call, lease, (cancel, refusal), self.timeout).await
             }
             Err(e) => {
                 tracing::warn!(upstream = %server, error = %e, "MCP call not forwarded");

@@ -41,6 +41,11 @@ fn exchanged(sub: &str, actor: &str) -> String {
     jwt(&json!({"sub": sub, "client_id": actor, "act": {"sub": actor}}))
 }
 
+/// Another token of `agent` (another `jti`).
+fn second_token(agent: &str) -> String {
+    jwt(&json!({"sub": agent, "client_id": agent, "jti": "second"}))
+}
+
 fn jwt(claims: &Value) -> String {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     format!(
@@ -233,6 +238,10 @@ struct Upstream {
     broken: AtomicBool,
     /// The standalone (GET) streams open.
     listeners: Mutex<Vec<mpsc::Sender<Result<Bytes, std::io::Error>>>>,
+    /// Messages a flooding `slow_count` has sent so far.
+    flooded: AtomicU64,
+    /// Set once a flooding `slow_count`'s stream was closed by the gateway.
+    flood_ended: AtomicBool,
 }
 
 impl Upstream {
@@ -354,9 +363,19 @@ fn slow_count(u: &Arc<Upstream>, id: Value, params: &Value) -> Response {
     // Like FastMCP's ctx.report_progress: progress on the standalone stream.
     let via_get = params["arguments"]["via_get"].as_bool().unwrap_or(false);
     let token = params["_meta"]["progressToken"].clone();
+    // Big notifications without end, until the gateway stops reading or goes away.
+    let flood = params["arguments"]["flood"].as_bool().unwrap_or(false);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let u = Arc::clone(u);
     tokio::spawn(async move {
+        if flood {
+            let note = big_note();
+            while tx.send(Ok(note.clone())).await.is_ok() {
+                u.flooded.fetch_add(1, Ordering::SeqCst);
+            }
+            u.flood_ended.store(true, Ordering::SeqCst);
+            return;
+        }
         if quiet {
             u.release.notified().await;
         }
@@ -383,6 +402,12 @@ fn slow_count(u: &Arc<Upstream>, id: Value, params: &Value) -> Response {
         rx.recv().await.map(|c| (c, rx))
     }));
     ([("content-type", "text/event-stream")], body).into_response()
+}
+
+/// A 64 KiB notification.
+fn big_note() -> Bytes {
+    sse_event(&json!({"jsonrpc": "2.0", "method": "notifications/message",
+                      "params": {"level": "info", "data": "x".repeat(64 * 1024)}}))
 }
 
 /// A hostile tool: before its result it asks the client, on the call's own stream, to
@@ -502,6 +527,7 @@ fn known_tokens() -> HashMap<String, String> {
     for agent in [AGENT, OTHER, X, A] {
         t.insert(token(agent), agent.to_owned());
     }
+    t.insert(second_token(AGENT), AGENT.to_owned());
     t.insert(exchanged(USER, X), X.to_owned());
     t.insert(exchanged(USER, Y), Y.to_owned());
     t.insert(exchanged(A, B), B.to_owned());
@@ -2053,4 +2079,217 @@ async fn a_revocation_while_a_call_is_sent_upstream_is_seen_at_once() {
         !h.beta.cancelled().is_empty()
     })
     .await;
+}
+
+impl Harness {
+    /// Sends `request` on a connection with a small receive buffer, reads the
+    /// response's head and returns the connection, which is never read again: a client
+    /// that stopped reading.
+    async fn stalled(&self, request: &str) -> (tokio::net::TcpStream, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr: std::net::SocketAddr =
+            self.base.strip_prefix("http://").unwrap().parse().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, 1, "closed before the head: {got:?}");
+            got.push(byte[0]);
+        }
+        (s, String::from_utf8(got).unwrap())
+    }
+
+    /// A `tools/call` of a flooding `slow_count` with id `id`, by a client that stops
+    /// reading once the head arrived; returns when the gateway has stopped taking more.
+    async fn stalled_call(&self, session: &str, tok: &str, id: &str) -> tokio::net::TcpStream {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "beta__slow_count", "arguments": {"n": 1, "flood": true}}})
+        .to_string();
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\nhost: gateway.test\r\nauthorization: Bearer {tok}\r\n\
+             content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+             mcp-session-id: {session}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (conn, head) = self.stalled(&request).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("text/event-stream"), "{head}");
+        settled("the upstream's flood blocked", || {
+            self.beta.flooded.load(Ordering::SeqCst)
+        })
+        .await;
+        conn
+    }
+}
+
+/// Waits (up to 30 s) until `count` has not moved for half a second and is above zero.
+async fn settled(what: &str, count: impl Fn() -> u64) {
+    let mut last = u64::MAX;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = count();
+        if now == last && now > 0 {
+            return;
+        }
+        last = now;
+    }
+    panic!("not within 30 s: {what} ({last})");
+}
+
+/// A client that stopped reading kept a `tools/call` stream past its token's
+/// revocation: the relay blocked on the full channel to the client and no longer
+/// watched the lease, so the upstream call was never cancelled, its stream and the
+/// session's slot were held for good, and `cut_off` was never recorded.
+#[tokio::test]
+async fn a_call_whose_client_stopped_reading_is_cut_off_when_its_token_is_revoked() {
+    // A send deadline longer than the test: only the revocation ends the stream.
+    let h = harness_with(|c| c.timeout = Duration::from_secs(60)).await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let _conn = h.stalled_call(&sid, &tok, "f-1").await;
+    assert!(!h.beta.flood_ended.load(Ordering::SeqCst));
+
+    h.authz.revoke(&tok, true);
+    eventually("the call cancelled upstream", || {
+        !h.beta.cancelled().is_empty()
+    })
+    .await;
+    eventually("the upstream's stream closed", || {
+        h.beta.flood_ended.load(Ordering::SeqCst)
+    })
+    .await;
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "cut_off");
+    // The session's slot is free: the same request id is taken again.
+    let (status, body) = h
+        .rpc_as(
+            &sid,
+            &second_token(AGENT),
+            json!({"jsonrpc": "2.0", "id": "f-1", "method": "tools/call",
+                   "params": {"name": "alpha__add", "arguments": {"a": 1, "b": 2}}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"]["content"][0]["text"], "3", "{body}");
+}
+
+/// A client that stops reading a call's stream holds it no longer than `timeout`:
+/// the call is given up (cancelled upstream, its slot freed) and recorded as
+/// `client_stalled`.
+#[tokio::test]
+async fn a_call_whose_client_stopped_reading_is_given_up_after_the_timeout() {
+    let h = harness_with(|c| c.timeout = Duration::from_secs(2)).await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let _conn = h.stalled_call(&sid, &tok, "f-2").await;
+    eventually("the call given up", || !h.authz.results().is_empty()).await;
+    let results = h.authz.results();
+    assert_eq!(results[0].1["outcome"], "client_stalled");
+    eventually("the call cancelled upstream", || {
+        !h.beta.cancelled().is_empty()
+    })
+    .await;
+    eventually("the upstream's stream closed", || {
+        h.beta.flood_ended.load(Ordering::SeqCst)
+    })
+    .await;
+}
+
+/// A client that stopped reading its `GET /mcp` stream kept it (and the upstreams'
+/// standalone streams, and the session's one standalone slot) past its token's
+/// revocation: the lease was polled only when the client's side was, which it no
+/// longer was. The lease is driven on its own; when it ends, so do the relays.
+#[tokio::test]
+async fn a_standalone_stream_whose_client_stopped_reading_ends_when_its_token_is_revoked() {
+    // A send deadline longer than the test: only the revocation ends the stream.
+    let h = harness_with(|c| c.timeout = Duration::from_secs(60)).await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let (_conn, flood) = h.stalled_listen(&tok, &sid).await;
+    h.authz.revoke(&tok, true);
+    eventually("the upstream streams closed", || {
+        h.alpha.open_listeners() == 0 && h.beta.open_listeners() == 0
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), flood)
+        .await
+        .unwrap()
+        .unwrap();
+    // The session's standalone slot is free again.
+    let res = h.get(&second_token(AGENT), &sid).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// A client that stops reading its `GET /mcp` stream holds it no longer than
+/// `timeout`: the upstream streams are closed and the session may listen again.
+#[tokio::test]
+async fn a_standalone_stream_whose_client_stopped_reading_ends_after_the_timeout() {
+    let h = harness_with(|c| c.timeout = Duration::from_secs(2)).await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let (_conn, flood) = h.stalled_listen(&tok, &sid).await;
+    eventually("the upstream streams closed", || {
+        h.alpha.open_listeners() == 0 && h.beta.open_listeners() == 0
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), flood)
+        .await
+        .unwrap()
+        .unwrap();
+    let res = h.get(&tok, &sid).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+impl Harness {
+    /// Opens `GET /mcp` in `session` with a client that stops reading once the head
+    /// arrived, and floods it from `alpha` until the gateway stops taking more. The
+    /// flood ends when no upstream stream is left to take it.
+    async fn stalled_listen(
+        &self,
+        tok: &str,
+        session: &str,
+    ) -> (tokio::net::TcpStream, tokio::task::JoinHandle<()>) {
+        let request = format!(
+            "GET /mcp HTTP/1.1\r\nhost: gateway.test\r\nauthorization: Bearer {tok}\r\n\
+             accept: text/event-stream\r\nmcp-session-id: {session}\r\n\r\n"
+        );
+        let (conn, head) = self.stalled(&request).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        eventually("both upstream streams open", || {
+            self.alpha.open_listeners() == 1 && self.beta.open_listeners() == 1
+        })
+        .await;
+        let sent = Arc::new(AtomicU64::new(0));
+        let flood = {
+            let (alpha, sent) = (Arc::clone(&self.alpha), Arc::clone(&sent));
+            tokio::spawn(async move {
+                let note = big_note();
+                loop {
+                    let listeners = alpha.listeners.lock().unwrap().clone();
+                    let mut took = 0;
+                    for l in listeners {
+                        if l.send(Ok(note.clone())).await.is_ok() {
+                            took += 1;
+                        }
+                    }
+                    if took == 0 {
+                        return;
+                    }
+                    sent.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        settled("the upstream's flood blocked", || {
+            sent.load(Ordering::SeqCst)
+        })
+        .await;
+        (conn, flood)
+    }
 }
