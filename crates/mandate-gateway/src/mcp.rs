@@ -16,9 +16,10 @@
 //!
 //! No open stream outlives its token's validity: each one re-authenticates its token
 //! whenever [`Authorizer::changes`] fires (a suspension, containment, revocation,
-//! policy change, or a stale snapshot), every second besides (a token or mandate that
-//! runs out by time), and before relaying each message; it ends as soon as that fails
-//! or its session ends (`lease.rs`). A token whose holder may not act now (suspended,
+//! policy change, or a stale snapshot), every second besides (a mandate that runs out
+//! by time), and before relaying each message; it ends as soon as that fails, its
+//! session ends, or its token reaches `exp` (a timer on `McpConfig::clock`, the
+//! authorizer's clock) (`lease.rs`). A token whose holder may not act now (suspended,
 //! contained, mandate ended) gets 403 and opens nothing.
 //!
 //! # What a client sees
@@ -158,6 +159,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use mandate_core::clock::Clock;
 use serde_json::{Value, json};
 
 use crate::authz::{Ask, Authorizer, AuthzError, Principal, Verdict};
@@ -176,7 +178,7 @@ pub struct McpServer {
 }
 
 /// The MCP gateway's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct McpConfig {
     /// The gateway's public base URL (no trailing slash); the MCP endpoint is
     /// `{public_url}/mcp` and that is the resource (token audience) it protects.
@@ -193,6 +195,22 @@ pub struct McpConfig {
     /// How long an upstream's standalone stream may stay silent before it is taken
     /// for dead, closed and opened again.
     pub stream_idle_timeout: Duration,
+    /// The clock tokens are verified with (the authorizer's): an open stream ends at
+    /// its token's `exp` by it.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for McpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpConfig")
+            .field("public_url", &self.public_url)
+            .field("servers", &self.servers)
+            .field("timeout", &self.timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_timeout", &self.body_timeout)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What is wrong with an [`McpConfig`].
@@ -297,6 +315,7 @@ struct Gateway {
     /// a message before the client is taken to have stopped reading.
     timeout: Duration,
     stream_idle_timeout: Duration,
+    clock: Arc<dyn Clock>,
     upstreams: BTreeMap<String, Arc<Upstream>>,
     sessions: Sessions,
 }
@@ -351,6 +370,7 @@ pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
         body_timeout: cfg.body_timeout,
         timeout: cfg.timeout,
         stream_idle_timeout: cfg.stream_idle_timeout,
+        clock: cfg.clock,
         upstreams,
         sessions: Sessions::default(),
     });
@@ -583,13 +603,20 @@ impl Gateway {
             .map_err(|e| self.authz_error(id, e))
     }
 
-    /// The lease of a stream opened with `token` by `agent` in `session`, seeing the
-    /// changes since `since` (taken before the check the stream was opened on).
-    fn lease(&self, token: &str, agent: &str, session: &Session, since: Watch) -> Lease {
+    /// The lease of a stream opened with `token` (authenticated as `principal`) in
+    /// `session`, seeing the changes since `since` (taken before the check the stream
+    /// was opened on), ending at the token's `exp`.
+    fn lease(&self, token: &str, principal: &Principal, session: &Session, since: Watch) -> Lease {
         Lease::new(
-            Access::new(Arc::clone(&self.authz), token, &self.resource, agent),
+            Access::new(
+                Arc::clone(&self.authz),
+                token,
+                &self.resource,
+                &principal.agent,
+            ),
             session.closed(),
             since,
+            lease::expiry(principal.expires_at, self.clock.as_ref()),
         )
     }
 
@@ -721,7 +748,7 @@ impl Gateway {
         self: &Arc<Self>,
         session: Arc<Session>,
         id: &Value,
-        (token, agent): (&str, &str),
+        (token, principal): (&str, &Principal),
         params: Value,
     ) -> Response {
         let invalid = |msg: &str| {
@@ -879,7 +906,7 @@ impl Gateway {
         };
         match sent {
             Ok(res) => {
-                let lease = self.lease(token, agent, &session, since);
+                let lease = self.lease(token, principal, &session, since);
                 let gw = Arc::clone(self);
                 let request_id = id.clone();
                 let cancel: forward::Cancel = Box::new(move |reason| {
@@ -1072,7 +1099,10 @@ async fn handle_post(
                 let session = gw.session(headers, &id, agent).map_err(|r| *r)?;
                 Ok(match method.as_str() {
                     "tools/list" => gw.tools_list(&session, &id, token).await,
-                    "tools/call" => gw.tools_call(session, &id, (token, agent), params).await,
+                    "tools/call" => {
+                        gw.tools_call(session, &id, (token, &principal), params)
+                            .await
+                    }
                     other => rpc_fail(
                         StatusCode::OK,
                         &id,
@@ -1169,7 +1199,7 @@ async fn get_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response
         let since = Watch::start(gw.authz.as_ref());
         let principal = gw.authenticate(&null, token)?;
         let session = gw.session(&headers, &null, &principal.agent)?;
-        let lease = gw.lease(token.unwrap_or_default(), &principal.agent, &session, since);
+        let lease = gw.lease(token.unwrap_or_default(), &principal, &session, since);
         Ok(listen::open(&gw, &session, lease))
     };
     match run() {
@@ -1228,6 +1258,7 @@ mod tests {
             max_body_bytes: 1 << 20,
             body_timeout: Duration::from_secs(5),
             stream_idle_timeout: Duration::from_secs(5),
+            clock: Arc::new(mandate_core::clock::SystemClock),
         };
         assert_eq!(ok.validate(), Ok(()));
         let with = |f: &dyn Fn(&mut McpConfig)| {

@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::StreamExt;
+use mandate_core::clock::ManualClock;
 use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal, Verdict};
 use mandate_gateway::mcp::{McpConfig, McpServer, router};
 use serde_json::{Value, json};
@@ -46,6 +47,14 @@ fn second_token(agent: &str) -> String {
     jwt(&json!({"sub": agent, "client_id": agent, "jti": "second"}))
 }
 
+/// A token of `agent` that expires two seconds after [`NOW_MILLIS`].
+fn expiring_token(agent: &str) -> String {
+    jwt(&json!({"sub": agent, "client_id": agent, "jti": "expiring"}))
+}
+
+/// What the gateway's clock reads in these tests (it does not move).
+const NOW_MILLIS: i64 = 1_800_000_000_000;
+
 fn jwt(claims: &Value) -> String {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     format!(
@@ -66,6 +75,9 @@ struct FakeAuthz {
     forbidden: Mutex<HashMap<String, String>>,
     /// The audience tokens are for.
     audience: String,
+    /// Tokens' `exp` (seconds), where not far in the future. The fake does not refuse
+    /// a token past it: the gateway must end its streams by itself.
+    expiry: HashMap<String, i64>,
     /// When set, every call fails with `Unavailable`.
     unavailable: AtomicBool,
     /// `authorize` calls.
@@ -180,7 +192,7 @@ impl Authorizer for FakeAuthz {
         Ok(Principal {
             agent: agent.clone(),
             token_id: format!("tok_{}", token.len()),
-            expires_at: i64::MAX,
+            expires_at: self.expiry.get(token).copied().unwrap_or(i64::MAX),
         })
     }
 
@@ -528,6 +540,7 @@ fn known_tokens() -> HashMap<String, String> {
         t.insert(token(agent), agent.to_owned());
     }
     t.insert(second_token(AGENT), AGENT.to_owned());
+    t.insert(expiring_token(AGENT), AGENT.to_owned());
     t.insert(exchanged(USER, X), X.to_owned());
     t.insert(exchanged(USER, Y), Y.to_owned());
     t.insert(exchanged(A, B), B.to_owned());
@@ -548,6 +561,7 @@ async fn harness_with(tweak: impl FnOnce(&mut McpConfig)) -> Harness {
     let authz = Arc::new(FakeAuthz {
         tokens: known_tokens(),
         audience: format!("{base}/mcp"),
+        expiry: HashMap::from([(expiring_token(AGENT), NOW_MILLIS / 1000 + 2)]),
         ..FakeAuthz::default()
     });
     let mut cfg = McpConfig {
@@ -571,6 +585,7 @@ async fn harness_with(tweak: impl FnOnce(&mut McpConfig)) -> Harness {
         max_body_bytes: 64 * 1024,
         body_timeout: Duration::from_secs(5),
         stream_idle_timeout: Duration::from_secs(60),
+        clock: Arc::new(ManualClock::at_millis(NOW_MILLIS)),
     };
     tweak(&mut cfg);
     assert_eq!(cfg.validate(), Ok(()));
@@ -2292,4 +2307,39 @@ impl Harness {
         .await;
         (conn, flood)
     }
+}
+
+/// An open stream outlived its token's `exp` until the authorizer refused it at a
+/// one-second re-check. It ends at `exp` by the gateway's own timer, whatever the
+/// re-checks say.
+#[tokio::test]
+async fn open_streams_end_at_their_tokens_exp() {
+    let h = harness().await;
+    let tok = expiring_token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let opened = tokio::time::Instant::now();
+    let res = h.get(&tok, &sid).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut listen = res.bytes_stream();
+    let (mut call, mut call_seen) = h.gated_call(&sid, &tok, "beta__slow_count", "x-1").await;
+    let mut seen = String::new();
+    assert!(
+        read_to_end(&mut listen, &mut seen, Duration::from_secs(4)).await,
+        "the GET stream outlived its token"
+    );
+    assert!(
+        read_to_end(&mut call, &mut call_seen, Duration::from_secs(1)).await,
+        "the call's stream outlived its token: {call_seen}"
+    );
+    // The clock says the token has two seconds left when the streams open.
+    let lived = opened.elapsed();
+    assert!(lived >= Duration::from_millis(1900), "{lived:?}");
+    assert!(lived < Duration::from_millis(3500), "{lived:?}");
+    assert!(call_seen.contains("\"code\":-32001"), "{call_seen}");
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "cut_off");
+    eventually("the call cancelled upstream", || {
+        !h.beta.cancelled().is_empty()
+    })
+    .await;
 }
