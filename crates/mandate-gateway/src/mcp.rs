@@ -48,7 +48,10 @@
 //!   new session"). `MCP-Protocol-Version`, when sent, must be a supported version
 //!   (400). An `Origin` header, when sent, must be the public URL's origin (403: DNS
 //!   rebinding). At most 32 sessions per acting agent (its least recently used goes)
-//!   and 4096 in all (see `session.rs`).
+//!   and 4096 in all (see `session.rs`). A session unused for `session_idle_timeout`
+//!   ([`SESSION_IDLE`], 30 minutes, in `mandate serve`) — no request naming it, no
+//!   open stream, no call in flight — is ended, and its upstream sessions deleted
+//!   (best effort); the client gets 404 next and initializes again.
 //! - `tools/list`: every upstream's tools (all pages), renamed `{server}__{tool}`,
 //!   keeping those the agent may call (`Authorizer::check` allows or asks for
 //!   approval; not recorded: listing is not acting). An upstream that fails is left
@@ -195,10 +198,19 @@ pub struct McpConfig {
     /// How long an upstream's standalone stream may stay silent before it is taken
     /// for dead, closed and opened again.
     pub stream_idle_timeout: Duration,
+    /// How long a session may go unused (no request, no open stream, no call in
+    /// flight) before it is ended ([`SESSION_IDLE`] in `mandate serve`).
+    pub session_idle_timeout: Duration,
     /// The clock tokens are verified with (the authorizer's): an open stream ends at
     /// its token's `exp` by it.
     pub clock: Arc<dyn Clock>,
 }
+
+/// How long a session may go unused before the gateway ends it: 30 minutes. An MCP
+/// client keeps one session for as long as it runs, often quiet for minutes between
+/// tool calls, so this is long; a client that comes back later gets 404 and, as the
+/// spec requires, initializes again.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 impl std::fmt::Debug for McpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,6 +221,7 @@ impl std::fmt::Debug for McpConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_timeout", &self.body_timeout)
             .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("session_idle_timeout", &self.session_idle_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -288,6 +301,9 @@ impl McpConfig {
         if self.stream_idle_timeout.is_zero() {
             return Err(McpConfigError::Zero("stream_idle_timeout"));
         }
+        if self.session_idle_timeout.is_zero() {
+            return Err(McpConfigError::Zero("session_idle_timeout"));
+        }
         Ok(())
     }
 }
@@ -315,6 +331,7 @@ struct Gateway {
     /// a message before the client is taken to have stopped reading.
     timeout: Duration,
     stream_idle_timeout: Duration,
+    session_idle_timeout: Duration,
     clock: Arc<dyn Clock>,
     upstreams: BTreeMap<String, Arc<Upstream>>,
     sessions: Sessions,
@@ -370,15 +387,43 @@ pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
         body_timeout: cfg.body_timeout,
         timeout: cfg.timeout,
         stream_idle_timeout: cfg.stream_idle_timeout,
+        session_idle_timeout: cfg.session_idle_timeout,
         clock: cfg.clock,
         upstreams,
         sessions: Sessions::default(),
     });
+    expire_sessions(&gw);
     Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
         .route("/.well-known/oauth-protected-resource/mcp", get(metadata))
         .route("/.well-known/oauth-protected-resource", get(metadata))
         .with_state(gw)
+}
+
+/// Ends, in the background, the sessions unused for the idle timeout and, best effort,
+/// their upstream sessions: a sweep every quarter of the timeout (at most every
+/// minute), so a session goes between one and one and a quarter timeouts (at most a
+/// minute more) after its last use. The sweep stops once the router is dropped.
+fn expire_sessions(gw: &Arc<Gateway>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        tracing::error!("MCP gateway built outside a runtime: idle sessions do not expire");
+        return;
+    };
+    let every =
+        (gw.session_idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
+    let weak = Arc::downgrade(gw);
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(gw) = weak.upgrade() else { return };
+            for s in gw.sessions.expire(gw.session_idle_timeout) {
+                tracing::debug!(agent = %s.agent, "MCP session expired unused");
+                gw.close_upstreams(s);
+            }
+        }
+    });
 }
 
 /// A JSON response.
@@ -1258,6 +1303,7 @@ mod tests {
             max_body_bytes: 1 << 20,
             body_timeout: Duration::from_secs(5),
             stream_idle_timeout: Duration::from_secs(5),
+            session_idle_timeout: SESSION_IDLE,
             clock: Arc::new(mandate_core::clock::SystemClock),
         };
         assert_eq!(ok.validate(), Ok(()));
@@ -1289,6 +1335,10 @@ mod tests {
         assert!(matches!(
             with(&|c| c.timeout = Duration::ZERO),
             Err(McpConfigError::Zero(_))
+        ));
+        assert!(matches!(
+            with(&|c| c.session_idle_timeout = Duration::ZERO),
+            Err(McpConfigError::Zero("session_idle_timeout"))
         ));
     }
 }

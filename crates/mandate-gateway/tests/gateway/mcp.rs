@@ -585,6 +585,7 @@ async fn harness_with(tweak: impl FnOnce(&mut McpConfig)) -> Harness {
         max_body_bytes: 64 * 1024,
         body_timeout: Duration::from_secs(5),
         stream_idle_timeout: Duration::from_secs(60),
+        session_idle_timeout: Duration::from_secs(600),
         clock: Arc::new(ManualClock::at_millis(NOW_MILLIS)),
     };
     tweak(&mut cfg);
@@ -2342,4 +2343,52 @@ async fn open_streams_end_at_their_tokens_exp() {
         !h.beta.cancelled().is_empty()
     })
     .await;
+}
+
+/// MCP sessions never expired: one that nobody used any more (with the upstream
+/// sessions opened for it) stayed until evicted. A session unused for
+/// `session_idle_timeout` is ended and its upstream sessions deleted; one with an open
+/// stream or a call in flight is in use.
+#[tokio::test]
+async fn a_session_unused_for_the_idle_timeout_is_ended_with_its_upstream_sessions() {
+    let h = harness_with(|c| c.session_idle_timeout = Duration::from_secs(1)).await;
+    let tok = token(AGENT);
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+
+    let idle = h.initialize(AGENT).await;
+    let (status, _) = h.rpc(&idle, AGENT, list).await;
+    assert_eq!(status, 200, "upstream sessions opened");
+    let listening = h.initialize(AGENT).await;
+    let res = h.get(&tok, &listening).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let calling = h.initialize(AGENT).await;
+    let (mut call, mut seen) = h
+        .gated_call(&calling, &tok, "alpha__slow_count", "i-1")
+        .await;
+    // Used now and then: kept.
+    let busy = h.initialize(AGENT).await;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (status, _) = h.rpc(&busy, AGENT, ping.clone()).await;
+        assert_eq!(status, 200, "a session in use expired");
+    }
+
+    let (status, body) = h.rpc(&idle, AGENT, ping.clone()).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], -32006);
+    eventually("the idle session's upstream sessions deleted", || {
+        h.alpha.deleted.lock().unwrap().len() == 1 && h.beta.deleted.lock().unwrap().len() == 1
+    })
+    .await;
+    assert_eq!(h.alpha.deleted.lock().unwrap()[0], "upstream-session-0");
+
+    let (status, _) = h.rpc(&listening, AGENT, ping.clone()).await;
+    assert_eq!(status, 200, "a session with an open stream expired");
+    h.alpha.release.notify_one();
+    assert!(read_to_end(&mut call, &mut seen, Duration::from_secs(5)).await);
+    assert!(seen.contains("counted to 3"), "{seen}");
+    let (status, _) = h.rpc(&calling, AGENT, ping).await;
+    assert_eq!(status, 200, "a session with a call in flight expired");
+    drop(res);
 }
