@@ -15,12 +15,19 @@
 //! delegated by the owner, gets 404 for the session as if it did not exist.
 //!
 //! No open stream outlives its token's validity: each one re-authenticates its token
-//! whenever [`Authorizer::changes`] fires (a suspension, containment, revocation,
-//! policy change, or a stale snapshot), every second besides (a mandate that runs out
-//! by time), and before relaying each message; it ends as soon as that fails, its
-//! session ends, or its token reaches `exp` (a timer on `McpConfig::clock`, the
-//! authorizer's clock) (`lease.rs`). A token whose holder may not act now (suspended,
-//! contained, mandate ended) gets 403 and opens nothing.
+//! whenever [`Authorizer::changes`] fires (a suspension, containment, revocation, a
+//! stale snapshot: any rebuild), every second besides (a mandate that runs out by
+//! time), and before relaying each message; it ends as soon as that fails, its session
+//! ends, or its token reaches `exp` (a timer on `McpConfig::clock`, the authorizer's
+//! clock) (`lease.rs`), whether or not its client still reads. A token whose holder may
+//! not act now (suspended, contained, mandate ended) gets 403 and opens nothing.
+//!
+//! A stream is re-authenticated, not re-decided. A policy change fires the change feed,
+//! but a policy that now denies a tool does not cut a call it allowed when it started
+//! (it was decided once, like an HTTP request through the HTTP gateway, and may have
+//! acted upstream already), and the standalone stream is not decided at all: it carries
+//! notifications, not actions. The next `tools/call` is decided under the new policy;
+//! revocation, suspension and containment are what stop running work.
 //!
 //! # What a client sees
 //!

@@ -2,11 +2,12 @@
 //! /mcp` stream, a `tools/call` response) lives only while that token still
 //! authenticates as the agent that opened it: the stream checks it before relaying each
 //! message ([`Access::check`]), and waits on [`Lease::ended`], which re-checks whenever
-//! the authorizer's snapshot changes (a suspension, containment, revocation, policy
-//! change, or the snapshot going stale), every [`RECHECK`] besides (a mandate that runs
-//! out by time fires no change), and resolves at once when the session ends or the
-//! token reaches its `exp` (a timer on the authorizer's clock, [`expiry`]: not up to a
-//! [`RECHECK`] later).
+//! the authorizer's snapshot changes (a suspension, containment, revocation, or the
+//! snapshot going stale), every [`RECHECK`] besides (a mandate that runs out by time
+//! fires no change), and resolves at once when the session ends or the token reaches
+//! its `exp` (a timer on the authorizer's clock, [`expiry`]: not up to a [`RECHECK`]
+//! later). It authenticates, it does not decide: a policy change re-checks
+//! the token, not the call the stream carries (see the `mcp` module doc).
 
 use std::pin::Pin;
 use std::sync::Arc;

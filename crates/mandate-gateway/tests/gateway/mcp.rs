@@ -2392,3 +2392,25 @@ async fn a_session_unused_for_the_idle_timeout_is_ended_with_its_upstream_sessio
     assert_eq!(status, 200, "a session with a call in flight expired");
     drop(res);
 }
+
+/// What the docs promise since the review: a policy change re-authenticates open
+/// streams, it does not re-decide them. A call allowed when it started runs to its end
+/// (nothing is decided again); only the token's validity can cut it.
+#[tokio::test]
+async fn a_policy_change_does_not_cut_a_call_already_allowed() {
+    let h = harness().await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let (mut call, mut seen) = h.gated_call(&sid, &tok, "alpha__slow_count", "p-1").await;
+    let decided = h.authz.asked().len();
+    // A new policy: the change feed fires, the token still authenticates.
+    h.authz.changed();
+    // Past a periodic re-check too.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    h.alpha.release.notify_one();
+    assert!(read_to_end(&mut call, &mut seen, Duration::from_secs(5)).await);
+    assert!(seen.contains("counted to 3"), "{seen}");
+    assert_eq!(h.authz.asked().len(), decided, "nothing was decided again");
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "ok");
+}
