@@ -6,8 +6,8 @@
 //! snapshot going stale), every [`RECHECK`] besides (a mandate that runs out by time
 //! fires no change), and resolves at once when the session ends or the token reaches
 //! its `exp` (a timer on the authorizer's clock, [`expiry`]: not up to a [`RECHECK`]
-//! later). It authenticates, it does not decide: a policy change re-checks
-//! the token, not the call the stream carries (see the `mcp` module doc).
+//! later). It authenticates, it does not decide: a policy change re-checks the token,
+//! not the call the stream carries (see the `mcp` module doc).
 
 use std::pin::Pin;
 use std::sync::Arc;
