@@ -48,7 +48,7 @@
 //! body; the body is then read whole before forwarding). A placeholder the request does
 //! not fill is a 400 `unmapped_request`, nothing is decided or sent.
 
-mod body;
+pub(crate) mod body;
 pub mod path;
 mod query;
 

@@ -15,11 +15,19 @@
 //! delegated by the owner, gets 404 for the session as if it did not exist.
 //!
 //! No open stream outlives its token's validity: each one re-authenticates its token
-//! whenever [`Authorizer::changes`] fires (a suspension, containment, revocation,
-//! policy change, or a stale snapshot), every second besides (a token or mandate that
-//! runs out by time), and before relaying each message; it ends as soon as that fails
-//! or its session ends (`lease.rs`). A token whose holder may not act now (suspended,
-//! contained, mandate ended) gets 403 and opens nothing.
+//! whenever [`Authorizer::changes`] fires (a suspension, containment, revocation, a
+//! stale snapshot: any rebuild), every second besides (a mandate that runs out by
+//! time), and before relaying each message; it ends as soon as that fails, its session
+//! ends, or its token reaches `exp` (a timer on `McpConfig::clock`, the authorizer's
+//! clock) (`lease.rs`), whether or not its client still reads. A token whose holder may
+//! not act now (suspended, contained, mandate ended) gets 403 and opens nothing.
+//!
+//! A stream is re-authenticated, not re-decided. A policy change fires the change feed,
+//! but a policy that now denies a tool does not cut a call it allowed when it started
+//! (it was decided once, like an HTTP request through the HTTP gateway, and may have
+//! acted upstream already), and the standalone stream is not decided at all: it carries
+//! notifications, not actions. The next `tools/call` is decided under the new policy;
+//! revocation, suspension and containment are what stop running work.
 //!
 //! # What a client sees
 //!
@@ -35,9 +43,10 @@
 //!   is no scope to step up to).
 //! - The body is read only after the token was accepted (origin, token, content type,
 //!   `Accept` and protocol version are checked from the headers first). A
-//!   `Content-Length` over `max_body_bytes` is 413 at once; a body not complete within
-//!   `body_timeout` is 408. Every answer sent without reading the body says
-//!   `Connection: close`.
+//!   `Content-Length` over `max_body_bytes` is 413 at once (as is a body that grows
+//!   past it); a body not complete within `body_timeout` is 408; one that breaks off
+//!   (the client closed its side, bad chunking) is 400 `body_incomplete`, not 413.
+//!   Every answer sent without reading the body says `Connection: close`.
 //! - `initialize` is answered by the gateway: a new session (`Mcp-Session-Id`, 256
 //!   random bits in hex) of the acting agent, the client's protocol version if
 //!   supported (else the latest), capabilities `{tools: {listChanged: false}}`. Later
@@ -46,7 +55,10 @@
 //!   new session"). `MCP-Protocol-Version`, when sent, must be a supported version
 //!   (400). An `Origin` header, when sent, must be the public URL's origin (403: DNS
 //!   rebinding). At most 32 sessions per acting agent (its least recently used goes)
-//!   and 4096 in all (see `session.rs`).
+//!   and 4096 in all (see `session.rs`). A session unused for `session_idle_timeout`
+//!   ([`SESSION_IDLE`], 30 minutes, in `mandate serve`) — no request naming it, no
+//!   open stream, no call in flight — is ended, and its upstream sessions deleted
+//!   (best effort); the client gets 404 next and initializes again.
 //! - `tools/list`: every upstream's tools (all pages), renamed `{server}__{tool}`,
 //!   keeping those the agent may call (`Authorizer::check` allows or asks for
 //!   approval; not recorded: listing is not acting). An upstream that fails is left
@@ -77,7 +89,8 @@
 //!     gets `{gateway, server, tool, upstream_status, latency_ms, outcome[,
 //!     rpc_error_code][, dropped_server_requests]}` with `outcome` one of `ok`,
 //!     `tool_error`, `rpc_error`, `incomplete`, `client_disconnected`,
-//!     `upstream_error`, `upstream_timeout`, `cut_off`.
+//!     `client_stalled` (the client took no message for `timeout`: the call was given
+//!     up and cancelled upstream), `upstream_error`, `upstream_timeout`, `cut_off`.
 //! - `ping` is answered by the gateway; `notifications/cancelled` is passed to the
 //!   upstream that has the request; other notifications and responses get 202 and go
 //!   nowhere (the gateway sends no requests to clients). Other methods: -32601.
@@ -91,8 +104,9 @@
 //!   9728 metadata naming Mandate's issuer as the authorization server.
 //!
 //! Error codes (also in `data.error` as a word): -32700 parse, -32600 invalid request
-//! (also HTTP 408 `body_timeout`, 409 `stream_conflict`, 413 `body_too_large`), -32601
-//! unknown method, -32602 invalid params / unknown tool, -32603 internal, -32001
+//! (also HTTP 400 `body_incomplete`, 408 `body_timeout`, 409 `stream_conflict`, 413
+//! `body_too_large`), -32601 unknown method, -32602 invalid params / unknown tool,
+//! -32603 internal, -32001
 //! unauthenticated (HTTP 401), -32003 denied (or, HTTP 403, `forbidden`), -32004
 //! approval required, -32005 authorization unavailable (HTTP 503), -32006 session not
 //! found (HTTP 404), -32007 too many calls in flight, -32010 upstream error, -32011
@@ -115,7 +129,10 @@
 //! response head of a forwarded call; while a forwarded response streams, `timeout`
 //! is the longest silence (so progress notifications keep a long call alive). An
 //! upstream's standalone stream silent for `stream_idle_timeout` is closed and opened
-//! again. A session holds at most one standalone stream and 16 call streams to each
+//! again. `timeout` is also the longest a client's stream may take no message: a
+//! client that stopped reading has its call given up (`client_stalled`) or its
+//! standalone stream closed, and a lease keeps watching its token while the gateway
+//! waits for such a client. A session holds at most one standalone stream and 16 call streams to each
 //! upstream.
 //!
 //! Not relayed, on any stream: server-to-client requests (sampling, elicitation,
@@ -152,10 +169,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use mandate_core::clock::Clock;
 use serde_json::{Value, json};
 
 use crate::authz::{Ask, Authorizer, AuthzError, Principal, Verdict};
-use lease::{Access, End, Lease};
+use crate::http::body::{BodyFault, Limits, Progress, read_whole};
+use lease::{Access, End, Lease, Watch};
 use session::{Busy, Session, Sessions};
 use upstream::{Conn, SESSION_HEADER, Upstream, UpstreamError, VERSION_HEADER};
 
@@ -169,7 +188,7 @@ pub struct McpServer {
 }
 
 /// The MCP gateway's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct McpConfig {
     /// The gateway's public base URL (no trailing slash); the MCP endpoint is
     /// `{public_url}/mcp` and that is the resource (token audience) it protects.
@@ -186,6 +205,32 @@ pub struct McpConfig {
     /// How long an upstream's standalone stream may stay silent before it is taken
     /// for dead, closed and opened again.
     pub stream_idle_timeout: Duration,
+    /// How long a session may go unused (no request, no open stream, no call in
+    /// flight) before it is ended ([`SESSION_IDLE`] in `mandate serve`).
+    pub session_idle_timeout: Duration,
+    /// The clock tokens are verified with (the authorizer's): an open stream ends at
+    /// its token's `exp` by it.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How long a session may go unused before the gateway ends it: 30 minutes. An MCP
+/// client keeps one session for as long as it runs, often quiet for minutes between
+/// tool calls, so this is long; a client that comes back later gets 404 and, as the
+/// spec requires, initializes again.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+
+impl std::fmt::Debug for McpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpConfig")
+            .field("public_url", &self.public_url)
+            .field("servers", &self.servers)
+            .field("timeout", &self.timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_timeout", &self.body_timeout)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("session_idle_timeout", &self.session_idle_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What is wrong with an [`McpConfig`].
@@ -263,6 +308,9 @@ impl McpConfig {
         if self.stream_idle_timeout.is_zero() {
             return Err(McpConfigError::Zero("stream_idle_timeout"));
         }
+        if self.session_idle_timeout.is_zero() {
+            return Err(McpConfigError::Zero("session_idle_timeout"));
+        }
         Ok(())
     }
 }
@@ -286,7 +334,12 @@ struct Gateway {
     origin: String,
     max_body_bytes: usize,
     body_timeout: Duration,
+    /// Per upstream request; also the longest a client's stream may go without taking
+    /// a message before the client is taken to have stopped reading.
+    timeout: Duration,
     stream_idle_timeout: Duration,
+    session_idle_timeout: Duration,
+    clock: Arc<dyn Clock>,
     upstreams: BTreeMap<String, Arc<Upstream>>,
     sessions: Sessions,
 }
@@ -339,15 +392,45 @@ pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
         origin: public.to_ascii_lowercase(),
         max_body_bytes: cfg.max_body_bytes,
         body_timeout: cfg.body_timeout,
+        timeout: cfg.timeout,
         stream_idle_timeout: cfg.stream_idle_timeout,
+        session_idle_timeout: cfg.session_idle_timeout,
+        clock: cfg.clock,
         upstreams,
         sessions: Sessions::default(),
     });
+    expire_sessions(&gw);
     Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
         .route("/.well-known/oauth-protected-resource/mcp", get(metadata))
         .route("/.well-known/oauth-protected-resource", get(metadata))
         .with_state(gw)
+}
+
+/// Ends, in the background, the sessions unused for the idle timeout and, best effort,
+/// their upstream sessions: a sweep every quarter of the timeout (at most every
+/// minute), so a session goes between one and one and a quarter timeouts (at most a
+/// minute more) after its last use. The sweep stops once the router is dropped.
+fn expire_sessions(gw: &Arc<Gateway>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        tracing::error!("MCP gateway built outside a runtime: idle sessions do not expire");
+        return;
+    };
+    let every =
+        (gw.session_idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
+    let weak = Arc::downgrade(gw);
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(gw) = weak.upgrade() else { return };
+            for s in gw.sessions.expire(gw.session_idle_timeout) {
+                tracing::debug!(agent = %s.agent, "MCP session expired unused");
+                gw.close_upstreams(s);
+            }
+        }
+    });
 }
 
 /// A JSON response.
@@ -429,6 +512,30 @@ fn refusal(id: &Value, e: &End) -> (StatusCode, Value) {
             ),
         ),
     }
+}
+
+/// A request body not taken: 413 `body_too_large` over the limit, 408 `body_timeout`
+/// when it did not arrive in time, 400 `body_incomplete` when it broke off (the client
+/// closed its side, bad chunking) — a broken stream is not a big message.
+fn body_refused(f: BodyFault) -> Response {
+    let (status, word, message) = match f {
+        BodyFault::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the message is too large",
+        ),
+        BodyFault::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the message did not arrive in time",
+        ),
+        BodyFault::Broken => (
+            StatusCode::BAD_REQUEST,
+            "body_incomplete",
+            "the message broke off before its end",
+        ),
+    };
+    rpc_fail(status, &Value::Null, rpc::INVALID_REQUEST, word, message)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -548,11 +655,20 @@ impl Gateway {
             .map_err(|e| self.authz_error(id, e))
     }
 
-    /// The lease of a stream opened with `token` by `agent` in `session`.
-    fn lease(&self, token: &str, agent: &str, session: &Session) -> Lease {
+    /// The lease of a stream opened with `token` (authenticated as `principal`) in
+    /// `session`, seeing the changes since `since` (taken before the check the stream
+    /// was opened on), ending at the token's `exp`.
+    fn lease(&self, token: &str, principal: &Principal, session: &Session, since: Watch) -> Lease {
         Lease::new(
-            Access::new(Arc::clone(&self.authz), token, &self.resource, agent),
+            Access::new(
+                Arc::clone(&self.authz),
+                token,
+                &self.resource,
+                &principal.agent,
+            ),
             session.closed(),
+            since,
+            lease::expiry(principal.expires_at, self.clock.as_ref()),
         )
     }
 
@@ -684,7 +800,7 @@ impl Gateway {
         self: &Arc<Self>,
         session: Arc<Session>,
         id: &Value,
-        (token, agent): (&str, &str),
+        (token, principal): (&str, &Principal),
         params: Value,
     ) -> Response {
         let invalid = |msg: &str| {
@@ -758,6 +874,9 @@ impl Gateway {
         };
 
         let ask = self.ask(token, server, tool, Some(arguments), "tools/call");
+        // Watched from before the decision: a change while the call is decided and sent
+        // upstream (up to `timeout`) reaches the call's lease.
+        let since = Watch::start(self.authz.as_ref());
         let answer = match self.authz.authorize(ask).await {
             Ok(a) => a,
             Err(e) => return *self.authz_error(id, e),
@@ -839,11 +958,14 @@ impl Gateway {
         };
         match sent {
             Ok(res) => {
-                let lease = self.lease(token, agent, &session);
+                let lease = self.lease(token, principal, &session, since);
                 let gw = Arc::clone(self);
-                let params = json!({"requestId": id, "reason": "the caller's access ended"});
-                let cancel: forward::Cancel = Box::new(move || gw.cancel(session, params, false));
-                forward::respond(res, call, lease, cancel, refusal).await
+                let request_id = id.clone();
+                let cancel: forward::Cancel = Box::new(move |reason| {
+                    let params = json!({"requestId": request_id, "reason": reason});
+                    gw.cancel(session, params, false);
+                });
+                forward::respond(res, call, lease, (cancel, refusal), self.timeout).await
             }
             Err(e) => {
                 tracing::warn!(upstream = %server, error = %e, "MCP call not forwarded");
@@ -973,39 +1095,18 @@ async fn handle_post(
     // INVARIANT (authenticated before read): the body is read only for a token that
     // authenticates for this resource, and its holder may act.
     let principal = gw.authenticate(&null, Some(token)).map_err(early)?;
-    let too_large = || {
-        rpc_fail(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &null,
-            rpc::INVALID_REQUEST,
-            "body_too_large",
-            "the message is too large",
-        )
-    };
     let declared = header_str(headers, header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > u64::try_from(gw.max_body_bytes).unwrap_or(u64::MAX)) {
-        return Err(unread(too_large()));
+        return Err(unread(body_refused(BodyFault::TooLarge)));
     }
-    let bytes = match tokio::time::timeout(
-        gw.body_timeout,
-        axum::body::to_bytes(body, gw.max_body_bytes),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        // The limit was hit while reading: the rest is unread.
-        Ok(Err(_)) => return Err(unread(too_large())),
-        Err(_) => {
-            return Err(unread(rpc_fail(
-                StatusCode::REQUEST_TIMEOUT,
-                &null,
-                rpc::INVALID_REQUEST,
-                "body_timeout",
-                "the message did not arrive in time",
-            )));
-        }
-    };
+    // One body reader for both gateways: the limit, the deadline and a body that broke
+    // off are told apart.
+    let limits = Limits::new(gw.max_body_bytes, gw.body_timeout);
+    let bytes = read_whole(body, limits, &Progress::default())
+        .await
+        // The rest is unread (or unreadable): the connection cannot carry another request.
+        .map_err(|f| unread(body_refused(f)))?;
     let msg = rpc::read(&bytes).map_err(|e| {
         rpc_fail(
             StatusCode::BAD_REQUEST,
@@ -1050,7 +1151,10 @@ async fn handle_post(
                 let session = gw.session(headers, &id, agent).map_err(|r| *r)?;
                 Ok(match method.as_str() {
                     "tools/list" => gw.tools_list(&session, &id, token).await,
-                    "tools/call" => gw.tools_call(session, &id, (token, agent), params).await,
+                    "tools/call" => {
+                        gw.tools_call(session, &id, (token, &principal), params)
+                            .await
+                    }
                     other => rpc_fail(
                         StatusCode::OK,
                         &id,
@@ -1144,9 +1248,10 @@ async fn get_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response
             )));
         }
         let token = bearer(&headers);
+        let since = Watch::start(gw.authz.as_ref());
         let principal = gw.authenticate(&null, token)?;
         let session = gw.session(&headers, &null, &principal.agent)?;
-        let lease = gw.lease(token.unwrap_or_default(), &principal.agent, &session);
+        let lease = gw.lease(token.unwrap_or_default(), &principal, &session, since);
         Ok(listen::open(&gw, &session, lease))
     };
     match run() {
@@ -1205,6 +1310,8 @@ mod tests {
             max_body_bytes: 1 << 20,
             body_timeout: Duration::from_secs(5),
             stream_idle_timeout: Duration::from_secs(5),
+            session_idle_timeout: SESSION_IDLE,
+            clock: Arc::new(mandate_core::clock::SystemClock),
         };
         assert_eq!(ok.validate(), Ok(()));
         let with = |f: &dyn Fn(&mut McpConfig)| {
@@ -1235,6 +1342,10 @@ mod tests {
         assert!(matches!(
             with(&|c| c.timeout = Duration::ZERO),
             Err(McpConfigError::Zero(_))
+        ));
+        assert!(matches!(
+            with(&|c| c.session_idle_timeout = Duration::ZERO),
+            Err(McpConfigError::Zero("session_idle_timeout"))
         ));
     }
 }

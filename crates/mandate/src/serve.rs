@@ -184,6 +184,8 @@ fn gateway_router(
         max_body_bytes: cfg.gateway_max_body_bytes,
         body_timeout: std::time::Duration::from_secs(cfg.gateway_body_timeout_secs),
         stream_idle_timeout: std::time::Duration::from_secs(cfg.gateway_stream_idle_secs),
+        session_idle_timeout: mandate_gateway::mcp::SESSION_IDLE,
+        clock: Arc::clone(&state.clock),
     };
     mcp_config
         .validate()

@@ -12,11 +12,16 @@
 //!   revocation, suspension, containment, stale snapshot, or its end by time) or the
 //!   session ends, the upstream is asked to cancel the call and the client gets an
 //!   error for it (the error a new request would get), recorded as `cut_off`.
+//! - The relay watches the lease while it waits for the client to take a message, so a
+//!   client that stopped reading (its connection full) is cut off like any other; and
+//!   it waits at most the gateway's `timeout` per message: a client that takes nothing
+//!   for that long has the call given up (cancelled upstream, its place among the calls
+//!   in flight freed), recorded as `client_stalled`.
 //! - The reqwest client's read timeout is the longest silence from the upstream.
 //! - When the relay ends its outcome is recorded, linked to the decision.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -71,7 +76,8 @@ pub struct Outcome {
     /// The upstream's HTTP status, if it answered.
     pub upstream_status: Option<u16>,
     /// A stable word: `ok`, `tool_error`, `rpc_error`, `incomplete`,
-    /// `client_disconnected`, `upstream_error`, `upstream_timeout`, `cut_off`.
+    /// `client_disconnected`, `client_stalled`, `upstream_error`, `upstream_timeout`,
+    /// `cut_off`.
     pub outcome: &'static str,
     /// The JSON-RPC error code, for `rpc_error`.
     pub rpc_error_code: Option<i64>,
@@ -159,8 +165,9 @@ impl Drop for Call {
     }
 }
 
-/// Asks the upstream to cancel the call (when its relay is cut off).
-pub type Cancel = Box<dyn FnOnce() + Send>;
+/// Asks the upstream to cancel the call (when its relay is cut off or given up), giving
+/// the reason.
+pub type Cancel = Box<dyn FnOnce(&'static str) + Send>;
 
 /// The client's answer when a call is cut off: its HTTP status and its JSON-RPC error.
 pub type CutAnswer = fn(&Value, &End) -> (StatusCode, Value);
@@ -172,8 +179,8 @@ pub async fn respond(
     res: reqwest::Response,
     call: Call,
     lease: Lease,
-    cancel: Cancel,
-    cut: CutAnswer,
+    (cancel, cut): (Cancel, CutAnswer),
+    deadline: Duration,
 ) -> Response {
     let status = res.status().as_u16();
     match content_type(res.headers()).as_deref() {
@@ -181,7 +188,7 @@ pub async fn respond(
             let (tx, rx) = mpsc::channel::<Item>(16);
             let id = call.id.clone();
             let access = lease.access().clone();
-            tokio::spawn(pump(res, call, lease, cancel, cut, tx));
+            tokio::spawn(pump(res, call, lease, (cancel, cut), deadline, tx));
             let client = Client {
                 rx,
                 access,
@@ -334,7 +341,7 @@ async fn json(
 /// ended, which ends the upstream's too), the outcome is `cut_off`.
 fn cut_off(call: Call, status: u16, end: &End, cancel: Cancel, cut: CutAnswer) -> Response {
     if matches!(end, End::Access(_)) {
-        cancel();
+        cancel("the caller's access ended");
     }
     tracing::info!(upstream = %call.server, tool = %call.tool, reason = ?end, "MCP call cut off");
     let id = call.id.clone();
@@ -382,12 +389,47 @@ async fn next(mut c: Client) -> Option<(Result<Bytes, std::io::Error>, Client)> 
     Some((Ok(Bytes::from(sse::event(&msg))), c))
 }
 
+/// Why a message was not handed to the client's side.
+enum Unsent {
+    /// The client's side is gone (it went away, or found the token failing).
+    Gone,
+    /// The client took nothing for the whole send deadline: it stopped reading.
+    Stalled,
+    /// The lease ended meanwhile.
+    End(End),
+}
+
+/// Hands `item` to the client's side, watching the lease while it waits: a client that
+/// stopped reading must not hold the relay past its token, nor past `deadline`.
+async fn send(
+    tx: &mpsc::Sender<Item>,
+    item: Item,
+    lease: &mut Lease,
+    deadline: Duration,
+) -> Result<(), Unsent> {
+    tokio::select! {
+        biased;
+        end = lease.ended() => Err(Unsent::End(end)),
+        sent = tokio::time::timeout(deadline, tx.send(item)) => match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Unsent::Gone),
+            Err(_) => Err(Unsent::Stalled),
+        },
+    }
+}
+
+/// Hands the gateway's last word on the call to the client's side, if it takes it
+/// within `deadline` (the outcome is recorded already).
+async fn last_word(tx: mpsc::Sender<Item>, msg: Value, deadline: Duration) {
+    let _ = tokio::time::timeout(deadline, tx.send(Item::Own(msg))).await;
+}
+
 async fn pump(
     res: reqwest::Response,
     mut call: Call,
     mut lease: Lease,
-    cancel: Cancel,
-    cut: CutAnswer,
+    (cancel, cut): (Cancel, CutAnswer),
+    deadline: Duration,
     tx: mpsc::Sender<Item>,
 ) {
     let status = res.status().as_u16();
@@ -442,14 +484,27 @@ async fn pump(
                     // A stray response, or no JSON-RPC message at all.
                     Some(rpc::Kind::Response) | None => continue,
                 };
-                if tx.send(Item::Relay(msg)).await.is_err() {
+                // INVARIANT (stream lease): the relay watches its lease even while the
+                // client is not reading, and waits for the client at most `deadline`.
+                match send(&tx, Item::Relay(msg), &mut lease, deadline).await {
+                    Ok(()) => {}
                     // The client's side ended: it went away, or it found the token
                     // failing before this relay did.
-                    match lease.access().check() {
-                        Ok(()) => failure = Some("client_disconnected"),
-                        Err(e) => end = Some(End::Access(e)),
+                    Err(Unsent::Gone) => {
+                        match lease.access().check() {
+                            Ok(()) => failure = Some("client_disconnected"),
+                            Err(e) => end = Some(End::Access(e)),
+                        }
+                        break 'read;
                     }
-                    break 'read;
+                    Err(Unsent::Stalled) => {
+                        failure = Some("client_stalled");
+                        break 'read;
+                    }
+                    Err(Unsent::End(e)) => {
+                        end = Some(e);
+                        break 'read;
+                    }
                 }
                 if last {
                     // Nothing belongs on a call's stream after its response.
@@ -462,21 +517,46 @@ async fn pump(
     if reader.dropped() > 0 {
         tracing::debug!(upstream = %call.server, dropped = reader.dropped(), "oversized upstream events not read");
     }
+    // The upstream is told before the call leaves the session's calls in flight
+    // (recording it does): the cancellation is routed by that entry.
     if let Some(end) = end {
         if matches!(end, End::Access(_)) {
-            cancel();
+            cancel("the caller's access ended");
         }
         tracing::info!(upstream = %call.server, tool = %call.tool, reason = ?end, "MCP call cut off");
         let (_, msg) = cut(&call.id, &end);
-        let _ = tx.send(Item::Own(msg)).await;
-        drop(tx);
         call.record(Outcome {
             upstream_status: Some(status),
             outcome: "cut_off",
             rpc_error_code: None,
         });
+        last_word(tx, msg, deadline).await;
         return;
     }
+    if failure == Some("client_stalled") {
+        // Nobody reads the rest: the call is given up. The client's side ends after
+        // what it was handed already (there is no room for an error).
+        cancel("the client stopped reading");
+        tracing::info!(upstream = %call.server, tool = %call.tool, "MCP call given up: the client stopped reading");
+        call.record(Outcome {
+            upstream_status: Some(status),
+            outcome: "client_stalled",
+            rpc_error_code: None,
+        });
+        return;
+    }
+    let (outcome, rpc_error_code) = match (&ended, failure) {
+        (_, Some("client_disconnected")) => ("client_disconnected", None),
+        (Some(e), _) => e.outcome(),
+        (None, Some(f)) => (f, None),
+        (None, None) => ("incomplete", None),
+    };
+    let id = call.id.clone();
+    call.record(Outcome {
+        upstream_status: Some(status),
+        outcome,
+        rpc_error_code,
+    });
     // An SSE stream that ended without the response would leave the client waiting:
     // end it with an error response of the gateway's own.
     if ended.is_none() && failure != Some("client_disconnected") {
@@ -493,21 +573,9 @@ async fn pump(
                 "upstream_error",
             )
         };
-        let msg = rpc::error(&call.id, code, text, Some(json!({"error": word})));
-        let _ = tx.send(Item::Own(msg)).await;
+        let msg = rpc::error(&id, code, text, Some(json!({"error": word})));
+        last_word(tx, msg, deadline).await;
     }
-    drop(tx);
-    let (outcome, rpc_error_code) = match (&ended, failure) {
-        (_, Some("client_disconnected")) => ("client_disconnected", None),
-        (Some(e), _) => e.outcome(),
-        (None, Some(f)) => (f, None),
-        (None, None) => ("incomplete", None),
-    };
-    call.record(Outcome {
-        upstream_status: Some(status),
-        outcome,
-        rpc_error_code,
-    });
 }
 
 #[cfg(test)]

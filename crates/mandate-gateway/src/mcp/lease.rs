@@ -2,14 +2,20 @@
 //! /mcp` stream, a `tools/call` response) lives only while that token still
 //! authenticates as the agent that opened it: the stream checks it before relaying each
 //! message ([`Access::check`]), and waits on [`Lease::ended`], which re-checks whenever
-//! the authorizer's snapshot changes (a suspension, containment, revocation, policy
-//! change, or the snapshot going stale), every [`RECHECK`] besides (a token or mandate
-//! that runs out by time fires no change), and resolves at once when the session ends.
+//! the authorizer's snapshot changes (a suspension, containment, revocation, or the
+//! snapshot going stale), every [`RECHECK`] besides (a mandate that runs out by time
+//! fires no change), and resolves at once when the session ends or the token reaches
+//! its `exp` (a timer on the authorizer's clock, [`expiry`]: not up to a [`RECHECK`]
+//! later). It authenticates, it does not decide: a policy change re-checks the token,
+//! not the call the stream carries (see the `mcp` module doc).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mandate_core::clock::Clock;
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 
 use crate::authz::{Authorizer, AuthzError};
 
@@ -61,6 +67,35 @@ pub enum End {
     SessionClosed,
 }
 
+/// The change feed, watched from the moment it was taken. A [`Lease`] is built from
+/// one taken *before* the check its stream was opened on (`authenticate` for `GET
+/// /mcp`, `authorize` for a `tools/call`, which then waits for the upstream's answer),
+/// so a change in between — a revocation while the call was sent upstream — is seen as
+/// soon as the lease is, not at the next [`RECHECK`].
+pub struct Watch(watch::Receiver<u64>);
+
+impl Watch {
+    /// Starts watching `authz`'s changes.
+    pub fn start(authz: &dyn Authorizer) -> Self {
+        let mut changes = authz.changes();
+        // INVARIANT (stream lease): changes before this point are covered by the check
+        // the caller makes next; every change after it reaches the lease.
+        changes.mark_unchanged();
+        Self(changes)
+    }
+}
+
+/// When a token stops being valid, as a timer: its `exp` (seconds since the epoch,
+/// valid while the clock reads less), read on `clock` — the clock the authorizer
+/// verifies tokens with. `None`: too far ahead for a timer.
+pub fn expiry(expires_at: i64, clock: &dyn Clock) -> Option<Instant> {
+    let left = expires_at
+        .saturating_mul(1000)
+        .saturating_sub(clock.now_millis());
+    let left = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+    Instant::now().checked_add(left)
+}
+
 /// An open stream's watch over its [`Access`].
 pub struct Lease {
     access: Access,
@@ -68,14 +103,21 @@ pub struct Lease {
     changes: Option<watch::Receiver<u64>>,
     tick: tokio::time::Interval,
     closed: watch::Receiver<bool>,
+    /// Fires at the token's `exp`.
+    expiry: Option<Pin<Box<Sleep>>>,
 }
 
 impl Lease {
-    /// Watches `access` for a stream of the session whose end `closed` reports.
-    pub fn new(access: Access, closed: watch::Receiver<bool>) -> Self {
-        let mut changes = access.authz.changes();
-        // Only changes from now on matter: the stream was opened on a current check.
-        changes.mark_unchanged();
+    /// Watches `access` for a stream of the session whose end `closed` reports, seeing
+    /// every change since `since` was taken (before the check the stream was opened on),
+    /// until `expiry` (the token's `exp`, see [`expiry`]) at the latest.
+    pub fn new(
+        access: Access,
+        closed: watch::Receiver<bool>,
+        since: Watch,
+        expiry: Option<Instant>,
+    ) -> Self {
+        let Watch(changes) = since;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
@@ -83,6 +125,7 @@ impl Lease {
             changes: Some(changes),
             tick,
             closed,
+            expiry: expiry.map(|at| Box::pin(tokio::time::sleep_until(at))),
         }
     }
 
@@ -102,7 +145,21 @@ impl Lease {
                     None => std::future::pending().await,
                 }
             };
+            let expiry = &mut self.expiry;
+            let expired = async {
+                match expiry.as_mut() {
+                    Some(at) => at.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                // INVARIANT (stream lease): a stream ends at its token's `exp` by this
+                // timer, not a re-check later.
+                () = expired => {
+                    return End::Access(AuthzError::Unauthenticated(
+                        "the token has expired".into(),
+                    ));
+                }
                 ok = changed => {
                     if !ok {
                         self.changes = None;
@@ -117,6 +174,28 @@ impl Lease {
             if let Err(e) = self.access.check() {
                 return End::Access(e);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mandate_core::clock::ManualClock;
+
+    #[tokio::test]
+    async fn a_tokens_expiry_is_its_exp_on_the_authorizers_clock() {
+        let clock = ManualClock::at_millis(10_500);
+        let before = Instant::now();
+        // Valid while the clock reads less than 12 s: 1.5 s from now.
+        let at = expiry(12, &clock).unwrap();
+        let after = Instant::now();
+        let left = Duration::from_millis(1500);
+        assert!(before + left <= at && at <= after + left);
+        // Already past: now.
+        for past in [10, i64::MIN] {
+            let at = expiry(past, &clock).unwrap();
+            assert!(before <= at && at <= Instant::now());
         }
     }
 }

@@ -9,9 +9,14 @@
 //!   stream. Event ids are not kept (no resumption through the gateway).
 //! - One per session (a second is 409 Conflict, as the official SDKs answer, until the
 //!   first ends), so a session holds at most one stream to each upstream.
-//! - It lives under a [`Lease`]: every message is relayed only after its token was
-//!   checked, and the stream ends as soon as the token fails a re-check (on every
-//!   snapshot change and every second) or the session ends.
+//! - It lives under a [`Lease`], driven by the stream's own task (`supervise`), not by
+//!   the client's reads: a client that stopped reading (its connection full) is not
+//!   polled, yet its stream ends as soon as the token fails a re-check (on every
+//!   snapshot change and every second) or the session ends — the relays stop, the
+//!   upstream streams close and the session's standalone stream is free again. Every
+//!   message is relayed only after its token was checked.
+//! - A client that takes no message for the gateway's `timeout` is taken to have
+//!   stopped reading: the stream ends the same way.
 //! - An upstream stream silent for `stream_idle_timeout`, or one that ends or breaks, is
 //!   closed and opened again after [`RECONNECT_DELAY`] (clients such as the Python SDK
 //!   do not reopen a standalone stream, so the gateway keeps its side alive); when an
@@ -29,9 +34,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 
-use super::lease::{End, Lease};
+use super::lease::{Access, End, Lease};
 use super::session::{Listening, Session};
 use super::upstream::{MAX_MESSAGE_BYTES, Upstream, UpstreamError};
 use super::{Gateway, rpc, sse};
@@ -54,8 +60,9 @@ pub(super) fn open(gw: &Arc<Gateway>, session: &Arc<Session>, lease: Lease) -> R
         );
     };
     let (tx, rx) = mpsc::channel(64);
+    let mut relays = JoinSet::new();
     for up in gw.upstreams.values() {
-        tokio::spawn(relay(
+        relays.spawn(relay(
             Arc::clone(gw),
             Arc::clone(session),
             Arc::clone(up),
@@ -63,14 +70,27 @@ pub(super) fn open(gw: &Arc<Gateway>, session: &Arc<Session>, lease: Lease) -> R
         ));
     }
     drop(tx);
+    let (stop, stopped) = watch::channel(false);
+    let (present, gone) = oneshot::channel();
+    let access = lease.access().clone();
+    tokio::spawn(supervise(
+        Supervised {
+            lease,
+            relays,
+            listening,
+            gone,
+        },
+        stop,
+    ));
     let mut keepalive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let merged = Merged {
         rx,
-        lease,
+        access,
+        stopped,
         keepalive,
-        _listening: listening,
+        _present: present,
     };
     let body = Body::from_stream(futures_util::stream::unfold(merged, next));
     (
@@ -91,37 +111,95 @@ pub(super) fn open(gw: &Arc<Gateway>, session: &Arc<Session>, lease: Lease) -> R
         .into_response()
 }
 
+/// What the stream's own task holds: everything that must end with the lease whether or
+/// not the client still reads.
+struct Supervised {
+    lease: Lease,
+    relays: JoinSet<Relayed>,
+    /// The session's one standalone stream, freed when this task ends.
+    listening: Listening,
+    /// Resolves when the client's side is dropped.
+    gone: oneshot::Receiver<()>,
+}
+
+/// Drives the stream's lease on its own, not when the client's side happens to be
+/// polled (a client that stopped reading is not: the connection is full), and ends the
+/// stream when the lease ends, the client's side is gone, a relay found the client
+/// stalled, or every relay ended: the relays are stopped (their upstream streams
+/// closed), the client's side told to stop, and the session's standalone stream freed.
+async fn supervise(mut s: Supervised, stop: watch::Sender<bool>) {
+    loop {
+        tokio::select! {
+            biased;
+            end = s.lease.ended() => {
+                log_end(&end);
+                break;
+            }
+            _ = &mut s.gone => break,
+            relayed = s.relays.join_next() => match relayed {
+                None => break,
+                Some(Ok(Relayed::Stalled)) => {
+                    tracing::info!("MCP standalone stream closed: the client stopped reading");
+                    break;
+                }
+                Some(_) => {}
+            },
+        }
+    }
+    // INVARIANT (stream lease): once the lease ended nothing more is relayed (the
+    // client's side checks `stop` first), the upstream streams are closed and the
+    // slot is free, whether or not the client reads.
+    stop.send_replace(true);
+    s.relays.shutdown().await;
+    drop(s.listening);
+}
+
 /// The client's side of the stream: what the relays send, each message checked.
-/// Dropped with the response body, which closes the relays and frees the session's
-/// standalone stream.
+/// Dropped with the response body, which tells the stream's task.
 struct Merged {
     rx: mpsc::Receiver<Value>,
-    lease: Lease,
+    access: Access,
+    /// Set when the stream's task ended it.
+    stopped: watch::Receiver<bool>,
     keepalive: tokio::time::Interval,
-    _listening: Listening,
+    _present: oneshot::Sender<()>,
 }
 
 type Item = Result<Bytes, std::io::Error>;
 
+/// What woke the client's side.
+enum Woke {
+    Stopped,
+    Relayed(Option<Value>),
+    Quiet,
+}
+
 async fn next(mut m: Merged) -> Option<(Item, Merged)> {
-    tokio::select! {
+    let woke = tokio::select! {
         biased;
-        end = m.lease.ended() => {
-            log_end(&end);
-            None
-        }
-        msg = m.rx.recv() => {
-            // `None`: every relay has ended.
+        // Set, or the task is gone: either way the stream is over.
+        _ = m.stopped.wait_for(|s| *s) => Woke::Stopped,
+        msg = m.rx.recv() => Woke::Relayed(msg),
+        _ = m.keepalive.tick() => Woke::Quiet,
+    };
+    match woke {
+        Woke::Stopped => None,
+        // `None`: every relay has ended.
+        Woke::Relayed(msg) => {
             let msg = msg?;
-            // INVARIANT (stream lease): nothing is relayed on a token that fails now.
-            if let Err(e) = m.lease.access().check() {
+            // INVARIANT (stream lease): nothing is relayed on a token that fails now,
+            // nor once the stream's task ended the stream.
+            if *m.stopped.borrow() {
+                return None;
+            }
+            if let Err(e) = m.access.check() {
                 log_end(&End::Access(e));
                 return None;
             }
             m.keepalive.reset();
             Some((Ok(Bytes::from(sse::event(&msg))), m))
         }
-        _ = m.keepalive.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), m)),
+        Woke::Quiet => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), m)),
     }
 }
 
@@ -148,6 +226,14 @@ async fn connect(
     }
 }
 
+/// How a relay ended.
+enum Relayed {
+    /// The client's side is gone, or the upstream offers no stream.
+    Ended,
+    /// The client took nothing for the gateway's `timeout`: it stopped reading.
+    Stalled,
+}
+
 /// Relays `up`'s standalone stream into `tx` until the client's side ends, opening it
 /// again when it ends, breaks or stays silent for the idle timeout.
 async fn relay(
@@ -155,18 +241,18 @@ async fn relay(
     session: Arc<Session>,
     up: Arc<Upstream>,
     tx: mpsc::Sender<Value>,
-) {
+) -> Relayed {
     loop {
         let res = tokio::select! {
             r = connect(&gw, &session, &up) => r,
-            () = tx.closed() => return,
+            () = tx.closed() => return Relayed::Ended,
         };
         let res = match res {
             Ok(Some(r)) => r,
-            Ok(None) => return,
+            Ok(None) => return Relayed::Ended,
             Err(e) => {
                 tracing::debug!(upstream = %up.name, error = %e, "no standalone stream");
-                return;
+                return Relayed::Ended;
             }
         };
         let mut reader = sse::Reader::new(MAX_MESSAGE_BYTES);
@@ -174,7 +260,7 @@ async fn relay(
         loop {
             let chunk = tokio::select! {
                 c = tokio::time::timeout(gw.stream_idle_timeout, body.next()) => c,
-                () = tx.closed() => return,
+                () = tx.closed() => return Relayed::Ended,
             };
             let chunk = match chunk {
                 Ok(Some(Ok(chunk))) => chunk,
@@ -195,8 +281,10 @@ async fn relay(
                 for msg in sse::messages(&data) {
                     match rpc::kind(&msg) {
                         Some(rpc::Kind::Notification) => {
-                            if tx.send(msg).await.is_err() {
-                                return;
+                            match tokio::time::timeout(gw.timeout, tx.send(msg)).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(_)) => return Relayed::Ended,
+                                Err(_) => return Relayed::Stalled,
                             }
                         }
                         Some(rpc::Kind::Request) => {
@@ -210,7 +298,7 @@ async fn relay(
         drop(body);
         tokio::select! {
             () = tokio::time::sleep(RECONNECT_DELAY) => {}
-            () = tx.closed() => return,
+            () = tx.closed() => return Relayed::Ended,
         }
     }
 }

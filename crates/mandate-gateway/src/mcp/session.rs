@@ -9,15 +9,19 @@
 //! recently used goes first) and [`MAX_SESSIONS`] in all (then the least recently used
 //! session of the agent holding the most goes, so an agent can evict another's session
 //! only by holding no more than that agent). A session has at most one standalone
-//! stream and [`MAX_CALLS`] calls in flight. Ending a session (DELETE or eviction)
-//! ends its open streams.
+//! stream and [`MAX_CALLS`] calls in flight. A session unused for the idle timeout (no
+//! request naming it, no open stream, no call in flight) is expired by the gateway's
+//! sweep ([`Sessions::expire`]). Ending a session (DELETE, eviction or expiry) ends its
+//! open streams.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::upstream::Conn;
 
@@ -48,7 +52,10 @@ pub struct Session {
     listening: AtomicBool,
     /// Set once the session has ended: its open streams end with it.
     closed: watch::Sender<bool>,
+    /// The order of last use, for eviction.
     last_used: AtomicU64,
+    /// When the session was last used: a request named it, or a stream or call ended.
+    last_active: Mutex<Instant>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -76,6 +83,7 @@ pub struct InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         lock(&self.session.in_flight).remove(&self.key);
+        self.session.touch();
     }
 }
 
@@ -86,6 +94,7 @@ pub struct Listening(Arc<Session>);
 impl Drop for Listening {
     fn drop(&mut self) {
         self.0.listening.store(false, Ordering::Release);
+        self.0.touch();
     }
 }
 
@@ -132,6 +141,19 @@ impl Session {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
             .then(|| Listening(Arc::clone(self)))
+    }
+
+    /// Notes a use now.
+    fn touch(&self) {
+        *lock(&self.last_active) = Instant::now();
+    }
+
+    /// Whether the session has gone unused for `idle`: no open stream, no call in
+    /// flight, and no request, stream end or call end for that long.
+    fn idle_for(&self, idle: Duration) -> bool {
+        !self.listening.load(Ordering::Acquire)
+            && lock(&self.in_flight).is_empty()
+            && lock(&self.last_active).elapsed() >= idle
     }
 
     /// Ends the session's open streams.
@@ -191,6 +213,7 @@ impl Sessions {
             listening: AtomicBool::new(false),
             closed: watch::Sender::new(false),
             last_used: AtomicU64::new(self.tick()),
+            last_active: Mutex::new(Instant::now()),
         });
         let mut map = lock(&self.map);
         let mut evicted = Vec::new();
@@ -231,14 +254,34 @@ impl Sessions {
     /// agent's session is answered like an unknown one, so its existence is not
     /// revealed.
     pub fn get(&self, id: &str, agent: &str) -> Option<Arc<Session>> {
-        let s = lock(&self.map).get(id).cloned()?;
+        let map = lock(&self.map);
+        let s = map.get(id)?;
         // INVARIANT (session owner): only the acting agent that opened a session may
         // use it, whatever the token's `sub` says.
         if s.agent != agent {
             return None;
         }
         s.last_used.store(self.tick(), Ordering::Relaxed);
-        Some(s)
+        // Under the table's lock, so an expiry sweep sees this use or ran before it.
+        s.touch();
+        Some(Arc::clone(s))
+    }
+
+    /// Removes the sessions unused for `idle` (see [`Session::idle_for`]), ending them.
+    /// Returns them (their upstream sessions are for the caller to end).
+    pub fn expire(&self, idle: Duration) -> Vec<Arc<Session>> {
+        let mut map = lock(&self.map);
+        let gone: Vec<String> = map
+            .iter()
+            .filter(|(_, s)| s.idle_for(idle))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let expired: Vec<Arc<Session>> = gone.iter().filter_map(|k| map.remove(k)).collect();
+        drop(map);
+        for s in &expired {
+            s.close();
+        }
+        expired
     }
 
     /// Removes session `id` if it belongs to `agent`, ending its open streams.

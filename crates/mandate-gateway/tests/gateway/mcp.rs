@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::StreamExt;
+use mandate_core::clock::ManualClock;
 use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal, Verdict};
 use mandate_gateway::mcp::{McpConfig, McpServer, router};
 use serde_json::{Value, json};
@@ -40,6 +41,19 @@ fn token(agent: &str) -> String {
 fn exchanged(sub: &str, actor: &str) -> String {
     jwt(&json!({"sub": sub, "client_id": actor, "act": {"sub": actor}}))
 }
+
+/// Another token of `agent` (another `jti`).
+fn second_token(agent: &str) -> String {
+    jwt(&json!({"sub": agent, "client_id": agent, "jti": "second"}))
+}
+
+/// A token of `agent` that expires two seconds after [`NOW_MILLIS`].
+fn expiring_token(agent: &str) -> String {
+    jwt(&json!({"sub": agent, "client_id": agent, "jti": "expiring"}))
+}
+
+/// What the gateway's clock reads in these tests (it does not move).
+const NOW_MILLIS: i64 = 1_800_000_000_000;
 
 fn jwt(claims: &Value) -> String {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -61,6 +75,9 @@ struct FakeAuthz {
     forbidden: Mutex<HashMap<String, String>>,
     /// The audience tokens are for.
     audience: String,
+    /// Tokens' `exp` (seconds), where not far in the future. The fake does not refuse
+    /// a token past it: the gateway must end its streams by itself.
+    expiry: HashMap<String, i64>,
     /// When set, every call fails with `Unavailable`.
     unavailable: AtomicBool,
     /// `authorize` calls.
@@ -175,7 +192,7 @@ impl Authorizer for FakeAuthz {
         Ok(Principal {
             agent: agent.clone(),
             token_id: format!("tok_{}", token.len()),
-            expires_at: i64::MAX,
+            expires_at: self.expiry.get(token).copied().unwrap_or(i64::MAX),
         })
     }
 
@@ -227,10 +244,16 @@ struct Upstream {
     call_bodies: Mutex<Vec<Value>>,
     /// Released by the test: lets a gated `slow_count` finish.
     release: Notify,
+    /// Released by the test: lets a `slow_count` with `hold_head` answer at all.
+    head: Notify,
     /// When set, tools/call answers HTTP 500.
     broken: AtomicBool,
     /// The standalone (GET) streams open.
     listeners: Mutex<Vec<mpsc::Sender<Result<Bytes, std::io::Error>>>>,
+    /// Messages a flooding `slow_count` has sent so far.
+    flooded: AtomicU64,
+    /// Set once a flooding `slow_count`'s stream was closed by the gateway.
+    flood_ended: AtomicBool,
 }
 
 impl Upstream {
@@ -322,6 +345,9 @@ async fn upstream_post(
             let name = msg["params"]["name"].as_str().unwrap().to_owned();
             *u.calls.lock().unwrap().entry(name.clone()).or_default() += 1;
             let args = &msg["params"]["arguments"];
+            if args["hold_head"].as_bool() == Some(true) {
+                u.head.notified().await;
+            }
             match name.as_str() {
                 "slow_count" => slow_count(&u, id, &msg["params"]),
                 "phish" => phish(id, args["json"].as_bool().unwrap_or(false)),
@@ -344,12 +370,27 @@ async fn upstream_post(
 fn slow_count(u: &Arc<Upstream>, id: Value, params: &Value) -> Response {
     let n = params["arguments"]["n"].as_u64().unwrap();
     let gate = params["arguments"]["gate"].as_bool().unwrap_or(false);
+    // Once the head is out, nothing until released.
+    let quiet = params["arguments"]["hold_head"].as_bool().unwrap_or(false);
     // Like FastMCP's ctx.report_progress: progress on the standalone stream.
     let via_get = params["arguments"]["via_get"].as_bool().unwrap_or(false);
     let token = params["_meta"]["progressToken"].clone();
+    // Big notifications without end, until the gateway stops reading or goes away.
+    let flood = params["arguments"]["flood"].as_bool().unwrap_or(false);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let u = Arc::clone(u);
     tokio::spawn(async move {
+        if flood {
+            let note = big_note();
+            while tx.send(Ok(note.clone())).await.is_ok() {
+                u.flooded.fetch_add(1, Ordering::SeqCst);
+            }
+            u.flood_ended.store(true, Ordering::SeqCst);
+            return;
+        }
+        if quiet {
+            u.release.notified().await;
+        }
         for i in 1..=n {
             let p = json!({"jsonrpc": "2.0", "method": "notifications/progress",
                            "params": {"progressToken": token, "progress": i, "total": n}});
@@ -373,6 +414,12 @@ fn slow_count(u: &Arc<Upstream>, id: Value, params: &Value) -> Response {
         rx.recv().await.map(|c| (c, rx))
     }));
     ([("content-type", "text/event-stream")], body).into_response()
+}
+
+/// A 64 KiB notification.
+fn big_note() -> Bytes {
+    sse_event(&json!({"jsonrpc": "2.0", "method": "notifications/message",
+                      "params": {"level": "info", "data": "x".repeat(64 * 1024)}}))
 }
 
 /// A hostile tool: before its result it asks the client, on the call's own stream, to
@@ -492,6 +539,8 @@ fn known_tokens() -> HashMap<String, String> {
     for agent in [AGENT, OTHER, X, A] {
         t.insert(token(agent), agent.to_owned());
     }
+    t.insert(second_token(AGENT), AGENT.to_owned());
+    t.insert(expiring_token(AGENT), AGENT.to_owned());
     t.insert(exchanged(USER, X), X.to_owned());
     t.insert(exchanged(USER, Y), Y.to_owned());
     t.insert(exchanged(A, B), B.to_owned());
@@ -512,6 +561,7 @@ async fn harness_with(tweak: impl FnOnce(&mut McpConfig)) -> Harness {
     let authz = Arc::new(FakeAuthz {
         tokens: known_tokens(),
         audience: format!("{base}/mcp"),
+        expiry: HashMap::from([(expiring_token(AGENT), NOW_MILLIS / 1000 + 2)]),
         ..FakeAuthz::default()
     });
     let mut cfg = McpConfig {
@@ -535,6 +585,8 @@ async fn harness_with(tweak: impl FnOnce(&mut McpConfig)) -> Harness {
         max_body_bytes: 64 * 1024,
         body_timeout: Duration::from_secs(5),
         stream_idle_timeout: Duration::from_secs(60),
+        session_idle_timeout: Duration::from_secs(600),
+        clock: Arc::new(ManualClock::at_millis(NOW_MILLIS)),
     };
     tweak(&mut cfg);
     assert_eq!(cfg.validate(), Ok(()));
@@ -1391,11 +1443,23 @@ impl Harness {
     /// within `within` (the response head at least, or everything until the server
     /// closed).
     async fn raw(&self, head: &str, body: &[u8], within: Duration) -> String {
+        self.raw_with(head, body, false, within).await
+    }
+
+    /// As [`Harness::raw`], closing the connection's sending side after `body`.
+    async fn raw_then_close(&self, head: &str, body: &[u8], within: Duration) -> String {
+        self.raw_with(head, body, true, within).await
+    }
+
+    async fn raw_with(&self, head: &str, body: &[u8], close: bool, within: Duration) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.base.strip_prefix("http://").unwrap();
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(head.as_bytes()).await.unwrap();
         s.write_all(body).await.unwrap();
+        if close {
+            s.shutdown().await.unwrap();
+        }
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         let deadline = tokio::time::Instant::now() + within;
@@ -1940,4 +2004,413 @@ async fn finding_9_calls_in_flight_per_session_are_capped() {
         body["error"]["data"]["error"], "duplicate_request_id",
         "{body}"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Regression tests for the issue 18 review's follow-ups, named after what they pin.
+
+fn chunked_head(tok: &str) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nhost: gateway.test\r\nauthorization: Bearer {tok}\r\n\
+         content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+         transfer-encoding: chunked\r\n\r\n"
+    )
+}
+
+/// A body that broke off (bad chunking, or a client that closed its side before the
+/// declared length arrived) was answered 413 `body_too_large`, as if it were over the
+/// limit. It is 400 `body_incomplete`; only a body over the limit is 413.
+#[tokio::test]
+async fn a_broken_body_is_400_body_incomplete_not_413_too_large() {
+    let h = harness().await;
+    let tok = token(AGENT);
+    let got = h
+        .raw(
+            &chunked_head(&tok),
+            b"zz\r\n{}\r\n0\r\n\r\n",
+            Duration::from_secs(3),
+        )
+        .await;
+    assert!(got.starts_with("HTTP/1.1 400"), "bad chunking: {got:?}");
+    assert!(got.contains("\"body_incomplete\""), "{got}");
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
+
+    let got = h
+        .raw_then_close(&head(&tok, 100), b"{\"jsonrpc\"", Duration::from_secs(3))
+        .await;
+    assert!(got.starts_with("HTTP/1.1 400"), "cut short: {got:?}");
+    assert!(got.contains("\"body_incomplete\""), "{got}");
+
+    // Over the limit (64 KiB here) with no Content-Length to tell: still 413.
+    let mut big = format!("{:x}\r\n", 70 * 1024).into_bytes();
+    big.extend(std::iter::repeat_n(b' ', 70 * 1024));
+    big.extend_from_slice(b"\r\n0\r\n\r\n");
+    let got = h
+        .raw(&chunked_head(&tok), &big, Duration::from_secs(3))
+        .await;
+    assert!(got.starts_with("HTTP/1.1 413"), "over the limit: {got:?}");
+    assert!(got.contains("\"body_too_large\""), "{got}");
+    assert!(h.authz.asked().is_empty());
+}
+
+/// A change that came while a `tools/call` was being sent upstream (which may take
+/// `timeout`) was lost: the call's lease subscribed to the change feed only once the
+/// upstream answered and discarded what had changed, so a revocation in that window was
+/// seen only at the next one-second re-check. The lease watches from before the call is
+/// decided.
+#[tokio::test]
+async fn a_revocation_while_a_call_is_sent_upstream_is_seen_at_once() {
+    let h = harness().await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let body = json!({"jsonrpc": "2.0", "id": "h-1", "method": "tools/call", "params": {
+        "name": "beta__slow_count", "arguments": {"n": 1, "hold_head": true}}});
+    let call = h.post_raw(Some(&sid), Some(&tok), &body);
+    let revoke = async {
+        eventually("the upstream has the call", || {
+            h.beta.calls("slow_count") == 1
+        })
+        .await;
+        h.authz.revoke(&tok, true);
+        h.beta.head.notify_one();
+    };
+    let (res, ()) = tokio::join!(call, revoke);
+    let head_at = tokio::time::Instant::now();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut stream = res.bytes_stream();
+    let mut seen = String::new();
+    assert!(
+        read_to_end(&mut stream, &mut seen, Duration::from_millis(600)).await,
+        "the call's stream outlived its revoked token until the periodic re-check: {seen}"
+    );
+    assert!(head_at.elapsed() < Duration::from_millis(600));
+    assert!(seen.contains("\"code\":-32001"), "{seen}");
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "cut_off");
+    eventually("the call cancelled upstream", || {
+        !h.beta.cancelled().is_empty()
+    })
+    .await;
+}
+
+impl Harness {
+    /// Sends `request` on a connection with a small receive buffer, reads the
+    /// response's head and returns the connection, which is never read again: a client
+    /// that stopped reading.
+    async fn stalled(&self, request: &str) -> (tokio::net::TcpStream, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr: std::net::SocketAddr =
+            self.base.strip_prefix("http://").unwrap().parse().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, 1, "closed before the head: {got:?}");
+            got.push(byte[0]);
+        }
+        (s, String::from_utf8(got).unwrap())
+    }
+
+    /// A `tools/call` of a flooding `slow_count` with id `id`, by a client that stops
+    /// reading once the head arrived; returns when the gateway has stopped taking more.
+    async fn stalled_call(&self, session: &str, tok: &str, id: &str) -> tokio::net::TcpStream {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "beta__slow_count", "arguments": {"n": 1, "flood": true}}})
+        .to_string();
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\nhost: gateway.test\r\nauthorization: Bearer {tok}\r\n\
+             content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+             mcp-session-id: {session}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (conn, head) = self.stalled(&request).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("text/event-stream"), "{head}");
+        settled("the upstream's flood blocked", || {
+            self.beta.flooded.load(Ordering::SeqCst)
+        })
+        .await;
+        conn
+    }
+}
+
+/// Waits (up to 30 s) until `count` has not moved for half a second and is above zero.
+async fn settled(what: &str, count: impl Fn() -> u64) {
+    let mut last = u64::MAX;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = count();
+        if now == last && now > 0 {
+            return;
+        }
+        last = now;
+    }
+    panic!("not within 30 s: {what} ({last})");
+}
+
+/// A client that stopped reading kept a `tools/call` stream past its token's
+/// revocation: the relay blocked on the full channel to the client and no longer
+/// watched the lease, so the upstream call was never cancelled, its stream and the
+/// session's slot were held for good, and `cut_off` was never recorded.
+#[tokio::test]
+async fn a_call_whose_client_stopped_reading_is_cut_off_when_its_token_is_revoked() {
+    // A send deadline longer than the test: only the revocation ends the stream.
+    let h = harness_with(|c| c.timeout = Duration::from_secs(60)).await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let _conn = h.stalled_call(&sid, &tok, "f-1").await;
+    assert!(!h.beta.flood_ended.load(Ordering::SeqCst));
+
+    h.authz.revoke(&tok, true);
+    eventually("the call cancelled upstream", || {
+        !h.beta.cancelled().is_empty()
+    })
+    .await;
+    eventually("the upstream's stream closed", || {
+        h.beta.flood_ended.load(Ordering::SeqCst)
+    })
+    .await;
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "cut_off");
+    // The session's slot is free: the same request id is taken again.
+    let (status, body) = h
+        .rpc_as(
+            &sid,
+            &second_token(AGENT),
+            json!({"jsonrpc": "2.0", "id": "f-1", "method": "tools/call",
+                   "params": {"name": "alpha__add", "arguments": {"a": 1, "b": 2}}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"]["content"][0]["text"], "3", "{body}");
+}
+
+/// A client that stops reading a call's stream holds it no longer than `timeout`:
+/// the call is given up (cancelled upstream, its slot freed) and recorded as
+/// `client_stalled`.
+#[tokio::test]
+async fn a_call_whose_client_stopped_reading_is_given_up_after_the_timeout() {
+    let h = harness_with(|c| c.timeout = Duration::from_secs(2)).await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let _conn = h.stalled_call(&sid, &tok, "f-2").await;
+    eventually("the call given up", || !h.authz.results().is_empty()).await;
+    let results = h.authz.results();
+    assert_eq!(results[0].1["outcome"], "client_stalled");
+    eventually("the call cancelled upstream", || {
+        !h.beta.cancelled().is_empty()
+    })
+    .await;
+    eventually("the upstream's stream closed", || {
+        h.beta.flood_ended.load(Ordering::SeqCst)
+    })
+    .await;
+}
+
+/// A client that stopped reading its `GET /mcp` stream kept it (and the upstreams'
+/// standalone streams, and the session's one standalone slot) past its token's
+/// revocation: the lease was polled only when the client's side was, which it no
+/// longer was. The lease is driven on its own; when it ends, so do the relays.
+#[tokio::test]
+async fn a_standalone_stream_whose_client_stopped_reading_ends_when_its_token_is_revoked() {
+    // A send deadline longer than the test: only the revocation ends the stream.
+    let h = harness_with(|c| c.timeout = Duration::from_secs(60)).await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let (_conn, flood) = h.stalled_listen(&tok, &sid).await;
+    h.authz.revoke(&tok, true);
+    eventually("the upstream streams closed", || {
+        h.alpha.open_listeners() == 0 && h.beta.open_listeners() == 0
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), flood)
+        .await
+        .unwrap()
+        .unwrap();
+    // The session's standalone slot is free again.
+    let res = h.get(&second_token(AGENT), &sid).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// A client that stops reading its `GET /mcp` stream holds it no longer than
+/// `timeout`: the upstream streams are closed and the session may listen again.
+#[tokio::test]
+async fn a_standalone_stream_whose_client_stopped_reading_ends_after_the_timeout() {
+    let h = harness_with(|c| c.timeout = Duration::from_secs(2)).await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let (_conn, flood) = h.stalled_listen(&tok, &sid).await;
+    eventually("the upstream streams closed", || {
+        h.alpha.open_listeners() == 0 && h.beta.open_listeners() == 0
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), flood)
+        .await
+        .unwrap()
+        .unwrap();
+    let res = h.get(&tok, &sid).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+impl Harness {
+    /// Opens `GET /mcp` in `session` with a client that stops reading once the head
+    /// arrived, and floods it from `alpha` until the gateway stops taking more. The
+    /// flood ends when no upstream stream is left to take it.
+    async fn stalled_listen(
+        &self,
+        tok: &str,
+        session: &str,
+    ) -> (tokio::net::TcpStream, tokio::task::JoinHandle<()>) {
+        let request = format!(
+            "GET /mcp HTTP/1.1\r\nhost: gateway.test\r\nauthorization: Bearer {tok}\r\n\
+             accept: text/event-stream\r\nmcp-session-id: {session}\r\n\r\n"
+        );
+        let (conn, head) = self.stalled(&request).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        eventually("both upstream streams open", || {
+            self.alpha.open_listeners() == 1 && self.beta.open_listeners() == 1
+        })
+        .await;
+        let sent = Arc::new(AtomicU64::new(0));
+        let flood = {
+            let (alpha, sent) = (Arc::clone(&self.alpha), Arc::clone(&sent));
+            tokio::spawn(async move {
+                let note = big_note();
+                loop {
+                    let listeners = alpha.listeners.lock().unwrap().clone();
+                    let mut took = 0;
+                    for l in listeners {
+                        if l.send(Ok(note.clone())).await.is_ok() {
+                            took += 1;
+                        }
+                    }
+                    if took == 0 {
+                        return;
+                    }
+                    sent.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        settled("the upstream's flood blocked", || {
+            sent.load(Ordering::SeqCst)
+        })
+        .await;
+        (conn, flood)
+    }
+}
+
+/// An open stream outlived its token's `exp` until the authorizer refused it at a
+/// one-second re-check. It ends at `exp` by the gateway's own timer, whatever the
+/// re-checks say.
+#[tokio::test]
+async fn open_streams_end_at_their_tokens_exp() {
+    let h = harness().await;
+    let tok = expiring_token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let opened = tokio::time::Instant::now();
+    let res = h.get(&tok, &sid).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut listen = res.bytes_stream();
+    let (mut call, mut call_seen) = h.gated_call(&sid, &tok, "beta__slow_count", "x-1").await;
+    let mut seen = String::new();
+    assert!(
+        read_to_end(&mut listen, &mut seen, Duration::from_secs(4)).await,
+        "the GET stream outlived its token"
+    );
+    assert!(
+        read_to_end(&mut call, &mut call_seen, Duration::from_secs(1)).await,
+        "the call's stream outlived its token: {call_seen}"
+    );
+    // The clock says the token has two seconds left when the streams open.
+    let lived = opened.elapsed();
+    assert!(lived >= Duration::from_millis(1900), "{lived:?}");
+    assert!(lived < Duration::from_millis(3500), "{lived:?}");
+    assert!(call_seen.contains("\"code\":-32001"), "{call_seen}");
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "cut_off");
+    eventually("the call cancelled upstream", || {
+        !h.beta.cancelled().is_empty()
+    })
+    .await;
+}
+
+/// MCP sessions never expired: one that nobody used any more (with the upstream
+/// sessions opened for it) stayed until evicted. A session unused for
+/// `session_idle_timeout` is ended and its upstream sessions deleted; one with an open
+/// stream or a call in flight is in use.
+#[tokio::test]
+async fn a_session_unused_for_the_idle_timeout_is_ended_with_its_upstream_sessions() {
+    let h = harness_with(|c| c.session_idle_timeout = Duration::from_secs(1)).await;
+    let tok = token(AGENT);
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+
+    let idle = h.initialize(AGENT).await;
+    let (status, _) = h.rpc(&idle, AGENT, list).await;
+    assert_eq!(status, 200, "upstream sessions opened");
+    let listening = h.initialize(AGENT).await;
+    let res = h.get(&tok, &listening).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let calling = h.initialize(AGENT).await;
+    let (mut call, mut seen) = h
+        .gated_call(&calling, &tok, "alpha__slow_count", "i-1")
+        .await;
+    // Used now and then: kept.
+    let busy = h.initialize(AGENT).await;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (status, _) = h.rpc(&busy, AGENT, ping.clone()).await;
+        assert_eq!(status, 200, "a session in use expired");
+    }
+
+    let (status, body) = h.rpc(&idle, AGENT, ping.clone()).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], -32006);
+    eventually("the idle session's upstream sessions deleted", || {
+        h.alpha.deleted.lock().unwrap().len() == 1 && h.beta.deleted.lock().unwrap().len() == 1
+    })
+    .await;
+    assert_eq!(h.alpha.deleted.lock().unwrap()[0], "upstream-session-0");
+
+    let (status, _) = h.rpc(&listening, AGENT, ping.clone()).await;
+    assert_eq!(status, 200, "a session with an open stream expired");
+    h.alpha.release.notify_one();
+    assert!(read_to_end(&mut call, &mut seen, Duration::from_secs(5)).await);
+    assert!(seen.contains("counted to 3"), "{seen}");
+    let (status, _) = h.rpc(&calling, AGENT, ping).await;
+    assert_eq!(status, 200, "a session with a call in flight expired");
+    drop(res);
+}
+
+/// What the docs promise since the review: a policy change re-authenticates open
+/// streams, it does not re-decide them. A call allowed when it started runs to its end
+/// (nothing is decided again); only the token's validity can cut it.
+#[tokio::test]
+async fn a_policy_change_does_not_cut_a_call_already_allowed() {
+    let h = harness().await;
+    let tok = token(AGENT);
+    let sid = h.initialize(AGENT).await;
+    let (mut call, mut seen) = h.gated_call(&sid, &tok, "alpha__slow_count", "p-1").await;
+    let decided = h.authz.asked().len();
+    // A new policy: the change feed fires, the token still authenticates.
+    h.authz.changed();
+    // Past a periodic re-check too.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    h.alpha.release.notify_one();
+    assert!(read_to_end(&mut call, &mut seen, Duration::from_secs(5)).await);
+    assert!(seen.contains("counted to 3"), "{seen}");
+    assert_eq!(h.authz.asked().len(), decided, "nothing was decided again");
+    let results = h.results(1).await;
+    assert_eq!(results[0].1["outcome"], "ok");
 }
