@@ -39,6 +39,38 @@ pub fn same_email(a: &str, b: &str) -> bool {
     matches!((email_key(a), email_key(b)), (Some(x), Some(y)) if x == y)
 }
 
+/// One person's handles: their subject (compared exactly) and the e-mail addresses
+/// they are known by — the `email` claim, and the subject itself when it is an address
+/// (an IdP whose user claim is `upn` or `preferred_username` may carry no `email`).
+#[derive(Debug, Clone, Copy)]
+pub struct Person<'a> {
+    /// The subject.
+    pub sub: &'a str,
+    /// The verified e-mail address, if the token carried one.
+    pub email: Option<&'a str>,
+}
+
+impl Person<'_> {
+    fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.email.into_iter().chain(Some(self.sub))
+    }
+
+    /// Whether `self` and `other` are the same person: the same subject, or an address
+    /// of one is an address of the other (canonical form).
+    pub fn is(&self, other: &Person<'_>) -> bool {
+        self.sub == other.sub
+            || self
+                .addresses()
+                .any(|a| other.addresses().any(|b| same_email(a, b)))
+    }
+
+    /// Whether `self` is `name` (an agent's owner: a user name or an address): the
+    /// subject exactly, or one of their addresses in canonical form.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.sub == name || self.addresses().any(|a| same_email(a, name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +88,19 @@ mod tests {
             "a user name is not an address"
         );
         assert!(!same_email("@example.com", "@example.com"));
+    }
+
+    #[test]
+    fn a_subject_that_is_an_address_is_an_address() {
+        let p = |sub, email| Person { sub, email };
+        assert!(p("Alice@Example.com", None).is_named("alice@example.com"));
+        assert!(p("alice@example.com.", None).is_named("alice@example.com"));
+        assert!(p("u-1", Some("ALICE@example.com")).is_named("alice@example.com"));
+        assert!(!p("u-1", None).is_named("alice@example.com"));
+        assert!(p("u-1", None).is_named("u-1"));
+        assert!(!p("U-1", None).is_named("u-1"), "subjects are exact");
+        assert!(p("Erin@x.org", None).is(&p("u-9", Some("erin@X.org"))));
+        assert!(!p("u-1", None).is(&p("u-2", None)));
     }
 
     proptest! {

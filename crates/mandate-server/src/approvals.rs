@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use mandate_core::identity::same_email;
+
 use mandate_core::mandate::{Mandate, MandateStatus, UserRef};
 use mandate_store::MandateFilter;
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, OptionalJson};
 use crate::mandates::{
     DEFAULT_PAGE, agent_summary, check_text, is_owner, mandate_id, next_cursor, page_cursor,
-    page_limit, record, view,
+    page_limit, person, record, view,
 };
 
 fn require_approver(caller: &Caller, state: &AppState) -> Result<(), ApiError> {
@@ -82,12 +82,11 @@ pub(crate) struct Decision {
 }
 
 /// Whether `u` would be approving for themselves: they are the human the mandate acts
-/// for (by subject, or by email in its canonical form — `mandate_core::identity` —
-/// whatever the issuer) or the agent's owner.
+/// for (by subject, or by any address of theirs — the email claim or a subject that is
+/// an address — in canonical form, `mandate_core::identity`, whatever the issuer) or
+/// the agent's owner.
 fn is_self(u: &UserRef, m: &Mandate, owner: Option<&str>) -> bool {
-    let same_user = m.user.as_ref().is_some_and(|mu| {
-        mu.sub == u.sub || matches!((&mu.email, &u.email), (Some(a), Some(b)) if same_email(a, b))
-    });
+    let same_user = m.user.as_ref().is_some_and(|mu| person(mu).is(&person(u)));
     same_user || owner.is_some_and(|o| is_owner(u, o))
 }
 

@@ -85,6 +85,42 @@ async fn caller<'h>(state: &Arc<AppState>, headers: &'h HeaderMap) -> Result<Cal
     }
 }
 
+/// Refuses an agent's own bearer token that does not verify as a Mandate access token
+/// at all (format, signature, signing key, issuer, lifetime, window): 401
+/// `invalid_token` (RFC 6750 §3.1), before the body is read. There is no principal to
+/// decide for, so nothing of the request is recorded, only a compact best-effort
+/// `token.refused` event: an unauthenticated caller cannot grow the audit log with
+/// contexts of its own making. A token that verifies but may not act (revoked, cut off,
+/// its agent suspended, issued for another audience) is decided — a recorded `deny`
+/// naming the agent.
+fn refuse_unverified(
+    state: &AppState,
+    snapshot: &crate::decide::Snapshot,
+    caller: &Caller<'_>,
+) -> Result<(), ApiError> {
+    let Caller::Agent(token) = caller else {
+        return Ok(());
+    };
+    let now = state.clock.now();
+    if verified_claims(state, snapshot, token, now).is_some() {
+        return Ok(());
+    }
+    let why = match mandate_token::access::verify(&snapshot.ring, token, &snapshot.expected(), now)
+    {
+        Err(e) => e.to_string(),
+        // Verified on the second try (a key published a moment later): decide it.
+        Ok(_) => return Ok(()),
+    };
+    let mut ev = state.event("token.refused");
+    ev.details = Some(json!({"surface": "/v1/authorize", "error": "invalid_token", "reason": why}));
+    state.audit.record_lazy(ev);
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        format!("the access token does not verify: {why}"),
+    ))
+}
+
 fn check(req: &AuthorizeRequest, caller: &Caller<'_>) -> Result<(), ApiError> {
     let bad = |m: &str| ApiError::bad_request("invalid_field", m);
     match caller {
@@ -393,9 +429,10 @@ pub(crate) async fn authorize(
 ) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
     let who = caller(&state, &parts.headers).await?;
+    let snapshot = state.snapshot()?;
+    refuse_unverified(&state, &snapshot, &who)?;
     let r: AuthorizeRequest = body(&state, &parts.headers, b).await?;
     check(&r, &who)?;
-    let snapshot = state.snapshot()?;
     let (d, event, seen) = decide_one(&state, &snapshot, &r, &who);
     let id = record_decision(&state, event, seen, r.request_id.as_deref()).await?;
     Ok(Json(answer(&d, id)).into_response())
@@ -408,6 +445,7 @@ pub(crate) async fn authorize_batch(
 ) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
     let who = caller(&state, &parts.headers).await?;
+    refuse_unverified(&state, &*state.snapshot()?, &who)?;
     let b: BatchRequest = body(&state, &parts.headers, b).await?;
     if b.requests.is_empty() || b.requests.len() > MAX_BATCH {
         return Err(ApiError::bad_request(

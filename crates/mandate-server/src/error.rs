@@ -123,7 +123,11 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"mandate\""),
+                HeaderValue::from_static(if self.code == "invalid_token" {
+                    "Bearer realm=\"mandate\", error=\"invalid_token\""
+                } else {
+                    "Bearer realm=\"mandate\""
+                }),
             );
         }
         res

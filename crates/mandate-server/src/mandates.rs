@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use mandate_audit::event::AuditEvent;
 use mandate_core::agent::{Agent, Grant};
 use mandate_core::id::{AgentId, MandateId};
+use mandate_core::identity::Person;
 use mandate_core::mandate::{
     MAX_TEXT_CHARS, Mandate, MandateStatus, UserRef, check_request, scope_within,
 };
@@ -91,14 +92,19 @@ fn is_mandate_user(u: &UserRef, m: &Mandate) -> bool {
         .is_some_and(|mu| mu.issuer == u.issuer && mu.sub == u.sub)
 }
 
+/// A user as a person to compare (`mandate_core::identity`).
+pub(crate) fn person(u: &UserRef) -> Person<'_> {
+    Person {
+        sub: &u.sub,
+        email: u.email.as_deref(),
+    }
+}
+
 /// Whether `u` is the agent's accountable owner: their subject is the agent's `owner`
-/// exactly, or their (verified) email is, compared in canonical form
-/// (`mandate_core::identity`: case-insensitive).
+/// exactly, or one of their addresses (the verified email, or a subject that is an
+/// address) is, in canonical form (`mandate_core::identity`: case-insensitive).
 pub(crate) fn is_owner(u: &UserRef, owner: &str) -> bool {
-    u.sub == owner
-        || u.email
-            .as_deref()
-            .is_some_and(|e| mandate_core::identity::same_email(e, owner))
+    person(u).is_named(owner)
 }
 
 /// Checks optional free text (a comment or reason): at most [`MAX_TEXT_CHARS`]

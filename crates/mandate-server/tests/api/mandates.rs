@@ -458,6 +458,12 @@ async fn finding_4_self_approval_compares_emails_in_canonical_form() {
     let alice = env
         .user_token("alice-sso", Some("Alice@EXAMPLE.com"), &[APPROVERS])
         .await;
+    // Adversarial pass: an IdP whose user claim is the address and that sends no
+    // `email` claim — the subject is the address.
+    let alice_upn = env
+        .user_token("Alice@Example.com", None, &[APPROVERS])
+        .await;
+    let erin_upn = env.user_token("ERIN@example.com.", None, &[APPROVERS]).await;
     let m = env
         .mandate(
             &token,
@@ -465,7 +471,7 @@ async fn finding_4_self_approval_compares_emails_in_canonical_form() {
         )
         .await;
     let id = id_of(&m);
-    for who in [&erin_again, &alice] {
+    for who in [&erin_again, &alice, &alice_upn, &erin_upn] {
         for verb in ["approve", "deny"] {
             problem(
                 &env.approval(who, &id, verb, None).await,

@@ -115,6 +115,25 @@ impl Env {
         verdict(&r.json())
     }
 
+    /// `/v1/authorize` with a bearer that does not verify: 401 `invalid_token`, before
+    /// anything is decided or recorded of the request (batch too).
+    async fn refused_as_agent(&self, token: &str) {
+        let question = json!({"action": "crm:read",
+                              "resource": {"type": "Crm::Contact", "id": "c-1"}});
+        for (path, body) in [
+            ("/v1/authorize", question.clone()),
+            ("/v1/authorize/batch", json!({"requests": [question]})),
+        ] {
+            let r = self.bearer(token, Method::POST, path, Some(body)).await;
+            r.expect(401);
+            assert_eq!(r.json()["code"], "invalid_token", "{path}");
+            assert_eq!(
+                r.headers["www-authenticate"],
+                "Bearer realm=\"mandate\", error=\"invalid_token\""
+            );
+        }
+    }
+
     /// `/v1/authorize` by an enforcement point passing `token` (and maybe its audience).
     async fn decide_for_service(
         &self,
@@ -216,9 +235,9 @@ async fn finding_2_a_retired_key_verifies_nothing_once_its_publication_ends() {
     // The publication ends. Nothing is written.
     env.advance(until - env.now());
     assert!(!env.published_kids().await.contains(&old.kid().to_owned()));
-    assert_eq!(env.decide_as_agent(&cached).await, denied_invalid());
+    env.refused_as_agent(&cached).await;
     let fresh = forge(&old, &c.id, "tok_fresh", env.now() - 10, env.now() + 200);
-    assert_eq!(env.decide_as_agent(&fresh).await, denied_invalid());
+    env.refused_as_agent(&fresh).await;
     assert_eq!(
         env.decide_for_service(&service, &fresh, None).await,
         denied_invalid()
@@ -241,7 +260,7 @@ async fn finding_2_a_token_living_longer_than_the_maximum_is_refused() {
     let ok = forge(&key, &c.id, "tok_ok", now, now + super::MAX_LIFETIME);
     assert_eq!(env.decide_as_agent(&ok).await, allowed());
     let long = forge(&key, &c.id, "tok_long", now, now + super::MAX_LIFETIME + 1);
-    assert_eq!(env.decide_as_agent(&long).await, denied_invalid());
+    env.refused_as_agent(&long).await;
     assert_eq!(
         env.decide_for_service(&service, &long, None).await,
         denied_invalid()
@@ -275,7 +294,7 @@ async fn finding_5_a_critical_header_extension_is_refused() {
     let h: jsonwebtoken::Header = serde_json::from_value(header).expect("header");
     let crit = jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&der))
         .expect("sign");
-    assert_eq!(env.decide_as_agent(&crit).await, denied_invalid());
+    env.refused_as_agent(&crit).await;
     env.refused_elsewhere(&c, &crit).await;
 }
 
@@ -438,5 +457,53 @@ impl Env {
             .await;
         r.expect(200);
         r.json()["items"].as_array().expect("items").len()
+    }
+}
+
+/// Adversarial pass after issue 18: `/v1/authorize` took any JWT-shaped bearer for an
+/// agent's and recorded a `deny` with the caller's context as sent — an unauthenticated
+/// caller could grow the audit log at will (60 kB per request, 100 per batch). A bearer
+/// that does not verify is now 401 before the body is read, and only a compact
+/// `token.refused` event is recorded, with nothing of the request in it.
+#[tokio::test]
+async fn an_unverified_bearer_records_nothing_of_its_request() {
+    let env = Env::new();
+    env.token_world().await;
+    let junk = "x".repeat(30_000);
+    let before = env.count_events("decision").await;
+    for bearer in [
+        "eyJhbGciOiJub25lIn0.eyJ4IjoxfQ.",
+        "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFZERTQSJ9.e30.AAAA",
+    ] {
+        env.refused_as_agent(bearer).await;
+        let r = env
+            .bearer(
+                bearer,
+                Method::POST,
+                "/v1/authorize",
+                Some(json!({"action": "crm:read", "context": {"junk": junk},
+                            "resource": {"type": "Crm::Contact", "id": "c-1"}})),
+            )
+            .await;
+        r.expect(401);
+    }
+    assert_eq!(env.count_events("decision").await, before);
+    // The refusals are on the record (best effort, after the answer), without the junk.
+    let mut refused = Vec::new();
+    for _ in 0..50 {
+        let r = env
+            .admin(Method::GET, "/v1/audit/events?kind=token.refused", None)
+            .await;
+        r.expect(200);
+        refused = r.json()["items"].as_array().expect("items").clone();
+        if refused.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(refused.len(), 6, "{refused:?}");
+    for e in &refused {
+        assert!(!e.to_string().contains("xxxxxxxx"), "{e}");
+        assert_eq!(e["details"]["surface"], "/v1/authorize");
     }
 }
