@@ -31,6 +31,7 @@ mod policies;
 #[cfg(test)]
 mod routes_test;
 mod snapshot_cell;
+mod unread;
 pub mod webhook;
 mod wellknown;
 
@@ -584,6 +585,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         // The JSON extractors enforce the limit themselves (413 `body_too_large`), the OAuth
         // endpoints answer `invalid_request` (RFC 6749 has no size error); this is a backstop.
         .layer(DefaultBodyLimit::max(limit))
+        .layer(unread::CloseUnreadLayer)
         .layer(wellknown::AccessLogLayer)
         .with_state(state)
 }

@@ -16,6 +16,7 @@ mod client;
 mod config;
 mod gateway_cli;
 mod incident_cli;
+mod listen;
 mod logwriter;
 mod mandates_cli;
 mod serve;

@@ -405,21 +405,26 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
 
     tracing::info!(%addr, %issuer, "serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let limits = crate::listen::Limits::for_this_process();
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_read_timeout_secs = limits.header_read_timeout.as_secs(),
+        "listener limits"
+    );
     let gateway_task = gateway.map(|(l, gaddr, router)| {
         tracing::info!(%gaddr, "gateway serving");
         let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            axum::serve(l, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|v| *v).await;
-                })
-                .await
-        })
+        tokio::spawn(crate::listen::serve(l, router, limits, async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }))
     });
-    axum::serve(listener, mandate_server::router(Arc::clone(&state)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    crate::listen::serve(
+        listener,
+        mandate_server::router(Arc::clone(&state)),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
     let _ = stop_tx.send(true);
     if let Some(t) = gateway_task {
         let _ = t.await;

@@ -463,7 +463,9 @@ async fn finding_4_self_approval_compares_emails_in_canonical_form() {
     let alice_upn = env
         .user_token("Alice@Example.com", None, &[APPROVERS])
         .await;
-    let erin_upn = env.user_token("ERIN@example.com.", None, &[APPROVERS]).await;
+    let erin_upn = env
+        .user_token("ERIN@example.com.", None, &[APPROVERS])
+        .await;
     let m = env
         .mandate(
             &token,

@@ -112,6 +112,7 @@ impl Env {
             )
             .await;
         r.expect(200);
+        assert!(r.headers.get("connection").is_none(), "the body was read");
         verdict(&r.json())
     }
 
@@ -127,6 +128,9 @@ impl Env {
             let r = self.bearer(token, Method::POST, path, Some(body)).await;
             r.expect(401);
             assert_eq!(r.json()["code"], "invalid_token", "{path}");
+            // Answered before the body was read: the connection is not reusable
+            // (RFC 9112 §9.6; adversarial pass after issue 18).
+            assert_eq!(r.headers["connection"], "close", "{path}");
             assert_eq!(
                 r.headers["www-authenticate"],
                 "Bearer realm=\"mandate\", error=\"invalid_token\""

@@ -39,6 +39,27 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(args);
+        Self::spawn(cmd, env)
+    }
+
+    /// As [`Server::start`], with the process's open-file limit set to `files` first
+    /// (`ulimit -n` in a shell that then execs the server, so the pid is the server's).
+    pub fn start_with_file_limit(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        files: u32,
+    ) -> Server {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "ulimit -n \"$0\" && exec \"$@\""])
+            .arg(files.to_string())
+            .args([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(args);
+        Self::spawn(cmd, env)
+    }
+
+    fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> Server {
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("MANDATE_")) {
             cmd.env_remove(k);
         }
@@ -89,6 +110,19 @@ impl Server {
             stdout,
             stderr,
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// The gateway's base URL, from the banner's `gateway on …` line.
+    pub fn gateway_base(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.stdout.lock().unwrap().clone();
+            if let Some(u) = out.lines().find_map(|l| l.strip_prefix("gateway on ")) {
+                return u.trim().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no gateway line in: {out}");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -419,3 +419,60 @@ async fn every_log_line_is_written_before_a_clean_exit() {
         "the last line is `stopped`: {err}"
     );
 }
+
+/// Adversarial pass after issue 18: a connection that sends half a request head stayed
+/// open forever (axum's server sets no head deadline). Now it is closed after the
+/// listener's 10 s head deadline.
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[]);
+    let host = s.addr.trim_start_matches("http://").to_owned();
+    let mut c = tokio::net::TcpStream::connect(&host).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), c.read(&mut buf)).await;
+    // Closed (EOF, or a reset), possibly after a 408: never a 200, never still open.
+    match read {
+        Ok(Ok(n)) => {
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            assert!(n == 0 || head.starts_with("HTTP/1.1 408"), "{head}");
+        }
+        Ok(Err(_)) => {}
+        Err(_) => panic!("the half-sent request head was still open after 20 s"),
+    }
+    // The listener still serves.
+    let ok = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+/// Adversarial pass after issue 18: 20,000 idle connections to the gateway port used up
+/// the process's file descriptors, and the admin API and token endpoint stopped
+/// answering. Each listener now accepts at most a quarter of the open-file limit; with
+/// a limit of 256, 300 idle connections to the gateway leave the API answering.
+#[tokio::test]
+async fn a_flooded_listener_leaves_the_others_their_descriptors() {
+    let (_t, dir) = data_dir();
+    let s =
+        Server::start_with_file_limit(&dir, &[], &[("MANDATE_GATEWAY_LISTEN", "127.0.0.1:0")], 256);
+    let gateway = s.gateway_base();
+    let host = gateway.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(&host).await.unwrap());
+    }
+    // Give the server time to accept what it will.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let r = client.get(s.url("/healthz")).send().await;
+        assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
+    }
+    drop(idle);
+}
