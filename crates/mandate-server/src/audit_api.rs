@@ -114,7 +114,10 @@ pub(crate) async fn events(
 pub(crate) async fn latest_checkpoint(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
+    RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    // No parameters: an unknown one is a 400, as everywhere else.
+    query(q, &[])?;
     let last = crate::blocking(&state, |s| s.store.checkpoints())
         .await??
         .pop();
@@ -228,7 +231,9 @@ pub(crate) async fn consistency(
 pub(crate) async fn export(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
+    RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    query(q, &[])?;
     let sealed = state.audit.seal().await.map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
