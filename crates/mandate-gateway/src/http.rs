@@ -23,7 +23,10 @@
 //! # Order of work
 //!
 //! 1. path → route (400 `ambiguous_path`, 404 `not_found`), query (400
-//!    `ambiguous_query`, 400 `token_in_query`);
+//!    `ambiguous_query`, 400 `token_in_query`), a header asking for another method or
+//!    target — `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
+//!    `X-Original-Method`, `X-Original-URL`, `X-Rewrite-URL` (400 `ambiguous_request`:
+//!    anything ambiguous is refused, never guessed);
 //! 2. the bearer token is authenticated for the route's resource
 //!    ([`Authorizer::authenticate`]: 401, or 403 when its holder may not act, 503 when
 //!    nothing can be decided) — before any of the body is read;
@@ -35,7 +38,8 @@
 //!    `approval_required`, 503 `decision_unavailable`);
 //! 6. forward: headers the client names in `Connection` are dropped with the other
 //!    hop-by-hop headers (RFC 9110 §7.6.1), and so are those the upstream names in its
-//!    answer; a relayed body is held to the same size limit and deadline (413/408 when
+//!    answer; the client's `Forwarded`, `X-Forwarded-*` and `X-Real-IP` are dropped (a
+//!    client is no proxy the upstream should believe); a relayed body is held to the same size limit and deadline (413/408 when
 //!    it breaks one before the upstream answers).
 //!
 //! Any answer sent before the request body was read to its end says `Connection:
@@ -379,6 +383,35 @@ fn dropped(name: &HeaderName) -> bool {
     )
 }
 
+/// Headers with which a client asks the upstream's framework for another method or
+/// another target than the request line's (honoured, when enabled, by Symfony, Laravel,
+/// ASP.NET Core, Express's `method-override`, IIS URL Rewrite and the like). The
+/// decision is on the request line, so a request carrying one is refused (400
+/// `ambiguous_request`) rather than guessed about.
+const OVERRIDES: [&str; 6] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
+/// The first header of [`OVERRIDES`] that `headers` holds.
+fn override_header(headers: &HeaderMap) -> Option<&'static str> {
+    OVERRIDES.into_iter().find(|h| headers.contains_key(*h))
+}
+
+/// What a proxy says about the client and the URL it was called at: `Forwarded`
+/// (RFC 7239), `X-Forwarded-*` (`-For`, `-Host`, `-Proto`, `-Prefix`, `-Path`, …) and
+/// `X-Real-IP`. Coming from the client they are its own claims — it is no proxy the
+/// upstream should trust, and an upstream may route on `X-Forwarded-Prefix` — so they
+/// are dropped, never forwarded.
+fn client_claimed_routing(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n == "forwarded" || n == "x-real-ip" || n.starts_with("x-forwarded-")
+}
+
 /// The headers `headers` names in its `Connection` field(s): hop-by-hop for this
 /// connection only (RFC 9110 §7.6.1), never forwarded.
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
@@ -391,12 +424,13 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-/// `from` without hop-by-hop headers, those it names in `Connection`, and `also`.
-fn end_to_end(from: &HeaderMap, also: Option<&HeaderName>) -> HeaderMap {
+/// `from` without hop-by-hop headers, those it names in `Connection`, and those `also`
+/// picks.
+fn end_to_end(from: &HeaderMap, also: fn(&HeaderName) -> bool) -> HeaderMap {
     let named = connection_named(from);
     let mut out = HeaderMap::new();
     for (k, v) in from {
-        if !dropped(k) && !named.contains(k) && Some(k) != also {
+        if !dropped(k) && !named.contains(k) && !also(k) {
             out.append(k.clone(), v.clone());
         }
     }
@@ -509,6 +543,17 @@ async fn respond(gw: &Gateway, parts: Parts, body: Body, progress: &Progress) ->
         Ok(q) => q,
         Err(e) => return bad_query(&e),
     };
+    if let Some(h) = override_header(&headers) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "ambiguous_request",
+            &format!(
+                "header `{h}` asks the upstream for another method or target than the one \
+                 decided; nothing was decided or forwarded"
+            ),
+            Value::Null,
+        );
+    }
     // INVARIANT (one reading): past this point the request's target exists only as
     // `path` and `query`; the decision, the record and the upstream URL read them alone.
     drop(uri);
@@ -673,14 +718,19 @@ async fn forward(
     };
     // INVARIANT (forward what was decided): the upstream URL is the route's upstream
     // base, the decided path below the prefix and the decided query — nothing else of
-    // the request's target reaches it.
+    // the request's target reaches it. The method is the decided one too, and no header
+    // names another: a method or URL override was refused in `respond` (OVERRIDES), and
+    // the client's own routing claims (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`) are
+    // dropped here with the token.
     let url = format!(
         "{}{}{}",
         route.upstream,
         path.upstream_path(),
         query.upstream()
     );
-    let mut headers = end_to_end(&headers, Some(&header::AUTHORIZATION));
+    let mut headers = end_to_end(&headers, |h| {
+        h == header::AUTHORIZATION || client_claimed_routing(h)
+    });
     if let Some((name, value)) = credential {
         headers.insert(name, value);
     }
@@ -755,7 +805,7 @@ async fn forward(
     );
     let mut res = Response::builder().status(upstream.status());
     if let Some(h) = res.headers_mut() {
-        *h = end_to_end(upstream.headers(), None);
+        *h = end_to_end(upstream.headers(), |_| false);
     }
     res.body(Body::from_stream(upstream.bytes_stream()))
         .unwrap_or_else(|_| {
@@ -878,7 +928,7 @@ mod tests {
         h.insert("x-other", HeaderValue::from_static("2"));
         h.insert("x-kept", HeaderValue::from_static("3"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
-        let out = end_to_end(&h, Some(&header::AUTHORIZATION));
+        let out = end_to_end(&h, |h| h == header::AUTHORIZATION);
         assert_eq!(
             out.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
             ["x-kept"]

@@ -825,3 +825,83 @@ async fn issue18_a_repeated_body_field_is_refused() {
     assert_eq!(authz.asked(), 0);
     assert_eq!(up.hits(), 0);
 }
+
+/// Issue 18 follow-up 1: a header that makes a framework run another method or another
+/// path than the one decided is refused — nothing is decided or forwarded.
+#[tokio::test]
+async fn issue18_followup1_method_and_url_override_headers_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for header in [
+        "X-HTTP-Method-Override: DELETE",
+        "X-HTTP-Method: DELETE",
+        "X-Method-Override: DELETE",
+        "X-Original-Method: DELETE",
+        "X-Original-URL: /admin/users/1",
+        "X-Rewrite-URL: /admin/users/1",
+        "x-http-method-override: GET",
+    ] {
+        let r = raw_with(
+            &gw,
+            &format!(
+                "POST /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n{header}\r\n"
+            ),
+            b"",
+            Duration::from_secs(5),
+        )
+        .await;
+        if r.status != 400 || r.code() != "ambiguous_request" {
+            failures.push(format!("{header}: answered {} {}", r.status, r.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+}
+
+/// Issue 18 follow-up 1: `Forwarded` and `X-Forwarded-*` from the client are dropped —
+/// the client is no proxy the upstream should trust, and an upstream may route on
+/// `X-Forwarded-Prefix`.
+#[tokio::test]
+async fn issue18_followup1_client_forwarded_headers_are_never_forwarded() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let sent = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-prefix",
+        "x-forwarded-path",
+        "x-forwarded-port",
+        "x-forwarded-uri",
+        "x-real-ip",
+    ];
+    let head = sent
+        .iter()
+        .map(|h| format!("{h}: /admin\r\n"))
+        .collect::<String>();
+    let r = raw_with(
+        &gw,
+        &format!(
+            "GET /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+             Connection: close\r\nX-Client-Kept: end to end\r\n{head}"
+        ),
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let (_, headers, _) = up.last();
+    assert_eq!(headers.get("x-client-kept").expect("kept"), "end to end");
+    let reached: Vec<&str> = sent
+        .iter()
+        .copied()
+        .filter(|h| headers.contains_key(*h))
+        .collect();
+    assert!(reached.is_empty(), "reached the upstream: {reached:?}");
+}
