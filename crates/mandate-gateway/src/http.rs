@@ -17,8 +17,10 @@
 //! The upstream URL is built from the route's upstream base, the [`path::RoutedPath`]
 //! and the [`query::Query`] alone — the request's own URI is not passed on past the
 //! reading. Likewise the query ([`query`]: a parameter a template reads may appear only
-//! once, `access_token` is refused, the pairs are re-encoded one way) and a JSON body a
-//! template reads ([`body::json_fields`]: a repeated top-level name is refused).
+//! once and only as the template spells it — `ID` is `id` to a case-insensitive binder
+//! ([`name`]) — `access_token` is refused, the pairs are re-encoded one way) and a JSON
+//! body a template reads ([`body::json_fields`]: a repeated top-level name, or a read
+//! one in another case, is refused; the body must be declared UTF-8 JSON).
 //!
 //! # Order of work
 //!
@@ -30,10 +32,16 @@
 //! 2. the bearer token is authenticated for the route's resource
 //!    ([`Authorizer::authenticate`]: 401, or 403 when its holder may not act, 503 when
 //!    nothing can be decided) — before any of the body is read;
-//! 3. method → action (405 `method_not_allowed`), declared size (413 `body_too_large`);
-//! 4. the body, only when a template reads a field of it: read whole within
-//!    `max_body_bytes` (413) and `body_timeout` (408 `request_timeout`), one JSON object
-//!    without a repeated top-level name (400 `ambiguous_body`);
+//! 3. method → action (405 `method_not_allowed`), a parameter a template reads sent
+//!    twice or in another case (400 `ambiguous_query`), declared size (413
+//!    `body_too_large`);
+//! 4. the body, only when a template reads a field of it: declared as one
+//!    `Content-Type: application/json` or `application/…+json`, UTF-8 (else 415
+//!    `unsupported_media_type` — 415 rather than 400, as RFC 9110 §15.5.16 names it;
+//!    checked before a byte is read), read whole within `max_body_bytes` (413) and
+//!    `body_timeout` (408 `request_timeout`), one JSON object without a repeated
+//!    top-level name and without a field a template reads sent again, or only, in
+//!    another case (400 `ambiguous_body`);
 //! 5. templates (400 `unmapped_request`), then the decision (403 `denied` /
 //!    `approval_required`, 503 `decision_unavailable`);
 //! 6. forward: headers the client names in `Connection` are dropped with the other
@@ -53,6 +61,7 @@
 //! not fill is a 400 `unmapped_request`, nothing is decided or sent.
 
 mod body;
+mod name;
 pub mod path;
 mod query;
 
@@ -146,6 +155,14 @@ impl Template {
     fn query_names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().filter_map(|p| match p {
             Part::Query(q) => Some(q.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The top-level body fields the template reads.
+    fn body_names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| match p {
+            Part::Body(f) => Some(f.as_str()),
             _ => None,
         })
     }
@@ -630,13 +647,25 @@ async fn forward(
     if declared.is_some_and(|n| n > gw.cfg.max_body_bytes) {
         return body_refused(BodyFault::TooLarge);
     }
-    // The body is read whole only when a template needs a field of it.
+    // The body is read whole only when a template needs a field of it, and then only
+    // a body declared as UTF-8 JSON.
     let (buffered, fields, relayed) = if route.templates(action).any(Template::needs_body) {
+        if !body::declares_json(&headers) {
+            return problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "this route reads the body's fields: it must be sent as one `Content-Type: \
+                 application/json` (or `application/…+json`), UTF-8; nothing was decided or \
+                 forwarded",
+                Value::Null,
+            );
+        }
         let bytes = match body::read_whole(body, limits, progress).await {
             Ok(b) => b,
             Err(f) => return body_refused(f),
         };
-        let fields = match body::json_fields(&bytes) {
+        let read = route.templates(action).flat_map(Template::body_names);
+        let fields = match body::json_fields(&bytes, read) {
             Ok(f) => f,
             Err(e) => {
                 return problem(

@@ -905,3 +905,172 @@ async fn issue18_followup1_client_forwarded_headers_are_never_forwarded() {
         .collect();
     assert!(reached.is_empty(), "reached the upstream: {reached:?}");
 }
+
+/// Issue 18 follow-up 2: a query parameter whose name is a read one but for case is
+/// refused — a case-insensitive binder (ASP.NET Core, Jackson with
+/// `ACCEPT_CASE_INSENSITIVE_PROPERTIES`) may take that copy.
+#[tokio::test]
+async fn issue18_followup2_query_names_differing_only_in_case_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{query.id}").expect("template"),
+        context: [(
+            "kind".to_owned(),
+            Template::parse("{query.kind}").expect("t"),
+        )]
+        .into(),
+        ..route("/q", &up.url, "x:read")
+    }];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for query in [
+        "id=mine&ID=victim&kind=a",
+        "ID=victim&id=mine&kind=a",
+        "id=mine&Id=victim&kind=a",
+        "ID=victim&kind=a",
+        "id=mine&kind=a&KIND=b",
+        // U+212A KELVIN SIGN: Java's `toLowerCase` and `equalsIgnoreCase` make it `k`.
+        "id=mine&kind=a&%E2%84%AAind=b",
+    ] {
+        let r = raw(&gw, &format!("/q/r?{query}")).await;
+        if r.status != 400 || r.code() != "ambiguous_query" {
+            failures.push(format!("{query}: answered {} {}", r.status, r.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+    // Names no template reads may differ in case; the read ones spelled exactly pass.
+    let r = raw(&gw, "/q/r?id=mine&kind=a&note=1&NOTE=2").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(authz.last().resource_id, "mine");
+}
+
+/// Issue 18 follow-up 2: a JSON body field whose name is a read one but for case is
+/// refused (`{"amount":1,"Amount":1e6}`: Jackson or ASP.NET Core may bind either).
+#[tokio::test]
+async fn issue18_followup2_body_fields_differing_only_in_case_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{body.id}").expect("template"),
+        context: [(
+            "amount".to_owned(),
+            Template::parse("{body.amount}").expect("t"),
+        )]
+        .into(),
+        ..route("/pay", &up.url, "x:write")
+    }];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let c = reqwest::Client::new();
+    let post = |body: &'static str| {
+        c.post(format!("{gw}/pay"))
+            .bearer_auth("good")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let mut failures = Vec::new();
+    for body in [
+        r#"{"id":"a","amount":1,"Amount":1e6}"#,
+        r#"{"id":"a","AMOUNT":1e6,"amount":1}"#,
+        r#"{"id":"a","Amount":1e6}"#,
+        r#"{"ID":"b","id":"a","amount":1}"#,
+    ] {
+        let r = post(body).await.expect("send");
+        let status = r.status();
+        let p: Value = r.json().await.unwrap_or(Value::Null);
+        if status != 400 || p["code"] != "ambiguous_body" {
+            failures.push(format!("{body}: answered {status} {}", p["code"]));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+    let r = post(r#"{"id":"a","amount":1,"note":1,"Note":2}"#)
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        200,
+        "fields no template reads may differ in case"
+    );
+}
+
+/// Issue 18 follow-up 2: a body a template reads must say it is JSON (`application/json`
+/// or `application/…+json`, UTF-8): read as JSON by the gateway but as a form by the
+/// upstream, the decision would be on other values. Anything else is 415
+/// `unsupported_media_type`, nothing decided or forwarded.
+#[tokio::test]
+async fn issue18_followup2_a_read_body_must_be_declared_json() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![
+        Route {
+            resource_id: Template::parse("{body.id}").expect("template"),
+            ..route("/body", &up.url, "x:write")
+        },
+        route("/ok", &up.url, "x:write"),
+    ];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let body = br#"{"id":"a"}"#;
+    let send = |types: &[&str], path: &str| {
+        let head = types
+            .iter()
+            .map(|t| format!("Content-Type: {t}\r\n"))
+            .collect::<String>();
+        let gw = gw.clone();
+        let path = path.to_owned();
+        async move {
+            raw_with(
+                &gw,
+                &format!(
+                    "POST {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+                     Connection: close\r\nContent-Length: {}\r\n{head}",
+                    body.len()
+                ),
+                body,
+                Duration::from_secs(5),
+            )
+            .await
+        }
+    };
+    let mut failures = Vec::new();
+    for types in [
+        &[][..],
+        &["text/plain"],
+        &["application/x-www-form-urlencoded"],
+        &["multipart/form-data; boundary=x"],
+        &["application/jsonx"],
+        &["text/json"],
+        &["application/json; charset=latin1"],
+        &["application/json; charset=utf-16"],
+        &["application/json", "text/plain"],
+        &["application/json, text/plain"],
+    ] {
+        let r = send(types, "/body").await;
+        if r.status != 415 || r.code() != "unsupported_media_type" {
+            failures.push(format!("{types:?}: answered {} {}", r.status, r.code()));
+        }
+    }
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+    for types in [
+        &["application/json"][..],
+        &["Application/JSON"],
+        &["application/json;charset=UTF-8"],
+        &["application/json; charset=\"utf-8\""],
+        &["application/merge-patch+json"],
+        &["application/vnd.api+json"],
+    ] {
+        let r = send(types, "/body").await;
+        if r.status != 200 {
+            failures.push(format!("{types:?}: answered {} {}", r.status, r.code()));
+        }
+    }
+    // A body no template reads is relayed whatever its type.
+    let r = send(&["text/plain"], "/ok/r1").await;
+    assert_eq!(r.status, 200);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
