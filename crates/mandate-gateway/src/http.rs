@@ -5,7 +5,10 @@
 //! bearer token is taken (and never forwarded), Mandate decides and records the
 //! decision durably ([`Authorizer::authorize`]), and only on allow is the request
 //! forwarded — with the upstream's own credential, which Mandate holds, injected.
-//! Bodies stream both ways; upstream failures are 502, timeouts 504.
+//! Bodies stream both ways; upstream failures are 502, an answer that does not begin
+//! within `timeout` is 504, and a response body silent for longer than `timeout` is
+//! cut off with an error (the agent's connection is aborted, so a truncated body never
+//! looks whole; the decision's recorded result keeps the status, the cut is logged).
 //!
 //! # One reading of the request
 //!
@@ -76,6 +79,7 @@ use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use serde_json::{Map, Value, json};
 
 use crate::authz::{Answer, Ask, Authorizer, AuthzError, Verdict};
@@ -328,17 +332,35 @@ struct Incoming {
     query: Query,
 }
 
+/// Why the HTTP gateway cannot be built: `mandate serve` refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// The configuration does not pass [`HttpConfig::validate`].
+    #[error(transparent)]
+    Config(#[from] HttpConfigError),
+    /// The upstream HTTP client could not be built.
+    #[error("cannot build the gateway's upstream HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
 /// The gateway's routes (as the fallback of the returned router, so any path can be a
 /// prefix) and their RFC 9728 metadata at `/.well-known/oauth-protected-resource{prefix}`.
-/// `cfg` should have passed [`HttpConfig::validate`]: a route whose prefix is not
-/// canonical is never matched.
-pub fn router(cfg: HttpConfig, authz: Arc<dyn Authorizer>) -> Router {
+///
+/// Fails closed: a configuration that does not [validate](HttpConfig::validate), or an
+/// upstream client that cannot be built as below, is an error — never a gateway with a
+/// default client. The client follows no redirect (a `Location` would take the
+/// injected credential to another URL, and the upstream's 3xx goes back to the agent
+/// as it is) and uses no proxy, whatever `HTTP_PROXY`/`ALL_PROXY` say: an environment
+/// proxy would see every request with the injected credential.
+pub fn router(cfg: HttpConfig, authz: Arc<dyn Authorizer>) -> Result<Router, RouterError> {
+    cfg.validate()?;
     let client = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new());
+        .map_err(RouterError::Client)?;
     let gw = Arc::new(Gateway { cfg, authz, client });
-    Router::new().fallback(handle).with_state(gw)
+    Ok(Router::new().fallback(handle).with_state(gw))
 }
 
 /// An RFC 9457 problem.
@@ -836,15 +858,22 @@ async fn forward(
     if let Some(h) = res.headers_mut() {
         *h = end_to_end(upstream.headers(), |_| false);
     }
-    res.body(Body::from_stream(upstream.bytes_stream()))
-        .unwrap_or_else(|_| {
-            problem(
-                StatusCode::BAD_GATEWAY,
-                "upstream_failed",
-                "bad upstream response",
-                Value::Null,
-            )
-        })
+    // The head came within `timeout`; the body may take longer in all, but is never
+    // silent for longer than `timeout` — then it is cut off with an error.
+    let prefix = route.prefix.clone();
+    let relayed = body::idle_limited(upstream.bytes_stream(), gw.cfg.timeout).inspect(move |r| {
+        if let Err(e) = r {
+            tracing::warn!(route = %prefix, error = %e, "upstream response cut off");
+        }
+    });
+    res.body(Body::from_stream(relayed)).unwrap_or_else(|_| {
+        problem(
+            StatusCode::BAD_GATEWAY,
+            "upstream_failed",
+            "bad upstream response",
+            Value::Null,
+        )
+    })
 }
 
 fn body_code(f: BodyFault) -> &'static str {

@@ -125,6 +125,41 @@ async fn upstream() -> Upstream {
             }),
         )
         .route(
+            "/stall",
+            axum::routing::get(|| async {
+                // One chunk, then silence far longer than the gateway's timeout.
+                axum::body::Body::from_stream(futures_util::stream::unfold(0u8, |i| async move {
+                    if i == 1 {
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                    }
+                    (i < 2).then(|| {
+                        (
+                            Ok::<_, std::io::Error>(Bytes::from(format!("{i}\n"))),
+                            i + 1,
+                        )
+                    })
+                }))
+            }),
+        )
+        .route(
+            "/drip",
+            axum::routing::get(|| async {
+                // Six chunks 200 ms apart: longer in all than the gateway's timeout, but
+                // never silent that long.
+                axum::body::Body::from_stream(futures_util::stream::unfold(0u8, |i| async move {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    (i < 6).then(|| {
+                        (
+                            Ok::<_, std::io::Error>(Bytes::from(format!("{i}\n"))),
+                            i + 1,
+                        )
+                    })
+                }))
+            }),
+        )
+        .route(
             "/hop",
             axum::routing::get(|| async {
                 (
@@ -191,7 +226,7 @@ async fn gateway_with(
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut cfg = config(&url, routes);
     tune(&mut cfg);
-    let app = mandate_gateway::http::router(cfg, authz);
+    let app = mandate_gateway::http::router(cfg, authz).expect("router");
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
 }
@@ -1073,4 +1108,45 @@ async fn issue18_followup2_a_read_body_must_be_declared_json() {
     let r = send(&["text/plain"], "/ok/r1").await;
     assert_eq!(r.status, 200);
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Issue 18 follow-up 3: an upstream that goes silent mid-body is cut off after the
+/// gateway's timeout, and the client's response ends in an error, not a clean end (a
+/// truncated body must not look whole); a body that keeps coming is not cut, however
+/// long it takes in all.
+#[tokio::test]
+async fn issue18_followup3_a_silent_upstream_body_is_cut_off_with_an_error() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let c = reqwest::Client::new();
+    let r = c
+        .get(format!("{gw}/ok/drip"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(5), r.bytes())
+        .await
+        .expect("in time")
+        .expect("a steady body ends cleanly");
+    assert_eq!(&body[..], b"0\n1\n2\n3\n4\n5\n");
+
+    let started = tokio::time::Instant::now();
+    let r = c
+        .get(format!("{gw}/ok/stall"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "the head came in time");
+    let read = tokio::time::timeout(Duration::from_secs(4), r.bytes())
+        .await
+        .expect("the gateway cut the silent body off (timeout 500 ms)");
+    assert!(
+        read.is_err(),
+        "a cut-off body must not end cleanly: {read:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
