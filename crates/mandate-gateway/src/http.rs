@@ -291,17 +291,26 @@ pub enum HttpConfigError {
     /// An upstream base that ends in `/` or holds a query or fragment.
     #[error("route `{0}`: the upstream must not end with `/` or hold a query or fragment")]
     Upstream(String),
+    /// Two routes with one prefix: the second could never be matched.
+    #[error("route prefix `{0}` is configured more than once")]
+    Repeated(String),
 }
 
 impl HttpConfig {
     /// Checks that every route can be matched and forwarded as the canonical form says.
+    /// A prefix configured twice is refused: the second route would be dead, and the
+    /// operator meant something by it.
     pub fn validate(&self) -> Result<(), HttpConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
         for r in &self.routes {
             if !path::check_prefix(&r.prefix) {
                 return Err(HttpConfigError::Prefix(r.prefix.clone()));
             }
             if r.upstream.ends_with('/') || r.upstream.contains(['?', '#']) {
                 return Err(HttpConfigError::Upstream(r.prefix.clone()));
+            }
+            if !seen.insert(r.prefix.as_str()) {
+                return Err(HttpConfigError::Repeated(r.prefix.clone()));
             }
         }
         Ok(())
@@ -1031,5 +1040,16 @@ mod tests {
                 Err(HttpConfigError::Upstream("/crm".into()))
             );
         }
+        // Issue 18 follow-up 4: a second route with the same prefix would never be
+        // matched; it is refused, not silently dead.
+        assert_eq!(
+            cfg(vec![
+                r("/crm", "http://u/a"),
+                r("/crm/admin", "http://u/b"),
+                r("/crm", "http://u/c"),
+            ])
+            .validate(),
+            Err(HttpConfigError::Repeated("/crm".into()))
+        );
     }
 }

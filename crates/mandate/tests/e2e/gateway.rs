@@ -658,3 +658,49 @@ async fn issue18_followup3_an_environment_proxy_never_sees_the_injected_credenti
         "the proxy saw the gateway's request: {proxied:?}"
     );
 }
+
+/// Issue 18 follow-up 4: two routes with one prefix (the second would never be
+/// matched) stop `mandate serve` at start, naming the prefix.
+#[test]
+fn issue18_followup4_a_repeated_route_prefix_stops_the_start() {
+    let (t, dir) = data_dir();
+    let config = t.path().join("mandate.toml");
+    let second = r#"
+[[gateway.routes]]
+prefix = "/crm"
+upstream = "http://127.0.0.1:9/other"
+actions = { GET = "crm:write" }
+resource_type = "Crm::Contact"
+resource_id = "{path.1}"
+"#;
+    std::fs::write(&config, crm_config("http://127.0.0.1:9", second)).unwrap();
+    let mut child = std::process::Command::new(crate::harness::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that starts anyway is stopped, not waited for.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "started: {err}");
+    assert!(
+        err.contains("`/crm`") && err.contains("more than once"),
+        "{err}"
+    );
+}
