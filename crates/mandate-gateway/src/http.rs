@@ -66,6 +66,7 @@
 mod body;
 mod name;
 pub mod path;
+mod percent;
 mod query;
 
 use std::collections::BTreeMap;
@@ -83,6 +84,7 @@ use futures_util::StreamExt as _;
 use serde_json::{Map, Value, json};
 
 use crate::authz::{Answer, Ask, Authorizer, AuthzError, Verdict};
+use crate::bearer::bearer;
 use body::{BodyFault, Limits, Progress};
 use path::{CanonicalPath, PathError, RoutedPath};
 use query::{Query, QueryError};
@@ -485,15 +487,6 @@ fn end_to_end(from: &HeaderMap, also: fn(&HeaderName) -> bool) -> HeaderMap {
     out
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 fn ambiguous_path(e: &PathError) -> Response {
     problem(
         StatusCode::BAD_REQUEST,
@@ -513,12 +506,7 @@ fn bad_query(e: &QueryError) -> Response {
 }
 
 fn body_refused(f: BodyFault) -> Response {
-    let (status, code) = match f {
-        BodyFault::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-        BodyFault::TooSlow => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-        BodyFault::Broken => (StatusCode::BAD_REQUEST, "body_incomplete"),
-    };
-    problem(status, code, &f.to_string(), Value::Null)
+    problem(f.status(), f.code(), &f.to_string(), Value::Null)
 }
 
 /// The route whose RFC 9728 metadata `path` asks for.
@@ -767,7 +755,8 @@ async fn forward(
     }
     let credential = match resolve(gw, route.credential.as_ref()) {
         Ok(c) => c,
-        Err(()) => {
+        Err(e) => {
+            tracing::error!(route = %route.prefix, error = %e, "gateway request not forwarded");
             return problem(
                 StatusCode::BAD_GATEWAY,
                 "upstream_credential_unavailable",
@@ -822,7 +811,7 @@ async fn forward(
                 record(
                     gw,
                     &answer,
-                    json!({"request_body_error": body_code(f), "latency_ms": latency_ms}),
+                    json!({"request_body_error": f.code(), "latency_ms": latency_ms}),
                 );
                 return body_refused(f);
             }
@@ -885,14 +874,6 @@ async fn forward(
     })
 }
 
-fn body_code(f: BodyFault) -> &'static str {
-    match f {
-        BodyFault::TooLarge => "body_too_large",
-        BodyFault::TooSlow => "request_timeout",
-        BodyFault::Broken => "body_incomplete",
-    }
-}
-
 fn record(gw: &Gateway, answer: &Answer, result: Value) {
     // The decision is already durable; the result is recorded without holding the answer.
     tokio::spawn(gw.authz.record_result(answer.decision_id.clone(), result));
@@ -918,8 +899,26 @@ fn refused(a: &Answer) -> Response {
     )
 }
 
-/// The header to inject, with the secret's value; `Err` when the secret is missing.
-fn resolve(gw: &Gateway, c: Option<&Credential>) -> Result<Option<(HeaderName, HeaderValue)>, ()> {
+/// Why a route's upstream credential cannot be injected: nothing is forwarded (502
+/// `upstream_credential_unavailable`). The messages name the secret, never its value.
+#[derive(Debug, thiserror::Error)]
+enum CredentialError {
+    /// No secret by that name is set.
+    #[error("upstream secret `{0}` is not set")]
+    Missing(String),
+    /// The secret could not be read.
+    #[error("upstream secret `{0}` could not be read")]
+    Unavailable(String, #[source] AuthzError),
+    /// The secret's value cannot be sent in a header.
+    #[error("upstream secret `{0}` is not a valid header value")]
+    NotAHeaderValue(String),
+}
+
+/// The header to inject, with the secret's value (`None`: the route injects nothing).
+fn resolve(
+    gw: &Gateway,
+    c: Option<&Credential>,
+) -> Result<Option<(HeaderName, HeaderValue)>, CredentialError> {
     let Some(c) = c else {
         return Ok(None);
     };
@@ -927,15 +926,18 @@ fn resolve(gw: &Gateway, c: Option<&Credential>) -> Result<Option<(HeaderName, H
         Credential::Header { name, secret } => (name.clone(), secret, false),
         Credential::Bearer { secret } => (header::AUTHORIZATION, secret, true),
     };
-    let Ok(Some(value)) = gw.authz.secret(secret) else {
-        return Err(());
-    };
+    let value = gw
+        .authz
+        .secret(secret)
+        .map_err(|e| CredentialError::Unavailable(secret.clone(), e))?
+        .ok_or_else(|| CredentialError::Missing(secret.clone()))?;
     let text = if bearer {
         format!("Bearer {value}")
     } else {
         value
     };
-    let mut v = HeaderValue::from_str(&text).map_err(|_| ())?;
+    let mut v = HeaderValue::from_str(&text)
+        .map_err(|_| CredentialError::NotAHeaderValue(secret.clone()))?;
     v.set_sensitive(true);
     Ok(Some((name, v)))
 }

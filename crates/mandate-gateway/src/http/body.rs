@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream, Bytes, HttpBody as _};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::{Stream, StreamExt as _};
 use serde::de::{DeserializeSeed, Error as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
@@ -44,6 +44,24 @@ pub enum BodyFault {
 }
 
 impl BodyFault {
+    /// The stable code the gateway answers (and records) with.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooLarge => "body_too_large",
+            Self::TooSlow => "request_timeout",
+            Self::Broken => "body_incomplete",
+        }
+    }
+
+    /// The status the gateway answers with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            Self::Broken => StatusCode::BAD_REQUEST,
+        }
+    }
+
     fn to_u8(self) -> u8 {
         match self {
             Self::TooLarge => 1,

@@ -24,6 +24,7 @@
 use std::fmt::Write as _;
 
 use super::name::{self, Clash};
+use super::percent;
 
 /// Why a query is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,12 +143,6 @@ fn encode(text: &str, out: &mut String) {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 fn decode(s: &str) -> Result<String, QueryError> {
     let mut out = Vec::with_capacity(s.len());
     let mut it = s.bytes();
@@ -155,10 +150,10 @@ fn decode(s: &str) -> Result<String, QueryError> {
         match b {
             b'+' => out.push(b' '),
             b'%' => {
-                let (Some(h), Some(l)) = (it.next().and_then(hex), it.next().and_then(hex)) else {
+                let Some(byte) = percent::unescape(&mut it) else {
                     return Err(QueryError::Malformed);
                 };
-                out.push((h << 4) | l);
+                out.push(byte);
             }
             _ => out.push(b),
         }

@@ -1150,3 +1150,23 @@ async fn issue18_followup3_a_silent_upstream_body_is_cut_off_with_an_error() {
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// An upstream secret that is not set: the request was decided, but nothing is
+/// forwarded without its credential (502 `upstream_credential_unavailable`).
+#[tokio::test]
+async fn a_missing_upstream_secret_forwards_nothing() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        credential: Some(Credential::Header {
+            name: axum::http::HeaderName::from_static("x-api-key"),
+            secret: "unset".into(),
+        }),
+        ..route("/ok", &up.url, "x:read")
+    }];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let r = raw(&gw, "/ok/r1").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.code(), "upstream_credential_unavailable");
+    assert_eq!(up.hits(), 0);
+}
