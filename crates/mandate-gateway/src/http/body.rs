@@ -12,6 +12,10 @@
 //! ([`idle_limited`]): silent for longer than the gateway's `timeout`, it ends in an
 //! error — for the same reason, so the client's response is cut off, never ended as if
 //! whole — and holds no connection or task open meanwhile.
+//!
+//! A body a template reads must be declared UTF-8 JSON ([`declares_json`]) and is read
+//! into its top-level fields once ([`json_fields`]), refusing any name the upstream
+//! could read as another copy of a read one.
 
 use std::future::Future as _;
 use std::pin::Pin;
