@@ -5,7 +5,10 @@
 //! bearer token is taken (and never forwarded), Mandate decides and records the
 //! decision durably ([`Authorizer::authorize`]), and only on allow is the request
 //! forwarded — with the upstream's own credential, which Mandate holds, injected.
-//! Bodies stream both ways; upstream failures are 502, timeouts 504.
+//! Bodies stream both ways; upstream failures are 502, an answer that does not begin
+//! within `timeout` is 504, and a response body silent for longer than `timeout` is
+//! cut off with an error (the agent's connection is aborted, so a truncated body never
+//! looks whole; the decision's recorded result keeps the status, the cut is logged).
 //!
 //! # One reading of the request
 //!
@@ -17,25 +20,37 @@
 //! The upstream URL is built from the route's upstream base, the [`path::RoutedPath`]
 //! and the [`query::Query`] alone — the request's own URI is not passed on past the
 //! reading. Likewise the query ([`query`]: a parameter a template reads may appear only
-//! once, `access_token` is refused, the pairs are re-encoded one way) and a JSON body a
-//! template reads ([`body::json_fields`]: a repeated top-level name is refused).
+//! once and only as the template spells it — `ID` is `id` to a case-insensitive binder
+//! ([`name`]) — `access_token` is refused, the pairs are re-encoded one way) and a JSON
+//! body a template reads ([`body::json_fields`]: a repeated top-level name, or a read
+//! one in another case, is refused; the body must be declared UTF-8 JSON).
 //!
 //! # Order of work
 //!
 //! 1. path → route (400 `ambiguous_path`, 404 `not_found`), query (400
-//!    `ambiguous_query`, 400 `token_in_query`);
+//!    `ambiguous_query`, 400 `token_in_query`), a header asking for another method or
+//!    target — `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
+//!    `X-Original-Method`, `X-Original-URL`, `X-Rewrite-URL` (400 `ambiguous_request`:
+//!    anything ambiguous is refused, never guessed);
 //! 2. the bearer token is authenticated for the route's resource
 //!    ([`Authorizer::authenticate`]: 401, or 403 when its holder may not act, 503 when
 //!    nothing can be decided) — before any of the body is read;
-//! 3. method → action (405 `method_not_allowed`), declared size (413 `body_too_large`);
-//! 4. the body, only when a template reads a field of it: read whole within
-//!    `max_body_bytes` (413) and `body_timeout` (408 `request_timeout`), one JSON object
-//!    without a repeated top-level name (400 `ambiguous_body`);
+//! 3. method → action (405 `method_not_allowed`), a parameter a template reads sent
+//!    twice or in another case (400 `ambiguous_query`), declared size (413
+//!    `body_too_large`);
+//! 4. the body, only when a template reads a field of it: declared as one
+//!    `Content-Type: application/json` or `application/…+json`, UTF-8 (else 415
+//!    `unsupported_media_type` — 415 rather than 400, as RFC 9110 §15.5.16 names it;
+//!    checked before a byte is read), read whole within `max_body_bytes` (413) and
+//!    `body_timeout` (408 `request_timeout`), one JSON object without a repeated
+//!    top-level name and without a field a template reads sent again, or only, in
+//!    another case (400 `ambiguous_body`);
 //! 5. templates (400 `unmapped_request`), then the decision (403 `denied` /
 //!    `approval_required`, 503 `decision_unavailable`);
 //! 6. forward: headers the client names in `Connection` are dropped with the other
 //!    hop-by-hop headers (RFC 9110 §7.6.1), and so are those the upstream names in its
-//!    answer; a relayed body is held to the same size limit and deadline (413/408 when
+//!    answer; the client's `Forwarded`, `X-Forwarded-*` and `X-Real-IP` are dropped (a
+//!    client is no proxy the upstream should believe); a relayed body is held to the same size limit and deadline (413/408 when
 //!    it breaks one before the upstream answers).
 //!
 //! Any answer sent before the request body was read to its end says `Connection:
@@ -49,7 +64,9 @@
 //! not fill is a 400 `unmapped_request`, nothing is decided or sent.
 
 pub(crate) mod body;
+mod name;
 pub mod path;
+mod percent;
 mod query;
 
 use std::collections::BTreeMap;
@@ -63,9 +80,11 @@ use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use serde_json::{Map, Value, json};
 
 use crate::authz::{Answer, Ask, Authorizer, AuthzError, Verdict};
+use crate::bearer::bearer;
 use body::{BodyFault, Limits, Progress};
 use path::{CanonicalPath, PathError, RoutedPath};
 use query::{Query, QueryError};
@@ -142,6 +161,14 @@ impl Template {
     fn query_names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().filter_map(|p| match p {
             Part::Query(q) => Some(q.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The top-level body fields the template reads.
+    fn body_names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| match p {
+            Part::Body(f) => Some(f.as_str()),
             _ => None,
         })
     }
@@ -266,17 +293,26 @@ pub enum HttpConfigError {
     /// An upstream base that ends in `/` or holds a query or fragment.
     #[error("route `{0}`: the upstream must not end with `/` or hold a query or fragment")]
     Upstream(String),
+    /// Two routes with one prefix: the second could never be matched.
+    #[error("route prefix `{0}` is configured more than once")]
+    Repeated(String),
 }
 
 impl HttpConfig {
     /// Checks that every route can be matched and forwarded as the canonical form says.
+    /// A prefix configured twice is refused: the second route would be dead, and the
+    /// operator meant something by it.
     pub fn validate(&self) -> Result<(), HttpConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
         for r in &self.routes {
             if !path::check_prefix(&r.prefix) {
                 return Err(HttpConfigError::Prefix(r.prefix.clone()));
             }
             if r.upstream.ends_with('/') || r.upstream.contains(['?', '#']) {
                 return Err(HttpConfigError::Upstream(r.prefix.clone()));
+            }
+            if !seen.insert(r.prefix.as_str()) {
+                return Err(HttpConfigError::Repeated(r.prefix.clone()));
             }
         }
         Ok(())
@@ -307,17 +343,35 @@ struct Incoming {
     query: Query,
 }
 
+/// Why the HTTP gateway cannot be built: `mandate serve` refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// The configuration does not pass [`HttpConfig::validate`].
+    #[error(transparent)]
+    Config(#[from] HttpConfigError),
+    /// The upstream HTTP client could not be built.
+    #[error("cannot build the gateway's upstream HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
 /// The gateway's routes (as the fallback of the returned router, so any path can be a
 /// prefix) and their RFC 9728 metadata at `/.well-known/oauth-protected-resource{prefix}`.
-/// `cfg` should have passed [`HttpConfig::validate`]: a route whose prefix is not
-/// canonical is never matched.
-pub fn router(cfg: HttpConfig, authz: Arc<dyn Authorizer>) -> Router {
+///
+/// Fails closed: a configuration that does not [validate](HttpConfig::validate), or an
+/// upstream client that cannot be built as below, is an error — never a gateway with a
+/// default client. The client follows no redirect (a `Location` would take the
+/// injected credential to another URL, and the upstream's 3xx goes back to the agent
+/// as it is) and uses no proxy, whatever `HTTP_PROXY`/`ALL_PROXY` say: an environment
+/// proxy would see every request with the injected credential.
+pub fn router(cfg: HttpConfig, authz: Arc<dyn Authorizer>) -> Result<Router, RouterError> {
+    cfg.validate()?;
     let client = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new());
+        .map_err(RouterError::Client)?;
     let gw = Arc::new(Gateway { cfg, authz, client });
-    Router::new().fallback(handle).with_state(gw)
+    Ok(Router::new().fallback(handle).with_state(gw))
 }
 
 /// An RFC 9457 problem.
@@ -379,6 +433,35 @@ fn dropped(name: &HeaderName) -> bool {
     )
 }
 
+/// Headers with which a client asks the upstream's framework for another method or
+/// another target than the request line's (honoured, when enabled, by Symfony, Laravel,
+/// ASP.NET Core, Express's `method-override`, IIS URL Rewrite and the like). The
+/// decision is on the request line, so a request carrying one is refused (400
+/// `ambiguous_request`) rather than guessed about.
+const OVERRIDES: [&str; 6] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
+/// The first header of [`OVERRIDES`] that `headers` holds.
+fn override_header(headers: &HeaderMap) -> Option<&'static str> {
+    OVERRIDES.into_iter().find(|h| headers.contains_key(*h))
+}
+
+/// What a proxy says about the client and the URL it was called at: `Forwarded`
+/// (RFC 7239), `X-Forwarded-*` (`-For`, `-Host`, `-Proto`, `-Prefix`, `-Path`, …) and
+/// `X-Real-IP`. Coming from the client they are its own claims — it is no proxy the
+/// upstream should trust, and an upstream may route on `X-Forwarded-Prefix` — so they
+/// are dropped, never forwarded.
+fn client_claimed_routing(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n == "forwarded" || n == "x-real-ip" || n.starts_with("x-forwarded-")
+}
+
 /// The headers `headers` names in its `Connection` field(s): hop-by-hop for this
 /// connection only (RFC 9110 §7.6.1), never forwarded.
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
@@ -391,25 +474,17 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-/// `from` without hop-by-hop headers, those it names in `Connection`, and `also`.
-fn end_to_end(from: &HeaderMap, also: Option<&HeaderName>) -> HeaderMap {
+/// `from` without hop-by-hop headers, those it names in `Connection`, and those `also`
+/// picks.
+fn end_to_end(from: &HeaderMap, also: fn(&HeaderName) -> bool) -> HeaderMap {
     let named = connection_named(from);
     let mut out = HeaderMap::new();
     for (k, v) in from {
-        if !dropped(k) && !named.contains(k) && Some(k) != also {
+        if !dropped(k) && !named.contains(k) && !also(k) {
             out.append(k.clone(), v.clone());
         }
     }
     out
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 fn ambiguous_path(e: &PathError) -> Response {
@@ -431,12 +506,7 @@ fn bad_query(e: &QueryError) -> Response {
 }
 
 fn body_refused(f: BodyFault) -> Response {
-    let (status, code) = match f {
-        BodyFault::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-        BodyFault::TooSlow => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-        BodyFault::Broken => (StatusCode::BAD_REQUEST, "body_incomplete"),
-    };
-    problem(status, code, &f.to_string(), Value::Null)
+    problem(f.status(), f.code(), &f.to_string(), Value::Null)
 }
 
 /// The route whose RFC 9728 metadata `path` asks for.
@@ -509,6 +579,17 @@ async fn respond(gw: &Gateway, parts: Parts, body: Body, progress: &Progress) ->
         Ok(q) => q,
         Err(e) => return bad_query(&e),
     };
+    if let Some(h) = override_header(&headers) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "ambiguous_request",
+            &format!(
+                "header `{h}` asks the upstream for another method or target than the one \
+                 decided; nothing was decided or forwarded"
+            ),
+            Value::Null,
+        );
+    }
     // INVARIANT (one reading): past this point the request's target exists only as
     // `path` and `query`; the decision, the record and the upstream URL read them alone.
     drop(uri);
@@ -585,13 +666,25 @@ async fn forward(
     if declared.is_some_and(|n| n > gw.cfg.max_body_bytes) {
         return body_refused(BodyFault::TooLarge);
     }
-    // The body is read whole only when a template needs a field of it.
+    // The body is read whole only when a template needs a field of it, and then only
+    // a body declared as UTF-8 JSON.
     let (buffered, fields, relayed) = if route.templates(action).any(Template::needs_body) {
+        if !body::declares_json(&headers) {
+            return problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "this route reads the body's fields: it must be sent as one `Content-Type: \
+                 application/json` (or `application/…+json`), UTF-8; nothing was decided or \
+                 forwarded",
+                Value::Null,
+            );
+        }
         let bytes = match body::read_whole(body, limits, progress).await {
             Ok(b) => b,
             Err(f) => return body_refused(f),
         };
-        let fields = match body::json_fields(&bytes) {
+        let read = route.templates(action).flat_map(Template::body_names);
+        let fields = match body::json_fields(&bytes, read) {
             Ok(f) => f,
             Err(e) => {
                 return problem(
@@ -662,7 +755,8 @@ async fn forward(
     }
     let credential = match resolve(gw, route.credential.as_ref()) {
         Ok(c) => c,
-        Err(()) => {
+        Err(e) => {
+            tracing::error!(route = %route.prefix, error = %e, "gateway request not forwarded");
             return problem(
                 StatusCode::BAD_GATEWAY,
                 "upstream_credential_unavailable",
@@ -673,14 +767,19 @@ async fn forward(
     };
     // INVARIANT (forward what was decided): the upstream URL is the route's upstream
     // base, the decided path below the prefix and the decided query — nothing else of
-    // the request's target reaches it.
+    // the request's target reaches it. The method is the decided one too, and no header
+    // names another: a method or URL override was refused in `respond` (OVERRIDES), and
+    // the client's own routing claims (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`) are
+    // dropped here with the token.
     let url = format!(
         "{}{}{}",
         route.upstream,
         path.upstream_path(),
         query.upstream()
     );
-    let mut headers = end_to_end(&headers, Some(&header::AUTHORIZATION));
+    let mut headers = end_to_end(&headers, |h| {
+        h == header::AUTHORIZATION || client_claimed_routing(h)
+    });
     if let Some((name, value)) = credential {
         headers.insert(name, value);
     }
@@ -712,7 +811,7 @@ async fn forward(
                 record(
                     gw,
                     &answer,
-                    json!({"request_body_error": body_code(f), "latency_ms": latency_ms}),
+                    json!({"request_body_error": f.code(), "latency_ms": latency_ms}),
                 );
                 return body_refused(f);
             }
@@ -755,25 +854,24 @@ async fn forward(
     );
     let mut res = Response::builder().status(upstream.status());
     if let Some(h) = res.headers_mut() {
-        *h = end_to_end(upstream.headers(), None);
+        *h = end_to_end(upstream.headers(), |_| false);
     }
-    res.body(Body::from_stream(upstream.bytes_stream()))
-        .unwrap_or_else(|_| {
-            problem(
-                StatusCode::BAD_GATEWAY,
-                "upstream_failed",
-                "bad upstream response",
-                Value::Null,
-            )
-        })
-}
-
-fn body_code(f: BodyFault) -> &'static str {
-    match f {
-        BodyFault::TooLarge => "body_too_large",
-        BodyFault::TooSlow => "request_timeout",
-        BodyFault::Broken => "body_incomplete",
-    }
+    // The head came within `timeout`; the body may take longer in all, but is never
+    // silent for longer than `timeout` — then it is cut off with an error.
+    let prefix = route.prefix.clone();
+    let relayed = body::idle_limited(upstream.bytes_stream(), gw.cfg.timeout).inspect(move |r| {
+        if let Err(e) = r {
+            tracing::warn!(route = %prefix, error = %e, "upstream response cut off");
+        }
+    });
+    res.body(Body::from_stream(relayed)).unwrap_or_else(|_| {
+        problem(
+            StatusCode::BAD_GATEWAY,
+            "upstream_failed",
+            "bad upstream response",
+            Value::Null,
+        )
+    })
 }
 
 fn record(gw: &Gateway, answer: &Answer, result: Value) {
@@ -801,8 +899,26 @@ fn refused(a: &Answer) -> Response {
     )
 }
 
-/// The header to inject, with the secret's value; `Err` when the secret is missing.
-fn resolve(gw: &Gateway, c: Option<&Credential>) -> Result<Option<(HeaderName, HeaderValue)>, ()> {
+/// Why a route's upstream credential cannot be injected: nothing is forwarded (502
+/// `upstream_credential_unavailable`). The messages name the secret, never its value.
+#[derive(Debug, thiserror::Error)]
+enum CredentialError {
+    /// No secret by that name is set.
+    #[error("upstream secret `{0}` is not set")]
+    Missing(String),
+    /// The secret could not be read.
+    #[error("upstream secret `{0}` could not be read")]
+    Unavailable(String, #[source] AuthzError),
+    /// The secret's value cannot be sent in a header.
+    #[error("upstream secret `{0}` is not a valid header value")]
+    NotAHeaderValue(String),
+}
+
+/// The header to inject, with the secret's value (`None`: the route injects nothing).
+fn resolve(
+    gw: &Gateway,
+    c: Option<&Credential>,
+) -> Result<Option<(HeaderName, HeaderValue)>, CredentialError> {
     let Some(c) = c else {
         return Ok(None);
     };
@@ -810,15 +926,18 @@ fn resolve(gw: &Gateway, c: Option<&Credential>) -> Result<Option<(HeaderName, H
         Credential::Header { name, secret } => (name.clone(), secret, false),
         Credential::Bearer { secret } => (header::AUTHORIZATION, secret, true),
     };
-    let Ok(Some(value)) = gw.authz.secret(secret) else {
-        return Err(());
-    };
+    let value = gw
+        .authz
+        .secret(secret)
+        .map_err(|e| CredentialError::Unavailable(secret.clone(), e))?
+        .ok_or_else(|| CredentialError::Missing(secret.clone()))?;
     let text = if bearer {
         format!("Bearer {value}")
     } else {
         value
     };
-    let mut v = HeaderValue::from_str(&text).map_err(|_| ())?;
+    let mut v = HeaderValue::from_str(&text)
+        .map_err(|_| CredentialError::NotAHeaderValue(secret.clone()))?;
     v.set_sensitive(true);
     Ok(Some((name, v)))
 }
@@ -878,7 +997,7 @@ mod tests {
         h.insert("x-other", HeaderValue::from_static("2"));
         h.insert("x-kept", HeaderValue::from_static("3"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
-        let out = end_to_end(&h, Some(&header::AUTHORIZATION));
+        let out = end_to_end(&h, |h| h == header::AUTHORIZATION);
         assert_eq!(
             out.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
             ["x-kept"]
@@ -923,5 +1042,16 @@ mod tests {
                 Err(HttpConfigError::Upstream("/crm".into()))
             );
         }
+        // Issue 18 follow-up 4: a second route with the same prefix would never be
+        // matched; it is refused, not silently dead.
+        assert_eq!(
+            cfg(vec![
+                r("/crm", "http://u/a"),
+                r("/crm/admin", "http://u/b"),
+                r("/crm", "http://u/c"),
+            ])
+            .validate(),
+            Err(HttpConfigError::Repeated("/crm".into()))
+        );
     }
 }

@@ -14,5 +14,6 @@
 //! logic of its own, and never sees an upstream secret except to inject it.
 
 pub mod authz;
+mod bearer;
 pub mod http;
 pub mod mcp;

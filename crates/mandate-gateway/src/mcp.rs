@@ -173,6 +173,7 @@ use mandate_core::clock::Clock;
 use serde_json::{Value, json};
 
 use crate::authz::{Ask, Authorizer, AuthzError, Principal, Verdict};
+use crate::bearer::bearer;
 use crate::http::body::{BodyFault, Limits, Progress, read_whole};
 use lease::{Access, End, Lease, Watch};
 use session::{Busy, Session, Sessions};
@@ -452,14 +453,6 @@ fn rpc_fail(status: StatusCode, id: &Value, code: i64, word: &str, message: &str
         status,
         rpc::error(id, code, message, Some(json!({"error": word}))),
     )
-}
-
-/// Reads the bearer token (`None`: no `Authorization: Bearer …`).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A response sent without reading the request's body: the connection cannot carry

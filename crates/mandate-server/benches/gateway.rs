@@ -208,7 +208,8 @@ namespace Mandate { action "api:read" in ["all"] appliesTo { principal: [Agent],
             body_timeout: std::time::Duration::from_secs(10),
         },
         authz,
-    );
+    )
+    .expect("gateway router");
     tokio::spawn(async move { axum::serve(gl, gw).await });
 
     let client = reqwest::Client::new();

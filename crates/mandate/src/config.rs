@@ -63,7 +63,9 @@ pub struct ServeConfig {
     pub gateway_listen: Option<SocketAddr>,
     /// The gateways' public base URL (default `http://<gateway.listen>`).
     pub gateway_public_url: Option<String>,
-    /// Until an upstream's response headers arrive.
+    /// Until an upstream's response headers arrive (504 after), and the longest an
+    /// HTTP gateway upstream's response body may stay silent (the client's response is
+    /// then cut off with an error, never ended as if whole).
     pub gateway_timeout_secs: u64,
     /// How long a request body sent to either gateway may take to arrive, whole
     /// (counted from the request's head; the token is checked before any is read).

@@ -166,10 +166,10 @@ fn gateway_router(
         max_body_bytes: cfg.gateway_max_body_bytes,
         body_timeout: std::time::Duration::from_secs(cfg.gateway_body_timeout_secs),
     };
-    http_config
-        .validate()
+    // Validates the routes and builds the upstream client; either failing stops the
+    // start (the gateway fails closed).
+    let http = mandate_gateway::http::router(http_config, Arc::clone(&authz))
         .context("the gateway's HTTP routes")?;
-    let http = mandate_gateway::http::router(http_config, Arc::clone(&authz));
     let mcp_config = McpConfig {
         public_url,
         servers: cfg

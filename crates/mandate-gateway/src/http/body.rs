@@ -7,6 +7,15 @@
 //! stream, so the limits and the note are the same either way. A relayed body that
 //! breaks a limit ends in an error, never early: a chunked upload cut short must not
 //! look complete to the upstream.
+//!
+//! The upstream's response body is relayed back under an idle limit
+//! ([`idle_limited`]): silent for longer than the gateway's `timeout`, it ends in an
+//! error — for the same reason, so the client's response is cut off, never ended as if
+//! whole — and holds no connection or task open meanwhile.
+//!
+//! A body a template reads must be declared UTF-8 JSON ([`declares_json`]) and is read
+//! into its top-level fields once ([`json_fields`]), refusing any name the upstream
+//! could read as another copy of a read one.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -16,10 +25,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream, Bytes, HttpBody as _};
+use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::{Stream, StreamExt as _};
 use serde::de::{DeserializeSeed, Error as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use tokio::time::Sleep;
+
+use super::name::{self, Clash};
 
 /// Why a body was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +48,24 @@ pub enum BodyFault {
 }
 
 impl BodyFault {
+    /// The stable code the gateway answers (and records) with.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooLarge => "body_too_large",
+            Self::TooSlow => "request_timeout",
+            Self::Broken => "body_incomplete",
+        }
+    }
+
+    /// The status the gateway answers with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            Self::Broken => StatusCode::BAD_REQUEST,
+        }
+    }
+
     fn to_u8(self) -> u8 {
         match self {
             Self::TooLarge => 1,
@@ -176,15 +206,69 @@ pub fn relay(body: Body, limits: Limits, progress: &Progress) -> reqwest::Body {
     reqwest::Body::wrap_stream(watched(body, limits, progress))
 }
 
-/// A JSON body's top-level object has the same name twice.
+/// Why the upstream's response body was cut off.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseBodyError {
+    /// No byte for longer than the gateway's timeout.
+    #[error("the upstream's response body was silent for longer than {0:?}")]
+    Idle(Duration),
+    /// The upstream's stream broke.
+    #[error("the upstream's response body broke off")]
+    Upstream(#[source] reqwest::Error),
+}
+
+/// The upstream's response body, ended with [`ResponseBodyError::Idle`] once no chunk
+/// has come for `idle` (each chunk restarts the wait; the whole may take longer).
+/// After an error the stream ends.
+pub fn idle_limited<S>(
+    body: S,
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, ResponseBodyError>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+{
+    futures_util::stream::unfold(Some(Box::pin(body)), move |state| async move {
+        let mut body = state?;
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+            Ok(Some(Err(e))) => Some((Err(ResponseBodyError::Upstream(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((Err(ResponseBodyError::Idle(idle)), None)),
+        }
+    })
+}
+
+/// Why a JSON body's fields are not read (400 `ambiguous_body`): the upstream might
+/// read another copy than the decision did.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the JSON body has top-level field `{0}` more than once")]
-pub struct DuplicateField(pub String);
+pub enum FieldError {
+    /// A top-level name appears twice (parsers differ on which copy wins).
+    #[error("the JSON body has top-level field `{0}` more than once")]
+    Duplicate(String),
+    /// A field the route reads appears again in another case.
+    #[error(
+        "the JSON body has top-level field `{0}`, which the route reads, more than once \
+         (names compared ignoring case)"
+    )]
+    Repeated(String),
+    /// A field the route reads is sent only in another case.
+    #[error("the JSON body's field `{sent}` is `{read}`, which the route reads, in another case")]
+    OtherCase {
+        /// The name the route reads.
+        read: String,
+        /// The name sent.
+        sent: String,
+    },
+}
 
 /// The top-level fields of a JSON object body: `Ok(None)` when the body is not one
-/// JSON object; [`DuplicateField`] when a name appears twice (parsers differ on which
-/// copy wins, so the upstream might read the other one).
-pub fn json_fields(bytes: &[u8]) -> Result<Option<Map<String, Value>>, DuplicateField> {
+/// JSON object. Refused ([`FieldError`]) when a name appears twice, or a name in
+/// `read` appears in another case ([`super::name`]: case-insensitive binders such as
+/// Jackson's or ASP.NET Core's may bind that copy).
+pub fn json_fields<'a>(
+    bytes: &[u8],
+    read: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<Map<String, Value>>, FieldError> {
     let mut duplicate = None;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = Fields {
@@ -192,11 +276,58 @@ pub fn json_fields(bytes: &[u8]) -> Result<Option<Map<String, Value>>, Duplicate
     }
     .deserialize(&mut de)
     .and_then(|m| de.end().map(|()| m));
-    match (duplicate, parsed) {
-        (Some(name), _) => Err(DuplicateField(name)),
-        (None, Ok(m)) => Ok(Some(m)),
-        (None, Err(_)) => Ok(None),
+    let fields = match (duplicate, parsed) {
+        (Some(name), _) => return Err(FieldError::Duplicate(name)),
+        (None, Ok(m)) => m,
+        (None, Err(_)) => return Ok(None),
+    };
+    for r in read {
+        match name::clash(r, fields.keys().map(String::as_str)) {
+            None => {}
+            Some(Clash::Repeated) => return Err(FieldError::Repeated(r.to_owned())),
+            Some(Clash::OtherCase(sent)) => {
+                return Err(FieldError::OtherCase {
+                    read: r.to_owned(),
+                    sent: sent.to_owned(),
+                });
+            }
+        }
     }
+    Ok(Some(fields))
+}
+
+/// Whether `headers` declare one JSON body the gateway and any upstream read alike:
+/// exactly one `Content-Type`, `application/json` or `application/<name>+json` (case
+/// ignored), with no parameter but `charset=utf-8` (RFC 8259 §8.1: JSON is UTF-8; an
+/// upstream honouring another charset would read other text). A route whose templates
+/// read the body refuses anything else with 415 `unsupported_media_type`: read as JSON
+/// by the gateway but as a form or as Latin-1 by the upstream, the decision would be on
+/// other values.
+pub fn declares_json(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let Some(subtype) = essence.strip_prefix("application/") else {
+        return false;
+    };
+    let json = subtype == "json"
+        || subtype.strip_suffix("+json").is_some_and(|n| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.".contains(&b))
+        });
+    json && parts.all(|p| {
+        p.split_once('=').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("charset")
+                && v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        })
+    })
 }
 
 /// Reads a JSON object, noting the first repeated top-level name.
@@ -241,14 +372,68 @@ mod tests {
     #[test]
     fn json_fields_refuse_a_repeated_top_level_name_only() {
         assert_eq!(
-            json_fields(br#"{"id":"a","id":"b"}"#),
-            Err(DuplicateField("id".into()))
+            json_fields(br#"{"id":"a","id":"b"}"#, []),
+            Err(FieldError::Duplicate("id".into()))
         );
-        let m =
-            json_fields(br#"{"id":"a","n":{"x":1,"x":2}}"#).expect("nested repeats are not read");
+        let m = json_fields(br#"{"id":"a","n":{"x":1,"x":2}}"#, ["id"])
+            .expect("nested repeats are not read");
         assert_eq!(m.and_then(|m| m.get("id").cloned()), Some(Value::from("a")));
         for not_an_object in [&b"[1]"[..], b"nope", b"{\"a\":1} x", b""] {
-            assert_eq!(json_fields(not_an_object), Ok(None));
+            assert_eq!(json_fields(not_an_object, ["a"]), Ok(None));
+        }
+    }
+
+    #[test]
+    fn json_fields_refuse_a_read_name_in_another_case() {
+        let body = br#"{"amount":1,"Amount":1e6,"note":1,"NOTE":2}"#;
+        assert_eq!(
+            json_fields(body, ["amount"]),
+            Err(FieldError::Repeated("amount".into()))
+        );
+        assert!(
+            json_fields(body, []).is_ok(),
+            "unread names may differ in case"
+        );
+        assert_eq!(
+            json_fields(br#"{"Amount":1}"#, ["amount"]),
+            Err(FieldError::OtherCase {
+                read: "amount".into(),
+                sent: "Amount".into()
+            })
+        );
+    }
+
+    #[test]
+    fn only_utf8_json_is_declared_json() {
+        let h = |types: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for t in types {
+                h.append(
+                    header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static(t),
+                );
+            }
+            declares_json(&h)
+        };
+        for ok in [
+            "application/json",
+            "APPLICATION/Json ; Charset=\"UTF-8\"",
+            "application/problem+json",
+        ] {
+            assert!(h(&[ok]), "{ok}");
+        }
+        for bad in [
+            &[][..],
+            &["application/json", "application/json"],
+            &["application/+json"],
+            &["application/json; charset=iso-8859-1"],
+            &["application/json; q=1"],
+            &["application/json;"],
+            &["text/json"],
+            &["application/json, text/plain"],
+            &["application/x-www-form-urlencoded"],
+        ] {
+            assert!(!h(bad), "{bad:?}");
         }
     }
 }

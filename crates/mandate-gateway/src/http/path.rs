@@ -62,6 +62,8 @@
 
 use std::fmt::Write as _;
 
+use super::percent;
+
 /// Why a path is refused (the gateway's 400 `ambiguous_path`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -332,12 +334,6 @@ fn is_pchar(b: u8) -> bool {
     is_unreserved(b) || b"!$&'()*+,;=:@%".contains(&b)
 }
 
-fn hex(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 /// Checks one raw segment and decodes it once.
 fn decode_segment(raw: &str) -> Result<String, PathError> {
     let mut bytes = Vec::with_capacity(raw.len());
@@ -345,10 +341,10 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
     while let Some(b) = it.next() {
         match b {
             b'%' => {
-                let (Some(h), Some(l)) = (it.next().and_then(hex), it.next().and_then(hex)) else {
+                let Some(byte) = percent::unescape(&mut it) else {
                     return Err(PathError::InvalidEscape);
                 };
-                bytes.push((h << 4) | l);
+                bytes.push(byte);
             }
             b'\\' => return Err(PathError::Backslash),
             b if b.is_ascii_control() => return Err(PathError::ControlCharacter),

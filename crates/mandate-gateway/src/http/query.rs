@@ -6,9 +6,11 @@
 //!   A `%` not followed by two hex digits, or bytes that are not UTF-8, are refused
 //!   ([`QueryError::Malformed`], 400 `ambiguous_query`): the upstream's decoder might
 //!   read them otherwise. Empty pieces (`a=1&&b=2`) carry nothing and are dropped.
-//! - A parameter a template reads (`{query.NAME}`) must appear at most once
-//!   ([`QueryError::Repeated`], 400 `ambiguous_query`): a decision on the first copy
-//!   says nothing about an upstream that takes the last.
+//! - A parameter a template reads (`{query.NAME}`) must appear at most once, names
+//!   compared ignoring case ([`QueryError::Repeated`], 400 `ambiguous_query`): a
+//!   decision on the first copy says nothing about an upstream that takes the last, or
+//!   that binds `ID` as `id` ([`super::name`]). Sent once, it must be spelled as the
+//!   template spells it ([`QueryError::OtherCase`], 400 `ambiguous_query`).
 //! - `access_token` is refused ([`QueryError::TokenInQuery`], 400 `token_in_query`):
 //!   the agent's token comes in the `Authorization` header only (RFC 6750 §2.3
 //!   discourages the query; the route's RFC 9728 metadata says `bearer_methods_supported:
@@ -21,15 +23,30 @@
 
 use std::fmt::Write as _;
 
+use super::name::{self, Clash};
+use super::percent;
+
 /// Why a query is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     /// A bad `%` escape or bytes that are not UTF-8.
     #[error("the query holds a `%` not followed by two hex digits, or bytes that are not UTF-8")]
     Malformed,
-    /// A parameter the route reads appears more than once.
-    #[error("query parameter `{0}` is read by the route and appears more than once")]
+    /// A parameter the route reads appears more than once (names compared ignoring
+    /// case).
+    #[error(
+        "query parameter `{0}` is read by the route and appears more than once \
+         (names compared ignoring case)"
+    )]
     Repeated(String),
+    /// A parameter the route reads is sent in another case.
+    #[error("query parameter `{sent}` is `{read}`, which the route reads, in another case")]
+    OtherCase {
+        /// The name the route reads.
+        read: String,
+        /// The name sent.
+        sent: String,
+    },
     /// The query holds `access_token`.
     #[error("the access token goes in the `Authorization` header, not in the query")]
     TokenInQuery,
@@ -39,7 +56,7 @@ impl QueryError {
     /// The stable code the gateway answers with.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Malformed | Self::Repeated(_) => "ambiguous_query",
+            Self::Malformed | Self::Repeated(_) | Self::OtherCase { .. } => "ambiguous_query",
             Self::TokenInQuery => "token_in_query",
         }
     }
@@ -72,14 +89,21 @@ impl Query {
         Ok(Self { pairs })
     }
 
-    /// Refuses when one of `names` appears more than once.
+    /// Refuses when one of `names` appears more than once or in another case.
     pub fn check_read<'a>(
         &self,
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), QueryError> {
         for n in names {
-            if self.pairs.iter().filter(|(k, _)| k == n).count() > 1 {
-                return Err(QueryError::Repeated(n.to_owned()));
+            match name::clash(n, self.pairs.iter().map(|(k, _)| k.as_str())) {
+                None => {}
+                Some(Clash::Repeated) => return Err(QueryError::Repeated(n.to_owned())),
+                Some(Clash::OtherCase(sent)) => {
+                    return Err(QueryError::OtherCase {
+                        read: n.to_owned(),
+                        sent: sent.to_owned(),
+                    });
+                }
             }
         }
         Ok(())
@@ -119,12 +143,6 @@ fn encode(text: &str, out: &mut String) {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 fn decode(s: &str) -> Result<String, QueryError> {
     let mut out = Vec::with_capacity(s.len());
     let mut it = s.bytes();
@@ -132,10 +150,10 @@ fn decode(s: &str) -> Result<String, QueryError> {
         match b {
             b'+' => out.push(b' '),
             b'%' => {
-                let (Some(h), Some(l)) = (it.next().and_then(hex), it.next().and_then(hex)) else {
+                let Some(byte) = percent::unescape(&mut it) else {
                     return Err(QueryError::Malformed);
                 };
-                out.push((h << 4) | l);
+                out.push(byte);
             }
             _ => out.push(b),
         }
@@ -185,5 +203,14 @@ mod tests {
         assert_eq!(q.check_read(["id"]), Err(QueryError::Repeated("id".into())));
         let q = Query::parse(Some("id=1&other=2&other=3")).expect("ok");
         assert_eq!(q.check_read(["id"]), Ok(()));
+        let q = Query::parse(Some("id=1&ID=2&Other=3")).expect("ok");
+        assert_eq!(q.check_read(["id"]), Err(QueryError::Repeated("id".into())));
+        assert_eq!(
+            q.check_read(["other"]),
+            Err(QueryError::OtherCase {
+                read: "other".into(),
+                sent: "Other".into()
+            })
+        );
     }
 }

@@ -125,6 +125,41 @@ async fn upstream() -> Upstream {
             }),
         )
         .route(
+            "/stall",
+            axum::routing::get(|| async {
+                // One chunk, then silence far longer than the gateway's timeout.
+                axum::body::Body::from_stream(futures_util::stream::unfold(0u8, |i| async move {
+                    if i == 1 {
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                    }
+                    (i < 2).then(|| {
+                        (
+                            Ok::<_, std::io::Error>(Bytes::from(format!("{i}\n"))),
+                            i + 1,
+                        )
+                    })
+                }))
+            }),
+        )
+        .route(
+            "/drip",
+            axum::routing::get(|| async {
+                // Six chunks 200 ms apart: longer in all than the gateway's timeout, but
+                // never silent that long.
+                axum::body::Body::from_stream(futures_util::stream::unfold(0u8, |i| async move {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    (i < 6).then(|| {
+                        (
+                            Ok::<_, std::io::Error>(Bytes::from(format!("{i}\n"))),
+                            i + 1,
+                        )
+                    })
+                }))
+            }),
+        )
+        .route(
             "/hop",
             axum::routing::get(|| async {
                 (
@@ -191,7 +226,7 @@ async fn gateway_with(
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut cfg = config(&url, routes);
     tune(&mut cfg);
-    let app = mandate_gateway::http::router(cfg, authz);
+    let app = mandate_gateway::http::router(cfg, authz).expect("router");
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
 }
@@ -823,5 +858,315 @@ async fn issue18_a_repeated_body_field_is_refused() {
     let p: Value = r.json().await.expect("problem");
     assert_eq!(p["code"], "ambiguous_body");
     assert_eq!(authz.asked(), 0);
+    assert_eq!(up.hits(), 0);
+}
+
+/// Issue 18 follow-up 1: a header that makes a framework run another method or another
+/// path than the one decided is refused — nothing is decided or forwarded.
+#[tokio::test]
+async fn issue18_followup1_method_and_url_override_headers_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for header in [
+        "X-HTTP-Method-Override: DELETE",
+        "X-HTTP-Method: DELETE",
+        "X-Method-Override: DELETE",
+        "X-Original-Method: DELETE",
+        "X-Original-URL: /admin/users/1",
+        "X-Rewrite-URL: /admin/users/1",
+        "x-http-method-override: GET",
+    ] {
+        let r = raw_with(
+            &gw,
+            &format!(
+                "POST /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n{header}\r\n"
+            ),
+            b"",
+            Duration::from_secs(5),
+        )
+        .await;
+        if r.status != 400 || r.code() != "ambiguous_request" {
+            failures.push(format!("{header}: answered {} {}", r.status, r.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+}
+
+/// Issue 18 follow-up 1: `Forwarded` and `X-Forwarded-*` from the client are dropped —
+/// the client is no proxy the upstream should trust, and an upstream may route on
+/// `X-Forwarded-Prefix`.
+#[tokio::test]
+async fn issue18_followup1_client_forwarded_headers_are_never_forwarded() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let sent = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-prefix",
+        "x-forwarded-path",
+        "x-forwarded-port",
+        "x-forwarded-uri",
+        "x-real-ip",
+    ];
+    let head = sent
+        .iter()
+        .map(|h| format!("{h}: /admin\r\n"))
+        .collect::<String>();
+    let r = raw_with(
+        &gw,
+        &format!(
+            "GET /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+             Connection: close\r\nX-Client-Kept: end to end\r\n{head}"
+        ),
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let (_, headers, _) = up.last();
+    assert_eq!(headers.get("x-client-kept").expect("kept"), "end to end");
+    let reached: Vec<&str> = sent
+        .iter()
+        .copied()
+        .filter(|h| headers.contains_key(*h))
+        .collect();
+    assert!(reached.is_empty(), "reached the upstream: {reached:?}");
+}
+
+/// Issue 18 follow-up 2: a query parameter whose name is a read one but for case is
+/// refused — a case-insensitive binder (ASP.NET Core, Jackson with
+/// `ACCEPT_CASE_INSENSITIVE_PROPERTIES`) may take that copy.
+#[tokio::test]
+async fn issue18_followup2_query_names_differing_only_in_case_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{query.id}").expect("template"),
+        context: [(
+            "kind".to_owned(),
+            Template::parse("{query.kind}").expect("t"),
+        )]
+        .into(),
+        ..route("/q", &up.url, "x:read")
+    }];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for query in [
+        "id=mine&ID=victim&kind=a",
+        "ID=victim&id=mine&kind=a",
+        "id=mine&Id=victim&kind=a",
+        "ID=victim&kind=a",
+        "id=mine&kind=a&KIND=b",
+        // U+212A KELVIN SIGN: Java's `toLowerCase` and `equalsIgnoreCase` make it `k`.
+        "id=mine&kind=a&%E2%84%AAind=b",
+    ] {
+        let r = raw(&gw, &format!("/q/r?{query}")).await;
+        if r.status != 400 || r.code() != "ambiguous_query" {
+            failures.push(format!("{query}: answered {} {}", r.status, r.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+    // Names no template reads may differ in case; the read ones spelled exactly pass.
+    let r = raw(&gw, "/q/r?id=mine&kind=a&note=1&NOTE=2").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(authz.last().resource_id, "mine");
+}
+
+/// Issue 18 follow-up 2: a JSON body field whose name is a read one but for case is
+/// refused (`{"amount":1,"Amount":1e6}`: Jackson or ASP.NET Core may bind either).
+#[tokio::test]
+async fn issue18_followup2_body_fields_differing_only_in_case_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{body.id}").expect("template"),
+        context: [(
+            "amount".to_owned(),
+            Template::parse("{body.amount}").expect("t"),
+        )]
+        .into(),
+        ..route("/pay", &up.url, "x:write")
+    }];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let c = reqwest::Client::new();
+    let post = |body: &'static str| {
+        c.post(format!("{gw}/pay"))
+            .bearer_auth("good")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let mut failures = Vec::new();
+    for body in [
+        r#"{"id":"a","amount":1,"Amount":1e6}"#,
+        r#"{"id":"a","AMOUNT":1e6,"amount":1}"#,
+        r#"{"id":"a","Amount":1e6}"#,
+        r#"{"ID":"b","id":"a","amount":1}"#,
+    ] {
+        let r = post(body).await.expect("send");
+        let status = r.status();
+        let p: Value = r.json().await.unwrap_or(Value::Null);
+        if status != 400 || p["code"] != "ambiguous_body" {
+            failures.push(format!("{body}: answered {status} {}", p["code"]));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+    let r = post(r#"{"id":"a","amount":1,"note":1,"Note":2}"#)
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        200,
+        "fields no template reads may differ in case"
+    );
+}
+
+/// Issue 18 follow-up 2: a body a template reads must say it is JSON (`application/json`
+/// or `application/…+json`, UTF-8): read as JSON by the gateway but as a form by the
+/// upstream, the decision would be on other values. Anything else is 415
+/// `unsupported_media_type`, nothing decided or forwarded.
+#[tokio::test]
+async fn issue18_followup2_a_read_body_must_be_declared_json() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![
+        Route {
+            resource_id: Template::parse("{body.id}").expect("template"),
+            ..route("/body", &up.url, "x:write")
+        },
+        route("/ok", &up.url, "x:write"),
+    ];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let body = br#"{"id":"a"}"#;
+    let send = |types: &[&str], path: &str| {
+        let head = types
+            .iter()
+            .map(|t| format!("Content-Type: {t}\r\n"))
+            .collect::<String>();
+        let gw = gw.clone();
+        let path = path.to_owned();
+        async move {
+            raw_with(
+                &gw,
+                &format!(
+                    "POST {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+                     Connection: close\r\nContent-Length: {}\r\n{head}",
+                    body.len()
+                ),
+                body,
+                Duration::from_secs(5),
+            )
+            .await
+        }
+    };
+    let mut failures = Vec::new();
+    for types in [
+        &[][..],
+        &["text/plain"],
+        &["application/x-www-form-urlencoded"],
+        &["multipart/form-data; boundary=x"],
+        &["application/jsonx"],
+        &["text/json"],
+        &["application/json; charset=latin1"],
+        &["application/json; charset=utf-16"],
+        &["application/json", "text/plain"],
+        &["application/json, text/plain"],
+    ] {
+        let r = send(types, "/body").await;
+        if r.status != 415 || r.code() != "unsupported_media_type" {
+            failures.push(format!("{types:?}: answered {} {}", r.status, r.code()));
+        }
+    }
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+    for types in [
+        &["application/json"][..],
+        &["Application/JSON"],
+        &["application/json;charset=UTF-8"],
+        &["application/json; charset=\"utf-8\""],
+        &["application/merge-patch+json"],
+        &["application/vnd.api+json"],
+    ] {
+        let r = send(types, "/body").await;
+        if r.status != 200 {
+            failures.push(format!("{types:?}: answered {} {}", r.status, r.code()));
+        }
+    }
+    // A body no template reads is relayed whatever its type.
+    let r = send(&["text/plain"], "/ok/r1").await;
+    assert_eq!(r.status, 200);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Issue 18 follow-up 3: an upstream that goes silent mid-body is cut off after the
+/// gateway's timeout, and the client's response ends in an error, not a clean end (a
+/// truncated body must not look whole); a body that keeps coming is not cut, however
+/// long it takes in all.
+#[tokio::test]
+async fn issue18_followup3_a_silent_upstream_body_is_cut_off_with_an_error() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let c = reqwest::Client::new();
+    let r = c
+        .get(format!("{gw}/ok/drip"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(5), r.bytes())
+        .await
+        .expect("in time")
+        .expect("a steady body ends cleanly");
+    assert_eq!(&body[..], b"0\n1\n2\n3\n4\n5\n");
+
+    let started = tokio::time::Instant::now();
+    let r = c
+        .get(format!("{gw}/ok/stall"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "the head came in time");
+    let read = tokio::time::timeout(Duration::from_secs(4), r.bytes())
+        .await
+        .expect("the gateway cut the silent body off (timeout 500 ms)");
+    assert!(
+        read.is_err(),
+        "a cut-off body must not end cleanly: {read:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+/// An upstream secret that is not set: the request was decided, but nothing is
+/// forwarded without its credential (502 `upstream_credential_unavailable`).
+#[tokio::test]
+async fn a_missing_upstream_secret_forwards_nothing() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        credential: Some(Credential::Header {
+            name: axum::http::HeaderName::from_static("x-api-key"),
+            secret: "unset".into(),
+        }),
+        ..route("/ok", &up.url, "x:read")
+    }];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let r = raw(&gw, "/ok/r1").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.code(), "upstream_credential_unavailable");
     assert_eq!(up.hits(), 0);
 }

@@ -525,3 +525,182 @@ credential_secret = "billing-key"
         "{ev}"
     );
 }
+
+/// Activates "reads are allowed" and registers an agent allowed `crm:read` on
+/// `{gw}/crm`; returns a token for it.
+async fn crm_reader(s: &Server, admin: &str, gw: &str) -> String {
+    let (st, v) = s
+        .admin(
+            admin,
+            Method::POST,
+            "/v1/policies",
+            Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let version = v["version"].as_i64().unwrap();
+    let (st, _) = s
+        .admin(
+            admin,
+            Method::POST,
+            &format!("/v1/policies/{version}/activate"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let resource = format!("{gw}/crm");
+    let (st, a) = s
+        .admin(
+            admin,
+            Method::POST,
+            "/v1/agents",
+            Some(json!({"name": "crm-reader", "owner": "alice@example.com",
+                        "boundary": {"grants": [{"actions": ["crm:read"], "resources": ["Crm::Contact/*"], "data_classes": ["internal"]}],
+                                     "audiences": [resource]}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{a}");
+    let agent = a["id"].as_str().unwrap().to_owned();
+    let secret = s.add_secret(admin, &agent).await;
+    let (st, t) = s
+        .token_basic(&agent, &secret, &[("resource", &resource)])
+        .await;
+    assert_eq!(st, 200, "{t}");
+    t["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A `[gateway]` configuration with one `/crm` route to `{up}/api` that reads contacts
+/// and injects the `crm-key` secret as `X-Api-Key`, followed by `extra`.
+fn crm_config(up: &str, extra: &str) -> String {
+    format!(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+
+[[gateway.routes]]
+prefix = "/crm"
+upstream = "{up}/api"
+actions = {{ GET = "crm:read" }}
+resource_type = "Crm::Contact"
+resource_id = "{{path.1}}"
+context = {{ data_class = "internal" }}
+credential_secret = "crm-key"
+credential_header = "X-Api-Key"
+{extra}"#
+    )
+}
+
+/// Issue 18 follow-up 3: with `HTTP_PROXY`/`ALL_PROXY` set in `mandate serve`'s
+/// environment (and no `NO_PROXY`), the gateway still goes straight to the upstream —
+/// the proxy never sees a request carrying the injected credential.
+#[tokio::test]
+async fn issue18_followup3_an_environment_proxy_never_sees_the_injected_credential() {
+    let seen = Seen::default();
+    let up = upstream(seen.clone()).await;
+    // A "proxy" that notes every connection and what came on it.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let proxied = Arc::new(Mutex::new(Vec::<String>::new()));
+    let noted = Arc::clone(&proxied);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut conn, _)) = proxy.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            noted
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = conn
+                .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let (_t, dir) = data_dir();
+    let files = tempfile::tempdir().unwrap();
+    let config = files.path().join("mandate.toml");
+    std::fs::write(&config, crm_config(&up, "")).unwrap();
+    let env = [
+        ("HTTP_PROXY", proxy_url.as_str()),
+        ("http_proxy", proxy_url.as_str()),
+        ("ALL_PROXY", proxy_url.as_str()),
+        ("all_proxy", proxy_url.as_str()),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+    ];
+    let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &env);
+    let admin = s.token.clone().expect("bootstrap token");
+    let gw = gateway_url(&s);
+    let (st, v) = s
+        .admin(
+            &admin,
+            Method::PUT,
+            "/v1/gateway/secrets/crm-key",
+            Some(json!({"value": SECRET})),
+        )
+        .await;
+    assert!(st == 200 || st == 201 || st == 204, "{st} {v}");
+    let token = crm_reader(&s, &admin, &gw).await;
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{gw}/crm/contacts/c42"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    assert_eq!(seen.requests.lock().unwrap().len(), 1, "reached directly");
+    let proxied = proxied.lock().unwrap();
+    assert!(
+        proxied.is_empty(),
+        "the proxy saw the gateway's request: {proxied:?}"
+    );
+}
+
+/// Issue 18 follow-up 4: two routes with one prefix (the second would never be
+/// matched) stop `mandate serve` at start, naming the prefix.
+#[test]
+fn issue18_followup4_a_repeated_route_prefix_stops_the_start() {
+    let (t, dir) = data_dir();
+    let config = t.path().join("mandate.toml");
+    let second = r#"
+[[gateway.routes]]
+prefix = "/crm"
+upstream = "http://127.0.0.1:9/other"
+actions = { GET = "crm:write" }
+resource_type = "Crm::Contact"
+resource_id = "{path.1}"
+"#;
+    std::fs::write(&config, crm_config("http://127.0.0.1:9", second)).unwrap();
+    let mut child = std::process::Command::new(crate::harness::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that starts anyway is stopped, not waited for.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "started: {err}");
+    assert!(
+        err.contains("`/crm`") && err.contains("more than once"),
+        "{err}"
+    );
+}
