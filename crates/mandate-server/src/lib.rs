@@ -585,7 +585,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         // The JSON extractors enforce the limit themselves (413 `body_too_large`), the OAuth
         // endpoints answer `invalid_request` (RFC 6749 has no size error); this is a backstop.
         .layer(DefaultBodyLimit::max(limit))
-        .layer(unread::CloseUnreadLayer)
         .layer(wellknown::AccessLogLayer)
         .with_state(state)
 }

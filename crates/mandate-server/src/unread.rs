@@ -5,11 +5,11 @@
 //! reusable and its next request fails (`Server disconnected without sending a
 //! response`, seen with httpx in the adversarial pass after issue 18).
 //!
-//! The layer wraps a request body that has something left to read in a [`Tracked`] body,
-//! which notes when the end was reached; if it was not when the response is ready, the
-//! response says `Connection: close`. The gateways do the same for their own listener.
+//! The access-log layer (wellknown.rs), which wraps every route, wraps a request body
+//! that has something left to read in a [`Tracked`] body ([`track`]), which notes when
+//! the end was reached; if it was not when the response is ready, the response says
+//! `Connection: close` ([`close_if_unread`]). The gateways do the same on their listener.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,56 +51,27 @@ impl HttpBody for Tracked {
     }
 }
 
-/// The layer (see the module doc).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CloseUnreadLayer;
-
-impl<S> tower::Layer<S> for CloseUnreadLayer {
-    type Service = CloseUnread<S>;
-
-    fn layer(&self, inner: S) -> CloseUnread<S> {
-        CloseUnread { inner }
+/// Wraps the body of `req` so that [`close_if_unread`] can tell whether it was read to its
+/// end; `None` when there was nothing to read.
+pub(crate) fn track(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
+    if req.body().is_end_stream() {
+        return (req, None);
     }
-}
-
-/// See [`CloseUnreadLayer`].
-#[derive(Debug, Clone)]
-pub(crate) struct CloseUnread<S> {
-    inner: S,
-}
-
-impl<S> tower::Service<Request> for CloseUnread<S>
-where
-    S: tower::Service<Request, Response = Response>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        if req.body().is_end_stream() {
-            return Box::pin(self.inner.call(req));
-        }
-        let ended = Arc::new(AtomicBool::new(false));
-        let req = req.map(|inner| {
-            Body::new(Tracked {
-                inner,
-                ended: Arc::clone(&ended),
-            })
-        });
-        let res = self.inner.call(req);
-        Box::pin(async move {
-            let mut res = res.await?;
-            if !ended.load(Ordering::Acquire) {
-                res.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Ok(res)
+    let ended = Arc::new(AtomicBool::new(false));
+    let req = req.map(|inner| {
+        Body::new(Tracked {
+            inner,
+            ended: Arc::clone(&ended),
         })
+    });
+    (req, Some(ended))
+}
+
+/// Adds `Connection: close` to `res` unless the request body [`track`] saw was read to
+/// its end.
+pub(crate) fn close_if_unread(res: &mut Response, ended: Option<&AtomicBool>) {
+    if ended.is_some_and(|e| !e.load(Ordering::Acquire)) {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 }

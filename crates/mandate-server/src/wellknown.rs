@@ -1,5 +1,6 @@
 //! Public documents and probes: JWKS, RFC 8414 metadata, `/healthz`, `/readyz`, and the
-//! access log (method, path, status, latency — never headers, queries or bodies).
+//! access log (method, path, status, latency — never headers, queries or bodies), whose
+//! layer also closes connections whose request body was left unread (`unread.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -132,9 +133,11 @@ where
             reason = "latency measurement, not wall-clock time"
         )]
         let start = std::time::Instant::now();
+        let (req, body_ended) = crate::unread::track(req);
         let res = self.inner.call(req);
         Box::pin(async move {
-            let res = res.await?;
+            let mut res = res.await?;
+            crate::unread::close_if_unread(&mut res, body_ended.as_deref());
             tracing::info!(%method, path = %uri.path(), status = res.status().as_u16(), micros = start.elapsed().as_micros(), "request");
             Ok(res)
         })

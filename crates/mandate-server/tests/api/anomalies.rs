@@ -51,18 +51,7 @@ fn detect(high: Response) -> impl FnOnce(&mut ServerConfig) {
 
 impl Env {
     async fn detect_setup(&self, names: &[&str]) -> Vec<String> {
-        let r = self
-            .admin(
-                Method::POST,
-                "/v1/policies",
-                Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA]})),
-            )
-            .await;
-        r.expect(201);
-        let v = r.json()["version"].as_i64().expect("version");
-        self.admin(Method::POST, &format!("/v1/policies/{v}/activate"), None)
-            .await
-            .expect(200);
+        self.activate(POLICIES, &[SCHEMA]).await;
         let boundary = json!({"grants": [{"actions": ["crm:*", "db:*"], "resources": ["*"]}]});
         let mut ids = Vec::new();
         for n in names {

@@ -14,7 +14,7 @@ use super::{Client, Env, Reply, jwt_parts};
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-const SCHEMA: &str = r#"namespace Crm {
+pub(crate) const SCHEMA: &str = r#"namespace Crm {
   entity Contact;
 }
 namespace Mandate {
@@ -23,7 +23,7 @@ namespace Mandate {
 "#;
 
 /// Any mandate is granted at once; reading contacts is allowed.
-const POLICIES: &str = r#"
+pub(crate) const POLICIES: &str = r#"
 @id("mandates-allowed")
 permit (principal, action == Mandate::Action::"mandate:request", resource);
 
@@ -60,21 +60,6 @@ struct World {
 }
 
 impl Env {
-    async fn activate(&self) {
-        let r = self
-            .admin(
-                Method::POST,
-                "/v1/policies",
-                Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA]})),
-            )
-            .await;
-        r.expect(201);
-        let v = r.json()["version"].as_i64().expect("version");
-        self.admin(Method::POST, &format!("/v1/policies/{v}/activate"), None)
-            .await
-            .expect(200);
-    }
-
     /// A token exchange; returns the issued access token.
     async fn exchange(&self, basic: Option<(&str, &str)>, pairs: &[(&str, &str)]) -> String {
         let mut form = vec![("grant_type", TOKEN_EXCHANGE)];
@@ -88,7 +73,7 @@ impl Env {
     }
 
     async fn world(&self) -> World {
-        self.activate().await;
+        self.activate(POLICIES, &[SCHEMA]).await;
         let reads = json!({"grants": [{"actions": ["crm:*"], "resources": ["*"]}]});
         let b = self.client_with("reader-b", reads.clone()).await;
         let c = self.client_with("bystander-c", reads).await;
@@ -391,7 +376,7 @@ async fn resume_is_explicit_and_recorded_and_old_tokens_stay_dead() {
 #[tokio::test]
 async fn a_decommissioned_agent_still_gets_a_bundle() {
     let env = Env::new();
-    env.activate().await;
+    env.activate(POLICIES, &[SCHEMA]).await;
     let a = env.client("retired").await;
     let token = env.token(&a).await;
     env.admin(

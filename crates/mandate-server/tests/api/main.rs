@@ -335,6 +335,22 @@ impl Env {
             .to_owned()
     }
 
+    /// Adds `policies` (with `schema` fragments) as a version and activates it.
+    async fn activate(&self, policies: &str, schema: &[&str]) {
+        let r = self
+            .admin(
+                Method::POST,
+                "/v1/policies",
+                Some(json!({"policies": policies, "schema_fragments": schema})),
+            )
+            .await;
+        r.expect(201);
+        let v = r.json()["version"].as_i64().expect("version");
+        self.admin(Method::POST, &format!("/v1/policies/{v}/activate"), None)
+            .await
+            .expect(200);
+    }
+
     /// Introspects `token` as the bootstrap admin.
     async fn introspect(&self, token: &str) -> Value {
         let r = self

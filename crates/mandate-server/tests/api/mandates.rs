@@ -76,22 +76,6 @@ fn refund_scope() -> Value {
 }
 
 impl Env {
-    /// Adds `policies` as a version and activates it.
-    async fn activate_policies(&self, policies: &str) {
-        let r = self
-            .admin(
-                Method::POST,
-                "/v1/policies",
-                Some(json!({"policies": policies})),
-            )
-            .await;
-        r.expect(201);
-        let v = r.json()["version"].as_i64().expect("version");
-        self.admin(Method::POST, &format!("/v1/policies/{v}/activate"), None)
-            .await
-            .expect(200);
-    }
-
     /// An agent whose boundary covers CRM and billing, and an access token for it.
     async fn agent(&self, name: &str) -> (Client, String) {
         let boundary = json!({"grants": [
@@ -209,7 +193,7 @@ fn id_of(m: &Value) -> String {
 #[tokio::test]
 async fn policy_grants_a_mandate_at_once() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (bot, token) = env.agent("crm-bot").await;
     let now = env.now();
     let m = env
@@ -257,7 +241,7 @@ async fn policy_refusals_are_stored_denied() {
     let e = env.event_for("mandate.requested", &id_of(&m)).await;
     assert_eq!(e["details"]["reasons"], json!(["no_active_policy"]));
 
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let scope = json!([{"actions": ["crm:delete"], "resources": ["Crm::Contact/*"]}]);
     let m = env
         .mandate(&token, json!({"intent": "clean up", "scope": scope}))
@@ -272,7 +256,7 @@ async fn policy_refusals_are_stored_denied() {
 #[tokio::test]
 async fn an_approver_approves_a_held_request() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (bot, token) = env.agent("billing-bot").await;
     let carol = env
         .user_token("carol", Some("carol@example.com"), &[])
@@ -366,7 +350,7 @@ async fn an_approver_approves_a_held_request() {
 #[tokio::test]
 async fn an_approver_token_denies_with_a_comment() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (_, token) = env.agent("billing-bot").await;
     let approver = env.admin_token("approver").await;
     let auditor = env.admin_token("auditor").await;
@@ -413,7 +397,7 @@ async fn an_approver_token_denies_with_a_comment() {
 #[tokio::test]
 async fn nobody_approves_for_themselves() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (_, token) = env.agent("billing-bot").await;
     // Erin is an approver, and the mandate acts for her.
     let erin = env.user_token("erin", None, &[APPROVERS]).await;
@@ -447,7 +431,7 @@ async fn nobody_approves_for_themselves() {
 #[tokio::test]
 async fn finding_4_self_approval_compares_emails_in_canonical_form() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (_, token) = env.agent("billing-bot").await;
     let erin = env
         .user_token("erin", Some("erin@example.com"), &[APPROVERS])
@@ -494,7 +478,7 @@ async fn finding_4_self_approval_compares_emails_in_canonical_form() {
 #[tokio::test]
 async fn requests_time_out_and_mandates_expire() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (_, token) = env.agent("billing-bot").await;
     let approver = env.admin_token("approver").await;
     let pending = id_of(
@@ -562,7 +546,7 @@ async fn requests_time_out_and_mandates_expire() {
 #[tokio::test]
 async fn a_scope_outside_the_boundary_is_refused_and_not_stored() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (bot, token) = env.agent("crm-bot").await;
     let scope = json!([{"actions": ["payments:send"], "resources": ["*"]}]);
     let r = env
@@ -597,7 +581,7 @@ async fn a_scope_outside_the_boundary_is_refused_and_not_stored() {
 #[tokio::test]
 async fn agents_and_users_see_only_their_own() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (a, a_token) = env.agent("bot-a").await;
     let (b, b_token) = env.agent("bot-b").await;
     let carol = env.user_token("carol", None, &[]).await;
@@ -673,7 +657,7 @@ async fn agents_and_users_see_only_their_own() {
 #[tokio::test]
 async fn the_agent_completes_its_mandate() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (bot, token) = env.agent("crm-bot").await;
     let (_, other) = env.agent("other-bot").await;
     let id = id_of(
@@ -711,7 +695,7 @@ async fn the_agent_completes_its_mandate() {
 #[tokio::test]
 async fn admins_and_owners_revoke() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (_, token) = env.agent("crm-bot").await;
     let auditor = env.admin_token("auditor").await;
     let owner = env.user_token("alice", Some(OWNER), &[]).await;
@@ -784,7 +768,7 @@ async fn admins_and_owners_revoke() {
 #[tokio::test]
 async fn the_long_poll_wakes_when_the_request_is_decided() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (_, token) = env.agent("billing-bot").await;
     let approver = env.admin_token("approver").await;
     let id = id_of(
@@ -842,7 +826,7 @@ async fn the_long_poll_wakes_when_the_request_is_decided() {
 #[tokio::test]
 async fn bad_input_changes_nothing() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (_, token) = env.agent("crm-bot").await;
     let cases = [
         (
@@ -1046,7 +1030,7 @@ async fn a_held_request_is_announced_to_the_webhook() {
             secret: secret.clone(),
         });
     });
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (bot, token) = env.agent("billing-bot").await;
     let id = id_of(
         &env.mandate(&token, json!({"intent": "refund", "scope": refund_scope()}))
@@ -1075,7 +1059,7 @@ async fn a_held_request_is_announced_to_the_webhook() {
 #[tokio::test]
 async fn a_mandate_token_cannot_ask_for_a_mandate_but_completes_its_own() {
     let env = env();
-    env.activate_policies(POLICIES).await;
+    env.activate(POLICIES, &[]).await;
     let (bot, token) = env.agent("crm-bot").await;
     let id = id_of(
         &env.mandate(&token, json!({"intent": "read", "scope": read_scope()}))

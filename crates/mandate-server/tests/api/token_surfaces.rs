@@ -18,28 +18,13 @@ use mandate_token::access::{self, AccessClaims, Audience};
 use mandate_token::keys::SigningKey;
 use serde_json::{Value, json};
 
+use super::incidents::{POLICIES, SCHEMA};
 use super::{Client, Env, ISSUER, Reply, jwt_parts};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// A gateway route: a resource the agent may get tokens for, which is not Mandate.
 const ROUTE: &str = "http://gateway.test/crm";
-
-const SCHEMA: &str = r#"namespace Crm {
-  entity Contact;
-}
-namespace Mandate {
-  action "crm:read" in ["all"] appliesTo { principal: [Agent], resource: [Crm::Contact] };
-}
-"#;
-
-const POLICIES: &str = r#"
-@id("mandates-allowed")
-permit (principal, action == Mandate::Action::"mandate:request", resource);
-
-@id("reads")
-permit (principal, action == Mandate::Action::"crm:read", resource);
-"#;
 
 /// The private key in `keys/` now (the current signing key).
 fn current_key(env: &Env) -> SigningKey {
@@ -77,18 +62,7 @@ fn forge(key: &SigningKey, agent: &str, jti: &str, iat: i64, exp: i64) -> String
 
 impl Env {
     async fn token_world(&self) -> (Client, String) {
-        let r = self
-            .admin(
-                Method::POST,
-                "/v1/policies",
-                Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA]})),
-            )
-            .await;
-        r.expect(201);
-        let v = r.json()["version"].as_i64().expect("version");
-        self.admin(Method::POST, &format!("/v1/policies/{v}/activate"), None)
-            .await
-            .expect(200);
+        self.activate(POLICIES, &[SCHEMA]).await;
         let c = self
             .client_with(
                 "reader",

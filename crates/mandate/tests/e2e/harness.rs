@@ -113,6 +113,25 @@ impl Server {
         }
     }
 
+    /// The key ids the JWKS publishes now.
+    pub async fn published_kids(&self) -> Vec<String> {
+        let jwks: serde_json::Value = self
+            .http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// The gateway's base URL, from the banner's `gateway on …` line.
     pub fn gateway_base(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
