@@ -20,15 +20,19 @@
 //! The upstream URL is built from the route's upstream base, the [`path::RoutedPath`]
 //! and the [`query::Query`] alone — the request's own URI is not passed on past the
 //! reading. Likewise the query ([`query`]: a parameter a template reads may appear only
-//! once and only as the template spells it — `ID` is `id` to a case-insensitive binder
-//! ([`name`]) — `access_token` is refused, the pairs are re-encoded one way) and a JSON
-//! body a template reads ([`body::json_fields`]: a repeated top-level name, or a read
-//! one in another case, is refused; the body must be declared UTF-8 JSON).
+//! once, only as the template spells it — `ID` is `id` to a case-insensitive binder
+//! ([`name`]) — and not again as `id[]`/`id[0]`/`id.x`; `access_token` in any spelling
+//! and `_method` are refused; the pairs are re-encoded one way) and a JSON body a
+//! template reads ([`body::json_fields`]: a repeated top-level name, a read one in
+//! another case or with `[`/`.` after it, or `_method`, is refused; the body must be
+//! declared UTF-8 JSON). Names templates read are printable ASCII
+//! ([`HttpConfig::validate`]).
 //!
 //! # Order of work
 //!
 //! 1. path → route (400 `ambiguous_path`, 404 `not_found`), query (400
-//!    `ambiguous_query`, 400 `token_in_query`), a header asking for another method or
+//!    `ambiguous_query`, 400 `token_in_query`, 400 `ambiguous_request` for `_method`),
+//!    a header asking for another method or
 //!    target — `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
 //!    `X-Original-Method`, `X-Original-URL`, `X-Rewrite-URL` (400 `ambiguous_request`:
 //!    anything ambiguous is refused, never guessed);
@@ -36,7 +40,8 @@
 //!    ([`Authorizer::authenticate`]: 401, or 403 when its holder may not act, 503 when
 //!    nothing can be decided) — before any of the body is read;
 //! 3. method → action (405 `method_not_allowed`), a parameter a template reads sent
-//!    twice or in another case (400 `ambiguous_query`), declared size (413
+//!    twice, in another case or with array/object syntax (400 `ambiguous_query`),
+//!    declared size (413
 //!    `body_too_large`);
 //! 4. the body, only when a template reads a field of it: declared as one
 //!    `Content-Type: application/json` or `application/…+json`, UTF-8 (else 415
@@ -44,7 +49,8 @@
 //!    checked before a byte is read), read whole within `max_body_bytes` (413) and
 //!    `body_timeout` (408 `request_timeout`), one JSON object without a repeated
 //!    top-level name and without a field a template reads sent again, or only, in
-//!    another case (400 `ambiguous_body`);
+//!    another case or with `[`/`.` after it (400 `ambiguous_body`), without `_method`
+//!    (400 `ambiguous_request`);
 //! 5. templates (400 `unmapped_request`), then the decision (403 `denied` /
 //!    `approval_required`, 503 `decision_unavailable`);
 //! 6. forward: headers the client names in `Connection` are dropped with the other
@@ -296,12 +302,25 @@ pub enum HttpConfigError {
     /// Two routes with one prefix: the second could never be matched.
     #[error("route prefix `{0}` is configured more than once")]
     Repeated(String),
+    /// A template reads a query parameter or body field whose name is not ASCII.
+    #[error(
+        "route `{prefix}`: template name `{name}` must be printable ASCII (no space): a name \
+         beyond ASCII cannot be compared with what is sent as every upstream compares it"
+    )]
+    ReadName {
+        /// The route's prefix.
+        prefix: String,
+        /// The name read.
+        name: String,
+    },
 }
 
 impl HttpConfig {
     /// Checks that every route can be matched and forwarded as the canonical form says.
     /// A prefix configured twice is refused: the second route would be dead, and the
-    /// operator meant something by it.
+    /// operator meant something by it. Every query parameter and body field a template
+    /// reads is printable ASCII: whether a sent name is "the same" is then a question of
+    /// ASCII folding and the few code points that fold to ASCII letters ([`name`]).
     pub fn validate(&self) -> Result<(), HttpConfigError> {
         let mut seen = std::collections::BTreeSet::new();
         for r in &self.routes {
@@ -313,6 +332,21 @@ impl HttpConfig {
             }
             if !seen.insert(r.prefix.as_str()) {
                 return Err(HttpConfigError::Repeated(r.prefix.clone()));
+            }
+            let templates = r
+                .actions
+                .values()
+                .chain(std::iter::once(&r.resource_id))
+                .chain(r.context.values());
+            // INVARIANT (ASCII read names): every name a template reads is printable
+            // ASCII; `name::same_name` relies on it.
+            for n in templates.flat_map(|t| t.query_names().chain(t.body_names())) {
+                if !n.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(HttpConfigError::ReadName {
+                        prefix: r.prefix.clone(),
+                        name: n.to_owned(),
+                    });
+                }
             }
         }
         Ok(())
@@ -689,7 +723,7 @@ async fn forward(
             Err(e) => {
                 return problem(
                     StatusCode::BAD_REQUEST,
-                    "ambiguous_body",
+                    e.code(),
                     &format!("{e}; nothing was decided or forwarded"),
                     Value::Null,
                 );
@@ -1053,5 +1087,28 @@ mod tests {
             .validate(),
             Err(HttpConfigError::Repeated("/crm".into()))
         );
+        // Issue 18 follow-up 6 (1): a read name beyond ASCII cannot be compared with
+        // what is sent as every upstream compares it.
+        for t in [
+            "{query.ta\u{17F}k}",
+            "{body.\u{212A}}",
+            "{query.caf\u{E9}}",
+            "{body.a b}",
+        ] {
+            let mut route = r("/crm", "http://u/a");
+            route
+                .context
+                .insert("c".into(), Template::parse(t).expect("ok"));
+            assert!(
+                matches!(
+                    cfg(vec![route]).validate(),
+                    Err(HttpConfigError::ReadName { .. })
+                ),
+                "{t}"
+            );
+        }
+        let mut route = r("/crm", "http://u/a");
+        route.resource_id = Template::parse("{query.task}/{body.k}").expect("ok");
+        assert_eq!(cfg(vec![route]).validate(), Ok(()));
     }
 }

@@ -259,12 +259,38 @@ pub enum FieldError {
         /// The name sent.
         sent: String,
     },
+    /// A top-level name is a read one followed by `[` or `.`.
+    #[error("the JSON body's field `{sent}` is more of `{read}`, which the route reads")]
+    Nested {
+        /// The name the route reads.
+        read: String,
+        /// The name sent.
+        sent: String,
+    },
+    /// A top-level `_method` (Laravel takes it for the request's method, JSON or not).
+    #[error(
+        "the JSON body's field `{0}` asks the upstream for another method than the one decided"
+    )]
+    MethodOverride(String),
+}
+
+impl FieldError {
+    /// The stable code the gateway answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MethodOverride(_) => "ambiguous_request",
+            _ => "ambiguous_body",
+        }
+    }
 }
 
 /// The top-level fields of a JSON object body: `Ok(None)` when the body is not one
-/// JSON object. Refused ([`FieldError`]) when a name appears twice, or a name in
-/// `read` appears in another case ([`super::name`]: case-insensitive binders such as
-/// Jackson's or ASP.NET Core's may bind that copy).
+/// JSON object. Refused ([`FieldError`]) when a name appears twice, a name in `read`
+/// appears in another case or with `[`/`.` after it ([`super::name`]: case-insensitive
+/// binders such as Go's, Jackson's or ASP.NET Core's may bind that copy), or a name is
+/// `_method` (Laravel reads it from a JSON body as the method; Express's
+/// `method-override` and Rails read it from a form body, which a template never reads:
+/// a body no template reads is relayed unread, and nothing in it can be checked).
 pub fn json_fields<'a>(
     bytes: &[u8],
     read: impl IntoIterator<Item = &'a str>,
@@ -281,12 +307,24 @@ pub fn json_fields<'a>(
         (None, Ok(m)) => m,
         (None, Err(_)) => return Ok(None),
     };
+    if let Some(m) = fields
+        .keys()
+        .find(|k| name::same_name(name::base(k), "_method"))
+    {
+        return Err(FieldError::MethodOverride(m.clone()));
+    }
     for r in read {
         match name::clash(r, fields.keys().map(String::as_str)) {
             None => {}
             Some(Clash::Repeated) => return Err(FieldError::Repeated(r.to_owned())),
             Some(Clash::OtherCase(sent)) => {
                 return Err(FieldError::OtherCase {
+                    read: r.to_owned(),
+                    sent: sent.to_owned(),
+                });
+            }
+            Some(Clash::Nested(sent)) => {
+                return Err(FieldError::Nested {
                     read: r.to_owned(),
                     sent: sent.to_owned(),
                 });
@@ -401,6 +439,37 @@ mod tests {
                 sent: "Amount".into()
             })
         );
+        // Issue 18 follow-up 6 (1): Go's encoding/json binds `taſk` to `task` and
+        // `\u212A` (KELVIN SIGN) to `k`.
+        assert_eq!(
+            json_fields("{\"task\":1,\"ta\u{17F}k\":2}".as_bytes(), ["task"]),
+            Err(FieldError::Repeated("task".into()))
+        );
+        assert_eq!(
+            json_fields(br#"{"ta\u017fk":2}"#, ["task"]),
+            Err(FieldError::OtherCase {
+                read: "task".into(),
+                sent: "ta\u{17F}k".into()
+            })
+        );
+        assert_eq!(
+            json_fields(br#"{"k":1,"\u212a":2}"#, ["k"]),
+            Err(FieldError::Repeated("k".into()))
+        );
+    }
+
+    /// Issue 18 follow-up 6 (2): `_method` in a read JSON body, and a read name with
+    /// array or object syntax after it.
+    #[test]
+    fn json_fields_refuse_method_overrides_and_nested_copies() {
+        for body in [&br#"{"_method":"DELETE"}"#[..], br#"{"a":1,"_METHOD":"x"}"#] {
+            let e = json_fields(body, []).expect_err("refused");
+            assert!(matches!(e, FieldError::MethodOverride(_)), "{e}");
+            assert_eq!(e.code(), "ambiguous_request");
+        }
+        let e = json_fields(br#"{"id":"a","id[]":"b"}"#, ["id"]).expect_err("refused");
+        assert!(matches!(e, FieldError::Nested { .. }), "{e}");
+        assert_eq!(e.code(), "ambiguous_body");
     }
 
     #[test]

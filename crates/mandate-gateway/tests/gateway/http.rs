@@ -1170,3 +1170,168 @@ async fn a_missing_upstream_secret_forwards_nothing() {
     assert_eq!(r.code(), "upstream_credential_unavailable");
     assert_eq!(up.hits(), 0);
 }
+
+/// Issue 18 follow-up 6 (1): Go's `encoding/json` binds `ta\u017fk` (LONG S) to `task`
+/// and the KELVIN SIGN to `k`. Names a template reads must be ASCII (the gateway does
+/// not start otherwise), and a sent name that folds to a read one is another copy of it.
+#[tokio::test]
+async fn issue18_followup6_read_names_are_ascii_and_long_s_and_kelvin_fold_to_them() {
+    let up = upstream().await;
+    for t in ["{query.ta\u{17F}k}", "{body.\u{212A}}"] {
+        let cfg = config(
+            "http://gw",
+            vec![Route {
+                resource_id: Template::parse(t).expect("template"),
+                ..route("/q", &up.url, "x:read")
+            }],
+        );
+        assert!(
+            mandate_gateway::http::router(cfg, Arc::new(Scripted::default())).is_err(),
+            "{t}: a read name beyond ASCII stops the start"
+        );
+    }
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![
+        Route {
+            resource_id: Template::parse("{query.task}").expect("template"),
+            context: [("k".to_owned(), Template::parse("{query.k}").expect("t"))].into(),
+            ..route("/q", &up.url, "x:read")
+        },
+        Route {
+            resource_id: Template::parse("{body.task}").expect("template"),
+            context: [("k".to_owned(), Template::parse("{body.k}").expect("t"))].into(),
+            ..route("/pay", &up.url, "x:write")
+        },
+    ];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for query in [
+        "task=mine&ta%C5%BFk=victim&k=1",
+        "ta%C5%BFk=victim&k=1",
+        "task=mine&k=1&%E2%84%AA=2",
+        "task=mine&%E2%84%AA=2",
+    ] {
+        let r = raw(&gw, &format!("/q/r?{query}")).await;
+        if r.status != 400 || r.code() != "ambiguous_query" {
+            failures.push(format!("{query}: answered {} {}", r.status, r.code()));
+        }
+    }
+    let c = reqwest::Client::new();
+    for body in [
+        r#"{"task":"mine","ta\u017fk":"victim","k":1}"#,
+        r#"{"ta\u017fk":"victim","k":1}"#,
+        r#"{"task":"mine","k":1,"\u212a":2}"#,
+    ] {
+        let r = c
+            .post(format!("{gw}/pay"))
+            .bearer_auth("good")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status();
+        let p: Value = r.json().await.unwrap_or(Value::Null);
+        if status != 400 || p["code"] != "ambiguous_body" {
+            failures.push(format!("{body}: answered {status} {}", p["code"]));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+}
+
+/// Issue 18 follow-up 6 (2): `?id=c1&id[]=secret` was decided on `c1` and read by
+/// Express (`qs`), PHP and Rails as `["c1","secret"]`; `_method` makes Express's
+/// `method-override`, Rails and Laravel run another method than the decided one.
+#[tokio::test]
+async fn issue18_followup6_array_syntax_under_a_read_name_and_method_params_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![
+        Route {
+            resource_id: Template::parse("{query.id}").expect("template"),
+            ..route("/q", &up.url, "x:read")
+        },
+        Route {
+            resource_id: Template::parse("{body.id}").expect("template"),
+            ..route("/pay", &up.url, "x:write")
+        },
+        route("/ok", &up.url, "x:read"),
+    ];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for (path, code) in [
+        ("/q/r?id=c1&id%5B%5D=secret", "ambiguous_query"),
+        ("/q/r?id=c1&id[]=secret", "ambiguous_query"),
+        ("/q/r?id=c1&id%5B0%5D=secret", "ambiguous_query"),
+        ("/q/r?id=c1&id%5Bx%5D=secret", "ambiguous_query"),
+        ("/q/r?id=c1&id.x=secret", "ambiguous_query"),
+        ("/q/r?id%5B%5D=secret&id=c1", "ambiguous_query"),
+        ("/q/r?id=c1&ID%5B%5D=secret", "ambiguous_query"),
+        ("/q/r?id=c1&_method=DELETE", "ambiguous_request"),
+        ("/ok/r1?_method=DELETE", "ambiguous_request"),
+        ("/ok/r1?_Method=DELETE", "ambiguous_request"),
+        ("/ok/r1?_method%5B%5D=DELETE", "ambiguous_request"),
+    ] {
+        let r = raw(&gw, path).await;
+        if r.status != 400 || r.code() != code {
+            failures.push(format!("{path}: answered {} {}", r.status, r.code()));
+        }
+    }
+    let c = reqwest::Client::new();
+    for (body, code) in [
+        (r#"{"id":"c1","_method":"DELETE"}"#, "ambiguous_request"),
+        (r#"{"id":"c1","id[]":"secret"}"#, "ambiguous_body"),
+    ] {
+        let r = c
+            .post(format!("{gw}/pay"))
+            .bearer_auth("good")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status();
+        let p: Value = r.json().await.unwrap_or(Value::Null);
+        if status != 400 || p["code"] != code {
+            failures.push(format!("{body}: answered {status} {}", p["code"]));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+    // Names no template reads may carry array syntax.
+    let r = raw(&gw, "/q/r?id=c1&tags%5B%5D=a&tags%5B%5D=b").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+}
+
+/// Issue 18 follow-up 6 (3): `Access_Token=`, `access_token[]=` and `access_token%00=`
+/// were forwarded; any name a reader takes for `access_token` is refused, and so is a
+/// control character in a name.
+#[tokio::test]
+async fn issue18_followup6_access_token_in_any_spelling_and_control_names_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for (query, code) in [
+        ("Access_Token=good", "token_in_query"),
+        ("ACCESS_TOKEN=good", "token_in_query"),
+        ("access_token%5B%5D=good", "token_in_query"),
+        ("access_token[]=good", "token_in_query"),
+        ("access_token.x=good", "token_in_query"),
+        ("access.token=good", "token_in_query"),
+        ("access_token%00=good", "ambiguous_query"),
+        ("a%00b=1", "ambiguous_query"),
+        ("a%1Fb=1", "ambiguous_query"),
+    ] {
+        let r = raw(&gw, &format!("/ok/r1?{query}")).await;
+        if r.status != 400 || r.code() != code {
+            failures.push(format!("{query}: answered {} {}", r.status, r.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(up.hits(), 0, "nothing reached the upstream");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+}
