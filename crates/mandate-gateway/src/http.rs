@@ -6,9 +6,12 @@
 //! decision durably ([`Authorizer::authorize`]), and only on allow is the request
 //! forwarded — with the upstream's own credential, which Mandate holds, injected.
 //! Bodies stream both ways; upstream failures are 502, an answer that does not begin
-//! within `timeout` is 504, and a response body silent for longer than `timeout` is
-//! cut off with an error (the agent's connection is aborted, so a truncated body never
-//! looks whole; the decision's recorded result keeps the status, the cut is logged).
+//! within `timeout` is 504, and a response body silent for longer than `timeout`, or
+//! still streaming when its token stops authenticating as the agent it was decided for
+//! (containment, suspension, revocation, `exp`: the [lease](crate::lease), as at the MCP
+//! gateway), is cut off with an error ([`stream`]: the agent's connection is aborted, so
+//! a truncated body never looks whole; the decision's recorded result keeps the status,
+//! the cut is logged).
 //!
 //! # One reading of the request
 //!
@@ -74,6 +77,7 @@ mod name;
 pub mod path;
 mod percent;
 mod query;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -89,8 +93,11 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde_json::{Map, Value, json};
 
+use mandate_core::clock::Clock;
+
 use crate::authz::{Answer, Ask, Authorizer, AuthzError, Verdict};
 use crate::bearer::bearer;
+use crate::lease::{self, Access, Lease, Watch};
 use body::{BodyFault, Limits, Progress};
 use path::{CanonicalPath, PathError, RoutedPath};
 use query::{Query, QueryError};
@@ -357,6 +364,8 @@ struct Gateway {
     cfg: HttpConfig,
     authz: Arc<dyn Authorizer>,
     client: reqwest::Client,
+    /// The authorizer's clock: a streaming response ends at its token's `exp` by it.
+    clock: Arc<dyn Clock>,
 }
 
 /// What the templates read: the request as the gateway reads it, once.
@@ -397,14 +406,31 @@ pub enum RouterError {
 /// injected credential to another URL, and the upstream's 3xx goes back to the agent
 /// as it is) and uses no proxy, whatever `HTTP_PROXY`/`ALL_PROXY` say: an environment
 /// proxy would see every request with the injected credential.
+///
+/// Tokens' `exp` is read on the system clock; [`router_with`] takes the authorizer's.
 pub fn router(cfg: HttpConfig, authz: Arc<dyn Authorizer>) -> Result<Router, RouterError> {
+    router_with(cfg, authz, Arc::new(mandate_core::clock::SystemClock))
+}
+
+/// [`router`], with `clock` the clock `authz` verifies tokens with (a streaming
+/// response ends at its token's `exp` by it).
+pub fn router_with(
+    cfg: HttpConfig,
+    authz: Arc<dyn Authorizer>,
+    clock: Arc<dyn Clock>,
+) -> Result<Router, RouterError> {
     cfg.validate()?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(RouterError::Client)?;
-    let gw = Arc::new(Gateway { cfg, authz, client });
+    let gw = Arc::new(Gateway {
+        cfg,
+        authz,
+        client,
+        clock,
+    });
     Ok(Router::new().fallback(handle).with_state(gw))
 }
 
@@ -679,9 +705,10 @@ async fn forward(
     let audience = format!("{}{}", gw.cfg.public_url, route.prefix);
     // INVARIANT (authenticate before the body): not a byte of the body is read until
     // the token has verified for this route's resource.
-    if let Err(e) = gw.authz.authenticate(&token, &audience) {
-        return refused_by(gw, route, e);
-    }
+    let principal = match gw.authz.authenticate(&token, &audience) {
+        Ok(p) => p,
+        Err(e) => return refused_by(gw, route, e),
+    };
     let Some(action) = route.action(&method) else {
         return problem(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -768,6 +795,10 @@ async fn forward(
     {
         v.insert("raw_path".into(), Value::String(path.raw().to_owned()));
     }
+    // Changes from here on reach the response's lease; those before are covered by the
+    // decision.
+    let since = Watch::start(gw.authz.as_ref());
+    let access = Access::new(Arc::clone(&gw.authz), &token, &audience, &principal.agent);
     let ask = Ask {
         token,
         audience,
@@ -891,9 +922,16 @@ async fn forward(
         *h = end_to_end(upstream.headers(), |_| false);
     }
     // The head came within `timeout`; the body may take longer in all, but is never
-    // silent for longer than `timeout` — then it is cut off with an error.
+    // silent for longer than `timeout`, and lives only while the token holds — else it
+    // is cut off with an error.
+    let lease = Lease::new(
+        access,
+        None,
+        since,
+        lease::expiry(principal.expires_at, gw.clock.as_ref()),
+    );
     let prefix = route.prefix.clone();
-    let relayed = body::idle_limited(upstream.bytes_stream(), gw.cfg.timeout).inspect(move |r| {
+    let relayed = stream::relay(upstream.bytes_stream(), gw.cfg.timeout, lease).inspect(move |r| {
         if let Err(e) = r {
             tracing::warn!(route = %prefix, error = %e, "upstream response cut off");
         }

@@ -16,4 +16,5 @@
 pub mod authz;
 mod bearer;
 pub mod http;
+mod lease;
 pub mod mcp;

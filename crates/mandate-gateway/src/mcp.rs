@@ -152,7 +152,6 @@
 //! `tools/list`).
 
 mod forward;
-mod lease;
 mod listen;
 mod rpc;
 mod session;
@@ -175,7 +174,7 @@ use serde_json::{Value, json};
 use crate::authz::{Ask, Authorizer, AuthzError, Principal, Verdict};
 use crate::bearer::bearer;
 use crate::http::body::{BodyFault, Limits, Progress, read_whole};
-use lease::{Access, End, Lease, Watch};
+use crate::lease::{self, Access, End, Lease, Watch};
 use session::{Busy, Session, Sessions};
 use upstream::{Conn, SESSION_HEADER, Upstream, UpstreamError, VERSION_HEADER};
 
@@ -659,7 +658,7 @@ impl Gateway {
                 &self.resource,
                 &principal.agent,
             ),
-            session.closed(),
+            Some(session.closed()),
             since,
             lease::expiry(principal.expires_at, self.clock.as_ref()),
         )

@@ -168,8 +168,12 @@ fn gateway_router(
     };
     // Validates the routes and builds the upstream client; either failing stops the
     // start (the gateway fails closed).
-    let http = mandate_gateway::http::router(http_config, Arc::clone(&authz))
-        .context("the gateway's HTTP routes")?;
+    let http = mandate_gateway::http::router_with(
+        http_config,
+        Arc::clone(&authz),
+        Arc::clone(&state.clock),
+    )
+    .context("the gateway's HTTP routes")?;
     let mcp_config = McpConfig {
         public_url,
         servers: cfg

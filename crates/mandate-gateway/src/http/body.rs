@@ -8,11 +8,6 @@
 //! breaks a limit ends in an error, never early: a chunked upload cut short must not
 //! look complete to the upstream.
 //!
-//! The upstream's response body is relayed back under an idle limit
-//! ([`idle_limited`]): silent for longer than the gateway's `timeout`, it ends in an
-//! error — for the same reason, so the client's response is cut off, never ended as if
-//! whole — and holds no connection or task open meanwhile.
-//!
 //! A body a template reads must be declared UTF-8 JSON ([`declares_json`]) and is read
 //! into its top-level fields once ([`json_fields`]), refusing any name the upstream
 //! could read as another copy of a read one.
@@ -204,38 +199,6 @@ pub async fn read_whole(
 /// The body as the upstream request's, relayed as it arrives under `limits`.
 pub fn relay(body: Body, limits: Limits, progress: &Progress) -> reqwest::Body {
     reqwest::Body::wrap_stream(watched(body, limits, progress))
-}
-
-/// Why the upstream's response body was cut off.
-#[derive(Debug, thiserror::Error)]
-pub enum ResponseBodyError {
-    /// No byte for longer than the gateway's timeout.
-    #[error("the upstream's response body was silent for longer than {0:?}")]
-    Idle(Duration),
-    /// The upstream's stream broke.
-    #[error("the upstream's response body broke off")]
-    Upstream(#[source] reqwest::Error),
-}
-
-/// The upstream's response body, ended with [`ResponseBodyError::Idle`] once no chunk
-/// has come for `idle` (each chunk restarts the wait; the whole may take longer).
-/// After an error the stream ends.
-pub fn idle_limited<S>(
-    body: S,
-    idle: Duration,
-) -> impl Stream<Item = Result<Bytes, ResponseBodyError>> + Send + 'static
-where
-    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
-{
-    futures_util::stream::unfold(Some(Box::pin(body)), move |state| async move {
-        let mut body = state?;
-        match tokio::time::timeout(idle, body.next()).await {
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
-            Ok(Some(Err(e))) => Some((Err(ResponseBodyError::Upstream(e)), None)),
-            Ok(None) => None,
-            Err(_) => Some((Err(ResponseBodyError::Idle(idle)), None)),
-        }
-    })
 }
 
 /// Why a JSON body's fields are not read (400 `ambiguous_body`): the upstream might

@@ -23,10 +23,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Answers by action: `*:deny` denies, `*:hold` needs approval, `*:down` is unavailable.
+/// Once `revoked`, the token no longer authenticates.
 #[derive(Default)]
 struct Scripted {
     asked: Mutex<Vec<Ask>>,
     changes: tokio::sync::watch::Sender<u64>,
+    revoked: std::sync::atomic::AtomicBool,
 }
 
 impl Scripted {
@@ -66,7 +68,7 @@ impl Authorizer for Scripted {
         })
     }
     fn authenticate(&self, token: &str, _audience: &str) -> Result<Principal, AuthzError> {
-        if token != "good" {
+        if token != "good" || self.revoked.load(Ordering::SeqCst) {
             return Err(AuthzError::Unauthenticated("bad token".into()));
         }
         Ok(Principal {
@@ -100,6 +102,17 @@ struct Upstream {
     url: String,
     hits: Arc<AtomicUsize>,
     last: Arc<Mutex<Option<Reached>>>,
+    /// Set when the body of `/stream` is dropped (its connection is gone).
+    stream_dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Sets its flag when dropped.
+struct OnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Upstream {
@@ -116,7 +129,32 @@ async fn upstream() -> Upstream {
     let hits = Arc::new(AtomicUsize::new(0));
     let last = Arc::new(Mutex::new(None));
     let (h, l) = (Arc::clone(&hits), Arc::clone(&last));
+    let stream_dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dropped = Arc::clone(&stream_dropped);
     let app = axum::Router::new()
+        .route(
+            "/stream",
+            axum::routing::get(move || {
+                let guard = OnDrop(Arc::clone(&dropped));
+                async move {
+                    // A chunk every 100 ms for 10 s.
+                    axum::body::Body::from_stream(futures_util::stream::unfold(
+                        (0u8, guard),
+                        |(i, guard)| async move {
+                            if i > 0 {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            (i < 100).then(|| {
+                                (
+                                    Ok::<_, std::io::Error>(Bytes::from(format!("{i}\n"))),
+                                    (i + 1, guard),
+                                )
+                            })
+                        },
+                    ))
+                }
+            }),
+        )
         .route(
             "/slow",
             axum::routing::get(|| async {
@@ -185,7 +223,12 @@ async fn upstream() -> Upstream {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Upstream { url, hits, last }
+    Upstream {
+        url,
+        hits,
+        last,
+        stream_dropped,
+    }
 }
 
 fn route(prefix: &str, upstream: &str, action: &str) -> Route {
@@ -1334,4 +1377,95 @@ async fn issue18_followup6_access_token_in_any_spelling_and_control_names_are_re
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(up.hits(), 0, "nothing reached the upstream");
     assert_eq!(authz.asked(), 0, "nothing was decided");
+}
+
+/// Issue 18 follow-up 6 (4): containment did not stop a response already streaming
+/// through the HTTP gateway (12 more chunks relayed after it). The response is held by
+/// the token's lease: a change that makes the token fail ends it at once, with an error
+/// rather than a clean end; a failure no change announces is seen at the next chunk.
+#[tokio::test]
+async fn issue18_followup6_a_streaming_response_ends_when_its_token_fails() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let c = reqwest::Client::new();
+    let mut r = c
+        .get(format!("{gw}/ok/stream"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    for _ in 0..3 {
+        r.chunk().await.expect("a chunk").expect("not the end");
+    }
+    // Contained: the token fails from now on, and the snapshot changed.
+    authz.revoked.store(true, Ordering::SeqCst);
+    authz.changes.send_modify(|n| *n += 1);
+    let revoked_at = tokio::time::Instant::now();
+    let mut after = 0;
+    let end = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match r.chunk().await {
+                Ok(Some(_)) => after += 1,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        }
+    })
+    .await
+    .expect("the response ended");
+    assert!(end.is_err(), "a cut response must not end cleanly");
+    assert!(after <= 1, "{after} chunks relayed after the token failed");
+    assert!(revoked_at.elapsed() < Duration::from_millis(500));
+
+    // No change announced (a mandate running out by time): every chunk is checked
+    // before it is relayed (and a silent stream is re-checked every second).
+    authz.revoked.store(false, Ordering::SeqCst);
+    let mut r = c
+        .get(format!("{gw}/ok/stream"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    authz.revoked.store(true, Ordering::SeqCst);
+    let end = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match r.chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        }
+    })
+    .await
+    .expect("the response ended at the next chunk");
+    assert!(end.is_err(), "a cut response must not end cleanly");
+}
+
+/// Issue 18 follow-up 6 (4): an agent that stops reading does not hold the upstream's
+/// response past its token: the gateway lets go of the upstream at once.
+#[tokio::test]
+async fn issue18_followup6_a_response_nobody_reads_is_let_go_when_its_token_fails() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let r = reqwest::Client::new()
+        .get(format!("{gw}/ok/stream"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!up.stream_dropped.load(Ordering::SeqCst));
+    authz.revoked.store(true, Ordering::SeqCst);
+    authz.changes.send_modify(|n| *n += 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        up.stream_dropped.load(Ordering::SeqCst),
+        "the upstream's response is still held"
+    );
+    drop(r);
 }
