@@ -49,7 +49,10 @@
 //! 4. the body, only when a template reads a field of it: declared as one
 //!    `Content-Type: application/json` or `application/…+json`, UTF-8 (else 415
 //!    `unsupported_media_type` — 415 rather than 400, as RFC 9110 §15.5.16 names it;
-//!    checked before a byte is read), read whole within `max_body_bytes` (413) and
+//!    checked before a byte is read), its size reserved from the gateways' shared body
+//!    budget ([`crate::budget`]: the declared length, or `max_body_bytes` when none is
+//!    declared; 503 `busy` with `Retry-After` when it does not fit now), read whole
+//!    within `max_body_bytes` (413) and
 //!    `body_timeout` (408 `request_timeout`), one JSON object without a repeated
 //!    top-level name and without a field a template reads sent again, or only, in
 //!    another case or with `[`/`.` after it (400 `ambiguous_body`), without `_method`
@@ -97,6 +100,7 @@ use mandate_core::clock::Clock;
 
 use crate::authz::{Answer, Ask, Authorizer, AuthzError, Verdict};
 use crate::bearer::bearer;
+use crate::budget::{BodyBudget, DEFAULT_MAX_BUFFERED_BYTES};
 use crate::lease::{self, Access, Lease, Watch};
 use body::{BodyFault, Limits, Progress};
 use path::{CanonicalPath, PathError, RoutedPath};
@@ -366,6 +370,8 @@ struct Gateway {
     client: reqwest::Client,
     /// The authorizer's clock: a streaming response ends at its token's `exp` by it.
     clock: Arc<dyn Clock>,
+    /// The bytes both gateways may hold from request bodies.
+    budget: BodyBudget,
 }
 
 /// What the templates read: the request as the gateway reads it, once.
@@ -407,17 +413,26 @@ pub enum RouterError {
 /// as it is) and uses no proxy, whatever `HTTP_PROXY`/`ALL_PROXY` say: an environment
 /// proxy would see every request with the injected credential.
 ///
-/// Tokens' `exp` is read on the system clock; [`router_with`] takes the authorizer's.
+/// Tokens' `exp` is read on the system clock, and the bodies this gateway buffers have
+/// a budget of their own ([`DEFAULT_MAX_BUFFERED_BYTES`]); [`router_with`] takes the
+/// authorizer's clock and a budget shared with the MCP gateway.
 pub fn router(cfg: HttpConfig, authz: Arc<dyn Authorizer>) -> Result<Router, RouterError> {
-    router_with(cfg, authz, Arc::new(mandate_core::clock::SystemClock))
+    router_with(
+        cfg,
+        authz,
+        Arc::new(mandate_core::clock::SystemClock),
+        BodyBudget::new(DEFAULT_MAX_BUFFERED_BYTES),
+    )
 }
 
 /// [`router`], with `clock` the clock `authz` verifies tokens with (a streaming
-/// response ends at its token's `exp` by it).
+/// response ends at its token's `exp` by it) and `budget` the bytes the gateways may
+/// hold from request bodies at once ([`crate::budget`]; give the MCP gateway the same).
 pub fn router_with(
     cfg: HttpConfig,
     authz: Arc<dyn Authorizer>,
     clock: Arc<dyn Clock>,
+    budget: BodyBudget,
 ) -> Result<Router, RouterError> {
     cfg.validate()?;
     let client = reqwest::Client::builder()
@@ -430,6 +445,7 @@ pub fn router_with(
         authz,
         client,
         clock,
+        budget,
     });
     Ok(Router::new().fallback(handle).with_state(gw))
 }
@@ -567,6 +583,23 @@ fn bad_query(e: &QueryError) -> Response {
 
 fn body_refused(f: BodyFault) -> Response {
     problem(f.status(), f.code(), &f.to_string(), Value::Null)
+}
+
+/// The answer when the body's size does not fit the gateways' body budget now: 503
+/// `busy`, retry in a second, the connection closed (the body is unread).
+fn busy() -> Response {
+    let mut res = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "the gateway holds as many request bodies as it may; nothing was decided or \
+         forwarded; retry later",
+        Value::Null,
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
 }
 
 /// The route whose RFC 9728 metadata `path` asks for.
@@ -729,7 +762,7 @@ async fn forward(
     }
     // The body is read whole only when a template needs a field of it, and then only
     // a body declared as UTF-8 JSON.
-    let (buffered, fields, relayed) = if route.templates(action).any(Template::needs_body) {
+    let (buffered, fields, relayed, _held) = if route.templates(action).any(Template::needs_body) {
         if !body::declares_json(&headers) {
             return problem(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -740,7 +773,13 @@ async fn forward(
                 Value::Null,
             );
         }
-        let bytes = match body::read_whole(body, limits, progress).await {
+        // INVARIANT (body budget): the body's size is reserved before a byte is read —
+        // the declared length, or the limit when none is declared — and held until the
+        // request is done with it.
+        let Some(held) = gw.budget.reserve(declared.unwrap_or(gw.cfg.max_body_bytes)) else {
+            return busy();
+        };
+        let bytes = match body::read_whole(body, limits, progress, &held).await {
             Ok(b) => b,
             Err(f) => return body_refused(f),
         };
@@ -756,9 +795,9 @@ async fn forward(
                 );
             }
         };
-        (Some(bytes), fields, None)
+        (Some(bytes), fields, None, Some(held))
     } else {
-        (None, None, Some((body, limits)))
+        (None, None, Some((body, limits)), None)
     };
     let seen = Seen {
         method: &method,

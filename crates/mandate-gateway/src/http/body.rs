@@ -2,9 +2,11 @@
 //! within `body_timeout` of the request's head, and a note of whether it was read to
 //! its end — an answer sent before then must close the connection (RFC 9112 §9.6).
 //!
-//! A body is either read whole ([`read_whole`], when a template reads a JSON field) or
-//! relayed to the upstream as it arrives ([`relay`]); both go through one [`Watched`]
-//! stream, so the limits and the note are the same either way. A relayed body that
+//! A body is either read whole ([`read_whole`], when a template reads a JSON field, and
+//! every MCP message) into no more than it reserved from the gateways' shared body
+//! budget ([`crate::budget`]), or relayed to the upstream as it arrives ([`relay`]);
+//! both go through one [`Watched`] stream, so the limits and the note are the same
+//! either way. A relayed body that
 //! breaks a limit ends in an error, never early: a chunked upload cut short must not
 //! look complete to the upstream.
 //!
@@ -27,6 +29,7 @@ use serde_json::{Map, Value};
 use tokio::time::Sleep;
 
 use super::name::{self, Clash};
+use crate::budget::Reservation;
 
 /// Why a body was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -182,16 +185,32 @@ fn watched(body: Body, limits: Limits, progress: &Progress) -> Watched {
     }
 }
 
-/// Reads the whole body under `limits`.
+/// Reads the whole body under `limits`, into at most the bytes `held` reserves from
+/// the gateways' body budget ([`crate::budget`]): a body longer than that is
+/// [`BodyFault::TooLarge`], and the buffer's capacity never exceeds it.
 pub async fn read_whole(
     body: Body,
     limits: Limits,
     progress: &Progress,
+    held: &Reservation,
 ) -> Result<Bytes, BodyFault> {
+    let cap = held.bytes();
     let mut s = watched(body, limits, progress);
     let mut buf = Vec::new();
     while let Some(chunk) = s.next().await {
-        buf.extend_from_slice(&chunk?);
+        let chunk = chunk?;
+        let needed = buf.len().saturating_add(chunk.len());
+        if needed > cap {
+            // INVARIANT (body budget): no body buffers more than it reserved.
+            progress.set_fault(BodyFault::TooLarge);
+            return Err(BodyFault::TooLarge);
+        }
+        if needed > buf.capacity() {
+            // Grow as `Vec` would (doubling), but never past the reservation.
+            let target = buf.capacity().saturating_mul(2).clamp(needed, cap);
+            buf.reserve_exact(target.saturating_sub(buf.len()));
+        }
+        buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
 }

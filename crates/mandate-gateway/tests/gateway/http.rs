@@ -1469,3 +1469,158 @@ async fn issue18_followup6_a_response_nobody_reads_is_let_go_when_its_token_fail
     );
     drop(r);
 }
+
+/// Opens a connection to `gw` and sends `head` and the start of a body it does not
+/// finish: the gateway holds the request (and its body budget) until it is dropped.
+async fn held_post(gw: &str, head: &str) -> tokio::net::TcpStream {
+    let addr = gw.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(format!("{head}\r\n{{\"id\":\"").as_bytes())
+        .await
+        .expect("write");
+    conn
+}
+
+/// Issue 18 follow-up 6 (5): buffered request bodies had no memory cap across requests
+/// (100 concurrent ~10 MB bodies on one token: 82 MB → 1.36 GB). Each body read whole
+/// reserves its declared size from one budget (256 MiB by default) before a byte is
+/// read; one that does not fit now is 503 `busy` with `Retry-After` and `Connection:
+/// close`, and the reservation returns when its request is done.
+#[tokio::test]
+async fn issue18_followup6_buffered_bodies_share_one_budget() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{body.id}").expect("template"),
+        ..route("/pay", &up.url, "x:write")
+    }];
+    // 100 MiB bodies: two fit the default budget, a third does not.
+    let gw = gateway_with(routes, Arc::clone(&authz), |c| {
+        c.max_body_bytes = 100 << 20;
+    })
+    .await;
+    let head = |len: usize| {
+        format!(
+            "POST /pay HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n"
+        )
+    };
+    let first = held_post(&gw, &head(100 << 20)).await;
+    let second = held_post(&gw, &head(100 << 20)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = raw_with(&gw, &head(100 << 20), b"{\"id\":\"", Duration::from_secs(3)).await;
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.code(), "busy");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("connection"), Some("close"));
+    // A small body still fits beside the two.
+    let body = br#"{"id":"a"}"#;
+    let r = raw_with(
+        &gw,
+        &format!("{}Connection: close\r\n", head(body.len())),
+        body,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    // The held bodies' requests end: their reservations return.
+    drop((first, second));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = held_post(&gw, &head(100 << 20)).await;
+    let fourth = held_post(&gw, &head(100 << 20)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = raw_with(&gw, &head(100 << 20), b"", Duration::from_secs(3)).await;
+    assert_eq!(r.code(), "busy", "the budget is spent again, and only now");
+    drop((third, fourth));
+    assert_eq!(authz.asked(), 1, "only the small body was decided");
+}
+
+/// Issue 18 follow-up 6 (5): the budget is one for both gateways (as `mandate serve`
+/// builds them): bodies held by the HTTP gateway leave no room for an MCP message, and
+/// a chunked body reserves the whole per-body limit.
+#[tokio::test]
+async fn issue18_followup6_the_body_budget_is_shared_with_the_mcp_gateway() {
+    use mandate_gateway::budget::BodyBudget;
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{body.id}").expect("template"),
+        ..route("/pay", &up.url, "x:write")
+    }];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let gw = format!("http://{}", listener.local_addr().expect("addr"));
+    let budget = BodyBudget::new(3000);
+    let http = mandate_gateway::http::router_with(
+        config(&gw, routes),
+        Arc::clone(&authz) as Arc<dyn Authorizer>,
+        Arc::new(mandate_core::clock::SystemClock),
+        budget.clone(),
+    )
+    .expect("router");
+    let mcp = mandate_gateway::mcp::router(
+        mandate_gateway::mcp::McpConfig {
+            public_url: gw.clone(),
+            servers: Vec::new(),
+            timeout: Duration::from_secs(5),
+            max_body_bytes: 1024,
+            body_timeout: Duration::from_secs(5),
+            stream_idle_timeout: Duration::from_secs(60),
+            session_idle_timeout: Duration::from_secs(600),
+            clock: Arc::new(mandate_core::clock::SystemClock),
+            body_budget: budget.clone(),
+        },
+        Arc::clone(&authz) as Arc<dyn Authorizer>,
+    );
+    let app = mcp.merge(http);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // Two chunked bodies at the HTTP gateway: each reserves the limit (1024).
+    let chunked = "POST /pay HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+                   Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n";
+    let addr = gw.trim_start_matches("http://");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        conn.write_all(format!("{chunked}\r\n7\r\n{{\"id\":\"\r\n").as_bytes())
+            .await
+            .expect("write");
+        held.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(budget.used(), 2048);
+    let mcp_head = |len: usize| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+             Content-Length: {len}\r\n"
+        )
+    };
+    let ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let r = raw_with(
+        &gw,
+        &mcp_head(1000),
+        ping.as_slice(),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    let answer: Value = serde_json::from_slice(&r.body).expect("json-rpc");
+    assert_eq!(answer["error"]["code"], -32008, "{answer}");
+    assert_eq!(answer["error"]["data"]["error"], "busy", "{answer}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("connection"), Some("close"));
+    // A message that fits the rest of the budget is read.
+    let r = raw_with(
+        &gw,
+        &format!("{}Connection: close\r\n", mcp_head(ping.len())),
+        ping.as_slice(),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_ne!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(budget.used(), 0, "every reservation returned");
+}
