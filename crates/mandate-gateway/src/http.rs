@@ -62,8 +62,10 @@
 //! 6. forward: headers the client names in `Connection` are dropped with the other
 //!    hop-by-hop headers (RFC 9110 §7.6.1), and so are those the upstream names in its
 //!    answer; the client's `Forwarded`, `X-Forwarded-*` and `X-Real-IP` are dropped (a
-//!    client is no proxy the upstream should believe); a relayed body is held to the same size limit and deadline (413/408 when
-//!    it breaks one before the upstream answers).
+//!    client is no proxy the upstream should believe), and so are headers in the
+//!    gateway's namespace (`Mandate-*`) both ways: only the gateway sends
+//!    `Mandate-Decision-Id`; a relayed body is held to the same size limit and deadline
+//!    (413/408 when it breaks one before the upstream answers).
 //!
 //! Any answer sent before the request body was read to its end says `Connection:
 //! close` (RFC 9112 §9.6): the connection cannot carry another request, and a pooled
@@ -73,7 +75,12 @@
 //! canonical path after the prefix, decoded, without the leading `/`), `{path.N}` (its
 //! N-th segment, from 0), `{query.NAME}` and `{body.FIELD}` (a top-level field of a JSON
 //! body; the body is then read whole before forwarding). A placeholder the request does
-//! not fill is a 400 `unmapped_request`, nothing is decided or sent.
+//! not fill is a 400 `unmapped_request`, nothing is decided or sent; so is a resource id
+//! that renders empty (`?id=` for `{query.id}`).
+//!
+//! The decision's `via` (the audit record) holds the route, the method, the canonical
+//! `path` (and `raw_path` when the path as sent differs) and, when there is one, the
+//! `query` exactly as forwarded (re-encoded, without `?`).
 
 pub(crate) mod body;
 mod name;
@@ -538,6 +545,14 @@ fn client_claimed_routing(name: &HeaderName) -> bool {
     n == "forwarded" || n == "x-real-ip" || n.starts_with("x-forwarded-")
 }
 
+/// Headers in the gateway's own namespace (`Mandate-*`, e.g. `Mandate-Decision-Id`):
+/// only the gateway says them, so the client's are dropped from the forwarded request
+/// and an upstream's from its answer — neither side may pass its own claim off as the
+/// gateway's.
+fn gateway_owned(name: &HeaderName) -> bool {
+    name.as_str().starts_with("mandate-")
+}
+
 /// The headers `headers` names in its `Connection` field(s): hop-by-hop for this
 /// connection only (RFC 9110 §7.6.1), never forwarded.
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
@@ -816,7 +831,9 @@ async fn forward(
     let Some(action) = action.render(&seen) else {
         return unmapped("action");
     };
-    let Some(resource_id) = route.resource_id.render(&seen) else {
+    // An empty resource id names nothing (`/v1/authorize` refuses one too): `?id=`
+    // fills `{query.id}` with nothing.
+    let Some(resource_id) = route.resource_id.render(&seen).filter(|id| !id.is_empty()) else {
         return unmapped("resource id");
     };
     let mut context = serde_json::Map::new();
@@ -829,10 +846,15 @@ async fn forward(
     let canonical = path.canonical();
     let mut via = json!({"gateway": "http", "route": route.prefix, "method": method.as_str(),
                          "path": canonical});
-    if path.raw() != canonical
-        && let Some(v) = via.as_object_mut()
-    {
-        v.insert("raw_path".into(), Value::String(path.raw().to_owned()));
+    if let Some(v) = via.as_object_mut() {
+        if path.raw() != canonical {
+            v.insert("raw_path".into(), Value::String(path.raw().to_owned()));
+        }
+        // The query exactly as forwarded (re-encoded, without `?`), when there is one.
+        let forwarded = query.upstream();
+        if let Some(q) = forwarded.strip_prefix('?') {
+            v.insert("query".into(), Value::String(q.to_owned()));
+        }
     }
     // Changes from here on reach the response's lease; those before are covered by the
     // decision.
@@ -882,7 +904,7 @@ async fn forward(
         query.upstream()
     );
     let mut headers = end_to_end(&headers, |h| {
-        h == header::AUTHORIZATION || client_claimed_routing(h)
+        h == header::AUTHORIZATION || client_claimed_routing(h) || gateway_owned(h)
     });
     if let Some((name, value)) = credential {
         headers.insert(name, value);
@@ -958,7 +980,7 @@ async fn forward(
     );
     let mut res = Response::builder().status(upstream.status());
     if let Some(h) = res.headers_mut() {
-        *h = end_to_end(upstream.headers(), |_| false);
+        *h = end_to_end(upstream.headers(), gateway_owned);
     }
     // The head came within `timeout`; the body may take longer in all, but is never
     // silent for longer than `timeout`, and lives only while the token holds — else it

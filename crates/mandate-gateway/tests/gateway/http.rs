@@ -198,6 +198,19 @@ async fn upstream() -> Upstream {
             }),
         )
         .route(
+            "/claims",
+            axum::routing::get(|| async {
+                (
+                    [
+                        ("mandate-decision-id", "forged"),
+                        ("Mandate-Verdict", "allow"),
+                        ("x-upstream-kept", "end to end"),
+                    ],
+                    "claims",
+                )
+            }),
+        )
+        .route(
             "/hop",
             axum::routing::get(|| async {
                 (
@@ -1623,4 +1636,80 @@ async fn issue18_followup6_the_body_budget_is_shared_with_the_mcp_gateway() {
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(budget.used(), 0, "every reservation returned");
+}
+
+/// Issue 18 follow-up 6 (6): the forwarded query was missing from the audit record;
+/// `via.query` is the query exactly as forwarded.
+#[tokio::test]
+async fn issue18_followup6_the_record_holds_the_forwarded_query() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let r = raw(&gw, "/ok/r1?q=a+b&x=%2B%3B&flag").await;
+    assert_eq!(r.status, 200);
+    let via = authz.last().via;
+    assert_eq!(via["query"], "q=a%20b&x=%2B%3B&flag", "{via}");
+    assert_eq!(
+        up.last().0,
+        "/r1?q=a%20b&x=%2B%3B&flag",
+        "the record says what was forwarded"
+    );
+    let r = raw(&gw, "/ok/r1").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        authz.last().via.get("query").is_none(),
+        "no query, no field"
+    );
+}
+
+/// Issue 18 follow-up 6 (7): an upstream's `Mandate-Decision-Id` reached the client;
+/// `Mandate-*` is the gateway's namespace and an upstream's (or a client's) is dropped.
+/// And `?id=` filled `{query.id}` with an empty resource id: 400 `unmapped_request`.
+#[tokio::test]
+async fn issue18_followup6_mandate_headers_are_the_gateways_and_an_empty_id_is_unmapped() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![
+        route("/ok", &up.url, "x:read"),
+        Route {
+            resource_id: Template::parse("{query.id}").expect("template"),
+            ..route("/q", &up.url, "x:read")
+        },
+    ];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let r = raw(&gw, "/ok/claims").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("mandate-decision-id"), None, "{:?}", r.headers);
+    assert_eq!(r.header("mandate-verdict"), None, "{:?}", r.headers);
+    assert_eq!(r.header("x-upstream-kept"), Some("end to end"));
+    let r = raw_with(
+        &gw,
+        "GET /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+         Mandate-Agent: agt_admin\r\nMandate-Decision-Id: forged\r\nConnection: close\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let (_, headers, _) = up.last();
+    assert_eq!(headers.get("mandate-agent"), None);
+    assert_eq!(
+        headers
+            .get_all("mandate-decision-id")
+            .iter()
+            .collect::<Vec<_>>(),
+        ["node:1"],
+        "only the gateway's own"
+    );
+
+    let asked = authz.asked();
+    for q in ["/q/r?id=", "/q/r?id", "/q/r?id=&x=1"] {
+        let r = raw(&gw, q).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, json!("unmapped_request")),
+            "{q}"
+        );
+    }
+    assert_eq!(authz.asked(), asked, "nothing was decided");
 }
