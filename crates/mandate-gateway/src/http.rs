@@ -6,9 +6,12 @@
 //! decision durably ([`Authorizer::authorize`]), and only on allow is the request
 //! forwarded — with the upstream's own credential, which Mandate holds, injected.
 //! Bodies stream both ways; upstream failures are 502, an answer that does not begin
-//! within `timeout` is 504, and a response body silent for longer than `timeout` is
-//! cut off with an error (the agent's connection is aborted, so a truncated body never
-//! looks whole; the decision's recorded result keeps the status, the cut is logged).
+//! within `timeout` is 504, and a response body silent for longer than `timeout`, or
+//! still streaming when its token stops authenticating as the agent it was decided for
+//! (containment, suspension, revocation, `exp`: the [lease](crate::lease), as at the MCP
+//! gateway), is cut off with an error ([`stream`]: the agent's connection is aborted, so
+//! a truncated body never looks whole; the decision's recorded result keeps the status,
+//! the cut is logged).
 //!
 //! # One reading of the request
 //!
@@ -20,15 +23,19 @@
 //! The upstream URL is built from the route's upstream base, the [`path::RoutedPath`]
 //! and the [`query::Query`] alone — the request's own URI is not passed on past the
 //! reading. Likewise the query ([`query`]: a parameter a template reads may appear only
-//! once and only as the template spells it — `ID` is `id` to a case-insensitive binder
-//! ([`name`]) — `access_token` is refused, the pairs are re-encoded one way) and a JSON
-//! body a template reads ([`body::json_fields`]: a repeated top-level name, or a read
-//! one in another case, is refused; the body must be declared UTF-8 JSON).
+//! once, only as the template spells it — `ID` is `id` to a case-insensitive binder
+//! ([`name`]) — and not again as `id[]`/`id[0]`/`id.x`; `access_token` in any spelling
+//! and `_method` are refused; the pairs are re-encoded one way) and a JSON body a
+//! template reads ([`body::json_fields`]: a repeated top-level name, a read one in
+//! another case or with `[`/`.` after it, or `_method`, is refused; the body must be
+//! declared UTF-8 JSON). Names templates read are printable ASCII
+//! ([`HttpConfig::validate`]).
 //!
 //! # Order of work
 //!
 //! 1. path → route (400 `ambiguous_path`, 404 `not_found`), query (400
-//!    `ambiguous_query`, 400 `token_in_query`), a header asking for another method or
+//!    `ambiguous_query`, 400 `token_in_query`, 400 `ambiguous_request` for `_method`),
+//!    a header asking for another method or
 //!    target — `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
 //!    `X-Original-Method`, `X-Original-URL`, `X-Rewrite-URL` (400 `ambiguous_request`:
 //!    anything ambiguous is refused, never guessed);
@@ -36,22 +43,29 @@
 //!    ([`Authorizer::authenticate`]: 401, or 403 when its holder may not act, 503 when
 //!    nothing can be decided) — before any of the body is read;
 //! 3. method → action (405 `method_not_allowed`), a parameter a template reads sent
-//!    twice or in another case (400 `ambiguous_query`), declared size (413
+//!    twice, in another case or with array/object syntax (400 `ambiguous_query`),
+//!    declared size (413
 //!    `body_too_large`);
 //! 4. the body, only when a template reads a field of it: declared as one
 //!    `Content-Type: application/json` or `application/…+json`, UTF-8 (else 415
 //!    `unsupported_media_type` — 415 rather than 400, as RFC 9110 §15.5.16 names it;
-//!    checked before a byte is read), read whole within `max_body_bytes` (413) and
+//!    checked before a byte is read), its size reserved from the gateways' shared body
+//!    budget ([`crate::budget`]: the declared length, or `max_body_bytes` when none is
+//!    declared; 503 `busy` with `Retry-After` when it does not fit now), read whole
+//!    within `max_body_bytes` (413) and
 //!    `body_timeout` (408 `request_timeout`), one JSON object without a repeated
 //!    top-level name and without a field a template reads sent again, or only, in
-//!    another case (400 `ambiguous_body`);
+//!    another case or with `[`/`.` after it (400 `ambiguous_body`), without `_method`
+//!    (400 `ambiguous_request`);
 //! 5. templates (400 `unmapped_request`), then the decision (403 `denied` /
 //!    `approval_required`, 503 `decision_unavailable`);
 //! 6. forward: headers the client names in `Connection` are dropped with the other
 //!    hop-by-hop headers (RFC 9110 §7.6.1), and so are those the upstream names in its
 //!    answer; the client's `Forwarded`, `X-Forwarded-*` and `X-Real-IP` are dropped (a
-//!    client is no proxy the upstream should believe); a relayed body is held to the same size limit and deadline (413/408 when
-//!    it breaks one before the upstream answers).
+//!    client is no proxy the upstream should believe), and so are headers in the
+//!    gateway's namespace (`Mandate-*`) both ways: only the gateway sends
+//!    `Mandate-Decision-Id`; a relayed body is held to the same size limit and deadline
+//!    (413/408 when it breaks one before the upstream answers).
 //!
 //! Any answer sent before the request body was read to its end says `Connection:
 //! close` (RFC 9112 §9.6): the connection cannot carry another request, and a pooled
@@ -61,13 +75,19 @@
 //! canonical path after the prefix, decoded, without the leading `/`), `{path.N}` (its
 //! N-th segment, from 0), `{query.NAME}` and `{body.FIELD}` (a top-level field of a JSON
 //! body; the body is then read whole before forwarding). A placeholder the request does
-//! not fill is a 400 `unmapped_request`, nothing is decided or sent.
+//! not fill is a 400 `unmapped_request`, nothing is decided or sent; so is a resource id
+//! that renders empty (`?id=` for `{query.id}`).
+//!
+//! The decision's `via` (the audit record) holds the route, the method, the canonical
+//! `path` (and `raw_path` when the path as sent differs) and, when there is one, the
+//! `query` exactly as forwarded (re-encoded, without `?`).
 
 pub(crate) mod body;
 mod name;
 pub mod path;
 mod percent;
 mod query;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,8 +103,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde_json::{Map, Value, json};
 
+use mandate_core::clock::Clock;
+
 use crate::authz::{Answer, Ask, Authorizer, AuthzError, Verdict};
 use crate::bearer::bearer;
+use crate::budget::{BodyBudget, DEFAULT_MAX_BUFFERED_BYTES};
+use crate::lease::{self, Access, Lease, Watch};
 use body::{BodyFault, Limits, Progress};
 use path::{CanonicalPath, PathError, RoutedPath};
 use query::{Query, QueryError};
@@ -296,12 +320,25 @@ pub enum HttpConfigError {
     /// Two routes with one prefix: the second could never be matched.
     #[error("route prefix `{0}` is configured more than once")]
     Repeated(String),
+    /// A template reads a query parameter or body field whose name is not ASCII.
+    #[error(
+        "route `{prefix}`: template name `{name}` must be printable ASCII (no space): a name \
+         beyond ASCII cannot be compared with what is sent as every upstream compares it"
+    )]
+    ReadName {
+        /// The route's prefix.
+        prefix: String,
+        /// The name read.
+        name: String,
+    },
 }
 
 impl HttpConfig {
     /// Checks that every route can be matched and forwarded as the canonical form says.
     /// A prefix configured twice is refused: the second route would be dead, and the
-    /// operator meant something by it.
+    /// operator meant something by it. Every query parameter and body field a template
+    /// reads is printable ASCII: whether a sent name is "the same" is then a question of
+    /// ASCII folding and the few code points that fold to ASCII letters ([`name`]).
     pub fn validate(&self) -> Result<(), HttpConfigError> {
         let mut seen = std::collections::BTreeSet::new();
         for r in &self.routes {
@@ -314,6 +351,21 @@ impl HttpConfig {
             if !seen.insert(r.prefix.as_str()) {
                 return Err(HttpConfigError::Repeated(r.prefix.clone()));
             }
+            let templates = r
+                .actions
+                .values()
+                .chain(std::iter::once(&r.resource_id))
+                .chain(r.context.values());
+            // INVARIANT (ASCII read names): every name a template reads is printable
+            // ASCII; `name::same_name` relies on it.
+            for n in templates.flat_map(|t| t.query_names().chain(t.body_names())) {
+                if !n.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(HttpConfigError::ReadName {
+                        prefix: r.prefix.clone(),
+                        name: n.to_owned(),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -323,6 +375,10 @@ struct Gateway {
     cfg: HttpConfig,
     authz: Arc<dyn Authorizer>,
     client: reqwest::Client,
+    /// The authorizer's clock: a streaming response ends at its token's `exp` by it.
+    clock: Arc<dyn Clock>,
+    /// The bytes both gateways may hold from request bodies.
+    budget: BodyBudget,
 }
 
 /// What the templates read: the request as the gateway reads it, once.
@@ -363,14 +419,41 @@ pub enum RouterError {
 /// injected credential to another URL, and the upstream's 3xx goes back to the agent
 /// as it is) and uses no proxy, whatever `HTTP_PROXY`/`ALL_PROXY` say: an environment
 /// proxy would see every request with the injected credential.
+///
+/// Tokens' `exp` is read on the system clock, and the bodies this gateway buffers have
+/// a budget of their own ([`DEFAULT_MAX_BUFFERED_BYTES`]); [`router_with`] takes the
+/// authorizer's clock and a budget shared with the MCP gateway.
 pub fn router(cfg: HttpConfig, authz: Arc<dyn Authorizer>) -> Result<Router, RouterError> {
+    router_with(
+        cfg,
+        authz,
+        Arc::new(mandate_core::clock::SystemClock),
+        BodyBudget::new(DEFAULT_MAX_BUFFERED_BYTES),
+    )
+}
+
+/// [`router`], with `clock` the clock `authz` verifies tokens with (a streaming
+/// response ends at its token's `exp` by it) and `budget` the bytes the gateways may
+/// hold from request bodies at once ([`crate::budget`]; give the MCP gateway the same).
+pub fn router_with(
+    cfg: HttpConfig,
+    authz: Arc<dyn Authorizer>,
+    clock: Arc<dyn Clock>,
+    budget: BodyBudget,
+) -> Result<Router, RouterError> {
     cfg.validate()?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(RouterError::Client)?;
-    let gw = Arc::new(Gateway { cfg, authz, client });
+    let gw = Arc::new(Gateway {
+        cfg,
+        authz,
+        client,
+        clock,
+        budget,
+    });
     Ok(Router::new().fallback(handle).with_state(gw))
 }
 
@@ -462,6 +545,14 @@ fn client_claimed_routing(name: &HeaderName) -> bool {
     n == "forwarded" || n == "x-real-ip" || n.starts_with("x-forwarded-")
 }
 
+/// Headers in the gateway's own namespace (`Mandate-*`, e.g. `Mandate-Decision-Id`):
+/// only the gateway says them, so the client's are dropped from the forwarded request
+/// and an upstream's from its answer — neither side may pass its own claim off as the
+/// gateway's.
+fn gateway_owned(name: &HeaderName) -> bool {
+    name.as_str().starts_with("mandate-")
+}
+
 /// The headers `headers` names in its `Connection` field(s): hop-by-hop for this
 /// connection only (RFC 9110 §7.6.1), never forwarded.
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
@@ -507,6 +598,23 @@ fn bad_query(e: &QueryError) -> Response {
 
 fn body_refused(f: BodyFault) -> Response {
     problem(f.status(), f.code(), &f.to_string(), Value::Null)
+}
+
+/// The answer when the body's size does not fit the gateways' body budget now: 503
+/// `busy`, retry in a second, the connection closed (the body is unread).
+fn busy() -> Response {
+    let mut res = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "the gateway holds as many request bodies as it may; nothing was decided or \
+         forwarded; retry later",
+        Value::Null,
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
 }
 
 /// The route whose RFC 9728 metadata `path` asks for.
@@ -645,9 +753,10 @@ async fn forward(
     let audience = format!("{}{}", gw.cfg.public_url, route.prefix);
     // INVARIANT (authenticate before the body): not a byte of the body is read until
     // the token has verified for this route's resource.
-    if let Err(e) = gw.authz.authenticate(&token, &audience) {
-        return refused_by(gw, route, e);
-    }
+    let principal = match gw.authz.authenticate(&token, &audience) {
+        Ok(p) => p,
+        Err(e) => return refused_by(gw, route, e),
+    };
     let Some(action) = route.action(&method) else {
         return problem(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -668,7 +777,7 @@ async fn forward(
     }
     // The body is read whole only when a template needs a field of it, and then only
     // a body declared as UTF-8 JSON.
-    let (buffered, fields, relayed) = if route.templates(action).any(Template::needs_body) {
+    let (buffered, fields, relayed, _held) = if route.templates(action).any(Template::needs_body) {
         if !body::declares_json(&headers) {
             return problem(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -679,7 +788,13 @@ async fn forward(
                 Value::Null,
             );
         }
-        let bytes = match body::read_whole(body, limits, progress).await {
+        // INVARIANT (body budget): the body's size is reserved before a byte is read —
+        // the declared length, or the limit when none is declared — and held until the
+        // request is done with it.
+        let Some(held) = gw.budget.reserve(declared.unwrap_or(gw.cfg.max_body_bytes)) else {
+            return busy();
+        };
+        let bytes = match body::read_whole(body, limits, progress, &held).await {
             Ok(b) => b,
             Err(f) => return body_refused(f),
         };
@@ -689,15 +804,15 @@ async fn forward(
             Err(e) => {
                 return problem(
                     StatusCode::BAD_REQUEST,
-                    "ambiguous_body",
+                    e.code(),
                     &format!("{e}; nothing was decided or forwarded"),
                     Value::Null,
                 );
             }
         };
-        (Some(bytes), fields, None)
+        (Some(bytes), fields, None, Some(held))
     } else {
-        (None, None, Some((body, limits)))
+        (None, None, Some((body, limits)), None)
     };
     let seen = Seen {
         method: &method,
@@ -716,7 +831,9 @@ async fn forward(
     let Some(action) = action.render(&seen) else {
         return unmapped("action");
     };
-    let Some(resource_id) = route.resource_id.render(&seen) else {
+    // An empty resource id names nothing (`/v1/authorize` refuses one too): `?id=`
+    // fills `{query.id}` with nothing.
+    let Some(resource_id) = route.resource_id.render(&seen).filter(|id| !id.is_empty()) else {
         return unmapped("resource id");
     };
     let mut context = serde_json::Map::new();
@@ -729,11 +846,20 @@ async fn forward(
     let canonical = path.canonical();
     let mut via = json!({"gateway": "http", "route": route.prefix, "method": method.as_str(),
                          "path": canonical});
-    if path.raw() != canonical
-        && let Some(v) = via.as_object_mut()
-    {
-        v.insert("raw_path".into(), Value::String(path.raw().to_owned()));
+    if let Some(v) = via.as_object_mut() {
+        if path.raw() != canonical {
+            v.insert("raw_path".into(), Value::String(path.raw().to_owned()));
+        }
+        // The query exactly as forwarded (re-encoded, without `?`), when there is one.
+        let forwarded = query.upstream();
+        if let Some(q) = forwarded.strip_prefix('?') {
+            v.insert("query".into(), Value::String(q.to_owned()));
+        }
     }
+    // Changes from here on reach the response's lease; those before are covered by the
+    // decision.
+    let since = Watch::start(gw.authz.as_ref());
+    let access = Access::new(Arc::clone(&gw.authz), &token, &audience, &principal.agent);
     let ask = Ask {
         token,
         audience,
@@ -778,7 +904,7 @@ async fn forward(
         query.upstream()
     );
     let mut headers = end_to_end(&headers, |h| {
-        h == header::AUTHORIZATION || client_claimed_routing(h)
+        h == header::AUTHORIZATION || client_claimed_routing(h) || gateway_owned(h)
     });
     if let Some((name, value)) = credential {
         headers.insert(name, value);
@@ -854,12 +980,19 @@ async fn forward(
     );
     let mut res = Response::builder().status(upstream.status());
     if let Some(h) = res.headers_mut() {
-        *h = end_to_end(upstream.headers(), |_| false);
+        *h = end_to_end(upstream.headers(), gateway_owned);
     }
     // The head came within `timeout`; the body may take longer in all, but is never
-    // silent for longer than `timeout` — then it is cut off with an error.
+    // silent for longer than `timeout`, and lives only while the token holds — else it
+    // is cut off with an error.
+    let lease = Lease::new(
+        access,
+        None,
+        since,
+        lease::expiry(principal.expires_at, gw.clock.as_ref()),
+    );
     let prefix = route.prefix.clone();
-    let relayed = body::idle_limited(upstream.bytes_stream(), gw.cfg.timeout).inspect(move |r| {
+    let relayed = stream::relay(upstream.bytes_stream(), gw.cfg.timeout, lease).inspect(move |r| {
         if let Err(e) = r {
             tracing::warn!(route = %prefix, error = %e, "upstream response cut off");
         }
@@ -1053,5 +1186,28 @@ mod tests {
             .validate(),
             Err(HttpConfigError::Repeated("/crm".into()))
         );
+        // Issue 18 follow-up 6 (1): a read name beyond ASCII cannot be compared with
+        // what is sent as every upstream compares it.
+        for t in [
+            "{query.ta\u{17F}k}",
+            "{body.\u{212A}}",
+            "{query.caf\u{E9}}",
+            "{body.a b}",
+        ] {
+            let mut route = r("/crm", "http://u/a");
+            route
+                .context
+                .insert("c".into(), Template::parse(t).expect("ok"));
+            assert!(
+                matches!(
+                    cfg(vec![route]).validate(),
+                    Err(HttpConfigError::ReadName { .. })
+                ),
+                "{t}"
+            );
+        }
+        let mut route = r("/crm", "http://u/a");
+        route.resource_id = Template::parse("{query.task}/{body.k}").expect("ok");
+        assert_eq!(cfg(vec![route]).validate(), Ok(()));
     }
 }

@@ -15,5 +15,7 @@
 
 pub mod authz;
 mod bearer;
+pub mod budget;
 pub mod http;
+mod lease;
 pub mod mcp;

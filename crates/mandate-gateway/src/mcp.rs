@@ -46,7 +46,11 @@
 //!   `Content-Length` over `max_body_bytes` is 413 at once (as is a body that grows
 //!   past it); a body not complete within `body_timeout` is 408; one that breaks off
 //!   (the client closed its side, bad chunking) is 400 `body_incomplete`, not 413.
-//!   Every answer sent without reading the body says `Connection: close`.
+//!   Before a byte is read, the message's size (declared, or `max_body_bytes` when
+//!   chunked) is reserved from the body budget shared with the HTTP gateway
+//!   ([`crate::budget`]); when it does not fit now the answer is HTTP 503 with
+//!   `Retry-After: 1` and -32008 `busy`, the body unread. Every answer sent without
+//!   reading the body says `Connection: close`.
 //! - `initialize` is answered by the gateway: a new session (`Mcp-Session-Id`, 256
 //!   random bits in hex) of the acting agent, the client's protocol version if
 //!   supported (else the latest), capabilities `{tools: {listChanged: false}}`. Later
@@ -109,7 +113,8 @@
 //! -32603 internal, -32001
 //! unauthenticated (HTTP 401), -32003 denied (or, HTTP 403, `forbidden`), -32004
 //! approval required, -32005 authorization unavailable (HTTP 503), -32006 session not
-//! found (HTTP 404), -32007 too many calls in flight, -32010 upstream error, -32011
+//! found (HTTP 404), -32007 too many calls in flight, -32008 `busy` (HTTP 503, the body
+//! budget is spent), -32010 upstream error, -32011
 //! upstream timeout. Upstream failures are JSON-RPC errors with HTTP 200 (an HTTP 5xx
 //! would end most clients' whole session, not just the call); if an upstream SSE
 //! stream ends without the call's response the gateway adds a -32010/-32011 error
@@ -152,7 +157,6 @@
 //! `tools/list`).
 
 mod forward;
-mod lease;
 mod listen;
 mod rpc;
 mod session;
@@ -174,8 +178,9 @@ use serde_json::{Value, json};
 
 use crate::authz::{Ask, Authorizer, AuthzError, Principal, Verdict};
 use crate::bearer::bearer;
+use crate::budget::BodyBudget;
 use crate::http::body::{BodyFault, Limits, Progress, read_whole};
-use lease::{Access, End, Lease, Watch};
+use crate::lease::{self, Access, End, Lease, Watch};
 use session::{Busy, Session, Sessions};
 use upstream::{Conn, SESSION_HEADER, Upstream, UpstreamError, VERSION_HEADER};
 
@@ -212,6 +217,9 @@ pub struct McpConfig {
     /// The clock tokens are verified with (the authorizer's): an open stream ends at
     /// its token's `exp` by it.
     pub clock: Arc<dyn Clock>,
+    /// The bytes both gateways may hold from request bodies at once (shared with the
+    /// HTTP gateway's, [`crate::budget`]); a message that does not fit now is 503.
+    pub body_budget: BodyBudget,
 }
 
 /// How long a session may go unused before the gateway ends it: 30 minutes. An MCP
@@ -230,6 +238,7 @@ impl std::fmt::Debug for McpConfig {
             .field("body_timeout", &self.body_timeout)
             .field("stream_idle_timeout", &self.stream_idle_timeout)
             .field("session_idle_timeout", &self.session_idle_timeout)
+            .field("body_budget", &self.body_budget)
             .finish_non_exhaustive()
     }
 }
@@ -341,6 +350,7 @@ struct Gateway {
     stream_idle_timeout: Duration,
     session_idle_timeout: Duration,
     clock: Arc<dyn Clock>,
+    body_budget: BodyBudget,
     upstreams: BTreeMap<String, Arc<Upstream>>,
     sessions: Sessions,
 }
@@ -397,6 +407,7 @@ pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
         stream_idle_timeout: cfg.stream_idle_timeout,
         session_idle_timeout: cfg.session_idle_timeout,
         clock: cfg.clock,
+        body_budget: cfg.body_budget,
         upstreams,
         sessions: Sessions::default(),
     });
@@ -659,7 +670,7 @@ impl Gateway {
                 &self.resource,
                 &principal.agent,
             ),
-            session.closed(),
+            Some(session.closed()),
             since,
             lease::expiry(principal.expires_at, self.clock.as_ref()),
         )
@@ -1096,7 +1107,25 @@ async fn handle_post(
     // One body reader for both gateways: the limit, the deadline and a body that broke
     // off are told apart.
     let limits = Limits::new(gw.max_body_bytes, gw.body_timeout);
-    let bytes = read_whole(body, limits, &Progress::default())
+    // INVARIANT (body budget): the message's size is reserved before a byte is read —
+    // the declared length, or the limit when none is declared — and held until this
+    // request is answered.
+    let want = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(gw.max_body_bytes);
+    let Some(held) = gw.body_budget.reserve(want) else {
+        let mut busy = rpc_fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &null,
+            rpc::BUSY,
+            "busy",
+            "the gateway holds as many request bodies as it may; retry later",
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(unread(busy));
+    };
+    let bytes = read_whole(body, limits, &Progress::default(), &held)
         .await
         // The rest is unread (or unreadable): the connection cannot carry another request.
         .map_err(|f| unread(body_refused(f)))?;
@@ -1305,6 +1334,7 @@ mod tests {
             stream_idle_timeout: Duration::from_secs(5),
             session_idle_timeout: SESSION_IDLE,
             clock: Arc::new(mandate_core::clock::SystemClock),
+            body_budget: BodyBudget::new(1 << 24),
         };
         assert_eq!(ok.validate(), Ok(()));
         let with = |f: &dyn Fn(&mut McpConfig)| {

@@ -72,6 +72,10 @@ pub struct ServeConfig {
     pub gateway_body_timeout_secs: u64,
     /// The largest request body the gateways forward.
     pub gateway_max_body_bytes: usize,
+    /// The most bytes both gateways together hold from request bodies they buffer (an
+    /// HTTP body a template reads, every MCP message); a body that does not fit now is
+    /// 503 `busy` (`mandate_gateway::budget`). At least `gateway.max_body_bytes`.
+    pub gateway_max_buffered_bytes: usize,
     /// How long an upstream MCP server's standalone stream may stay silent before the
     /// gateway takes it for dead and opens it again.
     pub gateway_stream_idle_secs: u64,
@@ -192,6 +196,7 @@ const KEYS: &[&str] = &[
     "gateway.timeout_secs",
     "gateway.body_timeout_secs",
     "gateway.max_body_bytes",
+    "gateway.max_buffered_bytes",
     "gateway.stream_idle_secs",
 ];
 
@@ -380,6 +385,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         gateway_timeout_secs: 30,
         gateway_body_timeout_secs: 30,
         gateway_max_body_bytes: 10 * 1024 * 1024,
+        gateway_max_buffered_bytes: mandate_gateway::budget::DEFAULT_MAX_BUFFERED_BYTES,
         gateway_stream_idle_secs: 300,
         gateway_routes: routes,
         gateway_mcp: mcp,
@@ -596,6 +602,12 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     None => bad("must be a byte count in 1024..=1073741824"),
                 }
             }
+            "gateway.max_buffered_bytes" => {
+                match int(1024, 64 * 1024 * 1024 * 1024).and_then(|n| usize::try_from(n).ok()) {
+                    Some(n) => cfg.gateway_max_buffered_bytes = n,
+                    None => bad("must be a byte count in 1024..=68719476736"),
+                }
+            }
             "detect.alert_webhook_secret_file" if !v.is_empty() => {
                 cfg.detect_alert_webhook_secret_file = Some(PathBuf::from(v))
             }
@@ -611,6 +623,13 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     {
         errors.push(
             "gateway routes or MCP servers are configured but `gateway.listen` is not".into(),
+        );
+    }
+    if cfg.gateway_max_buffered_bytes < cfg.gateway_max_body_bytes {
+        errors.push(
+            "`gateway.max_buffered_bytes` must be at least `gateway.max_body_bytes`: a body \
+             of the largest size must fit"
+                .into(),
         );
     }
     if cfg.detect_alert_webhook_url.is_some() != cfg.detect_alert_webhook_secret_file.is_some() {
@@ -784,6 +803,30 @@ mod tests {
         let all = errs.join("\n");
         assert!(all.contains("must not weaken"), "{all}");
         assert!(all.contains("record, alert, step_up, suspend"), "{all}");
+    }
+
+    /// Issue 18 follow-up 6 (5): one budget for the bytes both gateways buffer.
+    #[test]
+    fn the_gateway_body_budget() {
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(c.gateway_max_buffered_bytes, 256 * 1024 * 1024);
+        let c = load(
+            &Flags::default(),
+            &env(&[("MANDATE_GATEWAY_MAX_BUFFERED_BYTES", "20971520")]),
+        )
+        .unwrap();
+        assert_eq!(c.gateway_max_buffered_bytes, 20 * 1024 * 1024);
+        for bad in ["0", "x", "1048576"] {
+            let errs = load(
+                &Flags::default(),
+                &env(&[("MANDATE_GATEWAY_MAX_BUFFERED_BYTES", bad)]),
+            )
+            .unwrap_err();
+            assert!(
+                errs.join("\n").contains("max_buffered_bytes"),
+                "{bad}: {errs:?}"
+            );
+        }
     }
 
     #[test]

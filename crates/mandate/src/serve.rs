@@ -168,8 +168,15 @@ fn gateway_router(
     };
     // Validates the routes and builds the upstream client; either failing stops the
     // start (the gateway fails closed).
-    let http = mandate_gateway::http::router(http_config, Arc::clone(&authz))
-        .context("the gateway's HTTP routes")?;
+    // One budget for the bytes both gateways buffer from request bodies.
+    let body_budget = mandate_gateway::budget::BodyBudget::new(cfg.gateway_max_buffered_bytes);
+    let http = mandate_gateway::http::router_with(
+        http_config,
+        Arc::clone(&authz),
+        Arc::clone(&state.clock),
+        body_budget.clone(),
+    )
+    .context("the gateway's HTTP routes")?;
     let mcp_config = McpConfig {
         public_url,
         servers: cfg
@@ -186,6 +193,7 @@ fn gateway_router(
         stream_idle_timeout: std::time::Duration::from_secs(cfg.gateway_stream_idle_secs),
         session_idle_timeout: mandate_gateway::mcp::SESSION_IDLE,
         clock: Arc::clone(&state.clock),
+        body_budget,
     };
     mcp_config
         .validate()

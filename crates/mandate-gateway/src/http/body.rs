@@ -2,16 +2,13 @@
 //! within `body_timeout` of the request's head, and a note of whether it was read to
 //! its end — an answer sent before then must close the connection (RFC 9112 §9.6).
 //!
-//! A body is either read whole ([`read_whole`], when a template reads a JSON field) or
-//! relayed to the upstream as it arrives ([`relay`]); both go through one [`Watched`]
-//! stream, so the limits and the note are the same either way. A relayed body that
+//! A body is either read whole ([`read_whole`], when a template reads a JSON field, and
+//! every MCP message) into no more than it reserved from the gateways' shared body
+//! budget ([`crate::budget`]), or relayed to the upstream as it arrives ([`relay`]);
+//! both go through one [`Watched`] stream, so the limits and the note are the same
+//! either way. A relayed body that
 //! breaks a limit ends in an error, never early: a chunked upload cut short must not
 //! look complete to the upstream.
-//!
-//! The upstream's response body is relayed back under an idle limit
-//! ([`idle_limited`]): silent for longer than the gateway's `timeout`, it ends in an
-//! error — for the same reason, so the client's response is cut off, never ended as if
-//! whole — and holds no connection or task open meanwhile.
 //!
 //! A body a template reads must be declared UTF-8 JSON ([`declares_json`]) and is read
 //! into its top-level fields once ([`json_fields`]), refusing any name the upstream
@@ -32,6 +29,7 @@ use serde_json::{Map, Value};
 use tokio::time::Sleep;
 
 use super::name::{self, Clash};
+use crate::budget::Reservation;
 
 /// Why a body was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -187,16 +185,32 @@ fn watched(body: Body, limits: Limits, progress: &Progress) -> Watched {
     }
 }
 
-/// Reads the whole body under `limits`.
+/// Reads the whole body under `limits`, into at most the bytes `held` reserves from
+/// the gateways' body budget ([`crate::budget`]): a body longer than that is
+/// [`BodyFault::TooLarge`], and the buffer's capacity never exceeds it.
 pub async fn read_whole(
     body: Body,
     limits: Limits,
     progress: &Progress,
+    held: &Reservation,
 ) -> Result<Bytes, BodyFault> {
+    let cap = held.bytes();
     let mut s = watched(body, limits, progress);
     let mut buf = Vec::new();
     while let Some(chunk) = s.next().await {
-        buf.extend_from_slice(&chunk?);
+        let chunk = chunk?;
+        let needed = buf.len().saturating_add(chunk.len());
+        if needed > cap {
+            // INVARIANT (body budget): no body buffers more than it reserved.
+            progress.set_fault(BodyFault::TooLarge);
+            return Err(BodyFault::TooLarge);
+        }
+        if needed > buf.capacity() {
+            // Grow as `Vec` would (doubling), but never past the reservation.
+            let target = buf.capacity().saturating_mul(2).clamp(needed, cap);
+            buf.reserve_exact(target.saturating_sub(buf.len()));
+        }
+        buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
 }
@@ -204,38 +218,6 @@ pub async fn read_whole(
 /// The body as the upstream request's, relayed as it arrives under `limits`.
 pub fn relay(body: Body, limits: Limits, progress: &Progress) -> reqwest::Body {
     reqwest::Body::wrap_stream(watched(body, limits, progress))
-}
-
-/// Why the upstream's response body was cut off.
-#[derive(Debug, thiserror::Error)]
-pub enum ResponseBodyError {
-    /// No byte for longer than the gateway's timeout.
-    #[error("the upstream's response body was silent for longer than {0:?}")]
-    Idle(Duration),
-    /// The upstream's stream broke.
-    #[error("the upstream's response body broke off")]
-    Upstream(#[source] reqwest::Error),
-}
-
-/// The upstream's response body, ended with [`ResponseBodyError::Idle`] once no chunk
-/// has come for `idle` (each chunk restarts the wait; the whole may take longer).
-/// After an error the stream ends.
-pub fn idle_limited<S>(
-    body: S,
-    idle: Duration,
-) -> impl Stream<Item = Result<Bytes, ResponseBodyError>> + Send + 'static
-where
-    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
-{
-    futures_util::stream::unfold(Some(Box::pin(body)), move |state| async move {
-        let mut body = state?;
-        match tokio::time::timeout(idle, body.next()).await {
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
-            Ok(Some(Err(e))) => Some((Err(ResponseBodyError::Upstream(e)), None)),
-            Ok(None) => None,
-            Err(_) => Some((Err(ResponseBodyError::Idle(idle)), None)),
-        }
-    })
 }
 
 /// Why a JSON body's fields are not read (400 `ambiguous_body`): the upstream might
@@ -259,12 +241,38 @@ pub enum FieldError {
         /// The name sent.
         sent: String,
     },
+    /// A top-level name is a read one followed by `[` or `.`.
+    #[error("the JSON body's field `{sent}` is more of `{read}`, which the route reads")]
+    Nested {
+        /// The name the route reads.
+        read: String,
+        /// The name sent.
+        sent: String,
+    },
+    /// A top-level `_method` (Laravel takes it for the request's method, JSON or not).
+    #[error(
+        "the JSON body's field `{0}` asks the upstream for another method than the one decided"
+    )]
+    MethodOverride(String),
+}
+
+impl FieldError {
+    /// The stable code the gateway answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MethodOverride(_) => "ambiguous_request",
+            _ => "ambiguous_body",
+        }
+    }
 }
 
 /// The top-level fields of a JSON object body: `Ok(None)` when the body is not one
-/// JSON object. Refused ([`FieldError`]) when a name appears twice, or a name in
-/// `read` appears in another case ([`super::name`]: case-insensitive binders such as
-/// Jackson's or ASP.NET Core's may bind that copy).
+/// JSON object. Refused ([`FieldError`]) when a name appears twice, a name in `read`
+/// appears in another case or with `[`/`.` after it ([`super::name`]: case-insensitive
+/// binders such as Go's, Jackson's or ASP.NET Core's may bind that copy), or a name is
+/// `_method` (Laravel reads it from a JSON body as the method; Express's
+/// `method-override` and Rails read it from a form body, which a template never reads:
+/// a body no template reads is relayed unread, and nothing in it can be checked).
 pub fn json_fields<'a>(
     bytes: &[u8],
     read: impl IntoIterator<Item = &'a str>,
@@ -281,12 +289,24 @@ pub fn json_fields<'a>(
         (None, Ok(m)) => m,
         (None, Err(_)) => return Ok(None),
     };
+    if let Some(m) = fields
+        .keys()
+        .find(|k| name::same_name(name::base(k), "_method"))
+    {
+        return Err(FieldError::MethodOverride(m.clone()));
+    }
     for r in read {
         match name::clash(r, fields.keys().map(String::as_str)) {
             None => {}
             Some(Clash::Repeated) => return Err(FieldError::Repeated(r.to_owned())),
             Some(Clash::OtherCase(sent)) => {
                 return Err(FieldError::OtherCase {
+                    read: r.to_owned(),
+                    sent: sent.to_owned(),
+                });
+            }
+            Some(Clash::Nested(sent)) => {
+                return Err(FieldError::Nested {
                     read: r.to_owned(),
                     sent: sent.to_owned(),
                 });
@@ -401,6 +421,37 @@ mod tests {
                 sent: "Amount".into()
             })
         );
+        // Issue 18 follow-up 6 (1): Go's encoding/json binds `taſk` to `task` and
+        // `\u212A` (KELVIN SIGN) to `k`.
+        assert_eq!(
+            json_fields("{\"task\":1,\"ta\u{17F}k\":2}".as_bytes(), ["task"]),
+            Err(FieldError::Repeated("task".into()))
+        );
+        assert_eq!(
+            json_fields(br#"{"ta\u017fk":2}"#, ["task"]),
+            Err(FieldError::OtherCase {
+                read: "task".into(),
+                sent: "ta\u{17F}k".into()
+            })
+        );
+        assert_eq!(
+            json_fields(br#"{"k":1,"\u212a":2}"#, ["k"]),
+            Err(FieldError::Repeated("k".into()))
+        );
+    }
+
+    /// Issue 18 follow-up 6 (2): `_method` in a read JSON body, and a read name with
+    /// array or object syntax after it.
+    #[test]
+    fn json_fields_refuse_method_overrides_and_nested_copies() {
+        for body in [&br#"{"_method":"DELETE"}"#[..], br#"{"a":1,"_METHOD":"x"}"#] {
+            let e = json_fields(body, []).expect_err("refused");
+            assert!(matches!(e, FieldError::MethodOverride(_)), "{e}");
+            assert_eq!(e.code(), "ambiguous_request");
+        }
+        let e = json_fields(br#"{"id":"a","id[]":"b"}"#, ["id"]).expect_err("refused");
+        assert!(matches!(e, FieldError::Nested { .. }), "{e}");
+        assert_eq!(e.code(), "ambiguous_body");
     }
 
     #[test]

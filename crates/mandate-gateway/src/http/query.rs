@@ -5,17 +5,29 @@
 //!   `%XX` an escape (`application/x-www-form-urlencoded`), decoded once into UTF-8.
 //!   A `%` not followed by two hex digits, or bytes that are not UTF-8, are refused
 //!   ([`QueryError::Malformed`], 400 `ambiguous_query`): the upstream's decoder might
-//!   read them otherwise. Empty pieces (`a=1&&b=2`) carry nothing and are dropped.
+//!   read them otherwise. So is a decoded name holding a control character (`NUL`,
+//!   `DEL`, …: [`QueryError::ControlInName`], 400 `ambiguous_query`): readers written
+//!   in C, or that trim, cut such a name short (`access_token%00`). Empty pieces
+//!   (`a=1&&b=2`) carry nothing and are dropped.
 //! - A parameter a template reads (`{query.NAME}`) must appear at most once, names
-//!   compared ignoring case ([`QueryError::Repeated`], 400 `ambiguous_query`): a
-//!   decision on the first copy says nothing about an upstream that takes the last, or
-//!   that binds `ID` as `id` ([`super::name`]). Sent once, it must be spelled as the
-//!   template spells it ([`QueryError::OtherCase`], 400 `ambiguous_query`).
-//! - `access_token` is refused ([`QueryError::TokenInQuery`], 400 `token_in_query`):
-//!   the agent's token comes in the `Authorization` header only (RFC 6750 §2.3
-//!   discourages the query; the route's RFC 9728 metadata says `bearer_methods_supported:
-//!   ["header"]`), and a token in a URL ends up in logs — refusing says so, where
-//!   stripping it would hide it.
+//!   compared as [`super::name`] compares them (ignoring case; `ſ` is `s`, `K` is `k`)
+//!   ([`QueryError::Repeated`], 400 `ambiguous_query`): a decision on the first copy
+//!   says nothing about an upstream that takes the last, or that binds `ID` as `id`.
+//!   Sent once, it must be spelled as the template spells it
+//!   ([`QueryError::OtherCase`]), and no other name may be it followed by `[` or `.`
+//!   (`id[]`, `id[0]`, `id[x]`, `id.x`: [`QueryError::Nested`], 400 `ambiguous_query`)
+//!   — `qs` (Express), PHP and Rails read `?id=c1&id[]=secret` as `["c1","secret"]`.
+//! - A parameter whose base name ([`super::name::base`]: before its first `[` or `.`)
+//!   is `access_token`, compared the same way, is refused ([`QueryError::TokenInQuery`],
+//!   400 `token_in_query`): the agent's token comes in the `Authorization` header only
+//!   (RFC 6750 §2.3 discourages the query; the route's RFC 9728 metadata says
+//!   `bearer_methods_supported: ["header"]`), and a token in a URL ends up in logs —
+//!   refusing says so, where stripping it would hide it. PHP's reading of `access.token`
+//!   and `access token` as `access_token` is covered too.
+//! - A parameter whose base name is `_method` is refused ([`QueryError::MethodOverride`],
+//!   400 `ambiguous_request`): Express's `method-override`, Rails (`Rack::MethodOverride`)
+//!   and Laravel take it for the request's method, which was decided from the request
+//!   line.
 //! - The upstream receives the pairs in order, each name and value encoded with every
 //!   byte but the unreserved characters as `%XX` (a space is `%20`, a `+` is `%2B`, a
 //!   `;` is `%3B`), `=` only where the pair had one. So whatever the upstream's decoder
@@ -47,17 +59,39 @@ pub enum QueryError {
         /// The name sent.
         sent: String,
     },
-    /// The query holds `access_token`.
+    /// A parameter is a read one followed by `[` or `.`.
+    #[error(
+        "query parameter `{sent}` is more of `{read}`, which the route reads, to readers of \
+         array and object syntax (`qs`, PHP, Rails)"
+    )]
+    Nested {
+        /// The name the route reads.
+        read: String,
+        /// The name sent.
+        sent: String,
+    },
+    /// A decoded name holds a control character.
+    #[error("a query parameter's name holds a control character")]
+    ControlInName,
+    /// The query holds `access_token` (in any case, or with `[…]`/`.…` after it).
     #[error("the access token goes in the `Authorization` header, not in the query")]
     TokenInQuery,
+    /// The query holds `_method`.
+    #[error("query parameter `{0}` asks the upstream for another method than the one decided")]
+    MethodOverride(String),
 }
 
 impl QueryError {
     /// The stable code the gateway answers with.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Malformed | Self::Repeated(_) | Self::OtherCase { .. } => "ambiguous_query",
+            Self::Malformed
+            | Self::Repeated(_)
+            | Self::OtherCase { .. }
+            | Self::Nested { .. }
+            | Self::ControlInName => "ambiguous_query",
             Self::TokenInQuery => "token_in_query",
+            Self::MethodOverride(_) => "ambiguous_request",
         }
     }
 }
@@ -81,15 +115,22 @@ impl Query {
                 Some((k, v)) => (decode(k)?, Some(decode(v)?)),
                 None => (decode(piece)?, None),
             };
-            if k == "access_token" {
+            if is_access_token(&k) {
                 return Err(QueryError::TokenInQuery);
+            }
+            if k.chars().any(char::is_control) {
+                return Err(QueryError::ControlInName);
+            }
+            if name::same_name(name::base(&k), "_method") {
+                return Err(QueryError::MethodOverride(k));
             }
             pairs.push((k, v));
         }
         Ok(Self { pairs })
     }
 
-    /// Refuses when one of `names` appears more than once or in another case.
+    /// Refuses when one of `names` appears more than once, in another case, or with
+    /// array or object syntax after it.
     pub fn check_read<'a>(
         &self,
         names: impl IntoIterator<Item = &'a str>,
@@ -100,6 +141,12 @@ impl Query {
                 Some(Clash::Repeated) => return Err(QueryError::Repeated(n.to_owned())),
                 Some(Clash::OtherCase(sent)) => {
                     return Err(QueryError::OtherCase {
+                        read: n.to_owned(),
+                        sent: sent.to_owned(),
+                    });
+                }
+                Some(Clash::Nested(sent)) => {
+                    return Err(QueryError::Nested {
                         read: n.to_owned(),
                         sent: sent.to_owned(),
                     });
@@ -130,6 +177,19 @@ impl Query {
         }
         out
     }
+}
+
+/// Whether a reader could take parameter `name` for `access_token`: its base name
+/// ([`name::base`]) is `access_token` but for case, or PHP's mangling (a space or `.`
+/// read as `_`) makes it so.
+fn is_access_token(name: &str) -> bool {
+    let php: String = name
+        .chars()
+        .map(|c| if c == ' ' || c == '.' { '_' } else { c })
+        .collect();
+    [name::base(name), name::base(&php)]
+        .into_iter()
+        .any(|b| name::same_name(b, "access_token"))
 }
 
 fn encode(text: &str, out: &mut String) {
@@ -195,6 +255,35 @@ mod tests {
                 "{raw}"
             );
         }
+        // Issue 18 follow-up 6 (3): any spelling a reader takes for `access_token`.
+        for raw in [
+            "Access_Token=x",
+            "ACCESS_TOKEN=x",
+            "access_token[]=x",
+            "access_token[0]=x",
+            "access_token.x=x",
+            "access.token=x",
+            "access+token=x",
+            "acce%C5%BFs_token=x",
+        ] {
+            assert_eq!(
+                Query::parse(Some(raw)),
+                Err(QueryError::TokenInQuery),
+                "{raw}"
+            );
+        }
+        for raw in ["access_token%00=x", "a%00=1", "a%7F", "a%0A=1", "a%C2%85=1"] {
+            assert_eq!(
+                Query::parse(Some(raw)),
+                Err(QueryError::ControlInName),
+                "{raw}"
+            );
+        }
+        assert!(
+            Query::parse(Some("a=%00%0A")).is_ok(),
+            "values may hold them"
+        );
+        assert!(Query::parse(Some("access_tokens=1&my_access_token=2")).is_ok());
         let q = Query::parse(Some("id=1&other=2&other=3&%69d=4")).expect("ok");
         assert_eq!(
             q.check_read(["other"]),
@@ -212,5 +301,34 @@ mod tests {
                 sent: "Other".into()
             })
         );
+    }
+
+    /// Issue 18 follow-up 6 (2): array and object syntax under a read name, and
+    /// `_method` anywhere.
+    #[test]
+    fn nested_copies_of_a_read_name_and_method_overrides_are_refused() {
+        for raw in [
+            "id=c1&id[]=x",
+            "id=c1&id[0]=x",
+            "id=c1&id[x]=x",
+            "id=c1&id.x=x",
+        ] {
+            let q = Query::parse(Some(raw)).expect("parses");
+            assert!(
+                matches!(q.check_read(["id"]), Err(QueryError::Nested { .. })),
+                "{raw}"
+            );
+            assert_eq!(q.check_read(["other"]), Ok(()), "{raw}");
+        }
+        for raw in [
+            "_method=DELETE",
+            "_METHOD=x",
+            "_method[]=x",
+            "a=1&%5Fmethod=x",
+        ] {
+            let e = Query::parse(Some(raw)).expect_err(raw);
+            assert!(matches!(e, QueryError::MethodOverride(_)), "{raw}");
+            assert_eq!(e.code(), "ambiguous_request");
+        }
     }
 }

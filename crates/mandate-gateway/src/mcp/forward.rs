@@ -30,11 +30,11 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use super::lease::{Access, End, Lease};
 use super::session::InFlight;
 use super::upstream::{MAX_MESSAGE_BYTES, content_type, is_response_to};
 use super::{rpc, sse};
 use crate::authz::Authorizer;
+use crate::lease::{Access, End, Lease};
 
 /// How a forwarded call ended, as its final response says.
 #[derive(Debug, Clone, PartialEq)]

@@ -37,10 +37,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use super::lease::{Access, End, Lease};
 use super::session::{Listening, Session};
 use super::upstream::{MAX_MESSAGE_BYTES, Upstream, UpstreamError};
 use super::{Gateway, rpc, sse};
+use crate::lease::{Access, End, Lease};
 
 /// Between the end of an upstream's stream and asking it for a new one.
 pub const RECONNECT_DELAY: Duration = Duration::from_secs(1);

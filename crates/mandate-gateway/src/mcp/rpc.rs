@@ -26,6 +26,9 @@ pub const AUTHZ_UNAVAILABLE: i64 = -32005;
 pub const SESSION_NOT_FOUND: i64 = -32006;
 /// Too many calls in flight in the session (HTTP 200): nothing was decided.
 pub const TOO_MANY_CALLS: i64 = -32007;
+/// The gateways' body budget is spent (HTTP 503, `Retry-After`): the message was not
+/// read.
+pub const BUSY: i64 = -32008;
 /// The upstream MCP server failed or answered something unusable.
 pub const UPSTREAM_ERROR: i64 = -32010;
 /// The upstream MCP server did not answer in time.

@@ -23,10 +23,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Answers by action: `*:deny` denies, `*:hold` needs approval, `*:down` is unavailable.
+/// Once `revoked`, the token no longer authenticates.
 #[derive(Default)]
 struct Scripted {
     asked: Mutex<Vec<Ask>>,
     changes: tokio::sync::watch::Sender<u64>,
+    revoked: std::sync::atomic::AtomicBool,
 }
 
 impl Scripted {
@@ -66,7 +68,7 @@ impl Authorizer for Scripted {
         })
     }
     fn authenticate(&self, token: &str, _audience: &str) -> Result<Principal, AuthzError> {
-        if token != "good" {
+        if token != "good" || self.revoked.load(Ordering::SeqCst) {
             return Err(AuthzError::Unauthenticated("bad token".into()));
         }
         Ok(Principal {
@@ -100,6 +102,17 @@ struct Upstream {
     url: String,
     hits: Arc<AtomicUsize>,
     last: Arc<Mutex<Option<Reached>>>,
+    /// Set when the body of `/stream` is dropped (its connection is gone).
+    stream_dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Sets its flag when dropped.
+struct OnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Upstream {
@@ -116,7 +129,32 @@ async fn upstream() -> Upstream {
     let hits = Arc::new(AtomicUsize::new(0));
     let last = Arc::new(Mutex::new(None));
     let (h, l) = (Arc::clone(&hits), Arc::clone(&last));
+    let stream_dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dropped = Arc::clone(&stream_dropped);
     let app = axum::Router::new()
+        .route(
+            "/stream",
+            axum::routing::get(move || {
+                let guard = OnDrop(Arc::clone(&dropped));
+                async move {
+                    // A chunk every 100 ms for 10 s.
+                    axum::body::Body::from_stream(futures_util::stream::unfold(
+                        (0u8, guard),
+                        |(i, guard)| async move {
+                            if i > 0 {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            (i < 100).then(|| {
+                                (
+                                    Ok::<_, std::io::Error>(Bytes::from(format!("{i}\n"))),
+                                    (i + 1, guard),
+                                )
+                            })
+                        },
+                    ))
+                }
+            }),
+        )
         .route(
             "/slow",
             axum::routing::get(|| async {
@@ -160,6 +198,19 @@ async fn upstream() -> Upstream {
             }),
         )
         .route(
+            "/claims",
+            axum::routing::get(|| async {
+                (
+                    [
+                        ("mandate-decision-id", "forged"),
+                        ("Mandate-Verdict", "allow"),
+                        ("x-upstream-kept", "end to end"),
+                    ],
+                    "claims",
+                )
+            }),
+        )
+        .route(
             "/hop",
             axum::routing::get(|| async {
                 (
@@ -185,7 +236,12 @@ async fn upstream() -> Upstream {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Upstream { url, hits, last }
+    Upstream {
+        url,
+        hits,
+        last,
+        stream_dropped,
+    }
 }
 
 fn route(prefix: &str, upstream: &str, action: &str) -> Route {
@@ -1169,4 +1225,491 @@ async fn a_missing_upstream_secret_forwards_nothing() {
     assert_eq!(r.status, 502);
     assert_eq!(r.code(), "upstream_credential_unavailable");
     assert_eq!(up.hits(), 0);
+}
+
+/// Issue 18 follow-up 6 (1): Go's `encoding/json` binds `ta\u017fk` (LONG S) to `task`
+/// and the KELVIN SIGN to `k`. Names a template reads must be ASCII (the gateway does
+/// not start otherwise), and a sent name that folds to a read one is another copy of it.
+#[tokio::test]
+async fn issue18_followup6_read_names_are_ascii_and_long_s_and_kelvin_fold_to_them() {
+    let up = upstream().await;
+    for t in ["{query.ta\u{17F}k}", "{body.\u{212A}}"] {
+        let cfg = config(
+            "http://gw",
+            vec![Route {
+                resource_id: Template::parse(t).expect("template"),
+                ..route("/q", &up.url, "x:read")
+            }],
+        );
+        assert!(
+            mandate_gateway::http::router(cfg, Arc::new(Scripted::default())).is_err(),
+            "{t}: a read name beyond ASCII stops the start"
+        );
+    }
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![
+        Route {
+            resource_id: Template::parse("{query.task}").expect("template"),
+            context: [("k".to_owned(), Template::parse("{query.k}").expect("t"))].into(),
+            ..route("/q", &up.url, "x:read")
+        },
+        Route {
+            resource_id: Template::parse("{body.task}").expect("template"),
+            context: [("k".to_owned(), Template::parse("{body.k}").expect("t"))].into(),
+            ..route("/pay", &up.url, "x:write")
+        },
+    ];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for query in [
+        "task=mine&ta%C5%BFk=victim&k=1",
+        "ta%C5%BFk=victim&k=1",
+        "task=mine&k=1&%E2%84%AA=2",
+        "task=mine&%E2%84%AA=2",
+    ] {
+        let r = raw(&gw, &format!("/q/r?{query}")).await;
+        if r.status != 400 || r.code() != "ambiguous_query" {
+            failures.push(format!("{query}: answered {} {}", r.status, r.code()));
+        }
+    }
+    let c = reqwest::Client::new();
+    for body in [
+        r#"{"task":"mine","ta\u017fk":"victim","k":1}"#,
+        r#"{"ta\u017fk":"victim","k":1}"#,
+        r#"{"task":"mine","k":1,"\u212a":2}"#,
+    ] {
+        let r = c
+            .post(format!("{gw}/pay"))
+            .bearer_auth("good")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status();
+        let p: Value = r.json().await.unwrap_or(Value::Null);
+        if status != 400 || p["code"] != "ambiguous_body" {
+            failures.push(format!("{body}: answered {status} {}", p["code"]));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+}
+
+/// Issue 18 follow-up 6 (2): `?id=c1&id[]=secret` was decided on `c1` and read by
+/// Express (`qs`), PHP and Rails as `["c1","secret"]`; `_method` makes Express's
+/// `method-override`, Rails and Laravel run another method than the decided one.
+#[tokio::test]
+async fn issue18_followup6_array_syntax_under_a_read_name_and_method_params_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![
+        Route {
+            resource_id: Template::parse("{query.id}").expect("template"),
+            ..route("/q", &up.url, "x:read")
+        },
+        Route {
+            resource_id: Template::parse("{body.id}").expect("template"),
+            ..route("/pay", &up.url, "x:write")
+        },
+        route("/ok", &up.url, "x:read"),
+    ];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for (path, code) in [
+        ("/q/r?id=c1&id%5B%5D=secret", "ambiguous_query"),
+        ("/q/r?id=c1&id[]=secret", "ambiguous_query"),
+        ("/q/r?id=c1&id%5B0%5D=secret", "ambiguous_query"),
+        ("/q/r?id=c1&id%5Bx%5D=secret", "ambiguous_query"),
+        ("/q/r?id=c1&id.x=secret", "ambiguous_query"),
+        ("/q/r?id%5B%5D=secret&id=c1", "ambiguous_query"),
+        ("/q/r?id=c1&ID%5B%5D=secret", "ambiguous_query"),
+        ("/q/r?id=c1&_method=DELETE", "ambiguous_request"),
+        ("/ok/r1?_method=DELETE", "ambiguous_request"),
+        ("/ok/r1?_Method=DELETE", "ambiguous_request"),
+        ("/ok/r1?_method%5B%5D=DELETE", "ambiguous_request"),
+    ] {
+        let r = raw(&gw, path).await;
+        if r.status != 400 || r.code() != code {
+            failures.push(format!("{path}: answered {} {}", r.status, r.code()));
+        }
+    }
+    let c = reqwest::Client::new();
+    for (body, code) in [
+        (r#"{"id":"c1","_method":"DELETE"}"#, "ambiguous_request"),
+        (r#"{"id":"c1","id[]":"secret"}"#, "ambiguous_body"),
+    ] {
+        let r = c
+            .post(format!("{gw}/pay"))
+            .bearer_auth("good")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status();
+        let p: Value = r.json().await.unwrap_or(Value::Null);
+        if status != 400 || p["code"] != code {
+            failures.push(format!("{body}: answered {status} {}", p["code"]));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+    assert_eq!(up.hits(), 0, "nothing was forwarded");
+    // Names no template reads may carry array syntax.
+    let r = raw(&gw, "/q/r?id=c1&tags%5B%5D=a&tags%5B%5D=b").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+}
+
+/// Issue 18 follow-up 6 (3): `Access_Token=`, `access_token[]=` and `access_token%00=`
+/// were forwarded; any name a reader takes for `access_token` is refused, and so is a
+/// control character in a name.
+#[tokio::test]
+async fn issue18_followup6_access_token_in_any_spelling_and_control_names_are_refused() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let mut failures = Vec::new();
+    for (query, code) in [
+        ("Access_Token=good", "token_in_query"),
+        ("ACCESS_TOKEN=good", "token_in_query"),
+        ("access_token%5B%5D=good", "token_in_query"),
+        ("access_token[]=good", "token_in_query"),
+        ("access_token.x=good", "token_in_query"),
+        ("access.token=good", "token_in_query"),
+        ("access_token%00=good", "ambiguous_query"),
+        ("a%00b=1", "ambiguous_query"),
+        ("a%1Fb=1", "ambiguous_query"),
+    ] {
+        let r = raw(&gw, &format!("/ok/r1?{query}")).await;
+        if r.status != 400 || r.code() != code {
+            failures.push(format!("{query}: answered {} {}", r.status, r.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(up.hits(), 0, "nothing reached the upstream");
+    assert_eq!(authz.asked(), 0, "nothing was decided");
+}
+
+/// Issue 18 follow-up 6 (4): containment did not stop a response already streaming
+/// through the HTTP gateway (12 more chunks relayed after it). The response is held by
+/// the token's lease: a change that makes the token fail ends it at once, with an error
+/// rather than a clean end; a failure no change announces is seen at the next chunk.
+#[tokio::test]
+async fn issue18_followup6_a_streaming_response_ends_when_its_token_fails() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let c = reqwest::Client::new();
+    let mut r = c
+        .get(format!("{gw}/ok/stream"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    for _ in 0..3 {
+        r.chunk().await.expect("a chunk").expect("not the end");
+    }
+    // Contained: the token fails from now on, and the snapshot changed.
+    authz.revoked.store(true, Ordering::SeqCst);
+    authz.changes.send_modify(|n| *n += 1);
+    let revoked_at = tokio::time::Instant::now();
+    let mut after = 0;
+    let end = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match r.chunk().await {
+                Ok(Some(_)) => after += 1,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        }
+    })
+    .await
+    .expect("the response ended");
+    assert!(end.is_err(), "a cut response must not end cleanly");
+    assert!(after <= 1, "{after} chunks relayed after the token failed");
+    assert!(revoked_at.elapsed() < Duration::from_millis(500));
+
+    // No change announced (a mandate running out by time): every chunk is checked
+    // before it is relayed (and a silent stream is re-checked every second).
+    authz.revoked.store(false, Ordering::SeqCst);
+    let mut r = c
+        .get(format!("{gw}/ok/stream"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    authz.revoked.store(true, Ordering::SeqCst);
+    let end = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match r.chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        }
+    })
+    .await
+    .expect("the response ended at the next chunk");
+    assert!(end.is_err(), "a cut response must not end cleanly");
+}
+
+/// Issue 18 follow-up 6 (4): an agent that stops reading does not hold the upstream's
+/// response past its token: the gateway lets go of the upstream at once.
+#[tokio::test]
+async fn issue18_followup6_a_response_nobody_reads_is_let_go_when_its_token_fails() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let r = reqwest::Client::new()
+        .get(format!("{gw}/ok/stream"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!up.stream_dropped.load(Ordering::SeqCst));
+    authz.revoked.store(true, Ordering::SeqCst);
+    authz.changes.send_modify(|n| *n += 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        up.stream_dropped.load(Ordering::SeqCst),
+        "the upstream's response is still held"
+    );
+    drop(r);
+}
+
+/// Opens a connection to `gw` and sends `head` and the start of a body it does not
+/// finish: the gateway holds the request (and its body budget) until it is dropped.
+async fn held_post(gw: &str, head: &str) -> tokio::net::TcpStream {
+    let addr = gw.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(format!("{head}\r\n{{\"id\":\"").as_bytes())
+        .await
+        .expect("write");
+    conn
+}
+
+/// Issue 18 follow-up 6 (5): buffered request bodies had no memory cap across requests
+/// (100 concurrent ~10 MB bodies on one token: 82 MB → 1.36 GB). Each body read whole
+/// reserves its declared size from one budget (256 MiB by default) before a byte is
+/// read; one that does not fit now is 503 `busy` with `Retry-After` and `Connection:
+/// close`, and the reservation returns when its request is done.
+#[tokio::test]
+async fn issue18_followup6_buffered_bodies_share_one_budget() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{body.id}").expect("template"),
+        ..route("/pay", &up.url, "x:write")
+    }];
+    // 100 MiB bodies: two fit the default budget, a third does not.
+    let gw = gateway_with(routes, Arc::clone(&authz), |c| {
+        c.max_body_bytes = 100 << 20;
+    })
+    .await;
+    let head = |len: usize| {
+        format!(
+            "POST /pay HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n"
+        )
+    };
+    let first = held_post(&gw, &head(100 << 20)).await;
+    let second = held_post(&gw, &head(100 << 20)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = raw_with(&gw, &head(100 << 20), b"{\"id\":\"", Duration::from_secs(3)).await;
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.code(), "busy");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("connection"), Some("close"));
+    // A small body still fits beside the two.
+    let body = br#"{"id":"a"}"#;
+    let r = raw_with(
+        &gw,
+        &format!("{}Connection: close\r\n", head(body.len())),
+        body,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    // The held bodies' requests end: their reservations return.
+    drop((first, second));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = held_post(&gw, &head(100 << 20)).await;
+    let fourth = held_post(&gw, &head(100 << 20)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = raw_with(&gw, &head(100 << 20), b"", Duration::from_secs(3)).await;
+    assert_eq!(r.code(), "busy", "the budget is spent again, and only now");
+    drop((third, fourth));
+    assert_eq!(authz.asked(), 1, "only the small body was decided");
+}
+
+/// Issue 18 follow-up 6 (5): the budget is one for both gateways (as `mandate serve`
+/// builds them): bodies held by the HTTP gateway leave no room for an MCP message, and
+/// a chunked body reserves the whole per-body limit.
+#[tokio::test]
+async fn issue18_followup6_the_body_budget_is_shared_with_the_mcp_gateway() {
+    use mandate_gateway::budget::BodyBudget;
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_id: Template::parse("{body.id}").expect("template"),
+        ..route("/pay", &up.url, "x:write")
+    }];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let gw = format!("http://{}", listener.local_addr().expect("addr"));
+    let budget = BodyBudget::new(3000);
+    let http = mandate_gateway::http::router_with(
+        config(&gw, routes),
+        Arc::clone(&authz) as Arc<dyn Authorizer>,
+        Arc::new(mandate_core::clock::SystemClock),
+        budget.clone(),
+    )
+    .expect("router");
+    let mcp = mandate_gateway::mcp::router(
+        mandate_gateway::mcp::McpConfig {
+            public_url: gw.clone(),
+            servers: Vec::new(),
+            timeout: Duration::from_secs(5),
+            max_body_bytes: 1024,
+            body_timeout: Duration::from_secs(5),
+            stream_idle_timeout: Duration::from_secs(60),
+            session_idle_timeout: Duration::from_secs(600),
+            clock: Arc::new(mandate_core::clock::SystemClock),
+            body_budget: budget.clone(),
+        },
+        Arc::clone(&authz) as Arc<dyn Authorizer>,
+    );
+    let app = mcp.merge(http);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // Two chunked bodies at the HTTP gateway: each reserves the limit (1024).
+    let chunked = "POST /pay HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+                   Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n";
+    let addr = gw.trim_start_matches("http://");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        conn.write_all(format!("{chunked}\r\n7\r\n{{\"id\":\"\r\n").as_bytes())
+            .await
+            .expect("write");
+        held.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(budget.used(), 2048);
+    let mcp_head = |len: usize| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+             Content-Length: {len}\r\n"
+        )
+    };
+    let ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let r = raw_with(
+        &gw,
+        &mcp_head(1000),
+        ping.as_slice(),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    let answer: Value = serde_json::from_slice(&r.body).expect("json-rpc");
+    assert_eq!(answer["error"]["code"], -32008, "{answer}");
+    assert_eq!(answer["error"]["data"]["error"], "busy", "{answer}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("connection"), Some("close"));
+    // A message that fits the rest of the budget is read.
+    let r = raw_with(
+        &gw,
+        &format!("{}Connection: close\r\n", mcp_head(ping.len())),
+        ping.as_slice(),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_ne!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(budget.used(), 0, "every reservation returned");
+}
+
+/// Issue 18 follow-up 6 (6): the forwarded query was missing from the audit record;
+/// `via.query` is the query exactly as forwarded.
+#[tokio::test]
+async fn issue18_followup6_the_record_holds_the_forwarded_query() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let r = raw(&gw, "/ok/r1?q=a+b&x=%2B%3B&flag").await;
+    assert_eq!(r.status, 200);
+    let via = authz.last().via;
+    assert_eq!(via["query"], "q=a%20b&x=%2B%3B&flag", "{via}");
+    assert_eq!(
+        up.last().0,
+        "/r1?q=a%20b&x=%2B%3B&flag",
+        "the record says what was forwarded"
+    );
+    let r = raw(&gw, "/ok/r1").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        authz.last().via.get("query").is_none(),
+        "no query, no field"
+    );
+}
+
+/// Issue 18 follow-up 6 (7): an upstream's `Mandate-Decision-Id` reached the client;
+/// `Mandate-*` is the gateway's namespace and an upstream's (or a client's) is dropped.
+/// And `?id=` filled `{query.id}` with an empty resource id: 400 `unmapped_request`.
+#[tokio::test]
+async fn issue18_followup6_mandate_headers_are_the_gateways_and_an_empty_id_is_unmapped() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![
+        route("/ok", &up.url, "x:read"),
+        Route {
+            resource_id: Template::parse("{query.id}").expect("template"),
+            ..route("/q", &up.url, "x:read")
+        },
+    ];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let r = raw(&gw, "/ok/claims").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("mandate-decision-id"), None, "{:?}", r.headers);
+    assert_eq!(r.header("mandate-verdict"), None, "{:?}", r.headers);
+    assert_eq!(r.header("x-upstream-kept"), Some("end to end"));
+    let r = raw_with(
+        &gw,
+        "GET /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+         Mandate-Agent: agt_admin\r\nMandate-Decision-Id: forged\r\nConnection: close\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let (_, headers, _) = up.last();
+    assert_eq!(headers.get("mandate-agent"), None);
+    assert_eq!(
+        headers
+            .get_all("mandate-decision-id")
+            .iter()
+            .collect::<Vec<_>>(),
+        ["node:1"],
+        "only the gateway's own"
+    );
+
+    let asked = authz.asked();
+    for q in ["/q/r?id=", "/q/r?id", "/q/r?id=&x=1"] {
+        let r = raw(&gw, q).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, json!("unmapped_request")),
+            "{q}"
+        );
+    }
+    assert_eq!(authz.asked(), asked, "nothing was decided");
 }

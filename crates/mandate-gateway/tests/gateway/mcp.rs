@@ -587,6 +587,7 @@ async fn harness_with(tweak: impl FnOnce(&mut McpConfig)) -> Harness {
         stream_idle_timeout: Duration::from_secs(60),
         session_idle_timeout: Duration::from_secs(600),
         clock: Arc::new(ManualClock::at_millis(NOW_MILLIS)),
+        body_budget: mandate_gateway::budget::BodyBudget::new(1 << 24),
     };
     tweak(&mut cfg);
     assert_eq!(cfg.validate(), Ok(()));

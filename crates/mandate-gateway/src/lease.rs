@@ -1,13 +1,15 @@
-//! An open stream's hold on the token that opened it. A stream (the standalone `GET
-//! /mcp` stream, a `tools/call` response) lives only while that token still
-//! authenticates as the agent that opened it: the stream checks it before relaying each
-//! message ([`Access::check`]), and waits on [`Lease::ended`], which re-checks whenever
+//! An open stream's hold on the token that opened it, for both gateways. A stream (the
+//! MCP gateway's standalone `GET /mcp` stream and `tools/call` responses, the HTTP
+//! gateway's upstream response bodies) lives only while that token still authenticates
+//! as the agent that opened it: the stream checks it before relaying each message or
+//! chunk ([`Access::check`]), and waits on [`Lease::ended`], which re-checks whenever
 //! the authorizer's snapshot changes (a suspension, containment, revocation, or the
 //! snapshot going stale), every [`RECHECK`] besides (a mandate that runs out by time
-//! fires no change), and resolves at once when the session ends or the token reaches
-//! its `exp` (a timer on the authorizer's clock, [`expiry`]: not up to a [`RECHECK`]
-//! later). It authenticates, it does not decide: a policy change re-checks the token,
-//! not the call the stream carries (see the `mcp` module doc).
+//! fires no change), and resolves at once when the MCP session ends or the token
+//! reaches its `exp` (a timer on the authorizer's clock, [`expiry`]: not up to a
+//! [`RECHECK`] later). It authenticates, it does not decide: a policy change re-checks
+//! the token, not the call or request the stream carries (see the `mcp` and `http`
+//! module docs).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -102,18 +104,20 @@ pub struct Lease {
     /// `None` once the authorizer's side is gone (then the periodic check remains).
     changes: Option<watch::Receiver<u64>>,
     tick: tokio::time::Interval,
-    closed: watch::Receiver<bool>,
+    /// The MCP session's end (`None`: the stream belongs to no session).
+    closed: Option<watch::Receiver<bool>>,
     /// Fires at the token's `exp`.
     expiry: Option<Pin<Box<Sleep>>>,
 }
 
 impl Lease {
-    /// Watches `access` for a stream of the session whose end `closed` reports, seeing
-    /// every change since `since` was taken (before the check the stream was opened on),
-    /// until `expiry` (the token's `exp`, see [`expiry`]) at the latest.
+    /// Watches `access` for a stream of the session whose end `closed` reports (`None`:
+    /// of no session), seeing every change since `since` was taken (before the check the
+    /// stream was opened on), until `expiry` (the token's `exp`, see [`expiry`]) at the
+    /// latest.
     pub fn new(
         access: Access,
-        closed: watch::Receiver<bool>,
+        closed: Option<watch::Receiver<bool>>,
         since: Watch,
         expiry: Option<Instant>,
     ) -> Self {
@@ -145,6 +149,16 @@ impl Lease {
                     None => std::future::pending().await,
                 }
             };
+            let closed = &mut self.closed;
+            let session_closed = async {
+                match closed.as_mut() {
+                    // An error: the session itself is gone, which ends it too.
+                    Some(rx) => {
+                        let _ = rx.wait_for(|c| *c).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let expiry = &mut self.expiry;
             let expired = async {
                 match expiry.as_mut() {
@@ -166,8 +180,7 @@ impl Lease {
                     }
                 }
                 _ = self.tick.tick() => {}
-                // An error: the session itself is gone, which ends it too.
-                _ = self.closed.wait_for(|c| *c) => return End::SessionClosed,
+                () = session_closed => return End::SessionClosed,
             }
             // INVARIANT (stream lease): no open stream outlives its token's validity;
             // every snapshot change, and every RECHECK, re-authenticates it.
