@@ -49,6 +49,23 @@ fn supplied_bootstrap(
     Ok(Some(secret::supplied(token)))
 }
 
+/// How to call this binary from a shell: `mandate` when the first `mandate` on the
+/// `PATH` is this executable, else its full path.
+fn cli_name() -> String {
+    let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "mandate".to_owned();
+    };
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("mandate"))
+            .find(|c| c.is_file())
+    });
+    match on_path.and_then(|c| std::fs::canonicalize(c).ok()) {
+        Some(c) if c == me => "mandate".to_owned(),
+        _ => me.display().to_string(),
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -400,9 +417,13 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         out,
         "    export MANDATE_ADDR=http://{addr} MANDATE_TOKEN={token_hint}"
     )?;
+    // The CLI is this very binary; name it by its path unless `mandate` on the PATH is
+    // it, so the suggested command works as printed (a fresh clone has no `mandate` on
+    // the PATH).
     writeln!(
         out,
-        "    mandate agent register --name my-agent --owner you@example.com"
+        "    {} agent register --name my-agent --owner you@example.com",
+        cli_name()
     )?;
     if let Some((_, gaddr, _)) = &gateway {
         writeln!(out, "gateway on http://{gaddr}")?;
