@@ -607,6 +607,18 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 }
             })
         }
+        PolicyCmd::Schema => {
+            // Written, not `print!`ed: a closed pipe (`| head`) ends it quietly.
+            use std::io::Write as _;
+            match std::io::stdout()
+                .lock()
+                .write_all(mandate_policy::BASE_SCHEMA.as_bytes())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => done(Err(Fail(1, format!("cannot write the schema: {e}")))),
+            }
+        }
         PolicyCmd::Validate { file, schemas } => done(compile_local(&file, &schemas).map(|c| {
             println!(
                 "valid: {} policies ({})",

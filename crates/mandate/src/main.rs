@@ -125,6 +125,10 @@ pub enum PolicyCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Print Mandate's base Cedar schema (namespace `Mandate`: `Agent`, `User`, `Group`,
+    /// `Mandate`, the reserved context fields), offline: what your schema fragments extend
+    /// and your policies are validated against
+    Schema,
     /// Run a policy test file (requests with expected decisions), offline; exit 1 on a mismatch
     Test {
         /// The test file (JSON: {"tests": [...]})

@@ -703,3 +703,22 @@ async fn no_decision_without_a_durable_record() {
     let (st, d) = authorize(&s, &token, read_contact("sales", "internal")).await;
     assert_eq!((st, d["decision"].as_str()), (200, Some("allow")), "{d}");
 }
+
+/// Issue 19: the base schema policies are validated against can be printed, offline, and
+/// it is exactly the one the server compiles (`mandate_policy::BASE_SCHEMA`).
+#[test]
+fn policy_schema_prints_the_base_schema() {
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["policy", "schema"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        mandate_policy::BASE_SCHEMA
+    );
+}
