@@ -3,7 +3,9 @@
 //! The private key of the current signer lives in `keys/<kid>.pem` (mode 0600); the store
 //! records every key's public half and how long it stays published. A rotated-out key
 //! keeps being published until every token it signed has expired, then drops out of
-//! the JWKS and the verifier.
+//! the JWKS and the verifier — by the ring's own clock check (`INVARIANT (keys are a
+//! function of time)` in mandate-token), so nothing here reloads on a timer: the ring
+//! is read from the store at start and after a rotation only.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -32,16 +34,10 @@ fn key_path(dir: &Path, kid: &str) -> PathBuf {
     dir.join(format!("{kid}.pem"))
 }
 
-struct Loaded {
-    ring: Arc<KeyRing>,
-    /// When the earliest retired key stops being published (the ring must be rebuilt).
-    next_change: Option<Timestamp>,
-}
-
-/// The key ring, swapped whole on rotation or when a retired key's publication ends.
+/// The key ring, swapped whole on rotation.
 pub struct KeyState {
     dir: PathBuf,
-    loaded: RwLock<Loaded>,
+    ring: RwLock<Arc<KeyRing>>,
 }
 
 impl std::fmt::Debug for KeyState {
@@ -52,7 +48,7 @@ impl std::fmt::Debug for KeyState {
     }
 }
 
-fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Loaded, KeysError> {
+fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Arc<KeyRing>, KeysError> {
     let rows = store.published_signing_keys(now)?;
     let current_row = rows
         .iter()
@@ -77,11 +73,7 @@ fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Loaded, KeysError> 
             Ok(k.until(r.publish_until.unwrap_or(now)))
         })
         .collect::<Result<Vec<_>, KeyError>>()?;
-    let next_change = rows.iter().filter_map(|r| r.publish_until).min();
-    Ok(Loaded {
-        ring: Arc::new(KeyRing::new(current, others)?),
-        next_change,
-    })
+    Ok(Arc::new(KeyRing::new(current, others)?))
 }
 
 fn create_key(
@@ -146,36 +138,17 @@ impl KeyState {
         {
             create_key(store, dir, now, random, now)?;
         }
-        let loaded = load(store, dir, now)?;
-        sweep(dir, loaded.ring.current().kid())?;
+        let ring = load(store, dir, now)?;
+        sweep(dir, ring.current().kid())?;
         Ok(Self {
             dir: dir.to_owned(),
-            loaded: RwLock::new(loaded),
+            ring: RwLock::new(ring),
         })
     }
 
-    /// The ring to sign and verify with at `now`, reloaded if a retired key's
-    /// publication has ended.
-    pub fn ring(&self, store: &Store, now: Timestamp) -> Result<Arc<KeyRing>, KeysError> {
-        {
-            let l = self
-                .loaded
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if l.next_change.is_none_or(|t| now < t) {
-                return Ok(Arc::clone(&l.ring));
-            }
-        }
-        // Reload under the write lock, re-checking: a rotation that committed meanwhile
-        // must not be overwritten by a ring read before it (security review L2).
-        let mut guard = self
-            .loaded
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.next_change.is_some_and(|t| now >= t) {
-            *guard = load(store, &self.dir, now)?;
-        }
-        Ok(Arc::clone(&guard.ring))
+    /// The ring to sign and verify with (each lookup in it takes the time).
+    pub fn ring(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.ring.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Makes a new signing key current. The old one stays published until
@@ -190,10 +163,10 @@ impl KeyState {
     ) -> Result<(String, String), KeysError> {
         // Holding the write lock serialises rotations and keeps signers off a stale ring.
         let mut guard = self
-            .loaded
+            .ring
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let old = guard.ring.current().kid().to_owned();
+        let old = guard.current().kid().to_owned();
         let new = create_key(
             store,
             &self.dir,

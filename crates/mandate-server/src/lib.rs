@@ -127,6 +127,11 @@ impl ServerConfig {
         v
     }
 
+    /// Whether `aud` is one of [`ServerConfig::own_audiences`], without building them.
+    pub fn is_own_audience(&self, aud: &str) -> bool {
+        aud == self.issuer || aud == self.default_audience
+    }
+
     /// The token endpoint's URL (an accepted client-assertion audience).
     pub fn token_endpoint(&self) -> String {
         format!("{}/oauth/token", self.issuer)
@@ -214,9 +219,7 @@ impl AppState {
             agents: Default::default(),
             policies: None,
             policy_version: None,
-            ring: keys
-                .ring(&store, clock.now())
-                .map_err(|e| StartError::Snapshot(e.to_string()))?,
+            ring: keys.ring(),
             issuer: config.issuer.clone(),
             audiences: config.own_audiences(),
             max_token_lifetime_secs: i64::from(config.max_token_lifetime_secs),
@@ -324,10 +327,7 @@ impl AppState {
             agents,
             policies,
             policy_version: active,
-            ring: self
-                .keys
-                .ring(&self.store, now)
-                .map_err(ApiError::internal)?,
+            ring: self.keys.ring(),
             issuer: self.config.issuer.clone(),
             audiences: self.config.own_audiences(),
             max_token_lifetime_secs: i64::from(self.config.max_token_lifetime_secs),

@@ -570,10 +570,10 @@ pub(crate) fn granted_audience(
     targets: &[&str],
     what: &str,
 ) -> Result<Audience, OAuthError> {
-    let own = state.config.own_audiences();
+    let own = |a: &str| state.config.is_own_audience(a);
     let mut audiences: Vec<String> = Vec::new();
     for t in targets {
-        if !own.iter().any(|o| o == t) && !agent.boundary.allows_audience(t) {
+        if !own(t) && !agent.boundary.allows_audience(t) {
             return Err(OAuthError::invalid_target(format!(
                 "{what} `{t}` is outside the agent's boundary"
             )));
@@ -582,7 +582,7 @@ pub(crate) fn granted_audience(
             audiences.push((*t).to_owned());
         }
     }
-    let mandates = audiences.iter().filter(|a| own.contains(a)).count();
+    let mandates = audiences.iter().filter(|a| own(a)).count();
     if mandates != 0 && mandates != audiences.len() {
         return Err(OAuthError::invalid_target(format!(
             "a token for Mandate is for Mandate only: ask for the {what}s of other services \
@@ -606,7 +606,7 @@ fn expected(s: &AppState) -> access::Expected<'_> {
 /// not revoked, and its agent exists and is active. Any error is "not active".
 pub(crate) fn active_claims(s: &AppState, token: &str) -> Option<AccessClaims> {
     let now = s.clock.now();
-    let ring = s.keys.ring(&s.store, now).ok()?;
+    let ring = s.keys.ring();
     let claims = access::verify(&ring, token, &expected(s), now).ok()?;
     if s.store.is_token_revoked(&claims.jti).unwrap_or(true) {
         return None;
@@ -723,10 +723,7 @@ pub(crate) async fn revoke(
     }
     let outcome = crate::blocking(&state, move |s| -> Result<Option<AuditEvent>, OAuthError> {
         let now = s.clock.now();
-        let ring = s
-            .keys
-            .ring(&s.store, now)
-            .map_err(OAuthError::server_error)?;
+        let ring = s.keys.ring();
         // Expired or foreign tokens need no revocation; a bad signature is just invalid.
         let Ok(claims) = access::verify(&ring, &token, &expected(s), now) else {
             return Ok(None);

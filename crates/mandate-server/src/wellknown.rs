@@ -16,13 +16,9 @@ use serde_json::json;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// `GET /.well-known/jwks.json`: every key whose tokens may still be valid.
-pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let now = state.clock.now();
-    let ring = crate::blocking(&state, move |s| s.keys.ring(&s.store, now))
-        .await?
-        .map_err(ApiError::internal)?;
-    let mut res = Json(ring.jwks(now)).into_response();
+/// `GET /.well-known/jwks.json`: every key whose tokens may still be valid now.
+pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    let mut res = Json(state.keys.ring().jwks(state.clock.now())).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
@@ -31,7 +27,7 @@ pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Result<Response,
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jwk-set+json"),
     );
-    Ok(res)
+    res
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §2).
