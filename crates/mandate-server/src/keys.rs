@@ -148,7 +148,12 @@ impl KeyState {
 
     /// The ring to sign and verify with (each lookup in it takes the time).
     pub fn ring(&self) -> Arc<KeyRing> {
-        Arc::clone(&self.ring.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .ring
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Makes a new signing key current. The old one stays published until

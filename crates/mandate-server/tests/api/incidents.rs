@@ -134,24 +134,6 @@ impl Env {
     }
 
     /// `(decision, first reason)` of reading a contact with `token`.
-    async fn read(&self, token: &str) -> (String, String) {
-        let r = self
-            .bearer(
-                token,
-                Method::POST,
-                "/v1/authorize",
-                Some(json!({"action": "crm:read",
-                            "resource": {"type": "Crm::Contact", "id": "c-1"}})),
-            )
-            .await;
-        r.expect(200);
-        let v = r.json();
-        (
-            v["decision"].as_str().expect("decision").to_owned(),
-            v["reasons"][0].as_str().unwrap_or_default().to_owned(),
-        )
-    }
-
     async fn contain(&self, agent: &str, body: Option<Value>) -> Reply {
         self.admin(Method::POST, &format!("/v1/agents/{agent}/contain"), body)
             .await
@@ -198,7 +180,7 @@ async fn contain_cuts_every_token_ends_mandates_and_hands_back_a_verifying_bundl
         &w.b_token,
         &w.c_token,
     ] {
-        assert_eq!(env.read(t).await, allowed());
+        assert_eq!(env.read_contact(t).await, allowed());
     }
     assert_eq!(
         jwt_parts(&w.b_delegated).1["act"],
@@ -215,14 +197,14 @@ async fn contain_cuts_every_token_ends_mandates_and_hands_back_a_verifying_bundl
     r.expect(200);
     assert_eq!(r.header(header::CONTENT_TYPE), Some("application/json"));
     for t in [&w.a_token, &w.a_mandate, &w.b_delegated] {
-        assert_eq!(env.read(t).await.0, "deny", "{}", jwt_parts(t).1);
+        assert_eq!(env.read_contact(t).await.0, "deny", "{}", jwt_parts(t).1);
         assert_eq!(env.introspect(t).await["active"], false);
     }
-    assert_eq!(env.read(&w.a_token).await.1, "token_revoked");
-    assert_eq!(env.read(&w.b_delegated).await.1, "token_revoked");
+    assert_eq!(env.read_contact(&w.a_token).await.1, "token_revoked");
+    assert_eq!(env.read_contact(&w.b_delegated).await.1, "token_revoked");
     // B itself and the bystander are not contained.
-    assert_eq!(env.read(&w.b_token).await, allowed());
-    assert_eq!(env.read(&w.c_token).await, allowed());
+    assert_eq!(env.read_contact(&w.b_token).await, allowed());
+    assert_eq!(env.read_contact(&w.c_token).await, allowed());
     // A cannot get a new token or use its mandate while suspended.
     let t = env.token_request(&w.a, &[]).await;
     t.expect_oauth_error(401, "invalid_client");
@@ -363,14 +345,14 @@ async fn resume_is_explicit_and_recorded_and_old_tokens_stay_dead() {
     assert_eq!(resumed[0]["details"]["reason"], "investigated, false alarm");
     // Nothing from before comes back.
     for t in [&w.a_token, &w.a_mandate, &w.b_delegated] {
-        assert_eq!(env.read(t).await.0, "deny");
+        assert_eq!(env.read_contact(t).await.0, "deny");
         assert_eq!(env.introspect(t).await["active"], false);
     }
     assert_eq!(env.mandate_status(&w.mandate).await, "revoked");
     // A fresh token works again.
     env.advance(1);
     let fresh = env.token(&w.a).await;
-    assert_eq!(env.read(&fresh).await, allowed());
+    assert_eq!(env.read_contact(&fresh).await, allowed());
 }
 
 #[tokio::test]
@@ -466,7 +448,7 @@ async fn bad_input_and_unknown_agents_change_nothing() {
     assert_eq!(env.agent_json(&w.a.id).await["status"], "active");
     assert_eq!(env.mandate_status(&w.mandate).await, "active");
     for t in [&w.a_token, &w.a_mandate, &w.b_delegated] {
-        assert_eq!(env.read(t).await, allowed());
+        assert_eq!(env.read_contact(t).await, allowed());
     }
     assert!(env.events_of("incident.contained").await.is_empty());
     assert!(env.events_of("mandate.revoked").await.is_empty());
@@ -513,7 +495,7 @@ async fn one_token_is_revoked_by_its_id() {
         403,
         "forbidden",
     );
-    assert_eq!(env.read(&w.a_mandate).await, allowed());
+    assert_eq!(env.read_contact(&w.a_mandate).await, allowed());
     assert!(env.events_of("token.revoked").await.is_empty());
 
     let r = env
@@ -527,9 +509,9 @@ async fn one_token_is_revoked_by_its_id() {
     assert_eq!(r.json()["jti"], jti.as_str());
     assert_eq!(r.json()["revoked"], true);
     // The token and the one delegated from it die; A's own token does not.
-    assert_eq!(env.read(&w.a_mandate).await.1, "token_revoked");
-    assert_eq!(env.read(&w.b_delegated).await.1, "token_revoked");
-    assert_eq!(env.read(&w.a_token).await, allowed());
+    assert_eq!(env.read_contact(&w.a_mandate).await.1, "token_revoked");
+    assert_eq!(env.read_contact(&w.b_delegated).await.1, "token_revoked");
+    assert_eq!(env.read_contact(&w.a_token).await, allowed());
     let e = env.events_of("token.revoked").await;
     assert_eq!(e.len(), 1);
     assert_eq!(e[0]["details"]["token_id"], jti.as_str());

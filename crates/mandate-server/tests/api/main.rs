@@ -351,6 +351,27 @@ impl Env {
             .expect(200);
     }
 
+    /// `POST /v1/authorize` reading contact `c-1` with `token` as the agent's own
+    /// bearer: (decision, first reason). The body was read, so the connection stays open.
+    async fn read_contact(&self, token: &str) -> (String, String) {
+        let r = self
+            .bearer(
+                token,
+                Method::POST,
+                "/v1/authorize",
+                Some(json!({"action": "crm:read",
+                            "resource": {"type": "Crm::Contact", "id": "c-1"}})),
+            )
+            .await;
+        r.expect(200);
+        assert!(r.headers.get("connection").is_none(), "the body was read");
+        let v = r.json();
+        (
+            v["decision"].as_str().expect("decision").to_owned(),
+            v["reasons"][0].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
     /// Introspects `token` as the bootstrap admin.
     async fn introspect(&self, token: &str) -> Value {
         let r = self

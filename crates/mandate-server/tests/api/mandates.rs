@@ -111,6 +111,22 @@ impl Env {
         r.json()
     }
 
+    /// Each of `approvers` is refused (403 `self_approval`) both ways, and mandate `id`
+    /// stays pending, as `token`'s agent sees it.
+    async fn refused_as_self(&self, token: &str, id: &str, approvers: &[&String]) {
+        for who in approvers {
+            for verb in ["approve", "deny"] {
+                problem(
+                    &self.approval(who, id, verb, None).await,
+                    403,
+                    "self_approval",
+                );
+            }
+        }
+        let shown = self.show_mandate(token, id).await;
+        assert_eq!(shown.json()["status"], "pending_approval");
+    }
+
     async fn show_mandate(&self, bearer: &str, id: &str) -> Reply {
         self.bearer(bearer, Method::GET, &format!("/v1/mandates/{id}"), None)
             .await
@@ -410,17 +426,7 @@ async fn nobody_approves_for_themselves() {
         )
         .await;
     let id = id_of(&m);
-    for who in [&erin, &alice] {
-        for verb in ["approve", "deny"] {
-            problem(
-                &env.approval(who, &id, verb, None).await,
-                403,
-                "self_approval",
-            );
-        }
-    }
-    let shown = env.show_mandate(&token, &id).await;
-    assert_eq!(shown.json()["status"], "pending_approval");
+    env.refused_as_self(&token, &id, &[&erin, &alice]).await;
     assert!(env.events("mandate.approved").await.is_empty());
     assert!(env.events("mandate.denied").await.is_empty());
 }
@@ -457,17 +463,8 @@ async fn finding_4_self_approval_compares_emails_in_canonical_form() {
         )
         .await;
     let id = id_of(&m);
-    for who in [&erin_again, &alice, &alice_upn, &erin_upn] {
-        for verb in ["approve", "deny"] {
-            problem(
-                &env.approval(who, &id, verb, None).await,
-                403,
-                "self_approval",
-            );
-        }
-    }
-    let shown = env.show_mandate(&token, &id).await;
-    assert_eq!(shown.json()["status"], "pending_approval");
+    env.refused_as_self(&token, &id, &[&erin_again, &alice, &alice_upn, &erin_upn])
+        .await;
     // Someone else approves.
     let bob = env
         .user_token("bob", Some("bob@example.com"), &[APPROVERS])

@@ -74,22 +74,6 @@ impl Env {
         (c, service)
     }
 
-    /// `/v1/authorize` with `token` as the agent's bearer: (decision, first reason).
-    async fn decide_as_agent(&self, token: &str) -> (String, String) {
-        let r = self
-            .bearer(
-                token,
-                Method::POST,
-                "/v1/authorize",
-                Some(json!({"action": "crm:read",
-                            "resource": {"type": "Crm::Contact", "id": "c-1"}})),
-            )
-            .await;
-        r.expect(200);
-        assert!(r.headers.get("connection").is_none(), "the body was read");
-        verdict(&r.json())
-    }
-
     /// `/v1/authorize` with a bearer that does not verify: 401 `invalid_token`, before
     /// anything is decided or recorded of the request (batch too).
     async fn refused_as_agent(&self, token: &str) {
@@ -207,7 +191,7 @@ async fn finding_2_a_retired_key_verifies_nothing_once_its_publication_ends() {
     // verifies, and is cached.
     env.advance(until - env.now() - 50);
     let cached = forge(&old, &c.id, "tok_cached", env.now() - 10, env.now() + 200);
-    assert_eq!(env.decide_as_agent(&cached).await, allowed());
+    assert_eq!(env.read_contact(&cached).await, allowed());
     assert!(env.published_kids().await.contains(&old.kid().to_owned()));
 
     // The publication ends. Nothing is written.
@@ -223,7 +207,7 @@ async fn finding_2_a_retired_key_verifies_nothing_once_its_publication_ends() {
     env.refused_elsewhere(&c, &fresh).await;
     // The new key works.
     let token = env.token(&c).await;
-    assert_eq!(env.decide_as_agent(&token).await, allowed());
+    assert_eq!(env.read_contact(&token).await, allowed());
 }
 
 /// Finding 2: a token whose `exp - iat` exceeds `token.max_lifetime_secs` — which this
@@ -236,7 +220,7 @@ async fn finding_2_a_token_living_longer_than_the_maximum_is_refused() {
     let key = current_key(&env);
     let now = env.now();
     let ok = forge(&key, &c.id, "tok_ok", now, now + super::MAX_LIFETIME);
-    assert_eq!(env.decide_as_agent(&ok).await, allowed());
+    assert_eq!(env.read_contact(&ok).await, allowed());
     let long = forge(&key, &c.id, "tok_long", now, now + super::MAX_LIFETIME + 1);
     env.refused_as_agent(&long).await;
     assert_eq!(
@@ -286,7 +270,7 @@ async fn finding_3_a_token_for_another_audience_is_refused_at_every_mandate_endp
     r.expect(200);
     let routed = r.json()["access_token"].as_str().expect("token").to_owned();
     assert_eq!(jwt_parts(&routed).1["aud"], ROUTE);
-    assert_eq!(env.decide_as_agent(&routed).await, denied_invalid());
+    assert_eq!(env.read_contact(&routed).await, denied_invalid());
     let r = env
         .bearer(
             &routed,
@@ -345,7 +329,7 @@ async fn finding_3_a_token_for_another_audience_is_refused_at_every_mandate_endp
     assert_eq!(r.json()["error"], "invalid_request");
     // The same agent's token for Mandate works everywhere.
     let own = env.token(&c).await;
-    assert_eq!(env.decide_as_agent(&own).await, allowed());
+    assert_eq!(env.read_contact(&own).await, allowed());
     env.bearer(&own, Method::GET, "/v1/mandates", None)
         .await
         .expect(200);
@@ -372,7 +356,7 @@ async fn finding_3_a_token_for_mandate_and_an_api_is_neither_issued_nor_accepted
     claims["aud"] = json!([ROUTE, ISSUER]);
     let both: AccessClaims = serde_json::from_value(claims).expect("claims");
     let both = access::issue(&key, &both).expect("sign");
-    assert_eq!(env.decide_as_agent(&both).await, denied_invalid());
+    assert_eq!(env.read_contact(&both).await, denied_invalid());
     assert_eq!(
         env.decide_for_service(&service, &both, None).await,
         denied_invalid()
