@@ -55,18 +55,6 @@ async fn upstream(seen: Seen) -> String {
     format!("http://{addr}")
 }
 
-fn gateway_url(s: &Server) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = s.stdout_text();
-        if let Some(u) = out.lines().find_map(|l| l.strip_prefix("gateway on ")) {
-            return u.trim().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no gateway line in: {out}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test]
 async fn the_gateway_injects_the_secret_strips_the_token_and_forwards_only_allows() {
     let seen = Seen::default();
@@ -96,7 +84,7 @@ credential_header = "X-Api-Key"
     .unwrap();
     let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &[]);
     let admin = s.token.clone().expect("bootstrap token");
-    let gw = gateway_url(&s);
+    let gw = s.gateway_base();
 
     // The secret goes in through the CLI, from a file (never on the command line).
     let value_file = files.path().join("crm-key");
@@ -124,25 +112,7 @@ credential_header = "X-Api-Key"
     assert_eq!(st, 200);
     assert_eq!(list["items"][0]["name"], "crm-key");
     assert!(!list.to_string().contains(SECRET), "never returned");
-    let (st, v) = s
-        .admin(
-            &admin,
-            Method::POST,
-            "/v1/policies",
-            Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA]})),
-        )
-        .await;
-    assert_eq!(st, 201, "{v}");
-    let version = v["version"].as_i64().unwrap();
-    let (st, _) = s
-        .admin(
-            &admin,
-            Method::POST,
-            &format!("/v1/policies/{version}/activate"),
-            None,
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.activate_policies(&admin, POLICIES, SCHEMA).await;
     let resource = format!("{gw}/crm");
     let (st, a) = s
         .admin(
@@ -384,7 +354,7 @@ credential_secret = "billing-key"
     .unwrap();
     let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &[]);
     let admin = s.token.clone().expect("bootstrap token");
-    let gw = gateway_url(&s);
+    let gw = s.gateway_base();
     for name in ["crm-key", "billing-key"] {
         let (st, v) = s
             .admin(
@@ -400,25 +370,7 @@ credential_secret = "billing-key"
 @id("reads") permit (principal, action == Mandate::Action::"crm:read", resource);
 @id("no-secret") forbid (principal, action, resource == Crm::Contact::"secret");
 "#;
-    let (st, v) = s
-        .admin(
-            &admin,
-            Method::POST,
-            "/v1/policies",
-            Some(json!({"policies": policies, "schema_fragments": [SCHEMA]})),
-        )
-        .await;
-    assert_eq!(st, 201, "{v}");
-    let version = v["version"].as_i64().unwrap();
-    let (st, _) = s
-        .admin(
-            &admin,
-            Method::POST,
-            &format!("/v1/policies/{version}/activate"),
-            None,
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.activate_policies(&admin, policies, SCHEMA).await;
     let resource = format!("{gw}/crm");
     let (st, a) = s
         .admin(
@@ -529,25 +481,7 @@ credential_secret = "billing-key"
 /// Activates "reads are allowed" and registers an agent allowed `crm:read` on
 /// `{gw}/crm`; returns a token for it.
 async fn crm_reader(s: &Server, admin: &str, gw: &str) -> String {
-    let (st, v) = s
-        .admin(
-            admin,
-            Method::POST,
-            "/v1/policies",
-            Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA]})),
-        )
-        .await;
-    assert_eq!(st, 201, "{v}");
-    let version = v["version"].as_i64().unwrap();
-    let (st, _) = s
-        .admin(
-            admin,
-            Method::POST,
-            &format!("/v1/policies/{version}/activate"),
-            None,
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.activate_policies(admin, POLICIES, SCHEMA).await;
     let resource = format!("{gw}/crm");
     let (st, a) = s
         .admin(
@@ -630,7 +564,7 @@ async fn issue18_followup3_an_environment_proxy_never_sees_the_injected_credenti
     ];
     let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &env);
     let admin = s.token.clone().expect("bootstrap token");
-    let gw = gateway_url(&s);
+    let gw = s.gateway_base();
     let (st, v) = s
         .admin(
             &admin,

@@ -113,6 +113,30 @@ impl Server {
         }
     }
 
+    /// Adds `policies` with the schema fragment `schema` as a version and activates it,
+    /// as `admin`.
+    pub async fn activate_policies(&self, admin: &str, policies: &str, schema: &str) {
+        let (st, v) = self
+            .admin(
+                admin,
+                reqwest::Method::POST,
+                "/v1/policies",
+                Some(serde_json::json!({"policies": policies, "schema_fragments": [schema]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        let version = v["version"].as_i64().unwrap();
+        let (st, v) = self
+            .admin(
+                admin,
+                reqwest::Method::POST,
+                &format!("/v1/policies/{version}/activate"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+
     /// The key ids the JWKS publishes now.
     pub async fn published_kids(&self) -> Vec<String> {
         let jwks: serde_json::Value = self

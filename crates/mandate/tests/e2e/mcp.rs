@@ -264,18 +264,6 @@ fn mcp_client(python: &Path, url: &str, token: Option<&str>, calls: &[(&str, Val
         .unwrap_or_else(|e| panic!("mcp_client.py's report ({e}):\n{out}--- stderr\n{err}"))
 }
 
-fn gateway_url(s: &Server) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = s.stdout_text();
-        if let Some(u) = out.lines().find_map(|l| l.strip_prefix("gateway on ")) {
-            return u.trim().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no gateway line in: {out}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A JSON-RPC POST to the gateway as a Streamable HTTP client sends it.
 fn rpc_post(
     http: &reqwest::Client,
@@ -351,29 +339,11 @@ url = "{}"
     .unwrap();
     let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &[]);
     let admin = s.token.clone().expect("bootstrap token");
-    let gw = gateway_url(&s);
+    let gw = s.gateway_base();
     let endpoint = format!("{gw}/mcp");
 
     // Schema, policies, an agent whose boundary is the MCP tools at this gateway.
-    let (st, v) = s
-        .admin(
-            &admin,
-            Method::POST,
-            "/v1/policies",
-            Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA]})),
-        )
-        .await;
-    assert_eq!(st, 201, "{v}");
-    let version = v["version"].as_i64().unwrap();
-    let (st, v) = s
-        .admin(
-            &admin,
-            Method::POST,
-            &format!("/v1/policies/{version}/activate"),
-            None,
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    s.activate_policies(&admin, POLICIES, SCHEMA).await;
     let (st, a) = s
         .admin(
             &admin,
@@ -745,26 +715,8 @@ impl Gateway {
         .unwrap();
         let s = Server::start(&dir, &["--config", config.to_str().unwrap()], env);
         let admin = s.token.clone().expect("bootstrap token");
-        let endpoint = format!("{}/mcp", gateway_url(&s));
-        let (st, v) = s
-            .admin(
-                &admin,
-                Method::POST,
-                "/v1/policies",
-                Some(json!({"policies": policies, "schema_fragments": [SCHEMA]})),
-            )
-            .await;
-        assert_eq!(st, 201, "{v}");
-        let version = v["version"].as_i64().unwrap();
-        let (st, v) = s
-            .admin(
-                &admin,
-                Method::POST,
-                &format!("/v1/policies/{version}/activate"),
-                None,
-            )
-            .await;
-        assert_eq!(st, 200, "{v}");
+        let endpoint = format!("{}/mcp", s.gateway_base());
+        s.activate_policies(&admin, policies, SCHEMA).await;
         Gateway {
             s,
             admin,
