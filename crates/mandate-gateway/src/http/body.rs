@@ -289,10 +289,7 @@ pub fn json_fields<'a>(
         (None, Ok(m)) => m,
         (None, Err(_)) => return Ok(None),
     };
-    if let Some(m) = fields
-        .keys()
-        .find(|k| name::same_name(name::base(k), "_method"))
-    {
+    if let Some(m) = fields.keys().find(|k| name::is_refused(k, "_method")) {
         return Err(FieldError::MethodOverride(m.clone()));
     }
     for r in read {

@@ -27,6 +27,13 @@
 //! The rule asked for is the first line (ASCII folding, `ſ`→`s`, `K`→`k`); the fold
 //! here is that and more, on purpose: being stricter than an upstream only refuses more.
 //!
+//! # PHP's rewriting of names
+//!
+//! PHP files a parameter under a rewritten name ([`php`]): leading spaces dropped, and
+//! ` `, `.` and an unclosed `[` turned into `_`. To a PHP upstream `?id=c1&%20id=secret`
+//! is `id=secret`, and `user.id` is `user_id` (adversarial pass 2 after issue 18). Two
+//! names are one when they fold equal as sent *or* as PHP files them.
+//!
 //! # Array and object syntax
 //!
 //! `qs` (Express), PHP, Rails and Rack read `id[]=x`, `id[0]=x`, `id[k]=x` — and `qs`
@@ -60,12 +67,38 @@ pub fn fold(name: &str) -> String {
         .collect()
 }
 
-/// Whether `a` and `b` are one name to a case-insensitive reader.
+/// `name` as PHP files it in `$_GET`/`$_POST` (`php_register_variable_ex`): leading
+/// spaces dropped, then — before a `[` that a `]` closes, which starts array syntax —
+/// every ` `, `.` and unclosed `[` turned into `_`. So `%20id`, `user.id`, `user id`
+/// (also `user+id`) and `user[id` are `id` and `user_id` to a PHP upstream.
+pub fn php(name: &str) -> String {
+    let name = name.trim_start_matches(' ');
+    let array = name
+        .find('[')
+        .filter(|&at| name.get(at..).is_some_and(|rest| rest.contains(']')));
+    let (head, tail) = name.split_at(array.unwrap_or(name.len()));
+    head.chars()
+        .map(|c| if matches!(c, ' ' | '.' | '[') { '_' } else { c })
+        .chain(tail.chars())
+        .collect()
+}
+
+/// Whether `a` and `b` are one name to a case-insensitive reader, or to PHP ([`php`]).
 pub fn same_name(a: &str, b: &str) -> bool {
+    folded_equal(a, b) || folded_equal(&php(a), &php(b))
+}
+
+fn folded_equal(a: &str, b: &str) -> bool {
     if a.is_ascii() && b.is_ascii() {
         return a.eq_ignore_ascii_case(b);
     }
     fold(a) == fold(b)
+}
+
+/// Whether `sent` is, to some upstream, the name `refused` (`access_token`, `_method`):
+/// its [`base`] is, as sent or as PHP files it.
+pub fn is_refused(sent: &str, refused: &str) -> bool {
+    same_name(base(sent), refused) || same_name(base(&php(sent)), refused)
 }
 
 /// What comes before the first `[` or `.` of `name` (all of it when it has neither).
@@ -76,9 +109,12 @@ pub fn base(name: &str) -> &str {
 /// Whether `sent` is `read` (folded) followed by `[` or `.`: array or object syntax
 /// that `qs`, PHP or Rails read as more of `read`.
 pub fn nests_under(read: &str, sent: &str) -> bool {
-    fold(sent)
-        .strip_prefix(&fold(read))
-        .is_some_and(|rest| rest.starts_with(['[', '.']))
+    let nests = |read: &str, sent: &str| {
+        fold(sent)
+            .strip_prefix(&fold(read))
+            .is_some_and(|rest| rest.starts_with(['[', '.']))
+    };
+    nests(read, sent) || nests(&php(read), &php(sent))
 }
 
 /// How `sent` clashes with `read`, if it does: `None` when `read` is sent at most once,
@@ -124,6 +160,28 @@ mod tests {
             Some(Clash::Repeated),
             "the Kelvin sign is `k`"
         );
+    }
+
+    /// Adversarial pass 2: PHP files `%20id` as `id` and `user.id`, `user id`,
+    /// `user[id` as `user_id`, so each is another copy of the read name.
+    #[test]
+    fn names_php_rewrites_into_a_read_one_clash() {
+        for (read, sent) in [
+            ("id", " id"),
+            ("user_id", "user.id"),
+            ("user_id", "user id"),
+            ("user_id", "user[id"),
+            ("user_id", " user_id"),
+        ] {
+            assert!(same_name(read, sent), "{read} ~ {sent}");
+            assert_eq!(clash(read, [read, sent]), Some(Clash::Repeated), "{sent}");
+        }
+        assert!(nests_under("id", " id[]"));
+        assert_eq!(php("a[b]c.d"), "a[b]c.d", "array syntax is kept");
+        assert!(!same_name("user_id", "userid"));
+        assert!(is_refused(" _method", "_method"));
+        assert!(is_refused("access.token", "access_token"));
+        assert!(is_refused(" access_token[x]", "access_token"));
     }
 
     /// Issue 18 follow-up 6 (2): `?id=c1&id[]=secret` is `id=["c1","secret"]` to `qs`,

@@ -121,7 +121,7 @@ impl Query {
             if k.chars().any(char::is_control) {
                 return Err(QueryError::ControlInName);
             }
-            if name::same_name(name::base(&k), "_method") {
+            if name::is_refused(&k, "_method") {
                 return Err(QueryError::MethodOverride(k));
             }
             pairs.push((k, v));
@@ -183,13 +183,7 @@ impl Query {
 /// ([`name::base`]) is `access_token` but for case, or PHP's mangling (a space or `.`
 /// read as `_`) makes it so.
 fn is_access_token(name: &str) -> bool {
-    let php: String = name
-        .chars()
-        .map(|c| if c == ' ' || c == '.' { '_' } else { c })
-        .collect();
-    [name::base(name), name::base(&php)]
-        .into_iter()
-        .any(|b| name::same_name(b, "access_token"))
+    name::is_refused(name, "access_token")
 }
 
 fn encode(text: &str, out: &mut String) {
