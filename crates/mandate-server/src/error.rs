@@ -30,6 +30,11 @@ impl ApiError {
         }
     }
 
+    /// The message for the client.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// Adds an RFC 9457 extension member.
     pub fn with(mut self, name: &'static str, value: serde_json::Value) -> Self {
         self.extra = Some(Box::new((name, value)));

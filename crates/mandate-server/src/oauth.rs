@@ -49,7 +49,8 @@ impl Params {
         }
         let bytes = read_body(body, state.config.max_body_bytes)
             .await
-            .map_err(|_| OAuthError::invalid_request("request body too large"))?;
+            // RFC 6749 has no timeout error: a late body is `invalid_request` too, said so.
+            .map_err(|e| OAuthError::invalid_request(e.detail().to_owned()))?;
         let pairs = parse_pairs(&bytes);
         let mut seen = HashSet::new();
         for (k, _) in &pairs {

@@ -5,11 +5,16 @@
 //! reusable and its next request fails (`Server disconnected without sending a
 //! response`, seen with httpx in the adversarial pass after issue 18).
 //!
+//! It also holds every request body to [`BODY_DEADLINE`]: a body not in whole by then
+//! ends in [`BodyDeadline`], answered 408 `request_timeout` (`read_body` in extract.rs)
+//! with `Connection: close`.
+//!
 //! The access-log layer (wellknown.rs), which wraps every route, wraps a request body
 //! that has something left to read in a [`Tracked`] body ([`track`]), which notes when
 //! the end was reached; if it was not when the response is ready, the response says
 //! `Connection: close` ([`close_if_unread`]). The gateways do the same on their listener.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,10 +25,24 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
-/// A request body that records whether it was read to its end.
+/// How long a request body may take to arrive, whole, counted from the request's head:
+/// the API reads small bodies (forms and JSON under `max_body_bytes`), and a client that
+/// never finishes one must not hold a connection (the listener's head deadline ends when
+/// the head is in). Adversarial pass 2 after issue 18: 5,000 connections each holding a
+/// half-sent `/oauth/token` body filled the API listener.
+pub(crate) const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The error a body that missed [`BODY_DEADLINE`] ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub(crate) struct BodyDeadline(std::time::Duration);
+
+/// A request body that records whether it was read to its end, and ends in
+/// [`BodyDeadline`] when it is not in by its deadline.
 struct Tracked {
     inner: Body,
     ended: Arc<AtomicBool>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl HttpBody for Tracked {
@@ -38,6 +57,9 @@ impl HttpBody for Tracked {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) || this.inner.is_end_stream() {
             this.ended.store(true, Ordering::Release);
+        }
+        if polled.is_pending() && this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(axum::Error::new(BodyDeadline(BODY_DEADLINE)))));
         }
         polled
     }
@@ -62,6 +84,7 @@ pub(crate) fn track(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
         Body::new(Tracked {
             inner,
             ended: Arc::clone(&ended),
+            deadline: Box::pin(tokio::time::sleep(BODY_DEADLINE)),
         })
     });
     (req, Some(ended))
