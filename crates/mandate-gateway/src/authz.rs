@@ -24,6 +24,10 @@ pub struct Ask {
     pub resource_type: String,
     /// The resource's id.
     pub resource_id: String,
+    /// The resource's attributes (empty: none). At the HTTP gateway they come from the
+    /// route's `resource_attributes`; what a template renders from the request is the
+    /// caller's claim.
+    pub resource_attributes: serde_json::Map<String, Value>,
     /// The request context (a JSON object), e.g. `{"tool_arguments": …}`.
     pub context: Value,
     /// The enforcement point and what it saw (route, method, path), for the record.

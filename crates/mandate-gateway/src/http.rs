@@ -270,6 +270,13 @@ pub struct Route {
     pub resource_id: Template,
     /// Context fields (`data_class` → `internal`).
     pub context: BTreeMap<String, Template>,
+    /// The resource's attributes (`team` → `sales`), strings, passed into the decision
+    /// as the resource entity's attributes (what `/v1/authorize` takes as
+    /// `resource.attributes`). A static value (no placeholder) is the operator's word
+    /// about every resource of the route; a value rendered from the request is the
+    /// caller's claim, no more trustworthy than a body field — policies should not
+    /// authorize on it.
+    pub resource_attributes: BTreeMap<String, Template>,
     /// The credential to inject, if the upstream needs one.
     pub credential: Option<Credential>,
 }
@@ -286,6 +293,7 @@ impl Route {
         std::iter::once(action)
             .chain(std::iter::once(&self.resource_id))
             .chain(self.context.values())
+            .chain(self.resource_attributes.values())
     }
 }
 
@@ -355,7 +363,8 @@ impl HttpConfig {
                 .actions
                 .values()
                 .chain(std::iter::once(&r.resource_id))
-                .chain(r.context.values());
+                .chain(r.context.values())
+                .chain(r.resource_attributes.values());
             // INVARIANT (ASCII read names): every name a template reads is printable
             // ASCII; `name::same_name` relies on it.
             for n in templates.flat_map(|t| t.query_names().chain(t.body_names())) {
@@ -843,6 +852,13 @@ async fn forward(
         };
         context.insert(k.clone(), Value::String(v));
     }
+    let mut resource_attributes = serde_json::Map::new();
+    for (k, t) in &route.resource_attributes {
+        let Some(v) = t.render(&seen) else {
+            return unmapped(&format!("resource attribute `{k}`"));
+        };
+        resource_attributes.insert(k.clone(), Value::String(v));
+    }
     let canonical = path.canonical();
     let mut via = json!({"gateway": "http", "route": route.prefix, "method": method.as_str(),
                          "path": canonical});
@@ -866,6 +882,7 @@ async fn forward(
         action,
         resource_type: route.resource_type.clone(),
         resource_id,
+        resource_attributes,
         context: Value::Object(context),
         via,
     };
@@ -1146,6 +1163,7 @@ mod tests {
             resource_type: "T".into(),
             resource_id: Template::parse("x").expect("ok"),
             context: BTreeMap::new(),
+            resource_attributes: BTreeMap::new(),
             credential: None,
         };
         let cfg = |routes| HttpConfig {

@@ -640,6 +640,7 @@ impl Gateway {
             action: ACTION.to_owned(),
             resource_type: TOOL_TYPE.to_owned(),
             resource_id: format!("{server}{SEPARATOR}{tool}"),
+            resource_attributes: serde_json::Map::new(),
             context,
             via: json!({"gateway": "mcp", "method": method, "server": server, "tool": tool}),
         }

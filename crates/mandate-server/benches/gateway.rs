@@ -194,6 +194,7 @@ namespace Mandate { action "api:read" in ["all"] appliesTo { principal: [Agent],
         resource_type: "Api::Thing".into(),
         resource_id: Template::parse("{path.0}").expect("t"),
         context: BTreeMap::new(),
+        resource_attributes: BTreeMap::new(),
         credential: Some(Credential::Header {
             name: "x-api-key".parse().expect("header"),
             secret: "key".into(),

@@ -113,6 +113,16 @@ fn verified_for(
     Ok(claims)
 }
 
+/// The resource attributes a gateway supplies, as `/v1/authorize` takes them (none:
+/// null).
+fn attributes_of(ask: &Ask) -> Value {
+    if ask.resource_attributes.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(ask.resource_attributes.clone())
+    }
+}
+
 /// The gateway's verdict for a decision.
 fn verdict_of(d: &crate::decide::Decision) -> Verdict {
     if d.allow {
@@ -134,7 +144,7 @@ impl Authorizer for GatewayAuthorizer {
             let resource = Resource {
                 type_name: ask.resource_type.clone(),
                 id: ask.resource_id.clone(),
-                attributes: Value::Null,
+                attributes: attributes_of(&ask),
             };
             let context = if ask.context.is_object() {
                 ask.context.clone()
@@ -213,7 +223,7 @@ impl Authorizer for GatewayAuthorizer {
         let resource = Resource {
             type_name: ask.resource_type.clone(),
             id: ask.resource_id.clone(),
-            attributes: Value::Null,
+            attributes: attributes_of(ask),
         };
         // A look, not an action: no record and no learning by the detector.
         let d = crate::decide::decide(

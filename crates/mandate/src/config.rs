@@ -106,6 +106,11 @@ pub struct RouteConfig {
     /// Context field templates.
     #[serde(default)]
     pub context: BTreeMap<String, String>,
+    /// The resource's attributes (`team = "sales"`), templates rendered to strings. A
+    /// static value is the operator's; one rendered from the request is the caller's
+    /// claim (README, "Gateways").
+    #[serde(default)]
+    pub resource_attributes: BTreeMap<String, String>,
     /// The name of the upstream secret to inject (`mandate gateway secret set`).
     #[serde(default)]
     pub credential_secret: Option<String>,

@@ -146,6 +146,20 @@ fn gateway_router(
         for (k, v) in &r.context {
             context.insert(k.clone(), t(v)?);
         }
+        let mut resource_attributes = std::collections::BTreeMap::new();
+        for (k, v) in &r.resource_attributes {
+            // What a policy can name as `resource.<name>`: a Cedar identifier.
+            let ident = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            anyhow::ensure!(
+                ident,
+                "gateway route `{}`: resource attribute `{}` must be a name of ASCII \
+                 letters, digits and `_`, not starting with a digit",
+                r.prefix,
+                k.escape_debug()
+            );
+            resource_attributes.insert(k.clone(), t(v)?);
+        }
         let credential = match (&r.credential_secret, &r.credential_header) {
             (None, None) => None,
             (Some(secret), None) => Some(Credential::Bearer {
@@ -169,6 +183,7 @@ fn gateway_router(
             resource_type: r.resource_type.clone(),
             resource_id: t(&r.resource_id)?,
             context,
+            resource_attributes,
             credential,
         });
     }

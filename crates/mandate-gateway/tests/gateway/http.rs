@@ -252,6 +252,7 @@ fn route(prefix: &str, upstream: &str, action: &str) -> Route {
         resource_type: "T::R".into(),
         resource_id: Template::parse("{path.0}").expect("template"),
         context: BTreeMap::new(),
+        resource_attributes: BTreeMap::new(),
         credential: Some(Credential::Bearer { secret: "k".into() }),
     }
 }
@@ -1712,4 +1713,40 @@ async fn issue18_followup6_mandate_headers_are_the_gateways_and_an_empty_id_is_u
         );
     }
     assert_eq!(authz.asked(), asked, "nothing was decided");
+}
+
+/// Issue 19 (item 4): a route supplies the resource's attributes — a static one as
+/// written, a templated one rendered from the request (and read from the query as any
+/// read name is: a second spelling is refused) — and a request that does not fill one
+/// is 400 `unmapped_request`, decided nowhere.
+#[tokio::test]
+async fn issue19_routes_supply_resource_attributes() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let routes = vec![Route {
+        resource_attributes: [
+            ("team".to_owned(), Template::parse("sales").expect("t")),
+            (
+                "region".to_owned(),
+                Template::parse("{query.region}").expect("t"),
+            ),
+        ]
+        .into(),
+        ..route("/crm", &up.url, "x:read")
+    }];
+    let gw = gateway(routes, Arc::clone(&authz)).await;
+    let r = raw(&gw, "/crm/c42?region=eu").await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let asked = authz.last();
+    assert_eq!(asked.resource_id, "c42");
+    assert_eq!(
+        Value::Object(asked.resource_attributes),
+        json!({"team": "sales", "region": "eu"})
+    );
+    let r = raw(&gw, "/crm/c42").await;
+    assert_eq!((r.status, r.code()), (400, json!("unmapped_request")));
+    let r = raw(&gw, "/crm/c42?region=eu&REGION=us").await;
+    assert_eq!((r.status, r.code()), (400, json!("ambiguous_query")));
+    assert_eq!(authz.asked(), 1, "only the first was decided");
+    assert_eq!(up.hits(), 1);
 }
