@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::Conn;
-use crate::client::{call, finish, items, s, url_query};
+use crate::client::{call, finish, items, s, say_if_none, url_query};
 
 #[derive(Subcommand)]
 pub enum AnomaliesCmd {
@@ -178,6 +178,7 @@ pub async fn anomalies(cmd: AnomaliesCmd) -> ExitCode {
             let q = if q.is_empty() { q } else { format!("?{q}") };
             let r = call(&conn, Method::GET, &format!("/v1/anomalies{q}"), None).await;
             finish(&conn, r, |v| {
+                say_if_none(v, "no anomalies");
                 for a in items(v) {
                     println!("{}", line(a));
                 }

@@ -149,6 +149,14 @@ pub(crate) fn items(v: &Value) -> impl Iterator<Item = &Value> {
     list(v, "items")
 }
 
+/// Prints `none` when a list answer has no items, so an empty list says so rather than
+/// printing nothing.
+pub(crate) fn say_if_none(v: &Value, none: &str) {
+    if items(v).next().is_none() {
+        println!("{none}");
+    }
+}
+
 pub(crate) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("-")
 }
@@ -282,6 +290,7 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             }
             let r = call(&conn, Method::GET, &format!("/v1/agents{q}"), None).await;
             finish(&conn, r, |v| {
+                say_if_none(v, "no agents");
                 for a in items(v) {
                     println!("{}", agent_line(a));
                 }
@@ -379,6 +388,7 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
             )
             .await;
             finish(&conn, r, |v| {
+                say_if_none(v, "no credentials");
                 for c in items(v) {
                     let until = c
                         .get("expires_at")
@@ -455,6 +465,7 @@ pub async fn admin_token(cmd: AdminTokenCmd) -> ExitCode {
         AdminTokenCmd::List { conn } => {
             let r = call(&conn, Method::GET, "/v1/admin-tokens", None).await;
             finish(&conn, r, |v| {
+                say_if_none(v, "no admin tokens");
                 for t in items(v) {
                     let state = if t.get("revoked_at").is_some() {
                         "revoked"
@@ -501,6 +512,7 @@ pub async fn keys(cmd: KeysCmd) -> ExitCode {
         KeysCmd::List { conn } => {
             let r = call(&conn, Method::GET, "/v1/keys", None).await;
             finish(&conn, r, |v| {
+                say_if_none(v, "no signing keys");
                 for k in items(v) {
                     let what = if k.get("current").and_then(Value::as_bool) == Some(true) {
                         "current".to_owned()
@@ -522,17 +534,98 @@ fn read_all(paths: &[std::path::PathBuf]) -> Res<Vec<String>> {
     paths.iter().map(|p| read(p)).collect()
 }
 
+/// The files `args` name: a file as it is, a directory as every file in it (not below
+/// it) whose name ends in `.{ext}`, sorted by name. A directory with none is an error:
+/// an empty policy set is never sent by accident.
+fn expand(args: &[std::path::PathBuf], ext: &str) -> Res<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for a in args {
+        if !a.is_dir() {
+            out.push(a.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(a)
+            .map_err(|e| usage(format!("reading directory {}: {e}", a.display())))?;
+        let mut found: Vec<std::path::PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == ext))
+            .collect();
+        if found.is_empty() {
+            return Err(usage(format!("no `*.{ext}` file in {}", a.display())));
+        }
+        found.sort();
+        out.append(&mut found);
+    }
+    Ok(out)
+}
+
+/// Policy files joined into one text, each after a `// file: …` line, and where each
+/// one's lines are in it (errors are located in the joined text).
+struct Joined {
+    text: String,
+    /// (file, first line, last line), 1-based, in the joined text.
+    spans: Vec<(std::path::PathBuf, usize, usize)>,
+}
+
+impl Joined {
+    fn read(args: &[std::path::PathBuf]) -> Res<Joined> {
+        let files = expand(args, "cedar")?;
+        let mut j = Joined {
+            text: String::new(),
+            spans: Vec::new(),
+        };
+        // One file is sent as it is, so line numbers are the file's own.
+        if let [only] = files.as_slice() {
+            j.text = read(only)?;
+            return Ok(j);
+        }
+        let mut line = 1;
+        for f in files {
+            let body = read(&f)?;
+            let header = format!("// file: {}\n", f.display());
+            let lines = body.lines().count().max(1);
+            j.text.push_str(&header);
+            j.text.push_str(&body);
+            if !body.ends_with('\n') {
+                j.text.push('\n');
+            }
+            j.spans.push((f, line + 1, line + lines));
+            line += 1 + lines;
+        }
+        Ok(j)
+    }
+
+    /// Where each file's lines are, for an error message (nothing for one file).
+    fn map(&self) -> String {
+        self.spans
+            .iter()
+            .map(|(f, a, b)| format!("\n  (policy lines {a}-{b} are {})", f.display()))
+            .collect()
+    }
+}
+
+fn read_schemas(args: &[std::path::PathBuf]) -> Res<Vec<String>> {
+    read_all(&expand(args, "cedarschema")?)
+}
+
 /// Compiles locally, printing every located error; `Err` exits 1.
 fn compile_local(
-    policies: &std::path::Path,
+    policies: &[std::path::PathBuf],
     schemas: &[std::path::PathBuf],
 ) -> Res<mandate_policy::CompiledPolicies> {
-    let fragments = read_all(schemas)?;
-    mandate_policy::compile(&fragments, &read(policies)?).map_err(|errs| {
+    let fragments = read_schemas(schemas)?;
+    let joined = Joined::read(policies)?;
+    mandate_policy::compile(&fragments, &joined.text).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
         Fail(
             1,
-            format!("{} problem(s):\n  {}", errs.len(), lines.join("\n  ")),
+            format!(
+                "{} problem(s):\n  {}{}",
+                errs.len(),
+                lines.join("\n  "),
+                joined.map()
+            ),
         )
     })
 }
@@ -551,14 +644,17 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
     match cmd {
         PolicyCmd::Add {
             conn,
-            file,
+            files,
             schemas,
             note,
             activate,
         } => {
             let r = async {
-                let body = json!({"policies": read(&file)?, "schema_fragments": read_all(&schemas)?, "note": note});
-                let added = call(&conn, Method::POST, "/v1/policies", Some(body)).await?;
+                let joined = Joined::read(&files)?;
+                let body = json!({"policies": joined.text, "schema_fragments": read_schemas(&schemas)?, "note": note});
+                let added = call(&conn, Method::POST, "/v1/policies", Some(body))
+                    .await
+                    .map_err(|Fail(c, m)| Fail(c, format!("{m}{}", joined.map())))?;
                 if activate {
                     let v = added.get("version").and_then(Value::as_i64).unwrap_or(0);
                     call(&conn, Method::POST, &format!("/v1/policies/{v}/activate"), None).await?;
@@ -575,13 +671,23 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                     ids.join(", ")
                 );
                 if activate {
-                    println!("and activated");
+                    println!(
+                        "and activated: it replaces the whole previous set (only these \
+                         policies are enforced now)"
+                    );
+                } else {
+                    println!(
+                        "not active yet; `mandate policy activate {}` replaces the whole \
+                         active set with it",
+                        v.get("version").unwrap_or(&Value::Null)
+                    );
                 }
             })
         }
         PolicyCmd::List { conn } => {
             let r = call(&conn, Method::GET, "/v1/policies", None).await;
             finish(&conn, r, |v| {
+                say_if_none(v, "no policy versions yet (`mandate policy add`)");
                 for p in items(v) {
                     let mark = if p.get("active").and_then(Value::as_bool) == Some(true) {
                         "*"
@@ -619,7 +725,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 Err(e) => done(Err(Fail(1, format!("cannot write the schema: {e}")))),
             }
         }
-        PolicyCmd::Validate { file, schemas } => done(compile_local(&file, &schemas).map(|c| {
+        PolicyCmd::Validate { files, schemas } => done(compile_local(&files, &schemas).map(|c| {
             println!(
                 "valid: {} policies ({})",
                 c.len(),
@@ -719,6 +825,7 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
             }
             let r = call(&conn, Method::GET, &format!("/v1/audit/events{q}"), None).await;
             finish(&conn, r, |v| {
+                say_if_none(v, "no audit events");
                 for e in items(v) {
                     println!(
                         "{:>6}  {}  {:<20} {:<6} agent={} action={} {}",

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::Conn;
-use crate::client::{Fail, call, finish, items, s, usage};
+use crate::client::{Fail, call, finish, items, s, say_if_none, usage};
 
 #[derive(Subcommand)]
 pub enum GatewayCmd {
@@ -90,6 +90,7 @@ pub async fn gateway(cmd: GatewayCmd) -> ExitCode {
         SecretCmd::List { conn } => {
             let r = call(&conn, Method::GET, "/v1/gateway/secrets", None).await;
             finish(&conn, r, |v: &Value| {
+                say_if_none(v, "no gateway secrets");
                 for i in items(v) {
                     println!("{}  updated {}", s(i, "name"), s(i, "updated_at"));
                 }

@@ -82,15 +82,21 @@ enum Command {
 
 #[derive(Subcommand)]
 pub enum PolicyCmd {
-    /// Add a new policy version (validated by the server; not active until activated)
+    /// Add a new policy version from one or more files or directories (validated by the
+    /// server; not active until activated). A version is the whole set: activating it
+    /// replaces every policy of the active version, so give all the policies to enforce
     Add {
         #[command(flatten)]
         conn: Conn,
-        /// Cedar policies file
-        file: PathBuf,
-        /// Schema fragment file (Cedar schema syntax; repeatable)
+        /// Cedar policy files, or directories (every `*.cedar` in them, sorted by name);
+        /// all joined, in the order given, into one version
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A schema fragment file (Cedar schema syntax), or a directory (every
+        /// `*.cedarschema` in it, sorted); repeatable
         #[arg(long = "schema")]
         schemas: Vec<PathBuf>,
+        /// A note kept with the version (who, why)
         #[arg(long, default_value = "")]
         note: String,
         /// Activate it at once
@@ -110,7 +116,10 @@ pub enum PolicyCmd {
     },
     /// Validate policies against the schema, offline (exit 1 with every error located)
     Validate {
-        file: PathBuf,
+        /// Cedar policy files or directories (every `*.cedar`), joined as `policy add` does
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A schema fragment file or directory (every `*.cedarschema`); repeatable
         #[arg(long = "schema")]
         schemas: Vec<PathBuf>,
     },
@@ -133,9 +142,11 @@ pub enum PolicyCmd {
     Test {
         /// The test file (JSON: {"tests": [...]})
         file: PathBuf,
-        /// The Cedar policies under test
-        #[arg(long)]
-        policies: PathBuf,
+        /// The Cedar policies under test: a file or a directory (every `*.cedar`);
+        /// repeatable, joined as `policy add` does
+        #[arg(long, required = true)]
+        policies: Vec<PathBuf>,
+        /// A schema fragment file or directory (every `*.cedarschema`); repeatable
         #[arg(long = "schema")]
         schemas: Vec<PathBuf>,
     },

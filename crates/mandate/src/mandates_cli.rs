@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::Conn;
-use crate::client::{Fail, Res, call, finish, items, list, s, url_query, usage};
+use crate::client::{Fail, Res, call, finish, items, list, s, say_if_none, url_query, usage};
 
 #[derive(Subcommand)]
 pub enum MandateCmd {
@@ -386,6 +386,7 @@ pub async fn mandate(cmd: MandateCmd) -> ExitCode {
             ]);
             let r = call(&conn, Method::GET, &format!("/v1/mandates{q}"), None).await;
             finish(&conn, r, |v| {
+                say_if_none(v, "no mandates");
                 for m in items(v) {
                     println!("{}", mandate_line(m));
                 }
@@ -457,6 +458,7 @@ pub async fn approvals(cmd: ApprovalsCmd) -> ExitCode {
             let q = query(&[("limit", limit.map(|l| l.to_string())), ("cursor", cursor)]);
             let r = call(&conn, Method::GET, &format!("/v1/approvals{q}"), None).await;
             finish(&conn, r, |v| {
+                say_if_none(v, "no approvals waiting");
                 for a in items(v) {
                     println!("{}", approval_line(a));
                 }
