@@ -16,9 +16,17 @@ const CLIENT_VARS: &[&str] = &[
     "MANDATE_BOOTSTRAP_TOKEN",
 ];
 
+/// `detect.learning_min_requests` under `--dev`.
+pub const DEV_LEARNING_MIN_REQUESTS: u64 = 20;
+
 /// The merged configuration of `mandate serve`.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// `--dev`: a throw-away development server (`crate::devmode`).
+    pub dev: bool,
+    /// Whether `data_dir` was given (file, environment or flag) rather than defaulted;
+    /// with `--dev`, a data dir not given is a fresh temporary one.
+    pub data_dir_given: bool,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub issuer: Option<String>,
@@ -244,6 +252,8 @@ fn flatten(
 /// Command-line values for `serve` (each optional; `None` leaves the lower layers).
 #[derive(Debug, Default, Clone)]
 pub struct Flags {
+    /// `--dev`: development defaults under every other source (see [`load`]).
+    pub dev: bool,
     pub config: Option<PathBuf>,
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
@@ -359,6 +369,8 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     );
 
     let mut cfg = ServeConfig {
+        dev: flags.dev,
+        data_dir_given: raw.contains_key("data_dir"),
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         data_dir: PathBuf::from("./mandate-data"),
         issuer: None,
@@ -395,6 +407,15 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         gateway_routes: routes,
         gateway_mcp: mcp,
     };
+    // `--dev` changes defaults only: the file, the environment and the flags below still
+    // override each of them.
+    if flags.dev {
+        cfg.dev_user_tokens = true;
+        // Learning ends after 20 requests, however young the agent (0 days): enough to
+        // see a `new_action` or a `deny_burst` in a first session.
+        cfg.detect.learning_secs = 0;
+        cfg.detect.learning_min_events = DEV_LEARNING_MIN_REQUESTS;
+    }
     for (key, r) in &raw {
         let v = r.value.trim();
         let mut bad = |what: &str| {
@@ -741,6 +762,39 @@ mod tests {
             assert!(all.contains(want), "missing {want} in:\n{all}");
         }
         assert_eq!(errs.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn dev_changes_defaults_and_every_source_still_overrides() {
+        let dev = Flags {
+            dev: true,
+            ..Flags::default()
+        };
+        let c = load(&dev, &env(&[])).unwrap();
+        assert!(c.dev && c.dev_user_tokens && !c.data_dir_given);
+        assert_eq!(
+            (c.detect.learning_secs, c.detect.learning_min_events),
+            (0, DEV_LEARNING_MIN_REQUESTS)
+        );
+        let c = load(
+            &Flags {
+                data_dir: Some("/tmp/x".into()),
+                listen: Some("127.0.0.1:9".into()),
+                ..dev.clone()
+            },
+            &env(&[
+                ("MANDATE_DEV_USER_TOKENS", "false"),
+                ("MANDATE_DETECT_LEARNING_MIN_REQUESTS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.data_dir_given && !c.dev_user_tokens);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9");
+        assert_eq!(c.detect.learning_min_events, 5);
+        // Without `--dev`, nothing changes.
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert!(!c.dev && !c.dev_user_tokens);
+        assert_eq!(c.detect.learning_secs, 7 * 86_400);
     }
 
     #[test]

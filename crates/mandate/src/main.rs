@@ -14,6 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod anomalies_cli;
 mod client;
 mod config;
+mod devmode;
 mod gateway_cli;
 mod incident_cli;
 mod listen;
@@ -40,7 +41,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (zero configuration: creates ./mandate-data on first start)
+    /// Run the server (zero configuration: creates ./mandate-data on first start;
+    /// `--dev` for a throw-away development server)
     Serve(ServeArgs),
     /// Register and manage agents
     #[command(subcommand)]
@@ -199,6 +201,13 @@ pub enum AuditCmd {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// Development mode (NOT for production): a fresh temporary data dir removed at exit
+    /// (unless --data-dir/data_dir is given), the admin token and a demo agent's secret
+    /// printed at every start, the examples' schemas and policies active, the
+    /// development user issuer on, anomaly learning after 20 requests. Config, env and
+    /// flags still override each of these defaults
+    #[arg(long)]
+    dev: bool,
     /// TOML config file (also MANDATE_CONFIG)
     #[arg(long)]
     config: Option<PathBuf>,
@@ -438,6 +447,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => {
             let env = env_snapshot();
             let flags = config::Flags {
+                dev: a.dev,
                 config: a.config,
                 listen: a.listen,
                 data_dir: a.data_dir,

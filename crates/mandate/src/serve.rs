@@ -23,6 +23,7 @@ use mandate_token::secret;
 use mandate_token::user::{ClaimNames, DevUserIssuer, TrustedIssuer, TrustedIssuers};
 
 use crate::config::ServeConfig;
+use crate::devmode;
 
 fn supplied_bootstrap(
     cfg: &ServeConfig,
@@ -275,10 +276,34 @@ fn user_issuers(
     Ok((TrustedIssuers::new(list)?, dev))
 }
 
-pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
+pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
-    let supplied = supplied_bootstrap(&cfg, env)?;
+    // `--dev` without a data dir given: a fresh temporary one, removed when `run` ends
+    // (declared first, so dropped last: after the store and the audit log are closed).
+    let temp_dir = if cfg.dev && !cfg.data_dir_given {
+        let t = devmode::TempDataDir::create(random.as_ref())?;
+        cfg.data_dir = t.path().to_owned();
+        Some(t)
+    } else {
+        None
+    };
+    let mut supplied = supplied_bootstrap(&cfg, env)?;
+    // `--dev`: a new admin token at every start (it replaces the last one), printed,
+    // unless the operator supplied one; either way the demo is set up with it.
+    let dev_admin = if cfg.dev {
+        let text = match &supplied {
+            Some(t) => t.expose().to_owned(),
+            None => secret::new_admin_token(random.as_ref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .expose()
+                .to_owned(),
+        };
+        supplied = Some(secret::supplied(text.clone()));
+        Some(text)
+    } else {
+        None
+    };
 
     let dir = &cfg.data_dir;
     let first_start = !dir.join("mandate.db").exists();
@@ -403,7 +428,19 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         None => None,
     };
 
+    let demo = match &dev_admin {
+        Some(admin) => Some(
+            devmode::provision(&mandate_server::router(Arc::clone(&state)), admin)
+                .await
+                .context("setting up --dev")?,
+        ),
+        None => None,
+    };
+
     let mut out = std::io::stdout().lock();
+    if demo.is_some() {
+        writeln!(out, "{}", devmode::WARNING)?;
+    }
     writeln!(
         out,
         "Mandate {} listening on http://{addr}",
@@ -413,25 +450,59 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         out,
         "data dir: {}{}",
         dir.display(),
-        if first_start { " (created)" } else { "" }
+        if temp_dir.is_some() {
+            " (temporary: removed when the server stops)"
+        } else if first_start {
+            " (created)"
+        } else {
+            ""
+        }
     )?;
-    let token_hint = match &boot {
-        Bootstrap::Created(t) => {
+    let mut exports = format!("MANDATE_ADDR=http://{addr}");
+    match (&boot, &dev_admin, &demo) {
+        (_, Some(admin), Some(demo)) => {
+            writeln!(out, "\nAdmin token (new at every --dev start):\n\n    {admin}\n")?;
+            writeln!(
+                out,
+                "Demo agent `demo-agent` (labels team=sales, role=billing; a new secret at \
+                 every start):\n    client id:     {}\n    client secret: {}",
+                demo.agent, demo.secret
+            )?;
+            match demo.policy_version {
+                Some(v) => writeln!(
+                    out,
+                    "Policies: examples/crm, examples/mcp, examples/billing (version {v}, active)"
+                )?,
+                None => writeln!(out, "Policies: as the data dir holds them (left as they are)")?,
+            }
+            if cfg.dev_user_tokens {
+                writeln!(
+                    out,
+                    "User tokens: {} dev issue-user-token --sub alice --group finance",
+                    cli_name()
+                )?;
+            }
+            exports.push_str(&format!(
+                " MANDATE_TOKEN={admin} DEMO_AGENT={} DEMO_SECRET={}",
+                demo.agent, demo.secret
+            ));
+            writeln!(out)?;
+        }
+        (Bootstrap::Created(t), _, _) => {
             writeln!(
                 out,
                 "\nAdmin bootstrap token (shown only this once; store it safely):\n\n    {}\n",
                 t.expose()
             )?;
-            "<the token above>"
+            exports.push_str(" MANDATE_TOKEN=<the token above>");
         }
-        Bootstrap::Supplied => "<your bootstrap token>",
-        Bootstrap::Existing => "<the bootstrap token printed at first start>",
-    };
+        (Bootstrap::Supplied, _, _) => exports.push_str(" MANDATE_TOKEN=<your bootstrap token>"),
+        (Bootstrap::Existing, _, _) => {
+            exports.push_str(" MANDATE_TOKEN=<the bootstrap token printed at first start>")
+        }
+    }
     writeln!(out, "Next, in another shell:")?;
-    writeln!(
-        out,
-        "    export MANDATE_ADDR=http://{addr} MANDATE_TOKEN={token_hint}"
-    )?;
+    writeln!(out, "    export {exports}")?;
     // The CLI is this very binary; name it by its path unless `mandate` on the PATH is
     // it, so the suggested command works as printed (a fresh clone has no `mandate` on
     // the PATH).
@@ -446,6 +517,7 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
     out.flush()?;
     drop(out);
     drop(boot);
+    drop(dev_admin);
 
     tracing::info!(%addr, %issuer, "serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -1,0 +1,264 @@
+//! `mandate serve --dev`: a throw-away server for a first session, like `vault server
+//! -dev`. It makes a fresh temporary data directory (removed at exit), a fresh admin
+//! token at every start, activates the examples' schemas and policies (compiled into
+//! the binary from `examples/`, the single source, so `--dev` works from any
+//! directory) and provisions one demo agent with a new client secret — all through the
+//! server's own admin API, in process, so each step is validated and audited as any
+//! admin's would be. Printing the secrets is the point; that is why it is not for
+//! production. The development defaults of the configuration are in `config::load`.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use mandate_core::random::Random;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// The example policies `--dev` activates, by the path they are shipped at, joined in
+/// this order into one version (as `mandate policy add` joins files).
+pub const POLICIES: &[(&str, &str)] = &[
+    (
+        "examples/crm/policies.cedar",
+        include_str!("../../../examples/crm/policies.cedar"),
+    ),
+    (
+        "examples/mcp/policies.cedar",
+        include_str!("../../../examples/mcp/policies.cedar"),
+    ),
+    (
+        "examples/billing/policies.cedar",
+        include_str!("../../../examples/billing/policies.cedar"),
+    ),
+];
+
+/// The schema fragments those policies are validated against.
+pub const SCHEMAS: &[(&str, &str)] = &[
+    (
+        "examples/crm/schema.cedarschema",
+        include_str!("../../../examples/crm/schema.cedarschema"),
+    ),
+    (
+        "examples/mcp/schema.cedarschema",
+        include_str!("../../../examples/mcp/schema.cedarschema"),
+    ),
+    (
+        "examples/billing/schema.cedarschema",
+        include_str!("../../../examples/billing/schema.cedarschema"),
+    ),
+];
+
+/// The label that marks the demo agent, so a restart on a kept data dir finds it again.
+const DEMO_LABEL: (&str, &str) = ("mandate-dev", "demo");
+
+/// A temporary data directory, removed (with everything in it) when dropped: at the
+/// end of `serve::run`, however it ends short of the process being killed.
+#[derive(Debug)]
+pub struct TempDataDir(PathBuf);
+
+impl TempDataDir {
+    /// Creates `$TMPDIR/mandate-dev-<random>`, mode 0700; never reuses one that exists.
+    pub fn create(random: &dyn Random) -> anyhow::Result<TempDataDir> {
+        let mut bytes = [0u8; 8];
+        random
+            .fill(&mut bytes)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let path = std::env::temp_dir().join(format!("mandate-dev-{name}"));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .with_context(|| format!("creating the temporary data dir {}", path.display()))?;
+        Ok(TempDataDir(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDataDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "temporary data dir not removed");
+        }
+    }
+}
+
+/// What `--dev` set up, for the banner.
+#[derive(Debug)]
+pub struct Demo {
+    /// The policy version activated now; `None` when the data dir already had policies
+    /// (a kept `--data-dir`), which are then left as they are.
+    pub policy_version: Option<i64>,
+    pub agent: String,
+    /// A new client secret of the demo agent, made at this start.
+    pub secret: String,
+}
+
+/// The demo agent's boundary: the CRM (contacts and invoices, with and without a data
+/// class), every MCP tool, billing for mandates, and tokens for any loopback gateway.
+fn demo_boundary() -> Value {
+    json!({
+        "grants": [
+            {"actions": ["crm:read", "crm:write"], "resources": ["Crm::Contact/*"],
+             "data_classes": ["internal", "public"]},
+            {"actions": ["crm:read", "crm:write"], "resources": ["Crm::Contact/*"]},
+            {"actions": ["crm:read", "crm:refund"], "resources": ["Crm::Invoice/*"],
+             "data_classes": ["internal"]},
+            {"actions": ["mcp:call_tool"], "resources": ["Mcp::Tool/*"]},
+            {"actions": ["billing:read", "billing:refund"], "resources": ["Billing::Invoice/*"]},
+        ],
+        "audiences": ["http://127.0.0.1:*", "http://localhost:*"],
+    })
+}
+
+/// One admin API call, in process.
+async fn call(
+    router: &axum::Router,
+    admin: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut req = Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .header("authorization", format!("Bearer {admin}"));
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .context("building a request")?;
+    let res = router
+        .clone()
+        .oneshot(req)
+        .await
+        .context("calling the admin API")?;
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1024 * 1024)
+        .await
+        .context("reading an admin API answer")?;
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !(status.is_success() || status == StatusCode::NOT_MODIFIED) {
+        bail!("{method} {path}: {status} {v}");
+    }
+    Ok(v)
+}
+
+/// Activates the example policies (when the data dir has none yet) and makes sure the
+/// demo agent exists, giving it a new client secret.
+pub async fn provision(router: &axum::Router, admin: &str) -> anyhow::Result<Demo> {
+    let versions = call(router, admin, Method::GET, "/v1/policies", None).await?;
+    let empty = versions
+        .get("items")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    let policy_version = if empty {
+        let policies: String = POLICIES
+            .iter()
+            .map(|(name, text)| format!("// file: {name}\n{text}\n"))
+            .collect();
+        let schemas: Vec<&str> = SCHEMAS.iter().map(|(_, t)| *t).collect();
+        let note = "mandate serve --dev: examples/crm, examples/mcp, examples/billing";
+        let added = call(
+            router,
+            admin,
+            Method::POST,
+            "/v1/policies",
+            Some(json!({"policies": policies, "schema_fragments": schemas, "note": note})),
+        )
+        .await
+        .context("adding the example policies")?;
+        let v = added
+            .get("version")
+            .and_then(Value::as_i64)
+            .context("no policy version in the answer")?;
+        call(
+            router,
+            admin,
+            Method::POST,
+            &format!("/v1/policies/{v}/activate"),
+            None,
+        )
+        .await
+        .context("activating the example policies")?;
+        Some(v)
+    } else {
+        None
+    };
+
+    let (k, v) = DEMO_LABEL;
+    let found = call(
+        router,
+        admin,
+        Method::GET,
+        &format!("/v1/agents?label={k}%3D{v}&status=active"),
+        None,
+    )
+    .await?;
+    let existing = found
+        .get("items")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(|a| a.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let agent = match existing {
+        Some(id) => id,
+        None => {
+            let created = call(
+                router,
+                admin,
+                Method::POST,
+                "/v1/agents",
+                Some(json!({
+                    "name": "demo-agent",
+                    "owner": "dev@example.com",
+                    "purpose": "the demo agent of `mandate serve --dev`",
+                    "labels": {"team": "sales", "role": "billing", k: v},
+                    "boundary": demo_boundary(),
+                })),
+            )
+            .await
+            .context("registering the demo agent")?;
+            created
+                .get("id")
+                .and_then(Value::as_str)
+                .context("no agent id in the answer")?
+                .to_owned()
+        }
+    };
+    let cred = call(
+        router,
+        admin,
+        Method::POST,
+        &format!("/v1/agents/{agent}/credentials"),
+        Some(json!({"type": "client_secret"})),
+    )
+    .await
+    .context("giving the demo agent a client secret")?;
+    let secret = cred
+        .get("client_secret")
+        .and_then(Value::as_str)
+        .context("no client secret in the answer")?
+        .to_owned();
+    Ok(Demo {
+        policy_version,
+        agent,
+        secret,
+    })
+}
+
+/// The loud part of the banner, first, before anything else is printed.
+pub const WARNING: &str = "\
+==================================================================================
+  DEVELOPMENT MODE (mandate serve --dev): NOT FOR PRODUCTION
+  - the admin token and the demo agent's secret are printed below, in the clear
+  - the data dir is temporary unless given, and removed when the server stops
+  - the development user issuer is on: any admin token can mint user tokens
+  - anomaly learning ends after 20 requests; the example policies are active
+==================================================================================";
