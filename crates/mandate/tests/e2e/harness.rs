@@ -42,6 +42,29 @@ impl Server {
         Self::spawn(cmd, env)
     }
 
+    /// Starts `mandate serve --dev --listen 127.0.0.1:0 ARGS…` with `env` (and no other
+    /// MANDATE_* variables): no data dir unless `args` gives one.
+    pub fn start_dev(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+            .args(args);
+        Self::spawn(cmd, env)
+    }
+
+    /// The variables of the banner's `export …` line (`MANDATE_ADDR`, `MANDATE_TOKEN`,
+    /// and under `--dev` `DEMO_AGENT`, `DEMO_SECRET`).
+    pub fn exports(&self) -> std::collections::BTreeMap<String, String> {
+        let out = self.stdout_text();
+        let line = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("export "))
+            .unwrap_or_else(|| panic!("no export line in: {out}"));
+        line.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     /// As [`Server::start`], with the process's open-file limit set to `files` first
     /// (`ulimit -n` in a shell that then execs the server, so the pid is the server's).
     pub fn start_with_file_limit(

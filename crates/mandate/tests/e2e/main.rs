@@ -12,6 +12,7 @@
 
 mod decide;
 mod detect;
+mod dev;
 mod gateway;
 mod harness;
 mod incident;

@@ -17,6 +17,7 @@ async fn zero_config_first_start_then_restart_keeps_everything() {
     let mut s = Server::start(&dir, &args, &[]);
     let out = s.stdout_text();
     assert!(out.contains("listening on http://127.0.0.1:"), "{out}");
+    assert!(!out.contains("DEVELOPMENT MODE"), "only --dev warns: {out}");
     assert!(
         out.contains("mandate agent register"),
         "prints the next command: {out}"
