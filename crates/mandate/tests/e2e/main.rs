@@ -21,3 +21,4 @@ mod lifecycle;
 mod mandates;
 mod mcp;
 mod serve;
+mod upstreams;

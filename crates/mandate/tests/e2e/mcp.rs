@@ -99,7 +99,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<Output, String> {
 /// as `interop.rs`, with its own venv: the SDK's pins are not the OAuth clients').
 /// An exclusive lock beside it serialises test processes that race to build it; the
 /// stamp is written last, so a build that died half-way is redone.
-fn venv_python() -> Result<PathBuf, String> {
+pub(crate) fn venv_python() -> Result<PathBuf, String> {
     let io = |what: &str, p: &Path| {
         let what = format!("{what} {}", p.display());
         move |e: std::io::Error| format!("{what}: {e}")
@@ -218,7 +218,7 @@ impl Upstream {
 
 /// Runs the SDK client against `url` (with `token` in `MCP_TOKEN`, if any) making
 /// `calls`; returns its JSON report.
-fn mcp_client(python: &Path, url: &str, token: Option<&str>, calls: &[(&str, Value)]) -> Value {
+pub(crate) fn mcp_client(python: &Path, url: &str, token: Option<&str>, calls: &[(&str, Value)]) -> Value {
     let mut cmd = python_cmd(python);
     cmd.arg(interop_dir().join("mcp_client.py")).arg(url);
     for (name, args) in calls {
@@ -265,7 +265,7 @@ fn mcp_client(python: &Path, url: &str, token: Option<&str>, calls: &[(&str, Val
 }
 
 /// A JSON-RPC POST to the gateway as a Streamable HTTP client sends it.
-fn rpc_post(
+pub(crate) fn rpc_post(
     http: &reqwest::Client,
     url: &str,
     token: Option<&str>,
@@ -287,7 +287,7 @@ fn rpc_post(
     req
 }
 
-fn initialize(id: u64) -> Value {
+pub(crate) fn initialize(id: u64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18",
         "capabilities": {},
@@ -295,7 +295,7 @@ fn initialize(id: u64) -> Value {
     }})
 }
 
-fn header(r: &reqwest::Response, name: &str) -> String {
+pub(crate) fn header(r: &reqwest::Response, name: &str) -> String {
     r.headers()
         .get(name)
         .unwrap_or_else(|| panic!("no {name} header"))
@@ -780,13 +780,13 @@ impl Gateway {
     }
 }
 
-fn tool_call(id: u64, name: &str, arguments: Value) -> Value {
+pub(crate) fn tool_call(id: u64, name: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
            "params": {"name": name, "arguments": arguments}})
 }
 
 /// The one JSON-RPC message of a response (JSON, or the last event of a stream).
-async fn message(r: reqwest::Response) -> Value {
+pub(crate) async fn message(r: reqwest::Response) -> Value {
     let text = r.text().await.unwrap();
     let data = text
         .lines()
