@@ -7,7 +7,9 @@
 //! injects the CRM's key and never the agent's token; a write is denied and never
 //! arrives. The MCP server answers a raw JSON-RPC exchange through the gateway
 //! (initialize, initialized, tools/list, tools/call), and the call the example policy
-//! forbids never reaches it.
+//! forbids never reaches it. The official MCP Python SDK client (the suite's pinned
+//! `tests/interop/mcp_client.py`) works with `mcp-tools` directly and through the
+//! gateway.
 
 use std::path::PathBuf;
 
@@ -15,7 +17,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::Server;
-use crate::mcp::{header, initialize, message, rpc_post, tool_call};
+use crate::mcp::{header, initialize, mcp_client, message, rpc_post, tool_call, venv_python};
 
 /// Serves `app` on a loopback port; returns its base URL.
 async fn serve(app: axum::Router) -> String {
@@ -220,4 +222,48 @@ async fn the_mcp_tools_sample_answers_raw_json_rpc_through_the_gateway() {
     assert!(!got.contains("delete_contact\""), "never forwarded: {got}");
     assert!(!got.contains(&access), "the agent's token never arrives: {got}");
     assert!(!got.contains("authorization:"), "{got}");
+}
+
+/// Runs the SDK client off the runtime's threads (the upstreams are served on them).
+async fn sdk_client(url: String, token: Option<String>, calls: Vec<(&'static str, Value)>) -> Value {
+    tokio::task::spawn_blocking(move || {
+        let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
+        mcp_client(&python, &url, token.as_deref(), &calls)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_mcp_tools_sample_works_with_the_official_sdk_client() {
+    // Directly: the sample is a plain MCP server (no token needed).
+    let (mcp, _) = mandate_examples::mcp_tools::router();
+    let direct = format!("{}/mcp", serve(mcp).await);
+    let report = sdk_client(direct, None, vec![("add", json!({"a": 1, "b": 2}))]).await;
+    assert!(report.get("connect_error").is_none(), "{report:#}");
+    assert!(report["protocol_version"].as_str().is_some(), "{report:#}");
+    assert_eq!(report["calls"][0]["text"], json!(["3"]), "{report:#}");
+
+    // Through the gateway, with the demo agent's token for it.
+    let d = demo().await;
+    let access = d.token_for("/mcp").await;
+    let report = sdk_client(
+        format!("{}/mcp", d.gateway),
+        Some(access),
+        vec![
+            ("tools__lookup_contact", json!({"id": "c42"})),
+            ("tools__delete_contact", json!({"id": "c42"})),
+        ],
+    )
+    .await;
+    assert!(report.get("connect_error").is_none(), "{report:#}");
+    let calls = report["calls"].as_array().unwrap();
+    assert_eq!(calls[0]["ok"], true, "{report:#}");
+    assert!(
+        calls[0]["text"][0].as_str().unwrap().contains("Ada Lovelace"),
+        "{report:#}"
+    );
+    assert_eq!(calls[1]["ok"], false, "{report:#}");
+    assert_eq!(calls[1]["error"]["code"], -32003, "{report:#}");
+    assert!(!seen(&d.mcp_seen).contains("ran `delete_contact`"));
 }
