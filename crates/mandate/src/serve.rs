@@ -461,7 +461,10 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     let mut exports = format!("MANDATE_ADDR=http://{addr}");
     match (&boot, &dev_admin, &demo) {
         (_, Some(admin), Some(demo)) => {
-            writeln!(out, "\nAdmin token (new at every --dev start):\n\n    {admin}\n")?;
+            writeln!(
+                out,
+                "\nAdmin token (new at every --dev start):\n\n    {admin}\n"
+            )?;
             writeln!(
                 out,
                 "Demo agent `demo-agent` (labels team=sales, role=billing; a new secret at \
@@ -473,7 +476,10 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
                     out,
                     "Policies: examples/crm, examples/mcp, examples/billing (version {v}, active)"
                 )?,
-                None => writeln!(out, "Policies: as the data dir holds them (left as they are)")?,
+                None => writeln!(
+                    out,
+                    "Policies: as the data dir holds them (left as they are)"
+                )?,
             }
             if cfg.dev_user_tokens {
                 writeln!(

@@ -85,12 +85,18 @@ async fn one(
         return e;
     }
     let Ok(mut db) = crm.contacts.lock() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "poisoned"})));
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "poisoned"})),
+        );
     };
     if method == Method::GET {
         return match db.get(&id) {
             Some(c) => (StatusCode::OK, Json(c.clone())),
-            None => (StatusCode::NOT_FOUND, Json(json!({"error": "no such contact"}))),
+            None => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no such contact"})),
+            ),
         };
     }
     let Some(Json(Value::Object(fields))) = body else {
@@ -99,7 +105,10 @@ async fn one(
             Json(json!({"error": "send a JSON object"})),
         );
     };
-    say(&crm.seen, format!("    body: {}", Value::Object(fields.clone())));
+    say(
+        &crm.seen,
+        format!("    body: {}", Value::Object(fields.clone())),
+    );
     let contact = db.entry(id.clone()).or_insert_with(|| json!({"id": id}));
     if let Some(c) = contact.as_object_mut() {
         for (k, v) in fields {

@@ -71,12 +71,19 @@ async fn dev_prints_working_credentials_and_cleans_up() {
     let (code, listed, _) = cli(&s.addr, &admin, &["mandate", "list"]);
     assert_eq!((code, listed.trim()), (0, "no mandates"));
     let (code, listed, _) = cli(&s.addr, &admin, &["approvals", "list"]);
-    assert_eq!((code, listed.trim()), (0, "no approvals waiting"), "{listed}");
+    assert_eq!(
+        (code, listed.trim()),
+        (0, "no approvals waiting"),
+        "{listed}"
+    );
     let (code, listed, _) = cli(&s.addr, &admin, &["gateway", "secret", "list"]);
     assert_eq!((code, listed.trim()), (0, "no gateway secrets"), "{listed}");
     let (code, listed, _) = cli(&s.addr, &admin, &["policy", "list"]);
     assert_eq!(code, 0);
-    assert!(listed.starts_with("* v1"), "the examples are active: {listed}");
+    assert!(
+        listed.starts_with("* v1"),
+        "the examples are active: {listed}"
+    );
 
     // The demo agent gets a token and an allow from the example policies.
     let (st, tok) = s.token_basic(&agent, &secret, &[]).await;
@@ -90,7 +97,14 @@ async fn dev_prints_working_credentials_and_cleans_up() {
     let (code, user, err) = cli(
         &s.addr,
         &admin,
-        &["dev", "issue-user-token", "--sub", "alice", "--group", "finance"],
+        &[
+            "dev",
+            "issue-user-token",
+            "--sub",
+            "alice",
+            "--group",
+            "finance",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(user.trim().split('.').count(), 3, "a JWT: {user}");
@@ -138,7 +152,11 @@ async fn dev_with_a_given_data_dir_keeps_it_and_prints_again() {
     let (_t, dir) = data_dir();
     let dir_arg = dir.to_str().unwrap();
     let mut s = Server::start_dev(&["--data-dir", dir_arg], &[]);
-    assert!(!s.stdout_text().contains("(temporary"), "{}", s.stdout_text());
+    assert!(
+        !s.stdout_text().contains("(temporary"),
+        "{}",
+        s.stdout_text()
+    );
     let first = s.exports();
     assert!(s.stop().success());
     assert!(dir.join("mandate.db").exists(), "kept");
@@ -146,7 +164,10 @@ async fn dev_with_a_given_data_dir_keeps_it_and_prints_again() {
     let s = Server::start_dev(&["--data-dir", dir_arg], &[]);
     let second = s.exports();
     assert_ne!(second["MANDATE_TOKEN"], first["MANDATE_TOKEN"]);
-    assert_eq!(second["DEMO_AGENT"], first["DEMO_AGENT"], "the same demo agent");
+    assert_eq!(
+        second["DEMO_AGENT"], first["DEMO_AGENT"],
+        "the same demo agent"
+    );
     assert_ne!(second["DEMO_SECRET"], first["DEMO_SECRET"]);
     let (st, _) = s
         .admin(&first["MANDATE_TOKEN"], Method::GET, "/v1/agents", None)
@@ -155,7 +176,11 @@ async fn dev_with_a_given_data_dir_keeps_it_and_prints_again() {
     let admin = second["MANDATE_TOKEN"].clone();
     let (st, v) = s.admin(&admin, Method::GET, "/v1/policies", None).await;
     assert_eq!(st, 200);
-    assert_eq!(v["items"].as_array().unwrap().len(), 1, "not added again: {v}");
+    assert_eq!(
+        v["items"].as_array().unwrap().len(),
+        1,
+        "not added again: {v}"
+    );
     let (st, tok) = s
         .token_basic(&second["DEMO_AGENT"], &second["DEMO_SECRET"], &[])
         .await;

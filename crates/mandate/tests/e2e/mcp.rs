@@ -218,7 +218,12 @@ impl Upstream {
 
 /// Runs the SDK client against `url` (with `token` in `MCP_TOKEN`, if any) making
 /// `calls`; returns its JSON report.
-pub(crate) fn mcp_client(python: &Path, url: &str, token: Option<&str>, calls: &[(&str, Value)]) -> Value {
+pub(crate) fn mcp_client(
+    python: &Path,
+    url: &str,
+    token: Option<&str>,
+    calls: &[(&str, Value)],
+) -> Value {
     let mut cmd = python_cmd(python);
     cmd.arg(interop_dir().join("mcp_client.py")).arg(url);
     for (name, args) in calls {

@@ -124,7 +124,10 @@ async fn the_http_route_of_the_shipped_demo_allows_a_read_with_a_static_attribut
     assert!(got.contains("crm-api: GET /api/contacts/c42"), "{got}");
     assert!(got.contains("authorization: Bearer demo-crm-key"), "{got}");
     assert!(got.contains("mandate-decision-id: "), "{got}");
-    assert!(!got.contains(&access), "the agent's token never arrives: {got}");
+    assert!(
+        !got.contains(&access),
+        "the agent's token never arrives: {got}"
+    );
     assert!(!got.contains("access token (JWT) arrived"), "{got}");
 
     // A write: inside the demo boundary, but no policy permits it; nothing is sent.
@@ -220,12 +223,19 @@ async fn the_mcp_tools_sample_answers_raw_json_rpc_through_the_gateway() {
     let got = seen(&d.mcp_seen);
     assert!(got.contains("-> ran `add`"), "{got}");
     assert!(!got.contains("delete_contact\""), "never forwarded: {got}");
-    assert!(!got.contains(&access), "the agent's token never arrives: {got}");
+    assert!(
+        !got.contains(&access),
+        "the agent's token never arrives: {got}"
+    );
     assert!(!got.contains("authorization:"), "{got}");
 }
 
 /// Runs the SDK client off the runtime's threads (the upstreams are served on them).
-async fn sdk_client(url: String, token: Option<String>, calls: Vec<(&'static str, Value)>) -> Value {
+async fn sdk_client(
+    url: String,
+    token: Option<String>,
+    calls: Vec<(&'static str, Value)>,
+) -> Value {
     tokio::task::spawn_blocking(move || {
         let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
         mcp_client(&python, &url, token.as_deref(), &calls)
@@ -260,7 +270,10 @@ async fn the_mcp_tools_sample_works_with_the_official_sdk_client() {
     let calls = report["calls"].as_array().unwrap();
     assert_eq!(calls[0]["ok"], true, "{report:#}");
     assert!(
-        calls[0]["text"][0].as_str().unwrap().contains("Ada Lovelace"),
+        calls[0]["text"][0]
+            .as_str()
+            .unwrap()
+            .contains("Ada Lovelace"),
         "{report:#}"
     );
     assert_eq!(calls[1]["ok"], false, "{report:#}");

@@ -14,7 +14,9 @@
 async fn main() -> std::process::ExitCode {
     let (app, _) = mandate_examples::mcp_tools::router();
     mandate_examples::run("mcp-tools", "127.0.0.1:9100", app, |a| {
-        format!("mcp-tools listening on http://{a}/mcp (tools: lookup_contact, add, delete_contact)")
+        format!(
+            "mcp-tools listening on http://{a}/mcp (tools: lookup_contact, add, delete_contact)"
+        )
     })
     .await
 }
