@@ -519,6 +519,26 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     )?;
     if let Some((_, gaddr, _)) = &gateway {
         writeln!(out, "gateway on http://{gaddr}")?;
+        // `--dev`: where each gateway resource is, as a token must name it.
+        if demo.is_some() {
+            let base = cfg
+                .gateway_public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{gaddr}"));
+            for r in &cfg.gateway_routes {
+                writeln!(
+                    out,
+                    "    HTTP route {base}{} (a token for it: -d resource={base}{})",
+                    r.prefix, r.prefix
+                )?;
+            }
+            if !cfg.gateway_mcp.is_empty() {
+                writeln!(
+                    out,
+                    "    MCP endpoint {base}/mcp (a token for it: -d resource={base}/mcp)"
+                )?;
+            }
+        }
     }
     out.flush()?;
     drop(out);

@@ -69,6 +69,22 @@ async fn demo() -> Demo {
     );
     let vars = server.exports();
     let gateway = server.gateway_base();
+    // The banner names each gateway resource (the lines after `gateway on …`).
+    let hint = format!("(a token for it: -d resource={gateway}/mcp)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.stdout_text().contains(&hint) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.stdout_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        server
+            .stdout_text()
+            .contains(&format!("(a token for it: -d resource={gateway}/crm)"))
+    );
     Demo {
         admin: vars["MANDATE_TOKEN"].clone(),
         agent: vars["DEMO_AGENT"].clone(),
