@@ -43,7 +43,7 @@ fn admit(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<(), (StatusCode, Json<Value>)> {
-    print_request(&crm.seen, "crm-api", method, uri, headers);
+    print_request(&crm.seen, "crm-api", method, uri, headers, true);
     let presented = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

@@ -85,13 +85,16 @@ fn looks_like_jwt(v: &str) -> bool {
 
 /// Prints one received request: its line, then every header but the transport's own.
 /// Flags a JWT in any header: an agent's token should never reach an upstream behind
-/// Mandate's gateway.
+/// Mandate's gateway. With `decided`, says so when `Mandate-Decision-Id` is missing
+/// (the HTTP gateway sends it with every request it forwards; the MCP gateway sends no
+/// header of its own).
 pub(crate) fn print_request(
     seen: &Seen,
     who: &str,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    decided: bool,
 ) {
     say(seen, format!("{who}: {method} {uri}"));
     for (k, v) in headers {
@@ -108,7 +111,7 @@ pub(crate) fn print_request(
             );
         }
     }
-    if !headers.contains_key("mandate-decision-id") {
+    if decided && !headers.contains_key("mandate-decision-id") {
         say(
             seen,
             "    (no Mandate-Decision-Id: this request did not come through the gateway)"

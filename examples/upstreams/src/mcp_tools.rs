@@ -113,7 +113,7 @@ async fn mcp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    print_request(&server.seen, "mcp-tools", &method, &uri, &headers);
+    print_request(&server.seen, "mcp-tools", &method, &uri, &headers, false);
     let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
     if let Some(s) = session
         && !server.sessions.lock().is_ok_and(|set| set.contains(s))
