@@ -322,7 +322,7 @@ pub fn grants_miss(
     if with_resource().next().is_none() {
         return Some(Miss::Resource);
     }
-    let Some(dc) = data_class else { return None };
+    let dc = data_class?;
     if with_resource().any(|g| g.data_classes.iter().any(|p| glob_match(p, dc))) {
         None
     } else {
