@@ -11,6 +11,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod agent_key_cli;
 mod anomalies_cli;
 mod client;
 mod config;
@@ -318,6 +319,10 @@ pub enum AgentCmd {
     /// Manage an agent's credentials
     #[command(subcommand)]
     Credential(CredentialCmd),
+    /// An agent's own Ed25519 key for `private_key_jwt`, offline: generate one, sign a
+    /// client assertion with it
+    #[command(subcommand)]
+    Key(agent_key_cli::AgentKeyCmd),
 }
 
 #[derive(Args)]
