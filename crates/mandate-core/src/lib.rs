@@ -12,6 +12,7 @@ pub mod credential;
 pub mod id;
 pub mod identity;
 pub mod mandate;
+pub mod problem;
 pub mod random;
 pub mod risk;
 pub mod time;

@@ -275,6 +275,85 @@ pub fn grants_allow(
     })
 }
 
+/// The part of a request, or of a requested grant, that no grant of a set covers: what a
+/// refusal names so its reader knows what to widen (or what the agent overreached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// No grant names the action.
+    Action,
+    /// Grants name the action, but none of them the resource.
+    Resource,
+    /// Grants name the action and the resource, but none of them the data class (a grant
+    /// without data classes covers only requests that name none).
+    DataClass,
+}
+
+impl Miss {
+    /// The stable name of the part: `action`, `resource`, `data_class`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Action => "action",
+            Self::Resource => "resource",
+            Self::DataClass => "data_class",
+        }
+    }
+}
+
+/// Which part of the request no grant covers, or `None` when `grants_allow` holds. Parts
+/// are checked in order (action, then resource among the grants with the action, then
+/// data class among those with both), so the answer names the first part that rules out
+/// every grant.
+pub fn grants_miss(
+    grants: &[Grant],
+    action: &str,
+    resource: &str,
+    data_class: Option<&str>,
+) -> Option<Miss> {
+    let with_action = || {
+        grants
+            .iter()
+            .filter(|g| g.actions.iter().any(|p| glob_match(p, action)))
+    };
+    if with_action().next().is_none() {
+        return Some(Miss::Action);
+    }
+    let with_resource =
+        || with_action().filter(|g| g.resources.iter().any(|p| glob_match(p, resource)));
+    if with_resource().next().is_none() {
+        return Some(Miss::Resource);
+    }
+    let dc = data_class?;
+    if with_resource().any(|g| g.data_classes.iter().any(|p| glob_match(p, dc))) {
+        None
+    } else {
+        Some(Miss::DataClass)
+    }
+}
+
+/// Which part of `inner` no single grant of `outer` covers, or `None` when `grant_within`
+/// holds for some grant of `outer`; checked in the same order as `grants_miss`.
+pub fn grant_miss(inner: &Grant, outer: &[Grant]) -> Option<Miss> {
+    let all_within =
+        |xs: &[String], ys: &[String]| xs.iter().all(|x| ys.iter().any(|y| pattern_within(x, y)));
+    let with_actions = || {
+        outer
+            .iter()
+            .filter(|o| all_within(&inner.actions, &o.actions))
+    };
+    if with_actions().next().is_none() {
+        return Some(Miss::Action);
+    }
+    let with_resources = || with_actions().filter(|o| all_within(&inner.resources, &o.resources));
+    if with_resources().next().is_none() {
+        return Some(Miss::Resource);
+    }
+    if with_resources().any(|o| all_within(&inner.data_classes, &o.data_classes)) {
+        None
+    } else {
+        Some(Miss::DataClass)
+    }
+}
+
 /// Why a delegated scope was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NarrowError {
@@ -367,6 +446,49 @@ mod tests {
     }
 
     #[test]
+    fn a_miss_names_the_first_part_no_grant_covers() {
+        let gs = [
+            grant(&["crm:read"], &["Crm::Contact/*"], &["internal"]),
+            grant(&["crm:*"], &["Crm::Invoice/inv-*"], &[]),
+        ];
+        let miss = |a, r, d| grants_miss(&gs, a, r, d);
+        assert_eq!(miss("crm:read", "Crm::Contact/c1", Some("internal")), None);
+        assert_eq!(
+            miss("billing:read", "Crm::Contact/c1", None),
+            Some(Miss::Action)
+        );
+        assert_eq!(miss("crm:read", "Crm::Deal/d1", None), Some(Miss::Resource));
+        assert_eq!(
+            miss("crm:write", "Crm::Contact/c1", None),
+            Some(Miss::Resource),
+            "crm:* names the action; only its grant counts for the resource"
+        );
+        assert_eq!(
+            miss("crm:read", "Crm::Contact/c1", Some("pii")),
+            Some(Miss::DataClass)
+        );
+        assert_eq!(
+            miss("crm:read", "Crm::Invoice/inv-1", Some("internal")),
+            Some(Miss::DataClass),
+            "a grant without data classes covers only requests that name none"
+        );
+        let mis = |g: Grant| grant_miss(&g, &gs);
+        assert_eq!(mis(grant(&["crm:read"], &["Crm::Contact/c1"], &[])), None);
+        assert_eq!(
+            mis(grant(&["db:read"], &["Crm::Contact/c1"], &[])),
+            Some(Miss::Action)
+        );
+        assert_eq!(
+            mis(grant(&["crm:read"], &["Db::*"], &[])),
+            Some(Miss::Resource)
+        );
+        assert_eq!(
+            mis(grant(&["crm:read"], &["Crm::Contact/c1"], &["pii"])),
+            Some(Miss::DataClass)
+        );
+    }
+
+    #[test]
     fn narrowing() {
         let all = |_: &str| true;
         assert_eq!(
@@ -432,6 +554,38 @@ mod tests {
             if pattern_within(&inner, &outer) && glob_match(&inner, &text) {
                 prop_assert!(glob_match(&outer, &text));
             }
+        }
+
+        /// A miss is reported exactly when the grants do not allow, for every request.
+        #[test]
+        fn a_miss_is_exactly_a_refusal(
+            grants in proptest::collection::vec(
+                (proptest::collection::vec(pattern(), 1..3),
+                 proptest::collection::vec(pattern(), 1..3),
+                 proptest::collection::vec(pattern(), 0..3)),
+                0..4,
+            ),
+            inner in (proptest::collection::vec(pattern(), 1..3),
+                      proptest::collection::vec(pattern(), 1..3),
+                      proptest::collection::vec(pattern(), 0..3)),
+            action in "[ab:]{0,6}",
+            resource in "[ab:]{0,6}",
+            data_class in proptest::option::of("[ab:]{0,6}"),
+        ) {
+            let mk = |(a, r, d): (Vec<String>, Vec<String>, Vec<String>)| Grant {
+                actions: a, resources: r, data_classes: d,
+            };
+            let grants: Vec<Grant> = grants.into_iter().map(mk).collect();
+            let dc = data_class.as_deref();
+            prop_assert_eq!(
+                grants_miss(&grants, &action, &resource, dc).is_none(),
+                grants_allow(&grants, &action, &resource, dc)
+            );
+            let inner = mk(inner);
+            prop_assert_eq!(
+                grant_miss(&inner, &grants).is_none(),
+                grants.iter().any(|o| grant_within(&inner, o))
+            );
         }
 
         /// A narrowed scope never admits an action its parent does not.

@@ -469,7 +469,7 @@ pub fn router_with(
 /// An RFC 9457 problem.
 fn problem(status: StatusCode, code: &str, detail: &str, extra: Value) -> Response {
     let mut body = json!({
-        "type": format!("https://mandate.dev/problems/{code}"),
+        "type": mandate_core::problem::type_uri(code),
         "title": status.canonical_reason().unwrap_or(""),
         "status": status.as_u16(),
         "code": code,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use mandate_core::agent::{Agent, AgentStatus, Boundary, glob_match};
 use mandate_core::id::{AgentId, MandateId};
 use mandate_core::mandate::Mandate;
-use mandate_core::mandate::grants_allow;
+use mandate_core::mandate::{Miss, grants_allow, grants_miss};
 use mandate_core::risk::Risk;
 use mandate_core::time::Timestamp;
 use mandate_policy::{CompiledPolicies, OnBehalf, PolicyRequest};
@@ -232,6 +232,33 @@ pub fn inside_boundary(
     data_class: Option<&str>,
 ) -> bool {
     grants_allow(&b.grants, action, resource, data_class)
+}
+
+/// The detail of an `outside_boundary` refusal: the part no grant covers first (`action`,
+/// `resource`, `data_class` — stable, so a reader can match on it), then in words what
+/// was asked and whose boundary refused it (a delegating agent's, when not the asker's).
+fn boundary_miss(
+    miss: Miss,
+    whose: Option<&AgentId>,
+    action: &str,
+    resource: &str,
+    data_class: Option<&str>,
+) -> String {
+    let boundary = match whose {
+        Some(a) => format!("the boundary of delegating agent {a}"),
+        None => "the agent's boundary".to_owned(),
+    };
+    match miss {
+        Miss::Action => format!("action: no grant of {boundary} names action {action:?}"),
+        Miss::Resource => format!(
+            "resource: no grant of {boundary} for action {action:?} covers resource {resource:?}"
+        ),
+        Miss::DataClass => format!(
+            "data_class: no grant of {boundary} for action {action:?} on {resource:?} covers \
+             data class {:?}",
+            data_class.unwrap_or_default()
+        ),
+    }
 }
 
 /// Who a valid token acts for: the agent holding it, the agents that delegated to it
@@ -492,16 +519,21 @@ fn gates(
     let data_class = match req.context.get("data_class") {
         None => None,
         Some(Value::String(dc)) => Some(dc.as_str()),
-        Some(_) => return deny("outside_boundary"),
+        Some(_) => {
+            let mut d = deny("outside_boundary");
+            d.reasons
+                .push("data_class: context.data_class is not a string".to_owned());
+            return d;
+        }
     };
     let resource = req.resource.boundary_name();
     for a in std::iter::once(h.agent).chain(h.chain.iter().copied()) {
-        if !inside_boundary(&a.boundary, req.action, &resource, data_class) {
+        if let Some(miss) = grants_miss(&a.boundary.grants, req.action, &resource, data_class) {
             let mut d = deny("outside_boundary");
-            if a.id != h.agent.id {
-                d.reasons
-                    .push(format!("outside the boundary of delegating agent {}", a.id));
-            }
+            let whose = (a.id != h.agent.id).then_some(&a.id);
+            d.reasons.push(boundary_miss(
+                miss, whose, req.action, &resource, data_class,
+            ));
             return d;
         }
     }

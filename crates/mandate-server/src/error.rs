@@ -110,7 +110,7 @@ impl From<StaleSnapshot> for OAuthError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({
-            "type": format!("urn:mandate:error:{}", self.code),
+            "type": mandate_core::problem::type_uri(self.code),
             "title": self.status.canonical_reason().unwrap_or("error"),
             "status": self.status.as_u16(),
             "detail": self.detail,

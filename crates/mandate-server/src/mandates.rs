@@ -19,7 +19,7 @@ use mandate_core::agent::{Agent, Grant};
 use mandate_core::id::{AgentId, MandateId};
 use mandate_core::identity::Person;
 use mandate_core::mandate::{
-    MAX_TEXT_CHARS, Mandate, MandateStatus, UserRef, check_request, scope_within,
+    MAX_TEXT_CHARS, Mandate, MandateStatus, Miss, UserRef, check_request, grant_miss, scope_within,
 };
 use mandate_core::time::Timestamp;
 use mandate_policy::{OnBehalf, PolicyRequest, mandate_attributes};
@@ -304,9 +304,30 @@ pub(crate) async fn request(
     };
     let actor = agent.id.to_string();
     // INVARIANT (narrowing): a mandate never reaches beyond its agent's boundary.
-    if !scope_within(&req.scope, &agent.boundary.grants) {
+    // The detail names the first requested grant no single boundary grant covers, and
+    // the part that fails (`grant_miss`): action, resource or data class.
+    let outside = req.scope.iter().enumerate().find_map(|(i, g)| {
+        grant_miss(g, &agent.boundary.grants).map(|miss| {
+            let why = match miss {
+                Miss::Action => "no grant names all its actions",
+                Miss::Resource => "no grant naming its actions covers all its resources",
+                Miss::DataClass => {
+                    "no grant covering its actions and resources covers all its data classes"
+                }
+            };
+            format!(
+                "{}: scope[{i}] is not within the agent's boundary: {why}",
+                miss.as_str()
+            )
+        })
+    });
+    debug_assert_eq!(
+        outside.is_none(),
+        scope_within(&req.scope, &agent.boundary.grants)
+    );
+    if let Some(detail) = outside {
         let details = json!({"intent": req.intent, "scope": req.scope,
-            "lifetime_secs": lifetime, "reasons": ["outside_boundary"]});
+            "lifetime_secs": lifetime, "reasons": ["outside_boundary", detail]});
         let e = event(
             &state,
             "mandate.refused",
@@ -323,7 +344,7 @@ pub(crate) async fn request(
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "outside_boundary",
-            "the scope is not within the agent's boundary",
+            format!("the scope is not within the agent's boundary: {detail}"),
         ));
     }
     let timeout = i64::from(state.config.mandates.approval_timeout_secs);

@@ -16,6 +16,7 @@ pub enum AnomaliesCmd {
     List {
         #[command(flatten)]
         conn: Conn,
+        /// Only those of this agent (agt_…)
         #[arg(long)]
         agent: Option<String>,
         /// open, acknowledged or dismissed
@@ -28,8 +29,10 @@ pub enum AnomaliesCmd {
         /// deny_burst or unusual_delegation
         #[arg(long)]
         kind: Option<String>,
+        /// At most this many items per page (the server caps it)
         #[arg(long)]
         limit: Option<u32>,
+        /// Continue from this cursor (printed after a full page)
         #[arg(long)]
         cursor: Option<String>,
     },
@@ -37,6 +40,7 @@ pub enum AnomaliesCmd {
     Show {
         #[command(flatten)]
         conn: Conn,
+        /// The id to show
         id: String,
     },
     /// Acknowledge: it was real and is handled (lifts its hold; does not resume an agent)
@@ -56,7 +60,9 @@ pub enum AnomaliesCmd {
 pub struct Resolve {
     #[command(flatten)]
     conn: Conn,
+    /// The anomaly (anm_…)
     id: String,
+    /// Why: what was done about it, or why it is a false positive (recorded in the audit log)
     #[arg(long)]
     comment: Option<String>,
 }

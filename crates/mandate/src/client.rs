@@ -333,6 +333,7 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
         AgentCmd::Resume(a) => lifecycle(status_call(&a, "resume")).await,
         AgentCmd::Decommission(a) => lifecycle(status_call(&a, "decommission")).await,
         AgentCmd::Credential(c) => credential(c).await,
+        AgentCmd::Key(c) => crate::agent_key_cli::agent_key(c),
     }
 }
 

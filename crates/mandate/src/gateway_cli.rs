@@ -41,6 +41,7 @@ pub enum SecretCmd {
     Delete {
         #[command(flatten)]
         conn: Conn,
+        /// The secret's name
         name: String,
     },
 }

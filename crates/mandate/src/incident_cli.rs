@@ -51,6 +51,7 @@ pub enum TokenCmd {
         conn: Conn,
         /// The token's `jti`
         jti: String,
+        /// Why, recorded in the audit log
         #[arg(long)]
         reason: Option<String>,
     },

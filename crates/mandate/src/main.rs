@@ -11,6 +11,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod agent_key_cli;
 mod anomalies_cli;
 mod client;
 mod config;
@@ -98,7 +99,7 @@ pub enum PolicyCmd {
         /// `*.cedarschema` in it, sorted); repeatable
         #[arg(long = "schema")]
         schemas: Vec<PathBuf>,
-        /// A note kept with the version (who, why)
+        /// A note recorded with the version (what changed and why)
         #[arg(long, default_value = "")]
         note: String,
         /// Activate it at once
@@ -114,6 +115,7 @@ pub enum PolicyCmd {
     Show {
         #[command(flatten)]
         conn: Conn,
+        /// The version number
         version: u64,
     },
     /// Validate policies against the schema, offline (exit 1 with every error located)
@@ -129,6 +131,7 @@ pub enum PolicyCmd {
     Activate {
         #[command(flatten)]
         conn: Conn,
+        /// The version number
         version: u64,
     },
     /// Re-activate the version that was active before the current one
@@ -160,18 +163,25 @@ pub enum AuditCmd {
     Events {
         #[command(flatten)]
         conn: Conn,
+        /// Only events about this agent (agt_…)
         #[arg(long)]
         agent: Option<String>,
+        /// Only events of this kind (decision, agent.suspended, token.issued, …)
         #[arg(long)]
         kind: Option<String>,
+        /// Only decisions with this outcome: allow, deny or approval_required
         #[arg(long)]
         decision: Option<String>,
+        /// Only events at or after this time (RFC 3339)
         #[arg(long)]
         since: Option<String>,
+        /// Only events before this time (RFC 3339)
         #[arg(long)]
         until: Option<String>,
+        /// At most this many events per page (the server caps it)
         #[arg(long)]
         limit: Option<u32>,
+        /// Continue after this seq (printed after a full page)
         #[arg(long)]
         cursor: Option<u64>,
     },
@@ -251,11 +261,13 @@ pub enum AgentCmd {
     Register {
         #[command(flatten)]
         conn: Conn,
+        /// The agent's name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit
         #[arg(long)]
         name: String,
         /// The accountable human (email or user name)
         #[arg(long)]
         owner: String,
+        /// What the agent is for, in words (shown in reviews and the audit log)
         #[arg(long)]
         purpose: Option<String>,
         /// A label, key=value (repeatable)
@@ -269,15 +281,19 @@ pub enum AgentCmd {
     List {
         #[command(flatten)]
         conn: Conn,
+        /// Only agents owned by this person
         #[arg(long)]
         owner: Option<String>,
+        /// Only agents in this status: active, suspended or decommissioned
         #[arg(long)]
         status: Option<String>,
         /// key=value
         #[arg(long)]
         label: Option<String>,
+        /// At most this many items per page (the server caps it)
         #[arg(long)]
         limit: Option<u32>,
+        /// Continue from this cursor (printed after a full page)
         #[arg(long)]
         cursor: Option<String>,
     },
@@ -285,17 +301,22 @@ pub enum AgentCmd {
     Show {
         #[command(flatten)]
         conn: Conn,
+        /// The id to show
         id: String,
     },
     /// Change an agent's name, owner, purpose, labels or boundary
     Update {
         #[command(flatten)]
         conn: Conn,
+        /// The agent to change (agt_…)
         id: String,
+        /// The new name
         #[arg(long)]
         name: Option<String>,
+        /// The new accountable human (email or user name)
         #[arg(long)]
         owner: Option<String>,
+        /// The new purpose
         #[arg(long)]
         purpose: Option<String>,
         /// Replace all labels with these, key=value (repeatable)
@@ -314,13 +335,19 @@ pub enum AgentCmd {
     /// Manage an agent's credentials
     #[command(subcommand)]
     Credential(CredentialCmd),
+    /// An agent's own Ed25519 key for `private_key_jwt`, offline: generate one, sign a
+    /// client assertion with it
+    #[command(subcommand)]
+    Key(agent_key_cli::AgentKeyCmd),
 }
 
 #[derive(Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub conn: Conn,
+    /// The agent (agt_…)
     pub id: String,
+    /// Why, recorded in the audit log
     #[arg(long)]
     pub reason: Option<String>,
     /// (suspend only) also kill every token issued so far; a resume will not revive them
@@ -340,7 +367,9 @@ pub enum CredentialCmd {
     Add {
         #[command(flatten)]
         conn: Conn,
+        /// The agent (agt_…)
         agent: String,
+        /// client-secret (generated, shown once) or public-key (with --jwk)
         #[arg(long = "type", value_enum)]
         kind: CredentialType,
         /// Public JWK as JSON, or @FILE (for public-key)
@@ -354,14 +383,18 @@ pub enum CredentialCmd {
     List {
         #[command(flatten)]
         conn: Conn,
+        /// Only those of this agent (agt_…)
         agent: String,
     },
     /// Replace a credential; the old one works for --overlap-secs more
     Rotate {
         #[command(flatten)]
         conn: Conn,
+        /// The agent (agt_…)
         agent: String,
+        /// The credential to replace (crd_…)
         credential: String,
+        /// Seconds the old credential keeps working (default 3600, at most 2592000)
         #[arg(long)]
         overlap_secs: Option<u32>,
         /// The new public JWK as JSON, or @FILE (for public keys)
@@ -372,7 +405,9 @@ pub enum CredentialCmd {
     Revoke {
         #[command(flatten)]
         conn: Conn,
+        /// The agent (agt_…)
         agent: String,
+        /// The credential to revoke (crd_…)
         credential: String,
     },
 }
@@ -392,8 +427,10 @@ pub enum AdminTokenCmd {
     Create {
         #[command(flatten)]
         conn: Conn,
+        /// A name for the token (who or what holds it)
         #[arg(long)]
         name: String,
+        /// What the token may do
         #[arg(long, value_enum)]
         role: RoleArg,
     },
@@ -406,6 +443,7 @@ pub enum AdminTokenCmd {
     Revoke {
         #[command(flatten)]
         conn: Conn,
+        /// The id to revoke
         id: String,
     },
 }
@@ -498,5 +536,47 @@ fn main() -> ExitCode {
         Command::Token(c) => runtime.block_on(incident_cli::token(c)),
         Command::Anomalies(c) => runtime.block_on(anomalies_cli::anomalies(c)),
         Command::Gateway(c) => runtime.block_on(gateway_cli::gateway(c)),
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every command and every argument of every command says what it is for: `--help`
+    /// is the first documentation a user reads.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(
+                    arg.get_action(),
+                    clap::ArgAction::Help
+                        | clap::ArgAction::HelpShort
+                        | clap::ArgAction::HelpLong
+                        | clap::ArgAction::Version
+                ) {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let here = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(here.clone());
+                }
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "mandate", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no help text for:\n{}",
+            missing.join("\n")
+        );
     }
 }

@@ -47,6 +47,7 @@ pub enum MandateCmd {
     List {
         #[command(flatten)]
         conn: Conn,
+        /// Only those of this agent (agt_…)
         #[arg(long)]
         agent: Option<String>,
         /// pending_approval, active, denied, expired, revoked or completed
@@ -55,8 +56,10 @@ pub enum MandateCmd {
         /// The user's subject
         #[arg(long)]
         user: Option<String>,
+        /// At most this many items per page (the server caps it)
         #[arg(long)]
         limit: Option<u32>,
+        /// Continue from this cursor (printed after a full page)
         #[arg(long)]
         cursor: Option<String>,
     },
@@ -64,6 +67,7 @@ pub enum MandateCmd {
     Show {
         #[command(flatten)]
         conn: Conn,
+        /// The id to show
         id: String,
         /// While it is pending, wait up to SECS for a decision
         #[arg(long, value_name = "SECS")]
@@ -73,13 +77,16 @@ pub enum MandateCmd {
     Complete {
         #[command(flatten)]
         conn: Conn,
+        /// The mandate (mdt_…)
         id: String,
     },
     /// Revoke a mandate; tokens bound to it, and tokens delegated from them, stop working
     Revoke {
         #[command(flatten)]
         conn: Conn,
+        /// The id to revoke
         id: String,
+        /// Why, recorded in the audit log
         #[arg(long)]
         reason: Option<String>,
     },
@@ -91,8 +98,10 @@ pub enum ApprovalsCmd {
     List {
         #[command(flatten)]
         conn: Conn,
+        /// At most this many items per page (the server caps it)
         #[arg(long)]
         limit: Option<u32>,
+        /// Continue from this cursor (printed after a full page)
         #[arg(long)]
         cursor: Option<String>,
     },
@@ -106,7 +115,9 @@ pub enum ApprovalsCmd {
 pub struct DecideArgs {
     #[command(flatten)]
     pub conn: Conn,
+    /// The mandate request (mdt_…)
     pub id: String,
+    /// A comment recorded with the decision (a ticket, a reason)
     #[arg(long)]
     pub comment: Option<String>,
 }

@@ -426,6 +426,8 @@ async fn only_an_allow_is_forwarded_and_every_failure_is_named() {
         assert_eq!(r.status(), status, "{path}");
         let p: Value = r.json().await.expect("problem");
         assert_eq!(p["code"], code, "{path}");
+        // One problem-type scheme for the API and both gateways.
+        assert_eq!(p["type"], format!("urn:mandate:error:{code}"), "{path}");
     }
     assert_eq!(
         up.hits.load(Ordering::SeqCst),

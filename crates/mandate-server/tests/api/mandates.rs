@@ -570,7 +570,15 @@ async fn a_scope_outside_the_boundary_is_refused_and_not_stored() {
     assert_eq!(refused[0]["agent"], bot.id.as_str());
     assert_eq!(
         refused[0]["details"]["reasons"],
-        json!(["outside_boundary"])
+        json!([
+            "outside_boundary",
+            "action: scope[0] is not within the agent's boundary: no grant names all its actions"
+        ])
+    );
+    assert_eq!(
+        refused[1]["details"]["reasons"][1],
+        "resource: scope[0] is not within the agent's boundary: no grant naming its actions \
+         covers all its resources"
     );
     assert!(env.events("mandate.requested").await.is_empty());
 }

@@ -309,5 +309,10 @@ fn every_boundary_of_the_chain_binds() {
         d.reasons.first().map(String::as_str),
         Some("outside_boundary")
     );
+    let detail = format!(
+        "action: no grant of the boundary of delegating agent {} names action \"crm:read\"",
+        agent_id(1)
+    );
+    assert_eq!(d.reasons.get(1), Some(&detail), "{:?}", d.reasons);
     assert!(ask(&s, &tokens[0], "crm:read").allow);
 }

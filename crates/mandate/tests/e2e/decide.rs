@@ -121,6 +121,25 @@ async fn authorize_follows_policies_boundaries_and_the_kill_switch() {
         "resource": {"type": "Crm::Invoice", "id": "i-1", "attributes": {"team": "sales", "amount": 100}},
         "context": {"data_class": "internal"}})).await;
     assert_eq!(d["reasons"][0], "outside_boundary");
+    // The refusal names the part of the boundary that failed, in the answer and the log.
+    let detail = "resource: no grant of the agent's boundary for action \"crm:read\" \
+                  covers resource \"Crm::Invoice/i-1\"";
+    assert_eq!(d["reasons"][1], detail, "{d}");
+    let (_, events) = s
+        .admin(
+            &admin,
+            Method::GET,
+            &format!("/v1/audit/events?agent={agent}&kind=decision"),
+            None,
+        )
+        .await;
+    let recorded = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| format!("{}:{}", e["node"].as_str().unwrap(), e["seq"]) == d["decision_id"])
+        .expect("the refusal's event");
+    assert_eq!(recorded["reasons"][1], detail, "{recorded}");
 
     // A service token names the principal; an auditor token may not authorize.
     let (_, svc) = s

@@ -1,4 +1,4 @@
-//! The README walkthrough over real HTTP, the lifecycle's effect on tokens, and the CLI.
+//! The walkthrough over real HTTP, the lifecycle's effect on tokens, and the CLI.
 
 use base64::Engine as _;
 use reqwest::Method;
@@ -395,68 +395,131 @@ async fn cli_covers_the_registry() {
     assert_eq!(cli("http://127.0.0.1:9", &admin, &["agent", "list"]).0, 1);
 }
 
-/// The README's shell block between `<!-- {name}:start -->` and `<!-- {name}:end -->`.
-fn readme_block(name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let block = readme
-        .split(&format!("<!-- {name}:start -->"))
-        .nth(1)
-        .and_then(|r| r.split(&format!("<!-- {name}:end -->")).next())
-        .unwrap_or_else(|| panic!("README has a {name} block"));
-    block
-        .trim()
-        .trim_start_matches("```sh")
-        .trim_end_matches("```")
-        .to_owned()
-}
-
-/// The README's walkthrough and decide blocks, run as written with bash against a real
-/// server, with `mandate` on the PATH and the repository's `examples/` at hand.
-#[test]
-fn readme_walkthrough() {
-    let script = format!(
-        "{}\n{}",
-        readme_block("walkthrough"),
-        readme_block("decide")
-    );
+/// `mandate agent key`: a key file that is never replaced, a public JWK the server
+/// takes, and assertions that get a token once, name the agent and end when asked.
+#[tokio::test]
+async fn agent_key_makes_a_registrable_key_and_single_use_assertions() {
     let (t, dir) = data_dir();
-    std::os::unix::fs::symlink(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"),
-        t.path().join("examples"),
-    )
-    .unwrap();
     let s = Server::start(&dir, &[], &[]);
-    let bin_dir = std::path::Path::new(crate::harness::BIN).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
+    let admin = s.token.clone().unwrap();
+    let key = t.path().join("k.pem");
+    let key_arg = key.to_str().unwrap();
+    let (code, jwk, err) = cli(
+        &s.addr,
+        &admin,
+        &["agent", "key", "generate", "--out", key_arg],
     );
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(t.path())
-        .env("PATH", path)
-        .env("MANDATE_ADDR", &s.addr)
-        .env("MANDATE_TOKEN", s.token.as_deref().unwrap())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code, 0, "{err}");
+    let jwk: Value = serde_json::from_str(&jwk).unwrap();
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["crv"].as_str()),
+        (Some("OKP"), Some("Ed25519"))
+    );
     assert!(
-        out.status.success(),
-        "walkthrough failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        jwk.get("d").is_none(),
+        "only the public key is printed: {jwk}"
     );
-    for want in [
-        "\"typ\": \"at+jwt\"",
-        "\"status\": \"suspended\"",
-        "\"active\": false",
-        "\"error\": \"invalid_client\"",
-        "\"decision\": \"allow\"",
-        "team-reads-contacts",
-        "outside_boundary",
-        "ok: ",
-    ] {
-        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let before = std::fs::read(&key).unwrap();
+    let (code, _, err) = cli(
+        &s.addr,
+        &admin,
+        &["agent", "key", "generate", "--out", key_arg],
+    );
+    assert_eq!(code, 2, "an existing key file is never replaced: {err}");
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+
+    let (_, agent) = s
+        .admin(
+            &admin,
+            Method::POST,
+            "/v1/agents",
+            Some(json!({"name": "keyed", "owner": "a@example.com"})),
+        )
+        .await;
+    let id = agent["id"].as_str().unwrap();
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{id}/credentials"),
+            Some(json!({"type": "public_key", "jwk": jwk})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let sign_as = |agent: &str, extra: &[&str]| {
+        let mut args = vec![
+            "agent",
+            "key",
+            "assertion",
+            "--key",
+            key_arg,
+            "--agent",
+            agent,
+        ];
+        args.extend_from_slice(extra);
+        cli(&s.addr, &admin, &args)
+    };
+    let sign = |extra: &[&str]| sign_as(id, extra);
+    let (code, assertion, err) = sign(&[]);
+    assert_eq!(code, 0, "{err}");
+    let (_, c) = claims(assertion.trim());
+    assert_eq!((c["iss"].as_str(), c["sub"].as_str()), (Some(id), Some(id)));
+    assert_eq!(c["aud"], format!("{}/oauth/token", s.addr));
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 60);
+    let token = |a: &str| {
+        let form = [
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", a),
+        ];
+        let http = s.http.clone();
+        let url = s.url("/oauth/token");
+        let form: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        async move {
+            let r = http.post(url).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (st, body) = token(assertion.trim()).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = token(assertion.trim()).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "a replay: {body}"
+    );
+    // Another agent's id in the assertion does not verify with this agent's key.
+    let (code, other, _) = sign_as("agt_01J00000000000000000000000", &[]);
+    assert_eq!(code, 0);
+    let (st, _) = token(other.trim()).await;
+    assert_eq!(st, 401);
+    for bad in [&["--lifetime-secs", "0"][..], &["--lifetime-secs", "601"]] {
+        assert_eq!(sign(bad).0, 2, "{bad:?}");
     }
+    std::fs::write(t.path().join("not-a-key.pem"), "hello").unwrap();
+    let bad_key = t.path().join("not-a-key.pem");
+    let (code, _, err) = cli(
+        &s.addr,
+        &admin,
+        &[
+            "agent",
+            "key",
+            "assertion",
+            "--key",
+            bad_key.to_str().unwrap(),
+            "--agent",
+            id,
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("not an Ed25519 PKCS#8 PEM key"), "{err}");
 }

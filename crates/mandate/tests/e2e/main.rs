@@ -20,5 +20,6 @@ mod interop;
 mod lifecycle;
 mod mandates;
 mod mcp;
+mod readme;
 mod serve;
 mod upstreams;
