@@ -169,6 +169,9 @@ readme_server() {
   export MANDATE_ADDR MANDATE_TOKEN
   MANDATE_ADDR=$(grep -o 'MANDATE_ADDR=http[^ ]*' "$out" | head -1 | cut -d= -f2-)
   MANDATE_TOKEN=$(grep -o 'mat_[A-Za-z0-9_-]*' "$out" | head -1)
+  # `serve --dev` prints its demo agent's credentials on the export line too.
+  local kv
+  for kv in $(grep -o 'DEMO_[A-Z]*=[^ ]*' "$out" | head -2); do export "${kv?}"; done
   echo "(readme: server at $MANDATE_ADDR)"
 }
 readme_background() {
