@@ -267,6 +267,14 @@ fn every_shell_block_of_the_readme_runs_in_order() {
         "team-reads-contacts",
         "action: no grant of the agent's boundary names action \\\"crm:write\\\"",
         "ok: ",
+        "client assertion already used",
+        "billing-for-finance-users",
+        "\"mandate\": \"mdt_",
+        "ok: incident bundle inc_",
+        "new_action",
+        "\"tools__lookup_contact\",\"tools__add\"]",
+        "-32003",
+        "Ada",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
