@@ -8,7 +8,13 @@
 //! (constant time), and an unknown client costs the same Argon2id work. A refused client
 //! assertion otherwise says why in `error_description` (expired, wrong audience,
 //! unsupported alg, replayed …): those reasons depend on the assertion alone or reach
-//! only the holder of a registered key (reasoning in mandate_token::assertion).
+//! only the holder of a registered key (reasoning in mandate_token::assertion). The
+//! texts never tell an unknown client, an unregistered key and a bad signature apart;
+//! the timing can (an unknown client is refused without a store read, a header naming
+//! no registered key without a signature check: tens of microseconds sooner). That is
+//! accepted: client ids (RFC 6749 §2.2) and key ids name public things, and knowing
+//! them helps nobody forge an assertion; the text is kept uniform so that logs, clients
+//! and proxies do not spell it out.
 //!
 //! `GET`/`POST /oauth/authorize` exists because RFC 8414 metadata clients (the MCP SDKs)
 //! require an `authorization_endpoint`; Mandate has no authorization-code flow, so it
