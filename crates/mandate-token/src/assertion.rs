@@ -12,9 +12,10 @@
 //!   not supported"): anyone could compute it offline.
 //! - Unknown client, no registered key fitting the header, and a signature that does not
 //!   verify share one text, "client authentication failed" — the same as a wrong client
-//!   secret — so an attacker cannot tell whether a client id exists, has keys, or which
-//!   `kid` it registered. (Client ids are not secrets, RFC 6749 §2.2, but which of them
-//!   hold keys is nobody's business.)
+//!   secret — so no answer says whether a client id exists, has keys, or which `kid` it
+//!   registered. (Response timing can still differ by a store read or a signature check;
+//!   client and key ids name public things, so that is accepted: see the server's
+//!   oauth.rs.)
 //! - Every claim check (`iss`/`sub`, `aud`, the time window, `jti`, replay) runs only
 //!   after a signature verified with one of the client's own keys, so its exact reason
 //!   ("expired", "wrong audience", "already used") reaches only someone holding that
