@@ -205,3 +205,68 @@ impl KeyState {
         Ok((old, new))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mandate_core::clock::ManualClock;
+    use mandate_core::random::OsRandom;
+    use mandate_token::access::{self, AccessClaims, Audience, Expected};
+
+    fn claims(now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "http://mandate.test".into(),
+            sub: "agt_01J00000000000000000000000".into(),
+            aud: Audience::One("http://mandate.test".into()),
+            exp: now + 300,
+            iat: now,
+            nbf: now,
+            jti: "tok_01J00000000000000000000000".into(),
+            client_id: "agt_01J00000000000000000000000".into(),
+            scope: None,
+            act: None,
+            mandate: None,
+            parents: Vec::new(),
+        }
+    }
+
+    /// Issue 19: `token.signing_alg` survives a rotation, and a restart with the other
+    /// setting still verifies the tokens signed before it.
+    #[test]
+    fn the_signing_alg_survives_rotation_and_a_change_breaks_no_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("mandate.db")).unwrap();
+        let keys_dir = dir.path().join("keys");
+        let clock = ManualClock::at_millis(1_700_000_000_000);
+        let now = clock.now();
+        let ed =
+            KeyState::open_signing_as(&store, &keys_dir, &clock, &OsRandom, SigningAlg::Ed25519)
+                .unwrap();
+        ed.rotate(&store, now, &OsRandom, 3600).unwrap();
+        let ring = ed.ring();
+        assert_eq!(ring.signing_alg(), SigningAlg::Ed25519);
+        let jwks = ring.jwks(now);
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2, "the retired key stays published");
+        assert!(keys.iter().all(|k| k["alg"] == "Ed25519"), "{jwks}");
+        let token =
+            access::issue_as(ring.current(), ring.signing_alg(), &claims(now.secs())).unwrap();
+        drop(ed);
+
+        let restarted = KeyState::open(&store, &keys_dir, &clock, &OsRandom).unwrap();
+        let ring = restarted.ring();
+        assert_eq!(ring.signing_alg(), SigningAlg::EdDsa);
+        assert!(
+            ring.jwks(now)["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|k| k["alg"] == "EdDSA")
+        );
+        let expected = Expected {
+            issuer: "http://mandate.test",
+            max_lifetime_secs: 3600,
+        };
+        assert!(access::verify(&ring, &token, &expected, now).is_ok());
+    }
+}
