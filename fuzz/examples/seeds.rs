@@ -113,6 +113,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "header",
         &with_mode(b'h', &header_and_payload),
     )?;
+    // RFC 9864's name for the same signature (`token.signing_alg = "Ed25519"`).
+    let header = json!({"alg": "Ed25519", "typ": "at+jwt", "kid": r.kid}).to_string();
+    let header_and_payload = [header.as_bytes(), b"\n", &payload].concat();
+    write(
+        "access_token",
+        "header-ed25519",
+        &with_mode(b'h', &header_and_payload),
+    )?;
 
     let assertion = json!({"iss": CLIENT_ID, "sub": CLIENT_ID, "aud": TOKEN_ENDPOINT,
         "exp": NOW_SECS + 120, "iat": NOW_SECS, "jti": "j-1"});
@@ -125,6 +133,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         keys[0]
             .signer
             .jws(ed_header.as_bytes(), &assertion_bytes)
+            .as_bytes(),
+    )?;
+    let ed_named = json!({"alg": "Ed25519", "kid": ED25519_KID}).to_string();
+    write(
+        "client_assertion",
+        "ed25519-named-jws",
+        keys[0]
+            .signer
+            .jws(ed_named.as_bytes(), &assertion_bytes)
             .as_bytes(),
     )?;
     write(

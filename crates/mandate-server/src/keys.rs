@@ -14,6 +14,7 @@ use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_core::time::Timestamp;
 use mandate_store::{Store, StoreError, keyfile};
+use mandate_token::jws::SigningAlg;
 use mandate_token::keys::{KeyError, KeyRing, PublishedKey, SigningKey};
 
 /// Key loading or rotation failed.
@@ -38,6 +39,8 @@ fn key_path(dir: &Path, kid: &str) -> PathBuf {
 pub struct KeyState {
     dir: PathBuf,
     ring: RwLock<Arc<KeyRing>>,
+    /// `token.signing_alg`: the `alg` name tokens are signed (and keys published) under.
+    alg: SigningAlg,
 }
 
 impl std::fmt::Debug for KeyState {
@@ -48,7 +51,12 @@ impl std::fmt::Debug for KeyState {
     }
 }
 
-fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Arc<KeyRing>, KeysError> {
+fn load(
+    store: &Store,
+    dir: &Path,
+    now: Timestamp,
+    alg: SigningAlg,
+) -> Result<Arc<KeyRing>, KeysError> {
     let rows = store.published_signing_keys(now)?;
     let current_row = rows
         .iter()
@@ -73,7 +81,7 @@ fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Arc<KeyRing>, KeysE
             Ok(k.until(r.publish_until.unwrap_or(now)))
         })
         .collect::<Result<Vec<_>, KeyError>>()?;
-    Ok(Arc::new(KeyRing::new(current, others)?))
+    Ok(Arc::new(KeyRing::new(current, others)?.signing_as(alg)))
 }
 
 fn create_key(
@@ -110,12 +118,23 @@ fn sweep(dir: &Path, current_kid: &str) -> Result<(), StoreError> {
 
 impl KeyState {
     /// Loads the key ring, creating the first signing key (and `dir`, mode 0700) on
-    /// first start.
+    /// first start; tokens are signed under `alg` `EdDSA`.
     pub fn open(
         store: &Store,
         dir: &Path,
         clock: &dyn Clock,
         random: &dyn Random,
+    ) -> Result<Self, KeysError> {
+        Self::open_signing_as(store, dir, clock, random, SigningAlg::default())
+    }
+
+    /// [`KeyState::open`], signing tokens under the `alg` name `alg`.
+    pub fn open_signing_as(
+        store: &Store,
+        dir: &Path,
+        clock: &dyn Clock,
+        random: &dyn Random,
+        alg: SigningAlg,
     ) -> Result<Self, KeysError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             context: format!("create {}", dir.display()),
@@ -138,11 +157,12 @@ impl KeyState {
         {
             create_key(store, dir, now, random, now)?;
         }
-        let ring = load(store, dir, now)?;
+        let ring = load(store, dir, now, alg)?;
         sweep(dir, ring.current().kid())?;
         Ok(Self {
             dir: dir.to_owned(),
             ring: RwLock::new(ring),
+            alg,
         })
     }
 
@@ -179,9 +199,74 @@ impl KeyState {
             random,
             now.plus_secs(i64::from(publish_secs)),
         )?;
-        *guard = load(store, &self.dir, now)?;
+        *guard = load(store, &self.dir, now, self.alg)?;
         drop(guard);
         keyfile::remove_private(&key_path(&self.dir, &old))?;
         Ok((old, new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mandate_core::clock::ManualClock;
+    use mandate_core::random::OsRandom;
+    use mandate_token::access::{self, AccessClaims, Audience, Expected};
+
+    fn claims(now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "http://mandate.test".into(),
+            sub: "agt_01J00000000000000000000000".into(),
+            aud: Audience::One("http://mandate.test".into()),
+            exp: now + 300,
+            iat: now,
+            nbf: now,
+            jti: "tok_01J00000000000000000000000".into(),
+            client_id: "agt_01J00000000000000000000000".into(),
+            scope: None,
+            act: None,
+            mandate: None,
+            parents: Vec::new(),
+        }
+    }
+
+    /// Issue 19: `token.signing_alg` survives a rotation, and a restart with the other
+    /// setting still verifies the tokens signed before it.
+    #[test]
+    fn the_signing_alg_survives_rotation_and_a_change_breaks_no_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("mandate.db")).unwrap();
+        let keys_dir = dir.path().join("keys");
+        let clock = ManualClock::at_millis(1_700_000_000_000);
+        let now = clock.now();
+        let ed =
+            KeyState::open_signing_as(&store, &keys_dir, &clock, &OsRandom, SigningAlg::Ed25519)
+                .unwrap();
+        ed.rotate(&store, now, &OsRandom, 3600).unwrap();
+        let ring = ed.ring();
+        assert_eq!(ring.signing_alg(), SigningAlg::Ed25519);
+        let jwks = ring.jwks(now);
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2, "the retired key stays published");
+        assert!(keys.iter().all(|k| k["alg"] == "Ed25519"), "{jwks}");
+        let token =
+            access::issue_as(ring.current(), ring.signing_alg(), &claims(now.secs())).unwrap();
+        drop(ed);
+
+        let restarted = KeyState::open(&store, &keys_dir, &clock, &OsRandom).unwrap();
+        let ring = restarted.ring();
+        assert_eq!(ring.signing_alg(), SigningAlg::EdDsa);
+        assert!(
+            ring.jwks(now)["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|k| k["alg"] == "EdDSA")
+        );
+        let expected = Expected {
+            issuer: "http://mandate.test",
+            max_lifetime_secs: 3600,
+        };
+        assert!(access::verify(&ring, &token, &expected, now).is_ok());
     }
 }

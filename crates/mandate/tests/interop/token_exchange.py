@@ -29,8 +29,9 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from joserfc.errors import SecurityWarning
 
-# joserfc warns that the JOSE name "EdDSA" is superseded by "Ed25519" (RFC 9864).
-warnings.filterwarnings("ignore", category=SecurityWarning)
+# joserfc (under authlib) warns on the JOSE name "EdDSA" (RFC 9864); nothing here signs
+# or verifies with joserfc, so any SecurityWarning is a failure.
+warnings.simplefilter("error", SecurityWarning)
 
 ADDR = os.environ["MANDATE_ADDR"].rstrip("/")
 ADMIN = os.environ["MANDATE_TOKEN"]
