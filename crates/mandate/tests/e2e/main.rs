@@ -19,4 +19,5 @@ mod interop;
 mod lifecycle;
 mod mandates;
 mod mcp;
+mod node_clients;
 mod serve;
