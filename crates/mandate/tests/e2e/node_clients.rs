@@ -210,7 +210,6 @@ fn assert_checks(
         "--- {script} stdout\n{out}--- {script} stderr\n{err}--- mandate stderr\n{}",
         s.stderr_text()
     );
-    println!("{out}");
     let missing: Vec<&String> = checks
         .iter()
         .filter(|c| !out.lines().any(|l| l == format!("ok {c}")))
@@ -471,5 +470,6 @@ async fn issue_19_openid_client_gets_tokens_with_a_secret_a_p256_key_and_an_ed25
         }
         checks.push(format!("{run}: the token verifies against the JWKS"));
     }
+    checks.push("an unregistered Ed25519 key is refused with invalid_client".to_owned());
     assert_checks("openid_client.mjs", &result, &checks, &s);
 }

@@ -15,7 +15,7 @@
 // Prints `ok <check>` or `FAIL <check>: <why>` per check, then `all <n> checks passed`;
 // exits 1 on any failure.
 
-import { createRemoteJWKSet, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, generateKeyPair, importJWK, jwtVerify } from 'jose';
 import {
   ClientSecretBasic,
   PrivateKeyJwt,
@@ -88,5 +88,28 @@ for (const [name, auth, alg] of runs) {
     checks.note(`${name}: token alg ${protectedHeader.alg}, kid ${protectedHeader.kid}`);
   });
 }
+
+// A key Mandate does not know: refused as a client, not an error of the server.
+await checks.run('an unregistered Ed25519 key is refused with invalid_client', async () => {
+  const { privateKey } = await generateKeyPair('Ed25519');
+  const config = await discovery(new URL(issuer), clientId, undefined, PrivateKeyJwt(privateKey), {
+    algorithm: 'oauth2',
+    execute: [allowInsecureRequests],
+  });
+  let e;
+  try {
+    await clientCredentialsGrant(config, {});
+  } catch (err) {
+    e = err;
+  }
+  if (e === undefined) throw new Error('a token was issued');
+  // openid-client reports a 401 with a challenge as WWWAuthenticateChallengeError, whose
+  // response still holds the body; any other refusal as ResponseBodyError with `error`.
+  const body = e.response instanceof Response ? await e.response.json().catch(() => ({})) : {};
+  const error = e.error ?? body.error;
+  if (e.status !== 401 || error !== 'invalid_client') {
+    throw new Error(`HTTP ${e.status}, error ${error}: ${e.message}`);
+  }
+});
 
 checks.finish();
