@@ -106,6 +106,16 @@ fn node_dir() -> Result<PathBuf, String> {
     let src = source_dir();
 
     let node = run(node_cmd("node", &target).arg("--version"), "node --version")?;
+    let version = String::from_utf8_lossy(&node.stdout).trim().to_owned();
+    let major: Option<u32> = version
+        .strip_prefix('v')
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok());
+    if !major.is_some_and(|m| m >= 20) {
+        return Err(format!(
+            "these tests need node 20 or later (the pinned packages' minimum), found `{version}`"
+        ));
+    }
     let mut fingerprint = Vec::new();
     for file in ["package.json", "package-lock.json"] {
         let p = src.join(file);
