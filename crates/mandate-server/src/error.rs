@@ -186,6 +186,12 @@ impl OAuthError {
         )
     }
 
+    /// `unsupported_response_type` (400, RFC 6749 §4.1.2.1): every request to the
+    /// authorization endpoint, which Mandate publishes but has no flow behind.
+    pub fn unsupported_response_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_response_type", d)
+    }
+
     /// `invalid_request` (400).
     pub fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)

@@ -14,6 +14,7 @@ use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_core::time::Timestamp;
 use mandate_store::{Store, StoreError, keyfile};
+use mandate_token::jws::SigningAlg;
 use mandate_token::keys::{KeyError, KeyRing, PublishedKey, SigningKey};
 
 /// Key loading or rotation failed.
@@ -38,6 +39,8 @@ fn key_path(dir: &Path, kid: &str) -> PathBuf {
 pub struct KeyState {
     dir: PathBuf,
     ring: RwLock<Arc<KeyRing>>,
+    /// `token.signing_alg`: the `alg` name tokens are signed (and keys published) under.
+    alg: SigningAlg,
 }
 
 impl std::fmt::Debug for KeyState {
@@ -48,7 +51,12 @@ impl std::fmt::Debug for KeyState {
     }
 }
 
-fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Arc<KeyRing>, KeysError> {
+fn load(
+    store: &Store,
+    dir: &Path,
+    now: Timestamp,
+    alg: SigningAlg,
+) -> Result<Arc<KeyRing>, KeysError> {
     let rows = store.published_signing_keys(now)?;
     let current_row = rows
         .iter()
@@ -73,7 +81,7 @@ fn load(store: &Store, dir: &Path, now: Timestamp) -> Result<Arc<KeyRing>, KeysE
             Ok(k.until(r.publish_until.unwrap_or(now)))
         })
         .collect::<Result<Vec<_>, KeyError>>()?;
-    Ok(Arc::new(KeyRing::new(current, others)?))
+    Ok(Arc::new(KeyRing::new(current, others)?.signing_as(alg)))
 }
 
 fn create_key(
@@ -110,12 +118,23 @@ fn sweep(dir: &Path, current_kid: &str) -> Result<(), StoreError> {
 
 impl KeyState {
     /// Loads the key ring, creating the first signing key (and `dir`, mode 0700) on
-    /// first start.
+    /// first start; tokens are signed under `alg` `EdDSA`.
     pub fn open(
         store: &Store,
         dir: &Path,
         clock: &dyn Clock,
         random: &dyn Random,
+    ) -> Result<Self, KeysError> {
+        Self::open_signing_as(store, dir, clock, random, SigningAlg::default())
+    }
+
+    /// [`KeyState::open`], signing tokens under the `alg` name `alg`.
+    pub fn open_signing_as(
+        store: &Store,
+        dir: &Path,
+        clock: &dyn Clock,
+        random: &dyn Random,
+        alg: SigningAlg,
     ) -> Result<Self, KeysError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             context: format!("create {}", dir.display()),
@@ -138,11 +157,12 @@ impl KeyState {
         {
             create_key(store, dir, now, random, now)?;
         }
-        let ring = load(store, dir, now)?;
+        let ring = load(store, dir, now, alg)?;
         sweep(dir, ring.current().kid())?;
         Ok(Self {
             dir: dir.to_owned(),
             ring: RwLock::new(ring),
+            alg,
         })
     }
 
@@ -179,7 +199,7 @@ impl KeyState {
             random,
             now.plus_secs(i64::from(publish_secs)),
         )?;
-        *guard = load(store, &self.dir, now)?;
+        *guard = load(store, &self.dir, now, self.alg)?;
         drop(guard);
         keyfile::remove_private(&key_path(&self.dir, &old))?;
         Ok((old, new))

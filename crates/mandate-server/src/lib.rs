@@ -447,6 +447,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// INVARIANT (surface): this list, the routes of [`router`] and the paths of
 /// `docs/openapi.yaml` are the same set; `routes_test` checks both directions.
 pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/oauth/authorize"),
+    ("POST", "/oauth/authorize"),
     ("POST", "/oauth/token"),
     ("POST", "/oauth/introspect"),
     ("POST", "/oauth/revoke"),
@@ -508,6 +510,10 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
+        .route(
+            "/oauth/authorize",
+            get(oauth::authorize).post(oauth::authorize),
+        )
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))

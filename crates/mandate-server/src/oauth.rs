@@ -2,9 +2,17 @@
 //! `client_secret_basic`, `client_secret_post` and RFC 7523 `private_key_jwt`),
 //! introspection (RFC 7662) and revocation (RFC 7009).
 //!
-//! Client authentication fails with one indistinguishable `invalid_client` whether the
-//! client is unknown or the secret wrong; secrets are compared by Argon2id verification
-//! (constant time), and an unknown client costs the same Argon2id work.
+//! Client authentication fails with one indistinguishable `invalid_client` ("client
+//! authentication failed") whether the client is unknown, the secret wrong, or no
+//! registered key verifies an assertion; secrets are compared by Argon2id verification
+//! (constant time), and an unknown client costs the same Argon2id work. A refused client
+//! assertion otherwise says why in `error_description` (expired, wrong audience,
+//! unsupported alg, replayed …): those reasons depend on the assertion alone or reach
+//! only the holder of a registered key (reasoning in mandate_token::assertion).
+//!
+//! `GET`/`POST /oauth/authorize` exists because RFC 8414 metadata clients (the MCP SDKs)
+//! require an `authorization_endpoint`; Mandate has no authorization-code flow, so it
+//! answers every request with `unsupported_response_type` and never redirects.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -174,8 +182,20 @@ pub(crate) fn client_auth(
     })
 }
 
+/// The refusal that says nothing about which of unknown client, unknown key, bad
+/// signature or wrong secret it was.
 fn failed() -> OAuthError {
-    OAuthError::invalid_client("client authentication failed")
+    OAuthError::invalid_client(assertion::AUTH_FAILED)
+}
+
+/// The issuer written with the root path `/` when it has no path: RFC 3986 §6.2.3 makes
+/// `http://host` and `http://host/` the same URI, and URL parsers (pydantic's, WHATWG's,
+/// used by the MCP SDKs to derive the assertion `aud` from the metadata's `issuer`)
+/// write the slash. `None` when the issuer has a path, whose trailing slash would make
+/// another URI.
+fn issuer_root_slash(issuer: &str) -> Option<String> {
+    let (_, rest) = issuer.split_once("://")?;
+    (!rest.contains('/')).then(|| format!("{issuer}/"))
 }
 
 /// The agent named by a client id, as the current snapshot holds it.
@@ -301,9 +321,15 @@ pub(crate) async fn authenticate(
             client_id,
             assertion: jwt,
         } => {
-            let sub = assertion::peek_subject(&jwt).map_err(|_| failed())?;
+            // What needs no key is described exactly (it depends on the bytes sent
+            // alone); an unknown client reads like a bad signature (`failed`). See the
+            // module doc of mandate_token::assertion.
+            let sub = assertion::peek_subject(&jwt)
+                .map_err(|e| OAuthError::invalid_client(e.description()))?;
             if client_id.as_ref().is_some_and(|c| *c != sub) {
-                return Err(failed());
+                return Err(OAuthError::invalid_client(
+                    "client_id does not match the client assertion's sub",
+                ));
             }
             let agent = snapshot_agent(state, &sub)?.ok_or_else(failed)?;
             let id = agent.id.clone();
@@ -327,12 +353,14 @@ pub(crate) async fn authenticate(
                     })
                     .collect();
                 let refs: Vec<&PublicJwk> = keys.iter().collect();
-                let auds = [token_endpoint.as_str(), issuer.as_str(), endpoint.as_str()];
+                let root = issuer_root_slash(&issuer);
+                let mut auds = vec![token_endpoint.as_str(), issuer.as_str(), endpoint.as_str()];
+                auds.extend(root.as_deref());
                 let verified = match assertion::verify(&jwt, id.as_str(), &refs, &auds, now) {
                     Ok(v) => v,
                     Err(e) => {
                         tracing::info!(client_id = %id, reason = %e, "client assertion refused");
-                        return Ok(None);
+                        return Err(OAuthError::invalid_client(e.description()));
                     }
                 };
                 // INVARIANT (replay): a jti is accepted once per client within its lifetime.
@@ -398,6 +426,22 @@ pub(crate) fn no_store(mut res: Response) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     res
+}
+
+/// `GET`/`POST /oauth/authorize` (RFC 6749 §3.1): published in the RFC 8414 metadata
+/// because metadata clients require an `authorization_endpoint`, but Mandate has no flow
+/// through a user agent, so every request is refused with `unsupported_response_type`.
+///
+/// INVARIANT (no redirect): this endpoint never redirects. No client registers a
+/// redirection URI with Mandate, so any `redirect_uri` is unregistered, and RFC 6749
+/// §4.1.2.1 forbids redirecting to one: the error is the response itself (400, JSON).
+pub(crate) async fn authorize() -> Response {
+    no_store(
+        OAuthError::unsupported_response_type(
+            "Mandate has no authorization-code or implicit flow; agents get tokens at the token endpoint (client_credentials or token exchange)",
+        )
+        .into_response(),
+    )
 }
 
 /// `POST /oauth/token`.
@@ -545,7 +589,8 @@ pub(crate) async fn sign_and_record(
     // verifies there (a rotation refreshes the snapshot before it answers), and taking
     // it needs neither the store nor a blocking thread.
     let ring = Arc::clone(&state.snapshot()?.ring);
-    let token = access::issue(ring.current(), claims).map_err(OAuthError::server_error)?;
+    let token = access::issue_as(ring.current(), ring.signing_alg(), claims)
+        .map_err(OAuthError::server_error)?;
     let mut ev = state.event("token.issued");
     ev.agent = Some(claims.client_id.clone());
     ev.user = user;

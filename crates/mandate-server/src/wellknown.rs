@@ -30,7 +30,22 @@ pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     res
 }
 
+/// The JWS `alg` values accepted for client assertions: `EdDSA` and its RFC 9864 name
+/// `Ed25519` (both verify against OKP Ed25519 keys only), and `ES256` (P-256 keys).
+const ASSERTION_ALGS: [&str; 3] = ["EdDSA", "Ed25519", "ES256"];
+
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §2).
+///
+/// `authorization_endpoint` is published although Mandate has no flow behind it
+/// (`oauth::authorize` refuses every request, never redirecting): RFC 8414 makes it
+/// REQUIRED unless no grant type uses it, and the MCP SDKs' metadata schemas (the
+/// Python SDK's pydantic `OAuthMetadata`, the TypeScript SDK's zod `OAuthMetadataSchema`)
+/// require it outright, so without it their client-credentials providers find no
+/// usable metadata. `response_types_supported` is REQUIRED and is published as the
+/// empty list: Mandate supports no response type, both SDK schemas accept `[]`, and
+/// listing `code` would send authorization-code clients into a flow that cannot work.
+/// There is no `/.well-known/openid-configuration`: Mandate issues no ID tokens and is
+/// not an OpenID Provider (both SDKs try the RFC 8414 document first).
 pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let iss = &state.config.issuer;
     let auth_methods = [
@@ -40,6 +55,7 @@ pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<serde_j
     ];
     Json(json!({
         "issuer": iss,
+        "authorization_endpoint": format!("{iss}/oauth/authorize"),
         "token_endpoint": state.config.token_endpoint(),
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{iss}/oauth/introspect"),
@@ -47,11 +63,11 @@ pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<serde_j
         "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "introspection_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
     }))
 }
 

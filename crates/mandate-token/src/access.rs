@@ -1,10 +1,15 @@
-//! RFC 9068 JWT access tokens: issued with `typ: at+jwt`, EdDSA and a `kid`; verified
-//! against the key ring with Mandate's clock (never the library's).
+//! RFC 9068 JWT access tokens: issued with `typ: at+jwt`, Ed25519 signatures and a `kid`,
+//! under the `alg` name the key ring is configured with (`EdDSA` or `Ed25519`, see
+//! [`SigningAlg`]); verified against the key ring with Mandate's clock (never the
+//! library's), under either name whatever the configuration says now, so changing it
+//! never breaks a token issued before.
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::Algorithm;
 use mandate_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use crate::jws::{self, SigningAlg};
 use crate::keys::{KeyRing, SigningKey};
 
 /// One audience or several (RFC 7519 §4.1.3).
@@ -112,12 +117,20 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 #[error("could not sign access token: {0}")]
 pub struct IssueError(String);
 
-/// Signs `claims` with the current key.
+/// Signs `claims` with `key`, `alg` `EdDSA`.
 pub fn issue(key: &SigningKey, claims: &AccessClaims) -> Result<String, IssueError> {
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-    header.kid = Some(key.kid().to_owned());
-    jsonwebtoken::encode(&header, claims, key.encoding_key()).map_err(|e| IssueError(e.to_string()))
+    issue_as(key, SigningAlg::EdDsa, claims)
+}
+
+/// Signs `claims` with `key` under the `alg` name `alg` (the ring's
+/// [`KeyRing::signing_alg`], which its JWKS publishes too).
+pub fn issue_as(
+    key: &SigningKey,
+    alg: SigningAlg,
+    claims: &AccessClaims,
+) -> Result<String, IssueError> {
+    let header = json!({"alg": alg.name(), "typ": ACCESS_TOKEN_TYP, "kid": key.kid()});
+    jws::sign_ed25519(key.dalek(), &header, claims).map_err(|e| IssueError(e.to_string()))
 }
 
 /// Why a presented access token is not valid.
@@ -126,7 +139,7 @@ pub enum VerifyError {
     /// Not a well-formed JWS, or claims of the wrong shape.
     #[error("malformed token")]
     Malformed,
-    /// `alg` is not EdDSA or `typ` is not `at+jwt`.
+    /// `alg` is not EdDSA/Ed25519 or `typ` is not `at+jwt`.
     #[error("wrong token type or algorithm")]
     WrongType,
     /// `kid` missing or not (any longer) published.
@@ -189,34 +202,38 @@ pub fn verify_bounded(
     expected: &Expected<'_>,
     now: Timestamp,
 ) -> Result<Verified, VerifyError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    let jwt = jws::split(token).ok_or(VerifyError::Malformed)?;
     // RFC 7515 §4.1.11: an extension the recipient does not understand must be
     // refused; Mandate's tokens use none.
-    if header.crit.is_some() {
+    if jwt.has_crit() {
         return Err(VerifyError::Malformed);
     }
-    let typ_ok = header.typ.as_deref().is_some_and(|t| {
-        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-    });
-    if header.alg != Algorithm::EdDSA || !typ_ok {
+    let typ_ok = jwt
+        .header
+        .get("typ")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+    // `EdDSA` or `Ed25519`, whichever the ring signs with now: a token issued before a
+    // change of `token.signing_alg` keeps verifying.
+    if jwt.alg() != Some(Algorithm::EdDSA) || !typ_ok {
         return Err(VerifyError::WrongType);
     }
-    let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+    let kid = jwt
+        .kid()
+        .map_err(|()| VerifyError::Malformed)?
+        .ok_or(VerifyError::UnknownKey)?;
     let (key, key_until) = ring.decoding_key(kid, now).ok_or(VerifyError::UnknownKey)?;
-    let mut v = Validation::new(Algorithm::EdDSA);
-    // Time is checked below against Mandate's clock, audience by the caller.
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.validate_aud = false;
-    v.required_spec_claims.clear();
-    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &v).map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind;
-        match e.kind() {
-            ErrorKind::InvalidSignature => VerifyError::Signature,
-            _ => VerifyError::Malformed,
-        }
-    })?;
-    let c = data.claims;
+    // The signature alone; time is checked below against Mandate's clock, audience by
+    // the caller.
+    match jwt.verify(key, Algorithm::EdDSA) {
+        Ok(true) => {}
+        Ok(false) => return Err(VerifyError::Signature),
+        Err(()) => return Err(VerifyError::Malformed),
+    }
+    let c: AccessClaims =
+        serde_json::from_slice(&jwt.payload).map_err(|_| VerifyError::Malformed)?;
     if c.iss != expected.issuer {
         return Err(VerifyError::Issuer);
     }
@@ -352,16 +369,46 @@ mod tests {
     #[test]
     fn a_critical_header_extension_is_refused() {
         let ring = ring();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(ring.current().kid().to_owned());
-        header.crit = Some(vec!["exp".into()]);
-        let t = jsonwebtoken::encode(&header, &claims(1300, None), ring.current().encoding_key())
-            .unwrap();
+        let header = json!({"alg": "EdDSA", "typ": ACCESS_TOKEN_TYP,
+            "kid": ring.current().kid(), "crit": ["exp"]});
+        let t = jws::sign_ed25519(ring.current().dalek(), &header, &claims(1300, None)).unwrap();
         assert_eq!(
             verify(&ring, &t, &EX, Timestamp::from_secs(1000)),
             Err(VerifyError::Malformed)
         );
+    }
+
+    /// Issue 19: RFC 9864 names the same signature `Ed25519`. Both names verify whatever
+    /// the ring signs with now (a change of `token.signing_alg` breaks no token issued
+    /// before it), and only against the ring's Ed25519 keys.
+    #[test]
+    fn both_alg_names_verify_whatever_the_ring_signs_with() {
+        let at = Timestamp::from_secs(1000);
+        for ring_alg in [SigningAlg::EdDsa, SigningAlg::Ed25519] {
+            let ring = ring().signing_as(ring_alg);
+            let listed = ring.jwks(at);
+            assert_eq!(listed["keys"][0]["alg"], ring_alg.name());
+            for token_alg in [SigningAlg::EdDsa, SigningAlg::Ed25519] {
+                let t = issue_as(ring.current(), token_alg, &claims(1300, None)).unwrap();
+                let header = jws::split(&t).unwrap().header;
+                assert_eq!(header["alg"], token_alg.name());
+                assert!(
+                    verify(&ring, &t, &EX, at).is_ok(),
+                    "{ring_alg:?} {token_alg:?}"
+                );
+            }
+        }
+        for bad in ["ed25519", "ES256", "none", "HS256"] {
+            let ring = ring();
+            let header = json!({"alg": bad, "typ": ACCESS_TOKEN_TYP, "kid": ring.current().kid()});
+            let t =
+                jws::sign_ed25519(ring.current().dalek(), &header, &claims(1300, None)).unwrap();
+            assert_eq!(
+                verify(&ring, &t, &EX, at),
+                Err(VerifyError::WrongType),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -111,15 +111,16 @@ impl PublicJwk {
             return Err(JwkError::Shape);
         };
         if let Some(a) = m.get("alg") {
-            let want = if alg == Algorithm::EdDSA {
-                "EdDSA"
-            } else {
-                "ES256"
+            // An OKP Ed25519 key may say RFC 8037 `EdDSA` or RFC 9864 `Ed25519`; either
+            // way it verifies both names (`jws.rs`, one curve behind two names).
+            let fits = match (alg, a.as_str()) {
+                (Algorithm::EdDSA, Some(name)) => crate::jws::SigningAlg::parse(name).is_some(),
+                (_, name) => name == Some("ES256"),
             };
-            if a.as_str() != Some(want) {
+            if !fits {
                 return Err(JwkError::Mismatch("alg"));
             }
-            normalized.insert("alg".into(), json!(want));
+            normalized.insert("alg".into(), a.clone());
         }
         if let Some(u) = m.get("use") {
             if u.as_str() != Some("sig") {
@@ -236,7 +237,15 @@ mod tests {
                 json!({"kty":"EC","crv":"P-256","x":x,"y":x}),
                 JwkError::BadKey("P-256"),
             ),
+            (
+                json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":"ed25519"}),
+                JwkError::Mismatch("alg"),
+            ),
         ];
+        for alg in ["EdDSA", "Ed25519"] {
+            let k = PublicJwk::parse(&json!({"kty":"OKP","crv":"Ed25519","x":x,"alg":alg}));
+            assert_eq!(k.map(|k| k.algorithm()), Ok(Algorithm::EdDSA), "{alg}");
+        }
         for (v, want) in cases {
             assert_eq!(PublicJwk::parse(&v), Err(want), "{v}");
         }

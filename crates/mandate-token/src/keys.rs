@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::b64;
+use crate::jws::SigningAlg;
 
 /// Why a key could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,10 @@ impl SigningKey {
     pub(crate) fn encoding_key(&self) -> &EncodingKey {
         &self.encoding
     }
+
+    pub(crate) fn dalek(&self) -> &ed25519_dalek::SigningKey {
+        &self.key
+    }
 }
 
 /// A public key whose signatures Mandate still accepts (and publishes in its JWKS).
@@ -123,7 +128,8 @@ impl PublishedKey {
         }
         let x = b64::encode(&arr);
         let decoding = DecodingKey::from_ed_components(&x).map_err(|_| bad())?;
-        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"});
+        // `alg` is added by `KeyRing::jwks`: the name the ring signs with.
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig"});
         Ok(Self {
             kid: kid.to_owned(),
             jwk,
@@ -158,10 +164,15 @@ impl PublishedKey {
 /// lists, is decided at each call from its `now` and each retired key's `until`, not
 /// when the ring was built: a retired key stops verifying the instant its publication
 /// ends, whether or not anything rebuilt the ring.
+///
+/// INVARIANT (JWKS `alg`): every published key is listed with the `alg` name new tokens
+/// are signed under ([`KeyRing::signing_alg`]). Tokens signed under the other name
+/// before a change of that setting still verify here (access.rs accepts both).
 #[derive(Debug)]
 pub struct KeyRing {
     current: SigningKey,
     published: Vec<PublishedKey>,
+    alg: SigningAlg,
 }
 
 impl KeyRing {
@@ -176,7 +187,23 @@ impl KeyRing {
             0,
             PublishedKey::from_public_bytes(&current.kid, &current.public_bytes())?,
         );
-        Ok(Self { current, published })
+        Ok(Self {
+            current,
+            published,
+            alg: SigningAlg::default(),
+        })
+    }
+
+    /// The same ring, signing (and publishing its keys) under the `alg` name `alg`.
+    #[must_use]
+    pub fn signing_as(mut self, alg: SigningAlg) -> Self {
+        self.alg = alg;
+        self
+    }
+
+    /// The `alg` name new tokens are signed under.
+    pub fn signing_alg(&self) -> SigningAlg {
+        self.alg
     }
 
     /// The key new tokens are signed with.
@@ -199,7 +226,20 @@ impl KeyRing {
 
     /// The JWKS document (RFC 7517 §5) at `now`: the keys published then.
     pub fn jwks(&self, now: Timestamp) -> Value {
-        json!({"keys": self.published.iter().filter(|k| k.live_at(now)).map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+        let alg = self.alg.name();
+        let keys: Vec<Value> = self
+            .published
+            .iter()
+            .filter(|k| k.live_at(now))
+            .map(|k| {
+                let mut jwk = k.jwk.clone();
+                if let Some(obj) = jwk.as_object_mut() {
+                    obj.insert("alg".to_owned(), json!(alg));
+                }
+                jwk
+            })
+            .collect();
+        json!({ "keys": keys })
     }
 }
 

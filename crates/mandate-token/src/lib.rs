@@ -9,6 +9,7 @@
 pub mod access;
 pub mod assertion;
 pub mod jwk;
+pub mod jws;
 pub mod keys;
 pub mod secret;
 pub mod user;

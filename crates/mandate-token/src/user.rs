@@ -7,6 +7,10 @@
 //! algorithm allow-list. Only asymmetric algorithms exist here: a shared HMAC secret
 //! would let anyone who can verify a token also mint one, and `none` is no signature.
 //!
+//! `alg` `Ed25519` (RFC 9864) is EdDSA over Ed25519, so it is accepted wherever `EdDSA`
+//! is (header, allow-list, a JWK's `alg`) and verified by the same verifier against the
+//! same OKP Ed25519 keys (`jws.rs`, one curve behind two names).
+//!
 //! Verification, in order: size (≤ [`MAX_TOKEN_BYTES`]); the unverified `iss` picks
 //! the issuer; the header `alg` must be on its allow-list; the header `kid` picks the
 //! key (without a `kid`, only when exactly one key fits `alg`), and the key's type must
@@ -53,7 +57,7 @@ const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
 /// Private JWK members (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2).
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 /// Every algorithm a trusted issuer may be allowed, by name.
-const ACCEPTED: [(&str, Algorithm); 9] = [
+const ACCEPTED: [(&str, Algorithm); 10] = [
     ("RS256", Algorithm::RS256),
     ("RS384", Algorithm::RS384),
     ("RS512", Algorithm::RS512),
@@ -63,6 +67,7 @@ const ACCEPTED: [(&str, Algorithm); 9] = [
     ("ES256", Algorithm::ES256),
     ("ES384", Algorithm::ES384),
     ("EdDSA", Algorithm::EdDSA),
+    ("Ed25519", Algorithm::EdDSA),
 ];
 
 /// Which claims carry what. Default: user `sub`, groups `groups`, email `email`.
@@ -269,7 +274,7 @@ fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, UserConfigError>
             }
             None => {
                 return Err(refuse(
-                    "unknown (accepted: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)",
+                    "unknown (accepted: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, Ed25519)",
                 ));
             }
         };
@@ -407,7 +412,13 @@ fn parse_key(
             "contains private key material (`{p}`); configure the public keys only"
         )));
     }
-    let jwk: Jwk = serde_json::from_value(raw.clone())
+    // The library knows RFC 9864's `Ed25519` only as an unknown `alg`; it is EdDSA's
+    // fully-specified name, so read it as `EdDSA` (the curve is checked below).
+    let mut raw = raw.clone();
+    if let Some(alg) = raw.get_mut("alg").filter(|a| *a == crate::jws::ED25519) {
+        *alg = json!(crate::jws::EDDSA);
+    }
+    let jwk: Jwk = serde_json::from_value(raw)
         .map_err(|_| err("not a JWK (RFC 7517 §4) with the members its kty requires".into()))?;
     if is_encryption_key(&jwk) {
         return Ok(None);
@@ -583,11 +594,12 @@ impl TrustedIssuer {
         claims: &Map<String, Value>,
         now: Timestamp,
     ) -> Result<VerifiedUser, UserTokenError> {
-        // `none` and unknown names do not parse; HS* is never on an allow-list.
+        // `none` and unknown names do not parse; HS* is never on an allow-list;
+        // `Ed25519` is read as `EdDSA`.
         let alg: Algorithm = header
             .get("alg")
             .and_then(Value::as_str)
-            .and_then(|a| a.parse().ok())
+            .and_then(crate::jws::verifier_alg)
             .ok_or(UserTokenError::Algorithm)?;
         let kid = match header.get("kid") {
             None => None,

@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub token_default_lifetime_secs: u32,
     pub token_max_lifetime_secs: u32,
     pub token_default_audience: Option<String>,
+    /// `token.signing_alg`: the `alg` name of Mandate's own tokens and JWKS.
+    pub token_signing_alg: mandate_token::jws::SigningAlg,
     pub http_max_body_bytes: usize,
     pub bootstrap_token_file: Option<PathBuf>,
     pub audit_checkpoint_every_events: u64,
@@ -163,6 +165,7 @@ const KEYS: &[&str] = &[
     "token.default_lifetime_secs",
     "token.max_lifetime_secs",
     "token.default_audience",
+    "token.signing_alg",
     "http.max_body_bytes",
     "bootstrap_token_file",
     "audit.checkpoint_every_events",
@@ -361,6 +364,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         token_default_lifetime_secs: 300,
         token_max_lifetime_secs: 3600,
         token_default_audience: None,
+        token_signing_alg: mandate_token::jws::SigningAlg::EdDsa,
         http_max_body_bytes: 64 * 1024,
         bootstrap_token_file: None,
         audit_checkpoint_every_events: 1000,
@@ -427,6 +431,12 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     bad("must be an absolute URI")
                 }
             }
+            "token.signing_alg" => match mandate_token::jws::SigningAlg::parse(v) {
+                Some(a) => cfg.token_signing_alg = a,
+                None => bad(
+                    "must be `EdDSA` or `Ed25519` (the same Ed25519 signature; RFC 9864 names it `Ed25519`)",
+                ),
+            },
             "log_level" => match v.to_ascii_lowercase().parse() {
                 Ok(l) => cfg.log_level = l,
                 Err(_) => bad("must be one of error, warn, info, debug, trace"),
@@ -736,6 +746,27 @@ mod tests {
             assert!(all.contains(want), "missing {want} in:\n{all}");
         }
         assert_eq!(errs.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn token_signing_alg() {
+        use mandate_token::jws::SigningAlg;
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(c.token_signing_alg, SigningAlg::EdDsa);
+        let c = load(
+            &Flags::default(),
+            &env(&[("MANDATE_TOKEN_SIGNING_ALG", "Ed25519")]),
+        )
+        .unwrap();
+        assert_eq!(c.token_signing_alg, SigningAlg::Ed25519);
+        for bad in ["ed25519", "ES256", ""] {
+            let errs = load(
+                &Flags::default(),
+                &env(&[("MANDATE_TOKEN_SIGNING_ALG", bad)]),
+            )
+            .unwrap_err();
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        }
     }
 
     #[test]

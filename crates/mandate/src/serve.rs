@@ -303,8 +303,14 @@ pub async fn run(cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Re
         .open(&db)
         .with_context(|| format!("creating {}", db.display()))?;
     let store = Arc::new(Store::open(&db).context("opening the database")?);
-    let keys = KeyState::open(&store, &dir.join("keys"), clock.as_ref(), random.as_ref())
-        .context("loading signing keys")?;
+    let keys = KeyState::open_signing_as(
+        &store,
+        &dir.join("keys"),
+        clock.as_ref(),
+        random.as_ref(),
+        cfg.token_signing_alg,
+    )
+    .context("loading signing keys")?;
     let boot = bootstrap::ensure(&store, supplied, clock.as_ref(), random.as_ref())
         .context("bootstrap token")?;
 

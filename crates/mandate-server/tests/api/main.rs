@@ -1268,6 +1268,115 @@ async fn private_key_jwt_flow(pair: KeyPair) {
     env.assertion_request(&again, None).await.expect(200);
 }
 
+/// Issue 19: a refused client assertion says why in `error_description`, except where
+/// saying so would tell an attacker whether the client exists or which key it has.
+#[tokio::test]
+async fn refused_assertions_say_why_but_not_who() {
+    let env = Env::new();
+    let pair = ed25519_pair();
+    let id = env.key_client("keyed", &pair).await;
+    let now = env.now();
+    let described = |r: &Reply| {
+        r.expect_oauth_error(401, "invalid_client");
+        r.json()["error_description"].as_str().unwrap().to_owned()
+    };
+    // Unknown client, unregistered key, bad signature: one text.
+    let ghost = "agt_00000000000000000000000000";
+    let unknown = described(
+        &env.assertion_request(&pair.assertion(ghost, TOKEN_ENDPOINT, "g1", now), None)
+            .await,
+    );
+    let stranger = described(
+        &env.assertion_request(
+            &ed25519_pair().assertion(&id, TOKEN_ENDPOINT, "s1", now),
+            None,
+        )
+        .await,
+    );
+    let mut kidded = ed25519_pair();
+    kidded.kid = Some("nope".into());
+    let no_kid = described(
+        &env.assertion_request(&kidded.assertion(&id, TOKEN_ENDPOINT, "k1", now), None)
+            .await,
+    );
+    assert_eq!(unknown, "client authentication failed");
+    assert_eq!((&stranger, &no_kid), (&unknown, &unknown));
+    // Reasons that need the client's own key to reach.
+    let wrong_aud = described(
+        &env.assertion_request(&pair.assertion(&id, "https://elsewhere", "a1", now), None)
+            .await,
+    );
+    assert!(wrong_aud.contains("aud"), "{wrong_aud}");
+    let ok = pair.assertion(&id, TOKEN_ENDPOINT, "r1", now);
+    env.assertion_request(&ok, None).await.expect(200);
+    let replayed = described(&env.assertion_request(&ok, None).await);
+    assert!(replayed.contains("already used"), "{replayed}");
+    let stale = pair.assertion(&id, TOKEN_ENDPOINT, "e1", now);
+    env.advance(60 + 60);
+    let expired = described(&env.assertion_request(&stale, None).await);
+    assert!(expired.contains("expired"), "{expired}");
+    // Reasons that depend on the assertion alone.
+    let rs = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"iss": id, "sub": id}),
+        &EncodingKey::from_secret(b"k"),
+    )
+    .unwrap();
+    let alg = described(&env.assertion_request(&rs, None).await);
+    assert!(alg.contains("EdDSA, Ed25519 or ES256"), "{alg}");
+    let junk = described(&env.assertion_request("a.b.c", None).await);
+    assert!(junk.contains("compact JWS"), "{junk}");
+}
+
+/// Issue 19: openid-client signs Ed25519 assertions with `alg: "Ed25519"` (RFC 9864);
+/// the MCP Python SDK addresses them to the issuer as its URL parser writes it, with
+/// the root path `/`.
+#[tokio::test]
+async fn ed25519_alg_name_and_issuer_with_root_slash() {
+    use ed25519_dalek::Signer as _;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let env = Env::new();
+    let sk = ed25519_dalek::SigningKey::from_bytes(&random_bytes());
+    let pair = KeyPair {
+        key: EncodingKey::from_ed_der(sk.to_pkcs8_der().expect("pkcs8").as_bytes()),
+        alg: Algorithm::EdDSA,
+        kid: None,
+        jwk: json!({"kty": "OKP", "crv": "Ed25519", "alg": "Ed25519",
+            "x": b64url(sk.verifying_key().as_bytes())}),
+    };
+    let id = env.key_client("keyed", &pair).await;
+    let now = env.now();
+    let sign = |alg: &str, aud: &str, jti: &str| {
+        let claims =
+            json!({"iss": id, "sub": id, "aud": aud, "iat": now, "exp": now + 60, "jti": jti});
+        let input = format!(
+            "{}.{}",
+            b64url(json!({"alg": alg, "typ": "JWT"}).to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        format!("{input}.{}", b64url(&sk.sign(input.as_bytes()).to_bytes()))
+    };
+    for (alg, aud, jti) in [
+        ("Ed25519", TOKEN_ENDPOINT, "1"),
+        ("EdDSA", TOKEN_ENDPOINT, "2"),
+        ("Ed25519", ISSUER, "3"),
+        ("Ed25519", "http://mandate.test/", "4"),
+    ] {
+        let r = env.assertion_request(&sign(alg, aud, jti), None).await;
+        assert_eq!(
+            r.status,
+            200,
+            "{alg} {aud}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    // Any other path is another URI.
+    let r = env
+        .assertion_request(&sign("Ed25519", "http://mandate.test/x", "5"), None)
+        .await;
+    r.expect_oauth_error(401, "invalid_client");
+}
+
 #[tokio::test]
 async fn private_key_jwt_ed25519() {
     private_key_jwt_flow(ed25519_pair()).await;
@@ -1641,6 +1750,42 @@ async fn metadata_follows_rfc_8414() {
         .unwrap();
     assert!(algs.contains(&json!("EdDSA")) && algs.contains(&json!("ES256")));
     assert!(!algs.contains(&json!("none")));
+    // Issue 19: the MCP SDKs' metadata schemas require `authorization_endpoint`, and
+    // openid-client signs Ed25519 assertions as `Ed25519` (RFC 9864).
+    assert_eq!(
+        m["authorization_endpoint"],
+        format!("{ISSUER}/oauth/authorize")
+    );
+    assert!(algs.contains(&json!("Ed25519")));
+    assert_eq!(m["response_types_supported"], json!([]));
+}
+
+/// Issue 19: the published authorization endpoint refuses everything with RFC 6749's
+/// `unsupported_response_type`, and never redirects — not even to a `redirect_uri` it
+/// is given (none is registered, RFC 6749 §4.1.2.1).
+#[tokio::test]
+async fn authorization_endpoint_refuses_without_redirecting() {
+    let env = Env::new();
+    for path in [
+        "/oauth/authorize",
+        "/oauth/authorize?response_type=code&client_id=agt_x&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&state=s",
+        "/oauth/authorize?response_type=token&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+    ] {
+        let r = env.get(path).await;
+        r.expect_oauth_error(400, "unsupported_response_type");
+        assert!(r.header(header::LOCATION).is_none(), "{path}");
+        assert!(!r.json()["error_description"].as_str().unwrap().is_empty());
+    }
+    env.form(
+        "/oauth/authorize",
+        None,
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", "https://evil.example/cb"),
+        ],
+    )
+    .await
+    .expect_oauth_error(400, "unsupported_response_type");
 }
 
 #[tokio::test]

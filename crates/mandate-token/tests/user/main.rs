@@ -281,6 +281,62 @@ fn es256_with_a_p256_key() {
     assert_eq!(set.verify(&tok, now()).unwrap().user, alice(EC_ISS));
 }
 
+/// Issue 19: RFC 9864's `Ed25519` is EdDSA over Ed25519, so an issuer that signs (and
+/// publishes its JWK) under that name is trusted like one that says `EdDSA`, with either
+/// name on the allow-list; the name never reaches a key of another type.
+#[test]
+fn ed25519_alg_name_rfc_9864() {
+    use ed25519_dalek::Signer as _;
+    const ED_ISS: &str = "https://ed.idp.example.com";
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let x = b64(sk.verifying_key().as_bytes());
+    let sign = |alg: &str, kid: &str| {
+        let h = json!({"alg": alg, "kid": kid, "typ": "JWT"});
+        let input = format!(
+            "{}.{}",
+            b64(h.to_string().as_bytes()),
+            b64(claims(ED_ISS).to_string().as_bytes())
+        );
+        format!("{input}.{}", b64(&sk.sign(input.as_bytes()).to_bytes()))
+    };
+    for (jwk_alg, allowed) in [
+        (Some("Ed25519"), &["Ed25519"][..]),
+        (Some("EdDSA"), &["EdDSA"][..]),
+        (None, &[][..]),
+        (Some("Ed25519"), &["EdDSA", "RS256"][..]),
+    ] {
+        let mut jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "ed-1"});
+        if let Some(a) = jwk_alg {
+            jwk["alg"] = json!(a);
+        }
+        let jwks = json!({ "keys": [jwk] }).to_string();
+        let issuer = TrustedIssuer::new(ED_ISS, AUD, &jwks, &algs(allowed), ClaimNames::default())
+            .unwrap_or_else(|e| panic!("{jwk_alg:?} {allowed:?}: {e}"));
+        let set = TrustedIssuers::new(vec![issuer, rsa_issuer(&[])]).unwrap();
+        for alg in ["Ed25519", "EdDSA"] {
+            let got = set.verify(&sign(alg, "ed-1"), now());
+            assert_eq!(
+                got.map(|v| v.user),
+                Ok(alice(ED_ISS)),
+                "{jwk_alg:?} {allowed:?} {alg}"
+            );
+        }
+    }
+    // The RSA issuer's key never verifies an `Ed25519` header.
+    let set = TrustedIssuers::new(vec![rsa_issuer(&[])]).unwrap();
+    let forged = raw_jws(
+        &json!({"alg": "Ed25519", "kid": RSA_KID}),
+        &claims(RSA_ISS),
+        &[0; 64],
+    );
+    assert_eq!(set.verify(&forged, now()), Err(UserTokenError::Algorithm));
+    // A JWK that says `Ed25519` must be an Ed25519 key.
+    let rsa_as_ed = RSA_JWKS.replace("\"RS256\"", "\"Ed25519\"");
+    assert!(rsa_as_ed.contains("Ed25519"));
+    let err = TrustedIssuer::new(RSA_ISS, AUD, &rsa_as_ed, &[], ClaimNames::default());
+    assert!(err.unwrap_err().to_string().contains("does not fit"));
+}
+
 #[test]
 fn claim_names_are_configurable() {
     let names = ClaimNames {

@@ -1,0 +1,199 @@
+//! Compact JWS (RFC 7515 §7.1) reading and Ed25519 signing, with the RFC 9864 algorithm
+//! name `Ed25519` beside RFC 8037's `EdDSA`.
+//!
+//! `jsonwebtoken` knows only `EdDSA`: its header parser refuses `"alg": "Ed25519"` and its
+//! encoder cannot write it. So every JWS Mandate verifies is split and its header read
+//! here, and every JWS Mandate signs is assembled here; the cryptography stays in the
+//! libraries (`jsonwebtoken::crypto::verify` checks signatures, `ed25519-dalek` makes
+//! them). Claims are read from the very payload bytes whose signature was checked.
+//!
+//! INVARIANT (one curve behind two names): in this crate `Algorithm::EdDSA` only ever
+//! verifies with an OKP `Ed25519` key — registered keys (`jwk.rs`), trusted issuers' keys
+//! (`user.rs`) and Mandate's own keys (`keys.rs`) refuse every other OKP curve — so
+//! `Ed25519`, which RFC 9864 §2.2 defines as EdDSA over Ed25519, is verified by the same
+//! verifier, against the same keys, as `EdDSA`. Neither name reaches an RSA, EC or HMAC key.
+
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::b64;
+
+/// The JWS algorithm name of EdDSA over Ed25519 in RFC 8037 (polymorphic, deprecated for
+/// JOSE by RFC 9864 but what most libraries know).
+pub const EDDSA: &str = "EdDSA";
+/// The fully-specified name of the same algorithm (RFC 9864 §2.2).
+pub const ED25519: &str = "Ed25519";
+
+/// Which name Mandate's own tokens carry in their `alg` header and JWKS. Both name the
+/// same signature (EdDSA over Ed25519); Mandate verifies either whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SigningAlg {
+    /// `EdDSA` (RFC 8037): the default, because PyJWT 2.15, Rust `jsonwebtoken` 11 and
+    /// go-jose 4 verify only this name.
+    #[default]
+    EdDsa,
+    /// `Ed25519` (RFC 9864): for verifiers that follow RFC 9864 (joserfc warns on
+    /// `EdDSA`; jose 6 and openid-client accept both).
+    Ed25519,
+}
+
+impl SigningAlg {
+    /// The `alg` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EdDsa => EDDSA,
+            Self::Ed25519 => ED25519,
+        }
+    }
+
+    /// From its `alg` value (exact spelling).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            EDDSA => Some(Self::EdDsa),
+            ED25519 => Some(Self::Ed25519),
+            _ => None,
+        }
+    }
+}
+
+/// A compact JWS split into its parts, the header decoded. Nothing in it is trusted
+/// until its signature has verified.
+#[derive(Debug)]
+pub(crate) struct Compact<'a> {
+    /// `BASE64URL(header) || '.' || BASE64URL(payload)`, as presented.
+    pub signing_input: &'a str,
+    /// The protected header, a JSON object.
+    pub header: Map<String, Value>,
+    /// The payload bytes (decoded from the presented segment).
+    pub payload: Vec<u8>,
+    /// The signature segment, still base64url.
+    pub signature: &'a str,
+}
+
+impl Compact<'_> {
+    /// The header's `alg`, as the verifier for it: `Ed25519` becomes `EdDSA` (see the
+    /// module invariant), every other name is parsed as `jsonwebtoken` spells it.
+    /// `None` for a missing, non-string or unknown `alg` (and for `none`).
+    pub fn alg(&self) -> Option<Algorithm> {
+        verifier_alg(self.header.get("alg")?.as_str()?)
+    }
+
+    /// The header's `kid`: `Ok(None)` when absent, `Err` when not a string.
+    pub fn kid(&self) -> Result<Option<&str>, ()> {
+        match self.header.get("kid") {
+            None => Ok(None),
+            Some(Value::String(k)) => Ok(Some(k)),
+            Some(_) => Err(()),
+        }
+    }
+
+    /// Whether the header names critical extensions. RFC 7515 §4.1.11: none is
+    /// understood here, so a JWS with any must be refused.
+    pub fn has_crit(&self) -> bool {
+        self.header.contains_key("crit")
+    }
+
+    /// Whether the signature verifies with `key` under `alg`; `Err` when the signature
+    /// segment or the key is unusable for `alg` (not the same as a wrong signature).
+    pub fn verify(&self, key: &DecodingKey, alg: Algorithm) -> Result<bool, ()> {
+        jsonwebtoken::crypto::verify(self.signature, self.signing_input.as_bytes(), key, alg)
+            .map_err(|_| ())
+    }
+}
+
+/// The verifier for a JWS `alg` name: `Ed25519` is `EdDSA`'s (see the module invariant),
+/// every other name as `jsonwebtoken` spells it; `None` for an unknown name or `none`.
+pub(crate) fn verifier_alg(name: &str) -> Option<Algorithm> {
+    match name {
+        ED25519 => Some(Algorithm::EdDSA),
+        other => other.parse().ok(),
+    }
+}
+
+/// Splits a compact JWS: exactly three segments, a header that is a JSON object and a
+/// base64url payload. `None` otherwise.
+pub(crate) fn split(token: &str) -> Option<Compact<'_>> {
+    let (signing_input, signature) = token.rsplit_once('.')?;
+    let (header, payload) = signing_input.split_once('.')?;
+    if payload.contains('.') {
+        return None;
+    }
+    let header: Map<String, Value> = serde_json::from_slice(&b64::decode(header)?).ok()?;
+    Some(Compact {
+        signing_input,
+        header,
+        payload: b64::decode(payload)?,
+        signature,
+    })
+}
+
+/// Signs `claims` as a compact JWS with an Ed25519 key, under `header` (which must name
+/// `alg` `EdDSA` or `Ed25519`; the caller builds it).
+pub(crate) fn sign_ed25519(
+    key: &ed25519_dalek::SigningKey,
+    header: &Value,
+    claims: &impl Serialize,
+) -> Result<String, serde_json::Error> {
+    use ed25519_dalek::Signer as _;
+    let mut out = b64::encode(&serde_json::to_vec(header)?);
+    out.push('.');
+    out.push_str(&b64::encode(&serde_json::to_vec(claims)?));
+    let signature = key.sign(out.as_bytes());
+    out.push('.');
+    out.push_str(&b64::encode(&signature.to_bytes()));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key() -> (ed25519_dalek::SigningKey, DecodingKey) {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let dk =
+            DecodingKey::from_ed_components(&b64::encode(sk.verifying_key().as_bytes())).unwrap();
+        (sk, dk)
+    }
+
+    #[test]
+    fn both_names_sign_and_verify_with_the_same_key() {
+        let (sk, dk) = key();
+        for name in [EDDSA, ED25519] {
+            let t = sign_ed25519(&sk, &json!({"alg": name}), &json!({"a": 1})).unwrap();
+            let c = split(&t).unwrap();
+            assert_eq!(c.alg(), Some(Algorithm::EdDSA), "{name}");
+            assert_eq!(c.header["alg"], name);
+            assert_eq!(c.verify(&dk, Algorithm::EdDSA), Ok(true));
+            assert_eq!(c.payload, br#"{"a":1}"#);
+        }
+    }
+
+    #[test]
+    fn an_ed25519_signature_never_verifies_with_another_key_type() {
+        let (sk, _) = key();
+        let t = sign_ed25519(&sk, &json!({"alg": ED25519}), &json!({})).unwrap();
+        let c = split(&t).unwrap();
+        let hmac = DecodingKey::from_secret(b"k");
+        assert_ne!(c.verify(&hmac, Algorithm::EdDSA), Ok(true));
+        assert_ne!(c.verify(&hmac, Algorithm::HS256), Ok(true));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_compact_jws() {
+        let h = b64::encode(br#"{"alg":"Ed25519"}"#);
+        for t in [
+            String::new(),
+            "a.b".to_owned(),
+            format!("{h}.e30.x.y"),
+            format!("{}.e30.x", b64::encode(b"[1]")),
+            format!("{h}.!!.x"),
+        ] {
+            assert!(split(&t).is_none(), "{t}");
+        }
+        let none = format!("{}.e30.", b64::encode(br#"{"alg":"none"}"#));
+        let none = split(&none).unwrap();
+        assert_eq!(none.alg(), None);
+    }
+}
