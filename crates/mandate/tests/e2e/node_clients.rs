@@ -2,7 +2,8 @@
 //! finds Mandate by itself from an MCP gateway URL (401, RFC 9728, RFC 8414) with its own
 //! `ClientCredentialsProvider` and `PrivateKeyJwtProvider`, and `openid-client` gets
 //! tokens by discovery with a client secret, a P-256 key and an Ed25519 key, verified
-//! with `jose` against the JWKS. The checks are ES modules in `tests/interop/node/`
+//! with `jose` against the JWKS (signed as `EdDSA`, and as `Ed25519` with
+//! `token.signing_alg`). The checks are ES modules in `tests/interop/node/`
 //! (one `ok …` line per check); the packages are pinned exactly in its `package.json` and
 //! `package-lock.json` and installed with `npm ci` into `<workspace>/target/interop-node`,
 //! rebuilt when the lock (or the Node version) changes. No Python is needed: the MCP
@@ -443,12 +444,25 @@ async fn issue_19_the_mcp_typescript_sdk_finds_mandate_from_the_gateway_and_call
 /// fully-specified `alg: "Ed25519"` (RFC 9864), which Mandate refused with a bare
 /// `invalid_client`. By discovery from the issuer URL, with a client secret, a P-256 key,
 /// an Ed25519 key (`Ed25519`, and `EdDSA` through the library's own hook) it now gets
-/// tokens that `jose` verifies against the JWKS.
+/// tokens that `jose` verifies against the JWKS, as `EdDSA` by default.
 #[tokio::test]
 async fn issue_19_openid_client_gets_tokens_with_a_secret_a_p256_key_and_an_ed25519_key() {
+    openid_client(&[], "EdDSA").await;
+}
+
+/// With `token.signing_alg = "Ed25519"` Mandate's tokens carry the fully-specified
+/// `alg`, and jose verifies them against the JWKS just the same.
+#[tokio::test]
+async fn openid_client_and_jose_accept_tokens_signed_as_ed25519() {
+    openid_client(&[("MANDATE_TOKEN_SIGNING_ALG", "Ed25519")], "Ed25519").await;
+}
+
+/// Runs `openid_client.mjs` against a server started with `env`, whose tokens must
+/// carry `token_alg`.
+async fn openid_client(env: &[(&str, &str)], token_alg: &str) {
     let dir = node_dir().unwrap_or_else(|e| panic!("{e}"));
     let (_t, data) = data_dir();
-    let s = Server::start(&data, &[], &[]);
+    let s = Server::start(&data, &[], env);
     let admin = s.token.clone().expect("bootstrap token");
     let (agent, secret) = s.agent_with_secret(&admin, "node-oidc-bot").await;
     let keys = key_pairs(&dir);
@@ -464,6 +478,7 @@ async fn issue_19_openid_client_gets_tokens_with_a_secret_a_p256_key_and_an_ed25
             ("CLIENT_SECRET", &secret),
             ("ES256_JWK", &keys["es256"]["private"].to_string()),
             ("ED25519_JWK", &keys["ed25519"]["private"].to_string()),
+            ("TOKEN_ALG", token_alg),
         ],
     );
     let mut checks = Vec::new();

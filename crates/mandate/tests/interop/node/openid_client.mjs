@@ -11,7 +11,8 @@
 // listens on plain HTTP on loopback.
 //
 // Environment: MANDATE_ISSUER, CLIENT_ID, CLIENT_SECRET, ES256_JWK and ED25519_JWK
-// (private JWKs whose public halves are registered for CLIENT_ID).
+// (private JWKs whose public halves are registered for CLIENT_ID), TOKEN_ALG (the `alg`
+// Mandate's access tokens must carry: `EdDSA`, or `Ed25519` with `token.signing_alg`).
 // Prints `ok <check>` or `FAIL <check>: <why>` per check, then `all <n> checks passed`;
 // exits 1 on any failure.
 
@@ -30,6 +31,7 @@ import { Checks, env } from './checks.mjs';
 
 const issuer = env('MANDATE_ISSUER');
 const clientId = env('CLIENT_ID');
+const tokenAlg = env('TOKEN_ALG');
 const checks = new Checks();
 
 /** The client assertions each run sent, to show which `alg` went over the wire. */
@@ -82,9 +84,13 @@ for (const [name, auth, alg] of runs) {
   if (!granted) continue;
   await checks.run(`${name}: the token verifies against the JWKS`, async () => {
     const jwks = createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri));
-    const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer, typ: 'at+jwt' });
+    const { payload, protectedHeader } = await jwtVerify(token, jwks, {
+      issuer,
+      typ: 'at+jwt',
+      algorithms: [tokenAlg],
+    });
     if (payload.sub !== clientId) throw new Error(`sub ${payload.sub}`);
-    if (payload.client_id !== undefined && payload.client_id !== clientId) throw new Error(`client_id ${payload.client_id}`);
+    if (payload.client_id !== clientId) throw new Error(`client_id ${payload.client_id}`);
     checks.note(`${name}: token alg ${protectedHeader.alg}, kid ${protectedHeader.kid}`);
   });
 }
