@@ -112,7 +112,7 @@ fn node_dir() -> Result<PathBuf, String> {
         .strip_prefix('v')
         .and_then(|v| v.split('.').next())
         .and_then(|m| m.parse().ok());
-    if !major.is_some_and(|m| m >= 20) {
+    if major.is_none_or(|m| m < 20) {
         return Err(format!(
             "these tests need node 20 or later (the pinned packages' minimum), found `{version}`"
         ));
