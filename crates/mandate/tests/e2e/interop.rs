@@ -1,9 +1,12 @@
 //! Interoperability with third-party OAuth clients: Python `authlib` (client credentials
-//! with `client_secret_basic`, `client_secret_post` and `private_key_jwt`; RFC 8693 token
-//! exchange for a mandate) and `PyJWT`'s `PyJWKClient` verifying the access tokens against
-//! the JWKS. The checks live in `tests/interop/oauth_clients.py` and
-//! `tests/interop/token_exchange.py`; these tests give them a venv with the versions
-//! pinned in `tests/interop/requirements.txt` and a running server.
+//! with `client_secret_basic`, `client_secret_post` and `private_key_jwt` signed
+//! `Ed25519`; RFC 8693 token exchange for a mandate), `PyJWT`'s `PyJWKClient` verifying
+//! the access tokens against the JWKS, and `joserfc` verifying them without a
+//! `SecurityWarning` when Mandate signs under RFC 9864's `Ed25519` name. The checks live
+//! in `tests/interop/oauth_clients.py`, `tests/interop/token_exchange.py` and
+//! `tests/interop/joserfc_ed25519.py`; these tests give them a venv with the versions
+//! pinned in `tests/interop/requirements.txt` and a running server. (The MCP Python SDK's
+//! own OAuth providers are tested in `mcp.rs`, with its venv.)
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -139,6 +142,15 @@ fn authlib_and_pyjwt_interoperate() {
     let (_t, dir) = data_dir();
     let server = Server::start(&dir, &[], &[]);
     run_script(&server, "oauth_clients.py", "all interop checks passed");
+}
+
+/// Issue 19: with `token.signing_alg = "Ed25519"`, joserfc verifies Mandate's access
+/// tokens with no `SecurityWarning`, and Ed25519-named client assertions it signs work.
+#[test]
+fn joserfc_verifies_ed25519_tokens_without_a_warning() {
+    let (_t, dir) = data_dir();
+    let server = Server::start(&dir, &[], &[("MANDATE_TOKEN_SIGNING_ALG", "Ed25519")]);
+    run_script(&server, "joserfc_ed25519.py", "all joserfc checks passed");
 }
 
 #[test]

@@ -219,15 +219,37 @@ impl Upstream {
 /// Runs the SDK client against `url` (with `token` in `MCP_TOKEN`, if any) making
 /// `calls`; returns its JSON report.
 fn mcp_client(python: &Path, url: &str, token: Option<&str>, calls: &[(&str, Value)]) -> Value {
+    match token {
+        Some(t) => mcp_client_env(python, url, &[("MCP_TOKEN", t)], calls),
+        None => mcp_client_env(python, url, &[], calls),
+    }
+}
+
+/// [`mcp_client`] with exactly `env` of its `MCP_*` variables set (a token, or the
+/// credentials its own OAuth provider uses; see `mcp_client.py`).
+fn mcp_client_env(
+    python: &Path,
+    url: &str,
+    env: &[(&str, &str)],
+    calls: &[(&str, Value)],
+) -> Value {
     let mut cmd = python_cmd(python);
     cmd.arg(interop_dir().join("mcp_client.py")).arg(url);
     for (name, args) in calls {
         cmd.arg("--call").arg(name).arg(args.to_string());
     }
-    match token {
-        Some(t) => cmd.env("MCP_TOKEN", t),
-        None => cmd.env_remove("MCP_TOKEN"),
-    };
+    for var in [
+        "MCP_TOKEN",
+        "MCP_CLIENT_ID",
+        "MCP_CLIENT_SECRET",
+        "MCP_CLIENT_KEY",
+        "MCP_CLIENT_KEY_ALG",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -313,6 +335,111 @@ async fn events(s: &Server, admin: &str, kind: &str, agent: Option<&str>) -> Vec
     let (st, v) = s.admin(admin, Method::GET, &path, None).await;
     assert_eq!(st, 200, "{v}");
     v["items"].as_array().unwrap().clone()
+}
+
+/// Issue 19: the SDK's own OAuth providers — `ClientCredentialsOAuthProvider` (client id +
+/// secret) and `PrivateKeyJWTOAuthProvider` (client id + an Ed25519 key, its assertions
+/// addressed to the issuer as pydantic writes it, with a root `/`) — given nothing but the
+/// gateway URL and the agent's credentials: the 401 names the RFC 9728 metadata, that
+/// names Mandate, Mandate's RFC 8414 metadata must satisfy the SDK's schema (it failed
+/// with "No authorization server metadata discovered" while `authorization_endpoint` was
+/// missing), and the token it gets calls a tool.
+#[tokio::test]
+async fn the_mcp_sdk_gets_its_own_token_from_the_gateway_url_alone() {
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+
+    let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
+    let up = Upstream::start(&python);
+    let (_t, dir) = data_dir();
+    let files = tempfile::tempdir().unwrap();
+    let config = files.path().join("mandate.toml");
+    fs::write(
+        &config,
+        format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\n\n[[gateway.mcp]]\nname = \"demo\"\nurl = \"{}\"\n",
+            up.url
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &[]);
+    let admin = s.token.clone().expect("bootstrap token");
+    let endpoint = format!("{}/mcp", s.gateway_base());
+    s.activate_policies(&admin, POLICIES, SCHEMA).await;
+    let boundary = json!({"grants": [{"actions": ["mcp:*"], "resources": ["Mcp::Tool/*"]}],
+                          "audiences": [endpoint]});
+    let mut agents = Vec::new();
+    for name in ["sdk-secret", "sdk-key"] {
+        let (st, a) = s
+            .admin(
+                &admin,
+                Method::POST,
+                "/v1/agents",
+                Some(json!({"name": name, "owner": "alice@example.com", "boundary": boundary})),
+            )
+            .await;
+        assert_eq!(st, 201, "{a}");
+        agents.push(a["id"].as_str().unwrap().to_owned());
+    }
+    let secret = s.add_secret(&admin, &agents[0]).await;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let x = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes())
+    };
+    let (st, c) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{}/credentials", agents[1]),
+            Some(json!({"type": "public_key", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": x}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{c}");
+
+    let runs: [(&str, Vec<(&str, &str)>); 2] = [
+        (
+            "ClientCredentialsOAuthProvider",
+            vec![
+                ("MCP_CLIENT_ID", &agents[0]),
+                ("MCP_CLIENT_SECRET", &secret),
+            ],
+        ),
+        (
+            "PrivateKeyJWTOAuthProvider",
+            vec![("MCP_CLIENT_ID", &agents[1]), ("MCP_CLIENT_KEY", &pem)],
+        ),
+    ];
+    for ((provider, env), agent) in runs.iter().zip(&agents) {
+        let report = mcp_client_env(
+            &python,
+            &endpoint,
+            env,
+            &[("demo__add", json!({"a": 2, "b": 40}))],
+        );
+        let context = || {
+            format!(
+                "{provider}: {report:#}\n--- mandate stderr\n{}",
+                s.stderr_text()
+            )
+        };
+        assert!(report.get("connect_error").is_none(), "{}", context());
+        let oauth = &report["oauth"];
+        assert_eq!(oauth["resource"], endpoint.as_str(), "{}", context());
+        assert_eq!(
+            oauth["issuer"].as_str().map(|i| i.trim_end_matches('/')),
+            Some(s.addr.as_str()),
+            "{}",
+            context()
+        );
+        assert_eq!(oauth["has_token"], true, "{}", context());
+        let calls = report["calls"].as_array().unwrap();
+        assert_eq!(calls[0]["text"], json!(["42"]), "{}", context());
+        // Mandate issued it for this gateway's resource, to this agent.
+        let issued = events(&s, &admin, "token.issued", Some(agent)).await;
+        assert_eq!(issued.len(), 1, "{}", context());
+    }
 }
 
 #[tokio::test]

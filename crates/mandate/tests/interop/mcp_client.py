@@ -7,6 +7,14 @@ Usage: mcp_client.py URL [--call NAME ARGS_JSON]...
 The token comes from the environment variable MCP_TOKEN (not argv, so it is not in the
 process list); without it no Authorization header is sent.
 
+Or the SDK gets its own token: with MCP_CLIENT_ID and MCP_CLIENT_SECRET, through its
+`ClientCredentialsOAuthProvider`; with MCP_CLIENT_ID and MCP_CLIENT_KEY (a PKCS#8 PEM
+private key; MCP_CLIENT_KEY_ALG, default EdDSA), through its `PrivateKeyJWTOAuthProvider`
+signing its own assertions (`SignedJWTParameters`). Either is given nothing but the URL
+and the credentials: it must find the authorization server from the 401's RFC 9728
+metadata and RFC 8414 discovery. The report then has "oauth": what the provider
+discovered and whether it holds a token (also next to a "connect_error").
+
 Report:
   {"protocol_version": "...", "server_info": {...}, "session_id": "...",
    "tools": ["name", ...],
@@ -37,6 +45,77 @@ from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.exceptions import McpError
 
 
+class MemoryStorage:
+    """The SDK's `TokenStorage`, in memory."""
+
+    def __init__(self):
+        self.tokens = None
+        self.client_info = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client_info
+
+    async def set_client_info(self, client_info) -> None:
+        self.client_info = client_info
+
+
+def oauth_provider(url: str):
+    """The SDK's own OAuth provider for the credentials in the environment, or None."""
+    client_id = os.environ.get("MCP_CLIENT_ID")
+    if not client_id:
+        return None
+    from mcp.client.auth.extensions.client_credentials import (
+        ClientCredentialsOAuthProvider,
+        PrivateKeyJWTOAuthProvider,
+        SignedJWTParameters,
+    )
+
+    secret = os.environ.get("MCP_CLIENT_SECRET")
+    if secret:
+        return ClientCredentialsOAuthProvider(
+            server_url=url,
+            storage=MemoryStorage(),
+            client_id=client_id,
+            client_secret=secret,
+        )
+    params = SignedJWTParameters(
+        issuer=client_id,
+        subject=client_id,
+        signing_key=os.environ["MCP_CLIENT_KEY"],
+        signing_algorithm=os.environ.get("MCP_CLIENT_KEY_ALG", "EdDSA"),
+    )
+    return PrivateKeyJWTOAuthProvider(
+        server_url=url,
+        storage=MemoryStorage(),
+        client_id=client_id,
+        assertion_provider=params.create_assertion_provider(),
+    )
+
+
+def oauth_report(provider) -> dict:
+    """What the provider discovered, and whether it holds a token."""
+    ctx = provider.context
+    prm = ctx.protected_resource_metadata
+    asm = ctx.oauth_metadata
+    return {
+        "resource": str(prm.resource) if prm else None,
+        "authorization_server": ctx.auth_server_url,
+        "issuer": str(asm.issuer) if asm else None,
+        "token_endpoint": str(asm.token_endpoint) if asm else None,
+        "scope": ctx.client_metadata.scope,
+        "has_token": ctx.current_tokens is not None,
+    }
+
+
+PROVIDER = None
+
+
 def describe(exc: BaseException) -> str:
     """Flattens exception groups into one line."""
     if isinstance(exc, BaseExceptionGroup):
@@ -60,7 +139,7 @@ async def run(url: str, calls: list[tuple[str, dict]]) -> dict:
 
         return callback
 
-    async with streamablehttp_client(url, headers=headers, timeout=30) as (
+    async with streamablehttp_client(url, headers=headers, timeout=30, auth=PROVIDER) as (
         read,
         write,
         get_session_id,
@@ -135,10 +214,14 @@ def main() -> int:
     )
     args = parser.parse_args()
     calls = [(name, json.loads(arguments)) for name, arguments in args.call]
+    global PROVIDER
+    PROVIDER = oauth_provider(args.url)
     try:
         report = asyncio.run(asyncio.wait_for(run(args.url, calls), timeout=60))
     except BaseException as e:  # noqa: BLE001 - reported, the test decides
         report = {"connect_error": describe(e)}
+    if PROVIDER is not None:
+        report["oauth"] = oauth_report(PROVIDER)
     print(json.dumps(report), flush=True)
     return 0
 

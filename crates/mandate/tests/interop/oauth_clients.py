@@ -33,9 +33,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import OKPKey
 
-# joserfc warns that the JOSE name "EdDSA" is superseded by "Ed25519" (RFC 9864); Mandate
-# advertises and verifies "EdDSA", which is what the issue asks for.
-warnings.filterwarnings("ignore", category=SecurityWarning)
+# joserfc (under authlib) warns that the JOSE name "EdDSA" is superseded by "Ed25519"
+# (RFC 9864). Mandate accepts "Ed25519" client assertions, so authlib signs with that name
+# here and any SecurityWarning is a failure. (Mandate's own tokens say "EdDSA" by default,
+# because PyJWT verifies no other name; joserfc_ed25519.py checks joserfc against a server
+# configured with token.signing_alg = "Ed25519".)
+warnings.simplefilter("error", SecurityWarning)
 
 ADDR = os.environ["MANDATE_ADDR"].rstrip("/")
 ADMIN = os.environ["MANDATE_TOKEN"]
@@ -172,15 +175,28 @@ def main():
         check(m in META["token_endpoint_auth_methods_supported"], f"metadata lacks {m}")
     check("EdDSA" in META["token_endpoint_auth_signing_alg_values_supported"], "metadata lacks EdDSA assertions")
     check("client_credentials" in META["grant_types_supported"], "metadata lacks client_credentials")
+    check("Ed25519" in META["token_endpoint_auth_signing_alg_values_supported"], "metadata lacks Ed25519 (RFC 9864) assertions")
+    check(META.get("authorization_endpoint") == ADDR + "/oauth/authorize", f"authorization_endpoint {META.get('authorization_endpoint')!r}")
     md = AuthorizationServerMetadata(META)
     # authlib's validator treats an empty `response_types_supported` as missing; Mandate
-    # has no authorization endpoint, so it honestly advertises none (RFC 8414 §2 only
-    # asks for a JSON array). Validate every other field with authlib.
+    # has no authorization flow, so it honestly advertises none (RFC 8414 §2 only asks for
+    # a JSON array; the MCP SDKs' schemas accept it). Validate every other field with
+    # authlib, `authorization_endpoint` included.
     for key in md.REGISTRY_KEYS:
         if key != "response_types_supported":
             getattr(md, f"validate_{key}")()
     check(isinstance(META.get("response_types_supported"), list), "response_types_supported is not an array")
     ok(f"discovery: RFC 8414 metadata at {ADDR} passes authlib's validator")
+    # The authorization endpoint exists for metadata clients, refuses, and never redirects.
+    res = requests.get(
+        META["authorization_endpoint"],
+        params={"response_type": "code", "client_id": "x", "redirect_uri": "https://evil.example/cb", "state": "s"},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    check(res.status_code == 400 and "Location" not in res.headers, f"authorize: HTTP {res.status_code} {res.headers}")
+    check(res.json().get("error") == "unsupported_response_type", f"authorize: {res.text}")
+    ok("authorization endpoint: 400 unsupported_response_type, no redirect (RFC 6749 §4.1.2.1)")
     token_endpoint = META["token_endpoint"]
     JWKS = jwt.PyJWKClient(META["jwks_uri"], cache_keys=True, timeout=TIMEOUT)
     keys = JWKS.get_signing_keys()
@@ -237,12 +253,13 @@ def main():
     admin("POST", f"/v1/agents/{key_agent}/credentials", {"type": "public_key", "jwk": public_jwk})
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
-    # 8. private_key_jwt via authlib's RFC 7523 client auth (alg EdDSA, kid in the header).
-    def pkjwt_session(signing_pem, header_kid):
+    # 8. private_key_jwt via authlib's RFC 7523 client auth (alg Ed25519, RFC 9864, as
+    # openid-client signs too; kid in the header).
+    def pkjwt_session(signing_pem, header_kid, audience=token_endpoint):
         s = OAuth2Session(
             key_agent,
             OKPKey.import_key(signing_pem),
-            token_endpoint_auth_method=PrivateKeyJWT(token_endpoint, alg="EdDSA", headers={"kid": header_kid}),
+            token_endpoint_auth_method=PrivateKeyJWT(audience, alg="Ed25519", headers={"kid": header_kid}),
         )
         return s, Spy(s)
 
@@ -252,7 +269,7 @@ def main():
     check(sent.get("client_assertion_type") == ASSERTION_TYPE, f"assertion type {sent.get('client_assertion_type')!r}")
     check("Authorization" not in spy.last.headers, "private_key_jwt also sent an Authorization header")
     authlib_assertion = sent["client_assertion"]
-    check(jwt.get_unverified_header(authlib_assertion).get("alg") == "EdDSA", "authlib did not sign with EdDSA")
+    check(jwt.get_unverified_header(authlib_assertion).get("alg") == "Ed25519", "authlib did not sign with Ed25519")
     asserted = jwt.decode(authlib_assertion, options={"verify_signature": False})
     verify_access_token(tok["access_token"], INVENTORY, key_agent, "private_key_jwt")
     key_token = tok["access_token"]
@@ -267,16 +284,32 @@ def main():
         timeout=TIMEOUT,
     )
     check(replayed.status_code == 401 and replayed.json().get("error") == "invalid_client", f"replayed authlib assertion: HTTP {replayed.status_code}: {replayed.text}")
+    check("already used" in replayed.json().get("error_description", ""), f"replayed authlib assertion: {replayed.text}")
     # authlib mints a fresh jti per request, so a second request is not a replay.
     tok = pk.fetch_token(token_endpoint, grant_type="client_credentials", timeout=TIMEOUT)
     verify_access_token(tok["access_token"], META["issuer"], key_agent, "private_key_jwt (again)")
-    ok(f"private_key_jwt: authlib PrivateKeyJWT(alg=EdDSA, assertion exp-iat={asserted['exp'] - asserted['iat']}s) gets tokens twice; PyJWT verifies them; its assertion replayed is invalid_client")
+    ok(f"private_key_jwt: authlib PrivateKeyJWT(alg=Ed25519, assertion exp-iat={asserted['exp'] - asserted['iat']}s) gets tokens twice; PyJWT verifies them; its assertion replayed is invalid_client 'already used'")
 
     # 9. An assertion signed by a key Mandate does not know is invalid_client.
     stranger = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     bad, _ = pkjwt_session(stranger, kid)
-    expect_oauth_error(lambda: bad.fetch_token(token_endpoint, grant_type="client_credentials", timeout=TIMEOUT), "invalid_client", "unknown signing key")
-    ok("private_key_jwt with an unregistered key: authlib raises OAuthError invalid_client")
+    e = expect_oauth_error(lambda: bad.fetch_token(token_endpoint, grant_type="client_credentials", timeout=TIMEOUT), "invalid_client", "unknown signing key")
+    check(e.description == "client authentication failed", f"unknown key: description {e.description!r}")
+    # ... exactly what an unknown client hears (nothing tells them apart).
+    ghost = OAuth2Session(
+        "agt_00000000000000000000000000",
+        OKPKey.import_key(pem),
+        token_endpoint_auth_method=PrivateKeyJWT(token_endpoint, alg="Ed25519", headers={"kid": kid}),
+    )
+    e = expect_oauth_error(lambda: ghost.fetch_token(token_endpoint, grant_type="client_credentials", timeout=TIMEOUT), "invalid_client", "unknown client")
+    check(e.description == "client authentication failed", f"unknown client: description {e.description!r}")
+    ok("private_key_jwt with an unregistered key or an unknown client: authlib raises invalid_client, 'client authentication failed' for both")
+
+    # 9b. A refusal the key holder can act on says why, and authlib shows it.
+    elsewhere, _ = pkjwt_session(pem, kid, audience="https://elsewhere.example/oauth/token")
+    e = expect_oauth_error(lambda: elsewhere.fetch_token(token_endpoint, grant_type="client_credentials", timeout=TIMEOUT), "invalid_client", "wrong audience")
+    check("aud" in (e.description or ""), f"wrong audience: description {e.description!r}")
+    ok(f"private_key_jwt with a wrong aud: authlib shows error_description {e.description!r}")
 
     # 10. Replay: one assertion, built by hand with PyJWT, posted twice.
     now = int(time.time())
