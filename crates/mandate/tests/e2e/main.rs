@@ -20,6 +20,7 @@ mod interop;
 mod lifecycle;
 mod mandates;
 mod mcp;
+mod node_clients;
 mod readme;
 mod serve;
 mod upstreams;
