@@ -218,7 +218,12 @@ impl Upstream {
 
 /// Runs the SDK client against `url` (with `token` in `MCP_TOKEN`, if any) making
 /// `calls`; returns its JSON report.
-pub(crate) fn mcp_client(python: &Path, url: &str, token: Option<&str>, calls: &[(&str, Value)]) -> Value {
+pub(crate) fn mcp_client(
+    python: &Path,
+    url: &str,
+    token: Option<&str>,
+    calls: &[(&str, Value)],
+) -> Value {
     match token {
         Some(t) => mcp_client_env(python, url, &[("MCP_TOKEN", t)], calls),
         None => mcp_client_env(python, url, &[], calls),
