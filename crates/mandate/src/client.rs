@@ -768,7 +768,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             let compiled = compile_local(&policies, &schemas)?;
             let report = mandate_policy::run_tests(&compiled, &read(&file)?)
                 .map_err(|e| Fail(2, format!("{}: {e}", file.display())))?;
-            print!("{report}");
+            println!("{report}");
             if report.all_passed() {
                 Ok(())
             } else {
