@@ -528,14 +528,20 @@ fn gates(
     };
     let resource = req.resource.boundary_name();
     for a in std::iter::once(h.agent).chain(h.chain.iter().copied()) {
+        // The allow path costs one pass over the grants; only a refusal asks which part
+        // failed.
+        if inside_boundary(&a.boundary, req.action, &resource, data_class) {
+            continue;
+        }
+        // Denied whatever the detail says: the detail only explains the refusal.
+        let mut d = deny("outside_boundary");
         if let Some(miss) = grants_miss(&a.boundary.grants, req.action, &resource, data_class) {
-            let mut d = deny("outside_boundary");
             let whose = (a.id != h.agent.id).then_some(&a.id);
             d.reasons.push(boundary_miss(
                 miss, whose, req.action, &resource, data_class,
             ));
-            return d;
         }
+        return d;
     }
     if let Some(m) = h.mandate
         && !grants_allow(&m.scope, req.action, &resource, data_class)
