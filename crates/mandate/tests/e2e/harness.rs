@@ -21,7 +21,8 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
-fn pump(r: impl Read + Send + 'static, buf: Arc<Mutex<String>>) {
+/// Collects what `r` says, line by line, into `buf`.
+pub(crate) fn pump(r: impl Read + Send + 'static, buf: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines().map_while(Result::ok) {
             let mut b = buf.lock().unwrap();
