@@ -319,6 +319,17 @@ impl Server {
         c["client_secret"].as_str().unwrap().to_owned()
     }
 
+    /// The audit events of `kind` (for `agent`, if given), oldest first.
+    pub async fn audit_events(&self, admin: &str, kind: &str, agent: Option<&str>) -> Vec<Value> {
+        let mut path = format!("/v1/audit/events?kind={kind}&limit=1000");
+        if let Some(a) = agent {
+            path.push_str(&format!("&agent={a}"));
+        }
+        let (st, v) = self.admin(admin, reqwest::Method::GET, &path, None).await;
+        assert_eq!(st, 200, "{v}");
+        v["items"].as_array().unwrap().clone()
+    }
+
     pub fn stdout_text(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }

@@ -172,17 +172,6 @@ pub(crate) async fn open_session(
     (sid, init)
 }
 
-/// The audit events of `kind` (for `agent`, if given), oldest first.
-pub(crate) async fn events(s: &Server, admin: &str, kind: &str, agent: Option<&str>) -> Vec<Value> {
-    let mut path = format!("/v1/audit/events?kind={kind}&limit=1000");
-    if let Some(a) = agent {
-        path.push_str(&format!("&agent={a}"));
-    }
-    let (st, v) = s.admin(admin, Method::GET, &path, None).await;
-    assert_eq!(st, 200, "{v}");
-    v["items"].as_array().unwrap().clone()
-}
-
 /// `mandate serve` with the gateway in front of one upstream, policies active.
 pub(crate) struct Gateway {
     pub(crate) s: Server,
@@ -337,7 +326,7 @@ async fn the_mcp_sdk_gets_its_own_token_from_the_gateway_url_alone() {
         let calls = report["calls"].as_array().unwrap();
         assert_eq!(calls[0]["text"], json!(["42"]), "{}", context());
         // Mandate issued it for this gateway's resource, to this agent.
-        let issued = events(s, admin, "token.issued", Some(agent)).await;
+        let issued = s.audit_events(admin, "token.issued", Some(agent)).await;
         assert_eq!(issued.len(), 1, "{}", context());
     }
 }
@@ -560,7 +549,7 @@ async fn the_mcp_sdk_calls_tools_through_the_gateway_and_denials_never_reach_ups
 
     // The record: one decision per call, seen through the MCP gateway, with the
     // arguments hashed; and the upstream's answer to each allowed call.
-    let decisions = events(s, admin, "decision", Some(&agent)).await;
+    let decisions = s.audit_events(admin, "decision", Some(&agent)).await;
     let summary: Vec<(&str, &str)> = decisions
         .iter()
         .map(|e| {
@@ -623,7 +612,7 @@ async fn the_mcp_sdk_calls_tools_through_the_gateway_and_denials_never_reach_ups
     // A result is recorded when the forwarded response has ended: wait for both.
     let deadline = Instant::now() + Duration::from_secs(10);
     let results = loop {
-        let r = events(s, admin, "gateway.result", None).await;
+        let r = s.audit_events(admin, "gateway.result", None).await;
         if r.len() >= 2 || Instant::now() > deadline {
             break r;
         }
@@ -809,7 +798,7 @@ async fn finding_6_an_agent_acting_for_the_same_user_cannot_use_another_agents_s
     assert_eq!(up.calls().await["tools"]["add"], 2);
     // Nothing Y tried was decided.
     assert!(
-        events(&g.s, &g.admin, "decision", Some(&y_id))
+        g.s.audit_events(&g.admin, "decision", Some(&y_id))
             .await
             .is_empty()
     );
@@ -956,7 +945,7 @@ async fn finding_8_the_sdk_client_is_asked_nothing_by_an_upstream_through_the_ga
     // The record says what was dropped.
     let deadline = Instant::now() + Duration::from_secs(10);
     let result = loop {
-        let r = events(&g.s, &g.admin, "gateway.result", None).await;
+        let r = g.s.audit_events(&g.admin, "gateway.result", None).await;
         if let Some(e) = r.into_iter().next() {
             break e;
         }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Server, data_dir};
 use crate::interop_env::{Upstream, install_locked, interop_dir, io_err, node_cmd, run, run_until};
-use crate::mcp::{Gateway, POLICIES, events};
+use crate::mcp::{Gateway, POLICIES};
 
 /// How long one run of a client script may take.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
@@ -211,9 +211,9 @@ async fn issue_19_the_mcp_typescript_sdk_finds_mandate_from_the_gateway_and_call
 
     // The record: each run got one token, for the gateway, at the first try (no
     // refusal), and made one decision per call with it.
-    let refused = events(s, admin, "token.refused", Some(&agent)).await;
+    let refused = s.audit_events(admin, "token.refused", Some(&agent)).await;
     assert!(refused.is_empty(), "{refused:#?}");
-    let issued = events(s, admin, "token.issued", Some(&agent)).await;
+    let issued = s.audit_events(admin, "token.issued", Some(&agent)).await;
     let tokens: Vec<&str> = issued
         .iter()
         .map(|e| {
@@ -222,7 +222,8 @@ async fn issue_19_the_mcp_typescript_sdk_finds_mandate_from_the_gateway_and_call
         })
         .collect();
     assert_eq!(tokens.len(), 3, "{issued:#?}");
-    let decisions: Vec<(String, String, String)> = events(s, admin, "decision", Some(&agent))
+    let decisions: Vec<(String, String, String)> = s
+        .audit_events(admin, "decision", Some(&agent))
         .await
         .iter()
         .map(|e| {
