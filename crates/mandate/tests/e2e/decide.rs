@@ -125,18 +125,10 @@ async fn authorize_follows_policies_boundaries_and_the_kill_switch() {
     let detail = "resource: no grant of the agent's boundary for action \"crm:read\" \
                   covers resource \"Crm::Invoice/i-1\"";
     assert_eq!(d["reasons"][1], detail, "{d}");
-    let (_, events) = s
-        .admin(
-            &admin,
-            Method::GET,
-            &format!("/v1/audit/events?agent={agent}&kind=decision"),
-            None,
-        )
-        .await;
-    let recorded = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let recorded = s
+        .audit_events(&admin, "decision", Some(&agent))
+        .await
+        .into_iter()
         .find(|e| format!("{}:{}", e["node"].as_str().unwrap(), e["seq"]) == d["decision_id"])
         .expect("the refusal's event");
     assert_eq!(recorded["reasons"][1], detail, "{recorded}");

@@ -21,7 +21,8 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
-fn pump(r: impl Read + Send + 'static, buf: Arc<Mutex<String>>) {
+/// Collects what `r` says, line by line, into `buf`.
+pub(crate) fn pump(r: impl Read + Send + 'static, buf: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines().map_while(Result::ok) {
             let mut b = buf.lock().unwrap();
@@ -316,6 +317,17 @@ impl Server {
             .await;
         assert_eq!(s, 201, "{c}");
         c["client_secret"].as_str().unwrap().to_owned()
+    }
+
+    /// The audit events of `kind` (for `agent`, if given), oldest first.
+    pub async fn audit_events(&self, admin: &str, kind: &str, agent: Option<&str>) -> Vec<Value> {
+        let mut path = format!("/v1/audit/events?kind={kind}&limit=1000");
+        if let Some(a) = agent {
+            path.push_str(&format!("&agent={a}"));
+        }
+        let (st, v) = self.admin(admin, reqwest::Method::GET, &path, None).await;
+        assert_eq!(st, 200, "{v}");
+        v["items"].as_array().unwrap().clone()
     }
 
     pub fn stdout_text(&self) -> String {

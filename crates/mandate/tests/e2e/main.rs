@@ -17,6 +17,7 @@ mod gateway;
 mod harness;
 mod incident;
 mod interop;
+mod interop_env;
 mod lifecycle;
 mod mandates;
 mod mcp;

@@ -9,19 +9,17 @@
 //! call (arguments hashed) and the upstream's answers. The Python packages are pinned in
 //! `tests/interop/requirements-mcp.txt`, installed into `<workspace>/target/interop-mcp-venv`.
 
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Read};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::{Server, data_dir};
+use crate::interop_env::{self, Upstream, interop_dir, python_cmd, run_until};
 
-const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 namespace Mcp { entity Tool; }
 namespace Mandate {
   action "mcp:call_tool" in ["all"] appliesTo {
@@ -31,7 +29,7 @@ namespace Mandate {
 "#;
 
 /// Every tool may be called but one.
-const POLICIES: &str = r#"
+pub(crate) const POLICIES: &str = r#"
 @id("call-tools") permit (principal, action == Mandate::Action::"mcp:call_tool", resource);
 @id("never-delete") forbid (
   principal,
@@ -43,177 +41,18 @@ const POLICIES: &str = r#"
 /// How long one run of the Python client may take (it gives up by itself after 60 s).
 const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("interop")
-}
-
-/// A child process killed and reaped when dropped, so a failed assertion leaves nothing
-/// running.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A command with the Python environment the venv needs and nothing inherited that
-/// could redirect it.
-fn python_cmd(program: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.stdin(Stdio::null())
-        .env_remove("PYTHONPATH")
-        .env_remove("PYTHONHOME")
-        .env("PYTHONUNBUFFERED", "1")
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-        .env("PIP_NO_INPUT", "1");
-    cmd
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `cmd` to the end; `Err` (with its output) unless it exits 0.
-fn run(cmd: &mut Command, what: &str) -> Result<Output, String> {
-    let out = cmd.output().map_err(|e| {
-        format!("{what}: cannot run {cmd:?}: {e} (this test needs python3 with its venv module)")
-    })?;
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(format!("{what} failed:\n{}", show(&out)))
-    }
-}
-
-/// The venv's python, creating `<workspace>/target/interop-mcp-venv` unless its stamp
-/// says it was built from this very requirements file and base python (the same scheme
-/// as `interop.rs`, with its own venv: the SDK's pins are not the OAuth clients').
-/// An exclusive lock beside it serialises test processes that race to build it; the
-/// stamp is written last, so a build that died half-way is redone.
+/// The venv's python: `<workspace>/target/interop-mcp-venv` with the pins of
+/// `tests/interop/requirements-mcp.txt` (the same scheme as `interop.rs`, with its own
+/// venv: the SDK's pins are not the OAuth clients').
 pub(crate) fn venv_python() -> Result<PathBuf, String> {
-    let io = |what: &str, p: &Path| {
-        let what = format!("{what} {}", p.display());
-        move |e: std::io::Error| format!("{what}: {e}")
-    };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..");
-    let target = root.canonicalize().unwrap_or(root).join("target");
-    fs::create_dir_all(&target).map_err(io("creating", &target))?;
-    let venv = target.join("interop-mcp-venv");
-    let python = venv.join("bin").join("python");
-    let stamp_file = venv.join(".mandate-stamp");
-    let requirements = interop_dir().join("requirements-mcp.txt");
-
-    let base = run(
-        python_cmd(Path::new("python3")).arg("--version"),
-        "python3 --version",
-    )?;
-    let mut fingerprint = fs::read(&requirements).map_err(io("reading", &requirements))?;
-    fingerprint.extend_from_slice(&base.stdout);
-    fingerprint.extend_from_slice(&base.stderr);
-    // FNV-1a, 64 bits: a stable fingerprint with no extra crate.
-    let hash = fingerprint.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let stamp = format!("{hash:016x}\n");
-
-    let lock_path = target.join("interop-mcp-venv.lock");
-    let lock = File::create(&lock_path).map_err(io("creating", &lock_path))?;
-    lock.lock().map_err(io("locking", &lock_path))?;
-    if fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) && python.exists() {
-        return Ok(python);
-    }
-    if venv.exists() {
-        fs::remove_dir_all(&venv).map_err(io("removing", &venv))?;
-    }
-    run(
-        python_cmd(Path::new("python3"))
-            .args(["-m", "venv"])
-            .arg(&venv),
-        "python3 -m venv",
-    )?;
-    run(
-        python_cmd(&python)
-            .args(["-m", "pip", "install", "--quiet", "--no-cache-dir", "-r"])
-            .arg(&requirements),
-        "pip install -r tests/interop/requirements-mcp.txt",
-    )?;
-    fs::write(&stamp_file, &stamp).map_err(io("writing", &stamp_file))?;
-    drop(lock);
-    Ok(python)
+    interop_env::venv_python("interop-mcp-venv", "requirements-mcp.txt")
 }
 
-/// Collects what `r` says, line by line, into `buf`.
-fn pump(r: impl Read + Send + 'static, buf: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            let mut b = buf.lock().unwrap();
-            b.push_str(&line);
-            b.push('\n');
-        }
-    });
-}
-
-/// The FastMCP server, running until dropped.
-struct Upstream {
-    _child: Killed,
-    /// Its Streamable HTTP endpoint.
-    url: String,
-    /// Its `GET /calls`: what reached it.
-    calls: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Upstream {
-    fn start(python: &Path) -> Upstream {
-        let mut child = python_cmd(python)
-            .arg(interop_dir().join("mcp_upstream.py"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mcp_upstream.py");
-        let stdout = child.stdout.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        pump(child.stderr.take().unwrap(), Arc::clone(&stderr));
-        let child = Killed(child);
-        // The first line says where it listens; the rest (there is none) is drained.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "mcp_upstream.py did not say where it listens ({e}):\n{}",
-                    stderr.lock().unwrap()
-                )
-            });
-        let v: Value = serde_json::from_str(&line).unwrap();
-        Upstream {
-            _child: child,
-            url: v["url"].as_str().unwrap().to_owned(),
-            calls: v["calls"].as_str().unwrap().to_owned(),
-            stderr,
-        }
-    }
-
-    /// Its own count of what reached it.
-    async fn calls(&self) -> Value {
-        let r = reqwest::get(&self.calls).await.unwrap();
-        assert_eq!(r.status(), 200, "{}", self.stderr.lock().unwrap());
-        r.json().await.unwrap()
-    }
+/// The FastMCP server (`mcp_upstream.py`), running until dropped.
+fn upstream(python: &Path) -> Upstream {
+    let mut cmd = python_cmd(python);
+    cmd.arg(interop_dir().join("mcp_upstream.py"));
+    Upstream::start(cmd, "mcp_upstream.py", Duration::from_secs(60))
 }
 
 /// Runs the SDK client against `url` (with `token` in `MCP_TOKEN`, if any) making
@@ -255,33 +94,7 @@ fn mcp_client_env(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mcp_client.py");
-    let read = |r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = BufReader::new(r).read_to_string(&mut s);
-            s
-        })
-    };
-    let out = read(Box::new(child.stdout.take().unwrap()));
-    let err = read(Box::new(child.stderr.take().unwrap()));
-    let mut child = Killed(child);
-    let deadline = Instant::now() + CLIENT_DEADLINE;
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "mcp_client.py ran past {CLIENT_DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    let (status, out, err) = run_until(&mut cmd, "mcp_client.py", CLIENT_DEADLINE);
     assert!(
         status.success(),
         "mcp_client.py: {status}\n--- stdout\n{out}--- stderr\n{err}"
@@ -331,15 +144,110 @@ pub(crate) fn header(r: &reqwest::Response, name: &str) -> String {
         .to_owned()
 }
 
-/// The audit events of `kind` (for `agent`, if given), oldest first.
-async fn events(s: &Server, admin: &str, kind: &str, agent: Option<&str>) -> Vec<Value> {
-    let mut path = format!("/v1/audit/events?kind={kind}&limit=1000");
-    if let Some(a) = agent {
-        path.push_str(&format!("&agent={a}"));
+/// A raw Streamable HTTP session at `url` with `token`: initialize (200) and
+/// initialized (202); (its id, the initialize result message).
+pub(crate) async fn open_session(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> (String, Value) {
+    let r = rpc_post(http, url, Some(token), None, &initialize(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sid = header(&r, "mcp-session-id");
+    let init = message(r).await;
+    let r = rpc_post(
+        http,
+        url,
+        Some(token),
+        Some(&sid),
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    (sid, init)
+}
+
+/// `mandate serve` with the gateway in front of one upstream, policies active.
+pub(crate) struct Gateway {
+    pub(crate) s: Server,
+    pub(crate) admin: String,
+    /// `{gateway}/mcp`.
+    pub(crate) endpoint: String,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Gateway {
+    pub(crate) async fn start(up: &Upstream, env: &[(&str, &str)], policies: &str) -> Gateway {
+        let (t, dir) = data_dir();
+        let files = tempfile::tempdir().unwrap();
+        let config = files.path().join("mandate.toml");
+        fs::write(
+            &config,
+            format!(
+                "[gateway]\nlisten = \"127.0.0.1:0\"\n\n[[gateway.mcp]]\nname = \"demo\"\nurl = \"{}\"\n",
+                up.url
+            ),
+        )
+        .unwrap();
+        let s = Server::start(&dir, &["--config", config.to_str().unwrap()], env);
+        let admin = s.token.clone().expect("bootstrap token");
+        let endpoint = format!("{}/mcp", s.gateway_base());
+        s.activate_policies(&admin, policies, SCHEMA).await;
+        Gateway {
+            s,
+            admin,
+            endpoint,
+            _dirs: (t, files),
+        }
     }
-    let (st, v) = s.admin(admin, Method::GET, &path, None).await;
-    assert_eq!(st, 200, "{v}");
-    v["items"].as_array().unwrap().clone()
+
+    /// An agent whose boundary is the MCP tools at this gateway; (id, its client
+    /// credentials token for the gateway).
+    async fn agent(&self, name: &str) -> (String, String) {
+        let (id, secret) = self.client(name).await;
+        let (st, t) = self
+            .s
+            .token_basic(&id, &secret, &[("resource", self.endpoint.as_str())])
+            .await;
+        assert_eq!(st, 200, "{t}");
+        (id, t["access_token"].as_str().unwrap().to_owned())
+    }
+
+    /// Registers an agent that may call every tool and get tokens for the gateway;
+    /// (its id, a client secret).
+    pub(crate) async fn client(&self, name: &str) -> (String, String) {
+        let id = self.register(name).await;
+        let secret = self.s.add_secret(&self.admin, &id).await;
+        (id, secret)
+    }
+
+    /// Registers an agent whose boundary is the MCP tools at this gateway, with no
+    /// credentials yet; its id.
+    async fn register(&self, name: &str) -> String {
+        let (st, a) = self
+            .s
+            .admin(
+                &self.admin,
+                Method::POST,
+                "/v1/agents",
+                Some(json!({"name": name, "owner": "ops@example.com",
+                            "boundary": {"grants": [{"actions": ["mcp:*"], "resources": ["Mcp::Tool/*"]}],
+                                         "audiences": [self.endpoint]}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{a}");
+        a["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A raw Streamable HTTP session: initialize and initialized; its id.
+    async fn session(&self, http: &reqwest::Client, token: &str) -> String {
+        open_session(http, &self.endpoint, token).await.0
+    }
 }
 
 /// Issue 19: the SDK's own OAuth providers — `ClientCredentialsOAuthProvider` (client id +
@@ -355,38 +263,14 @@ async fn the_mcp_sdk_gets_its_own_token_from_the_gateway_url_alone() {
     use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 
     let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
-    let up = Upstream::start(&python);
-    let (_t, dir) = data_dir();
-    let files = tempfile::tempdir().unwrap();
-    let config = files.path().join("mandate.toml");
-    fs::write(
-        &config,
-        format!(
-            "[gateway]\nlisten = \"127.0.0.1:0\"\n\n[[gateway.mcp]]\nname = \"demo\"\nurl = \"{}\"\n",
-            up.url
-        ),
-    )
-    .unwrap();
-    let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &[]);
-    let admin = s.token.clone().expect("bootstrap token");
-    let endpoint = format!("{}/mcp", s.gateway_base());
-    s.activate_policies(&admin, POLICIES, SCHEMA).await;
-    let boundary = json!({"grants": [{"actions": ["mcp:*"], "resources": ["Mcp::Tool/*"]}],
-                          "audiences": [endpoint]});
+    let up = upstream(&python);
+    let g = Gateway::start(&up, &[], POLICIES).await;
+    let (s, admin, endpoint) = (&g.s, &g.admin, &g.endpoint);
     let mut agents = Vec::new();
     for name in ["sdk-secret", "sdk-key"] {
-        let (st, a) = s
-            .admin(
-                &admin,
-                Method::POST,
-                "/v1/agents",
-                Some(json!({"name": name, "owner": "alice@example.com", "boundary": boundary})),
-            )
-            .await;
-        assert_eq!(st, 201, "{a}");
-        agents.push(a["id"].as_str().unwrap().to_owned());
+        agents.push(g.register(name).await);
     }
-    let secret = s.add_secret(&admin, &agents[0]).await;
+    let secret = s.add_secret(admin, &agents[0]).await;
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
     let x = {
@@ -395,7 +279,7 @@ async fn the_mcp_sdk_gets_its_own_token_from_the_gateway_url_alone() {
     };
     let (st, c) = s
         .admin(
-            &admin,
+            admin,
             Method::POST,
             &format!("/v1/agents/{}/credentials", agents[1]),
             Some(json!({"type": "public_key", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": x}})),
@@ -419,7 +303,7 @@ async fn the_mcp_sdk_gets_its_own_token_from_the_gateway_url_alone() {
     for ((provider, env), agent) in runs.iter().zip(&agents) {
         let report = mcp_client_env(
             &python,
-            &endpoint,
+            endpoint,
             env,
             &[("demo__add", json!({"a": 2, "b": 40}))],
         );
@@ -442,7 +326,7 @@ async fn the_mcp_sdk_gets_its_own_token_from_the_gateway_url_alone() {
         let calls = report["calls"].as_array().unwrap();
         assert_eq!(calls[0]["text"], json!(["42"]), "{}", context());
         // Mandate issued it for this gateway's resource, to this agent.
-        let issued = events(&s, &admin, "token.issued", Some(agent)).await;
+        let issued = s.audit_events(admin, "token.issued", Some(agent)).await;
         assert_eq!(issued.len(), 1, "{}", context());
     }
 }
@@ -450,45 +334,12 @@ async fn the_mcp_sdk_gets_its_own_token_from_the_gateway_url_alone() {
 #[tokio::test]
 async fn the_mcp_sdk_calls_tools_through_the_gateway_and_denials_never_reach_upstream() {
     let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
-    let up = Upstream::start(&python);
-    let (_t, dir) = data_dir();
-    let files = tempfile::tempdir().unwrap();
-    let config = files.path().join("mandate.toml");
-    fs::write(
-        &config,
-        format!(
-            r#"
-[gateway]
-listen = "127.0.0.1:0"
-
-[[gateway.mcp]]
-name = "demo"
-url = "{}"
-"#,
-            up.url
-        ),
-    )
-    .unwrap();
-    let s = Server::start(&dir, &["--config", config.to_str().unwrap()], &[]);
-    let admin = s.token.clone().expect("bootstrap token");
-    let gw = s.gateway_base();
-    let endpoint = format!("{gw}/mcp");
-
+    let up = upstream(&python);
     // Schema, policies, an agent whose boundary is the MCP tools at this gateway.
-    s.activate_policies(&admin, POLICIES, SCHEMA).await;
-    let (st, a) = s
-        .admin(
-            &admin,
-            Method::POST,
-            "/v1/agents",
-            Some(json!({"name": "mcp-bot", "owner": "alice@example.com",
-                        "boundary": {"grants": [{"actions": ["mcp:*"], "resources": ["Mcp::Tool/*"]}],
-                                     "audiences": [endpoint]}})),
-        )
-        .await;
-    assert_eq!(st, 201, "{a}");
-    let agent = a["id"].as_str().unwrap().to_owned();
-    let secret = s.add_secret(&admin, &agent).await;
+    let g = Gateway::start(&up, &[], POLICIES).await;
+    let (s, admin, endpoint) = (&g.s, &g.admin, &g.endpoint);
+    let gw = s.gateway_base();
+    let (agent, secret) = g.client("mcp-bot").await;
     let mut tokens = Vec::new();
     for extra in [
         &[("resource", endpoint.as_str())][..],
@@ -506,7 +357,7 @@ url = "{}"
     // The SDK client through the gateway: list, two allowed calls, one denied.
     let report = mcp_client(
         &python,
-        &endpoint,
+        endpoint,
         Some(&token),
         &[
             ("demo__add", json!({"a": 2, "b": 40})),
@@ -611,7 +462,7 @@ url = "{}"
     for (who, t) in [("no token", None), ("another audience", Some(&elsewhere))] {
         let r = mcp_client(
             &python,
-            &endpoint,
+            endpoint,
             t.map(String::as_str),
             &[("demo__add", json!({"a": 1, "b": 1}))],
         );
@@ -623,7 +474,7 @@ url = "{}"
     // The same over raw HTTP: 401, the challenge points at the metadata, which names
     // Mandate as the authorization server.
     let http = reqwest::Client::new();
-    let r = rpc_post(&http, &endpoint, None, None, &initialize(1))
+    let r = rpc_post(&http, endpoint, None, None, &initialize(1))
         .send()
         .await
         .unwrap();
@@ -637,7 +488,7 @@ url = "{}"
     assert!(challenge.contains("scope=\"mcp:call_tool\""), "{challenge}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32001, "{body}");
-    let r = rpc_post(&http, &endpoint, Some(&elsewhere), None, &initialize(1))
+    let r = rpc_post(&http, endpoint, Some(&elsewhere), None, &initialize(1))
         .send()
         .await
         .unwrap();
@@ -656,33 +507,16 @@ url = "{}"
         .json()
         .await
         .unwrap();
-    assert_eq!(meta["resource"], endpoint, "{meta}");
+    assert_eq!(meta["resource"], *endpoint, "{meta}");
     assert_eq!(meta["authorization_servers"], json!([s.addr]), "{meta}");
 
     // A token whose scope does not cover `mcp:call_tool`: it opens a session (the token
     // is valid for this resource), but a call is the scope challenge, HTTP 403.
-    let r = rpc_post(&http, &endpoint, Some(&scoped), None, &initialize(1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let session = header(&r, "mcp-session-id");
-    let init: Value = r.json().await.unwrap();
+    let (session, init) = open_session(&http, endpoint, &scoped).await;
     assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
     let r = rpc_post(
         &http,
-        &endpoint,
-        Some(&scoped),
-        Some(&session),
-        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 202);
-    let r = rpc_post(
-        &http,
-        &endpoint,
+        endpoint,
         Some(&scoped),
         Some(&session),
         &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -715,7 +549,7 @@ url = "{}"
 
     // The record: one decision per call, seen through the MCP gateway, with the
     // arguments hashed; and the upstream's answer to each allowed call.
-    let decisions = events(&s, &admin, "decision", Some(&agent)).await;
+    let decisions = s.audit_events(admin, "decision", Some(&agent)).await;
     let summary: Vec<(&str, &str)> = decisions
         .iter()
         .map(|e| {
@@ -778,7 +612,7 @@ url = "{}"
     // A result is recorded when the forwarded response has ended: wait for both.
     let deadline = Instant::now() + Duration::from_secs(10);
     let results = loop {
-        let r = events(&s, &admin, "gateway.result", None).await;
+        let r = s.audit_events(admin, "gateway.result", None).await;
         if r.len() >= 2 || Instant::now() > deadline {
             break r;
         }
@@ -823,95 +657,6 @@ const POLICIES_WITH_MANDATES: &str = r#"
 @id("mandates") permit (principal, action == Mandate::Action::"mandate:request", resource);
 "#;
 
-/// `mandate serve` with the gateway in front of one upstream, policies active.
-struct Gateway {
-    s: Server,
-    admin: String,
-    /// `{gateway}/mcp`.
-    endpoint: String,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-}
-
-impl Gateway {
-    async fn start(up: &Upstream, env: &[(&str, &str)], policies: &str) -> Gateway {
-        let (t, dir) = data_dir();
-        let files = tempfile::tempdir().unwrap();
-        let config = files.path().join("mandate.toml");
-        fs::write(
-            &config,
-            format!(
-                "[gateway]\nlisten = \"127.0.0.1:0\"\n\n[[gateway.mcp]]\nname = \"demo\"\nurl = \"{}\"\n",
-                up.url
-            ),
-        )
-        .unwrap();
-        let s = Server::start(&dir, &["--config", config.to_str().unwrap()], env);
-        let admin = s.token.clone().expect("bootstrap token");
-        let endpoint = format!("{}/mcp", s.gateway_base());
-        s.activate_policies(&admin, policies, SCHEMA).await;
-        Gateway {
-            s,
-            admin,
-            endpoint,
-            _dirs: (t, files),
-        }
-    }
-
-    /// An agent whose boundary is the MCP tools at this gateway; (id, its client
-    /// credentials token for the gateway).
-    async fn agent(&self, name: &str) -> (String, String) {
-        let (id, secret) = self.client(name).await;
-        let (st, t) = self
-            .s
-            .token_basic(&id, &secret, &[("resource", self.endpoint.as_str())])
-            .await;
-        assert_eq!(st, 200, "{t}");
-        (id, t["access_token"].as_str().unwrap().to_owned())
-    }
-
-    /// Registers an agent that may call every tool and get tokens for the gateway;
-    /// (its id, a client secret).
-    async fn client(&self, name: &str) -> (String, String) {
-        let (st, a) = self
-            .s
-            .admin(
-                &self.admin,
-                Method::POST,
-                "/v1/agents",
-                Some(json!({"name": name, "owner": "ops@example.com",
-                            "boundary": {"grants": [{"actions": ["mcp:*"], "resources": ["Mcp::Tool/*"]}],
-                                         "audiences": [self.endpoint]}})),
-            )
-            .await;
-        assert_eq!(st, 201, "{a}");
-        let id = a["id"].as_str().unwrap().to_owned();
-        let secret = self.s.add_secret(&self.admin, &id).await;
-        (id, secret)
-    }
-
-    /// A raw Streamable HTTP session: initialize and initialized; its id.
-    async fn session(&self, http: &reqwest::Client, token: &str) -> String {
-        let r = rpc_post(http, &self.endpoint, Some(token), None, &initialize(1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", self.s.stderr_text());
-        let sid = header(&r, "mcp-session-id");
-        let r = rpc_post(
-            http,
-            &self.endpoint,
-            Some(token),
-            Some(&sid),
-            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        )
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(r.status(), 202);
-        sid
-    }
-}
-
 pub(crate) fn tool_call(id: u64, name: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
            "params": {"name": name, "arguments": arguments}})
@@ -936,7 +681,7 @@ pub(crate) async fn message(r: reqwest::Response) -> Value {
 #[tokio::test]
 async fn finding_6_an_agent_acting_for_the_same_user_cannot_use_another_agents_session() {
     let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
-    let up = Upstream::start(&python);
+    let up = upstream(&python);
     let g = Gateway::start(
         &up,
         &[("MANDATE_DEV_USER_TOKENS", "true")],
@@ -1053,7 +798,7 @@ async fn finding_6_an_agent_acting_for_the_same_user_cannot_use_another_agents_s
     assert_eq!(up.calls().await["tools"]["add"], 2);
     // Nothing Y tried was decided.
     assert!(
-        events(&g.s, &g.admin, "decision", Some(&y_id))
+        g.s.audit_events(&g.admin, "decision", Some(&y_id))
             .await
             .is_empty()
     );
@@ -1079,7 +824,7 @@ async fn finding_6_an_agent_acting_for_the_same_user_cannot_use_another_agents_s
 #[tokio::test]
 async fn finding_7_contain_cuts_an_open_mcp_stream_within_one_notification() {
     let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
-    let up = Upstream::start(&python);
+    let up = upstream(&python);
     let g = Gateway::start(&up, &[], POLICIES).await;
     let (agent, token) = g.agent("ticker").await;
     let http = reqwest::Client::new();
@@ -1169,7 +914,7 @@ async fn finding_7_contain_cuts_an_open_mcp_stream_within_one_notification() {
 #[tokio::test]
 async fn finding_8_the_sdk_client_is_asked_nothing_by_an_upstream_through_the_gateway() {
     let python = venv_python().unwrap_or_else(|e| panic!("{e}"));
-    let up = Upstream::start(&python);
+    let up = upstream(&python);
     let g = Gateway::start(&up, &[], POLICIES).await;
     let (_, token) = g.agent("phished").await;
     let report = mcp_client(
@@ -1200,7 +945,7 @@ async fn finding_8_the_sdk_client_is_asked_nothing_by_an_upstream_through_the_ga
     // The record says what was dropped.
     let deadline = Instant::now() + Duration::from_secs(10);
     let result = loop {
-        let r = events(&g.s, &g.admin, "gateway.result", None).await;
+        let r = g.s.audit_events(&g.admin, "gateway.result", None).await;
         if let Some(e) = r.into_iter().next() {
             break e;
         }

@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::Server;
-use crate::mcp::{header, initialize, mcp_client, message, rpc_post, tool_call, venv_python};
+use crate::mcp::{mcp_client, message, open_session, rpc_post, tool_call, venv_python};
 
 /// Serves `app` on a loopback port; returns its base URL.
 async fn serve(app: axum::Router) -> String {
@@ -167,25 +167,8 @@ async fn the_mcp_tools_sample_answers_raw_json_rpc_through_the_gateway() {
     let http = reqwest::Client::new();
     let url = format!("{}/mcp", d.gateway);
 
-    let r = rpc_post(&http, &url, Some(&access), None, &initialize(1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let sid = header(&r, "mcp-session-id");
-    let init = message(r).await;
+    let (sid, init) = open_session(&http, &url, &access).await;
     assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
-    let r = rpc_post(
-        &http,
-        &url,
-        Some(&access),
-        Some(&sid),
-        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 202);
 
     let r = rpc_post(
         &http,

@@ -13,14 +13,11 @@ must run with MANDATE_TOKEN_SIGNING_ALG=Ed25519. Checks that:
 Prints one line per check and exits non-zero on the first failure.
 """
 
-import os
-import sys
 import time
-import traceback
 import uuid
 import warnings
 
-os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+from common import ADDR, ASSERTION_TYPE, CRM, TIMEOUT, CheckFailed, api, check, ok, register_agent, run
 
 import requests
 from authlib.integrations.base_client.errors import OAuthError
@@ -31,37 +28,6 @@ from joserfc.jwk import KeySet, OKPKey
 
 # No joserfc SecurityWarning may be raised by anything below.
 warnings.simplefilter("error", SecurityWarning)
-
-ADDR = os.environ["MANDATE_ADDR"].rstrip("/")
-ADMIN = os.environ["MANDATE_TOKEN"]
-TIMEOUT = 30
-CRM = "https://crm.example.com"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def ok(what):
-    print(f"ok   {what}", flush=True)
-
-
-def admin(method, path, body=None):
-    res = requests.request(method, ADDR + path, json=body, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=TIMEOUT)
-    check(res.status_code in (200, 201), f"{method} {path}: HTTP {res.status_code}: {res.text}")
-    return res.json()
-
-
-def register_agent(name):
-    boundary = {"grants": [{"actions": ["crm:*"], "resources": ["crm:*"]}], "audiences": [CRM]}
-    return admin("POST", "/v1/agents", {"name": name, "owner": "interop@example.com", "boundary": boundary})["id"]
-
 
 def token_request(assertion):
     return requests.post(
@@ -80,8 +46,8 @@ def main():
     ok(f"jwks: {len(jwks['keys'])} key(s) published with alg Ed25519; joserfc imports them")
 
     # An access token via authlib, verified by joserfc without a SecurityWarning.
-    agent = register_agent("joserfc-secret")
-    secret = admin("POST", f"/v1/agents/{agent}/credentials", {"type": "client_secret"})["client_secret"]
+    agent = register_agent("joserfc-secret", [CRM])
+    secret = api("POST", f"/v1/agents/{agent}/credentials", {"type": "client_secret"})["client_secret"]
     session = OAuth2Session(agent, secret, token_endpoint_auth_method="client_secret_basic")
     tok = session.fetch_token(META["token_endpoint"], grant_type="client_credentials", resource=CRM, timeout=TIMEOUT)
     decoded = jwt.decode(tok["access_token"], keys, algorithms=["Ed25519"])
@@ -104,10 +70,10 @@ def main():
     ok("access token: joserfc verifies it (alg Ed25519, typ at+jwt, iss, aud, sub, exp) with no SecurityWarning")
 
     # A client assertion signed by joserfc with alg Ed25519.
-    key_agent = register_agent("joserfc-key")
+    key_agent = register_agent("joserfc-key", [CRM])
     private = OKPKey.generate_key("Ed25519")
     public = private.as_dict(private=False)
-    admin("POST", f"/v1/agents/{key_agent}/credentials", {"type": "public_key", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": public["x"], "alg": "Ed25519"}})
+    api("POST", f"/v1/agents/{key_agent}/credentials", {"type": "public_key", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": public["x"], "alg": "Ed25519"}})
 
     def assertion(aud, exp_in=120):
         now = int(time.time())
@@ -148,13 +114,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except CheckFailed as e:
-        print(f"FAIL {e}", flush=True)
-        sys.exit(1)
-    except Exception:
-        print("FAIL unexpected error:", flush=True)
-        traceback.print_exc(file=sys.stdout)
-        sys.exit(1)
-    print("all joserfc checks passed", flush=True)
+    run(main, "all joserfc checks passed")

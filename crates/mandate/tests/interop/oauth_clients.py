@@ -10,17 +10,11 @@ Prints one line per check and exits non-zero on the first failure.
 """
 
 import base64
-import os
-import sys
 import time
-import traceback
-import urllib.parse
 import uuid
 import warnings
 
-# The server listens on loopback http; authlib refuses plain http for some checks
-# (RFC 8414 metadata validation) unless told this is deliberate.
-os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+from common import ADDR, ADMIN, ASSERTION_TYPE, CRM, TIMEOUT, CheckFailed, Spy, api, check, ok, register_agent, run
 
 import jwt  # PyJWT
 import requests
@@ -40,52 +34,11 @@ from joserfc.jwk import OKPKey
 # configured with token.signing_alg = "Ed25519".)
 warnings.simplefilter("error", SecurityWarning)
 
-ADDR = os.environ["MANDATE_ADDR"].rstrip("/")
-ADMIN = os.environ["MANDATE_TOKEN"]
-TIMEOUT = 30
-CRM = "https://crm.example.com"
 INVENTORY = "https://inventory.example.com/api"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def ok(what):
-    print(f"ok   {what}", flush=True)
 
 
 def b64url(raw):
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-# --- the admin API (plain requests) ----------------------------------------------------
-
-def admin(method, path, body=None, expect=(200, 201)):
-    res = requests.request(
-        method,
-        ADDR + path,
-        json=body,
-        headers={"Authorization": f"Bearer {ADMIN}"},
-        timeout=TIMEOUT,
-    )
-    check(res.status_code in expect, f"{method} {path}: HTTP {res.status_code}: {res.text}")
-    return res.json() if res.content else None
-
-
-def register_agent(name):
-    boundary = {
-        "grants": [{"actions": ["crm:*"], "resources": ["crm:*"]}],
-        "audiences": [CRM, INVENTORY],
-    }
-    agent = admin("POST", "/v1/agents", {"name": name, "owner": "interop@example.com", "boundary": boundary})
-    return agent["id"]
 
 
 def introspect(token):
@@ -133,25 +86,6 @@ def verify_access_token(token, audience, agent, what):
     else:
         raise CheckFailed(f"{what}: PyJWT accepted a foreign issuer")
     return claims
-
-
-# --- a requests hook to see what authlib actually sent ---------------------------------
-
-class Spy:
-    """Records the last request an authlib session sent."""
-
-    def __init__(self, session):
-        self.last = None
-        session.hooks["response"].append(self._hook)
-
-    def _hook(self, res, *args, **kwargs):
-        self.last = res.request
-
-    def body(self):
-        raw = self.last.body or ""
-        if isinstance(raw, bytes):
-            raw = raw.decode()
-        return dict(urllib.parse.parse_qsl(raw))
 
 
 def expect_oauth_error(fn, error, what):
@@ -204,8 +138,8 @@ def main():
     ok(f"jwks: PyJWKClient loads {len(keys)} EdDSA signing key(s) from {META['jwks_uri']}")
 
     # 2. An agent with a client secret (registered through the admin API).
-    secret_agent = register_agent("interop-secret")
-    cred = admin("POST", f"/v1/agents/{secret_agent}/credentials", {"type": "client_secret"})
+    secret_agent = register_agent("interop-secret", [CRM, INVENTORY])
+    cred = api("POST", f"/v1/agents/{secret_agent}/credentials", {"type": "client_secret"})
     secret = cred["client_secret"]
 
     # 3. client_secret_basic via authlib, with a resource (RFC 8707) and a scope.
@@ -245,12 +179,12 @@ def main():
     ok("revocation: authlib revokes a token (RFC 7009); introspection says inactive, others unaffected")
 
     # 7. An agent with an Ed25519 key generated here; only the public JWK is registered.
-    key_agent = register_agent("interop-key")
+    key_agent = register_agent("interop-key", [CRM, INVENTORY])
     private = Ed25519PrivateKey.generate()
     x = b64url(private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
     kid = "interop-" + uuid.uuid4().hex[:8]
     public_jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid}
-    admin("POST", f"/v1/agents/{key_agent}/credentials", {"type": "public_key", "jwk": public_jwk})
+    api("POST", f"/v1/agents/{key_agent}/credentials", {"type": "public_key", "jwk": public_jwk})
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
     # 8. private_key_jwt via authlib's RFC 7523 client auth (alg Ed25519, RFC 9864, as
@@ -338,7 +272,7 @@ def main():
         (secret_agent, basic_token, basic, "client_secret_basic"),
         (key_agent, key_token, pk, "private_key_jwt"),
     ):
-        suspended = admin("POST", f"/v1/agents/{agent}/suspend", {"reason": "interop test"})
+        suspended = api("POST", f"/v1/agents/{agent}/suspend", {"reason": "interop test"})
         check(suspended.get("status") == "suspended", f"suspend {agent}: {suspended}")
         check(introspect(token) == {"active": False}, f"{how}: token still active after suspension")
         expect_oauth_error(lambda: session.fetch_token(token_endpoint, grant_type="client_credentials", timeout=TIMEOUT), "invalid_client", f"suspended {how}")
@@ -346,13 +280,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except CheckFailed as e:
-        print(f"FAIL {e}", flush=True)
-        sys.exit(1)
-    except Exception:  # anything unexpected from the clients is a failure too
-        print("FAIL unexpected error:", flush=True)
-        traceback.print_exc(file=sys.stdout)
-        sys.exit(1)
-    print("all interop checks passed", flush=True)
+    run(main, "all interop checks passed")

@@ -13,15 +13,10 @@ extension parameter), and PyJWT verifies that token against the JWKS.
 Prints one line per check and exits non-zero on the first failure.
 """
 
-import os
-import sys
 import time
-import traceback
-import urllib.parse
 import warnings
 
-# The server listens on loopback http.
-os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+from common import ADDR, TIMEOUT, CheckFailed, Spy, api, check, ok, run
 
 import jwt  # PyJWT
 import requests
@@ -33,9 +28,6 @@ from joserfc.errors import SecurityWarning
 # or verifies with joserfc, so any SecurityWarning is a failure.
 warnings.simplefilter("error", SecurityWarning)
 
-ADDR = os.environ["MANDATE_ADDR"].rstrip("/")
-ADMIN = os.environ["MANDATE_TOKEN"]
-TIMEOUT = 30
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
@@ -52,48 +44,6 @@ permit (principal, action == Mandate::Action::"mandate:request", resource);
 permit (principal, action == Mandate::Action::"billing:read", resource)
 when { context has user && context.user in Mandate::Group::"finance" };
 """
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def ok(what):
-    print(f"ok   {what}", flush=True)
-
-
-def api(method, path, body=None, token=ADMIN, expect=(200, 201)):
-    res = requests.request(
-        method,
-        ADDR + path,
-        json=body,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=TIMEOUT,
-    )
-    check(res.status_code in expect, f"{method} {path}: HTTP {res.status_code}: {res.text}")
-    return res.json() if res.content else None
-
-
-class Spy:
-    """Records the last request an authlib session sent."""
-
-    def __init__(self, session):
-        self.last = None
-        session.hooks["response"].append(self._hook)
-
-    def _hook(self, res, *args, **kwargs):
-        self.last = res.request
-
-    def body(self):
-        raw = self.last.body or ""
-        if isinstance(raw, bytes):
-            raw = raw.decode()
-        return dict(urllib.parse.parse_qsl(raw))
 
 
 def main():
@@ -204,13 +154,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except CheckFailed as e:
-        print(f"FAIL {e}", flush=True)
-        sys.exit(1)
-    except Exception:  # anything unexpected from the clients is a failure too
-        print("FAIL unexpected error:", flush=True)
-        traceback.print_exc(file=sys.stdout)
-        sys.exit(1)
-    print("all token exchange checks passed", flush=True)
+    run(main, "all token exchange checks passed")
