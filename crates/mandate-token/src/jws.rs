@@ -249,6 +249,24 @@ mod tests {
         }
         let ok = sign_ed25519(&sk, &json!({"alg": EDDSA, "kid": "a"}), &json!({})).unwrap();
         assert_eq!(split(&ok).unwrap().verify(&dk, Algorithm::EdDSA), Ok(true));
+        // Only canonical unpadded base64url: no padding, no `+`/`/`, no stray bits in
+        // the last character (`e30` is `{}`; `e31` decodes to the same bytes).
+        let ok = sign_ed25519(&sk, &json!({"alg": EDDSA}), &json!({})).unwrap();
+        let (input, sig) = ok.rsplit_once('.').unwrap();
+        let (h, _) = input.split_once('.').unwrap();
+        assert!(sig.contains(['-', '_']), "{sig}");
+        for t in [
+            format!("{h}=.e30.{sig}"),
+            format!("{h}.e30=.{sig}"),
+            format!("{h}.e31.{sig}"),
+            format!("{h}.e30.{}", sig.replace('-', "+").replace('_', "/")),
+            format!("{ok}."),
+        ] {
+            assert!(
+                split(&t).is_none_or(|c| c.verify(&dk, Algorithm::EdDSA) != Ok(true)),
+                "{t}"
+            );
+        }
         let none = format!("{}.e30.", b64::encode(br#"{"alg":"none"}"#));
         let none = split(&none).unwrap();
         assert_eq!(none.alg(), None);
