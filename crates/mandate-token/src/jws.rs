@@ -111,21 +111,59 @@ pub(crate) fn verifier_alg(name: &str) -> Option<Algorithm> {
     }
 }
 
-/// Splits a compact JWS: exactly three segments, a header that is a JSON object and a
-/// base64url payload. `None` otherwise.
+/// Splits a compact JWS: exactly three segments, a header that is a JSON object without
+/// duplicate members ([`UniqueObject`]) and a base64url payload. `None` otherwise.
 pub(crate) fn split(token: &str) -> Option<Compact<'_>> {
     let (signing_input, signature) = token.rsplit_once('.')?;
     let (header, payload) = signing_input.split_once('.')?;
     if payload.contains('.') {
         return None;
     }
-    let header: Map<String, Value> = serde_json::from_slice(&b64::decode(header)?).ok()?;
+    let UniqueObject(header) = serde_json::from_slice(&b64::decode(header)?).ok()?;
     Some(Compact {
         signing_input,
         header,
         payload: b64::decode(payload)?,
         signature,
     })
+}
+
+/// A JSON object whose members are unique.
+///
+/// RFC 7515 §4 lets a parser either refuse duplicate header members or keep the last;
+/// Mandate refuses them (as `jsonwebtoken::decode_header` did), so no two readers of
+/// one header can disagree on its `alg`, `kid` or `crit`.
+struct UniqueObject(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Map<String, Value>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object without duplicate members")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Map::new();
+                while let Some(name) = access.next_key::<String>()? {
+                    let value: Value = access.next_value()?;
+                    if members.contains_key(&name) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate member `{name}`"
+                        )));
+                    }
+                    members.insert(name, value);
+                }
+                Ok(members)
+            }
+        }
+        d.deserialize_map(Members).map(UniqueObject)
+    }
 }
 
 /// Signs `claims` as a compact JWS with an Ed25519 key, under `header` (which must name
@@ -191,6 +229,43 @@ mod tests {
             format!("{h}.!!.x"),
         ] {
             assert!(split(&t).is_none(), "{t}");
+        }
+        // Review of issue 19: a header naming a member twice is refused, as
+        // `jsonwebtoken::decode_header` did before this module read headers; reading the
+        // last one silently would let two parsers disagree on `alg`, `kid` or `crit`.
+        let (sk, dk) = key();
+        for header in [
+            r#"{"alg":"HS256","alg":"EdDSA"}"#,
+            r#"{"alg":"EdDSA","kid":"a","kid":"b"}"#,
+            r#"{"alg":"EdDSA","crit":["x"],"crit":null}"#,
+        ] {
+            let input = format!("{}.e30", b64::encode(header.as_bytes()));
+            let sig = {
+                use ed25519_dalek::Signer as _;
+                b64::encode(&sk.sign(input.as_bytes()).to_bytes())
+            };
+            let t = format!("{input}.{sig}");
+            assert!(split(&t).is_none(), "{header}");
+        }
+        let ok = sign_ed25519(&sk, &json!({"alg": EDDSA, "kid": "a"}), &json!({})).unwrap();
+        assert_eq!(split(&ok).unwrap().verify(&dk, Algorithm::EdDSA), Ok(true));
+        // Only canonical unpadded base64url: no padding, no `+`/`/`, no stray bits in
+        // the last character (`e30` is `{}`; `e31` decodes to the same bytes).
+        let ok = sign_ed25519(&sk, &json!({"alg": EDDSA}), &json!({})).unwrap();
+        let (input, sig) = ok.rsplit_once('.').unwrap();
+        let (h, _) = input.split_once('.').unwrap();
+        assert!(sig.contains(['-', '_']), "{sig}");
+        for t in [
+            format!("{h}=.e30.{sig}"),
+            format!("{h}.e30=.{sig}"),
+            format!("{h}.e31.{sig}"),
+            format!("{h}.e30.{}", sig.replace('-', "+").replace('_', "/")),
+            format!("{ok}."),
+        ] {
+            assert!(
+                split(&t).is_none_or(|c| c.verify(&dk, Algorithm::EdDSA) != Ok(true)),
+                "{t}"
+            );
         }
         let none = format!("{}.e30.", b64::encode(br#"{"alg":"none"}"#));
         let none = split(&none).unwrap();

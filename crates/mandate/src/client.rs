@@ -584,7 +584,9 @@ impl Joined {
         let mut line = 1;
         for f in files {
             let body = read(&f)?;
-            let header = format!("// file: {}\n", f.display());
+            // INVARIANT (a name is only a comment): the name is escaped, so a line break
+            // in it cannot end the comment and make the rest of the name policy text.
+            let header = format!("// file: {}\n", f.display().to_string().escape_debug());
             let lines = body.lines().count().max(1);
             j.text.push_str(&header);
             j.text.push_str(&body);
@@ -875,5 +877,40 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
             file,
             public_key: key,
         } => done(public_key(&key).and_then(|key| crate::incident_cli::verify_file(&file, &key))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review of issue 19: joined policy files are introduced by a `// file: NAME` line;
+    /// a name holding a line break must not end that comment and turn the rest of the
+    /// name into policy text (a permit no file contains).
+    #[test]
+    fn a_file_name_never_becomes_policy_text() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.cedar"),
+            "forbid(principal, action, resource);\n",
+        )
+        .unwrap();
+        let sneaky = "b\npermit(principal, action, resource);\n.cedar";
+        std::fs::write(dir.path().join(sneaky), "").unwrap();
+        let Ok(j) = Joined::read(&[dir.path().to_owned()]) else {
+            panic!("joined")
+        };
+        let policies: Vec<&str> = j
+            .text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(
+            policies,
+            ["forbid(principal, action, resource);"],
+            "{}",
+            j.text
+        );
     }
 }

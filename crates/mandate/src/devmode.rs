@@ -87,6 +87,43 @@ impl Drop for TempDataDir {
     }
 }
 
+/// The file `--dev` leaves in a data dir it made, so a later `--dev` start may use it again.
+const MARKER: &str = "mandate-dev";
+
+/// Lets `--dev` use `dir`: a new one (no database yet) is marked as made by `--dev`; one
+/// with a database must carry that mark. Called with the data dir's lock held, before
+/// the database is opened.
+///
+/// INVARIANT (no takeover): `--dev` never starts on a data dir that a server without
+/// `--dev` made. It would replace that server's bootstrap admin token (supplied at every
+/// `--dev` start), register the demo agent with its wide boundary and print its secret —
+/// a production data dir, given by a mistaken flag or a `MANDATE_DATA_DIR` left in the
+/// shell, would be taken over.
+pub fn claim_data_dir(dir: &Path, first_start: bool) -> anyhow::Result<()> {
+    let marker = dir.join(MARKER);
+    if first_start {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&marker)
+            .with_context(|| format!("creating {}", marker.display()))?;
+        return Ok(());
+    }
+    // `symlink_metadata`: a symlink planted in the dir is no mark.
+    if std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    bail!(
+        "data dir {} was not made by `mandate serve --dev`; --dev would replace its admin \
+         token and add a demo agent, so it is refused (use --dev without a data dir, or \
+         with a new one)",
+        dir.display()
+    )
+}
+
 /// What `--dev` set up, for the banner.
 #[derive(Debug)]
 pub struct Demo {

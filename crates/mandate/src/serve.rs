@@ -334,6 +334,9 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             return Err(e).with_context(|| format!("locking {}", lock_path.display()));
         }
     }
+    if cfg.dev {
+        devmode::claim_data_dir(dir, first_start)?;
+    }
     let db = dir.join("mandate.db");
     // Create the database file owner-only before SQLite does; its -wal/-shm files copy the mode.
     std::fs::OpenOptions::new()

@@ -239,3 +239,63 @@ async fn policy_add_takes_several_files_and_directories() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no `*.cedar` file"), "{err}");
 }
+
+/// Review of issue 19: `--dev` on a data dir that a server without `--dev` made would
+/// replace its bootstrap admin token, register a demo agent with a wide boundary and
+/// print its secret — a production data dir taken over by one mistaken flag (or by a
+/// `MANDATE_DATA_DIR` left in the shell). It is refused, and the dir is left untouched.
+#[tokio::test]
+async fn dev_refuses_a_data_dir_it_did_not_make() {
+    use std::time::{Duration, Instant};
+    let (_t, dir) = data_dir();
+    let mut s = Server::start(&dir, &[], &[]);
+    let admin = s
+        .token
+        .clone()
+        .expect("bootstrap token printed at first start");
+    assert!(s.stop().success());
+
+    for how in ["flag", "env"] {
+        let mut cmd = std::process::Command::new(crate::harness::BIN);
+        cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0"]);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("MANDATE_")) {
+            cmd.env_remove(k);
+        }
+        if how == "flag" {
+            cmd.arg("--data-dir").arg(&dir);
+        } else {
+            cmd.env("MANDATE_DATA_DIR", &dir);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("--dev ({how}) started on a data dir it did not make");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{how}: {err}");
+        assert!(
+            err.contains("not made by `mandate serve --dev`"),
+            "{how}: {err}"
+        );
+    }
+
+    // Untouched: the operator's admin token still works, and no demo agent exists.
+    let s = Server::start(&dir, &[], &[]);
+    let (st, v) = s.admin(&admin, Method::GET, "/v1/agents", None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 0, "{v}");
+}

@@ -15,6 +15,12 @@
 //!   itself (the suite would run itself) and `cargo install` (the test puts the built
 //!   binary on the `PATH` instead) may be skipped; the test checks that list.
 //!
+//! What each block prints is checked against that block's own output ([`EXPECT`]): every
+//! block that runs is listed there, with what it must print, in order (a block listed
+//! with nothing must print nothing). A block cannot pass on what another one printed,
+//! and `set -e` alone does not see a failure that only shows in the output (`curl -s`
+//! printing a 403, `jq -r .x` printing `null`).
+//!
 //! `cargo run -p <package> [--bin <name>] --` stands for the binary the test suite built
 //! (`target/debug/<name>`): running cargo from inside the suite would rebuild it with other
 //! features under the tests' feet. Everything else runs exactly as written.
@@ -25,6 +31,111 @@ use std::process::Command;
 /// Blocks that may be skipped, by a word of their text: the suite itself, and installing
 /// the binary the suite already built.
 const MAY_SKIP: [&str; 2] = ["cargo nextest run", "cargo install --path crates/mandate"];
+
+/// What each block that runs prints, in order: the block is the one whose text contains
+/// the first string (exactly one must), the rest are looked for in its output one after
+/// the other.
+const EXPECT: &[(&str, &[&str])] = &[
+    (
+        r#""name": "billing-bot""#,
+        &[
+            "agent: agt_",
+            r#""typ": "at+jwt""#,
+            r#""active": true"#,
+            r#""status": "suspended""#,
+            r#""active": false"#,
+            r#""error": "invalid_client""#,
+            "client is suspended",
+        ],
+    ),
+    (
+        r#"mandate agent resume "$AGENT" >/dev/null"#,
+        &[
+            "and activated",
+            r#""decision": "allow""#,
+            "team-reads-contacts",
+            r#""decision": "deny""#,
+            r#"action: no grant of the agent's boundary names action \"crm:write\""#,
+            "ok: ",
+        ],
+    ),
+    ("mandate policy test examples/crm", &[" passed, 0 failed"]),
+    (
+        "--name triage-bot",
+        &[
+            "triage-bot",
+            "previous crd_",
+            "suspended",
+            "active",
+            "decommissioned",
+            "role=auditor",
+            "now signing with kid",
+        ],
+    ),
+    (
+        "mandate agent key generate",
+        &[
+            "public_key  active",
+            r#""token_type": "Bearer""#,
+            r#""error": "invalid_client""#,
+            "client assertion already used",
+        ],
+    ),
+    (
+        "DEMO_ACCESS=$(",
+        &[r#""decision": "allow""#, "team-reads-contacts"],
+    ),
+    (
+        "--name refund-bot",
+        &[
+            "and activated",
+            "user=alice",
+            "active",
+            r#""sub": "alice""#,
+            r#""mandate": "mdt_"#,
+            r#""decision": "allow""#,
+            "billing-for-finance-users",
+        ],
+    ),
+    (
+        r#"mandate token revoke "$TOKEN_ID""#,
+        &["revoked tok_", "revoked", "suspended", "contained agt_"],
+    ),
+    (
+        "mandate audit verify incident-",
+        &["ok: incident bundle inc_"],
+    ),
+    (
+        "--name crm-scout",
+        &[
+            r#""decision": "deny""#,
+            "new_action",
+            "open",
+            "acknowledged",
+            "no anomalies",
+            "crm:read×25, crm:write×1",
+        ],
+    ),
+    ("v1/gateway/secrets/crm-key", &[]),
+    (
+        "echo demo-crm-key",
+        &[
+            "stored secret `crm-key`",
+            r#""name":"Ada Lovelace""#,
+            r#""status":403"#,
+            "nothing was forwarded",
+        ],
+    ),
+    (
+        "MCP=$(",
+        &[
+            r#"["tools__lookup_contact","tools__add"]"#,
+            r#"[{"type":"text","text":"5"}]"#,
+            "-32003",
+            "forbidden_by_policy",
+        ],
+    ),
+];
 
 #[derive(Debug)]
 enum Kind {
@@ -148,6 +259,8 @@ fn built(text: &str, bin_dir: &Path) -> String {
 
 /// The script's own helpers: start a server or a background process and wait for it.
 const PRELUDE: &str = r#"
+# A failure inside `$(a; b)` fails the substitution too, not only its last command.
+shopt -s inherit_errexit
 readme_pids=()
 readme_stop() { for p in "${readme_pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap readme_stop EXIT
@@ -257,27 +370,119 @@ fn every_shell_block_of_the_readme_runs_in_order() {
         String::from_utf8_lossy(&out.stderr),
         logs()
     );
-    // What the README says the blocks print.
-    for want in [
-        "\"typ\": \"at+jwt\"",
-        "\"status\": \"suspended\"",
-        "\"active\": false",
-        "\"error\": \"invalid_client\"",
-        "\"decision\": \"allow\"",
-        "team-reads-contacts",
-        "action: no grant of the agent's boundary names action \\\"crm:write\\\"",
-        "ok: ",
-        "client assertion already used",
-        "billing-for-finance-users",
-        "\"mandate\": \"mdt_",
-        "ok: incident bundle inc_",
-        "new_action",
-        "\"tools__lookup_contact\",\"tools__add\"]",
-        "-32003",
-        "Ada",
-    ] {
-        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    // What the README says each block prints, in that block's own output.
+    let problems = check_outputs(&blocks, &stdout);
+    assert!(
+        problems.is_empty(),
+        "{}\n\nin:\n{stdout}",
+        problems.join("\n")
+    );
+}
+
+/// The output of each block, by its README line, cut at the `### README.md:N` lines the
+/// script prints before each block.
+fn outputs(stdout: &str) -> std::collections::BTreeMap<usize, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut current: Option<(usize, String)> = None;
+    for line in stdout.lines() {
+        if let Some(n) = line
+            .strip_prefix("### README.md:")
+            .and_then(|n| n.parse().ok())
+        {
+            out.extend(current.take());
+            current = Some((n, String::new()));
+        } else if let Some((_, text)) = current.as_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
     }
+    out.extend(current);
+    out
+}
+
+/// Holds every block that runs to its [`EXPECT`] entry; the list of what is wrong.
+fn check_outputs(blocks: &[Block], stdout: &str) -> Vec<String> {
+    let outputs = outputs(stdout);
+    let mut problems = Vec::new();
+    let mut listed = std::collections::BTreeSet::new();
+    for (key, wants) in EXPECT {
+        let found: Vec<&Block> = blocks
+            .iter()
+            .filter(|b| matches!(b.kind, Kind::Run) && b.text.contains(key))
+            .collect();
+        let [block] = found[..] else {
+            problems.push(format!("{} run blocks contain {key:?}", found.len()));
+            continue;
+        };
+        listed.insert(block.line);
+        let text = outputs.get(&block.line).map_or("", String::as_str);
+        if wants.is_empty() && !text.trim().is_empty() {
+            problems.push(format!(
+                "README.md:{} should print nothing, printed:\n{text}",
+                block.line
+            ));
+        }
+        let mut rest = text;
+        for want in *wants {
+            match rest.find(want) {
+                Some(at) => rest = &rest[at + want.len()..],
+                None => {
+                    problems.push(format!(
+                        "README.md:{} did not print {want:?} (after the ones before it):\n{text}",
+                        block.line
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    for b in blocks {
+        if matches!(b.kind, Kind::Run) && !listed.contains(&b.line) {
+            problems.push(format!(
+                "README.md:{}: a block that runs needs an EXPECT entry:\n{}",
+                b.line, b.text
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn a_block_is_held_to_its_own_output() {
+    let block = |line, text: &str| Block {
+        line,
+        kind: Kind::Run,
+        text: text.to_owned(),
+    };
+    let blocks = [
+        block(10, "DEMO_ACCESS=$(curl …)"),
+        block(20, "v1/gateway/secrets/crm-key"),
+    ];
+    let only = |problems: Vec<String>| {
+        problems
+            .into_iter()
+            .filter(|p| !p.contains("run blocks contain"))
+            .collect::<Vec<_>>()
+    };
+    let allow = "{\n  \"decision\": \"allow\",\n  \"policy_ids\": [\"team-reads-contacts\"]\n}";
+    let good = format!("\n### README.md:10\n{allow}\n\n### README.md:20\n");
+    assert_eq!(only(check_outputs(&blocks, &good)), Vec::<String>::new());
+    // The allow printed by another block does not count for this one.
+    let elsewhere =
+        format!("\n### README.md:10\n{{\"decision\": \"deny\"}}\n\n### README.md:20\n{allow}\n");
+    let problems = only(check_outputs(&blocks, &elsewhere));
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("README.md:10 did not print"));
+    assert!(problems[1].starts_with("README.md:20 should print nothing"));
+    // Order counts, and every block that runs must be listed.
+    let reversed = "\n### README.md:10\nteam-reads-contacts \"decision\": \"allow\"\n";
+    assert_eq!(only(check_outputs(&blocks, reversed)).len(), 1);
+    let unlisted = [block(30, "echo hi")];
+    assert!(
+        check_outputs(&unlisted, "\n### README.md:30\nhi\n")
+            .iter()
+            .any(|p| p.starts_with("README.md:30: a block that runs needs"))
+    );
 }
 
 #[test]
