@@ -6,7 +6,8 @@
 //! Only this crate (and later the gateway) speaks HTTP.
 
 mod admin;
-pub mod agent_index;
+/// The decision engine (`mandate-engine`), re-exported at its former paths.
+pub use mandate_engine::{agent_index, decide};
 mod agents;
 mod anomalies;
 mod approvals;
@@ -16,7 +17,6 @@ mod authorize;
 pub mod bootstrap;
 mod cache;
 pub(crate) mod caller;
-pub mod decide;
 pub mod detect;
 mod dev;
 pub mod error;

@@ -1,4 +1,4 @@
-//! The decision function (`mandate_server::decide::decide`), table-driven from data files,
+//! The decision function (`mandate_engine::decide::decide`), table-driven from data files,
 //! plus property tests of its two fail-closed gates.
 //!
 //! Each directory `tests/data/decisions/<case>/` holds:
@@ -42,10 +42,10 @@ use mandate_core::agent::{Agent, AgentName, AgentStatus, Boundary, Labels, Owner
 use mandate_core::id::AgentId;
 use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
-use mandate_policy::{CompiledPolicies, compile};
-use mandate_server::decide::{
+use mandate_engine::decide::{
     Decision, DecisionRequest, Principal, Resource, Snapshot, decide, inside_boundary,
 };
+use mandate_policy::{CompiledPolicies, compile};
 use mandate_token::access::{AccessClaims, Audience, issue};
 use mandate_token::keys::{KeyRing, SigningKey};
 use proptest::prelude::*;

@@ -13,7 +13,7 @@ use mandate_core::id::{AgentId, MandateId};
 use mandate_core::mandate::{Mandate, MandateStatus, UserRef, narrow_scope};
 use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
-use mandate_server::decide::{DecisionRequest, Principal, Resource, Snapshot, decide};
+use mandate_engine::decide::{DecisionRequest, Principal, Resource, Snapshot, decide};
 use mandate_token::access::{AccessClaims, Actor, Audience, ParentToken};
 use mandate_token::keys::{KeyRing, SigningKey};
 use proptest::prelude::*;
@@ -155,7 +155,7 @@ fn snapshot(n: usize) -> Snapshot {
     }
 }
 
-fn ask(s: &Snapshot, c: &AccessClaims, action: &str) -> mandate_server::decide::Decision {
+fn ask(s: &Snapshot, c: &AccessClaims, action: &str) -> mandate_engine::decide::Decision {
     let resource = Resource {
         type_name: "Crm::Invoice".into(),
         id: "inv-1".into(),
