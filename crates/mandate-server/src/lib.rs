@@ -31,6 +31,7 @@ mod policies;
 #[cfg(test)]
 mod routes_test;
 mod snapshot_cell;
+mod token_endpoint;
 mod unread;
 pub mod webhook;
 mod wellknown;
@@ -514,7 +515,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/oauth/authorize",
             get(oauth::authorize).post(oauth::authorize),
         )
-        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/token", post(token_endpoint::token))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/.well-known/jwks.json", get(wellknown::jwks))

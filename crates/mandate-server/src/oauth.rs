@@ -54,7 +54,10 @@ const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:
 pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    async fn read(state: &AppState, req: Request<Body>) -> Result<(HeaderMap, Self), OAuthError> {
+    pub(crate) async fn read(
+        state: &AppState,
+        req: Request<Body>,
+    ) -> Result<(HeaderMap, Self), OAuthError> {
         let (parts, body) = req.into_parts();
         if !is_form(&parts.headers) {
             return Err(OAuthError::invalid_request(
@@ -450,16 +453,14 @@ pub(crate) async fn authorize() -> Response {
     )
 }
 
-/// `POST /oauth/token`.
-pub(crate) async fn token(
-    State(state): State<Arc<AppState>>,
-    req: Request<Body>,
+/// `POST /oauth/token` for every grant but token exchange (`token_endpoint.rs` routes
+/// the grants): client credentials, and a clear refusal of any other grant type.
+pub(crate) async fn client_credentials(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    p: &Params,
 ) -> Result<Response, OAuthError> {
-    let (headers, p) = Params::read(&state, req).await?;
-    if p.get("grant_type") == Some(crate::exchange::GRANT) {
-        return crate::exchange::exchange(&state, &headers, &p).await;
-    }
-    let auth = client_auth(&headers, &p)?
+    let auth = client_auth(headers, p)?
         .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
     // Syntax first: a malformed request costs no Argon2id.
     match p.get("grant_type") {
@@ -484,17 +485,17 @@ pub(crate) async fn token(
         ClientAuth::Secret { client_id, .. } => Some(client_id.clone()),
         ClientAuth::Assertion { assertion: a, .. } => assertion::peek_subject(a).ok(),
     };
-    let agent = match authenticate(&state, auth, state.config.token_endpoint()).await {
+    let agent = match authenticate(state, auth, state.config.token_endpoint()).await {
         Ok(a) => a,
         Err(e) => {
-            record_refusal(&state, claimed, &e).await;
+            record_refusal(state, claimed, &e).await;
             return Err(e);
         }
     };
-    match issue(&state, &agent, scope, resources).await {
+    match issue(state, &agent, scope, resources).await {
         Ok(res) => Ok(res),
         Err(e) => {
-            record_refusal(&state, Some(agent.id.to_string()), &e).await;
+            record_refusal(state, Some(agent.id.to_string()), &e).await;
             Err(e)
         }
     }

@@ -22,7 +22,7 @@ use mandate_token::keys::SigningKey;
 use serde_json::{Value, json};
 
 use crate::Conn;
-use crate::client::{Fail, Res, usage};
+use crate::cmd_io::{Fail, Res, usage};
 
 /// The longest assertion this command signs, in seconds (the server accepts up to 600).
 const MAX_LIFETIME_SECS: u32 = 600;

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::Conn;
-use crate::client::{call, finish, items, s, say_if_none, url_query};
+use crate::cmd_io::{call, finish, items, s, say_if_none, url_query};
 
 #[derive(Subcommand)]
 pub enum AnomaliesCmd {

@@ -6,96 +6,13 @@ use std::process::ExitCode;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
+use crate::cmd_io::{
+    Fail, Res, call, call_raw, finish, items, list, s, say_if_none, url_query, usage,
+};
 use crate::{
     AdminTokenCmd, AgentCmd, Conn, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs,
 };
 use crate::{AuditCmd, PolicyCmd};
-
-/// A failure worth an exit code: 1 when the server refused or could not be reached,
-/// 2 when the command line itself was wrong.
-pub(crate) struct Fail(pub(crate) u8, pub(crate) String);
-
-pub(crate) type Res<T> = Result<T, Fail>;
-
-pub(crate) fn usage(msg: impl Into<String>) -> Fail {
-    Fail(2, msg.into())
-}
-
-pub(crate) async fn call(
-    conn: &Conn,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Res<Value> {
-    let text = call_raw(conn, method, path, body).await?;
-    Ok(if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    })
-}
-
-/// One admin-API call; the body text on success, the problem's detail as the failure.
-pub(crate) async fn call_raw(
-    conn: &Conn,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Res<String> {
-    let token = conn
-        .token
-        .as_deref()
-        .ok_or_else(|| usage("no admin token: pass --token or set MANDATE_TOKEN"))?;
-    let url = format!("{}{path}", conn.addr.trim_end_matches('/'));
-    let mut req = reqwest::Client::new()
-        .request(method, &url)
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req
-        .send()
-        .await
-        .map_err(|e| Fail(1, format!("cannot reach Mandate at {}: {e}", conn.addr)))?;
-    let status = res.status();
-    let text = res
-        .text()
-        .await
-        .map_err(|e| Fail(1, format!("reading the response: {e}")))?;
-    if status.is_success() {
-        return Ok(text);
-    }
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    if conn.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-    }
-    let detail = value
-        .get("detail")
-        .and_then(Value::as_str)
-        .unwrap_or("request failed");
-    let code = value.get("code").and_then(Value::as_str).unwrap_or("error");
-    // Located policy errors are worth showing whole.
-    let located: Vec<String> = list(&value, "errors")
-        .map(|e| {
-            format!(
-                "  {}:{}:{}: {}",
-                s(e, "source"),
-                e.get("line").and_then(Value::as_u64).unwrap_or(0),
-                e.get("column").and_then(Value::as_u64).unwrap_or(0),
-                s(e, "message")
-            )
-        })
-        .collect();
-    let mut msg = format!("{detail} ({code}, HTTP {})", status.as_u16());
-    for l in located {
-        msg.push('\n');
-        msg.push_str(&l);
-    }
-    Err(Fail(1, msg))
-}
 
 fn text_or_file(v: &str) -> Res<Value> {
     let text = match v.strip_prefix('@') {
@@ -137,28 +54,6 @@ fn agent_fields(
         body.insert("boundary".into(), text_or_file(&b)?);
     }
     Ok(Value::Object(body))
-}
-
-/// The elements of the array `v[k]` (none if it is missing or not an array).
-pub(crate) fn list<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
-    v.get(k).and_then(Value::as_array).into_iter().flatten()
-}
-
-/// The `items` of a list response.
-pub(crate) fn items(v: &Value) -> impl Iterator<Item = &Value> {
-    list(v, "items")
-}
-
-/// Prints `none` when a list answer has no items, so an empty list says so rather than
-/// printing nothing.
-pub(crate) fn say_if_none(v: &Value, none: &str) {
-    if items(v).next().is_none() {
-        println!("{none}");
-    }
-}
-
-pub(crate) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("-")
 }
 
 fn agent_line(a: &Value) -> String {
@@ -216,23 +111,6 @@ fn print_credential(out: &Value) {
         println!("  client_id:     {}", s(c, "agent_id"));
         println!("  client_secret: {secret}");
         println!("  (the secret is shown only this once)");
-    }
-}
-
-pub(crate) fn finish(conn: &Conn, r: Res<Value>, human: impl FnOnce(&Value)) -> ExitCode {
-    match r {
-        Ok(v) => {
-            if conn.json {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
-                human(&v);
-            }
-            ExitCode::SUCCESS
-        }
-        Err(Fail(code, msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(code)
-        }
     }
 }
 
@@ -340,16 +218,6 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
 async fn lifecycle((conn, path, body): (Conn, String, Option<Value>)) -> ExitCode {
     let r = call(&conn, Method::POST, &path, body).await;
     finish(&conn, r, print_agent)
-}
-
-pub(crate) fn url_query(pairs: &[(&str, Option<String>)]) -> String {
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        if let Some(v) = v {
-            ser.append_pair(k, v);
-        }
-    }
-    ser.finish()
 }
 
 async fn credential(cmd: CredentialCmd) -> ExitCode {

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::Conn;
-use crate::client::{Fail, call, finish, items, s, say_if_none, usage};
+use crate::cmd_io::{Fail, call, finish, items, s, say_if_none, usage};
 
 #[derive(Subcommand)]
 pub enum GatewayCmd {

@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::Conn;
-use crate::client::{Fail, Res, call, call_raw, finish, list, s, usage};
+use crate::cmd_io::{Fail, Res, call, call_raw, finish, list, s, usage};
 
 #[derive(Subcommand)]
 pub enum IncidentCmd {

@@ -14,6 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod agent_key_cli;
 mod anomalies_cli;
 mod client;
+mod cmd_io;
 mod config;
 mod devmode;
 mod gateway_cli;

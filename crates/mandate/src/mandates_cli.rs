@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::Conn;
-use crate::client::{Fail, Res, call, finish, items, list, s, say_if_none, url_query, usage};
+use crate::cmd_io::{Fail, Res, call, finish, items, list, s, say_if_none, url_query, usage};
 
 #[derive(Subcommand)]
 pub enum MandateCmd {

@@ -9,6 +9,9 @@
 //!    depends on the server.
 //! 4. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
 //!    for third-party services.
+//! 5. Within each crate, the top-level modules do not depend on each other in a cycle
+//!    (read from `crate::<module>` paths in the non-test code), so each module can be
+//!    read, and moved, after the ones it builds on.
 //!
 //! Only normal and build dependencies count (tests may use anything).
 #![expect(
@@ -192,4 +195,139 @@ fn a_broken_rule_is_caught() {
         violations(&g),
         ["mandate-engine depends on mandate-server, which is not below it"]
     );
+}
+
+/// A crate's top-level modules and the other top-level modules each one names through
+/// `crate::…` outside its `#[cfg(test)]` code. `lib.rs`/`main.rs` are the root, not a
+/// module: they declare the modules and may name any of them.
+fn module_graph(src: &std::path::Path) -> BTreeMap<String, BTreeSet<String>> {
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            let p = e.path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(src, &mut all);
+    let top = |p: &std::path::Path| -> String {
+        let rel = p.strip_prefix(src).unwrap();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        first.trim_end_matches(".rs").to_owned()
+    };
+    let modules: BTreeSet<String> = all
+        .iter()
+        .map(|p| top(p))
+        .filter(|m| m != "lib" && m != "main")
+        .collect();
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in &all {
+        let from = top(p);
+        if !modules.contains(&from) {
+            continue;
+        }
+        let text = std::fs::read_to_string(p).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut named = BTreeSet::new();
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + "crate::".len()..];
+            let idents: Vec<&str> = match rest.strip_prefix('{') {
+                // `crate::{a, b::c}`: the first word of each item.
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|item| item.trim().split("::").next())
+                    .collect(),
+                None => vec![
+                    rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                        .next()
+                        .unwrap_or_default(),
+                ],
+            };
+            named.extend(idents.into_iter().map(str::to_owned));
+        }
+        let entry = g.entry(from.clone()).or_default();
+        entry.extend(
+            named
+                .into_iter()
+                .filter(|m| modules.contains(m) && *m != from),
+        );
+    }
+    g
+}
+
+/// A cycle in `g` (its modules in order, the first repeated at the end), if there is one.
+fn cycle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        g: &BTreeMap<String, BTreeSet<String>>,
+        m: &str,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == m) {
+            let mut c = path[at..].to_vec();
+            c.push(m.to_owned());
+            return Some(c);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_owned());
+        for next in g.get(m).into_iter().flatten() {
+            if let Some(c) = visit(g, next, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    g.keys()
+        .find_map(|m| visit(g, m, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_crate_has_a_module_cycle() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let mut dirs: Vec<_> = std::fs::read_dir(root.join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("src"))
+        .collect();
+    dirs.push(root.join("examples/upstreams/src"));
+    let mut found = Vec::new();
+    for src in dirs.iter().filter(|d| d.is_dir()) {
+        if let Some(c) = cycle(&module_graph(src)) {
+            found.push(format!("{}: {}", src.display(), c.join(" → ")));
+        }
+    }
+    assert!(found.is_empty(), "module cycles:\n{}", found.join("\n"));
+}
+
+#[test]
+fn a_module_cycle_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::write(src.join("lib.rs"), "mod a; mod b; mod c;").unwrap();
+    std::fs::write(src.join("a.rs"), "use crate::b::X;").unwrap();
+    std::fs::write(
+        src.join("b.rs"),
+        "use crate::{c::Y, a};\n#[cfg(test)]\nmod t { use crate::c::Z; }",
+    )
+    .unwrap();
+    std::fs::write(src.join("c.rs"), "pub struct Y;").unwrap();
+    let g = module_graph(src);
+    assert_eq!(cycle(&g), Some(vec!["a".into(), "b".into(), "a".into()]));
+    std::fs::write(src.join("b.rs"), "use crate::c::Y;").unwrap();
+    assert_eq!(cycle(&module_graph(src)), None);
 }

@@ -1,0 +1,28 @@
+//! `POST /oauth/token`: reads the form once and routes it by `grant_type` — token
+//! exchange (RFC 8693) to `exchange.rs`, everything else to `oauth.rs` (client
+//! credentials, and the refusal of unknown grants). Routing here, above both, keeps the
+//! two modules from calling each other.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Request;
+use axum::response::Response;
+
+use crate::AppState;
+use crate::error::OAuthError;
+use crate::oauth::Params;
+
+/// `POST /oauth/token`.
+pub(crate) async fn token(
+    State(state): State<Arc<AppState>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    let (headers, p) = Params::read(&state, req).await?;
+    if p.get("grant_type") == Some(crate::exchange::GRANT) {
+        crate::exchange::exchange(&state, &headers, &p).await
+    } else {
+        crate::oauth::client_credentials(&state, &headers, &p).await
+    }
+}
