@@ -104,7 +104,7 @@ pub struct NewBundle<'a> {
 /// What a verified bundle holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleReport {
-    /// The incident.
+    /// The incident the bundle was exported for (`inc_…`).
     pub incident: IncidentId,
     /// The contained agent.
     pub agent: AgentId,

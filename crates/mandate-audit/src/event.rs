@@ -38,7 +38,7 @@ impl NodeName {
         }
     }
 
-    /// The name.
+    /// The checked name: 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -12,6 +12,8 @@
 //! export and the node's public key. An incident [`bundle::verify_bundle`] does the same
 //! for a few events of one agent, each with its inclusion proof.
 
+#![warn(missing_docs)]
+
 pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;

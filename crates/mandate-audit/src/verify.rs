@@ -112,7 +112,7 @@ pub struct VerifyReport {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("line {line}: {failure}")]
 pub struct VerifyError {
-    /// The line.
+    /// The 1-based line of the export where it failed.
     pub line: u64,
     /// What failed there.
     pub failure: Failure,

@@ -55,7 +55,7 @@ pub struct AdminToken {
     pub id: AdminTokenId,
     /// A name for humans (`ci-deployer`, `soc-readonly`).
     pub name: String,
-    /// Its role.
+    /// What the token may do on the admin API.
     pub role: Role,
     /// True for the bootstrap token created at first start.
     pub bootstrap: bool,

@@ -484,7 +484,7 @@ pub struct Agent {
     pub purpose: Purpose,
     /// Inventory labels.
     pub labels: Labels,
-    /// Its ceiling.
+    /// Its ceiling: the most it may ever do or hold, whatever its mandates and tokens say.
     pub boundary: Boundary,
     /// Lifecycle status.
     pub status: AgentStatus,

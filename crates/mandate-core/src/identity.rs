@@ -44,7 +44,7 @@ pub fn same_email(a: &str, b: &str) -> bool {
 /// (an IdP whose user claim is `upn` or `preferred_username` may carry no `email`).
 #[derive(Debug, Clone, Copy)]
 pub struct Person<'a> {
-    /// The subject.
+    /// The subject, compared byte for byte; it may itself be an e-mail address.
     pub sub: &'a str,
     /// The verified e-mail address, if the token carried one.
     pub email: Option<&'a str>,

@@ -5,6 +5,8 @@
 //! wall clock, the OS random source) is reached through the [`clock::Clock`] and
 //! [`random::Random`] traits so that tests can control it.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod agent;
 pub mod clock;

@@ -11,6 +11,8 @@
 //! [`Risk`], which policies see as `context.risk`), then [`Detector::outcome`] with the
 //! decision (it learns the deny rate and raises probing bursts).
 
+#![warn(missing_docs)]
+
 mod baseline;
 mod config;
 mod detector;

@@ -34,7 +34,7 @@ pub struct Ask {
     pub via: Value,
 }
 
-/// The decision.
+/// What Mandate decided for an [`Ask`]; only `Allow` lets a gateway forward the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Go ahead.

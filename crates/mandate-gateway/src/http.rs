@@ -8,8 +8,8 @@
 //! Bodies stream both ways; upstream failures are 502, an answer that does not begin
 //! within `timeout` is 504, and a response body silent for longer than `timeout`, or
 //! still streaming when its token stops authenticating as the agent it was decided for
-//! (containment, suspension, revocation, `exp`: the [lease](crate::lease), as at the MCP
-//! gateway), is cut off with an error ([`stream`]: the agent's connection is aborted, so
+//! (containment, suspension, revocation, `exp`: the lease (`crate::lease`), as at the MCP
+//! gateway), is cut off with an error (`stream`: the agent's connection is aborted, so
 //! a truncated body never looks whole; the decision's recorded result keeps the status,
 //! the cut is logged).
 //!
@@ -21,12 +21,12 @@
 //! picked on that form, and the decision, the audit record (`via.path`, plus
 //! `via.raw_path` when the path as sent differs) and the upstream URL all come from it.
 //! The upstream URL is built from the route's upstream base, the [`path::RoutedPath`]
-//! and the [`query::Query`] alone — the request's own URI is not passed on past the
-//! reading. Likewise the query ([`query`]: a parameter a template reads may appear only
+//! and the `query::Query` alone — the request's own URI is not passed on past the
+//! reading. Likewise the query (`query`: a parameter a template reads may appear only
 //! once, only as the template spells it — `ID` is `id` to a case-insensitive binder
-//! ([`name`]) — and not again as `id[]`/`id[0]`/`id.x`; `access_token` in any spelling
+//! (`name`) — and not again as `id[]`/`id[0]`/`id.x`; `access_token` in any spelling
 //! and `_method` are refused; the pairs are re-encoded one way) and a JSON body a
-//! template reads ([`body::json_fields`]: a repeated top-level name, a read one in
+//! template reads (`body::json_fields`: a repeated top-level name, a read one in
 //! another case or with `[`/`.` after it, or `_method`, is refused; the body must be
 //! declared UTF-8 JSON). Names templates read are printable ASCII
 //! ([`HttpConfig::validate`]).
@@ -346,7 +346,7 @@ impl HttpConfig {
     /// A prefix configured twice is refused: the second route would be dead, and the
     /// operator meant something by it. Every query parameter and body field a template
     /// reads is printable ASCII: whether a sent name is "the same" is then a question of
-    /// ASCII folding and the few code points that fold to ASCII letters ([`name`]).
+    /// ASCII folding and the few code points that fold to ASCII letters (`name`).
     pub fn validate(&self) -> Result<(), HttpConfigError> {
         let mut seen = std::collections::BTreeSet::new();
         for r in &self.routes {

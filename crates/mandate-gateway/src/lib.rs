@@ -13,6 +13,8 @@
 //! one decision function and audit log: this crate holds no policy, token or audit
 //! logic of its own, and never sees an upstream secret except to inject it.
 
+#![warn(missing_docs)]
+
 pub mod authz;
 mod bearer;
 pub mod budget;

@@ -42,6 +42,8 @@
 //! [`PolicyOutcome::approval_required`] set (a mandate request is then held for an
 //! approver). Errors still deny outright.
 
+#![warn(missing_docs)]
+
 mod compile;
 mod direct;
 mod evaluate;

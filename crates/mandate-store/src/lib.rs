@@ -5,6 +5,8 @@
 //! thread. A PostgreSQL implementation behind shared repository traits arrives with the
 //! multi-node issue; until then [`Store`] is concrete.
 
+#![warn(missing_docs)]
+
 mod audit;
 mod detect;
 mod err;

@@ -9,7 +9,7 @@ use crate::{Store, StoreError};
 /// One stored secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRow {
-    /// Its name.
+    /// The name a gateway route's credential refers to it by; unique (the primary key).
     pub name: String,
     /// The AEAD nonce.
     pub nonce: Vec<u8>,

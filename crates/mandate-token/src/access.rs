@@ -90,9 +90,10 @@ pub struct Actor {
 /// A token an exchanged token derives from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParentToken {
-    /// Its `jti`.
+    /// The parent's `jti`: revoking it revokes this token too.
     pub jti: String,
-    /// Its `iat`.
+    /// The parent's `iat` (seconds since the epoch): a cut-off of its agent's tokens at or
+    /// after this instant revokes this token too.
     pub iat: i64,
 }
 
@@ -174,7 +175,8 @@ pub struct Expected<'a> {
 /// A token that verified, and until when that verification holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// Its claims.
+    /// The claims, with signature, issuer, lifetime and time checked; the audience is
+    /// the caller's to check.
     pub claims: AccessClaims,
     /// The first instant (seconds since the epoch) at which it no longer verifies,
     /// whatever else happens: the earliest of its `exp` and the end of its signing

@@ -155,7 +155,7 @@ fn precheck(c: &jws::Compact<'_>) -> Result<Algorithm, AssertionError> {
 pub struct Verified {
     /// Its `jti`, to be recorded until `exp` and refused if seen again.
     pub jti: String,
-    /// Its expiry.
+    /// Its `exp`: until then its `jti` must be remembered to refuse a replay.
     pub exp: Timestamp,
     /// Which of the given keys verified it.
     pub key_index: usize,

@@ -6,6 +6,8 @@
 //! through `mandate_core::random::Random`. No cryptography is hand-rolled here; the
 //! primitives come from `jsonwebtoken`, `ed25519-dalek`, `p256` and `argon2`.
 
+#![warn(missing_docs)]
+
 pub mod access;
 pub mod assertion;
 pub mod jwk;

@@ -168,7 +168,7 @@ pub struct VerifiedUser {
     /// Who it names. `issuer` is the trusted issuer, `sub` the user claim's value. The
     /// email is dropped when the token says `email_verified: false`.
     pub user: UserRef,
-    /// Its `exp`.
+    /// Its `exp`: from then on the token is refused.
     pub expires_at: Timestamp,
     /// Its `jti`, if it has one.
     pub token_id: Option<String>,

@@ -104,14 +104,14 @@ pub enum Incoming {
     Request {
         /// Its id (a string or a number).
         id: Value,
-        /// The method.
+        /// The JSON-RPC method (`tools/call`, `initialize`, …).
         method: String,
         /// The parameters (`Null` when absent).
         params: Value,
     },
     /// A notification: 202, no response.
     Notification {
-        /// The method.
+        /// The JSON-RPC method (`tools/call`, `initialize`, …).
         method: String,
         /// The parameters (`Null` when absent).
         params: Value,
