@@ -4,5 +4,7 @@
 //! HTTP and no store: the server builds snapshots and records decisions; the engine only
 //! answers.
 
+#![warn(missing_docs)]
+
 pub mod agent_index;
 pub mod decide;
