@@ -19,7 +19,7 @@ use mandate_core::mandate::Mandate;
 use mandate_core::mandate::{Miss, grants_allow, grants_miss};
 use mandate_core::risk::Risk;
 use mandate_core::time::Timestamp;
-use mandate_policy::{CompiledPolicies, OnBehalf, PolicyRequest};
+use mandate_policy::{CompiledPolicies, OnBehalf, PolicyOutcome, PolicyRequest};
 use mandate_token::access::{self, AccessClaims, Audience};
 use mandate_token::keys::KeyRing;
 use serde_json::Value;
@@ -158,19 +158,144 @@ pub struct DecisionRequest<'a> {
     pub context: &'a Value,
 }
 
+/// What a decision came to. It follows from the [`Reason`] (see [`Reason::verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Go ahead.
+    Allow,
+    /// No.
+    Deny,
+    /// Not without a human (`@approval` forbids alone denied it, or a step-up hold).
+    ApprovalRequired,
+}
+
+impl Verdict {
+    /// The wire word: `allow`, `deny` or `approval_required`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::ApprovalRequired => "approval_required",
+        }
+    }
+}
+
+/// Why a decision came out as it did: one variant per stable reason code, by gate in
+/// the order they run (docs/openapi.yaml, `DecisionReason`). Serialised as its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The token's signature, type, issuer or window does not check out.
+    InvalidToken,
+    /// The token (or one it was exchanged from) was revoked or cut off.
+    TokenRevoked,
+    /// No such agent.
+    UnknownAgent,
+    /// The agent (or a delegating agent) is suspended.
+    AgentSuspended,
+    /// The agent (or a delegating agent) is decommissioned.
+    AgentDecommissioned,
+    /// The token's scope does not name the action.
+    OutsideTokenScope,
+    /// No grant of a boundary of the chain covers the request.
+    OutsideBoundary,
+    /// The token's mandate is not active.
+    MandateInactive,
+    /// The request is outside the mandate's scope.
+    OutsideMandate,
+    /// No policy version is active.
+    NoActivePolicy,
+    /// No permit matched (default deny).
+    NoPermit,
+    /// A forbid matched.
+    ForbiddenByPolicy,
+    /// Only `@approval` forbids denied it.
+    ApprovalRequired,
+    /// The policies allowed it, but an open step-up hold stops it.
+    StepUpRequired,
+    /// Policy evaluation failed.
+    PolicyError,
+    /// A permit matched, no forbid did, nothing failed.
+    AllowedByPolicy,
+}
+
+impl Reason {
+    /// Every reason, in gate order.
+    pub const ALL: [Self; 16] = [
+        Self::InvalidToken,
+        Self::TokenRevoked,
+        Self::UnknownAgent,
+        Self::AgentSuspended,
+        Self::AgentDecommissioned,
+        Self::OutsideTokenScope,
+        Self::OutsideBoundary,
+        Self::MandateInactive,
+        Self::OutsideMandate,
+        Self::NoActivePolicy,
+        Self::NoPermit,
+        Self::ForbiddenByPolicy,
+        Self::PolicyError,
+        Self::ApprovalRequired,
+        Self::StepUpRequired,
+        Self::AllowedByPolicy,
+    ];
+
+    /// The stable code, as on the wire and in the audit log.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidToken => "invalid_token",
+            Self::TokenRevoked => "token_revoked",
+            Self::UnknownAgent => "unknown_agent",
+            Self::AgentSuspended => "agent_suspended",
+            Self::AgentDecommissioned => "agent_decommissioned",
+            Self::OutsideTokenScope => "outside_token_scope",
+            Self::OutsideBoundary => "outside_boundary",
+            Self::MandateInactive => "mandate_inactive",
+            Self::OutsideMandate => "outside_mandate",
+            Self::NoActivePolicy => "no_active_policy",
+            Self::NoPermit => "no_permit",
+            Self::ForbiddenByPolicy => "forbidden_by_policy",
+            Self::ApprovalRequired => "approval_required",
+            Self::StepUpRequired => "step_up_required",
+            Self::PolicyError => "policy_error",
+            Self::AllowedByPolicy => "allowed_by_policy",
+        }
+    }
+
+    /// The reason for `code`, if it is one.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The verdict this reason decides: only `allowed_by_policy` allows, only
+    /// `approval_required` and `step_up_required` ask for a human, the rest deny.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Self::AllowedByPolicy => Verdict::Allow,
+            Self::ApprovalRequired | Self::StepUpRequired => Verdict::ApprovalRequired,
+            _ => Verdict::Deny,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Decision {
-    /// Allowed?
-    pub allow: bool,
-    /// Not allowed, but a human may approve it (`@approval` forbids alone denied it).
-    pub approval_required: bool,
-    /// Stable reason codes, first the deciding one (`allowed_by_policy`, `invalid_token`,
-    /// `token_revoked`, `unknown_agent`, `agent_suspended`, `agent_decommissioned`,
-    /// `outside_token_scope`, `outside_boundary`, `mandate_inactive`, `outside_mandate`,
-    /// `no_active_policy`, `no_permit`, `forbidden_by_policy`, `approval_required`,
-    /// `step_up_required`, `policy_error`), then details.
-    pub reasons: Vec<String>,
+    /// Allow, deny or approval required: always `reason.verdict()` (see [`Decision::new`]).
+    verdict: Verdict,
+    /// The deciding reason.
+    reason: Reason,
+    /// Details for humans after the reason: the token verifier's message after
+    /// `invalid_token`, Cedar's errors after `policy_error`, the part that failed after
+    /// `outside_boundary`, `allowed_by_policy` after `step_up_required`.
+    pub details: Vec<String>,
     /// Policies that decided.
     pub policy_ids: Vec<String>,
     /// The agent the request was resolved to, when it was.
@@ -188,9 +313,64 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A decision for `reason`, with no details, policies or principal yet.
+    ///
+    /// INVARIANT (verdict): the verdict is set from the reason ([`Reason::verdict`]),
+    /// here and in `step_up`, the only places that set a reason; both fields are
+    /// private, so an allow always has reason
+    /// `allowed_by_policy`, an `approval_required` one `approval_required` or
+    /// `step_up_required`, and no decision is both allowed and held for a human.
+    pub fn new(reason: Reason) -> Self {
+        Self {
+            verdict: reason.verdict(),
+            reason,
+            details: Vec::new(),
+            policy_ids: Vec::new(),
+            agent: None,
+            token_id: None,
+            user: None,
+            mandate: None,
+            chain: Vec::new(),
+            risk: Risk::default(),
+        }
+    }
+
+    /// Allow, deny or approval required.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// The deciding reason.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// Allowed?
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+
+    /// The reasons as on the wire and in the audit log: the code, then the details.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut v = Vec::with_capacity(1 + self.details.len());
+        v.push(self.reason.code().to_owned());
+        v.extend(self.details.iter().cloned());
+        v
+    }
+
+    /// The risk gate: an allow becomes `step_up_required`, the allow's code its first
+    /// detail. Anything else is left as it is.
+    fn step_up(&mut self) {
+        if self.is_allowed() {
+            self.details.insert(0, self.reason.code().to_owned());
+            self.reason = Reason::StepUpRequired;
+            self.verdict = self.reason.verdict();
+        }
+    }
+
     fn refused(r: Refusal, token_id: Option<String>) -> Self {
         let mut d = Self::deny(r.reason, r.agent, token_id);
-        d.reasons.extend(r.detail);
+        d.details.extend(r.detail);
         d
     }
 
@@ -198,27 +378,20 @@ impl Decision {
     /// `invalid_token`, naming the agent and token so the record says who tried.
     pub fn wrong_audience(claims: &AccessClaims) -> Self {
         let mut d = Self::deny(
-            "invalid_token",
+            Reason::InvalidToken,
             AgentId::parse(&claims.client_id).ok(),
             Some(claims.jti.clone()),
         );
-        d.reasons
+        d.details
             .push("the token is not issued for this audience".to_owned());
         d
     }
 
-    fn deny(reason: &str, agent: Option<AgentId>, token_id: Option<String>) -> Self {
+    fn deny(reason: Reason, agent: Option<AgentId>, token_id: Option<String>) -> Self {
         Self {
-            allow: false,
-            approval_required: false,
-            reasons: vec![reason.to_owned()],
-            policy_ids: Vec::new(),
             agent,
             token_id,
-            user: None,
-            mandate: None,
-            chain: Vec::new(),
-            risk: Risk::default(),
+            ..Self::new(reason)
         }
     }
 }
@@ -278,7 +451,7 @@ pub struct Holder<'s> {
 pub struct Refusal {
     /// `invalid_token`, `token_revoked`, `unknown_agent`, `agent_suspended`,
     /// `agent_decommissioned`, `mandate_inactive`.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// Which agent it concerns, when known.
     pub agent: Option<AgentId>,
     /// More, for the log.
@@ -288,11 +461,11 @@ pub struct Refusal {
 impl Refusal {
     /// The anomaly detector suspended `agent` (in force before the store says so).
     pub fn suspended_by_detector(agent: &AgentId) -> Self {
-        Self::new("agent_suspended", Some(agent.clone()))
+        Self::new(Reason::AgentSuspended, Some(agent.clone()))
             .detail(format!("{agent} was suspended by the anomaly detector"))
     }
 
-    fn new(reason: &'static str, agent: Option<AgentId>) -> Self {
+    fn new(reason: Reason, agent: Option<AgentId>) -> Self {
         Self {
             reason,
             agent,
@@ -308,12 +481,14 @@ impl Refusal {
 
 fn usable<'s>(s: &'s Snapshot, id: &AgentId) -> Result<&'s Agent, Refusal> {
     let Some(agent) = s.agents.get(id) else {
-        return Err(Refusal::new("unknown_agent", Some(id.clone())));
+        return Err(Refusal::new(Reason::UnknownAgent, Some(id.clone())));
     };
     match agent.status {
         AgentStatus::Active => Ok(agent),
-        AgentStatus::Suspended => Err(Refusal::new("agent_suspended", Some(id.clone()))),
-        AgentStatus::Decommissioned => Err(Refusal::new("agent_decommissioned", Some(id.clone()))),
+        AgentStatus::Suspended => Err(Refusal::new(Reason::AgentSuspended, Some(id.clone()))),
+        AgentStatus::Decommissioned => {
+            Err(Refusal::new(Reason::AgentDecommissioned, Some(id.clone())))
+        }
     }
 }
 
@@ -332,19 +507,18 @@ pub fn holder<'s>(
     now: Timestamp,
 ) -> Result<Holder<'s>, Refusal> {
     if c.iss != s.issuer || now.secs() >= c.exp || now.secs() < c.nbf {
-        return Err(
-            Refusal::new("invalid_token", None).detail("expired, not yet valid or wrong issuer")
-        );
+        return Err(Refusal::new(Reason::InvalidToken, None)
+            .detail("expired, not yet valid or wrong issuer"));
     }
     let Ok(id) = AgentId::parse(&c.client_id) else {
-        return Err(Refusal::new("invalid_token", None));
+        return Err(Refusal::new(Reason::InvalidToken, None));
     };
     let cut = |agent: &AgentId, iat: i64| s.cutoffs.get(agent).is_some_and(|t| iat <= t.secs());
     if cut(&id, c.iat) || s.revoked.contains(&c.jti) {
-        return Err(Refusal::new("token_revoked", Some(id)));
+        return Err(Refusal::new(Reason::TokenRevoked, Some(id)));
     }
     let actors = c.actors();
-    let malformed = || Refusal::new("invalid_token", Some(id.clone()));
+    let malformed = || Refusal::new(Reason::InvalidToken, Some(id.clone()));
     // A plain client-credentials token: the agent is its own subject.
     if actors.is_empty() {
         if c.mandate.is_some() || !c.parents.is_empty() || c.sub != c.client_id {
@@ -369,7 +543,7 @@ pub fn holder<'s>(
     }
     for (p, agent) in c.parents.iter().zip(&chain_ids) {
         if s.revoked.contains(&p.jti) || cut(agent, p.iat) {
-            return Err(Refusal::new("token_revoked", Some(id.clone()))
+            return Err(Refusal::new(Reason::TokenRevoked, Some(id.clone()))
                 .detail(format!("the token delegated by {agent} was revoked")));
         }
     }
@@ -379,7 +553,7 @@ pub fn holder<'s>(
         chain.push(usable(s, a).map_err(|r| r.detail(format!("delegating agent {a}")))?);
     }
     let Some(mandate) = s.mandates.get(&mandate_id).filter(|m| m.is_active_at(now)) else {
-        return Err(Refusal::new("mandate_inactive", Some(id)));
+        return Err(Refusal::new(Reason::MandateInactive, Some(id)));
     };
     let first = chain_ids.last().unwrap_or(&id);
     let subject_ok = match &mandate.user {
@@ -415,7 +589,7 @@ pub fn decide_with(
         // A trusted enforcement point names the agent: no token, no chain, no mandate.
         Principal::Agent(name) => {
             let Ok(id) = AgentId::parse(name) else {
-                return Decision::deny("unknown_agent", None, None);
+                return Decision::deny(Reason::UnknownAgent, None, None);
             };
             let agent = match usable(s, &id) {
                 Ok(agent) => agent,
@@ -439,8 +613,8 @@ pub fn decide_with(
                 &verified
             }
             Err(e) => {
-                let mut d = Decision::deny("invalid_token", None, None);
-                d.reasons.push(e.to_string());
+                let mut d = Decision::deny(Reason::InvalidToken, None, None);
+                d.details.push(e.to_string());
                 return d;
             }
         },
@@ -492,10 +666,8 @@ fn decide_for(
 ) -> Decision {
     let mut d = gates(s, h, scope, req, &risk);
     // The risk gate: an open step-up hold never lets an allow through unseen.
-    if risk.step_up && d.allow {
-        d.allow = false;
-        d.approval_required = true;
-        d.reasons.insert(0, "step_up_required".to_owned());
+    if risk.step_up {
+        d.step_up();
     }
     d.risk = risk;
     d
@@ -508,20 +680,20 @@ fn gates(
     req: &DecisionRequest<'_>,
     risk: &Risk,
 ) -> Decision {
-    let deny = |reason: &str| Decision::deny(reason, None, None);
+    let deny = |reason: Reason| Decision::deny(reason, None, None);
     // A token with a scope may only be used for the actions that scope names.
     if let Some(scope) = scope
         && !scope.split(' ').any(|t| glob_match(t, req.action))
     {
-        return deny("outside_token_scope");
+        return deny(Reason::OutsideTokenScope);
     }
     // A `data_class` that is present but not a string cannot be matched: outside.
     let data_class = match req.context.get("data_class") {
         None => None,
         Some(Value::String(dc)) => Some(dc.as_str()),
         Some(_) => {
-            let mut d = deny("outside_boundary");
-            d.reasons
+            let mut d = deny(Reason::OutsideBoundary);
+            d.details
                 .push("data_class: context.data_class is not a string".to_owned());
             return d;
         }
@@ -534,10 +706,10 @@ fn gates(
             continue;
         }
         // Denied whatever the detail says: the detail only explains the refusal.
-        let mut d = deny("outside_boundary");
+        let mut d = deny(Reason::OutsideBoundary);
         if let Some(miss) = grants_miss(&a.boundary.grants, req.action, &resource, data_class) {
             let whose = (a.id != h.agent.id).then_some(&a.id);
-            d.reasons.push(boundary_miss(
+            d.details.push(boundary_miss(
                 miss, whose, req.action, &resource, data_class,
             ));
         }
@@ -546,10 +718,10 @@ fn gates(
     if let Some(m) = h.mandate
         && !grants_allow(&m.scope, req.action, &resource, data_class)
     {
-        return deny("outside_mandate");
+        return deny(Reason::OutsideMandate);
     }
     let Some(policies) = &s.policies else {
-        return deny("no_active_policy");
+        return deny(Reason::NoActivePolicy);
     };
     let chain: Vec<&str> = h.chain.iter().map(|a| a.id.as_str()).collect();
     let outcome = policies.evaluate(&PolicyRequest {
@@ -566,29 +738,25 @@ fn gates(
             risk: Some(risk),
         },
     });
-    let reason = if outcome.allowed {
-        "allowed_by_policy"
+    let mut d = Decision::new(policy_reason(&outcome));
+    d.details = outcome.errors;
+    d.policy_ids = outcome.policy_ids;
+    d
+}
+
+/// The reason a policy evaluation decides: allowed, held for approval (`@approval`
+/// forbids alone), an error, no permit, or a forbid — in that order. Mandate requests
+/// are judged by the same words.
+pub fn policy_reason(outcome: &PolicyOutcome) -> Reason {
+    if outcome.allowed {
+        Reason::AllowedByPolicy
     } else if outcome.approval_required {
-        "approval_required"
+        Reason::ApprovalRequired
     } else if !outcome.errors.is_empty() {
-        "policy_error"
+        Reason::PolicyError
     } else if outcome.policy_ids.is_empty() {
-        "no_permit"
+        Reason::NoPermit
     } else {
-        "forbidden_by_policy"
-    };
-    let mut reasons = vec![reason.to_owned()];
-    reasons.extend(outcome.errors);
-    Decision {
-        allow: outcome.allowed,
-        approval_required: outcome.approval_required,
-        reasons,
-        policy_ids: outcome.policy_ids,
-        agent: None,
-        token_id: None,
-        user: None,
-        mandate: None,
-        chain: Vec::new(),
-        risk: Risk::default(),
+        Reason::ForbiddenByPolicy
     }
 }
