@@ -123,15 +123,6 @@ fn attributes_of(ask: &Ask) -> Value {
     }
 }
 
-/// The gateway's verdict for a decision.
-fn verdict_of(d: &crate::decide::Decision) -> Verdict {
-    match d.verdict() {
-        crate::decide::Verdict::Allow => Verdict::Allow,
-        crate::decide::Verdict::ApprovalRequired => Verdict::ApprovalRequired,
-        crate::decide::Verdict::Deny => Verdict::Deny,
-    }
-}
-
 impl Authorizer for GatewayAuthorizer {
     fn authorize(&self, ask: Ask) -> BoxFuture<'_, Result<Answer, AuthzError>> {
         Box::pin(async move {
@@ -175,7 +166,8 @@ impl Authorizer for GatewayAuthorizer {
                 return Err(AuthzError::Unauthenticated(d.reasons().join("; ")));
             }
             Ok(Answer {
-                verdict: verdict_of(&d),
+                verdict: d.verdict(),
+                reason: d.reason(),
                 reasons: d.reasons(),
                 decision_id: id,
                 agent: d.agent.map(|a| a.to_string()),
@@ -239,7 +231,7 @@ impl Authorizer for GatewayAuthorizer {
         if denied_token(d.reason()) {
             return Err(AuthzError::Unauthenticated(d.reasons().join("; ")));
         }
-        Ok(verdict_of(&d))
+        Ok(d.verdict())
     }
 
     fn record_result(&self, decision_id: String, result: Value) -> BoxFuture<'static, ()> {
