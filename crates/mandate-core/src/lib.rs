@@ -11,6 +11,7 @@ pub mod admin;
 pub mod agent;
 pub mod clock;
 pub mod credential;
+pub mod decision;
 pub mod id;
 pub mod identity;
 pub mod mandate;

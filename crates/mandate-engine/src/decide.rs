@@ -14,12 +14,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use mandate_core::agent::{Agent, AgentStatus, Boundary, glob_match};
+pub use mandate_core::decision::{Reason, Verdict};
 use mandate_core::id::{AgentId, MandateId};
 use mandate_core::mandate::Mandate;
 use mandate_core::mandate::{Miss, grants_allow, grants_miss};
 use mandate_core::risk::Risk;
 use mandate_core::time::Timestamp;
-use mandate_policy::{CompiledPolicies, OnBehalf, PolicyRequest};
+use mandate_policy::{CompiledPolicies, OnBehalf, PolicyOutcome, PolicyRequest};
 use mandate_token::access::{self, AccessClaims, Audience};
 use mandate_token::keys::KeyRing;
 use serde_json::Value;
@@ -161,16 +162,14 @@ pub struct DecisionRequest<'a> {
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Decision {
-    /// Allowed?
-    pub allow: bool,
-    /// Not allowed, but a human may approve it (`@approval` forbids alone denied it).
-    pub approval_required: bool,
-    /// Stable reason codes, first the deciding one (`allowed_by_policy`, `invalid_token`,
-    /// `token_revoked`, `unknown_agent`, `agent_suspended`, `agent_decommissioned`,
-    /// `outside_token_scope`, `outside_boundary`, `mandate_inactive`, `outside_mandate`,
-    /// `no_active_policy`, `no_permit`, `forbidden_by_policy`, `approval_required`,
-    /// `step_up_required`, `policy_error`), then details.
-    pub reasons: Vec<String>,
+    /// Allow, deny or approval required: always `reason.verdict()` (see [`Decision::new`]).
+    verdict: Verdict,
+    /// The deciding reason.
+    reason: Reason,
+    /// Details for humans after the reason: the token verifier's message after
+    /// `invalid_token`, Cedar's errors after `policy_error`, the part that failed after
+    /// `outside_boundary`, `allowed_by_policy` after `step_up_required`.
+    pub details: Vec<String>,
     /// Policies that decided.
     pub policy_ids: Vec<String>,
     /// The agent the request was resolved to, when it was.
@@ -188,9 +187,64 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A decision for `reason`, with no details, policies or principal yet.
+    ///
+    /// INVARIANT (verdict): the verdict is set from the reason ([`Reason::verdict`]),
+    /// here and in `step_up`, the only places that set a reason; both fields are
+    /// private, so an allow always has reason
+    /// `allowed_by_policy`, an `approval_required` one `approval_required` or
+    /// `step_up_required`, and no decision is both allowed and held for a human.
+    pub fn new(reason: Reason) -> Self {
+        Self {
+            verdict: reason.verdict(),
+            reason,
+            details: Vec::new(),
+            policy_ids: Vec::new(),
+            agent: None,
+            token_id: None,
+            user: None,
+            mandate: None,
+            chain: Vec::new(),
+            risk: Risk::default(),
+        }
+    }
+
+    /// Allow, deny or approval required.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// The deciding reason.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// Allowed?
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+
+    /// The reasons as on the wire and in the audit log: the code, then the details.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut v = Vec::with_capacity(1 + self.details.len());
+        v.push(self.reason.code().to_owned());
+        v.extend(self.details.iter().cloned());
+        v
+    }
+
+    /// The risk gate: an allow becomes `step_up_required`, the allow's code its first
+    /// detail. Anything else is left as it is.
+    fn step_up(&mut self) {
+        if self.is_allowed() {
+            self.details.insert(0, self.reason.code().to_owned());
+            self.reason = Reason::StepUpRequired;
+            self.verdict = self.reason.verdict();
+        }
+    }
+
     fn refused(r: Refusal, token_id: Option<String>) -> Self {
         let mut d = Self::deny(r.reason, r.agent, token_id);
-        d.reasons.extend(r.detail);
+        d.details.extend(r.detail);
         d
     }
 
@@ -198,27 +252,20 @@ impl Decision {
     /// `invalid_token`, naming the agent and token so the record says who tried.
     pub fn wrong_audience(claims: &AccessClaims) -> Self {
         let mut d = Self::deny(
-            "invalid_token",
+            Reason::InvalidToken,
             AgentId::parse(&claims.client_id).ok(),
             Some(claims.jti.clone()),
         );
-        d.reasons
+        d.details
             .push("the token is not issued for this audience".to_owned());
         d
     }
 
-    fn deny(reason: &str, agent: Option<AgentId>, token_id: Option<String>) -> Self {
+    fn deny(reason: Reason, agent: Option<AgentId>, token_id: Option<String>) -> Self {
         Self {
-            allow: false,
-            approval_required: false,
-            reasons: vec![reason.to_owned()],
-            policy_ids: Vec::new(),
             agent,
             token_id,
-            user: None,
-            mandate: None,
-            chain: Vec::new(),
-            risk: Risk::default(),
+            ..Self::new(reason)
         }
     }
 }
@@ -278,7 +325,7 @@ pub struct Holder<'s> {
 pub struct Refusal {
     /// `invalid_token`, `token_revoked`, `unknown_agent`, `agent_suspended`,
     /// `agent_decommissioned`, `mandate_inactive`.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// Which agent it concerns, when known.
     pub agent: Option<AgentId>,
     /// More, for the log.
@@ -288,11 +335,11 @@ pub struct Refusal {
 impl Refusal {
     /// The anomaly detector suspended `agent` (in force before the store says so).
     pub fn suspended_by_detector(agent: &AgentId) -> Self {
-        Self::new("agent_suspended", Some(agent.clone()))
+        Self::new(Reason::AgentSuspended, Some(agent.clone()))
             .detail(format!("{agent} was suspended by the anomaly detector"))
     }
 
-    fn new(reason: &'static str, agent: Option<AgentId>) -> Self {
+    fn new(reason: Reason, agent: Option<AgentId>) -> Self {
         Self {
             reason,
             agent,
@@ -308,12 +355,14 @@ impl Refusal {
 
 fn usable<'s>(s: &'s Snapshot, id: &AgentId) -> Result<&'s Agent, Refusal> {
     let Some(agent) = s.agents.get(id) else {
-        return Err(Refusal::new("unknown_agent", Some(id.clone())));
+        return Err(Refusal::new(Reason::UnknownAgent, Some(id.clone())));
     };
     match agent.status {
         AgentStatus::Active => Ok(agent),
-        AgentStatus::Suspended => Err(Refusal::new("agent_suspended", Some(id.clone()))),
-        AgentStatus::Decommissioned => Err(Refusal::new("agent_decommissioned", Some(id.clone()))),
+        AgentStatus::Suspended => Err(Refusal::new(Reason::AgentSuspended, Some(id.clone()))),
+        AgentStatus::Decommissioned => {
+            Err(Refusal::new(Reason::AgentDecommissioned, Some(id.clone())))
+        }
     }
 }
 
@@ -332,19 +381,18 @@ pub fn holder<'s>(
     now: Timestamp,
 ) -> Result<Holder<'s>, Refusal> {
     if c.iss != s.issuer || now.secs() >= c.exp || now.secs() < c.nbf {
-        return Err(
-            Refusal::new("invalid_token", None).detail("expired, not yet valid or wrong issuer")
-        );
+        return Err(Refusal::new(Reason::InvalidToken, None)
+            .detail("expired, not yet valid or wrong issuer"));
     }
     let Ok(id) = AgentId::parse(&c.client_id) else {
-        return Err(Refusal::new("invalid_token", None));
+        return Err(Refusal::new(Reason::InvalidToken, None));
     };
     let cut = |agent: &AgentId, iat: i64| s.cutoffs.get(agent).is_some_and(|t| iat <= t.secs());
     if cut(&id, c.iat) || s.revoked.contains(&c.jti) {
-        return Err(Refusal::new("token_revoked", Some(id)));
+        return Err(Refusal::new(Reason::TokenRevoked, Some(id)));
     }
     let actors = c.actors();
-    let malformed = || Refusal::new("invalid_token", Some(id.clone()));
+    let malformed = || Refusal::new(Reason::InvalidToken, Some(id.clone()));
     // A plain client-credentials token: the agent is its own subject.
     if actors.is_empty() {
         if c.mandate.is_some() || !c.parents.is_empty() || c.sub != c.client_id {
@@ -369,7 +417,7 @@ pub fn holder<'s>(
     }
     for (p, agent) in c.parents.iter().zip(&chain_ids) {
         if s.revoked.contains(&p.jti) || cut(agent, p.iat) {
-            return Err(Refusal::new("token_revoked", Some(id.clone()))
+            return Err(Refusal::new(Reason::TokenRevoked, Some(id.clone()))
                 .detail(format!("the token delegated by {agent} was revoked")));
         }
     }
@@ -379,7 +427,7 @@ pub fn holder<'s>(
         chain.push(usable(s, a).map_err(|r| r.detail(format!("delegating agent {a}")))?);
     }
     let Some(mandate) = s.mandates.get(&mandate_id).filter(|m| m.is_active_at(now)) else {
-        return Err(Refusal::new("mandate_inactive", Some(id)));
+        return Err(Refusal::new(Reason::MandateInactive, Some(id)));
     };
     let first = chain_ids.last().unwrap_or(&id);
     let subject_ok = match &mandate.user {
@@ -415,7 +463,7 @@ pub fn decide_with(
         // A trusted enforcement point names the agent: no token, no chain, no mandate.
         Principal::Agent(name) => {
             let Ok(id) = AgentId::parse(name) else {
-                return Decision::deny("unknown_agent", None, None);
+                return Decision::deny(Reason::UnknownAgent, None, None);
             };
             let agent = match usable(s, &id) {
                 Ok(agent) => agent,
@@ -439,8 +487,8 @@ pub fn decide_with(
                 &verified
             }
             Err(e) => {
-                let mut d = Decision::deny("invalid_token", None, None);
-                d.reasons.push(e.to_string());
+                let mut d = Decision::deny(Reason::InvalidToken, None, None);
+                d.details.push(e.to_string());
                 return d;
             }
         },
@@ -492,10 +540,8 @@ fn decide_for(
 ) -> Decision {
     let mut d = gates(s, h, scope, req, &risk);
     // The risk gate: an open step-up hold never lets an allow through unseen.
-    if risk.step_up && d.allow {
-        d.allow = false;
-        d.approval_required = true;
-        d.reasons.insert(0, "step_up_required".to_owned());
+    if risk.step_up {
+        d.step_up();
     }
     d.risk = risk;
     d
@@ -508,20 +554,20 @@ fn gates(
     req: &DecisionRequest<'_>,
     risk: &Risk,
 ) -> Decision {
-    let deny = |reason: &str| Decision::deny(reason, None, None);
+    let deny = |reason: Reason| Decision::deny(reason, None, None);
     // A token with a scope may only be used for the actions that scope names.
     if let Some(scope) = scope
         && !scope.split(' ').any(|t| glob_match(t, req.action))
     {
-        return deny("outside_token_scope");
+        return deny(Reason::OutsideTokenScope);
     }
     // A `data_class` that is present but not a string cannot be matched: outside.
     let data_class = match req.context.get("data_class") {
         None => None,
         Some(Value::String(dc)) => Some(dc.as_str()),
         Some(_) => {
-            let mut d = deny("outside_boundary");
-            d.reasons
+            let mut d = deny(Reason::OutsideBoundary);
+            d.details
                 .push("data_class: context.data_class is not a string".to_owned());
             return d;
         }
@@ -534,10 +580,10 @@ fn gates(
             continue;
         }
         // Denied whatever the detail says: the detail only explains the refusal.
-        let mut d = deny("outside_boundary");
+        let mut d = deny(Reason::OutsideBoundary);
         if let Some(miss) = grants_miss(&a.boundary.grants, req.action, &resource, data_class) {
             let whose = (a.id != h.agent.id).then_some(&a.id);
-            d.reasons.push(boundary_miss(
+            d.details.push(boundary_miss(
                 miss, whose, req.action, &resource, data_class,
             ));
         }
@@ -546,10 +592,10 @@ fn gates(
     if let Some(m) = h.mandate
         && !grants_allow(&m.scope, req.action, &resource, data_class)
     {
-        return deny("outside_mandate");
+        return deny(Reason::OutsideMandate);
     }
     let Some(policies) = &s.policies else {
-        return deny("no_active_policy");
+        return deny(Reason::NoActivePolicy);
     };
     let chain: Vec<&str> = h.chain.iter().map(|a| a.id.as_str()).collect();
     let outcome = policies.evaluate(&PolicyRequest {
@@ -566,29 +612,25 @@ fn gates(
             risk: Some(risk),
         },
     });
-    let reason = if outcome.allowed {
-        "allowed_by_policy"
+    let mut d = Decision::new(policy_reason(&outcome));
+    d.details = outcome.errors;
+    d.policy_ids = outcome.policy_ids;
+    d
+}
+
+/// The reason a policy evaluation decides: allowed, held for approval (`@approval`
+/// forbids alone), an error, no permit, or a forbid — in that order. Mandate requests
+/// are judged by the same words.
+pub fn policy_reason(outcome: &PolicyOutcome) -> Reason {
+    if outcome.allowed {
+        Reason::AllowedByPolicy
     } else if outcome.approval_required {
-        "approval_required"
+        Reason::ApprovalRequired
     } else if !outcome.errors.is_empty() {
-        "policy_error"
+        Reason::PolicyError
     } else if outcome.policy_ids.is_empty() {
-        "no_permit"
+        Reason::NoPermit
     } else {
-        "forbidden_by_policy"
-    };
-    let mut reasons = vec![reason.to_owned()];
-    reasons.extend(outcome.errors);
-    Decision {
-        allow: outcome.allowed,
-        approval_required: outcome.approval_required,
-        reasons,
-        policy_ids: outcome.policy_ids,
-        agent: None,
-        token_id: None,
-        user: None,
-        mandate: None,
-        chain: Vec::new(),
-        risk: Risk::default(),
+        Reason::ForbiddenByPolicy
     }
 }

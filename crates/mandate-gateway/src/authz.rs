@@ -34,23 +34,19 @@ pub struct Ask {
     pub via: Value,
 }
 
-/// What Mandate decided for an [`Ask`]; only `Allow` lets a gateway forward the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Go ahead.
-    Allow,
-    /// No.
-    Deny,
-    /// Not without a human (a mandate's `@approval` forbid, or a step-up hold).
-    ApprovalRequired,
-}
+/// The decision (allow, deny, approval required) and its deciding reason, as the
+/// decision engine names them.
+pub use mandate_core::decision::{Reason, Verdict};
 
 /// The answer to an [`Ask`].
 #[derive(Debug, Clone)]
 pub struct Answer {
     /// Allow, deny or approval required.
     pub verdict: Verdict,
-    /// Stable reason codes, the deciding one first (`outside_token_scope`, …).
+    /// The deciding reason: what the gateway matches on (never `reasons`' strings).
+    pub reason: Reason,
+    /// For the wire: stable reason codes, the deciding one (`reason`'s code) first,
+    /// then details.
     pub reasons: Vec<String>,
     /// The audit event id of the decision (already durable when `Answer` is returned).
     pub decision_id: String,

@@ -176,7 +176,7 @@ use axum::routing::{get, post};
 use mandate_core::clock::Clock;
 use serde_json::{Value, json};
 
-use crate::authz::{Ask, Authorizer, AuthzError, Principal, Verdict};
+use crate::authz::{Ask, Authorizer, AuthzError, Principal, Reason, Verdict};
 use crate::bearer::bearer;
 use crate::budget::BodyBudget;
 use crate::http::body::{BodyFault, Limits, Progress, read_whole};
@@ -896,10 +896,7 @@ impl Gateway {
         };
         match answer.verdict {
             Verdict::Deny => {
-                let scope = answer
-                    .reasons
-                    .first()
-                    .is_some_and(|r| r == "outside_token_scope");
+                let scope = answer.reason == Reason::OutsideTokenScope;
                 let body = rpc::error(
                     id,
                     rpc::DENIED,

@@ -195,7 +195,10 @@ fn bench_decide(c: &mut Criterion) {
             for (path, principal) in principals(&who) {
                 let req = request(principal, &a);
                 let d = decide(&snap, &req, now());
-                assert!(d.allow, "{path}: the bench request must be allowed: {d:?}");
+                assert!(
+                    d.is_allowed(),
+                    "{path}: the bench request must be allowed: {d:?}"
+                );
                 let id = format!("{n_policies}p/{n_agents}a/{path}");
                 group.bench_function(id, |b| {
                     b.iter(|| decide(black_box(&snap), black_box(&req), black_box(now())));
@@ -258,9 +261,9 @@ fn decide_detected(
             .map_err(|_| panic!("the bench agent is never suspended"))
     });
     if let Some(a) = &d.agent {
-        black_box(detector.outcome(a.as_str(), at, !d.allow));
+        black_box(detector.outcome(a.as_str(), at, !d.is_allowed()));
     }
-    d.allow
+    d.is_allowed()
 }
 
 fn bench_detect(c: &mut Criterion) {

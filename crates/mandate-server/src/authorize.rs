@@ -16,7 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::decide::{Decision, DecisionRequest, Principal, Resource, TokenAudience, decide_with};
+use crate::decide::{
+    Decision, DecisionRequest, Principal, Resource, TokenAudience, Verdict, decide_with,
+};
 use crate::detect::{self, Observed};
 use crate::error::ApiError;
 use crate::extract::{bearer, looks_like_jwt, lookup_admin_token, parse_json, read_body};
@@ -234,7 +236,7 @@ pub(crate) fn decide_question(
             detect::assess(detector, &question, now, &mut seen),
         ),
     };
-    detect::outcome(detector, &mut seen, now, !d.allow && !d.approval_required);
+    detect::outcome(detector, &mut seen, now, d.verdict() == Verdict::Deny);
     let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");
     e.agent = d.agent.as_ref().map(ToString::to_string);
     e.user.clone_from(&d.user);
@@ -244,7 +246,7 @@ pub(crate) fn decide_question(
     e.context = Some(state.redact(q.context));
     e.decision = Some(verdict(&d).to_owned());
     e.policy_ids = d.policy_ids.clone();
-    e.reasons = d.reasons.clone();
+    e.reasons = d.reasons();
     e.request_id = q.request_id;
     let mut details = serde_json::Map::new();
     if let Some(jti) = &d.token_id {
@@ -353,13 +355,7 @@ fn decide_one(
 
 /// `allow`, `approval_required` or `deny`.
 pub(crate) fn verdict(d: &Decision) -> &'static str {
-    if d.allow {
-        "allow"
-    } else if d.approval_required {
-        "approval_required"
-    } else {
-        "deny"
-    }
+    d.verdict().code()
 }
 
 /// The answer to one question, serialized straight from the decision without a `Value`
@@ -372,15 +368,31 @@ pub(crate) fn verdict(d: &Decision) -> &'static str {
 #[derive(serde::Serialize)]
 struct Answer<'a> {
     decision: &'static str,
-    reasons: &'a [String],
+    reasons: Reasons<'a>,
     policy_ids: &'a [String],
     decision_id: String,
+}
+
+/// A decision's reasons as [`Decision::reasons`] lists them (the code, then the
+/// details), written without building the list.
+struct Reasons<'a>(&'a Decision);
+
+impl serde::Serialize for Reasons<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = s.serialize_seq(Some(1 + self.0.details.len()))?;
+        seq.serialize_element(self.0.reason().code())?;
+        for d in &self.0.details {
+            seq.serialize_element(d)?;
+        }
+        seq.end()
+    }
 }
 
 fn answer(d: &Decision, decision_id: String) -> Answer<'_> {
     Answer {
         decision: verdict(d),
-        reasons: &d.reasons,
+        reasons: Reasons(d),
         policy_ids: &d.policy_ids,
         decision_id,
     }
@@ -486,28 +498,21 @@ mod tests {
     use serde_json::json;
 
     use super::{answer, verdict};
-    use crate::decide::Decision;
+    use crate::decide::{Decision, Reason};
 
     /// INVARIANT (answer bytes): the struct writes what the `json!` object wrote.
     #[test]
     fn answer_bytes_are_those_of_the_json_object() {
-        let mut d = Decision {
-            allow: true,
-            approval_required: false,
-            reasons: vec!["allowed_by_policy".into(), "a \"quoted\" detail".into()],
-            policy_ids: vec!["team-reads-contacts".into()],
-            agent: None,
-            token_id: None,
-            user: None,
-            mandate: None,
-            chain: Vec::new(),
-            risk: Default::default(),
-        };
-        for _ in 0..2 {
+        // The reason code and details are written by `Reasons`, not copied: a decision
+        // with details and policies, and one with neither.
+        let mut allowed = Decision::new(Reason::AllowedByPolicy);
+        allowed.details = vec!["a \"quoted\" detail".into()];
+        allowed.policy_ids = vec!["team-reads-contacts".into()];
+        for d in [allowed, Decision::new(Reason::NoPermit)] {
             let id = "evt_01JA0000000000000000000000".to_owned();
             let old = json!({
                 "decision": verdict(&d),
-                "reasons": d.reasons,
+                "reasons": d.reasons(),
                 "policy_ids": d.policy_ids,
                 "decision_id": id,
             });
@@ -516,7 +521,6 @@ mod tests {
                 String::from_utf8(new).unwrap(),
                 serde_json::to_string(&old).unwrap()
             );
-            (d.allow, d.reasons, d.policy_ids) = (false, Vec::new(), Vec::new());
         }
     }
 }

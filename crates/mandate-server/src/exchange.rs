@@ -31,7 +31,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::caller::peek_issuer;
-use crate::decide::{Snapshot, holder};
+use crate::decide::{Reason, Snapshot, holder};
 use crate::error::OAuthError;
 use crate::oauth::{
     Params, authenticate, check_resource, check_scope, client_auth, granted_audience, no_store,
@@ -373,7 +373,9 @@ fn delegate(
     now: Timestamp,
 ) -> Result<Draft, OAuthError> {
     let h = holder(s, parent, now).map_err(|r| match r.reason {
-        "mandate_inactive" => OAuthError::invalid_grant("the parent token's mandate is not active"),
+        Reason::MandateInactive => {
+            OAuthError::invalid_grant("the parent token's mandate is not active")
+        }
         other => OAuthError::invalid_request(format!("subject_token is not active: {other}")),
     })?;
     let mandate = h

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::authorize::{Question, decide_question, record_decision, verified_claims};
-use crate::decide::{Principal, Resource, TokenAudience};
+use crate::decide::{Principal, Reason, Resource, TokenAudience};
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
 
@@ -84,8 +84,8 @@ pub(crate) fn load_secrets(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn denied_token(reason: &str) -> bool {
-    matches!(reason, "invalid_token" | "token_revoked")
+fn denied_token(reason: Reason) -> bool {
+    matches!(reason, Reason::InvalidToken | Reason::TokenRevoked)
 }
 
 /// A stale snapshot: 503, nothing forwarded.
@@ -120,17 +120,6 @@ fn attributes_of(ask: &Ask) -> Value {
         Value::Null
     } else {
         Value::Object(ask.resource_attributes.clone())
-    }
-}
-
-/// The gateway's verdict for a decision.
-fn verdict_of(d: &crate::decide::Decision) -> Verdict {
-    if d.allow {
-        Verdict::Allow
-    } else if d.approval_required {
-        Verdict::ApprovalRequired
-    } else {
-        Verdict::Deny
     }
 }
 
@@ -173,12 +162,13 @@ impl Authorizer for GatewayAuthorizer {
             let id = record_decision(state, event, seen, None)
                 .await
                 .map_err(|e| AuthzError::Unavailable(e.code().to_owned()))?;
-            if d.reasons.first().is_some_and(|r| denied_token(r)) {
-                return Err(AuthzError::Unauthenticated(d.reasons.join("; ")));
+            if denied_token(d.reason()) {
+                return Err(AuthzError::Unauthenticated(d.reasons().join("; ")));
             }
             Ok(Answer {
-                verdict: verdict_of(&d),
-                reasons: d.reasons,
+                verdict: d.verdict(),
+                reason: d.reason(),
+                reasons: d.reasons(),
                 decision_id: id,
                 agent: d.agent.map(|a| a.to_string()),
             })
@@ -193,16 +183,18 @@ impl Authorizer for GatewayAuthorizer {
         // The anomaly detector's suspensions are in force before the snapshot has them.
         let holder = crate::decide::holder(&snapshot, &claims, now).map_err(|r| {
             if denied_token(r.reason) {
-                AuthzError::Unauthenticated(r.reason.to_owned())
+                AuthzError::Unauthenticated(r.reason.code().to_owned())
             } else {
-                AuthzError::Forbidden(r.reason.to_owned())
+                AuthzError::Forbidden(r.reason.code().to_owned())
             }
         })?;
         if let Some(d) = state.detector.as_ref()
             && (d.is_suspended(holder.agent.id.as_str())
                 || holder.chain.iter().any(|a| d.is_suspended(a.id.as_str())))
         {
-            return Err(AuthzError::Forbidden("agent_suspended".to_owned()));
+            return Err(AuthzError::Forbidden(
+                Reason::AgentSuspended.code().to_owned(),
+            ));
         }
         Ok(Acting {
             agent: holder.agent.id.to_string(),
@@ -236,10 +228,10 @@ impl Authorizer for GatewayAuthorizer {
             },
             now,
         );
-        if d.reasons.first().is_some_and(|r| denied_token(r)) {
-            return Err(AuthzError::Unauthenticated(d.reasons.join("; ")));
+        if denied_token(d.reason()) {
+            return Err(AuthzError::Unauthenticated(d.reasons().join("; ")));
         }
-        Ok(verdict_of(&d))
+        Ok(d.verdict())
     }
 
     fn record_result(&self, decision_id: String, result: Value) -> BoxFuture<'static, ()> {

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::audit_api::query;
 use crate::caller::Caller;
-use crate::decide::Snapshot;
+use crate::decide::{Reason, Snapshot, Verdict as DecisionVerdict, policy_reason};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, OptionalJson};
 
@@ -200,8 +200,8 @@ pub(crate) struct NewMandate {
 /// What policy said about a request.
 struct Verdict {
     status: MandateStatus,
-    /// The stable reason code, as the decision path names them.
-    reason: &'static str,
+    /// The deciding reason, as the decision path names them.
+    reason: Reason,
     policy_ids: Vec<String>,
     errors: Vec<String>,
 }
@@ -212,7 +212,7 @@ fn policy_verdict(snapshot: &Snapshot, agent: &Agent, m: &Mandate) -> Verdict {
     let Some(policies) = &snapshot.policies else {
         return Verdict {
             status: MandateStatus::Denied,
-            reason: "no_active_policy",
+            reason: Reason::NoActivePolicy,
             policy_ids: Vec::new(),
             errors: Vec::new(),
         };
@@ -233,16 +233,11 @@ fn policy_verdict(snapshot: &Snapshot, agent: &Agent, m: &Mandate) -> Verdict {
             risk: None,
         },
     });
-    let (status, reason) = if out.allowed {
-        (MandateStatus::Active, "allowed_by_policy")
-    } else if out.approval_required {
-        (MandateStatus::PendingApproval, "approval_required")
-    } else if !out.errors.is_empty() {
-        (MandateStatus::Denied, "policy_error")
-    } else if out.policy_ids.is_empty() {
-        (MandateStatus::Denied, "no_permit")
-    } else {
-        (MandateStatus::Denied, "forbidden_by_policy")
+    let reason = policy_reason(&out);
+    let status = match reason.verdict() {
+        DecisionVerdict::Allow => MandateStatus::Active,
+        DecisionVerdict::ApprovalRequired => MandateStatus::PendingApproval,
+        DecisionVerdict::Deny => MandateStatus::Denied,
     };
     Verdict {
         status,
@@ -327,7 +322,7 @@ pub(crate) async fn request(
     );
     if let Some(detail) = outside {
         let details = json!({"intent": req.intent, "scope": req.scope,
-            "lifetime_secs": lifetime, "reasons": ["outside_boundary", detail]});
+            "lifetime_secs": lifetime, "reasons": [Reason::OutsideBoundary, detail]});
         let e = event(
             &state,
             "mandate.refused",
@@ -343,7 +338,7 @@ pub(crate) async fn request(
         }
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "outside_boundary",
+            Reason::OutsideBoundary.code(),
             format!("the scope is not within the agent's boundary: {detail}"),
         ));
     }
@@ -421,7 +416,7 @@ pub(crate) async fn request(
         }),
     );
     e.policy_ids.clone_from(&m.policy_ids);
-    e.reasons = vec![verdict.reason.to_owned()];
+    e.reasons = vec![verdict.reason.code().to_owned()];
     state.audit.record(e).await.map_err(|err| {
         tracing::error!(error = %err, mandate = %m.id, "mandate request not recorded");
         audit_unavailable()

@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod chains;
+mod reasons;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -364,13 +365,13 @@ fn run_case(fx: &Fixture, case: &Case) -> Result<(), String> {
     );
 
     let mut wrong = Vec::new();
-    let got_reason = d.reasons.first().map_or("", String::as_str);
-    if d.allow != (want.decision == Verdict::Allow) || got_reason != want.reason {
+    let got_reason = d.reason().code();
+    if d.is_allowed() != (want.decision == Verdict::Allow) || got_reason != want.reason {
         wrong.push(format!(
             "want {:?} `{}`, got {} `{got_reason}`",
             want.decision,
             want.reason,
-            if d.allow { "Allow" } else { "Deny" },
+            if d.is_allowed() { "Allow" } else { "Deny" },
         ));
     }
     if let Some(ids) = &want.policy_ids
@@ -380,7 +381,7 @@ fn run_case(fx: &Fixture, case: &Case) -> Result<(), String> {
     }
     if let Some(detail) = &want.detail
         && !d
-            .reasons
+            .reasons()
             .iter()
             .skip(1)
             .any(|r| r.contains(detail.as_str()))
@@ -398,14 +399,14 @@ fn run_case(fx: &Fixture, case: &Case) -> Result<(), String> {
 /// What must hold of every decision, whatever the case expects.
 fn invariants(d: &Decision, principal: &PrincipalSpec) -> Vec<String> {
     let mut wrong = Vec::new();
-    let first = d.reasons.first().map(String::as_str);
-    if d.allow != (first == Some("allowed_by_policy")) {
+    let first = Some(d.reason().code());
+    if d.is_allowed() != (first == Some("allowed_by_policy")) {
         wrong.push("allow and the first reason disagree".to_owned());
     }
-    if d.allow && d.policy_ids.is_empty() {
+    if d.is_allowed() && d.policy_ids.is_empty() {
         wrong.push("an allow names no policy".to_owned());
     }
-    if d.allow && d.reasons.len() != 1 {
+    if d.is_allowed() && d.reasons().len() != 1 {
         wrong.push("an allow carries error details".to_owned());
     }
     let verified = !matches!(first, Some("invalid_token"));
@@ -617,10 +618,10 @@ fn decide_allows_nothing_outside_the_boundary() {
             r.data_class.as_deref(),
         );
         if !inside {
-            prop_assert!(!d.allow, "allowed outside the boundary: {d:?}");
-            prop_assert_eq!(d.reasons.first().map(String::as_str), Some("outside_boundary"));
+            prop_assert!(!d.is_allowed(), "allowed outside the boundary: {d:?}");
+            prop_assert_eq!(Some(d.reason().code()), Some("outside_boundary"));
         } else {
-            prop_assert!(d.allow, "denied inside the boundary by a permit-all set: {d:?}");
+            prop_assert!(d.is_allowed(), "denied inside the boundary by a permit-all set: {d:?}");
         }
     });
 }
@@ -682,7 +683,7 @@ fn decide_allows_no_bad_token() {
     };
     // The unmodified token is allowed, so every deny below is the token's doing.
     let valid = fx.token(TokenKind::Valid, None);
-    assert!(ask(&valid).allow, "the valid token is allowed");
+    assert!(ask(&valid).is_allowed(), "the valid token is allowed");
     let header_and_payload = valid
         .rsplit_once('.')
         .map(|(hp, _)| hp.to_owned())
@@ -699,8 +700,8 @@ fn decide_allows_no_bad_token() {
     ];
     proptest!(ProptestConfig::with_cases(1024), |(token in tokens)| {
         let d = ask(&token);
-        prop_assert!(!d.allow, "allowed with {token:?}: {d:?}");
-        prop_assert_eq!(d.reasons.first().map(String::as_str), Some("invalid_token"));
+        prop_assert!(!d.is_allowed(), "allowed with {token:?}: {d:?}");
+        prop_assert_eq!(Some(d.reason().code()), Some("invalid_token"));
         prop_assert!(d.agent.is_none() && d.token_id.is_none());
     });
 }
@@ -744,9 +745,9 @@ namespace Mandate {
             },
             now(),
         );
-        assert!(!d.allow, "{context} allowed: {d:?}");
+        assert!(!d.is_allowed(), "{context} allowed: {d:?}");
         assert_eq!(
-            d.reasons.first().map(String::as_str),
+            Some(d.reason().code()),
             Some("outside_boundary"),
             "{context}"
         );

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Uri};
-use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal, Verdict};
+use mandate_gateway::authz::{
+    Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal, Reason, Verdict,
+};
 use mandate_gateway::http::{Credential, HttpConfig, Route, Template};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -61,6 +63,11 @@ impl Authorizer for Scripted {
             };
             Ok(Answer {
                 verdict,
+                reason: match verdict {
+                    Verdict::Allow => Reason::AllowedByPolicy,
+                    Verdict::Deny => Reason::NoPermit,
+                    Verdict::ApprovalRequired => Reason::ApprovalRequired,
+                },
                 reasons: vec!["scripted".into()],
                 decision_id: "node:1".into(),
                 agent: Some("agt_x".into()),

@@ -23,7 +23,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::StreamExt;
 use mandate_core::clock::ManualClock;
-use mandate_gateway::authz::{Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal, Verdict};
+use mandate_gateway::authz::{
+    Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal, Reason, Verdict,
+};
 use mandate_gateway::mcp::{McpConfig, McpServer, router};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -72,7 +74,7 @@ struct FakeAuthz {
     /// Tokens revoked (or expired) since: they no longer verify.
     revoked: Mutex<HashSet<String>>,
     /// Tokens whose holder may not act now (suspended, contained), with the reason.
-    forbidden: Mutex<HashMap<String, String>>,
+    forbidden: Mutex<HashMap<String, Reason>>,
     /// The audience tokens are for.
     audience: String,
     /// Tokens' `exp` (seconds), where not far in the future. The fake does not refuse
@@ -92,15 +94,13 @@ struct FakeAuthz {
 
 impl FakeAuthz {
     /// The rule: by full name first, then by the tool's own name.
-    fn verdict(resource_id: &str) -> (Verdict, Vec<String>) {
+    fn verdict(resource_id: &str) -> Reason {
         let tool = resource_id.split_once("__").map_or(resource_id, |(_, t)| t);
         match (resource_id, tool) {
-            ("beta__add", _) | (_, "delete_everything") => {
-                (Verdict::Deny, vec!["forbidden_by_policy".into()])
-            }
-            (_, "wire_money") => (Verdict::ApprovalRequired, vec!["approval_required".into()]),
-            (_, "admin_reset") => (Verdict::Deny, vec!["outside_token_scope".into()]),
-            _ => (Verdict::Allow, vec!["allowed_by_policy".into()]),
+            ("beta__add", _) | (_, "delete_everything") => Reason::ForbiddenByPolicy,
+            (_, "wire_money") => Reason::ApprovalRequired,
+            (_, "admin_reset") => Reason::OutsideTokenScope,
+            _ => Reason::AllowedByPolicy,
         }
     }
 
@@ -121,8 +121,8 @@ impl FakeAuthz {
 
     /// Why the holder of `token` may not act, if it may not (the real decision path
     /// denies with this reason).
-    fn refusal(&self, token: &str) -> Option<String> {
-        self.forbidden.lock().unwrap().get(token).cloned()
+    fn refusal(&self, token: &str) -> Option<Reason> {
+        self.forbidden.lock().unwrap().get(token).copied()
     }
 
     /// Tells open streams that what decisions read has changed.
@@ -144,7 +144,7 @@ impl FakeAuthz {
         self.forbidden
             .lock()
             .unwrap()
-            .insert(token.to_owned(), "agent_suspended".into());
+            .insert(token.to_owned(), Reason::AgentSuspended);
         self.changed();
     }
 
@@ -161,14 +161,16 @@ impl Authorizer for FakeAuthz {
     fn authorize(&self, ask: Ask) -> BoxFuture<'_, Result<Answer, AuthzError>> {
         Box::pin(async move {
             self.verify(&ask)?;
-            let (verdict, reasons) = match self.refusal(&ask.token) {
-                Some(r) => (Verdict::Deny, vec![r]),
+            let reason = match self.refusal(&ask.token) {
+                Some(r) => r,
                 None => Self::verdict(&ask.resource_id),
             };
+            let (verdict, reasons) = (reason.verdict(), vec![reason.code().to_owned()]);
             let n = self.next.fetch_add(1, Ordering::SeqCst);
             self.asked.lock().unwrap().push(ask);
             Ok(Answer {
                 verdict,
+                reason,
                 reasons,
                 decision_id: format!("node-test:{n}"),
                 agent: None,
@@ -187,7 +189,7 @@ impl Authorizer for FakeAuthz {
             return Err(AuthzError::Unauthenticated("unknown token".into()));
         }
         if let Some(r) = self.refusal(token) {
-            return Err(AuthzError::Forbidden(r));
+            return Err(AuthzError::Forbidden(r.code().to_owned()));
         }
         Ok(Principal {
             agent: agent.clone(),
@@ -206,7 +208,7 @@ impl Authorizer for FakeAuthz {
         if self.refusal(&ask.token).is_some() {
             return Ok(Verdict::Deny);
         }
-        Ok(Self::verdict(&ask.resource_id).0)
+        Ok(Self::verdict(&ask.resource_id).verdict())
     }
 
     fn record_result(&self, decision_id: String, result: Value) -> BoxFuture<'static, ()> {
