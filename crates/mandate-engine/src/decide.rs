@@ -162,9 +162,7 @@ pub struct DecisionRequest<'a> {
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Decision {
-    /// Allow, deny or approval required: always `reason.verdict()` (see [`Decision::new`]).
-    verdict: Verdict,
-    /// The deciding reason.
+    /// The deciding reason; the verdict follows from it (`INVARIANT (verdict)`).
     reason: Reason,
     /// Details for humans after the reason: the token verifier's message after
     /// `invalid_token`, Cedar's errors after `policy_error`, the part that failed after
@@ -189,14 +187,12 @@ pub struct Decision {
 impl Decision {
     /// A decision for `reason`, with no details, policies or principal yet.
     ///
-    /// INVARIANT (verdict): the verdict is set from the reason ([`Reason::verdict`]),
-    /// here and in `step_up`, the only places that set a reason; both fields are
-    /// private, so an allow always has reason
-    /// `allowed_by_policy`, an `approval_required` one `approval_required` or
-    /// `step_up_required`, and no decision is both allowed and held for a human.
+    /// INVARIANT (verdict): a decision stores only its reason, and its verdict is
+    /// [`Reason::verdict`] of it, so an allow always has reason `allowed_by_policy`, an
+    /// `approval_required` one `approval_required` or `step_up_required`, and no
+    /// decision is both allowed and held for a human.
     pub fn new(reason: Reason) -> Self {
         Self {
-            verdict: reason.verdict(),
             reason,
             details: Vec::new(),
             policy_ids: Vec::new(),
@@ -211,7 +207,7 @@ impl Decision {
 
     /// Allow, deny or approval required.
     pub fn verdict(&self) -> Verdict {
-        self.verdict
+        self.reason.verdict()
     }
 
     /// The deciding reason.
@@ -221,7 +217,7 @@ impl Decision {
 
     /// Allowed?
     pub fn is_allowed(&self) -> bool {
-        self.verdict == Verdict::Allow
+        self.verdict() == Verdict::Allow
     }
 
     /// The reasons as on the wire and in the audit log: the code, then the details.
@@ -238,7 +234,6 @@ impl Decision {
         if self.is_allowed() {
             self.details.insert(0, self.reason.code().to_owned());
             self.reason = Reason::StepUpRequired;
-            self.verdict = self.reason.verdict();
         }
     }
 

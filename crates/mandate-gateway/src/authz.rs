@@ -41,9 +41,8 @@ pub use mandate_core::decision::{Reason, Verdict};
 /// The answer to an [`Ask`].
 #[derive(Debug, Clone)]
 pub struct Answer {
-    /// Allow, deny or approval required.
-    pub verdict: Verdict,
-    /// The deciding reason: what the gateway matches on (never `reasons`' strings).
+    /// The deciding reason: what the gateway matches on (never `reasons`' strings); the
+    /// verdict follows from it ([`Answer::verdict`]).
     pub reason: Reason,
     /// For the wire: stable reason codes, the deciding one (`reason`'s code) first,
     /// then details.
@@ -52,6 +51,13 @@ pub struct Answer {
     pub decision_id: String,
     /// The agent the token named.
     pub agent: Option<String>,
+}
+
+impl Answer {
+    /// Allow, deny or approval required: only `allowed_by_policy` allows.
+    pub fn verdict(&self) -> Verdict {
+        self.reason.verdict()
+    }
 }
 
 /// Who may act with a token that verified for a gateway's audience.

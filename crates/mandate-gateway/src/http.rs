@@ -892,7 +892,7 @@ async fn forward(
         Ok(a) => a,
         Err(e) => return refused_by(gw, route, e),
     };
-    match answer.verdict {
+    match answer.verdict() {
         Verdict::Allow => {}
         Verdict::Deny | Verdict::ApprovalRequired => return refused(&answer),
     }
@@ -1030,7 +1030,7 @@ fn record(gw: &Gateway, answer: &Answer, result: Value) {
 }
 
 fn refused(a: &Answer) -> Response {
-    let (code, detail) = match a.verdict {
+    let (code, detail) = match a.verdict() {
         Verdict::ApprovalRequired => (
             "approval_required",
             "a human must approve this first (a mandate approval or a step-up hold); retry after",
@@ -1044,7 +1044,7 @@ fn refused(a: &Answer) -> Response {
         StatusCode::FORBIDDEN,
         code,
         detail,
-        json!({"decision": match a.verdict { Verdict::ApprovalRequired => "approval_required", _ => "deny" },
+        json!({"decision": match a.verdict() { Verdict::ApprovalRequired => "approval_required", _ => "deny" },
                "reasons": a.reasons, "decision_id": a.decision_id}),
     )
 }

@@ -894,7 +894,7 @@ impl Gateway {
                 "decision_id": answer.decision_id,
             })
         };
-        match answer.verdict {
+        match answer.verdict() {
             Verdict::Deny => {
                 let scope = answer.reason == Reason::OutsideTokenScope;
                 let body = rpc::error(

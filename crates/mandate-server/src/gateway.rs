@@ -166,7 +166,6 @@ impl Authorizer for GatewayAuthorizer {
                 return Err(AuthzError::Unauthenticated(d.reasons().join("; ")));
             }
             Ok(Answer {
-                verdict: d.verdict(),
                 reason: d.reason(),
                 reasons: d.reasons(),
                 decision_id: id,

@@ -55,19 +55,14 @@ impl Authorizer for Scripted {
             if ask.token != "good" {
                 return Err(AuthzError::Unauthenticated("bad token".into()));
             }
-            let verdict = match ask.action.rsplit(':').next() {
-                Some("deny") => Verdict::Deny,
-                Some("hold") => Verdict::ApprovalRequired,
+            let reason = match ask.action.rsplit(':').next() {
+                Some("deny") => Reason::NoPermit,
+                Some("hold") => Reason::ApprovalRequired,
                 Some("down") => return Err(AuthzError::Unavailable("audit".into())),
-                _ => Verdict::Allow,
+                _ => Reason::AllowedByPolicy,
             };
             Ok(Answer {
-                verdict,
-                reason: match verdict {
-                    Verdict::Allow => Reason::AllowedByPolicy,
-                    Verdict::Deny => Reason::NoPermit,
-                    Verdict::ApprovalRequired => Reason::ApprovalRequired,
-                },
+                reason,
                 reasons: vec!["scripted".into()],
                 decision_id: "node:1".into(),
                 agent: Some("agt_x".into()),

@@ -165,11 +165,10 @@ impl Authorizer for FakeAuthz {
                 Some(r) => r,
                 None => Self::verdict(&ask.resource_id),
             };
-            let (verdict, reasons) = (reason.verdict(), vec![reason.code().to_owned()]);
+            let reasons = vec![reason.code().to_owned()];
             let n = self.next.fetch_add(1, Ordering::SeqCst);
             self.asked.lock().unwrap().push(ask);
             Ok(Answer {
-                verdict,
                 reason,
                 reasons,
                 decision_id: format!("node-test:{n}"),
