@@ -31,6 +31,7 @@ use serde::Deserialize;
 use crate::access::Audience;
 use crate::jwk::PublicJwk;
 use crate::jws;
+use crate::keys::SigningKey;
 
 /// Clock skew tolerated between the client and Mandate, in seconds.
 pub const LEEWAY_SECS: i64 = 60;
@@ -125,6 +126,31 @@ struct Claims {
 struct SubjectOnly {
     sub: Option<String>,
     iss: Option<String>,
+}
+
+/// What the client signs: RFC 7523 §3 claims for `client_id`, with `aud` the token
+/// endpoint, issued at `iat` and good for `lifetime_secs`, with a fresh `jti`.
+pub struct Claimed<'a> {
+    /// The agent id: both `iss` and `sub`.
+    pub client_id: &'a str,
+    /// The token endpoint (or the issuer).
+    pub audience: &'a str,
+    /// When it is signed (Unix seconds).
+    pub iat: i64,
+    /// Seconds until `exp`; at most [`MAX_LIFETIME_SECS`] is accepted by [`verify`].
+    pub lifetime_secs: i64,
+    /// A value never used before (the server refuses a replayed one).
+    pub jti: &'a str,
+}
+
+/// Signs a client assertion with an agent's own Ed25519 key (`alg` `EdDSA`, the key's
+/// thumbprint as `kid`): the client side of [`verify`], for `mandate agent key`.
+pub fn sign(key: &SigningKey, c: &Claimed<'_>) -> Result<String, serde_json::Error> {
+    let header = serde_json::json!({"alg": jws::EDDSA, "typ": "JWT", "kid": key.kid()});
+    let claims = serde_json::json!({"iss": c.client_id, "sub": c.client_id,
+        "aud": c.audience, "iat": c.iat, "exp": c.iat.saturating_add(c.lifetime_secs),
+        "jti": c.jti});
+    jws::sign_ed25519(key.dalek(), &header, &claims)
 }
 
 /// Reads the (unverified) `sub` of an assertion, to know whose keys to verify it with,
@@ -247,6 +273,42 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `sign` makes, `verify` accepts with the key's own public JWK, once per `jti`
+    /// and only for the agent it names.
+    #[test]
+    fn a_signed_assertion_verifies_with_the_keys_public_jwk() {
+        let key = SigningKey::from_pkcs8_pem(
+            &SigningKey::generate(&mandate_core::random::OsRandom)
+                .unwrap()
+                .to_pkcs8_pem()
+                .unwrap(),
+        )
+        .unwrap();
+        let jwk = PublicJwk::parse(&key.public_jwk()).unwrap();
+        let now = 1_750_000_000;
+        let claimed = Claimed {
+            client_id: CLIENT,
+            audience: AUD,
+            iat: now,
+            lifetime_secs: 60,
+            jti: "j1",
+        };
+        let a = sign(&key, &claimed).unwrap();
+        let v = verify(&a, CLIENT, &[&jwk], &[AUD], Timestamp::from_secs(now)).unwrap();
+        assert_eq!((v.jti.as_str(), v.key_index), ("j1", 0));
+        assert_eq!(
+            verify(
+                &a,
+                "agt_01J00000000000000000000001",
+                &[&jwk],
+                &[AUD],
+                Timestamp::from_secs(now)
+            )
+            .map(|_| ()),
+            Err(AssertionError::Subject)
+        );
+    }
     use crate::b64;
     use serde_json::{Value, json};
 

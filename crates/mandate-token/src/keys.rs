@@ -89,6 +89,15 @@ impl SigningKey {
         self.key.verifying_key().to_bytes()
     }
 
+    /// The public JWK (`alg` `EdDSA`): what an agent registers for `private_key_jwt`.
+    pub fn public_jwk(&self) -> Value {
+        let mut jwk = ed25519_jwk(&b64::encode(&self.public_bytes()), &self.kid);
+        if let Some(obj) = jwk.as_object_mut() {
+            obj.insert("alg".to_owned(), json!(crate::jws::EDDSA));
+        }
+        jwk
+    }
+
     pub(crate) fn encoding_key(&self) -> &EncodingKey {
         &self.encoding
     }
@@ -117,6 +126,12 @@ impl std::fmt::Debug for PublishedKey {
     }
 }
 
+/// The public JWK of an Ed25519 key (`x` base64url) without its `alg`: whoever
+/// publishes it names the algorithm it signs under.
+fn ed25519_jwk(x: &str, kid: &str) -> Value {
+    json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig"})
+}
+
 impl PublishedKey {
     /// Builds from the stored 32-byte public key, checking it and its kid.
     pub fn from_public_bytes(kid: &str, public: &[u8]) -> Result<Self, KeyError> {
@@ -129,7 +144,7 @@ impl PublishedKey {
         let x = b64::encode(&arr);
         let decoding = DecodingKey::from_ed_components(&x).map_err(|_| bad())?;
         // `alg` is added by `KeyRing::jwks`: the name the ring signs with.
-        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig"});
+        let jwk = ed25519_jwk(&x, kid);
         Ok(Self {
             kid: kid.to_owned(),
             jwk,

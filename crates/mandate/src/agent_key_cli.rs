@@ -14,18 +14,13 @@ use std::process::ExitCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Subcommand;
-use ed25519_dalek::Signer as _;
-use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use mandate_core::clock::{Clock as _, SystemClock};
 use mandate_core::random::{OsRandom, random_bytes};
+use mandate_token::assertion;
 use mandate_token::keys::SigningKey;
-use serde_json::{Value, json};
 
 use crate::Conn;
 use crate::cmd_io::{Fail, Res, usage};
-
-/// The longest assertion this command signs, in seconds (the server accepts up to 600).
-const MAX_LIFETIME_SECS: u32 = 600;
 
 #[derive(Subcommand)]
 pub enum AgentKeyCmd {
@@ -84,12 +79,6 @@ pub fn agent_key(cmd: AgentKeyCmd) -> ExitCode {
     }
 }
 
-/// The public JWK of `key`, with its thumbprint as `kid`.
-fn public_jwk(key: &SigningKey) -> Value {
-    json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(key.public_bytes()),
-           "kid": key.kid(), "alg": "EdDSA", "use": "sig"})
-}
-
 fn generate(out: &Path) -> Res<String> {
     let key = SigningKey::generate(&OsRandom).map_err(|e| Fail(1, e.to_string()))?;
     let pem = key.to_pkcs8_pem().map_err(|e| Fail(1, e.to_string()))?;
@@ -105,39 +94,31 @@ fn generate(out: &Path) -> Res<String> {
     file.write_all(pem.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| Fail(1, format!("cannot write {}: {e}", out.display())))?;
-    Ok(public_jwk(&key).to_string())
+    Ok(key.public_jwk().to_string())
 }
 
 fn assertion(key_file: &Path, agent: &str, aud: &str, lifetime_secs: u32) -> Res<String> {
-    if !(1..=MAX_LIFETIME_SECS).contains(&lifetime_secs) {
-        return Err(usage(format!(
-            "--lifetime-secs must be 1-{MAX_LIFETIME_SECS}"
-        )));
+    // No longer than the server accepts.
+    let max = assertion::MAX_LIFETIME_SECS;
+    if !(1..=max).contains(&i64::from(lifetime_secs)) {
+        return Err(usage(format!("--lifetime-secs must be 1-{max}")));
     }
     let pem = std::fs::read_to_string(key_file)
         .map_err(|e| usage(format!("cannot read {}: {e}", key_file.display())))?;
-    let not_a_key = || {
+    let key = SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
         usage(format!(
             "{} is not an Ed25519 PKCS#8 PEM key",
             key_file.display()
         ))
-    };
-    let signer = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|_| not_a_key())?;
-    let kid = SigningKey::from_pkcs8_pem(&pem).map_err(|_| not_a_key())?;
-    let now = SystemClock.now().secs();
+    })?;
     let jti: [u8; 16] = random_bytes(&OsRandom).map_err(|e| Fail(1, e.to_string()))?;
-    let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid.kid()});
-    let claims = json!({"iss": agent, "sub": agent, "aud": aud, "iat": now,
-                        "exp": now + i64::from(lifetime_secs),
-                        "jti": URL_SAFE_NO_PAD.encode(jti)});
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let sig = signer.sign(signing_input.as_bytes());
-    Ok(format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(sig.to_bytes())
-    ))
+    let jti = URL_SAFE_NO_PAD.encode(jti);
+    let claimed = assertion::Claimed {
+        client_id: agent,
+        audience: aud,
+        iat: SystemClock.now().secs(),
+        lifetime_secs: i64::from(lifetime_secs),
+        jti: &jti,
+    };
+    assertion::sign(&key, &claimed).map_err(|e| Fail(1, e.to_string()))
 }
