@@ -845,20 +845,23 @@ async fn forward(
     let Some(resource_id) = route.resource_id.render(&seen).filter(|id| !id.is_empty()) else {
         return unmapped("resource id");
     };
-    let mut context = serde_json::Map::new();
-    for (k, t) in &route.context {
-        let Some(v) = t.render(&seen) else {
-            return unmapped(&format!("context field `{k}`"));
-        };
-        context.insert(k.clone(), Value::String(v));
-    }
-    let mut resource_attributes = serde_json::Map::new();
-    for (k, t) in &route.resource_attributes {
-        let Some(v) = t.render(&seen) else {
-            return unmapped(&format!("resource attribute `{k}`"));
-        };
-        resource_attributes.insert(k.clone(), Value::String(v));
-    }
+    // Each named template rendered to a string, or the first name it cannot fill.
+    let render_all = |templates: &BTreeMap<String, Template>| {
+        let mut out = serde_json::Map::new();
+        for (k, t) in templates {
+            let v = t.render(&seen).ok_or_else(|| k.clone())?;
+            out.insert(k.clone(), Value::String(v));
+        }
+        Ok::<_, String>(out)
+    };
+    let context = match render_all(&route.context) {
+        Ok(c) => c,
+        Err(k) => return unmapped(&format!("context field `{k}`")),
+    };
+    let resource_attributes = match render_all(&route.resource_attributes) {
+        Ok(a) => a,
+        Err(k) => return unmapped(&format!("resource attribute `{k}`")),
+    };
     let canonical = path.canonical();
     let mut via = json!({"gateway": "http", "route": route.prefix, "method": method.as_str(),
                          "path": canonical});
