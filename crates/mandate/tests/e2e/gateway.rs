@@ -5,7 +5,7 @@
 //! log; the secret is in no API answer, no database file and no log line.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Uri};
@@ -608,31 +608,17 @@ resource_type = "Crm::Contact"
 resource_id = "{path.1}"
 "#;
     std::fs::write(&config, crm_config("http://127.0.0.1:9", second)).unwrap();
-    let mut child = std::process::Command::new(crate::harness::BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .arg("--config")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A server that starts anyway is stopped, not waited for.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(status.is_some_and(|s| !s.success()), "started: {err}");
+    // A server that starts anyway runs past the deadline and fails the test.
+    let (status, _, err) = crate::interop_env::run_until(
+        std::process::Command::new(crate::harness::BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .arg("--config")
+            .arg(&config),
+        "serve with two routes of one prefix",
+        Duration::from_secs(30),
+    );
+    assert!(!status.success(), "started: {err}");
     assert!(
         err.contains("`/crm`") && err.contains("more than once"),
         "{err}"
