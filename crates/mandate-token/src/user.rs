@@ -785,7 +785,8 @@ impl TrustedIssuers {
             .split_once('.')
             .filter(|(_, p)| !p.contains('.'))
             .ok_or(UserTokenError::Malformed)?;
-        let header = json_segment(header).ok_or(UserTokenError::Malformed)?;
+        // Duplicate members refused, as for every JWS header Mandate reads (`jws.rs`).
+        let header = crate::jws::header_object(header).ok_or(UserTokenError::Malformed)?;
         // RFC 7515 §4.1.11: no extension is understood here, so none may be critical.
         if header.contains_key("crit") {
             return Err(UserTokenError::Malformed);
