@@ -119,13 +119,20 @@ pub(crate) fn split(token: &str) -> Option<Compact<'_>> {
     if payload.contains('.') {
         return None;
     }
-    let UniqueObject(header) = serde_json::from_slice(&b64::decode(header)?).ok()?;
     Some(Compact {
         signing_input,
-        header,
+        header: header_object(header)?,
         payload: b64::decode(payload)?,
         signature,
     })
+}
+
+/// A base64url header segment decoded as a JSON object without duplicate members
+/// ([`UniqueObject`]); `None` otherwise. Every JWS header Mandate reads goes through
+/// here (`split`, and user tokens in `user.rs`).
+pub(crate) fn header_object(segment: &str) -> Option<Map<String, Value>> {
+    let UniqueObject(header) = serde_json::from_slice(&b64::decode(segment)?).ok()?;
+    Some(header)
 }
 
 /// A JSON object whose members are unique.

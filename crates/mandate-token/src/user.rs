@@ -11,7 +11,8 @@
 //! is (header, allow-list, a JWK's `alg`) and verified by the same verifier against the
 //! same OKP Ed25519 keys (`jws.rs`, one curve behind two names).
 //!
-//! Verification, in order: size (≤ [`MAX_TOKEN_BYTES`]); the unverified `iss` picks
+//! Verification, in order: size (≤ [`MAX_TOKEN_BYTES`]); a header that is a JSON object
+//! without duplicate members and without `crit`; the unverified `iss` picks
 //! the issuer; the header `alg` must be on its allow-list; the header `kid` picks the
 //! key (without a `kid`, only when exactly one key fits `alg`), and the key's type must
 //! fit `alg`; the signature; then, from the verified claims, `iss`, `aud`, the time
@@ -785,7 +786,8 @@ impl TrustedIssuers {
             .split_once('.')
             .filter(|(_, p)| !p.contains('.'))
             .ok_or(UserTokenError::Malformed)?;
-        let header = json_segment(header).ok_or(UserTokenError::Malformed)?;
+        // Duplicate members refused, as for every JWS header Mandate reads (`jws.rs`).
+        let header = crate::jws::header_object(header).ok_or(UserTokenError::Malformed)?;
         // RFC 7515 §4.1.11: no extension is understood here, so none may be critical.
         if header.contains_key("crit") {
             return Err(UserTokenError::Malformed);

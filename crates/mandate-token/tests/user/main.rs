@@ -337,6 +337,45 @@ fn ed25519_alg_name_rfc_9864() {
     assert!(err.unwrap_err().to_string().contains("does not fit"));
 }
 
+/// Attack on issue 20: a user-token header naming a member twice (`alg`, `kid`,
+/// `crit`) is refused as Mandate's own tokens and client assertions refuse it
+/// (`jws::split`); reading the last member would let two parsers of one header disagree.
+#[test]
+fn duplicate_header_members_are_refused() {
+    use ed25519_dalek::Signer as _;
+    const ED_ISS: &str = "https://ed.idp.example.com";
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519",
+        "x": b64(sk.verifying_key().as_bytes()), "kid": "ed-1"}]})
+    .to_string();
+    let issuer =
+        TrustedIssuer::new(ED_ISS, AUD, &jwks, &algs(&["EdDSA"]), ClaimNames::default()).unwrap();
+    let set = TrustedIssuers::new(vec![issuer]).unwrap();
+    let sign = |header: &str| {
+        let input = format!(
+            "{}.{}",
+            b64(header.as_bytes()),
+            b64(claims(ED_ISS).to_string().as_bytes())
+        );
+        format!("{input}.{}", b64(&sk.sign(input.as_bytes()).to_bytes()))
+    };
+    assert!(
+        set.verify(&sign(r#"{"alg":"EdDSA","kid":"ed-1"}"#), now())
+            .is_ok()
+    );
+    for header in [
+        r#"{"alg":"RS256","alg":"EdDSA","kid":"ed-1"}"#,
+        r#"{"alg":"Ed25519","alg":"EdDSA","kid":"ed-1"}"#,
+        r#"{"alg":"EdDSA","kid":"other","kid":"ed-1"}"#,
+    ] {
+        assert_eq!(
+            set.verify(&sign(header), now()),
+            Err(UserTokenError::Malformed),
+            "{header}"
+        );
+    }
+}
+
 #[test]
 fn claim_names_are_configurable() {
     let names = ClaimNames {
