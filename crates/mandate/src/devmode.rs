@@ -103,10 +103,15 @@ pub fn claim_data_dir(dir: &Path, first_start: bool) -> anyhow::Result<()> {
     let marker = dir.join(MARKER);
     if first_start {
         use std::os::unix::fs::OpenOptionsExt as _;
+        // Nothing but a regular file (or nothing) may stand at the marker's path: opening
+        // would follow a planted symlink. The marker is empty; an existing one is kept.
+        if std::fs::symlink_metadata(&marker).is_ok_and(|m| !m.is_file()) {
+            bail!("{} exists and is not a regular file", marker.display());
+        }
         std::fs::OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .mode(0o600)
             .open(&marker)
             .with_context(|| format!("creating {}", marker.display()))?;
@@ -299,3 +304,25 @@ pub const WARNING: &str = "\
   - the development user issuer is on: any admin token can mint user tokens
   - anomaly learning ends after 20 requests; the example policies are active
 ==================================================================================";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A first start never writes through a symlink planted at the marker's path, and
+    /// a later start does not take a symlink for the mark.
+    #[test]
+    fn the_marker_is_never_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "keep me").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(MARKER)).unwrap();
+        assert!(claim_data_dir(dir.path(), true).is_err());
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "keep me");
+        assert!(claim_data_dir(dir.path(), false).is_err());
+
+        let fresh = tempfile::tempdir().unwrap();
+        claim_data_dir(fresh.path(), true).unwrap();
+        claim_data_dir(fresh.path(), false).unwrap();
+    }
+}
