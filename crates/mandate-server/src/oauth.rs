@@ -467,9 +467,11 @@ pub(crate) async fn client_credentials(
         None => return Err(OAuthError::invalid_request("grant_type is required")),
         Some("client_credentials") => {}
         Some(other) => {
+            // Echoed escaped, and at most 64 characters of it: the form may be 64 KiB.
+            let shown: String = other.chars().take(64).collect();
             return Err(OAuthError::unsupported_grant_type(format!(
                 "grant_type `{}` is not supported",
-                other.escape_debug()
+                shown.escape_debug()
             )));
         }
     }
