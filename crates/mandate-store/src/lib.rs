@@ -1,24 +1,41 @@
-//! Mandate's source of truth: the SQLite store (one file, WAL), its migrations, and the
-//! private key files beside it.
+//! The store seam: one repository trait per aggregate, a unit of work, a change feed,
+//! [`StoreError`], and a conformance kit every backend must pass. No SQL here: the
+//! backends are `mandate-store-sqlite` (the default, one file) and, with the cluster,
+//! PostgreSQL. Also the private key files kept beside a node's data ([`keyfile`]).
 //!
-//! Only this crate contains SQL. Its calls block; async callers run them on a blocking
-//! thread. A PostgreSQL implementation behind shared repository traits arrives with the
-//! multi-node issue; until then [`Store`] is concrete.
+//! How a backend plugs in: it implements every repository trait for its unit-of-work
+//! handle and [`Store`] for itself (see [`repo`]); it publishes its writes to a change
+//! feed ([`LocalFeed`] in process); and its test suite runs [`conformance`] (feature
+//! `conformance`) with a fresh store per check.
 
 #![warn(missing_docs)]
 
-mod audit;
-mod detect;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod err;
+mod ext;
+mod feed;
 pub mod keyfile;
-mod mandate;
-mod migrate;
-mod secrets;
-mod sqlite;
+pub mod repo;
+mod rows;
 
-pub use audit::{AuditFilter, AuditRow, CheckpointRow, PolicyVersionRow};
-pub use detect::{AnomalyFilter, AnomalyRow};
 pub use err::StoreError;
-pub use mandate::MandateFilter;
-pub use secrets::SecretRow;
-pub use sqlite::{AgentFilter, AuthCredential, SigningKeyRow, Store};
+pub use ext::StoreExt;
+pub use feed::{Changes, LocalFeed, Topic, Topics};
+pub use repo::{
+    AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo, NodeRepo,
+    PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, TokenRevocationRepo,
+};
+pub use rows::{
+    AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential,
+    CheckpointRow, MandateFilter, PolicyVersionRow, SecretRow, SigningKeyRow,
+};
+
+/// Everything a caller of the store needs in scope: the traits whose methods it calls.
+pub mod prelude {
+    pub use crate::repo::{
+        AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo,
+        NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, TokenRevocationRepo,
+    };
+    pub use crate::{StoreError, StoreExt};
+}

@@ -244,7 +244,8 @@ fn built(text: &str, bin_dir: &Path) -> String {
             let exe = bin_dir.join(name);
             assert!(
                 exe.exists(),
-                "{} is not built (the README runs it as `{}`)",
+                "{} is not built (the README runs it as `{}`; `cargo nextest run --workspace` \
+                 builds every binary that has integration tests)",
                 exe.display(),
                 &rest[..end].trim()
             );

@@ -2,7 +2,9 @@
 
 use rusqlite::Connection;
 
-use crate::StoreError;
+use mandate_store::StoreError;
+
+use crate::Sql;
 
 /// Each entry is one migration; its index + 1 is the schema version it produces.
 /// INVARIANT (migrations): entries are append-only; a released migration never changes.
@@ -215,7 +217,7 @@ CREATE TABLE gateway_secrets (
 
 /// Brings the schema up to date inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).sql()?;
     let current = usize::try_from(current)
         .map_err(|_| StoreError::Corrupt("negative user_version".into()))?;
     if current > MIGRATIONS.len() {
@@ -224,11 +226,11 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             MIGRATIONS.len()
         )));
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction().sql()?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.execute_batch(sql).sql()?;
+        tx.pragma_update(None, "user_version", i + 1).sql()?;
     }
-    tx.commit()?;
+    tx.commit().sql()?;
     Ok(())
 }

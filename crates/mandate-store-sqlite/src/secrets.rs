@@ -2,24 +2,11 @@
 //! this table only keeps the bytes.
 
 use mandate_core::time::Timestamp;
+use mandate_store::repo::Result;
+use mandate_store::{SecretRepo, SecretRow, Topic};
 use rusqlite::{OptionalExtension, params};
 
-use crate::{Store, StoreError};
-
-/// One stored secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretRow {
-    /// The name a gateway route's credential refers to it by; unique (the primary key).
-    pub name: String,
-    /// The AEAD nonce.
-    pub nonce: Vec<u8>,
-    /// The ciphertext (with its tag).
-    pub ciphertext: Vec<u8>,
-    /// First stored.
-    pub created_at: Timestamp,
-    /// Last replaced.
-    pub updated_at: Timestamp,
-}
+use crate::{Db, Sql};
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
     Ok(SecretRow {
@@ -31,54 +18,53 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
     })
 }
 
-impl Store {
-    /// Stores or replaces secret `name`.
-    pub fn put_secret(
+impl SecretRepo for Db<'_> {
+    fn put_secret(
         &self,
         name: &str,
         nonce: &[u8],
         ciphertext: &[u8],
         now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.lock().execute(
+    ) -> Result<()> {
+        self.touch(Topic::Secrets)?;
+        self.conn.execute(
             "INSERT INTO gateway_secrets (name, nonce, ciphertext, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?4)
              ON CONFLICT (name) DO UPDATE SET nonce = excluded.nonce,
                  ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
             params![name, nonce, ciphertext, now.secs()],
-        )?;
+        ).sql()?;
         Ok(())
     }
 
-    /// One secret.
-    pub fn get_secret(&self, name: &str) -> Result<Option<SecretRow>, StoreError> {
+    fn get_secret(&self, name: &str) -> Result<Option<SecretRow>> {
         Ok(self
-            .lock()
+            .conn
             .query_row(
                 "SELECT name, nonce, ciphertext, created_at, updated_at
                  FROM gateway_secrets WHERE name = ?1",
                 [name],
                 row,
             )
-            .optional()?)
+            .optional().sql()?)
     }
 
-    /// Every secret, by name.
-    pub fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
-        let conn = self.lock();
+    fn secrets(&self) -> Result<Vec<SecretRow>> {
+        let conn = self.conn;
         let mut stmt = conn.prepare(
             "SELECT name, nonce, ciphertext, created_at, updated_at
              FROM gateway_secrets ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        ).sql()?;
+        let rows = stmt.query_map([], row).sql()?;
+        Ok(rows.collect::<rusqlite::Result<_>>().sql()?)
     }
 
-    /// Deletes secret `name`; whether it existed.
-    pub fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
+    fn delete_secret(&self, name: &str) -> Result<bool> {
+        self.touch(Topic::Secrets)?;
         Ok(self
-            .lock()
-            .execute("DELETE FROM gateway_secrets WHERE name = ?1", [name])?
+            .conn
+            .execute("DELETE FROM gateway_secrets WHERE name = ?1", [name]).sql()?
             == 1)
     }
 }
+

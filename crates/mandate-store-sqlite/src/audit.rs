@@ -2,85 +2,21 @@
 //! transaction per group commit), signed checkpoints, and immutable policy versions with
 //! an activation history.
 
-use mandate_core::id::AgentId;
 use mandate_core::time::Timestamp;
+use mandate_store::repo::Result;
+use mandate_store::{
+    AuditFilter, AuditRepo, AuditRow, CheckpointRow, NodeRepo, PolicyRepo, PolicyVersionRow,
+    StoreError, Topic,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Store, StoreError};
+use crate::{Db, Sql};
 
-/// One audit event as stored: its canonical body and leaf hash, plus columns to filter on.
-#[derive(Debug, Clone)]
-pub struct AuditRow {
-    /// Position in this node's log (0-based, contiguous).
-    pub seq: u64,
-    /// When it happened.
-    pub time: Timestamp,
-    /// Event kind (`decision`, `token.issued`, …).
-    pub kind: String,
-    /// Agent concerned, if any.
-    pub agent: Option<String>,
-    /// User concerned, if any.
-    pub user: Option<String>,
-    /// `allow`/`deny` for decisions.
-    pub decision: Option<String>,
-    /// The canonical JSON the leaf hash commits to.
-    pub body: String,
-    /// `SHA-256(0x00 ‖ body)`.
-    pub leaf: [u8; 32],
-}
-
-/// Filters for reading the audit log; `None` matches everything.
-#[derive(Debug, Default, Clone)]
-pub struct AuditFilter {
-    /// Agent id.
-    pub agent: Option<String>,
-    /// User.
-    pub user: Option<String>,
-    /// Event kind.
-    pub kind: Option<String>,
-    /// `allow` or `deny`.
-    pub decision: Option<String>,
-    /// At or after this time.
-    pub since: Option<Timestamp>,
-    /// Before this time.
-    pub until: Option<Timestamp>,
-}
-
-/// A stored signed checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointRow {
-    /// Log size it covers.
-    pub size: u64,
-    /// When it was made.
-    pub time: Timestamp,
-    /// Merkle root over the first `size` events.
-    pub root: [u8; 32],
-    /// The signed note text.
-    pub text: String,
-}
-
-/// An immutable policy version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyVersionRow {
-    /// 1, 2, 3, …
-    pub version: i64,
-    /// Cedar policy text.
-    pub policies: String,
-    /// Operator schema fragments (Cedar schema syntax).
-    pub fragments: Vec<String>,
-    /// Free text from whoever added it.
-    pub note: String,
-    /// When it was added.
-    pub created_at: Timestamp,
-    /// Which admin token added it.
-    pub created_by: String,
-}
-
-fn insert_checkpoint_in(conn: &Connection, c: &CheckpointRow) -> Result<(), StoreError> {
+fn insert_checkpoint_in(conn: &Connection, c: &CheckpointRow) -> Result<()> {
     conn.execute(
         "INSERT OR IGNORE INTO audit_checkpoints (size, time, root, text) VALUES (?1, ?2, ?3, ?4)",
         params![to_i64(c.size)?, c.time.secs(), c.root.as_slice(), c.text],
-    )?;
+    ).sql()?;
     Ok(())
 }
 
@@ -109,73 +45,64 @@ fn insert_sql(rows: usize) -> String {
 fn insert_rows(
     stmt: &mut rusqlite::CachedStatement<'_>,
     rows: &[AuditRow],
-) -> Result<(), StoreError> {
+) -> Result<()> {
     let mut i = 0;
     let mut bind = |stmt: &mut rusqlite::CachedStatement<'_>, v: &dyn rusqlite::ToSql| {
         i += 1;
         stmt.raw_bind_parameter(i, v)
     };
     for r in rows {
-        bind(stmt, &to_i64(r.seq)?)?;
-        bind(stmt, &r.time.secs())?;
-        bind(stmt, &r.kind)?;
-        bind(stmt, &r.agent)?;
-        bind(stmt, &r.user)?;
-        bind(stmt, &r.decision)?;
-        bind(stmt, &r.body)?;
-        bind(stmt, &r.leaf.as_slice())?;
+        bind(stmt, &to_i64(r.seq)?).sql()?;
+        bind(stmt, &r.time.secs()).sql()?;
+        bind(stmt, &r.kind).sql()?;
+        bind(stmt, &r.agent).sql()?;
+        bind(stmt, &r.user).sql()?;
+        bind(stmt, &r.decision).sql()?;
+        bind(stmt, &r.body).sql()?;
+        bind(stmt, &r.leaf.as_slice()).sql()?;
     }
-    stmt.raw_execute()?;
+    stmt.raw_execute().sql()?;
     Ok(())
 }
 
-fn to_i64(v: u64) -> Result<i64, StoreError> {
+fn to_i64(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("sequence {v} out of range")))
 }
 
-fn leaf_of(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
+fn leaf_of(v: Vec<u8>) -> Result<[u8; 32]> {
     v.try_into()
         .map_err(|_| StoreError::Corrupt("leaf hash is not 32 bytes".into()))
 }
 
-impl Store {
-    /// This node's name, creating it with `make` on first use.
-    pub fn node_name(&self, make: impl FnOnce() -> String) -> Result<String, StoreError> {
-        let conn = self.lock();
+impl NodeRepo for Db<'_> {
+    fn node_name(&self, make: &mut dyn FnMut() -> String) -> Result<String> {
+        let conn = self.conn;
         if let Some(n) = conn
             .query_row("SELECT value FROM meta WHERE key = 'node'", [], |r| {
                 r.get(0)
             })
-            .optional()?
+            .optional().sql()?
         {
             return Ok(n);
         }
+        self.touch(Topic::Node)?;
         let n = make();
-        conn.execute("INSERT INTO meta (key, value) VALUES ('node', ?1)", [&n])?;
+        conn.execute("INSERT INTO meta (key, value) VALUES ('node', ?1)", [&n]).sql()?;
         Ok(n)
     }
+}
 
-    /// Appends events in one transaction (the group commit). Their `seq`s must continue
-    /// the log exactly; anything else is refused and nothing is written.
-    ///
-    /// INVARIANT (chain): rows are only ever appended, seq `i` is the i-th event, and no
-    /// statement in this crate updates or deletes an audit row.
-    pub fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        self.append_audit_sealed(rows, None)
-    }
-
-    /// [`Store::append_audit`], and in the same transaction the signed checkpoint over
-    /// the log those rows complete, whose size must be the log's new length.
-    pub fn append_audit_sealed(
+impl AuditRepo for Db<'_> {
+    fn append_audit(
         &self,
         rows: &[AuditRow],
         checkpoint: Option<&CheckpointRow>,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
+    ) -> Result<()> {
+        self.touch(Topic::Audit)?;
+        let tx = self.conn;
         let next: i64 = tx
-            .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events")?
-            .query_row([], |r| r.get(0))?;
+            .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events").sql()?
+            .query_row([], |r| r.get(0)).sql()?;
         let mut expect = next;
         for r in rows {
             let seq = to_i64(r.seq)?;
@@ -195,7 +122,7 @@ impl Store {
             let end = rest.len() - rest.len() % size;
             let (whole, tail) = rest.split_at(end);
             if !whole.is_empty() {
-                let mut stmt = tx.prepare_cached(&insert_sql(size))?;
+                let mut stmt = tx.prepare_cached(&insert_sql(size)).sql()?;
                 for chunk in whole.chunks_exact(size) {
                     insert_rows(&mut stmt, chunk)?;
                 }
@@ -219,36 +146,32 @@ impl Store {
             }
             insert_checkpoint_in(&tx, c)?;
         }
-        tx.commit()?;
         Ok(())
     }
 
-    /// Every leaf hash in order (to rebuild the Merkle frontier and to make proofs).
-    pub fn audit_leaves(&self, size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
-        let conn = self.lock();
+    fn audit_leaves(&self, size: u64) -> Result<Vec<[u8; 32]>> {
+        let conn = self.conn;
         let mut stmt =
-            conn.prepare_cached("SELECT leaf FROM audit_events WHERE seq < ?1 ORDER BY seq")?;
-        let rows = stmt.query_map([to_i64(size)?], |r| r.get::<_, Vec<u8>>(0))?;
-        rows.map(|r| leaf_of(r?)).collect()
+            conn.prepare_cached("SELECT leaf FROM audit_events WHERE seq < ?1 ORDER BY seq").sql()?;
+        let rows = stmt.query_map([to_i64(size)?], |r| r.get::<_, Vec<u8>>(0)).sql()?;
+        rows.map(|r| leaf_of(r.sql()?)).collect()
     }
 
-    /// Number of events in the log.
-    pub fn audit_len(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.lock().query_row(
+    fn audit_len(&self) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
             "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events",
             [],
             |r| r.get(0),
-        )?;
+        ).sql()?;
         u64::try_from(n).map_err(|_| StoreError::Corrupt("negative audit length".into()))
     }
 
-    /// Event bodies matching `filter`, in log order, after `after` (a seq), at most `limit`.
-    pub fn list_audit(
+    fn list_audit(
         &self,
         filter: &AuditFilter,
         after: Option<u64>,
         limit: u32,
-    ) -> Result<Vec<(u64, String)>, StoreError> {
+    ) -> Result<Vec<(u64, String)>> {
         let mut sql = String::from("SELECT seq, body FROM audit_events WHERE seq > ?1");
         let mut args: Vec<rusqlite::types::Value> = vec![after.map_or(Ok(-1), to_i64)?.into()];
         let text = |col: &str,
@@ -273,13 +196,13 @@ impl Store {
             sql.push_str(&format!(" AND time < ?{}", args.len()));
         }
         sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
-        let conn = self.lock();
-        let mut stmt = conn.prepare(&sql)?;
+        let conn = self.conn;
+        let mut stmt = conn.prepare(&sql).sql()?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
+        }).sql()?;
         rows.map(|r| {
-            let (seq, body) = r?;
+            let (seq, body) = r.sql()?;
             Ok((
                 u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative seq".into()))?,
                 body,
@@ -288,55 +211,51 @@ impl Store {
         .collect()
     }
 
-    /// The last `limit` events about `agent` (its `agent` column) with `seq < before`,
-    /// oldest first: what an incident bundle holds.
-    pub fn recent_audit_of_agent(
+    fn recent_audit_of_agent(
         &self,
         agent: &str,
         before: u64,
         limit: u32,
-    ) -> Result<Vec<(u64, String)>, StoreError> {
-        let conn = self.lock();
+    ) -> Result<Vec<(u64, String)>> {
+        let conn = self.conn;
         // Served backwards by the `audit_events_agent` (agent, seq) index.
         let mut stmt = conn.prepare_cached(
             "SELECT seq, body FROM audit_events WHERE agent = ?1 AND seq < ?2
              ORDER BY seq DESC LIMIT ?3",
-        )?;
+        ).sql()?;
         let rows = stmt.query_map(params![agent, to_i64(before)?, limit], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
+        }).sql()?;
         let mut out = rows
             .map(|r| {
-                let (seq, body) = r?;
+                let (seq, body) = r.sql()?;
                 Ok((
                     u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative seq".into()))?,
                     body,
                 ))
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<std::result::Result<Vec<_>, StoreError>>()?;
         out.reverse();
         Ok(out)
     }
 
-    /// Event bodies with `from <= seq < to`, in order.
-    pub fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>, StoreError> {
-        let conn = self.lock();
+    fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>> {
+        let conn = self.conn;
         let mut stmt = conn.prepare_cached(
             "SELECT body FROM audit_events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map([to_i64(from)?, to_i64(to)?], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        ).sql()?;
+        let rows = stmt.query_map([to_i64(from)?, to_i64(to)?], |r| r.get::<_, String>(0)).sql()?;
+        Ok(rows.collect::<rusqlite::Result<_>>().sql()?)
     }
 
-    /// Stores a signed checkpoint (one per size; a repeat is ignored).
-    pub fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<(), StoreError> {
-        insert_checkpoint_in(&self.lock(), c)
+    fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()> {
+        self.touch(Topic::Audit)?;
+        insert_checkpoint_in(self.conn, c)
     }
 
-    /// The stored checkpoint of exactly `size` events, if there is one.
-    pub fn checkpoint_of_size(&self, size: u64) -> Result<Option<CheckpointRow>, StoreError> {
+    fn checkpoint_of_size(&self, size: u64) -> Result<Option<CheckpointRow>> {
         let row = self
-            .lock()
+            .conn
             .query_row(
                 "SELECT time, root, text FROM audit_checkpoints WHERE size = ?1",
                 [to_i64(size)?],
@@ -348,7 +267,7 @@ impl Store {
                     ))
                 },
             )
-            .optional()?;
+            .optional().sql()?;
         row.map(|(time, root, text)| {
             Ok(CheckpointRow {
                 size,
@@ -360,11 +279,10 @@ impl Store {
         .transpose()
     }
 
-    /// Every checkpoint, oldest first.
-    pub fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
-        let conn = self.lock();
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
+        let conn = self.conn;
         let mut stmt =
-            conn.prepare("SELECT size, time, root, text FROM audit_checkpoints ORDER BY size")?;
+            conn.prepare("SELECT size, time, root, text FROM audit_checkpoints ORDER BY size").sql()?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -372,9 +290,9 @@ impl Store {
                 r.get::<_, Vec<u8>>(2)?,
                 r.get::<_, String>(3)?,
             ))
-        })?;
+        }).sql()?;
         rows.map(|r| {
-            let (size, time, root, text) = r?;
+            let (size, time, root, text) = r.sql()?;
             Ok(CheckpointRow {
                 size: u64::try_from(size)
                     .map_err(|_| StoreError::Corrupt("negative size".into()))?,
@@ -385,66 +303,63 @@ impl Store {
         })
         .collect()
     }
+}
 
-    // ---- policies ----
-
-    /// Stores a new (already validated) policy version and returns its number.
-    pub fn insert_policy_version(
+impl PolicyRepo for Db<'_> {
+    fn insert_policy_version(
         &self,
         policies: &str,
         fragments: &[String],
         note: &str,
         at: Timestamp,
         by: &str,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<i64> {
+        self.touch(Topic::Policies)?;
         let fragments =
             serde_json::to_string(fragments).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let conn = self.lock();
+        let conn = self.conn;
         conn.execute(
             "INSERT INTO policy_versions (policies, fragments, note, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![policies, fragments, note, at.secs(), by],
-        )?;
+        ).sql()?;
         Ok(conn.last_insert_rowid())
     }
 
-    /// One policy version.
-    pub fn policy_version(&self, version: i64) -> Result<Option<PolicyVersionRow>, StoreError> {
-        self.lock()
+    fn policy_version(&self, version: i64) -> Result<Option<PolicyVersionRow>> {
+        self.conn
             .query_row(
                 "SELECT version, policies, fragments, note, created_at, created_by FROM policy_versions WHERE version = ?1",
                 [version],
                 policy_row,
             )
-            .optional()?
+            .optional().sql()?
             .transpose()
     }
 
-    /// Every policy version, oldest first.
-    pub fn policy_versions(&self) -> Result<Vec<PolicyVersionRow>, StoreError> {
-        let conn = self.lock();
+    fn policy_versions(&self) -> Result<Vec<PolicyVersionRow>> {
+        let conn = self.conn;
         let mut stmt = conn.prepare(
             "SELECT version, policies, fragments, note, created_at, created_by FROM policy_versions ORDER BY version",
-        )?;
-        let rows = stmt.query_map([], policy_row)?;
-        rows.map(|r| r?).collect()
+        ).sql()?;
+        let rows = stmt.query_map([], policy_row).sql()?;
+        rows.map(|r| r.sql()?).collect()
     }
 
-    /// Makes `version` the active one.
-    pub fn activate_policy_version(
+    fn activate_policy_version(
         &self,
         version: i64,
         at: Timestamp,
         by: &str,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
+    ) -> Result<()> {
+        self.touch(Topic::Policies)?;
+        let tx = self.conn;
         let exists = tx
             .query_row(
                 "SELECT 1 FROM policy_versions WHERE version = ?1",
                 [version],
                 |_| Ok(()),
             )
-            .optional()?
+            .optional().sql()?
             .is_some();
         if !exists {
             return Err(StoreError::NotFound("policy version"));
@@ -452,51 +367,26 @@ impl Store {
         tx.execute(
             "INSERT INTO policy_activations (version, at, by) VALUES (?1, ?2, ?3)",
             params![version, at.secs(), by],
-        )?;
-        tx.commit()?;
+        ).sql()?;
         Ok(())
     }
 
-    /// The active version and the one active before it (for rollback), if any.
-    pub fn policy_activation_state(&self) -> Result<(Option<i64>, Option<i64>), StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT version FROM policy_activations ORDER BY seq DESC")?;
+    fn policy_activation_state(&self) -> Result<(Option<i64>, Option<i64>)> {
+        let conn = self.conn;
+        let mut stmt = conn.prepare("SELECT version FROM policy_activations ORDER BY seq DESC").sql()?;
         let versions: Vec<i64> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+            .query_map([], |r| r.get(0)).sql()?
+            .collect::<rusqlite::Result<_>>().sql()?;
         let mut it = versions.into_iter();
         let active = it.next();
         let previous = it.find(|v| Some(*v) != active);
         Ok((active, previous))
     }
-
-    // ---- snapshot inputs ----
-
-    /// Every agent's token cutoff.
-    pub fn token_cutoffs(&self) -> Result<Vec<(AgentId, Timestamp)>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT agent_id, not_before FROM agent_token_cutoffs")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        rows.map(|r| {
-            let (a, t) = r?;
-            Ok((
-                AgentId::parse(&a).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                Timestamp::from_secs(t),
-            ))
-        })
-        .collect()
-    }
-
-    /// The `jti`s of revoked tokens that have not expired yet at `now`.
-    pub fn revoked_jtis(&self, now: Timestamp) -> Result<Vec<String>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT jti FROM revoked_tokens WHERE expires_at > ?1")?;
-        let rows = stmt.query_map([now.secs()], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
 }
 
-type PolicyRowResult = Result<PolicyVersionRow, StoreError>;
+
+
+type PolicyRowResult = std::result::Result<PolicyVersionRow, StoreError>;
 
 fn policy_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyRowResult> {
     let fragments: String = r.get(2)?;

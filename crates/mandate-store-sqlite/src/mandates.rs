@@ -6,21 +6,11 @@ use mandate_core::id::{AgentId, MandateId};
 use mandate_core::mandate::{Mandate, MandateStatus};
 use mandate_core::time::Timestamp;
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params_from_iter};
+use mandate_store::repo::{MandateChange, Result};
+use mandate_store::{MandateFilter, MandateRepo, StoreError, Topic};
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 
-use crate::{Store, StoreError};
-
-/// Filters for listing mandates; `None` matches everything.
-#[derive(Debug, Default, Clone)]
-pub struct MandateFilter {
-    /// The agent holding it.
-    pub agent: Option<AgentId>,
-    /// Its stored status (not [`Mandate::status_at`]: a lapsed row keeps its status until
-    /// the sweeper writes the new one).
-    pub status: Option<MandateStatus>,
-    /// The subject of the user it acts for.
-    pub user_sub: Option<String>,
-}
+use crate::{Db, Sql, sqlite_error};
 
 /// The columns, in the order [`mandate_row`] reads and [`values`] writes them.
 const MANDATE_COLUMNS: &str = "id, agent_id, user, intent, justification, scope, lifetime_secs, \
@@ -83,7 +73,7 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
 }
 
 impl MandateRow {
-    fn into_mandate(self) -> Result<Mandate, StoreError> {
+    fn into_mandate(self) -> Result<Mandate> {
         let id = self.id;
         let bad = |what: &str| StoreError::Corrupt(format!("mandate `{id}`: {what}"));
         let json = |what: &str, e: serde_json::Error| {
@@ -119,7 +109,7 @@ impl MandateRow {
 }
 
 /// A mandate's column values, in [`MANDATE_COLUMNS`] order.
-fn values(m: &Mandate) -> Result<Vec<Value>, StoreError> {
+fn values(m: &Mandate) -> Result<Vec<Value>> {
     let json = |what: &str, e: serde_json::Error| {
         StoreError::Corrupt(format!("mandate `{}`: {what}: {e}", m.id))
     };
@@ -166,29 +156,28 @@ fn constraint(e: &rusqlite::Error) -> Option<std::ffi::c_int> {
 }
 
 /// The mandates `sql` selects (it names [`MANDATE_COLUMNS`]) with `args` bound.
-fn query(conn: &Connection, sql: &str, args: &[Value]) -> Result<Vec<Mandate>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params_from_iter(args.iter()), mandate_row)?;
-    rows.map(|r| r?.into_mandate()).collect()
+fn query(conn: &Connection, sql: &str, args: &[Value]) -> Result<Vec<Mandate>> {
+    let mut stmt = conn.prepare_cached(sql).sql()?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), mandate_row).sql()?;
+    rows.map(|r| r.sql()?.into_mandate()).collect()
 }
 
-fn get_mandate_in(conn: &Connection, id: &MandateId) -> Result<Option<Mandate>, StoreError> {
+fn get_mandate_in(conn: &Connection, id: &MandateId) -> Result<Option<Mandate>> {
     conn.query_row(
         &format!("SELECT {MANDATE_COLUMNS} FROM mandates WHERE id = ?1"),
         [id.as_str()],
         mandate_row,
     )
-    .optional()?
+    .optional().sql()?
     .map(MandateRow::into_mandate)
     .transpose()
 }
 
-impl Store {
-    /// Stores a new mandate. Its agent must exist (`NotFound("agent")` otherwise); a taken
-    /// id is a `Conflict`.
-    pub fn insert_mandate(&self, m: &Mandate) -> Result<(), StoreError> {
+impl MandateRepo for Db<'_> {
+    fn insert_mandate(&self, m: &Mandate) -> Result<()> {
+        self.touch(Topic::Mandates)?;
         let values = values(m)?;
-        self.lock()
+        self.conn
             .execute(
                 &format!(
                     "INSERT INTO mandates ({MANDATE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
@@ -201,24 +190,21 @@ impl Store {
                 Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
                     StoreError::Conflict(format!("mandate `{}` already exists", m.id))
                 }
-                _ => e.into(),
+                _ => sqlite_error(e),
             })?;
         Ok(())
     }
 
-    /// One mandate by id.
-    pub fn get_mandate(&self, id: &MandateId) -> Result<Option<Mandate>, StoreError> {
-        get_mandate_in(&self.lock(), id)
+    fn get_mandate(&self, id: &MandateId) -> Result<Option<Mandate>> {
+        get_mandate_in(self.conn, id)
     }
 
-    /// Mandates matching `filter`, in id (creation) order, after the cursor, at most
-    /// `limit`.
-    pub fn list_mandates(
+    fn list_mandates(
         &self,
         filter: &MandateFilter,
         after: Option<&MandateId>,
         limit: u32,
-    ) -> Result<Vec<Mandate>, StoreError> {
+    ) -> Result<Vec<Mandate>> {
         let mut sql = format!("SELECT {MANDATE_COLUMNS} FROM mandates WHERE id > ?1");
         let mut args: Vec<Value> = vec![Value::Text(
             after.map(|a| a.as_str().to_owned()).unwrap_or_default(),
@@ -241,45 +227,17 @@ impl Store {
         }
         args.push(limit.into());
         sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
-        query(&self.lock(), &sql, &args)
+        query(self.conn, &sql, &args)
     }
 
-    /// Reads, changes and writes back one mandate in a single `IMMEDIATE` transaction.
-    /// `change` may refuse with its own error, in which case nothing is written. An
-    /// unknown id is `NotFound("mandate")`.
-    ///
-    /// INVARIANT (mandate identity): a stored mandate's id and agent never change; a
-    /// `change` that alters either is refused with a `Conflict` and nothing is written.
-    pub fn modify_mandate<E: From<StoreError>>(
-        &self,
-        id: &MandateId,
-        change: impl FnOnce(&mut Mandate) -> Result<(), E>,
-    ) -> Result<Mandate, E> {
-        self.modify_mandate_in(id, false, |m, _| change(m))
-    }
-
-    /// [`Store::modify_mandate`], with `change` also given the owner of the mandate's
-    /// agent (`None` if no such agent), read in the same transaction: for a check that
-    /// depends on who owns the agent (self-approval, an owner revoking), so that an owner
-    /// change cannot fall between the check and the write.
-    pub fn modify_mandate_with_owner<E: From<StoreError>>(
-        &self,
-        id: &MandateId,
-        change: impl FnOnce(&mut Mandate, Option<&str>) -> Result<(), E>,
-    ) -> Result<Mandate, E> {
-        self.modify_mandate_in(id, true, change)
-    }
-
-    fn modify_mandate_in<E: From<StoreError>>(
+    fn update_mandate(
         &self,
         id: &MandateId,
         with_owner: bool,
-        change: impl FnOnce(&mut Mandate, Option<&str>) -> Result<(), E>,
-    ) -> Result<Mandate, E> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
+        change: &mut MandateChange<'_>,
+    ) -> Result<Mandate> {
+        self.touch(Topic::Mandates)?;
+        let tx = self.conn;
         let mut m = get_mandate_in(&tx, id)?.ok_or(StoreError::NotFound("mandate"))?;
         let agent = m.agent.clone();
         let owner: Option<String> = if with_owner {
@@ -289,7 +247,7 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(StoreError::from)?
+            .sql()?
         } else {
             None
         };
@@ -297,28 +255,21 @@ impl Store {
         if m.id != *id || m.agent != agent {
             return Err(StoreError::Conflict(format!(
                 "mandate `{id}`: its id and agent cannot change"
-            ))
-            .into());
+            )));
         }
         let values = values(&m)?;
         let n = tx
             .execute(UPDATE_MANDATE, params_from_iter(values.iter()))
-            .map_err(StoreError::from)?;
+            .sql()?;
         if n != 1 {
-            return Err(StoreError::NotFound("mandate").into());
+            return Err(StoreError::NotFound("mandate"));
         }
-        tx.commit().map_err(StoreError::from)?;
         Ok(m)
     }
 
-    /// Mandates in force at `now`: status `active` and `expires_at` after `now`, in id
-    /// order. This is what the decision snapshot loads.
-    ///
-    /// INVARIANT (mandate gate): agrees with [`Mandate::is_active_at`]: a mandate whose
-    /// expiry is `now` or earlier (or missing) is not returned.
-    pub fn active_mandates(&self, now: Timestamp) -> Result<Vec<Mandate>, StoreError> {
+    fn active_mandates(&self, now: Timestamp) -> Result<Vec<Mandate>> {
         query(
-            &self.lock(),
+            self.conn,
             &format!(
                 "SELECT {MANDATE_COLUMNS} FROM mandates
                  WHERE status = 'active' AND expires_at > ?1 ORDER BY id"
@@ -327,14 +278,11 @@ impl Store {
         )
     }
 
-    /// Rows whose stored status has lapsed by `now` (as [`Mandate::status_at`] sees it):
-    /// pending with `approval_deadline <= now`, or active with `expires_at <= now` (or no
-    /// expiry). In id order, at most `limit`; the sweeper writes them denied or expired.
-    pub fn lapsed_mandates(&self, now: Timestamp, limit: u32) -> Result<Vec<Mandate>, StoreError> {
+    fn lapsed_mandates(&self, now: Timestamp, limit: u32) -> Result<Vec<Mandate>> {
         // Three OR terms rather than `(expires_at IS NULL OR expires_at <= ?1)`, so each
         // is a range search on `mandates_status_deadline` or `mandates_status_expiry`.
         query(
-            &self.lock(),
+            self.conn,
             &format!(
                 "SELECT {MANDATE_COLUMNS} FROM mandates
                  WHERE (status = 'pending_approval' AND approval_deadline <= ?1)
@@ -346,11 +294,9 @@ impl Store {
         )
     }
 
-    /// The agent's mandates that are not final (`pending_approval` or `active`), in id
-    /// order, whatever their deadlines: what a kill switch must end.
-    pub fn mandates_of_agent(&self, agent: &AgentId) -> Result<Vec<Mandate>, StoreError> {
+    fn mandates_of_agent(&self, agent: &AgentId) -> Result<Vec<Mandate>> {
         query(
-            &self.lock(),
+            self.conn,
             &format!(
                 "SELECT {MANDATE_COLUMNS} FROM mandates
                  WHERE agent_id = ?1 AND status IN ('pending_approval', 'active') ORDER BY id"
@@ -359,3 +305,4 @@ impl Store {
         )
     }
 }
+

@@ -1,0 +1,215 @@
+//! The change feed: what a node learns about committed writes. Every write unit that
+//! touched a [`Topic`] gets the next sequence number; a reader remembers the last number
+//! it acted on and asks what changed since ([`crate::Store::changes_since`]), waiting for a
+//! change if there is none yet.
+//!
+//! [`LocalFeed`] is the in-process feed a single-node backend publishes to (SQLite). A
+//! backend shared by several nodes (PostgreSQL) publishes what its own node writes there
+//! too, and what other nodes wrote when their notifications arrive.
+
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// What a write changed: one per aggregate (repository trait) the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Topic {
+    /// Agents: identity, owner, boundary, status.
+    Agents,
+    /// Credentials (client secrets, public keys).
+    Credentials,
+    /// Admin tokens.
+    AdminTokens,
+    /// Token signing keys.
+    SigningKeys,
+    /// Token revocations, per-agent cutoffs and client-assertion replay records.
+    TokenRevocations,
+    /// The audit log and its checkpoints.
+    Audit,
+    /// Policy versions and which one is active.
+    Policies,
+    /// Mandates.
+    Mandates,
+    /// Anomalies and detector baselines.
+    Anomalies,
+    /// Upstream secrets.
+    Secrets,
+    /// The node's own record (its name).
+    Node,
+}
+
+impl Topic {
+    /// Every topic, in declaration order.
+    pub const ALL: [Topic; 11] = [
+        Topic::Agents,
+        Topic::Credentials,
+        Topic::AdminTokens,
+        Topic::SigningKeys,
+        Topic::TokenRevocations,
+        Topic::Audit,
+        Topic::Policies,
+        Topic::Mandates,
+        Topic::Anomalies,
+        Topic::Secrets,
+        Topic::Node,
+    ];
+
+    /// A stable name (`agents`, `credentials`, …), e.g. for a notification payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Agents => "agents",
+            Topic::Credentials => "credentials",
+            Topic::AdminTokens => "admin_tokens",
+            Topic::SigningKeys => "signing_keys",
+            Topic::TokenRevocations => "token_revocations",
+            Topic::Audit => "audit",
+            Topic::Policies => "policies",
+            Topic::Mandates => "mandates",
+            Topic::Anomalies => "anomalies",
+            Topic::Secrets => "secrets",
+            Topic::Node => "node",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of topics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Topics(u16);
+
+impl Topics {
+    /// No topic.
+    pub const NONE: Topics = Topics(0);
+
+    /// This set with `t` added.
+    #[must_use]
+    pub fn with(self, t: Topic) -> Topics {
+        Topics(self.0 | t.bit())
+    }
+
+    /// Whether `t` is in the set.
+    pub fn contains(self, t: Topic) -> bool {
+        self.0 & t.bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The union of two sets.
+    #[must_use]
+    pub fn union(self, other: Topics) -> Topics {
+        Topics(self.0 | other.0)
+    }
+
+    /// The topics in the set, in [`Topic::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Topic> {
+        Topic::ALL.into_iter().filter(move |t| self.contains(*t))
+    }
+}
+
+impl FromIterator<Topic> for Topics {
+    fn from_iter<I: IntoIterator<Item = Topic>>(iter: I) -> Self {
+        iter.into_iter().fold(Topics::NONE, Topics::with)
+    }
+}
+
+/// What changed after a sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changes {
+    /// The sequence number of the newest change (the `after` asked with, if none).
+    pub seq: u64,
+    /// Every topic some change after `after` (up to `seq`) touched.
+    pub topics: Topics,
+}
+
+#[derive(Debug, Default)]
+struct FeedState {
+    seq: u64,
+    /// The sequence number of the last change that touched each topic.
+    last: [u64; Topic::ALL.len()],
+}
+
+/// An in-process change feed: a counter per topic, and a condition variable to wait on.
+///
+/// INVARIANT (published before visible): a backend calls [`LocalFeed::publish`] for a
+/// write unit while it still excludes every reader of what the unit wrote (SQLite: before
+/// it releases its one connection), so a reader that reads [`LocalFeed::topic_seq`]
+/// *before* reading the data never sees changed data under an unchanged number. A unit
+/// that touched a topic and then failed publishes too: that costs readers one re-read,
+/// while missing a change would leave them stale.
+#[derive(Debug, Default)]
+pub struct LocalFeed {
+    state: Mutex<FeedState>,
+    changed: Condvar,
+}
+
+impl LocalFeed {
+    /// A feed with no changes yet (every sequence number 0).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        // The state is two counters updated together under the lock; a panic elsewhere
+        // cannot leave them half-written.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records one change touching `topics` and wakes every waiter; returns its sequence
+    /// number. An empty set records nothing and returns the current number.
+    pub fn publish(&self, topics: Topics) -> u64 {
+        let mut s = self.state();
+        if topics.is_empty() {
+            return s.seq;
+        }
+        s.seq += 1;
+        let seq = s.seq;
+        for t in topics.iter() {
+            s.last[t as usize] = seq;
+        }
+        drop(s);
+        self.changed.notify_all();
+        seq
+    }
+
+    /// The sequence number of the last change that touched `topic` (0: none since the
+    /// feed started).
+    pub fn topic_seq(&self, topic: Topic) -> u64 {
+        self.state().last[topic as usize]
+    }
+
+    /// The newest sequence number.
+    pub fn seq(&self) -> u64 {
+        self.state().seq
+    }
+
+    /// What changed after `after`; if nothing has, waits up to `wait` for a change.
+    pub fn changes_since(&self, after: u64, wait: Duration) -> Changes {
+        let deadline = Instant::now() + wait;
+        let mut s = self.state();
+        while s.seq <= after {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let topics = Topic::ALL
+            .into_iter()
+            .filter(|t| s.last[*t as usize] > after)
+            .collect();
+        Changes {
+            seq: s.seq.max(after),
+            topics,
+        }
+    }
+}

@@ -1,0 +1,684 @@
+//! The repository traits (one per aggregate), [`Repos`] (all of them: what a unit of work
+//! is given), and [`Store`] (a backend: units of work and the change feed).
+//!
+//! A backend implements every repository trait once, for its unit-of-work handle (SQLite:
+//! a connection inside a transaction), and [`Store`]. This module then implements every
+//! repository trait for the store itself, each call its own unit of work: so a caller
+//! writes `store.get_agent(id)` for one step and [`Store::write_unit`] (or
+//! [`crate::StoreExt::write`]) to make several steps commit together.
+//!
+//! Calls block: async callers run them on a blocking thread.
+
+use std::time::Duration;
+
+use mandate_core::admin::AdminToken;
+use mandate_core::agent::Agent;
+use mandate_core::credential::Credential;
+use mandate_core::id::{AdminTokenId, AgentId, AnomalyId, CredentialId, MandateId};
+use mandate_core::mandate::Mandate;
+use mandate_core::time::Timestamp;
+
+use crate::feed::{Changes, Topic};
+use crate::rows::{
+    AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential,
+    CheckpointRow, MandateFilter, PolicyVersionRow, SecretRow, SigningKeyRow,
+};
+use crate::StoreError;
+
+/// The store's result.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A change to one agent, run inside [`AgentRepo::update_agent`]; it may refuse (any
+/// error), and then nothing is written.
+pub type AgentChange<'a> = dyn FnMut(&mut Agent) -> Result<()> + 'a;
+
+/// A change to one mandate, given the owner of its agent when asked for
+/// ([`MandateRepo::update_mandate`]); it may refuse, and then nothing is written.
+pub type MandateChange<'a> = dyn FnMut(&mut Mandate, Option<&str>) -> Result<()> + 'a;
+
+/// Agents: identity, owner, boundary, labels, lifecycle status.
+pub trait AgentRepo {
+    /// Stores a new agent; a taken name is a `Conflict`.
+    fn insert_agent(&self, a: &Agent) -> Result<()>;
+    /// One agent by id.
+    fn get_agent(&self, id: &AgentId) -> Result<Option<Agent>>;
+    /// Agents matching `filter`, in id (creation) order, after the cursor, at most `limit`.
+    fn list_agents(
+        &self,
+        filter: &AgentFilter,
+        after: Option<&AgentId>,
+        limit: u32,
+    ) -> Result<Vec<Agent>>;
+    /// Every agent, in id order, handed to `each` one at a time as it is read (no list of
+    /// them all is built). `each` must not call the store.
+    fn for_each_agent(&self, each: &mut dyn FnMut(Agent)) -> Result<()>;
+    /// Reads, changes and writes back one agent atomically, setting `updated_at` to
+    /// `now`. An unknown id is `NotFound("agent")`; a name taken by another agent a
+    /// `Conflict`.
+    ///
+    /// INVARIANT (decommission revokes): when the new status is `decommissioned` and the
+    /// old was not, every unrevoked credential of the agent is revoked at `now` in the
+    /// same unit. With `revoke_tokens`, the agent's token cutoff is raised to `now` in the
+    /// same unit too (every token issued so far dies).
+    fn update_agent(
+        &self,
+        id: &AgentId,
+        now: Timestamp,
+        revoke_tokens: bool,
+        change: &mut AgentChange<'_>,
+    ) -> Result<Agent>;
+}
+
+/// Credentials: client secrets (stored as a hash) and public keys.
+pub trait CredentialRepo {
+    /// Stores a new credential (`secret_hash`, an Argon2id PHC string, for client
+    /// secrets).
+    fn insert_credential(&self, c: &Credential, secret_hash: Option<&str>) -> Result<()>;
+    /// All credentials of an agent, with the material to check them, in id order.
+    fn credentials(&self, agent: &AgentId) -> Result<Vec<AuthCredential>>;
+    /// Replaces `old` by `new`: inserts `new` and lets `old` work only until `old_until`
+    /// (never extending an earlier expiry). `old` must be a usable (at `now`), unreplaced
+    /// credential of `new.agent_id` of the same kind (`NotFound("credential")` or
+    /// `Conflict` otherwise, and nothing is written).
+    fn rotate_credential(
+        &self,
+        old: &CredentialId,
+        new: &Credential,
+        secret_hash: Option<&str>,
+        old_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Revokes a credential of `agent` at `now` (an earlier revocation stays), and in the
+    /// same unit raises the agent's token cutoff to `now`: a token does not record which
+    /// credential minted it. `NotFound("credential")` if `agent` has no such credential.
+    fn revoke_credential(&self, agent: &AgentId, id: &CredentialId, now: Timestamp)
+    -> Result<()>;
+}
+
+/// Admin tokens (stored as a digest) and the bootstrap token.
+pub trait AdminTokenRepo {
+    /// Stores an admin token's record and digest.
+    fn insert_admin_token(&self, t: &AdminToken, digest: &str) -> Result<()>;
+    /// Sets the bootstrap token's digest, creating its record if there is none.
+    ///
+    /// Supplying the token that is already the bootstrap token changes nothing. A token
+    /// that was ever revoked is refused (`Conflict`), as is one that is a named admin
+    /// token. The previous bootstrap token is kept as a revoked record, never deleted.
+    fn set_bootstrap_digest(&self, new: &AdminToken, digest: &str) -> Result<()>;
+    /// Whether a bootstrap token exists.
+    fn has_bootstrap(&self) -> Result<bool>;
+    /// The unrevoked admin token with this digest.
+    fn admin_token_by_digest(&self, digest: &str) -> Result<Option<AdminToken>>;
+    /// Every admin token record, in id order.
+    fn list_admin_tokens(&self) -> Result<Vec<AdminToken>>;
+    /// Revokes an admin token (an earlier revocation time stays); `NotFound("admin
+    /// token")` if unknown.
+    fn revoke_admin_token(&self, id: &AdminTokenId, now: Timestamp) -> Result<()>;
+}
+
+/// The public records of the keys Mandate signs its tokens with.
+pub trait SigningKeyRepo {
+    /// Records a new current signing key, retiring the previous one: it stops signing now
+    /// and stays published until `old_publish_until`.
+    fn add_signing_key(
+        &self,
+        kid: &str,
+        public_key: &[u8],
+        now: Timestamp,
+        old_publish_until: Timestamp,
+    ) -> Result<()>;
+    /// The current key and every retired key still published at `now`, current first.
+    fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<SigningKeyRow>>;
+}
+
+/// What ends tokens early, and what stops a client assertion being used twice.
+pub trait TokenRevocationRepo {
+    /// Records a client assertion's `jti` until `expires_at`. Returns false if the same
+    /// client already used it (a replay). Forgets expired records as it goes.
+    fn record_assertion_jti(
+        &self,
+        client: &AgentId,
+        jti: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Revokes an access token by `jti` (kept until the token would have expired anyway;
+    /// a repeat changes nothing). Forgets expired records as it goes.
+    fn revoke_token(&self, jti: &str, expires_at: Timestamp, now: Timestamp) -> Result<()>;
+    /// Invalidates every token of `agent` issued at or before `at`. A later cutoff
+    /// replaces an earlier one; an earlier never does.
+    fn set_tokens_not_before(&self, agent: &AgentId, at: Timestamp) -> Result<()>;
+    /// The agent's token cutoff: tokens with `iat` at or before it are not active.
+    fn tokens_not_before(&self, agent: &AgentId) -> Result<Option<Timestamp>>;
+    /// Whether the token with this `jti` was revoked.
+    fn is_token_revoked(&self, jti: &str) -> Result<bool>;
+    /// Every agent's token cutoff.
+    fn token_cutoffs(&self) -> Result<Vec<(AgentId, Timestamp)>>;
+    /// The `jti`s of revoked tokens that have not expired yet at `now`.
+    fn revoked_jtis(&self, now: Timestamp) -> Result<Vec<String>>;
+}
+
+/// The append-only audit log and its signed checkpoints.
+pub trait AuditRepo {
+    /// Appends events, and with `checkpoint` the signed checkpoint over the log those rows
+    /// complete (whose size must be the log's new length), all in one unit. The rows'
+    /// `seq`s must continue the log exactly; anything else is a `Conflict` and nothing is
+    /// written.
+    ///
+    /// INVARIANT (chain): rows are only ever appended, seq `i` is the i-th event, and no
+    /// backend updates or deletes an audit row.
+    fn append_audit(&self, rows: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()>;
+    /// The first `size` leaf hashes, in order (to rebuild the Merkle frontier and to make
+    /// proofs).
+    fn audit_leaves(&self, size: u64) -> Result<Vec<[u8; 32]>>;
+    /// Number of events in the log.
+    fn audit_len(&self) -> Result<u64>;
+    /// `(seq, body)` of events matching `filter`, in log order, after `after` (a seq), at
+    /// most `limit`.
+    fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>>;
+    /// The last `limit` events about `agent` (its `agent` column) with `seq < before`,
+    /// oldest first: what an incident bundle holds.
+    fn recent_audit_of_agent(
+        &self,
+        agent: &str,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>>;
+    /// Event bodies with `from <= seq < to`, in order.
+    fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>>;
+    /// Stores a signed checkpoint (one per size; a repeat is ignored).
+    fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()>;
+    /// The stored checkpoint of exactly `size` events, if there is one.
+    fn checkpoint_of_size(&self, size: u64) -> Result<Option<CheckpointRow>>;
+    /// Every checkpoint, oldest first.
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
+}
+
+/// Immutable policy versions and their activation history.
+pub trait PolicyRepo {
+    /// Stores a new (already validated) policy version and returns its number (1, 2, …).
+    fn insert_policy_version(
+        &self,
+        policies: &str,
+        fragments: &[String],
+        note: &str,
+        at: Timestamp,
+        by: &str,
+    ) -> Result<i64>;
+    /// One policy version.
+    fn policy_version(&self, version: i64) -> Result<Option<PolicyVersionRow>>;
+    /// Every policy version, oldest first.
+    fn policy_versions(&self) -> Result<Vec<PolicyVersionRow>>;
+    /// Makes `version` the active one (`NotFound("policy version")` if unknown).
+    fn activate_policy_version(&self, version: i64, at: Timestamp, by: &str) -> Result<()>;
+    /// The active version and the one active before it (for rollback), if any.
+    fn policy_activation_state(&self) -> Result<(Option<i64>, Option<i64>)>;
+}
+
+/// Mandates: task-scoped grants an agent holds for a user.
+pub trait MandateRepo {
+    /// Stores a new mandate. Its agent must exist (`NotFound("agent")` otherwise); a taken
+    /// id is a `Conflict`.
+    fn insert_mandate(&self, m: &Mandate) -> Result<()>;
+    /// One mandate by id.
+    fn get_mandate(&self, id: &MandateId) -> Result<Option<Mandate>>;
+    /// Mandates matching `filter`, in id (creation) order, after the cursor, at most
+    /// `limit`.
+    fn list_mandates(
+        &self,
+        filter: &MandateFilter,
+        after: Option<&MandateId>,
+        limit: u32,
+    ) -> Result<Vec<Mandate>>;
+    /// Reads, changes and writes back one mandate atomically. With `with_owner`, `change`
+    /// is also given the owner of the mandate's agent (`None` if no such agent), read in
+    /// the same unit, so an owner change cannot fall between a check and the write.
+    /// An unknown id is `NotFound("mandate")`.
+    ///
+    /// INVARIANT (mandate identity): a stored mandate's id and agent never change; a
+    /// `change` that alters either is refused with a `Conflict` and nothing is written.
+    fn update_mandate(
+        &self,
+        id: &MandateId,
+        with_owner: bool,
+        change: &mut MandateChange<'_>,
+    ) -> Result<Mandate>;
+    /// Mandates in force at `now`: status `active` and `expires_at` after `now`, in id
+    /// order. This is what the decision snapshot loads.
+    ///
+    /// INVARIANT (mandate gate): agrees with [`Mandate::is_active_at`]: a mandate whose
+    /// expiry is `now` or earlier (or missing) is not returned.
+    fn active_mandates(&self, now: Timestamp) -> Result<Vec<Mandate>>;
+    /// Rows whose stored status has lapsed by `now` (as [`Mandate::status_at`] sees it):
+    /// pending with `approval_deadline <= now`, or active with `expires_at <= now` (or no
+    /// expiry). In id order, at most `limit`; the sweeper writes them denied or expired.
+    fn lapsed_mandates(&self, now: Timestamp, limit: u32) -> Result<Vec<Mandate>>;
+    /// The agent's mandates that are not final (`pending_approval` or `active`), in id
+    /// order, whatever their deadlines: what a kill switch must end.
+    fn mandates_of_agent(&self, agent: &AgentId) -> Result<Vec<Mandate>>;
+}
+
+/// Anomalies the detector raised, and its per-agent baselines.
+pub trait AnomalyRepo {
+    /// Stores newly raised anomalies, all or none.
+    fn insert_anomalies(&self, rows: &[AnomalyRow]) -> Result<()>;
+    /// One anomaly.
+    fn get_anomaly(&self, id: &AnomalyId) -> Result<Option<AnomalyRow>>;
+    /// Anomalies matching `filter`, newest first, before the cursor, at most `limit`.
+    fn list_anomalies(
+        &self,
+        filter: &AnomalyFilter,
+        before: Option<&AnomalyId>,
+        limit: u32,
+    ) -> Result<Vec<AnomalyRow>>;
+    /// Moves an open anomaly to `status` (`acknowledged` or `dismissed`); one already
+    /// resolved is a `Conflict`, an unknown one `NotFound("anomaly")`.
+    fn resolve_anomaly(
+        &self,
+        id: &AnomalyId,
+        status: &str,
+        by: &str,
+        comment: Option<&str>,
+        now: Timestamp,
+    ) -> Result<AnomalyRow>;
+    /// Open anomalies whose response holds the agent (`step_up` or `suspend`), in id
+    /// order: what the detector puts back at start.
+    fn open_holds(&self) -> Result<Vec<AnomalyRow>>;
+    /// Stores baselines (agent id, the detector's JSON), replacing older ones, all or
+    /// none. Baselines of agents no longer in the store are skipped.
+    fn save_baselines(&self, rows: &[(String, String)], now: Timestamp) -> Result<()>;
+    /// Every stored baseline: (agent id, JSON).
+    fn baselines(&self) -> Result<Vec<(String, String)>>;
+}
+
+/// Upstream secrets for the gateways, as ciphertext (the server encrypts and decrypts).
+pub trait SecretRepo {
+    /// Stores or replaces a secret (`created_at` stays from the first store).
+    fn put_secret(&self, name: &str, nonce: &[u8], ciphertext: &[u8], now: Timestamp)
+    -> Result<()>;
+    /// One secret.
+    fn get_secret(&self, name: &str) -> Result<Option<SecretRow>>;
+    /// Every secret, in name order.
+    fn secrets(&self) -> Result<Vec<SecretRow>>;
+    /// Deletes a secret; whether there was one.
+    fn delete_secret(&self, name: &str) -> Result<bool>;
+}
+
+/// The node's own record.
+pub trait NodeRepo {
+    /// This node's name, created with `make` on first use and the same ever after.
+    fn node_name(&self, make: &mut dyn FnMut() -> String) -> Result<String>;
+}
+
+/// Every repository: what a unit of work is handed.
+pub trait Repos:
+    AgentRepo
+    + CredentialRepo
+    + AdminTokenRepo
+    + SigningKeyRepo
+    + TokenRevocationRepo
+    + AuditRepo
+    + PolicyRepo
+    + MandateRepo
+    + AnomalyRepo
+    + SecretRepo
+    + NodeRepo
+{
+}
+
+impl<T> Repos for T where
+    T: AgentRepo
+        + CredentialRepo
+        + AdminTokenRepo
+        + SigningKeyRepo
+        + TokenRevocationRepo
+        + AuditRepo
+        + PolicyRepo
+        + MandateRepo
+        + AnomalyRepo
+        + SecretRepo
+        + NodeRepo
+        + ?Sized
+{
+}
+
+/// A unit of work: runs against the repositories; an error rolls every write back.
+pub type Work<'a> = dyn FnMut(&dyn Repos) -> Result<()> + 'a;
+
+/// A storage backend: units of work over [`Repos`], and the change feed.
+///
+/// What every backend must do is checked by the conformance kit
+/// (`mandate_store::conformance`, feature `conformance`).
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Runs `work` against one consistent state of the store. A write inside is refused
+    /// with [`StoreError::ReadOnly`].
+    fn read_unit(&self, work: &mut Work<'_>) -> Result<()>;
+
+    /// Runs `work` as one serializable transaction: all its writes commit, or (when it or
+    /// the commit fails) none do. Then publishes to the change feed the topics it wrote.
+    /// `work` runs once (a backend that must retry a transaction returns the failure
+    /// instead).
+    fn write_unit(&self, work: &mut Work<'_>) -> Result<()>;
+
+    /// The sequence number of the last change that touched `topic`; it changes whenever
+    /// such a change commits. A caller that read data of `topic` and found a fact may
+    /// rely on it for as long as this number is unchanged, if it read the number
+    /// *before* the data (see `INVARIANT (published before visible)` on
+    /// [`crate::LocalFeed`]).
+    fn topic_seq(&self, topic: Topic) -> u64;
+
+    /// What changed after `after` (a sequence number from an earlier answer, or 0);
+    /// waits up to `wait` if nothing has yet.
+    fn changes_since(&self, after: u64, wait: Duration) -> Changes;
+
+    /// A short description for logs (`sqlite /var/lib/mandate/mandate.db`); never holds a
+    /// secret.
+    fn describe(&self) -> String;
+}
+
+/// Runs `f` in a read unit of `store`.
+fn read<S: Store + ?Sized, T>(store: &S, f: impl FnOnce(&dyn Repos) -> Result<T>) -> Result<T> {
+    crate::ext::run(store, false, f)
+}
+
+/// Runs `f` in a write unit of `store`.
+fn write<S: Store + ?Sized, T>(store: &S, f: impl FnOnce(&dyn Repos) -> Result<T>) -> Result<T> {
+    crate::ext::run(store, true, f)
+}
+
+// Every repository, for the store itself: each call one unit of work.
+
+impl<S: Store + ?Sized> AgentRepo for S {
+    fn insert_agent(&self, a: &Agent) -> Result<()> {
+        write(self, |r| r.insert_agent(a))
+    }
+    fn get_agent(&self, id: &AgentId) -> Result<Option<Agent>> {
+        read(self, |r| r.get_agent(id))
+    }
+    fn list_agents(
+        &self,
+        filter: &AgentFilter,
+        after: Option<&AgentId>,
+        limit: u32,
+    ) -> Result<Vec<Agent>> {
+        read(self, |r| r.list_agents(filter, after, limit))
+    }
+    fn for_each_agent(&self, each: &mut dyn FnMut(Agent)) -> Result<()> {
+        read(self, |r| r.for_each_agent(each))
+    }
+    fn update_agent(
+        &self,
+        id: &AgentId,
+        now: Timestamp,
+        revoke_tokens: bool,
+        change: &mut AgentChange<'_>,
+    ) -> Result<Agent> {
+        write(self, |r| r.update_agent(id, now, revoke_tokens, change))
+    }
+}
+
+impl<S: Store + ?Sized> CredentialRepo for S {
+    fn insert_credential(&self, c: &Credential, secret_hash: Option<&str>) -> Result<()> {
+        write(self, |r| r.insert_credential(c, secret_hash))
+    }
+    fn credentials(&self, agent: &AgentId) -> Result<Vec<AuthCredential>> {
+        read(self, |r| r.credentials(agent))
+    }
+    fn rotate_credential(
+        &self,
+        old: &CredentialId,
+        new: &Credential,
+        secret_hash: Option<&str>,
+        old_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        write(self, |r| {
+            r.rotate_credential(old, new, secret_hash, old_until, now)
+        })
+    }
+    fn revoke_credential(
+        &self,
+        agent: &AgentId,
+        id: &CredentialId,
+        now: Timestamp,
+    ) -> Result<()> {
+        write(self, |r| r.revoke_credential(agent, id, now))
+    }
+}
+
+impl<S: Store + ?Sized> AdminTokenRepo for S {
+    fn insert_admin_token(&self, t: &AdminToken, digest: &str) -> Result<()> {
+        write(self, |r| r.insert_admin_token(t, digest))
+    }
+    fn set_bootstrap_digest(&self, new: &AdminToken, digest: &str) -> Result<()> {
+        write(self, |r| r.set_bootstrap_digest(new, digest))
+    }
+    fn has_bootstrap(&self) -> Result<bool> {
+        read(self, |r| r.has_bootstrap())
+    }
+    fn admin_token_by_digest(&self, digest: &str) -> Result<Option<AdminToken>> {
+        read(self, |r| r.admin_token_by_digest(digest))
+    }
+    fn list_admin_tokens(&self) -> Result<Vec<AdminToken>> {
+        read(self, |r| r.list_admin_tokens())
+    }
+    fn revoke_admin_token(&self, id: &AdminTokenId, now: Timestamp) -> Result<()> {
+        write(self, |r| r.revoke_admin_token(id, now))
+    }
+}
+
+impl<S: Store + ?Sized> SigningKeyRepo for S {
+    fn add_signing_key(
+        &self,
+        kid: &str,
+        public_key: &[u8],
+        now: Timestamp,
+        old_publish_until: Timestamp,
+    ) -> Result<()> {
+        write(self, |r| {
+            r.add_signing_key(kid, public_key, now, old_publish_until)
+        })
+    }
+    fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<SigningKeyRow>> {
+        read(self, |r| r.published_signing_keys(now))
+    }
+}
+
+impl<S: Store + ?Sized> TokenRevocationRepo for S {
+    fn record_assertion_jti(
+        &self,
+        client: &AgentId,
+        jti: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        write(self, |r| r.record_assertion_jti(client, jti, expires_at, now))
+    }
+    fn revoke_token(&self, jti: &str, expires_at: Timestamp, now: Timestamp) -> Result<()> {
+        write(self, |r| r.revoke_token(jti, expires_at, now))
+    }
+    fn set_tokens_not_before(&self, agent: &AgentId, at: Timestamp) -> Result<()> {
+        write(self, |r| r.set_tokens_not_before(agent, at))
+    }
+    fn tokens_not_before(&self, agent: &AgentId) -> Result<Option<Timestamp>> {
+        read(self, |r| r.tokens_not_before(agent))
+    }
+    fn is_token_revoked(&self, jti: &str) -> Result<bool> {
+        read(self, |r| r.is_token_revoked(jti))
+    }
+    fn token_cutoffs(&self) -> Result<Vec<(AgentId, Timestamp)>> {
+        read(self, |r| r.token_cutoffs())
+    }
+    fn revoked_jtis(&self, now: Timestamp) -> Result<Vec<String>> {
+        read(self, |r| r.revoked_jtis(now))
+    }
+}
+
+impl<S: Store + ?Sized> AuditRepo for S {
+    fn append_audit(&self, rows: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
+        write(self, |r| r.append_audit(rows, checkpoint))
+    }
+    fn audit_leaves(&self, size: u64) -> Result<Vec<[u8; 32]>> {
+        read(self, |r| r.audit_leaves(size))
+    }
+    fn audit_len(&self) -> Result<u64> {
+        read(self, |r| r.audit_len())
+    }
+    fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>> {
+        read(self, |r| r.list_audit(filter, after, limit))
+    }
+    fn recent_audit_of_agent(
+        &self,
+        agent: &str,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>> {
+        read(self, |r| r.recent_audit_of_agent(agent, before, limit))
+    }
+    fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>> {
+        read(self, |r| r.audit_bodies(from, to))
+    }
+    fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()> {
+        write(self, |r| r.insert_checkpoint(c))
+    }
+    fn checkpoint_of_size(&self, size: u64) -> Result<Option<CheckpointRow>> {
+        read(self, |r| r.checkpoint_of_size(size))
+    }
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
+        read(self, |r| r.checkpoints())
+    }
+}
+
+impl<S: Store + ?Sized> PolicyRepo for S {
+    fn insert_policy_version(
+        &self,
+        policies: &str,
+        fragments: &[String],
+        note: &str,
+        at: Timestamp,
+        by: &str,
+    ) -> Result<i64> {
+        write(self, |r| {
+            r.insert_policy_version(policies, fragments, note, at, by)
+        })
+    }
+    fn policy_version(&self, version: i64) -> Result<Option<PolicyVersionRow>> {
+        read(self, |r| r.policy_version(version))
+    }
+    fn policy_versions(&self) -> Result<Vec<PolicyVersionRow>> {
+        read(self, |r| r.policy_versions())
+    }
+    fn activate_policy_version(&self, version: i64, at: Timestamp, by: &str) -> Result<()> {
+        write(self, |r| r.activate_policy_version(version, at, by))
+    }
+    fn policy_activation_state(&self) -> Result<(Option<i64>, Option<i64>)> {
+        read(self, |r| r.policy_activation_state())
+    }
+}
+
+impl<S: Store + ?Sized> MandateRepo for S {
+    fn insert_mandate(&self, m: &Mandate) -> Result<()> {
+        write(self, |r| r.insert_mandate(m))
+    }
+    fn get_mandate(&self, id: &MandateId) -> Result<Option<Mandate>> {
+        read(self, |r| r.get_mandate(id))
+    }
+    fn list_mandates(
+        &self,
+        filter: &MandateFilter,
+        after: Option<&MandateId>,
+        limit: u32,
+    ) -> Result<Vec<Mandate>> {
+        read(self, |r| r.list_mandates(filter, after, limit))
+    }
+    fn update_mandate(
+        &self,
+        id: &MandateId,
+        with_owner: bool,
+        change: &mut MandateChange<'_>,
+    ) -> Result<Mandate> {
+        write(self, |r| r.update_mandate(id, with_owner, change))
+    }
+    fn active_mandates(&self, now: Timestamp) -> Result<Vec<Mandate>> {
+        read(self, |r| r.active_mandates(now))
+    }
+    fn lapsed_mandates(&self, now: Timestamp, limit: u32) -> Result<Vec<Mandate>> {
+        read(self, |r| r.lapsed_mandates(now, limit))
+    }
+    fn mandates_of_agent(&self, agent: &AgentId) -> Result<Vec<Mandate>> {
+        read(self, |r| r.mandates_of_agent(agent))
+    }
+}
+
+impl<S: Store + ?Sized> AnomalyRepo for S {
+    fn insert_anomalies(&self, rows: &[AnomalyRow]) -> Result<()> {
+        write(self, |r| r.insert_anomalies(rows))
+    }
+    fn get_anomaly(&self, id: &AnomalyId) -> Result<Option<AnomalyRow>> {
+        read(self, |r| r.get_anomaly(id))
+    }
+    fn list_anomalies(
+        &self,
+        filter: &AnomalyFilter,
+        before: Option<&AnomalyId>,
+        limit: u32,
+    ) -> Result<Vec<AnomalyRow>> {
+        read(self, |r| r.list_anomalies(filter, before, limit))
+    }
+    fn resolve_anomaly(
+        &self,
+        id: &AnomalyId,
+        status: &str,
+        by: &str,
+        comment: Option<&str>,
+        now: Timestamp,
+    ) -> Result<AnomalyRow> {
+        write(self, |r| r.resolve_anomaly(id, status, by, comment, now))
+    }
+    fn open_holds(&self) -> Result<Vec<AnomalyRow>> {
+        read(self, |r| r.open_holds())
+    }
+    fn save_baselines(&self, rows: &[(String, String)], now: Timestamp) -> Result<()> {
+        write(self, |r| r.save_baselines(rows, now))
+    }
+    fn baselines(&self) -> Result<Vec<(String, String)>> {
+        read(self, |r| r.baselines())
+    }
+}
+
+impl<S: Store + ?Sized> SecretRepo for S {
+    fn put_secret(
+        &self,
+        name: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        now: Timestamp,
+    ) -> Result<()> {
+        write(self, |r| r.put_secret(name, nonce, ciphertext, now))
+    }
+    fn get_secret(&self, name: &str) -> Result<Option<SecretRow>> {
+        read(self, |r| r.get_secret(name))
+    }
+    fn secrets(&self) -> Result<Vec<SecretRow>> {
+        read(self, |r| r.secrets())
+    }
+    fn delete_secret(&self, name: &str) -> Result<bool> {
+        write(self, |r| r.delete_secret(name))
+    }
+}
+
+impl<S: Store + ?Sized> NodeRepo for S {
+    fn node_name(&self, make: &mut dyn FnMut() -> String) -> Result<String> {
+        write(self, |r| r.node_name(make))
+    }
+}

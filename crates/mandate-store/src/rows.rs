@@ -1,0 +1,186 @@
+//! The values the repositories take and return that are not domain types of their own:
+//! list filters, stored rows of the audit log, policy versions, anomalies, secrets and
+//! signing keys, and a credential with its check material.
+
+use mandate_core::agent::AgentStatus;
+use mandate_core::credential::Credential;
+use mandate_core::id::{AgentId, AnomalyId};
+use mandate_core::mandate::MandateStatus;
+use mandate_core::time::Timestamp;
+
+/// One audit event as stored: its canonical body and leaf hash, plus columns to filter on.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    /// Position in this node's log (0-based, contiguous).
+    pub seq: u64,
+    /// When it happened.
+    pub time: Timestamp,
+    /// Event kind (`decision`, `token.issued`, …).
+    pub kind: String,
+    /// Agent concerned, if any.
+    pub agent: Option<String>,
+    /// User concerned, if any.
+    pub user: Option<String>,
+    /// `allow`/`deny` for decisions.
+    pub decision: Option<String>,
+    /// The canonical JSON the leaf hash commits to.
+    pub body: String,
+    /// `SHA-256(0x00 ‖ body)`.
+    pub leaf: [u8; 32],
+}
+
+/// Filters for reading the audit log; `None` matches everything.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    /// Agent id.
+    pub agent: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// Event kind.
+    pub kind: Option<String>,
+    /// `allow` or `deny`.
+    pub decision: Option<String>,
+    /// At or after this time.
+    pub since: Option<Timestamp>,
+    /// Before this time.
+    pub until: Option<Timestamp>,
+}
+
+/// A stored signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    /// Log size it covers.
+    pub size: u64,
+    /// When it was made.
+    pub time: Timestamp,
+    /// Merkle root over the first `size` events.
+    pub root: [u8; 32],
+    /// The signed note text.
+    pub text: String,
+}
+
+/// An immutable policy version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersionRow {
+    /// 1, 2, 3, …
+    pub version: i64,
+    /// Cedar policy text.
+    pub policies: String,
+    /// Operator schema fragments (Cedar schema syntax).
+    pub fragments: Vec<String>,
+    /// Free text from whoever added it.
+    pub note: String,
+    /// When it was added.
+    pub created_at: Timestamp,
+    /// Which admin token added it.
+    pub created_by: String,
+}
+
+/// One anomaly as stored. `kind`, `severity`, `response` and `status` are the
+/// detector's and the API's names; `details` is a JSON object.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AnomalyRow {
+    /// `anm_…`.
+    pub id: AnomalyId,
+    /// Whose behaviour.
+    pub agent: AgentId,
+    /// When it was raised.
+    pub at: Timestamp,
+    /// `new_action`, `rate_spike`, …
+    pub kind: String,
+    /// What it is about (`resource_type:Db::Customer`, `rate`).
+    pub key: String,
+    /// 1–100.
+    pub score: u8,
+    /// `low`, `medium`, `high`, `critical`.
+    pub severity: String,
+    /// `record`, `alert`, `step_up`, `suspend`.
+    pub response: String,
+    /// In plain language.
+    pub explanation: String,
+    /// The numbers behind it.
+    pub details: serde_json::Value,
+    /// `open`, `acknowledged` or `dismissed`.
+    pub status: String,
+    /// When a human resolved it.
+    pub resolved_at: Option<Timestamp>,
+    /// Who (admin token id or user).
+    pub resolved_by: Option<String>,
+    /// Their comment.
+    pub comment: Option<String>,
+}
+
+/// Which anomalies to list.
+#[derive(Debug, Clone, Default)]
+pub struct AnomalyFilter {
+    /// Of this agent.
+    pub agent: Option<AgentId>,
+    /// In this status.
+    pub status: Option<String>,
+    /// Of this severity.
+    pub severity: Option<String>,
+    /// Of this kind.
+    pub kind: Option<String>,
+}
+
+/// Filters for listing mandates; `None` matches everything.
+#[derive(Debug, Default, Clone)]
+pub struct MandateFilter {
+    /// The agent holding it.
+    pub agent: Option<AgentId>,
+    /// Its stored status (not [`Mandate::status_at`]: a lapsed row keeps its status until
+    /// the sweeper writes the new one).
+    pub status: Option<MandateStatus>,
+    /// The subject of the user it acts for.
+    pub user_sub: Option<String>,
+}
+
+/// One stored secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRow {
+    /// The name a gateway route's credential refers to it by; unique (the primary key).
+    pub name: String,
+    /// The AEAD nonce.
+    pub nonce: Vec<u8>,
+    /// The ciphertext (with its tag).
+    pub ciphertext: Vec<u8>,
+    /// First stored.
+    pub created_at: Timestamp,
+    /// Last replaced.
+    pub updated_at: Timestamp,
+}
+
+/// Filters for listing agents; `None` matches everything.
+#[derive(Debug, Default, Clone)]
+pub struct AgentFilter {
+    /// Exact owner.
+    pub owner: Option<String>,
+    /// Exact status.
+    pub status: Option<AgentStatus>,
+    /// Label `key` equal to `value`.
+    pub label: Option<(String, String)>,
+}
+
+/// A credential with the material needed to check it.
+#[derive(Debug, Clone)]
+pub struct AuthCredential {
+    /// The credential's metadata.
+    pub credential: Credential,
+    /// For client secrets: the Argon2id PHC string.
+    pub secret_hash: Option<String>,
+}
+
+/// A signing key's public record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// The 32-byte Ed25519 public key.
+    pub public_key: Vec<u8>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stopped signing; `None` for the current key.
+    pub retired_at: Option<Timestamp>,
+    /// Until when its public key stays published.
+    pub publish_until: Option<Timestamp>,
+}
