@@ -31,7 +31,9 @@ use mandate_core::clock::ManualClock;
 use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
 use mandate_server::audit::{AuditLog, CheckpointPolicy};
+use mandate_store::prelude::*;
 use mandate_store::{AuditRow, Store};
+use mandate_store_sqlite::SqliteStore;
 use serde_json::json;
 
 // The server's allocator (crates/mandate/src/main.rs), so allocation costs are the server's.
@@ -94,7 +96,7 @@ fn bench_encode(c: &mut Criterion) {
 
 fn bench_append(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
-    let store = Store::open(&dir.path().join("mandate.db")).expect("store");
+    let store = SqliteStore::open(&dir.path().join("mandate.db")).expect("store");
     let mut next = 0_u64;
     let mut group = c.benchmark_group("audit/append");
     group.sample_size(20);
@@ -106,7 +108,7 @@ fn bench_append(c: &mut Criterion) {
                 next += 1;
                 r
             },
-            |r| store.append_audit(&[r]).expect("append"),
+            |r| store.append_audit(&[r], None).expect("append"),
             BatchSize::SmallInput,
         );
     });
@@ -120,7 +122,7 @@ fn bench_append(c: &mut Criterion) {
                 next += GROUP as u64;
                 rows
             },
-            |rows| store.append_audit(&rows).expect("append"),
+            |rows| store.append_audit(&rows, None).expect("append"),
             BatchSize::SmallInput,
         );
     });
@@ -161,7 +163,7 @@ fn bench_merkle(c: &mut Criterion) {
 /// An audit log as the server opens it (default checkpoint policy) on a fresh store in
 /// `dir`, with a clock that stands still.
 fn open_log(dir: &std::path::Path) -> AuditLog {
-    let store = Arc::new(Store::open(&dir.join("mandate.db")).expect("store"));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mandate.db")).expect("store"));
     let clock = Arc::new(ManualClock::at_millis(NOW * 1000));
     let policy = CheckpointPolicy {
         every_events: CHECKPOINT_EVERY,

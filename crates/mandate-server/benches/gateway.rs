@@ -26,6 +26,7 @@ use mandate_server::gateway::GatewayAuthorizer;
 use mandate_server::keys::KeyState;
 use mandate_server::{AppState, ServerConfig};
 use mandate_store::Store;
+use mandate_store_sqlite::SqliteStore;
 use serde_json::json;
 
 const ROUNDS: usize = 20;
@@ -74,16 +75,16 @@ async fn main() {
     .expect("tempdir");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
-    let store = Arc::new(Store::open(&dir.path().join("mandate.db")).expect("store"));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
     let keys = KeyState::open(
-        &store,
+        store.as_ref(),
         &dir.path().join("keys"),
         clock.as_ref(),
         random.as_ref(),
     )
     .expect("keys");
     let Bootstrap::Created(admin) =
-        bootstrap::ensure(&store, None, clock.as_ref(), random.as_ref()).expect("bootstrap")
+        bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref()).expect("bootstrap")
     else {
         unreachable!("a fresh store")
     };

@@ -32,6 +32,7 @@ mod fixture;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use mandate_store::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ use mandate_server::bootstrap::{self, Bootstrap};
 use mandate_server::keys::KeyState;
 use mandate_server::{AppState, ServerConfig};
 use mandate_store::Store;
+use mandate_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -115,7 +117,7 @@ async fn main() {
     .expect("tempdir");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
-    let store = Arc::new(Store::open(&dir.path().join("mandate.db")).expect("store"));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
 
     let started = timer();
     let now = clock.now();
@@ -143,14 +145,14 @@ async fn main() {
     show("agents stored (SQLite, nothing loaded)");
 
     let keys = KeyState::open(
-        &store,
+        store.as_ref(),
         &dir.path().join("keys"),
         clock.as_ref(),
         random.as_ref(),
     )
     .expect("keys");
     let Bootstrap::Created(admin) =
-        bootstrap::ensure(&store, None, clock.as_ref(), random.as_ref()).expect("bootstrap")
+        bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref()).expect("bootstrap")
     else {
         unreachable!("a fresh store")
     };

@@ -1,5 +1,6 @@
 //! Admin tokens and signing keys through the admin API.
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::Json;
@@ -136,7 +137,7 @@ pub(crate) async fn rotate_keys(
         let now = s.clock.now();
         // Tokens live at most max_token_lifetime_secs; a minute more covers clock skew.
         let publish = s.config.max_token_lifetime_secs.saturating_add(60);
-        let (old, new) = s.keys.rotate(&s.store, now, s.random.as_ref(), publish).map_err(ApiError::internal)?;
+        let (old, new) = s.keys.rotate(s.store.as_ref(), now, s.random.as_ref(), publish).map_err(ApiError::internal)?;
         tracing::info!(%by, %old, %new, "signing key rotated");
         s.refresh_after_write();
         Ok::<_, ApiError>(json!({"kid": new, "retired_kid": old, "retired_published_until": now.plus_secs(i64::from(publish))}))

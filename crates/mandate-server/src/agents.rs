@@ -1,6 +1,7 @@
 //! The agent registry through the admin API: register, list, show, update, lifecycle
 //! (suspend, resume, decommission) and credentials (add, list, rotate, revoke).
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::Json;

@@ -4,6 +4,7 @@
 //! that this is normal). `GET /v1/agents/{id}/baseline` shows what an agent's baseline
 //! has learned.
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::Json;

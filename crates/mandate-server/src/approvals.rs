@@ -2,6 +2,7 @@
 //! or deny it. The "still pending?" check and the decision are one store transaction,
 //! so two approvers (or an approver and the timeout) cannot both decide.
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::Json;

@@ -7,6 +7,7 @@
 //! transaction holding the event committed; on any store error every waiter of that batch
 //! gets `Err`, the in-memory tree is not advanced, and the next batch retries the same seq.
 
+use mandate_store::prelude::*;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -114,7 +115,7 @@ fn load_key(key_path: &Path, random: &dyn Random) -> Result<SigningKey, AuditOpe
 }
 
 struct Writer {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     node: NodeName,
     key: SigningKey,
@@ -138,13 +139,13 @@ impl AuditLog {
     /// Opens the log: the node name (created on first start), the signing key, and the
     /// Merkle frontier rebuilt from the stored leaves; starts the writer thread.
     pub fn open(
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         random: &dyn Random,
         key_path: &Path,
         policy: CheckpointPolicy,
     ) -> Result<Self, AuditOpenError> {
-        let name = store.node_name(|| {
+        let name = store.node_name(&mut || {
             let suffix: [u8; 4] = random_bytes(random).unwrap_or([0; 4]);
             format!(
                 "node-{}",
@@ -413,7 +414,7 @@ impl Writer {
         } else {
             None
         };
-        match self.store.append_audit_sealed(&rows, seal.as_ref()) {
+        match self.store.append_audit(&rows, seal.as_ref()) {
             Ok(()) => {
                 for r in &rows {
                     // A frontier overflow needs 2^64 events; treat it as a dead log.

@@ -2,6 +2,7 @@
 //! checkpoint, inclusion and consistency proofs, and the export that
 //! `mandate audit verify` checks offline.
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::Json;

@@ -2,6 +2,7 @@
 //! the operator (`MANDATE_BOOTSTRAP_TOKEN` / a token file) for automated deployments.
 //! Either way only its SHA-256 digest is stored.
 
+use mandate_store::prelude::*;
 use mandate_core::admin::{AdminToken, Role};
 use mandate_core::clock::Clock;
 use mandate_core::id::AdminTokenId;
@@ -24,7 +25,7 @@ pub const MIN_SUPPLIED_LEN: usize = 24;
 
 /// Makes sure a bootstrap token exists.
 pub fn ensure(
-    store: &Store,
+    store: &dyn Store,
     supplied: Option<Secret>,
     clock: &dyn Clock,
     random: &dyn Random,

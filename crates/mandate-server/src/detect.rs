@@ -4,6 +4,7 @@
 //! (suspension through the store, alerts through the signed webhook). Baselines are
 //! written to the store every few seconds and put back at start.
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use mandate_audit::event::AuditEvent;
@@ -252,7 +253,7 @@ fn row(id: AnomalyId, agent: &AgentId, f: &Finding, now: Timestamp) -> AnomalyRo
 /// holds of open anomalies. `None` when detection is off.
 pub(crate) fn open(
     settings: &DetectSettings,
-    store: &mandate_store::Store,
+    store: &dyn mandate_store::Store,
 ) -> Result<Option<Detector>, String> {
     if !settings.enabled {
         return Ok(None);

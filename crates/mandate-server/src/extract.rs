@@ -2,6 +2,7 @@
 //! code: JSON bodies (content type, size, syntax, unknown and missing fields), form
 //! bodies, query strings, and the admin bearer token.
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};

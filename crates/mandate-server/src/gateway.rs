@@ -5,6 +5,7 @@
 //! the secret's name as associated data) and never returned by any API
 //! (`/v1/gateway/secrets`: set, list names, delete).
 
+use mandate_store::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 

@@ -7,6 +7,7 @@
 //! changes and the snapshot refresh happen before anything else, and a failure after
 //! them (audit, seal, bundle) is reported without undoing them.
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::Json;

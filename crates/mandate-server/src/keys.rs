@@ -7,6 +7,7 @@
 //! function of time)` in mandate-token), so nothing here reloads on a timer: the ring
 //! is read from the store at start and after a rotation only.
 
+use mandate_store::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -52,7 +53,7 @@ impl std::fmt::Debug for KeyState {
 }
 
 fn load(
-    store: &Store,
+    store: &dyn Store,
     dir: &Path,
     now: Timestamp,
     alg: SigningAlg,
@@ -85,7 +86,7 @@ fn load(
 }
 
 fn create_key(
-    store: &Store,
+    store: &dyn Store,
     dir: &Path,
     now: Timestamp,
     random: &dyn Random,
@@ -120,7 +121,7 @@ impl KeyState {
     /// Loads the key ring, creating the first signing key (and `dir`, mode 0700) on
     /// first start; tokens are signed under `alg` `EdDSA`.
     pub fn open(
-        store: &Store,
+        store: &dyn Store,
         dir: &Path,
         clock: &dyn Clock,
         random: &dyn Random,
@@ -130,7 +131,7 @@ impl KeyState {
 
     /// [`KeyState::open`], signing tokens under the `alg` name `alg`.
     pub fn open_signing_as(
-        store: &Store,
+        store: &dyn Store,
         dir: &Path,
         clock: &dyn Clock,
         random: &dyn Random,
@@ -181,7 +182,7 @@ impl KeyState {
     /// its private key file is deleted: it will never sign again.
     pub fn rotate(
         &self,
-        store: &Store,
+        store: &dyn Store,
         now: Timestamp,
         random: &dyn Random,
         publish_secs: u32,
@@ -211,6 +212,7 @@ mod tests {
     use super::*;
     use mandate_core::clock::ManualClock;
     use mandate_core::random::OsRandom;
+    use mandate_store_sqlite::SqliteStore;
     use mandate_token::access::{self, AccessClaims, Audience, Expected};
 
     fn claims(now: i64) -> AccessClaims {
@@ -235,7 +237,7 @@ mod tests {
     #[test]
     fn the_signing_alg_survives_rotation_and_a_change_breaks_no_token() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("mandate.db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("mandate.db")).unwrap();
         let keys_dir = dir.path().join("keys");
         let clock = ManualClock::at_millis(1_700_000_000_000);
         let now = clock.now();

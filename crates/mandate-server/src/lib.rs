@@ -36,6 +36,7 @@ mod unread;
 pub mod webhook;
 mod wellknown;
 
+use mandate_store::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -142,7 +143,7 @@ impl ServerConfig {
 /// Everything a handler can reach.
 pub struct AppState {
     /// The source of truth.
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     /// Current signing key and published keys.
     pub keys: keys::KeyState,
     /// The only clock.
@@ -201,7 +202,7 @@ impl AppState {
     /// Wires the state: opens the audit log (starting its writer) and loads the first
     /// decision snapshot. Argon2id concurrency is bounded by the CPU count.
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         keys: keys::KeyState,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
@@ -228,7 +229,7 @@ impl AppState {
             revoked: Default::default(),
             mandates: Default::default(),
         };
-        let detector = detect::open(&config.detect, &store).map_err(StartError::Snapshot)?;
+        let detector = detect::open(&config.detect, store.as_ref()).map_err(StartError::Snapshot)?;
         let memo_key: [u8; 32] = mandate_core::random::random_bytes(random.as_ref())
             .map_err(|e| StartError::Snapshot(e.to_string()))?;
         let state = Self {
@@ -349,7 +350,7 @@ impl AppState {
     /// the agents that changed, nothing per unchanged agent.
     fn agents_reusing(&self, previous: &AgentIndex) -> Result<AgentIndex, ApiError> {
         let mut agents = AgentIndex::with_capacity(previous.len());
-        self.store.for_each_agent(|read| {
+        self.store.for_each_agent(&mut |read| {
             let agent = match previous.get_shared(&read.id) {
                 Some(kept) if **kept == read => Arc::clone(kept),
                 _ => Arc::new(read),
@@ -653,7 +654,9 @@ mod refresh_tests {
     use mandate_core::id::AgentId;
     use mandate_core::random::OsRandom;
     use mandate_core::time::Timestamp;
-    use mandate_store::{Store, StoreError};
+    use mandate_store::StoreError;
+    use mandate_store::prelude::*;
+    use mandate_store_sqlite::SqliteStore;
 
     use crate::keys::KeyState;
     use crate::{AppState, ServerConfig};
@@ -677,9 +680,9 @@ mod refresh_tests {
     }
 
     fn state(dir: &tempfile::TempDir) -> AppState {
-        let store = Arc::new(Store::open(&dir.path().join("mandate.db")).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).unwrap());
         let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
-        let keys = KeyState::open(&store, &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
+        let keys = KeyState::open(store.as_ref(), &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
         let config = ServerConfig::for_unit_tests(dir.path());
         AppState::new(store, keys, clock, Arc::new(OsRandom), config).unwrap()
     }

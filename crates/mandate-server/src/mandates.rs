@@ -7,6 +7,7 @@
 //! Who may see a mandate that they may not change gets 403; who may not even see it gets
 //! 404, so its existence is not revealed.
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 

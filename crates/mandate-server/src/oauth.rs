@@ -20,6 +20,7 @@
 //! require an `authorization_endpoint`; Mandate has no authorization-code flow, so it
 //! answers every request with `unsupported_response_type` and never redirects.
 
+use mandate_store::prelude::*;
 use std::collections::HashSet;
 use std::sync::Arc;
 

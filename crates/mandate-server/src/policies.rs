@@ -2,6 +2,7 @@
 //! invalid one is refused with line, column and Cedar's message, and nothing changes),
 //! validate without saving, list, show, activate, roll back. Versions are immutable.
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::Json;

@@ -14,7 +14,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use mandate_core::clock::SystemClock;
 use mandate_core::id::{AdminTokenId, AgentId, CredentialId, TokenId};
 use mandate_core::random::OsRandom;
-use mandate_store::Store;
+use mandate_store_sqlite::SqliteStore;
 use tower::ServiceExt as _;
 
 use crate::bootstrap::{self, Bootstrap};
@@ -136,7 +136,7 @@ struct Harness {
 
 fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("mandate.db")).unwrap();
+    let store = SqliteStore::open(&dir.path().join("mandate.db")).unwrap();
     let keys_dir = dir.path().join("keys");
     let keys = KeyState::open(&store, &keys_dir, &SystemClock, &OsRandom).unwrap();
     let Bootstrap::Created(token) =

@@ -109,6 +109,10 @@ impl Store for SqliteStore {
         self.feed.changes_since(after, wait)
     }
 
+    fn ping(&self) -> Result<()> {
+        self.journal_mode().map(drop)
+    }
+
     fn describe(&self) -> String {
         format!("sqlite {}", self.path.display())
     }

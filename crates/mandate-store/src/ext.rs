@@ -8,43 +8,8 @@ use mandate_core::mandate::Mandate;
 use mandate_core::time::Timestamp;
 
 use crate::feed::Topic;
-use crate::repo::{AgentRepo, MandateRepo, Repos, Store};
+use crate::repo::{AgentRepo, MandateRepo, Repos, Store, ran_twice, run};
 use crate::StoreError;
-
-/// Runs `f` once in a read or write unit of `store` and returns its value.
-pub(crate) fn run<S: Store + ?Sized, T>(
-    store: &S,
-    writes: bool,
-    f: impl FnOnce(&dyn Repos) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    let mut f = Some(f);
-    let mut out = None;
-    let mut work = |r: &dyn Repos| {
-        let f = f.take().ok_or_else(ran_twice)?;
-        out = Some(f(r)?);
-        Ok(())
-    };
-    if writes {
-        store.write_unit(&mut work)?;
-    } else {
-        store.read_unit(&mut work)?;
-    }
-    out.ok_or_else(not_run)
-}
-
-fn ran_twice() -> StoreError {
-    StoreError::Backend {
-        backend: "store",
-        message: "a unit of work was run twice".into(),
-    }
-}
-
-fn not_run() -> StoreError {
-    StoreError::Backend {
-        backend: "store",
-        message: "a unit of work finished without running its work".into(),
-    }
-}
 
 /// Runs `f` with the caller's error type `E`: an `Err(E)` from `f` rolls the unit back
 /// (as [`StoreError::Refused`] to the backend) and comes back as itself.

@@ -376,19 +376,58 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// waits up to `wait` if nothing has yet.
     fn changes_since(&self, after: u64, wait: Duration) -> Changes;
 
+    /// One round trip to the backend (readiness): an error if it cannot be reached or
+    /// read.
+    fn ping(&self) -> Result<()>;
+
     /// A short description for logs (`sqlite /var/lib/mandate/mandate.db`); never holds a
     /// secret.
     fn describe(&self) -> String;
 }
 
+/// Runs `f` once in a read or write unit of `store` and returns its value.
+pub(crate) fn run<S: Store + ?Sized, T>(
+    store: &S,
+    writes: bool,
+    f: impl FnOnce(&dyn Repos) -> Result<T>,
+) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    let mut work = |r: &dyn Repos| {
+        let f = f.take().ok_or_else(ran_twice)?;
+        out = Some(f(r)?);
+        Ok(())
+    };
+    if writes {
+        store.write_unit(&mut work)?;
+    } else {
+        store.read_unit(&mut work)?;
+    }
+    out.ok_or_else(not_run)
+}
+
+pub(crate) fn ran_twice() -> StoreError {
+    StoreError::Backend {
+        backend: "store",
+        message: "a unit of work was run twice".into(),
+    }
+}
+
+fn not_run() -> StoreError {
+    StoreError::Backend {
+        backend: "store",
+        message: "a unit of work finished without running its work".into(),
+    }
+}
+
 /// Runs `f` in a read unit of `store`.
 fn read<S: Store + ?Sized, T>(store: &S, f: impl FnOnce(&dyn Repos) -> Result<T>) -> Result<T> {
-    crate::ext::run(store, false, f)
+    run(store, false, f)
 }
 
 /// Runs `f` in a write unit of `store`.
 fn write<S: Store + ?Sized, T>(store: &S, f: impl FnOnce(&dyn Repos) -> Result<T>) -> Result<T> {
-    crate::ext::run(store, true, f)
+    run(store, true, f)
 }
 
 // Every repository, for the store itself: each call one unit of work.

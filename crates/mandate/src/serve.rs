@@ -18,6 +18,7 @@ use mandate_server::keys::KeyState;
 use mandate_server::webhook::WebhookConfig;
 use mandate_server::{AppState, MandateConfig, ServerConfig};
 use mandate_store::{Store, keyfile};
+use mandate_store_sqlite::SqliteStore;
 use mandate_token::keys::SigningKey;
 use mandate_token::secret;
 use mandate_token::user::{ClaimNames, DevUserIssuer, TrustedIssuer, TrustedIssuers};
@@ -345,16 +346,16 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         .mode(0o600)
         .open(&db)
         .with_context(|| format!("creating {}", db.display()))?;
-    let store = Arc::new(Store::open(&db).context("opening the database")?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).context("opening the database")?);
     let keys = KeyState::open_signing_as(
-        &store,
+        store.as_ref(),
         &dir.join("keys"),
         clock.as_ref(),
         random.as_ref(),
         cfg.token_signing_alg,
     )
     .context("loading signing keys")?;
-    let boot = bootstrap::ensure(&store, supplied, clock.as_ref(), random.as_ref())
+    let boot = bootstrap::ensure(store.as_ref(), supplied, clock.as_ref(), random.as_ref())
         .context("bootstrap token")?;
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)

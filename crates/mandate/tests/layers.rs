@@ -1,12 +1,14 @@
 //! The workspace's layer rules, read from `cargo metadata` rather than kept by review:
 //!
-//! 1. The pure crates — core, token, policy, audit, detect and the engine — never depend,
+//! 1. The pure crates — core, token, policy, audit, detect, the engine and the store seam
+//!    (`mandate-store`: traits, no SQL) — never depend,
 //!    however indirectly, on an HTTP stack, an async runtime or a database driver
 //!    (`axum`, `hyper`, `reqwest`, `tokio`, `rusqlite`).
 //! 2. Dependencies between our crates point down the layers only (`LAYERS`, lowest
 //!    first), so no crate reaches up into one built on it.
-//! 3. The engine and the gateway never depend on the store; nothing but the binary
-//!    depends on the server.
+//! 3. The engine and the gateway never depend on the store; the server depends on the
+//!    store seam only, never on a store implementation (`mandate-store-sqlite`): the
+//!    binary picks the backend; nothing but the binary depends on the server.
 //! 4. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
 //!    for third-party services.
 //! 5. Within each crate, the top-level modules do not depend on each other in a cycle
@@ -36,7 +38,7 @@ const LAYERS: &[&[&str]] = &[
         "mandate-detect",
     ],
     &["mandate-engine", "mandate-store"],
-    &["mandate-gateway"],
+    &["mandate-gateway", "mandate-store-sqlite"],
     &["mandate-server"],
     &["mandate"],
 ];
@@ -48,6 +50,7 @@ const PURE: &[&str] = &[
     "mandate-audit",
     "mandate-detect",
     "mandate-engine",
+    "mandate-store",
 ];
 
 const NOT_IN_PURE: &[&str] = &["axum", "hyper", "reqwest", "tokio", "rusqlite"];
@@ -57,6 +60,7 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("mandate-engine", "mandate-store"),
     ("mandate-gateway", "mandate-store"),
     ("mandate-gateway", "mandate-engine"),
+    ("mandate-server", "mandate-store-sqlite"),
 ];
 
 /// The workspace's packages: name → (direct normal deps, all normal deps transitively).
@@ -194,6 +198,15 @@ fn a_broken_rule_is_caught() {
     assert_eq!(
         violations(&g),
         ["mandate-engine depends on mandate-server, which is not below it"]
+    );
+    let mut g = graph();
+    g.get_mut("mandate-server")
+        .unwrap()
+        .0
+        .insert("mandate-store-sqlite".into());
+    assert_eq!(
+        violations(&g),
+        ["mandate-server depends on mandate-store-sqlite"]
     );
 }
 

@@ -15,6 +15,7 @@
     reason = "test helpers fail the test loudly; JSON is read by index"
 )]
 
+use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
@@ -26,6 +27,7 @@ use mandate_core::clock::{Clock, ManualClock};
 use mandate_core::random::OsRandom;
 use mandate_server::audit::{AuditLog, CheckpointPolicy};
 use mandate_store::Store;
+use mandate_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
 
 use super::{Env, Reply};
@@ -227,7 +229,7 @@ async fn a_token_signed_right_after_a_key_rotation_has_the_new_key_and_decides()
 #[tokio::test]
 async fn a_due_checkpoint_is_committed_with_the_events_it_covers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("mandate.db")).expect("store"));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_millis(1_700_000_000_000));
     let log = AuditLog::open(
         Arc::clone(&store),

@@ -30,6 +30,7 @@ use mandate_server::bootstrap::{self, Bootstrap};
 use mandate_server::keys::KeyState;
 use mandate_server::{AppState, ServerConfig};
 use mandate_store::Store;
+use mandate_store_sqlite::SqliteStore;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -158,11 +159,11 @@ impl Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::at_millis(1_700_000_000_000));
         let random: Arc<dyn Random> = Arc::new(OsRandom);
-        let store = Arc::new(Store::open(&dir.path().join("mandate.db")).expect("open store"));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("open store"));
         let keys_dir = dir.path().join("keys");
         let keys =
-            KeyState::open(&store, &keys_dir, clock.as_ref(), random.as_ref()).expect("keys");
-        let admin = match bootstrap::ensure(&store, None, clock.as_ref(), random.as_ref())
+            KeyState::open(store.as_ref(), &keys_dir, clock.as_ref(), random.as_ref()).expect("keys");
+        let admin = match bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref())
             .expect("bootstrap")
         {
             Bootstrap::Created(secret) => secret.expose().to_owned(),

@@ -3,6 +3,7 @@
 //! API validates every version it stores) is refused with 409 before it becomes active,
 //! so decisions go on under the version that was active, never held or emptied.
 
+use mandate_store::prelude::*;
 use axum::http::Method;
 use mandate_core::clock::Clock as _;
 use serde_json::json;
