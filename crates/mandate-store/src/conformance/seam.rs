@@ -45,8 +45,8 @@ impl From<StoreError> for Mine {
 
 /// A write unit whose work fails after writing rolls every write back, returns the
 /// work's error, and leaves the store usable.
-// Seen failing: with SQLite's write_unit committing after a failed work (`work(&db).ok();
-// tx.commit()`), the agent was present.
+// Seen failing: with SQLite's write_unit committing after a failed work
+// (`work(&db).ok()` before `tx.commit()`), the agent was present.
 pub fn a_failing_write_unit_writes_nothing(store: &dyn Store) {
     let a = agent(1, "doomed", "alice@example.com", &[]);
     let c = secret_credential(10, &a.id);
@@ -68,6 +68,7 @@ pub fn a_failing_write_unit_writes_nothing(store: &dyn Store) {
 
 /// `StoreExt::write` returns the work's own error value unchanged, having written
 /// nothing; a store error inside comes back through `From`.
+// Seen failing: with the same mutation, the agent of the refused unit was present.
 pub fn write_returns_the_callers_own_error(store: &dyn Store) {
     let a = agent(1, "doomed", "alice@example.com", &[]);
     let r = store.write(|r| -> Result<(), Mine> {
@@ -92,7 +93,8 @@ pub fn write_returns_the_callers_own_error(store: &dyn Store) {
 
 /// A write inside a read unit is refused with `ReadOnly` and writes nothing, even when
 /// the work swallows the refusal and succeeds.
-// Seen failing: with SQLite's `touch` not checking `writable`, the agent was written.
+// Seen failing: with SQLite's `touch` not checking `writable` (`if false`), the insert
+// succeeded and the agent was written.
 pub fn a_write_in_a_read_unit_is_refused_and_writes_nothing(store: &dyn Store) {
     let a = agent(1, "sneaky", "alice@example.com", &[]);
     let r = store.read_unit(&mut |r| r.insert_agent(&a));
@@ -118,6 +120,8 @@ pub fn a_write_in_a_read_unit_is_refused_and_writes_nothing(store: &dyn Store) {
 }
 
 /// Several writes in one write unit all commit, and later ones see earlier ones.
+// Seen failing: with SQLite's write_unit dropping its transaction instead of committing
+// it, the agents were absent after the unit.
 pub fn two_writes_in_one_unit_both_commit(store: &dyn Store) {
     let a = agent(1, "first", "alice@example.com", &[]);
     let b = agent(2, "second", "alice@example.com", &[]);
@@ -138,7 +142,7 @@ pub fn two_writes_in_one_unit_both_commit(store: &dyn Store) {
 
 /// A write unit touching agents moves `topic_seq(Agents)` and is listed by
 /// `changes_since` with `Agents` and no topic it did not touch.
-// Seen failing: with SQLite's write_unit not publishing, `topic_seq` stayed put.
+// Seen failing: with SQLite's write_unit not publishing, `topic_seq(Agents)` stayed put.
 pub fn a_write_unit_publishes_the_topics_it_touched(store: &dyn Store) {
     let before = latest(store);
     let agents_before = store.topic_seq(Topic::Agents);
@@ -156,6 +160,7 @@ pub fn a_write_unit_publishes_the_topics_it_touched(store: &dyn Store) {
 }
 
 /// Reads (single calls and read units) publish nothing.
+// Seen failing: with SQLite's read_unit publishing `Agents`, the feed moved.
 pub fn reads_publish_nothing(store: &dyn Store) {
     let a = agent(1, "quiet", "alice@example.com", &[]);
     store.insert_agent(&a).unwrap();
@@ -179,6 +184,8 @@ pub fn reads_publish_nothing(store: &dyn Store) {
 }
 
 /// `changes_since(latest, wait)` with no change returns after the wait, with no topics.
+// Seen failing: with SQLite's changes_since passing a zero wait to the feed, it returned
+// at once.
 pub fn a_wait_with_no_change_times_out_empty(store: &dyn Store) {
     store
         .insert_agent(&agent(1, "once", "alice@example.com", &[]))
@@ -198,7 +205,7 @@ pub fn a_wait_with_no_change_times_out_empty(store: &dyn Store) {
 /// A waiter in `changes_since` on another thread is woken by a write, well before its
 /// wait ends.
 // Seen failing: with SQLite's write_unit not publishing, the waiter slept the whole 5 s
-// and saw no topic.
+// and saw no topic; with a zero wait passed to the feed, it returned before the write.
 pub fn a_write_wakes_a_waiter_on_another_thread(store: &dyn Store) {
     let after = latest(store);
     let a = agent(1, "wake", "alice@example.com", &[]);
@@ -219,8 +226,8 @@ pub fn a_write_wakes_a_waiter_on_another_thread(store: &dyn Store) {
 
 /// Decommissioning an agent publishes `Credentials` (its credentials were revoked), so
 /// the credentials generation moves; suspending it does not.
-// Seen failing: with SQLite's update_agent not touching Credentials on decommission, the
-// generation stayed put.
+// Seen failing: with SQLite's update_agent not touching `Credentials` on decommission,
+// the generation stayed put.
 pub fn decommissioning_publishes_credentials(store: &dyn Store) {
     let a = agent(1, "retiring", "alice@example.com", &[]);
     store.insert_agent(&a).unwrap();
@@ -259,8 +266,8 @@ pub fn decommissioning_publishes_credentials(store: &dyn Store) {
 
 /// INVARIANT (mandate identity), through `update_mandate` itself: a change of id or
 /// agent is a `Conflict` and writes nothing (not even the change's other fields).
-// Seen failing: with SQLite's update_mandate not comparing ids, the row was rewritten
-// under the new id.
+// Seen failing: with SQLite's update_mandate not comparing id and agent (`if false`), the
+// new id came back `NotFound("mandate")` instead of `Conflict`.
 pub fn update_mandate_refuses_a_new_id_or_agent(store: &dyn Store) {
     let a = agent(1, "holder", "alice@example.com", &[]);
     let b = agent(2, "other", "bob@example.com", &[]);
