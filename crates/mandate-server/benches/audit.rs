@@ -163,7 +163,8 @@ fn bench_merkle(c: &mut Criterion) {
 /// An audit log as the server opens it (default checkpoint policy) on a fresh store in
 /// `dir`, with a clock that stands still.
 fn open_log(dir: &std::path::Path) -> AuditLog {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mandate.db")).expect("store"));
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.join("mandate.db")).expect("store"));
     let clock = Arc::new(ManualClock::at_millis(NOW * 1000));
     let policy = CheckpointPolicy {
         every_events: CHECKPOINT_EVERY,

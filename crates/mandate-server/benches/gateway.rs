@@ -75,7 +75,8 @@ async fn main() {
     .expect("tempdir");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
     let keys = KeyState::open(
         store.as_ref(),
         &dir.path().join("keys"),
@@ -84,7 +85,8 @@ async fn main() {
     )
     .expect("keys");
     let Bootstrap::Created(admin) =
-        bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref()).expect("bootstrap")
+        bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref())
+            .expect("bootstrap")
     else {
         unreachable!("a fresh store")
     };

@@ -117,7 +117,8 @@ async fn main() {
     .expect("tempdir");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
 
     let started = timer();
     let now = clock.now();
@@ -152,7 +153,8 @@ async fn main() {
     )
     .expect("keys");
     let Bootstrap::Created(admin) =
-        bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref()).expect("bootstrap")
+        bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref())
+            .expect("bootstrap")
     else {
         unreachable!("a fresh store")
     };

@@ -2,11 +2,11 @@
 //! the operator (`MANDATE_BOOTSTRAP_TOKEN` / a token file) for automated deployments.
 //! Either way only its SHA-256 digest is stored.
 
-use mandate_store::prelude::*;
 use mandate_core::admin::{AdminToken, Role};
 use mandate_core::clock::Clock;
 use mandate_core::id::AdminTokenId;
 use mandate_core::random::Random;
+use mandate_store::prelude::*;
 use mandate_store::{Store, StoreError};
 use mandate_token::secret::{self, Secret};
 

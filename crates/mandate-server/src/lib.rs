@@ -229,7 +229,8 @@ impl AppState {
             revoked: Default::default(),
             mandates: Default::default(),
         };
-        let detector = detect::open(&config.detect, store.as_ref()).map_err(StartError::Snapshot)?;
+        let detector =
+            detect::open(&config.detect, store.as_ref()).map_err(StartError::Snapshot)?;
         let memo_key: [u8; 32] = mandate_core::random::random_bytes(random.as_ref())
             .map_err(|e| StartError::Snapshot(e.to_string()))?;
         let state = Self {
@@ -680,9 +681,11 @@ mod refresh_tests {
     }
 
     fn state(dir: &tempfile::TempDir) -> AppState {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).unwrap());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).unwrap());
         let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
-        let keys = KeyState::open(store.as_ref(), &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
+        let keys =
+            KeyState::open(store.as_ref(), &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
         let config = ServerConfig::for_unit_tests(dir.path());
         AppState::new(store, keys, clock, Arc::new(OsRandom), config).unwrap()
     }

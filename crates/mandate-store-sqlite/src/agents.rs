@@ -9,7 +9,7 @@ use mandate_core::time::Timestamp;
 use mandate_store::repo::{AgentChange, Result};
 use mandate_store::{
     AdminTokenRepo, AgentFilter, AgentRepo, AuthCredential, CredentialRepo, SigningKeyRepo,
-    SigningKeyRow, StoreError, Topic, TokenRevocationRepo,
+    SigningKeyRow, StoreError, TokenRevocationRepo, Topic,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -190,7 +190,7 @@ impl AgentRepo for Db<'_> {
 
     fn get_agent(&self, id: &AgentId) -> Result<Option<Agent>> {
         let conn = self.conn;
-        get_agent_in(&conn, id)
+        get_agent_in(conn, id)
     }
 
     fn list_agents(
@@ -222,13 +222,17 @@ impl AgentRepo for Db<'_> {
         sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
         let conn = self.conn;
         let mut stmt = conn.prepare(&sql).sql()?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), agent_row).sql()?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), agent_row)
+            .sql()?;
         rows.map(|r| r.sql()?.into_agent()).collect()
     }
 
     fn for_each_agent(&self, each: &mut dyn FnMut(Agent)) -> Result<()> {
         let conn = self.conn;
-        let mut stmt = conn.prepare(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id")).sql()?;
+        let mut stmt = conn
+            .prepare(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))
+            .sql()?;
         let mut rows = stmt.query([]).sql()?;
         while let Some(row) = rows.next().sql()? {
             each(agent_row(row).sql()?.into_agent()?);
@@ -245,7 +249,7 @@ impl AgentRepo for Db<'_> {
     ) -> Result<Agent> {
         self.touch(Topic::Agents)?;
         let tx = self.conn;
-        let mut agent = get_agent_in(&tx, id)?.ok_or(StoreError::NotFound("agent"))?;
+        let mut agent = get_agent_in(tx, id)?.ok_or(StoreError::NotFound("agent"))?;
         let before = agent.status;
         change(&mut agent)?;
         agent.updated_at = now;
@@ -277,7 +281,7 @@ impl AgentRepo for Db<'_> {
         }
         if revoke_tokens {
             self.touch(Topic::TokenRevocations)?;
-            set_cutoff(&tx, &agent.id, now)?;
+            set_cutoff(tx, &agent.id, now)?;
         }
         Ok(agent)
     }
@@ -289,7 +293,8 @@ fn get_agent_in(conn: &Connection, id: &AgentId) -> Result<Option<Agent>> {
         [id.as_str()],
         agent_row,
     )
-    .optional().sql()?
+    .optional()
+    .sql()?
     .map(AgentRow::into_agent)
     .transpose()
 }
@@ -319,21 +324,19 @@ fn insert_credential_in(
 }
 
 impl CredentialRepo for Db<'_> {
-    fn insert_credential(
-        &self,
-        c: &Credential,
-        secret_hash: Option<&str>,
-    ) -> Result<()> {
+    fn insert_credential(&self, c: &Credential, secret_hash: Option<&str>) -> Result<()> {
         self.touch(Topic::Credentials)?;
         let conn = self.conn;
-        insert_credential_in(&conn, c, secret_hash)
+        insert_credential_in(conn, c, secret_hash)
     }
 
     fn credentials(&self, agent: &AgentId) -> Result<Vec<AuthCredential>> {
         let conn = self.conn;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE agent_id = ?1 ORDER BY id"
-        )).sql()?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE agent_id = ?1 ORDER BY id"
+            ))
+            .sql()?;
         let rows = stmt.query_map([agent.as_str()], credential_row).sql()?;
         rows.map(|r| into_credential(r.sql()?)).collect()
     }
@@ -356,7 +359,8 @@ impl CredentialRepo for Db<'_> {
                 params![old.as_str(), new.agent_id.as_str()],
                 credential_row,
             )
-            .optional().sql()?
+            .optional()
+            .sql()?
             .map(into_credential)
             .transpose()?
             .ok_or(StoreError::NotFound("credential"))?;
@@ -373,21 +377,17 @@ impl CredentialRepo for Db<'_> {
                 "credential `{old}` is no longer active"
             )));
         }
-        insert_credential_in(&tx, new, secret_hash)?;
+        insert_credential_in(tx, new, secret_hash)?;
         let until = c.expires_at.map_or(old_until, |e| e.min(old_until));
         tx.execute(
             "UPDATE credentials SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1",
             params![old.as_str(), until.secs(), new.id.as_str()],
-        ).sql()?;
+        )
+        .sql()?;
         Ok(())
     }
 
-    fn revoke_credential(
-        &self,
-        agent: &AgentId,
-        id: &CredentialId,
-        now: Timestamp,
-    ) -> Result<()> {
+    fn revoke_credential(&self, agent: &AgentId, id: &CredentialId, now: Timestamp) -> Result<()> {
         self.touch(Topic::Credentials)?;
         self.touch(Topic::TokenRevocations)?;
         let tx = self.conn;
@@ -400,7 +400,7 @@ impl CredentialRepo for Db<'_> {
         }
         // The credential may have leaked and a token does not record which credential
         // minted it: every token the agent holds dies with it, in the same transaction.
-        set_cutoff(&tx, agent, now)?;
+        set_cutoff(tx, agent, now)?;
         Ok(())
     }
 }
@@ -433,7 +433,8 @@ impl AdminTokenRepo for Db<'_> {
                 [digest],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional().sql()?;
+            .optional()
+            .sql()?;
         match existing {
             Some((_, Some(_))) => {
                 return Err(StoreError::Conflict(
@@ -452,7 +453,8 @@ impl AdminTokenRepo for Db<'_> {
             "UPDATE admin_tokens SET bootstrap = 0, name = 'bootstrap (superseded)',
                  revoked_at = COALESCE(revoked_at, ?1) WHERE bootstrap = 1",
             [new.created_at.secs()],
-        ).sql()?;
+        )
+        .sql()?;
         tx.execute(
             "INSERT INTO admin_tokens (id, name, role, digest, bootstrap, created_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             params![new.id.as_str(), new.name, new.role.as_str(), digest, new.created_at.secs()],
@@ -466,7 +468,8 @@ impl AdminTokenRepo for Db<'_> {
             .query_row("SELECT 1 FROM admin_tokens WHERE bootstrap = 1", [], |_| {
                 Ok(())
             })
-            .optional().sql()?
+            .optional()
+            .sql()?
             .is_some())
     }
 
@@ -478,7 +481,8 @@ impl AdminTokenRepo for Db<'_> {
                 [digest],
                 admin_row,
             )
-            .optional().sql()?
+            .optional()
+            .sql()?
             .map(into_admin)
             .transpose()
     }
@@ -494,10 +498,13 @@ impl AdminTokenRepo for Db<'_> {
 
     fn revoke_admin_token(&self, id: &AdminTokenId, now: Timestamp) -> Result<()> {
         self.touch(Topic::AdminTokens)?;
-        let n = self.conn.execute(
-            "UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-            params![id.as_str(), now.secs()],
-        ).sql()?;
+        let n = self
+            .conn
+            .execute(
+                "UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                params![id.as_str(), now.secs()],
+            )
+            .sql()?;
         if n == 0 {
             return Err(StoreError::NotFound("admin token"));
         }
@@ -518,31 +525,37 @@ impl SigningKeyRepo for Db<'_> {
         tx.execute(
             "UPDATE signing_keys SET retired_at = ?1, publish_until = ?2 WHERE retired_at IS NULL",
             params![now.secs(), old_publish_until.secs()],
-        ).sql()?;
+        )
+        .sql()?;
         tx.execute(
             "INSERT INTO signing_keys (kid, public_key, created_at) VALUES (?1, ?2, ?3)",
             params![kid, public_key, now.secs()],
-        ).sql()?;
+        )
+        .sql()?;
         Ok(())
     }
 
     fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<SigningKeyRow>> {
         let conn = self.conn;
-        let mut stmt = conn.prepare(
-            "SELECT kid, public_key, created_at, retired_at, publish_until FROM signing_keys
+        let mut stmt = conn
+            .prepare(
+                "SELECT kid, public_key, created_at, retired_at, publish_until FROM signing_keys
              WHERE retired_at IS NULL OR publish_until > ?1
              ORDER BY retired_at IS NOT NULL, created_at DESC",
-        ).sql()?;
-        let rows = stmt.query_map([now.secs()], |r| {
-            Ok(SigningKeyRow {
-                kid: r.get(0)?,
-                public_key: r.get(1)?,
-                created_at: Timestamp::from_secs(r.get(2)?),
-                retired_at: ts(r.get(3)?),
-                publish_until: ts(r.get(4)?),
+            )
+            .sql()?;
+        let rows = stmt
+            .query_map([now.secs()], |r| {
+                Ok(SigningKeyRow {
+                    kid: r.get(0)?,
+                    public_key: r.get(1)?,
+                    created_at: Timestamp::from_secs(r.get(2)?),
+                    retired_at: ts(r.get(3)?),
+                    publish_until: ts(r.get(4)?),
+                })
             })
-        }).sql()?;
-        Ok(rows.collect::<rusqlite::Result<_>>().sql()?)
+            .sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()
     }
 }
 
@@ -559,7 +572,8 @@ impl TokenRevocationRepo for Db<'_> {
         tx.execute(
             "DELETE FROM assertion_jtis WHERE expires_at <= ?1",
             [now.secs()],
-        ).sql()?;
+        )
+        .sql()?;
         let fresh = match tx.execute(
             "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?1, ?2, ?3)",
             params![client.as_str(), jti, expires_at.secs()],
@@ -571,18 +585,14 @@ impl TokenRevocationRepo for Db<'_> {
         Ok(fresh)
     }
 
-    fn revoke_token(
-        &self,
-        jti: &str,
-        expires_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<()> {
+    fn revoke_token(&self, jti: &str, expires_at: Timestamp, now: Timestamp) -> Result<()> {
         self.touch(Topic::TokenRevocations)?;
         let conn = self.conn;
         conn.execute(
             "DELETE FROM revoked_tokens WHERE expires_at <= ?1",
             [now.secs()],
-        ).sql()?;
+        )
+        .sql()?;
         conn.execute(
             "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?1, ?2, ?3)",
             params![jti, expires_at.secs(), now.secs()],
@@ -603,7 +613,8 @@ impl TokenRevocationRepo for Db<'_> {
                 [agent.as_str()],
                 |r| r.get(0),
             )
-            .optional().sql()?
+            .optional()
+            .sql()?
             .map(Timestamp::from_secs))
     }
 
@@ -613,14 +624,19 @@ impl TokenRevocationRepo for Db<'_> {
             .query_row("SELECT 1 FROM revoked_tokens WHERE jti = ?1", [jti], |_| {
                 Ok(())
             })
-            .optional().sql()?
+            .optional()
+            .sql()?
             .is_some())
     }
 
     fn token_cutoffs(&self) -> Result<Vec<(AgentId, Timestamp)>> {
         let conn = self.conn;
-        let mut stmt = conn.prepare("SELECT agent_id, not_before FROM agent_token_cutoffs").sql()?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).sql()?;
+        let mut stmt = conn
+            .prepare("SELECT agent_id, not_before FROM agent_token_cutoffs")
+            .sql()?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .sql()?;
         rows.map(|r| {
             let (a, t) = r.sql()?;
             Ok((
@@ -633,12 +649,15 @@ impl TokenRevocationRepo for Db<'_> {
 
     fn revoked_jtis(&self, now: Timestamp) -> Result<Vec<String>> {
         let conn = self.conn;
-        let mut stmt = conn.prepare("SELECT jti FROM revoked_tokens WHERE expires_at > ?1").sql()?;
-        let rows = stmt.query_map([now.secs()], |r| r.get::<_, String>(0)).sql()?;
-        Ok(rows.collect::<rusqlite::Result<_>>().sql()?)
+        let mut stmt = conn
+            .prepare("SELECT jti FROM revoked_tokens WHERE expires_at > ?1")
+            .sql()?;
+        let rows = stmt
+            .query_map([now.secs()], |r| r.get::<_, String>(0))
+            .sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()
     }
 }
-
 
 /// Raises (never lowers) an agent's token cutoff.
 fn set_cutoff(conn: &Connection, agent: &AgentId, at: Timestamp) -> Result<()> {
@@ -646,7 +665,8 @@ fn set_cutoff(conn: &Connection, agent: &AgentId, at: Timestamp) -> Result<()> {
         "INSERT INTO agent_token_cutoffs (agent_id, not_before) VALUES (?1, ?2)
          ON CONFLICT (agent_id) DO UPDATE SET not_before = max(not_before, excluded.not_before)",
         params![agent.as_str(), at.secs()],
-    ).sql()?;
+    )
+    .sql()?;
     Ok(())
 }
 

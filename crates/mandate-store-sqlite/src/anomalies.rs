@@ -3,9 +3,9 @@
 
 use mandate_core::id::{AgentId, AnomalyId};
 use mandate_core::time::Timestamp;
-use rusqlite::types::Value;
 use mandate_store::repo::Result;
 use mandate_store::{AnomalyFilter, AnomalyRepo, AnomalyRow, StoreError, Topic};
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use crate::{Db, Sql};
@@ -77,7 +77,8 @@ impl AnomalyRepo for Db<'_> {
                     a.resolved_by,
                     a.comment,
                 ],
-            ).sql()?;
+            )
+            .sql()?;
         }
         Ok(())
     }
@@ -89,7 +90,8 @@ impl AnomalyRepo for Db<'_> {
                 [id.as_str()],
                 row,
             )
-            .optional().sql()?
+            .optional()
+            .sql()?
             .transpose()
     }
 
@@ -134,18 +136,21 @@ impl AnomalyRepo for Db<'_> {
     ) -> Result<AnomalyRow> {
         self.touch(Topic::Anomalies)?;
         let tx = self.conn;
-        let n = tx.execute(
-            "UPDATE anomalies SET status = ?2, resolved_at = ?3, resolved_by = ?4, comment = ?5
+        let n = tx
+            .execute(
+                "UPDATE anomalies SET status = ?2, resolved_at = ?3, resolved_by = ?4, comment = ?5
              WHERE id = ?1 AND status = 'open'",
-            params![id.as_str(), status, now.secs(), by, comment],
-        ).sql()?;
+                params![id.as_str(), status, now.secs(), by, comment],
+            )
+            .sql()?;
         let a = tx
             .query_row(
                 &format!("SELECT {COLUMNS} FROM anomalies WHERE id = ?1"),
                 [id.as_str()],
                 row,
             )
-            .optional().sql()?
+            .optional()
+            .sql()?
             .transpose()?
             .ok_or(StoreError::NotFound("anomaly"))?;
         if n != 1 {
@@ -159,19 +164,17 @@ impl AnomalyRepo for Db<'_> {
 
     fn open_holds(&self) -> Result<Vec<AnomalyRow>> {
         let conn = self.conn;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM anomalies
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM anomalies
              WHERE status = 'open' AND response IN ('step_up', 'suspend') ORDER BY id"
-        )).sql()?;
+            ))
+            .sql()?;
         let rows = stmt.query_map([], row).sql()?;
         rows.map(|r| r.sql()?).collect()
     }
 
-    fn save_baselines(
-        &self,
-        rows: &[(String, String)],
-        now: Timestamp,
-    ) -> Result<()> {
+    fn save_baselines(&self, rows: &[(String, String)], now: Timestamp) -> Result<()> {
         self.touch(Topic::Anomalies)?;
         let tx = self.conn;
         for (agent, body) in rows {
@@ -181,16 +184,18 @@ impl AnomalyRepo for Db<'_> {
                  ON CONFLICT (agent_id) DO UPDATE SET body = excluded.body,
                                                       updated_at = excluded.updated_at",
                 params![agent, body, now.secs()],
-            ).sql()?;
+            )
+            .sql()?;
         }
         Ok(())
     }
 
     fn baselines(&self) -> Result<Vec<(String, String)>> {
         let conn = self.conn;
-        let mut stmt = conn.prepare("SELECT agent_id, body FROM baselines ORDER BY agent_id").sql()?;
+        let mut stmt = conn
+            .prepare("SELECT agent_id, body FROM baselines ORDER BY agent_id")
+            .sql()?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).sql()?;
-        Ok(rows.collect::<rusqlite::Result<_>>().sql()?)
+        rows.collect::<rusqlite::Result<_>>().sql()
     }
 }
-

@@ -16,7 +16,8 @@ fn insert_checkpoint_in(conn: &Connection, c: &CheckpointRow) -> Result<()> {
     conn.execute(
         "INSERT OR IGNORE INTO audit_checkpoints (size, time, root, text) VALUES (?1, ?2, ?3, ?4)",
         params![to_i64(c.size)?, c.time.secs(), c.root.as_slice(), c.text],
-    ).sql()?;
+    )
+    .sql()?;
     Ok(())
 }
 
@@ -42,10 +43,7 @@ fn insert_sql(rows: usize) -> String {
 ///
 /// INVARIANT (whole statements): `rows` fills every row slot of `stmt`; a slot left
 /// unbound would keep the previous execution's values and write that row twice.
-fn insert_rows(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    rows: &[AuditRow],
-) -> Result<()> {
+fn insert_rows(stmt: &mut rusqlite::CachedStatement<'_>, rows: &[AuditRow]) -> Result<()> {
     let mut i = 0;
     let mut bind = |stmt: &mut rusqlite::CachedStatement<'_>, v: &dyn rusqlite::ToSql| {
         i += 1;
@@ -81,28 +79,28 @@ impl NodeRepo for Db<'_> {
             .query_row("SELECT value FROM meta WHERE key = 'node'", [], |r| {
                 r.get(0)
             })
-            .optional().sql()?
+            .optional()
+            .sql()?
         {
             return Ok(n);
         }
         self.touch(Topic::Node)?;
         let n = make();
-        conn.execute("INSERT INTO meta (key, value) VALUES ('node', ?1)", [&n]).sql()?;
+        conn.execute("INSERT INTO meta (key, value) VALUES ('node', ?1)", [&n])
+            .sql()?;
         Ok(n)
     }
 }
 
 impl AuditRepo for Db<'_> {
-    fn append_audit(
-        &self,
-        rows: &[AuditRow],
-        checkpoint: Option<&CheckpointRow>,
-    ) -> Result<()> {
+    fn append_audit(&self, rows: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
         self.touch(Topic::Audit)?;
         let tx = self.conn;
         let next: i64 = tx
-            .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events").sql()?
-            .query_row([], |r| r.get(0)).sql()?;
+            .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events")
+            .sql()?
+            .query_row([], |r| r.get(0))
+            .sql()?;
         let mut expect = next;
         for r in rows {
             let seq = to_i64(r.seq)?;
@@ -144,25 +142,31 @@ impl AuditRepo for Db<'_> {
                     "checkpoint of size {size} sealed with a log of {expect} events"
                 )));
             }
-            insert_checkpoint_in(&tx, c)?;
+            insert_checkpoint_in(tx, c)?;
         }
         Ok(())
     }
 
     fn audit_leaves(&self, size: u64) -> Result<Vec<[u8; 32]>> {
         let conn = self.conn;
-        let mut stmt =
-            conn.prepare_cached("SELECT leaf FROM audit_events WHERE seq < ?1 ORDER BY seq").sql()?;
-        let rows = stmt.query_map([to_i64(size)?], |r| r.get::<_, Vec<u8>>(0)).sql()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT leaf FROM audit_events WHERE seq < ?1 ORDER BY seq")
+            .sql()?;
+        let rows = stmt
+            .query_map([to_i64(size)?], |r| r.get::<_, Vec<u8>>(0))
+            .sql()?;
         rows.map(|r| leaf_of(r.sql()?)).collect()
     }
 
     fn audit_len(&self) -> Result<u64> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events",
-            [],
-            |r| r.get(0),
-        ).sql()?;
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events",
+                [],
+                |r| r.get(0),
+            )
+            .sql()?;
         u64::try_from(n).map_err(|_| StoreError::Corrupt("negative audit length".into()))
     }
 
@@ -198,9 +202,11 @@ impl AuditRepo for Db<'_> {
         sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
         let conn = self.conn;
         let mut stmt = conn.prepare(&sql).sql()?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        }).sql()?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .sql()?;
         rows.map(|r| {
             let (seq, body) = r.sql()?;
             Ok((
@@ -219,13 +225,17 @@ impl AuditRepo for Db<'_> {
     ) -> Result<Vec<(u64, String)>> {
         let conn = self.conn;
         // Served backwards by the `audit_events_agent` (agent, seq) index.
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, body FROM audit_events WHERE agent = ?1 AND seq < ?2
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, body FROM audit_events WHERE agent = ?1 AND seq < ?2
              ORDER BY seq DESC LIMIT ?3",
-        ).sql()?;
-        let rows = stmt.query_map(params![agent, to_i64(before)?, limit], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        }).sql()?;
+            )
+            .sql()?;
+        let rows = stmt
+            .query_map(params![agent, to_i64(before)?, limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .sql()?;
         let mut out = rows
             .map(|r| {
                 let (seq, body) = r.sql()?;
@@ -241,11 +251,15 @@ impl AuditRepo for Db<'_> {
 
     fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>> {
         let conn = self.conn;
-        let mut stmt = conn.prepare_cached(
-            "SELECT body FROM audit_events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
-        ).sql()?;
-        let rows = stmt.query_map([to_i64(from)?, to_i64(to)?], |r| r.get::<_, String>(0)).sql()?;
-        Ok(rows.collect::<rusqlite::Result<_>>().sql()?)
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT body FROM audit_events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+            )
+            .sql()?;
+        let rows = stmt
+            .query_map([to_i64(from)?, to_i64(to)?], |r| r.get::<_, String>(0))
+            .sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()
     }
 
     fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()> {
@@ -267,7 +281,8 @@ impl AuditRepo for Db<'_> {
                     ))
                 },
             )
-            .optional().sql()?;
+            .optional()
+            .sql()?;
         row.map(|(time, root, text)| {
             Ok(CheckpointRow {
                 size,
@@ -281,16 +296,19 @@ impl AuditRepo for Db<'_> {
 
     fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
         let conn = self.conn;
-        let mut stmt =
-            conn.prepare("SELECT size, time, root, text FROM audit_checkpoints ORDER BY size").sql()?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        }).sql()?;
+        let mut stmt = conn
+            .prepare("SELECT size, time, root, text FROM audit_checkpoints ORDER BY size")
+            .sql()?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .sql()?;
         rows.map(|r| {
             let (size, time, root, text) = r.sql()?;
             Ok(CheckpointRow {
@@ -345,12 +363,7 @@ impl PolicyRepo for Db<'_> {
         rows.map(|r| r.sql()?).collect()
     }
 
-    fn activate_policy_version(
-        &self,
-        version: i64,
-        at: Timestamp,
-        by: &str,
-    ) -> Result<()> {
+    fn activate_policy_version(&self, version: i64, at: Timestamp, by: &str) -> Result<()> {
         self.touch(Topic::Policies)?;
         let tx = self.conn;
         let exists = tx
@@ -359,7 +372,8 @@ impl PolicyRepo for Db<'_> {
                 [version],
                 |_| Ok(()),
             )
-            .optional().sql()?
+            .optional()
+            .sql()?
             .is_some();
         if !exists {
             return Err(StoreError::NotFound("policy version"));
@@ -367,24 +381,27 @@ impl PolicyRepo for Db<'_> {
         tx.execute(
             "INSERT INTO policy_activations (version, at, by) VALUES (?1, ?2, ?3)",
             params![version, at.secs(), by],
-        ).sql()?;
+        )
+        .sql()?;
         Ok(())
     }
 
     fn policy_activation_state(&self) -> Result<(Option<i64>, Option<i64>)> {
         let conn = self.conn;
-        let mut stmt = conn.prepare("SELECT version FROM policy_activations ORDER BY seq DESC").sql()?;
+        let mut stmt = conn
+            .prepare("SELECT version FROM policy_activations ORDER BY seq DESC")
+            .sql()?;
         let versions: Vec<i64> = stmt
-            .query_map([], |r| r.get(0)).sql()?
-            .collect::<rusqlite::Result<_>>().sql()?;
+            .query_map([], |r| r.get(0))
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()?;
         let mut it = versions.into_iter();
         let active = it.next();
         let previous = it.find(|v| Some(*v) != active);
         Ok((active, previous))
     }
 }
-
-
 
 type PolicyRowResult = std::result::Result<PolicyVersionRow, StoreError>;
 
@@ -409,6 +426,8 @@ fn policy_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyRowResult> {
 
 #[cfg(test)]
 mod tests {
+    use mandate_store::prelude::*;
+
     use super::*;
 
     fn row(seq: u64) -> AuditRow {
@@ -430,11 +449,11 @@ mod tests {
     #[test]
     fn batches_of_any_size_append_every_row_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let store = crate::SqliteStore::open(&dir.path().join("t.db")).unwrap();
         let mut next = 0;
         for n in [1, 2, 7, 8, 9, 31, 32, 33, 40, 41, 64, 65, 100, 0, 3] {
             let rows: Vec<AuditRow> = (next..next + n).map(row).collect();
-            store.append_audit(&rows).unwrap();
+            store.append_audit(&rows, None).unwrap();
             next += n;
             assert_eq!(store.audit_len().unwrap(), next);
         }

@@ -5,9 +5,9 @@
 use mandate_core::id::{AgentId, MandateId};
 use mandate_core::mandate::{Mandate, MandateStatus};
 use mandate_core::time::Timestamp;
-use rusqlite::types::Value;
 use mandate_store::repo::{MandateChange, Result};
 use mandate_store::{MandateFilter, MandateRepo, StoreError, Topic};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 
 use crate::{Db, Sql, sqlite_error};
@@ -158,7 +158,9 @@ fn constraint(e: &rusqlite::Error) -> Option<std::ffi::c_int> {
 /// The mandates `sql` selects (it names [`MANDATE_COLUMNS`]) with `args` bound.
 fn query(conn: &Connection, sql: &str, args: &[Value]) -> Result<Vec<Mandate>> {
     let mut stmt = conn.prepare_cached(sql).sql()?;
-    let rows = stmt.query_map(params_from_iter(args.iter()), mandate_row).sql()?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter()), mandate_row)
+        .sql()?;
     rows.map(|r| r.sql()?.into_mandate()).collect()
 }
 
@@ -168,7 +170,8 @@ fn get_mandate_in(conn: &Connection, id: &MandateId) -> Result<Option<Mandate>> 
         [id.as_str()],
         mandate_row,
     )
-    .optional().sql()?
+    .optional()
+    .sql()?
     .map(MandateRow::into_mandate)
     .transpose()
 }
@@ -238,7 +241,7 @@ impl MandateRepo for Db<'_> {
     ) -> Result<Mandate> {
         self.touch(Topic::Mandates)?;
         let tx = self.conn;
-        let mut m = get_mandate_in(&tx, id)?.ok_or(StoreError::NotFound("mandate"))?;
+        let mut m = get_mandate_in(tx, id)?.ok_or(StoreError::NotFound("mandate"))?;
         let agent = m.agent.clone();
         let owner: Option<String> = if with_owner {
             tx.query_row(
@@ -305,4 +308,3 @@ impl MandateRepo for Db<'_> {
         )
     }
 }
-

@@ -217,7 +217,9 @@ CREATE TABLE gateway_secrets (
 
 /// Brings the schema up to date inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).sql()?;
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .sql()?;
     let current = usize::try_from(current)
         .map_err(|_| StoreError::Corrupt("negative user_version".into()))?;
     if current > MIGRATIONS.len() {

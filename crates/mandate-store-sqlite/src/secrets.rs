@@ -27,44 +27,48 @@ impl SecretRepo for Db<'_> {
         now: Timestamp,
     ) -> Result<()> {
         self.touch(Topic::Secrets)?;
-        self.conn.execute(
-            "INSERT INTO gateway_secrets (name, nonce, ciphertext, created_at, updated_at)
+        self.conn
+            .execute(
+                "INSERT INTO gateway_secrets (name, nonce, ciphertext, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?4)
              ON CONFLICT (name) DO UPDATE SET nonce = excluded.nonce,
                  ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-            params![name, nonce, ciphertext, now.secs()],
-        ).sql()?;
+                params![name, nonce, ciphertext, now.secs()],
+            )
+            .sql()?;
         Ok(())
     }
 
     fn get_secret(&self, name: &str) -> Result<Option<SecretRow>> {
-        Ok(self
-            .conn
+        self.conn
             .query_row(
                 "SELECT name, nonce, ciphertext, created_at, updated_at
                  FROM gateway_secrets WHERE name = ?1",
                 [name],
                 row,
             )
-            .optional().sql()?)
+            .optional()
+            .sql()
     }
 
     fn secrets(&self) -> Result<Vec<SecretRow>> {
         let conn = self.conn;
-        let mut stmt = conn.prepare(
-            "SELECT name, nonce, ciphertext, created_at, updated_at
+        let mut stmt = conn
+            .prepare(
+                "SELECT name, nonce, ciphertext, created_at, updated_at
              FROM gateway_secrets ORDER BY name",
-        ).sql()?;
+            )
+            .sql()?;
         let rows = stmt.query_map([], row).sql()?;
-        Ok(rows.collect::<rusqlite::Result<_>>().sql()?)
+        rows.collect::<rusqlite::Result<_>>().sql()
     }
 
     fn delete_secret(&self, name: &str) -> Result<bool> {
         self.touch(Topic::Secrets)?;
         Ok(self
             .conn
-            .execute("DELETE FROM gateway_secrets WHERE name = ?1", [name]).sql()?
+            .execute("DELETE FROM gateway_secrets WHERE name = ?1", [name])
+            .sql()?
             == 1)
     }
 }
-

@@ -7,9 +7,9 @@ use mandate_core::id::{AgentId, MandateId};
 use mandate_core::mandate::Mandate;
 use mandate_core::time::Timestamp;
 
+use crate::StoreError;
 use crate::feed::Topic;
 use crate::repo::{AgentRepo, MandateRepo, Repos, Store, ran_twice, run};
-use crate::StoreError;
 
 /// Runs `f` with the caller's error type `E`: an `Err(E)` from `f` rolls the unit back
 /// (as [`StoreError::Refused`] to the backend) and comes back as itself.
@@ -35,7 +35,10 @@ fn run_as<S: Store + ?Sized, T, E: From<StoreError>>(
 /// Conveniences every [`Store`] has.
 pub trait StoreExt: Store {
     /// Runs `f` in one read unit and returns its value.
-    fn read<T>(&self, f: impl FnOnce(&dyn Repos) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&dyn Repos) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         run(self, false, f)
     }
 
@@ -79,7 +82,9 @@ pub trait StoreExt: Store {
         id: &MandateId,
         change: impl FnOnce(&mut Mandate) -> Result<(), E>,
     ) -> Result<Mandate, E> {
-        modify_mandate(self, id, false, |m: (&mut Mandate, Option<&str>)| change(m.0))
+        modify_mandate(self, id, false, |m: (&mut Mandate, Option<&str>)| {
+            change(m.0)
+        })
     }
 
     /// [`StoreExt::modify_mandate`], with `change` also given the owner of the mandate's
@@ -90,7 +95,9 @@ pub trait StoreExt: Store {
         id: &MandateId,
         change: impl FnOnce(&mut Mandate, Option<&str>) -> Result<(), E>,
     ) -> Result<Mandate, E> {
-        modify_mandate(self, id, true, |m: (&mut Mandate, Option<&str>)| change(m.0, m.1))
+        modify_mandate(self, id, true, |m: (&mut Mandate, Option<&str>)| {
+            change(m.0, m.1)
+        })
     }
 
     /// A number that changes whenever a change to any credential commits (the change

@@ -27,15 +27,15 @@ pub use repo::{
     PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, TokenRevocationRepo,
 };
 pub use rows::{
-    AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential,
-    CheckpointRow, MandateFilter, PolicyVersionRow, SecretRow, SigningKeyRow,
+    AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
+    MandateFilter, PolicyVersionRow, SecretRow, SigningKeyRow,
 };
 
 /// Everything a caller of the store needs in scope: the traits whose methods it calls.
 pub mod prelude {
     pub use crate::repo::{
-        AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo,
-        NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, TokenRevocationRepo,
+        AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo, NodeRepo,
+        PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, TokenRevocationRepo,
     };
     pub use crate::{StoreError, StoreExt};
 }

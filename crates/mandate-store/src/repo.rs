@@ -18,12 +18,12 @@ use mandate_core::id::{AdminTokenId, AgentId, AnomalyId, CredentialId, MandateId
 use mandate_core::mandate::Mandate;
 use mandate_core::time::Timestamp;
 
+use crate::StoreError;
 use crate::feed::{Changes, Topic};
 use crate::rows::{
-    AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential,
-    CheckpointRow, MandateFilter, PolicyVersionRow, SecretRow, SigningKeyRow,
+    AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
+    MandateFilter, PolicyVersionRow, SecretRow, SigningKeyRow,
 };
-use crate::StoreError;
 
 /// The store's result.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -91,8 +91,7 @@ pub trait CredentialRepo {
     /// Revokes a credential of `agent` at `now` (an earlier revocation stays), and in the
     /// same unit raises the agent's token cutoff to `now`: a token does not record which
     /// credential minted it. `NotFound("credential")` if `agent` has no such credential.
-    fn revoke_credential(&self, agent: &AgentId, id: &CredentialId, now: Timestamp)
-    -> Result<()>;
+    fn revoke_credential(&self, agent: &AgentId, id: &CredentialId, now: Timestamp) -> Result<()>;
 }
 
 /// Admin tokens (stored as a digest) and the bootstrap token.
@@ -480,12 +479,7 @@ impl<S: Store + ?Sized> CredentialRepo for S {
             r.rotate_credential(old, new, secret_hash, old_until, now)
         })
     }
-    fn revoke_credential(
-        &self,
-        agent: &AgentId,
-        id: &CredentialId,
-        now: Timestamp,
-    ) -> Result<()> {
+    fn revoke_credential(&self, agent: &AgentId, id: &CredentialId, now: Timestamp) -> Result<()> {
         write(self, |r| r.revoke_credential(agent, id, now))
     }
 }
@@ -536,7 +530,9 @@ impl<S: Store + ?Sized> TokenRevocationRepo for S {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool> {
-        write(self, |r| r.record_assertion_jti(client, jti, expires_at, now))
+        write(self, |r| {
+            r.record_assertion_jti(client, jti, expires_at, now)
+        })
     }
     fn revoke_token(&self, jti: &str, expires_at: Timestamp, now: Timestamp) -> Result<()> {
         write(self, |r| r.revoke_token(jti, expires_at, now))

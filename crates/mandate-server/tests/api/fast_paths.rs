@@ -229,7 +229,8 @@ async fn a_token_signed_right_after_a_key_rotation_has_the_new_key_and_decides()
 #[tokio::test]
 async fn a_due_checkpoint_is_committed_with_the_events_it_covers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_millis(1_700_000_000_000));
     let log = AuditLog::open(
         Arc::clone(&store),

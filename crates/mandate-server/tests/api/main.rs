@@ -159,10 +159,11 @@ impl Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::at_millis(1_700_000_000_000));
         let random: Arc<dyn Random> = Arc::new(OsRandom);
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("open store"));
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("open store"));
         let keys_dir = dir.path().join("keys");
-        let keys =
-            KeyState::open(store.as_ref(), &keys_dir, clock.as_ref(), random.as_ref()).expect("keys");
+        let keys = KeyState::open(store.as_ref(), &keys_dir, clock.as_ref(), random.as_ref())
+            .expect("keys");
         let admin = match bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref())
             .expect("bootstrap")
         {

@@ -3,9 +3,9 @@
 //! API validates every version it stores) is refused with 409 before it becomes active,
 //! so decisions go on under the version that was active, never held or emptied.
 
-use mandate_store::prelude::*;
 use axum::http::Method;
 use mandate_core::clock::Clock as _;
+use mandate_store::prelude::*;
 use serde_json::json;
 
 use super::Env;

@@ -1,13 +1,20 @@
 //! Anomalies and baselines: stored, listed newest first with filters, resolved once,
 //! and open holds found again; baselines replaced in place, never for unknown agents.
 
+#![expect(clippy::unwrap_used, reason = "checks are tests: a failure panics")]
+#![expect(
+    clippy::indexing_slicing,
+    reason = "checks are tests: lengths asserted first"
+)]
+
 use mandate_core::clock::ManualClock;
 use mandate_core::id::AnomalyId;
 use mandate_core::random::OsRandom;
-use mandate_store::{AnomalyFilter, AnomalyRow, StoreError};
 use serde_json::json;
 
-use super::{agent, at, open};
+use super::{agent, at};
+use crate::prelude::*;
+use crate::{AnomalyFilter, AnomalyRow};
 
 fn anomaly(
     ms: i64,
@@ -33,9 +40,8 @@ fn anomaly(
     }
 }
 
-#[test]
-fn anomalies_are_listed_resolved_once_and_holds_found() {
-    let (_dir, store) = open();
+/// Anomalies list newest first with filters and a cursor, resolve once, and open holds are found.
+pub fn anomalies_are_listed_resolved_once_and_holds_found(store: &dyn Store) {
     let a = agent(1, "watched", "alice@example.com", &[]);
     let b = agent(2, "other", "bob@example.com", &[]);
     store.insert_agent(&a).unwrap();
@@ -89,9 +95,8 @@ fn anomalies_are_listed_resolved_once_and_holds_found() {
     assert_eq!(store.open_holds().unwrap(), vec![rows[2].clone()]);
 }
 
-#[test]
-fn baselines_are_replaced_and_only_for_known_agents() {
-    let (_dir, store) = open();
+/// Baselines are replaced in place and skipped for unknown agents.
+pub fn baselines_are_replaced_and_only_for_known_agents(store: &dyn Store) {
     let a = agent(1, "learner", "alice@example.com", &[]);
     store.insert_agent(&a).unwrap();
     let id = a.id.to_string();

@@ -1,0 +1,149 @@
+//! The audit log: appends, an agent's recent events, checkpoints, and a group commit
+//! sealed with the checkpoint it completes (all in one unit, or nothing).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "checks are tests: a failure panics"
+)]
+
+use mandate_core::time::Timestamp;
+
+use super::at;
+use crate::prelude::*;
+use crate::{AuditRow, CheckpointRow};
+
+fn row(seq: u64) -> AuditRow {
+    AuditRow {
+        seq,
+        time: Timestamp::from_secs(1_700_000_000),
+        kind: "decision".into(),
+        agent: None,
+        user: None,
+        decision: Some("allow".into()),
+        body: format!("{{\"seq\":{seq}}}"),
+        leaf: [7; 32],
+    }
+}
+
+fn checkpoint(size: u64) -> CheckpointRow {
+    CheckpointRow {
+        size,
+        time: Timestamp::from_secs(1_700_000_000),
+        root: [9; 32],
+        text: format!("node\n{size}\nroot\n"),
+    }
+}
+
+/// A row whose agent (every third) and leaf vary with its seq.
+fn batch_row(seq: u64) -> AuditRow {
+    let body = format!("{{\"seq\":{seq}}}");
+    AuditRow {
+        seq,
+        time: Timestamp::from_secs(1_700_000_000),
+        kind: "decision".into(),
+        agent: seq.is_multiple_of(3).then(|| format!("agt_{seq}")),
+        user: None,
+        decision: Some("allow".into()),
+        leaf: [u8::try_from(seq % 256).unwrap(); 32],
+        body,
+    }
+}
+
+/// `recent_audit_of_agent` returns an agent's last events before a seq, oldest first; checkpoints are found by size.
+pub fn an_agents_recent_audit_events_and_a_checkpoint_by_size(store: &dyn Store) {
+    let rows: Vec<crate::AuditRow> = (0..10u64)
+        .map(|seq| crate::AuditRow {
+            seq,
+            time: at(0),
+            kind: "decision".into(),
+            // Events 0, 3, 6, 9 are agent a's; the others b's, or nobody's.
+            agent: match seq % 3 {
+                0 => Some("a".into()),
+                1 => Some("b".into()),
+                _ => None,
+            },
+            user: None,
+            decision: None,
+            body: format!("{{\"seq\":{seq}}}"),
+            leaf: [u8::try_from(seq).unwrap(); 32],
+        })
+        .collect();
+    store.append_audit(&rows, None).unwrap();
+    let seqs = |v: Vec<(u64, String)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(store.recent_audit_of_agent("a", 10, 100).unwrap()),
+        [0, 3, 6, 9]
+    );
+    assert_eq!(
+        seqs(store.recent_audit_of_agent("a", 9, 2).unwrap()),
+        [3, 6]
+    );
+    assert_eq!(seqs(store.recent_audit_of_agent("a", 7, 1).unwrap()), [6]);
+    assert!(store.recent_audit_of_agent("c", 10, 5).unwrap().is_empty());
+    let (_, body) = store.recent_audit_of_agent("b", 10, 1).unwrap().remove(0);
+    assert_eq!(body, "{\"seq\":7}");
+
+    let cp = crate::CheckpointRow {
+        size: 4,
+        time: at(1),
+        root: [4; 32],
+        text: "signed".into(),
+    };
+    store.insert_checkpoint(&cp).unwrap();
+    assert_eq!(store.checkpoint_of_size(4).unwrap(), Some(cp));
+    assert_eq!(store.checkpoint_of_size(5).unwrap(), None);
+}
+
+/// `append_audit` with a checkpoint stores both in one unit; without one, only the rows.
+pub fn a_group_commit_carries_its_checkpoint(store: &dyn Store) {
+    store
+        .append_audit(&[row(0), row(1), row(2)], Some(&checkpoint(3)))
+        .expect("sealed append");
+    assert_eq!(store.audit_len().expect("len"), 3);
+    assert_eq!(
+        store.checkpoints().expect("checkpoints"),
+        vec![checkpoint(3)]
+    );
+    store.append_audit(&[row(3)], None).expect("append");
+    assert_eq!(store.audit_len().expect("len"), 4);
+    assert_eq!(store.checkpoints().expect("checkpoints").len(), 1);
+}
+
+/// A checkpoint whose size is not the log's new length is a `Conflict` and nothing is written.
+pub fn a_checkpoint_that_does_not_end_the_batch_writes_nothing(store: &dyn Store) {
+    store.append_audit(&[row(0)], None).expect("append");
+    for size in [1, 2, 4] {
+        let r = store.append_audit(&[row(1), row(2)], Some(&checkpoint(size)));
+        assert!(
+            matches!(r, Err(StoreError::Conflict(_))),
+            "size {size}: {r:?}"
+        );
+    }
+    assert_eq!(store.audit_len().expect("len"), 1);
+    assert!(store.checkpoints().expect("checkpoints").is_empty());
+}
+
+/// Appends of any size (around a backend's multi-row statement sizes: 1, 8, 32, 64, …)
+/// store every row once, in order, and an empty append is harmless.
+pub fn batches_of_any_size_append_every_row_once(store: &dyn Store) {
+    let mut next = 0;
+    for n in [1, 2, 7, 8, 9, 31, 32, 33, 40, 41, 64, 65, 100, 0, 3] {
+        let rows: Vec<AuditRow> = (next..next + n).map(batch_row).collect();
+        store.append_audit(&rows, None).unwrap();
+        next += n;
+        assert_eq!(store.audit_len().unwrap(), next);
+    }
+    let bodies = store.audit_bodies(0, next).unwrap();
+    let want: Vec<String> = (0..next).map(|s| batch_row(s).body).collect();
+    assert_eq!(bodies, want);
+    let leaves = store.audit_leaves(next).unwrap();
+    assert!(leaves.iter().zip(0..).all(|(l, s)| *l == batch_row(s).leaf));
+    assert_eq!(
+        store
+            .recent_audit_of_agent("agt_99", next, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+}
