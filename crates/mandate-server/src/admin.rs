@@ -52,7 +52,7 @@ pub(crate) async fn create_token(
             created_at: s.clock.now(),
             revoked_at: None,
         };
-        s.store
+        s.store()
             .insert_admin_token(&record, &secret::admin_token_digest(token.expose()))?;
         Ok((record, token))
     })
@@ -74,7 +74,7 @@ pub(crate) async fn list_tokens(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let items = crate::blocking(&state, |s| s.store.list_admin_tokens()).await??;
+    let items = crate::blocking(&state, |s| s.store().list_admin_tokens()).await??;
     Ok(Json(json!({"items": items})))
 }
 
@@ -88,7 +88,7 @@ pub(crate) async fn revoke_token(
     let id = AdminTokenId::parse(&id).map_err(|e| ApiError::not_found(e.to_string()))?;
     let by = admin.0.id.clone();
     let revoked = crate::blocking(&state, move |s| {
-        s.store.revoke_admin_token(&id, s.clock.now())?;
+        s.store().revoke_admin_token(&id, s.clock.now())?;
         tracing::info!(%by, %id, "admin token revoked");
         Ok::<_, ApiError>(id)
     })
@@ -109,7 +109,8 @@ pub(crate) async fn list_keys(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let rows = crate::blocking(&state, |s| s.store.published_signing_keys(s.clock.now())).await??;
+    let rows =
+        crate::blocking(&state, |s| s.store().published_signing_keys(s.clock.now())).await??;
     let items: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -137,7 +138,7 @@ pub(crate) async fn rotate_keys(
         let now = s.clock.now();
         // Tokens live at most max_token_lifetime_secs; a minute more covers clock skew.
         let publish = s.config.max_token_lifetime_secs.saturating_add(60);
-        let (old, new) = s.keys.rotate(s.store.as_ref(), now, s.random.as_ref(), publish).map_err(ApiError::internal)?;
+        let (old, new) = s.keys.rotate(&s.store(), now, s.random.as_ref(), publish).map_err(ApiError::internal)?;
         tracing::info!(%by, %old, %new, "signing key rotated");
         s.refresh_after_write();
         Ok::<_, ApiError>(json!({"kid": new, "retired_kid": old, "retired_published_until": now.plus_secs(i64::from(publish))}))

@@ -69,8 +69,7 @@ pub(crate) async fn register(
             created_at: now,
             updated_at: now,
         };
-        s.store.insert_agent(&agent)?;
-        s.refresh_after_write();
+        s.store().insert_agent(&agent)?;
         Ok(agent)
     })
     .await??;
@@ -133,7 +132,7 @@ pub(crate) async fn list(
         }
     }
     let items = crate::blocking(&state, move |s| {
-        s.store.list_agents(&filter, cursor.as_ref(), limit)
+        s.store().list_agents(&filter, cursor.as_ref(), limit)
     })
     .await??;
     // A full page may have more behind it; the cursor is the last id shown.
@@ -150,7 +149,7 @@ pub(crate) async fn show(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Agent>, ApiError> {
     let id = agent_id(&id)?;
-    let agent = crate::blocking(&state, move |s| s.store.get_agent(&id)).await??;
+    let agent = crate::blocking(&state, move |s| s.store().get_agent(&id)).await??;
     agent
         .map(Json)
         .ok_or_else(|| ApiError::not_found("unknown agent"))
@@ -176,7 +175,7 @@ pub(crate) async fn update(
     admin.require_write()?;
     let id = agent_id(&id)?;
     let agent = crate::blocking(&state, move |s| {
-        let agent = s.store.modify_agent(&id, s.clock.now(), |a| {
+        let agent = s.store().modify_agent(&id, s.clock.now(), |a| {
             if a.status == AgentStatus::Decommissioned {
                 return Err(ApiError::conflict(
                     "agent_decommissioned",
@@ -200,8 +199,6 @@ pub(crate) async fn update(
             }
             Ok(())
         })?;
-        // INVARIANT (snapshot): a boundary change governs the very next decision.
-        s.refresh_after_write();
         Ok::<_, ApiError>(agent)
     })
     .await??;
@@ -264,12 +261,10 @@ async fn change_status(
         };
         let now = s.clock.now();
         let agent = if revoke_tokens {
-            s.store.modify_agent_revoking_tokens(&id, now, change)
+            s.store().modify_agent_revoking_tokens(&id, now, change)
         } else {
-            s.store.modify_agent(&id, now, change)
+            s.store().modify_agent(&id, now, change)
         }?;
-        // INVARIANT (snapshot): the kill switch holds for the very next decision.
-        s.refresh_after_write();
         // Resuming is the human's explicit word: the detector lifts its own suspension.
         if to == AgentStatus::Active
             && let Some(d) = &s.detector
@@ -407,7 +402,7 @@ fn credential_response(c: &Credential, secret: Option<&secret::Secret>, now: Tim
 }
 
 fn writable_agent(s: &AppState, id: &AgentId) -> Result<(), ApiError> {
-    match s.store.get_agent(id)? {
+    match s.store().get_agent(id)? {
         None => Err(ApiError::not_found("unknown agent")),
         Some(a) if a.status == AgentStatus::Decommissioned => Err(ApiError::conflict(
             "agent_decommissioned",
@@ -431,7 +426,7 @@ pub(crate) async fn add_credential(
     let body = crate::blocking(&state, move |s| -> Result<(AgentId, Value, Value), ApiError> {
         writable_agent(s, &id)?;
         let (c, secret) = make_credential(s, &id, kind, req.jwk, req.expires_at)?;
-        s.store
+        s.store()
             .insert_credential(&c, secret.as_ref().map(|(_, h)| h.as_str()))?;
         tracing::info!(%by, agent = %id, credential = %c.id, kind = kind.as_str(), "credential added");
         Ok((
@@ -456,11 +451,11 @@ pub(crate) async fn list_credentials(
 ) -> Result<Json<Value>, ApiError> {
     let id = agent_id(&id)?;
     let items = crate::blocking(&state, move |s| -> Result<Vec<Value>, ApiError> {
-        if s.store.get_agent(&id)?.is_none() {
+        if s.store().get_agent(&id)?.is_none() {
             return Err(ApiError::not_found("unknown agent"));
         }
         let now = s.clock.now();
-        Ok(s.store
+        Ok(s.store()
             .credentials(&id)?
             .into_iter()
             .map(|c| {
@@ -509,7 +504,7 @@ pub(crate) async fn rotate_credential(
     let body = crate::blocking(&state, move |s| -> Result<(AgentId, Value, Value), ApiError> {
         writable_agent(s, &id)?;
         let old = s
-            .store
+            .store()
             .credentials(&id)?
             .into_iter()
             .find(|c| c.credential.id == cid)
@@ -526,7 +521,7 @@ pub(crate) async fn rotate_credential(
         }
         let (new, secret) = make_credential(s, &id, old.kind, req.jwk, None)?;
         let until = now.plus_secs(i64::from(overlap));
-        s.store.rotate_credential(
+        s.store().rotate_credential(
             &cid,
             &new,
             secret.as_ref().map(|(_, h)| h.as_str()),
@@ -560,8 +555,7 @@ pub(crate) async fn revoke_credential(
     let by_done = crate::blocking(&state, move |s| {
         let now = s.clock.now();
         // Also kills every token the agent was issued so far (see the store).
-        s.store.revoke_credential(&id, &cid, now)?;
-        s.refresh_after_write();
+        s.store().revoke_credential(&id, &cid, now)?;
         tracing::info!(%by, agent = %id, credential = %cid, "credential revoked; earlier tokens revoked");
         Ok::<_, ApiError>((id, cid))
     })

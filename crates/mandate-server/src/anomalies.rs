@@ -73,7 +73,7 @@ pub(crate) async fn list(
         }
     }
     let page = crate::blocking(&state, move |s| {
-        s.store.list_anomalies(&f, cursor.as_ref(), limit)
+        s.store().list_anomalies(&f, cursor.as_ref(), limit)
     })
     .await??;
     let next = (page.len() == usize::try_from(limit).unwrap_or(usize::MAX))
@@ -89,7 +89,7 @@ pub(crate) async fn show(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AnomalyRow>, ApiError> {
     let id = anomaly_id(&id)?;
-    crate::blocking(&state, move |s| s.store.get_anomaly(&id))
+    crate::blocking(&state, move |s| s.store().get_anomaly(&id))
         .await??
         .map(Json)
         .ok_or_else(|| ApiError::not_found("unknown anomaly"))
@@ -131,7 +131,7 @@ async fn resolve(
     let row = crate::blocking(&state, move |s| -> Result<AnomalyRow, ApiError> {
         let now = s.clock.now();
         let a = s
-            .store
+            .store()
             .resolve_anomaly(&id, status, &by, comment.as_deref(), now)
             .map_err(|e| match e {
                 mandate_store::StoreError::Conflict(m) => ApiError::conflict("not_open", m),
@@ -208,7 +208,7 @@ pub(crate) async fn baseline(
     // The store, not the snapshot: an admin read that works while decisions are held.
     let known = {
         let id = id.clone();
-        crate::blocking(&state, move |s| s.store.get_agent(&id)).await??
+        crate::blocking(&state, move |s| s.store().get_agent(&id)).await??
     };
     if known.is_none() {
         return Err(ApiError::not_found("unknown agent"));

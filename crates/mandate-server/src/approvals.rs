@@ -58,7 +58,7 @@ pub(crate) async fn list(
         ..MandateFilter::default()
     };
     let (page, now) = crate::blocking(&state, move |s| {
-        s.store
+        s.store()
             .list_mandates(&filter, cursor.as_ref(), limit)
             .map(|p| (p, s.clock.now()))
     })
@@ -109,7 +109,7 @@ async fn decide(
         let now = s.clock.now();
         // The owner from the store, in the same transaction as the decision: deciding is
         // a human act that keeps working while decisions are held (a stale snapshot).
-        let m = s.store.modify_mandate_with_owner(&id, |m, owner| {
+        let m = s.store().modify_mandate_with_owner(&id, |m, owner| {
             if let Caller::User(u) = &caller
                 && is_self(&u.user, m, owner)
             {
@@ -148,10 +148,6 @@ async fn decide(
             m.decision_comment = note;
             Ok(())
         })?;
-        if approve {
-            // INVARIANT (snapshot): the approved mandate governs the very next decision.
-            s.refresh_after_write();
-        }
         Ok((m, now))
     })
     .await??;

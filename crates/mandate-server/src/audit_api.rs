@@ -99,7 +99,7 @@ pub(crate) async fn events(
             }
         }
     }
-    let rows = crate::blocking(&state, move |s| s.store.list_audit(&f, cursor, limit)).await??;
+    let rows = crate::blocking(&state, move |s| s.store().list_audit(&f, cursor, limit)).await??;
     let next = (rows.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| rows.last().map(|(seq, _)| *seq))
         .flatten();
@@ -119,7 +119,7 @@ pub(crate) async fn latest_checkpoint(
 ) -> Result<Json<Value>, ApiError> {
     // No parameters: an unknown one is a 400, as everywhere else.
     query(q, &[])?;
-    let last = crate::blocking(&state, |s| s.store.checkpoints())
+    let last = crate::blocking(&state, |s| s.store().checkpoints())
         .await??
         .pop();
     let key = B64.encode(state.audit.public_key().as_bytes());
@@ -157,17 +157,17 @@ pub(crate) async fn inclusion(
     let out = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
         let size = match size {
             Some(n) => n,
-            None => s.store.checkpoints()?.pop().map_or(0, |c| c.size),
+            None => s.store().checkpoints()?.pop().map_or(0, |c| c.size),
         };
         if seq >= size {
             return Err(ApiError::not_found(format!(
                 "event {seq} is not in a tree of size {size}; seal a checkpoint first"
             )));
         }
-        if size > s.store.audit_len()? {
+        if size > s.store().audit_len()? {
             return Err(bad(format!("the log has fewer than {size} events")));
         }
-        let leaves = s.store.audit_leaves(size)?;
+        let leaves = s.store().audit_leaves(size)?;
         let proof = merkle::inclusion_proof(&leaves, seq).map_err(ApiError::internal)?;
         let leaf = leaves
             .get(usize::try_from(seq).unwrap_or(usize::MAX))
@@ -206,10 +206,10 @@ pub(crate) async fn consistency(
         return Err(bad("need 0 < from <= to".into()));
     }
     let out = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
-        if to > s.store.audit_len()? {
+        if to > s.store().audit_len()? {
             return Err(bad(format!("the log has fewer than {to} events")));
         }
-        let leaves = s.store.audit_leaves(to)?;
+        let leaves = s.store().audit_leaves(to)?;
         let proof = merkle::consistency_proof(&leaves, from, to).map_err(ApiError::internal)?;
         let old = leaves
             .get(..usize::try_from(from).unwrap_or(usize::MAX))
@@ -244,7 +244,7 @@ pub(crate) async fn export(
     })?;
     let body = crate::blocking(&state, move |s| -> Result<String, ApiError> {
         let checkpoints: Vec<_> = s
-            .store
+            .store()
             .checkpoints()?
             .into_iter()
             .filter(|c| c.size <= sealed)
@@ -271,7 +271,7 @@ pub(crate) async fn export(
         let mut from = 0;
         while from < sealed {
             let to = (from + CHUNK).min(sealed);
-            for (i, body) in s.store.audit_bodies(from, to)?.into_iter().enumerate() {
+            for (i, body) in s.store().audit_bodies(from, to)?.into_iter().enumerate() {
                 // canonical({"event": X}) is `{"event":` + canonical(X) + `}`.
                 out.push_str("{\"event\":");
                 out.push_str(&body);

@@ -175,13 +175,13 @@ pub(crate) async fn act(
     let suspended = crate::blocking(
         state,
         move |s| -> Result<Vec<(Agent, AnomalyId)>, ApiError> {
-            s.store.insert_anomalies(&rows)?;
+            s.store().insert_anomalies(&rows)?;
             let mut done = Vec::new();
             for (agent, why, anomaly) in suspend {
                 let reason = format!("suspended by the anomaly detector: {why}");
                 let reason: String = reason.chars().take(500).collect();
                 let changed = s
-                    .store
+                    .store()
                     .modify_agent(&agent, s.clock.now(), |a: &mut Agent| {
                         if !a.status.can_become(AgentStatus::Suspended) {
                             return Err(ApiError::conflict(
@@ -205,11 +205,6 @@ pub(crate) async fn act(
                         "the anomaly detector's suspension was not written"
                     ),
                 }
-            }
-            if !done.is_empty() {
-                // INVARIANT (snapshot): the suspension is in every later decision's snapshot
-                // (the detector already refuses the agent in memory).
-                s.refresh_after_write();
             }
             Ok(done)
         },
@@ -300,7 +295,7 @@ pub(crate) fn flush(state: &AppState) -> Result<usize, ApiError> {
             serde_json::to_string(b).map_err(ApiError::internal)?,
         ));
     }
-    if let Err(e) = state.store.save_baselines(&rows, state.clock.now()) {
+    if let Err(e) = state.store().save_baselines(&rows, state.clock.now()) {
         for (agent, _) in &dirty {
             d.mark_dirty(agent);
         }

@@ -228,5 +228,5 @@ pub(crate) async fn lookup_admin_token(
     token: &str,
 ) -> Result<Option<AdminToken>, ApiError> {
     let digest = mandate_token::secret::admin_token_digest(token);
-    Ok(crate::blocking(state, move |s| s.store.admin_token_by_digest(&digest)).await??)
+    Ok(crate::blocking(state, move |s| s.store().admin_token_by_digest(&digest)).await??)
 }

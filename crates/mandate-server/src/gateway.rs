@@ -58,7 +58,7 @@ fn cipher(state: &AppState) -> ChaCha20Poly1305 {
 pub(crate) fn load_secrets(state: &AppState) -> Result<(), ApiError> {
     let c = cipher(state);
     let mut map = HashMap::new();
-    for row in state.store.secrets()? {
+    for row in state.store().secrets()? {
         let nonce: Option<[u8; 12]> = row.nonce.as_slice().try_into().ok();
         let clear = nonce.and_then(|n| {
             c.decrypt(
@@ -313,7 +313,7 @@ pub(crate) async fn put_secret(
         .map_err(|_| ApiError::internal("secret encryption failed"))?;
     let key = name.clone();
     crate::blocking(&state, move |s| -> Result<(), ApiError> {
-        s.store.put_secret(&key, &nonce, &ct, s.clock.now())?;
+        s.store().put_secret(&key, &nonce, &ct, s.clock.now())?;
         s.secrets
             .0
             .write()
@@ -338,7 +338,7 @@ pub(crate) async fn list_secrets(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
-    let rows = crate::blocking(&state, |s| s.store.secrets()).await??;
+    let rows = crate::blocking(&state, |s| s.store().secrets()).await??;
     let items: Vec<Value> = rows
         .into_iter()
         .map(|r| json!({"name": r.name, "created_at": r.created_at, "updated_at": r.updated_at}))
@@ -356,7 +356,7 @@ pub(crate) async fn delete_secret(
     check_name(&name)?;
     let key = name.clone();
     let existed = crate::blocking(&state, move |s| -> Result<bool, ApiError> {
-        let existed = s.store.delete_secret(&key)?;
+        let existed = s.store().delete_secret(&key)?;
         s.secrets
             .0
             .write()

@@ -116,17 +116,12 @@ fn contain_now(
 ) -> Result<Contained, ApiError> {
     let now = s.clock.now();
     let changed = change(s, id, incident, reason, actor, now);
-    // INVARIANT (snapshot): the suspension, the cutoff (which kills every token the
-    // agent holds and every token delegated from one of them) and the ended mandates
-    // govern the very next decision on this node; also when a later step failed, so
-    // that whatever was written is in force.
-    s.refresh_after_write();
     let (agent, previous, mandates) = changed?;
 
-    let (active, _) = s.store.policy_activation_state()?;
+    let (active, _) = s.store().policy_activation_state()?;
     let policies = match active {
         None => Value::Null,
-        Some(v) => match s.store.policy_version(v)? {
+        Some(v) => match s.store().policy_version(v)? {
             None => Value::Null,
             Some(p) => json!({
                 "version": p.version,
@@ -177,18 +172,18 @@ fn change(
     now: Timestamp,
 ) -> Result<Changed, ApiError> {
     let found = s
-        .store
+        .store()
         .get_agent(id)?
         .ok_or_else(|| ApiError::not_found(format!("unknown agent `{id}`")))?;
     let mut previous = found.status;
     let agent = if found.status == AgentStatus::Decommissioned {
         // Final (INVARIANT (lifecycle)): nothing to suspend and the record stays frozen;
         // its tokens are refused already, the cutoff only makes that explicit.
-        s.store.set_tokens_not_before(id, now)?;
+        s.store().set_tokens_not_before(id, now)?;
         found
     } else {
         // One transaction: the status and the cutoff change together or not at all.
-        s.store.modify_agent_revoking_tokens(id, now, |a| {
+        s.store().modify_agent_revoking_tokens(id, now, |a| {
             previous = a.status;
             if a.status == AgentStatus::Active {
                 a.status = AgentStatus::Suspended;
@@ -200,9 +195,9 @@ fn change(
     };
     let mut mandates = Vec::new();
     let mut failed = None;
-    for m in s.store.mandates_of_agent(id)? {
+    for m in s.store().mandates_of_agent(id)? {
         let mut was = MandateStatus::Revoked;
-        let changed = s.store.modify_mandate(&m.id, |m| {
+        let changed = s.store().modify_mandate(&m.id, |m| {
             was = m.status_at(now);
             if !matches!(was, MandateStatus::PendingApproval | MandateStatus::Active) {
                 return Err(Skip::NotLive);
@@ -255,15 +250,15 @@ fn build_bundle(
     // The agent's last `events` events up to and including the containment, so the
     // `incident.contained` event is always among them.
     let rows = s
-        .store
+        .store()
         .recent_audit_of_agent(agent.as_str(), contained_seq + 1, events)
         .map_err(bundle_unavailable)?;
     let checkpoint = s
-        .store
+        .store()
         .checkpoint_of_size(sealed)
         .map_err(bundle_unavailable)?
         .ok_or_else(|| bundle_unavailable(format!("no stored checkpoint of size {sealed}")))?;
-    let leaves = s.store.audit_leaves(sealed).map_err(bundle_unavailable)?;
+    let leaves = s.store().audit_leaves(sealed).map_err(bundle_unavailable)?;
     let seqs: Vec<u64> = rows.iter().map(|(seq, _)| *seq).collect();
     let proofs = merkle::inclusion_proofs(&leaves, &seqs).map_err(bundle_unavailable)?;
     let events: Vec<BundleEvent> = rows
@@ -413,9 +408,7 @@ pub(crate) async fn revoke_token(
             let now = s.clock.now();
             // No token of this server lives longer, so the entry can go after that.
             let until = now.plus_secs(max);
-            s.store.revoke_token(jti.as_str(), until, now)?;
-            // INVARIANT (snapshot): the token is refused by the very next decision.
-            s.refresh_after_write();
+            s.store().revoke_token(jti.as_str(), until, now)?;
             Ok::<_, ApiError>(until)
         })
         .await??

@@ -35,11 +35,13 @@ mod token_endpoint;
 mod unread;
 pub mod webhook;
 mod wellknown;
+pub mod write_path;
 
 use mandate_store::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -48,7 +50,7 @@ use mandate_audit::redact::{Redactor, Rule};
 use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_policy::CompiledPolicies;
-use mandate_store::{Store, StoreError};
+use mandate_store::{Store, StoreError, Topic, Topics};
 use mandate_token::user::{DevUserIssuer, TrustedIssuers};
 
 use crate::agent_index::AgentIndex;
@@ -142,8 +144,9 @@ impl ServerConfig {
 
 /// Everything a handler can reach.
 pub struct AppState {
-    /// The source of truth.
-    pub store: Arc<dyn Store>,
+    /// The source of truth. Reached through [`AppState::store`] (the one write path); the
+    /// audit log and the rebuild read it directly.
+    pub(crate) db: Arc<dyn Store>,
     /// Current signing key and published keys.
     pub keys: keys::KeyState,
     /// The only clock.
@@ -236,7 +239,7 @@ impl AppState {
         let state = Self {
             verified_tokens: cache::VerifiedTokens::default(),
             verified_secrets: cache::VerifiedSecrets::new(memo_key),
-            store,
+            db: store,
             keys,
             clock,
             random,
@@ -255,6 +258,12 @@ impl AppState {
             .refresh()
             .map_err(|e| StartError::Snapshot(e.code().to_owned()))?;
         Ok(state)
+    }
+
+    /// The store, through the one write path: a write that changes what decisions read
+    /// refreshes the snapshot before it returns (`write_path.rs`).
+    pub fn store(&self) -> write_path::Committing<'_> {
+        write_path::Committing { state: self }
     }
 
     /// The snapshot decisions read now, or [`StaleSnapshot`] while the last refresh
@@ -276,12 +285,16 @@ impl AppState {
         self.snapshot.is_stale()
     }
 
-    /// Rebuilds the snapshot from the store and swaps it in. Writes that can change a
-    /// decision call it, through [`AppState::refresh_after_write`], before answering
-    /// (see `INVARIANT (snapshot)`). Blocking.
+    /// Rebuilds the snapshot from the store and swaps it in. Every write that can change
+    /// a decision runs it before returning (`INVARIANT (one write path)`, write_path.rs).
+    /// Blocking.
     ///
-    /// Agents whose stored value is unchanged are shared with the previous snapshot, so
-    /// a refresh holds one copy of each agent plus the new index, not two of everything.
+    /// Only what changed since the last build is read again: the change feed says which
+    /// snapshot topics did (agents, policies, token revocations, mandates); the others
+    /// are shared with the previous snapshot. The first build, and the first after a
+    /// failed one, read everything. Agents whose stored value is unchanged are shared
+    /// with the previous snapshot, so a refresh holds one copy of each agent plus the new
+    /// index, not two of everything.
     ///
     /// INVARIANT (snapshot): when `refresh` returns `Ok`, the snapshot holds every agent as
     /// the store held it at some moment after the call began — in particular a suspension
@@ -293,24 +306,79 @@ impl AppState {
     /// never be swapped in over one that read it later. When a refresh fails, decisions
     /// are held until one succeeds (snapshot_cell.rs).
     pub(crate) fn refresh(&self) -> Result<(), ApiError> {
-        self.snapshot
-            .rebuild(|previous| self.fresh_snapshot(previous))
+        self.snapshot.rebuild(|previous, built_from| {
+            // The sequence number is read before the data (`INVARIANT (published before
+            // visible)`, mandate-store): a change it does not cover is read again next time.
+            let (seq, changed) = match built_from {
+                None => (self.db.changes_since(0, Duration::ZERO).seq, None),
+                Some(from) => {
+                    let c = self.db.changes_since(from, Duration::ZERO);
+                    (c.seq, Some(c.topics))
+                }
+            };
+            let fresh = self.fresh_snapshot(previous, write_path::to_reread(changed))?;
+            Ok((fresh, seq))
+        })
     }
 
-    /// [`AppState::refresh`] after a write that can change a decision, without failing
-    /// the write's own request: the change is in force either way, since the next
-    /// decision either reads a snapshot that holds it or, if the refresh failed, is
-    /// refused until one succeeds (the error is logged; the sweeper retries).
+    /// [`AppState::refresh`] for what the snapshot holds outside the store (the signing
+    /// key ring), without failing the caller's request: the change is in force either
+    /// way, since the next decision either reads a snapshot that holds it or, if the
+    /// refresh failed, is refused until one succeeds (the error is logged; the sweeper
+    /// retries).
     pub(crate) fn refresh_after_write(&self) {
         let _ = self.refresh();
     }
 
-    /// Reads everything a snapshot holds from the store, sharing the unchanged agents of
-    /// `previous` (see [`AppState::refresh`]).
-    fn fresh_snapshot(&self, previous: &Snapshot) -> Result<Snapshot, ApiError> {
+    /// The next snapshot: the topics in `reread` read from the store again (agents shared
+    /// with `previous` where unchanged), the rest shared with `previous`; what is not in
+    /// the store (key ring, configuration) always taken anew (see [`AppState::refresh`]).
+    fn fresh_snapshot(&self, previous: &Snapshot, reread: Topics) -> Result<Snapshot, ApiError> {
         let now = self.clock.now();
-        let agents = self.agents_reusing(&previous.agents)?;
-        let (active, _) = self.store.policy_activation_state()?;
+        let agents = if reread.contains(Topic::Agents) {
+            self.agents_reusing(&previous.agents)?
+        } else {
+            previous.agents.clone()
+        };
+        let (policies, active) = if reread.contains(Topic::Policies) {
+            self.active_policies()?
+        } else {
+            (previous.policies.clone(), previous.policy_version)
+        };
+        let (cutoffs, revoked) = if reread.contains(Topic::TokenRevocations) {
+            (
+                self.db.token_cutoffs()?.into_iter().collect(),
+                self.db.revoked_jtis(now)?.into_iter().collect(),
+            )
+        } else {
+            (previous.cutoffs.clone(), previous.revoked.clone())
+        };
+        let mandates = if reread.contains(Topic::Mandates) {
+            self.db
+                .active_mandates(now)?
+                .into_iter()
+                .map(|m| (m.id.clone(), Arc::new(m)))
+                .collect()
+        } else {
+            previous.mandates.clone()
+        };
+        Ok(Snapshot {
+            agents,
+            policies,
+            policy_version: active,
+            ring: self.keys.ring(),
+            issuer: self.config.issuer.clone(),
+            audiences: self.config.own_audiences(),
+            max_token_lifetime_secs: i64::from(self.config.max_token_lifetime_secs),
+            cutoffs,
+            revoked,
+            mandates,
+        })
+    }
+
+    /// The active policy version, compiled, and its number (`None`: none is active).
+    fn active_policies(&self) -> Result<(Option<Arc<CompiledPolicies>>, Option<i64>), ApiError> {
+        let (active, _) = self.db.policy_activation_state()?;
         let policies = match active {
             None => None,
             // Versions were validated when written; one that fails here (e.g. against a
@@ -326,23 +394,7 @@ impl AppState {
                 )),
             })?),
         };
-        Ok(Snapshot {
-            agents,
-            policies,
-            policy_version: active,
-            ring: self.keys.ring(),
-            issuer: self.config.issuer.clone(),
-            audiences: self.config.own_audiences(),
-            max_token_lifetime_secs: i64::from(self.config.max_token_lifetime_secs),
-            cutoffs: self.store.token_cutoffs()?.into_iter().collect(),
-            revoked: self.store.revoked_jtis(now)?.into_iter().collect(),
-            mandates: self
-                .store
-                .active_mandates(now)?
-                .into_iter()
-                .map(|m| (m.id.clone(), Arc::new(m)))
-                .collect(),
-        })
+        Ok((policies, active))
     }
 
     /// Every agent in the store, each row decoded as it is read and compared with
@@ -351,7 +403,7 @@ impl AppState {
     /// the agents that changed, nothing per unchanged agent.
     fn agents_reusing(&self, previous: &AgentIndex) -> Result<AgentIndex, ApiError> {
         let mut agents = AgentIndex::with_capacity(previous.len());
-        self.store.for_each_agent(&mut |read| {
+        self.db.for_each_agent(&mut |read| {
             let agent = match previous.get_shared(&read.id) {
                 Some(kept) if **kept == read => Arc::clone(kept),
                 _ => Arc::new(read),
@@ -375,7 +427,7 @@ impl AppState {
             return Ok(Arc::clone(c));
         }
         let row = self
-            .store
+            .store()
             .policy_version(v)
             .map_err(VersionError::Store)?
             .ok_or(VersionError::Missing)?;
@@ -697,13 +749,13 @@ mod refresh_tests {
     fn a_failed_refresh_holds_the_snapshot_until_one_succeeds() {
         let dir = tempfile::tempdir().unwrap();
         let s = state(&dir);
-        s.store.insert_agent(&agent(0)).unwrap();
+        s.store().insert_agent(&agent(0)).unwrap();
         s.refresh().unwrap();
         assert!(!s.is_stale() && s.snapshot().is_ok());
 
         let at = Timestamp::from_secs(T0);
         let broken = s
-            .store
+            .store()
             .insert_policy_version(
                 "permit (principal, action, resource) when { nonsense",
                 &[],
@@ -712,7 +764,9 @@ mod refresh_tests {
                 "test",
             )
             .unwrap();
-        s.store.activate_policy_version(broken, at, "test").unwrap();
+        s.store()
+            .activate_policy_version(broken, at, "test")
+            .unwrap();
         assert!(s.refresh().is_err());
         assert!(s.is_stale());
         assert!(s.snapshot().is_err(), "no reader gets the older snapshot");
@@ -720,7 +774,7 @@ mod refresh_tests {
         assert!(s.snapshot().is_err());
 
         let fixed = s
-            .store
+            .store()
             .insert_policy_version(
                 "permit (principal, action, resource);",
                 &[],
@@ -729,7 +783,9 @@ mod refresh_tests {
                 "test",
             )
             .unwrap();
-        s.store.activate_policy_version(fixed, at, "test").unwrap();
+        s.store()
+            .activate_policy_version(fixed, at, "test")
+            .unwrap();
         s.refresh().unwrap();
         assert!(!s.is_stale());
         let snapshot = s.snapshot().expect("held no longer");
@@ -745,20 +801,20 @@ mod refresh_tests {
         let dir = tempfile::tempdir().unwrap();
         let s = state(&dir);
         for i in 0..3 {
-            s.store.insert_agent(&agent(i)).unwrap();
+            s.store().insert_agent(&agent(i)).unwrap();
         }
         s.refresh().unwrap();
         let before = s.snapshot().unwrap();
         assert_eq!(before.agents.len(), 3);
 
         let (a0, a1) = (agent(0).id, agent(1).id);
-        s.store
+        s.store()
             .modify_agent(&a1, Timestamp::from_secs(T0), |a| {
                 a.status = AgentStatus::Suspended;
                 Ok::<_, StoreError>(())
             })
             .unwrap();
-        s.store.insert_agent(&agent(3)).unwrap();
+        s.store().insert_agent(&agent(3)).unwrap();
         s.refresh().unwrap();
         let after = s.snapshot().unwrap();
 

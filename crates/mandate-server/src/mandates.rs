@@ -376,11 +376,7 @@ pub(crate) async fn request(
                 m.decided_at = Some(now);
             }
         }
-        s.store.insert_mandate(&m)?;
-        if m.status == MandateStatus::Active {
-            // INVARIANT (snapshot): the new mandate governs the very next decision.
-            s.refresh_after_write();
-        }
+        s.store().insert_mandate(&m)?;
         Ok((m, verdict))
     })
     .await??;
@@ -500,7 +496,7 @@ pub(crate) async fn list(
         }
     }
     let (page, now) = crate::blocking(&state, move |s| {
-        s.store
+        s.store()
             .list_mandates(&filter, cursor.as_ref(), limit)
             .map(|p| (p, s.clock.now()))
     })
@@ -520,7 +516,7 @@ pub(crate) async fn list(
 
 async fn load(state: &Arc<AppState>, id: &MandateId) -> Result<Mandate, ApiError> {
     let key = id.clone();
-    crate::blocking(state, move |s| s.store.get_mandate(&key))
+    crate::blocking(state, move |s| s.store().get_mandate(&key))
         .await??
         .ok_or_else(|| unknown(id.as_str()))
 }
@@ -590,7 +586,7 @@ pub(crate) async fn complete(
     let by = actor.clone();
     let (m, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
         let now = s.clock.now();
-        let m = s.store.modify_mandate(&id, |m| {
+        let m = s.store().modify_mandate(&id, |m| {
             match &caller {
                 Caller::Agent { agent, .. } if agent.id == m.agent => {}
                 c if may_read(c, s, m) => {
@@ -606,8 +602,6 @@ pub(crate) async fn complete(
             m.ended_by = Some(by);
             Ok(())
         })?;
-        // INVARIANT (snapshot): a completed mandate grants nothing from the next decision.
-        s.refresh_after_write();
         Ok((m, now))
     })
     .await??;
@@ -642,7 +636,7 @@ pub(crate) async fn revoke(
         let mut was = MandateStatus::Revoked;
         // The owner from the store, in the same transaction: revoking is a human act
         // that keeps working while decisions are held (a stale snapshot).
-        let m = s.store.modify_mandate_with_owner(&id, |m, owner| {
+        let m = s.store().modify_mandate_with_owner(&id, |m, owner| {
             let allowed = match &caller {
                 Caller::Admin(t) => t.role.can_write(),
                 Caller::User(u) => owner.is_some_and(|o| is_owner(&u.user, o)),
@@ -664,10 +658,6 @@ pub(crate) async fn revoke(
             m.ended_by = Some(by);
             Ok(())
         })?;
-        if was == MandateStatus::Active {
-            // INVARIANT (snapshot): a revoked mandate grants nothing from the next decision.
-            s.refresh_after_write();
-        }
         Ok((m, was, now))
     })
     .await??;
@@ -704,11 +694,10 @@ impl AppState {
     /// [`sweep`]). A row that cannot be written is logged and retried on the next sweep.
     pub fn sweep_mandates(&self) -> Result<Vec<AuditEvent>, ApiError> {
         let now = self.clock.now();
-        let lapsed = self.store.lapsed_mandates(now, SWEEP_BATCH)?;
+        let lapsed = self.store().lapsed_mandates(now, SWEEP_BATCH)?;
         let mut events = Vec::new();
-        let mut left_active = false;
         for row in lapsed {
-            let changed = self.store.modify_mandate(&row.id, |m| {
+            let changed = self.store().modify_mandate(&row.id, |m| {
                 match (m.status, m.status_at(now)) {
                     (MandateStatus::PendingApproval, MandateStatus::Denied) => {
                         m.status = MandateStatus::Denied;
@@ -733,7 +722,6 @@ impl AppState {
                 }
             };
             let (kind, actor, details) = if m.status == MandateStatus::Expired {
-                left_active = true;
                 let d = json!({"mandate": m.id, "status": m.status, "expires_at": m.expires_at});
                 ("mandate.expired", "expiry", d)
             } else {
@@ -742,11 +730,6 @@ impl AppState {
                 ("mandate.approval_timed_out", "timeout", d)
             };
             events.push(event(self, kind, actor, &m.agent, m.user.as_ref(), details));
-        }
-        if left_active {
-            // Decisions check each mandate's expiry themselves; the refresh drops the
-            // lapsed mandates from the snapshot.
-            self.refresh_after_write();
         }
         Ok(events)
     }

@@ -253,8 +253,8 @@ async fn secret_from_store(
         };
         let id = &agent.id;
         // Before the read: see `Store::credentials_generation`.
-        let generation = s.store.credentials_generation();
-        let creds = s.store.credentials(id)?;
+        let generation = s.store().credentials_generation();
+        let creds = s.store().credentials(id)?;
         let usable: Vec<_> = creds
             .iter()
             .filter(|c| {
@@ -319,7 +319,9 @@ pub(crate) async fn authenticate(
                 // credentials generation, and the memo (never past that credential's
                 // expiry) holds: no credential has changed since, so it is still usable.
                 // The agent's status is checked below, from the snapshot.
-                (Some(agent), Some(r)) if r.generation == state.store.credentials_generation() => {
+                (Some(agent), Some(r))
+                    if r.generation == state.store().credentials_generation() =>
+                {
                     Some(agent)
                 }
                 (agent, remembered) => {
@@ -348,7 +350,7 @@ pub(crate) async fn authenticate(
             crate::blocking(state, move |s| -> Result<Option<Agent>, OAuthError> {
                 let now = s.clock.now();
                 let keys: Vec<PublicJwk> = s
-                    .store
+                    .store()
                     .credentials(&id)?
                     .iter()
                     .filter(|c| {
@@ -375,7 +377,7 @@ pub(crate) async fn authenticate(
                 };
                 // INVARIANT (replay): a jti is accepted once per client within its lifetime.
                 if !s
-                    .store
+                    .store()
                     .record_assertion_jti(&id, &verified.jti, verified.exp, now)?
                 {
                     tracing::warn!(client_id = %id, "client assertion replayed");
@@ -664,14 +666,14 @@ pub(crate) fn active_claims(s: &AppState, token: &str) -> Option<AccessClaims> {
     let now = s.clock.now();
     let ring = s.keys.ring();
     let claims = access::verify(&ring, token, &expected(s), now).ok()?;
-    if s.store.is_token_revoked(&claims.jti).unwrap_or(true) {
+    if s.store().is_token_revoked(&claims.jti).unwrap_or(true) {
         return None;
     }
     let id = AgentId::parse(&claims.client_id).ok()?;
-    let agent = s.store.get_agent(&id).ok()??;
+    let agent = s.store().get_agent(&id).ok()??;
     // A token issued at or before the agent's cutoff (credential revoked, suspension
     // with `revoke_tokens`) is dead even if the agent is active again.
-    let cutoff = s.store.tokens_not_before(&id).ok()?;
+    let cutoff = s.store().tokens_not_before(&id).ok()?;
     if cutoff.is_some_and(|c| claims.iat <= c.secs()) {
         return None;
     }
@@ -707,7 +709,7 @@ async fn caller(
             ));
         }
         let digest = secret::admin_token_digest(t);
-        let admin = crate::blocking(state, move |s| s.store.admin_token_by_digest(&digest))
+        let admin = crate::blocking(state, move |s| s.store().admin_token_by_digest(&digest))
             .await
             .map_err(|e: ApiError| OAuthError::server_error(e.code()))??;
         return admin
@@ -791,14 +793,12 @@ pub(crate) async fn revoke(
                 "the token was issued to another client",
             ));
         }
-        s.store.revoke_token(
+        s.store().revoke_token(
             &claims.jti,
             mandate_core::time::Timestamp::from_secs(claims.exp),
             now,
         )?;
         tracing::info!(jti = %claims.jti, client_id = %claims.client_id, "access token revoked");
-        // INVARIANT (snapshot): the revoked token is refused by the very next decision.
-        s.refresh_after_write();
         let mut e = s.event("token.revoked");
         e.agent = Some(claims.client_id.clone());
         e.actor = match &who {

@@ -84,7 +84,7 @@ pub(crate) async fn add(
     let (version, ids) =
         crate::blocking(&state, move |s| -> Result<(i64, Vec<String>), ApiError> {
             let c = compile(&req)?;
-            let v = s.store.insert_policy_version(
+            let v = s.store().insert_policy_version(
                 &req.policies,
                 &req.schema_fragments,
                 &req.note,
@@ -116,8 +116,8 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let (rows, active) = crate::blocking(&state, |s| -> Result<_, ApiError> {
         Ok((
-            s.store.policy_versions()?,
-            s.store.policy_activation_state()?.0,
+            s.store().policy_versions()?,
+            s.store().policy_activation_state()?.0,
         ))
     })
     .await??;
@@ -143,8 +143,8 @@ pub(crate) async fn show(
     let v = version_number(&v)?;
     let (row, active) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
         Ok((
-            s.store.policy_version(v)?,
-            s.store.policy_activation_state()?.0,
+            s.store().policy_version(v)?,
+            s.store().policy_activation_state()?.0,
         ))
     })
     .await??;
@@ -162,7 +162,7 @@ async fn activate_version(
     let by = admin.0.id.to_string();
     let (version, previous) =
         crate::blocking(&state, move |s| -> Result<(i64, Option<i64>), ApiError> {
-            let (active, previous) = s.store.policy_activation_state()?;
+            let (active, previous) = s.store().policy_activation_state()?;
             let target = match v {
                 Some(v) => v,
                 None => previous.ok_or_else(|| {
@@ -182,11 +182,8 @@ async fn activate_version(
                     format!("policy version {target} no longer compiles: {why}"),
                 ),
             })?;
-            s.store
+            s.store()
                 .activate_policy_version(target, s.clock.now(), &by)?;
-            // INVARIANT (snapshot): the next decision uses the new version (or, if the
-            // refresh fails, none is made until one succeeds).
-            s.refresh_after_write();
             Ok((target, active))
         })
         .await??;

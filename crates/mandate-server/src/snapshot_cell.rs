@@ -21,8 +21,10 @@ pub(crate) struct SnapshotCell {
     /// Set when the last rebuild failed.
     stale: AtomicBool,
     /// Held by a rebuild from its first read of the store to its swap, so a rebuild that
-    /// read the store earlier can never be swapped in over one that read it later.
-    rebuilding: Mutex<()>,
+    /// read the store earlier can never be swapped in over one that read it later. Holds
+    /// the change-feed sequence number the current snapshot was built from (`None`:
+    /// never built, or the last rebuild failed: the next one reads everything).
+    rebuilding: Mutex<Option<u64>>,
     /// Bumped after every rebuild, successful or not: what decisions read changed or
     /// became unreadable. Gateways holding open streams watch it and re-check.
     changed: tokio::sync::watch::Sender<u64>,
@@ -34,7 +36,7 @@ impl SnapshotCell {
         Self {
             current: RwLock::new(Arc::new(first)),
             stale: AtomicBool::new(false),
-            rebuilding: Mutex::new(()),
+            rebuilding: Mutex::new(None),
             changed: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -58,22 +60,27 @@ impl SnapshotCell {
         self.stale.load(Ordering::Acquire)
     }
 
-    /// Builds the next snapshot with `build` (given the current one, stale or not, to
-    /// share what did not change) and swaps it in; on failure marks the cell stale.
-    /// Rebuilds run one at a time.
+    /// Builds the next snapshot with `build` and swaps it in; on failure marks the cell
+    /// stale. `build` is given the current snapshot, stale or not, to share what did not
+    /// change, and the change-feed sequence number it was built from (`None`: read
+    /// everything); it returns the new snapshot and the sequence number it read the store
+    /// at (read before the data). Rebuilds run one at a time.
     pub(crate) fn rebuild(
         &self,
-        build: impl FnOnce(&Snapshot) -> Result<Snapshot, ApiError>,
+        build: impl FnOnce(&Snapshot, Option<u64>) -> Result<(Snapshot, u64), ApiError>,
     ) -> Result<(), ApiError> {
-        let _one_at_a_time = self
+        let mut built_from = self
             .rebuilding
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // Until this rebuild succeeds, the next one reads everything (also if this one
+        // panics: the lock is then poisoned and read through).
+        let previous_seq = built_from.take();
         // Marks the cell stale when dropped, unless forgotten after a successful swap: a
         // build that panics holds readers just as one that returns an error does.
         let guard = StaleUnlessSwapped(&self.stale, &self.changed);
-        let fresh = match build(&self.read()) {
-            Ok(fresh) => fresh,
+        let (fresh, seq) = match build(&self.read(), previous_seq) {
+            Ok(built) => built,
             Err(e) => {
                 tracing::error!(
                     code = e.code(),
@@ -83,6 +90,7 @@ impl SnapshotCell {
             }
         };
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh);
+        *built_from = Some(seq);
         if self.stale.load(Ordering::Acquire) {
             tracing::warn!("snapshot refreshed: decisions resume");
         }

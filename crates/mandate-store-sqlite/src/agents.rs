@@ -567,7 +567,7 @@ impl TokenRevocationRepo for Db<'_> {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool> {
-        self.touch(Topic::TokenRevocations)?;
+        self.touch(Topic::AssertionReplay)?;
         let tx = self.conn;
         tx.execute(
             "DELETE FROM assertion_jtis WHERE expires_at <= ?1",

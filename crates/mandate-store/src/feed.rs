@@ -22,8 +22,11 @@ pub enum Topic {
     AdminTokens,
     /// Token signing keys.
     SigningKeys,
-    /// Token revocations, per-agent cutoffs and client-assertion replay records.
+    /// Token revocations and per-agent token cutoffs.
     TokenRevocations,
+    /// Client-assertion replay records (`jti`s): written on every token request that
+    /// authenticates with a signed assertion, so kept apart from what decisions read.
+    AssertionReplay,
     /// The audit log and its checkpoints.
     Audit,
     /// Policy versions and which one is active.
@@ -40,12 +43,13 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic, in declaration order.
-    pub const ALL: [Topic; 11] = [
+    pub const ALL: [Topic; 12] = [
         Topic::Agents,
         Topic::Credentials,
         Topic::AdminTokens,
         Topic::SigningKeys,
         Topic::TokenRevocations,
+        Topic::AssertionReplay,
         Topic::Audit,
         Topic::Policies,
         Topic::Mandates,
@@ -62,6 +66,7 @@ impl Topic {
             Topic::AdminTokens => "admin_tokens",
             Topic::SigningKeys => "signing_keys",
             Topic::TokenRevocations => "token_revocations",
+            Topic::AssertionReplay => "assertion_replay",
             Topic::Audit => "audit",
             Topic::Policies => "policies",
             Topic::Mandates => "mandates",

@@ -8,6 +8,7 @@
 pub mod crm;
 pub mod mcp_tools;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,9 @@ pub type Seen = Arc<Mutex<Vec<String>>>;
 
 /// Prints `line` and keeps it in `seen`.
 pub(crate) fn say(seen: &Seen, line: String) {
-    println!("{line}");
+    // Not `println!`: with stdout closed (piped into `head`, or a reader gone) a sample
+    // upstream keeps serving instead of panicking mid-request.
+    let _ = writeln!(std::io::stdout(), "{line}");
     if let Ok(mut s) = seen.lock() {
         s.push(line);
     }

@@ -7,6 +7,12 @@
 //! tests only), and the README runner (`crates/mandate/tests/e2e/readme.rs`) runs the
 //! README's `cargo run -p mandate-examples --bin …` lines with those built binaries.
 
+#![expect(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "test: a failed step fails the test loudly"
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -32,10 +38,11 @@ fn start(exe: &str) -> (Running, String) {
         .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
     let stdout = child.stdout.take().expect("piped stdout");
     let running = Running(child);
+    let mut stdout = BufReader::new(stdout);
     let mut banner = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut banner)
-        .expect("read the banner");
+    stdout.read_line(&mut banner).expect("read the banner");
+    // Keep reading what it prints (each request), as a terminal would.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let addr = banner
         .split("http://")
         .nth(1)

@@ -28,7 +28,7 @@ async fn a_version_that_no_longer_compiles_is_refused_before_it_is_active() {
 
     let broken = env
         .state
-        .store
+        .store()
         .insert_policy_version(
             "permit (principal, action, resource) when { nonsense",
             &[],

@@ -1,0 +1,96 @@
+//! The one write path: every store call a handler, the detector, an incident or a job
+//! makes goes through [`Committing`] ([`crate::AppState::store`]), which after a write
+//! unit that changed what decisions read refreshes the decision snapshot before the call
+//! returns. No call site has a refresh to forget.
+//!
+//! INVARIANT (one write path): a committed write that changes an agent, a policy activation, a
+//! token revocation or cutoff, or a mandate governs the very next decision on this node:
+//! [`Committing::write_unit`] returns only after the snapshot was rebuilt over it (or,
+//! when the rebuild failed, after decisions were held until one succeeds; see
+//! `INVARIANT (fail closed on a stale snapshot)` in snapshot_cell.rs). The snapshot
+//! topics are [`SNAPSHOT_TOPICS`]; the rebuild re-reads only the topics that changed.
+//!
+//! What the snapshot holds that is not in the store (the signing key ring, kept by
+//! [`crate::keys::KeyState`]) is refreshed by its owner: key rotation calls
+//! [`crate::AppState::refresh`] itself.
+
+use std::time::Duration;
+
+use mandate_store::repo::{Result, Work};
+use mandate_store::{Changes, Store, Topic, Topics};
+
+use crate::AppState;
+
+/// The store topics the decision snapshot is built from.
+pub(crate) const SNAPSHOT_TOPICS: [Topic; 4] = [
+    Topic::Agents,
+    Topic::Policies,
+    Topic::TokenRevocations,
+    Topic::Mandates,
+];
+
+/// The node's store, as its callers see it: every repository, and writes that refresh
+/// the decision snapshot (see the module docs).
+pub struct Committing<'a> {
+    pub(crate) state: &'a AppState,
+}
+
+impl std::fmt::Debug for Committing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Committing({})", self.state.db.describe())
+    }
+}
+
+/// The snapshot topics' sequence numbers now.
+fn snapshot_seqs(store: &dyn Store) -> [u64; SNAPSHOT_TOPICS.len()] {
+    SNAPSHOT_TOPICS.map(|t| store.topic_seq(t))
+}
+
+impl Store for Committing<'_> {
+    fn read_unit(&self, work: &mut Work<'_>) -> Result<()> {
+        self.state.db.read_unit(work)
+    }
+
+    fn write_unit(&self, work: &mut Work<'_>) -> Result<()> {
+        let db = self.state.db.as_ref();
+        let before = snapshot_seqs(db);
+        let outcome = db.write_unit(work);
+        // Also after a failed unit: a backend publishes the topics a failed unit touched,
+        // and refreshing over nothing new costs one rebuild, never a stale decision.
+        if snapshot_seqs(db) != before {
+            // A failed rebuild holds decisions (the cell is stale) and is logged there;
+            // the write itself stands either way, so its caller's answer does not change.
+            let _ = self.state.refresh();
+        }
+        outcome
+    }
+
+    fn topic_seq(&self, topic: Topic) -> u64 {
+        self.state.db.topic_seq(topic)
+    }
+
+    fn changes_since(&self, after: u64, wait: Duration) -> Changes {
+        self.state.db.changes_since(after, wait)
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.state.db.ping()
+    }
+
+    fn describe(&self) -> String {
+        self.state.db.describe()
+    }
+}
+
+/// Which parts of the snapshot a rebuild must read again: everything on the first build
+/// and after a failed one (`None`), else the snapshot topics that changed since the last
+/// build.
+pub(crate) fn to_reread(changed: Option<Topics>) -> Topics {
+    match changed {
+        None => SNAPSHOT_TOPICS.into_iter().collect(),
+        Some(t) => SNAPSHOT_TOPICS
+            .into_iter()
+            .filter(|x| t.contains(*x))
+            .collect(),
+    }
+}
