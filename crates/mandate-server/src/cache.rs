@@ -77,7 +77,7 @@ impl VerifiedTokens {
 /// Client secrets that passed Argon2id, keyed by a keyed hash of (client, secret), with
 /// the credential they matched, until when the memo holds (at most five minutes, never
 /// past the credential's own expiry) and the store's credentials generation read before
-/// the credentials were (see [`mandate_store::Store::credentials_generation`]).
+/// the credentials were (see [`mandate_store::StoreExt::credentials_generation`]).
 #[derive(Debug)]
 pub struct VerifiedSecrets {
     key: [u8; 32],

@@ -50,7 +50,7 @@ use mandate_audit::redact::{Redactor, Rule};
 use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_policy::CompiledPolicies;
-use mandate_store::{Store, StoreError, Topic, Topics};
+use mandate_store::{Store, StoreError, Topic};
 use mandate_token::user::{DevUserIssuer, TrustedIssuers};
 
 use crate::agent_index::AgentIndex;
@@ -289,12 +289,12 @@ impl AppState {
     /// a decision runs it before returning (`INVARIANT (one write path)`, write_path.rs).
     /// Blocking.
     ///
-    /// Only what changed since the last build is read again: the change feed says which
-    /// snapshot topics did (agents, policies, token revocations, mandates); the others
-    /// are shared with the previous snapshot. The first build, and the first after a
-    /// failed one, read everything. Agents whose stored value is unchanged are shared
-    /// with the previous snapshot, so a refresh holds one copy of each agent plus the new
-    /// index, not two of everything.
+    /// The agents, the one part whose size grows with the deployment, are read again only
+    /// when the change feed says agents changed since the last build (always on the first
+    /// build and the first after a failed one); the small parts (policy activation, token
+    /// cutoffs and revocations, active mandates) are read every time. Agents whose stored
+    /// value is unchanged are shared with the previous snapshot, so a refresh holds one
+    /// copy of each agent plus the new index, not two of everything.
     ///
     /// INVARIANT (snapshot): when `refresh` returns `Ok`, the snapshot holds every agent as
     /// the store held it at some moment after the call began — in particular a suspension
@@ -309,14 +309,14 @@ impl AppState {
         self.snapshot.rebuild(|previous, built_from| {
             // The sequence number is read before the data (`INVARIANT (published before
             // visible)`, mandate-store): a change it does not cover is read again next time.
-            let (seq, changed) = match built_from {
-                None => (self.db.changes_since(0, Duration::ZERO).seq, None),
+            let (seq, agents_changed) = match built_from {
+                None => (self.db.changes_since(0, Duration::ZERO).seq, true),
                 Some(from) => {
                     let c = self.db.changes_since(from, Duration::ZERO);
-                    (c.seq, Some(c.topics))
+                    (c.seq, c.topics.contains(Topic::Agents))
                 }
             };
-            let fresh = self.fresh_snapshot(previous, write_path::to_reread(changed))?;
+            let fresh = self.fresh_snapshot(previous, agents_changed)?;
             Ok((fresh, seq))
         })
     }
@@ -330,38 +330,28 @@ impl AppState {
         let _ = self.refresh();
     }
 
-    /// The next snapshot: the topics in `reread` read from the store again (agents shared
-    /// with `previous` where unchanged), the rest shared with `previous`; what is not in
-    /// the store (key ring, configuration) always taken anew (see [`AppState::refresh`]).
-    fn fresh_snapshot(&self, previous: &Snapshot, reread: Topics) -> Result<Snapshot, ApiError> {
+    /// The next snapshot, read from the store; the agents of `previous` kept as they are
+    /// unless `agents_changed` (see [`AppState::refresh`]).
+    fn fresh_snapshot(
+        &self,
+        previous: &Snapshot,
+        agents_changed: bool,
+    ) -> Result<Snapshot, ApiError> {
         let now = self.clock.now();
-        let agents = if reread.contains(Topic::Agents) {
+        let agents = if agents_changed {
             self.agents_reusing(&previous.agents)?
         } else {
             previous.agents.clone()
         };
-        let (policies, active) = if reread.contains(Topic::Policies) {
-            self.active_policies()?
-        } else {
-            (previous.policies.clone(), previous.policy_version)
-        };
-        let (cutoffs, revoked) = if reread.contains(Topic::TokenRevocations) {
-            (
-                self.db.token_cutoffs()?.into_iter().collect(),
-                self.db.revoked_jtis(now)?.into_iter().collect(),
-            )
-        } else {
-            (previous.cutoffs.clone(), previous.revoked.clone())
-        };
-        let mandates = if reread.contains(Topic::Mandates) {
-            self.db
-                .active_mandates(now)?
-                .into_iter()
-                .map(|m| (m.id.clone(), Arc::new(m)))
-                .collect()
-        } else {
-            previous.mandates.clone()
-        };
+        let (policies, active) = self.active_policies()?;
+        let cutoffs = self.db.token_cutoffs()?.into_iter().collect();
+        let revoked = self.db.revoked_jtis(now)?.into_iter().collect();
+        let mandates = self
+            .db
+            .active_mandates(now)?
+            .into_iter()
+            .map(|m| (m.id.clone(), Arc::new(m)))
+            .collect();
         Ok(Snapshot {
             agents,
             policies,

@@ -252,7 +252,7 @@ async fn secret_from_store(
             return Ok(None);
         };
         let id = &agent.id;
-        // Before the read: see `Store::credentials_generation`.
+        // Before the read: see `StoreExt::credentials_generation`.
         let generation = s.store().credentials_generation();
         let creds = s.store().credentials(id)?;
         let usable: Vec<_> = creds

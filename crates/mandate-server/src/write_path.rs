@@ -8,7 +8,7 @@
 //! [`Committing::write_unit`] returns only after the snapshot was rebuilt over it (or,
 //! when the rebuild failed, after decisions were held until one succeeds; see
 //! `INVARIANT (fail closed on a stale snapshot)` in snapshot_cell.rs). The snapshot
-//! topics are [`SNAPSHOT_TOPICS`]; the rebuild re-reads only the topics that changed.
+//! topics are [`SNAPSHOT_TOPICS`].
 //!
 //! What the snapshot holds that is not in the store (the signing key ring, kept by
 //! [`crate::keys::KeyState`]) is refreshed by its owner: key rotation calls
@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use mandate_store::repo::{Result, Work};
-use mandate_store::{Changes, Store, Topic, Topics};
+use mandate_store::{Changes, Store, Topic};
 
 use crate::AppState;
 
@@ -79,18 +79,5 @@ impl Store for Committing<'_> {
 
     fn describe(&self) -> String {
         self.state.db.describe()
-    }
-}
-
-/// Which parts of the snapshot a rebuild must read again: everything on the first build
-/// and after a failed one (`None`), else the snapshot topics that changed since the last
-/// build.
-pub(crate) fn to_reread(changed: Option<Topics>) -> Topics {
-    match changed {
-        None => SNAPSHOT_TOPICS.into_iter().collect(),
-        Some(t) => SNAPSHOT_TOPICS
-            .into_iter()
-            .filter(|x| t.contains(*x))
-            .collect(),
     }
 }
