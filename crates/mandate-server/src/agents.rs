@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::acts;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath, OptionalJson};
 
@@ -248,23 +249,7 @@ async fn change_status(
         ));
     }
     let agent = crate::blocking(&state, move |s| {
-        let change = |a: &mut Agent| {
-            if !a.status.can_become(to) {
-                return Err(ApiError::conflict(
-                    "invalid_transition",
-                    format!("agent is {}; it cannot become {to}", a.status),
-                ));
-            }
-            a.status = to;
-            a.status_reason = reason;
-            Ok(())
-        };
-        let now = s.clock.now();
-        let agent = if revoke_tokens {
-            s.store().modify_agent_revoking_tokens(&id, now, change)
-        } else {
-            s.store().modify_agent(&id, now, change)
-        }?;
+        let agent = acts::set_status(&s.store(), &id, to, reason, revoke_tokens, s.clock.now())?;
         // Resuming is the human's explicit word: the detector lifts its own suspension.
         if to == AgentStatus::Active
             && let Some(d) = &s.detector

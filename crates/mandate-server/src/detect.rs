@@ -19,6 +19,7 @@ use mandate_store::AnomalyRow;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::acts;
 use crate::decide::{DecisionRequest, Holder, Refusal};
 use crate::error::ApiError;
 use crate::webhook::{self, WebhookConfig};
@@ -180,28 +181,24 @@ pub(crate) async fn act(
             for (agent, why, anomaly) in suspend {
                 let reason = format!("suspended by the anomaly detector: {why}");
                 let reason: String = reason.chars().take(500).collect();
-                let changed = s
-                    .store()
-                    .modify_agent(&agent, s.clock.now(), |a: &mut Agent| {
-                        if !a.status.can_become(AgentStatus::Suspended) {
-                            return Err(ApiError::conflict(
-                                "invalid_transition",
-                                "already suspended",
-                            ));
-                        }
-                        a.status = AgentStatus::Suspended;
-                        a.status_reason = Some(reason);
-                        Ok(())
-                    });
+                let changed = acts::set_status(
+                    &s.store(),
+                    &agent,
+                    AgentStatus::Suspended,
+                    Some(reason),
+                    false,
+                    s.clock.now(),
+                );
                 match changed {
                     Ok(a) => done.push((a, anomaly)),
-                    Err(e) if e.code() == "invalid_transition" => {}
+                    // Already suspended (or decommissioned): nothing of the detector's to do.
+                    Err(acts::ActError::InvalidTransition { .. }) => {}
                     // The detector already refuses the agent in memory; the others are
                     // still suspended, refreshed and recorded below.
                     Err(e) => tracing::error!(
                         agent = %agent,
                         %anomaly,
-                        code = e.code(),
+                        error = ?e,
                         "the anomaly detector's suspension was not written"
                     ),
                 }

@@ -82,6 +82,30 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::acts::ActError> for ApiError {
+    /// A refused act as the API answers it: 404 for what is unknown, 409 for a lifecycle
+    /// that does not allow it, 403 for a caller who may not, and the store's own mapping.
+    fn from(e: crate::acts::ActError) -> Self {
+        use crate::acts::ActError;
+        match e {
+            ActError::UnknownAgent(id) => Self::not_found(format!("unknown agent `{id}`")),
+            ActError::UnknownMandate(id) => {
+                Self::not_found(format!("unknown mandate `{}`", id.as_str().escape_debug()))
+            }
+            ActError::InvalidTransition { from, to } => Self::conflict(
+                "invalid_transition",
+                format!("agent is {from}; it cannot become {to}"),
+            ),
+            ActError::NotLive { id, status } => Self::conflict(
+                "mandate_not_active",
+                format!("mandate `{id}` is {}", status.as_str()),
+            ),
+            ActError::NotAllowed(msg) => Self::new(StatusCode::FORBIDDEN, "forbidden", msg),
+            ActError::Store(e) => e.into(),
+        }
+    }
+}
+
 /// The decision snapshot may be older than the store: the last refresh failed
 /// (`INVARIANT (fail closed on a stale snapshot)` in lib.rs). Nothing is decided, no
 /// agent authenticated and no token accepted until a refresh succeeds.

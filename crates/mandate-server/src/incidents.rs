@@ -21,11 +21,11 @@ use mandate_core::agent::{Agent, AgentStatus};
 use mandate_core::id::{AdminTokenId, AgentId, IncidentId, TokenId};
 use mandate_core::mandate::{Mandate, MandateStatus};
 use mandate_core::time::Timestamp;
-use mandate_store::StoreError;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::acts;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, OptionalJson};
 
@@ -90,19 +90,6 @@ struct Contained {
     mandates: Vec<(Mandate, MandateStatus)>,
     /// What the bundle's `evidence` holds (see `mandate_audit::bundle`).
     evidence: Map<String, Value>,
-}
-
-/// Why a mandate was left as it was.
-enum Skip {
-    /// It stopped being pending or active (lapsed, or ended by someone else first).
-    NotLive,
-    Store(StoreError),
-}
-
-impl From<StoreError> for Skip {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
 }
 
 /// The store side of `contain`, on a blocking thread: cut off the agent's tokens,
@@ -171,48 +158,20 @@ fn change(
     actor: &AdminTokenId,
     now: Timestamp,
 ) -> Result<Changed, ApiError> {
-    let found = s
-        .store()
-        .get_agent(id)?
-        .ok_or_else(|| ApiError::not_found(format!("unknown agent `{id}`")))?;
-    let mut previous = found.status;
-    let agent = if found.status == AgentStatus::Decommissioned {
-        // Final (INVARIANT (lifecycle)): nothing to suspend and the record stays frozen;
-        // its tokens are refused already, the cutoff only makes that explicit.
-        s.store().set_tokens_not_before(id, now)?;
-        found
-    } else {
-        // One transaction: the status and the cutoff change together or not at all.
-        s.store().modify_agent_revoking_tokens(id, now, |a| {
-            previous = a.status;
-            if a.status == AgentStatus::Active {
-                a.status = AgentStatus::Suspended;
-                a.status_reason =
-                    Some(reason.map_or_else(|| format!("contained ({incident})"), str::to_owned));
-            }
-            Ok::<_, ApiError>(())
-        })?
-    };
+    let reason = reason.map_or_else(|| format!("contained ({incident})"), str::to_owned);
+    let (agent, previous) = acts::contain(&s.store(), id, reason, now)?;
     let mut mandates = Vec::new();
     let mut failed = None;
     for m in s.store().mandates_of_agent(id)? {
-        let mut was = MandateStatus::Revoked;
-        let changed = s.store().modify_mandate(&m.id, |m| {
-            was = m.status_at(now);
-            if !matches!(was, MandateStatus::PendingApproval | MandateStatus::Active) {
-                return Err(Skip::NotLive);
-            }
-            m.status = MandateStatus::Revoked;
-            m.ended_at = Some(now);
-            m.ended_by = Some(actor.to_string());
-            Ok(())
-        });
+        let changed =
+            acts::revoke_mandate(&s.store(), &m.id, actor.to_string(), now, |_, _| Ok(()));
         match changed {
-            Ok(m) => mandates.push((m, was)),
-            Err(Skip::NotLive | Skip::Store(StoreError::NotFound(_))) => {}
+            Ok(ended) => mandates.push(ended),
+            // Lapsed or ended by someone else first.
+            Err(acts::ActError::NotLive { .. } | acts::ActError::UnknownMandate(_)) => {}
             // The others are still ended, and this one's tokens are dead by the cutoff.
-            Err(Skip::Store(e)) => {
-                tracing::error!(error = %e, mandate = %m.id, "contained agent's mandate not revoked");
+            Err(e) => {
+                tracing::error!(error = ?e, mandate = %m.id, "contained agent's mandate not revoked");
                 failed = failed.or(Some(e));
             }
         }

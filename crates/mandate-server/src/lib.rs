@@ -5,6 +5,7 @@
 //! blocking thread, and render errors through one of the two error types (error.rs).
 //! Only this crate (and later the gateway) speaks HTTP.
 
+mod acts;
 mod admin;
 /// The decision engine (`mandate-engine`), re-exported at its former paths.
 pub use mandate_engine::{agent_index, decide};
@@ -730,6 +731,65 @@ mod refresh_tests {
             KeyState::open(store.as_ref(), &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
         let config = ServerConfig::for_unit_tests(dir.path());
         AppState::new(store, keys, clock, Arc::new(OsRandom), config).unwrap()
+    }
+
+    /// INVARIANT (one write path): a write through `AppState::store()` is in the snapshot
+    /// when it returns, with no refresh called by its caller; a write to what decisions
+    /// do not read (a credential) rebuilds nothing; and a write that reached the store
+    /// some other way is read by the next rebuild, because the change feed names it.
+    #[test]
+    fn a_write_is_in_the_snapshot_when_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(&dir);
+        let now = Timestamp::from_secs(T0);
+        let a = agent(0);
+        s.store().insert_agent(&a).unwrap();
+        assert!(s.snapshot().unwrap().agents.get(&a.id).is_some());
+        s.store()
+            .modify_agent(&a.id, now, |x| {
+                x.status = AgentStatus::Suspended;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let held = s.snapshot().unwrap();
+        assert_eq!(
+            held.agents.get(&a.id).unwrap().status,
+            AgentStatus::Suspended
+        );
+
+        let rebuilds = s.snapshot_changes();
+        let before = *rebuilds.borrow();
+        let credential = mandate_core::credential::Credential {
+            id: mandate_core::id::CredentialId::parse("crd_01JA0000000000000000000000").unwrap(),
+            agent_id: a.id.clone(),
+            kind: mandate_core::credential::CredentialKind::ClientSecret,
+            public_jwk: None,
+            key_id: None,
+            created_at: now,
+            expires_at: None,
+            revoked_at: None,
+            replaced_by: None,
+        };
+        s.store()
+            .insert_credential(&credential, Some("$argon2id$not-checked-here"))
+            .unwrap();
+        assert_eq!(
+            *rebuilds.borrow(),
+            before,
+            "a credential is not in the snapshot"
+        );
+
+        let b = agent(1);
+        s.db.insert_agent(&b).unwrap();
+        assert!(
+            s.snapshot().unwrap().agents.get(&b.id).is_none(),
+            "not through the write path"
+        );
+        s.refresh().unwrap();
+        assert!(
+            s.snapshot().unwrap().agents.get(&b.id).is_some(),
+            "the feed named agents"
+        );
     }
 
     /// INVARIANT (fail closed on a stale snapshot): a refresh that fails holds every

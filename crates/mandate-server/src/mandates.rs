@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::acts;
 use crate::audit_api::query;
 use crate::caller::Caller;
 use crate::decide::{Reason, Snapshot, Verdict as DecisionVerdict, policy_reason};
@@ -633,30 +634,23 @@ pub(crate) async fn revoke(
     let by = actor.clone();
     let (m, was, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
         let now = s.clock.now();
-        let mut was = MandateStatus::Revoked;
         // The owner from the store, in the same transaction: revoking is a human act
         // that keeps working while decisions are held (a stale snapshot).
-        let m = s.store().modify_mandate_with_owner(&id, |m, owner| {
+        let (m, was) = acts::revoke_mandate(&s.store(), &id, by, now, |m, owner| {
             let allowed = match &caller {
                 Caller::Admin(t) => t.role.can_write(),
                 Caller::User(u) => owner.is_some_and(|o| is_owner(&u.user, o)),
                 Caller::Agent { .. } => false,
             };
-            if !allowed {
-                return Err(if may_read(&caller, s, m) {
-                    forbidden("only an admin token or the agent's owner may revoke a mandate")
-                } else {
-                    unknown(id.as_str())
-                });
+            if allowed {
+                Ok(())
+            } else if may_read(&caller, s, m) {
+                Err(acts::ActError::NotAllowed(
+                    "only an admin token or the agent's owner may revoke a mandate",
+                ))
+            } else {
+                Err(acts::ActError::UnknownMandate(m.id.clone()))
             }
-            was = m.status_at(now);
-            if !matches!(was, MandateStatus::PendingApproval | MandateStatus::Active) {
-                return Err(not_active(m, now));
-            }
-            m.status = MandateStatus::Revoked;
-            m.ended_at = Some(now);
-            m.ended_by = Some(by);
-            Ok(())
         })?;
         Ok((m, was, now))
     })

@@ -3,8 +3,8 @@
 //!
 //! INVARIANT (fail closed on a stale snapshot): a rebuild that fails (returns an error or
 //! panics) marks the cell stale before [`SnapshotCell::rebuild`] returns, and from then
-//! on [`SnapshotCell::get`] refuses until a rebuild succeeds. Callers rebuild after a
-//! write that can change a decision, so a failed rebuild may leave the store holding a
+//! on [`SnapshotCell::get`] refuses until a rebuild succeeds. The one write path rebuilds
+//! after every write that can change a decision (write_path.rs), so a failed rebuild may leave the store holding a
 //! suspension, revocation or new policy that the old snapshot does not: refusing every
 //! reader is what keeps such a write in force. Outside this module the snapshot can only
 //! be reached through `get` (and, for building the next one, inside `rebuild`).
