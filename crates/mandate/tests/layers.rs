@@ -66,12 +66,22 @@ const FORBIDDEN: &[(&str, &str)] = &[
 /// The workspace's packages: name → (direct normal deps, all normal deps transitively).
 fn graph() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Only this host's dependencies: `--offline` cannot resolve another platform's crates
+    // that were never downloaded (a fresh machine has only what its builds fetched).
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc).arg("-vV").output().expect("run rustc -vV");
+    let host = String::from_utf8_lossy(&version.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("rustc -vV names the host");
     let out = Command::new(cargo)
         .args([
             "metadata",
             "--format-version",
             "1",
             "--offline",
+            "--filter-platform",
+            &host,
             "--manifest-path",
         ])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
