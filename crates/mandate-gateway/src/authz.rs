@@ -41,12 +41,12 @@ pub use mandate_core::decision::{Reason, Verdict};
 /// The answer to an [`Ask`].
 #[derive(Debug, Clone)]
 pub struct Answer {
-    /// The deciding reason: what the gateway matches on (never `reasons`' strings); the
-    /// verdict follows from it ([`Answer::verdict`]).
+    /// The deciding reason: what the gateway matches on; the verdict follows from it
+    /// ([`Answer::verdict`]).
     pub reason: Reason,
-    /// For the wire: stable reason codes, the deciding one (`reason`'s code) first,
-    /// then details.
-    pub reasons: Vec<String>,
+    /// What the decision adds to the reason (missing boundary grants, policy details),
+    /// for the wire after the reason's code ([`Answer::reasons`]).
+    pub details: Vec<String>,
     /// The audit event id of the decision (already durable when `Answer` is returned).
     pub decision_id: String,
     /// The agent the token named.
@@ -57,6 +57,16 @@ impl Answer {
     /// Allow, deny or approval required: only `allowed_by_policy` allows.
     pub fn verdict(&self) -> Verdict {
         self.reason.verdict()
+    }
+
+    /// For the wire: the stable reason codes, the deciding one first, then the details.
+    ///
+    /// INVARIANT (reason first): the first entry is always `reason`'s code: it is built
+    /// here from the typed reason, never stored beside it.
+    pub fn reasons(&self) -> Vec<&str> {
+        std::iter::once(self.reason.code())
+            .chain(self.details.iter().map(String::as_str))
+            .collect()
     }
 }
 

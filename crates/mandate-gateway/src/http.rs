@@ -1048,7 +1048,7 @@ fn refused(a: &Answer) -> Response {
         code,
         detail,
         json!({"decision": match a.verdict() { Verdict::ApprovalRequired => "approval_required", _ => "deny" },
-               "reasons": a.reasons, "decision_id": a.decision_id}),
+               "reasons": a.reasons(), "decision_id": a.decision_id}),
     )
 }
 

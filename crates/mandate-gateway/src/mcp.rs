@@ -890,7 +890,7 @@ impl Gateway {
             json!({
                 "error": word,
                 "decision": decision,
-                "reasons": answer.reasons,
+                "reasons": answer.reasons(),
                 "decision_id": answer.decision_id,
             })
         };

@@ -168,9 +168,9 @@ impl Authorizer for GatewayAuthorizer {
             }
             Ok(Answer {
                 reason: d.reason(),
-                reasons: d.reasons(),
+                agent: d.agent.as_ref().map(ToString::to_string),
+                details: d.details,
                 decision_id: id,
-                agent: d.agent.map(|a| a.to_string()),
             })
         })
     }

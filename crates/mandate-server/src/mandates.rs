@@ -32,7 +32,7 @@ use crate::AppState;
 use crate::acts;
 use crate::audit_api::query;
 use crate::caller::Caller;
-use crate::decide::{Reason, Snapshot, Verdict as DecisionVerdict, policy_reason};
+use crate::decide::{Reason, Snapshot, Verdict, policy_reason};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, OptionalJson};
 
@@ -199,8 +199,8 @@ pub(crate) struct NewMandate {
     user_token: Option<String>,
 }
 
-/// What policy said about a request.
-struct Verdict {
+/// What policy said about a mandate request: the status it starts in, and why.
+struct PolicyFinding {
     status: MandateStatus,
     /// The deciding reason, as the decision path names them.
     reason: Reason,
@@ -210,9 +210,9 @@ struct Verdict {
 
 /// Asks the active policies whether `agent` may have `m` (`"mandate:request"` on the
 /// mandate as a `Mandate::Mandate`). Fails closed: no policy set, or any error, denies.
-fn policy_verdict(snapshot: &Snapshot, agent: &Agent, m: &Mandate) -> Verdict {
+fn policy_verdict(snapshot: &Snapshot, agent: &Agent, m: &Mandate) -> PolicyFinding {
     let Some(policies) = &snapshot.policies else {
-        return Verdict {
+        return PolicyFinding {
             status: MandateStatus::Denied,
             reason: Reason::NoActivePolicy,
             policy_ids: Vec::new(),
@@ -237,11 +237,11 @@ fn policy_verdict(snapshot: &Snapshot, agent: &Agent, m: &Mandate) -> Verdict {
     });
     let reason = policy_reason(&out);
     let status = match reason.verdict() {
-        DecisionVerdict::Allow => MandateStatus::Active,
-        DecisionVerdict::ApprovalRequired => MandateStatus::PendingApproval,
-        DecisionVerdict::Deny => MandateStatus::Denied,
+        Verdict::Allow => MandateStatus::Active,
+        Verdict::ApprovalRequired => MandateStatus::PendingApproval,
+        Verdict::Deny => MandateStatus::Denied,
     };
-    Verdict {
+    PolicyFinding {
         status,
         reason,
         policy_ids: out.policy_ids,

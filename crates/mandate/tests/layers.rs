@@ -69,7 +69,10 @@ fn graph() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
     // Only this host's dependencies: `--offline` cannot resolve another platform's crates
     // that were never downloaded (a fresh machine has only what its builds fetched).
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let version = Command::new(rustc).arg("-vV").output().expect("run rustc -vV");
+    let version = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
     let host = String::from_utf8_lossy(&version.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))

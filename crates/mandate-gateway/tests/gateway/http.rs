@@ -63,7 +63,7 @@ impl Authorizer for Scripted {
             };
             Ok(Answer {
                 reason,
-                reasons: vec!["scripted".into()],
+                details: vec!["scripted".into()],
                 decision_id: "node:1".into(),
                 agent: Some("agt_x".into()),
             })

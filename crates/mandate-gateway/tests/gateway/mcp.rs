@@ -165,12 +165,11 @@ impl Authorizer for FakeAuthz {
                 Some(r) => r,
                 None => Self::verdict(&ask.resource_id),
             };
-            let reasons = vec![reason.code().to_owned()];
             let n = self.next.fetch_add(1, Ordering::SeqCst);
             self.asked.lock().unwrap().push(ask);
             Ok(Answer {
                 reason,
-                reasons,
+                details: Vec::new(),
                 decision_id: format!("node-test:{n}"),
                 agent: None,
             })
