@@ -13,6 +13,8 @@ use mandate_core::mandate::{Mandate, MandateStatus};
 use mandate_core::time::Timestamp;
 use mandate_store::prelude::*;
 
+use crate::actor::Actor;
+
 /// Why an act changed nothing.
 #[derive(Debug)]
 pub(crate) enum ActError {
@@ -114,7 +116,7 @@ pub(crate) fn contain(
 pub(crate) fn revoke_mandate(
     store: &dyn Store,
     id: &MandateId,
-    by: String,
+    by: &Actor,
     now: Timestamp,
     may: impl FnOnce(&Mandate, Option<&str>) -> Result<(), ActError>,
 ) -> Result<(Mandate, MandateStatus), ActError> {
@@ -131,7 +133,7 @@ pub(crate) fn revoke_mandate(
             }
             m.status = MandateStatus::Revoked;
             m.ended_at = Some(now);
-            m.ended_by = Some(by);
+            m.ended_by = Some(by.name());
             Ok(())
         })
         .map_err(|e| match e {

@@ -60,7 +60,7 @@ pub(crate) async fn create_token(
     tracing::info!(by = %admin.0.id, id = %record.id, role = record.role.as_str(), "admin token created");
     let details = json!({"admin_token": record.id, "name": record.name, "role": record.role});
     state
-        .record_admin("admin_token.created", &admin.0.id, None, details)
+        .record_admin("admin_token.created", &admin.actor(), None, details)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -96,7 +96,7 @@ pub(crate) async fn revoke_token(
     state
         .record_admin(
             "admin_token.revoked",
-            &admin.0.id,
+            &admin.actor(),
             None,
             json!({"admin_token": revoked}),
         )
@@ -145,7 +145,7 @@ pub(crate) async fn rotate_keys(
     })
     .await??;
     state
-        .record_admin("keys.rotated", &admin.0.id, None, out.clone())
+        .record_admin("keys.rotated", &admin.actor(), None, out.clone())
         .await?;
     Ok(Json(out))
 }

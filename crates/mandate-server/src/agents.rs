@@ -77,7 +77,7 @@ pub(crate) async fn register(
     tracing::info!(by = %admin.0.id, agent = %agent.id, "agent registered");
     let details = json!({"name": agent.name, "owner": agent.owner, "boundary": agent.boundary});
     state
-        .record_admin("agent.registered", &admin.0.id, Some(&agent.id), details)
+        .record_admin("agent.registered", &admin.actor(), Some(&agent.id), details)
         .await?;
     Ok((StatusCode::CREATED, Json(agent)).into_response())
 }
@@ -207,7 +207,7 @@ pub(crate) async fn update(
     let details = json!({"name": agent.name, "owner": agent.owner, "purpose": agent.purpose,
         "labels": agent.labels, "boundary": agent.boundary});
     state
-        .record_admin("agent.updated", &admin.0.id, Some(&agent.id), details)
+        .record_admin("agent.updated", &admin.actor(), Some(&agent.id), details)
         .await?;
     Ok(Json(agent))
 }
@@ -267,7 +267,7 @@ async fn change_status(
     };
     let details = json!({"reason": agent.status_reason, "revoke_tokens": revoke_tokens});
     state
-        .record_admin(kind, &admin.0.id, Some(&agent.id), details)
+        .record_admin(kind, &admin.actor(), Some(&agent.id), details)
         .await?;
     Ok(Json(agent))
 }
@@ -423,7 +423,7 @@ pub(crate) async fn add_credential(
     .await??;
     let (agent, body, details) = body;
     state
-        .record_admin("credential.added", &admin.0.id, Some(&agent), details)
+        .record_admin("credential.added", &admin.actor(), Some(&agent), details)
         .await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -522,7 +522,7 @@ pub(crate) async fn rotate_credential(
     .await??;
     let (agent, body, details) = body;
     state
-        .record_admin("credential.rotated", &admin.0.id, Some(&agent), details)
+        .record_admin("credential.rotated", &admin.actor(), Some(&agent), details)
         .await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -549,7 +549,7 @@ pub(crate) async fn revoke_credential(
     state
         .record_admin(
             "credential.revoked",
-            &admin.0.id,
+            &admin.actor(),
             Some(&agent),
             json!({"credential": cid}),
         )

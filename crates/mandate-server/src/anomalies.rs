@@ -127,7 +127,7 @@ async fn resolve(
     let comment = body.and_then(|b| b.comment);
     check_text("comment", comment.as_deref())?;
     let status = if dismiss { "dismissed" } else { "acknowledged" };
-    let by = admin.0.id.to_string();
+    let by = admin.actor().name();
     let row = crate::blocking(&state, move |s| -> Result<AnomalyRow, ApiError> {
         let now = s.clock.now();
         let a = s
@@ -170,7 +170,7 @@ async fn resolve(
             } else {
                 "anomaly.acknowledged"
             },
-            &admin.0.id,
+            &admin.actor(),
             Some(&row.agent),
             details,
         )

@@ -143,7 +143,7 @@ async fn decide(
             } else {
                 m.status = MandateStatus::Denied;
             }
-            m.decided_by = Some(by);
+            m.decided_by = Some(by.name());
             m.decided_at = Some(now);
             m.decision_comment = note;
             Ok(())

@@ -12,6 +12,7 @@ use mandate_token::user::VerifiedUser;
 use serde_json::Value;
 
 use crate::AppState;
+use crate::actor::Actor;
 use crate::error::ApiError;
 use crate::extract::{bearer, looks_like_jwt, lookup_admin_token};
 
@@ -92,11 +93,11 @@ pub(crate) async fn identify(
 impl Caller {
     /// The audit `actor` for this caller: an admin token id, the agent id, or
     /// `user:<sub>`.
-    pub(crate) fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> Actor {
         match self {
-            Self::Admin(t) => t.id.to_string(),
-            Self::Agent { agent, .. } => agent.id.to_string(),
-            Self::User(u) => format!("user:{}", u.user.sub),
+            Self::Admin(t) => Actor::Admin(t.id.clone()),
+            Self::Agent { agent, .. } => Actor::Agent(agent.id.clone()),
+            Self::User(u) => Actor::User(u.user.sub.clone()),
         }
     }
 

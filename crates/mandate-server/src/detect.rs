@@ -19,6 +19,7 @@ use mandate_store::AnomalyRow;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::actor::{Actor, System};
 use crate::acts;
 use crate::decide::{DecisionRequest, Holder, Refusal};
 use crate::error::ApiError;
@@ -210,7 +211,7 @@ pub(crate) async fn act(
     for (agent, anomaly) in suspended {
         tracing::warn!(agent = %agent.id, %anomaly, "agent suspended by the anomaly detector");
         let mut e = state.event("agent.suspended");
-        e.actor = Some("detector".to_owned());
+        e.actor = Some(Actor::System(System::Detector).name());
         e.agent = Some(agent.id.to_string());
         e.details = Some(json!({"reason": agent.status_reason, "anomaly": anomaly}));
         events.push(e);

@@ -76,7 +76,7 @@ pub(crate) async fn issue_user_token(
     let details = json!({"sub": req.sub, "email": req.email, "groups": req.groups,
         "jti": jti, "expires_in": lifetime});
     state
-        .record_admin("dev.user_token_issued", &admin.0.id, None, details)
+        .record_admin("dev.user_token_issued", &admin.actor(), None, details)
         .await?;
     Ok((
         StatusCode::CREATED,

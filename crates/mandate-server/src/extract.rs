@@ -168,6 +168,11 @@ pub(crate) fn looks_like_jwt(token: &str) -> bool {
 pub struct Admin(pub AdminToken);
 
 impl Admin {
+    /// The admin token as the accountable party of what it does.
+    pub(crate) fn actor(&self) -> crate::actor::Actor {
+        crate::actor::Actor::Admin(self.0.id.clone())
+    }
+
     /// Refuses read-only roles.
     pub fn require_write(&self) -> Result<(), ApiError> {
         if self.0.role.can_write() {

@@ -325,7 +325,7 @@ pub(crate) async fn put_secret(
     state
         .record_admin(
             "gateway.secret_set",
-            &admin.0.id,
+            &admin.actor(),
             None,
             json!({"name": name}),
         )
@@ -371,7 +371,7 @@ pub(crate) async fn delete_secret(
     state
         .record_admin(
             "gateway.secret_deleted",
-            &admin.0.id,
+            &admin.actor(),
             None,
             json!({"name": name}),
         )

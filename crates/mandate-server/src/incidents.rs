@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::actor::Actor;
 use crate::acts;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, OptionalJson};
@@ -163,8 +164,13 @@ fn change(
     let mut mandates = Vec::new();
     let mut failed = None;
     for m in s.store().mandates_of_agent(id)? {
-        let changed =
-            acts::revoke_mandate(&s.store(), &m.id, actor.to_string(), now, |_, _| Ok(()));
+        let changed = acts::revoke_mandate(
+            &s.store(),
+            &m.id,
+            &Actor::Admin(actor.clone()),
+            now,
+            |_, _| Ok(()),
+        );
         match changed {
             Ok(ended) => mandates.push(ended),
             // Lapsed or ended by someone else first.
@@ -286,9 +292,15 @@ pub(crate) async fn contain(
     for (m, was) in &c.mandates {
         let details = json!({"mandate": m.id, "status": m.status, "previous_status": was,
             "intent": m.intent, "reason": reason_text, "incident": incident});
-        crate::mandates::record(&state, "mandate.revoked", actor.as_str(), m, details)
-            .await
-            .map_err(|_| audit_unavailable("its mandates' revocation could not be recorded"))?;
+        crate::mandates::record(
+            &state,
+            "mandate.revoked",
+            &Actor::Admin(actor.clone()),
+            m,
+            details,
+        )
+        .await
+        .map_err(|_| audit_unavailable("its mandates' revocation could not be recorded"))?;
     }
     let evidence_sha256 = bundle::evidence_sha256(&c.evidence);
     let mut e = state.event(CONTAINED_KIND);
@@ -376,7 +388,7 @@ pub(crate) async fn revoke_token(
     state
         .record_admin(
             "token.revoked",
-            &admin.0.id,
+            &admin.actor(),
             None,
             json!({"token_id": jti, "reason": reason, "by": "jti"}),
         )

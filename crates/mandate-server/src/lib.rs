@@ -5,6 +5,7 @@
 //! blocking thread, and render errors through one of the two error types (error.rs).
 //! Only this crate (and later the gateway) speaks HTTP.
 
+mod actor;
 mod acts;
 mod admin;
 /// The decision engine (`mandate-engine`), re-exported at its former paths.
@@ -445,12 +446,12 @@ impl AppState {
     pub(crate) async fn record_admin(
         &self,
         kind: &str,
-        actor: &mandate_core::id::AdminTokenId,
+        actor: &actor::Actor,
         agent: Option<&mandate_core::id::AgentId>,
         details: serde_json::Value,
     ) -> Result<(), ApiError> {
         let mut e = self.event(kind);
-        e.actor = Some(actor.to_string());
+        e.actor = Some(actor.name());
         e.agent = agent.map(ToString::to_string);
         e.details = (!details.is_null()).then_some(details);
         self.audit.record(e).await.map(|_| ()).map_err(|e| {

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::actor::{Actor, System};
 use crate::acts;
 use crate::audit_api::query;
 use crate::caller::Caller;
@@ -131,13 +132,13 @@ pub(crate) fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiErro
 fn event(
     state: &AppState,
     kind: &str,
-    actor: &str,
+    actor: &Actor,
     agent: &AgentId,
     user: Option<&UserRef>,
     details: Value,
 ) -> AuditEvent {
     let mut e = state.event(kind);
-    e.actor = Some(actor.to_owned());
+    e.actor = Some(actor.name());
     e.agent = Some(agent.to_string());
     e.user = user.map(|u| u.sub.clone());
     e.details = Some(details);
@@ -157,7 +158,7 @@ fn audit_unavailable() -> ApiError {
 pub(crate) async fn record(
     state: &AppState,
     kind: &str,
-    actor: &str,
+    actor: &Actor,
     m: &Mandate,
     details: Value,
 ) -> Result<(), ApiError> {
@@ -299,7 +300,7 @@ pub(crate) async fn request(
                 .user,
         ),
     };
-    let actor = agent.id.to_string();
+    let actor = Actor::Agent(agent.id.clone());
     // INVARIANT (narrowing): a mandate never reaches beyond its agent's boundary.
     // The detail names the first requested grant no single boundary grant covers, and
     // the part that fails (`grant_miss`): action, resource or data class.
@@ -373,7 +374,7 @@ pub(crate) async fn request(
                     m.activated_at = Some(now);
                     m.expires_at = Some(now.plus_secs(i64::from(lifetime)));
                 }
-                m.decided_by = Some("policy".to_owned());
+                m.decided_by = Some(Actor::System(System::Policy).name());
                 m.decided_at = Some(now);
             }
         }
@@ -600,7 +601,7 @@ pub(crate) async fn complete(
             }
             m.status = MandateStatus::Completed;
             m.ended_at = Some(now);
-            m.ended_by = Some(by);
+            m.ended_by = Some(by.name());
             Ok(())
         })?;
         Ok((m, now))
@@ -636,7 +637,7 @@ pub(crate) async fn revoke(
         let now = s.clock.now();
         // The owner from the store, in the same transaction: revoking is a human act
         // that keeps working while decisions are held (a stale snapshot).
-        let (m, was) = acts::revoke_mandate(&s.store(), &id, by, now, |m, owner| {
+        let (m, was) = acts::revoke_mandate(&s.store(), &id, &by, now, |m, owner| {
             let allowed = match &caller {
                 Caller::Admin(t) => t.role.can_write(),
                 Caller::User(u) => owner.is_some_and(|o| is_owner(&u.user, o)),
@@ -695,13 +696,13 @@ impl AppState {
                 match (m.status, m.status_at(now)) {
                     (MandateStatus::PendingApproval, MandateStatus::Denied) => {
                         m.status = MandateStatus::Denied;
-                        m.decided_by = Some("timeout".to_owned());
+                        m.decided_by = Some(Actor::System(System::Timeout).name());
                         m.decided_at = m.approval_deadline.or(Some(now));
                     }
                     (MandateStatus::Active, MandateStatus::Expired) => {
                         m.status = MandateStatus::Expired;
                         m.ended_at = m.expires_at.or(Some(now));
-                        m.ended_by = Some("expiry".to_owned());
+                        m.ended_by = Some(Actor::System(System::Expiry).name());
                     }
                     _ => return Err(Skip::Unchanged),
                 }
@@ -717,13 +718,24 @@ impl AppState {
             };
             let (kind, actor, details) = if m.status == MandateStatus::Expired {
                 let d = json!({"mandate": m.id, "status": m.status, "expires_at": m.expires_at});
-                ("mandate.expired", "expiry", d)
+                ("mandate.expired", Actor::System(System::Expiry), d)
             } else {
                 let d = json!({"mandate": m.id, "status": m.status,
                     "approval_deadline": m.approval_deadline});
-                ("mandate.approval_timed_out", "timeout", d)
+                (
+                    "mandate.approval_timed_out",
+                    Actor::System(System::Timeout),
+                    d,
+                )
             };
-            events.push(event(self, kind, actor, &m.agent, m.user.as_ref(), details));
+            events.push(event(
+                self,
+                kind,
+                &actor,
+                &m.agent,
+                m.user.as_ref(),
+                details,
+            ));
         }
         Ok(events)
     }

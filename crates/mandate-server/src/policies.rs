@@ -97,7 +97,7 @@ pub(crate) async fn add(
     state
         .record_admin(
             "policy.added",
-            &admin.0.id,
+            &admin.actor(),
             None,
             json!({"version": version, "policy_ids": ids}),
         )
@@ -190,7 +190,7 @@ async fn activate_version(
     state
         .record_admin(
             kind,
-            &admin.0.id,
+            &admin.actor(),
             None,
             json!({"version": version, "previous": previous}),
         )
