@@ -85,3 +85,33 @@ fn problem_message(p: &Problem, status: u16) -> String {
     }
     msg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_body_is_a_problem_and_reads_as_one_message() {
+        let body = r#"{"type":"urn:mandate:error:invalid_policy","title":"Bad Request",
+            "status":400,"detail":"1 problem(s)","code":"invalid_policy",
+            "errors":[{"source":"policies","line":2,"column":5,"message":"unexpected token"}]}"#;
+        let e = Error::from_failure(400, body.to_owned());
+        assert_eq!(e.status(), Some(400));
+        assert_eq!(
+            e.problem().and_then(Problem::error_code),
+            Some(mandate_api::ErrorCode::InvalidPolicy)
+        );
+        assert_eq!(
+            e.to_string(),
+            "1 problem(s) (invalid_policy, HTTP 400)\n  policies:2:5: unexpected token"
+        );
+    }
+
+    #[test]
+    fn any_other_failure_keeps_its_body_and_status() {
+        let e = Error::from_failure(502, "bad gateway".to_owned());
+        assert!(matches!(&e, Error::Status { status: 502, body } if body == "bad gateway"));
+        assert_eq!(e.to_string(), "request failed (error, HTTP 502)");
+        assert!(e.problem().is_none());
+    }
+}

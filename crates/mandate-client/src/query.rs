@@ -145,3 +145,23 @@ impl AuditQuery {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_filters_given_are_sent_in_order_and_encoded() {
+        let q = AgentQuery {
+            status: Some("active".into()),
+            label: Some("team=a b".into()),
+            page: PageQuery {
+                limit: Some(5),
+                cursor: None,
+            },
+            ..AgentQuery::default()
+        };
+        assert_eq!(encode(&q.pairs()), "status=active&label=team%3Da+b&limit=5");
+        assert_eq!(encode(&AuditQuery::default().pairs()), "");
+    }
+}
