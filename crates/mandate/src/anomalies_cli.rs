@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use reqwest::Method;
-use serde_json::{Value, json};
+use mandate_api as api;
+use mandate_client::{AnomalyQuery, PageQuery};
 
 use crate::Conn;
-use crate::cmd_io::{call, finish, items, s, say_if_none, url_query};
+use crate::cmd_io::{OrFail, client, finish, or_dash, say_if_none};
 
 #[derive(Subcommand)]
 pub enum AnomaliesCmd {
@@ -67,98 +67,77 @@ pub struct Resolve {
     comment: Option<String>,
 }
 
-fn line(a: &Value) -> String {
+fn line(a: &api::Anomaly) -> String {
     format!(
         "{}  {}  {:<8} {:>3}  {:<18} {:<8} {:<12} {}",
-        s(a, "id"),
-        s(a, "at"),
-        s(a, "severity"),
-        a.get("score").and_then(Value::as_u64).unwrap_or(0),
-        s(a, "kind"),
-        s(a, "response"),
-        s(a, "status"),
-        s(a, "explanation"),
+        a.id, a.at, a.severity, a.score, a.kind, a.response, a.status, a.explanation,
     )
 }
 
-fn print_one(a: &Value) {
+fn print_one(a: &api::Anomaly) {
     println!("{}", line(a));
-    println!("  agent: {}  key: {}", s(a, "agent"), s(a, "key"));
-    if a.get("resolved_by").is_some_and(|v| !v.is_null()) {
+    println!("  agent: {}  key: {}", a.agent, a.key);
+    if let Some(by) = &a.resolved_by {
         println!(
             "  {} by {} at {}: {}",
-            s(a, "status"),
-            s(a, "resolved_by"),
-            s(a, "resolved_at"),
-            s(a, "comment")
+            a.status,
+            by,
+            or_dash(a.resolved_at.as_deref()),
+            or_dash(a.comment.as_deref())
         );
     }
 }
 
-fn print_baseline(b: &Value) {
-    if b.get("enabled") == Some(&Value::Bool(false)) {
+fn print_baseline(b: &api::Baseline) {
+    let Some(s) = b.summary.as_ref().filter(|_| b.enabled) else {
         println!("anomaly detection is off on this server");
         return;
-    }
-    let n = |k: &str| b.get(k).and_then(Value::as_u64).unwrap_or(0);
+    };
     println!(
         "{}: {} requests since {}{}{}",
-        s(b, "agent"),
-        n("requests"),
-        s(b, "first_seen"),
-        if b.get("learning") == Some(&Value::Bool(true)) {
-            format!(", learning until {}", s(b, "learning_until"))
+        b.agent,
+        s.requests,
+        or_dash(s.first_seen.as_deref()),
+        if s.learning {
+            format!(", learning until {}", or_dash(s.learning_until.as_deref()))
         } else {
             String::new()
         },
-        if b.get("suspended_by_detector") == Some(&Value::Bool(true)) {
+        if s.suspended_by_detector {
             ", SUSPENDED by the detector"
         } else {
             ""
         }
     );
-    for set in ["actions", "resource_types", "data_classes", "delegated_by"] {
-        let names: Vec<String> = b
-            .get(set)
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| {
-                        format!(
-                            "{k}×{}",
-                            v.get("count").and_then(Value::as_u64).unwrap_or(0)
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+    let sets = [
+        ("actions", &s.actions),
+        ("resource_types", &s.resource_types),
+        ("data_classes", &s.data_classes),
+        ("delegated_by", &s.delegated_by),
+    ];
+    for (set, seen) in sets {
+        let names: Vec<String> = seen
+            .iter()
+            .map(|(k, v)| format!("{k}×{}", v.count))
+            .collect();
         println!("  {set}: {}", names.join(", "));
     }
-    let rate = b.get("rate").cloned().unwrap_or(Value::Null);
-    let f = |k: &str| rate.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let rate = &s.rate;
     println!(
         "  rate: {:.1} ± {:.1} per {} s; a spike is over {:.0}",
-        f("mean"),
-        f("stddev"),
-        f("bucket_secs"),
-        f("spike_above")
+        rate.mean, rate.stddev, rate.bucket_secs, rate.spike_above
     );
-    println!(
-        "  deny ratio: {:.1}%",
-        b.get("deny_ratio").and_then(Value::as_f64).unwrap_or(0.0) * 100.0
-    );
-    if let Some(p) = b.get("pending").and_then(Value::as_object) {
-        for (k, v) in p {
-            println!(
-                "  pending {k}: score {}{}",
-                v.get("score").and_then(Value::as_u64).unwrap_or(0),
-                if v.get("hold") == Some(&Value::Bool(true)) {
-                    ", holding matching requests for approval"
-                } else {
-                    ""
-                }
-            );
-        }
+    println!("  deny ratio: {:.1}%", s.deny_ratio * 100.0);
+    for (k, v) in &s.pending {
+        println!(
+            "  pending {k}: score {}{}",
+            v.score,
+            if v.hold {
+                ", holding matching requests for approval"
+            } else {
+                ""
+            }
+        );
     }
 }
 
@@ -173,43 +152,48 @@ pub async fn anomalies(cmd: AnomaliesCmd) -> ExitCode {
             limit,
             cursor,
         } => {
-            let q = url_query(&[
-                ("agent", agent),
-                ("status", status),
-                ("severity", severity),
-                ("kind", kind),
-                ("limit", limit.map(|l| l.to_string())),
-                ("cursor", cursor),
-            ]);
-            let q = if q.is_empty() { q } else { format!("?{q}") };
-            let r = call(&conn, Method::GET, &format!("/v1/anomalies{q}"), None).await;
+            let q = AnomalyQuery {
+                agent,
+                status,
+                severity,
+                kind,
+                page: PageQuery { limit, cursor },
+            };
+            let r = async { client(&conn)?.list_anomalies(&q).await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                say_if_none(v, "no anomalies");
-                for a in items(v) {
+                say_if_none(&v.items, "no anomalies");
+                for a in &v.items {
                     println!("{}", line(a));
                 }
-                if let Some(c) = v.get("next_cursor").and_then(Value::as_str) {
+                if let Some(c) = &v.next_cursor {
                     println!("(more: --cursor {c})");
                 }
             })
         }
         AnomaliesCmd::Show { conn, id } => {
-            let r = call(&conn, Method::GET, &format!("/v1/anomalies/{id}"), None).await;
+            let r = async { client(&conn)?.get_anomaly(&id).await.or_fail(&conn) }.await;
             finish(&conn, r, print_one)
         }
-        AnomaliesCmd::Ack(a) => resolve(a, "acknowledge").await,
-        AnomaliesCmd::Dismiss(a) => resolve(a, "dismiss").await,
+        AnomaliesCmd::Ack(a) => resolve(a, true).await,
+        AnomaliesCmd::Dismiss(a) => resolve(a, false).await,
         AnomaliesCmd::Baseline { conn, agent } => {
-            let path = format!("/v1/agents/{agent}/baseline");
-            let r = call(&conn, Method::GET, &path, None).await;
+            let r = async { client(&conn)?.baseline(&agent).await.or_fail(&conn) }.await;
             finish(&conn, r, print_baseline)
         }
     }
 }
 
-async fn resolve(a: Resolve, verb: &str) -> ExitCode {
-    let body = a.comment.map(|c| json!({"comment": c}));
-    let path = format!("/v1/anomalies/{}/{verb}", a.id);
-    let r = call(&a.conn, Method::POST, &path, body).await;
+async fn resolve(a: Resolve, acknowledge: bool) -> ExitCode {
+    let req = api::AnomalyResolution { comment: a.comment };
+    let r = async {
+        let c = client(&a.conn)?;
+        if acknowledge {
+            c.acknowledge_anomaly(&a.id, &req).await
+        } else {
+            c.dismiss_anomaly(&a.id, &req).await
+        }
+        .or_fail(&a.conn)
+    }
+    .await;
     finish(&a.conn, r, print_one)
 }

@@ -1,129 +1,106 @@
 //! The CLI's client side: each command is one call to the admin API, printed as a short
 //! summary or, with `--json`, as the server's JSON.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use reqwest::Method;
-use serde_json::{Map, Value, json};
+use mandate_api as api;
+use mandate_client::{AgentQuery, AuditQuery, PageQuery};
+use serde_json::json;
 
-use crate::cmd_io::{
-    Fail, Res, call, call_raw, finish, items, list, s, say_if_none, url_query, usage,
-};
-use crate::{
-    AdminTokenCmd, AgentCmd, Conn, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs,
-};
+use crate::cmd_io::{Fail, OrFail, Res, client, finish, or_dash, say_if_none, usage};
+use crate::{AdminTokenCmd, AgentCmd, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs};
 use crate::{AuditCmd, PolicyCmd};
 
-fn text_or_file(v: &str) -> Res<Value> {
-    let text = match v.strip_prefix('@') {
+/// The text of `v`, or of the file `@PATH` names.
+fn text_of(v: &str) -> Res<String> {
+    match v.strip_prefix('@') {
         Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))?
+            std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))
         }
-        None => v.to_owned(),
-    };
-    serde_json::from_str(&text).map_err(|e| usage(format!("not valid JSON: {e}")))
+        None => Ok(v.to_owned()),
+    }
 }
 
-fn labels(list: &[String]) -> Res<Value> {
-    let mut m = Map::new();
+/// JSON given inline or as @FILE, read as `T`.
+fn json_arg<T: serde::de::DeserializeOwned>(v: &str) -> Res<T> {
+    serde_json::from_str(&text_of(v)?).map_err(|e| usage(format!("not valid JSON: {e}")))
+}
+
+fn labels(list: &[String]) -> Res<Option<BTreeMap<String, String>>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let mut m = BTreeMap::new();
     for l in list {
         let (k, v) = l
             .split_once('=')
             .ok_or_else(|| usage(format!("label `{l}` is not key=value")))?;
-        m.insert(k.to_owned(), json!(v));
+        m.insert(k.to_owned(), v.to_owned());
     }
-    Ok(Value::Object(m))
+    Ok(Some(m))
 }
 
-/// The body of register and update: only the fields given (labels replace all labels).
-fn agent_fields(
-    text: [(&str, Option<String>); 3],
-    ls: &[String],
-    boundary: Option<String>,
-) -> Res<Value> {
-    let mut body = Map::new();
-    for (k, v) in text {
-        if let Some(v) = v {
-            body.insert(k.into(), json!(v));
-        }
-    }
-    if !ls.is_empty() {
-        body.insert("labels".into(), labels(ls)?);
-    }
-    if let Some(b) = boundary {
-        body.insert("boundary".into(), text_or_file(&b)?);
-    }
-    Ok(Value::Object(body))
-}
-
-fn agent_line(a: &Value) -> String {
+fn agent_line(a: &api::Agent) -> String {
     format!(
         "{}  {:<24} {:<15} owner={}",
-        s(a, "id"),
-        s(a, "name"),
-        s(a, "status"),
-        s(a, "owner")
+        a.id,
+        a.name,
+        a.status.as_str(),
+        a.owner
     )
 }
 
-fn print_agent(a: &Value) {
+fn print_agent(a: &api::Agent) {
     println!("{}", agent_line(a));
-    if let Some(p) = a
-        .get("purpose")
-        .and_then(Value::as_str)
-        .filter(|p| !p.is_empty())
-    {
-        println!("  purpose: {p}");
+    if !a.purpose.is_empty() {
+        println!("  purpose: {}", a.purpose);
     }
-    if let Some(l) = a
-        .get("labels")
-        .and_then(Value::as_object)
-        .filter(|l| !l.is_empty())
-    {
-        let ls: Vec<String> = l
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-            .collect();
+    if !a.labels.is_empty() {
+        let ls: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("  labels: {}", ls.join(", "));
     }
-    if let Some(r) = a.get("status_reason").and_then(Value::as_str) {
+    if let Some(r) = &a.status_reason {
         println!("  reason: {r}");
     }
 }
 
-fn print_credential(out: &Value) {
-    let c = out.get("credential").unwrap_or(&Value::Null);
+fn print_credential(
+    c: &api::Credential,
+    secret: Option<&str>,
+    previous: Option<&api::PreviousCredential>,
+) {
     println!(
         "{}  {}  {}  agent={}",
-        s(c, "id"),
-        s(c, "type"),
-        s(c, "state"),
-        s(c, "agent_id")
+        c.id,
+        c.kind.as_str(),
+        c.state,
+        c.agent_id
     );
-    if let Some(p) = out.get("previous") {
-        println!(
-            "  previous {} works until {}",
-            s(p, "id"),
-            s(p, "expires_at")
-        );
+    if let Some(p) = previous {
+        println!("  previous {} works until {}", p.id, p.expires_at);
     }
-    if let Some(secret) = out.get("client_secret").and_then(Value::as_str) {
-        println!("  client_id:     {}", s(c, "agent_id"));
+    if let Some(secret) = secret {
+        println!("  client_id:     {}", c.agent_id);
         println!("  client_secret: {secret}");
         println!("  (the secret is shown only this once)");
     }
 }
 
-fn status_call(a: &StatusArgs, verb: &str) -> (Conn, String, Option<Value>) {
-    let mut body = Map::new();
-    if let Some(r) = &a.reason {
-        body.insert("reason".into(), json!(r));
+/// The body of suspend, resume and decommission: only what was given.
+fn status_change(a: &StatusArgs) -> api::StatusChange {
+    api::StatusChange {
+        reason: a.reason.clone(),
+        revoke_tokens: a.revoke_tokens.then_some(true),
     }
-    if a.revoke_tokens {
-        body.insert("revoke_tokens".into(), json!(true));
-    }
-    let body = (!body.is_empty()).then_some(Value::Object(body));
-    (a.conn.clone(), format!("/v1/agents/{}/{verb}", a.id), body)
+}
+
+/// Which status change a lifecycle command asks for.
+#[derive(Clone, Copy)]
+enum Lifecycle {
+    Suspend,
+    Resume,
+    Decommission,
 }
 
 pub async fn agent(cmd: AgentCmd) -> ExitCode {
@@ -137,13 +114,14 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             boundary,
         } => {
             let r = async {
-                let fields = [
-                    ("name", Some(name)),
-                    ("owner", Some(owner)),
-                    ("purpose", purpose),
-                ];
-                let body = agent_fields(fields, &ls, boundary)?;
-                call(&conn, Method::POST, "/v1/agents", Some(body)).await
+                let req = api::RegisterAgent {
+                    name,
+                    owner,
+                    purpose,
+                    labels: labels(&ls)?,
+                    boundary: boundary.as_deref().map(json_arg).transpose()?,
+                };
+                client(&conn)?.register_agent(&req).await.or_fail(&conn)
             }
             .await;
             finish(&conn, r, print_agent)
@@ -156,29 +134,25 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             limit,
             cursor,
         } => {
-            let mut q = url_query(&[
-                ("owner", owner),
-                ("status", status),
-                ("label", label),
-                ("limit", limit.map(|l| l.to_string())),
-                ("cursor", cursor),
-            ]);
-            if !q.is_empty() {
-                q.insert(0, '?');
-            }
-            let r = call(&conn, Method::GET, &format!("/v1/agents{q}"), None).await;
+            let q = AgentQuery {
+                owner,
+                status,
+                label,
+                page: PageQuery { limit, cursor },
+            };
+            let r = async { client(&conn)?.list_agents(&q).await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                say_if_none(v, "no agents");
-                for a in items(v) {
+                say_if_none(&v.items, "no agents");
+                for a in &v.items {
                     println!("{}", agent_line(a));
                 }
-                if let Some(c) = v.get("next_cursor").and_then(Value::as_str) {
+                if let Some(c) = &v.next_cursor {
                     println!("(more: --cursor {c})");
                 }
             })
         }
         AgentCmd::Show { conn, id } => {
-            let r = call(&conn, Method::GET, &format!("/v1/agents/{id}"), None).await;
+            let r = async { client(&conn)?.get_agent(&id).await.or_fail(&conn) }.await;
             finish(&conn, r, print_agent)
         }
         AgentCmd::Update {
@@ -191,33 +165,40 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
             boundary,
         } => {
             let r = async {
-                let body = agent_fields(
-                    [("name", name), ("owner", owner), ("purpose", purpose)],
-                    &ls,
-                    boundary,
-                )?;
-                call(
-                    &conn,
-                    Method::PATCH,
-                    &format!("/v1/agents/{id}"),
-                    Some(body),
-                )
-                .await
+                let req = api::UpdateAgent {
+                    name,
+                    owner,
+                    purpose,
+                    labels: labels(&ls)?,
+                    boundary: boundary.as_deref().map(json_arg).transpose()?,
+                };
+                client(&conn)?.update_agent(&id, &req).await.or_fail(&conn)
             }
             .await;
             finish(&conn, r, print_agent)
         }
-        AgentCmd::Suspend(a) => lifecycle(status_call(&a, "suspend")).await,
-        AgentCmd::Resume(a) => lifecycle(status_call(&a, "resume")).await,
-        AgentCmd::Decommission(a) => lifecycle(status_call(&a, "decommission")).await,
+        AgentCmd::Suspend(a) => lifecycle(&a, Lifecycle::Suspend).await,
+        AgentCmd::Resume(a) => lifecycle(&a, Lifecycle::Resume).await,
+        AgentCmd::Decommission(a) => lifecycle(&a, Lifecycle::Decommission).await,
         AgentCmd::Credential(c) => credential(c).await,
         AgentCmd::Key(c) => crate::agent_key_cli::agent_key(c),
     }
 }
 
-async fn lifecycle((conn, path, body): (Conn, String, Option<Value>)) -> ExitCode {
-    let r = call(&conn, Method::POST, &path, body).await;
-    finish(&conn, r, print_agent)
+async fn lifecycle(a: &StatusArgs, to: Lifecycle) -> ExitCode {
+    let conn = &a.conn;
+    let r = async {
+        let c = client(conn)?;
+        let req = status_change(a);
+        match to {
+            Lifecycle::Suspend => c.suspend_agent(&a.id, &req).await,
+            Lifecycle::Resume => c.resume_agent(&a.id, &req).await,
+            Lifecycle::Decommission => c.decommission_agent(&a.id, &req).await,
+        }
+        .or_fail(conn)
+    }
+    .await;
+    finish(conn, r, print_agent)
 }
 
 async fn credential(cmd: CredentialCmd) -> ExitCode {
@@ -230,46 +211,35 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
             expires_at,
         } => {
             let r = async {
-                let t = match kind {
-                    CredentialType::ClientSecret => "client_secret",
-                    CredentialType::PublicKey => "public_key",
+                let req = api::NewCredential {
+                    kind: match kind {
+                        CredentialType::ClientSecret => api::CredentialKind::ClientSecret,
+                        CredentialType::PublicKey => api::CredentialKind::PublicKey,
+                    },
+                    jwk: jwk.as_deref().map(json_arg).transpose()?,
+                    expires_at,
                 };
-                let mut body = Map::new();
-                body.insert("type".into(), json!(t));
-                if let Some(j) = jwk {
-                    body.insert("jwk".into(), text_or_file(&j)?);
-                }
-                if let Some(e) = expires_at {
-                    body.insert("expires_at".into(), json!(e));
-                }
-                let path = format!("/v1/agents/{agent}/credentials");
-                call(&conn, Method::POST, &path, Some(Value::Object(body))).await
+                client(&conn)?
+                    .add_credential(&agent, &req)
+                    .await
+                    .or_fail(&conn)
             }
             .await;
-            finish(&conn, r, print_credential)
+            finish(&conn, r, |v| {
+                print_credential(&v.credential, v.client_secret.as_deref(), None)
+            })
         }
         CredentialCmd::List { conn, agent } => {
-            let r = call(
-                &conn,
-                Method::GET,
-                &format!("/v1/agents/{agent}/credentials"),
-                None,
-            )
-            .await;
+            let r = async { client(&conn)?.list_credentials(&agent).await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                say_if_none(v, "no credentials");
-                for c in items(v) {
+                say_if_none(&v.items, "no credentials");
+                for c in &v.items {
                     let until = c
-                        .get("expires_at")
-                        .and_then(Value::as_str)
+                        .expires_at
+                        .as_ref()
                         .map(|e| format!("  until {e}"))
                         .unwrap_or_default();
-                    println!(
-                        "{}  {:<13} {:<9}{until}",
-                        s(c, "id"),
-                        s(c, "type"),
-                        s(c, "state")
-                    );
+                    println!("{}  {:<13} {:<9}{until}", c.id, c.kind.as_str(), c.state);
                 }
             })
         }
@@ -281,28 +251,35 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
             jwk,
         } => {
             let r = async {
-                let mut body = Map::new();
-                if let Some(o) = overlap_secs {
-                    body.insert("overlap_secs".into(), json!(o));
-                }
-                if let Some(j) = jwk {
-                    body.insert("jwk".into(), text_or_file(&j)?);
-                }
-                let path = format!("/v1/agents/{agent}/credentials/{credential}/rotate");
-                call(&conn, Method::POST, &path, Some(Value::Object(body))).await
+                let req = api::RotateCredential {
+                    overlap_secs,
+                    jwk: jwk.as_deref().map(json_arg).transpose()?,
+                };
+                client(&conn)?
+                    .rotate_credential(&agent, &credential, &req)
+                    .await
+                    .or_fail(&conn)
             }
             .await;
-            finish(&conn, r, print_credential)
+            finish(&conn, r, |v| {
+                print_credential(&v.credential, v.client_secret.as_deref(), Some(&v.previous))
+            })
         }
         CredentialCmd::Revoke {
             conn,
             agent,
             credential,
         } => {
-            let path = format!("/v1/agents/{agent}/credentials/{credential}");
-            let r = call(&conn, Method::DELETE, &path, None).await;
-            finish(&conn, r.map(|_| json!({"revoked": credential})), |v| {
-                println!("revoked {}", s(v, "revoked"))
+            let r = async {
+                client(&conn)?
+                    .revoke_credential(&agent, &credential)
+                    .await
+                    .or_fail(&conn)
+            }
+            .await;
+            // The CLI's own summary (the server answers 204).
+            finish(&conn, r.map(|()| json!({"revoked": credential})), |_| {
+                println!("revoked {credential}")
             })
         }
     }
@@ -312,54 +289,39 @@ pub async fn admin_token(cmd: AdminTokenCmd) -> ExitCode {
     match cmd {
         AdminTokenCmd::Create { conn, name, role } => {
             let role = match role {
-                RoleArg::Admin => "admin",
-                RoleArg::Auditor => "auditor",
-                RoleArg::Approver => "approver",
-                RoleArg::Service => "service",
+                RoleArg::Admin => api::Role::Admin,
+                RoleArg::Auditor => api::Role::Auditor,
+                RoleArg::Approver => api::Role::Approver,
+                RoleArg::Service => api::Role::Service,
             };
-            let r = call(
-                &conn,
-                Method::POST,
-                "/v1/admin-tokens",
-                Some(json!({"name": name, "role": role})),
-            )
-            .await;
+            let req = api::NewAdminToken { name, role };
+            let r = async { client(&conn)?.create_admin_token(&req).await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                let t = v.get("admin_token").unwrap_or(&Value::Null);
-                println!("{}  {}  role={}", s(t, "id"), s(t, "name"), s(t, "role"));
-                println!("  token: {}", s(v, "token"));
+                let t = &v.admin_token;
+                println!("{}  {}  role={}", t.id, t.name, t.role.as_str());
+                println!("  token: {}", v.token);
                 println!("  (the token is shown only this once)");
             })
         }
         AdminTokenCmd::List { conn } => {
-            let r = call(&conn, Method::GET, "/v1/admin-tokens", None).await;
+            let r = async { client(&conn)?.list_admin_tokens().await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                say_if_none(v, "no admin tokens");
-                for t in items(v) {
-                    let state = if t.get("revoked_at").is_some() {
+                say_if_none(&v.items, "no admin tokens");
+                for t in &v.items {
+                    let state = if t.revoked_at.is_some() {
                         "revoked"
                     } else {
                         "active"
                     };
-                    println!(
-                        "{}  {:<24} {:<9} {state}",
-                        s(t, "id"),
-                        s(t, "name"),
-                        s(t, "role")
-                    );
+                    println!("{}  {:<24} {:<9} {state}", t.id, t.name, t.role.as_str());
                 }
             })
         }
         AdminTokenCmd::Revoke { conn, id } => {
-            let r = call(
-                &conn,
-                Method::DELETE,
-                &format!("/v1/admin-tokens/{id}"),
-                None,
-            )
-            .await;
-            finish(&conn, r.map(|_| json!({"revoked": id})), |v| {
-                println!("revoked {}", s(v, "revoked"))
+            let r = async { client(&conn)?.revoke_admin_token(&id).await.or_fail(&conn) }.await;
+            // The CLI's own summary (the server answers 204).
+            finish(&conn, r.map(|()| json!({"revoked": id})), |_| {
+                println!("revoked {id}")
             })
         }
     }
@@ -368,27 +330,26 @@ pub async fn admin_token(cmd: AdminTokenCmd) -> ExitCode {
 pub async fn keys(cmd: KeysCmd) -> ExitCode {
     match cmd {
         KeysCmd::Rotate { conn } => {
-            let r = call(&conn, Method::POST, "/v1/keys/rotate", None).await;
+            let r = async { client(&conn)?.rotate_keys().await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                println!("now signing with kid {}", s(v, "kid"));
+                println!("now signing with kid {}", v.kid);
                 println!(
                     "kid {} stays published until {}",
-                    s(v, "retired_kid"),
-                    s(v, "retired_published_until")
+                    v.retired_kid, v.retired_published_until
                 );
             })
         }
         KeysCmd::List { conn } => {
-            let r = call(&conn, Method::GET, "/v1/keys", None).await;
+            let r = async { client(&conn)?.list_keys().await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                say_if_none(v, "no signing keys");
-                for k in items(v) {
-                    let what = if k.get("current").and_then(Value::as_bool) == Some(true) {
+                say_if_none(&v.items, "no signing keys");
+                for k in &v.items {
+                    let what = if k.current {
                         "current".to_owned()
                     } else {
-                        format!("published until {}", s(k, "published_until"))
+                        format!("published until {}", or_dash(k.published_until.as_deref()))
                     };
-                    println!("{}  {what}", s(k, "kid"));
+                    println!("{}  {what}", k.kid);
                 }
             })
         }
@@ -522,24 +483,31 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
         } => {
             let r = async {
                 let joined = Joined::read(&files)?;
-                let body = json!({"policies": joined.text, "schema_fragments": read_schemas(&schemas)?, "note": note});
-                let added = call(&conn, Method::POST, "/v1/policies", Some(body))
+                let req = api::NewPolicies {
+                    schema_fragments: read_schemas(&schemas)?,
+                    policies: joined.text.clone(),
+                    note: Some(note),
+                };
+                let c = client(&conn)?;
+                let added = c
+                    .add_policies(&req)
                     .await
+                    .or_fail(&conn)
                     .map_err(|Fail(c, m)| Fail(c, format!("{m}{}", joined.map())))?;
                 if activate {
-                    let v = added.get("version").and_then(Value::as_i64).unwrap_or(0);
-                    call(&conn, Method::POST, &format!("/v1/policies/{v}/activate"), None).await?;
+                    c.activate_policies(&added.version.to_string())
+                        .await
+                        .or_fail(&conn)?;
                 }
                 Ok(added)
             }
             .await;
             finish(&conn, r, |v| {
-                let ids: Vec<&str> = list(v, "policy_ids").filter_map(Value::as_str).collect();
                 println!(
                     "policy version {} added ({} policies: {})",
-                    v.get("version").unwrap_or(&Value::Null),
-                    ids.len(),
-                    ids.join(", ")
+                    v.version,
+                    v.policy_ids.len(),
+                    v.policy_ids.join(", ")
                 );
                 if activate {
                     println!(
@@ -550,37 +518,36 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                     println!(
                         "not active yet; `mandate policy activate {}` replaces the whole \
                          active set with it",
-                        v.get("version").unwrap_or(&Value::Null)
+                        v.version
                     );
                 }
             })
         }
         PolicyCmd::List { conn } => {
-            let r = call(&conn, Method::GET, "/v1/policies", None).await;
+            let r = async { client(&conn)?.list_policies().await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                say_if_none(v, "no policy versions yet (`mandate policy add`)");
-                for p in items(v) {
-                    let mark = if p.get("active").and_then(Value::as_bool) == Some(true) {
-                        "*"
-                    } else {
-                        " "
-                    };
+                say_if_none(&v.items, "no policy versions yet (`mandate policy add`)");
+                for p in &v.items {
+                    let mark = if p.active { "*" } else { " " };
                     println!(
                         "{mark} v{}  {}  by {}  {}",
-                        p.get("version").unwrap_or(&Value::Null),
-                        s(p, "created_at"),
-                        s(p, "created_by"),
-                        s(p, "note")
+                        p.version, p.created_at, p.created_by, p.note
                     );
                 }
             })
         }
         PolicyCmd::Show { conn, version } => {
-            let r = call(&conn, Method::GET, &format!("/v1/policies/{version}"), None).await;
+            let r = async {
+                client(&conn)?
+                    .get_policies(&version.to_string())
+                    .await
+                    .or_fail(&conn)
+            }
+            .await;
             finish(&conn, r, |v| {
-                println!("{}", s(v, "policies"));
-                for f in list(v, "schema_fragments") {
-                    println!("--- schema fragment ---\n{}", f.as_str().unwrap_or(""));
+                println!("{}", v.policies);
+                for f in &v.schema_fragments {
+                    println!("--- schema fragment ---\n{f}");
                 }
             })
         }
@@ -607,27 +574,21 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             }
         })),
         PolicyCmd::Activate { conn, version } => {
-            let r = call(
-                &conn,
-                Method::POST,
-                &format!("/v1/policies/{version}/activate"),
-                None,
-            )
+            let r = async {
+                client(&conn)?
+                    .activate_policies(&version.to_string())
+                    .await
+                    .or_fail(&conn)
+            }
             .await;
             finish(&conn, r, |v| {
-                println!(
-                    "active policy version: {}",
-                    v.get("active_version").unwrap_or(&Value::Null)
-                )
+                println!("active policy version: {}", v.active_version)
             })
         }
         PolicyCmd::Rollback { conn } => {
-            let r = call(&conn, Method::POST, "/v1/policies/rollback", None).await;
+            let r = async { client(&conn)?.rollback_policies().await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                println!(
-                    "rolled back to policy version {}",
-                    v.get("active_version").unwrap_or(&Value::Null)
-                )
+                println!("rolled back to policy version {}", v.active_version)
             })
         }
         PolicyCmd::Test {
@@ -682,54 +643,54 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
             limit,
             cursor,
         } => {
-            let mut q = url_query(&[
-                ("agent", agent),
-                ("kind", kind),
-                ("decision", decision),
-                ("since", since),
-                ("until", until),
-                ("limit", limit.map(|l| l.to_string())),
-                ("cursor", cursor.map(|c| c.to_string())),
-            ]);
-            if !q.is_empty() {
-                q.insert(0, '?');
-            }
-            let r = call(&conn, Method::GET, &format!("/v1/audit/events{q}"), None).await;
+            let q = AuditQuery {
+                agent,
+                kind,
+                decision,
+                since,
+                until,
+                limit,
+                cursor,
+            };
+            let r = async { client(&conn)?.audit_events(&q).await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                say_if_none(v, "no audit events");
-                for e in items(v) {
+                say_if_none(&v.items, "no audit events");
+                for e in &v.items {
+                    // The reasons as JSON, nothing when there are none.
+                    let reasons = if e.reasons.is_empty() {
+                        String::new()
+                    } else {
+                        serde_json::to_string(&e.reasons).unwrap_or_default()
+                    };
                     println!(
-                        "{:>6}  {}  {:<20} {:<6} agent={} action={} {}",
-                        e.get("seq").unwrap_or(&Value::Null),
-                        s(e, "time"),
-                        s(e, "kind"),
-                        s(e, "decision"),
-                        s(e, "agent"),
-                        s(e, "action"),
-                        e.get("reasons")
-                            .map(ToString::to_string)
-                            .unwrap_or_default()
+                        "{}  {}  {:<20} {:<6} agent={} action={} {reasons}",
+                        e.seq,
+                        e.time,
+                        e.kind,
+                        or_dash(e.decision.as_deref()),
+                        or_dash(e.agent.as_deref()),
+                        or_dash(e.action.as_deref()),
                     );
                 }
-                if let Some(c) = v.get("next_cursor").and_then(Value::as_u64) {
+                if let Some(c) = v.next_cursor {
                     println!("(more: --cursor {c})");
                 }
             })
         }
         AuditCmd::Checkpoint { conn } => {
-            let r = call(&conn, Method::GET, "/v1/audit/checkpoints/latest", None).await;
+            let r = async { client(&conn)?.latest_checkpoint().await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                println!("node:       {}", s(v, "node"));
-                println!("public key: {}", s(v, "public_key"));
-                println!("size:       {}", v.get("size").unwrap_or(&Value::Null));
-                if let Some(t) = v.get("checkpoint").and_then(Value::as_str) {
+                println!("node:       {}", v.node);
+                println!("public key: {}", v.public_key);
+                println!("size:       {}", v.size);
+                if let Some(t) = &v.checkpoint {
                     println!("\n{t}");
                 }
             })
         }
         AuditCmd::Export { conn, out } => done(
             async {
-                let body = call_raw(&conn, Method::GET, "/v1/audit/export", None).await?;
+                let body = client(&conn)?.audit_export().await.or_fail(&conn)?;
                 match out {
                     Some(path) => std::fs::write(&path, body)
                         .map_err(|e| Fail(1, format!("writing {}: {e}", path.display()))),

@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use mandate_api as api;
 use mandate_core::random::Random;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
 /// The example policies `--dev` activates, by the path they are shipped at, joined in
@@ -142,29 +144,50 @@ pub struct Demo {
 
 /// The demo agent's boundary: the CRM (contacts and invoices, with and without a data
 /// class), every MCP tool, billing for mandates, and tokens for any loopback gateway.
-fn demo_boundary() -> Value {
-    json!({
-        "grants": [
-            {"actions": ["crm:read", "crm:write"], "resources": ["Crm::Contact/*"],
-             "data_classes": ["internal", "public"]},
-            {"actions": ["crm:read", "crm:write"], "resources": ["Crm::Contact/*"]},
-            {"actions": ["crm:read", "crm:refund"], "resources": ["Crm::Invoice/*"],
-             "data_classes": ["internal"]},
-            {"actions": ["mcp:call_tool"], "resources": ["Mcp::Tool/*"]},
-            {"actions": ["billing:read", "billing:refund"], "resources": ["Billing::Invoice/*"]},
+fn demo_boundary() -> api::Boundary {
+    let grant = |actions: &[&str], resources: &[&str], data_classes: &[&str]| api::Grant {
+        actions: strings(actions),
+        resources: strings(resources),
+        data_classes: strings(data_classes),
+    };
+    api::Boundary {
+        grants: vec![
+            grant(
+                &["crm:read", "crm:write"],
+                &["Crm::Contact/*"],
+                &["internal", "public"],
+            ),
+            grant(&["crm:read", "crm:write"], &["Crm::Contact/*"], &[]),
+            grant(
+                &["crm:read", "crm:refund"],
+                &["Crm::Invoice/*"],
+                &["internal"],
+            ),
+            grant(&["mcp:call_tool"], &["Mcp::Tool/*"], &[]),
+            grant(
+                &["billing:read", "billing:refund"],
+                &["Billing::Invoice/*"],
+                &[],
+            ),
         ],
-        "audiences": ["http://127.0.0.1:*", "http://localhost:*"],
-    })
+        max_token_lifetime_secs: None,
+        delegates: vec![],
+        audiences: strings(&["http://127.0.0.1:*", "http://localhost:*"]),
+    }
 }
 
-/// One admin API call, in process.
-async fn call(
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// One admin API call, in process, with `mandate-api`'s types; `T` is the answer.
+async fn call<T: DeserializeOwned>(
     router: &axum::Router,
     admin: &str,
     method: Method,
     path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
+    body: Option<&impl Serialize>,
+) -> anyhow::Result<T> {
     let mut req = Request::builder()
         .method(method.clone())
         .uri(path)
@@ -172,9 +195,11 @@ async fn call(
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
-    let req = req
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .context("building a request")?;
+    let body = match body {
+        Some(b) => Body::from(serde_json::to_vec(b).context("writing a request body")?),
+        None => Body::empty(),
+    };
+    let req = req.body(body).context("building a request")?;
     let res = router
         .clone()
         .oneshot(req)
@@ -184,47 +209,42 @@ async fn call(
     let bytes = axum::body::to_bytes(res.into_body(), 1024 * 1024)
         .await
         .context("reading an admin API answer")?;
-    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !(status.is_success() || status == StatusCode::NOT_MODIFIED) {
-        bail!("{method} {path}: {status} {v}");
+        bail!(
+            "{method} {path}: {status} {}",
+            String::from_utf8_lossy(&bytes)
+        );
     }
-    Ok(v)
+    serde_json::from_slice(&bytes).with_context(|| format!("{method} {path}: the answer"))
 }
+
+/// No body.
+const NONE: Option<&()> = None;
 
 /// Activates the example policies (when the data dir has none yet) and makes sure the
 /// demo agent exists, giving it a new client secret.
 pub async fn provision(router: &axum::Router, admin: &str) -> anyhow::Result<Demo> {
-    let versions = call(router, admin, Method::GET, "/v1/policies", None).await?;
-    let empty = versions
-        .get("items")
-        .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty);
-    let policy_version = if empty {
+    let versions: api::PolicyList = call(router, admin, Method::GET, "/v1/policies", NONE).await?;
+    let policy_version = if versions.items.is_empty() {
         let policies: String = POLICIES
             .iter()
             .map(|(name, text)| format!("// file: {name}\n{text}\n"))
             .collect();
-        let schemas: Vec<&str> = SCHEMAS.iter().map(|(_, t)| *t).collect();
-        let note = "mandate serve --dev: examples/crm, examples/mcp, examples/billing";
-        let added = call(
-            router,
-            admin,
-            Method::POST,
-            "/v1/policies",
-            Some(json!({"policies": policies, "schema_fragments": schemas, "note": note})),
-        )
-        .await
-        .context("adding the example policies")?;
-        let v = added
-            .get("version")
-            .and_then(Value::as_i64)
-            .context("no policy version in the answer")?;
-        call(
+        let req = api::NewPolicies {
+            policies,
+            schema_fragments: SCHEMAS.iter().map(|(_, t)| (*t).to_owned()).collect(),
+            note: Some("mandate serve --dev: examples/crm, examples/mcp, examples/billing".into()),
+        };
+        let added: api::PolicyAdded = call(router, admin, Method::POST, "/v1/policies", Some(&req))
+            .await
+            .context("adding the example policies")?;
+        let v = added.version;
+        let _: api::PolicyActivated = call(
             router,
             admin,
             Method::POST,
             &format!("/v1/policies/{v}/activate"),
-            None,
+            NONE,
         )
         .await
         .context("activating the example policies")?;
@@ -234,60 +254,51 @@ pub async fn provision(router: &axum::Router, admin: &str) -> anyhow::Result<Dem
     };
 
     let (k, v) = DEMO_LABEL;
-    let found = call(
+    let found: api::AgentPage = call(
         router,
         admin,
         Method::GET,
         &format!("/v1/agents?label={k}%3D{v}&status=active"),
-        None,
+        NONE,
     )
     .await?;
-    let existing = found
-        .get("items")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(|a| a.get("id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let agent = match existing {
-        Some(id) => id,
+    let agent = match found.items.into_iter().next() {
+        Some(a) => a.id,
         None => {
-            let created = call(
-                router,
-                admin,
-                Method::POST,
-                "/v1/agents",
-                Some(json!({
-                    "name": "demo-agent",
-                    "owner": "dev@example.com",
-                    "purpose": "the demo agent of `mandate serve --dev`",
-                    "labels": {"team": "sales", "role": "billing", k: v},
-                    "boundary": demo_boundary(),
-                })),
-            )
-            .await
-            .context("registering the demo agent")?;
-            created
-                .get("id")
-                .and_then(Value::as_str)
-                .context("no agent id in the answer")?
-                .to_owned()
+            let labels = [("team", "sales"), ("role", "billing"), (k, v)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let req = api::RegisterAgent {
+                name: "demo-agent".into(),
+                owner: "dev@example.com".into(),
+                purpose: Some("the demo agent of `mandate serve --dev`".into()),
+                labels: Some(labels),
+                boundary: Some(demo_boundary()),
+            };
+            let created: api::Agent = call(router, admin, Method::POST, "/v1/agents", Some(&req))
+                .await
+                .context("registering the demo agent")?;
+            created.id
         }
     };
-    let cred = call(
+    let req = api::NewCredential {
+        kind: api::CredentialKind::ClientSecret,
+        jwk: None,
+        expires_at: None,
+    };
+    let cred: api::CredentialCreated = call(
         router,
         admin,
         Method::POST,
         &format!("/v1/agents/{agent}/credentials"),
-        Some(json!({"type": "client_secret"})),
+        Some(&req),
     )
     .await
     .context("giving the demo agent a client secret")?;
     let secret = cred
-        .get("client_secret")
-        .and_then(Value::as_str)
-        .context("no client secret in the answer")?
-        .to_owned();
+        .client_secret
+        .context("no client secret in the answer")?;
     Ok(Demo {
         policy_version,
         agent,

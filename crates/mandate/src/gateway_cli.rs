@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::{Value, json};
+use mandate_api as api;
+use serde_json::json;
 
 use crate::Conn;
-use crate::cmd_io::{Fail, call, finish, items, s, say_if_none, usage};
+use crate::cmd_io::{Fail, OrFail, client, finish, say_if_none, usage};
 
 #[derive(Subcommand)]
 pub enum GatewayCmd {
@@ -75,34 +75,45 @@ pub async fn gateway(cmd: GatewayCmd) -> ExitCode {
             value_file,
         } => {
             let r = async {
-                let value = read_value(value_file.as_ref())?;
-                let path = format!("/v1/gateway/secrets/{name}");
-                call(&conn, Method::PUT, &path, Some(json!({"value": value}))).await
+                let req = api::PutGatewaySecret {
+                    value: read_value(value_file.as_ref())?,
+                };
+                client(&conn)?
+                    .put_gateway_secret(&name, &req)
+                    .await
+                    .or_fail(&conn)
             }
             .await;
+            // The CLI's own summary (the server answers 204).
             finish(
                 &conn,
-                r.map(|_| json!({"name": name, "stored": true})),
+                r.map(|()| json!({"name": name, "stored": true})),
                 |_| {
                     println!("stored secret `{name}` (encrypted; it will not be shown again)");
                 },
             )
         }
         SecretCmd::List { conn } => {
-            let r = call(&conn, Method::GET, "/v1/gateway/secrets", None).await;
-            finish(&conn, r, |v: &Value| {
-                say_if_none(v, "no gateway secrets");
-                for i in items(v) {
-                    println!("{}  updated {}", s(i, "name"), s(i, "updated_at"));
+            let r = async { client(&conn)?.list_gateway_secrets().await.or_fail(&conn) }.await;
+            finish(&conn, r, |v| {
+                say_if_none(&v.items, "no gateway secrets");
+                for i in &v.items {
+                    println!("{}  updated {}", i.name, i.updated_at);
                 }
             })
         }
         SecretCmd::Delete { conn, name } => {
-            let path = format!("/v1/gateway/secrets/{name}");
-            let r = call(&conn, Method::DELETE, &path, None).await;
+            let r = async {
+                client(&conn)?
+                    .delete_gateway_secret(&name)
+                    .await
+                    .or_fail(&conn)
+            }
+            .await;
+            // The CLI's own summary (the server answers 204).
             finish(
                 &conn,
-                r.map(|_| json!({"name": name, "deleted": true})),
+                r.map(|()| json!({"name": name, "deleted": true})),
                 |_| {
                     println!("deleted secret `{name}`");
                 },

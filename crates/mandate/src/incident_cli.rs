@@ -13,11 +13,12 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use ed25519_dalek::VerifyingKey;
-use reqwest::Method;
-use serde_json::{Map, Value, json};
+use mandate_api as api;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::Conn;
-use crate::cmd_io::{Fail, Res, call, call_raw, finish, list, s, usage};
+use crate::cmd_io::{Fail, OrFail, Res, client, failed, finish, usage};
 
 #[derive(Subcommand)]
 pub enum IncidentCmd {
@@ -75,6 +76,19 @@ fn safe_part(v: &str) -> Option<&str> {
         .then_some(v)
 }
 
+/// What `mandate incident contain` reports (its `--json` output).
+#[derive(Serialize)]
+struct ContainSummary {
+    incident: String,
+    agent: String,
+    previous_status: String,
+    status: String,
+    cutoff: String,
+    mandates_revoked: Vec<String>,
+    events: usize,
+    file: String,
+}
+
 /// Contains the agent and writes the bundle; the summary of what happened.
 async fn contain(
     conn: &Conn,
@@ -82,7 +96,7 @@ async fn contain(
     reason: Option<String>,
     events: Option<u32>,
     out: Option<PathBuf>,
-) -> Res<Value> {
+) -> Res<ContainSummary> {
     // Checked first so a bad path does not leave a contained agent without its bundle
     // (the file is still created with `create_new` below).
     if let Some(p) = &out
@@ -93,25 +107,24 @@ async fn contain(
             p.display()
         )));
     }
-    let mut body = Map::new();
-    if let Some(r) = reason {
-        body.insert("reason".into(), json!(r));
-    }
-    if let Some(n) = events {
-        body.insert("events".into(), json!(n));
-    }
-    let body = (!body.is_empty()).then_some(Value::Object(body));
-    let path = format!("/v1/agents/{agent}/contain");
+    let req = api::ContainAgent { reason, events };
     // The bundle is kept byte for byte as the server wrote it: its canonical form is
     // what verifies.
-    let bytes = call_raw(conn, Method::POST, &path, body).await?;
-    let bundle: Value = serde_json::from_str(&bytes)
-        .map_err(|e| Fail(1, format!("the server's answer is not a bundle: {e}")))?;
-    let incident = s(&bundle, "incident");
+    let contained = client(conn)?
+        .contain_agent(agent, &req)
+        .await
+        .map_err(|e| match e {
+            mandate_client::Error::Decode { source, .. } => {
+                Fail(1, format!("the server's answer is not a bundle: {source}"))
+            }
+            e => failed(conn, e),
+        })?;
+    let (bytes, bundle) = (&contained.bytes, &contained.bundle);
+    let incident = bundle.incident.as_str();
     let file = match out {
         Some(p) => p,
         None => {
-            let (Some(a), Some(i)) = (safe_part(s(&bundle, "agent")), safe_part(incident)) else {
+            let (Some(a), Some(i)) = (safe_part(&bundle.agent), safe_part(incident)) else {
                 return Err(Fail(
                     1,
                     format!(
@@ -132,50 +145,36 @@ async fn contain(
             ),
         )
     })?;
-    let evidence = bundle.get("evidence").unwrap_or(&Value::Null);
-    let mandates: Vec<&str> = list(evidence, "mandates")
-        .filter_map(|m| m.get("id").and_then(Value::as_str))
-        .collect();
-    Ok(json!({
-        "incident": incident,
-        "agent": s(&bundle, "agent"),
-        "previous_status": s(evidence, "previous_status"),
-        "status": evidence.get("agent").map_or("-", |a| s(a, "status")),
-        "cutoff": s(evidence, "cutoff"),
-        "mandates_revoked": mandates,
-        "events": list(&bundle, "events").count(),
-        "file": file.display().to_string(),
-    }))
+    let evidence = &bundle.evidence;
+    Ok(ContainSummary {
+        incident: incident.to_owned(),
+        agent: bundle.agent.clone(),
+        previous_status: evidence.previous_status.clone(),
+        status: evidence.agent.status.as_str().to_owned(),
+        cutoff: evidence.cutoff.clone(),
+        mandates_revoked: evidence.mandates.iter().map(|m| m.id.clone()).collect(),
+        events: bundle.events.len(),
+        file: file.display().to_string(),
+    })
 }
 
-fn print_contained(v: &Value) {
-    println!(
-        "contained {} (incident {})",
-        s(v, "agent"),
-        s(v, "incident")
-    );
+fn print_contained(v: &ContainSummary) {
+    println!("contained {} (incident {})", v.agent, v.incident);
     println!(
         "  status: {} (was {}); tokens issued up to {} are dead",
-        s(v, "status"),
-        s(v, "previous_status"),
-        s(v, "cutoff")
+        v.status, v.previous_status, v.cutoff
     );
-    let mandates: Vec<&str> = list(v, "mandates_revoked")
-        .filter_map(Value::as_str)
-        .collect();
     println!(
         "  mandates revoked: {}",
-        if mandates.is_empty() {
+        if v.mandates_revoked.is_empty() {
             "none".to_owned()
         } else {
-            mandates.join(", ")
+            v.mandates_revoked.join(", ")
         }
     );
     println!(
         "  bundle: {} ({} events); check it with `mandate audit verify {} --key <node key>`",
-        s(v, "file"),
-        v.get("events").unwrap_or(&Value::Null),
-        s(v, "file")
+        v.file, v.events, v.file
     );
 }
 
@@ -197,14 +196,12 @@ pub async fn incident(cmd: IncidentCmd) -> ExitCode {
 pub async fn token(cmd: TokenCmd) -> ExitCode {
     match cmd {
         TokenCmd::Revoke { conn, jti, reason } => {
-            let body = reason.map(|r| json!({"reason": r}));
-            let path = format!("/v1/tokens/{jti}/revoke");
-            let r = call(&conn, Method::POST, &path, body).await;
+            let req = api::RevokeTokenById { reason };
+            let r = async { client(&conn)?.revoke_token(&jti, &req).await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
                 println!(
                     "revoked {} (and every token delegated from it); recorded until {}",
-                    s(v, "jti"),
-                    s(v, "until")
+                    v.jti, v.until
                 );
             })
         }

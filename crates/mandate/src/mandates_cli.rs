@@ -10,12 +10,12 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use mandate_api::{self as api, MandateStatus};
+use mandate_client::{Client, MandateQuery, PageQuery};
 use mandate_core::clock::{Clock, SystemClock};
-use reqwest::Method;
-use serde_json::{Map, Value, json};
 
 use crate::Conn;
-use crate::cmd_io::{Fail, Res, call, finish, items, list, s, say_if_none, url_query, usage};
+use crate::cmd_io::{Fail, OrFail, Res, client, finish, say_if_none, usage};
 
 #[derive(Subcommand)]
 pub enum MandateCmd {
@@ -145,8 +145,8 @@ pub enum DevCmd {
     },
 }
 
-/// Parses `ACTIONS;RESOURCES[;DATA_CLASSES]` into a grant object.
-fn parse_grant(spec: &str) -> Res<Value> {
+/// Parses `ACTIONS;RESOURCES[;DATA_CLASSES]` into a grant.
+fn parse_grant(spec: &str) -> Res<api::Grant> {
     let bad = |why: &str| {
         usage(format!(
             "grant `{spec}` {why}: expected ACTIONS;RESOURCES[;DATA_CLASSES], \
@@ -169,18 +169,18 @@ fn parse_grant(spec: &str) -> Res<Value> {
         }
         Ok(items)
     };
-    let mut grant = Map::new();
     match parts.len() {
-        2 | 3 => {
-            grant.insert("actions".into(), json!(field(0, "actions")?));
-            grant.insert("resources".into(), json!(field(1, "resources")?));
-            if parts.len() == 3 {
-                grant.insert("data_classes".into(), json!(field(2, "data classes")?));
-            }
-        }
-        _ => return Err(bad("has the wrong number of parts")),
+        2 | 3 => Ok(api::Grant {
+            actions: field(0, "actions")?,
+            resources: field(1, "resources")?,
+            data_classes: if parts.len() == 3 {
+                field(2, "data classes")?
+            } else {
+                Vec::new()
+            },
+        }),
+        _ => Err(bad("has the wrong number of parts")),
     }
-    Ok(Value::Object(grant))
 }
 
 /// A token given inline or as @FILE (trimmed).
@@ -198,21 +198,15 @@ fn token_arg(v: &str) -> Res<String> {
     Ok(t.to_owned())
 }
 
-/// `?k=v&…` of the given pairs, or nothing.
-fn query(pairs: &[(&str, Option<String>)]) -> String {
-    let q = url_query(pairs);
-    if q.is_empty() { q } else { format!("?{q}") }
-}
-
 /// The hint for the next page of a list.
-fn more(v: &Value) {
-    if let Some(c) = v.get("next_cursor").and_then(Value::as_str) {
+fn more(next_cursor: Option<&str>) {
+    if let Some(c) = next_cursor {
         println!("(more: --cursor {c})");
     }
 }
 
-fn is_pending(m: &Value) -> bool {
-    m.get("status").and_then(Value::as_str) == Some("pending_approval")
+fn is_pending(m: &api::Mandate) -> bool {
+    m.status == MandateStatus::PendingApproval
 }
 
 /// The longest wait the server accepts in one `GET /v1/mandates/{id}?wait=`.
@@ -221,14 +215,19 @@ const MAX_POLL_SECS: i64 = 60;
 /// Long-polls `GET /v1/mandates/{id}?wait=N` until the mandate is no longer pending or
 /// `secs` have passed (each poll asks for at most [`MAX_POLL_SECS`]; the next one asks
 /// again for what is left).
-async fn wait_for(conn: &Conn, clock: &dyn Clock, id: &str, secs: u32) -> Res<Value> {
+async fn wait_for(
+    conn: &Conn,
+    c: &Client,
+    clock: &dyn Clock,
+    id: &str,
+    secs: u32,
+) -> Res<api::Mandate> {
     let deadline = clock.now().secs().saturating_add(i64::from(secs));
     loop {
         let left = deadline
             .saturating_sub(clock.now().secs())
             .clamp(0, MAX_POLL_SECS);
-        let path = format!("/v1/mandates/{id}?wait={left}");
-        let m = call(conn, Method::GET, &path, None).await?;
+        let m = c.get_mandate(id, Some(left)).await.or_fail(conn)?;
         if !is_pending(&m) || left == 0 {
             return Ok(m);
         }
@@ -241,86 +240,77 @@ async fn wait_for(conn: &Conn, clock: &dyn Clock, id: &str, secs: u32) -> Res<Va
     }
 }
 
-fn mandate_line(m: &Value) -> String {
-    let user = m
-        .get("user")
-        .and_then(|u| u.get("sub"))
-        .and_then(Value::as_str)
-        .map(|u| format!(" user={u}"))
-        .unwrap_or_default();
+fn user_part(m: &api::Mandate) -> String {
+    m.user
+        .as_ref()
+        .map(|u| format!(" user={}", u.sub))
+        .unwrap_or_default()
+}
+
+fn mandate_line(m: &api::Mandate) -> String {
     format!(
-        "{}  {:<16} agent={}{user}  {}",
-        s(m, "id"),
-        s(m, "status"),
-        s(m, "agent"),
-        s(m, "intent")
+        "{}  {:<16} agent={}{}  {}",
+        m.id,
+        m.status.as_str(),
+        m.agent,
+        user_part(m),
+        m.intent
     )
 }
 
-fn grant_text(g: &Value) -> String {
-    let join = |k: &str| -> String {
-        list(g, k)
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let dc = join("data_classes");
-    if dc.is_empty() {
-        format!("{};{}", join("actions"), join("resources"))
+fn grant_text(g: &api::Grant) -> String {
+    let (a, r) = (g.actions.join(","), g.resources.join(","));
+    if g.data_classes.is_empty() {
+        format!("{a};{r}")
     } else {
-        format!("{};{};{dc}", join("actions"), join("resources"))
+        format!("{a};{r};{}", g.data_classes.join(","))
     }
 }
 
-fn print_mandate(m: &Value) {
+fn print_mandate(m: &api::Mandate) {
     println!("{}", mandate_line(m));
-    for g in list(m, "scope") {
+    for g in &m.scope {
         println!("  grant: {}", grant_text(g));
     }
-    if let Some(j) = m.get("justification").and_then(Value::as_str) {
+    if let Some(j) = &m.justification {
         println!("  justification: {j}");
     }
     let times = [
-        ("approval deadline", "approval_deadline"),
-        ("expires", "expires_at"),
-        ("decided by", "decided_by"),
-        ("comment", "decision_comment"),
-        ("ended by", "ended_by"),
+        ("approval deadline", &m.approval_deadline),
+        ("expires", &m.expires_at),
+        ("decided by", &m.decided_by),
+        ("comment", &m.decision_comment),
+        ("ended by", &m.ended_by),
     ];
-    for (label, key) in times {
-        if let Some(v) = m.get(key).and_then(Value::as_str) {
+    for (label, v) in times {
+        if let Some(v) = v {
             println!("  {label}: {v}");
         }
     }
 }
 
 /// A mandate that is not active after the request (and any wait) is a refusal.
-fn request_outcome(m: Value, waited: bool) -> Res<Value> {
-    match m.get("status").and_then(Value::as_str) {
-        Some("active") => Ok(m),
-        Some("pending_approval") if !waited => Ok(m),
-        Some("pending_approval") => Err(Fail(
+fn request_outcome(m: api::Mandate, waited: bool) -> Res<api::Mandate> {
+    match m.status {
+        MandateStatus::Active => Ok(m),
+        MandateStatus::PendingApproval if !waited => Ok(m),
+        MandateStatus::PendingApproval => Err(Fail(
             1,
             format!(
                 "mandate {} is still pending approval (give --wait more time, or \
                  `mandate mandate show {} --wait SECS` later)",
-                s(&m, "id"),
-                s(&m, "id")
+                m.id, m.id
             ),
         )),
         other => {
             let comment = m
-                .get("decision_comment")
-                .and_then(Value::as_str)
+                .decision_comment
+                .as_ref()
                 .map(|c| format!(": {c}"))
                 .unwrap_or_default();
             Err(Fail(
                 1,
-                format!(
-                    "mandate {} is {}{comment}",
-                    s(&m, "id"),
-                    other.unwrap_or("not active")
-                ),
+                format!("mandate {} is {}{comment}", m.id, other.as_str()),
             ))
         }
     }
@@ -338,31 +328,18 @@ pub async fn mandate(cmd: MandateCmd) -> ExitCode {
             wait,
         } => {
             let r = async {
-                let scope: Vec<Value> =
-                    grants.iter().map(|g| parse_grant(g)).collect::<Res<_>>()?;
-                let mut body = Map::new();
-                body.insert("intent".into(), json!(intent));
-                body.insert("scope".into(), json!(scope));
-                if let Some(l) = lifetime {
-                    body.insert("lifetime_secs".into(), json!(l));
-                }
-                if let Some(j) = justification {
-                    body.insert("justification".into(), json!(j));
-                }
-                if let Some(t) = user_token {
-                    body.insert("user_token".into(), json!(token_arg(&t)?));
-                }
-                let created = call(
-                    &conn,
-                    Method::POST,
-                    "/v1/mandates",
-                    Some(Value::Object(body)),
-                )
-                .await?;
+                let req = api::NewMandate {
+                    intent,
+                    scope: grants.iter().map(|g| parse_grant(g)).collect::<Res<_>>()?,
+                    lifetime_secs: lifetime,
+                    justification,
+                    user_token: user_token.as_deref().map(token_arg).transpose()?,
+                };
+                let c = client(&conn)?;
+                let created = c.request_mandate(&req).await.or_fail(&conn)?;
                 let m = match wait {
                     Some(secs) if is_pending(&created) => {
-                        let id = s(&created, "id").to_owned();
-                        wait_for(&conn, &SystemClock, &id, secs).await?
+                        wait_for(&conn, &c, &SystemClock, &created.id, secs).await?
                     }
                     _ => created,
                 };
@@ -372,7 +349,11 @@ pub async fn mandate(cmd: MandateCmd) -> ExitCode {
             // Print the mandate whatever its status; then judge it.
             let r = r.and_then(|m| {
                 if conn.json {
-                    println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
+                    let json = serde_json::to_value(&m).unwrap_or_default();
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&json).unwrap_or_default()
+                    );
                 } else {
                     print_mandate(&m);
                 }
@@ -388,45 +369,52 @@ pub async fn mandate(cmd: MandateCmd) -> ExitCode {
             limit,
             cursor,
         } => {
-            let q = query(&[
-                ("agent", agent),
-                ("status", status),
-                ("user", user),
-                ("limit", limit.map(|l| l.to_string())),
-                ("cursor", cursor),
-            ]);
-            let r = call(&conn, Method::GET, &format!("/v1/mandates{q}"), None).await;
+            let q = MandateQuery {
+                agent,
+                status,
+                user,
+                page: PageQuery { limit, cursor },
+            };
+            let r = async { client(&conn)?.list_mandates(&q).await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                say_if_none(v, "no mandates");
-                for m in items(v) {
+                say_if_none(&v.items, "no mandates");
+                for m in &v.items {
                     println!("{}", mandate_line(m));
                 }
-                more(v);
+                more(v.next_cursor.as_deref());
             })
         }
         MandateCmd::Show { conn, id, wait } => {
-            let r = match wait {
-                Some(secs) => wait_for(&conn, &SystemClock, &id, secs).await,
-                None => call(&conn, Method::GET, &format!("/v1/mandates/{id}"), None).await,
-            };
+            let r = async {
+                let c = client(&conn)?;
+                match wait {
+                    Some(secs) => wait_for(&conn, &c, &SystemClock, &id, secs).await,
+                    None => c.get_mandate(&id, None).await.or_fail(&conn),
+                }
+            }
+            .await;
             finish(&conn, r, print_mandate)
         }
         MandateCmd::Complete { conn, id } => {
-            let path = format!("/v1/mandates/{id}/complete");
-            let r = call(&conn, Method::POST, &path, None).await;
+            let r = async { client(&conn)?.complete_mandate(&id).await.or_fail(&conn) }.await;
             finish(&conn, r, print_mandate)
         }
         MandateCmd::Revoke { conn, id, reason } => {
-            let body = reason.map(|r| json!({"reason": r}));
-            let path = format!("/v1/mandates/{id}/revoke");
-            let r = call(&conn, Method::POST, &path, body).await;
+            let req = api::RevokeMandate { reason };
+            let r = async {
+                client(&conn)?
+                    .revoke_mandate(&id, &req)
+                    .await
+                    .or_fail(&conn)
+            }
+            .await;
             finish(&conn, r, print_mandate)
         }
     }
 }
 
 /// Exit code only: the output was printed already.
-fn finish_quiet(r: Res<Value>) -> ExitCode {
+fn finish_quiet<T>(r: Res<T>) -> ExitCode {
     match r {
         Ok(_) => ExitCode::SUCCESS,
         Err(Fail(code, msg)) => {
@@ -436,25 +424,20 @@ fn finish_quiet(r: Res<Value>) -> ExitCode {
     }
 }
 
-fn approval_line(a: &Value) -> String {
-    // An item is {"mandate": …, "agent": {"id", "name", "owner"}}; its id is the mandate's.
-    let m = a.get("mandate").unwrap_or(&Value::Null);
-    let agent = a.get("agent").unwrap_or(&Value::Null);
-    let user = m
-        .get("user")
-        .and_then(|u| u.get("sub"))
-        .and_then(Value::as_str)
-        .map(|u| format!(" user={u}"))
-        .unwrap_or_default();
-    let grants: Vec<String> = list(m, "scope").map(grant_text).collect();
+fn approval_line(a: &api::Approval) -> String {
+    // Its id is the mandate's.
+    let (m, agent) = (&a.mandate, &a.agent);
+    let grants: Vec<String> = m.scope.iter().map(grant_text).collect();
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
     format!(
-        "{}  agent={} ({}, owner {}){user}  until {}\n  intent: {}\n  grants: {}",
-        s(m, "id"),
-        s(agent, "id"),
-        s(agent, "name"),
-        s(agent, "owner"),
-        s(m, "approval_deadline"),
-        s(m, "intent"),
+        "{}  agent={} ({}, owner {}){}  until {}\n  intent: {}\n  grants: {}",
+        m.id,
+        agent.id,
+        dash(&agent.name),
+        dash(&agent.owner),
+        user_part(m),
+        dash(&m.approval_deadline),
+        m.intent,
         grants.join("  ")
     )
 }
@@ -466,25 +449,33 @@ pub async fn approvals(cmd: ApprovalsCmd) -> ExitCode {
             limit,
             cursor,
         } => {
-            let q = query(&[("limit", limit.map(|l| l.to_string())), ("cursor", cursor)]);
-            let r = call(&conn, Method::GET, &format!("/v1/approvals{q}"), None).await;
+            let q = PageQuery { limit, cursor };
+            let r = async { client(&conn)?.list_approvals(&q).await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {
-                say_if_none(v, "no approvals waiting");
-                for a in items(v) {
+                say_if_none(&v.items, "no approvals waiting");
+                for a in &v.items {
                     println!("{}", approval_line(a));
                 }
-                more(v);
+                more(v.next_cursor.as_deref());
             })
         }
-        ApprovalsCmd::Approve(a) => decide(a, "approve").await,
-        ApprovalsCmd::Deny(a) => decide(a, "deny").await,
+        ApprovalsCmd::Approve(a) => decide(a, true).await,
+        ApprovalsCmd::Deny(a) => decide(a, false).await,
     }
 }
 
-async fn decide(a: DecideArgs, verb: &str) -> ExitCode {
-    let body = a.comment.map(|c| json!({"comment": c}));
-    let path = format!("/v1/approvals/{}/{verb}", a.id);
-    let r = call(&a.conn, Method::POST, &path, body).await;
+async fn decide(a: DecideArgs, approve: bool) -> ExitCode {
+    let req = api::ApprovalDecision { comment: a.comment };
+    let r = async {
+        let c = client(&a.conn)?;
+        if approve {
+            c.approve(&a.id, &req).await
+        } else {
+            c.deny(&a.id, &req).await
+        }
+        .or_fail(&a.conn)
+    }
+    .await;
     finish(&a.conn, r, print_mandate)
 }
 
@@ -497,26 +488,21 @@ pub async fn dev(cmd: DevCmd) -> ExitCode {
             groups,
             lifetime,
         } => {
-            let mut body = Map::new();
-            body.insert("sub".into(), json!(sub));
-            if let Some(e) = email {
-                body.insert("email".into(), json!(e));
+            let req = api::NewDevUserToken {
+                sub,
+                email,
+                groups,
+                lifetime_secs: lifetime,
+            };
+            let r = async {
+                client(&conn)?
+                    .issue_dev_user_token(&req)
+                    .await
+                    .or_fail(&conn)
             }
-            if !groups.is_empty() {
-                body.insert("groups".into(), json!(groups));
-            }
-            if let Some(l) = lifetime {
-                body.insert("lifetime_secs".into(), json!(l));
-            }
-            let r = call(
-                &conn,
-                Method::POST,
-                "/v1/dev/user-tokens",
-                Some(Value::Object(body)),
-            )
             .await;
             // Just the token, so `$(mandate dev issue-user-token …)` works.
-            finish(&conn, r, |v| println!("{}", s(v, "token")))
+            finish(&conn, r, |v| println!("{}", v.token))
         }
     }
 }
@@ -525,19 +511,27 @@ pub async fn dev(cmd: DevCmd) -> ExitCode {
 mod tests {
     use super::*;
 
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
     #[test]
     fn grants_parse_from_the_command_line() {
         assert_eq!(
             parse_grant("billing:read, billing:refund;Billing::Invoice/*").ok(),
-            Some(json!({"actions": ["billing:read", "billing:refund"],
-                   "resources": ["Billing::Invoice/*"]}))
+            Some(api::Grant {
+                actions: strings(&["billing:read", "billing:refund"]),
+                resources: strings(&["Billing::Invoice/*"]),
+                data_classes: vec![],
+            })
         );
         assert_eq!(
             parse_grant("crm:read;Crm::Contact/*;internal,pii").ok(),
-            Some(
-                json!({"actions": ["crm:read"], "resources": ["Crm::Contact/*"],
-                   "data_classes": ["internal", "pii"]})
-            )
+            Some(api::Grant {
+                actions: strings(&["crm:read"]),
+                resources: strings(&["Crm::Contact/*"]),
+                data_classes: strings(&["internal", "pii"]),
+            })
         );
         for bad in [
             "crm:read",
@@ -557,15 +551,34 @@ mod tests {
 
     #[test]
     fn a_request_succeeds_only_when_active_or_deliberately_left_pending() {
-        let m = |status: &str| json!({"id": "mdt_x", "status": status});
-        assert!(request_outcome(m("active"), true).is_ok());
-        assert!(request_outcome(m("pending_approval"), false).is_ok());
-        let Err(Fail(1, msg)) = request_outcome(m("pending_approval"), true) else {
+        let m = |status: MandateStatus| api::Mandate {
+            id: "mdt_x".into(),
+            agent: "agt_x".into(),
+            user: None,
+            intent: "x".into(),
+            justification: None,
+            scope: vec![],
+            lifetime_secs: 60,
+            status,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            approval_deadline: None,
+            activated_at: None,
+            expires_at: None,
+            decided_by: None,
+            decision_comment: None,
+            decided_at: None,
+            policy_ids: vec![],
+            ended_at: None,
+            ended_by: None,
+        };
+        assert!(request_outcome(m(MandateStatus::Active), true).is_ok());
+        assert!(request_outcome(m(MandateStatus::PendingApproval), false).is_ok());
+        let Err(Fail(1, msg)) = request_outcome(m(MandateStatus::PendingApproval), true) else {
             panic!("still pending after a wait is a failure");
         };
         assert!(msg.contains("still pending"), "{msg}");
-        let mut denied = m("denied");
-        denied["decision_comment"] = json!("not today");
+        let mut denied = m(MandateStatus::Denied);
+        denied.decision_comment = Some("not today".into());
         let Err(Fail(1, msg)) = request_outcome(denied, false) else {
             panic!("denied is a failure");
         };

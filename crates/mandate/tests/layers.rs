@@ -1,14 +1,16 @@
 //! The workspace's layer rules, read from `cargo metadata` rather than kept by review:
 //!
-//! 1. The pure crates — core, token, policy, audit, detect, the engine and the store seam
-//!    (`mandate-store`: traits, no SQL) — never depend,
+//! 1. The pure crates — core, the wire types (`mandate-api`), token, policy, audit,
+//!    detect, the engine and the store seam (`mandate-store`: traits, no SQL) — never depend,
 //!    however indirectly, on an HTTP stack, an async runtime or a database driver
 //!    (`axum`, `hyper`, `reqwest`, `tokio`, `rusqlite`).
 //! 2. Dependencies between our crates point down the layers only (`LAYERS`, lowest
 //!    first), so no crate reaches up into one built on it.
 //! 3. The engine and the gateway never depend on the store; the server depends on the
 //!    store seam only, never on a store implementation (`mandate-store-sqlite`): the
-//!    binary picks the backend; nothing but the binary depends on the server.
+//!    binary picks the backend; nothing but the binary depends on the server, and the
+//!    server never on the client (`mandate-client`). The wire types (`mandate-api`)
+//!    depend on nothing of ours but `mandate-core` (`ONLY_ON`).
 //! 4. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
 //!    for third-party services.
 //! 5. Within each crate, the top-level modules do not depend on each other in a cycle
@@ -32,12 +34,13 @@ use serde_json::Value;
 const LAYERS: &[&[&str]] = &[
     &["mandate-core"],
     &[
+        "mandate-api",
         "mandate-token",
         "mandate-policy",
         "mandate-audit",
         "mandate-detect",
     ],
-    &["mandate-engine", "mandate-store"],
+    &["mandate-engine", "mandate-store", "mandate-client"],
     &["mandate-gateway", "mandate-store-sqlite"],
     &["mandate-server"],
     &["mandate"],
@@ -45,6 +48,7 @@ const LAYERS: &[&[&str]] = &[
 
 const PURE: &[&str] = &[
     "mandate-core",
+    "mandate-api",
     "mandate-token",
     "mandate-policy",
     "mandate-audit",
@@ -61,7 +65,11 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("mandate-gateway", "mandate-store"),
     ("mandate-gateway", "mandate-engine"),
     ("mandate-server", "mandate-store-sqlite"),
+    ("mandate-server", "mandate-client"),
 ];
+
+/// Crates that may depend on the listed ones of ours and no other.
+const ONLY_ON: &[(&str, &[&str])] = &[("mandate-api", &["mandate-core"])];
 
 /// The workspace's packages: name → (direct normal deps, all normal deps transitively).
 fn graph() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
@@ -178,6 +186,12 @@ fn violations(g: &BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>) -> Vec
             if FORBIDDEN.contains(&(krate.as_str(), d.as_str())) {
                 bad.push(format!("{krate} depends on {d}"));
             }
+            let only = ONLY_ON.iter().find(|(k, _)| *k == krate.as_str());
+            if only.is_some_and(|(_, allowed)| !allowed.contains(&d.as_str())) {
+                bad.push(format!(
+                    "{krate} depends on {d}, not only on its allowed crates"
+                ));
+            }
         }
     }
     bad
@@ -220,6 +234,25 @@ fn a_broken_rule_is_caught() {
     assert_eq!(
         violations(&g),
         ["mandate-server depends on mandate-store-sqlite"]
+    );
+    let mut g = graph();
+    g.get_mut("mandate-server")
+        .unwrap()
+        .0
+        .insert("mandate-client".into());
+    assert_eq!(violations(&g), ["mandate-server depends on mandate-client"]);
+    let mut g = graph();
+    g.get_mut("mandate-api")
+        .unwrap()
+        .0
+        .insert("mandate-token".into());
+    assert_eq!(
+        violations(&g),
+        [
+            // The layers alone say so today; `ONLY_ON` says it even if layers move.
+            "mandate-api depends on mandate-token, which is not below it",
+            "mandate-api depends on mandate-token, not only on its allowed crates"
+        ]
     );
 }
 

@@ -25,3 +25,4 @@ mod node_clients;
 mod readme;
 mod serve;
 mod upstreams;
+mod wire;

@@ -1,0 +1,72 @@
+//! Admin tokens and signing keys (`/v1/admin-tokens…`, `/v1/keys…`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::Role;
+
+/// An admin token's record; the token itself is stored only as a digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdminToken {
+    /// `adm_…`, the token's public handle.
+    pub id: String,
+    /// For humans.
+    pub name: String,
+    /// What it may do.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// True for the token made (or supplied) at first start.
+    pub bootstrap: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    /// When it was revoked; absent while it works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// `POST /v1/admin-tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewAdminToken {
+    /// For humans (`ci-deployer`).
+    pub name: String,
+    /// What it may do.
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+/// The answer to creating an admin token: the only place the token is ever shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdminTokenCreated {
+    /// Its record.
+    pub admin_token: AdminToken,
+    /// The token (`mat_…`).
+    pub token: String,
+}
+
+/// A published token-signing key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SigningKey {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Whether it signs now.
+    pub current: bool,
+    /// When it stopped signing.
+    #[schema(required)]
+    pub retired_at: Option<String>,
+    /// Until when it stays published.
+    #[schema(required)]
+    pub published_until: Option<String>,
+}
+
+/// The answer to `POST /v1/keys/rotate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeyRotated {
+    /// The key that signs from now on.
+    pub kid: String,
+    /// The key it replaced.
+    pub retired_kid: String,
+    /// Until when the replaced key stays published.
+    pub retired_published_until: String,
+}

@@ -1,0 +1,231 @@
+//! The agent registry's wire types: agents, their boundaries and credentials
+//! (`/v1/agents…`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{AgentStatus, CredentialKind};
+
+/// One grant: action patterns × resource patterns, optionally limited to data classes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Action patterns (`crm:read*`).
+    pub actions: Vec<String>,
+    /// Resource patterns, matched against `{type}/{id}` (`Crm::Contact/*`).
+    pub resources: Vec<String>,
+    /// Data-class patterns; empty (the default) names none. Always present in answers.
+    #[serde(default)]
+    pub data_classes: Vec<String>,
+}
+
+/// The documented ceiling of an agent. Unknown members are refused, as the server
+/// refuses them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Boundary {
+    /// What the agent may ever do.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// The longest access-token lifetime it may hold, in seconds; absent when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_token_lifetime_secs: Option<u32>,
+    /// Agents (`agt_…`) this one may delegate to.
+    #[serde(default)]
+    pub delegates: Vec<String>,
+    /// RFC 8707 resource URI patterns it may get tokens for.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+/// An agent as the registry shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Agent {
+    /// `agt_…`, also its OAuth `client_id`.
+    pub id: String,
+    /// Unique among agents.
+    pub name: String,
+    /// The accountable human.
+    pub owner: String,
+    /// What it is for (may be empty).
+    pub purpose: String,
+    /// Inventory labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its ceiling.
+    pub boundary: Boundary,
+    /// `active`, `suspended` or `decommissioned`.
+    #[schema(value_type = String)]
+    pub status: AgentStatus,
+    /// Why the status last changed; present only if a reason was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// A page of agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentPage {
+    /// The agents of this page.
+    pub items: Vec<Agent>,
+    /// The `cursor` of the next page; `None` when this page is not full.
+    #[schema(required)]
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/agents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RegisterAgent {
+    /// Unique among agents.
+    pub name: String,
+    /// The accountable human.
+    pub owner: String,
+    /// What it is for (default empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// Inventory labels (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Its ceiling (default: nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<Boundary>,
+}
+
+/// `PATCH /v1/agents/{id}`: each field given replaces the stored one (labels replace
+/// all labels); absent fields are not sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateAgent {
+    /// A new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A new owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// A new purpose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// New labels (all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// A new boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<Boundary>,
+}
+
+/// The body of suspend, resume and decommission.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatusChange {
+    /// Recorded as the agent's `status_reason` (a missing reason clears it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Suspend only: also kill every token the agent was issued so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_tokens: Option<bool>,
+}
+
+impl StatusChange {
+    /// Whether there is nothing to send (the call then has no body).
+    pub fn is_empty(&self) -> bool {
+        self.reason.is_none() && self.revoke_tokens.is_none()
+    }
+}
+
+/// A JWK exactly as the user gave it: the server checks it (and refuses private
+/// members), so the client neither drops nor adds members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct Jwk(pub serde_json::Map<String, serde_json::Value>);
+
+/// A credential's metadata; never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Credential {
+    /// `crd_…`.
+    pub id: String,
+    /// The agent it belongs to.
+    pub agent_id: String,
+    /// `client_secret` or `public_key`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub kind: CredentialKind,
+    /// For public keys: the registered JWK's public members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_jwk: Option<Jwk>,
+    /// For public keys: the JWK's `kid`, else its RFC 7638 thumbprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// When it stops working, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// When it was revoked outright.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// The credential that replaced it, if it was rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+    /// `active`, `expiring`, `expired` or `revoked`, as of the answer.
+    pub state: String,
+}
+
+/// `POST /v1/agents/{id}/credentials`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewCredential {
+    /// `client_secret` or `public_key`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub kind: CredentialKind,
+    /// Required for `public_key`; refused for `client_secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwk: Option<Jwk>,
+    /// When it stops working (RFC 3339, in the future).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// The answer to adding a credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CredentialCreated {
+    /// The new credential.
+    pub credential: Credential,
+    /// For `client_secret` only: the secret, shown in this answer and never again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// `POST /v1/agents/{id}/credentials/{cid}/rotate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RotateCredential {
+    /// How long the old credential keeps working, in seconds (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_secs: Option<u32>,
+    /// The new public key (rotating a `public_key` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwk: Option<Jwk>,
+}
+
+/// The rotated-out credential and how long it still works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PreviousCredential {
+    /// `crd_…`.
+    pub id: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// The answer to a rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CredentialRotated {
+    /// The new credential.
+    pub credential: Credential,
+    /// For `client_secret` only: the new secret, shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The old one.
+    pub previous: PreviousCredential,
+}

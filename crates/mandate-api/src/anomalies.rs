@@ -1,0 +1,144 @@
+//! Anomaly detection's wire types (`/v1/anomalies…`, `/v1/agents/{id}/baseline`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// One anomaly the detector raised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Anomaly {
+    /// `anm_…`.
+    pub id: String,
+    /// Whose behaviour (`agt_…`).
+    pub agent: String,
+    /// When it was raised (RFC 3339).
+    pub at: String,
+    /// `new_action`, `rate_spike`, …
+    pub kind: String,
+    /// What it is about (`resource_type:Db::Customer`, `rate`).
+    pub key: String,
+    /// 1–100.
+    pub score: u8,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// `record`, `alert`, `step_up` or `suspend`.
+    pub response: String,
+    /// In plain language.
+    pub explanation: String,
+    /// The numbers behind it (free JSON).
+    #[schema(value_type = Object)]
+    pub details: Value,
+    /// `open`, `acknowledged` or `dismissed`.
+    pub status: String,
+    /// When a human resolved it (always sent, `null` while open).
+    pub resolved_at: Option<String>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// Their comment.
+    pub comment: Option<String>,
+}
+
+/// A page of anomalies, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AnomalyPage {
+    /// The anomalies of this page.
+    pub items: Vec<Anomaly>,
+    /// The `cursor` of the next page; `None` when this page is not full.
+    #[schema(required)]
+    pub next_cursor: Option<String>,
+}
+
+/// The body of acknowledge and dismiss.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AnomalyResolution {
+    /// What was done about it, or why it is a false positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// What the detector learned of an agent: `{"agent", "enabled": false}` when detection
+/// is off, else the summary beside them. Not in `docs/openapi.yaml`'s schemas (the
+/// response is described inline there, open to more members), so it has no `ToSchema`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// `agt_…`.
+    pub agent: String,
+    /// Whether detection is on.
+    pub enabled: bool,
+    /// The summary, when detection is on.
+    #[serde(flatten)]
+    pub summary: Option<BaselineSummary>,
+}
+
+/// The detector's summary of an agent. The members the CLI shows are typed; the rest
+/// (which the detector may grow) is kept, as sent, in `more`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineSummary {
+    /// Requests seen.
+    pub requests: u64,
+    /// The first request seen (RFC 3339); `None` before any.
+    pub first_seen: Option<String>,
+    /// Whether it is still learning.
+    pub learning: bool,
+    /// When learning ends (RFC 3339); `None` before any request.
+    pub learning_until: Option<String>,
+    /// Whether the detector has the agent suspended.
+    pub suspended_by_detector: bool,
+    /// Actions seen, by name.
+    pub actions: BTreeMap<String, Seen>,
+    /// Resource types seen, by name.
+    pub resource_types: BTreeMap<String, Seen>,
+    /// Data classes seen, by name.
+    pub data_classes: BTreeMap<String, Seen>,
+    /// Agents that delegated to it, by id.
+    pub delegated_by: BTreeMap<String, Seen>,
+    /// Its usual request rate.
+    pub rate: Rate,
+    /// The share of its requests denied (0–1).
+    pub deny_ratio: f64,
+    /// Findings still pending, by key.
+    pub pending: BTreeMap<String, Pending>,
+    /// The other members of the summary, as sent.
+    #[serde(flatten)]
+    pub more: Map<String, Value>,
+}
+
+/// How often something was seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    /// Times seen.
+    pub count: u64,
+    /// The other members (first and last seen), as sent.
+    #[serde(flatten)]
+    pub more: Map<String, Value>,
+}
+
+/// An agent's usual request rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    /// Requests per bucket, on average.
+    pub mean: f64,
+    /// Their standard deviation.
+    pub stddev: f64,
+    /// The bucket's width in seconds.
+    pub bucket_secs: u64,
+    /// Over this many requests in a bucket is a spike.
+    pub spike_above: f64,
+    /// The other members, as sent.
+    #[serde(flatten)]
+    pub more: Map<String, Value>,
+}
+
+/// A finding not yet raised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// Its score so far.
+    pub score: u8,
+    /// Whether matching requests are held for approval.
+    pub hold: bool,
+    /// The other members, as sent.
+    #[serde(flatten)]
+    pub more: Map<String, Value>,
+}

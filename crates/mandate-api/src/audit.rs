@@ -1,0 +1,87 @@
+//! The audit log's wire types (`/v1/audit…`): events, pages of them, and the latest
+//! signed checkpoint.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// One thing that happened on a node, as the log commits to it. Optional members
+/// without a value are omitted (never `null`), as are empty `policy_ids` and `reasons`;
+/// `resource`, `context` and `details` are free JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEvent {
+    /// Position in the node's log, from 0.
+    pub seq: u64,
+    /// RFC 3339.
+    pub time: String,
+    /// The node whose log this is.
+    pub node: String,
+    /// `decision`, `token.issued`, `agent.suspended`, …
+    pub kind: String,
+    /// The request it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The agent concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The user the agent acted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Who did it (an admin token id), for admin actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The action asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The resource acted on (free JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub resource: Option<Value>,
+    /// The request context after redaction (free JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Value>,
+    /// `allow` or `deny`, for decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// The policies that decided.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_ids: Vec<String>,
+    /// The reason code, then details.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Anything else worth keeping (free JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+/// A page of audit events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    /// The events of this page, in `seq` order.
+    pub items: Vec<AuditEvent>,
+    /// The `cursor` of the next page; `None` when this page is not full.
+    #[schema(required)]
+    pub next_cursor: Option<u64>,
+}
+
+/// The newest signed checkpoint and the key that verifies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LatestCheckpoint {
+    /// The node.
+    pub node: String,
+    /// The node's Ed25519 audit key, base64.
+    pub public_key: String,
+    /// How many events the checkpoint covers (0 before the first).
+    pub size: u64,
+    /// The Merkle root, base64; absent before the first checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// When it was signed; absent before the first checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// The signed note; `None` before the first checkpoint.
+    #[schema(required)]
+    pub checkpoint: Option<String>,
+}

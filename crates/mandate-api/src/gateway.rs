@@ -1,0 +1,23 @@
+//! The HTTP gateway's upstream secrets (`/v1/gateway/secrets…`): names and times only;
+//! a value is sent once and never returned.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `PUT /v1/gateway/secrets/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PutGatewaySecret {
+    /// The secret's value (stored encrypted).
+    pub value: String,
+}
+
+/// A stored secret, without its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GatewaySecret {
+    /// The name routes use (`credential_secret`).
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}

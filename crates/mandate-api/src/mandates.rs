@@ -1,0 +1,176 @@
+//! Mandates, their approval, and development user tokens (`/v1/mandates…`,
+//! `/v1/approvals…`, `/v1/dev/user-tokens`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Grant, MandateStatus};
+
+/// The human a mandate acts for, as a trusted issuer's token named them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserRef {
+    /// The token's issuer.
+    pub issuer: String,
+    /// The user's subject at that issuer.
+    pub sub: String,
+    /// Their email, when the token carried a verified one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Their groups.
+    pub groups: Vec<String>,
+}
+
+/// A task-scoped, time-bound grant and its history; every member is always present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Mandate {
+    /// `mdt_…`.
+    pub id: String,
+    /// The agent (`agt_…`) it is for.
+    pub agent: String,
+    /// The human it acts for, if any.
+    #[schema(required)]
+    pub user: Option<UserRef>,
+    /// What the agent said it will do.
+    pub intent: String,
+    /// Why, for the approver.
+    #[schema(required)]
+    pub justification: Option<String>,
+    /// What it may do.
+    pub scope: Vec<Grant>,
+    /// The lifetime asked for, counted from activation.
+    pub lifetime_secs: u32,
+    /// As of the answer.
+    #[schema(value_type = String)]
+    pub status: MandateStatus,
+    /// RFC 3339.
+    pub created_at: String,
+    /// For a request held for approval: when it is denied if nobody decides.
+    #[schema(required)]
+    pub approval_deadline: Option<String>,
+    /// When it became active.
+    #[schema(required)]
+    pub activated_at: Option<String>,
+    /// Activation plus `lifetime_secs`.
+    #[schema(required)]
+    pub expires_at: Option<String>,
+    /// `policy`, an admin token id, `user:<sub>` or `timeout`.
+    #[schema(required)]
+    pub decided_by: Option<String>,
+    /// The approver's comment.
+    #[schema(required)]
+    pub decision_comment: Option<String>,
+    /// When it was decided.
+    #[schema(required)]
+    pub decided_at: Option<String>,
+    /// The policies that decided the request.
+    pub policy_ids: Vec<String>,
+    /// When it was revoked, completed or expired.
+    #[schema(required)]
+    pub ended_at: Option<String>,
+    /// An admin token id, `user:<sub>`, the agent id, or `expiry`.
+    #[schema(required)]
+    pub ended_by: Option<String>,
+}
+
+/// `POST /v1/mandates` (as the agent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewMandate {
+    /// What the agent will do.
+    pub intent: String,
+    /// 1–64 grants, each within the agent's boundary.
+    pub scope: Vec<Grant>,
+    /// Counted from activation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_secs: Option<u32>,
+    /// Why, for the approver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    /// A trusted issuer's token naming the human the agent acts for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_token: Option<String>,
+}
+
+/// A page of mandates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MandatePage {
+    /// The mandates of this page.
+    pub items: Vec<Mandate>,
+    /// The `cursor` of the next page; `None` when this page is not full.
+    #[schema(required)]
+    pub next_cursor: Option<String>,
+}
+
+/// The agent behind a request (`None` name and owner if it is unknown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentSummary {
+    /// `agt_…`.
+    pub id: String,
+    /// Its name.
+    #[schema(required)]
+    pub name: Option<String>,
+    /// Its owner.
+    #[schema(required)]
+    pub owner: Option<String>,
+}
+
+/// A request waiting for an approver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Approval {
+    /// The pending mandate.
+    pub mandate: Mandate,
+    /// Who asked.
+    pub agent: AgentSummary,
+}
+
+/// A page of requests waiting for an approver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalPage {
+    /// The requests of this page.
+    pub items: Vec<Approval>,
+    /// The `cursor` of the next page.
+    #[schema(required)]
+    pub next_cursor: Option<String>,
+}
+
+/// The body of approve and deny.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalDecision {
+    /// Recorded with the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// `POST /v1/mandates/{id}/revoke`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RevokeMandate {
+    /// Recorded in the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/dev/user-tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewDevUserToken {
+    /// The user's subject.
+    pub sub: String,
+    /// Their email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Their groups (default none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Lifetime in seconds (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_secs: Option<u32>,
+}
+
+/// A development user token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DevUserToken {
+    /// The token (a JWT).
+    pub token: String,
+    /// The development issuer's `iss`.
+    pub issuer: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}

@@ -1,0 +1,82 @@
+//! Versioned Cedar policy sets (`/v1/policies…`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /v1/policies`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewPolicies {
+    /// The Cedar policy text.
+    pub policies: String,
+    /// Cedar schema fragments (text) beside the base schema.
+    #[serde(default)]
+    pub schema_fragments: Vec<String>,
+    /// For humans (default empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The answer to adding a policy version (never active yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyAdded {
+    /// The new version number.
+    pub version: i64,
+    /// Always `false`.
+    pub active: bool,
+    /// Its policies' ids in source order.
+    pub policy_ids: Vec<String>,
+}
+
+/// A policy version in the listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyVersionSummary {
+    /// Its number.
+    pub version: i64,
+    /// Whether it is the active one.
+    pub active: bool,
+    /// For humans.
+    pub note: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The admin token (`adm_…`) that added it.
+    pub created_by: String,
+}
+
+/// `GET /v1/policies`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyList {
+    /// The active version, if any.
+    #[schema(required)]
+    pub active_version: Option<i64>,
+    /// Every version.
+    pub items: Vec<PolicyVersionSummary>,
+}
+
+/// One policy version with its text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyVersion {
+    /// Its number.
+    pub version: i64,
+    /// Whether it is the active one.
+    pub active: bool,
+    /// For humans.
+    pub note: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The admin token (`adm_…`) that added it.
+    pub created_by: String,
+    /// The Cedar policy text.
+    pub policies: String,
+    /// The schema fragments it was compiled with.
+    pub schema_fragments: Vec<String>,
+}
+
+/// The answer to activate and rollback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyActivated {
+    /// The version now active.
+    pub active_version: i64,
+    /// The one active before; `None` if none was.
+    #[schema(required)]
+    pub previous_version: Option<i64>,
+}

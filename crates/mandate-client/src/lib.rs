@@ -1,0 +1,489 @@
+//! A typed async client of Mandate's HTTP API: one method per endpoint the CLI uses,
+//! taking and returning `mandate-api`'s wire types, failing with a typed [`Error`]
+//! (the problem body and its HTTP status, another failure status, or a transport
+//! error).
+//!
+//! Ids are taken as the caller wrote them (`&str`) and put into the path as they are:
+//! the server, not the client, judges them, so a bad id gets the server's answer.
+//! `serde_json::Value` appears only where the API carries free JSON (inside the
+//! `mandate-api` types: audit events, anomaly details, policy context and resource
+//! attributes).
+
+#![warn(missing_docs)]
+
+mod error;
+mod query;
+
+use mandate_api as api;
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::Error;
+pub use query::{AgentQuery, AnomalyQuery, AuditQuery, MandateQuery, PageQuery};
+
+/// A client of one Mandate server, calling with one bearer token.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// The server's address without a trailing `/`.
+    base: String,
+    token: String,
+}
+
+/// An incident bundle as the server wrote it: `bytes` verify (they are the canonical
+/// JSON the checkpoint commits to); `bundle` is the same, read.
+#[derive(Debug, Clone)]
+pub struct Contained {
+    /// The answer's bytes, to be kept unchanged.
+    pub bytes: String,
+    /// The bundle, read from `bytes`.
+    pub bundle: api::IncidentBundle,
+}
+
+/// No body.
+const NONE: Option<&()> = None;
+
+impl Client {
+    /// A client of the server at `addr` (`http://127.0.0.1:8080`) calling with `token`
+    /// (an admin token, or an agent's or user's token where the endpoint takes one).
+    pub fn new(addr: &str, token: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: addr.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
+    /// The server's address as given.
+    pub fn addr(&self) -> &str {
+        &self.base
+    }
+
+    /// One call; the body text on success.
+    async fn text<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<String, Error> {
+        let mut url = format!("{}{path}", self.base);
+        let q = query::encode(query);
+        if !q.is_empty() {
+            url.push('?');
+            url.push_str(&q);
+        }
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.map_err(|source| Error::Transport {
+            addr: self.base.clone(),
+            source,
+        })?;
+        let status = res.status().as_u16();
+        let text = res.text().await.map_err(Error::Read)?;
+        if (200..300).contains(&status) {
+            Ok(text)
+        } else {
+            Err(Error::from_failure(status, text))
+        }
+    }
+
+    /// One call whose answer is a `T`.
+    async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<T, Error> {
+        let text = self.text(method, path, query, body).await?;
+        serde_json::from_str(&text).map_err(|source| Error::Decode { source, body: text })
+    }
+
+    // ---- agents ----
+
+    /// `POST /v1/agents`.
+    pub async fn register_agent(&self, req: &api::RegisterAgent) -> Result<api::Agent, Error> {
+        self.call(Method::POST, "/v1/agents", &[], Some(req)).await
+    }
+
+    /// `GET /v1/agents`.
+    pub async fn list_agents(&self, q: &AgentQuery) -> Result<api::AgentPage, Error> {
+        self.call(Method::GET, "/v1/agents", &q.pairs(), NONE).await
+    }
+
+    /// `GET /v1/agents/{id}`.
+    pub async fn get_agent(&self, id: &str) -> Result<api::Agent, Error> {
+        self.call(Method::GET, &format!("/v1/agents/{id}"), &[], NONE)
+            .await
+    }
+
+    /// `PATCH /v1/agents/{id}`.
+    pub async fn update_agent(
+        &self,
+        id: &str,
+        req: &api::UpdateAgent,
+    ) -> Result<api::Agent, Error> {
+        let path = format!("/v1/agents/{id}");
+        self.call(Method::PATCH, &path, &[], Some(req)).await
+    }
+
+    /// `POST /v1/agents/{id}/{suspend|resume|decommission}` (no body when `req` is empty).
+    async fn status(
+        &self,
+        id: &str,
+        verb: &str,
+        req: &api::StatusChange,
+    ) -> Result<api::Agent, Error> {
+        let path = format!("/v1/agents/{id}/{verb}");
+        let body = (!req.is_empty()).then_some(req);
+        self.call(Method::POST, &path, &[], body).await
+    }
+
+    /// `POST /v1/agents/{id}/suspend`.
+    pub async fn suspend_agent(
+        &self,
+        id: &str,
+        req: &api::StatusChange,
+    ) -> Result<api::Agent, Error> {
+        self.status(id, "suspend", req).await
+    }
+
+    /// `POST /v1/agents/{id}/resume`.
+    pub async fn resume_agent(
+        &self,
+        id: &str,
+        req: &api::StatusChange,
+    ) -> Result<api::Agent, Error> {
+        self.status(id, "resume", req).await
+    }
+
+    /// `POST /v1/agents/{id}/decommission`.
+    pub async fn decommission_agent(
+        &self,
+        id: &str,
+        req: &api::StatusChange,
+    ) -> Result<api::Agent, Error> {
+        self.status(id, "decommission", req).await
+    }
+
+    /// `POST /v1/agents/{id}/credentials`.
+    pub async fn add_credential(
+        &self,
+        agent: &str,
+        req: &api::NewCredential,
+    ) -> Result<api::CredentialCreated, Error> {
+        let path = format!("/v1/agents/{agent}/credentials");
+        self.call(Method::POST, &path, &[], Some(req)).await
+    }
+
+    /// `GET /v1/agents/{id}/credentials`.
+    pub async fn list_credentials(
+        &self,
+        agent: &str,
+    ) -> Result<api::Items<api::Credential>, Error> {
+        let path = format!("/v1/agents/{agent}/credentials");
+        self.call(Method::GET, &path, &[], NONE).await
+    }
+
+    /// `POST /v1/agents/{id}/credentials/{cid}/rotate`.
+    pub async fn rotate_credential(
+        &self,
+        agent: &str,
+        credential: &str,
+        req: &api::RotateCredential,
+    ) -> Result<api::CredentialRotated, Error> {
+        let path = format!("/v1/agents/{agent}/credentials/{credential}/rotate");
+        self.call(Method::POST, &path, &[], Some(req)).await
+    }
+
+    /// `DELETE /v1/agents/{id}/credentials/{cid}`.
+    pub async fn revoke_credential(&self, agent: &str, credential: &str) -> Result<(), Error> {
+        let path = format!("/v1/agents/{agent}/credentials/{credential}");
+        self.text(Method::DELETE, &path, &[], NONE).await.map(drop)
+    }
+
+    /// `GET /v1/agents/{id}/baseline`.
+    pub async fn baseline(&self, agent: &str) -> Result<api::Baseline, Error> {
+        let path = format!("/v1/agents/{agent}/baseline");
+        self.call(Method::GET, &path, &[], NONE).await
+    }
+
+    /// `POST /v1/agents/{id}/contain` (no body when `req` is empty).
+    pub async fn contain_agent(
+        &self,
+        agent: &str,
+        req: &api::ContainAgent,
+    ) -> Result<Contained, Error> {
+        let path = format!("/v1/agents/{agent}/contain");
+        let body = (!req.is_empty()).then_some(req);
+        let bytes = self.text(Method::POST, &path, &[], body).await?;
+        match serde_json::from_str(&bytes) {
+            Ok(bundle) => Ok(Contained { bytes, bundle }),
+            Err(source) => Err(Error::Decode {
+                source,
+                body: bytes,
+            }),
+        }
+    }
+
+    // ---- admin tokens and keys ----
+
+    /// `POST /v1/admin-tokens`.
+    pub async fn create_admin_token(
+        &self,
+        req: &api::NewAdminToken,
+    ) -> Result<api::AdminTokenCreated, Error> {
+        self.call(Method::POST, "/v1/admin-tokens", &[], Some(req))
+            .await
+    }
+
+    /// `GET /v1/admin-tokens`.
+    pub async fn list_admin_tokens(&self) -> Result<api::Items<api::AdminToken>, Error> {
+        self.call(Method::GET, "/v1/admin-tokens", &[], NONE).await
+    }
+
+    /// `DELETE /v1/admin-tokens/{id}`.
+    pub async fn revoke_admin_token(&self, id: &str) -> Result<(), Error> {
+        let path = format!("/v1/admin-tokens/{id}");
+        self.text(Method::DELETE, &path, &[], NONE).await.map(drop)
+    }
+
+    /// `POST /v1/keys/rotate`.
+    pub async fn rotate_keys(&self) -> Result<api::KeyRotated, Error> {
+        self.call(Method::POST, "/v1/keys/rotate", &[], NONE).await
+    }
+
+    /// `GET /v1/keys`.
+    pub async fn list_keys(&self) -> Result<api::Items<api::SigningKey>, Error> {
+        self.call(Method::GET, "/v1/keys", &[], NONE).await
+    }
+
+    /// `POST /v1/tokens/{jti}/revoke` (no body without a reason).
+    pub async fn revoke_token(
+        &self,
+        jti: &str,
+        req: &api::RevokeTokenById,
+    ) -> Result<api::TokenRevoked, Error> {
+        let path = format!("/v1/tokens/{jti}/revoke");
+        let body = req.reason.is_some().then_some(req);
+        self.call(Method::POST, &path, &[], body).await
+    }
+
+    // ---- decisions ----
+
+    /// `POST /v1/authorize`.
+    pub async fn authorize(&self, req: &api::AuthorizeRequest) -> Result<api::Decision, Error> {
+        self.call(Method::POST, "/v1/authorize", &[], Some(req))
+            .await
+    }
+
+    /// `POST /v1/authorize/batch`.
+    pub async fn authorize_batch(
+        &self,
+        req: &api::AuthorizeBatchRequest,
+    ) -> Result<api::BatchDecisions, Error> {
+        self.call(Method::POST, "/v1/authorize/batch", &[], Some(req))
+            .await
+    }
+
+    // ---- policies ----
+
+    /// `POST /v1/policies`.
+    pub async fn add_policies(&self, req: &api::NewPolicies) -> Result<api::PolicyAdded, Error> {
+        self.call(Method::POST, "/v1/policies", &[], Some(req))
+            .await
+    }
+
+    /// `GET /v1/policies`.
+    pub async fn list_policies(&self) -> Result<api::PolicyList, Error> {
+        self.call(Method::GET, "/v1/policies", &[], NONE).await
+    }
+
+    /// `GET /v1/policies/{version}`.
+    pub async fn get_policies(&self, version: &str) -> Result<api::PolicyVersion, Error> {
+        let path = format!("/v1/policies/{version}");
+        self.call(Method::GET, &path, &[], NONE).await
+    }
+
+    /// `POST /v1/policies/{version}/activate`.
+    pub async fn activate_policies(&self, version: &str) -> Result<api::PolicyActivated, Error> {
+        let path = format!("/v1/policies/{version}/activate");
+        self.call(Method::POST, &path, &[], NONE).await
+    }
+
+    /// `POST /v1/policies/rollback`.
+    pub async fn rollback_policies(&self) -> Result<api::PolicyActivated, Error> {
+        self.call(Method::POST, "/v1/policies/rollback", &[], NONE)
+            .await
+    }
+
+    // ---- audit ----
+
+    /// `GET /v1/audit/events`.
+    pub async fn audit_events(&self, q: &AuditQuery) -> Result<api::AuditPage, Error> {
+        self.call(Method::GET, "/v1/audit/events", &q.pairs(), NONE)
+            .await
+    }
+
+    /// `GET /v1/audit/checkpoints/latest`.
+    pub async fn latest_checkpoint(&self) -> Result<api::LatestCheckpoint, Error> {
+        self.call(Method::GET, "/v1/audit/checkpoints/latest", &[], NONE)
+            .await
+    }
+
+    /// `GET /v1/audit/export`: the log as JSON Lines, kept as text (its bytes verify).
+    pub async fn audit_export(&self) -> Result<String, Error> {
+        self.text(Method::GET, "/v1/audit/export", &[], NONE).await
+    }
+
+    // ---- mandates and approvals ----
+
+    /// `POST /v1/mandates` (with the agent's own token).
+    pub async fn request_mandate(&self, req: &api::NewMandate) -> Result<api::Mandate, Error> {
+        self.call(Method::POST, "/v1/mandates", &[], Some(req))
+            .await
+    }
+
+    /// `GET /v1/mandates`.
+    pub async fn list_mandates(&self, q: &MandateQuery) -> Result<api::MandatePage, Error> {
+        self.call(Method::GET, "/v1/mandates", &q.pairs(), NONE)
+            .await
+    }
+
+    /// `GET /v1/mandates/{id}`, long-polling up to `wait` seconds while it is pending.
+    pub async fn get_mandate(&self, id: &str, wait: Option<i64>) -> Result<api::Mandate, Error> {
+        let path = format!("/v1/mandates/{id}");
+        let q: Vec<(&str, String)> = wait.map(|w| ("wait", w.to_string())).into_iter().collect();
+        self.call(Method::GET, &path, &q, NONE).await
+    }
+
+    /// `POST /v1/mandates/{id}/complete` (as the agent holding it).
+    pub async fn complete_mandate(&self, id: &str) -> Result<api::Mandate, Error> {
+        let path = format!("/v1/mandates/{id}/complete");
+        self.call(Method::POST, &path, &[], NONE).await
+    }
+
+    /// `POST /v1/mandates/{id}/revoke` (no body without a reason).
+    pub async fn revoke_mandate(
+        &self,
+        id: &str,
+        req: &api::RevokeMandate,
+    ) -> Result<api::Mandate, Error> {
+        let path = format!("/v1/mandates/{id}/revoke");
+        let body = req.reason.is_some().then_some(req);
+        self.call(Method::POST, &path, &[], body).await
+    }
+
+    /// `GET /v1/approvals`.
+    pub async fn list_approvals(&self, q: &PageQuery) -> Result<api::ApprovalPage, Error> {
+        self.call(Method::GET, "/v1/approvals", &q.pairs(), NONE)
+            .await
+    }
+
+    async fn decide(
+        &self,
+        id: &str,
+        verb: &str,
+        req: &api::ApprovalDecision,
+    ) -> Result<api::Mandate, Error> {
+        let path = format!("/v1/approvals/{id}/{verb}");
+        let body = req.comment.is_some().then_some(req);
+        self.call(Method::POST, &path, &[], body).await
+    }
+
+    /// `POST /v1/approvals/{id}/approve` (no body without a comment).
+    pub async fn approve(
+        &self,
+        id: &str,
+        req: &api::ApprovalDecision,
+    ) -> Result<api::Mandate, Error> {
+        self.decide(id, "approve", req).await
+    }
+
+    /// `POST /v1/approvals/{id}/deny` (no body without a comment).
+    pub async fn deny(&self, id: &str, req: &api::ApprovalDecision) -> Result<api::Mandate, Error> {
+        self.decide(id, "deny", req).await
+    }
+
+    /// `POST /v1/dev/user-tokens`.
+    pub async fn issue_dev_user_token(
+        &self,
+        req: &api::NewDevUserToken,
+    ) -> Result<api::DevUserToken, Error> {
+        self.call(Method::POST, "/v1/dev/user-tokens", &[], Some(req))
+            .await
+    }
+
+    // ---- anomalies ----
+
+    /// `GET /v1/anomalies`.
+    pub async fn list_anomalies(&self, q: &AnomalyQuery) -> Result<api::AnomalyPage, Error> {
+        self.call(Method::GET, "/v1/anomalies", &q.pairs(), NONE)
+            .await
+    }
+
+    /// `GET /v1/anomalies/{id}`.
+    pub async fn get_anomaly(&self, id: &str) -> Result<api::Anomaly, Error> {
+        let path = format!("/v1/anomalies/{id}");
+        self.call(Method::GET, &path, &[], NONE).await
+    }
+
+    async fn resolve(
+        &self,
+        id: &str,
+        verb: &str,
+        req: &api::AnomalyResolution,
+    ) -> Result<api::Anomaly, Error> {
+        let path = format!("/v1/anomalies/{id}/{verb}");
+        let body = req.comment.is_some().then_some(req);
+        self.call(Method::POST, &path, &[], body).await
+    }
+
+    /// `POST /v1/anomalies/{id}/acknowledge` (no body without a comment).
+    pub async fn acknowledge_anomaly(
+        &self,
+        id: &str,
+        req: &api::AnomalyResolution,
+    ) -> Result<api::Anomaly, Error> {
+        self.resolve(id, "acknowledge", req).await
+    }
+
+    /// `POST /v1/anomalies/{id}/dismiss` (no body without a comment).
+    pub async fn dismiss_anomaly(
+        &self,
+        id: &str,
+        req: &api::AnomalyResolution,
+    ) -> Result<api::Anomaly, Error> {
+        self.resolve(id, "dismiss", req).await
+    }
+
+    // ---- gateway secrets ----
+
+    /// `PUT /v1/gateway/secrets/{name}`.
+    pub async fn put_gateway_secret(
+        &self,
+        name: &str,
+        req: &api::PutGatewaySecret,
+    ) -> Result<(), Error> {
+        let path = format!("/v1/gateway/secrets/{name}");
+        self.text(Method::PUT, &path, &[], Some(req))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/gateway/secrets`.
+    pub async fn list_gateway_secrets(&self) -> Result<api::Items<api::GatewaySecret>, Error> {
+        self.call(Method::GET, "/v1/gateway/secrets", &[], NONE)
+            .await
+    }
+
+    /// `DELETE /v1/gateway/secrets/{name}`.
+    pub async fn delete_gateway_secret(&self, name: &str) -> Result<(), Error> {
+        let path = format!("/v1/gateway/secrets/{name}");
+        self.text(Method::DELETE, &path, &[], NONE).await.map(drop)
+    }
+}
