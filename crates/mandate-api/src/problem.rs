@@ -63,6 +63,7 @@ pub enum ErrorCode {
     InvalidQuery,
     InvalidPolicy,
     Unauthenticated,
+    InvalidToken,
     Forbidden,
     AgentTokenForbidden,
     NotFound,
@@ -71,6 +72,8 @@ pub enum ErrorCode {
     AgentDecommissioned,
     InvalidTransition,
     NothingToRollBack,
+    DoesNotCompile,
+    RequestTimeout,
     BodyTooLarge,
     UnsupportedMediaType,
     InvalidPath,
@@ -89,6 +92,7 @@ pub enum ErrorCode {
     BundleUnavailable,
     NotReady,
     AuditUnavailable,
+    SnapshotStale,
 }
 
 /// An OAuth error (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2), as `/oauth/*` answers.
