@@ -1,9 +1,12 @@
 //! Mandate's HTTP surface on one port: the OAuth 2.0 token service (token, introspection,
 //! revocation, metadata, JWKS) and the `/v1/*` admin API.
 //!
-//! Handlers are thin: they parse and check input (extract.rs), call the store on a
-//! blocking thread, and render errors through one of the two error types (error.rs).
-//! Only this crate (and later the gateway) speaks HTTP.
+//! Handlers parse and check input (extract.rs), call the store through the one write
+//! path (write_path.rs) and the domain acts (acts.rs) on a blocking thread, and render
+//! errors through one of the two error types (error.rs). HTTP is spoken here, by the
+//! gateways, the webhooks and the client.
+
+#![warn(missing_docs)]
 
 mod actor;
 mod acts;
