@@ -22,7 +22,6 @@ use crate::AppState;
 use crate::actor::{Actor, System};
 use crate::acts;
 use crate::decide::{DecisionRequest, Holder, Refusal};
-use crate::error::ApiError;
 use crate::webhook::{self, WebhookConfig};
 
 /// How the detector is set up.
@@ -127,6 +126,24 @@ pub(crate) fn outcome(
         }));
 }
 
+/// Why the detector's findings or baselines could not be stored. Not an HTTP error: the
+/// decision path answers it as an internal error (and records no decision).
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// No anomaly id could be made (the OS random source failed).
+    #[error("anomaly id: {0}")]
+    Id(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] mandate_store::StoreError),
+    /// A baseline did not encode.
+    #[error("baseline encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The blocking task running the store work did not finish (a panic).
+    #[error("detector task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Stores what was raised and carries out the responses: a suspension is written to the
 /// store (and the snapshot refreshed) before this returns; alerts go out on their own
 /// task. Returns the audit events to record with the decision: one `anomaly.detected`
@@ -135,7 +152,7 @@ pub(crate) async fn act(
     state: &Arc<AppState>,
     raised: Vec<Raised>,
     request_id: Option<&str>,
-) -> Result<Vec<AuditEvent>, ApiError> {
+) -> Result<Vec<AuditEvent>, DetectError> {
     if raised.is_empty() {
         return Ok(Vec::new());
     }
@@ -143,7 +160,7 @@ pub(crate) async fn act(
     let mut rows = Vec::with_capacity(raised.len());
     for r in &raised {
         let id = AnomalyId::generate(state.clock.as_ref(), state.random.as_ref())
-            .map_err(ApiError::internal)?;
+            .map_err(|e| DetectError::Id(e.to_string()))?;
         rows.push(row(id, &r.agent, &r.finding, now));
     }
     let mut events = Vec::new();
@@ -174,9 +191,9 @@ pub(crate) async fn act(
         .filter(|(r, _)| r.finding.response == Response::Suspend)
         .map(|(r, a)| (r.agent.clone(), r.finding.explanation.clone(), a.id.clone()))
         .collect();
-    let suspended = crate::blocking(
-        state,
-        move |s| -> Result<Vec<(Agent, AnomalyId)>, ApiError> {
+    let s = Arc::clone(state);
+    let suspended =
+        tokio::task::spawn_blocking(move || -> Result<Vec<(Agent, AnomalyId)>, DetectError> {
             s.store().insert_anomalies(&rows)?;
             let mut done = Vec::new();
             for (agent, why, anomaly) in suspend {
@@ -205,9 +222,8 @@ pub(crate) async fn act(
                 }
             }
             Ok(done)
-        },
-    )
-    .await??;
+        })
+        .await??;
     for (agent, anomaly) in suspended {
         tracing::warn!(agent = %agent.id, %anomaly, "agent suspended by the anomaly detector");
         let mut e = state.event("agent.suspended");
@@ -281,17 +297,14 @@ pub(crate) fn open(
 }
 
 /// Writes the baselines that changed to the store. Blocking.
-pub(crate) fn flush(state: &AppState) -> Result<usize, ApiError> {
+pub(crate) fn flush(state: &AppState) -> Result<usize, DetectError> {
     let Some(d) = &state.detector else {
         return Ok(0);
     };
     let dirty = d.take_dirty();
     let mut rows = Vec::with_capacity(dirty.len());
     for (agent, b) in &dirty {
-        rows.push((
-            agent.clone(),
-            serde_json::to_string(b).map_err(ApiError::internal)?,
-        ));
+        rows.push((agent.clone(), serde_json::to_string(b)?));
     }
     if let Err(e) = state.store().save_baselines(&rows, state.clock.now()) {
         for (agent, _) in &dirty {

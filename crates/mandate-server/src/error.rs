@@ -106,6 +106,13 @@ impl From<crate::acts::ActError> for ApiError {
     }
 }
 
+impl From<crate::detect::DetectError> for ApiError {
+    /// 500 `internal` (the cause logged).
+    fn from(e: crate::detect::DetectError) -> Self {
+        Self::internal(e)
+    }
+}
+
 /// The decision snapshot may be older than the store: the last refresh failed
 /// (`INVARIANT (fail closed on a stale snapshot)` in lib.rs). Nothing is decided, no
 /// agent authenticated and no token accepted until a refresh succeeds.

@@ -42,6 +42,8 @@ pub mod webhook;
 mod wellknown;
 pub mod write_path;
 
+pub use detect::DetectError;
+
 use mandate_store::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -261,7 +263,7 @@ impl AppState {
         gateway::load_secrets(&state).map_err(|e| StartError::Snapshot(e.code().to_owned()))?;
         state
             .refresh()
-            .map_err(|e| StartError::Snapshot(e.code().to_owned()))?;
+            .map_err(|e| StartError::Snapshot(e.to_string()))?;
         Ok(state)
     }
 
@@ -310,7 +312,7 @@ impl AppState {
     /// their swap (`SnapshotCell::rebuild`), so a refresh that read the store earlier can
     /// never be swapped in over one that read it later. When a refresh fails, decisions
     /// are held until one succeeds (snapshot_cell.rs).
-    pub(crate) fn refresh(&self) -> Result<(), ApiError> {
+    pub(crate) fn refresh(&self) -> Result<(), snapshot_cell::RefreshError> {
         self.snapshot.rebuild(|previous, built_from| {
             // The sequence number is read before the data (`INVARIANT (published before
             // visible)`, mandate-store): a change it does not cover is read again next time.
@@ -341,7 +343,7 @@ impl AppState {
         &self,
         previous: &Snapshot,
         agents_changed: bool,
-    ) -> Result<Snapshot, ApiError> {
+    ) -> Result<Snapshot, snapshot_cell::RefreshError> {
         let now = self.clock.now();
         let agents = if agents_changed {
             self.agents_reusing(&previous.agents)?
@@ -372,21 +374,21 @@ impl AppState {
     }
 
     /// The active policy version, compiled, and its number (`None`: none is active).
-    fn active_policies(&self) -> Result<(Option<Arc<CompiledPolicies>>, Option<i64>), ApiError> {
+    fn active_policies(
+        &self,
+    ) -> Result<(Option<Arc<CompiledPolicies>>, Option<i64>), snapshot_cell::RefreshError> {
+        use snapshot_cell::RefreshError;
         let (active, _) = self.db.policy_activation_state()?;
         let policies = match active {
             None => None,
             // Versions were validated when written; one that fails here (e.g. against a
-            // newer base schema) is an internal error and fails the refresh (decisions
-            // are held, see `refresh`).
+            // newer base schema) fails the refresh (decisions are held, see `refresh`).
             Some(v) => Some(self.compiled_version(v).map_err(|e| match e {
-                VersionError::Store(e) => ApiError::from(e),
-                VersionError::Missing => {
-                    ApiError::internal(format!("active policy version {v} is missing"))
+                VersionError::Store(e) => RefreshError::Store(e),
+                VersionError::Missing => RefreshError::MissingVersion(v),
+                VersionError::DoesNotCompile(why) => {
+                    RefreshError::DoesNotCompile { version: v, why }
                 }
-                VersionError::DoesNotCompile(why) => ApiError::internal(format!(
-                    "active policy version {v} no longer compiles: {why}"
-                )),
             })?),
         };
         Ok((policies, active))
@@ -396,7 +398,10 @@ impl AppState {
     /// `previous`: an equal agent is shared (the decoded copy dropped at once), a new or
     /// changed one is kept. Besides `previous` this allocates the new index's table and
     /// the agents that changed, nothing per unchanged agent.
-    fn agents_reusing(&self, previous: &AgentIndex) -> Result<AgentIndex, ApiError> {
+    fn agents_reusing(
+        &self,
+        previous: &AgentIndex,
+    ) -> Result<AgentIndex, mandate_store::StoreError> {
         let mut agents = AgentIndex::with_capacity(previous.len());
         self.db.for_each_agent(&mut |read| {
             let agent = match previous.get_shared(&read.id) {
@@ -647,8 +652,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Writes the detector's changed baselines to the store (the sweeper does this every
 /// few seconds; call it once more at shutdown). Returns how many were written.
-pub async fn flush_baselines(state: &Arc<AppState>) -> Result<usize, ApiError> {
-    blocking(state, detect::flush).await?
+pub async fn flush_baselines(state: &Arc<AppState>) -> Result<usize, DetectError> {
+    let s = Arc::clone(state);
+    tokio::task::spawn_blocking(move || detect::flush(&s)).await?
 }
 
 /// Runs the mandate sweeper (see [`sweep`]) every second, and writes changed baselines
@@ -670,7 +676,7 @@ pub fn spawn_sweeper(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             if ticks.is_multiple_of(5)
                 && let Err(e) = flush_baselines(&state).await
             {
-                tracing::warn!(code = e.code(), "baselines not written");
+                tracing::warn!(error = %e, "baselines not written");
             }
             match sweep(&state).await {
                 Ok(0) => {}

@@ -13,7 +13,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::decide::Snapshot;
-use crate::error::{ApiError, StaleSnapshot};
+use crate::error::StaleSnapshot;
+
+/// Why the decision snapshot could not be rebuilt; decisions are then held until a
+/// rebuild succeeds. The cause is for the log: callers answer 503 `snapshot_stale` when
+/// they read the held snapshot, whatever it was.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RefreshError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] mandate_store::StoreError),
+    /// The active policy version is not in the store.
+    #[error("active policy version {0} is missing")]
+    MissingVersion(i64),
+    /// The active policy version no longer compiles (e.g. against a newer base schema).
+    #[error("active policy version {version} no longer compiles: {why}")]
+    DoesNotCompile {
+        /// The version.
+        version: i64,
+        /// The compiler's messages, joined.
+        why: String,
+    },
+}
 
 /// The current snapshot and whether it may be stale.
 pub(crate) struct SnapshotCell {
@@ -67,8 +88,8 @@ impl SnapshotCell {
     /// at (read before the data). Rebuilds run one at a time.
     pub(crate) fn rebuild(
         &self,
-        build: impl FnOnce(&Snapshot, Option<u64>) -> Result<(Snapshot, u64), ApiError>,
-    ) -> Result<(), ApiError> {
+        build: impl FnOnce(&Snapshot, Option<u64>) -> Result<(Snapshot, u64), RefreshError>,
+    ) -> Result<(), RefreshError> {
         let mut built_from = self
             .rebuilding
             .lock()
@@ -83,7 +104,7 @@ impl SnapshotCell {
             Ok(built) => built,
             Err(e) => {
                 tracing::error!(
-                    code = e.code(),
+                    error = %e,
                     "snapshot refresh failed: decisions are refused until one succeeds"
                 );
                 return Err(e);

@@ -583,7 +583,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     }
     sweeper.abort();
     if let Err(e) = mandate_server::flush_baselines(&state).await {
-        tracing::warn!(code = e.code(), "baselines not written at shutdown");
+        tracing::warn!(error = %e, "baselines not written at shutdown");
     }
     // In-flight requests are done; let the audit writer drain and seal a checkpoint.
     state.audit.close();
