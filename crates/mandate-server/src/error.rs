@@ -113,12 +113,7 @@ impl From<crate::detect::DetectError> for ApiError {
     }
 }
 
-/// The decision snapshot may be older than the store: the last refresh failed
-/// (`INVARIANT (fail closed on a stale snapshot)` in lib.rs). Nothing is decided, no
-/// agent authenticated and no token accepted until a refresh succeeds.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("decisions are held until the decision snapshot is refreshed")]
-pub struct StaleSnapshot;
+pub use mandate_service::StaleSnapshot;
 
 impl From<StaleSnapshot> for ApiError {
     /// 503 `snapshot_stale`.

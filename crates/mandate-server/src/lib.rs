@@ -2,14 +2,13 @@
 //! revocation, metadata, JWKS) and the `/v1/*` admin API.
 //!
 //! Handlers parse and check input (extract.rs), call the store through the one write
-//! path (write_path.rs) and the domain acts (acts.rs) on a blocking thread, and render
+//! path (write_path.rs) and the domain acts (`mandate_service::acts`) on a blocking thread, and render
 //! errors through one of the two error types (error.rs). HTTP is spoken here, by the
 //! gateways, the webhooks and the client.
 
 #![warn(missing_docs)]
 
-mod actor;
-mod acts;
+use mandate_service::{actor, acts, snapshot_cell};
 mod admin;
 /// The decision engine (`mandate-engine`), re-exported at its former paths.
 pub use mandate_engine::{agent_index, decide};
@@ -35,7 +34,6 @@ mod oauth;
 mod policies;
 #[cfg(test)]
 mod routes_test;
-mod snapshot_cell;
 mod token_endpoint;
 mod unread;
 pub mod webhook;
@@ -276,7 +274,7 @@ impl AppState {
     /// The snapshot decisions read now, or [`StaleSnapshot`] while the last refresh
     /// failed: everything that decides, authenticates an agent or checks a token goes
     /// through here, so none of it can act on a snapshot the store has moved past
-    /// (`INVARIANT (fail closed on a stale snapshot)`, snapshot_cell.rs).
+    /// (`INVARIANT (fail closed on a stale snapshot)`, mandate-service snapshot_cell.rs).
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
         self.snapshot.get()
     }
@@ -311,7 +309,7 @@ impl AppState {
     /// has one-second resolution); and refreshes are serialised from their first read to
     /// their swap (`SnapshotCell::rebuild`), so a refresh that read the store earlier can
     /// never be swapped in over one that read it later. When a refresh fails, decisions
-    /// are held until one succeeds (snapshot_cell.rs).
+    /// are held until one succeeds (mandate-service snapshot_cell.rs).
     pub(crate) fn refresh(&self) -> Result<(), snapshot_cell::RefreshError> {
         self.snapshot.rebuild(|previous, built_from| {
             // The sequence number is read before the data (`INVARIANT (published before

@@ -7,7 +7,7 @@
 //! token revocation or cutoff, or a mandate governs the very next decision on this node:
 //! [`Committing::write_unit`] returns only after the snapshot was rebuilt over it (or,
 //! when the rebuild failed, after decisions were held until one succeeds; see
-//! `INVARIANT (fail closed on a stale snapshot)` in snapshot_cell.rs). The snapshot
+//! `INVARIANT (fail closed on a stale snapshot)` in mandate-service snapshot_cell.rs). The snapshot
 //! topics are [`SNAPSHOT_TOPICS`].
 //!
 //! What the snapshot holds that is not in the store (the signing key ring, kept by

@@ -10,7 +10,8 @@
 //!    store seam only, never on a store implementation (`mandate-store-sqlite`): the
 //!    binary picks the backend; nothing but the binary depends on the server, and the
 //!    server never on the client (`mandate-client`). The wire types (`mandate-api`)
-//!    depend on nothing of ours but `mandate-core` (`ONLY_ON`).
+//!    depend on nothing of ours but `mandate-core` (`ONLY_ON`). The service layer
+//!    (`mandate-service`) never depends on `axum`, `hyper`, `reqwest` or `rusqlite`.
 //! 4. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
 //!    for third-party services.
 //! 5. Within each crate, the top-level modules do not depend on each other in a cycle
@@ -41,7 +42,7 @@ const LAYERS: &[&[&str]] = &[
         "mandate-detect",
     ],
     &["mandate-engine", "mandate-store", "mandate-client"],
-    &["mandate-gateway", "mandate-store-sqlite"],
+    &["mandate-gateway", "mandate-store-sqlite", "mandate-service"],
     &["mandate-server"],
     &["mandate"],
 ];
@@ -58,6 +59,11 @@ const PURE: &[&str] = &[
 ];
 
 const NOT_IN_PURE: &[&str] = &["axum", "hyper", "reqwest", "tokio", "rusqlite"];
+
+/// The service layer knows no HTTP framework and no SQL driver (it may use an async
+/// runtime).
+const SERVICE: &str = "mandate-service";
+const NOT_IN_SERVICE: &[&str] = &["axum", "hyper", "reqwest", "rusqlite"];
 
 /// `(crate, dependency)` pairs that may never exist, beyond what the layers forbid.
 const FORBIDDEN: &[(&str, &str)] = &[
@@ -169,6 +175,11 @@ fn violations(g: &BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>) -> Vec
             }
         }
     }
+    for forbidden in NOT_IN_SERVICE {
+        if g[SERVICE].1.contains(*forbidden) {
+            bad.push(format!("{SERVICE} depends on {forbidden}"));
+        }
+    }
     for (krate, (direct, _)) in g {
         let ours: Vec<&String> = direct.iter().filter(|d| g.contains_key(*d)).collect();
         if krate == "mandate-examples" {
@@ -211,6 +222,11 @@ fn the_layer_rules_hold() {
 /// or the engine depending on the server, is refused.
 #[test]
 fn a_broken_rule_is_caught() {
+    let mut g = graph();
+    let service = g.get_mut(SERVICE).unwrap();
+    service.0.insert("axum".into());
+    service.1.insert("axum".into());
+    assert_eq!(violations(&g), ["mandate-service depends on axum"]);
     let mut g = graph();
     let engine = g.get_mut("mandate-engine").unwrap();
     engine.0.insert("axum".into());

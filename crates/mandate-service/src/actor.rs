@@ -6,7 +6,7 @@ use mandate_core::id::{AdminTokenId, AgentId};
 
 /// The accountable party of an act.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Actor {
+pub enum Actor {
     /// An admin token (any role).
     Admin(AdminTokenId),
     /// An agent, with its own access token.
@@ -19,7 +19,7 @@ pub(crate) enum Actor {
 
 /// The parts of Mandate that act on their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum System {
+pub enum System {
     /// The active policies, deciding a mandate request.
     Policy,
     /// The sweeper, denying a request whose approval deadline passed.
@@ -34,7 +34,7 @@ impl Actor {
     /// As the audit log and the mandate records name it: the token's or agent's id,
     /// `user:<sub>`, or the system part's name (`policy`, `timeout`, `expiry`,
     /// `detector`). Stable: audit readers match on it.
-    pub(crate) fn name(&self) -> String {
+    pub fn name(&self) -> String {
         match self {
             Self::Admin(id) => id.to_string(),
             Self::Agent(id) => id.to_string(),
@@ -46,7 +46,7 @@ impl Actor {
 
 impl System {
     /// Its name (see [`Actor::name`]).
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Policy => "policy",
             Self::Timeout => "timeout",

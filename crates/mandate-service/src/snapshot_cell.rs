@@ -12,14 +12,20 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::decide::Snapshot;
-use crate::error::StaleSnapshot;
+use mandate_engine::decide::Snapshot;
+
+/// The decision snapshot may be older than the store: the last refresh failed
+/// (`INVARIANT (fail closed on a stale snapshot)`, above). Nothing is decided, no
+/// agent authenticated and no token accepted until a refresh succeeds.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("decisions are held until the decision snapshot is refreshed")]
+pub struct StaleSnapshot;
 
 /// Why the decision snapshot could not be rebuilt; decisions are then held until a
 /// rebuild succeeds. The cause is for the log: callers answer 503 `snapshot_stale` when
 /// they read the held snapshot, whatever it was.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum RefreshError {
+pub enum RefreshError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] mandate_store::StoreError),
@@ -37,7 +43,7 @@ pub(crate) enum RefreshError {
 }
 
 /// The current snapshot and whether it may be stale.
-pub(crate) struct SnapshotCell {
+pub struct SnapshotCell {
     current: RwLock<Arc<Snapshot>>,
     /// Set when the last rebuild failed.
     stale: AtomicBool,
@@ -53,7 +59,7 @@ pub(crate) struct SnapshotCell {
 
 impl SnapshotCell {
     /// A cell holding `first` (not stale).
-    pub(crate) fn new(first: Snapshot) -> Self {
+    pub fn new(first: Snapshot) -> Self {
         Self {
             current: RwLock::new(Arc::new(first)),
             stale: AtomicBool::new(false),
@@ -64,7 +70,7 @@ impl SnapshotCell {
 
     /// The snapshot decisions read now, or [`StaleSnapshot`] while the last rebuild
     /// failed.
-    pub(crate) fn get(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
+    pub fn get(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
         if self.stale.load(Ordering::Acquire) {
             return Err(StaleSnapshot);
         }
@@ -72,12 +78,12 @@ impl SnapshotCell {
     }
 
     /// A receiver that sees every rebuild (see the `changed` field).
-    pub(crate) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
     /// Whether readers are refused because the last rebuild failed.
-    pub(crate) fn is_stale(&self) -> bool {
+    pub fn is_stale(&self) -> bool {
         self.stale.load(Ordering::Acquire)
     }
 
@@ -86,7 +92,7 @@ impl SnapshotCell {
     /// change, and the change-feed sequence number it was built from (`None`: read
     /// everything); it returns the new snapshot and the sequence number it read the store
     /// at (read before the data). Rebuilds run one at a time.
-    pub(crate) fn rebuild(
+    pub fn rebuild(
         &self,
         build: impl FnOnce(&Snapshot, Option<u64>) -> Result<(Snapshot, u64), RefreshError>,
     ) -> Result<(), RefreshError> {

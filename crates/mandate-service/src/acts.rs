@@ -4,8 +4,8 @@
 //! and containment). They take the store and the time and return [`ActError`], never an
 //! HTTP error: each caller says what a refusal means to its own caller.
 //!
-//! Every write goes through the one write path ([`crate::AppState::store`]), so each act's
-//! effect governs the very next decision (`INVARIANT (one write path)`).
+//! The server hands them its one write path (`AppState::store()` in `mandate-server`), so
+//! each act's effect governs the very next decision (`INVARIANT (one write path)`).
 
 use mandate_core::agent::{Agent, AgentStatus};
 use mandate_core::id::{AgentId, MandateId};
@@ -17,7 +17,7 @@ use crate::actor::Actor;
 
 /// Why an act changed nothing.
 #[derive(Debug)]
-pub(crate) enum ActError {
+pub enum ActError {
     /// No such agent.
     UnknownAgent(AgentId),
     /// No such mandate (or, to this caller, one it may not know of).
@@ -53,7 +53,7 @@ impl From<StoreError> for ActError {
 /// [`ActError::InvalidTransition`] and nothing changes). With `revoke_tokens`, every
 /// token the agent was issued so far dies in the same unit. Decommissioning revokes its
 /// credentials in the same unit (`INVARIANT (decommission revokes)`, mandate-store).
-pub(crate) fn set_status(
+pub fn set_status(
     store: &dyn Store,
     id: &AgentId,
     to: AgentStatus,
@@ -84,7 +84,7 @@ pub(crate) fn set_status(
 /// holds dies (the cutoff), in one unit. An agent already suspended keeps its status and
 /// reason; a decommissioned one keeps its frozen record (`INVARIANT (lifecycle)`) and only
 /// gets the cutoff. Returns the agent after the change and its status before.
-pub(crate) fn contain(
+pub fn contain(
     store: &dyn Store,
     id: &AgentId,
     reason: String,
@@ -113,7 +113,7 @@ pub(crate) fn contain(
 /// caller's check (given the mandate and its agent's owner, read in the same unit, so an
 /// owner change cannot fall between the check and the write). Returns the mandate after
 /// the change and its status before. A mandate no longer live is [`ActError::NotLive`].
-pub(crate) fn revoke_mandate(
+pub fn revoke_mandate(
     store: &dyn Store,
     id: &MandateId,
     by: &Actor,

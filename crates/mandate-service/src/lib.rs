@@ -1,0 +1,16 @@
+//! Mandate's service layer: what a node does, whatever edge asked. It knows no HTTP
+//! framework and no SQL driver (`crates/mandate/tests/layers.rs`): edges map its typed
+//! errors to their own answers, and it reaches the store only through `mandate-store`.
+//!
+//! Today it holds the domain acts, each written once ([`acts`]), who acted ([`actor`]),
+//! and the cell the decision snapshot lives in ([`snapshot_cell`]). The node's state
+//! (`AppState`), the one write path, the audit writer and the jobs are still in
+//! `mandate-server` and move here next (ARCHITECTURE.md).
+
+#![warn(missing_docs)]
+
+pub mod actor;
+pub mod acts;
+pub mod snapshot_cell;
+
+pub use snapshot_cell::{RefreshError, StaleSnapshot};
