@@ -8,18 +8,16 @@
 
 #![warn(missing_docs)]
 
-use mandate_service::{actor, acts, snapshot_cell};
+use mandate_service::{actor, acts, cache, snapshot_cell};
+pub use mandate_service::{audit, bootstrap, keys};
 mod admin;
 /// The decision engine (`mandate-engine`), re-exported at its former paths.
 pub use mandate_engine::{agent_index, decide};
 mod agents;
 mod anomalies;
 mod approvals;
-pub mod audit;
 mod audit_api;
 mod authorize;
-pub mod bootstrap;
-mod cache;
 pub(crate) mod caller;
 pub mod detect;
 mod dev;
@@ -28,7 +26,6 @@ mod exchange;
 mod extract;
 pub mod gateway;
 mod incidents;
-pub mod keys;
 mod mandates;
 mod oauth;
 mod policies;

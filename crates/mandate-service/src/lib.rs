@@ -3,14 +3,19 @@
 //! errors to their own answers, and it reaches the store only through `mandate-store`.
 //!
 //! Today it holds the domain acts, each written once ([`acts`]), who acted ([`actor`]),
-//! and the cell the decision snapshot lives in ([`snapshot_cell`]). The node's state
-//! (`AppState`), the one write path, the audit writer and the jobs are still in
-//! `mandate-server` and move here next (ARCHITECTURE.md).
+//! the cell the decision snapshot lives in ([`snapshot_cell`]), the audit writer
+//! ([`audit`]), the signing keys ([`keys`]), the bootstrap token ([`bootstrap`]) and the
+//! verification caches ([`cache`]). The node's state (`AppState`), the one write path and
+//! the jobs are still in `mandate-server` and move here next (ARCHITECTURE.md).
 
 #![warn(missing_docs)]
 
 pub mod actor;
 pub mod acts;
+pub mod audit;
+pub mod bootstrap;
+pub mod cache;
+pub mod keys;
 pub mod snapshot_cell;
 
 pub use snapshot_cell::{RefreshError, StaleSnapshot};

@@ -230,7 +230,7 @@ impl AuditLog {
 
     /// The key that encrypts upstream secrets at rest (derived from the audit key, so
     /// it is never stored on its own).
-    pub(crate) fn secrets_key(&self) -> [u8; 32] {
+    pub fn secrets_key(&self) -> [u8; 32] {
         self.secrets_key
     }
 
