@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::write_path::Recorded;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,7 +41,8 @@ pub(crate) async fn create_token(
             "name must be 1-64 printable characters",
         ));
     }
-    let (record, token) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
+    let by = admin.0.id.clone();
+    let (record, token) = state.admin_act("admin_token.created", &admin.actor(), move |s| {
         let id = AdminTokenId::generate(s.clock.as_ref(), s.random.as_ref())
             .map_err(ApiError::internal)?;
         let token = secret::new_admin_token(s.random.as_ref()).map_err(ApiError::internal)?;
@@ -54,14 +56,11 @@ pub(crate) async fn create_token(
         };
         s.store()
             .insert_admin_token(&record, &secret::admin_token_digest(token.expose()))?;
-        Ok((record, token))
+        tracing::info!(%by, id = %record.id, role = record.role.as_str(), "admin token created");
+        let details = json!({"admin_token": record.id, "name": record.name, "role": record.role});
+        Ok(((record, token), Recorded::details(details)))
     })
-    .await??;
-    tracing::info!(by = %admin.0.id, id = %record.id, role = record.role.as_str(), "admin token created");
-    let details = json!({"admin_token": record.id, "name": record.name, "role": record.role});
-    state
-        .record_admin("admin_token.created", &admin.actor(), None, details)
-        .await?;
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"admin_token": record, "token": token.expose()})),
@@ -87,19 +86,12 @@ pub(crate) async fn revoke_token(
     admin.require_write()?;
     let id = AdminTokenId::parse(&id).map_err(|e| ApiError::not_found(e.to_string()))?;
     let by = admin.0.id.clone();
-    let revoked = crate::blocking(&state, move |s| {
-        s.store().revoke_admin_token(&id, s.clock.now())?;
-        tracing::info!(%by, %id, "admin token revoked");
-        Ok::<_, ApiError>(id)
-    })
-    .await??;
     state
-        .record_admin(
-            "admin_token.revoked",
-            &admin.actor(),
-            None,
-            json!({"admin_token": revoked}),
-        )
+        .admin_act("admin_token.revoked", &admin.actor(), move |s| {
+            s.store().revoke_admin_token(&id, s.clock.now())?;
+            tracing::info!(%by, %id, "admin token revoked");
+            Ok(((), Recorded::details(json!({"admin_token": id}))))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -134,18 +126,16 @@ pub(crate) async fn rotate_keys(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     admin.require_write()?;
     let by = admin.0.id.clone();
-    let out = crate::blocking(&state, move |s| {
+    let out = state.admin_act("keys.rotated", &admin.actor(), move |s| {
         let now = s.clock.now();
         // Tokens live at most max_token_lifetime_secs; a minute more covers clock skew.
         let publish = s.config.max_token_lifetime_secs.saturating_add(60);
         let (old, new) = s.keys.rotate(&s.store(), now, s.random.as_ref(), publish).map_err(ApiError::internal)?;
         tracing::info!(%by, %old, %new, "signing key rotated");
         s.refresh_after_write();
-        Ok::<_, ApiError>(json!({"kid": new, "retired_kid": old, "retired_published_until": now.plus_secs(i64::from(publish))}))
+        let out = json!({"kid": new, "retired_kid": old, "retired_published_until": now.plus_secs(i64::from(publish))});
+        Ok((out.clone(), Recorded::details(out)))
     })
-    .await??;
-    state
-        .record_admin("keys.rotated", &admin.actor(), None, out.clone())
-        .await?;
+    .await?;
     Ok(Json(out))
 }

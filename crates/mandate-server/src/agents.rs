@@ -24,6 +24,7 @@ use crate::AppState;
 use crate::acts;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath, OptionalJson};
+use crate::write_path::Recorded;
 
 pub(crate) fn agent_id(s: &str) -> Result<AgentId, ApiError> {
     AgentId::parse(s)
@@ -55,30 +56,30 @@ pub(crate) async fn register(
     ApiJson(req): ApiJson<RegisterAgent>,
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
-    let agent = crate::blocking(&state, move |s| -> Result<Agent, ApiError> {
-        let now = s.clock.now();
-        let agent = Agent {
-            id: AgentId::generate(s.clock.as_ref(), s.random.as_ref())
-                .map_err(ApiError::internal)?,
-            name: req.name,
-            owner: req.owner,
-            purpose: req.purpose,
-            labels: req.labels,
-            boundary: req.boundary,
-            status: AgentStatus::Active,
-            status_reason: None,
-            created_at: now,
-            updated_at: now,
-        };
-        s.store().insert_agent(&agent)?;
-        Ok(agent)
-    })
-    .await??;
-    tracing::info!(by = %admin.0.id, agent = %agent.id, "agent registered");
-    let details = json!({"name": agent.name, "owner": agent.owner, "boundary": agent.boundary});
-    state
-        .record_admin("agent.registered", &admin.actor(), Some(&agent.id), details)
+    let agent = state
+        .admin_act("agent.registered", &admin.actor(), move |s| {
+            let now = s.clock.now();
+            let agent = Agent {
+                id: AgentId::generate(s.clock.as_ref(), s.random.as_ref())
+                    .map_err(ApiError::internal)?,
+                name: req.name,
+                owner: req.owner,
+                purpose: req.purpose,
+                labels: req.labels,
+                boundary: req.boundary,
+                status: AgentStatus::Active,
+                status_reason: None,
+                created_at: now,
+                updated_at: now,
+            };
+            s.store().insert_agent(&agent)?;
+            let details =
+                json!({"name": agent.name, "owner": agent.owner, "boundary": agent.boundary});
+            let rec = Recorded::agent(&agent.id, details);
+            Ok((agent, rec))
+        })
         .await?;
+    tracing::info!(by = %admin.0.id, agent = %agent.id, "agent registered");
     Ok((StatusCode::CREATED, Json(agent)).into_response())
 }
 
@@ -175,40 +176,39 @@ pub(crate) async fn update(
 ) -> Result<Json<Agent>, ApiError> {
     admin.require_write()?;
     let id = agent_id(&id)?;
-    let agent = crate::blocking(&state, move |s| {
-        let agent = s.store().modify_agent(&id, s.clock.now(), |a| {
-            if a.status == AgentStatus::Decommissioned {
-                return Err(ApiError::conflict(
-                    "agent_decommissioned",
-                    "a decommissioned agent cannot change",
-                ));
-            }
-            if let Some(v) = req.name {
-                a.name = v;
-            }
-            if let Some(v) = req.owner {
-                a.owner = v;
-            }
-            if let Some(v) = req.purpose {
-                a.purpose = v;
-            }
-            if let Some(v) = req.labels {
-                a.labels = v;
-            }
-            if let Some(v) = req.boundary {
-                a.boundary = v;
-            }
-            Ok(())
-        })?;
-        Ok::<_, ApiError>(agent)
-    })
-    .await??;
-    tracing::info!(by = %admin.0.id, agent = %agent.id, "agent updated");
-    let details = json!({"name": agent.name, "owner": agent.owner, "purpose": agent.purpose,
-        "labels": agent.labels, "boundary": agent.boundary});
-    state
-        .record_admin("agent.updated", &admin.actor(), Some(&agent.id), details)
+    let agent = state
+        .admin_act("agent.updated", &admin.actor(), move |s| {
+            let agent = s.store().modify_agent(&id, s.clock.now(), |a| {
+                if a.status == AgentStatus::Decommissioned {
+                    return Err(ApiError::conflict(
+                        "agent_decommissioned",
+                        "a decommissioned agent cannot change",
+                    ));
+                }
+                if let Some(v) = req.name {
+                    a.name = v;
+                }
+                if let Some(v) = req.owner {
+                    a.owner = v;
+                }
+                if let Some(v) = req.purpose {
+                    a.purpose = v;
+                }
+                if let Some(v) = req.labels {
+                    a.labels = v;
+                }
+                if let Some(v) = req.boundary {
+                    a.boundary = v;
+                }
+                Ok(())
+            })?;
+            let details = json!({"name": agent.name, "owner": agent.owner, "purpose": agent.purpose,
+            "labels": agent.labels, "boundary": agent.boundary});
+            let rec = Recorded::agent(&agent.id, details);
+            Ok((agent, rec))
+        })
         .await?;
+    tracing::info!(by = %admin.0.id, agent = %agent.id, "agent updated");
     Ok(Json(agent))
 }
 
@@ -248,27 +248,27 @@ async fn change_status(
             "reason must be at most 500 printable characters",
         ));
     }
-    let agent = crate::blocking(&state, move |s| {
-        let agent = acts::set_status(&s.store(), &id, to, reason, revoke_tokens, s.clock.now())?;
-        // Resuming is the human's explicit word: the detector lifts its own suspension.
-        if to == AgentStatus::Active
-            && let Some(d) = &s.detector
-        {
-            d.resume(agent.id.as_str());
-        }
-        Ok::<_, ApiError>(agent)
-    })
-    .await??;
-    tracing::info!(by = %admin.0.id, agent = %agent.id, status = %to, revoke_tokens, "agent status changed");
     let kind = match to {
         AgentStatus::Active => "agent.resumed",
         AgentStatus::Suspended => "agent.suspended",
         AgentStatus::Decommissioned => "agent.decommissioned",
     };
-    let details = json!({"reason": agent.status_reason, "revoke_tokens": revoke_tokens});
-    state
-        .record_admin(kind, &admin.actor(), Some(&agent.id), details)
+    let agent = state
+        .admin_act(kind, &admin.actor(), move |s| {
+            let agent =
+                acts::set_status(&s.store(), &id, to, reason, revoke_tokens, s.clock.now())?;
+            // Resuming is the human's explicit word: the detector lifts its own suspension.
+            if to == AgentStatus::Active
+                && let Some(d) = &s.detector
+            {
+                d.resume(agent.id.as_str());
+            }
+            let details = json!({"reason": agent.status_reason, "revoke_tokens": revoke_tokens});
+            let rec = Recorded::agent(&agent.id, details);
+            Ok((agent, rec))
+        })
         .await?;
+    tracing::info!(by = %admin.0.id, agent = %agent.id, status = %to, revoke_tokens, "agent status changed");
     Ok(Json(agent))
 }
 
@@ -408,23 +408,19 @@ pub(crate) async fn add_credential(
     let id = agent_id(&id)?;
     let kind = req.kind;
     let by = admin.0.id.clone();
-    let body = crate::blocking(&state, move |s| -> Result<(AgentId, Value, Value), ApiError> {
+    let body = state.admin_act("credential.added", &admin.actor(), move |s| {
         writable_agent(s, &id)?;
         let (c, secret) = make_credential(s, &id, kind, req.jwk, req.expires_at)?;
         s.store()
             .insert_credential(&c, secret.as_ref().map(|(_, h)| h.as_str()))?;
         tracing::info!(%by, agent = %id, credential = %c.id, kind = kind.as_str(), "credential added");
+        let details = json!({"credential": c.id, "type": kind.as_str(), "key_id": c.key_id});
         Ok((
-            id,
             credential_response(&c, secret.as_ref().map(|(s, _)| s), s.clock.now()),
-            json!({"credential": c.id, "type": kind.as_str(), "key_id": c.key_id}),
+            Recorded::agent(&id, details),
         ))
     })
-    .await??;
-    let (agent, body, details) = body;
-    state
-        .record_admin("credential.added", &admin.actor(), Some(&agent), details)
-        .await?;
+    .await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -486,7 +482,7 @@ pub(crate) async fn rotate_credential(
         ));
     }
     let by = admin.0.id.clone();
-    let body = crate::blocking(&state, move |s| -> Result<(AgentId, Value, Value), ApiError> {
+    let body = state.admin_act("credential.rotated", &admin.actor(), move |s| {
         writable_agent(s, &id)?;
         let old = s
             .store()
@@ -517,13 +513,10 @@ pub(crate) async fn rotate_credential(
         let mut out = credential_response(&new, secret.as_ref().map(|(s, _)| s), now);
         let previous = json!({"id": cid, "expires_at": old.expires_at.map_or(until, |e| e.min(until))});
         set(&mut out, "previous", previous.clone());
-        Ok((id, out, json!({"credential": new.id, "previous": previous})))
+        let details = json!({"credential": new.id, "previous": previous});
+        Ok((out, Recorded::agent(&id, details)))
     })
-    .await??;
-    let (agent, body, details) = body;
-    state
-        .record_admin("credential.rotated", &admin.actor(), Some(&agent), details)
-        .await?;
+    .await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -537,22 +530,14 @@ pub(crate) async fn revoke_credential(
     let id = agent_id(&id)?;
     let cid = credential_id(&cid)?;
     let by = admin.0.id.clone();
-    let by_done = crate::blocking(&state, move |s| {
-        let now = s.clock.now();
-        // Also kills every token the agent was issued so far (see the store).
-        s.store().revoke_credential(&id, &cid, now)?;
-        tracing::info!(%by, agent = %id, credential = %cid, "credential revoked; earlier tokens revoked");
-        Ok::<_, ApiError>((id, cid))
-    })
-    .await??;
-    let (agent, cid) = by_done;
     state
-        .record_admin(
-            "credential.revoked",
-            &admin.actor(),
-            Some(&agent),
-            json!({"credential": cid}),
-        )
+        .admin_act("credential.revoked", &admin.actor(), move |s| {
+            let now = s.clock.now();
+            // Also kills every token the agent was issued so far (see the store).
+            s.store().revoke_credential(&id, &cid, now)?;
+            tracing::info!(%by, agent = %id, credential = %cid, "credential revoked; earlier tokens revoked");
+            Ok(((), Recorded::agent(&id, json!({"credential": cid}))))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

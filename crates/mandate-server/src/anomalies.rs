@@ -22,6 +22,7 @@ use crate::audit_api::query;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, OptionalJson};
 use crate::mandates::{DEFAULT_PAGE, check_text, page_limit};
+use crate::write_path::Recorded;
 
 fn bad(m: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_query", m)
@@ -128,52 +129,47 @@ async fn resolve(
     check_text("comment", comment.as_deref())?;
     let status = if dismiss { "dismissed" } else { "acknowledged" };
     let by = admin.actor().name();
-    let row = crate::blocking(&state, move |s| -> Result<AnomalyRow, ApiError> {
-        let now = s.clock.now();
-        let a = s
-            .store()
-            .resolve_anomaly(&id, status, &by, comment.as_deref(), now)
-            .map_err(|e| match e {
-                mandate_store::StoreError::Conflict(m) => ApiError::conflict("not_open", m),
-                e => e.into(),
-            })?;
-        // INVARIANT (hold): the hold is lifted in the detector before the answer, so
-        // the agent's next matching request is judged without it.
-        if let (Some(d), Ok(kind)) = (&s.detector, a.kind.parse::<Kind>()) {
-            let observed = a
-                .details
-                .get("observed")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0);
-            d.resolve(
-                a.agent.as_str(),
-                &a.key,
-                kind,
-                observed,
-                dismiss,
-                now.secs(),
-            );
-        }
-        Ok(a)
-    })
-    .await??;
-    let details = json!({
-        "anomaly": row.id,
-        "kind": row.kind,
-        "key": row.key,
-        "comment": row.comment,
-    });
-    state
-        .record_admin(
-            if dismiss {
-                "anomaly.dismissed"
-            } else {
-                "anomaly.acknowledged"
-            },
-            &admin.actor(),
-            Some(&row.agent),
-            details,
-        )
+    let kind = if dismiss {
+        "anomaly.dismissed"
+    } else {
+        "anomaly.acknowledged"
+    };
+    let row = state
+        .admin_act(kind, &admin.actor(), move |s| {
+            let now = s.clock.now();
+            let a = s
+                .store()
+                .resolve_anomaly(&id, status, &by, comment.as_deref(), now)
+                .map_err(|e| match e {
+                    mandate_store::StoreError::Conflict(m) => ApiError::conflict("not_open", m),
+                    e => e.into(),
+                })?;
+            // INVARIANT (hold): the hold is lifted in the detector before the answer, so
+            // the agent's next matching request is judged without it.
+            if let (Some(d), Ok(kind)) = (&s.detector, a.kind.parse::<Kind>()) {
+                let observed = a
+                    .details
+                    .get("observed")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
+                d.resolve(
+                    a.agent.as_str(),
+                    &a.key,
+                    kind,
+                    observed,
+                    dismiss,
+                    now.secs(),
+                );
+            }
+            let details = json!({
+                "anomaly": a.id,
+                "kind": a.kind,
+                "key": a.key,
+                "comment": a.comment,
+            });
+            let rec = Recorded::agent(&a.agent, details);
+            Ok((a, rec))
+        })
         .await?;
     Ok(Json(row))
 }

@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson};
+use crate::write_path::Recorded;
 
 /// The lifetime of a token asked for without one, and the longest allowed.
 const DEFAULT_LIFETIME_SECS: u32 = 3600;
@@ -72,11 +73,13 @@ pub(crate) async fn issue_user_token(
         )
         .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
     tracing::info!(by = %admin.0.id, sub = %req.sub, "dev user token issued");
-    // Never the token itself.
+    // Never the token itself. Nothing is stored: the act is the issuing, recorded here.
     let details = json!({"sub": req.sub, "email": req.email, "groups": req.groups,
         "jti": jti, "expires_in": lifetime});
     state
-        .record_admin("dev.user_token_issued", &admin.actor(), None, details)
+        .admin_act("dev.user_token_issued", &admin.actor(), move |_| {
+            Ok(((), Recorded::details(details)))
+        })
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -25,6 +25,7 @@ use crate::authorize::{Question, decide_question, record_decision, verified_clai
 use crate::decide::{Principal, Reason, Resource, TokenAudience};
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::write_path::Recorded;
 
 /// The decision path for the gateways.
 #[derive(Debug, Clone)]
@@ -312,23 +313,16 @@ pub(crate) async fn put_secret(
         )
         .map_err(|_| ApiError::internal("secret encryption failed"))?;
     let key = name.clone();
-    crate::blocking(&state, move |s| -> Result<(), ApiError> {
-        s.store().put_secret(&key, &nonce, &ct, s.clock.now())?;
-        s.secrets
-            .0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, value);
-        Ok(())
-    })
-    .await??;
     state
-        .record_admin(
-            "gateway.secret_set",
-            &admin.actor(),
-            None,
-            json!({"name": name}),
-        )
+        .admin_act("gateway.secret_set", &admin.actor(), move |s| {
+            s.store().put_secret(&key, &nonce, &ct, s.clock.now())?;
+            s.secrets
+                .0
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(key, value);
+            Ok(((), Recorded::details(json!({"name": name}))))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -355,26 +349,20 @@ pub(crate) async fn delete_secret(
     admin.require_write()?;
     check_name(&name)?;
     let key = name.clone();
-    let existed = crate::blocking(&state, move |s| -> Result<bool, ApiError> {
-        let existed = s.store().delete_secret(&key)?;
-        s.secrets
-            .0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&key);
-        Ok(existed)
-    })
-    .await??;
-    if !existed {
-        return Err(ApiError::not_found("unknown secret"));
-    }
     state
-        .record_admin(
-            "gateway.secret_deleted",
-            &admin.actor(),
-            None,
-            json!({"name": name}),
-        )
+        .admin_act("gateway.secret_deleted", &admin.actor(), move |s| {
+            let existed = s.store().delete_secret(&key)?;
+            s.secrets
+                .0
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&key);
+            if !existed {
+                // Nothing changed, so nothing is recorded.
+                return Err(ApiError::not_found("unknown secret"));
+            }
+            Ok(((), Recorded::details(json!({"name": name}))))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

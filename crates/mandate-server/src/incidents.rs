@@ -29,6 +29,7 @@ use crate::actor::Actor;
 use crate::acts;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, OptionalJson};
+use crate::write_path::Recorded;
 
 /// How many of the agent's events a bundle holds when the request names no number.
 const DEFAULT_EVENTS: u32 = 1000;
@@ -375,24 +376,18 @@ pub(crate) async fn revoke_token(
     let max = i64::from(state.config.max_token_lifetime_secs);
     let until = {
         let jti = jti.clone();
-        crate::blocking(&state, move |s| {
-            let now = s.clock.now();
-            // No token of this server lives longer, so the entry can go after that.
-            let until = now.plus_secs(max);
-            s.store().revoke_token(jti.as_str(), until, now)?;
-            Ok::<_, ApiError>(until)
-        })
-        .await??
+        state
+            .admin_act("token.revoked", &admin.actor(), move |s| {
+                let now = s.clock.now();
+                // No token of this server lives longer, so the entry can go after that.
+                let until = now.plus_secs(max);
+                s.store().revoke_token(jti.as_str(), until, now)?;
+                let details = json!({"token_id": jti, "reason": reason, "by": "jti"});
+                Ok((until, Recorded::details(details)))
+            })
+            .await?
     };
     tracing::info!(by = %admin.0.id, %jti, "access token revoked by id");
-    state
-        .record_admin(
-            "token.revoked",
-            &admin.actor(),
-            None,
-            json!({"token_id": jti, "reason": reason, "by": "jti"}),
-        )
-        .await?;
     Ok(Json(json!({"jti": jti, "revoked": true, "until": until})))
 }
 

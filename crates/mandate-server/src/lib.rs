@@ -444,29 +444,6 @@ impl AppState {
         mandate_audit::event::AuditEvent::new(0, self.clock.now(), self.audit.node().clone(), kind)
     }
 
-    /// Records an admin action by `actor` (an admin token id) on `agent`, durably. If the
-    /// log cannot be written the change stands but the caller gets 503 `audit_unavailable`.
-    pub(crate) async fn record_admin(
-        &self,
-        kind: &str,
-        actor: &actor::Actor,
-        agent: Option<&mandate_core::id::AgentId>,
-        details: serde_json::Value,
-    ) -> Result<(), ApiError> {
-        let mut e = self.event(kind);
-        e.actor = Some(actor.name());
-        e.agent = agent.map(ToString::to_string);
-        e.details = (!details.is_null()).then_some(details);
-        self.audit.record(e).await.map(|_| ()).map_err(|e| {
-            tracing::error!(error = %e, "admin action not recorded");
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                "the change was made but could not be recorded in the audit log",
-            )
-        })
-    }
-
     /// Applies the configured redaction to a request context before it is logged.
     pub(crate) fn redact(&self, context: &serde_json::Value) -> serde_json::Value {
         self.redactor.apply(context)

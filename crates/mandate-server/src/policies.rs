@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::write_path::Recorded;
 use crate::{AppState, VersionError};
 
 #[derive(Deserialize)]
@@ -81,8 +82,8 @@ pub(crate) async fn add(
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
     let by = admin.0.id.to_string();
-    let (version, ids) =
-        crate::blocking(&state, move |s| -> Result<(i64, Vec<String>), ApiError> {
+    let (version, ids) = state
+        .admin_act("policy.added", &admin.actor(), move |s| {
             let c = compile(&req)?;
             let v = s.store().insert_policy_version(
                 &req.policies,
@@ -91,16 +92,10 @@ pub(crate) async fn add(
                 s.clock.now(),
                 &by,
             )?;
-            Ok((v, c.policy_ids()))
+            let ids = c.policy_ids();
+            let details = json!({"version": v, "policy_ids": ids});
+            Ok(((v, ids), Recorded::details(details)))
         })
-        .await??;
-    state
-        .record_admin(
-            "policy.added",
-            &admin.actor(),
-            None,
-            json!({"version": version, "policy_ids": ids}),
-        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -160,8 +155,8 @@ async fn activate_version(
 ) -> Result<Json<Value>, ApiError> {
     admin.require_write()?;
     let by = admin.0.id.to_string();
-    let (version, previous) =
-        crate::blocking(&state, move |s| -> Result<(i64, Option<i64>), ApiError> {
+    let (version, previous) = state
+        .admin_act(kind, &admin.actor(), move |s| {
             let (active, previous) = s.store().policy_activation_state()?;
             let target = match v {
                 Some(v) => v,
@@ -184,16 +179,9 @@ async fn activate_version(
             })?;
             s.store()
                 .activate_policy_version(target, s.clock.now(), &by)?;
-            Ok((target, active))
+            let details = json!({"version": target, "previous": active});
+            Ok(((target, active), Recorded::details(details)))
         })
-        .await??;
-    state
-        .record_admin(
-            kind,
-            &admin.actor(),
-            None,
-            json!({"version": version, "previous": previous}),
-        )
         .await?;
     Ok(Json(
         json!({"active_version": version, "previous_version": previous}),

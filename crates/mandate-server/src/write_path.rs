@@ -19,7 +19,11 @@ use std::time::Duration;
 use mandate_store::repo::{Result, Work};
 use mandate_store::{Changes, Store, Topic};
 
+use std::sync::Arc;
+
 use crate::AppState;
+use crate::actor;
+use crate::error::ApiError;
 
 /// The store topics the decision snapshot is built from.
 pub(crate) const SNAPSHOT_TOPICS: [Topic; 4] = [
@@ -79,5 +83,79 @@ impl Store for Committing<'_> {
 
     fn describe(&self) -> String {
         self.state.db.describe()
+    }
+}
+
+/// What an admin act did, for its audit event (see [`AppState::admin_act`]).
+#[derive(Debug)]
+pub(crate) struct Recorded {
+    /// The agent it was about, if any.
+    pub(crate) agent: Option<mandate_core::id::AgentId>,
+    /// The event's details (`null`: none).
+    pub(crate) details: serde_json::Value,
+}
+
+impl Recorded {
+    /// An act about `agent` with `details`.
+    pub(crate) fn agent(agent: &mandate_core::id::AgentId, details: serde_json::Value) -> Self {
+        Self {
+            agent: Some(agent.clone()),
+            details,
+        }
+    }
+
+    /// An act about no agent, with `details`.
+    pub(crate) fn details(details: serde_json::Value) -> Self {
+        Self {
+            agent: None,
+            details,
+        }
+    }
+}
+
+impl AppState {
+    /// The one write path of an admin's act: `work` runs on a blocking thread, its writes
+    /// going through [`AppState::store`] (so decisions see them when it returns); then the
+    /// act's audit event `kind` by `actor`, about the agent and with the details `work`
+    /// returned, is recorded durably. A change that cannot be recorded stands, and the
+    /// caller gets 503 `audit_unavailable`.
+    ///
+    /// INVARIANT (recorded act): an admin act's audit event is recorded only here, after
+    /// its `work` committed, from what that work returned: `record_admin` is private to this
+    /// module, so no handler records an admin event apart from its change (or a change
+    /// without the event its kind names). Every admin handler that writes goes through here.
+    pub(crate) async fn admin_act<T: Send + 'static>(
+        self: &Arc<Self>,
+        kind: &'static str,
+        actor: &actor::Actor,
+        work: impl FnOnce(&AppState) -> std::result::Result<(T, Recorded), ApiError> + Send + 'static,
+    ) -> std::result::Result<T, ApiError> {
+        let (value, rec) = crate::blocking(self, work).await??;
+        self.record_admin(kind, actor, rec.agent.as_ref(), rec.details)
+            .await?;
+        Ok(value)
+    }
+
+    /// Records an admin action by `actor` on `agent`, durably (see
+    /// [`AppState::admin_act`]).
+    async fn record_admin(
+        &self,
+        kind: &str,
+        actor: &actor::Actor,
+        agent: Option<&mandate_core::id::AgentId>,
+        details: serde_json::Value,
+    ) -> std::result::Result<(), ApiError> {
+        let mut e = self.event(kind);
+        e.actor = Some(actor.name());
+        e.agent = agent.map(ToString::to_string);
+        e.details = (!details.is_null()).then_some(details);
+        self.audit.record(e).await.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "admin action not recorded");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "the change was made but could not be recorded in the audit log",
+            )
+        })
     }
 }
