@@ -90,23 +90,27 @@ pub fn contain(
     reason: String,
     now: Timestamp,
 ) -> Result<(Agent, AgentStatus), ActError> {
-    let found = store
-        .get_agent(id)?
-        .ok_or_else(|| ActError::UnknownAgent(id.clone()))?;
-    if found.status == AgentStatus::Decommissioned {
-        store.set_tokens_not_before(id, now)?;
-        return Ok((found, AgentStatus::Decommissioned));
-    }
-    let mut previous = found.status;
-    let agent = store.modify_agent_revoking_tokens(id, now, |a| {
-        previous = a.status;
-        if a.status == AgentStatus::Active {
-            a.status = AgentStatus::Suspended;
-            a.status_reason = Some(reason);
+    // One unit from the read that picks the branch to the write: an agent decommissioned
+    // by a concurrent request is either seen here (only the cutoff is written) or
+    // decommissioned after this unit, never written over in between.
+    store.write(|r| {
+        let found = r
+            .get_agent(id)?
+            .ok_or_else(|| ActError::UnknownAgent(id.clone()))?;
+        if found.status == AgentStatus::Decommissioned {
+            r.set_tokens_not_before(id, now)?;
+            return Ok((found, AgentStatus::Decommissioned));
         }
-        Ok::<_, ActError>(())
-    })?;
-    Ok((agent, previous))
+        let mut reason = Some(reason);
+        let agent = r.update_agent(id, now, true, &mut |a: &mut Agent| {
+            if a.status == AgentStatus::Active {
+                a.status = AgentStatus::Suspended;
+                a.status_reason = reason.take();
+            }
+            Ok(())
+        })?;
+        Ok((agent, found.status))
+    })
 }
 
 /// Ends a pending or active mandate now as `revoked` by `by`, in one unit with `may`, the
