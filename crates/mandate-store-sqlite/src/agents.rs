@@ -327,6 +327,23 @@ impl CredentialRepo for Db<'_> {
     fn insert_credential(&self, c: &Credential, secret_hash: Option<&str>) -> Result<()> {
         self.touch(Topic::Credentials)?;
         let conn = self.conn;
+        // INVARIANT (decommission revokes): read in this unit, so a decommission cannot
+        // fall between a caller's own check of the agent and this insert. (A rotation
+        // needs a usable old credential, which a decommission revoked.)
+        let status: Option<String> = conn
+            .query_row(
+                "SELECT status FROM agents WHERE id = ?1",
+                [c.agent_id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .sql()?;
+        if status.as_deref() == Some(AgentStatus::Decommissioned.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "agent `{}` is decommissioned",
+                c.agent_id
+            )));
+        }
         insert_credential_in(conn, c, secret_hash)
     }
 

@@ -72,7 +72,9 @@ pub trait AgentRepo {
 /// Credentials: client secrets (stored as a hash) and public keys.
 pub trait CredentialRepo {
     /// Stores a new credential (`secret_hash`, an Argon2id PHC string, for client
-    /// secrets).
+    /// secrets). A decommissioned agent's is refused (`Conflict`, nothing written),
+    /// checked in the same unit (`INVARIANT (decommission revokes)` on
+    /// [`AgentRepo::update_agent`]).
     fn insert_credential(&self, c: &Credential, secret_hash: Option<&str>) -> Result<()>;
     /// All credentials of an agent, with the material to check them, in id order.
     fn credentials(&self, agent: &AgentId) -> Result<Vec<AuthCredential>>;

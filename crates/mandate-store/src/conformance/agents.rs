@@ -255,6 +255,28 @@ pub fn decommission_revokes_every_credential_in_the_same_transaction(store: &dyn
     );
 }
 
+/// INVARIANT (decommission revokes): a decommissioned agent gets no new credential: the
+/// insert is refused (`Conflict`) and nothing is written, checked in the insert's own
+/// unit, so a decommission cannot fall between a caller's check and the insert.
+// Seen failing: SQLite inserted it (adversarial review, "a credential for a
+// decommissioned agent": the API checked the status in one unit and inserted in another).
+pub fn a_decommissioned_agent_gets_no_new_credential(store: &dyn Store) {
+    let a = agent(1, "retired", "alice@example.com", &[]);
+    store.insert_agent(&a).unwrap();
+    store
+        .modify_agent(&a.id, at(100), |x| -> Result<(), StoreError> {
+            x.status = AgentStatus::Decommissioned;
+            Ok(())
+        })
+        .unwrap();
+    let r = store.insert_credential(&secret_credential(10, &a.id), Some("$argon2id$late"));
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert!(store.credentials(&a.id).unwrap().is_empty());
+    let r = store.insert_credential(&key_credential(11, &a.id), None);
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert!(store.credentials(&a.id).unwrap().is_empty());
+}
+
 /// An agent change that refuses writes nothing, and the store stays usable.
 pub fn a_refusing_change_writes_nothing(store: &dyn Store) {
     let a = agent(1, "steady", "alice@example.com", &[]);

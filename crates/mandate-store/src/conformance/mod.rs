@@ -70,6 +70,7 @@ macro_rules! conformance_tests {
                 for_each_agent_streams_every_agent_in_id_order,
                 modify_agent_changes_fields_and_refuses_taken_names,
                 decommission_revokes_every_credential_in_the_same_transaction,
+                a_decommissioned_agent_gets_no_new_credential,
                 a_refusing_change_writes_nothing,
                 credentials_round_trip_oldest_first,
                 every_credential_change_moves_the_generation_and_reads_do_not,
