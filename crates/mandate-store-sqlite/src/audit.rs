@@ -424,50 +424,5 @@ fn policy_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyRowResult> {
         }))
 }
 
-#[cfg(test)]
-mod tests {
-    use mandate_store::prelude::*;
-
-    use super::*;
-
-    fn row(seq: u64) -> AuditRow {
-        let body = format!("{{\"seq\":{seq}}}");
-        AuditRow {
-            seq,
-            time: Timestamp::from_secs(1_700_000_000),
-            kind: "decision".into(),
-            agent: seq.is_multiple_of(3).then(|| format!("agt_{seq}")),
-            user: None,
-            decision: Some("allow".into()),
-            leaf: [u8::try_from(seq % 256).unwrap(); 32],
-            body,
-        }
-    }
-
-    // Batches of every size around the multi-row statements' sizes are written whole,
-    // in order, each row once.
-    #[test]
-    fn batches_of_any_size_append_every_row_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::SqliteStore::open(&dir.path().join("t.db")).unwrap();
-        let mut next = 0;
-        for n in [1, 2, 7, 8, 9, 31, 32, 33, 40, 41, 64, 65, 100, 0, 3] {
-            let rows: Vec<AuditRow> = (next..next + n).map(row).collect();
-            store.append_audit(&rows, None).unwrap();
-            next += n;
-            assert_eq!(store.audit_len().unwrap(), next);
-        }
-        let bodies = store.audit_bodies(0, next).unwrap();
-        let want: Vec<String> = (0..next).map(|s| row(s).body).collect();
-        assert_eq!(bodies, want);
-        let leaves = store.audit_leaves(next).unwrap();
-        assert!(leaves.iter().zip(0..).all(|(l, s)| *l == row(s).leaf));
-        assert_eq!(
-            store
-                .recent_audit_of_agent("agt_99", next, 10)
-                .unwrap()
-                .len(),
-            1
-        );
-    }
-}
+// Batches of every size around INSERT_SIZES are checked by the conformance kit
+// (`audit::batches_of_any_size_append_every_row_once`, run in tests/conformance.rs).

@@ -9,55 +9,19 @@
     reason = "test helpers fail the test loudly on setup errors"
 )]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use mandate_core::agent::{Agent, AgentName, AgentStatus, Boundary, Labels, Owner, Purpose};
-use mandate_core::clock::ManualClock;
-use mandate_core::id::AgentId;
-use mandate_core::random::OsRandom;
-use mandate_core::time::Timestamp;
+use mandate_store::conformance::{agent, at};
 use mandate_store::prelude::*;
 use mandate_store_sqlite::SqliteStore;
 
 mod mandates;
-
-/// 2023-11-14T22:13:20Z, the base time of every test.
-const T0: i64 = 1_700_000_000;
-
-fn at(secs: i64) -> Timestamp {
-    Timestamp::from_secs(T0 + secs)
-}
 
 /// A fresh store in its own temporary directory (kept alive by the returned guard).
 fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("mandate.db")).unwrap();
     (dir, store)
-}
-
-/// An id created at `T0 + ms` milliseconds, so ids sort in the order tests make them.
-fn agent_id(ms: i64) -> AgentId {
-    AgentId::generate(&ManualClock::at_millis(T0 * 1000 + ms), &OsRandom).unwrap()
-}
-
-fn agent(ms: i64, name: &str, owner: &str, labels: &[(&str, &str)]) -> Agent {
-    let labels: BTreeMap<String, String> = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    Agent {
-        id: agent_id(ms),
-        name: AgentName::try_from(name.to_owned()).unwrap(),
-        owner: Owner::try_from(owner.to_owned()).unwrap(),
-        purpose: Purpose::try_from(format!("test agent {name}")).unwrap(),
-        labels: Labels::try_from(labels).unwrap(),
-        boundary: Boundary::default(),
-        status: AgentStatus::Active,
-        status_reason: None,
-        created_at: at(0),
-        updated_at: at(0),
-    }
 }
 
 // ---- opening ----

@@ -4,58 +4,14 @@
 
 use std::path::PathBuf;
 
-use mandate_core::agent::{Agent, Grant};
-use mandate_core::clock::ManualClock;
-use mandate_core::id::{AgentId, MandateId};
-use mandate_core::mandate::{Mandate, MandateStatus, UserRef};
-use mandate_core::random::OsRandom;
+use mandate_core::agent::Agent;
+use mandate_core::mandate::{Mandate, MandateStatus};
 use mandate_store::MandateFilter;
+use mandate_store::conformance::mandates::{active, mandate, user};
 use mandate_store::prelude::*;
 use mandate_store_sqlite::SqliteStore;
 
-use super::{T0, agent, at, open};
-
-fn mandate_id(ms: i64) -> MandateId {
-    MandateId::generate(&ManualClock::at_millis(T0 * 1000 + ms), &OsRandom).unwrap()
-}
-
-fn user(sub: &str) -> UserRef {
-    UserRef {
-        issuer: "https://idp.example.com".into(),
-        sub: sub.into(),
-        email: None,
-        groups: vec![],
-    }
-}
-
-/// A pending mandate with only the required fields set; `intent` names it in lists.
-fn mandate(ms: i64, agent: &AgentId, intent: &str) -> Mandate {
-    Mandate::requested(
-        mandate_id(ms),
-        agent.clone(),
-        intent.into(),
-        vec![Grant {
-            actions: vec!["crm:read".into()],
-            resources: vec!["crm:contact/*".into()],
-            data_classes: vec![],
-        }],
-        600,
-        MandateStatus::PendingApproval,
-        at(0),
-    )
-}
-
-/// An active mandate that expires at `T0 + expires`.
-fn active(ms: i64, agent: &AgentId, intent: &str, expires: i64) -> Mandate {
-    Mandate {
-        status: MandateStatus::Active,
-        activated_at: Some(at(expires - 600)),
-        expires_at: Some(at(expires)),
-        decided_by: Some("policy".into()),
-        decided_at: Some(at(expires - 600)),
-        ..mandate(ms, agent, intent)
-    }
-}
+use super::{agent, at, open};
 
 /// A store holding one agent, and the path of its database file.
 fn open_with_agent() -> (tempfile::TempDir, SqliteStore, Agent) {

@@ -18,11 +18,13 @@ use super::{T0, agent, agent_id, assert_conflict, at};
 use crate::MandateFilter;
 use crate::prelude::*;
 
-fn mandate_id(ms: i64) -> MandateId {
+/// A mandate id created at `T0 + ms` milliseconds.
+pub fn mandate_id(ms: i64) -> MandateId {
     MandateId::generate(&ManualClock::at_millis(T0 * 1000 + ms), &OsRandom).unwrap()
 }
 
-fn user(sub: &str) -> UserRef {
+/// A user of a fixed issuer, by `sub`.
+pub fn user(sub: &str) -> UserRef {
     UserRef {
         issuer: "https://idp.example.com".into(),
         sub: sub.into(),
@@ -32,7 +34,7 @@ fn user(sub: &str) -> UserRef {
 }
 
 /// A pending mandate with only the required fields set; `intent` names it in lists.
-fn mandate(ms: i64, agent: &AgentId, intent: &str) -> Mandate {
+pub fn mandate(ms: i64, agent: &AgentId, intent: &str) -> Mandate {
     Mandate::requested(
         mandate_id(ms),
         agent.clone(),
@@ -49,7 +51,7 @@ fn mandate(ms: i64, agent: &AgentId, intent: &str) -> Mandate {
 }
 
 /// An active mandate that expires at `T0 + expires`.
-fn active(ms: i64, agent: &AgentId, intent: &str, expires: i64) -> Mandate {
+pub fn active(ms: i64, agent: &AgentId, intent: &str, expires: i64) -> Mandate {
     Mandate {
         status: MandateStatus::Active,
         activated_at: Some(at(expires - 600)),

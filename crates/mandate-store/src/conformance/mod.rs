@@ -148,26 +148,30 @@ macro_rules! conformance_tests {
 }
 
 /// 2023-11-14T22:13:20Z, the base time of every check.
-pub(crate) const T0: i64 = 1_700_000_000;
+pub const T0: i64 = 1_700_000_000;
 
-pub(crate) fn at(secs: i64) -> Timestamp {
+/// `T0 + secs`.
+pub fn at(secs: i64) -> Timestamp {
     Timestamp::from_secs(T0 + secs)
 }
 
 /// An id created at `T0 + ms` milliseconds, so ids sort in the order checks make them.
-pub(crate) fn agent_id(ms: i64) -> AgentId {
+pub fn agent_id(ms: i64) -> AgentId {
     AgentId::generate(&ManualClock::at_millis(T0 * 1000 + ms), &OsRandom).unwrap()
 }
 
-pub(crate) fn credential_id(ms: i64) -> CredentialId {
+/// A credential id created at `T0 + ms` milliseconds.
+pub fn credential_id(ms: i64) -> CredentialId {
     CredentialId::generate(&ManualClock::at_millis(T0 * 1000 + ms), &OsRandom).unwrap()
 }
 
-pub(crate) fn admin_id(ms: i64) -> AdminTokenId {
+/// An admin token id created at `T0 + ms` milliseconds.
+pub fn admin_id(ms: i64) -> AdminTokenId {
     AdminTokenId::generate(&ManualClock::at_millis(T0 * 1000 + ms), &OsRandom).unwrap()
 }
 
-pub(crate) fn agent(ms: i64, name: &str, owner: &str, labels: &[(&str, &str)]) -> Agent {
+/// An active agent `name` of `owner` with `labels`, its id made at `T0 + ms`.
+pub fn agent(ms: i64, name: &str, owner: &str, labels: &[(&str, &str)]) -> Agent {
     let labels: BTreeMap<String, String> = labels
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
