@@ -42,7 +42,7 @@ pub(crate) async fn create_token(
         ));
     }
     let by = admin.0.id.clone();
-    let (record, token) = state.admin_act("admin_token.created", &admin.actor(), move |s| {
+    let (record, token) = state.act("admin_token.created", &admin.actor(), move |s| {
         let id = AdminTokenId::generate(s.clock.as_ref(), s.random.as_ref())
             .map_err(ApiError::internal)?;
         let token = secret::new_admin_token(s.random.as_ref()).map_err(ApiError::internal)?;
@@ -87,7 +87,7 @@ pub(crate) async fn revoke_token(
     let id = AdminTokenId::parse(&id).map_err(|e| ApiError::not_found(e.to_string()))?;
     let by = admin.0.id.clone();
     state
-        .admin_act("admin_token.revoked", &admin.actor(), move |s| {
+        .act("admin_token.revoked", &admin.actor(), move |s| {
             s.store().revoke_admin_token(&id, s.clock.now())?;
             tracing::info!(%by, %id, "admin token revoked");
             Ok(((), Recorded::details(json!({"admin_token": id}))))
@@ -126,7 +126,7 @@ pub(crate) async fn rotate_keys(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     admin.require_write()?;
     let by = admin.0.id.clone();
-    let out = state.admin_act("keys.rotated", &admin.actor(), move |s| {
+    let out = state.act("keys.rotated", &admin.actor(), move |s| {
         let now = s.clock.now();
         // Tokens live at most max_token_lifetime_secs; a minute more covers clock skew.
         let publish = s.config.max_token_lifetime_secs.saturating_add(60);

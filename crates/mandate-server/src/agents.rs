@@ -57,7 +57,7 @@ pub(crate) async fn register(
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
     let agent = state
-        .admin_act("agent.registered", &admin.actor(), move |s| {
+        .act("agent.registered", &admin.actor(), move |s| {
             let now = s.clock.now();
             let agent = Agent {
                 id: AgentId::generate(s.clock.as_ref(), s.random.as_ref())
@@ -177,7 +177,7 @@ pub(crate) async fn update(
     admin.require_write()?;
     let id = agent_id(&id)?;
     let agent = state
-        .admin_act("agent.updated", &admin.actor(), move |s| {
+        .act("agent.updated", &admin.actor(), move |s| {
             let agent = s.store().modify_agent(&id, s.clock.now(), |a| {
                 if a.status == AgentStatus::Decommissioned {
                     return Err(ApiError::conflict(
@@ -254,7 +254,7 @@ async fn change_status(
         AgentStatus::Decommissioned => "agent.decommissioned",
     };
     let agent = state
-        .admin_act(kind, &admin.actor(), move |s| {
+        .act(kind, &admin.actor(), move |s| {
             let agent =
                 acts::set_status(&s.store(), &id, to, reason, revoke_tokens, s.clock.now())?;
             // Resuming is the human's explicit word: the detector lifts its own suspension.
@@ -408,7 +408,7 @@ pub(crate) async fn add_credential(
     let id = agent_id(&id)?;
     let kind = req.kind;
     let by = admin.0.id.clone();
-    let body = state.admin_act("credential.added", &admin.actor(), move |s| {
+    let body = state.act("credential.added", &admin.actor(), move |s| {
         writable_agent(s, &id)?;
         let (c, secret) = make_credential(s, &id, kind, req.jwk, req.expires_at)?;
         s.store()
@@ -482,7 +482,7 @@ pub(crate) async fn rotate_credential(
         ));
     }
     let by = admin.0.id.clone();
-    let body = state.admin_act("credential.rotated", &admin.actor(), move |s| {
+    let body = state.act("credential.rotated", &admin.actor(), move |s| {
         writable_agent(s, &id)?;
         let old = s
             .store()
@@ -531,7 +531,7 @@ pub(crate) async fn revoke_credential(
     let cid = credential_id(&cid)?;
     let by = admin.0.id.clone();
     state
-        .admin_act("credential.revoked", &admin.actor(), move |s| {
+        .act("credential.revoked", &admin.actor(), move |s| {
             let now = s.clock.now();
             // Also kills every token the agent was issued so far (see the store).
             s.store().revoke_credential(&id, &cid, now)?;

@@ -135,7 +135,7 @@ async fn resolve(
         "anomaly.acknowledged"
     };
     let row = state
-        .admin_act(kind, &admin.actor(), move |s| {
+        .act(kind, &admin.actor(), move |s| {
             let now = s.clock.now();
             let a = s
                 .store()

@@ -21,8 +21,9 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, OptionalJson};
 use crate::mandates::{
     DEFAULT_PAGE, agent_summary, check_text, is_owner, mandate_id, next_cursor, page_cursor,
-    page_limit, person, record, view,
+    page_limit, person, view,
 };
+use crate::write_path::Recorded;
 
 fn require_approver(caller: &Caller, state: &AppState) -> Result<(), ApiError> {
     if caller.is_approver(state) {
@@ -105,62 +106,63 @@ async fn decide(
     let actor = caller.actor();
     let by = actor.clone();
     let note = comment.clone();
-    let (m, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
-        let now = s.clock.now();
-        // The owner from the store, in the same transaction as the decision: deciding is
-        // a human act that keeps working while decisions are held (a stale snapshot).
-        let m = s.store().modify_mandate_with_owner(&id, |m, owner| {
-            if let Caller::User(u) = &caller
-                && is_self(&u.user, m, owner)
-            {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "self_approval",
-                    "nobody may decide a request made for them or by their own agent",
-                ));
-            }
-            let status = m.status_at(now);
-            if status != MandateStatus::PendingApproval {
-                // Lapsed, whether or not the sweeper has written it yet.
-                let lapsed = m.status == MandateStatus::PendingApproval
-                    || m.decided_by.as_deref() == Some("timeout");
-                return Err(if lapsed {
-                    ApiError::conflict(
-                        "approval_expired",
-                        format!("the approval deadline of mandate `{}` has passed", m.id),
-                    )
-                } else {
-                    ApiError::conflict(
-                        "not_pending",
-                        format!("mandate `{}` is {}, not pending", m.id, status.as_str()),
-                    )
-                });
-            }
-            if approve {
-                m.status = MandateStatus::Active;
-                m.activated_at = Some(now);
-                m.expires_at = Some(now.plus_secs(i64::from(m.lifetime_secs)));
-            } else {
-                m.status = MandateStatus::Denied;
-            }
-            m.decided_by = Some(by.name());
-            m.decided_at = Some(now);
-            m.decision_comment = note;
-            Ok(())
-        })?;
-        Ok((m, now))
-    })
-    .await??;
-    state.mandates_changed();
-    tracing::info!(mandate = %m.id, %actor, status = m.status.as_str(), "mandate decided");
     let kind = if approve {
         "mandate.approved"
     } else {
         "mandate.denied"
     };
-    let details = json!({"mandate": m.id, "status": m.status, "intent": m.intent,
-        "scope": m.scope, "policy_ids": m.policy_ids, "comment": comment});
-    record(&state, kind, &actor, &m, details).await?;
+    let (m, now) = state
+        .act(kind, &actor, move |s| {
+            let now = s.clock.now();
+            // The owner from the store, in the same transaction as the decision: deciding is
+            // a human act that keeps working while decisions are held (a stale snapshot).
+            let m = s.store().modify_mandate_with_owner(&id, |m, owner| {
+                if let Caller::User(u) = &caller
+                    && is_self(&u.user, m, owner)
+                {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "self_approval",
+                        "nobody may decide a request made for them or by their own agent",
+                    ));
+                }
+                let status = m.status_at(now);
+                if status != MandateStatus::PendingApproval {
+                    // Lapsed, whether or not the sweeper has written it yet.
+                    let lapsed = m.status == MandateStatus::PendingApproval
+                        || m.decided_by.as_deref() == Some("timeout");
+                    return Err(if lapsed {
+                        ApiError::conflict(
+                            "approval_expired",
+                            format!("the approval deadline of mandate `{}` has passed", m.id),
+                        )
+                    } else {
+                        ApiError::conflict(
+                            "not_pending",
+                            format!("mandate `{}` is {}, not pending", m.id, status.as_str()),
+                        )
+                    });
+                }
+                if approve {
+                    m.status = MandateStatus::Active;
+                    m.activated_at = Some(now);
+                    m.expires_at = Some(now.plus_secs(i64::from(m.lifetime_secs)));
+                } else {
+                    m.status = MandateStatus::Denied;
+                }
+                m.decided_by = Some(by.name());
+                m.decided_at = Some(now);
+                m.decision_comment = note;
+                Ok(())
+            })?;
+            s.mandates_changed();
+            let details = json!({"mandate": m.id, "status": m.status, "intent": m.intent,
+            "scope": m.scope, "policy_ids": m.policy_ids, "comment": comment});
+            let rec = Recorded::mandate(&m, details);
+            Ok(((m, now), rec))
+        })
+        .await?;
+    tracing::info!(mandate = %m.id, %actor, status = m.status.as_str(), "mandate decided");
     Ok(Json(view(&m, now)))
 }
 

@@ -77,7 +77,7 @@ pub(crate) async fn issue_user_token(
     let details = json!({"sub": req.sub, "email": req.email, "groups": req.groups,
         "jti": jti, "expires_in": lifetime});
     state
-        .admin_act("dev.user_token_issued", &admin.actor(), move |_| {
+        .act("dev.user_token_issued", &admin.actor(), move |_| {
             Ok(((), Recorded::details(details)))
         })
         .await?;

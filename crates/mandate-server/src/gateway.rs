@@ -314,7 +314,7 @@ pub(crate) async fn put_secret(
         .map_err(|_| ApiError::internal("secret encryption failed"))?;
     let key = name.clone();
     state
-        .admin_act("gateway.secret_set", &admin.actor(), move |s| {
+        .act("gateway.secret_set", &admin.actor(), move |s| {
             s.store().put_secret(&key, &nonce, &ct, s.clock.now())?;
             s.secrets
                 .0
@@ -350,7 +350,7 @@ pub(crate) async fn delete_secret(
     check_name(&name)?;
     let key = name.clone();
     state
-        .admin_act("gateway.secret_deleted", &admin.actor(), move |s| {
+        .act("gateway.secret_deleted", &admin.actor(), move |s| {
             let existed = s.store().delete_secret(&key)?;
             s.secrets
                 .0

@@ -377,7 +377,7 @@ pub(crate) async fn revoke_token(
     let until = {
         let jti = jti.clone();
         state
-            .admin_act("token.revoked", &admin.actor(), move |s| {
+            .act("token.revoked", &admin.actor(), move |s| {
                 let now = s.clock.now();
                 // No token of this server lives longer, so the entry can go after that.
                 let until = now.plus_secs(max);

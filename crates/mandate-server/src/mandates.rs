@@ -36,6 +36,7 @@ use crate::caller::Caller;
 use crate::decide::{Reason, Snapshot, Verdict, policy_reason};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, OptionalJson};
+use crate::write_path::Recorded;
 
 /// The lifetime of a mandate requested without one (capped by the configured maximum).
 const DEFAULT_LIFETIME_SECS: u32 = 600;
@@ -154,7 +155,9 @@ fn audit_unavailable() -> ApiError {
 }
 
 /// Records a change of `m` durably. If the log cannot be written the change stands but
-/// the caller gets 503 `audit_unavailable`.
+/// the caller gets 503 `audit_unavailable`. Only containment uses it, recording the
+/// mandates it ended after its incident; every other mandate act records through
+/// `AppState::act` (write_path.rs).
 pub(crate) async fn record(
     state: &AppState,
     kind: &str,
@@ -346,7 +349,7 @@ pub(crate) async fn request(
         ));
     }
     let timeout = i64::from(state.config.mandates.approval_timeout_secs);
-    let (m, verdict) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
+    let m = state.act("mandate.requested", &actor, move |s| {
         let id =
             MandateId::generate(s.clock.as_ref(), s.random.as_ref()).map_err(ApiError::internal)?;
         let mut m = Mandate {
@@ -379,30 +382,19 @@ pub(crate) async fn request(
             }
         }
         s.store().insert_mandate(&m)?;
-        Ok((m, verdict))
-    })
-    .await??;
-    state.mandates_changed();
-    tracing::info!(mandate = %m.id, agent = %m.agent, status = m.status.as_str(), "mandate requested");
-    let body = view(&m, now);
-    // Announced even if the audit record below fails: the request stands either way.
-    if m.status == MandateStatus::PendingApproval
-        && let Some(hook) = &state.config.mandates.webhook
-    {
-        let agent = agent_summary(state.snapshot().ok().as_deref(), &m.agent);
-        crate::webhook::deliver(
-            hook,
-            now.secs(),
-            json!({"type": "mandate.pending_approval", "mandate": body, "agent": agent}),
-        );
-    }
-    let mut e = event(
-        &state,
-        "mandate.requested",
-        &actor,
-        &m.agent,
-        m.user.as_ref(),
-        json!({
+        s.mandates_changed();
+        // Announced even if the audit record fails: the request stands either way.
+        if m.status == MandateStatus::PendingApproval
+            && let Some(hook) = &s.config.mandates.webhook
+        {
+            let agent = agent_summary(s.snapshot().ok().as_deref(), &m.agent);
+            crate::webhook::deliver(
+                hook,
+                now.secs(),
+                json!({"type": "mandate.pending_approval", "mandate": view(&m, now), "agent": agent}),
+            );
+        }
+        let details = json!({
             "mandate": m.id,
             "status": m.status,
             "intent": m.intent,
@@ -412,15 +404,14 @@ pub(crate) async fn request(
             "policy_ids": m.policy_ids,
             "reasons": [verdict.reason],
             "errors": verdict.errors,
-        }),
-    );
-    e.policy_ids.clone_from(&m.policy_ids);
-    e.reasons = vec![verdict.reason.code().to_owned()];
-    state.audit.record(e).await.map_err(|err| {
-        tracing::error!(error = %err, mandate = %m.id, "mandate request not recorded");
-        audit_unavailable()
-    })?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+        });
+        let rec = Recorded::mandate(&m, details)
+            .decided(m.policy_ids.clone(), vec![verdict.reason.code().to_owned()]);
+        Ok((m, rec))
+    })
+    .await?;
+    tracing::info!(mandate = %m.id, agent = %m.agent, status = m.status.as_str(), "mandate requested");
+    Ok((StatusCode::CREATED, Json(view(&m, now))).into_response())
 }
 
 // ---- read ----
@@ -586,31 +577,32 @@ pub(crate) async fn complete(
     let id = mandate_id(&id)?;
     let actor = caller.actor();
     let by = actor.clone();
-    let (m, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
-        let now = s.clock.now();
-        let m = s.store().modify_mandate(&id, |m| {
-            match &caller {
-                Caller::Agent { agent, .. } if agent.id == m.agent => {}
-                c if may_read(c, s, m) => {
-                    return Err(forbidden("only the mandate's agent may complete it"));
+    let (m, now) = state
+        .act("mandate.completed", &actor, move |s| {
+            let now = s.clock.now();
+            let m = s.store().modify_mandate(&id, |m| {
+                match &caller {
+                    Caller::Agent { agent, .. } if agent.id == m.agent => {}
+                    c if may_read(c, s, m) => {
+                        return Err(forbidden("only the mandate's agent may complete it"));
+                    }
+                    _ => return Err(unknown(id.as_str())),
                 }
-                _ => return Err(unknown(id.as_str())),
-            }
-            if m.status_at(now) != MandateStatus::Active {
-                return Err(not_active(m, now));
-            }
-            m.status = MandateStatus::Completed;
-            m.ended_at = Some(now);
-            m.ended_by = Some(by.name());
-            Ok(())
-        })?;
-        Ok((m, now))
-    })
-    .await??;
-    state.mandates_changed();
+                if m.status_at(now) != MandateStatus::Active {
+                    return Err(not_active(m, now));
+                }
+                m.status = MandateStatus::Completed;
+                m.ended_at = Some(now);
+                m.ended_by = Some(by.name());
+                Ok(())
+            })?;
+            s.mandates_changed();
+            let details = json!({"mandate": m.id, "status": m.status, "intent": m.intent});
+            let rec = Recorded::mandate(&m, details);
+            Ok(((m, now), rec))
+        })
+        .await?;
     tracing::info!(mandate = %m.id, %actor, "mandate completed");
-    let details = json!({"mandate": m.id, "status": m.status, "intent": m.intent});
-    record(&state, "mandate.completed", &actor, &m, details).await?;
     Ok(Json(view(&m, now)))
 }
 
@@ -633,34 +625,35 @@ pub(crate) async fn revoke(
     let id = mandate_id(&id)?;
     let actor = caller.actor();
     let by = actor.clone();
-    let (m, was, now) = crate::blocking(&state, move |s| -> Result<_, ApiError> {
-        let now = s.clock.now();
-        // The owner from the store, in the same transaction: revoking is a human act
-        // that keeps working while decisions are held (a stale snapshot).
-        let (m, was) = acts::revoke_mandate(&s.store(), &id, &by, now, |m, owner| {
-            let allowed = match &caller {
-                Caller::Admin(t) => t.role.can_write(),
-                Caller::User(u) => owner.is_some_and(|o| is_owner(&u.user, o)),
-                Caller::Agent { .. } => false,
-            };
-            if allowed {
-                Ok(())
-            } else if may_read(&caller, s, m) {
-                Err(acts::ActError::NotAllowed(
-                    "only an admin token or the agent's owner may revoke a mandate",
-                ))
-            } else {
-                Err(acts::ActError::UnknownMandate(m.id.clone()))
-            }
-        })?;
-        Ok((m, was, now))
-    })
-    .await??;
-    state.mandates_changed();
+    let (m, now) = state
+        .act("mandate.revoked", &actor, move |s| {
+            let now = s.clock.now();
+            // The owner from the store, in the same transaction: revoking is a human act
+            // that keeps working while decisions are held (a stale snapshot).
+            let (m, was) = acts::revoke_mandate(&s.store(), &id, &by, now, |m, owner| {
+                let allowed = match &caller {
+                    Caller::Admin(t) => t.role.can_write(),
+                    Caller::User(u) => owner.is_some_and(|o| is_owner(&u.user, o)),
+                    Caller::Agent { .. } => false,
+                };
+                if allowed {
+                    Ok(())
+                } else if may_read(&caller, s, m) {
+                    Err(acts::ActError::NotAllowed(
+                        "only an admin token or the agent's owner may revoke a mandate",
+                    ))
+                } else {
+                    Err(acts::ActError::UnknownMandate(m.id.clone()))
+                }
+            })?;
+            s.mandates_changed();
+            let details = json!({"mandate": m.id, "status": m.status, "previous_status": was,
+            "intent": m.intent, "reason": reason});
+            let rec = Recorded::mandate(&m, details);
+            Ok(((m, now), rec))
+        })
+        .await?;
     tracing::info!(mandate = %m.id, %actor, "mandate revoked");
-    let details = json!({"mandate": m.id, "status": m.status, "previous_status": was,
-        "intent": m.intent, "reason": reason});
-    record(&state, "mandate.revoked", &actor, &m, details).await?;
     Ok(Json(view(&m, now)))
 }
 

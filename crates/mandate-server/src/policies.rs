@@ -83,7 +83,7 @@ pub(crate) async fn add(
     admin.require_write()?;
     let by = admin.0.id.to_string();
     let (version, ids) = state
-        .admin_act("policy.added", &admin.actor(), move |s| {
+        .act("policy.added", &admin.actor(), move |s| {
             let c = compile(&req)?;
             let v = s.store().insert_policy_version(
                 &req.policies,
@@ -156,7 +156,7 @@ async fn activate_version(
     admin.require_write()?;
     let by = admin.0.id.to_string();
     let (version, previous) = state
-        .admin_act(kind, &admin.actor(), move |s| {
+        .act(kind, &admin.actor(), move |s| {
             let (active, previous) = s.store().policy_activation_state()?;
             let target = match v {
                 Some(v) => v,

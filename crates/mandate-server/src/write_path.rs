@@ -86,71 +86,96 @@ impl Store for Committing<'_> {
     }
 }
 
-/// What an admin act did, for its audit event (see [`AppState::admin_act`]).
+/// What an act did, for its audit event (see [`AppState::act`]).
 #[derive(Debug)]
 pub(crate) struct Recorded {
     /// The agent it was about, if any.
-    pub(crate) agent: Option<mandate_core::id::AgentId>,
+    agent: Option<mandate_core::id::AgentId>,
+    /// The human it was for (their `sub`), if any.
+    user: Option<String>,
     /// The event's details (`null`: none).
-    pub(crate) details: serde_json::Value,
+    details: serde_json::Value,
+    /// The policies that decided it, if policy did.
+    policy_ids: Vec<String>,
+    /// The stable reason codes, if it was decided.
+    reasons: Vec<String>,
 }
 
 impl Recorded {
-    /// An act about `agent` with `details`.
-    pub(crate) fn agent(agent: &mandate_core::id::AgentId, details: serde_json::Value) -> Self {
-        Self {
-            agent: Some(agent.clone()),
-            details,
-        }
-    }
-
     /// An act about no agent, with `details`.
     pub(crate) fn details(details: serde_json::Value) -> Self {
         Self {
             agent: None,
+            user: None,
             details,
+            policy_ids: Vec::new(),
+            reasons: Vec::new(),
         }
+    }
+
+    /// An act about `agent` with `details`.
+    pub(crate) fn agent(agent: &mandate_core::id::AgentId, details: serde_json::Value) -> Self {
+        Self {
+            agent: Some(agent.clone()),
+            ..Self::details(details)
+        }
+    }
+
+    /// An act on mandate `m`: about its agent, for its user, with `details`.
+    pub(crate) fn mandate(m: &mandate_core::mandate::Mandate, details: serde_json::Value) -> Self {
+        Self {
+            user: m.user.as_ref().map(|u| u.sub.clone()),
+            ..Self::agent(&m.agent, details)
+        }
+    }
+
+    /// The same, decided by `policy_ids` for `reasons`.
+    pub(crate) fn decided(mut self, policy_ids: Vec<String>, reasons: Vec<String>) -> Self {
+        self.policy_ids = policy_ids;
+        self.reasons = reasons;
+        self
     }
 }
 
 impl AppState {
-    /// The one write path of an admin's act: `work` runs on a blocking thread, its writes
-    /// going through [`AppState::store`] (so decisions see them when it returns); then the
-    /// act's audit event `kind` by `actor`, about the agent and with the details `work`
-    /// returned, is recorded durably. A change that cannot be recorded stands, and the
-    /// caller gets 503 `audit_unavailable`.
+    /// The one write path of an act by an admin, a user or an agent: `work` runs on a
+    /// blocking thread, its writes going through [`AppState::store`] (so decisions see
+    /// them when it returns); then the act's audit event `kind` by `actor`, with what
+    /// `work` returned, is recorded durably. A change that cannot be recorded stands, and
+    /// the caller gets 503 `audit_unavailable`.
     ///
-    /// INVARIANT (recorded act): an admin act's audit event is recorded only here, after
-    /// its `work` committed, from what that work returned: `record_admin` is private to this
-    /// module, so no handler records an admin event apart from its change (or a change
-    /// without the event its kind names). Every admin handler that writes goes through here.
-    pub(crate) async fn admin_act<T: Send + 'static>(
+    /// INVARIANT (recorded act): an act's audit event is recorded only here, after its
+    /// `work` committed, from what that work returned: `record_act` is private to this
+    /// module, so no handler records an act apart from its change. Every admin handler
+    /// that writes, and every mandate request, completion, revocation and approval, goes
+    /// through here (containment and the sweeper record their batches themselves).
+    pub(crate) async fn act<T: Send + 'static>(
         self: &Arc<Self>,
         kind: &'static str,
         actor: &actor::Actor,
         work: impl FnOnce(&AppState) -> std::result::Result<(T, Recorded), ApiError> + Send + 'static,
     ) -> std::result::Result<T, ApiError> {
         let (value, rec) = crate::blocking(self, work).await??;
-        self.record_admin(kind, actor, rec.agent.as_ref(), rec.details)
-            .await?;
+        self.record_act(kind, actor, rec).await?;
         Ok(value)
     }
 
-    /// Records an admin action by `actor` on `agent`, durably (see
-    /// [`AppState::admin_act`]).
-    async fn record_admin(
+    /// Records an act by `actor`, durably (see [`AppState::act`]).
+    async fn record_act(
         &self,
-        kind: &str,
+        kind: &'static str,
         actor: &actor::Actor,
-        agent: Option<&mandate_core::id::AgentId>,
-        details: serde_json::Value,
+        rec: Recorded,
     ) -> std::result::Result<(), ApiError> {
         let mut e = self.event(kind);
         e.actor = Some(actor.name());
-        e.agent = agent.map(ToString::to_string);
-        e.details = (!details.is_null()).then_some(details);
+        e.agent = rec.agent.as_ref().map(ToString::to_string);
+        e.user = rec.user;
+        e.details = (!rec.details.is_null()).then_some(rec.details);
+        e.policy_ids = rec.policy_ids;
+        e.reasons = rec.reasons;
         self.audit.record(e).await.map(|_| ()).map_err(|e| {
-            tracing::error!(error = %e, "admin action not recorded");
+            tracing::error!(error = %e, kind, "act not recorded");
             ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "audit_unavailable",
