@@ -12,9 +12,7 @@ use mandate_core::agent::{Agent, AgentStatus};
 use mandate_core::id::{AgentId, AnomalyId};
 use mandate_core::risk::Risk;
 use mandate_core::time::Timestamp;
-use mandate_detect::{
-    Assessment, Baseline, DetectConfig, Detector, Finding, Kind, Request, Response,
-};
+use mandate_detect::{Assessment, Baseline, Detector, Finding, Kind, Request, Response};
 use mandate_store::AnomalyRow;
 use serde_json::{Value, json};
 
@@ -22,28 +20,8 @@ use crate::AppState;
 use crate::actor::{Actor, System};
 use crate::acts;
 use crate::decide::{DecisionRequest, Holder, Refusal};
-use crate::webhook::{self, WebhookConfig};
-
-/// How the detector is set up.
-#[derive(Debug, Clone)]
-pub struct DetectSettings {
-    /// Off: no baselines, every risk is 0.
-    pub enabled: bool,
-    /// Learning period, thresholds, responses.
-    pub config: DetectConfig,
-    /// Where `alert` responses are sent.
-    pub alerts: Option<WebhookConfig>,
-}
-
-impl Default for DetectSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            config: DetectConfig::default(),
-            alerts: None,
-        }
-    }
-}
+use crate::webhook;
+pub use mandate_service::config::DetectSettings;
 
 /// A finding about one agent, waiting to be stored and acted on.
 #[derive(Debug)]

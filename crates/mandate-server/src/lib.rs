@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub use mandate_service::config::{MandateConfig, ServerConfig};
 use mandate_service::{actor, acts, cache, snapshot_cell};
 pub use mandate_service::{audit, bootstrap, keys};
 mod admin;
@@ -40,8 +41,7 @@ pub mod write_path;
 pub use detect::DetectError;
 
 use mandate_store::prelude::*;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,96 +53,13 @@ use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_policy::CompiledPolicies;
 use mandate_store::{Store, StoreError, Topic};
-use mandate_token::user::{DevUserIssuer, TrustedIssuers};
 
 use crate::agent_index::AgentIndex;
-use crate::audit::{AuditLog, CheckpointPolicy};
+use crate::audit::AuditLog;
 use crate::decide::Snapshot;
 use crate::error::{ApiError, StaleSnapshot};
 
 pub use crate::mandates::sweep;
-
-/// What the server needs to know that is not in the store. Built by the binary from
-/// the merged configuration; there is no `Default` because the issuer has none.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// The issuer URL (`iss` of tokens, base of the metadata URLs), no trailing slash.
-    pub issuer: String,
-    /// The `aud` of tokens requested without an RFC 8707 `resource`.
-    pub default_audience: String,
-    /// Access-token lifetime when the agent's boundary allows it.
-    pub default_token_lifetime_secs: u32,
-    /// The longest lifetime of any token this server issues (bounds key publication).
-    pub max_token_lifetime_secs: u32,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// This node's audit signing key (PKCS#8 PEM, mode 0600; created on first start).
-    pub audit_key_path: PathBuf,
-    /// When to sign audit checkpoints.
-    pub checkpoint: CheckpointPolicy,
-    /// Redaction of top-level `context` fields in audit events (others are kept).
-    pub redact: BTreeMap<String, Rule>,
-    /// Mandates, approvals and delegation.
-    pub mandates: MandateConfig,
-    /// Issuers whose user tokens name the humans agents act for.
-    pub users: Arc<TrustedIssuers>,
-    /// The local development user issuer, when the operator enabled it (its issuer is
-    /// then also in `users`).
-    pub dev_users: Option<Arc<DevUserIssuer>>,
-    /// Anomaly detection.
-    pub detect: detect::DetectSettings,
-}
-
-/// Mandates, approvals and delegation settings.
-#[derive(Debug, Clone)]
-pub struct MandateConfig {
-    /// How long a request waits for an approver before it is denied.
-    pub approval_timeout_secs: u32,
-    /// The longest lifetime a mandate may ask for.
-    pub max_lifetime_secs: u32,
-    /// How many agents a mandate token's `act` chain may hold (the mandate's own agent
-    /// counts as one).
-    pub max_delegation_depth: usize,
-    /// Users in this group (from their token's groups claim) may approve requests.
-    pub approver_group: Option<String>,
-    /// Where new approval requests are announced.
-    pub webhook: Option<webhook::WebhookConfig>,
-}
-
-impl Default for MandateConfig {
-    fn default() -> Self {
-        Self {
-            approval_timeout_secs: 300,
-            max_lifetime_secs: 3600,
-            max_delegation_depth: 5,
-            approver_group: None,
-            webhook: None,
-        }
-    }
-}
-
-impl ServerConfig {
-    /// The audiences that name Mandate itself: the issuer, and the default audience
-    /// (what a token requested without a `resource` is for; it defaults to the
-    /// issuer). See `INVARIANT (audience)` in decide.rs.
-    pub fn own_audiences(&self) -> Vec<String> {
-        let mut v = vec![self.issuer.clone()];
-        if self.default_audience != self.issuer {
-            v.push(self.default_audience.clone());
-        }
-        v
-    }
-
-    /// Whether `aud` is one of [`ServerConfig::own_audiences`], without building them.
-    pub fn is_own_audience(&self, aud: &str) -> bool {
-        aud == self.issuer || aud == self.default_audience
-    }
-
-    /// The token endpoint's URL (an accepted client-assertion audience).
-    pub fn token_endpoint(&self) -> String {
-        format!("{}/oauth/token", self.issuer)
-    }
-}
 
 /// Everything a handler can reach.
 pub struct AppState {
@@ -684,8 +601,8 @@ mod refresh_tests {
     use mandate_store::prelude::*;
     use mandate_store_sqlite::SqliteStore;
 
+    use crate::AppState;
     use crate::keys::KeyState;
-    use crate::{AppState, ServerConfig};
 
     const T0: i64 = 1_750_000_000;
 
@@ -711,7 +628,7 @@ mod refresh_tests {
         let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
         let keys =
             KeyState::open(store.as_ref(), &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
-        let config = ServerConfig::for_unit_tests(dir.path());
+        let config = crate::routes_test::unit_test_config(dir.path());
         AppState::new(store, keys, clock, Arc::new(OsRandom), config).unwrap()
     }
 

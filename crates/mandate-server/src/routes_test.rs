@@ -144,7 +144,7 @@ fn harness() -> Harness {
     else {
         panic!("a fresh store has no bootstrap token");
     };
-    let config = ServerConfig::for_unit_tests(dir.path());
+    let config = unit_test_config(dir.path());
     let state = AppState::new(
         Arc::new(store),
         keys,
@@ -240,27 +240,25 @@ async fn every_route_is_routed() {
     }
 }
 
-impl ServerConfig {
-    /// The configuration the crate's unit tests run with: data under `dir`, small
-    /// limits, a checkpoint every 100 events.
-    pub(crate) fn for_unit_tests(dir: &std::path::Path) -> Self {
-        Self {
-            issuer: "http://mandate.test".into(),
-            default_audience: "https://api.test".into(),
-            default_token_lifetime_secs: 300,
-            max_token_lifetime_secs: 3600,
-            max_body_bytes: 64 * 1024,
-            audit_key_path: dir.join("audit-key.pem"),
-            checkpoint: crate::audit::CheckpointPolicy {
-                every_events: 100,
-                every_secs: 3600,
-            },
-            redact: Default::default(),
-            mandates: Default::default(),
-            users: Default::default(),
-            dev_users: None,
-            detect: crate::detect::DetectSettings::default(),
-        }
+/// The configuration the crate's unit tests run with: data under `dir`, small
+/// limits, a checkpoint every 100 events.
+pub(crate) fn unit_test_config(dir: &std::path::Path) -> ServerConfig {
+    ServerConfig {
+        issuer: "http://mandate.test".into(),
+        default_audience: "https://api.test".into(),
+        default_token_lifetime_secs: 300,
+        max_token_lifetime_secs: 3600,
+        max_body_bytes: 64 * 1024,
+        audit_key_path: dir.join("audit-key.pem"),
+        checkpoint: crate::audit::CheckpointPolicy {
+            every_events: 100,
+            every_secs: 3600,
+        },
+        redact: Default::default(),
+        mandates: Default::default(),
+        users: Default::default(),
+        dev_users: None,
+        detect: crate::detect::DetectSettings::default(),
     }
 }
 

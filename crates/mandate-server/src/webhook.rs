@@ -6,28 +6,11 @@
 //! constant time, and refuses a `t` older than a few minutes (replay). Delivery never
 //! delays or changes a decision: it runs on its own task, and a failure is logged.
 
+pub use mandate_service::config::WebhookConfig;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-
-/// Where to send, and the shared secret (never logged, never returned by any API).
-#[derive(Clone)]
-pub struct WebhookConfig {
-    /// An `http://` URL (TLS for outbound calls arrives with the gateway).
-    pub url: String,
-    /// The HMAC key.
-    pub secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
 
 /// The name of the signature header.
 pub const SIGNATURE_HEADER: &str = "mandate-signature";

@@ -15,6 +15,7 @@ pub mod acts;
 pub mod audit;
 pub mod bootstrap;
 pub mod cache;
+pub mod config;
 pub mod keys;
 pub mod snapshot_cell;
 
