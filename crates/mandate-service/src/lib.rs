@@ -5,8 +5,9 @@
 //! Today it holds the domain acts, each written once ([`acts`]), who acted ([`actor`]),
 //! the cell the decision snapshot lives in ([`snapshot_cell`]), the audit writer
 //! ([`audit`]), the signing keys ([`keys`]), the bootstrap token ([`bootstrap`]) and the
-//! verification caches ([`cache`]). The node's state (`AppState`), the one write path and
-//! the jobs are still in `mandate-server` and move here next (ARCHITECTURE.md).
+//! verification caches ([`cache`]) and the node's configuration ([`config`]). The node's
+//! state (`AppState`), the one write path and the jobs are still in `mandate-server` and
+//! move here next (ARCHITECTURE.md).
 
 #![warn(missing_docs)]
 
