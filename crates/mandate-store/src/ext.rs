@@ -25,11 +25,7 @@ fn run_as<S: Store + ?Sized, T, E: From<StoreError>>(
             StoreError::Refused
         })
     });
-    match (got, refused) {
-        (_, Some(e)) => Err(e),
-        (Ok(v), None) => Ok(v),
-        (Err(e), None) => Err(e.into()),
-    }
+    settle(got, refused)
 }
 
 /// Conveniences every [`Store`] has.
@@ -131,11 +127,7 @@ fn modify_agent<S: Store + ?Sized, E: From<StoreError>>(
         };
         store.update_agent(id, now, revoke_tokens, &mut adapted)
     };
-    match (got, refused) {
-        (_, Some(e)) => Err(e),
-        (Ok(a), None) => Ok(a),
-        (Err(e), None) => Err(e.into()),
-    }
+    settle(got, refused)
 }
 
 fn modify_mandate<S: Store + ?Sized, E: From<StoreError>>(
@@ -157,9 +149,14 @@ fn modify_mandate<S: Store + ?Sized, E: From<StoreError>>(
         };
         store.update_mandate(id, with_owner, &mut adapted)
     };
+    settle(got, refused)
+}
+
+/// The outcome of a unit whose closure may have refused with the caller's error: that
+/// error if it did (the unit then rolled back), else the store's own outcome.
+fn settle<T, E: From<StoreError>>(got: Result<T, StoreError>, refused: Option<E>) -> Result<T, E> {
     match (got, refused) {
         (_, Some(e)) => Err(e),
-        (Ok(m), None) => Ok(m),
-        (Err(e), None) => Err(e.into()),
+        (got, None) => got.map_err(E::from),
     }
 }
