@@ -8,7 +8,7 @@ use mandate_api as api;
 use mandate_client::{AgentQuery, AuditQuery, PageQuery};
 use serde_json::json;
 
-use crate::cmd_io::{Fail, OrFail, Res, client, finish, or_dash, say_if_none, usage};
+use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, or_dash, say_if_none, usage};
 use crate::{AdminTokenCmd, AgentCmd, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs};
 use crate::{AuditCmd, PolicyCmd};
 
@@ -462,16 +462,6 @@ fn compile_local(
     })
 }
 
-fn done(r: Res<()>) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Fail(code, msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(code)
-        }
-    }
-}
-
 pub async fn policy(cmd: PolicyCmd) -> ExitCode {
     match cmd {
         PolicyCmd::Add {
@@ -560,10 +550,10 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => done(Err(Fail(1, format!("cannot write the schema: {e}")))),
+                Err(e) => exit::<()>(Err(Fail(1, format!("cannot write the schema: {e}")))),
             }
         }
-        PolicyCmd::Validate { files, schemas } => done(compile_local(&files, &schemas).map(|c| {
+        PolicyCmd::Validate { files, schemas } => exit(compile_local(&files, &schemas).map(|c| {
             println!(
                 "valid: {} policies ({})",
                 c.len(),
@@ -595,7 +585,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             file,
             policies,
             schemas,
-        } => done((|| {
+        } => exit((|| {
             let compiled = compile_local(&policies, &schemas)?;
             let report = mandate_policy::run_tests(&compiled, &read(&file)?)
                 .map_err(|e| Fail(2, format!("{}: {e}", file.display())))?;
@@ -688,7 +678,7 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
                 }
             })
         }
-        AuditCmd::Export { conn, out } => done(
+        AuditCmd::Export { conn, out } => exit(
             async {
                 let body = client(&conn)?.audit_export().await.or_fail(&conn)?;
                 match out {
@@ -705,7 +695,7 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
         AuditCmd::Verify {
             file,
             public_key: key,
-        } => done(public_key(&key).and_then(|key| crate::incident_cli::verify_file(&file, &key))),
+        } => exit(public_key(&key).and_then(|key| crate::incident_cli::verify_file(&file, &key))),
     }
 }
 

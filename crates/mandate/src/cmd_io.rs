@@ -73,25 +73,35 @@ pub(crate) fn or_dash(v: Option<&str>) -> &str {
     v.unwrap_or("-")
 }
 
-/// Prints an answer (as JSON with `--json`, else by `human`) or the failure; the exit
-/// code.
-pub(crate) fn finish<T: Serialize>(conn: &Conn, r: Res<T>, human: impl FnOnce(&T)) -> ExitCode {
+/// Prints `v` as pretty JSON (what `--json` prints).
+pub(crate) fn print_json<T: Serialize>(v: &T) {
+    let json = serde_json::to_value(v).unwrap_or(Value::Null);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json).unwrap_or_default()
+    );
+}
+
+/// The exit code of a command whose output is printed already: success, or the
+/// failure's code after printing its message.
+pub(crate) fn exit<T>(r: Res<T>) -> ExitCode {
     match r {
-        Ok(v) => {
-            if conn.json {
-                let json = serde_json::to_value(&v).unwrap_or(Value::Null);
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json).unwrap_or_default()
-                );
-            } else {
-                human(&v);
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(Fail(code, msg)) => {
             eprintln!("error: {msg}");
             ExitCode::from(code)
         }
     }
+}
+
+/// Prints an answer (as JSON with `--json`, else by `human`) or the failure; the exit
+/// code.
+pub(crate) fn finish<T: Serialize>(conn: &Conn, r: Res<T>, human: impl FnOnce(&T)) -> ExitCode {
+    exit(r.map(|v| {
+        if conn.json {
+            print_json(&v);
+        } else {
+            human(&v);
+        }
+    }))
 }

@@ -15,7 +15,7 @@ use mandate_client::{Client, MandateQuery, PageQuery};
 use mandate_core::clock::{Clock, SystemClock};
 
 use crate::Conn;
-use crate::cmd_io::{Fail, OrFail, Res, client, finish, say_if_none, usage};
+use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, print_json, say_if_none, usage};
 
 #[derive(Subcommand)]
 pub enum MandateCmd {
@@ -349,17 +349,13 @@ pub async fn mandate(cmd: MandateCmd) -> ExitCode {
             // Print the mandate whatever its status; then judge it.
             let r = r.and_then(|m| {
                 if conn.json {
-                    let json = serde_json::to_value(&m).unwrap_or_default();
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&json).unwrap_or_default()
-                    );
+                    print_json(&m);
                 } else {
                     print_mandate(&m);
                 }
                 request_outcome(m, wait.is_some())
             });
-            finish_quiet(r)
+            exit(r)
         }
         MandateCmd::List {
             conn,
@@ -409,17 +405,6 @@ pub async fn mandate(cmd: MandateCmd) -> ExitCode {
             }
             .await;
             finish(&conn, r, print_mandate)
-        }
-    }
-}
-
-/// Exit code only: the output was printed already.
-fn finish_quiet<T>(r: Res<T>) -> ExitCode {
-    match r {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(Fail(code, msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(code)
         }
     }
 }
