@@ -8,23 +8,13 @@ use mandate_api as api;
 use mandate_client::{AgentQuery, AuditQuery, PageQuery};
 use serde_json::json;
 
-use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, or_dash, say_if_none, usage};
+use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, or_dash, say_if_none, text_arg, usage};
 use crate::{AdminTokenCmd, AgentCmd, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs};
 use crate::{AuditCmd, PolicyCmd};
 
-/// The text of `v`, or of the file `@PATH` names.
-fn text_of(v: &str) -> Res<String> {
-    match v.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))
-        }
-        None => Ok(v.to_owned()),
-    }
-}
-
 /// JSON given inline or as @FILE, read as `T`.
 fn json_arg<T: serde::de::DeserializeOwned>(v: &str) -> Res<T> {
-    serde_json::from_str(&text_of(v)?).map_err(|e| usage(format!("not valid JSON: {e}")))
+    serde_json::from_str(&text_arg(v)?).map_err(|e| usage(format!("not valid JSON: {e}")))
 }
 
 fn labels(list: &[String]) -> Res<Option<BTreeMap<String, String>>> {
@@ -608,10 +598,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
 
 fn public_key(arg: &str) -> Res<ed25519_dalek::VerifyingKey> {
     use base64::Engine as _;
-    let text = match arg.strip_prefix('@') {
-        Some(path) => read(std::path::Path::new(path))?,
-        None => arg.to_owned(),
-    };
+    let text = text_arg(arg)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|_| usage("the public key is not base64"))?;

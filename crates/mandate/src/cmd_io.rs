@@ -21,6 +21,16 @@ pub(crate) fn usage(msg: impl Into<String>) -> Fail {
     Fail(2, msg.into())
 }
 
+/// The text of an argument given inline or as `@PATH` (the file's text).
+pub(crate) fn text_arg(v: &str) -> Res<String> {
+    match v.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))
+        }
+        None => Ok(v.to_owned()),
+    }
+}
+
 /// The typed client of `conn`'s server, with its token (a usage error without one).
 pub(crate) fn client(conn: &Conn) -> Res<Client> {
     let token = conn

@@ -15,7 +15,7 @@ use mandate_client::{Client, MandateQuery, PageQuery};
 use mandate_core::clock::{Clock, SystemClock};
 
 use crate::Conn;
-use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, print_json, say_if_none, usage};
+use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, print_json, say_if_none, text_arg, usage};
 
 #[derive(Subcommand)]
 pub enum MandateCmd {
@@ -185,12 +185,7 @@ fn parse_grant(spec: &str) -> Res<api::Grant> {
 
 /// A token given inline or as @FILE (trimmed).
 fn token_arg(v: &str) -> Res<String> {
-    let text = match v.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))?
-        }
-        None => v.to_owned(),
-    };
+    let text = text_arg(v)?;
     let t = text.trim();
     if t.is_empty() {
         return Err(usage("the user token is empty"));
