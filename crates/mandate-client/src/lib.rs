@@ -23,12 +23,23 @@ pub use error::Error;
 pub use query::{AgentQuery, AnomalyQuery, AuditQuery, MandateQuery, PageQuery};
 
 /// A client of one Mandate server, calling with one bearer token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     /// The server's address without a trailing `/`.
     base: String,
+    /// The bearer token: sent, never shown (the `Debug` output leaves it out).
     token: String,
+}
+
+/// Without the token: a client printed into a log or a panic message does not carry
+/// an admin token with it.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An incident bundle as the server wrote it: `bytes` verify (they are the canonical
@@ -485,5 +496,19 @@ impl Client {
     pub async fn delete_gateway_secret(&self, name: &str) -> Result<(), Error> {
         let path = format!("/v1/gateway/secrets/{name}");
         self.text(Method::DELETE, &path, &[], NONE).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client's `Debug` output names its server and never shows its token.
+    #[test]
+    fn debug_never_shows_the_token() {
+        let c = Client::new("http://127.0.0.1:8080/", "mdt_admin_s3cret");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("http://127.0.0.1:8080"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 }
