@@ -8,7 +8,7 @@ use mandate_api as api;
 use mandate_client::{AgentQuery, AuditQuery, PageQuery};
 use serde_json::json;
 
-use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, or_dash, say_if_none, text_arg, usage};
+use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, more, or_dash, say_if_none, text_arg, usage};
 use crate::{AdminTokenCmd, AgentCmd, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs};
 use crate::{AuditCmd, PolicyCmd};
 
@@ -136,9 +136,7 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
                 for a in &v.items {
                     println!("{}", agent_line(a));
                 }
-                if let Some(c) = &v.next_cursor {
-                    println!("(more: --cursor {c})");
-                }
+                more(v.next_cursor.as_deref());
             })
         }
         AgentCmd::Show { conn, id } => {
@@ -649,9 +647,7 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
                         or_dash(e.action.as_deref()),
                     );
                 }
-                if let Some(c) = v.next_cursor {
-                    println!("(more: --cursor {c})");
-                }
+                more(v.next_cursor);
             })
         }
         AuditCmd::Checkpoint { conn } => {

@@ -78,6 +78,13 @@ pub(crate) fn say_if_none<T>(items: &[T], none: &str) {
     }
 }
 
+/// Prints the hint for the next page of a list, when there is one.
+pub(crate) fn more(next_cursor: Option<impl std::fmt::Display>) {
+    if let Some(c) = next_cursor {
+        println!("(more: --cursor {c})");
+    }
+}
+
 /// A value shown as the server's JSON shows it (`-` when absent).
 pub(crate) fn or_dash(v: Option<&str>) -> &str {
     v.unwrap_or("-")

@@ -15,7 +15,7 @@ use mandate_client::{Client, MandateQuery, PageQuery};
 use mandate_core::clock::{Clock, SystemClock};
 
 use crate::Conn;
-use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, print_json, say_if_none, text_arg, usage};
+use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, more, print_json, say_if_none, text_arg, usage};
 
 #[derive(Subcommand)]
 pub enum MandateCmd {
@@ -191,13 +191,6 @@ fn token_arg(v: &str) -> Res<String> {
         return Err(usage("the user token is empty"));
     }
     Ok(t.to_owned())
-}
-
-/// The hint for the next page of a list.
-fn more(next_cursor: Option<&str>) {
-    if let Some(c) = next_cursor {
-        println!("(more: --cursor {c})");
-    }
 }
 
 fn is_pending(m: &api::Mandate) -> bool {
