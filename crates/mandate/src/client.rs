@@ -8,7 +8,9 @@ use mandate_api as api;
 use mandate_client::{AgentQuery, AuditQuery, PageQuery};
 use serde_json::json;
 
-use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, more, or_dash, say_if_none, text_arg, usage};
+use crate::cmd_io::{
+    Fail, OrFail, Res, client, exit, finish, more, or_dash, say_if_none, text_arg, usage,
+};
 use crate::{AdminTokenCmd, AgentCmd, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs};
 use crate::{AuditCmd, PolicyCmd};
 

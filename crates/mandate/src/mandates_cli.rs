@@ -15,7 +15,9 @@ use mandate_client::{Client, MandateQuery, PageQuery};
 use mandate_core::clock::{Clock, SystemClock};
 
 use crate::Conn;
-use crate::cmd_io::{Fail, OrFail, Res, client, exit, finish, more, print_json, say_if_none, text_arg, usage};
+use crate::cmd_io::{
+    Fail, OrFail, Res, client, exit, finish, more, print_json, say_if_none, text_arg, usage,
+};
 
 #[derive(Subcommand)]
 pub enum MandateCmd {
