@@ -71,6 +71,23 @@ impl Client {
         &self.base
     }
 
+    /// Whether the token can be sent: a header value holds no control character but a
+    /// tab. Said here, because reqwest's error for it names neither the header nor the
+    /// cause.
+    fn check_token(&self) -> Result<(), Error> {
+        if self
+            .token
+            .bytes()
+            .any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
+            return Err(Error::Request {
+                addr: self.base.clone(),
+                reason: "the token holds a line break or another control character".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// One call; the body text on success.
     async fn text<B: Serialize + ?Sized>(
         &self,
@@ -85,14 +102,15 @@ impl Client {
             url.push('?');
             url.push_str(&q);
         }
+        self.check_token()?;
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let res = req.send().await.map_err(|source| Error::Transport {
-            addr: self.base.clone(),
-            source,
-        })?;
+        let res = req
+            .send()
+            .await
+            .map_err(|source| Error::unsent(&self.base, source))?;
         let status = res.status().as_u16();
         let text = res.text().await.map_err(Error::Read)?;
         if (200..300).contains(&status) {
@@ -510,5 +528,33 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(shown.contains("http://127.0.0.1:8080"), "{shown}");
         assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    /// A token with a line break (a file's trailing newline) or an address that is not
+    /// a URL is said to be one, not reported as reqwest's bare "builder error"; the
+    /// token is never in the message.
+    #[test]
+    fn a_request_that_cannot_be_made_says_why() {
+        let e = Client::new("http://127.0.0.1:9", "s3cret\n").check_token();
+        assert_eq!(
+            e.map_err(|e| e.to_string()),
+            Err(
+                "cannot make a request to http://127.0.0.1:9: the token holds a line break \
+                 or another control character"
+                    .to_owned()
+            )
+        );
+        assert!(
+            Client::new("http://127.0.0.1:9", "s3cret\t")
+                .check_token()
+                .is_ok()
+        );
+        let Err(built) = reqwest::Client::new().get("127.0.0.1:9").build() else {
+            panic!("not a URL")
+        };
+        assert_eq!(
+            Error::unsent("127.0.0.1:9", built).to_string(),
+            "cannot make a request to 127.0.0.1:9: relative URL without a base"
+        );
     }
 }
