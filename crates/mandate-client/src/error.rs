@@ -13,6 +13,15 @@ pub enum Error {
         /// Why.
         source: reqwest::Error,
     },
+    /// The request could not be made from what was given: the address is not a URL,
+    /// or the token cannot be a header (the message never shows the token).
+    #[error("cannot make a request to {addr}: {reason}")]
+    Request {
+        /// The server's address, as given.
+        addr: String,
+        /// What is wrong with it, or with the token.
+        reason: String,
+    },
     /// The answer's body could not be read.
     #[error("reading the response: {0}")]
     Read(reqwest::Error),
@@ -52,6 +61,18 @@ impl Error {
             },
             Err(_) => Self::Status { status, body },
         }
+    }
+
+    /// The failure of a request that was not sent: a request that could not be built
+    /// (its cause, which reqwest's own message leaves out) or a server not reached.
+    pub(crate) fn unsent(addr: &str, source: reqwest::Error) -> Self {
+        let addr = addr.to_owned();
+        if !source.is_builder() {
+            return Self::Transport { addr, source };
+        }
+        let reason = std::error::Error::source(&source)
+            .map_or_else(|| source.to_string(), ToString::to_string);
+        Self::Request { addr, reason }
     }
 
     /// The HTTP status, when the server answered.

@@ -23,12 +23,23 @@ pub use error::Error;
 pub use query::{AgentQuery, AnomalyQuery, AuditQuery, MandateQuery, PageQuery};
 
 /// A client of one Mandate server, calling with one bearer token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     /// The server's address without a trailing `/`.
     base: String,
+    /// The bearer token: sent, never shown (the `Debug` output leaves it out).
     token: String,
+}
+
+/// Without the token: a client printed into a log or a panic message does not carry
+/// an admin token with it.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An incident bundle as the server wrote it: `bytes` verify (they are the canonical
@@ -60,6 +71,23 @@ impl Client {
         &self.base
     }
 
+    /// Whether the token can be sent: a header value holds no control character but a
+    /// tab. Said here, because reqwest's error for it names neither the header nor the
+    /// cause.
+    fn check_token(&self) -> Result<(), Error> {
+        if self
+            .token
+            .bytes()
+            .any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
+            return Err(Error::Request {
+                addr: self.base.clone(),
+                reason: "the token holds a line break or another control character".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// One call; the body text on success.
     async fn text<B: Serialize + ?Sized>(
         &self,
@@ -74,14 +102,15 @@ impl Client {
             url.push('?');
             url.push_str(&q);
         }
+        self.check_token()?;
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let res = req.send().await.map_err(|source| Error::Transport {
-            addr: self.base.clone(),
-            source,
-        })?;
+        let res = req
+            .send()
+            .await
+            .map_err(|source| Error::unsent(&self.base, source))?;
         let status = res.status().as_u16();
         let text = res.text().await.map_err(Error::Read)?;
         if (200..300).contains(&status) {
@@ -485,5 +514,47 @@ impl Client {
     pub async fn delete_gateway_secret(&self, name: &str) -> Result<(), Error> {
         let path = format!("/v1/gateway/secrets/{name}");
         self.text(Method::DELETE, &path, &[], NONE).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client's `Debug` output names its server and never shows its token.
+    #[test]
+    fn debug_never_shows_the_token() {
+        let c = Client::new("http://127.0.0.1:8080/", "mdt_admin_s3cret");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("http://127.0.0.1:8080"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    /// A token with a line break (a file's trailing newline) or an address that is not
+    /// a URL is said to be one, not reported as reqwest's bare "builder error"; the
+    /// token is never in the message.
+    #[test]
+    fn a_request_that_cannot_be_made_says_why() {
+        let e = Client::new("http://127.0.0.1:9", "s3cret\n").check_token();
+        assert_eq!(
+            e.map_err(|e| e.to_string()),
+            Err(
+                "cannot make a request to http://127.0.0.1:9: the token holds a line break \
+                 or another control character"
+                    .to_owned()
+            )
+        );
+        assert!(
+            Client::new("http://127.0.0.1:9", "s3cret\t")
+                .check_token()
+                .is_ok()
+        );
+        let Err(built) = reqwest::Client::new().get("127.0.0.1:9").build() else {
+            panic!("not a URL")
+        };
+        assert_eq!(
+            Error::unsent("127.0.0.1:9", built).to_string(),
+            "cannot make a request to 127.0.0.1:9: relative URL without a base"
+        );
     }
 }

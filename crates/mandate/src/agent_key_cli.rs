@@ -20,7 +20,7 @@ use mandate_token::assertion;
 use mandate_token::keys::SigningKey;
 
 use crate::Conn;
-use crate::cmd_io::{Fail, Res, usage};
+use crate::cmd_io::{Fail, Res, exit, usage};
 
 #[derive(Subcommand)]
 pub enum AgentKeyCmd {
@@ -67,16 +67,7 @@ pub fn agent_key(cmd: AgentKeyCmd) -> ExitCode {
             assertion(&key, &agent, &aud, lifetime_secs)
         }
     };
-    match r {
-        Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(Fail(code, msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(code)
-        }
-    }
+    exit(r.map(|text| println!("{text}")))
 }
 
 fn generate(out: &Path) -> Res<String> {

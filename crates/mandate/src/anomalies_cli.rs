@@ -8,7 +8,7 @@ use mandate_api as api;
 use mandate_client::{AnomalyQuery, PageQuery};
 
 use crate::Conn;
-use crate::cmd_io::{OrFail, client, finish, or_dash, say_if_none};
+use crate::cmd_io::{OrFail, client, finish, more, or_dash, say_if_none};
 
 #[derive(Subcommand)]
 pub enum AnomaliesCmd {
@@ -165,9 +165,7 @@ pub async fn anomalies(cmd: AnomaliesCmd) -> ExitCode {
                 for a in &v.items {
                     println!("{}", line(a));
                 }
-                if let Some(c) = &v.next_cursor {
-                    println!("(more: --cursor {c})");
-                }
+                more(v.next_cursor.as_deref());
             })
         }
         AnomaliesCmd::Show { conn, id } => {

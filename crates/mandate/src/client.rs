@@ -8,23 +8,15 @@ use mandate_api as api;
 use mandate_client::{AgentQuery, AuditQuery, PageQuery};
 use serde_json::json;
 
-use crate::cmd_io::{Fail, OrFail, Res, client, finish, or_dash, say_if_none, usage};
+use crate::cmd_io::{
+    Fail, OrFail, Res, client, exit, finish, more, or_dash, say_if_none, text_arg, usage,
+};
 use crate::{AdminTokenCmd, AgentCmd, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs};
 use crate::{AuditCmd, PolicyCmd};
 
-/// The text of `v`, or of the file `@PATH` names.
-fn text_of(v: &str) -> Res<String> {
-    match v.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))
-        }
-        None => Ok(v.to_owned()),
-    }
-}
-
 /// JSON given inline or as @FILE, read as `T`.
 fn json_arg<T: serde::de::DeserializeOwned>(v: &str) -> Res<T> {
-    serde_json::from_str(&text_of(v)?).map_err(|e| usage(format!("not valid JSON: {e}")))
+    serde_json::from_str(&text_arg(v)?).map_err(|e| usage(format!("not valid JSON: {e}")))
 }
 
 fn labels(list: &[String]) -> Res<Option<BTreeMap<String, String>>> {
@@ -146,9 +138,7 @@ pub async fn agent(cmd: AgentCmd) -> ExitCode {
                 for a in &v.items {
                     println!("{}", agent_line(a));
                 }
-                if let Some(c) = &v.next_cursor {
-                    println!("(more: --cursor {c})");
-                }
+                more(v.next_cursor.as_deref());
             })
         }
         AgentCmd::Show { conn, id } => {
@@ -462,16 +452,6 @@ fn compile_local(
     })
 }
 
-fn done(r: Res<()>) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Fail(code, msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(code)
-        }
-    }
-}
-
 pub async fn policy(cmd: PolicyCmd) -> ExitCode {
     match cmd {
         PolicyCmd::Add {
@@ -560,10 +540,10 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => done(Err(Fail(1, format!("cannot write the schema: {e}")))),
+                Err(e) => exit::<()>(Err(Fail(1, format!("cannot write the schema: {e}")))),
             }
         }
-        PolicyCmd::Validate { files, schemas } => done(compile_local(&files, &schemas).map(|c| {
+        PolicyCmd::Validate { files, schemas } => exit(compile_local(&files, &schemas).map(|c| {
             println!(
                 "valid: {} policies ({})",
                 c.len(),
@@ -595,7 +575,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             file,
             policies,
             schemas,
-        } => done((|| {
+        } => exit((|| {
             let compiled = compile_local(&policies, &schemas)?;
             let report = mandate_policy::run_tests(&compiled, &read(&file)?)
                 .map_err(|e| Fail(2, format!("{}: {e}", file.display())))?;
@@ -618,10 +598,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
 
 fn public_key(arg: &str) -> Res<ed25519_dalek::VerifyingKey> {
     use base64::Engine as _;
-    let text = match arg.strip_prefix('@') {
-        Some(path) => read(std::path::Path::new(path))?,
-        None => arg.to_owned(),
-    };
+    let text = text_arg(arg)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|_| usage("the public key is not base64"))?;
@@ -672,9 +649,7 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
                         or_dash(e.action.as_deref()),
                     );
                 }
-                if let Some(c) = v.next_cursor {
-                    println!("(more: --cursor {c})");
-                }
+                more(v.next_cursor);
             })
         }
         AuditCmd::Checkpoint { conn } => {
@@ -688,7 +663,7 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
                 }
             })
         }
-        AuditCmd::Export { conn, out } => done(
+        AuditCmd::Export { conn, out } => exit(
             async {
                 let body = client(&conn)?.audit_export().await.or_fail(&conn)?;
                 match out {
@@ -705,7 +680,7 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
         AuditCmd::Verify {
             file,
             public_key: key,
-        } => done(public_key(&key).and_then(|key| crate::incident_cli::verify_file(&file, &key))),
+        } => exit(public_key(&key).and_then(|key| crate::incident_cli::verify_file(&file, &key))),
     }
 }
 

@@ -21,6 +21,16 @@ pub(crate) fn usage(msg: impl Into<String>) -> Fail {
     Fail(2, msg.into())
 }
 
+/// The text of an argument given inline or as `@PATH` (the file's text).
+pub(crate) fn text_arg(v: &str) -> Res<String> {
+    match v.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))
+        }
+        None => Ok(v.to_owned()),
+    }
+}
+
 /// The typed client of `conn`'s server, with its token (a usage error without one).
 pub(crate) fn client(conn: &Conn) -> Res<Client> {
     let token = conn
@@ -68,30 +78,47 @@ pub(crate) fn say_if_none<T>(items: &[T], none: &str) {
     }
 }
 
+/// Prints the hint for the next page of a list, when there is one.
+pub(crate) fn more(next_cursor: Option<impl std::fmt::Display>) {
+    if let Some(c) = next_cursor {
+        println!("(more: --cursor {c})");
+    }
+}
+
 /// A value shown as the server's JSON shows it (`-` when absent).
 pub(crate) fn or_dash(v: Option<&str>) -> &str {
     v.unwrap_or("-")
 }
 
-/// Prints an answer (as JSON with `--json`, else by `human`) or the failure; the exit
-/// code.
-pub(crate) fn finish<T: Serialize>(conn: &Conn, r: Res<T>, human: impl FnOnce(&T)) -> ExitCode {
+/// Prints `v` as pretty JSON (what `--json` prints).
+pub(crate) fn print_json<T: Serialize>(v: &T) {
+    let json = serde_json::to_value(v).unwrap_or(Value::Null);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json).unwrap_or_default()
+    );
+}
+
+/// The exit code of a command whose output is printed already: success, or the
+/// failure's code after printing its message.
+pub(crate) fn exit<T>(r: Res<T>) -> ExitCode {
     match r {
-        Ok(v) => {
-            if conn.json {
-                let json = serde_json::to_value(&v).unwrap_or(Value::Null);
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json).unwrap_or_default()
-                );
-            } else {
-                human(&v);
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(Fail(code, msg)) => {
             eprintln!("error: {msg}");
             ExitCode::from(code)
         }
     }
+}
+
+/// Prints an answer (as JSON with `--json`, else by `human`) or the failure; the exit
+/// code.
+pub(crate) fn finish<T: Serialize>(conn: &Conn, r: Res<T>, human: impl FnOnce(&T)) -> ExitCode {
+    exit(r.map(|v| {
+        if conn.json {
+            print_json(&v);
+        } else {
+            human(&v);
+        }
+    }))
 }

@@ -15,7 +15,9 @@ use mandate_client::{Client, MandateQuery, PageQuery};
 use mandate_core::clock::{Clock, SystemClock};
 
 use crate::Conn;
-use crate::cmd_io::{Fail, OrFail, Res, client, finish, say_if_none, usage};
+use crate::cmd_io::{
+    Fail, OrFail, Res, client, exit, finish, more, print_json, say_if_none, text_arg, usage,
+};
 
 #[derive(Subcommand)]
 pub enum MandateCmd {
@@ -185,24 +187,12 @@ fn parse_grant(spec: &str) -> Res<api::Grant> {
 
 /// A token given inline or as @FILE (trimmed).
 fn token_arg(v: &str) -> Res<String> {
-    let text = match v.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| usage(format!("reading {path}: {e}")))?
-        }
-        None => v.to_owned(),
-    };
+    let text = text_arg(v)?;
     let t = text.trim();
     if t.is_empty() {
         return Err(usage("the user token is empty"));
     }
     Ok(t.to_owned())
-}
-
-/// The hint for the next page of a list.
-fn more(next_cursor: Option<&str>) {
-    if let Some(c) = next_cursor {
-        println!("(more: --cursor {c})");
-    }
 }
 
 fn is_pending(m: &api::Mandate) -> bool {
@@ -349,17 +339,13 @@ pub async fn mandate(cmd: MandateCmd) -> ExitCode {
             // Print the mandate whatever its status; then judge it.
             let r = r.and_then(|m| {
                 if conn.json {
-                    let json = serde_json::to_value(&m).unwrap_or_default();
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&json).unwrap_or_default()
-                    );
+                    print_json(&m);
                 } else {
                     print_mandate(&m);
                 }
                 request_outcome(m, wait.is_some())
             });
-            finish_quiet(r)
+            exit(r)
         }
         MandateCmd::List {
             conn,
@@ -409,17 +395,6 @@ pub async fn mandate(cmd: MandateCmd) -> ExitCode {
             }
             .await;
             finish(&conn, r, print_mandate)
-        }
-    }
-}
-
-/// Exit code only: the output was printed already.
-fn finish_quiet<T>(r: Res<T>) -> ExitCode {
-    match r {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(Fail(code, msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(code)
         }
     }
 }
