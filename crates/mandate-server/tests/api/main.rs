@@ -1970,3 +1970,47 @@ async fn racing_status_acts_are_recorded_in_the_order_they_were_made() {
         );
     }
 }
+
+/// Finding (attack on a real server): a containment and a decommission sent at once
+/// were recorded on the wrong side of each other (`incident.contained` saying the
+/// agent was active, logged after `agent.decommissioned`, and the reverse). The
+/// containment's `previous_status` must agree with where it stands in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_containment_racing_a_decommission_is_recorded_in_order() {
+    let env = Env::new();
+    for i in 0..40 {
+        let agent = env
+            .register(&format!("contained-{i}"), json!({"grants": []}))
+            .await;
+        let contain = format!("/v1/agents/{agent}/contain");
+        let decommission = format!("/v1/agents/{agent}/decommission");
+        let (c, d) = tokio::join!(
+            env.admin(Method::POST, &contain, None),
+            env.admin(Method::POST, &decommission, None),
+        );
+        assert_eq!(c.status, StatusCode::OK, "{}", c.json());
+        assert_eq!(d.status, StatusCode::OK, "{}", d.json());
+        let r = env
+            .admin(
+                Method::GET,
+                &format!("/v1/audit/events?agent={agent}"),
+                None,
+            )
+            .await;
+        r.expect(200);
+        let items = r.json()["items"].as_array().expect("items").clone();
+        let at = |kind: &str| {
+            items
+                .iter()
+                .position(|e| e["kind"] == kind)
+                .expect("recorded")
+        };
+        let (contained, decommissioned) = (at("incident.contained"), at("agent.decommissioned"));
+        let previous = items[contained]["details"]["previous_status"].clone();
+        assert_eq!(
+            contained > decommissioned,
+            previous == "decommissioned",
+            "round {i}: contained (previous {previous}) at {contained}, decommissioned at {decommissioned}"
+        );
+    }
+}
