@@ -274,6 +274,11 @@ pub(crate) async fn contain(
     let incident = IncidentId::generate(state.clock.as_ref(), state.random.as_ref())
         .map_err(ApiError::internal)?;
     let actor = admin.0.id.clone();
+    // INVARIANT (act order): the containment's change and its records (the mandates it
+    // ended, then `incident.contained`) are under the acts' order lock, so no other
+    // act's record lands between them out of order (a decommission racing a containment
+    // was recorded on the wrong side of it without it).
+    let order = state.act_order.lock().await;
     let c = {
         let (id, incident, reason, actor) =
             (id.clone(), incident.clone(), reason.clone(), actor.clone());
@@ -321,6 +326,7 @@ pub(crate) async fn contain(
         tracing::error!(error = %err, agent = %id, %incident, "containment not recorded");
         audit_unavailable("the containment could not be recorded in the audit log")
     })?;
+    drop(order);
     let contained_seq = seq_of(&event_id)
         .ok_or_else(|| bundle_unavailable(format!("unexpected event id `{event_id}`")))?;
     let sealed = state.audit.seal().await.map_err(|err| {

@@ -96,6 +96,10 @@ pub struct AppState {
     pub(crate) detector: Option<mandate_detect::Detector>,
     /// The gateways' upstream secrets, decrypted (never returned by any API).
     pub(crate) secrets: gateway::SecretCache,
+    /// Held by an act from its work until its audit event is queued, so acts are
+    /// recorded in the order their changes were made (`INVARIANT (act order)`,
+    /// `write_path.rs`).
+    pub(crate) act_order: tokio::sync::Mutex<()>,
 }
 
 /// Why a stored policy version has no compiled policy set.
@@ -171,6 +175,7 @@ impl AppState {
             mandate_changes: tokio::sync::watch::channel(0).0,
             detector,
             secrets: gateway::SecretCache::default(),
+            act_order: tokio::sync::Mutex::new(()),
         };
         gateway::load_secrets(&state).map_err(|e| StartError::Snapshot(e.code().to_owned()))?;
         state

@@ -155,18 +155,35 @@ impl AppState {
         actor: &actor::Actor,
         work: impl FnOnce(&AppState) -> std::result::Result<(T, Recorded), ApiError> + Send + 'static,
     ) -> std::result::Result<T, ApiError> {
+        // INVARIANT (act order): an act's event is queued before another act's work
+        // starts, so the log records acts in the order their changes were made (two
+        // acts on one agent, a suspension and a decommission, were recorded the other
+        // way round without it). Only the queueing is under the lock, not the wait for
+        // durability.
+        let order = self.act_order.lock().await;
         let (value, rec) = crate::blocking(self, work).await??;
-        self.record_act(kind, actor, rec).await?;
+        let durable = self.record_act(kind, actor, rec);
+        drop(order);
+        durable?.await.map_err(|e| {
+            tracing::error!(error = %e, kind, "act not recorded");
+            audit_unavailable()
+        })?;
         Ok(value)
     }
 
-    /// Records an act by `actor`, durably (see [`AppState::act`]).
-    async fn record_act(
+    /// Queues the audit event of an act by `actor` (see [`AppState::act`]); what it
+    /// returns resolves once the event is durable.
+    fn record_act(
         &self,
         kind: &'static str,
         actor: &actor::Actor,
         rec: Recorded,
-    ) -> std::result::Result<(), ApiError> {
+    ) -> std::result::Result<
+        impl std::future::Future<Output = std::result::Result<String, crate::audit::AuditError>>
+        + Send
+        + use<>,
+        ApiError,
+    > {
         let mut e = self.event(kind);
         e.actor = Some(actor.name());
         e.agent = rec.agent.as_ref().map(ToString::to_string);
@@ -174,13 +191,18 @@ impl AppState {
         e.details = (!rec.details.is_null()).then_some(rec.details);
         e.policy_ids = rec.policy_ids;
         e.reasons = rec.reasons;
-        self.audit.record(e).await.map(|_| ()).map_err(|e| {
+        self.audit.enqueue(e).map_err(|e| {
             tracing::error!(error = %e, kind, "act not recorded");
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                "the change was made but could not be recorded in the audit log",
-            )
+            audit_unavailable()
         })
     }
+}
+
+/// A change that stands but could not be recorded.
+fn audit_unavailable() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+        "the change was made but could not be recorded in the audit log",
+    )
 }

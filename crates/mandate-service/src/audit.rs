@@ -253,9 +253,20 @@ impl AuditLog {
     /// Appends `draft` (its `seq`, `time` and `node` are assigned here) and returns the
     /// event id once it is durable.
     pub async fn record(&self, draft: AuditEvent) -> Result<String, AuditError> {
+        self.enqueue(draft)?.await
+    }
+
+    /// Queues `draft` at once, which fixes its place in the log (events get their `seq`
+    /// in the order they are queued), and returns what resolves to its event id once it
+    /// is durable. For callers that must order their events with their own changes
+    /// (`AppState::act` queues while it still holds its order lock).
+    pub fn enqueue(
+        &self,
+        draft: AuditEvent,
+    ) -> Result<impl Future<Output = Result<String, AuditError>> + Send + use<>, AuditError> {
         let (reply, wait) = oneshot::channel();
         self.send(Job::Event(Box::new(draft), reply))?;
-        wait.await.map_err(|_| AuditError::Unavailable)?
+        Ok(async move { wait.await.map_err(|_| AuditError::Unavailable)? })
     }
 
     /// Appends many events (one group commit when they arrive together).

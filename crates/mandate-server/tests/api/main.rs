@@ -1922,3 +1922,95 @@ async fn earlier_tokens_die_with_a_revoked_credential_or_a_revoking_suspend() {
         "the remaining credential still works"
     );
 }
+
+/// Finding (attack on a real server): two admin acts on one agent, a suspension and a
+/// decommission sent at once, could be recorded in the reverse of the order their
+/// changes were made, so the log said `agent.decommissioned` then `agent.suspended`
+/// while the agent was decommissioned. The last status event must name the status the
+/// agent ends with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_status_acts_are_recorded_in_the_order_they_were_made() {
+    let env = Env::new();
+    for i in 0..60 {
+        let agent = env
+            .register(&format!("racer-{i}"), json!({"grants": []}))
+            .await;
+        let suspend = format!("/v1/agents/{agent}/suspend");
+        let decommission = format!("/v1/agents/{agent}/decommission");
+        let (s, d) = tokio::join!(
+            env.admin(Method::POST, &suspend, None),
+            env.admin(Method::POST, &decommission, None),
+        );
+        assert_eq!(d.status, StatusCode::OK, "{}", d.json());
+        assert!(
+            s.status == StatusCode::OK || s.status == StatusCode::CONFLICT,
+            "{}",
+            s.json()
+        );
+        let r = env
+            .admin(
+                Method::GET,
+                &format!("/v1/audit/events?agent={agent}"),
+                None,
+            )
+            .await;
+        r.expect(200);
+        let kinds: Vec<String> = r.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|e| e["kind"].as_str())
+            .filter(|k| *k == "agent.suspended" || *k == "agent.decommissioned")
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            kinds.last().map(String::as_str),
+            Some("agent.decommissioned"),
+            "round {i}: the log's last status act is not the agent's status: {kinds:?}"
+        );
+    }
+}
+
+/// Finding (attack on a real server): a containment and a decommission sent at once
+/// were recorded on the wrong side of each other (`incident.contained` saying the
+/// agent was active, logged after `agent.decommissioned`, and the reverse). The
+/// containment's `previous_status` must agree with where it stands in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_containment_racing_a_decommission_is_recorded_in_order() {
+    let env = Env::new();
+    for i in 0..40 {
+        let agent = env
+            .register(&format!("contained-{i}"), json!({"grants": []}))
+            .await;
+        let contain = format!("/v1/agents/{agent}/contain");
+        let decommission = format!("/v1/agents/{agent}/decommission");
+        let (c, d) = tokio::join!(
+            env.admin(Method::POST, &contain, None),
+            env.admin(Method::POST, &decommission, None),
+        );
+        assert_eq!(c.status, StatusCode::OK, "{}", c.json());
+        assert_eq!(d.status, StatusCode::OK, "{}", d.json());
+        let r = env
+            .admin(
+                Method::GET,
+                &format!("/v1/audit/events?agent={agent}"),
+                None,
+            )
+            .await;
+        r.expect(200);
+        let items = r.json()["items"].as_array().expect("items").clone();
+        let at = |kind: &str| {
+            items
+                .iter()
+                .position(|e| e["kind"] == kind)
+                .expect("recorded")
+        };
+        let (contained, decommissioned) = (at("incident.contained"), at("agent.decommissioned"));
+        let previous = items[contained]["details"]["previous_status"].clone();
+        assert_eq!(
+            contained > decommissioned,
+            previous == "decommissioned",
+            "round {i}: contained (previous {previous}) at {contained}, decommissioned at {decommissioned}"
+        );
+    }
+}
