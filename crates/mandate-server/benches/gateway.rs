@@ -24,7 +24,7 @@ use mandate_gateway::http::{Credential, HttpConfig, Route, Template};
 use mandate_server::bootstrap::{self, Bootstrap};
 use mandate_server::gateway::GatewayAuthorizer;
 use mandate_server::keys::KeyState;
-use mandate_server::{AppState, ServerConfig};
+use mandate_server::{Node, ServerConfig};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 use serde_json::json;
@@ -108,8 +108,17 @@ async fn main() {
         dev_users: None,
         detect: mandate_server::detect::DetectSettings::default(),
     };
-    let state =
-        Arc::new(AppState::new(Arc::clone(&store), keys, clock, random, config).expect("state"));
+    let state = Arc::new(
+        Node::new(
+            Arc::clone(&store),
+            keys,
+            clock,
+            random,
+            config,
+            Arc::new(mandate_server::webhook::Signed),
+        )
+        .expect("state"),
+    );
     let admin_api = serve(mandate_server::router(Arc::clone(&state))).await;
     let http = reqwest::Client::new();
     let call = |m: reqwest::Method, path: &str, body: serde_json::Value| {

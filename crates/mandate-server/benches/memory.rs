@@ -1,13 +1,13 @@
 //! Resident memory of a node holding 100,000 agents, loaded and refreshed the way the
 //! server does it: the agents (the `decide`/`memory` fixture: four labels, two grants and
 //! an audience each) are written to a real SQLite store with 1,000 token cutoffs and
-//! 1,000 revoked token ids, `AppState::new` loads the first snapshot, and 100 policies
+//! 1,000 revoked token ids, `Node::new` loads the first snapshot, and 100 policies
 //! are activated through the admin API.
 //!
 //! Printed, from the process's `/proc/self/status`:
 //! - steady state: `VmRSS` with one snapshot loaded;
 //! - a refresh: `VmHWM` (the peak) is reset, then one agent is suspended through the
-//!   admin API (`POST /v1/agents/{id}/suspend`: store write, `AppState::refresh`, audit
+//!   admin API (`POST /v1/agents/{id}/suspend`: store write, `Node::refresh`, audit
 //!   event), and the peak during it and `VmRSS` after are read;
 //! - after 100 more refreshes (suspend/resume of other agents), to show nothing piles up.
 //!
@@ -43,7 +43,7 @@ use mandate_core::random::{OsRandom, Random};
 use mandate_core::time::Timestamp;
 use mandate_server::bootstrap::{self, Bootstrap};
 use mandate_server::keys::KeyState;
-use mandate_server::{AppState, ServerConfig};
+use mandate_server::{Node, ServerConfig};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
@@ -108,7 +108,7 @@ fn timer() -> std::time::Instant {
 
 #[tokio::main]
 async fn main() {
-    println!("memory: {AGENTS} agents, {POLICIES} policies, through a real store and AppState");
+    println!("memory: {AGENTS} agents, {POLICIES} policies, through a real store and Node");
     show("start");
     let dir = match std::env::var("MANDATE_BENCH_DIR") {
         Ok(d) => tempfile::tempdir_in(d),
@@ -177,8 +177,17 @@ async fn main() {
         detect: mandate_server::detect::DetectSettings::default(),
     };
     let started = timer();
-    let state =
-        Arc::new(AppState::new(Arc::clone(&store), keys, clock, random, config).expect("state"));
+    let state = Arc::new(
+        Node::new(
+            Arc::clone(&store),
+            keys,
+            clock,
+            random,
+            config,
+            Arc::new(mandate_server::webhook::Signed),
+        )
+        .expect("state"),
+    );
     println!(
         "(first snapshot loaded in {:.2} s)",
         started.elapsed().as_secs_f64()

@@ -13,10 +13,11 @@ use mandate_token::secret;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::AppState;
+use crate::Node;
+use crate::act::Acts as _;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
-use crate::write_path::Recorded;
+use mandate_service::Recorded;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +28,7 @@ pub(crate) struct NewAdminToken {
 
 /// `POST /v1/admin-tokens`: the token is in this response and nowhere else.
 pub(crate) async fn create_token(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiJson(req): ApiJson<NewAdminToken>,
 ) -> Result<Response, ApiError> {
@@ -70,7 +71,7 @@ pub(crate) async fn create_token(
 
 /// `GET /v1/admin-tokens`.
 pub(crate) async fn list_tokens(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let items = crate::blocking(&state, |s| s.store().list_admin_tokens()).await??;
@@ -79,7 +80,7 @@ pub(crate) async fn list_tokens(
 
 /// `DELETE /v1/admin-tokens/{id}`.
 pub(crate) async fn revoke_token(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -98,7 +99,7 @@ pub(crate) async fn revoke_token(
 
 /// `GET /v1/keys`: the signing keys still published.
 pub(crate) async fn list_keys(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let rows =
@@ -121,7 +122,7 @@ pub(crate) async fn list_keys(
 /// `POST /v1/keys/rotate`: a new key signs from now on; the old one stays published
 /// until every token it signed has expired.
 pub(crate) async fn rotate_keys(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     admin.require_write()?;

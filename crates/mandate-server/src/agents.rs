@@ -20,11 +20,12 @@ use mandate_token::secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::Node;
+use crate::act::Acts as _;
 use crate::acts;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath, OptionalJson};
-use crate::write_path::Recorded;
+use mandate_service::Recorded;
 
 pub(crate) fn agent_id(s: &str) -> Result<AgentId, ApiError> {
     AgentId::parse(s)
@@ -51,7 +52,7 @@ pub(crate) struct RegisterAgent {
 
 /// `POST /v1/agents`.
 pub(crate) async fn register(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiJson(req): ApiJson<RegisterAgent>,
 ) -> Result<Response, ApiError> {
@@ -88,7 +89,7 @@ const MAX_PAGE: u32 = 500;
 
 /// `GET /v1/agents?owner=&status=&label=key=value&limit=&cursor=`.
 pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -146,7 +147,7 @@ pub(crate) async fn list(
 
 /// `GET /v1/agents/{id}`.
 pub(crate) async fn show(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Agent>, ApiError> {
@@ -169,7 +170,7 @@ pub(crate) struct UpdateAgent {
 
 /// `PATCH /v1/agents/{id}`: replaces the fields given. A decommissioned agent is frozen.
 pub(crate) async fn update(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateAgent>,
@@ -222,7 +223,7 @@ pub(crate) struct StatusChange {
 }
 
 async fn change_status(
-    state: Arc<AppState>,
+    state: Arc<Node>,
     admin: Admin,
     id: String,
     body: Option<StatusChange>,
@@ -259,7 +260,7 @@ async fn change_status(
                 acts::set_status(&s.store(), &id, to, reason, revoke_tokens, s.clock.now())?;
             // Resuming is the human's explicit word: the detector lifts its own suspension.
             if to == AgentStatus::Active
-                && let Some(d) = &s.detector
+                && let Some(d) = s.detector()
             {
                 d.resume(agent.id.as_str());
             }
@@ -274,7 +275,7 @@ async fn change_status(
 
 /// `POST /v1/agents/{id}/suspend`: takes effect on the very next request.
 pub(crate) async fn suspend(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<StatusChange>,
@@ -284,7 +285,7 @@ pub(crate) async fn suspend(
 
 /// `POST /v1/agents/{id}/resume`.
 pub(crate) async fn resume(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<StatusChange>,
@@ -294,7 +295,7 @@ pub(crate) async fn resume(
 
 /// `POST /v1/agents/{id}/decommission`: final; revokes every credential.
 pub(crate) async fn decommission(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<StatusChange>,
@@ -316,7 +317,7 @@ const MAX_OVERLAP_SECS: u32 = 30 * 86_400;
 
 /// Builds a credential (and, for a secret, the clear text and its hash) — not stored yet.
 fn make_credential(
-    s: &AppState,
+    s: &Node,
     agent_id: &AgentId,
     kind: CredentialKind,
     jwk: Option<Value>,
@@ -386,7 +387,7 @@ fn credential_response(c: &Credential, secret: Option<&secret::Secret>, now: Tim
     out
 }
 
-fn writable_agent(s: &AppState, id: &AgentId) -> Result<(), ApiError> {
+fn writable_agent(s: &Node, id: &AgentId) -> Result<(), ApiError> {
     match s.store().get_agent(id)? {
         None => Err(ApiError::not_found("unknown agent")),
         Some(a) if a.status == AgentStatus::Decommissioned => Err(ApiError::conflict(
@@ -399,7 +400,7 @@ fn writable_agent(s: &AppState, id: &AgentId) -> Result<(), ApiError> {
 
 /// `POST /v1/agents/{id}/credentials`: a client secret (shown once) or a public JWK.
 pub(crate) async fn add_credential(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<NewCredential>,
@@ -426,7 +427,7 @@ pub(crate) async fn add_credential(
 
 /// `GET /v1/agents/{id}/credentials`: metadata only; secrets are never shown again.
 pub(crate) async fn list_credentials(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -462,7 +463,7 @@ pub(crate) struct Rotate {
 /// `POST /v1/agents/{id}/credentials/{cid}/rotate`: a new credential of the same kind;
 /// the old one works until now + `overlap_secs`, then never again.
 pub(crate) async fn rotate_credential(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath((id, cid)): ApiPath<(String, String)>,
     OptionalJson(req): OptionalJson<Rotate>,
@@ -522,7 +523,7 @@ pub(crate) async fn rotate_credential(
 
 /// `DELETE /v1/agents/{id}/credentials/{cid}`: stops working now.
 pub(crate) async fn revoke_credential(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath((id, cid)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {

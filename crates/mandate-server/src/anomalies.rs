@@ -16,13 +16,14 @@ use mandate_store::{AnomalyFilter, AnomalyRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::Node;
+use crate::act::Acts as _;
 use crate::agents::agent_id;
 use crate::audit_api::query;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, OptionalJson};
 use crate::mandates::{DEFAULT_PAGE, check_text, page_limit};
-use crate::write_path::Recorded;
+use mandate_service::Recorded;
 
 fn bad(m: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_query", m)
@@ -45,7 +46,7 @@ fn one_of(field: &str, v: String, allowed: &[&str]) -> Result<String, ApiError> 
 
 /// `GET /v1/anomalies?agent=&status=&severity=&kind=&cursor=&limit=`: newest first.
 pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -85,7 +86,7 @@ pub(crate) async fn list(
 
 /// `GET /v1/anomalies/{id}`.
 pub(crate) async fn show(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AnomalyRow>, ApiError> {
@@ -117,7 +118,7 @@ fn require_resolver(admin: &Admin) -> Result<(), ApiError> {
 }
 
 async fn resolve(
-    state: Arc<AppState>,
+    state: Arc<Node>,
     admin: Admin,
     id: String,
     body: Option<Resolution>,
@@ -146,7 +147,7 @@ async fn resolve(
                 })?;
             // INVARIANT (hold): the hold is lifted in the detector before the answer, so
             // the agent's next matching request is judged without it.
-            if let (Some(d), Ok(kind)) = (&s.detector, a.kind.parse::<Kind>()) {
+            if let (Some(d), Ok(kind)) = (s.detector(), a.kind.parse::<Kind>()) {
                 let observed = a
                     .details
                     .get("observed")
@@ -176,7 +177,7 @@ async fn resolve(
 
 /// `POST /v1/anomalies/{id}/acknowledge`: real, and handled.
 pub(crate) async fn acknowledge(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<Resolution>,
@@ -186,7 +187,7 @@ pub(crate) async fn acknowledge(
 
 /// `POST /v1/anomalies/{id}/dismiss`: a false positive; the baseline learns from it.
 pub(crate) async fn dismiss(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<Resolution>,
@@ -196,7 +197,7 @@ pub(crate) async fn dismiss(
 
 /// `GET /v1/agents/{id}/baseline`: what the detector learned of the agent.
 pub(crate) async fn baseline(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -209,7 +210,7 @@ pub(crate) async fn baseline(
     if known.is_none() {
         return Err(ApiError::not_found("unknown agent"));
     }
-    let Some(d) = &state.detector else {
+    let Some(d) = state.detector() else {
         return Ok(Json(json!({"agent": id, "enabled": false})));
     };
     let now = state.clock.now().secs();

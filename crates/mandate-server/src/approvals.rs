@@ -14,7 +14,8 @@ use mandate_store::MandateFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::Node;
+use crate::act::Acts as _;
 use crate::audit_api::query;
 use crate::caller::Caller;
 use crate::error::ApiError;
@@ -23,9 +24,9 @@ use crate::mandates::{
     DEFAULT_PAGE, agent_summary, check_text, is_owner, mandate_id, next_cursor, page_cursor,
     page_limit, person, view,
 };
-use crate::write_path::Recorded;
+use mandate_service::Recorded;
 
-fn require_approver(caller: &Caller, state: &AppState) -> Result<(), ApiError> {
+fn require_approver(caller: &Caller, state: &Node) -> Result<(), ApiError> {
     if caller.is_approver(state) {
         Ok(())
     } else {
@@ -40,7 +41,7 @@ fn require_approver(caller: &Caller, state: &AppState) -> Result<(), ApiError> {
 /// `GET /v1/approvals?cursor=&limit=`: requests waiting for a human whose deadline is
 /// still ahead, oldest first, each with the agent that asked.
 pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -93,7 +94,7 @@ fn is_self(u: &UserRef, m: &Mandate, owner: Option<&str>) -> bool {
 }
 
 async fn decide(
-    state: Arc<AppState>,
+    state: Arc<Node>,
     caller: Caller,
     id: String,
     body: Option<Decision>,
@@ -168,7 +169,7 @@ async fn decide(
 
 /// `POST /v1/approvals/{id}/approve`: the mandate becomes active for its lifetime.
 pub(crate) async fn approve(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<Decision>,
@@ -178,7 +179,7 @@ pub(crate) async fn approve(
 
 /// `POST /v1/approvals/{id}/deny`.
 pub(crate) async fn deny(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<Decision>,

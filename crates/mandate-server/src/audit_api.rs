@@ -17,7 +17,7 @@ use mandate_core::time::Timestamp;
 use mandate_store::AuditFilter;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::Node;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, parse_pairs};
 
@@ -62,7 +62,7 @@ fn number(k: &str, v: &str) -> Result<u64, ApiError> {
 
 /// `GET /v1/audit/events?agent=&user=&kind=&decision=&since=&until=&cursor=&limit=`.
 pub(crate) async fn events(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -113,7 +113,7 @@ pub(crate) async fn events(
 /// `GET /v1/audit/checkpoints/latest`: the newest signed checkpoint and the key that
 /// verifies it.
 pub(crate) async fn latest_checkpoint(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -140,7 +140,7 @@ pub(crate) async fn latest_checkpoint(
 /// `GET /v1/audit/events/{seq}/proof?size=N`: an inclusion proof of event `seq` in the tree
 /// of the first `size` events (default: the latest checkpoint's size).
 pub(crate) async fn inclusion(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     ApiPath(seq): ApiPath<String>,
     RawQuery(q): RawQuery,
@@ -187,7 +187,7 @@ pub(crate) async fn inclusion(
 
 /// `GET /v1/audit/consistency?from=M&to=N`: a consistency proof between two tree sizes.
 pub(crate) async fn consistency(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -230,7 +230,7 @@ pub(crate) async fn consistency(
 /// checkpoint right after the event that completed it, and a fresh checkpoint sealing
 /// everything at the end — the format `mandate audit verify` checks offline.
 pub(crate) async fn export(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {

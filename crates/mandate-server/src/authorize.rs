@@ -15,13 +15,14 @@ use mandate_core::admin::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::decide::{
-    Decision, DecisionRequest, Principal, Resource, TokenAudience, Verdict, decide_with,
-};
-use crate::detect::{self, Observed};
+use crate::Node;
+use crate::decide::{Decision, Principal, Resource, TokenAudience};
 use crate::error::ApiError;
 use crate::extract::{bearer, looks_like_jwt, lookup_admin_token, parse_json, read_body};
+use mandate_service::decisions::{
+    Question, decide_question, record_decision, record_decisions, verified_claims,
+};
+use mandate_service::detect::Observed;
 
 /// The most requests one batch may hold.
 pub const MAX_BATCH: usize = 100;
@@ -59,7 +60,7 @@ enum Caller<'h> {
     Service(String),
 }
 
-async fn caller<'h>(state: &Arc<AppState>, headers: &'h HeaderMap) -> Result<Caller<'h>, ApiError> {
+async fn caller<'h>(state: &Arc<Node>, headers: &'h HeaderMap) -> Result<Caller<'h>, ApiError> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -96,7 +97,7 @@ async fn caller<'h>(state: &Arc<AppState>, headers: &'h HeaderMap) -> Result<Cal
 /// its agent suspended, issued for another audience) is decided — a recorded `deny`
 /// naming the agent.
 fn refuse_unverified(
-    state: &AppState,
+    state: &Node,
     snapshot: &crate::decide::Snapshot,
     caller: &Caller<'_>,
 ) -> Result<(), ApiError> {
@@ -161,143 +162,9 @@ fn check(req: &AuthorizeRequest, caller: &Caller<'_>) -> Result<(), ApiError> {
     }
 }
 
-/// The claims of `token` from the verified-token cache, or verified now (and cached).
-/// The Ed25519 check is the costliest step of a decision: done once per token.
-pub(crate) fn verified_claims(
-    state: &AppState,
-    snapshot: &crate::decide::Snapshot,
-    token: &str,
-    now: mandate_core::time::Timestamp,
-) -> Option<Arc<mandate_token::access::AccessClaims>> {
-    state.verified_tokens.get(token, now).or_else(|| {
-        let v =
-            mandate_token::access::verify_bounded(&snapshot.ring, token, &snapshot.expected(), now)
-                .ok()?;
-        let c = Arc::new(v.claims);
-        state
-            .verified_tokens
-            .insert(token, Arc::clone(&c), v.valid_until);
-        Some(c)
-    })
-}
-
-/// One question to the decision path, from any enforcement point.
-pub(crate) struct Question<'a> {
-    pub principal: Principal<'a>,
-    pub action: &'a str,
-    pub resource: &'a Resource,
-    /// A JSON object.
-    pub context: &'a Value,
-    pub request_id: Option<String>,
-    /// Who asked for the agent (a service token id), when not the agent itself.
-    pub actor: Option<String>,
-    /// The enforcement point and what it saw (gateways), recorded in `details.via`.
-    pub via: Option<Value>,
-    /// What a token principal must be issued for (`INVARIANT (audience)`, decide.rs).
-    pub audience: TokenAudience<'a>,
-}
-
-/// Decides one question (pure but for the detector's learning) and drafts its audit
-/// event.
-pub(crate) fn decide_question(
-    state: &AppState,
-    snapshot: &crate::decide::Snapshot,
-    now: mandate_core::time::Timestamp,
-    q: Question<'_>,
-) -> (Decision, AuditEvent, Observed) {
-    let question = DecisionRequest {
-        principal: q.principal,
-        action: q.action,
-        resource: q.resource,
-        context: q.context,
-    };
-    let mut seen = Observed::default();
-    let detector = state.detector.as_ref();
-    // A token that did not verify through the cache is verified by `decide` again (so
-    // its answer says why); should it verify there after all, it is held to the
-    // audience too, so the audience never rests on the two verifications agreeing.
-    let late;
-    let verified = match q.principal {
-        Principal::Verified(c) => Some(c),
-        Principal::Token(t) => {
-            late = mandate_token::access::verify(&snapshot.ring, t, &snapshot.expected(), now).ok();
-            late.as_ref()
-        }
-        Principal::Agent(_) => None,
-    };
-    let d = match verified {
-        // Refused before the detector: a token used where it was not issued for is not
-        // the agent's behaviour to learn.
-        Some(c) if !q.audience.accepts(snapshot, c) => Decision::wrong_audience(c),
-        _ => decide_with(
-            snapshot,
-            &question,
-            now,
-            detect::assess(detector, &question, now, &mut seen),
-        ),
-    };
-    detect::outcome(detector, &mut seen, now, d.verdict() == Verdict::Deny);
-    let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");
-    e.agent = d.agent.as_ref().map(ToString::to_string);
-    e.user.clone_from(&d.user);
-    e.actor = q.actor;
-    e.action = Some(q.action.to_owned());
-    e.resource = Some(json!({"type": q.resource.type_name, "id": q.resource.id}));
-    e.context = Some(state.redact(q.context));
-    e.decision = Some(verdict(&d).to_owned());
-    e.policy_ids = d.policy_ids.clone();
-    e.reasons = d.reasons();
-    e.request_id = q.request_id;
-    let mut details = serde_json::Map::new();
-    if let Some(jti) = &d.token_id {
-        details.insert("token_id".into(), json!(jti));
-    }
-    if let Some(m) = &d.mandate {
-        details.insert("mandate".into(), json!(m));
-    }
-    if !d.chain.is_empty() {
-        details.insert("chain".into(), json!(d.chain));
-    }
-    if let Some(v) = snapshot.policy_version {
-        details.insert("policy_version".into(), json!(v));
-    }
-    if d.risk != Default::default() {
-        details.insert("risk".into(), json!(d.risk));
-    }
-    if let Some(via) = q.via {
-        details.insert("via".into(), via);
-    }
-    e.details = (!details.is_empty()).then_some(Value::Object(details));
-    (d, e, seen)
-}
-
-/// Records a decision's event (with what the detector raised) durably; its id.
-pub(crate) async fn record_decision(
-    state: &Arc<AppState>,
-    event: AuditEvent,
-    seen: Observed,
-    request_id: Option<&str>,
-) -> Result<String, ApiError> {
-    if seen.raised.is_empty() {
-        // INVARIANT (durable before the answer): no decision leaves before its event commits.
-        return state.audit.record(event).await.map_err(|e| unavailable(&e));
-    }
-    let mut events = vec![event];
-    events.extend(detect::act(state, seen.raised, request_id).await?);
-    let mut ids = state.audit.record_all(events).await.into_iter();
-    let id = ids
-        .next()
-        .unwrap_or(Err(crate::audit::AuditError::Unavailable))
-        .map_err(|e| unavailable(&e))?;
-    for other in ids {
-        other.map_err(|e| unavailable(&e))?;
-    }
-    Ok(id)
-}
-
 /// Decides one `/v1/authorize` request and drafts its audit event.
 fn decide_one(
-    state: &AppState,
+    state: &Node,
     snapshot: &crate::decide::Snapshot,
     req: &AuthorizeRequest,
     caller: &Caller<'_>,
@@ -398,18 +265,9 @@ fn answer(d: &Decision, decision_id: String) -> Answer<'_> {
     }
 }
 
-fn unavailable(e: &crate::audit::AuditError) -> ApiError {
-    tracing::error!(error = %e, "decision not answered: the audit log cannot be written");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "audit_unavailable",
-        "the audit log cannot be written; no decision is given",
-    )
-}
-
 /// The JSON body, after its content type (`application/json` or `…+json`, any case).
 async fn body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
+    state: &Node,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
@@ -436,7 +294,7 @@ async fn body<T: serde::de::DeserializeOwned>(
 
 /// `POST /v1/authorize`.
 pub(crate) async fn authorize(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
@@ -452,7 +310,7 @@ pub(crate) async fn authorize(
 
 /// `POST /v1/authorize/batch`: up to [`MAX_BATCH`] requests, one group commit.
 pub(crate) async fn authorize_batch(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
@@ -479,16 +337,10 @@ pub(crate) async fn authorize_batch(
         events.push(e);
         raised.extend(seen.raised);
     }
-    let more = detect::act(&state, raised, None).await?;
-    let n = events.len();
-    events.extend(more);
-    let mut ids = state.audit.record_all(events).await;
-    for extra in ids.split_off(n) {
-        extra.map_err(|e| unavailable(&e))?;
-    }
+    let ids = record_decisions(&state, events, raised, None).await?;
     let mut results = Vec::with_capacity(ids.len());
     for (d, id) in decisions.iter().zip(ids) {
-        results.push(answer(d, id.map_err(|e| unavailable(&e))?));
+        results.push(answer(d, id));
     }
     Ok(Json(json!({"results": results})).into_response())
 }

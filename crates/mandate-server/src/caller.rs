@@ -11,7 +11,7 @@ use mandate_token::access::AccessClaims;
 use mandate_token::user::VerifiedUser;
 use serde_json::Value;
 
-use crate::AppState;
+use crate::Node;
 use crate::actor::Actor;
 use crate::error::ApiError;
 use crate::extract::{bearer, looks_like_jwt, lookup_admin_token};
@@ -48,10 +48,7 @@ pub(crate) fn peek_issuer(token: &str) -> Option<String> {
 }
 
 /// Authenticates the bearer of `headers`.
-pub(crate) async fn identify(
-    state: &Arc<AppState>,
-    headers: &HeaderMap,
-) -> Result<Caller, ApiError> {
+pub(crate) async fn identify(state: &Arc<Node>, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer(headers).ok_or_else(|| unauthenticated("a bearer token is required"))?;
     if !looks_like_jwt(token) {
         return match lookup_admin_token(state, token).await? {
@@ -67,7 +64,7 @@ pub(crate) async fn identify(
     let now = state.clock.now();
     if peek_issuer(token).as_deref() == Some(state.config.issuer.as_str()) {
         let snapshot = state.snapshot()?;
-        let claims = crate::authorize::verified_claims(state, &snapshot, token, now)
+        let claims = mandate_service::decisions::verified_claims(state, &snapshot, token, now)
             .ok_or_else(|| unauthenticated("invalid access token"))?;
         // INVARIANT (audience): see decide.rs.
         if !snapshot.is_for_mandate(&claims) {
@@ -103,7 +100,7 @@ impl Caller {
 
     /// Whether this caller may approve or deny requests: an admin or approver token, or
     /// a user in the configured approver group.
-    pub(crate) fn is_approver(&self, state: &AppState) -> bool {
+    pub(crate) fn is_approver(&self, state: &Node) -> bool {
         match self {
             Self::Admin(t) => matches!(t.role, Role::Admin | Role::Approver),
             Self::Agent { .. } => false,
@@ -117,13 +114,13 @@ impl Caller {
     }
 }
 
-impl axum::extract::FromRequestParts<Arc<AppState>> for Caller {
+impl axum::extract::FromRequestParts<Arc<Node>> for Caller {
     type Rejection = ApiError;
 
     /// As an extractor, so the caller is authenticated before a body is read.
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &Arc<AppState>,
+        state: &Arc<Node>,
     ) -> Result<Self, ApiError> {
         identify(state, &parts.headers).await
     }

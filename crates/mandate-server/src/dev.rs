@@ -12,10 +12,11 @@ use mandate_core::id::new_ulid;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::AppState;
+use crate::Node;
+use crate::act::Acts as _;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson};
-use crate::write_path::Recorded;
+use mandate_service::Recorded;
 
 /// The lifetime of a token asked for without one, and the longest allowed.
 const DEFAULT_LIFETIME_SECS: u32 = 3600;
@@ -35,7 +36,7 @@ pub(crate) struct NewUserToken {
 
 /// `POST /v1/dev/user-tokens`: a user token from the development issuer.
 pub(crate) async fn issue_user_token(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiJson(req): ApiJson<NewUserToken>,
 ) -> Result<Response, ApiError> {

@@ -106,6 +106,28 @@ impl From<crate::acts::ActError> for ApiError {
     }
 }
 
+impl From<mandate_service::ServiceError> for ApiError {
+    /// The node's failures as the API answers them: a change that stands unrecorded and
+    /// an unrecorded decision are 503 `audit_unavailable`, held decisions 503
+    /// `snapshot_stale`, a refused act and the store as their own mappings, the rest 500
+    /// `internal` (the cause logged).
+    fn from(e: mandate_service::ServiceError) -> Self {
+        use mandate_service::ServiceError as E;
+        match e {
+            E::AuditUnavailable | E::DecisionUnrecorded => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                e.to_string(),
+            ),
+            E::Act(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Stale(e) => e.into(),
+            E::Detect(e) => e.into(),
+            E::Task(e) => Self::internal(e),
+        }
+    }
+}
+
 impl From<crate::detect::DetectError> for ApiError {
     /// 500 `internal` (the cause logged).
     fn from(e: crate::detect::DetectError) -> Self {

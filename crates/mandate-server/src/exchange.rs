@@ -29,7 +29,7 @@ use mandate_core::time::Timestamp;
 use mandate_token::access::{self, AccessClaims, Actor, ParentToken};
 use serde_json::json;
 
-use crate::AppState;
+use crate::Node;
 use crate::caller::peek_issuer;
 use crate::decide::{Reason, Snapshot, holder};
 use crate::error::OAuthError;
@@ -121,7 +121,7 @@ fn parse<'p>(p: &'p Params) -> Result<Ask<'p>, OAuthError> {
 
 /// `POST /oauth/token` with `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`.
 pub(crate) async fn exchange(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     headers: &HeaderMap,
     p: &Params,
 ) -> Result<Response, OAuthError> {
@@ -150,7 +150,7 @@ pub(crate) async fn exchange(
 /// expects of confidential clients; a bearer token alone — which every resource server
 /// the agent called has seen — never mints a token.
 async fn acting_agent(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     headers: &HeaderMap,
     p: &Params,
     actor: Option<&str>,
@@ -203,7 +203,7 @@ struct Draft {
 }
 
 async fn exchange_for(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     agent: &Agent,
     ask: &Ask<'_>,
 ) -> Result<Response, OAuthError> {
@@ -366,7 +366,7 @@ fn own_mandate(
 
 /// A delegated token for `agent` from the mandate token `parent`.
 fn delegate(
-    state: &AppState,
+    state: &Node,
     s: &Snapshot,
     agent: &Agent,
     parent: &AccessClaims,

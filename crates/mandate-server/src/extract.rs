@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use mandate_core::admin::{AdminToken, Role};
 use serde::de::DeserializeOwned;
 
-use crate::AppState;
+use crate::Node;
 use crate::error::ApiError;
 
 /// Reads the whole body, refusing one over the configured limit with 413.
@@ -78,10 +78,10 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 /// is `#[serde(deny_unknown_fields)]`.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<Node>> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &Arc<Node>) -> Result<Self, ApiError> {
         if !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -97,10 +97,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
 /// Like [`ApiJson`], but an empty body (with or without a content type) is `None`.
 pub struct OptionalJson<T>(pub Option<T>);
 
-impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for OptionalJson<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<Node>> for OptionalJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &Arc<Node>) -> Result<Self, ApiError> {
         let json = is_json(req.headers());
         let has_type = req.headers().contains_key(header::CONTENT_TYPE);
         let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
@@ -126,13 +126,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for OptionalJson<T> {
 /// problem+json `invalid_path` instead of axum's plain-text 400.
 pub struct ApiPath<T>(pub T);
 
-impl<T: DeserializeOwned + Send> FromRequestParts<Arc<AppState>> for ApiPath<T> {
+impl<T: DeserializeOwned + Send> FromRequestParts<Arc<Node>> for ApiPath<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Node>) -> Result<Self, ApiError> {
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Self(p.0))
@@ -190,13 +187,10 @@ impl Admin {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for Admin {
+impl FromRequestParts<Arc<Node>> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Node>) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -229,7 +223,7 @@ impl FromRequestParts<Arc<AppState>> for Admin {
 
 /// The unrevoked admin token a bearer value names, if any.
 pub(crate) async fn lookup_admin_token(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     token: &str,
 ) -> Result<Option<AdminToken>, ApiError> {
     let digest = mandate_token::secret::admin_token_digest(token);

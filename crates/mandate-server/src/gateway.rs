@@ -1,89 +1,42 @@
 //! The gateways' door into the decision path: [`GatewayAuthorizer`] implements
 //! `mandate_gateway::authz::Authorizer` with the same decision function, detector and
-//! audit log as `/v1/authorize`; and the upstream secrets the gateways inject, kept
-//! encrypted at rest (ChaCha20-Poly1305, the key derived from the node's audit key,
-//! the secret's name as associated data) and never returned by any API
-//! (`/v1/gateway/secrets`: set, list names, delete).
+//! audit log as `/v1/authorize` (`mandate_service::decisions`); and the API of the
+//! upstream secrets the gateways inject (`/v1/gateway/secrets`: set, list names,
+//! delete), kept by the node (`mandate_service::secrets`) and never returned.
+//!
+//! The adapter is here, not in the service layer, because the `Authorizer` port is
+//! mandate-gateway's and that crate speaks HTTP (hyper); everything it calls is the
+//! service's.
 
-use mandate_store::prelude::*;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use mandate_gateway::authz::{
     Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal as Acting, Verdict,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::authorize::{Question, decide_question, record_decision, verified_claims};
+use crate::Node;
 use crate::decide::{Principal, Reason, Resource, TokenAudience};
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
-use crate::write_path::Recorded;
+use mandate_service::decisions::{Question, decide_question, record_decision, verified_claims};
+use mandate_service::secrets::SecretError;
 
 /// The decision path for the gateways.
 #[derive(Debug, Clone)]
 pub struct GatewayAuthorizer {
-    state: Arc<AppState>,
+    state: Arc<Node>,
 }
 
 impl GatewayAuthorizer {
     /// Over `state`.
-    pub fn new(state: Arc<AppState>) -> Self {
+    pub fn new(state: Arc<Node>) -> Self {
         Self { state }
     }
-}
-
-/// Decrypted secrets, loaded at start and kept in step with every change.
-#[derive(Default)]
-pub(crate) struct SecretCache(RwLock<HashMap<String, String>>);
-
-impl std::fmt::Debug for SecretCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretCache(<redacted>)")
-    }
-}
-
-fn cipher(state: &AppState) -> ChaCha20Poly1305 {
-    ChaCha20Poly1305::new(&state.audit.secrets_key().into())
-}
-
-/// Decrypts every stored secret into the cache (at start). A secret that does not
-/// decrypt (another node's key, a damaged row) is left out and logged by name.
-pub(crate) fn load_secrets(state: &AppState) -> Result<(), ApiError> {
-    let c = cipher(state);
-    let mut map = HashMap::new();
-    for row in state.store().secrets()? {
-        let nonce: Option<[u8; 12]> = row.nonce.as_slice().try_into().ok();
-        let clear = nonce.and_then(|n| {
-            c.decrypt(
-                &Nonce::from(n),
-                Payload {
-                    msg: &row.ciphertext,
-                    aad: row.name.as_bytes(),
-                },
-            )
-            .ok()
-        });
-        match clear.and_then(|b| String::from_utf8(b).ok()) {
-            Some(v) => {
-                map.insert(row.name, v);
-            }
-            None => tracing::error!(name = %row.name, "gateway secret does not decrypt; ignored"),
-        }
-    }
-    *state
-        .secrets
-        .0
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = map;
-    Ok(())
 }
 
 fn denied_token(reason: Reason) -> bool {
@@ -99,7 +52,7 @@ fn unavailable(e: crate::error::StaleSnapshot) -> AuthzError {
 /// `audience` (RFC 8707 / MCP authorization: a token is only good for the resource it
 /// was issued for); otherwise `Unauthenticated`, before anything is decided or recorded.
 fn verified_for(
-    state: &AppState,
+    state: &Node,
     snapshot: &crate::decide::Snapshot,
     token: &str,
     audience: &str,
@@ -163,7 +116,7 @@ impl Authorizer for GatewayAuthorizer {
             // is forwarded; if it cannot be recorded there is no answer.
             let id = record_decision(state, event, seen, None)
                 .await
-                .map_err(|e| AuthzError::Unavailable(e.code().to_owned()))?;
+                .map_err(|e| AuthzError::Unavailable(ApiError::from(e).code().to_owned()))?;
             if denied_token(d.reason()) {
                 return Err(AuthzError::Unauthenticated(d.reasons().join("; ")));
             }
@@ -189,7 +142,7 @@ impl Authorizer for GatewayAuthorizer {
                 AuthzError::Forbidden(r.reason.code().to_owned())
             }
         })?;
-        if let Some(d) = state.detector.as_ref()
+        if let Some(d) = state.detector()
             && (d.is_suspended(holder.agent.id.as_str())
                 || holder.chain.iter().any(|a| d.is_suspended(a.id.as_str())))
         {
@@ -252,14 +205,7 @@ impl Authorizer for GatewayAuthorizer {
     }
 
     fn secret(&self, name: &str) -> Result<Option<String>, AuthzError> {
-        Ok(self
-            .state
-            .secrets
-            .0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(name)
-            .cloned())
+        Ok(self.state.secret(name))
     }
 }
 
@@ -287,7 +233,7 @@ pub(crate) struct NewSecret {
 /// `PUT /v1/gateway/secrets/{name}`: stores (or replaces) an upstream secret, encrypted.
 /// The value is never returned, logged or recorded; only the name is.
 pub(crate) async fn put_secret(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<NewSecret>,
@@ -301,38 +247,22 @@ pub(crate) async fn put_secret(
             "a secret value is 1-8192 bytes of printable text (it goes into a header)",
         ));
     }
-    let nonce: [u8; 12] =
-        mandate_core::random::random_bytes(state.random.as_ref()).map_err(ApiError::internal)?;
-    let ct = cipher(&state)
-        .encrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: value.as_bytes(),
-                aad: name.as_bytes(),
-            },
-        )
-        .map_err(|_| ApiError::internal("secret encryption failed"))?;
-    let key = name.clone();
     state
-        .act("gateway.secret_set", &admin.actor(), move |s| {
-            s.store().put_secret(&key, &nonce, &ct, s.clock.now())?;
-            s.secrets
-                .0
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(key, value);
-            Ok(((), Recorded::details(json!({"name": name}))))
-        })
-        .await?;
+        .put_secret(&admin.actor(), name, value)
+        .await
+        .map_err(|e| match e {
+            SecretError::Service(e) => e.into(),
+            other => ApiError::internal(other),
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /v1/gateway/secrets`: names and times only.
 pub(crate) async fn list_secrets(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
-    let rows = crate::blocking(&state, |s| s.store().secrets()).await??;
+    let rows = crate::blocking(&state, |s| s.secret_rows()).await??;
     let items: Vec<Value> = rows
         .into_iter()
         .map(|r| json!({"name": r.name, "created_at": r.created_at, "updated_at": r.updated_at}))
@@ -342,27 +272,12 @@ pub(crate) async fn list_secrets(
 
 /// `DELETE /v1/gateway/secrets/{name}`.
 pub(crate) async fn delete_secret(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     admin.require_write()?;
     check_name(&name)?;
-    let key = name.clone();
-    state
-        .act("gateway.secret_deleted", &admin.actor(), move |s| {
-            let existed = s.store().delete_secret(&key)?;
-            s.secrets
-                .0
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&key);
-            if !existed {
-                // Nothing changed, so nothing is recorded.
-                return Err(ApiError::not_found("unknown secret"));
-            }
-            Ok(((), Recorded::details(json!({"name": name}))))
-        })
-        .await?;
+    state.delete_secret(&admin.actor(), name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

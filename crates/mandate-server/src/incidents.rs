@@ -24,12 +24,13 @@ use mandate_core::time::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::AppState;
+use crate::Node;
+use crate::act::Acts as _;
 use crate::actor::Actor;
 use crate::acts;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, OptionalJson};
-use crate::write_path::Recorded;
+use mandate_service::Recorded;
 
 /// How many of the agent's events a bundle holds when the request names no number.
 const DEFAULT_EVENTS: u32 = 1000;
@@ -97,7 +98,7 @@ struct Contained {
 /// The store side of `contain`, on a blocking thread: cut off the agent's tokens,
 /// suspend it, end its live mandates, refresh the snapshot, gather the evidence.
 fn contain_now(
-    s: &AppState,
+    s: &Node,
     id: &AgentId,
     incident: &IncidentId,
     reason: Option<&str>,
@@ -153,7 +154,7 @@ type Changed = (Agent, AgentStatus, Vec<(Mandate, MandateStatus)>);
 /// The writes of `contain`. Every live mandate is tried even if one fails; the first
 /// failure is returned after the rest.
 fn change(
-    s: &AppState,
+    s: &Node,
     id: &AgentId,
     incident: &IncidentId,
     reason: Option<&str>,
@@ -200,7 +201,7 @@ fn seq_of(event_id: &str) -> Option<u64> {
 
 /// Builds the bundle from the sealed log, on a blocking thread, and checks it verifies.
 fn build_bundle(
-    s: &AppState,
+    s: &Node,
     incident: &IncidentId,
     agent: &AgentId,
     evidence: &Map<String, Value>,
@@ -254,7 +255,7 @@ fn build_bundle(
 /// the incident bundle (`mandate_audit::bundle`). An agent already suspended gets the
 /// cutoff; a decommissioned one gets a bundle.
 pub(crate) async fn contain(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<Contain>,
@@ -278,55 +279,61 @@ pub(crate) async fn contain(
     // ended, then `incident.contained`) are under the acts' order lock, so no other
     // act's record lands between them out of order (a decommission racing a containment
     // was recorded on the wrong side of it without it).
-    let order = state.act_order.lock().await;
-    let c = {
+    let (c, ids) = {
+        let (agent_id, incident_id) = (id.clone(), incident.clone());
         let (id, incident, reason, actor) =
             (id.clone(), incident.clone(), reason.clone(), actor.clone());
-        crate::blocking(&state, move |s| {
-            contain_now(s, &id, &incident, reason.as_deref(), &actor)
-        })
-        .await??
+        state
+            .act_batch("containment", move |s| {
+                let c = contain_now(s, &id, &incident, reason.as_deref(), &actor)?;
+                if !c.mandates.is_empty() {
+                    s.mandates_changed();
+                }
+                // On the record: each ended mandate, then the containment with the
+                // evidence's hash.
+                let by = Actor::Admin(actor.clone()).name();
+                let reason_text = reason.as_deref().unwrap_or("contained");
+                let mut drafts = Vec::with_capacity(c.mandates.len() + 1);
+                for (m, was) in &c.mandates {
+                    let mut e = s.event("mandate.revoked");
+                    e.actor = Some(by.clone());
+                    e.agent = Some(m.agent.to_string());
+                    e.user = m.user.as_ref().map(|u| u.sub.clone());
+                    e.details = Some(json!({"mandate": m.id, "status": m.status,
+                        "previous_status": was, "intent": m.intent, "reason": reason_text,
+                        "incident": incident}));
+                    drafts.push(e);
+                }
+                let evidence_sha256 = bundle::evidence_sha256(&c.evidence);
+                let mut e = s.event(CONTAINED_KIND);
+                e.actor = Some(actor.to_string());
+                e.agent = Some(id.to_string());
+                e.details = Some(json!({
+                    "incident": incident,
+                    "reason": reason,
+                    "previous_status": c.previous,
+                    "status": c.agent.status,
+                    "cutoff": c.cutoff,
+                    "mandates_revoked": c.mandates.iter().map(|(m, _)| m.id.as_str()).collect::<Vec<_>>(),
+                    "evidence_sha256": evidence_sha256,
+                    "events": events,
+                }));
+                drafts.push(e);
+                Ok::<_, ApiError>((c, drafts))
+            })
+            .await
+            .map_err(|e| {
+                if e.code() == "audit_unavailable" {
+                    tracing::error!(agent = %agent_id, incident = %incident_id, "containment not recorded");
+                    audit_unavailable("the containment could not be recorded in the audit log")
+                } else {
+                    e
+                }
+            })?
     };
-    if !c.mandates.is_empty() {
-        state.mandates_changed();
-    }
     tracing::warn!(by = %actor, agent = %id, %incident, previous = %c.previous,
         mandates = c.mandates.len(), "agent contained");
-
-    // On the record: each ended mandate, then the containment with the evidence's hash.
-    let reason_text = reason.as_deref().unwrap_or("contained");
-    for (m, was) in &c.mandates {
-        let details = json!({"mandate": m.id, "status": m.status, "previous_status": was,
-            "intent": m.intent, "reason": reason_text, "incident": incident});
-        crate::mandates::record(
-            &state,
-            "mandate.revoked",
-            &Actor::Admin(actor.clone()),
-            m,
-            details,
-        )
-        .await
-        .map_err(|_| audit_unavailable("its mandates' revocation could not be recorded"))?;
-    }
-    let evidence_sha256 = bundle::evidence_sha256(&c.evidence);
-    let mut e = state.event(CONTAINED_KIND);
-    e.actor = Some(actor.to_string());
-    e.agent = Some(id.to_string());
-    e.details = Some(json!({
-        "incident": incident,
-        "reason": reason,
-        "previous_status": c.previous,
-        "status": c.agent.status,
-        "cutoff": c.cutoff,
-        "mandates_revoked": c.mandates.iter().map(|(m, _)| m.id.as_str()).collect::<Vec<_>>(),
-        "evidence_sha256": evidence_sha256,
-        "events": events,
-    }));
-    let event_id = state.audit.record(e).await.map_err(|err| {
-        tracing::error!(error = %err, agent = %id, %incident, "containment not recorded");
-        audit_unavailable("the containment could not be recorded in the audit log")
-    })?;
-    drop(order);
+    let event_id = ids.last().cloned().unwrap_or_default();
     let contained_seq = seq_of(&event_id)
         .ok_or_else(|| bundle_unavailable(format!("unexpected event id `{event_id}`")))?;
     let sealed = state.audit.seal().await.map_err(|err| {
@@ -361,7 +368,7 @@ pub(crate) async fn contain(
 /// log's `details.token_id`), for when the token string is not at hand. An unknown
 /// `jti` is recorded all the same: the token may exist on another node's record.
 pub(crate) async fn revoke_token(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(jti): ApiPath<String>,
     OptionalJson(body): OptionalJson<RevokeToken>,

@@ -24,11 +24,12 @@ use mandate_core::mandate::{
 };
 use mandate_core::time::Timestamp;
 use mandate_policy::{OnBehalf, PolicyRequest, mandate_attributes};
-use mandate_store::{MandateFilter, StoreError};
+use mandate_store::MandateFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::Node;
+use crate::act::Acts as _;
 use crate::actor::{Actor, System};
 use crate::acts;
 use crate::audit_api::query;
@@ -36,7 +37,7 @@ use crate::caller::Caller;
 use crate::decide::{Reason, Snapshot, Verdict, policy_reason};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, OptionalJson};
-use crate::write_path::Recorded;
+use mandate_service::Recorded;
 
 /// The lifetime of a mandate requested without one (capped by the configured maximum).
 const DEFAULT_LIFETIME_SECS: u32 = 600;
@@ -45,8 +46,6 @@ const MAX_WAIT_SECS: u64 = 60;
 /// List page sizes.
 pub(crate) const DEFAULT_PAGE: u32 = 100;
 pub(crate) const MAX_PAGE: u32 = 500;
-/// How many lapsed mandates one sweep writes.
-const SWEEP_BATCH: u32 = 500;
 
 // ---- shared with approvals.rs ----
 
@@ -81,7 +80,7 @@ pub(crate) fn unknown(id: &str) -> ApiError {
 
 /// Whether `caller` may see `m`: admins of any role, approvers, the mandate's agent and
 /// the user it acts for.
-pub(crate) fn may_read(caller: &Caller, state: &AppState, m: &Mandate) -> bool {
+pub(crate) fn may_read(caller: &Caller, state: &Node, m: &Mandate) -> bool {
     match caller {
         Caller::Admin(_) => true,
         Caller::Agent { agent, .. } => agent.id == m.agent,
@@ -131,7 +130,7 @@ pub(crate) fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiErro
 
 /// A draft audit event about a mandate of `agent` for `user`, caused by `actor`.
 fn event(
-    state: &AppState,
+    state: &Node,
     kind: &str,
     actor: &Actor,
     agent: &AgentId,
@@ -144,39 +143,6 @@ fn event(
     e.user = user.map(|u| u.sub.clone());
     e.details = Some(details);
     e
-}
-
-fn audit_unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "audit_unavailable",
-        "the change was made but could not be recorded in the audit log",
-    )
-}
-
-/// Records a change of `m` durably. If the log cannot be written the change stands but
-/// the caller gets 503 `audit_unavailable`. Only containment uses it, recording the
-/// mandates it ended after its incident; every other mandate act records through
-/// `AppState::act` (write_path.rs).
-pub(crate) async fn record(
-    state: &AppState,
-    kind: &str,
-    actor: &Actor,
-    m: &Mandate,
-    details: Value,
-) -> Result<(), ApiError> {
-    let e = event(state, kind, actor, &m.agent, m.user.as_ref(), details);
-    state.audit.record(e).await.map(|_| ()).map_err(|e| {
-        tracing::error!(error = %e, mandate = %m.id, "mandate change not recorded");
-        audit_unavailable()
-    })
-}
-
-impl AppState {
-    /// Wakes long-polling readers: call after every mandate write.
-    pub(crate) fn mandates_changed(&self) {
-        self.mandate_changes.send_modify(|v| *v = v.wrapping_add(1));
-    }
 }
 
 fn not_active(m: &Mandate, now: Timestamp) -> ApiError {
@@ -257,7 +223,7 @@ fn policy_verdict(snapshot: &Snapshot, agent: &Agent, m: &Mandate) -> PolicyFind
 /// it for an approver (`pending_approval`) or refuses it (`denied`); each is stored and
 /// answered 201. A scope outside the agent's boundary is refused (403) and not stored.
 pub(crate) async fn request(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     caller: Caller,
     ApiJson(req): ApiJson<NewMandate>,
 ) -> Result<Response, ApiError> {
@@ -388,7 +354,7 @@ pub(crate) async fn request(
             && let Some(hook) = &s.config.mandates.webhook
         {
             let agent = agent_summary(s.snapshot().ok().as_deref(), &m.agent);
-            crate::webhook::deliver(
+            s.send_webhook(
                 hook,
                 now.secs(),
                 json!({"type": "mandate.pending_approval", "mandate": view(&m, now), "agent": agent}),
@@ -445,7 +411,7 @@ pub(crate) fn next_cursor(page: &[Mandate], limit: u32) -> Option<String> {
 /// someone else's finds nothing. `status` filters on the stored status (a lapsed one
 /// is written by the sweeper within a second or so).
 pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -507,7 +473,7 @@ pub(crate) async fn list(
     Ok(Json(json!({"items": items, "next_cursor": next})))
 }
 
-async fn load(state: &Arc<AppState>, id: &MandateId) -> Result<Mandate, ApiError> {
+async fn load(state: &Arc<Node>, id: &MandateId) -> Result<Mandate, ApiError> {
     let key = id.clone();
     crate::blocking(state, move |s| s.store().get_mandate(&key))
         .await??
@@ -518,7 +484,7 @@ async fn load(state: &Arc<AppState>, id: &MandateId) -> Result<Mandate, ApiError
 /// the mandate pending, the answer waits until it is decided, its approval deadline
 /// passes or `wait` runs out, whichever comes first (CIBA-style polling).
 pub(crate) async fn show(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     RawQuery(q): RawQuery,
@@ -533,7 +499,7 @@ pub(crate) async fn show(
     }
     let id = mandate_id(&id)?;
     // Subscribed before the first read, so a change after it wakes the wait below.
-    let mut changes = state.mandate_changes.subscribe();
+    let mut changes = state.mandate_changes();
     let mut m = load(&state, &id).await?;
     if !may_read(&caller, &state, &m) {
         return Err(unknown(id.as_str()));
@@ -570,7 +536,7 @@ pub(crate) async fn show(
 /// `POST /v1/mandates/{id}/complete`: the agent says the task is done; the mandate stops
 /// granting anything now.
 pub(crate) async fn complete(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -615,7 +581,7 @@ pub(crate) struct Revoke {
 /// `POST /v1/mandates/{id}/revoke`: an admin (write role) or the agent's owner ends a
 /// pending or active mandate now.
 pub(crate) async fn revoke(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<Revoke>,
@@ -655,104 +621,4 @@ pub(crate) async fn revoke(
         .await?;
     tracing::info!(mandate = %m.id, %actor, "mandate revoked");
     Ok(Json(view(&m, now)))
-}
-
-// ---- the sweeper ----
-
-/// Why the sweeper left a row as it was.
-enum Skip {
-    /// Someone else decided or ended it first.
-    Unchanged,
-    Store(StoreError),
-}
-
-impl From<StoreError> for Skip {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
-
-impl AppState {
-    /// Writes what has lapsed (up to 500 rows): pending requests past their deadline
-    /// become `denied` (decided by `timeout` at the deadline), active mandates past
-    /// their expiry `expired` (ended by `expiry` at the expiry). Each row is re-checked
-    /// inside its own transaction, so a concurrent approval or revocation wins. Blocking.
-    ///
-    /// Returns the audit events of the changes made, which the caller must record (see
-    /// [`sweep`]). A row that cannot be written is logged and retried on the next sweep.
-    pub fn sweep_mandates(&self) -> Result<Vec<AuditEvent>, ApiError> {
-        let now = self.clock.now();
-        let lapsed = self.store().lapsed_mandates(now, SWEEP_BATCH)?;
-        let mut events = Vec::new();
-        for row in lapsed {
-            let changed = self.store().modify_mandate(&row.id, |m| {
-                match (m.status, m.status_at(now)) {
-                    (MandateStatus::PendingApproval, MandateStatus::Denied) => {
-                        m.status = MandateStatus::Denied;
-                        m.decided_by = Some(Actor::System(System::Timeout).name());
-                        m.decided_at = m.approval_deadline.or(Some(now));
-                    }
-                    (MandateStatus::Active, MandateStatus::Expired) => {
-                        m.status = MandateStatus::Expired;
-                        m.ended_at = m.expires_at.or(Some(now));
-                        m.ended_by = Some(Actor::System(System::Expiry).name());
-                    }
-                    _ => return Err(Skip::Unchanged),
-                }
-                Ok(())
-            });
-            let m = match changed {
-                Ok(m) => m,
-                Err(Skip::Unchanged | Skip::Store(StoreError::NotFound(_))) => continue,
-                Err(Skip::Store(e)) => {
-                    tracing::error!(error = %e, mandate = %row.id, "lapsed mandate not written");
-                    continue;
-                }
-            };
-            let (kind, actor, details) = if m.status == MandateStatus::Expired {
-                let d = json!({"mandate": m.id, "status": m.status, "expires_at": m.expires_at});
-                ("mandate.expired", Actor::System(System::Expiry), d)
-            } else {
-                let d = json!({"mandate": m.id, "status": m.status,
-                    "approval_deadline": m.approval_deadline});
-                (
-                    "mandate.approval_timed_out",
-                    Actor::System(System::Timeout),
-                    d,
-                )
-            };
-            events.push(event(
-                self,
-                kind,
-                &actor,
-                &m.agent,
-                m.user.as_ref(),
-                details,
-            ));
-        }
-        Ok(events)
-    }
-}
-
-/// One sweep (see [`AppState::sweep_mandates`]): writes what has lapsed, wakes
-/// long-pollers and records the changes. Returns how many mandates changed.
-pub async fn sweep(state: &Arc<AppState>) -> Result<usize, ApiError> {
-    let events = crate::blocking(state, AppState::sweep_mandates).await??;
-    if events.is_empty() {
-        return Ok(0);
-    }
-    state.mandates_changed();
-    let n = events.len();
-    let failed = state
-        .audit
-        .record_all(events)
-        .await
-        .into_iter()
-        .filter(Result::is_err)
-        .count();
-    if failed > 0 {
-        tracing::error!(failed, "lapsed mandates written but not recorded");
-        return Err(audit_unavailable());
-    }
-    Ok(n)
 }

@@ -41,10 +41,10 @@ use mandate_token::jwk::PublicJwk;
 use mandate_token::secret;
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::cache::Remembered;
+use crate::Node;
 use crate::error::{ApiError, OAuthError};
 use crate::extract::{bearer, is_form, looks_like_jwt, parse_pairs, read_body};
+use mandate_service::cache::Remembered;
 
 /// How long a client-secret check may wait for an Argon2id slot before a 503.
 const ARGON2_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -56,7 +56,7 @@ pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
     pub(crate) async fn read(
-        state: &AppState,
+        state: &Node,
         req: Request<Body>,
     ) -> Result<(HeaderMap, Self), OAuthError> {
         let (parts, body) = req.into_parts();
@@ -214,7 +214,7 @@ fn issuer_root_slash(issuer: &str) -> Option<String> {
 /// decommission) refreshes the snapshot before it answers (`INVARIANT (snapshot)`), so
 /// this sees a suspension as soon as decisions do, without a store read per request.
 /// While the snapshot is stale, no client authenticates (503).
-fn snapshot_agent(state: &AppState, client_id: &str) -> Result<Option<Agent>, OAuthError> {
+fn snapshot_agent(state: &Node, client_id: &str) -> Result<Option<Agent>, OAuthError> {
     let snapshot = state.snapshot()?;
     Ok(AgentId::parse(client_id)
         .ok()
@@ -225,7 +225,7 @@ fn snapshot_agent(state: &AppState, client_id: &str) -> Result<Option<Agent>, OA
 /// names a credential that is still usable), remembering a match under the credentials
 /// generation read before the credentials were.
 async fn secret_from_store(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     client_id: String,
     secret: String,
     agent: Option<Agent>,
@@ -236,7 +236,7 @@ async fn secret_from_store(
     let permit = if remembered.is_some() {
         None
     } else {
-        let wait = Arc::clone(&state.argon2_permits).acquire_owned();
+        let wait = Arc::clone(state.argon2_permits()).acquire_owned();
         let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_QUEUE_WAIT, wait).await else {
             tracing::warn!("client-secret checks saturated; refusing with 503");
             return Err(OAuthError::temporarily_unavailable(
@@ -285,7 +285,7 @@ async fn secret_from_store(
                 tracing::info!(client_id = %id, "client secret refused");
                 return Ok(None);
             };
-            (*m, now.plus_secs(crate::cache::SECRET_MEMO_SECS))
+            (*m, now.plus_secs(mandate_service::cache::SECRET_MEMO_SECS))
         };
         // The memo (new or renewed) ends no later than the credential does now: a
         // rotation may have brought its expiry forward since a memo was made.
@@ -295,7 +295,7 @@ async fn secret_from_store(
             until,
             generation,
         };
-        s.verified_secrets.insert(&client_id, &secret, memo);
+        s.verified_secrets().insert(&client_id, &secret, memo);
         Ok(Some(agent))
     })
     .await
@@ -305,7 +305,7 @@ async fn secret_from_store(
 /// Authenticates the calling client and returns its agent, which must be active.
 /// `endpoint` is the URL being called (an accepted assertion audience).
 pub(crate) async fn authenticate(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     auth: ClientAuth,
     endpoint: String,
 ) -> Result<Agent, OAuthError> {
@@ -313,7 +313,7 @@ pub(crate) async fn authenticate(
         ClientAuth::Secret { client_id, secret } => {
             let now = state.clock.now();
             let agent = snapshot_agent(state, &client_id)?;
-            let remembered = state.verified_secrets.get(&client_id, &secret, now);
+            let remembered = state.verified_secrets().get(&client_id, &secret, now);
             match (agent, remembered) {
                 // The secret matched a credential found usable under the store's current
                 // credentials generation, and the memo (never past that credential's
@@ -459,7 +459,7 @@ pub(crate) async fn authorize() -> Response {
 /// `POST /oauth/token` for every grant but token exchange (`token_endpoint.rs` routes
 /// the grants): client credentials, and a clear refusal of any other grant type.
 pub(crate) async fn client_credentials(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     headers: &HeaderMap,
     p: &Params,
 ) -> Result<Response, OAuthError> {
@@ -508,7 +508,7 @@ pub(crate) async fn client_credentials(
 
 /// Records a refused token request. Best effort: the refusal stands even if it cannot
 /// be recorded (a flood of refusals must not turn into a flood of errors).
-pub(crate) async fn record_refusal(state: &AppState, client: Option<String>, e: &OAuthError) {
+pub(crate) async fn record_refusal(state: &Node, client: Option<String>, e: &OAuthError) {
     let mut ev = state.event("token.refused");
     // The claimed client id is unverified: keep it as a detail, bounded in size.
     ev.details = Some(json!({
@@ -530,7 +530,7 @@ pub(crate) async fn record_refusal(state: &AppState, client: Option<String>, e: 
 
 /// The part of the token endpoint after authentication: boundary checks, then issue.
 async fn issue(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     agent: &Agent,
     scope: Option<String>,
     resources: Vec<&str>,
@@ -580,7 +580,7 @@ async fn issue(
 /// The lifetime of a token for `agent`.
 ///
 /// INVARIANT (lifetime): never longer than the server's default nor the agent's maximum.
-pub(crate) fn token_lifetime(state: &AppState, agent: &Agent) -> u32 {
+pub(crate) fn token_lifetime(state: &Node, agent: &Agent) -> u32 {
     agent
         .boundary
         .max_token_lifetime_secs
@@ -592,7 +592,7 @@ pub(crate) fn token_lifetime(state: &AppState, agent: &Agent) -> u32 {
 /// Signs `claims` with the current key and records `token.issued` (with `details`)
 /// durably; the token is not handed out before its issuance is on the record.
 pub(crate) async fn sign_and_record(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     claims: &AccessClaims,
     details: Value,
     user: Option<String>,
@@ -623,7 +623,7 @@ pub(crate) async fn sign_and_record(
 /// never both — a resource server that receives a token for itself must never hold
 /// one Mandate accepts (`INVARIANT (audience)` in decide.rs refuses mixed ones too).
 pub(crate) fn granted_audience(
-    state: &AppState,
+    state: &Node,
     agent: &Agent,
     targets: &[&str],
     what: &str,
@@ -653,7 +653,7 @@ pub(crate) fn granted_audience(
 
 /// What every access token must satisfy (as `Snapshot::expected`, for the paths that
 /// read the store instead of the snapshot).
-fn expected(s: &AppState) -> access::Expected<'_> {
+fn expected(s: &Node) -> access::Expected<'_> {
     access::Expected {
         issuer: &s.config.issuer,
         max_lifetime_secs: i64::from(s.config.max_token_lifetime_secs),
@@ -662,7 +662,7 @@ fn expected(s: &AppState) -> access::Expected<'_> {
 
 /// The claims of `token` if it is active now: valid signature, type, issuer and window,
 /// not revoked, and its agent exists and is active. Any error is "not active".
-pub(crate) fn active_claims(s: &AppState, token: &str) -> Option<AccessClaims> {
+pub(crate) fn active_claims(s: &Node, token: &str) -> Option<AccessClaims> {
     let now = s.clock.now();
     let ring = s.keys.ring();
     let claims = access::verify(&ring, token, &expected(s), now).ok()?;
@@ -692,7 +692,7 @@ enum Caller {
 }
 
 async fn caller(
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
     headers: &HeaderMap,
     p: &Params,
     endpoint: &str,
@@ -730,7 +730,7 @@ async fn caller(
 
 /// `POST /oauth/introspect` (RFC 7662).
 pub(crate) async fn introspect(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
     let (headers, p) = Params::read(&state, req).await?;
@@ -762,7 +762,7 @@ pub(crate) async fn introspect(
 
 /// `POST /oauth/revoke` (RFC 7009). Answers 200 for tokens that are already invalid.
 pub(crate) async fn revoke(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
     let (headers, p) = Params::read(&state, req).await?;

@@ -13,10 +13,12 @@ use mandate_store::PolicyVersionRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::Node;
+use crate::act::Acts as _;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
-use crate::write_path::Recorded;
-use crate::{AppState, VersionError};
+use mandate_service::Recorded;
+use mandate_service::VersionError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,7 +78,7 @@ pub(crate) async fn validate(
 
 /// `POST /v1/policies`: a new immutable version (not yet active).
 pub(crate) async fn add(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiJson(req): ApiJson<NewPolicies>,
 ) -> Result<Response, ApiError> {
@@ -106,7 +108,7 @@ pub(crate) async fn add(
 
 /// `GET /v1/policies`.
 pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
     let (rows, active) = crate::blocking(&state, |s| -> Result<_, ApiError> {
@@ -131,7 +133,7 @@ fn version_number(v: &str) -> Result<i64, ApiError> {
 
 /// `GET /v1/policies/{version}`.
 pub(crate) async fn show(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     _admin: Admin,
     ApiPath(v): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -148,7 +150,7 @@ pub(crate) async fn show(
 }
 
 async fn activate_version(
-    state: Arc<AppState>,
+    state: Arc<Node>,
     admin: Admin,
     v: Option<i64>,
     kind: &'static str,
@@ -190,7 +192,7 @@ async fn activate_version(
 
 /// `POST /v1/policies/{version}/activate`.
 pub(crate) async fn activate(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(v): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -200,7 +202,7 @@ pub(crate) async fn activate(
 
 /// `POST /v1/policies/rollback`: activate the version that was active before this one.
 pub(crate) async fn rollback(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
     activate_version(state, admin, None, "policy.rolled_back").await

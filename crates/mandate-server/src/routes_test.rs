@@ -19,7 +19,7 @@ use tower::ServiceExt as _;
 
 use crate::bootstrap::{self, Bootstrap};
 use crate::keys::KeyState;
-use crate::{AppState, ROUTES, ServerConfig, router};
+use crate::{Node, ROUTES, ServerConfig, router};
 
 const SPEC: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -145,12 +145,13 @@ fn harness() -> Harness {
         panic!("a fresh store has no bootstrap token");
     };
     let config = unit_test_config(dir.path());
-    let state = AppState::new(
+    let state = Node::new(
         Arc::new(store),
         keys,
         Arc::new(SystemClock),
         Arc::new(OsRandom),
         config,
+        Arc::new(crate::webhook::Signed),
     )
     .unwrap();
     Harness {

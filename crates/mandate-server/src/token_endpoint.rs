@@ -10,13 +10,13 @@ use axum::extract::State;
 use axum::http::Request;
 use axum::response::Response;
 
-use crate::AppState;
+use crate::Node;
 use crate::error::OAuthError;
 use crate::oauth::Params;
 
 /// `POST /oauth/token`.
 pub(crate) async fn token(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
     let (headers, p) = Params::read(&state, req).await?;

@@ -31,6 +31,16 @@ pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
     format!("t={t},v1={hex}")
 }
 
+/// The node's [`mandate_service::Webhooks`] port, delivered by [`deliver`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signed;
+
+impl mandate_service::Webhooks for Signed {
+    fn send(&self, hook: &WebhookConfig, at: i64, body: serde_json::Value) {
+        deliver(hook, at, body);
+    }
+}
+
 /// Sends `body` (JSON) in the background, signed at `t`, retrying on a network error or
 /// a non-2xx answer.
 pub fn deliver(config: &WebhookConfig, t: i64, body: serde_json::Value) {

@@ -13,11 +13,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::AppState;
+use crate::Node;
 use crate::error::ApiError;
 
 /// `GET /.well-known/jwks.json`: every key whose tokens may still be valid now.
-pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn jwks(State(state): State<Arc<Node>>) -> Response {
     let mut res = Json(state.keys.ring().jwks(state.clock.now())).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -46,7 +46,7 @@ const ASSERTION_ALGS: [&str; 3] = ["EdDSA", "Ed25519", "ES256"];
 /// listing `code` would send authorization-code clients into a flow that cannot work.
 /// There is no `/.well-known/openid-configuration`: Mandate issues no ID tokens and is
 /// not an OpenID Provider (both SDKs try the RFC 8414 document first).
-pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+pub(crate) async fn metadata(State(state): State<Arc<Node>>) -> Json<serde_json::Value> {
     let iss = &state.config.issuer;
     let auth_methods = [
         "client_secret_basic",
@@ -79,7 +79,7 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 /// `GET /readyz`: the store answers and decisions are not held; 503 `not_ready`
 /// otherwise, so a load balancer moves traffic off a node whose snapshot is stale.
 pub(crate) async fn readyz(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Node>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if state.is_stale() {
         return Err(ApiError::new(
@@ -88,7 +88,7 @@ pub(crate) async fn readyz(
             "decisions are held: the decision snapshot could not be refreshed",
         ));
     }
-    match crate::blocking(&state, |s| s.db.ping()).await {
+    match crate::blocking(&state, |s| s.raw_store().ping()).await {
         Ok(Ok(_)) => Ok(Json(json!({"status": "ready"}))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");

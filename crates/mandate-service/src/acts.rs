@@ -4,7 +4,7 @@
 //! and containment). They take the store and the time and return [`ActError`], never an
 //! HTTP error: each caller says what a refusal means to its own caller.
 //!
-//! The server hands them its one write path (`AppState::store()` in `mandate-server`), so
+//! The server hands them its one write path ([`crate::Node::store`]), so
 //! each act's effect governs the very next decision (`INVARIANT (one write path)`).
 
 use mandate_core::agent::{Agent, AgentStatus};
@@ -16,13 +16,16 @@ use mandate_store::prelude::*;
 use crate::actor::Actor;
 
 /// Why an act changed nothing.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ActError {
     /// No such agent.
+    #[error("unknown agent `{0}`")]
     UnknownAgent(AgentId),
     /// No such mandate (or, to this caller, one it may not know of).
+    #[error("unknown mandate `{0}`")]
     UnknownMandate(MandateId),
     /// The agent's lifecycle does not allow the change.
+    #[error("agent is {from}; it cannot become {to}")]
     InvalidTransition {
         /// Its status.
         from: AgentStatus,
@@ -31,6 +34,7 @@ pub enum ActError {
     },
     /// The mandate is no longer pending or active: `status` is what it is at the time
     /// of the act.
+    #[error("mandate `{id}` is {}", status.as_str())]
     NotLive {
         /// The mandate.
         id: MandateId,
@@ -38,15 +42,11 @@ pub enum ActError {
         status: MandateStatus,
     },
     /// The caller may not do this (the message says who may).
+    #[error("{0}")]
     NotAllowed(&'static str),
     /// The store failed.
-    Store(StoreError),
-}
-
-impl From<StoreError> for ActError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Sets the agent's status to `to` with `reason`, if its lifecycle allows it (else

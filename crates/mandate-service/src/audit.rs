@@ -259,7 +259,7 @@ impl AuditLog {
     /// Queues `draft` at once, which fixes its place in the log (events get their `seq`
     /// in the order they are queued), and returns what resolves to its event id once it
     /// is durable. For callers that must order their events with their own changes
-    /// (`AppState::act` queues while it still holds its order lock).
+    /// (`Node::perform` queues while it still holds its order lock).
     pub fn enqueue(
         &self,
         draft: AuditEvent,
@@ -271,19 +271,31 @@ impl AuditLog {
 
     /// Appends many events (one group commit when they arrive together).
     pub async fn record_all(&self, drafts: Vec<AuditEvent>) -> Vec<Result<String, AuditError>> {
+        self.enqueue_all(drafts).await
+    }
+
+    /// Queues every draft at once, in order (their places in the log are fixed when
+    /// this returns, as with [`AuditLog::enqueue`]), and returns what resolves to each
+    /// one's event id, or its error, once durable.
+    pub fn enqueue_all(
+        &self,
+        drafts: Vec<AuditEvent>,
+    ) -> impl Future<Output = Vec<Result<String, AuditError>>> + Send + use<> {
         let mut waits = Vec::with_capacity(drafts.len());
         for d in drafts {
             let (reply, wait) = oneshot::channel();
             waits.push(self.send(Job::Event(Box::new(d), reply)).map(|()| wait));
         }
-        let mut out = Vec::with_capacity(waits.len());
-        for w in waits {
-            out.push(match w {
-                Ok(w) => w.await.unwrap_or(Err(AuditError::Unavailable)),
-                Err(e) => Err(e),
-            });
+        async move {
+            let mut out = Vec::with_capacity(waits.len());
+            for w in waits {
+                out.push(match w {
+                    Ok(w) => w.await.unwrap_or(Err(AuditError::Unavailable)),
+                    Err(e) => Err(e),
+                });
+            }
+            out
         }
-        out
     }
 
     /// Appends `draft` without waiting for it: it is committed with the next batch of

@@ -1,13 +1,16 @@
 //! Mandate's service layer: what a node does, whatever edge asked. It knows no HTTP
 //! framework and no SQL driver (`crates/mandate/tests/layers.rs`): edges map its typed
-//! errors to their own answers, and it reaches the store only through `mandate-store`.
+//! errors ([`ServiceError`] and the acts' own) to their own answers, and it reaches the
+//! store only through `mandate-store`.
 //!
-//! Today it holds the domain acts, each written once ([`acts`]), who acted ([`actor`]),
-//! the cell the decision snapshot lives in ([`snapshot_cell`]), the audit writer
-//! ([`audit`]), the signing keys ([`keys`]), the bootstrap token ([`bootstrap`]) and the
-//! verification caches ([`cache`]) and the node's configuration ([`config`]). The node's
-//! state (`AppState`), the one write path and the jobs are still in `mandate-server` and
-//! move here next (ARCHITECTURE.md).
+//! The [`Node`] ([`node`]) holds one server's state; its one write path ([`write_path`])
+//! commits, refreshes the decision snapshot and records the audit event of each act.
+//! Around it: the domain acts, each written once ([`acts`]), the decision path every
+//! enforcement point shares ([`decisions`]), the detector's wiring ([`detect`]), the
+//! jobs ([`jobs`]), the gateways' secrets ([`secrets`]), who acted ([`actor`]), the cell
+//! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
+//! keys ([`keys`]), the bootstrap token ([`bootstrap`]), the verification caches
+//! ([`cache`]) and the node's configuration ([`config`]).
 
 #![warn(missing_docs)]
 
@@ -17,7 +20,17 @@ pub mod audit;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;
+pub mod decisions;
+pub mod detect;
+pub mod error;
+pub mod jobs;
 pub mod keys;
+pub mod node;
+pub mod secrets;
 pub mod snapshot_cell;
+pub mod write_path;
 
+pub use error::ServiceError;
+pub use node::{Node, StartError, VersionError, Webhooks};
 pub use snapshot_cell::{RefreshError, StaleSnapshot};
+pub use write_path::Recorded;

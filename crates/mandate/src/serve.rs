@@ -16,7 +16,7 @@ use mandate_server::bootstrap::{self, Bootstrap};
 use mandate_server::detect::DetectSettings;
 use mandate_server::keys::KeyState;
 use mandate_server::webhook::WebhookConfig;
-use mandate_server::{AppState, MandateConfig, ServerConfig};
+use mandate_server::{MandateConfig, Node, ServerConfig};
 use mandate_store::{Store, keyfile};
 use mandate_store_sqlite::SqliteStore;
 use mandate_token::keys::SigningKey;
@@ -110,7 +110,7 @@ fn webhook(
 fn gateway_router(
     cfg: &ServeConfig,
     addr: std::net::SocketAddr,
-    state: &Arc<AppState>,
+    state: &Arc<Node>,
 ) -> anyhow::Result<axum::Router> {
     use mandate_gateway::http::{Credential, HttpConfig, Route, Template};
     use mandate_gateway::mcp::{McpConfig, McpServer};
@@ -426,7 +426,15 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         },
     };
     let state = Arc::new(
-        AppState::new(store, keys, clock, random, config).context("opening the audit log")?,
+        Node::new(
+            store,
+            keys,
+            clock,
+            random,
+            config,
+            Arc::new(mandate_server::webhook::Signed),
+        )
+        .context("opening the audit log")?,
     );
     let sweeper = mandate_server::spawn_sweeper(Arc::clone(&state));
     let gateway = match gateway_listener {

@@ -28,7 +28,7 @@ use mandate_core::clock::{Clock, ManualClock};
 use mandate_core::random::{OsRandom, Random};
 use mandate_server::bootstrap::{self, Bootstrap};
 use mandate_server::keys::KeyState;
-use mandate_server::{AppState, ServerConfig};
+use mandate_server::{Node, ServerConfig};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 use serde::Deserialize;
@@ -146,7 +146,7 @@ struct Env {
     clock: Arc<ManualClock>,
     admin: String,
     /// The state behind `app`, for what no endpoint does (the mandate sweeper).
-    state: Arc<AppState>,
+    state: Arc<Node>,
 }
 
 impl Env {
@@ -191,7 +191,17 @@ impl Env {
         };
         adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = clock.clone();
-        let state = Arc::new(AppState::new(store, keys, clock_dyn, random, config).expect("state"));
+        let state = Arc::new(
+            Node::new(
+                store,
+                keys,
+                clock_dyn,
+                random,
+                config,
+                Arc::new(mandate_server::webhook::Signed),
+            )
+            .expect("state"),
+        );
         Self {
             _dir: dir,
             app: mandate_server::router(Arc::clone(&state)),

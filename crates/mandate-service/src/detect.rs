@@ -5,7 +5,6 @@
 //! written to the store every few seconds and put back at start.
 
 use mandate_store::prelude::*;
-use std::sync::Arc;
 
 use mandate_audit::event::AuditEvent;
 use mandate_core::agent::{Agent, AgentStatus};
@@ -16,32 +15,34 @@ use mandate_detect::{Assessment, Baseline, Detector, Finding, Kind, Request, Res
 use mandate_store::AnomalyRow;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use mandate_engine::decide::{DecisionRequest, Holder, Refusal};
+
+use crate::Node;
 use crate::actor::{Actor, System};
 use crate::acts;
-use crate::decide::{DecisionRequest, Holder, Refusal};
-use crate::webhook;
-pub use mandate_service::config::DetectSettings;
+pub use crate::config::DetectSettings;
 
 /// A finding about one agent, waiting to be stored and acted on.
 #[derive(Debug)]
-pub(crate) struct Raised {
+pub struct Raised {
+    /// The agent it is about.
     pub agent: AgentId,
+    /// What the detector found.
     pub finding: Finding,
 }
 
 /// What the detector made of one request: its findings and the outcome still to learn.
 #[derive(Debug, Default)]
-pub(crate) struct Observed {
+pub struct Observed {
     /// Asked, and did not refuse: the agent whose outcome to learn.
     assessed: Option<AgentId>,
     /// What it raised.
     pub raised: Vec<Raised>,
 }
 
-/// Builds the `assess` callback of [`crate::decide::decide_with`] for `req` at `now`;
+/// Builds the `assess` callback of [`mandate_engine::decide::decide_with`] for `req` at `now`;
 /// what the detector found lands in `seen`.
-pub(crate) fn assess<'a>(
+pub fn assess<'a>(
     detector: Option<&'a Detector>,
     req: &'a DecisionRequest<'a>,
     now: Timestamp,
@@ -87,12 +88,7 @@ pub(crate) fn assess<'a>(
 }
 
 /// Learns the decision's outcome (a deny counts; `approval_required` does not).
-pub(crate) fn outcome(
-    detector: Option<&Detector>,
-    seen: &mut Observed,
-    now: Timestamp,
-    denied: bool,
-) {
+pub fn outcome(detector: Option<&Detector>, seen: &mut Observed, now: Timestamp, denied: bool) {
     let (Some(detector), Some(agent)) = (detector, seen.assessed.take()) else {
         return;
     };
@@ -117,17 +113,17 @@ pub enum DetectError {
     /// A baseline did not encode.
     #[error("baseline encoding: {0}")]
     Encode(#[from] serde_json::Error),
-    /// The blocking task running the store work did not finish (a panic).
-    #[error("detector task: {0}")]
-    Task(#[from] tokio::task::JoinError),
 }
 
 /// Stores what was raised and carries out the responses: a suspension is written to the
 /// store (and the snapshot refreshed) before this returns; alerts go out on their own
 /// task. Returns the audit events to record with the decision: one `anomaly.detected`
-/// per finding and one `agent.suspended` per suspension.
-pub(crate) async fn act(
-    state: &Arc<AppState>,
+/// per finding and one `agent.suspended` per suspension. Blocking; the caller runs it
+/// under the act order and queues the events before releasing it
+/// (`INVARIANT (act order)`, write_path.rs), so a suspension and an admin's act on the
+/// same agent are logged in the order they were made.
+pub fn respond(
+    state: &Node,
     raised: Vec<Raised>,
     request_id: Option<&str>,
 ) -> Result<Vec<AuditEvent>, DetectError> {
@@ -160,7 +156,7 @@ pub(crate) async fn act(
         if r.finding.response >= Response::Alert
             && let Some(hook) = &state.config.detect.alerts
         {
-            webhook::deliver(hook, now.secs(), json!({"type": "anomaly", "anomaly": a}));
+            state.send_webhook(hook, now.secs(), json!({"type": "anomaly", "anomaly": a}));
         }
     }
     let suspend: Vec<(AgentId, String, AnomalyId)> = raised
@@ -169,39 +165,33 @@ pub(crate) async fn act(
         .filter(|(r, _)| r.finding.response == Response::Suspend)
         .map(|(r, a)| (r.agent.clone(), r.finding.explanation.clone(), a.id.clone()))
         .collect();
-    let s = Arc::clone(state);
-    let suspended =
-        tokio::task::spawn_blocking(move || -> Result<Vec<(Agent, AnomalyId)>, DetectError> {
-            s.store().insert_anomalies(&rows)?;
-            let mut done = Vec::new();
-            for (agent, why, anomaly) in suspend {
-                let reason = format!("suspended by the anomaly detector: {why}");
-                let reason: String = reason.chars().take(500).collect();
-                let changed = acts::set_status(
-                    &s.store(),
-                    &agent,
-                    AgentStatus::Suspended,
-                    Some(reason),
-                    false,
-                    s.clock.now(),
-                );
-                match changed {
-                    Ok(a) => done.push((a, anomaly)),
-                    // Already suspended (or decommissioned): nothing of the detector's to do.
-                    Err(acts::ActError::InvalidTransition { .. }) => {}
-                    // The detector already refuses the agent in memory; the others are
-                    // still suspended, refreshed and recorded below.
-                    Err(e) => tracing::error!(
-                        agent = %agent,
-                        %anomaly,
-                        error = ?e,
-                        "the anomaly detector's suspension was not written"
-                    ),
-                }
-            }
-            Ok(done)
-        })
-        .await??;
+    state.store().insert_anomalies(&rows)?;
+    let mut suspended: Vec<(Agent, AnomalyId)> = Vec::new();
+    for (agent, why, anomaly) in suspend {
+        let reason = format!("suspended by the anomaly detector: {why}");
+        let reason: String = reason.chars().take(500).collect();
+        let changed = acts::set_status(
+            &state.store(),
+            &agent,
+            AgentStatus::Suspended,
+            Some(reason),
+            false,
+            state.clock.now(),
+        );
+        match changed {
+            Ok(a) => suspended.push((a, anomaly)),
+            // Already suspended (or decommissioned): nothing of the detector's to do.
+            Err(acts::ActError::InvalidTransition { .. }) => {}
+            // The detector already refuses the agent in memory; the others are
+            // still suspended, refreshed and recorded below.
+            Err(e) => tracing::error!(
+                agent = %agent,
+                %anomaly,
+                error = ?e,
+                "the anomaly detector's suspension was not written"
+            ),
+        }
+    }
     for (agent, anomaly) in suspended {
         tracing::warn!(agent = %agent.id, %anomaly, "agent suspended by the anomaly detector");
         let mut e = state.event("agent.suspended");
@@ -238,7 +228,7 @@ fn row(id: AnomalyId, agent: &AgentId, f: &Finding, now: Timestamp) -> AnomalyRo
 
 /// Builds the detector from the settings and puts back the stored baselines and the
 /// holds of open anomalies. `None` when detection is off.
-pub(crate) fn open(
+pub fn open(
     settings: &DetectSettings,
     store: &dyn mandate_store::Store,
 ) -> Result<Option<Detector>, String> {
@@ -275,7 +265,7 @@ pub(crate) fn open(
 }
 
 /// Writes the baselines that changed to the store. Blocking.
-pub(crate) fn flush(state: &AppState) -> Result<usize, DetectError> {
+pub fn flush(state: &Node) -> Result<usize, DetectError> {
     let Some(d) = &state.detector else {
         return Ok(0);
     };

@@ -1,5 +1,5 @@
-//! The one write path: every store call a handler, the detector, an incident or a job
-//! makes goes through [`Committing`] ([`crate::AppState::store`]), which after a write
+//! The one write path: every store call an edge, the detector, an incident or a job
+//! makes goes through [`Committing`] ([`crate::Node::store`]), which after a write
 //! unit that changed what decisions read refreshes the decision snapshot before the call
 //! returns. No call site has a refresh to forget.
 //!
@@ -12,7 +12,7 @@
 //!
 //! What the snapshot holds that is not in the store (the signing key ring, kept by
 //! [`crate::keys::KeyState`]) is refreshed by its owner: key rotation calls
-//! [`crate::AppState::refresh`] itself.
+//! [`crate::Node::refresh`] itself.
 
 use std::time::Duration;
 
@@ -21,12 +21,14 @@ use mandate_store::{Changes, Store, Topic};
 
 use std::sync::Arc;
 
-use crate::AppState;
+use mandate_audit::event::AuditEvent;
+
+use crate::Node;
 use crate::actor;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// The store topics the decision snapshot is built from.
-pub(crate) const SNAPSHOT_TOPICS: [Topic; 4] = [
+pub const SNAPSHOT_TOPICS: [Topic; 4] = [
     Topic::Agents,
     Topic::Policies,
     Topic::TokenRevocations,
@@ -36,7 +38,7 @@ pub(crate) const SNAPSHOT_TOPICS: [Topic; 4] = [
 /// The node's store, as its callers see it: every repository, and writes that refresh
 /// the decision snapshot (see the module docs).
 pub struct Committing<'a> {
-    pub(crate) state: &'a AppState,
+    pub(crate) state: &'a Node,
 }
 
 impl std::fmt::Debug for Committing<'_> {
@@ -86,9 +88,9 @@ impl Store for Committing<'_> {
     }
 }
 
-/// What an act did, for its audit event (see [`AppState::act`]).
+/// What an act did, for its audit event (see [`Node::perform`]).
 #[derive(Debug)]
-pub(crate) struct Recorded {
+pub struct Recorded {
     /// The agent it was about, if any.
     agent: Option<mandate_core::id::AgentId>,
     /// The human it was for (their `sub`), if any.
@@ -103,7 +105,7 @@ pub(crate) struct Recorded {
 
 impl Recorded {
     /// An act about no agent, with `details`.
-    pub(crate) fn details(details: serde_json::Value) -> Self {
+    pub fn details(details: serde_json::Value) -> Self {
         Self {
             agent: None,
             user: None,
@@ -114,7 +116,7 @@ impl Recorded {
     }
 
     /// An act about `agent` with `details`.
-    pub(crate) fn agent(agent: &mandate_core::id::AgentId, details: serde_json::Value) -> Self {
+    pub fn agent(agent: &mandate_core::id::AgentId, details: serde_json::Value) -> Self {
         Self {
             agent: Some(agent.clone()),
             ..Self::details(details)
@@ -122,7 +124,7 @@ impl Recorded {
     }
 
     /// An act on mandate `m`: about its agent, for its user, with `details`.
-    pub(crate) fn mandate(m: &mandate_core::mandate::Mandate, details: serde_json::Value) -> Self {
+    pub fn mandate(m: &mandate_core::mandate::Mandate, details: serde_json::Value) -> Self {
         Self {
             user: m.user.as_ref().map(|u| u.sub.clone()),
             ..Self::agent(&m.agent, details)
@@ -130,48 +132,88 @@ impl Recorded {
     }
 
     /// The same, decided by `policy_ids` for `reasons`.
-    pub(crate) fn decided(mut self, policy_ids: Vec<String>, reasons: Vec<String>) -> Self {
+    pub fn decided(mut self, policy_ids: Vec<String>, reasons: Vec<String>) -> Self {
         self.policy_ids = policy_ids;
         self.reasons = reasons;
         self
     }
 }
 
-impl AppState {
+impl Node {
     /// The one write path of an act by an admin, a user or an agent: `work` runs on a
-    /// blocking thread, its writes going through [`AppState::store`] (so decisions see
+    /// blocking thread, its writes going through [`Node::store`] (so decisions see
     /// them when it returns); then the act's audit event `kind` by `actor`, with what
     /// `work` returned, is recorded durably. A change that cannot be recorded stands, and
-    /// the caller gets 503 `audit_unavailable`.
+    /// the caller gets [`ServiceError::AuditUnavailable`]. `work`'s own error type is
+    /// the caller's (an edge's answer, or [`ServiceError`]).
     ///
     /// INVARIANT (recorded act): an act's audit event is recorded only here, after its
     /// `work` committed, from what that work returned: `record_act` is private to this
-    /// module, so no handler records an act apart from its change. Every admin handler
-    /// that writes, and every mandate request, completion, revocation and approval, goes
-    /// through here (containment and the sweeper record their batches themselves).
-    pub(crate) async fn act<T: Send + 'static>(
+    /// module, so no edge records an act apart from its change. Every admin write, and
+    /// every mandate request, completion, revocation and approval, goes through here;
+    /// containment, the sweeper and the detector record their batches through
+    /// [`Node::act_batch`].
+    pub async fn perform<T, E>(
         self: &Arc<Self>,
         kind: &'static str,
         actor: &actor::Actor,
-        work: impl FnOnce(&AppState) -> std::result::Result<(T, Recorded), ApiError> + Send + 'static,
-    ) -> std::result::Result<T, ApiError> {
+        work: impl FnOnce(&Node) -> std::result::Result<(T, Recorded), E> + Send + 'static,
+    ) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<ServiceError> + Send + 'static,
+    {
         // INVARIANT (act order): an act's event is queued before another act's work
         // starts, so the log records acts in the order their changes were made (two
         // acts on one agent, a suspension and a decommission, were recorded the other
         // way round without it). Only the queueing is under the lock, not the wait for
         // durability.
         let order = self.act_order.lock().await;
-        let (value, rec) = crate::blocking(self, work).await??;
+        let (value, rec) = self.blocking(work).await.map_err(ServiceError::from)??;
         let durable = self.record_act(kind, actor, rec);
         drop(order);
-        durable?.await.map_err(|e| {
+        durable.map_err(E::from)?.await.map_err(|e| {
             tracing::error!(error = %e, kind, "act not recorded");
-            audit_unavailable()
+            E::from(ServiceError::AuditUnavailable)
         })?;
         Ok(value)
     }
 
-    /// Queues the audit event of an act by `actor` (see [`AppState::act`]); what it
+    /// The write path of an act that records a batch of events (containment, the
+    /// sweeper, the detector): `work` runs on a blocking thread under the act order
+    /// (`INVARIANT (act order)`) and returns its value and the drafted events, which are
+    /// queued before the order is released; then their durability is awaited, and their
+    /// ids are returned in order. An event that cannot be recorded: the changes stand,
+    /// and the caller gets [`ServiceError::AuditUnavailable`] (logged here).
+    pub async fn act_batch<T, E>(
+        self: &Arc<Self>,
+        what: &'static str,
+        work: impl FnOnce(&Node) -> std::result::Result<(T, Vec<AuditEvent>), E> + Send + 'static,
+    ) -> std::result::Result<(T, Vec<String>), E>
+    where
+        T: Send + 'static,
+        E: From<ServiceError> + Send + 'static,
+    {
+        let order = self.act_order.lock().await;
+        let (value, events) = self.blocking(work).await.map_err(ServiceError::from)??;
+        let durable = self.audit.enqueue_all(events);
+        drop(order);
+        let mut ids = Vec::new();
+        let mut failed = 0usize;
+        for outcome in durable.await {
+            match outcome {
+                Ok(id) => ids.push(id),
+                Err(_) => failed += 1,
+            }
+        }
+        if failed > 0 {
+            tracing::error!(failed, what, "changes made but not recorded");
+            return Err(E::from(ServiceError::AuditUnavailable));
+        }
+        Ok((value, ids))
+    }
+
+    /// Queues the audit event of an act by `actor` (see [`Node::perform`]); what it
     /// returns resolves once the event is durable.
     fn record_act(
         &self,
@@ -182,7 +224,7 @@ impl AppState {
         impl std::future::Future<Output = std::result::Result<String, crate::audit::AuditError>>
         + Send
         + use<>,
-        ApiError,
+        ServiceError,
     > {
         let mut e = self.event(kind);
         e.actor = Some(actor.name());
@@ -193,16 +235,7 @@ impl AppState {
         e.reasons = rec.reasons;
         self.audit.enqueue(e).map_err(|e| {
             tracing::error!(error = %e, kind, "act not recorded");
-            audit_unavailable()
+            ServiceError::AuditUnavailable
         })
     }
-}
-
-/// A change that stands but could not be recorded.
-fn audit_unavailable() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "audit_unavailable",
-        "the change was made but could not be recorded in the audit log",
-    )
 }

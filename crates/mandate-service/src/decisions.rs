@@ -1,0 +1,187 @@
+//! The decision path shared by every enforcement point (`/v1/authorize` and the
+//! gateways): verify the agent's token once ([`verified_claims`]), decide one
+//! [`Question`] against the snapshot with the detector's assessment
+//! ([`decide_question`]), and record it durably before anyone is answered
+//! ([`record_decision`]).
+
+use std::sync::Arc;
+
+use mandate_audit::event::AuditEvent;
+use mandate_engine::decide::{
+    Decision, DecisionRequest, Principal, Resource, Snapshot, TokenAudience, Verdict, decide_with,
+};
+use serde_json::{Value, json};
+
+use crate::Node;
+use crate::detect::{self, Observed};
+use crate::error::ServiceError;
+
+/// The claims of `token` from the verified-token cache, or verified now (and cached).
+/// The Ed25519 check is the costliest step of a decision: done once per token.
+pub fn verified_claims(
+    state: &Node,
+    snapshot: &Snapshot,
+    token: &str,
+    now: mandate_core::time::Timestamp,
+) -> Option<Arc<mandate_token::access::AccessClaims>> {
+    state.verified_tokens().get(token, now).or_else(|| {
+        let v =
+            mandate_token::access::verify_bounded(&snapshot.ring, token, &snapshot.expected(), now)
+                .ok()?;
+        let c = Arc::new(v.claims);
+        state
+            .verified_tokens()
+            .insert(token, Arc::clone(&c), v.valid_until);
+        Some(c)
+    })
+}
+
+/// One question to the decision path, from any enforcement point.
+pub struct Question<'a> {
+    /// Who acts: a token (verified or not) or an agent named by a trusted caller.
+    pub principal: Principal<'a>,
+    /// The action asked for.
+    pub action: &'a str,
+    /// What it is asked on.
+    pub resource: &'a Resource,
+    /// A JSON object.
+    pub context: &'a Value,
+    /// The caller's id for the request, recorded with the decision.
+    pub request_id: Option<String>,
+    /// Who asked for the agent (a service token id), when not the agent itself.
+    pub actor: Option<String>,
+    /// The enforcement point and what it saw (gateways), recorded in `details.via`.
+    pub via: Option<Value>,
+    /// What a token principal must be issued for (`INVARIANT (audience)`, decide.rs).
+    pub audience: TokenAudience<'a>,
+}
+
+/// Decides one question (pure but for the detector's learning) and drafts its audit
+/// event.
+pub fn decide_question(
+    state: &Node,
+    snapshot: &Snapshot,
+    now: mandate_core::time::Timestamp,
+    q: Question<'_>,
+) -> (Decision, AuditEvent, Observed) {
+    let question = DecisionRequest {
+        principal: q.principal,
+        action: q.action,
+        resource: q.resource,
+        context: q.context,
+    };
+    let mut seen = Observed::default();
+    let detector = state.detector();
+    // A token that did not verify through the cache is verified by `decide` again (so
+    // its answer says why); should it verify there after all, it is held to the
+    // audience too, so the audience never rests on the two verifications agreeing.
+    let late;
+    let verified = match q.principal {
+        Principal::Verified(c) => Some(c),
+        Principal::Token(t) => {
+            late = mandate_token::access::verify(&snapshot.ring, t, &snapshot.expected(), now).ok();
+            late.as_ref()
+        }
+        Principal::Agent(_) => None,
+    };
+    let d = match verified {
+        // Refused before the detector: a token used where it was not issued for is not
+        // the agent's behaviour to learn.
+        Some(c) if !q.audience.accepts(snapshot, c) => Decision::wrong_audience(c),
+        _ => decide_with(
+            snapshot,
+            &question,
+            now,
+            detect::assess(detector, &question, now, &mut seen),
+        ),
+    };
+    detect::outcome(detector, &mut seen, now, d.verdict() == Verdict::Deny);
+    let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");
+    e.agent = d.agent.as_ref().map(ToString::to_string);
+    e.user.clone_from(&d.user);
+    e.actor = q.actor;
+    e.action = Some(q.action.to_owned());
+    e.resource = Some(json!({"type": q.resource.type_name, "id": q.resource.id}));
+    e.context = Some(state.redact(q.context));
+    e.decision = Some(d.verdict().code().to_owned());
+    e.policy_ids = d.policy_ids.clone();
+    e.reasons = d.reasons();
+    e.request_id = q.request_id;
+    let mut details = serde_json::Map::new();
+    if let Some(jti) = &d.token_id {
+        details.insert("token_id".into(), json!(jti));
+    }
+    if let Some(m) = &d.mandate {
+        details.insert("mandate".into(), json!(m));
+    }
+    if !d.chain.is_empty() {
+        details.insert("chain".into(), json!(d.chain));
+    }
+    if let Some(v) = snapshot.policy_version {
+        details.insert("policy_version".into(), json!(v));
+    }
+    if d.risk != Default::default() {
+        details.insert("risk".into(), json!(d.risk));
+    }
+    if let Some(via) = q.via {
+        details.insert("via".into(), via);
+    }
+    e.details = (!details.is_empty()).then_some(Value::Object(details));
+    (d, e, seen)
+}
+
+/// Records a decision's event durably and returns its id (see [`record_decisions`]).
+///
+/// INVARIANT (durable before the answer): no decision leaves before its event commits;
+/// when it cannot be recorded the answer is [`ServiceError::DecisionUnrecorded`].
+pub async fn record_decision(
+    state: &Arc<Node>,
+    event: AuditEvent,
+    seen: Observed,
+    request_id: Option<&str>,
+) -> Result<String, ServiceError> {
+    record_decisions(state, vec![event], seen.raised, request_id)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(ServiceError::DecisionUnrecorded)
+}
+
+/// Records decisions' events durably and returns their ids, in order. With what the
+/// detector raised, also stores the findings, carries out their responses and records
+/// their events after the decisions', all under the act order (`INVARIANT (act
+/// order)`, write_path.rs), so a detector's suspension and an admin's act on the same
+/// agent are logged in the order they were made. Any event that cannot be recorded
+/// fails the whole answer with [`ServiceError::DecisionUnrecorded`].
+pub async fn record_decisions(
+    state: &Arc<Node>,
+    events: Vec<AuditEvent>,
+    raised: Vec<detect::Raised>,
+    request_id: Option<&str>,
+) -> Result<Vec<String>, ServiceError> {
+    let n = events.len();
+    if raised.is_empty() {
+        let mut ids = Vec::with_capacity(n);
+        for outcome in state.audit.record_all(events).await {
+            ids.push(outcome.map_err(|e| {
+                tracing::error!(error = %e, "decision not answered: the audit log cannot be written");
+                ServiceError::DecisionUnrecorded
+            })?);
+        }
+        return Ok(ids);
+    }
+    let request_id = request_id.map(str::to_owned);
+    let (_, mut ids) = state
+        .act_batch("decision", move |s| {
+            let mut all = events;
+            all.extend(detect::respond(s, raised, request_id.as_deref())?);
+            Ok::<_, ServiceError>(((), all))
+        })
+        .await
+        .map_err(|e| match e {
+            ServiceError::AuditUnavailable => ServiceError::DecisionUnrecorded,
+            other => other,
+        })?;
+    ids.truncate(n);
+    Ok(ids)
+}

@@ -1,0 +1,405 @@
+//! The node: one Mandate server's state and what it does whatever edge asked — the
+//! store behind the one write path ([`Node::store`], write_path.rs), the decision
+//! snapshot and its refresh, the audit log, the signing keys, the caches, the detector
+//! and the gateways' secrets. The HTTP edge (`mandate-http`) holds an `Arc<Node>` and
+//! calls into it; the binary builds it over the store it picked.
+
+use mandate_store::prelude::*;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mandate_audit::redact::{Redactor, Rule};
+use mandate_core::clock::Clock;
+use mandate_core::random::Random;
+use mandate_engine::agent_index::AgentIndex;
+use mandate_engine::decide::Snapshot;
+use mandate_policy::CompiledPolicies;
+use mandate_store::{Store, StoreError, Topic};
+
+use crate::audit::{self, AuditLog};
+use crate::config::{ServerConfig, WebhookConfig};
+use crate::snapshot_cell::{self, StaleSnapshot};
+use crate::{cache, detect, keys, secrets, write_path};
+
+/// Sends signed webhooks (approval requests, anomaly alerts). A port: the node decides
+/// what to send and when; the HTTP edge (`mandate-http`'s `webhook.rs`) delivers it, in
+/// the background, so delivery never delays or changes a decision.
+pub trait Webhooks: Send + Sync + std::fmt::Debug {
+    /// Queues `body` for delivery to `hook`, signed at unix time `at`.
+    fn send(&self, hook: &WebhookConfig, at: i64, body: serde_json::Value);
+}
+
+/// One node's state: everything an edge, a job or the gateways reach.
+pub struct Node {
+    /// The source of truth. Reached through [`Node::store`] (the one write path); the
+    /// audit log and the rebuild read it directly.
+    pub(crate) db: Arc<dyn Store>,
+    /// Current signing key and published keys.
+    pub keys: keys::KeyState,
+    /// The only clock.
+    pub clock: Arc<dyn Clock>,
+    /// The only random source.
+    pub random: Arc<dyn Random>,
+    /// Static configuration.
+    pub config: ServerConfig,
+    /// This node's audit log.
+    pub audit: AuditLog,
+    /// Where webhooks go out.
+    pub(crate) webhooks: Arc<dyn Webhooks>,
+    /// Bounds concurrent Argon2id checks (19 MiB each): a flood of client-secret
+    /// requests queues here, with a deadline, instead of exhausting memory and the
+    /// blocking pool that store calls share.
+    pub(crate) argon2_permits: Arc<tokio::sync::Semaphore>,
+    /// What decisions read; swapped whole.
+    snapshot: snapshot_cell::SnapshotCell,
+    /// The compiled active policy set, kept across snapshot rebuilds of the same version.
+    compiled: Mutex<Option<(i64, Arc<CompiledPolicies>)>>,
+    /// Redaction of audit contexts.
+    redactor: Redactor,
+    /// Access tokens whose signature already verified.
+    pub(crate) verified_tokens: cache::VerifiedTokens,
+    /// Client secrets that already passed Argon2id.
+    pub(crate) verified_secrets: cache::VerifiedSecrets,
+    /// Bumped on every mandate change, so long-polling readers wake up.
+    pub(crate) mandate_changes: tokio::sync::watch::Sender<u64>,
+    /// Behavioural baselines and anomaly scoring (`None` when detection is off).
+    pub(crate) detector: Option<mandate_detect::Detector>,
+    /// The gateways' upstream secrets, decrypted (never returned by any API).
+    pub(crate) secrets: secrets::SecretCache,
+    /// Held by an act from its work until its audit event is queued, so acts are
+    /// recorded in the order their changes were made (`INVARIANT (act order)`,
+    /// write_path.rs).
+    pub(crate) act_order: tokio::sync::Mutex<()>,
+}
+
+/// Why a stored policy version has no compiled policy set.
+#[derive(Debug)]
+pub enum VersionError {
+    /// The store failed.
+    Store(StoreError),
+    /// No such version.
+    Missing,
+    /// The version no longer compiles; the compiler's messages, joined.
+    DoesNotCompile(String),
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The audit log.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditOpenError),
+    /// Loading what decisions need.
+    #[error("loading the decision snapshot: {0}")]
+    Snapshot(String),
+}
+
+impl Node {
+    /// Wires the state: opens the audit log (starting its writer) and loads the first
+    /// decision snapshot. Argon2id concurrency is bounded by the CPU count; webhooks go
+    /// out through `webhooks`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: keys::KeyState,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        config: ServerConfig,
+        webhooks: Arc<dyn Webhooks>,
+    ) -> Result<Self, StartError> {
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let audit = AuditLog::open(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            random.as_ref(),
+            &config.audit_key_path,
+            config.checkpoint,
+        )?;
+        let redactor = Redactor::new(config.redact.clone(), Rule::Keep, audit.redaction_key());
+        let placeholder = Snapshot {
+            agents: Default::default(),
+            policies: None,
+            policy_version: None,
+            ring: keys.ring(),
+            issuer: config.issuer.clone(),
+            audiences: config.own_audiences(),
+            max_token_lifetime_secs: i64::from(config.max_token_lifetime_secs),
+            cutoffs: Default::default(),
+            revoked: Default::default(),
+            mandates: Default::default(),
+        };
+        let detector =
+            detect::open(&config.detect, store.as_ref()).map_err(StartError::Snapshot)?;
+        let memo_key: [u8; 32] = mandate_core::random::random_bytes(random.as_ref())
+            .map_err(|e| StartError::Snapshot(e.to_string()))?;
+        let state = Self {
+            verified_tokens: cache::VerifiedTokens::default(),
+            verified_secrets: cache::VerifiedSecrets::new(memo_key),
+            db: store,
+            keys,
+            clock,
+            random,
+            config,
+            audit,
+            argon2_permits: Arc::new(tokio::sync::Semaphore::new(cpus.clamp(1, 16))),
+            snapshot: snapshot_cell::SnapshotCell::new(placeholder),
+            compiled: Mutex::new(None),
+            redactor,
+            mandate_changes: tokio::sync::watch::channel(0).0,
+            detector,
+            webhooks,
+            secrets: secrets::SecretCache::default(),
+            act_order: tokio::sync::Mutex::new(()),
+        };
+        secrets::load(&state).map_err(|e| StartError::Snapshot(e.to_string()))?;
+        state
+            .refresh()
+            .map_err(|e| StartError::Snapshot(e.to_string()))?;
+        Ok(state)
+    }
+
+    /// Runs `f` over this node on a blocking thread (store work, Argon2id).
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Node) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let node = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&node)).await
+    }
+
+    /// The store, through the one write path: a write that changes what decisions read
+    /// refreshes the snapshot before it returns (write_path.rs).
+    pub fn store(&self) -> write_path::Committing<'_> {
+        write_path::Committing { state: self }
+    }
+
+    /// The snapshot decisions read now, or [`StaleSnapshot`] while the last refresh
+    /// failed: everything that decides, authenticates an agent or checks a token goes
+    /// through here, so none of it can act on a snapshot the store has moved past
+    /// (`INVARIANT (fail closed on a stale snapshot)`, mandate-service snapshot_cell.rs).
+    pub fn snapshot(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
+        self.snapshot.get()
+    }
+
+    /// Fires after every snapshot rebuild, successful or failed (see
+    /// `SnapshotCell::changes`).
+    pub fn snapshot_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.snapshot.changes()
+    }
+
+    /// Whether decisions are held because the last refresh failed.
+    pub fn is_stale(&self) -> bool {
+        self.snapshot.is_stale()
+    }
+
+    /// Rebuilds the snapshot from the store and swaps it in. Every write that can change
+    /// a decision runs it before returning (`INVARIANT (one write path)`, write_path.rs).
+    /// Blocking.
+    ///
+    /// The agents, the one part whose size grows with the deployment, are read again only
+    /// when the change feed says agents changed since the last build (always on the first
+    /// build and the first after a failed one); the small parts (policy activation, token
+    /// cutoffs and revocations, active mandates) are read every time. Agents whose stored
+    /// value is unchanged are shared with the previous snapshot, so a refresh holds one
+    /// copy of each agent plus the new index, not two of everything.
+    ///
+    /// INVARIANT (snapshot): when `refresh` returns `Ok`, the snapshot holds every agent as
+    /// the store held it at some moment after the call began — in particular a suspension
+    /// or decommission committed before the call is in the very next decision. Two
+    /// things keep it: an agent is reused only when the row read now decodes to a value
+    /// equal to it in every field (status and reason included; not by `updated_at`, which
+    /// has one-second resolution); and refreshes are serialised from their first read to
+    /// their swap (`SnapshotCell::rebuild`), so a refresh that read the store earlier can
+    /// never be swapped in over one that read it later. When a refresh fails, decisions
+    /// are held until one succeeds (mandate-service snapshot_cell.rs).
+    pub fn refresh(&self) -> Result<(), snapshot_cell::RefreshError> {
+        self.snapshot.rebuild(|previous, built_from| {
+            // The sequence number is read before the data (`INVARIANT (published before
+            // visible)`, mandate-store): a change it does not cover is read again next time.
+            let (seq, agents_changed) = match built_from {
+                None => (self.db.changes_since(0, Duration::ZERO).seq, true),
+                Some(from) => {
+                    let c = self.db.changes_since(from, Duration::ZERO);
+                    (c.seq, c.topics.contains(Topic::Agents))
+                }
+            };
+            let fresh = self.fresh_snapshot(previous, agents_changed)?;
+            Ok((fresh, seq))
+        })
+    }
+
+    /// [`Node::refresh`] for what the snapshot holds outside the store (the signing
+    /// key ring), without failing the caller's request: the change is in force either
+    /// way, since the next decision either reads a snapshot that holds it or, if the
+    /// refresh failed, is refused until one succeeds (the error is logged; the sweeper
+    /// retries).
+    pub fn refresh_after_write(&self) {
+        let _ = self.refresh();
+    }
+
+    /// The next snapshot, read from the store; the agents of `previous` kept as they are
+    /// unless `agents_changed` (see [`Node::refresh`]).
+    fn fresh_snapshot(
+        &self,
+        previous: &Snapshot,
+        agents_changed: bool,
+    ) -> Result<Snapshot, snapshot_cell::RefreshError> {
+        let now = self.clock.now();
+        let agents = if agents_changed {
+            self.agents_reusing(&previous.agents)?
+        } else {
+            previous.agents.clone()
+        };
+        let (policies, active) = self.active_policies()?;
+        let cutoffs = self.db.token_cutoffs()?.into_iter().collect();
+        let revoked = self.db.revoked_jtis(now)?.into_iter().collect();
+        let mandates = self
+            .db
+            .active_mandates(now)?
+            .into_iter()
+            .map(|m| (m.id.clone(), Arc::new(m)))
+            .collect();
+        Ok(Snapshot {
+            agents,
+            policies,
+            policy_version: active,
+            ring: self.keys.ring(),
+            issuer: self.config.issuer.clone(),
+            audiences: self.config.own_audiences(),
+            max_token_lifetime_secs: i64::from(self.config.max_token_lifetime_secs),
+            cutoffs,
+            revoked,
+            mandates,
+        })
+    }
+
+    /// The active policy version, compiled, and its number (`None`: none is active).
+    fn active_policies(
+        &self,
+    ) -> Result<(Option<Arc<CompiledPolicies>>, Option<i64>), snapshot_cell::RefreshError> {
+        use snapshot_cell::RefreshError;
+        let (active, _) = self.db.policy_activation_state()?;
+        let policies = match active {
+            None => None,
+            // Versions were validated when written; one that fails here (e.g. against a
+            // newer base schema) fails the refresh (decisions are held, see `refresh`).
+            Some(v) => Some(self.compiled_version(v).map_err(|e| match e {
+                VersionError::Store(e) => RefreshError::Store(e),
+                VersionError::Missing => RefreshError::MissingVersion(v),
+                VersionError::DoesNotCompile(why) => {
+                    RefreshError::DoesNotCompile { version: v, why }
+                }
+            })?),
+        };
+        Ok((policies, active))
+    }
+
+    /// Every agent in the store, each row decoded as it is read and compared with
+    /// `previous`: an equal agent is shared (the decoded copy dropped at once), a new or
+    /// changed one is kept. Besides `previous` this allocates the new index's table and
+    /// the agents that changed, nothing per unchanged agent.
+    fn agents_reusing(
+        &self,
+        previous: &AgentIndex,
+    ) -> Result<AgentIndex, mandate_store::StoreError> {
+        let mut agents = AgentIndex::with_capacity(previous.len());
+        self.db.for_each_agent(&mut |read| {
+            let agent = match previous.get_shared(&read.id) {
+                Some(kept) if **kept == read => Arc::clone(kept),
+                _ => Arc::new(read),
+            };
+            agents.insert(agent);
+        })?;
+        Ok(agents)
+    }
+
+    /// The compiled policy set of stored version `v`, from the one-version cache or
+    /// compiled now and cached (so activating a version compiles it once, and the
+    /// refresh that follows finds it).
+    pub fn compiled_version(&self, v: i64) -> Result<Arc<CompiledPolicies>, VersionError> {
+        let mut cache = self
+            .compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cv, c)) = cache.as_ref()
+            && *cv == v
+        {
+            return Ok(Arc::clone(c));
+        }
+        let row = self
+            .store()
+            .policy_version(v)
+            .map_err(VersionError::Store)?
+            .ok_or(VersionError::Missing)?;
+        let compiled = mandate_policy::compile(&row.fragments, &row.policies).map_err(|errs| {
+            VersionError::DoesNotCompile(
+                errs.iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let compiled = Arc::new(compiled);
+        *cache = Some((v, Arc::clone(&compiled)));
+        Ok(compiled)
+    }
+
+    /// The store as it is, past the write path: for reading only (the audit log's own
+    /// reads, readiness), never for a write that decisions must see.
+    pub fn raw_store(&self) -> &dyn Store {
+        self.db.as_ref()
+    }
+
+    /// The permits bounding concurrent Argon2id checks (see the field).
+    pub fn argon2_permits(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.argon2_permits
+    }
+
+    /// Access tokens whose signature already verified.
+    pub fn verified_tokens(&self) -> &cache::VerifiedTokens {
+        &self.verified_tokens
+    }
+
+    /// Client secrets that already passed Argon2id.
+    pub fn verified_secrets(&self) -> &cache::VerifiedSecrets {
+        &self.verified_secrets
+    }
+
+    /// The anomaly detector (`None` when detection is off).
+    pub fn detector(&self) -> Option<&mandate_detect::Detector> {
+        self.detector.as_ref()
+    }
+
+    /// Wakes long-polling readers of mandates: called after every mandate write.
+    pub fn mandates_changed(&self) {
+        self.mandate_changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Fires after every mandate write ([`Node::mandates_changed`]).
+    pub fn mandate_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.mandate_changes.subscribe()
+    }
+
+    /// Sends a signed webhook in the background (see [`Webhooks`]).
+    pub fn send_webhook(&self, hook: &WebhookConfig, at: i64, body: serde_json::Value) {
+        self.webhooks.send(hook, at, body);
+    }
+
+    /// A draft audit event of `kind` (seq, time and node are set when it is written).
+    pub fn event(&self, kind: &str) -> mandate_audit::event::AuditEvent {
+        mandate_audit::event::AuditEvent::new(0, self.clock.now(), self.audit.node().clone(), kind)
+    }
+
+    /// Applies the configured redaction to a request context before it is logged.
+    pub fn redact(&self, context: &serde_json::Value) -> serde_json::Value {
+        self.redactor.apply(context)
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
