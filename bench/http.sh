@@ -5,7 +5,7 @@
 #   mandate  release `mandate serve`, fresh data dir, the example CRM policies active,
 #            the agent's own access token, durable audit (every decision committed to
 #            SQLite before the answer), default config (info-level access log).
-#   hello    crates/mandate-server/examples/hello.rs: the same HTTP stack (axum + tokio,
+#   hello    crates/mandate-http/examples/hello.rs: the same HTTP stack (axum + tokio,
 #            same versions, features and runtime) parsing the same JSON body and
 #            answering a decision-shaped JSON; no auth, policy or audit. The practical
 #            ceiling.
@@ -66,7 +66,7 @@ trap 'exit 130' INT TERM
 
 log "building release binaries (cargo may wait for the build lock)"
 cargo build --release -q -p mandate
-cargo build --release -q -p mandate-server --example hello
+cargo build --release -q -p mandate-http --example hello
 
 clk_tck="$(getconf CLK_TCK)"
 # utime + stime of a process (all its threads), in clock ticks. The command name in

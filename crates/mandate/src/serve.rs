@@ -11,12 +11,12 @@ use anyhow::{Context, bail};
 use mandate_audit::redact::Rule;
 use mandate_core::clock::{Clock, SystemClock};
 use mandate_core::random::{OsRandom, Random};
-use mandate_server::audit::CheckpointPolicy;
-use mandate_server::bootstrap::{self, Bootstrap};
-use mandate_server::detect::DetectSettings;
-use mandate_server::keys::KeyState;
-use mandate_server::webhook::WebhookConfig;
-use mandate_server::{MandateConfig, Node, ServerConfig};
+use mandate_http::audit::CheckpointPolicy;
+use mandate_http::bootstrap::{self, Bootstrap};
+use mandate_http::detect::DetectSettings;
+use mandate_http::keys::KeyState;
+use mandate_http::webhook::WebhookConfig;
+use mandate_http::{MandateConfig, Node, ServerConfig};
 use mandate_store::{Store, keyfile};
 use mandate_store_sqlite::SqliteStore;
 use mandate_token::keys::SigningKey;
@@ -190,7 +190,7 @@ fn gateway_router(
         });
     }
     let authz: Arc<dyn mandate_gateway::authz::Authorizer> = Arc::new(
-        mandate_server::gateway::GatewayAuthorizer::new(Arc::clone(state)),
+        mandate_http::gateway::GatewayAuthorizer::new(Arc::clone(state)),
     );
     let timeout = std::time::Duration::from_secs(cfg.gateway_timeout_secs);
     let http_config = HttpConfig {
@@ -432,11 +432,11 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             clock,
             random,
             config,
-            Arc::new(mandate_server::webhook::Signed),
+            Arc::new(mandate_http::webhook::Signed),
         )
         .context("opening the audit log")?,
     );
-    let sweeper = mandate_server::spawn_sweeper(Arc::clone(&state));
+    let sweeper = mandate_http::spawn_sweeper(Arc::clone(&state));
     let gateway = match gateway_listener {
         Some(l) => {
             let gaddr = l.local_addr()?;
@@ -448,7 +448,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
 
     let demo = match &dev_admin {
         Some(admin) => Some(
-            devmode::provision(&mandate_server::router(Arc::clone(&state)), admin)
+            devmode::provision(&mandate_http::router(Arc::clone(&state)), admin)
                 .await
                 .context("setting up --dev")?,
         ),
@@ -580,7 +580,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     });
     crate::listen::serve(
         listener,
-        mandate_server::router(Arc::clone(&state)),
+        mandate_http::router(Arc::clone(&state)),
         limits,
         shutdown_signal(),
     )
@@ -590,7 +590,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         let _ = t.await;
     }
     sweeper.abort();
-    if let Err(e) = mandate_server::flush_baselines(&state).await {
+    if let Err(e) = mandate_http::flush_baselines(&state).await {
         tracing::warn!(error = %e, "baselines not written at shutdown");
     }
     // In-flight requests are done; let the audit writer drain and seal a checkpoint.

@@ -6,12 +6,13 @@
 //!    (`axum`, `hyper`, `reqwest`, `tokio`, `rusqlite`).
 //! 2. Dependencies between our crates point down the layers only (`LAYERS`, lowest
 //!    first), so no crate reaches up into one built on it.
-//! 3. The engine and the gateway never depend on the store; the server depends on the
-//!    store seam only, never on a store implementation (`mandate-store-sqlite`): the
-//!    binary picks the backend; nothing but the binary depends on the server, and the
-//!    server never on the client (`mandate-client`). The wire types (`mandate-api`)
-//!    depend on nothing of ours but `mandate-core` (`ONLY_ON`). The service layer
-//!    (`mandate-service`) never depends on `axum`, `hyper`, `reqwest` or `rusqlite`.
+//! 3. The engine and the gateway never depend on the store; the HTTP edge
+//!    (`mandate-http`) depends on the store seam only, never on a store implementation
+//!    (`mandate-store-sqlite`): the binary picks the backend; nothing but the binary
+//!    depends on the HTTP edge, and the edge never on the client (`mandate-client`). The
+//!    wire types (`mandate-api`) depend on nothing of ours but `mandate-core`
+//!    (`ONLY_ON`). The service layer (`mandate-service`) never depends on `axum`,
+//!    `hyper`, `reqwest` or `rusqlite`.
 //! 4. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
 //!    for third-party services.
 //! 5. Within each crate, the top-level modules do not depend on each other in a cycle
@@ -43,7 +44,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["mandate-engine", "mandate-store", "mandate-client"],
     &["mandate-gateway", "mandate-store-sqlite", "mandate-service"],
-    &["mandate-server"],
+    &["mandate-http"],
     &["mandate"],
 ];
 
@@ -70,8 +71,8 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("mandate-engine", "mandate-store"),
     ("mandate-gateway", "mandate-store"),
     ("mandate-gateway", "mandate-engine"),
-    ("mandate-server", "mandate-store-sqlite"),
-    ("mandate-server", "mandate-client"),
+    ("mandate-http", "mandate-store-sqlite"),
+    ("mandate-http", "mandate-client"),
 ];
 
 /// Crates that may depend on the listed ones of ours and no other.
@@ -219,7 +220,7 @@ fn the_layer_rules_hold() {
 }
 
 /// The check itself catches what it is for: the graph with `axum` added to the engine,
-/// or the engine depending on the server, is refused.
+/// or the engine depending on the HTTP edge, is refused.
 #[test]
 fn a_broken_rule_is_caught() {
     let mut g = graph();
@@ -237,26 +238,26 @@ fn a_broken_rule_is_caught() {
     g.get_mut("mandate-engine")
         .unwrap()
         .0
-        .insert("mandate-server".into());
+        .insert("mandate-http".into());
     assert_eq!(
         violations(&g),
-        ["mandate-engine depends on mandate-server, which is not below it"]
+        ["mandate-engine depends on mandate-http, which is not below it"]
     );
     let mut g = graph();
-    g.get_mut("mandate-server")
+    g.get_mut("mandate-http")
         .unwrap()
         .0
         .insert("mandate-store-sqlite".into());
     assert_eq!(
         violations(&g),
-        ["mandate-server depends on mandate-store-sqlite"]
+        ["mandate-http depends on mandate-store-sqlite"]
     );
     let mut g = graph();
-    g.get_mut("mandate-server")
+    g.get_mut("mandate-http")
         .unwrap()
         .0
         .insert("mandate-client".into());
-    assert_eq!(violations(&g), ["mandate-server depends on mandate-client"]);
+    assert_eq!(violations(&g), ["mandate-http depends on mandate-client"]);
     let mut g = graph();
     g.get_mut("mandate-api")
         .unwrap()

@@ -4,7 +4,7 @@
 //! forwarding, the upstream secret injected), one request at a time, in the same run,
 //! interleaved in rounds so drift on a shared machine hits both alike.
 //!
-//! `cargo bench -p mandate-server --bench gateway` prints p50/p90/p99 of each and the
+//! `cargo bench -p mandate-http --bench gateway` prints p50/p90/p99 of each and the
 //! p50 overhead (gateway − direct). Target (issue 6): p50 overhead under 1 ms.
 
 #![expect(
@@ -21,10 +21,10 @@ use mandate_core::clock::{Clock, SystemClock};
 use mandate_core::random::{OsRandom, Random};
 use mandate_gateway::authz::Authorizer;
 use mandate_gateway::http::{Credential, HttpConfig, Route, Template};
-use mandate_server::bootstrap::{self, Bootstrap};
-use mandate_server::gateway::GatewayAuthorizer;
-use mandate_server::keys::KeyState;
-use mandate_server::{Node, ServerConfig};
+use mandate_http::bootstrap::{self, Bootstrap};
+use mandate_http::gateway::GatewayAuthorizer;
+use mandate_http::keys::KeyState;
+use mandate_http::{Node, ServerConfig};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 use serde_json::json;
@@ -98,7 +98,7 @@ async fn main() {
         max_token_lifetime_secs: 3600,
         max_body_bytes: 64 * 1024,
         audit_key_path: dir.path().join("audit-key.pem"),
-        checkpoint: mandate_server::audit::CheckpointPolicy {
+        checkpoint: mandate_http::audit::CheckpointPolicy {
             every_events: 1000,
             every_secs: 10,
         },
@@ -106,7 +106,7 @@ async fn main() {
         mandates: Default::default(),
         users: Default::default(),
         dev_users: None,
-        detect: mandate_server::detect::DetectSettings::default(),
+        detect: mandate_http::detect::DetectSettings::default(),
     };
     let state = Arc::new(
         Node::new(
@@ -115,11 +115,11 @@ async fn main() {
             clock,
             random,
             config,
-            Arc::new(mandate_server::webhook::Signed),
+            Arc::new(mandate_http::webhook::Signed),
         )
         .expect("state"),
     );
-    let admin_api = serve(mandate_server::router(Arc::clone(&state))).await;
+    let admin_api = serve(mandate_http::router(Arc::clone(&state))).await;
     let http = reqwest::Client::new();
     let call = |m: reqwest::Method, path: &str, body: serde_json::Value| {
         http.request(m, format!("{admin_api}{path}"))

@@ -26,9 +26,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mandate_core::clock::{Clock, ManualClock};
 use mandate_core::random::{OsRandom, Random};
-use mandate_server::bootstrap::{self, Bootstrap};
-use mandate_server::keys::KeyState;
-use mandate_server::{Node, ServerConfig};
+use mandate_http::bootstrap::{self, Bootstrap};
+use mandate_http::keys::KeyState;
+use mandate_http::{Node, ServerConfig};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 use serde::Deserialize;
@@ -66,7 +66,7 @@ async fn webhook_receiver() -> (String, tokio::sync::mpsc::Receiver<(String, Byt
             let tx = tx.clone();
             async move {
                 let sig = headers
-                    .get(mandate_server::webhook::SIGNATURE_HEADER)
+                    .get(mandate_http::webhook::SIGNATURE_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
@@ -179,7 +179,7 @@ impl Env {
             max_token_lifetime_secs: 3600,
             max_body_bytes: MAX_BODY,
             audit_key_path: dir.path().join("audit-key.pem"),
-            checkpoint: mandate_server::audit::CheckpointPolicy {
+            checkpoint: mandate_http::audit::CheckpointPolicy {
                 every_events: 100,
                 every_secs: 3600,
             },
@@ -187,7 +187,7 @@ impl Env {
             mandates: Default::default(),
             users: Default::default(),
             dev_users: None,
-            detect: mandate_server::detect::DetectSettings::default(),
+            detect: mandate_http::detect::DetectSettings::default(),
         };
         adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = clock.clone();
@@ -198,13 +198,13 @@ impl Env {
                 clock_dyn,
                 random,
                 config,
-                Arc::new(mandate_server::webhook::Signed),
+                Arc::new(mandate_http::webhook::Signed),
             )
             .expect("state"),
         );
         Self {
             _dir: dir,
-            app: mandate_server::router(Arc::clone(&state)),
+            app: mandate_http::router(Arc::clone(&state)),
             clock,
             admin,
             state,

@@ -1,10 +1,13 @@
-//! Mandate's HTTP surface on one port: the OAuth 2.0 token service (token, introspection,
-//! revocation, metadata, JWKS) and the `/v1/*` admin API.
+//! Mandate's HTTP edge on one port: the OAuth 2.0 token service (token, introspection,
+//! revocation, metadata, JWKS) and the `/v1/*` admin API, over the node
+//! (`mandate_service::Node`).
 //!
-//! Handlers parse and check input (extract.rs), call the store through the one write
-//! path (write_path.rs) and the domain acts (`mandate_service::acts`) on a blocking thread, and render
-//! errors through one of the two error types (error.rs). HTTP is spoken here, by the
-//! gateways, the webhooks and the client.
+//! Handlers parse and check input (extract.rs), call the node — its one write path
+//! through `act::Acts`, the decision path, the domain acts — and render errors through
+//! one of the two error types (error.rs), which also map the node's typed errors. This
+//! crate speaks axum; the gateways (mandate-gateway), the webhooks (webhook.rs) and the
+//! client (mandate-client) speak HTTP too; the service layer does not. It never depends
+//! on a store implementation: the binary picks one.
 
 #![warn(missing_docs)]
 

@@ -1,6 +1,6 @@
 //! Access tokens: issue (sign), verify, and a hit in the verified-token cache.
 //!
-//! The cache (`mandate_server::cache::VerifiedTokens`) is private to the server crate;
+//! The cache (`mandate_http::cache::VerifiedTokens`) is private to the server crate;
 //! `cache_hit` times the same work on the same types — SHA-256 of the length-prefixed
 //! token, a mutex, a lookup in a `HashMap<[u8; 32], AccessClaims>` holding 100,000
 //! entries (the cache's bound), the expiry check and the clone of the claims.

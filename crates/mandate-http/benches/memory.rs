@@ -11,7 +11,7 @@
 //!   event), and the peak during it and `VmRSS` after are read;
 //! - after 100 more refreshes (suspend/resume of other agents), to show nothing piles up.
 //!
-//! `cargo bench -p mandate-server --bench memory`; `MANDATE_BENCH_DIR=/dev/shm` puts the
+//! `cargo bench -p mandate-http --bench memory`; `MANDATE_BENCH_DIR=/dev/shm` puts the
 //! store on tmpfs (writing 100,000 agents one transaction each is faster there).
 //! Linux only (reads `/proc`); prints `n/a` elsewhere.
 
@@ -41,9 +41,9 @@ use axum::http::{Request, StatusCode};
 use mandate_core::clock::{Clock, SystemClock};
 use mandate_core::random::{OsRandom, Random};
 use mandate_core::time::Timestamp;
-use mandate_server::bootstrap::{self, Bootstrap};
-use mandate_server::keys::KeyState;
-use mandate_server::{Node, ServerConfig};
+use mandate_http::bootstrap::{self, Bootstrap};
+use mandate_http::keys::KeyState;
+use mandate_http::{Node, ServerConfig};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
@@ -166,7 +166,7 @@ async fn main() {
         max_token_lifetime_secs: 3600,
         max_body_bytes: 4 * 1024 * 1024,
         audit_key_path: dir.path().join("audit-key.pem"),
-        checkpoint: mandate_server::audit::CheckpointPolicy {
+        checkpoint: mandate_http::audit::CheckpointPolicy {
             every_events: 1000,
             every_secs: 10,
         },
@@ -174,7 +174,7 @@ async fn main() {
         mandates: Default::default(),
         users: Default::default(),
         dev_users: None,
-        detect: mandate_server::detect::DetectSettings::default(),
+        detect: mandate_http::detect::DetectSettings::default(),
     };
     let started = timer();
     let state = Arc::new(
@@ -184,7 +184,7 @@ async fn main() {
             clock,
             random,
             config,
-            Arc::new(mandate_server::webhook::Signed),
+            Arc::new(mandate_http::webhook::Signed),
         )
         .expect("state"),
     );
@@ -192,7 +192,7 @@ async fn main() {
         "(first snapshot loaded in {:.2} s)",
         started.elapsed().as_secs_f64()
     );
-    let app = mandate_server::router(Arc::clone(&state));
+    let app = mandate_http::router(Arc::clone(&state));
     let v = call(
         &app,
         &admin,

@@ -25,7 +25,7 @@ use mandate_audit::checkpoint::SignedCheckpoint;
 use mandate_audit::event::AuditEvent;
 use mandate_core::clock::{Clock, ManualClock};
 use mandate_core::random::OsRandom;
-use mandate_server::audit::{AuditLog, CheckpointPolicy};
+use mandate_http::audit::{AuditLog, CheckpointPolicy};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 use serde_json::{Value, json};

@@ -44,7 +44,7 @@ use mandate_core::id::MandateId;
 use mandate_core::mandate::{Mandate, MandateStatus, UserRef};
 use mandate_core::time::Timestamp;
 use mandate_detect::{DetectConfig, Detector, Request};
-use mandate_server::decide::{DecisionRequest, Principal, Resource, Snapshot, decide, decide_with};
+use mandate_http::decide::{DecisionRequest, Principal, Resource, Snapshot, decide, decide_with};
 use mandate_token::access::{AccessClaims, Actor, Audience, ParentToken, issue};
 use serde_json::{Value, json};
 

@@ -8,7 +8,7 @@
 
 use axum::http::Method;
 use mandate_detect::{DetectConfig, Response, Responses};
-use mandate_server::ServerConfig;
+use mandate_http::ServerConfig;
 use serde_json::{Value, json};
 
 use super::Env;
@@ -403,7 +403,7 @@ async fn a_step_up_holds_matching_requests_until_acknowledged() {
 
 #[tokio::test]
 async fn an_alert_is_delivered_signed_to_the_alert_webhook() {
-    use mandate_server::webhook::{WebhookConfig, signature};
+    use mandate_http::webhook::{WebhookConfig, signature};
 
     let (url, mut rx) = super::webhook_receiver().await;
     let secret = b"alert-secret-at-least-24-chars".to_vec();

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use axum::http::Method;
 use mandate_core::random::OsRandom;
-use mandate_server::ServerConfig;
-use mandate_server::webhook::{WebhookConfig, signature};
+use mandate_http::ServerConfig;
+use mandate_http::webhook::{WebhookConfig, signature};
 use mandate_token::keys::SigningKey;
 use mandate_token::user::{DevUserIssuer, TrustedIssuers};
 use serde_json::{Value, json};
@@ -511,8 +511,8 @@ async fn requests_time_out_and_mandates_expire() {
         .await;
     assert_eq!(r.json()["items"], json!([]));
 
-    assert_eq!(mandate_server::sweep(&env.state).await.expect("sweep"), 2);
-    assert_eq!(mandate_server::sweep(&env.state).await.expect("sweep"), 0);
+    assert_eq!(mandate_http::sweep(&env.state).await.expect("sweep"), 2);
+    assert_eq!(mandate_http::sweep(&env.state).await.expect("sweep"), 0);
     let p = env.show_mandate(&env.admin, &pending).await.json();
     assert_eq!(p["status"], "denied");
     assert_eq!(p["decided_by"], "timeout");

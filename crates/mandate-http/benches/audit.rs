@@ -30,7 +30,7 @@ use mandate_audit::verify::{checkpoint_line, event_line, verify_export};
 use mandate_core::clock::ManualClock;
 use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
-use mandate_server::audit::{AuditLog, CheckpointPolicy};
+use mandate_http::audit::{AuditLog, CheckpointPolicy};
 use mandate_store::prelude::*;
 use mandate_store::{AuditRow, Store};
 use mandate_store_sqlite::SqliteStore;

@@ -4,7 +4,7 @@
 //! and answers a small decision-like JSON — and nothing else: no auth, no policy, no
 //! audit. Binds 127.0.0.1:0 (or the first argument) and prints `http://<addr>`.
 //!
-//!     cargo build --release -p mandate-server --example hello
+//!     cargo build --release -p mandate-http --example hello
 //!     target/release/examples/hello [127.0.0.1:0]
 
 use std::io::Write as _;
