@@ -456,3 +456,78 @@ async fn an_alert_is_delivered_signed_to_the_alert_webhook() {
         .expect("t= in the signature");
     assert_eq!(sig, signature(&secret, t, &body));
 }
+
+/// Finding (attack review): the detector's suspension was written outside the acts'
+/// order and recorded after it, so an admin's decommission made just after it could be
+/// logged first, and the log said `agent.decommissioned` then `agent.suspended` while the
+/// agent was decommissioned. The detector's responses now record under the act order
+/// (`INVARIANT (act order)`, mandate-service write_path.rs): the last status act in the
+/// log is the status the agent ends with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_detector_suspension_racing_a_decommission_is_recorded_in_order() {
+    let env = Env::with_config(|c| {
+        detect(Response::Suspend)(c);
+        // Judging from the first request, so the fifth deny trips the burst at once.
+        c.detect.config.learning_secs = 0;
+        c.detect.config.learning_min_events = 0;
+    });
+    let names: Vec<String> = (0..30).map(|i| format!("raced-{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let agents = env.detect_setup(&refs).await;
+    let mut suspended_rounds = 0;
+    for (i, agent) in agents.iter().enumerate() {
+        let vip = (
+            agent.as_str(),
+            "crm:read",
+            "Crm::Contact",
+            "vip",
+            json!({"vip": true}),
+        );
+        let usual = (agent.as_str(), "crm:read", "Crm::Contact", "c1", json!({}));
+        for d in env.batch(&vec![usual; 20]).await {
+            assert_eq!(d["decision"], "allow");
+        }
+        // Out of the deny window: the denies that follow are the whole window.
+        env.advance(3600);
+        for _ in 0..4 {
+            let d = env.batch(std::slice::from_ref(&vip)).await;
+            assert_eq!(d[0]["decision"], "deny");
+        }
+        let decommission = format!("/v1/agents/{agent}/decommission");
+        // The decommission leaves a little later each round (0 to 3 ms), so some rounds
+        // land it between the detector's suspension and that suspension's record.
+        let lag = std::time::Duration::from_micros(100 * u64::try_from(i).unwrap_or(0));
+        let (fifth, d) = tokio::join!(env.batch(std::slice::from_ref(&vip)), async {
+            tokio::time::sleep(lag).await;
+            env.admin(Method::POST, &decommission, None).await
+        });
+        assert_eq!(fifth[0]["decision"], "deny");
+        d.expect(200);
+        let r = env
+            .admin(
+                Method::GET,
+                &format!("/v1/audit/events?agent={agent}&limit=1000"),
+                None,
+            )
+            .await;
+        r.expect(200);
+        let kinds: Vec<String> = r.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|e| e["kind"].as_str())
+            .filter(|k| *k == "agent.suspended" || *k == "agent.decommissioned")
+            .map(str::to_owned)
+            .collect();
+        suspended_rounds += usize::from(kinds.iter().any(|k| k == "agent.suspended"));
+        assert_eq!(
+            kinds.last().map(String::as_str),
+            Some("agent.decommissioned"),
+            "round {i}: the log's last status act is not the agent's status: {kinds:?}"
+        );
+    }
+    assert!(
+        suspended_rounds > 0,
+        "the detector never suspended first: the race was not exercised"
+    );
+}
