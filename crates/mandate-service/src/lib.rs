@@ -23,6 +23,7 @@ pub mod config;
 pub mod decisions;
 pub mod detect;
 pub mod error;
+pub mod incidents;
 pub mod jobs;
 pub mod keys;
 pub mod node;
