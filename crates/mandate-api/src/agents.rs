@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::{AgentStatus, CredentialKind};
 
@@ -136,10 +138,45 @@ impl StatusChange {
 
 /// A JWK exactly as the user gave it: the server checks it (and refuses private
 /// members), so the client neither drops nor adds members.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+///
+/// Its schema is `PublicJwk`, built by hand: the type is a map on purpose (it keeps
+/// members this crate does not know), so no derive can state the members the server
+/// takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-#[schema(value_type = Object)]
 pub struct Jwk(pub serde_json::Map<String, serde_json::Value>);
+
+impl utoipa::PartialSchema for Jwk {
+    fn schema() -> RefOr<Schema> {
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        let one_of = |values: &[&str]| string().enum_values(Some(values.iter().copied()));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "An Ed25519 (`kty: OKP`, `crv: Ed25519`, `x`) or P-256 (`kty: EC`, `crv: P-256`,\n\
+                 `x`, `y`) public key, coordinates base64url. Private members (`d`, `p`, `q`, `dp`,\n\
+                 `dq`, `qi`, `oth`, `k`) are refused; other members are dropped. Optional `alg`\n\
+                 must fit the key (`EdDSA` or `Ed25519` / `ES256`), `use` must be `sig`, `kid` 1–128 characters.",
+            ))
+            .property("kty", one_of(&["OKP", "EC"]))
+            .property("crv", one_of(&["Ed25519", "P-256"]))
+            .property("x", string())
+            .property("y", string())
+            .property("alg", one_of(&["EdDSA", "Ed25519", "ES256"]))
+            .property("use", one_of(&["sig"]))
+            .property("kid", string().min_length(Some(1)).max_length(Some(128)))
+            .required("kty")
+            .required("crv")
+            .required("x")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Jwk {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "PublicJwk".into()
+    }
+}
 
 /// A credential's metadata; never its secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -4,7 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
+
+use crate::openapi::formats::AgentId;
 
 /// One anomaly the detector raised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -59,8 +63,10 @@ pub struct AnomalyResolution {
 }
 
 /// What the detector learned of an agent: `{"agent", "enabled": false}` when detection
-/// is off, else the summary beside them. Not in `docs/openapi.yaml`'s schemas (the
-/// response is described inline there, open to more members), so it has no `ToSchema`.
+/// is off, else the summary beside them.
+///
+/// Its schema is built by hand: the summary is open to more members (the detector may
+/// grow it), so the schema names the members clients rely on and allows any other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     /// `agt_…`.
@@ -71,6 +77,28 @@ pub struct Baseline {
     #[serde(flatten)]
     pub summary: Option<BaselineSummary>,
 }
+
+impl utoipa::PartialSchema for Baseline {
+    fn schema() -> RefOr<Schema> {
+        let boolean = || ObjectBuilder::new().schema_type(Type::Boolean);
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "What the detector learned of an agent; `{\"enabled\": false}` when detection is off.",
+            ))
+            .property("agent", AgentId::schema())
+            .property("enabled", boolean())
+            .property("learning", boolean())
+            .property("requests", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("suspended_by_detector", boolean())
+            .required("agent")
+            .required("enabled")
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Baseline {}
 
 /// The detector's summary of an agent. The members the CLI shows are typed; the rest
 /// (which the detector may grow) is kept, as sent, in `more`.

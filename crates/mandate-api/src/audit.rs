@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::openapi::formats::{Base64Hash, SignedCheckpoint};
+
 /// One thing that happened on a node, as the log commits to it. Optional members
 /// without a value are omitted (never `null`), as are empty `policy_ids` and `reasons`;
 /// `resource`, `context` and `details` are free JSON.
@@ -84,4 +86,60 @@ pub struct LatestCheckpoint {
     /// The signed note; `None` before the first checkpoint.
     #[schema(required)]
     pub checkpoint: Option<String>,
+}
+
+/// An RFC 9162 §2.1.3 inclusion proof of one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProof {
+    /// The event's `seq`.
+    pub seq: u64,
+    /// The tree size the proof is for.
+    #[schema(minimum = 1)]
+    pub size: u64,
+    /// The event's leaf hash.
+    #[schema(value_type = Base64Hash)]
+    pub leaf_hash: String,
+    /// The root of the tree of `size` events.
+    #[schema(value_type = Base64Hash)]
+    pub root: String,
+    /// The audit path, leaf to root.
+    #[schema(value_type = Vec<Base64Hash>)]
+    pub proof: Vec<String>,
+}
+
+/// An RFC 9162 §2.1.4 consistency proof between two tree sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProof {
+    /// The earlier tree size.
+    #[schema(minimum = 1)]
+    pub from: u64,
+    /// The later tree size.
+    #[schema(minimum = 1)]
+    pub to: u64,
+    /// The root of the earlier tree.
+    #[schema(value_type = Base64Hash)]
+    pub from_root: String,
+    /// The root of the later tree.
+    #[schema(value_type = Base64Hash)]
+    pub to_root: String,
+    /// Empty when `from` equals `to`.
+    #[schema(value_type = Vec<Base64Hash>)]
+    pub proof: Vec<String>,
+}
+
+/// One line of `GET /v1/audit/export`, written as RFC 8785 canonical JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ExportRecord {
+    /// An event, in `seq` order.
+    Event {
+        /// The event.
+        event: AuditEvent,
+    },
+    /// A stored checkpoint, right after the event that completed it.
+    Checkpoint {
+        /// The signed note.
+        #[schema(value_type = SignedCheckpoint)]
+        checkpoint: String,
+    },
 }

@@ -28,6 +28,9 @@ pub mod authorize;
 pub mod gateway;
 pub mod incidents;
 pub mod mandates;
+pub mod oauth;
+pub mod openapi;
+pub mod paths;
 pub mod policies;
 pub mod problem;
 
@@ -44,6 +47,7 @@ pub use authorize::*;
 pub use gateway::*;
 pub use incidents::*;
 pub use mandates::*;
+pub use oauth::*;
 pub use policies::*;
 pub use problem::*;
 

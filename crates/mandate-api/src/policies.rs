@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::openapi::formats::PolicyIds;
+
 /// `POST /v1/policies`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewPolicies {
@@ -79,4 +81,14 @@ pub struct PolicyActivated {
     /// The one active before; `None` if none was.
     #[schema(required)]
     pub previous_version: Option<i64>,
+}
+
+/// The answer to validating a policy set that compiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyValidated {
+    /// Always `true`.
+    pub valid: bool,
+    /// Its policies' ids in source order.
+    #[schema(value_type = PolicyIds)]
+    pub policy_ids: Vec<String>,
 }
