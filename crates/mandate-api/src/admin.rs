@@ -3,24 +3,28 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::openapi::formats::{self, AdminTokenId, Timestamp};
 use crate::Role;
 
 /// An admin token's record; the token itself is stored only as a digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AdminToken {
     /// `adm_…`, the token's public handle.
+    #[schema(value_type = AdminTokenId)]
     pub id: String,
     /// For humans.
     pub name: String,
     /// What it may do.
-    #[schema(value_type = String)]
+    #[schema(value_type = formats::Role)]
     pub role: Role,
     /// True for the token made (or supplied) at first start.
     pub bootstrap: bool,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// When it was revoked; absent while it works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub revoked_at: Option<String>,
 }
 
@@ -28,9 +32,10 @@ pub struct AdminToken {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewAdminToken {
     /// For humans (`ci-deployer`).
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$", min_length = 1, max_length = 64)]
     pub name: String,
     /// What it may do.
-    #[schema(value_type = String)]
+    #[schema(value_type = formats::Role)]
     pub role: Role,
 }
 
@@ -49,14 +54,15 @@ pub struct SigningKey {
     /// RFC 7638 thumbprint of the public key.
     pub kid: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// Whether it signs now.
     pub current: bool,
     /// When it stopped signing.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub retired_at: Option<String>,
     /// Until when it stays published.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub published_until: Option<String>,
 }
 

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 
+use crate::openapi::formats::{self, AgentId, AudiencePattern, AgentName, CredentialId, CredentialState, Labels, Owner, Pattern, Purpose, Timestamp};
 use crate::{AgentStatus, CredentialKind};
 
 /// One grant: action patterns × resource patterns, optionally limited to data classes.
@@ -15,11 +16,14 @@ use crate::{AgentStatus, CredentialKind};
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     /// Action patterns (`crm:read*`).
+    #[schema(value_type = Vec<Pattern>, min_items = 1)]
     pub actions: Vec<String>,
     /// Resource patterns, matched against `{type}/{id}` (`Crm::Contact/*`).
+    #[schema(value_type = Vec<Pattern>, min_items = 1)]
     pub resources: Vec<String>,
     /// Data-class patterns; empty (the default) names none. Always present in answers.
     #[serde(default)]
+    #[schema(value_type = Vec<Pattern>, default = json!([]))]
     pub data_classes: Vec<String>,
 }
 
@@ -30,15 +34,19 @@ pub struct Grant {
 pub struct Boundary {
     /// What the agent may ever do.
     #[serde(default)]
+    #[schema(max_items = 256, default = json!([]))]
     pub grants: Vec<Grant>,
     /// The longest access-token lifetime it may hold, in seconds; absent when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 86400)]
     pub max_token_lifetime_secs: Option<u32>,
     /// Agents (`agt_…`) this one may delegate to.
     #[serde(default)]
+    #[schema(value_type = Vec<AgentId>, max_items = 256, default = json!([]))]
     pub delegates: Vec<String>,
     /// RFC 8707 resource URI patterns it may get tokens for.
     #[serde(default)]
+    #[schema(value_type = Vec<AudiencePattern>, inline, max_items = 256, default = json!([]))]
     pub audiences: Vec<String>,
 }
 
@@ -46,26 +54,33 @@ pub struct Boundary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Agent {
     /// `agt_…`, also its OAuth `client_id`.
+    #[schema(value_type = AgentId)]
     pub id: String,
     /// Unique among agents.
+    #[schema(value_type = AgentName)]
     pub name: String,
     /// The accountable human.
+    #[schema(value_type = Owner)]
     pub owner: String,
     /// What it is for (may be empty).
+    #[schema(value_type = Purpose)]
     pub purpose: String,
     /// Inventory labels.
+    #[schema(value_type = Labels)]
     pub labels: BTreeMap<String, String>,
     /// Its ceiling.
     pub boundary: Boundary,
     /// `active`, `suspended` or `decommissioned`.
-    #[schema(value_type = String)]
+    #[schema(value_type = formats::AgentStatus)]
     pub status: AgentStatus,
     /// Why the status last changed; present only if a reason was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub updated_at: String,
 }
 
@@ -75,7 +90,7 @@ pub struct AgentPage {
     /// The agents of this page.
     pub items: Vec<Agent>,
     /// The `cursor` of the next page; `None` when this page is not full.
-    #[schema(required)]
+    #[schema(value_type = Option<AgentId>, required)]
     pub next_cursor: Option<String>,
 }
 
@@ -83,17 +98,22 @@ pub struct AgentPage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegisterAgent {
     /// Unique among agents.
+    #[schema(value_type = AgentName)]
     pub name: String,
     /// The accountable human.
+    #[schema(value_type = Owner)]
     pub owner: String,
     /// What it is for (default empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Purpose>, default = json!(""))]
     pub purpose: Option<String>,
     /// Inventory labels (default none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Labels>, default = json!({}))]
     pub labels: Option<BTreeMap<String, String>>,
     /// Its ceiling (default: nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(default = json!({}))]
     pub boundary: Option<Boundary>,
 }
 
@@ -103,15 +123,19 @@ pub struct RegisterAgent {
 pub struct UpdateAgent {
     /// A new name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AgentName>)]
     pub name: Option<String>,
     /// A new owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Owner>)]
     pub owner: Option<String>,
     /// A new purpose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Purpose>)]
     pub purpose: Option<String>,
     /// New labels (all of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Labels>)]
     pub labels: Option<BTreeMap<String, String>>,
     /// A new boundary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +147,7 @@ pub struct UpdateAgent {
 pub struct StatusChange {
     /// Recorded as the agent's `status_reason` (a missing reason clears it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 500)]
     pub reason: Option<String>,
     /// Suspend only: also kill every token the agent was issued so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,12 +207,14 @@ impl utoipa::ToSchema for Jwk {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Credential {
     /// `crd_…`.
+    #[schema(value_type = CredentialId)]
     pub id: String,
     /// The agent it belongs to.
+    #[schema(value_type = AgentId)]
     pub agent_id: String,
     /// `client_secret` or `public_key`.
     #[serde(rename = "type")]
-    #[schema(value_type = String)]
+    #[schema(value_type = formats::CredentialKind)]
     pub kind: CredentialKind,
     /// For public keys: the registered JWK's public members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,17 +223,22 @@ pub struct Credential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// When it stops working, if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub expires_at: Option<String>,
     /// When it was revoked outright.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub revoked_at: Option<String>,
     /// The credential that replaced it, if it was rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CredentialId>)]
     pub replaced_by: Option<String>,
     /// `active`, `expiring`, `expired` or `revoked`, as of the answer.
+    #[schema(value_type = CredentialState)]
     pub state: String,
 }
 
@@ -215,13 +247,14 @@ pub struct Credential {
 pub struct NewCredential {
     /// `client_secret` or `public_key`.
     #[serde(rename = "type")]
-    #[schema(value_type = String)]
+    #[schema(value_type = formats::CredentialKind)]
     pub kind: CredentialKind,
     /// Required for `public_key`; refused for `client_secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<Jwk>,
     /// When it stops working (RFC 3339, in the future).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub expires_at: Option<String>,
 }
 
@@ -232,6 +265,7 @@ pub struct CredentialCreated {
     pub credential: Credential,
     /// For `client_secret` only: the secret, shown in this answer and never again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^mcs_[A-Za-z0-9_-]{43}$")]
     pub client_secret: Option<String>,
 }
 
@@ -240,6 +274,7 @@ pub struct CredentialCreated {
 pub struct RotateCredential {
     /// How long the old credential keeps working, in seconds (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2592000, default = 3600)]
     pub overlap_secs: Option<u32>,
     /// The new public key (rotating a `public_key` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,8 +285,10 @@ pub struct RotateCredential {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PreviousCredential {
     /// `crd_…`.
+    #[schema(value_type = CredentialId)]
     pub id: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub expires_at: String,
 }
 
@@ -262,6 +299,7 @@ pub struct CredentialRotated {
     pub credential: Credential,
     /// For `client_secret` only: the new secret, shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^mcs_[A-Za-z0-9_-]{43}$")]
     pub client_secret: Option<String>,
     /// The old one.
     pub previous: PreviousCredential,

@@ -8,26 +8,35 @@ use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
 
-use crate::openapi::formats::AgentId;
+use crate::openapi::formats::{AgentId, AnomalyId, AnomalyKind, AnomalyResponse, AnomalyStatus, Severity, Timestamp};
+
+
 
 /// One anomaly the detector raised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Anomaly {
     /// `anm_…`.
+    #[schema(value_type = AnomalyId)]
     pub id: String,
     /// Whose behaviour (`agt_…`).
+    #[schema(value_type = AgentId)]
     pub agent: String,
     /// When it was raised (RFC 3339).
+    #[schema(value_type = Timestamp)]
     pub at: String,
     /// `new_action`, `rate_spike`, …
+    #[schema(value_type = AnomalyKind)]
     pub kind: String,
     /// What it is about (`resource_type:Db::Customer`, `rate`).
     pub key: String,
     /// 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     pub score: u8,
     /// `low`, `medium`, `high` or `critical`.
+    #[schema(value_type = Severity)]
     pub severity: String,
     /// `record`, `alert`, `step_up` or `suspend`.
+    #[schema(value_type = AnomalyResponse, inline)]
     pub response: String,
     /// In plain language.
     pub explanation: String,
@@ -35,8 +44,10 @@ pub struct Anomaly {
     #[schema(value_type = Object)]
     pub details: Value,
     /// `open`, `acknowledged` or `dismissed`.
+    #[schema(value_type = AnomalyStatus, inline)]
     pub status: String,
     /// When a human resolved it (always sent, `null` while open).
+    #[schema(value_type = Option<Timestamp>)]
     pub resolved_at: Option<String>,
     /// Who resolved it.
     pub resolved_by: Option<String>,

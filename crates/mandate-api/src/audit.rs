@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::openapi::formats::{Base64Hash, SignedCheckpoint};
+use crate::openapi::formats::{AuditDecision, Base64Hash, NodeName, SignedCheckpoint, Timestamp};
+
+
 
 /// One thing that happened on a node, as the log commits to it. Optional members
 /// without a value are omitted (never `null`), as are empty `policy_ids` and `reasons`;
@@ -13,10 +15,13 @@ use crate::openapi::formats::{Base64Hash, SignedCheckpoint};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
     /// Position in the node's log, from 0.
+    #[schema(minimum = 0)]
     pub seq: u64,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub time: String,
     /// The node whose log this is.
+    #[schema(value_type = NodeName)]
     pub node: String,
     /// `decision`, `token.issued`, `agent.suspended`, …
     pub kind: String,
@@ -45,12 +50,15 @@ pub struct AuditEvent {
     pub context: Option<Value>,
     /// `allow` or `deny`, for decisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AuditDecision>, inline)]
     pub decision: Option<String>,
     /// The policies that decided.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(min_items = 1)]
     pub policy_ids: Vec<String>,
     /// The reason code, then details.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(min_items = 1)]
     pub reasons: Vec<String>,
     /// Anything else worth keeping (free JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,19 +80,24 @@ pub struct AuditPage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LatestCheckpoint {
     /// The node.
+    #[schema(value_type = NodeName)]
     pub node: String,
     /// The node's Ed25519 audit key, base64.
+    #[schema(pattern = "^[A-Za-z0-9+/]{43}=$")]
     pub public_key: String,
     /// How many events the checkpoint covers (0 before the first).
+    #[schema(minimum = 0)]
     pub size: u64,
     /// The Merkle root, base64; absent before the first checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Base64Hash>)]
     pub root: Option<String>,
     /// When it was signed; absent before the first checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
     pub time: Option<String>,
     /// The signed note; `None` before the first checkpoint.
-    #[schema(required)]
+    #[schema(value_type = Option<SignedCheckpoint>, required)]
     pub checkpoint: Option<String>,
 }
 
@@ -92,6 +105,7 @@ pub struct LatestCheckpoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InclusionProof {
     /// The event's `seq`.
+    #[schema(minimum = 0)]
     pub seq: u64,
     /// The tree size the proof is for.
     #[schema(minimum = 1)]

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::openapi::formats::{self, AgentId, BundleFormat, PolicyVersionNumber, Base64Hash, IncidentId, NodeName, SignedCheckpoint, Timestamp, TokenId};
 use crate::{Agent, AuditEvent, Mandate};
 
 /// `POST /v1/agents/{id}/contain`.
@@ -11,9 +12,11 @@ use crate::{Agent, AuditEvent, Mandate};
 pub struct ContainAgent {
     /// Recorded, and stored as the agent's `status_reason` when this suspends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 500)]
     pub reason: Option<String>,
     /// How many of the agent's most recent audit events the bundle holds (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10000, default = 1000)]
     pub events: Option<u32>,
 }
 
@@ -30,20 +33,27 @@ impl ContainAgent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IncidentBundle {
     /// `mandate-incident/v1`.
+    #[schema(value_type = BundleFormat, inline)]
     pub bundle: String,
     /// `inc_…`.
+    #[schema(value_type = IncidentId)]
     pub incident: String,
     /// The node.
+    #[schema(value_type = NodeName)]
     pub node: String,
     /// The contained agent.
+    #[schema(value_type = AgentId)]
     pub agent: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created: String,
     /// What the node knew when it contained the agent.
     pub evidence: Evidence,
     /// The signed checkpoint the events are proved against.
+    #[schema(value_type = SignedCheckpoint)]
     pub checkpoint: String,
     /// The agent's events, oldest first.
+    #[schema(min_items = 1)]
     pub events: Vec<BundleEvent>,
 }
 
@@ -53,8 +63,10 @@ pub struct Evidence {
     /// The agent after the change.
     pub agent: Agent,
     /// Its status before.
+    #[schema(value_type = formats::AgentStatus)]
     pub previous_status: String,
     /// Tokens issued up to this time are dead (RFC 3339).
+    #[schema(value_type = Timestamp)]
     pub cutoff: String,
     /// The mandates revoked, after the change.
     pub mandates: Vec<Mandate>,
@@ -68,6 +80,7 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EvidencePolicies {
     /// Its number.
+    #[schema(value_type = PolicyVersionNumber)]
     pub version: i64,
     /// The Cedar policy text.
     pub policies: String,
@@ -76,6 +89,7 @@ pub struct EvidencePolicies {
     /// For humans.
     pub note: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// The admin token that added it.
     pub created_by: String,
@@ -85,10 +99,12 @@ pub struct EvidencePolicies {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BundleEvent {
     /// The event's `seq`.
+    #[schema(minimum = 0)]
     pub seq: u64,
     /// The event.
     pub event: AuditEvent,
     /// Its inclusion proof in the checkpoint's tree, leaf to root (base64 hashes).
+    #[schema(value_type = Vec<Base64Hash>)]
     pub proof: Vec<String>,
 }
 
@@ -97,6 +113,7 @@ pub struct BundleEvent {
 pub struct RevokeTokenById {
     /// Recorded in the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -104,9 +121,11 @@ pub struct RevokeTokenById {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TokenRevoked {
     /// The token's `jti`.
+    #[schema(value_type = TokenId)]
     pub jti: String,
     /// Always `true`.
     pub revoked: bool,
     /// When the revocation entry may be dropped (RFC 3339).
+    #[schema(value_type = Timestamp)]
     pub until: String,
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::openapi::formats::{self, AgentId, GroupName, AgentName, MandateId, MandateText, Owner, Timestamp};
 use crate::{Grant, MandateStatus};
 
 /// The human a mandate acts for, as a trusted issuer's token named them.
@@ -24,8 +25,10 @@ pub struct UserRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Mandate {
     /// `mdt_…`.
+    #[schema(value_type = MandateId)]
     pub id: String,
     /// The agent (`agt_…`) it is for.
+    #[schema(value_type = AgentId)]
     pub agent: String,
     /// The human it acts for, if any.
     #[schema(required)]
@@ -38,20 +41,22 @@ pub struct Mandate {
     /// What it may do.
     pub scope: Vec<Grant>,
     /// The lifetime asked for, counted from activation.
+    #[schema(minimum = 1, maximum = 86400)]
     pub lifetime_secs: u32,
     /// As of the answer.
-    #[schema(value_type = String)]
+    #[schema(value_type = formats::MandateStatus)]
     pub status: MandateStatus,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// For a request held for approval: when it is denied if nobody decides.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub approval_deadline: Option<String>,
     /// When it became active.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub activated_at: Option<String>,
     /// Activation plus `lifetime_secs`.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub expires_at: Option<String>,
     /// `policy`, an admin token id, `user:<sub>` or `timeout`.
     #[schema(required)]
@@ -60,12 +65,12 @@ pub struct Mandate {
     #[schema(required)]
     pub decision_comment: Option<String>,
     /// When it was decided.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub decided_at: Option<String>,
     /// The policies that decided the request.
     pub policy_ids: Vec<String>,
     /// When it was revoked, completed or expired.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub ended_at: Option<String>,
     /// An admin token id, `user:<sub>`, the agent id, or `expiry`.
     #[schema(required)]
@@ -76,14 +81,18 @@ pub struct Mandate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewMandate {
     /// What the agent will do.
+    #[schema(value_type = MandateText)]
     pub intent: String,
     /// 1–64 grants, each within the agent's boundary.
+    #[schema(min_items = 1, max_items = 64)]
     pub scope: Vec<Grant>,
     /// Counted from activation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 86400)]
     pub lifetime_secs: Option<u32>,
     /// Why, for the approver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<MandateText>)]
     pub justification: Option<String>,
     /// A trusted issuer's token naming the human the agent acts for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,7 +105,7 @@ pub struct MandatePage {
     /// The mandates of this page.
     pub items: Vec<Mandate>,
     /// The `cursor` of the next page; `None` when this page is not full.
-    #[schema(required)]
+    #[schema(value_type = Option<MandateId>, required)]
     pub next_cursor: Option<String>,
 }
 
@@ -104,12 +113,13 @@ pub struct MandatePage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentSummary {
     /// `agt_…`.
+    #[schema(value_type = AgentId)]
     pub id: String,
     /// Its name.
-    #[schema(required)]
+    #[schema(value_type = Option<AgentName>, required)]
     pub name: Option<String>,
     /// Its owner.
-    #[schema(required)]
+    #[schema(value_type = Option<Owner>, required)]
     pub owner: Option<String>,
 }
 
@@ -128,7 +138,7 @@ pub struct ApprovalPage {
     /// The requests of this page.
     pub items: Vec<Approval>,
     /// The `cursor` of the next page.
-    #[schema(required)]
+    #[schema(value_type = Option<MandateId>, required)]
     pub next_cursor: Option<String>,
 }
 
@@ -137,6 +147,7 @@ pub struct ApprovalPage {
 pub struct ApprovalDecision {
     /// Recorded with the decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
@@ -145,6 +156,7 @@ pub struct ApprovalDecision {
 pub struct RevokeMandate {
     /// Recorded in the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
 }
 
@@ -152,15 +164,19 @@ pub struct RevokeMandate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewDevUserToken {
     /// The user's subject.
+    #[schema(min_length = 1, max_length = 256)]
     pub sub: String,
     /// Their email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256)]
     pub email: Option<String>,
     /// Their groups (default none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<GroupName>, inline, max_items = 64, default = json!([]))]
     pub groups: Vec<String>,
     /// Lifetime in seconds (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 86400, default = 3600)]
     pub lifetime_secs: Option<u32>,
 }
 

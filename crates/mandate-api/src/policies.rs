@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::openapi::formats::PolicyIds;
+use crate::openapi::formats::{AdminTokenId, PolicyIds, PolicyVersionNumber, Timestamp};
+
+
 
 /// `POST /v1/policies`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -12,9 +14,11 @@ pub struct NewPolicies {
     pub policies: String,
     /// Cedar schema fragments (text) beside the base schema.
     #[serde(default)]
+    #[schema(max_items = 32, default = json!([]))]
     pub schema_fragments: Vec<String>,
     /// For humans (default empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 500, default = json!(""))]
     pub note: Option<String>,
 }
 
@@ -33,14 +37,17 @@ pub struct PolicyAdded {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersionSummary {
     /// Its number.
+    #[schema(value_type = PolicyVersionNumber)]
     pub version: i64,
     /// Whether it is the active one.
     pub active: bool,
     /// For humans.
     pub note: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// The admin token (`adm_…`) that added it.
+    #[schema(value_type = AdminTokenId)]
     pub created_by: String,
 }
 
@@ -58,14 +65,17 @@ pub struct PolicyList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersion {
     /// Its number.
+    #[schema(value_type = PolicyVersionNumber)]
     pub version: i64,
     /// Whether it is the active one.
     pub active: bool,
     /// For humans.
     pub note: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// The admin token (`adm_…`) that added it.
+    #[schema(value_type = AdminTokenId)]
     pub created_by: String,
     /// The Cedar policy text.
     pub policies: String,

@@ -4,20 +4,25 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::openapi::formats::{OAuthErrorCode};
+
 /// An admin-API error (RFC 9457 problem details), as every `/v1/*` failure answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// `urn:mandate:error:` followed by `code` (`mandate_core::problem::type_uri`).
     #[serde(rename = "type")]
+    #[schema(pattern = "^urn:mandate:error:[a-z_]+$")]
     pub type_uri: String,
     /// The HTTP reason phrase of `status`.
     pub title: String,
     /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     /// A message for humans; user-supplied values appear in backticks.
     pub detail: String,
     /// The stable machine code (see [`ErrorCode`]; a string so that a code this build
     /// does not know still reads).
+    #[schema(value_type = ErrorCode)]
     pub code: String,
     /// With `invalid_policy` only: every problem found, located.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,10 +42,10 @@ pub struct PolicyError {
     /// `policies`, `schema fragment N` (1-based), `base schema` or `schema`.
     pub source: String,
     /// 1-based line, when Cedar located it.
-    #[schema(required)]
+    #[schema(required, minimum = 1)]
     pub line: Option<u64>,
     /// 1-based column, when Cedar located it.
-    #[schema(required)]
+    #[schema(required, minimum = 1)]
     pub column: Option<u64>,
     /// What is wrong.
     pub message: String,
@@ -99,6 +104,7 @@ pub enum ErrorCode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OAuthError {
     /// The RFC's error code (`invalid_client`, `invalid_target`, …).
+    #[schema(value_type = OAuthErrorCode, inline)]
     pub error: String,
     /// For humans.
     pub error_description: String,

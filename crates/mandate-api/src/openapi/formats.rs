@@ -494,3 +494,53 @@ named_schema!(
     AnomalyResponse,
     one_of_strings(&["record", "alert", "step_up", "suspend"])
 );
+
+named_schema!(
+    /// A decision's outcome as `/v1/authorize` answers it.
+    DecisionOutcome,
+    one_of_strings(&["allow", "deny", "approval_required"])
+);
+
+named_schema!(
+    /// The error codes of the OAuth endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2,
+    /// RFC 6750 §3.1).
+    OAuthErrorCode,
+    one_of_strings(&[
+        "invalid_request",
+        "invalid_client",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "invalid_target",
+        "invalid_token",
+        "insufficient_scope",
+        "temporarily_unavailable",
+        "server_error",
+        "unsupported_response_type"
+    ])
+);
+
+named_schema!(
+    /// One RFC 8707 resource URI pattern of a boundary.
+    AudiencePattern,
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(256))
+        .pattern(Some(r"^[^\s\u0000-\u001f\u007f-\u009f]+$"))
+);
+
+named_schema!(
+    /// A user's group, as a development user token names it.
+    GroupName,
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(256))
+);
+
+named_schema!(
+    /// The format of an incident bundle.
+    BundleFormat,
+    one_of_strings(&["mandate-incident/v1"])
+);
