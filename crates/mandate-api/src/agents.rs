@@ -8,26 +8,50 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 
-use crate::openapi::formats::{self, AgentId, AudiencePattern, AgentName, CredentialId, CredentialState, Labels, Owner, Pattern, Purpose, Timestamp};
+use crate::openapi::formats::{
+    self, AgentId, AgentName, AudiencePattern, CredentialId, CredentialState, Labels, Owner,
+    Pattern, Purpose, Timestamp,
+};
 use crate::{AgentStatus, CredentialKind};
 
-/// One grant: action patterns × resource patterns, optionally limited to data classes.
+/// One grant of a boundary — action patterns × resource patterns, optionally limited to
+/// data classes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     /// Action patterns (`crm:read*`).
     #[schema(value_type = Vec<Pattern>, min_items = 1)]
     pub actions: Vec<String>,
-    /// Resource patterns, matched against `{type}/{id}` (`Crm::Contact/*`).
+    /// Resource patterns, matched by the decision path against the resource as
+    /// `{type}/{id}`: `Crm::Contact/*` covers `{"type": "Crm::Contact", "id": "c1"}`.
     #[schema(value_type = Vec<Pattern>, min_items = 1)]
     pub resources: Vec<String>,
-    /// Data-class patterns; empty (the default) names none. Always present in answers.
+    /// Data-class patterns this grant covers; empty (the default) names none, so the
+    /// grant covers only requests whose context names no `data_class`. Always
+    /// present in responses.
     #[serde(default)]
     #[schema(value_type = Vec<Pattern>, default = json!([]))]
     pub data_classes: Vec<String>,
 }
 
-/// The documented ceiling of an agent. Unknown members are refused, as the server
+/// The documented ceiling of an agent. The token service enforces
+/// `max_token_lifetime_secs`, each requested scope token must match an action
+/// pattern of some grant (no grants: no scope), and each requested RFC 8707
+/// `resource` must match an `audiences` pattern or be the server's default audience
+/// (`invalid_target` otherwise).
+///
+/// The decision path (`/v1/authorize`) allows a request only if one grant matches
+/// all of: its `action` (an `actions` pattern), its resource as `{type}/{id}`, e.g.
+/// `Crm::Contact/c1` (a `resources` pattern), and — when the request's context
+/// names a `data_class` (a string) — that data class (a `data_classes` pattern); a
+/// grant without `data_classes` covers only requests that name none. Otherwise the
+/// decision is a deny with `outside_boundary`, and its second reason names the
+/// first part no grant covers: `action: …` (no grant names the action), `resource: …`
+/// (grants name the action, none of them the resource) or `data_class: …`.
+/// `delegates` is stored but not yet enforced.
+///
+/// In responses `grants`, `delegates` and `audiences` are always present and
+/// `max_token_lifetime_secs` only when set. Unknown members are refused, as the server
 /// refuses them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +60,8 @@ pub struct Boundary {
     #[serde(default)]
     #[schema(max_items = 256, default = json!([]))]
     pub grants: Vec<Grant>,
-    /// The longest access-token lifetime it may hold, in seconds; absent when unset.
+    /// The longest access-token lifetime this agent may hold (input may be `null` for
+    /// none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 86400)]
     pub max_token_lifetime_secs: Option<u32>,
@@ -44,7 +69,7 @@ pub struct Boundary {
     #[serde(default)]
     #[schema(value_type = Vec<AgentId>, max_items = 256, default = json!([]))]
     pub delegates: Vec<String>,
-    /// RFC 8707 resource URI patterns it may get tokens for.
+    /// RFC 8707 resource URIs (`*` globs) this agent may get tokens for.
     #[serde(default)]
     #[schema(value_type = Vec<AudiencePattern>, inline, max_items = 256, default = json!([]))]
     pub audiences: Vec<String>,
@@ -75,6 +100,7 @@ pub struct Agent {
     pub status: AgentStatus,
     /// Why the status last changed; present only if a reason was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub status_reason: Option<String>,
     /// RFC 3339.
     #[schema(value_type = Timestamp)]
@@ -89,7 +115,7 @@ pub struct Agent {
 pub struct AgentPage {
     /// The agents of this page.
     pub items: Vec<Agent>,
-    /// The `cursor` of the next page; `None` when this page is not full.
+    /// Pass as `cursor` for the next page; `null` when this page is not full.
     #[schema(value_type = Option<AgentId>, required)]
     pub next_cursor: Option<String>,
 }
@@ -105,15 +131,15 @@ pub struct RegisterAgent {
     pub owner: String,
     /// What it is for (default empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Purpose>, default = json!(""))]
+    #[schema(value_type = Purpose, default = json!(""))]
     pub purpose: Option<String>,
     /// Inventory labels (default none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Labels>, default = json!({}))]
+    #[schema(value_type = Labels, default = json!({}))]
     pub labels: Option<BTreeMap<String, String>>,
     /// Its ceiling (default: nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(default = json!({}))]
+    #[schema(value_type = Boundary, default = json!({}))]
     pub boundary: Option<Boundary>,
 }
 
@@ -149,7 +175,8 @@ pub struct StatusChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 500)]
     pub reason: Option<String>,
-    /// Suspend only: also kill every token the agent was issued so far.
+    /// Suspend only (`invalid_field` elsewhere): also kill every token the agent was
+    /// issued so far, so a later resume does not revive them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_tokens: Option<bool>,
 }
@@ -218,24 +245,26 @@ pub struct Credential {
     pub kind: CredentialKind,
     /// For public keys: the registered JWK's public members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Jwk)]
     pub public_jwk: Option<Jwk>,
-    /// For public keys: the JWK's `kid`, else its RFC 7638 thumbprint.
+    /// For public keys, the JWK's `kid` if it had one, else its RFC 7638 thumbprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub key_id: Option<String>,
     /// RFC 3339.
     #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// When it stops working, if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Timestamp>)]
+    #[schema(value_type = Timestamp)]
     pub expires_at: Option<String>,
     /// When it was revoked outright.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Timestamp>)]
+    #[schema(value_type = Timestamp)]
     pub revoked_at: Option<String>,
     /// The credential that replaced it, if it was rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<CredentialId>)]
+    #[schema(value_type = CredentialId)]
     pub replaced_by: Option<String>,
     /// `active`, `expiring`, `expired` or `revoked`, as of the answer.
     #[schema(value_type = CredentialState)]
@@ -252,7 +281,7 @@ pub struct NewCredential {
     /// Required for `public_key`; refused for `client_secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<Jwk>,
-    /// When it stops working (RFC 3339, in the future).
+    /// When the credential stops working; must be in the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Timestamp>)]
     pub expires_at: Option<String>,
@@ -265,7 +294,7 @@ pub struct CredentialCreated {
     pub credential: Credential,
     /// For `client_secret` only: the secret, shown in this answer and never again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^mcs_[A-Za-z0-9_-]{43}$")]
+    #[schema(value_type = String, pattern = "^mcs_[A-Za-z0-9_-]{43}$")]
     pub client_secret: Option<String>,
 }
 
@@ -276,7 +305,8 @@ pub struct RotateCredential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 2592000, default = 3600)]
     pub overlap_secs: Option<u32>,
-    /// The new public key (rotating a `public_key` only).
+    /// The new public key; required when rotating a `public_key`, refused for a
+    /// `client_secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<Jwk>,
 }
@@ -297,9 +327,9 @@ pub struct PreviousCredential {
 pub struct CredentialRotated {
     /// The new credential.
     pub credential: Credential,
-    /// For `client_secret` only: the new secret, shown once.
+    /// For `client_secret` only; shown in this response and never again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^mcs_[A-Za-z0-9_-]{43}$")]
+    #[schema(value_type = String, pattern = "^mcs_[A-Za-z0-9_-]{43}$")]
     pub client_secret: Option<String>,
     /// The old one.
     pub previous: PreviousCredential,

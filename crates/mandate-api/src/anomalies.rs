@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
-use utoipa::ToSchema;
 
-use crate::openapi::formats::{AgentId, AnomalyId, AnomalyKind, AnomalyResponse, AnomalyStatus, Severity, Timestamp};
-
-
+use crate::openapi::formats::{
+    AgentId, AnomalyId, AnomalyKind, AnomalyResponse, AnomalyStatus, Severity, Timestamp,
+};
 
 /// One anomaly the detector raised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -27,7 +27,8 @@ pub struct Anomaly {
     /// `new_action`, `rate_spike`, …
     #[schema(value_type = AnomalyKind)]
     pub kind: String,
-    /// What it is about (`resource_type:Db::Customer`, `rate`).
+    /// What it is about (`resource_type:Db::Customer`, `rate`, `hours:03`); one open
+    /// finding per key and agent.
     pub key: String,
     /// 1–100.
     #[schema(minimum = 1, maximum = 100)]
@@ -35,12 +36,12 @@ pub struct Anomaly {
     /// `low`, `medium`, `high` or `critical`.
     #[schema(value_type = Severity)]
     pub severity: String,
-    /// `record`, `alert`, `step_up` or `suspend`.
+    /// What the configuration did about it (`[detect.responses]`).
     #[schema(value_type = AnomalyResponse, inline)]
     pub response: String,
     /// In plain language.
     pub explanation: String,
-    /// The numbers behind it (free JSON).
+    /// The numbers behind it (counts, usual rate, threshold, `observed`).
     #[schema(value_type = Object)]
     pub details: Value,
     /// `open`, `acknowledged` or `dismissed`.

@@ -7,14 +7,26 @@ use utoipa::ToSchema;
 
 use crate::openapi::formats::{AuditDecision, Base64Hash, NodeName, SignedCheckpoint, Timestamp};
 
-
-
-/// One thing that happened on a node, as the log commits to it. Optional members
-/// without a value are omitted (never `null`), as are empty `policy_ids` and `reasons`;
-/// `resource`, `context` and `details` are free JSON.
+/// One thing that happened on this node, as the log commits to it. Its Merkle leaf is
+/// `SHA-256(0x00 ‖ RFC 8785 canonical JSON of this object)`. Optional members that
+/// have no value are omitted (never `null`), as are empty `policy_ids` and
+/// `reasons`.
+///
+/// Kinds: `decision` (`/v1/authorize`; with `action`, `resource`, `context`,
+/// `decision`, `reasons`, `policy_ids`, `request_id`, and `details.token_id` /
+/// `details.policy_version`); `token.issued`, `token.refused`, `token.revoked`;
+/// `agent.registered`, `agent.updated`, `agent.suspended`, `agent.resumed`,
+/// `agent.decommissioned`; `credential.added`, `credential.rotated`,
+/// `credential.revoked`; `admin_token.created`, `admin_token.revoked`;
+/// `keys.rotated`; `policy.added`, `policy.activated`, `policy.rolled_back`;
+/// `mandate.requested`, `mandate.refused`, `mandate.approved`, `mandate.denied`,
+/// `mandate.approval_timed_out`, `mandate.completed`, `mandate.revoked`,
+/// `mandate.expired` (with `user` the human's `sub` and `details.mandate`);
+/// `incident.contained` (`details.incident`, `details.evidence_sha256`, …);
+/// `dev.user_token_issued`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
-    /// Position in the node's log, from 0.
+    /// Position in this node's log, from 0.
     #[schema(minimum = 0)]
     pub seq: u64,
     /// RFC 3339.
@@ -27,30 +39,38 @@ pub struct AuditEvent {
     pub kind: String,
     /// The request it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub request_id: Option<String>,
     /// The agent concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub agent: Option<String>,
-    /// The user the agent acted for.
+    /// The user on whose behalf the agent acted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub user: Option<String>,
-    /// Who did it (an admin token id), for admin actions.
+    /// The admin token id (`adm_…`) that did it, for admin actions and for decisions asked
+    /// by an enforcement point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub actor: Option<String>,
     /// The action asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub action: Option<String>,
-    /// The resource acted on (free JSON).
+    /// The resource acted on; for decisions `{"type": …, "id": …}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object)]
     pub resource: Option<Value>,
-    /// The request context after redaction (free JSON).
+    /// The request context after redaction: a top-level field may be replaced by
+    /// `"[dropped]"` or by `"hmac-sha256:<hex>"` (a keyed hash; by default for
+    /// `prompt` and `tool_arguments`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object)]
     pub context: Option<Value>,
     /// `allow` or `deny`, for decisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<AuditDecision>, inline)]
+    #[schema(value_type = AuditDecision, inline)]
     pub decision: Option<String>,
     /// The policies that decided.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -60,9 +80,9 @@ pub struct AuditEvent {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(min_items = 1)]
     pub reasons: Vec<String>,
-    /// Anything else worth keeping (free JSON).
+    /// Anything else worth keeping (any JSON value but `null`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub details: Option<Value>,
 }
 
@@ -82,7 +102,7 @@ pub struct LatestCheckpoint {
     /// The node.
     #[schema(value_type = NodeName)]
     pub node: String,
-    /// The node's Ed25519 audit key, base64.
+    /// This node's Ed25519 audit public key (32 bytes), standard base64.
     #[schema(pattern = "^[A-Za-z0-9+/]{43}=$")]
     pub public_key: String,
     /// How many events the checkpoint covers (0 before the first).
@@ -90,13 +110,13 @@ pub struct LatestCheckpoint {
     pub size: u64,
     /// The Merkle root, base64; absent before the first checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Base64Hash>)]
+    #[schema(value_type = Base64Hash)]
     pub root: Option<String>,
     /// When it was signed; absent before the first checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Timestamp>)]
+    #[schema(value_type = Timestamp)]
     pub time: Option<String>,
-    /// The signed note; `None` before the first checkpoint.
+    /// The signed checkpoint; `null` (and no `root` or `time`) before the first one.
     #[schema(value_type = Option<SignedCheckpoint>, required)]
     pub checkpoint: Option<String>,
 }

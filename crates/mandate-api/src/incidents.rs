@@ -4,13 +4,17 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::openapi::formats::{self, AgentId, BundleFormat, PolicyVersionNumber, Base64Hash, IncidentId, NodeName, SignedCheckpoint, Timestamp, TokenId};
+use crate::openapi::formats::{
+    self, AgentId, Base64Hash, BundleFormat, IncidentId, NodeName, PolicyVersionNumber,
+    SignedCheckpoint, Timestamp, TokenId,
+};
 use crate::{Agent, AuditEvent, Mandate};
 
 /// `POST /v1/agents/{id}/contain`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ContainAgent {
-    /// Recorded, and stored as the agent's `status_reason` when this suspends it.
+    /// Recorded in `incident.contained` and the evidence, and stored as the agent's
+    /// `status_reason` when this suspends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 500)]
     pub reason: Option<String>,
@@ -27,9 +31,10 @@ impl ContainAgent {
     }
 }
 
-/// An incident bundle (`mandate-incident/v1`). It verifies only as the exact bytes the
-/// server wrote (RFC 8785 canonical JSON), so whoever keeps one keeps those bytes; this
-/// type is for reading it.
+/// Format `mandate-incident/v1` (see `crates/mandate-audit/src/bundle.rs`), always
+/// written as RFC 8785 canonical JSON: `mandate audit verify` refuses any other
+/// bytes. The checkpoint's signature covers every event through its proof, and the
+/// evidence through `evidence_sha256` in the `incident.contained` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IncidentBundle {
     /// `mandate-incident/v1`.
@@ -52,7 +57,7 @@ pub struct IncidentBundle {
     /// The signed checkpoint the events are proved against.
     #[schema(value_type = SignedCheckpoint)]
     pub checkpoint: String,
-    /// The agent's events, oldest first.
+    /// The agent's events, oldest first; seqs strictly increase.
     #[schema(min_items = 1)]
     pub events: Vec<BundleEvent>,
 }
@@ -125,7 +130,7 @@ pub struct TokenRevoked {
     pub jti: String,
     /// Always `true`.
     pub revoked: bool,
-    /// When the revocation entry may be dropped (RFC 3339).
+    /// When the revocation entry may be dropped (no token outlives it).
     #[schema(value_type = Timestamp)]
     pub until: String,
 }

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 
 use crate::openapi::formats::{
     AgentId, AssertionAlgs, Audience, AuthMethods, BearerType, ClientAssertionType, CrvEd25519,
-    GrantType, IntrospectedAudience, IssuedTokenType, KtyOkp, ResourceUri, SigningAlg,
-    StatusOk, StatusReady, SubjectTokenType, UseSig,
+    GrantType, IntrospectedAudience, IssuedTokenType, KtyOkp, ResourceUri, SigningAlg, StatusOk,
+    StatusReady, SubjectTokenType, UseSig,
 };
 
 /// Parameters may not repeat (but `resource` and `audience`); an empty value counts
@@ -27,22 +27,24 @@ pub struct TokenRequest {
     /// Token exchange: the user's token (a trusted issuer's), the agent's own access token
     /// (a mandate with no user), or a mandate token to delegate from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub subject_token: Option<String>,
     /// Token exchange: the subject token's type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<SubjectTokenType>, inline)]
+    #[schema(value_type = SubjectTokenType, inline)]
     pub subject_token_type: Option<String>,
     /// Token exchange, optional: the authenticated agent's own client-credentials token,
     /// issued for Mandate; it must belong to the authenticated client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub actor_token: Option<String>,
     /// Token exchange: the actor token's type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<IssuedTokenType>, inline)]
+    #[schema(value_type = IssuedTokenType, inline)]
     pub actor_token_type: Option<String>,
     /// Token exchange: the type asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<IssuedTokenType>, inline)]
+    #[schema(value_type = IssuedTokenType, inline)]
     pub requested_token_type: Option<String>,
     /// Token exchange: target audiences (with `resource`, at most 8).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -51,11 +53,16 @@ pub struct TokenRequest {
     /// Token exchange: the mandate (`mdt_…`) the token is for; optional when exactly one
     /// active mandate of the agent matches the subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub mandate: Option<String>,
     /// Space-separated RFC 6749 §3.3 scope tokens, at most 1024 characters; duplicates
     /// are dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 1024, pattern = r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$")]
+    #[schema(
+        value_type = String,
+        max_length = 1024,
+        pattern = r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$"
+    )]
     pub scope: Option<String>,
     /// RFC 8707 target resources (absolute URIs without a fragment, at most 2048
     /// characters each); they become the token's `aud`.
@@ -64,18 +71,20 @@ pub struct TokenRequest {
     pub resource: Vec<String>,
     /// The agent (`client_secret_post`, `private_key_jwt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<AgentId>)]
+    #[schema(value_type = AgentId)]
     pub client_id: Option<String>,
     /// `client_secret_post`; requires `client_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub client_secret: Option<String>,
     /// `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<ClientAssertionType>, inline)]
+    #[schema(value_type = ClientAssertionType, inline)]
     pub client_assertion_type: Option<String>,
     /// `private_key_jwt`: a JWT with `iss` and `sub` the agent id, `aud` the token
     /// endpoint or the issuer, `exp` and a single-use `jti`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub client_assertion: Option<String>,
 }
 
@@ -87,20 +96,23 @@ pub struct TokenActionRequest {
     pub token: String,
     /// Accepted and ignored (only access tokens exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub token_type_hint: Option<String>,
     /// The agent, for `client_secret_post` and `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<AgentId>)]
+    #[schema(value_type = AgentId)]
     pub client_id: Option<String>,
     /// `client_secret_post`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub client_secret: Option<String>,
     /// `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<ClientAssertionType>, inline)]
+    #[schema(value_type = ClientAssertionType, inline)]
     pub client_assertion_type: Option<String>,
     /// `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub client_assertion: Option<String>,
 }
 
@@ -118,6 +130,7 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// The granted scope (the requested one, deduplicated); absent when none was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub scope: Option<String>,
 }
 
@@ -128,38 +141,43 @@ pub struct IntrospectionResponse {
     pub active: bool,
     /// Always `Bearer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<BearerType>, inline)]
+    #[schema(value_type = BearerType, inline)]
     pub token_type: Option<String>,
     /// The issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub iss: Option<String>,
     /// The agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<AgentId>)]
+    #[schema(value_type = AgentId)]
     pub sub: Option<String>,
     /// The audience: one string or several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<IntrospectedAudience>, inline)]
+    #[schema(value_type = IntrospectedAudience, inline)]
     pub aud: Option<serde_json::Value>,
     /// Seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64)]
     pub exp: Option<i64>,
     /// Seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64)]
     pub iat: Option<i64>,
     /// Seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64)]
     pub nbf: Option<i64>,
     /// The token's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^tok_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+    #[schema(value_type = String, pattern = "^tok_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub jti: Option<String>,
     /// The agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<AgentId>)]
+    #[schema(value_type = AgentId)]
     pub client_id: Option<String>,
     /// The token's scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub scope: Option<String>,
 }
 
@@ -226,23 +244,23 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// The client-assertion algorithms taken there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<AssertionAlgs>>)]
+    #[schema(value_type = Vec<AssertionAlgs>)]
     pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// How a client authenticates at the revocation endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<AuthMethods>>)]
+    #[schema(value_type = Vec<AuthMethods>)]
     pub revocation_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// The client-assertion algorithms taken there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<AssertionAlgs>>)]
+    #[schema(value_type = Vec<AssertionAlgs>)]
     pub revocation_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// How a client authenticates at the introspection endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<AuthMethods>>)]
+    #[schema(value_type = Vec<AuthMethods>)]
     pub introspection_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// The client-assertion algorithms taken there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<AssertionAlgs>>)]
+    #[schema(value_type = Vec<AssertionAlgs>)]
     pub introspection_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
 }
 

@@ -20,17 +20,23 @@
 pub mod formats;
 pub mod responses;
 
-use utoipa::openapi::schema::AdditionalProperties;
-use utoipa::openapi::{RefOr, Schema};
 use utoipa::openapi::encoding::EncodingBuilder;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::ParameterStyle;
+use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, LicenseBuilder};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi as _};
 
 use crate::*;
-use formats::{AgentId, CredentialId, AdminTokenId, Timestamp, AgentName, Owner, Purpose, Labels, Pattern, AgentStatus, CredentialKind, CredentialState, Role, DecisionReason, AnomalyId, Severity, AnomalyKind, PolicyVersionNumber, PolicyIds, NodeName, AuditEventId, Base64Hash, SignedCheckpoint, AuthMethods, AssertionAlgs, MandateId, MandateStatus, MandateText, IncidentId, TokenId};
+use formats::{
+    AdminTokenId, AgentId, AgentName, AgentStatus, AnomalyId, AnomalyKind, AssertionAlgs,
+    AuditEventId, AuthMethods, Base64Hash, CredentialId, CredentialKind, CredentialState,
+    DecisionReason, IncidentId, Labels, MandateId, MandateStatus, MandateText, NodeName, Owner,
+    Pattern, PolicyIds, PolicyVersionNumber, Purpose, Role, Severity, SignedCheckpoint, Timestamp,
+    TokenId,
+};
 
 /// The API's description: what each of the two APIs is, and the admin API's conventions.
 const DESCRIPTION: &str = r#"One port serves two APIs:
@@ -211,19 +217,63 @@ pub fn render() -> String {
 /// built against this crate keeps working against a newer server that sends more. So the
 /// closedness is a fact of the document, set here, not of the types' `serde`.
 const CLOSED: &[&str] = &[
-    "AdminToken", "Agent", "AgentPage", "AgentSummary", "ApprovalDecision", "ApprovalPage",
-    "AuditEvent", "AuthorizeBatchRequest", "AuthorizeRequest", "Boundary", "BundleEvent",
-    "ConsistencyProof", "ContainAgent", "Credential", "CredentialCreated", "CredentialRotated",
-    "Decision", "DecisionResource", "DevUserToken", "Grant", "IncidentBundle", "InclusionProof",
-    "LatestCheckpoint", "Mandate", "MandatePage", "NewAdminToken", "NewCredential",
-    "NewDevUserToken", "NewMandate", "NewPolicies", "OAuthError", "PolicyError", "PolicyVersion",
-    "PolicyVersionSummary", "Problem", "RegisterAgent", "RevokeMandate", "RevokeTokenById",
-    "RotateCredential", "SigningKey", "StatusChange", "TokenResponse", "TokenRevoked",
-    "UpdateAgent", "UserRef",
+    "AdminToken",
+    "Agent",
+    "AgentPage",
+    "AgentSummary",
+    "ApprovalDecision",
+    "ApprovalPage",
+    "AuditEvent",
+    "AuthorizeBatchRequest",
+    "AuthorizeRequest",
+    "Boundary",
+    "BundleEvent",
+    "ConsistencyProof",
+    "ContainAgent",
+    "Credential",
+    "CredentialCreated",
+    "CredentialRotated",
+    "Decision",
+    "DecisionResource",
+    "DevUserToken",
+    "Grant",
+    "IncidentBundle",
+    "InclusionProof",
+    "LatestCheckpoint",
+    "Mandate",
+    "MandatePage",
+    "NewAdminToken",
+    "NewCredential",
+    "NewDevUserToken",
+    "NewMandate",
+    "NewPolicies",
+    "OAuthError",
+    "PolicyError",
+    "PolicyVersion",
+    "PolicyVersionSummary",
+    "Problem",
+    "RegisterAgent",
+    "RevokeMandate",
+    "RevokeTokenById",
+    "RotateCredential",
+    "SigningKey",
+    "StatusChange",
+    "TokenResponse",
+    "TokenRevoked",
+    "UpdateAgent",
+    "UserRef",
     // Named in the document beside the hand-written one's schemas, closed as the inline
     // bodies they replace were.
-    "AdminTokenCreated", "AnomalyResolution", "Approval", "BatchDecisions", "KeyRotated",
-    "PolicyActivated", "PolicyAdded", "PolicyList", "PolicyValidated", "PreviousCredential",
+    "AdminTokenCreated",
+    "AnomalyResolution",
+    "Approval",
+    "BatchDecisions",
+    "KeyRotated",
+    "PolicyActivated",
+    "PolicyAdded",
+    "PolicyList",
+    "PolicyValidated",
+    "PreviousCredential",
     "PutGatewaySecret",
 ];
 
@@ -274,13 +324,20 @@ and approval endpoints answer it 403 `not_an_approver`."#)).build()),
         );
         components.add_security_scheme(
             "clientSecretBasic",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).description(Some(r#"`client_secret_basic` (RFC 6749 §2.3.1): the agent id (`agt_…`, the OAuth
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        r#"`client_secret_basic` (RFC 6749 §2.3.1): the agent id (`agt_…`, the OAuth
 `client_id`) and a client secret (`mcs_…`), each form-urlencoded, then Basic
 encoded. The other two methods carry their credentials in the form body and so
 have no security scheme here (an empty requirement `{}` stands for them):
 `client_secret_post` (`client_id` + `client_secret`) and `private_key_jwt`
 (`client_assertion_type` + `client_assertion`, RFC 7523). A request must use
-exactly one method."#)).build()),
+exactly one method."#,
+                    ))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "userBearer",

@@ -5,20 +5,19 @@ use utoipa::ToSchema;
 
 use crate::openapi::formats::{AdminTokenId, PolicyIds, PolicyVersionNumber, Timestamp};
 
-
-
 /// `POST /v1/policies`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewPolicies {
-    /// The Cedar policy text.
+    /// Cedar policies (no templates; ids unique).
     pub policies: String,
-    /// Cedar schema fragments (text) beside the base schema.
+    /// Operator schema fragments in Cedar schema syntax, combined with Mandate's base
+    /// schema.
     #[serde(default)]
     #[schema(max_items = 32, default = json!([]))]
     pub schema_fragments: Vec<String>,
-    /// For humans (default empty).
+    /// Free text for humans, at most 500 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 500, default = json!(""))]
+    #[schema(value_type = String, max_length = 500, default = json!(""))]
     pub note: Option<String>,
 }
 
@@ -39,7 +38,7 @@ pub struct PolicyVersionSummary {
     /// Its number.
     #[schema(value_type = PolicyVersionNumber)]
     pub version: i64,
-    /// Whether it is the active one.
+    /// Whether decisions use this version now.
     pub active: bool,
     /// For humans.
     pub note: String,
@@ -61,13 +60,13 @@ pub struct PolicyList {
     pub items: Vec<PolicyVersionSummary>,
 }
 
-/// One policy version with its text.
+/// An immutable policy version, with its text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersion {
     /// Its number.
     #[schema(value_type = PolicyVersionNumber)]
     pub version: i64,
-    /// Whether it is the active one.
+    /// Whether decisions use this version now.
     pub active: bool,
     /// For humans.
     pub note: String,
@@ -77,7 +76,7 @@ pub struct PolicyVersion {
     /// The admin token (`adm_…`) that added it.
     #[schema(value_type = AdminTokenId)]
     pub created_by: String,
-    /// The Cedar policy text.
+    /// The Cedar policies as added.
     pub policies: String,
     /// The schema fragments it was compiled with.
     pub schema_fragments: Vec<String>,

@@ -93,9 +93,14 @@ fn every_operation_is_complete() {
     for (path, item) in paths {
         for (method, op) in item.as_object().expect("path item") {
             let at = format!("{method} {path}");
-            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{at}: no id"));
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: no id"));
             assert!(ids.insert(id.to_owned()), "{at}: operation id `{id}` twice");
-            assert!(op["tags"].as_array().is_some_and(|t| t.len() == 1), "{at}: tag");
+            assert!(
+                op["tags"].as_array().is_some_and(|t| t.len() == 1),
+                "{at}: tag"
+            );
             assert!(op["summary"].is_string(), "{at}: summary");
             let responses = op["responses"].as_object().expect("responses");
             assert!(!responses.is_empty(), "{at}: responses");
@@ -122,7 +127,9 @@ fn a_known_operation_reads_as_documented() {
         .collect();
     assert_eq!(
         statuses,
-        ["201", "400", "401", "403", "409", "413", "415", "500", "503"]
+        [
+            "201", "400", "401", "403", "409", "413", "415", "500", "503"
+        ]
     );
     assert_eq!(
         op["responses"]["409"]["content"]["application/problem+json"]["schema"]["$ref"],
@@ -130,8 +137,7 @@ fn a_known_operation_reads_as_documented() {
     );
     let token = &doc["paths"]["/oauth/token"]["post"];
     assert!(
-        token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
-            .is_object()
+        token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"].is_object()
     );
     assert_eq!(
         doc["components"]["schemas"]["Grant"]["required"],
@@ -165,7 +171,11 @@ fn the_closed_enums_are_the_cores() {
     let doc = document();
     assert_eq!(
         enum_values(&doc, "AgentStatus"),
-        wire(&[AgentStatus::Active, AgentStatus::Suspended, AgentStatus::Decommissioned])
+        wire(&[
+            AgentStatus::Active,
+            AgentStatus::Suspended,
+            AgentStatus::Decommissioned
+        ])
     );
     assert_eq!(
         enum_values(&doc, "CredentialKind"),
@@ -187,5 +197,8 @@ fn the_closed_enums_are_the_cores() {
         ])
     );
     let codes = enum_values(&doc, "ErrorCode");
-    assert!(codes.contains("snapshot_stale") && codes.len() > 30, "{codes:?}");
+    assert!(
+        codes.contains("snapshot_stale") && codes.len() > 30,
+        "{codes:?}"
+    );
 }

@@ -1,9 +1,12 @@
 //! The contract of the `admin` operations (Admin tokens and signing keys):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
-use crate::openapi::formats::{AdminTokenId};
+use crate::openapi::formats::AdminTokenId;
 use crate::openapi::responses::*;
 use crate::*;
 

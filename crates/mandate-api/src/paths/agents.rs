@@ -1,9 +1,12 @@
 //! The contract of the `agents` operations (The agent registry and agents' credentials):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
-use crate::openapi::formats::{AgentId, CredentialId, AgentStatus};
+use crate::openapi::formats::{AgentId, AgentStatus, CredentialId};
 use crate::openapi::responses::*;
 use crate::*;
 

@@ -1,9 +1,12 @@
 //! The contract of the `anomalies` operations (What the anomaly detector raised about agents' behaviour, a human's answer to):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
-use crate::openapi::formats::{AgentId, AnomalyId, Severity, AnomalyKind, AnomalyStatus};
+use crate::openapi::formats::{AgentId, AnomalyId, AnomalyKind, AnomalyStatus, Severity};
 use crate::openapi::responses::*;
 use crate::*;
 

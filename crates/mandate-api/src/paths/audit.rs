@@ -1,9 +1,12 @@
 //! The contract of the `audit` operations (The tamper-evident audit log, its signed checkpoints, proofs and export):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
-use crate::openapi::formats::{Timestamp, AuditDecision};
+use crate::openapi::formats::{AuditDecision, Timestamp};
 use crate::openapi::responses::*;
 use crate::*;
 

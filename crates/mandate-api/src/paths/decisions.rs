@@ -1,7 +1,10 @@
 //! The contract of the `decisions` operations (The decision path — may this agent do this action on this resource?):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
 use crate::openapi::responses::*;
 use crate::*;

@@ -1,8 +1,10 @@
 //! The contract of the `discovery` operations (Public documents and probes; no authentication):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
-
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
 use crate::openapi::responses::*;
 use crate::*;

@@ -1,7 +1,10 @@
 //! The contract of the `incidents` operations (The kill switch's incident levers: contain an agent (with an incident bundle for):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
 use crate::openapi::formats::{AgentId, TokenId};
 use crate::openapi::responses::*;

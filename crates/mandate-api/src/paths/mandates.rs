@@ -1,7 +1,10 @@
 //! The contract of the `mandates` operations (Task-scoped, time-bound grants that agents ask for, decided by policy or a human):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
 use crate::openapi::formats::{AgentId, MandateId, MandateStatus};
 use crate::openapi::responses::*;

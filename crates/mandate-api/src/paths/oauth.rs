@@ -1,8 +1,10 @@
 //! The contract of the `oauth` operations (The OAuth 2.0 token service (client credentials only)):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
-
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
 use crate::openapi::responses::*;
 use crate::*;

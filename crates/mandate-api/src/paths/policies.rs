@@ -1,11 +1,14 @@
 //! The contract of the `policies` operations (Versioned Cedar policy sets):
 //! one marker function per operation, carrying its `#[utoipa::path]`.
 
-#![expect(clippy::needless_raw_string_hashes, reason = "the prose is pasted as written")]
+#![expect(
+    clippy::needless_raw_string_hashes,
+    reason = "the prose is pasted as written"
+)]
 
-use crate::openapi::formats::{PolicyVersionNumber};
-use crate::openapi::responses::*;
+use crate::openapi::formats::PolicyVersionNumber;
 use crate::openapi::responses::PolicyActivated;
+use crate::openapi::responses::*;
 use crate::*;
 
 /// The contract of `GET /v1/policies`, served by mandate-server's handler `policies::list`.
