@@ -168,7 +168,7 @@ pub enum ExportRecord {
     /// An event, in `seq` order.
     Event {
         /// The event.
-        event: AuditEvent,
+        event: Box<AuditEvent>,
     },
     /// A stored checkpoint, right after the event that completed it.
     Checkpoint {

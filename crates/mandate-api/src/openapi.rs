@@ -6,15 +6,24 @@
 //! file differs from [`render`] by a byte, and rewrites it when `MANDATE_BLESS=1` is set
 //! (`MANDATE_BLESS=1 cargo nextest run -p mandate-api`).
 //!
-//! Output format: JSON, written by [`render`] (`serde_json`'s pretty printer, which this
-//! crate already depends on). The alternative, utoipa's `yaml` feature, would add
-//! `yaml_serde` (a fork of the archived `serde_yaml`, with its own `unsafe-libyaml`-style
-//! emitter underneath) to the build of every crate that depends on this one, for a file
-//! that no person edits any more. JSON is also what `routes_test` and the engine's reason
-//! test read without a parser of their own (`serde_json`).
+//! Output format: JSON, written by [`render`] with `serde_json`'s pretty printer, which
+//! this crate already depends on. The alternative, utoipa's `yaml` feature, is maintained
+//! (it pulls `yaml_serde` 0.10, the YAML organisation's fork of the archived `serde_yaml`)
+//! but it would add a YAML serialiser and its emitter to the build of every crate that
+//! depends on this one, for a file nobody edits any more: every OpenAPI tool reads
+//! JSON, and the tests that read the document (`routes_test`, the engine's reason test)
+//! parse it with `serde_json`, which they have.
+//!
+//! INVARIANT (stable output): the free JSON values in the document (examples, defaults)
+//! are written with their object keys in sorted order. `serde_json` keeps an object's
+//! insertion order when any crate of the build enables its `preserve_order` feature (the
+//! server's build does) and sorts the keys otherwise; written sorted, both agree, so the
+//! file does not depend on which crates are built together. `tests/openapi.rs`
+//! (`free_json_is_written_in_sorted_order`) checks it.
 //!
 //! What the derive cannot say is added by [`Conventions`] (a [`Modify`]): the info's
-//! `summary` and SPDX `identifier`, the security schemes, and the form encoding of
+//! `summary` and SPDX `identifier`, the security schemes, which bodies are closed
+//! (`additionalProperties: false`, see [`CLOSED`]), and the form encoding of
 //! `/oauth/token`'s repeated `resource` parameter.
 
 pub mod formats;
@@ -203,12 +212,15 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 /// The document as `docs/openapi.json` holds it: pretty JSON and a final newline.
-pub fn render() -> String {
-    let mut text = document()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+///
+/// # Errors
+///
+/// Only if `serde_json` cannot write the document (it can always write this one: every
+/// map in it has string keys).
+pub fn render() -> Result<String, serde_json::Error> {
+    let mut text = document().to_pretty_json()?;
     text.push('\n');
-    text
+    Ok(text)
 }
 
 /// The schemas of bodies with exactly the members they name (`additionalProperties:

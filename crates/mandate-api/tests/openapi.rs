@@ -7,6 +7,13 @@
 //! generator that lost the operations or schemas would fail even when blessed) and
 //! against `mandate-core`'s closed enums, whose serialisations its schemas list.
 
+#![expect(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "the helpers read the document the tests check; a missing part fails the test"
+)]
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -49,7 +56,7 @@ fn compare(checked_in: &str, generated: &str) -> Result<(), String> {
 
 #[test]
 fn the_checked_in_document_is_the_generated_one() {
-    let generated = openapi::render();
+    let generated = openapi::render().expect("render the document");
     let path = spec_path();
     if std::env::var_os("MANDATE_BLESS").is_some_and(|v| v == "1") {
         std::fs::write(&path, &generated).expect("write docs/openapi.json");
@@ -67,7 +74,7 @@ fn the_checked_in_document_is_the_generated_one() {
 /// message names the command that regenerates the file.
 #[test]
 fn a_renamed_field_is_caught() {
-    let generated = openapi::render();
+    let generated = openapi::render().expect("render the document");
     let needle = "\"data_classes\"";
     assert!(generated.contains(needle), "Grant names `data_classes`");
     let drifted = generated.replacen(needle, "\"data_class\"", 1);
@@ -78,7 +85,8 @@ fn a_renamed_field_is_caught() {
 }
 
 fn document() -> Value {
-    serde_json::from_str(&openapi::render()).expect("the rendered document is JSON")
+    serde_json::from_str(&openapi::render().expect("render the document"))
+        .expect("the rendered document is JSON")
 }
 
 /// Every route of `mandate serve` is described (mandate-server's `routes_test` checks
@@ -155,7 +163,8 @@ fn enum_values(doc: &Value, schema: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The closed enums the schemas list are `mandate-core`'s, serialised.
+/// The closed enums the schemas list are `mandate-core`'s, serialised. Each list of
+/// variants is checked complete by a `match` that stops compiling when a variant is added.
 #[test]
 fn the_closed_enums_are_the_cores() {
     use mandate_api::{AgentStatus, CredentialKind, MandateStatus, Role};
@@ -168,37 +177,158 @@ fn the_closed_enums_are_the_cores() {
             })
             .collect()
     }
+    let statuses = [
+        AgentStatus::Active,
+        AgentStatus::Suspended,
+        AgentStatus::Decommissioned,
+    ];
+    for s in statuses {
+        match s {
+            AgentStatus::Active | AgentStatus::Suspended | AgentStatus::Decommissioned => {}
+        }
+    }
+    let kinds = [CredentialKind::ClientSecret, CredentialKind::PublicKey];
+    for k in kinds {
+        match k {
+            CredentialKind::ClientSecret | CredentialKind::PublicKey => {}
+        }
+    }
+    let roles = [Role::Admin, Role::Auditor, Role::Approver, Role::Service];
+    for r in roles {
+        match r {
+            Role::Admin | Role::Auditor | Role::Approver | Role::Service => {}
+        }
+    }
+    let mandate_statuses = [
+        MandateStatus::PendingApproval,
+        MandateStatus::Active,
+        MandateStatus::Denied,
+        MandateStatus::Expired,
+        MandateStatus::Revoked,
+        MandateStatus::Completed,
+    ];
+    for s in mandate_statuses {
+        match s {
+            MandateStatus::PendingApproval
+            | MandateStatus::Active
+            | MandateStatus::Denied
+            | MandateStatus::Expired
+            | MandateStatus::Revoked
+            | MandateStatus::Completed => {}
+        }
+    }
     let doc = document();
-    assert_eq!(
-        enum_values(&doc, "AgentStatus"),
-        wire(&[
-            AgentStatus::Active,
-            AgentStatus::Suspended,
-            AgentStatus::Decommissioned
-        ])
-    );
-    assert_eq!(
-        enum_values(&doc, "CredentialKind"),
-        wire(&[CredentialKind::ClientSecret, CredentialKind::PublicKey])
-    );
-    assert_eq!(
-        enum_values(&doc, "Role"),
-        wire(&[Role::Admin, Role::Auditor, Role::Approver, Role::Service])
-    );
-    assert_eq!(
-        enum_values(&doc, "MandateStatus"),
-        wire(&[
-            MandateStatus::PendingApproval,
-            MandateStatus::Active,
-            MandateStatus::Denied,
-            MandateStatus::Expired,
-            MandateStatus::Revoked,
-            MandateStatus::Completed,
-        ])
-    );
+    assert_eq!(enum_values(&doc, "AgentStatus"), wire(&statuses));
+    assert_eq!(enum_values(&doc, "CredentialKind"), wire(&kinds));
+    assert_eq!(enum_values(&doc, "Role"), wire(&roles));
+    assert_eq!(enum_values(&doc, "MandateStatus"), wire(&mandate_statuses));
     let codes = enum_values(&doc, "ErrorCode");
     assert!(
         codes.contains("snapshot_stale") && codes.len() > 30,
         "{codes:?}"
     );
+}
+
+/// A JSON value read with its objects' members in the order the text has them (a
+/// `serde_json::Value` may sort them, depending on the build's features).
+enum Ordered {
+    Object(Vec<(String, Ordered)>),
+    Array(Vec<Ordered>),
+    Scalar,
+}
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_unit<E>(self) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut items = Vec::new();
+                while let Some(x) = a.next_element()? {
+                    items.push(x);
+                }
+                Ok(Ordered::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut members = Vec::new();
+                while let Some(m) = a.next_entry()? {
+                    members.push(m);
+                }
+                Ok(Ordered::Object(members))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The objects inside free JSON values (`example`, `examples`, `default`) whose keys are
+/// not in sorted order, by where they are.
+fn unsorted_free_json(text: &str) -> Vec<String> {
+    fn walk(v: &Ordered, free: bool, at: &str, out: &mut Vec<String>) {
+        match v {
+            Ordered::Object(members) => {
+                let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+                if free && !keys.is_sorted() {
+                    out.push(format!("{at}: {keys:?}"));
+                }
+                for (k, child) in members {
+                    let free = free || matches!(k.as_str(), "example" | "examples" | "default");
+                    walk(child, free, &format!("{at}/{k}"), out);
+                }
+            }
+            Ordered::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, free, &format!("{at}/{i}"), out);
+                }
+            }
+            Ordered::Scalar => {}
+        }
+    }
+    let doc: Ordered = serde_json::from_str(text).expect("the text is JSON");
+    let mut out = Vec::new();
+    walk(&doc, false, "", &mut out);
+    out
+}
+
+/// INVARIANT (stable output): the document's free JSON is written with sorted keys, so
+/// the file is the same whether or not the build enables serde_json's `preserve_order`.
+#[test]
+fn free_json_is_written_in_sorted_order() {
+    let text = openapi::render().expect("render the document");
+    let unsorted = unsorted_free_json(&text);
+    assert!(
+        unsorted.is_empty(),
+        "write these objects' keys in sorted order: {unsorted:?}"
+    );
+    // The check can fail.
+    let caught = unsorted_free_json(r#"{"a": {"example": {"team": 1, "env": 2}}}"#);
+    assert_eq!(caught, ["/a/example: [\"team\", \"env\"]"]);
+    assert!(unsorted_free_json(r#"{"properties": {"b": {}, "a": {}}}"#).is_empty());
 }

@@ -41,7 +41,7 @@ fn one_of_strings(values: &[&str]) -> ObjectBuilder {
 }
 
 named_schema!(
-    /// The `AgentId` schema.
+    /// `AgentId`: `agt_` + a ULID (26 Crockford base32 characters).
     AgentId,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -51,7 +51,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `CredentialId` schema.
+    /// `CredentialId`: `crd_` + a ULID.
     CredentialId,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -60,7 +60,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `AdminTokenId` schema.
+    /// `AdminTokenId`: `adm_` + a ULID:
     AdminTokenId,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -69,7 +69,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `Timestamp` schema.
+    /// `Timestamp`: RFC 3339, years 0000–9999.
     Timestamp,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -78,7 +78,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `AgentName` schema.
+    /// `AgentName`: Unique among agents.
     AgentName,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -90,7 +90,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `Owner` schema.
+    /// `Owner`: The accountable human:
     Owner,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -103,7 +103,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `Purpose` schema.
+    /// `Purpose`: What the agent is for.
     Purpose,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -113,7 +113,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `Labels` schema.
+    /// `Labels`: Inventory labels.
     Labels,
     ObjectBuilder::new()
         .schema_type(Type::Object)
@@ -128,11 +128,11 @@ named_schema!(
             .pattern(Some(r#"^[^\u0000-\u001f\u007f-\u009f]*$"#))))
         .description(Some(r#"Inventory labels. Keys: 1–63 of `a-z 0-9 . _ / -`, starting with a letter or
 digit. Values: at most 128 characters, no control characters."#))
-        .examples([json!({"team": "billing", "env": "prod"})])
+        .examples([json!({"env": "prod", "team": "billing"})])
 );
 
 named_schema!(
-    /// The `Pattern` schema.
+    /// `Pattern`: An action, resource or data-class pattern (`*` globs).
     Pattern,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -143,7 +143,8 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `AgentStatus` schema.
+    /// `AgentStatus`: `active` may authenticate; `suspended` is stopped and may be resumed;
+    /// `decommissioned` is final.
     AgentStatus,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -153,7 +154,8 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `CredentialKind` schema.
+    /// `CredentialKind`: `client_secret` (`client_secret_basic` / `client_secret_post`) or
+    /// `public_key` (`private_key_jwt`).
     CredentialKind,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -162,7 +164,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `CredentialState` schema.
+    /// `CredentialState`: Derived when shown:
     CredentialState,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -173,7 +175,8 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `Role` schema.
+    /// `Role`: `admin` may do everything; `auditor` and `approver` may only read; `service`
+    /// (an enforcement point) may only call `/v1/authorize` and `/v1/authorize/batch`.
     Role,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -183,7 +186,8 @@ enforcement point) may only call `/v1/authorize` and `/v1/authorize/batch`."#))
 );
 
 named_schema!(
-    /// The `DecisionReason` schema.
+    /// `DecisionReason`: Why a decision came out as it did, by gate in the order they run
+    /// (the first that fails decides):
     DecisionReason,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -215,7 +219,7 @@ suspended the agent (or an agent that delegated to it); the detail says so."#))
 );
 
 named_schema!(
-    /// The `AnomalyId` schema.
+    /// `AnomalyId`: `anm_` + a ULID.
     AnomalyId,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -223,7 +227,8 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `Severity` schema.
+    /// `Severity`: A band of the score - low 1-39, medium 40-69, high 70-89, critical
+    /// 90-100.
     Severity,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -232,7 +237,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `AnomalyKind` schema.
+    /// `AnomalyKind`: What kind of behaviour an anomaly is about.
     AnomalyKind,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -240,7 +245,8 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `PolicyVersionNumber` schema.
+    /// `PolicyVersionNumber`: A policy version, numbered 1, 2, 3, … in the order they were
+    /// added.
     PolicyVersionNumber,
     ObjectBuilder::new()
         .schema_type(Type::Integer)
@@ -249,7 +255,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `PolicyIds` schema.
+    /// `PolicyIds`: The policies' ids in source order:
     PolicyIds,
     ArrayBuilder::new()
         .items(ObjectBuilder::new()
@@ -260,7 +266,7 @@ one, else Cedar's positional id (`policy0`, `policy1`, …)."#))
 );
 
 named_schema!(
-    /// The `NodeName` schema.
+    /// `NodeName`: The node whose log this is (each node keeps its own log).
     NodeName,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -269,7 +275,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `AuditEventId` schema.
+    /// `AuditEventId`: `<node>:<seq>`, unique across nodes.
     AuditEventId,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -279,7 +285,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `Base64Hash` schema.
+    /// `Base64Hash`: A SHA-256 value (32 bytes), standard base64 with padding.
     Base64Hash,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -289,7 +295,8 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `SignedCheckpoint` schema.
+    /// `SignedCheckpoint`: A C2SP `tlog-checkpoint` in a C2SP `signed-note` with one
+    /// Ed25519 signature:
     SignedCheckpoint,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -310,7 +317,7 @@ Go's `golang.org/x/mod/sumdb/note` computes it."#))
 );
 
 named_schema!(
-    /// The `AuthMethods` schema.
+    /// `AuthMethods`: The client authentication methods an endpoint takes.
     AuthMethods,
     ArrayBuilder::new()
         .items(ObjectBuilder::new()
@@ -319,7 +326,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `AssertionAlgs` schema.
+    /// `AssertionAlgs`: The client-assertion algorithms an endpoint takes.
     AssertionAlgs,
     ArrayBuilder::new()
         .items(ObjectBuilder::new()
@@ -328,7 +335,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `MandateId` schema.
+    /// `MandateId`: `mdt_` + a ULID.
     MandateId,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -338,7 +345,9 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `MandateStatus` schema.
+    /// `MandateStatus`: `pending_approval` → `active` | `denied` (by an approver, or when
+    /// the approval times out); `active` → `expired` | `revoked` | `completed`; a pending
+    /// request may also be `revoked`.
     MandateStatus,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -349,7 +358,8 @@ may also be `revoked`. `denied`, `expired`, `revoked` and `completed` are final.
 );
 
 named_schema!(
-    /// The `MandateText` schema.
+    /// `MandateText`: 1–2000 characters, not all whitespace; no control characters but
+    /// newlines and tabs.
     MandateText,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -359,7 +369,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `IncidentId` schema.
+    /// `IncidentId`: An incident (one containment and its bundle).
     IncidentId,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -368,7 +378,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// The `TokenId` schema.
+    /// `TokenId`: An access token's `jti`.
     TokenId,
     ObjectBuilder::new()
         .schema_type(Type::String)

@@ -126,7 +126,7 @@ pub struct AuditUnavailable(pub Problem);
 /// `missing_field`, `invalid_field`), where `invalid_field` also covers a `note`
 /// over 500 characters or more than 32 schema fragments.
 #[derive(utoipa::ToResponse)]
-#[response(content_type = "application/problem+json", example = json!({"type": "urn:mandate:error:invalid_policy", "title": "Bad Request", "status": 400, "detail": "1 problem(s); first: policies:3:27: unexpected token `}`", "code": "invalid_policy", "errors": [{"source": "policies", "line": 3, "column": 27, "message": "unexpected token `}`"}]}))]
+#[response(content_type = "application/problem+json", example = json!({"code": "invalid_policy", "detail": "1 problem(s); first: policies:3:27: unexpected token `}`", "errors": [{"column": 27, "line": 3, "message": "unexpected token `}`", "source": "policies"}], "status": 400, "title": "Bad Request", "type": "urn:mandate:error:invalid_policy"}))]
 pub struct InvalidPolicy(pub Problem);
 
 /// The version now active and the one active before this call.

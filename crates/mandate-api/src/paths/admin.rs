@@ -1,5 +1,6 @@
-//! The contract of the `admin` operations (Admin tokens and signing keys):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `admin` operations: admin tokens and signing keys. One marker function per operation
+//! carries its `#[utoipa::path]`; its doc comment names the mandate-server handler that
+//! serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

@@ -1,5 +1,6 @@
-//! The contract of the `agents` operations (The agent registry and agents' credentials):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `agents` operations: the agent registry and agents' credentials. One marker function
+//! per operation carries its `#[utoipa::path]`; its doc comment names the mandate-server
+//! handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

@@ -1,5 +1,6 @@
-//! The contract of the `anomalies` operations (What the anomaly detector raised about agents' behaviour, a human's answer to):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `anomalies` operations: what the anomaly detector raised about agents' behaviour, a
+//! human's answer to. One marker function per operation carries its `#[utoipa::path]`; its
+//! doc comment names the mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,
@@ -34,22 +35,22 @@ pub fn list_anomalies() {}
 #[derive(Debug, Clone, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListAnomaliesQuery {
-    /// `agent`.
+    /// Only this agent's anomalies.
     #[param(value_type = Option<AgentId>)]
     pub agent: Option<String>,
-    /// `status`.
+    /// Only anomalies in this state.
     #[param(value_type = Option<AnomalyStatus>, inline)]
     pub status: Option<String>,
-    /// `severity`.
+    /// Only anomalies of this severity.
     #[param(value_type = Option<Severity>)]
     pub severity: Option<String>,
-    /// `kind`.
+    /// Only anomalies of this kind.
     #[param(value_type = Option<AnomalyKind>)]
     pub kind: Option<String>,
     /// The last id of the previous page.
     #[param(value_type = Option<AnomalyId>)]
     pub cursor: Option<String>,
-    /// `limit`.
+    /// Page size.
     #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<u64>,
 }

@@ -1,5 +1,6 @@
-//! The contract of the `approvals` operations (Human approval of the mandate requests policy holds):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `approvals` operations: human approval of the mandate requests policy holds. One
+//! marker function per operation carries its `#[utoipa::path]`; its doc comment names the
+//! mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

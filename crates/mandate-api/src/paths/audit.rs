@@ -1,5 +1,6 @@
-//! The contract of the `audit` operations (The tamper-evident audit log, its signed checkpoints, proofs and export):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `audit` operations: the tamper-evident audit log, its signed checkpoints, proofs and
+//! export. One marker function per operation carries its `#[utoipa::path]`; its doc comment
+//! names the mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

@@ -1,5 +1,6 @@
-//! The contract of the `decisions` operations (The decision path — may this agent do this action on this resource?):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `decisions` operations: the decision path — may this agent do this action on this
+//! resource? One marker function per operation carries its `#[utoipa::path]`; its doc
+//! comment names the mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

@@ -1,5 +1,6 @@
-//! The contract of the `dev` operations (Development helpers, off unless the operator enables them):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `dev` operations: development helpers, off unless the operator enables them. One
+//! marker function per operation carries its `#[utoipa::path]`; its doc comment names the
+//! mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

@@ -1,5 +1,6 @@
-//! The contract of the `discovery` operations (Public documents and probes; no authentication):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `discovery` operations: public documents and probes; no authentication. One marker
+//! function per operation carries its `#[utoipa::path]`; its doc comment names the
+//! mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

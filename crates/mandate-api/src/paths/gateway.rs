@@ -1,5 +1,6 @@
-//! The contract of the `gateway` operations (The enforcement gateways' upstream secrets: set, list (names only), delete. The):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `gateway` operations: the enforcement gateways' upstream secrets: set, list (names
+//! only), delete. The. One marker function per operation carries its `#[utoipa::path]`; its
+//! doc comment names the mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

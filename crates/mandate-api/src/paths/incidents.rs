@@ -1,5 +1,6 @@
-//! The contract of the `incidents` operations (The kill switch's incident levers: contain an agent (with an incident bundle for):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `incidents` operations: the kill switch's incident levers: contain an agent (with an
+//! incident bundle for. One marker function per operation carries its `#[utoipa::path]`;
+//! its doc comment names the mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

@@ -1,5 +1,6 @@
-//! The contract of the `mandates` operations (Task-scoped, time-bound grants that agents ask for, decided by policy or a human):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `mandates` operations: task-scoped, time-bound grants that agents ask for, decided
+//! by policy or a human. One marker function per operation carries its `#[utoipa::path]`;
+//! its doc comment names the mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

@@ -1,5 +1,6 @@
-//! The contract of the `oauth` operations (The OAuth 2.0 token service (client credentials only)):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `oauth` operations: the OAuth 2.0 token service (client credentials only). One
+//! marker function per operation carries its `#[utoipa::path]`; its doc comment names the
+//! mandate-server handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,

@@ -1,5 +1,6 @@
-//! The contract of the `policies` operations (Versioned Cedar policy sets):
-//! one marker function per operation, carrying its `#[utoipa::path]`.
+//! The `policies` operations: versioned Cedar policy sets. One marker function per
+//! operation carries its `#[utoipa::path]`; its doc comment names the mandate-server
+//! handler that serves it.
 
 #![expect(
     clippy::needless_raw_string_hashes,
