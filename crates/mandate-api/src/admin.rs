@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::Role;
-use crate::openapi::formats::{self, AdminTokenId, Timestamp};
+use crate::formats::{self, AdminTokenId, Timestamp};
 
 /// An admin token's record; the token itself is stored only as a digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 
-use crate::openapi::formats::{
+use crate::formats::{
     self, AgentId, AgentName, AudiencePattern, CredentialId, CredentialState, Labels, Owner,
     Pattern, Purpose, Timestamp,
 };

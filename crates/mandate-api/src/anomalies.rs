@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 
-use crate::openapi::formats::{
+use crate::formats::{
     AgentId, AnomalyId, AnomalyKind, AnomalyResponse, AnomalyStatus, Severity, Timestamp,
 };
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::openapi::formats::{AuditDecision, Base64Hash, NodeName, SignedCheckpoint, Timestamp};
+use crate::formats::{AuditDecision, Base64Hash, NodeName, SignedCheckpoint, Timestamp};
 
 /// One thing that happened on this node, as the log commits to it. Its Merkle leaf is
 /// `SHA-256(0x00 ‖ RFC 8785 canonical JSON of this object)`. Optional members that

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::openapi::formats::{AuditEventId, DecisionOutcome};
+use crate::formats::{AuditEventId, DecisionOutcome};
 
 /// One authorization question. An agent calling with its own token sends neither
 /// `principal` nor `token`; an enforcement point (`service` or `admin` token) sends

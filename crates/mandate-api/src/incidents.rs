@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::openapi::formats::{
+use crate::formats::{
     self, AgentId, Base64Hash, BundleFormat, IncidentId, NodeName, PolicyVersionNumber,
     SignedCheckpoint, Timestamp, TokenId,
 };

@@ -25,6 +25,7 @@ pub mod agents;
 pub mod anomalies;
 pub mod audit;
 pub mod authorize;
+pub mod formats;
 pub mod gateway;
 pub mod incidents;
 pub mod mandates;
@@ -33,6 +34,7 @@ pub mod openapi;
 pub mod paths;
 pub mod policies;
 pub mod problem;
+pub mod responses;
 
 pub use mandate_core::admin::Role;
 pub use mandate_core::agent::AgentStatus;

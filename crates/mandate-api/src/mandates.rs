@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::openapi::formats::{
+use crate::formats::{
     self, AgentId, AgentName, GroupName, MandateId, MandateText, Owner, Timestamp,
 };
 use crate::{Grant, MandateStatus};

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::openapi::formats::{
+use crate::formats::{
     AgentId, AssertionAlgs, Audience, AuthMethods, BearerType, ClientAssertionType, CrvEd25519,
     GrantType, IntrospectedAudience, IssuedTokenType, KtyOkp, ResourceUri, SigningAlg, StatusOk,
     StatusReady, SubjectTokenType, UseSig,

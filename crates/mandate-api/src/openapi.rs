@@ -1,5 +1,5 @@
 //! The OpenAPI document of Mandate's HTTP API, generated from this crate: the operations
-//! declared in [`crate::paths`], the wire types' schemas (`ToSchema`), the named formats of
+//! declared in [`paths`], the wire types' schemas (`ToSchema`), the named formats of
 //! [`formats`] and the shared responses of [`responses`].
 //!
 //! The document is checked in as `docs/openapi.json`; `tests/openapi.rs` fails when the
@@ -21,13 +21,10 @@
 //! file does not depend on which crates are built together. `tests/openapi.rs`
 //! (`free_json_is_written_in_sorted_order`) checks it.
 //!
-//! What the derive cannot say is added by [`Conventions`] (a [`Modify`]): the info's
+//! What the derive cannot say is added by `Conventions` (a [`Modify`]): the info's
 //! `summary` and SPDX `identifier`, the security schemes, which bodies are closed
-//! (`additionalProperties: false`, see [`CLOSED`]), and the form encoding of
+//! (`additionalProperties: false`, see `CLOSED`), and the form encoding of
 //! `/oauth/token`'s repeated `resource` parameter.
-
-pub mod formats;
-pub mod responses;
 
 use utoipa::openapi::encoding::EncodingBuilder;
 use utoipa::openapi::extensions::Extensions;
@@ -38,14 +35,14 @@ use utoipa::openapi::{ComponentsBuilder, LicenseBuilder};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi as _};
 
-use crate::*;
-use formats::{
+use crate::formats::{
     AdminTokenId, AgentId, AgentName, AgentStatus, AnomalyId, AnomalyKind, AssertionAlgs,
     AuditEventId, AuthMethods, Base64Hash, CredentialId, CredentialKind, CredentialState,
     DecisionReason, IncidentId, Labels, MandateId, MandateStatus, MandateText, NodeName, Owner,
     Pattern, PolicyIds, PolicyVersionNumber, Purpose, Role, Severity, SignedCheckpoint, Timestamp,
     TokenId,
 };
+use crate::*;
 
 /// The API's description: what each of the two APIs is, and the admin API's conventions.
 const DESCRIPTION: &str = r#"One port serves two APIs:

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::openapi::formats::{AdminTokenId, PolicyIds, PolicyVersionNumber, Timestamp};
+use crate::formats::{AdminTokenId, PolicyIds, PolicyVersionNumber, Timestamp};
 
 /// `POST /v1/policies`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

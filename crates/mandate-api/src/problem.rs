@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::openapi::formats::OAuthErrorCode;
+use crate::formats::OAuthErrorCode;
 
 /// An admin-API error (RFC 9457 problem details), as every `/v1/*` failure answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -7,8 +7,8 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::formats::AdminTokenId;
-use crate::openapi::responses::*;
+use crate::formats::AdminTokenId;
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `GET /v1/admin-tokens`, served by mandate-server's handler `admin::list_tokens`.

@@ -7,8 +7,8 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::formats::{AgentId, AgentStatus, CredentialId};
-use crate::openapi::responses::*;
+use crate::formats::{AgentId, AgentStatus, CredentialId};
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `GET /v1/agents`, served by mandate-server's handler `agents::list`.

@@ -7,8 +7,8 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::formats::{AgentId, AnomalyId, AnomalyKind, AnomalyStatus, Severity};
-use crate::openapi::responses::*;
+use crate::formats::{AgentId, AnomalyId, AnomalyKind, AnomalyStatus, Severity};
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `GET /v1/anomalies`, served by mandate-server's handler `anomalies::list`.

@@ -7,8 +7,8 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::formats::MandateId;
-use crate::openapi::responses::*;
+use crate::formats::MandateId;
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `GET /v1/approvals`, served by mandate-server's handler `approvals::list`.

@@ -7,8 +7,8 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::formats::{AuditDecision, Timestamp};
-use crate::openapi::responses::*;
+use crate::formats::{AuditDecision, Timestamp};
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `GET /v1/audit/events`, served by mandate-server's handler `audit_api::events`.

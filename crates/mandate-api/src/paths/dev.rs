@@ -7,7 +7,7 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::responses::*;
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `POST /v1/dev/user-tokens`, served by mandate-server's handler `dev::issue_user_token`.

@@ -7,7 +7,7 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::responses::*;
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `GET /.well-known/jwks.json`, served by mandate-server's handler `wellknown::jwks`.

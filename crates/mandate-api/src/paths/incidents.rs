@@ -7,8 +7,8 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::formats::{AgentId, TokenId};
-use crate::openapi::responses::*;
+use crate::formats::{AgentId, TokenId};
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `POST /v1/agents/{id}/contain`, served by mandate-server's handler `incidents::contain`.

@@ -7,8 +7,8 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::formats::{AgentId, MandateId, MandateStatus};
-use crate::openapi::responses::*;
+use crate::formats::{AgentId, MandateId, MandateStatus};
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `GET /v1/mandates`, served by mandate-server's handler `mandates::list`.

@@ -7,7 +7,7 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::responses::*;
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `GET /oauth/authorize`, served by mandate-server's handler `oauth::authorize`.

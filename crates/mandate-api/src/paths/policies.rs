@@ -7,9 +7,9 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::openapi::formats::PolicyVersionNumber;
-use crate::openapi::responses::PolicyActivated;
-use crate::openapi::responses::*;
+use crate::formats::PolicyVersionNumber;
+use crate::responses::PolicyActivated;
+use crate::responses::*;
 use crate::*;
 
 /// The contract of `GET /v1/policies`, served by mandate-server's handler `policies::list`.
