@@ -23,16 +23,17 @@
 //!
 //! What the derive cannot say is added by `Conventions` (a [`Modify`]): the info's
 //! `summary` and SPDX `identifier`, the security schemes, which bodies are closed
-//! (`additionalProperties: false`, see `CLOSED`), and the form encoding of
+//! (`additionalProperties: false`, see `CLOSED`), that a decision's first reason is a
+//! `DecisionReason`, and the form encoding of
 //! `/oauth/token`'s repeated `resource` parameter.
 
 use utoipa::openapi::encoding::EncodingBuilder;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::ParameterStyle;
-use utoipa::openapi::schema::AdditionalProperties;
+use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, LicenseBuilder};
-use utoipa::openapi::{RefOr, Schema};
+use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi as _};
 
 use crate::formats::{
@@ -362,6 +363,17 @@ are approvers. A token that does not verify gets 401 `unauthenticated`."#)).buil
                 object.additional_properties =
                     Some(Box::new(AdditionalProperties::FreeForm(false)));
             }
+        }
+        // A decision's first reason is its `DecisionReason` code, the rest prose for
+        // humans: a tuple the derive cannot state (`reasons` is a `Vec<String>`).
+        if let Some(RefOr::T(Schema::Object(decision))) = components.schemas.get_mut("Decision")
+            && let Some(RefOr::T(Schema::Array(reasons))) = decision.properties.get_mut("reasons")
+        {
+            reasons.prefix_items = vec![Schema::AllOf(
+                AllOfBuilder::new()
+                    .item(Ref::from_schema_name("DecisionReason"))
+                    .build(),
+            )];
         }
         // RFC 8707: `resource` repeats as `resource=a&resource=b`.
         if let Some(body) = openapi
