@@ -60,7 +60,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// `AdminTokenId`: `adm_` + a ULID:
+    /// `AdminTokenId`: `adm_` + a ULID.
     AdminTokenId,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -90,7 +90,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// `Owner`: The accountable human:
+    /// `Owner`: The accountable human.
     Owner,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -164,7 +164,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// `CredentialState`: Derived when shown:
+    /// `CredentialState`: Derived when shown.
     CredentialState,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -187,7 +187,7 @@ enforcement point) may only call `/v1/authorize` and `/v1/authorize/batch`."#))
 
 named_schema!(
     /// `DecisionReason`: Why a decision came out as it did, by gate in the order they run
-    /// (the first that fails decides):
+    /// (the first that fails decides).
     DecisionReason,
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -255,7 +255,7 @@ named_schema!(
 );
 
 named_schema!(
-    /// `PolicyIds`: The policies' ids in source order:
+    /// `PolicyIds`: The policies' ids in source order.
     PolicyIds,
     ArrayBuilder::new()
         .items(ObjectBuilder::new()
@@ -296,7 +296,7 @@ named_schema!(
 
 named_schema!(
     /// `SignedCheckpoint`: A C2SP `tlog-checkpoint` in a C2SP `signed-note` with one
-    /// Ed25519 signature:
+    /// Ed25519 signature.
     SignedCheckpoint,
     ObjectBuilder::new()
         .schema_type(Type::String)
