@@ -4,33 +4,42 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::Role;
+use crate::formats::{self, AdminTokenId, Timestamp};
 
 /// An admin token's record; the token itself is stored only as a digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AdminToken {
     /// `adm_…`, the token's public handle.
+    #[schema(value_type = AdminTokenId)]
     pub id: String,
     /// For humans.
     pub name: String,
     /// What it may do.
-    #[schema(value_type = String)]
+    #[schema(value_type = formats::Role)]
     pub role: Role,
-    /// True for the token made (or supplied) at first start.
+    /// True for the token created (or supplied) at first start.
     pub bootstrap: bool,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// When it was revoked; absent while it works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Timestamp)]
     pub revoked_at: Option<String>,
 }
 
 /// `POST /v1/admin-tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewAdminToken {
-    /// For humans (`ci-deployer`).
+    /// For humans (`ci-deployer`). 1–64 bytes (UTF-8), no control characters.
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub name: String,
     /// What it may do.
-    #[schema(value_type = String)]
+    #[schema(value_type = formats::Role)]
     pub role: Role,
 }
 
@@ -46,17 +55,18 @@ pub struct AdminTokenCreated {
 /// A published token-signing key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SigningKey {
-    /// RFC 7638 thumbprint of the public key.
+    /// RFC 7638 thumbprint of the Ed25519 public key.
     pub kid: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
-    /// Whether it signs now.
+    /// Whether this key signs new tokens.
     pub current: bool,
-    /// When it stopped signing.
-    #[schema(required)]
+    /// When it stopped signing; `null` for the current key.
+    #[schema(value_type = Option<Timestamp>, required)]
     pub retired_at: Option<String>,
-    /// Until when it stays published.
-    #[schema(required)]
+    /// Until when its public key stays in the JWKS; `null` for the current key.
+    #[schema(value_type = Option<Timestamp>, required)]
     pub published_until: Option<String>,
 }
 

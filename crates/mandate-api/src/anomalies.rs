@@ -5,34 +5,50 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::formats::{
+    AgentId, AnomalyId, AnomalyKind, AnomalyResponse, AnomalyStatus, Severity, Timestamp,
+};
 
 /// One anomaly the detector raised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Anomaly {
     /// `anm_…`.
+    #[schema(value_type = AnomalyId)]
     pub id: String,
     /// Whose behaviour (`agt_…`).
+    #[schema(value_type = AgentId)]
     pub agent: String,
     /// When it was raised (RFC 3339).
+    #[schema(value_type = Timestamp)]
     pub at: String,
     /// `new_action`, `rate_spike`, …
+    #[schema(value_type = AnomalyKind)]
     pub kind: String,
-    /// What it is about (`resource_type:Db::Customer`, `rate`).
+    /// What it is about (`resource_type:Db::Customer`, `rate`, `hours:03`); one open
+    /// finding per key and agent.
     pub key: String,
     /// 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     pub score: u8,
     /// `low`, `medium`, `high` or `critical`.
+    #[schema(value_type = Severity)]
     pub severity: String,
-    /// `record`, `alert`, `step_up` or `suspend`.
+    /// What the configuration did about it (`[detect.responses]`).
+    #[schema(value_type = AnomalyResponse, inline)]
     pub response: String,
     /// In plain language.
     pub explanation: String,
-    /// The numbers behind it (free JSON).
+    /// The numbers behind it (counts, usual rate, threshold, `observed`).
     #[schema(value_type = Object)]
     pub details: Value,
     /// `open`, `acknowledged` or `dismissed`.
+    #[schema(value_type = AnomalyStatus, inline)]
     pub status: String,
     /// When a human resolved it (always sent, `null` while open).
+    #[schema(value_type = Option<Timestamp>)]
     pub resolved_at: Option<String>,
     /// Who resolved it.
     pub resolved_by: Option<String>,
@@ -59,8 +75,10 @@ pub struct AnomalyResolution {
 }
 
 /// What the detector learned of an agent: `{"agent", "enabled": false}` when detection
-/// is off, else the summary beside them. Not in `docs/openapi.yaml`'s schemas (the
-/// response is described inline there, open to more members), so it has no `ToSchema`.
+/// is off, else the summary beside them.
+///
+/// Its schema is built by hand: the summary is open to more members (the detector may
+/// grow it), so the schema names the members clients rely on and allows any other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     /// `agt_…`.
@@ -71,6 +89,28 @@ pub struct Baseline {
     #[serde(flatten)]
     pub summary: Option<BaselineSummary>,
 }
+
+impl utoipa::PartialSchema for Baseline {
+    fn schema() -> RefOr<Schema> {
+        let boolean = || ObjectBuilder::new().schema_type(Type::Boolean);
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "What the detector learned of an agent; `{\"enabled\": false}` when detection is off.",
+            ))
+            .property("agent", AgentId::schema())
+            .property("enabled", boolean())
+            .property("learning", boolean())
+            .property("requests", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("suspended_by_detector", boolean())
+            .required("agent")
+            .required("enabled")
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Baseline {}
 
 /// The detector's summary of an agent. The members the CLI shows are typed; the rest
 /// (which the detector may grow) is kept, as sent, in `more`.

@@ -4,16 +4,23 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::formats::{
+    self, AgentId, Base64Hash, BundleFormat, IncidentId, NodeName, PolicyVersionNumber,
+    SignedCheckpoint, Timestamp, TokenId,
+};
 use crate::{Agent, AuditEvent, Mandate};
 
 /// `POST /v1/agents/{id}/contain`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ContainAgent {
-    /// Recorded, and stored as the agent's `status_reason` when this suspends it.
+    /// Recorded in `incident.contained` and the evidence, and stored as the agent's
+    /// `status_reason` when this suspends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 500)]
     pub reason: Option<String>,
     /// How many of the agent's most recent audit events the bundle holds (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10000, default = 1000)]
     pub events: Option<u32>,
 }
 
@@ -24,26 +31,34 @@ impl ContainAgent {
     }
 }
 
-/// An incident bundle (`mandate-incident/v1`). It verifies only as the exact bytes the
-/// server wrote (RFC 8785 canonical JSON), so whoever keeps one keeps those bytes; this
-/// type is for reading it.
+/// Format `mandate-incident/v1` (see `crates/mandate-audit/src/bundle.rs`), always
+/// written as RFC 8785 canonical JSON: `mandate audit verify` refuses any other
+/// bytes. The checkpoint's signature covers every event through its proof, and the
+/// evidence through `evidence_sha256` in the `incident.contained` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IncidentBundle {
     /// `mandate-incident/v1`.
+    #[schema(value_type = BundleFormat, inline)]
     pub bundle: String,
     /// `inc_…`.
+    #[schema(value_type = IncidentId)]
     pub incident: String,
     /// The node.
+    #[schema(value_type = NodeName)]
     pub node: String,
     /// The contained agent.
+    #[schema(value_type = AgentId)]
     pub agent: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created: String,
     /// What the node knew when it contained the agent.
     pub evidence: Evidence,
     /// The signed checkpoint the events are proved against.
+    #[schema(value_type = SignedCheckpoint)]
     pub checkpoint: String,
-    /// The agent's events, oldest first.
+    /// The agent's events, oldest first; seqs strictly increase.
+    #[schema(min_items = 1)]
     pub events: Vec<BundleEvent>,
 }
 
@@ -53,8 +68,10 @@ pub struct Evidence {
     /// The agent after the change.
     pub agent: Agent,
     /// Its status before.
+    #[schema(value_type = formats::AgentStatus)]
     pub previous_status: String,
     /// Tokens issued up to this time are dead (RFC 3339).
+    #[schema(value_type = Timestamp)]
     pub cutoff: String,
     /// The mandates revoked, after the change.
     pub mandates: Vec<Mandate>,
@@ -68,6 +85,7 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EvidencePolicies {
     /// Its number.
+    #[schema(value_type = PolicyVersionNumber)]
     pub version: i64,
     /// The Cedar policy text.
     pub policies: String,
@@ -76,6 +94,7 @@ pub struct EvidencePolicies {
     /// For humans.
     pub note: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// The admin token that added it.
     pub created_by: String,
@@ -85,10 +104,12 @@ pub struct EvidencePolicies {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BundleEvent {
     /// The event's `seq`.
+    #[schema(minimum = 0)]
     pub seq: u64,
     /// The event.
     pub event: AuditEvent,
     /// Its inclusion proof in the checkpoint's tree, leaf to root (base64 hashes).
+    #[schema(value_type = Vec<Base64Hash>)]
     pub proof: Vec<String>,
 }
 
@@ -97,6 +118,7 @@ pub struct BundleEvent {
 pub struct RevokeTokenById {
     /// Recorded in the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -104,9 +126,11 @@ pub struct RevokeTokenById {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TokenRevoked {
     /// The token's `jti`.
+    #[schema(value_type = TokenId)]
     pub jti: String,
     /// Always `true`.
     pub revoked: bool,
-    /// When the revocation entry may be dropped (RFC 3339).
+    /// When the revocation entry may be dropped (no token outlives it).
+    #[schema(value_type = Timestamp)]
     pub until: String,
 }

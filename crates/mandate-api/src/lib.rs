@@ -3,9 +3,9 @@
 //! `serde` types with their OpenAPI schemas (`utoipa::ToSchema`).
 //!
 //! One crate holds the contract so the server, the typed client (`mandate-client`)
-//! and the CLI agree by construction; `tests/openapi.rs` checks every type that has a
-//! same-named schema in `docs/openapi.yaml` against it (property names and which are
-//! required). Field names and optionality are those the server sends today; where a
+//! and the CLI agree by construction. The OpenAPI document is generated from it
+//! ([`openapi::document`], with the operations of [`paths`]) and checked in as
+//! `docs/openapi.json`. Field names and optionality are those the server sends today; where a
 //! member is "present only when set" the type skips it when `None`, where it is always
 //! present (maybe `null`) the field is a plain `Option` marked `required`.
 //!
@@ -25,11 +25,16 @@ pub mod agents;
 pub mod anomalies;
 pub mod audit;
 pub mod authorize;
+pub mod formats;
 pub mod gateway;
 pub mod incidents;
 pub mod mandates;
+pub mod oauth;
+pub mod openapi;
+pub mod paths;
 pub mod policies;
 pub mod problem;
+pub mod responses;
 
 pub use mandate_core::admin::Role;
 pub use mandate_core::agent::AgentStatus;
@@ -44,6 +49,7 @@ pub use authorize::*;
 pub use gateway::*;
 pub use incidents::*;
 pub use mandates::*;
+pub use oauth::*;
 pub use policies::*;
 pub use problem::*;
 

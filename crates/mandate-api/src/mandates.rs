@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::formats::{
+    self, AgentId, AgentName, GroupName, MandateId, MandateText, Owner, Timestamp,
+};
 use crate::{Grant, MandateStatus};
 
 /// The human a mandate acts for, as a trusted issuer's token named them.
@@ -15,17 +18,22 @@ pub struct UserRef {
     pub sub: String,
     /// Their email, when the token carried a verified one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub email: Option<String>,
     /// Their groups.
     pub groups: Vec<String>,
 }
 
-/// A task-scoped, time-bound grant and its history; every member is always present.
+/// A task-scoped, time-bound grant and its history. `status` is as of the answer:
+/// a request past its deadline shows `denied` and a mandate past its expiry
+/// `expired`, even before the sweeper (about once a second) has stored that.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Mandate {
     /// `mdt_…`.
+    #[schema(value_type = MandateId)]
     pub id: String,
     /// The agent (`agt_…`) it is for.
+    #[schema(value_type = AgentId)]
     pub agent: String,
     /// The human it acts for, if any.
     #[schema(required)]
@@ -35,37 +43,39 @@ pub struct Mandate {
     /// Why, for the approver.
     #[schema(required)]
     pub justification: Option<String>,
-    /// What it may do.
+    /// What it may do; always within the agent's boundary.
     pub scope: Vec<Grant>,
     /// The lifetime asked for, counted from activation.
+    #[schema(minimum = 1, maximum = 86400)]
     pub lifetime_secs: u32,
     /// As of the answer.
-    #[schema(value_type = String)]
+    #[schema(value_type = formats::MandateStatus)]
     pub status: MandateStatus,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// For a request held for approval: when it is denied if nobody decides.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub approval_deadline: Option<String>,
     /// When it became active.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub activated_at: Option<String>,
     /// Activation plus `lifetime_secs`.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub expires_at: Option<String>,
-    /// `policy`, an admin token id, `user:<sub>` or `timeout`.
+    /// `policy`, an admin token id (`adm_…`), `user:<sub>`, or `timeout`.
     #[schema(required)]
     pub decided_by: Option<String>,
     /// The approver's comment.
     #[schema(required)]
     pub decision_comment: Option<String>,
     /// When it was decided.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub decided_at: Option<String>,
     /// The policies that decided the request.
     pub policy_ids: Vec<String>,
     /// When it was revoked, completed or expired.
-    #[schema(required)]
+    #[schema(value_type = Option<Timestamp>, required)]
     pub ended_at: Option<String>,
     /// An admin token id, `user:<sub>`, the agent id, or `expiry`.
     #[schema(required)]
@@ -76,17 +86,23 @@ pub struct Mandate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewMandate {
     /// What the agent will do.
+    #[schema(value_type = MandateText)]
     pub intent: String,
-    /// 1–64 grants, each within the agent's boundary.
+    /// 1–64 grants, each within one grant of the agent's boundary.
+    #[schema(min_items = 1, max_items = 64)]
     pub scope: Vec<Grant>,
-    /// Counted from activation.
+    /// Counted from activation; at most `mandates.max_lifetime_secs` (default 3600).
+    /// Default the smaller of 600 and that maximum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u32, minimum = 1, maximum = 86400)]
     pub lifetime_secs: Option<u32>,
     /// Why, for the approver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = MandateText)]
     pub justification: Option<String>,
     /// A trusted issuer's token naming the human the agent acts for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub user_token: Option<String>,
 }
 
@@ -95,8 +111,8 @@ pub struct NewMandate {
 pub struct MandatePage {
     /// The mandates of this page.
     pub items: Vec<Mandate>,
-    /// The `cursor` of the next page; `None` when this page is not full.
-    #[schema(required)]
+    /// Pass as `cursor` for the next page; `null` when this page is not full.
+    #[schema(value_type = Option<MandateId>, required)]
     pub next_cursor: Option<String>,
 }
 
@@ -104,12 +120,13 @@ pub struct MandatePage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentSummary {
     /// `agt_…`.
+    #[schema(value_type = AgentId)]
     pub id: String,
     /// Its name.
-    #[schema(required)]
+    #[schema(value_type = Option<AgentName>, required)]
     pub name: Option<String>,
     /// Its owner.
-    #[schema(required)]
+    #[schema(value_type = Option<Owner>, required)]
     pub owner: Option<String>,
 }
 
@@ -128,46 +145,54 @@ pub struct ApprovalPage {
     /// The requests of this page.
     pub items: Vec<Approval>,
     /// The `cursor` of the next page.
-    #[schema(required)]
+    #[schema(value_type = Option<MandateId>, required)]
     pub next_cursor: Option<String>,
 }
 
 /// The body of approve and deny.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApprovalDecision {
-    /// Recorded with the decision.
+    /// At most 2000 characters; no control characters but newlines and tabs. Recorded with
+    /// the decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, max_length = 2000)]
     pub comment: Option<String>,
 }
 
 /// `POST /v1/mandates/{id}/revoke`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RevokeMandate {
-    /// Recorded in the audit log.
+    /// At most 2000 characters; no control characters but newlines and tabs. Recorded in
+    /// the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, max_length = 2000)]
     pub reason: Option<String>,
 }
 
 /// `POST /v1/dev/user-tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewDevUserToken {
-    /// The user's subject.
+    /// The user; 1–256 characters, no control characters.
+    #[schema(min_length = 1, max_length = 256)]
     pub sub: String,
     /// Their email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, max_length = 256)]
     pub email: Option<String>,
     /// Their groups (default none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<GroupName>, inline, max_items = 64, default = json!([]))]
     pub groups: Vec<String>,
     /// Lifetime in seconds (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u32, minimum = 1, maximum = 86400, default = 3600)]
     pub lifetime_secs: Option<u32>,
 }
 
 /// A development user token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DevUserToken {
-    /// The token (a JWT).
+    /// The user token (a JWT).
     pub token: String,
     /// The development issuer's `iss`.
     pub issuer: String,

@@ -3,16 +3,21 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::formats::{AdminTokenId, PolicyIds, PolicyVersionNumber, Timestamp};
+
 /// `POST /v1/policies`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewPolicies {
-    /// The Cedar policy text.
+    /// Cedar policies (no templates; ids unique).
     pub policies: String,
-    /// Cedar schema fragments (text) beside the base schema.
+    /// Operator schema fragments in Cedar schema syntax, combined with Mandate's base
+    /// schema.
     #[serde(default)]
+    #[schema(max_items = 32, default = json!([]))]
     pub schema_fragments: Vec<String>,
-    /// For humans (default empty).
+    /// Free text for humans, at most 500 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, max_length = 500, default = json!(""))]
     pub note: Option<String>,
 }
 
@@ -31,14 +36,17 @@ pub struct PolicyAdded {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersionSummary {
     /// Its number.
+    #[schema(value_type = PolicyVersionNumber)]
     pub version: i64,
-    /// Whether it is the active one.
+    /// Whether decisions use this version now.
     pub active: bool,
     /// For humans.
     pub note: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// The admin token (`adm_…`) that added it.
+    #[schema(value_type = AdminTokenId)]
     pub created_by: String,
 }
 
@@ -52,20 +60,23 @@ pub struct PolicyList {
     pub items: Vec<PolicyVersionSummary>,
 }
 
-/// One policy version with its text.
+/// An immutable policy version, with its text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersion {
     /// Its number.
+    #[schema(value_type = PolicyVersionNumber)]
     pub version: i64,
-    /// Whether it is the active one.
+    /// Whether decisions use this version now.
     pub active: bool,
     /// For humans.
     pub note: String,
     /// RFC 3339.
+    #[schema(value_type = Timestamp)]
     pub created_at: String,
     /// The admin token (`adm_…`) that added it.
+    #[schema(value_type = AdminTokenId)]
     pub created_by: String,
-    /// The Cedar policy text.
+    /// The Cedar policies as added.
     pub policies: String,
     /// The schema fragments it was compiled with.
     pub schema_fragments: Vec<String>,
@@ -79,4 +90,14 @@ pub struct PolicyActivated {
     /// The one active before; `None` if none was.
     #[schema(required)]
     pub previous_version: Option<i64>,
+}
+
+/// The answer to validating a policy set that compiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyValidated {
+    /// Always `true`.
+    pub valid: bool,
+    /// Its policies' ids in source order.
+    #[schema(value_type = PolicyIds)]
+    pub policy_ids: Vec<String>,
 }

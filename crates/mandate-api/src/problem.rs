@@ -4,23 +4,29 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::formats::OAuthErrorCode;
+
 /// An admin-API error (RFC 9457 problem details), as every `/v1/*` failure answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// `urn:mandate:error:` followed by `code` (`mandate_core::problem::type_uri`).
     #[serde(rename = "type")]
+    #[schema(pattern = "^urn:mandate:error:[a-z_]+$")]
     pub type_uri: String,
     /// The HTTP reason phrase of `status`.
     pub title: String,
     /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     /// A message for humans; user-supplied values appear in backticks.
     pub detail: String,
     /// The stable machine code (see [`ErrorCode`]; a string so that a code this build
     /// does not know still reads).
+    #[schema(value_type = ErrorCode)]
     pub code: String,
-    /// With `invalid_policy` only: every problem found, located.
+    /// With `invalid_policy` only (an RFC 9457 extension member); every problem found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<PolicyError>)]
     pub errors: Option<Vec<PolicyError>>,
 }
 
@@ -34,26 +40,67 @@ impl Problem {
 /// One located problem of a policy set (`invalid_policy`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyError {
-    /// `policies`, `schema fragment N` (1-based), `base schema` or `schema`.
+    /// Where: `policies`, `schema fragment N` (1-based: `schema_fragments[0]` is
+    /// `schema fragment 1`), `base schema`, or `schema` when Cedar does not say which
+    /// fragment.
     pub source: String,
-    /// 1-based line, when Cedar located it.
-    #[schema(required)]
+    /// 1-based line in that source, when Cedar reports a location.
+    #[schema(required, minimum = 1)]
     pub line: Option<u64>,
-    /// 1-based column, when Cedar located it.
-    #[schema(required)]
+    /// 1-based column, counted in characters, when Cedar reports a location.
+    #[schema(required, minimum = 1)]
     pub column: Option<u64>,
-    /// What is wrong.
+    /// Cedar's message (naming the policy for validation errors).
     pub message: String,
 }
 
-/// The stable machine codes of problems (`docs/openapi.yaml`, `ErrorCode`). A reason
-/// code is the serialisation of a variant.
+/// The stable machine code of a problem (the HTTP status it comes with):
+///
+/// | code | status | meaning |
+/// |---|---|---|
+/// | `invalid_json` | 400 | the body is not JSON |
+/// | `unknown_field` | 400 | the body has a field the endpoint does not take |
+/// | `missing_field` | 400 | a required field is missing |
+/// | `invalid_field` | 400 | a field has the wrong type or breaks its rule |
+/// | `invalid_jwk` | 400 | a JWK is not an acceptable public key |
+/// | `invalid_query` | 400 | an unknown, repeated or malformed query parameter |
+/// | `unauthenticated` | 401 | no admin bearer token, or an unknown or revoked one |
+/// | `invalid_token` | 401 | `/v1/authorize`: the agent's access token does not verify (signature, issuer, lifetime) |
+/// | `invalid_policy` | 400 | the policy set does not compile (located problems in `errors`) |
+/// | `forbidden` | 403 | the token's role may not do this (a read-only role writing; a `service` token outside `/v1/authorize`; an `auditor` or `approver` token at `/v1/authorize`) |
+/// | `agent_token_forbidden` | 403 | an agent access token on the admin API |
+/// | `not_found` | 404 | unknown id, or no such endpoint |
+/// | `method_not_allowed` | 405 | the path exists but not with this method |
+/// | `conflict` | 409 | a uniqueness or state rule (name taken, credential no longer active) |
+/// | `agent_decommissioned` | 409 | the agent is decommissioned and frozen |
+/// | `invalid_transition` | 409 | the lifecycle does not allow this status change |
+/// | `nothing_to_roll_back` | 409 | no earlier active policy version to roll back to |
+/// | `does_not_compile` | 409 | a stored policy version no longer compiles (e.g. against a newer base schema); the current version stays active |
+/// | `request_timeout` | 408 | the request body did not arrive within 30 s |
+/// | `body_too_large` | 413 | the body is over the configured limit |
+/// | `unsupported_media_type` | 415 | the body is not declared as JSON |
+/// | `invalid_path` | 400 | a path parameter is not valid text (e.g. bad percent-encoding) |
+/// | `invalid_user_token` | 400 | a mandate request's `user_token` does not verify |
+/// | `agents_only` | 403 | only an agent (with its own access token) may request a mandate |
+/// | `mandate_token_forbidden` | 403 | a mandate cannot be requested with a mandate token |
+/// | `outside_boundary` | 403 | a mandate's scope is not within the agent's boundary |
+/// | `not_an_approver` | 403 | only approvers may list or decide approval requests |
+/// | `self_approval` | 403 | nobody decides a request made for them or by their own agent |
+/// | `mandate_not_active` | 409 | the mandate is not active (or, to revoke, not pending or active) |
+/// | `approval_expired` | 409 | the request's approval deadline has passed |
+/// | `not_pending` | 409 | the request was already decided or ended |
+/// | `dev_issuer_disabled` | 404 | the development user issuer is not enabled |
+/// | `not_open` | 409 | the anomaly was already acknowledged or dismissed |
+/// | `internal` | 500 | a server-side failure (details only in the log) |
+/// | `bundle_unavailable` | 500 | an agent was contained and that recorded, but its incident bundle could not be built |
+/// | `not_ready` | 503 | `/readyz`: the store does not answer |
+/// | `audit_unavailable` | 503 | the audit log cannot be written (an admin change stands unrecorded; no decision is given) |
+/// | `snapshot_stale` | 503 | decisions are held: the decision snapshot could not be refreshed after a change (until a refresh succeeds) |
+///
+/// A code is the serialisation of a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-#[expect(
-    missing_docs,
-    reason = "each code's meaning is tabled in docs/openapi.yaml"
-)]
+#[expect(missing_docs, reason = "each code's meaning is tabled above")]
 pub enum ErrorCode {
     InvalidJson,
     UnknownField,
@@ -99,6 +146,7 @@ pub enum ErrorCode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OAuthError {
     /// The RFC's error code (`invalid_client`, `invalid_target`, …).
+    #[schema(value_type = OAuthErrorCode, inline)]
     pub error: String,
     /// For humans.
     pub error_description: String,

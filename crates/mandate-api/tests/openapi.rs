@@ -1,243 +1,334 @@
-//! The wire types against `docs/openapi.yaml`: for each type with a same-named schema
-//! in `components/schemas`, the property names and which of them are required agree
-//! (the type's side from its `utoipa::ToSchema` derive, so serde's renames and skips
-//! count as the wire sees them).
+//! `docs/openapi.json` is `mandate_api::openapi::render()`, byte for byte: the document
+//! is generated from the wire types and the operations declared in `mandate_api::paths`,
+//! never edited by hand. `MANDATE_BLESS=1 cargo nextest run -p mandate-api` rewrites the
+//! file from the code.
 //!
-//! The YAML is read by a small reader of the one shape this needs (a schema's
-//! top-level `required:` list and `properties:` names, as the hand-written file lays
-//! them out), so the check needs no YAML crate. It can fail:
-//! `a_renamed_field_is_caught` renames a field of `Grant` and sees the check refuse it.
+//! Beside the comparison, the document is checked for what it must say (so that a
+//! generator that lost the operations or schemas would fail even when blessed) and
+//! against `mandate-core`'s closed enums, whose serialisations its schemas list.
+
+#![expect(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "the helpers read the document the tests check; a missing part fails the test"
+)]
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
-use mandate_api as api;
+use mandate_api::openapi;
 use serde_json::Value;
-use utoipa::PartialSchema;
 
-const OPENAPI: &str = include_str!("../../../docs/openapi.yaml");
+const BLESS: &str = "MANDATE_BLESS=1 cargo nextest run -p mandate-api";
 
-/// What a schema says of an object: its property names and the required ones.
-#[derive(Debug, PartialEq)]
-struct Shape {
-    properties: BTreeSet<String>,
-    required: BTreeSet<String>,
+fn spec_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")
 }
 
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
-}
-
-/// The lines of `components/schemas/NAME` (without its own line), if it is there.
-fn schema_block<'a>(yaml: &'a str, name: &str) -> Option<Vec<&'a str>> {
-    let mut lines = yaml.lines().skip_while(|l| *l != "components:");
-    lines.find(|l| *l == "  schemas:")?;
-    let head = format!("    {name}:");
-    lines.find(|l| l.trim_end() == head)?;
-    Some(
-        lines
-            .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || indent(l) > 4)
-            .filter(|l| !l.trim().is_empty())
-            .collect(),
-    )
-}
-
-/// The names of a flow list (`[a, b,\n c]`) starting in `first`, read on over `rest`.
-fn flow_list<'a>(first: &str, rest: &mut impl Iterator<Item = &'a str>) -> BTreeSet<String> {
-    let mut text = first.to_owned();
-    while !text.contains(']') {
-        match rest.next() {
-            Some(l) => text.push_str(l),
-            None => break,
-        }
-    }
-    text.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(',')
-        .map(|s| s.trim().trim_matches('\'').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// The shape `docs/openapi.yaml` gives schema `name`.
-fn yaml_shape(name: &str) -> Option<Shape> {
-    let block = schema_block(OPENAPI, name)?;
-    let mut shape = Shape {
-        properties: BTreeSet::new(),
-        required: BTreeSet::new(),
-    };
-    let mut it = block.into_iter();
-    let mut in_props = false;
-    while let Some(l) = it.next() {
-        let ind = indent(l);
-        let t = l.trim();
-        if ind == 6 {
-            in_props = t == "properties:";
-            if let Some(list) = t.strip_prefix("required:") {
-                shape.required = flow_list(list, &mut it);
+/// The first line where two texts differ, for the failure message.
+fn first_difference(checked_in: &str, generated: &str) -> String {
+    let mut a = checked_in.lines();
+    let mut b = generated.lines();
+    for n in 1.. {
+        match (a.next(), b.next()) {
+            (None, None) => return "the texts differ only in line endings".to_owned(),
+            (x, y) if x == y => {}
+            (x, y) => {
+                return format!("line {n}:\n  checked in: {x:?}\n  generated:  {y:?}");
             }
-        } else if in_props
-            && ind == 8
-            && let Some((key, _)) = t.split_once(':')
-        {
-            shape.properties.insert(key.to_owned());
         }
     }
-    Some(shape)
+    unreachable!()
 }
 
-/// The values of `enum:` (a block list) of schema `name`.
-fn yaml_enum(name: &str) -> BTreeSet<String> {
-    let block = schema_block(OPENAPI, name).unwrap_or_default();
-    block
-        .iter()
-        .skip_while(|l| l.trim() != "enum:")
-        .skip(1)
-        .take_while(|l| l.trim_start().starts_with("- "))
-        .map(|l| l.trim().trim_start_matches("- ").to_owned())
-        .collect()
-}
-
-/// The shape of a Rust type's derived schema.
-fn rust_shape<T: PartialSchema>() -> Shape {
-    let v = serde_json::to_value(T::schema()).unwrap_or(Value::Null);
-    let names = |k: &str| -> BTreeSet<String> {
-        match v.get(k) {
-            Some(Value::Object(m)) => m.keys().cloned().collect(),
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            _ => BTreeSet::new(),
-        }
-    };
-    Shape {
-        properties: names("properties"),
-        required: names("required"),
-    }
-}
-
-/// `Ok` when the type and the schema of the same name agree.
-fn check<T: PartialSchema>(name: &str) -> Result<(), String> {
-    let Some(yaml) = yaml_shape(name) else {
-        return Err(format!("no schema `{name}` in docs/openapi.yaml"));
-    };
-    let rust = rust_shape::<T>();
-    if yaml == rust {
+/// `Ok` when `checked_in` is the document the code generates, else why not.
+fn compare(checked_in: &str, generated: &str) -> Result<(), String> {
+    if checked_in == generated {
         return Ok(());
     }
-    let diff = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Vec<String> {
-        a.symmetric_difference(b).cloned().collect()
-    };
     Err(format!(
-        "`{name}`: properties differ in {:?}, required differ in {:?}\n  yaml: {yaml:?}\n  rust: {rust:?}",
-        diff(&yaml.properties, &rust.properties),
-        diff(&yaml.required, &rust.required),
+        "docs/openapi.json is not the document the code generates ({});\n\
+         regenerate it with `{BLESS}` and commit the file",
+        first_difference(checked_in, generated)
     ))
 }
 
-macro_rules! checks {
-    ($($t:ident),* $(,)?) => {
-        vec![$(check::<api::$t>(stringify!($t))),*]
-    };
-}
-
 #[test]
-fn every_wire_type_agrees_with_its_openapi_schema() {
-    let results = checks![
-        Problem,
-        PolicyError,
-        OAuthError,
-        Grant,
-        Boundary,
-        Agent,
-        AgentPage,
-        RegisterAgent,
-        UpdateAgent,
-        StatusChange,
-        Credential,
-        NewCredential,
-        CredentialCreated,
-        RotateCredential,
-        CredentialRotated,
-        AdminToken,
-        NewAdminToken,
-        SigningKey,
-        AuthorizeRequest,
-        AuthorizeBatchRequest,
-        DecisionResource,
-        Decision,
-        Anomaly,
-        NewPolicies,
-        PolicyVersionSummary,
-        PolicyVersion,
-        AuditEvent,
-        LatestCheckpoint,
-        UserRef,
-        Mandate,
-        NewMandate,
-        MandatePage,
-        AgentSummary,
-        ApprovalPage,
-        ApprovalDecision,
-        RevokeMandate,
-        NewDevUserToken,
-        DevUserToken,
-        ContainAgent,
-        IncidentBundle,
-        BundleEvent,
-        RevokeTokenById,
-        TokenRevoked,
-    ];
-    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+fn the_checked_in_document_is_the_generated_one() {
+    let generated = openapi::render().expect("render the document");
+    let path = spec_path();
+    if std::env::var_os("MANDATE_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &generated).expect("write docs/openapi.json");
+        eprintln!("blessed: wrote {}", path.display());
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; create it with `{BLESS}`", path.display()));
+    if let Err(e) = compare(&checked_in, &generated) {
+        panic!("{e}");
+    }
 }
 
-#[test]
-fn the_error_codes_are_the_documented_ones() {
-    let v = serde_json::to_value(api::ErrorCode::schema()).unwrap();
-    let rust: BTreeSet<String> = v["enum"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    let yaml = yaml_enum("ErrorCode");
-    assert!(yaml.len() > 30, "the reader found the list: {yaml:?}");
-    assert_eq!(rust, yaml);
-}
-
-/// The check can fail: a `Grant` whose `data_classes` is renamed (`data_class`) is
-/// refused, as is one that makes an optional field required.
+/// The comparison can fail: a document with one field renamed is refused, and the
+/// message names the command that regenerates the file.
 #[test]
 fn a_renamed_field_is_caught() {
-    #[derive(serde::Serialize, utoipa::ToSchema)]
-    struct Renamed {
-        actions: Vec<String>,
-        resources: Vec<String>,
-        #[serde(default, rename = "data_class")]
-        data_classes: Vec<String>,
-    }
-    #[derive(serde::Serialize, utoipa::ToSchema)]
-    struct AllRequired {
-        actions: Vec<String>,
-        resources: Vec<String>,
-        data_classes: Vec<String>,
-    }
-    assert!(check::<api::Grant>("Grant").is_ok());
-    let err = check::<Renamed>("Grant").unwrap_err();
+    let generated = openapi::render().expect("render the document");
+    let needle = "\"data_classes\"";
+    assert!(generated.contains(needle), "Grant names `data_classes`");
+    let drifted = generated.replacen(needle, "\"data_class\"", 1);
+    let err = compare(&drifted, &generated).unwrap_err();
     assert!(err.contains("data_class"), "{err}");
-    assert!(check::<AllRequired>("Grant").is_err());
-    assert!(check::<api::Grant>("NoSuchSchema").is_err());
+    assert!(err.contains(BLESS), "{err}");
+    assert!(compare(&generated, &generated).is_ok());
 }
 
-/// The reader reads a multi-line `required:` list (Mandate's spans three lines).
+fn document() -> Value {
+    serde_json::from_str(&openapi::render().expect("render the document"))
+        .expect("the rendered document is JSON")
+}
+
+/// Every route of `mandate serve` is described (mandate-http's `routes_test` checks
+/// the set against `ROUTES`); here: each has an operation id, a tag and responses, and
+/// the ids are unique.
 #[test]
-fn the_reader_reads_what_the_file_says() {
-    let m = yaml_shape("Mandate").unwrap();
-    assert_eq!(m.required.len(), 18, "{m:?}");
-    assert!(m.required.contains("ended_by") && m.properties.contains("scope"));
-    let a = yaml_shape("Anomaly").unwrap();
-    assert!(a.properties.contains("resolved_at"), "{a:?}");
+fn every_operation_is_complete() {
+    let doc = document();
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 49, "{} paths", paths.len());
+    let mut ids = BTreeSet::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            let at = format!("{method} {path}");
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: no id"));
+            assert!(ids.insert(id.to_owned()), "{at}: operation id `{id}` twice");
+            assert!(
+                op["tags"].as_array().is_some_and(|t| t.len() == 1),
+                "{at}: tag"
+            );
+            assert!(op["summary"].is_string(), "{at}: summary");
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(!responses.is_empty(), "{at}: responses");
+        }
+    }
+}
+
+/// A known operation says what the hand-written description said: its request body,
+/// statuses and the problem body of an error.
+#[test]
+fn a_known_operation_reads_as_documented() {
+    let doc = document();
+    let op = &doc["paths"]["/v1/agents"]["post"];
+    assert_eq!(op["operationId"], "registerAgent");
+    assert_eq!(
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/RegisterAgent"
+    );
+    let statuses: Vec<&str> = op["responses"]
+        .as_object()
+        .expect("responses")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "201", "400", "401", "403", "409", "413", "415", "500", "503"
+        ]
+    );
+    assert_eq!(
+        op["responses"]["409"]["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+    let token = &doc["paths"]["/oauth/token"]["post"];
+    assert!(
+        token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"].is_object()
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["Grant"]["required"],
+        serde_json::json!(["actions", "resources"])
+    );
+}
+
+/// The string values a schema's `enum` lists.
+fn enum_values(doc: &Value, schema: &str) -> BTreeSet<String> {
+    doc["components"]["schemas"][schema]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`{schema}` has an enum"))
+        .iter()
+        .map(|v| v.as_str().expect("a string value").to_owned())
+        .collect()
+}
+
+/// The closed enums the schemas list are `mandate-core`'s, serialised. Each list of
+/// variants is checked complete by a `match` that stops compiling when a variant is added.
+#[test]
+fn the_closed_enums_are_the_cores() {
+    use mandate_api::{AgentStatus, CredentialKind, MandateStatus, Role};
+    fn wire<T: serde::Serialize>(values: &[T]) -> BTreeSet<String> {
+        values
+            .iter()
+            .map(|v| match serde_json::to_value(v) {
+                Ok(Value::String(s)) => s,
+                other => panic!("not a string: {other:?}"),
+            })
+            .collect()
+    }
+    let statuses = [
+        AgentStatus::Active,
+        AgentStatus::Suspended,
+        AgentStatus::Decommissioned,
+    ];
+    for s in statuses {
+        match s {
+            AgentStatus::Active | AgentStatus::Suspended | AgentStatus::Decommissioned => {}
+        }
+    }
+    let kinds = [CredentialKind::ClientSecret, CredentialKind::PublicKey];
+    for k in kinds {
+        match k {
+            CredentialKind::ClientSecret | CredentialKind::PublicKey => {}
+        }
+    }
+    let roles = [Role::Admin, Role::Auditor, Role::Approver, Role::Service];
+    for r in roles {
+        match r {
+            Role::Admin | Role::Auditor | Role::Approver | Role::Service => {}
+        }
+    }
+    let mandate_statuses = [
+        MandateStatus::PendingApproval,
+        MandateStatus::Active,
+        MandateStatus::Denied,
+        MandateStatus::Expired,
+        MandateStatus::Revoked,
+        MandateStatus::Completed,
+    ];
+    for s in mandate_statuses {
+        match s {
+            MandateStatus::PendingApproval
+            | MandateStatus::Active
+            | MandateStatus::Denied
+            | MandateStatus::Expired
+            | MandateStatus::Revoked
+            | MandateStatus::Completed => {}
+        }
+    }
+    let doc = document();
+    assert_eq!(enum_values(&doc, "AgentStatus"), wire(&statuses));
+    assert_eq!(enum_values(&doc, "CredentialKind"), wire(&kinds));
+    assert_eq!(enum_values(&doc, "Role"), wire(&roles));
+    assert_eq!(enum_values(&doc, "MandateStatus"), wire(&mandate_statuses));
+    let codes = enum_values(&doc, "ErrorCode");
+    assert!(
+        codes.contains("snapshot_stale") && codes.len() > 30,
+        "{codes:?}"
+    );
+}
+
+/// A JSON value read with its objects' members in the order the text has them (a
+/// `serde_json::Value` may sort them, depending on the build's features).
+enum Ordered {
+    Object(Vec<(String, Ordered)>),
+    Array(Vec<Ordered>),
+    Scalar,
+}
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_unit<E>(self) -> Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut items = Vec::new();
+                while let Some(x) = a.next_element()? {
+                    items.push(x);
+                }
+                Ok(Ordered::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut members = Vec::new();
+                while let Some(m) = a.next_entry()? {
+                    members.push(m);
+                }
+                Ok(Ordered::Object(members))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The objects inside free JSON values (`example`, `examples`, `default`) whose keys are
+/// not in sorted order, by where they are.
+fn unsorted_free_json(text: &str) -> Vec<String> {
+    fn walk(v: &Ordered, free: bool, at: &str, out: &mut Vec<String>) {
+        match v {
+            Ordered::Object(members) => {
+                let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+                if free && !keys.is_sorted() {
+                    out.push(format!("{at}: {keys:?}"));
+                }
+                for (k, child) in members {
+                    let free = free || matches!(k.as_str(), "example" | "examples" | "default");
+                    walk(child, free, &format!("{at}/{k}"), out);
+                }
+            }
+            Ordered::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, free, &format!("{at}/{i}"), out);
+                }
+            }
+            Ordered::Scalar => {}
+        }
+    }
+    let doc: Ordered = serde_json::from_str(text).expect("the text is JSON");
+    let mut out = Vec::new();
+    walk(&doc, false, "", &mut out);
+    out
+}
+
+/// INVARIANT (stable output): the document's free JSON is written with sorted keys, so
+/// the file is the same whether or not the build enables serde_json's `preserve_order`.
+#[test]
+fn free_json_is_written_in_sorted_order() {
+    let text = openapi::render().expect("render the document");
+    let unsorted = unsorted_free_json(&text);
+    assert!(
+        unsorted.is_empty(),
+        "write these objects' keys in sorted order: {unsorted:?}"
+    );
+    // The check can fail.
+    let caught = unsorted_free_json(r#"{"a": {"example": {"team": 1, "env": 2}}}"#);
+    assert_eq!(caught, ["/a/example: [\"team\", \"env\"]"]);
+    assert!(unsorted_free_json(r#"{"properties": {"b": {}, "a": {}}}"#).is_empty());
 }

@@ -27,7 +27,7 @@ impl Verdict {
 }
 
 /// Why a decision came out as it did: one variant per stable reason code, by gate in
-/// the order they run (docs/openapi.yaml, `DecisionReason`). Serialised as its code.
+/// the order they run (docs/openapi.json, `DecisionReason`). Serialised as its code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {

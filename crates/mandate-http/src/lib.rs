@@ -63,7 +63,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// Every (method, path template) that [`router`] serves, in its order.
 ///
 /// INVARIANT (surface): this list, the routes of [`router`] and the paths of
-/// `docs/openapi.yaml` are the same set; `routes_test` checks both directions.
+/// `docs/openapi.json` are the same set; `routes_test` checks both directions.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/oauth/authorize"),
     ("POST", "/oauth/authorize"),

@@ -1,10 +1,10 @@
 //! Keeps the description of the HTTP surface true: every [`ROUTES`] entry is an operation
-//! of `docs/openapi.yaml` and is really served by [`router`], and the spec describes no
-//! operation that is not in [`ROUTES`].
+//! of `docs/openapi.json` (generated from `mandate-api`) and is really served by
+//! [`router`], and the spec describes no operation that is not in [`ROUTES`].
 //!
-//! The spec is read with a line scan, not a YAML parser: inside the top-level `paths:`
-//! section, a path key is a line `  /…:` and an operation a line `    <method>:` below it.
-//! Lines the scan cannot classify fail the test rather than being skipped.
+//! The spec is read as JSON: each key of a path item under `paths` is an operation or
+//! one of the other path-item fields; a key that is neither fails the test rather than
+//! being skipped.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use crate::{Node, ROUTES, ServerConfig, router};
 
 const SPEC: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../docs/openapi.yaml"
+    "/../../docs/openapi.json"
 ));
 
 /// The operation keys of an OpenAPI path item.
@@ -40,41 +40,24 @@ const CREDENTIAL: &str = "crd_01J00000000000000000000000";
 const ADMIN_TOKEN: &str = "adm_01J00000000000000000000000";
 const TOKEN: &str = "tok_01J00000000000000000000000";
 
-/// The (METHOD, path template) operations of a spec's `paths:` section.
+/// The (METHOD, path template) operations of a spec's `paths` object.
 fn spec_operations(spec: &str) -> BTreeSet<(String, String)> {
+    let doc: serde_json::Value = serde_json::from_str(spec).expect("the spec is JSON");
+    let paths = doc["paths"].as_object().expect("the spec has `paths`");
     let mut out = BTreeSet::new();
-    let mut in_paths = false;
-    let mut path: Option<&str> = None;
-    for (n, line) in spec.lines().enumerate().map(|(i, l)| (i + 1, l)) {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if !line.starts_with(' ') {
-            in_paths = line.trim_end() == "paths:";
-            path = None;
-            continue;
-        }
-        if !in_paths {
-            continue;
-        }
-        let indent = line.len() - trimmed.len();
-        // `key:` opens a mapping; `key: value` (like `parameters: []`) is a scalar or flow field.
-        let trimmed = trimmed.trim_end();
-        let key = trimmed
-            .strip_suffix(':')
-            .or_else(|| trimmed.split_once(": ").map(|(k, _)| k));
-        match (indent, key) {
-            (2, Some(p)) if p.starts_with('/') => path = Some(p),
-            (2, _) => panic!("line {n}: expected an unquoted path key `  /…:`, got `{line}`"),
-            (4, Some(m)) if METHODS.contains(&m) => {
-                let p = path.unwrap_or_else(|| panic!("line {n}: operation outside a path"));
-                let op = (m.to_ascii_uppercase(), p.to_owned());
-                assert!(out.insert(op), "line {n}: `{m}` of `{p}` described twice");
+    for (path, item) in paths {
+        let item = item
+            .as_object()
+            .unwrap_or_else(|| panic!("path `{path}` is not a path item"));
+        for key in item.keys() {
+            if METHODS.contains(&key.as_str()) {
+                out.insert((key.to_ascii_uppercase(), path.clone()));
+            } else {
+                assert!(
+                    PATH_ITEM_FIELDS.contains(&key.as_str()),
+                    "path `{path}`: `{key}` is neither an operation nor a path-item field"
+                );
             }
-            (4, Some(f)) if PATH_ITEM_FIELDS.contains(&f) => {}
-            (4, _) => panic!("line {n}: expected an operation or path-item field, got `{line}`"),
-            _ => {}
         }
     }
     out
@@ -82,22 +65,18 @@ fn spec_operations(spec: &str) -> BTreeSet<(String, String)> {
 
 #[test]
 fn scan_reads_only_the_paths_section() {
-    let spec = "\
-openapi: 3.1.0
-paths:
-  /a/{id}:
-    parameters: []
-    # a comment
-    get:
-      responses:
-        get:
-    delete:
-  /b:
-    post:
-components:
-  schemas:
-    get:
-";
+    let spec = r#"{
+  "openapi": "3.1.0",
+  "paths": {
+    "/a/{id}": {
+      "parameters": [],
+      "get": {"responses": {"get": {}}},
+      "delete": {}
+    },
+    "/b": {"post": {}}
+  },
+  "components": {"schemas": {"get": {}}}
+}"#;
     let want: BTreeSet<_> = [("GET", "/a/{id}"), ("DELETE", "/a/{id}"), ("POST", "/b")]
         .iter()
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
@@ -106,9 +85,9 @@ components:
 }
 
 #[test]
-#[should_panic(expected = "unquoted path key")]
+#[should_panic(expected = "neither an operation nor a path-item field")]
 fn scan_refuses_a_path_key_it_cannot_read() {
-    spec_operations("paths:\n  '/quoted':\n    get:\n");
+    spec_operations(r#"{"paths": {"/a": {"gett": {}}}}"#);
 }
 
 #[test]
@@ -123,7 +102,7 @@ fn spec_describes_exactly_the_routes() {
     let unserved: Vec<_> = spec.difference(&routes).collect();
     assert!(
         undocumented.is_empty() && unserved.is_empty(),
-        "docs/openapi.yaml and ROUTES disagree\n  in ROUTES, not in the spec: {undocumented:?}\n  in the spec, not in ROUTES: {unserved:?}"
+        "docs/openapi.json and ROUTES disagree\n  in ROUTES, not in the spec: {undocumented:?}\n  in the spec, not in ROUTES: {unserved:?}"
     );
 }
 
@@ -263,17 +242,14 @@ pub(crate) fn unit_test_config(dir: &std::path::Path) -> ServerConfig {
     }
 }
 
-/// The codes of `ErrorCode`'s `enum` in `docs/openapi.yaml`.
+/// The codes of `ErrorCode`'s `enum` in `docs/openapi.json`.
 fn documented_error_codes() -> BTreeSet<String> {
-    let at = SPEC
-        .find("\n    ErrorCode:")
-        .expect("ErrorCode in the spec");
-    let rest = &SPEC[at..];
-    let list = &rest[rest.find("      enum:").expect("ErrorCode has an enum")..];
-    list.lines()
-        .skip(1)
-        .map_while(|l| l.strip_prefix("        - "))
-        .map(str::to_owned)
+    let doc: serde_json::Value = serde_json::from_str(SPEC).expect("the spec is JSON");
+    doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("ErrorCode has an enum")
+        .iter()
+        .filter_map(|c| c.as_str().map(str::to_owned))
         .collect()
 }
 
@@ -322,7 +298,7 @@ fn every_problem_code_answered_is_documented() {
     let missing: Vec<_> = answered.difference(&documented).collect();
     assert!(
         missing.is_empty(),
-        "answered but not in docs/openapi.yaml's ErrorCode: {missing:?}"
+        "answered but not in docs/openapi.json's ErrorCode: {missing:?}"
     );
     assert!(
         answered.len() > 30,

@@ -1,5 +1,5 @@
 //! The reason codes: each round-trips through serde and `from_code`, and the list is
-//! the one docs/openapi.yaml documents (`DecisionReason`: its table and its enum).
+//! the one docs/openapi.json documents (`DecisionReason`: its table and its enum).
 
 use std::collections::BTreeSet;
 
@@ -8,33 +8,30 @@ use mandate_engine::decide::{Reason, Verdict};
 /// `(code, decision)` for each row of the `DecisionReason` table, in order, and the
 /// codes of its `enum`.
 fn documented() -> (Vec<(String, String)>, BTreeSet<String>) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.yaml");
-    let text = std::fs::read_to_string(path).expect("docs/openapi.yaml");
-    let start = text
-        .find("\n    DecisionReason:\n")
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    let text = std::fs::read_to_string(path).expect("docs/openapi.json");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("the spec is JSON");
+    let schema = doc
+        .pointer("/components/schemas/DecisionReason")
         .expect("a DecisionReason schema");
-    // The schema ends at the next line indented as little as its name.
-    let body: Vec<&str> = text[start + 1..]
-        .lines()
-        .skip(1)
-        .take_while(|l| l.is_empty() || l.starts_with("     "))
-        .collect();
+    let description = schema["description"]
+        .as_str()
+        .expect("a DecisionReason schema with a description");
     let mut rows = Vec::new();
-    let mut codes = BTreeSet::new();
-    let mut in_enum = false;
-    for l in body {
-        let t = l.trim();
-        if let Some(row) = t.strip_prefix("| `") {
+    for l in description.lines() {
+        if let Some(row) = l.trim().strip_prefix("| `") {
             let mut cells = row.split('|').map(str::trim);
             let code = cells.next().unwrap_or_default().trim_end_matches('`');
             let decision = cells.next().unwrap_or_default();
             rows.push((code.to_owned(), decision.to_owned()));
-        } else if t == "enum:" {
-            in_enum = true;
-        } else if in_enum && let Some(code) = t.strip_prefix("- ") {
-            codes.insert(code.to_owned());
         }
     }
+    let codes = schema["enum"]
+        .as_array()
+        .expect("DecisionReason has an enum")
+        .iter()
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect();
     (rows, codes)
 }
 
