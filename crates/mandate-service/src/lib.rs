@@ -11,6 +11,8 @@
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
 //! keys ([`keys`]), the bootstrap token ([`bootstrap`]), the verification caches
 //! ([`cache`]) and the node's configuration ([`config`]).
+//! The token service's use cases: client authentication, client credentials,
+//! introspection and revocation ([`tokens`]) and token exchange ([`exchange`]).
 
 #![warn(missing_docs)]
 
@@ -23,11 +25,13 @@ pub mod config;
 pub mod decisions;
 pub mod detect;
 pub mod error;
+pub mod exchange;
 pub mod jobs;
 pub mod keys;
 pub mod node;
 pub mod secrets;
 pub mod snapshot_cell;
+pub mod tokens;
 pub mod write_path;
 
 pub use error::ServiceError;
