@@ -166,3 +166,152 @@ pub(crate) async fn exchange(
         .into_response(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::tests::answer;
+    use mandate_core::decision::Reason;
+    use mandate_core::id::AgentId;
+    use mandate_core::mandate::NarrowError;
+    use mandate_service::tokens::TokenError;
+    use mandate_token::access::VerifyError;
+    use mandate_token::user::UserTokenError;
+
+    /// Every refusal answers with the status, code and text the handler gave before the
+    /// use case moved to mandate-service, and `token.refused` records the code answered.
+    #[tokio::test]
+    async fn exchange_errors_answer_as_they_did() {
+        use ExchangeError as E;
+        let (a, b) = (
+            AgentId::parse("agt_01JA0000000000000000000000").unwrap(),
+            AgentId::parse("agt_01JA0000000000000000000001").unwrap(),
+        );
+        let bad = |d: &str| (400, "invalid_request", d.to_owned());
+        let cases = [
+            (
+                E::Token(TokenError::AuthenticationFailed),
+                (
+                    401,
+                    "invalid_client",
+                    "client authentication failed".to_owned(),
+                ),
+            ),
+            (
+                E::ClientRequired,
+                (
+                    401,
+                    "invalid_client",
+                    "token exchange requires client authentication (client_secret_basic, \
+                     client_secret_post or private_key_jwt)"
+                        .to_owned(),
+                ),
+            ),
+            (
+                E::ActorTokenInvalid(VerifyError::Expired),
+                bad("actor_token is invalid: expired"),
+            ),
+            (
+                E::ActorTokenNotForMandate,
+                bad("actor_token is not issued for Mandate"),
+            ),
+            (
+                E::ActorTokenInactive(Reason::TokenRevoked),
+                bad("actor_token is not active: token_revoked"),
+            ),
+            (
+                E::ActorTokenMandateBound,
+                bad("actor_token must be the agent's own client-credentials token"),
+            ),
+            (
+                E::ActorTokenOfAnotherClient,
+                bad("actor_token belongs to another client"),
+            ),
+            (
+                E::SubjectTokenInvalid(VerifyError::Signature),
+                bad("subject_token is invalid: bad signature"),
+            ),
+            (
+                E::SubjectTokenInactive(Reason::TokenRevoked),
+                bad("subject_token is not active: token_revoked"),
+            ),
+            (
+                E::NotDelegable,
+                bad("only a mandate-bound token can be delegated"),
+            ),
+            (
+                E::SubjectTokenRefused(UserTokenError::Malformed),
+                bad("subject_token refused: malformed user token"),
+            ),
+            (
+                E::MandateNotApplicable,
+                (
+                    400,
+                    "invalid_grant",
+                    "the mandate is not active, or not this agent's for this subject".to_owned(),
+                ),
+            ),
+            (
+                E::NoMandate,
+                (
+                    400,
+                    "invalid_grant",
+                    "no active mandate of this agent for this subject".to_owned(),
+                ),
+            ),
+            (
+                E::SeveralMandates,
+                bad("several active mandates match: name one with the `mandate` parameter"),
+            ),
+            (
+                E::ParentMandateInactive,
+                (
+                    400,
+                    "invalid_grant",
+                    "the parent token's mandate is not active".to_owned(),
+                ),
+            ),
+            (
+                E::SubjectNotMandateBound,
+                bad("subject_token is not mandate-bound"),
+            ),
+            (E::SelfDelegation, bad("an agent cannot delegate to itself")),
+            (
+                E::NotADelegate {
+                    from: a.clone(),
+                    to: b.clone(),
+                },
+                (
+                    400,
+                    "unauthorized_client",
+                    format!(
+                        "agent {a} may not delegate to agent {b} (not among its boundary's delegates)"
+                    ),
+                ),
+            ),
+            (E::DepthLimit(3), bad("delegation depth limit (3) reached")),
+            (
+                E::Scope(NarrowError::Wider("crm:write".into())),
+                (
+                    400,
+                    "invalid_scope",
+                    "scope `crm:write` is not within the parent token's scope".to_owned(),
+                ),
+            ),
+            (
+                E::NoTimeLeft,
+                (
+                    400,
+                    "invalid_grant",
+                    "the mandate has no time left".to_owned(),
+                ),
+            ),
+        ];
+        for (e, (status, error, description)) in cases {
+            let code = e.code();
+            let got = answer(OAuthError::from(e)).await;
+            assert_eq!(got, (status, error.to_owned(), description));
+            assert_eq!(code, error, "recorded as answered");
+        }
+    }
+}

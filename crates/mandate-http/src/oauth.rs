@@ -367,8 +367,145 @@ pub(crate) async fn revoke(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use mandate_core::agent::AgentStatus;
+    use mandate_service::StaleSnapshot;
+    use mandate_service::audit::AuditError;
+    use mandate_store::StoreError;
+    use mandate_token::assertion::AssertionError;
+
+    /// `e` as an endpoint answers it: status, `error`, `error_description`.
+    pub(crate) async fn answer(e: OAuthError) -> (u16, String, String) {
+        let res = e.into_response();
+        let status = res.status().as_u16();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        (status, text("error"), text("error_description"))
+    }
+
+    /// Every refusal answers with the status, code and text the handlers gave before the
+    /// use cases moved to mandate-service, and `token.refused` records the code answered.
+    #[tokio::test]
+    async fn token_errors_answer_as_they_did() {
+        use TokenError as E;
+        let cases = [
+            (
+                E::Stale(StaleSnapshot),
+                503,
+                "temporarily_unavailable",
+                "decisions are held until the decision snapshot is refreshed",
+            ),
+            (
+                E::Saturated,
+                503,
+                "temporarily_unavailable",
+                "too many concurrent client authentications; retry shortly",
+            ),
+            (
+                E::AuthenticationFailed,
+                401,
+                "invalid_client",
+                "client authentication failed",
+            ),
+            (
+                E::Assertion(AssertionError::Expired),
+                401,
+                "invalid_client",
+                "client assertion expired (it is usable until exp, and at most 600 s after iat)",
+            ),
+            (
+                E::Assertion(AssertionError::Signature),
+                401,
+                "invalid_client",
+                "client authentication failed",
+            ),
+            (
+                E::AssertionOfAnotherClient,
+                401,
+                "invalid_client",
+                "client_id does not match the client assertion's sub",
+            ),
+            (
+                E::AssertionReplayed,
+                401,
+                "invalid_client",
+                "client assertion already used",
+            ),
+            (
+                E::Inactive(AgentStatus::Suspended),
+                401,
+                "invalid_client",
+                "client is suspended",
+            ),
+            (
+                E::ScopeOutsideBoundary("crm:write".into()),
+                400,
+                "invalid_scope",
+                "scope `crm:write` is outside the agent's boundary",
+            ),
+            (
+                E::TargetOutsideBoundary {
+                    what: "resource",
+                    target: "https://mail.example/".into(),
+                },
+                400,
+                "invalid_target",
+                "resource `https://mail.example/` is outside the agent's boundary",
+            ),
+            (
+                E::MixedAudience { what: "audience" },
+                400,
+                "invalid_target",
+                "a token for Mandate is for Mandate only: ask for the audiences of other services in a token of their own",
+            ),
+            (
+                E::IssuanceUnrecorded,
+                503,
+                "temporarily_unavailable",
+                "the audit log cannot be written; retry shortly",
+            ),
+            (
+                E::UnknownAdminToken,
+                401,
+                "invalid_token",
+                "unknown or revoked admin token",
+            ),
+            (
+                E::ReadOnly,
+                403,
+                "insufficient_scope",
+                "read-only admin tokens cannot revoke",
+            ),
+            (
+                E::AnotherClientsToken,
+                400,
+                "unauthorized_client",
+                "the token was issued to another client",
+            ),
+            (
+                E::RevocationUnrecorded(AuditError::Unavailable),
+                500,
+                "server_error",
+                "internal error",
+            ),
+            (
+                E::Store(StoreError::Corrupt("row".into())),
+                500,
+                "server_error",
+                "internal error",
+            ),
+        ];
+        for (e, status, error, description) in cases {
+            let code = e.code();
+            let got = answer(OAuthError::from(e)).await;
+            assert_eq!(got, (status, error.to_owned(), description.to_owned()));
+            assert_eq!(code, error, "recorded as answered");
+        }
+    }
 
     #[test]
     fn scope_syntax() {
