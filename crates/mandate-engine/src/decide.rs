@@ -75,7 +75,7 @@ impl Snapshot {
     /// as the agent at Mandate.
     ///
     /// Every audience the token names must be Mandate's: a token for Mandate *and* an
-    /// API (which Mandate no longer issues, `granted_audience` in oauth.rs) is in that
+    /// API (which Mandate no longer issues, `granted_audience` in mandate-service tokens.rs) is in that
     /// API's hands too, so it is refused here.
     pub fn is_for_mandate(&self, claims: &AccessClaims) -> bool {
         match &claims.aud {

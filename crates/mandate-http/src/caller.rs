@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode};
 use mandate_core::admin::{AdminToken, Role};
 use mandate_core::agent::Agent;
+use mandate_service::exchange::peek_issuer;
 use mandate_token::access::AccessClaims;
 use mandate_token::user::VerifiedUser;
-use serde_json::Value;
 
 use crate::Node;
 use crate::actor::Actor;
@@ -34,17 +34,6 @@ pub(crate) enum Caller {
 
 fn unauthenticated(msg: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", msg)
-}
-
-/// The `iss` claim of a JWT, read without verifying it (only to pick who verifies).
-pub(crate) fn peek_issuer(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// Authenticates the bearer of `headers`.

@@ -16,27 +16,24 @@
 //! boundary; `invalid_scope`; plus `invalid_grant` when the mandate is not active or not
 //! this agent's, and `unauthorized_client` when the delegating agent may not delegate to
 //! the caller. Only access tokens are issued.
+//!
+//! The handler here checks the parameters' syntax and the client's credentials, calls
+//! `mandate_service::exchange::exchange` (where the rules above are kept) and maps its
+//! [`ExchangeError`].
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use mandate_core::agent::Agent;
-use mandate_core::id::{MandateId, TokenId};
-use mandate_core::mandate::{Mandate, narrow_scope};
-use mandate_core::time::Timestamp;
-use mandate_token::access::{self, AccessClaims, Actor, ParentToken};
+use mandate_core::id::MandateId;
+use mandate_service::exchange::{self, Ask, ExchangeError};
+use mandate_service::tokens;
 use serde_json::json;
 
 use crate::Node;
-use crate::caller::peek_issuer;
-use crate::decide::{Reason, Snapshot, holder};
 use crate::error::OAuthError;
-use crate::oauth::{
-    Params, authenticate, check_resource, check_scope, client_auth, granted_audience, no_store,
-    record_refusal, sign_and_record, token_lifetime,
-};
+use crate::oauth::{Params, check_resource, check_scope, client_auth, no_store};
 
 /// The grant type (RFC 8693 §2.1).
 pub(crate) const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -44,13 +41,34 @@ const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 
-/// The checked parameters.
-struct Ask<'p> {
-    subject: &'p str,
-    actor: Option<&'p str>,
-    scope: Option<String>,
-    targets: Vec<&'p str>,
-    mandate: Option<MandateId>,
+impl From<ExchangeError> for OAuthError {
+    /// Each refusal with the RFC 8693 §2.2.2 code [`ExchangeError::code`] names and its
+    /// message; the refusals shared with the other grants as oauth.rs maps them.
+    fn from(e: ExchangeError) -> Self {
+        use ExchangeError as E;
+        match e {
+            E::Token(e) => e.into(),
+            E::ClientRequired => Self::invalid_client(e.to_string()),
+            E::MandateNotApplicable | E::NoMandate | E::ParentMandateInactive | E::NoTimeLeft => {
+                Self::invalid_grant(e.to_string())
+            }
+            E::NotADelegate { .. } => Self::unauthorized_client(e.to_string()),
+            E::Scope(_) => Self::invalid_scope(e.to_string()),
+            E::ActorTokenInvalid(_)
+            | E::ActorTokenNotForMandate
+            | E::ActorTokenInactive(_)
+            | E::ActorTokenMandateBound
+            | E::ActorTokenOfAnotherClient
+            | E::SubjectTokenInvalid(_)
+            | E::SubjectTokenInactive(_)
+            | E::NotDelegable
+            | E::SubjectTokenRefused(_)
+            | E::SeveralMandates
+            | E::SubjectNotMandateBound
+            | E::SelfDelegation
+            | E::DepthLimit(_) => Self::invalid_request(e.to_string()),
+        }
+    }
 }
 
 fn parse<'p>(p: &'p Params) -> Result<Ask<'p>, OAuthError> {
@@ -126,304 +144,174 @@ pub(crate) async fn exchange(
     p: &Params,
 ) -> Result<Response, OAuthError> {
     let ask = parse(p)?;
-    let agent = match acting_agent(state, headers, p, ask.actor).await {
+    let form_client_id = p.get("client_id");
+    // A request whose credentials cannot be read is refused, and recorded, like one whose
+    // credentials do not authenticate.
+    let auth = match client_auth(headers, p) {
         Ok(a) => a,
         Err(e) => {
-            record_refusal(state, p.get("client_id").map(str::to_owned), &e).await;
+            tokens::record_refusal(state, form_client_id.map(str::to_owned), e.error()).await;
             return Err(e);
         }
     };
-    match exchange_for(state, &agent, &ask).await {
-        Ok(r) => Ok(r),
-        Err(e) => {
-            record_refusal(state, Some(agent.id.to_string()), &e).await;
-            Err(e)
-        }
-    }
-}
-
-/// The agent asking: always the authenticated client. An `actor_token`, if given, must
-/// be that same agent's own plain access token, issued for Mandate.
-///
-/// INVARIANT (exchange needs the client): a token exchange is answered only to an agent
-/// that authenticated as a client (secret or `private_key_jwt`), as RFC 8693 §2.1
-/// expects of confidential clients; a bearer token alone — which every resource server
-/// the agent called has seen — never mints a token.
-async fn acting_agent(
-    state: &Arc<Node>,
-    headers: &HeaderMap,
-    p: &Params,
-    actor: Option<&str>,
-) -> Result<Agent, OAuthError> {
-    let Some(auth) = client_auth(headers, p)? else {
-        return Err(OAuthError::invalid_client(
-            "token exchange requires client authentication (client_secret_basic, \
-             client_secret_post or private_key_jwt)",
-        ));
-    };
-    let client = authenticate(state, auth, state.config.token_endpoint()).await?;
-    if let Some(t) = actor {
-        let now = state.clock.now();
-        let s = state.snapshot()?;
-        let c = access::verify(&s.ring, t, &s.expected(), now)
-            .map_err(|e| OAuthError::invalid_request(format!("actor_token is invalid: {e}")))?;
-        if !s.is_for_mandate(&c) {
-            return Err(OAuthError::invalid_request(
-                "actor_token is not issued for Mandate",
-            ));
-        }
-        let h = holder(&s, &c, now).map_err(|r| {
-            OAuthError::invalid_request(format!("actor_token is not active: {}", r.reason))
-        })?;
-        if h.mandate.is_some() {
-            return Err(OAuthError::invalid_request(
-                "actor_token must be the agent's own client-credentials token",
-            ));
-        }
-        if h.agent.id != client.id {
-            return Err(OAuthError::invalid_request(
-                "actor_token belongs to another client",
-            ));
-        }
-    }
-    Ok(client)
-}
-
-/// What the new token will say, before the common checks and signing.
-struct Draft {
-    sub: String,
-    act: Actor,
-    mandate: Arc<Mandate>,
-    parent_scope: String,
-    parents: Vec<ParentToken>,
-    /// The latest expiry allowed by what the token derives from.
-    not_after: i64,
-    user: Option<String>,
-    grant: &'static str,
-}
-
-async fn exchange_for(
-    state: &Arc<Node>,
-    agent: &Agent,
-    ask: &Ask<'_>,
-) -> Result<Response, OAuthError> {
-    let now = state.clock.now();
-    let s = state.snapshot()?;
-    let draft = if peek_issuer(ask.subject).as_deref() == Some(s.issuer.as_str()) {
-        let c = access::verify(&s.ring, ask.subject, &s.expected(), now)
-            .map_err(|e| OAuthError::invalid_request(format!("subject_token is invalid: {e}")))?;
-        if c.mandate.is_some() {
-            delegate(state, &s, agent, &c, now)?
-        } else if c.client_id == agent.id.as_str() {
-            holder(&s, &c, now).map_err(|r| {
-                OAuthError::invalid_request(format!("subject_token is not active: {}", r.reason))
-            })?;
-            own_mandate(&s, agent, ask.mandate.as_ref(), None, now)?
-        } else {
-            return Err(OAuthError::invalid_request(
-                "only a mandate-bound token can be delegated",
-            ));
-        }
-    } else {
-        let user = state
-            .config
-            .users
-            .verify(ask.subject, now)
-            .map_err(|e| OAuthError::invalid_request(format!("subject_token refused: {e}")))?;
-        own_mandate(&s, agent, ask.mandate.as_ref(), Some(&user), now)?
-    };
-
-    // INVARIANT (narrowing): the new scope lies within the parent's (or the mandate's)
-    // and within the acting agent's boundary.
-    let scope = narrow_scope(&draft.parent_scope, ask.scope.as_deref(), |t| {
-        agent.boundary.allows_scope(t)
-    })
-    .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-    let aud = granted_audience(state, agent, &ask.targets, "audience")?;
-    // INVARIANT (lifetime): never past the mandate, the parent token or the user token.
-    let exp = now
-        .plus_secs(i64::from(token_lifetime(state, agent)))
-        .secs()
-        .min(draft.not_after);
-    if exp <= now.secs() {
-        return Err(OAuthError::invalid_grant("the mandate has no time left"));
-    }
-    let jti = TokenId::generate(state.clock.as_ref(), state.random.as_ref())
-        .map_err(OAuthError::server_error)?;
-    let claims = AccessClaims {
-        iss: state.config.issuer.clone(),
-        sub: draft.sub,
-        aud,
-        exp,
-        iat: now.secs(),
-        nbf: now.secs(),
-        jti: jti.to_string(),
-        client_id: agent.id.to_string(),
-        scope: Some(scope.clone()),
-        act: Some(draft.act),
-        mandate: Some(draft.mandate.id.to_string()),
-        parents: draft.parents,
-    };
-    let details = json!({
-        "grant": draft.grant,
-        "token_id": claims.jti,
-        "mandate": draft.mandate.id,
-        "chain": claims.actors(),
-        "parent_token_id": claims.parents.first().map(|p| &p.jti),
-        "aud": claims.aud,
-        "scope": claims.scope,
-        "exp": claims.exp,
-    });
-    let token = sign_and_record(state, &claims, details, draft.user).await?;
-    tracing::info!(client_id = %agent.id, jti = %claims.jti, mandate = %draft.mandate.id, "exchanged token issued");
+    let done = exchange::exchange(state, auth, form_client_id, &ask).await?;
     Ok(no_store(
         Json(json!({
-            "access_token": token,
+            "access_token": done.token,
             "issued_token_type": ACCESS_TOKEN,
             "token_type": "Bearer",
-            "expires_in": exp - now.secs(),
-            "scope": scope,
+            "expires_in": done.expires_in,
+            "scope": done.scope,
         }))
         .into_response(),
     ))
 }
 
-/// The action patterns of a mandate's grants, as a scope.
-fn mandate_scope(m: &Mandate) -> String {
-    let mut actions: Vec<&str> = m
-        .scope
-        .iter()
-        .flat_map(|g| g.actions.iter().map(String::as_str))
-        .collect();
-    actions.sort_unstable();
-    actions.dedup();
-    actions.join(" ")
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::tests::answer;
+    use mandate_core::decision::Reason;
+    use mandate_core::id::AgentId;
+    use mandate_core::mandate::NarrowError;
+    use mandate_service::tokens::TokenError;
+    use mandate_token::access::VerifyError;
+    use mandate_token::user::UserTokenError;
 
-/// A mandate token for the agent's own mandate, for `user` (or for no user).
-fn own_mandate(
-    s: &Snapshot,
-    agent: &Agent,
-    named: Option<&MandateId>,
-    user: Option<&mandate_token::user::VerifiedUser>,
-    now: Timestamp,
-) -> Result<Draft, OAuthError> {
-    let fits = |m: &Mandate| {
-        m.agent == agent.id
-            && m.is_active_at(now)
-            && match (&m.user, user) {
-                (Some(mu), Some(u)) => mu.sub == u.user.sub && mu.issuer == u.user.issuer,
-                (None, None) => true,
-                _ => false,
-            }
-    };
-    let mandate = match named {
-        Some(id) => s
-            .mandates
-            .get(id)
-            .filter(|m| fits(m))
-            .ok_or_else(|| {
-                OAuthError::invalid_grant(
-                    "the mandate is not active, or not this agent's for this subject",
-                )
-            })?
-            .clone(),
-        None => {
-            let mut found = s.mandates.values().filter(|m| fits(m));
-            match (found.next(), found.next()) {
-                (Some(m), None) => Arc::clone(m),
-                (None, _) => {
-                    return Err(OAuthError::invalid_grant(
-                        "no active mandate of this agent for this subject",
-                    ));
-                }
-                (Some(_), Some(_)) => {
-                    return Err(OAuthError::invalid_request(
-                        "several active mandates match: name one with the `mandate` parameter",
-                    ));
-                }
-            }
+    /// Every refusal answers with the status, code and text the handler gave before the
+    /// use case moved to mandate-service, and `token.refused` records the code answered.
+    #[tokio::test]
+    async fn exchange_errors_answer_as_they_did() {
+        use ExchangeError as E;
+        let (a, b) = (
+            AgentId::parse("agt_01JA0000000000000000000000").unwrap(),
+            AgentId::parse("agt_01JA0000000000000000000001").unwrap(),
+        );
+        let bad = |d: &str| (400, "invalid_request", d.to_owned());
+        let cases = [
+            (
+                E::Token(TokenError::AuthenticationFailed),
+                (
+                    401,
+                    "invalid_client",
+                    "client authentication failed".to_owned(),
+                ),
+            ),
+            (
+                E::ClientRequired,
+                (
+                    401,
+                    "invalid_client",
+                    "token exchange requires client authentication (client_secret_basic, \
+                     client_secret_post or private_key_jwt)"
+                        .to_owned(),
+                ),
+            ),
+            (
+                E::ActorTokenInvalid(VerifyError::Expired),
+                bad("actor_token is invalid: expired"),
+            ),
+            (
+                E::ActorTokenNotForMandate,
+                bad("actor_token is not issued for Mandate"),
+            ),
+            (
+                E::ActorTokenInactive(Reason::TokenRevoked),
+                bad("actor_token is not active: token_revoked"),
+            ),
+            (
+                E::ActorTokenMandateBound,
+                bad("actor_token must be the agent's own client-credentials token"),
+            ),
+            (
+                E::ActorTokenOfAnotherClient,
+                bad("actor_token belongs to another client"),
+            ),
+            (
+                E::SubjectTokenInvalid(VerifyError::Signature),
+                bad("subject_token is invalid: bad signature"),
+            ),
+            (
+                E::SubjectTokenInactive(Reason::TokenRevoked),
+                bad("subject_token is not active: token_revoked"),
+            ),
+            (
+                E::NotDelegable,
+                bad("only a mandate-bound token can be delegated"),
+            ),
+            (
+                E::SubjectTokenRefused(UserTokenError::Malformed),
+                bad("subject_token refused: malformed user token"),
+            ),
+            (
+                E::MandateNotApplicable,
+                (
+                    400,
+                    "invalid_grant",
+                    "the mandate is not active, or not this agent's for this subject".to_owned(),
+                ),
+            ),
+            (
+                E::NoMandate,
+                (
+                    400,
+                    "invalid_grant",
+                    "no active mandate of this agent for this subject".to_owned(),
+                ),
+            ),
+            (
+                E::SeveralMandates,
+                bad("several active mandates match: name one with the `mandate` parameter"),
+            ),
+            (
+                E::ParentMandateInactive,
+                (
+                    400,
+                    "invalid_grant",
+                    "the parent token's mandate is not active".to_owned(),
+                ),
+            ),
+            (
+                E::SubjectNotMandateBound,
+                bad("subject_token is not mandate-bound"),
+            ),
+            (E::SelfDelegation, bad("an agent cannot delegate to itself")),
+            (
+                E::NotADelegate {
+                    from: a.clone(),
+                    to: b.clone(),
+                },
+                (
+                    400,
+                    "unauthorized_client",
+                    format!(
+                        "agent {a} may not delegate to agent {b} (not among its boundary's delegates)"
+                    ),
+                ),
+            ),
+            (E::DepthLimit(3), bad("delegation depth limit (3) reached")),
+            (
+                E::Scope(NarrowError::Wider("crm:write".into())),
+                (
+                    400,
+                    "invalid_scope",
+                    "scope `crm:write` is not within the parent token's scope".to_owned(),
+                ),
+            ),
+            (
+                E::NoTimeLeft,
+                (
+                    400,
+                    "invalid_grant",
+                    "the mandate has no time left".to_owned(),
+                ),
+            ),
+        ];
+        for (e, (status, error, description)) in cases {
+            let code = e.code();
+            let got = answer(OAuthError::from(e)).await;
+            assert_eq!(got, (status, error.to_owned(), description));
+            assert_eq!(code, error, "recorded as answered");
         }
-    };
-    let mut not_after = mandate.expires_at.map_or(now.secs(), Timestamp::secs);
-    if let Some(u) = user {
-        not_after = not_after.min(u.expires_at.secs());
     }
-    Ok(Draft {
-        sub: user.map_or_else(|| agent.id.to_string(), |u| u.user.sub.clone()),
-        act: Actor {
-            sub: agent.id.to_string(),
-            act: None,
-        },
-        parent_scope: mandate_scope(&mandate),
-        parents: Vec::new(),
-        not_after,
-        user: user.map(|u| u.user.sub.clone()),
-        grant: "mandate",
-        mandate,
-    })
-}
-
-/// A delegated token for `agent` from the mandate token `parent`.
-fn delegate(
-    state: &Node,
-    s: &Snapshot,
-    agent: &Agent,
-    parent: &AccessClaims,
-    now: Timestamp,
-) -> Result<Draft, OAuthError> {
-    let h = holder(s, parent, now).map_err(|r| match r.reason {
-        Reason::MandateInactive => {
-            OAuthError::invalid_grant("the parent token's mandate is not active")
-        }
-        other => OAuthError::invalid_request(format!("subject_token is not active: {other}")),
-    })?;
-    let mandate = h
-        .mandate
-        .cloned()
-        .ok_or_else(|| OAuthError::invalid_request("subject_token is not mandate-bound"))?;
-    if h.agent.id == agent.id {
-        return Err(OAuthError::invalid_request(
-            "an agent cannot delegate to itself",
-        ));
-    }
-    // INVARIANT (delegation): only to an agent the delegating agent's boundary names.
-    if !h.agent.boundary.delegates.contains(&agent.id) {
-        return Err(OAuthError::unauthorized_client(format!(
-            "agent {} may not delegate to agent {} (not among its boundary's delegates)",
-            h.agent.id, agent.id
-        )));
-    }
-    let depth = parent.actors().len() + 1;
-    // INVARIANT (depth): an `act` chain never holds more agents than the limit.
-    if depth > state.config.mandates.max_delegation_depth {
-        return Err(OAuthError::invalid_request(format!(
-            "delegation depth limit ({}) reached",
-            state.config.mandates.max_delegation_depth
-        )));
-    }
-    let mut parents = vec![ParentToken {
-        jti: parent.jti.clone(),
-        iat: parent.iat,
-    }];
-    parents.extend(parent.parents.iter().cloned());
-    let not_after = parent
-        .exp
-        .min(mandate.expires_at.map_or(now.secs(), Timestamp::secs));
-    Ok(Draft {
-        sub: parent.sub.clone(),
-        act: Actor {
-            sub: agent.id.to_string(),
-            act: parent.act.clone().map(Box::new),
-        },
-        parent_scope: parent
-            .scope
-            .clone()
-            .unwrap_or_else(|| mandate_scope(&mandate)),
-        parents,
-        not_after,
-        user: mandate.user.as_ref().map(|u| u.sub.clone()),
-        grant: "delegation",
-        mandate,
-    })
 }

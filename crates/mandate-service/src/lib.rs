@@ -11,6 +11,10 @@
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
 //! keys ([`keys`]), the bootstrap token ([`bootstrap`]), the verification caches
 //! ([`cache`]) and the node's configuration ([`config`]).
+//!
+//! The use cases: containment and revocation by id ([`incidents`]); the token
+//! service's: client authentication, client credentials,
+//! introspection and revocation ([`tokens`]) and token exchange ([`exchange`]).
 
 #![warn(missing_docs)]
 
@@ -23,12 +27,14 @@ pub mod config;
 pub mod decisions;
 pub mod detect;
 pub mod error;
+pub mod exchange;
 pub mod incidents;
 pub mod jobs;
 pub mod keys;
 pub mod node;
 pub mod secrets;
 pub mod snapshot_cell;
+pub mod tokens;
 pub mod write_path;
 
 pub use error::ServiceError;

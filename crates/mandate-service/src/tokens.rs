@@ -1,0 +1,677 @@
+//! The token service's use cases, whatever edge asks: client authentication (client
+//! secrets, RFC 7523 `private_key_jwt` assertions), issuing an access token for client
+//! credentials, introspection, revocation, and the record of a refused token request.
+//! Token exchange builds on these (exchange.rs).
+//!
+//! Client authentication fails with one indistinguishable
+//! [`TokenError::AuthenticationFailed`] whether the client is unknown, the secret wrong,
+//! or no registered key verifies an assertion; secrets are compared by Argon2id
+//! verification (constant time), and an unknown client costs the same Argon2id work.
+//! Concurrent Argon2id checks are bounded by the node's permits; a check that waits too
+//! long for one is [`TokenError::Saturated`]. A refused client assertion otherwise says
+//! why (reasoning in mandate_token::assertion).
+//!
+//! Errors are [`TokenError`]: each variant is one refusal in domain terms and carries
+//! the RFC 6749 error code it is answered and recorded with ([`TokenError::code`]);
+//! the HTTP edge renders it. Nothing here knows a status code.
+
+use mandate_store::prelude::*;
+
+use std::sync::Arc;
+
+use mandate_audit::event::AuditEvent;
+use mandate_core::agent::{Agent, AgentStatus};
+use mandate_core::credential::CredentialKind;
+use mandate_core::id::{AgentId, TokenId};
+use mandate_core::random::RandomError;
+use mandate_core::time::Timestamp;
+use mandate_store::StoreError;
+use mandate_token::access::{self, AccessClaims, Audience, IssueError};
+use mandate_token::assertion::{self, AssertionError};
+use mandate_token::jwk::PublicJwk;
+use mandate_token::secret;
+use serde_json::{Value, json};
+
+use crate::Node;
+use crate::audit::AuditError;
+use crate::cache::Remembered;
+use crate::snapshot_cell::StaleSnapshot;
+
+/// How long a client-secret check may wait for an Argon2id slot before it is refused
+/// ([`TokenError::Saturated`]).
+const ARGON2_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Why a token request was refused, or could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Decisions are held: the snapshot could not be refreshed, so no client
+    /// authenticates and no token is checked.
+    #[error(transparent)]
+    Stale(#[from] StaleSnapshot),
+    /// Too many client-secret checks are running; none was free in time.
+    #[error("too many concurrent client authentications; retry shortly")]
+    Saturated,
+    /// The client is unknown, its secret wrong, or no registered key verifies its
+    /// assertion: which one is never said.
+    #[error("{}", assertion::AUTH_FAILED)]
+    AuthenticationFailed,
+    /// The client assertion was refused for a reason that depends on it alone.
+    #[error("{}", .0.description())]
+    Assertion(AssertionError),
+    /// The `client_id` sent is not the assertion's subject.
+    #[error("client_id does not match the client assertion's sub")]
+    AssertionOfAnotherClient,
+    /// The assertion's `jti` was accepted before.
+    #[error("client assertion already used")]
+    AssertionReplayed,
+    /// The client authenticated, but its agent is not active.
+    #[error("client is {0}")]
+    Inactive(AgentStatus),
+    /// A scope token asked for lies outside the agent's boundary.
+    #[error("scope `{0}` is outside the agent's boundary")]
+    ScopeOutsideBoundary(String),
+    /// A target (`what`: a resource or an audience) lies outside the agent's boundary.
+    #[error("{what} `{target}` is outside the agent's boundary")]
+    TargetOutsideBoundary {
+        /// What the request called the target (`resource`, `audience`).
+        what: &'static str,
+        /// The target.
+        target: String,
+    },
+    /// Mandate and other services asked for in one token.
+    #[error(
+        "a token for Mandate is for Mandate only: ask for the {what}s of other services in a token of their own"
+    )]
+    MixedAudience {
+        /// What the request called the targets (`resource`, `audience`).
+        what: &'static str,
+    },
+    /// No token id could be drawn.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// The token could not be signed.
+    #[error(transparent)]
+    Signing(#[from] IssueError),
+    /// The issuance could not be recorded, so the token is not handed out.
+    #[error("the audit log cannot be written; retry shortly")]
+    IssuanceUnrecorded,
+    /// A bearer admin token that no admin token matches (or one revoked).
+    #[error("unknown or revoked admin token")]
+    UnknownAdminToken,
+    /// A read-only admin token asked to revoke.
+    #[error("read-only admin tokens cannot revoke")]
+    ReadOnly,
+    /// An agent asked to revoke a token issued to another.
+    #[error("the token was issued to another client")]
+    AnotherClientsToken,
+    /// The revocation stands but could not be recorded.
+    #[error(transparent)]
+    RevocationUnrecorded(AuditError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task did not finish.
+    #[error("blocking task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl TokenError {
+    /// The RFC 6749 §5.2 (RFC 6750, RFC 8707) error code of this refusal: what the
+    /// edge answers and what `token.refused` records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Stale(_) | Self::Saturated | Self::IssuanceUnrecorded => {
+                "temporarily_unavailable"
+            }
+            Self::AuthenticationFailed
+            | Self::Assertion(_)
+            | Self::AssertionOfAnotherClient
+            | Self::AssertionReplayed
+            | Self::Inactive(_) => "invalid_client",
+            Self::ScopeOutsideBoundary(_) => "invalid_scope",
+            Self::TargetOutsideBoundary { .. } | Self::MixedAudience { .. } => "invalid_target",
+            Self::UnknownAdminToken => "invalid_token",
+            Self::ReadOnly => "insufficient_scope",
+            Self::AnotherClientsToken => "unauthorized_client",
+            Self::Random(_)
+            | Self::Signing(_)
+            | Self::RevocationUnrecorded(_)
+            | Self::Store(_)
+            | Self::Task(_) => "server_error",
+        }
+    }
+}
+
+/// How a client authenticates (RFC 6749 §2.3: exactly one method per request).
+#[derive(Debug)]
+pub enum ClientAuth {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret {
+        /// The client id sent.
+        client_id: String,
+        /// The secret sent.
+        secret: String,
+    },
+    /// `private_key_jwt` (RFC 7523).
+    Assertion {
+        /// The `client_id` sent beside the assertion, if any.
+        client_id: Option<String>,
+        /// The assertion (a compact JWS).
+        assertion: String,
+    },
+}
+
+impl ClientAuth {
+    /// The client this authentication claims to be, unverified (for the record of a
+    /// refusal): the client id sent with a secret, the subject of an assertion.
+    fn claimed(&self) -> Option<String> {
+        match self {
+            Self::Secret { client_id, .. } => Some(client_id.clone()),
+            Self::Assertion { assertion: a, .. } => assertion::peek_subject(a).ok(),
+        }
+    }
+}
+
+/// The issuer written with the root path `/` when it has no path: RFC 3986 §6.2.3 makes
+/// `http://host` and `http://host/` the same URI, and URL parsers (pydantic's, WHATWG's,
+/// used by the MCP SDKs to derive the assertion `aud` from the metadata's `issuer`)
+/// write the slash. `None` when the issuer has a path, whose trailing slash would make
+/// another URI.
+fn issuer_root_slash(issuer: &str) -> Option<String> {
+    let (_, rest) = issuer.split_once("://")?;
+    (!rest.contains('/')).then(|| format!("{issuer}/"))
+}
+
+/// The agent named by a client id, as the current snapshot holds it.
+///
+/// The snapshot, not the store: every change to an agent (status, boundary, a
+/// decommission) refreshes the snapshot before it answers (`INVARIANT (snapshot)`), so
+/// this sees a suspension as soon as decisions do, without a store read per request.
+/// While the snapshot is stale, no client authenticates.
+fn snapshot_agent(node: &Node, client_id: &str) -> Result<Option<Agent>, TokenError> {
+    let snapshot = node.snapshot()?;
+    Ok(AgentId::parse(client_id)
+        .ok()
+        .and_then(|id| snapshot.agents.get(&id).cloned()))
+}
+
+/// The client-secret check against the stored credentials (Argon2id unless `remembered`
+/// names a credential that is still usable), remembering a match under the credentials
+/// generation read before the credentials were.
+async fn secret_from_store(
+    node: &Arc<Node>,
+    client_id: String,
+    secret: String,
+    agent: Option<Agent>,
+    remembered: Option<Remembered>,
+    now: Timestamp,
+) -> Result<Option<Agent>, TokenError> {
+    // A remembered secret needs no Argon2id, so no permit either.
+    let permit = if remembered.is_some() {
+        None
+    } else {
+        let wait = Arc::clone(node.argon2_permits()).acquire_owned();
+        let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_QUEUE_WAIT, wait).await else {
+            tracing::warn!("client-secret checks saturated; refusing with 503");
+            return Err(TokenError::Saturated);
+        };
+        Some(permit)
+    };
+    node.blocking(move |s| -> Result<Option<Agent>, TokenError> {
+        let _permit = permit;
+        let Some(agent) = agent else {
+            secret::verify_against_dummy(&secret);
+            return Ok(None);
+        };
+        let id = &agent.id;
+        // Before the read: see `StoreExt::credentials_generation`.
+        let generation = s.store().credentials_generation();
+        let creds = s.store().credentials(id)?;
+        let usable: Vec<_> = creds
+            .iter()
+            .filter(|c| {
+                c.credential.kind == CredentialKind::ClientSecret && c.credential.usable_at(now)
+            })
+            .collect();
+        // INVARIANT (caches only spare work): the remembered credential must still
+        // be usable now.
+        let remembered = remembered.and_then(|r| {
+            let c = usable.iter().find(|c| c.credential.id == r.credential)?;
+            Some((*c, r.until))
+        });
+        let (m, limit) = if let Some(found) = remembered {
+            found
+        } else {
+            if usable.is_empty() {
+                secret::verify_against_dummy(&secret);
+                return Ok(None);
+            }
+            // Which candidate matched is no secret; stop at the first (during a
+            // rotation overlap this halves the Argon2id cost of the new secret).
+            let matched = usable.iter().find(|c| {
+                c.secret_hash
+                    .as_deref()
+                    .is_some_and(|h| secret::verify_client_secret(&secret, h))
+            });
+            let Some(m) = matched else {
+                tracing::info!(client_id = %id, "client secret refused");
+                return Ok(None);
+            };
+            (*m, now.plus_secs(crate::cache::SECRET_MEMO_SECS))
+        };
+        // The memo (new or renewed) ends no later than the credential does now: a
+        // rotation may have brought its expiry forward since a memo was made.
+        let until = m.credential.expires_at.map_or(limit, |e| e.min(limit));
+        let memo = Remembered {
+            credential: m.credential.id.clone(),
+            until,
+            generation,
+        };
+        s.verified_secrets().insert(&client_id, &secret, memo);
+        Ok(Some(agent))
+    })
+    .await?
+}
+
+/// Authenticates the calling client and returns its agent, which must be active.
+/// `endpoint` is the URL being called (an accepted assertion audience).
+pub async fn authenticate(
+    node: &Arc<Node>,
+    auth: ClientAuth,
+    endpoint: String,
+) -> Result<Agent, TokenError> {
+    let agent = match auth {
+        ClientAuth::Secret { client_id, secret } => {
+            let now = node.clock.now();
+            let agent = snapshot_agent(node, &client_id)?;
+            let remembered = node.verified_secrets().get(&client_id, &secret, now);
+            match (agent, remembered) {
+                // The secret matched a credential found usable under the store's current
+                // credentials generation, and the memo (never past that credential's
+                // expiry) holds: no credential has changed since, so it is still usable.
+                // The agent's status is checked below, from the snapshot.
+                (Some(agent), Some(r)) if r.generation == node.store().credentials_generation() => {
+                    Some(agent)
+                }
+                (agent, remembered) => {
+                    secret_from_store(node, client_id, secret, agent, remembered, now).await?
+                }
+            }
+        }
+        ClientAuth::Assertion {
+            client_id,
+            assertion: jwt,
+        } => {
+            // What needs no key is described exactly (it depends on the bytes sent
+            // alone); an unknown client reads like a bad signature. See the module doc
+            // of mandate_token::assertion.
+            let sub = assertion::peek_subject(&jwt).map_err(TokenError::Assertion)?;
+            if client_id.as_ref().is_some_and(|c| *c != sub) {
+                return Err(TokenError::AssertionOfAnotherClient);
+            }
+            let agent = snapshot_agent(node, &sub)?.ok_or(TokenError::AuthenticationFailed)?;
+            let id = agent.id.clone();
+            let issuer = node.config.issuer.clone();
+            let token_endpoint = node.config.token_endpoint();
+            node.blocking(move |s| -> Result<Option<Agent>, TokenError> {
+                let now = s.clock.now();
+                let keys: Vec<PublicJwk> = s
+                    .store()
+                    .credentials(&id)?
+                    .iter()
+                    .filter(|c| {
+                        c.credential.kind == CredentialKind::PublicKey
+                            && c.credential.usable_at(now)
+                    })
+                    .filter_map(|c| {
+                        c.credential
+                            .public_jwk
+                            .as_ref()
+                            .and_then(|j| PublicJwk::parse(j).ok())
+                    })
+                    .collect();
+                let refs: Vec<&PublicJwk> = keys.iter().collect();
+                let root = issuer_root_slash(&issuer);
+                let mut auds = vec![token_endpoint.as_str(), issuer.as_str(), endpoint.as_str()];
+                auds.extend(root.as_deref());
+                let verified = match assertion::verify(&jwt, id.as_str(), &refs, &auds, now) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::info!(client_id = %id, reason = %e, "client assertion refused");
+                        return Err(TokenError::Assertion(e));
+                    }
+                };
+                // INVARIANT (replay): a jti is accepted once per client within its lifetime.
+                if !s
+                    .store()
+                    .record_assertion_jti(&id, &verified.jti, verified.exp, now)?
+                {
+                    tracing::warn!(client_id = %id, "client assertion replayed");
+                    return Err(TokenError::AssertionReplayed);
+                }
+                Ok(Some(agent))
+            })
+            .await??
+        }
+    };
+    let agent = agent.ok_or(TokenError::AuthenticationFailed)?;
+    if agent.status != AgentStatus::Active {
+        tracing::info!(client_id = %agent.id, status = %agent.status, "inactive client refused");
+        return Err(TokenError::Inactive(agent.status));
+    }
+    Ok(agent)
+}
+
+/// Records a refused token request, refused with the RFC 6749 error code `error`, by
+/// the client `client` claimed to be (unverified). Best effort: the refusal stands even
+/// if it cannot be recorded (a flood of refusals must not turn into a flood of errors).
+pub async fn record_refusal(node: &Node, client: Option<String>, error: &str) {
+    let mut ev = node.event("token.refused");
+    // The claimed client id is unverified: keep it as a detail, bounded in size.
+    ev.details = Some(json!({
+        "error": error,
+        "client_id": client.map(|c| c.chars().take(64).collect::<String>()),
+    }));
+    if let Some(c) = ev
+        .details
+        .as_ref()
+        .and_then(|d| d["client_id"].as_str())
+        .filter(|c| AgentId::parse(c).is_ok())
+    {
+        ev.agent = Some(c.to_owned());
+    }
+    if let Err(err) = node.audit.record(ev).await {
+        tracing::warn!(error = %err, "token refusal not recorded");
+    }
+}
+
+/// An access token just issued (and recorded).
+#[derive(Debug)]
+pub struct Issued {
+    /// The signed token.
+    pub token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: u32,
+    /// Its scope, when one was asked for.
+    pub scope: Option<String>,
+}
+
+/// The client credentials grant: authenticates the client, checks what it asks for
+/// against its agent's boundary and issues an access token. `scope` is syntactically
+/// checked (deduplicated) and `resources` are absolute URIs, at most 8 of them. Every
+/// refusal is recorded (`token.refused`) under the client claimed, or the agent once it
+/// authenticated.
+pub async fn issue_client_credentials(
+    node: &Arc<Node>,
+    auth: ClientAuth,
+    scope: Option<String>,
+    resources: &[&str],
+) -> Result<Issued, TokenError> {
+    let claimed = auth.claimed();
+    let agent = match authenticate(node, auth, node.config.token_endpoint()).await {
+        Ok(a) => a,
+        Err(e) => {
+            record_refusal(node, claimed, e.code()).await;
+            return Err(e);
+        }
+    };
+    match issue(node, &agent, scope, resources).await {
+        Ok(issued) => Ok(issued),
+        Err(e) => {
+            record_refusal(node, Some(agent.id.to_string()), e.code()).await;
+            Err(e)
+        }
+    }
+}
+
+/// The part of the client credentials grant after authentication: boundary checks,
+/// then issue.
+async fn issue(
+    node: &Arc<Node>,
+    agent: &Agent,
+    scope: Option<String>,
+    resources: &[&str],
+) -> Result<Issued, TokenError> {
+    // INVARIANT (ceiling): every scope token granted lies inside the agent's boundary.
+    if let Some(outside) = scope
+        .iter()
+        .flat_map(|s| s.split(' '))
+        .find(|t| !agent.boundary.allows_scope(t))
+    {
+        return Err(TokenError::ScopeOutsideBoundary(outside.to_owned()));
+    }
+    let aud = granted_audience(node, agent, resources, "resource")?;
+    let lifetime = token_lifetime(node, agent);
+    let now = node.clock.now();
+    let jti = TokenId::generate(node.clock.as_ref(), node.random.as_ref())?;
+    let claims = AccessClaims {
+        iss: node.config.issuer.clone(),
+        sub: agent.id.to_string(),
+        aud,
+        exp: now.plus_secs(i64::from(lifetime)).secs(),
+        iat: now.secs(),
+        nbf: now.secs(),
+        jti: jti.to_string(),
+        client_id: agent.id.to_string(),
+        scope: scope.clone(),
+        act: None,
+        mandate: None,
+        parents: Vec::new(),
+    };
+    let details = json!({"token_id": claims.jti, "aud": claims.aud, "scope": claims.scope, "exp": claims.exp});
+    let token = sign_and_record(node, &claims, details, None).await?;
+    tracing::info!(client_id = %agent.id, jti = %claims.jti, expires_in = lifetime, "access token issued");
+    Ok(Issued {
+        token,
+        expires_in: lifetime,
+        scope,
+    })
+}
+
+/// The lifetime of a token for `agent`.
+///
+/// INVARIANT (lifetime): never longer than the server's default nor the agent's maximum.
+pub fn token_lifetime(node: &Node, agent: &Agent) -> u32 {
+    agent
+        .boundary
+        .max_token_lifetime_secs
+        .map_or(node.config.default_token_lifetime_secs, |m| {
+            m.min(node.config.default_token_lifetime_secs)
+        })
+}
+
+/// Signs `claims` with the current key and records `token.issued` (with `details`)
+/// durably; the token is not handed out before its issuance is on the record.
+pub(crate) async fn sign_and_record(
+    node: &Arc<Node>,
+    claims: &AccessClaims,
+    details: Value,
+    user: Option<String>,
+) -> Result<String, TokenError> {
+    // The snapshot's ring: the one decisions verify with, so a token just signed always
+    // verifies there (a rotation refreshes the snapshot before it answers), and taking
+    // it needs neither the store nor a blocking thread.
+    let ring = Arc::clone(&node.snapshot()?.ring);
+    let token = access::issue_as(ring.current(), ring.signing_alg(), claims)?;
+    let mut ev = node.event("token.issued");
+    ev.agent = Some(claims.client_id.clone());
+    ev.user = user;
+    ev.details = Some(details);
+    node.audit.record(ev).await.map_err(|e| {
+        tracing::error!(error = %e, "token issuance not recorded; refusing");
+        TokenError::IssuanceUnrecorded
+    })?;
+    Ok(token)
+}
+
+/// The `aud` of a token `agent` asks for with these RFC 8707 `resource` (or RFC 8693
+/// `audience`) targets, named `what` in errors: the default audience when there are none.
+///
+/// INVARIANT (ceiling): a token names only audiences the boundary lists, or Mandate's
+/// own (the issuer, the default audience); otherwise refused (RFC 8707 §2).
+/// INVARIANT (audience, at issuance): a token is either for Mandate or for others,
+/// never both — a resource server that receives a token for itself must never hold
+/// one Mandate accepts (`INVARIANT (audience)` in decide.rs refuses mixed ones too).
+pub fn granted_audience(
+    node: &Node,
+    agent: &Agent,
+    targets: &[&str],
+    what: &'static str,
+) -> Result<Audience, TokenError> {
+    let own = |a: &str| node.config.is_own_audience(a);
+    let mut audiences: Vec<String> = Vec::new();
+    for t in targets {
+        if !own(t) && !agent.boundary.allows_audience(t) {
+            return Err(TokenError::TargetOutsideBoundary {
+                what,
+                target: (*t).to_owned(),
+            });
+        }
+        if !audiences.iter().any(|a| a == t) {
+            audiences.push((*t).to_owned());
+        }
+    }
+    let mandates = audiences.iter().filter(|a| own(a)).count();
+    if mandates != 0 && mandates != audiences.len() {
+        return Err(TokenError::MixedAudience { what });
+    }
+    Ok(Audience::from_list(audiences)
+        .unwrap_or_else(|| Audience::One(node.config.default_audience.clone())))
+}
+
+/// What every access token must satisfy (as `Snapshot::expected`, for the paths that
+/// read the store instead of the snapshot).
+fn expected(s: &Node) -> access::Expected<'_> {
+    access::Expected {
+        issuer: &s.config.issuer,
+        max_lifetime_secs: i64::from(s.config.max_token_lifetime_secs),
+    }
+}
+
+/// The claims of `token` if it is active now: valid signature, type, issuer and window,
+/// not revoked, and its agent exists and is active. Any error is "not active".
+/// Blocking (it reads the store).
+pub fn active_claims(s: &Node, token: &str) -> Option<AccessClaims> {
+    let now = s.clock.now();
+    let ring = s.keys.ring();
+    let claims = access::verify(&ring, token, &expected(s), now).ok()?;
+    if s.store().is_token_revoked(&claims.jti).unwrap_or(true) {
+        return None;
+    }
+    let id = AgentId::parse(&claims.client_id).ok()?;
+    let agent = s.store().get_agent(&id).ok()??;
+    // A token issued at or before the agent's cutoff (credential revoked, suspension
+    // with `revoke_tokens`) is dead even if the agent is active again.
+    let cutoff = s.store().tokens_not_before(&id).ok()?;
+    if cutoff.is_some_and(|c| claims.iat <= c.secs()) {
+        return None;
+    }
+    if agent.status != AgentStatus::Active {
+        return None;
+    }
+    // A mandate or delegated token also needs its mandate active and its whole chain good.
+    mandate_engine::decide::holder(&*s.snapshot().ok()?, &claims, now).ok()?;
+    Some(claims)
+}
+
+/// Who may introspect or revoke: an admin token, or an authenticated agent (its own
+/// tokens only).
+#[derive(Debug)]
+pub enum Requester {
+    /// An admin token.
+    Admin {
+        /// Whether its role may write (revoke).
+        can_write: bool,
+        /// The admin token's id (the audit actor).
+        id: String,
+    },
+    /// An agent authenticated as a client.
+    Agent(AgentId),
+}
+
+/// The requester an admin bearer token names, or [`TokenError::UnknownAdminToken`].
+pub async fn admin_requester(node: &Arc<Node>, bearer: &str) -> Result<Requester, TokenError> {
+    let digest = secret::admin_token_digest(bearer);
+    let admin = node
+        .blocking(move |s| s.store().admin_token_by_digest(&digest))
+        .await??;
+    admin
+        .map(|a| Requester::Admin {
+            can_write: a.role.can_write(),
+            id: a.id.to_string(),
+        })
+        .ok_or(TokenError::UnknownAdminToken)
+}
+
+/// RFC 7662 introspection: the claims of `token` if it is active and `who` may see it
+/// (an admin any token, an agent its own); `None` otherwise.
+pub async fn introspect(
+    node: &Arc<Node>,
+    who: &Requester,
+    token: String,
+) -> Result<Option<AccessClaims>, TokenError> {
+    let claims = node.blocking(move |s| active_claims(s, &token)).await?;
+    Ok(claims.filter(|c| match who {
+        Requester::Admin { .. } => true,
+        Requester::Agent(id) => c.client_id == id.as_str(),
+    }))
+}
+
+/// RFC 7009 revocation by `who`: an admin that may write, or the agent the token was
+/// issued to. A token that is already invalid (expired, foreign, a bad signature) needs
+/// none and is no error; a revocation is recorded (`token.revoked`).
+pub async fn revoke(node: &Arc<Node>, who: Requester, token: String) -> Result<(), TokenError> {
+    if let Requester::Admin {
+        can_write: false, ..
+    } = who
+    {
+        return Err(TokenError::ReadOnly);
+    }
+    let outcome = node
+        .blocking(move |s| -> Result<Option<AuditEvent>, TokenError> {
+            let now = s.clock.now();
+            let ring = s.keys.ring();
+            // Expired or foreign tokens need no revocation; a bad signature is just invalid.
+            let Ok(claims) = access::verify(&ring, &token, &expected(s), now) else {
+                return Ok(None);
+            };
+            if let Requester::Agent(id) = &who
+                && claims.client_id != id.as_str()
+            {
+                return Err(TokenError::AnotherClientsToken);
+            }
+            s.store()
+                .revoke_token(&claims.jti, Timestamp::from_secs(claims.exp), now)?;
+            tracing::info!(jti = %claims.jti, client_id = %claims.client_id, "access token revoked");
+            let mut e = s.event("token.revoked");
+            e.agent = Some(claims.client_id.clone());
+            e.actor = match &who {
+                Requester::Admin { id, .. } => Some(id.clone()),
+                Requester::Agent(_) => None,
+            };
+            e.details = Some(json!({"token_id": claims.jti}));
+            Ok(Some(e))
+        })
+        .await?;
+    if let Some(event) = outcome? {
+        node.audit
+            .record(event)
+            .await
+            .map_err(TokenError::RevocationUnrecorded)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_slash_only_for_an_issuer_without_a_path() {
+        assert_eq!(
+            issuer_root_slash("http://host:8080").as_deref(),
+            Some("http://host:8080/")
+        );
+        assert_eq!(issuer_root_slash("https://host/tenant"), None);
+    }
+}
