@@ -11,11 +11,15 @@
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
 //! keys ([`keys`]), the bootstrap token ([`bootstrap`]), the verification caches
 //! ([`cache`]) and the node's configuration ([`config`]).
+//!
+//! The use cases, one function each, by area:
+//! - [`agents`]: the agent registry (register, update, lifecycle, credentials).
 
 #![warn(missing_docs)]
 
 pub mod actor;
 pub mod acts;
+pub mod agents;
 pub mod audit;
 pub mod bootstrap;
 pub mod cache;
