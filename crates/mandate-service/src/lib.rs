@@ -14,11 +14,13 @@
 //!
 //! The use cases, one function each, by area:
 //! - [`agents`]: the agent registry (register, update, lifecycle, credentials).
+//! - [`admin`]: admin tokens and the signing keys.
 
 #![warn(missing_docs)]
 
 pub mod actor;
 pub mod acts;
+pub mod admin;
 pub mod agents;
 pub mod audit;
 pub mod bootstrap;
