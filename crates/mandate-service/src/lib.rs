@@ -15,6 +15,7 @@
 //! The use cases, one function each, by area:
 //! - [`agents`]: the agent registry (register, update, lifecycle, credentials).
 //! - [`admin`]: admin tokens and the signing keys.
+//! - [`policies`]: policy versions (add, validate, activate, roll back).
 
 #![warn(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod error;
 pub mod jobs;
 pub mod keys;
 pub mod node;
+pub mod policies;
 pub mod secrets;
 pub mod snapshot_cell;
 pub mod write_path;
