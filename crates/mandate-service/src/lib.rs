@@ -16,6 +16,7 @@
 //! - [`agents`]: the agent registry (register, update, lifecycle, credentials).
 //! - [`admin`]: admin tokens and the signing keys.
 //! - [`policies`]: policy versions (add, validate, activate, roll back).
+//! - [`anomalies`]: what the detector raised, a human's answer, the baselines.
 
 #![warn(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod actor;
 pub mod acts;
 pub mod admin;
 pub mod agents;
+pub mod anomalies;
 pub mod audit;
 pub mod bootstrap;
 pub mod cache;
