@@ -2,28 +2,44 @@
 //! acknowledge (it was real and is handled: the hold is lifted, what it found is
 //! accepted) or dismiss (a false positive: the hold is lifted and the baseline learns
 //! that this is normal). `GET /v1/agents/{id}/baseline` shows what an agent's baseline
-//! has learned.
+//! has learned. Each handler parses the request, calls one use case of
+//! `mandate_service::anomalies` and renders its answer; [`AnomalyError`] becomes the
+//! API's answer here.
 
-use mandate_store::prelude::*;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use mandate_core::id::AnomalyId;
-use mandate_detect::{Baseline, Kind};
+use mandate_detect::Kind;
+use mandate_service::anomalies::{self as service, AgentBaseline, AnomalyError, Answer};
 use mandate_store::{AnomalyFilter, AnomalyRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Node;
-use crate::act::Acts as _;
 use crate::agents::agent_id;
 use crate::audit_api::query;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, OptionalJson};
 use crate::mandates::{DEFAULT_PAGE, check_text, page_limit};
-use mandate_service::Recorded;
+
+impl From<AnomalyError> for ApiError {
+    /// The anomaly use cases' refusals as the API has always answered them.
+    ///
+    /// The constructors are spelled `ApiError::…`: routes_test reads the codes answered
+    /// from the sources.
+    fn from(e: AnomalyError) -> Self {
+        match e {
+            AnomalyError::Unknown(_) => ApiError::not_found("unknown anomaly"),
+            AnomalyError::UnknownAgent(_) => ApiError::not_found("unknown agent"),
+            AnomalyError::NotOpen(m) => ApiError::conflict("not_open", m),
+            AnomalyError::Store(e) => e.into(),
+            AnomalyError::Service(e) => e.into(),
+        }
+    }
+}
 
 fn bad(m: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_query", m)
@@ -74,14 +90,9 @@ pub(crate) async fn list(
             _ => limit = page_limit(&v)?,
         }
     }
-    let page = crate::blocking(&state, move |s| {
-        s.store().list_anomalies(&f, cursor.as_ref(), limit)
-    })
-    .await??;
-    let next = (page.len() == usize::try_from(limit).unwrap_or(usize::MAX))
-        .then(|| page.last().map(|a| a.id.to_string()))
-        .flatten();
-    Ok(Json(json!({"items": page, "next_cursor": next})))
+    let page = service::list(&state, f, cursor, limit).await?;
+    let next = page.next_cursor.map(|id| id.to_string());
+    Ok(Json(json!({"items": page.items, "next_cursor": next})))
 }
 
 /// `GET /v1/anomalies/{id}`.
@@ -91,10 +102,7 @@ pub(crate) async fn show(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AnomalyRow>, ApiError> {
     let id = anomaly_id(&id)?;
-    crate::blocking(&state, move |s| s.store().get_anomaly(&id))
-        .await??
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("unknown anomaly"))
+    Ok(Json(service::show(&state, id).await?))
 }
 
 #[derive(Deserialize)]
@@ -122,56 +130,13 @@ async fn resolve(
     admin: Admin,
     id: String,
     body: Option<Resolution>,
-    dismiss: bool,
+    answer: Answer,
 ) -> Result<Json<AnomalyRow>, ApiError> {
     require_resolver(&admin)?;
     let id = anomaly_id(&id)?;
     let comment = body.and_then(|b| b.comment);
     check_text("comment", comment.as_deref())?;
-    let status = if dismiss { "dismissed" } else { "acknowledged" };
-    let by = admin.actor().name();
-    let kind = if dismiss {
-        "anomaly.dismissed"
-    } else {
-        "anomaly.acknowledged"
-    };
-    let row = state
-        .act(kind, &admin.actor(), move |s| {
-            let now = s.clock.now();
-            let a = s
-                .store()
-                .resolve_anomaly(&id, status, &by, comment.as_deref(), now)
-                .map_err(|e| match e {
-                    mandate_store::StoreError::Conflict(m) => ApiError::conflict("not_open", m),
-                    e => e.into(),
-                })?;
-            // INVARIANT (hold): the hold is lifted in the detector before the answer, so
-            // the agent's next matching request is judged without it.
-            if let (Some(d), Ok(kind)) = (s.detector(), a.kind.parse::<Kind>()) {
-                let observed = a
-                    .details
-                    .get("observed")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(0.0);
-                d.resolve(
-                    a.agent.as_str(),
-                    &a.key,
-                    kind,
-                    observed,
-                    dismiss,
-                    now.secs(),
-                );
-            }
-            let details = json!({
-                "anomaly": a.id,
-                "kind": a.kind,
-                "key": a.key,
-                "comment": a.comment,
-            });
-            let rec = Recorded::agent(&a.agent, details);
-            Ok((a, rec))
-        })
-        .await?;
+    let row = service::resolve(&state, &admin.actor(), id, answer, comment).await?;
     Ok(Json(row))
 }
 
@@ -182,7 +147,7 @@ pub(crate) async fn acknowledge(
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<Resolution>,
 ) -> Result<Json<AnomalyRow>, ApiError> {
-    resolve(state, admin, id, body, false).await
+    resolve(state, admin, id, body, Answer::Acknowledge).await
 }
 
 /// `POST /v1/anomalies/{id}/dismiss`: a false positive; the baseline learns from it.
@@ -192,7 +157,7 @@ pub(crate) async fn dismiss(
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<Resolution>,
 ) -> Result<Json<AnomalyRow>, ApiError> {
-    resolve(state, admin, id, body, true).await
+    resolve(state, admin, id, body, Answer::Dismiss).await
 }
 
 /// `GET /v1/agents/{id}/baseline`: what the detector learned of the agent.
@@ -202,27 +167,18 @@ pub(crate) async fn baseline(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = agent_id(&id)?;
-    // The store, not the snapshot: an admin read that works while decisions are held.
-    let known = {
-        let id = id.clone();
-        crate::blocking(&state, move |s| s.store().get_agent(&id)).await??
-    };
-    if known.is_none() {
-        return Err(ApiError::not_found("unknown agent"));
+    match service::baseline(&state, id.clone()).await? {
+        AgentBaseline::Disabled => Ok(Json(json!({"agent": id, "enabled": false}))),
+        AgentBaseline::Enabled {
+            mut summary,
+            suspended_by_detector,
+        } => {
+            if let Some(o) = summary.as_object_mut() {
+                o.insert("agent".into(), json!(id));
+                o.insert("enabled".into(), json!(true));
+                o.insert("suspended_by_detector".into(), json!(suspended_by_detector));
+            }
+            Ok(Json(summary))
+        }
     }
-    let Some(d) = state.detector() else {
-        return Ok(Json(json!({"agent": id, "enabled": false})));
-    };
-    let now = state.clock.now().secs();
-    let b = d.baseline(id.as_str()).unwrap_or_else(Baseline::new);
-    let mut v = b.summary(d.config(), now);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("agent".into(), json!(id));
-        o.insert("enabled".into(), json!(true));
-        o.insert(
-            "suspended_by_detector".into(),
-            json!(d.is_suspended(id.as_str())),
-        );
-    }
-    Ok(Json(v))
 }

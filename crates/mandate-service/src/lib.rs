@@ -12,14 +12,22 @@
 //! keys ([`keys`]), the bootstrap token ([`bootstrap`]), the verification caches
 //! ([`cache`]) and the node's configuration ([`config`]).
 //!
-//! The use cases: containment and revocation by id ([`incidents`]); the token
-//! service's: client authentication, client credentials,
-//! introspection and revocation ([`tokens`]) and token exchange ([`exchange`]).
+//! The use cases, one function each, by area:
+//! - [`agents`]: the agent registry (register, update, lifecycle, credentials).
+//! - [`admin`]: admin tokens and the signing keys.
+//! - [`policies`]: policy versions (add, validate, activate, roll back).
+//! - [`anomalies`]: what the detector raised, a human's answer, the baselines.
+//! - [`incidents`]: containment and revocation of a token by its id.
+//! - [`tokens`]: client authentication, client credentials, introspection, revocation;
+//!   [`exchange`]: token exchange and delegation.
 
 #![warn(missing_docs)]
 
 pub mod actor;
 pub mod acts;
+pub mod admin;
+pub mod agents;
+pub mod anomalies;
 pub mod audit;
 pub mod bootstrap;
 pub mod cache;
@@ -32,6 +40,7 @@ pub mod incidents;
 pub mod jobs;
 pub mod keys;
 pub mod node;
+pub mod policies;
 pub mod secrets;
 pub mod snapshot_cell;
 pub mod tokens;
