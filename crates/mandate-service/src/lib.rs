@@ -11,11 +11,14 @@
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
 //! keys ([`keys`]), the bootstrap token ([`bootstrap`]), the verification caches
 //! ([`cache`]) and the node's configuration ([`config`]).
+//! The use cases, each one function with its own typed error: mandates ([`mandates`])
+//! and their approval by humans ([`approvals`]).
 
 #![warn(missing_docs)]
 
 pub mod actor;
 pub mod acts;
+pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
 pub mod cache;
@@ -25,6 +28,7 @@ pub mod detect;
 pub mod error;
 pub mod jobs;
 pub mod keys;
+pub mod mandates;
 pub mod node;
 pub mod secrets;
 pub mod snapshot_cell;
