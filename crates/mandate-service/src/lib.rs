@@ -11,8 +11,9 @@
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
 //! keys ([`keys`]), the bootstrap token ([`bootstrap`]), the verification caches
 //! ([`cache`]) and the node's configuration ([`config`]).
-//! The use cases, each one function with its own typed error: mandates ([`mandates`])
-//! and their approval by humans ([`approvals`]).
+//! The use cases, each one function with its own typed error: mandates ([`mandates`]),
+//! their approval by humans ([`approvals`]) and the development user issuer
+//! ([`dev_users`]).
 
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod cache;
 pub mod config;
 pub mod decisions;
 pub mod detect;
+pub mod dev_users;
 pub mod error;
 pub mod jobs;
 pub mod keys;
