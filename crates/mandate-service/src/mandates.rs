@@ -3,7 +3,7 @@
 //! approvers read it (the agent long-polls while it waits); the agent completes it; an
 //! admin or the agent's owner revokes it. Each is one function returning a
 //! [`MandateError`]; the lapsed ones are written by the sweeper (jobs.rs), the human
-//! decisions live in [`crate::approvals`].
+//! decisions live in approvals.rs.
 //!
 //! Who may see a mandate that they may not change is told [`MandateError::NotAllowed`];
 //! who may not even see it is told [`MandateError::Unknown`], so its existence is not
