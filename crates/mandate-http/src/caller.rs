@@ -8,11 +8,11 @@ use axum::http::{HeaderMap, StatusCode};
 use mandate_core::admin::{AdminToken, Role};
 use mandate_core::agent::Agent;
 use mandate_service::exchange::peek_issuer;
+use mandate_service::mandates::Party;
 use mandate_token::access::AccessClaims;
 use mandate_token::user::VerifiedUser;
 
 use crate::Node;
-use crate::actor::Actor;
 use crate::error::ApiError;
 use crate::extract::{bearer, looks_like_jwt, lookup_admin_token};
 
@@ -76,29 +76,14 @@ pub(crate) async fn identify(state: &Arc<Node>, headers: &HeaderMap) -> Result<C
         .map_err(|e| unauthenticated(&format!("user token refused: {e}")))
 }
 
-impl Caller {
-    /// The audit `actor` for this caller: an admin token id, the agent id, or
-    /// `user:<sub>`.
-    pub(crate) fn actor(&self) -> Actor {
-        match self {
-            Self::Admin(t) => Actor::Admin(t.id.clone()),
-            Self::Agent { agent, .. } => Actor::Agent(agent.id.clone()),
-            Self::User(u) => Actor::User(u.user.sub.clone()),
-        }
-    }
-
-    /// Whether this caller may approve or deny requests: an admin or approver token, or
-    /// a user in the configured approver group.
-    pub(crate) fn is_approver(&self, state: &Node) -> bool {
-        match self {
-            Self::Admin(t) => matches!(t.role, Role::Admin | Role::Approver),
-            Self::Agent { .. } => false,
-            Self::User(u) => state
-                .config
-                .mandates
-                .approver_group
-                .as_ref()
-                .is_some_and(|g| u.user.groups.iter().any(|x| x == g)),
+impl From<Caller> for Party {
+    /// The caller as the mandate use cases tell parties apart (who may read, approve,
+    /// revoke is decided there).
+    fn from(c: Caller) -> Self {
+        match c {
+            Caller::Admin(t) => Party::Admin(t),
+            Caller::Agent { agent, claims } => Party::Agent { agent, claims },
+            Caller::User(u) => Party::User(u),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The local development user issuer through the API: an admin mints user tokens for
 //! walkthroughs and tests, so mandates can name a human without a real identity
-//! provider. Off (404 `dev_issuer_disabled`) unless the operator enabled it.
+//! provider. Off (404 `dev_issuer_disabled`) unless the operator enabled it. The use
+//! case is `mandate_service::dev_users`; this maps its [`DevTokenError`].
 
 use std::sync::Arc;
 
@@ -8,21 +9,31 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mandate_core::id::new_ulid;
+use mandate_service::dev_users::{self, DevTokenError, UserTokenRequest};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::Node;
-use crate::act::Acts as _;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson};
-use mandate_service::Recorded;
 
-/// The lifetime of a token asked for without one, and the longest allowed.
-const DEFAULT_LIFETIME_SECS: u32 = 3600;
-const MAX_LIFETIME_SECS: u32 = 86_400;
-/// The most groups a dev token may list.
-const MAX_GROUPS: usize = 64;
+impl From<DevTokenError> for ApiError {
+    /// 404 `dev_issuer_disabled`, 400 `invalid_field` for a claim or lifetime that breaks
+    /// a rule, 500 for the random source, the node's own mapping.
+    fn from(e: DevTokenError) -> Self {
+        let detail = e.to_string();
+        match e {
+            DevTokenError::Disabled => {
+                ApiError::new(StatusCode::NOT_FOUND, "dev_issuer_disabled", detail)
+            }
+            DevTokenError::Lifetime | DevTokenError::TooManyGroups | DevTokenError::Claims(_) => {
+                ApiError::bad_request("invalid_field", detail)
+            }
+            DevTokenError::Random(e) => ApiError::internal(e),
+            DevTokenError::Service(e) => e.into(),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,50 +52,16 @@ pub(crate) async fn issue_user_token(
     ApiJson(req): ApiJson<NewUserToken>,
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
-    let Some(issuer) = state.config.dev_users.clone() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "dev_issuer_disabled",
-            "the development user issuer is not enabled on this server",
-        ));
+    let req = UserTokenRequest {
+        sub: req.sub,
+        email: req.email,
+        groups: req.groups,
+        lifetime_secs: req.lifetime_secs,
     };
-    let lifetime = req.lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS);
-    if !(1..=MAX_LIFETIME_SECS).contains(&lifetime) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            format!("lifetime_secs must be 1..={MAX_LIFETIME_SECS}"),
-        ));
-    }
-    if req.groups.len() > MAX_GROUPS {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            format!("at most {MAX_GROUPS} groups"),
-        ));
-    }
-    let jti = new_ulid(state.clock.as_ref(), state.random.as_ref()).map_err(ApiError::internal)?;
-    // The issuer checks every claim as verification will (sub 1-256 characters, …).
-    let token = issuer
-        .issue(
-            &req.sub,
-            req.email.as_deref(),
-            &req.groups,
-            lifetime,
-            &jti,
-            state.clock.now(),
-        )
-        .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
-    tracing::info!(by = %admin.0.id, sub = %req.sub, "dev user token issued");
-    // Never the token itself. Nothing is stored: the act is the issuing, recorded here.
-    let details = json!({"sub": req.sub, "email": req.email, "groups": req.groups,
-        "jti": jti, "expires_in": lifetime});
-    state
-        .act("dev.user_token_issued", &admin.actor(), move |_| {
-            Ok(((), Recorded::details(details)))
-        })
-        .await?;
+    let issued = dev_users::issue_user_token(&state, &admin.actor(), req).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"token": token, "issuer": issuer.issuer(), "expires_in": lifetime})),
+        Json(json!({"token": issued.token, "issuer": issued.issuer, "expires_in": issued.expires_in})),
     )
         .into_response())
 }

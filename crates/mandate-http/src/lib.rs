@@ -2,9 +2,10 @@
 //! revocation, metadata, JWKS) and the `/v1/*` admin API, over the node
 //! (`mandate_service::Node`).
 //!
-//! Handlers parse and check input (extract.rs), call the node — its one write path
-//! through `act::Acts`, the decision path, the domain acts — and render errors through
-//! one of the two error types (error.rs), which also map the node's typed errors. This
+//! Each handler parses and checks the wire input (extract.rs), calls one use case of the
+//! node (`mandate_service`: every write goes through its one write path there), and
+//! renders the result; errors through one of the two error types (error.rs), the node's
+//! typed errors mapped by a `From` in the handler's file. This
 //! crate speaks axum; the gateways (mandate-gateway), the webhooks (webhook.rs) and the
 //! client (mandate-client) speak HTTP too; the service layer does not. It never depends
 //! on a store implementation: the binary picks one.
@@ -15,7 +16,6 @@ pub use mandate_service::config::{MandateConfig, ServerConfig};
 pub use mandate_service::jobs::{flush_baselines, spawn_sweeper, sweep};
 pub use mandate_service::{Node, StartError, audit, bootstrap, detect, keys};
 use mandate_service::{actor, acts};
-mod act;
 mod admin;
 /// The decision engine (`mandate-engine`), re-exported at its former paths.
 pub use mandate_engine::{agent_index, decide};

@@ -17,6 +17,8 @@
 //! - [`admin`]: admin tokens and the signing keys.
 //! - [`policies`]: policy versions (add, validate, activate, roll back).
 //! - [`anomalies`]: what the detector raised, a human's answer, the baselines.
+//! - [`mandates`]: mandates (request, read, long-poll, complete, revoke); [`approvals`]:
+//!   their approval by humans; [`dev_users`]: the development user issuer.
 //! - [`incidents`]: containment and revocation of a token by its id.
 //! - [`tokens`]: client authentication, client credentials, introspection, revocation;
 //!   [`exchange`]: token exchange and delegation.
@@ -28,17 +30,20 @@ pub mod acts;
 pub mod admin;
 pub mod agents;
 pub mod anomalies;
+pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;
 pub mod decisions;
 pub mod detect;
+pub mod dev_users;
 pub mod error;
 pub mod exchange;
 pub mod incidents;
 pub mod jobs;
 pub mod keys;
+pub mod mandates;
 pub mod node;
 pub mod policies;
 pub mod secrets;
