@@ -68,20 +68,43 @@ fn cli_name() -> String {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM and SIGINT, listened for from when this is made: a signal that arrives before
+/// the server is up (a supervisor stopping it right after its banner) is held, not
+/// delivered with its default action, so the server still stops gracefully and seals its
+/// audit log. (Before, the listeners were made on the first poll of the serve loop, and a
+/// SIGTERM in between killed the process outright.)
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
         }
-    };
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+    }
+
+    /// Resolves at the first SIGTERM or SIGINT.
+    async fn recv(mut self) {
+        tokio::select! {
+            () = next(self.term.as_mut()) => {},
+            () = next(self.int.as_mut()) => {},
+        }
+        tracing::info!("shutdown requested; finishing in-flight requests");
+    }
+}
+
+/// The next delivery of `signal`; never, when it could not be listened for.
+async fn next(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 /// A webhook (approvals or alerts), with its secret read from its file.
@@ -278,6 +301,8 @@ fn user_issuers(
 }
 
 pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    // First, so a stop asked for during start-up ends it gracefully (see `StopSignals`).
+    let stop_signals = StopSignals::listen();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
     // `--dev` without a data dir given: a fresh temporary one, removed when `run` ends
@@ -582,7 +607,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         listener,
         mandate_http::router(Arc::clone(&state)),
         limits,
-        shutdown_signal(),
+        stop_signals.recv(),
     )
     .await;
     let _ = stop_tx.send(true);

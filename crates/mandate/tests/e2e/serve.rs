@@ -508,3 +508,74 @@ async fn a_request_body_that_never_ends_is_cut_off() {
         "{head}"
     );
 }
+
+/// A SIGTERM that arrives while the server is still starting is held until it serves,
+/// and then stops it gracefully (exit 0), as a supervisor's stop right after a start
+/// expects. The server's stdout is a pipe the test filled beforehand, so the server
+/// blocks on its first banner line, after start-up and before its serve loop; the
+/// signal is sent then. Before the fix the listeners were made on the serve loop's
+/// first poll, and this signal killed the process outright (the e2e suite's
+/// start-then-stop tests failed that way now and then on a loaded machine).
+#[test]
+fn a_sigterm_during_start_up_stops_the_server_gracefully() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let (_t, dir) = data_dir();
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    // Linux's default pipe capacity: full, so the server's first write blocks.
+    writer.write_all(&[b'.'; 65_536]).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stdout(writer)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let blocked_in_write = || {
+        std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| {
+                std::fs::read_to_string(t.path().join("wchan"))
+                    .is_ok_and(|w| w.contains("pipe_write"))
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !blocked_in_write() {
+        assert!(
+            Instant::now() < deadline,
+            "the server never wrote its banner"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    std::thread::sleep(Duration::from_millis(200));
+    let drain = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = reader.read_to_end(&mut out);
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the held SIGTERM was never acted on"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = drain.join().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        String::from_utf8_lossy(&out).contains("listening on"),
+        "the banner was written after the wait"
+    );
+}
