@@ -2,16 +2,10 @@
 //! authentication and an agent's status, the boundary as the ceiling of what is issued,
 //! who may revoke, and token exchange (the client always authenticates; delegation only
 //! to a named delegate, never widening the scope).
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "test: a failed step fails the test loudly"
-)]
 
 use std::sync::Arc;
 
 use mandate_core::agent::{Agent, AgentName, AgentStatus, Boundary, Labels, Owner, Purpose};
-use mandate_core::clock::ManualClock;
 use mandate_core::credential::{Credential, CredentialKind};
 use mandate_core::id::{AgentId, CredentialId, MandateId};
 use mandate_core::mandate::{Mandate, MandateStatus, NarrowError};
@@ -19,61 +13,17 @@ use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
 use mandate_store::StoreError;
 use mandate_store::prelude::*;
-use mandate_store_sqlite::SqliteStore;
 use serde_json::json;
 
-use mandate_service::config::{DetectSettings, ServerConfig, WebhookConfig};
+use super::common::T0;
+use mandate_service::Node;
 use mandate_service::exchange::{self, Ask, ExchangeError};
-use mandate_service::keys::KeyState;
 use mandate_service::tokens::{self, ClientAuth, Requester, TokenError};
-use mandate_service::{Node, Webhooks};
 
-const T0: i64 = 1_750_000_000;
 const SECRET: &str = "mcs_the-right-secret";
 
-/// Webhooks that go nowhere: no token use case sends one (a send fails the test).
-#[derive(Debug)]
-struct NoWebhooks;
-
-impl Webhooks for NoWebhooks {
-    fn send(&self, _: &WebhookConfig, _: i64, _: serde_json::Value) {
-        panic!("no webhook is sent by the token service");
-    }
-}
-
 fn node(dir: &tempfile::TempDir) -> Arc<Node> {
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).unwrap());
-    let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
-    let keys =
-        KeyState::open(store.as_ref(), &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
-    let config = ServerConfig {
-        issuer: "http://mandate.test".into(),
-        default_audience: "https://api.test".into(),
-        default_token_lifetime_secs: 300,
-        max_token_lifetime_secs: 3600,
-        max_body_bytes: 64 * 1024,
-        audit_key_path: dir.path().join("audit-key.pem"),
-        checkpoint: mandate_service::audit::CheckpointPolicy {
-            every_events: 100,
-            every_secs: 3600,
-        },
-        redact: Default::default(),
-        mandates: Default::default(),
-        users: Default::default(),
-        dev_users: None,
-        detect: DetectSettings::default(),
-    };
-    let node = Node::new(
-        store,
-        keys,
-        clock,
-        Arc::new(OsRandom),
-        config,
-        Arc::new(NoWebhooks),
-    )
-    .unwrap();
-    Arc::new(node)
+    Arc::new(super::common::node_in(dir.path(), |_| {}).0)
 }
 
 /// Registers agent `i` with `boundary` and the client secret [`SECRET`].

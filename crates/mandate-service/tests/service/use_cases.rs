@@ -3,11 +3,6 @@
 //! real node on a real SQLite store, with no HTTP: each domain rule refuses what it
 //! must with its own error, changes nothing when it refuses, and records the act's
 //! audit event when it does not.
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "test: a failed step fails the test loudly"
-)]
 
 use std::sync::Arc;
 
@@ -16,33 +11,18 @@ use mandate_core::agent::{Agent, AgentName, AgentStatus, Boundary, Labels, Owner
 use mandate_core::clock::{Clock as _, ManualClock};
 use mandate_core::credential::CredentialKind;
 use mandate_core::id::{AdminTokenId, AgentId, AnomalyId};
-use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
 use mandate_store::prelude::*;
 use mandate_store::{AgentFilter, AnomalyRow, StoreError};
-use mandate_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
 
+use super::common::T0;
+use mandate_service::Node;
 use mandate_service::actor::Actor;
 use mandate_service::admin::{self, AdminError};
 use mandate_service::agents::{self, AgentChanges, AgentError, NewAgent, StatusChange};
 use mandate_service::anomalies::{self, AgentBaseline, AnomalyError, Answer};
-use mandate_service::config::{DetectSettings, ServerConfig, WebhookConfig};
-use mandate_service::keys::KeyState;
 use mandate_service::policies::{self, PolicyError, PolicySource, Target};
-use mandate_service::{Node, Webhooks};
-
-const T0: i64 = 1_750_000_000;
-
-/// Webhooks that go nowhere: none of these use cases sends one (a send fails the test).
-#[derive(Debug)]
-struct NoWebhooks;
-
-impl Webhooks for NoWebhooks {
-    fn send(&self, _: &WebhookConfig, _: i64, _: Value) {
-        panic!("no webhook is sent by these use cases");
-    }
-}
 
 struct Env {
     node: Arc<Node>,
@@ -52,37 +32,7 @@ struct Env {
 
 fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).unwrap());
-    let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
-    let keys =
-        KeyState::open(store.as_ref(), &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
-    let config = ServerConfig {
-        issuer: "http://mandate.test".into(),
-        default_audience: "https://api.test".into(),
-        default_token_lifetime_secs: 300,
-        max_token_lifetime_secs: 3600,
-        max_body_bytes: 64 * 1024,
-        audit_key_path: dir.path().join("audit-key.pem"),
-        checkpoint: mandate_service::audit::CheckpointPolicy {
-            every_events: 100,
-            every_secs: 3600,
-        },
-        redact: Default::default(),
-        mandates: Default::default(),
-        users: Default::default(),
-        dev_users: None,
-        detect: DetectSettings::default(),
-    };
-    let node = Node::new(
-        store,
-        keys,
-        clock.clone(),
-        Arc::new(OsRandom),
-        config,
-        Arc::new(NoWebhooks),
-    )
-    .unwrap();
+    let (node, clock) = super::common::node_in(dir.path(), |_| {});
     Env {
         node: Arc::new(node),
         clock,

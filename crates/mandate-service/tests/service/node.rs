@@ -1,28 +1,17 @@
 //! The node's snapshot refresh and its one write path, over a real SQLite store: a write
 //! through `Node::store()` is in the snapshot when it returns, a failed refresh holds
 //! decisions, and a refresh reuses unchanged agents but never a stale one.
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "test: a failed step fails the test loudly"
-)]
 
 use std::sync::Arc;
 
 use mandate_core::agent::{Agent, AgentName, AgentStatus, Boundary, Labels, Owner, Purpose};
-use mandate_core::clock::ManualClock;
 use mandate_core::id::AgentId;
-use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
 use mandate_store::StoreError;
 use mandate_store::prelude::*;
-use mandate_store_sqlite::SqliteStore;
 
-use mandate_service::config::{DetectSettings, ServerConfig, WebhookConfig};
-use mandate_service::keys::KeyState;
-use mandate_service::{Node, Webhooks};
-
-const T0: i64 = 1_750_000_000;
+use super::common::T0;
+use mandate_service::Node;
 
 fn agent(i: usize) -> Agent {
     let labels = std::collections::BTreeMap::from([("team".to_owned(), format!("team-{i}"))]);
@@ -40,52 +29,8 @@ fn agent(i: usize) -> Agent {
     }
 }
 
-/// Webhooks that go nowhere: no test here sends one (a send fails the test).
-#[derive(Debug)]
-struct NoWebhooks;
-
-impl Webhooks for NoWebhooks {
-    fn send(&self, _: &WebhookConfig, _: i64, _: serde_json::Value) {
-        panic!("no webhook is sent by a refresh");
-    }
-}
-
-fn config(dir: &std::path::Path) -> ServerConfig {
-    ServerConfig {
-        issuer: "http://mandate.test".into(),
-        default_audience: "https://api.test".into(),
-        default_token_lifetime_secs: 300,
-        max_token_lifetime_secs: 3600,
-        max_body_bytes: 64 * 1024,
-        audit_key_path: dir.join("audit-key.pem"),
-        checkpoint: mandate_service::audit::CheckpointPolicy {
-            every_events: 100,
-            every_secs: 3600,
-        },
-        redact: Default::default(),
-        mandates: Default::default(),
-        users: Default::default(),
-        dev_users: None,
-        detect: DetectSettings::default(),
-    }
-}
-
 fn state(dir: &tempfile::TempDir) -> Node {
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).unwrap());
-    let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
-    let keys =
-        KeyState::open(store.as_ref(), &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
-    let config = config(dir.path());
-    Node::new(
-        store,
-        keys,
-        clock,
-        Arc::new(OsRandom),
-        config,
-        Arc::new(NoWebhooks),
-    )
-    .unwrap()
+    super::common::node_in(dir.path(), |_| {}).0
 }
 
 /// INVARIANT (one write path): a write through `Node::store()` is in the snapshot

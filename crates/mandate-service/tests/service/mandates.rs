@@ -2,49 +2,31 @@
 //! over a real node on a SQLite store, without HTTP: who may request, read, complete,
 //! revoke and decide a mandate, the boundary a request must stay within, and the
 //! long-poll that wakes when a request is decided.
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "test: a failed step fails the test loudly"
-)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use mandate_core::admin::{AdminToken, Role};
 use mandate_core::agent::{Agent, AgentName, AgentStatus, Boundary, Grant, Labels, Owner, Purpose};
-use mandate_core::clock::ManualClock;
 use mandate_core::id::{AdminTokenId, AgentId, MandateId};
 use mandate_core::mandate::{Mandate, MandateStatus, UserRef};
 use mandate_core::random::OsRandom;
 use mandate_core::time::Timestamp;
 use mandate_store::prelude::*;
 use mandate_store::{MandateFilter, StoreError};
-use mandate_store_sqlite::SqliteStore;
 use mandate_token::access::{AccessClaims, Audience};
 use mandate_token::keys::SigningKey;
 use mandate_token::user::{DevUserIssuer, TrustedIssuers, VerifiedUser};
 
+use super::common::T0;
+use mandate_service::Node;
 use mandate_service::acts::ActError;
 use mandate_service::approvals::{ApprovalError, Approver, Decision};
-use mandate_service::config::{DetectSettings, MandateConfig, ServerConfig, WebhookConfig};
+use mandate_service::config::{MandateConfig, ServerConfig};
 use mandate_service::dev_users::{self, DevTokenError, UserTokenRequest};
-use mandate_service::keys::KeyState;
 use mandate_service::mandates::{self, MandateError, MandateRequest, Party};
-use mandate_service::{Node, Webhooks};
 
-const T0: i64 = 1_750_000_000;
 const APPROVERS: &str = "approvers";
-
-/// Webhooks that go nowhere (no hook is configured here).
-#[derive(Debug)]
-struct NoWebhooks;
-
-impl Webhooks for NoWebhooks {
-    fn send(&self, _: &WebhookConfig, _: i64, _: serde_json::Value) {
-        panic!("no webhook is configured");
-    }
-}
 
 fn node(dir: &tempfile::TempDir) -> Arc<Node> {
     node_with(dir, |_| {})
@@ -52,41 +34,13 @@ fn node(dir: &tempfile::TempDir) -> Arc<Node> {
 
 /// As [`node`], with `adjust` applied to the configuration.
 fn node_with(dir: &tempfile::TempDir, adjust: impl FnOnce(&mut ServerConfig)) -> Arc<Node> {
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).unwrap());
-    let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
-    let keys =
-        KeyState::open(store.as_ref(), &dir.path().join("keys"), &*clock, &OsRandom).unwrap();
-    let mut config = ServerConfig {
-        issuer: "http://mandate.test".into(),
-        default_audience: "https://api.test".into(),
-        default_token_lifetime_secs: 300,
-        max_token_lifetime_secs: 3600,
-        max_body_bytes: 64 * 1024,
-        audit_key_path: dir.path().join("audit-key.pem"),
-        checkpoint: mandate_service::audit::CheckpointPolicy {
-            every_events: 100,
-            every_secs: 3600,
-        },
-        redact: Default::default(),
-        mandates: MandateConfig {
+    let (node, _) = super::common::node_in(dir.path(), |c| {
+        c.mandates = MandateConfig {
             approver_group: Some(APPROVERS.into()),
             ..MandateConfig::default()
-        },
-        users: Default::default(),
-        dev_users: None,
-        detect: DetectSettings::default(),
-    };
-    adjust(&mut config);
-    let node = Node::new(
-        store,
-        keys,
-        clock,
-        Arc::new(OsRandom),
-        config,
-        Arc::new(NoWebhooks),
-    )
-    .unwrap();
+        };
+        adjust(c);
+    });
     Arc::new(node)
 }
 

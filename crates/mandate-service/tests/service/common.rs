@@ -1,0 +1,68 @@
+//! What every test here builds on: a node over a fresh SQLite store in a temporary
+//! directory, on a manual clock, with webhooks that fail the test if one is sent.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mandate_core::clock::ManualClock;
+use mandate_core::random::OsRandom;
+use mandate_store::Store;
+use mandate_store_sqlite::SqliteStore;
+
+use mandate_service::config::{DetectSettings, ServerConfig, WebhookConfig};
+use mandate_service::keys::KeyState;
+use mandate_service::{Node, Webhooks};
+
+/// The manual clock's start, in unix seconds.
+pub const T0: i64 = 1_750_000_000;
+
+/// Webhooks that go nowhere: a test that configures no hook sends none (a send fails it).
+#[derive(Debug)]
+pub struct NoWebhooks;
+
+impl Webhooks for NoWebhooks {
+    fn send(&self, _: &WebhookConfig, _: i64, _: serde_json::Value) {
+        panic!("a webhook was sent, but no test here configures one");
+    }
+}
+
+/// The configuration every test starts from.
+pub fn config(dir: &Path) -> ServerConfig {
+    ServerConfig {
+        issuer: "http://mandate.test".into(),
+        default_audience: "https://api.test".into(),
+        default_token_lifetime_secs: 300,
+        max_token_lifetime_secs: 3600,
+        max_body_bytes: 64 * 1024,
+        audit_key_path: dir.join("audit-key.pem"),
+        checkpoint: mandate_service::audit::CheckpointPolicy {
+            every_events: 100,
+            every_secs: 3600,
+        },
+        redact: Default::default(),
+        mandates: Default::default(),
+        users: Default::default(),
+        dev_users: None,
+        detect: DetectSettings::default(),
+    }
+}
+
+/// A node over a new store in `dir`, its clock at [`T0`], the configuration from
+/// [`config`] with `adjust` applied; and the clock, to move it.
+pub fn node_in(dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> (Node, Arc<ManualClock>) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mandate.db")).unwrap());
+    let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
+    let keys = KeyState::open(store.as_ref(), &dir.join("keys"), &*clock, &OsRandom).unwrap();
+    let mut config = config(dir);
+    adjust(&mut config);
+    let node = Node::new(
+        store,
+        keys,
+        clock.clone(),
+        Arc::new(OsRandom),
+        config,
+        Arc::new(NoWebhooks),
+    )
+    .unwrap();
+    (node, clock)
+}

@@ -1,0 +1,13 @@
+//! The service layer's use cases over a real node on a SQLite store, without HTTP: one
+//! test binary, a module per area.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test: a failed step fails the test loudly"
+)]
+
+mod common;
+mod mandates;
+mod node;
+mod tokens;
+mod use_cases;
