@@ -57,8 +57,7 @@ pub struct UserTokenRequest {
     pub lifetime_secs: Option<u32>,
 }
 
-/// A token issued.
-#[derive(Debug)]
+/// A token issued. Its `Debug` never shows the token.
 pub struct IssuedUserToken {
     /// The signed token.
     pub token: String,
@@ -66,6 +65,16 @@ pub struct IssuedUserToken {
     pub issuer: String,
     /// Its lifetime in seconds.
     pub expires_in: u32,
+}
+
+impl std::fmt::Debug for IssuedUserToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedUserToken")
+            .field("token", &"…")
+            .field("issuer", &self.issuer)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// Issues a user token from the development issuer on behalf of `actor` (an admin with

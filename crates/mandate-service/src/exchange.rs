@@ -145,8 +145,8 @@ impl From<crate::snapshot_cell::StaleSnapshot> for ExchangeError {
     }
 }
 
-/// What an exchange asks for, its syntax checked by the edge.
-#[derive(Debug)]
+/// What an exchange asks for, its syntax checked by the edge. Its `Debug` never shows
+/// the subject or actor token.
 pub struct Ask<'a> {
     /// The subject token: the user's, the agent's own, or a mandate token to delegate.
     pub subject: &'a str,
@@ -160,8 +160,19 @@ pub struct Ask<'a> {
     pub mandate: Option<MandateId>,
 }
 
-/// A token just issued by an exchange (and recorded).
-#[derive(Debug)]
+impl std::fmt::Debug for Ask<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ask")
+            .field("subject", &"…")
+            .field("actor", &self.actor.map(|_| "…"))
+            .field("scope", &self.scope)
+            .field("targets", &self.targets)
+            .field("mandate", &self.mandate)
+            .finish()
+    }
+}
+
+/// A token just issued by an exchange (and recorded). Its `Debug` never shows the token.
 pub struct Exchanged {
     /// The signed token.
     pub token: String,
@@ -169,6 +180,16 @@ pub struct Exchanged {
     pub expires_in: i64,
     /// Its scope.
     pub scope: String,
+}
+
+impl std::fmt::Debug for Exchanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchanged")
+            .field("token", &"…")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 /// The `iss` claim of a JWT, read without verifying it (only to pick who verifies).

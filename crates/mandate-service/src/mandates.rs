@@ -233,8 +233,7 @@ fn event(
 
 // ---- request ----
 
-/// A mandate request as the agent sent it.
-#[derive(Debug)]
+/// A mandate request as the agent sent it. Its `Debug` never shows the user token.
 pub struct MandateRequest {
     /// What the agent says it will do.
     pub intent: String,
@@ -247,6 +246,18 @@ pub struct MandateRequest {
     pub justification: Option<String>,
     /// A trusted issuer's token naming the human the agent acts for.
     pub user_token: Option<String>,
+}
+
+impl std::fmt::Debug for MandateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MandateRequest")
+            .field("intent", &self.intent)
+            .field("scope", &self.scope)
+            .field("lifetime_secs", &self.lifetime_secs)
+            .field("justification", &self.justification)
+            .field("user_token", &self.user_token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// What policy said about a mandate request: the status it starts in, and why.

@@ -142,8 +142,8 @@ impl TokenError {
     }
 }
 
-/// How a client authenticates (RFC 6749 §2.3: exactly one method per request).
-#[derive(Debug)]
+/// How a client authenticates (RFC 6749 §2.3: exactly one method per request). Its
+/// `Debug` never shows the secret or the assertion.
 pub enum ClientAuth {
     /// `client_secret_basic` or `client_secret_post`.
     Secret {
@@ -159,6 +159,24 @@ pub enum ClientAuth {
         /// The assertion (a compact JWS).
         assertion: String,
     },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    /// The client id, never the secret or the assertion (see `mandate_token::secret`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret { client_id, .. } => f
+                .debug_struct("Secret")
+                .field("client_id", client_id)
+                .field("secret", &"…")
+                .finish(),
+            Self::Assertion { client_id, .. } => f
+                .debug_struct("Assertion")
+                .field("client_id", client_id)
+                .field("assertion", &"…")
+                .finish(),
+        }
+    }
 }
 
 impl ClientAuth {
@@ -385,8 +403,7 @@ pub async fn record_refusal(node: &Node, client: Option<String>, error: &str) {
     }
 }
 
-/// An access token just issued (and recorded).
-#[derive(Debug)]
+/// An access token just issued (and recorded). Its `Debug` never shows the token.
 pub struct Issued {
     /// The signed token.
     pub token: String,
@@ -394,6 +411,16 @@ pub struct Issued {
     pub expires_in: u32,
     /// Its scope, when one was asked for.
     pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("token", &"…")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 /// The client credentials grant: authenticates the client, checks what it asks for

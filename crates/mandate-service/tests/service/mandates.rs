@@ -525,3 +525,39 @@ async fn the_dev_issuer_is_off_unless_enabled_and_checks_its_claims() {
         ("alice", 2)
     );
 }
+
+/// Regression: `MandateRequest` and `IssuedUserToken` got a derived `Debug` when they
+/// moved here from mandate-server, where they had none, so one `{:?}` printed a user's
+/// bearer token in clear. Their `Debug` names the token field, never its value.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_user_token_reaches_a_debug_line() {
+    let issuer = DevUserIssuer::new(
+        SigningKey::generate(&OsRandom).unwrap(),
+        "http://mandate.test/dev-users".into(),
+        "http://mandate.test".into(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_with(&dir, |c| c.dev_users = Some(Arc::new(issuer)));
+    let req = UserTokenRequest {
+        sub: "alice".into(),
+        email: None,
+        groups: Vec::new(),
+        lifetime_secs: Some(60),
+    };
+    let issued = dev_users::issue_user_token(&node, &admin(Role::Admin).actor(), req)
+        .await
+        .unwrap();
+    let mandate_request = MandateRequest {
+        user_token: Some(issued.token.clone()),
+        ..request(vec![grant("crm:read")], None)
+    };
+    for (what, text) in [
+        ("IssuedUserToken", format!("{issued:?}")),
+        ("MandateRequest", format!("{mandate_request:?}")),
+    ] {
+        assert!(
+            !text.contains(&issued.token),
+            "{what}'s Debug shows the user token"
+        );
+    }
+}

@@ -305,3 +305,55 @@ async fn exchange_needs_the_client_a_mandate_and_a_named_delegate() {
     .unwrap();
     assert_eq!(delegated.scope, "crm:read");
 }
+
+/// Regression: `ClientAuth`, `Issued`, `Ask` and `Exchanged` got a derived `Debug` when
+/// they moved here from mandate-server, where they had none, so one `{:?}` (a log
+/// field, a failed assertion) printed the client secret, the client assertion or the
+/// access token in clear. `mandate_token::secret::Secret`'s rule holds for them too:
+/// their `Debug` names the field, never its value.
+#[tokio::test]
+async fn no_secret_or_token_reaches_a_debug_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(&dir);
+    let a = register(&node, 0, crm_reader());
+    let issued = tokens::issue_client_credentials(&node, secret(&a, SECRET), None, &[])
+        .await
+        .unwrap();
+    let token = issued.token.clone();
+    let jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ3QifQ.c2lnbmF0dXJl";
+    let assertion = ClientAuth::Assertion {
+        client_id: Some(a.to_string()),
+        assertion: jwt.to_owned(),
+    };
+    let exchanged = exchange::Exchanged {
+        token: token.clone(),
+        expires_in: 60,
+        scope: "crm:read".into(),
+    };
+    let shown = [
+        ("ClientAuth::Secret", format!("{:?}", secret(&a, SECRET))),
+        ("ClientAuth::Assertion", format!("{assertion:?}")),
+        ("Issued", format!("{issued:?}")),
+        (
+            "Ask",
+            format!(
+                "{:?}",
+                Ask {
+                    actor: Some(jwt),
+                    ..ask(&token, None)
+                }
+            ),
+        ),
+        ("Exchanged", format!("{exchanged:?}")),
+    ];
+    for (what, text) in &shown {
+        for (name, value) in [("secret", SECRET), ("assertion", jwt), ("token", &*token)] {
+            assert!(!text.contains(value), "{what}'s Debug shows the {name}");
+        }
+    }
+    assert!(
+        shown[0].1.contains(a.as_str()),
+        "the client id is no secret: {}",
+        shown[0].1
+    );
+}
