@@ -594,6 +594,7 @@ pub async fn show(
 pub async fn complete(node: &Arc<Node>, party: Party, id: MandateId) -> Result<AsOf, MandateError> {
     let actor = party.actor();
     let by = actor.clone();
+    let asked = id.clone();
     let (m, now) = node
         .perform("mandate.completed", &actor, move |s| {
             let now = s.clock.now();
@@ -624,7 +625,13 @@ pub async fn complete(node: &Arc<Node>, party: Party, id: MandateId) -> Result<A
             let rec = Recorded::mandate(&m, details);
             Ok::<_, MandateError>(((m, now), rec))
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // A missing mandate answers as a hidden one does, so the answer never tells
+            // a caller that a mandate it may not see exists.
+            MandateError::Store(StoreError::NotFound(_)) => MandateError::Unknown(asked),
+            e => e,
+        })?;
     tracing::info!(mandate = %m.id, %actor, "mandate completed");
     Ok(AsOf { mandate: m, now })
 }

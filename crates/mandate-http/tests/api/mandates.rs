@@ -1113,3 +1113,41 @@ async fn a_mandate_token_cannot_ask_for_a_mandate_but_completes_its_own() {
     assert_eq!(r.json()["status"], "completed");
     assert_eq!(env.all_mandates().await.len(), 1);
 }
+
+/// Finding (review of the service move, true before it too): completing a mandate that
+/// does not exist answered 404 "unknown mandate", one that exists but the caller may
+/// not see 404 "unknown mandate `mdt_…`": the message told an agent the other mandate
+/// exists. Both answers are now the same but for the id the caller sent.
+#[tokio::test]
+async fn completing_a_hidden_mandate_answers_as_a_missing_one() {
+    let env = env();
+    env.activate(POLICIES, &[]).await;
+    let (_, token) = env.agent("crm-bot").await;
+    let (_, other) = env.agent("other-bot").await;
+    let hidden = id_of(
+        &env.mandate(&token, json!({"intent": "read", "scope": read_scope()}))
+            .await,
+    );
+    let missing = "mdt_01JA0000000000000000000000";
+    let detail = |id: &str| {
+        let env = &env;
+        let other = other.clone();
+        let id = id.to_owned();
+        async move {
+            let r = env
+                .bearer(
+                    &other,
+                    Method::POST,
+                    &format!("/v1/mandates/{id}/complete"),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, axum::http::StatusCode::NOT_FOUND, "{}", r.json());
+            r.json()["detail"]
+                .as_str()
+                .expect("detail")
+                .replace(id.as_str(), "<id>")
+        }
+    };
+    assert_eq!(detail(&hidden).await, detail(missing).await);
+}
