@@ -88,7 +88,7 @@ pub(crate) async fn readyz(
             "decisions are held: the decision snapshot could not be refreshed",
         ));
     }
-    match crate::blocking(&state, |s| s.raw_store().ping()).await {
+    match crate::blocking(&state, |s| s.ping()).await {
         Ok(Ok(_)) => Ok(Json(json!({"status": "ready"}))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");

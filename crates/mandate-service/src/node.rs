@@ -344,24 +344,23 @@ impl Node {
         Ok(compiled)
     }
 
-    /// The store as it is, past the write path: for reading only (the audit log's own
-    /// reads, readiness), never for a write that decisions must see.
-    pub fn raw_store(&self) -> &dyn Store {
-        self.db.as_ref()
+    /// Whether the store answers (readiness).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping()
     }
 
     /// The permits bounding concurrent Argon2id checks (see the field).
-    pub fn argon2_permits(&self) -> &Arc<tokio::sync::Semaphore> {
+    pub(crate) fn argon2_permits(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.argon2_permits
     }
 
     /// Access tokens whose signature already verified.
-    pub fn verified_tokens(&self) -> &cache::VerifiedTokens {
+    pub(crate) fn verified_tokens(&self) -> &cache::VerifiedTokens {
         &self.verified_tokens
     }
 
     /// Client secrets that already passed Argon2id.
-    pub fn verified_secrets(&self) -> &cache::VerifiedSecrets {
+    pub(crate) fn verified_secrets(&self) -> &cache::VerifiedSecrets {
         &self.verified_secrets
     }
 

@@ -19,7 +19,6 @@ use mandate_store::prelude::*;
 
 use std::sync::Arc;
 
-use mandate_audit::event::AuditEvent;
 use mandate_core::agent::{Agent, AgentStatus};
 use mandate_core::credential::CredentialKind;
 use mandate_core::id::{AgentId, TokenId};
@@ -35,6 +34,7 @@ use serde_json::{Value, json};
 use crate::Node;
 use crate::audit::AuditError;
 use crate::cache::Remembered;
+use crate::error::ServiceError;
 use crate::snapshot_cell::StaleSnapshot;
 
 /// How long a client-secret check may wait for an Argon2id slot before it is refused
@@ -654,21 +654,27 @@ pub async fn revoke(node: &Arc<Node>, who: Requester, token: String) -> Result<(
     {
         return Err(TokenError::ReadOnly);
     }
-    let outcome = node
-        .blocking(move |s| -> Result<Option<AuditEvent>, TokenError> {
+    // Under the act order (`INVARIANT (act order)`, write_path.rs), like every act that
+    // writes and records.
+    let (outcome, _) = node
+        .act_batch("token revocation", move |s| {
             let now = s.clock.now();
             let ring = s.keys.ring();
             // Expired or foreign tokens need no revocation; a bad signature is just invalid.
             let Ok(claims) = access::verify(&ring, &token, &expected(s), now) else {
-                return Ok(None);
+                return Ok((Ok(()), Vec::new()));
             };
             if let Requester::Agent(id) = &who
                 && claims.client_id != id.as_str()
             {
-                return Err(TokenError::AnotherClientsToken);
+                return Ok((Err(TokenError::AnotherClientsToken), Vec::new()));
             }
-            s.store()
-                .revoke_token(&claims.jti, Timestamp::from_secs(claims.exp), now)?;
+            if let Err(e) = s
+                .store()
+                .revoke_token(&claims.jti, Timestamp::from_secs(claims.exp), now)
+            {
+                return Ok((Err(TokenError::Store(e)), Vec::new()));
+            }
             tracing::info!(jti = %claims.jti, client_id = %claims.client_id, "access token revoked");
             let mut e = s.event("token.revoked");
             e.agent = Some(claims.client_id.clone());
@@ -677,15 +683,16 @@ pub async fn revoke(node: &Arc<Node>, who: Requester, token: String) -> Result<(
                 Requester::Agent(_) => None,
             };
             e.details = Some(json!({"token_id": claims.jti}));
-            Ok(Some(e))
+            Ok::<_, ServiceError>((Ok(()), vec![e]))
         })
-        .await?;
-    if let Some(event) = outcome? {
-        node.audit
-            .record(event)
-            .await
-            .map_err(TokenError::RevocationUnrecorded)?;
-    }
+        .await
+        .map_err(|e| match e {
+            ServiceError::Task(t) => TokenError::Task(t),
+            ServiceError::Store(e) => TokenError::Store(e),
+            // The revocation stands; its record did not commit.
+            _ => TokenError::RevocationUnrecorded(AuditError::Unavailable),
+        })?;
+    outcome?;
     Ok(())
 }
 

@@ -50,13 +50,23 @@ pub fn config(dir: &Path) -> ServerConfig {
 /// A node over a new store in `dir`, its clock at [`T0`], the configuration from
 /// [`config`] with `adjust` applied; and the clock, to move it.
 pub fn node_in(dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> (Node, Arc<ManualClock>) {
+    let (node, clock, _) = node_over_store(dir, adjust);
+    (node, clock)
+}
+
+/// As [`node_in`], and the store the node is over, for a test that writes past the
+/// node's write path on purpose.
+pub fn node_over_store(
+    dir: &Path,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> (Node, Arc<ManualClock>, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mandate.db")).unwrap());
     let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
     let keys = KeyState::open(store.as_ref(), &dir.join("keys"), &*clock, &OsRandom).unwrap();
     let mut config = config(dir);
     adjust(&mut config);
     let node = Node::new(
-        store,
+        Arc::clone(&store),
         keys,
         clock.clone(),
         Arc::new(OsRandom),
@@ -64,5 +74,5 @@ pub fn node_in(dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> (Node, Arc
         Arc::new(NoWebhooks),
     )
     .unwrap();
-    (node, clock)
+    (node, clock, store)
 }

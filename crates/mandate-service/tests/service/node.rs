@@ -40,7 +40,7 @@ fn state(dir: &tempfile::TempDir) -> Node {
 #[test]
 fn a_write_is_in_the_snapshot_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let s = state(&dir);
+    let (s, _, store) = super::common::node_over_store(dir.path(), |_| {});
     let now = Timestamp::from_secs(T0);
     let a = agent(0);
     s.store().insert_agent(&a).unwrap();
@@ -80,7 +80,7 @@ fn a_write_is_in_the_snapshot_when_it_returns() {
     );
 
     let b = agent(1);
-    s.raw_store().insert_agent(&b).unwrap();
+    store.insert_agent(&b).unwrap();
     assert!(
         s.snapshot().unwrap().agents.get(&b.id).is_none(),
         "not through the write path"

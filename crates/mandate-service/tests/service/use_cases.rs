@@ -46,7 +46,7 @@ fn admin() -> Actor {
 
 /// The audit events of `kind` recorded so far, as JSON.
 fn events(node: &Node, kind: &str) -> Vec<Value> {
-    let store = node.raw_store();
+    let store = node.store();
     store
         .audit_bodies(0, store.audit_len().unwrap())
         .unwrap()
