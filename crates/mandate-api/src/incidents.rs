@@ -11,7 +11,10 @@ use crate::formats::{
 use crate::{Agent, AuditEvent, Mandate};
 
 /// `POST /v1/agents/{id}/contain`.
+// The server reads the body with this type; the `serde` name keeps serde's messages
+// as they were (see the module documentation of `crate::mandates`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename = "Contain")]
 pub struct ContainAgent {
     /// Recorded in `incident.contained` and the evidence, and stored as the agent's
     /// `status_reason` when this suspends it.
@@ -114,7 +117,9 @@ pub struct BundleEvent {
 }
 
 /// `POST /v1/tokens/{jti}/revoke`.
+// Read by the server as it is, like `ContainAgent`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename = "RevokeToken")]
 pub struct RevokeTokenById {
     /// Recorded in the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
