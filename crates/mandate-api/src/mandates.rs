@@ -2,11 +2,10 @@
 //! `/v1/approvals…`, `/v1/dev/user-tokens`).
 //!
 //! The server reads its request bodies with the request types here: each refuses unknown
-//! members (`unknown_field`), and its `serde` name is the name of the struct the handler
-//! read before, so serde's message for a body that is not an object (`… expected struct
-//! DecisionBody`) is the one the server always answered. That name is in no JSON and not
-//! in the document (utoipa names a schema after the Rust type). A [`Mandate`] is built
-//! from the stored record by [`Mandate::as_of`].
+//! members (`unknown_field`), and where the handler read a struct of another name before,
+//! `serde(expecting)` keeps serde's message for a body that is not an object (`… expected
+//! struct DecisionBody`) as the server always answered it. That text is in no JSON and not
+//! in the document. A [`Mandate`] is built from the stored record by [`Mandate::as_of`].
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -159,7 +158,7 @@ pub struct ApprovalPage {
 
 /// The body of approve and deny.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename = "DecisionBody")]
+#[serde(deny_unknown_fields, expecting = "struct DecisionBody")]
 pub struct ApprovalDecision {
     /// At most 2000 characters; no control characters but newlines and tabs. Recorded with
     /// the decision.
@@ -170,7 +169,7 @@ pub struct ApprovalDecision {
 
 /// `POST /v1/mandates/{id}/revoke`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename = "Revoke")]
+#[serde(deny_unknown_fields, expecting = "struct Revoke")]
 pub struct RevokeMandate {
     /// At most 2000 characters; no control characters but newlines and tabs. Recorded in
     /// the audit log.
@@ -181,7 +180,7 @@ pub struct RevokeMandate {
 
 /// `POST /v1/dev/user-tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename = "NewUserToken")]
+#[serde(deny_unknown_fields, expecting = "struct NewUserToken")]
 pub struct NewDevUserToken {
     /// The user; 1–256 characters, no control characters.
     #[schema(min_length = 1, max_length = 256)]
@@ -257,5 +256,43 @@ fn grant(g: &mandate_core::agent::Grant) -> Grant {
         actions: g.actions.clone(),
         resources: g.resources.clone(),
         data_classes: g.data_classes.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// serde's message for a body that is not an object, as the server answers it.
+    fn refusal<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
+        serde_json::from_str::<T>(body).unwrap_err().to_string()
+    }
+
+    /// The request types refuse unknown members, and their messages name the structs the
+    /// handlers read before.
+    #[test]
+    fn request_bodies_are_read_as_before() {
+        assert_eq!(
+            refusal::<ApprovalDecision>("5"),
+            "invalid type: integer `5`, expected struct DecisionBody at line 1 column 1"
+        );
+        assert_eq!(
+            refusal::<RevokeMandate>("true"),
+            "invalid type: boolean `true`, expected struct Revoke at line 1 column 4"
+        );
+        assert_eq!(
+            refusal::<NewDevUserToken>("\"x\""),
+            "invalid type: string \"x\", expected struct NewUserToken at line 1 column 3"
+        );
+        assert_eq!(
+            refusal::<NewMandate>("5"),
+            "invalid type: integer `5`, expected struct NewMandate at line 1 column 1"
+        );
+        assert!(
+            refusal::<NewMandate>(r#"{"intent": "x", "x": 1}"#).starts_with("unknown field `x`")
+        );
+        assert!(refusal::<ApprovalDecision>(r#"{"x": 1}"#).starts_with("unknown field `x`"));
+        assert!(refusal::<RevokeMandate>(r#"{"x": 1}"#).starts_with("unknown field `x`"));
+        assert!(refusal::<NewDevUserToken>(r#"{"x": 1}"#).starts_with("unknown field `x`"));
     }
 }
