@@ -73,9 +73,10 @@ pub(crate) async fn list(
     }))
 }
 
-/// A waiting request as the API answers it. The use case gives the agent as the
-/// JSON object [`agent_summary`](mandate_service::mandates::agent_summary) builds (`id`, `name`, `owner`), read here as the
-/// wire's [`api::AgentSummary`]; `agent_summary_is_the_wire_type` checks the two agree.
+/// A waiting request as the API answers it. The use case gives the agent as the JSON
+/// object [`agent_summary`](mandate_service::mandates::agent_summary) builds (`id`,
+/// `name`, `owner`), read here as the wire's [`api::AgentSummary`];
+/// `agent_summary_is_the_wire_type` checks the two agree.
 fn approval(w: Waiting, now: Timestamp) -> Result<api::Approval, ApiError> {
     Ok(api::Approval {
         mandate: api::Mandate::as_of(&w.mandate, now),
