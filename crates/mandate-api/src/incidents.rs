@@ -11,7 +11,10 @@ use crate::formats::{
 use crate::{Agent, AuditEvent, Mandate};
 
 /// `POST /v1/agents/{id}/contain`.
+// The server reads the body with this type; `expecting` keeps serde's messages as
+// they were (see the module documentation of `crate::mandates`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "struct Contain")]
 pub struct ContainAgent {
     /// Recorded in `incident.contained` and the evidence, and stored as the agent's
     /// `status_reason` when this suspends it.
@@ -114,7 +117,9 @@ pub struct BundleEvent {
 }
 
 /// `POST /v1/tokens/{jti}/revoke`.
+// Read by the server as it is, like `ContainAgent`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "struct RevokeToken")]
 pub struct RevokeTokenById {
     /// Recorded in the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,4 +138,27 @@ pub struct TokenRevoked {
     /// When the revocation entry may be dropped (no token outlives it).
     #[schema(value_type = Timestamp)]
     pub until: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request types refuse unknown members, and their messages name the structs the
+    /// handler read before.
+    #[test]
+    fn request_bodies_are_read_as_before() {
+        let refusal = |r: Result<ContainAgent, serde_json::Error>| r.unwrap_err().to_string();
+        assert_eq!(
+            refusal(serde_json::from_str("5")),
+            "invalid type: integer `5`, expected struct Contain at line 1 column 1"
+        );
+        assert!(refusal(serde_json::from_str(r#"{"x": 1}"#)).starts_with("unknown field `x`"));
+        let refusal = |r: Result<RevokeTokenById, serde_json::Error>| r.unwrap_err().to_string();
+        assert_eq!(
+            refusal(serde_json::from_str("5")),
+            "invalid type: integer `5`, expected struct RevokeToken at line 1 column 1"
+        );
+        assert!(refusal(serde_json::from_str(r#"{"x": 1}"#)).starts_with("unknown field `x`"));
+    }
 }

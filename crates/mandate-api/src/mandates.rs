@@ -1,5 +1,11 @@
 //! Mandates, their approval, and development user tokens (`/v1/mandates…`,
 //! `/v1/approvals…`, `/v1/dev/user-tokens`).
+//!
+//! The server reads its request bodies with the request types here: each refuses unknown
+//! members (`unknown_field`), and where the handler read a struct of another name before,
+//! `serde(expecting)` keeps serde's message for a body that is not an object (`… expected
+//! struct DecisionBody`) as the server always answered it. That text is in no JSON and not
+//! in the document. A [`Mandate`] is built from the stored record by [`Mandate::as_of`].
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -84,6 +90,7 @@ pub struct Mandate {
 
 /// `POST /v1/mandates` (as the agent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewMandate {
     /// What the agent will do.
     #[schema(value_type = MandateText)]
@@ -151,6 +158,7 @@ pub struct ApprovalPage {
 
 /// The body of approve and deny.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "struct DecisionBody")]
 pub struct ApprovalDecision {
     /// At most 2000 characters; no control characters but newlines and tabs. Recorded with
     /// the decision.
@@ -161,6 +169,7 @@ pub struct ApprovalDecision {
 
 /// `POST /v1/mandates/{id}/revoke`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "struct Revoke")]
 pub struct RevokeMandate {
     /// At most 2000 characters; no control characters but newlines and tabs. Recorded in
     /// the audit log.
@@ -171,6 +180,7 @@ pub struct RevokeMandate {
 
 /// `POST /v1/dev/user-tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "struct NewUserToken")]
 pub struct NewDevUserToken {
     /// The user; 1–256 characters, no control characters.
     #[schema(min_length = 1, max_length = 256)]
@@ -198,4 +208,91 @@ pub struct DevUserToken {
     pub issuer: String,
     /// Seconds until it expires.
     pub expires_in: u64,
+}
+
+impl Mandate {
+    /// The stored record `m` as readers see it at `now`: every member as stored, but
+    /// `status` as of `now` ([`mandate_core::mandate::Mandate::status_at`]), so a request
+    /// past its deadline shows `denied` and a mandate past its expiry `expired`.
+    pub fn as_of(m: &mandate_core::mandate::Mandate, now: mandate_core::time::Timestamp) -> Self {
+        let time = |t: &Option<mandate_core::time::Timestamp>| t.map(|t| t.to_string());
+        Self {
+            id: m.id.to_string(),
+            agent: m.agent.to_string(),
+            user: m.user.as_ref().map(UserRef::from),
+            intent: m.intent.clone(),
+            justification: m.justification.clone(),
+            scope: m.scope.iter().map(grant).collect(),
+            lifetime_secs: m.lifetime_secs,
+            status: m.status_at(now),
+            created_at: m.created_at.to_string(),
+            approval_deadline: time(&m.approval_deadline),
+            activated_at: time(&m.activated_at),
+            expires_at: time(&m.expires_at),
+            decided_by: m.decided_by.clone(),
+            decision_comment: m.decision_comment.clone(),
+            decided_at: time(&m.decided_at),
+            policy_ids: m.policy_ids.clone(),
+            ended_at: time(&m.ended_at),
+            ended_by: m.ended_by.clone(),
+        }
+    }
+}
+
+impl From<&mandate_core::mandate::UserRef> for UserRef {
+    fn from(u: &mandate_core::mandate::UserRef) -> Self {
+        Self {
+            issuer: u.issuer.clone(),
+            sub: u.sub.clone(),
+            email: u.email.clone(),
+            groups: u.groups.clone(),
+        }
+    }
+}
+
+/// A grant as the wire writes it (the same members).
+fn grant(g: &mandate_core::agent::Grant) -> Grant {
+    Grant {
+        actions: g.actions.clone(),
+        resources: g.resources.clone(),
+        data_classes: g.data_classes.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// serde's message for a body that is not an object, as the server answers it.
+    fn refusal<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
+        serde_json::from_str::<T>(body).unwrap_err().to_string()
+    }
+
+    /// The request types refuse unknown members, and their messages name the structs the
+    /// handlers read before.
+    #[test]
+    fn request_bodies_are_read_as_before() {
+        assert_eq!(
+            refusal::<ApprovalDecision>("5"),
+            "invalid type: integer `5`, expected struct DecisionBody at line 1 column 1"
+        );
+        assert_eq!(
+            refusal::<RevokeMandate>("true"),
+            "invalid type: boolean `true`, expected struct Revoke at line 1 column 4"
+        );
+        assert_eq!(
+            refusal::<NewDevUserToken>("\"x\""),
+            "invalid type: string \"x\", expected struct NewUserToken at line 1 column 3"
+        );
+        assert_eq!(
+            refusal::<NewMandate>("5"),
+            "invalid type: integer `5`, expected struct NewMandate at line 1 column 1"
+        );
+        assert!(
+            refusal::<NewMandate>(r#"{"intent": "x", "x": 1}"#).starts_with("unknown field `x`")
+        );
+        assert!(refusal::<ApprovalDecision>(r#"{"x": 1}"#).starts_with("unknown field `x`"));
+        assert!(refusal::<RevokeMandate>(r#"{"x": 1}"#).starts_with("unknown field `x`"));
+        assert!(refusal::<NewDevUserToken>(r#"{"x": 1}"#).starts_with("unknown field `x`"));
+    }
 }

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 
 use crate::formats::{
     AgentId, AssertionAlgs, Audience, AuthMethods, BearerType, ClientAssertionType, CrvEd25519,
-    GrantType, IntrospectedAudience, IssuedTokenType, KtyOkp, ResourceUri, SigningAlg, StatusOk,
-    StatusReady, SubjectTokenType, UseSig,
+    GrantType, IntrospectedAudience, IssuedTokenType, KtyOkp, MandateId, ResourceUri, SigningAlg,
+    StatusOk, StatusReady, SubjectTokenType, TokenId, UseSig,
 };
 
 /// Parameters may not repeat (but `resource` and `audience`); an empty value counts
@@ -179,6 +179,63 @@ pub struct IntrospectionResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
     pub scope: Option<String>,
+    /// RFC 8693 §4.1, for an exchanged token: the agent acting for `sub`, with the agents
+    /// that delegated to it nested inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = TokenActor)]
+    pub act: Option<TokenActor>,
+    /// The mandate (`mdt_…`) an exchanged token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = MandateId)]
+    pub mandate: Option<String>,
+    /// The tokens a delegated token was exchanged from, nearest first; revoking any of them
+    /// revokes this one. Absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<ParentToken>,
+}
+
+impl IntrospectionResponse {
+    /// The answer for any token that is not active: `{"active": false}` (RFC 7662 §2.2).
+    pub fn inactive() -> Self {
+        Self {
+            active: false,
+            token_type: None,
+            iss: None,
+            sub: None,
+            aud: None,
+            exp: None,
+            iat: None,
+            nbf: None,
+            jti: None,
+            client_id: None,
+            scope: None,
+            act: None,
+            mandate: None,
+            parents: Vec::new(),
+        }
+    }
+}
+
+/// An RFC 8693 `act` claim: who acts for the token's subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenActor {
+    /// The acting agent.
+    #[schema(value_type = AgentId)]
+    pub sub: String,
+    /// The agent that acted before it, for a delegation chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = TokenActor, no_recursion)]
+    pub act: Option<Box<TokenActor>>,
+}
+
+/// A token an exchanged token derives from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ParentToken {
+    /// The parent's `jti`.
+    #[schema(value_type = TokenId)]
+    pub jti: String,
+    /// The parent's `iat` (seconds since the epoch).
+    pub iat: i64,
 }
 
 /// A JWK Set (RFC 7517) of the keys that verify access tokens.

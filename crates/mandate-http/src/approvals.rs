@@ -10,17 +10,16 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 
-use mandate_service::approvals::{ApprovalError, Approver, Decision, WaitingPage};
-use mandate_service::mandates::view;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use mandate_api as api;
+use mandate_core::time::Timestamp;
+use mandate_service::approvals::{ApprovalError, Approver, Decision, Waiting, WaitingPage};
 
 use crate::Node;
 use crate::audit_api::query;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, OptionalJson};
-use crate::mandates::{DEFAULT_PAGE, check_text, mandate_id, page_cursor, page_limit};
+use crate::mandates::{DEFAULT_PAGE, as_of, check_text, mandate_id, page_cursor, page_limit};
 
 impl From<ApprovalError> for ApiError {
     /// 403 for who may not decide (`not_an_approver`, `self_approval`), 409 for a
@@ -49,7 +48,7 @@ pub(crate) async fn list(
     State(state): State<Arc<Node>>,
     caller: Caller,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::ApprovalPage>, ApiError> {
     let approver = Approver::check(&state, caller.into())?;
     let mut limit = DEFAULT_PAGE;
     let mut cursor = None;
@@ -65,32 +64,39 @@ pub(crate) async fn list(
         next_cursor,
         now,
     } = approver.waiting(&state, cursor, limit).await?;
-    let items: Vec<Value> = items
-        .into_iter()
-        .map(|w| json!({"mandate": view(&w.mandate, now), "agent": w.agent}))
-        .collect();
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(Json(api::ApprovalPage {
+        items: items
+            .into_iter()
+            .map(|w| approval(w, now))
+            .collect::<Result<_, _>>()?,
+        next_cursor,
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DecisionBody {
-    comment: Option<String>,
+/// A waiting request as the API answers it. The use case gives the agent as the JSON
+/// object [`agent_summary`](mandate_service::mandates::agent_summary) builds (`id`,
+/// `name`, `owner`), read here as the wire's [`api::AgentSummary`];
+/// `agent_summary_is_the_wire_type` checks the two agree.
+fn approval(w: Waiting, now: Timestamp) -> Result<api::Approval, ApiError> {
+    Ok(api::Approval {
+        mandate: api::Mandate::as_of(&w.mandate, now),
+        agent: serde_json::from_value(w.agent).map_err(ApiError::internal)?,
+    })
 }
 
 async fn decide(
     state: Arc<Node>,
     caller: Caller,
     id: String,
-    body: Option<DecisionBody>,
+    body: Option<api::ApprovalDecision>,
     decision: Decision,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Mandate>, ApiError> {
     let approver = Approver::check(&state, caller.into())?;
     let comment = body.and_then(|b| b.comment);
     check_text("comment", comment.as_deref())?;
     let id = mandate_id(&id)?;
     let m = approver.decide(&state, id, decision, comment).await?;
-    Ok(Json(m.view()))
+    Ok(Json(as_of(&m)))
 }
 
 /// `POST /v1/approvals/{id}/approve`: the mandate becomes active for its lifetime.
@@ -98,8 +104,8 @@ pub(crate) async fn approve(
     State(state): State<Arc<Node>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<DecisionBody>,
-) -> Result<Json<Value>, ApiError> {
+    OptionalJson(body): OptionalJson<api::ApprovalDecision>,
+) -> Result<Json<api::Mandate>, ApiError> {
     decide(state, caller, id, body, Decision::Approve).await
 }
 
@@ -108,7 +114,24 @@ pub(crate) async fn deny(
     State(state): State<Arc<Node>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<DecisionBody>,
-) -> Result<Json<Value>, ApiError> {
+    OptionalJson(body): OptionalJson<api::ApprovalDecision>,
+) -> Result<Json<api::Mandate>, ApiError> {
     decide(state, caller, id, body, Decision::Deny).await
+}
+
+#[cfg(test)]
+mod tests {
+    use mandate_core::id::AgentId;
+    use mandate_service::mandates::agent_summary;
+
+    use super::*;
+
+    /// The use case's agent summary reads as the wire type and writes back the same.
+    #[test]
+    fn agent_summary_is_the_wire_type() {
+        let id = AgentId::parse("agt_01J00000000000000000000000").unwrap();
+        let v = agent_summary(None, &id);
+        let wire: api::AgentSummary = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(wire).unwrap(), v);
+    }
 }

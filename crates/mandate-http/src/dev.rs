@@ -1,7 +1,8 @@
 //! The local development user issuer through the API: an admin mints user tokens for
 //! walkthroughs and tests, so mandates can name a human without a real identity
 //! provider. Off (404 `dev_issuer_disabled`) unless the operator enabled it. The use
-//! case is `mandate_service::dev_users`; this maps its [`DevTokenError`].
+//! case is `mandate_service::dev_users`; this reads and answers mandate-api's types and
+//! maps its [`DevTokenError`].
 
 use std::sync::Arc;
 
@@ -9,9 +10,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mandate_api as api;
 use mandate_service::dev_users::{self, DevTokenError, UserTokenRequest};
-use serde::Deserialize;
-use serde_json::json;
 
 use crate::Node;
 use crate::error::ApiError;
@@ -35,21 +35,11 @@ impl From<DevTokenError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewUserToken {
-    sub: String,
-    email: Option<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    lifetime_secs: Option<u32>,
-}
-
 /// `POST /v1/dev/user-tokens`: a user token from the development issuer.
 pub(crate) async fn issue_user_token(
     State(state): State<Arc<Node>>,
     admin: Admin,
-    ApiJson(req): ApiJson<NewUserToken>,
+    ApiJson(req): ApiJson<api::NewDevUserToken>,
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
     let req = UserTokenRequest {
@@ -61,7 +51,11 @@ pub(crate) async fn issue_user_token(
     let issued = dev_users::issue_user_token(&state, &admin.actor(), req).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"token": issued.token, "issuer": issued.issuer, "expires_in": issued.expires_in})),
+        Json(api::DevUserToken {
+            token: issued.token,
+            issuer: issued.issuer,
+            expires_in: u64::from(issued.expires_in),
+        }),
     )
         .into_response())
 }

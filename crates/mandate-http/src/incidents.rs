@@ -1,7 +1,9 @@
 //! The kill switch's incident levers over HTTP: `contain` an agent and answer with its
 //! incident bundle, and revoke one token by its `jti` when nobody holds the token
 //! string. The use cases are the node's (`mandate_service::incidents`); this parses,
-//! calls and maps.
+//! calls and maps, reading and answering mandate-api's types — but the incident bundle,
+//! which is answered as the bytes the node wrote (RFC 8785 canonical JSON, which
+//! `mandate audit verify` checks byte for byte), not re-serialized.
 
 use std::sync::Arc;
 
@@ -9,11 +11,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mandate_api as api;
 use mandate_core::id::{AgentId, TokenId};
 use mandate_service::ServiceError;
 use mandate_service::incidents::IncidentError;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::Node;
 use crate::error::ApiError;
@@ -25,21 +26,6 @@ const DEFAULT_EVENTS: u32 = 1000;
 const MAX_EVENTS: u32 = 10_000;
 /// The longest reason, in characters (as for a suspension).
 const MAX_REASON_CHARS: usize = 500;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Contain {
-    /// Why; stored as the agent's status reason and recorded.
-    reason: Option<String>,
-    /// How many of the agent's most recent events the bundle holds (1..=10000).
-    events: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RevokeToken {
-    reason: Option<String>,
-}
 
 fn check_reason(reason: Option<&str>) -> Result<(), ApiError> {
     if reason
@@ -80,7 +66,7 @@ pub(crate) async fn contain(
     State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<Contain>,
+    OptionalJson(body): OptionalJson<api::ContainAgent>,
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
     let id = AgentId::parse(&id)
@@ -130,8 +116,8 @@ pub(crate) async fn revoke_token(
     State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(jti): ApiPath<String>,
-    OptionalJson(body): OptionalJson<RevokeToken>,
-) -> Result<Json<Value>, ApiError> {
+    OptionalJson(body): OptionalJson<api::RevokeTokenById>,
+) -> Result<Json<api::TokenRevoked>, ApiError> {
     admin.require_write()?;
     let jti = TokenId::parse(&jti).map_err(|_| {
         ApiError::bad_request(
@@ -149,7 +135,11 @@ pub(crate) async fn revoke_token(
         .revoke_token_id(&admin.actor(), jti.clone(), reason)
         .await?;
     tracing::info!(by = %admin.0.id, %jti, "access token revoked by id");
-    Ok(Json(json!({"jti": jti, "revoked": true, "until": until})))
+    Ok(Json(api::TokenRevoked {
+        jti: jti.to_string(),
+        revoked: true,
+        until: until.to_string(),
+    }))
 }
 
 #[cfg(test)]

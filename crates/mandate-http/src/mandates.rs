@@ -3,7 +3,8 @@
 //! agent long-polls while it waits); the agent completes it; an admin or the agent's
 //! owner revokes it; and a sweeper writes lapsed requests denied and lapsed mandates
 //! expired. Each handler parses the request, calls its use case in
-//! `mandate_service::mandates` and answers its result or its [`MandateError`].
+//! `mandate_service::mandates` and answers its result or its [`MandateError`]; the
+//! bodies read and answered are mandate-api's types.
 //!
 //! Who may see a mandate that they may not change gets 403; who may not even see it gets
 //! 404, so its existence is not revealed.
@@ -15,13 +16,12 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mandate_api as api;
 use mandate_core::agent::Grant;
 use mandate_core::id::{AgentId, MandateId};
 use mandate_core::mandate::{MAX_TEXT_CHARS, MandateStatus};
-use mandate_service::mandates::{self as service, MandateError, MandateRequest, Page};
+use mandate_service::mandates::{self as service, AsOf, MandateError, MandateRequest, Page};
 use mandate_store::MandateFilter;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::Node;
 use crate::audit_api::query;
@@ -98,34 +98,37 @@ pub(crate) fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiErro
 
 // ---- request ----
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewMandate {
-    intent: String,
-    scope: Vec<Grant>,
-    lifetime_secs: Option<u32>,
-    justification: Option<String>,
-    /// A trusted issuer's token naming the human the agent acts for.
-    user_token: Option<String>,
-}
-
 /// `POST /v1/mandates`: an agent asks for a mandate. Policy grants it (`active`), holds
 /// it for an approver (`pending_approval`) or refuses it (`denied`); each is stored and
 /// answered 201. A scope outside the agent's boundary is refused (403) and not stored.
 pub(crate) async fn request(
     State(state): State<Arc<Node>>,
     caller: Caller,
-    ApiJson(req): ApiJson<NewMandate>,
+    ApiJson(req): ApiJson<api::NewMandate>,
 ) -> Result<Response, ApiError> {
     let req = MandateRequest {
         intent: req.intent,
-        scope: req.scope,
+        scope: req.scope.into_iter().map(grant).collect(),
         lifetime_secs: req.lifetime_secs,
         justification: req.justification,
         user_token: req.user_token,
     };
     let m = service::request(&state, caller.into(), req).await?;
-    Ok((StatusCode::CREATED, Json(m.view())).into_response())
+    Ok((StatusCode::CREATED, Json(as_of(&m))).into_response())
+}
+
+/// A grant as the use case takes it: the same members, which the use case checks.
+fn grant(g: api::Grant) -> Grant {
+    Grant {
+        actions: g.actions,
+        resources: g.resources,
+        data_classes: g.data_classes,
+    }
+}
+
+/// A mandate as the API answers it, with its status as of when it was read or changed.
+pub(crate) fn as_of(m: &AsOf) -> api::Mandate {
+    api::Mandate::as_of(&m.mandate, m.now)
 }
 
 // ---- read ----
@@ -155,7 +158,7 @@ pub(crate) async fn list(
     State(state): State<Arc<Node>>,
     caller: Caller,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::MandatePage>, ApiError> {
     let mut filter = MandateFilter::default();
     let mut limit = DEFAULT_PAGE;
     let mut cursor = None;
@@ -180,8 +183,13 @@ pub(crate) async fn list(
         next_cursor,
         now,
     } = service::list(&state, &caller.into(), filter, cursor, limit).await?;
-    let items: Vec<Value> = mandates.iter().map(|m| service::view(m, now)).collect();
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(Json(api::MandatePage {
+        items: mandates
+            .iter()
+            .map(|m| api::Mandate::as_of(m, now))
+            .collect(),
+        next_cursor,
+    }))
 }
 
 /// `GET /v1/mandates/{id}?wait=`: one mandate. With `wait` (seconds, at most 60) and
@@ -192,7 +200,7 @@ pub(crate) async fn show(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Mandate>, ApiError> {
     let mut wait = 0;
     for (_, v) in query(q, &["wait"])? {
         wait = v
@@ -204,7 +212,7 @@ pub(crate) async fn show(
     let id = mandate_id(&id)?;
     let wait = Duration::from_secs(wait);
     let m = service::show(&state, &caller.into(), &id, wait).await?;
-    Ok(Json(m.view()))
+    Ok(Json(as_of(&m)))
 }
 
 // ---- complete, revoke ----
@@ -215,16 +223,10 @@ pub(crate) async fn complete(
     State(state): State<Arc<Node>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Mandate>, ApiError> {
     let id = mandate_id(&id)?;
     let m = service::complete(&state, caller.into(), id).await?;
-    Ok(Json(m.view()))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Revoke {
-    reason: Option<String>,
+    Ok(Json(as_of(&m)))
 }
 
 /// `POST /v1/mandates/{id}/revoke`: an admin (write role) or the agent's owner ends a
@@ -233,11 +235,71 @@ pub(crate) async fn revoke(
     State(state): State<Arc<Node>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<Revoke>,
-) -> Result<Json<Value>, ApiError> {
+    OptionalJson(body): OptionalJson<api::RevokeMandate>,
+) -> Result<Json<api::Mandate>, ApiError> {
     let reason = body.and_then(|b| b.reason);
     check_text("reason", reason.as_deref())?;
     let id = mandate_id(&id)?;
     let m = service::revoke(&state, caller.into(), id, reason).await?;
-    Ok(Json(m.view()))
+    Ok(Json(as_of(&m)))
+}
+
+#[cfg(test)]
+mod tests {
+    use mandate_core::mandate::{Mandate, UserRef};
+    use mandate_core::time::Timestamp;
+
+    use super::*;
+
+    /// The wire type writes what the use case's JSON view of a mandate wrote: every
+    /// member, `null` where unset, `email` only when set, and the status as of `now`.
+    #[test]
+    fn the_wire_mandate_is_the_view() {
+        let t = Timestamp::from_secs;
+        let bare = Mandate::requested(
+            MandateId::parse("mdt_01J00000000000000000000000").unwrap(),
+            AgentId::parse("agt_01J00000000000000000000000").unwrap(),
+            "read the contacts".into(),
+            vec![Grant {
+                actions: vec!["crm:read".into()],
+                resources: vec!["Crm::Contact/*".into()],
+                data_classes: vec![],
+            }],
+            600,
+            MandateStatus::PendingApproval,
+            t(1_000),
+        );
+        let full = Mandate {
+            user: Some(UserRef {
+                issuer: "https://idp.example".into(),
+                sub: "alice".into(),
+                email: Some("alice@example.com".into()),
+                groups: vec!["sales".into()],
+            }),
+            justification: Some("the weekly report".into()),
+            status: MandateStatus::Active,
+            approval_deadline: Some(t(1_300)),
+            activated_at: Some(t(1_100)),
+            expires_at: Some(t(1_700)),
+            decided_by: Some("user:bob".into()),
+            decision_comment: Some("ok".into()),
+            decided_at: Some(t(1_100)),
+            policy_ids: vec!["p1".into()],
+            ended_at: Some(t(1_600)),
+            ended_by: Some("expiry".into()),
+            ..bare.clone()
+        };
+        let no_email = Mandate {
+            user: full.user.clone().map(|u| UserRef { email: None, ..u }),
+            ..bare.clone()
+        };
+        // Before and after the deadline and the expiry: the status as of `now` differs
+        // from the stored one.
+        for m in [&bare, &full, &no_email] {
+            for now in [t(1_050), t(5_000)] {
+                let wire = serde_json::to_value(api::Mandate::as_of(m, now)).unwrap();
+                assert_eq!(wire, service::view(m, now));
+            }
+        }
+    }
 }

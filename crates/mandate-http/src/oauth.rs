@@ -22,7 +22,9 @@
 //!
 //! The use cases behind these endpoints live in `mandate_service::tokens`; the handlers
 //! here read the form and the client's credentials, check their syntax, call one of them
-//! and render the result, mapping [`TokenError`] to an RFC 6749 §5.2 error.
+//! and render the result as mandate-api's types, mapping [`TokenError`] to an RFC 6749
+//! §5.2 error. The forms are read as pairs (`Params`), not as mandate-api's request
+//! types: a repeated parameter must be refused, and an empty value counts as absent.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,8 +35,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use mandate_api as api;
 use mandate_service::tokens::{self, ClientAuth, Requester, TokenError};
-use serde_json::{Value, json};
+use mandate_token::access::{AccessClaims, Actor, Audience};
+use serde_json::Value;
 
 use crate::Node;
 use crate::error::OAuthError;
@@ -287,14 +291,15 @@ pub(crate) async fn client_credentials(
         check_resource(r)?;
     }
     let issued = tokens::issue_client_credentials(state, auth, scope, &resources).await?;
-    let mut body = serde_json::Map::new();
-    body.insert("access_token".into(), json!(issued.token));
-    body.insert("token_type".into(), json!("Bearer"));
-    body.insert("expires_in".into(), json!(issued.expires_in));
-    if let Some(s) = issued.scope {
-        body.insert("scope".into(), json!(s));
-    }
-    Ok(no_store(Json(Value::Object(body)).into_response()))
+    Ok(no_store(
+        Json(api::TokenResponse {
+            access_token: issued.token,
+            token_type: "Bearer".to_owned(),
+            expires_in: u64::from(issued.expires_in),
+            scope: issued.scope,
+        })
+        .into_response(),
+    ))
 }
 
 /// Who is calling introspection or revocation: an admin bearer token, or a client
@@ -338,17 +343,49 @@ pub(crate) async fn introspect(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?
         .to_owned();
     let body = match tokens::introspect(&state, &who, token).await? {
-        None => json!({"active": false}),
-        Some(c) => {
-            let mut v = serde_json::to_value(&c).unwrap_or(Value::Null);
-            if let Value::Object(m) = &mut v {
-                m.insert("active".into(), json!(true));
-                m.insert("token_type".into(), json!("Bearer"));
-            }
-            v
-        }
+        None => api::IntrospectionResponse::inactive(),
+        Some(c) => introspection(c),
     };
     Ok(no_store(Json(body).into_response()))
+}
+
+/// An active token's introspection answer (RFC 7662 §2.2): its claims, `active` and
+/// `token_type` `Bearer`. Every claim is answered, the RFC 8693 ones of an exchanged
+/// token (`act`, `mandate`, `parents`) too; `introspection_answers_every_claim` checks
+/// that against the claims' own JSON.
+fn introspection(c: AccessClaims) -> api::IntrospectionResponse {
+    fn actor(a: Actor) -> api::TokenActor {
+        api::TokenActor {
+            sub: a.sub,
+            act: a.act.map(|a| Box::new(actor(*a))),
+        }
+    }
+    api::IntrospectionResponse {
+        active: true,
+        token_type: Some("Bearer".to_owned()),
+        iss: Some(c.iss),
+        sub: Some(c.sub),
+        aud: Some(match c.aud {
+            Audience::One(a) => Value::String(a),
+            Audience::Many(l) => Value::Array(l.into_iter().map(Value::String).collect()),
+        }),
+        exp: Some(c.exp),
+        iat: Some(c.iat),
+        nbf: Some(c.nbf),
+        jti: Some(c.jti),
+        client_id: Some(c.client_id),
+        scope: c.scope,
+        act: c.act.map(actor),
+        mandate: c.mandate,
+        parents: c
+            .parents
+            .into_iter()
+            .map(|p| api::ParentToken {
+                jti: p.jti,
+                iat: p.iat,
+            })
+            .collect(),
+    }
 }
 
 /// `POST /oauth/revoke` (RFC 7009). Answers 200 for tokens that are already invalid.
@@ -505,6 +542,56 @@ pub(crate) mod tests {
             assert_eq!(got, (status, error.to_owned(), description.to_owned()));
             assert_eq!(code, error, "recorded as answered");
         }
+    }
+
+    /// The introspection answer is the claims' own JSON with `active` and `token_type`
+    /// added, for a client-credentials token and for a delegated one with every claim.
+    #[test]
+    fn introspection_answers_every_claim() {
+        use mandate_token::access::ParentToken;
+        let plain = AccessClaims {
+            iss: "https://mandate.example".into(),
+            sub: "agt_01J00000000000000000000000".into(),
+            aud: Audience::One("https://mandate.example".into()),
+            exp: 2_000,
+            iat: 1_000,
+            nbf: 1_000,
+            jti: "tok_01J00000000000000000000000".into(),
+            client_id: "agt_01J00000000000000000000000".into(),
+            scope: None,
+            act: None,
+            mandate: None,
+            parents: vec![],
+        };
+        let delegated = AccessClaims {
+            aud: Audience::Many(vec!["https://a.example".into(), "https://b.example".into()]),
+            scope: Some("crm:read".into()),
+            act: Some(Actor {
+                sub: "agt_01J00000000000000000000001".into(),
+                act: Some(Box::new(Actor {
+                    sub: "agt_01J00000000000000000000002".into(),
+                    act: None,
+                })),
+            }),
+            mandate: Some("mdt_01J00000000000000000000000".into()),
+            parents: vec![ParentToken {
+                jti: "tok_01J00000000000000000000001".into(),
+                iat: 900,
+            }],
+            ..plain.clone()
+        };
+        for c in [plain, delegated] {
+            let mut want = serde_json::to_value(&c).unwrap();
+            if let Some(m) = want.as_object_mut() {
+                m.insert("active".into(), Value::Bool(true));
+                m.insert("token_type".into(), Value::String("Bearer".into()));
+            }
+            assert_eq!(serde_json::to_value(introspection(c)).unwrap(), want);
+        }
+        assert_eq!(
+            serde_json::to_value(api::IntrospectionResponse::inactive()).unwrap(),
+            serde_json::json!({"active": false})
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Public documents and probes: JWKS, RFC 8414 metadata, `/healthz`, `/readyz`, and the
 //! access log (method, path, status, latency — never headers, queries or bodies), whose
-//! layer also closes connections whose request body was left unread (`unread.rs`).
+//! layer also closes connections whose request body was left unread (`unread.rs`). The
+//! documents are answered as mandate-api's types.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,14 +12,14 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use mandate_api as api;
 
 use crate::Node;
 use crate::error::ApiError;
 
 /// `GET /.well-known/jwks.json`: every key whose tokens may still be valid now.
-pub(crate) async fn jwks(State(state): State<Arc<Node>>) -> Response {
-    let mut res = Json(state.keys.ring().jwks(state.clock.now())).into_response();
+pub(crate) async fn jwks(State(state): State<Arc<Node>>) -> Result<Response, ApiError> {
+    let mut res = Json(jwk_set(state.keys.ring().jwks(state.clock.now()))?).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
@@ -27,7 +28,14 @@ pub(crate) async fn jwks(State(state): State<Arc<Node>>) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jwk-set+json"),
     );
-    res
+    Ok(res)
+}
+
+/// The key ring's JWK Set (which mandate-token builds as JSON: the JWK members are the
+/// token crate's) read as the wire's [`api::JwkSet`]. `the_jwks_is_the_wire_type` checks
+/// that nothing is lost on the way.
+fn jwk_set(v: serde_json::Value) -> Result<api::JwkSet, ApiError> {
+    serde_json::from_value(v).map_err(ApiError::internal)
 }
 
 /// The JWS `alg` values accepted for client assertions: `EdDSA` and its RFC 9864 name
@@ -46,41 +54,47 @@ const ASSERTION_ALGS: [&str; 3] = ["EdDSA", "Ed25519", "ES256"];
 /// listing `code` would send authorization-code clients into a flow that cannot work.
 /// There is no `/.well-known/openid-configuration`: Mandate issues no ID tokens and is
 /// not an OpenID Provider (both SDKs try the RFC 8414 document first).
-pub(crate) async fn metadata(State(state): State<Arc<Node>>) -> Json<serde_json::Value> {
+pub(crate) async fn metadata(State(state): State<Arc<Node>>) -> Json<api::ServerMetadata> {
     let iss = &state.config.issuer;
-    let auth_methods = [
+    let list = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let auth_methods = list(&[
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
-    ];
-    Json(json!({
-        "issuer": iss,
-        "authorization_endpoint": format!("{iss}/oauth/authorize"),
-        "token_endpoint": state.config.token_endpoint(),
-        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
-        "introspection_endpoint": format!("{iss}/oauth/introspect"),
-        "revocation_endpoint": format!("{iss}/oauth/revoke"),
-        "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": auth_methods,
-        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-        "introspection_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-    }))
+    ]);
+    Json(api::ServerMetadata {
+        issuer: iss.clone(),
+        authorization_endpoint: format!("{iss}/oauth/authorize"),
+        token_endpoint: state.config.token_endpoint(),
+        jwks_uri: format!("{iss}/.well-known/jwks.json"),
+        introspection_endpoint: format!("{iss}/oauth/introspect"),
+        revocation_endpoint: format!("{iss}/oauth/revoke"),
+        grant_types_supported: list(&[
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ]),
+        response_types_supported: Vec::new(),
+        token_endpoint_auth_methods_supported: auth_methods.clone(),
+        token_endpoint_auth_signing_alg_values_supported: Some(list(&ASSERTION_ALGS)),
+        revocation_endpoint_auth_methods_supported: Some(auth_methods.clone()),
+        revocation_endpoint_auth_signing_alg_values_supported: Some(list(&ASSERTION_ALGS)),
+        introspection_endpoint_auth_methods_supported: Some(auth_methods),
+        introspection_endpoint_auth_signing_alg_values_supported: Some(list(&ASSERTION_ALGS)),
+    })
 }
 
 /// `GET /healthz`: the process is up.
-pub(crate) async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+pub(crate) async fn healthz() -> Json<api::Liveness> {
+    Json(api::Liveness {
+        status: "ok".to_owned(),
+    })
 }
 
 /// `GET /readyz`: the store answers and decisions are not held; 503 `not_ready`
 /// otherwise, so a load balancer moves traffic off a node whose snapshot is stale.
 pub(crate) async fn readyz(
     State(state): State<Arc<Node>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<api::Readiness>, ApiError> {
     if state.is_stale() {
         return Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -89,7 +103,9 @@ pub(crate) async fn readyz(
         ));
     }
     match crate::blocking(&state, |s| s.ping()).await {
-        Ok(Ok(_)) => Ok(Json(json!({"status": "ready"}))),
+        Ok(Ok(_)) => Ok(Json(api::Readiness {
+            status: "ready".to_owned(),
+        })),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             Err(ApiError::new(
@@ -153,5 +169,25 @@ where
             tracing::info!(%method, path = %uri.path(), status = res.status().as_u16(), micros = start.elapsed().as_micros(), "request");
             Ok(res)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mandate_core::random::OsRandom;
+    use mandate_core::time::Timestamp;
+    use mandate_token::keys::{KeyRing, SigningKey};
+
+    use super::*;
+
+    /// The key ring's JWK Set reads as the wire type and writes back the same, so a
+    /// member the token crate adds is not dropped silently.
+    #[test]
+    fn the_jwks_is_the_wire_type() {
+        let ring = KeyRing::new(SigningKey::generate(&OsRandom).unwrap(), vec![]).unwrap();
+        let v = ring.jwks(Timestamp::from_secs(0));
+        assert_eq!(v["keys"].as_array().map(Vec::len), Some(1));
+        let wire = jwk_set(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(wire).unwrap(), v);
     }
 }
