@@ -30,6 +30,8 @@ pub struct AdminToken {
 
 /// `POST /v1/admin-tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+// The server reads this type: an unknown member is a 400 `unknown_field`.
+#[serde(deny_unknown_fields)]
 pub struct NewAdminToken {
     /// For humans (`ci-deployer`). 1–64 bytes (UTF-8), no control characters.
     #[schema(
@@ -41,6 +43,20 @@ pub struct NewAdminToken {
     /// What it may do.
     #[schema(value_type = formats::Role)]
     pub role: Role,
+}
+
+impl From<&mandate_core::admin::AdminToken> for AdminToken {
+    /// The stored record as the server shows it.
+    fn from(t: &mandate_core::admin::AdminToken) -> Self {
+        Self {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            role: t.role,
+            bootstrap: t.bootstrap,
+            created_at: t.created_at.to_string(),
+            revoked_at: t.revoked_at.map(|at| at.to_string()),
+        }
+    }
 }
 
 /// The answer to creating an admin token: the only place the token is ever shown.

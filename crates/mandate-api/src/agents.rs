@@ -170,6 +170,8 @@ pub struct UpdateAgent {
 
 /// The body of suspend, resume and decommission.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+// The server reads this type: an unknown member is a 400 `unknown_field`.
+#[serde(deny_unknown_fields)]
 pub struct StatusChange {
     /// Recorded as the agent's `status_reason` (a missing reason clears it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -333,4 +335,47 @@ pub struct CredentialRotated {
     pub client_secret: Option<String>,
     /// The old one.
     pub previous: PreviousCredential,
+}
+
+impl From<&mandate_core::agent::Grant> for Grant {
+    fn from(g: &mandate_core::agent::Grant) -> Self {
+        Self {
+            actions: g.actions.clone(),
+            resources: g.resources.clone(),
+            data_classes: g.data_classes.clone(),
+        }
+    }
+}
+
+impl From<&mandate_core::agent::Boundary> for Boundary {
+    fn from(b: &mandate_core::agent::Boundary) -> Self {
+        Self {
+            grants: b.grants.iter().map(Grant::from).collect(),
+            max_token_lifetime_secs: b.max_token_lifetime_secs,
+            delegates: b.delegates.iter().map(ToString::to_string).collect(),
+            audiences: b.audiences.clone(),
+        }
+    }
+}
+
+impl From<&mandate_core::agent::Agent> for Agent {
+    /// The registry's record as the server shows it.
+    fn from(a: &mandate_core::agent::Agent) -> Self {
+        Self {
+            id: a.id.to_string(),
+            name: a.name.as_str().to_owned(),
+            owner: a.owner.as_str().to_owned(),
+            purpose: a.purpose.as_str().to_owned(),
+            labels: a
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            boundary: Boundary::from(&a.boundary),
+            status: a.status,
+            status_reason: a.status_reason.clone(),
+            created_at: a.created_at.to_string(),
+            updated_at: a.updated_at.to_string(),
+        }
+    }
 }

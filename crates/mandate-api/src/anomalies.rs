@@ -68,6 +68,8 @@ pub struct AnomalyPage {
 
 /// The body of acknowledge and dismiss.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+// The server reads this type: an unknown member is a 400 `unknown_field`.
+#[serde(deny_unknown_fields)]
 pub struct AnomalyResolution {
     /// What was done about it, or why it is a false positive.
     #[serde(default, skip_serializing_if = "Option::is_none")]

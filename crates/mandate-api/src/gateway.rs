@@ -6,6 +6,8 @@ use utoipa::ToSchema;
 
 /// `PUT /v1/gateway/secrets/{name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+// The server reads this type: an unknown member is a 400 `unknown_field`.
+#[serde(deny_unknown_fields)]
 pub struct PutGatewaySecret {
     /// The secret's value (stored encrypted).
     pub value: String,

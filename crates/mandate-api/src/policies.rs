@@ -1,12 +1,14 @@
 //! Versioned Cedar policy sets (`/v1/policies…`).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::formats::{AdminTokenId, PolicyIds, PolicyVersionNumber, Timestamp};
 
 /// `POST /v1/policies`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+// The server reads this type: an unknown member is a 400 `unknown_field`.
+#[serde(deny_unknown_fields)]
 pub struct NewPolicies {
     /// Cedar policies (no templates; ids unique).
     pub policies: String,
@@ -15,10 +17,20 @@ pub struct NewPolicies {
     #[serde(default)]
     #[schema(max_items = 32, default = json!([]))]
     pub schema_fragments: Vec<String>,
-    /// Free text for humans, at most 500 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Free text for humans, at most 500 characters. May be absent, not `null`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_string"
+    )]
     #[schema(value_type = String, max_length = 500, default = json!(""))]
     pub note: Option<String>,
+}
+
+/// A member that may be absent (`None`, through `#[serde(default)]`) but, when present,
+/// is a string: `null` is refused with serde's own message, as the server refuses it.
+fn present_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// The answer to adding a policy version (never active yet).

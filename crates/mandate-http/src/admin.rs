@@ -8,11 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mandate_core::admin::Role;
+use mandate_api as api;
 use mandate_core::id::AdminTokenId;
 use mandate_service::admin::{self as service, AdminError};
-use serde::Deserialize;
-use serde_json::json;
 
 use crate::Node;
 use crate::error::ApiError;
@@ -34,35 +32,30 @@ impl From<AdminError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewAdminToken {
-    name: String,
-    role: Role,
-}
-
 /// `POST /v1/admin-tokens`: the token is in this response and nowhere else.
 pub(crate) async fn create_token(
     State(state): State<Arc<Node>>,
     admin: Admin,
-    ApiJson(req): ApiJson<NewAdminToken>,
+    ApiJson(req): ApiJson<api::NewAdminToken>,
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
     let (record, token) = service::create_token(&state, &admin.actor(), req.name, req.role).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"admin_token": record, "token": token.expose()})),
-    )
-        .into_response())
+    let created = api::AdminTokenCreated {
+        admin_token: api::AdminToken::from(&record),
+        token: token.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `GET /v1/admin-tokens`.
 pub(crate) async fn list_tokens(
     State(state): State<Arc<Node>>,
     _admin: Admin,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<api::Items<api::AdminToken>>, ApiError> {
     let items = service::list_tokens(&state).await?;
-    Ok(Json(json!({"items": items})))
+    Ok(Json(api::Items {
+        items: items.iter().map(api::AdminToken::from).collect(),
+    }))
 }
 
 /// `DELETE /v1/admin-tokens/{id}`.
@@ -81,21 +74,19 @@ pub(crate) async fn revoke_token(
 pub(crate) async fn list_keys(
     State(state): State<Arc<Node>>,
     _admin: Admin,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<api::Items<api::SigningKey>>, ApiError> {
     let rows = service::list_keys(&state).await?;
-    let items: Vec<_> = rows
+    let items = rows
         .iter()
-        .map(|r| {
-            json!({
-                "kid": r.kid,
-                "created_at": r.created_at,
-                "current": r.retired_at.is_none(),
-                "retired_at": r.retired_at,
-                "published_until": r.publish_until,
-            })
+        .map(|r| api::SigningKey {
+            kid: r.kid.clone(),
+            created_at: r.created_at.to_string(),
+            current: r.retired_at.is_none(),
+            retired_at: r.retired_at.map(|t| t.to_string()),
+            published_until: r.publish_until.map(|t| t.to_string()),
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(api::Items { items }))
 }
 
 /// `POST /v1/keys/rotate`: a new key signs from now on; the old one stays published
@@ -103,12 +94,12 @@ pub(crate) async fn list_keys(
 pub(crate) async fn rotate_keys(
     State(state): State<Arc<Node>>,
     admin: Admin,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<api::KeyRotated>, ApiError> {
     admin.require_write()?;
     let r = service::rotate_keys(&state, &admin.actor()).await?;
-    Ok(Json(json!({
-        "kid": r.kid,
-        "retired_kid": r.retired_kid,
-        "retired_published_until": r.retired_published_until,
-    })))
+    Ok(Json(api::KeyRotated {
+        kid: r.kid,
+        retired_kid: r.retired_kid,
+        retired_published_until: r.retired_published_until.to_string(),
+    }))
 }

@@ -9,8 +9,9 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mandate_api as api;
 use mandate_core::agent::{
-    Agent, AgentName, AgentStatus, Boundary, Labels, Owner, Purpose, check_label_key,
+    AgentName, AgentStatus, Boundary, Labels, Owner, Purpose, check_label_key,
 };
 use mandate_core::credential::CredentialKind;
 use mandate_core::id::{AgentId, CredentialId};
@@ -20,7 +21,7 @@ use mandate_service::agents::{
 };
 use mandate_store::AgentFilter;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Node;
 use crate::error::ApiError;
@@ -71,6 +72,10 @@ fn credential_id(s: &str) -> Result<CredentialId, ApiError> {
         .map_err(|_| ApiError::not_found(format!("unknown credential `{}`", s.escape_debug())))
 }
 
+/// Read here, not as `mandate_api::RegisterAgent`: the validated newtypes refuse a bad
+/// name, owner, purpose, label or boundary while the body is parsed, with serde's
+/// message and its position (`… at line 1 column 12`), which a check after parsing
+/// cannot repeat.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterAgent {
@@ -99,7 +104,7 @@ pub(crate) async fn register(
         boundary: req.boundary,
     };
     let agent = service::register(&state, &admin.actor(), new).await?;
-    Ok((StatusCode::CREATED, Json(agent)).into_response())
+    Ok((StatusCode::CREATED, Json(api::Agent::from(&agent))).into_response())
 }
 
 const DEFAULT_PAGE: u32 = 50;
@@ -110,7 +115,7 @@ pub(crate) async fn list(
     State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::AgentPage>, ApiError> {
     let mut filter = AgentFilter::default();
     let mut limit = DEFAULT_PAGE;
     let mut cursor = None;
@@ -153,8 +158,10 @@ pub(crate) async fn list(
         }
     }
     let page = service::list(&state, filter, cursor, limit).await?;
-    let next = page.next_cursor.map(|id| id.to_string());
-    Ok(Json(json!({"items": page.items, "next_cursor": next})))
+    Ok(Json(api::AgentPage {
+        items: page.items.iter().map(api::Agent::from).collect(),
+        next_cursor: page.next_cursor.map(|id| id.to_string()),
+    }))
 }
 
 /// `GET /v1/agents/{id}`.
@@ -162,11 +169,12 @@ pub(crate) async fn show(
     State(state): State<Arc<Node>>,
     _admin: Admin,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Agent>, ApiError> {
+) -> Result<Json<api::Agent>, ApiError> {
     let id = agent_id(&id)?;
-    Ok(Json(service::show(&state, id).await?))
+    Ok(Json(api::Agent::from(&service::show(&state, id).await?)))
 }
 
+/// Read here, not as `mandate_api::UpdateAgent`, for the reason [`RegisterAgent`] is.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateAgent {
@@ -183,7 +191,7 @@ pub(crate) async fn update(
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateAgent>,
-) -> Result<Json<Agent>, ApiError> {
+) -> Result<Json<api::Agent>, ApiError> {
     admin.require_write()?;
     let id = agent_id(&id)?;
     let changes = AgentChanges {
@@ -193,27 +201,17 @@ pub(crate) async fn update(
         labels: req.labels,
         boundary: req.boundary,
     };
-    Ok(Json(
-        service::update(&state, &admin.actor(), id, changes).await?,
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct StatusChange {
-    reason: Option<String>,
-    /// On suspend: also kill every token issued so far, so a later resume does not
-    /// bring them back.
-    revoke_tokens: Option<bool>,
+    let agent = service::update(&state, &admin.actor(), id, changes).await?;
+    Ok(Json(api::Agent::from(&agent)))
 }
 
 async fn change_status(
     state: Arc<Node>,
     admin: Admin,
     id: String,
-    body: Option<StatusChange>,
+    body: Option<api::StatusChange>,
     to: AgentStatus,
-) -> Result<Json<Agent>, ApiError> {
+) -> Result<Json<api::Agent>, ApiError> {
     admin.require_write()?;
     let id = agent_id(&id)?;
     let change = body.map_or_else(service::StatusChange::default, |b| service::StatusChange {
@@ -221,7 +219,7 @@ async fn change_status(
         revoke_tokens: b.revoke_tokens.unwrap_or(false),
     });
     let agent = service::change_status(&state, &admin.actor(), id, to, change).await?;
-    Ok(Json(agent))
+    Ok(Json(api::Agent::from(&agent)))
 }
 
 /// `POST /v1/agents/{id}/suspend`: takes effect on the very next request.
@@ -229,8 +227,8 @@ pub(crate) async fn suspend(
     State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<StatusChange>,
-) -> Result<Json<Agent>, ApiError> {
+    OptionalJson(body): OptionalJson<api::StatusChange>,
+) -> Result<Json<api::Agent>, ApiError> {
     change_status(state, admin, id, body, AgentStatus::Suspended).await
 }
 
@@ -239,8 +237,8 @@ pub(crate) async fn resume(
     State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<StatusChange>,
-) -> Result<Json<Agent>, ApiError> {
+    OptionalJson(body): OptionalJson<api::StatusChange>,
+) -> Result<Json<api::Agent>, ApiError> {
     change_status(state, admin, id, body, AgentStatus::Active).await
 }
 
@@ -249,11 +247,15 @@ pub(crate) async fn decommission(
     State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<StatusChange>,
-) -> Result<Json<Agent>, ApiError> {
+    OptionalJson(body): OptionalJson<api::StatusChange>,
+) -> Result<Json<api::Agent>, ApiError> {
     change_status(state, admin, id, body, AgentStatus::Decommissioned).await
 }
 
+/// Read here, not as `mandate_api::NewCredential`: `expires_at` is refused while parsing
+/// (serde's message with its position), and `jwk` is any JSON value, judged by the use
+/// case (`invalid_jwk`, or `jwk is only for type public_key`), where the wire type's
+/// object would refuse a non-object as `invalid_field` first.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewCredential {
@@ -263,27 +265,40 @@ pub(crate) struct NewCredential {
     expires_at: Option<Timestamp>,
 }
 
-/// Sets `k` on a JSON object (no-op on anything else).
-fn set(v: &mut Value, k: &str, x: Value) {
-    if let Value::Object(m) = v {
-        m.insert(k.to_owned(), x);
-    }
-}
-
 /// A credential as the API shows it: its record with its `state`.
-fn credential_json(c: &CredentialView) -> Value {
-    let mut v = serde_json::to_value(&c.credential).unwrap_or(Value::Null);
-    set(&mut v, "state", json!(c.state));
-    v
+fn credential(c: &CredentialView) -> Result<api::Credential, ApiError> {
+    let record = &c.credential;
+    let public_jwk = match &record.public_jwk {
+        None => None,
+        Some(Value::Object(m)) => Some(api::Jwk(m.clone())),
+        // INVARIANT (stored jwk): a public key is stored as `PublicJwk::to_value`, an
+        // object; anything else is a broken store, not something to show.
+        Some(_) => {
+            return Err(ApiError::internal(format!(
+                "credential `{}`: its stored public_jwk is not a JSON object",
+                record.id
+            )));
+        }
+    };
+    Ok(api::Credential {
+        id: record.id.to_string(),
+        agent_id: record.agent_id.to_string(),
+        kind: record.kind,
+        public_jwk,
+        key_id: record.key_id.clone(),
+        created_at: record.created_at.to_string(),
+        expires_at: record.expires_at.map(|t| t.to_string()),
+        revoked_at: record.revoked_at.map(|t| t.to_string()),
+        replaced_by: record.replaced_by.as_ref().map(ToString::to_string),
+        state: c.state.to_owned(),
+    })
 }
 
-fn credential_response(c: &IssuedCredential) -> Value {
-    let mut out = json!({"credential": credential_json(&c.view)});
-    if let Some(s) = &c.client_secret {
-        // The only place a client secret is ever shown.
-        set(&mut out, "client_secret", json!(s.expose()));
-    }
-    out
+/// The new credential and, for a client secret, the secret: the only place a client
+/// secret is ever shown.
+fn issued(c: &IssuedCredential) -> Result<(api::Credential, Option<String>), ApiError> {
+    let secret = c.client_secret.as_ref().map(|s| s.expose().to_owned());
+    Ok((credential(&c.view)?, secret))
 }
 
 /// `POST /v1/agents/{id}/credentials`: a client secret (shown once) or a public JWK.
@@ -300,8 +315,13 @@ pub(crate) async fn add_credential(
         jwk: req.jwk,
         expires_at: req.expires_at,
     };
-    let issued = service::add_credential(&state, &admin.actor(), id, new).await?;
-    Ok((StatusCode::CREATED, Json(credential_response(&issued))).into_response())
+    let (credential, client_secret) =
+        issued(&service::add_credential(&state, &admin.actor(), id, new).await?)?;
+    let created = api::CredentialCreated {
+        credential,
+        client_secret,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `GET /v1/agents/{id}/credentials`: metadata only; secrets are never shown again.
@@ -309,16 +329,18 @@ pub(crate) async fn list_credentials(
     State(state): State<Arc<Node>>,
     _admin: Admin,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Items<api::Credential>>, ApiError> {
     let id = agent_id(&id)?;
-    let items: Vec<Value> = service::list_credentials(&state, id)
+    let items = service::list_credentials(&state, id)
         .await?
         .iter()
-        .map(credential_json)
-        .collect();
-    Ok(Json(json!({"items": items})))
+        .map(credential)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(api::Items { items }))
 }
 
+/// Read here, not as `mandate_api::RotateCredential`: `jwk` is any JSON value, judged by
+/// the use case, as in [`NewCredential`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Rotate {
@@ -344,9 +366,15 @@ pub(crate) async fn rotate_credential(
         jwk: r.jwk,
     });
     let rotated = service::rotate_credential(&state, &admin.actor(), id, cid, rotation).await?;
-    let mut out = credential_response(&rotated.issued);
-    let previous = json!({"id": rotated.previous, "expires_at": rotated.previous_expires_at});
-    set(&mut out, "previous", previous);
+    let (credential, client_secret) = issued(&rotated.issued)?;
+    let out = api::CredentialRotated {
+        credential,
+        client_secret,
+        previous: api::PreviousCredential {
+            id: rotated.previous.to_string(),
+            expires_at: rotated.previous_expires_at.to_string(),
+        },
+    };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 

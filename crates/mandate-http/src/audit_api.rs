@@ -12,10 +12,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use mandate_api as api;
 use mandate_audit::merkle;
 use mandate_core::time::Timestamp;
 use mandate_store::AuditFilter;
-use serde_json::{Value, json};
 
 use crate::Node;
 use crate::error::ApiError;
@@ -65,7 +65,7 @@ pub(crate) async fn events(
     State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::AuditPage>, ApiError> {
     let mut f = AuditFilter::default();
     let mut cursor = None;
     let mut limit = 100u32;
@@ -103,11 +103,17 @@ pub(crate) async fn events(
     let next = (rows.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| rows.last().map(|(seq, _)| *seq))
         .flatten();
+    // A stored body is an event's canonical JSON (mandate-audit's `AuditEvent`, which
+    // has the members of the wire's and omits what is unset), so it reads back as the
+    // wire's event whole.
     let items = rows
         .into_iter()
-        .map(|(_, body)| serde_json::from_str::<Value>(&body).map_err(ApiError::internal))
+        .map(|(_, body)| serde_json::from_str::<api::AuditEvent>(&body).map_err(ApiError::internal))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({"items": items, "next_cursor": next})))
+    Ok(Json(api::AuditPage {
+        items,
+        next_cursor: next,
+    }))
 }
 
 /// `GET /v1/audit/checkpoints/latest`: the newest signed checkpoint and the key that
@@ -116,7 +122,7 @@ pub(crate) async fn latest_checkpoint(
     State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::LatestCheckpoint>, ApiError> {
     // No parameters: an unknown one is a 400, as everywhere else.
     query(q, &[])?;
     let last = crate::blocking(&state, |s| s.store().checkpoints())
@@ -125,15 +131,22 @@ pub(crate) async fn latest_checkpoint(
     let key = B64.encode(state.audit.public_key().as_bytes());
     let node = state.audit.node().as_str().to_owned();
     Ok(Json(match last {
-        None => json!({"node": node, "public_key": key, "size": 0, "checkpoint": null}),
-        Some(c) => json!({
-            "node": node,
-            "public_key": key,
-            "size": c.size,
-            "root": B64.encode(c.root),
-            "time": c.time,
-            "checkpoint": c.text,
-        }),
+        None => api::LatestCheckpoint {
+            node,
+            public_key: key,
+            size: 0,
+            root: None,
+            time: None,
+            checkpoint: None,
+        },
+        Some(c) => api::LatestCheckpoint {
+            node,
+            public_key: key,
+            size: c.size,
+            root: Some(B64.encode(c.root)),
+            time: Some(c.time.to_string()),
+            checkpoint: Some(c.text),
+        },
     }))
 }
 
@@ -144,7 +157,7 @@ pub(crate) async fn inclusion(
     _admin: Admin,
     ApiPath(seq): ApiPath<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::InclusionProof>, ApiError> {
     let seq = seq
         .parse::<u64>()
         .ok()
@@ -154,7 +167,7 @@ pub(crate) async fn inclusion(
     for (k, v) in query(q, &["size"])? {
         size = Some(number(&k, &v)?);
     }
-    let out = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
+    let out = crate::blocking(&state, move |s| -> Result<api::InclusionProof, ApiError> {
         let size = match size {
             Some(n) => n,
             None => s.store().checkpoints()?.pop().map_or(0, |c| c.size),
@@ -173,13 +186,13 @@ pub(crate) async fn inclusion(
             .get(usize::try_from(seq).unwrap_or(usize::MAX))
             .copied()
             .ok_or_else(|| ApiError::not_found("unknown audit event"))?;
-        Ok(json!({
-            "seq": seq,
-            "size": size,
-            "leaf_hash": B64.encode(leaf),
-            "root": B64.encode(merkle::root(&leaves)),
-            "proof": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
-        }))
+        Ok(api::InclusionProof {
+            seq,
+            size,
+            leaf_hash: B64.encode(leaf),
+            root: B64.encode(merkle::root(&leaves)),
+            proof: proof.iter().map(|h| B64.encode(h)).collect(),
+        })
     })
     .await??;
     Ok(Json(out))
@@ -190,7 +203,7 @@ pub(crate) async fn consistency(
     State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::ConsistencyProof>, ApiError> {
     let (mut from, mut to) = (None, None);
     for (k, v) in query(q, &["from", "to"])? {
         if k == "from" {
@@ -205,23 +218,26 @@ pub(crate) async fn consistency(
     if from == 0 || from > to {
         return Err(bad("need 0 < from <= to".into()));
     }
-    let out = crate::blocking(&state, move |s| -> Result<Value, ApiError> {
-        if to > s.store().audit_len()? {
-            return Err(bad(format!("the log has fewer than {to} events")));
-        }
-        let leaves = s.store().audit_leaves(to)?;
-        let proof = merkle::consistency_proof(&leaves, from, to).map_err(ApiError::internal)?;
-        let old = leaves
-            .get(..usize::try_from(from).unwrap_or(usize::MAX))
-            .unwrap_or(&[]);
-        Ok(json!({
-            "from": from,
-            "to": to,
-            "from_root": B64.encode(merkle::root(old)),
-            "to_root": B64.encode(merkle::root(&leaves)),
-            "proof": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
-        }))
-    })
+    let out = crate::blocking(
+        &state,
+        move |s| -> Result<api::ConsistencyProof, ApiError> {
+            if to > s.store().audit_len()? {
+                return Err(bad(format!("the log has fewer than {to} events")));
+            }
+            let leaves = s.store().audit_leaves(to)?;
+            let proof = merkle::consistency_proof(&leaves, from, to).map_err(ApiError::internal)?;
+            let old = leaves
+                .get(..usize::try_from(from).unwrap_or(usize::MAX))
+                .unwrap_or(&[]);
+            Ok(api::ConsistencyProof {
+                from,
+                to,
+                from_root: B64.encode(merkle::root(old)),
+                to_root: B64.encode(merkle::root(&leaves)),
+                proof: proof.iter().map(|h| B64.encode(h)).collect(),
+            })
+        },
+    )
     .await??;
     Ok(Json(out))
 }

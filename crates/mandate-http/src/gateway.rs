@@ -13,10 +13,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use mandate_api as api;
 use mandate_gateway::authz::{
     Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal as Acting, Verdict,
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Node;
@@ -224,19 +224,13 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewSecret {
-    value: String,
-}
-
 /// `PUT /v1/gateway/secrets/{name}`: stores (or replaces) an upstream secret, encrypted.
 /// The value is never returned, logged or recorded; only the name is.
 pub(crate) async fn put_secret(
     State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(name): ApiPath<String>,
-    ApiJson(body): ApiJson<NewSecret>,
+    ApiJson(body): ApiJson<api::PutGatewaySecret>,
 ) -> Result<StatusCode, ApiError> {
     admin.require_write()?;
     check_name(&name)?;
@@ -261,13 +255,17 @@ pub(crate) async fn put_secret(
 pub(crate) async fn list_secrets(
     State(state): State<Arc<Node>>,
     _admin: Admin,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Items<api::GatewaySecret>>, ApiError> {
     let rows = crate::blocking(&state, |s| s.secret_rows()).await??;
-    let items: Vec<Value> = rows
+    let items = rows
         .into_iter()
-        .map(|r| json!({"name": r.name, "created_at": r.created_at, "updated_at": r.updated_at}))
+        .map(|r| api::GatewaySecret {
+            name: r.name,
+            created_at: r.created_at.to_string(),
+            updated_at: r.updated_at.to_string(),
+        })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(api::Items { items }))
 }
 
 /// `DELETE /v1/gateway/secrets/{name}`.

@@ -10,9 +10,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mandate_api as api;
 use mandate_service::policies::{self as service, PolicyError, PolicySource, Target};
 use mandate_store::PolicyVersionRow;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Node;
@@ -55,79 +55,68 @@ impl From<PolicyError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewPolicies {
-    /// Cedar policies.
-    policies: String,
-    /// Operator schema fragments (Cedar schema syntax).
-    #[serde(default)]
-    schema_fragments: Vec<String>,
-    #[serde(default)]
-    note: String,
-}
-
-impl From<NewPolicies> for PolicySource {
-    fn from(req: NewPolicies) -> Self {
-        Self {
-            policies: req.policies,
-            schema_fragments: req.schema_fragments,
-            note: req.note,
-        }
+/// The policy set to compile; an absent note is an empty one.
+fn source(req: api::NewPolicies) -> PolicySource {
+    PolicySource {
+        policies: req.policies,
+        schema_fragments: req.schema_fragments,
+        note: req.note.unwrap_or_default(),
     }
 }
 
-fn version_json(v: &PolicyVersionRow, active: Option<i64>, full: bool) -> Value {
-    let mut out = json!({
-        "version": v.version,
-        "active": Some(v.version) == active,
-        "note": v.note,
-        "created_at": v.created_at,
-        "created_by": v.created_by,
-    });
-    if full && let Some(m) = out.as_object_mut() {
-        m.insert("policies".into(), json!(v.policies));
-        m.insert("schema_fragments".into(), json!(v.fragments));
+/// A version in the listing.
+fn summary(v: &PolicyVersionRow, active: Option<i64>) -> api::PolicyVersionSummary {
+    api::PolicyVersionSummary {
+        version: v.version,
+        active: Some(v.version) == active,
+        note: v.note.clone(),
+        created_at: v.created_at.to_string(),
+        created_by: v.created_by.clone(),
     }
-    out
 }
 
 /// `POST /v1/policies/validate`: compile only.
 pub(crate) async fn validate(
     _admin: Admin,
-    ApiJson(req): ApiJson<NewPolicies>,
-) -> Result<Json<Value>, ApiError> {
-    let ids = service::validate(req.into()).await?;
-    Ok(Json(json!({"valid": true, "policy_ids": ids})))
+    ApiJson(req): ApiJson<api::NewPolicies>,
+) -> Result<Json<api::PolicyValidated>, ApiError> {
+    let policy_ids = service::validate(source(req)).await?;
+    Ok(Json(api::PolicyValidated {
+        valid: true,
+        policy_ids,
+    }))
 }
 
 /// `POST /v1/policies`: a new immutable version (not yet active).
 pub(crate) async fn add(
     State(state): State<Arc<Node>>,
     admin: Admin,
-    ApiJson(req): ApiJson<NewPolicies>,
+    ApiJson(req): ApiJson<api::NewPolicies>,
 ) -> Result<Response, ApiError> {
     admin.require_write()?;
-    let added = service::add(&state, &admin.actor(), req.into()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"version": added.version, "active": false, "policy_ids": added.policy_ids})),
-    )
-        .into_response())
+    let added = service::add(&state, &admin.actor(), source(req)).await?;
+    let out = api::PolicyAdded {
+        version: added.version,
+        active: false,
+        policy_ids: added.policy_ids,
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// `GET /v1/policies`.
 pub(crate) async fn list(
     State(state): State<Arc<Node>>,
     _admin: Admin,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::PolicyList>, ApiError> {
     let all = service::list(&state).await?;
-    let items: Vec<Value> = all
-        .versions
-        .iter()
-        .map(|v| version_json(v, all.active, false))
-        .collect();
-    Ok(Json(json!({"active_version": all.active, "items": items})))
+    Ok(Json(api::PolicyList {
+        active_version: all.active,
+        items: all
+            .versions
+            .iter()
+            .map(|v| summary(v, all.active))
+            .collect(),
+    }))
 }
 
 fn version_number(v: &str) -> Result<i64, ApiError> {
@@ -141,22 +130,31 @@ pub(crate) async fn show(
     State(state): State<Arc<Node>>,
     _admin: Admin,
     ApiPath(v): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::PolicyVersion>, ApiError> {
     let v = version_number(&v)?;
     let (row, active) = service::show(&state, v).await?;
-    Ok(Json(version_json(&row, active, true)))
+    Ok(Json(api::PolicyVersion {
+        active: Some(row.version) == active,
+        version: row.version,
+        note: row.note,
+        created_at: row.created_at.to_string(),
+        created_by: row.created_by,
+        policies: row.policies,
+        schema_fragments: row.fragments,
+    }))
 }
 
 async fn activate_version(
     state: Arc<Node>,
     admin: Admin,
     target: Target,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::PolicyActivated>, ApiError> {
     admin.require_write()?;
     let a = service::activate(&state, &admin.actor(), target).await?;
-    Ok(Json(
-        json!({"active_version": a.version, "previous_version": a.previous}),
-    ))
+    Ok(Json(api::PolicyActivated {
+        active_version: a.version,
+        previous_version: a.previous,
+    }))
 }
 
 /// `POST /v1/policies/{version}/activate`.
@@ -164,7 +162,7 @@ pub(crate) async fn activate(
     State(state): State<Arc<Node>>,
     admin: Admin,
     ApiPath(v): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::PolicyActivated>, ApiError> {
     let v = version_number(&v)?;
     activate_version(state, admin, Target::Version(v)).await
 }
@@ -173,6 +171,60 @@ pub(crate) async fn activate(
 pub(crate) async fn rollback(
     State(state): State<Arc<Node>>,
     admin: Admin,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::PolicyActivated>, ApiError> {
     activate_version(state, admin, Target::Previous).await
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::extract::parse_json;
+
+    /// The body as the handler read it before it read `mandate_api::NewPolicies`.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Before {
+        policies: String,
+        #[serde(default)]
+        schema_fragments: Vec<String>,
+        #[serde(default)]
+        note: String,
+    }
+
+    /// The wire type reads every body as the handler's own struct did: the same
+    /// source, or the same code and message.
+    #[test]
+    fn new_policies_read_as_before() {
+        let bodies = [
+            r#"{"policies": "permit (principal, action, resource);"}"#,
+            r#"{"policies": "p", "schema_fragments": ["a", "b"], "note": "n"}"#,
+            r#"{"policies": "p", "note": ""}"#,
+            r#"{"policies": "p", "note": null}"#,
+            r#"{"policies": "p", "note": 5}"#,
+            r#"{"policies": "p", "schema_fragments": null}"#,
+            r#"{"policies": null}"#,
+            r#"{"note": "n"}"#,
+            r#"{"policies": "p", "notes": "n"}"#,
+            r#"{"policies": "p", "note": "a", "note": "b"}"#,
+            r#"["p"]"#,
+            r#"{"policies": "p""#,
+        ];
+        for body in bodies {
+            let before = parse_json::<Before>(body.as_bytes())
+                .map(|b| (b.policies, b.schema_fragments, b.note));
+            let now = parse_json::<api::NewPolicies>(body.as_bytes()).map(|r| {
+                let s = source(r);
+                (s.policies, s.schema_fragments, s.note)
+            });
+            match (before, now) {
+                (Ok(b), Ok(n)) => assert_eq!(b, n, "{body}"),
+                (Err(b), Err(n)) => {
+                    assert_eq!((b.code(), b.detail()), (n.code(), n.detail()), "{body}");
+                }
+                (b, n) => panic!("{body}: before {:?}, now {:?}", b.err(), n.err()),
+            }
+        }
+    }
 }
