@@ -68,13 +68,17 @@ fn verified_for(
     Ok(claims)
 }
 
-/// The resource attributes a gateway supplies, as `/v1/authorize` takes them (none:
+/// The resource a gateway asks about, as `/v1/authorize` takes it (attributes: none is
 /// null).
-fn attributes_of(ask: &Ask) -> Value {
-    if ask.resource_attributes.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(ask.resource_attributes.clone())
+fn resource_of(ask: &Ask) -> Resource {
+    Resource {
+        type_name: ask.resource_type.clone(),
+        id: ask.resource_id.clone(),
+        attributes: if ask.resource_attributes.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(ask.resource_attributes.clone())
+        },
     }
 }
 
@@ -85,11 +89,7 @@ impl Authorizer for GatewayAuthorizer {
             let snapshot = state.snapshot().map_err(unavailable)?;
             let now = state.clock.now();
             let claims = verified_for(state, &snapshot, &ask.token, &ask.audience, now)?;
-            let resource = Resource {
-                type_name: ask.resource_type.clone(),
-                id: ask.resource_id.clone(),
-                attributes: attributes_of(&ask),
-            };
+            let resource = resource_of(&ask);
             let context = if ask.context.is_object() {
                 ask.context.clone()
             } else {
@@ -166,11 +166,7 @@ impl Authorizer for GatewayAuthorizer {
         let snapshot = state.snapshot().map_err(unavailable)?;
         let now = state.clock.now();
         let claims = verified_for(state, &snapshot, &ask.token, &ask.audience, now)?;
-        let resource = Resource {
-            type_name: ask.resource_type.clone(),
-            id: ask.resource_id.clone(),
-            attributes: attributes_of(ask),
-        };
+        let resource = resource_of(ask);
         // A look, not an action: no record and no learning by the detector.
         let d = crate::decide::decide(
             &snapshot,
