@@ -1,0 +1,370 @@
+//! Mandate's PostgreSQL store: every repository of `mandate-store` over a pool of
+//! `tokio-postgres` connections (`deadpool-postgres`), its migrations, and the change feed
+//! of this process. Only this crate contains PostgreSQL's SQL.
+//!
+//! # Blocking calls over an async driver
+//!
+//! [`Store`] is blocking (callers run it on blocking threads), the driver is async. The
+//! store owns a small multi-thread tokio runtime (two workers, named `mandate-pg`): its
+//! workers drive the pooled connections' IO, and each store call runs its statements with
+//! [`tokio::runtime::Handle::block_on`] on the *calling* thread. So no call ever blocks a
+//! worker of the caller's runtime (the caller is on a blocking thread), no call waits on
+//! a channel to a single dedicated thread (units of work from many threads run in
+//! parallel, one pooled connection each), and a unit's statements run in order on its
+//! one connection. Calling the store from an async task (not a blocking thread) is a bug:
+//! tokio refuses a `block_on` there.
+//!
+//! # Units of work
+//!
+//! A read unit is one `REPEATABLE READ, READ ONLY` transaction: every read in it sees one
+//! snapshot, as SQLite's unit does. A write unit is one `SERIALIZABLE` transaction: where
+//! SQLite relied on `BEGIN IMMEDIATE`'s single writer (read, check, then write), PostgreSQL's
+//! serializable snapshot isolation makes a concurrent unit that would break the check fail
+//! (SQLSTATE `40001`, returned as [`StoreError::Backend`], nothing written) instead of
+//! blocking it. The store never retries: [`Store::write_unit`] runs its work once. Each
+//! repository method notes what its invariant relies on (`INVARIANT (…)`, `SERIALIZABLE:`).
+//!
+//! # Change feed
+//!
+//! A [`LocalFeed`] like SQLite's: the topics a write unit touched are published once its
+//! commit returned (see `INVARIANT (published before visible)` on
+//! [`PostgresStore::write_unit`](Store::write_unit)).
+//!
+//! TODO (issue 21, part 2): other nodes' writes reach this node's feed by PostgreSQL
+//! `LISTEN/NOTIFY` (a notification per committed unit, carrying its topics and change id;
+//! a node that lost its listening connection refreshes in full and fails closed while it
+//! cannot prove its snapshot fresh). Until then this store is correct for one node only:
+//! writes made by another process are not published here.
+
+#![warn(missing_docs)]
+
+mod agents;
+mod anomalies;
+mod audit;
+mod mandates;
+mod migrate;
+mod secrets;
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use mandate_store::repo::{Result, Work};
+use mandate_store::{Changes, LocalFeed, Store, StoreError, Topic, Topics};
+use tokio::runtime::{Handle, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
+
+pub use migrate::SCHEMA_VERSION;
+
+/// The backend's name in [`StoreError::Backend`].
+const BACKEND: &str = "postgres";
+
+/// Connections in the pool: units of work running at once from this process.
+const POOL_SIZE: usize = 16;
+
+/// How long a unit waits for a pooled connection, or for a new one to be made, before it
+/// fails (PostgreSQL unreachable or the pool exhausted): a failure, never a hang.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`.
+pub struct PostgresStore {
+    pool: Pool,
+    feed: LocalFeed,
+    /// Where it connects, for logs: user, host, port and database, never a password.
+    target: String,
+    /// The runtime driving the pooled connections. `Some` until dropped (see `Drop`).
+    runtime: Option<Runtime>,
+    handle: Handle,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresStore({})", self.target)
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its workers, which tokio refuses inside an async
+        // context; the last `Arc` of the store may well be dropped there.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db` or a key=value
+    /// string), checks it answers, and migrates it (under an advisory lock, so nodes
+    /// starting together migrate once). A schema newer than this binary refuses to open.
+    pub fn connect(url: &str) -> Result<Self> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Backend {
+            backend: BACKEND,
+            // The driver's parse error never repeats the URL, so no password leaks here.
+            message: format!("invalid store url: {e}"),
+        })?;
+        let target = describe_target(&config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mandate-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Io {
+                context: "starting the postgres store's runtime".into(),
+                source: e,
+            })?;
+        let handle = runtime.handle().clone();
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|e| backend(format!("building the connection pool: {e}")))?;
+        let store = Self {
+            pool,
+            feed: LocalFeed::new(),
+            target,
+            runtime: Some(runtime),
+            handle,
+        };
+        store.handle.block_on(async {
+            let mut client = store.client().await?;
+            migrate::migrate(&mut client).await
+        })?;
+        Ok(store)
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => pg_error(&e),
+            e => backend(format!("{}: no connection: {e}", self.target)),
+        })
+    }
+
+    /// Runs `work` in one transaction of `isolation`, committing if it succeeds (and
+    /// rolling back otherwise); returns the topics it touched beside the outcome.
+    fn unit(&self, writable: bool, work: &mut Work<'_>) -> (Topics, Result<()>) {
+        let handle = &self.handle;
+        let mut client = match handle.block_on(self.client()) {
+            Ok(c) => c,
+            Err(e) => return (Topics::NONE, Err(e)),
+        };
+        let tx = handle.block_on(
+            client
+                .build_transaction()
+                .isolation_level(if writable {
+                    IsolationLevel::Serializable
+                } else {
+                    IsolationLevel::RepeatableRead
+                })
+                .read_only(!writable)
+                .start(),
+        );
+        let tx = match tx {
+            Ok(tx) => tx,
+            Err(e) => return (Topics::NONE, Err(pg_error(&e))),
+        };
+        let db = Db {
+            handle,
+            tx: &tx,
+            writable,
+            touched: Cell::new(Topics::NONE),
+        };
+        let outcome = work(&db);
+        let touched = db.touched.get();
+        let outcome = match outcome {
+            // A read unit commits too: it wrote nothing, and ends its snapshot.
+            Ok(()) => handle.block_on(tx.commit()).map_err(|e| pg_error(&e)),
+            Err(e) => {
+                // The rollback's own failure changes nothing: the unit failed, and a
+                // connection whose rollback failed is discarded by the pool's recycling.
+                let _ = handle.block_on(tx.rollback());
+                Err(e)
+            }
+        };
+        (touched, outcome)
+    }
+}
+
+impl Store for PostgresStore {
+    fn read_unit(&self, work: &mut Work<'_>) -> Result<()> {
+        self.unit(false, work).1
+    }
+
+    fn write_unit(&self, work: &mut Work<'_>) -> Result<()> {
+        let (touched, outcome) = self.unit(true, work);
+        // INVARIANT (published before visible), as a backend with many connections can
+        // hold it: published once the commit returned (or the unit failed), before this
+        // call returns. Never before the commit: a reader that read the new number before
+        // the data would then read the old data and trust it. A reader on another
+        // connection may see the committed data under the old number for a moment; the
+        // number then moves and it reads again (one re-read, never a stale fact).
+        self.feed.publish(touched);
+        outcome
+    }
+
+    fn topic_seq(&self, topic: Topic) -> u64 {
+        self.feed.topic_seq(topic)
+    }
+
+    fn changes_since(&self, after: u64, wait: Duration) -> Changes {
+        self.feed.changes_since(after, wait)
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.handle.block_on(async {
+            let client = self.client().await?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map(drop)
+                .map_err(|e| pg_error(&e))
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("postgres {}", self.target)
+    }
+}
+
+/// `user@host:port/dbname` of a connection config: no password.
+fn describe_target(c: &tokio_postgres::Config) -> String {
+    let host = c
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}@{host}:{port}/{}",
+        c.get_user().unwrap_or("?"),
+        c.get_dbname().unwrap_or("?")
+    )
+}
+
+/// A statement's parameter.
+pub(crate) type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// A unit of work's handle: its transaction on one pooled connection, the runtime to run
+/// its statements on, and the topics its writes touched so far.
+pub(crate) struct Db<'t> {
+    handle: &'t Handle,
+    tx: &'t deadpool_postgres::Transaction<'t>,
+    writable: bool,
+    touched: Cell<Topics>,
+}
+
+impl Db<'_> {
+    /// Called first by every write: refuses it in a read unit, and records its topic for
+    /// the change feed.
+    ///
+    /// INVARIANT (every write touches): each repository method that writes a table calls
+    /// this, before its first statement, with the topic of that table.
+    fn touch(&self, topic: Topic) -> Result<()> {
+        if !self.writable {
+            return Err(StoreError::ReadOnly);
+        }
+        self.touched.set(self.touched.get().with(topic));
+        Ok(())
+    }
+
+    /// Runs a statement (prepared once per connection); the number of rows it changed.
+    fn exec(&self, sql: &str, params: &[Param<'_>]) -> std::result::Result<u64, PgError> {
+        self.handle.block_on(async {
+            let st = self.tx.prepare_cached(sql).await?;
+            self.tx.execute(&st, params).await
+        })
+    }
+
+    /// The rows a query returns.
+    fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.handle
+            .block_on(async {
+                let st = self.tx.prepare_cached(sql).await?;
+                self.tx.query(&st, params).await
+            })
+            .pg()
+    }
+
+    /// The row a query returns, if any (an error if more than one).
+    fn opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+        self.handle
+            .block_on(async {
+                let st = self.tx.prepare_cached(sql).await?;
+                self.tx.query_opt(&st, params).await
+            })
+            .pg()
+    }
+
+    /// The one row a query returns.
+    fn one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
+        self.handle
+            .block_on(async {
+                let st = self.tx.prepare_cached(sql).await?;
+                self.tx.query_one(&st, params).await
+            })
+            .pg()
+    }
+}
+
+/// The driver's error.
+pub(crate) type PgError = tokio_postgres::Error;
+
+/// Column `i` of `row`, as `T`.
+pub(crate) fn get<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T> {
+    row.try_get(i).map_err(|e| pg_error(&e))
+}
+
+/// PostgreSQL's errors as the store's.
+pub(crate) trait Pg<T> {
+    /// This result, with a driver error as [`StoreError::Backend`].
+    fn pg(self) -> Result<T>;
+}
+
+impl<T> Pg<T> for std::result::Result<T, PgError> {
+    fn pg(self) -> Result<T> {
+        self.map_err(|e| pg_error(&e))
+    }
+}
+
+/// Whether `e` is the server refusing a write for `state` (a constraint violation).
+pub(crate) fn is_state(e: &PgError, state: &SqlState) -> bool {
+    e.code() == Some(state)
+}
+
+/// A driver error as the store's: the server's SQLSTATE and message when it has one
+/// (`40001` is a serialization failure: the unit may be tried again).
+pub(crate) fn pg_error(e: &PgError) -> StoreError {
+    let message = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    };
+    backend(message)
+}
+
+/// A [`StoreError::Backend`] of this backend.
+pub(crate) fn backend(message: String) -> StoreError {
+    StoreError::Backend {
+        backend: BACKEND,
+        message,
+    }
+}

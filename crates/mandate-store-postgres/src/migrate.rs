@@ -1,0 +1,253 @@
+//! Schema migrations, applied in order when the store connects, under an advisory lock so
+//! that several nodes starting at once migrate once; `mandate_schema` records each one.
+
+use mandate_store::StoreError;
+use mandate_store::repo::Result;
+
+use crate::{Pg, backend, get};
+
+/// Each entry is one migration; its index + 1 is the schema version it produces.
+///
+/// INVARIANT (migrations): entries are append-only; a released migration never changes.
+///
+/// The schema is SQLite's (`mandate-store-sqlite`'s migrations, as of its version 6) in
+/// PostgreSQL's types: times are `BIGINT` seconds, JSON is `TEXT` (kept byte for byte as
+/// written), blobs `BYTEA`. Columns compared or ordered as identifiers are `COLLATE "C"`:
+/// byte order, as SQLite sorts, whatever the database's default collation. `user` is
+/// a reserved word here, so that column is always written quoted.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE agents (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    name          TEXT COLLATE "C" NOT NULL UNIQUE,
+    owner         TEXT NOT NULL,
+    purpose       TEXT NOT NULL,
+    labels        TEXT NOT NULL,
+    boundary      TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'decommissioned')),
+    status_reason TEXT,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+CREATE INDEX agents_owner ON agents (owner);
+CREATE INDEX agents_status ON agents (status);
+
+CREATE TABLE credentials (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    agent_id    TEXT COLLATE "C" NOT NULL REFERENCES agents (id),
+    kind        TEXT NOT NULL CHECK (kind IN ('client_secret', 'public_key')),
+    secret_hash TEXT,
+    public_jwk  TEXT,
+    key_id      TEXT,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT,
+    revoked_at  BIGINT,
+    replaced_by TEXT,
+    CHECK ((kind = 'client_secret') = (secret_hash IS NOT NULL)),
+    CHECK ((kind = 'public_key') = (public_jwk IS NOT NULL))
+);
+CREATE INDEX credentials_agent ON credentials (agent_id);
+
+CREATE TABLE admin_tokens (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('admin', 'auditor', 'approver', 'service')),
+    digest     TEXT NOT NULL UNIQUE,
+    bootstrap  BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE UNIQUE INDEX admin_tokens_one_bootstrap ON admin_tokens (bootstrap) WHERE bootstrap;
+
+CREATE TABLE signing_keys (
+    kid           TEXT PRIMARY KEY,
+    public_key    BYTEA NOT NULL,
+    created_at    BIGINT NOT NULL,
+    retired_at    BIGINT,
+    publish_until BIGINT
+);
+CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys ((retired_at IS NULL))
+    WHERE retired_at IS NULL;
+
+CREATE TABLE assertion_jtis (
+    client_id  TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+CREATE INDEX assertion_jtis_expiry ON assertion_jtis (expires_at);
+
+CREATE TABLE revoked_tokens (
+    jti        TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT NOT NULL
+);
+CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at);
+
+CREATE TABLE agent_token_cutoffs (
+    agent_id   TEXT COLLATE "C" PRIMARY KEY REFERENCES agents (id),
+    not_before BIGINT NOT NULL
+);
+
+-- Node-wide facts (the node id that names this node's audit log).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- Policy versions are immutable once written; which one is active is a separate record.
+-- Both numbered max + 1 inside the writing unit (not by a sequence), so numbers have no
+-- gaps and follow commit order (see PolicyRepo in audit.rs).
+CREATE TABLE policy_versions (
+    version    BIGINT PRIMARY KEY,
+    policies   TEXT NOT NULL,
+    fragments  TEXT NOT NULL,
+    note       TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE policy_activations (
+    seq     BIGINT PRIMARY KEY,
+    version BIGINT NOT NULL REFERENCES policy_versions (version),
+    at      BIGINT NOT NULL,
+    by      TEXT NOT NULL
+);
+
+-- The audit log: one row per event, in sequence; `body` is the canonical encoding
+-- whose leaf hash is `leaf`.
+CREATE TABLE audit_events (
+    seq      BIGINT PRIMARY KEY,
+    time     BIGINT NOT NULL,
+    kind     TEXT NOT NULL,
+    agent    TEXT,
+    "user"   TEXT,
+    decision TEXT,
+    body     TEXT NOT NULL,
+    leaf     BYTEA NOT NULL
+);
+CREATE INDEX audit_events_agent ON audit_events (agent, seq);
+CREATE INDEX audit_events_kind ON audit_events (kind, seq);
+CREATE INDEX audit_events_time ON audit_events (time);
+
+CREATE TABLE audit_checkpoints (
+    size BIGINT PRIMARY KEY,
+    time BIGINT NOT NULL,
+    root BYTEA NOT NULL,
+    text TEXT NOT NULL
+);
+
+-- Mandates: one row per mandate, one column per field. `user`, `scope` and `policy_ids`
+-- are JSON text.
+CREATE TABLE mandates (
+    id                TEXT COLLATE "C" PRIMARY KEY,
+    agent_id          TEXT COLLATE "C" NOT NULL REFERENCES agents (id),
+    "user"            TEXT,
+    intent            TEXT NOT NULL,
+    justification     TEXT,
+    scope             TEXT NOT NULL,
+    lifetime_secs     BIGINT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('pending_approval', 'active', 'denied',
+                                                      'expired', 'revoked', 'completed')),
+    created_at        BIGINT NOT NULL,
+    approval_deadline BIGINT,
+    activated_at      BIGINT,
+    expires_at        BIGINT,
+    decided_by        TEXT,
+    decision_comment  TEXT,
+    decided_at        BIGINT,
+    policy_ids        TEXT NOT NULL,
+    ended_at          BIGINT,
+    ended_by          TEXT
+);
+CREATE INDEX mandates_agent ON mandates (agent_id, id);
+CREATE INDEX mandates_status ON mandates (status, id);
+CREATE INDEX mandates_user_sub ON mandates (((("user")::jsonb) ->> 'sub'), id);
+CREATE INDEX mandates_status_deadline ON mandates (status, approval_deadline);
+CREATE INDEX mandates_status_expiry ON mandates (status, expires_at);
+
+-- Anomaly detection: each agent's learned baseline (JSON) and every anomaly raised.
+CREATE TABLE baselines (
+    agent_id   TEXT COLLATE "C" PRIMARY KEY REFERENCES agents (id),
+    body       TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE anomalies (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    agent_id    TEXT COLLATE "C" NOT NULL REFERENCES agents (id),
+    at          BIGINT NOT NULL,
+    kind        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    score       BIGINT NOT NULL CHECK (score BETWEEN 1 AND 100),
+    severity    TEXT NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
+    response    TEXT NOT NULL CHECK (response IN ('record', 'alert', 'step_up', 'suspend')),
+    explanation TEXT NOT NULL,
+    details     TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('open', 'acknowledged', 'dismissed')),
+    resolved_at BIGINT,
+    resolved_by TEXT,
+    comment     TEXT
+);
+CREATE INDEX anomalies_agent ON anomalies (agent_id, id);
+CREATE INDEX anomalies_status ON anomalies (status, id);
+
+-- Upstream secrets the gateways inject: ciphertext only (the server holds the key).
+CREATE TABLE gateway_secrets (
+    name       TEXT COLLATE "C" PRIMARY KEY,
+    nonce      BYTEA NOT NULL,
+    ciphertext BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#];
+
+/// The schema version this binary writes (the number of its migrations).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The advisory lock key migrations run under (any fixed number: the bytes of
+/// `mandate:m`); advisory locks are per database, so each database migrates on its own.
+const MIGRATION_LOCK: i64 = 0x6d61_6e64_6174_653a;
+
+/// Brings the schema up to date in one transaction, holding [`MIGRATION_LOCK`] from
+/// before it reads the version until it commits.
+///
+/// INVARIANT (migrate once): the version is read under the lock, so a node that waited
+/// for another node's migration reads the version that node committed and applies
+/// nothing twice.
+pub(crate) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()> {
+    let tx = client.transaction().await.pg()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .pg()?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS mandate_schema (
+             version    BIGINT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .pg()?;
+    let row = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM mandate_schema", &[])
+        .await
+        .pg()?;
+    let current: i64 = get(&row, 0)?;
+    if current > SCHEMA_VERSION {
+        return Err(backend(format!(
+            "database schema version {current} is newer than this binary's \
+             ({SCHEMA_VERSION}); run a newer mandate"
+        )));
+    }
+    let current = usize::try_from(current)
+        .map_err(|_| StoreError::Corrupt(format!("negative schema version {current}")))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = i64::try_from(i + 1)
+            .map_err(|_| StoreError::Corrupt("schema version out of range".into()))?;
+        tx.batch_execute(sql).await.pg()?;
+        tx.execute(
+            "INSERT INTO mandate_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .pg()?;
+    }
+    tx.commit().await.pg()
+}

@@ -1,0 +1,208 @@
+//! The store conformance kit (`mandate_store::conformance`) against [`PostgresStore`],
+//! every check one test on its own freshly created database (dropped after), plus the
+//! checks only this backend has: migrations under concurrent starts, a schema newer than
+//! the binary, an unreachable server.
+//!
+//! These tests need PostgreSQL: `MANDATE_TEST_PG` names a database to connect to for
+//! creating and dropping the test databases (default
+//! `postgres://postgres@127.0.0.1:5432/test`). If it cannot be reached every test FAILS,
+//! saying so: a run without PostgreSQL never passes silently.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a setup failure fails the test loudly"
+)]
+
+use mandate_store::Store;
+use mandate_store_postgres::PostgresStore;
+
+/// The database the tests connect to in order to create and drop their own.
+fn admin_url() -> String {
+    std::env::var("MANDATE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Runs one statement on the admin database.
+fn admin(sql: &str) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("PostgreSQL at `{}` is unreachable: {e}", admin_url()))?;
+        let conn = tokio::spawn(conn);
+        let out = client.batch_execute(sql).await.map_err(|e| {
+            let db = e.as_db_error().map(|d| d.message().to_owned());
+            format!("{sql}: {e} {db:?}")
+        });
+        drop(client);
+        let _ = conn.await;
+        out
+    })
+}
+
+/// A freshly created, empty database with a random name; dropped with the guard.
+struct TestDb {
+    name: String,
+}
+
+impl TestDb {
+    fn new() -> Self {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).unwrap();
+        let name = format!(
+            "mandate_test_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        if let Err(e) = admin(&format!("CREATE DATABASE {name}")) {
+            panic!(
+                "the PostgreSQL tests need a server (set MANDATE_TEST_PG to a database URL): {e}"
+            );
+        }
+        Self { name }
+    }
+
+    /// This database's URL: the admin URL with its database name replaced.
+    fn url(&self) -> String {
+        let admin = admin_url();
+        let mut config: tokio_postgres::Config = admin.parse().unwrap();
+        config.dbname(&self.name);
+        // Rebuilt as key=value text, which `PostgresStore::connect` accepts too.
+        let mut parts = vec![format!("dbname={}", self.name)];
+        if let Some(u) = config.get_user() {
+            parts.push(format!("user={u}"));
+        }
+        for h in config.get_hosts() {
+            if let tokio_postgres::config::Host::Tcp(h) = h {
+                parts.push(format!("host={h}"));
+            }
+        }
+        for p in config.get_ports() {
+            parts.push(format!("port={p}"));
+        }
+        if let Some(pw) = config.get_password() {
+            parts.push(format!("password={}", String::from_utf8_lossy(pw)));
+        }
+        parts.join(" ")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Err(e) = admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )) {
+            eprintln!("leaving test database {} behind: {e}", self.name);
+        }
+    }
+}
+
+/// A fresh, empty store on its own database; the database lives as long as the guard.
+fn open() -> (TestDb, Box<dyn Store>) {
+    let db = TestDb::new();
+    let store = PostgresStore::connect(&db.url()).unwrap();
+    (db, Box::new(store))
+}
+
+mandate_store::conformance_tests!(open);
+
+/// What only the PostgreSQL backend has: its migrations and its connection errors.
+mod schema {
+    use super::*;
+
+    /// Nodes starting at once on an empty database: every one opens, and each migration
+    /// ran exactly once (`INVARIANT (migrate once)`).
+    #[test]
+    fn concurrent_starts_migrate_once() {
+        let db = TestDb::new();
+        let url = db.url();
+        let stores: Vec<PostgresStore> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| PostgresStore::connect(&url)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
+        });
+        drop(stores);
+        let check = format!(
+            "DO $$ BEGIN IF (SELECT count(*) FROM mandate_schema) <> {v} \
+                 OR (SELECT max(version) FROM mandate_schema) <> {v} THEN \
+                 RAISE EXCEPTION 'migrations ran more than once'; END IF; END $$",
+            v = mandate_store_postgres::SCHEMA_VERSION
+        );
+        run_in(&url, &check).unwrap();
+    }
+
+    /// A database migrated by a newer binary is refused, naming both versions, and
+    /// nothing is written.
+    #[test]
+    fn a_newer_schema_refuses_to_open() {
+        let db = TestDb::new();
+        let url = db.url();
+        drop(PostgresStore::connect(&url).unwrap());
+        let newer = mandate_store_postgres::SCHEMA_VERSION + 7;
+        run_in(
+            &url,
+            &format!("INSERT INTO mandate_schema (version) VALUES ({newer})"),
+        )
+        .unwrap();
+        let e = PostgresStore::connect(&url).unwrap_err().to_string();
+        assert!(e.starts_with("postgres: "), "{e}");
+        assert!(
+            e.contains(&format!("version {newer}"))
+                && e.contains(&format!("({})", mandate_store_postgres::SCHEMA_VERSION)),
+            "{e}"
+        );
+        // Reopening after the newer row is gone works: the refusal wrote nothing.
+        run_in(
+            &url,
+            &format!("DELETE FROM mandate_schema WHERE version = {newer}"),
+        )
+        .unwrap();
+        drop(PostgresStore::connect(&url).unwrap());
+    }
+
+    /// An unreachable server is a `postgres` backend error naming where, not a hang, and
+    /// the description never shows the password.
+    #[test]
+    fn an_unreachable_server_is_a_clear_error_without_the_password() {
+        let e = PostgresStore::connect("postgres://mandate:s3cret@127.0.0.1:1/nowhere")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("postgres: "), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let db = TestDb::new();
+        let store = PostgresStore::connect(&db.url()).unwrap();
+        let d = store.describe();
+        assert!(d.starts_with("postgres ") && d.ends_with(&db.name), "{d}");
+        store.ping().unwrap();
+    }
+
+    /// Runs `sql` on the database at `url`.
+    fn run_in(url: &str, sql: &str) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let conn = tokio::spawn(conn);
+            let out = client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| format!("{e}: {:?}", e.as_db_error().map(|d| d.message().to_owned())));
+            drop(client);
+            let _ = conn.await;
+            out
+        })
+    }
+}
