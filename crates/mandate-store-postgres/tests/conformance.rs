@@ -10,7 +10,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     reason = "test code: a setup failure fails the test loudly"
 )]

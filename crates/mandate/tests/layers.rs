@@ -3,16 +3,16 @@
 //! 1. The pure crates — core, the wire types (`mandate-api`), token, policy, audit,
 //!    detect, the engine and the store seam (`mandate-store`: traits, no SQL) — never depend,
 //!    however indirectly, on an HTTP stack, an async runtime or a database driver
-//!    (`axum`, `hyper`, `reqwest`, `tokio`, `rusqlite`).
+//!    (`axum`, `hyper`, `reqwest`, `tokio`, `rusqlite`, `tokio-postgres`).
 //! 2. Dependencies between our crates point down the layers only (`LAYERS`, lowest
 //!    first), so no crate reaches up into one built on it.
 //! 3. The engine and the gateway never depend on the store; the HTTP edge
 //!    (`mandate-http`) depends on the store seam only, never on a store implementation
-//!    (`mandate-store-sqlite`): the binary picks the backend; nothing but the binary
+//!    (`mandate-store-sqlite`, `mandate-store-postgres`): the binary picks the backend; nothing but the binary
 //!    depends on the HTTP edge, and the edge never on the client (`mandate-client`). The
 //!    wire types (`mandate-api`) depend on nothing of ours but `mandate-core`
 //!    (`ONLY_ON`). The service layer (`mandate-service`) never depends on `axum`,
-//!    `hyper`, `reqwest` or `rusqlite`.
+//!    `hyper`, `reqwest`, `rusqlite` or `tokio-postgres`.
 //! 4. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
 //!    for third-party services.
 //! 5. Within each crate, the top-level modules do not depend on each other in a cycle
@@ -43,7 +43,12 @@ const LAYERS: &[&[&str]] = &[
         "mandate-detect",
     ],
     &["mandate-engine", "mandate-store", "mandate-client"],
-    &["mandate-gateway", "mandate-store-sqlite", "mandate-service"],
+    &[
+        "mandate-gateway",
+        "mandate-store-sqlite",
+        "mandate-store-postgres",
+        "mandate-service",
+    ],
     &["mandate-http"],
     &["mandate"],
 ];
@@ -59,12 +64,19 @@ const PURE: &[&str] = &[
     "mandate-store",
 ];
 
-const NOT_IN_PURE: &[&str] = &["axum", "hyper", "reqwest", "tokio", "rusqlite"];
+const NOT_IN_PURE: &[&str] = &[
+    "axum",
+    "hyper",
+    "reqwest",
+    "tokio",
+    "rusqlite",
+    "tokio-postgres",
+];
 
 /// The service layer knows no HTTP framework and no SQL driver (it may use an async
 /// runtime).
 const SERVICE: &str = "mandate-service";
-const NOT_IN_SERVICE: &[&str] = &["axum", "hyper", "reqwest", "rusqlite"];
+const NOT_IN_SERVICE: &[&str] = &["axum", "hyper", "reqwest", "rusqlite", "tokio-postgres"];
 
 /// `(crate, dependency)` pairs that may never exist, beyond what the layers forbid.
 const FORBIDDEN: &[(&str, &str)] = &[
@@ -72,6 +84,7 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("mandate-gateway", "mandate-store"),
     ("mandate-gateway", "mandate-engine"),
     ("mandate-http", "mandate-store-sqlite"),
+    ("mandate-http", "mandate-store-postgres"),
     ("mandate-http", "mandate-client"),
 ];
 
