@@ -11,8 +11,10 @@
 //! worker of the caller's runtime (the caller is on a blocking thread), no call waits on
 //! a channel to a single dedicated thread (units of work from many threads run in
 //! parallel, one pooled connection each), and a unit's statements run in order on its
-//! one connection. Calling the store from an async task (not a blocking thread) is a bug:
-//! tokio refuses a `block_on` there.
+//! one connection. A call from an async task of a multi-thread runtime goes through
+//! `tokio::task::block_in_place` (the worker's other tasks move to another thread
+//! first); from a current-thread runtime tokio refuses it. Callers belong on blocking
+//! threads all the same (`repo`'s "calls block").
 //!
 //! # Units of work
 //!
@@ -138,7 +140,7 @@ impl PostgresStore {
             runtime: Some(runtime),
             handle,
         };
-        store.handle.block_on(async {
+        store.handle.block(async {
             let mut client = store.client().await?;
             migrate::migrate(&mut client).await
         })?;
@@ -157,11 +159,11 @@ impl PostgresStore {
     /// rolling back otherwise); returns the topics it touched beside the outcome.
     fn unit(&self, writable: bool, work: &mut Work<'_>) -> (Topics, Result<()>) {
         let handle = &self.handle;
-        let mut client = match handle.block_on(self.client()) {
+        let mut client = match handle.block(self.client()) {
             Ok(c) => c,
             Err(e) => return (Topics::NONE, Err(e)),
         };
-        let tx = handle.block_on(
+        let tx = handle.block(
             client
                 .build_transaction()
                 .isolation_level(if writable {
@@ -186,11 +188,11 @@ impl PostgresStore {
         let touched = db.touched.get();
         let outcome = match outcome {
             // A read unit commits too: it wrote nothing, and ends its snapshot.
-            Ok(()) => handle.block_on(tx.commit()).map_err(|e| pg_error(&e)),
+            Ok(()) => handle.block(tx.commit()).map_err(|e| pg_error(&e)),
             Err(e) => {
                 // The rollback's own failure changes nothing: the unit failed, and a
                 // connection whose rollback failed is discarded by the pool's recycling.
-                let _ = handle.block_on(tx.rollback());
+                let _ = handle.block(tx.rollback());
                 Err(e)
             }
         };
@@ -224,7 +226,7 @@ impl Store for PostgresStore {
     }
 
     fn ping(&self) -> Result<()> {
-        self.handle.block_on(async {
+        self.handle.block(async {
             let client = self.client().await?;
             client
                 .simple_query("SELECT 1")
@@ -236,6 +238,24 @@ impl Store for PostgresStore {
 
     fn describe(&self) -> String {
         format!("postgres {}", self.target)
+    }
+}
+
+/// Running a future to completion from synchronous code.
+trait Block {
+    /// Runs `f` on the calling thread, its IO driven by the store's runtime.
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output;
+}
+
+impl Block for Handle {
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        // On a blocking thread (the normal caller) `block_in_place` just runs the closure.
+        // On a worker of a caller's multi-thread runtime (e.g. `mandate serve` opening
+        // its store in its async `run`), it first hands that worker's other tasks to
+        // another thread, so no task of the caller waits behind this call; and it leaves
+        // the caller's runtime context, which `block_on` requires. A caller on a
+        // current-thread runtime is refused by tokio (a panic): call from a blocking thread.
+        tokio::task::block_in_place(|| self.block_on(f))
     }
 }
 
@@ -286,7 +306,7 @@ impl Db<'_> {
 
     /// Runs a statement (prepared once per connection); the number of rows it changed.
     fn exec(&self, sql: &str, params: &[Param<'_>]) -> std::result::Result<u64, PgError> {
-        self.handle.block_on(async {
+        self.handle.block(async {
             let st = self.tx.prepare_cached(sql).await?;
             self.tx.execute(&st, params).await
         })
@@ -295,7 +315,7 @@ impl Db<'_> {
     /// The rows a query returns.
     fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
         self.handle
-            .block_on(async {
+            .block(async {
                 let st = self.tx.prepare_cached(sql).await?;
                 self.tx.query(&st, params).await
             })
@@ -305,7 +325,7 @@ impl Db<'_> {
     /// The row a query returns, if any (an error if more than one).
     fn opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
         self.handle
-            .block_on(async {
+            .block(async {
                 let st = self.tx.prepare_cached(sql).await?;
                 self.tx.query_opt(&st, params).await
             })
@@ -315,7 +335,7 @@ impl Db<'_> {
     /// The one row a query returns.
     fn one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
         self.handle
-            .block_on(async {
+            .block(async {
                 let st = self.tx.prepare_cached(sql).await?;
                 self.tx.query_one(&st, params).await
             })

@@ -184,6 +184,30 @@ mod schema {
         store.ping().unwrap();
     }
 
+    /// `mandate serve` opens its store and reads it from its async `run` on a
+    /// multi-thread runtime: that works (no "runtime within a runtime" panic), writes
+    /// included, and dropping the store there does not panic either.
+    #[test]
+    fn usable_from_an_async_task_of_a_multi_thread_runtime() {
+        use mandate_store::prelude::*;
+        let db = TestDb::new();
+        let url = db.url();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store = PostgresStore::connect(&url).unwrap();
+            store.ping().unwrap();
+            assert!(!store.has_bootstrap().unwrap());
+            let name = store.node_name(&mut || "node-a".into()).unwrap();
+            assert_eq!(name, "node-a");
+            assert_eq!(store.node_name(&mut || "node-b".into()).unwrap(), "node-a");
+            drop(store);
+        });
+    }
+
     /// Runs `sql` on the database at `url`.
     fn run_in(url: &str, sql: &str) -> Result<(), String> {
         let rt = tokio::runtime::Builder::new_current_thread()
