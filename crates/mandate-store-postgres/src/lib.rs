@@ -70,6 +70,10 @@ const POOL_SIZE: usize = 16;
 /// fails (PostgreSQL unreachable or the pool exhausted): a failure, never a hang.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The session advisory lock key of [`PostgresStore::claim_sole_node`] (the bytes of
+/// `mandate:1`).
+const SOLE_NODE_LOCK: i64 = 0x6d61_6e64_6174_6531;
+
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PostgresStore {
     pool: Pool,
@@ -79,6 +83,10 @@ pub struct PostgresStore {
     /// The runtime driving the pooled connections. `Some` until dropped (see `Drop`).
     runtime: Option<Runtime>,
     handle: Handle,
+    /// How to open a connection outside the pool (the sole-node claim).
+    config: tokio_postgres::Config,
+    /// The connection holding the sole-node claim, once made ([`Self::claim_sole_node`]).
+    claim: std::sync::Mutex<Option<tokio_postgres::Client>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -119,7 +127,7 @@ impl PostgresStore {
             })?;
         let handle = runtime.handle().clone();
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -139,12 +147,48 @@ impl PostgresStore {
             target,
             runtime: Some(runtime),
             handle,
+            config,
+            claim: std::sync::Mutex::new(None),
         };
         store.handle.block(async {
             let mut client = store.client().await?;
             migrate::migrate(&mut client).await
         })?;
         Ok(store)
+    }
+
+    /// Claims the database for this process alone, for as long as the store lives: a
+    /// second claim (another `mandate serve` on the same database) is refused with a
+    /// `Conflict`, as a second server on one data dir is.
+    ///
+    /// INVARIANT (one server per database), until the cluster (issue 21, part 2) makes
+    /// many nodes safe: `mandate serve`'s snapshot, credential generation and caches
+    /// rely on being the store's only writer, and this feed hears no other node. The
+    /// claim is a session advisory lock held by a connection of its own (outside the
+    /// pool), released when the store is dropped or the process ends. If that
+    /// connection is lost the claim lapses unseen; part 2 replaces it with node
+    /// registration and a heartbeat.
+    pub fn claim_sole_node(&self) -> Result<()> {
+        self.handle.block(async {
+            let (client, connection) = self.config.connect(NoTls).await.pg()?;
+            self.handle.spawn(connection);
+            let row = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&SOLE_NODE_LOCK])
+                .await
+                .pg()?;
+            if !get::<bool>(&row, 0)? {
+                return Err(StoreError::Conflict(format!(
+                    "database {} is in use by another `mandate serve` (one node per \
+                     database until clustering)",
+                    self.target
+                )));
+            }
+            *self
+                .claim
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client);
+            Ok(())
+        })
     }
 
     /// A pooled connection.

@@ -208,6 +208,32 @@ mod schema {
         });
     }
 
+    /// One `mandate serve` per database until clustering: a second claim is refused,
+    /// and the claim ends with the store that held it.
+    #[test]
+    fn a_second_sole_node_claim_is_refused_until_the_first_store_is_gone() {
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url()).unwrap();
+        let b = PostgresStore::connect(&db.url()).unwrap();
+        a.claim_sole_node().unwrap();
+        let e = b.claim_sole_node().unwrap_err();
+        assert!(
+            matches!(e, mandate_store::StoreError::Conflict(_)) && e.to_string().contains("in use"),
+            "{e}"
+        );
+        drop(a);
+        // The server ends the lock when the claiming connection closes; that takes a
+        // moment after the store is dropped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while b.claim_sole_node().is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the claim outlived its store"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Runs `sql` on the database at `url`.
     fn run_in(url: &str, sql: &str) -> Result<(), String> {
         let rt = tokio::runtime::Builder::new_current_thread()

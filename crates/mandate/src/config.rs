@@ -29,6 +29,9 @@ pub struct ServeConfig {
     pub data_dir_given: bool,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `store.url` (`--store`, `MANDATE_STORE_URL`): a PostgreSQL database to keep the
+    /// store in; `None` is the SQLite file in the data dir (the zero-config default).
+    pub store_url: Option<StoreUrl>,
     pub issuer: Option<String>,
     pub log_level: tracing::Level,
     pub token_default_lifetime_secs: u32,
@@ -93,6 +96,24 @@ pub struct ServeConfig {
     pub gateway_routes: Vec<RouteConfig>,
     /// `[[gateway.mcp]]` (file only).
     pub gateway_mcp: Vec<McpServerConfig>,
+}
+
+/// A `postgres://` (or `postgresql://`) URL, which may hold a password: its `Debug` shows
+/// the scheme only, and configuration errors never repeat it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// The URL itself, for connecting (never for a log).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreUrl(postgres://…)")
+    }
 }
 
 /// One `[[gateway.routes]]` table: a path prefix of the HTTP gateway.
@@ -173,6 +194,7 @@ struct Raw {
 const KEYS: &[&str] = &[
     "listen",
     "data_dir",
+    "store.url",
     "issuer",
     "log_level",
     "token.default_lifetime_secs",
@@ -260,6 +282,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// `--store`: the `store.url` key.
+    pub store: Option<String>,
     pub issuer: Option<String>,
     pub bootstrap_token_file: Option<PathBuf>,
 }
@@ -362,6 +386,15 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         &mut raw,
     );
     flag("issuer", flags.issuer.clone(), &mut raw);
+    if let Some(v) = &flags.store {
+        raw.insert(
+            "store.url".into(),
+            Raw {
+                value: v.clone(),
+                source: "flag `--store`".into(),
+            },
+        );
+    }
     flag(
         "bootstrap_token_file",
         flags
@@ -376,6 +409,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         data_dir_given: raw.contains_key("data_dir"),
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         data_dir: PathBuf::from("./mandate-data"),
+        store_url: None,
         issuer: None,
         log_level: tracing::Level::INFO,
         token_default_lifetime_secs: 300,
@@ -436,6 +470,20 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 Err(_) => bad("must be an IP:port address such as 127.0.0.1:8080"),
             },
             "data_dir" if !v.is_empty() => cfg.data_dir = PathBuf::from(v),
+            // Empty: the SQLite default. The value is never repeated in an error: a URL
+            // may carry a password.
+            "store.url" if v.is_empty() => cfg.store_url = None,
+            "store.url" => {
+                if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+                    cfg.store_url = Some(StoreUrl(v.to_owned()));
+                } else {
+                    errors.push(format!(
+                        "{}: `store.url` must be a postgres:// or postgresql:// URL \
+                         (leave it unset for the SQLite file in the data dir)",
+                        r.source
+                    ));
+                }
+            }
             "bootstrap_token_file" if !v.is_empty() => {
                 cfg.bootstrap_token_file = Some(PathBuf::from(v))
             }
@@ -687,6 +735,16 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             cfg.token_default_lifetime_secs, cfg.token_max_lifetime_secs
         ));
     }
+    // INVARIANT (no takeover, see `devmode::claim_data_dir`): `--dev` replaces the
+    // bootstrap token and adds a demo agent; a database named by URL may be a
+    // production one, and has no `--dev` mark to check, so the two are refused together.
+    if flags.dev && cfg.store_url.is_some() {
+        errors.push(
+            "`--dev` keeps its store in the data dir; it cannot be combined with `store.url` \
+             (it would take over that database's admin token)"
+                .into(),
+        );
+    }
     if env.contains_key("MANDATE_BOOTSTRAP_TOKEN") && cfg.bootstrap_token_file.is_some() {
         errors.push(
             "give the bootstrap token either as MANDATE_BOOTSTRAP_TOKEN or as a file, not both"
@@ -741,6 +799,61 @@ mod tests {
         };
         let c = load(&flags, &env(&[("MANDATE_LISTEN", "127.0.0.1:2")])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:3");
+    }
+
+    /// `store.url` from the file, `MANDATE_STORE_URL` or `--store` (later wins); no URL
+    /// is SQLite; a URL of another scheme is refused without repeating it (it may hold a
+    /// password), and `--dev` with a store URL is refused (no takeover).
+    #[test]
+    fn store_url_from_each_source_and_its_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(&f, "[store]\nurl = \"postgres://a@db1/m\"\n").unwrap();
+        assert!(
+            load(&Flags::default(), &env(&[]))
+                .unwrap()
+                .store_url
+                .is_none()
+        );
+        let file = Flags {
+            config: Some(f),
+            ..Flags::default()
+        };
+        let c = load(&file, &env(&[])).unwrap();
+        assert_eq!(c.store_url.unwrap().expose(), "postgres://a@db1/m");
+        let pg_env = env(&[("MANDATE_STORE_URL", "postgresql://b@db2/m")]);
+        let c = load(&file, &pg_env).unwrap();
+        assert_eq!(
+            c.store_url.as_ref().unwrap().expose(),
+            "postgresql://b@db2/m"
+        );
+        assert_eq!(format!("{:?}", c.store_url), "Some(StoreUrl(postgres://…))");
+        let flag = Flags {
+            store: Some("postgres://c@db3/m".into()),
+            ..file.clone()
+        };
+        let c = load(&flag, &pg_env).unwrap();
+        assert_eq!(c.store_url.unwrap().expose(), "postgres://c@db3/m");
+
+        let errs = load(
+            &Flags::default(),
+            &env(&[("MANDATE_STORE_URL", "mysql://u:hunter2@db/m")]),
+        )
+        .unwrap_err()
+        .join("\n");
+        assert!(errs.contains("`store.url` must be a postgres://"), "{errs}");
+        assert!(!errs.contains("hunter2"), "{errs}");
+
+        let dev = Flags {
+            dev: true,
+            store: Some("postgres://c@db3/m".into()),
+            ..Flags::default()
+        };
+        let errs = load(&dev, &env(&[])).unwrap_err().join("\n");
+        assert!(
+            errs.contains("`--dev`") && errs.contains("store.url"),
+            "{errs}"
+        );
     }
 
     #[test]

@@ -228,6 +228,10 @@ struct ServeArgs {
     /// Data directory (default ./mandate-data)
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Keep the store in PostgreSQL (postgres://user@host:port/db; also store.url,
+    /// MANDATE_STORE_URL) instead of the SQLite file in the data dir
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
     /// Issuer URL put in tokens (default http://<listen address>)
     #[arg(long)]
     issuer: Option<String>,
@@ -490,6 +494,7 @@ fn main() -> ExitCode {
                 config: a.config,
                 listen: a.listen,
                 data_dir: a.data_dir,
+                store: a.store,
                 issuer: a.issuer,
                 bootstrap_token_file: a.bootstrap_token_file,
             };

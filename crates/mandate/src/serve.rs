@@ -18,6 +18,7 @@ use mandate_http::keys::KeyState;
 use mandate_http::webhook::WebhookConfig;
 use mandate_http::{MandateConfig, Node, ServerConfig};
 use mandate_store::{Store, keyfile};
+use mandate_store_postgres::PostgresStore;
 use mandate_store_sqlite::SqliteStore;
 use mandate_token::keys::SigningKey;
 use mandate_token::secret;
@@ -300,6 +301,32 @@ fn user_issuers(
     Ok((TrustedIssuers::new(list)?, dev))
 }
 
+/// The store `cfg` names: PostgreSQL at `store.url`, else the SQLite file in `dir`.
+fn open_store(cfg: &ServeConfig, dir: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = &cfg.store_url {
+        // The data dir still holds this node's keys, audit key and lock; the store is
+        // the database. (`--dev` with a store URL is refused by the config.)
+        let pg = PostgresStore::connect(url.expose())
+            .context("opening the PostgreSQL store (store.url)")?;
+        // INVARIANT (one server per data dir) extends to the database: until the cluster
+        // (issue 21, part 2), a second `mandate serve` on the same database is refused.
+        pg.claim_sole_node()
+            .context("claiming the PostgreSQL store (store.url)")?;
+        return Ok(Arc::new(pg));
+    }
+    let db = dir.join("mandate.db");
+    // Create the database file owner-only before SQLite does; its -wal/-shm files copy the mode.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&db)
+        .with_context(|| format!("creating {}", db.display()))?;
+    Ok(Arc::new(
+        SqliteStore::open(&db).context("opening the database")?,
+    ))
+}
+
 pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
     // First, so a stop asked for during start-up ends it gracefully (see `StopSignals`).
     let stop_signals = StopSignals::listen();
@@ -363,15 +390,8 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     if cfg.dev {
         devmode::claim_data_dir(dir, first_start)?;
     }
-    let db = dir.join("mandate.db");
-    // Create the database file owner-only before SQLite does; its -wal/-shm files copy the mode.
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(&db)
-        .with_context(|| format!("creating {}", db.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).context("opening the database")?);
+    let store = open_store(&cfg, dir)?;
+    tracing::info!(store = %store.describe(), "store open");
     let keys = KeyState::open_signing_as(
         store.as_ref(),
         &dir.join("keys"),
