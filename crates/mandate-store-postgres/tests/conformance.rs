@@ -224,12 +224,10 @@ mod schema {
         drop(a);
         // The server ends the lock when the claiming connection closes; that takes a
         // moment after the store is dropped.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut tries = 0;
         while b.claim_sole_node().is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the claim outlived its store"
-            );
+            tries += 1;
+            assert!(tries < 200, "the claim outlived its store by 10 s");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }

@@ -359,7 +359,12 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     };
 
     let dir = &cfg.data_dir;
-    let first_start = !dir.join("mandate.db").exists();
+    // A first start: no SQLite file yet, or (the store in PostgreSQL) no data dir yet.
+    let first_start = if cfg.store_url.is_some() {
+        !dir.exists()
+    } else {
+        !dir.join("mandate.db").exists()
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting data dir {}", dir.display()))?;
