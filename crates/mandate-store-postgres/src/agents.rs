@@ -14,7 +14,7 @@ use mandate_store::{
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
-use crate::{Db, Param, Pg, PgError, get, is_state, pg_error};
+use crate::{Db, Param, Pg, PgError, XactLock, get, is_state, pg_error};
 
 fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
@@ -185,8 +185,9 @@ impl AgentRepo for Db<'_> {
         change: &mut AgentChange<'_>,
     ) -> Result<Agent> {
         self.touch(Topic::Agents)?;
-        // FOR UPDATE: a concurrent change of the same agent waits for this unit, then
-        // fails as a serialization failure rather than overwriting it unseen.
+        // LOCK: FOR UPDATE: a concurrent change of the same agent waits for this unit,
+        // then reads the agent as this unit left it (no lost update); a credential insert
+        // or rotation (FOR SHARE on this row) waits too, or is waited for.
         let mut agent =
             get_agent_in(self, id, " FOR UPDATE")?.ok_or(StoreError::NotFound("agent"))?;
         let before = agent.status;
@@ -211,9 +212,11 @@ impl AgentRepo for Db<'_> {
         )
         .map_err(|e| name_conflict(&e, &agent))?;
         if agent.status == AgentStatus::Decommissioned && before != AgentStatus::Decommissioned {
-            // INVARIANT (decommission revokes): SERIALIZABLE: a credential inserted by a
-            // concurrent unit that read the agent as not decommissioned makes one of the
-            // two units fail (each read what the other wrote), so no credential escapes.
+            // INVARIANT (decommission revokes): every credential insert holds FOR SHARE on
+            // the agent row until it commits, and this unit holds FOR UPDATE on it: an
+            // insert that got the row first has committed before this statement starts,
+            // and READ COMMITTED lets this statement see (and revoke) its credential; one
+            // that comes later waits, then reads the agent as decommissioned and refuses.
             self.touch(Topic::Credentials)?;
             self.exec(
                 "UPDATE credentials SET revoked_at = $2 WHERE agent_id = $1 AND revoked_at IS NULL",
@@ -238,6 +241,24 @@ fn get_agent_in(db: &Db<'_>, id: &AgentId, lock: &str) -> Result<Option<Agent>> 
     .as_ref()
     .map(into_agent)
     .transpose()
+}
+
+/// Locks the agent row `FOR SHARE` until the unit ends and refuses a decommissioned agent
+/// (`Conflict`). An unknown agent passes: the credential's foreign key refuses it.
+fn refuse_decommissioned(db: &Db<'_>, agent: &AgentId) -> Result<()> {
+    let status: Option<String> = db
+        .opt(
+            "SELECT status FROM agents WHERE id = $1 FOR SHARE",
+            &[&agent.as_str()],
+        )?
+        .map(|r| get(&r, 0))
+        .transpose()?;
+    if status.as_deref() == Some(AgentStatus::Decommissioned.as_str()) {
+        return Err(StoreError::Conflict(format!(
+            "agent `{agent}` is decommissioned"
+        )));
+    }
+    Ok(())
 }
 
 fn insert_credential_in(db: &Db<'_>, c: &Credential, secret_hash: Option<&str>) -> Result<()> {
@@ -266,23 +287,10 @@ fn insert_credential_in(db: &Db<'_>, c: &Credential, secret_hash: Option<&str>) 
 impl CredentialRepo for Db<'_> {
     fn insert_credential(&self, c: &Credential, secret_hash: Option<&str>) -> Result<()> {
         self.touch(Topic::Credentials)?;
-        // INVARIANT (decommission revokes): read in this unit (SERIALIZABLE, see
-        // `update_agent`), so a decommission cannot fall between a caller's own check of
-        // the agent and this insert. FOR SHARE also makes a decommission that starts now
-        // wait for this unit to end.
-        let status: Option<String> = self
-            .opt(
-                "SELECT status FROM agents WHERE id = $1 FOR SHARE",
-                &[&c.agent_id.as_str()],
-            )?
-            .map(|r| get(&r, 0))
-            .transpose()?;
-        if status.as_deref() == Some(AgentStatus::Decommissioned.as_str()) {
-            return Err(StoreError::Conflict(format!(
-                "agent `{}` is decommissioned",
-                c.agent_id
-            )));
-        }
+        // INVARIANT (decommission revokes): LOCK: FOR SHARE on the agent row, read in
+        // this unit (see `update_agent`), so a decommission cannot fall between a caller's
+        // own check of the agent and this insert.
+        refuse_decommissioned(self, &c.agent_id)?;
         insert_credential_in(self, c, secret_hash)
     }
 
@@ -307,8 +315,11 @@ impl CredentialRepo for Db<'_> {
         now: Timestamp,
     ) -> Result<()> {
         self.touch(Topic::Credentials)?;
-        // FOR UPDATE: two rotations of one credential cannot both find it unreplaced; the
-        // second waits, then fails (SERIALIZABLE) instead of linking a second successor.
+        // INVARIANT (decommission revokes): LOCK: FOR SHARE on the agent first, as for an
+        // insert (the new credential is one).
+        refuse_decommissioned(self, &new.agent_id)?;
+        // LOCK: FOR UPDATE: two rotations of one credential cannot both find it
+        // unreplaced; the second waits, then reads `replaced_by` set and is refused.
         let found = self
             .opt(
                 &format!(
@@ -384,6 +395,9 @@ impl AdminTokenRepo for Db<'_> {
 
     fn set_bootstrap_digest(&self, new: &AdminToken, digest: &str) -> Result<()> {
         self.touch(Topic::AdminTokens)?;
+        // LOCK: the check below reads which token is the bootstrap token; two setters
+        // take turns (the partial unique index `admin_tokens_one_bootstrap` backs this).
+        self.lock(XactLock::Bootstrap)?;
         let existing = self.opt(
             "SELECT bootstrap, revoked_at FROM admin_tokens WHERE digest = $1",
             &[&digest],
@@ -405,8 +419,6 @@ impl AdminTokenRepo for Db<'_> {
             }
             None => {}
         }
-        // One bootstrap token at most: the partial unique index `admin_tokens_one_bootstrap`
-        // refuses a second even if two units race here.
         self.exec(
             "UPDATE admin_tokens SET bootstrap = false, name = 'bootstrap (superseded)',
                  revoked_at = COALESCE(revoked_at, $1) WHERE bootstrap",
@@ -480,8 +492,10 @@ impl SigningKeyRepo for Db<'_> {
         old_publish_until: Timestamp,
     ) -> Result<()> {
         self.touch(Topic::SigningKeys)?;
-        // One current key at most: the partial unique index `signing_keys_one_current`
-        // refuses a second current key if two rotations race.
+        // LOCK: two rotations take turns, so the second retires the first's new key
+        // rather than both inserting a current one (the partial unique index
+        // `signing_keys_one_current` backs this).
+        self.lock(XactLock::SigningKeys)?;
         self.exec(
             "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL",
             &[&now.secs(), &old_publish_until.secs()],
@@ -527,8 +541,9 @@ impl TokenRevocationRepo for Db<'_> {
         self.touch(Topic::AssertionReplay)?;
         forget_expired(self, "assertion_jtis", now)?;
         // ON CONFLICT rather than catching the unique violation: an error would abort
-        // the whole transaction. A replay racing its original on another connection waits
-        // on the key's index entry, then finds it taken: exactly one of them is fresh.
+        // the whole transaction. LOCK: the key's index entry: a replay racing its
+        // original on another connection waits for it to commit, then finds the key taken
+        // (READ COMMITTED): exactly one of them is fresh.
         let n = self
             .exec(
                 "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)

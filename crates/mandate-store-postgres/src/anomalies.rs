@@ -115,8 +115,9 @@ impl AnomalyRepo for Db<'_> {
         now: Timestamp,
     ) -> Result<AnomalyRow> {
         self.touch(Topic::Anomalies)?;
-        // `AND status = 'open'` in the UPDATE itself: of two resolutions racing, the
-        // second waits on the row, re-checks, and changes nothing (a `Conflict`).
+        // LOCK: the row, by the UPDATE, with `AND status = 'open'` in it: of two
+        // resolutions racing, the second waits, re-checks the committed row (READ
+        // COMMITTED), and changes nothing (a `Conflict`).
         let n = self
             .exec(
                 "UPDATE anomalies SET status = $2, resolved_at = $3, resolved_by = $4, comment = $5

@@ -11,7 +11,7 @@ use mandate_store::{
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::{Db, Param, Pg, get};
+use crate::{Db, Param, Pg, XactLock, get};
 
 fn insert_checkpoint_in(db: &Db<'_>, c: &CheckpointRow) -> Result<()> {
     db.exec(
@@ -52,20 +52,26 @@ impl NodeRepo for Db<'_> {
         }
         self.touch(Topic::Node)?;
         let n = make();
-        // SERIALIZABLE: two first uses racing both find no name; the second insert
-        // violates the key (or fails to serialize) and nothing of it is written.
-        self.exec("INSERT INTO meta (key, value) VALUES ('node', $1)", &[&n])
-            .pg()?;
-        Ok(n)
+        // Two first uses racing both find no name: the second insert waits on the key,
+        // then does nothing, and both return the name that was committed.
+        self.exec(
+            "INSERT INTO meta (key, value) VALUES ('node', $1) ON CONFLICT DO NOTHING",
+            &[&n],
+        )
+        .pg()?;
+        get(
+            &self.one("SELECT value FROM meta WHERE key = 'node'", &[])?,
+            0,
+        )
     }
 }
 
 impl AuditRepo for Db<'_> {
     fn append_audit(&self, rows: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
         self.touch(Topic::Audit)?;
-        // INVARIANT (chain): SERIALIZABLE, and `seq` is the key: two appenders that both
-        // read the same next seq cannot both commit (the second's insert violates the key
-        // or fails to serialize), so the log never forks or gaps.
+        // INVARIANT (chain): LOCK: appenders take turns, each reading the next seq after
+        // the previous one committed; `seq` is also the key, so the log cannot fork.
+        self.lock(XactLock::Audit)?;
         let next: i64 = get(
             &self.one("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events", &[])?,
             0,
@@ -284,9 +290,9 @@ impl PolicyRepo for Db<'_> {
         self.touch(Topic::Policies)?;
         let fragments =
             serde_json::to_string(fragments).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // max + 1 (SERIALIZABLE, and the key): versions are 1, 2, … with no gap a
-        // rolled-back unit would leave in a sequence; two racing inserts cannot both
-        // commit the same number.
+        // max + 1 rather than a sequence, so versions are 1, 2, … with no gap a
+        // rolled-back unit would leave. LOCK: inserts take turns.
+        self.lock(XactLock::Policies)?;
         let r = self.one(
             &format!(
                 "INSERT INTO policy_versions ({POLICY_COLUMNS})
@@ -329,8 +335,9 @@ impl PolicyRepo for Db<'_> {
         {
             return Err(StoreError::NotFound("policy version"));
         }
-        // max + 1 as for versions: of two racing activations one fails, so the latest
-        // activation is the one that committed last.
+        // max + 1 as for versions, LOCK: taking turns, so the latest activation is the
+        // one that committed last.
+        self.lock(XactLock::Policies)?;
         self.exec(
             "INSERT INTO policy_activations (seq, version, at, by)
              SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3 FROM policy_activations",

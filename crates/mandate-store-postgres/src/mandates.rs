@@ -186,13 +186,13 @@ impl MandateRepo for Db<'_> {
         change: &mut MandateChange<'_>,
     ) -> Result<Mandate> {
         self.touch(Topic::Mandates)?;
-        // FOR UPDATE: an approval and a revoke of one mandate racing on two nodes queue
-        // here; the second then fails to serialize rather than overwrite the first.
+        // LOCK: FOR UPDATE: an approval and a revoke of one mandate racing queue here;
+        // the second then reads the mandate as the first left it (no lost update).
         let mut m =
             get_mandate_in(self, id, " FOR UPDATE")?.ok_or(StoreError::NotFound("mandate"))?;
         let agent = m.agent.clone();
-        // FOR SHARE: the owner the change is checked against cannot change until this
-        // unit ends.
+        // LOCK: FOR SHARE: the owner the change is checked against cannot change until
+        // this unit ends.
         let owner: Option<String> = if with_owner {
             self.opt(
                 "SELECT owner FROM agents WHERE id = $1 FOR SHARE",
