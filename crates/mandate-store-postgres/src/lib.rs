@@ -23,7 +23,7 @@
 //! explicit locks where SQLite relied on `BEGIN IMMEDIATE`'s single writer (read, check,
 //! then write), decided per invariant and written at each method (`LOCK:` comments):
 //! a row lock (`FOR UPDATE` / `FOR SHARE`) on the row the check reads, or a transaction
-//! advisory lock ([`XactLock`]) where the check reads a whole table (the next audit seq,
+//! advisory lock (`XactLock`) where the check reads a whole table (the next audit seq,
 //! the next policy version, the current signing key, the bootstrap token). A concurrent
 //! unit then waits, and its next statement sees what the first committed.
 //!
@@ -49,7 +49,8 @@
 //! `LISTEN/NOTIFY` (a notification per committed unit, carrying its topics and change id;
 //! a node that lost its listening connection refreshes in full and fails closed while it
 //! cannot prove its snapshot fresh). Until then this store is correct for one node only:
-//! writes made by another process are not published here.
+//! writes made by another process are not published here, and `mandate serve` claims
+//! the database for itself ([`PostgresStore::claim_sole_node`]).
 
 #![warn(missing_docs)]
 
