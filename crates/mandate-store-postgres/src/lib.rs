@@ -101,6 +101,9 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     /// The connection holding the sole-node claim, once made ([`Self::claim_sole_node`]).
     claim: std::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// Held by a write unit from its first statement to its commit: see
+    /// `INVARIANT (one writer per process)` in [`Store::write_unit`].
+    writer: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -163,6 +166,7 @@ impl PostgresStore {
             handle,
             config,
             claim: std::sync::Mutex::new(None),
+            writer: std::sync::Mutex::new(()),
         };
         store.handle.block(async {
             let mut client = store.client().await?;
@@ -264,6 +268,17 @@ impl Store for PostgresStore {
     }
 
     fn write_unit(&self, work: &mut Work<'_>) -> Result<()> {
+        // INVARIANT (one writer per process): this process's write units run one at a
+        // time, as SQLite's do, so a unit that reads through one repository method and
+        // writes through another (containment reads the agent, then cuts off its tokens
+        // and ends its mandates) acts on what it read, as the seam's "one serializable
+        // transaction" promises. Each method's own rule also holds across processes, by
+        // the row and advisory locks named at each statement (`LOCK:`); whole units
+        // across nodes are the cluster's (issue 21, part 2), which replaces this lock.
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (touched, outcome) = self.unit(true, work);
         // INVARIANT (published before visible), as a backend with many connections can
         // hold it: published once the commit returned (or the unit failed), before this
