@@ -141,12 +141,15 @@ struct FeedState {
 
 /// An in-process change feed: a counter per topic, and a condition variable to wait on.
 ///
-/// INVARIANT (published before visible): a backend calls [`LocalFeed::publish`] for a
-/// write unit while it still excludes every reader of what the unit wrote (SQLite: before
-/// it releases its one connection), so a reader that reads [`LocalFeed::topic_seq`]
-/// *before* reading the data never sees changed data under an unchanged number. A unit
-/// that touched a topic and then failed publishes too: that costs readers one re-read,
-/// while missing a change would leave them stale.
+/// INVARIANT (published before visible): a reader that reads [`LocalFeed::topic_seq`]
+/// *before* reading the data never keeps a stale fact under an unchanged number. SQLite
+/// holds it strictly: it calls [`LocalFeed::publish`] while it still excludes every reader
+/// of what the unit wrote (before it releases its one connection). A backend with many
+/// connections (PostgreSQL) publishes once the commit returned and before the write unit
+/// returns, never before the commit: a reader may then see the new data under the old
+/// number for a moment, and reads again when the number moves (one re-read; what it saw
+/// was already the newer state). A unit that touched a topic and then failed publishes
+/// too: that costs readers one re-read, while missing a change would leave them stale.
 #[derive(Debug, Default)]
 pub struct LocalFeed {
     state: Mutex<FeedState>,

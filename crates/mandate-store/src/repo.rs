@@ -360,10 +360,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// with [`StoreError::ReadOnly`].
     fn read_unit(&self, work: &mut Work<'_>) -> Result<()>;
 
-    /// Runs `work` as one serializable transaction: all its writes commit, or (when it or
-    /// the commit fails) none do. Then publishes to the change feed the topics it wrote.
-    /// `work` runs once (a backend that must retry a transaction returns the failure
-    /// instead).
+    /// Runs `work` as one transaction: all its writes commit, or (when it or the commit
+    /// fails) none do. Then publishes to the change feed the topics it wrote. `work` runs
+    /// once (a backend that must retry a transaction returns the failure instead).
+    ///
+    /// Within one process, write units are serial: `work` acts on what it read, even
+    /// through several repository methods (SQLite: one connection; PostgreSQL: a writer
+    /// lock per process). Across processes on one database, each repository method keeps
+    /// its own rule (the backend's row and advisory locks); whole units across nodes are
+    /// the cluster's to order (issue 21).
     fn write_unit(&self, work: &mut Work<'_>) -> Result<()>;
 
     /// The sequence number of the last change that touched `topic`; it changes whenever
