@@ -579,3 +579,54 @@ fn a_sigterm_during_start_up_stops_the_server_gracefully() {
         "the banner was written after the wait"
     );
 }
+
+/// A store URL that cannot serve is a clear error and a failing exit, before anything is
+/// served: a scheme that is not PostgreSQL is a configuration error (exit 2); a server
+/// that does not answer, or a database that does not exist, fails to open the store
+/// (exit 1). The password in the URL is never printed.
+#[test]
+fn a_store_url_that_cannot_serve_is_a_clear_error() {
+    let cases = [
+        (
+            "mysql://mandate@127.0.0.1/db",
+            2,
+            "must be a postgres:// or postgresql:// URL",
+        ),
+        (
+            "postgres://postgres:pw-never-printed@127.0.0.1:1/nowhere",
+            1,
+            "opening the PostgreSQL store",
+        ),
+        (
+            "postgres://postgres:pw-never-printed@127.0.0.1:5432/mandate_no_such_database",
+            1,
+            "opening the PostgreSQL store",
+        ),
+    ];
+    for (url, code, says) in cases {
+        let (_t, dir) = data_dir();
+        let out = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                url,
+                "--data-dir",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{url}: {err}");
+        assert!(err.contains(says), "{url}: {err}");
+        assert!(
+            !err.contains("pw-never-printed"),
+            "{url}: the password printed: {err}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("listening on"),
+            "{url}: it served"
+        );
+    }
+}
