@@ -331,21 +331,8 @@ impl CredentialRepo for Db<'_> {
             .map(into_credential)
             .transpose()?
             .ok_or(StoreError::NotFound("credential"))?;
-        let c = found.credential;
-        if c.kind != new.kind {
-            return Err(StoreError::Conflict(format!(
-                "credential `{old}` is a {}, not a {}",
-                c.kind.as_str(),
-                new.kind.as_str()
-            )));
-        }
-        if !c.usable_at(now) || c.replaced_by.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "credential `{old}` is no longer active"
-            )));
-        }
+        let until = mandate_store::repo::rotation_until(&found.credential, new, old_until, now)?;
         insert_credential_in(self, new, secret_hash)?;
-        let until = c.expires_at.map_or(old_until, |e| e.min(old_until));
         self.exec(
             "UPDATE credentials SET expires_at = $2, replaced_by = $3 WHERE id = $1",
             &[&old.as_str(), &until.secs(), &new.id.as_str()],

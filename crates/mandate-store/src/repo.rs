@@ -724,3 +724,30 @@ impl<S: Store + ?Sized> NodeRepo for S {
         write(self, |r| r.node_name(make))
     }
 }
+
+/// The rule of [`CredentialRepo::rotate_credential`], for every backend to call on the
+/// `old` credential it read (locked) in the rotating unit: `old` must be of `new`'s kind,
+/// usable at `now` and not yet replaced (`Conflict` otherwise); returns until when `old`
+/// may still work, `old_until` but never past an earlier expiry of its own.
+pub fn rotation_until(
+    old: &Credential,
+    new: &Credential,
+    old_until: Timestamp,
+    now: Timestamp,
+) -> Result<Timestamp> {
+    if old.kind != new.kind {
+        return Err(StoreError::Conflict(format!(
+            "credential `{}` is a {}, not a {}",
+            old.id,
+            old.kind.as_str(),
+            new.kind.as_str()
+        )));
+    }
+    if !old.usable_at(now) || old.replaced_by.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "credential `{}` is no longer active",
+            old.id
+        )));
+    }
+    Ok(old.expires_at.map_or(old_until, |e| e.min(old_until)))
+}
