@@ -48,7 +48,9 @@ pub struct Grant {
 /// decision is a deny with `outside_boundary`, and its second reason names the
 /// first part no grant covers: `action: …` (no grant names the action), `resource: …`
 /// (grants name the action, none of them the resource) or `data_class: …`.
-/// `delegates` is stored but not yet enforced.
+/// `delegates` names the agents this one may delegate a mandate token to (RFC 8693
+/// exchange); a token delegated to an agent no longer listed is refused at the next
+/// decision (`outside_boundary`), and so is every token below it.
 ///
 /// In responses `grants`, `delegates` and `audiences` are always present and
 /// `max_token_lifetime_secs` only when set. Unknown members are refused, as the server

@@ -203,7 +203,7 @@ fails decides):
 | `agent_suspended` | deny | the agent is `suspended` |
 | `agent_decommissioned` | deny | the agent is `decommissioned` |
 | `outside_token_scope` | deny | the token has a scope and no scope token matches the action |
-| `outside_boundary` | deny | no grant of the agent's boundary (or of a delegating agent's) matches the action, `{type}/{id}` and (if named) the context's `data_class`; the next reason names the part that failed first, as `action: …`, `resource: …` or `data_class: …` |
+| `outside_boundary` | deny | no grant of the agent's boundary (or of a delegating agent's) matches the action, `{type}/{id}` and (if named) the context's `data_class`; the next reason names the part that failed first, as `action: …`, `resource: …` or `data_class: …`; or, for a delegated token, a delegating agent's `delegates` no longer names the agent it delegated to |
 | `mandate_inactive` | deny | the token's mandate is not active (revoked, expired, completed) |
 | `outside_mandate` | deny | the action, resource or data class is outside the mandate's scope |
 | `no_active_policy` | deny | no policy version is active |

@@ -319,7 +319,8 @@ pub struct Holder<'s> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// `invalid_token`, `token_revoked`, `unknown_agent`, `agent_suspended`,
-    /// `agent_decommissioned`, `mandate_inactive`.
+    /// `agent_decommissioned`, `outside_boundary` (a delegate no longer listed),
+    /// `mandate_inactive`.
     pub reason: Reason,
     /// Which agent it concerns, when known.
     pub agent: Option<AgentId>,
@@ -364,12 +365,14 @@ fn usable<'s>(s: &'s Snapshot, id: &AgentId) -> Result<&'s Agent, Refusal> {
 /// Checks everything about an access token whose signature verified, except what it
 /// is used for: issuer and time window, revocation (its own `jti` and its agent's
 /// cutoff, and the same for every token it was exchanged from), every agent of its
-/// `act` chain known and active, and its mandate active and held by the chain's first
-/// agent for the token's subject.
+/// `act` chain known and active, each delegating agent's boundary still naming the
+/// agent it delegated to among its `delegates`, and its mandate active and held by the
+/// chain's first agent for the token's subject.
 ///
 /// INVARIANT (chain): a delegated token acts only while every link above it — each
-/// parent token, each delegating agent and the mandate — is still good, so revoking
-/// or suspending any of them stops it on the next request.
+/// parent token, each delegating agent (active, still listing its delegate) and the
+/// mandate — is still good, so revoking or suspending any of them, or taking the
+/// delegate off the list, stops it on the next request.
 pub fn holder<'s>(
     s: &'s Snapshot,
     c: &AccessClaims,
@@ -431,6 +434,22 @@ pub fn holder<'s>(
     };
     if mandate.agent != *first || !subject_ok {
         return Err(malformed());
+    }
+    // INVARIANT (delegation): each link still holds as the exchange checked it: the
+    // delegating agent's boundary, as it is now, names the agent it delegated to. So
+    // taking an agent off `delegates` stops its delegated tokens on the next request,
+    // as narrowing a delegating agent's grants does. Checked after the chain's shape,
+    // so a forged chain stays `invalid_token`.
+    let delegates = std::iter::once(agent).chain(chain.iter().copied());
+    for (to, from) in delegates.zip(&chain) {
+        if !from.boundary.delegates.contains(&to.id) {
+            return Err(
+                Refusal::new(Reason::OutsideBoundary, Some(id.clone())).detail(format!(
+                    "the boundary of delegating agent {} no longer names {} among its delegates",
+                    from.id, to.id
+                )),
+            );
+        }
     }
     Ok(Holder {
         agent,

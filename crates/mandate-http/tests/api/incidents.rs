@@ -528,3 +528,48 @@ async fn one_token_is_revoked_by_its_id() {
     .expect(200);
     assert_eq!(env.events_of("token.revoked").await.len(), 2);
 }
+
+/// Taking B off A's boundary `delegates` stops the token B was delegated while it was
+/// listed, on the very next decision, as narrowing a chain agent's grants does: the
+/// boundary holds for every link of the chain at every decision, not only at exchange.
+/// (Found by attacking a live server: the delegated token kept its allow.)
+#[tokio::test]
+async fn a_delegate_taken_off_the_list_loses_its_delegated_token() {
+    let env = Env::new();
+    let w = env.world().await;
+    assert_eq!(env.read_contact(&w.b_delegated).await, allowed());
+
+    // The same grants, B no longer among A's delegates.
+    let r = env
+        .admin(
+            Method::PATCH,
+            &format!("/v1/agents/{}", w.a.id),
+            Some(
+                json!({"boundary": {"grants": [{"actions": ["crm:*"], "resources": ["*"]}],
+                                      "delegates": []}}),
+            ),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(
+        env.read_contact(&w.b_delegated).await,
+        ("deny".to_owned(), "outside_boundary".to_owned())
+    );
+    assert_eq!(env.introspect(&w.b_delegated).await["active"], false);
+    // A's own tokens and B's own token are untouched.
+    assert_eq!(env.read_contact(&w.a_mandate).await, allowed());
+    assert_eq!(env.read_contact(&w.b_token).await, allowed());
+    // Nor can B exchange A's mandate token again.
+    let r = env
+        .form(
+            "/oauth/token",
+            Some((&w.b.id, &w.b.secret)),
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &w.a_mandate),
+                ("subject_token_type", ACCESS_TOKEN),
+            ],
+        )
+        .await;
+    r.expect_oauth_error(400, "unauthorized_client");
+}
