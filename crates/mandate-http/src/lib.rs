@@ -14,7 +14,7 @@
 
 pub use mandate_service::config::{MandateConfig, ServerConfig};
 pub use mandate_service::jobs::{flush_baselines, spawn_sweeper, sweep};
-pub use mandate_service::{Node, StartError, audit, bootstrap, detect, keys};
+pub use mandate_service::{Node, StartError, audit, bootstrap, detect, follow, freshness, keys};
 use mandate_service::{actor, acts};
 mod admin;
 /// The decision engine (`mandate-engine`), re-exported at its former paths.

@@ -67,6 +67,9 @@ pub struct Node {
     pub(crate) detector: Option<mandate_detect::Detector>,
     /// The gateways' upstream secrets, decrypted (never returned by any API).
     pub(crate) secrets: secrets::SecretCache,
+    /// When this node last proved its snapshot fresh (`INVARIANT (fresh or refused)`,
+    /// freshness.rs).
+    pub(crate) proof: crate::freshness::Proof,
     /// Held by an act from its work until its audit event is queued, so acts are
     /// recorded in the order their changes were made (`INVARIANT (act order)`,
     /// write_path.rs).
@@ -132,7 +135,12 @@ impl Node {
             detect::open(&config.detect, store.as_ref()).map_err(StartError::Snapshot)?;
         let memo_key: [u8; 32] = mandate_core::random::random_bytes(random.as_ref())
             .map_err(|e| StartError::Snapshot(e.to_string()))?;
+        let proof = crate::freshness::Proof::new(
+            matches!(store.freshness(), mandate_store::Freshness::Local),
+            config.max_staleness,
+        );
         let state = Self {
+            proof,
             verified_tokens: cache::VerifiedTokens::default(),
             verified_secrets: cache::VerifiedSecrets::new(memo_key),
             db: store,
@@ -177,8 +185,26 @@ impl Node {
     /// failed: everything that decides, authenticates an agent or checks a token goes
     /// through here, so none of it can act on a snapshot the store has moved past
     /// (`INVARIANT (fail closed on a stale snapshot)`, mandate-service snapshot_cell.rs).
+    ///
+    /// Over a shared store it also refuses while this node cannot prove the snapshot
+    /// fresh (`INVARIANT (fresh or refused)`, freshness.rs).
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
+        if !self.proof.fresh() {
+            return Err(StaleSnapshot);
+        }
         self.snapshot.get()
+    }
+
+    /// How old this node's proof of freshness is (`None`: none yet, or a single node,
+    /// which needs none).
+    pub fn proof_age(&self) -> Option<Duration> {
+        self.proof.age()
+    }
+
+    /// Whether this node runs the jobs that run on one node at a time (always, on a
+    /// single node's store).
+    pub fn leads(&self) -> bool {
+        self.db.leads()
     }
 
     /// Fires after every snapshot rebuild, successful or failed (see
@@ -187,9 +213,10 @@ impl Node {
         self.snapshot.changes()
     }
 
-    /// Whether decisions are held because the last refresh failed.
+    /// Whether decisions are held: the last refresh failed, or (over a shared store)
+    /// this node cannot prove its snapshot fresh.
     pub fn is_stale(&self) -> bool {
-        self.snapshot.is_stale()
+        self.snapshot.is_stale() || !self.proof.fresh()
     }
 
     /// Rebuilds the snapshot from the store and swaps it in. Every write that can change

@@ -45,12 +45,13 @@
 //! commit returned (see `INVARIANT (published before visible)` on
 //! [`PostgresStore::write_unit`](Store::write_unit)).
 //!
-//! TODO (issue 21, part 2): other nodes' writes reach this node's feed by PostgreSQL
-//! `LISTEN/NOTIFY` (a notification per committed unit, carrying its topics and change id;
-//! a node that lost its listening connection refreshes in full and fails closed while it
-//! cannot prove its snapshot fresh). Until then this store is correct for one node only:
-//! writes made by another process are not published here, and `mandate serve` claims
-//! the database for itself ([`PostgresStore::claim_sole_node`]).
+//! Other processes' writes reach it by PostgreSQL `LISTEN/NOTIFY` once
+//! [`PostgresStore::start_feed`] ran (listen.rs): each write unit that touched a topic
+//! other nodes read announces it inside its transaction (so only a commit is announced),
+//! a listening connection publishes what other nodes announce, and a heartbeat through
+//! the same channel proves the feed complete up to a moment ([`Store::freshness`]). A
+//! store whose feed is not started proves nothing: a node over it refuses to decide.
+//! The listening connection also holds the leader lock ([`Store::leads`]).
 
 #![warn(missing_docs)]
 
@@ -58,20 +59,23 @@ mod agents;
 mod anomalies;
 mod audit;
 mod mandates;
+mod listen;
 mod migrate;
 mod secrets;
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use mandate_store::repo::{Result, Work};
-use mandate_store::{Changes, LocalFeed, Store, StoreError, Topic, Topics};
+use mandate_store::{Changes, Freshness, LocalFeed, Store, StoreError, Topic, Topics};
 use tokio::runtime::{Handle, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
+pub use listen::FeedStatus;
 pub use migrate::SCHEMA_VERSION;
 
 /// The backend's name in [`StoreError::Backend`].
@@ -91,7 +95,11 @@ const SOLE_NODE_LOCK: i64 = 0x6d61_6e64_6174_6531;
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PostgresStore {
     pool: Pool,
-    feed: LocalFeed,
+    /// This process's change feed: its own commits, and other nodes' once the listener
+    /// runs ([`PostgresStore::start_feed`]).
+    feed: Arc<LocalFeed>,
+    /// What the listener proves and holds (listen.rs).
+    shared: Arc<listen::FeedShared>,
     /// Where it connects, for logs: user, host, port and database, never a password.
     target: String,
     /// The runtime driving the pooled connections. `Some` until dropped (see `Drop`).
@@ -158,9 +166,13 @@ impl PostgresStore {
             .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| backend(format!("building the connection pool: {e}")))?;
+        let instance: [u8; 8] = mandate_core::random::random_bytes(&mandate_core::random::OsRandom)
+            .map_err(|e| backend(format!("no random instance id: {e}")))?;
+        let instance: String = instance.iter().map(|b| format!("{b:02x}")).collect();
         let store = Self {
             pool,
-            feed: LocalFeed::new(),
+            feed: Arc::new(LocalFeed::new()),
+            shared: Arc::new(listen::FeedShared::new(instance)),
             target,
             runtime: Some(runtime),
             handle,
@@ -209,6 +221,28 @@ impl PostgresStore {
         })
     }
 
+    /// Starts hearing other nodes' writes (`LISTEN/NOTIFY` on a connection of its own,
+    /// kept and re-made for as long as the store lives), proving the feed complete every
+    /// `heartbeat`, and competing for the leader lock. Until the first heartbeat came
+    /// back, [`Store::freshness`] is [`Freshness::Unproven`]. A second call does nothing.
+    pub fn start_feed(&self, heartbeat: Duration) {
+        if !self.shared.start_once() {
+            return;
+        }
+        self.handle.spawn(listen::run(
+            self.config.clone(),
+            Arc::clone(&self.shared),
+            Arc::clone(&self.feed),
+            heartbeat,
+            self.target.clone(),
+        ));
+    }
+
+    /// What the listener knows now (for cluster status).
+    pub fn feed_status(&self) -> FeedStatus {
+        self.shared.status()
+    }
+
     /// A pooled connection.
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| match e {
@@ -248,7 +282,19 @@ impl PostgresStore {
         };
         let outcome = work(&db);
         let touched = db.touched.get();
+        // Other nodes hear of the change only if it commits: `pg_notify` inside the
+        // transaction is delivered at commit and dropped on rollback. A change that cannot
+        // be announced is not committed.
+        let announce = touched.intersection(listen::notified());
         let outcome = match outcome {
+            Ok(()) if !announce.is_empty() => handle.block(async {
+                tx.execute(
+                    "SELECT pg_notify($1, $2 || ' ' || pg_current_xact_id()::text)",
+                    &[&listen::CHANNEL, &listen::change_payload(&self.shared.instance, announce)],
+                )
+                .await?;
+                tx.commit().await
+            }).map_err(|e| pg_error(&e)),
             // A read unit commits too: it wrote nothing, and ends its snapshot.
             Ok(()) => handle.block(tx.commit()).map_err(|e| pg_error(&e)),
             Err(e) => {
@@ -296,6 +342,14 @@ impl Store for PostgresStore {
 
     fn changes_since(&self, after: u64, wait: Duration) -> Changes {
         self.feed.changes_since(after, wait)
+    }
+
+    fn freshness(&self) -> Freshness {
+        self.shared.freshness()
+    }
+
+    fn leads(&self) -> bool {
+        self.shared.leads()
     }
 
     fn ping(&self) -> Result<()> {

@@ -233,7 +233,7 @@ mod schema {
     }
 
     /// Runs `sql` on the database at `url`.
-    fn run_in(url: &str, sql: &str) -> Result<(), String> {
+    pub(super) fn run_in(url: &str, sql: &str) -> Result<(), String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -362,5 +362,141 @@ mod concurrency {
                 );
             }
         }
+    }
+}
+
+/// The cross-node change feed (listen.rs): other nodes' commits arrive, a heartbeat proves
+/// the feed complete, a lost connection is unproven and then reads everything again, and
+/// one node at a time leads.
+mod feed {
+    use std::time::{Duration, Instant};
+
+    use mandate_store::conformance::at;
+    use mandate_store::prelude::*;
+    use mandate_store::{Freshness, Topic};
+
+    use super::*;
+
+    const HEARTBEAT: Duration = Duration::from_millis(50);
+
+    /// Waits up to 10 s for `cond`; panics naming `what` if it never holds.
+    fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn proven(s: &PostgresStore) -> Option<(Instant, u64)> {
+        match s.freshness() {
+            Freshness::Proven { at, seq } => Some((at, seq)),
+            _ => None,
+        }
+    }
+
+    /// A store whose feed runs, proven at least once.
+    fn listening(url: &str) -> PostgresStore {
+        let s = PostgresStore::connect(url).unwrap();
+        assert_eq!(s.freshness(), Freshness::Unproven, "proven before it listens");
+        s.start_feed(HEARTBEAT);
+        eventually("the first heartbeat comes back", || proven(&s).is_some());
+        s
+    }
+
+    /// A revocation committed through store A reaches B's feed under its topic, and B's
+    /// next proof covers it (a proof made after the commit names a sequence number at or
+    /// past the change). A's own feed counts its write once: its own notification is not
+    /// published again.
+    #[test]
+    fn another_nodes_commit_reaches_the_feed_and_the_next_proof_covers_it() {
+        let db = TestDb::new();
+        let a = listening(&db.url());
+        let b = listening(&db.url());
+        let (b_from, a_from) = (
+            b.changes_since(0, Duration::ZERO).seq,
+            a.changes_since(0, Duration::ZERO).seq,
+        );
+        let committed = Instant::now();
+        a.revoke_token("jti-1", at(100), at(1)).unwrap();
+        let c = b.changes_since(b_from, Duration::from_secs(5));
+        assert!(c.topics.contains(Topic::TokenRevocations), "{c:?}");
+        eventually("a proof made after the commit", || {
+            proven(&b).is_some_and(|(t, seq)| t > committed && seq >= c.seq)
+        });
+        // A: one change for its one unit, however many heartbeats pass.
+        std::thread::sleep(HEARTBEAT * 4);
+        assert_eq!(a.changes_since(a_from, Duration::ZERO).seq, a_from + 1);
+    }
+
+    /// Only a commit is announced: a write unit that fails after writing reaches no other
+    /// node (its own feed publishes it, as the seam asks, but nothing is sent).
+    #[test]
+    fn a_rolled_back_unit_is_not_announced() {
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url()).unwrap();
+        let b = listening(&db.url());
+        let from = b.changes_since(0, Duration::ZERO).seq;
+        let failed = a.write_unit(&mut |r| {
+            r.revoke_token("jti-2", at(100), at(1))?;
+            Err(StoreError::Refused)
+        });
+        assert!(failed.is_err());
+        // Then a committed one, so the wait below has an end the test can see.
+        a.revoke_token("jti-3", at(100), at(1)).unwrap();
+        let c = b.changes_since(from, Duration::from_secs(5));
+        assert!(c.topics.contains(Topic::TokenRevocations), "{c:?}");
+        assert!(!b.is_token_revoked("jti-2").unwrap());
+        std::thread::sleep(HEARTBEAT * 4);
+        let c2 = b.changes_since(from, Duration::ZERO);
+        assert_eq!(c.seq, c2.seq, "the rolled-back unit was announced: {c2:?}");
+    }
+
+    /// The listening connection terminated by the server (`pg_terminate_backend`, as a
+    /// PostgreSQL restart or a network cut does): the feed is unproven at once, comes back
+    /// by itself, and publishes every topic (what it may have missed is read again).
+    #[test]
+    fn a_lost_listen_connection_is_unproven_then_reads_everything() {
+        let db = TestDb::new();
+        let b = listening(&db.url());
+        let from = b.changes_since(0, Duration::ZERO).seq;
+        let kill = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND application_name = 'mandate-listen'",
+            db.name
+        );
+        schema::run_in(&db.url(), &kill).unwrap();
+        eventually("the loss is seen", || proven(&b).is_none());
+        eventually("the feed proves itself again", || proven(&b).is_some());
+        let c = b.changes_since(from, Duration::ZERO);
+        for t in Topic::ALL {
+            assert!(c.topics.contains(t), "{t:?} not read again: {c:?}");
+        }
+    }
+
+    /// Of two listening stores exactly one leads; when it goes (its connection ends with
+    /// it), the other takes over.
+    #[test]
+    fn one_node_leads_and_another_takes_over() {
+        let db = TestDb::new();
+        let a = listening(&db.url());
+        let b = listening(&db.url());
+        eventually("one leads", || a.leads() || b.leads());
+        std::thread::sleep(HEARTBEAT * 4);
+        assert!(a.leads() != b.leads(), "both or neither lead");
+        let (leader, other) = if a.leads() { (a, b) } else { (b, a) };
+        drop(leader);
+        eventually("the other takes over", || other.leads());
+    }
+
+    /// A store that never started its feed proves nothing and never leads: a node over it
+    /// refuses to decide (mandate-service `INVARIANT (fresh or refused)`).
+    #[test]
+    fn without_its_feed_a_store_proves_nothing_and_never_leads() {
+        let db = TestDb::new();
+        let s = PostgresStore::connect(&db.url()).unwrap();
+        std::thread::sleep(HEARTBEAT * 4);
+        assert_eq!(s.freshness(), Freshness::Unproven);
+        assert!(!s.leads());
     }
 }

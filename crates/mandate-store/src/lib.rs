@@ -21,7 +21,7 @@ mod rows;
 
 pub use err::StoreError;
 pub use ext::StoreExt;
-pub use feed::{Changes, LocalFeed, Topic, Topics};
+pub use feed::{Changes, Freshness, LocalFeed, Topic, Topics};
 pub use repo::{
     AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo, NodeRepo,
     PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, TokenRevocationRepo,

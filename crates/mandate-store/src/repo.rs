@@ -19,7 +19,7 @@ use mandate_core::mandate::Mandate;
 use mandate_core::time::Timestamp;
 
 use crate::StoreError;
-use crate::feed::{Changes, Topic};
+use crate::feed::{Changes, Freshness, Topic};
 use crate::rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
     MandateFilter, PolicyVersionRow, SecretRow, SigningKeyRow,
@@ -381,6 +381,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// What changed after `after` (a sequence number from an earlier answer, or 0);
     /// waits up to `wait` if nothing has yet.
     fn changes_since(&self, after: u64, wait: Duration) -> Changes;
+
+    /// How complete this node's change feed is known to be: [`Freshness::Local`] for a
+    /// backend only this process writes (the default), a recent proof or none for a
+    /// shared one. A node that cannot prove its feed complete refuses to decide.
+    fn freshness(&self) -> Freshness {
+        Freshness::Local
+    }
+
+    /// Whether this process may run the jobs that must run on one node at a time
+    /// (approval timeouts, mandate expiry, key retirement). A backend only this process
+    /// writes: always. A shared one: while this process holds the backend's leader lock.
+    fn leads(&self) -> bool {
+        true
+    }
 
     /// One round trip to the backend (readiness): an error if it cannot be reached or
     /// read.

@@ -32,6 +32,10 @@ pub struct ServeConfig {
     /// `store.url` (`--store`, `MANDATE_STORE_URL`): a PostgreSQL database to keep the
     /// store in; `None` is the SQLite file in the data dir (the zero-config default).
     pub store_url: Option<StoreUrl>,
+    /// `cluster.max_staleness_ms`: with `store.url`, how old a node's proof of a complete
+    /// change feed may be before it refuses decisions (503 `snapshot_stale`); the feed's
+    /// heartbeat runs at a quarter of it.
+    pub cluster_max_staleness: std::time::Duration,
     pub issuer: Option<String>,
     pub log_level: tracing::Level,
     pub token_default_lifetime_secs: u32,
@@ -236,6 +240,7 @@ const KEYS: &[&str] = &[
     "gateway.max_body_bytes",
     "gateway.max_buffered_bytes",
     "gateway.stream_idle_secs",
+    "cluster.max_staleness_ms",
 ];
 
 fn env_name(key: &str) -> String {
@@ -410,6 +415,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         data_dir: PathBuf::from("./mandate-data"),
         store_url: None,
+        cluster_max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
         issuer: None,
         log_level: tracing::Level::INFO,
         token_default_lifetime_secs: 300,
@@ -557,6 +563,10 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     cfg.audit_redact_drop = fields;
                 }
             }
+            "cluster.max_staleness_ms" => match int(200, 60_000) {
+                Some(n) => cfg.cluster_max_staleness = std::time::Duration::from_millis(n),
+                None => bad("must be a whole number of milliseconds in 200..=60000"),
+            },
             "approvals.timeout_secs" => match int(1, 86_400).and_then(|n| u32::try_from(n).ok()) {
                 Some(n) => cfg.approval_timeout_secs = n,
                 None => bad("must be a whole number of seconds in 1..=86400"),

@@ -301,6 +301,12 @@ fn user_issuers(
     Ok((TrustedIssuers::new(list)?, dev))
 }
 
+/// The change feed's heartbeat for a node refusing decisions after `max_staleness`
+/// without a proof: four heartbeats fit in it, so one or two lost ones cost nothing.
+fn heartbeat(max_staleness: std::time::Duration) -> std::time::Duration {
+    (max_staleness / 4).max(std::time::Duration::from_millis(50))
+}
+
 /// The store `cfg` names: PostgreSQL at `store.url`, else the SQLite file in `dir`.
 fn open_store(cfg: &ServeConfig, dir: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(url) = &cfg.store_url {
@@ -312,6 +318,9 @@ fn open_store(cfg: &ServeConfig, dir: &std::path::Path) -> anyhow::Result<Arc<dy
         // (issue 21, part 2), a second `mandate serve` on the same database is refused.
         pg.claim_sole_node()
             .context("claiming the PostgreSQL store (store.url)")?;
+        // Other nodes' writes reach this node from here on; until the first heartbeat
+        // comes back, it refuses decisions (`INVARIANT (fresh or refused)`).
+        pg.start_feed(heartbeat(cfg.cluster_max_staleness));
         return Ok(Arc::new(pg));
     }
     let db = dir.join("mandate.db");
@@ -474,6 +483,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
                 cfg.detect_alert_webhook_secret_file.as_ref(),
             )?,
         },
+        max_staleness: cfg.cluster_max_staleness,
     };
     let state = Arc::new(
         Node::new(
@@ -486,6 +496,9 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         )
         .context("opening the audit log")?,
     );
+    // Over PostgreSQL: keeps this node in step with the others, and proves it (a single
+    // node's store needs neither; nothing starts).
+    let _follower = mandate_http::follow::spawn_follower(&state);
     let sweeper = mandate_http::spawn_sweeper(Arc::clone(&state));
     let gateway = match gateway_listener {
         Some(l) => {

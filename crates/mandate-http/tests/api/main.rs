@@ -188,6 +188,7 @@ impl Env {
             users: Default::default(),
             dev_users: None,
             detect: mandate_http::detect::DetectSettings::default(),
+            max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
         };
         adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = clock.clone();
