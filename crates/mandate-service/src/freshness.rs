@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 /// `cluster.max_staleness` by default.
 pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(2);
 
-
 /// When this node last proved its snapshot fresh (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Proof {
@@ -90,4 +89,3 @@ impl Proof {
         self.at_nanos.fetch_max(nanos, Ordering::AcqRel);
     }
 }
-

@@ -58,8 +58,8 @@
 mod agents;
 mod anomalies;
 mod audit;
-mod mandates;
 mod listen;
+mod mandates;
 mod migrate;
 mod secrets;
 
@@ -287,14 +287,19 @@ impl PostgresStore {
         // be announced is not committed.
         let announce = touched.intersection(listen::notified());
         let outcome = match outcome {
-            Ok(()) if !announce.is_empty() => handle.block(async {
-                tx.execute(
-                    "SELECT pg_notify($1, $2 || ' ' || pg_current_xact_id()::text)",
-                    &[&listen::CHANNEL, &listen::change_payload(&self.shared.instance, announce)],
-                )
-                .await?;
-                tx.commit().await
-            }).map_err(|e| pg_error(&e)),
+            Ok(()) if !announce.is_empty() => handle
+                .block(async {
+                    tx.execute(
+                        "SELECT pg_notify($1, $2 || ' ' || pg_current_xact_id()::text)",
+                        &[
+                            &listen::CHANNEL,
+                            &listen::change_payload(&self.shared.instance, announce),
+                        ],
+                    )
+                    .await?;
+                    tx.commit().await
+                })
+                .map_err(|e| pg_error(&e)),
             // A read unit commits too: it wrote nothing, and ends its snapshot.
             Ok(()) => handle.block(tx.commit()).map_err(|e| pg_error(&e)),
             Err(e) => {

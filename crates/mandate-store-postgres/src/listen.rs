@@ -56,11 +56,7 @@ pub(crate) const CHANNEL: &str = "mandate_changes";
 /// node writes its own) and assertion `jti`s (checked by the database's unique key on
 /// every request, never cached).
 pub(crate) fn notified() -> Topics {
-    Topics::all().without(
-        [Topic::Audit, Topic::AssertionReplay]
-            .into_iter()
-            .collect(),
-    )
+    Topics::all().without([Topic::Audit, Topic::AssertionReplay].into_iter().collect())
 }
 
 /// The session advisory lock whose holder leads (the bytes of `mandate:L`).
@@ -400,7 +396,16 @@ mod tests {
 
     #[test]
     fn anything_else_is_unknown_and_unknown_bits_are_every_topic() {
-        for p in ["", "x", "c", "c ab", "c ab notbits", "h ab", "h ab x", "h ab 1 2"] {
+        for p in [
+            "",
+            "x",
+            "c",
+            "c ab",
+            "c ab notbits",
+            "h ab",
+            "h ab x",
+            "h ab 1 2",
+        ] {
             assert_eq!(parse(p), Note::Unknown, "{p:?}");
         }
         assert_eq!(
@@ -417,7 +422,12 @@ mod tests {
         let n = notified();
         assert!(!n.contains(Topic::Audit));
         assert!(!n.contains(Topic::AssertionReplay));
-        for t in [Topic::Agents, Topic::Credentials, Topic::SigningKeys, Topic::Mandates] {
+        for t in [
+            Topic::Agents,
+            Topic::Credentials,
+            Topic::SigningKeys,
+            Topic::Mandates,
+        ] {
             assert!(n.contains(t));
         }
     }

@@ -398,7 +398,11 @@ mod feed {
     /// A store whose feed runs, proven at least once.
     fn listening(url: &str) -> PostgresStore {
         let s = PostgresStore::connect(url).unwrap();
-        assert_eq!(s.freshness(), Freshness::Unproven, "proven before it listens");
+        assert_eq!(
+            s.freshness(),
+            Freshness::Unproven,
+            "proven before it listens"
+        );
         s.start_feed(HEARTBEAT);
         eventually("the first heartbeat comes back", || proven(&s).is_some());
         s

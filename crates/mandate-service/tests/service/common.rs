@@ -63,17 +63,40 @@ pub fn node_over_store(
 ) -> (Node, Arc<ManualClock>, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mandate.db")).unwrap());
     let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
+    let node = node_on(dir, Arc::clone(&store), clock.clone(), adjust);
+    (node, clock, store)
+}
+
+/// A node over `store` (keys and audit key in `dir`), its clock at [`T0`].
+pub fn node_over(
+    dir: &Path,
+    store: Arc<dyn Store>,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> Node {
+    node_on(
+        dir,
+        store,
+        Arc::new(ManualClock::at_millis(T0 * 1000)),
+        adjust,
+    )
+}
+
+fn node_on(
+    dir: &Path,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> Node {
     let keys = KeyState::open(store.as_ref(), &dir.join("keys"), &*clock, &OsRandom).unwrap();
     let mut config = config(dir);
     adjust(&mut config);
-    let node = Node::new(
-        Arc::clone(&store),
+    Node::new(
+        store,
         keys,
-        clock.clone(),
+        clock,
         Arc::new(OsRandom),
         config,
         Arc::new(NoWebhooks),
     )
-    .unwrap();
-    (node, clock, store)
+    .unwrap()
 }

@@ -1,0 +1,167 @@
+//! A node over a shared store (`INVARIANT (fresh or refused)`, mandate-service
+//! freshness.rs and follow.rs): it decides only while it holds a recent proof that its
+//! feed is complete and its snapshot covers it; writes another node made reach its
+//! snapshot through the follower.
+//!
+//! The shared store here is the real SQLite store wrapped to report the freshness a
+//! shared backend would ([`Shared`]): the test plays the backend's listener, setting the
+//! proof, and "another node" writes to the store past this node's write path. The
+//! PostgreSQL listener that makes these proofs is tested against a real server in
+//! mandate-store-postgres (`feed::*`); whole nodes over PostgreSQL in the binary's e2e
+//! tests.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mandate_core::agent::AgentStatus;
+use mandate_core::time::Timestamp;
+use mandate_store::prelude::*;
+use mandate_store::repo::{Result as StoreResult, Work};
+use mandate_store::{Changes, Freshness, Store, StoreError, Topic};
+
+use super::common::T0;
+
+/// A real store reporting the freshness the test sets, as a shared backend does.
+#[derive(Debug)]
+struct Shared {
+    inner: Arc<dyn Store>,
+    freshness: Mutex<Freshness>,
+}
+
+impl Shared {
+    fn set(&self, f: Freshness) {
+        *self.freshness.lock().unwrap() = f;
+    }
+
+    /// A proof made now, covering every change so far.
+    fn prove_now(&self) {
+        let seq = self.inner.changes_since(0, Duration::ZERO).seq;
+        self.set(Freshness::Proven {
+            at: Instant::now(),
+            seq,
+        });
+    }
+}
+
+impl Store for Shared {
+    fn read_unit(&self, work: &mut Work<'_>) -> StoreResult<()> {
+        self.inner.read_unit(work)
+    }
+    fn write_unit(&self, work: &mut Work<'_>) -> StoreResult<()> {
+        self.inner.write_unit(work)
+    }
+    fn topic_seq(&self, topic: Topic) -> u64 {
+        self.inner.topic_seq(topic)
+    }
+    fn changes_since(&self, after: u64, wait: Duration) -> Changes {
+        self.inner.changes_since(after, wait)
+    }
+    fn freshness(&self) -> Freshness {
+        *self.freshness.lock().unwrap()
+    }
+    fn ping(&self) -> StoreResult<()> {
+        self.inner.ping()
+    }
+    fn describe(&self) -> String {
+        format!("shared {}", self.inner.describe())
+    }
+}
+
+const MAX_STALENESS: Duration = Duration::from_millis(300);
+
+/// A node over a [`Shared`] store in `dir`, its follower running; the store, to play the
+/// listener and the other nodes with.
+fn clustered(dir: &std::path::Path) -> (Arc<mandate_service::Node>, Arc<Shared>) {
+    let (_, _, sqlite) = super::common::node_over_store(dir, |_| {});
+    let shared = Arc::new(Shared {
+        inner: sqlite,
+        freshness: Mutex::new(Freshness::Unproven),
+    });
+    let store: Arc<dyn Store> = shared.clone();
+    let node = super::common::node_over(dir, store, |c| c.max_staleness = MAX_STALENESS);
+    let node = Arc::new(node);
+    assert!(mandate_service::follow::spawn_follower(&node).is_some());
+    (node, shared)
+}
+
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Unproven: refused (also readiness). Proven: decides. No new proof for longer than
+/// `cluster.max_staleness`: refused again, until the next proof.
+#[test]
+fn a_node_decides_only_while_its_proof_is_recent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(node.snapshot().is_err(), "decided without any proof");
+    assert!(node.is_stale());
+    shared.prove_now();
+    eventually("the proof is taken", || node.snapshot().is_ok());
+    assert!(!node.is_stale());
+    std::thread::sleep(MAX_STALENESS + Duration::from_millis(100));
+    assert!(
+        node.snapshot().is_err(),
+        "decided on a proof older than max_staleness"
+    );
+    shared.prove_now();
+    eventually("a new proof is taken", || node.snapshot().is_ok());
+}
+
+/// A proof the node's snapshot does not cover yet (it names a sequence number past what
+/// the follower acted on) is not taken: the node regains freshness only with a snapshot
+/// that holds the suspension another node wrote while this node's feed was lost.
+#[test]
+fn a_suspension_written_elsewhere_is_in_force_before_the_node_decides_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    let a = super::node::agent(7);
+    node.store().insert_agent(&a).unwrap();
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+    // The feed is lost; the proof ages out.
+    shared.set(Freshness::Unproven);
+    std::thread::sleep(MAX_STALENESS + Duration::from_millis(100));
+    assert!(node.snapshot().is_err());
+    // Another node suspends the agent (past this node's write path).
+    shared
+        .inner
+        .modify_agent(&a.id, Timestamp::from_secs(T0), |x| {
+            x.status = AgentStatus::Suspended;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    shared.prove_now();
+    eventually("fresh again", || node.snapshot().is_ok());
+    let s = node.snapshot().unwrap();
+    assert_eq!(s.agents.get(&a.id).unwrap().status, AgentStatus::Suspended);
+}
+
+/// While fresh, another node's suspension reaches this node's snapshot by the feed alone
+/// (nothing on this node wrote or refreshed).
+#[test]
+fn another_nodes_suspension_reaches_the_snapshot_by_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    let a = super::node::agent(8);
+    node.store().insert_agent(&a).unwrap();
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+    shared
+        .inner
+        .modify_agent(&a.id, Timestamp::from_secs(T0), |x| {
+            x.status = AgentStatus::Suspended;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    eventually("the suspension is in the snapshot", || {
+        shared.prove_now();
+        node.snapshot()
+            .is_ok_and(|s| s.agents.get(&a.id).unwrap().status == AgentStatus::Suspended)
+    });
+}
