@@ -312,10 +312,6 @@ async fn listen(
                             }
                             outstanding.pop_front();
                             if m == n {
-                                #[expect(
-                                    clippy::disallowed_methods,
-                                    reason = "monotonic time for a round trip, not the time of day"
-                                )]
                                 let lag = sent.elapsed();
                                 shared.proven(sent, feed.seq(), lag);
                             }
