@@ -368,6 +368,10 @@ mod concurrency {
 /// The cross-node change feed (listen.rs): other nodes' commits arrive, a heartbeat proves
 /// the feed complete, a lost connection is unproven and then reads everything again, and
 /// one node at a time leads.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests wait on monotonic time; the store's proofs are monotonic instants"
+)]
 mod feed {
     use std::time::{Duration, Instant};
 

@@ -10,6 +10,11 @@
 //! mandate-store-postgres (`feed::*`); whole nodes over PostgreSQL in the binary's e2e
 //! tests.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait on monotonic time, and a shared store's proofs are monotonic instants"
+)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
