@@ -213,6 +213,13 @@ impl Node {
         self.snapshot.changes()
     }
 
+    /// Wakes whoever watches [`Node::snapshot_changes`] (open gateway streams re-check):
+    /// called when the node's proof of freshness lapsed, which changes what
+    /// [`Node::snapshot`] answers without a rebuild.
+    pub(crate) fn snapshot_lapsed(&self) {
+        self.snapshot.poke();
+    }
+
     /// Whether decisions are held: the last refresh failed, or (over a shared store)
     /// this node cannot prove its snapshot fresh.
     pub fn is_stale(&self) -> bool {

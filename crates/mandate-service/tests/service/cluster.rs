@@ -98,7 +98,8 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Unproven: refused (also readiness). Proven: decides. No new proof for longer than
-/// `cluster.max_staleness`: refused again, until the next proof.
+/// `cluster.max_staleness`: refused again (and the lapse announced to open streams),
+/// until the next proof.
 #[test]
 fn a_node_decides_only_while_its_proof_is_recent() {
     let dir = tempfile::tempdir().unwrap();
