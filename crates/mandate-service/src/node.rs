@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mandate_audit::redact::{Redactor, Rule};
+use mandate_core::agent::AgentStatus;
 use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_engine::agent_index::AgentIndex;
@@ -340,7 +341,20 @@ impl Node {
         self.db.for_each_agent(&mut |read| {
             let agent = match previous.get_shared(&read.id) {
                 Some(kept) if **kept == read => Arc::clone(kept),
-                _ => Arc::new(read),
+                Some(kept) => {
+                    // A resume this node did not make (another node of a cluster): the
+                    // human's word lifts this node's detector suspension too, as it does
+                    // on the node that resumed (agents.rs). Detectors learn per node;
+                    // suspensions and resumes are shared through the store.
+                    if kept.status == AgentStatus::Suspended
+                        && read.status == AgentStatus::Active
+                        && let Some(d) = &self.detector
+                    {
+                        d.resume(read.id.as_str());
+                    }
+                    Arc::new(read)
+                }
+                None => Arc::new(read),
             };
             agents.insert(agent);
         })?;
