@@ -81,7 +81,11 @@ fn follow(weak: &Weak<Node>) {
         let Some(node) = weak.upgrade() else { return };
         let touched = changes.topics;
         let mut ok = true;
-        if !touched.intersection(snapshot_topics).is_empty() || node.is_stale() {
+        // This node's own writes refreshed the snapshot before they returned (the one
+        // write path); a refresh is needed only for what the snapshot was not built over.
+        if (!touched.intersection(snapshot_topics).is_empty() && !node.snapshot_covers(changes.seq))
+            || node.refresh_failed()
+        {
             // Logged and held inside `refresh` when it fails; the next pass tries again.
             ok &= node.refresh().is_ok();
         }

@@ -214,6 +214,17 @@ impl Node {
         self.snapshot.changes()
     }
 
+    /// Whether the last refresh failed (decisions are held until one succeeds).
+    pub(crate) fn refresh_failed(&self) -> bool {
+        self.snapshot.is_stale()
+    }
+
+    /// Whether the snapshot was built from the store at or after change `seq` (a refresh
+    /// for it would read nothing new). Waits for a refresh in progress.
+    pub(crate) fn snapshot_covers(&self, seq: u64) -> bool {
+        self.snapshot.built_from().is_some_and(|b| b >= seq)
+    }
+
     /// Wakes whoever watches [`Node::snapshot_changes`] (open gateway streams re-check):
     /// called when the node's proof of freshness lapsed, which changes what
     /// [`Node::snapshot`] answers without a rebuild.
