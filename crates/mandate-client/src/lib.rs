@@ -381,6 +381,11 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/cluster`: the nodes sharing the store, their snapshot and feed, the leader.
+    pub async fn cluster_status(&self) -> Result<api::ClusterStatus, Error> {
+        self.call(Method::GET, "/v1/cluster", &[], NONE).await
+    }
+
     /// `GET /v1/audit/nodes`: every node with a log in the store, with its audit key.
     pub async fn audit_nodes(&self) -> Result<api::AuditNodes, Error> {
         self.call(Method::GET, "/v1/audit/nodes", &[], NONE).await

@@ -25,6 +25,7 @@ mod approvals;
 mod audit_api;
 mod authorize;
 pub(crate) mod caller;
+mod cluster;
 mod dev;
 pub mod error;
 mod exchange;
@@ -106,6 +107,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit/checkpoints/latest"),
     ("GET", "/v1/audit/export"),
     ("GET", "/v1/audit/nodes"),
+    ("GET", "/v1/cluster"),
     ("POST", "/v1/mandates"),
     ("GET", "/v1/mandates"),
     ("GET", "/v1/mandates/{id}"),
@@ -185,6 +187,7 @@ pub fn router(state: Arc<Node>) -> Router {
         )
         .route("/v1/audit/export", get(audit_api::export))
         .route("/v1/audit/nodes", get(audit_api::nodes))
+        .route("/v1/cluster", get(cluster::status))
         .route("/v1/mandates", post(mandates::request).get(mandates::list))
         .route("/v1/mandates/{id}", get(mandates::show))
         .route("/v1/mandates/{id}/complete", post(mandates::complete))

@@ -114,7 +114,7 @@ fn follow(weak: &Weak<Node>) {
 
 /// Gives the node `proof` if what it has acted on reaches the proof's sequence number.
 fn prove(node: &Node, proof: Freshness, seen: u64) {
-    if let Freshness::Proven { at, seq } = proof
+    if let Freshness::Proven { at, seq, .. } = proof
         && seq <= seen
     {
         node.proof.take(at);

@@ -132,6 +132,14 @@ pub fn spawn_sweeper(state: Arc<Node>) -> tokio::task::JoinHandle<()> {
                 // `refresh` logs the outcome either way.
                 let _ = state.blocking(|s| s.refresh()).await;
             }
+            // A node of a cluster tells the others how it is (`mandate cluster status`).
+            if !state.proof.is_local() {
+                match state.blocking(crate::cluster::report).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat not recorded"),
+                    Err(e) => tracing::warn!(error = %e, "heartbeat not recorded"),
+                }
+            }
             if ticks.is_multiple_of(5)
                 && let Err(e) = flush_baselines(&state).await
             {

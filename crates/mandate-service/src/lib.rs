@@ -21,6 +21,7 @@
 //! - [`mandates`]: mandates (request, read, long-poll, complete, revoke); [`approvals`]:
 //!   their approval by humans; [`dev_users`]: the development user issuer.
 //! - [`incidents`]: containment and revocation of a token by its id.
+//! - [`cluster`]: the cluster's status, and each node's heartbeat into it.
 //! - [`tokens`]: client authentication, client credentials, introspection, revocation;
 //!   [`exchange`]: token exchange and delegation.
 
@@ -35,6 +36,7 @@ pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod decisions;
 pub mod detect;

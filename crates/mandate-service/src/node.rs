@@ -53,7 +53,7 @@ pub struct Node {
     /// blocking pool that store calls share.
     pub(crate) argon2_permits: Arc<tokio::sync::Semaphore>,
     /// What decisions read; swapped whole.
-    snapshot: snapshot_cell::SnapshotCell,
+    pub(crate) snapshot: snapshot_cell::SnapshotCell,
     /// The compiled active policy set, kept across snapshot rebuilds of the same version.
     compiled: Mutex<Option<(i64, Arc<CompiledPolicies>)>>,
     /// Redaction of audit contexts.

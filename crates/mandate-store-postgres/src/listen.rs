@@ -53,10 +53,15 @@ use tokio_postgres::{AsyncMessage, NoTls};
 pub(crate) const CHANNEL: &str = "mandate_changes";
 
 /// The topics whose changes are announced to other nodes: all but the audit log (each
-/// node writes its own) and assertion `jti`s (checked by the database's unique key on
-/// every request, never cached).
+/// node writes its own), assertion `jti`s (checked by the database's unique key on
+/// every request, never cached) and the nodes' own records (heartbeats, read fresh by
+/// `cluster status`).
 pub(crate) fn notified() -> Topics {
-    Topics::all().without([Topic::Audit, Topic::AssertionReplay].into_iter().collect())
+    Topics::all().without(
+        [Topic::Audit, Topic::AssertionReplay, Topic::Node]
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// The session advisory lock whose holder leads (the bytes of `mandate:L`).
@@ -154,7 +159,7 @@ impl FeedShared {
             _ => true,
         };
         if newer {
-            s.proof = Freshness::Proven { at, seq };
+            s.proof = Freshness::Proven { at, seq, lag };
         }
         s.lag = Some(lag);
     }
@@ -418,6 +423,7 @@ mod tests {
         let n = notified();
         assert!(!n.contains(Topic::Audit));
         assert!(!n.contains(Topic::AssertionReplay));
+        assert!(!n.contains(Topic::Node));
         for t in [
             Topic::Agents,
             Topic::Credentials,

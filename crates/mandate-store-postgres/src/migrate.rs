@@ -238,6 +238,11 @@ SELECT m.value,
        COALESCE((SELECT MAX(time) FROM audit_events), 0)
 FROM meta m WHERE m.key = 'node';
 "#,
+    // 3: which node leads, as each node reports it with its heartbeat (`mandate cluster
+    // status`).
+    r#"
+ALTER TABLE nodes ADD COLUMN leader BOOLEAN NOT NULL DEFAULT false;
+"#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that build an older schema to

@@ -5,7 +5,7 @@
 
 use mandate_core::time::Timestamp;
 use mandate_store::repo::Result;
-use mandate_store::{NodeRepo, NodeRow, StoreError, Topic};
+use mandate_store::{NodeRepo, NodeReport, NodeRow, StoreError, Topic};
 use tokio_postgres::{NoTls, Row};
 
 use crate::{Block, Db, Pg, PostgresStore, get};
@@ -85,6 +85,7 @@ fn node_row(r: &Row) -> Result<NodeRow> {
         snapshot_seq: opt_u64(r, 4)?,
         snapshot_age_ms: opt_u64(r, 5)?,
         feed_lag_ms: opt_u64(r, 6)?,
+        leader: Some(get(r, 7)?),
     })
 }
 
@@ -117,10 +118,30 @@ impl NodeRepo for Db<'_> {
         }
     }
 
+    fn report_node(&self, report: &NodeReport, now: Timestamp) -> Result<()> {
+        self.touch(Topic::Node)?;
+        let int = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        self.exec(
+            "UPDATE nodes SET last_seen_at = $2, snapshot_seq = $3, snapshot_age_ms = $4,
+                 feed_lag_ms = $5, leader = $6
+             WHERE node = $1",
+            &[
+                &self.node,
+                &now.secs(),
+                &int(report.snapshot_seq),
+                &int(report.snapshot_age_ms),
+                &int(report.feed_lag_ms),
+                &report.leader,
+            ],
+        )
+        .pg()?;
+        Ok(())
+    }
+
     fn nodes(&self) -> Result<Vec<NodeRow>> {
         self.rows(
             "SELECT node, audit_key, started_at, last_seen_at, snapshot_seq, snapshot_age_ms,
-                    feed_lag_ms
+                    feed_lag_ms, leader
              FROM nodes ORDER BY node",
             &[],
         )?

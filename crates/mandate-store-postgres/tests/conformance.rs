@@ -374,7 +374,7 @@ mod feed {
 
     fn proven(s: &PostgresStore) -> Option<(Instant, u64)> {
         match s.freshness() {
-            Freshness::Proven { at, seq } => Some((at, seq)),
+            Freshness::Proven { at, seq, .. } => Some((at, seq)),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@
 use mandate_core::time::Timestamp;
 use mandate_store::repo::Result;
 use mandate_store::{
-    AuditFilter, AuditRepo, AuditRow, CheckpointRow, NodeRepo, NodeRow, PolicyRepo,
+    AuditFilter, AuditRepo, AuditRow, CheckpointRow, NodeRepo, NodeReport, NodeRow, PolicyRepo,
     PolicyVersionRow, StoreError, Topic,
 };
 use rusqlite::{Connection, OptionalExtension, params};
@@ -111,6 +111,11 @@ impl NodeRepo for Db<'_> {
         }
     }
 
+    fn report_node(&self, _report: &NodeReport, _now: Timestamp) -> Result<()> {
+        // One node per SQLite file: its status is read live, nothing is recorded.
+        Ok(())
+    }
+
     fn nodes(&self) -> Result<Vec<NodeRow>> {
         // One node per SQLite file: this one, once it has a name.
         Ok(self
@@ -124,6 +129,7 @@ impl NodeRepo for Db<'_> {
                     snapshot_seq: None,
                     snapshot_age_ms: None,
                     feed_lag_ms: None,
+                    leader: None,
                 })
             })
             .transpose()?

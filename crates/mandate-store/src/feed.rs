@@ -179,6 +179,8 @@ pub enum Freshness {
         at: Instant,
         /// The feed's sequence number when the heartbeat came back.
         seq: u64,
+        /// How long the heartbeat took to come back (how far the feed lags, at least).
+        lag: Duration,
     },
     /// Nothing can be proven now: the feed has not started, or its connection is lost (a
     /// node must then refuse to decide: `INVARIANT (fresh or refused)`, mandate-service).

@@ -22,7 +22,7 @@ use crate::StoreError;
 use crate::feed::{Changes, Freshness, Topic};
 use crate::rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    MandateFilter, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
+    MandateFilter, NodeReport, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
 };
 
 /// The store's result.
@@ -330,6 +330,9 @@ pub trait NodeRepo {
     /// the one already recorded for this node is a `Conflict` and nothing is written (a
     /// node id started with another data dir's audit key would split its log).
     fn set_audit_key(&self, public_key: &str, now: Timestamp) -> Result<()>;
+    /// Records this node's heartbeat: last seen at `now`, with `report`. A store only one
+    /// node uses records nothing (its status is the node's own, read live).
+    fn report_node(&self, report: &NodeReport, now: Timestamp) -> Result<()>;
     /// Every node with a log in this store, in name order: this node alone on SQLite,
     /// every registered node on PostgreSQL (a node's record, like its log, survives it).
     fn nodes(&self) -> Result<Vec<NodeRow>>;
@@ -764,6 +767,9 @@ impl<S: Store + ?Sized> NodeRepo for S {
     }
     fn set_audit_key(&self, public_key: &str, now: Timestamp) -> Result<()> {
         write(self, |r| r.set_audit_key(public_key, now))
+    }
+    fn report_node(&self, report: &NodeReport, now: Timestamp) -> Result<()> {
+        write(self, |r| r.report_node(report, now))
     }
     fn nodes(&self) -> Result<Vec<NodeRow>> {
         read(self, |r| r.nodes())

@@ -76,6 +76,23 @@ pub struct NodeRow {
     pub snapshot_age_ms: Option<u64>,
     /// Its change feed's lag at its last heartbeat, in milliseconds.
     pub feed_lag_ms: Option<u64>,
+    /// Whether it led the cluster's jobs at its last heartbeat.
+    pub leader: Option<bool>,
+}
+
+/// What a node of a cluster reports of itself every second ([`crate::NodeRepo::report_node`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeReport {
+    /// The change-feed sequence number its snapshot was built from (numbers are the
+    /// node's own: compare a node's with itself over time, not across nodes).
+    pub snapshot_seq: Option<u64>,
+    /// How old its proof that the snapshot is current is, in milliseconds (`None`: it has
+    /// none: it refuses decisions).
+    pub snapshot_age_ms: Option<u64>,
+    /// How long its last feed heartbeat took to come back, in milliseconds.
+    pub feed_lag_ms: Option<u64>,
+    /// Whether it leads the jobs that run on one node at a time.
+    pub leader: bool,
 }
 
 /// An immutable policy version.

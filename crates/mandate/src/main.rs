@@ -15,6 +15,7 @@ mod agent_key_cli;
 mod anomalies_cli;
 mod audit_cli;
 mod client;
+mod cluster_cli;
 mod cmd_io;
 mod config;
 mod devmode;
@@ -83,6 +84,9 @@ enum Command {
     /// The enforcement gateways: upstream secrets
     #[command(subcommand)]
     Gateway(gateway_cli::GatewayCmd),
+    /// Several nodes on one PostgreSQL: their status
+    #[command(subcommand)]
+    Cluster(cluster_cli::ClusterCmd),
 }
 
 #[derive(Subcommand)]
@@ -559,6 +563,7 @@ fn main() -> ExitCode {
         Command::Token(c) => runtime.block_on(incident_cli::token(c)),
         Command::Anomalies(c) => runtime.block_on(anomalies_cli::anomalies(c)),
         Command::Gateway(c) => runtime.block_on(gateway_cli::gateway(c)),
+        Command::Cluster(c) => runtime.block_on(cluster_cli::cluster(c)),
     }
 }
 

@@ -2063,3 +2063,38 @@ async fn audit_nodes_list_this_node_and_its_key_and_export_by_name() {
     assert_eq!(report.node.as_str(), node);
     assert!(report.events > 0);
 }
+
+/// Issue 21: `GET /v1/cluster` on a single node (SQLite) lists that node alone: alive,
+/// deciding, leading (a single node runs every job), its snapshot's change number, a
+/// proof age of 0 (it needs none); the store reachable. An auditor may read it.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_status_of_a_single_node() {
+    let env = Env::new();
+    env.register("cluster-demo", json!({})).await;
+    let latest = env
+        .admin(Method::GET, "/v1/audit/checkpoints/latest", None)
+        .await
+        .expect(200)
+        .json();
+    let auditor = env.admin_token("auditor").await;
+    let s = env
+        .bearer(&auditor, Method::GET, "/v1/cluster", None)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(s["this_node"], latest["node"]);
+    assert_eq!(s["store"], "sqlite");
+    assert_eq!(s["store_reachable"], true);
+    assert_eq!(s["leader"], latest["node"]);
+    let nodes = s["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 1, "{s}");
+    let n = &nodes[0];
+    assert_eq!(n["node"], latest["node"]);
+    assert_eq!(
+        (&n["alive"], &n["deciding"], &n["leader"]),
+        (&json!(true), &json!(true), &json!(true))
+    );
+    assert!(n["snapshot_seq"].as_u64().is_some(), "{n}");
+    assert_eq!(n["snapshot_age_ms"], 0);
+    assert_eq!(n["feed_lag_ms"], 0);
+}

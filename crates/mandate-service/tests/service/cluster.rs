@@ -42,6 +42,7 @@ impl Shared {
     fn prove_now(&self) {
         let seq = self.inner.changes_since(0, Duration::ZERO).seq;
         self.set(Freshness::Proven {
+            lag: Duration::ZERO,
             at: Instant::now(),
             seq,
         });
