@@ -9,7 +9,8 @@
 //! enforcement point shares ([`decisions`]), the detector's wiring ([`detect`]), the
 //! jobs ([`jobs`]), the gateways' secrets ([`secrets`]), who acted ([`actor`]), the cell
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
-//! keys ([`keys`]), the bootstrap token ([`bootstrap`]), the verification caches
+//! keys ([`keys`]) and the store key that seals what nodes share ([`store_key`]), the
+//! bootstrap token ([`bootstrap`]), the verification caches
 //! ([`cache`]) and the node's configuration ([`config`]).
 //!
 //! The use cases, one function each, by area:
@@ -48,6 +49,7 @@ pub mod node;
 pub mod policies;
 pub mod secrets;
 pub mod snapshot_cell;
+pub mod store_key;
 pub mod tokens;
 pub mod write_path;
 

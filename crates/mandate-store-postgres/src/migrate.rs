@@ -15,7 +15,8 @@ use crate::{Pg, backend, get};
 /// written), blobs `BYTEA`. Columns compared or ordered as identifiers are `COLLATE "C"`:
 /// byte order, as SQLite sorts, whatever the database's default collation. `user` is
 /// a reserved word here, so that column is always written quoted.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE agents (
     id            TEXT COLLATE "C" PRIMARY KEY,
     name          TEXT COLLATE "C" NOT NULL UNIQUE,
@@ -197,7 +198,16 @@ CREATE TABLE gateway_secrets (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
-"#];
+"#,
+    // Signing keys are shared through the store (issue 21): the current key's private
+    // half, sealed under the store key (12-byte nonce, then ciphertext and tag); NULL
+    // for retired keys, and for a current key from before until it is imported.
+    // (Written as migration 2; the node-registration migration merged beside it may
+    // take that number, this one then moving up: neither has been released.)
+    r#"
+ALTER TABLE signing_keys ADD COLUMN private_sealed BYTEA;
+"#,
+];
 
 /// The schema version this binary writes (the number of its migrations).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

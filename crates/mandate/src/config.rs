@@ -32,6 +32,9 @@ pub struct ServeConfig {
     /// `store.url` (`--store`, `MANDATE_STORE_URL`): a PostgreSQL database to keep the
     /// store in; `None` is the SQLite file in the data dir (the zero-config default).
     pub store_url: Option<StoreUrl>,
+    /// `store.key_file` (`MANDATE_STORE_KEY_FILE`): the store key, which every node of a
+    /// cluster shares (mandate-service `store_key.rs`); `None` is `<data_dir>/store.key`.
+    pub store_key_file: Option<PathBuf>,
     pub issuer: Option<String>,
     pub log_level: tracing::Level,
     pub token_default_lifetime_secs: u32,
@@ -195,6 +198,7 @@ const KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "store.url",
+    "store.key_file",
     "issuer",
     "log_level",
     "token.default_lifetime_secs",
@@ -410,6 +414,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         data_dir: PathBuf::from("./mandate-data"),
         store_url: None,
+        store_key_file: None,
         issuer: None,
         log_level: tracing::Level::INFO,
         token_default_lifetime_secs: 300,
@@ -484,6 +489,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     ));
                 }
             }
+            "store.key_file" if !v.is_empty() => cfg.store_key_file = Some(PathBuf::from(v)),
             "bootstrap_token_file" if !v.is_empty() => {
                 cfg.bootstrap_token_file = Some(PathBuf::from(v))
             }

@@ -10,7 +10,7 @@ use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 
 use mandate_service::config::{DetectSettings, ServerConfig, WebhookConfig};
-use mandate_service::keys::KeyState;
+use mandate_service::keys::{KeyFiles, KeyState, KeysError};
 use mandate_service::{Node, Webhooks};
 
 /// The manual clock's start, in unix seconds.
@@ -62,17 +62,33 @@ pub fn node_over_store(
 ) -> (Node, Arc<ManualClock>, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mandate.db")).unwrap());
     let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
-    let keys = KeyState::open(store.as_ref(), &dir.join("keys"), &*clock, &OsRandom).unwrap();
+    let node = node_sharing(dir, &store, &clock, adjust).unwrap();
+    (node, clock, store)
+}
+
+/// Another node over `store` (as a node of a cluster: its own data dir `dir`, so its own
+/// audit key and store key file), on `clock`; its keys' error if they refuse to open.
+pub fn node_sharing(
+    dir: &Path,
+    store: &Arc<dyn Store>,
+    clock: &Arc<ManualClock>,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> Result<Node, KeysError> {
+    let keys = KeyState::open(
+        store.as_ref(),
+        &KeyFiles::in_data_dir(dir),
+        &**clock,
+        &OsRandom,
+    )?;
     let mut config = config(dir);
     adjust(&mut config);
-    let node = Node::new(
-        Arc::clone(&store),
+    Ok(Node::new(
+        Arc::clone(store),
         keys,
         clock.clone(),
         Arc::new(OsRandom),
         config,
         Arc::new(NoWebhooks),
     )
-    .unwrap();
-    (node, clock, store)
+    .unwrap())
 }

@@ -7,6 +7,7 @@
 )]
 
 mod common;
+mod keys;
 mod mandates;
 mod node;
 mod tokens;
