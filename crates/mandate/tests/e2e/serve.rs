@@ -675,3 +675,46 @@ fn a_store_url_that_cannot_serve_is_a_clear_error() {
         );
     }
 }
+
+/// Issue 21: a node whose store key does not open its store (another node's file, a
+/// fresh one) is refused at start with what to do, exit 1, nothing served, and the key
+/// never printed; the right key, named by `MANDATE_STORE_KEY_FILE`, starts it.
+#[tokio::test]
+async fn a_store_key_that_does_not_open_the_store_is_refused() {
+    let (t, dir) = data_dir();
+    let mut s = Server::start(&dir, &[], &[]);
+    assert!(s.stop().success());
+    let right = t.path().join("right.key");
+    std::fs::rename(dir.join("store.key"), &right).unwrap();
+    let wrong = "ab".repeat(32);
+    mandate_store::keyfile::write_private(&dir.join("store.key"), &wrong).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "this node's store key does not open this store: copy {} from a node of the cluster",
+            dir.join("store.key").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(&wrong), "the key printed: {err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("store.key")).unwrap(),
+        wrong,
+        "left as it was"
+    );
+
+    let mut s = Server::start(
+        &dir,
+        &[],
+        &[("MANDATE_STORE_KEY_FILE", right.to_str().unwrap())],
+    );
+    assert_eq!(s.published_kids().await.len(), 1);
+    assert!(s.stop().success());
+}
