@@ -15,7 +15,7 @@
 
 use mandate_store::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use mandate_core::clock::Clock;
 use mandate_core::random::Random;
@@ -44,6 +44,13 @@ pub enum KeysError {
     /// The store holds no current signing key.
     #[error("the store holds no current signing key")]
     NoCurrentKey,
+    /// The current key's private half is not in the store (a store from before the
+    /// store key whose key file has not been imported yet).
+    #[error(
+        "signing key `{0}` has no private half in the store yet: start the node whose data \
+         dir holds keys/{0}.pem once, to import it"
+    )]
+    NotSealed(String),
     /// The current key's private half is not in the store, and no key file from before
     /// supplies it.
     #[error(
@@ -81,6 +88,10 @@ impl KeyFiles {
 pub struct KeyState {
     store_key: StoreKey,
     ring: RwLock<Arc<KeyRing>>,
+    /// Held by a rotation or a reload from its first read of the store to its swap, so
+    /// they swap in the order they read; signers hold only `ring`'s read lock, never
+    /// waiting on the store.
+    updating: Mutex<()>,
     /// `token.signing_alg`: the `alg` name tokens are signed (and keys published) under.
     alg: SigningAlg,
 }
@@ -142,9 +153,7 @@ fn load(
         .find(|r| r.retired_at.is_none())
         .ok_or(KeysError::NoCurrentKey)?;
     let kid = &current_row.kid;
-    let sealed = sealed.ok_or_else(|| {
-        KeysError::MissingFile(kid.clone(), "it was never imported into the store".into())
-    })?;
+    let sealed = sealed.ok_or_else(|| KeysError::NotSealed(kid.clone()))?;
     let pem = store_key
         .open_joined(Sealed::SigningKey(kid), &sealed)
         .and_then(|b| String::from_utf8(b).ok())
@@ -275,6 +284,7 @@ impl KeyState {
         Ok(Self {
             store_key,
             ring: RwLock::new(ring),
+            updating: Mutex::new(()),
             alg,
         })
     }
@@ -298,13 +308,23 @@ impl KeyState {
     /// feed says the signing keys changed (another node rotated). On an error the ring
     /// stays as it was (its retired keys still end on time).
     pub fn reload(&self, store: &dyn Store, now: Timestamp) -> Result<(), KeysError> {
-        // The write lock keeps a reload and a rotation here from swapping out of order.
-        let mut guard = self
+        let _updating = self.lock_updates();
+        let ring = load(store, &self.store_key, now, self.alg)?;
+        self.swap(ring);
+        Ok(())
+    }
+
+    fn lock_updates(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.updating
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn swap(&self, ring: Arc<KeyRing>) {
+        *self
             .ring
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *guard = load(store, &self.store_key, now, self.alg)?;
-        Ok(())
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
     }
 
     /// Makes a new signing key current on every node. The store's current key (which
@@ -319,11 +339,7 @@ impl KeyState {
         random: &dyn Random,
         publish_secs: u32,
     ) -> Result<(String, String), KeysError> {
-        // Holding the write lock serialises rotations and keeps signers off a stale ring.
-        let mut guard = self
-            .ring
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _updating = self.lock_updates();
         let (key, sealed) = new_key(&self.store_key, random)?;
         let public = key.public_bytes();
         let new = NewSigningKey {
@@ -351,7 +367,9 @@ impl KeyState {
                 other => break other?,
             }
         };
-        *guard = load(store, &self.store_key, now, self.alg)?;
+        // Until this swap, signers here use the retired key, which stays published for
+        // every token it signs meanwhile.
+        self.swap(load(store, &self.store_key, now, self.alg)?);
         Ok((old.unwrap_or_default(), key.kid().to_owned()))
     }
 }

@@ -104,10 +104,13 @@ impl std::fmt::Debug for StoreKey {
 /// HMAC-SHA256 of `label` under `key`: one derived key per purpose, none revealing
 /// another or the store key.
 fn derive(key: &[u8; 32], label: &str) -> [u8; 32] {
-    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
-        // HMAC takes a key of any length; unreachable.
-        return [0; 32];
-    };
+    // HMAC pads a key shorter than its block with zeros (RFC 2104): done here, so the
+    // constructor is the infallible one for a whole block.
+    let mut block = [0u8; 64];
+    for (b, k) in block.iter_mut().zip(key) {
+        *b = *k;
+    }
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
     mac.update(label.as_bytes());
     mac.finalize().into_bytes().into()
 }
@@ -306,6 +309,18 @@ mod tests {
         assert_eq!(b.open_joined(Sealed::GatewaySecret("k1"), &sealed), None);
         assert_eq!(b.open_joined(Sealed::SigningKey("k1"), &sealed[..5]), None);
         assert_eq!(format!("{a:?}"), "StoreKey(<redacted>)");
+    }
+
+    /// The derivation is HMAC-SHA256 with the 32-byte key: RFC 4231 test case 2's key
+    /// ("Jefe") padded the same way gives its published MAC.
+    #[test]
+    fn derive_is_hmac_sha256() {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(b"Jefe");
+        assert_eq!(
+            hex(&derive(&key, "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     /// A node with another key, or none, is refused and writes nothing; a malformed
