@@ -107,6 +107,7 @@ async fn main() {
         users: Default::default(),
         dev_users: None,
         detect: mandate_http::detect::DetectSettings::default(),
+        max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
     };
     let state = Arc::new(
         Node::new(

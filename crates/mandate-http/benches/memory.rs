@@ -175,6 +175,7 @@ async fn main() {
         users: Default::default(),
         dev_users: None,
         detect: mandate_http::detect::DetectSettings::default(),
+        max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
     };
     let started = timer();
     let state = Arc::new(

@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub dev_users: Option<Arc<DevUserIssuer>>,
     /// Anomaly detection.
     pub detect: DetectSettings,
+    /// `cluster.max_staleness`: over a shared store, how old this node's last proof of a
+    /// complete change feed may be before it refuses to decide (freshness.rs;
+    /// [`crate::freshness::DEFAULT_MAX_STALENESS`]). Unused on a single node's store.
+    pub max_staleness: std::time::Duration,
 }
 
 /// Mandates, approvals and delegation settings.

@@ -118,7 +118,8 @@ pub async fn flush_baselines(state: &Arc<Node>) -> Result<usize, ServiceError> {
 /// Runs the mandate sweeper (see [`sweep`]) every second, and writes changed baselines
 /// every five, until the runtime stops. A failure is logged and tried again later. While
 /// the snapshot is stale (a refresh failed), each tick first tries the refresh again,
-/// so decisions resume within a second of the store answering again.
+/// so decisions resume within a second of the store answering again. Over a shared
+/// store only the leader sweeps; every node writes its own detector's baselines.
 pub fn spawn_sweeper(state: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -135,6 +136,11 @@ pub fn spawn_sweeper(state: Arc<Node>) -> tokio::task::JoinHandle<()> {
                 && let Err(e) = flush_baselines(&state).await
             {
                 tracing::warn!(error = %e, "baselines not written");
+            }
+            // Over a shared store, one node sweeps at a time: the leader (mandate-store
+            // `Store::leads`). Another takes over within a heartbeat of its loss.
+            if !state.leads() {
+                continue;
             }
             match sweep(&state).await {
                 Ok(0) => {}

@@ -7,7 +7,8 @@
 //! commits, refreshes the decision snapshot and records the audit event of each act.
 //! Around it: the domain acts, each written once ([`acts`]), the decision path every
 //! enforcement point shares ([`decisions`]), the detector's wiring ([`detect`]), the
-//! jobs ([`jobs`]), the gateways' secrets ([`secrets`]), who acted ([`actor`]), the cell
+//! jobs ([`jobs`]), the follower that keeps a node of a cluster in step ([`follow`]) and its
+//! proof of freshness ([`freshness`]), the gateways' secrets ([`secrets`]), who acted ([`actor`]), the cell
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
 //! keys ([`keys`]) and the store key that seals what nodes share ([`store_key`]), the
 //! bootstrap token ([`bootstrap`]), the verification caches
@@ -41,6 +42,8 @@ pub mod detect;
 pub mod dev_users;
 pub mod error;
 pub mod exchange;
+pub mod follow;
+pub mod freshness;
 pub mod incidents;
 pub mod jobs;
 pub mod keys;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mandate_audit::redact::{Redactor, Rule};
+use mandate_core::agent::AgentStatus;
 use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_engine::agent_index::AgentIndex;
@@ -67,6 +68,9 @@ pub struct Node {
     pub(crate) detector: Option<mandate_detect::Detector>,
     /// The gateways' upstream secrets, decrypted (never returned by any API).
     pub(crate) secrets: secrets::SecretCache,
+    /// When this node last proved its snapshot fresh (`INVARIANT (fresh or refused)`,
+    /// freshness.rs).
+    pub(crate) proof: crate::freshness::Proof,
     /// Held by an act from its work until its audit event is queued, so acts are
     /// recorded in the order their changes were made (`INVARIANT (act order)`,
     /// write_path.rs).
@@ -137,7 +141,12 @@ impl Node {
             detect::open(&config.detect, store.as_ref()).map_err(StartError::Snapshot)?;
         let memo_key: [u8; 32] = mandate_core::random::random_bytes(random.as_ref())
             .map_err(|e| StartError::Snapshot(e.to_string()))?;
+        let proof = crate::freshness::Proof::new(
+            matches!(store.freshness(), mandate_store::Freshness::Local),
+            config.max_staleness,
+        );
         let state = Self {
+            proof,
             verified_tokens: cache::VerifiedTokens::default(),
             verified_secrets: cache::VerifiedSecrets::new(memo_key),
             db: store,
@@ -182,8 +191,26 @@ impl Node {
     /// failed: everything that decides, authenticates an agent or checks a token goes
     /// through here, so none of it can act on a snapshot the store has moved past
     /// (`INVARIANT (fail closed on a stale snapshot)`, mandate-service snapshot_cell.rs).
+    ///
+    /// Over a shared store it also refuses while this node cannot prove the snapshot
+    /// fresh (`INVARIANT (fresh or refused)`, freshness.rs).
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
+        if !self.proof.fresh() {
+            return Err(StaleSnapshot);
+        }
         self.snapshot.get()
+    }
+
+    /// How old this node's proof of freshness is (`None`: none yet, or a single node,
+    /// which needs none).
+    pub fn proof_age(&self) -> Option<Duration> {
+        self.proof.age()
+    }
+
+    /// Whether this node runs the jobs that run on one node at a time (always, on a
+    /// single node's store).
+    pub fn leads(&self) -> bool {
+        self.db.leads()
     }
 
     /// Fires after every snapshot rebuild, successful or failed (see
@@ -192,9 +219,28 @@ impl Node {
         self.snapshot.changes()
     }
 
-    /// Whether decisions are held because the last refresh failed.
-    pub fn is_stale(&self) -> bool {
+    /// Whether the last refresh failed (decisions are held until one succeeds).
+    pub(crate) fn refresh_failed(&self) -> bool {
         self.snapshot.is_stale()
+    }
+
+    /// Whether the snapshot was built from the store at or after change `seq` (a refresh
+    /// for it would read nothing new). Waits for a refresh in progress.
+    pub(crate) fn snapshot_covers(&self, seq: u64) -> bool {
+        self.snapshot.built_from().is_some_and(|b| b >= seq)
+    }
+
+    /// Wakes whoever watches [`Node::snapshot_changes`] (open gateway streams re-check):
+    /// called when the node's proof of freshness lapsed, which changes what
+    /// [`Node::snapshot`] answers without a rebuild.
+    pub(crate) fn snapshot_lapsed(&self) {
+        self.snapshot.poke();
+    }
+
+    /// Whether decisions are held: the last refresh failed, or (over a shared store)
+    /// this node cannot prove its snapshot fresh.
+    pub fn is_stale(&self) -> bool {
+        self.snapshot.is_stale() || !self.proof.fresh()
     }
 
     /// Rebuilds the snapshot from the store and swaps it in. Every write that can change
@@ -311,7 +357,20 @@ impl Node {
         self.db.for_each_agent(&mut |read| {
             let agent = match previous.get_shared(&read.id) {
                 Some(kept) if **kept == read => Arc::clone(kept),
-                _ => Arc::new(read),
+                Some(kept) => {
+                    // A resume this node did not make (another node of a cluster): the
+                    // human's word lifts this node's detector suspension too, as it does
+                    // on the node that resumed (agents.rs). Detectors learn per node;
+                    // suspensions and resumes are shared through the store.
+                    if kept.status == AgentStatus::Suspended
+                        && read.status == AgentStatus::Active
+                        && let Some(d) = &self.detector
+                    {
+                        d.resume(read.id.as_str());
+                    }
+                    Arc::new(read)
+                }
+                None => Arc::new(read),
             };
             agents.insert(agent);
         })?;

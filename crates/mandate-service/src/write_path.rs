@@ -79,6 +79,14 @@ impl Store for Committing<'_> {
         self.state.db.changes_since(after, wait)
     }
 
+    fn freshness(&self) -> mandate_store::Freshness {
+        self.state.db.freshness()
+    }
+
+    fn leads(&self) -> bool {
+        self.state.db.leads()
+    }
+
     fn ping(&self) -> Result<()> {
         self.state.db.ping()
     }

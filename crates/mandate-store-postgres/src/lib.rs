@@ -45,34 +45,48 @@
 //! commit returned (see `INVARIANT (published before visible)` on
 //! [`PostgresStore::write_unit`](Store::write_unit)).
 //!
-//! TODO (issue 21, part 2): other nodes' writes reach this node's feed by PostgreSQL
-//! `LISTEN/NOTIFY` (a notification per committed unit, carrying its topics and change id;
-//! a node that lost its listening connection refreshes in full and fails closed while it
-//! cannot prove its snapshot fresh). Until then this store is correct for one node only:
-//! writes made by another process are not published here, and `mandate serve` claims
-//! the database for itself ([`PostgresStore::claim_sole_node`]).
+//! Other processes' writes reach it by PostgreSQL `LISTEN/NOTIFY` once
+//! [`PostgresStore::start_feed`] ran (listen.rs): each write unit that touched a topic
+//! other nodes read announces it inside its transaction (so only a commit is announced),
+//! a listening connection publishes what other nodes announce, and a heartbeat through
+//! the same channel proves the feed complete up to a moment ([`Store::freshness`]). A
+//! store whose feed is not started proves nothing: a node over it refuses to decide.
+//! The listening connection also holds the leader lock ([`Store::leads`]).
+//!
+//! # Nodes
+//!
+//! A store acts as one node (its id given to [`PostgresStore::connect`]): the audit log
+//! it reads and appends to is that node's, and [`PostgresStore::register`] claims the id
+//! for this process (`INVARIANT (one process per node id)`, `nodes.rs`). Nodes with other
+//! ids share every other table.
 
 #![warn(missing_docs)]
 
 mod agents;
 mod anomalies;
 mod audit;
+mod listen;
 mod mandates;
 mod migrate;
+mod nodes;
 mod secrets;
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use mandate_store::repo::{Result, Work};
-use mandate_store::{Changes, LocalFeed, Store, StoreError, Topic, Topics};
+use mandate_store::{Changes, Freshness, LocalFeed, Store, StoreError, Topic, Topics};
 use tokio::runtime::{Handle, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
+pub use listen::FeedStatus;
 pub use migrate::SCHEMA_VERSION;
+#[doc(hidden)]
+pub use migrate::migration_sql;
 
 /// The backend's name in [`StoreError::Backend`].
 const BACKEND: &str = "postgres";
@@ -84,23 +98,27 @@ const POOL_SIZE: usize = 16;
 /// fails (PostgreSQL unreachable or the pool exhausted): a failure, never a hang.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The session advisory lock key of [`PostgresStore::claim_sole_node`] (the bytes of
-/// `mandate:1`).
-const SOLE_NODE_LOCK: i64 = 0x6d61_6e64_6174_6531;
-
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PostgresStore {
     pool: Pool,
-    feed: LocalFeed,
+    /// This process's change feed: its own commits, and other nodes' once the listener
+    /// runs ([`PostgresStore::start_feed`]).
+    feed: Arc<LocalFeed>,
+    /// What the listener proves and holds (listen.rs).
+    shared: Arc<listen::FeedShared>,
     /// Where it connects, for logs: user, host, port and database, never a password.
     target: String,
     /// The runtime driving the pooled connections. `Some` until dropped (see `Drop`).
     runtime: Option<Runtime>,
     handle: Handle,
-    /// How to open a connection outside the pool (the sole-node claim).
+    /// How to open a connection outside the pool (the node's registration).
     config: tokio_postgres::Config,
-    /// The connection holding the sole-node claim, once made ([`Self::claim_sole_node`]).
-    claim: std::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// The node this store acts as: it names the audit log the store reads and appends
+    /// to, and the registration.
+    node: String,
+    /// The connection holding the node's registration lock, once registered
+    /// ([`Self::register`], in `nodes.rs`).
+    registration: std::sync::Mutex<Option<tokio_postgres::Client>>,
     /// Held by a write unit from its first statement to its commit: see
     /// `INVARIANT (one writer per process)` in [`Store::write_unit`].
     writer: std::sync::Mutex<()>,
@@ -124,9 +142,12 @@ impl Drop for PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db` or a key=value
-    /// string), checks it answers, and migrates it (under an advisory lock, so nodes
+    /// string) as node `node` (the node id: it names the audit log this store reads and
+    /// appends to), checks it answers, and migrates it (under an advisory lock, so nodes
     /// starting together migrate once). A schema newer than this binary refuses to open.
-    pub fn connect(url: &str) -> Result<Self> {
+    /// Connecting writes nothing of the node's; [`Self::register`] does, once the node
+    /// is known to be the only process with its id.
+    pub fn connect(url: &str, node: &str) -> Result<Self> {
         let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Backend {
             backend: BACKEND,
             // The driver's parse error never repeats the URL, so no password leaks here.
@@ -158,14 +179,19 @@ impl PostgresStore {
             .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| backend(format!("building the connection pool: {e}")))?;
+        let instance: [u8; 8] = mandate_core::random::random_bytes(&mandate_core::random::OsRandom)
+            .map_err(|e| backend(format!("no random instance id: {e}")))?;
+        let instance: String = instance.iter().map(|b| format!("{b:02x}")).collect();
         let store = Self {
             pool,
-            feed: LocalFeed::new(),
+            feed: Arc::new(LocalFeed::new()),
+            shared: Arc::new(listen::FeedShared::new(instance)),
             target,
             runtime: Some(runtime),
             handle,
             config,
-            claim: std::sync::Mutex::new(None),
+            node: node.to_owned(),
+            registration: std::sync::Mutex::new(None),
             writer: std::sync::Mutex::new(()),
         };
         store.handle.block(async {
@@ -175,38 +201,26 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Claims the database for this process alone, for as long as the store lives: a
-    /// second claim (another `mandate serve` on the same database) is refused with a
-    /// `Conflict`, as a second server on one data dir is.
-    ///
-    /// INVARIANT (one server per database), until the cluster (issue 21, part 2) makes
-    /// many nodes safe: `mandate serve`'s snapshot, credential generation and caches
-    /// rely on being the store's only writer, and this feed hears no other node. The
-    /// claim is a session advisory lock held by a connection of its own (outside the
-    /// pool), released when the store is dropped or the process ends. If that
-    /// connection is lost the claim lapses unseen; part 2 replaces it with node
-    /// registration and a heartbeat.
-    pub fn claim_sole_node(&self) -> Result<()> {
-        self.handle.block(async {
-            let (client, connection) = self.config.connect(NoTls).await.pg()?;
-            self.handle.spawn(connection);
-            let row = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&SOLE_NODE_LOCK])
-                .await
-                .pg()?;
-            if !get::<bool>(&row, 0)? {
-                return Err(StoreError::Conflict(format!(
-                    "database {} is in use by another `mandate serve` (one node per \
-                     database until clustering)",
-                    self.target
-                )));
-            }
-            *self
-                .claim
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client);
-            Ok(())
-        })
+    /// Starts hearing other nodes' writes (`LISTEN/NOTIFY` on a connection of its own,
+    /// kept and re-made for as long as the store lives), proving the feed complete every
+    /// `heartbeat`, and competing for the leader lock. Until the first heartbeat came
+    /// back, [`Store::freshness`] is [`Freshness::Unproven`]. A second call does nothing.
+    pub fn start_feed(&self, heartbeat: Duration) {
+        if !self.shared.start_once() {
+            return;
+        }
+        self.handle.spawn(listen::run(
+            self.config.clone(),
+            Arc::clone(&self.shared),
+            Arc::clone(&self.feed),
+            heartbeat,
+            self.target.clone(),
+        ));
+    }
+
+    /// What the listener knows now (for cluster status).
+    pub fn feed_status(&self) -> FeedStatus {
+        self.shared.status()
     }
 
     /// A pooled connection.
@@ -242,13 +256,31 @@ impl PostgresStore {
         };
         let db = Db {
             handle,
+            node: &self.node,
             tx: &tx,
             writable,
             touched: Cell::new(Topics::NONE),
         };
         let outcome = work(&db);
         let touched = db.touched.get();
+        // Other nodes hear of the change only if it commits: `pg_notify` inside the
+        // transaction is delivered at commit and dropped on rollback. A change that cannot
+        // be announced is not committed.
+        let announce = touched.intersection(listen::notified());
         let outcome = match outcome {
+            Ok(()) if !announce.is_empty() => handle
+                .block(async {
+                    tx.execute(
+                        "SELECT pg_notify($1, $2 || ' ' || pg_current_xact_id()::text)",
+                        &[
+                            &listen::CHANNEL,
+                            &listen::change_payload(&self.shared.instance, announce),
+                        ],
+                    )
+                    .await?;
+                    tx.commit().await
+                })
+                .map_err(|e| pg_error(&e)),
             // A read unit commits too: it wrote nothing, and ends its snapshot.
             Ok(()) => handle.block(tx.commit()).map_err(|e| pg_error(&e)),
             Err(e) => {
@@ -296,6 +328,14 @@ impl Store for PostgresStore {
 
     fn changes_since(&self, after: u64, wait: Duration) -> Changes {
         self.feed.changes_since(after, wait)
+    }
+
+    fn freshness(&self) -> Freshness {
+        self.shared.freshness()
+    }
+
+    fn leads(&self) -> bool {
+        self.shared.leads()
     }
 
     fn ping(&self) -> Result<()> {
@@ -358,6 +398,8 @@ pub(crate) type Param<'a> = &'a (dyn ToSql + Sync);
 /// its statements on, and the topics its writes touched so far.
 pub(crate) struct Db<'t> {
     handle: &'t Handle,
+    /// The store's node: whose audit log the unit reads and appends to.
+    node: &'t str,
     tx: &'t deadpool_postgres::Transaction<'t>,
     writable: bool,
     touched: Cell<Topics>,
@@ -426,12 +468,13 @@ impl Db<'_> {
 
 /// Transaction advisory locks, each serializing one kind of table-wide check across every
 /// connection and node ([`Db::lock`]). The keys are arbitrary but fixed (`0x6d61…`,
-/// "ma…", then the lock's number), apart from those of `migrate` and the sole-node claim.
+/// "ma…", then the lock's number), apart from those of `migrate`; the per-node locks
+/// (registration, audit append) are hashes of the node id (`nodes.rs`, `audit.rs`).
 #[derive(Debug, Clone, Copy)]
 #[repr(i64)]
 pub(crate) enum XactLock {
-    /// Appending to the audit log: the next `seq` is `MAX(seq) + 1`.
-    Audit = 0x6d61_0000_0000_0001,
+    // 0x6d61_0000_0000_0001 was the one lock of the audit log; each node's log now has
+    // its own (`audit.rs`), so it is not reused.
     /// Numbering policy versions and activations: `MAX + 1`.
     Policies = 0x6d61_0000_0000_0002,
     /// Replacing the current signing key (one current key).

@@ -1,7 +1,8 @@
 //! The store conformance kit (`mandate_store::conformance`) against [`PostgresStore`],
 //! every check one test on its own freshly created database (dropped after), plus the
 //! checks only this backend has: migrations under concurrent starts, a schema newer than
-//! the binary, an unreachable server.
+//! the binary, an unreachable server, nodes registering and keeping their own audit logs
+//! on one database.
 //!
 //! These tests need PostgreSQL: `MANDATE_TEST_PG` names a database to connect to for
 //! creating and dropping the test databases (default
@@ -101,10 +102,13 @@ impl Drop for TestDb {
     }
 }
 
+/// The node id the kit's stores act as.
+const NODE: &str = "node-kit";
+
 /// A fresh, empty store on its own database; the database lives as long as the guard.
 fn open() -> (TestDb, Box<dyn Store>) {
     let db = TestDb::new();
-    let store = PostgresStore::connect(&db.url()).unwrap();
+    let store = PostgresStore::connect(&db.url(), NODE).unwrap();
     (db, Box::new(store))
 }
 
@@ -122,7 +126,7 @@ mod schema {
         let url = db.url();
         let stores: Vec<PostgresStore> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| PostgresStore::connect(&url)))
+                .map(|_| s.spawn(|| PostgresStore::connect(&url, NODE)))
                 .collect();
             handles
                 .into_iter()
@@ -145,14 +149,14 @@ mod schema {
     fn a_newer_schema_refuses_to_open() {
         let db = TestDb::new();
         let url = db.url();
-        drop(PostgresStore::connect(&url).unwrap());
+        drop(PostgresStore::connect(&url, NODE).unwrap());
         let newer = mandate_store_postgres::SCHEMA_VERSION + 7;
         run_in(
             &url,
             &format!("INSERT INTO mandate_schema (version) VALUES ({newer})"),
         )
         .unwrap();
-        let e = PostgresStore::connect(&url).unwrap_err().to_string();
+        let e = PostgresStore::connect(&url, NODE).unwrap_err().to_string();
         assert!(e.starts_with("postgres: "), "{e}");
         assert!(
             e.contains(&format!("version {newer}"))
@@ -165,20 +169,20 @@ mod schema {
             &format!("DELETE FROM mandate_schema WHERE version = {newer}"),
         )
         .unwrap();
-        drop(PostgresStore::connect(&url).unwrap());
+        drop(PostgresStore::connect(&url, NODE).unwrap());
     }
 
     /// An unreachable server is a `postgres` backend error naming where, not a hang, and
     /// the description never shows the password.
     #[test]
     fn an_unreachable_server_is_a_clear_error_without_the_password() {
-        let e = PostgresStore::connect("postgres://mandate:s3cret@127.0.0.1:1/nowhere")
+        let e = PostgresStore::connect("postgres://mandate:s3cret@127.0.0.1:1/nowhere", NODE)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("postgres: "), "{e}");
         assert!(!e.contains("s3cret"), "{e}");
         let db = TestDb::new();
-        let store = PostgresStore::connect(&db.url()).unwrap();
+        let store = PostgresStore::connect(&db.url(), NODE).unwrap();
         let d = store.describe();
         assert!(d.starts_with("postgres ") && d.ends_with(&db.name), "{d}");
         store.ping().unwrap();
@@ -198,38 +202,14 @@ mod schema {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let store = PostgresStore::connect(&url).unwrap();
+            let store = PostgresStore::connect(&url, NODE).unwrap();
             store.ping().unwrap();
             assert!(!store.has_bootstrap().unwrap());
+            // The node's name is the id it connected as, never one made up.
             let name = store.node_name(&mut || "node-a".into()).unwrap();
-            assert_eq!(name, "node-a");
-            assert_eq!(store.node_name(&mut || "node-b".into()).unwrap(), "node-a");
+            assert_eq!(name, NODE);
             drop(store);
         });
-    }
-
-    /// One `mandate serve` per database until clustering: a second claim is refused,
-    /// and the claim ends with the store that held it.
-    #[test]
-    fn a_second_sole_node_claim_is_refused_until_the_first_store_is_gone() {
-        let db = TestDb::new();
-        let a = PostgresStore::connect(&db.url()).unwrap();
-        let b = PostgresStore::connect(&db.url()).unwrap();
-        a.claim_sole_node().unwrap();
-        let e = b.claim_sole_node().unwrap_err();
-        assert!(
-            matches!(e, mandate_store::StoreError::Conflict(_)) && e.to_string().contains("in use"),
-            "{e}"
-        );
-        drop(a);
-        // The server ends the lock when the claiming connection closes; that takes a
-        // moment after the store is dropped.
-        let mut tries = 0;
-        while b.claim_sole_node().is_err() {
-            tries += 1;
-            assert!(tries < 200, "the claim outlived its store by 10 s");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
     }
 
     /// The sealed private half of a signing key is kept byte for byte (every byte value,
@@ -241,8 +221,8 @@ mod schema {
         use mandate_store::conformance::at;
         use mandate_store::prelude::*;
         let db = TestDb::new();
-        let a = PostgresStore::connect(&db.url()).unwrap();
-        let b = PostgresStore::connect(&db.url()).unwrap();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        let b = PostgresStore::connect(&db.url(), "node-b").unwrap();
         let sealed: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
         let k1 = NewSigningKey {
             kid: "k1",
@@ -272,7 +252,7 @@ mod schema {
     }
 
     /// Runs `sql` on the database at `url`.
-    fn run_in(url: &str, sql: &str) -> Result<(), String> {
+    pub(super) fn run_in(url: &str, sql: &str) -> Result<(), String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -311,7 +291,7 @@ mod concurrency {
     #[test]
     fn concurrent_assertion_jtis_all_commit_and_a_replay_is_fresh_once() {
         let db = TestDb::new();
-        let store = PostgresStore::connect(&db.url()).unwrap();
+        let store = PostgresStore::connect(&db.url(), NODE).unwrap();
         let a = agent(1, "a", "o@example.com", &[]);
         store.insert_agent(&a).unwrap();
         let (errors, fresh) = (AtomicU32::new(0), AtomicU32::new(0));
@@ -319,7 +299,7 @@ mod concurrency {
             for t in 0..8_i64 {
                 let (a, errors, fresh, url) = (&a, &errors, &fresh, db.url());
                 s.spawn(move || {
-                    let store = PostgresStore::connect(&url).unwrap();
+                    let store = PostgresStore::connect(&url, NODE).unwrap();
                     for i in 0..100 {
                         // Earlier records expire as the clock moves: the cleanup runs too.
                         match store.record_assertion_jti(
@@ -356,14 +336,15 @@ mod concurrency {
     fn nodes_racing_to_create_or_replace_a_signing_key_leave_one_current() {
         use mandate_store::NewSigningKey;
         let db = TestDb::new();
-        let store = PostgresStore::connect(&db.url()).unwrap();
+        let store = PostgresStore::connect(&db.url(), NODE).unwrap();
         for (round, replaces) in [(0_i64, None), (1, Some("r0-k0"))] {
             let made = AtomicU32::new(0);
             std::thread::scope(|s| {
                 for t in 0..4_i64 {
                     let (made, url) = (&made, db.url());
                     s.spawn(move || {
-                        let store = PostgresStore::connect(&url).unwrap();
+                        let store =
+                            PostgresStore::connect(&url, &format!("node-r{round}-{t}")).unwrap();
                         let kid = format!("r{round}-k{t}");
                         let key = NewSigningKey {
                             kid: &kid,
@@ -408,7 +389,7 @@ mod concurrency {
     #[test]
     fn a_decommission_racing_credential_inserts_leaves_none_usable() {
         let db = TestDb::new();
-        let store = PostgresStore::connect(&db.url()).unwrap();
+        let store = PostgresStore::connect(&db.url(), NODE).unwrap();
         for round in 0..10_i64 {
             let a = agent(round * 100, &format!("a{round}"), "o@example.com", &[]);
             store.insert_agent(&a).unwrap();
@@ -416,7 +397,7 @@ mod concurrency {
                 for t in 0..4_i64 {
                     let (a, url) = (&a, db.url());
                     s.spawn(move || {
-                        let store = PostgresStore::connect(&url).unwrap();
+                        let store = PostgresStore::connect(&url, NODE).unwrap();
                         for i in 0..5 {
                             let c = Credential {
                                 id: credential_id(round * 100 + t * 10 + i + 1),
@@ -453,5 +434,388 @@ mod concurrency {
                 );
             }
         }
+    }
+}
+
+/// The cross-node change feed (listen.rs): other nodes' commits arrive, a heartbeat proves
+/// the feed complete, a lost connection is unproven and then reads everything again, and
+/// one node at a time leads.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests wait on monotonic time; the store's proofs are monotonic instants"
+)]
+mod feed {
+    use std::time::{Duration, Instant};
+
+    use mandate_store::conformance::at;
+    use mandate_store::prelude::*;
+    use mandate_store::{Freshness, Topic};
+
+    use super::*;
+
+    const HEARTBEAT: Duration = Duration::from_millis(50);
+
+    /// Waits up to 10 s for `cond`; panics naming `what` if it never holds.
+    fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn proven(s: &PostgresStore) -> Option<(Instant, u64)> {
+        match s.freshness() {
+            Freshness::Proven { at, seq } => Some((at, seq)),
+            _ => None,
+        }
+    }
+
+    /// A store whose feed runs, proven at least once.
+    fn listening(url: &str) -> PostgresStore {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let s = PostgresStore::connect(url, &format!("node-{n}")).unwrap();
+        assert_eq!(
+            s.freshness(),
+            Freshness::Unproven,
+            "proven before it listens"
+        );
+        s.start_feed(HEARTBEAT);
+        eventually("the first heartbeat comes back", || proven(&s).is_some());
+        s
+    }
+
+    /// A revocation committed through store A reaches B's feed under its topic, and B's
+    /// next proof covers it (a proof made after the commit names a sequence number at or
+    /// past the change). A's own feed counts its write once: its own notification is not
+    /// published again.
+    #[test]
+    fn another_nodes_commit_reaches_the_feed_and_the_next_proof_covers_it() {
+        let db = TestDb::new();
+        let a = listening(&db.url());
+        let b = listening(&db.url());
+        let (b_from, a_from) = (
+            b.changes_since(0, Duration::ZERO).seq,
+            a.changes_since(0, Duration::ZERO).seq,
+        );
+        let committed = Instant::now();
+        a.revoke_token("jti-1", at(100), at(1)).unwrap();
+        let c = b.changes_since(b_from, Duration::from_secs(5));
+        assert!(c.topics.contains(Topic::TokenRevocations), "{c:?}");
+        eventually("a proof made after the commit", || {
+            proven(&b).is_some_and(|(t, seq)| t > committed && seq >= c.seq)
+        });
+        // A: one change for its one unit, however many heartbeats pass.
+        std::thread::sleep(HEARTBEAT * 4);
+        assert_eq!(a.changes_since(a_from, Duration::ZERO).seq, a_from + 1);
+    }
+
+    /// Only a commit is announced: a write unit that fails after writing reaches no other
+    /// node (its own feed publishes it, as the seam asks, but nothing is sent).
+    #[test]
+    fn a_rolled_back_unit_is_not_announced() {
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-writer").unwrap();
+        let b = listening(&db.url());
+        let from = b.changes_since(0, Duration::ZERO).seq;
+        let failed = a.write_unit(&mut |r| {
+            r.revoke_token("jti-2", at(100), at(1))?;
+            Err(StoreError::Refused)
+        });
+        assert!(failed.is_err());
+        // Then a committed one, so the wait below has an end the test can see.
+        a.revoke_token("jti-3", at(100), at(1)).unwrap();
+        let c = b.changes_since(from, Duration::from_secs(5));
+        assert!(c.topics.contains(Topic::TokenRevocations), "{c:?}");
+        assert!(!b.is_token_revoked("jti-2").unwrap());
+        std::thread::sleep(HEARTBEAT * 4);
+        let c2 = b.changes_since(from, Duration::ZERO);
+        assert_eq!(c.seq, c2.seq, "the rolled-back unit was announced: {c2:?}");
+    }
+
+    /// The listening connection terminated by the server (`pg_terminate_backend`, as a
+    /// PostgreSQL restart or a network cut does): the feed is unproven at once, comes back
+    /// by itself, and publishes every topic (what it may have missed is read again).
+    #[test]
+    fn a_lost_listen_connection_is_unproven_then_reads_everything() {
+        let db = TestDb::new();
+        let b = listening(&db.url());
+        let from = b.changes_since(0, Duration::ZERO).seq;
+        let kill = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND application_name = 'mandate-listen'",
+            db.name
+        );
+        schema::run_in(&db.url(), &kill).unwrap();
+        eventually("the loss is seen", || proven(&b).is_none());
+        eventually("the feed proves itself again", || proven(&b).is_some());
+        let c = b.changes_since(from, Duration::ZERO);
+        for t in Topic::ALL {
+            assert!(c.topics.contains(t), "{t:?} not read again: {c:?}");
+        }
+    }
+
+    /// Of two listening stores exactly one leads; when it goes (its connection ends with
+    /// it), the other takes over.
+    #[test]
+    fn one_node_leads_and_another_takes_over() {
+        let db = TestDb::new();
+        let a = listening(&db.url());
+        let b = listening(&db.url());
+        eventually("one leads", || a.leads() || b.leads());
+        std::thread::sleep(HEARTBEAT * 4);
+        assert!(a.leads() != b.leads(), "both or neither lead");
+        let (leader, other) = if a.leads() { (a, b) } else { (b, a) };
+        drop(leader);
+        eventually("the other takes over", || other.leads());
+    }
+
+    /// A store that never started its feed proves nothing and never leads: a node over it
+    /// refuses to decide (mandate-service `INVARIANT (fresh or refused)`).
+    #[test]
+    fn without_its_feed_a_store_proves_nothing_and_never_leads() {
+        let db = TestDb::new();
+        let s = PostgresStore::connect(&db.url(), NODE).unwrap();
+        std::thread::sleep(HEARTBEAT * 4);
+        assert_eq!(s.freshness(), Freshness::Unproven);
+        assert!(!s.leads());
+    }
+}
+
+/// Many nodes on one database: each registers under its own id (a repeated id is
+/// refused), and each keeps its own audit log, which survives it.
+mod nodes {
+    use mandate_core::time::Timestamp;
+    use mandate_store::prelude::*;
+    use mandate_store::{AuditRow, CheckpointRow};
+
+    use super::*;
+
+    fn row(node: &str, seq: u64) -> AuditRow {
+        AuditRow {
+            seq,
+            time: Timestamp::from_secs(1_700_000_000),
+            kind: "decision".into(),
+            agent: Some(format!("agt_{}", seq % 3)),
+            user: None,
+            decision: Some("allow".into()),
+            body: format!("{{\"node\":\"{node}\",\"seq\":{seq}}}"),
+            leaf: [u8::try_from(seq % 251).unwrap(); 32],
+        }
+    }
+
+    fn checkpoint(node: &str, size: u64) -> CheckpointRow {
+        CheckpointRow {
+            size,
+            time: Timestamp::from_secs(1_700_000_000),
+            root: [9; 32],
+            text: format!("{node}\n{size}\nroot\n"),
+        }
+    }
+
+    /// `INVARIANT (one process per node id)`: two ids both register; a third store with
+    /// the first id is refused, naming the id, and writes nothing; once the first store
+    /// is gone the id registers again.
+    #[test]
+    fn a_repeated_node_id_is_refused_until_its_store_is_gone_other_ids_register() {
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        let b = PostgresStore::connect(&db.url(), "node-b").unwrap();
+        let again = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        a.register(Timestamp::from_secs(100)).unwrap();
+        b.register(Timestamp::from_secs(101)).unwrap();
+        let e = again.register(Timestamp::from_secs(999)).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Conflict(_))
+                && e.to_string()
+                    .contains("node id `node-a` is already serving"),
+            "{e}"
+        );
+        let nodes = a.nodes().unwrap();
+        let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["node-a", "node-b"]);
+        // The refused registration wrote nothing: node-a still started at 100.
+        assert_eq!(nodes[0].started_at, Some(Timestamp::from_secs(100)));
+        drop(a);
+        // The server ends the lock when the registering connection closes; that takes a
+        // moment after the store is dropped.
+        let mut tries = 0;
+        while again.register(Timestamp::from_secs(200)).is_err() {
+            tries += 1;
+            assert!(tries < 200, "the registration outlived its store by 10 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let nodes = b.nodes().unwrap();
+        assert_eq!(nodes[0].started_at, Some(Timestamp::from_secs(200)));
+    }
+
+    /// Two nodes append to their logs at once: each log is gapless, holds only its
+    /// node's events and checkpoints, and is readable by name from the other node.
+    #[test]
+    fn two_nodes_append_at_once_each_log_gapless_and_its_own() {
+        let db = TestDb::new();
+        let url = db.url();
+        std::thread::scope(|s| {
+            for node in ["node-a", "node-b"] {
+                let url = url.clone();
+                s.spawn(move || {
+                    let store = PostgresStore::connect(&url, node).unwrap();
+                    store.register(Timestamp::from_secs(1)).unwrap();
+                    for batch in 0..40u64 {
+                        let rows: Vec<_> =
+                            (batch * 5..batch * 5 + 5).map(|q| row(node, q)).collect();
+                        let cp = (batch % 10 == 9).then(|| checkpoint(node, batch * 5 + 5));
+                        store.append_audit(&rows, cp.as_ref()).unwrap();
+                    }
+                });
+            }
+        });
+        let a = PostgresStore::connect(&url, "node-a").unwrap();
+        let b = PostgresStore::connect(&url, "node-b").unwrap();
+        for (store, node, other) in [(&a, "node-a", &b), (&b, "node-b", &a)] {
+            assert_eq!(store.audit_len().unwrap(), 200);
+            let bodies = store.audit_bodies(0, 200).unwrap();
+            let want: Vec<_> = (0..200).map(|q| row(node, q).body).collect();
+            assert_eq!(bodies, want, "{node}'s log");
+            assert_eq!(store.audit_leaves(200).unwrap().len(), 200);
+            let sizes: Vec<_> = store
+                .checkpoints()
+                .unwrap()
+                .iter()
+                .map(|c| c.size)
+                .collect();
+            assert_eq!(sizes, [50, 100, 150, 200]);
+            assert!(
+                store
+                    .checkpoints()
+                    .unwrap()
+                    .iter()
+                    .all(|c| c.text.starts_with(node))
+            );
+            // Read by name from the other node: the same log.
+            assert_eq!(
+                other.checkpoints_of(node).unwrap(),
+                store.checkpoints().unwrap()
+            );
+            assert_eq!(other.audit_bodies_of(node, 0, 200).unwrap(), want);
+            let listed = store
+                .list_audit(&mandate_store::AuditFilter::default(), None, 1000)
+                .unwrap();
+            assert_eq!(listed.len(), 200);
+            assert!(listed.iter().all(|(_, b)| b.contains(node)));
+            let recent = store.recent_audit_of_agent("agt_1", 200, 1000).unwrap();
+            assert_eq!(recent.len(), 67);
+            assert!(recent.iter().all(|(_, b)| b.contains(node)));
+            assert_eq!(
+                store.checkpoint_of_size(100).unwrap().unwrap().text,
+                checkpoint(node, 100).text
+            );
+        }
+    }
+
+    /// A node restarted with the same id continues its log (and its one key); its log
+    /// stays in the database while it is stopped, readable by the other nodes.
+    #[test]
+    fn a_node_restarted_with_its_id_continues_its_log() {
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        a.register(Timestamp::from_secs(1)).unwrap();
+        a.set_audit_key("a2V5LWE=", Timestamp::from_secs(1))
+            .unwrap();
+        a.append_audit(
+            &[row("node-a", 0), row("node-a", 1)],
+            Some(&checkpoint("node-a", 2)),
+        )
+        .unwrap();
+        drop(a);
+        let b = PostgresStore::connect(&db.url(), "node-b").unwrap();
+        b.register(Timestamp::from_secs(2)).unwrap();
+        assert_eq!(b.audit_len().unwrap(), 0, "node-b starts its own log");
+        assert_eq!(b.audit_bodies_of("node-a", 0, 10).unwrap().len(), 2);
+        let listed = b.nodes().unwrap();
+        assert_eq!(listed[0].name, "node-a");
+        assert_eq!(listed[0].audit_key.as_deref(), Some("a2V5LWE="));
+
+        let mut tries = 0;
+        let a = loop {
+            let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+            if a.register(Timestamp::from_secs(3)).is_ok() {
+                break a;
+            }
+            tries += 1;
+            assert!(
+                tries < 200,
+                "node-a's registration outlived its store by 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(a.audit_len().unwrap(), 2);
+        a.set_audit_key("a2V5LWE=", Timestamp::from_secs(3))
+            .unwrap();
+        assert!(matches!(
+            a.append_audit(&[row("node-a", 0)], None),
+            Err(StoreError::Conflict(_))
+        ));
+        a.append_audit(&[row("node-a", 2)], Some(&checkpoint("node-a", 3)))
+            .unwrap();
+        assert_eq!(a.audit_bodies(0, 3).unwrap().len(), 3);
+        assert_eq!(a.checkpoints().unwrap().len(), 2);
+    }
+
+    /// Migration 2 on a single node's database: its log (rows and checkpoints) becomes
+    /// the log of the node `meta` names, listed among the nodes, and that node, started
+    /// with its old name as its id, continues it.
+    #[test]
+    fn a_single_nodes_log_becomes_its_named_log_on_upgrade() {
+        let db = TestDb::new();
+        let url = db.url();
+        let v1 = mandate_store_postgres::migration_sql(1).unwrap();
+        schema_run_in(
+            &url,
+            &format!(
+                "CREATE TABLE mandate_schema (version BIGINT PRIMARY KEY,
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+                 {v1}
+                 INSERT INTO mandate_schema (version) VALUES (1);
+                 INSERT INTO meta (key, value) VALUES ('node', 'node-old');
+                 INSERT INTO audit_events (seq, time, kind, body, leaf)
+                     VALUES (0, 10, 'decision', '{{\"seq\":0}}', '\\x00'),
+                            (1, 20, 'decision', '{{\"seq\":1}}', '\\x01');
+                 INSERT INTO audit_checkpoints (size, time, root, text)
+                     VALUES (2, 20, decode(repeat('02', 32), 'hex'), 'node-old cp');"
+            ),
+        )
+        .unwrap();
+        let other = PostgresStore::connect(&url, "node-new").unwrap();
+        assert_eq!(other.audit_len().unwrap(), 0);
+        assert_eq!(other.audit_bodies_of("node-old", 0, 5).unwrap().len(), 2);
+        let listed = other.nodes().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "node-old");
+        assert_eq!(listed[0].started_at, Some(Timestamp::from_secs(10)));
+        let old = PostgresStore::connect(&url, "node-old").unwrap();
+        assert_eq!(old.audit_len().unwrap(), 2);
+        assert_eq!(old.checkpoints().unwrap()[0].text, "node-old cp");
+    }
+
+    fn schema_run_in(url: &str, sql: &str) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let conn = tokio::spawn(conn);
+            let out = client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| format!("{e}: {:?}", e.as_db_error().map(|d| d.message().to_owned())));
+            drop(client);
+            let _ = conn.await;
+            out
+        })
     }
 }

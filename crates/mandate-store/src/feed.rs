@@ -111,6 +111,41 @@ impl Topics {
         Topics(self.0 | other.0)
     }
 
+    /// Every topic.
+    pub fn all() -> Topics {
+        Topic::ALL.into_iter().collect()
+    }
+
+    /// The set as bits (bit `n` is the `n`th topic of [`Topic::ALL`]), e.g. for a
+    /// notification payload; [`Topics::from_bits`] reads it back.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// A set from [`Topics::bits`]. A bit naming no topic this build knows (a newer
+    /// writer's) is read as "every topic": a reader that cannot tell what changed must
+    /// read everything again.
+    pub fn from_bits(bits: u16) -> Topics {
+        let known = Topics::all().0;
+        if bits & !known != 0 {
+            Topics::all()
+        } else {
+            Topics(bits)
+        }
+    }
+
+    /// The topics in both sets.
+    #[must_use]
+    pub fn intersection(self, other: Topics) -> Topics {
+        Topics(self.0 & other.0)
+    }
+
+    /// The topics of this set not in `other`.
+    #[must_use]
+    pub fn without(self, other: Topics) -> Topics {
+        Topics(self.0 & !other.0)
+    }
+
     /// The topics in the set, in [`Topic::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Topic> {
         Topic::ALL.into_iter().filter(move |t| self.contains(*t))
@@ -121,6 +156,33 @@ impl FromIterator<Topic> for Topics {
     fn from_iter<I: IntoIterator<Item = Topic>>(iter: I) -> Self {
         iter.into_iter().fold(Topics::NONE, Topics::with)
     }
+}
+
+/// What a node can prove about how up to date its change feed is ([`crate::Store::freshness`]).
+///
+/// A node decides from a snapshot built from the store and kept in step by the feed. On
+/// one node every write goes through the node's own feed before it is visible, so the
+/// feed is complete by construction ([`Freshness::Local`]). Where other processes write
+/// too (PostgreSQL), their writes arrive as notifications, which can be delayed or lost
+/// with the connection; the backend then proves completeness from time to time: a
+/// heartbeat it sent through the same channel came back, so every change committed before
+/// the heartbeat was sent has been published ([`Freshness::Proven`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Every write to the store is published to this feed before it is visible: the feed
+    /// is always complete.
+    Local,
+    /// Every change committed before `at` (monotonic time) is published to this feed, at a
+    /// sequence number at most `seq`.
+    Proven {
+        /// When the proof's heartbeat was sent (every change committed before is in).
+        at: Instant,
+        /// The feed's sequence number when the heartbeat came back.
+        seq: u64,
+    },
+    /// Nothing can be proven now: the feed has not started, or its connection is lost (a
+    /// node must then refuse to decide: `INVARIANT (fresh or refused)`, mandate-service).
+    Unproven,
 }
 
 /// What changed after a sequence number.

@@ -21,14 +21,14 @@ mod rows;
 
 pub use err::StoreError;
 pub use ext::StoreExt;
-pub use feed::{Changes, LocalFeed, Topic, Topics};
+pub use feed::{Changes, Freshness, LocalFeed, Topic, Topics};
 pub use repo::{
     AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo, NodeRepo,
     PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, StoreKeyRepo, TokenRevocationRepo,
 };
 pub use rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    MandateFilter, NewSigningKey, PolicyVersionRow, SecretRow, SigningKeyRow,
+    MandateFilter, NewSigningKey, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
 };
 
 /// Everything a caller of the store needs in scope: the traits whose methods it calls.

@@ -19,10 +19,10 @@ use mandate_core::mandate::Mandate;
 use mandate_core::time::Timestamp;
 
 use crate::StoreError;
-use crate::feed::{Changes, Topic};
+use crate::feed::{Changes, Freshness, Topic};
 use crate::rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    MandateFilter, NewSigningKey, PolicyVersionRow, SecretRow, SigningKeyRow,
+    MandateFilter, NewSigningKey, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
 };
 
 /// The store's result.
@@ -217,6 +217,13 @@ pub trait AuditRepo {
     fn checkpoint_of_size(&self, size: u64) -> Result<Option<CheckpointRow>>;
     /// Every checkpoint, oldest first.
     fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
+    /// Every checkpoint of `node`'s log, oldest first: this node's own log or another's
+    /// that shares the store (a cluster); empty for a node the store has no log of.
+    /// For exporting every node's log; everything else reads the unit's own log.
+    fn checkpoints_of(&self, node: &str) -> Result<Vec<CheckpointRow>>;
+    /// Event bodies of `node`'s log with `from <= seq < to`, in order (as
+    /// [`AuditRepo::audit_bodies`] for the unit's own log); empty for an unknown node.
+    fn audit_bodies_of(&self, node: &str, from: u64, to: u64) -> Result<Vec<String>>;
 }
 
 /// Immutable policy versions and their activation history.
@@ -341,10 +348,22 @@ pub trait StoreKeyRepo {
     fn claim_store_key_check(&self, check: &str) -> Result<String>;
 }
 
-/// The node's own record.
+/// The node's own record, and the other nodes' that share the store.
 pub trait NodeRepo {
-    /// This node's name, created with `make` on first use and the same ever after.
+    /// This node's name, created with `make` on first use and the same ever after. A
+    /// backend shared by many nodes (PostgreSQL) knows the name from its connection (the
+    /// node id) and never calls `make`.
     fn node_name(&self, make: &mut dyn FnMut() -> String) -> Result<String>;
+    /// Records the public key that verifies this node's audit checkpoints (base64 of the
+    /// 32-byte Ed25519 key), so any node can name it in an export of every log.
+    ///
+    /// INVARIANT (one key per log): a node's log is signed by one key. A key other than
+    /// the one already recorded for this node is a `Conflict` and nothing is written (a
+    /// node id started with another data dir's audit key would split its log).
+    fn set_audit_key(&self, public_key: &str, now: Timestamp) -> Result<()>;
+    /// Every node with a log in this store, in name order: this node alone on SQLite,
+    /// every registered node on PostgreSQL (a node's record, like its log, survives it).
+    fn nodes(&self) -> Result<Vec<NodeRow>>;
 }
 
 /// Every repository: what a unit of work is handed.
@@ -414,6 +433,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// What changed after `after` (a sequence number from an earlier answer, or 0);
     /// waits up to `wait` if nothing has yet.
     fn changes_since(&self, after: u64, wait: Duration) -> Changes;
+
+    /// How complete this node's change feed is known to be: [`Freshness::Local`] for a
+    /// backend only this process writes (the default), a recent proof or none for a
+    /// shared one. A node that cannot prove its feed complete refuses to decide.
+    fn freshness(&self) -> Freshness {
+        Freshness::Local
+    }
+
+    /// Whether this process may run the jobs that must run on one node at a time
+    /// (approval timeouts, mandate expiry, key retirement). A backend only this process
+    /// writes: always. A shared one: while this process holds the backend's leader lock.
+    fn leads(&self) -> bool {
+        true
+    }
 
     /// One round trip to the backend (readiness): an error if it cannot be reached or
     /// read.
@@ -638,6 +671,12 @@ impl<S: Store + ?Sized> AuditRepo for S {
     fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
         read(self, |r| r.checkpoints())
     }
+    fn checkpoints_of(&self, node: &str) -> Result<Vec<CheckpointRow>> {
+        read(self, |r| r.checkpoints_of(node))
+    }
+    fn audit_bodies_of(&self, node: &str, from: u64, to: u64) -> Result<Vec<String>> {
+        read(self, |r| r.audit_bodies_of(node, from, to))
+    }
 }
 
 impl<S: Store + ?Sized> PolicyRepo for S {
@@ -770,6 +809,12 @@ impl<S: Store + ?Sized> StoreKeyRepo for S {
 impl<S: Store + ?Sized> NodeRepo for S {
     fn node_name(&self, make: &mut dyn FnMut() -> String) -> Result<String> {
         write(self, |r| r.node_name(make))
+    }
+    fn set_audit_key(&self, public_key: &str, now: Timestamp) -> Result<()> {
+        write(self, |r| r.set_audit_key(public_key, now))
+    }
+    fn nodes(&self) -> Result<Vec<NodeRow>> {
+        read(self, |r| r.nodes())
     }
 }
 

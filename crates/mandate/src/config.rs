@@ -4,6 +4,7 @@
 //! Unknown keys (in the file or as `MANDATE_*` variables) are errors, and every error of
 //! every source is collected so the operator sees them all at once.
 
+use mandate_audit::event::NodeName;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,14 @@ pub struct ServeConfig {
     /// `store.key_file` (`MANDATE_STORE_KEY_FILE`): the store key, which every node of a
     /// cluster shares (mandate-service `store_key.rs`); `None` is `<data_dir>/store.key`.
     pub store_key_file: Option<PathBuf>,
+    /// `cluster.max_staleness_ms`: with `store.url`, how old a node's proof of a complete
+    /// change feed may be before it refuses decisions (503 `snapshot_stale`); the feed's
+    /// heartbeat runs at a quarter of it.
+    pub cluster_max_staleness: std::time::Duration,
+    /// `cluster.node_id` (`--node-id`, `MANDATE_CLUSTER_NODE_ID`): this node's id on a
+    /// PostgreSQL store, which names its audit log; `None` is the id kept in the data
+    /// dir's `node-id` file (made on first start). Only with `store.url`.
+    pub cluster_node_id: Option<String>,
     pub issuer: Option<String>,
     pub log_level: tracing::Level,
     pub token_default_lifetime_secs: u32,
@@ -199,6 +208,7 @@ const KEYS: &[&str] = &[
     "data_dir",
     "store.url",
     "store.key_file",
+    "cluster.node_id",
     "issuer",
     "log_level",
     "token.default_lifetime_secs",
@@ -240,6 +250,7 @@ const KEYS: &[&str] = &[
     "gateway.max_body_bytes",
     "gateway.max_buffered_bytes",
     "gateway.stream_idle_secs",
+    "cluster.max_staleness_ms",
 ];
 
 fn env_name(key: &str) -> String {
@@ -288,6 +299,8 @@ pub struct Flags {
     pub data_dir: Option<PathBuf>,
     /// `--store`: the `store.url` key.
     pub store: Option<String>,
+    /// `--node-id`: the `cluster.node_id` key.
+    pub node_id: Option<String>,
     pub issuer: Option<String>,
     pub bootstrap_token_file: Option<PathBuf>,
 }
@@ -390,6 +403,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         &mut raw,
     );
     flag("issuer", flags.issuer.clone(), &mut raw);
+    flag("cluster.node_id", flags.node_id.clone(), &mut raw);
     if let Some(v) = &flags.store {
         raw.insert(
             "store.url".into(),
@@ -415,6 +429,8 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         data_dir: PathBuf::from("./mandate-data"),
         store_url: None,
         store_key_file: None,
+        cluster_max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
+        cluster_node_id: None,
         issuer: None,
         log_level: tracing::Level::INFO,
         token_default_lifetime_secs: 300,
@@ -490,6 +506,11 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 }
             }
             "store.key_file" if !v.is_empty() => cfg.store_key_file = Some(PathBuf::from(v)),
+            "cluster.node_id" if v.is_empty() => cfg.cluster_node_id = None,
+            "cluster.node_id" => match NodeName::new(v) {
+                Ok(n) => cfg.cluster_node_id = Some(n.as_str().to_owned()),
+                Err(_) => bad("must be 1 to 64 ASCII letters, digits, `.`, `_` or `-`"),
+            },
             "bootstrap_token_file" if !v.is_empty() => {
                 cfg.bootstrap_token_file = Some(PathBuf::from(v))
             }
@@ -563,6 +584,10 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     cfg.audit_redact_drop = fields;
                 }
             }
+            "cluster.max_staleness_ms" => match int(200, 60_000) {
+                Some(n) => cfg.cluster_max_staleness = std::time::Duration::from_millis(n),
+                None => bad("must be a whole number of milliseconds in 200..=60000"),
+            },
             "approvals.timeout_secs" => match int(1, 86_400).and_then(|n| u32::try_from(n).ok()) {
                 Some(n) => cfg.approval_timeout_secs = n,
                 None => bad("must be a whole number of seconds in 1..=86400"),
@@ -751,6 +776,14 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 .into(),
         );
     }
+    // A SQLite store is one node's, named in its file (`meta`); an id given for it would
+    // be ignored, so it is refused rather than silently not used.
+    if cfg.cluster_node_id.is_some() && cfg.store_url.is_none() {
+        errors.push(
+            "`cluster.node_id` names a node on a PostgreSQL store; set `store.url` too              (a SQLite store's node keeps the name in its file)"
+                .into(),
+        );
+    }
     if env.contains_key("MANDATE_BOOTSTRAP_TOKEN") && cfg.bootstrap_token_file.is_some() {
         errors.push(
             "give the bootstrap token either as MANDATE_BOOTSTRAP_TOKEN or as a file, not both"
@@ -860,6 +893,37 @@ mod tests {
             errs.contains("`--dev`") && errs.contains("store.url"),
             "{errs}"
         );
+    }
+
+    /// `cluster.node_id` from the environment or `--node-id` (the flag wins), checked as
+    /// a node name, and only beside `store.url` (a SQLite file names its own node).
+    #[test]
+    fn cluster_node_id_from_env_and_flag_and_its_refusals() {
+        let pg = Flags {
+            store: Some("postgres://a@db/m".into()),
+            ..Flags::default()
+        };
+        assert_eq!(load(&pg, &env(&[])).unwrap().cluster_node_id, None);
+        let c = load(&pg, &env(&[("MANDATE_CLUSTER_NODE_ID", "node-1")])).unwrap();
+        assert_eq!(c.cluster_node_id.as_deref(), Some("node-1"));
+        let flag = Flags {
+            node_id: Some("node-2".into()),
+            ..pg.clone()
+        };
+        let c = load(&flag, &env(&[("MANDATE_CLUSTER_NODE_ID", "node-1")])).unwrap();
+        assert_eq!(c.cluster_node_id.as_deref(), Some("node-2"));
+        let bad = Flags {
+            node_id: Some("no/slashes".into()),
+            ..pg.clone()
+        };
+        let errs = load(&bad, &env(&[])).unwrap_err().join("\n");
+        assert!(errs.contains("`cluster.node_id` must be 1 to 64"), "{errs}");
+        let sqlite = Flags {
+            node_id: Some("node-1".into()),
+            ..Flags::default()
+        };
+        let errs = load(&sqlite, &env(&[])).unwrap_err().join("\n");
+        assert!(errs.contains("set `store.url` too"), "{errs}");
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn config(dir: &Path) -> ServerConfig {
         users: Default::default(),
         dev_users: None,
         detect: DetectSettings::default(),
+        max_staleness: mandate_service::freshness::DEFAULT_MAX_STALENESS,
     }
 }
 
@@ -62,8 +63,24 @@ pub fn node_over_store(
 ) -> (Node, Arc<ManualClock>, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mandate.db")).unwrap());
     let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
-    let node = node_sharing(dir, &store, &clock, adjust).unwrap();
+    let node = node_on(dir, Arc::clone(&store), clock.clone(), adjust).unwrap();
     (node, clock, store)
+}
+
+/// A node over `store` (keys and audit key in `dir`), its clock at [`T0`]. A second
+/// node over the same store needs the first one's store key: see [`copy_store_key`].
+pub fn node_over(
+    dir: &Path,
+    store: Arc<dyn Store>,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> Node {
+    node_on(
+        dir,
+        store,
+        Arc::new(ManualClock::at_millis(T0 * 1000)),
+        adjust,
+    )
+    .unwrap()
 }
 
 /// Another node over `store` (as a node of a cluster: its own data dir `dir`, so its own
@@ -74,18 +91,34 @@ pub fn node_sharing(
     clock: &Arc<ManualClock>,
     adjust: impl FnOnce(&mut ServerConfig),
 ) -> Result<Node, KeysError> {
+    node_on(dir, Arc::clone(store), clock.clone(), adjust)
+}
+
+/// Copies node data dir `from`'s store key to data dir `to` (made if missing), as an
+/// operator gives every node of a cluster the first node's store key.
+pub fn copy_store_key(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::copy(from.join("store.key"), to.join("store.key")).unwrap();
+}
+
+fn node_on(
+    dir: &Path,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> Result<Node, KeysError> {
     let keys = KeyState::open(
         store.as_ref(),
         &KeyFiles::in_data_dir(dir),
-        &**clock,
+        &*clock,
         &OsRandom,
     )?;
     let mut config = config(dir);
     adjust(&mut config);
     Ok(Node::new(
-        Arc::clone(store),
+        store,
         keys,
-        clock.clone(),
+        clock,
         Arc::new(OsRandom),
         config,
         Arc::new(NoWebhooks),

@@ -18,7 +18,15 @@ use mandate_token::access::{self, AccessClaims, Audience, Expected};
 use mandate_token::keys::{KeyRing, SigningKey};
 use serde_json::json;
 
-use super::common::{T0, node_over_store, node_sharing};
+use super::common::{T0, copy_store_key, node_over_store, node_sharing};
+
+/// Makes data dir `to` a second node of `from`'s store: the store key, and (one SQLite
+/// store has one audit log, `INVARIANT (one key per log)`) the audit key too; on
+/// PostgreSQL each node keeps its own.
+fn join(from: &Path, to: &Path) {
+    copy_store_key(from, to);
+    std::fs::copy(from.join("audit-key.pem"), to.join("audit-key.pem")).unwrap();
+}
 
 fn claims(jti: &str, now: i64) -> AccessClaims {
     AccessClaims {
@@ -50,11 +58,6 @@ fn verifies(ring: &KeyRing, token: &str, clock: &ManualClock) -> bool {
     access::verify(ring, token, &expected, clock.now()).is_ok()
 }
 
-/// Copies node `from`'s store key file to node `to`'s data dir (0600 kept by `copy`).
-fn copy_store_key(from: &Path, to: &Path) {
-    std::fs::copy(from.join("store.key"), to.join("store.key")).unwrap();
-}
-
 fn hashing_prompt(c: &mut mandate_service::config::ServerConfig) {
     c.redact.insert("prompt".into(), Rule::Hash);
 }
@@ -72,7 +75,7 @@ struct Pair {
 fn two_nodes() -> Pair {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, clock, store) = node_over_store(da.path(), hashing_prompt);
-    copy_store_key(da.path(), db.path());
+    join(da.path(), db.path());
     let b = node_sharing(db.path(), &store, &clock, hashing_prompt).unwrap();
     Pair {
         _dirs: (da, db),
@@ -276,7 +279,7 @@ fn a_data_dir_from_before_imports_its_key_file_and_its_secrets() {
     assert!(store.signing_key_sealed(old.kid()).unwrap().is_some());
     assert_eq!(a.secret("crm").as_deref(), Some("old-value"));
 
-    copy_store_key(da.path(), db.path());
+    join(da.path(), db.path());
     let b = node_sharing(db.path(), &store, &clock, |_| {}).unwrap();
     assert_eq!(b.keys.ring().current().kid(), old.kid());
     assert_eq!(b.secret("crm").as_deref(), Some("old-value"));

@@ -6,6 +6,7 @@
     reason = "test: a failed step fails the test loudly"
 )]
 
+mod cluster;
 mod common;
 mod keys;
 mod mandates;

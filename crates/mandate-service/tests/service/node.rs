@@ -13,7 +13,7 @@ use mandate_store::prelude::*;
 use super::common::T0;
 use mandate_service::Node;
 
-fn agent(i: usize) -> Agent {
+pub(super) fn agent(i: usize) -> Agent {
     let labels = std::collections::BTreeMap::from([("team".to_owned(), format!("team-{i}"))]);
     Agent {
         id: AgentId::parse(&format!("agt_01JA{i:022}")).unwrap(),

@@ -1,0 +1,249 @@
+//! A node over a shared store (`INVARIANT (fresh or refused)`, mandate-service
+//! freshness.rs and follow.rs): it decides only while it holds a recent proof that its
+//! feed is complete and its snapshot covers it; writes another node made reach its
+//! snapshot through the follower.
+//!
+//! The shared store here is the real SQLite store wrapped to report the freshness a
+//! shared backend would ([`Shared`]): the test plays the backend's listener, setting the
+//! proof, and "another node" writes to the store past this node's write path. The
+//! PostgreSQL listener that makes these proofs is tested against a real server in
+//! mandate-store-postgres (`feed::*`); whole nodes over PostgreSQL in the binary's e2e
+//! tests.
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait on monotonic time, and a shared store's proofs are monotonic instants"
+)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mandate_core::agent::AgentStatus;
+use mandate_core::time::Timestamp;
+use mandate_store::prelude::*;
+use mandate_store::repo::{Result as StoreResult, Work};
+use mandate_store::{Changes, Freshness, Store, StoreError, Topic};
+
+use super::common::T0;
+
+/// A real store reporting the freshness the test sets, as a shared backend does.
+#[derive(Debug)]
+struct Shared {
+    inner: Arc<dyn Store>,
+    freshness: Mutex<Freshness>,
+}
+
+impl Shared {
+    fn set(&self, f: Freshness) {
+        *self.freshness.lock().unwrap() = f;
+    }
+
+    /// A proof made now, covering every change so far.
+    fn prove_now(&self) {
+        let seq = self.inner.changes_since(0, Duration::ZERO).seq;
+        self.set(Freshness::Proven {
+            at: Instant::now(),
+            seq,
+        });
+    }
+}
+
+impl Store for Shared {
+    fn read_unit(&self, work: &mut Work<'_>) -> StoreResult<()> {
+        self.inner.read_unit(work)
+    }
+    fn write_unit(&self, work: &mut Work<'_>) -> StoreResult<()> {
+        self.inner.write_unit(work)
+    }
+    fn topic_seq(&self, topic: Topic) -> u64 {
+        self.inner.topic_seq(topic)
+    }
+    fn changes_since(&self, after: u64, wait: Duration) -> Changes {
+        self.inner.changes_since(after, wait)
+    }
+    fn freshness(&self) -> Freshness {
+        *self.freshness.lock().unwrap()
+    }
+    fn ping(&self) -> StoreResult<()> {
+        self.inner.ping()
+    }
+    fn describe(&self) -> String {
+        format!("shared {}", self.inner.describe())
+    }
+}
+
+const MAX_STALENESS: Duration = Duration::from_millis(300);
+
+/// A node over a [`Shared`] store in `dir`, its follower running; the store, to play the
+/// listener and the other nodes with.
+fn clustered(dir: &std::path::Path) -> (Arc<mandate_service::Node>, Arc<Shared>) {
+    let (_, _, sqlite) = super::common::node_over_store(dir, |_| {});
+    let shared = Arc::new(Shared {
+        inner: sqlite,
+        freshness: Mutex::new(Freshness::Unproven),
+    });
+    let store: Arc<dyn Store> = shared.clone();
+    let node = super::common::node_over(dir, store, |c| c.max_staleness = MAX_STALENESS);
+    let node = Arc::new(node);
+    assert!(mandate_service::follow::spawn_follower(&node).is_some());
+    (node, shared)
+}
+
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Unproven: refused (also readiness). Proven: decides. No new proof for longer than
+/// `cluster.max_staleness`: refused again (and the lapse announced to open streams),
+/// until the next proof.
+#[test]
+fn a_node_decides_only_while_its_proof_is_recent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(node.snapshot().is_err(), "decided without any proof");
+    assert!(node.is_stale());
+    shared.prove_now();
+    eventually("the proof is taken", || node.snapshot().is_ok());
+    assert!(!node.is_stale());
+    std::thread::sleep(MAX_STALENESS + Duration::from_millis(100));
+    assert!(
+        node.snapshot().is_err(),
+        "decided on a proof older than max_staleness"
+    );
+    shared.prove_now();
+    eventually("a new proof is taken", || node.snapshot().is_ok());
+}
+
+/// A proof the node's snapshot does not cover yet (it names a sequence number past what
+/// the follower acted on) is not taken: the node regains freshness only with a snapshot
+/// that holds the suspension another node wrote while this node's feed was lost.
+#[test]
+fn a_suspension_written_elsewhere_is_in_force_before_the_node_decides_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    let a = super::node::agent(7);
+    node.store().insert_agent(&a).unwrap();
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+    // The feed is lost; the proof ages out.
+    shared.set(Freshness::Unproven);
+    std::thread::sleep(MAX_STALENESS + Duration::from_millis(100));
+    assert!(node.snapshot().is_err());
+    // Another node suspends the agent (past this node's write path).
+    shared
+        .inner
+        .modify_agent(&a.id, Timestamp::from_secs(T0), |x| {
+            x.status = AgentStatus::Suspended;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    shared.prove_now();
+    eventually("fresh again", || node.snapshot().is_ok());
+    let s = node.snapshot().unwrap();
+    assert_eq!(s.agents.get(&a.id).unwrap().status, AgentStatus::Suspended);
+}
+
+/// While fresh, another node's suspension reaches this node's snapshot by the feed alone
+/// (nothing on this node wrote or refreshed).
+#[test]
+fn another_nodes_suspension_reaches_the_snapshot_by_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    let a = super::node::agent(8);
+    node.store().insert_agent(&a).unwrap();
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+    shared
+        .inner
+        .modify_agent(&a.id, Timestamp::from_secs(T0), |x| {
+            x.status = AgentStatus::Suspended;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    eventually("the suspension is in the snapshot", || {
+        shared.prove_now();
+        node.snapshot()
+            .is_ok_and(|s| s.agents.get(&a.id).unwrap().status == AgentStatus::Suspended)
+    });
+}
+
+/// A resume made on another node lifts this node's detector suspension too (detectors
+/// learn per node; the human's resume is shared through the store). Without it the agent
+/// stayed refused on every node but the one that resumed it.
+#[test]
+fn a_resume_on_another_node_lifts_this_nodes_detector_suspension() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, sqlite) = super::common::node_over_store(dir.path(), |_| {});
+    let shared = Arc::new(Shared {
+        inner: sqlite,
+        freshness: Mutex::new(Freshness::Unproven),
+    });
+    let node = Arc::new(super::common::node_over(dir.path(), shared.clone(), |c| {
+        c.max_staleness = MAX_STALENESS;
+        c.detect.enabled = true;
+    }));
+    mandate_service::follow::spawn_follower(&node).unwrap();
+    let mut a = super::node::agent(9);
+    a.status = AgentStatus::Suspended;
+    node.store().insert_agent(&a).unwrap();
+    let d = node.detector().unwrap();
+    d.suspend(a.id.as_str());
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+    shared
+        .inner
+        .modify_agent(&a.id, Timestamp::from_secs(T0), |x| {
+            x.status = AgentStatus::Active;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    eventually("the detector's suspension is lifted", || {
+        !d.is_suspended(a.id.as_str())
+    });
+}
+
+/// Issue 21, keys: a rotation another node made reaches this node by the feed alone (the
+/// follower reloads the ring from the store, then the snapshot): it signs with the new
+/// key, and its decisions verify with it.
+#[test]
+fn a_rotation_on_another_node_reaches_this_node_by_the_feed() {
+    use mandate_core::clock::ManualClock;
+    use mandate_core::random::OsRandom;
+    use mandate_service::keys::{KeyFiles, KeyState};
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+    let old = node.keys.ring().current().kid().to_owned();
+    // Another node over the same store, given this node's store key.
+    let other_dir = tempfile::tempdir().unwrap();
+    super::common::copy_store_key(dir.path(), other_dir.path());
+    let other = KeyState::open(
+        shared.inner.as_ref(),
+        &KeyFiles::in_data_dir(other_dir.path()),
+        &ManualClock::at_millis(T0 * 1000),
+        &OsRandom,
+    )
+    .unwrap();
+    let (retired, new) = other
+        .rotate(
+            shared.inner.as_ref(),
+            Timestamp::from_secs(T0),
+            &OsRandom,
+            3660,
+        )
+        .unwrap();
+    assert_eq!(retired, old);
+    shared.prove_now();
+    eventually("the node signs with the new key", || {
+        node.keys.ring().current().kid() == new
+    });
+    eventually("its snapshot holds the new key", || {
+        node.snapshot().is_ok_and(|s| s.ring.current().kid() == new)
+    });
+}

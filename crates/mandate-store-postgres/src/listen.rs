@@ -1,0 +1,430 @@
+//! The cross-node change feed: other processes' writes reach this process's [`LocalFeed`]
+//! by PostgreSQL `LISTEN/NOTIFY`, a heartbeat through the same channel proves how
+//! complete the feed is ([`Freshness`]), and the same connection holds the leader lock.
+//!
+//! # How a change travels
+//!
+//! Every write unit that touched a topic other nodes read ([`notified`]) sends, inside
+//! its transaction, `pg_notify('mandate_changes', 'c <instance> <topic bits> <xid>')`
+//! (lib.rs), where `xid` is the change's id (its transaction id). PostgreSQL delivers a notification only if its transaction commits, and
+//! delivers notifications "in the order in which the transactions committed" (the
+//! `NOTIFY` reference page). The listener ([`run`]) holds one connection outside the
+//! pool that `LISTEN`s on the channel; for each notification from another instance it
+//! publishes the topics to the local feed, where the node's follower wakes and refreshes.
+//! Its own notifications are skipped: its writes were published locally at commit.
+//!
+//! # How freshness is proven
+//!
+//! Every `heartbeat` the listener sends `pg_notify('mandate_changes', 'h <instance> <n>')`
+//! on its own connection and notes when. A session receives its own notifications, and in
+//! commit order: when heartbeat `n` comes back, every change committed before it was sent
+//! has already been received and published. The proof is then (`sent`, the feed's
+//! sequence number now): `Freshness::Proven`. The node compares its age with
+//! `cluster.max_staleness` and whether its snapshot covers the sequence number.
+//!
+//! INVARIANT (lost feed is unproven): whenever the listening connection is not known to
+//! be up (before the first `LISTEN`, after any error on it, while reconnecting) the proof
+//! is [`Freshness::Unproven`], set before anything else happens on the loss. A proof is
+//! only ever replaced by a newer one.
+//!
+//! # Reconnecting
+//!
+//! A lost connection is retried with a bounded back-off. Once `LISTEN` is in force again
+//! every topic is published ([`Topics::all`]): a node that may have missed notifications
+//! reads everything again, then the first heartbeat proves it fresh.
+//!
+//! # Leadership
+//!
+//! Jobs that must run once run on the node holding a session advisory lock
+//! ([`LEADER_LOCK`]), taken on the listening connection (tried on connect and at every
+//! heartbeat while not held). It is released by PostgreSQL when the connection ends, for
+//! whatever reason (the node stopped, was killed, or lost its network), and another
+//! node takes it at its next heartbeat. `leads` is cleared on any loss before reconnecting.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use mandate_store::{Freshness, LocalFeed, Topic, Topics};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// The notification channel every node listens on.
+pub(crate) const CHANNEL: &str = "mandate_changes";
+
+/// The topics whose changes are announced to other nodes: all but the audit log (each
+/// node writes its own) and assertion `jti`s (checked by the database's unique key on
+/// every request, never cached).
+pub(crate) fn notified() -> Topics {
+    Topics::all().without([Topic::Audit, Topic::AssertionReplay].into_iter().collect())
+}
+
+/// The session advisory lock whose holder leads (the bytes of `mandate:L`).
+pub(crate) const LEADER_LOCK: i64 = 0x6d61_6e64_6174_654c;
+
+/// The longest wait between two reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How many heartbeats may be outstanding before the connection is declared lost: a
+/// heartbeat that did not come back after this many intervals is a connection that
+/// no longer delivers.
+const MAX_OUTSTANDING: usize = 4;
+
+/// What the listener shares with the store.
+#[derive(Debug)]
+pub(crate) struct FeedShared {
+    /// Random per store instance; written into every notification this instance sends,
+    /// so its own are recognised.
+    pub(crate) instance: String,
+    state: Mutex<ListenState>,
+    leads: AtomicBool,
+}
+
+#[derive(Debug)]
+struct ListenState {
+    proof: Freshness,
+    /// How long the last heartbeat took to come back.
+    lag: Option<Duration>,
+    /// Whether the listener was started.
+    started: bool,
+}
+
+/// What the listener knows now, for `mandate cluster status`.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedStatus {
+    /// Whether the listener is running and its connection up.
+    pub connected: bool,
+    /// The round trip of the last heartbeat (how far notifications lag at least).
+    pub lag: Option<Duration>,
+    /// Whether this process holds the leader lock.
+    pub leads: bool,
+}
+
+impl FeedShared {
+    pub(crate) fn new(instance: String) -> Self {
+        Self {
+            instance,
+            state: Mutex::new(ListenState {
+                proof: Freshness::Unproven,
+                lag: None,
+                started: false,
+            }),
+            leads: AtomicBool::new(false),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ListenState> {
+        // Plain values replaced whole under the lock: never half-written.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn freshness(&self) -> Freshness {
+        self.state().proof
+    }
+
+    pub(crate) fn leads(&self) -> bool {
+        self.leads.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn status(&self) -> FeedStatus {
+        let s = self.state();
+        FeedStatus {
+            connected: matches!(s.proof, Freshness::Proven { .. }),
+            lag: s.lag,
+            leads: self.leads(),
+        }
+    }
+
+    /// Marks the listener started; false if it already was.
+    pub(crate) fn start_once(&self) -> bool {
+        let mut s = self.state();
+        !std::mem::replace(&mut s.started, true)
+    }
+
+    /// `INVARIANT (lost feed is unproven)`: called first on every loss.
+    fn lost(&self) {
+        self.state().proof = Freshness::Unproven;
+        self.leads.store(false, Ordering::Release);
+    }
+
+    fn proven(&self, at: Instant, seq: u64, lag: Duration) {
+        let mut s = self.state();
+        let newer = match s.proof {
+            Freshness::Proven { at: old, .. } => at > old,
+            _ => true,
+        };
+        if newer {
+            s.proof = Freshness::Proven { at, seq };
+        }
+        s.lag = Some(lag);
+    }
+}
+
+/// A notification on [`CHANNEL`], read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Note<'a> {
+    /// A committed change: the writer's instance and the topics it touched.
+    Change { instance: &'a str, topics: Topics },
+    /// A heartbeat: the sender's instance and its number.
+    Heartbeat { instance: &'a str, n: u64 },
+    /// Anything else on the channel (another version's format, a hand-sent `NOTIFY`): read
+    /// as "something changed" by the caller, never ignored.
+    Unknown,
+}
+
+/// The payload of a change notification (the transaction id is appended in SQL).
+pub(crate) fn change_payload(instance: &str, topics: Topics) -> String {
+    format!("c {instance} {}", topics.bits())
+}
+
+/// Reads a notification's payload.
+pub(crate) fn parse(payload: &str) -> Note<'_> {
+    let mut parts = payload.split(' ');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("c"), Some(instance), Some(bits)) => match bits.parse::<u16>() {
+            Ok(bits) => Note::Change {
+                instance,
+                topics: Topics::from_bits(bits),
+            },
+            Err(_) => Note::Unknown,
+        },
+        (Some("h"), Some(instance), Some(n)) if parts.next().is_none() => match n.parse() {
+            Ok(n) => Note::Heartbeat { instance, n },
+            Err(_) => Note::Unknown,
+        },
+        _ => Note::Unknown,
+    }
+}
+
+/// What the connection's driver passes to the listener.
+enum Event {
+    Note(String),
+    Lost(String),
+}
+
+/// The listener: runs until the store's runtime shuts down. See the module docs.
+pub(crate) async fn run(
+    config: tokio_postgres::Config,
+    shared: Arc<FeedShared>,
+    feed: Arc<LocalFeed>,
+    heartbeat: Duration,
+    target: String,
+) {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let mut listened = false;
+        let why = session(&config, &shared, &feed, heartbeat, &mut listened).await;
+        shared.lost();
+        tracing::warn!(
+            store = %target,
+            error = %why,
+            "change feed lost: this node refuses decisions until it is back"
+        );
+        // A connection that got as far as listening was a good one: retry soon.
+        if listened {
+            backoff = FIRST_BACKOFF;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One listening connection, from connect to loss; returns why it was lost (it never
+/// ends otherwise). Sets `listened` once `LISTEN` is in force.
+async fn session(
+    config: &tokio_postgres::Config,
+    shared: &FeedShared,
+    feed: &LocalFeed,
+    heartbeat: Duration,
+    listened: &mut bool,
+) -> String {
+    match listen(config, shared, feed, heartbeat, listened).await {
+        Ok(never) => match never {},
+        Err(why) => why,
+    }
+}
+
+async fn listen(
+    config: &tokio_postgres::Config,
+    shared: &FeedShared,
+    feed: &LocalFeed,
+    heartbeat: Duration,
+    listened: &mut bool,
+) -> Result<std::convert::Infallible, String> {
+    let mut config = config.clone();
+    // Named, so an operator sees it in `pg_stat_activity` (and a test can cut it).
+    config.application_name("mandate-listen");
+    let (client, mut connection) = tokio::time::timeout(heartbeat * 4, config.connect(NoTls))
+        .await
+        .map_err(|_| "connecting timed out".to_owned())?
+        .map_err(|e| crate::pg_error(&e).to_string())?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if tx.send(Event::Note(n.payload().to_owned())).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let _ = tx.send(Event::Lost(crate::pg_error(&e).to_string()));
+                    return;
+                }
+                None => {
+                    let _ = tx.send(Event::Lost("connection closed".into()));
+                    return;
+                }
+            }
+        }
+    });
+    // Ends the driver (and the connection) however this session ends.
+    let _driver = AbortOnDrop(driver);
+    // How long one statement on this connection may take before it counts as lost.
+    let limit = heartbeat * 4;
+    tokio::time::timeout(limit, client.batch_execute(&format!("LISTEN {CHANNEL}")))
+        .await
+        .map_err(|_| "LISTEN timed out".to_owned())?
+        .map_err(|e| crate::pg_error(&e).to_string())?;
+    *listened = true;
+    // From here on every commit is notified to us: whatever we may have missed before
+    // is read again by publishing every topic.
+    feed.publish(Topics::all());
+    let mut outstanding: VecDeque<(u64, Instant)> = VecDeque::new();
+    let mut next_n: u64 = 0;
+    let mut ticks = tokio::time::interval(heartbeat);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(Event::Note(payload)) => match parse(&payload) {
+                    Note::Change { instance, .. } if instance == shared.instance => {}
+                    Note::Change { topics, .. } => {
+                        feed.publish(topics);
+                    }
+                    Note::Heartbeat { instance, n } if instance == shared.instance => {
+                        // Every heartbeat before `n` came back before it, in order.
+                        while let Some(&(m, sent)) = outstanding.front() {
+                            if m > n {
+                                break;
+                            }
+                            outstanding.pop_front();
+                            if m == n {
+                                let lag = sent.elapsed();
+                                shared.proven(sent, feed.seq(), lag);
+                            }
+                        }
+                    }
+                    Note::Heartbeat { .. } => {}
+                    Note::Unknown => {
+                        feed.publish(Topics::all());
+                    }
+                },
+                Some(Event::Lost(why)) => return Err(why),
+                None => return Err("connection driver ended".into()),
+            },
+            _ = ticks.tick() => {
+                if outstanding.len() >= MAX_OUTSTANDING {
+                    return Err(format!("{MAX_OUTSTANDING} heartbeats did not come back"));
+                }
+                if !shared.leads() {
+                    let row = tokio::time::timeout(limit, client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]))
+                        .await
+                        .map_err(|_| "taking the leader lock timed out".to_owned())?
+                        .map_err(|e| crate::pg_error(&e).to_string())?;
+                    let got: bool = row.try_get(0).map_err(|e| crate::pg_error(&e).to_string())?;
+                    if got {
+                        tracing::info!("this node now leads the cluster's jobs");
+                        shared.leads.store(true, Ordering::Release);
+                    }
+                }
+                next_n += 1;
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "monotonic time for a heartbeat's round trip, not the time of day"
+                )]
+                let sent = Instant::now();
+                outstanding.push_back((next_n, sent));
+                let payload = format!("h {} {next_n}", shared.instance);
+                tokio::time::timeout(limit, client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]))
+                    .await
+                    .map_err(|_| "sending a heartbeat timed out".to_owned())?
+                    .map_err(|e| crate::pg_error(&e).to_string())?;
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_read_back() {
+        let t: Topics = [Topic::Agents, Topic::Mandates].into_iter().collect();
+        let p = change_payload("ab12", t) + " 7731";
+        assert_eq!(
+            parse(&p),
+            Note::Change {
+                instance: "ab12",
+                topics: t
+            }
+        );
+        assert_eq!(
+            parse("h ab12 42"),
+            Note::Heartbeat {
+                instance: "ab12",
+                n: 42
+            }
+        );
+    }
+
+    #[test]
+    fn anything_else_is_unknown_and_unknown_bits_are_every_topic() {
+        for p in [
+            "",
+            "x",
+            "c",
+            "c ab",
+            "c ab notbits",
+            "h ab",
+            "h ab x",
+            "h ab 1 2",
+        ] {
+            assert_eq!(parse(p), Note::Unknown, "{p:?}");
+        }
+        assert_eq!(
+            parse("c ab 65535 1"),
+            Note::Change {
+                instance: "ab",
+                topics: Topics::all()
+            }
+        );
+    }
+
+    #[test]
+    fn audit_and_assertion_jtis_are_not_announced() {
+        let n = notified();
+        assert!(!n.contains(Topic::Audit));
+        assert!(!n.contains(Topic::AssertionReplay));
+        for t in [
+            Topic::Agents,
+            Topic::Credentials,
+            Topic::SigningKeys,
+            Topic::Mandates,
+        ] {
+            assert!(n.contains(t));
+        }
+    }
+}
