@@ -23,7 +23,7 @@ use mandate_gateway::authz::Authorizer;
 use mandate_gateway::http::{Credential, HttpConfig, Route, Template};
 use mandate_http::bootstrap::{self, Bootstrap};
 use mandate_http::gateway::GatewayAuthorizer;
-use mandate_http::keys::KeyState;
+use mandate_http::keys::{KeyFiles, KeyState};
 use mandate_http::{Node, ServerConfig};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
@@ -79,7 +79,7 @@ async fn main() {
         Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("store"));
     let keys = KeyState::open(
         store.as_ref(),
-        &dir.path().join("keys"),
+        &KeyFiles::in_data_dir(dir.path()),
         clock.as_ref(),
         random.as_ref(),
     )

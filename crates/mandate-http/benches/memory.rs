@@ -42,7 +42,7 @@ use mandate_core::clock::{Clock, SystemClock};
 use mandate_core::random::{OsRandom, Random};
 use mandate_core::time::Timestamp;
 use mandate_http::bootstrap::{self, Bootstrap};
-use mandate_http::keys::KeyState;
+use mandate_http::keys::{KeyFiles, KeyState};
 use mandate_http::{Node, ServerConfig};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
@@ -147,7 +147,7 @@ async fn main() {
 
     let keys = KeyState::open(
         store.as_ref(),
-        &dir.path().join("keys"),
+        &KeyFiles::in_data_dir(dir.path()),
         clock.as_ref(),
         random.as_ref(),
     )

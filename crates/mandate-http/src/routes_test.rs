@@ -18,7 +18,7 @@ use mandate_store_sqlite::SqliteStore;
 use tower::ServiceExt as _;
 
 use crate::bootstrap::{self, Bootstrap};
-use crate::keys::KeyState;
+use crate::keys::{KeyFiles, KeyState};
 use crate::{Node, ROUTES, ServerConfig, router};
 
 const SPEC: &str = include_str!(concat!(
@@ -116,8 +116,8 @@ struct Harness {
 fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("mandate.db")).unwrap();
-    let keys_dir = dir.path().join("keys");
-    let keys = KeyState::open(&store, &keys_dir, &SystemClock, &OsRandom).unwrap();
+    let files = KeyFiles::in_data_dir(dir.path());
+    let keys = KeyState::open(&store, &files, &SystemClock, &OsRandom).unwrap();
     let Bootstrap::Created(token) =
         bootstrap::ensure(&store, None, &SystemClock, &OsRandom).unwrap()
     else {

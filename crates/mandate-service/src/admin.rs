@@ -1,7 +1,8 @@
 //! The administration's use cases, whatever edge asks: admin tokens (create, list,
-//! revoke) and the token-signing keys (list the published ones, rotate). Each is one
-//! function over the node; the writes go through its one write path
-//! ([`Node::perform`]) and record their audit events. A refusal is an [`AdminError`].
+//! revoke) and the token-signing keys (list the published ones, rotate, reload after
+//! another node rotated). Each is one function over the node; the writes go through its
+//! one write path ([`Node::perform`]) and record their audit events. A refusal is an
+//! [`AdminError`].
 
 use std::sync::Arc;
 
@@ -150,4 +151,14 @@ pub async fn rotate_keys(node: &Arc<Node>, actor: &Actor) -> Result<KeyRotation,
         Ok::<_, AdminError>((rotation, Recorded::details(details)))
     })
     .await
+}
+
+/// Reads the signing keys from the store again, then rebuilds the snapshot (which holds
+/// the ring): what the change feed calls when the signing keys changed on another node
+/// (a rotation there), so this node signs with the new key and verifies its tokens.
+/// Blocking. On an error the ring stays as it was (the caller logs it and tries again).
+pub fn reload_keys(node: &Node) -> Result<(), KeysError> {
+    node.keys.reload(&node.store(), node.clock.now())?;
+    node.refresh_after_write();
+    Ok(())
 }

@@ -66,7 +66,6 @@ pub struct AuditLog {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     node: NodeName,
     public: VerifyingKey,
-    redaction_key: [u8; 32],
     secrets_key: [u8; 32],
 }
 
@@ -186,16 +185,8 @@ impl AuditLog {
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let public = key.verifying_key();
-        // The HMAC key for hashed context fields is derived from the node's audit key, so
-        // it is stable across restarts and never stored or shown on its own.
-        let redaction_key: [u8; 32] = {
-            use sha2::Digest as _;
-            let mut h = sha2::Sha256::new();
-            h.update(b"mandate-audit-redaction-v1");
-            h.update(key.to_bytes());
-            h.finalize().into()
-        };
-        // Likewise the key that encrypts the gateways' upstream secrets at rest.
+        // The key gateway secrets were encrypted under before the store key (it seals
+        // them now): read only to seal such a secret again (secrets.rs).
         let secrets_key: [u8; 32] = {
             use sha2::Digest as _;
             let mut h = sha2::Sha256::new();
@@ -224,7 +215,6 @@ impl AuditLog {
             writer: Mutex::new(Some(handle)),
             node,
             public,
-            redaction_key,
             secrets_key,
         })
     }
@@ -234,14 +224,10 @@ impl AuditLog {
         &self.node
     }
 
-    /// The HMAC key for `Rule::Hash` redaction.
-    pub fn redaction_key(&self) -> [u8; 32] {
-        self.redaction_key
-    }
-
-    /// The key that encrypts upstream secrets at rest (derived from the audit key, so
-    /// it is never stored on its own).
-    pub fn secrets_key(&self) -> [u8; 32] {
+    /// The key upstream secrets were encrypted under before the store key (derived from
+    /// the audit key, never stored on its own): read only to seal such a secret again
+    /// under the store key (secrets.rs).
+    pub(crate) fn legacy_secrets_key(&self) -> [u8; 32] {
         self.secrets_key
     }
 

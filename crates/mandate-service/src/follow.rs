@@ -89,11 +89,16 @@ fn follow(weak: &Weak<Node>) {
             // Logged and held inside `refresh` when it fails; the next pass tries again.
             ok &= node.refresh().is_ok();
         }
-        if touched.contains(Topic::SigningKeys) {
-            node.refresh_after_write();
+        // Another node rotated: read the ring (and its sealed current key) again, then
+        // the snapshot that holds it.
+        if touched.contains(Topic::SigningKeys)
+            && let Err(e) = crate::admin::reload_keys(&node)
+        {
+            tracing::error!(error = %e, "signing keys not reloaded");
+            ok = false;
         }
         if touched.contains(Topic::Secrets)
-            && let Err(e) = crate::secrets::load(&node)
+            && let Err(e) = node.reload_secrets()
         {
             tracing::error!(error = %e, "gateway secrets not reloaded");
             ok = false;

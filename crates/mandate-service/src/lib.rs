@@ -10,7 +10,8 @@
 //! jobs ([`jobs`]), the follower that keeps a node of a cluster in step ([`follow`]) and its
 //! proof of freshness ([`freshness`]), the gateways' secrets ([`secrets`]), who acted ([`actor`]), the cell
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
-//! keys ([`keys`]), the bootstrap token ([`bootstrap`]), the verification caches
+//! keys ([`keys`]) and the store key that seals what nodes share ([`store_key`]), the
+//! bootstrap token ([`bootstrap`]), the verification caches
 //! ([`cache`]) and the node's configuration ([`config`]).
 //!
 //! The use cases, one function each, by area:
@@ -53,6 +54,7 @@ pub mod node;
 pub mod policies;
 pub mod secrets;
 pub mod snapshot_cell;
+pub mod store_key;
 pub mod tokens;
 pub mod write_path;
 

@@ -119,7 +119,12 @@ impl Node {
             &config.audit_key_path,
             config.checkpoint,
         )?;
-        let redactor = Redactor::new(config.redact.clone(), Rule::Keep, audit.redaction_key());
+        // The redaction key derives from the store key, so every node hashes a field the same.
+        let redactor = Redactor::new(
+            config.redact.clone(),
+            Rule::Keep,
+            keys.store_key().redaction_key(),
+        );
         let placeholder = Snapshot {
             agents: Default::default(),
             policies: None,

@@ -1,5 +1,5 @@
-//! Agents, credentials, admin tokens, signing-key metadata, assertion replay records and
-//! token revocations, in PostgreSQL.
+//! Agents, credentials, admin tokens, signing keys (public records and the current key's
+//! sealed private half), assertion replay records and token revocations, in PostgreSQL.
 
 use mandate_core::admin::{AdminToken, Role};
 use mandate_core::agent::{Agent, AgentStatus};
@@ -8,8 +8,8 @@ use mandate_core::id::{AdminTokenId, AgentId, CredentialId};
 use mandate_core::time::Timestamp;
 use mandate_store::repo::{AgentChange, Result};
 use mandate_store::{
-    AdminTokenRepo, AgentFilter, AgentRepo, AuthCredential, CredentialRepo, SigningKeyRepo,
-    SigningKeyRow, StoreError, TokenRevocationRepo, Topic,
+    AdminTokenRepo, AgentFilter, AgentRepo, AuthCredential, CredentialRepo, NewSigningKey,
+    SigningKeyRepo, SigningKeyRow, StoreError, TokenRevocationRepo, Topic,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -473,24 +473,39 @@ impl AdminTokenRepo for Db<'_> {
 impl SigningKeyRepo for Db<'_> {
     fn add_signing_key(
         &self,
-        kid: &str,
-        public_key: &[u8],
+        key: &NewSigningKey<'_>,
+        replaces: Option<&str>,
         now: Timestamp,
         old_publish_until: Timestamp,
     ) -> Result<()> {
         self.touch(Topic::SigningKeys)?;
-        // LOCK: two rotations take turns, so the second retires the first's new key
-        // rather than both inserting a current one (the partial unique index
-        // `signing_keys_one_current` backs this).
+        // LOCK: two rotations (or two first starts) take turns, and the second reads the
+        // first's new key as current (READ COMMITTED: each statement sees what committed
+        // before it), so it refuses rather than both inserting a current one (the
+        // partial unique index `signing_keys_one_current` backs this).
         self.lock(XactLock::SigningKeys)?;
+        let current: Option<String> = self
+            .opt("SELECT kid FROM signing_keys WHERE retired_at IS NULL", &[])?
+            .map(|r| get(&r, 0))
+            .transpose()?;
+        if current.as_deref() != replaces {
+            return Err(StoreError::Conflict(format!(
+                "the current signing key is {}, not {}",
+                current.as_deref().unwrap_or("none"),
+                replaces.unwrap_or("none")
+            )));
+        }
+        // INVARIANT (one signer): the retired key's private half goes in the same write.
         self.exec(
-            "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL",
+            "UPDATE signing_keys SET retired_at = $1, publish_until = $2, private_sealed = NULL
+             WHERE retired_at IS NULL",
             &[&now.secs(), &old_publish_until.secs()],
         )
         .pg()?;
         self.exec(
-            "INSERT INTO signing_keys (kid, public_key, created_at) VALUES ($1, $2, $3)",
-            &[&kid, &public_key, &now.secs()],
+            "INSERT INTO signing_keys (kid, public_key, created_at, private_sealed)
+             VALUES ($1, $2, $3, $4)",
+            &[&key.kid, &key.public_key, &now.secs(), &key.sealed_private],
         )
         .pg()?;
         Ok(())
@@ -514,6 +529,29 @@ impl SigningKeyRepo for Db<'_> {
             })
         })
         .collect()
+    }
+
+    fn signing_key_sealed(&self, kid: &str) -> Result<Option<Vec<u8>>> {
+        match self.opt(
+            "SELECT private_sealed FROM signing_keys WHERE kid = $1 AND retired_at IS NULL",
+            &[&kid],
+        )? {
+            Some(r) => get(&r, 0),
+            None => Ok(None),
+        }
+    }
+
+    fn import_signing_key_sealed(&self, kid: &str, sealed: &[u8]) -> Result<bool> {
+        self.touch(Topic::SigningKeys)?;
+        // One statement: its row lock decides between two importers.
+        Ok(self
+            .exec(
+                "UPDATE signing_keys SET private_sealed = $2
+                 WHERE kid = $1 AND retired_at IS NULL AND private_sealed IS NULL",
+                &[&kid, &sealed],
+            )
+            .pg()?
+            == 1)
     }
 }
 

@@ -238,7 +238,13 @@ SELECT m.value,
        COALESCE((SELECT MAX(time) FROM audit_events), 0)
 FROM meta m WHERE m.key = 'node';
 "#,
-    // 3: which node leads, as each node reports it with its heartbeat (`mandate cluster
+    // 3: signing keys are shared through the store (issue 21): the current key's private
+    // half, sealed under the store key (12-byte nonce, then ciphertext and tag); NULL
+    // for retired keys, and for a current key from before until it is imported.
+    r#"
+ALTER TABLE signing_keys ADD COLUMN private_sealed BYTEA;
+"#,
+    // 4: which node leads, as each node reports it with its heartbeat (`mandate cluster
     // status`).
     r#"
 ALTER TABLE nodes ADD COLUMN leader BOOLEAN NOT NULL DEFAULT false;

@@ -1,9 +1,10 @@
 //! Upstream secrets for the gateways, as ciphertext: the server encrypts and decrypts,
-//! this table only keeps the bytes.
+//! this table only keeps the bytes. Also the store key's check, which tells a node
+//! whether its store key opens them.
 
 use mandate_core::time::Timestamp;
 use mandate_store::repo::Result;
-use mandate_store::{SecretRepo, SecretRow, Topic};
+use mandate_store::{SecretRepo, SecretRow, StoreKeyRepo, Topic};
 use tokio_postgres::Row;
 
 use crate::{Db, Pg, get};
@@ -66,5 +67,31 @@ impl SecretRepo for Db<'_> {
             .exec("DELETE FROM gateway_secrets WHERE name = $1", &[&name])
             .pg()?
             == 1)
+    }
+}
+
+/// The `meta` key the store key's check is kept under.
+const CHECK: &str = "store_key_check";
+
+impl StoreKeyRepo for Db<'_> {
+    fn store_key_check(&self) -> Result<Option<String>> {
+        self.opt("SELECT value FROM meta WHERE key = $1", &[&CHECK])?
+            .map(|r| get(&r, 0))
+            .transpose()
+    }
+
+    fn claim_store_key_check(&self, check: &str) -> Result<String> {
+        self.touch(Topic::Node)?;
+        // Two first claims racing: the second insert waits on the key, then does nothing,
+        // and both read the check that was committed.
+        self.exec(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&CHECK, &check],
+        )
+        .pg()?;
+        get(
+            &self.one("SELECT value FROM meta WHERE key = $1", &[&CHECK])?,
+            0,
+        )
     }
 }

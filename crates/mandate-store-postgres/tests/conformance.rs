@@ -212,6 +212,45 @@ mod schema {
         });
     }
 
+    /// The sealed private half of a signing key is kept byte for byte (every byte value,
+    /// as BYTEA), read back by another store on the database (another node), and erased
+    /// from the row when the key is retired (`INVARIANT (one signer)`).
+    #[test]
+    fn the_sealed_private_half_round_trips_and_is_erased_on_retirement() {
+        use mandate_store::NewSigningKey;
+        use mandate_store::conformance::at;
+        use mandate_store::prelude::*;
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        let b = PostgresStore::connect(&db.url(), "node-b").unwrap();
+        let sealed: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        let k1 = NewSigningKey {
+            kid: "k1",
+            public_key: &[1; 32],
+            sealed_private: &sealed,
+        };
+        a.add_signing_key(&k1, None, at(0), at(0)).unwrap();
+        assert_eq!(b.signing_key_sealed("k1").unwrap(), Some(sealed.clone()));
+        let k2 = NewSigningKey {
+            kid: "k2",
+            public_key: &[2; 32],
+            sealed_private: b"k2",
+        };
+        b.add_signing_key(&k2, Some("k1"), at(10), at(100)).unwrap();
+        assert_eq!(a.signing_key_sealed("k1").unwrap(), None);
+        run_in(
+            &db.url(),
+            "DO $$ BEGIN IF (SELECT private_sealed FROM signing_keys WHERE kid = 'k1') \
+                 IS NOT NULL THEN RAISE EXCEPTION 'a retired key kept its private half'; \
+                 END IF; END $$",
+        )
+        .unwrap();
+        assert_eq!(
+            a.signing_key_sealed("k2").unwrap().as_deref(),
+            Some(&b"k2"[..])
+        );
+    }
+
     /// Runs `sql` on the database at `url`.
     pub(super) fn run_in(url: &str, sql: &str) -> Result<(), String> {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -288,6 +327,59 @@ mod concurrency {
         });
         assert_eq!(errors.into_inner(), 0, "units failed under concurrency");
         assert_eq!(fresh.into_inner(), 1);
+    }
+
+    /// Nodes starting at once on an empty database each try to create the first signing
+    /// key: exactly one succeeds, the others get `Conflict`, and one key is current (so
+    /// every node loads the same one). Likewise nodes rotating at once from the same key.
+    #[test]
+    fn nodes_racing_to_create_or_replace_a_signing_key_leave_one_current() {
+        use mandate_store::NewSigningKey;
+        let db = TestDb::new();
+        let store = PostgresStore::connect(&db.url(), NODE).unwrap();
+        for (round, replaces) in [(0_i64, None), (1, Some("r0-k0"))] {
+            let made = AtomicU32::new(0);
+            std::thread::scope(|s| {
+                for t in 0..4_i64 {
+                    let (made, url) = (&made, db.url());
+                    s.spawn(move || {
+                        let store =
+                            PostgresStore::connect(&url, &format!("node-r{round}-{t}")).unwrap();
+                        let kid = format!("r{round}-k{t}");
+                        let key = NewSigningKey {
+                            kid: &kid,
+                            public_key: &[1; 32],
+                            sealed_private: kid.as_bytes(),
+                        };
+                        match store.add_signing_key(&key, replaces, at(round), at(round + 60)) {
+                            Ok(()) => {
+                                made.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(StoreError::Conflict(_)) => {}
+                            Err(e) => panic!("add failed: {e}"),
+                        }
+                    });
+                }
+            });
+            assert_eq!(made.into_inner(), 1, "round {round}");
+            let keys = store.published_signing_keys(at(round)).unwrap();
+            let current: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).collect();
+            assert_eq!(current.len(), 1, "round {round}: {keys:?}");
+            if round == 0 {
+                // Round 1 replaces the key named `r0-k0`: make it the current one.
+                let kid = current.first().unwrap().kid.clone();
+                if kid != "r0-k0" {
+                    let key = NewSigningKey {
+                        kid: "r0-k0",
+                        public_key: &[1; 32],
+                        sealed_private: b"r0-k0",
+                    };
+                    store
+                        .add_signing_key(&key, Some(&kid), at(0), at(60))
+                        .unwrap();
+                }
+            }
+        }
     }
 
     /// INVARIANT (decommission revokes), raced across stores on one database (as across

@@ -1,5 +1,5 @@
-//! Agents, credentials, admin tokens, signing-key metadata, assertion replay records and
-//! token revocations, in SQLite.
+//! Agents, credentials, admin tokens, signing keys (public records and the current key's
+//! sealed private half), assertion replay records and token revocations, in SQLite.
 
 use mandate_core::admin::{AdminToken, Role};
 use mandate_core::agent::{Agent, AgentStatus};
@@ -8,8 +8,8 @@ use mandate_core::id::{AdminTokenId, AgentId, CredentialId};
 use mandate_core::time::Timestamp;
 use mandate_store::repo::{AgentChange, Result};
 use mandate_store::{
-    AdminTokenRepo, AgentFilter, AgentRepo, AuthCredential, CredentialRepo, SigningKeyRepo,
-    SigningKeyRow, StoreError, TokenRevocationRepo, Topic,
+    AdminTokenRepo, AgentFilter, AgentRepo, AuthCredential, CredentialRepo, NewSigningKey,
+    SigningKeyRepo, SigningKeyRow, StoreError, TokenRevocationRepo, Topic,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -519,21 +519,41 @@ impl AdminTokenRepo for Db<'_> {
 impl SigningKeyRepo for Db<'_> {
     fn add_signing_key(
         &self,
-        kid: &str,
-        public_key: &[u8],
+        key: &NewSigningKey<'_>,
+        replaces: Option<&str>,
         now: Timestamp,
         old_publish_until: Timestamp,
     ) -> Result<()> {
         self.touch(Topic::SigningKeys)?;
         let tx = self.conn;
+        // The unit holds the write lock (`BEGIN IMMEDIATE`): nothing comes between this
+        // read and the writes below.
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT kid FROM signing_keys WHERE retired_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .sql()?;
+        if current.as_deref() != replaces {
+            return Err(StoreError::Conflict(format!(
+                "the current signing key is {}, not {}",
+                current.as_deref().unwrap_or("none"),
+                replaces.unwrap_or("none")
+            )));
+        }
+        // INVARIANT (one signer): the retired key's private half goes in the same write.
         tx.execute(
-            "UPDATE signing_keys SET retired_at = ?1, publish_until = ?2 WHERE retired_at IS NULL",
+            "UPDATE signing_keys SET retired_at = ?1, publish_until = ?2, private_sealed = NULL
+             WHERE retired_at IS NULL",
             params![now.secs(), old_publish_until.secs()],
         )
         .sql()?;
         tx.execute(
-            "INSERT INTO signing_keys (kid, public_key, created_at) VALUES (?1, ?2, ?3)",
-            params![kid, public_key, now.secs()],
+            "INSERT INTO signing_keys (kid, public_key, created_at, private_sealed)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![key.kid, key.public_key, now.secs(), key.sealed_private],
         )
         .sql()?;
         Ok(())
@@ -560,6 +580,32 @@ impl SigningKeyRepo for Db<'_> {
             })
             .sql()?;
         rows.collect::<rusqlite::Result<_>>().sql()
+    }
+
+    fn signing_key_sealed(&self, kid: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT private_sealed FROM signing_keys WHERE kid = ?1 AND retired_at IS NULL",
+                [kid],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()
+            .sql()?
+            .flatten())
+    }
+
+    fn import_signing_key_sealed(&self, kid: &str, sealed: &[u8]) -> Result<bool> {
+        self.touch(Topic::SigningKeys)?;
+        Ok(self
+            .conn
+            .execute(
+                "UPDATE signing_keys SET private_sealed = ?2
+                 WHERE kid = ?1 AND retired_at IS NULL AND private_sealed IS NULL",
+                params![kid, sealed],
+            )
+            .sql()?
+            == 1)
     }
 }
 

@@ -213,6 +213,12 @@ CREATE TABLE gateway_secrets (
     updated_at INTEGER NOT NULL
 ) STRICT;
 "#,
+    r#"
+-- Signing keys are shared through the store (issue 21): the current key's private half,
+-- sealed under the store key (ChaCha20-Poly1305: 12-byte nonce, then ciphertext and
+-- tag). NULL for retired keys, and for a current key from before, until it is imported.
+ALTER TABLE signing_keys ADD COLUMN private_sealed BLOB;
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -1,9 +1,10 @@
 //! Upstream secrets for the gateways, as ciphertext: the server encrypts and decrypts,
-//! this table only keeps the bytes.
+//! this table only keeps the bytes. Also the store key's check, which tells a node
+//! whether its store key opens them.
 
 use mandate_core::time::Timestamp;
 use mandate_store::repo::Result;
-use mandate_store::{SecretRepo, SecretRow, Topic};
+use mandate_store::{SecretRepo, SecretRow, StoreKeyRepo, Topic};
 use rusqlite::{OptionalExtension, params};
 
 use crate::{Db, Sql};
@@ -70,5 +71,34 @@ impl SecretRepo for Db<'_> {
             .execute("DELETE FROM gateway_secrets WHERE name = ?1", [name])
             .sql()?
             == 1)
+    }
+}
+
+/// The `meta` key the store key's check is kept under.
+const CHECK: &str = "store_key_check";
+
+impl StoreKeyRepo for Db<'_> {
+    fn store_key_check(&self) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [CHECK], |r| {
+                r.get(0)
+            })
+            .optional()
+            .sql()
+    }
+
+    fn claim_store_key_check(&self, check: &str) -> Result<String> {
+        self.touch(Topic::Node)?;
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                [CHECK, check],
+            )
+            .sql()?;
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [CHECK], |r| {
+                r.get(0)
+            })
+            .sql()
     }
 }

@@ -24,18 +24,18 @@ pub use ext::StoreExt;
 pub use feed::{Changes, Freshness, LocalFeed, Topic, Topics};
 pub use repo::{
     AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo, NodeRepo,
-    PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, TokenRevocationRepo,
+    PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, StoreKeyRepo, TokenRevocationRepo,
 };
 pub use rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    MandateFilter, NodeReport, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
+    MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
 };
 
 /// Everything a caller of the store needs in scope: the traits whose methods it calls.
 pub mod prelude {
     pub use crate::repo::{
         AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo, NodeRepo,
-        PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, TokenRevocationRepo,
+        PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, StoreKeyRepo, TokenRevocationRepo,
     };
     pub use crate::{StoreError, StoreExt};
 }

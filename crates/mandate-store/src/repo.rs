@@ -22,7 +22,7 @@ use crate::StoreError;
 use crate::feed::{Changes, Freshness, Topic};
 use crate::rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    MandateFilter, NodeReport, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
+    MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
 };
 
 /// The store's result.
@@ -117,19 +117,38 @@ pub trait AdminTokenRepo {
     fn revoke_admin_token(&self, id: &AdminTokenId, now: Timestamp) -> Result<()>;
 }
 
-/// The public records of the keys Mandate signs its tokens with.
+/// The keys Mandate signs its tokens with: every key's public record, and the current
+/// key's private half sealed under the store key (the server seals and opens it; the
+/// store never sees it in clear), so every node of a cluster signs with the same key.
 pub trait SigningKeyRepo {
-    /// Records a new current signing key, retiring the previous one: it stops signing now
-    /// and stays published until `old_publish_until`.
+    /// Records `key` as the new current signing key, retiring the key that was current:
+    /// it stops signing now, stays published until `old_publish_until`, and its sealed
+    /// private half is erased in the same unit.
+    ///
+    /// `replaces` names the key the caller saw current (`None`: it saw none, and this is
+    /// the store's first key). When another key is current (another node rotated, or
+    /// created the first key, in between), the answer is `Conflict` and nothing is
+    /// written, so two nodes starting on an empty store end with one key, not one each.
+    ///
+    /// INVARIANT (one signer): only the current key has a private half in the store; a
+    /// retired key can never sign again, on any node.
     fn add_signing_key(
         &self,
-        kid: &str,
-        public_key: &[u8],
+        key: &NewSigningKey<'_>,
+        replaces: Option<&str>,
         now: Timestamp,
         old_publish_until: Timestamp,
     ) -> Result<()>;
     /// The current key and every retired key still published at `now`, current first.
     fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<SigningKeyRow>>;
+    /// The sealed private half of key `kid`: `None` for an unknown or retired key, and
+    /// for the current key of a store from before the store key (see
+    /// [`SigningKeyRepo::import_signing_key_sealed`]).
+    fn signing_key_sealed(&self, kid: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores the sealed private half of the current key `kid` if it has none yet (a key
+    /// file from before the store key, imported once). False, and nothing written, when
+    /// `kid` is not the current key or already has its sealed half.
+    fn import_signing_key_sealed(&self, kid: &str, sealed: &[u8]) -> Result<bool>;
 }
 
 /// What ends tokens early, and what stops a client assertion being used twice.
@@ -317,6 +336,18 @@ pub trait SecretRepo {
     fn delete_secret(&self, name: &str) -> Result<bool>;
 }
 
+/// The store key's check: a keyed hash of the key, recorded by the first node, that
+/// tells a node whether its store key is the one this store's sealed values (signing
+/// keys, gateway secrets) were sealed under. Kept in the store's node-wide facts.
+pub trait StoreKeyRepo {
+    /// The recorded check, if one is.
+    fn store_key_check(&self) -> Result<Option<String>>;
+    /// Records `check` unless a check is recorded already, and returns the recorded one:
+    /// `check` itself when this call was the first. Two first nodes racing both get the
+    /// one that committed.
+    fn claim_store_key_check(&self, check: &str) -> Result<String>;
+}
+
 /// The node's own record, and the other nodes' that share the store.
 pub trait NodeRepo {
     /// This node's name, created with `make` on first use and the same ever after. A
@@ -350,6 +381,7 @@ pub trait Repos:
     + MandateRepo
     + AnomalyRepo
     + SecretRepo
+    + StoreKeyRepo
     + NodeRepo
 {
 }
@@ -365,6 +397,7 @@ impl<T> Repos for T where
         + MandateRepo
         + AnomalyRepo
         + SecretRepo
+        + StoreKeyRepo
         + NodeRepo
         + ?Sized
 {
@@ -551,17 +584,23 @@ impl<S: Store + ?Sized> AdminTokenRepo for S {
 impl<S: Store + ?Sized> SigningKeyRepo for S {
     fn add_signing_key(
         &self,
-        kid: &str,
-        public_key: &[u8],
+        key: &NewSigningKey<'_>,
+        replaces: Option<&str>,
         now: Timestamp,
         old_publish_until: Timestamp,
     ) -> Result<()> {
         write(self, |r| {
-            r.add_signing_key(kid, public_key, now, old_publish_until)
+            r.add_signing_key(key, replaces, now, old_publish_until)
         })
     }
     fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<SigningKeyRow>> {
         read(self, |r| r.published_signing_keys(now))
+    }
+    fn signing_key_sealed(&self, kid: &str) -> Result<Option<Vec<u8>>> {
+        read(self, |r| r.signing_key_sealed(kid))
+    }
+    fn import_signing_key_sealed(&self, kid: &str, sealed: &[u8]) -> Result<bool> {
+        write(self, |r| r.import_signing_key_sealed(kid, sealed))
     }
 }
 
@@ -758,6 +797,15 @@ impl<S: Store + ?Sized> SecretRepo for S {
     }
     fn delete_secret(&self, name: &str) -> Result<bool> {
         write(self, |r| r.delete_secret(name))
+    }
+}
+
+impl<S: Store + ?Sized> StoreKeyRepo for S {
+    fn store_key_check(&self) -> Result<Option<String>> {
+        read(self, |r| r.store_key_check())
+    }
+    fn claim_store_key_check(&self, check: &str) -> Result<String> {
+        write(self, |r| r.claim_store_key_check(check))
     }
 }
 

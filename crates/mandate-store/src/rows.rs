@@ -1,6 +1,7 @@
 //! The values the repositories take and return that are not domain types of their own:
 //! list filters, stored rows of the audit log, policy versions, anomalies, secrets and
-//! signing keys, and a credential with its check material.
+//! signing keys (and a new one with its sealed private half), and a credential with its
+//! check material.
 
 use mandate_core::agent::AgentStatus;
 use mandate_core::credential::Credential;
@@ -219,4 +220,24 @@ pub struct SigningKeyRow {
     pub retired_at: Option<Timestamp>,
     /// Until when its public key stays published.
     pub publish_until: Option<Timestamp>,
+}
+
+/// A new signing key, as [`crate::SigningKeyRepo::add_signing_key`] records it.
+#[derive(Clone, Copy)]
+pub struct NewSigningKey<'a> {
+    /// RFC 7638 thumbprint.
+    pub kid: &'a str,
+    /// The 32-byte Ed25519 public key.
+    pub public_key: &'a [u8],
+    /// The private half, sealed under the store key (nonce and ciphertext; the store
+    /// never sees it in clear).
+    pub sealed_private: &'a [u8],
+}
+
+impl std::fmt::Debug for NewSigningKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }

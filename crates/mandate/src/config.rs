@@ -33,6 +33,9 @@ pub struct ServeConfig {
     /// `store.url` (`--store`, `MANDATE_STORE_URL`): a PostgreSQL database to keep the
     /// store in; `None` is the SQLite file in the data dir (the zero-config default).
     pub store_url: Option<StoreUrl>,
+    /// `store.key_file` (`MANDATE_STORE_KEY_FILE`): the store key, which every node of a
+    /// cluster shares (mandate-service `store_key.rs`); `None` is `<data_dir>/store.key`.
+    pub store_key_file: Option<PathBuf>,
     /// `cluster.max_staleness_ms`: with `store.url`, how old a node's proof of a complete
     /// change feed may be before it refuses decisions (503 `snapshot_stale`); the feed's
     /// heartbeat runs at a quarter of it.
@@ -204,6 +207,7 @@ const KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "store.url",
+    "store.key_file",
     "cluster.node_id",
     "issuer",
     "log_level",
@@ -424,6 +428,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         data_dir: PathBuf::from("./mandate-data"),
         store_url: None,
+        store_key_file: None,
         cluster_max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
         cluster_node_id: None,
         issuer: None,
@@ -500,6 +505,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     ));
                 }
             }
+            "store.key_file" if !v.is_empty() => cfg.store_key_file = Some(PathBuf::from(v)),
             "cluster.node_id" if v.is_empty() => cfg.cluster_node_id = None,
             "cluster.node_id" => match NodeName::new(v) {
                 Ok(n) => cfg.cluster_node_id = Some(n.as_str().to_owned()),

@@ -16,7 +16,7 @@ use mandate_core::random::{OsRandom, Random};
 use mandate_http::audit::CheckpointPolicy;
 use mandate_http::bootstrap::{self, Bootstrap};
 use mandate_http::detect::DetectSettings;
-use mandate_http::keys::KeyState;
+use mandate_http::keys::{KeyFiles, KeyState};
 use mandate_http::webhook::WebhookConfig;
 use mandate_http::{MandateConfig, Node, ServerConfig};
 use mandate_store::{Store, keyfile};
@@ -456,9 +456,13 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     }
     let store = open_store(&cfg, dir, clock.as_ref(), random.as_ref())?;
     tracing::info!(store = %store.describe(), "store open");
+    let mut key_files = KeyFiles::in_data_dir(dir);
+    if let Some(f) = &cfg.store_key_file {
+        key_files.store_key = f.clone();
+    }
     let keys = KeyState::open_signing_as(
         store.as_ref(),
-        &dir.join("keys"),
+        &key_files,
         clock.as_ref(),
         random.as_ref(),
         cfg.token_signing_alg,

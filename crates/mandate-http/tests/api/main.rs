@@ -27,7 +27,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mandate_core::clock::{Clock, ManualClock};
 use mandate_core::random::{OsRandom, Random};
 use mandate_http::bootstrap::{self, Bootstrap};
-use mandate_http::keys::KeyState;
+use mandate_http::keys::{KeyFiles, KeyState};
 use mandate_http::{Node, ServerConfig};
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
@@ -161,9 +161,9 @@ impl Env {
         let random: Arc<dyn Random> = Arc::new(OsRandom);
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("mandate.db")).expect("open store"));
-        let keys_dir = dir.path().join("keys");
-        let keys = KeyState::open(store.as_ref(), &keys_dir, clock.as_ref(), random.as_ref())
-            .expect("keys");
+        let files = KeyFiles::in_data_dir(dir.path());
+        let keys =
+            KeyState::open(store.as_ref(), &files, clock.as_ref(), random.as_ref()).expect("keys");
         let admin = match bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref())
             .expect("bootstrap")
         {

@@ -26,16 +26,11 @@ const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// A gateway route: a resource the agent may get tokens for, which is not Mandate.
 const ROUTE: &str = "http://gateway.test/crm";
 
-/// The private key in `keys/` now (the current signing key).
+/// The current signing key (its private half lives sealed in the store; the node holds
+/// it open in its ring).
 fn current_key(env: &Env) -> SigningKey {
-    let dir = env._dir.path().join("keys");
-    let mut pems = std::fs::read_dir(&dir)
-        .expect("keys dir")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".pem"));
-    let path = pems.next().expect("one key file").path();
-    assert!(pems.next().is_none(), "exactly one private key file");
-    SigningKey::from_pkcs8_pem(&std::fs::read_to_string(path).expect("read key")).expect("key")
+    let pem = env.state.keys.ring().current().to_pkcs8_pem().expect("pem");
+    SigningKey::from_pkcs8_pem(&pem).expect("key")
 }
 
 /// A token for `agent` signed with `key`, living from `iat` to `exp`, for Mandate.
@@ -242,13 +237,7 @@ async fn finding_5_a_critical_header_extension_is_refused() {
     let (mut header, claims) = jwt_parts(&token);
     header["crit"] = json!(["b64"]);
     header["b64"] = json!(true);
-    let pem = std::fs::read_dir(env._dir.path().join("keys"))
-        .expect("keys")
-        .flatten()
-        .next()
-        .expect("key file")
-        .path();
-    let pem = std::fs::read_to_string(pem).expect("pem");
+    let pem = key.to_pkcs8_pem().expect("pem");
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = base64::engine::general_purpose::STANDARD
         .decode(body)

@@ -207,3 +207,44 @@ fn a_resume_on_another_node_lifts_this_nodes_detector_suspension() {
         !d.is_suspended(a.id.as_str())
     });
 }
+
+/// Issue 21, keys: a rotation another node made reaches this node by the feed alone (the
+/// follower reloads the ring from the store, then the snapshot): it signs with the new
+/// key, and its decisions verify with it.
+#[test]
+fn a_rotation_on_another_node_reaches_this_node_by_the_feed() {
+    use mandate_core::clock::ManualClock;
+    use mandate_core::random::OsRandom;
+    use mandate_service::keys::{KeyFiles, KeyState};
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+    let old = node.keys.ring().current().kid().to_owned();
+    // Another node over the same store, given this node's store key.
+    let other_dir = tempfile::tempdir().unwrap();
+    super::common::copy_store_key(dir.path(), other_dir.path());
+    let other = KeyState::open(
+        shared.inner.as_ref(),
+        &KeyFiles::in_data_dir(other_dir.path()),
+        &ManualClock::at_millis(T0 * 1000),
+        &OsRandom,
+    )
+    .unwrap();
+    let (retired, new) = other
+        .rotate(
+            shared.inner.as_ref(),
+            Timestamp::from_secs(T0),
+            &OsRandom,
+            3660,
+        )
+        .unwrap();
+    assert_eq!(retired, old);
+    shared.prove_now();
+    eventually("the node signs with the new key", || {
+        node.keys.ring().current().kid() == new
+    });
+    eventually("its snapshot holds the new key", || {
+        node.snapshot().is_ok_and(|s| s.ring.current().kid() == new)
+    });
+}

@@ -10,7 +10,7 @@ use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 
 use mandate_service::config::{DetectSettings, ServerConfig, WebhookConfig};
-use mandate_service::keys::KeyState;
+use mandate_service::keys::{KeyFiles, KeyState, KeysError};
 use mandate_service::{Node, Webhooks};
 
 /// The manual clock's start, in unix seconds.
@@ -63,11 +63,12 @@ pub fn node_over_store(
 ) -> (Node, Arc<ManualClock>, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mandate.db")).unwrap());
     let clock = Arc::new(ManualClock::at_millis(T0 * 1000));
-    let node = node_on(dir, Arc::clone(&store), clock.clone(), adjust);
+    let node = node_on(dir, Arc::clone(&store), clock.clone(), adjust).unwrap();
     (node, clock, store)
 }
 
-/// A node over `store` (keys and audit key in `dir`), its clock at [`T0`].
+/// A node over `store` (keys and audit key in `dir`), its clock at [`T0`]. A second
+/// node over the same store needs the first one's store key: see [`copy_store_key`].
 pub fn node_over(
     dir: &Path,
     store: Arc<dyn Store>,
@@ -79,6 +80,25 @@ pub fn node_over(
         Arc::new(ManualClock::at_millis(T0 * 1000)),
         adjust,
     )
+    .unwrap()
+}
+
+/// Another node over `store` (as a node of a cluster: its own data dir `dir`, so its own
+/// audit key and store key file), on `clock`; its keys' error if they refuse to open.
+pub fn node_sharing(
+    dir: &Path,
+    store: &Arc<dyn Store>,
+    clock: &Arc<ManualClock>,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> Result<Node, KeysError> {
+    node_on(dir, Arc::clone(store), clock.clone(), adjust)
+}
+
+/// Copies node data dir `from`'s store key to data dir `to` (made if missing), as an
+/// operator gives every node of a cluster the first node's store key.
+pub fn copy_store_key(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::copy(from.join("store.key"), to.join("store.key")).unwrap();
 }
 
 fn node_on(
@@ -86,11 +106,16 @@ fn node_on(
     store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
     adjust: impl FnOnce(&mut ServerConfig),
-) -> Node {
-    let keys = KeyState::open(store.as_ref(), &dir.join("keys"), &*clock, &OsRandom).unwrap();
+) -> Result<Node, KeysError> {
+    let keys = KeyState::open(
+        store.as_ref(),
+        &KeyFiles::in_data_dir(dir),
+        &*clock,
+        &OsRandom,
+    )?;
     let mut config = config(dir);
     adjust(&mut config);
-    Node::new(
+    Ok(Node::new(
         store,
         keys,
         clock,
@@ -98,5 +123,5 @@ fn node_on(
         config,
         Arc::new(NoWebhooks),
     )
-    .unwrap()
+    .unwrap())
 }

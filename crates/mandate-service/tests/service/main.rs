@@ -8,6 +8,7 @@
 
 mod cluster;
 mod common;
+mod keys;
 mod mandates;
 mod node;
 mod tokens;

@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use mandate_store::NewSigningKey;
 use mandate_store::conformance::{agent, at};
 use mandate_store::prelude::*;
 use mandate_store_sqlite::SqliteStore;
@@ -42,4 +43,42 @@ fn reopen_is_idempotent_and_keeps_data_in_wal_mode() {
     assert_eq!(store.get_agent(&a.id).unwrap(), Some(a));
     drop(store);
     assert!(SqliteStore::open(path).is_ok(), "third open");
+}
+
+// ---- migrating ----
+
+/// A database from before the store key (schema 6: signing keys' public records only)
+/// keeps its keys; the current one has no sealed half until it is imported, once.
+#[test]
+fn a_version_6_database_keeps_its_keys_and_takes_the_sealed_half_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mandate.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let key = NewSigningKey {
+            kid: "k1",
+            public_key: &[1; 32],
+            sealed_private: b"dropped below",
+        };
+        store.add_signing_key(&key, None, at(0), at(0)).unwrap();
+    }
+    // Wind the file back to schema 6, as the binary before the store key left it.
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(
+            "ALTER TABLE signing_keys DROP COLUMN private_sealed; PRAGMA user_version = 6;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let keys = store.published_signing_keys(at(0)).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].kid.as_str(), keys[0].retired_at), ("k1", None));
+    assert_eq!(store.signing_key_sealed("k1").unwrap(), None);
+    assert!(store.import_signing_key_sealed("k1", b"sealed").unwrap());
+    assert!(!store.import_signing_key_sealed("k1", b"again").unwrap());
+    assert_eq!(
+        store.signing_key_sealed("k1").unwrap().as_deref(),
+        Some(&b"sealed"[..])
+    );
 }

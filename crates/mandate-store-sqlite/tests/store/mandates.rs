@@ -156,7 +156,8 @@ fn a_version_3_database_gains_the_mandates_table() {
         let raw = rusqlite::Connection::open(&path).unwrap();
         raw.execute_batch(
             "DROP TABLE mandates; DROP TABLE anomalies; DROP TABLE baselines; \
-             DROP TABLE gateway_secrets; PRAGMA user_version = 3;",
+             DROP TABLE gateway_secrets; \
+             ALTER TABLE signing_keys DROP COLUMN private_sealed; PRAGMA user_version = 3;",
         )
         .unwrap();
     }
@@ -169,5 +170,5 @@ fn a_version_3_database_gains_the_mandates_table() {
     let version: i64 = raw
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6, "and every later migration");
+    assert_eq!(version, 7, "and every later migration");
 }

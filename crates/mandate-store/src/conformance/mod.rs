@@ -84,6 +84,9 @@ macro_rules! conformance_tests {
                 admin_tokens_are_found_by_digest_until_revoked,
                 set_bootstrap_digest_replaces_the_previous_bootstrap,
                 adding_a_signing_key_retires_the_previous_one,
+                a_signing_key_replaces_only_the_key_its_caller_saw,
+                a_key_from_before_gets_its_sealed_half_once,
+                the_store_key_check_is_claimed_once,
             }
             audit {
                 an_agents_recent_audit_events_and_a_checkpoint_by_size,

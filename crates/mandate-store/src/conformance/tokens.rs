@@ -1,5 +1,6 @@
 //! Token state: client-assertion replay records, revoked tokens, admin tokens and the
-//! bootstrap token, and the signing keys' publication windows.
+//! bootstrap token, the signing keys' publication windows and sealed private halves, and
+//! the store key's check.
 
 #![expect(clippy::unwrap_used, reason = "checks are tests: a failure panics")]
 #![expect(
@@ -11,6 +12,7 @@ use mandate_core::admin::Role;
 
 use super::{admin_id, admin_token, agent_id, at};
 use crate::prelude::*;
+use crate::{NewSigningKey, Topic};
 
 /// A client assertion `jti` is accepted once per client until its expiry.
 pub fn assertion_jtis_refuse_replays_and_expire(store: &dyn Store) {
@@ -137,25 +139,54 @@ pub fn set_bootstrap_digest_replaces_the_previous_bootstrap(store: &dyn Store) {
     assert!(all.contains(&other), "other tokens are untouched");
 }
 
-/// A new signing key retires the current one, which stays published until its own `publish_until`.
+/// A signing key: its kid, public key, and a stand-in for its sealed private half.
+fn key(kid: &str, public: u8) -> (String, [u8; 32], Vec<u8>) {
+    (kid.to_owned(), [public; 32], kid.as_bytes().repeat(16))
+}
+
+/// Records `k` as the new current key, replacing `replaces`.
+fn add(
+    store: &dyn Store,
+    k: &(String, [u8; 32], Vec<u8>),
+    replaces: Option<&str>,
+    now: i64,
+    old_until: i64,
+) -> Result<(), StoreError> {
+    let new = NewSigningKey {
+        kid: &k.0,
+        public_key: &k.1,
+        sealed_private: &k.2,
+    };
+    store.add_signing_key(&new, replaces, at(now), at(old_until))
+}
+
+/// A new signing key retires the current one, which stays published until its own
+/// `publish_until`; only the current key keeps its sealed private half.
 pub fn adding_a_signing_key_retires_the_previous_one(store: &dyn Store) {
     assert!(store.published_signing_keys(at(0)).unwrap().is_empty());
-    store.add_signing_key("k1", &[1; 32], at(0), at(0)).unwrap();
+    let k1 = key("k1", 1);
+    add(store, &k1, None, 0, 0).unwrap();
     let keys = store.published_signing_keys(at(0)).unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].kid, "k1");
     assert_eq!(keys[0].public_key, vec![1; 32]);
     assert_eq!((keys[0].retired_at, keys[0].publish_until), (None, None));
+    assert_eq!(store.signing_key_sealed("k1").unwrap(), Some(k1.2.clone()));
 
-    store
-        .add_signing_key("k2", &[2; 32], at(100), at(1060))
-        .unwrap();
+    let k2 = key("k2", 2);
+    add(store, &k2, Some("k1"), 100, 1060).unwrap();
     let keys = store.published_signing_keys(at(100)).unwrap();
     let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, ["k2", "k1"], "current first");
     assert_eq!(keys[0].retired_at, None);
     assert_eq!(keys[1].retired_at, Some(at(100)));
     assert_eq!(keys[1].publish_until, Some(at(1060)));
+    assert_eq!(
+        store.signing_key_sealed("k1").unwrap(),
+        None,
+        "INVARIANT (one signer): a retired key's private half is erased"
+    );
+    assert_eq!(store.signing_key_sealed("k2").unwrap(), Some(k2.2.clone()));
     assert_eq!(store.published_signing_keys(at(1059)).unwrap().len(), 2);
     let kids: Vec<String> = store
         .published_signing_keys(at(1060))
@@ -166,9 +197,7 @@ pub fn adding_a_signing_key_retires_the_previous_one(store: &dyn Store) {
     assert_eq!(kids, ["k2"], "gone once publish_until is reached");
 
     // A third key retires only the current one; k1 keeps its own window.
-    store
-        .add_signing_key("k3", &[3; 32], at(200), at(2000))
-        .unwrap();
+    add(store, &key("k3", 3), Some("k2"), 200, 2000).unwrap();
     let keys = store.published_signing_keys(at(200)).unwrap();
     let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids.first(), Some(&"k3"));
@@ -185,4 +214,57 @@ pub fn adding_a_signing_key_retires_the_previous_one(store: &dyn Store) {
         Some(at(2000))
     );
     assert_eq!(keys.iter().filter(|k| k.retired_at.is_none()).count(), 1);
+    assert_eq!(store.signing_key_sealed("unknown").unwrap(), None);
+}
+
+/// A new key replaces only the key its caller saw current: naming another (or none,
+/// when one exists) is a `Conflict` that writes nothing, so two nodes creating the
+/// first key, or rotating at once, end with one current key.
+pub fn a_signing_key_replaces_only_the_key_its_caller_saw(store: &dyn Store) {
+    add(store, &key("k1", 1), Some("k0"), 0, 0).unwrap_err();
+    assert!(
+        store.published_signing_keys(at(0)).unwrap().is_empty(),
+        "a first key that names a predecessor writes nothing"
+    );
+    add(store, &key("k1", 1), None, 0, 0).unwrap();
+    let r = add(store, &key("k2", 2), None, 10, 100);
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    let r = add(store, &key("k2", 2), Some("k9"), 10, 100);
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    let keys = store.published_signing_keys(at(10)).unwrap();
+    assert_eq!(keys.len(), 1, "nothing written: {keys:?}");
+    assert_eq!((keys[0].kid.as_str(), keys[0].retired_at), ("k1", None));
+    assert!(store.signing_key_sealed("k1").unwrap().is_some());
+    add(store, &key("k2", 2), Some("k1"), 10, 100).unwrap();
+}
+
+/// A current key without its sealed half (a store from before the store key) gets it
+/// once; a retired, unknown or already sealed key is left as it is.
+pub fn a_key_from_before_gets_its_sealed_half_once(store: &dyn Store) {
+    add(store, &key("k1", 1), None, 0, 0).unwrap();
+    assert!(
+        !store.import_signing_key_sealed("k1", b"other").unwrap(),
+        "already sealed"
+    );
+    assert_eq!(
+        store.signing_key_sealed("k1").unwrap(),
+        Some(b"k1".repeat(16))
+    );
+    assert!(!store.import_signing_key_sealed("k0", b"x").unwrap());
+    add(store, &key("k2", 2), Some("k1"), 10, 100).unwrap();
+    assert!(
+        !store.import_signing_key_sealed("k1", b"x").unwrap(),
+        "retired"
+    );
+    assert_eq!(store.signing_key_sealed("k1").unwrap(), None);
+}
+
+/// The store key's check is recorded by the first claim and kept ever after.
+pub fn the_store_key_check_is_claimed_once(store: &dyn Store) {
+    assert_eq!(store.store_key_check().unwrap(), None);
+    let before = store.topic_seq(Topic::Node);
+    assert_eq!(store.claim_store_key_check("c1").unwrap(), "c1");
+    assert_ne!(store.topic_seq(Topic::Node), before, "a claim is a change");
+    assert_eq!(store.claim_store_key_check("c2").unwrap(), "c1");
+    assert_eq!(store.store_key_check().unwrap().as_deref(), Some("c1"));
 }

@@ -81,16 +81,11 @@ fn getrandom_bytes(buf: &mut [u8]) {
         .unwrap();
 }
 
-/// Gives `to` the signing keys of `from`: the nodes of one database sign tokens with
-/// the key set in the store, whose private keys (until they move into the store) are
-/// files in a node's data dir.
+/// Gives `to` the store key of `from`: the nodes of one database sign tokens with the
+/// key set in the store, sealed under the store key every node holds (issue 21).
 fn share_signing_keys(from: &Path, to: &Path) {
-    let keys = to.join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    for e in std::fs::read_dir(from.join("keys")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), keys.join(e.file_name())).unwrap();
-    }
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::copy(from.join("store.key"), to.join("store.key")).unwrap();
 }
 
 /// The node's audit key, as `mandate audit checkpoint` shows it.

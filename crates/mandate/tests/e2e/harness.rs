@@ -391,3 +391,32 @@ pub fn client_of(form: &[(&str, &str)]) -> Option<(String, String)> {
     let actor = form.iter().find(|(k, _)| *k == "actor_token")?.1;
     CLIENTS.lock().unwrap().get(actor).cloned()
 }
+
+/// Turns data dir `dir`, whose server has stopped, into one from before the store key
+/// (issue 21): the store's current signing key becomes a new key whose private half is
+/// only in `keys/<kid>.pem`, the schema is version 6 (no sealed column), and there is no
+/// store key nor its check. Returns that key: what the server signed with before.
+pub fn wind_back_to_a_key_file(dir: &Path) -> mandate_token::keys::SigningKey {
+    let key = mandate_token::keys::SigningKey::generate(&mandate_core::random::OsRandom).unwrap();
+    let raw = rusqlite::Connection::open(dir.join("mandate.db")).unwrap();
+    raw.execute(
+        "UPDATE signing_keys SET kid = ?1, public_key = ?2 WHERE retired_at IS NULL",
+        rusqlite::params![key.kid(), key.public_bytes().as_slice()],
+    )
+    .unwrap();
+    raw.execute_batch(
+        "ALTER TABLE signing_keys DROP COLUMN private_sealed;
+         DELETE FROM meta WHERE key = 'store_key_check';
+         PRAGMA user_version = 6;",
+    )
+    .unwrap();
+    drop(raw);
+    std::fs::remove_file(dir.join("store.key")).unwrap();
+    std::fs::create_dir(dir.join("keys")).unwrap();
+    mandate_store::keyfile::write_private(
+        &dir.join(format!("keys/{}.pem", key.kid())),
+        &key.to_pkcs8_pem().unwrap(),
+    )
+    .unwrap();
+    key
+}

@@ -134,14 +134,15 @@ async fn signing_key_rotation_keeps_old_tokens_valid() {
         h["kid"], rotated["kid"],
         "new tokens are signed by the new key"
     );
-    // The retired private key is gone from disk; only the new one remains.
-    assert_eq!(std::fs::read_dir(dir.join("keys")).unwrap().count(), 1);
+    // No private key is on disk: the new one is sealed in the store, the retired one's
+    // sealed half was erased by the rotation.
+    assert!(!dir.join("keys").exists());
 }
 
 /// Issue 18 finding 2, end to end with short lifetimes: once a rotated-out key's
 /// publication ends, every surface refuses what it signs — with no write in between to
-/// rebuild anything. The test forges tokens with the retired key (read from the data
-/// directory before the rotation deletes it: what a thief of that key could sign), each
+/// rebuild anything. The test forges tokens with the retired key (planted before the
+/// server starts, as a key file it imports: what a thief of that key could sign), each
 /// within every lifetime rule, so the only reason left to refuse them is the key.
 #[tokio::test]
 async fn finding_2_a_retired_key_is_refused_everywhere_after_its_window_with_no_write() {
@@ -149,23 +150,18 @@ async fn finding_2_a_retired_key_is_refused_everywhere_after_its_window_with_no_
     use mandate_token::access::{AccessClaims, Audience, issue};
     use mandate_token::keys::SigningKey;
     let (_t, dir) = data_dir();
-    let s = Server::start(
-        &dir,
-        &[],
-        &[
-            ("MANDATE_TOKEN_MAX_LIFETIME_SECS", "2"),
-            ("MANDATE_TOKEN_DEFAULT_LIFETIME_SECS", "2"),
-        ],
-    );
+    let env = [
+        ("MANDATE_TOKEN_MAX_LIFETIME_SECS", "2"),
+        ("MANDATE_TOKEN_DEFAULT_LIFETIME_SECS", "2"),
+    ];
+    let mut s = Server::start(&dir, &[], &env);
     let admin = s.token.clone().unwrap();
     let (agent, _secret) = s.agent_with_secret(&admin, "rotating-bot").await;
-    let pem = std::fs::read_dir(dir.join("keys"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".pem"))
-        .unwrap()
-        .path();
-    let old = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(pem).unwrap()).unwrap();
+    // The current key's private half lives sealed in the store; to hold it, as a thief
+    // of it would, the test plants a key the server imports from a key file at start.
+    assert!(s.stop().success());
+    let old: SigningKey = crate::harness::wind_back_to_a_key_file(&dir);
+    let s = Server::start(&dir, &[], &env);
     let (code, out, err) = cli(&s.addr, &admin, &["keys", "rotate", "--json"]);
     assert_eq!(code, 0, "{err}");
     let rotated: Value = serde_json::from_str(&out).unwrap();

@@ -28,13 +28,14 @@ async fn zero_config_first_start_then_restart_keeps_everything() {
         .expect("bootstrap token printed on first start");
     assert_eq!(token.len(), 4 + 43);
     assert!(dir.join("mandate.db").exists());
-    let keys: Vec<_> = std::fs::read_dir(dir.join("keys"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(keys.len(), 1);
+    // The signing key lives sealed in the store; the store key that seals it is a file.
+    assert!(!dir.join("keys").exists());
     assert_eq!(
-        std::fs::metadata(&keys[0]).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(dir.join("store.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o600
     );
     assert_eq!(
@@ -289,12 +290,11 @@ async fn issued_secrets_are_never_written_to_disk_or_logs() {
         logs.contains("access token issued"),
         "trace logging was on: {logs}"
     );
-    let mut files = vec![dir.join("mandate.db"), dir.join("mandate.db-wal")];
-    files.extend(
-        std::fs::read_dir(dir.join("keys"))
-            .unwrap()
-            .map(|e| e.unwrap().path()),
-    );
+    let files = [
+        dir.join("mandate.db"),
+        dir.join("mandate.db-wal"),
+        dir.join("store.key"),
+    ];
     let stored: Vec<u8> = files
         .iter()
         .filter(|p| p.exists())
@@ -369,22 +369,67 @@ async fn a_revoked_supplied_bootstrap_token_does_not_come_back() {
     );
 }
 
-/// Regression (security review L3): a retired key file left by an interrupted rotation
-/// is removed at the next start.
-#[test]
-fn stray_key_files_are_swept_at_start() {
+/// Issue 21: a data dir from before the store key (its signing key only in
+/// `keys/<kid>.pem`) still starts: the key is sealed into the store under a new store
+/// key, the key files (and any stray one, security review L3) are removed, tokens it
+/// signed before still verify, and it keeps signing with that key, across restarts.
+#[tokio::test]
+async fn a_data_dir_from_before_the_store_key_starts_and_keeps_its_tokens() {
+    use base64::Engine as _;
+    use mandate_core::clock::{Clock as _, SystemClock};
+    use mandate_token::access::{AccessClaims, Audience, issue};
     let (_t, dir) = data_dir();
-    drop(Server::start(&dir, &[], &[]));
-    let stray = dir.join("keys/retired-kid.pem");
-    std::fs::write(&stray, "old key").unwrap();
+    let env = [("MANDATE_ISSUER", "http://mandate.test")];
+    let mut s = Server::start(&dir, &[], &env);
+    let admin = s.token.clone().unwrap();
+    let (agent, secret) = s.agent_with_secret(&admin, "veteran").await;
+    assert!(s.stop().success());
+    let old = crate::harness::wind_back_to_a_key_file(&dir);
+    std::fs::write(dir.join("keys/retired-kid.pem"), "old key").unwrap();
     std::fs::write(dir.join("keys/half-written.tmp"), "x").unwrap();
-    drop(Server::start(&dir, &[], &[]));
-    let left: Vec<_> = std::fs::read_dir(dir.join("keys"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(left.len(), 1, "{left:?}");
-    assert!(!stray.exists());
+    let now = SystemClock.now().secs();
+    let before = issue(
+        &old,
+        &AccessClaims {
+            iss: "http://mandate.test".into(),
+            sub: agent.clone(),
+            aud: Audience::One("http://mandate.test".into()),
+            exp: now + 300,
+            iat: now,
+            nbf: now,
+            jti: "tok_from_before".into(),
+            client_id: agent.clone(),
+            scope: None,
+            act: None,
+            mandate: None,
+            parents: Vec::new(),
+        },
+    )
+    .unwrap();
+
+    for start in 0..2 {
+        let s = Server::start(&dir, &[], &env);
+        assert!(
+            !dir.join("keys").exists(),
+            "start {start}: key files removed"
+        );
+        assert!(dir.join("store.key").exists());
+        assert_eq!(s.published_kids().await, [old.kid()], "start {start}");
+        assert_eq!(
+            s.introspect(&admin, &before).await["active"],
+            true,
+            "start {start}: a token from before verifies"
+        );
+        let (_, t) = s.token_basic(&agent, &secret, &[]).await;
+        let t = t["access_token"].as_str().unwrap();
+        let header: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["kid"], old.kid(), "start {start}: it signs on");
+    }
 }
 
 /// The log is written by its own thread (`logwriter.rs`); a clean shutdown writes every
@@ -629,4 +674,47 @@ fn a_store_url_that_cannot_serve_is_a_clear_error() {
             "{url}: it served"
         );
     }
+}
+
+/// Issue 21: a node whose store key does not open its store (another node's file, a
+/// fresh one) is refused at start with what to do, exit 1, nothing served, and the key
+/// never printed; the right key, named by `MANDATE_STORE_KEY_FILE`, starts it.
+#[tokio::test]
+async fn a_store_key_that_does_not_open_the_store_is_refused() {
+    let (t, dir) = data_dir();
+    let mut s = Server::start(&dir, &[], &[]);
+    assert!(s.stop().success());
+    let right = t.path().join("right.key");
+    std::fs::rename(dir.join("store.key"), &right).unwrap();
+    let wrong = "ab".repeat(32);
+    mandate_store::keyfile::write_private(&dir.join("store.key"), &wrong).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "this node's store key does not open this store: copy {} from a node of the cluster",
+            dir.join("store.key").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(&wrong), "the key printed: {err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("store.key")).unwrap(),
+        wrong,
+        "left as it was"
+    );
+
+    let mut s = Server::start(
+        &dir,
+        &[],
+        &[("MANDATE_STORE_KEY_FILE", right.to_str().unwrap())],
+    );
+    assert_eq!(s.published_kids().await.len(), 1);
+    assert!(s.stop().success());
 }
