@@ -114,6 +114,13 @@ fn load_key(key_path: &Path, random: &dyn Random) -> Result<SigningKey, AuditOpe
     Ok(key)
 }
 
+/// The text form of an audit public key: standard base64 of its 32 bytes, as
+/// `mandate audit checkpoint` shows it and `mandate audit verify --public-key` takes it.
+pub fn public_key_text(key: &VerifyingKey) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+}
+
 struct Writer {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -157,6 +164,10 @@ impl AuditLog {
         })?;
         let node = NodeName::new(&name).map_err(|e| AuditOpenError::Node(e.to_string()))?;
         let key = load_key(key_path, random)?;
+        // Named in the store, so an export of every node's log can name the key that
+        // verifies this one; a node id whose log another key signs is refused here
+        // (`INVARIANT (one key per log)`).
+        store.set_audit_key(&public_key_text(&key.verifying_key()), clock.now())?;
         let size = store.audit_len()?;
         let mut frontier = Frontier::new();
         for leaf in store.audit_leaves(size)? {

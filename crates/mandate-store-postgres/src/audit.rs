@@ -1,12 +1,18 @@
-//! Store side of the audit log, the node record and the policy versions: append-only
-//! event rows (one transaction per group commit), signed checkpoints, and immutable
-//! policy versions with an activation history.
+//! Store side of the audit log and the policy versions: append-only event rows (one
+//! transaction per group commit), signed checkpoints, and immutable policy versions with
+//! an activation history.
+//!
+//! Each node has its own log (DESIGN "Each node writes its own log"): every row names
+//! its `node`, keys are `(node, seq)` and `(node, size)`, and a store reads and appends
+//! only the log of the node it acts as (`Db::node`); `checkpoints_of` and
+//! `audit_bodies_of` read another node's, for the export of every log. A node's rows stay
+//! when it stops: its log survives it.
 
 use mandate_core::time::Timestamp;
 use mandate_store::repo::Result;
 use mandate_store::{
-    AuditFilter, AuditRepo, AuditRow, CheckpointRow, NodeRepo, PolicyRepo, PolicyVersionRow,
-    StoreError, Topic,
+    AuditFilter, AuditRepo, AuditRow, CheckpointRow, PolicyRepo, PolicyVersionRow, StoreError,
+    Topic,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -15,9 +21,10 @@ use crate::{Db, Param, Pg, XactLock, get};
 
 fn insert_checkpoint_in(db: &Db<'_>, c: &CheckpointRow) -> Result<()> {
     db.exec(
-        "INSERT INTO audit_checkpoints (size, time, root, text) VALUES ($1, $2, $3, $4)
+        "INSERT INTO audit_checkpoints (node, size, time, root, text) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT DO NOTHING",
         &[
+            &db.node,
             &to_i64(c.size)?,
             &c.time.secs(),
             &c.root.as_slice(),
@@ -45,35 +52,24 @@ fn seq_body(r: &Row) -> Result<(u64, String)> {
     Ok((to_u64(get(r, 0)?)?, get(r, 1)?))
 }
 
-impl NodeRepo for Db<'_> {
-    fn node_name(&self, make: &mut dyn FnMut() -> String) -> Result<String> {
-        if let Some(r) = self.opt("SELECT value FROM meta WHERE key = 'node'", &[])? {
-            return get(&r, 0);
-        }
-        self.touch(Topic::Node)?;
-        let n = make();
-        // Two first uses racing both find no name: the second insert waits on the key,
-        // then does nothing, and both return the name that was committed.
-        self.exec(
-            "INSERT INTO meta (key, value) VALUES ('node', $1) ON CONFLICT DO NOTHING",
-            &[&n],
-        )
-        .pg()?;
-        get(
-            &self.one("SELECT value FROM meta WHERE key = 'node'", &[])?,
-            0,
-        )
-    }
-}
-
 impl AuditRepo for Db<'_> {
     fn append_audit(&self, rows: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
         self.touch(Topic::Audit)?;
-        // INVARIANT (chain): LOCK: appenders take turns, each reading the next seq after
-        // the previous one committed; `seq` is also the key, so the log cannot fork.
-        self.lock(XactLock::Audit)?;
+        // INVARIANT (chain): LOCK: appenders to this node's log take turns, each reading
+        // the next seq after the previous one committed; `(node, seq)` is also the key,
+        // so the log cannot fork. The lock is per node (a hash of its id, apart from the
+        // registration's): nodes append to their own logs at once, never waiting on each
+        // other.
+        self.exec(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!("mandate audit {}", self.node)],
+        )
+        .pg()?;
         let next: i64 = get(
-            &self.one("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events", &[])?,
+            &self.one(
+                "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events WHERE node = $1",
+                &[&self.node],
+            )?,
             0,
         )?;
         let mut expect = next;
@@ -92,9 +88,10 @@ impl AuditRepo for Db<'_> {
             // One statement for the whole batch, whatever its size: the columns travel
             // as arrays and UNNEST turns them back into rows, in order.
             self.exec(
-                "INSERT INTO audit_events (seq, time, kind, agent, \"user\", decision, body, leaf)
-                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
-                                      $5::text[], $6::text[], $7::text[], $8::bytea[])",
+                "INSERT INTO audit_events
+                     (node, seq, time, kind, agent, \"user\", decision, body, leaf)
+                 SELECT $9, * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                                          $5::text[], $6::text[], $7::text[], $8::bytea[])",
                 &[
                     &cols.seq,
                     &cols.time,
@@ -104,6 +101,7 @@ impl AuditRepo for Db<'_> {
                     &cols.decision,
                     &cols.body,
                     &cols.leaf,
+                    &self.node,
                 ],
             )
             .pg()?;
@@ -122,8 +120,8 @@ impl AuditRepo for Db<'_> {
 
     fn audit_leaves(&self, size: u64) -> Result<Vec<[u8; 32]>> {
         self.rows(
-            "SELECT leaf FROM audit_events WHERE seq < $1 ORDER BY seq",
-            &[&to_i64(size)?],
+            "SELECT leaf FROM audit_events WHERE node = $2 AND seq < $1 ORDER BY seq",
+            &[&to_i64(size)?, &self.node],
         )?
         .iter()
         .map(|r| leaf_of(get(r, 0)?))
@@ -132,7 +130,10 @@ impl AuditRepo for Db<'_> {
 
     fn audit_len(&self) -> Result<u64> {
         to_u64(get(
-            &self.one("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events", &[])?,
+            &self.one(
+                "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events WHERE node = $1",
+                &[&self.node],
+            )?,
             0,
         )?)
     }
@@ -143,8 +144,12 @@ impl AuditRepo for Db<'_> {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<(u64, String)>> {
-        let mut sql = String::from("SELECT seq, body FROM audit_events WHERE seq > $1");
-        let mut args: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(after.map_or(Ok(-1), to_i64)?)];
+        let mut sql =
+            String::from("SELECT seq, body FROM audit_events WHERE node = $1 AND seq > $2");
+        let mut args: Vec<Box<dyn ToSql + Sync>> = vec![
+            Box::new(self.node.to_owned()),
+            Box::new(after.map_or(Ok(-1), to_i64)?),
+        ];
         let mut text = |col: &str, v: &Option<String>, sql: &mut String| {
             if let Some(v) = v {
                 args.push(Box::new(v.clone()));
@@ -174,12 +179,12 @@ impl AuditRepo for Db<'_> {
         before: u64,
         limit: u32,
     ) -> Result<Vec<(u64, String)>> {
-        // Served backwards by the `audit_events_agent` (agent, seq) index.
+        // Served backwards by the `audit_events_agent` (node, agent, seq) index.
         let mut out = self
             .rows(
-                "SELECT seq, body FROM audit_events WHERE agent = $1 AND seq < $2
+                "SELECT seq, body FROM audit_events WHERE node = $4 AND agent = $1 AND seq < $2
                  ORDER BY seq DESC LIMIT $3",
-                &[&agent, &to_i64(before)?, &i64::from(limit)],
+                &[&agent, &to_i64(before)?, &i64::from(limit), &self.node],
             )?
             .iter()
             .map(seq_body)
@@ -189,9 +194,14 @@ impl AuditRepo for Db<'_> {
     }
 
     fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>> {
+        self.audit_bodies_of(self.node, from, to)
+    }
+
+    fn audit_bodies_of(&self, node: &str, from: u64, to: u64) -> Result<Vec<String>> {
         self.rows(
-            "SELECT body FROM audit_events WHERE seq >= $1 AND seq < $2 ORDER BY seq",
-            &[&to_i64(from)?, &to_i64(to)?],
+            "SELECT body FROM audit_events WHERE node = $3 AND seq >= $1 AND seq < $2
+             ORDER BY seq",
+            &[&to_i64(from)?, &to_i64(to)?, &node],
         )?
         .iter()
         .map(|r| get(r, 0))
@@ -205,8 +215,8 @@ impl AuditRepo for Db<'_> {
 
     fn checkpoint_of_size(&self, size: u64) -> Result<Option<CheckpointRow>> {
         self.opt(
-            "SELECT time, root, text FROM audit_checkpoints WHERE size = $1",
-            &[&to_i64(size)?],
+            "SELECT time, root, text FROM audit_checkpoints WHERE node = $2 AND size = $1",
+            &[&to_i64(size)?, &self.node],
         )?
         .map(|r| {
             Ok(CheckpointRow {
@@ -220,9 +230,13 @@ impl AuditRepo for Db<'_> {
     }
 
     fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
+        self.checkpoints_of(self.node)
+    }
+
+    fn checkpoints_of(&self, node: &str) -> Result<Vec<CheckpointRow>> {
         self.rows(
-            "SELECT size, time, root, text FROM audit_checkpoints ORDER BY size",
-            &[],
+            "SELECT size, time, root, text FROM audit_checkpoints WHERE node = $1 ORDER BY size",
+            &[&node],
         )?
         .iter()
         .map(|r| {

@@ -52,6 +52,13 @@
 //! the same channel proves the feed complete up to a moment ([`Store::freshness`]). A
 //! store whose feed is not started proves nothing: a node over it refuses to decide.
 //! The listening connection also holds the leader lock ([`Store::leads`]).
+//!
+//! # Nodes
+//!
+//! A store acts as one node (its id given to [`PostgresStore::connect`]): the audit log
+//! it reads and appends to is that node's, and [`PostgresStore::register`] claims the id
+//! for this process (`INVARIANT (one process per node id)`, `nodes.rs`). Nodes with other
+//! ids share every other table.
 
 #![warn(missing_docs)]
 
@@ -61,6 +68,7 @@ mod audit;
 mod listen;
 mod mandates;
 mod migrate;
+mod nodes;
 mod secrets;
 
 use std::cell::Cell;
@@ -77,6 +85,8 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 pub use listen::FeedStatus;
 pub use migrate::SCHEMA_VERSION;
+#[doc(hidden)]
+pub use migrate::migration_sql;
 
 /// The backend's name in [`StoreError::Backend`].
 const BACKEND: &str = "postgres";
@@ -87,10 +97,6 @@ const POOL_SIZE: usize = 16;
 /// How long a unit waits for a pooled connection, or for a new one to be made, before it
 /// fails (PostgreSQL unreachable or the pool exhausted): a failure, never a hang.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The session advisory lock key of [`PostgresStore::claim_sole_node`] (the bytes of
-/// `mandate:1`).
-const SOLE_NODE_LOCK: i64 = 0x6d61_6e64_6174_6531;
 
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PostgresStore {
@@ -105,10 +111,14 @@ pub struct PostgresStore {
     /// The runtime driving the pooled connections. `Some` until dropped (see `Drop`).
     runtime: Option<Runtime>,
     handle: Handle,
-    /// How to open a connection outside the pool (the sole-node claim).
+    /// How to open a connection outside the pool (the node's registration).
     config: tokio_postgres::Config,
-    /// The connection holding the sole-node claim, once made ([`Self::claim_sole_node`]).
-    claim: std::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// The node this store acts as: it names the audit log the store reads and appends
+    /// to, and the registration.
+    node: String,
+    /// The connection holding the node's registration lock, once registered
+    /// ([`Self::register`], in `nodes.rs`).
+    registration: std::sync::Mutex<Option<tokio_postgres::Client>>,
     /// Held by a write unit from its first statement to its commit: see
     /// `INVARIANT (one writer per process)` in [`Store::write_unit`].
     writer: std::sync::Mutex<()>,
@@ -132,9 +142,12 @@ impl Drop for PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db` or a key=value
-    /// string), checks it answers, and migrates it (under an advisory lock, so nodes
+    /// string) as node `node` (the node id: it names the audit log this store reads and
+    /// appends to), checks it answers, and migrates it (under an advisory lock, so nodes
     /// starting together migrate once). A schema newer than this binary refuses to open.
-    pub fn connect(url: &str) -> Result<Self> {
+    /// Connecting writes nothing of the node's; [`Self::register`] does, once the node
+    /// is known to be the only process with its id.
+    pub fn connect(url: &str, node: &str) -> Result<Self> {
         let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Backend {
             backend: BACKEND,
             // The driver's parse error never repeats the URL, so no password leaks here.
@@ -177,7 +190,8 @@ impl PostgresStore {
             runtime: Some(runtime),
             handle,
             config,
-            claim: std::sync::Mutex::new(None),
+            node: node.to_owned(),
+            registration: std::sync::Mutex::new(None),
             writer: std::sync::Mutex::new(()),
         };
         store.handle.block(async {
@@ -185,40 +199,6 @@ impl PostgresStore {
             migrate::migrate(&mut client).await
         })?;
         Ok(store)
-    }
-
-    /// Claims the database for this process alone, for as long as the store lives: a
-    /// second claim (another `mandate serve` on the same database) is refused with a
-    /// `Conflict`, as a second server on one data dir is.
-    ///
-    /// INVARIANT (one server per database), until the cluster (issue 21, part 2) makes
-    /// many nodes safe: `mandate serve`'s snapshot, credential generation and caches
-    /// rely on being the store's only writer, and this feed hears no other node. The
-    /// claim is a session advisory lock held by a connection of its own (outside the
-    /// pool), released when the store is dropped or the process ends. If that
-    /// connection is lost the claim lapses unseen; part 2 replaces it with node
-    /// registration and a heartbeat.
-    pub fn claim_sole_node(&self) -> Result<()> {
-        self.handle.block(async {
-            let (client, connection) = self.config.connect(NoTls).await.pg()?;
-            self.handle.spawn(connection);
-            let row = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&SOLE_NODE_LOCK])
-                .await
-                .pg()?;
-            if !get::<bool>(&row, 0)? {
-                return Err(StoreError::Conflict(format!(
-                    "database {} is in use by another `mandate serve` (one node per \
-                     database until clustering)",
-                    self.target
-                )));
-            }
-            *self
-                .claim
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client);
-            Ok(())
-        })
     }
 
     /// Starts hearing other nodes' writes (`LISTEN/NOTIFY` on a connection of its own,
@@ -276,6 +256,7 @@ impl PostgresStore {
         };
         let db = Db {
             handle,
+            node: &self.node,
             tx: &tx,
             writable,
             touched: Cell::new(Topics::NONE),
@@ -417,6 +398,8 @@ pub(crate) type Param<'a> = &'a (dyn ToSql + Sync);
 /// its statements on, and the topics its writes touched so far.
 pub(crate) struct Db<'t> {
     handle: &'t Handle,
+    /// The store's node: whose audit log the unit reads and appends to.
+    node: &'t str,
     tx: &'t deadpool_postgres::Transaction<'t>,
     writable: bool,
     touched: Cell<Topics>,
@@ -485,12 +468,13 @@ impl Db<'_> {
 
 /// Transaction advisory locks, each serializing one kind of table-wide check across every
 /// connection and node ([`Db::lock`]). The keys are arbitrary but fixed (`0x6d61…`,
-/// "ma…", then the lock's number), apart from those of `migrate` and the sole-node claim.
+/// "ma…", then the lock's number), apart from those of `migrate`; the per-node locks
+/// (registration, audit append) are hashes of the node id (`nodes.rs`, `audit.rs`).
 #[derive(Debug, Clone, Copy)]
 #[repr(i64)]
 pub(crate) enum XactLock {
-    /// Appending to the audit log: the next `seq` is `MAX(seq) + 1`.
-    Audit = 0x6d61_0000_0000_0001,
+    // 0x6d61_0000_0000_0001 was the one lock of the audit log; each node's log now has
+    // its own (`audit.rs`), so it is not reused.
     /// Numbering policy versions and activations: `MAX + 1`.
     Policies = 0x6d61_0000_0000_0002,
     /// Replacing the current signing key (one current key).

@@ -1,7 +1,8 @@
 //! The store conformance kit (`mandate_store::conformance`) against [`PostgresStore`],
 //! every check one test on its own freshly created database (dropped after), plus the
 //! checks only this backend has: migrations under concurrent starts, a schema newer than
-//! the binary, an unreachable server.
+//! the binary, an unreachable server, nodes registering and keeping their own audit logs
+//! on one database.
 //!
 //! These tests need PostgreSQL: `MANDATE_TEST_PG` names a database to connect to for
 //! creating and dropping the test databases (default
@@ -101,10 +102,13 @@ impl Drop for TestDb {
     }
 }
 
+/// The node id the kit's stores act as.
+const NODE: &str = "node-kit";
+
 /// A fresh, empty store on its own database; the database lives as long as the guard.
 fn open() -> (TestDb, Box<dyn Store>) {
     let db = TestDb::new();
-    let store = PostgresStore::connect(&db.url()).unwrap();
+    let store = PostgresStore::connect(&db.url(), NODE).unwrap();
     (db, Box::new(store))
 }
 
@@ -122,7 +126,7 @@ mod schema {
         let url = db.url();
         let stores: Vec<PostgresStore> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| PostgresStore::connect(&url)))
+                .map(|_| s.spawn(|| PostgresStore::connect(&url, NODE)))
                 .collect();
             handles
                 .into_iter()
@@ -145,14 +149,14 @@ mod schema {
     fn a_newer_schema_refuses_to_open() {
         let db = TestDb::new();
         let url = db.url();
-        drop(PostgresStore::connect(&url).unwrap());
+        drop(PostgresStore::connect(&url, NODE).unwrap());
         let newer = mandate_store_postgres::SCHEMA_VERSION + 7;
         run_in(
             &url,
             &format!("INSERT INTO mandate_schema (version) VALUES ({newer})"),
         )
         .unwrap();
-        let e = PostgresStore::connect(&url).unwrap_err().to_string();
+        let e = PostgresStore::connect(&url, NODE).unwrap_err().to_string();
         assert!(e.starts_with("postgres: "), "{e}");
         assert!(
             e.contains(&format!("version {newer}"))
@@ -165,20 +169,20 @@ mod schema {
             &format!("DELETE FROM mandate_schema WHERE version = {newer}"),
         )
         .unwrap();
-        drop(PostgresStore::connect(&url).unwrap());
+        drop(PostgresStore::connect(&url, NODE).unwrap());
     }
 
     /// An unreachable server is a `postgres` backend error naming where, not a hang, and
     /// the description never shows the password.
     #[test]
     fn an_unreachable_server_is_a_clear_error_without_the_password() {
-        let e = PostgresStore::connect("postgres://mandate:s3cret@127.0.0.1:1/nowhere")
+        let e = PostgresStore::connect("postgres://mandate:s3cret@127.0.0.1:1/nowhere", NODE)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("postgres: "), "{e}");
         assert!(!e.contains("s3cret"), "{e}");
         let db = TestDb::new();
-        let store = PostgresStore::connect(&db.url()).unwrap();
+        let store = PostgresStore::connect(&db.url(), NODE).unwrap();
         let d = store.describe();
         assert!(d.starts_with("postgres ") && d.ends_with(&db.name), "{d}");
         store.ping().unwrap();
@@ -198,38 +202,14 @@ mod schema {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let store = PostgresStore::connect(&url).unwrap();
+            let store = PostgresStore::connect(&url, NODE).unwrap();
             store.ping().unwrap();
             assert!(!store.has_bootstrap().unwrap());
+            // The node's name is the id it connected as, never one made up.
             let name = store.node_name(&mut || "node-a".into()).unwrap();
-            assert_eq!(name, "node-a");
-            assert_eq!(store.node_name(&mut || "node-b".into()).unwrap(), "node-a");
+            assert_eq!(name, NODE);
             drop(store);
         });
-    }
-
-    /// One `mandate serve` per database until clustering: a second claim is refused,
-    /// and the claim ends with the store that held it.
-    #[test]
-    fn a_second_sole_node_claim_is_refused_until_the_first_store_is_gone() {
-        let db = TestDb::new();
-        let a = PostgresStore::connect(&db.url()).unwrap();
-        let b = PostgresStore::connect(&db.url()).unwrap();
-        a.claim_sole_node().unwrap();
-        let e = b.claim_sole_node().unwrap_err();
-        assert!(
-            matches!(e, mandate_store::StoreError::Conflict(_)) && e.to_string().contains("in use"),
-            "{e}"
-        );
-        drop(a);
-        // The server ends the lock when the claiming connection closes; that takes a
-        // moment after the store is dropped.
-        let mut tries = 0;
-        while b.claim_sole_node().is_err() {
-            tries += 1;
-            assert!(tries < 200, "the claim outlived its store by 10 s");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
     }
 
     /// Runs `sql` on the database at `url`.
@@ -272,7 +252,7 @@ mod concurrency {
     #[test]
     fn concurrent_assertion_jtis_all_commit_and_a_replay_is_fresh_once() {
         let db = TestDb::new();
-        let store = PostgresStore::connect(&db.url()).unwrap();
+        let store = PostgresStore::connect(&db.url(), NODE).unwrap();
         let a = agent(1, "a", "o@example.com", &[]);
         store.insert_agent(&a).unwrap();
         let (errors, fresh) = (AtomicU32::new(0), AtomicU32::new(0));
@@ -280,7 +260,7 @@ mod concurrency {
             for t in 0..8_i64 {
                 let (a, errors, fresh, url) = (&a, &errors, &fresh, db.url());
                 s.spawn(move || {
-                    let store = PostgresStore::connect(&url).unwrap();
+                    let store = PostgresStore::connect(&url, NODE).unwrap();
                     for i in 0..100 {
                         // Earlier records expire as the clock moves: the cleanup runs too.
                         match store.record_assertion_jti(
@@ -317,7 +297,7 @@ mod concurrency {
     #[test]
     fn a_decommission_racing_credential_inserts_leaves_none_usable() {
         let db = TestDb::new();
-        let store = PostgresStore::connect(&db.url()).unwrap();
+        let store = PostgresStore::connect(&db.url(), NODE).unwrap();
         for round in 0..10_i64 {
             let a = agent(round * 100, &format!("a{round}"), "o@example.com", &[]);
             store.insert_agent(&a).unwrap();
@@ -325,7 +305,7 @@ mod concurrency {
                 for t in 0..4_i64 {
                     let (a, url) = (&a, db.url());
                     s.spawn(move || {
-                        let store = PostgresStore::connect(&url).unwrap();
+                        let store = PostgresStore::connect(&url, NODE).unwrap();
                         for i in 0..5 {
                             let c = Credential {
                                 id: credential_id(round * 100 + t * 10 + i + 1),
@@ -401,7 +381,7 @@ mod feed {
 
     /// A store whose feed runs, proven at least once.
     fn listening(url: &str) -> PostgresStore {
-        let s = PostgresStore::connect(url).unwrap();
+        let s = PostgresStore::connect(url, NODE).unwrap();
         assert_eq!(
             s.freshness(),
             Freshness::Unproven,
@@ -442,7 +422,7 @@ mod feed {
     #[test]
     fn a_rolled_back_unit_is_not_announced() {
         let db = TestDb::new();
-        let a = PostgresStore::connect(&db.url()).unwrap();
+        let a = PostgresStore::connect(&db.url(), NODE).unwrap();
         let b = listening(&db.url());
         let from = b.changes_since(0, Duration::ZERO).seq;
         let failed = a.write_unit(&mut |r| {
@@ -502,9 +482,246 @@ mod feed {
     #[test]
     fn without_its_feed_a_store_proves_nothing_and_never_leads() {
         let db = TestDb::new();
-        let s = PostgresStore::connect(&db.url()).unwrap();
+        let s = PostgresStore::connect(&db.url(), NODE).unwrap();
         std::thread::sleep(HEARTBEAT * 4);
         assert_eq!(s.freshness(), Freshness::Unproven);
         assert!(!s.leads());
+    }
+}
+
+/// Many nodes on one database: each registers under its own id (a repeated id is
+/// refused), and each keeps its own audit log, which survives it.
+mod nodes {
+    use mandate_core::time::Timestamp;
+    use mandate_store::prelude::*;
+    use mandate_store::{AuditRow, CheckpointRow};
+
+    use super::*;
+
+    fn row(node: &str, seq: u64) -> AuditRow {
+        AuditRow {
+            seq,
+            time: Timestamp::from_secs(1_700_000_000),
+            kind: "decision".into(),
+            agent: Some(format!("agt_{}", seq % 3)),
+            user: None,
+            decision: Some("allow".into()),
+            body: format!("{{\"node\":\"{node}\",\"seq\":{seq}}}"),
+            leaf: [u8::try_from(seq % 251).unwrap(); 32],
+        }
+    }
+
+    fn checkpoint(node: &str, size: u64) -> CheckpointRow {
+        CheckpointRow {
+            size,
+            time: Timestamp::from_secs(1_700_000_000),
+            root: [9; 32],
+            text: format!("{node}\n{size}\nroot\n"),
+        }
+    }
+
+    /// `INVARIANT (one process per node id)`: two ids both register; a third store with
+    /// the first id is refused, naming the id, and writes nothing; once the first store
+    /// is gone the id registers again.
+    #[test]
+    fn a_repeated_node_id_is_refused_until_its_store_is_gone_other_ids_register() {
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        let b = PostgresStore::connect(&db.url(), "node-b").unwrap();
+        let again = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        a.register(Timestamp::from_secs(100)).unwrap();
+        b.register(Timestamp::from_secs(101)).unwrap();
+        let e = again.register(Timestamp::from_secs(999)).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Conflict(_))
+                && e.to_string()
+                    .contains("node id `node-a` is already serving"),
+            "{e}"
+        );
+        let nodes = a.nodes().unwrap();
+        let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["node-a", "node-b"]);
+        // The refused registration wrote nothing: node-a still started at 100.
+        assert_eq!(nodes[0].started_at, Some(Timestamp::from_secs(100)));
+        drop(a);
+        // The server ends the lock when the registering connection closes; that takes a
+        // moment after the store is dropped.
+        let mut tries = 0;
+        while again.register(Timestamp::from_secs(200)).is_err() {
+            tries += 1;
+            assert!(tries < 200, "the registration outlived its store by 10 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let nodes = b.nodes().unwrap();
+        assert_eq!(nodes[0].started_at, Some(Timestamp::from_secs(200)));
+    }
+
+    /// Two nodes append to their logs at once: each log is gapless, holds only its
+    /// node's events and checkpoints, and is readable by name from the other node.
+    #[test]
+    fn two_nodes_append_at_once_each_log_gapless_and_its_own() {
+        let db = TestDb::new();
+        let url = db.url();
+        std::thread::scope(|s| {
+            for node in ["node-a", "node-b"] {
+                let url = url.clone();
+                s.spawn(move || {
+                    let store = PostgresStore::connect(&url, node).unwrap();
+                    store.register(Timestamp::from_secs(1)).unwrap();
+                    for batch in 0..40u64 {
+                        let rows: Vec<_> =
+                            (batch * 5..batch * 5 + 5).map(|q| row(node, q)).collect();
+                        let cp = (batch % 10 == 9).then(|| checkpoint(node, batch * 5 + 5));
+                        store.append_audit(&rows, cp.as_ref()).unwrap();
+                    }
+                });
+            }
+        });
+        let a = PostgresStore::connect(&url, "node-a").unwrap();
+        let b = PostgresStore::connect(&url, "node-b").unwrap();
+        for (store, node, other) in [(&a, "node-a", &b), (&b, "node-b", &a)] {
+            assert_eq!(store.audit_len().unwrap(), 200);
+            let bodies = store.audit_bodies(0, 200).unwrap();
+            let want: Vec<_> = (0..200).map(|q| row(node, q).body).collect();
+            assert_eq!(bodies, want, "{node}'s log");
+            assert_eq!(store.audit_leaves(200).unwrap().len(), 200);
+            let sizes: Vec<_> = store
+                .checkpoints()
+                .unwrap()
+                .iter()
+                .map(|c| c.size)
+                .collect();
+            assert_eq!(sizes, [50, 100, 150, 200]);
+            assert!(
+                store
+                    .checkpoints()
+                    .unwrap()
+                    .iter()
+                    .all(|c| c.text.starts_with(node))
+            );
+            // Read by name from the other node: the same log.
+            assert_eq!(
+                other.checkpoints_of(node).unwrap(),
+                store.checkpoints().unwrap()
+            );
+            assert_eq!(other.audit_bodies_of(node, 0, 200).unwrap(), want);
+            let listed = store
+                .list_audit(&mandate_store::AuditFilter::default(), None, 1000)
+                .unwrap();
+            assert_eq!(listed.len(), 200);
+            assert!(listed.iter().all(|(_, b)| b.contains(node)));
+            let recent = store.recent_audit_of_agent("agt_1", 200, 1000).unwrap();
+            assert_eq!(recent.len(), 67);
+            assert!(recent.iter().all(|(_, b)| b.contains(node)));
+            assert_eq!(
+                store.checkpoint_of_size(100).unwrap().unwrap().text,
+                checkpoint(node, 100).text
+            );
+        }
+    }
+
+    /// A node restarted with the same id continues its log (and its one key); its log
+    /// stays in the database while it is stopped, readable by the other nodes.
+    #[test]
+    fn a_node_restarted_with_its_id_continues_its_log() {
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        a.register(Timestamp::from_secs(1)).unwrap();
+        a.set_audit_key("a2V5LWE=", Timestamp::from_secs(1))
+            .unwrap();
+        a.append_audit(
+            &[row("node-a", 0), row("node-a", 1)],
+            Some(&checkpoint("node-a", 2)),
+        )
+        .unwrap();
+        drop(a);
+        let b = PostgresStore::connect(&db.url(), "node-b").unwrap();
+        b.register(Timestamp::from_secs(2)).unwrap();
+        assert_eq!(b.audit_len().unwrap(), 0, "node-b starts its own log");
+        assert_eq!(b.audit_bodies_of("node-a", 0, 10).unwrap().len(), 2);
+        let listed = b.nodes().unwrap();
+        assert_eq!(listed[0].name, "node-a");
+        assert_eq!(listed[0].audit_key.as_deref(), Some("a2V5LWE="));
+
+        let mut tries = 0;
+        let a = loop {
+            let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+            if a.register(Timestamp::from_secs(3)).is_ok() {
+                break a;
+            }
+            tries += 1;
+            assert!(
+                tries < 200,
+                "node-a's registration outlived its store by 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(a.audit_len().unwrap(), 2);
+        a.set_audit_key("a2V5LWE=", Timestamp::from_secs(3))
+            .unwrap();
+        assert!(matches!(
+            a.append_audit(&[row("node-a", 0)], None),
+            Err(StoreError::Conflict(_))
+        ));
+        a.append_audit(&[row("node-a", 2)], Some(&checkpoint("node-a", 3)))
+            .unwrap();
+        assert_eq!(a.audit_bodies(0, 3).unwrap().len(), 3);
+        assert_eq!(a.checkpoints().unwrap().len(), 2);
+    }
+
+    /// Migration 2 on a single node's database: its log (rows and checkpoints) becomes
+    /// the log of the node `meta` names, listed among the nodes, and that node, started
+    /// with its old name as its id, continues it.
+    #[test]
+    fn a_single_nodes_log_becomes_its_named_log_on_upgrade() {
+        let db = TestDb::new();
+        let url = db.url();
+        let v1 = mandate_store_postgres::migration_sql(1).unwrap();
+        schema_run_in(
+            &url,
+            &format!(
+                "CREATE TABLE mandate_schema (version BIGINT PRIMARY KEY,
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+                 {v1}
+                 INSERT INTO mandate_schema (version) VALUES (1);
+                 INSERT INTO meta (key, value) VALUES ('node', 'node-old');
+                 INSERT INTO audit_events (seq, time, kind, body, leaf)
+                     VALUES (0, 10, 'decision', '{{\"seq\":0}}', '\\x00'),
+                            (1, 20, 'decision', '{{\"seq\":1}}', '\\x01');
+                 INSERT INTO audit_checkpoints (size, time, root, text)
+                     VALUES (2, 20, decode(repeat('02', 32), 'hex'), 'node-old cp');"
+            ),
+        )
+        .unwrap();
+        let other = PostgresStore::connect(&url, "node-new").unwrap();
+        assert_eq!(other.audit_len().unwrap(), 0);
+        assert_eq!(other.audit_bodies_of("node-old", 0, 5).unwrap().len(), 2);
+        let listed = other.nodes().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "node-old");
+        assert_eq!(listed[0].started_at, Some(Timestamp::from_secs(10)));
+        let old = PostgresStore::connect(&url, "node-old").unwrap();
+        assert_eq!(old.audit_len().unwrap(), 2);
+        assert_eq!(old.checkpoints().unwrap()[0].text, "node-old cp");
+    }
+
+    fn schema_run_in(url: &str, sql: &str) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let conn = tokio::spawn(conn);
+            let out = client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| format!("{e}: {:?}", e.as_db_error().map(|d| d.message().to_owned())));
+            drop(client);
+            let _ = conn.await;
+            out
+        })
     }
 }

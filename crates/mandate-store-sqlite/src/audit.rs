@@ -5,8 +5,8 @@
 use mandate_core::time::Timestamp;
 use mandate_store::repo::Result;
 use mandate_store::{
-    AuditFilter, AuditRepo, AuditRow, CheckpointRow, NodeRepo, PolicyRepo, PolicyVersionRow,
-    StoreError, Topic,
+    AuditFilter, AuditRepo, AuditRow, CheckpointRow, NodeRepo, NodeRow, PolicyRepo,
+    PolicyVersionRow, StoreError, Topic,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -89,6 +89,61 @@ impl NodeRepo for Db<'_> {
         conn.execute("INSERT INTO meta (key, value) VALUES ('node', ?1)", [&n])
             .sql()?;
         Ok(n)
+    }
+
+    fn set_audit_key(&self, public_key: &str, _now: Timestamp) -> Result<()> {
+        // INVARIANT (one key per log): recorded once; another key is refused.
+        match self.meta("audit_key")? {
+            Some(k) if k == public_key => Ok(()),
+            Some(_) => Err(StoreError::Conflict(
+                "this node's audit log is signed with another key".into(),
+            )),
+            None => {
+                self.touch(Topic::Node)?;
+                self.conn
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES ('audit_key', ?1)",
+                        [public_key],
+                    )
+                    .sql()?;
+                Ok(())
+            }
+        }
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeRow>> {
+        // One node per SQLite file: this one, once it has a name.
+        Ok(self
+            .meta("node")?
+            .map(|name| {
+                Ok::<_, StoreError>(NodeRow {
+                    name,
+                    audit_key: self.meta("audit_key")?,
+                    started_at: None,
+                    last_seen_at: None,
+                    snapshot_seq: None,
+                    snapshot_age_ms: None,
+                    feed_lag_ms: None,
+                })
+            })
+            .transpose()?
+            .into_iter()
+            .collect())
+    }
+}
+
+impl Db<'_> {
+    /// A `meta` value.
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .sql()
+    }
+
+    /// Whether `node` names this file's log (the one node a SQLite store has).
+    fn is_own_log(&self, node: &str) -> Result<bool> {
+        Ok(self.meta("node")?.is_some_and(|n| n == node))
     }
 }
 
@@ -265,6 +320,22 @@ impl AuditRepo for Db<'_> {
     fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()> {
         self.touch(Topic::Audit)?;
         insert_checkpoint_in(self.conn, c)
+    }
+
+    fn checkpoints_of(&self, node: &str) -> Result<Vec<CheckpointRow>> {
+        if self.is_own_log(node)? {
+            self.checkpoints()
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    fn audit_bodies_of(&self, node: &str, from: u64, to: u64) -> Result<Vec<String>> {
+        if self.is_own_log(node)? {
+            self.audit_bodies(from, to)
+        } else {
+            Ok(Vec::new())
+        }
     }
 
     fn checkpoint_of_size(&self, size: u64) -> Result<Option<CheckpointRow>> {

@@ -28,7 +28,7 @@ pub use repo::{
 };
 pub use rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    MandateFilter, PolicyVersionRow, SecretRow, SigningKeyRow,
+    MandateFilter, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
 };
 
 /// Everything a caller of the store needs in scope: the traits whose methods it calls.

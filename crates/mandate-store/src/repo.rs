@@ -22,7 +22,7 @@ use crate::StoreError;
 use crate::feed::{Changes, Freshness, Topic};
 use crate::rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    MandateFilter, PolicyVersionRow, SecretRow, SigningKeyRow,
+    MandateFilter, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
 };
 
 /// The store's result.
@@ -198,6 +198,13 @@ pub trait AuditRepo {
     fn checkpoint_of_size(&self, size: u64) -> Result<Option<CheckpointRow>>;
     /// Every checkpoint, oldest first.
     fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
+    /// Every checkpoint of `node`'s log, oldest first: this node's own log or another's
+    /// that shares the store (a cluster); empty for a node the store has no log of.
+    /// For exporting every node's log; everything else reads the unit's own log.
+    fn checkpoints_of(&self, node: &str) -> Result<Vec<CheckpointRow>>;
+    /// Event bodies of `node`'s log with `from <= seq < to`, in order (as
+    /// [`AuditRepo::audit_bodies`] for the unit's own log); empty for an unknown node.
+    fn audit_bodies_of(&self, node: &str, from: u64, to: u64) -> Result<Vec<String>>;
 }
 
 /// Immutable policy versions and their activation history.
@@ -310,10 +317,22 @@ pub trait SecretRepo {
     fn delete_secret(&self, name: &str) -> Result<bool>;
 }
 
-/// The node's own record.
+/// The node's own record, and the other nodes' that share the store.
 pub trait NodeRepo {
-    /// This node's name, created with `make` on first use and the same ever after.
+    /// This node's name, created with `make` on first use and the same ever after. A
+    /// backend shared by many nodes (PostgreSQL) knows the name from its connection (the
+    /// node id) and never calls `make`.
     fn node_name(&self, make: &mut dyn FnMut() -> String) -> Result<String>;
+    /// Records the public key that verifies this node's audit checkpoints (base64 of the
+    /// 32-byte Ed25519 key), so any node can name it in an export of every log.
+    ///
+    /// INVARIANT (one key per log): a node's log is signed by one key. A key other than
+    /// the one already recorded for this node is a `Conflict` and nothing is written (a
+    /// node id started with another data dir's audit key would split its log).
+    fn set_audit_key(&self, public_key: &str, now: Timestamp) -> Result<()>;
+    /// Every node with a log in this store, in name order: this node alone on SQLite,
+    /// every registered node on PostgreSQL (a node's record, like its log, survives it).
+    fn nodes(&self) -> Result<Vec<NodeRow>>;
 }
 
 /// Every repository: what a unit of work is handed.
@@ -613,6 +632,12 @@ impl<S: Store + ?Sized> AuditRepo for S {
     fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
         read(self, |r| r.checkpoints())
     }
+    fn checkpoints_of(&self, node: &str) -> Result<Vec<CheckpointRow>> {
+        read(self, |r| r.checkpoints_of(node))
+    }
+    fn audit_bodies_of(&self, node: &str, from: u64, to: u64) -> Result<Vec<String>> {
+        read(self, |r| r.audit_bodies_of(node, from, to))
+    }
 }
 
 impl<S: Store + ?Sized> PolicyRepo for S {
@@ -736,6 +761,12 @@ impl<S: Store + ?Sized> SecretRepo for S {
 impl<S: Store + ?Sized> NodeRepo for S {
     fn node_name(&self, make: &mut dyn FnMut() -> String) -> Result<String> {
         write(self, |r| r.node_name(make))
+    }
+    fn set_audit_key(&self, public_key: &str, now: Timestamp) -> Result<()> {
+        write(self, |r| r.set_audit_key(public_key, now))
+    }
+    fn nodes(&self) -> Result<Vec<NodeRow>> {
+        read(self, |r| r.nodes())
     }
 }
 

@@ -59,6 +59,25 @@ pub struct CheckpointRow {
     pub text: String,
 }
 
+/// A node with a log in the store (see [`crate::NodeRepo::nodes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    /// Its name: the node id, which names its audit log.
+    pub name: String,
+    /// Base64 of the Ed25519 key that verifies its checkpoints, once recorded.
+    pub audit_key: Option<String>,
+    /// When it last registered (started), where the backend registers nodes.
+    pub started_at: Option<Timestamp>,
+    /// When it was last seen alive (registration, then its heartbeat).
+    pub last_seen_at: Option<Timestamp>,
+    /// Its snapshot's change number at its last heartbeat, once it sends them.
+    pub snapshot_seq: Option<u64>,
+    /// Its snapshot's age at its last heartbeat, in milliseconds.
+    pub snapshot_age_ms: Option<u64>,
+    /// Its change feed's lag at its last heartbeat, in milliseconds.
+    pub feed_lag_ms: Option<u64>,
+}
+
 /// An immutable policy version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyVersionRow {

@@ -4,6 +4,7 @@
 //! Unknown keys (in the file or as `MANDATE_*` variables) are errors, and every error of
 //! every source is collected so the operator sees them all at once.
 
+use mandate_audit::event::NodeName;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +37,10 @@ pub struct ServeConfig {
     /// change feed may be before it refuses decisions (503 `snapshot_stale`); the feed's
     /// heartbeat runs at a quarter of it.
     pub cluster_max_staleness: std::time::Duration,
+    /// `cluster.node_id` (`--node-id`, `MANDATE_CLUSTER_NODE_ID`): this node's id on a
+    /// PostgreSQL store, which names its audit log; `None` is the id kept in the data
+    /// dir's `node-id` file (made on first start). Only with `store.url`.
+    pub cluster_node_id: Option<String>,
     pub issuer: Option<String>,
     pub log_level: tracing::Level,
     pub token_default_lifetime_secs: u32,
@@ -199,6 +204,7 @@ const KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "store.url",
+    "cluster.node_id",
     "issuer",
     "log_level",
     "token.default_lifetime_secs",
@@ -289,6 +295,8 @@ pub struct Flags {
     pub data_dir: Option<PathBuf>,
     /// `--store`: the `store.url` key.
     pub store: Option<String>,
+    /// `--node-id`: the `cluster.node_id` key.
+    pub node_id: Option<String>,
     pub issuer: Option<String>,
     pub bootstrap_token_file: Option<PathBuf>,
 }
@@ -391,6 +399,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         &mut raw,
     );
     flag("issuer", flags.issuer.clone(), &mut raw);
+    flag("cluster.node_id", flags.node_id.clone(), &mut raw);
     if let Some(v) = &flags.store {
         raw.insert(
             "store.url".into(),
@@ -416,6 +425,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         data_dir: PathBuf::from("./mandate-data"),
         store_url: None,
         cluster_max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
+        cluster_node_id: None,
         issuer: None,
         log_level: tracing::Level::INFO,
         token_default_lifetime_secs: 300,
@@ -490,6 +500,11 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     ));
                 }
             }
+            "cluster.node_id" if v.is_empty() => cfg.cluster_node_id = None,
+            "cluster.node_id" => match NodeName::new(v) {
+                Ok(n) => cfg.cluster_node_id = Some(n.as_str().to_owned()),
+                Err(_) => bad("must be 1 to 64 ASCII letters, digits, `.`, `_` or `-`"),
+            },
             "bootstrap_token_file" if !v.is_empty() => {
                 cfg.bootstrap_token_file = Some(PathBuf::from(v))
             }
@@ -755,6 +770,14 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 .into(),
         );
     }
+    // A SQLite store is one node's, named in its file (`meta`); an id given for it would
+    // be ignored, so it is refused rather than silently not used.
+    if cfg.cluster_node_id.is_some() && cfg.store_url.is_none() {
+        errors.push(
+            "`cluster.node_id` names a node on a PostgreSQL store; set `store.url` too              (a SQLite store's node keeps the name in its file)"
+                .into(),
+        );
+    }
     if env.contains_key("MANDATE_BOOTSTRAP_TOKEN") && cfg.bootstrap_token_file.is_some() {
         errors.push(
             "give the bootstrap token either as MANDATE_BOOTSTRAP_TOKEN or as a file, not both"
@@ -864,6 +887,37 @@ mod tests {
             errs.contains("`--dev`") && errs.contains("store.url"),
             "{errs}"
         );
+    }
+
+    /// `cluster.node_id` from the environment or `--node-id` (the flag wins), checked as
+    /// a node name, and only beside `store.url` (a SQLite file names its own node).
+    #[test]
+    fn cluster_node_id_from_env_and_flag_and_its_refusals() {
+        let pg = Flags {
+            store: Some("postgres://a@db/m".into()),
+            ..Flags::default()
+        };
+        assert_eq!(load(&pg, &env(&[])).unwrap().cluster_node_id, None);
+        let c = load(&pg, &env(&[("MANDATE_CLUSTER_NODE_ID", "node-1")])).unwrap();
+        assert_eq!(c.cluster_node_id.as_deref(), Some("node-1"));
+        let flag = Flags {
+            node_id: Some("node-2".into()),
+            ..pg.clone()
+        };
+        let c = load(&flag, &env(&[("MANDATE_CLUSTER_NODE_ID", "node-1")])).unwrap();
+        assert_eq!(c.cluster_node_id.as_deref(), Some("node-2"));
+        let bad = Flags {
+            node_id: Some("no/slashes".into()),
+            ..pg.clone()
+        };
+        let errs = load(&bad, &env(&[])).unwrap_err().join("\n");
+        assert!(errs.contains("`cluster.node_id` must be 1 to 64"), "{errs}");
+        let sqlite = Flags {
+            node_id: Some("node-1".into()),
+            ..Flags::default()
+        };
+        let errs = load(&sqlite, &env(&[])).unwrap_err().join("\n");
+        assert!(errs.contains("set `store.url` too"), "{errs}");
     }
 
     #[test]

@@ -232,6 +232,11 @@ struct ServeArgs {
     /// MANDATE_STORE_URL) instead of the SQLite file in the data dir
     #[arg(long, value_name = "URL")]
     store: Option<String>,
+    /// This node's id on a PostgreSQL store, which names its audit log (also
+    /// cluster.node_id, MANDATE_CLUSTER_NODE_ID; default: the id in the data dir's
+    /// `node-id` file, made on first start). Two running nodes never share an id
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
     /// Issuer URL put in tokens (default http://<listen address>)
     #[arg(long)]
     issuer: Option<String>,
@@ -495,6 +500,7 @@ fn main() -> ExitCode {
                 listen: a.listen,
                 data_dir: a.data_dir,
                 store: a.store,
+                node_id: a.node_id,
                 issuer: a.issuer,
                 bootstrap_token_file: a.bootstrap_token_file,
             };

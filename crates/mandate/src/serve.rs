@@ -8,8 +8,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use mandate_audit::event::NodeName;
 use mandate_audit::redact::Rule;
 use mandate_core::clock::{Clock, SystemClock};
+use mandate_core::id::new_ulid;
 use mandate_core::random::{OsRandom, Random};
 use mandate_http::audit::CheckpointPolicy;
 use mandate_http::bootstrap::{self, Bootstrap};
@@ -307,17 +309,65 @@ fn heartbeat(max_staleness: std::time::Duration) -> std::time::Duration {
     (max_staleness / 4).max(std::time::Duration::from_millis(50))
 }
 
-/// The store `cfg` names: PostgreSQL at `store.url`, else the SQLite file in `dir`.
-fn open_store(cfg: &ServeConfig, dir: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
+/// This node's id on a PostgreSQL store: `cluster.node_id` if given, else the one in
+/// the data dir's `node-id` file, which the first start makes (`node-` and a lowercase
+/// ULID, so ids of different data dirs never meet). Read after the data dir is locked,
+/// so two starts on one dir cannot make two ids.
+fn node_id(
+    cfg: &ServeConfig,
+    dir: &std::path::Path,
+    clock: &dyn Clock,
+    random: &dyn Random,
+) -> anyhow::Result<String> {
+    if let Some(id) = &cfg.cluster_node_id {
+        return Ok(id.clone());
+    }
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            NodeName::new(id)
+                .with_context(|| format!("reading the node id in {}", path.display()))?;
+            Ok(id.to_owned())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let ulid = new_ulid(clock, random).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let id = format!("node-{}", ulid.to_ascii_lowercase());
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            writeln!(f, "{id}")
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The store `cfg` names: PostgreSQL at `store.url` (as this node, registered), else
+/// the SQLite file in `dir`.
+fn open_store(
+    cfg: &ServeConfig,
+    dir: &std::path::Path,
+    clock: &dyn Clock,
+    random: &dyn Random,
+) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(url) = &cfg.store_url {
-        // The data dir still holds this node's keys, audit key and lock; the store is
-        // the database. (`--dev` with a store URL is refused by the config.)
-        let pg = PostgresStore::connect(url.expose())
+        // The data dir still holds this node's keys, audit key, lock and id; the store
+        // is the database, shared with the other nodes.
+        let id = node_id(cfg, dir, clock, random)?;
+        let pg = PostgresStore::connect(url.expose(), &id)
             .context("opening the PostgreSQL store (store.url)")?;
-        // INVARIANT (one server per data dir) extends to the database: until the cluster
-        // (issue 21, part 2), a second `mandate serve` on the same database is refused.
-        pg.claim_sole_node()
-            .context("claiming the PostgreSQL store (store.url)")?;
+        // INVARIANT (one process per node id), set in `PostgresStore::register`: a
+        // second `mandate serve` with this id on the database is refused here, before
+        // it writes anything; nodes with other ids serve beside it.
+        pg.register(clock.now())
+            .with_context(|| format!("registering node `{id}` on the PostgreSQL store"))?;
+        tracing::info!(node = %id, "node registered");
         // Other nodes' writes reach this node from here on; until the first heartbeat
         // comes back, it refuses decisions (`INVARIANT (fresh or refused)`).
         pg.start_feed(heartbeat(cfg.cluster_max_staleness));
@@ -404,7 +454,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     if cfg.dev {
         devmode::claim_data_dir(dir, first_start)?;
     }
-    let store = open_store(&cfg, dir)?;
+    let store = open_store(&cfg, dir, clock.as_ref(), random.as_ref())?;
     tracing::info!(store = %store.describe(), "store open");
     let keys = KeyState::open_signing_as(
         store.as_ref(),

@@ -147,3 +147,41 @@ pub fn batches_of_any_size_append_every_row_once(store: &dyn Store) {
         1
     );
 }
+
+/// The node's record: its name once made, its audit key recorded once (another key is a
+/// `Conflict`, `INVARIANT (one key per log)`), listed by `nodes`; its log read by name
+/// (`checkpoints_of`, `audit_bodies_of`) is its own log, and an unknown name has none.
+pub fn a_nodes_log_is_read_by_its_name_with_its_one_key(store: &dyn Store) {
+    let name = store.node_name(&mut || "node-conf".into()).unwrap();
+    store.set_audit_key("a2V5LW9uZQ==", at(1)).unwrap();
+    // The same key again (a restart) is fine; another is refused and changes nothing.
+    store.set_audit_key("a2V5LW9uZQ==", at(2)).unwrap();
+    let e = store.set_audit_key("a2V5LXR3bw==", at(3)).unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    let nodes = store.nodes().unwrap();
+    let me = nodes
+        .iter()
+        .find(|n| n.name == name)
+        .expect("the node is listed");
+    assert_eq!(me.audit_key.as_deref(), Some("a2V5LW9uZQ=="));
+
+    store
+        .append_audit(&[row(0), row(1), row(2)], Some(&checkpoint(3)))
+        .unwrap();
+    assert_eq!(
+        store.checkpoints_of(&name).unwrap(),
+        store.checkpoints().unwrap()
+    );
+    assert_eq!(
+        store.audit_bodies_of(&name, 0, 3).unwrap(),
+        store.audit_bodies(0, 3).unwrap()
+    );
+    assert_eq!(store.audit_bodies_of(&name, 1, 2).unwrap(), ["{\"seq\":1}"]);
+    assert!(store.checkpoints_of("node-nobody").unwrap().is_empty());
+    assert!(
+        store
+            .audit_bodies_of("node-nobody", 0, 3)
+            .unwrap()
+            .is_empty()
+    );
+}
