@@ -45,8 +45,19 @@ fn follow(weak: &Weak<Node>) {
     // The feed position up to which this node has acted on every change: the snapshot
     // covers every snapshot-topic change up to it, and the other followers' work is done.
     let mut seen = 0;
+    let mut was_fresh = false;
     loop {
         let Some(node) = weak.upgrade() else { return };
+        // A lapsed proof changes what the snapshot answers without a rebuild: open
+        // streams are told, re-check, and close (`INVARIANT (stream lease)`, gateway).
+        let fresh = node.proof.fresh();
+        if was_fresh && !fresh {
+            tracing::warn!("no recent proof of a complete change feed: decisions are refused");
+            node.snapshot_lapsed();
+        } else if fresh && !was_fresh {
+            tracing::info!("change feed proven complete: decisions resume");
+        }
+        was_fresh = fresh;
         // The proof is read before the feed: it counts only if what we act on below
         // reaches its sequence number.
         let proof = node.db.freshness();
@@ -70,7 +81,11 @@ fn follow(weak: &Weak<Node>) {
         let Some(node) = weak.upgrade() else { return };
         let touched = changes.topics;
         let mut ok = true;
-        if !touched.intersection(snapshot_topics).is_empty() || node.is_stale() {
+        // This node's own writes refreshed the snapshot before they returned (the one
+        // write path); a refresh is needed only for what the snapshot was not built over.
+        if (!touched.intersection(snapshot_topics).is_empty() && !node.snapshot_covers(changes.seq))
+            || node.refresh_failed()
+        {
             // Logged and held inside `refresh` when it fails; the next pass tries again.
             ok &= node.refresh().is_ok();
         }

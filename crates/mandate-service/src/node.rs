@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mandate_audit::redact::{Redactor, Rule};
+use mandate_core::agent::AgentStatus;
 use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_engine::agent_index::AgentIndex;
@@ -213,6 +214,24 @@ impl Node {
         self.snapshot.changes()
     }
 
+    /// Whether the last refresh failed (decisions are held until one succeeds).
+    pub(crate) fn refresh_failed(&self) -> bool {
+        self.snapshot.is_stale()
+    }
+
+    /// Whether the snapshot was built from the store at or after change `seq` (a refresh
+    /// for it would read nothing new). Waits for a refresh in progress.
+    pub(crate) fn snapshot_covers(&self, seq: u64) -> bool {
+        self.snapshot.built_from().is_some_and(|b| b >= seq)
+    }
+
+    /// Wakes whoever watches [`Node::snapshot_changes`] (open gateway streams re-check):
+    /// called when the node's proof of freshness lapsed, which changes what
+    /// [`Node::snapshot`] answers without a rebuild.
+    pub(crate) fn snapshot_lapsed(&self) {
+        self.snapshot.poke();
+    }
+
     /// Whether decisions are held: the last refresh failed, or (over a shared store)
     /// this node cannot prove its snapshot fresh.
     pub fn is_stale(&self) -> bool {
@@ -333,7 +352,20 @@ impl Node {
         self.db.for_each_agent(&mut |read| {
             let agent = match previous.get_shared(&read.id) {
                 Some(kept) if **kept == read => Arc::clone(kept),
-                _ => Arc::new(read),
+                Some(kept) => {
+                    // A resume this node did not make (another node of a cluster): the
+                    // human's word lifts this node's detector suspension too, as it does
+                    // on the node that resumed (agents.rs). Detectors learn per node;
+                    // suspensions and resumes are shared through the store.
+                    if kept.status == AgentStatus::Suspended
+                        && read.status == AgentStatus::Active
+                        && let Some(d) = &self.detector
+                    {
+                        d.resume(read.id.as_str());
+                    }
+                    Arc::new(read)
+                }
+                None => Arc::new(read),
             };
             agents.insert(agent);
         })?;

@@ -128,6 +128,21 @@ impl SnapshotCell {
         Ok(())
     }
 
+    /// The change-feed sequence number the current snapshot was built from (`None`: never
+    /// built, or the last rebuild failed). Waits for a rebuild in progress.
+    pub fn built_from(&self) -> Option<u64> {
+        *self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the receivers of [`SnapshotCell::changes`] without a rebuild: what they may
+    /// read changed in another way (a node's proof of freshness lapsed), so they re-check.
+    pub fn poke(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     fn read(&self) -> Arc<Snapshot> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }

@@ -98,7 +98,8 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Unproven: refused (also readiness). Proven: decides. No new proof for longer than
-/// `cluster.max_staleness`: refused again, until the next proof.
+/// `cluster.max_staleness`: refused again (and the lapse announced to open streams),
+/// until the next proof.
 #[test]
 fn a_node_decides_only_while_its_proof_is_recent() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,5 +169,40 @@ fn another_nodes_suspension_reaches_the_snapshot_by_the_feed() {
         shared.prove_now();
         node.snapshot()
             .is_ok_and(|s| s.agents.get(&a.id).unwrap().status == AgentStatus::Suspended)
+    });
+}
+
+/// A resume made on another node lifts this node's detector suspension too (detectors
+/// learn per node; the human's resume is shared through the store). Without it the agent
+/// stayed refused on every node but the one that resumed it.
+#[test]
+fn a_resume_on_another_node_lifts_this_nodes_detector_suspension() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, sqlite) = super::common::node_over_store(dir.path(), |_| {});
+    let shared = Arc::new(Shared {
+        inner: sqlite,
+        freshness: Mutex::new(Freshness::Unproven),
+    });
+    let node = Arc::new(super::common::node_over(dir.path(), shared.clone(), |c| {
+        c.max_staleness = MAX_STALENESS;
+        c.detect.enabled = true;
+    }));
+    mandate_service::follow::spawn_follower(&node).unwrap();
+    let mut a = super::node::agent(9);
+    a.status = AgentStatus::Suspended;
+    node.store().insert_agent(&a).unwrap();
+    let d = node.detector().unwrap();
+    d.suspend(a.id.as_str());
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+    shared
+        .inner
+        .modify_agent(&a.id, Timestamp::from_secs(T0), |x| {
+            x.status = AgentStatus::Active;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    eventually("the detector's suspension is lifted", || {
+        !d.is_suspended(a.id.as_str())
     });
 }
