@@ -121,6 +121,37 @@ pub struct LatestCheckpoint {
     pub checkpoint: Option<String>,
 }
 
+/// The nodes whose audit logs this store holds, each with the key that verifies its log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditNodes {
+    /// The answering node's name.
+    #[schema(value_type = NodeName)]
+    pub this_node: String,
+    /// Every node with a log, in name order (one on SQLite; every node that registered
+    /// on PostgreSQL, running or not: a node's log survives it).
+    pub nodes: Vec<AuditNode>,
+}
+
+/// One node's audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditNode {
+    /// The node's name (its node id), which its events and checkpoints carry.
+    #[schema(value_type = NodeName)]
+    pub node: String,
+    /// Its Ed25519 audit public key (32 bytes), standard base64; `null` for a node that
+    /// never recorded one (a single node's log from before schema 2, until it restarts).
+    #[schema(pattern = "^[A-Za-z0-9+/]{43}=$", required)]
+    pub public_key: Option<String>,
+    /// When it last started (PostgreSQL only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Timestamp)]
+    pub started_at: Option<String>,
+    /// When it was last seen alive (PostgreSQL only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Timestamp)]
+    pub last_seen_at: Option<String>,
+}
+
 /// An RFC 9162 §2.1.3 inclusion proof of one event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InclusionProof {

@@ -369,6 +369,23 @@ impl Client {
         self.text(Method::GET, "/v1/audit/export", &[], NONE).await
     }
 
+    /// `GET /v1/audit/export?node=NAME`: node `NAME`'s log (another node's up to its
+    /// newest checkpoint), as JSON Lines kept as text.
+    pub async fn audit_export_of(&self, node: &str) -> Result<String, Error> {
+        self.text(
+            Method::GET,
+            "/v1/audit/export",
+            &[("node", node.to_owned())],
+            NONE,
+        )
+        .await
+    }
+
+    /// `GET /v1/audit/nodes`: every node with a log in the store, with its audit key.
+    pub async fn audit_nodes(&self) -> Result<api::AuditNodes, Error> {
+        self.call(Method::GET, "/v1/audit/nodes", &[], NONE).await
+    }
+
     // ---- mandates and approvals ----
 
     /// `POST /v1/mandates` (with the agent's own token).

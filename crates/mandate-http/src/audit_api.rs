@@ -242,70 +242,136 @@ pub(crate) async fn consistency(
     Ok(Json(out))
 }
 
-/// `GET /v1/audit/export`: the whole log as JSON Lines — every event, each stored
-/// checkpoint right after the event that completed it, and a fresh checkpoint sealing
-/// everything at the end — the format `mandate audit verify` checks offline.
+/// `GET /v1/audit/nodes`: every node with a log in the store and the key that verifies
+/// it (what an export of every node's log needs).
+pub(crate) async fn nodes(
+    State(state): State<Arc<Node>>,
+    _admin: Admin,
+    RawQuery(q): RawQuery,
+) -> Result<Json<api::AuditNodes>, ApiError> {
+    query(q, &[])?;
+    let rows = crate::blocking(&state, |s| s.store().nodes()).await??;
+    Ok(Json(api::AuditNodes {
+        this_node: state.audit.node().as_str().to_owned(),
+        nodes: rows
+            .into_iter()
+            .map(|n| api::AuditNode {
+                node: n.name,
+                public_key: n.audit_key,
+                started_at: n.started_at.map(|t| t.to_string()),
+                last_seen_at: n.last_seen_at.map(|t| t.to_string()),
+            })
+            .collect(),
+    }))
+}
+
+/// `GET /v1/audit/export[?node=NAME]`: a whole log as JSON Lines — every event, each
+/// stored checkpoint right after the event that completed it, and a checkpoint at the
+/// end — the format `mandate audit verify` checks offline. This node's log (no `node`,
+/// or its own name) is first sealed by a fresh checkpoint; another node's (a cluster:
+/// every node keeps its own log) ends at that node's newest stored checkpoint, since
+/// only that node can sign for its log.
 pub(crate) async fn export(
     State(state): State<Arc<Node>>,
     _admin: Admin,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    query(q, &[])?;
-    let sealed = state.audit.seal().await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            format!("cannot seal the log: {e}"),
-        )
-    })?;
-    let body = crate::blocking(&state, move |s| -> Result<String, ApiError> {
-        let checkpoints: Vec<_> = s
-            .store()
-            .checkpoints()?
-            .into_iter()
-            .filter(|c| c.size <= sealed)
-            .collect();
-        let mut out = String::new();
-        let mut cps = checkpoints.iter().peekable();
-        let mut last_time = None;
-        let mut emit = |c: &mandate_store::CheckpointRow, out: &mut String| {
-            // Times never go backwards in an export (a clock step back is skipped over).
-            if last_time.is_none_or(|t| c.time >= t) {
-                last_time = Some(c.time);
-                out.push_str(&mandate_audit::verify::checkpoint_line(
-                    &mandate_audit::checkpoint::SignedCheckpoint {
-                        text: c.text.clone(),
-                    },
-                ));
-                out.push('\n');
+    let pairs = query(q, &["node"])?;
+    let own = state.audit.node().as_str().to_owned();
+    let node = match pairs.into_iter().find(|(k, _)| k == "node") {
+        Some((_, v)) => mandate_audit::event::NodeName::new(&v)
+            .map_err(|e| bad(e.to_string()))?
+            .as_str()
+            .to_owned(),
+        None => own.clone(),
+    };
+    let body = if node == own {
+        let sealed = state.audit.seal().await.map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                format!("cannot seal the log: {e}"),
+            )
+        })?;
+        crate::blocking(&state, move |s| -> Result<String, ApiError> {
+            let store = s.store();
+            export_body(store.checkpoints()?, sealed, |from, to| {
+                store.audit_bodies(from, to)
+            })
+        })
+        .await??
+    } else {
+        crate::blocking(&state, move |s| -> Result<String, ApiError> {
+            let store = s.store();
+            if !store.nodes()?.iter().any(|n| n.name == node) {
+                return Err(ApiError::not_found(format!(
+                    "no node `{node}` has a log in this store"
+                )));
             }
-        };
-        while let Some(c) = cps.next_if(|c| c.size == 0) {
-            emit(c, &mut out);
-        }
-        const CHUNK: u64 = 10_000;
-        let mut from = 0;
-        while from < sealed {
-            let to = (from + CHUNK).min(sealed);
-            for (i, body) in s.store().audit_bodies(from, to)?.into_iter().enumerate() {
-                // canonical({"event": X}) is `{"event":` + canonical(X) + `}`.
-                out.push_str("{\"event\":");
-                out.push_str(&body);
-                out.push_str("}\n");
-                let size = from + i as u64 + 1;
-                while let Some(c) = cps.next_if(|c| c.size == size) {
-                    emit(c, &mut out);
-                }
+            let checkpoints = store.checkpoints_of(&node)?;
+            // Up to the newest checkpoint: this node cannot sign for another's log.
+            let sealed = checkpoints.last().map_or(0, |c| c.size);
+            if checkpoints.is_empty() {
+                return Ok(String::new());
             }
-            from = to;
-        }
-        Ok(out)
-    })
-    .await??;
+            export_body(checkpoints, sealed, |from, to| {
+                store.audit_bodies_of(&node, from, to)
+            })
+        })
+        .await??
+    };
     let mut res = Body::from(body).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jsonl"),
     );
     Ok(res)
+}
+
+/// The export of one log's first `sealed` events, with its `checkpoints` (those over
+/// more events are left out); `bodies(from, to)` reads event bodies `from <= seq < to`.
+fn export_body(
+    checkpoints: Vec<mandate_store::CheckpointRow>,
+    sealed: u64,
+    bodies: impl Fn(u64, u64) -> mandate_store::repo::Result<Vec<String>>,
+) -> Result<String, ApiError> {
+    let checkpoints: Vec<_> = checkpoints
+        .into_iter()
+        .filter(|c| c.size <= sealed)
+        .collect();
+    let mut out = String::new();
+    let mut cps = checkpoints.iter().peekable();
+    let mut last_time = None;
+    let mut emit = |c: &mandate_store::CheckpointRow, out: &mut String| {
+        // Times never go backwards in an export (a clock step back is skipped over).
+        if last_time.is_none_or(|t| c.time >= t) {
+            last_time = Some(c.time);
+            out.push_str(&mandate_audit::verify::checkpoint_line(
+                &mandate_audit::checkpoint::SignedCheckpoint {
+                    text: c.text.clone(),
+                },
+            ));
+            out.push('\n');
+        }
+    };
+    while let Some(c) = cps.next_if(|c| c.size == 0) {
+        emit(c, &mut out);
+    }
+    const CHUNK: u64 = 10_000;
+    let mut from = 0;
+    while from < sealed {
+        let to = (from + CHUNK).min(sealed);
+        for (i, body) in bodies(from, to)?.into_iter().enumerate() {
+            // canonical({"event": X}) is `{"event":` + canonical(X) + `}`.
+            out.push_str("{\"event\":");
+            out.push_str(&body);
+            out.push_str("}\n");
+            let size = from + i as u64 + 1;
+            while let Some(c) = cps.next_if(|c| c.size == size) {
+                emit(c, &mut out);
+            }
+        }
+        from = to;
+    }
+    Ok(out)
 }

@@ -105,6 +105,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit/consistency"),
     ("GET", "/v1/audit/checkpoints/latest"),
     ("GET", "/v1/audit/export"),
+    ("GET", "/v1/audit/nodes"),
     ("POST", "/v1/mandates"),
     ("GET", "/v1/mandates"),
     ("GET", "/v1/mandates/{id}"),
@@ -183,6 +184,7 @@ pub fn router(state: Arc<Node>) -> Router {
             get(audit_api::latest_checkpoint),
         )
         .route("/v1/audit/export", get(audit_api::export))
+        .route("/v1/audit/nodes", get(audit_api::nodes))
         .route("/v1/mandates", post(mandates::request).get(mandates::list))
         .route("/v1/mandates/{id}", get(mandates::show))
         .route("/v1/mandates/{id}/complete", post(mandates::complete))

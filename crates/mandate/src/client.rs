@@ -663,7 +663,16 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
                 }
             })
         }
-        AuditCmd::Export { conn, out } => exit(
+        AuditCmd::Export {
+            conn,
+            out,
+            all_nodes: true,
+        } => exit(crate::audit_cli::export_all(&conn, out).await),
+        AuditCmd::Export {
+            conn,
+            out,
+            all_nodes: false,
+        } => exit(
             async {
                 let body = client(&conn)?.audit_export().await.or_fail(&conn)?;
                 match out {
@@ -679,8 +688,17 @@ pub async fn audit(cmd: AuditCmd) -> ExitCode {
         ),
         AuditCmd::Verify {
             file,
-            public_key: key,
-        } => exit(public_key(&key).and_then(|key| crate::incident_cli::verify_file(&file, &key))),
+            public_key: keys,
+        } if file.is_dir() => exit(crate::audit_cli::verify_dir(&file, &keys, public_key)),
+        AuditCmd::Verify {
+            file,
+            public_key: keys,
+        } => exit(match keys.as_slice() {
+            [key] => public_key(key).and_then(|key| crate::incident_cli::verify_file(&file, &key)),
+            _ => Err(crate::cmd_io::usage(
+                "give the node's audit public key once: --public-key KEY",
+            )),
+        }),
     }
 }
 

@@ -13,6 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod agent_key_cli;
 mod anomalies_cli;
+mod audit_cli;
 mod client;
 mod cmd_io;
 mod config;
@@ -191,22 +192,32 @@ pub enum AuditCmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Export the whole log (JSON Lines, sealed by a fresh checkpoint)
+    /// Export the whole log (JSON Lines, sealed by a fresh checkpoint); with
+    /// --all-nodes, every node's log in the store, one file each, into --out DIR
     Export {
         #[command(flatten)]
         conn: Conn,
-        /// Write here instead of standard output
+        /// Write here instead of standard output (with --all-nodes: a directory)
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Every node's log (a cluster keeps one per node): `<node>.jsonl` for each and
+        /// `nodes.json` (the nodes and their audit keys) in the --out directory; another
+        /// node's log ends at its newest checkpoint
+        #[arg(long)]
+        all_nodes: bool,
     },
     /// Verify an exported log or an incident bundle offline: any changed, dropped,
-    /// inserted or reordered event, or a cut tail, fails; in a bundle, any changed byte
+    /// inserted or reordered event, or a cut tail, fails; in a bundle, any changed byte.
+    /// Given an --all-nodes export directory, verifies every node's log with its key
     Verify {
-        /// An export (JSON Lines) or an incident bundle (`mandate incident contain`)
+        /// An export (JSON Lines), an incident bundle (`mandate incident contain`), or
+        /// the directory of `mandate audit export --all-nodes`
         file: PathBuf,
-        /// The node's audit public key: base64 (from `mandate audit checkpoint`) or @FILE
+        /// The node's audit public key: base64 (from `mandate audit checkpoint`) or
+        /// @FILE. For a directory: NODE=KEY, repeatable, pinning that node's key
+        /// (unpinned nodes are checked with the key in its nodes.json)
         #[arg(long, visible_alias = "key")]
-        public_key: String,
+        public_key: Vec<String>,
     },
 }
 

@@ -154,8 +154,9 @@ pub fn get_latest_checkpoint() {}
     tag = "audit",
     operation_id = "exportAuditLog",
     summary = "Export the whole log for offline verification",
-    description = r#"First signs a checkpoint over every event committed so far (reusing a stored one
-of that size), then answers the log up to it as JSON Lines — the format
+    description = r#"Without `node` (or with this node's name): first signs a checkpoint over every
+event committed so far (reusing a stored one of that size), then answers the log
+up to it as JSON Lines — the format
 `mandate audit verify` checks offline with only the export and the node's public
 key. Each line is the RFC 8785 canonical JSON of one `ExportRecord`, ending in
 `\n`:
@@ -167,14 +168,56 @@ key. Each line is the RFC 8785 canonical JSON of one `ExportRecord`, ending in
 
 The last line is a checkpoint sealing the whole export. Lines are byte-exact:
 re-encoding what a line parses to gives the same bytes, so every byte is covered
-by a hash or a signature. The body is built in memory."#,
+by a hash or a signature. The body is built in memory.
+
+With `node` naming another node sharing the store (see `GET /v1/audit/nodes`):
+that node's log, in the same format, up to its newest stored checkpoint (this
+node cannot sign for another; a running node signs every N events or T seconds,
+a stopped one signed its final checkpoint on shutdown). Events after that
+checkpoint are left out, so the export still ends with a checkpoint; a node with
+no checkpoint yet exports an empty body."#,
+    params(ExportAuditLogQuery),
     responses(
         (status = 200, description = "The export.", body = String, content_type = "application/jsonl", example = json!(r#"{"event":{"actor":"adm_01J00000000000000000000000","details":{"previous":null,"version":1},"kind":"policy.activated","node":"node-1","seq":0,"time":"2025-01-31T12:00:00Z"}}
 {"checkpoint":"mandate/node-1\n1\n<base64 root>\n2025-01-31T12:00:05Z\n\n— mandate/node-1 <base64 key id and signature>\n"}"#)),
+        (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 403, response = ForbiddenAgentToken),
+        (status = 404, description = "`not_found`: no node of that name has a log in this store.", body = Problem, content_type = "application/problem+json"),
         (status = 500, response = Internal),
         (status = 503, description = "`audit_unavailable`: the sealing checkpoint could not be signed or stored.", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub fn export_audit_log() {}
+
+/// The query of `export_audit_log`.
+#[derive(Debug, Clone, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportAuditLogQuery {
+    /// Whose log: a node's name (default: this node's).
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub node: Option<String>,
+}
+
+/// The contract of `GET /v1/audit/nodes`, served by mandate-http's handler `audit_api::nodes`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/nodes",
+    tag = "audit",
+    operation_id = "listAuditNodes",
+    summary = "The nodes whose logs the store holds, with their audit keys",
+    description = r#"Each node of a cluster keeps its own log, signed with its own key. This lists
+every node with a log in the store (this node alone on SQLite; every node that
+registered on PostgreSQL, stopped ones too) and the public key that verifies each:
+what `mandate audit export --all-nodes` exports and `mandate audit verify` checks.
+Compare the keys with each node's `GET /v1/audit/checkpoints/latest` (or a copy
+kept elsewhere) before trusting them. No query parameters."#,
+    responses(
+        (status = 200, description = "The nodes.", body = AuditNodes, content_type = "application/json"),
+        (status = 400, response = InvalidQuery),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = ForbiddenAgentToken),
+        (status = 500, response = Internal)
+    )
+)]
+pub fn list_audit_nodes() {}

@@ -2025,3 +2025,41 @@ async fn a_containment_racing_a_decommission_is_recorded_in_order() {
         );
     }
 }
+
+/// Issue 21: `GET /v1/audit/nodes` lists the nodes with a log in the store (on SQLite,
+/// this node alone) with the key that verifies each, the same key the latest checkpoint
+/// names; `export?node=` with this node's own name is this node's export.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_nodes_list_this_node_and_its_key_and_export_by_name() {
+    let env = Env::new();
+    env.register("nodes-demo", json!({})).await;
+    let latest = env
+        .admin(Method::GET, "/v1/audit/checkpoints/latest", None)
+        .await;
+    let latest = latest.expect(200).json();
+    let nodes = env.admin(Method::GET, "/v1/audit/nodes", None).await;
+    let nodes = nodes.expect(200).json();
+    assert_eq!(nodes["this_node"], latest["node"]);
+    assert_eq!(
+        nodes["nodes"],
+        json!([{"node": latest["node"], "public_key": latest["public_key"]}])
+    );
+    let own = env.admin(Method::GET, "/v1/audit/export", None).await;
+    own.expect(200);
+    let node = latest["node"].as_str().expect("node");
+    let named = env
+        .admin(Method::GET, &format!("/v1/audit/export?node={node}"), None)
+        .await;
+    named.expect(200);
+    assert_eq!(named.body, own.body);
+    let key: [u8; 32] = STANDARD
+        .decode(latest["public_key"].as_str().expect("key"))
+        .expect("base64")
+        .try_into()
+        .expect("32 bytes");
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key).expect("key");
+    let report = mandate_audit::verify::verify_export(std::io::Cursor::new(&named.body[..]), &key)
+        .expect("the export by name verifies");
+    assert_eq!(report.node.as_str(), node);
+    assert!(report.events > 0);
+}

@@ -1,0 +1,282 @@
+//! Several `mandate serve` nodes on one PostgreSQL database (issue 21): each registers
+//! under its own node id (a repeated id is refused) and keeps its own audit log, which
+//! `mandate audit export --all-nodes` exports and `mandate audit verify` checks node by
+//! node, each with its own key.
+//!
+//! These tests need PostgreSQL: `MANDATE_TEST_PG` names a database to connect to for
+//! creating and dropping the test database (default
+//! `postgres://postgres@127.0.0.1:5432/test`), through `psql`. Without it they FAIL,
+//! saying so: a run without PostgreSQL never passes silently.
+
+use std::path::Path;
+use std::process::Command;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::{BIN, Server, cli, data_dir};
+
+fn admin_url() -> String {
+    std::env::var("MANDATE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .map_err(|e| format!("running psql: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A fresh database with a random name, dropped with the guard.
+struct PgDb {
+    name: String,
+}
+
+impl PgDb {
+    fn new() -> Self {
+        let mut bytes = [0u8; 8];
+        getrandom_bytes(&mut bytes);
+        let name = format!(
+            "mandate_e2e_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        if let Err(e) = psql(&admin_url(), &format!("CREATE DATABASE {name}")) {
+            panic!(
+                "the PostgreSQL e2e tests need a server and psql (set MANDATE_TEST_PG to a \
+                 database URL): {e}"
+            );
+        }
+        Self { name }
+    }
+
+    /// The URL of this database: the admin URL with its database replaced.
+    fn url(&self) -> String {
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = psql(
+            &admin_url(),
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Random bytes for a database name (the OS source, through /dev/urandom).
+fn getrandom_bytes(buf: &mut [u8]) {
+    use std::io::Read as _;
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(buf)
+        .unwrap();
+}
+
+/// Gives `to` the signing keys of `from`: the nodes of one database sign tokens with
+/// the key set in the store, whose private keys (until they move into the store) are
+/// files in a node's data dir.
+fn share_signing_keys(from: &Path, to: &Path) {
+    let keys = to.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for e in std::fs::read_dir(from.join("keys")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), keys.join(e.file_name())).unwrap();
+    }
+}
+
+/// The node's audit key, as `mandate audit checkpoint` shows it.
+fn audit_key(srv: &Server, token: &str) -> String {
+    let (code, out, err) = cli(&srv.addr, token, &["audit", "checkpoint"]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .find_map(|l| l.strip_prefix("public key:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Two nodes on one database, each with events of its own; the second stops (its log
+/// survives it); an export of every node's log from the first verifies node by node,
+/// with keys pinned or from the export, and any changed byte, a swapped key or a log
+/// under another node's name fails.
+#[tokio::test]
+async fn two_nodes_keep_their_own_logs_and_an_export_of_all_nodes_verifies() {
+    let db = PgDb::new();
+    let url = db.url();
+    let (_ta, dir_a) = data_dir();
+    let (_tb, dir_b) = data_dir();
+    let a = Server::start(&dir_a, &["--store", &url, "--node-id", "node-a"], &[]);
+    let token = a
+        .token
+        .clone()
+        .expect("the first start prints the bootstrap token");
+    share_signing_keys(&dir_a, &dir_b);
+    // B takes the id its data dir keeps, made on its first start.
+    let mut b = Server::start(&dir_b, &["--store", &url], &[]);
+    let b_id = std::fs::read_to_string(dir_b.join("node-id"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(b_id.starts_with("node-") && b_id.len() == 31, "{b_id}");
+
+    for (srv, name) in [(&a, "on-a"), (&b, "on-b")] {
+        let (status, v) = srv
+            .admin(
+                &token,
+                Method::POST,
+                "/v1/agents",
+                Some(json!({"name": name, "owner": "o@example.com", "boundary": {}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+    }
+    let key_a = audit_key(&a, &token);
+    let key_b = audit_key(&b, &token);
+    assert_ne!(key_a, key_b, "each node signs with its own key");
+    // Each node's own log holds its own events only.
+    for (srv, mine, theirs) in [(&a, "on-a", "on-b"), (&b, "on-b", "on-a")] {
+        let (code, out, err) = cli(&srv.addr, &token, &["audit", "events", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(mine) && !out.contains(theirs), "{out}");
+    }
+    // B stops (sealing its log); its log stays, exported by A.
+    assert!(b.stop().success());
+
+    let (t, _) = data_dir();
+    let out_dir = t.path().join("all");
+    let out_arg = out_dir.to_str().unwrap();
+    let (code, _, err) = cli(&a.addr, &token, &["audit", "export", "--all-nodes"]);
+    assert_eq!(code, 2, "--all-nodes needs --out: {err}");
+    let (code, out, err) = cli(
+        &a.addr,
+        &token,
+        &["audit", "export", "--all-nodes", "--out", out_arg],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the logs of 2 nodes"), "{out}");
+    let nodes: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("nodes.json")).unwrap())
+            .unwrap();
+    assert_eq!(nodes["this_node"], "node-a");
+    let listed: Vec<_> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap(),
+                n["public_key"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let mut want = vec![("node-a", key_a.as_str()), (b_id.as_str(), key_b.as_str())];
+    want.sort();
+    assert_eq!(listed, want);
+
+    let verify = |keys: &[String]| {
+        let mut args = vec!["audit".to_owned(), "verify".into(), out_arg.into()];
+        for k in keys {
+            args.push("--public-key".into());
+            args.push(k.clone());
+        }
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = verify(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("ok: node node-a:") && out.contains(&format!("ok: node {b_id}:")),
+        "{out}"
+    );
+    assert!(out.contains("2 node logs verified"), "{out}");
+    let (code, out, err) = verify(&[format!("node-a={key_a}"), format!("{b_id}={key_b}")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pinned key"), "{out}");
+    // A key pinned for the wrong node fails.
+    let (code, _, err) = verify(&[format!("node-a={key_b}")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("verification failed"), "{err}");
+    // A pinned node missing from the export fails.
+    let (code, _, err) = verify(&[format!("node-gone={key_a}")]);
+    assert_eq!(code, 1, "{err}");
+    // One log passed off as the other's fails, whatever the key.
+    let a_log = out_dir.join("node-a.jsonl");
+    let b_log = out_dir.join(format!("{b_id}.jsonl"));
+    let a_text = std::fs::read(&a_log).unwrap();
+    let b_text = std::fs::read(&b_log).unwrap();
+    assert!(String::from_utf8_lossy(&b_text).contains("on-b"));
+    std::fs::write(&b_log, &a_text).unwrap();
+    let (code, _, err) = verify(&[format!("{b_id}={key_a}")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not `"), "{err}");
+    // A changed byte in a node's log fails.
+    let mut bad = b_text.clone();
+    let at = String::from_utf8_lossy(&b_text).find("on-b").unwrap();
+    bad[at + 3] = b'x';
+    std::fs::write(&b_log, &bad).unwrap();
+    let (code, _, err) = verify(&[]);
+    assert_eq!(code, 1, "{err}");
+    std::fs::write(&b_log, &b_text).unwrap();
+    assert_eq!(verify(&[]).0, 0);
+}
+
+/// `INVARIANT (one process per node id)`: a second `mandate serve` with a node id
+/// already serving on the database is refused (exit 1, naming the id) and serves
+/// nothing; once the first stops, the id serves again from its own data dir, and from
+/// another data dir (another audit key) it is refused, since its log has one key.
+#[tokio::test]
+async fn a_second_serve_with_the_same_node_id_is_refused() {
+    let db = PgDb::new();
+    let url = db.url();
+    let (_ta, dir_a) = data_dir();
+    let (_tb, dir_b) = data_dir();
+    let mut a = Server::start(&dir_a, &["--store", &url, "--node-id", "node-a"], &[]);
+    let serve_b = |id: &str| {
+        Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                &url,
+                "--node-id",
+                id,
+            ])
+            .arg("--data-dir")
+            .arg(&dir_b)
+            .output()
+            .unwrap()
+    };
+    let out = serve_b("node-a");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("node id `node-a` is already serving"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+    assert!(
+        !dir_b.join("audit-key.pem").exists(),
+        "the refused start made no audit key"
+    );
+
+    assert!(a.stop().success());
+    // The id is free again, but its log is signed with node-a's key, in dir_a.
+    share_signing_keys(&dir_a, &dir_b);
+    let out = serve_b("node-a");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("signed with another key"), "{err}");
+    let mut again = Server::start(&dir_a, &["--store", &url, "--node-id", "node-a"], &[]);
+    assert!(again.stop().success());
+}
