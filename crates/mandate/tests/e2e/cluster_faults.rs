@@ -2,8 +2,9 @@
 //! hammer both nodes' `/v1/authorize` and `/oauth/token` while one node is killed with
 //! SIGKILL and started again, every backend of the database is terminated
 //! (`pg_terminate_backend`), and PostgreSQL becomes unreachable for a while. Afterwards
-//! every `decision_id` and every token a client was given is in the exported logs, and
-//! each node's log verifies; while PostgreSQL could not be reached every decision was a
+//! every `decision_id` and every token a client was given is in the logs node A exports
+//! once B has stopped (`mandate audit export --all-nodes`), and each node's log verifies
+//! with the key that node named; while PostgreSQL could not be reached every decision was a
 //! 503, never an allow.
 //!
 //! PostgreSQL is shared with every other test on the machine, so it is not restarted here:
@@ -322,47 +323,67 @@ fn tail(s: &str, n: usize) -> &str {
     s.get(s.len().saturating_sub(n)..).unwrap_or(s)
 }
 
-/// `mandate audit export` from the node at `addr`, verified offline with the node's
-/// checkpoint key: the (node, seq) of every event and the token id of every issuance.
-fn export_and_verify(addr: &str, out: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
-    let (code, _, err) = cli(
-        addr,
-        ADMIN,
-        &["audit", "export", "--out", out.to_str().unwrap()],
-    );
-    assert_eq!(code, 0, "{err}");
+/// The key that verifies the log of the node at `addr`, as that node says.
+fn checkpoint_key(addr: &str) -> String {
     let (code, cp, err) = cli(addr, ADMIN, &["audit", "checkpoint", "--json"]);
     assert_eq!(code, 0, "{err}");
-    let key = serde_json::from_str::<Value>(&cp).unwrap()["public_key"]
+    serde_json::from_str::<Value>(&cp).unwrap()["public_key"]
         .as_str()
         .unwrap()
-        .to_owned();
-    let v = Command::new(BIN)
-        .args([
+        .to_owned()
+}
+
+/// `mandate audit export --all-nodes` from the node at `addr` into `dir`, verified offline
+/// (`mandate audit verify DIR`) with each node's key pinned (`pins`: `node=key`): the
+/// (node, seq) of every event and the token id of every issuance, over all the logs.
+fn export_all_and_verify(
+    addr: &str,
+    dir: &Path,
+    pins: &[String],
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (code, out, err) = cli(
+        addr,
+        ADMIN,
+        &[
             "audit",
-            "verify",
-            out.to_str().unwrap(),
-            "--public-key",
-            &key,
-        ])
-        .output()
-        .unwrap();
+            "export",
+            "--all-nodes",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let mut args = vec![
+        "audit".to_owned(),
+        "verify".into(),
+        dir.to_str().unwrap().into(),
+    ];
+    for p in pins {
+        args.extend(["--public-key".to_owned(), p.clone()]);
+    }
+    let v = Command::new(BIN).args(&args).output().unwrap();
+    let said = String::from_utf8_lossy(&v.stdout);
     assert!(
-        v.status.success() && String::from_utf8_lossy(&v.stdout).starts_with("ok: "),
-        "{addr}'s log does not verify: {}{}",
-        String::from_utf8_lossy(&v.stdout),
+        v.status.success() && said.contains(&format!("{} node logs verified", pins.len())),
+        "the logs do not verify: {said}{}",
         String::from_utf8_lossy(&v.stderr)
     );
     let (mut events, mut tokens) = (BTreeSet::new(), BTreeSet::new());
-    for line in std::fs::read_to_string(out).unwrap().lines() {
-        // `{"event": …}` or `{"checkpoint": …}` (mandate-audit verify.rs).
-        let line: Value = serde_json::from_str(line).unwrap();
-        let e = &line["event"];
-        if let (Some(node), Some(seq)) = (e["node"].as_str(), e["seq"].as_u64()) {
-            events.insert(format!("{node}:{seq}"));
+    for f in std::fs::read_dir(dir).unwrap() {
+        let path = f.unwrap().path();
+        if path.extension().is_none_or(|x| x != "jsonl") {
+            continue;
         }
-        if e["kind"] == "token.issued" {
-            tokens.insert(e["details"]["token_id"].as_str().unwrap().to_owned());
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            // `{"event": …}` or `{"checkpoint": …}` (mandate-audit verify.rs).
+            let line: Value = serde_json::from_str(line).unwrap();
+            let e = &line["event"];
+            if let (Some(node), Some(seq)) = (e["node"].as_str(), e["seq"].as_u64()) {
+                events.insert(format!("{node}:{seq}"));
+            }
+            if e["kind"] == "token.issued" {
+                tokens.insert(e["details"]["token_id"].as_str().unwrap().to_owned());
+            }
         }
     }
     (events, tokens)
@@ -443,7 +464,7 @@ async fn nothing_acked_is_lost_through_a_kill_terminated_backends_and_an_outage(
     b.kill9();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let restarted = Instant::now();
-    let b2 = node(&dir_b, &store, "node-b");
+    let mut b2 = node(&dir_b, &store, "node-b");
     addrs.write().unwrap()[1] = b2.addr.clone();
     let back_b = allows_again(&seen, 1, &b2, restarted, "its restart").await;
 
@@ -498,10 +519,14 @@ async fn nothing_acked_is_lost_through_a_kill_terminated_backends_and_an_outage(
     );
 
     // Every allow and every token a client was given is in the nodes' exported logs.
-    let (events_a, tokens_a) = export_and_verify(&a.addr, &t.path().join("a.jsonl"));
-    let (events_b, tokens_b) = export_and_verify(&b2.addr, &t.path().join("b.jsonl"));
-    let events: BTreeSet<_> = events_a.union(&events_b).cloned().collect();
-    let tokens: BTreeSet<_> = tokens_a.union(&tokens_b).cloned().collect();
+    // Node B stops (sealing its log, which stays in the database); node A exports every
+    // node's log, each verified with the key its node named.
+    let pins = [
+        format!("node-a={}", checkpoint_key(&a.addr)),
+        format!("node-b={}", checkpoint_key(&b2.addr)),
+    ];
+    assert!(b2.stop().success());
+    let (events, tokens) = export_all_and_verify(&a.addr, &t.path().join("all"), &pins);
     let allows: Vec<_> = seen.decisions.iter().filter_map(|d| d.4.clone()).collect();
     assert!(
         allows.len() > 100,
