@@ -42,3 +42,64 @@ start_mandate() {
 mandate_token() {
   curl -sf "$maddr/oauth/token" -u "$agent:$secret" -d grant_type=client_credentials | jq -r .access_token
 }
+
+# ---------------------------------------------------------------------------- clusters
+# Nodes on one PostgreSQL database (the cluster benches). PG_ADMIN_URL is the server's
+# maintenance database (trust auth on loopback by default); new_pg_db makes a fresh
+# database and sets pg_db and pg_url, drop_pg_db removes it. Every node gets the same
+# issuer (tokens name it, so one node's tokens are good on the others), the same supplied
+# admin token ($cluster_admin), the detector off (the hammering would look like an
+# anomaly and suspend the agent) and the info-level access log of the default config.
+PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+cluster_admin="mat_bench_cluster_admin_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+cluster_issuer="http://mandate.bench.invalid"
+
+new_pg_db() {
+  pg_db="mandate_bench_$(date +%s)_$$"
+  psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE $pg_db" >&2
+  pg_url="${PG_ADMIN_URL%/*}/$pg_db"
+}
+
+drop_pg_db() {
+  [[ -n "${pg_db:-}" ]] && psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >&2 || true
+}
+
+# start_node WORK N [STORE_URL]: `mandate serve` number N, data dir $WORK/node$N, its store
+# STORE_URL (PostgreSQL) or, without one, its own SQLite file. Nodes after the first on one
+# database get a copy of node 1's store key (store.key), which opens the shared signing keys.
+# LISTEN (default 127.0.0.1:0) is the address it listens on. Sets node_pid[N] and node_addr[N].
+declare -a node_pid node_addr
+start_node() {
+  local work="$1" n="$2" url="${3:-}" dir="$1/node$2"
+  if [[ -n "$url" && "$n" != 1 && -f "$work/node1/store.key" && ! -d "$dir" ]]; then
+    mkdir -p -m 700 "$dir" && cp -a "$work/node1/store.key" "$dir/store.key"
+  fi
+  env ${url:+MANDATE_STORE_URL="$url"} MANDATE_BOOTSTRAP_TOKEN="$cluster_admin" \
+    MANDATE_ISSUER="$cluster_issuer" MANDATE_DETECT_ENABLED=false \
+    target/release/mandate serve --listen "${LISTEN:-127.0.0.1:0}" --data-dir "$dir" \
+    >"$work/node$n.out" 2>"$work/node$n.err" &
+  node_pid[$n]=$!
+  for _ in $(seq 400); do grep -q "mandate agent register" "$work/node$n.out" && break; sleep 0.05; done
+  grep -q "mandate agent register" "$work/node$n.out" || { cat "$work/node$n.err" >&2; return 1; }
+  node_addr[$n]="$(grep -o 'http://[0-9.:]*' "$work/node$n.out" | head -n1)"
+}
+
+# provision ADDR: on the node at ADDR (admin $cluster_admin), the CRM, MCP and billing
+# example policies (one version, active) and an agent in a CRM boundary with a client
+# secret. Sets agent and secret.
+provision() {
+  local addr="$1" auth="Authorization: Bearer $cluster_admin"
+  agent="$(curl -sf "$addr/v1/agents" -H "$auth" -H 'Content-Type: application/json' \
+    -d '{"name":"bench-bot","owner":"bench@example.com","labels":{"team":"sales"},
+         "boundary":{"grants":[{"actions":["crm:*"],"resources":["Crm::Contact/*"],"data_classes":["internal"]}]}}' \
+    | jq -r .id)"
+  jq -n --rawfile c examples/crm/policies.cedar --rawfile cs examples/crm/schema.cedarschema \
+    --rawfile m examples/mcp/policies.cedar --rawfile ms examples/mcp/schema.cedarschema \
+    --rawfile b examples/billing/policies.cedar --rawfile bs examples/billing/schema.cedarschema \
+    '{policies: ($c + "\n" + $m + "\n" + $b), schema_fragments: [$cs, $ms, $bs]}' \
+    | curl -sf "$addr/v1/policies" -H "$auth" -H 'Content-Type: application/json' -d @- >/dev/null
+  curl -sf -X POST "$addr/v1/policies/1/activate" -H "$auth" >/dev/null
+  secret="$(curl -sf "$addr/v1/agents/$agent/credentials" -H "$auth" \
+    -H 'Content-Type: application/json' -d '{"type":"client_secret"}' | jq -r .client_secret)"
+  [[ -n "$agent" && "$agent" != null && -n "$secret" && "$secret" != null ]]
+}

@@ -455,7 +455,48 @@ impl Writer {
                 for (_, reply) in replies {
                     let _ = reply.send(Err(AuditError::Write(e.to_string())));
                 }
+                self.resync();
             }
+        }
+    }
+
+    /// After a failed append: takes the log's length, leaves and last checkpoint from the
+    /// store again if they differ from what this writer holds.
+    ///
+    /// INVARIANT (frontier follows the store): a failed append may still have committed
+    /// (a connection to a shared store lost after its COMMIT was sent: the outcome is
+    /// unknown to the writer). Its events were refused to their requests, so nothing was
+    /// acknowledged, but they are in the log; a writer that kept its old frontier would
+    /// number the next batch from the old end and be refused (`out of order`) forever,
+    /// answering 503 until restarted. If the store cannot be read now, the next failed
+    /// append tries again.
+    fn resync(&mut self) {
+        let Ok(size) = self.store.audit_len() else {
+            return;
+        };
+        if size == self.frontier.size() {
+            return;
+        }
+        let (Ok(leaves), Ok(mut checkpoints)) =
+            (self.store.audit_leaves(size), self.store.checkpoints())
+        else {
+            return;
+        };
+        let mut frontier = Frontier::new();
+        for leaf in leaves {
+            if frontier.push(leaf).is_err() {
+                tracing::error!("audit frontier overflow");
+                return;
+            }
+        }
+        tracing::warn!(
+            from = self.frontier.size(),
+            to = size,
+            "the audit log holds events of a batch whose commit was not confirmed (refused to its requests); continuing after them"
+        );
+        self.frontier = frontier;
+        if let Some(c) = checkpoints.pop() {
+            self.last_checkpoint_size = c.size;
         }
     }
 

@@ -11,6 +11,7 @@
 )]
 
 mod cluster;
+mod cluster_faults;
 mod decide;
 mod detect;
 mod dev;
