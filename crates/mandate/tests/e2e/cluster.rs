@@ -409,3 +409,57 @@ async fn a_suspension_on_one_node_holds_on_the_other_and_leadership_moves() {
     )
     .await;
 }
+
+/// Issue 21's bad input: a read-only PostgreSQL (a hot standby, or a database set
+/// `default_transaction_read_only`) is a clear error at start, exit 1, nothing served
+/// and nothing written; the same database made writable starts.
+#[test]
+fn a_read_only_database_is_refused_at_start_and_nothing_is_written() {
+    let db = PgDb::new();
+    psql(
+        &admin_url(),
+        &format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = on",
+            db.name
+        ),
+    )
+    .unwrap();
+    let (_t, dir) = data_dir();
+    let serve = |dir: &Path| {
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", &db.url()])
+            .arg("--data-dir")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let out = serve(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("opening the PostgreSQL store") && err.contains("read-only"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+    // Nothing was written: not even the migrations' own table.
+    let tables = Command::new("psql")
+        .args([
+            &db.url(),
+            "-qAt",
+            "-c",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&tables.stdout).trim(), "0");
+    psql(
+        &admin_url(),
+        &format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = off",
+            db.name
+        ),
+    )
+    .unwrap();
+    let mut s = Server::start(&dir, &["--store", &db.url()], &[]);
+    assert!(s.stop().success());
+}
