@@ -248,3 +248,41 @@ fn a_rotation_on_another_node_reaches_this_node_by_the_feed() {
         node.snapshot().is_ok_and(|s| s.ring.current().kid() == new)
     });
 }
+
+/// A mandate written on another node (an approval there) wakes this node's long-polling
+/// readers (the agent waiting on this node for its mandate), by the feed alone.
+#[test]
+fn a_mandate_written_elsewhere_wakes_this_nodes_long_polls() {
+    use mandate_core::agent::Grant;
+    use mandate_core::clock::ManualClock;
+    use mandate_core::id::MandateId;
+    use mandate_core::mandate::{Mandate, MandateStatus};
+    use mandate_core::random::OsRandom;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    let a = super::node::agent(10);
+    node.store().insert_agent(&a).unwrap();
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+    let mut waiting = node.mandate_changes();
+    waiting.borrow_and_update();
+    let m = Mandate::requested(
+        MandateId::generate(&ManualClock::at_millis(T0 * 1000), &OsRandom).unwrap(),
+        a.id.clone(),
+        "an approval elsewhere".into(),
+        vec![Grant {
+            actions: vec!["crm:read".into()],
+            resources: vec!["crm:contact/*".into()],
+            data_classes: vec![],
+        }],
+        600,
+        MandateStatus::PendingApproval,
+        Timestamp::from_secs(T0),
+    );
+    // Another node writes it (past this node's write path).
+    shared.inner.insert_mandate(&m).unwrap();
+    eventually("the long-poll is woken", || {
+        waiting.has_changed().unwrap_or(false)
+    });
+}
