@@ -49,14 +49,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-venv=target/bench-venv
-if ! "$venv/bin/python" -c "import aiohttp; assert aiohttp.__version__ == '$AIOHTTP_VERSION'" 2>/dev/null; then
-  log "installing aiohttp $AIOHTTP_VERSION into $venv"
-  python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install -q "aiohttp==$AIOHTTP_VERSION" >&2
-fi
-log "building the release binary (cargo may wait for the build lock)"
-cargo build --release -q -p mandate
+bench_client_and_binary
 
 new_pg_db
 start_node "$work" 1 "$pg_url"

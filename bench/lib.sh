@@ -103,3 +103,17 @@ provision() {
     -H 'Content-Type: application/json' -d '{"type":"client_secret"}' | jq -r .client_secret)"
   [[ -n "$agent" && "$agent" != null && -n "$secret" && "$secret" != null ]]
 }
+
+# bench_client_and_binary: the cluster benches' Python client (asyncio + aiohttp
+# $AIOHTTP_VERSION, in a venv under target/, installed once) and the release binary. Sets
+# venv.
+bench_client_and_binary() {
+  venv=target/bench-venv
+  if ! "$venv/bin/python" -c "import aiohttp; assert aiohttp.__version__ == '$AIOHTTP_VERSION'" 2>/dev/null; then
+    log "installing aiohttp $AIOHTTP_VERSION into $venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install -q "aiohttp==$AIOHTTP_VERSION" >&2
+  fi
+  log "building the release binary (cargo may wait for the build lock)"
+  cargo build --release -q -p mandate
+}

@@ -90,6 +90,23 @@ fn clustered(dir: &std::path::Path) -> (Arc<mandate_service::Node>, Arc<Shared>)
     (node, shared)
 }
 
+/// Another node changes agent `id`'s status (past this node's write path).
+fn set_status_elsewhere(shared: &Shared, id: &mandate_core::id::AgentId, to: AgentStatus) {
+    shared
+        .inner
+        .modify_agent(id, Timestamp::from_secs(T0), |x| {
+            x.status = to;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+/// Proves the store's feed complete now and waits until the node decides again.
+fn prove_fresh(node: &mandate_service::Node, shared: &Shared) {
+    shared.prove_now();
+    eventually("fresh", || node.snapshot().is_ok());
+}
+
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cond() {
@@ -129,20 +146,13 @@ fn a_suspension_written_elsewhere_is_in_force_before_the_node_decides_again() {
     let (node, shared) = clustered(dir.path());
     let a = super::node::agent(7);
     node.store().insert_agent(&a).unwrap();
-    shared.prove_now();
-    eventually("fresh", || node.snapshot().is_ok());
+    prove_fresh(&node, &shared);
     // The feed is lost; the proof ages out.
     shared.set(Freshness::Unproven);
     std::thread::sleep(MAX_STALENESS + Duration::from_millis(100));
     assert!(node.snapshot().is_err());
     // Another node suspends the agent (past this node's write path).
-    shared
-        .inner
-        .modify_agent(&a.id, Timestamp::from_secs(T0), |x| {
-            x.status = AgentStatus::Suspended;
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
+    set_status_elsewhere(&shared, &a.id, AgentStatus::Suspended);
     shared.prove_now();
     eventually("fresh again", || node.snapshot().is_ok());
     let s = node.snapshot().unwrap();
@@ -157,15 +167,8 @@ fn another_nodes_suspension_reaches_the_snapshot_by_the_feed() {
     let (node, shared) = clustered(dir.path());
     let a = super::node::agent(8);
     node.store().insert_agent(&a).unwrap();
-    shared.prove_now();
-    eventually("fresh", || node.snapshot().is_ok());
-    shared
-        .inner
-        .modify_agent(&a.id, Timestamp::from_secs(T0), |x| {
-            x.status = AgentStatus::Suspended;
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
+    prove_fresh(&node, &shared);
+    set_status_elsewhere(&shared, &a.id, AgentStatus::Suspended);
     eventually("the suspension is in the snapshot", || {
         shared.prove_now();
         node.snapshot()
@@ -194,15 +197,8 @@ fn a_resume_on_another_node_lifts_this_nodes_detector_suspension() {
     node.store().insert_agent(&a).unwrap();
     let d = node.detector().unwrap();
     d.suspend(a.id.as_str());
-    shared.prove_now();
-    eventually("fresh", || node.snapshot().is_ok());
-    shared
-        .inner
-        .modify_agent(&a.id, Timestamp::from_secs(T0), |x| {
-            x.status = AgentStatus::Active;
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
+    prove_fresh(&node, &shared);
+    set_status_elsewhere(&shared, &a.id, AgentStatus::Active);
     eventually("the detector's suspension is lifted", || {
         !d.is_suspended(a.id.as_str())
     });
@@ -218,8 +214,7 @@ fn a_rotation_on_another_node_reaches_this_node_by_the_feed() {
     use mandate_service::keys::{KeyFiles, KeyState};
     let dir = tempfile::tempdir().unwrap();
     let (node, shared) = clustered(dir.path());
-    shared.prove_now();
-    eventually("fresh", || node.snapshot().is_ok());
+    prove_fresh(&node, &shared);
     let old = node.keys.ring().current().kid().to_owned();
     // Another node over the same store, given this node's store key.
     let other_dir = tempfile::tempdir().unwrap();
@@ -263,8 +258,7 @@ fn a_mandate_written_elsewhere_wakes_this_nodes_long_polls() {
     let (node, shared) = clustered(dir.path());
     let a = super::node::agent(10);
     node.store().insert_agent(&a).unwrap();
-    shared.prove_now();
-    eventually("fresh", || node.snapshot().is_ok());
+    prove_fresh(&node, &shared);
     let mut waiting = node.mandate_changes();
     waiting.borrow_and_update();
     let m = Mandate::requested(
