@@ -50,7 +50,7 @@ fn follow(weak: &Weak<Node>) {
         let Some(node) = weak.upgrade() else { return };
         // A lapsed proof changes what the snapshot answers without a rebuild: open
         // streams are told, re-check, and close (`INVARIANT (stream lease)`, gateway).
-        let fresh = node.proof.fresh();
+        let fresh = !node.is_stale();
         if was_fresh && !fresh {
             tracing::warn!("no recent proof of a complete change feed: decisions are refused");
             node.snapshot_lapsed();

@@ -4,7 +4,9 @@
 //! agent or accepts a token only while it can prove its snapshot fresh: the store proved
 //! its feed complete up to a moment (`Freshness::Proven { at, seq }`), the snapshot covers
 //! every snapshot-topic change up to `seq` (the follower, follow.rs, takes a proof only
-//! then), and `at` is at most `cluster.max_staleness` ago. Otherwise `Node::snapshot`
+//! then), `at` is at most `cluster.max_staleness` ago, and the store does not know its
+//! feed lost (`Freshness::Unproven`: a lost listening connection refuses at once, without
+//! waiting for the proof to age). Otherwise `Node::snapshot`
 //! refuses (503 `snapshot_stale`), exactly as after a failed refresh. So a suspension
 //! committed on another node is in force here within the feed's delay, or this node
 //! refuses everything after `max_staleness`: never an allow from a snapshot that cannot

@@ -195,10 +195,20 @@ impl Node {
     /// Over a shared store it also refuses while this node cannot prove the snapshot
     /// fresh (`INVARIANT (fresh or refused)`, freshness.rs).
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, StaleSnapshot> {
-        if !self.proof.fresh() {
+        if !self.proven_now() {
             return Err(StaleSnapshot);
         }
         self.snapshot.get()
+    }
+
+    /// Whether this node can show its snapshot current now (`INVARIANT (fresh or
+    /// refused)`, freshness.rs): a single node's store always; a shared one while the
+    /// node's last proof is younger than `cluster.max_staleness` and the feed is not known
+    /// to be lost (a lost listening connection refuses at once, not once the proof aged).
+    fn proven_now(&self) -> bool {
+        self.proof.is_local()
+            || (self.proof.fresh()
+                && !matches!(self.db.freshness(), mandate_store::Freshness::Unproven))
     }
 
     /// How old this node's proof of freshness is (`None`: none yet, or a single node,
@@ -240,7 +250,7 @@ impl Node {
     /// Whether decisions are held: the last refresh failed, or (over a shared store)
     /// this node cannot prove its snapshot fresh.
     pub fn is_stale(&self) -> bool {
-        self.snapshot.is_stale() || !self.proof.fresh()
+        self.snapshot.is_stale() || !self.proven_now()
     }
 
     /// Rebuilds the snapshot from the store and swaps it in. Every write that can change

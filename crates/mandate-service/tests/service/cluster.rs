@@ -280,3 +280,18 @@ fn a_mandate_written_elsewhere_wakes_this_nodes_long_polls() {
         waiting.has_changed().unwrap_or(false)
     });
 }
+
+/// The store knows its feed lost (the listening connection dropped): the node refuses at
+/// once, though its last proof is still young (the issue: "its listen connection is down,
+/// or no heartbeat for longer than `cluster.max_staleness`"), and resumes with the next
+/// proof.
+#[test]
+fn a_lost_feed_refuses_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, shared) = clustered(dir.path());
+    prove_fresh(&node, &shared);
+    shared.set(Freshness::Unproven);
+    assert!(node.snapshot().is_err(), "decided on a feed known lost");
+    assert!(node.is_stale());
+    prove_fresh(&node, &shared);
+}
