@@ -650,6 +650,53 @@ mod nodes {
         assert_eq!(nodes[0].started_at, Some(Timestamp::from_secs(200)));
     }
 
+    /// Regression (issue 21 review, atk3): the connection holding a node's registration
+    /// lock was lost unseen (`pg_terminate_backend`, a network cut, a proxy restart), the
+    /// lock lapsed, and a second process with the same id registered beside the first:
+    /// two writers of one audit log, against `INVARIANT (one process per node id)`. Now
+    /// the first takes its registration again at once; and if the other process got it
+    /// first, the first proves nothing and leads nothing from then on (it refuses to
+    /// decide) rather than serve beside it.
+    #[test]
+    fn a_lost_registration_connection_is_taken_again_or_the_node_stops_serving() {
+        use std::time::Duration;
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        a.register(Timestamp::from_secs(1)).unwrap();
+        a.start_feed(Duration::from_millis(50));
+        let mut tries = 0;
+        while !matches!(a.freshness(), mandate_store::Freshness::Proven { .. }) {
+            tries += 1;
+            assert!(tries < 200, "node-a never proved its feed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The backend holding node-a's registration lock (`registration_lock_text`).
+        let kill = format!(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d \
+               ON d.oid = l.database AND d.datname = '{}' \
+             WHERE l.locktype = 'advisory' AND l.objsubid = 1 \
+               AND ((l.classid::bigint << 32) | l.objid::bigint) \
+                   = hashtextextended('mandate node node-a', 0)",
+            db.name
+        );
+        schema::run_in(&db.url(), &kill).unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+        let again = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        match again.register(Timestamp::from_secs(2)) {
+            Err(e) => assert!(matches!(e, StoreError::Conflict(_)), "{e}"),
+            Ok(()) => {
+                // The other process holds the id now: node-a must not serve beside it.
+                std::thread::sleep(Duration::from_millis(500));
+                assert_eq!(
+                    a.freshness(),
+                    mandate_store::Freshness::Unproven,
+                    "node-a serves beside another process with its id"
+                );
+                assert!(!a.leads());
+            }
+        }
+    }
+
     /// Two nodes append to their logs at once: each log is gapless, holds only its
     /// node's events and checkpoints, and is readable by name from the other node.
     #[test]
