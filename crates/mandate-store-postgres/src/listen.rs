@@ -83,6 +83,11 @@ pub(crate) struct FeedShared {
     pub(crate) instance: String,
     state: Mutex<ListenState>,
     leads: AtomicBool,
+    /// Set while this process registered its node id and does not hold the registration
+    /// now (its connection was lost, nodes.rs): another process may be serving as this
+    /// node, so this one proves nothing and leads nothing (`INVARIANT (one process per
+    /// node id)`).
+    unregistered: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -115,6 +120,7 @@ impl FeedShared {
                 started: false,
             }),
             leads: AtomicBool::new(false),
+            unregistered: AtomicBool::new(false),
         }
     }
 
@@ -124,17 +130,27 @@ impl FeedShared {
     }
 
     pub(crate) fn freshness(&self) -> Freshness {
+        if self.unregistered.load(Ordering::Acquire) {
+            return Freshness::Unproven;
+        }
         self.state().proof
     }
 
     pub(crate) fn leads(&self) -> bool {
-        self.leads.load(Ordering::Acquire)
+        self.leads.load(Ordering::Acquire) && !self.unregistered.load(Ordering::Acquire)
+    }
+
+    /// Records whether this process holds its node's registration (nodes.rs); while it
+    /// does not, [`Self::freshness`] is unproven and [`Self::leads`] false.
+    pub(crate) fn set_registered(&self, held: bool) {
+        self.unregistered.store(!held, Ordering::Release);
     }
 
     pub(crate) fn status(&self) -> FeedStatus {
+        let proof = self.freshness();
         let s = self.state();
         FeedStatus {
-            connected: matches!(s.proof, Freshness::Proven { .. }),
+            connected: matches!(proof, Freshness::Proven { .. }),
             lag: s.lag,
             leads: self.leads(),
         }
@@ -334,7 +350,9 @@ async fn listen(
                 if outstanding.len() >= MAX_OUTSTANDING {
                     return Err(format!("{MAX_OUTSTANDING} heartbeats did not come back"));
                 }
-                if !shared.leads() {
+                // The lock itself, not whether this node may lead now (`leads` is also
+                // false while unregistered): a held session lock is not taken twice.
+                if !shared.leads.load(Ordering::Acquire) {
                     let row = tokio::time::timeout(limit, client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]))
                         .await
                         .map_err(|_| "taking the leader lock timed out".to_owned())?

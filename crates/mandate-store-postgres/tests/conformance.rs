@@ -697,6 +697,88 @@ mod nodes {
         }
     }
 
+    /// The other branch of the test above, made certain: another session is queued on
+    /// node-a's registration lock when node-a's connection is cut, so it gets the lock
+    /// first. Node-a then proves nothing and does not lead for as long as the other holds
+    /// the id, and takes it again (and proves itself again) once the other lets go.
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test waits on monotonic time"
+    )]
+    fn a_node_whose_id_was_taken_meanwhile_refuses_until_it_holds_it_again() {
+        use mandate_store::Freshness;
+        use std::time::{Duration, Instant};
+        fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !cond() {
+                assert!(Instant::now() < deadline, "never: {what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        a.register(Timestamp::from_secs(1)).unwrap();
+        a.start_feed(Duration::from_millis(50));
+        eventually("node-a proves its feed", || {
+            matches!(a.freshness(), Freshness::Proven { .. })
+        });
+        eventually("node-a leads", || a.leads());
+        // Another process waits for node-a's id (blocking until it has it), then holds it
+        // until told to let go.
+        let (go, release) = std::sync::mpsc::channel::<()>();
+        let (got, has) = std::sync::mpsc::channel::<()>();
+        let url = db.url();
+        let other = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let conn = tokio::spawn(conn);
+                client
+                    .execute(
+                        "SELECT pg_advisory_lock(hashtextextended('mandate node node-a', 0))",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                got.send(()).unwrap();
+                let _ = tokio::task::spawn_blocking(move || release.recv()).await;
+                drop(client);
+                let _ = conn.await;
+            });
+        });
+        // Queued behind node-a's lock before it is cut.
+        std::thread::sleep(Duration::from_millis(300));
+        let kill = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND application_name = 'mandate-register'",
+            db.name
+        );
+        schema::run_in(&db.url(), &kill).unwrap();
+        has.recv_timeout(Duration::from_secs(10)).unwrap();
+        eventually("node-a stops proving", || {
+            a.freshness() == Freshness::Unproven
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            a.freshness(),
+            Freshness::Unproven,
+            "proven beside the other"
+        );
+        assert!(!a.leads(), "leads beside the other");
+        go.send(()).unwrap();
+        other.join().unwrap();
+        eventually("node-a takes its id again and proves itself", || {
+            matches!(a.freshness(), Freshness::Proven { .. })
+        });
+        eventually("node-a leads again", || a.leads());
+    }
+
     /// Two nodes append to their logs at once: each log is gapless, holds only its
     /// node's events and checkpoints, and is readable by name from the other node.
     #[test]
