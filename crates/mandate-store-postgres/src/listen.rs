@@ -181,6 +181,49 @@ impl FeedShared {
     }
 }
 
+/// The heartbeats this listener sent that have not come back, in order.
+#[derive(Debug, Default)]
+struct Heartbeats {
+    /// The number of the last heartbeat sent.
+    last: u64,
+    outstanding: VecDeque<(u64, Instant)>,
+}
+
+impl Heartbeats {
+    /// A new listening session: nothing sent on it is outstanding.
+    fn new_session(&mut self) {
+        self.outstanding.clear();
+        self.last = 0;
+    }
+
+    /// Numbers a heartbeat sent at `at`.
+    fn send(&mut self, at: Instant) -> u64 {
+        self.last += 1;
+        self.outstanding.push_back((self.last, at));
+        self.last
+    }
+
+    /// How many did not come back yet.
+    fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Heartbeat `n` of this instance came back: when it was sent, if it is outstanding.
+    /// Every heartbeat before it came back before it, in order: they are done with.
+    fn came_back(&mut self, n: u64) -> Option<Instant> {
+        while let Some(&(m, sent)) = self.outstanding.front() {
+            if m > n {
+                break;
+            }
+            self.outstanding.pop_front();
+            if m == n {
+                return Some(sent);
+            }
+        }
+        None
+    }
+}
+
 /// A notification on [`CHANNEL`], read.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Note<'a> {
@@ -233,9 +276,19 @@ pub(crate) async fn run(
 ) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(100);
     let mut backoff = FIRST_BACKOFF;
+    let mut beats = Heartbeats::default();
     loop {
         let mut listened = false;
-        let why = session(&config, &shared, &feed, heartbeat, &mut listened).await;
+        beats.new_session();
+        let why = session(
+            &config,
+            &shared,
+            &feed,
+            heartbeat,
+            &mut beats,
+            &mut listened,
+        )
+        .await;
         shared.lost();
         tracing::warn!(
             store = %target,
@@ -258,9 +311,10 @@ async fn session(
     shared: &FeedShared,
     feed: &LocalFeed,
     heartbeat: Duration,
+    beats: &mut Heartbeats,
     listened: &mut bool,
 ) -> String {
-    match listen(config, shared, feed, heartbeat, listened).await {
+    match listen(config, shared, feed, heartbeat, beats, listened).await {
         Ok(never) => match never {},
         Err(why) => why,
     }
@@ -271,6 +325,7 @@ async fn listen(
     shared: &FeedShared,
     feed: &LocalFeed,
     heartbeat: Duration,
+    beats: &mut Heartbeats,
     listened: &mut bool,
 ) -> Result<std::convert::Infallible, String> {
     let mut config = config.clone();
@@ -313,8 +368,6 @@ async fn listen(
     // From here on every commit is notified to us: whatever we may have missed before
     // is read again by publishing every topic.
     feed.publish(Topics::all());
-    let mut outstanding: VecDeque<(u64, Instant)> = VecDeque::new();
-    let mut next_n: u64 = 0;
     let mut ticks = tokio::time::interval(heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -326,16 +379,8 @@ async fn listen(
                         feed.publish(topics);
                     }
                     Note::Heartbeat { instance, n } if instance == shared.instance => {
-                        // Every heartbeat before `n` came back before it, in order.
-                        while let Some(&(m, sent)) = outstanding.front() {
-                            if m > n {
-                                break;
-                            }
-                            outstanding.pop_front();
-                            if m == n {
-                                let lag = sent.elapsed();
-                                shared.proven(sent, feed.seq(), lag);
-                            }
+                        if let Some(sent) = beats.came_back(n) {
+                            shared.proven(sent, feed.seq(), sent.elapsed());
                         }
                     }
                     Note::Heartbeat { .. } => {}
@@ -347,7 +392,7 @@ async fn listen(
                 None => return Err("connection driver ended".into()),
             },
             _ = ticks.tick() => {
-                if outstanding.len() >= MAX_OUTSTANDING {
+                if beats.outstanding() >= MAX_OUTSTANDING {
                     return Err(format!("{MAX_OUTSTANDING} heartbeats did not come back"));
                 }
                 // The lock itself, not whether this node may lead now (`leads` is also
@@ -363,14 +408,13 @@ async fn listen(
                         shared.leads.store(true, Ordering::Release);
                     }
                 }
-                next_n += 1;
                 #[expect(
                     clippy::disallowed_methods,
                     reason = "monotonic time for a heartbeat's round trip, not the time of day"
                 )]
                 let sent = Instant::now();
-                outstanding.push_back((next_n, sent));
-                let payload = format!("h {} {next_n}", shared.instance);
+                let n = beats.send(sent);
+                let payload = format!("h {} {n}", shared.instance);
                 tokio::time::timeout(limit, client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]))
                     .await
                     .map_err(|_| "sending a heartbeat timed out".to_owned())?
@@ -392,6 +436,30 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 21 review, atk3): heartbeats were numbered from 1 again in every
+    /// listening session, so a heartbeat of a lost session that the server delivered
+    /// late (its `NOTIFY` committed after the new session's `LISTEN`) was taken for the
+    /// new session's heartbeat of the same number: a proof dated when the new one was
+    /// sent, though the changes committed before then need not have arrived yet.
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "heartbeats are dated by monotonic instants"
+    )]
+    fn a_late_heartbeat_of_a_lost_session_proves_nothing_in_the_next() {
+        let mut beats = Heartbeats::default();
+        let old = beats.send(Instant::now());
+        beats.new_session();
+        let sent = Instant::now();
+        let n = beats.send(sent);
+        assert_eq!(
+            beats.came_back(old),
+            None,
+            "the lost session's heartbeat proved"
+        );
+        assert_eq!(beats.came_back(n), Some(sent));
+    }
 
     #[test]
     fn payloads_read_back() {
