@@ -21,6 +21,8 @@
 //! has already been received and published. The proof is then (`sent`, the feed's
 //! sequence number now): `Freshness::Proven`. The node compares its age with
 //! `cluster.max_staleness` and whether its snapshot covers the sequence number.
+//! Heartbeat numbers go on across reconnections, so a heartbeat of a lost connection
+//! that arrives late proves nothing (`INVARIANT (a heartbeat proves its own session)`).
 //!
 //! INVARIANT (lost feed is unproven): whenever the listening connection is not known to
 //! be up (before the first `LISTEN`, after any error on it, while reconnecting) the proof
@@ -181,7 +183,8 @@ impl FeedShared {
     }
 }
 
-/// The heartbeats this listener sent that have not come back, in order.
+/// The heartbeats this listener sent that have not come back, in order, numbered across
+/// all its sessions.
 #[derive(Debug, Default)]
 struct Heartbeats {
     /// The number of the last heartbeat sent.
@@ -191,9 +194,13 @@ struct Heartbeats {
 
 impl Heartbeats {
     /// A new listening session: nothing sent on it is outstanding.
+    ///
+    /// INVARIANT (a heartbeat proves its own session): numbers go on across sessions, so
+    /// a lost session's heartbeat that the server still delivers later (its `NOTIFY`
+    /// committed after the next session's `LISTEN`) is numbered below everything the new
+    /// session sent, and [`Self::came_back`] passes it by.
     fn new_session(&mut self) {
         self.outstanding.clear();
-        self.last = 0;
     }
 
     /// Numbers a heartbeat sent at `at`.
