@@ -649,3 +649,57 @@ async fn a_suspension_made_while_an_authorize_body_arrives_governs_the_decision(
         "decided on the snapshot from before the suspension: {v}"
     );
 }
+
+/// The same for `POST /v1/mandates`: the agent was authenticated (from the snapshot)
+/// before the body was read, and the mandate was granted on the agent as it was then. An
+/// agent suspended while its request's body arrived was granted an active mandate, which
+/// would outlive a containment made in that window (containment ends every mandate of the
+/// agent, then this one is stored) and serve again after the agent is resumed.
+#[tokio::test]
+async fn a_suspension_made_while_a_mandate_request_body_arrives_refuses_the_mandate() {
+    use axum::body::{Body, Bytes};
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    let env = Env::new();
+    env.activate(POLICIES, &[SCHEMA]).await;
+    let c = env
+        .client_with(
+            "slow-mandate",
+            json!({"grants": [{"actions": ["crm:*"], "resources": ["*"]}]}),
+        )
+        .await;
+    let token = env.token(&c).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let req = Request::post("/v1/mandates")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::new(Chunks(rx)))
+        .expect("request");
+    let app = env.app.clone();
+    let pending = tokio::spawn(async move { app.oneshot(req).await });
+    let body = serde_json::to_vec(&json!({"intent": "read contacts", "scope": read_scope()}))
+        .expect("json");
+    let (head, tail) = body.split_at(5);
+    tx.send(Bytes::copy_from_slice(head)).await.expect("sent");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    env.admin(
+        Method::POST,
+        &format!("/v1/agents/{}/suspend", c.id),
+        Some(json!({"reason": "compromised"})),
+    )
+    .await
+    .expect(200);
+    tx.send(Bytes::copy_from_slice(tail)).await.expect("sent");
+    drop(tx);
+    let res = pending.await.expect("joined").expect("infallible");
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let v: Value = serde_json::from_slice(&bytes).expect("json answer");
+    assert!(
+        status.is_client_error(),
+        "a suspended agent was granted a mandate: {status} {v}"
+    );
+}
