@@ -299,10 +299,14 @@ pub(crate) async fn authorize(
 ) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
     let who = caller(&state, &parts.headers).await?;
-    let snapshot = state.snapshot()?;
-    refuse_unverified(&state, &snapshot, &who)?;
+    refuse_unverified(&state, &*state.snapshot()?, &who)?;
     let r: AuthorizeRequest = body(&state, &parts.headers, b).await?;
     check(&r, &who)?;
+    // INVARIANT (decided on the snapshot of now): the snapshot is taken once the body is
+    // in, never before: a body may take up to the body deadline to arrive, and a
+    // suspension or revocation made meanwhile must govern this decision
+    // (`INVARIANT (fresh or refused)`, mandate-service freshness.rs).
+    let snapshot = state.snapshot()?;
     let (d, event, seen) = decide_one(&state, &snapshot, &r, &who);
     let id = record_decision(&state, event, seen, r.request_id.as_deref()).await?;
     Ok(Json(answer(&d, id)).into_response())
@@ -329,7 +333,8 @@ pub(crate) async fn authorize_batch(
     let mut decisions = Vec::with_capacity(b.requests.len());
     let mut events = Vec::with_capacity(b.requests.len());
     let mut raised = Vec::new();
-    // One snapshot for the whole batch: every answer in it comes from the same state.
+    // One snapshot for the whole batch, taken once its body is in (`INVARIANT (decided
+    // on the snapshot of now)`): every answer in it comes from the same state.
     let snapshot = state.snapshot()?;
     for r in &b.requests {
         let (d, e, seen) = decide_one(&state, &snapshot, r, &who);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mandate_audit::event::AuditEvent;
 use mandate_core::admin::{AdminToken, Role};
-use mandate_core::agent::{Agent, Grant, ValidationError};
+use mandate_core::agent::{Agent, AgentStatus, Grant, ValidationError};
 use mandate_core::id::{AgentId, MandateId};
 use mandate_core::identity::Person;
 use mandate_core::mandate::{
@@ -414,7 +414,18 @@ pub async fn request(
                 )
             };
             let snapshot = s.snapshot().map_err(ServiceError::from)?;
-            let verdict = policy_verdict(&snapshot, &agent, &m);
+            // INVARIANT (decided on the snapshot of now): the agent as it is now, not as
+            // it was when the caller was authenticated (before the request body arrived,
+            // which may take up to the body deadline): one suspended, contained or
+            // narrowed meanwhile gets no mandate beyond what it may have now.
+            let agent = match snapshot.agents.get(&agent.id) {
+                Some(now_agent) if now_agent.status == AgentStatus::Active => now_agent,
+                _ => return Err(MandateError::NotAllowed("the agent is not active")),
+            };
+            if let Some(detail) = outside_boundary(&m.scope, agent) {
+                return Err(MandateError::OutsideBoundary { detail });
+            }
+            let verdict = policy_verdict(&snapshot, agent, &m);
             m.status = verdict.status;
             m.policy_ids.clone_from(&verdict.policy_ids);
             match verdict.status {

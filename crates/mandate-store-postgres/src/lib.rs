@@ -116,9 +116,6 @@ pub struct PostgresStore {
     /// The node this store acts as: it names the audit log the store reads and appends
     /// to, and the registration.
     node: String,
-    /// The connection holding the node's registration lock, once registered
-    /// ([`Self::register`], in `nodes.rs`).
-    registration: std::sync::Mutex<Option<tokio_postgres::Client>>,
     /// Held by a write unit from its first statement to its commit: see
     /// `INVARIANT (one writer per process)` in [`Store::write_unit`].
     writer: std::sync::Mutex<()>,
@@ -191,7 +188,6 @@ impl PostgresStore {
             handle,
             config,
             node: node.to_owned(),
-            registration: std::sync::Mutex::new(None),
             writer: std::sync::Mutex::new(()),
         };
         store.handle.block(async {

@@ -21,6 +21,8 @@
 //! has already been received and published. The proof is then (`sent`, the feed's
 //! sequence number now): `Freshness::Proven`. The node compares its age with
 //! `cluster.max_staleness` and whether its snapshot covers the sequence number.
+//! Heartbeat numbers go on across reconnections, so a heartbeat of a lost connection
+//! that arrives late proves nothing (`INVARIANT (a heartbeat proves its own session)`).
 //!
 //! INVARIANT (lost feed is unproven): whenever the listening connection is not known to
 //! be up (before the first `LISTEN`, after any error on it, while reconnecting) the proof
@@ -83,6 +85,11 @@ pub(crate) struct FeedShared {
     pub(crate) instance: String,
     state: Mutex<ListenState>,
     leads: AtomicBool,
+    /// Set while this process registered its node id and does not hold the registration
+    /// now (its connection was lost, nodes.rs): another process may be serving as this
+    /// node, so this one proves nothing and leads nothing (`INVARIANT (one process per
+    /// node id)`).
+    unregistered: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -115,6 +122,7 @@ impl FeedShared {
                 started: false,
             }),
             leads: AtomicBool::new(false),
+            unregistered: AtomicBool::new(false),
         }
     }
 
@@ -124,17 +132,27 @@ impl FeedShared {
     }
 
     pub(crate) fn freshness(&self) -> Freshness {
+        if self.unregistered.load(Ordering::Acquire) {
+            return Freshness::Unproven;
+        }
         self.state().proof
     }
 
     pub(crate) fn leads(&self) -> bool {
-        self.leads.load(Ordering::Acquire)
+        self.leads.load(Ordering::Acquire) && !self.unregistered.load(Ordering::Acquire)
+    }
+
+    /// Records whether this process holds its node's registration (nodes.rs); while it
+    /// does not, [`Self::freshness`] is unproven and [`Self::leads`] false.
+    pub(crate) fn set_registered(&self, held: bool) {
+        self.unregistered.store(!held, Ordering::Release);
     }
 
     pub(crate) fn status(&self) -> FeedStatus {
+        let proof = self.freshness();
         let s = self.state();
         FeedStatus {
-            connected: matches!(s.proof, Freshness::Proven { .. }),
+            connected: matches!(proof, Freshness::Proven { .. }),
             lag: s.lag,
             leads: self.leads(),
         }
@@ -162,6 +180,54 @@ impl FeedShared {
             s.proof = Freshness::Proven { at, seq, lag };
         }
         s.lag = Some(lag);
+    }
+}
+
+/// The heartbeats this listener sent that have not come back, in order, numbered across
+/// all its sessions.
+#[derive(Debug, Default)]
+struct Heartbeats {
+    /// The number of the last heartbeat sent.
+    last: u64,
+    outstanding: VecDeque<(u64, Instant)>,
+}
+
+impl Heartbeats {
+    /// A new listening session: nothing sent on it is outstanding.
+    ///
+    /// INVARIANT (a heartbeat proves its own session): numbers go on across sessions, so
+    /// a lost session's heartbeat that the server still delivers later (its `NOTIFY`
+    /// committed after the next session's `LISTEN`) is numbered below everything the new
+    /// session sent, and [`Self::came_back`] passes it by.
+    fn new_session(&mut self) {
+        self.outstanding.clear();
+    }
+
+    /// Numbers a heartbeat sent at `at`.
+    fn send(&mut self, at: Instant) -> u64 {
+        self.last += 1;
+        self.outstanding.push_back((self.last, at));
+        self.last
+    }
+
+    /// How many did not come back yet.
+    fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Heartbeat `n` of this instance came back: when it was sent, if it is outstanding.
+    /// Every heartbeat before it came back before it, in order: they are done with.
+    fn came_back(&mut self, n: u64) -> Option<Instant> {
+        while let Some(&(m, sent)) = self.outstanding.front() {
+            if m > n {
+                break;
+            }
+            self.outstanding.pop_front();
+            if m == n {
+                return Some(sent);
+            }
+        }
+        None
     }
 }
 
@@ -217,9 +283,19 @@ pub(crate) async fn run(
 ) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(100);
     let mut backoff = FIRST_BACKOFF;
+    let mut beats = Heartbeats::default();
     loop {
         let mut listened = false;
-        let why = session(&config, &shared, &feed, heartbeat, &mut listened).await;
+        beats.new_session();
+        let why = session(
+            &config,
+            &shared,
+            &feed,
+            heartbeat,
+            &mut beats,
+            &mut listened,
+        )
+        .await;
         shared.lost();
         tracing::warn!(
             store = %target,
@@ -242,9 +318,10 @@ async fn session(
     shared: &FeedShared,
     feed: &LocalFeed,
     heartbeat: Duration,
+    beats: &mut Heartbeats,
     listened: &mut bool,
 ) -> String {
-    match listen(config, shared, feed, heartbeat, listened).await {
+    match listen(config, shared, feed, heartbeat, beats, listened).await {
         Ok(never) => match never {},
         Err(why) => why,
     }
@@ -255,6 +332,7 @@ async fn listen(
     shared: &FeedShared,
     feed: &LocalFeed,
     heartbeat: Duration,
+    beats: &mut Heartbeats,
     listened: &mut bool,
 ) -> Result<std::convert::Infallible, String> {
     let mut config = config.clone();
@@ -297,8 +375,6 @@ async fn listen(
     // From here on every commit is notified to us: whatever we may have missed before
     // is read again by publishing every topic.
     feed.publish(Topics::all());
-    let mut outstanding: VecDeque<(u64, Instant)> = VecDeque::new();
-    let mut next_n: u64 = 0;
     let mut ticks = tokio::time::interval(heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -310,16 +386,8 @@ async fn listen(
                         feed.publish(topics);
                     }
                     Note::Heartbeat { instance, n } if instance == shared.instance => {
-                        // Every heartbeat before `n` came back before it, in order.
-                        while let Some(&(m, sent)) = outstanding.front() {
-                            if m > n {
-                                break;
-                            }
-                            outstanding.pop_front();
-                            if m == n {
-                                let lag = sent.elapsed();
-                                shared.proven(sent, feed.seq(), lag);
-                            }
+                        if let Some(sent) = beats.came_back(n) {
+                            shared.proven(sent, feed.seq(), sent.elapsed());
                         }
                     }
                     Note::Heartbeat { .. } => {}
@@ -331,10 +399,12 @@ async fn listen(
                 None => return Err("connection driver ended".into()),
             },
             _ = ticks.tick() => {
-                if outstanding.len() >= MAX_OUTSTANDING {
+                if beats.outstanding() >= MAX_OUTSTANDING {
                     return Err(format!("{MAX_OUTSTANDING} heartbeats did not come back"));
                 }
-                if !shared.leads() {
+                // The lock itself, not whether this node may lead now (`leads` is also
+                // false while unregistered): a held session lock is not taken twice.
+                if !shared.leads.load(Ordering::Acquire) {
                     let row = tokio::time::timeout(limit, client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]))
                         .await
                         .map_err(|_| "taking the leader lock timed out".to_owned())?
@@ -345,14 +415,13 @@ async fn listen(
                         shared.leads.store(true, Ordering::Release);
                     }
                 }
-                next_n += 1;
                 #[expect(
                     clippy::disallowed_methods,
                     reason = "monotonic time for a heartbeat's round trip, not the time of day"
                 )]
                 let sent = Instant::now();
-                outstanding.push_back((next_n, sent));
-                let payload = format!("h {} {next_n}", shared.instance);
+                let n = beats.send(sent);
+                let payload = format!("h {} {n}", shared.instance);
                 tokio::time::timeout(limit, client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]))
                     .await
                     .map_err(|_| "sending a heartbeat timed out".to_owned())?
@@ -374,6 +443,30 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 21 review, atk3): heartbeats were numbered from 1 again in every
+    /// listening session, so a heartbeat of a lost session that the server delivered
+    /// late (its `NOTIFY` committed after the new session's `LISTEN`) was taken for the
+    /// new session's heartbeat of the same number: a proof dated when the new one was
+    /// sent, though the changes committed before then need not have arrived yet.
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "heartbeats are dated by monotonic instants"
+    )]
+    fn a_late_heartbeat_of_a_lost_session_proves_nothing_in_the_next() {
+        let mut beats = Heartbeats::default();
+        let old = beats.send(Instant::now());
+        beats.new_session();
+        let sent = Instant::now();
+        let n = beats.send(sent);
+        assert_eq!(
+            beats.came_back(old),
+            None,
+            "the lost session's heartbeat proved"
+        );
+        assert_eq!(beats.came_back(n), Some(sent));
+    }
 
     #[test]
     fn payloads_read_back() {

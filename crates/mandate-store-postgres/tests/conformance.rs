@@ -650,6 +650,135 @@ mod nodes {
         assert_eq!(nodes[0].started_at, Some(Timestamp::from_secs(200)));
     }
 
+    /// Regression (issue 21 review, atk3): the connection holding a node's registration
+    /// lock was lost unseen (`pg_terminate_backend`, a network cut, a proxy restart), the
+    /// lock lapsed, and a second process with the same id registered beside the first:
+    /// two writers of one audit log, against `INVARIANT (one process per node id)`. Now
+    /// the first takes its registration again at once; and if the other process got it
+    /// first, the first proves nothing and leads nothing from then on (it refuses to
+    /// decide) rather than serve beside it.
+    #[test]
+    fn a_lost_registration_connection_is_taken_again_or_the_node_stops_serving() {
+        use std::time::Duration;
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        a.register(Timestamp::from_secs(1)).unwrap();
+        a.start_feed(Duration::from_millis(50));
+        let mut tries = 0;
+        while !matches!(a.freshness(), mandate_store::Freshness::Proven { .. }) {
+            tries += 1;
+            assert!(tries < 200, "node-a never proved its feed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The backend holding node-a's registration lock (`registration_lock_text`).
+        let kill = format!(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d \
+               ON d.oid = l.database AND d.datname = '{}' \
+             WHERE l.locktype = 'advisory' AND l.objsubid = 1 \
+               AND ((l.classid::bigint << 32) | l.objid::bigint) \
+                   = hashtextextended('mandate node node-a', 0)",
+            db.name
+        );
+        schema::run_in(&db.url(), &kill).unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+        let again = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        match again.register(Timestamp::from_secs(2)) {
+            Err(e) => assert!(matches!(e, StoreError::Conflict(_)), "{e}"),
+            Ok(()) => {
+                // The other process holds the id now: node-a must not serve beside it.
+                std::thread::sleep(Duration::from_millis(500));
+                assert_eq!(
+                    a.freshness(),
+                    mandate_store::Freshness::Unproven,
+                    "node-a serves beside another process with its id"
+                );
+                assert!(!a.leads());
+            }
+        }
+    }
+
+    /// The other branch of the test above, made certain: another session is queued on
+    /// node-a's registration lock when node-a's connection is cut, so it gets the lock
+    /// first. Node-a then proves nothing and does not lead for as long as the other holds
+    /// the id, and takes it again (and proves itself again) once the other lets go.
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test waits on monotonic time"
+    )]
+    fn a_node_whose_id_was_taken_meanwhile_refuses_until_it_holds_it_again() {
+        use mandate_store::Freshness;
+        use std::time::{Duration, Instant};
+        fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !cond() {
+                assert!(Instant::now() < deadline, "never: {what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let db = TestDb::new();
+        let a = PostgresStore::connect(&db.url(), "node-a").unwrap();
+        a.register(Timestamp::from_secs(1)).unwrap();
+        a.start_feed(Duration::from_millis(50));
+        eventually("node-a proves its feed", || {
+            matches!(a.freshness(), Freshness::Proven { .. })
+        });
+        eventually("node-a leads", || a.leads());
+        // Another process waits for node-a's id (blocking until it has it), then holds it
+        // until told to let go.
+        let (go, release) = std::sync::mpsc::channel::<()>();
+        let (got, has) = std::sync::mpsc::channel::<()>();
+        let url = db.url();
+        let other = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let conn = tokio::spawn(conn);
+                client
+                    .execute(
+                        "SELECT pg_advisory_lock(hashtextextended('mandate node node-a', 0))",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                got.send(()).unwrap();
+                let _ = tokio::task::spawn_blocking(move || release.recv()).await;
+                drop(client);
+                let _ = conn.await;
+            });
+        });
+        // Queued behind node-a's lock before it is cut.
+        std::thread::sleep(Duration::from_millis(300));
+        let kill = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND application_name = 'mandate-register'",
+            db.name
+        );
+        schema::run_in(&db.url(), &kill).unwrap();
+        has.recv_timeout(Duration::from_secs(10)).unwrap();
+        eventually("node-a stops proving", || {
+            a.freshness() == Freshness::Unproven
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            a.freshness(),
+            Freshness::Unproven,
+            "proven beside the other"
+        );
+        assert!(!a.leads(), "leads beside the other");
+        go.send(()).unwrap();
+        other.join().unwrap();
+        eventually("node-a takes its id again and proves itself", || {
+            matches!(a.freshness(), Freshness::Proven { .. })
+        });
+        eventually("node-a leads again", || a.leads());
+    }
+
     /// Two nodes append to their logs at once: each log is gapless, holds only its
     /// node's events and checkpoints, and is readable by name from the other node.
     #[test]

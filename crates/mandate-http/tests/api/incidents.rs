@@ -573,3 +573,133 @@ async fn a_delegate_taken_off_the_list_loses_its_delegated_token() {
         .await;
     r.expect_oauth_error(400, "unauthorized_client");
 }
+
+/// A request body that arrives in the chunks the test sends, when it sends them.
+struct Chunks(tokio::sync::mpsc::Receiver<axum::body::Bytes>);
+
+impl http_body::Body for Chunks {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// Regression (issue 21 review, atk3): `POST /v1/authorize` took the decision snapshot
+/// before it read the request body, and decided on that snapshot once the body was in.
+/// A caller that sends its body slowly (up to the 30 s body deadline) was then decided
+/// on a snapshot from before a suspension, revocation or containment made meanwhile, on
+/// this node or any other: an allow for a killed agent, long after the kill switch's
+/// bound and past `cluster.max_staleness` (`INVARIANT (fresh or refused)`). The
+/// decision must read the snapshot of the moment it is made.
+#[tokio::test]
+async fn a_suspension_made_while_an_authorize_body_arrives_governs_the_decision() {
+    use axum::body::{Body, Bytes};
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    let env = Env::new();
+    env.activate(POLICIES, &[SCHEMA]).await;
+    let c = env
+        .client_with(
+            "slow-body",
+            json!({"grants": [{"actions": ["crm:*"], "resources": ["*"]}]}),
+        )
+        .await;
+    let token = env.token(&c).await;
+    assert_eq!(env.read_contact(&token).await, allowed());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let req = Request::post("/v1/authorize")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::new(Chunks(rx)))
+        .expect("request");
+    let app = env.app.clone();
+    let pending = tokio::spawn(async move { app.oneshot(req).await });
+    let body = serde_json::to_vec(
+        &json!({"action": "crm:read", "resource": {"type": "Crm::Contact", "id": "c-1"}}),
+    )
+    .expect("json");
+    let (head, tail) = body.split_at(5);
+    tx.send(Bytes::copy_from_slice(head)).await.expect("sent");
+    // The handler is waiting for the rest of the body now.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    env.admin(
+        Method::POST,
+        &format!("/v1/agents/{}/suspend", c.id),
+        Some(json!({"reason": "compromised"})),
+    )
+    .await
+    .expect(200);
+    tx.send(Bytes::copy_from_slice(tail)).await.expect("sent");
+    drop(tx);
+    let res = pending.await.expect("joined").expect("infallible");
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let v: Value = serde_json::from_slice(&bytes).expect("json answer");
+    assert_eq!(
+        v["decision"], "deny",
+        "decided on the snapshot from before the suspension: {v}"
+    );
+}
+
+/// The same for `POST /v1/mandates`: the agent was authenticated (from the snapshot)
+/// before the body was read, and the mandate was granted on the agent as it was then. An
+/// agent suspended while its request's body arrived was granted an active mandate, which
+/// would outlive a containment made in that window (containment ends every mandate of the
+/// agent, then this one is stored) and serve again after the agent is resumed.
+#[tokio::test]
+async fn a_suspension_made_while_a_mandate_request_body_arrives_refuses_the_mandate() {
+    use axum::body::{Body, Bytes};
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    let env = Env::new();
+    env.activate(POLICIES, &[SCHEMA]).await;
+    let c = env
+        .client_with(
+            "slow-mandate",
+            json!({"grants": [{"actions": ["crm:*"], "resources": ["*"]}]}),
+        )
+        .await;
+    let token = env.token(&c).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let req = Request::post("/v1/mandates")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::new(Chunks(rx)))
+        .expect("request");
+    let app = env.app.clone();
+    let pending = tokio::spawn(async move { app.oneshot(req).await });
+    let body = serde_json::to_vec(&json!({"intent": "read contacts", "scope": read_scope()}))
+        .expect("json");
+    let (head, tail) = body.split_at(5);
+    tx.send(Bytes::copy_from_slice(head)).await.expect("sent");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    env.admin(
+        Method::POST,
+        &format!("/v1/agents/{}/suspend", c.id),
+        Some(json!({"reason": "compromised"})),
+    )
+    .await
+    .expect(200);
+    tx.send(Bytes::copy_from_slice(tail)).await.expect("sent");
+    drop(tx);
+    let res = pending.await.expect("joined").expect("infallible");
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let v: Value = serde_json::from_slice(&bytes).expect("json answer");
+    assert!(
+        status.is_client_error(),
+        "a suspended agent was granted a mandate: {status} {v}"
+    );
+}
