@@ -100,6 +100,10 @@ pub fn status(node: &Node) -> ClusterStatus {
         Vec::new()
     };
     let own = node.own_report();
+    let started_at = rows
+        .iter()
+        .find(|r| r.name == this)
+        .and_then(|r| r.started_at);
     let mut nodes: Vec<NodeStatus> = rows
         .into_iter()
         .filter(|r| r.name != this)
@@ -120,12 +124,6 @@ pub fn status(node: &Node) -> ClusterStatus {
             }
         })
         .collect();
-    let started_at = node
-        .store()
-        .nodes()
-        .ok()
-        .and_then(|rows| rows.into_iter().find(|r| r.name == this))
-        .and_then(|r| r.started_at);
     nodes.push(NodeStatus {
         node: this.clone(),
         alive: true,

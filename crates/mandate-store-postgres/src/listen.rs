@@ -69,8 +69,12 @@ pub(crate) fn notified() -> Topics {
 /// The session advisory lock whose holder leads (the bytes of `mandate:L`).
 pub(crate) const LEADER_LOCK: i64 = 0x6d61_6e64_6174_654c;
 
+/// The first wait before reconnecting a lost connection (the listener's, the
+/// registration's), doubled after each failed attempt.
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
 /// The longest wait between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How many heartbeats may be outstanding before the connection is declared lost: a
 /// heartbeat that did not come back after this many intervals is a connection that
@@ -281,7 +285,6 @@ pub(crate) async fn run(
     heartbeat: Duration,
     target: String,
 ) {
-    const FIRST_BACKOFF: Duration = Duration::from_millis(100);
     let mut backoff = FIRST_BACKOFF;
     let mut beats = Heartbeats::default();
     loop {

@@ -124,8 +124,6 @@ async fn keep(
     shared: std::sync::Arc<crate::listen::FeedShared>,
     target: String,
 ) {
-    const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
-    const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(2);
     loop {
         let why = match held.connection.as_mut().await {
             Ok(()) => "connection closed".to_owned(),
@@ -138,7 +136,7 @@ async fn keep(
             "the node's registration was lost: this node refuses decisions and does not lead \
              until it holds its node id again"
         );
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = crate::listen::FIRST_BACKOFF;
         held = loop {
             match take(&config, &text).await {
                 Ok(Some(h)) => break h,
@@ -152,7 +150,7 @@ async fn keep(
                 }
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff = (backoff * 2).min(crate::listen::MAX_BACKOFF);
         };
         shared.set_registered(true);
         tracing::info!(store = %target, "the node's registration is held again: decisions resume once proven");
