@@ -31,18 +31,29 @@ pub(crate) async fn export_all(conn: &Conn, out: Option<PathBuf>) -> Res<()> {
         usage("--all-nodes writes one file per node and `nodes.json`: give --out DIR")
     })?;
     let c = client(conn)?;
-    let nodes = c.audit_nodes().await.or_fail(conn)?;
+    let mut nodes = c.audit_nodes().await.or_fail(conn)?;
     std::fs::create_dir_all(&dir)
         .map_err(|e| Fail(1, format!("creating {}: {e}", dir.display())))?;
-    for n in &nodes.nodes {
+    let mut kept = Vec::with_capacity(nodes.nodes.len());
+    for n in std::mem::take(&mut nodes.nodes) {
         let name = NodeName::new(&n.node)
             .map_err(|e| Fail(1, format!("the server listed a node it cannot name: {e}")))?;
         let body = c.audit_export_of(name.as_str()).await.or_fail(conn)?;
+        // A node registered but refused at start (e.g. no store key) never opened its
+        // log: no audit key (recorded when the log opens, before any event) and nothing
+        // exported. It has no log to verify, so it is left out. Fail closed: a node with
+        // events but no key stays in, and `verify` fails on it.
+        if n.public_key.is_none() && body.trim().is_empty() {
+            println!("{name}: never opened a log (no audit key, no events): left out");
+            continue;
+        }
         let path = log_file(&dir, &name);
         std::fs::write(&path, &body)
             .map_err(|e| Fail(1, format!("writing {}: {e}", path.display())))?;
         println!("{}: {} lines", path.display(), body.lines().count());
+        kept.push(n);
     }
+    nodes.nodes = kept;
     let list = serde_json::to_string_pretty(&nodes)
         .map_err(|e| Fail(1, format!("encoding the node list: {e}")))?;
     let path = dir.join(NODES_FILE);

@@ -468,3 +468,58 @@ fn a_read_only_database_is_refused_at_start_and_nothing_is_written() {
     let mut s = Server::start(&dir, &["--store", &db.url()], &[]);
     assert!(s.stop().success());
 }
+
+/// Found attacking a real cluster (issue 21): a start refused for want of the store key
+/// (a new node whose operator forgot to copy `store.key`) has already registered its
+/// node id, with no audit key and no log. `mandate audit export --all-nodes` must leave
+/// such a node out, so the export of the nodes that did serve still verifies; a node
+/// with events but no key is still exported (and fails verification: fail closed).
+#[tokio::test]
+async fn a_node_refused_at_start_does_not_break_the_export_of_all_nodes() {
+    let db = PgDb::new();
+    let url = db.url();
+    let (_ta, dir_a) = data_dir();
+    let (_tb, dir_b) = data_dir();
+    let a = Server::start(&dir_a, &["--store", &url, "--node-id", "node-a"], &[]);
+    let token = a.token.clone().expect("bootstrap token");
+    // No store key copied to dir_b: refused, after registering `node-b`.
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            &url,
+            "--node-id",
+            "node-b",
+        ])
+        .arg("--data-dir")
+        .arg(&dir_b)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no store key"), "{err}");
+
+    let (t, _) = data_dir();
+    let out_dir = t.path().join("all");
+    let out_arg = out_dir.to_str().unwrap();
+    let (code, out, err) = cli(
+        &a.addr,
+        &token,
+        &["audit", "export", "--all-nodes", "--out", out_arg],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the logs of 1 nodes"), "{out}");
+    let out = Command::new(BIN)
+        .args(["audit", "verify", out_arg])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
