@@ -135,6 +135,30 @@ impl CompiledPolicies {
     pub fn warnings(&self) -> &[PolicyError] {
         &self.warnings
     }
+
+    /// The requestable actions (`Mandate::Action` ids) whose `appliesTo` names an agent
+    /// principal and the resource type `resource_type`, sorted: what an agent could be
+    /// asked to do on such a resource (AuthZEN's action search decides each). Empty for
+    /// a type the schema does not know or cannot name.
+    pub fn actions_for(&self, resource_type: &str) -> Vec<String> {
+        let resource = match self.type_names.get(resource_type) {
+            Some(t) => t.clone(),
+            None => match EntityTypeName::from_str(resource_type) {
+                Ok(t) => t,
+                Err(_) => return Vec::new(),
+            },
+        };
+        let mut out: Vec<String> = self
+            .schema
+            .actions_for_principal_and_resource(&self.agent_type, &resource)
+            .filter(|uid| uid.type_name() == &self.action_type)
+            .map(|uid| uid.id().unescaped().to_owned())
+            .filter(|id| self.request_actions.get(id).is_some_and(|s| s.applies))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// A source the errors of one Cedar call may point into.
@@ -642,6 +666,22 @@ mod tests {
             .iter()
             .find(|e| e.line == Some(line) && e.column == Some(column))
             .unwrap_or_else(|| panic!("no error at {line}:{column} in {errors:#?}"))
+    }
+
+    #[test]
+    fn actions_for_lists_the_actions_that_apply_to_a_resource_type() {
+        let schema = r#"namespace Doc { entity Page; entity Folder; }
+namespace Mandate {
+  action "doc:write" in ["all"] appliesTo { principal: [Agent], resource: [Doc::Page] };
+  action "doc:read" in ["all"] appliesTo { principal: [Agent], resource: [Doc::Page, Doc::Folder] };
+  action "doc:list" in ["all"] appliesTo { principal: [Agent], resource: [Doc::Folder] };
+}"#;
+        let p = compile(&[schema.to_owned()], "").unwrap();
+        assert_eq!(p.actions_for("Doc::Page"), ["doc:read", "doc:write"]);
+        assert_eq!(p.actions_for("Doc::Folder"), ["doc:list", "doc:read"]);
+        // Unknown or unnameable types: nothing, never an error.
+        assert!(p.actions_for("Doc::Nope").is_empty());
+        assert!(p.actions_for("not a type!").is_empty());
     }
 
     #[test]
