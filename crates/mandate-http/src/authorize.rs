@@ -52,15 +52,20 @@ pub(crate) struct BatchRequest {
     requests: Vec<AuthorizeRequest>,
 }
 
-/// Who called.
-enum Caller<'h> {
+/// Who called (`/v1/authorize` and AuthZEN's endpoints, authzen.rs).
+pub(crate) enum Caller<'h> {
     /// The agent, with its own token (borrowed from the request's headers).
     Agent(&'h str),
     /// An enforcement point's token id.
     Service(String),
 }
 
-async fn caller<'h>(state: &Arc<Node>, headers: &'h HeaderMap) -> Result<Caller<'h>, ApiError> {
+/// Authenticates the caller of a decision endpoint: an agent's own access token (any
+/// bearer that looks like a JWT), or a `service` or `admin` admin token.
+pub(crate) async fn caller<'h>(
+    state: &Arc<Node>,
+    headers: &'h HeaderMap,
+) -> Result<Caller<'h>, ApiError> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -78,7 +83,7 @@ async fn caller<'h>(state: &Arc<Node>, headers: &'h HeaderMap) -> Result<Caller<
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "only agents, service tokens and admin tokens may call /v1/authorize",
+            "only agents, service tokens and admin tokens may ask for decisions",
         )),
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -96,10 +101,13 @@ async fn caller<'h>(state: &Arc<Node>, headers: &'h HeaderMap) -> Result<Caller<
 /// contexts of its own making. A token that verifies but may not act (revoked, cut off,
 /// its agent suspended, issued for another audience) is decided — a recorded `deny`
 /// naming the agent.
-fn refuse_unverified(
+///
+/// `surface` names the endpoint in the event (`/v1/authorize`, `/access/v1/…`).
+pub(crate) fn refuse_unverified(
     state: &Node,
     snapshot: &crate::decide::Snapshot,
     caller: &Caller<'_>,
+    surface: &str,
 ) -> Result<(), ApiError> {
     let Caller::Agent(token) = caller else {
         return Ok(());
@@ -115,7 +123,7 @@ fn refuse_unverified(
         Ok(_) => return Ok(()),
     };
     let mut ev = state.event("token.refused");
-    ev.details = Some(json!({"surface": "/v1/authorize", "error": "invalid_token", "reason": why}));
+    ev.details = Some(json!({"surface": surface, "error": "invalid_token", "reason": why}));
     state.audit.record_lazy(ev);
     Err(ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -169,11 +177,51 @@ fn decide_one(
     req: &AuthorizeRequest,
     caller: &Caller<'_>,
 ) -> (Decision, AuditEvent, Observed) {
+    decide_ask(
+        state,
+        snapshot,
+        caller,
+        Ask {
+            action: &req.action,
+            resource: &req.resource,
+            context: &req.context,
+            principal: req.principal.as_deref(),
+            token: req.token.as_deref(),
+            request_id: req.request_id.clone(),
+            audience: req.audience.as_deref(),
+        },
+    )
+}
+
+/// One checked question, whatever the wire it came on (`/v1/authorize`, AuthZEN).
+pub(crate) struct Ask<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) resource: &'a Resource,
+    /// A JSON object, or `null` for none.
+    pub(crate) context: &'a Value,
+    /// For a service caller: the agent id…
+    pub(crate) principal: Option<&'a str>,
+    /// …or the agent's access token.
+    pub(crate) token: Option<&'a str>,
+    pub(crate) request_id: Option<String>,
+    /// With `token`: what the token must be issued for (else Mandate).
+    pub(crate) audience: Option<&'a str>,
+}
+
+/// Decides one question through the decision path (`decide_question`: token, agent,
+/// boundary, policies, detector) and drafts its audit event. The one way every
+/// decision endpoint of this crate decides.
+pub(crate) fn decide_ask(
+    state: &Node,
+    snapshot: &crate::decide::Snapshot,
+    caller: &Caller<'_>,
+    ask: Ask<'_>,
+) -> (Decision, AuditEvent, Observed) {
     let now = state.clock.now();
     // The agent's token (its own, or one a service passes on without naming the agent).
-    let token = match (caller, &req.principal, &req.token) {
+    let token = match (caller, ask.principal, ask.token) {
         (Caller::Agent(t), _, _) => Some(*t),
-        (Caller::Service(_), None, Some(t)) => Some(t.as_str()),
+        (Caller::Service(_), None, Some(t)) => Some(t),
         (Caller::Service(_), _, _) => None,
     };
     let verified;
@@ -188,14 +236,14 @@ fn decide_one(
         }
         // With neither a principal nor a token (`check` rules it out) the empty id
         // matches no agent: a deny rather than a guess.
-        None => Principal::Agent(req.principal.as_deref().unwrap_or("")),
+        None => Principal::Agent(ask.principal.unwrap_or("")),
     };
     let empty;
-    let context = if req.context.is_null() {
+    let context = if ask.context.is_null() {
         empty = json!({});
         &empty
     } else {
-        &req.context
+        ask.context
     };
     decide_question(
         state,
@@ -203,16 +251,16 @@ fn decide_one(
         now,
         Question {
             principal,
-            action: &req.action,
-            resource: &req.resource,
+            action: ask.action,
+            resource: ask.resource,
             context,
-            request_id: req.request_id.clone(),
+            request_id: ask.request_id,
             actor: match caller {
                 Caller::Service(id) => Some(id.clone()),
                 Caller::Agent(_) => None,
             },
             via: None,
-            audience: match &req.audience {
+            audience: match ask.audience {
                 Some(a) => TokenAudience::Resource(a),
                 None => TokenAudience::Mandate,
             },
@@ -266,7 +314,7 @@ fn answer(d: &Decision, decision_id: String) -> Answer<'_> {
 }
 
 /// The JSON body, after its content type (`application/json` or `…+json`, any case).
-async fn body<T: serde::de::DeserializeOwned>(
+pub(crate) async fn body<T: serde::de::DeserializeOwned>(
     state: &Node,
     headers: &HeaderMap,
     body: Body,
@@ -299,7 +347,7 @@ pub(crate) async fn authorize(
 ) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
     let who = caller(&state, &parts.headers).await?;
-    refuse_unverified(&state, &*state.snapshot()?, &who)?;
+    refuse_unverified(&state, &*state.snapshot()?, &who, "/v1/authorize")?;
     let r: AuthorizeRequest = body(&state, &parts.headers, b).await?;
     check(&r, &who)?;
     // INVARIANT (decided on the snapshot of now): the snapshot is taken once the body is
@@ -319,7 +367,7 @@ pub(crate) async fn authorize_batch(
 ) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
     let who = caller(&state, &parts.headers).await?;
-    refuse_unverified(&state, &*state.snapshot()?, &who)?;
+    refuse_unverified(&state, &*state.snapshot()?, &who, "/v1/authorize")?;
     let b: BatchRequest = body(&state, &parts.headers, b).await?;
     if b.requests.is_empty() || b.requests.len() > MAX_BATCH {
         return Err(ApiError::bad_request(

@@ -42,7 +42,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Whether the request says its body is JSON (`application/json` or `+json`).
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     media_type(headers).is_some_and(|m| m == "application/json" || m.ends_with("+json"))
 }
 
