@@ -5,6 +5,9 @@
 #   mandate  release `mandate serve`, fresh data dir, the example CRM policies active,
 #            the agent's own access token, durable audit (every decision committed to
 #            SQLite before the answer), default config (info-level access log).
+#   authzen  the same `mandate serve`, the same question as AuthZEN's Access Evaluation
+#            (`POST /access/v1/evaluation`, the agent's own token, subject = the agent):
+#            the same decision path and durable audit, a different wire.
 #   hello    crates/mandate-http/examples/hello.rs: the same HTTP stack (axum + tokio,
 #            same versions, features and runtime) parsing the same JSON body and
 #            answering a decision-shaped JSON; no auth, policy or audit. The practical
@@ -119,6 +122,12 @@ answer="$(curl -sf "$maddr/v1/authorize" -H "Authorization: Bearer $(mandate_tok
   -H 'Content-Type: application/json' -d "$mandate_body")"
 [[ "$(jq -r .decision <<<"$answer")" == allow ]] || { log "Mandate did not allow: $answer"; exit 1; }
 log "mandate $maddr: $answer"
+authzen_body="$(jq -cn --arg a "$agent" '{subject: {type: "agent", id: $a}, action: {name: "crm:read"},
+  resource: {type: "Crm::Contact", id: "c-1", properties: {team: "sales"}}, context: {data_class: "internal"}}')"
+answer="$(curl -sf "$maddr/access/v1/evaluation" -H "Authorization: Bearer $(mandate_token)" \
+  -H 'Content-Type: application/json' -d "$authzen_body")"
+[[ "$(jq -r .decision <<<"$answer")" == true ]] || { log "AuthZEN did not allow: $answer"; exit 1; }
+log "authzen $maddr/access/v1/evaluation: $answer"
 answer="$(curl -sf "$haddr/v1/authorize" -H 'Content-Type: application/json' -d "$mandate_body")"
 log "hello $haddr: $answer"
 
@@ -274,7 +283,7 @@ EOF
   cerbos_version="$("$bin" --version | head -n1)"
 }
 cerbos_version=""
-targets=(hello mandate gateway)
+targets=(hello mandate authzen gateway)
 if start_cerbos; then targets+=(cerbos); else log "Cerbos not measured: $cerbos_why"; fi
 
 # ---------------------------------------------------------------------------- runs
@@ -292,6 +301,8 @@ run() {
   case "$target" in
     mandate) pid="$mandate_pid"; url="$maddr/v1/authorize"
       script_env=(CT=application/json BODY="$mandate_body" AUTH="Bearer $(mandate_token)") ;;
+    authzen) pid="$mandate_pid"; url="$maddr/access/v1/evaluation"
+      script_env=(CT=application/json BODY="$authzen_body" AUTH="Bearer $(mandate_token)") ;;
     hello) pid="$hello_pid"; url="$haddr/v1/authorize"
       script_env=(CT=application/json BODY="$mandate_body") ;;
     cerbos) pid="$cerbos_pid"; url="$caddr/api/check/resources"
@@ -356,6 +367,7 @@ sum_errors() { col "$1" "$2" 8 | awk '{ s += $1 } END { print s + 0 }'; }
 label() {
   case "$1" in
     mandate) echo 'Mandate `POST /v1/authorize` (Cedar, durable audit)' ;;
+    authzen) echo 'Mandate `POST /access/v1/evaluation` (AuthZEN, same path and audit)' ;;
     hello) echo 'hello-world (axum, same stack)' ;;
     cerbos) echo "Cerbos \`POST /api/check/resources\`" ;;
     gateway) echo 'Mandate HTTP gateway → hello-world (decision + durable audit + forward)' ;;
@@ -374,7 +386,7 @@ have_cerbos=""; [[ " ${targets[*]} " == *" cerbos "* ]] && have_cerbos=1
   echo "| target | N | requests/s | p50 ms | p99 ms | server CPU-µs/req | errors | × hello | × Cerbos |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for n in $CONCURRENCY; do
-    for t in mandate gateway hello cerbos; do
+    for t in mandate authzen gateway hello cerbos; do
       [[ " ${targets[*]} " == *" $t "* ]] || continue
       xh="$(fmt "$(ratio "$t" hello "$n")" "%.3f")"
       if [[ -n "$have_cerbos" ]]; then xc="$(fmt "$(ratio "$t" cerbos "$n")" "%.2f")"; else xc="n/a"; fi
@@ -393,6 +405,8 @@ have_cerbos=""; [[ " ${targets[*]} " == *" cerbos "* ]] && have_cerbos=1
   verdict() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "nan" || v == "") print "not measured"; else if (v + 0 >= t + 0) print "met"; else print "missed" }'; }
   r="$(ratio mandate hello "$top")"
   echo "Targets: /v1/authorize ≥ 0.5 × hello-world at N=$top: $(fmt "$r" "%.3f") — $(verdict "$r" 0.5);"
+  r="$(ratio authzen mandate "$top")"
+  echo "AuthZEN evaluation ≥ 0.8 × /v1/authorize at N=$top: $(fmt "$r" "%.3f") — $(verdict "$r" 0.8);"
   if [[ -n "$have_cerbos" ]]; then
     r="$(ratio mandate cerbos "$top")"
     echo "≥ 10 × Cerbos at N=$top: $(fmt "$r" "%.2f") — $(verdict "$r" 10);"

@@ -78,7 +78,7 @@ pub struct PolicyError {
 /// | `does_not_compile` | 409 | a stored policy version no longer compiles (e.g. against a newer base schema); the current version stays active |
 /// | `request_timeout` | 408 | the request body did not arrive within 30 s |
 /// | `body_too_large` | 413 | the body is over the configured limit |
-/// | `unsupported_media_type` | 415 | the body is not declared as JSON |
+/// | `unsupported_media_type` | 415 | the body is not declared as JSON (400 at `/access/v1/*`, as AuthZEN requires) |
 /// | `invalid_path` | 400 | a path parameter is not valid text (e.g. bad percent-encoding) |
 /// | `invalid_user_token` | 400 | a mandate request's `user_token` does not verify |
 /// | `agents_only` | 403 | only an agent (with its own access token) may request a mandate |

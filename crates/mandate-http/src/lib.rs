@@ -1,5 +1,6 @@
 //! Mandate's HTTP edge on one port: the OAuth 2.0 token service (token, introspection,
-//! revocation, metadata, JWKS) and the `/v1/*` admin API, over the node
+//! revocation, metadata, JWKS), the `/v1/*` admin API and the AuthZEN API
+//! (`/access/v1/*`, authzen.rs), over the node
 //! (`mandate_service::Node`).
 //!
 //! Each handler parses and checks the wire input (extract.rs), calls one use case of the
@@ -24,6 +25,7 @@ mod anomalies;
 mod approvals;
 mod audit_api;
 mod authorize;
+mod authzen;
 pub(crate) mod caller;
 mod cluster;
 mod dev;
@@ -95,6 +97,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/tokens/{jti}/revoke"),
     ("POST", "/v1/authorize"),
     ("POST", "/v1/authorize/batch"),
+    ("POST", "/access/v1/evaluation"),
+    ("POST", "/access/v1/evaluations"),
+    ("POST", "/access/v1/search/subject"),
+    ("POST", "/access/v1/search/resource"),
+    ("POST", "/access/v1/search/action"),
+    ("GET", "/.well-known/authzen-configuration"),
     ("POST", "/v1/policies"),
     ("GET", "/v1/policies"),
     ("POST", "/v1/policies/validate"),
@@ -173,6 +181,15 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/v1/tokens/{jti}/revoke", post(incidents::revoke_token))
         .route("/v1/authorize", post(authorize::authorize))
         .route("/v1/authorize/batch", post(authorize::authorize_batch))
+        .route("/access/v1/evaluation", post(authzen::evaluation_handler))
+        .route("/access/v1/evaluations", post(authzen::evaluations_handler))
+        .route("/access/v1/search/subject", post(authzen::search_subject))
+        .route("/access/v1/search/resource", post(authzen::search_resource))
+        .route("/access/v1/search/action", post(authzen::search_action))
+        .route(
+            "/.well-known/authzen-configuration",
+            get(authzen::configuration),
+        )
         .route("/v1/policies", post(policies::add).get(policies::list))
         .route("/v1/policies/validate", post(policies::validate))
         .route("/v1/policies/rollback", post(policies::rollback))

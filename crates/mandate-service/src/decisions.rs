@@ -185,3 +185,78 @@ pub async fn record_decisions(
     ids.truncate(n);
     Ok(ids)
 }
+
+/// Decides one candidate of a search (AuthZEN's subject, resource and action search):
+/// the same gates as every decision — the agent known and active, the boundary, the
+/// active policies — on the same snapshot, but hypothetical: the anomaly detector
+/// neither scores it nor learns from it (no agent asked to act), and it has no audit
+/// event of its own; the search is recorded once, by [`search_event`].
+pub fn decide_candidate(
+    snapshot: &Snapshot,
+    now: mandate_core::time::Timestamp,
+    principal: Principal<'_>,
+    action: &str,
+    resource: &Resource,
+    context: &Value,
+) -> Decision {
+    mandate_engine::decide::decide(
+        snapshot,
+        &DecisionRequest {
+            principal,
+            action,
+            resource,
+            context,
+        },
+        now,
+    )
+}
+
+/// What a search asked and found, for its one audit event.
+pub struct Search<'a> {
+    /// `subject`, `resource` or `action`.
+    pub kind: &'static str,
+    /// The agent the search is about (resource and action search), when known.
+    pub agent: Option<String>,
+    /// Who asked (a service token id), when not the agent itself.
+    pub actor: Option<String>,
+    /// The action searched with (subject and resource search).
+    pub action: Option<&'a str>,
+    /// The resource searched with, or the type searched for.
+    pub resource: Value,
+    /// The context, redacted when recorded.
+    pub context: &'a Value,
+    /// The caller's request id.
+    pub request_id: Option<String>,
+    /// How many candidates were decided.
+    pub candidates: usize,
+    /// The permitted entities, in answer order (ids or action names).
+    pub results: Vec<String>,
+}
+
+/// The audit event of one search (`authzen.search`): what was asked, how many
+/// candidates were decided, and every permitted one (the whole result set, not one
+/// page). Recorded with [`record_decisions`] before any page of it is answered.
+pub fn search_event(state: &Node, snapshot: &Snapshot, s: Search<'_>) -> AuditEvent {
+    let mut e = AuditEvent::new(
+        0,
+        state.clock.now(),
+        state.audit.node().clone(),
+        "authzen.search",
+    );
+    e.agent = s.agent;
+    e.actor = s.actor;
+    e.action = s.action.map(str::to_owned);
+    e.resource = Some(s.resource);
+    e.context = Some(state.redact(s.context));
+    e.request_id = s.request_id;
+    let mut details = serde_json::Map::new();
+    details.insert("search".into(), json!(s.kind));
+    details.insert("candidates".into(), json!(s.candidates));
+    details.insert("count".into(), json!(s.results.len()));
+    details.insert("results".into(), json!(s.results));
+    if let Some(v) = snapshot.policy_version {
+        details.insert("policy_version".into(), json!(v));
+    }
+    e.details = Some(Value::Object(details));
+    e
+}

@@ -13,6 +13,7 @@ pub mod agents;
 pub mod anomalies;
 pub mod approvals;
 pub mod audit;
+pub mod authzen;
 pub mod cluster;
 pub mod decisions;
 pub mod dev;

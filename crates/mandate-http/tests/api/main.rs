@@ -44,6 +44,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 mod anomalies;
+mod authzen;
 mod fast_paths;
 mod incidents;
 mod mandates;
