@@ -324,8 +324,9 @@ struct Prepared {
     action: String,
     resource: Resource,
     context: Value,
-    /// For an enforcement point: the agent id (the empty string for a subject that
-    /// names no agent, which the decision path denies as `unknown_agent`)…
+    /// For an enforcement point: the agent id (an unknown `agt_…` id as given, the
+    /// empty string for a name or a type that names no agent; the decision path denies
+    /// both as `unknown_agent`)…
     principal: Option<String>,
     /// …or the agent's token it passes on.
     token: Option<String>,
@@ -392,8 +393,18 @@ fn prepare(
                 }
                 (None, Some(t.to_owned()))
             }
+            // An unknown agent id is passed on, so its `unknown_agent` event names
+            // it; a name or another type is no id at all.
             None => (
-                Some(agent.as_ref().map(|a| a.to_string()).unwrap_or_default()),
+                Some(match (&agent, ev.subject.id) {
+                    (Some(a), _) => a.to_string(),
+                    (None, Some(id))
+                        if ev.subject.type_name == "agent" && AgentId::parse(id).is_ok() =>
+                    {
+                        id.to_owned()
+                    }
+                    (None, _) => String::new(),
+                }),
                 None,
             ),
         },
@@ -411,7 +422,12 @@ fn prepare(
 // ---- answers ----
 
 /// A decision as AuthZEN answers it: `true` only for `allow`.
-fn answer(state: &Node, d: &Decision, decision_id: String, note: Option<&String>) -> Value {
+fn answer(
+    state: &Node,
+    d: &Decision,
+    decision_id: String,
+    note: Option<&String>,
+) -> api::AuthzenDecision {
     let mut ctx = Map::new();
     ctx.insert("decision_id".into(), json!(decision_id));
     ctx.insert("reason".into(), json!(d.reason().code()));
@@ -437,15 +453,24 @@ fn answer(state: &Node, d: &Decision, decision_id: String, note: Option<&String>
             }),
         );
     }
-    json!({"decision": d.is_allowed(), "context": ctx})
+    api::AuthzenDecision {
+        decision: d.is_allowed(),
+        context: Some(ctx),
+    }
 }
 
 /// The answer for an item that is not a valid evaluation: not decided, `false`.
-fn invalid_item(b: &Bad) -> Value {
-    json!({"decision": false, "context": {
-        "reason": "invalid_request",
-        "error": {"status": 400, "code": b.code, "message": b.message},
-    }})
+fn invalid_item(b: &Bad) -> api::AuthzenDecision {
+    let mut ctx = Map::new();
+    ctx.insert("reason".into(), json!("invalid_request"));
+    ctx.insert(
+        "error".into(),
+        json!({"status": 400, "code": b.code, "message": b.message}),
+    );
+    api::AuthzenDecision {
+        decision: false,
+        context: Some(ctx),
+    }
 }
 
 // ---- the body and the request id ----
@@ -607,7 +632,7 @@ async fn evaluate(state: Arc<Node>, req: Request<Body>, batch: bool) -> Result<R
             Err(b) => invalid_item(b),
         });
     }
-    Ok(Json(json!({"evaluations": out})).into_response())
+    Ok(Json(api::AuthzenEvaluations { evaluations: out }).into_response())
 }
 
 fn ask(p: &Prepared, request_id: Option<String>) -> Ask<'_> {
@@ -868,11 +893,15 @@ async fn search(state: Arc<Node>, req: Request<Body>, kind: Kind) -> Result<Resp
         ctx.insert("incomplete".into(), json!(true));
         ctx.insert("skipped_patterns".into(), json!(found.skipped));
     }
-    Ok(Json(json!({
-        "page": {"next_token": next_token, "count": this.len(), "total": total},
-        "context": ctx,
-        "results": this,
-    }))
+    Ok(Json(api::AuthzenSearchResponse {
+        page: api::AuthzenPage {
+            next_token,
+            count: this.len() as u64,
+            total: total as u64,
+        },
+        context: Some(ctx),
+        results: this,
+    })
     .into_response())
 }
 

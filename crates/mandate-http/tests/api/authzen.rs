@@ -387,6 +387,11 @@ async fn unknown_and_foreign_subjects_are_false_never_allowed() {
             "{v}"
         );
     }
+    // The unknown id is named in its event, so the log says who was asked about.
+    assert_eq!(
+        decisions_of(&env, "agt_01J00000000000000000000000").await,
+        1
+    );
     // A subject of another type is never resolved, even with an agent's id.
     let alice = env.register("carol", records()).await;
     let r = post(
