@@ -3,6 +3,8 @@
 //! against the fixture's policies in the same directory), the batch semantics, who may
 //! ask, the kill switch, search paging, request ids and the errors.
 
+use serde_json::Map;
+
 use super::*;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/authzen");
@@ -678,4 +680,203 @@ async fn bad_requests_are_400_with_a_stable_code_never_5xx() {
     let auditor = env.admin_token("auditor").await;
     let r = post(&env, &auditor, "/access/v1/evaluation", "{}", &[]).await;
     assert_eq!(r.expect(403).json()["code"], "forbidden");
+}
+
+/// As a property: whatever JSON object is posted — members of the right names with
+/// values of any shape, nested — every AuthZEN endpoint answers 200 or 400 with a JSON
+/// body, never a 5xx or a panic; a 200 evaluation's decisions are booleans, no more of
+/// them than items, and a 400 carries a stable code.
+#[test]
+fn no_body_makes_a_server_error() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let env = Env::new();
+    rt.block_on(fixture(&env));
+    let word = prop::sample::select(vec![
+        "agent",
+        "user",
+        "alice",
+        "bob",
+        "record",
+        "record-1",
+        "read",
+        "write",
+        "delete",
+        "",
+        "agt_01J00000000000000000000000",
+        "execute_all",
+        "deny_on_first_deny",
+        "permit_on_first_permit",
+        "eyJhbGciOiJFZERTQSJ9.e30.c2ln",
+    ]);
+    let key = prop::sample::select(vec![
+        "subject",
+        "action",
+        "resource",
+        "context",
+        "evaluations",
+        "options",
+        "page",
+        "type",
+        "id",
+        "name",
+        "properties",
+        "token",
+        "evaluations_semantic",
+        "limit",
+        "status",
+        "role",
+        "soft",
+    ]);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        (-2i64..2000).prop_map(Value::from),
+        word.prop_map(Value::from),
+    ];
+    let value = leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(key.clone(), inner, 0..6).prop_map(|m| {
+                Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
+        ]
+    });
+    // Members that are mostly well-formed, sometimes anything, sometimes absent: so
+    // that many bodies get past the door and reach decisions and searches.
+    let member = |good: BoxedStrategy<Value>, any: BoxedStrategy<Value>| prop_oneof![4 => good.prop_map(Some), 1 => any.prop_map(Some), 1 => Just(None)];
+    let subject = (
+        prop::sample::select(vec!["agent", "agent", "user"]),
+        prop::sample::select(vec![
+            "alice",
+            "bob",
+            "nobody",
+            "agt_01J00000000000000000000000",
+        ]),
+        prop::option::of(prop::sample::select(vec!["admin", "viewer"])),
+    )
+        .prop_map(|(t, id, role)| match role {
+            Some(r) => json!({"type": t, "id": id, "properties": {"role": r}}),
+            None => json!({"type": t, "id": id}),
+        })
+        .boxed();
+    let action = (
+        prop::sample::select(vec!["read", "write", "delete", "fly"]),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(n, soft)| match soft {
+            Some(b) => json!({"name": n, "properties": {"soft": b}}),
+            None => json!({"name": n}),
+        })
+        .boxed();
+    let resource = prop::sample::select(vec!["record-1", "record-2", "record-9"])
+        .prop_map(|id| json!({"type": "record", "id": id}))
+        .boxed();
+    let anything = value.boxed();
+    let item = (
+        member(subject.clone(), anything.clone()),
+        member(action.clone(), anything.clone()),
+        member(resource.clone(), anything.clone()),
+    )
+        .prop_map(|(s, a, r)| {
+            let mut o = Map::new();
+            for (k, v) in [("subject", s), ("action", a), ("resource", r)] {
+                if let Some(v) = v {
+                    o.insert(k.to_owned(), v);
+                }
+            }
+            Value::Object(o)
+        });
+    let semantic = prop::sample::select(vec![
+        "execute_all",
+        "deny_on_first_deny",
+        "permit_on_first_permit",
+    ])
+    .prop_map(|s| json!({"evaluations_semantic": s}))
+    .boxed();
+    let body = (
+        member(subject, anything.clone()),
+        member(action, anything.clone()),
+        member(resource, anything.clone()),
+        member(
+            prop::collection::vec(item, 0..4)
+                .prop_map(Value::Array)
+                .boxed(),
+            anything.clone(),
+        ),
+        member(semantic, anything.clone()),
+        member(Just(json!({"limit": 1})).boxed(), anything),
+    )
+        .prop_map(|(s, a, r, e, o, p)| {
+            let mut m = Map::new();
+            for (k, v) in [
+                ("subject", s),
+                ("action", a),
+                ("resource", r),
+                ("evaluations", e),
+                ("options", o),
+                ("page", p),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.to_owned(), v);
+                }
+            }
+            Value::Object(m)
+        });
+    let cases: u32 = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let admin = env.admin.clone();
+    let answered = std::cell::Cell::new(0u32);
+    let result = runner.run(&body, |body| {
+        for path in [
+            "/access/v1/evaluation",
+            "/access/v1/evaluations",
+            "/access/v1/search/subject",
+            "/access/v1/search/resource",
+            "/access/v1/search/action",
+        ] {
+            let r = rt.block_on(post(&env, &admin, path, &body.to_string(), &[]));
+            let v: Value = serde_json::from_slice(&r.body)
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{path}: {e}")))?;
+            if r.status == StatusCode::OK {
+                answered.set(answered.get() + 1);
+            }
+            match r.status.as_u16() {
+                200 if path.ends_with("evaluation") || !v["evaluations"].is_array() => {
+                    prop_assert!(
+                        v["decision"].is_boolean() || v["results"].is_array(),
+                        "{path} {body}: {v}"
+                    );
+                }
+                200 => {
+                    let got = v["evaluations"].as_array().map(Vec::len).unwrap_or(0);
+                    let items = body["evaluations"].as_array().map(Vec::len).unwrap_or(0);
+                    prop_assert!(got <= items, "{path} {body}: {v}");
+                    prop_assert!(
+                        v["evaluations"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().all(|e| e["decision"].is_boolean())),
+                        "{path} {body}: {v}"
+                    );
+                }
+                400 => prop_assert!(v["code"].is_string(), "{path} {body}: {v}"),
+                s => prop_assert!(false, "{path} {body}: {s} {v}"),
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // The bodies are not all refused at the door: some reach a decision or a search.
+    assert!(answered.get() >= cases / 8, "{} answered", answered.get());
 }
