@@ -48,6 +48,7 @@ mod compile;
 mod direct;
 mod evaluate;
 mod index;
+mod rego;
 mod schema;
 pub mod testfile;
 
@@ -57,5 +58,6 @@ pub use compile::{
 pub use evaluate::{
     EntityRef, OnBehalf, PolicyOutcome, PolicyRequest, mandate_attributes, parsed_on_this_thread,
 };
+pub use rego::{RegoModule, RegoSource};
 pub use schema::{BASE_SCHEMA, RESERVED_CONTEXT};
 pub use testfile::{TestFileError, TestReport, TestResult, run_tests};

@@ -467,6 +467,8 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                     schema_fragments: read_schemas(&schemas)?,
                     policies: joined.text.clone(),
                     note: Some(note),
+                    rego_modules: Vec::new(),
+                    data: None,
                 };
                 let c = client(&conn)?;
                 let added = c
