@@ -49,6 +49,7 @@ mod direct;
 mod evaluate;
 mod index;
 mod rego;
+mod rego_test;
 mod schema;
 pub mod testfile;
 
@@ -58,6 +59,10 @@ pub use compile::{
 pub use evaluate::{
     EntityRef, OnBehalf, PolicyOutcome, PolicyRequest, mandate_attributes, parsed_on_this_thread,
 };
-pub use rego::{RegoModule, RegoSource};
+pub use rego::{
+    DATA_SOURCE, MAX_MODULE_BYTES, MAX_MODULES, MAX_SOURCE_BYTES, QUERY_TIME_LIMIT, RegoError,
+    RegoModule, RegoPolicies, RegoSource, compile_rego,
+};
+pub use rego_test::{RegoTestOutcome, RegoTestReport, RegoTestResult, run_rego_tests};
 pub use schema::{BASE_SCHEMA, RESERVED_CONTEXT};
 pub use testfile::{TestFileError, TestReport, TestResult, run_tests};
