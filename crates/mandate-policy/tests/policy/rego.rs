@@ -210,7 +210,10 @@ fn a_runaway_query_stops_at_the_time_limit() {
          n := [x | some a in numbers.range(1, 2000); some b in numbers.range(1, 2000); x := a * b]\n\
          count_n := count(n)\n");
     let p = compile_rego(&src).expect("compiles");
-    #[expect(clippy::disallowed_methods, reason = "the test measures the limit itself")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test measures the limit itself"
+    )]
     let started = std::time::Instant::now();
     let got = p.query("slow/count_n", None, 0);
     assert_eq!(got, Err(RegoError::TimeLimit));
