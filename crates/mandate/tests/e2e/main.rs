@@ -25,6 +25,7 @@ mod mandates;
 mod mcp;
 mod node_clients;
 mod readme;
+mod rego_cli;
 mod serve;
 mod upstreams;
 mod wire;
