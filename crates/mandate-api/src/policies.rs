@@ -1,6 +1,9 @@
-//! Versioned Cedar policy sets (`/v1/policies…`).
+//! Versioned policy sets (`/v1/policies…`): Cedar policies and schema fragments, and
+//! Rego modules with their base `data` document (OPA's language, answered by the
+//! OPA-compatible Data API).
 
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::formats::{AdminTokenId, PolicyIds, PolicyVersionNumber, Timestamp};
@@ -10,7 +13,9 @@ use crate::formats::{AdminTokenId, PolicyIds, PolicyVersionNumber, Timestamp};
 // The server reads this type: an unknown member is a 400 `unknown_field`.
 #[serde(deny_unknown_fields)]
 pub struct NewPolicies {
-    /// Cedar policies (no templates; ids unique).
+    /// Cedar policies (no templates; ids unique). May be absent (`""`) in a version of
+    /// Rego modules only: then every `/v1/authorize` decision is a deny.
+    #[serde(default)]
     pub policies: String,
     /// Operator schema fragments in Cedar schema syntax, combined with Mandate's base
     /// schema.
@@ -25,6 +30,30 @@ pub struct NewPolicies {
     )]
     #[schema(value_type = String, max_length = 500, default = json!(""))]
     pub note: Option<String>,
+    /// Rego modules, answered by the OPA-compatible Data API (`opa.listen`). Ids unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 256, default = json!([]))]
+    pub rego_modules: Vec<RegoModuleSource>,
+    /// The base document Rego reads as `data` (an object; an OPA bundle's `data.json`
+    /// merged by directory). Absent: `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Map<String, Value>>,
+}
+
+/// One Rego module as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegoModuleSource {
+    /// Its id: the file name or bundle path it came from (`authz.rego`,
+    /// `policies/http/authz.rego`), or the id given to OPA's Policy API. 1–256 bytes.
+    #[schema(min_length = 1, max_length = 256)]
+    pub id: String,
+    /// The module's text.
+    pub source: String,
+    /// Parse it as Rego v0 (OPA 0.x syntax, OPA's `--v0-compatible`) instead of v1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rego_v0: bool,
 }
 
 /// A member that may be absent (`None`, through `#[serde(default)]`) but, when present,
@@ -92,6 +121,13 @@ pub struct PolicyVersion {
     pub policies: String,
     /// The schema fragments it was compiled with.
     pub schema_fragments: Vec<String>,
+    /// Its Rego modules.
+    #[serde(default)]
+    pub rego_modules: Vec<RegoModuleSource>,
+    /// Its base `data` document.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
 }
 
 /// The answer to activate and rollback.

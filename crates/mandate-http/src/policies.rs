@@ -141,6 +141,8 @@ pub(crate) async fn show(
         created_by: row.created_by,
         policies: row.policies,
         schema_fragments: row.fragments,
+        rego_modules: Vec::new(),
+        data: Default::default(),
     }))
 }
 

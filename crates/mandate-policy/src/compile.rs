@@ -103,6 +103,9 @@ pub struct CompiledPolicies {
     /// conditions): then every request holds every action entity.
     pub(crate) all_action_entities: bool,
     warnings: Vec<PolicyError>,
+    /// The version's Rego part (empty unless set by [`CompiledPolicies::with_rego`]);
+    /// Cedar's decisions never read it.
+    rego: std::sync::Arc<crate::RegoPolicies>,
 }
 
 const _: () = {
@@ -158,6 +161,19 @@ impl CompiledPolicies {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The same policies with the version's compiled Rego part (from
+    /// [`crate::compile_rego`]) beside them, answered by the Data API.
+    #[must_use]
+    pub fn with_rego(mut self, rego: crate::RegoPolicies) -> Self {
+        self.rego = std::sync::Arc::new(rego);
+        self
+    }
+
+    /// The version's Rego part; empty when it has none.
+    pub fn rego(&self) -> &crate::RegoPolicies {
+        &self.rego
     }
 }
 
@@ -315,6 +331,7 @@ pub fn compile(fragments: &[String], policies: &str) -> Result<CompiledPolicies,
         approval_ids,
         relaxed,
         warnings,
+        rego: std::sync::Arc::default(),
     })
 }
 

@@ -48,6 +48,8 @@ mod compile;
 mod direct;
 mod evaluate;
 mod index;
+mod rego;
+mod rego_test;
 mod schema;
 pub mod testfile;
 
@@ -57,5 +59,10 @@ pub use compile::{
 pub use evaluate::{
     EntityRef, OnBehalf, PolicyOutcome, PolicyRequest, mandate_attributes, parsed_on_this_thread,
 };
+pub use rego::{
+    DATA_SOURCE, MAX_MODULE_BYTES, MAX_MODULES, MAX_SOURCE_BYTES, QUERY_TIME_LIMIT, RegoError,
+    RegoModule, RegoPolicies, RegoSource, compile_rego,
+};
+pub use rego_test::{RegoTestOutcome, RegoTestReport, RegoTestResult, run_rego_tests};
 pub use schema::{BASE_SCHEMA, RESERVED_CONTEXT};
 pub use testfile::{TestFileError, TestReport, TestResult, run_tests};

@@ -12,7 +12,7 @@ use crate::cmd_io::{
     Fail, OrFail, Res, client, exit, finish, more, or_dash, say_if_none, text_arg, usage,
 };
 use crate::{AdminTokenCmd, AgentCmd, CredentialCmd, CredentialType, KeysCmd, RoleArg, StatusArgs};
-use crate::{AuditCmd, PolicyCmd};
+use crate::{AuditCmd, PolicyCmd, policy_input};
 
 /// JSON given inline or as @FILE, read as `T`.
 fn json_arg<T: serde::de::DeserializeOwned>(v: &str) -> Res<T> {
@@ -390,7 +390,11 @@ struct Joined {
 
 impl Joined {
     fn read(args: &[std::path::PathBuf]) -> Res<Joined> {
-        let files = expand(args, "cedar")?;
+        Self::join(expand(args, "cedar")?)
+    }
+
+    /// Joins files (not directories).
+    fn join(files: Vec<std::path::PathBuf>) -> Res<Joined> {
         let mut j = Joined {
             text: String::new(),
             spans: Vec::new(),
@@ -458,15 +462,42 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             conn,
             files,
             schemas,
+            rego_v0,
             note,
             activate,
         } => {
             let r = async {
-                let joined = Joined::read(&files)?;
+                let inputs = policy_input::read_inputs(
+                    &files,
+                    policy_input::ReadOptions {
+                        rego_v0,
+                        tests: false,
+                    },
+                )?;
+                note_inputs(&inputs);
+                if inputs.cedar.is_empty() && !inputs.has_rego() {
+                    return Err(usage(
+                        "nothing to add: no Cedar policy, Rego module or data among the files",
+                    ));
+                }
+                let joined = Joined::join(inputs.cedar.clone())?;
+                let mut fragments = read_all(&inputs.schemas)?;
+                fragments.extend(read_schemas(&schemas)?);
+                let rego = inputs.rego;
                 let req = api::NewPolicies {
-                    schema_fragments: read_schemas(&schemas)?,
+                    schema_fragments: fragments,
                     policies: joined.text.clone(),
                     note: Some(note),
+                    rego_modules: rego
+                        .modules
+                        .into_iter()
+                        .map(|m| api::RegoModuleSource {
+                            id: m.id,
+                            source: m.source,
+                            rego_v0: m.rego_v0,
+                        })
+                        .collect(),
+                    data: (!rego.data.is_empty()).then_some(rego.data),
                 };
                 let c = client(&conn)?;
                 let added = c
@@ -543,16 +574,11 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 Err(e) => exit::<()>(Err(Fail(1, format!("cannot write the schema: {e}")))),
             }
         }
-        PolicyCmd::Validate { files, schemas } => exit(compile_local(&files, &schemas).map(|c| {
-            println!(
-                "valid: {} policies ({})",
-                c.len(),
-                c.policy_ids().join(", ")
-            );
-            for w in c.warnings() {
-                println!("warning: {w}");
-            }
-        })),
+        PolicyCmd::Validate {
+            files,
+            schemas,
+            rego_v0,
+        } => exit(validate(&files, &schemas, rego_v0)),
         PolicyCmd::Activate { conn, version } => {
             let r = async {
                 client(&conn)?
@@ -572,12 +598,41 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             })
         }
         PolicyCmd::Test {
-            file,
+            files,
             policies,
             schemas,
+            run,
+            rego_v0,
+        } if policies.is_empty() => exit((|| {
+            let inputs = policy_input::read_inputs(
+                &files,
+                policy_input::ReadOptions {
+                    rego_v0,
+                    tests: true,
+                },
+            )?;
+            note_inputs(&inputs);
+            if !schemas.is_empty() || !inputs.cedar.is_empty() {
+                return Err(usage(
+                    "Cedar tests take the test file and --policies (and --schema); Rego \
+                     tests take the modules and their `*_test.rego`",
+                ));
+            }
+            policy_input::run_tests(&inputs.rego, run.as_deref())
+        })()),
+        PolicyCmd::Test {
+            files,
+            policies,
+            schemas,
+            ..
         } => exit((|| {
+            let [file] = files.as_slice() else {
+                return Err(usage(
+                    "with --policies (Cedar), give exactly one test file (JSON: {\"tests\": [...]})",
+                ));
+            };
             let compiled = compile_local(&policies, &schemas)?;
-            let report = mandate_policy::run_tests(&compiled, &read(&file)?)
+            let report = mandate_policy::run_tests(&compiled, &read(file)?)
                 .map_err(|e| Fail(2, format!("{}: {e}", file.display())))?;
             println!("{report}");
             if report.all_passed() {
@@ -593,6 +648,100 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 ))
             }
         })()),
+        PolicyCmd::Eval {
+            files,
+            data_path,
+            input,
+            rego_v0,
+        } => exit((|| {
+            let inputs = policy_input::read_inputs(
+                &files,
+                policy_input::ReadOptions {
+                    rego_v0,
+                    tests: true,
+                },
+            )?;
+            let input = input.as_deref().map(policy_input::read_input).transpose()?;
+            policy_input::eval(&inputs.rego, &data_path, input.as_ref())
+        })()),
+    }
+}
+
+/// Prints what reading the inputs left out or could not check, on standard error.
+fn note_inputs(inputs: &policy_input::Inputs) {
+    if !inputs.left_out_tests.is_empty() {
+        eprintln!(
+            "note: left out {} test module(s) (`*_test.rego`; `mandate policy test` runs \
+             them): {}",
+            inputs.left_out_tests.len(),
+            inputs.left_out_tests.join(", ")
+        );
+    }
+    for n in &inputs.notes {
+        eprintln!("note: {n}");
+    }
+}
+
+/// `policy validate`: Cedar compiled against the schema, Rego parsed and analysed; every
+/// located error, exit 1.
+fn validate(
+    files: &[std::path::PathBuf],
+    schemas: &[std::path::PathBuf],
+    rego_v0: bool,
+) -> Res<()> {
+    let inputs = policy_input::read_inputs(
+        files,
+        policy_input::ReadOptions {
+            rego_v0,
+            tests: true,
+        },
+    )?;
+    note_inputs(&inputs);
+    let mut all_schemas = inputs.schemas.clone();
+    all_schemas.extend(expand(schemas, "cedarschema")?);
+    let cedar = if inputs.cedar.is_empty() {
+        None
+    } else {
+        Some(compile_local(&inputs.cedar, &all_schemas))
+    };
+    let rego = inputs
+        .has_rego()
+        .then(|| policy_input::compile_rego_local(&inputs.rego));
+    if cedar.is_none() && rego.is_none() {
+        return Err(usage(
+            "nothing to validate: no Cedar policy or Rego module among the files",
+        ));
+    }
+    let mut failed = Vec::new();
+    if let Some(c) = cedar {
+        match c {
+            Ok(c) => {
+                println!(
+                    "valid: {} policies ({})",
+                    c.len(),
+                    c.policy_ids().join(", ")
+                );
+                for w in c.warnings() {
+                    println!("warning: {w}");
+                }
+            }
+            Err(Fail(_, m)) => failed.push(m),
+        }
+    }
+    if let Some(r) = rego {
+        match r {
+            Ok(p) => println!(
+                "valid: {} Rego modules (packages: {})",
+                inputs.rego.modules.len(),
+                p.packages().join(", ")
+            ),
+            Err(Fail(_, m)) => failed.push(m),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Fail(1, failed.join("\n")))
     }
 }
 

@@ -234,6 +234,8 @@ pub async fn provision(router: &axum::Router, admin: &str) -> anyhow::Result<Dem
             policies,
             schema_fragments: SCHEMAS.iter().map(|(_, t)| (*t).to_owned()).collect(),
             note: Some("mandate serve --dev: examples/crm, examples/mcp, examples/billing".into()),
+            rego_modules: Vec::new(),
+            data: None,
         };
         let added: api::PolicyAdded = call(router, admin, Method::POST, "/v1/policies", Some(&req))
             .await

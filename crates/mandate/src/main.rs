@@ -24,6 +24,7 @@ mod incident_cli;
 mod listen;
 mod logwriter;
 mod mandates_cli;
+mod policy_input;
 mod serve;
 
 use std::collections::BTreeMap;
@@ -57,7 +58,7 @@ enum Command {
     /// Signing keys
     #[command(subcommand)]
     Keys(KeysCmd),
-    /// Policy sets (Cedar): add, validate, activate, roll back, test
+    /// Policy sets (Cedar and Rego): add, validate, activate, roll back, test, eval
     #[command(subcommand)]
     Policy(PolicyCmd),
     /// The tamper-evident audit log: events, checkpoints, export, offline verify
@@ -91,20 +92,29 @@ enum Command {
 
 #[derive(Subcommand)]
 pub enum PolicyCmd {
-    /// Add a new policy version from one or more files or directories (validated by the
-    /// server; not active until activated). A version is the whole set: activating it
-    /// replaces every policy of the active version, so give all the policies to enforce
+    /// Add a new policy version from one or more files, directories or OPA bundles
+    /// (validated by the server; not active until activated). A version is the whole
+    /// set: activating it replaces every policy of the active version, so give all the
+    /// policies to enforce
     Add {
         #[command(flatten)]
         conn: Conn,
-        /// Cedar policy files, or directories (every `*.cedar` in them, sorted by name);
-        /// all joined, in the order given, into one version
+        /// Cedar policy files (`*.cedar`), Rego modules (`*.rego`), data (`*.json`, the
+        /// base document), directories (every `*.cedar` in them, sorted by name; every
+        /// `*.rego` and `data.json` below them, as OPA loads a directory, without
+        /// `*_test.rego`), or OPA bundles (`.tar.gz` as `opa build` writes it); all
+        /// joined, in the order given, into one version
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// A schema fragment file (Cedar schema syntax), or a directory (every
         /// `*.cedarschema` in it, sorted); repeatable
         #[arg(long = "schema")]
         schemas: Vec<PathBuf>,
+        /// Parse the Rego modules given here as Rego v0 (OPA 0.x syntax, OPA's
+        /// `--v0-compatible`); a bundle's manifest (`rego_version`,
+        /// `file_rego_versions`) overrides it for its own files
+        #[arg(long)]
+        rego_v0: bool,
         /// A note recorded with the version (what changed and why)
         #[arg(long, default_value = "")]
         note: String,
@@ -124,14 +134,19 @@ pub enum PolicyCmd {
         /// The version number
         version: u64,
     },
-    /// Validate policies against the schema, offline (exit 1 with every error located)
+    /// Validate policies offline: Cedar against the schema, Rego parsed and analysed
+    /// (exit 1 with every error located: file, line, column)
     Validate {
-        /// Cedar policy files or directories (every `*.cedar`), joined as `policy add` does
+        /// Cedar policy files, Rego modules, data, directories or OPA bundles, read as
+        /// `policy add` reads them (`*_test.rego` included)
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// A schema fragment file or directory (every `*.cedarschema`); repeatable
         #[arg(long = "schema")]
         schemas: Vec<PathBuf>,
+        /// Parse the Rego modules as Rego v0 (a bundle's manifest overrides it)
+        #[arg(long)]
+        rego_v0: bool,
     },
     /// Make a version the active one
     Activate {
@@ -149,17 +164,47 @@ pub enum PolicyCmd {
     /// `Mandate`, the reserved context fields), offline: what your schema fragments extend
     /// and your policies are validated against
     Schema,
-    /// Run a policy test file (requests with expected decisions), offline; exit 1 on a mismatch
+    /// Run policy tests offline; exit 1 when one fails. Rego: every `test_*` rule of
+    /// the modules given (`*_test.rego` beside the policies), as `opa test` runs them.
+    /// Cedar (with --policies): a test file of requests with expected decisions
     Test {
-        /// The test file (JSON: {"tests": [...]})
-        file: PathBuf,
+        /// Rego: modules, directories or bundles (policies and their `*_test.rego`).
+        /// Cedar: the one test file (JSON: {"tests": [...]})
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// The Cedar policies under test: a file or a directory (every `*.cedar`);
-        /// repeatable, joined as `policy add` does
-        #[arg(long, required = true)]
+        /// repeatable, joined as `policy add` does. Given: the Cedar form
+        #[arg(long)]
         policies: Vec<PathBuf>,
         /// A schema fragment file or directory (every `*.cedarschema`); repeatable
         #[arg(long = "schema")]
         schemas: Vec<PathBuf>,
+        /// Rego: only the tests whose name (`data.<package>.<rule>`) contains this
+        #[arg(long)]
+        run: Option<String>,
+        /// Parse the Rego modules as Rego v0 (a bundle's manifest overrides it)
+        #[arg(long)]
+        rego_v0: bool,
+    },
+    /// Evaluate Rego offline as the Data API would (`opa eval` for a data path): prints
+    /// the Data API's body on one line, `{"result": …}` or `{}` when undefined (exit 0);
+    /// OPA's error body `{"code", "message"}` on an evaluation error (exit 2); exit 1
+    /// with located errors when the modules do not compile
+    Eval {
+        /// Rego modules, data, directories or OPA bundles (`*_test.rego` included, as
+        /// `opa eval` loads them); Cedar files are not read
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The Data API path: `http/authz`, `http/authz/allow`; empty for all of `data`
+        #[arg(long, default_value = "")]
+        data_path: String,
+        /// The input document (JSON, the input itself as `opa eval --input` reads it,
+        /// not `{"input": …}`), or `-` for standard input; none: no input
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Parse the Rego modules as Rego v0 (a bundle's manifest overrides it)
+        #[arg(long)]
+        rego_v0: bool,
     },
 }
 

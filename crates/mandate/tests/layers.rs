@@ -13,9 +13,11 @@
 //!    wire types (`mandate-api`) depend on nothing of ours but `mandate-core`
 //!    (`ONLY_ON`). The service layer (`mandate-service`) never depends on `axum`,
 //!    `hyper`, `reqwest`, `rusqlite` or `tokio-postgres`.
-//! 4. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
+//! 4. Only `mandate-policy` depends on the policy engines (`cedar-policy`,
+//!    `cedar-policy-core`, `regorus`): the rest of Mandate sees its types.
+//! 5. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
 //!    for third-party services.
-//! 5. Within each crate, the top-level modules do not depend on each other in a cycle
+//! 6. Within each crate, the top-level modules do not depend on each other in a cycle
 //!    (read from `crate::<module>` paths in the non-test code), so each module can be
 //!    read, and moved, after the ones it builds on.
 //!
@@ -87,6 +89,10 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("mandate-http", "mandate-store-postgres"),
     ("mandate-http", "mandate-client"),
 ];
+
+/// The policy engines, which only `POLICY_CRATE` may name.
+const POLICY_ENGINES: &[&str] = &["cedar-policy", "cedar-policy-core", "regorus"];
+const POLICY_CRATE: &str = "mandate-policy";
 
 /// Crates that may depend on the listed ones of ours and no other.
 const ONLY_ON: &[(&str, &[&str])] = &[("mandate-api", &["mandate-core"])];
@@ -195,6 +201,13 @@ fn violations(g: &BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>) -> Vec
         }
     }
     for (krate, (direct, _)) in g {
+        if krate != POLICY_CRATE {
+            for engine in POLICY_ENGINES.iter().filter(|e| direct.contains(**e)) {
+                bad.push(format!(
+                    "{krate} depends on {engine}, which only {POLICY_CRATE} names"
+                ));
+            }
+        }
         let ours: Vec<&String> = direct.iter().filter(|d| g.contains_key(*d)).collect();
         if krate == "mandate-examples" {
             bad.extend(ours.iter().map(|d| format!("{krate} depends on {d}")));
@@ -271,6 +284,15 @@ fn a_broken_rule_is_caught() {
         .0
         .insert("mandate-client".into());
     assert_eq!(violations(&g), ["mandate-http depends on mandate-client"]);
+    let mut g = graph();
+    g.get_mut("mandate-http")
+        .unwrap()
+        .0
+        .insert("regorus".into());
+    assert_eq!(
+        violations(&g),
+        ["mandate-http depends on regorus, which only mandate-policy names"]
+    );
     let mut g = graph();
     g.get_mut("mandate-api")
         .unwrap()

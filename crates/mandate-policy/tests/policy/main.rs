@@ -20,6 +20,7 @@
 )]
 
 mod equivalence;
+mod rego;
 
 use std::fmt::Write as _;
 use std::fs;

@@ -237,7 +237,10 @@ async fn policy_add_takes_several_files_and_directories() {
         &["policy", "add", empty.path().to_str().unwrap()],
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("no `*.cedar` file"), "{err}");
+    assert!(
+        err.contains("no `*.cedar`, `*.rego` or `data.json` file"),
+        "{err}"
+    );
 }
 
 /// Review of issue 19: `--dev` on a data dir that a server without `--dev` made would

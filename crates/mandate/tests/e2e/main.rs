@@ -26,6 +26,7 @@ mod mandates;
 mod mcp;
 mod node_clients;
 mod readme;
+mod rego_cli;
 mod serve;
 mod upstreams;
 mod wire;

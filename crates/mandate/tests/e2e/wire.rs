@@ -196,6 +196,8 @@ async fn every_answer_reads_as_its_type_and_writes_back_unchanged() {
                 policies: POLICIES.into(),
                 schema_fragments: vec![SCHEMA.into()],
                 note: None,
+                rego_modules: Vec::new(),
+                data: None,
             })
             .await
             .unwrap();

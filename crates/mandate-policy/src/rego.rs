@@ -1,0 +1,470 @@
+//! Rego, OPA's policy language, as a policy version's second language: the modules and
+//! base `data` document a version holds, compiled once into [`RegoPolicies`] and queried
+//! by the Data API's slash path. The Data API (`opa.listen`) answers from them;
+//! `/v1/authorize` never reads them (Cedar decides there).
+//!
+//! This module and `rego_test` are the only code that names `regorus`
+//! (Microsoft's Rust Rego interpreter). The builtins compiled in are listed in the
+//! workspace `Cargo.toml`: every pure OPA builtin group regorus has, but no `http.send`
+//! (a policy never reaches the network), no `opa.runtime`, no JSON Schema or YAML.
+//!
+//! # Time
+//!
+//! `time.now_ns()` does not read the wall clock: every query is given the caller's
+//! `now` (from its `Clock`) and `time.now_ns()` answers that, the same for the whole
+//! query as in OPA. The one clock regorus itself reads is the monotonic timer behind
+//! the evaluation time limit ([`QUERY_TIME_LIMIT`]); it bounds work and never reaches
+//! a result.
+//!
+//! # Limits
+//!
+//! At most [`MAX_MODULES`] modules of at most [`MAX_MODULE_BYTES`] each (20,000 lines,
+//! 1,024 columns: regorus' own limits), and [`MAX_SOURCE_BYTES`] for all modules plus
+//! `data` as JSON. A query that runs longer than [`QUERY_TIME_LIMIT`] is stopped with
+//! [`RegoError::TimeLimit`], so no policy and input can hold a worker.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use regorus::Engine;
+use regorus::utils::limits::ExecutionTimerConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::PolicyError;
+
+/// The most modules a version may hold.
+pub const MAX_MODULES: usize = 256;
+
+/// The largest module, in bytes (regorus refuses larger ones too).
+pub const MAX_MODULE_BYTES: usize = 1024 * 1024;
+
+/// The most bytes of module text plus `data` (as JSON) a version may hold.
+pub const MAX_SOURCE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long one query may evaluate before it is stopped (checked every few hundred
+/// steps of the interpreter, so it overshoots by microseconds).
+pub const QUERY_TIME_LIMIT: Duration = Duration::from_millis(500);
+
+/// A rule no module can define (`__` is not a package path a loader produces); asked
+/// for only to make regorus prepare its engine.
+const PREPARE_RULE: &str = "data.__mandate_prepare__.__mandate_prepare__";
+
+/// The `source` of a [`PolicyError`] about the `data` document.
+pub const DATA_SOURCE: &str = "data";
+
+/// One Rego module as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegoModule {
+    /// The file name or bundle path it came from, or the id given to OPA's Policy API;
+    /// the `source` of its errors.
+    pub id: String,
+    /// The module's text.
+    pub source: String,
+    /// Parsed as Rego v0 (OPA 0.x, `--v0-compatible`) rather than v1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rego_v0: bool,
+}
+
+/// A version's Rego part: its modules and its base `data` document. Stored as this
+/// type's JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegoSource {
+    /// The modules, in the order given; ids unique.
+    #[serde(default)]
+    pub modules: Vec<RegoModule>,
+    /// The base document (`data`); an object.
+    #[serde(default)]
+    pub data: Map<String, Value>,
+}
+
+impl RegoSource {
+    /// No modules and no data: the version has no Rego part.
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty() && self.data.is_empty()
+    }
+}
+
+/// An evaluation error: OPA's Data API answers these with HTTP 500 and its error
+/// shape ([`RegoError::code`]); Mandate fails closed on them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegoError {
+    /// The path is not a Data API path (an empty segment, say).
+    #[error("invalid data path `{0}`")]
+    InvalidPath(String),
+    /// The input could not be handed to the interpreter.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The query ran past [`QUERY_TIME_LIMIT`].
+    #[error("evaluation stopped after {} ms (the time limit)", QUERY_TIME_LIMIT.as_millis())]
+    TimeLimit,
+    /// The policy failed while evaluating: conflicting values for a complete rule or a
+    /// function, an object with conflicting keys, a failing builtin in a module that
+    /// asks for strict errors, …; regorus' message, located.
+    #[error("{0}")]
+    Eval(String),
+}
+
+impl RegoError {
+    /// From regorus' error text (its errors are `anyhow` errors; the time limit's is
+    /// recognised by its text).
+    pub(crate) fn from_regorus(message: &str) -> Self {
+        if message.contains("execution exceeded time limit") {
+            return Self::TimeLimit;
+        }
+        Self::Eval(located_message(message))
+    }
+
+    /// OPA's error code for it: `invalid_parameter` for a bad path or input,
+    /// `internal_error` otherwise (as OPA answers evaluation errors).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidPath(_) | Self::InvalidInput(_) => "invalid_parameter",
+            Self::TimeLimit | Self::Eval(_) => "internal_error",
+        }
+    }
+}
+
+/// A version's compiled Rego: parsed and analysed modules with their base data, ready
+/// to query. `RegoPolicies::default()` holds nothing (every path but `""` is
+/// undefined).
+///
+/// `Send + Sync`; held in an `Arc` in the decision snapshot. A query works on its own
+/// copy of the prepared interpreter (a clone shares the modules and data), so queries
+/// never wait for each other.
+#[derive(Clone, Default)]
+pub struct RegoPolicies {
+    /// `None` when there is nothing to evaluate.
+    engine: Option<Engine>,
+    /// Package paths, slash-separated, sorted, without duplicates.
+    packages: Vec<String>,
+}
+
+impl std::fmt::Debug for RegoPolicies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegoPolicies")
+            .field("packages", &self.packages)
+            .finish_non_exhaustive()
+    }
+}
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<RegoPolicies>();
+};
+
+impl RegoPolicies {
+    /// No modules and no data.
+    pub fn is_empty(&self) -> bool {
+        self.engine.is_none()
+    }
+
+    /// The packages defined, as Data API paths (`http/authz`), sorted.
+    pub fn packages(&self) -> Vec<String> {
+        self.packages.clone()
+    }
+
+    /// Evaluates the document at the Data API's slash `path` (`"http/authz"`,
+    /// `"http/authz/allow"`, `""` for all of `data`, base documents and rule values
+    /// together) with `input`, as OPA's `POST /v1/data/{path}` does. `Ok(None)` is
+    /// undefined (OPA then answers without `result`). `now_millis` is what
+    /// `time.now_ns()` answers (in nanoseconds), from the caller's clock.
+    ///
+    /// Builtin errors follow OPA's Data API default (`strict-builtin-errors` off): the
+    /// failing expression is undefined. Conflicts and the time limit are errors.
+    pub fn query(
+        &self,
+        path: &str,
+        input: Option<&Value>,
+        now_millis: i64,
+    ) -> Result<Option<Value>, RegoError> {
+        let segments = path_segments(path)?;
+        let Some(engine) = &self.engine else {
+            return Ok(if segments.is_empty() {
+                Some(Value::Object(Map::new()))
+            } else {
+                None
+            });
+        };
+        let mut engine = engine.clone();
+        if let Some(input) = input {
+            let value = regorus::Value::deserialize(input)
+                .map_err(|e| RegoError::InvalidInput(e.to_string()))?;
+            engine.set_input(value);
+        }
+        set_now(&mut engine, now_millis)?;
+        let results = engine
+            .eval_query(data_ref(&segments), false)
+            .map_err(|e| eval_error(&e.to_string()))?;
+        let value = match results
+            .result
+            .into_iter()
+            .next()
+            .and_then(|r| r.expressions.into_iter().next())
+        {
+            Some(e) => e.value,
+            None => regorus::Value::Undefined,
+        };
+        if value == regorus::Value::Undefined {
+            return Ok(None);
+        }
+        serde_json::to_value(&value)
+            .map(Some)
+            .map_err(|e| RegoError::Eval(e.to_string()))
+    }
+}
+
+/// Makes `time.now_ns()` answer `now_millis` (as nanoseconds) in this engine: an
+/// extension is looked up before the builtin of the same name.
+pub(crate) fn set_now(engine: &mut Engine, now_millis: i64) -> Result<(), RegoError> {
+    let now_ns = regorus::Value::from(now_millis.saturating_mul(1_000_000));
+    engine
+        .add_extension(
+            "time.now_ns".to_owned(),
+            0,
+            Box::new(move |_: Vec<regorus::Value>| Ok(now_ns.clone())),
+        )
+        .map_err(|e| RegoError::Eval(e.to_string()))
+}
+
+/// Splits a Data API path into its segments; `""` and `"/"` are the root. A trailing
+/// slash is allowed (OPA allows it); an empty segment inside is not.
+fn path_segments(path: &str) -> Result<Vec<&str>, RegoError> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let segments: Vec<&str> = trimmed.split('/').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(RegoError::InvalidPath(path.to_owned()));
+    }
+    Ok(segments)
+}
+
+/// `data["a"]["b"]`: a reference any segment can be written in.
+fn data_ref(segments: &[&str]) -> String {
+    let mut out = String::from("data");
+    for s in segments {
+        out.push('[');
+        out.push_str(&Value::String((*s).to_owned()).to_string());
+        out.push(']');
+    }
+    out
+}
+
+fn eval_error(message: &str) -> RegoError {
+    RegoError::from_regorus(message)
+}
+
+/// regorus' multi-line message (`--> file:line:col`, the line, a caret, `error: msg`)
+/// as one line: `file:line:col: msg`.
+fn located_message(message: &str) -> String {
+    match parse_location(message) {
+        Some((file, line, col, msg)) => format!("{file}:{line}:{col}: {msg}"),
+        None => message.trim().to_owned(),
+    }
+}
+
+/// The location and the last message line of a regorus error.
+fn parse_location(message: &str) -> Option<(String, u32, u32, String)> {
+    let loc = message
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("--> "))?;
+    let mut parts = loc.rsplitn(3, ':');
+    let col = parts.next()?.trim().parse().ok()?;
+    let line = parts.next()?.trim().parse().ok()?;
+    let file = parts.next()?.to_owned();
+    let last = message.lines().rev().find(|l| !l.trim().is_empty())?;
+    let msg = last
+        .trim()
+        .strip_prefix("error: ")
+        .unwrap_or(last.trim())
+        .to_owned();
+    Some((file, line, col, msg))
+}
+
+fn error(source: &str, line: Option<u32>, column: Option<u32>, message: String) -> PolicyError {
+    PolicyError {
+        source: source.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// An engine with Mandate's settings: the time limit, OPA's default (non-strict)
+/// builtin errors, regorus' length limits.
+pub(crate) fn new_engine() -> Engine {
+    let mut engine = Engine::new();
+    engine.set_strict_builtin_errors(false);
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: QUERY_TIME_LIMIT,
+        check_interval: NonZeroU32::MIN.saturating_add(63),
+    });
+    engine
+}
+
+/// Parses and analyses a version's Rego part. Every module is parsed (as Rego v1, as
+/// OPA 1.x does, or v0 when marked `rego_v0`), ids must be unique and non-empty, and
+/// the limits hold. Every problem found is returned, each located in the module it is
+/// in; a parse error says how to fix it (Rego's `&&`, v0 syntax in a v1 module).
+pub fn compile_rego(src: &RegoSource) -> Result<RegoPolicies, Vec<PolicyError>> {
+    let (engine, packages) = load(src)?;
+    if src.modules.is_empty() && src.data.is_empty() {
+        return Ok(RegoPolicies::default());
+    }
+    let mut engine = engine;
+    // Prepare (analyse, schedule) once here, so the errors regorus finds then are
+    // compile errors and every query's clone starts prepared.
+    // The rule asked for does not exist: regorus answers "not a valid rule path" once
+    // preparing succeeded.
+    if let Err(e) = engine.eval_rule(PREPARE_RULE.to_owned()) {
+        let message = e.to_string();
+        if message != "not a valid rule path" {
+            return Err(vec![located_error(&message, "rego")]);
+        }
+    }
+    Ok(RegoPolicies {
+        engine: Some(engine),
+        packages,
+    })
+}
+
+/// The engine with every module and the data added, and the package paths; or every
+/// problem found.
+pub(crate) fn load(src: &RegoSource) -> Result<(Engine, Vec<String>), Vec<PolicyError>> {
+    let mut errors = Vec::new();
+    if src.modules.len() > MAX_MODULES {
+        errors.push(error(
+            "rego",
+            None,
+            None,
+            format!(
+                "too many modules: {} (at most {MAX_MODULES})",
+                src.modules.len()
+            ),
+        ));
+    }
+    let mut total: usize = 0;
+    let mut seen = std::collections::HashSet::new();
+    for m in &src.modules {
+        total = total.saturating_add(m.source.len());
+        if m.id.is_empty() {
+            errors.push(error("rego", None, None, "a module has an empty id".into()));
+        } else if !seen.insert(m.id.as_str()) {
+            errors.push(error(
+                &m.id,
+                None,
+                None,
+                format!("duplicate module id `{}`", m.id),
+            ));
+        }
+        if m.source.len() > MAX_MODULE_BYTES {
+            errors.push(error(
+                &m.id,
+                None,
+                None,
+                format!(
+                    "module is {} bytes, more than the limit of {MAX_MODULE_BYTES}",
+                    m.source.len()
+                ),
+            ));
+        }
+    }
+    let data_len = serde_json::to_string(&src.data).map_or(usize::MAX, |s| s.len());
+    total = total.saturating_add(data_len);
+    if total > MAX_SOURCE_BYTES {
+        errors.push(error(
+            "rego",
+            None,
+            None,
+            format!(
+                "modules and data are {total} bytes, more than the limit of {MAX_SOURCE_BYTES}"
+            ),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let mut engine = new_engine();
+    let mut packages = Vec::new();
+    for m in &src.modules {
+        engine.set_rego_v0(m.rego_v0);
+        match engine.add_policy(m.id.clone(), m.source.clone()) {
+            Ok(package) => {
+                let path = package.strip_prefix("data.").unwrap_or(&package);
+                packages.push(path.replace('.', "/"));
+            }
+            Err(e) => errors.push(parse_error(m, &e.to_string())),
+        }
+    }
+    if !src.data.is_empty() {
+        let data = regorus::Value::deserialize(&Value::Object(src.data.clone()));
+        match data
+            .map_err(|e| e.to_string())
+            .and_then(|d| engine.add_data(d).map_err(|e| e.to_string()))
+        {
+            Ok(()) => {}
+            Err(e) => errors.push(error(DATA_SOURCE, None, None, format!("invalid data: {e}"))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    packages.sort();
+    packages.dedup();
+    Ok((engine, packages))
+}
+
+/// A located error from a regorus message naming its own location, or unlocated under
+/// `fallback` when it does not.
+fn located_error(message: &str, fallback: &str) -> PolicyError {
+    match parse_location(message) {
+        Some((file, line, col, msg)) => error(&file, Some(line), Some(col), msg),
+        None => error(fallback, None, None, message.trim().to_owned()),
+    }
+}
+
+/// What a parse error on a line with `&&` says: the guidance's example joins conditions
+/// with it, and Rego has no such operator.
+const AND_HINT: &str = "`&&` is not Rego: the conditions of a rule body are all required, so \
+    write each on its own line of the body, or separate them with `;` (`allow if { a; b }`); \
+    for \"or\", write the rule twice";
+
+/// The line and column (1-based, in characters) of the first `&&` outside a comment.
+fn find_and_and(source: &str) -> Option<(u32, u32)> {
+    source.lines().enumerate().find_map(|(i, l)| {
+        let code = l.split('#').next().unwrap_or("");
+        let at = code.find("&&")?;
+        let col = code.get(..at)?.chars().count().saturating_add(1);
+        Some((u32::try_from(i + 1).ok()?, u32::try_from(col).ok()?))
+    })
+}
+
+/// The error for a module that does not parse, with a hint that says how to fix it.
+fn parse_error(m: &RegoModule, message: &str) -> PolicyError {
+    let mut e = located_error(message, &m.id);
+    e.source.clone_from(&m.id);
+    if let Some((line, column)) = find_and_and(&m.source) {
+        // On the failing line, or anywhere before it (the parser may stop later).
+        if e.line.is_none_or(|l| line <= l) {
+            return error(&m.id, Some(line), Some(column), AND_HINT.to_owned());
+        }
+    }
+    if !m.rego_v0 {
+        let mut v0 = Engine::new();
+        v0.set_rego_v0(true);
+        if v0.add_policy(m.id.clone(), m.source.clone()).is_ok() {
+            e.message = format!(
+                "{}: this module is Rego v0 (OPA 0.x syntax); add `if` before rule bodies \
+                 and `contains` to partial set rules to make it v1, or load it with \
+                 `--rego-v0`",
+                e.message
+            );
+            return e;
+        }
+    }
+    e
+}

@@ -1,0 +1,3 @@
+package old
+
+allow { input.x == 1 }
