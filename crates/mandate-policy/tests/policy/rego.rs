@@ -319,3 +319,24 @@ fn tests_run_like_opa_test() {
     assert_eq!(only.results.len(), 1);
     assert!(only.all_passed());
 }
+
+/// regorus is built without `http` and `uuid`: a policy cannot reach the network or the
+/// OS random source; calling those builtins is an evaluation error naming them.
+#[test]
+fn no_network_and_no_randomness_from_a_policy() {
+    let src = one("package p\n\n\
+         fetched := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:9\"})\n\n\
+         id := uuid.rfc4122(\"k\")\n\n\
+         roll := rand.intn(\"k\", 10)\n");
+    let p = compile_rego(&src).expect("compiles: unknown functions are found when called");
+    for (path, name) in [
+        ("p/fetched", "http.send"),
+        ("p/id", "uuid.rfc4122"),
+        ("p/roll", "rand.intn"),
+    ] {
+        match p.query(path, None, 0) {
+            Err(RegoError::Eval(m)) => assert!(m.contains(name), "{m}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+}
