@@ -510,13 +510,30 @@ const AND_HINT: &str = "`&&` is not Rego: the conditions of a rule body are all 
     write each on its own line of the body, or separate them with `;` (`allow if { a; b }`); \
     for \"or\", write the rule twice";
 
-/// The line and column (1-based, in characters) of the first `&&` outside a comment.
+/// The line and column (1-based, in characters) of the first `&&` outside a comment and
+/// a string (a `"…"` on one line; raw strings are rare enough to be code).
 fn find_and_and(source: &str) -> Option<(u32, u32)> {
     source.lines().enumerate().find_map(|(i, l)| {
-        let code = l.split('#').next().unwrap_or("");
-        let at = code.find("&&")?;
-        let col = code.get(..at)?.chars().count().saturating_add(1);
-        Some((u32::try_from(i + 1).ok()?, u32::try_from(col).ok()?))
+        let mut in_string = false;
+        let mut escaped = false;
+        let mut prev = None;
+        for (col, c) in l.chars().enumerate() {
+            if in_string {
+                match (escaped, c) {
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => escaped = false,
+                }
+            } else if c == '#' {
+                return None;
+            } else if c == '"' {
+                in_string = true;
+            } else if c == '&' && prev == Some('&') {
+                return Some((u32::try_from(i + 1).ok()?, u32::try_from(col).ok()?));
+            }
+            prev = (!in_string).then_some(c);
+        }
+        None
     })
 }
 

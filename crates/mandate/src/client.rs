@@ -466,6 +466,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             note,
             activate,
         } => {
+            let mut rego_modules = 0;
             let r = async {
                 let inputs = policy_input::read_inputs(
                     &files,
@@ -484,6 +485,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 let mut fragments = read_all(&inputs.schemas)?;
                 fragments.extend(read_schemas(&schemas)?);
                 let rego = inputs.rego;
+                rego_modules = rego.modules.len();
                 let req = api::NewPolicies {
                     schema_fragments: fragments,
                     policies: joined.text.clone(),
@@ -514,12 +516,18 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             }
             .await;
             finish(&conn, r, |v| {
-                println!(
-                    "policy version {} added ({} policies: {})",
-                    v.version,
-                    v.policy_ids.len(),
-                    v.policy_ids.join(", ")
-                );
+                let mut parts = Vec::new();
+                if !v.policy_ids.is_empty() || rego_modules == 0 {
+                    parts.push(format!(
+                        "{} policies: {}",
+                        v.policy_ids.len(),
+                        v.policy_ids.join(", ")
+                    ));
+                }
+                if rego_modules > 0 {
+                    parts.push(format!("{rego_modules} Rego modules"));
+                }
+                println!("policy version {} added ({})", v.version, parts.join("; "));
                 if activate {
                     println!(
                         "and activated: it replaces the whole previous set (only these \

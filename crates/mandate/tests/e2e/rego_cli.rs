@@ -383,6 +383,11 @@ fn policy_add_sends_rego_modules_and_data() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(err(&o).contains("left out 1 test module"), "{}", err(&o));
+    assert!(
+        out(&o).contains("policy version 2 added (2 Rego modules)"),
+        "{}",
+        out(&o)
+    );
     let sent = server.join().unwrap();
     let modules = sent["rego_modules"].as_array().unwrap();
     let ids: Vec<&str> = modules.iter().map(|m| m["id"].as_str().unwrap()).collect();
