@@ -21,7 +21,9 @@
 //!
 //! At most [`MAX_MODULES`] modules of at most [`MAX_MODULE_BYTES`] each (20,000 lines,
 //! 1,024 columns: regorus' own limits), and [`MAX_SOURCE_BYTES`] for all modules plus
-//! `data` as JSON. A query that runs longer than [`QUERY_TIME_LIMIT`] is stopped with
+//! `data` as JSON; brackets nest at most [`MAX_LITERAL_NESTING`] (`[`, `{`) and
+//! [`MAX_NESTING`] (any) deep, since regorus' parser is exponential in the first and
+//! overflows the stack on the second. A query that runs longer than [`QUERY_TIME_LIMIT`] is stopped with
 //! [`RegoError::TimeLimit`], so no policy and input can hold a worker.
 
 use std::num::NonZeroU32;
@@ -50,6 +52,15 @@ pub const QUERY_TIME_LIMIT: Duration = Duration::from_millis(500);
 /// A rule no module can define (`__` is not a package path a loader produces); asked
 /// for only to make regorus prepare its engine.
 const PREPARE_RULE: &str = "data.__mandate_prepare__.__mandate_prepare__";
+
+/// The deepest nesting of `[` and `{` (together) a module may have. regorus parses
+/// them in time exponential in their depth (16 deep: seconds; 20: most of a minute), so
+/// deeper ones are refused before it sees them.
+pub const MAX_LITERAL_NESTING: usize = 12;
+
+/// The deepest nesting of brackets of any kind (`(`, `[`, `{`): regorus' recursive
+/// descent parser overflows the stack in the thousands.
+pub const MAX_NESTING: usize = 100;
 
 /// The `source` of a [`PolicyError`] about the `data` document.
 pub const DATA_SOURCE: &str = "data";
@@ -429,6 +440,10 @@ pub(crate) fn load(src: &RegoSource) -> Result<(Engine, Vec<String>), Vec<Policy
     let mut engine = new_engine();
     let mut packages = Vec::new();
     for m in &src.modules {
+        if let Some((line, column, message)) = too_deep(&m.source) {
+            errors.push(error(&m.id, Some(line), Some(column), message));
+            continue;
+        }
         engine.set_rego_v0(m.rego_v0);
         match engine.add_policy(m.id.clone(), m.source.clone()) {
             Ok(package) => {
@@ -535,6 +550,77 @@ fn find_and_and(source: &str) -> Option<(u32, u32)> {
         }
         None
     })
+}
+
+/// Where brackets nest deeper than regorus can parse safely, with the message; outside
+/// comments and strings (`"…"` with escapes, raw `` `…` ``).
+fn too_deep(source: &str) -> Option<(u32, u32, String)> {
+    let mut stack: Vec<char> = Vec::new();
+    let mut literal = 0usize;
+    let mut string: Option<char> = None;
+    let mut escaped = false;
+    let mut comment = false;
+    let (mut line, mut column) = (1u32, 0u32);
+    for c in source.chars() {
+        if c == '\n' {
+            line = line.saturating_add(1);
+            column = 0;
+            comment = false;
+            escaped = false;
+            if string == Some('"') {
+                string = None;
+            }
+            continue;
+        }
+        column = column.saturating_add(1);
+        if comment {
+            continue;
+        }
+        if let Some(q) = string {
+            match (escaped, c) {
+                (false, '\\') if q == '"' => escaped = true,
+                (false, c) if c == q => string = None,
+                _ => escaped = false,
+            }
+            continue;
+        }
+        match c {
+            '#' => comment = true,
+            '"' | '`' => string = Some(c),
+            '(' | '[' | '{' => {
+                stack.push(c);
+                if c != '(' {
+                    literal += 1;
+                }
+                if literal > MAX_LITERAL_NESTING {
+                    return Some((
+                        line,
+                        column,
+                        format!(
+                            "`[` and `{{` nested more than {MAX_LITERAL_NESTING} deep: flatten \
+                             the value, or put it in `data.json` and read it as `data.…`"
+                        ),
+                    ));
+                }
+                if stack.len() > MAX_NESTING {
+                    return Some((
+                        line,
+                        column,
+                        format!("brackets nested more than {MAX_NESTING} deep"),
+                    ));
+                }
+            }
+            ')' | ']' | '}' => {
+                if let Some(open) = stack.pop()
+                    && open != '('
+                {
+                    literal = literal.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The error for a module that does not parse, with a hint that says how to fix it.
