@@ -633,7 +633,9 @@ fn parse_error(m: &RegoModule, message: &str) -> PolicyError {
             return error(&m.id, Some(line), Some(column), AND_HINT.to_owned());
         }
     }
-    if !m.rego_v0 {
+    // Only when v1 asks for `if` or `contains` (what v0 leaves out): a v0 parse of v1
+    // text prints regorus' warnings on standard error.
+    if !m.rego_v0 && e.message.contains("keyword is required") {
         let mut v0 = Engine::new();
         v0.set_rego_v0(true);
         if v0.add_policy(m.id.clone(), m.source.clone()).is_ok() {
