@@ -344,6 +344,10 @@ pub(crate) fn new_engine() -> Engine {
         }),
     );
     debug_assert!(refused.is_ok(), "a fresh engine has no extensions");
+    // `print(…)` in a policy is gathered (and dropped with the query's interpreter)
+    // rather than written to the process's standard error, which in the server is its
+    // log stream.
+    engine.set_gather_prints(true);
     engine.set_strict_builtin_errors(false);
     engine.set_execution_timer_config(ExecutionTimerConfig {
         limit: QUERY_TIME_LIMIT,

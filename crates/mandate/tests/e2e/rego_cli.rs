@@ -108,6 +108,15 @@ fn eval_prints_the_data_api_body() {
         body["result"]["http"]["authz_test"]["test_outside_denied"],
         json!(true)
     );
+    // `print` in a policy writes nothing (in the server, standard error is the log).
+    let pr = write(
+        dir.path(),
+        "pr.rego",
+        "package pr\n\nx if {\n    print(\"leak\")\n}\n",
+    );
+    let o = mandate(&["policy", "eval", &pr, "--data-path", "pr/x"], None);
+    assert_eq!(out(&o), "{\"result\":true}\n");
+    assert!(!err(&o).contains("leak"), "{}", err(&o));
     // An evaluation error: OPA's error body, exit 2.
     let c = write(
         dir.path(),
