@@ -529,9 +529,14 @@ const AND_HINT: &str = "`&&` is not Rego: the conditions of a rule body are all 
     write each on its own line of the body, or separate them with `;` (`allow if { a; b }`); \
     for \"or\", write the rule twice";
 
-/// The line and column (1-based, in characters) of the first `&&` outside a comment and
-/// a string (a `"…"` on one line; raw strings are rare enough to be code).
-fn find_and_and(source: &str) -> Option<(u32, u32)> {
+/// What a parse error on a line with `||` says.
+const OR_HINT: &str = "`||` is not Rego: write the rule once per alternative (`allow if a` \
+    and `allow if b`: the rule holds when any of its bodies does), or use `in` for a set of \
+    values";
+
+/// The line and column (1-based, in characters) of the first `op` (`&&`, `||`) outside a
+/// comment and a string (a `"…"` on one line; raw strings are rare enough to be code).
+fn find_operator(source: &str, op: char) -> Option<(u32, u32)> {
     source.lines().enumerate().find_map(|(i, l)| {
         let mut in_string = false;
         let mut escaped = false;
@@ -547,7 +552,7 @@ fn find_and_and(source: &str) -> Option<(u32, u32)> {
                 return None;
             } else if c == '"' {
                 in_string = true;
-            } else if c == '&' && prev == Some('&') {
+            } else if c == op && prev == Some(op) {
                 return Some((u32::try_from(i + 1).ok()?, u32::try_from(col).ok()?));
             }
             prev = (!in_string).then_some(c);
@@ -631,11 +636,15 @@ fn too_deep(source: &str) -> Option<(u32, u32, String)> {
 fn parse_error(m: &RegoModule, message: &str) -> PolicyError {
     let mut e = located_error(message, &m.id);
     e.source.clone_from(&m.id);
-    if let Some((line, column)) = find_and_and(&m.source) {
-        // On the failing line, or anywhere before it (the parser may stop later).
-        if e.line.is_none_or(|l| line <= l) {
-            return error(&m.id, Some(line), Some(column), AND_HINT.to_owned());
-        }
+    // The first `&&` or `||` on the failing line or before it (the parser may stop
+    // later).
+    let hint = [('&', AND_HINT), ('|', OR_HINT)]
+        .into_iter()
+        .filter_map(|(op, hint)| Some((find_operator(&m.source, op)?, hint)))
+        .filter(|((line, _), _)| e.line.is_none_or(|l| *line <= l))
+        .min_by_key(|(at, _)| *at);
+    if let Some(((line, column), hint)) = hint {
+        return error(&m.id, Some(line), Some(column), hint.to_owned());
     }
     // Only when v1 asks for `if` or `contains` (what v0 leaves out): a v0 parse of v1
     // text prints regorus' warnings on standard error.
