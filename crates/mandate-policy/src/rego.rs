@@ -377,10 +377,31 @@ pub fn compile_rego(src: &RegoSource) -> Result<RegoPolicies, Vec<PolicyError>> 
         }
     }
     let rules = rule_paths(&mut engine);
+    let mut conflicts: Vec<PolicyError> = rules
+        .iter()
+        .filter(|(path, _)| data_conflicts(&src.data, path))
+        .map(|(path, (id, line, col))| {
+            error(
+                id,
+                Some(*line),
+                Some(*col),
+                format!(
+                    "rule `data.{}` conflicts with the base document: `data` already has a \
+                     value at or around that path; a rule's value may not be given as data \
+                     too (rename the rule or move the data)",
+                    path.replace('/', ".")
+                ),
+            )
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        conflicts.sort_by(|a, b| (&a.source, a.line).cmp(&(&b.source, b.line)));
+        return Err(conflicts);
+    }
     Ok(RegoPolicies {
         engine: Some(engine),
         packages,
-        rules,
+        rules: rules.into_keys().collect(),
     })
 }
 
@@ -475,10 +496,28 @@ pub(crate) fn load(src: &RegoSource) -> Result<(Engine, Vec<String>), Vec<Policy
     Ok((engine, packages))
 }
 
+/// Whether the base document has a value at the rule's slash `path`, or a non-object
+/// on the way to it: regorus would answer the data and never evaluate the rule, where
+/// OPA refuses the pair.
+fn data_conflicts(data: &Map<String, Value>, path: &str) -> bool {
+    let mut at = data;
+    let mut segments = path.split('/').peekable();
+    while let Some(seg) = segments.next() {
+        match at.get(seg) {
+            None => return false,
+            Some(_) if segments.peek().is_none() => return true,
+            Some(Value::Object(next)) => at = next,
+            Some(_) => return true,
+        }
+    }
+    false
+}
+
 /// The slash paths of the rules a rule lookup can answer: a rule head (not a function)
 /// whose package and reference are dotted identifiers, up to any `[`
 /// (`by_id[user.id]` is the rule `by_id`).
-fn rule_paths(engine: &mut Engine) -> std::collections::HashSet<String> {
+/// Each with where its first definition is (module id, line, column).
+fn rule_paths(engine: &mut Engine) -> std::collections::HashMap<String, (String, u32, u32)> {
     use regorus::unstable::{Rule, RuleHead};
     let plain = |s: &str| {
         !s.is_empty()
@@ -489,7 +528,7 @@ fn rule_paths(engine: &mut Engine) -> std::collections::HashSet<String> {
                     && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             })
     };
-    let mut out = std::collections::HashSet::new();
+    let mut out = std::collections::HashMap::new();
     for module in engine.get_modules() {
         let package = module.package.refr.span().text();
         if !plain(package) {
@@ -507,7 +546,9 @@ fn rule_paths(engine: &mut Engine) -> std::collections::HashSet<String> {
             let text = refr.span().text();
             let name = text.split('[').next().unwrap_or_default().trim();
             if plain(name) {
-                out.insert(format!("{package}.{name}").replace('.', "/"));
+                let span = rule.span();
+                out.entry(format!("{package}.{name}").replace('.', "/"))
+                    .or_insert_with(|| (span.source.file().to_string(), span.line, span.col));
             }
         }
     }
