@@ -24,6 +24,7 @@ mod lifecycle;
 mod mandates;
 mod mcp;
 mod node_clients;
+mod opa;
 mod readme;
 mod rego_cli;
 mod serve;
