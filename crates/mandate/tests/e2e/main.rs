@@ -24,6 +24,7 @@ mod lifecycle;
 mod mandates;
 mod mcp;
 mod node_clients;
+mod opa_corpus;
 mod readme;
 mod serve;
 mod upstreams;
