@@ -128,15 +128,25 @@ fn opa_evaluates_every_corpus_case() {
 }
 
 /// Mode A's plumbing (arguments, exit codes, body, comparison) against a stand-in that
-/// is OPA itself: every case equal; and with every result made wrong, the harness fails.
+/// is OPA itself: every case equal, so each known difference is reported fixed and
+/// nothing else fails; and with every result made wrong, the harness finds differences.
 #[test]
 fn the_harness_compares_what_a_cli_answers() {
     let tmp = tempfile::tempdir().unwrap();
     let cli = standin(tmp.path());
     let cli = cli.to_str().unwrap();
+    let known = fs::read_to_string(corpus_dir().join("known_differences.json")).unwrap();
+    let known = serde_json::from_str::<Vec<serde_json::Value>>(&known)
+        .unwrap()
+        .len();
+    let count = |report: &str, tag: &str| report.lines().filter(|l| l.starts_with(tag)).count();
+
     let (status, report) = harness(&["cli", "--mandate", cli], &[]);
-    assert!(status.success(), "{report}");
-    assert!(report.contains(" 0 failures"), "{report}");
+    assert_eq!(status.code(), Some(u8::from(known > 0).into()), "{report}");
+    assert_eq!(count(&report, "FIXED "), known, "{report}");
+    for tag in ["DIFF ", "BROKEN ", "CORPUS "] {
+        assert_eq!(count(&report, tag), 0, "{report}");
+    }
 
     let (status, report) = harness(&["cli", "--mandate", cli], &[("OPA_AS_CLI_WRONG", "1")]);
     assert_eq!(status.code(), Some(1), "{report}");

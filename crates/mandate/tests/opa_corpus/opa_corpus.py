@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -267,7 +268,8 @@ class Api:
         failed = self.load(case)
         if failed:
             return failed
-        path = "/v1/data" + ("/" + case.path if case.path else "")
+        segments = [urllib.parse.quote(s, safe="") for s in case.path.split("/") if s]
+        path = "/v1/data" + "".join("/" + s for s in segments)
         st, v = self.call(self.opa_url, "POST", path, {"input": case.input} if case.has_input else {})
         if st == 200:
             if not isinstance(v, dict) or "decision_id" not in v:

@@ -3,7 +3,6 @@ package builtins.numbers
 results := {
     "div_exact": 10 / 4,
     "div_integral": 8 / 2,
-    "decimal_product": 3 * 0.1,
     "rem": 7 % 3,
     "round": [round(2.5), round(-2.5)],
     "ceil_floor": [ceil(1.2), floor(-1.2)],
@@ -20,3 +19,8 @@ results := {
     "big_int": 9007199254740993 + 0,
     "bits": [bits.and(12, 10), bits.or(12, 10), bits.lsh(1, 4)],
 }
+
+# OPA computes with arbitrary-precision decimals.
+decimal_product := 3 * 0.1
+
+decimal_sum := 0.1 + 0.2
