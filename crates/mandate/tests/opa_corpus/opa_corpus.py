@@ -304,6 +304,19 @@ def same_answer(want, got):
     return True
 
 
+def selftest():
+    """The comparison's own rules, each of which a wrong `same` would break."""
+    assert same(1, 1.0) and same(10**30, 10**30) and not same(10**30, 1e30)
+    assert not same(True, 1) and not same(0, False) and not same(None, False)
+    assert same({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]})
+    assert not same([1, 2], [2, 1]) and not same([1], [1, 1]) and not same({"a": 1}, {"a": 1, "b": 2})
+    assert not same("1", 1) and not same([], {})
+    assert same_answer({}, {}) and same_answer({"error": "eval"}, {"error": "compile"})
+    assert not same_answer({}, {"result": None}) and not same_answer({"error": "eval"}, {})
+    assert not same_answer({"result": False}, {}) and not same_answer({}, {"error": "eval"})
+    assert opa_ref("") == "data" and opa_ref("a/b c/0") == 'data["a"]["b c"]["0"]'
+
+
 def show(answer):
     return json.dumps(answer, sort_keys=True)
 
@@ -323,6 +336,7 @@ def main():
     a.add_argument("--record")
     args = ap.parse_args()
 
+    selftest()
     try:
         import opa_bindings  # noqa: F401  (fail before anything else when missing)
     except ImportError as e:
