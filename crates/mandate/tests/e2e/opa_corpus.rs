@@ -156,9 +156,43 @@ fn the_harness_compares_what_a_cli_answers() {
 /// Issue 22's check: Mandate's answers equal OPA's on every case, but the documented
 /// regorus limitations, which must still differ.
 #[test]
-#[ignore = "waits for `mandate policy eval` (issue 22): un-ignore when it is merged"]
 fn mandate_policy_eval_equals_opa_on_the_corpus() {
     let (status, report) = harness(&["cli", "--mandate", BIN], &[]);
+    assert!(status.success(), "{report}");
+    assert!(report.contains(" 0 failures"), "{report}");
+}
+
+/// Issue 22's check over the wire: each case loaded as a policy version through the
+/// main API, queried through the OPA-compatible listener's Data API (`POST
+/// /v1/data/{path}`, a real `mandate serve` on loopback), equal to OPA's answer but for
+/// the documented regorus limitations.
+#[test]
+fn the_data_api_equals_opa_on_the_corpus() {
+    let (_t, dir) = crate::harness::data_dir();
+    let s = crate::harness::Server::start(&dir, &[], &[("MANDATE_OPA_LISTEN", "127.0.0.1:0")]);
+    let opa = s
+        .stdout_text()
+        .lines()
+        .find_map(|l| {
+            l.split("OPA-compatible API (Data, Policy, Health) on ")
+                .nth(1)
+        })
+        .expect("the OPA listener's banner line")
+        .trim()
+        .to_owned();
+    let token = s.token.clone().unwrap();
+    let (status, report) = harness(
+        &[
+            "api",
+            "--url",
+            &s.addr,
+            "--opa-url",
+            &opa,
+            "--token",
+            &token,
+        ],
+        &[],
+    );
     assert!(status.success(), "{report}");
     assert!(report.contains(" 0 failures"), "{report}");
 }
