@@ -405,7 +405,7 @@ impl Node {
             .policy_version(v)
             .map_err(VersionError::Store)?
             .ok_or(VersionError::Missing)?;
-        let compiled = mandate_policy::compile(&row.fragments, &row.policies).map_err(|errs| {
+        let compiled = crate::policies::compile_row(&row).map_err(|errs| {
             VersionError::DoesNotCompile(
                 errs.iter()
                     .map(|e| e.message.as_str())
