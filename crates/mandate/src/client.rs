@@ -484,9 +484,11 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 let joined = Joined::join(inputs.cedar.clone())?;
                 let mut fragments = read_all(&inputs.schemas)?;
                 fragments.extend(read_schemas(&schemas)?);
+                let gives_cedar = !inputs.cedar.is_empty() || !fragments.is_empty();
+                let gives_rego = inputs.has_rego();
                 let rego = inputs.rego;
                 rego_modules = rego.modules.len();
-                let req = api::NewPolicies {
+                let mut req = api::NewPolicies {
                     schema_fragments: fragments,
                     policies: joined.text.clone(),
                     note: Some(note),
@@ -502,6 +504,27 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                     data: (!rego.data.is_empty()).then_some(rego.data),
                 };
                 let c = client(&conn)?;
+                // A language the files give nothing of is carried over from the active
+                // version: adding Rego modules leaves the Cedar policies in force, and
+                // adding Cedar leaves the Rego modules (said on stderr, with the version).
+                if !(gives_cedar && gives_rego)
+                    && let Some(active) = c.list_policies().await.or_fail(&conn)?.active_version
+                {
+                    let base = c.get_policies(&active.to_string()).await.or_fail(&conn)?;
+                    if !gives_cedar && !(base.policies.is_empty() && base.schema_fragments.is_empty()) {
+                        eprintln!("note: the Cedar policies and schema of active version {active} are kept");
+                        req.policies = base.policies;
+                        req.schema_fragments = base.schema_fragments;
+                    }
+                    if !gives_rego && !(base.rego_modules.is_empty() && base.data.is_empty()) {
+                        eprintln!(
+                            "note: the Rego modules and data of active version {active} are kept"
+                        );
+                        rego_modules = base.rego_modules.len();
+                        req.rego_modules = base.rego_modules;
+                        req.data = (!base.data.is_empty()).then_some(base.data);
+                    }
+                }
                 let added = c
                     .add_policies(&req)
                     .await
@@ -530,13 +553,13 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 println!("policy version {} added ({})", v.version, parts.join("; "));
                 if activate {
                     println!(
-                        "and activated: it replaces the whole previous set (only these \
-                         policies are enforced now)"
+                        "and activated: it replaces the whole previous version (only these \
+                         policies and modules are in force now)"
                     );
                 } else {
                     println!(
                         "not active yet; `mandate policy activate {}` replaces the whole \
-                         active set with it",
+                         active version with it",
                         v.version
                     );
                 }
@@ -567,6 +590,16 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 println!("{}", v.policies);
                 for f in &v.schema_fragments {
                     println!("--- schema fragment ---\n{f}");
+                }
+                for m in &v.rego_modules {
+                    let v0 = if m.rego_v0 { " (Rego v0)" } else { "" };
+                    println!("--- Rego module {}{v0} ---\n{}", m.id, m.source);
+                }
+                if !v.data.is_empty() {
+                    println!(
+                        "--- data ---\n{}",
+                        serde_json::to_string_pretty(&v.data).unwrap_or_default()
+                    );
                 }
             })
         }

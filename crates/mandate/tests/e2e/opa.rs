@@ -368,3 +368,57 @@ fn authentication_off_is_refused_on_a_public_listener() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("opa.authentication"), "{err}");
 }
+
+/// `mandate policy add authz.rego` on a server whose active version is Cedar keeps the
+/// Cedar in the new version (so activating it leaves Cedar in force) and says so; `policy show` prints the module;
+/// a later Cedar-only add keeps the Rego module.
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_one_language_keeps_the_other_in_force() {
+    let (t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[("MANDATE_OPA_LISTEN", "127.0.0.1:0")]);
+    let admin = s.token.clone().unwrap();
+    let cedar = t.path().join("all.cedar");
+    std::fs::write(&cedar, "@id(\"all\") permit (principal, action, resource);").unwrap();
+    let (code, _, err) = cli(
+        &s.addr,
+        &admin,
+        &["policy", "add", cedar.to_str().unwrap(), "--activate"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rego = t.path().join("authz.rego");
+    std::fs::write(&rego, AUTHZ).unwrap();
+    let (code, out, err) = cli(
+        &s.addr,
+        &admin,
+        &["policy", "add", rego.to_str().unwrap(), "--activate"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("Cedar policies and schema of active version 1 are kept"),
+        "{err}"
+    );
+    let (_, v2) = s.admin(&admin, Method::GET, "/v1/policies/2", None).await;
+    assert!(
+        v2["policies"].as_str().unwrap().contains("@id(\"all\")"),
+        "{v2}"
+    );
+    assert_eq!(v2["rego_modules"][0]["source"], AUTHZ, "{v2}");
+    let (code, out, _) = cli(&s.addr, &admin, &["policy", "show", "2"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--- Rego module ") && out.contains("package http.authz"),
+        "{out}"
+    );
+    // And a Cedar-only add keeps the module.
+    let (code, _, err) = cli(&s.addr, &admin, &["policy", "add", cedar.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Rego modules and data of active version 2 are kept"),
+        "{err}"
+    );
+    let (_, v3) = s.admin(&admin, Method::GET, "/v1/policies/3", None).await;
+    assert_eq!(
+        v3["rego_modules"][0]["id"], v2["rego_modules"][0]["id"],
+        "{v3}"
+    );
+}
