@@ -511,12 +511,14 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                     && let Some(active) = c.list_policies().await.or_fail(&conn)?.active_version
                 {
                     let base = c.get_policies(&active.to_string()).await.or_fail(&conn)?;
-                    if !gives_cedar && !(base.policies.is_empty() && base.schema_fragments.is_empty()) {
+                    let base_has_cedar = !base.policies.is_empty() || !base.schema_fragments.is_empty();
+                    if !gives_cedar && base_has_cedar {
                         eprintln!("note: the Cedar policies and schema of active version {active} are kept");
                         req.policies = base.policies;
                         req.schema_fragments = base.schema_fragments;
                     }
-                    if !gives_rego && !(base.rego_modules.is_empty() && base.data.is_empty()) {
+                    let base_has_rego = !base.rego_modules.is_empty() || !base.data.is_empty();
+                    if !gives_rego && base_has_rego {
                         eprintln!(
                             "note: the Rego modules and data of active version {active} are kept"
                         );
