@@ -19,7 +19,8 @@ use serde_json::json;
 
 use crate::actor::Actor;
 use crate::error::ServiceError;
-use crate::node::VersionError;
+pub use crate::node::rego_of;
+use crate::node::{VersionError, compile_parts};
 use crate::{Node, Recorded};
 
 /// Why a policy use case changed nothing.
@@ -75,48 +76,6 @@ pub struct PolicySource {
     pub note: String,
     /// Rego modules and the base `data` document.
     pub rego: RegoSource,
-}
-
-/// Compiles a version's two parts; every problem of both when either fails.
-fn compile_parts(
-    fragments: &[String],
-    policies: &str,
-    rego: &RegoSource,
-) -> Result<CompiledPolicies, Vec<mandate_policy::PolicyError>> {
-    match (
-        mandate_policy::compile(fragments, policies),
-        mandate_policy::compile_rego(rego),
-    ) {
-        (Ok(c), Ok(r)) => Ok(c.with_rego(r)),
-        (c, r) => Err(c
-            .err()
-            .unwrap_or_default()
-            .into_iter()
-            .chain(r.err().unwrap_or_default())
-            .collect()),
-    }
-}
-
-/// Compiles a stored version (its Rego part read back from its JSON).
-pub(crate) fn compile_row(
-    row: &PolicyVersionRow,
-) -> Result<CompiledPolicies, Vec<mandate_policy::PolicyError>> {
-    compile_parts(&row.fragments, &row.policies, &rego_of(row)?)
-}
-
-/// A stored version's Rego part (`""`: none).
-pub fn rego_of(row: &PolicyVersionRow) -> Result<RegoSource, Vec<mandate_policy::PolicyError>> {
-    if row.rego.is_empty() {
-        return Ok(RegoSource::default());
-    }
-    serde_json::from_str(&row.rego).map_err(|e| {
-        vec![mandate_policy::PolicyError {
-            source: "rego".into(),
-            line: None,
-            column: None,
-            message: format!("the stored Rego part does not read back: {e}"),
-        }]
-    })
 }
 
 /// A version's Rego part as stored (`""`: none).
