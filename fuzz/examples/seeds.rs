@@ -193,7 +193,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     audit_seeds()?;
     bundle_seeds()?;
     gateway_path_seeds()?;
+    rego_seeds()?;
     policy_seeds()
+}
+
+/// Rego modules from mandate-policy's table cases (`tests/data/rego*`), the
+/// guidance's example with an input after 0xFF.
+fn rego_seeds() -> std::io::Result<()> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/mandate-policy/tests/data");
+    for (name, rel) in [
+        ("semantics", "rego/semantics/rules.rego"),
+        ("v0", "rego/v0_and_v1/old.v0.rego"),
+        ("and-and", "rego_refused/and_and/authz.rego"),
+    ] {
+        write("rego", name, &fs::read(data.join(rel))?)?;
+    }
+    let mut authz = fs::read(data.join("rego/http_authz/authz.rego"))?;
+    authz.push(0xFF);
+    authz.extend_from_slice(
+        br#"{"request_source": "internal_network", "agent": {"verified": true}, "action": "read"}"#,
+    );
+    write("rego", "http-authz", &authz)
 }
 
 /// Request paths for the HTTP gateway's canonicalizer: the issue 18 attack family.

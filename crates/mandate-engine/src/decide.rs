@@ -335,6 +335,13 @@ impl Refusal {
             .detail(format!("{agent} was suspended by the anomaly detector"))
     }
 
+    /// A token that verified but was not issued for where it is presented
+    /// (`invalid_token`, as [`Decision::wrong_audience`]).
+    pub fn wrong_audience(agent: AgentId) -> Self {
+        Self::new(Reason::InvalidToken, Some(agent))
+            .detail("the token is not issued for this audience")
+    }
+
     fn new(reason: Reason, agent: Option<AgentId>) -> Self {
         Self {
             reason,

@@ -36,6 +36,7 @@ pub mod gateway;
 mod incidents;
 mod mandates;
 mod oauth;
+pub mod opa;
 mod policies;
 #[cfg(test)]
 mod routes_test;

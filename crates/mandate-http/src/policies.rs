@@ -61,6 +61,18 @@ fn source(req: api::NewPolicies) -> PolicySource {
         policies: req.policies,
         schema_fragments: req.schema_fragments,
         note: req.note.unwrap_or_default(),
+        rego: mandate_policy::RegoSource {
+            modules: req
+                .rego_modules
+                .into_iter()
+                .map(|m| mandate_policy::RegoModule {
+                    id: m.id,
+                    source: m.source,
+                    rego_v0: m.rego_v0,
+                })
+                .collect(),
+            data: req.data.unwrap_or_default(),
+        },
     }
 }
 
@@ -133,6 +145,16 @@ pub(crate) async fn show(
 ) -> Result<Json<api::PolicyVersion>, ApiError> {
     let v = version_number(&v)?;
     let (row, active) = service::show(&state, v).await?;
+    let rego = service::rego_of(&row).map_err(|e| {
+        ApiError::from(PolicyError::NoLongerCompiles {
+            version: row.version,
+            why: e
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    })?;
     Ok(Json(api::PolicyVersion {
         active: Some(row.version) == active,
         version: row.version,
@@ -141,8 +163,16 @@ pub(crate) async fn show(
         created_by: row.created_by,
         policies: row.policies,
         schema_fragments: row.fragments,
-        rego_modules: Vec::new(),
-        data: Default::default(),
+        rego_modules: rego
+            .modules
+            .into_iter()
+            .map(|m| api::RegoModuleSource {
+                id: m.id,
+                source: m.source,
+                rego_v0: m.rego_v0,
+            })
+            .collect(),
+        data: rego.data,
     }))
 }
 
@@ -184,15 +214,26 @@ mod tests {
     use super::*;
     use crate::extract::parse_json;
 
-    /// The body as the handler read it before it read `mandate_api::NewPolicies`.
+    /// The body as the handler read it before it read `mandate_api::NewPolicies`, with
+    /// what issue 22 added: `policies` may be absent (a version of Rego only), and the
+    /// Rego members are known fields.
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[expect(
+        dead_code,
+        reason = "the Rego members are read only to be known fields"
+    )]
     struct Before {
+        #[serde(default)]
         policies: String,
         #[serde(default)]
         schema_fragments: Vec<String>,
         #[serde(default)]
         note: String,
+        #[serde(default)]
+        rego_modules: Vec<serde_json::Value>,
+        #[serde(default)]
+        data: Option<serde_json::Map<String, serde_json::Value>>,
     }
 
     /// The wire type reads every body as the handler's own struct did: the same

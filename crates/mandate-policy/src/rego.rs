@@ -6,7 +6,8 @@
 //! This module and `rego_test` are the only code that names `regorus`
 //! (Microsoft's Rust Rego interpreter). The builtins compiled in are listed in the
 //! workspace `Cargo.toml`: every pure OPA builtin group regorus has, but no `http.send`
-//! (a policy never reaches the network), no `opa.runtime`, no JSON Schema or YAML.
+//! (a policy never reaches the network), no `uuid.*` or `rand.*` (no OS randomness), no
+//! `opa.runtime`, no JSON Schema or YAML.
 //!
 //! # Time
 //!
@@ -20,7 +21,9 @@
 //!
 //! At most [`MAX_MODULES`] modules of at most [`MAX_MODULE_BYTES`] each (20,000 lines,
 //! 1,024 columns: regorus' own limits), and [`MAX_SOURCE_BYTES`] for all modules plus
-//! `data` as JSON. A query that runs longer than [`QUERY_TIME_LIMIT`] is stopped with
+//! `data` as JSON; brackets nest at most [`MAX_LITERAL_NESTING`] (`[`, `{`) and
+//! [`MAX_NESTING`] (any) deep, since regorus' parser is exponential in the first and
+//! overflows the stack on the second. A query that runs longer than [`QUERY_TIME_LIMIT`] is stopped with
 //! [`RegoError::TimeLimit`], so no policy and input can hold a worker.
 
 use std::num::NonZeroU32;
@@ -49,6 +52,15 @@ pub const QUERY_TIME_LIMIT: Duration = Duration::from_millis(500);
 /// A rule no module can define (`__` is not a package path a loader produces); asked
 /// for only to make regorus prepare its engine.
 const PREPARE_RULE: &str = "data.__mandate_prepare__.__mandate_prepare__";
+
+/// The deepest nesting of `[` and `{` (together) a module may have. regorus parses
+/// them in time exponential in their depth (16 deep: seconds; 20: most of a minute), so
+/// deeper ones are refused before it sees them.
+pub const MAX_LITERAL_NESTING: usize = 12;
+
+/// The deepest nesting of brackets of any kind (`(`, `[`, `{`): regorus' recursive
+/// descent parser overflows the stack in the thousands.
+pub const MAX_NESTING: usize = 100;
 
 /// The `source` of a [`PolicyError`] about the `data` document.
 pub const DATA_SOURCE: &str = "data";
@@ -138,6 +150,10 @@ pub struct RegoPolicies {
     engine: Option<Engine>,
     /// Package paths, slash-separated, sorted, without duplicates.
     packages: Vec<String>,
+    /// The Data API paths of the rules (not functions) whose package and name are
+    /// plain identifiers: `http/authz/allow`, `app/limits/max`. Such a path is
+    /// answered by a rule lookup.
+    rules: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for RegoPolicies {
@@ -193,17 +209,15 @@ impl RegoPolicies {
             engine.set_input(value);
         }
         set_now(&mut engine, now_millis)?;
-        let results = engine
-            .eval_query(data_ref(&segments), false)
-            .map_err(|e| eval_error(&e.to_string()))?;
-        let value = match results
-            .result
-            .into_iter()
-            .next()
-            .and_then(|r| r.expressions.into_iter().next())
-        {
-            Some(e) => e.value,
-            None => regorus::Value::Undefined,
+        let joined = segments.join("/");
+        let value = if self.rules.contains(&joined) {
+            // A rule's own path: a rule lookup, a third of a general query's cost
+            // (BENCHMARKS.md); the same answer (the table tests ask both kinds).
+            engine
+                .eval_rule(format!("data.{}", segments.join(".")))
+                .map_err(|e| eval_error(&e.to_string()))?
+        } else {
+            general_query(&mut engine, &segments)?
         };
         if value == regorus::Value::Undefined {
             return Ok(None);
@@ -212,6 +226,24 @@ impl RegoPolicies {
             .map(Some)
             .map_err(|e| RegoError::Eval(e.to_string()))
     }
+}
+
+/// Any path: `data["a"]["b"]` as a query.
+fn general_query(engine: &mut Engine, segments: &[&str]) -> Result<regorus::Value, RegoError> {
+    let results = engine
+        .eval_query(data_ref(segments), false)
+        .map_err(|e| eval_error(&e.to_string()))?;
+    Ok(
+        match results
+            .result
+            .into_iter()
+            .next()
+            .and_then(|r| r.expressions.into_iter().next())
+        {
+            Some(e) => e.value,
+            None => regorus::Value::Undefined,
+        },
+    )
 }
 
 /// Makes `time.now_ns()` answer `now_millis` (as nanoseconds) in this engine: an
@@ -297,6 +329,25 @@ fn error(source: &str, line: Option<u32>, column: Option<u32>, message: String) 
 /// builtin errors, regorus' length limits.
 pub(crate) fn new_engine() -> Engine {
     let mut engine = Engine::new();
+    // `rand.intn` is a core builtin in regorus (no feature leaves it out) and draws
+    // from the OS random source; an extension, looked up first, refuses it.
+    // INVARIANT (no OS randomness in a policy): with `uuid` left out of the features,
+    // this is the last builtin that would read it.
+    let refused = engine.add_extension(
+        "rand.intn".to_owned(),
+        2,
+        Box::new(|_: Vec<regorus::Value>| {
+            Err(RegoError::Eval(
+                "rand.intn is not available: Mandate's policies draw no randomness".to_owned(),
+            )
+            .into())
+        }),
+    );
+    debug_assert!(refused.is_ok(), "a fresh engine has no extensions");
+    // `print(…)` in a policy is gathered (and dropped with the query's interpreter)
+    // rather than written to the process's standard error, which in the server is its
+    // log stream.
+    engine.set_gather_prints(true);
     engine.set_strict_builtin_errors(false);
     engine.set_execution_timer_config(ExecutionTimerConfig {
         limit: QUERY_TIME_LIMIT,
@@ -325,9 +376,32 @@ pub fn compile_rego(src: &RegoSource) -> Result<RegoPolicies, Vec<PolicyError>> 
             return Err(vec![located_error(&message, "rego")]);
         }
     }
+    let rules = rule_paths(&mut engine);
+    let mut conflicts: Vec<PolicyError> = rules
+        .iter()
+        .filter(|(path, _)| data_conflicts(&src.data, path))
+        .map(|(path, (id, line, col))| {
+            error(
+                id,
+                Some(*line),
+                Some(*col),
+                format!(
+                    "rule `data.{}` conflicts with the base document: `data` already has a \
+                     value at or around that path; a rule's value may not be given as data \
+                     too (rename the rule or move the data)",
+                    path.replace('/', ".")
+                ),
+            )
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        conflicts.sort_by(|a, b| (&a.source, a.line).cmp(&(&b.source, b.line)));
+        return Err(conflicts);
+    }
     Ok(RegoPolicies {
         engine: Some(engine),
         packages,
+        rules: rules.into_keys().collect(),
     })
 }
 
@@ -391,6 +465,10 @@ pub(crate) fn load(src: &RegoSource) -> Result<(Engine, Vec<String>), Vec<Policy
     let mut engine = new_engine();
     let mut packages = Vec::new();
     for m in &src.modules {
+        if let Some((line, column, message)) = too_deep(&m.source) {
+            errors.push(error(&m.id, Some(line), Some(column), message));
+            continue;
+        }
         engine.set_rego_v0(m.rego_v0);
         match engine.add_policy(m.id.clone(), m.source.clone()) {
             Ok(package) => {
@@ -418,6 +496,65 @@ pub(crate) fn load(src: &RegoSource) -> Result<(Engine, Vec<String>), Vec<Policy
     Ok((engine, packages))
 }
 
+/// Whether the base document has a value at the rule's slash `path`, or a non-object
+/// on the way to it: regorus would answer the data and never evaluate the rule, where
+/// OPA refuses the pair.
+fn data_conflicts(data: &Map<String, Value>, path: &str) -> bool {
+    let mut at = data;
+    let mut segments = path.split('/').peekable();
+    while let Some(seg) = segments.next() {
+        match at.get(seg) {
+            None => return false,
+            Some(_) if segments.peek().is_none() => return true,
+            Some(Value::Object(next)) => at = next,
+            Some(_) => return true,
+        }
+    }
+    false
+}
+
+/// The slash paths of the rules a rule lookup can answer: a rule head (not a function)
+/// whose package and reference are dotted identifiers, up to any `[`
+/// (`by_id[user.id]` is the rule `by_id`).
+/// Each with where its first definition is (module id, line, column).
+fn rule_paths(engine: &mut Engine) -> std::collections::HashMap<String, (String, u32, u32)> {
+    use regorus::unstable::{Rule, RuleHead};
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|part| {
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+    };
+    let mut out = std::collections::HashMap::new();
+    for module in engine.get_modules() {
+        let package = module.package.refr.span().text();
+        if !plain(package) {
+            continue;
+        }
+        for rule in &module.policy {
+            let refr = match rule.as_ref() {
+                Rule::Spec {
+                    head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. },
+                    ..
+                } => refr,
+                Rule::Default { refr, args, .. } if args.is_empty() => refr,
+                _ => continue,
+            };
+            let text = refr.span().text();
+            let name = text.split('[').next().unwrap_or_default().trim();
+            if plain(name) {
+                let span = rule.span();
+                out.entry(format!("{package}.{name}").replace('.', "/"))
+                    .or_insert_with(|| (span.source.file().to_string(), span.line, span.col));
+            }
+        }
+    }
+    out
+}
+
 /// A located error from a regorus message naming its own location, or unlocated under
 /// `fallback` when it does not.
 fn located_error(message: &str, fallback: &str) -> PolicyError {
@@ -433,27 +570,126 @@ const AND_HINT: &str = "`&&` is not Rego: the conditions of a rule body are all 
     write each on its own line of the body, or separate them with `;` (`allow if { a; b }`); \
     for \"or\", write the rule twice";
 
-/// The line and column (1-based, in characters) of the first `&&` outside a comment.
-fn find_and_and(source: &str) -> Option<(u32, u32)> {
+/// What a parse error on a line with `||` says.
+const OR_HINT: &str = "`||` is not Rego: write the rule once per alternative (`allow if a` \
+    and `allow if b`: the rule holds when any of its bodies does), or use `in` for a set of \
+    values";
+
+/// The line and column (1-based, in characters) of the first `op` (`&&`, `||`) outside a
+/// comment and a string (a `"…"` on one line; raw strings are rare enough to be code).
+fn find_operator(source: &str, op: char) -> Option<(u32, u32)> {
     source.lines().enumerate().find_map(|(i, l)| {
-        let code = l.split('#').next().unwrap_or("");
-        let at = code.find("&&")?;
-        let col = code.get(..at)?.chars().count().saturating_add(1);
-        Some((u32::try_from(i + 1).ok()?, u32::try_from(col).ok()?))
+        let mut in_string = false;
+        let mut escaped = false;
+        let mut prev = None;
+        for (col, c) in l.chars().enumerate() {
+            if in_string {
+                match (escaped, c) {
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => escaped = false,
+                }
+            } else if c == '#' {
+                return None;
+            } else if c == '"' {
+                in_string = true;
+            } else if c == op && prev == Some(op) {
+                return Some((u32::try_from(i + 1).ok()?, u32::try_from(col).ok()?));
+            }
+            prev = (!in_string).then_some(c);
+        }
+        None
     })
+}
+
+/// Where brackets nest deeper than regorus can parse safely, with the message; outside
+/// comments and strings (`"…"` with escapes, raw `` `…` ``).
+fn too_deep(source: &str) -> Option<(u32, u32, String)> {
+    let mut stack: Vec<char> = Vec::new();
+    let mut literal = 0usize;
+    let mut string: Option<char> = None;
+    let mut escaped = false;
+    let mut comment = false;
+    let (mut line, mut column) = (1u32, 0u32);
+    for c in source.chars() {
+        if c == '\n' {
+            line = line.saturating_add(1);
+            column = 0;
+            comment = false;
+            escaped = false;
+            if string == Some('"') {
+                string = None;
+            }
+            continue;
+        }
+        column = column.saturating_add(1);
+        if comment {
+            continue;
+        }
+        if let Some(q) = string {
+            match (escaped, c) {
+                (false, '\\') if q == '"' => escaped = true,
+                (false, c) if c == q => string = None,
+                _ => escaped = false,
+            }
+            continue;
+        }
+        match c {
+            '#' => comment = true,
+            '"' | '`' => string = Some(c),
+            '(' | '[' | '{' => {
+                stack.push(c);
+                if c != '(' {
+                    literal += 1;
+                }
+                if literal > MAX_LITERAL_NESTING {
+                    return Some((
+                        line,
+                        column,
+                        format!(
+                            "`[` and `{{` nested more than {MAX_LITERAL_NESTING} deep: flatten \
+                             the value, or put it in `data.json` and read it as `data.…`"
+                        ),
+                    ));
+                }
+                if stack.len() > MAX_NESTING {
+                    return Some((
+                        line,
+                        column,
+                        format!("brackets nested more than {MAX_NESTING} deep"),
+                    ));
+                }
+            }
+            ')' | ']' | '}' => {
+                if let Some(open) = stack.pop()
+                    && open != '('
+                {
+                    literal = literal.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The error for a module that does not parse, with a hint that says how to fix it.
 fn parse_error(m: &RegoModule, message: &str) -> PolicyError {
     let mut e = located_error(message, &m.id);
     e.source.clone_from(&m.id);
-    if let Some((line, column)) = find_and_and(&m.source) {
-        // On the failing line, or anywhere before it (the parser may stop later).
-        if e.line.is_none_or(|l| line <= l) {
-            return error(&m.id, Some(line), Some(column), AND_HINT.to_owned());
-        }
+    // The first `&&` or `||` on the failing line or before it (the parser may stop
+    // later).
+    let hint = [('&', AND_HINT), ('|', OR_HINT)]
+        .into_iter()
+        .filter_map(|(op, hint)| Some((find_operator(&m.source, op)?, hint)))
+        .filter(|((line, _), _)| e.line.is_none_or(|l| *line <= l))
+        .min_by_key(|(at, _)| *at);
+    if let Some(((line, column), hint)) = hint {
+        return error(&m.id, Some(line), Some(column), hint.to_owned());
     }
-    if !m.rego_v0 {
+    // Only when v1 asks for `if` or `contains` (what v0 leaves out): a v0 parse of v1
+    // text prints regorus' warnings on standard error.
+    if !m.rego_v0 && e.message.contains("keyword is required") {
         let mut v0 = Engine::new();
         v0.set_rego_v0(true);
         if v0.add_policy(m.id.clone(), m.source.clone()).is_ok() {
@@ -467,4 +703,59 @@ fn parse_error(m: &RegoModule, message: &str) -> PolicyError {
         }
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule lookup answers what the general query answers, for every rule path and
+    /// input of the table cases (`tests/data/rego`), errors included.
+    #[test]
+    fn rule_lookup_equals_the_general_query() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rego");
+        let mut compared = 0;
+        for case in std::fs::read_dir(&root).unwrap() {
+            let dir = case.unwrap().path();
+            let mut modules = Vec::new();
+            let mut data = Map::new();
+            let mut inputs = vec![None];
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let p = f.unwrap().path();
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                let text = std::fs::read_to_string(&p).unwrap();
+                if name.ends_with(".rego") {
+                    modules.push(RegoModule {
+                        rego_v0: name.ends_with(".v0.rego"),
+                        id: name,
+                        source: text,
+                    });
+                } else if name == "data.json" {
+                    data = serde_json::from_str(&text).unwrap();
+                } else if name == "queries.json" {
+                    let qs: Vec<Value> = serde_json::from_str(&text).unwrap();
+                    inputs.extend(qs.iter().map(|q| q.get("input").cloned()));
+                }
+            }
+            let policies = compile_rego(&RegoSource { modules, data }).unwrap();
+            assert!(!policies.rules.is_empty(), "{}", dir.display());
+            for rule in &policies.rules {
+                for input in &inputs {
+                    let fast = policies.query(rule, input.as_ref(), 7);
+                    let mut engine = policies.engine.clone().unwrap();
+                    if let Some(i) = input {
+                        engine.set_input(regorus::Value::deserialize(i).unwrap());
+                    }
+                    set_now(&mut engine, 7).unwrap();
+                    let segments: Vec<&str> = rule.split('/').collect();
+                    let general = general_query(&mut engine, &segments).map(|v| {
+                        (v != regorus::Value::Undefined).then(|| serde_json::to_value(&v).unwrap())
+                    });
+                    assert_eq!(fast, general, "{rule} with {input:?}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 50, "{compared}");
+    }
 }

@@ -51,6 +51,7 @@ pub mod jobs;
 pub mod keys;
 pub mod mandates;
 pub mod node;
+pub mod opa;
 pub mod policies;
 pub mod secrets;
 pub mod snapshot_cell;

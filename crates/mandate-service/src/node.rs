@@ -15,8 +15,8 @@ use mandate_core::clock::Clock;
 use mandate_core::random::Random;
 use mandate_engine::agent_index::AgentIndex;
 use mandate_engine::decide::Snapshot;
-use mandate_policy::CompiledPolicies;
-use mandate_store::{Store, StoreError, Topic};
+use mandate_policy::{CompiledPolicies, RegoSource};
+use mandate_store::{PolicyVersionRow, Store, StoreError, Topic};
 
 use crate::audit::{self, AuditLog};
 use crate::config::{ServerConfig, WebhookConfig};
@@ -405,7 +405,7 @@ impl Node {
             .policy_version(v)
             .map_err(VersionError::Store)?
             .ok_or(VersionError::Missing)?;
-        let compiled = mandate_policy::compile(&row.fragments, &row.policies).map_err(|errs| {
+        let compiled = compile_row(&row).map_err(|errs| {
             VersionError::DoesNotCompile(
                 errs.iter()
                     .map(|e| e.message.as_str())
@@ -475,4 +475,46 @@ impl std::fmt::Debug for Node {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// Compiles a version's two parts; every problem of both when either fails.
+pub(crate) fn compile_parts(
+    fragments: &[String],
+    policies: &str,
+    rego: &RegoSource,
+) -> Result<CompiledPolicies, Vec<mandate_policy::PolicyError>> {
+    match (
+        mandate_policy::compile(fragments, policies),
+        mandate_policy::compile_rego(rego),
+    ) {
+        (Ok(c), Ok(r)) => Ok(c.with_rego(r)),
+        (c, r) => Err(c
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .chain(r.err().unwrap_or_default())
+            .collect()),
+    }
+}
+
+/// Compiles a stored version (its Rego part read back from its JSON).
+fn compile_row(
+    row: &PolicyVersionRow,
+) -> Result<CompiledPolicies, Vec<mandate_policy::PolicyError>> {
+    compile_parts(&row.fragments, &row.policies, &rego_of(row)?)
+}
+
+/// A stored version's Rego part (`""`: none).
+pub fn rego_of(row: &PolicyVersionRow) -> Result<RegoSource, Vec<mandate_policy::PolicyError>> {
+    if row.rego.is_empty() {
+        return Ok(RegoSource::default());
+    }
+    serde_json::from_str(&row.rego).map_err(|e| {
+        vec![mandate_policy::PolicyError {
+            source: "rego".into(),
+            line: None,
+            column: None,
+            message: format!("the stored Rego part does not read back: {e}"),
+        }]
+    })
 }

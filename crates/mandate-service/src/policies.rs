@@ -3,17 +3,24 @@
 //! changes), validate without saving, list, show, activate and roll back. Versions are
 //! immutable; activating one governs the very next decision (`INVARIANT (one write
 //! path)`). A refusal is a [`PolicyError`].
+//!
+//! A version holds Cedar (policies, schema fragments) and Rego (modules, base `data`):
+//! both are compiled whenever either is, and a version is refused when either part
+//! does not compile. OPA's Policy API edits one Rego module at a time
+//! ([`put_module`], [`delete_module`]): each makes a new version from the active one
+//! with that module changed and activates it, in one write unit.
 
 use std::sync::Arc;
 
-use mandate_policy::CompiledPolicies;
+use mandate_policy::{CompiledPolicies, RegoModule, RegoSource};
 use mandate_store::prelude::*;
 use mandate_store::{PolicyVersionRow, StoreError};
 use serde_json::json;
 
 use crate::actor::Actor;
 use crate::error::ServiceError;
-use crate::node::VersionError;
+pub use crate::node::rego_of;
+use crate::node::{VersionError, compile_parts};
 use crate::{Node, Recorded};
 
 /// Why a policy use case changed nothing.
@@ -67,6 +74,19 @@ pub struct PolicySource {
     pub schema_fragments: Vec<String>,
     /// What the version is for.
     pub note: String,
+    /// Rego modules and the base `data` document.
+    pub rego: RegoSource,
+}
+
+/// A version's Rego part as stored (`""`: none).
+fn rego_json(rego: &RegoSource) -> Result<String, PolicyError> {
+    if rego.is_empty() {
+        return Ok(String::new());
+    }
+    serde_json::to_string(rego).map_err(|e| PolicyError::Invalid {
+        field: "rego_modules",
+        why: e.to_string(),
+    })
 }
 
 /// Compiles `source` against the schema, or says every problem
@@ -86,7 +106,7 @@ pub fn compile(source: &PolicySource) -> Result<CompiledPolicies, PolicyError> {
             ),
         });
     }
-    mandate_policy::compile(&source.schema_fragments, &source.policies)
+    compile_parts(&source.schema_fragments, &source.policies, &source.rego)
         .map_err(PolicyError::Rejected)
 }
 
@@ -120,12 +140,18 @@ pub async fn add(
         let version = s.store().insert_policy_version(
             &source.policies,
             &source.schema_fragments,
+            &rego_json(&source.rego)?,
             &source.note,
             s.clock.now(),
             &by,
         )?;
         let policy_ids = c.policy_ids();
-        let details = json!({"version": version, "policy_ids": policy_ids});
+        let modules: Vec<&str> = source.rego.modules.iter().map(|m| m.id.as_str()).collect();
+        let details = if modules.is_empty() {
+            json!({"version": version, "policy_ids": policy_ids})
+        } else {
+            json!({"version": version, "policy_ids": policy_ids, "rego_modules": modules})
+        };
         let added = AddedVersion {
             version,
             policy_ids,
@@ -228,6 +254,160 @@ pub async fn activate(
             previous: active,
         };
         Ok::<_, PolicyError>((activation, Recorded::details(details)))
+    })
+    .await
+}
+
+/// A change OPA's Policy API made: the new version, activated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleChange {
+    /// The version made and activated.
+    pub version: i64,
+    /// The version active before, if any (its Cedar part and other modules carried over).
+    pub previous: Option<i64>,
+}
+
+/// Why OPA's Policy API changed nothing, beyond [`PolicyError`].
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// No module with that id in the active version.
+    #[error("no policy module `{0}` in the active version")]
+    UnknownModule(String),
+    /// The policy use case refused.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+impl From<StoreError> for ModuleError {
+    fn from(e: StoreError) -> Self {
+        Self::Policy(PolicyError::Store(e))
+    }
+}
+
+impl From<ServiceError> for ModuleError {
+    fn from(e: ServiceError) -> Self {
+        Self::Policy(PolicyError::Service(e))
+    }
+}
+
+/// The Rego modules of the active version (none when no version is active).
+pub async fn active_modules(node: &Arc<Node>) -> Result<Vec<RegoModule>, PolicyError> {
+    node.blocking(|s| -> Result<_, PolicyError> {
+        let Some(v) = s.store().policy_activation_state()?.0 else {
+            return Ok(Vec::new());
+        };
+        let row = s
+            .store()
+            .policy_version(v)?
+            .ok_or(PolicyError::UnknownVersion(v))?;
+        Ok(rego_of(&row).map_err(PolicyError::Rejected)?.modules)
+    })
+    .await
+    .map_err(ServiceError::from)?
+}
+
+/// OPA's `PUT /v1/policies/{id}`: a new version made of the active one with module `id`
+/// added or replaced by `source` (Rego v1), compiled, stored and activated in one write
+/// unit, as `actor` (`policy.module_put`). Refused, changing nothing, when the result
+/// does not compile.
+pub async fn put_module(
+    node: &Arc<Node>,
+    actor: &Actor,
+    id: String,
+    source: String,
+) -> Result<ModuleChange, ModuleError> {
+    change_module(node, actor, "policy.module_put", id, Some(source)).await
+}
+
+/// OPA's `DELETE /v1/policies/{id}`: a new version made of the active one without module
+/// `id`, activated, as `actor` (`policy.module_deleted`); [`ModuleError::UnknownModule`]
+/// when the active version has no such module.
+pub async fn delete_module(
+    node: &Arc<Node>,
+    actor: &Actor,
+    id: String,
+) -> Result<ModuleChange, ModuleError> {
+    change_module(node, actor, "policy.module_deleted", id, None).await
+}
+
+async fn change_module(
+    node: &Arc<Node>,
+    actor: &Actor,
+    kind: &'static str,
+    id: String,
+    put: Option<String>,
+) -> Result<ModuleChange, ModuleError> {
+    if id.is_empty() || id.len() > 256 {
+        return Err(PolicyError::Invalid {
+            field: "id",
+            why: "a policy module id is 1-256 bytes".into(),
+        }
+        .into());
+    }
+    let by = actor.name();
+    node.perform(kind, actor, move |s| {
+        let now = s.clock.now();
+        // One unit: the active version read, the new one written and activated, so two
+        // concurrent edits cannot both start from the same active version and lose one.
+        let change = s.store().write(|r| -> Result<ModuleChange, ModuleError> {
+            let (previous, _) = r.policy_activation_state()?;
+            let base = match previous {
+                Some(v) => Some(r.policy_version(v)?.ok_or(PolicyError::UnknownVersion(v))?),
+                None => None,
+            };
+            let (policies, fragments) = base
+                .as_ref()
+                .map(|b| (b.policies.clone(), b.fragments.clone()))
+                .unwrap_or_default();
+            let mut rego = match &base {
+                Some(b) => rego_of(b).map_err(PolicyError::Rejected)?,
+                None => RegoSource::default(),
+            };
+            let at = rego.modules.iter().position(|m| m.id == id);
+            match (&put, at) {
+                (Some(src), Some(i)) => {
+                    if let Some(m) = rego.modules.get_mut(i) {
+                        *m = RegoModule {
+                            id: id.clone(),
+                            source: src.clone(),
+                            rego_v0: false,
+                        };
+                    }
+                }
+                (Some(src), None) => rego.modules.push(RegoModule {
+                    id: id.clone(),
+                    source: src.clone(),
+                    rego_v0: false,
+                }),
+                (None, Some(i)) => {
+                    rego.modules.remove(i);
+                }
+                (None, None) => return Err(ModuleError::UnknownModule(id.clone())),
+            }
+            let note = match &put {
+                Some(_) => format!("OPA Policy API: put module {id}"),
+                None => format!("OPA Policy API: delete module {id}"),
+            };
+            let source = PolicySource {
+                policies,
+                schema_fragments: fragments,
+                note,
+                rego,
+            };
+            compile(&source)?;
+            let version = r.insert_policy_version(
+                &source.policies,
+                &source.schema_fragments,
+                &rego_json(&source.rego)?,
+                &source.note,
+                now,
+                &by,
+            )?;
+            r.activate_policy_version(version, now, &by)?;
+            Ok(ModuleChange { version, previous })
+        })?;
+        let details = json!({"module": id, "version": change.version, "previous": change.previous});
+        Ok::<_, ModuleError>((change, Recorded::details(details)))
     })
     .await
 }

@@ -277,7 +277,7 @@ impl AuditColumns {
     }
 }
 
-const POLICY_COLUMNS: &str = "version, policies, fragments, note, created_at, created_by";
+const POLICY_COLUMNS: &str = "version, policies, fragments, note, created_at, created_by, rego";
 
 fn policy_row(r: &Row) -> Result<PolicyVersionRow> {
     let fragments: String = get(r, 2)?;
@@ -289,6 +289,7 @@ fn policy_row(r: &Row) -> Result<PolicyVersionRow> {
         note: get(r, 3)?,
         created_at: Timestamp::from_secs(get(r, 4)?),
         created_by: get(r, 5)?,
+        rego: get(r, 6)?,
     })
 }
 
@@ -297,6 +298,7 @@ impl PolicyRepo for Db<'_> {
         &self,
         policies: &str,
         fragments: &[String],
+        rego: &str,
         note: &str,
         at: Timestamp,
         by: &str,
@@ -310,10 +312,10 @@ impl PolicyRepo for Db<'_> {
         let r = self.one(
             &format!(
                 "INSERT INTO policy_versions ({POLICY_COLUMNS})
-                 SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3, $4, $5 FROM policy_versions
+                 SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3, $4, $5, $6 FROM policy_versions
                  RETURNING version"
             ),
-            &[&policies, &fragments, &note, &at.secs(), &by],
+            &[&policies, &fragments, &note, &at.secs(), &by, &rego],
         )?;
         get(&r, 0)
     }

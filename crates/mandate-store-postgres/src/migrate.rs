@@ -249,6 +249,11 @@ ALTER TABLE signing_keys ADD COLUMN private_sealed BYTEA;
     r#"
 ALTER TABLE nodes ADD COLUMN leader BOOLEAN NOT NULL DEFAULT false;
 "#,
+    // 5: a policy version's Rego part (issue 22): its modules and base data document as
+    // JSON, '' for a version of Cedar only (every version before this one).
+    r#"
+ALTER TABLE policy_versions ADD COLUMN rego TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that build an older schema to

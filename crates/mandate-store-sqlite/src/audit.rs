@@ -405,6 +405,7 @@ impl PolicyRepo for Db<'_> {
         &self,
         policies: &str,
         fragments: &[String],
+        rego: &str,
         note: &str,
         at: Timestamp,
         by: &str,
@@ -414,8 +415,8 @@ impl PolicyRepo for Db<'_> {
             serde_json::to_string(fragments).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let conn = self.conn;
         conn.execute(
-            "INSERT INTO policy_versions (policies, fragments, note, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![policies, fragments, note, at.secs(), by],
+            "INSERT INTO policy_versions (policies, fragments, note, created_at, created_by, rego) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![policies, fragments, note, at.secs(), by, rego],
         ).sql()?;
         Ok(conn.last_insert_rowid())
     }
@@ -423,7 +424,7 @@ impl PolicyRepo for Db<'_> {
     fn policy_version(&self, version: i64) -> Result<Option<PolicyVersionRow>> {
         self.conn
             .query_row(
-                "SELECT version, policies, fragments, note, created_at, created_by FROM policy_versions WHERE version = ?1",
+                "SELECT version, policies, fragments, note, created_at, created_by, rego FROM policy_versions WHERE version = ?1",
                 [version],
                 policy_row,
             )
@@ -434,7 +435,7 @@ impl PolicyRepo for Db<'_> {
     fn policy_versions(&self) -> Result<Vec<PolicyVersionRow>> {
         let conn = self.conn;
         let mut stmt = conn.prepare(
-            "SELECT version, policies, fragments, note, created_at, created_by FROM policy_versions ORDER BY version",
+            "SELECT version, policies, fragments, note, created_at, created_by, rego FROM policy_versions ORDER BY version",
         ).sql()?;
         let rows = stmt.query_map([], policy_row).sql()?;
         rows.map(|r| r.sql()?).collect()
@@ -489,6 +490,7 @@ fn policy_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyRowResult> {
     let note: String = r.get(3)?;
     let created_at: i64 = r.get(4)?;
     let created_by: String = r.get(5)?;
+    let rego: String = r.get(6)?;
     Ok(serde_json::from_str(&fragments)
         .map_err(|e| StoreError::Corrupt(format!("policy fragments: {e}")))
         .map(|fragments| PolicyVersionRow {
@@ -498,6 +500,7 @@ fn policy_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyRowResult> {
             note,
             created_at: Timestamp::from_secs(created_at),
             created_by,
+            rego,
         }))
 }
 

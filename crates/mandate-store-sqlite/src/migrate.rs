@@ -219,6 +219,11 @@ CREATE TABLE gateway_secrets (
 -- tag). NULL for retired keys, and for a current key from before, until it is imported.
 ALTER TABLE signing_keys ADD COLUMN private_sealed BLOB;
 "#,
+    r#"
+-- A policy version's Rego part (issue 22): its modules and base data document as JSON,
+-- '' for a version of Cedar only (every version before this one).
+ALTER TABLE policy_versions ADD COLUMN rego TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

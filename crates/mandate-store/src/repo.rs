@@ -229,10 +229,12 @@ pub trait AuditRepo {
 /// Immutable policy versions and their activation history.
 pub trait PolicyRepo {
     /// Stores a new (already validated) policy version and returns its number (1, 2, …).
+    /// `rego` is its Rego part as JSON (modules and base data), `""` when it has none.
     fn insert_policy_version(
         &self,
         policies: &str,
         fragments: &[String],
+        rego: &str,
         note: &str,
         at: Timestamp,
         by: &str,
@@ -687,12 +689,13 @@ impl<S: Store + ?Sized> PolicyRepo for S {
         &self,
         policies: &str,
         fragments: &[String],
+        rego: &str,
         note: &str,
         at: Timestamp,
         by: &str,
     ) -> Result<i64> {
         write(self, |r| {
-            r.insert_policy_version(policies, fragments, note, at, by)
+            r.insert_policy_version(policies, fragments, rego, note, at, by)
         })
     }
     fn policy_version(&self, version: i64) -> Result<Option<PolicyVersionRow>> {

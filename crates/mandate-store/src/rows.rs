@@ -105,6 +105,9 @@ pub struct PolicyVersionRow {
     pub policies: String,
     /// Operator schema fragments (Cedar schema syntax).
     pub fragments: Vec<String>,
+    /// Its Rego part (modules and base data) as JSON, `""` when it has none; the
+    /// store keeps it as given.
+    pub rego: String,
     /// Free text from whoever added it.
     pub note: String,
     /// When it was added.

@@ -466,6 +466,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             note,
             activate,
         } => {
+            let mut rego_modules = 0;
             let r = async {
                 let inputs = policy_input::read_inputs(
                     &files,
@@ -483,8 +484,11 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 let joined = Joined::join(inputs.cedar.clone())?;
                 let mut fragments = read_all(&inputs.schemas)?;
                 fragments.extend(read_schemas(&schemas)?);
+                let gives_cedar = !inputs.cedar.is_empty() || !fragments.is_empty();
+                let gives_rego = inputs.has_rego();
                 let rego = inputs.rego;
-                let req = api::NewPolicies {
+                rego_modules = rego.modules.len();
+                let mut req = api::NewPolicies {
                     schema_fragments: fragments,
                     policies: joined.text.clone(),
                     note: Some(note),
@@ -500,6 +504,29 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                     data: (!rego.data.is_empty()).then_some(rego.data),
                 };
                 let c = client(&conn)?;
+                // A language the files give nothing of is carried over from the active
+                // version: adding Rego modules leaves the Cedar policies in force, and
+                // adding Cedar leaves the Rego modules (said on stderr, with the version).
+                if !(gives_cedar && gives_rego)
+                    && let Some(active) = c.list_policies().await.or_fail(&conn)?.active_version
+                {
+                    let base = c.get_policies(&active.to_string()).await.or_fail(&conn)?;
+                    let base_has_cedar = !base.policies.is_empty() || !base.schema_fragments.is_empty();
+                    if !gives_cedar && base_has_cedar {
+                        eprintln!("note: the Cedar policies and schema of active version {active} are kept");
+                        req.policies = base.policies;
+                        req.schema_fragments = base.schema_fragments;
+                    }
+                    let base_has_rego = !base.rego_modules.is_empty() || !base.data.is_empty();
+                    if !gives_rego && base_has_rego {
+                        eprintln!(
+                            "note: the Rego modules and data of active version {active} are kept"
+                        );
+                        rego_modules = base.rego_modules.len();
+                        req.rego_modules = base.rego_modules;
+                        req.data = (!base.data.is_empty()).then_some(base.data);
+                    }
+                }
                 let added = c
                     .add_policies(&req)
                     .await
@@ -514,21 +541,27 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
             }
             .await;
             finish(&conn, r, |v| {
-                println!(
-                    "policy version {} added ({} policies: {})",
-                    v.version,
-                    v.policy_ids.len(),
-                    v.policy_ids.join(", ")
-                );
+                let mut parts = Vec::new();
+                if !v.policy_ids.is_empty() || rego_modules == 0 {
+                    parts.push(format!(
+                        "{} policies: {}",
+                        v.policy_ids.len(),
+                        v.policy_ids.join(", ")
+                    ));
+                }
+                if rego_modules > 0 {
+                    parts.push(format!("{rego_modules} Rego modules"));
+                }
+                println!("policy version {} added ({})", v.version, parts.join("; "));
                 if activate {
                     println!(
-                        "and activated: it replaces the whole previous set (only these \
-                         policies are enforced now)"
+                        "and activated: it replaces the whole previous version (only these \
+                         policies and modules are in force now)"
                     );
                 } else {
                     println!(
                         "not active yet; `mandate policy activate {}` replaces the whole \
-                         active set with it",
+                         active version with it",
                         v.version
                     );
                 }
@@ -559,6 +592,16 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 println!("{}", v.policies);
                 for f in &v.schema_fragments {
                     println!("--- schema fragment ---\n{f}");
+                }
+                for m in &v.rego_modules {
+                    let v0 = if m.rego_v0 { " (Rego v0)" } else { "" };
+                    println!("--- Rego module {}{v0} ---\n{}", m.id, m.source);
+                }
+                if !v.data.is_empty() {
+                    println!(
+                        "--- data ---\n{}",
+                        serde_json::to_string_pretty(&v.data).unwrap_or_default()
+                    );
                 }
             })
         }

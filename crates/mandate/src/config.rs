@@ -84,6 +84,11 @@ pub struct ServeConfig {
     pub detect_alert_webhook_url: Option<String>,
     /// The file holding that webhook's HMAC secret.
     pub detect_alert_webhook_secret_file: Option<PathBuf>,
+    /// Where the OPA-compatible API listens (none: not served; issue 22).
+    pub opa_listen: Option<SocketAddr>,
+    /// Who must authenticate there (`opa.authentication`: `token`, or `off` on a
+    /// loopback `opa.listen` only).
+    pub opa_authentication: mandate_http::opa::OpaAuthentication,
     /// Where the gateways listen (none: no gateway).
     pub gateway_listen: Option<SocketAddr>,
     /// The gateways' public base URL (default `http://<gateway.listen>`).
@@ -251,6 +256,8 @@ const KEYS: &[&str] = &[
     "gateway.max_buffered_bytes",
     "gateway.stream_idle_secs",
     "cluster.max_staleness_ms",
+    "opa.listen",
+    "opa.authentication",
 ];
 
 fn env_name(key: &str) -> String {
@@ -456,6 +463,8 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         detect: mandate_detect::DetectConfig::default(),
         detect_alert_webhook_url: None,
         detect_alert_webhook_secret_file: None,
+        opa_listen: None,
+        opa_authentication: mandate_http::opa::OpaAuthentication::Token,
         gateway_listen: None,
         gateway_public_url: None,
         gateway_timeout_secs: 30,
@@ -684,6 +693,15 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     bad("must be an http:// URL (outbound TLS is not built yet)")
                 }
             }
+            "opa.listen" => match v.parse() {
+                Ok(a) => cfg.opa_listen = Some(a),
+                Err(_) => bad("must be an IP:port address such as 127.0.0.1:8181"),
+            },
+            "opa.authentication" => match v {
+                "token" => cfg.opa_authentication = mandate_http::opa::OpaAuthentication::Token,
+                "off" => cfg.opa_authentication = mandate_http::opa::OpaAuthentication::Off,
+                _ => bad("must be `token` or `off`"),
+            },
             "gateway.listen" => match v.parse() {
                 Ok(a) => cfg.gateway_listen = Some(a),
                 Err(_) => bad("must be an IP:port address such as 127.0.0.1:8081"),
@@ -738,6 +756,17 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     {
         errors.push(
             "gateway routes or MCP servers are configured but `gateway.listen` is not".into(),
+        );
+    }
+    // As OPA's own default: no authentication only where nothing but this machine can
+    // reach the port.
+    if cfg.opa_authentication == mandate_http::opa::OpaAuthentication::Off
+        && !cfg.opa_listen.is_some_and(|a| a.ip().is_loopback())
+    {
+        errors.push(
+            "`opa.authentication = \"off\"` needs a loopback `opa.listen` (127.0.0.1 or ::1): \
+             anyone who can reach the port could query every policy"
+                .into(),
         );
     }
     if cfg.gateway_max_buffered_bytes < cfg.gateway_max_body_bytes {

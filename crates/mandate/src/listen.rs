@@ -11,7 +11,7 @@
 //!   must arrive within [`Limits::header_read_timeout`], else the connection is closed
 //!   (hyper's `header_read_timeout`, which needs a timer: axum's server gives it none);
 //! - at most [`Limits::max_connections`] connections are open at once per listener (a
-//!   quarter of the process's open-file limit);
+//!   fifth of the process's open-file limit);
 //!   past that, accepting waits (new connections queue in the kernel's backlog) until one
 //!   closes, so one flooded listener cannot take the descriptors another one needs;
 //! - on shutdown no new connection is accepted, open ones finish what they are doing
@@ -44,14 +44,14 @@ pub struct Limits {
 impl Limits {
     /// What every Mandate listener uses: 10 s for a request head (as Go servers are
     /// commonly configured; a slow-header attack needs far longer), 10 s to drain, and
-    /// a quarter of the process's open-file limit per listener (at most three listeners,
-    /// and a quarter left for the store, key files and upstream connections), between
-    /// 64 and 65,536.
+    /// a fifth of the process's open-file limit per listener (at most four listeners:
+    /// API, gateway, OPA-compatible, and a fifth left for the store, key files and
+    /// upstream connections), between 64 and 65,536.
     pub fn for_this_process() -> Self {
         let files = open_file_limit().unwrap_or(1024);
         Self {
             header_read_timeout: Duration::from_secs(10),
-            max_connections: usize::try_from(files / 4)
+            max_connections: usize::try_from(files / 5)
                 .unwrap_or(usize::MAX)
                 .clamp(64, 65_536),
             drain: Duration::from_secs(10),

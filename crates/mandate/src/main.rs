@@ -95,7 +95,8 @@ pub enum PolicyCmd {
     /// Add a new policy version from one or more files, directories or OPA bundles
     /// (validated by the server; not active until activated). A version is the whole
     /// set: activating it replaces every policy of the active version, so give all the
-    /// policies to enforce
+    /// policies to enforce. A language the files give nothing of (Cedar, or Rego and
+    /// data) is carried over from the active version, and a note says so
     Add {
         #[command(flatten)]
         conn: Conn,

@@ -534,7 +534,9 @@ pub(crate) fn run_tests(src: &RegoSource, filter: Option<&str>) -> Res<()> {
     let report =
         mandate_policy::run_rego_tests(src, filter, now_millis()).map_err(|e| located(&e))?;
     if report.results.is_empty() {
-        return Err(usage("no tests found (rules named `test_*` in `*.rego`)"));
+        return Err(usage(
+            "no tests found (rules named `test_*` in `*.rego`; a Cedar test file needs --policies)",
+        ));
     }
     for r in &report.results {
         let outcome = match &r.outcome {

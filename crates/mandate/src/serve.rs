@@ -483,6 +483,14 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         ),
         None => None,
     };
+    let opa_listener = match cfg.opa_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the OPA-compatible API on {a}"))?,
+        ),
+        None => None,
+    };
     let issuer = cfg
         .issuer
         .clone()
@@ -652,6 +660,13 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         "    {} agent register --name my-agent --owner you@example.com",
         cli_name()
     )?;
+    if let Some(l) = &opa_listener {
+        writeln!(
+            out,
+            "OPA-compatible API (Data, Policy, Health) on http://{}",
+            l.local_addr()?
+        )?;
+    }
     if let Some((_, gaddr, _)) = &gateway {
         writeln!(out, "gateway on http://{gaddr}")?;
         // `--dev`: where each gateway resource is, as a token must name it.
@@ -695,6 +710,13 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             let _ = rx.wait_for(|v| *v).await;
         }))
     });
+    let opa_task = opa_listener.map(|l| {
+        let router = mandate_http::opa::opa_router(Arc::clone(&state), cfg.opa_authentication);
+        let mut rx = stop_rx.clone();
+        tokio::spawn(crate::listen::serve(l, router, limits, async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }))
+    });
     crate::listen::serve(
         listener,
         mandate_http::router(Arc::clone(&state)),
@@ -704,6 +726,9 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     .await;
     let _ = stop_tx.send(true);
     if let Some(t) = gateway_task {
+        let _ = t.await;
+    }
+    if let Some(t) = opa_task {
         let _ = t.await;
     }
     sweeper.abort();

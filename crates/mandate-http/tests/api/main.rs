@@ -1,8 +1,9 @@
 //! The HTTP surface through the real router (`tower::ServiceExt::oneshot`, no socket):
 //! table-driven bad input on the admin API (`tests/data/bad_input/*.json`), the OAuth
 //! token, introspection and revocation endpoints, credential and key rotation, the
-//! public metadata documents, mandates with their approvals (`mandates.rs`), and the
-//! kill switch's containment and incident bundles (`incidents.rs`).
+//! public metadata documents, mandates with their approvals (`mandates.rs`), the kill
+//! switch's containment and incident bundles (`incidents.rs`), and the OPA-compatible
+//! router on bad input (`opa.rs`).
 //!
 //! Every test builds its own server on a fresh SQLite file with a manual clock, so
 //! tests move time by hand and never sleep.
@@ -48,6 +49,7 @@ mod authzen;
 mod fast_paths;
 mod incidents;
 mod mandates;
+mod opa;
 mod policies;
 mod token_surfaces;
 

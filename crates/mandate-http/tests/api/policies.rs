@@ -32,6 +32,7 @@ async fn a_version_that_no_longer_compiles_is_refused_before_it_is_active() {
         .insert_policy_version(
             "permit (principal, action, resource) when { nonsense",
             &[],
+            "",
             "stored before the schema changed",
             env.clock.now(),
             "test",

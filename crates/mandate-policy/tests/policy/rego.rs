@@ -319,3 +319,71 @@ fn tests_run_like_opa_test() {
     assert_eq!(only.results.len(), 1);
     assert!(only.all_passed());
 }
+
+/// regorus is built without `http` and `uuid`: a policy cannot reach the network or the
+/// OS random source; calling those builtins is an evaluation error naming them.
+#[test]
+fn no_network_and_no_randomness_from_a_policy() {
+    let src = one("package p\n\n\
+         fetched := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:9\"})\n\n\
+         id := uuid.rfc4122(\"k\")\n\n\
+         roll := rand.intn(\"k\", 10)\n");
+    let p = compile_rego(&src).expect("compiles: unknown functions are found when called");
+    for (path, name) in [
+        ("p/fetched", "http.send"),
+        ("p/id", "uuid.rfc4122"),
+        ("p/roll", "rand.intn"),
+    ] {
+        match p.query(path, None, 0) {
+            Err(RegoError::Eval(m)) => assert!(m.contains(name), "{m}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+}
+
+/// regorus parses nested `[`/`{` in exponential time and overflows its stack on deep
+/// brackets: such modules are refused before it sees them, located at the bracket
+/// that goes too deep (regression: 20 nested arrays took 43 s to refuse, 3,000 aborted
+/// the process).
+#[test]
+fn deeply_nested_brackets_are_refused_before_parsing() {
+    let nested = |open: &str, close: &str, n: usize| {
+        format!(
+            "package deep\n\nx := {}1{}\n",
+            format!("{open}\n").repeat(n),
+            format!("{close}\n").repeat(n)
+        )
+    };
+    let limit = mandate_policy::MAX_LITERAL_NESTING;
+    // At the limit: parsed (and quickly).
+    let ok = compile_rego(&one(&nested("[", "]", limit))).expect("12 deep compiles");
+    assert!(ok.query("deep/x", None, 0).expect("evaluates").is_some());
+    // One deeper: refused where it goes too deep.
+    for (open, close) in [("[", "]"), ("{\"a\":", "}"), ("[{\"a\":", "}]")] {
+        let errors = compile_rego(&one(&nested(open, close, 20))).expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].line,
+            Some(3 + u32::try_from(limit).unwrap() / open.matches(['[', '{']).count() as u32),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0].message.contains("nested more than 12 deep"),
+            "{errors:?}"
+        );
+    }
+    let errors = compile_rego(&one(&nested("(", ")", 3000))).expect_err("refused");
+    assert!(
+        errors[0]
+            .message
+            .contains("brackets nested more than 100 deep"),
+        "{errors:?}"
+    );
+    // Brackets in strings and comments do not count.
+    let text = format!(
+        "package s\n\n# {}\nx := \"{}\"\n",
+        "[".repeat(50),
+        "{".repeat(50)
+    );
+    compile_rego(&one(&text)).expect("compiles");
+}

@@ -236,6 +236,7 @@ fn wind_back(dir: &Path, key: &SigningKey) {
     .unwrap();
     raw.execute_batch(
         "ALTER TABLE signing_keys DROP COLUMN private_sealed;
+         ALTER TABLE policy_versions DROP COLUMN rego;
          DELETE FROM meta WHERE key = 'store_key_check';
          PRAGMA user_version = 6;",
     )

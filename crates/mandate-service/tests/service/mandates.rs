@@ -239,7 +239,14 @@ async fn only_an_agent_requests_within_the_lifetime_and_policy_grants() {
     let at = Timestamp::from_secs(T0);
     let v = node
         .store()
-        .insert_policy_version("permit (principal, action, resource);", &[], "all", at, "t")
+        .insert_policy_version(
+            "permit (principal, action, resource);",
+            &[],
+            "",
+            "all",
+            at,
+            "t",
+        )
         .unwrap();
     node.store().activate_policy_version(v, at, "t").unwrap();
     let granted = mandates::request(&node, as_agent(&a), request(scope(), Some(120)))

@@ -109,6 +109,7 @@ fn a_failed_refresh_holds_the_snapshot_until_one_succeeds() {
         .insert_policy_version(
             "permit (principal, action, resource) when { nonsense",
             &[],
+            "",
             "broken",
             at,
             "test",
@@ -128,6 +129,7 @@ fn a_failed_refresh_holds_the_snapshot_until_one_succeeds() {
         .insert_policy_version(
             "permit (principal, action, resource);",
             &[],
+            "",
             "fixed",
             at,
             "test",

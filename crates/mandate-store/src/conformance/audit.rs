@@ -1,5 +1,6 @@
 //! The audit log: appends, an agent's recent events, checkpoints, and a group commit
-//! sealed with the checkpoint it completes (all in one unit, or nothing).
+//! sealed with the checkpoint it completes (all in one unit, or nothing); and the policy
+//! versions, which the backends keep beside it.
 
 #![expect(
     clippy::unwrap_used,
@@ -184,4 +185,50 @@ pub fn a_nodes_log_is_read_by_its_name_with_its_one_key(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A policy version reads back exactly as written, its Rego part included (`""` for
+/// none); versions number 1, 2, …; the latest activation is the active one and the one
+/// before it is remembered; an unknown version is not activated.
+pub fn policy_versions_round_trip_and_activate(store: &dyn Store) {
+    let rego = r#"{"modules":[{"id":"authz.rego","source":"package http.authz\n"}],"data":{"roles":["a"]}}"#;
+    let frags = vec!["namespace Crm { entity Contact; }".to_owned()];
+    let v1 = store
+        .insert_policy_version(
+            "permit (principal, action, resource);",
+            &frags,
+            "",
+            "first",
+            at(10),
+            "adm_1",
+        )
+        .unwrap();
+    let v2 = store
+        .insert_policy_version("", &[], rego, "rego only", at(20), "adm_2")
+        .unwrap();
+    assert_eq!((v1, v2), (1, 2));
+    let one = store.policy_version(1).unwrap().unwrap();
+    assert_eq!(
+        (
+            one.policies.as_str(),
+            one.fragments.clone(),
+            one.rego.as_str(),
+            one.note.as_str()
+        ),
+        ("permit (principal, action, resource);", frags, "", "first")
+    );
+    assert_eq!((one.created_at, one.created_by.as_str()), (at(10), "adm_1"));
+    let two = store.policy_version(2).unwrap().unwrap();
+    assert_eq!((two.policies.as_str(), two.rego.as_str()), ("", rego));
+    assert!(store.policy_version(3).unwrap().is_none());
+    assert_eq!(store.policy_versions().unwrap(), vec![one, two]);
+    assert_eq!(store.policy_activation_state().unwrap(), (None, None));
+    store.activate_policy_version(1, at(30), "adm_1").unwrap();
+    store.activate_policy_version(2, at(40), "adm_1").unwrap();
+    assert_eq!(store.policy_activation_state().unwrap(), (Some(2), Some(1)));
+    assert!(matches!(
+        store.activate_policy_version(9, at(50), "adm_1"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.policy_activation_state().unwrap(), (Some(2), Some(1)));
 }

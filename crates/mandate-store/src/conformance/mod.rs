@@ -94,6 +94,7 @@ macro_rules! conformance_tests {
                 a_checkpoint_that_does_not_end_the_batch_writes_nothing,
                 batches_of_any_size_append_every_row_once,
                 a_nodes_log_is_read_by_its_name_with_its_one_key,
+                policy_versions_round_trip_and_activate,
             }
             mandates {
                 every_field_round_trips,

@@ -214,7 +214,7 @@ async fn policy_add_takes_several_files_and_directories() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("10 policies"), "{out}");
-    assert!(out.contains("replaces the whole previous set"), "{out}");
+    assert!(out.contains("replaces the whole previous version"), "{out}");
     let (_, v) = s.admin(&admin, Method::GET, "/v1/policies/1", None).await;
     let text = v["policies"].as_str().unwrap();
     assert!(text.contains("team-reads-contacts") && text.contains("no-deleting-tools"));

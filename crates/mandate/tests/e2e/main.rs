@@ -25,6 +25,8 @@ mod lifecycle;
 mod mandates;
 mod mcp;
 mod node_clients;
+mod opa;
+mod opa_corpus;
 mod readme;
 mod rego_cli;
 mod serve;

@@ -135,6 +135,26 @@ const EXPECT: &[(&str, &[&str])] = &[
             "forbidden_by_policy",
         ],
     ),
+    (
+        "mkdir -p opa-demo",
+        &[
+            "authz.rego:6:39: `&&` is not Rego",
+            "refused: fix it",
+            "{}",
+            "* v2",
+            "OPA Policy API: put module authz.rego",
+        ],
+    ),
+    (
+        "request_source\": \"public_internet",
+        &[
+            r#"{"result":{"allow":true},"decision_id":""#,
+            r#"{"result":{"allow":false},"decision_id":""#,
+            "opa.decision         allow",
+            "opa.decision         deny",
+            "ok: ",
+        ],
+    ),
 ];
 
 #[derive(Debug)]

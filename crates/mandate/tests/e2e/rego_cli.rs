@@ -108,6 +108,15 @@ fn eval_prints_the_data_api_body() {
         body["result"]["http"]["authz_test"]["test_outside_denied"],
         json!(true)
     );
+    // `print` in a policy writes nothing (in the server, standard error is the log).
+    let pr = write(
+        dir.path(),
+        "pr.rego",
+        "package pr\n\nx if {\n    print(\"leak\")\n}\n",
+    );
+    let o = mandate(&["policy", "eval", &pr, "--data-path", "pr/x"], None);
+    assert_eq!(out(&o), "{\"result\":true}\n");
+    assert!(!err(&o).contains("leak"), "{}", err(&o));
     // An evaluation error: OPA's error body, exit 2.
     let c = write(
         dir.path(),
@@ -334,7 +343,7 @@ fn hostile_or_compiled_bundles_are_refused() {
 }
 
 /// `policy add` sends Cedar, Rego and data in one request: what it sends, read by a
-/// one-request stand-in for the server on a loopback port.
+/// stand-in for the server on a loopback port.
 #[test]
 fn policy_add_sends_rego_modules_and_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -342,30 +351,45 @@ fn policy_add_sends_rego_modules_and_data() {
     let old = write(dir.path(), "old.rego", "package old\n\nallow { true }\n");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
+    // It answers the CLI's `GET /v1/policies` (no active version: nothing to carry
+    // over) and keeps the body of the `POST` that adds the version.
     let server = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut length = 0;
         loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line == "\r\n" {
-                break;
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
             }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let (status, answer) = if request_line.starts_with("GET /v1/policies ") {
+                ("200 OK", r#"{"active_version": null, "items": []}"#)
+            } else {
+                (
+                    "201 Created",
+                    r#"{"version": 2, "active": false, "policy_ids": []}"#,
+                )
+            };
+            write!(
+                &stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            )
+            .unwrap();
+            if request_line.starts_with("POST /v1/policies ") {
+                return serde_json::from_slice::<Value>(&body).unwrap();
             }
         }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let answer = r#"{"version": 2, "active": false, "policy_ids": []}"#;
-        write!(
-            &stream,
-            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-            answer.len()
-        )
-        .unwrap();
-        serde_json::from_slice::<Value>(&body).unwrap()
     });
     let o = mandate(
         &[
@@ -383,6 +407,11 @@ fn policy_add_sends_rego_modules_and_data() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(err(&o).contains("left out 1 test module"), "{}", err(&o));
+    assert!(
+        out(&o).contains("policy version 2 added (2 Rego modules)"),
+        "{}",
+        out(&o)
+    );
     let sent = server.join().unwrap();
     let modules = sent["rego_modules"].as_array().unwrap();
     let ids: Vec<&str> = modules.iter().map(|m| m["id"].as_str().unwrap()).collect();

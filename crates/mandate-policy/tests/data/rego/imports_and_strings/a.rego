@@ -1,0 +1,7 @@
+package a
+
+import rego.v1
+
+msg := "a && b"
+
+allow if input.x == 1

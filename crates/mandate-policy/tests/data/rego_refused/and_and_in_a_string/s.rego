@@ -1,0 +1,7 @@
+package s
+
+msg := "a && b"
+
+allow if {
+    input.x ==
+}

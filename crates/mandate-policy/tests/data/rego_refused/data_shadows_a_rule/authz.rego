@@ -1,0 +1,7 @@
+package http.authz
+
+default allow := false
+
+allow if input.user == "alice"
+
+teams := {"a"}

@@ -1,0 +1,7 @@
+package builtins.errors
+
+quotient := 1 / input.n
+
+parsed := to_number(input.s)
+
+decoded := json.unmarshal(input.s)

@@ -1,0 +1,5 @@
+package example
+
+allow if {
+    x > 1
+}

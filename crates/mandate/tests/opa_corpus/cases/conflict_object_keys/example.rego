@@ -1,0 +1,7 @@
+package example
+
+owners[name] := owner if {
+    some r in input.resources
+    name := r.name
+    owner := r.owner
+}

@@ -1,0 +1,5 @@
+package acme.policy
+
+allow if input.user in data.acme.users
+
+user_count := count(data.acme.users)

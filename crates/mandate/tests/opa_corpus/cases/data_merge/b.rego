@@ -1,0 +1,3 @@
+package acme.policy.extra
+
+regions := {r | some r in data.acme.config.regions}

@@ -1,0 +1,10 @@
+package example
+
+default allow := false
+
+allow if {
+    input.user == "bob"
+    input.method == "GET"
+}
+
+allow if input.user == "alice"

@@ -1,0 +1,3 @@
+package lib.roles
+
+admins := {"alice", "carol"}

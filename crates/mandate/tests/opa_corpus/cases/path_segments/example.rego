@@ -1,0 +1,3 @@
+package example
+
+emails := {"alice@example.com": "alice", "bob smith": "bob", "v1.2": "dotted"}

@@ -1,0 +1,5 @@
+package http.authz
+
+default allow := false
+
+allow if input.method == "GET"

@@ -1,0 +1,3 @@
+package other
+
+x := {"y": [1, 2, {"z": null}]}

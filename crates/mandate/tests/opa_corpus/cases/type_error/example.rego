@@ -1,0 +1,3 @@
+package example
+
+n := "a" + 1
