@@ -46,12 +46,16 @@ use crate::formats::{
 use crate::*;
 
 /// The API's description: what each of the two APIs is, and the admin API's conventions.
-const DESCRIPTION: &str = r#"One port serves two APIs:
+const DESCRIPTION: &str = r#"One port serves three APIs:
 
 * the **OAuth 2.0 token service** (`/oauth/*`, `/.well-known/*`): client-credentials
   tokens (RFC 6749), introspection (RFC 7662), revocation (RFC 7009), authorization
   server metadata (RFC 8414) and the JWKS that verifies tokens. OAuth errors use the
   RFC 6749 §5.2 body (`error`, `error_description`) with `Cache-Control: no-store`.
+* the **OpenID AuthZEN Authorization API 1.0** (`/access/v1/*`,
+  `/.well-known/authzen-configuration`): the same decision path as `/v1/authorize`
+  for gateways and PDP clients that speak AuthZEN (tag `authzen`). Its requests are
+  open (unknown members are ignored) and a body not declared as JSON is a 400.
 * the **admin API** (`/v1/*`): agents, their credentials, admin tokens, signing
   keys, policy versions and the audit log, the decision endpoints
   (`/v1/authorize`), and mandates with their approvals. It is called with an admin
@@ -74,8 +78,9 @@ Conventions of the admin API:
   Inputs may carry a numeric offset or fractional seconds (fractions are truncated).
 * Roles: `admin` may do everything; `auditor` and `approver` may only read. A write
   with a read-only token is refused with 403 `forbidden`. A `service` token (an
-  enforcement point) may call only `/v1/authorize` and `/v1/authorize/batch`; every
-  other `/v1` route answers it 403 `forbidden`.
+  enforcement point) may call only `/v1/authorize`, `/v1/authorize/batch` and the
+  AuthZEN endpoints (`/access/v1/*`); every other `/v1` route answers it 403
+  `forbidden`.
 * Every change made through the admin API is recorded in the audit log after it is
   committed. If the log cannot be written the change stands, but the answer is 503
   `audit_unavailable`.
@@ -340,8 +345,8 @@ impl Modify for Conventions {
             "adminBearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(r#"An admin token (`mat_…`), created at first start (the bootstrap token) or with
 `POST /v1/admin-tokens`. A missing, unknown or revoked token gets 401
-`unauthenticated`. A `service` token is accepted only by `/v1/authorize` and
-`/v1/authorize/batch` (403 `forbidden` on every other `/v1` route). Agent access
+`unauthenticated`. A `service` token is accepted only by `/v1/authorize`,
+`/v1/authorize/batch` and `/access/v1/*` (403 `forbidden` on every other `/v1` route). Agent access
 tokens (JWTs) are refused on `/v1/*` with 403 `agent_token_forbidden` (except at
 `/v1/authorize` and the mandate and approval endpoints, see `agentBearer` and
 `userBearer`), and on `/oauth/introspect` and `/oauth/revoke` with 401

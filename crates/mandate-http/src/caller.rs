@@ -44,7 +44,7 @@ pub(crate) async fn identify(state: &Arc<Node>, headers: &HeaderMap) -> Result<C
             Some(t) if t.role == Role::Service => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "service tokens may only call /v1/authorize",
+                "service tokens may only ask for decisions (/v1/authorize, /access/v1/*)",
             )),
             Some(t) => Ok(Caller::Admin(t)),
             None => Err(unauthenticated("unknown or revoked token")),

@@ -209,7 +209,7 @@ impl FromRequestParts<Arc<Node>> for Admin {
             Some(t) if t.role == Role::Service => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "service tokens may only call /v1/authorize",
+                "service tokens may only ask for decisions (/v1/authorize, /access/v1/*)",
             )),
             Some(t) => Ok(Self(t)),
             None => Err(ApiError::new(

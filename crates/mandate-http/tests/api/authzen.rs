@@ -347,6 +347,32 @@ async fn an_agent_asks_only_about_itself_and_the_kill_switch_holds() {
         (v["decision"].clone(), v["context"]["reason"].clone()),
         (json!(false), json!("agent_suspended"))
     );
+    // Decommissioned: false too, on the next request.
+    let r = post(&env, &service, "/access/v1/evaluation", &read("bob"), &[]).await;
+    assert_eq!(r.expect(200).json()["decision"], true);
+    let bob = env
+        .admin(Method::GET, "/v1/agents?limit=10", None)
+        .await
+        .json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|a| a["name"] == "bob")
+        .expect("bob")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    env.admin(
+        Method::POST,
+        &format!("/v1/agents/{bob}/decommission"),
+        None,
+    )
+    .await
+    .expect(200);
+    let r = post(&env, &service, "/access/v1/evaluation", &read("bob"), &[]).await;
+    let v = r.expect(200).json();
+    assert_eq!(v["decision"], false, "{v}");
+    assert_eq!(v["context"]["reason"], "agent_decommissioned", "{v}");
     // Suspended agents are no search result either.
     let r = post(
         &env,
@@ -362,7 +388,7 @@ async fn an_agent_asks_only_about_itself_and_the_kill_switch_holds() {
         .iter()
         .map(|e| e["properties"]["name"].clone())
         .collect();
-    assert_eq!(names, [json!("bob")]);
+    assert!(names.is_empty(), "{names:?}");
 }
 
 #[tokio::test]
