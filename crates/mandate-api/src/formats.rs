@@ -176,13 +176,14 @@ named_schema!(
 
 named_schema!(
     /// `Role`: `admin` may do everything; `auditor` and `approver` may only read; `service`
-    /// (an enforcement point) may only call `/v1/authorize` and `/v1/authorize/batch`.
+    /// (an enforcement point) may only ask for decisions (`/v1/authorize*`, `/access/v1/*`).
     Role,
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(["admin", "auditor", "approver", "service"]))
         .description(Some(r#"`admin` may do everything; `auditor` and `approver` may only read; `service` (an
-enforcement point) may only call `/v1/authorize` and `/v1/authorize/batch`."#))
+enforcement point) may only ask for decisions: `/v1/authorize`, `/v1/authorize/batch` and
+the AuthZEN endpoints `/access/v1/*`."#))
 );
 
 named_schema!(

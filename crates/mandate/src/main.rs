@@ -488,7 +488,7 @@ pub enum RoleArg {
     Admin,
     Auditor,
     Approver,
-    /// An enforcement point: may only call /v1/authorize
+    /// An enforcement point: may only ask for decisions (/v1/authorize, /access/v1/*)
     Service,
 }
 
