@@ -8,6 +8,10 @@
 #   authzen  the same `mandate serve`, the same question as AuthZEN's Access Evaluation
 #            (`POST /access/v1/evaluation`, the agent's own token, subject = the agent):
 #            the same decision path and durable audit, a different wire.
+#   opa      the same `mandate serve`, OPA's Data API on its `opa.listen` listener:
+#            `POST /v1/data/crm/allow` with the agent's own token (verified, its subject
+#            put into the input), a Rego rule equivalent to the CRM read policy, the
+#            same durable audit (an `opa.decision` event before the answer).
 #   hello    crates/mandate-http/examples/hello.rs: the same HTTP stack (axum + tokio,
 #            same versions, features and runtime) parsing the same JSON body and
 #            answering a decision-shaped JSON; no auth, policy or audit. The practical
@@ -111,6 +115,9 @@ resource_type = "Bench::Upstream"
 resource_id = "{path.1}"
 credential_secret = "upstream-key"
 credential_header = "X-Api-Key"
+
+[opa]
+listen = "127.0.0.1:0"
 EOF
 export MANDATE_CONFIG="$work/mandate.toml"
 
@@ -128,6 +135,27 @@ answer="$(curl -sf "$maddr/access/v1/evaluation" -H "Authorization: Bearer $(man
   -H 'Content-Type: application/json' -d "$authzen_body")"
 [[ "$(jq -r .decision <<<"$answer")" == true ]] || { log "AuthZEN did not allow: $answer"; exit 1; }
 log "authzen $maddr/access/v1/evaluation: $answer"
+# OPA's Data API: the CRM read rule in Rego, put through OPA's Policy API (a new version
+# keeping the CRM Cedar policies), asked with the agent's own token.
+oaddr="$(grep -o 'OPA-compatible API (Data, Policy, Health) on http://[0-9.:]*' "$work/mandate.out" | sed 's/.* on //')"
+[[ -n "$oaddr" ]] || { log "no OPA line in $(cat "$work/mandate.out")"; exit 1; }
+crm_rego='package crm
+
+default allow := false
+
+allow if {
+    input.action == "crm:read"
+    input.subject.labels.team == input.resource.team
+    input.context.data_class in {"public", "internal"}
+}
+'
+curl -sf -X PUT "$oaddr/v1/policies/crm.rego" -H "Authorization: Bearer $admin" \
+  --data-binary "$crm_rego" >/dev/null
+opa_body='{"input":{"action":"crm:read","resource":{"type":"Crm::Contact","id":"c-1","team":"sales"},"context":{"data_class":"internal"}}}'
+answer="$(curl -sf "$oaddr/v1/data/crm/allow" -H "Authorization: Bearer $(mandate_token)" \
+  -H 'Content-Type: application/json' -d "$opa_body")"
+[[ "$(jq -r .result <<<"$answer")" == true ]] || { log "the Data API did not allow: $answer"; exit 1; }
+log "opa $oaddr/v1/data/crm/allow: $answer"
 answer="$(curl -sf "$haddr/v1/authorize" -H 'Content-Type: application/json' -d "$mandate_body")"
 log "hello $haddr: $answer"
 
@@ -283,7 +311,7 @@ EOF
   cerbos_version="$("$bin" --version | head -n1)"
 }
 cerbos_version=""
-targets=(hello mandate authzen gateway)
+targets=(hello mandate authzen opa gateway)
 if start_cerbos; then targets+=(cerbos); else log "Cerbos not measured: $cerbos_why"; fi
 
 # ---------------------------------------------------------------------------- runs
@@ -303,6 +331,8 @@ run() {
       script_env=(CT=application/json BODY="$mandate_body" AUTH="Bearer $(mandate_token)") ;;
     authzen) pid="$mandate_pid"; url="$maddr/access/v1/evaluation"
       script_env=(CT=application/json BODY="$authzen_body" AUTH="Bearer $(mandate_token)") ;;
+    opa) pid="$mandate_pid"; url="$oaddr/v1/data/crm/allow"
+      script_env=(CT=application/json BODY="$opa_body" AUTH="Bearer $(mandate_token)") ;;
     hello) pid="$hello_pid"; url="$haddr/v1/authorize"
       script_env=(CT=application/json BODY="$mandate_body") ;;
     cerbos) pid="$cerbos_pid"; url="$caddr/api/check/resources"
@@ -368,6 +398,7 @@ label() {
   case "$1" in
     mandate) echo 'Mandate `POST /v1/authorize` (Cedar, durable audit)' ;;
     authzen) echo 'Mandate `POST /access/v1/evaluation` (AuthZEN, same path and audit)' ;;
+    opa) echo 'Mandate `POST /v1/data/crm/allow` (OPA Data API, Rego, same audit)' ;;
     hello) echo 'hello-world (axum, same stack)' ;;
     cerbos) echo "Cerbos \`POST /api/check/resources\`" ;;
     gateway) echo 'Mandate HTTP gateway → hello-world (decision + durable audit + forward)' ;;
@@ -386,7 +417,7 @@ have_cerbos=""; [[ " ${targets[*]} " == *" cerbos "* ]] && have_cerbos=1
   echo "| target | N | requests/s | p50 ms | p99 ms | server CPU-µs/req | errors | × hello | × Cerbos |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for n in $CONCURRENCY; do
-    for t in mandate authzen gateway hello cerbos; do
+    for t in mandate authzen opa gateway hello cerbos; do
       [[ " ${targets[*]} " == *" $t "* ]] || continue
       xh="$(fmt "$(ratio "$t" hello "$n")" "%.3f")"
       if [[ -n "$have_cerbos" ]]; then xc="$(fmt "$(ratio "$t" cerbos "$n")" "%.2f")"; else xc="n/a"; fi
@@ -407,6 +438,8 @@ have_cerbos=""; [[ " ${targets[*]} " == *" cerbos "* ]] && have_cerbos=1
   echo "Targets: /v1/authorize ≥ 0.5 × hello-world at N=$top: $(fmt "$r" "%.3f") — $(verdict "$r" 0.5);"
   r="$(ratio authzen mandate "$top")"
   echo "AuthZEN evaluation ≥ 0.8 × /v1/authorize at N=$top: $(fmt "$r" "%.3f") — $(verdict "$r" 0.8);"
+  r="$(ratio opa mandate "$top")"
+  echo "Data API ≥ 0.8 × /v1/authorize at N=$top: $(fmt "$r" "%.3f") — $(verdict "$r" 0.8);"
   if [[ -n "$have_cerbos" ]]; then
     r="$(ratio mandate cerbos "$top")"
     echo "≥ 10 × Cerbos at N=$top: $(fmt "$r" "%.2f") — $(verdict "$r" 10);"
