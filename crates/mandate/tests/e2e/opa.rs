@@ -480,3 +480,34 @@ async fn a_slow_builtin_does_not_stall_the_main_api() {
         assert!(st == 200 || st == 500, "{st}");
     }
 }
+
+/// Regression (adversarial pass, issue 22): the Policy API took any module id, control
+/// characters included (`a%0Ab`, NUL, an ANSI escape), and `mandate policy list` printed
+/// the version note `put module a` and a forged line `b`. Such ids are refused, 400.
+#[test]
+fn a_module_id_with_control_characters_is_refused() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[("MANDATE_OPA_LISTEN", "127.0.0.1:0")]);
+    let admin = s.token.clone().unwrap();
+    let opa = opa_base(&s);
+    for id in ["a%0Ab", "a%00b", "a%1B%5B31mb", "ok.rego"] {
+        let (st, body) = curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Authorization: Bearer {admin}"),
+            "--data-binary",
+            "package a\n\nx := 1\n",
+            &format!("{opa}/v1/policies/{id}"),
+        ]);
+        if id == "ok.rego" {
+            assert_eq!(st, 200, "{body}");
+        } else {
+            assert_eq!(
+                (st, body["code"].as_str()),
+                (400, Some("invalid_parameter")),
+                "{id}: {body}"
+            );
+        }
+    }
+}
