@@ -274,6 +274,13 @@ fn input_of_body(bytes: &Bytes) -> Result<Option<Value>, OpaError> {
     }
 }
 
+/// The caller of a query, owned, to take to the blocking thread that evaluates it.
+enum Caller {
+    Agent(Arc<mandate_token::access::AccessClaims>),
+    Enforcer(String),
+    Anonymous,
+}
+
 /// Decides one query on the snapshot of now and records it before answering.
 async fn data(
     ctx: &Ctx,
@@ -285,11 +292,9 @@ async fn data(
     // INVARIANT (decided on the snapshot of now), as /v1/authorize: taken once the body
     // is in.
     let snapshot = state.snapshot().map_err(ApiError::from)?;
-    let claims;
     let caller = match who {
         Who::Agent(token) => {
-            claims = verified_claims(state, &snapshot, token, state.clock.now());
-            let Some(c) = &claims else {
+            let Some(c) = verified_claims(state, &snapshot, token, state.clock.now()) else {
                 // Nothing to decide for: not recorded as a query, only a compact
                 // best-effort refusal (as /v1/authorize).
                 let mut ev = state.event("token.refused");
@@ -307,20 +312,38 @@ async fn data(
                      verified `subject` in it",
                 ));
             }
-            DataCaller::Agent(c)
+            Caller::Agent(c)
         }
-        Who::Enforcer(id) => DataCaller::Enforcer(id),
-        Who::Anonymous => DataCaller::Anonymous,
+        Who::Enforcer(id) => Caller::Enforcer(id),
+        Who::Anonymous => Caller::Anonymous,
     };
-    let (outcome, event) = mandate_service::opa::query(
-        state,
-        &snapshot,
-        DataQuery {
-            path,
-            input,
-            caller,
-        },
-    );
+    // INVARIANT (Rego off the async workers): a query runs on a blocking thread. The
+    // time limit is checked between interpreter steps only, and some builtins
+    // (`net.cidr_expand`, `bits.lsh`, `numbers.range`, `sprintf` widths) do work sized by
+    // the input in one step; on a worker such a query would stall every other request
+    // of the node, the kill switch included.
+    let (outcome, event) = {
+        let state = Arc::clone(state);
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let caller = match &caller {
+                Caller::Agent(c) => DataCaller::Agent(c),
+                Caller::Enforcer(id) => DataCaller::Enforcer(id.clone()),
+                Caller::Anonymous => DataCaller::Anonymous,
+            };
+            mandate_service::opa::query(
+                &state,
+                &snapshot,
+                DataQuery {
+                    path: &path,
+                    input,
+                    caller,
+                },
+            )
+        })
+        .await
+        .map_err(mandate_service::error::ServiceError::from)?
+    };
     let id = mandate_service::opa::record(state, event).await?;
     match outcome {
         DataOutcome::Answered(Some(v)) => Ok(json!({"result": v, "decision_id": id})),

@@ -60,8 +60,9 @@ pub use evaluate::{
     EntityRef, OnBehalf, PolicyOutcome, PolicyRequest, mandate_attributes, parsed_on_this_thread,
 };
 pub use rego::{
-    DATA_SOURCE, MAX_LITERAL_NESTING, MAX_MODULE_BYTES, MAX_MODULES, MAX_NESTING, MAX_SOURCE_BYTES,
-    QUERY_TIME_LIMIT, RegoError, RegoModule, RegoPolicies, RegoSource, compile_rego,
+    DATA_SOURCE, MAX_LITERAL_NESTING, MAX_MODULE_BYTES, MAX_MODULES, MAX_NESTING, MAX_OPERATORS,
+    MAX_SOURCE_BYTES, QUERY_TIME_LIMIT, RegoError, RegoModule, RegoPolicies, RegoSource,
+    compile_rego,
 };
 pub use rego_test::{RegoTestOutcome, RegoTestReport, RegoTestResult, run_rego_tests};
 pub use schema::{BASE_SCHEMA, RESERVED_CONTEXT};

@@ -23,8 +23,11 @@
 //! 1,024 columns: regorus' own limits), and [`MAX_SOURCE_BYTES`] for all modules plus
 //! `data` as JSON; brackets nest at most [`MAX_LITERAL_NESTING`] (`[`, `{`) and
 //! [`MAX_NESTING`] (any) deep, since regorus' parser is exponential in the first and
-//! overflows the stack on the second. A query that runs longer than [`QUERY_TIME_LIMIT`] is stopped with
-//! [`RegoError::TimeLimit`], so no policy and input can hold a worker.
+//! overflows the stack on the second; one expression chains at most [`MAX_OPERATORS`]
+//! operators (a longer chain overflows the stack too). A query that runs longer than
+//! [`QUERY_TIME_LIMIT`] is stopped with [`RegoError::TimeLimit`], checked between
+//! interpreter steps: a builtin's one step (`net.cidr_expand` of a wide prefix) can run
+//! past it, so callers evaluate off their async workers.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -61,6 +64,13 @@ pub const MAX_LITERAL_NESTING: usize = 12;
 /// The deepest nesting of brackets of any kind (`(`, `[`, `{`): regorus' recursive
 /// descent parser overflows the stack in the thousands.
 pub const MAX_NESTING: usize = 100;
+
+/// The most arithmetic and set operators (`+ - * / % | &`, unary minus included) one
+/// expression may chain, counted along its brackets (an operand in brackets adds its own
+/// to the expression around it): regorus builds and walks such a chain recursively and
+/// overflowed the stack, aborting the server, at 200 unary minuses or 1,000 `+` (debug
+/// build).
+pub const MAX_OPERATORS: usize = 64;
 
 /// The `source` of a [`PolicyError`] about the `data` document.
 pub const DATA_SOURCE: &str = "data";
@@ -610,6 +620,13 @@ fn too_deep(source: &str) -> Option<(u32, u32, String)> {
     let mut string: Option<char> = None;
     let mut escaped = false;
     let mut comment = false;
+    // Operators of the expression being read at each open bracket level (`ops[0]`: the
+    // top level), and their sum: the depth of the chain being read.
+    let mut ops: Vec<usize> = vec![0];
+    let mut chained = 0usize;
+    // The last character outside comments and strings on this line was an operator:
+    // the expression goes on on the next line.
+    let mut continues = false;
     let (mut line, mut column) = (1u32, 0u32);
     for c in source.chars() {
         if c == '\n' {
@@ -619,6 +636,15 @@ fn too_deep(source: &str) -> Option<(u32, u32, String)> {
             escaped = false;
             if string == Some('"') {
                 string = None;
+            }
+            // A new line ends the expression in a rule body or at the top level, unless
+            // the line ended on an operator; inside `(` and `[` it may go on.
+            if string.is_none() && !continues && matches!(stack.last(), None | Some('{')) {
+                let at = ops.last_mut();
+                if let Some(n) = at {
+                    chained = chained.saturating_sub(*n);
+                    *n = 0;
+                }
             }
             continue;
         }
@@ -634,11 +660,37 @@ fn too_deep(source: &str) -> Option<(u32, u32, String)> {
             }
             continue;
         }
+        if !c.is_whitespace() {
+            continues = matches!(c, '+' | '-' | '*' | '/' | '%' | '|' | '&');
+        }
         match c {
             '#' => comment = true,
             '"' | '`' => string = Some(c),
+            '+' | '-' | '*' | '/' | '%' | '|' | '&' => {
+                if let Some(n) = ops.last_mut() {
+                    *n += 1;
+                }
+                chained += 1;
+                if chained > MAX_OPERATORS {
+                    return Some((
+                        line,
+                        column,
+                        format!(
+                            "more than {MAX_OPERATORS} operators chained in one expression: \
+                             split it into several rules or local variables"
+                        ),
+                    ));
+                }
+            }
+            ',' | ';' => {
+                if let Some(n) = ops.last_mut() {
+                    chained = chained.saturating_sub(*n);
+                    *n = 0;
+                }
+            }
             '(' | '[' | '{' => {
                 stack.push(c);
+                ops.push(0);
                 if c != '(' {
                     literal += 1;
                 }
@@ -661,10 +713,15 @@ fn too_deep(source: &str) -> Option<(u32, u32, String)> {
                 }
             }
             ')' | ']' | '}' => {
-                if let Some(open) = stack.pop()
-                    && open != '('
-                {
-                    literal = literal.saturating_sub(1);
+                if let Some(open) = stack.pop() {
+                    if open != '(' {
+                        literal = literal.saturating_sub(1);
+                    }
+                    if ops.len() > 1
+                        && let Some(n) = ops.pop()
+                    {
+                        chained = chained.saturating_sub(n);
+                    }
                 }
             }
             _ => {}
@@ -708,6 +765,48 @@ fn parse_error(m: &RegoModule, message: &str) -> PolicyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one(source: &str) -> Result<RegoPolicies, Vec<PolicyError>> {
+        compile_rego(&RegoSource {
+            modules: vec![RegoModule {
+                id: "chain.rego".into(),
+                source: format!("package chain\n\nf(a, b) := a\n\n{source}\n"),
+                rego_v0: false,
+            }],
+            data: Map::new(),
+        })
+    }
+
+    /// Regression (adversarial pass, issue 22): regorus overflowed the stack, aborting
+    /// the server, on a module with a long operator chain (`x := ------…1`, 200 deep; a
+    /// `+` chain over lines, 1,000); `PUT /v1/policies/{id}` by an admin took the node
+    /// down. Such chains are refused, located; lists of negative numbers still load.
+    #[test]
+    fn long_operator_chains_are_refused_before_regorus_parses_them() {
+        let minus = format!("x := {}1", "-".repeat(300));
+        let plus = format!("x := 1{}", " +\n  1".repeat(3000));
+        let parens = format!("x := (1{})", "\n+ 1".repeat(3000));
+        let calls = format!("x := 1{}", " + f(1, 2)".repeat(400));
+        let sets = format!("x := {{1}}{}", " |\n {1}".repeat(3000));
+        for source in [minus, plus, parens, calls, sets] {
+            let errs = one(&source).expect_err(&source[..20]);
+            assert!(
+                errs[0].message.contains("operators chained"),
+                "{:?}",
+                errs[0]
+            );
+            assert_eq!(errs[0].source, "chain.rego");
+            assert!(errs[0].line >= Some(5), "{:?}", errs[0]);
+        }
+        let negatives = format!("x := [{}]", vec!["-1"; 500].join(",\n"));
+        let ok = one(&negatives).unwrap();
+        assert_eq!(
+            ok.query("chain/x", None, 0).unwrap().unwrap()[499],
+            serde_json::json!(-1)
+        );
+        one("x := 1 + 2 * 3 - 4 % 5\ny := {1, 2} | {3}\nz := [v | some v in [1, 2]; v > 1]")
+            .unwrap();
+    }
 
     /// The rule lookup answers what the general query answers, for every rule path and
     /// input of the table cases (`tests/data/rego`), errors included.

@@ -337,10 +337,13 @@ async fn change_module(
     id: String,
     put: Option<String>,
 ) -> Result<ModuleChange, ModuleError> {
-    if id.is_empty() || id.len() > 256 {
+    // An id is printed by `mandate policy list/show` and in notes and errors: a control
+    // character (a newline, NUL, an ANSI escape) would forge lines on an operator's
+    // terminal.
+    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
         return Err(PolicyError::Invalid {
             field: "id",
-            why: "a policy module id is 1-256 bytes".into(),
+            why: "a policy module id is 1-256 bytes without control characters".into(),
         }
         .into());
     }

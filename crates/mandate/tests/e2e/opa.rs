@@ -422,3 +422,92 @@ async fn adding_one_language_keeps_the_other_in_force() {
         "{v3}"
     );
 }
+
+/// Regression (adversarial pass, issue 22): Rego ran on the async workers, and the
+/// evaluation time limit is checked only between interpreter steps, so a builtin whose
+/// work the input sizes (`bits.lsh(1, input.n)` here: seconds for its one step) held a
+/// worker past the limit; a few such queries at once stalled every request of the node,
+/// the main API and the kill switch included. Queries now run on blocking threads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_builtin_does_not_stall_the_main_api() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[("MANDATE_OPA_LISTEN", "127.0.0.1:0")]);
+    let admin = s.token.clone().unwrap();
+    let opa = opa_base(&s);
+    let (st, put) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &format!("Authorization: Bearer {admin}"),
+        "--data-binary",
+        "package slow\n\nshifted := bits.lsh(1, input.n)\n",
+        &format!("{opa}/v1/policies/slow.rego"),
+    ]);
+    assert_eq!(st, 200, "{put}");
+    // One more slow query than the server has async workers (tokio's default: one per
+    // core).
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let slow: Vec<_> = (0..=workers)
+        .map(|_| {
+            let (admin, url) = (admin.clone(), format!("{opa}/v1/data/slow/shifted"));
+            std::thread::spawn(move || {
+                curl(&[
+                    "-m",
+                    "120",
+                    "-X",
+                    "POST",
+                    "-H",
+                    &format!("Authorization: Bearer {admin}"),
+                    "-d",
+                    r#"{"input": {"n": 4000000}}"#,
+                    &url,
+                ])
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let (st, _) = s.admin(&admin, Method::GET, "/v1/agents", None).await;
+    let took = started.elapsed();
+    assert_eq!(st, 200);
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "the main API waited {took:?} for Rego queries"
+    );
+    for q in slow {
+        let (st, _) = q.join().unwrap();
+        // Whatever the builtin comes to, the answer is an answer or OPA's 500.
+        assert!(st == 200 || st == 500, "{st}");
+    }
+}
+
+/// Regression (adversarial pass, issue 22): the Policy API took any module id, control
+/// characters included (`a%0Ab`, NUL, an ANSI escape), and `mandate policy list` printed
+/// the version note `put module a` and a forged line `b`. Such ids are refused, 400.
+#[test]
+fn a_module_id_with_control_characters_is_refused() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[("MANDATE_OPA_LISTEN", "127.0.0.1:0")]);
+    let admin = s.token.clone().unwrap();
+    let opa = opa_base(&s);
+    for id in ["a%0Ab", "a%00b", "a%1B%5B31mb", "ok.rego"] {
+        let (st, body) = curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Authorization: Bearer {admin}"),
+            "--data-binary",
+            "package a\n\nx := 1\n",
+            &format!("{opa}/v1/policies/{id}"),
+        ]);
+        if id == "ok.rego" {
+            assert_eq!(st, 200, "{body}");
+        } else {
+            assert_eq!(
+                (st, body["code"].as_str()),
+                (400, Some("invalid_parameter")),
+                "{id}: {body}"
+            );
+        }
+    }
+}
