@@ -1,6 +1,10 @@
 //! Per-field redaction of an event's `context` (prompts, tool arguments…) before it is
 //! logged: each top-level field is kept, dropped or replaced by a keyed hash — never
 //! silently, because the redacted field stays visible with a marker in its place.
+//!
+//! INVARIANT (named fields at any depth): a field named by a rule is redacted wherever it
+//! is, inside kept objects and arrays too (a Rego input nests what a flat context holds
+//! at the top); the default rule applies to top-level fields only.
 
 use std::collections::BTreeMap;
 
@@ -64,7 +68,8 @@ impl Redactor {
 
     /// The redacted context. An object has each top-level field treated by its rule;
     /// any other value (a context should be an object) is treated as a whole by the
-    /// default rule.
+    /// default rule. Inside what is kept, fields named by a rule get that rule at any
+    /// depth (`INVARIANT (named fields at any depth)`).
     pub fn apply(&self, context: &Value) -> Value {
         match context {
             Value::Object(fields) => Value::Object(
@@ -77,9 +82,30 @@ impl Redactor {
         }
     }
 
+    /// `value` with every field a rule names redacted by it, at any depth; other fields
+    /// kept (and searched).
+    fn nested(&self, value: &Value) -> Value {
+        match value {
+            Value::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(name, v)| {
+                        let v = match self.rules.get(name) {
+                            Some(rule) => self.redact(*rule, v),
+                            None => self.nested(v),
+                        };
+                        (name.clone(), v)
+                    })
+                    .collect::<Map<_, _>>(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.nested(v)).collect()),
+            other => other.clone(),
+        }
+    }
+
     fn redact(&self, rule: Rule, value: &Value) -> Value {
         match rule {
-            Rule::Keep => value.clone(),
+            Rule::Keep => self.nested(value),
             Rule::Drop => Value::String(DROPPED.to_owned()),
             Rule::Hash => Value::String(format!("{HASH_PREFIX}{}", self.hmac(value))),
         }
@@ -126,6 +152,26 @@ mod tests {
         assert_eq!(again["args"], out["args"]);
         // Different values, different hashes.
         assert_ne!(r.apply(&json!({"args": 1}))["args"], out["args"]);
+    }
+
+    #[test]
+    fn named_fields_are_redacted_at_any_depth_and_the_default_only_at_the_top() {
+        let r = redactor(Rule::Keep);
+        let out = r.apply(&json!({
+            "n": {"prompt": "deep secret", "list": [{"prompt": "in a list"}, 1]},
+            "other": {"x": 1},
+            "tool": {"prompt": "under a kept field"}
+        }));
+        assert_eq!(
+            out,
+            json!({
+                "n": {"prompt": "[dropped]", "list": [{"prompt": "[dropped]"}, 1]},
+                "other": {"x": 1},
+                "tool": {"prompt": "[dropped]"}
+            })
+        );
+        let args = r.apply(&json!({"a": {"args": [1]}}));
+        assert!(args["a"]["args"].as_str().unwrap().starts_with(HASH_PREFIX));
     }
 
     #[test]
