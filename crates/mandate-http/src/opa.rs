@@ -430,6 +430,29 @@ fn policy_error(e: PolicyError) -> OpaError {
     }
 }
 
+/// OPA's answer for a module id the active version does not have.
+fn no_module(id: &str) -> OpaError {
+    OpaError::new(
+        StatusCode::NOT_FOUND,
+        "resource_not_found",
+        format!("storage_not_found_error: policy id \"{id}\""),
+    )
+}
+
+/// OPA's `?pretty` parameter of a Policy API request.
+struct Pretty(bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Pretty {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(flag(&params(parts.uri.query()), "pretty")))
+    }
+}
+
 fn module_json(m: &mandate_policy::RegoModule) -> Value {
     json!({"id": m.id, "raw": m.source})
 }
@@ -437,10 +460,9 @@ fn module_json(m: &mandate_policy::RegoModule) -> Value {
 /// `GET /v1/policies`: the active version's Rego modules.
 async fn list_modules(
     State(ctx): State<Arc<Ctx>>,
-    RawQuery(q): RawQuery,
+    Pretty(pretty): Pretty,
     headers: HeaderMap,
 ) -> Response {
-    let pretty = flag(&params(q.as_deref()), "pretty");
     let r = async {
         admin(&ctx, &headers, false).await?;
         let modules = service::active_modules(&ctx.node)
@@ -456,22 +478,18 @@ async fn list_modules(
 async fn get_module(
     State(ctx): State<Arc<Ctx>>,
     axum::extract::Path(id): axum::extract::Path<String>,
-    RawQuery(q): RawQuery,
+    Pretty(pretty): Pretty,
     headers: HeaderMap,
 ) -> Response {
-    let pretty = flag(&params(q.as_deref()), "pretty");
     let r = async {
         admin(&ctx, &headers, false).await?;
         let modules = service::active_modules(&ctx.node)
             .await
             .map_err(policy_error)?;
-        let m = modules.iter().find(|m| m.id == id).ok_or_else(|| {
-            OpaError::new(
-                StatusCode::NOT_FOUND,
-                "resource_not_found",
-                format!("storage_not_found_error: policy id \"{id}\""),
-            )
-        })?;
+        let m = modules
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| no_module(&id))?;
         Ok(json!({"result": module_json(m)}))
     }
     .await;
@@ -482,11 +500,10 @@ async fn get_module(
 async fn put_module(
     State(ctx): State<Arc<Ctx>>,
     axum::extract::Path(id): axum::extract::Path<String>,
-    RawQuery(q): RawQuery,
+    Pretty(pretty): Pretty,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let pretty = flag(&params(q.as_deref()), "pretty");
     let r = async {
         let actor = admin(&ctx, &headers, true).await?;
         let bytes = read_body(body, ctx.node.config.max_body_bytes).await?;
@@ -505,10 +522,9 @@ async fn put_module(
 async fn delete_module(
     State(ctx): State<Arc<Ctx>>,
     axum::extract::Path(id): axum::extract::Path<String>,
-    RawQuery(q): RawQuery,
+    Pretty(pretty): Pretty,
     headers: HeaderMap,
 ) -> Response {
-    let pretty = flag(&params(q.as_deref()), "pretty");
     let r = async {
         let actor = admin(&ctx, &headers, true).await?;
         service::delete_module(&ctx.node, &actor, id)
@@ -522,11 +538,7 @@ async fn delete_module(
 
 fn module_error(e: ModuleError) -> OpaError {
     match e {
-        ModuleError::UnknownModule(id) => OpaError::new(
-            StatusCode::NOT_FOUND,
-            "resource_not_found",
-            format!("storage_not_found_error: policy id \"{id}\""),
-        ),
+        ModuleError::UnknownModule(id) => no_module(&id),
         ModuleError::Policy(p) => policy_error(p),
     }
 }
