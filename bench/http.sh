@@ -135,8 +135,45 @@ answer="$(curl -sf "$maddr/access/v1/evaluation" -H "Authorization: Bearer $(man
   -H 'Content-Type: application/json' -d "$authzen_body")"
 [[ "$(jq -r .decision <<<"$answer")" == true ]] || { log "AuthZEN did not allow: $answer"; exit 1; }
 log "authzen $maddr/access/v1/evaluation: $answer"
+answer="$(curl -sf "$haddr/v1/authorize" -H 'Content-Type: application/json' -d "$mandate_body")"
+log "hello $haddr: $answer"
+
+# The gateway: a policy version with the CRM policies plus the proxy action, the
+# upstream secret, and an agent whose tokens are for the route's resource.
+gaddr="$(grep -o 'gateway on http://[0-9.:]*' "$work/mandate.out" | sed 's/gateway on //')"
+[[ -n "$gaddr" ]] || { log "no gateway line in $(cat "$work/mandate.out")"; exit 1; }
+bench_schema='namespace Bench { entity Upstream; }
+namespace Mandate { action "bench:proxy" in ["all"] appliesTo { principal: [Agent], resource: [Bench::Upstream] }; }'
+bench_policy='
+@id("bench-proxy")
+permit (principal, action == Mandate::Action::"bench:proxy", resource);
+'
+jq -n --rawfile p examples/crm/policies.cedar --rawfile s examples/crm/schema.cedarschema \
+  --arg b "$bench_schema" --arg q "$bench_policy" \
+  '{policies: ($p + $q), schema_fragments: [$s, $b]}' \
+  | curl -sf "$maddr/v1/policies" -H "Authorization: Bearer $admin" \
+      -H 'Content-Type: application/json' -d @- | jq -r .version >"$work/gw-version"
+curl -sf -X POST "$maddr/v1/policies/$(cat "$work/gw-version")/activate" \
+  -H "Authorization: Bearer $admin" >/dev/null
+curl -sf -X PUT "$maddr/v1/gateway/secrets/upstream-key" -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' -d '{"value":"bench-upstream-secret-0123456789"}'
+gw_agent="$(jq -n --arg aud "$gaddr/up" '{name: "bench-gw", owner: "bench@example.com",
+    boundary: {grants: [{actions: ["bench:*"], resources: ["Bench::Upstream/*"]}], audiences: [$aud]}}' \
+  | curl -sf "$maddr/v1/agents" -H "Authorization: Bearer $admin" \
+      -H 'Content-Type: application/json' -d @- | jq -r .id)"
+gw_secret="$(curl -sf "$maddr/v1/agents/$gw_agent/credentials" -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' -d '{"type":"client_secret"}' | jq -r .client_secret)"
+gateway_token() {
+  curl -sf "$maddr/oauth/token" -u "$gw_agent:$gw_secret" -d grant_type=client_credentials \
+    --data-urlencode "resource=$gaddr/up" | jq -r .access_token
+}
+answer="$(curl -sf "$gaddr/up/v1/authorize" -H "Authorization: Bearer $(gateway_token)" \
+  -H 'Content-Type: application/json' -d "$mandate_body")" \
+  || { log "the gateway did not forward: $(tail -n3 "$work/mandate.err")"; exit 1; }
+log "gateway $gaddr/up → hello: $answer"
+
 # OPA's Data API: the CRM read rule in Rego, put through OPA's Policy API (a new version
-# keeping the CRM Cedar policies), asked with the agent's own token.
+# keeping the Cedar policies above), asked with the agent's own token.
 oaddr="$(grep -o 'OPA-compatible API (Data, Policy, Health) on http://[0-9.:]*' "$work/mandate.out" | sed 's/.* on //')"
 [[ -n "$oaddr" ]] || { log "no OPA line in $(cat "$work/mandate.out")"; exit 1; }
 crm_rego='package crm
@@ -156,41 +193,6 @@ answer="$(curl -sf "$oaddr/v1/data/crm/allow" -H "Authorization: Bearer $(mandat
   -H 'Content-Type: application/json' -d "$opa_body")"
 [[ "$(jq -r .result <<<"$answer")" == true ]] || { log "the Data API did not allow: $answer"; exit 1; }
 log "opa $oaddr/v1/data/crm/allow: $answer"
-answer="$(curl -sf "$haddr/v1/authorize" -H 'Content-Type: application/json' -d "$mandate_body")"
-log "hello $haddr: $answer"
-
-# The gateway: a policy version with the CRM policies plus the proxy action, the
-# upstream secret, and an agent whose tokens are for the route's resource.
-gaddr="$(grep -o 'gateway on http://[0-9.:]*' "$work/mandate.out" | sed 's/gateway on //')"
-[[ -n "$gaddr" ]] || { log "no gateway line in $(cat "$work/mandate.out")"; exit 1; }
-bench_schema='namespace Bench { entity Upstream; }
-namespace Mandate { action "bench:proxy" in ["all"] appliesTo { principal: [Agent], resource: [Bench::Upstream] }; }'
-bench_policy='
-@id("bench-proxy")
-permit (principal, action == Mandate::Action::"bench:proxy", resource);
-'
-jq -n --rawfile p examples/crm/policies.cedar --rawfile s examples/crm/schema.cedarschema \
-  --arg b "$bench_schema" --arg q "$bench_policy" \
-  '{policies: ($p + $q), schema_fragments: [$s, $b]}' \
-  | curl -sf "$maddr/v1/policies" -H "Authorization: Bearer $admin" \
-      -H 'Content-Type: application/json' -d @- >/dev/null
-curl -sf -X POST "$maddr/v1/policies/2/activate" -H "Authorization: Bearer $admin" >/dev/null
-curl -sf -X PUT "$maddr/v1/gateway/secrets/upstream-key" -H "Authorization: Bearer $admin" \
-  -H 'Content-Type: application/json' -d '{"value":"bench-upstream-secret-0123456789"}'
-gw_agent="$(jq -n --arg aud "$gaddr/up" '{name: "bench-gw", owner: "bench@example.com",
-    boundary: {grants: [{actions: ["bench:*"], resources: ["Bench::Upstream/*"]}], audiences: [$aud]}}' \
-  | curl -sf "$maddr/v1/agents" -H "Authorization: Bearer $admin" \
-      -H 'Content-Type: application/json' -d @- | jq -r .id)"
-gw_secret="$(curl -sf "$maddr/v1/agents/$gw_agent/credentials" -H "Authorization: Bearer $admin" \
-  -H 'Content-Type: application/json' -d '{"type":"client_secret"}' | jq -r .client_secret)"
-gateway_token() {
-  curl -sf "$maddr/oauth/token" -u "$gw_agent:$gw_secret" -d grant_type=client_credentials \
-    --data-urlencode "resource=$gaddr/up" | jq -r .access_token
-}
-answer="$(curl -sf "$gaddr/up/v1/authorize" -H "Authorization: Bearer $(gateway_token)" \
-  -H 'Content-Type: application/json' -d "$mandate_body")" \
-  || { log "the gateway did not forward: $(tail -n3 "$work/mandate.err")"; exit 1; }
-log "gateway $gaddr/up → hello: $answer"
 
 # ---------------------------------------------------------------------------- Cerbos
 # The contact rules of examples/crm/policies.cedar, in Cerbos terms: the agent is a
