@@ -46,7 +46,12 @@ pub enum OpaAuthentication {
 
 /// The OPA-compatible router (mounted on `opa.listen` by the binary).
 pub fn opa_router(state: Arc<Node>, auth: OpaAuthentication) -> Router {
-    let ctx = Arc::new(Ctx { node: state, auth });
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let ctx = Arc::new(Ctx {
+        node: state,
+        auth,
+        rego_slots: Arc::new(tokio::sync::Semaphore::new(REGO_SLOTS_PER_CORE * cores)),
+    });
     Router::new()
         .route("/v1/data", get(data_get).post(data_post).fallback(no_write))
         .route(
@@ -66,7 +71,13 @@ pub fn opa_router(state: Arc<Node>, auth: OpaAuthentication) -> Router {
 struct Ctx {
     node: Arc<Node>,
     auth: OpaAuthentication,
+    /// Rego evaluations running at once (`INVARIANT (Rego off the async workers)`).
+    rego_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many Rego evaluations may run at once, per core: the rest wait their turn, so
+/// slow queries never fill the blocking pool the store's work runs on too.
+const REGO_SLOTS_PER_CORE: usize = 4;
 
 /// An answer in OPA's error shape.
 #[derive(Debug)]
@@ -321,11 +332,18 @@ async fn data(
     // time limit is checked between interpreter steps only, and some builtins
     // (`net.cidr_expand`, `bits.lsh`, `numbers.range`, `sprintf` widths) do work sized by
     // the input in one step; on a worker such a query would stall every other request
-    // of the node, the kill switch included.
+    // of the node, the kill switch included. And at most `REGO_SLOTS_PER_CORE` per core
+    // at once: the blocking pool also runs the store's work (a suspension's write), which
+    // a flood of slow queries must not crowd out.
+    let slot = Arc::clone(&ctx.rego_slots)
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("the Rego slots are closed"))?;
     let (outcome, event) = {
         let state = Arc::clone(state);
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let caller = match &caller {
                 Caller::Agent(c) => DataCaller::Agent(c),
                 Caller::Enforcer(id) => DataCaller::Enforcer(id.clone()),
