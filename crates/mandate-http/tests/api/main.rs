@@ -625,29 +625,10 @@ async fn run_bad_input(name: &str, case: BadInputCase) -> Result<(), String> {
 
 #[tokio::test]
 async fn bad_input_cases() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad_input");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/data/bad_input")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 20,
-        "only {} bad-input cases in {}",
-        files.len(),
-        dir.display()
-    );
+    let files = case_files::<BadInputCase>("bad_input", 20);
+    let total = files.len();
     let mut failures = Vec::new();
-    for path in &files {
-        let name = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let text = std::fs::read_to_string(path).expect("read case");
-        let case: BadInputCase = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: not a valid case: {e}", path.display()));
+    for (name, case) in files {
         if let Err(e) = run_bad_input(&name, case).await {
             failures.push(e);
         }
@@ -656,9 +637,43 @@ async fn bad_input_cases() {
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
         failures.len(),
-        files.len(),
+        total,
         failures.join("\n")
     );
+}
+
+/// The `tests/data/<dir>/*.json` cases by file stem, sorted, each checked to read as a
+/// `T` (else the test fails naming the file); at least `min` of them.
+fn case_files<T: serde::de::DeserializeOwned>(dir: &str, min: usize) -> Vec<(String, T)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= min,
+        "only {} cases in {}",
+        files.len(),
+        dir.display()
+    );
+    files
+        .iter()
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(path).expect("read case");
+            let case = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: not a valid case: {e}", path.display()));
+            (name, case)
+        })
+        .collect()
 }
 
 // ---- registry ----

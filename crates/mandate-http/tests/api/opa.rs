@@ -4,7 +4,6 @@
 //! a 5xx, and changes nothing — no policy version, no `opa.decision` event.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -144,24 +143,8 @@ async fn run(name: &str, case: Case) -> Result<(), String> {
 
 #[tokio::test]
 async fn opa_bad_input_cases() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/opa_bad_input");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/data/opa_bad_input")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 15, "only {} cases", files.len());
     let mut failures = Vec::new();
-    for path in &files {
-        let name = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let text = std::fs::read_to_string(path).expect("read case");
-        let case: Case = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: not a valid case: {e}", path.display()));
+    for (name, case) in super::case_files::<Case>("opa_bad_input", 15) {
         if let Err(e) = run(&name, case).await {
             failures.push(e);
         }
