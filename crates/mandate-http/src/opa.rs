@@ -171,7 +171,7 @@ enum Who<'h> {
 }
 
 async fn who<'h>(ctx: &Ctx, headers: &'h HeaderMap) -> Result<Who<'h>, OpaError> {
-    let Some(token) = bearer(headers) else {
+    if bearer(headers).is_none() {
         return match ctx.auth {
             OpaAuthentication::Off => Ok(Who::Anonymous),
             OpaAuthentication::Token => Err(OpaError::new(
@@ -180,25 +180,12 @@ async fn who<'h>(ctx: &Ctx, headers: &'h HeaderMap) -> Result<Who<'h>, OpaError>
                 "a bearer token is required: the agent's access token, or a service or admin token",
             )),
         };
-    };
-    if looks_like_jwt(token) {
-        return Ok(Who::Agent(token));
     }
-    match lookup_admin_token(&ctx.node, token).await? {
-        Some(t) if matches!(t.role, Role::Service | Role::Admin) => {
-            Ok(Who::Enforcer(t.id.to_string()))
-        }
-        Some(_) => Err(OpaError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only agents, service tokens and admin tokens may query the Data API",
-        )),
-        None => Err(OpaError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "unknown or revoked token",
-        )),
-    }
+    // The same check as every decision surface (`/v1/authorize`, AuthZEN).
+    Ok(match crate::authorize::caller(&ctx.node, headers).await? {
+        crate::authorize::Caller::Agent(t) => Who::Agent(t),
+        crate::authorize::Caller::Service(id) => Who::Enforcer(id),
+    })
 }
 
 /// `/v1/data/{path}` as the Data API's slash path, checked: segments of at most 256
