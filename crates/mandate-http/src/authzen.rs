@@ -32,7 +32,7 @@ use sha2::Digest as _;
 
 use crate::Node;
 use crate::authorize::{Ask, Caller, caller, decide_ask, refuse_unverified};
-use crate::decide::{Decision, Principal, Resource, Snapshot, Verdict};
+use crate::decide::{Decision, Principal, Resource, Snapshot, TokenAudience, Verdict};
 use crate::error::ApiError;
 use crate::extract::{is_json, parse_json, read_body};
 
@@ -923,6 +923,19 @@ fn search_as(
         Caller::Service(_) => p.token.as_deref(),
     };
     let claims = token.and_then(|t| verified_claims(state, snapshot, t, now));
+    // INVARIANT (audience), decide.rs: `decide_candidate` does not check what a token
+    // was issued for (`decide_question` does), so a token for another API is refused
+    // here: it lists nothing, as its evaluation is a `wrong_audience` deny.
+    if let Some(c) = &claims
+        && !TokenAudience::Mandate.accepts(snapshot, c)
+    {
+        return Found {
+            agent: AgentId::parse(&c.client_id).ok(),
+            candidates: 0,
+            results: Vec::new(),
+            skipped: Vec::new(),
+        };
+    }
     let agent = match (&claims, &p.principal) {
         (Some(c), _) => AgentId::parse(&c.client_id).ok(),
         (None, Some(id)) => AgentId::parse(id).ok(),

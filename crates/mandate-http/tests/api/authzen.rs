@@ -906,3 +906,65 @@ fn no_body_makes_a_server_error() {
     // The bodies are not all refused at the door: some reach a decision or a search.
     assert!(answered.get() >= cases / 8, "{} answered", answered.get());
 }
+
+/// INVARIANT (audience), decide.rs: an agent token issued for another API decides
+/// nothing on Mandate, searches included. A token for `https://api.example.com/v1`
+/// (one a resource server received) is denied by an evaluation; a resource or action
+/// search with it, as the bearer or passed on by a service, must list nothing either.
+#[tokio::test]
+async fn a_token_for_another_audience_searches_nothing() {
+    let env = Env::new();
+    env.activate(&data("policies.cedar"), &[&data("schema.cedarschema")])
+        .await;
+    let mut boundary = records();
+    boundary["audiences"] = json!(["https://api.example.com/*"]);
+    let c = env.client_with("alice", boundary).await;
+    let r = env
+        .token_request(&c, &[("resource", "https://api.example.com/v1")])
+        .await;
+    let foreign = r.expect(200).json()["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    let own = env.token(&c).await;
+    let subject = json!({"type": "agent", "id": c.id});
+    let with_token = json!({"type": "agent", "id": c.id, "properties": {"token": foreign}});
+    let search = |s: &Value| {
+        json!({"subject": s, "action": {"name": "read"}, "resource": {"type": "record"}})
+            .to_string()
+    };
+    // The agent's own token for Mandate finds record-1: the fixture is not empty.
+    let v = post(
+        &env,
+        &own,
+        "/access/v1/search/resource",
+        &search(&subject),
+        &[],
+    )
+    .await
+    .expect(200)
+    .json();
+    assert_ne!(v["results"], json!([]), "{v}");
+    // The same agent's token for another API finds nothing, however it is presented.
+    for (bearer, s) in [
+        (foreign.clone(), &subject),
+        (env.admin.clone(), &with_token),
+    ] {
+        let r = post(&env, &bearer, "/access/v1/search/resource", &search(s), &[]).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json()["results"], json!([]), "{}", r.json());
+        }
+        let body = json!({"subject": s, "resource": {"type": "record", "id": "record-1"}});
+        let r = post(
+            &env,
+            &bearer,
+            "/access/v1/search/action",
+            &body.to_string(),
+            &[],
+        )
+        .await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json()["results"], json!([]), "{}", r.json());
+        }
+    }
+}
