@@ -727,10 +727,13 @@ fn issue18_f1_the_upstream_receives_exactly_the_decided_path_or_nothing() {
     if let Err(e) = result {
         panic!("{e}");
     }
-    // The alphabet must reach both sides of the property, not only refusals.
+    // The alphabet must reach both sides of the property, not only refusals. About one
+    // draw in eight is forwarded (mean ~61 of 512, sd ~7.4): the bounds sit at 1/32 and
+    // 31/32, more than 5 sd away, so an unseeded run does not fail by chance (an earlier
+    // bound at 1/10 was 1.5 sd away and failed CI with 50 of 512).
     let forwarded = forwarded.into_inner();
     assert!(
-        forwarded * 10 >= cases as usize && forwarded * 10 <= cases as usize * 9,
+        forwarded * 32 >= cases as usize && forwarded * 32 <= cases as usize * 31,
         "{forwarded} of {cases} forwarded"
     );
 }
