@@ -1,7 +1,8 @@
 //! The workspace's layer rules, read from `cargo metadata` rather than kept by review:
 //!
 //! 1. The pure crates — core, the wire types (`mandate-api`), token, policy, audit,
-//!    detect, the engine and the store seam (`mandate-store`: traits, no SQL) — never depend,
+//!    detect, the engine, the store seam (`mandate-store`: traits, no SQL) and the export
+//!    formats (`mandate-export`: records and framing, no IO) — never depend,
 //!    however indirectly, on an HTTP stack, an async runtime or a database driver
 //!    (`axum`, `hyper`, `reqwest`, `tokio`, `rusqlite`, `tokio-postgres`).
 //! 2. Dependencies between our crates point down the layers only (`LAYERS`, lowest
@@ -44,7 +45,12 @@ const LAYERS: &[&[&str]] = &[
         "mandate-audit",
         "mandate-detect",
     ],
-    &["mandate-engine", "mandate-store", "mandate-client"],
+    &[
+        "mandate-engine",
+        "mandate-store",
+        "mandate-client",
+        "mandate-export",
+    ],
     &[
         "mandate-gateway",
         "mandate-store-sqlite",
@@ -64,6 +70,7 @@ const PURE: &[&str] = &[
     "mandate-detect",
     "mandate-engine",
     "mandate-store",
+    "mandate-export",
 ];
 
 const NOT_IN_PURE: &[&str] = &[
