@@ -24,6 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mandate_core::admin::Role;
+use mandate_policy::{Budget, RegoError};
 use mandate_service::decisions::verified_claims;
 use mandate_service::opa::{DataCaller, DataOutcome, DataQuery};
 use mandate_service::policies::{self as service, ModuleError, PolicyError};
@@ -220,7 +221,7 @@ async fn data_post(
         let who = who(&ctx, &headers).await?;
         let bytes = read_body(body, ctx.node.config.max_body_bytes).await?;
         let input = input_of_body(&bytes)?;
-        data(&ctx, who, &path, input).await
+        data(&ctx, who, &path, input, bytes.len()).await
     }
     .await;
     finish(r, pretty)
@@ -238,13 +239,16 @@ async fn data_get(
     let r = async {
         let path = data_path(path.as_ref().map(|p| p.0.as_str()))?;
         let who = who(&ctx, &headers).await?;
-        let input = match params.iter().find(|(k, _)| k == "input") {
-            None => None,
-            Some((_, v)) => Some(serde_json::from_str::<Value>(v).map_err(|e| {
-                OpaError::invalid(format!("the `input` parameter is not JSON: {e}"))
-            })?),
+        let (input, size) = match params.iter().find(|(k, _)| k == "input") {
+            None => (None, 0),
+            Some((_, v)) => (
+                Some(serde_json::from_str::<Value>(v).map_err(|e| {
+                    OpaError::invalid(format!("the `input` parameter is not JSON: {e}"))
+                })?),
+                v.len(),
+            ),
         };
-        data(&ctx, who, &path, input).await
+        data(&ctx, who, &path, input, size).await
     }
     .await;
     finish(r, pretty)
@@ -279,12 +283,58 @@ enum Caller {
     Anonymous,
 }
 
+impl Caller {
+    fn as_data_caller(&self) -> DataCaller<'_> {
+        match self {
+            Caller::Agent(c) => DataCaller::Agent(c),
+            Caller::Enforcer(id) => DataCaller::Enforcer(id.clone()),
+            Caller::Anonymous => DataCaller::Anonymous,
+        }
+    }
+}
+
+/// Runs a query with the full time limit on a blocking thread: at most
+/// `REGO_SLOTS_PER_CORE` per core at once, since the blocking pool also runs the store's
+/// work (a suspension's write), which a flood of slow queries must not crowd out.
+async fn off_the_worker(
+    ctx: &Ctx,
+    snapshot: Arc<mandate_engine::decide::Snapshot>,
+    caller: Caller,
+    path: &str,
+    input: Option<Value>,
+) -> Result<(DataOutcome, mandate_audit::event::AuditEvent), OpaError> {
+    let slot = Arc::clone(&ctx.rego_slots)
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("the Rego slots are closed"))?;
+    let state = Arc::clone(&ctx.node);
+    let path = path.to_owned();
+    Ok(tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        mandate_service::opa::query(
+            &state,
+            &snapshot,
+            DataQuery {
+                path: &path,
+                input,
+                caller: caller.as_data_caller(),
+                budget: Budget::Full,
+            },
+        )
+    })
+    .await
+    .map_err(mandate_service::error::ServiceError::from)?)
+}
+
 /// Decides one query on the snapshot of now and records it before answering.
+/// `input_bytes` is the size of the input as sent (it decides whether Rego may be tried
+/// on this worker).
 async fn data(
     ctx: &Ctx,
     who: Who<'_>,
     path: &str,
     input: Option<Value>,
+    input_bytes: usize,
 ) -> Result<Value, OpaError> {
     let state = &ctx.node;
     // INVARIANT (decided on the snapshot of now), as /v1/authorize: taken once the body
@@ -315,39 +365,38 @@ async fn data(
         Who::Enforcer(id) => Caller::Enforcer(id),
         Who::Anonymous => Caller::Anonymous,
     };
-    // INVARIANT (Rego off the async workers): a query runs on a blocking thread. The
-    // time limit is checked between interpreter steps only, and some builtins
-    // (`net.cidr_expand`, `bits.lsh`, `numbers.range`, `sprintf` widths) do work sized by
-    // the input in one step; on a worker such a query would stall every other request
-    // of the node, the kill switch included. And at most `REGO_SLOTS_PER_CORE` per core
-    // at once: the blocking pool also runs the store's work (a suspension's write), which
-    // a flood of slow queries must not crowd out.
-    let slot = Arc::clone(&ctx.rego_slots)
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::internal("the Rego slots are closed"))?;
-    let (outcome, event) = {
-        let state = Arc::clone(state);
-        let path = path.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            let caller = match &caller {
-                Caller::Agent(c) => DataCaller::Agent(c),
-                Caller::Enforcer(id) => DataCaller::Enforcer(id.clone()),
-                Caller::Anonymous => DataCaller::Anonymous,
-            };
-            mandate_service::opa::query(
-                &state,
-                &snapshot,
-                DataQuery {
-                    path: &path,
-                    input,
-                    caller,
-                },
-            )
-        })
-        .await
-        .map_err(mandate_service::error::ServiceError::from)?
+    // INVARIANT (Rego off the async workers): a query may stall this worker for at most
+    // INLINE_TIME_LIMIT plus one short step. It is tried here only with a small input and
+    // policies that call no builtin doing work out of proportion to its arguments
+    // (`net.cidr_expand`, `bits.lsh`, `numbers.range`, a `sprintf` width from the input:
+    // `RegoPolicies::may_run_inline`), and under the inline time limit; anything else,
+    // and a query that reaches that limit, runs on a blocking thread (queries are pure,
+    // so running it again answers the same). On a worker, a slow query would stall every
+    // other request of the node, the kill switch included.
+    let inline = input_bytes <= mandate_policy::INLINE_INPUT_BYTES
+        && snapshot
+            .policies
+            .as_ref()
+            .is_none_or(|p| p.rego().may_run_inline());
+    let tried = match inline {
+        true => match mandate_service::opa::query(
+            state,
+            &snapshot,
+            DataQuery {
+                path,
+                input: input.clone(),
+                caller: caller.as_data_caller(),
+                budget: Budget::Inline,
+            },
+        ) {
+            (DataOutcome::Failed(RegoError::TimeLimit), _) => None,
+            done => Some(done),
+        },
+        false => None,
+    };
+    let (outcome, event) = match tried {
+        Some(done) => done,
+        None => off_the_worker(ctx, snapshot, caller, path, input).await?,
     };
     let id = mandate_service::opa::record(state, event).await?;
     match outcome {

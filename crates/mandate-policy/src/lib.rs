@@ -60,7 +60,8 @@ pub use evaluate::{
     EntityRef, OnBehalf, PolicyOutcome, PolicyRequest, mandate_attributes, parsed_on_this_thread,
 };
 pub use rego::{
-    DATA_SOURCE, MAX_LITERAL_NESTING, MAX_MODULE_BYTES, MAX_MODULES, MAX_NESTING, MAX_OPERATORS,
+    Budget, DATA_SOURCE, INLINE_CHECK_INTERVAL, INLINE_INPUT_BYTES, INLINE_TIME_LIMIT,
+    MAX_LITERAL_NESTING, MAX_MODULE_BYTES, MAX_MODULES, MAX_NESTING, MAX_OPERATORS,
     MAX_SOURCE_BYTES, QUERY_TIME_LIMIT, RegoError, RegoModule, RegoPolicies, RegoSource,
     compile_rego,
 };

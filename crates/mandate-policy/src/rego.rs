@@ -28,6 +28,18 @@
 //! [`QUERY_TIME_LIMIT`] is stopped with [`RegoError::TimeLimit`], checked between
 //! interpreter steps: a builtin's one step (`net.cidr_expand` of a wide prefix) can run
 //! past it, so callers evaluate off their async workers.
+//!
+//! # Inline queries
+//!
+//! Handing every query to a blocking thread halves the Data API's throughput (the
+//! hop, not Rego, is most of a query's cost: BENCHMARKS.md). So a caller may first try
+//! [`Budget::Inline`] on its async worker: the time limit is then [`INLINE_TIME_LIMIT`],
+//! checked every [`INLINE_CHECK_INTERVAL`] steps, and a query that reaches it answers
+//! [`RegoError::TimeLimit`], to be run again with [`Budget::Full`] off the worker
+//! (queries are pure: `time.now_ns` is the caller's `now`, so the second run answers
+//! what the first would have). One step must then be short too, which holds when the
+//! input is small ([`INLINE_INPUT_BYTES`]) and no module calls a builtin whose work is
+//! not bounded by its arguments' size ([`RegoPolicies::may_run_inline`]).
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -51,6 +63,47 @@ pub const MAX_SOURCE_BYTES: usize = 16 * 1024 * 1024;
 /// How long one query may evaluate before it is stopped (checked every few hundred
 /// steps of the interpreter, so it overshoots by microseconds).
 pub const QUERY_TIME_LIMIT: Duration = Duration::from_millis(500);
+
+/// How long a [`Budget::Inline`] query may evaluate on an async worker before it stops
+/// with [`RegoError::TimeLimit`] (and its caller runs it again off the worker).
+pub const INLINE_TIME_LIMIT: Duration = Duration::from_millis(2);
+
+/// How many interpreter steps an inline query takes between looks at the clock: few,
+/// since a step of a builtin over a small input is microseconds.
+pub const INLINE_CHECK_INTERVAL: u32 = 8;
+
+/// The largest input (as the JSON the caller sent, in bytes) a caller should try inline:
+/// with more, one builtin step over it (`replace`, `strings.any_prefix_match`) can take
+/// milliseconds by itself.
+pub const INLINE_INPUT_BYTES: usize = 4096;
+
+/// Builtins whose one call can do work out of proportion to its arguments' size: a range
+/// of a billion numbers from two small ones, a /8 expanded, a shift by millions of bits,
+/// a patch that copies the document into itself again and again, every path of a graph,
+/// regex intersection, a replacement count from the input. A module that names any of
+/// them (as a whole word, anywhere: a comment too, erring towards the blocking thread)
+/// never runs inline.
+const AMPLIFYING: &[&str] = &[
+    "range",
+    "range_step",
+    "cidr_expand",
+    "lsh",
+    "replace_n",
+    "reachable_paths",
+    "patch",
+    "globs_match",
+];
+
+/// How long a query may run, and so where: see the module's "Inline queries".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// [`INLINE_TIME_LIMIT`]: on an async worker, for a query
+    /// [`RegoPolicies::may_run_inline`] allows with an input of at most
+    /// [`INLINE_INPUT_BYTES`].
+    Inline,
+    /// [`QUERY_TIME_LIMIT`]: off the async workers.
+    Full,
+}
 
 /// A rule no module can define (`__` is not a package path a loader produces); asked
 /// for only to make regorus prepare its engine.
@@ -164,6 +217,10 @@ pub struct RegoPolicies {
     /// plain identifiers: `http/authz/allow`, `app/limits/max`. Such a path is
     /// answered by a rule lookup.
     rules: std::collections::HashSet<String>,
+    /// Some module names an [`AMPLIFYING`] builtin, or calls `sprintf` with a format
+    /// that is not a literal (a width read from the input, `%999999999d`, is a
+    /// gigabyte in one step).
+    amplifies: bool,
 }
 
 impl std::fmt::Debug for RegoPolicies {
@@ -185,6 +242,13 @@ impl RegoPolicies {
         self.engine.is_none()
     }
 
+    /// Whether a query with a small input ([`INLINE_INPUT_BYTES`]) may be tried with
+    /// [`Budget::Inline`]: no module names a builtin whose one call can outrun the
+    /// inline time limit by itself.
+    pub fn may_run_inline(&self) -> bool {
+        !self.amplifies
+    }
+
     /// The packages defined, as Data API paths (`http/authz`), sorted.
     pub fn packages(&self) -> Vec<String> {
         self.packages.clone()
@@ -204,6 +268,19 @@ impl RegoPolicies {
         input: Option<&Value>,
         now_millis: i64,
     ) -> Result<Option<Value>, RegoError> {
+        self.query_within(path, input, now_millis, Budget::Full)
+    }
+
+    /// [`RegoPolicies::query`] within `budget`: with [`Budget::Inline`], a query that
+    /// reaches [`INLINE_TIME_LIMIT`] answers [`RegoError::TimeLimit`], and is to be run
+    /// again with [`Budget::Full`] off the async worker.
+    pub fn query_within(
+        &self,
+        path: &str,
+        input: Option<&Value>,
+        now_millis: i64,
+        budget: Budget,
+    ) -> Result<Option<Value>, RegoError> {
         let segments = path_segments(path)?;
         let Some(engine) = &self.engine else {
             return Ok(if segments.is_empty() {
@@ -213,6 +290,12 @@ impl RegoPolicies {
             });
         };
         let mut engine = engine.clone();
+        if budget == Budget::Inline {
+            engine.set_execution_timer_config(ExecutionTimerConfig {
+                limit: INLINE_TIME_LIMIT,
+                check_interval: NonZeroU32::new(INLINE_CHECK_INTERVAL).unwrap_or(NonZeroU32::MIN),
+            });
+        }
         if let Some(input) = input {
             let value = regorus::Value::deserialize(input)
                 .map_err(|e| RegoError::InvalidInput(e.to_string()))?;
@@ -412,7 +495,46 @@ pub fn compile_rego(src: &RegoSource) -> Result<RegoPolicies, Vec<PolicyError>> 
         engine: Some(engine),
         packages,
         rules: rules.into_keys().collect(),
+        amplifies: src.modules.iter().any(|m| amplifies(&m.source)),
     })
+}
+
+/// Whether `source` names an [`AMPLIFYING`] builtin as a whole word, or has a `sprintf(`
+/// whose format is not a string literal. A textual scan, so it errs one way only: a
+/// comment or a string that says `range` sends the module's queries off the worker,
+/// which costs throughput and never safety. Rego has no first-class functions: a
+/// builtin is called (or replaced with `with`) only by writing its name.
+pub(crate) fn amplifies(source: &str) -> bool {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut words = source.char_indices().peekable();
+    while let Some((start, c)) = words.next() {
+        if !is_ident(c) {
+            continue;
+        }
+        let mut end = start + c.len_utf8();
+        while let Some(&(i, c)) = words.peek() {
+            if !is_ident(c) {
+                break;
+            }
+            end = i + c.len_utf8();
+            words.next();
+        }
+        let word = &source[start..end];
+        if AMPLIFYING.contains(&word) {
+            return true;
+        }
+        if word == "sprintf" {
+            let rest = source[end..].trim_start();
+            let literal = rest
+                .strip_prefix('(')
+                .map(str::trim_start)
+                .is_some_and(|a| a.starts_with('"') || a.starts_with('`'));
+            if !literal {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// The engine with every module and the data added, and the package paths; or every

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use mandate_audit::event::AuditEvent;
 use mandate_engine::decide::{Refusal, Snapshot, holder};
-use mandate_policy::RegoError;
+use mandate_policy::{Budget, RegoError};
 use mandate_token::access::AccessClaims;
 use serde_json::{Map, Value, json};
 
@@ -44,6 +44,11 @@ pub struct DataQuery<'a> {
     pub input: Option<Value>,
     /// Who asks.
     pub caller: DataCaller<'a>,
+    /// How long Rego may run: [`Budget::Inline`] only on an async worker, for a
+    /// small input and policies that [`may_run_inline`](mandate_policy::RegoPolicies::may_run_inline);
+    /// its [`RegoError::TimeLimit`] means "run it again with [`Budget::Full`] on a
+    /// blocking thread", never an answer.
+    pub budget: Budget,
 }
 
 /// What a query came to.
@@ -140,10 +145,12 @@ pub fn query(state: &Node, snapshot: &Snapshot, q: DataQuery<'_>) -> (DataOutcom
         }
         match &snapshot.policies {
             None => DataOutcome::Answered(None),
-            Some(p) => match p
-                .rego()
-                .query(q.path, input.as_ref(), state.clock.now_millis())
-            {
+            Some(p) => match p.rego().query_within(
+                q.path,
+                input.as_ref(),
+                state.clock.now_millis(),
+                q.budget,
+            ) {
                 Ok(v) => DataOutcome::Answered(v),
                 Err(err) => DataOutcome::Failed(err),
             },

@@ -13,8 +13,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use mandate_policy::{
-    MAX_MODULES, RegoError, RegoModule, RegoPolicies, RegoSource, RegoTestOutcome, compile_rego,
-    run_rego_tests,
+    Budget, MAX_MODULES, RegoError, RegoModule, RegoPolicies, RegoSource, RegoTestOutcome,
+    compile_rego, run_rego_tests,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -99,6 +99,16 @@ fn rego_queries() {
             .unwrap_or_else(|e| panic!("{name}: queries.json: {e}"));
         for q in queries {
             let got = policies.query(&q.path, q.input.as_ref(), q.now_millis);
+            // An inline query answers what a full one does, unless it ran out of its
+            // budget (then its caller asks again with the full one).
+            let inline =
+                policies.query_within(&q.path, q.input.as_ref(), q.now_millis, Budget::Inline);
+            if inline != got && inline != Err(RegoError::TimeLimit) {
+                failures.push_str(&format!(
+                    "\n{name}: `{}`: inline {inline:?}, full {got:?}",
+                    q.path
+                ));
+            }
             let ok = match (&got, &q.error) {
                 (Err(e), Some(want)) => e.to_string().contains(want.as_str()),
                 (Ok(v), None) => *v == q.result,
@@ -202,6 +212,53 @@ fn time_now_ns_is_the_callers_clock() {
         Ok(Some(json!(1_700_000_000_123_000_000_i64)))
     );
     assert_eq!(p.query("t/now", None, 5), Ok(Some(json!(5_000_000))));
+}
+
+/// A query that outruns the inline budget stops with `TimeLimit` (its caller then runs it
+/// off the worker), and the full budget answers it.
+#[test]
+fn an_inline_query_stops_at_its_budget_and_the_full_one_answers() {
+    let mut src = one("package loop
+         n := count([1 | some a in data.xs; some b in data.xs])
+");
+    src.data
+        .insert("xs".into(), json!((0..200).collect::<Vec<_>>()));
+    let p = compile_rego(&src).expect("compiles");
+    assert!(p.may_run_inline(), "no amplifying builtin");
+    assert_eq!(
+        p.query_within("loop/n", None, 0, Budget::Inline),
+        Err(RegoError::TimeLimit)
+    );
+    assert_eq!(
+        p.query_within("loop/n", None, 0, Budget::Full),
+        Ok(Some(json!(40_000)))
+    );
+}
+
+/// Which policies may be tried inline, from `tests/data/rego_inline.json`
+/// (`[{"source", "inline", "why"}]`): a module naming a builtin whose one call can do
+/// unbounded work (or a `sprintf` whose format is not a literal) never is.
+#[test]
+fn amplifying_builtins_keep_a_policy_off_the_worker() {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Case {
+        source: String,
+        inline: bool,
+        why: String,
+    }
+    let cases: Vec<Case> =
+        serde_json::from_str(&read(&crate_dir().join("tests/data/rego_inline.json")))
+            .expect("rego_inline.json");
+    let mut failures = String::new();
+    for c in &cases {
+        let p = compile_rego(&one(&c.source))
+            .unwrap_or_else(|e| panic!("{}: does not compile:{}", c.why, show(&e)));
+        if p.may_run_inline() != c.inline {
+            failures.push_str(&format!("\n{}: inline {}", c.why, !c.inline));
+        }
+    }
+    assert!(failures.is_empty(), "wrong:{failures}");
 }
 
 #[test]

@@ -481,6 +481,42 @@ async fn a_slow_builtin_does_not_stall_the_main_api() {
     }
 }
 
+/// A query tried on the async worker that outruns the inline budget is run again off it
+/// and answered in full: the budget decides where a query runs, never what it answers.
+#[test]
+fn a_query_past_the_inline_budget_is_answered_off_the_worker() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[("MANDATE_OPA_LISTEN", "127.0.0.1:0")]);
+    let admin = s.token.clone().unwrap();
+    let opa = opa_base(&s);
+    let xs: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    let module = format!(
+        "package loop\n\nxs := [\n{}\n]\n\nn := count([1 | some a in xs; some b in xs; a != b])\n",
+        xs.join(",\n")
+    );
+    let (st, put) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &format!("Authorization: Bearer {admin}"),
+        "--data-binary",
+        &module,
+        &format!("{opa}/v1/policies/loop.rego"),
+    ]);
+    assert_eq!(st, 200, "{put}");
+    let (st, got) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {admin}"),
+        "-d",
+        r#"{"input": {}}"#,
+        &format!("{opa}/v1/data/loop/n"),
+    ]);
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["result"], 300 * 299, "{got}");
+}
+
 /// Regression (adversarial pass, issue 22): the Policy API took any module id, control
 /// characters included (`a%0Ab`, NUL, an ANSI escape), and `mandate policy list` printed
 /// the version note `put module a` and a forged line `b`. Such ids are refused, 400.
