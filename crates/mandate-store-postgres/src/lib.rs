@@ -65,6 +65,7 @@
 mod agents;
 mod anomalies;
 mod audit;
+mod export;
 mod listen;
 mod mandates;
 mod migrate;

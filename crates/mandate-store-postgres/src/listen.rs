@@ -56,13 +56,18 @@ pub(crate) const CHANNEL: &str = "mandate_changes";
 
 /// The topics whose changes are announced to other nodes: all but the audit log (each
 /// node writes its own), assertion `jti`s (checked by the database's unique key on
-/// every request, never cached) and the nodes' own records (heartbeats, read fresh by
-/// `cluster status`).
+/// every request, never cached), the nodes' own records (heartbeats, read fresh by
+/// `cluster status`) and export cursors (each node moves its own log's).
 pub(crate) fn notified() -> Topics {
     Topics::all().without(
-        [Topic::Audit, Topic::AssertionReplay, Topic::Node]
-            .into_iter()
-            .collect(),
+        [
+            Topic::Audit,
+            Topic::AssertionReplay,
+            Topic::Node,
+            Topic::Export,
+        ]
+        .into_iter()
+        .collect(),
     )
 }
 

@@ -254,6 +254,18 @@ ALTER TABLE nodes ADD COLUMN leader BOOLEAN NOT NULL DEFAULT false;
     r#"
 ALTER TABLE policy_versions ADD COLUMN rego TEXT NOT NULL DEFAULT '';
 "#,
+    // 6: export sinks' cursors (issue 23): the seq of the next event of `node`'s log that
+    // `sink` sends; it only moves forward, after the sink's receiver accepted what is
+    // below. Each node moves its own log's cursors.
+    r#"
+CREATE TABLE export_cursors (
+    sink       TEXT COLLATE "C" NOT NULL,
+    node       TEXT COLLATE "C" NOT NULL,
+    next       BIGINT NOT NULL CHECK (next >= 0),
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (sink, node)
+);
+"#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that build an older schema to

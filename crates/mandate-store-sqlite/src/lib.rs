@@ -12,6 +12,7 @@
 mod agents;
 mod anomalies;
 mod audit;
+mod export;
 mod mandates;
 mod migrate;
 mod secrets;

@@ -224,6 +224,17 @@ ALTER TABLE signing_keys ADD COLUMN private_sealed BLOB;
 -- '' for a version of Cedar only (every version before this one).
 ALTER TABLE policy_versions ADD COLUMN rego TEXT NOT NULL DEFAULT '';
 "#,
+    r#"
+-- Export sinks' cursors (issue 23): the seq of the next event of `node`'s log that
+-- `sink` sends; it only moves forward, after the sink's receiver accepted what is below.
+CREATE TABLE export_cursors (
+    sink       TEXT NOT NULL,
+    node       TEXT NOT NULL,
+    next       INTEGER NOT NULL CHECK (next >= 0),
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (sink, node)
+) STRICT;
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

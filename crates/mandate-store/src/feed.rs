@@ -39,11 +39,13 @@ pub enum Topic {
     Secrets,
     /// The node's own record (its name).
     Node,
+    /// Export sinks' cursors (issue 23): nothing a decision reads.
+    Export,
 }
 
 impl Topic {
     /// Every topic, in declaration order.
-    pub const ALL: [Topic; 12] = [
+    pub const ALL: [Topic; 13] = [
         Topic::Agents,
         Topic::Credentials,
         Topic::AdminTokens,
@@ -56,6 +58,7 @@ impl Topic {
         Topic::Anomalies,
         Topic::Secrets,
         Topic::Node,
+        Topic::Export,
     ];
 
     /// A stable name (`agents`, `credentials`, …), e.g. for a notification payload.
@@ -73,6 +76,7 @@ impl Topic {
             Topic::Anomalies => "anomalies",
             Topic::Secrets => "secrets",
             Topic::Node => "node",
+            Topic::Export => "export",
         }
     }
 

@@ -23,19 +23,22 @@ pub use err::StoreError;
 pub use ext::StoreExt;
 pub use feed::{Changes, Freshness, LocalFeed, Topic, Topics};
 pub use repo::{
-    AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo, NodeRepo,
-    PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, StoreKeyRepo, TokenRevocationRepo,
+    AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, ExportRepo, MandateRepo,
+    NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, StoreKeyRepo,
+    TokenRevocationRepo,
 };
 pub use rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
+    ExportCursorRow, MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow,
+    SecretRow, SigningKeyRow,
 };
 
 /// Everything a caller of the store needs in scope: the traits whose methods it calls.
 pub mod prelude {
     pub use crate::repo::{
-        AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, MandateRepo, NodeRepo,
-        PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, StoreKeyRepo, TokenRevocationRepo,
+        AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, ExportRepo, MandateRepo,
+        NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo, Store, StoreKeyRepo,
+        TokenRevocationRepo,
     };
     pub use crate::{StoreError, StoreExt};
 }

@@ -22,7 +22,8 @@ use crate::StoreError;
 use crate::feed::{Changes, Freshness, Topic};
 use crate::rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow, SecretRow, SigningKeyRow,
+    ExportCursorRow, MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow,
+    SecretRow, SigningKeyRow,
 };
 
 /// The store's result.
@@ -371,6 +372,33 @@ pub trait NodeRepo {
     fn nodes(&self) -> Result<Vec<NodeRow>>;
 }
 
+/// Where each export sink is in each node's audit log (issue 23): a sink sends events
+/// from its cursor on and moves it only after its receiver accepted them, so a restart
+/// resumes where delivery stopped (at least once: a batch sent but not yet recorded is
+/// sent again).
+///
+/// Cursor writes touch [`Topic::Export`] only: they change nothing a decision reads, and
+/// are not audit events themselves (recording every delivery in the log being exported
+/// would never let a sink catch up).
+pub trait ExportRepo {
+    /// The cursor of `sink` over `node`'s log: 0 when the sink never delivered any.
+    fn export_cursor(&self, sink: &str, node: &str) -> Result<u64>;
+    /// Moves the cursor of `sink` over `node`'s log to `next` at `now`.
+    ///
+    /// INVARIANT (cursors only advance): a `next` below the stored cursor is a
+    /// `Conflict` and nothing is written; equal is a no-op success. A cursor moved back
+    /// would re-send, and one moved past what was accepted would lose events.
+    fn advance_export_cursor(
+        &self,
+        sink: &str,
+        node: &str,
+        next: u64,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Every stored cursor, by sink then node.
+    fn export_cursors(&self) -> Result<Vec<ExportCursorRow>>;
+}
+
 /// Every repository: what a unit of work is handed.
 pub trait Repos:
     AgentRepo
@@ -385,6 +413,7 @@ pub trait Repos:
     + SecretRepo
     + StoreKeyRepo
     + NodeRepo
+    + ExportRepo
 {
 }
 
@@ -401,6 +430,7 @@ impl<T> Repos for T where
         + SecretRepo
         + StoreKeyRepo
         + NodeRepo
+        + ExportRepo
         + ?Sized
 {
 }
@@ -824,6 +854,24 @@ impl<S: Store + ?Sized> NodeRepo for S {
     }
     fn nodes(&self) -> Result<Vec<NodeRow>> {
         read(self, |r| r.nodes())
+    }
+}
+
+impl<S: Store + ?Sized> ExportRepo for S {
+    fn export_cursor(&self, sink: &str, node: &str) -> Result<u64> {
+        read(self, |r| r.export_cursor(sink, node))
+    }
+    fn advance_export_cursor(
+        &self,
+        sink: &str,
+        node: &str,
+        next: u64,
+        now: Timestamp,
+    ) -> Result<()> {
+        write(self, |r| r.advance_export_cursor(sink, node, next, now))
+    }
+    fn export_cursors(&self) -> Result<Vec<ExportCursorRow>> {
+        read(self, |r| r.export_cursors())
     }
 }
 

@@ -60,6 +60,20 @@ pub struct CheckpointRow {
     pub text: String,
 }
 
+/// Where one export sink is in one node's audit log (see [`crate::ExportRepo`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportCursorRow {
+    /// The sink's configured name.
+    pub sink: String,
+    /// The node whose log it reads.
+    pub node: String,
+    /// How many of that log's events, from seq 0, the sink's receiver accepted: the seq of
+    /// the next event to send.
+    pub next: u64,
+    /// When it last moved.
+    pub updated_at: Timestamp,
+}
+
 /// A node with a log in the store (see [`crate::NodeRepo::nodes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRow {

@@ -237,6 +237,7 @@ fn wind_back(dir: &Path, key: &SigningKey) {
     raw.execute_batch(
         "ALTER TABLE signing_keys DROP COLUMN private_sealed;
          ALTER TABLE policy_versions DROP COLUMN rego;
+         DROP TABLE export_cursors;
          DELETE FROM meta WHERE key = 'store_key_check';
          PRAGMA user_version = 6;",
     )

@@ -232,3 +232,41 @@ pub fn policy_versions_round_trip_and_activate(store: &dyn Store) {
     ));
     assert_eq!(store.policy_activation_state().unwrap(), (Some(2), Some(1)));
 }
+
+/// Export cursors start at 0, move forward only (`INVARIANT (cursors only advance)`),
+/// are kept per sink and node, publish [`crate::Topic::Export`], and are listed in order.
+pub fn export_cursors_only_advance(store: &dyn Store) {
+    assert_eq!(store.export_cursor("siem", "n1").unwrap(), 0);
+    let before = store.topic_seq(crate::Topic::Export);
+    store
+        .advance_export_cursor("siem", "n1", 10, at(5))
+        .unwrap();
+    assert_ne!(store.topic_seq(crate::Topic::Export), before);
+    store
+        .advance_export_cursor("siem", "n1", 10, at(6))
+        .unwrap();
+    store
+        .advance_export_cursor("siem", "n1", 25, at(7))
+        .unwrap();
+    let back = store.advance_export_cursor("siem", "n1", 24, at(8));
+    assert!(matches!(back, Err(StoreError::Conflict(_))), "{back:?}");
+    assert_eq!(store.export_cursor("siem", "n1").unwrap(), 25);
+    // Another sink, and another node's log, have cursors of their own.
+    store.advance_export_cursor("file", "n1", 3, at(9)).unwrap();
+    store.advance_export_cursor("siem", "n2", 1, at(9)).unwrap();
+    assert_eq!(store.export_cursor("siem", "n2").unwrap(), 1);
+    let rows: Vec<(String, String, u64, i64)> = store
+        .export_cursors()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.sink, r.node, r.next, r.updated_at.secs()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("file".into(), "n1".into(), 3, at(9).secs()),
+            ("siem".into(), "n1".into(), 25, at(7).secs()),
+            ("siem".into(), "n2".into(), 1, at(9).secs()),
+        ]
+    );
+}

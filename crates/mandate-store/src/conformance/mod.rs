@@ -95,6 +95,7 @@ macro_rules! conformance_tests {
                 batches_of_any_size_append_every_row_once,
                 a_nodes_log_is_read_by_its_name_with_its_one_key,
                 policy_versions_round_trip_and_activate,
+                export_cursors_only_advance,
             }
             mandates {
                 every_field_round_trips,
