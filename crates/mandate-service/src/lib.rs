@@ -44,6 +44,8 @@ pub mod detect;
 pub mod dev_users;
 pub mod error;
 pub mod exchange;
+pub mod export;
+pub mod export_io;
 pub mod follow;
 pub mod freshness;
 pub mod incidents;

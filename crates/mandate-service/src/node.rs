@@ -75,6 +75,8 @@ pub struct Node {
     /// recorded in the order their changes were made (`INVARIANT (act order)`,
     /// write_path.rs).
     pub(crate) act_order: tokio::sync::Mutex<()>,
+    /// The export sinks, as they run (`export.rs`).
+    pub export: crate::export::Board,
 }
 
 /// Why a stored policy version has no compiled policy set.
@@ -164,6 +166,7 @@ impl Node {
             webhooks,
             secrets: secrets::SecretCache::default(),
             act_order: tokio::sync::Mutex::new(()),
+            export: crate::export::Board::default(),
         };
         secrets::load(&state).map_err(|e| StartError::Snapshot(e.to_string()))?;
         state

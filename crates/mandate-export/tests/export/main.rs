@@ -2,8 +2,6 @@
 //! records of each format.
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
     reason = "test: a failed step fails the test loudly"
 )]
 

@@ -8,6 +8,7 @@
 
 mod cluster;
 mod common;
+mod export;
 mod keys;
 mod mandates;
 mod node;

@@ -1,0 +1,570 @@
+//! Export to SIEMs (issue 23): each `[[export.sinks]]` sink delivers this node's audit
+//! log, in order, from its own stored cursor, through a [`Transport`] (file and syslog:
+//! `export_io`; webhook, Splunk HEC, Elasticsearch: the HTTP edge).
+//!
+//! # Delivery
+//!
+//! - INVARIANT (nothing skipped): a sink's cursor moves past an event only after its
+//!   transport accepted the batch holding it (or the sink's filter left it out). A batch
+//!   that fails is sent again, whole, after a back-off (0.5 s doubling to 60 s), for as
+//!   long as it takes: a receiver that keeps refusing stalls its sink (its lag grows and
+//!   `mandate export status` says why); nothing is dropped to get past it.
+//! - At least once: the cursor is stored at most every [`CURSOR_EVERY_MS`] (and when a
+//!   sink catches up), so after a crash a sink sends again what it delivered since its
+//!   last stored cursor. Every record carries its event's stable id (`node:seq`) for
+//!   receivers to de-duplicate by.
+//! - Decisions never wait for a sink: sinks run on their own tasks, read the committed
+//!   log (what a decision wrote is durable before its answer) and write only their
+//!   cursors, which touch `Topic::Export` and nothing a decision reads. Cursors are not
+//!   written through the one write path (`write_path.rs`) for that reason, and are not
+//!   audited: recording each delivery in the log being delivered would never end.
+//! - Each node delivers its own log (a cluster's nodes each export theirs once).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use mandate_audit::event::AuditEvent;
+use mandate_core::id::AgentId;
+use mandate_core::time::Timestamp;
+use mandate_export::syslog::Facility;
+use mandate_export::{Context, Filter, Format};
+use mandate_store::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Node;
+
+/// How long a sink waits, caught up, before it looks for new events again.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// A sink stores its cursor at most this often while it delivers (and whenever it
+/// catches up): what a crash can make it send twice.
+pub const CURSOR_EVERY_MS: i64 = 250;
+
+/// The most events a sink sends in one batch unless configured (`batch_max_events`).
+pub const DEFAULT_BATCH: usize = 500;
+
+/// The first wait after a failed batch, doubled after each failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The longest wait between two attempts at a batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Where a sink sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// JSON Lines to a local file, rotated by size.
+    File,
+    /// RFC 5424 syslog over TCP (octet counting) or UDP.
+    Syslog,
+    /// JSON Lines batches POSTed to a URL, HMAC-signed like Mandate's other webhooks.
+    Webhook,
+    /// Splunk's HTTP Event Collector.
+    Splunk,
+    /// Elasticsearch or OpenSearch `_bulk`.
+    Elasticsearch,
+}
+
+impl SinkKind {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Syslog => "syslog",
+            Self::Webhook => "webhook",
+            Self::Splunk => "splunk",
+            Self::Elasticsearch => "elasticsearch",
+        }
+    }
+}
+
+/// How a syslog sink reaches its receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogTransport {
+    /// TCP with octet counting (RFC 6587 §3.4.1).
+    #[default]
+    Tcp,
+    /// UDP, one message per datagram (RFC 5426): best effort, a lost datagram is lost.
+    Udp,
+}
+
+/// One `[[export.sinks]]` table of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Its name: 1 to 64 ASCII letters, digits, `_` or `-`; the key of its cursor, so
+    /// renaming a sink starts it again from the log's first event.
+    pub name: String,
+    /// `file`, `syslog`, `webhook`, `splunk` or `elasticsearch`.
+    #[serde(rename = "type")]
+    pub kind: SinkKind,
+    /// `jsonl`, `ocsf` or `ecs` (default: `ecs` for `elasticsearch`, `jsonl` otherwise).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Event kinds taken (`decision`, `token.*`, `*`); empty: all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Event kinds left out.
+    #[serde(default)]
+    pub exclude_kinds: Vec<String>,
+    /// Agents taken; empty: all.
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// The most events per batch (default 500, at most 10,000).
+    #[serde(default)]
+    pub batch_max_events: Option<usize>,
+    /// `file`: the file written (its rotations are `<path>.1`, `<path>.2`, …).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `file`: rotate when the file would grow past this many bytes (default 100 MiB).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// `file`: how many rotated files to keep (default 5).
+    #[serde(default)]
+    pub keep: Option<u32>,
+    /// `syslog`: the receiver's `host:port`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// `syslog`: `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub transport: Option<SyslogTransport>,
+    /// `syslog`: the facility (default `authpriv`).
+    #[serde(default)]
+    pub facility: Option<Facility>,
+    /// HTTP sinks: the receiver's URL (the HEC or `_bulk` endpoint, the webhook).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `webhook`: the file holding the HMAC secret.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// `splunk`, `elasticsearch`: the file holding the token (HEC token; Elasticsearch
+    /// API key).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// `elasticsearch`: the index (default `mandate-audit`); `splunk`: the index, if
+    /// not the token's default.
+    #[serde(default)]
+    pub index: Option<String>,
+    /// `splunk`: wait for indexer acknowledgement before moving the cursor.
+    #[serde(default)]
+    pub ack: Option<bool>,
+}
+
+impl SinkConfig {
+    /// The records' format.
+    pub fn format(&self) -> Format {
+        self.format.unwrap_or(match self.kind {
+            SinkKind::Elasticsearch => Format::Ecs,
+            _ => Format::Jsonl,
+        })
+    }
+
+    /// The filter.
+    pub fn filter(&self) -> Filter {
+        Filter {
+            kinds: self.kinds.clone(),
+            exclude_kinds: self.exclude_kinds.clone(),
+            agents: self.agents.clone(),
+        }
+    }
+
+    /// The batch size.
+    pub fn batch(&self) -> usize {
+        self.batch_max_events.unwrap_or(DEFAULT_BATCH)
+    }
+
+    /// Every problem with this table, each naming the sink.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let name = &self.name;
+        let ok_name = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok_name {
+            out.push(format!(
+                "export sink `{name}`: a name is 1 to 64 ASCII letters, digits, `_` or `-`"
+            ));
+        }
+        if let Err(e) = self.filter().check() {
+            out.push(format!("export sink `{name}`: {e}"));
+        }
+        if !(1..=10_000).contains(&self.batch()) {
+            out.push(format!(
+                "export sink `{name}`: `batch_max_events` must be 1 to 10000"
+            ));
+        }
+        let given: [(&str, bool); 11] = [
+            ("path", self.path.is_some()),
+            ("max_bytes", self.max_bytes.is_some()),
+            ("keep", self.keep.is_some()),
+            ("address", self.address.is_some()),
+            ("transport", self.transport.is_some()),
+            ("facility", self.facility.is_some()),
+            ("url", self.url.is_some()),
+            ("secret_file", self.secret_file.is_some()),
+            ("token_file", self.token_file.is_some()),
+            ("index", self.index.is_some()),
+            ("ack", self.ack.is_some()),
+        ];
+        let (required, allowed): (&[&str], &[&str]) = match self.kind {
+            SinkKind::File => (&["path"], &["path", "max_bytes", "keep"]),
+            SinkKind::Syslog => (&["address"], &["address", "transport", "facility"]),
+            SinkKind::Webhook => (&["url", "secret_file"], &["url", "secret_file"]),
+            SinkKind::Splunk => (
+                &["url", "token_file"],
+                &["url", "token_file", "index", "ack"],
+            ),
+            SinkKind::Elasticsearch => (&["url"], &["url", "token_file", "index"]),
+        };
+        for (key, is_given) in given {
+            if is_given && !allowed.contains(&key) {
+                out.push(format!(
+                    "export sink `{name}`: `{key}` is not a setting of a {} sink",
+                    self.kind.name()
+                ));
+            }
+            if !is_given && required.contains(&key) {
+                out.push(format!(
+                    "export sink `{name}`: a {} sink needs `{key}`",
+                    self.kind.name()
+                ));
+            }
+        }
+        if self.max_bytes == Some(0) {
+            out.push(format!("export sink `{name}`: `max_bytes` must be above 0"));
+        }
+        out
+    }
+}
+
+/// Checks a whole `[[export.sinks]]` list: each table, and that names are unique.
+pub fn check_sinks(sinks: &[SinkConfig]) -> Vec<String> {
+    let mut out: Vec<String> = sinks.iter().flat_map(SinkConfig::problems).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for s in sinks {
+        if !seen.insert(s.name.as_str()) {
+            out.push(format!(
+                "export sink `{}`: two sinks have this name",
+                s.name
+            ));
+        }
+    }
+    out
+}
+
+/// One event of a batch, with its record in the sink's format.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The event as logged.
+    pub event: AuditEvent,
+    /// Its record ([`mandate_export::record`]).
+    pub record: Value,
+}
+
+/// A batch a transport could not deliver.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// What went wrong, for `mandate export status` (never holds a secret).
+    pub message: String,
+    /// The connection the previous batches went out on broke: they may not have
+    /// arrived (a stream with no acknowledgement: syslog over TCP), so the sink sends
+    /// them again with this one (at least once).
+    pub resend_previous: bool,
+}
+
+impl SendError {
+    /// A failed batch, to be sent again.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            resend_previous: false,
+        }
+    }
+}
+
+/// What a transport's `send` returns.
+pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+/// Delivers batches to one receiver. `Ok` means the receiver accepted the whole batch
+/// (written and flushed to the file; written to the syslog stream; a 2xx from an HTTP
+/// receiver with no item refused): only then does the sink's cursor move past it.
+pub trait Transport: Send {
+    /// Sends `batch`, in order.
+    fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a>;
+}
+
+/// What `mandate export status` shows of one sink.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SinkStatus {
+    /// The sink's name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its records' format.
+    pub format: String,
+    /// The seq of the next event it sends (events below it are delivered or left out).
+    pub next: u64,
+    /// Events of this node's log it has not delivered yet.
+    pub lag: u64,
+    /// Events it delivered since this node started.
+    pub delivered: u64,
+    /// Failed attempts since its last delivery.
+    pub failures: u32,
+    /// The last failure, if it has not delivered since.
+    pub last_error: Option<String>,
+    /// When that was.
+    pub last_error_at: Option<Timestamp>,
+    /// When it last delivered a batch.
+    pub last_delivered_at: Option<Timestamp>,
+}
+
+/// The node's sinks, as they run.
+#[derive(Debug, Default)]
+pub struct Board {
+    sinks: Mutex<BTreeMap<String, SinkStatus>>,
+}
+
+impl Board {
+    fn update(&self, name: &str, f: impl FnOnce(&mut SinkStatus)) {
+        let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = sinks.get_mut(name) {
+            f(s);
+        }
+    }
+
+    /// Every sink's status, by name, with its lag against a log of `len` events.
+    pub fn statuses(&self, len: u64) -> Vec<SinkStatus> {
+        let sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        sinks
+            .values()
+            .map(|s| SinkStatus {
+                lag: len.saturating_sub(s.next),
+                ..s.clone()
+            })
+            .collect()
+    }
+}
+
+/// Starts one task per sink on the current runtime. `transports` holds each sink's
+/// transport, in the order of `sinks`.
+pub fn spawn(node: &Arc<Node>, sinks: Vec<(SinkConfig, Box<dyn Transport>)>) {
+    for (cfg, transport) in sinks {
+        {
+            let mut board = node
+                .export
+                .sinks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            board.insert(
+                cfg.name.clone(),
+                SinkStatus {
+                    name: cfg.name.clone(),
+                    kind: cfg.kind.name().to_owned(),
+                    format: cfg.format().name().to_owned(),
+                    ..SinkStatus::default()
+                },
+            );
+        }
+        tokio::spawn(run(Arc::clone(node), cfg, transport));
+    }
+}
+
+/// A batch read from the log: the events `from..to`, those the filter takes as items.
+struct Batch {
+    from: u64,
+    to: u64,
+    items: Vec<Item>,
+}
+
+/// One sink's loop; never returns while the runtime runs.
+async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>) {
+    let name = cfg.name.clone();
+    let log = node.audit.node().to_string();
+    let filter = cfg.filter();
+    let format = cfg.format();
+    let batch_max = u64::try_from(cfg.batch()).unwrap_or(1);
+    let mut backoff = FIRST_BACKOFF;
+    let fail = |backoff: &mut Duration, message: String| {
+        let now = node.clock.now();
+        node.export.update(&name, |s| {
+            s.failures = s.failures.saturating_add(1);
+            s.last_error = Some(message);
+            s.last_error_at = Some(now);
+        });
+        let wait = *backoff;
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+        wait
+    };
+    // Where the stored cursor is.
+    let mut next = loop {
+        let (n, l) = (name.clone(), log.clone());
+        match node.blocking(move |s| s.db.export_cursor(&n, &l)).await {
+            Ok(Ok(c)) => break c,
+            Ok(Err(e)) => {
+                let wait = fail(&mut backoff, format!("reading the cursor: {e}"));
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                let wait = fail(&mut backoff, format!("reading the cursor: {e}"));
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    let mut stored = next;
+    let mut stored_at = node.clock.now_millis();
+    // The start of the batch before the last one sent, for a transport that asks for the
+    // previous batches again (`SendError::resend_previous`).
+    let mut previous_from = next;
+    let mut pending: Option<Batch> = None;
+    node.export.update(&name, |s| s.next = next);
+    loop {
+        let batch = match pending.take() {
+            Some(b) => b,
+            None => {
+                let from = next;
+                let read = node
+                    .blocking(move |s| -> Result<Vec<String>, StoreError> {
+                        let len = s.db.audit_len()?;
+                        if from >= len {
+                            return Ok(Vec::new());
+                        }
+                        let to = len.min(from.saturating_add(batch_max));
+                        s.db.audit_bodies(from, to)
+                    })
+                    .await;
+                let bodies = match read {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(e)) => {
+                        let wait = fail(&mut backoff, format!("reading the log: {e}"));
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        let wait = fail(&mut backoff, format!("reading the log: {e}"));
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                };
+                if bodies.is_empty() {
+                    if stored != next {
+                        stored = persist(&node, &name, &log, next, stored).await;
+                        stored_at = node.clock.now_millis();
+                    }
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+                match items(&node, &bodies, &filter, format) {
+                    Ok(items) => Batch {
+                        from: next,
+                        to: next.saturating_add(bodies.len() as u64),
+                        items,
+                    },
+                    Err(e) => {
+                        // A body that does not parse is a corrupt log: never skipped.
+                        let wait = fail(&mut backoff, e);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        if !batch.items.is_empty() {
+            match transport.send(&batch.items).await {
+                Ok(()) => {}
+                Err(e) => {
+                    let wait = fail(&mut backoff, e.message.clone());
+                    if e.resend_previous && previous_from < batch.from {
+                        // Read again from the earlier batch's start; the stored cursor
+                        // stays where it is until delivery passes it again.
+                        next = previous_from;
+                    } else {
+                        pending = Some(batch);
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+        }
+        backoff = FIRST_BACKOFF;
+        let now = node.clock.now();
+        let sent = batch.items.len() as u64;
+        previous_from = batch.from;
+        next = batch.to;
+        node.export.update(&name, |s| {
+            s.next = next;
+            s.delivered = s.delivered.saturating_add(sent);
+            s.failures = 0;
+            s.last_error = None;
+            s.last_delivered_at = Some(now);
+        });
+        if node.clock.now_millis().saturating_sub(stored_at) >= CURSOR_EVERY_MS {
+            stored = persist(&node, &name, &log, next, stored).await;
+            stored_at = node.clock.now_millis();
+        }
+    }
+}
+
+/// Stores the cursor at `next` (if it is past `stored`); the cursor now stored. A
+/// failure only delays it: the next store carries it, and until then a restart resends.
+async fn persist(node: &Arc<Node>, name: &str, log: &str, next: u64, stored: u64) -> u64 {
+    if next <= stored {
+        return stored;
+    }
+    let (n, l) = (name.to_owned(), log.to_owned());
+    let now = node.clock.now();
+    match node
+        .blocking(move |s| s.db.advance_export_cursor(&n, &l, next, now))
+        .await
+    {
+        Ok(Ok(())) => next,
+        Ok(Err(e)) => {
+            tracing::warn!(sink = name, error = %e, "storing an export cursor failed");
+            stored
+        }
+        Err(e) => {
+            tracing::warn!(sink = name, error = %e, "storing an export cursor failed");
+            stored
+        }
+    }
+}
+
+/// The items of `bodies` the filter takes, with their records; an error names a body
+/// that is not an event.
+fn items(
+    node: &Node,
+    bodies: &[String],
+    filter: &Filter,
+    format: Format,
+) -> Result<Vec<Item>, String> {
+    let snapshot = node.snapshot().ok();
+    let mut out = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let event: AuditEvent = serde_json::from_str(body)
+            .map_err(|e| format!("an audit event does not parse: {e}"))?;
+        if !filter.takes(&event) {
+            continue;
+        }
+        let owner = snapshot.as_ref().and_then(|s| {
+            let id = AgentId::parse(event.agent.as_deref()?).ok()?;
+            Some(s.agents.get(&id)?.owner.as_str().to_owned())
+        });
+        let record = mandate_export::record(
+            format,
+            &event,
+            &Context {
+                owner: owner.as_deref(),
+            },
+        );
+        out.push(Item { event, record });
+    }
+    Ok(out)
+}

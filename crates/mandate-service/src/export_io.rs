@@ -1,0 +1,212 @@
+//! The export transports that need no HTTP: a JSON Lines file rotated by size, and
+//! RFC 5424 syslog over TCP (octet counting, RFC 6587) or UDP (RFC 5426). The HTTP
+//! sinks (webhook, Splunk HEC, Elasticsearch) are the HTTP edge's.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use mandate_export::ascii_json;
+use mandate_export::syslog::{Facility, message, octet_counted};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::export::{Item, SendError, Sending, SinkConfig, SinkKind, SyslogTransport, Transport};
+
+/// The rotation size of a file sink unless configured: 100 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+
+/// How many rotated files a file sink keeps unless configured.
+pub const DEFAULT_KEEP: u32 = 5;
+
+/// The transport of a `file` or `syslog` sink; `None` for the HTTP kinds.
+pub fn transport(cfg: &SinkConfig) -> Option<Box<dyn Transport>> {
+    match cfg.kind {
+        SinkKind::File => Some(Box::new(FileSink {
+            path: cfg.path.clone().unwrap_or_default(),
+            max_bytes: cfg.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+            keep: cfg.keep.unwrap_or(DEFAULT_KEEP),
+        })),
+        SinkKind::Syslog => {
+            let address = cfg.address.clone().unwrap_or_default();
+            let facility = cfg.facility.unwrap_or_default();
+            Some(match cfg.transport.unwrap_or_default() {
+                SyslogTransport::Tcp => Box::new(SyslogTcp {
+                    address,
+                    facility,
+                    stream: None,
+                }),
+                SyslogTransport::Udp => Box::new(SyslogUdp {
+                    address,
+                    facility,
+                    socket: None,
+                }),
+            })
+        }
+        SinkKind::Webhook | SinkKind::Splunk | SinkKind::Elasticsearch => None,
+    }
+}
+
+/// JSON Lines, one record per line (ASCII JSON), appended to `path` and flushed to disk
+/// (`fsync`) before a batch counts as delivered. Before a batch would take the file past
+/// `max_bytes`, the file is rotated: `path.{keep-1}` → `path.{keep}` (the oldest
+/// dropped), …, `path` → `path.1`. A batch larger than `max_bytes` by itself goes into
+/// a fresh file whole (a record is never split).
+struct FileSink {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
+}
+
+impl Transport for FileSink {
+    fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
+        let mut text = String::new();
+        for item in batch {
+            text.push_str(&ascii_json(&item.record));
+            text.push('\n');
+        }
+        let (path, max_bytes, keep) = (self.path.clone(), self.max_bytes, self.keep);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || append(&path, max_bytes, keep, text.as_bytes()))
+                .await
+                .map_err(|e| SendError::new(format!("writing the file: {e}")))?
+                .map_err(|e| SendError::new(format!("writing the file: {e}")))
+        })
+    }
+}
+
+fn append(path: &Path, max_bytes: u64, keep: u32, bytes: &[u8]) -> std::io::Result<()> {
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    if len > 0 && len.saturating_add(bytes.len() as u64) > max_bytes {
+        rotate(path, keep)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()
+}
+
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
+    if keep == 0 {
+        return std::fs::remove_file(path);
+    }
+    for n in (1..keep).rev() {
+        let from = rotated(path, n);
+        if from.exists() {
+            std::fs::rename(&from, rotated(path, n + 1))?;
+        }
+    }
+    std::fs::rename(path, rotated(path, 1))
+}
+
+/// Syslog over TCP, octet-counted. Syslog has no acknowledgement: a batch counts as
+/// delivered once written to the connection. When a write fails, the connection is
+/// dropped and the sink sends the previous batch again with this one
+/// (`SendError::resend_previous`), since bytes written just before a receiver died may
+/// never have reached it: duplicates (same event id) rather than gaps.
+struct SyslogTcp {
+    address: String,
+    facility: Facility,
+    stream: Option<TcpStream>,
+}
+
+impl Transport for SyslogTcp {
+    fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
+        Box::pin(async move {
+            let mut bytes = Vec::new();
+            for item in batch {
+                let m = message(&item.event, self.facility, &ascii_json(&item.record));
+                bytes.extend_from_slice(octet_counted(&m).as_bytes());
+            }
+            let had = self.stream.is_some();
+            let stream = match &mut self.stream {
+                Some(s) => s,
+                None => {
+                    let s = TcpStream::connect(&self.address).await.map_err(|e| {
+                        SendError::new(format!("connecting to {}: {e}", self.address))
+                    })?;
+                    let _ = s.set_nodelay(true);
+                    self.stream.insert(s)
+                }
+            };
+            let wrote = async {
+                stream.write_all(&bytes).await?;
+                stream.flush().await
+            }
+            .await;
+            match wrote {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    self.stream = None;
+                    Err(SendError {
+                        message: format!("writing to {}: {e}", self.address),
+                        resend_previous: had,
+                    })
+                }
+            }
+        })
+    }
+}
+
+/// Syslog over UDP: one message per datagram, best effort (RFC 5426): the network may
+/// drop a datagram and nothing tells. A message too large for a datagram fails the
+/// batch (and so stalls the sink, saying why) rather than being cut.
+struct SyslogUdp {
+    address: String,
+    facility: Facility,
+    socket: Option<UdpSocket>,
+}
+
+impl Transport for SyslogUdp {
+    fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
+        Box::pin(async move {
+            let socket = match &mut self.socket {
+                Some(s) => s,
+                None => {
+                    let target = tokio::net::lookup_host(&self.address)
+                        .await
+                        .map_err(|e| SendError::new(format!("resolving {}: {e}", self.address)))?
+                        .next()
+                        .ok_or_else(|| {
+                            SendError::new(format!("{} resolves to nothing", self.address))
+                        })?;
+                    let local = if target.is_ipv4() {
+                        "0.0.0.0:0"
+                    } else {
+                        "[::]:0"
+                    };
+                    let s = UdpSocket::bind(local)
+                        .await
+                        .map_err(|e| SendError::new(format!("binding a UDP socket: {e}")))?;
+                    s.connect(target)
+                        .await
+                        .map_err(|e| SendError::new(format!("connecting to {target}: {e}")))?;
+                    self.socket.insert(s)
+                }
+            };
+            for item in batch {
+                let m = message(&item.event, self.facility, &ascii_json(&item.record));
+                if let Err(e) = socket.send(m.as_bytes()).await {
+                    self.socket = None;
+                    return Err(SendError::new(format!(
+                        "sending to {}: {e} (a message of {} bytes)",
+                        self.address,
+                        m.len()
+                    )));
+                }
+            }
+            Ok(())
+        })
+    }
+}
