@@ -381,6 +381,11 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/export`: the node's SIEM export sinks, their lag and last failure.
+    pub async fn export_status(&self) -> Result<api::ExportStatus, Error> {
+        self.call(Method::GET, "/v1/export", &[], NONE).await
+    }
+
     /// `GET /v1/cluster`: the nodes sharing the store, their snapshot and feed, the leader.
     pub async fn cluster_status(&self) -> Result<api::ClusterStatus, Error> {
         self.call(Method::GET, "/v1/cluster", &[], NONE).await

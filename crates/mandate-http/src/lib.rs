@@ -15,7 +15,9 @@
 
 pub use mandate_service::config::{MandateConfig, ServerConfig};
 pub use mandate_service::jobs::{flush_baselines, spawn_sweeper, sweep};
-pub use mandate_service::{Node, StartError, audit, bootstrap, detect, follow, freshness, keys};
+pub use mandate_service::{
+    Node, StartError, audit, bootstrap, detect, export, export_io, follow, freshness, keys,
+};
 use mandate_service::{actor, acts};
 mod admin;
 /// The decision engine (`mandate-engine`), re-exported at its former paths.
@@ -31,6 +33,7 @@ mod cluster;
 mod dev;
 pub mod error;
 mod exchange;
+mod export_status;
 mod extract;
 pub mod gateway;
 mod incidents;
@@ -117,6 +120,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit/export"),
     ("GET", "/v1/audit/nodes"),
     ("GET", "/v1/cluster"),
+    ("GET", "/v1/export"),
     ("POST", "/v1/mandates"),
     ("GET", "/v1/mandates"),
     ("GET", "/v1/mandates/{id}"),
@@ -206,6 +210,7 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/v1/audit/export", get(audit_api::export))
         .route("/v1/audit/nodes", get(audit_api::nodes))
         .route("/v1/cluster", get(cluster::status))
+        .route("/v1/export", get(export_status::status))
         .route("/v1/mandates", post(mandates::request).get(mandates::list))
         .route("/v1/mandates/{id}", get(mandates::show))
         .route("/v1/mandates/{id}/complete", post(mandates::complete))

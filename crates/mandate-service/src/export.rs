@@ -299,6 +299,15 @@ pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send
 pub trait Transport: Send {
     /// Sends `batch`, in order.
     fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a>;
+
+    /// Whether an `Ok` from [`Transport::send`] means the receiver has the batch
+    /// (a file flushed to disk, an HTTP answer). A stream with no acknowledgement
+    /// (syslog over TCP) answers `false`: its last batch may still be lost if the
+    /// receiver dies now, so the sink's stored cursor stays at that batch's start (a
+    /// restart sends it again) until a later batch goes out on the same connection.
+    fn confirms(&self) -> bool {
+        true
+    }
 }
 
 /// What `mandate export status` shows of one sink.
@@ -426,6 +435,10 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
     let mut previous_from = next;
     let mut pending: Option<Batch> = None;
     node.export.update(&name, |s| s.next = next);
+    // What may be stored as delivered: everything sent, or for a transport that does
+    // not confirm, everything before its last batch (see `Transport::confirms`).
+    let confirms = transport.confirms();
+    let safe_from = |next: u64, previous_from: u64| if confirms { next } else { previous_from };
     loop {
         let batch = match pending.take() {
             Some(b) => b,
@@ -455,8 +468,10 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
                     }
                 };
                 if bodies.is_empty() {
-                    if stored != next {
-                        stored = persist(&node, &name, &log, next, stored).await;
+                    if stored != safe_from(next, previous_from) {
+                        stored =
+                            persist(&node, &name, &log, safe_from(next, previous_from), stored)
+                                .await;
                         stored_at = node.clock.now_millis();
                     }
                     tokio::time::sleep(POLL).await;
@@ -507,7 +522,7 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
             s.last_delivered_at = Some(now);
         });
         if node.clock.now_millis().saturating_sub(stored_at) >= CURSOR_EVERY_MS {
-            stored = persist(&node, &name, &log, next, stored).await;
+            stored = persist(&node, &name, &log, safe_from(next, previous_from), stored).await;
             stored_at = node.clock.now_millis();
         }
     }
@@ -567,4 +582,15 @@ fn items(
         out.push(Item { event, record });
     }
     Ok(out)
+}
+
+/// This node's name, its log's length, and every sink's status (blocking: reads the
+/// store).
+pub fn status(node: &Node) -> Result<(String, u64, Vec<SinkStatus>), StoreError> {
+    let len = node.db.audit_len()?;
+    Ok((
+        node.audit.node().to_string(),
+        len,
+        node.export.statuses(len),
+    ))
 }

@@ -110,18 +110,40 @@ fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
     std::fs::rename(path, rotated(path, 1))
 }
 
-/// Syslog over TCP, octet-counted. Syslog has no acknowledgement: a batch counts as
-/// delivered once written to the connection. When a write fails, the connection is
-/// dropped and the sink sends the previous batch again with this one
-/// (`SendError::resend_previous`), since bytes written just before a receiver died may
-/// never have reached it: duplicates (same event id) rather than gaps.
+/// Syslog over TCP, octet-counted. Syslog has no acknowledgement (RFC 6587), so:
+/// - before each batch, the connection is checked for the receiver's close (a FIN or
+///   reset already arrived: a read that ends or fails at once); a closed connection
+///   means the previous batch may not have been read, and it is sent again with this
+///   one on a new connection (`SendError::resend_previous`); so does a failed write;
+/// - the transport does not confirm (`confirms() == false`): the sink's stored cursor
+///   stays at the start of the last batch, so a restart sends that batch again.
+///
+/// Duplicates (same event id) rather than gaps. What is left: over a real network, a
+/// receiver that dies after reading nothing of two or more batches that all went out
+/// before its close came back loses them; a receiver that must lose nothing takes a
+/// file or HTTP sink.
 struct SyslogTcp {
     address: String,
     facility: Facility,
     stream: Option<TcpStream>,
 }
 
+/// Whether the receiver has closed or reset `stream`: a syslog receiver never writes, so
+/// a read that ends (EOF) or fails now, without waiting, means the connection is gone.
+fn closed(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.try_read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
 impl Transport for SyslogTcp {
+    fn confirms(&self) -> bool {
+        false
+    }
+
     fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
         Box::pin(async move {
             let mut bytes = Vec::new();
@@ -130,6 +152,15 @@ impl Transport for SyslogTcp {
                 bytes.extend_from_slice(octet_counted(&m).as_bytes());
             }
             let had = self.stream.is_some();
+            if let Some(s) = &self.stream
+                && closed(s)
+            {
+                self.stream = None;
+                return Err(SendError {
+                    message: format!("{} closed the connection", self.address),
+                    resend_previous: true,
+                });
+            }
             let stream = match &mut self.stream {
                 Some(s) => s,
                 None => {

@@ -113,6 +113,8 @@ pub struct ServeConfig {
     pub gateway_routes: Vec<RouteConfig>,
     /// `[[gateway.mcp]]` (file only).
     pub gateway_mcp: Vec<McpServerConfig>,
+    /// `[[export.sinks]]` (file only): where the audit log is delivered for SIEMs.
+    pub export_sinks: Vec<mandate_http::export::SinkConfig>,
 }
 
 /// A `postgres://` (or `postgresql://`) URL, which may hold a password: its `Debug` shows
@@ -320,6 +322,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     let mut issuers: Vec<IssuerConfig> = Vec::new();
     let mut routes: Vec<RouteConfig> = Vec::new();
     let mut mcp: Vec<McpServerConfig> = Vec::new();
+    let mut sinks: Vec<mandate_http::export::SinkConfig> = Vec::new();
 
     let file = flags
         .config
@@ -340,6 +343,16 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                                 "{name}: `trusted_issuers`: {}",
                                 e.to_string().trim()
                             )),
+                        }
+                    }
+                    // The export sinks (a list of tables, file only).
+                    if let Some(toml::Value::Table(x)) = t.get_mut("export")
+                        && let Some(list) = x.remove("sinks")
+                    {
+                        match list.try_into::<Vec<mandate_http::export::SinkConfig>>() {
+                            Ok(l) => sinks = l,
+                            Err(e) => errors
+                                .push(format!("{name}: `export.sinks`: {}", e.to_string().trim())),
                         }
                     }
                     // And the gateway's routes and MCP servers (lists of tables, file only).
@@ -474,6 +487,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         gateway_stream_idle_secs: 300,
         gateway_routes: routes,
         gateway_mcp: mcp,
+        export_sinks: sinks,
     };
     // `--dev` changes defaults only: the file, the environment and the flags below still
     // override each of them.
@@ -747,6 +761,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             _ => bad("must not be empty"),
         }
     }
+    errors.extend(mandate_http::export::check_sinks(&cfg.export_sinks));
     if cfg.approval_webhook_url.is_some() != cfg.approval_webhook_secret_file.is_some() {
         errors
             .push("`approvals.webhook_url` and `approvals.webhook_secret_file` go together".into());

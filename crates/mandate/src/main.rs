@@ -19,6 +19,7 @@ mod cluster_cli;
 mod cmd_io;
 mod config;
 mod devmode;
+mod export_cli;
 mod gateway_cli;
 mod incident_cli;
 mod listen;
@@ -88,6 +89,9 @@ enum Command {
     /// Several nodes on one PostgreSQL: their status
     #[command(subcommand)]
     Cluster(cluster_cli::ClusterCmd),
+    /// The SIEM export sinks (`[[export.sinks]]`): how far each has delivered
+    #[command(subcommand)]
+    Export(export_cli::ExportCmd),
 }
 
 #[derive(Subcommand)]
@@ -610,6 +614,7 @@ fn main() -> ExitCode {
         Command::Anomalies(c) => runtime.block_on(anomalies_cli::anomalies(c)),
         Command::Gateway(c) => runtime.block_on(gateway_cli::gateway(c)),
         Command::Cluster(c) => runtime.block_on(cluster_cli::cluster(c)),
+        Command::Export(c) => runtime.block_on(export_cli::export(c)),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod decisions;
 pub mod dev;
 pub mod discovery;
+pub mod export;
 pub mod gateway;
 pub mod incidents;
 pub mod mandates;

@@ -16,6 +16,7 @@ mod cluster_faults;
 mod decide;
 mod detect;
 mod dev;
+mod export;
 mod gateway;
 mod harness;
 mod incident;
