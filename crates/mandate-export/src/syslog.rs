@@ -108,8 +108,7 @@ pub fn severity(event: &AuditEvent) -> u8 {
 pub fn message(event: &AuditEvent, facility: Facility, msg: &str) -> String {
     let pri = u16::from(facility.code()) * 8 + u16::from(severity(event));
     let kind = event.kind.as_str();
-    let msgid = if (1..=32).contains(&kind.len()) && kind.bytes().all(|b| (33..=126).contains(&b))
-    {
+    let msgid = if (1..=32).contains(&kind.len()) && kind.bytes().all(|b| (33..=126).contains(&b)) {
         kind
     } else {
         "-"

@@ -40,7 +40,9 @@ fn filters_take_what_they_name() {
 
 #[test]
 fn malformed_patterns_are_refused() {
-    for p in ["token*", "", ".*", "token.", "*.issued", "to ken", "token.**", ".token"] {
+    for p in [
+        "token*", "", ".*", "token.", "*.issued", "to ken", "token.**", ".token",
+    ] {
         let f = Filter {
             kinds: vec![p.to_owned()],
             ..Filter::default()

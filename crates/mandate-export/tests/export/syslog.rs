@@ -33,10 +33,30 @@ fn severities_follow_the_event() {
         ("agent.suspended", None, None, 4),
         ("agent.decommissioned", None, None, 4),
         ("mandate.revoked", None, None, 4),
-        ("anomaly.detected", None, Some(json!({"severity": "critical"})), 2),
-        ("anomaly.detected", None, Some(json!({"severity": "high"})), 3),
-        ("anomaly.detected", None, Some(json!({"severity": "medium"})), 4),
-        ("anomaly.detected", None, Some(json!({"severity": "low"})), 5),
+        (
+            "anomaly.detected",
+            None,
+            Some(json!({"severity": "critical"})),
+            2,
+        ),
+        (
+            "anomaly.detected",
+            None,
+            Some(json!({"severity": "high"})),
+            3,
+        ),
+        (
+            "anomaly.detected",
+            None,
+            Some(json!({"severity": "medium"})),
+            4,
+        ),
+        (
+            "anomaly.detected",
+            None,
+            Some(json!({"severity": "low"})),
+            5,
+        ),
         ("policy.activated", None, None, 6),
     ];
     for (kind, decision, details, want) in cases {
@@ -51,7 +71,10 @@ fn severities_follow_the_event() {
 fn a_kind_longer_than_32_characters_is_no_msgid() {
     let e = event("mandate.approval_timed_out.and_then_some_more");
     let m = message(&e, Facility::Local3, "{}");
-    assert!(m.starts_with("<158>1 2026-12-07T10:00:00Z n1 mandate - - - {}"), "{m}");
+    assert!(
+        m.starts_with("<158>1 2026-12-07T10:00:00Z n1 mandate - - - {}"),
+        "{m}"
+    );
 }
 
 proptest! {
