@@ -31,6 +31,7 @@ mod cluster;
 mod dev;
 pub mod error;
 mod exchange;
+pub mod export_http;
 mod extract;
 pub mod gateway;
 mod incidents;
