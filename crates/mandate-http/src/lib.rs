@@ -33,6 +33,7 @@ mod cluster;
 mod dev;
 pub mod error;
 mod exchange;
+pub mod export_http;
 mod export_status;
 mod extract;
 pub mod gateway;

@@ -562,7 +562,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     // node's store needs neither; nothing starts).
     let _follower = mandate_http::follow::spawn_follower(&state);
     let sweeper = mandate_http::spawn_sweeper(Arc::clone(&state));
-    mandate_http::export::spawn(&state, export_transports(&cfg)?);
+    mandate_http::export::spawn(&state, export_transports(&cfg, &state)?);
     let gateway = match gateway_listener {
         Some(l) => {
             let gaddr = l.local_addr()?;
@@ -744,9 +744,10 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
 
 /// Each `[[export.sinks]]` sink with its transport: file and syslog from the service,
 /// the HTTP kinds from the HTTP edge. A sink whose transport cannot be built (a secret
-/// file that cannot be read) stops the start, naming it.
+/// file that cannot be read, a URL that does not parse) stops the start, naming it.
 fn export_transports(
     cfg: &ServeConfig,
+    node: &Arc<Node>,
 ) -> anyhow::Result<
     Vec<(
         mandate_http::export::SinkConfig,
@@ -755,14 +756,20 @@ fn export_transports(
 > {
     let mut out = Vec::new();
     for sink in &cfg.export_sinks {
-        let Some(t) = mandate_http::export_io::transport(sink) else {
-            anyhow::bail!(
-                "export sink `{}`: the {} sink is not available in this build yet",
-                sink.name,
-                sink.kind.name()
-            );
+        let t = match mandate_http::export_io::transport(sink) {
+            Some(t) => t,
+            None => mandate_http::export_http::transport(sink, Arc::clone(&node.clock))
+                .map_err(anyhow::Error::msg)?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("export sink `{}`: no transport for its type", sink.name)
+                })?,
         };
-        tracing::info!(sink = %sink.name, kind = sink.kind.name(), format = sink.format().name(), "export sink");
+        tracing::info!(
+            sink = %sink.name,
+            kind = sink.kind.name(),
+            format = sink.format().name(),
+            "export sink"
+        );
         out.push((sink.clone(), t));
     }
     Ok(out)
