@@ -274,7 +274,7 @@ impl Transport for Webhook {
         Box::pin(async move {
             let mut body = String::new();
             for item in batch {
-                body.push_str(&ascii_json(&item.record));
+                body.push_str(&item.json);
                 body.push('\n');
             }
             let t = self.clock.now().secs();
@@ -608,7 +608,7 @@ impl Transport for Elastic {
                 let action = json!({"create": {"_index": self.index, "_id": item.event.id()}});
                 body.push_str(&ascii_json(&action));
                 body.push('\n');
-                body.push_str(&ascii_json(&item.record));
+                body.push_str(&item.json);
                 body.push('\n');
             }
             let mut request = self

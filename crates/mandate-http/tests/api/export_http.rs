@@ -65,7 +65,7 @@ fn batch(from: u64, n: u64, format: Format) -> Vec<Item> {
             event.decision = Some("allow".into());
             event.details = Some(json!({"note": "café ✓"}));
             let record = mandate_export::record(format, &event, &Context::default());
-            Item { event, record }
+            Item::new(event, record)
         })
         .collect()
 }
