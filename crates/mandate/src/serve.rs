@@ -303,6 +303,44 @@ fn user_issuers(
     Ok((TrustedIssuers::new(list)?, dev))
 }
 
+/// The Shared Signals transmitters (`[[ssf.transmitters]]`) whose SETs this node acts
+/// on; by default each must name Mandate's issuer URL as the SETs' audience and speaks
+/// for its own users.
+fn ssf_transmitters(
+    cfg: &ServeConfig,
+    issuer: &str,
+) -> anyhow::Result<mandate_http::ssf::Transmitters> {
+    let mut list = Vec::new();
+    let mut users_issuer = std::collections::HashMap::new();
+    for t in &cfg.ssf_transmitters {
+        let jwks = std::fs::read_to_string(&t.jwks_file).with_context(|| {
+            format!(
+                "reading {} for transmitter {}",
+                t.jwks_file.display(),
+                t.issuer
+            )
+        })?;
+        let audience = t.audience.clone().unwrap_or_else(|| issuer.to_owned());
+        list.push(
+            TrustedIssuer::new(
+                &t.issuer,
+                &audience,
+                &jwks,
+                &t.algorithms,
+                ClaimNames::default(),
+            )
+            .with_context(|| format!("ssf transmitter {}", t.issuer))?,
+        );
+        if let Some(u) = &t.users_issuer {
+            users_issuer.insert(t.issuer.clone(), u.clone());
+        }
+    }
+    Ok(mandate_http::ssf::Transmitters {
+        verifiers: TrustedIssuers::new(list).context("ssf transmitters")?,
+        users_issuer,
+    })
+}
+
 /// The change feed's heartbeat for a node refusing decisions after `max_staleness`
 /// without a proof: four heartbeats fit in it, so one or two lost ones cost nothing.
 fn heartbeat(max_staleness: std::time::Duration) -> std::time::Duration {
@@ -546,6 +584,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             )?,
         },
         max_staleness: cfg.cluster_max_staleness,
+        ssf: Arc::new(ssf_transmitters(&cfg, &issuer)?),
     };
     let state = Arc::new(
         Node::new(

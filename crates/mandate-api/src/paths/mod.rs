@@ -24,3 +24,4 @@ pub mod incidents;
 pub mod mandates;
 pub mod oauth;
 pub mod policies;
+pub mod ssf;

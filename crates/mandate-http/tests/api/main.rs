@@ -195,6 +195,7 @@ impl Env {
             dev_users: None,
             detect: mandate_http::detect::DetectSettings::default(),
             max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
+            ssf: Default::default(),
         };
         adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = clock.clone();

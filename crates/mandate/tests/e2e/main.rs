@@ -31,5 +31,6 @@ mod opa_corpus;
 mod readme;
 mod rego_cli;
 mod serve;
+mod ssf;
 mod upstreams;
 mod wire;
