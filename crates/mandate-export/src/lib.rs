@@ -14,6 +14,7 @@ pub mod ecs;
 mod facts;
 pub mod filter;
 pub mod ocsf;
+pub mod ssf;
 pub mod syslog;
 
 use mandate_audit::event::AuditEvent;

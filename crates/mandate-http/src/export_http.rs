@@ -93,7 +93,8 @@ pub fn transport_timed(
             .map_err(|e| format!("export sink `{name}`: the HTTP client: {e}"))
     };
     match cfg.kind {
-        SinkKind::File | SinkKind::Syslog => Ok(None),
+        // An `ssf` sink signs with the node's keys: `ssf_transport`.
+        SinkKind::File | SinkKind::Syslog | SinkKind::Ssf => Ok(None),
         SinkKind::Webhook => {
             let url = parse_url(name, cfg.url.as_deref())?;
             let secret = read_secret(name, "secret_file", cfg.secret_file.as_deref())?;
@@ -675,6 +676,127 @@ impl Transport for Elastic {
                     refused.len()
                 ))),
             }
+        })
+    }
+}
+
+/// The transport of an `ssf` sink: each event that transmits a SET
+/// (`mandate_export::ssf::set_claims`) is signed with the node's current signing key
+/// (`mandate_token::set::sign_set`, verifiable with Mandate's JWKS) and POSTed alone,
+/// `Content-Type: application/secevent+jwt` (RFC 8935 §2), with `Authorization: Bearer`
+/// from `token_file` when one is configured.
+///
+/// A 2xx is accepted. A 400 whose body is RFC 8935's `{"err": …}` is the receiver's
+/// final word on that SET (it will refuse it again: a subject it does not know, a `jti`
+/// it has seen, which is what a resent SET is): logged, and delivery goes on. Anything
+/// else (no answer, 401/403, 5xx) fails the batch, sent again after a back-off; its
+/// SETs keep their `jti` (the event id), so a receiver de-duplicates them.
+pub fn ssf_transport(
+    cfg: &SinkConfig,
+    node: Arc<crate::Node>,
+) -> Result<Box<dyn Transport>, String> {
+    let name = &cfg.name;
+    let url = parse_url(name, cfg.url.as_deref())?;
+    let token = match cfg.token_file.as_deref() {
+        Some(f) => Some(read_secret(name, "token_file", Some(f))?),
+        None => None,
+    };
+    let audience = match &cfg.audience {
+        Some(a) => a.clone(),
+        None => match url.port() {
+            Some(p) => format!(
+                "{}://{}:{p}",
+                url.scheme(),
+                url.host_str().unwrap_or_default()
+            ),
+            None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
+        },
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Timing::DEFAULT.request)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("export sink `{name}`: the HTTP client: {e}"))?;
+    Ok(Box::new(SsfPush {
+        client,
+        url,
+        token,
+        audience,
+        node,
+        sink: name.clone(),
+    }))
+}
+
+/// An `ssf` sink's transport ([`ssf_transport`]).
+struct SsfPush {
+    client: reqwest::Client,
+    url: Url,
+    token: Option<Secret>,
+    audience: String,
+    node: Arc<crate::Node>,
+    sink: String,
+}
+
+impl fmt::Debug for SsfPush {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SsfPush")
+            .field("url", &shown(&self.url))
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport for SsfPush {
+    fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
+        Box::pin(async move {
+            for item in batch {
+                let now = self.node.clock.now().secs();
+                let Some(claims) = mandate_export::ssf::set_claims(
+                    &item.event,
+                    &self.node.config.issuer,
+                    &self.audience,
+                    now,
+                ) else {
+                    continue;
+                };
+                let ring = self.node.keys.ring();
+                let set = mandate_token::set::sign_set(ring.current(), ring.signing_alg(), &claims)
+                    .map_err(|e| SendError::new(format!("signing a SET: {e}")))?;
+                let mut req = self
+                    .client
+                    .post(self.url.clone())
+                    .header("content-type", "application/secevent+jwt")
+                    .header("accept", "application/json")
+                    .body(set);
+                if let Some(t) = &self.token {
+                    req = req.bearer_auth(&t.0);
+                }
+                let (status, body) = read(&self.url, req).await?;
+                if status.is_success() {
+                    continue;
+                }
+                let err = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("err").and_then(Value::as_str).map(str::to_owned));
+                match (status, err) {
+                    (StatusCode::BAD_REQUEST, Some(err)) => {
+                        tracing::warn!(
+                            sink = %self.sink,
+                            set = %item.event.id(),
+                            err = %err,
+                            "the SSF receiver refused a SET; it is not sent again"
+                        );
+                    }
+                    (status, _) => {
+                        return Err(SendError::new(format!(
+                            "{} answered {status}: {}",
+                            shown(&self.url),
+                            excerpt(&body)
+                        )));
+                    }
+                }
+            }
+            Ok(())
         })
     }
 }

@@ -80,6 +80,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/oauth/introspect"),
     ("POST", "/oauth/revoke"),
     ("POST", "/ssf/events"),
+    ("GET", "/.well-known/ssf-configuration"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/oauth-authorization-server"),
     ("GET", "/healthz"),
@@ -155,6 +156,10 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/ssf/events", post(ssf_receiver::receive))
+        .route(
+            "/.well-known/ssf-configuration",
+            get(wellknown::ssf_configuration),
+        )
         .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

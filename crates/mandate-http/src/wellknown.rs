@@ -83,6 +83,21 @@ pub(crate) async fn metadata(State(state): State<Arc<Node>>) -> Json<api::Server
     })
 }
 
+/// `GET /.well-known/ssf-configuration`: Mandate as a Shared Signals transmitter (push
+/// to the receivers of its `ssf` export sinks; see docs/ssf.md).
+pub(crate) async fn ssf_configuration(
+    State(state): State<Arc<Node>>,
+) -> Json<api::SsfConfiguration> {
+    let iss = &state.config.issuer;
+    Json(api::SsfConfiguration {
+        spec_version: "1_0".into(),
+        issuer: iss.clone(),
+        jwks_uri: format!("{iss}/.well-known/jwks.json"),
+        delivery_methods_supported: vec!["urn:ietf:rfc:8935".into()],
+        default_subjects: "ALL".into(),
+    })
+}
+
 /// `GET /healthz`: the process is up.
 pub(crate) async fn healthz() -> Json<api::Liveness> {
     Json(api::Liveness {

@@ -68,6 +68,10 @@ pub enum SinkKind {
     Splunk,
     /// Elasticsearch or OpenSearch `_bulk`.
     Elasticsearch,
+    /// OpenID Shared Signals: a signed SET per event that other systems must hear of at
+    /// once (an agent stopped, a mandate or token revoked, a credential changed), pushed
+    /// to a receiver (RFC 8935).
+    Ssf,
 }
 
 impl SinkKind {
@@ -79,6 +83,7 @@ impl SinkKind {
             Self::Webhook => "webhook",
             Self::Splunk => "splunk",
             Self::Elasticsearch => "elasticsearch",
+            Self::Ssf => "ssf",
         }
     }
 }
@@ -154,6 +159,9 @@ pub struct SinkConfig {
     /// `splunk`: wait for indexer acknowledgement before moving the cursor.
     #[serde(default)]
     pub ack: Option<bool>,
+    /// `ssf`: the `aud` of the SETs (default: the receiver URL's origin).
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 impl SinkConfig {
@@ -167,8 +175,17 @@ impl SinkConfig {
 
     /// The filter.
     pub fn filter(&self) -> Filter {
+        // An `ssf` sink takes, unless told otherwise, the kinds that transmit a SET.
+        let kinds = if self.kind == SinkKind::Ssf && self.kinds.is_empty() {
+            mandate_export::ssf::KINDS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect()
+        } else {
+            self.kinds.clone()
+        };
         Filter {
-            kinds: self.kinds.clone(),
+            kinds,
             exclude_kinds: self.exclude_kinds.clone(),
             agents: self.agents.clone(),
         }
@@ -200,7 +217,7 @@ impl SinkConfig {
                 "export sink `{name}`: `batch_max_events` must be 1 to 10000"
             ));
         }
-        let given: [(&str, bool); 11] = [
+        let given: [(&str, bool); 12] = [
             ("path", self.path.is_some()),
             ("max_bytes", self.max_bytes.is_some()),
             ("keep", self.keep.is_some()),
@@ -212,6 +229,7 @@ impl SinkConfig {
             ("token_file", self.token_file.is_some()),
             ("index", self.index.is_some()),
             ("ack", self.ack.is_some()),
+            ("audience", self.audience.is_some()),
         ];
         let (required, allowed): (&[&str], &[&str]) = match self.kind {
             SinkKind::File => (&["path"], &["path", "max_bytes", "keep"]),
@@ -222,6 +240,7 @@ impl SinkConfig {
                 &["url", "token_file", "index", "ack"],
             ),
             SinkKind::Elasticsearch => (&["url"], &["url", "token_file", "index"]),
+            SinkKind::Ssf => (&["url"], &["url", "token_file", "audience"]),
         };
         for (key, is_given) in given {
             if is_given && !allowed.contains(&key) {

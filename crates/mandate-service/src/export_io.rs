@@ -41,7 +41,7 @@ pub fn transport(cfg: &SinkConfig) -> Option<Box<dyn Transport>> {
                 }),
             })
         }
-        SinkKind::Webhook | SinkKind::Splunk | SinkKind::Elasticsearch => None,
+        SinkKind::Webhook | SinkKind::Splunk | SinkKind::Elasticsearch | SinkKind::Ssf => None,
     }
 }
 

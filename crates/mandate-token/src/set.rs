@@ -28,6 +28,8 @@
 use mandate_core::time::Timestamp;
 use serde_json::{Map, Value};
 
+use crate::jws::SigningAlg;
+use crate::keys::SigningKey;
 use crate::user::{LEEWAY_SECS, TrustedIssuers, UserTokenError, json_segment, numeric_date};
 
 /// The largest SET accepted, in bytes.
@@ -205,4 +207,16 @@ pub fn verify_set(
         event,
         subject,
     })
+}
+
+/// Signs `claims` as a SET Mandate transmits: a compact JWS with `typ: secevent+jwt`, the
+/// signing key's `kid`, under `alg` (the key ring's, which its JWKS publishes), so any
+/// receiver that has Mandate's JWKS verifies it.
+pub fn sign_set(
+    key: &SigningKey,
+    alg: SigningAlg,
+    claims: &Value,
+) -> Result<String, serde_json::Error> {
+    let header = serde_json::json!({"alg": alg.name(), "typ": SET_TYP, "kid": key.kid()});
+    crate::jws::sign_ed25519(key.dalek(), &header, claims)
 }

@@ -797,6 +797,10 @@ fn export_transports(
     for sink in &cfg.export_sinks {
         let t = match mandate_http::export_io::transport(sink) {
             Some(t) => t,
+            None if sink.kind == mandate_http::export::SinkKind::Ssf => {
+                mandate_http::export_http::ssf_transport(sink, Arc::clone(node))
+                    .map_err(anyhow::Error::msg)?
+            }
             None => mandate_http::export_http::transport(sink, Arc::clone(&node.clock))
                 .map_err(anyhow::Error::msg)?
                 .ok_or_else(|| {

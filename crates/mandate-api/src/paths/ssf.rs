@@ -1,7 +1,7 @@
 //! The contract of `POST /ssf/events` (the Shared Signals receiver).
 
 use crate::responses::*;
-use crate::ssf::SetError;
+use crate::ssf::{SetError, SsfConfiguration};
 
 /// The contract of `POST /ssf/events`, served by mandate-http's handler
 /// `ssf_receiver::receive`.
@@ -30,3 +30,23 @@ no bearer token. Every SET, accepted or refused, is recorded (`ssf.received`,
     security()
 )]
 pub fn receive_security_event() {}
+
+/// The contract of `GET /.well-known/ssf-configuration`, served by mandate-http's handler
+/// `wellknown::ssf_configuration`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/ssf-configuration",
+    tag = "ssf",
+    operation_id = "getSsfConfiguration",
+    summary = "Mandate as a Shared Signals transmitter: its metadata",
+    description = r#"SSF 1.0 transmitter metadata. Mandate pushes (RFC 8935) signed SETs to the
+receivers its operator configures as `ssf` export sinks: CAEP `session-revoked` when an
+agent is suspended, decommissioned or contained, or a mandate or token of it is revoked,
+and CAEP `credential-change` when its credentials change. The SETs verify with the keys
+at `jwks_uri`."#,
+    responses(
+        (status = 200, description = "The metadata; URLs are built from the configured issuer.", body = SsfConfiguration, content_type = "application/json")
+    ),
+    security()
+)]
+pub fn get_ssf_configuration() {}

@@ -13,6 +13,7 @@ mod ecs;
 mod filter;
 mod ocsf;
 mod ocsf_schema;
+mod ssf;
 mod syslog;
 
 use mandate_audit::event::{AuditEvent, NodeName};

@@ -196,3 +196,113 @@ async fn an_idp_session_revoked_set_ends_the_persons_mandate_and_bad_ones_end_no
     let refused = s.audit_events(&admin, "ssf.refused", None).await;
     assert_eq!(refused.len(), 4, "{refused:?}");
 }
+
+/// Mandate as the transmitter: an `ssf` export sink pushes a signed SET to a receiver
+/// made with PyJWT, which verifies it against Mandate's JWKS (typ, signature, iss, aud,
+/// one event) — for each suspension (CAEP `session-revoked` about the agent) and each
+/// credential change (`credential-change`); and the transmitter's metadata says where
+/// the keys are.
+#[tokio::test(flavor = "multi_thread")]
+async fn suspending_agents_pushes_sets_a_pyjwt_receiver_verifies() {
+    use crate::interop_env::Upstream;
+    let python = venv_python("interop-venv", "requirements.txt").unwrap();
+    let (t, dir) = data_dir();
+    let jwks_url = t.path().join("jwks-url");
+    let mut cmd = python_cmd(&python);
+    cmd.arg(interop_dir().join("ssf_receiver.py"))
+        .arg(&jwks_url)
+        .arg(ISSUER);
+    let rx = Upstream::start(cmd, "ssf_receiver.py", std::time::Duration::from_secs(30));
+    let conf = t.path().join("mandate.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[export.sinks]]\nname = \"caep\"\ntype = \"ssf\"\nurl = \"{}\"\n",
+            rx.url
+        ),
+    )
+    .unwrap();
+    let s = Server::start(
+        &dir,
+        &[],
+        &[
+            ("MANDATE_CONFIG", conf.to_str().unwrap()),
+            ("MANDATE_ISSUER", ISSUER),
+        ],
+    );
+    std::fs::write(&jwks_url, s.url("/.well-known/jwks.json")).unwrap();
+    let admin = s.token.clone().unwrap();
+    let (st, meta) = s
+        .admin(&admin, Method::GET, "/.well-known/ssf-configuration", None)
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(meta["issuer"], ISSUER);
+    assert_eq!(meta["spec_version"], "1_0");
+    assert_eq!(meta["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));
+
+    let mut agents = Vec::new();
+    for i in 0..5 {
+        let (id, _) = s.agent_with_secret(&admin, &format!("caep-{i}")).await;
+        agents.push(id);
+    }
+    let mut suspended_at = Vec::new();
+    for id in &agents {
+        let (st, a) = s
+            .admin(
+                &admin,
+                Method::POST,
+                &format!("/v1/agents/{id}/suspend"),
+                Some(json!({"reason": "caep test"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{a}");
+        suspended_at.push(std::time::SystemTime::now());
+    }
+    // Every credential added above (one per agent) and the suspensions: 10 SETs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let got = loop {
+        let got = rx.calls().await;
+        if got.as_array().unwrap().len() >= 10 {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "SETs: {got}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let sets = got.as_array().unwrap();
+    let of = |kind: &str| -> Vec<&Value> {
+        sets.iter()
+            .filter(|r| r["claims"]["events"].get(kind).is_some())
+            .collect()
+    };
+    let revoked = of(SESSION_REVOKED);
+    let changed = of("https://schemas.openid.net/secevent/caep/event-type/credential-change");
+    assert_eq!((revoked.len(), changed.len()), (5, 5), "{got}");
+    let mut latencies = Vec::new();
+    for (id, at) in agents.iter().zip(&suspended_at) {
+        let r = revoked
+            .iter()
+            .find(|r| r["claims"]["sub_id"]["sub"] == id.as_str())
+            .unwrap_or_else(|| panic!("no SET about {id}: {got}"));
+        assert_eq!(r["claims"]["sub_id"]["iss"], ISSUER);
+        let arrived = r["arrived"].as_f64().unwrap();
+        let sent = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        latencies.push(arrived - sent);
+    }
+    for c in &changed {
+        let e = &c["claims"]["events"]["https://schemas.openid.net/secevent/caep/event-type/credential-change"];
+        assert_eq!(
+            (e["change_type"].as_str(), e["credential_type"].as_str()),
+            (Some("create"), Some("password")),
+            "{c}"
+        );
+    }
+    let jtis: std::collections::BTreeSet<&str> = sets
+        .iter()
+        .map(|r| r["claims"]["jti"].as_str().unwrap())
+        .collect();
+    assert_eq!(jtis.len(), sets.len(), "one jti per SET");
+    eprintln!("suspend -> SET accepted by the receiver, seconds: {latencies:?}");
+}
