@@ -523,3 +523,77 @@ async fn a_node_refused_at_start_does_not_break_the_export_of_all_nodes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// SIEM export on a cluster (issue 23): each node delivers its own log, once, from its
+/// own cursor in the shared store: two nodes on one PostgreSQL database, each with a
+/// file sink of the same name, get every event of their own log and none of the other's.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_node_of_a_cluster_exports_its_own_log_once() {
+    let db = PgDb::new();
+    let url = db.url();
+    let (ta, dir_a) = data_dir();
+    let (tb, dir_b) = data_dir();
+    let conf = |t: &tempfile::TempDir| {
+        let out = t.path().join("export.jsonl");
+        let c = t.path().join("mandate.toml");
+        std::fs::write(
+            &c,
+            format!(
+                "[[export.sinks]]\nname = \"siem\"\ntype = \"file\"\npath = \"{}\"\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        (c, out)
+    };
+    let (conf_a, out_a) = conf(&ta);
+    let (conf_b, out_b) = conf(&tb);
+    let a = Server::start(
+        &dir_a,
+        &["--store", &url, "--node-id", "node-a"],
+        &[("MANDATE_CONFIG", conf_a.to_str().unwrap())],
+    );
+    let token = a.token.clone().unwrap();
+    share_signing_keys(&dir_a, &dir_b);
+    let b = Server::start(
+        &dir_b,
+        &["--store", &url, "--node-id", "node-b"],
+        &[("MANDATE_CONFIG", conf_b.to_str().unwrap())],
+    );
+    for (srv, name) in [(&a, "x-on-a"), (&b, "x-on-b"), (&a, "y-on-a")] {
+        let (status, v) = srv
+            .admin(
+                &token,
+                Method::POST,
+                "/v1/agents",
+                Some(json!({"name": name, "owner": "o@example.com", "boundary": {}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+    }
+    for (srv, node, out) in [(&a, "node-a", &out_a), (&b, "node-b", &out_b)] {
+        let mut last = None;
+        let ids = loop {
+            let (st, v) = srv.admin(&token, Method::GET, "/v1/export", None).await;
+            assert_eq!(st, 200, "{v}");
+            let len = v["log_length"].as_u64().unwrap();
+            let ids: Vec<String> = std::fs::read_to_string(out)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            if ids.len() as u64 == len && last == Some(len) {
+                break ids;
+            }
+            last = Some(len);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        };
+        let want: Vec<String> = (0..ids.len()).map(|s| format!("{node}:{s}")).collect();
+        assert_eq!(ids, want, "{node} exports its own log, in order, once");
+    }
+}
