@@ -22,5 +22,6 @@ pub mod export;
 pub mod gateway;
 pub mod incidents;
 pub mod mandates;
+pub mod metrics;
 pub mod oauth;
 pub mod policies;

@@ -49,6 +49,7 @@ mod authzen;
 mod fast_paths;
 mod incidents;
 mod mandates;
+mod metrics;
 mod opa;
 mod policies;
 mod token_surfaces;
