@@ -1,7 +1,10 @@
 //! `GET /metrics` through the router with the process's recorder installed, as the
 //! binary mounts it: the answer parses as the Prometheus text format (0.0.4, by the
 //! strict reader below), and after a known series of tokens and decisions each counter
-//! moved by exactly what was done, under the right labels; no label names an agent.
+//! moved by exactly what was done (`/v1/authorize`, AuthZEN, the Data API, the token
+//! endpoint), under the right labels; no label names an agent. The
+//! gauges read at the scrape (export sinks) and the detector's count agree with what
+//! the API says of the same things.
 //!
 //! The recorder is global to the process ([`mandate_http::metrics::install`] sets it
 //! once): the test compares before and after, and nextest runs each test in its own
@@ -9,9 +12,13 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Method, Request, header};
-use serde_json::json;
+use mandate_detect::DetectConfig;
+use mandate_http::export::{Item, SendError, Sending, SinkConfig, Transport};
+use serde_json::{Value, json};
 
 use super::Env;
 use super::incidents::{POLICIES, SCHEMA};
@@ -247,7 +254,25 @@ async fn counters_move_by_what_was_done_with_their_labels() {
     let exposition = mandate_http::metrics::install().expect("the recorder");
     env.app = env.app.clone().layer(axum::Extension(exposition));
 
-    env.activate(POLICIES, &[SCHEMA]).await;
+    // Cedar for `/v1/authorize` and AuthZEN, a Rego module for the Data API.
+    let r = env
+        .admin(
+            Method::POST,
+            "/v1/policies",
+            Some(json!({"policies": POLICIES, "schema_fragments": [SCHEMA],
+                        "rego_modules": [{"id": "authz.rego",
+                                          "source": "package http.authz\n\ndefault allow := false\n"}]})),
+        )
+        .await;
+    r.expect(201);
+    let version = r.json()["version"].as_i64().expect("version");
+    env.admin(
+        Method::POST,
+        &format!("/v1/policies/{version}/activate"),
+        None,
+    )
+    .await
+    .expect(200);
     let reads = json!({"grants": [{"actions": ["crm:*"], "resources": ["*"]}]});
     let reader = env.client_with("reader", reads).await;
     let outsider = env.client("outsider").await;
@@ -290,6 +315,21 @@ async fn counters_move_by_what_was_done_with_their_labels() {
         String::from_utf8_lossy(&r.body)
     );
 
+    // One Data API query on the OPA-compatible router, answered `false`.
+    let opa = mandate_http::opa::opa_router(
+        std::sync::Arc::clone(&env.state),
+        mandate_http::opa::OpaAuthentication::Token,
+    );
+    let q = Request::post("/v1/data/http/authz/allow")
+        .header(header::AUTHORIZATION, format!("Bearer {}", env.admin))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"input": {"user": "x"}}).to_string()))
+        .expect("request");
+    let res = tower::ServiceExt::oneshot(opa, q)
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), 200);
+
     let (after, text) = scrape(&env).await;
     let log_after = log_length(&env).await;
     let delta = |series: &str| after.get(series) - before.get(series);
@@ -302,6 +342,11 @@ async fn counters_move_by_what_was_done_with_their_labels() {
         delta(
             "mandate_decisions_total{outcome=\"allow\",reason=\"allowed_by_policy\",surface=\"authzen\"}"
         ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        delta("mandate_decisions_total{outcome=\"deny\",reason=\"none\",surface=\"opa\"}"),
         1.0,
         "{text}"
     );
@@ -343,4 +388,144 @@ async fn counters_move_by_what_was_done_with_their_labels() {
         assert!(!text.contains(id.as_str()), "{id} in:\n{text}");
     }
     assert!(!text.contains("agt_"), "{text}");
+}
+
+/// An export transport that accepts every batch.
+struct Accepts;
+
+impl Transport for Accepts {
+    fn send<'a>(&'a mut self, _: &'a [Item]) -> Sending<'a> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// An export transport whose receiver is always down.
+struct Down;
+
+impl Transport for Down {
+    fn send<'a>(&'a mut self, _: &'a [Item]) -> Sending<'a> {
+        Box::pin(async { Err(SendError::new("connection refused")) })
+    }
+}
+
+fn sink(name: &str) -> SinkConfig {
+    toml::from_str(&format!("name = \"{name}\"\ntype = \"webhook\"\n")).expect("sink table")
+}
+
+/// `/v1/authorize/batch` as the bootstrap admin naming `agent`: reads of contact `id`.
+async fn reads(env: &Env, agent: &str, id: &str, n: usize) -> Vec<Value> {
+    let one = json!({"principal": agent, "action": "crm:read",
+                     "resource": {"type": "Crm::Contact", "id": id}});
+    let r = env
+        .admin(
+            Method::POST,
+            "/v1/authorize/batch",
+            Some(json!({"requests": vec![one; n]})),
+        )
+        .await;
+    r.expect(200);
+    r.json()["results"].as_array().expect("results").clone()
+}
+
+#[tokio::test]
+async fn anomalies_and_export_sinks_are_counted_as_the_api_reports_them() {
+    // Judging from the first request on, so a burst of denies is a finding at once.
+    let mut env = Env::with_config(|c| {
+        c.detect.config = DetectConfig {
+            learning_secs: 0,
+            learning_min_events: 1,
+            ..DetectConfig::default()
+        };
+    });
+    let exposition = mandate_http::metrics::install().expect("the recorder");
+    env.app = env.app.clone().layer(axum::Extension(exposition));
+    env.activate(POLICIES, &[SCHEMA]).await;
+    let agent = env
+        .register(
+            "prober",
+            json!({"grants": [{"actions": ["crm:read"], "resources": ["Crm::Contact/c-*"]}]}),
+        )
+        .await;
+    let (before, _) = scrape(&env).await;
+
+    // Usual traffic, then, a minute later, five reads outside its boundary.
+    for d in reads(&env, &agent, "c-1", 20).await {
+        assert_eq!(d["decision"], "allow", "{d}");
+    }
+    env.advance(61);
+    for d in reads(&env, &agent, "secret-1", 5).await {
+        assert_eq!(d["decision"], "deny", "{d}");
+    }
+    let r = env
+        .admin(Method::GET, &format!("/v1/anomalies?agent={agent}"), None)
+        .await;
+    r.expect(200);
+    let found = r.json()["items"].as_array().expect("items").clone();
+    assert!(!found.is_empty(), "the burst is a finding");
+
+    // Two sinks: one delivers everything, one's receiver is down.
+    mandate_http::export::spawn(
+        &env.state,
+        vec![
+            (sink("delivers"), Box::new(Accepts) as Box<dyn Transport>),
+            (sink("down"), Box::new(Down)),
+        ],
+    );
+    let board = loop {
+        let r = env.admin(Method::GET, "/v1/export", None).await;
+        r.expect(200);
+        let v = r.json();
+        let caught_up = v["sinks"]
+            .as_array()
+            .expect("sinks")
+            .iter()
+            .any(|s| s["name"] == "delivers" && s["lag"] == 0);
+        if caught_up {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+
+    let (after, text) = scrape(&env).await;
+    for severity in ["low", "medium", "high", "critical"] {
+        let series = format!("mandate_anomalies_total{{severity=\"{severity}\"}}");
+        let raised = found.iter().filter(|a| a["severity"] == severity).count();
+        assert_eq!(
+            after.get(&series) - before.get(&series),
+            raised as f64,
+            "{severity}: {text}"
+        );
+        // Every severity is shown from the start.
+        assert!(after.samples.contains_key(&series), "{series}: {text}");
+    }
+    let log_length = board["log_length"].as_f64().expect("log_length");
+    for s in board["sinks"].as_array().expect("sinks") {
+        let name = s["name"].as_str().expect("name");
+        let lag = after.get(&format!("mandate_export_lag_events{{sink=\"{name}\"}}"));
+        let delivered = after.get(&format!(
+            "mandate_export_delivered_total{{sink=\"{name}\"}}"
+        ));
+        assert_eq!(lag, s["lag"].as_f64().expect("lag"), "{name}: {text}");
+        assert_eq!(
+            delivered,
+            s["delivered"].as_f64().expect("delivered"),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        after.get("mandate_export_delivered_total{sink=\"delivers\"}"),
+        log_length
+    );
+    assert_eq!(
+        after.get("mandate_export_lag_events{sink=\"down\"}"),
+        log_length
+    );
+    assert_eq!(
+        after
+            .types
+            .get("mandate_export_lag_events")
+            .map(String::as_str),
+        Some("gauge")
+    );
+    assert!(!text.contains(&agent), "{text}");
 }

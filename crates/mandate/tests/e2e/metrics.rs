@@ -3,8 +3,11 @@
 //! (`prometheus_client`) reads, with the decisions and tokens just made counted under
 //! their labels; the API's `GET /metrics` still wants an admin token; with
 //! `metrics.authentication = "token"` the listener wants one too; and a non-loopback
-//! `metrics.listen` without it is refused at start, saying what to set.
+//! `metrics.listen` without it is refused at start, saying what to set. The gateways'
+//! tests (gateway.rs, mcp.rs) check their decisions are counted under their surface
+//! with [`decisions_counted`].
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
@@ -47,6 +50,52 @@ fn parse_with_prometheus_client(text: &str) -> Vec<Value> {
         show(&out)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The `mandate_decisions_total` series of `surface` on the API's `GET /metrics`:
+/// (outcome, reason) to count. Label values are codes (no quote or comma in them).
+pub(crate) async fn decisions_counted(
+    s: &Server,
+    admin: &str,
+    surface: &str,
+) -> BTreeMap<(String, String), f64> {
+    let (st, _, text) = get(s, &s.url("/metrics"), Some(admin)).await;
+    assert_eq!(st, 200, "{text}");
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("mandate_decisions_total{") else {
+            continue;
+        };
+        let (labels, value) = rest.split_once("} ").unwrap();
+        let labels: BTreeMap<&str, &str> = labels
+            .split(',')
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k, v.trim_matches('"'))
+            })
+            .collect();
+        if labels["surface"] == surface {
+            out.insert(
+                (labels["outcome"].to_owned(), labels["reason"].to_owned()),
+                value.parse::<f64>().unwrap(),
+            );
+        }
+    }
+    out
+}
+
+/// Decision events grouped as [`decisions_counted`] counts them: (decision, first
+/// reason) to how many.
+pub(crate) fn decisions_recorded(events: &[Value]) -> BTreeMap<(String, String), f64> {
+    let mut out = BTreeMap::new();
+    for e in events {
+        let key = (
+            e["decision"].as_str().unwrap().to_owned(),
+            e["reasons"][0].as_str().unwrap().to_owned(),
+        );
+        *out.entry(key).or_insert(0.0) += 1.0;
+    }
+    out
 }
 
 /// The value of the sample `name` whose labels are `labels`, among `families`.
