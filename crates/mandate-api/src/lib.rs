@@ -38,6 +38,7 @@ pub mod paths;
 pub mod policies;
 pub mod problem;
 pub mod responses;
+pub mod ssf;
 
 pub use mandate_core::admin::Role;
 pub use mandate_core::agent::AgentStatus;
@@ -58,6 +59,7 @@ pub use mandates::*;
 pub use oauth::*;
 pub use policies::*;
 pub use problem::*;
+pub use ssf::*;
 
 /// A list answer without paging (`{"items": […]}`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]

@@ -11,6 +11,7 @@
 //! de-duplicates by it, and an analyst asks Mandate for the event's Merkle proof by it.
 
 pub mod ecs;
+mod facts;
 pub mod filter;
 pub mod ocsf;
 pub mod syslog;
@@ -19,6 +20,7 @@ use mandate_audit::event::AuditEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use facts::{Outcome, outcome};
 pub use filter::{Filter, FilterError};
 
 /// The shape of the records a sink sends.

@@ -62,6 +62,7 @@ fn config(dir: &std::path::Path) -> ServerConfig {
         users: Default::default(),
         dev_users: None,
         detect: Default::default(),
+        ssf: Default::default(),
         max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
     }
 }

@@ -16,7 +16,7 @@
 pub use mandate_service::config::{MandateConfig, ServerConfig};
 pub use mandate_service::jobs::{flush_baselines, spawn_sweeper, sweep};
 pub use mandate_service::{
-    Node, StartError, audit, bootstrap, detect, export, export_io, follow, freshness, keys,
+    Node, StartError, audit, bootstrap, detect, export, export_io, follow, freshness, keys, ssf,
 };
 use mandate_service::{actor, acts};
 mod admin;
@@ -33,6 +33,7 @@ mod cluster;
 mod dev;
 pub mod error;
 mod exchange;
+pub mod export_http;
 mod export_status;
 mod extract;
 pub mod gateway;
@@ -44,6 +45,7 @@ pub mod opa;
 mod policies;
 #[cfg(test)]
 mod routes_test;
+mod ssf_receiver;
 mod token_endpoint;
 mod unread;
 pub mod webhook;
@@ -78,6 +80,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/oauth/token"),
     ("POST", "/oauth/introspect"),
     ("POST", "/oauth/revoke"),
+    ("POST", "/ssf/events"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/oauth-authorization-server"),
     ("GET", "/healthz"),
@@ -155,6 +158,7 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/oauth/token", post(token_endpoint::token))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
+        .route("/ssf/events", post(ssf_receiver::receive))
         .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

@@ -240,6 +240,7 @@ pub(crate) fn unit_test_config(dir: &std::path::Path) -> ServerConfig {
         dev_users: None,
         detect: crate::detect::DetectSettings::default(),
         max_staleness: mandate_service::freshness::DEFAULT_MAX_STALENESS,
+        ssf: Default::default(),
     }
 }
 

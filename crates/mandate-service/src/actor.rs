@@ -28,6 +28,8 @@ pub enum System {
     Expiry,
     /// The anomaly detector.
     Detector,
+    /// A shared signal from a trusted transmitter (SSF), ending a person's mandates.
+    SharedSignals,
 }
 
 impl Actor {
@@ -52,6 +54,7 @@ impl System {
             Self::Timeout => "timeout",
             Self::Expiry => "expiry",
             Self::Detector => "detector",
+            Self::SharedSignals => "ssf",
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub dev_users: Option<Arc<DevUserIssuer>>,
     /// Anomaly detection.
     pub detect: DetectSettings,
+    /// The Shared Signals transmitters whose SETs this node acts on (`ssf.rs`; none:
+    /// every pushed SET is refused as from an untrusted issuer).
+    pub ssf: Arc<SsfTransmitters>,
     /// `cluster.max_staleness`: over a shared store, how old this node's last proof of a
     /// complete change feed may be before it refuses to decide (freshness.rs;
     /// [`crate::freshness::DEFAULT_MAX_STALENESS`]). Unused on a single node's store.
@@ -134,4 +137,15 @@ impl std::fmt::Debug for WebhookConfig {
             .field("secret", &"<redacted>")
             .finish()
     }
+}
+
+/// The Shared Signals transmitters this node trusts (`ssf.rs`): their SET verifiers, and
+/// whose users each speaks for.
+#[derive(Debug, Default)]
+pub struct SsfTransmitters {
+    /// Verifiers by `iss` (issuer, audience, keys, algorithms).
+    pub verifiers: mandate_token::user::TrustedIssuers,
+    /// For each transmitter `iss`, the issuer of the users it speaks for (absent: its
+    /// own `iss`).
+    pub users_issuer: std::collections::HashMap<String, String>,
 }

@@ -266,6 +266,21 @@ pub struct Item {
     pub event: AuditEvent,
     /// Its record ([`mandate_export::record`]).
     pub record: Value,
+    /// The record as one line of ASCII JSON ([`mandate_export::ascii_json`]), made with
+    /// the record off the async workers: what the transports send.
+    pub json: String,
+}
+
+impl Item {
+    /// The item of `event` with its `record`.
+    pub fn new(event: AuditEvent, record: Value) -> Self {
+        let json = mandate_export::ascii_json(&record);
+        Self {
+            event,
+            record,
+            json,
+        }
+    }
 }
 
 /// A batch a transport could not deliver.
@@ -434,6 +449,8 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
     // previous batches again (`SendError::resend_previous`).
     let mut previous_from = next;
     let mut pending: Option<Batch> = None;
+    // A read of the batch that starts at `.0`, under way.
+    let mut prefetched: Option<(u64, Reading)> = None;
     node.export.update(&name, |s| s.next = next);
     // What may be stored as delivered: everything sent, or for a transport that does
     // not confirm, everything before its last batch (see `Transport::confirms`).
@@ -443,48 +460,23 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
         let batch = match pending.take() {
             Some(b) => b,
             None => {
-                let from = next;
-                let read = node
-                    .blocking(move |s| -> Result<Vec<String>, StoreError> {
-                        let len = s.db.audit_len()?;
-                        if from >= len {
-                            return Ok(Vec::new());
-                        }
-                        let to = len.min(from.saturating_add(batch_max));
-                        s.db.audit_bodies(from, to)
-                    })
-                    .await;
-                let bodies = match read {
-                    Ok(Ok(b)) => b,
-                    Ok(Err(e)) => {
-                        let wait = fail(&mut backoff, format!("reading the log: {e}"));
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    Err(e) => {
-                        let wait = fail(&mut backoff, format!("reading the log: {e}"));
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
+                let read = match prefetched.take() {
+                    Some((from, job)) if from == next => job.await,
+                    _ => read_batch(&node, next, batch_max, &filter, format).await,
                 };
-                if bodies.is_empty() {
-                    if stored != safe_from(next, previous_from) {
-                        stored =
-                            persist(&node, &name, &log, safe_from(next, previous_from), stored)
-                                .await;
-                        stored_at = node.clock.now_millis();
+                match read {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        if stored != safe_from(next, previous_from) {
+                            stored =
+                                persist(&node, &name, &log, safe_from(next, previous_from), stored)
+                                    .await;
+                            stored_at = node.clock.now_millis();
+                        }
+                        tokio::time::sleep(POLL).await;
+                        continue;
                     }
-                    tokio::time::sleep(POLL).await;
-                    continue;
-                }
-                match items(&node, &bodies, &filter, format) {
-                    Ok(items) => Batch {
-                        from: next,
-                        to: next.saturating_add(bodies.len() as u64),
-                        items,
-                    },
                     Err(e) => {
-                        // A body that does not parse is a corrupt log: never skipped.
                         let wait = fail(&mut backoff, e);
                         tokio::time::sleep(wait).await;
                         continue;
@@ -492,6 +484,26 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
                 }
             }
         };
+        // The next batch is read and its records made on a blocking thread while this
+        // one is sent: the two overlap (an OCSF record costs about what a fsync of its
+        // share of a batch does).
+        if prefetched.is_none() {
+            let job = tokio::spawn(read_batch_owned(
+                Arc::clone(&node),
+                batch.to,
+                batch_max,
+                filter.clone(),
+                format,
+            ));
+            prefetched = Some((
+                batch.to,
+                Box::pin(async move {
+                    job.await
+                        .map_err(|e| format!("reading the log: {e}"))
+                        .and_then(|r| r)
+                }),
+            ));
+        }
         if !batch.items.is_empty() {
             match transport.send(&batch.items).await {
                 Ok(()) => {}
@@ -526,6 +538,52 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
             stored_at = node.clock.now_millis();
         }
     }
+}
+
+/// A batch being read (`read_batch`): `None` when the log holds nothing from there.
+type Reading = Pin<Box<dyn Future<Output = Result<Option<Batch>, String>> + Send>>;
+
+/// Reads the events from `from` (at most `batch_max`), parses them and makes the records
+/// of those `filter` takes, on a blocking thread (an OCSF record is microseconds a
+/// piece: a batch must not hold an async worker). `None`: the log ends at `from`. An
+/// error names what failed; a body that does not parse is a corrupt log, never skipped.
+async fn read_batch(
+    node: &Arc<Node>,
+    from: u64,
+    batch_max: u64,
+    filter: &Filter,
+    format: Format,
+) -> Result<Option<Batch>, String> {
+    read_batch_owned(Arc::clone(node), from, batch_max, filter.clone(), format).await
+}
+
+async fn read_batch_owned(
+    node: Arc<Node>,
+    from: u64,
+    batch_max: u64,
+    filter: Filter,
+    format: Format,
+) -> Result<Option<Batch>, String> {
+    node.blocking(move |s| {
+        let len =
+            s.db.audit_len()
+                .map_err(|e| format!("reading the log: {e}"))?;
+        if from >= len {
+            return Ok(None);
+        }
+        let to = len.min(from.saturating_add(batch_max));
+        let bodies =
+            s.db.audit_bodies(from, to)
+                .map_err(|e| format!("reading the log: {e}"))?;
+        let items = items(s, &bodies, &filter, format)?;
+        Ok(Some(Batch {
+            from,
+            to: from.saturating_add(bodies.len() as u64),
+            items,
+        }))
+    })
+    .await
+    .map_err(|e| format!("reading the log: {e}"))?
 }
 
 /// Stores the cursor at `next` (if it is past `stored`); the cursor now stored. A
@@ -579,7 +637,7 @@ fn items(
                 owner: owner.as_deref(),
             },
         );
-        out.push(Item { event, record });
+        out.push(Item::new(event, record));
     }
     Ok(out)
 }

@@ -5,7 +5,6 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use mandate_export::ascii_json;
 use mandate_export::syslog::{Facility, message, octet_counted};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpStream, UdpSocket};
@@ -61,7 +60,7 @@ impl Transport for FileSink {
     fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
         let mut text = String::new();
         for item in batch {
-            text.push_str(&ascii_json(&item.record));
+            text.push_str(&item.json);
             text.push('\n');
         }
         let (path, max_bytes, keep) = (self.path.clone(), self.max_bytes, self.keep);
@@ -148,7 +147,7 @@ impl Transport for SyslogTcp {
         Box::pin(async move {
             let mut bytes = Vec::new();
             for item in batch {
-                let m = message(&item.event, self.facility, &ascii_json(&item.record));
+                let m = message(&item.event, self.facility, &item.json);
                 bytes.extend_from_slice(octet_counted(&m).as_bytes());
             }
             let had = self.stream.is_some();
@@ -227,7 +226,7 @@ impl Transport for SyslogUdp {
                 }
             };
             for item in batch {
-                let m = message(&item.event, self.facility, &ascii_json(&item.record));
+                let m = message(&item.event, self.facility, &item.json);
                 if let Err(e) = socket.send(m.as_bytes()).await {
                     self.socket = None;
                     return Err(SendError::new(format!(

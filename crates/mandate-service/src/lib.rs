@@ -59,6 +59,7 @@ pub mod opa;
 pub mod policies;
 pub mod secrets;
 pub mod snapshot_cell;
+pub mod ssf;
 pub mod store_key;
 pub mod tokens;
 pub mod write_path;

@@ -77,6 +77,8 @@ pub struct Node {
     pub(crate) act_order: tokio::sync::Mutex<()>,
     /// The export sinks, as they run (`export.rs`).
     pub export: crate::export::Board,
+    /// SET `jti`s received lately (`ssf.rs`).
+    pub(crate) ssf_seen: crate::ssf::Seen,
 }
 
 /// Why a stored policy version has no compiled policy set.
@@ -167,6 +169,7 @@ impl Node {
             secrets: secrets::SecretCache::default(),
             act_order: tokio::sync::Mutex::new(()),
             export: crate::export::Board::default(),
+            ssf_seen: crate::ssf::Seen::default(),
         };
         secrets::load(&state).map_err(|e| StartError::Snapshot(e.to_string()))?;
         state

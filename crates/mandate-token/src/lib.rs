@@ -14,6 +14,7 @@ pub mod jwk;
 pub mod jws;
 pub mod keys;
 pub mod secret;
+pub mod set;
 pub mod user;
 
 mod b64 {

@@ -595,6 +595,20 @@ impl TrustedIssuer {
         claims: &Map<String, Value>,
         now: Timestamp,
     ) -> Result<VerifiedUser, UserTokenError> {
+        self.verify_signature(signing_input, signature, header)?;
+        self.check_claims(claims, now)
+    }
+
+    /// The signature of `signing_input` (`header.payload` as presented) alone, by the
+    /// key and algorithm `header` names from this issuer's JWKS and allow-list: for a
+    /// user token, then its claims; for a Security Event Token (`set.rs`), whose claims
+    /// follow other rules, those.
+    pub(crate) fn verify_signature(
+        &self,
+        signing_input: &str,
+        signature: &str,
+        header: &Map<String, Value>,
+    ) -> Result<(), UserTokenError> {
         // `none` and unknown names do not parse; HS* is never on an allow-list;
         // `Ed25519` is read as `EdDSA`.
         let alg: Algorithm = header
@@ -617,7 +631,7 @@ impl TrustedIssuer {
         if !valid {
             return Err(UserTokenError::Signature);
         }
-        self.check_claims(claims, now)
+        Ok(())
     }
 
     /// The checks on verified claims.
@@ -723,7 +737,10 @@ fn checked_text(value: &str, claim: &str) -> Result<String, UserTokenError> {
 }
 
 /// An optional RFC 7519 NumericDate claim (fractions truncated towards the past).
-fn numeric_date(c: &Map<String, Value>, name: &str) -> Result<Option<i64>, UserTokenError> {
+pub(crate) fn numeric_date(
+    c: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<i64>, UserTokenError> {
     let bad = || UserTokenError::Claims(format!("`{name}` must be a number of seconds"));
     match c.get(name) {
         None => Ok(None),
@@ -742,7 +759,7 @@ fn numeric_date(c: &Map<String, Value>, name: &str) -> Result<Option<i64>, UserT
 }
 
 /// A compact JWS segment decoded as a JSON object.
-fn json_segment(segment: &str) -> Option<Map<String, Value>> {
+pub(crate) fn json_segment(segment: &str) -> Option<Map<String, Value>> {
     serde_json::from_slice(&b64::decode(segment)?).ok()
 }
 

@@ -120,6 +120,29 @@ pub struct ServeConfig {
     pub gateway_mcp: Vec<McpServerConfig>,
     /// `[[export.sinks]]` (file only): where the audit log is delivered for SIEMs.
     pub export_sinks: Vec<mandate_http::export::SinkConfig>,
+    /// `[[ssf.transmitters]]` (file only): the IdPs whose Shared Signals (SETs pushed to
+    /// `POST /ssf/events`) end their users' mandates.
+    pub ssf_transmitters: Vec<SsfTransmitterConfig>,
+}
+
+/// One `[[ssf.transmitters]]` table: a Shared Signals transmitter (usually an IdP).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsfTransmitterConfig {
+    /// The `iss` its SETs carry.
+    pub issuer: String,
+    /// A JWK Set file with its public keys.
+    pub jwks_file: PathBuf,
+    /// The `aud` its SETs must carry (default: Mandate's issuer URL).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Accepted `alg`s (default RS256, ES256, EdDSA).
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// The issuer of the users it speaks for, when not its own `iss` (a subject of
+    /// another issuer is refused).
+    #[serde(default)]
+    pub users_issuer: Option<String>,
 }
 
 /// A `postgres://` (or `postgresql://`) URL, which may hold a password: its `Debug` shows
@@ -330,6 +353,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     let mut routes: Vec<RouteConfig> = Vec::new();
     let mut mcp: Vec<McpServerConfig> = Vec::new();
     let mut sinks: Vec<mandate_http::export::SinkConfig> = Vec::new();
+    let mut transmitters: Vec<SsfTransmitterConfig> = Vec::new();
 
     let file = flags
         .config
@@ -348,6 +372,18 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                             Ok(l) => issuers = l,
                             Err(e) => errors.push(format!(
                                 "{name}: `trusted_issuers`: {}",
+                                e.to_string().trim()
+                            )),
+                        }
+                    }
+                    // The Shared Signals transmitters (a list of tables, file only).
+                    if let Some(toml::Value::Table(x)) = t.get_mut("ssf")
+                        && let Some(list) = x.remove("transmitters")
+                    {
+                        match list.try_into::<Vec<SsfTransmitterConfig>>() {
+                            Ok(l) => transmitters = l,
+                            Err(e) => errors.push(format!(
+                                "{name}: `ssf.transmitters`: {}",
                                 e.to_string().trim()
                             )),
                         }
@@ -497,6 +533,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         gateway_routes: routes,
         gateway_mcp: mcp,
         export_sinks: sinks,
+        ssf_transmitters: transmitters,
     };
     // `--dev` changes defaults only: the file, the environment and the flags below still
     // override each of them.

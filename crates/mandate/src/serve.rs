@@ -303,6 +303,44 @@ fn user_issuers(
     Ok((TrustedIssuers::new(list)?, dev))
 }
 
+/// The Shared Signals transmitters (`[[ssf.transmitters]]`) whose SETs this node acts
+/// on; by default each must name Mandate's issuer URL as the SETs' audience and speaks
+/// for its own users.
+fn ssf_transmitters(
+    cfg: &ServeConfig,
+    issuer: &str,
+) -> anyhow::Result<mandate_http::ssf::Transmitters> {
+    let mut list = Vec::new();
+    let mut users_issuer = std::collections::HashMap::new();
+    for t in &cfg.ssf_transmitters {
+        let jwks = std::fs::read_to_string(&t.jwks_file).with_context(|| {
+            format!(
+                "reading {} for transmitter {}",
+                t.jwks_file.display(),
+                t.issuer
+            )
+        })?;
+        let audience = t.audience.clone().unwrap_or_else(|| issuer.to_owned());
+        list.push(
+            TrustedIssuer::new(
+                &t.issuer,
+                &audience,
+                &jwks,
+                &t.algorithms,
+                ClaimNames::default(),
+            )
+            .with_context(|| format!("ssf transmitter {}", t.issuer))?,
+        );
+        if let Some(u) = &t.users_issuer {
+            users_issuer.insert(t.issuer.clone(), u.clone());
+        }
+    }
+    Ok(mandate_http::ssf::Transmitters {
+        verifiers: TrustedIssuers::new(list).context("ssf transmitters")?,
+        users_issuer,
+    })
+}
+
 /// The change feed's heartbeat for a node refusing decisions after `max_staleness`
 /// without a proof: four heartbeats fit in it, so one or two lost ones cost nothing.
 fn heartbeat(max_staleness: std::time::Duration) -> std::time::Duration {
@@ -557,6 +595,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             )?,
         },
         max_staleness: cfg.cluster_max_staleness,
+        ssf: Arc::new(ssf_transmitters(&cfg, &issuer)?),
     };
     let state = Arc::new(
         Node::new(
@@ -573,7 +612,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     // node's store needs neither; nothing starts).
     let _follower = mandate_http::follow::spawn_follower(&state);
     let sweeper = mandate_http::spawn_sweeper(Arc::clone(&state));
-    mandate_http::export::spawn(&state, export_transports(&cfg)?);
+    mandate_http::export::spawn(&state, export_transports(&cfg, &state)?);
     let gateway = match gateway_listener {
         Some(l) => {
             let gaddr = l.local_addr()?;
@@ -772,9 +811,10 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
 
 /// Each `[[export.sinks]]` sink with its transport: file and syslog from the service,
 /// the HTTP kinds from the HTTP edge. A sink whose transport cannot be built (a secret
-/// file that cannot be read) stops the start, naming it.
+/// file that cannot be read, a URL that does not parse) stops the start, naming it.
 fn export_transports(
     cfg: &ServeConfig,
+    node: &Arc<Node>,
 ) -> anyhow::Result<
     Vec<(
         mandate_http::export::SinkConfig,
@@ -783,14 +823,20 @@ fn export_transports(
 > {
     let mut out = Vec::new();
     for sink in &cfg.export_sinks {
-        let Some(t) = mandate_http::export_io::transport(sink) else {
-            anyhow::bail!(
-                "export sink `{}`: the {} sink is not available in this build yet",
-                sink.name,
-                sink.kind.name()
-            );
+        let t = match mandate_http::export_io::transport(sink) {
+            Some(t) => t,
+            None => mandate_http::export_http::transport(sink, Arc::clone(&node.clock))
+                .map_err(anyhow::Error::msg)?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("export sink `{}`: no transport for its type", sink.name)
+                })?,
         };
-        tracing::info!(sink = %sink.name, kind = sink.kind.name(), format = sink.format().name(), "export sink");
+        tracing::info!(
+            sink = %sink.name,
+            kind = sink.kind.name(),
+            format = sink.format().name(),
+            "export sink"
+        );
         out.push((sink.clone(), t));
     }
     Ok(out)

@@ -25,3 +25,4 @@ pub mod mandates;
 pub mod metrics;
 pub mod oauth;
 pub mod policies;
+pub mod ssf;

@@ -1,11 +1,18 @@
 //! mandate-export through its public API: filters, syslog messages and framing, the
-//! records of each format.
+//! records of each format (OCSF validated against the published schema).
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
     reason = "test: a failed step fails the test loudly"
 )]
 
+mod cases;
+mod ecs;
 mod filter;
+mod ocsf;
+mod ocsf_schema;
 mod syslog;
 
 use mandate_audit::event::{AuditEvent, NodeName};

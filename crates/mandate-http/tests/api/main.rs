@@ -2,11 +2,13 @@
 //! table-driven bad input on the admin API (`tests/data/bad_input/*.json`), the OAuth
 //! token, introspection and revocation endpoints, credential and key rotation, the
 //! public metadata documents, mandates with their approvals (`mandates.rs`), the kill
-//! switch's containment and incident bundles (`incidents.rs`), and the OPA-compatible
-//! router on bad input (`opa.rs`).
+//! switch's containment and incident bundles (`incidents.rs`), the OPA-compatible
+//! router on bad input (`opa.rs`), and the HTTP export sinks (`export_http.rs`).
 //!
 //! Every test builds its own server on a fresh SQLite file with a manual clock, so
-//! tests move time by hand and never sleep.
+//! tests move time by hand and never sleep; the export sinks are the exception: they
+//! talk to receivers on loopback ports and wait (briefly) for retries and
+//! acknowledgements, as real delivery does.
 
 #![expect(
     clippy::expect_used,
@@ -46,6 +48,7 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 
 mod anomalies;
 mod authzen;
+mod export_http;
 mod fast_paths;
 mod incidents;
 mod mandates;
@@ -193,6 +196,7 @@ impl Env {
             dev_users: None,
             detect: mandate_http::detect::DetectSettings::default(),
             max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
+            ssf: Default::default(),
         };
         adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = clock.clone();

@@ -44,6 +44,7 @@ pub fn config(dir: &Path) -> ServerConfig {
         users: Default::default(),
         dev_users: None,
         detect: DetectSettings::default(),
+        ssf: Default::default(),
         max_staleness: mandate_service::freshness::DEFAULT_MAX_STALENESS,
     }
 }

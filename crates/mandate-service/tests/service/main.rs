@@ -12,5 +12,6 @@ mod export;
 mod keys;
 mod mandates;
 mod node;
+mod ssf;
 mod tokens;
 mod use_cases;

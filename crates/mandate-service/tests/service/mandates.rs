@@ -53,7 +53,7 @@ fn grant(action: &str) -> Grant {
 }
 
 /// Agent `i`, owned by alice, whose boundary is reading CRM contacts.
-fn agent(i: usize) -> Agent {
+pub(super) fn agent(i: usize) -> Agent {
     let boundary = Boundary {
         grants: vec![grant("crm:read")],
         ..Boundary::default()
@@ -122,7 +122,7 @@ fn user(sub: &str, groups: &[&str]) -> Party {
 
 /// A stored mandate `n` of `agent` in `status`, for `for_user`, reading contacts for
 /// 600 seconds (pending ones until T0 + 300, active ones until T0 + 600).
-fn stored(
+pub(super) fn stored(
     node: &Node,
     n: usize,
     agent: &Agent,

@@ -355,3 +355,87 @@ async fn kill_9_during_export_then_a_restart_loses_nothing() {
         repeats.values().filter(|n| **n > 1).count()
     );
 }
+
+/// A minimal HTTP/1.1 receiver on loopback: keeps each request's headers (lower-cased
+/// names) and body, answers 200.
+async fn http_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = std::sync::Arc::clone(&got);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let keep = std::sync::Arc::clone(&keep);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 8192];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < end + 4 + len {
+                        let mut chunk = [0u8; 8192];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+                    keep.lock().unwrap().push((head, body));
+                    buf.drain(..end + 4 + len);
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// An HTTP sink from the config file through the real binary: a webhook gets every
+/// event as signed JSON Lines, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_sink_from_the_config_file_gets_signed_json_lines() {
+    let (t, dir) = data_dir();
+    let (port, got) = http_receiver().await;
+    let secret = t.path().join("hook.secret");
+    std::fs::write(&secret, "a-webhook-secret-of-32-characters").unwrap();
+    let conf = config(
+        t.path(),
+        &format!(
+            "[[export.sinks]]\nname = \"hook\"\ntype = \"webhook\"\n\
+             url = \"http://127.0.0.1:{port}/siem\"\nsecret_file = \"{}\"\n",
+            secret.display()
+        ),
+    );
+    let s = Server::start(&dir, &[], &[("MANDATE_CONFIG", conf.to_str().unwrap())]);
+    let admin = s.token.clone().unwrap();
+    activity(&s, &admin, "hooked", 3).await;
+    let v = caught_up(&s, &admin).await;
+    let want = all_ids(
+        v["node"].as_str().unwrap(),
+        v["log_length"].as_u64().unwrap(),
+    );
+    let requests = got.lock().unwrap().clone();
+    let mut ids = Vec::new();
+    for (head, body) in &requests {
+        assert!(head.starts_with("post /siem "), "{head}");
+        assert!(head.contains("mandate-signature: t="), "{head}");
+        for line in body.lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            ids.push(r["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(ids, want);
+}

@@ -32,5 +32,6 @@ mod opa_corpus;
 mod readme;
 mod rego_cli;
 mod serve;
+mod ssf;
 mod upstreams;
 mod wire;

@@ -1,0 +1,62 @@
+//! `POST /ssf/events`: the Shared Signals receiver's push endpoint (RFC 8935), over the
+//! service's `ssf::receive`. The SET authenticates itself (its transmitter's signature);
+//! no bearer token is asked for.
+//!
+//! Answers as RFC 8935 §2 has them: 202 with no body when the SET was accepted (acted on,
+//! or recorded as one Mandate does not act on); 400 with `{"err", "description"}` (the
+//! §2.3 codes) when it was refused; a 5xx when Mandate could not act on it now, so the
+//! transmitter sends it again.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::Node;
+use crate::error::ApiError;
+use crate::extract::read_body;
+
+/// The media type of a pushed SET (RFC 8935 §2).
+const SET_MEDIA_TYPE: &str = "application/secevent+jwt";
+
+fn refused(err: &'static str, description: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"err": err, "description": description.into()})),
+    )
+        .into_response()
+}
+
+/// `POST /ssf/events`: one SET, `Content-Type: application/secevent+jwt`.
+pub(crate) async fn receive(
+    State(state): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if media.as_deref() != Some(SET_MEDIA_TYPE) {
+        return refused(
+            "invalid_request",
+            format!("a SET is sent as `Content-Type: {SET_MEDIA_TYPE}`"),
+        );
+    }
+    let bytes = match read_body(body, mandate_token::set::MAX_SET_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return refused("invalid_request", "the SET is too large or unreadable"),
+    };
+    let Ok(token) = std::str::from_utf8(&bytes) else {
+        return refused("invalid_request", "the SET is not text");
+    };
+    match mandate_service::ssf::receive(&state, token.trim()).await {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(mandate_service::ssf::Refused::Set { code, description }) => refused(code, description),
+        Err(mandate_service::ssf::Refused::Service(e)) => ApiError::from(e).into_response(),
+    }
+}

@@ -1,0 +1,198 @@
+//! The Shared Signals receiver through the real binary, with SETs made by an independent
+//! implementation: PyJWT (tests/interop/ssf_transmitter.py, pinned in
+//! tests/interop/requirements.txt) as the IdP's transmitter. A `session-revoked` SET
+//! about a person ends the mandate an agent holds for them, and the agent's delegated
+//! token with it; a replayed, forged, untrusted or stranger's SET is refused with its
+//! RFC 8935 code and recorded, ending nothing.
+
+use std::path::Path;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Server, cli, data_dir};
+use crate::interop_env::{interop_dir, python_cmd, run, venv_python};
+
+const ISSUER: &str = "http://mandate.test";
+const IDP: &str = "https://idp.example.com";
+const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+
+fn py(python: &Path, args: &[&str]) -> String {
+    let out = run(
+        python_cmd(python)
+            .arg(interop_dir().join("ssf_transmitter.py"))
+            .args(args),
+        "ssf_transmitter.py",
+        "the SSF e2e test needs python3 with venv (and PyPI for PyJWT)",
+    )
+    .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A SET about `sub` (a dev user), signed by the key in `key_dir`.
+fn set(python: &Path, key_dir: &Path, iss: &str, jti: &str, sub: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": iss, "aud": ISSUER, "jti": jti, "iat": now,
+        "sub_id": {"format": "iss_sub", "iss": format!("{ISSUER}/dev-users"), "sub": sub},
+        "events": {SESSION_REVOKED: {"event_timestamp": now, "initiating_entity": "policy",
+                                     "reason_admin": {"en": "session ended at the IdP"}}}
+    });
+    py(
+        python,
+        &[
+            "sign",
+            key_dir.join("key.pem").to_str().unwrap(),
+            &claims.to_string(),
+        ],
+    )
+}
+
+async fn push(s: &Server, token: &str) -> (u16, Value) {
+    let res = s
+        .http
+        .post(s.url("/ssf/events"))
+        .header("content-type", "application/secevent+jwt")
+        .body(token.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idp_session_revoked_set_ends_the_persons_mandate_and_bad_ones_end_nothing() {
+    let python = venv_python("interop-venv", "requirements.txt").unwrap();
+    let (t, dir) = data_dir();
+    let idp = t.path().join("idp");
+    let forger = t.path().join("forger");
+    std::fs::create_dir_all(&idp).unwrap();
+    std::fs::create_dir_all(&forger).unwrap();
+    py(&python, &["keygen", idp.to_str().unwrap()]);
+    py(&python, &["keygen", forger.to_str().unwrap()]);
+    let conf = t.path().join("mandate.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[ssf.transmitters]]\nissuer = \"{IDP}\"\njwks_file = \"{}\"\n\
+             users_issuer = \"{ISSUER}/dev-users\"\n",
+            idp.join("jwks.json").display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start(
+        &dir,
+        &[],
+        &[
+            ("MANDATE_CONFIG", conf.to_str().unwrap()),
+            ("MANDATE_ISSUER", ISSUER),
+            ("MANDATE_DEV_USER_TOKENS", "true"),
+        ],
+    );
+    let admin = s.token.clone().unwrap();
+
+    // Mandate requests are allowed by policy; an agent asks for one for alice.
+    let policies = t.path().join("mandates.cedar");
+    std::fs::write(
+        &policies,
+        "permit (principal, action == Mandate::Action::\"mandate:request\", resource);\n",
+    )
+    .unwrap();
+    let (code, _, err) = cli(
+        &s.addr,
+        &admin,
+        &["policy", "add", policies.to_str().unwrap(), "--activate"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (agent, secret) = s.agent_with_secret(&admin, "helper").await;
+    let (st, tok) = s.token_basic(&agent, &secret, &[]).await;
+    assert_eq!(st, 200, "{tok}");
+    let agent_token = tok["access_token"].as_str().unwrap().to_owned();
+    let (code, alice, err) = cli(
+        &s.addr,
+        &admin,
+        &["dev", "issue-user-token", "--sub", "alice"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (st, m) = s
+        .admin(
+            &agent_token,
+            Method::POST,
+            "/v1/mandates",
+            Some(
+                json!({"intent": "read contacts for alice", "lifetime_secs": 600,
+                        "scope": [{"actions": ["crm:read"], "resources": ["crm:*"]}],
+                        "user_token": alice.trim()}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["status"], "active", "{m}");
+    let mandate = m["id"].as_str().unwrap().to_owned();
+
+    // Refused, each with its RFC 8935 code, and nothing ends.
+    let untrusted = set(&python, &idp, "https://evil.example.com", "e-1", "alice");
+    let forged = set(&python, &forger, IDP, "f-1", "alice");
+    let stranger = set(&python, &idp, IDP, "s-1", "mallory");
+    for (token, code) in [
+        (&untrusted, "invalid_issuer"),
+        (&forged, "authentication_failed"),
+        (&stranger, "invalid_request"),
+    ] {
+        let (st, e) = push(&s, token).await;
+        assert_eq!((st, e["err"].as_str()), (400, Some(code)), "{e}");
+    }
+    let (st, e) = s
+        .http
+        .post(s.url("/ssf/events"))
+        .header("content-type", "application/json")
+        .body(untrusted.clone())
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(st, 400, "{:?}", e.text().await);
+    let (_, shown) = s
+        .admin(
+            &admin,
+            Method::GET,
+            &format!("/v1/mandates/{mandate}"),
+            None,
+        )
+        .await;
+    assert_eq!(shown["status"], "active", "{shown}");
+
+    // The IdP says alice's session ended: her mandate ends.
+    let revoked = set(&python, &idp, IDP, "r-1", "alice");
+    let (st, e) = push(&s, &revoked).await;
+    assert_eq!(st, 202, "{e}");
+    let (_, shown) = s
+        .admin(
+            &admin,
+            Method::GET,
+            &format!("/v1/mandates/{mandate}"),
+            None,
+        )
+        .await;
+    assert_eq!(shown["status"], "revoked", "{shown}");
+    assert_eq!(shown["ended_by"], "ssf", "{shown}");
+    // A replay of it is refused.
+    let (st, e) = push(&s, &revoked).await;
+    assert_eq!(
+        (st, e["err"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
+
+    // All of it is in the audit log.
+    let received = s.audit_events(&admin, "ssf.received", None).await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["details"]["revoked"], json!([mandate]));
+    let refused = s.audit_events(&admin, "ssf.refused", None).await;
+    assert_eq!(refused.len(), 4, "{refused:?}");
+}
