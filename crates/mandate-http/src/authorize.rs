@@ -23,6 +23,7 @@ use mandate_service::decisions::{
     Question, decide_question, record_decision, record_decisions, verified_claims,
 };
 use mandate_service::detect::Observed;
+use mandate_service::metrics::Surface;
 
 /// The most requests one batch may hold.
 pub const MAX_BATCH: usize = 100;
@@ -349,6 +350,12 @@ pub(crate) async fn authorize(
     let who = caller(&state, &parts.headers).await?;
     refuse_unverified(&state, &*state.snapshot()?, &who, "/v1/authorize")?;
     let r: AuthorizeRequest = body(&state, &parts.headers, b).await?;
+    // `mandate_decision_duration_seconds`: from the body in to the answer ready.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "monotonic time for the decision latency metric, not the time of day"
+    )]
+    let started = std::time::Instant::now();
     check(&r, &who)?;
     // INVARIANT (decided on the snapshot of now): the snapshot is taken once the body is
     // in, never before: a body may take up to the body deadline to arrive, and a
@@ -356,8 +363,17 @@ pub(crate) async fn authorize(
     // (`INVARIANT (fresh or refused)`, mandate-service freshness.rs).
     let snapshot = state.snapshot()?;
     let (d, event, seen) = decide_one(&state, &snapshot, &r, &who);
-    let id = record_decision(&state, event, seen, r.request_id.as_deref()).await?;
-    Ok(Json(answer(&d, id)).into_response())
+    let id = record_decision(
+        &state,
+        Surface::Authorize,
+        event,
+        seen,
+        r.request_id.as_deref(),
+    )
+    .await?;
+    let answer = Json(answer(&d, id)).into_response();
+    mandate_service::metrics::decision_timed(started.elapsed());
+    Ok(answer)
 }
 
 /// `POST /v1/authorize/batch`: up to [`MAX_BATCH`] requests, one group commit.
@@ -390,7 +406,7 @@ pub(crate) async fn authorize_batch(
         events.push(e);
         raised.extend(seen.raised);
     }
-    let ids = record_decisions(&state, events, raised, None).await?;
+    let ids = record_decisions(&state, Surface::Authorize, events, raised, None).await?;
     let mut results = Vec::with_capacity(ids.len());
     for (d, id) in decisions.iter().zip(ids) {
         results.push(answer(d, id));

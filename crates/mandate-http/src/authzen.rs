@@ -27,6 +27,7 @@ use mandate_core::id::AgentId;
 use mandate_service::decisions::{
     Search, decide_candidate, record_decisions, search_event, verified_claims,
 };
+use mandate_service::metrics::Surface;
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
@@ -574,7 +575,14 @@ async fn evaluate(state: Arc<Node>, req: Request<Body>, batch: bool) -> Result<R
         let ev = evaluation(&o)?;
         let p = prepare(&state, &snapshot, &who, &ev)?;
         let (d, event, seen) = decide_ask(&state, &snapshot, &who, ask(&p, rid.clone()));
-        let ids = record_decisions(&state, vec![event], seen.raised, rid.as_deref()).await?;
+        let ids = record_decisions(
+            &state,
+            Surface::Authzen,
+            vec![event],
+            seen.raised,
+            rid.as_deref(),
+        )
+        .await?;
         let id = ids.into_iter().next().unwrap_or_default();
         return Ok(Json(answer(&state, &d, id, p.unresolved.as_ref())).into_response());
     };
@@ -622,7 +630,7 @@ async fn evaluate(state: Arc<Node>, req: Request<Body>, batch: bool) -> Result<R
             break;
         }
     }
-    let mut ids = record_decisions(&state, events, raised, rid.as_deref())
+    let mut ids = record_decisions(&state, Surface::Authzen, events, raised, rid.as_deref())
         .await?
         .into_iter();
     let mut out = Vec::with_capacity(slots.len());
@@ -868,11 +876,17 @@ async fn search(state: Arc<Node>, req: Request<Body>, kind: Kind) -> Result<Resp
     );
     // INVARIANT (durable before the answer): the search is in the log before any of
     // its results leave.
-    let id = record_decisions(&state, vec![event], Vec::new(), rid.as_deref())
-        .await?
-        .into_iter()
-        .next()
-        .unwrap_or_default();
+    let id = record_decisions(
+        &state,
+        Surface::Authzen,
+        vec![event],
+        Vec::new(),
+        rid.as_deref(),
+    )
+    .await?
+    .into_iter()
+    .next()
+    .unwrap_or_default();
 
     let end = page.offset.saturating_add(page.limit).min(total);
     let this: Vec<Value> = found

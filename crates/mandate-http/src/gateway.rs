@@ -24,6 +24,7 @@ use crate::decide::{Principal, Reason, Resource, TokenAudience};
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiPath};
 use mandate_service::decisions::{Question, decide_question, record_decision, verified_claims};
+use mandate_service::metrics::Surface;
 use mandate_service::secrets::SecretError;
 
 /// The decision path for the gateways.
@@ -114,7 +115,12 @@ impl Authorizer for GatewayAuthorizer {
             );
             // INVARIANT (gateway fail closed): the decision is durable before anything
             // is forwarded; if it cannot be recorded there is no answer.
-            let id = record_decision(state, event, seen, None)
+            // Which gateway asked, as it says in `via` (mandate-gateway's http.rs, mcp.rs).
+            let surface = match ask.via.get("gateway").and_then(Value::as_str) {
+                Some("mcp") => Surface::GatewayMcp,
+                _ => Surface::GatewayHttp,
+            };
+            let id = record_decision(state, surface, event, seen, None)
                 .await
                 .map_err(|e| AuthzError::Unavailable(ApiError::from(e).code().to_owned()))?;
             if denied_token(d.reason()) {

@@ -1,7 +1,7 @@
 //! Mandate's HTTP edge on one port: the OAuth 2.0 token service (token, introspection,
 //! revocation, metadata, JWKS), the `/v1/*` admin API and the AuthZEN API
-//! (`/access/v1/*`, authzen.rs), over the node
-//! (`mandate_service::Node`).
+//! (`/access/v1/*`, authzen.rs) and `GET /metrics` (metrics.rs, Prometheus), over the
+//! node (`mandate_service::Node`).
 //!
 //! Each handler parses and checks the wire input (extract.rs), calls one use case of the
 //! node (`mandate_service`: every write goes through its one write path there), and
@@ -39,6 +39,7 @@ mod extract;
 pub mod gateway;
 mod incidents;
 mod mandates;
+pub mod metrics;
 mod oauth;
 pub mod opa;
 mod policies;
@@ -125,6 +126,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit/nodes"),
     ("GET", "/v1/cluster"),
     ("GET", "/v1/export"),
+    ("GET", "/metrics"),
     ("POST", "/v1/mandates"),
     ("GET", "/v1/mandates"),
     ("GET", "/v1/mandates/{id}"),
@@ -144,7 +146,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/gateway/secrets/{name}"),
 ];
 
-/// The whole HTTP surface.
+/// The whole HTTP surface. `GET /metrics` renders the recorder of an
+/// `axum::Extension(`[`metrics::Exposition`]`)` layered on by the caller (the binary);
+/// without one it answers 404.
 pub fn router(state: Arc<Node>) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
@@ -220,6 +224,7 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/v1/audit/nodes", get(audit_api::nodes))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/export", get(export_status::status))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/mandates", post(mandates::request).get(mandates::list))
         .route("/v1/mandates/{id}", get(mandates::show))
         .route("/v1/mandates/{id}/complete", post(mandates::complete))
@@ -250,11 +255,11 @@ pub fn router(state: Arc<Node>) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
-async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

@@ -9,9 +9,10 @@
 
 use mandate_store::prelude::*;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
@@ -67,6 +68,8 @@ pub struct AuditLog {
     node: NodeName,
     public: VerifyingKey,
     secrets_key: [u8; 32],
+    /// Jobs sent and not yet taken by the writer (`mandate_audit_queue_depth`).
+    queued: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -122,6 +125,8 @@ pub fn public_key_text(key: &VerifyingKey) -> String {
 
 struct Writer {
     store: Arc<dyn Store>,
+    /// Shared with [`AuditLog`]: the writer takes one off for each job it receives.
+    queued: Arc<AtomicUsize>,
     clock: Arc<dyn Clock>,
     node: NodeName,
     key: SigningKey,
@@ -194,8 +199,10 @@ impl AuditLog {
             h.update(key.to_bytes());
             h.finalize().into()
         };
+        let queued = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
             store,
+            queued: Arc::clone(&queued),
             last_checkpoint_ms: clock.now_millis(),
             clock,
             node: node.clone(),
@@ -216,7 +223,13 @@ impl AuditLog {
             node,
             public,
             secrets_key,
+            queued,
         })
+    }
+
+    /// Jobs waiting for the writer now (at most the queue's bound, 16384).
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// This node's name.
@@ -242,8 +255,13 @@ impl AuditLog {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tx = guard.as_ref().ok_or(AuditError::Unavailable)?;
-        tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) | TrySendError::Disconnected(_) => AuditError::Unavailable,
+        // Counted before it is sent, so the writer's decrement never comes first.
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        tx.try_send(job).map_err(|e| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            match e {
+                TrySendError::Full(_) | TrySendError::Disconnected(_) => AuditError::Unavailable,
+            }
         })
     }
 
@@ -362,6 +380,7 @@ impl Writer {
             let mut next = Some(first);
             let mut yielded = false;
             while let Some(job) = next.take() {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
                 match job {
                     Job::Event(e, r) => events.push((e, Some(r))),
                     Job::Lazy(e) => lazy.push((e, None)),
@@ -434,7 +453,14 @@ impl Writer {
         } else {
             None
         };
-        match self.store.append_audit(&rows, seal.as_ref()) {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "monotonic time for the commit latency metric, not the time of day"
+        )]
+        let started = Instant::now();
+        let appended = self.store.append_audit(&rows, seal.as_ref());
+        crate::metrics::audit_committed(rows.len(), appended.is_ok(), started.elapsed());
+        match appended {
             Ok(()) => {
                 for r in &rows {
                     // A frontier overflow needs 2^64 events; treat it as a dead log.

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::Node;
 use crate::detect::{self, Observed};
 use crate::error::ServiceError;
+use crate::metrics::Surface;
 
 /// The claims of `token` from the verified-token cache, or verified now (and cached).
 /// The Ed25519 check is the costliest step of a decision: done once per token.
@@ -136,11 +137,12 @@ pub fn decide_question(
 /// when it cannot be recorded the answer is [`ServiceError::DecisionUnrecorded`].
 pub async fn record_decision(
     state: &Arc<Node>,
+    surface: Surface,
     event: AuditEvent,
     seen: Observed,
     request_id: Option<&str>,
 ) -> Result<String, ServiceError> {
-    record_decisions(state, vec![event], seen.raised, request_id)
+    record_decisions(state, surface, vec![event], seen.raised, request_id)
         .await?
         .into_iter()
         .next()
@@ -152,14 +154,21 @@ pub async fn record_decision(
 /// their events after the decisions', all under the act order (`INVARIANT (act
 /// order)`, write_path.rs), so a detector's suspension and an admin's act on the same
 /// agent are logged in the order they were made. Any event that cannot be recorded
-/// fails the whole answer with [`ServiceError::DecisionUnrecorded`].
+/// fails the whole answer with [`ServiceError::DecisionUnrecorded`]. Once recorded, the
+/// decisions are counted under `surface` (`mandate_decisions_total`).
 pub async fn record_decisions(
     state: &Arc<Node>,
+    surface: Surface,
     events: Vec<AuditEvent>,
     raised: Vec<detect::Raised>,
     request_id: Option<&str>,
 ) -> Result<Vec<String>, ServiceError> {
     let n = events.len();
+    // Labels read before the events move to the writer; counted once all are recorded.
+    let counted: Vec<_> = events
+        .iter()
+        .filter_map(crate::metrics::decision_labels)
+        .collect();
     if raised.is_empty() {
         let mut ids = Vec::with_capacity(n);
         for outcome in state.audit.record_all(events).await {
@@ -168,6 +177,7 @@ pub async fn record_decisions(
                 ServiceError::DecisionUnrecorded
             })?);
         }
+        crate::metrics::decisions_recorded(surface, &counted);
         return Ok(ids);
     }
     let request_id = request_id.map(str::to_owned);
@@ -183,6 +193,7 @@ pub async fn record_decisions(
             other => other,
         })?;
     ids.truncate(n);
+    crate::metrics::decisions_recorded(surface, &counted);
     Ok(ids)
 }
 

@@ -166,6 +166,9 @@ pub fn respond(
         .map(|(r, a)| (r.agent.clone(), r.finding.explanation.clone(), a.id.clone()))
         .collect();
     state.store().insert_anomalies(&rows)?;
+    for r in &raised {
+        crate::metrics::anomaly_raised(r.finding.severity.as_str());
+    }
     let mut suspended: Vec<(Agent, AnomalyId)> = Vec::new();
     for (agent, why, anomaly) in suspend {
         let reason = format!("suspended by the anomaly detector: {why}");

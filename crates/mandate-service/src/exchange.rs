@@ -349,7 +349,14 @@ async fn exchange_for(
         "scope": claims.scope,
         "exp": claims.exp,
     });
-    let token = sign_and_record(node, &claims, details, draft.user).await?;
+    let token = sign_and_record(
+        node,
+        &claims,
+        details,
+        draft.user,
+        crate::metrics::Grant::TokenExchange,
+    )
+    .await?;
     tracing::info!(client_id = %agent.id, jti = %claims.jti, mandate = %draft.mandate.id, "exchanged token issued");
     Ok(Exchanged {
         token,

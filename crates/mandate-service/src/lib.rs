@@ -12,7 +12,8 @@
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
 //! keys ([`keys`]) and the store key that seals what nodes share ([`store_key`]), the
 //! bootstrap token ([`bootstrap`]), the verification caches
-//! ([`cache`]) and the node's configuration ([`config`]).
+//! ([`cache`]), the node's configuration ([`config`]) and what it counts for Prometheus
+//! ([`metrics`]).
 //!
 //! The use cases, one function each, by area:
 //! - [`agents`]: the agent registry (register, update, lifecycle, credentials).
@@ -52,6 +53,7 @@ pub mod incidents;
 pub mod jobs;
 pub mod keys;
 pub mod mandates;
+pub mod metrics;
 pub mod node;
 pub mod opa;
 pub mod policies;

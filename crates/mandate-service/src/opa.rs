@@ -214,7 +214,14 @@ fn verdict_of(v: Option<&Value>) -> Option<&'static str> {
 /// Records a query's event durably and returns its id, the answer's `decision_id`
 /// (`INVARIANT (durable before the answer)`, decisions.rs).
 pub async fn record(state: &Arc<Node>, event: AuditEvent) -> Result<String, ServiceError> {
-    record_decision(state, event, Observed::default(), None).await
+    record_decision(
+        state,
+        crate::metrics::Surface::Opa,
+        event,
+        Observed::default(),
+        None,
+    )
+    .await
 }
 
 #[cfg(test)]

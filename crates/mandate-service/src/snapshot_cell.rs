@@ -113,6 +113,7 @@ impl SnapshotCell {
                     error = %e,
                     "snapshot refresh failed: decisions are refused until one succeeds"
                 );
+                crate::metrics::snapshot_refreshed(false);
                 return Err(e);
             }
         };
@@ -125,6 +126,7 @@ impl SnapshotCell {
         // After the swap: a reader that sees the flag clear also sees the new snapshot.
         self.stale.store(false, Ordering::Release);
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        crate::metrics::snapshot_refreshed(true);
         Ok(())
     }
 

@@ -35,6 +35,7 @@ use crate::Node;
 use crate::audit::AuditError;
 use crate::cache::Remembered;
 use crate::error::ServiceError;
+use crate::metrics::Grant;
 use crate::snapshot_cell::StaleSnapshot;
 
 /// How long a client-secret check may wait for an Argon2id slot before it is refused
@@ -383,7 +384,8 @@ pub async fn authenticate(
 /// Records a refused token request, refused with the RFC 6749 error code `error`, by
 /// the client `client` claimed to be (unverified). Best effort: the refusal stands even
 /// if it cannot be recorded (a flood of refusals must not turn into a flood of errors).
-pub async fn record_refusal(node: &Node, client: Option<String>, error: &str) {
+pub async fn record_refusal(node: &Node, client: Option<String>, error: &'static str) {
+    crate::metrics::token_refused(error);
     let mut ev = node.event("token.refused");
     // The claimed client id is unverified: keep it as a detail, bounded in size.
     ev.details = Some(json!({
@@ -486,7 +488,7 @@ async fn issue(
         parents: Vec::new(),
     };
     let details = json!({"token_id": claims.jti, "aud": claims.aud, "scope": claims.scope, "exp": claims.exp});
-    let token = sign_and_record(node, &claims, details, None).await?;
+    let token = sign_and_record(node, &claims, details, None, Grant::ClientCredentials).await?;
     tracing::info!(client_id = %agent.id, jti = %claims.jti, expires_in = lifetime, "access token issued");
     Ok(Issued {
         token,
@@ -508,12 +510,14 @@ pub fn token_lifetime(node: &Node, agent: &Agent) -> u32 {
 }
 
 /// Signs `claims` with the current key and records `token.issued` (with `details`)
-/// durably; the token is not handed out before its issuance is on the record.
+/// durably; the token is not handed out before its issuance is on the record. Counted
+/// under `grant` once recorded.
 pub(crate) async fn sign_and_record(
     node: &Arc<Node>,
     claims: &AccessClaims,
     details: Value,
     user: Option<String>,
+    grant: Grant,
 ) -> Result<String, TokenError> {
     // The snapshot's ring: the one decisions verify with, so a token just signed always
     // verifies there (a rotation refreshes the snapshot before it answers), and taking
@@ -528,6 +532,7 @@ pub(crate) async fn sign_and_record(
         tracing::error!(error = %e, "token issuance not recorded; refusing");
         TokenError::IssuanceUnrecorded
     })?;
+    crate::metrics::token_issued(grant);
     Ok(token)
 }
 

@@ -89,6 +89,11 @@ pub struct ServeConfig {
     /// Who must authenticate there (`opa.authentication`: `token`, or `off` on a
     /// loopback `opa.listen` only).
     pub opa_authentication: mandate_http::opa::OpaAuthentication,
+    /// Where `GET /metrics` is also served on its own (none: on the API only).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Who must authenticate there (`metrics.authentication`: `off`, the default, on a
+    /// loopback `metrics.listen` only, or `token`).
+    pub metrics_authentication: mandate_http::metrics::MetricsAuthentication,
     /// Where the gateways listen (none: no gateway).
     pub gateway_listen: Option<SocketAddr>,
     /// The gateways' public base URL (default `http://<gateway.listen>`).
@@ -283,6 +288,8 @@ const KEYS: &[&str] = &[
     "cluster.max_staleness_ms",
     "opa.listen",
     "opa.authentication",
+    "metrics.listen",
+    "metrics.authentication",
 ];
 
 fn env_name(key: &str) -> String {
@@ -514,6 +521,8 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         detect_alert_webhook_secret_file: None,
         opa_listen: None,
         opa_authentication: mandate_http::opa::OpaAuthentication::Token,
+        metrics_listen: None,
+        metrics_authentication: mandate_http::metrics::MetricsAuthentication::Off,
         gateway_listen: None,
         gateway_public_url: None,
         gateway_timeout_secs: 30,
@@ -753,6 +762,19 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 "off" => cfg.opa_authentication = mandate_http::opa::OpaAuthentication::Off,
                 _ => bad("must be `token` or `off`"),
             },
+            "metrics.listen" => match v.parse() {
+                Ok(a) => cfg.metrics_listen = Some(a),
+                Err(_) => bad("must be an IP:port address such as 127.0.0.1:9464"),
+            },
+            "metrics.authentication" => match v {
+                "token" => {
+                    cfg.metrics_authentication = mandate_http::metrics::MetricsAuthentication::Token
+                }
+                "off" => {
+                    cfg.metrics_authentication = mandate_http::metrics::MetricsAuthentication::Off
+                }
+                _ => bad("must be `off` or `token`"),
+            },
             "gateway.listen" => match v.parse() {
                 Ok(a) => cfg.gateway_listen = Some(a),
                 Err(_) => bad("must be an IP:port address such as 127.0.0.1:8081"),
@@ -820,6 +842,18 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
              anyone who can reach the port could query every policy"
                 .into(),
         );
+    }
+    // A scraper has no token, so none is asked by default: only where nothing but this
+    // machine can reach the port (the counts tell who is busy, what is refused and why).
+    if cfg.metrics_authentication == mandate_http::metrics::MetricsAuthentication::Off
+        && let Some(a) = cfg.metrics_listen
+        && !a.ip().is_loopback()
+    {
+        errors.push(format!(
+            "`metrics.listen = \"{a}\"` is not a loopback address: serving metrics there \
+             without a token needs `metrics.authentication = \"token\"` (the scraper then \
+             sends an admin token), or listen on 127.0.0.1 or ::1"
+        ));
     }
     if cfg.gateway_max_buffered_bytes < cfg.gateway_max_body_bytes {
         errors.push(

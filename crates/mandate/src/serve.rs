@@ -529,6 +529,17 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         ),
         None => None,
     };
+    let metrics_listener = match cfg.metrics_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the metrics listener on {a}"))?,
+        ),
+        None => None,
+    };
+    // The process's one metrics recorder: what the service counts from here on is
+    // rendered by `GET /metrics` (the API, and `metrics.listen`).
+    let exposition = mandate_http::metrics::install().context("installing the metrics recorder")?;
     let issuer = cfg
         .issuer
         .clone()
@@ -707,6 +718,9 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             l.local_addr()?
         )?;
     }
+    if let Some(l) = &metrics_listener {
+        writeln!(out, "metrics on http://{}/metrics", l.local_addr()?)?;
+    }
     if let Some((_, gaddr, _)) = &gateway {
         writeln!(out, "gateway on http://{gaddr}")?;
         // `--dev`: where each gateway resource is, as a token must name it.
@@ -757,9 +771,20 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             let _ = rx.wait_for(|v| *v).await;
         }))
     });
+    let metrics_task = metrics_listener.map(|l| {
+        let router = mandate_http::metrics::metrics_router(
+            Arc::clone(&state),
+            exposition.clone(),
+            cfg.metrics_authentication,
+        );
+        let mut rx = stop_rx.clone();
+        tokio::spawn(crate::listen::serve(l, router, limits, async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }))
+    });
     crate::listen::serve(
         listener,
-        mandate_http::router(Arc::clone(&state)),
+        mandate_http::router(Arc::clone(&state)).layer(axum::Extension(exposition)),
         limits,
         stop_signals.recv(),
     )
@@ -769,6 +794,9 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         let _ = t.await;
     }
     if let Some(t) = opa_task {
+        let _ = t.await;
+    }
+    if let Some(t) = metrics_task {
         let _ = t.await;
     }
     sweeper.abort();

@@ -22,6 +22,7 @@ pub mod export;
 pub mod gateway;
 pub mod incidents;
 pub mod mandates;
+pub mod metrics;
 pub mod oauth;
 pub mod policies;
 pub mod ssf;

@@ -52,6 +52,7 @@ mod export_http;
 mod fast_paths;
 mod incidents;
 mod mandates;
+mod metrics;
 mod opa;
 mod policies;
 mod token_surfaces;

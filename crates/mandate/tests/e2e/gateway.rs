@@ -267,6 +267,11 @@ credential_header = "X-Api-Key"
     );
     assert_eq!(items[0]["decision"], "allow");
     assert_eq!(items[0]["resource"]["id"], "c42");
+    // Counted as the HTTP gateway's, by verdict and reason (issue 23, docs/metrics.md).
+    assert_eq!(
+        crate::metrics::decisions_counted(&s, &admin, "gateway_http").await,
+        crate::metrics::decisions_recorded(items),
+    );
     let (_, res) = s
         .admin(
             &admin,

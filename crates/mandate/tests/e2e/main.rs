@@ -25,6 +25,7 @@ mod interop_env;
 mod lifecycle;
 mod mandates;
 mod mcp;
+mod metrics;
 mod node_clients;
 mod opa;
 mod opa_corpus;

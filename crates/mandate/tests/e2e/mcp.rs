@@ -608,6 +608,16 @@ async fn the_mcp_sdk_calls_tools_through_the_gateway_and_denials_never_reach_ups
         "the client's decision_id names the recorded decision"
     );
     assert_eq!(decisions[3]["reasons"][0], "outside_token_scope");
+    // Counted as the MCP gateway's, by verdict and reason (issue 23, docs/metrics.md).
+    assert_eq!(
+        crate::metrics::decisions_counted(s, admin, "gateway_mcp").await,
+        crate::metrics::decisions_recorded(&decisions),
+    );
+    assert!(
+        crate::metrics::decisions_counted(s, admin, "gateway_http")
+            .await
+            .is_empty()
+    );
 
     // A result is recorded when the forwarded response has ended: wait for both.
     let deadline = Instant::now() + Duration::from_secs(10);

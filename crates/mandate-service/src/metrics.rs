@@ -1,0 +1,246 @@
+//! What a node counts for Prometheus (`GET /metrics`, docs/metrics.md): every metric's
+//! name, labels and meaning, and the calls that record them, through the `metrics`
+//! facade. The recorder is the binary's (mandate-http renders it); with none installed
+//! every call here does nothing, so tests and tools that never scrape pay nothing.
+//!
+//! INVARIANT (bounded labels): every label value is a `&'static str` of a closed set —
+//! an enum's code ([`Surface`], `Verdict`, `Reason`, an RFC 6749 error code, a severity),
+//! or an operator-chosen export sink name. Never an agent, user, token or request id:
+//! each label value is a time series Prometheus keeps.
+
+use std::time::Duration;
+
+use mandate_audit::event::AuditEvent;
+use mandate_core::decision::Reason;
+
+use mandate_store::prelude::*;
+
+use crate::Node;
+
+/// `mandate_decisions_total{surface, outcome, reason}` (counter).
+pub const DECISIONS: &str = "mandate_decisions_total";
+/// `mandate_decision_duration_seconds` (histogram).
+pub const DECISION_DURATION: &str = "mandate_decision_duration_seconds";
+/// `mandate_tokens_issued_total{grant_type}` (counter).
+pub const TOKENS_ISSUED: &str = "mandate_tokens_issued_total";
+/// `mandate_tokens_refused_total{error}` (counter).
+pub const TOKENS_REFUSED: &str = "mandate_tokens_refused_total";
+/// `mandate_audit_queue_depth` (gauge, set at scrape time).
+pub const AUDIT_QUEUE_DEPTH: &str = "mandate_audit_queue_depth";
+/// `mandate_audit_commit_duration_seconds` (histogram).
+pub const AUDIT_COMMIT_DURATION: &str = "mandate_audit_commit_duration_seconds";
+/// `mandate_audit_events_total` (counter).
+pub const AUDIT_EVENTS: &str = "mandate_audit_events_total";
+/// `mandate_audit_commit_failures_total` (counter).
+pub const AUDIT_COMMIT_FAILURES: &str = "mandate_audit_commit_failures_total";
+/// `mandate_snapshot_age_seconds` (gauge, set at scrape time).
+pub const SNAPSHOT_AGE: &str = "mandate_snapshot_age_seconds";
+/// `mandate_snapshot_refreshes_total{outcome}` (counter).
+pub const SNAPSHOT_REFRESHES: &str = "mandate_snapshot_refreshes_total";
+/// `mandate_anomalies_total{severity}` (counter).
+pub const ANOMALIES: &str = "mandate_anomalies_total";
+/// `mandate_export_lag_events{sink}` (gauge, set at scrape time).
+pub const EXPORT_LAG: &str = "mandate_export_lag_events";
+/// `mandate_export_delivered_total{sink}` (counter, set at scrape time).
+pub const EXPORT_DELIVERED: &str = "mandate_export_delivered_total";
+
+/// The histograms' bucket bounds in seconds: a decision takes tens of microseconds to
+/// a few milliseconds with its group commit, a commit one fsync (about a millisecond on
+/// a local disk, more on a shared store); the top buckets catch a stalled disk.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0,
+];
+
+/// Gives every metric its `# HELP` text, and the counters whose label sets are small
+/// and closed a first sample of 0, so a scrape shows them (and `rate()` sees their first
+/// increment) before anything happened; called once the recorder is installed.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    for g in ["client_credentials", "token_exchange"] {
+        metrics::counter!(TOKENS_ISSUED, "grant_type" => g).increment(0);
+    }
+    for s in mandate_core::risk::Severity::ALL {
+        metrics::counter!(ANOMALIES, "severity" => s.as_str()).increment(0);
+    }
+    metrics::counter!(AUDIT_EVENTS).increment(0);
+    metrics::counter!(AUDIT_COMMIT_FAILURES).increment(0);
+    describe_counter!(
+        DECISIONS,
+        "Decisions answered (recorded before the answer), by enforcement point, verdict and reason code"
+    );
+    describe_histogram!(
+        DECISION_DURATION,
+        Unit::Seconds,
+        "POST /v1/authorize: from its request body in to its answer ready (decided and recorded)"
+    );
+    describe_counter!(TOKENS_ISSUED, "Access tokens issued, by grant type");
+    describe_counter!(
+        TOKENS_REFUSED,
+        "Token requests refused (and recorded as token.refused), by RFC 6749 error code"
+    );
+    describe_gauge!(
+        AUDIT_QUEUE_DEPTH,
+        "Audit writer jobs queued and not yet taken (16384 refuses new events)"
+    );
+    describe_histogram!(
+        AUDIT_COMMIT_DURATION,
+        Unit::Seconds,
+        "One group commit of the audit log: a store transaction and its fsync"
+    );
+    describe_counter!(AUDIT_EVENTS, "Audit events committed to this node's log");
+    describe_counter!(
+        AUDIT_COMMIT_FAILURES,
+        "Audit group commits the store refused (their requests were refused)"
+    );
+    describe_gauge!(
+        SNAPSHOT_AGE,
+        Unit::Seconds,
+        "Age of this node's proof that its decision snapshot is current (0 on a single node; +Inf before the first proof or after a failed refresh)"
+    );
+    describe_counter!(
+        SNAPSHOT_REFRESHES,
+        "Decision snapshot rebuilds, by outcome (ok or failed)"
+    );
+    describe_counter!(ANOMALIES, "Anomalies the detector raised, by severity");
+    describe_gauge!(
+        EXPORT_LAG,
+        "Events of this node's log an export sink has not delivered yet"
+    );
+    describe_counter!(
+        EXPORT_DELIVERED,
+        "Events an export sink delivered since this node started"
+    );
+}
+
+/// The enforcement point a decision was asked through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// `POST /v1/authorize` and `/v1/authorize/batch`.
+    Authorize,
+    /// The AuthZEN evaluation endpoints.
+    Authzen,
+    /// The OPA-compatible Data API.
+    Opa,
+    /// The HTTP reverse-proxy gateway.
+    GatewayHttp,
+    /// The MCP gateway.
+    GatewayMcp,
+}
+
+impl Surface {
+    /// Its label value.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Authorize => "authorize",
+            Self::Authzen => "authzen",
+            Self::Opa => "opa",
+            Self::GatewayHttp => "gateway_http",
+            Self::GatewayMcp => "gateway_mcp",
+        }
+    }
+}
+
+/// A decision event's `(outcome, reason)` labels; `None` for an event that is not a
+/// decision (kinds `decision` and `opa.decision` are; an AuthZEN search's is not). Read
+/// back from the event as decisions.rs and opa.rs wrote it, through their closed sets
+/// (`INVARIANT (bounded labels)`): a value outside them is `none`.
+pub(crate) fn decision_labels(e: &AuditEvent) -> Option<(&'static str, &'static str)> {
+    if e.kind != "decision" && e.kind != "opa.decision" {
+        return None;
+    }
+    let outcome = match e.decision.as_deref() {
+        Some("allow") => "allow",
+        Some("deny") => "deny",
+        Some("approval_required") => "approval_required",
+        _ => "none",
+    };
+    let reason = match e.reasons.first().map(String::as_str) {
+        Some("rego_error") => "rego_error",
+        Some(code) => Reason::from_code(code).map_or("none", Reason::code),
+        None => "none",
+    };
+    Some((outcome, reason))
+}
+
+/// Counts recorded decisions, each by its [`decision_labels`].
+pub(crate) fn decisions_recorded(surface: Surface, labels: &[(&'static str, &'static str)]) {
+    for &(outcome, reason) in labels {
+        metrics::counter!(DECISIONS, "surface" => surface.code(), "outcome" => outcome, "reason" => reason)
+            .increment(1);
+    }
+}
+
+/// Observes one `/v1/authorize` answer's time, from its body in to its answer ready.
+pub fn decision_timed(elapsed: Duration) {
+    metrics::histogram!(DECISION_DURATION).record(elapsed.as_secs_f64());
+}
+
+/// The grant a token was issued under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+    /// RFC 8693.
+    TokenExchange,
+}
+
+/// Counts an issued (and recorded) access token.
+pub(crate) fn token_issued(grant: Grant) {
+    let g = match grant {
+        Grant::ClientCredentials => "client_credentials",
+        Grant::TokenExchange => "token_exchange",
+    };
+    metrics::counter!(TOKENS_ISSUED, "grant_type" => g).increment(1);
+}
+
+/// Counts a refused token request by its RFC 6749 error code.
+pub(crate) fn token_refused(error: &'static str) {
+    metrics::counter!(TOKENS_REFUSED, "error" => error).increment(1);
+}
+
+/// Counts one audit group commit: its events when it succeeded, and how long it took.
+pub(crate) fn audit_committed(events: usize, ok: bool, took: Duration) {
+    metrics::histogram!(AUDIT_COMMIT_DURATION).record(took.as_secs_f64());
+    if ok {
+        metrics::counter!(AUDIT_EVENTS).increment(u64::try_from(events).unwrap_or(u64::MAX));
+    } else {
+        metrics::counter!(AUDIT_COMMIT_FAILURES).increment(1);
+    }
+}
+
+/// Counts a decision snapshot rebuild.
+pub(crate) fn snapshot_refreshed(ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
+    metrics::counter!(SNAPSHOT_REFRESHES, "outcome" => outcome).increment(1);
+}
+
+/// Counts an anomaly the detector raised (and stored).
+pub(crate) fn anomaly_raised(severity: &'static str) {
+    metrics::counter!(ANOMALIES, "severity" => severity).increment(1);
+}
+
+/// Sets the gauges that are read rather than counted, just before a scrape renders:
+/// the audit queue's depth, the snapshot proof's age, each export sink's lag and
+/// deliveries. Blocking (the log's length is read from the store, as `GET /v1/export`
+/// does); a store error leaves the export gauges as the last scrape set them.
+pub fn observe(node: &Node) {
+    metrics::gauge!(AUDIT_QUEUE_DEPTH).set(node.audit.queue_depth() as f64);
+    let age = if node.snapshot.is_stale() {
+        f64::INFINITY
+    } else if node.proof.is_local() {
+        0.0
+    } else {
+        node.proof_age().map_or(f64::INFINITY, |a| a.as_secs_f64())
+    };
+    metrics::gauge!(SNAPSHOT_AGE).set(age);
+    match node.db.audit_len() {
+        Ok(len) => {
+            for s in node.export.statuses(len) {
+                metrics::gauge!(EXPORT_LAG, "sink" => s.name.clone()).set(s.lag as f64);
+                metrics::counter!(EXPORT_DELIVERED, "sink" => s.name).absolute(s.delivered);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: the audit log's length is unreadable"),
+    }
+}
