@@ -35,6 +35,10 @@ pub const MIN_SECRET_LEN: usize = 24;
 /// How much of a refusing receiver's answer a [`SendError`] quotes.
 const EXCERPT_CHARS: usize = 200;
 
+/// The longest answer read from a receiver: 32 MiB, several times a `_bulk` answer
+/// for a batch of 10,000 events that all failed (about 500 bytes an item).
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 /// The waits of the HTTP sinks.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -66,6 +70,84 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+/// The credentials a sink sends (its token, and a URL's password and query values), to
+/// be hidden in what a receiver answers: a receiver or proxy that echoes the request in
+/// a refusal (`401 Unauthorized: POST … authorization: Splunk <token>`) would otherwise
+/// put them in `mandate export status`, which any admin role reads.
+#[derive(Clone, Default)]
+struct Hidden(Vec<String>);
+
+impl fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} hidden>", self.0.len())
+    }
+}
+
+impl Hidden {
+    /// What `url` and `secret` carry that must not be shown.
+    fn of(url: &Url, secret: Option<&Secret>) -> Self {
+        use base64::Engine as _;
+        let mut out: Vec<String> = secret.map(|s| s.0.clone()).into_iter().collect();
+        if let Some(pw) = url.password() {
+            out.push(pw.to_owned());
+            let decoded = percent_decode(pw);
+            let user = percent_decode(url.username());
+            out.push(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{decoded}")));
+            out.push(decoded);
+        }
+        for (_, v) in url.query_pairs() {
+            out.push(v.into_owned());
+        }
+        if let Some(q) = url.query() {
+            out.extend(
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(_, v)| v.to_owned()),
+            );
+        }
+        // Short values would hide ordinary words; longest first, so a secret holding
+        // another is hidden whole.
+        out.retain(|v| v.len() >= 4);
+        out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        out.dedup();
+        Self(out)
+    }
+
+    /// `e` with every hidden value replaced by `<redacted>`.
+    fn scrub(&self, mut e: SendError) -> SendError {
+        for v in &self.0 {
+            if e.message.contains(v.as_str()) {
+                e.message = e.message.replace(v.as_str(), "<redacted>");
+            }
+        }
+        e
+    }
+}
+
+/// `text` with its `%XX` escapes decoded (lossily), as a URL's user-info is sent.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(x)) => {
+                out.push(x);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The transport of a `webhook`, `splunk` or `elasticsearch` sink (`None` for the other
@@ -106,6 +188,7 @@ pub fn transport_timed(
             }
             Ok(Some(Box::new(Webhook {
                 client: client()?,
+                hidden: Hidden::of(&url, Some(&secret)),
                 url,
                 secret,
                 clock,
@@ -121,6 +204,7 @@ pub fn transport_timed(
             let ack_url = ack_url(&url, &channel);
             Ok(Some(Box::new(Splunk {
                 client: client()?,
+                hidden: Hidden::of(&url, Some(&token)),
                 url,
                 ack_url,
                 token,
@@ -139,6 +223,7 @@ pub fn transport_timed(
             };
             Ok(Some(Box::new(Elastic {
                 client: client()?,
+                hidden: Hidden::of(&url, token.as_ref()),
                 bulk_url: bulk_url(&url),
                 token,
                 index: cfg
@@ -237,14 +322,34 @@ fn excerpt(body: &[u8]) -> String {
     out.trim().to_owned()
 }
 
-/// An answer read whole: its status and body.
+/// An answer read whole, up to [`MAX_ANSWER_BYTES`]: its status and body. A longer
+/// answer fails the batch (to be sent again) as soon as it passes the limit, so a
+/// receiver that answers without end cannot make Mandate hold its answer in memory.
 async fn read(
     url: &Url,
     sent: reqwest::RequestBuilder,
 ) -> Result<(StatusCode, Vec<u8>), SendError> {
-    let res = sent.send().await.map_err(|e| network(url, e))?;
+    let mut res = sent.send().await.map_err(|e| network(url, e))?;
     let status = res.status();
-    let body = res.bytes().await.map_err(|e| network(url, e))?.to_vec();
+    let too_long = || {
+        SendError::new(format!(
+            "{} answered {status} with more than {MAX_ANSWER_BYTES} bytes",
+            shown(url)
+        ))
+    };
+    if res
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| network(url, e))? {
+        if body.len().saturating_add(chunk.len()) > MAX_ANSWER_BYTES {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
     Ok((status, body))
 }
 
@@ -256,6 +361,7 @@ async fn read(
 /// HMAC over the exact bytes it received. Any 2xx accepts the batch.
 struct Webhook {
     client: reqwest::Client,
+    hidden: Hidden,
     url: Url,
     secret: Secret,
     clock: Arc<dyn Clock>,
@@ -273,28 +379,33 @@ impl fmt::Debug for Webhook {
 impl Transport for Webhook {
     fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
         Box::pin(async move {
-            let mut body = String::new();
-            for item in batch {
-                body.push_str(&item.json);
-                body.push('\n');
+            let hidden = self.hidden.clone();
+            let sent: Result<(), SendError> = async {
+                let mut body = String::new();
+                for item in batch {
+                    body.push_str(&item.json);
+                    body.push('\n');
+                }
+                let t = self.clock.now().secs();
+                let sig = signature(self.secret.0.as_bytes(), t, body.as_bytes());
+                let request = self
+                    .client
+                    .post(self.url.clone())
+                    .header("content-type", "application/x-ndjson")
+                    .header(SIGNATURE_HEADER, sig)
+                    .body(body);
+                let (status, answer) = read(&self.url, request).await?;
+                if status.is_success() {
+                    return Ok(());
+                }
+                Err(SendError::new(format!(
+                    "the webhook {} answered {status}: {}",
+                    shown(&self.url),
+                    excerpt(&answer)
+                )))
             }
-            let t = self.clock.now().secs();
-            let sig = signature(self.secret.0.as_bytes(), t, body.as_bytes());
-            let request = self
-                .client
-                .post(self.url.clone())
-                .header("content-type", "application/x-ndjson")
-                .header(SIGNATURE_HEADER, sig)
-                .body(body);
-            let (status, answer) = read(&self.url, request).await?;
-            if status.is_success() {
-                return Ok(());
-            }
-            Err(SendError::new(format!(
-                "the webhook {} answered {status}: {}",
-                shown(&self.url),
-                excerpt(&answer)
-            )))
+            .await;
+            sent.map_err(|e| hidden.scrub(e))
         })
     }
 }
@@ -329,6 +440,7 @@ impl Transport for Webhook {
 /// again (duplicates carry the same event id).
 struct Splunk {
     client: reqwest::Client,
+    hidden: Hidden,
     url: Url,
     ack_url: Url,
     token: Secret,
@@ -478,25 +590,31 @@ fn hec_reply(body: &[u8]) -> Option<(i64, String)> {
 impl Transport for Splunk {
     fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
         Box::pin(async move {
-            let body = self.body(batch);
-            let (status, answer) = read(&self.url, self.post(&self.url, body)).await?;
-            if status != StatusCode::OK || hec_reply(&answer).is_none_or(|(code, _)| code != 0) {
-                return Err(self.refused(status, &answer));
+            let hidden = self.hidden.clone();
+            let sent: Result<(), SendError> = async {
+                let body = self.body(batch);
+                let (status, answer) = read(&self.url, self.post(&self.url, body)).await?;
+                if status != StatusCode::OK || hec_reply(&answer).is_none_or(|(code, _)| code != 0)
+                {
+                    return Err(self.refused(status, &answer));
+                }
+                if !self.ack {
+                    return Ok(());
+                }
+                let ack_id = serde_json::from_slice::<Value>(&answer)
+                    .ok()
+                    .and_then(|v| v.get("ackId").and_then(Value::as_u64));
+                match ack_id {
+                    Some(id) => self.acknowledged(id).await,
+                    None => Err(SendError::new(format!(
+                        "Splunk HEC {} accepted the batch without an ackId: enable indexer \
+                         acknowledgement on the token, or set `ack = false`",
+                        shown(&self.url)
+                    ))),
+                }
             }
-            if !self.ack {
-                return Ok(());
-            }
-            let ack_id = serde_json::from_slice::<Value>(&answer)
-                .ok()
-                .and_then(|v| v.get("ackId").and_then(Value::as_u64));
-            match ack_id {
-                Some(id) => self.acknowledged(id).await,
-                None => Err(SendError::new(format!(
-                    "Splunk HEC {} accepted the batch without an ackId: enable indexer \
-                     acknowledgement on the token, or set `ack = false`",
-                    shown(&self.url)
-                ))),
-            }
+            .await;
+            sent.map_err(|e| hidden.scrub(e))
         })
     }
 }
@@ -525,6 +643,7 @@ impl Transport for Splunk {
 /// or the index is fixed; nothing is dropped.
 struct Elastic {
     client: reqwest::Client,
+    hidden: Hidden,
     bulk_url: Url,
     token: Option<Secret>,
     index: String,
@@ -604,78 +723,83 @@ fn item_outcome(item: &Value) -> ItemOutcome {
 impl Transport for Elastic {
     fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
         Box::pin(async move {
-            let mut body = String::new();
-            for item in batch {
-                let action = json!({"create": {"_index": self.index, "_id": item.event.id()}});
-                body.push_str(&ascii_json(&action));
-                body.push('\n');
-                body.push_str(&item.json);
-                body.push('\n');
-            }
-            let mut request = self
-                .client
-                .post(self.bulk_url.clone())
-                .header("content-type", "application/x-ndjson")
-                .body(body);
-            if let Some(token) = &self.token {
-                request = request.header("authorization", format!("ApiKey {}", token.0));
-            }
-            let (status, answer) = read(&self.bulk_url, request).await?;
-            let url = shown(&self.bulk_url);
-            if !status.is_success() {
-                return Err(SendError::new(format!(
-                    "{url} answered {status}: {}",
-                    excerpt(&answer)
-                )));
-            }
-            let v: Value = serde_json::from_slice(&answer).map_err(|e| {
-                SendError::new(format!("{url} answered {status} with no JSON ({e})"))
-            })?;
-            match v.get("errors").and_then(Value::as_bool) {
-                Some(false) => return Ok(()),
-                Some(true) => {}
-                None => {
+            let hidden = self.hidden.clone();
+            let sent: Result<(), SendError> = async {
+                let mut body = String::new();
+                for item in batch {
+                    let action = json!({"create": {"_index": self.index, "_id": item.event.id()}});
+                    body.push_str(&ascii_json(&action));
+                    body.push('\n');
+                    body.push_str(&item.json);
+                    body.push('\n');
+                }
+                let mut request = self
+                    .client
+                    .post(self.bulk_url.clone())
+                    .header("content-type", "application/x-ndjson")
+                    .body(body);
+                if let Some(token) = &self.token {
+                    request = request.header("authorization", format!("ApiKey {}", token.0));
+                }
+                let (status, answer) = read(&self.bulk_url, request).await?;
+                let url = shown(&self.bulk_url);
+                if !status.is_success() {
                     return Err(SendError::new(format!(
-                        "{url} answered {status} without `errors`: {}",
+                        "{url} answered {status}: {}",
                         excerpt(&answer)
                     )));
                 }
-            }
-            let items = v.get("items").and_then(Value::as_array);
-            let items = items.map(Vec::as_slice).unwrap_or_default();
-            if items.len() != batch.len() {
-                return Err(SendError::new(format!(
-                    "{url} answered {} items for a batch of {}",
-                    items.len(),
-                    batch.len()
-                )));
-            }
-            let mut refused = Vec::new();
-            for item in items {
-                match item_outcome(item) {
-                    ItemOutcome::Delivered => {}
-                    ItemOutcome::Refused { status, kind } => refused.push((status, kind)),
-                    ItemOutcome::Rejected {
-                        status,
-                        id,
-                        kind,
-                        reason,
-                    } => {
+                let v: Value = serde_json::from_slice(&answer).map_err(|e| {
+                    SendError::new(format!("{url} answered {status} with no JSON ({e})"))
+                })?;
+                match v.get("errors").and_then(Value::as_bool) {
+                    Some(false) => return Ok(()),
+                    Some(true) => {}
+                    None => {
                         return Err(SendError::new(format!(
-                            "{url} rejected `{id}` ({status} {kind}: {reason}); the sink \
-                             waits until the index accepts it"
+                            "{url} answered {status} without `errors`: {}",
+                            excerpt(&answer)
                         )));
                     }
                 }
+                let items = v.get("items").and_then(Value::as_array);
+                let items = items.map(Vec::as_slice).unwrap_or_default();
+                if items.len() != batch.len() {
+                    return Err(SendError::new(format!(
+                        "{url} answered {} items for a batch of {}",
+                        items.len(),
+                        batch.len()
+                    )));
+                }
+                let mut refused = Vec::new();
+                for item in items {
+                    match item_outcome(item) {
+                        ItemOutcome::Delivered => {}
+                        ItemOutcome::Refused { status, kind } => refused.push((status, kind)),
+                        ItemOutcome::Rejected {
+                            status,
+                            id,
+                            kind,
+                            reason,
+                        } => {
+                            return Err(SendError::new(format!(
+                                "{url} rejected `{id}` ({status} {kind}: {reason}); the sink \
+                                 waits until the index accepts it"
+                            )));
+                        }
+                    }
+                }
+                match refused.first() {
+                    None => Ok(()),
+                    Some((status, kind)) => Err(SendError::new(format!(
+                        "{url}: {} items refused (first: {status} {kind}); the batch is sent \
+                         again",
+                        refused.len()
+                    ))),
+                }
             }
-            match refused.first() {
-                None => Ok(()),
-                Some((status, kind)) => Err(SendError::new(format!(
-                    "{url}: {} items refused (first: {status} {kind}); the batch is sent \
-                     again",
-                    refused.len()
-                ))),
-            }
+            .await;
+            sent.map_err(|e| hidden.scrub(e))
         })
     }
 }
@@ -862,6 +986,7 @@ mod tests {
                 "{:?}",
                 Elastic {
                     client: reqwest::Client::new(),
+                    hidden: Hidden::default(),
                     bulk_url: url.clone(),
                     token: Some(s()),
                     index: "i".into(),
@@ -871,6 +996,7 @@ mod tests {
                 "{:?}",
                 Webhook {
                     client: reqwest::Client::new(),
+                    hidden: Hidden::default(),
                     url: url.clone(),
                     secret: s(),
                     clock: Arc::new(mandate_core::clock::ManualClock::at_millis(0)),
@@ -880,6 +1006,7 @@ mod tests {
                 "{:?}",
                 Splunk {
                     client: reqwest::Client::new(),
+                    hidden: Hidden::default(),
                     url: url.clone(),
                     ack_url: url,
                     token: s(),

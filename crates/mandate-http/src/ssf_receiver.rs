@@ -4,7 +4,8 @@
 //!
 //! Answers as RFC 8935 §2 has them: 202 with no body when the SET was accepted (acted on,
 //! or recorded as one Mandate does not act on); 400 with `{"err", "description"}` (the
-//! §2.3 codes) when it was refused; a 5xx when Mandate could not act on it now, so the
+//! §2.3 codes) when it was refused, recorded as `ssf.refused` (a push refused here, for
+//! its media type, size or encoding, as well as one the service refuses); a 5xx when Mandate could not act on it now, so the
 //! transmitter sends it again.
 
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+use mandate_service::ssf;
 
 use crate::Node;
 use crate::error::ApiError;
@@ -42,21 +45,33 @@ pub(crate) async fn receive(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
     if media.as_deref() != Some(SET_MEDIA_TYPE) {
-        return refused(
-            "invalid_request",
-            format!("a SET is sent as `Content-Type: {SET_MEDIA_TYPE}`"),
+        return answer(
+            ssf::refuse_unread(
+                &state,
+                "a SET is sent as `Content-Type: application/secevent+jwt`",
+            )
+            .await,
         );
     }
     let bytes = match read_body(body, mandate_token::set::MAX_SET_BYTES).await {
         Ok(b) => b,
-        Err(_) => return refused("invalid_request", "the SET is too large or unreadable"),
+        Err(_) => {
+            return answer(ssf::refuse_unread(&state, "the SET is too large or unreadable").await);
+        }
     };
     let Ok(token) = std::str::from_utf8(&bytes) else {
-        return refused("invalid_request", "the SET is not text");
+        return answer(ssf::refuse_unread(&state, "the SET is not text").await);
     };
-    match mandate_service::ssf::receive(&state, token.trim()).await {
+    match ssf::receive(&state, token.trim()).await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(mandate_service::ssf::Refused::Set { code, description }) => refused(code, description),
-        Err(mandate_service::ssf::Refused::Service(e)) => ApiError::from(e).into_response(),
+        Err(e) => answer(e),
+    }
+}
+
+/// The answer to a refused SET: 400 with its code, or the service's error (5xx).
+fn answer(e: ssf::Refused) -> Response {
+    match e {
+        ssf::Refused::Set { code, description } => refused(code, description),
+        ssf::Refused::Service(e) => ApiError::from(e).into_response(),
     }
 }

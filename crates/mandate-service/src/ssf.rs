@@ -22,7 +22,8 @@
 //! Every SET is recorded before the answer: `ssf.received` (what it said, what ended) or
 //! `ssf.refused` (why), and each mandate it ends as `mandate.revoked` by `ssf`. Any
 //! failure to revoke is an error the transmitter sees (5xx), so it sends again; never an
-//! acknowledgement of an event not acted on.
+//! acknowledgement of an event not acted on. Such a SET's `jti` is forgotten, so the
+//! retry is acted on rather than refused as a replay.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -77,6 +78,12 @@ impl Seen {
         }
         m.insert((iss.to_owned(), jti.to_owned()), until).is_none()
     }
+
+    /// Forgets `(iss, jti)`: a SET Mandate could not act on, whose retry is not a replay.
+    fn forget(&self, iss: &str, jti: &str) {
+        let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        m.remove(&(iss.to_owned(), jti.to_owned()));
+    }
 }
 
 /// A SET not acted on: the RFC 8935 §2.3 error code and a description (never the
@@ -124,6 +131,7 @@ pub async fn receive(node: &Arc<Node>, token: &str) -> Result<Receipt, Refused> 
         Err(e) => return Err(refuse(node, None, e.code(), e.to_string(), &e).await),
     };
     let until = set.issued_at.secs().saturating_add(MAX_SET_AGE_SECS);
+    let (issuer, jti) = (set.issuer.clone(), set.jti.clone());
     if !node
         .ssf_seen
         .first(&set.issuer, &set.jti, now.secs(), until)
@@ -131,6 +139,24 @@ pub async fn receive(node: &Arc<Node>, token: &str) -> Result<Receipt, Refused> 
         let e = SetError::Claims("this `jti` was received before (a replay)".into());
         return Err(refuse(node, Some(&set), "invalid_request", e.to_string(), &e).await);
     }
+    let done = act(node, &transmitters, set, now).await;
+    if let Err(Refused::Service(_)) = &done {
+        // INVARIANT (a retry is not a replay): a SET answered with a 5xx was not acted
+        // on (or only in part); the transmitter sends it again under the same `jti`,
+        // and that retry must be acted on, not refused as a replay (a 400, which the
+        // transmitter takes as final: the signal would be lost).
+        node.ssf_seen.forget(&issuer, &jti);
+    }
+    done
+}
+
+/// What a verified, first-seen SET calls for: done and recorded, or refused.
+async fn act(
+    node: &Arc<Node>,
+    transmitters: &Transmitters,
+    set: VerifiedSet,
+    now: Timestamp,
+) -> Result<Receipt, Refused> {
     let acts_on = matches!(
         set.event_type.as_str(),
         CAEP_SESSION_REVOKED | RISC_ACCOUNT_DISABLED | RISC_SESSIONS_REVOKED
@@ -179,6 +205,21 @@ pub async fn receive(node: &Arc<Node>, token: &str) -> Result<Receipt, Refused> 
         event_type: set.event_type,
         revoked,
     })
+}
+
+/// Records `ssf.refused` for a push refused before its body could be read as a SET (not
+/// `application/secevent+jwt`, over [`mandate_token::set::MAX_SET_BYTES`], not UTF-8)
+/// and returns the refusal (`invalid_request`, `why`): every refusal is recorded, not
+/// only those of SETs that parsed.
+pub async fn refuse_unread(node: &Arc<Node>, why: &'static str) -> Refused {
+    refuse(
+        node,
+        None,
+        "invalid_request",
+        why.to_owned(),
+        &SetError::Malformed(why),
+    )
+    .await
 }
 
 /// Whom `set` is about, as a user of `users_issuer`; or why it cannot say.

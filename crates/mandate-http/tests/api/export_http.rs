@@ -752,6 +752,131 @@ async fn an_unreachable_receiver_fails_the_batch_saying_why() {
     );
 }
 
+/// A receiver that answers `200 OK` to anything with a body of `len` bytes, chunked
+/// (no length announced) when `chunked`; the base URL.
+async fn endless_answer(len: usize, chunked: bool) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = c.read(&mut buf).await;
+                let head = if chunked {
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_owned()
+                } else {
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n")
+                };
+                if c.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let piece = vec![b'x'; 1024 * 1024];
+                let mut sent = 0;
+                while sent < len {
+                    let n = piece.len().min(len - sent);
+                    let chunk = piece.get(..n).expect("n is at most its length");
+                    let wrote = if chunked {
+                        let mut framed = format!("{n:x}\r\n").into_bytes();
+                        framed.extend_from_slice(chunk);
+                        framed.extend_from_slice(b"\r\n");
+                        c.write_all(&framed).await
+                    } else {
+                        c.write_all(chunk).await
+                    };
+                    if wrote.is_err() {
+                        return;
+                    }
+                    sent += n;
+                }
+                if chunked {
+                    let _ = c.write_all(b"0\r\n\r\n").await;
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Regression (atk7): an answer was read whole into memory, however long; a hostile or
+/// broken receiver streaming gigabytes within the 30 s request limit could exhaust
+/// Mandate's memory. An answer past `MAX_ANSWER_BYTES` now fails the batch.
+#[tokio::test]
+async fn an_answer_too_long_fails_the_batch_instead_of_filling_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = file(&dir, "s", SECRET);
+    for chunked in [true, false] {
+        let url = endless_answer(export_http::MAX_ANSWER_BYTES + 1024 * 1024, chunked).await;
+        let mut t = build(&hook_sink(&format!("{url}/hook"), &secret));
+        let e = t
+            .send(&batch(0, 1, Format::Jsonl))
+            .await
+            .expect_err("an answer over the limit is not an acceptance");
+        assert!(
+            e.message.contains("with more than"),
+            "chunked {chunked}: {}",
+            e.message
+        );
+    }
+}
+
+/// A receiver that refuses everything with `401`, echoing the request line and headers
+/// in its answer as some proxies and debugging endpoints do.
+async fn echoing_receiver() -> String {
+    async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> Response {
+        let mut text = String::from("Unauthorized:");
+        for v in headers.get_all("authorization") {
+            text.push_str(&format!(
+                " authorization: {};",
+                v.to_str().unwrap_or_default()
+            ));
+        }
+        text.push_str(&format!(" POST {uri}"));
+        (StatusCode::UNAUTHORIZED, text).into_response()
+    }
+    serve(axum::Router::new().fallback(echo)).await
+}
+
+/// Regression (atk7): a refusal's excerpt quoted the receiver's answer as is, so a
+/// receiver that echoed the request put the Splunk token, the Elasticsearch API key or
+/// a URL's password or query token into `mandate export status` (any admin role).
+#[tokio::test]
+async fn credentials_a_receiver_echoes_are_not_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = echoing_receiver().await;
+    let token = file(&dir, "t", TOKEN);
+    let host = base.trim_start_matches("http://");
+    let cases = [
+        sink(json!({"name": "s", "type": "splunk", "token_file": token,
+            "url": format!("http://user:pa%3Ass-word@{host}/services/collector/event?token=query-token-1")})),
+        sink(json!({"name": "e", "type": "elasticsearch", "token_file": token, "url": base})),
+    ];
+    for cfg in cases {
+        let mut t = build(&cfg);
+        let e = t
+            .send(&batch(0, 1, Format::Jsonl))
+            .await
+            .expect_err("refused");
+        assert!(e.message.contains("401"), "{}", e.message);
+        assert!(e.message.contains("<redacted>"), "{}", e.message);
+        for hidden in [
+            TOKEN,
+            "pa:ss-word",
+            "pa%3Ass-word",
+            "dXNlcjpwYTpzcy13b3Jk",
+            "query-token-1",
+        ] {
+            assert!(
+                !e.message.contains(hidden),
+                "`{hidden}` shown: {}",
+                e.message
+            );
+        }
+    }
+}
+
 // ---- building the transports ----
 
 #[test]

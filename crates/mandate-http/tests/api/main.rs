@@ -3,7 +3,8 @@
 //! token, introspection and revocation endpoints, credential and key rotation, the
 //! public metadata documents, mandates with their approvals (`mandates.rs`), the kill
 //! switch's containment and incident bundles (`incidents.rs`), the OPA-compatible
-//! router on bad input (`opa.rs`), and the HTTP export sinks (`export_http.rs`).
+//! router on bad input (`opa.rs`), the HTTP export sinks (`export_http.rs`) and the
+//! Shared Signals receiver's edge refusals (`ssf.rs`).
 //!
 //! Every test builds its own server on a fresh SQLite file with a manual clock, so
 //! tests move time by hand and never sleep; the export sinks are the exception: they
@@ -55,6 +56,7 @@ mod mandates;
 mod metrics;
 mod opa;
 mod policies;
+mod ssf;
 mod token_surfaces;
 
 // ---- harness ----

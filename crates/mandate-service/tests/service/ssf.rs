@@ -310,3 +310,49 @@ async fn sets_that_must_not_act_are_refused_with_their_code_and_recorded() {
             .is_empty()
     );
 }
+
+/// Regression (atk7): the `jti` was remembered before the SET was acted on, so when the
+/// store could not revoke (a 5xx, "send it again"), the transmitter's retry of the same
+/// SET was refused as a replay (a 400, final): the person's mandates stayed live. A SET
+/// answered with a 5xx is now forgotten and its retry acted on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_that_could_not_be_acted_on_is_acted_on_when_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::new(7, "t1");
+    let node = node_trusting(dir.path(), &key);
+    let a = agent(1);
+    node.store().insert_agent(&a).unwrap();
+    stored(
+        &node,
+        1,
+        &a,
+        MandateStatus::Active,
+        Some(user("alice", None)),
+    );
+    let set = key.set(&claims(
+        IDP,
+        "j-busy",
+        T0,
+        ssf::CAEP_SESSION_REVOKED,
+        alice(),
+    ));
+
+    // Another writer holds the database: the revocation cannot be written.
+    let other = rusqlite::Connection::open(dir.path().join("mandate.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let first = ssf::receive(&node, &set).await.unwrap_err();
+    assert!(matches!(first, Refused::Service(_)), "{first:?}");
+    assert_eq!(status(&node, 1), MandateStatus::Active);
+    other.execute_batch("ROLLBACK").unwrap();
+
+    // The transmitter sends it again: acted on, not refused as a replay.
+    let r = ssf::receive(&node, &set).await.unwrap();
+    assert_eq!(r.revoked.len(), 1, "{r:?}");
+    assert_eq!(status(&node, 1), MandateStatus::Revoked);
+    // A true replay after that is still refused.
+    let again = ssf::receive(&node, &set).await.unwrap_err();
+    assert!(
+        matches!(&again, Refused::Set { code: "invalid_request", description } if description.contains("replay")),
+        "{again:?}"
+    );
+}

@@ -193,8 +193,9 @@ async fn an_idp_session_revoked_set_ends_the_persons_mandate_and_bad_ones_end_no
     let received = s.audit_events(&admin, "ssf.received", None).await;
     assert_eq!(received.len(), 1, "{received:?}");
     assert_eq!(received[0]["details"]["revoked"], json!([mandate]));
+    // Untrusted, forged, stranger, the wrong content type, the replay.
     let refused = s.audit_events(&admin, "ssf.refused", None).await;
-    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert_eq!(refused.len(), 5, "{refused:?}");
 }
 
 /// Mandate as the transmitter: an `ssf` export sink pushes a signed SET to a receiver
