@@ -50,6 +50,9 @@ pub struct Snapshot {
     pub max_token_lifetime_secs: i64,
     /// Tokens with `iat` at or before an agent's cutoff are dead.
     pub cutoffs: HashMap<AgentId, Timestamp>,
+    /// Users whose sessions their IdP revoked (a Shared Signal), by `(issuer, sub)`: their
+    /// user tokens issued at or before it are refused ([`Snapshot::user_token_revoked`]).
+    pub user_cutoffs: HashMap<(String, String), Timestamp>,
     /// Revoked token ids (not yet expired).
     pub revoked: HashSet<String>,
     /// Mandates active when the snapshot was taken (a decision checks the expiry
@@ -58,6 +61,24 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Whether a user token of `issuer`/`sub` issued at `issued_at` was ended by a
+    /// revocation of the user's sessions: issued at or before their cutoff, or (with a
+    /// cutoff) saying nothing of when it was issued.
+    ///
+    /// INVARIANT (a revoked session stays revoked): after a Shared Signal ends a person's
+    /// mandates, a user token of theirs from before it cannot start a new one.
+    pub fn user_token_revoked(
+        &self,
+        issuer: &str,
+        sub: &str,
+        issued_at: Option<Timestamp>,
+    ) -> bool {
+        match self.user_cutoffs.get(&(issuer.to_owned(), sub.to_owned())) {
+            None => false,
+            Some(cut) => issued_at.is_none_or(|t| t.secs() <= cut.secs()),
+        }
+    }
+
     /// What every access token must satisfy, wherever it is used.
     pub fn expected(&self) -> access::Expected<'_> {
         access::Expected {

@@ -69,9 +69,7 @@ pub(crate) async fn identify(state: &Arc<Node>, headers: &HeaderMap) -> Result<C
         });
     }
     state
-        .config
-        .users
-        .verify(token, now)
+        .verify_user_token(token, now)
         .map(|u| Caller::User(Box::new(u)))
         .map_err(|e| unauthenticated(&format!("user token refused: {e}")))
 }

@@ -302,9 +302,7 @@ async fn exchange_for(
         }
     } else {
         let user = node
-            .config
-            .users
-            .verify(ask.subject, now)
+            .verify_user_token(ask.subject, now)
             .map_err(ExchangeError::SubjectTokenRefused)?;
         own_mandate(&s, agent, ask.mandate.as_ref(), Some(&user), now)?
     };

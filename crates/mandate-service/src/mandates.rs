@@ -367,9 +367,7 @@ pub async fn request(
         None => None,
         // The error's text never echoes the token.
         Some(t) => Some(
-            node.config
-                .users
-                .verify(t, now)
+            node.verify_user_token(t, now)
                 .map_err(MandateError::UserToken)?
                 .user,
         ),

@@ -138,6 +138,7 @@ impl Node {
             audiences: config.own_audiences(),
             max_token_lifetime_secs: i64::from(config.max_token_lifetime_secs),
             cutoffs: Default::default(),
+            user_cutoffs: Default::default(),
             revoked: Default::default(),
             mandates: Default::default(),
         };
@@ -320,6 +321,12 @@ impl Node {
         let (policies, active) = self.active_policies()?;
         let cutoffs = self.db.token_cutoffs()?.into_iter().collect();
         let revoked = self.db.revoked_jtis(now)?.into_iter().collect();
+        let user_cutoffs = self
+            .db
+            .user_session_cutoffs()?
+            .into_iter()
+            .map(|(i, s, t)| ((i, s), t))
+            .collect();
         let mandates = self
             .db
             .active_mandates(now)?
@@ -335,6 +342,7 @@ impl Node {
             audiences: self.config.own_audiences(),
             max_token_lifetime_secs: i64::from(self.config.max_token_lifetime_secs),
             cutoffs,
+            user_cutoffs,
             revoked,
             mandates,
         })
@@ -467,6 +475,33 @@ impl Node {
     /// A draft audit event of `kind` (seq, time and node are set when it is written).
     pub fn event(&self, kind: &str) -> mandate_audit::event::AuditEvent {
         mandate_audit::event::AuditEvent::new(0, self.clock.now(), self.audit.node().clone(), kind)
+    }
+
+    /// Verifies a user token (a trusted issuer's, `config.users`) and refuses one issued
+    /// before the user's sessions were revoked (`INVARIANT (a revoked session stays
+    /// revoked)`, mandate-engine `Snapshot::user_token_revoked`). Every use of a user
+    /// token goes through here. The cutoffs come from the snapshot; while it is held
+    /// stale (a failed refresh), from the store directly, and a store that cannot answer
+    /// refuses the token (fail closed: a human act with a user token waits).
+    pub fn verify_user_token(
+        &self,
+        token: &str,
+        now: mandate_core::time::Timestamp,
+    ) -> Result<mandate_token::user::VerifiedUser, mandate_token::user::UserTokenError> {
+        let v = self.config.users.verify(token, now)?;
+        let (issuer, sub, issued_at) = (&v.user.issuer, &v.user.sub, v.issued_at);
+        let revoked = match self.snapshot.get() {
+            Ok(s) => s.user_token_revoked(issuer, sub, issued_at),
+            Err(_) => self.db.user_session_cutoffs().map_or(true, |list| {
+                list.iter().any(|(i, s, t)| {
+                    i == issuer && s == sub && issued_at.is_none_or(|x| x.secs() <= t.secs())
+                })
+            }),
+        };
+        if revoked {
+            return Err(mandate_token::user::UserTokenError::SessionsRevoked);
+        }
+        Ok(v)
     }
 
     /// Applies the configured redaction to a request context before it is logged.

@@ -16,6 +16,11 @@
 //!   SET's `iat` end. A replayed SET (within the day `iat` allows; a `jti` seen before is
 //!   also refused while this node remembers it) finds those already ended, and a
 //!   mandate a person asked for after their session ended is not touched by it.
+//! - INVARIANT (a revoked session stays revoked): before the mandates end, the person's
+//!   sessions do: their user tokens issued at or before the SET's `iat` are refused from
+//!   then on, on every node (a cutoff in the store, read through the decision snapshot;
+//!   `Node::verify_user_token`), so an agent holding an old token of theirs cannot start a
+//!   new mandate or exchange it for a delegated token.
 //! - A subject no mandate ever named is refused (`invalid_request`): nothing to revoke,
 //!   and a transmitter sending about strangers is worth an operator's look.
 //!
@@ -189,9 +194,25 @@ async fn act(
             .map_err(ServiceError::from)?
             .map_err(ServiceError::from)?
     };
-    if !known {
+    if known.is_empty() {
         let e = SetError::Claims("no user Mandate knows matches the subject".into());
         return Err(refuse(node, Some(&set), "invalid_request", e.to_string(), &e).await);
+    }
+    // INVARIANT (a revoked session stays revoked): first the user's sessions end (their
+    // user tokens issued up to the SET's `iat` are refused from now on, on every node),
+    // then their mandates: an agent cannot start a new mandate with the person's old
+    // token between the two, or after.
+    {
+        let (issuer, at) = (users_issuer.clone(), set.issued_at);
+        node.blocking(move |s| -> Result<(), StoreError> {
+            for sub in &known {
+                s.store().set_user_sessions_not_before(&issuer, sub, at)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(ServiceError::from)?
+        .map_err(ServiceError::from)?;
     }
     let mut revoked = Vec::new();
     for m in live {
@@ -261,7 +282,8 @@ fn who(set: &VerifiedSet, users_issuer: &str) -> Result<Who, String> {
     }
 }
 
-/// Whether any mandate ever named the user, and their live mandates created at or before
+/// The subjects of every mandate that ever named the user (empty: a stranger), and their
+/// live mandates created at or before
 /// `before` (the SET's `iat`).
 fn mandates_of(
     s: &Node,
@@ -269,8 +291,8 @@ fn mandates_of(
     issuer: &str,
     before: Timestamp,
     now: Timestamp,
-) -> Result<(bool, Vec<Mandate>), StoreError> {
-    let mut known = false;
+) -> Result<(std::collections::BTreeSet<String>, Vec<Mandate>), StoreError> {
+    let mut known = std::collections::BTreeSet::new();
     let mut live = Vec::new();
     let filter = MandateFilter {
         user_sub: match who {
@@ -295,7 +317,7 @@ fn mandates_of(
             if !same {
                 continue;
             }
-            known = true;
+            known.insert(u.sub.clone());
             let status = m.status_at(now);
             if matches!(
                 status,

@@ -633,6 +633,28 @@ impl TokenRevocationRepo for Db<'_> {
         .map(|r| get(r, 0))
         .collect()
     }
+
+    fn set_user_sessions_not_before(&self, issuer: &str, sub: &str, at: Timestamp) -> Result<()> {
+        self.touch(Topic::TokenRevocations)?;
+        self.exec(
+            "INSERT INTO user_session_cutoffs (issuer, sub, not_before) VALUES ($1, $2, $3)
+             ON CONFLICT (issuer, sub)
+             DO UPDATE SET not_before = GREATEST(user_session_cutoffs.not_before, excluded.not_before)",
+            &[&issuer, &sub, &at.secs()],
+        )
+        .pg()?;
+        Ok(())
+    }
+
+    fn user_session_cutoffs(&self) -> Result<Vec<(String, String, Timestamp)>> {
+        self.rows(
+            "SELECT issuer, sub, not_before FROM user_session_cutoffs",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((get(r, 0)?, get(r, 1)?, Timestamp::from_secs(get(r, 2)?))))
+        .collect()
+    }
 }
 
 /// Deletes the expired rows of `table` (`assertion_jtis` or `revoked_tokens`) that no

@@ -266,6 +266,16 @@ CREATE TABLE export_cursors (
     PRIMARY KEY (sink, node)
 );
 "#,
+    // 7: users whose sessions their IdP revoked (a Shared Signal, issue 23): their user
+    // tokens issued at or before `not_before` are refused.
+    r#"
+CREATE TABLE user_session_cutoffs (
+    issuer     TEXT COLLATE "C" NOT NULL,
+    sub        TEXT COLLATE "C" NOT NULL,
+    not_before BIGINT NOT NULL,
+    PRIMARY KEY (issuer, sub)
+);
+"#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that build an older schema to

@@ -707,6 +707,32 @@ impl TokenRevocationRepo for Db<'_> {
             .sql()?;
         rows.collect::<rusqlite::Result<_>>().sql()
     }
+
+    fn set_user_sessions_not_before(&self, issuer: &str, sub: &str, at: Timestamp) -> Result<()> {
+        self.touch(Topic::TokenRevocations)?;
+        self.conn
+            .execute(
+                "INSERT INTO user_session_cutoffs (issuer, sub, not_before) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (issuer, sub)
+                 DO UPDATE SET not_before = max(not_before, excluded.not_before)",
+                params![issuer, sub, at.secs()],
+            )
+            .sql()?;
+        Ok(())
+    }
+
+    fn user_session_cutoffs(&self) -> Result<Vec<(String, String, Timestamp)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT issuer, sub, not_before FROM user_session_cutoffs")
+            .sql()?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, Timestamp::from_secs(r.get(2)?)))
+            })
+            .sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()
+    }
 }
 
 /// Raises (never lowers) an agent's token cutoff.

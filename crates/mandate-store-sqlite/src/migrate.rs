@@ -235,6 +235,16 @@ CREATE TABLE export_cursors (
     PRIMARY KEY (sink, node)
 ) STRICT;
 "#,
+    r#"
+-- Users whose sessions their IdP revoked (a Shared Signal, issue 23): their user tokens
+-- issued at or before `not_before` are refused.
+CREATE TABLE user_session_cutoffs (
+    issuer     TEXT NOT NULL,
+    sub        TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    PRIMARY KEY (issuer, sub)
+) STRICT;
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

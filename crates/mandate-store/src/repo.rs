@@ -177,6 +177,12 @@ pub trait TokenRevocationRepo {
     fn token_cutoffs(&self) -> Result<Vec<(AgentId, Timestamp)>>;
     /// The `jti`s of revoked tokens that have not expired yet at `now`.
     fn revoked_jtis(&self, now: Timestamp) -> Result<Vec<String>>;
+    /// Ends every session of user `sub` at `issuer` issued at or before `at` (a Shared
+    /// Signal from their IdP): their user tokens issued then are refused from now on. A
+    /// later cutoff replaces an earlier one; an earlier never does.
+    fn set_user_sessions_not_before(&self, issuer: &str, sub: &str, at: Timestamp) -> Result<()>;
+    /// Every user's session cutoff: `(issuer, sub, not_before)`.
+    fn user_session_cutoffs(&self) -> Result<Vec<(String, String, Timestamp)>>;
 }
 
 /// The append-only audit log and its signed checkpoints.
@@ -665,6 +671,12 @@ impl<S: Store + ?Sized> TokenRevocationRepo for S {
     }
     fn revoked_jtis(&self, now: Timestamp) -> Result<Vec<String>> {
         read(self, |r| r.revoked_jtis(now))
+    }
+    fn set_user_sessions_not_before(&self, issuer: &str, sub: &str, at: Timestamp) -> Result<()> {
+        write(self, |r| r.set_user_sessions_not_before(issuer, sub, at))
+    }
+    fn user_session_cutoffs(&self) -> Result<Vec<(String, String, Timestamp)>> {
+        read(self, |r| r.user_session_cutoffs())
     }
 }
 

@@ -110,6 +110,7 @@ impl From<UserTokenError> for SetError {
             UserTokenError::Audience => Self::Audience,
             UserTokenError::Expired | UserTokenError::NotYetValid => Self::Time,
             UserTokenError::Claims(c) => Self::Claims(c),
+            UserTokenError::SessionsRevoked => Self::Claims("sessions revoked".into()),
         }
     }
 }

@@ -161,6 +161,10 @@ pub enum UserTokenError {
     /// names the claim, never its value.
     #[error("user token claims: {0}")]
     Claims(String),
+    /// The user's sessions were revoked (their IdP said so, a Shared Signal) after this
+    /// token was issued, or it says nothing of when it was issued.
+    #[error("the user's sessions were revoked after this token was issued")]
+    SessionsRevoked,
 }
 
 /// A user token that verified.
@@ -173,6 +177,9 @@ pub struct VerifiedUser {
     pub expires_at: Timestamp,
     /// Its `jti`, if it has one.
     pub token_id: Option<String>,
+    /// Its `iat`, if it has one: a token issued before the user's sessions were revoked
+    /// (a Shared Signal) is refused by the node (`Snapshot::user_token_revoked`).
+    pub issued_at: Option<Timestamp>,
 }
 
 /// The key types a JWK may have here.
@@ -714,6 +721,7 @@ impl TrustedIssuer {
             },
             expires_at: Timestamp::from_secs(exp),
             token_id,
+            issued_at: numeric_date(c, "iat")?.map(Timestamp::from_secs),
         })
     }
 }

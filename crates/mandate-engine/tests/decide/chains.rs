@@ -150,6 +150,7 @@ fn snapshot(n: usize) -> Snapshot {
         audiences: vec![ISSUER.to_owned()],
         max_token_lifetime_secs: 3600,
         cutoffs: HashMap::new(),
+        user_cutoffs: HashMap::new(),
         revoked: HashSet::new(),
         mandates: HashMap::from([(m.id.clone(), Arc::new(m))]),
     }

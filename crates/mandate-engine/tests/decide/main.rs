@@ -238,6 +238,7 @@ impl Fixture {
                 audiences: vec![ISSUER.to_owned()],
                 max_token_lifetime_secs: 3600,
                 cutoffs: HashMap::from([(id, Timestamp::from_secs(CUTOFF))]),
+                user_cutoffs: HashMap::new(),
                 revoked: HashSet::from([REVOKED_JTI.to_owned()]),
                 mandates: HashMap::new(),
             },

@@ -117,6 +117,7 @@ fn user(sub: &str, groups: &[&str]) -> Party {
         user: user_ref(sub, groups),
         expires_at: Timestamp::from_secs(T0 + 3600),
         token_id: None,
+        issued_at: None,
     }))
 }
 

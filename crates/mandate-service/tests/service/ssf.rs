@@ -356,3 +356,80 @@ async fn a_set_that_could_not_be_acted_on_is_acted_on_when_sent_again() {
         "{again:?}"
     );
 }
+
+/// After a SET ends a person's sessions, a user token of theirs from before it is refused
+/// everywhere a user token is used (a new mandate, a token exchange, an approval); one
+/// issued after it is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_persons_old_user_token_cannot_start_anything_new() {
+    use mandate_core::random::OsRandom;
+    use mandate_token::keys::SigningKey;
+    use mandate_token::user::{DevUserIssuer, UserTokenError};
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::new(7, "t1");
+    // The IdP's user tokens: a dev issuer standing in for it, same issuer name.
+    let idp = DevUserIssuer::new(
+        SigningKey::generate(&OsRandom).unwrap(),
+        IDP.into(),
+        AUD.into(),
+    );
+    let users = TrustedIssuers::new(vec![idp.trusted().unwrap()]).unwrap();
+    let t = TrustedIssuer::new(IDP, AUD, &key.jwks(), &[], ClaimNames::default()).unwrap();
+    let transmitters = Transmitters {
+        verifiers: TrustedIssuers::new(vec![t]).unwrap(),
+        users_issuer: HashMap::new(),
+    };
+    let (node, clock) = node_in(dir.path(), |c| {
+        c.ssf = Arc::new(transmitters);
+        c.users = Arc::new(users);
+    });
+    let node = Arc::new(node);
+    let a = agent(1);
+    node.store().insert_agent(&a).unwrap();
+    stored(
+        &node,
+        1,
+        &a,
+        MandateStatus::Active,
+        Some(user("alice", None)),
+    );
+    let at = |secs: i64| mandate_core::time::Timestamp::from_secs(secs);
+    let old = idp
+        .issue("alice", None, &[], 3600, "u-old", at(T0 - 10))
+        .unwrap();
+    let bob = idp
+        .issue("bob", None, &[], 3600, "u-bob", at(T0 - 10))
+        .unwrap();
+    assert!(
+        node.verify_user_token(&old, at(T0)).is_ok(),
+        "valid before the signal"
+    );
+
+    let set = key.set(&claims(IDP, "j-1", T0, ssf::CAEP_SESSION_REVOKED, alice()));
+    ssf::receive(&node, &set).await.unwrap();
+    clock.advance_secs(20);
+    let fresh = idp
+        .issue("alice", None, &[], 3600, "u-new", at(T0 + 10))
+        .unwrap();
+    assert_eq!(
+        node.verify_user_token(&old, at(T0 + 20)).unwrap_err(),
+        UserTokenError::SessionsRevoked
+    );
+    assert!(
+        node.verify_user_token(&fresh, at(T0 + 20)).is_ok(),
+        "a new session is fine"
+    );
+    assert!(
+        node.verify_user_token(&bob, at(T0 + 20)).is_ok(),
+        "someone else is fine"
+    );
+    // And on a new node over the same store (a restart, another node of a cluster).
+    drop(node);
+    let (again, _) = node_in(dir.path(), |c| {
+        c.users = Arc::new(TrustedIssuers::new(vec![idp.trusted().unwrap()]).unwrap());
+    });
+    assert_eq!(
+        again.verify_user_token(&old, at(T0 + 20)).unwrap_err(),
+        UserTokenError::SessionsRevoked
+    );
+}

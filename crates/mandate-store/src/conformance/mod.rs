@@ -87,6 +87,7 @@ macro_rules! conformance_tests {
                 a_signing_key_replaces_only_the_key_its_caller_saw,
                 a_key_from_before_gets_its_sealed_half_once,
                 the_store_key_check_is_claimed_once,
+                user_session_cutoffs_only_move_later,
             }
             audit {
                 an_agents_recent_audit_events_and_a_checkpoint_by_size,

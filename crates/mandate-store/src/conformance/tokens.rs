@@ -268,3 +268,44 @@ pub fn the_store_key_check_is_claimed_once(store: &dyn Store) {
     assert_eq!(store.claim_store_key_check("c2").unwrap(), "c1");
     assert_eq!(store.store_key_check().unwrap().as_deref(), Some("c1"));
 }
+
+/// A user's session cutoff is kept per issuer and subject, moves only later, and is a
+/// token-revocation change (what the decision snapshot reloads on).
+pub fn user_session_cutoffs_only_move_later(store: &dyn Store) {
+    assert!(store.user_session_cutoffs().unwrap().is_empty());
+    let before = store.topic_seq(crate::Topic::TokenRevocations);
+    store
+        .set_user_sessions_not_before("https://idp.x", "alice", at(100))
+        .unwrap();
+    assert_ne!(store.topic_seq(crate::Topic::TokenRevocations), before);
+    store
+        .set_user_sessions_not_before("https://idp.x", "alice", at(50))
+        .unwrap();
+    store
+        .set_user_sessions_not_before("https://other.x", "alice", at(70))
+        .unwrap();
+    let mut got: Vec<(String, String, i64)> = store
+        .user_session_cutoffs()
+        .unwrap()
+        .into_iter()
+        .map(|(i, s, t)| (i, s, t.secs()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("https://idp.x".into(), "alice".into(), at(100).secs()),
+            ("https://other.x".into(), "alice".into(), at(70).secs()),
+        ]
+    );
+    store
+        .set_user_sessions_not_before("https://idp.x", "alice", at(200))
+        .unwrap();
+    assert!(
+        store
+            .user_session_cutoffs()
+            .unwrap()
+            .iter()
+            .any(|(i, _, t)| i == "https://idp.x" && t.secs() == at(200).secs())
+    );
+}

@@ -408,6 +408,7 @@ pub fn wind_back_to_a_key_file(dir: &Path) -> mandate_token::keys::SigningKey {
         "ALTER TABLE signing_keys DROP COLUMN private_sealed;
          ALTER TABLE policy_versions DROP COLUMN rego;
          DROP TABLE export_cursors;
+         DROP TABLE user_session_cutoffs;
          DELETE FROM meta WHERE key = 'store_key_check';
          PRAGMA user_version = 6;",
     )

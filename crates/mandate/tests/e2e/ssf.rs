@@ -188,6 +188,22 @@ async fn an_idp_session_revoked_set_ends_the_persons_mandate_and_bad_ones_end_no
         (400, Some("invalid_request")),
         "{e}"
     );
+    // Her old user token cannot start a new mandate (her session ended with it).
+    let (st, again) = s
+        .admin(
+            &agent_token,
+            Method::POST,
+            "/v1/mandates",
+            Some(json!({"intent": "again", "lifetime_secs": 600,
+                        "scope": [{"actions": ["crm:read"], "resources": ["crm:*"]}],
+                        "user_token": alice.trim()})),
+        )
+        .await;
+    assert_eq!(
+        (st, again["code"].as_str()),
+        (400, Some("invalid_user_token")),
+        "{again}"
+    );
 
     // All of it is in the audit log.
     let received = s.audit_events(&admin, "ssf.received", None).await;
