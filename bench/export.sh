@@ -6,19 +6,25 @@
 #          durable audit, no `[[export.sinks]]`;
 #   dead   the same, with two sinks whose receivers are down (syslog over TCP and a
 #          webhook, each to a loopback port nothing listens on): they fail and back off;
-#   live   the same, with a file sink writing every decision as OCSF (JSON Lines, fsync
-#          per batch): the export's own CPU shares the machine with the decisions.
+#   live   the same, with a file sink writing every decision as OCSF (or LIVE_FORMAT;
+#          JSON Lines, fsync per batch): the export's own CPU shares the machine with
+#          the decisions.
 #
 # Each target is driven by `wrk -t2 -cN -dDURATION` at each N in CONCURRENCY, REPEATS
 # times, interleaved (repeat, then N, then target). Reported: medians of req/s, p50 and
 # p99, and the medians of the per-repeat ratios to `none`.
 #
 #   bench/export.sh                       # DURATION=5 REPEATS=3 CONCURRENCY="16 64"
+#   LIVE_FORMAT=jsonl bench/export.sh     # the live sink's format (default ocsf)
+#   LIVE_SINK=syslog bench/export.sh      # the live sink: a syslog TCP sink to a loopback
+#                                         # reader that discards (default: file)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-5}"
 REPEATS="${REPEATS:-3}"
 CONCURRENCY="${CONCURRENCY:-16 64}"
+LIVE_FORMAT="${LIVE_FORMAT:-ocsf}"
+LIVE_SINK="${LIVE_SINK:-file}"
 
 log() { echo "[export.sh] $*" >&2; }
 
@@ -80,11 +86,36 @@ name = \"dead-webhook\"
 type = \"webhook\"
 url = \"http://127.0.0.1:$(free_port)/siem\"
 secret_file = \"$work/hook.secret\""
-start live "[[export.sinks]]
+if [[ "$LIVE_SINK" == syslog ]]; then
+  # A loopback syslog reader that counts the lines it discards.
+  sport="$(free_port)"
+  python3 -c "
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $sport)); s.listen(4)
+n = 0
+while True:
+    c, _ = s.accept()
+    while True:
+        b = c.recv(1 << 16)
+        if not b: break
+        n += b.count(b' mandate - ')
+        open('$work/syslog.count', 'w').write(str(n))
+" &
+  pids+=("$!")
+  sleep 0.5
+  start live "[[export.sinks]]
+name = \"archive\"
+type = \"syslog\"
+format = \"$LIVE_FORMAT\"
+address = \"127.0.0.1:$sport\""
+else
+  start live "[[export.sinks]]
 name = \"archive\"
 type = \"file\"
-format = \"ocsf\"
-path = \"$work/live/audit.ocsf.jsonl\""
+format = \"$LIVE_FORMAT\"
+path = \"$work/live/audit.jsonl\""
+fi
 
 body='{"action":"crm:read","resource":{"type":"Crm::Contact","id":"c-1","attributes":{"team":"sales"}},"context":{"data_class":"internal"}}'
 for t in none dead live; do
@@ -110,7 +141,11 @@ for rep in $(seq "$REPEATS"); do
     done
   done
 done
-lived="$(wc -l <"$work/live/audit.ocsf.jsonl")"
+if [[ "$LIVE_SINK" == syslog ]]; then
+  lived="$(cat "$work/syslog.count" 2>/dev/null || echo 0)"
+else
+  lived="$(wc -l <"$work/live/audit.jsonl")"
+fi
 
 median() { sort -g | awk '{a[NR] = $1} END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 echo
@@ -130,4 +165,4 @@ for n in $CONCURRENCY; do
   done
 done
 echo
-echo "The live sink wrote $lived OCSF records during the runs."
+echo "The live sink wrote $lived $LIVE_FORMAT records during the runs."

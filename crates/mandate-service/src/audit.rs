@@ -70,6 +70,8 @@ pub struct AuditLog {
     secrets_key: [u8; 32],
     /// Jobs sent and not yet taken by the writer (`mandate_audit_queue_depth`).
     queued: Arc<AtomicUsize>,
+    /// The latest committed bodies (the export sinks read them).
+    recent: Arc<Recent>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -138,6 +140,67 @@ struct Writer {
     scratch: String,
     /// The batch's time as text, formatted once per batch rather than per event.
     times: TimeText,
+    /// The latest committed bodies, for the export sinks (shared with [`AuditLog`]).
+    recent: Arc<Recent>,
+}
+
+/// How many of the latest committed event bodies the log keeps in memory (a few MiB):
+/// what export sinks read while they keep up, instead of the store.
+pub const RECENT_EVENTS: usize = 16_384;
+
+/// The latest committed event bodies of this node's log, in seq order: `bodies[i]` is
+/// event `start + i`, and `start + bodies.len()` is the log's length. The writer appends
+/// after each commit (so everything here is durable) and drops the oldest beyond
+/// [`RECENT_EVENTS`]; after a failed append whose outcome it cannot know it empties it
+/// (`INVARIANT (recent is committed)`: nothing here was not committed, and nothing
+/// committed since `start` is missing).
+#[derive(Debug, Default)]
+pub struct Recent(Mutex<(u64, std::collections::VecDeque<String>)>);
+
+impl Recent {
+    fn push(&self, first_seq: u64, bodies: impl IntoIterator<Item = String>) {
+        let mut g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (start, q) = &mut *g;
+        if *start + q.len() as u64 != first_seq {
+            // Not contiguous (a resync moved the log): start again from here.
+            q.clear();
+            *start = first_seq;
+        }
+        q.extend(bodies);
+        while q.len() > RECENT_EVENTS {
+            q.pop_front();
+            *start += 1;
+        }
+    }
+
+    fn reset(&self, len: u64) {
+        let mut g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.0 = len;
+        g.1.clear();
+    }
+
+    /// The bodies of events `from..` (at most `max`) if this holds `from` or `from` is
+    /// the log's end (then empty: nothing new); `None` when `from` is older than what
+    /// it holds (read the store).
+    pub fn from(&self, from: u64, max: usize) -> Option<Vec<String>> {
+        let g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (start, q) = &*g;
+        let end = *start + q.len() as u64;
+        if from < *start || from > end {
+            return None;
+        }
+        let skip = usize::try_from(from - *start).ok()?;
+        Some(q.iter().skip(skip).take(max).cloned().collect())
+    }
 }
 
 /// The most jobs committed in one transaction.
@@ -200,6 +263,8 @@ impl AuditLog {
             h.finalize().into()
         };
         let queued = Arc::new(AtomicUsize::new(0));
+        let recent = Arc::new(Recent::default());
+        recent.reset(size);
         let writer = Writer {
             store,
             queued: Arc::clone(&queued),
@@ -212,6 +277,7 @@ impl AuditLog {
             last_checkpoint_size: last.map_or(0, |c| c.size),
             scratch: String::new(),
             times: TimeText::default(),
+            recent: Arc::clone(&recent),
         };
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -224,7 +290,13 @@ impl AuditLog {
             public,
             secrets_key,
             queued,
+            recent,
         })
+    }
+
+    /// The latest committed event bodies of this node's log ([`Recent`]).
+    pub fn recent(&self) -> &Recent {
+        &self.recent
     }
 
     /// Jobs waiting for the writer now (at most the queue's bound, 16384).
@@ -472,6 +544,7 @@ impl Writer {
                     self.last_checkpoint_size = c.size;
                     self.last_checkpoint_ms = self.clock.now_millis();
                 }
+                self.recent.push(start, rows.into_iter().map(|r| r.body));
                 for (seq, reply) in replies {
                     let _ = reply.send(Ok(event_id(&self.node, seq)));
                 }
@@ -500,6 +573,9 @@ impl Writer {
         let Ok(size) = self.store.audit_len() else {
             return;
         };
+        // Whatever the failed append did, the bodies kept in memory end where the store
+        // says the log ends (`INVARIANT (recent is committed)`).
+        self.recent.reset(size);
         if size == self.frontier.size() {
             return;
         }
@@ -607,5 +683,39 @@ impl Writer {
                 Err(AuditError::Write(e.to_string()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bodies(r: std::ops::Range<u64>) -> Vec<String> {
+        r.map(|i| format!("e{i}")).collect()
+    }
+
+    /// What the export sinks read from memory: exactly the committed events from `start`,
+    /// the log's end as "nothing new", anything older as "read the store".
+    #[test]
+    fn recent_holds_the_latest_committed_bodies_in_order() {
+        let r = Recent::default();
+        r.reset(10);
+        assert_eq!(r.from(10, 5), Some(Vec::new()), "at the end: nothing new");
+        assert_eq!(r.from(9, 5), None, "older: the store");
+        r.push(10, bodies(10..13));
+        assert_eq!(r.from(10, 2), Some(bodies(10..12)));
+        assert_eq!(r.from(12, 9), Some(bodies(12..13)));
+        assert_eq!(r.from(13, 9), Some(Vec::new()));
+        assert_eq!(r.from(14, 9), None, "past the end: the store decides");
+        // Beyond the capacity, the oldest go.
+        let n = RECENT_EVENTS as u64;
+        r.push(13, bodies(13..13 + n));
+        assert_eq!(r.from(12, 1), None, "the three oldest went");
+        assert_eq!(r.from(13, 1), Some(bodies(13..14)));
+        assert_eq!(r.from(13 + n, 1), Some(Vec::new()));
+        // A push that does not continue the log starts again from it.
+        r.push(500_000, bodies(500_000..500_002));
+        assert_eq!(r.from(13, 1), None);
+        assert_eq!(r.from(500_000, 9), Some(bodies(500_000..500_002)));
     }
 }

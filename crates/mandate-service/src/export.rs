@@ -584,16 +584,25 @@ async fn read_batch_owned(
     format: Format,
 ) -> Result<Option<Batch>, String> {
     node.blocking(move |s| {
-        let len =
-            s.db.audit_len()
-                .map_err(|e| format!("reading the log: {e}"))?;
-        if from >= len {
-            return Ok(None);
-        }
-        let to = len.min(from.saturating_add(batch_max));
-        let bodies =
-            s.db.audit_bodies(from, to)
-                .map_err(|e| format!("reading the log: {e}"))?;
+        // While a sink keeps up, its events are still in the audit writer's memory
+        // (`audit::Recent`, committed ones only): read there, the store's connection is
+        // left to the writer. A sink behind that reads the store.
+        let max = usize::try_from(batch_max).unwrap_or(usize::MAX);
+        let bodies = match s.audit.recent().from(from, max) {
+            Some(b) if b.is_empty() => return Ok(None),
+            Some(b) => b,
+            None => {
+                let len =
+                    s.db.audit_len()
+                        .map_err(|e| format!("reading the log: {e}"))?;
+                if from >= len {
+                    return Ok(None);
+                }
+                let to = len.min(from.saturating_add(batch_max));
+                s.db.audit_bodies(from, to)
+                    .map_err(|e| format!("reading the log: {e}"))?
+            }
+        };
         let items = items(s, &bodies, &filter, format)?;
         Ok(Some(Batch {
             from,
