@@ -151,33 +151,7 @@ pub fn document(event: &AuditEvent, cx: &Context<'_>) -> Value {
 
 /// `mandate.*`: what ECS has no field for, named as in Mandate's own event.
 fn extras(event: &AuditEvent, cx: &Context<'_>) -> Value {
-    let mut m = Map::new();
-    m.insert("kind".into(), event.kind.as_str().into());
-    m.insert("node".into(), event.node.as_str().into());
-    m.insert("seq".into(), event.seq.into());
-    let strings = [
-        ("agent", event.agent.as_deref()),
-        ("owner", cx.owner),
-        ("user", event.user.as_deref()),
-        ("actor", event.actor.as_deref()),
-        ("mandate", facts::mandate(event)),
-        ("request_id", event.request_id.as_deref()),
-        ("action", event.action.as_deref()),
-        ("decision", event.decision.as_deref()),
-    ];
-    for (k, v) in strings {
-        if let Some(v) = v {
-            m.insert(k.into(), v.into());
-        }
-    }
-    for (k, list) in [
-        ("policy_ids", &event.policy_ids),
-        ("reasons", &event.reasons),
-    ] {
-        if !list.is_empty() {
-            m.insert(k.into(), json!(list));
-        }
-    }
+    let mut m = facts::own_fields(event, cx);
     // Type and id as text: one mapping whatever a caller's ids look like; a resource
     // that is not `{type, id}` (a search's type name) is all id.
     let mut res = Map::new();

@@ -150,3 +150,41 @@ pub(crate) fn summary(event: &AuditEvent) -> String {
     }
     s
 }
+
+/// Mandate's own fields of `event` that OCSF and ECS have no place for, named as in
+/// Mandate's event: `kind`, `node`, `seq`, the strings it has (agent, its `owner`,
+/// user, actor, `mandate`, request id, action, decision), and the policy ids and reasons
+/// when there are any. `ocsf::unmapped` and `ecs::extras` start from these.
+pub(crate) fn own_fields(
+    event: &mandate_audit::event::AuditEvent,
+    cx: &crate::Context<'_>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("kind".into(), event.kind.as_str().into());
+    m.insert("node".into(), event.node.as_str().into());
+    m.insert("seq".into(), event.seq.into());
+    let strings = [
+        ("agent", event.agent.as_deref()),
+        ("owner", cx.owner),
+        ("user", event.user.as_deref()),
+        ("actor", event.actor.as_deref()),
+        ("mandate", mandate(event)),
+        ("request_id", event.request_id.as_deref()),
+        ("action", event.action.as_deref()),
+        ("decision", event.decision.as_deref()),
+    ];
+    for (k, v) in strings {
+        if let Some(v) = v {
+            m.insert(k.into(), v.into());
+        }
+    }
+    for (k, list) in [
+        ("policy_ids", &event.policy_ids),
+        ("reasons", &event.reasons),
+    ] {
+        if !list.is_empty() {
+            m.insert(k.into(), list.iter().map(String::as_str).collect());
+        }
+    }
+    m
+}

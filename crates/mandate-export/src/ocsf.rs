@@ -271,33 +271,7 @@ fn metadata(event: &AuditEvent) -> Value {
 /// `unmapped`: what OCSF has no attribute for, named as in Mandate's own event, plus the
 /// agent's `owner` and the `mandate`.
 fn unmapped(event: &AuditEvent, cx: &Context<'_>) -> Value {
-    let mut m = Map::new();
-    m.insert("kind".into(), event.kind.as_str().into());
-    m.insert("node".into(), event.node.as_str().into());
-    m.insert("seq".into(), event.seq.into());
-    let strings = [
-        ("agent", event.agent.as_deref()),
-        ("owner", cx.owner),
-        ("user", event.user.as_deref()),
-        ("actor", event.actor.as_deref()),
-        ("mandate", facts::mandate(event)),
-        ("request_id", event.request_id.as_deref()),
-        ("action", event.action.as_deref()),
-        ("decision", event.decision.as_deref()),
-    ];
-    for (k, v) in strings {
-        if let Some(v) = v {
-            m.insert(k.into(), v.into());
-        }
-    }
-    for (k, list) in [
-        ("policy_ids", &event.policy_ids),
-        ("reasons", &event.reasons),
-    ] {
-        if !list.is_empty() {
-            m.insert(k.into(), list.iter().map(String::as_str).collect());
-        }
-    }
+    let mut m = facts::own_fields(event, cx);
     for (k, v) in [
         ("resource", &event.resource),
         ("context", &event.context),
