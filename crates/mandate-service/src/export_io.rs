@@ -3,6 +3,7 @@
 //! sinks (webhook, Splunk HEC, Elasticsearch) are the HTTP edge's.
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use mandate_export::syslog::{Facility, message, octet_counted};
@@ -82,9 +83,12 @@ fn append(path: &Path, max_bytes: u64, keep: u32, bytes: &[u8]) -> std::io::Resu
     if len > 0 && len.saturating_add(bytes.len() as u64) > max_bytes {
         rotate(path, keep)?;
     }
+    // A file it creates is the owner's alone (0600): audit records name agents, people
+    // and what they did. An existing file keeps the mode its operator gave it.
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)?;
     f.write_all(bytes)?;
     f.sync_data()

@@ -116,6 +116,10 @@ fn a_file_sink_delivers_every_event_in_order_and_resumes_from_its_cursor() {
         let len = store.audit_len().unwrap();
         until("every event in the file", || file_ids().len() as u64 == len).await;
         assert_eq!(file_ids(), ids(&node, 0..len), "in log order, each once");
+        // Created for its owner alone: audit records name agents and people.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
         // Caught up, the sink stores its cursor.
         until("the cursor stored", || {
             store
