@@ -167,13 +167,7 @@ pub fn transport_timed(
     timing: Timing,
 ) -> Result<Option<Box<dyn Transport>>, String> {
     let name = &cfg.name;
-    let client = || {
-        reqwest::Client::builder()
-            .timeout(timing.request)
-            .connect_timeout(timing.request.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| format!("export sink `{name}`: the HTTP client: {e}"))
-    };
+    let client = || http_client(name, timing);
     match cfg.kind {
         // An `ssf` sink signs with the node's keys: `ssf_transport`.
         SinkKind::File | SinkKind::Syslog | SinkKind::Ssf => Ok(None),
@@ -233,6 +227,16 @@ pub fn transport_timed(
             })))
         }
     }
+}
+
+/// The HTTP client of sink `name`: every request limited to `timing.request` (connect
+/// included, at most 10 s of it), so a receiver that hangs fails the batch.
+fn http_client(name: &str, timing: Timing) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timing.request)
+        .connect_timeout(timing.request.min(Duration::from_secs(10)))
+        .build()
+        .map_err(|e| format!("export sink `{name}`: the HTTP client: {e}"))
 }
 
 fn parse_url(name: &str, url: Option<&str>) -> Result<Url, String> {
@@ -825,24 +829,13 @@ pub fn ssf_transport(
         Some(f) => Some(read_secret(name, "token_file", Some(f))?),
         None => None,
     };
-    let audience = match &cfg.audience {
-        Some(a) => a.clone(),
-        None => match url.port() {
-            Some(p) => format!(
-                "{}://{}:{p}",
-                url.scheme(),
-                url.host_str().unwrap_or_default()
-            ),
-            None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
-        },
-    };
-    let client = reqwest::Client::builder()
-        .timeout(Timing::DEFAULT.request)
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| format!("export sink `{name}`: the HTTP client: {e}"))?;
+    let audience = cfg
+        .audience
+        .clone()
+        .unwrap_or_else(|| url.origin().ascii_serialization());
     Ok(Box::new(SsfPush {
-        client,
+        client: http_client(name, Timing::DEFAULT)?,
+        hidden: Hidden::of(&url, token.as_ref()),
         url,
         token,
         audience,
@@ -854,6 +847,8 @@ pub fn ssf_transport(
 /// An `ssf` sink's transport ([`ssf_transport`]).
 struct SsfPush {
     client: reqwest::Client,
+    /// What an error message must not show (the bearer token, the URL's credentials).
+    hidden: Hidden,
     url: Url,
     token: Option<Secret>,
     audience: String,
@@ -872,56 +867,61 @@ impl fmt::Debug for SsfPush {
 
 impl Transport for SsfPush {
     fn send<'a>(&'a mut self, batch: &'a [Item]) -> Sending<'a> {
-        Box::pin(async move {
-            for item in batch {
-                let now = self.node.clock.now().secs();
-                let Some(claims) = mandate_export::ssf::set_claims(
-                    &item.event,
-                    &self.node.config.issuer,
-                    &self.audience,
-                    now,
-                ) else {
-                    continue;
-                };
-                let ring = self.node.keys.ring();
-                let set = mandate_token::set::sign_set(ring.current(), ring.signing_alg(), &claims)
-                    .map_err(|e| SendError::new(format!("signing a SET: {e}")))?;
-                let mut req = self
-                    .client
-                    .post(self.url.clone())
-                    .header("content-type", "application/secevent+jwt")
-                    .header("accept", "application/json")
-                    .body(set);
-                if let Some(t) = &self.token {
-                    req = req.bearer_auth(&t.0);
+        Box::pin(async move { self.push(batch).await.map_err(|e| self.hidden.scrub(e)) })
+    }
+}
+
+impl SsfPush {
+    /// Signs and POSTs each SET of `batch`, in order (see [`ssf_transport`]).
+    async fn push(&self, batch: &[Item]) -> Result<(), SendError> {
+        for item in batch {
+            let now = self.node.clock.now().secs();
+            let Some(claims) = mandate_export::ssf::set_claims(
+                &item.event,
+                &self.node.config.issuer,
+                &self.audience,
+                now,
+            ) else {
+                continue;
+            };
+            let ring = self.node.keys.ring();
+            let set = mandate_token::set::sign_set(ring.current(), ring.signing_alg(), &claims)
+                .map_err(|e| SendError::new(format!("signing a SET: {e}")))?;
+            let mut req = self
+                .client
+                .post(self.url.clone())
+                .header("content-type", "application/secevent+jwt")
+                .header("accept", "application/json")
+                .body(set);
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(&t.0);
+            }
+            let (status, body) = read(&self.url, req).await?;
+            if status.is_success() {
+                continue;
+            }
+            let err = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("err").and_then(Value::as_str).map(str::to_owned));
+            match (status, err) {
+                (StatusCode::BAD_REQUEST, Some(err)) => {
+                    tracing::warn!(
+                        sink = %self.sink,
+                        set = %item.event.id(),
+                        err = %excerpt(err.as_bytes()),
+                        "the SSF receiver refused a SET; it is not sent again"
+                    );
                 }
-                let (status, body) = read(&self.url, req).await?;
-                if status.is_success() {
-                    continue;
-                }
-                let err = serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v.get("err").and_then(Value::as_str).map(str::to_owned));
-                match (status, err) {
-                    (StatusCode::BAD_REQUEST, Some(err)) => {
-                        tracing::warn!(
-                            sink = %self.sink,
-                            set = %item.event.id(),
-                            err = %err,
-                            "the SSF receiver refused a SET; it is not sent again"
-                        );
-                    }
-                    (status, _) => {
-                        return Err(SendError::new(format!(
-                            "{} answered {status}: {}",
-                            shown(&self.url),
-                            excerpt(&body)
-                        )));
-                    }
+                (status, _) => {
+                    return Err(SendError::new(format!(
+                        "{} answered {status}: {}",
+                        shown(&self.url),
+                        excerpt(&body)
+                    )));
                 }
             }
-            Ok(())
-        })
+        }
+        Ok(())
     }
 }
 

@@ -877,6 +877,28 @@ async fn credentials_a_receiver_echoes_are_not_shown() {
     }
 }
 
+/// The same for an `ssf` sink: a receiver that echoes the bearer token in its refusal
+/// does not put it in the sink's error (which `mandate export status` shows).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ssf_sinks_bearer_token_a_receiver_echoes_is_not_shown() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = echoing_receiver().await;
+    let token = file(&dir, "t", TOKEN);
+    let cfg = sink(json!({"name": "caep", "type": "ssf", "token_file": token,
+        "url": format!("{base}/ssf/push?key=query-token-1")}));
+    let mut t = export_http::ssf_transport(&cfg, Arc::clone(&env.state)).expect("transport");
+    let mut batch = batch(0, 1, Format::Jsonl);
+    for item in &mut batch {
+        item.event.kind = "agent.suspended".into();
+    }
+    let e = t.send(&batch).await.expect_err("refused");
+    assert!(e.message.contains("401"), "{}", e.message);
+    for hidden in [TOKEN, "query-token-1"] {
+        assert!(!e.message.contains(hidden), "`{hidden}` shown: {}", e.message);
+    }
+}
+
 // ---- building the transports ----
 
 #[test]
