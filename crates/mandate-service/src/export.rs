@@ -450,12 +450,8 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
     // Where the stored cursor is.
     let mut next = loop {
         let (n, l) = (name.clone(), log.clone());
-        match node.blocking(move |s| s.db.export_cursor(&n, &l)).await {
-            Ok(Ok(c)) => break c,
-            Ok(Err(e)) => {
-                let wait = fail(&mut backoff, format!("reading the cursor: {e}"));
-                tokio::time::sleep(wait).await;
-            }
+        match on_store(&node, move |s| s.db.export_cursor(&n, &l)).await {
+            Ok(c) => break c,
             Err(e) => {
                 let wait = fail(&mut backoff, format!("reading the cursor: {e}"));
                 tokio::time::sleep(wait).await;
@@ -481,7 +477,9 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
             None => {
                 let read = match prefetched.take() {
                     Some((from, job)) if from == next => job.await,
-                    _ => read_batch(&node, next, batch_max, &filter, format).await,
+                    _ => {
+                        read_batch(Arc::clone(&node), next, batch_max, filter.clone(), format).await
+                    }
                 };
                 match read {
                     Ok(Some(b)) => b,
@@ -507,7 +505,7 @@ async fn run(node: Arc<Node>, cfg: SinkConfig, mut transport: Box<dyn Transport>
         // one is sent: the two overlap (an OCSF record costs about what a fsync of its
         // share of a batch does).
         if prefetched.is_none() {
-            let job = tokio::spawn(read_batch_owned(
+            let job = tokio::spawn(read_batch(
                 Arc::clone(&node),
                 batch.to,
                 batch_max,
@@ -567,16 +565,6 @@ type Reading = Pin<Box<dyn Future<Output = Result<Option<Batch>, String>> + Send
 /// piece: a batch must not hold an async worker). `None`: the log ends at `from`. An
 /// error names what failed; a body that does not parse is a corrupt log, never skipped.
 async fn read_batch(
-    node: &Arc<Node>,
-    from: u64,
-    batch_max: u64,
-    filter: &Filter,
-    format: Format,
-) -> Result<Option<Batch>, String> {
-    read_batch_owned(Arc::clone(node), from, batch_max, filter.clone(), format).await
-}
-
-async fn read_batch_owned(
     node: Arc<Node>,
     from: u64,
     batch_max: u64,
@@ -622,19 +610,23 @@ async fn persist(node: &Arc<Node>, name: &str, log: &str, next: u64, stored: u64
     }
     let (n, l) = (name.to_owned(), log.to_owned());
     let now = node.clock.now();
-    match node
-        .blocking(move |s| s.db.advance_export_cursor(&n, &l, next, now))
-        .await
-    {
-        Ok(Ok(())) => next,
-        Ok(Err(e)) => {
-            tracing::warn!(sink = name, error = %e, "storing an export cursor failed");
-            stored
-        }
+    match on_store(node, move |s| s.db.advance_export_cursor(&n, &l, next, now)).await {
+        Ok(()) => next,
         Err(e) => {
             tracing::warn!(sink = name, error = %e, "storing an export cursor failed");
             stored
         }
+    }
+}
+
+/// Runs `f` over the store on a blocking thread; its error, or the task's, as text.
+async fn on_store<T: Send + 'static>(
+    node: &Arc<Node>,
+    f: impl FnOnce(&Node) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    match node.blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -133,7 +133,7 @@ pub async fn receive(node: &Arc<Node>, token: &str) -> Result<Receipt, Refused> 
     let transmitters = Arc::clone(&node.config.ssf);
     let set = match verify_set(&transmitters.verifiers, token, now) {
         Ok(s) => s,
-        Err(e) => return Err(refuse(node, None, e.code(), e.to_string(), &e).await),
+        Err(e) => return Err(refuse(node, None, &e).await),
     };
     let until = set.issued_at.secs().saturating_add(MAX_SET_AGE_SECS);
     let (issuer, jti) = (set.issuer.clone(), set.jti.clone());
@@ -142,7 +142,7 @@ pub async fn receive(node: &Arc<Node>, token: &str) -> Result<Receipt, Refused> 
         .first(&set.issuer, &set.jti, now.secs(), until)
     {
         let e = SetError::Claims("this `jti` was received before (a replay)".into());
-        return Err(refuse(node, Some(&set), "invalid_request", e.to_string(), &e).await);
+        return Err(refuse(node, Some(&set), &e).await);
     }
     let done = act(node, &transmitters, set, now).await;
     if let Err(Refused::Service(_)) = &done {
@@ -184,7 +184,7 @@ async fn act(
         Ok(w) => w,
         Err(d) => {
             let e = SetError::Claims(d);
-            return Err(refuse(node, Some(&set), "invalid_request", e.to_string(), &e).await);
+            return Err(refuse(node, Some(&set), &e).await);
         }
     };
     let (known, live) = {
@@ -196,7 +196,7 @@ async fn act(
     };
     if known.is_empty() {
         let e = SetError::Claims("no user Mandate knows matches the subject".into());
-        return Err(refuse(node, Some(&set), "invalid_request", e.to_string(), &e).await);
+        return Err(refuse(node, Some(&set), &e).await);
     }
     // INVARIANT (a revoked session stays revoked): first the user's sessions end (their
     // user tokens issued up to the SET's `iat` are refused from now on, on every node),
@@ -233,14 +233,7 @@ async fn act(
 /// and returns the refusal (`invalid_request`, `why`): every refusal is recorded, not
 /// only those of SETs that parsed.
 pub async fn refuse_unread(node: &Arc<Node>, why: &'static str) -> Refused {
-    refuse(
-        node,
-        None,
-        "invalid_request",
-        why.to_owned(),
-        &SetError::Malformed(why),
-    )
-    .await
+    refuse(node, None, &SetError::Malformed(why)).await
 }
 
 /// Whom `set` is about, as a user of `users_issuer`; or why it cannot say.
@@ -421,16 +414,11 @@ async fn record(
         .map_err(|_| ServiceError::AuditUnavailable)
 }
 
-/// Records `ssf.refused` (why; the transmitter if the SET named a trusted one) and
-/// returns the refusal. If even the record fails, the answer is a 5xx: the transmitter
-/// sends again.
-async fn refuse(
-    node: &Arc<Node>,
-    set: Option<&VerifiedSet>,
-    code: &'static str,
-    description: String,
-    _error: &SetError,
-) -> Refused {
+/// Records `ssf.refused` (why: `error`'s RFC 8935 code and text; the transmitter if the
+/// SET named a trusted one) and returns the refusal. If even the record fails, the
+/// answer is a 5xx: the transmitter sends again.
+async fn refuse(node: &Arc<Node>, set: Option<&VerifiedSet>, error: &SetError) -> Refused {
+    let (code, description) = (error.code(), error.to_string());
     let mut e = node.event("ssf.refused");
     e.reasons = vec![code.to_owned()];
     e.details = Some(json!({
