@@ -77,14 +77,6 @@ provision "${node_addr[3]}"
 sq_agent="$agent" sq_secret="$secret"
 log "pg nodes ${node_addr[1]} ${node_addr[2]}, sqlite node ${node_addr[3]}"
 
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  return 1
-}
 lb1="127.0.0.1:$(free_port)"
 lb2="127.0.0.1:$(free_port)"
 LB1_BIND="$lb1" LB2_BIND="$lb2" NODE1="${node_addr[1]#http://}" NODE2="${node_addr[2]#http://}" \

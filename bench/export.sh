@@ -46,15 +46,6 @@ trap 'exit 130' INT TERM
 log "building the release binary (cargo may wait for the build lock)"
 cargo build --release -q -p mandate
 
-# A TCP port nothing on 127.0.0.1 listens on.
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  return 1
-}
 
 declare -A addr token
 # start NAME CONFIG: a server with CONFIG (empty: none), its address and a token.

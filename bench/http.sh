@@ -80,15 +80,6 @@ clk_tck="$(getconf CLK_TCK)"
 # field 2 may hold spaces; strip through its closing parenthesis first.
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
-# A TCP port nothing on 127.0.0.1 is listening on (for Cerbos, which has no port 0 report).
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  return 1
-}
 
 wait_for() { # file pattern
   for _ in $(seq 400); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done

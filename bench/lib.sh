@@ -117,3 +117,14 @@ bench_client_and_binary() {
   log "building the release binary (cargo may wait for the build lock)"
   cargo build --release -q -p mandate
 }
+
+# A TCP port nothing on 127.0.0.1 listens on now (for servers that cannot report a
+# port 0 choice: Cerbos, HAProxy, a test receiver).
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  return 1
+}

@@ -188,7 +188,7 @@ impl Recent {
     /// The bodies of events `from..` (at most `max`) if this holds `from` or `from` is
     /// the log's end (then empty: nothing new); `None` when `from` is older than what
     /// it holds (read the store).
-    pub fn from(&self, from: u64, max: usize) -> Option<Vec<String>> {
+    pub fn since(&self, from: u64, max: usize) -> Option<Vec<String>> {
         let g = self
             .0
             .lock()
@@ -700,22 +700,22 @@ mod tests {
     fn recent_holds_the_latest_committed_bodies_in_order() {
         let r = Recent::default();
         r.reset(10);
-        assert_eq!(r.from(10, 5), Some(Vec::new()), "at the end: nothing new");
-        assert_eq!(r.from(9, 5), None, "older: the store");
+        assert_eq!(r.since(10, 5), Some(Vec::new()), "at the end: nothing new");
+        assert_eq!(r.since(9, 5), None, "older: the store");
         r.push(10, bodies(10..13));
-        assert_eq!(r.from(10, 2), Some(bodies(10..12)));
-        assert_eq!(r.from(12, 9), Some(bodies(12..13)));
-        assert_eq!(r.from(13, 9), Some(Vec::new()));
-        assert_eq!(r.from(14, 9), None, "past the end: the store decides");
+        assert_eq!(r.since(10, 2), Some(bodies(10..12)));
+        assert_eq!(r.since(12, 9), Some(bodies(12..13)));
+        assert_eq!(r.since(13, 9), Some(Vec::new()));
+        assert_eq!(r.since(14, 9), None, "past the end: the store decides");
         // Beyond the capacity, the oldest go.
         let n = RECENT_EVENTS as u64;
         r.push(13, bodies(13..13 + n));
-        assert_eq!(r.from(12, 1), None, "the three oldest went");
-        assert_eq!(r.from(13, 1), Some(bodies(13..14)));
-        assert_eq!(r.from(13 + n, 1), Some(Vec::new()));
+        assert_eq!(r.since(12, 1), None, "the three oldest went");
+        assert_eq!(r.since(13, 1), Some(bodies(13..14)));
+        assert_eq!(r.since(13 + n, 1), Some(Vec::new()));
         // A push that does not continue the log starts again from it.
         r.push(500_000, bodies(500_000..500_002));
-        assert_eq!(r.from(13, 1), None);
-        assert_eq!(r.from(500_000, 9), Some(bodies(500_000..500_002)));
+        assert_eq!(r.since(13, 1), None);
+        assert_eq!(r.since(500_000, 9), Some(bodies(500_000..500_002)));
     }
 }

@@ -576,7 +576,7 @@ async fn read_batch(
         // (`audit::Recent`, committed ones only): read there, the store's connection is
         // left to the writer. A sink behind that reads the store.
         let max = usize::try_from(batch_max).unwrap_or(usize::MAX);
-        let bodies = match s.audit.recent().from(from, max) {
+        let bodies = match s.audit.recent().since(from, max) {
             Some(b) if b.is_empty() => return Ok(None),
             Some(b) => b,
             None => {
