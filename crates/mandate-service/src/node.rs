@@ -480,9 +480,14 @@ impl Node {
     /// Verifies a user token (a trusted issuer's, `config.users`) and refuses one issued
     /// before the user's sessions were revoked (`INVARIANT (a revoked session stays
     /// revoked)`, mandate-engine `Snapshot::user_token_revoked`). Every use of a user
-    /// token goes through here. The cutoffs come from the snapshot; while it is held
-    /// stale (a failed refresh), from the store directly, and a store that cannot answer
-    /// refuses the token (fail closed: a human act with a user token waits).
+    /// token goes through here. The cutoffs come from the snapshot while this node can
+    /// show it current ([`Node::snapshot`], `INVARIANT (fresh or refused)`); otherwise
+    /// (a failed refresh, or over a shared store a lost feed or an aged proof, when a
+    /// cutoff another node wrote may be missing from it) from the store directly, and a
+    /// store that cannot answer refuses the token (fail closed: a human act with a user
+    /// token waits). Reading the held snapshot regardless let a cluster node whose feed
+    /// was lost accept an approver's token after a Shared Signal ended their sessions on
+    /// another node (adversarial pass atk8).
     pub fn verify_user_token(
         &self,
         token: &str,
@@ -490,7 +495,7 @@ impl Node {
     ) -> Result<mandate_token::user::VerifiedUser, mandate_token::user::UserTokenError> {
         let v = self.config.users.verify(token, now)?;
         let (issuer, sub, issued_at) = (&v.user.issuer, &v.user.sub, v.issued_at);
-        let revoked = match self.snapshot.get() {
+        let revoked = match self.snapshot() {
             Ok(s) => s.user_token_revoked(issuer, sub, issued_at),
             Err(_) => self.db.user_session_cutoffs().map_or(true, |list| {
                 list.iter().any(|(i, s, t)| {

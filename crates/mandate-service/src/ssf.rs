@@ -21,8 +21,10 @@
 //!   then on, on every node (a cutoff in the store, read through the decision snapshot;
 //!   `Node::verify_user_token`), so an agent holding an old token of theirs cannot start a
 //!   new mandate or exchange it for a delegated token.
-//! - A subject no mandate ever named is refused (`invalid_request`): nothing to revoke,
-//!   and a transmitter sending about strangers is worth an operator's look.
+//! - A subject named by `sub` (`iss_sub`, `opaque`) has their sessions ended even when
+//!   no mandate names them: an approver owns no mandate, yet their old user token
+//!   approves others'. Only an `email` subject no mandate ever named is refused
+//!   (`invalid_request`): Mandate cannot tell whose sessions that address ends.
 //!
 //! Every SET is recorded before the answer: `ssf.received` (what it said, what ended) or
 //! `ssf.refused` (why), and each mandate it ends as `mandate.revoked` by `ssf`. Any
@@ -187,13 +189,21 @@ async fn act(
             return Err(refuse(node, Some(&set), &e).await);
         }
     };
-    let (known, live) = {
+    let (mut known, live) = {
         let (who, issuer, before) = (who.clone(), users_issuer.clone(), set.issued_at);
         node.blocking(move |s| mandates_of(s, &who, &issuer, before, now))
             .await
             .map_err(ServiceError::from)?
             .map_err(ServiceError::from)?
     };
+    // A person named by `sub` whom no mandate names still has sessions to end: an
+    // approver (who approves others' mandates and owns none), or someone whose stolen
+    // token an agent has yet to use. Refusing the SET would leave their old tokens good
+    // at Mandate (adversarial pass atk8). Only an email Mandate cannot map to a `sub` is
+    // refused.
+    if let Who::Sub(sub) = &who {
+        known.insert(sub.clone());
+    }
     if known.is_empty() {
         let e = SetError::Claims("no user Mandate knows matches the subject".into());
         return Err(refuse(node, Some(&set), &e).await);

@@ -23,7 +23,7 @@ no bearer token. Every SET, accepted or refused, is recorded (`ssf.received`,
     request_body(content = String, content_type = "application/secevent+jwt", description = "The SET, a compact JWS with `typ: secevent+jwt`."),
     responses(
         (status = 202, description = "Accepted: acted on, or recorded as an event Mandate does not act on."),
-        (status = 400, description = "Refused (RFC 8935 §2.3): a forged, stale, replayed or malformed SET, an untrusted transmitter, another audience, a subject of another issuer or one no mandate ever named.", body = SetError, content_type = "application/json"),
+        (status = 400, description = "Refused (RFC 8935 §2.3): a forged, stale, replayed or malformed SET, an untrusted transmitter, another audience, a subject of another issuer or an email no mandate ever named.", body = SetError, content_type = "application/json"),
         (status = 500, response = Internal),
         (status = 503, response = AuditUnavailable)
     ),

@@ -295,3 +295,57 @@ fn a_lost_feed_refuses_at_once() {
     assert!(node.is_stale());
     prove_fresh(&node, &shared);
 }
+
+/// Regression (adversarial pass atk8): a node whose feed is lost holds a snapshot that
+/// may miss a cutoff another node wrote (a Shared Signal ending a person's sessions
+/// there). `verify_user_token` read that held snapshot anyway, so an approver's old token
+/// still approved here; it now reads the cutoffs from the store while the node cannot
+/// show its snapshot current.
+#[test]
+fn a_user_cutoff_written_elsewhere_is_in_force_while_the_feed_is_lost() {
+    use mandate_token::keys::SigningKey;
+    use mandate_token::user::{DevUserIssuer, TrustedIssuers, UserTokenError};
+    let dir = tempfile::tempdir().unwrap();
+    let idp = DevUserIssuer::new(
+        SigningKey::generate(&mandate_core::random::OsRandom).unwrap(),
+        "https://idp.example.com".into(),
+        "http://mandate.test".into(),
+    );
+    let users = Arc::new(TrustedIssuers::new(vec![idp.trusted().unwrap()]).unwrap());
+    let (_, _, sqlite) = super::common::node_over_store(dir.path(), |_| {});
+    let shared = Arc::new(Shared {
+        inner: sqlite,
+        freshness: Mutex::new(Freshness::Unproven),
+    });
+    let store: Arc<dyn Store> = shared.clone();
+    // No follower: the feed is lost, and the snapshot stays as it was built.
+    let node = super::common::node_over(dir.path(), store, |c| {
+        c.max_staleness = MAX_STALENESS;
+        c.users = users;
+    });
+    let at = Timestamp::from_secs;
+    let old = idp
+        .issue("carol", None, &[], 3600, "u-old", at(T0 - 10))
+        .unwrap();
+    assert!(node.verify_user_token(&old, at(T0)).is_ok());
+    // Another node acts on a Shared Signal about carol.
+    shared
+        .inner
+        .set_user_sessions_not_before("https://idp.example.com", "carol", at(T0))
+        .unwrap();
+    assert!(
+        node.snapshot().is_err(),
+        "this node cannot show its snapshot current"
+    );
+    assert_eq!(
+        node.verify_user_token(&old, at(T0 + 1)).unwrap_err(),
+        UserTokenError::SessionsRevoked
+    );
+    let fresh = idp
+        .issue("carol", None, &[], 3600, "u-new", at(T0 + 1))
+        .unwrap();
+    assert!(
+        node.verify_user_token(&fresh, at(T0 + 1)).is_ok(),
+        "a new session is fine"
+    );
+}

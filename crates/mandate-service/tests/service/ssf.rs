@@ -249,13 +249,13 @@ async fn sets_that_must_not_act_are_refused_with_their_code_and_recorded() {
         ),
         ("two events", key.set(&two_events), "invalid_request"),
         (
-            "an unknown person",
+            "an unknown email",
             key.set(&claims(
                 IDP,
                 "j-s",
                 T0,
                 ev,
-                json!({"format": "iss_sub", "iss": IDP, "sub": "mallory"}),
+                json!({"format": "email", "email": "mallory@example.com"}),
             )),
             "invalid_request",
         ),
@@ -432,4 +432,67 @@ async fn a_revoked_persons_old_user_token_cannot_start_anything_new() {
         again.verify_user_token(&old, at(T0 + 20)).unwrap_err(),
         UserTokenError::SessionsRevoked
     );
+}
+
+/// Regression (adversarial pass atk8): a SET about a person no mandate names (an
+/// approver, who approves others' mandates and owns none) was refused as about a
+/// stranger and set no cutoff, so their old user token kept approving. Now their
+/// sessions end like anyone's; the SET is accepted and recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_about_someone_no_mandate_names_still_ends_their_sessions() {
+    use mandate_core::random::OsRandom;
+    use mandate_token::keys::SigningKey;
+    use mandate_token::user::{DevUserIssuer, UserTokenError};
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::new(7, "t1");
+    let idp = DevUserIssuer::new(
+        SigningKey::generate(&OsRandom).unwrap(),
+        IDP.into(),
+        AUD.into(),
+    );
+    let users = TrustedIssuers::new(vec![idp.trusted().unwrap()]).unwrap();
+    let t = TrustedIssuer::new(IDP, AUD, &key.jwks(), &[], ClaimNames::default()).unwrap();
+    let transmitters = Transmitters {
+        verifiers: TrustedIssuers::new(vec![t]).unwrap(),
+        users_issuer: HashMap::new(),
+    };
+    let (node, clock) = node_in(dir.path(), |c| {
+        c.ssf = Arc::new(transmitters);
+        c.users = Arc::new(users);
+    });
+    let node = Arc::new(node);
+    let at = |secs: i64| mandate_core::time::Timestamp::from_secs(secs);
+    let approver = idp
+        .issue(
+            "carol",
+            None,
+            &["approvers".into()],
+            3600,
+            "u-carol",
+            at(T0 - 10),
+        )
+        .unwrap();
+    assert!(node.verify_user_token(&approver, at(T0)).is_ok());
+    for (jti, subject) in [
+        (
+            "j-c",
+            json!({"format": "iss_sub", "iss": IDP, "sub": "carol"}),
+        ),
+        ("j-d", json!({"format": "opaque", "id": "dave"})),
+    ] {
+        let set = key.set(&claims(IDP, jti, T0, ssf::RISC_SESSIONS_REVOKED, subject));
+        let receipt = ssf::receive(&node, &set).await.unwrap();
+        assert!(receipt.revoked.is_empty(), "no mandate to end");
+    }
+    clock.advance_secs(20);
+    assert_eq!(
+        node.verify_user_token(&approver, at(T0 + 20)).unwrap_err(),
+        UserTokenError::SessionsRevoked
+    );
+    let received = kinds(&node)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == "ssf.received")
+        .count();
+    assert_eq!(received, 2, "both recorded as acted on");
 }
