@@ -895,7 +895,11 @@ async fn an_ssf_sinks_bearer_token_a_receiver_echoes_is_not_shown() {
     let e = t.send(&batch).await.expect_err("refused");
     assert!(e.message.contains("401"), "{}", e.message);
     for hidden in [TOKEN, "query-token-1"] {
-        assert!(!e.message.contains(hidden), "`{hidden}` shown: {}", e.message);
+        assert!(
+            !e.message.contains(hidden),
+            "`{hidden}` shown: {}",
+            e.message
+        );
     }
 }
 
