@@ -83,28 +83,29 @@ impl fmt::Display for Source {
     }
 }
 
-/// One workload found by discovery, whatever its source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One workload found by discovery, whatever its source. Ordered by its fields in their
+/// order (source, scope, kind, name, uid, …): the order of every discovery answer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Discovered {
     /// Where it was found.
     pub source: Source,
+    /// Where it lives: the Kubernetes namespace, AWS account, Azure subscription, GCP
+    /// project (`projects/{number}`); empty when the source does not say.
+    pub scope: String,
     /// What it is: the Kubernetes `kind` (`Pod`, `ServiceAccount`), the AWS
     /// `service:resource-type` of its ARN (`lambda:function`), the Azure `type`
     /// (`Microsoft.Web/sites`), the GCP `assetType`.
     pub kind: String,
-    /// Where it lives: the Kubernetes namespace, AWS account, Azure subscription, GCP
-    /// project (`projects/{number}`); empty when the source does not say.
-    pub scope: String,
-    /// The region, location or zone, when the source names one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
     /// Its name (Kubernetes `metadata.name`; the last part of an ARN; Azure `name`; GCP
     /// `displayName`, or the last segment of its resource name).
     pub name: String,
-    /// The source's unique id: Kubernetes `metadata.uid` (or `namespace/kind/name` when a
-    /// dry-run object has none), the ARN, the Azure resource `id`, the GCP full resource
-    /// `name`.
+    /// The source's unique id: Kubernetes `metadata.uid` (or `namespace/kind/name`, at
+    /// most `3 * MAX_TEXT + 2` bytes, when a dry-run object has none), the ARN, the Azure
+    /// resource `id`, the GCP full resource `name`.
     pub uid: String,
+    /// The region, location or zone, when the source names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Its labels (Kubernetes) or tags (clouds).
     pub labels: BTreeMap<String, String>,
     /// The accountable owner, from the first of [`OWNER_KEYS`] among its annotations,
@@ -115,13 +116,6 @@ pub struct Discovered {
     /// annotations, then labels or tags; as written (reconciliation parses it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
-}
-
-impl Discovered {
-    /// The sort key of every discovery answer: source, scope, kind, name, uid.
-    pub(crate) fn key(&self) -> (Source, &str, &str, &str, &str) {
-        (self.source, &self.scope, &self.kind, &self.name, &self.uid)
-    }
 }
 
 /// Why a discovery document was refused.
@@ -166,9 +160,9 @@ pub(crate) fn shape(at: impl Into<String>, what: impl Into<String>) -> DiscoverE
     }
 }
 
-/// Reads one source's document and returns the items the selector matches, sorted by
-/// source, scope, kind, name and uid, with exact duplicates (same kind and uid, as when
-/// two pages of output overlap) kept once.
+/// Reads one source's document and returns the items the selector matches, in order
+/// (source, scope, kind, name, uid, then the rest), an item found twice (as when two
+/// pages of output overlap) kept once.
 pub fn discover(
     source: Source,
     input: &[u8],
@@ -188,8 +182,8 @@ pub fn discover(
         Source::Gcp => gcp::read(&doc)?,
     };
     found.retain(|d| selector.matches(&d.labels));
-    found.sort_by(|a, b| a.key().cmp(&b.key()));
-    found.dedup_by(|a, b| a.kind == b.kind && a.uid == b.uid && a.source == b.source);
+    found.sort();
+    found.dedup();
     Ok(found)
 }
 
@@ -335,9 +329,15 @@ impl Selector {
         for raw in s.split(',') {
             let t = raw.trim();
             let term = if let Some((k, v)) = t.split_once("!=") {
-                Term::NotEq(key(k).ok_or_else(|| err("a term has a bad key"))?, value(v))
+                Term::NotEq(
+                    key(k).ok_or_else(|| err("a term has a bad key"))?,
+                    value(v).ok_or_else(|| err("a term has a bad value"))?,
+                )
             } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
-                Term::Eq(key(k).ok_or_else(|| err("a term has a bad key"))?, value(v))
+                Term::Eq(
+                    key(k).ok_or_else(|| err("a term has a bad key"))?,
+                    value(v).ok_or_else(|| err("a term has a bad value"))?,
+                )
             } else if let Some(k) = t.strip_prefix('!') {
                 Term::Absent(key(k).ok_or_else(|| err("a term has a bad key"))?)
             } else {
@@ -372,8 +372,14 @@ fn key(k: &str) -> Option<String> {
     ok.then(|| k.to_owned())
 }
 
-fn value(v: &str) -> String {
-    v.trim().to_owned()
+/// A selector value: possibly empty, no operator character, no control character (so
+/// that a selector prints back to text that parses to it).
+fn value(v: &str) -> Option<String> {
+    let v = v.trim();
+    let ok = !v
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '=' | '!' | ','));
+    ok.then(|| v.to_owned())
 }
 
 impl fmt::Display for Selector {

@@ -132,7 +132,7 @@ pub struct Ghost {
 /// The three lists, each in its fixed order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Reconciliation {
-    /// Items linked to agents, by agent id, then item (source, scope, kind, name, uid).
+    /// Items linked to agents, by agent id, then item (its order: source, scope, kind, name, uid, …).
     pub matched: Vec<Matched>,
     /// Items no agent accounts for, by item.
     pub shadows: Vec<Shadow>,
@@ -185,9 +185,9 @@ pub fn reconcile(
         }
     }
     out.matched
-        .sort_by(|a, b| (a.agent.as_str(), a.item.key()).cmp(&(b.agent.as_str(), b.item.key())));
+        .sort_by(|a, b| (&a.agent, &a.item).cmp(&(&b.agent, &b.item)));
     out.shadows
-        .sort_by(|a, b| (a.item.key(), a.reason).cmp(&(b.item.key(), b.reason)));
+        .sort_by(|a, b| (&a.item, a.reason).cmp(&(&b.item, b.reason)));
     out.ghosts
         .sort_by(|a, b| (a.agent.as_str(), a.source).cmp(&(b.agent.as_str(), b.source)));
     out
