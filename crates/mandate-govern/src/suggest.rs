@@ -231,7 +231,8 @@ pub fn suggest(grants: &[Grant], usage: &Usage) -> Suggestion {
             if let Some(c) = covers.get_mut(i) {
                 *c = c.saturating_add(n);
             }
-            // A redacted class may have been any grant's: every candidate keeps it.
+            // INVARIANT (suggestion): a redacted class may have been any candidate's, so
+            // every candidate keeps the allow (and, in `narrow`, its data classes whole).
             if first || u.data_class == UsedClass::Redacted {
                 if let Some(v) = given.get_mut(i) {
                     v.push(u);
@@ -273,6 +274,11 @@ pub fn suggest(grants: &[Grant], usage: &Usage) -> Suggestion {
 }
 
 /// `g` cut down to `uses`, each of which it covers.
+///
+/// INVARIANT (suggestion): each field keeps, for every use, a value or pattern matching
+/// it (the use itself, a prefix pattern checked to match it, or an original pattern that
+/// did), and only values that lie within an original pattern (`pattern_within`), so the
+/// result covers every use and lies within `g`.
 fn narrow(g: &Grant, uses: &[&Use]) -> Grant {
     let actions = literals(&g.actions, uses.iter().map(|u| u.action.as_str()));
     let resources = resources(&g.resources, uses.iter().map(|u| u.resource.as_str()));
