@@ -6,11 +6,16 @@
 //! API: they are only ever added, never renamed.
 //!
 //! A decommissioned agent has no findings: nothing it holds works any more.
+//!
+//! Findings of the inventory still to come with its use case (they need the policies):
+//! agents no policy allows anything, and `permit`s without conditions.
 
 use mandate_core::agent::{AgentStatus, Boundary};
 use mandate_core::id::CredentialId;
 use mandate_core::time::Timestamp;
 use serde::Serialize;
+
+use crate::suggest::{GrantFate, Suggestion};
 
 /// Seconds in a day.
 const DAY: i64 = 86_400;
@@ -80,6 +85,9 @@ pub struct Facts<'a> {
     pub last_activity: Option<Timestamp>,
     /// Its credentials.
     pub credentials: &'a [CredentialFacts],
+    /// The least-privilege suggestion of its latest access review window, if one was
+    /// computed ([`crate::suggest::suggest`]).
+    pub review: Option<&'a Suggestion>,
 }
 
 /// A finding's stable code.
@@ -99,6 +107,9 @@ pub enum Code {
     /// A grant whose actions or resources hold a pattern of only `*`: it matches
     /// everything.
     BoundaryWildcard,
+    /// The review's suggestion drops or narrows grants: the boundary is wider than what
+    /// the agent used in the window.
+    BoundaryWiderThanUse,
 }
 
 impl Code {
@@ -111,6 +122,7 @@ impl Code {
             Self::CredentialStale => "credential_stale",
             Self::CredentialNeverRotated => "credential_never_rotated",
             Self::BoundaryWildcard => "boundary_wildcard",
+            Self::BoundaryWiderThanUse => "boundary_wider_than_use",
         }
     }
 }
@@ -195,6 +207,24 @@ pub fn findings(f: &Facts<'_>, t: &Thresholds, now: Timestamp) -> Vec<Finding> {
                 format!("matches every value of its {}", parts.join(" and ")),
             );
         }
+    }
+    if let Some(r) = f.review.filter(|r| !r.is_unchanged()) {
+        let count = |fate| r.grants.iter().filter(|g| g.fate == fate).count();
+        let narrowed = r
+            .grants
+            .iter()
+            .filter(|g| g.narrowed.as_ref().is_some_and(|n| *n != g.grant))
+            .count();
+        push(
+            Code::BoundaryWiderThanUse,
+            None,
+            format!(
+                "{} of {} grants unused, {} redundant, {narrowed} narrower in use",
+                count(GrantFate::Unused),
+                r.grants.len(),
+                count(GrantFate::Redundant),
+            ),
+        );
     }
     out.sort_by(|a, b| (a.code, &a.subject).cmp(&(b.code, &b.subject)));
     out

@@ -42,6 +42,7 @@ fn a_healthy_agent_has_no_findings() {
         boundary: &b,
         last_activity: Some(at(10)),
         credentials: &creds,
+        review: None,
     };
     assert_eq!(codes(&f, 39), []);
     // Day 40: 30 days without a decision; credential unused for 11 only.
@@ -95,6 +96,7 @@ fn each_code_is_found() {
         boundary: &b,
         last_activity: None,
         credentials: &creds,
+        review: None,
     };
     let got = findings(&f, &Thresholds::RECOMMENDED, at(100));
     let got: Vec<_> = got.iter().map(|x| x.code).collect();
@@ -117,4 +119,46 @@ fn each_code_is_found() {
     assert!(!codes(&f, 100).iter().any(|(c, _)| *c == "dormant"));
     f.status = AgentStatus::Decommissioned;
     assert_eq!(codes(&f, 100), []);
+}
+
+#[test]
+fn a_boundary_wider_than_its_use_is_found_from_the_review() {
+    use mandate_govern::suggest::{Usage, Use, UsedClass, suggest};
+    let b = boundary(json!({"grants": [
+        {"actions": ["crm:*"], "resources": ["Crm::Contact/*"]},
+        {"actions": ["mail:send"], "resources": ["Mail::Box/*"]}
+    ]}));
+    let usage: Usage = [Use {
+        action: "crm:read".into(),
+        resource: "Crm::Contact/c1".into(),
+        data_class: UsedClass::None,
+    }]
+    .into_iter()
+    .collect();
+    let review = suggest(&b.grants, &usage);
+    let mut f = Facts {
+        status: AgentStatus::Active,
+        created_at: at(0),
+        owner: Some("alice@example.com"),
+        owner_check: OwnerCheck::Active,
+        boundary: &b,
+        last_activity: Some(at(1)),
+        credentials: &[],
+        review: Some(&review),
+    };
+    let got = findings(&f, &Thresholds::RECOMMENDED, at(2));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].code.as_str(), "boundary_wider_than_use");
+    assert_eq!(
+        got[0].detail,
+        "1 of 2 grants unused, 0 redundant, 1 narrower in use"
+    );
+    // Used exactly as granted: nothing to say.
+    let exact =
+        boundary(json!({"grants": [{"actions": ["crm:read"], "resources": ["Crm::Contact/c1"]}]}));
+    let review = suggest(&exact.grants, &usage);
+    assert!(review.is_unchanged());
+    f.boundary = &exact;
+    f.review = Some(&review);
+    assert_eq!(codes(&f, 2), []);
 }

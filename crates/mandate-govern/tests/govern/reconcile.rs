@@ -219,3 +219,35 @@ fn links_read_without_regard_to_case() {
         assert_eq!(parse_link(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn kubectl_output_reconciles_into_matched_shadow_and_ghost() {
+    use mandate_govern::discover::{Selector, discover};
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/discover/kubectl_pods/input.json"
+    ))
+    .unwrap();
+    let found = discover(Source::Kubernetes, &input, &Selector::kubernetes_default()).unwrap();
+    let registered = vec![
+        // The support agent's pod carries its id in `mandate.dev/agent-id`.
+        agent(1, &[(SOURCE_LABEL, "kubernetes")], AgentStatus::Active),
+        // Registered as running in Kubernetes, but no pod is it.
+        agent(
+            2,
+            &[(SOURCE_LABEL, "kubernetes"), (NAME_LABEL, "triage")],
+            AgentStatus::Active,
+        ),
+    ];
+    let r = reconcile(&registered, &found, &[Source::Kubernetes]);
+    assert_eq!(r.matched.len(), 1);
+    assert_eq!(r.matched[0].agent, id(1));
+    assert_eq!(r.matched[0].item.name, "support-agent-7d9f8b6c5-x2k4q");
+    // The scraper pod nobody registered.
+    assert_eq!(r.shadows.len(), 1);
+    assert_eq!(r.shadows[0].item.name, "scraper");
+    assert_eq!(r.shadows[0].item.owner.as_deref(), Some("bob"));
+    assert_eq!(r.shadows[0].reason, ShadowReason::Unregistered);
+    assert_eq!(r.ghosts.len(), 1);
+    assert_eq!(r.ghosts[0].agent, id(2));
+}

@@ -257,6 +257,7 @@ proptest! {
     fn the_suggestion_allows_every_recorded_allow_and_is_never_wider(
         grants in proptest::collection::vec(grant_strategy(), 0..5),
         requests in proptest::collection::vec(request(), 0..80),
+        probes in proptest::collection::vec(request(), 0..40),
     ) {
         // The window: the requests the boundary allowed, as the log records them.
         let allowed: Vec<_> = requests
@@ -295,6 +296,15 @@ proptest! {
             if g.fate == GrantFate::Unused {
                 prop_assert!(usage.iter().all(|(u, _)| !u.covered_by(std::slice::from_ref(&g.grant))));
             }
+        }
+        // Never wider, as requests see it: whatever the suggestion allows, the boundary
+        // allows.
+        for (a, r, dc, _) in &probes {
+            prop_assert!(
+                !grants_allow(&s.suggested, a, r, dc.as_deref())
+                    || grants_allow(&grants, a, r, dc.as_deref()),
+                "{a} {r} {dc:?} allowed by the suggestion only"
+            );
         }
         prop_assert_eq!(s.uncovered, 0);
         prop_assert!(s.suggested.len() <= grants.len());
