@@ -149,10 +149,18 @@ pub fn reconcile(
 ) -> Reconciliation {
     let by_id: BTreeMap<&str, &Registered> =
         registered.iter().map(|r| (r.id.as_str(), r)).collect();
+    // The label rule's candidates by (source, name): one lookup per item, not a scan of
+    // every agent (an inventory may hold 100,000 of each).
+    let mut by_name: BTreeMap<(&str, &str), Vec<&Registered>> = BTreeMap::new();
+    for r in registered {
+        if let (Some(s), Some(n)) = (r.labels.get(SOURCE_LABEL), r.labels.get(NAME_LABEL)) {
+            by_name.entry((s, n)).or_default().push(r);
+        }
+    }
     let mut out = Reconciliation::default();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for item in found {
-        match link(item, &by_id, registered) {
+        match link(item, &by_id, &by_name) {
             Ok((agent, rule)) => {
                 seen.insert(agent.id.as_str());
                 out.matched.push(Matched {
@@ -197,7 +205,7 @@ pub fn reconcile(
 fn link<'a>(
     item: &Discovered,
     by_id: &BTreeMap<&str, &'a Registered>,
-    registered: &'a [Registered],
+    by_name: &BTreeMap<(&str, &str), Vec<&'a Registered>>,
 ) -> Result<(&'a Registered, MatchRule), ShadowReason> {
     if let Some(raw) = &item.agent_id {
         let id = parse_link(raw).ok_or(ShadowReason::InvalidLink)?;
@@ -206,14 +214,15 @@ fn link<'a>(
             .map(|r| (*r, MatchRule::Link))
             .ok_or(ShadowReason::UnknownAgent);
     }
-    let mut named = registered.iter().filter(|r| {
-        let l = |k: &str| r.labels.get(k).map(String::as_str);
-        l(SOURCE_LABEL) == Some(item.source.as_str())
-            && l(NAME_LABEL) == Some(item.name.as_str())
-            && l(SCOPE_LABEL).is_none_or(|s| s == item.scope)
-    });
+    let candidates = by_name
+        .get(&(item.source.as_str(), item.name.as_str()))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut named = candidates
+        .iter()
+        .filter(|r| r.labels.get(SCOPE_LABEL).is_none_or(|s| *s == item.scope));
     match (named.next(), named.next()) {
-        (Some(r), None) => Ok((r, MatchRule::Labels)),
+        (Some(r), None) => Ok((*r, MatchRule::Labels)),
         (Some(_), Some(_)) => Err(ShadowReason::Ambiguous),
         (None, _) => Err(ShadowReason::Unregistered),
     }
