@@ -227,8 +227,10 @@ impl Stream {
             "stream": self.id,
             "status": self.status.as_str(),
             "delivery": self.delivery.method(),
+            // Without its query: a receiver may carry a token there, and the log keeps
+            // no secret.
             "endpoint_url": match &self.delivery {
-                Delivery::Push { endpoint_url } => Some(endpoint_url.as_str()),
+                Delivery::Push { endpoint_url } => endpoint_url.split(['?', '#']).next(),
                 Delivery::Poll => None,
             },
             "aud": self.aud,
@@ -296,8 +298,13 @@ fn origin(url: &str) -> Result<String, StreamError> {
     if !matches!(scheme, "http" | "https") {
         return Err(bad());
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.contains('@') {
+        // Credentials in a URL end up in the audit log and the stream's answers.
+        return Err(invalid(
+            "`delivery.endpoint_url` must hold no credentials (`user:password@`)",
+        ));
+    }
     if host.is_empty() || host.starts_with(':') {
         return Err(bad());
     }
@@ -629,7 +636,9 @@ impl Node {
                 let mut stream = Stream::from_row(&row)?;
                 let extra = change(&mut stream)?;
                 stream.updated_at = now;
-                r.update_ssf_stream(&stream.to_row())?;
+                // Compare-and-set: a change another node made since the read is a
+                // `Conflict` (409), never silently overwritten.
+                r.update_ssf_stream(&row, &stream.to_row())?;
                 Ok::<_, StreamError>((stream, extra))
             })?;
             let mut details = stream.details();

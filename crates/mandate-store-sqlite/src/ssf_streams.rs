@@ -43,17 +43,31 @@ impl SsfStreamRepo for Db<'_> {
         Ok(())
     }
 
-    fn update_ssf_stream(&self, s: &SsfStreamRow) -> Result<()> {
+    fn update_ssf_stream(&self, old: &SsfStreamRow, new: &SsfStreamRow) -> Result<()> {
         self.touch(Topic::Export)?;
         let n = self
             .conn
             .execute(
-                "UPDATE ssf_streams SET status = ?2, config = ?3, updated_at = ?4 WHERE id = ?1",
-                params![s.id, s.status, s.config, s.updated_at.secs()],
+                "UPDATE ssf_streams SET status = ?2, config = ?3, updated_at = ?4 \
+                 WHERE id = ?1 AND status = ?5 AND config = ?6",
+                params![
+                    old.id,
+                    new.status,
+                    new.config,
+                    new.updated_at.secs(),
+                    old.status,
+                    old.config
+                ],
             )
             .sql()?;
         if n == 0 {
-            return Err(StoreError::NotFound("stream"));
+            return match self.ssf_stream(&old.id)? {
+                None => Err(StoreError::NotFound("stream")),
+                Some(_) => Err(StoreError::Conflict(format!(
+                    "stream `{}` changed meanwhile",
+                    old.id
+                ))),
+            };
         }
         Ok(())
     }

@@ -415,9 +415,12 @@ pub trait ExportRepo {
 pub trait SsfStreamRepo {
     /// Stores a new stream; a taken id is a `Conflict`.
     fn insert_ssf_stream(&self, s: &SsfStreamRow) -> Result<()>;
-    /// Replaces a stream's status, configuration and `updated_at` (its `created_at`
-    /// stays); `NotFound("stream")` if unknown.
-    fn update_ssf_stream(&self, s: &SsfStreamRow) -> Result<()>;
+    /// Replaces stream `old` (as its caller read it) by `new`: its status,
+    /// configuration and `updated_at` (`created_at` and the id stay).
+    /// `NotFound("stream")` if it is gone; a `Conflict` if its status or configuration
+    /// is no longer `old`'s (another node changed it meanwhile), and nothing is written:
+    /// no change is lost to a concurrent one.
+    fn update_ssf_stream(&self, old: &SsfStreamRow, new: &SsfStreamRow) -> Result<()>;
     /// One stream by id.
     fn ssf_stream(&self, id: &str) -> Result<Option<SsfStreamRow>>;
     /// Every stream, in id order.
@@ -924,8 +927,8 @@ impl<S: Store + ?Sized> SsfStreamRepo for S {
     fn insert_ssf_stream(&self, s: &SsfStreamRow) -> Result<()> {
         write(self, |r| r.insert_ssf_stream(s))
     }
-    fn update_ssf_stream(&self, s: &SsfStreamRow) -> Result<()> {
-        write(self, |r| r.update_ssf_stream(s))
+    fn update_ssf_stream(&self, old: &SsfStreamRow, new: &SsfStreamRow) -> Result<()> {
+        write(self, |r| r.update_ssf_stream(old, new))
     }
     fn ssf_stream(&self, id: &str) -> Result<Option<SsfStreamRow>> {
         read(self, |r| r.ssf_stream(id))

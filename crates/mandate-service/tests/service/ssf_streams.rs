@@ -393,6 +393,13 @@ fn bad_input_changes_nothing() {
                 ..StreamInput::default()
             },
             StreamInput {
+                delivery: Some((
+                    "urn:ietf:rfc:8935".into(),
+                    Some("http://user:secret@rx.test/push".into()),
+                )),
+                ..StreamInput::default()
+            },
+            StreamInput {
                 description: Some(String::new()),
                 ..poll_input()
             },

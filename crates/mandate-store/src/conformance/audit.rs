@@ -271,7 +271,8 @@ pub fn export_cursors_only_advance(store: &dyn Store) {
     );
 }
 
-/// Shared Signals streams round-trip, update and delete (their queue with them); a poll
+/// Shared Signals streams round-trip, update (compare-and-set: a change from a stale
+/// read is a `Conflict`) and delete (their queue with them); a poll
 /// queue returns unacknowledged SETs in the order queued, each `jti` once, never one
 /// acknowledged, even when queued again (`INVARIANT (acked once)`); acks of unknown
 /// `jti`s are ignored; every write publishes [`crate::Topic::Export`].
@@ -304,17 +305,22 @@ pub fn ssf_streams_and_their_poll_queue(store: &dyn Store) {
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["s1", "s2"]);
+    let before = stream("s1", "paused", 2);
     let mut changed = stream("s1", "disabled", 9);
     changed.config = "{}".into();
-    store.update_ssf_stream(&changed).unwrap();
+    store.update_ssf_stream(&before, &changed).unwrap();
     let read = store.ssf_stream("s1").unwrap().unwrap();
     assert_eq!(
         (read.status.as_str(), read.config.as_str()),
         ("disabled", "{}")
     );
     assert_eq!((read.created_at, read.updated_at), (at(2), at(9)));
+    // A change made from what was read before another change: refused, nothing lost.
+    let stale = store.update_ssf_stream(&before, &stream("s1", "enabled", 10));
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(store.ssf_stream("s1").unwrap(), Some(read));
     assert!(matches!(
-        store.update_ssf_stream(&stream("nope", "enabled", 9)),
+        store.update_ssf_stream(&stream("nope", "enabled", 9), &stream("nope", "paused", 9)),
         Err(StoreError::NotFound(_))
     ));
 
