@@ -29,6 +29,7 @@ impl From<StreamError> for ApiError {
             StreamError::NotFound(id) => {
                 Self::not_found(format!("unknown stream `{}`", id.escape_debug()))
             }
+            StreamError::Random(e) => Self::internal(e),
             StreamError::Service(e) => e.into(),
         }
     }

@@ -262,6 +262,9 @@ pub enum StreamError {
     /// No such stream (404).
     #[error("unknown stream `{0}`")]
     NotFound(String),
+    /// The OS random source failed (a stream id could not be made).
+    #[error(transparent)]
+    Random(#[from] mandate_core::random::RandomError),
     /// The node failed.
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -424,12 +427,7 @@ impl Node {
     ) -> Result<Stream, StreamError> {
         let id = format!(
             "sst_{}",
-            mandate_core::id::new_ulid(self.clock.as_ref(), self.random.as_ref()).map_err(|e| {
-                StreamError::Service(ServiceError::Store(StoreError::Backend {
-                    backend: "random",
-                    message: e.to_string(),
-                }))
-            })?
+            mandate_core::id::new_ulid(self.clock.as_ref(), self.random.as_ref())?
         );
         let now = self.clock.now();
         let mut stream = Stream {
