@@ -891,34 +891,21 @@ impl Transport for StreamTransport {
 }
 
 /// The export loop's configuration of `stream`: the kinds that make a SET, and
-/// verification requests.
-fn loop_config(stream: &Stream) -> SinkConfig {
+/// verification requests. Read as a `[[export.sinks]]` table is (every other setting
+/// at its default), so a setting sinks gain later needs nothing here.
+fn loop_config(stream: &Stream) -> Result<SinkConfig, String> {
     let mut kinds: Vec<String> = mandate_export::ssf::KINDS
         .iter()
         .map(|k| (*k).to_owned())
         .collect();
     kinds.push(VERIFICATION_KIND.to_owned());
-    SinkConfig {
-        name: format!("{LOOP_PREFIX}{}", stream.id),
-        kind: SinkKind::Ssf,
-        format: None,
-        kinds,
-        exclude_kinds: Vec::new(),
-        agents: Vec::new(),
-        batch_max_events: Some(100),
-        path: None,
-        max_bytes: None,
-        keep: None,
-        address: None,
-        transport: None,
-        facility: None,
-        url: None,
-        secret_file: None,
-        token_file: None,
-        index: None,
-        ack: None,
-        audience: None,
-    }
+    serde_json::from_value(json!({
+        "name": format!("{LOOP_PREFIX}{}", stream.id),
+        "type": SinkKind::Ssf.name(),
+        "kinds": kinds,
+        "batch_max_events": 100,
+    }))
+    .map_err(|e| format!("a stream's loop configuration: {e}"))
 }
 
 /// Starts the task that keeps one export loop running per stream not paused on this
@@ -999,7 +986,13 @@ fn reconcile(
                 }
             },
         };
-        let cfg = loop_config(&stream);
+        let cfg = match loop_config(&stream) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(stream = %row.id, error = %e, "an SSF stream cannot start");
+                continue;
+            }
+        };
         let transport = StreamTransport {
             node: Arc::clone(node),
             stream,
