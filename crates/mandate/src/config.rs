@@ -965,6 +965,42 @@ mod tests {
         assert_eq!(c.token_default_lifetime_secs, 300);
     }
 
+    /// Issue 23: `[telemetry]` read from a file (a float ratio too) and the env, and
+    /// its refusals.
+    #[test]
+    fn telemetry_keys_and_their_refusals() {
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(c.telemetry_otlp_endpoint, None);
+        assert_eq!(c.telemetry_service_name, "mandate");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(
+            &f,
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n\
+             service_name = \"m1\"\nsampling_ratio = 0.25\n",
+        )
+        .unwrap();
+        let file = Flags {
+            config: Some(f),
+            ..Flags::default()
+        };
+        let c = load(&file, &env(&[])).unwrap();
+        assert_eq!(
+            c.telemetry_otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        assert_eq!(c.telemetry_service_name, "m1");
+        assert!((c.telemetry_sampling_ratio - 0.25).abs() < f64::EPSILON);
+        for (k, v) in [
+            ("MANDATE_TELEMETRY_SAMPLING_RATIO", "1.5"),
+            ("MANDATE_TELEMETRY_SAMPLING_RATIO", "NaN"),
+            ("MANDATE_TELEMETRY_OTLP_ENDPOINT", "collector:4318"),
+            ("MANDATE_TELEMETRY_SERVICE_NAME", ""),
+        ] {
+            assert!(load(&Flags::default(), &env(&[(k, v)])).is_err(), "{k}={v}");
+        }
+    }
+
     #[test]
     fn precedence_file_env_flag() {
         let dir = tempfile::tempdir().unwrap();
