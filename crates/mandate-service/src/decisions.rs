@@ -185,10 +185,12 @@ pub async fn record_decisions(
         return Ok(ids);
     }
     let request_id = request_id.map(str::to_owned);
+    // The request's trace, as its decisions recorded it (one request, one trace).
+    let trace_id = events.iter().find_map(|e| e.trace_id);
     let (_, mut ids) = state
         .act_batch("decision", move |s| {
             let mut all = events;
-            all.extend(detect::respond(s, raised, request_id.as_deref())?);
+            all.extend(detect::respond(s, raised, request_id.as_deref(), trace_id)?);
             Ok::<_, ServiceError>(((), all))
         })
         .await
