@@ -315,6 +315,33 @@ mod tests {
         assert!(s.get("traceState").is_none());
     }
 
+    /// INVARIANT (spans never slow a request): a full queue drops the span at once.
+    #[test]
+    fn a_full_queue_drops_and_never_waits() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let e = Exporter { tx, ratio: 1.0 };
+        let span = |n: u8| Span {
+            trace_id: TraceId::from_bytes([n; 16]).unwrap(),
+            span_id: SpanId::from_bytes([n; 8]).unwrap(),
+            parent: None,
+            name: "GET".into(),
+            kind: SpanKind::Server,
+            start_unix_nanos: 0,
+            end_unix_nanos: 0,
+            attributes: Vec::new(),
+            error: false,
+            trace_state: None,
+        };
+        e.record(span(1));
+        e.record(span(2));
+        assert_eq!(
+            rx.try_recv().unwrap().span_id,
+            SpanId::from_bytes([1; 8]).unwrap()
+        );
+        assert!(rx.try_recv().is_err(), "the second span was dropped");
+        assert!(e.sample_new(&TraceId::from_bytes([9; 16]).unwrap()));
+    }
+
     #[test]
     fn retryable_statuses_are_otlps() {
         for s in [429, 502, 503, 504] {
