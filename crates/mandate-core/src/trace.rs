@@ -436,6 +436,47 @@ mod tests {
         assert!(sampled_by_ratio(&low, 0.5) && !sampled_by_ratio(&high, 0.5));
     }
 
+    fn model(version: &str, trace: &str, parent: &str, flags: &str, tail: &str) -> bool {
+        let lower = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let zero = |s: &str| s.bytes().all(|b| b == b'0');
+        lower(version)
+            && version != "ff"
+            && lower(trace)
+            && lower(parent)
+            && lower(flags)
+            && !zero(trace)
+            && !zero(parent)
+            && (tail.is_empty() || (version != "00" && tail.starts_with('-')))
+    }
+
+    proptest::proptest! {
+        /// The parser against a model of the recommendation's rules, on headers of the
+        /// right shape with hex that may be upper case, zero, `ff` or trailed by more.
+        #[test]
+        fn parse_agrees_with_the_model(
+            version in "[0-9a-fA-F]{2}",
+            trace in "(0{32})|([0-9a-fA-F]{32})",
+            parent in "(0{16})|([0-9a-fA-F]{16})",
+            flags in "[0-9a-fA-F]{2}",
+            tail in "(|-[a-z0-9-]{0,8}|x)",
+        ) {
+            let header = format!("{version}-{trace}-{parent}-{flags}{tail}");
+            let parsed = TraceParent::parse(&header);
+            proptest::prop_assert_eq!(
+                parsed.is_ok(),
+                model(&version, &trace, &parent, &flags, &tail),
+                "{}", header
+            );
+            if let Ok(p) = parsed {
+                proptest::prop_assert_eq!(p.trace_id.to_string(), trace);
+                proptest::prop_assert_eq!(p.parent_id.to_string(), parent);
+                let again = TraceParent::parse(&p.header()).unwrap();
+                proptest::prop_assert_eq!(again.trace_id, p.trace_id);
+                proptest::prop_assert_eq!(again.flags, p.flags & SAMPLED);
+            }
+        }
+    }
+
     #[test]
     fn serde_is_lower_case_hex() {
         let id = TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
