@@ -249,11 +249,15 @@ impl RequestTrace {
         random: &dyn Random,
         sample_new: impl FnOnce(&TraceId) -> bool,
     ) -> Result<Self, RandomError> {
-        let span_id = SpanId::random(random)?;
         let parsed = match traceparent {
             [one] => TraceParent::parse(one).ok(),
             _ => None,
         };
+        // One draw from the random source per request: a span id, and a trace id too
+        // when the trace is new.
+        let drawn = random_bytes::<24>(random)?;
+        let (trace_bytes, span_bytes) = drawn.split_at(16);
+        let span_id = SpanId(nonzero::<8>(span_bytes));
         Ok(match parsed {
             Some(p) => {
                 let mut state = String::new();
@@ -273,7 +277,7 @@ impl RequestTrace {
                 }
             }
             None => {
-                let trace_id = TraceId::random(random)?;
+                let trace_id = TraceId(nonzero::<16>(trace_bytes));
                 Self {
                     trace_id,
                     span_id,
@@ -294,6 +298,21 @@ impl RequestTrace {
         }
         .header()
     }
+}
+
+/// `N` drawn bytes as an id's: all zero (2^-64 or less) becomes `0…01`, which keeps the
+/// ids' rule (`INVARIANT (trace ids)`).
+fn nonzero<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut b = [0u8; N];
+    for (o, i) in b.iter_mut().zip(bytes) {
+        *o = *i;
+    }
+    if b == [0u8; N]
+        && let Some(last) = b.last_mut()
+    {
+        *last = 1;
+    }
+    b
 }
 
 /// The sampling decision for a trace Mandate starts, by ratio: the recommendation's
@@ -424,6 +443,23 @@ mod tests {
             out,
             format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", t.span_id)
         );
+    }
+
+    #[test]
+    fn drawn_zero_bytes_still_make_a_valid_id() {
+        assert_eq!(nonzero::<8>(&[0; 8]), [0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(nonzero::<2>(&[7, 0]), [7, 0]);
+        /// A random source that draws only zeros.
+        struct Zeros;
+        impl Random for Zeros {
+            fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
+                buf.fill(0);
+                Ok(())
+            }
+        }
+        let t = RequestTrace::from_headers(&[], [], &Zeros, |_| true).unwrap();
+        assert_eq!(t.trace_id.to_string(), "00000000000000000000000000000001");
+        assert_eq!(t.span_id.to_string(), "0000000000000001");
     }
 
     #[test]
