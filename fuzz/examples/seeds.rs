@@ -193,6 +193,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     audit_seeds()?;
     bundle_seeds()?;
     gateway_path_seeds()?;
+    traceparent_seeds()?;
     rego_seeds()?;
     policy_seeds()
 }
@@ -235,6 +236,20 @@ fn gateway_path_seeds() -> std::io::Result<()> {
         ("sub-delims", "/crm/contacts/a:b@c!$&'()*+,=~"),
     ] {
         write("gateway_path", name, s.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `traceparent` values (mandate_core::trace): the recommendation's example, a future
+/// version with more fields, and the forbidden `ff` and all-zero forms.
+fn traceparent_seeds() -> std::io::Result<()> {
+    for (name, s) in [
+        ("spec", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ("future", "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03-more"),
+        ("ff", "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ("zero", "00-00000000000000000000000000000000-b7ad6b7169203331-01"),
+    ] {
+        write("traceparent", name, s.as_bytes())?;
     }
     Ok(())
 }

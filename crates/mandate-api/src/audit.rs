@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::formats::{AuditDecision, Base64Hash, NodeName, SignedCheckpoint, Timestamp};
+use crate::formats::{AuditDecision, Base64Hash, NodeName, SignedCheckpoint, Timestamp, TraceId};
 
 /// One thing that happened on this node, as the log commits to it. Its Merkle leaf is
 /// `SHA-256(0x00 ‖ RFC 8785 canonical JSON of this object)`. Optional members that
@@ -41,6 +41,12 @@ pub struct AuditEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
     pub request_id: Option<String>,
+    /// The W3C trace of the request it belongs to: the trace id of the caller's valid
+    /// `traceparent`, or of the trace Mandate started for it (decisions of
+    /// `/v1/authorize`, AuthZEN and the gateways).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = TraceId)]
+    pub trace_id: Option<String>,
     /// The agent concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]

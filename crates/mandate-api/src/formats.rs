@@ -296,6 +296,18 @@ named_schema!(
 );
 
 named_schema!(
+    /// `TraceId`: A W3C Trace Context trace id (16 bytes), 32 lower-case hex digits, not
+    /// all zero.
+    TraceId,
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[0-9a-f]{32}$"))
+        .description(Some(
+            "A W3C Trace Context trace id (16 bytes): 32 lower-case hex digits, not all zero."
+        ))
+);
+
+named_schema!(
     /// `SignedCheckpoint`: A C2SP `tlog-checkpoint` in a C2SP `signed-note` with one
     /// Ed25519 signature.
     SignedCheckpoint,

@@ -41,7 +41,7 @@ use crate::formats::{
     AuditEventId, AuthMethods, Base64Hash, CredentialId, CredentialKind, CredentialState,
     DecisionReason, IncidentId, Labels, MandateId, MandateStatus, MandateText, NodeName, Owner,
     Pattern, PolicyIds, PolicyVersionNumber, Purpose, Role, Severity, SignedCheckpoint, Timestamp,
-    TokenId,
+    TokenId, TraceId,
 };
 use crate::*;
 
@@ -219,7 +219,7 @@ values are encrypted at rest and never returned."#),
     components(
         schemas(
             Problem, ErrorCode, OAuthError, PolicyError,
-            AgentId, CredentialId, AdminTokenId, Timestamp, AgentName, Owner, Purpose, Labels, Pattern, AgentStatus, CredentialKind, CredentialState, Role, DecisionReason, AnomalyId, Severity, AnomalyKind, PolicyVersionNumber, PolicyIds, NodeName, AuditEventId, Base64Hash, SignedCheckpoint, AuthMethods, AssertionAlgs, MandateId, MandateStatus, MandateText, IncidentId, TokenId,
+            AgentId, CredentialId, AdminTokenId, Timestamp, AgentName, Owner, Purpose, Labels, Pattern, AgentStatus, CredentialKind, CredentialState, Role, DecisionReason, AnomalyId, Severity, AnomalyKind, PolicyVersionNumber, PolicyIds, NodeName, AuditEventId, Base64Hash, TraceId, SignedCheckpoint, AuthMethods, AssertionAlgs, MandateId, MandateStatus, MandateText, IncidentId, TokenId,
             Grant, Boundary, Agent, AgentPage, RegisterAgent, UpdateAgent, StatusChange,
             Credential, Jwk, NewCredential, CredentialCreated, RotateCredential, CredentialRotated,
             AdminToken, NewAdminToken, SigningKey,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::fmt::Write as _;
 
 use mandate_core::time::Timestamp;
+use mandate_core::trace::TraceId;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -83,7 +84,8 @@ pub fn event_id(node: &NodeName, seq: u64) -> String {
 /// - `seq`, `time`, `node` and `kind` are always present (`time` as the RFC 3339 string
 ///   `YYYY-MM-DDTHH:MM:SSZ`);
 /// - an optional field that is `None` — or, for the JSON-valued `resource`, `context`
-///   and `details`, `Some(null)` — is omitted;
+///   and `details`, `Some(null)` — is omitted (so `trace_id`, added later, is absent
+///   from every event written before it, whose leaves are unchanged);
 /// - `policy_ids` and `reasons` are omitted when empty.
 ///
 /// The `Serialize` form is exactly this object, so an event parsed back from an export
@@ -103,6 +105,9 @@ pub struct AuditEvent {
     pub kind: String,
     /// The request it belongs to.
     pub request_id: Option<String>,
+    /// The W3C trace the request belonged to (the caller's `traceparent`'s trace id, or
+    /// the one Mandate started), lower-case hex.
+    pub trace_id: Option<TraceId>,
     /// The agent concerned.
     pub agent: Option<String>,
     /// The user on whose behalf the agent acted.
@@ -136,6 +141,7 @@ impl AuditEvent {
             node,
             kind: kind.into(),
             request_id: None,
+            trace_id: None,
             agent: None,
             user: None,
             actor: None,
@@ -186,6 +192,9 @@ impl AuditEvent {
                     m.insert(name.into(), v.clone());
                 }
             }
+        }
+        if let Some(t) = &self.trace_id {
+            m.insert("trace_id".into(), t.to_string().into());
         }
         for (name, list) in [("policy_ids", &self.policy_ids), ("reasons", &self.reasons)] {
             if !list.is_empty() {
@@ -279,6 +288,11 @@ impl AuditEvent {
         out.push('"');
         out.push_str(times.of(self.time));
         out.push('"');
+        if let Some(t) = &self.trace_id {
+            member(out, "trace_id");
+            // Lower-case hex: nothing in it is escaped.
+            let _ = write!(out, "\"{t}\"");
+        }
         text(out, "user", self.user.as_ref());
         out.push('}');
     }
@@ -366,6 +380,7 @@ mod tests {
     fn full_event_round_trips_with_same_leaf() {
         let mut e = AuditEvent::new(7, Timestamp::from_secs(1_700_000_000), node(), "decision");
         e.request_id = Some("req_1".into());
+        e.trace_id = Some(TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap());
         e.agent = Some("agt_01".into());
         e.user = Some("alice".into());
         e.actor = Some("adm_01".into());
@@ -410,7 +425,7 @@ mod tests {
                 any::<String>(),
             ),
             (text(), text(), text(), text(), text(), text()),
-            (json(), json(), json()),
+            (json(), json(), json(), prop::option::of(any::<[u8; 16]>())),
             (
                 prop::collection::vec(any::<String>(), 0..3),
                 prop::collection::vec(any::<String>(), 0..3),
@@ -420,7 +435,7 @@ mod tests {
                 |(
                     (seq, secs, kind),
                     (request_id, agent, user, actor, action, decision),
-                    (resource, context, details),
+                    (resource, context, details, trace),
                     (policy_ids, reasons),
                 )| AuditEvent {
                     seq,
@@ -428,6 +443,7 @@ mod tests {
                     node: NodeName::new("eu-west.pod_7").unwrap(),
                     kind,
                     request_id,
+                    trace_id: trace.and_then(|b| TraceId::from_bytes(b).ok()),
                     agent,
                     user,
                     actor,
@@ -463,6 +479,26 @@ mod tests {
             e.write_canonical_with(&mut second, &mut times);
             prop_assert_eq!(second.into_bytes(), e.canonical_bytes());
         }
+    }
+
+    /// Issue 23: the trace id is a member of the canonical form, in its sorted place, and
+    /// an event without one has the bytes it had before the field existed.
+    #[test]
+    fn trace_id_member() {
+        let mut e = AuditEvent::new(0, Timestamp::from_secs(1_700_000_000), node(), "decision");
+        e.user = Some("u".into());
+        let before = e.canonical_bytes();
+        assert_eq!(
+            String::from_utf8(before).unwrap(),
+            r#"{"kind":"decision","node":"node-1","seq":0,"time":"2023-11-14T22:13:20Z","user":"u"}"#
+        );
+        e.trace_id = Some(TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap());
+        assert_eq!(
+            String::from_utf8(e.canonical_bytes()).unwrap(),
+            r#"{"kind":"decision","node":"node-1","seq":0,"time":"2023-11-14T22:13:20Z","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","user":"u"}"#
+        );
+        let bad = r#"{"kind":"x","node":"n","seq":0,"time":"1970-01-01T00:00:00Z","trace_id":"4BF92F3577B34DA6A3CE929D0E0E4736"}"#;
+        assert!(serde_json::from_str::<AuditEvent>(bad).is_err());
     }
 
     #[test]

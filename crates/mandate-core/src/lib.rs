@@ -1,5 +1,5 @@
-//! Mandate's vocabulary: identifiers, agents, mandates, credentials, admin roles, time
-//! and randomness.
+//! Mandate's vocabulary: identifiers, agents, mandates, credentials, admin roles, time,
+//! randomness and W3C trace context.
 //!
 //! This crate does no network or disk IO. Everything that reads the outside world (the
 //! wall clock, the OS random source) is reached through the [`clock::Clock`] and
@@ -19,4 +19,5 @@ pub mod problem;
 pub mod random;
 pub mod risk;
 pub mod time;
+pub mod trace;
 pub mod uri;

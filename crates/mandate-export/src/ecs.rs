@@ -93,6 +93,9 @@ pub fn document(event: &AuditEvent, cx: &Context<'_>) -> Value {
     doc.insert("ecs".into(), json!({ "version": VERSION }));
     doc.insert("message".into(), facts::summary(event).into());
     doc.insert("event".into(), Value::Object(ev));
+    if let Some(t) = &event.trace_id {
+        doc.insert("trace".into(), json!({ "id": t.to_string() }));
+    }
     let syslog = crate::syslog::severity(event);
     doc.insert(
         "log".into(),

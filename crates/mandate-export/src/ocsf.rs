@@ -245,8 +245,11 @@ pub fn record(event: &AuditEvent, cx: &Context<'_>) -> Value {
 }
 
 /// `metadata`: the event id as `uid` (a receiver de-duplicates by it and asks for its
-/// Merkle proof by it), its seq as `sequence`, the request (or, for a gateway result,
-/// the decision) it belongs to as `correlation_uid`.
+/// Merkle proof by it), its seq as `sequence`, and as `correlation_uid` what links it
+/// to other events: its W3C trace id when it has one (issue 23: OCSF 1.7's `trace`
+/// object exists only as a profile, `correlation_uid` is the base attribute for it),
+/// else the request (or, for a gateway result, the decision) it belongs to; the
+/// request id stays in `unmapped`.
 fn metadata(event: &AuditEvent) -> Value {
     let mut m = Map::new();
     m.insert("version".into(), VERSION.into());
@@ -259,8 +262,9 @@ fn metadata(event: &AuditEvent) -> Value {
     m.insert("log_name".into(), "audit".into());
     m.insert("original_time".into(), event.time.to_string().into());
     let correlation = event
-        .request_id
-        .clone()
+        .trace_id
+        .map(|t| t.to_string())
+        .or_else(|| event.request_id.clone())
         .or_else(|| detail_str(event, "decision_id").map(str::to_owned));
     if let Some(c) = correlation {
         m.insert("correlation_uid".into(), c.into());

@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use mandate_core::random::OsRandom;
+pub use mandate_core::trace::{NoSpans, RequestTrace, SpanSink, TraceId};
 use serde_json::Value;
 
 /// A boxed future (the trait is used as `dyn Authorizer`).
@@ -32,6 +34,9 @@ pub struct Ask {
     pub context: Value,
     /// The enforcement point and what it saw (route, method, path), for the record.
     pub via: Value,
+    /// The W3C trace of the request (the caller's valid `traceparent`'s, or new), for
+    /// the record.
+    pub trace_id: Option<TraceId>,
 }
 
 /// The decision (allow, deny, approval required) and its deciding reason, as the
@@ -134,4 +139,20 @@ pub trait Authorizer: Send + Sync + 'static {
     /// The clear value of upstream secret `name` (stored encrypted by Mandate), to be
     /// injected into a forwarded request and nowhere else. `Ok(None)`: no such secret.
     fn secret(&self, name: &str) -> Result<Option<String>, AuthzError>;
+
+    /// The W3C trace of a request that sent these `traceparent` and `tracestate`
+    /// values: the caller's trace when valid, else a new one; `None` only when the random
+    /// source fails (the request then goes on untraced). By default new traces are not
+    /// sampled and ids come from the OS.
+    fn trace(&self, traceparent: &[&str], tracestate: &[&str]) -> Option<RequestTrace> {
+        RequestTrace::from_headers(traceparent, tracestate.iter().copied(), &OsRandom, |_| {
+            false
+        })
+        .ok()
+    }
+
+    /// Where the gateway's spans go (by default nowhere).
+    fn spans(&self) -> &dyn SpanSink {
+        &NoSpans
+    }
 }

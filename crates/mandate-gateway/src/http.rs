@@ -104,11 +104,13 @@ use futures_util::StreamExt as _;
 use serde_json::{Map, Value, json};
 
 use mandate_core::clock::Clock;
+use mandate_core::trace::{AttrValue, RequestTrace, SpanKind};
 
 use crate::authz::{Answer, Ask, Authorizer, AuthzError, Verdict};
 use crate::bearer::bearer;
 use crate::budget::{BodyBudget, DEFAULT_MAX_BUFFERED_BYTES};
 use crate::lease::{self, Access, Lease, Watch};
+use crate::trace;
 use body::{BodyFault, Limits, Progress};
 use path::{CanonicalPath, PathError, RoutedPath};
 use query::{Query, QueryError};
@@ -642,7 +644,46 @@ fn metadata_route<'a>(routes: &'a [Route], path: &CanonicalPath) -> Option<&'a R
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let progress = Progress::of(&body);
-    let mut res = respond(&gw, parts, body, &progress).await;
+    let timer = trace::Timer::start(gw.clock.as_ref());
+    let mut traced = Traced {
+        trace: trace::of_request(gw.authz.as_ref(), &parts.headers),
+        decision: None,
+        agent: None,
+    };
+    let method = parts.method.clone();
+    let span_path = parts.uri.path().to_owned();
+    let mut res = respond(&gw, parts, body, &progress, &mut traced).await;
+    if let Some(t) = &traced.trace {
+        let status = res.status();
+        let mut attributes = vec![
+            (
+                "http.request.method",
+                AttrValue::Str(method.as_str().to_owned()),
+            ),
+            ("url.path", AttrValue::Str(span_path)),
+            (
+                "http.response.status_code",
+                AttrValue::Int(i64::from(status.as_u16())),
+            ),
+            ("mandate.gateway", AttrValue::Str("http".into())),
+        ];
+        if let Some(d) = traced.decision {
+            attributes.push(("mandate.decision", AttrValue::Str(d.into())));
+        }
+        if let Some(a) = traced.agent.take() {
+            attributes.push(("mandate.agent", AttrValue::Str(a)));
+        }
+        timer.finish(
+            gw.authz.spans(),
+            t,
+            t.span_id,
+            t.parent,
+            SpanKind::Server,
+            format!("{} gateway", method.as_str()),
+            attributes,
+            status.is_server_error(),
+        );
+    }
     // INVARIANT (connection close): an answer sent before the request body was read to
     // its end closes the connection and says so (RFC 9112 §9.6).
     if !progress.done() {
@@ -653,7 +694,13 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 }
 
 /// Reads the request's target once and hands the rest on without it.
-async fn respond(gw: &Gateway, parts: Parts, body: Body, progress: &Progress) -> Response {
+async fn respond(
+    gw: &Gateway,
+    parts: Parts,
+    body: Body,
+    progress: &Progress,
+    traced: &mut Traced,
+) -> Response {
     let limits = Limits::new(gw.cfg.max_body_bytes, gw.cfg.body_timeout);
     let Parts {
         method,
@@ -717,7 +764,7 @@ async fn respond(gw: &Gateway, parts: Parts, body: Body, progress: &Progress) ->
         path,
         query,
     };
-    forward(gw, route, req, limits, progress).await
+    forward(gw, route, req, limits, progress, traced).await
 }
 
 /// The answer to an authorizer's error: nothing is forwarded.
@@ -748,6 +795,7 @@ async fn forward(
     req: Incoming,
     limits: Limits,
     progress: &Progress,
+    traced: &mut Traced,
 ) -> Response {
     let Incoming {
         method,
@@ -888,6 +936,7 @@ async fn forward(
         resource_attributes,
         context: Value::Object(context),
         via,
+        trace_id: traced.trace.as_ref().map(|t| t.trace_id),
     };
     // INVARIANT (gateway fail closed): nothing is forwarded unless the decision is an
     // allow and its audit event is durable (`authorize` returns only then).
@@ -895,6 +944,8 @@ async fn forward(
         Ok(a) => a,
         Err(e) => return refused_by(gw, route, e),
     };
+    traced.decision = Some(answer.verdict().code());
+    traced.agent.clone_from(&answer.agent);
     match answer.verdict() {
         Verdict::Allow => {}
         Verdict::Deny | Verdict::ApprovalRequired => return refused(&answer),
@@ -924,8 +975,18 @@ async fn forward(
         query.upstream()
     );
     let mut headers = end_to_end(&headers, |h| {
-        h == header::AUTHORIZATION || client_claimed_routing(h) || gateway_owned(h)
+        h == header::AUTHORIZATION
+            || client_claimed_routing(h)
+            || gateway_owned(h)
+            || trace::is_trace_header(h)
     });
+    // The upstream call's own span, child of the gateway's: its id is the upstream's
+    // parent-id (`INVARIANT (trace headers are the gateway's)`, trace.rs).
+    let client_span = traced.trace.as_ref().and_then(|_| trace::new_span());
+    if let (Some(t), Some(span)) = (&traced.trace, client_span) {
+        trace::set_upstream(&mut headers, t, span);
+    }
+    let client_timer = trace::Timer::start(gw.clock.as_ref());
     if let Some((name, value)) = credential {
         headers.insert(name, value);
     }
@@ -950,6 +1011,36 @@ async fn forward(
         .send();
     let result = tokio::time::timeout(gw.cfg.timeout, sent).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let (Some(t), Some(span)) = (&traced.trace, client_span) {
+        let status = match &result {
+            Ok(Ok(r)) => Some(r.status()),
+            _ => None,
+        };
+        let mut attributes = vec![
+            (
+                "http.request.method",
+                AttrValue::Str(method.as_str().to_owned()),
+            ),
+            ("url.path", AttrValue::Str(path.upstream_path())),
+            ("mandate.route", AttrValue::Str(route.prefix.clone())),
+        ];
+        if let Some(s) = status {
+            attributes.push((
+                "http.response.status_code",
+                AttrValue::Int(i64::from(s.as_u16())),
+            ));
+        }
+        client_timer.finish(
+            gw.authz.spans(),
+            t,
+            span,
+            Some(t.span_id),
+            SpanKind::Client,
+            format!("{} upstream", method.as_str()),
+            attributes,
+            status.is_none_or(|s| s.is_server_error()),
+        );
+    }
     let upstream = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -1025,6 +1116,14 @@ async fn forward(
             Value::Null,
         )
     })
+}
+
+/// What the gateway's server span reports of a request: its trace, and once decided,
+/// the verdict and the agent.
+struct Traced {
+    trace: Option<RequestTrace>,
+    decision: Option<&'static str>,
+    agent: Option<String>,
 }
 
 fn record(gw: &Gateway, answer: &Answer, result: Value) {

@@ -21,3 +21,4 @@ pub mod budget;
 pub mod http;
 mod lease;
 pub mod mcp;
+mod trace;

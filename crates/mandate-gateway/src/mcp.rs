@@ -174,6 +174,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mandate_core::clock::Clock;
+use mandate_core::trace::{AttrValue, RequestTrace, SpanKind};
 use serde_json::{Value, json};
 
 use crate::authz::{Ask, Authorizer, AuthzError, Principal, Reason, Verdict};
@@ -181,6 +182,7 @@ use crate::bearer::bearer;
 use crate::budget::BodyBudget;
 use crate::http::body::{BodyFault, Limits, Progress, read_whole};
 use crate::lease::{self, Access, End, Lease, Watch};
+use crate::trace;
 use session::{Busy, Session, Sessions};
 use upstream::{Conn, SESSION_HEADER, Upstream, UpstreamError, VERSION_HEADER};
 
@@ -643,6 +645,7 @@ impl Gateway {
             resource_attributes: serde_json::Map::new(),
             context,
             via: json!({"gateway": "mcp", "method": method, "server": server, "tool": tool}),
+            trace_id: None,
         }
     }
 
@@ -807,6 +810,7 @@ impl Gateway {
         id: &Value,
         (token, principal): (&str, &Principal),
         params: Value,
+        trace: Option<&RequestTrace>,
     ) -> Response {
         let invalid = |msg: &str| {
             rpc_fail(
@@ -878,7 +882,8 @@ impl Gateway {
             }
         };
 
-        let ask = self.ask(token, server, tool, Some(arguments), "tools/call");
+        let mut ask = self.ask(token, server, tool, Some(arguments), "tools/call");
+        ask.trace_id = trace.map(|t| t.trace_id);
         // Watched from before the decision: a change while the call is decided and sent
         // upstream (up to `timeout`) reaches the call's lease.
         let since = Watch::start(self.authz.as_ref());
@@ -933,6 +938,14 @@ impl Gateway {
         // tools/call, and it is reached only with an allow whose decision is durable.
         params.insert("name".into(), tool.into());
         let body = rpc::request(id, "tools/call", Some(Value::Object(params)));
+        // The upstream call's span, child of the gateway's: its id is the upstream's
+        // parent-id (`INVARIANT (trace headers are the gateway's)`, trace.rs).
+        let mut extra = HeaderMap::new();
+        let client_span = trace.and_then(|_| trace::new_span());
+        if let (Some(t), Some(span)) = (trace, client_span) {
+            trace::set_upstream(&mut extra, t, span);
+        }
+        let client_timer = trace::Timer::start(self.clock.as_ref());
         let call = forward::Call {
             authz: Arc::clone(&self.authz),
             decision_id: answer.decision_id.clone(),
@@ -945,12 +958,12 @@ impl Gateway {
             dropped: 0,
         };
         let sent = match self.conn(&session, &up).await {
-            Ok(conn) => match up.send(Some(&conn), &body).await {
+            Ok(conn) => match up.send_with(Some(&conn), &body, extra.clone()).await {
                 Err(UpstreamError::SessionEnded(_)) => {
                     // The upstream did not take the call: a new session, once more.
                     self.forget(&session, &up, &conn).await;
                     match self.conn(&session, &up).await {
-                        Ok(conn) => up.send(Some(&conn), &body).await,
+                        Ok(conn) => up.send_with(Some(&conn), &body, extra.clone()).await,
                         Err(e) => Err(e),
                     }
                 }
@@ -958,6 +971,29 @@ impl Gateway {
             },
             Err(e) => Err(e),
         };
+        if let (Some(t), Some(span)) = (trace, client_span) {
+            let status = sent.as_ref().ok().map(reqwest::Response::status);
+            let mut attributes = vec![
+                ("http.request.method", AttrValue::Str("POST".into())),
+                ("mandate.mcp.server", AttrValue::Str(server.to_owned())),
+            ];
+            if let Some(s) = status {
+                attributes.push((
+                    "http.response.status_code",
+                    AttrValue::Int(i64::from(s.as_u16())),
+                ));
+            }
+            client_timer.finish(
+                self.authz.spans(),
+                t,
+                span,
+                Some(t.span_id),
+                SpanKind::Client,
+                "POST mcp upstream".into(),
+                attributes,
+                status.is_none(),
+            );
+        }
         match sent {
             Ok(res) => {
                 let lease = self.lease(token, principal, &session, since);
@@ -1045,15 +1081,39 @@ fn upstream_failure(id: &Value, e: &UpstreamError) -> Response {
 }
 
 async fn post_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    match handle_post(&gw, &headers, body).await {
+    let timer = trace::Timer::start(gw.clock.as_ref());
+    let t = trace::of_request(gw.authz.as_ref(), &headers);
+    let res = match handle_post(&gw, &headers, body, t.as_ref()).await {
         Ok(r) | Err(r) => r,
+    };
+    if let Some(t) = &t {
+        let status = res.status();
+        timer.finish(
+            gw.authz.spans(),
+            t,
+            t.span_id,
+            t.parent,
+            SpanKind::Server,
+            "POST mcp".into(),
+            vec![
+                ("http.request.method", AttrValue::Str("POST".into())),
+                (
+                    "http.response.status_code",
+                    AttrValue::Int(i64::from(status.as_u16())),
+                ),
+                ("mandate.gateway", AttrValue::Str("mcp".into())),
+            ],
+            status.is_server_error(),
+        );
     }
+    res
 }
 
 async fn handle_post(
     gw: &Arc<Gateway>,
     headers: &HeaderMap,
     body: Body,
+    trace: Option<&RequestTrace>,
 ) -> Result<Response, Response> {
     let null = Value::Null;
     // Everything up to the token's check is answered without reading the body: no
@@ -1172,7 +1232,7 @@ async fn handle_post(
                 Ok(match method.as_str() {
                     "tools/list" => gw.tools_list(&session, &id, token).await,
                     "tools/call" => {
-                        gw.tools_call(session, &id, (token, &principal), params)
+                        gw.tools_call(session, &id, (token, &principal), params, trace)
                             .await
                     }
                     other => rpc_fail(

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mandate_audit::event::AuditEvent;
 use mandate_core::admin::Role;
+use mandate_core::trace::TraceId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -177,6 +178,7 @@ fn decide_one(
     snapshot: &crate::decide::Snapshot,
     req: &AuthorizeRequest,
     caller: &Caller<'_>,
+    trace_id: Option<TraceId>,
 ) -> (Decision, AuditEvent, Observed) {
     decide_ask(
         state,
@@ -189,6 +191,7 @@ fn decide_one(
             principal: req.principal.as_deref(),
             token: req.token.as_deref(),
             request_id: req.request_id.clone(),
+            trace_id,
             audience: req.audience.as_deref(),
         },
     )
@@ -205,6 +208,8 @@ pub(crate) struct Ask<'a> {
     /// …or the agent's access token.
     pub(crate) token: Option<&'a str>,
     pub(crate) request_id: Option<String>,
+    /// The request's W3C trace (`crate::traces`), recorded with the decision.
+    pub(crate) trace_id: Option<TraceId>,
     /// With `token`: what the token must be issued for (else Mandate).
     pub(crate) audience: Option<&'a str>,
 }
@@ -256,6 +261,7 @@ pub(crate) fn decide_ask(
             resource: ask.resource,
             context,
             request_id: ask.request_id,
+            trace_id: ask.trace_id,
             actor: match caller {
                 Caller::Service(id) => Some(id.clone()),
                 Caller::Agent(_) => None,
@@ -362,7 +368,8 @@ pub(crate) async fn authorize(
     // suspension or revocation made meanwhile must govern this decision
     // (`INVARIANT (fresh or refused)`, mandate-service freshness.rs).
     let snapshot = state.snapshot()?;
-    let (d, event, seen) = decide_one(&state, &snapshot, &r, &who);
+    let trace_id = crate::traces::trace_id(&parts.extensions);
+    let (d, event, seen) = decide_one(&state, &snapshot, &r, &who, trace_id);
     let id = record_decision(
         &state,
         Surface::Authorize,
@@ -371,7 +378,12 @@ pub(crate) async fn authorize(
         r.request_id.as_deref(),
     )
     .await?;
-    let answer = Json(answer(&d, id)).into_response();
+    let mut answer = Json(answer(&d, id)).into_response();
+    crate::traces::note(
+        &mut answer,
+        verdict(&d),
+        d.agent.as_ref().map(ToString::to_string),
+    );
     mandate_service::metrics::decision_timed(started.elapsed());
     Ok(answer)
 }
@@ -400,8 +412,9 @@ pub(crate) async fn authorize_batch(
     // One snapshot for the whole batch, taken once its body is in (`INVARIANT (decided
     // on the snapshot of now)`): every answer in it comes from the same state.
     let snapshot = state.snapshot()?;
+    let trace_id = crate::traces::trace_id(&parts.extensions);
     for r in &b.requests {
-        let (d, e, seen) = decide_one(&state, &snapshot, r, &who);
+        let (d, e, seen) = decide_one(&state, &snapshot, r, &who, trace_id);
         decisions.push(d);
         events.push(e);
         raised.extend(seen.raised);

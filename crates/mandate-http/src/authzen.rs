@@ -24,6 +24,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mandate_api as api;
 use mandate_core::agent::glob_match;
 use mandate_core::id::AgentId;
+use mandate_core::trace::TraceId;
 use mandate_service::decisions::{
     Search, decide_candidate, record_decisions, search_event, verified_claims,
 };
@@ -554,6 +555,7 @@ async fn evaluate(state: Arc<Node>, req: Request<Body>, batch: bool) -> Result<R
     refuse_unverified(&state, &*state.snapshot()?, &who, "/access/v1/evaluation")?;
     let o = body(&state, &parts.headers, b).await?;
     let rid = request_id(&parts.headers);
+    let tid = crate::traces::trace_id(&parts.extensions);
     let items = match o.get("evaluations") {
         _ if !batch => None,
         None | Some(Value::Null) => None,
@@ -574,7 +576,7 @@ async fn evaluate(state: Arc<Node>, req: Request<Body>, batch: bool) -> Result<R
         // One evaluation (also an Access Evaluations request without items).
         let ev = evaluation(&o)?;
         let p = prepare(&state, &snapshot, &who, &ev)?;
-        let (d, event, seen) = decide_ask(&state, &snapshot, &who, ask(&p, rid.clone()));
+        let (d, event, seen) = decide_ask(&state, &snapshot, &who, ask(&p, rid.clone(), tid));
         let ids = record_decisions(
             &state,
             Surface::Authzen,
@@ -613,7 +615,8 @@ async fn evaluate(state: Arc<Node>, req: Request<Body>, batch: bool) -> Result<R
                 false
             }
             Ok(p) => {
-                let (d, event, seen) = decide_ask(&state, &snapshot, &who, ask(&p, rid.clone()));
+                let (d, event, seen) =
+                    decide_ask(&state, &snapshot, &who, ask(&p, rid.clone(), tid));
                 events.push(event);
                 raised.extend(seen.raised);
                 let allowed = d.is_allowed();
@@ -643,7 +646,7 @@ async fn evaluate(state: Arc<Node>, req: Request<Body>, batch: bool) -> Result<R
     Ok(Json(api::AuthzenEvaluations { evaluations: out }).into_response())
 }
 
-fn ask(p: &Prepared, request_id: Option<String>) -> Ask<'_> {
+fn ask(p: &Prepared, request_id: Option<String>, trace_id: Option<TraceId>) -> Ask<'_> {
     Ask {
         action: &p.action,
         resource: &p.resource,
@@ -651,6 +654,7 @@ fn ask(p: &Prepared, request_id: Option<String>) -> Ask<'_> {
         principal: p.principal.as_deref(),
         token: p.token.as_deref(),
         request_id,
+        trace_id,
         audience: None,
     }
 }
@@ -870,6 +874,7 @@ async fn search(state: Arc<Node>, req: Request<Body>, kind: Kind) -> Result<Resp
             resource: resource_json,
             context: &context,
             request_id: rid.clone(),
+            trace_id: crate::traces::trace_id(&parts.extensions),
             candidates: found.candidates,
             results,
         },

@@ -14,6 +14,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use mandate_api as api;
+use mandate_core::trace::{RequestTrace, SpanSink};
 use mandate_gateway::authz::{
     Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal as Acting, Verdict,
 };
@@ -84,6 +85,21 @@ fn resource_of(ask: &Ask) -> Resource {
 }
 
 impl Authorizer for GatewayAuthorizer {
+    fn trace(&self, traceparent: &[&str], tracestate: &[&str]) -> Option<RequestTrace> {
+        let sink = crate::otlp::sink();
+        RequestTrace::from_headers(
+            traceparent,
+            tracestate.iter().copied(),
+            self.state.random.as_ref(),
+            |t| sink.sample_new(t),
+        )
+        .ok()
+    }
+
+    fn spans(&self) -> &dyn SpanSink {
+        crate::otlp::sink()
+    }
+
     fn authorize(&self, ask: Ask) -> BoxFuture<'_, Result<Answer, AuthzError>> {
         Box::pin(async move {
             let state = &self.state;
@@ -106,6 +122,7 @@ impl Authorizer for GatewayAuthorizer {
                     resource: &resource,
                     context: &context,
                     request_id: None,
+                    trace_id: ask.trace_id,
                     actor: None,
                     via: Some(ask.via.clone()),
                     // Checked above already (a 401, nothing recorded); stated again so the

@@ -43,12 +43,14 @@ mod mandates;
 pub mod metrics;
 mod oauth;
 pub mod opa;
+pub mod otlp;
 mod policies;
 #[cfg(test)]
 mod routes_test;
 mod ssf_manage;
 mod ssf_receiver;
 mod token_endpoint;
+mod traces;
 mod unread;
 pub mod webhook;
 mod wellknown;
@@ -280,6 +282,10 @@ pub fn router(state: Arc<Node>) -> Router {
         // The JSON extractors enforce the limit themselves (413 `body_too_large`), the OAuth
         // endpoints answer `invalid_request` (RFC 6749 has no size error); this is a backstop.
         .layer(DefaultBodyLimit::max(limit))
+        .layer(traces::TraceLayer {
+            random: Arc::clone(&state.random),
+            clock: Arc::clone(&state.clock),
+        })
         .layer(wellknown::AccessLogLayer)
         .with_state(state)
 }

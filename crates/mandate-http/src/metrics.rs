@@ -80,6 +80,7 @@ pub fn install() -> Result<Exposition, InstallError> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).map_err(|_| InstallError::Taken)?;
             mandate_service::metrics::describe();
+            crate::otlp::describe();
             handle.run_upkeep();
             let upkeep = handle.clone();
             std::thread::Builder::new()

@@ -49,6 +49,9 @@ pub struct Question<'a> {
     pub context: &'a Value,
     /// The caller's id for the request, recorded with the decision.
     pub request_id: Option<String>,
+    /// The W3C trace of the request (the caller's `traceparent`'s or a new one),
+    /// recorded with the decision.
+    pub trace_id: Option<mandate_core::trace::TraceId>,
     /// Who asked for the agent (a service token id), when not the agent itself.
     pub actor: Option<String>,
     /// The enforcement point and what it saw (gateways), recorded in `details.via`.
@@ -108,6 +111,7 @@ pub fn decide_question(
     e.policy_ids = d.policy_ids.clone();
     e.reasons = d.reasons();
     e.request_id = q.request_id;
+    e.trace_id = q.trace_id;
     let mut details = serde_json::Map::new();
     if let Some(jti) = &d.token_id {
         details.insert("token_id".into(), json!(jti));
@@ -181,10 +185,12 @@ pub async fn record_decisions(
         return Ok(ids);
     }
     let request_id = request_id.map(str::to_owned);
+    // The request's trace, as its decisions recorded it (one request, one trace).
+    let trace_id = events.iter().find_map(|e| e.trace_id);
     let (_, mut ids) = state
         .act_batch("decision", move |s| {
             let mut all = events;
-            all.extend(detect::respond(s, raised, request_id.as_deref())?);
+            all.extend(detect::respond(s, raised, request_id.as_deref(), trace_id)?);
             Ok::<_, ServiceError>(((), all))
         })
         .await
@@ -238,6 +244,8 @@ pub struct Search<'a> {
     pub context: &'a Value,
     /// The caller's request id.
     pub request_id: Option<String>,
+    /// The request's W3C trace id.
+    pub trace_id: Option<mandate_core::trace::TraceId>,
     /// How many candidates were decided.
     pub candidates: usize,
     /// The permitted entities, in answer order (ids or action names).
@@ -260,6 +268,7 @@ pub fn search_event(state: &Node, snapshot: &Snapshot, s: Search<'_>) -> AuditEv
     e.resource = Some(s.resource);
     e.context = Some(state.redact(s.context));
     e.request_id = s.request_id;
+    e.trace_id = s.trace_id;
     let mut details = serde_json::Map::new();
     details.insert("search".into(), json!(s.kind));
     details.insert("candidates".into(), json!(s.candidates));

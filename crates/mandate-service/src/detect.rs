@@ -126,6 +126,7 @@ pub fn respond(
     state: &Node,
     raised: Vec<Raised>,
     request_id: Option<&str>,
+    trace_id: Option<mandate_core::trace::TraceId>,
 ) -> Result<Vec<AuditEvent>, DetectError> {
     if raised.is_empty() {
         return Ok(Vec::new());
@@ -142,6 +143,7 @@ pub fn respond(
         let mut e = state.event("anomaly.detected");
         e.agent = Some(a.agent.to_string());
         e.request_id = request_id.map(str::to_owned);
+        e.trace_id = trace_id;
         e.details = Some(json!({
             "anomaly": a.id,
             "kind": a.kind,

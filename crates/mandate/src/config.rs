@@ -94,6 +94,13 @@ pub struct ServeConfig {
     /// Who must authenticate there (`metrics.authentication`: `off`, the default, on a
     /// loopback `metrics.listen` only, or `token`).
     pub metrics_authentication: mandate_http::metrics::MetricsAuthentication,
+    /// Where spans are exported over OTLP/HTTP (JSON; none: no export; issue 23).
+    pub telemetry_otlp_endpoint: Option<String>,
+    /// The exported resource's `service.name` (default `mandate`).
+    pub telemetry_service_name: String,
+    /// The share of traces Mandate starts that are sampled (0 to 1, default 1); a
+    /// caller's `traceparent` samples its own.
+    pub telemetry_sampling_ratio: f64,
     /// Where the gateways listen (none: no gateway).
     pub gateway_listen: Option<SocketAddr>,
     /// The gateways' public base URL (default `http://<gateway.listen>`).
@@ -290,6 +297,9 @@ const KEYS: &[&str] = &[
     "opa.authentication",
     "metrics.listen",
     "metrics.authentication",
+    "telemetry.otlp_endpoint",
+    "telemetry.service_name",
+    "telemetry.sampling_ratio",
 ];
 
 fn env_name(key: &str) -> String {
@@ -318,6 +328,7 @@ fn flatten(
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
             _ => {
                 errors.push(format!("{file}: `{key}` must be a string or a number"));
                 continue;
@@ -523,6 +534,9 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         opa_authentication: mandate_http::opa::OpaAuthentication::Token,
         metrics_listen: None,
         metrics_authentication: mandate_http::metrics::MetricsAuthentication::Off,
+        telemetry_otlp_endpoint: None,
+        telemetry_service_name: "mandate".into(),
+        telemetry_sampling_ratio: 1.0,
         gateway_listen: None,
         gateway_public_url: None,
         gateway_timeout_secs: 30,
@@ -775,6 +789,27 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 }
                 _ => bad("must be `off` or `token`"),
             },
+            "telemetry.otlp_endpoint" => {
+                if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                    cfg.telemetry_otlp_endpoint = Some(v.to_owned())
+                } else {
+                    bad(
+                        "must be an http:// URL such as http://127.0.0.1:4318/v1/traces \
+                         (outbound TLS is not built yet)",
+                    )
+                }
+            }
+            "telemetry.service_name" => {
+                if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
+                    bad("must be 1 to 128 printable characters")
+                } else {
+                    cfg.telemetry_service_name = v.to_owned()
+                }
+            }
+            "telemetry.sampling_ratio" => match v.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => cfg.telemetry_sampling_ratio = r,
+                _ => bad("must be a number from 0 to 1"),
+            },
             "gateway.listen" => match v.parse() {
                 Ok(a) => cfg.gateway_listen = Some(a),
                 Err(_) => bad("must be an IP:port address such as 127.0.0.1:8081"),
@@ -928,6 +963,42 @@ mod tests {
         let c = load(&Flags::default(), &env(&[])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.token_default_lifetime_secs, 300);
+    }
+
+    /// Issue 23: `[telemetry]` read from a file (a float ratio too) and the env, and
+    /// its refusals.
+    #[test]
+    fn telemetry_keys_and_their_refusals() {
+        let c = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(c.telemetry_otlp_endpoint, None);
+        assert_eq!(c.telemetry_service_name, "mandate");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(
+            &f,
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n\
+             service_name = \"m1\"\nsampling_ratio = 0.25\n",
+        )
+        .unwrap();
+        let file = Flags {
+            config: Some(f),
+            ..Flags::default()
+        };
+        let c = load(&file, &env(&[])).unwrap();
+        assert_eq!(
+            c.telemetry_otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        assert_eq!(c.telemetry_service_name, "m1");
+        assert!((c.telemetry_sampling_ratio - 0.25).abs() < f64::EPSILON);
+        for (k, v) in [
+            ("MANDATE_TELEMETRY_SAMPLING_RATIO", "1.5"),
+            ("MANDATE_TELEMETRY_SAMPLING_RATIO", "NaN"),
+            ("MANDATE_TELEMETRY_OTLP_ENDPOINT", "collector:4318"),
+            ("MANDATE_TELEMETRY_SERVICE_NAME", ""),
+        ] {
+            assert!(load(&Flags::default(), &env(&[(k, v)])).is_err(), "{k}={v}");
+        }
     }
 
     #[test]

@@ -611,6 +611,16 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     // Over PostgreSQL: keeps this node in step with the others, and proves it (a single
     // node's store needs neither; nothing starts).
     let _follower = mandate_http::follow::spawn_follower(&state);
+    // OpenTelemetry spans (issue 23): off unless `telemetry.otlp_endpoint` is set.
+    if let Some(endpoint) = &cfg.telemetry_otlp_endpoint {
+        mandate_http::otlp::install(mandate_http::otlp::OtlpConfig {
+            endpoint: endpoint.clone(),
+            service_name: cfg.telemetry_service_name.clone(),
+            instance: state.audit.node().to_string(),
+            sampling_ratio: cfg.telemetry_sampling_ratio,
+        })
+        .context("starting the OTLP span exporter")?;
+    }
     let sweeper = mandate_http::spawn_sweeper(Arc::clone(&state));
     mandate_http::export::spawn(&state, export_transports(&cfg, &state)?);
     // Shared Signals streams receivers make at run time: one loop each (docs/ssf.md).

@@ -22,6 +22,7 @@ use std::thread;
 
 use ed25519_dalek::VerifyingKey;
 use mandate_core::time::Timestamp;
+use mandate_core::trace::TraceId;
 use serde_json::Number;
 
 use super::{Record, checkpoint_line};
@@ -51,12 +52,14 @@ enum Field {
     Json,
     /// `policy_ids`, `reasons`: a non-empty array of strings.
     List,
+    /// `trace_id`: 32 lower-case hex digits, not all zero (a `TraceId`).
+    Trace,
 }
 
 /// The members of a canonical event, in canonical order (RFC 8785 sorts by UTF-16 code
 /// units; for these ASCII names that is byte order), and whether each is required.
 /// Mirrors `AuditEvent::to_json`; a test checks the two agree.
-const FIELDS: [(&str, Field, bool); 15] = [
+const FIELDS: [(&str, Field, bool); 16] = [
     ("action", Field::Str, false),
     ("actor", Field::Str, false),
     ("agent", Field::Str, false),
@@ -71,6 +74,7 @@ const FIELDS: [(&str, Field, bool); 15] = [
     ("resource", Field::Json, false),
     ("seq", Field::Seq, true),
     ("time", Field::Time, true),
+    ("trace_id", Field::Trace, false),
     ("user", Field::Str, false),
 ];
 const REQUIRED: usize = 4;
@@ -93,7 +97,8 @@ fn field_index(name: &[u8]) -> Option<usize> {
         b"resource" => 11,
         b"seq" => 12,
         b"time" => 13,
-        b"user" => 14,
+        b"trace_id" => 14,
+        b"user" => 15,
         _ => return None,
     })
 }
@@ -283,6 +288,12 @@ impl Scanner {
                     p.value(MAX_DEPTH)?;
                 }
                 Field::List => p.string_list()?,
+                Field::Trace => {
+                    let s = p.string()?;
+                    if s.escaped || TraceId::parse(body.get(s.start..s.end)?).is_err() {
+                        return None;
+                    }
+                }
             }
             match p.next()? {
                 b',' => {}
@@ -619,6 +630,7 @@ mod tests {
             node: NodeName::new("n").unwrap(),
             kind: "k".into(),
             request_id: Some("r".into()),
+            trace_id: Some(TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()),
             agent: Some("a".into()),
             user: Some("u".into()),
             actor: Some("ad".into()),

@@ -159,7 +159,22 @@ impl Upstream {
         conn: Option<&Conn>,
         body: &Value,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let res = tokio::time::timeout(self.timeout, self.post(conn, body).send())
+        self.send_with(conn, body, HeaderMap::new()).await
+    }
+
+    /// [`Upstream::send`] with `extra` headers (the gateway's own trace headers; each
+    /// replaces any header of its name the request would have had).
+    pub async fn send_with(
+        &self,
+        conn: Option<&Conn>,
+        body: &Value,
+        extra: HeaderMap,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut req = self.post(conn, body);
+        if !extra.is_empty() {
+            req = req.headers(extra);
+        }
+        let res = tokio::time::timeout(self.timeout, req.send())
             .await
             .map_err(|_| UpstreamError::Timeout(self.name.clone()))?
             .map_err(|e| self.send_error(&e))?;

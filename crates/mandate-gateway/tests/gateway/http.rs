@@ -1757,3 +1757,104 @@ async fn issue19_routes_supply_resource_attributes() {
     assert_eq!(authz.asked(), 1, "only the first was decided");
     assert_eq!(up.hits(), 1);
 }
+
+/// Issue 23: a valid `traceparent` is passed on with the same trace id and the
+/// gateway's span as parent, `tracestate` unchanged, and the decision is asked with its
+/// trace id; a second (forged) `traceparent` makes the header invalid, so a new trace
+/// starts; an invalid one never reaches the upstream; in every case the upstream gets
+/// exactly one `traceparent`, the gateway's.
+#[tokio::test]
+async fn issue23_the_upstream_gets_the_gateways_traceparent_and_never_the_clients() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let send = |extra: &str| {
+        let head = format!(
+            "GET /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+             Connection: close\r\n{extra}"
+        );
+        let gw = gw.clone();
+        async move { raw_with(&gw, &head, b"", Duration::from_secs(5)).await }
+    };
+    let one = |headers: &HeaderMap, name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect()
+    };
+
+    // A valid traceparent and a tracestate: same trace, the gateway's parent-id.
+    let r = send(&format!(
+        "traceparent: {CLIENT}\r\ntracestate: congo=t61rcWkgMzE\r\n"
+    ))
+    .await;
+    assert_eq!(r.status, 200);
+    let (_, headers, _) = up.last();
+    let tp = one(&headers, "traceparent");
+    assert_eq!(tp.len(), 1, "{tp:?}");
+    let parsed = mandate_core::trace::TraceParent::parse(&tp[0]).expect("valid traceparent");
+    assert_eq!(parsed.trace_id.to_string(), TRACE);
+    assert_ne!(
+        parsed.parent_id.to_string(),
+        "00f067aa0ba902b7",
+        "the gateway's own span"
+    );
+    assert!(parsed.sampled(), "the caller's sampled flag is kept");
+    assert_eq!(one(&headers, "tracestate"), ["congo=t61rcWkgMzE"]);
+    assert_eq!(
+        authz.last().trace_id.map(|t| t.to_string()).as_deref(),
+        Some(TRACE)
+    );
+
+    // A forged second traceparent: invalid as a whole, a new trace; never forwarded.
+    let forged = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let r = send(&format!(
+        "traceparent: {CLIENT}\r\ntraceparent: {forged}\r\ntracestate: x=y\r\n"
+    ))
+    .await;
+    assert_eq!(r.status, 200);
+    let (_, headers, _) = up.last();
+    let tp = one(&headers, "traceparent");
+    assert_eq!(tp.len(), 1, "{tp:?}");
+    assert!(!tp[0].contains(TRACE) && !tp[0].contains("0af7651916cd43dd8448eb211c80319c"));
+    assert!(
+        one(&headers, "tracestate").is_empty(),
+        "no tracestate without a valid parent"
+    );
+    let new = authz.last().trace_id.expect("a new trace");
+    assert_eq!(
+        mandate_core::trace::TraceParent::parse(&tp[0])
+            .expect("valid")
+            .trace_id,
+        new
+    );
+
+    // An upper-case (invalid) one: a new trace too, and the bytes never reach upstream.
+    let r = send(&format!("traceparent: {}\r\n", CLIENT.to_uppercase())).await;
+    assert_eq!(r.status, 200);
+    let (_, headers, _) = up.last();
+    let tp = one(&headers, "traceparent");
+    assert_eq!(tp.len(), 1);
+    assert_ne!(tp[0].to_lowercase(), CLIENT);
+    assert!(!tp[0].contains(TRACE));
+
+    // A denied request reaches nobody, whatever it carries.
+    let hits = up.hits();
+    let authz2 = Arc::new(Scripted::default());
+    let gw2 = gateway(vec![route("/no", &up.url, "x:deny")], authz2).await;
+    let r = raw_with(
+        &gw2,
+        &format!(
+            "GET /no/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+             Connection: close\r\ntraceparent: {CLIENT}\r\n"
+        ),
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(up.hits(), hits);
+}

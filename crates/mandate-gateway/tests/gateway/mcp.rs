@@ -2415,3 +2415,62 @@ async fn a_policy_change_does_not_cut_a_call_already_allowed() {
     let results = h.results(1).await;
     assert_eq!(results[0].1["outcome"], "ok");
 }
+
+/// Issue 23: a tools/call with the client's `traceparent` reaches the upstream with the
+/// same trace id and the gateway's span as parent (one header, `tracestate` unchanged),
+/// and the decision is asked with that trace id; a call without one starts a new trace,
+/// also passed on.
+#[tokio::test]
+async fn issue23_a_tool_call_passes_the_trace_on_with_the_gateways_parent() {
+    const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let h = harness().await;
+    let sid = h.initialize(AGENT).await;
+    let res = h
+        .http
+        .post(format!("{}/mcp", h.base))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("authorization", format!("Bearer {}", token(AGENT)))
+        .header("traceparent", CLIENT)
+        .header("tracestate", "congo=t61rcWkgMzE")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                   "params": {"name": "alpha__add", "arguments": {"a": 1, "b": 2}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let reqs = h.alpha.requests.lock().unwrap().clone();
+    let (method, hdrs) = reqs.last().unwrap();
+    assert_eq!(method, "tools/call");
+    let tp: Vec<_> = hdrs.get_all("traceparent").iter().collect();
+    assert_eq!(tp.len(), 1);
+    let p = mandate_core::trace::TraceParent::parse(tp[0].to_str().unwrap()).unwrap();
+    assert_eq!(p.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_ne!(p.parent_id.to_string(), "00f067aa0ba902b7");
+    assert_eq!(hdrs["tracestate"], "congo=t61rcWkgMzE");
+    let asked = h.authz.asked();
+    assert_eq!(
+        asked
+            .last()
+            .unwrap()
+            .trace_id
+            .map(|t| t.to_string())
+            .as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+
+    // Without a traceparent: a new trace, passed on all the same.
+    let (status, _, _) = h.call(&sid, "alpha__add", json!({"a": 2, "b": 3})).await;
+    assert_eq!(status, 200);
+    let reqs = h.alpha.requests.lock().unwrap().clone();
+    let (_, hdrs) = reqs.last().unwrap();
+    let p = mandate_core::trace::TraceParent::parse(hdrs["traceparent"].to_str().unwrap()).unwrap();
+    let new = h.authz.asked().last().unwrap().trace_id.unwrap();
+    assert_eq!(p.trace_id, new);
+    assert_ne!(new.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(!hdrs.contains_key("tracestate"));
+}

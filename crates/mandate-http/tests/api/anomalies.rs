@@ -203,6 +203,28 @@ async fn attacks_after_normal_days_are_caught_and_stopped() {
             .any(|e| e["details"]["kind"] == "new_resource_type"
                 && e["details"]["response"] == "suspend")
     );
+    // Issue 23: the finding is in the trace of the request that raised it.
+    let raised = detected
+        .iter()
+        .find(|e| e["details"]["kind"] == "new_resource_type")
+        .expect("raised");
+    // Its denials (the normal days' allows are more than a page).
+    let r = env
+        .admin(
+            Method::GET,
+            &format!("/v1/audit/events?agent={reader}&kind=decision&decision=deny&limit=1000"),
+            None,
+        )
+        .await;
+    r.expect(200);
+    let decisions = r.json()["items"].as_array().expect("items").clone();
+    assert!(raised["trace_id"].is_string(), "{raised}");
+    let same: Vec<&Value> = decisions
+        .iter()
+        .filter(|e| e["trace_id"] == raised["trace_id"])
+        .collect();
+    assert_eq!(same.len(), 1, "one request, one decision: {same:?}");
+    assert_eq!(same[0]["action"], "db:read");
     let suspended = env.audit(reader, "agent.suspended").await;
     assert_eq!(suspended.len(), 1, "the suspension is audited once");
     assert_eq!(suspended[0]["actor"], "detector");

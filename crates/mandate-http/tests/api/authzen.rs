@@ -968,3 +968,84 @@ async fn a_token_for_another_audience_searches_nothing() {
         }
     }
 }
+
+/// Issue 23: a decision asked with a valid W3C `traceparent` is recorded with its trace
+/// id; one asked with an invalid one (upper-case hex) or none gets a new trace id of its
+/// own, never the invalid header's.
+#[tokio::test]
+async fn issue23_the_audit_event_carries_the_requests_trace_id() {
+    let env = Env::new();
+    fixture(&env).await;
+    let ok = json!({"subject": {"type": "agent", "id": "alice"}, "action": {"name": "read"},
+                    "resource": {"type": "record", "id": "record-1"}})
+    .to_string();
+    let admin = env.admin.clone();
+    let tp = [(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )];
+    post(&env, &admin, "/access/v1/evaluation", &ok, &tp)
+        .await
+        .expect(200);
+    let all = env
+        .admin(
+            Method::GET,
+            "/v1/audit/events?kind=decision&limit=100",
+            None,
+        )
+        .await
+        .expect(200)
+        .json()["items"]
+        .clone();
+    let traced: Vec<&Value> = all
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736")
+        .collect();
+    assert_eq!(traced.len(), 1, "{all}");
+
+    let bad = [(
+        "traceparent",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+    )];
+    post(&env, &admin, "/access/v1/evaluation", &ok, &bad)
+        .await
+        .expect(200);
+    post(&env, &admin, "/access/v1/evaluation", &ok, &[])
+        .await
+        .expect(200);
+    let all = env
+        .admin(
+            Method::GET,
+            "/v1/audit/events?kind=decision&limit=100",
+            None,
+        )
+        .await
+        .expect(200)
+        .json()["items"]
+        .clone();
+    let ids: Vec<String> = all
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| {
+            e["trace_id"]
+                .as_str()
+                .expect("every decision has a trace id")
+                .to_owned()
+        })
+        .collect();
+    assert!(ids.len() >= 3, "{all}");
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "each request its own trace: {ids:?}"
+    );
+    for id in &ids {
+        assert!(mandate_core::trace::TraceId::parse(id).is_ok(), "{id}");
+    }
+}

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Server, data_dir};
 
-const SECRET: &str = "crm-api-key-7f3a9c1e5b2d4068a1c3e5f7";
+pub(crate) const SECRET: &str = "crm-api-key-7f3a9c1e5b2d4068a1c3e5f7";
 
 const SCHEMA: &str = r#"
 namespace Crm { entity Contact; }
@@ -30,12 +30,12 @@ const POLICIES: &str =
     r#"@id("reads") permit (principal, action == Mandate::Action::"crm:read", resource);"#;
 
 #[derive(Default, Clone)]
-struct Seen {
-    requests: Arc<Mutex<Vec<(String, HeaderMap)>>>,
+pub(crate) struct Seen {
+    pub(crate) requests: Arc<Mutex<Vec<(String, HeaderMap)>>>,
 }
 
 /// An upstream API that records what reached it and streams its answer in chunks.
-async fn upstream(seen: Seen) -> String {
+pub(crate) async fn upstream(seen: Seen) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
@@ -485,7 +485,7 @@ credential_secret = "billing-key"
 
 /// Activates "reads are allowed" and registers an agent allowed `crm:read` on
 /// `{gw}/crm`; returns a token for it.
-async fn crm_reader(s: &Server, admin: &str, gw: &str) -> String {
+pub(crate) async fn crm_reader(s: &Server, admin: &str, gw: &str) -> String {
     s.activate_policies(admin, POLICIES, SCHEMA).await;
     let resource = format!("{gw}/crm");
     let (st, a) = s
@@ -510,7 +510,7 @@ async fn crm_reader(s: &Server, admin: &str, gw: &str) -> String {
 
 /// A `[gateway]` configuration with one `/crm` route to `{up}/api` that reads contacts
 /// and injects the `crm-key` secret as `X-Api-Key`, followed by `extra`.
-fn crm_config(up: &str, extra: &str) -> String {
+pub(crate) fn crm_config(up: &str, extra: &str) -> String {
     format!(
         r#"
 [gateway]

@@ -33,5 +33,6 @@ mod readme;
 mod rego_cli;
 mod serve;
 mod ssf;
+mod traces;
 mod upstreams;
 mod wire;
