@@ -210,7 +210,9 @@ fn main() {
         ];
         for (name, text) in cases {
             let cfg = sink(name, &text);
-            let t = mandate_http::export_io::transport(&cfg).expect("transport");
+            let t = mandate_http::export_io::transport(&cfg)
+                .expect("transport")
+                .expect("transport");
             let rate = run(&node, &store, cfg, t).await;
             println!(
                 "{name:<18} {rate:>10.0} events/s  {:.3} x null",
