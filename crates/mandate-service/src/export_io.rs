@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use mandate_export::syslog::{Facility, message, octet_counted};
-use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::export::{Item, SendError, Sending, SinkConfig, SinkKind, SyslogTransport, Transport};
@@ -29,6 +29,10 @@ pub const TLS_PORT: u16 = 6514;
 /// The longest a TLS connection may take to connect and shake hands: a receiver that
 /// accepts and then says nothing fails the batch instead of holding the sink.
 pub const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// How long the receiver has to refuse a new TLS connection (its client certificate)
+/// before the first batch on it counts as sent.
+pub const TLS_SETTLE: Duration = Duration::from_millis(250);
 
 /// The transport of a `file` or `syslog` sink; `None` for the HTTP kinds. Reads a TLS
 /// sink's CA bundle, certificate and key now: an error names the sink and the file.
@@ -277,6 +281,7 @@ impl Transport for SyslogTcp {
                     resend_previous: true,
                 });
             }
+            let fresh = self.stream.is_none();
             let stream = match self.stream.take() {
                 Some(s) => self.stream.insert(s),
                 None => {
@@ -285,16 +290,36 @@ impl Transport for SyslogTcp {
                 }
             };
             let wrote = stream.write(&bytes).await;
-            match wrote {
-                Ok(()) => Ok(()),
-                Err(e) => {
+            if let Err(e) = wrote {
+                self.stream = None;
+                return Err(SendError {
+                    message: format!("writing to {}: {e}", self.address),
+                    resend_previous: had,
+                });
+            }
+            // INVARIANT (nothing skipped): in TLS 1.3 the client's handshake ends before
+            // the receiver has checked the client's certificate; one that refuses it (or
+            // wants one) closes the connection just after. The first batch on a new TLS
+            // connection counts as sent only once the receiver kept the connection open
+            // for `TLS_SETTLE`, so a refusal fails that batch rather than passing it.
+            if fresh && let Some(Stream::Tls(s)) = &mut self.stream {
+                let mut buf = [0u8; 64];
+                let closed = match tokio::time::timeout(TLS_SETTLE, s.read(&mut buf)).await {
+                    Err(_) => None,
+                    Ok(Ok(0)) => Some("closed the connection".to_owned()),
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                };
+                if let Some(why) = closed {
                     self.stream = None;
-                    Err(SendError {
-                        message: format!("writing to {}: {e}", self.address),
-                        resend_previous: had,
-                    })
+                    return Err(SendError::new(format!(
+                        "{} ended the TLS connection after the handshake ({why}): does it \
+                         refuse the client certificate, or want one?",
+                        self.address
+                    )));
                 }
             }
+            Ok(())
         })
     }
 }

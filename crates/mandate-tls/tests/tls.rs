@@ -3,8 +3,7 @@
 //! start can meet, each a `TlsError` naming the setting, never a panic.
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
+    clippy::indexing_slicing,
     reason = "test: a failed step fails the test loudly"
 )]
 
