@@ -512,5 +512,33 @@ fn bundle_seeds() -> Result<(), Box<dyn std::error::Error>> {
         bytes.extend(stream(len, x));
         write("bundle", name, &bytes)?;
     }
+
+    // Discovery: each fixture's input (the documented output shapes), as is and behind
+    // its case's selector (`s!<selector>\n`), in its source's target.
+    let cases =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/mandate-govern/tests/data/discover");
+    for entry in fs::read_dir(cases)? {
+        let dir = entry?.path();
+        let Ok(case) = fs::read(dir.join("case.json")) else {
+            continue;
+        };
+        let case: serde_json::Value = serde_json::from_slice(&case)?;
+        let (Some(source), Some(selector)) = (case["source"].as_str(), case["selector"].as_str())
+        else {
+            return Err(format!("{}: case.json names source and selector", dir.display()).into());
+        };
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let input = fs::read(dir.join("input.json"))?;
+        let target = format!("discover_{source}");
+        write(&target, &name, &input)?;
+        if !selector.is_empty() {
+            let mut bytes = format!("s!{selector}\n").into_bytes();
+            bytes.extend_from_slice(&input);
+            write(&target, &format!("{name}-selector"), &bytes)?;
+        }
+    }
     Ok(())
 }

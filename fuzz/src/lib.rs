@@ -10,6 +10,8 @@
 //! target's `//!` lines), anything else is a token as presented. No JWT starts that way,
 //! `!` not being base64url, and the seeds stay readable text.
 
+pub mod discover;
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 

@@ -925,6 +925,87 @@ impl SsfPush {
     }
 }
 
+/// The push senders of Shared Signals streams receivers made
+/// (`mandate_service::ssf_streams`): each stream's SETs POSTed to its `endpoint_url` as an
+/// `ssf` sink's are ([`ssf_transport`]: 2xx accepted; a 400 with an RFC 8935 `err` final
+/// for that SET; anything else retried).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamPush;
+
+impl mandate_service::ssf_streams::PushSenders for StreamPush {
+    fn sender(
+        &self,
+        stream: &mandate_service::ssf_streams::Stream,
+    ) -> Result<Box<dyn mandate_service::ssf_streams::SetSender>, String> {
+        let mandate_service::ssf_streams::Delivery::Push { endpoint_url } = &stream.delivery else {
+            return Err(format!("stream `{}` is not a push stream", stream.id));
+        };
+        let name = format!("{}{}", mandate_service::ssf_streams::LOOP_PREFIX, stream.id);
+        let url = parse_url(&name, Some(endpoint_url))?;
+        Ok(Box::new(StreamPushSender {
+            client: http_client(&name, Timing::DEFAULT)?,
+            hidden: Hidden::of(&url, None),
+            url,
+            stream: stream.id.clone(),
+        }))
+    }
+}
+
+/// One push stream's sender ([`StreamPush`]).
+struct StreamPushSender {
+    client: reqwest::Client,
+    hidden: Hidden,
+    url: Url,
+    stream: String,
+}
+
+impl mandate_service::ssf_streams::SetSender for StreamPushSender {
+    fn send<'a>(
+        &'a mut self,
+        sets: &'a [(String, String)],
+    ) -> mandate_service::ssf_streams::SetSending<'a> {
+        Box::pin(async move {
+            let sent = async {
+                for (jti, set) in sets {
+                    let req = self
+                        .client
+                        .post(self.url.clone())
+                        .header("content-type", "application/secevent+jwt")
+                        .header("accept", "application/json")
+                        .body(set.clone());
+                    let (status, body) = read(&self.url, req).await?;
+                    if status.is_success() {
+                        continue;
+                    }
+                    let err = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v.get("err").and_then(Value::as_str).map(str::to_owned));
+                    match (status, err) {
+                        (StatusCode::BAD_REQUEST, Some(err)) => {
+                            tracing::warn!(
+                                stream = %self.stream,
+                                set = %jti,
+                                err = %excerpt(err.as_bytes()),
+                                "an SSF receiver refused a SET; it is not sent again"
+                            );
+                        }
+                        (status, _) => {
+                            return Err(SendError::new(format!(
+                                "{} answered {status}: {}",
+                                shown(&self.url),
+                                excerpt(&body)
+                            )));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            sent.map_err(|e| self.hidden.scrub(e))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

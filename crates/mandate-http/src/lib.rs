@@ -17,6 +17,7 @@ pub use mandate_service::config::{MandateConfig, ServerConfig};
 pub use mandate_service::jobs::{flush_baselines, spawn_sweeper, sweep};
 pub use mandate_service::{
     Node, StartError, audit, bootstrap, detect, export, export_io, follow, freshness, keys, ssf,
+    ssf_streams,
 };
 use mandate_service::{actor, acts};
 mod admin;
@@ -45,6 +46,7 @@ pub mod opa;
 mod policies;
 #[cfg(test)]
 mod routes_test;
+mod ssf_manage;
 mod ssf_receiver;
 mod token_endpoint;
 mod unread;
@@ -81,6 +83,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/oauth/introspect"),
     ("POST", "/oauth/revoke"),
     ("POST", "/ssf/events"),
+    ("POST", "/ssf/stream"),
+    ("GET", "/ssf/stream"),
+    ("PATCH", "/ssf/stream"),
+    ("PUT", "/ssf/stream"),
+    ("DELETE", "/ssf/stream"),
+    ("GET", "/ssf/status"),
+    ("POST", "/ssf/status"),
+    ("POST", "/ssf/subjects/add"),
+    ("POST", "/ssf/subjects/remove"),
+    ("POST", "/ssf/verify"),
+    ("POST", "/ssf/poll/{stream_id}"),
     ("GET", "/.well-known/ssf-configuration"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/oauth-authorization-server"),
@@ -160,6 +173,22 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/ssf/events", post(ssf_receiver::receive))
+        .route(
+            "/ssf/stream",
+            post(ssf_manage::create)
+                .get(ssf_manage::read)
+                .patch(ssf_manage::update)
+                .put(ssf_manage::replace)
+                .delete(ssf_manage::delete),
+        )
+        .route(
+            "/ssf/status",
+            get(ssf_manage::get_status).post(ssf_manage::set_status),
+        )
+        .route("/ssf/subjects/add", post(ssf_manage::add_subject))
+        .route("/ssf/subjects/remove", post(ssf_manage::remove_subject))
+        .route("/ssf/verify", post(ssf_manage::verify))
+        .route("/ssf/poll/{stream_id}", post(ssf_manage::poll))
         .route(
             "/.well-known/ssf-configuration",
             get(wellknown::ssf_configuration),

@@ -153,7 +153,8 @@ fn concrete(template: &str) -> String {
         .replace("{version}", "1")
         .replace("{seq}", "0")
         .replace("{jti}", TOKEN)
-        .replace("{name}", "some-secret");
+        .replace("{name}", "some-secret")
+        .replace("{stream_id}", "sst_01JA0000000000000000000000");
     assert!(
         !path.contains('{'),
         "`{template}` has a path parameter this test does not fill"

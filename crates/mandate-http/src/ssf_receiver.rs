@@ -55,6 +55,9 @@ pub(crate) async fn receive(
     }
     let bytes = match read_body(body, mandate_token::set::MAX_SET_BYTES).await {
         Ok(b) => b,
+        // A body that did not arrive in time was not refused: 408, and the transmitter
+        // sends it again (RFC 8935 §2.4: anything but a 400 is retried).
+        Err(e) if e.status() == StatusCode::REQUEST_TIMEOUT => return e.into_response(),
         Err(_) => {
             return answer(ssf::refuse_unread(&state, "the SET is too large or unreadable").await);
         }

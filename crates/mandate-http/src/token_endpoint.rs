@@ -19,10 +19,20 @@ pub(crate) async fn token(
     State(state): State<Arc<Node>>,
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
-    let (headers, p) = Params::read(&state, req).await?;
+    let answer = route(&state, req).await;
+    // Counted here, once per refused request, so a request refused before any client
+    // was looked up (a malformed form, an unknown grant) is counted as well.
+    if let Err(e) = &answer {
+        mandate_service::metrics::token_refused(e.error());
+    }
+    answer
+}
+
+async fn route(state: &Arc<Node>, req: Request<Body>) -> Result<Response, OAuthError> {
+    let (headers, p) = Params::read(state, req).await?;
     if p.get("grant_type") == Some(crate::exchange::GRANT) {
-        crate::exchange::exchange(&state, &headers, &p).await
+        crate::exchange::exchange(state, &headers, &p).await
     } else {
-        crate::oauth::client_credentials(&state, &headers, &p).await
+        crate::oauth::client_credentials(state, &headers, &p).await
     }
 }

@@ -84,7 +84,8 @@ pub(crate) async fn metadata(State(state): State<Arc<Node>>) -> Json<api::Server
 }
 
 /// `GET /.well-known/ssf-configuration`: Mandate as a Shared Signals transmitter (push
-/// to the receivers of its `ssf` export sinks; see docs/ssf.md).
+/// to the receivers of its `ssf` export sinks, and streams receivers manage with an
+/// admin token, by push or poll; see docs/ssf.md).
 pub(crate) async fn ssf_configuration(
     State(state): State<Arc<Node>>,
 ) -> Json<api::SsfConfiguration> {
@@ -93,7 +94,18 @@ pub(crate) async fn ssf_configuration(
         spec_version: "1_0".into(),
         issuer: iss.clone(),
         jwks_uri: format!("{iss}/.well-known/jwks.json"),
-        delivery_methods_supported: vec!["urn:ietf:rfc:8935".into()],
+        delivery_methods_supported: vec![
+            mandate_service::ssf_streams::PUSH.into(),
+            mandate_service::ssf_streams::POLL.into(),
+        ],
+        configuration_endpoint: format!("{iss}/ssf/stream"),
+        status_endpoint: format!("{iss}/ssf/status"),
+        add_subject_endpoint: format!("{iss}/ssf/subjects/add"),
+        remove_subject_endpoint: format!("{iss}/ssf/subjects/remove"),
+        verification_endpoint: format!("{iss}/ssf/verify"),
+        authorization_schemes: vec![api::AuthorizationScheme {
+            spec_urn: "urn:ietf:rfc:6750".into(),
+        }],
         default_subjects: "ALL".into(),
     })
 }

@@ -462,24 +462,44 @@ impl Board {
 /// transport, in the order of `sinks`.
 pub fn spawn(node: &Arc<Node>, sinks: Vec<(SinkConfig, Box<dyn Transport>)>) {
     for (cfg, transport) in sinks {
-        {
-            let mut board = node
-                .export
-                .sinks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            board.insert(
-                cfg.name.clone(),
-                SinkStatus {
-                    name: cfg.name.clone(),
-                    kind: cfg.kind.name().to_owned(),
-                    format: cfg.format().name().to_owned(),
-                    ..SinkStatus::default()
-                },
-            );
-        }
-        tokio::spawn(run(Arc::clone(node), cfg, transport));
+        spawn_one(node, cfg, transport);
     }
+}
+
+/// Starts one sink's task on the current runtime (a Shared Signals stream's loop,
+/// `ssf_streams.rs`, as well as a configured sink); aborting it stops the sink, whose
+/// stored cursor stays (at least once: a restart resends from there).
+pub fn spawn_one(
+    node: &Arc<Node>,
+    cfg: SinkConfig,
+    transport: Box<dyn Transport>,
+) -> tokio::task::AbortHandle {
+    {
+        let mut board = node
+            .export
+            .sinks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        board.insert(
+            cfg.name.clone(),
+            SinkStatus {
+                name: cfg.name.clone(),
+                kind: cfg.kind.name().to_owned(),
+                format: cfg.format().name().to_owned(),
+                ..SinkStatus::default()
+            },
+        );
+    }
+    tokio::spawn(run(Arc::clone(node), cfg, transport)).abort_handle()
+}
+
+/// Takes a stopped sink off the status board.
+pub fn forget(node: &Node, name: &str) {
+    node.export
+        .sinks
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(name);
 }
 
 /// A batch read from the log: the events `from..to`, those the filter takes as items.

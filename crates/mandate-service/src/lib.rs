@@ -60,6 +60,7 @@ pub mod policies;
 pub mod secrets;
 pub mod snapshot_cell;
 pub mod ssf;
+pub mod ssf_streams;
 pub mod store_key;
 pub mod tokens;
 pub mod write_path;

@@ -194,8 +194,9 @@ pub(crate) fn token_issued(grant: Grant) {
     metrics::counter!(TOKENS_ISSUED, "grant_type" => g).increment(1);
 }
 
-/// Counts a refused token request by its RFC 6749 error code.
-pub(crate) fn token_refused(error: &'static str) {
+/// Counts a refused token request by its RFC 6749 error code (the token endpoint calls
+/// it once per refused request, whatever refused it).
+pub fn token_refused(error: &'static str) {
     metrics::counter!(TOKENS_REFUSED, "error" => error).increment(1);
 }
 

@@ -385,7 +385,6 @@ pub async fn authenticate(
 /// the client `client` claimed to be (unverified). Best effort: the refusal stands even
 /// if it cannot be recorded (a flood of refusals must not turn into a flood of errors).
 pub async fn record_refusal(node: &Node, client: Option<String>, error: &'static str) {
-    crate::metrics::token_refused(error);
     let mut ev = node.event("token.refused");
     // The claimed client id is unverified: keep it as a detail, bounded in size.
     ev.details = Some(json!({

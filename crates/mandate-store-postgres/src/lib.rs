@@ -71,6 +71,7 @@ mod mandates;
 mod migrate;
 mod nodes;
 mod secrets;
+mod ssf_streams;
 
 use std::cell::Cell;
 use std::sync::Arc;

@@ -276,6 +276,28 @@ CREATE TABLE user_session_cutoffs (
     PRIMARY KEY (issuer, sub)
 );
 "#,
+    // 8: Shared Signals streams receivers made (SSF 1.0, issue 23), and their poll queue
+    // (RFC 8936): each `jti` once per stream, in the order queued (`n`), `acked_at` set
+    // once acknowledged (`INVARIANT (acked once)`). Every node queues its own log's SETs
+    // here; a receiver polls any node.
+    r#"
+CREATE TABLE ssf_streams (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    status     TEXT NOT NULL CHECK (status IN ('enabled', 'paused', 'disabled')),
+    config     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE ssf_poll_sets (
+    n        BIGSERIAL PRIMARY KEY,
+    stream   TEXT COLLATE "C" NOT NULL REFERENCES ssf_streams (id) ON DELETE CASCADE,
+    jti      TEXT COLLATE "C" NOT NULL,
+    body     TEXT NOT NULL,
+    acked_at BIGINT,
+    UNIQUE (stream, jti)
+);
+CREATE INDEX ssf_poll_sets_waiting ON ssf_poll_sets (stream, n) WHERE acked_at IS NULL;
+"#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that build an older schema to

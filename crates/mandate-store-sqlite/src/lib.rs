@@ -16,6 +16,7 @@ mod export;
 mod mandates;
 mod migrate;
 mod secrets;
+mod ssf_streams;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};

@@ -245,6 +245,28 @@ CREATE TABLE user_session_cutoffs (
     PRIMARY KEY (issuer, sub)
 ) STRICT;
 "#,
+    r#"
+-- Shared Signals streams receivers made (SSF 1.0, issue 23): the configuration is the
+-- service's JSON. Their poll queue (RFC 8936): each `jti` once per stream, in the order
+-- queued (`n`); `acked_at` set once its receiver acknowledged it (`INVARIANT (acked
+-- once)`).
+CREATE TABLE ssf_streams (
+    id         TEXT PRIMARY KEY,
+    status     TEXT NOT NULL CHECK (status IN ('enabled', 'paused', 'disabled')),
+    config     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE ssf_poll_sets (
+    n        INTEGER PRIMARY KEY,
+    stream   TEXT NOT NULL REFERENCES ssf_streams (id) ON DELETE CASCADE,
+    jti      TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    acked_at INTEGER,
+    UNIQUE (stream, jti)
+) STRICT;
+CREATE INDEX ssf_poll_sets_waiting ON ssf_poll_sets (stream, n) WHERE acked_at IS NULL;
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -23,7 +23,7 @@ use crate::feed::{Changes, Freshness, Topic};
 use crate::rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
     ExportCursorRow, MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow,
-    SecretRow, SigningKeyRow,
+    SecretRow, SigningKeyRow, SsfStreamRow,
 };
 
 /// The store's result.
@@ -405,6 +405,40 @@ pub trait ExportRepo {
     fn export_cursors(&self) -> Result<Vec<ExportCursorRow>>;
 }
 
+/// Shared Signals streams (SSF 1.0, issue 23) and the SETs queued for poll delivery
+/// (RFC 8936). Every write touches [`Topic::Export`]: nothing a decision reads.
+///
+/// INVARIANT (acked once): a poll stream's queue holds each `jti` at most once, and an
+/// acknowledged `jti` stays recorded (acknowledged) until its stream is deleted: queueing
+/// it again changes nothing, so a SET sent again after a restart (at least once) is never
+/// returned once its receiver acknowledged it.
+pub trait SsfStreamRepo {
+    /// Stores a new stream; a taken id is a `Conflict`.
+    fn insert_ssf_stream(&self, s: &SsfStreamRow) -> Result<()>;
+    /// Replaces stream `old` (as its caller read it) by `new`: its status,
+    /// configuration and `updated_at` (`created_at` and the id stay).
+    /// `NotFound("stream")` if it is gone; a `Conflict` if its status or configuration
+    /// is no longer `old`'s (another node changed it meanwhile), and nothing is written:
+    /// no change is lost to a concurrent one.
+    fn update_ssf_stream(&self, old: &SsfStreamRow, new: &SsfStreamRow) -> Result<()>;
+    /// One stream by id.
+    fn ssf_stream(&self, id: &str) -> Result<Option<SsfStreamRow>>;
+    /// Every stream, in id order.
+    fn ssf_streams(&self) -> Result<Vec<SsfStreamRow>>;
+    /// Deletes a stream and its queue; whether it existed.
+    fn delete_ssf_stream(&self, id: &str) -> Result<bool>;
+    /// Queues `sets` (`(jti, SET)`, in order) for poll delivery on `stream`; a `jti`
+    /// already queued (acknowledged or not) is left as it is. `NotFound("stream")` if
+    /// the stream is unknown.
+    fn queue_ssf_sets(&self, stream: &str, sets: &[(String, String)]) -> Result<()>;
+    /// The first `max` unacknowledged SETs of `stream`, in the order queued, and whether
+    /// more are waiting.
+    fn ssf_sets_to_poll(&self, stream: &str, max: u32) -> Result<(Vec<(String, String)>, bool)>;
+    /// Marks the queued `jtis` of `stream` acknowledged at `now`; unknown ones are
+    /// ignored (RFC 8936 §2.4). How many were newly acknowledged.
+    fn ack_ssf_sets(&self, stream: &str, jtis: &[String], now: Timestamp) -> Result<u64>;
+}
+
 /// Every repository: what a unit of work is handed.
 pub trait Repos:
     AgentRepo
@@ -420,6 +454,7 @@ pub trait Repos:
     + StoreKeyRepo
     + NodeRepo
     + ExportRepo
+    + SsfStreamRepo
 {
 }
 
@@ -437,6 +472,7 @@ impl<T> Repos for T where
         + StoreKeyRepo
         + NodeRepo
         + ExportRepo
+        + SsfStreamRepo
         + ?Sized
 {
 }
@@ -884,6 +920,33 @@ impl<S: Store + ?Sized> ExportRepo for S {
     }
     fn export_cursors(&self) -> Result<Vec<ExportCursorRow>> {
         read(self, |r| r.export_cursors())
+    }
+}
+
+impl<S: Store + ?Sized> SsfStreamRepo for S {
+    fn insert_ssf_stream(&self, s: &SsfStreamRow) -> Result<()> {
+        write(self, |r| r.insert_ssf_stream(s))
+    }
+    fn update_ssf_stream(&self, old: &SsfStreamRow, new: &SsfStreamRow) -> Result<()> {
+        write(self, |r| r.update_ssf_stream(old, new))
+    }
+    fn ssf_stream(&self, id: &str) -> Result<Option<SsfStreamRow>> {
+        read(self, |r| r.ssf_stream(id))
+    }
+    fn ssf_streams(&self) -> Result<Vec<SsfStreamRow>> {
+        read(self, |r| r.ssf_streams())
+    }
+    fn delete_ssf_stream(&self, id: &str) -> Result<bool> {
+        write(self, |r| r.delete_ssf_stream(id))
+    }
+    fn queue_ssf_sets(&self, stream: &str, sets: &[(String, String)]) -> Result<()> {
+        write(self, |r| r.queue_ssf_sets(stream, sets))
+    }
+    fn ssf_sets_to_poll(&self, stream: &str, max: u32) -> Result<(Vec<(String, String)>, bool)> {
+        read(self, |r| r.ssf_sets_to_poll(stream, max))
+    }
+    fn ack_ssf_sets(&self, stream: &str, jtis: &[String], now: Timestamp) -> Result<u64> {
+        write(self, |r| r.ack_ssf_sets(stream, jtis, now))
     }
 }
 

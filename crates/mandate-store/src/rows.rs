@@ -74,6 +74,23 @@ pub struct ExportCursorRow {
     pub updated_at: Timestamp,
 }
 
+/// One Shared Signals stream a receiver made (issue 23, [`crate::SsfStreamRepo`]): its
+/// id, its status and its configuration as the service writes it (JSON, kept byte for
+/// byte).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsfStreamRow {
+    /// The stream id.
+    pub id: String,
+    /// `enabled`, `paused` or `disabled`.
+    pub status: String,
+    /// The configuration, JSON (the service's shape; the store does not read it).
+    pub config: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed (configuration, status or subjects).
+    pub updated_at: Timestamp,
+}
+
 /// A node with a log in the store (see [`crate::NodeRepo::nodes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRow {

@@ -613,6 +613,8 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     let _follower = mandate_http::follow::spawn_follower(&state);
     let sweeper = mandate_http::spawn_sweeper(Arc::clone(&state));
     mandate_http::export::spawn(&state, export_transports(&cfg, &state)?);
+    // Shared Signals streams receivers make at run time: one loop each (docs/ssf.md).
+    mandate_http::ssf_streams::spawn(&state, Arc::new(mandate_http::export_http::StreamPush));
     let gateway = match gateway_listener {
         Some(l) => {
             let gaddr = l.local_addr()?;

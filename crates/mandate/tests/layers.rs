@@ -1,8 +1,9 @@
 //! The workspace's layer rules, read from `cargo metadata` rather than kept by review:
 //!
 //! 1. The pure crates — core, the wire types (`mandate-api`), token, policy, audit,
-//!    detect, the engine, the store seam (`mandate-store`: traits, no SQL) and the export
-//!    formats (`mandate-export`: records and framing, no IO) — never depend,
+//!    detect, the engine, the store seam (`mandate-store`: traits, no SQL), the export
+//!    formats (`mandate-export`: records and framing, no IO) and the governance core
+//!    (`mandate-govern`: discovery parsers, reconciliation, suggestions) — never depend,
 //!    however indirectly, on an HTTP stack, an async runtime or a database driver
 //!    (`axum`, `hyper`, `reqwest`, `tokio`, `rusqlite`, `tokio-postgres`).
 //! 2. Dependencies between our crates point down the layers only (`LAYERS`, lowest
@@ -53,6 +54,7 @@ const LAYERS: &[&[&str]] = &[
         "mandate-store",
         "mandate-client",
         "mandate-export",
+        "mandate-govern",
     ],
     &[
         "mandate-gateway",
@@ -74,6 +76,7 @@ const PURE: &[&str] = &[
     "mandate-engine",
     "mandate-store",
     "mandate-export",
+    "mandate-govern",
 ];
 
 const NOT_IN_PURE: &[&str] = &[

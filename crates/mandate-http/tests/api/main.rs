@@ -57,6 +57,7 @@ mod metrics;
 mod opa;
 mod policies;
 mod ssf;
+mod ssf_streams;
 mod token_surfaces;
 
 // ---- harness ----
@@ -514,6 +515,7 @@ async fn snapshot(env: &Env, agent: &str) -> Value {
         format!("/v1/agents/{agent}/credentials"),
         "/v1/admin-tokens".to_owned(),
         "/v1/keys".to_owned(),
+        "/ssf/stream".to_owned(),
     ] {
         let r = env.admin(Method::GET, &path, None).await;
         r.expect(200);

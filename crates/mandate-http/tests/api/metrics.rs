@@ -289,6 +289,14 @@ async fn counters_move_by_what_was_done_with_their_labels() {
     )
     .await
     .expect(401);
+    // One refused before any client is looked up: a grant Mandate does not support.
+    env.form(
+        "/oauth/token",
+        Some((&reader.id, "not-the-secret")),
+        &[("grant_type", "password")],
+    )
+    .await
+    .expect(400);
     // Three allowed reads, one read outside the agent's boundary.
     for _ in 0..3 {
         assert_eq!(env.read_contact(&token).await.0, "allow");
@@ -352,6 +360,11 @@ async fn counters_move_by_what_was_done_with_their_labels() {
     );
     assert_eq!(delta(ISSUED), 2.0, "{text}");
     assert_eq!(delta(REFUSED), 1.0, "{text}");
+    assert_eq!(
+        delta("mandate_tokens_refused_total{error=\"unsupported_grant_type\"}"),
+        1.0,
+        "{text}"
+    );
     // Four `/v1/authorize` answers timed (AuthZEN's is not), as a histogram.
     assert_eq!(
         after

@@ -13,5 +13,6 @@ mod keys;
 mod mandates;
 mod node;
 mod ssf;
+mod ssf_streams;
 mod tokens;
 mod use_cases;

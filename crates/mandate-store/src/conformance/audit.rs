@@ -270,3 +270,113 @@ pub fn export_cursors_only_advance(store: &dyn Store) {
         ]
     );
 }
+
+/// Shared Signals streams round-trip, update (compare-and-set: a change from a stale
+/// read is a `Conflict`) and delete (their queue with them); a poll
+/// queue returns unacknowledged SETs in the order queued, each `jti` once, never one
+/// acknowledged, even when queued again (`INVARIANT (acked once)`); acks of unknown
+/// `jti`s are ignored; every write publishes [`crate::Topic::Export`].
+pub fn ssf_streams_and_their_poll_queue(store: &dyn Store) {
+    use crate::SsfStreamRow;
+    let stream = |id: &str, status: &str, t: i64| SsfStreamRow {
+        id: id.into(),
+        status: status.into(),
+        config: format!("{{\"id\":\"{id}\"}}"),
+        created_at: at(t),
+        updated_at: at(t),
+    };
+    let before = store.topic_seq(crate::Topic::Export);
+    store
+        .insert_ssf_stream(&stream("s2", "enabled", 1))
+        .unwrap();
+    assert_ne!(store.topic_seq(crate::Topic::Export), before);
+    store.insert_ssf_stream(&stream("s1", "paused", 2)).unwrap();
+    let taken = store.insert_ssf_stream(&stream("s1", "enabled", 3));
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(
+        store.ssf_stream("s1").unwrap(),
+        Some(stream("s1", "paused", 2))
+    );
+    assert_eq!(store.ssf_stream("nope").unwrap(), None);
+    let ids: Vec<String> = store
+        .ssf_streams()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["s1", "s2"]);
+    let before = stream("s1", "paused", 2);
+    let mut changed = stream("s1", "disabled", 9);
+    changed.config = "{}".into();
+    store.update_ssf_stream(&before, &changed).unwrap();
+    let read = store.ssf_stream("s1").unwrap().unwrap();
+    assert_eq!(
+        (read.status.as_str(), read.config.as_str()),
+        ("disabled", "{}")
+    );
+    assert_eq!((read.created_at, read.updated_at), (at(2), at(9)));
+    // A change made from what was read before another change: refused, nothing lost.
+    let stale = store.update_ssf_stream(&before, &stream("s1", "enabled", 10));
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(store.ssf_stream("s1").unwrap(), Some(read));
+    assert!(matches!(
+        store.update_ssf_stream(&stream("nope", "enabled", 9), &stream("nope", "paused", 9)),
+        Err(StoreError::NotFound(_))
+    ));
+
+    let set = |j: &str| (j.to_owned(), format!("set-{j}"));
+    assert!(matches!(
+        store.queue_ssf_sets("nope", &[set("a")]),
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .queue_ssf_sets("s2", &[set("n:1"), set("n:2"), set("n:3")])
+        .unwrap();
+    // Queued again (a resend): one row each, still in the first order.
+    store
+        .queue_ssf_sets("s2", &[set("n:2"), set("n:4")])
+        .unwrap();
+    store.queue_ssf_sets("s1", &[set("n:1")]).unwrap();
+    let (sets, more) = store.ssf_sets_to_poll("s2", 2).unwrap();
+    assert_eq!(sets, [set("n:1"), set("n:2")]);
+    assert!(more);
+    let (sets, more) = store.ssf_sets_to_poll("s2", 10).unwrap();
+    assert_eq!(sets, [set("n:1"), set("n:2"), set("n:3"), set("n:4")]);
+    assert!(!more);
+    assert_eq!(
+        store
+            .ack_ssf_sets(
+                "s2",
+                &["n:1".into(), "n:3".into(), "unknown".into()],
+                at(20)
+            )
+            .unwrap(),
+        2
+    );
+    // Acknowledged twice: nothing new.
+    assert_eq!(
+        store.ack_ssf_sets("s2", &["n:1".into()], at(21)).unwrap(),
+        0
+    );
+    // Queued again after its ack: never returned again.
+    store
+        .queue_ssf_sets("s2", &[set("n:1"), set("n:5")])
+        .unwrap();
+    let (sets, more) = store.ssf_sets_to_poll("s2", 10).unwrap();
+    assert_eq!(sets, [set("n:2"), set("n:4"), set("n:5")]);
+    assert!(!more);
+    // The other stream's queue is its own.
+    assert_eq!(store.ssf_sets_to_poll("s1", 10).unwrap().0, [set("n:1")]);
+    let (none, more) = store.ssf_sets_to_poll("s2", 0).unwrap();
+    assert!(none.is_empty() && more);
+
+    assert!(store.delete_ssf_stream("s2").unwrap());
+    assert!(!store.delete_ssf_stream("s2").unwrap());
+    assert_eq!(store.ssf_stream("s2").unwrap(), None);
+    assert!(store.ssf_sets_to_poll("s2", 10).unwrap().0.is_empty());
+    // A stream made again under a deleted one's id starts with an empty queue.
+    store
+        .insert_ssf_stream(&stream("s2", "enabled", 30))
+        .unwrap();
+    assert!(store.ssf_sets_to_poll("s2", 10).unwrap().0.is_empty());
+}

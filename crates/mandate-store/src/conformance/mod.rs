@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
                 a_nodes_log_is_read_by_its_name_with_its_one_key,
                 policy_versions_round_trip_and_activate,
                 export_cursors_only_advance,
+                ssf_streams_and_their_poll_queue,
             }
             mandates {
                 every_field_round_trips,

@@ -597,3 +597,110 @@ async fn each_node_of_a_cluster_exports_its_own_log_once() {
         assert_eq!(ids, want, "{node} exports its own log, in order, once");
     }
 }
+
+/// A poll of stream `sid` on `srv`: its answer (a 200).
+async fn poll(srv: &Server, token: &str, sid: &str, body: serde_json::Value) -> serde_json::Value {
+    let (st, v) = srv
+        .admin(token, Method::POST, &format!("/ssf/poll/{sid}"), Some(body))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+/// A poll stream in a cluster (docs/ssf.md "In a cluster"): made on one node, it is
+/// delivered by every node from its own log into the one queue in PostgreSQL. A
+/// receiver polling either node gets the SETs of suspensions made on both (each node's
+/// log once), a verification asked on the other node, and an acknowledgement made on
+/// one node holds on the other.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poll_stream_carries_every_nodes_sets_and_an_ack_holds_on_every_node() {
+    let db = PgDb::new();
+    let url = db.url();
+    let (_ta, dir_a) = data_dir();
+    let (_tb, dir_b) = data_dir();
+    let a = Server::start(&dir_a, &["--store", &url, "--node-id", "node-a"], &[]);
+    let token = a.token.clone().unwrap();
+    share_signing_keys(&dir_a, &dir_b);
+    let b = Server::start(&dir_b, &["--store", &url, "--node-id", "node-b"], &[]);
+    let (st, stream) = a
+        .admin(
+            &token,
+            Method::POST,
+            "/ssf/stream",
+            Some(json!({"delivery": {"method": "urn:ietf:rfc:8936"}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{stream}");
+    let sid = stream["stream_id"].as_str().unwrap().to_owned();
+    // Node B sees the stream (the shared store).
+    let (st, _) = b
+        .admin(
+            &token,
+            Method::GET,
+            &format!("/ssf/stream?stream_id={sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = b
+        .admin(
+            &token,
+            Method::POST,
+            "/ssf/verify",
+            Some(json!({"stream_id": sid, "state": "on-b"})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let mut agents = Vec::new();
+    for (srv, name) in [(&a, "polled-on-a"), (&b, "polled-on-b")] {
+        let (status, v) = srv
+            .admin(
+                &token,
+                Method::POST,
+                "/v1/agents",
+                Some(json!({"name": name, "owner": "o@example.com", "boundary": {}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        let (status, v) = srv
+            .admin(
+                &token,
+                Method::POST,
+                &format!("/v1/agents/{id}/suspend"),
+                Some(json!({"reason": "cluster poll test"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        agents.push(id);
+    }
+    // Polled on node A: the verification (B's log) and both suspensions (A's and B's).
+    let mut sets = serde_json::Map::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sets.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "polled only {sets:?}");
+        let v = poll(&a, &token, &sid, json!({"returnImmediately": true})).await;
+        sets = v["sets"].as_object().unwrap().clone();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(sets.len(), 3, "each node's log once: {sets:?}");
+    let jtis: Vec<String> = sets.keys().cloned().collect();
+    assert!(jtis.iter().any(|j| j.starts_with("node-a:")), "{jtis:?}");
+    assert_eq!(
+        jtis.iter().filter(|j| j.starts_with("node-b:")).count(),
+        2,
+        "B's verification and suspension: {jtis:?}"
+    );
+    // Acknowledged on A: never again, on B either.
+    let v = poll(
+        &a,
+        &token,
+        &sid,
+        json!({"ack": jtis, "returnImmediately": true}),
+    )
+    .await;
+    assert_eq!(v, json!({"sets": {}, "moreAvailable": false}));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let v = poll(&b, &token, &sid, json!({"returnImmediately": true})).await;
+    assert_eq!(v, json!({"sets": {}, "moreAvailable": false}));
+}

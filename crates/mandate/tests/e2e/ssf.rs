@@ -353,3 +353,140 @@ async fn suspending_agents_pushes_sets_a_pyjwt_receiver_verifies() {
     assert_eq!(jtis.len(), sets.len(), "one jti per SET");
     eprintln!("suspend -> SET accepted by the receiver, seconds: {latencies:?}");
 }
+
+/// SSF 1.0 stream management and RFC 8936 poll delivery, against an independent
+/// receiver (tests/interop/ssf_poll_receiver.py: PyJWT and plain HTTP). The receiver
+/// creates a poll stream through the management API, asks for a verification event,
+/// suspends agents through Mandate's API, polls, verifies each SET against Mandate's
+/// JWKS, acknowledges them, and then sees nothing again. Then a push stream created at
+/// run time (no restart) delivers a SET to the PyJWT push receiver, and stops once
+/// deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pyjwt_receiver_manages_a_poll_stream_and_a_push_stream_made_at_run_time() {
+    use crate::interop_env::{Upstream, run_until};
+    let python = venv_python("interop-venv", "requirements.txt").unwrap();
+    let (t, dir) = data_dir();
+    let s = Server::start(&dir, &[], &[("MANDATE_ISSUER", ISSUER)]);
+    let admin = s.token.clone().unwrap();
+    let mut agents = Vec::new();
+    for i in 0..3 {
+        let (id, _) = s.agent_with_secret(&admin, &format!("polled-{i}")).await;
+        agents.push(id);
+    }
+    let mut cmd = python_cmd(&python);
+    cmd.arg(interop_dir().join("ssf_poll_receiver.py"))
+        .arg(s.url(""))
+        .arg(ISSUER)
+        .arg(&admin)
+        .args(&agents);
+    let (status, out, err) = tokio::task::spawn_blocking(move || {
+        run_until(
+            &mut cmd,
+            "ssf_poll_receiver.py",
+            std::time::Duration::from_secs(120),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "the poll receiver failed:\n{out}\n{err}");
+    let summary: Value = serde_json::from_str(out.trim()).unwrap();
+    let mut want = agents.clone();
+    want.sort();
+    assert_eq!(summary["subjects"], json!(want), "{summary}");
+    let jtis = summary["jtis"].as_array().unwrap();
+    assert_eq!(
+        jtis.len(),
+        agents.len(),
+        "one SET per suspension: {summary}"
+    );
+    // Its stream and everything it did are in the audit log.
+    let (st, events) = s
+        .admin(&admin, Method::GET, "/v1/audit/events?limit=500", None)
+        .await;
+    assert_eq!(st, 200);
+    let kinds: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .filter(|k| k.starts_with("ssf.stream."))
+        .collect();
+    assert_eq!(kinds, ["ssf.stream.created", "ssf.stream.verification"]);
+
+    // A push stream made now, to the PyJWT push receiver (whose `aud` is its origin,
+    // the stream's default).
+    let jwks_url = t.path().join("jwks-url");
+    std::fs::write(&jwks_url, s.url("/.well-known/jwks.json")).unwrap();
+    let mut cmd = python_cmd(&python);
+    cmd.arg(interop_dir().join("ssf_receiver.py"))
+        .arg(&jwks_url)
+        .arg(ISSUER);
+    let rx = Upstream::start(cmd, "ssf_receiver.py", std::time::Duration::from_secs(30));
+    let (st, stream) = s
+        .admin(
+            &admin,
+            Method::POST,
+            "/ssf/stream",
+            Some(
+                json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": rx.url},
+                        "events_requested": [SESSION_REVOKED]}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 201, "{stream}");
+    let (pushed_agent, _) = s.agent_with_secret(&admin, "pushed").await;
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{pushed_agent}/suspend"),
+            Some(json!({"reason": "push stream test"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let got = loop {
+        let got = rx.calls().await;
+        if !got.as_array().unwrap().is_empty() {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "no SET pushed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let sets = got.as_array().unwrap();
+    assert_eq!(
+        sets.len(),
+        1,
+        "only the suspension (no credential-change asked): {got}"
+    );
+    assert_eq!(sets[0]["claims"]["sub_id"]["sub"], pushed_agent.as_str());
+    assert!(sets[0]["claims"]["events"].get(SESSION_REVOKED).is_some());
+    // Deleted: nothing more is pushed.
+    let id = stream["stream_id"].as_str().unwrap();
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::DELETE,
+            &format!("/ssf/stream?stream_id={id}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (other, _) = s.agent_with_secret(&admin, "after-delete").await;
+    let (st, _) = s
+        .admin(
+            &admin,
+            Method::POST,
+            &format!("/v1/agents/{other}/suspend"),
+            Some(json!({"reason": "after the stream was deleted"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        rx.calls().await.as_array().unwrap().len(),
+        1,
+        "a deleted stream pushes nothing"
+    );
+}
