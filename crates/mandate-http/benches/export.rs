@@ -6,7 +6,10 @@
 //!   the log, parsing, filtering, the record), the baseline of the run;
 //! - `file-jsonl`, `file-ocsf`: the file sink (JSON Lines, `fsync` per batch);
 //! - `syslog-tcp-ocsf`: syslog over TCP (octet counting) to a loopback receiver that
-//!   reads and discards, as a collector's socket does.
+//!   reads and discards, as a collector's socket does;
+//! - `syslog-tls-ocsf`: the same over TLS (RFC 5425; `mandate-tls`'s client, rustls with
+//!   ring) to a loopback rustls receiver with a certificate of a CA made here (rcgen),
+//!   trusted through `ca_file`.
 //!
 //! Each sink starts from cursor 0 (its own name) and is timed until its cursor reaches
 //! the end of the log. Printed: events/s per sink and its ratio to `null` in this run.
@@ -179,6 +182,7 @@ fn main() {
                 });
             }
         });
+        let (tls_addr, ca_file) = tls_receiver(dir.path()).await;
         let out = dir.path().join("export.jsonl");
         let null = run(
             &node,
@@ -207,10 +211,20 @@ fn main() {
                 "syslog-tcp-ocsf",
                 format!("type = \"syslog\"\nformat = \"ocsf\"\naddress = \"{addr}\"\n"),
             ),
+            (
+                "syslog-tls-ocsf",
+                format!(
+                    "type = \"syslog\"\ntransport = \"tls\"\nformat = \"ocsf\"\n\
+                     address = \"{tls_addr}\"\nca_file = \"{}\"\n",
+                    ca_file.display()
+                ),
+            ),
         ];
         for (name, text) in cases {
             let cfg = sink(name, &text);
-            let t = mandate_http::export_io::transport(&cfg).expect("transport");
+            let t = mandate_http::export_io::transport(&cfg)
+                .expect("transport")
+                .expect("transport");
             let rate = run(&node, &store, cfg, t).await;
             println!(
                 "{name:<18} {rate:>10.0} events/s  {:.3} x null",
@@ -218,4 +232,53 @@ fn main() {
             );
         }
     });
+}
+
+/// A loopback syslog-over-TLS receiver that reads and discards: its address, and the CA
+/// file (written in `dir`) that trusts its certificate.
+async fn tls_receiver(dir: &std::path::Path) -> (std::net::SocketAddr, std::path::PathBuf) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("certificate");
+    let ca_file = dir.join("bench-ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).expect("CA file");
+    let config = rustls::ServerConfig::builder_with_provider(mandate_tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(s).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 1 << 16];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, ca_file)
 }

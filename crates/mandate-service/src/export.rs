@@ -97,7 +97,19 @@ pub enum SyslogTransport {
     Tcp,
     /// UDP, one message per datagram (RFC 5426): best effort, a lost datagram is lost.
     Udp,
+    /// TLS with octet counting (RFC 5425 §4.3), port 6514 unless the address names one;
+    /// trust and the client certificate from the sink's `ca_file`, `client_cert_file`,
+    /// `client_key_file` and `server_name` (`mandate_tls`).
+    Tls,
 }
+
+/// The settings of a syslog sink over TLS ([`SyslogTransport::Tls`]).
+const TLS_KEYS: [&str; 4] = [
+    "ca_file",
+    "client_cert_file",
+    "client_key_file",
+    "server_name",
+];
 
 /// One `[[export.sinks]]` table of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -136,9 +148,22 @@ pub struct SinkConfig {
     /// `syslog`: the receiver's `host:port`.
     #[serde(default)]
     pub address: Option<String>,
-    /// `syslog`: `tcp` (default) or `udp`.
+    /// `syslog`: `tcp` (default), `tls` or `udp`.
     #[serde(default)]
     pub transport: Option<SyslogTransport>,
+    /// `syslog` over `tls`: a PEM bundle of the CAs trusted instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `syslog` over `tls`: the client certificate chain (PEM), for mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// `syslog` over `tls`: the client certificate's private key (PEM, mode 0600).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// `syslog` over `tls`: the name the receiver's certificate must carry, if not the
+    /// address's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
     /// `syslog`: the facility (default `authpriv`).
     #[serde(default)]
     pub facility: Option<Facility>,
@@ -191,6 +216,16 @@ impl SinkConfig {
         }
     }
 
+    /// The TLS client settings of the sink (all `None` when it sets none).
+    pub fn tls(&self) -> mandate_tls::Settings {
+        mandate_tls::Settings {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+            server_name: self.server_name.clone(),
+        }
+    }
+
     /// The batch size.
     pub fn batch(&self) -> usize {
         self.batch_max_events.unwrap_or(DEFAULT_BATCH)
@@ -217,7 +252,7 @@ impl SinkConfig {
                 "export sink `{name}`: `batch_max_events` must be 1 to 10000"
             ));
         }
-        let given: [(&str, bool); 12] = [
+        let given: [(&str, bool); 16] = [
             ("path", self.path.is_some()),
             ("max_bytes", self.max_bytes.is_some()),
             ("keep", self.keep.is_some()),
@@ -230,9 +265,25 @@ impl SinkConfig {
             ("index", self.index.is_some()),
             ("ack", self.ack.is_some()),
             ("audience", self.audience.is_some()),
+            ("ca_file", self.ca_file.is_some()),
+            ("client_cert_file", self.client_cert_file.is_some()),
+            ("client_key_file", self.client_key_file.is_some()),
+            ("server_name", self.server_name.is_some()),
         ];
         let (required, allowed): (&[&str], &[&str]) = match self.kind {
             SinkKind::File => (&["path"], &["path", "max_bytes", "keep"]),
+            SinkKind::Syslog if self.transport == Some(SyslogTransport::Tls) => (
+                &["address"],
+                &[
+                    "address",
+                    "transport",
+                    "facility",
+                    "ca_file",
+                    "client_cert_file",
+                    "client_key_file",
+                    "server_name",
+                ],
+            ),
             SinkKind::Syslog => (&["address"], &["address", "transport", "facility"]),
             SinkKind::Webhook => (&["url", "secret_file"], &["url", "secret_file"]),
             SinkKind::Splunk => (
@@ -244,8 +295,13 @@ impl SinkConfig {
         };
         for (key, is_given) in given {
             if is_given && !allowed.contains(&key) {
+                let over = if self.kind == SinkKind::Syslog && TLS_KEYS.contains(&key) {
+                    " (only over `transport = \"tls\"`)"
+                } else {
+                    ""
+                };
                 out.push(format!(
-                    "export sink `{name}`: `{key}` is not a setting of a {} sink",
+                    "export sink `{name}`: `{key}` is not a setting of a {} sink{over}",
                     self.kind.name()
                 ));
             }
@@ -255,6 +311,11 @@ impl SinkConfig {
                     self.kind.name()
                 ));
             }
+        }
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            out.push(format!(
+                "export sink `{name}`: `client_cert_file` and `client_key_file` go together"
+            ));
         }
         if self.max_bytes == Some(0) {
             out.push(format!("export sink `{name}`: `max_bytes` must be above 0"));

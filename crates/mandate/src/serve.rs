@@ -823,7 +823,8 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
 
 /// Each `[[export.sinks]]` sink with its transport: file and syslog from the service,
 /// the HTTP kinds from the HTTP edge. A sink whose transport cannot be built (a secret
-/// file that cannot be read, a URL that does not parse) stops the start, naming it.
+/// file that cannot be read, a URL that does not parse, a CA bundle or client key that
+/// does not) stops the start, naming it.
 fn export_transports(
     cfg: &ServeConfig,
     node: &Arc<Node>,
@@ -835,7 +836,7 @@ fn export_transports(
 > {
     let mut out = Vec::new();
     for sink in &cfg.export_sinks {
-        let t = match mandate_http::export_io::transport(sink) {
+        let t = match mandate_http::export_io::transport(sink).map_err(anyhow::Error::msg)? {
             Some(t) => t,
             None if sink.kind == mandate_http::export::SinkKind::Ssf => {
                 mandate_http::export_http::ssf_transport(sink, Arc::clone(node))

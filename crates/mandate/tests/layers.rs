@@ -17,9 +17,11 @@
 //!    `hyper`, `reqwest`, `rusqlite` or `tokio-postgres`.
 //! 4. Only `mandate-policy` depends on the policy engines (`cedar-policy`,
 //!    `cedar-policy-core`, `regorus`): the rest of Mandate sees its types.
-//! 5. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
+//! 5. No crate depends, however indirectly, on aws-lc or OpenSSL (`NOWHERE`): TLS is
+//!    rustls with `ring` (`mandate-tls`, which depends on no crate of ours).
+//! 6. The sample upstreams (`mandate-examples`) depend on none of our crates: they stand
 //!    for third-party services.
-//! 6. Within each crate, the top-level modules do not depend on each other in a cycle
+//! 7. Within each crate, the top-level modules do not depend on each other in a cycle
 //!    (read from `crate::<module>` paths in the non-test code), so each module can be
 //!    read, and moved, after the ones it builds on.
 //!
@@ -45,6 +47,7 @@ const LAYERS: &[&[&str]] = &[
         "mandate-policy",
         "mandate-audit",
         "mandate-detect",
+        "mandate-tls",
     ],
     &[
         "mandate-engine",
@@ -105,7 +108,12 @@ const POLICY_ENGINES: &[&str] = &["cedar-policy", "cedar-policy-core", "regorus"
 const POLICY_CRATE: &str = "mandate-policy";
 
 /// Crates that may depend on the listed ones of ours and no other.
-const ONLY_ON: &[(&str, &[&str])] = &[("mandate-api", &["mandate-core"])];
+const ONLY_ON: &[(&str, &[&str])] = &[("mandate-api", &["mandate-core"]), ("mandate-tls", &[])];
+
+/// Crates no crate of ours may depend on, however indirectly: TLS is rustls with the
+/// `ring` provider (DESIGN.md), never aws-lc (a C build that doubles TLS's build time)
+/// nor OpenSSL.
+const NOWHERE: &[&str] = &["aws-lc-sys", "aws-lc-rs", "openssl-sys", "openssl"];
 
 /// The workspace's packages: name → (direct normal deps, all normal deps transitively).
 fn graph() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
@@ -210,7 +218,10 @@ fn violations(g: &BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>) -> Vec
             bad.push(format!("{SERVICE} depends on {forbidden}"));
         }
     }
-    for (krate, (direct, _)) in g {
+    for (krate, (direct, all)) in g {
+        for forbidden in NOWHERE.iter().filter(|f| all.contains(**f)) {
+            bad.push(format!("{krate} depends on {forbidden}"));
+        }
         if krate != POLICY_CRATE {
             for engine in POLICY_ENGINES.iter().filter(|e| direct.contains(**e)) {
                 bad.push(format!(
@@ -316,6 +327,12 @@ fn a_broken_rule_is_caught() {
             "mandate-api depends on mandate-token, not only on its allowed crates"
         ]
     );
+    let mut g = graph();
+    g.get_mut("mandate-tls")
+        .unwrap()
+        .1
+        .insert("aws-lc-sys".into());
+    assert_eq!(violations(&g), ["mandate-tls depends on aws-lc-sys"]);
 }
 
 /// A crate's top-level modules and the other top-level modules each one names through

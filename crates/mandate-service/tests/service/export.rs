@@ -111,7 +111,9 @@ fn a_file_sink_delivers_every_event_in_order_and_resumes_from_its_cursor() {
         let (node, _clock, store) = node_over_store(dir.path(), |_| {});
         let node = Arc::new(node);
         record(&node, "decision", 300).await;
-        let t = mandate_service::export_io::transport(&cfg).unwrap();
+        let t = mandate_service::export_io::transport(&cfg)
+            .unwrap()
+            .unwrap();
         spawn_sinks(&node, vec![(cfg.clone(), t)]);
         let len = store.audit_len().unwrap();
         until("every event in the file", || file_ids().len() as u64 == len).await;
@@ -136,7 +138,9 @@ fn a_file_sink_delivers_every_event_in_order_and_resumes_from_its_cursor() {
         let (node, _clock, store) = node_over_store(dir.path(), |_| {});
         let node = Arc::new(node);
         record(&node, "token.issued", 5).await;
-        let t = mandate_service::export_io::transport(&cfg).unwrap();
+        let t = mandate_service::export_io::transport(&cfg)
+            .unwrap()
+            .unwrap();
         spawn_sinks(&node, vec![(cfg.clone(), t)]);
         let total = store.audit_len().unwrap();
         until("the new events in the file", || {
@@ -168,7 +172,9 @@ fn a_file_sink_rotates_by_size_and_keeps_every_record() {
         let (node, _clock, store) = node_over_store(dir.path(), |_| {});
         let node = Arc::new(node);
         record(&node, "decision", 200).await;
-        let t = mandate_service::export_io::transport(&cfg).unwrap();
+        let t = mandate_service::export_io::transport(&cfg)
+            .unwrap()
+            .unwrap();
         spawn_sinks(&node, vec![(cfg.clone(), t)]);
         let len = store.audit_len().unwrap();
         until("the cursor at the end", || {
@@ -323,6 +329,27 @@ fn sink_tables_are_checked_per_type() {
             "name = \"s\"\ntype = \"syslog\"\naddress = \"h:1\"\nbatch_max_events = 0",
             &["`batch_max_events` must be 1 to 10000"],
         ),
+        // Syslog over TLS (RFC 5425): its trust and identity settings, and only there.
+        (
+            "name = \"t\"\ntype = \"syslog\"\ntransport = \"tls\"\naddress = \"siem\"\n\
+             ca_file = \"/ca.pem\"\nclient_cert_file = \"/c.pem\"\nclient_key_file = \"/c.key\"\n\
+             server_name = \"siem.example\"",
+            &[],
+        ),
+        (
+            "name = \"t\"\ntype = \"syslog\"\naddress = \"h:1\"\nca_file = \"/ca.pem\"",
+            &["`ca_file` is not a setting of a syslog sink (only over `transport = \"tls\"`)"],
+        ),
+        (
+            "name = \"t\"\ntype = \"webhook\"\nurl = \"http://h/\"\nsecret_file = \"/s\"\n\
+             server_name = \"h\"",
+            &["`server_name` is not a setting of a webhook sink"],
+        ),
+        (
+            "name = \"t\"\ntype = \"syslog\"\ntransport = \"tls\"\naddress = \"h\"\n\
+             client_cert_file = \"/c.pem\"",
+            &["`client_cert_file` and `client_key_file` go together"],
+        ),
     ];
     for (text, want) in cases {
         let cfg: SinkConfig = toml::from_str(text).unwrap();
@@ -339,6 +366,19 @@ fn sink_tables_are_checked_per_type() {
     let a: SinkConfig = toml::from_str("name = \"a\"\ntype = \"file\"\npath = \"/x\"").unwrap();
     let errs = mandate_service::export::check_sinks(&[a.clone(), a]);
     assert!(errs.iter().any(|e| e.contains("two sinks")), "{errs:?}");
+    // A TLS sink's files are read when its transport is built (at start): a missing CA
+    // bundle is an error naming the sink and the file, not a failure at first delivery.
+    let tls: SinkConfig = toml::from_str(
+        "name = \"t\"\ntype = \"syslog\"\ntransport = \"tls\"\naddress = \"h\"\n\
+         ca_file = \"/nonexistent/ca.pem\"",
+    )
+    .unwrap();
+    assert!(tls.problems().is_empty(), "{:?}", tls.problems());
+    let e = mandate_service::export_io::transport(&tls).err().unwrap();
+    assert!(
+        e.starts_with("export sink `t`: reading `ca_file` /nonexistent/ca.pem"),
+        "{e}"
+    );
     // An unknown key is refused when the table is read.
     assert!(toml::from_str::<SinkConfig>("name = \"a\"\ntype = \"file\"\npth = \"/x\"").is_err());
 }

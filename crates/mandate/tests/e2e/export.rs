@@ -31,7 +31,7 @@ impl Drop for Rsyslog {
 }
 
 /// A loopback port free just now (for TCP and UDP both).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     loop {
         let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = t.local_addr().unwrap().port();
@@ -106,7 +106,7 @@ impl Rsyslog {
     }
 }
 
-fn ids(records: &[(String, Value)]) -> Vec<String> {
+pub(crate) fn ids(records: &[(String, Value)]) -> Vec<String> {
     records
         .iter()
         .map(|(_, r)| r["id"].as_str().unwrap().to_owned())
@@ -114,12 +114,12 @@ fn ids(records: &[(String, Value)]) -> Vec<String> {
 }
 
 /// `node:0` … `node:len-1`.
-fn all_ids(node: &str, len: u64) -> Vec<String> {
+pub(crate) fn all_ids(node: &str, len: u64) -> Vec<String> {
     (0..len).map(|s| format!("{node}:{s}")).collect()
 }
 
 /// `GET /v1/export`.
-async fn status(s: &Server, admin: &str) -> Value {
+pub(crate) async fn status(s: &Server, admin: &str) -> Value {
     let (st, v) = s.admin(admin, Method::GET, "/v1/export", None).await;
     assert_eq!(st, 200, "{v}");
     v
@@ -127,7 +127,7 @@ async fn status(s: &Server, admin: &str) -> Value {
 
 /// Waits until every sink has delivered the whole log, and the log stopped growing (some
 /// events, such as a token's, are written just after their answer); its status then.
-async fn caught_up(s: &Server, admin: &str) -> Value {
+pub(crate) async fn caught_up(s: &Server, admin: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last_len = None;
     loop {
@@ -147,7 +147,7 @@ async fn caught_up(s: &Server, admin: &str) -> Value {
 }
 
 /// Some events of several kinds: an agent, its secret, tokens.
-async fn activity(s: &Server, admin: &str, name: &str, tokens: usize) {
+pub(crate) async fn activity(s: &Server, admin: &str, name: &str, tokens: usize) {
     let (id, secret) = s.agent_with_secret(admin, name).await;
     for _ in 0..tokens {
         let (st, t) = s.token_basic(&id, &secret, &[]).await;
@@ -157,7 +157,7 @@ async fn activity(s: &Server, admin: &str, name: &str, tokens: usize) {
     assert_eq!(st, 401);
 }
 
-fn config(dir: &Path, sinks: &str) -> PathBuf {
+pub(crate) fn config(dir: &Path, sinks: &str) -> PathBuf {
     let p = dir.join("mandate.toml");
     std::fs::write(&p, sinks).unwrap();
     p

@@ -17,6 +17,7 @@ mod decide;
 mod detect;
 mod dev;
 mod export;
+mod export_tls;
 mod gateway;
 mod harness;
 mod incident;
