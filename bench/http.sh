@@ -60,16 +60,7 @@ log() { echo "[http.sh] $*" >&2; }
 . bench/lib.sh
 need_tools wrk jq curl
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir
 
 log "building release binaries (cargo may wait for the build lock)"
 cargo build --release -q -p mandate

@@ -15,6 +15,22 @@ need_tools() {
   done
 }
 
+# bench_workdir: a fresh temporary dir in $work and an empty $pids; on exit (or ^C) every
+# process in $pids is stopped and waited for, and $work removed.
+bench_workdir() {
+  work="$(mktemp -d)"
+  pids=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+
 start_mandate() {
   local work="$1"
   target/release/mandate serve --listen 127.0.0.1:0 --data-dir "$work/data" \

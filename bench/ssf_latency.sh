@@ -24,16 +24,7 @@ log() { echo "[ssf_latency.sh] $*" >&2; }
 . bench/lib.sh
 need_tools wrk jq curl
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir
 
 # The receiver's PyJWT, pinned as the e2e tests pin it.
 venv=target/ssf-bench-venv

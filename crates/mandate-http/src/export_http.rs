@@ -897,31 +897,36 @@ impl SsfPush {
                 req = req.bearer_auth(&t.0);
             }
             let (status, body) = read(&self.url, req).await?;
-            if status.is_success() {
-                continue;
-            }
-            let err = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v.get("err").and_then(Value::as_str).map(str::to_owned));
-            match (status, err) {
-                (StatusCode::BAD_REQUEST, Some(err)) => {
-                    tracing::warn!(
-                        sink = %self.sink,
-                        set = %item.event.id(),
-                        err = %excerpt(err.as_bytes()),
-                        "the SSF receiver refused a SET; it is not sent again"
-                    );
-                }
-                (status, _) => {
-                    return Err(SendError::new(format!(
-                        "{} answered {status}: {}",
-                        shown(&self.url),
-                        excerpt(&body)
-                    )));
-                }
+            if let Some(err) = push_answer(&self.url, status, &body)? {
+                tracing::warn!(
+                    sink = %self.sink,
+                    set = %item.event.id(),
+                    err = %excerpt(err.as_bytes()),
+                    "the SSF receiver refused a SET; it is not sent again"
+                );
             }
         }
         Ok(())
+    }
+}
+
+/// What an RFC 8935 push receiver's answer to one SET means: `Ok(None)` accepted (2xx);
+/// `Ok(Some(err))` refused for good (a 400 with an `err`: sending it again would get the
+/// same answer); `Err` anything else, to be sent again.
+fn push_answer(url: &Url, status: StatusCode, body: &[u8]) -> Result<Option<String>, SendError> {
+    if status.is_success() {
+        return Ok(None);
+    }
+    let err = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("err").and_then(Value::as_str).map(str::to_owned));
+    match (status, err) {
+        (StatusCode::BAD_REQUEST, Some(err)) => Ok(Some(err)),
+        (status, _) => Err(SendError::new(format!(
+            "{} answered {status}: {}",
+            shown(url),
+            excerpt(body)
+        ))),
     }
 }
 
@@ -974,28 +979,13 @@ impl mandate_service::ssf_streams::SetSender for StreamPushSender {
                         .header("accept", "application/json")
                         .body(set.clone());
                     let (status, body) = read(&self.url, req).await?;
-                    if status.is_success() {
-                        continue;
-                    }
-                    let err = serde_json::from_slice::<Value>(&body)
-                        .ok()
-                        .and_then(|v| v.get("err").and_then(Value::as_str).map(str::to_owned));
-                    match (status, err) {
-                        (StatusCode::BAD_REQUEST, Some(err)) => {
-                            tracing::warn!(
-                                stream = %self.stream,
-                                set = %jti,
-                                err = %excerpt(err.as_bytes()),
-                                "an SSF receiver refused a SET; it is not sent again"
-                            );
-                        }
-                        (status, _) => {
-                            return Err(SendError::new(format!(
-                                "{} answered {status}: {}",
-                                shown(&self.url),
-                                excerpt(&body)
-                            )));
-                        }
+                    if let Some(err) = push_answer(&self.url, status, &body)? {
+                        tracing::warn!(
+                            stream = %self.stream,
+                            set = %jti,
+                            err = %excerpt(err.as_bytes()),
+                            "an SSF receiver refused a SET; it is not sent again"
+                        );
                     }
                 }
                 Ok(())
