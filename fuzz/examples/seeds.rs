@@ -194,6 +194,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     bundle_seeds()?;
     gateway_path_seeds()?;
     traceparent_seeds()?;
+    tracestate_seeds()?;
     rego_seeds()?;
     policy_seeds()
 }
@@ -236,6 +237,22 @@ fn gateway_path_seeds() -> std::io::Result<()> {
         ("sub-delims", "/crm/contacts/a:b@c!$&'()*+,=~"),
     ] {
         write("gateway_path", name, s.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `tracestate` values (mandate_core::trace, one header value a line): the
+/// recommendation's example, whitespace and empty members across two values, 33 members,
+/// and a duplicated key.
+fn tracestate_seeds() -> std::io::Result<()> {
+    let many: Vec<String> = (1..=33).map(|i| format!("bar{i:02}={i:02}")).collect();
+    for (name, s) in [
+        ("spec", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7".to_owned()),
+        ("ows", "foo=1 \t , \t bar=2,,\nbaz=3".to_owned()),
+        ("members", many.join(",")),
+        ("duplicate", "foo=1\nfoo=2".to_owned()),
+    ] {
+        write("tracestate", name, s.as_bytes())?;
     }
     Ok(())
 }

@@ -22,6 +22,8 @@ pub const TRACESTATE: &str = "tracestate";
 /// asks for at least 512 characters to be propagated; longer than this is dropped whole
 /// rather than cut, since a cut list could end inside a member.
 pub const TRACESTATE_MAX: usize = 4096;
+/// The most list members a `tracestate` may hold (the recommendation's limit).
+pub const TRACESTATE_MEMBERS: usize = 32;
 
 /// The `sampled` bit of `trace-flags`.
 pub const SAMPLED: u8 = 0x01;
@@ -233,8 +235,8 @@ pub struct RequestTrace {
     pub parent: Option<SpanId>,
     /// `sampled` (the caller's when given, else Mandate's own sampling decision).
     pub sampled: bool,
-    /// The caller's `tracestate`, carried on unchanged (only with a valid `traceparent`,
-    /// at most [`TRACESTATE_MAX`] bytes).
+    /// The caller's `tracestate`, carried on when valid (only with a valid
+    /// `traceparent`; see [`tracestate_of`]).
     pub tracestate: Option<String>,
 }
 
@@ -259,23 +261,13 @@ impl RequestTrace {
         let (trace_bytes, span_bytes) = drawn.split_at(16);
         let span_id = SpanId(nonzero::<8>(span_bytes));
         Ok(match parsed {
-            Some(p) => {
-                let mut state = String::new();
-                for (i, v) in tracestate.into_iter().enumerate() {
-                    if i > 0 {
-                        state.push(',');
-                    }
-                    state.push_str(v);
-                }
-                Self {
-                    trace_id: p.trace_id,
-                    span_id,
-                    parent: Some(p.parent_id),
-                    sampled: p.sampled(),
-                    tracestate: (!state.trim().is_empty() && state.len() <= TRACESTATE_MAX)
-                        .then_some(state),
-                }
-            }
+            Some(p) => Self {
+                trace_id: p.trace_id,
+                span_id,
+                parent: Some(p.parent_id),
+                sampled: p.sampled(),
+                tracestate: tracestate_of(tracestate),
+            },
             None => {
                 let trace_id = TraceId(nonzero::<16>(trace_bytes));
                 Self {
@@ -298,6 +290,88 @@ impl RequestTrace {
         }
         .header()
     }
+}
+
+/// Whether `b` may follow the first character of a key (`lcalpha / DIGIT / "_" / "-" /
+/// "*" / "/"`).
+fn key_char(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
+}
+
+/// Whether `key` is a `tracestate` key: `simple-key` (an lcalpha, then at most 255 key
+/// characters) or `multi-tenant-key` (`tenant-id@system-id`: at most 241 and 14).
+fn tracestate_key(key: &str) -> bool {
+    let rest_ok = |s: &[u8], max: usize| s.len() <= max && s.iter().all(|b| key_char(*b));
+    match key.split_once('@') {
+        None => match key.as_bytes().split_first() {
+            Some((first, rest)) => first.is_ascii_lowercase() && rest_ok(rest, 255),
+            None => false,
+        },
+        Some((tenant, system)) => {
+            let tenant_ok = match tenant.as_bytes().split_first() {
+                Some((first, rest)) => {
+                    (first.is_ascii_lowercase() || first.is_ascii_digit()) && rest_ok(rest, 240)
+                }
+                None => false,
+            };
+            let system_ok = match system.as_bytes().split_first() {
+                Some((first, rest)) => first.is_ascii_lowercase() && rest_ok(rest, 13),
+                None => false,
+            };
+            tenant_ok && system_ok
+        }
+    }
+}
+
+/// Whether `value` is a `tracestate` value: 1 to 256 printable ASCII characters but `,`
+/// and `=`, spaces allowed except last.
+fn tracestate_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    !b.is_empty()
+        && b.len() <= 256
+        && b.iter()
+            .all(|c| matches!(c, 0x20..=0x7e) && *c != b',' && *c != b'=')
+        && b.last() != Some(&b' ')
+}
+
+/// The `tracestate` to carry on from the header's values (in order, combined as RFC 9110
+/// combines a repeated field): its list members, joined by `,`, when the whole list is
+/// valid; `None` when it is empty or breaks a rule.
+///
+/// INVARIANT (tracestate bounded): what is carried on is a list the recommendation
+/// allows: every member `key=value` by its grammar, no key twice, at most
+/// [`TRACESTATE_MEMBERS`] members and [`TRACESTATE_MAX`] bytes. A list that breaks any
+/// rule is dropped whole, as the recommendation's test suite expects, never cut or passed
+/// on as sent.
+pub fn tracestate_of<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut members: Vec<&str> = Vec::new();
+    let mut keys: Vec<&str> = Vec::new();
+    let mut bytes = 0usize;
+    for value in values {
+        // An over-long header is refused before it is split: no work grows with it.
+        bytes = bytes.saturating_add(value.len());
+        if bytes > TRACESTATE_MAX.saturating_mul(4) {
+            return None;
+        }
+        for member in value.split(',') {
+            // OWS (spaces and tabs) around a member; an empty member is allowed.
+            let member = member.trim_matches([' ', '\t']);
+            if member.is_empty() {
+                continue;
+            }
+            let (key, val) = member.split_once('=')?;
+            if !tracestate_key(key) || !tracestate_value(val) || keys.contains(&key) {
+                return None;
+            }
+            if members.len() == TRACESTATE_MEMBERS {
+                return None;
+            }
+            keys.push(key);
+            members.push(member);
+        }
+    }
+    let joined = members.join(",");
+    (!joined.is_empty() && joined.len() <= TRACESTATE_MAX).then_some(joined)
 }
 
 /// `N` drawn bytes as an id's: all zero (2^-64 or less) becomes `0…01`, which keeps the
@@ -442,6 +516,88 @@ mod tests {
         assert_eq!(
             out,
             format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", t.span_id)
+        );
+    }
+
+    /// Adversarial pass 9: a `tracestate` was carried on as sent whenever it was at most
+    /// 4096 bytes: 33 members, duplicated keys, upper-case keys, values with `=`. The
+    /// recommendation allows 32 members of its grammar, each key once; a list that breaks
+    /// a rule is dropped whole (the W3C test suite's `test_tracestate_*` cases).
+    #[test]
+    fn atk9_a_tracestate_is_carried_on_only_as_a_valid_list() {
+        let state = |values: &[&str]| {
+            RequestTrace::from_headers(&[SPEC], values.iter().copied(), &OsRandom, |_| true)
+                .unwrap()
+                .tracestate
+        };
+        let members =
+            |n: usize| -> Vec<String> { (1..=n).map(|i| format!("bar{i:02}={i:02}")).collect() };
+        let m32 = members(32);
+        let ok32 = state(&m32.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(ok32.as_deref().map(|s| s.split(',').count()), Some(32));
+        let m33 = members(33);
+        assert_eq!(
+            state(&m33.iter().map(String::as_str).collect::<Vec<_>>()),
+            None
+        );
+        let joined33 = m33.join(",");
+        assert_eq!(state(&[&joined33]), None, "33 members in one header");
+        for bad in [
+            "foo=1,foo=2",
+            "FOO=1",
+            "foo.bar=1",
+            "foo =1",
+            "foo@=1,bar=2",
+            "@foo=1,bar=2",
+            "foo@@bar=1,bar=2",
+            "foo@bar@baz=1,bar=2",
+            "foo=bar=baz",
+            "foo=,bar=3",
+            "foo",
+            "foo=1\tx",
+        ] {
+            assert_eq!(state(&[bad]), None, "{bad}");
+        }
+        assert_eq!(
+            state(&["foo=1", "foo=1"]),
+            None,
+            "a key twice across headers"
+        );
+        let long_key = format!("{}=1", "z".repeat(257));
+        assert_eq!(state(&["foo=1", &long_key]), None);
+        let ok_key = format!("{}=1", "z".repeat(256));
+        assert!(state(&["foo=1", &ok_key]).is_some());
+        let tenant = format!("{}@{}=1", "t".repeat(241), "v".repeat(14));
+        assert!(state(&["foo=1", &tenant]).is_some());
+        let tenant_long = format!("{}@v=1", "t".repeat(242));
+        assert_eq!(state(&["foo=1", &tenant_long]), None);
+        let system_long = format!("t@{}=1", "v".repeat(15));
+        assert_eq!(state(&["foo=1", &system_long]), None);
+        // 60 KB in one header: dropped, not forwarded.
+        let huge = format!("a={}", "x".repeat(60 * 1024));
+        assert_eq!(state(&[&huge]), None);
+        let many: Vec<String> = (0..200)
+            .map(|i| format!("k{i}={}", "v".repeat(250)))
+            .collect();
+        assert_eq!(
+            state(&many.iter().map(String::as_str).collect::<Vec<_>>()),
+            None
+        );
+        // Valid lists: OWS and empty members are dropped, the order is kept.
+        assert_eq!(
+            state(&["foo=1 \t , \t bar=2, \t baz=3"]).as_deref(),
+            Some("foo=1,bar=2,baz=3")
+        );
+        assert_eq!(state(&["", "foo=1"]).as_deref(), Some("foo=1"));
+        assert_eq!(state(&[""]), None);
+        assert_eq!(
+            state(&["foo=1 "]).as_deref(),
+            Some("foo=1"),
+            "OWS after a member"
+        );
+        assert_eq!(
+            state(&["congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7"]).as_deref(),
+            Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
         );
     }
 

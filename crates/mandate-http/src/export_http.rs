@@ -239,6 +239,18 @@ fn http_client(name: &str, timing: Timing) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("export sink `{name}`: the HTTP client: {e}"))
 }
 
+/// Why a push stream's `endpoint_url` is not one its sender ([`StreamPush`]) can post
+/// to, if it is not: checked when a receiver sets it, so a stream that could never
+/// deliver is refused (400) rather than accepted and left silent.
+pub(crate) fn push_url_error(url: &str) -> Option<String> {
+    parse_url("endpoint_url", Some(url)).err().map(|_| {
+        format!(
+            "`delivery.endpoint_url` `{}` is not an http or https URL with a valid host and port",
+            url.escape_debug()
+        )
+    })
+}
+
 fn parse_url(name: &str, url: Option<&str>) -> Result<Url, String> {
     let text = url.ok_or_else(|| format!("export sink `{name}`: `url` is required"))?;
     let url =

@@ -75,7 +75,19 @@ fn input(state: &Node, r: api::StreamRequest) -> Result<StreamInput, ApiError> {
                  credentials",
             ));
         }
-        Some(d) => Some((d.method, d.endpoint_url)),
+        Some(d) => {
+            // The sender parses the URL as the HTTP client does; one it cannot parse
+            // would leave the stream accepted yet never delivering.
+            if d.method == streams::PUSH
+                && let Some(e) = d
+                    .endpoint_url
+                    .as_deref()
+                    .and_then(crate::export_http::push_url_error)
+            {
+                return Err(ApiError::bad_request("invalid_field", e));
+            }
+            Some((d.method, d.endpoint_url))
+        }
         None => None,
     };
     Ok(StreamInput {

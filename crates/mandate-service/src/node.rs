@@ -79,6 +79,9 @@ pub struct Node {
     pub export: crate::export::Board,
     /// SET `jti`s received lately (`ssf.rs`).
     pub(crate) ssf_seen: crate::ssf::Seen,
+    /// Long polls of SSF streams that may look for SETs while they wait
+    /// (`INVARIANT (long polls are bounded)`, ssf_streams.rs).
+    pub(crate) ssf_long_polls: tokio::sync::Semaphore,
 }
 
 /// Why a stored policy version has no compiled policy set.
@@ -171,6 +174,7 @@ impl Node {
             act_order: tokio::sync::Mutex::new(()),
             export: crate::export::Board::default(),
             ssf_seen: crate::ssf::Seen::default(),
+            ssf_long_polls: tokio::sync::Semaphore::new(crate::ssf_streams::MAX_LONG_POLLS),
         };
         secrets::load(&state).map_err(|e| StartError::Snapshot(e.to_string()))?;
         state

@@ -1758,6 +1758,54 @@ async fn issue19_routes_supply_resource_attributes() {
     assert_eq!(up.hits(), 1);
 }
 
+/// Adversarial pass 9: the upstream got the caller's `tracestate` as sent whenever it
+/// was at most 4096 bytes, however many members or whatever their shape. It gets it only
+/// as a list the recommendation allows (at most 32 `key=value` members, each key once);
+/// a 33-member, duplicated-key or 60 KB `tracestate` is dropped, the trace goes on.
+#[tokio::test]
+async fn atk9_the_upstream_never_gets_a_tracestate_the_recommendation_refuses() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let members = |n: usize| -> String {
+        (1..=n)
+            .map(|i| format!("bar{i:02}={i:02}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let huge = format!("a={}", "x".repeat(60 * 1024));
+    for (state, forwarded) in [
+        (members(32), Some(members(32))),
+        (members(33), None),
+        ("foo=1,foo=2".to_owned(), None),
+        (huge, None),
+    ] {
+        let head = format!(
+            "GET /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+             Connection: close\r\ntraceparent: {CLIENT}\r\ntracestate: {state}\r\n"
+        );
+        let r = raw_with(&gw, &head, b"", Duration::from_secs(5)).await;
+        assert_eq!(r.status, 200);
+        let (_, headers, _) = up.last();
+        let tp: Vec<_> = headers.get_all("traceparent").iter().collect();
+        assert_eq!(tp.len(), 1);
+        assert!(tp[0].to_str().expect("ascii").contains(TRACE), "same trace");
+        let ts: Vec<String> = headers
+            .get_all("tracestate")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
+        assert_eq!(
+            ts,
+            forwarded.into_iter().collect::<Vec<_>>(),
+            "{:.40}",
+            state
+        );
+    }
+}
+
 /// Issue 23: a valid `traceparent` is passed on with the same trace id and the
 /// gateway's span as parent, `tracestate` unchanged, and the decision is asked with its
 /// trace id; a second (forged) `traceparent` makes the header invalid, so a new trace

@@ -259,3 +259,54 @@ async fn a_push_stream_is_not_polled_and_its_aud_is_its_endpoints_origin() {
     r.expect(404);
     assert_eq!(r.json()["code"], "not_found");
 }
+
+/// Adversarial pass 9: a push `endpoint_url` the push sender's URL parser refuses (a
+/// port out of range, a malformed IPv6 literal, a host that is no domain name) was
+/// accepted (201) and the stream then never delivered, its loop failing to start every
+/// few seconds. It is refused when set (400 `invalid_field`), on create and on change,
+/// and nothing is made or changed.
+#[tokio::test]
+async fn atk9_a_push_endpoint_the_sender_cannot_parse_is_refused_when_set() {
+    let env = Env::new();
+    let push =
+        |url: &str| json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url}});
+    for bad in [
+        "http://rx.test:99999/ssf/push",
+        "http://[zz]/ssf/push",
+        "http://exa%mple/ssf/push",
+        "http://%2f/ssf/push",
+    ] {
+        let r = env
+            .admin(Method::POST, "/ssf/stream", Some(push(bad)))
+            .await;
+        r.expect(400);
+        assert_eq!(r.json()["code"], "invalid_field", "{bad}");
+    }
+    let all = env.admin(Method::GET, "/ssf/stream", None).await;
+    all.expect(200);
+    assert_eq!(all.json(), json!([]), "nothing was made");
+
+    // An IPv6 literal and a fragment are URLs the sender posts to.
+    let r = env
+        .admin(
+            Method::POST,
+            "/ssf/stream",
+            Some(push("http://[::1]:7000/ssf/push#x")),
+        )
+        .await;
+    r.expect(201);
+    let id = r.json()["stream_id"].as_str().expect("id").to_owned();
+    let mut patch = push("http://rx.test:70000/");
+    patch["stream_id"] = json!(id);
+    let r = env.admin(Method::PATCH, "/ssf/stream", Some(patch)).await;
+    r.expect(400);
+    assert_eq!(r.json()["code"], "invalid_field");
+    let r = env
+        .admin(Method::GET, &format!("/ssf/stream?stream_id={id}"), None)
+        .await;
+    r.expect(200);
+    assert_eq!(
+        r.json()["delivery"]["endpoint_url"],
+        "http://[::1]:7000/ssf/push#x"
+    );
+}

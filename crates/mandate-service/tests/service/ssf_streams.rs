@@ -498,3 +498,103 @@ fn a_long_poll_answers_when_a_set_arrives() {
         assert!(started.elapsed() >= Duration::from_millis(400));
     });
 }
+
+/// A store that counts the read units run against it (the SQLite store underneath).
+#[derive(Debug)]
+struct Counted {
+    inner: Arc<dyn mandate_store::Store>,
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl mandate_store::Store for Counted {
+    fn read_unit(
+        &self,
+        work: &mut mandate_store::repo::Work<'_>,
+    ) -> mandate_store::repo::Result<()> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.read_unit(work)
+    }
+    fn write_unit(
+        &self,
+        work: &mut mandate_store::repo::Work<'_>,
+    ) -> mandate_store::repo::Result<()> {
+        self.inner.write_unit(work)
+    }
+    fn topic_seq(&self, topic: mandate_store::Topic) -> u64 {
+        self.inner.topic_seq(topic)
+    }
+    fn changes_since(&self, after: u64, wait: Duration) -> mandate_store::Changes {
+        self.inner.changes_since(after, wait)
+    }
+    fn ping(&self) -> mandate_store::repo::Result<()> {
+        self.inner.ping()
+    }
+    fn describe(&self) -> String {
+        format!("counted {}", self.inner.describe())
+    }
+}
+
+/// Adversarial pass 9: every waiting long poll read the store every 50 ms, and its wait
+/// was a count of those reads. 1,500 concurrent long polls on an empty stream (one
+/// admin token) read it 30,000 times a second, pegged both cores, made `/v1/authorize`
+/// 10 to 60 times slower and stretched each poll from 15 s to 26 s. Now a waiter reads
+/// only when the change feed moved (or once a second), at most `MAX_LONG_POLLS` waiters
+/// read at all, and the wait is a timer. And a poll waiting on a stream that is deleted
+/// ends with `NotFound` (it answered an empty 200 at the end of its wait).
+#[test]
+fn atk9_many_long_polls_barely_read_the_store_and_end_on_time() {
+    life(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _, sqlite) = node_over_store(dir.path(), |_| {});
+        let counted = Arc::new(Counted {
+            inner: sqlite,
+            reads: std::sync::atomic::AtomicU64::new(0),
+        });
+        let store: Arc<dyn mandate_store::Store> = counted.clone();
+        let node = Arc::new(crate::common::node_over(dir.path(), store, |_| {}));
+        let stream = node.create_stream(&admin(), poll_input()).await.unwrap();
+        let wait = Duration::from_secs(2);
+        let polls = 200;
+        let before = counted.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let waiting: Vec<_> = (0..polls)
+            .map(|_| {
+                let (node, id) = (Arc::clone(&node), stream.id.clone());
+                tokio::spawn(async move {
+                    let a = node.poll_stream(id, PollRequest::default(), wait).await;
+                    (a, started.elapsed())
+                })
+            })
+            .collect();
+        for w in waiting {
+            let (a, took) = w.await.unwrap();
+            assert!(a.unwrap().sets.is_empty());
+            assert!(took >= wait, "{took:?}");
+            assert!(took < wait + Duration::from_secs(2), "{took:?}");
+        }
+        let reads = counted.reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+        // 200 polls × (a read to start, one a second while waiting for the 64 that look,
+        // one to end) is under 1,000; reading every 50 ms was 200 × 40 = 8,000.
+        assert!(reads < 1_500, "{reads} store reads for {polls} long polls");
+
+        // A long poll of a stream deleted while it waits ends with `NotFound`.
+        let waiting = {
+            let (node, id) = (Arc::clone(&node), stream.id.clone());
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let a = node
+                    .poll_stream(id, PollRequest::default(), Duration::from_secs(10))
+                    .await;
+                (a, started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        node.delete_stream(&admin(), stream.id.clone())
+            .await
+            .unwrap();
+        let (a, took) = waiting.await.unwrap();
+        assert!(matches!(a, Err(StreamError::NotFound(_))), "{a:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    });
+}
