@@ -31,6 +31,7 @@ mod opa;
 mod opa_corpus;
 mod readme;
 mod rego_cli;
+mod replay;
 mod serve;
 mod ssf;
 mod upstreams;
