@@ -69,7 +69,8 @@ pub struct DecisionResource {
     /// `{"__extn": …}` escapes, or plain values where the schema gives the type).
     /// Fields the entity type does not declare are dropped; declared ones must have
     /// their declared types and required ones must be present (else `policy_error`).
-    /// Not recorded in the audit log.
+    /// Recorded in the decision's audit event (redacted by the same rules as the
+    /// context), so a policy replay re-decides the request as the policies saw it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,

@@ -6,7 +6,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::formats::{AdminTokenId, PolicyIds, PolicyVersionNumber, Timestamp};
+use crate::agents::Boundary;
+use crate::formats::{
+    AdminTokenId, AgentId, DecisionOutcome, DecisionReason, PolicyIds, PolicyVersionNumber,
+    Timestamp,
+};
 
 /// `POST /v1/policies`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -148,4 +152,122 @@ pub struct PolicyValidated {
     /// Its policies' ids in source order.
     #[schema(value_type = PolicyIds)]
     pub policy_ids: Vec<String>,
+}
+
+/// `POST /v1/policies/{version}/replay`: which recorded decisions to re-decide with the
+/// version, and the boundary edits to replay them with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+// The server reads this type: an unknown member is a 400 `unknown_field`.
+#[serde(deny_unknown_fields)]
+pub struct PolicyReplayRequest {
+    /// Decisions recorded at or after this time (default: the log's start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
+    pub since: Option<String>,
+    /// Decisions recorded before this time (default: now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
+    pub until: Option<String>,
+    /// The most decision events to read, oldest first (default 100000, at most
+    /// 1000000); the report says when the window held more (`truncated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub limit: Option<u32>,
+    /// Boundary edits: an agent id (`agt_…`, a registered agent) → the boundary that
+    /// replaces its current one for the replay (nothing is changed), at most 1000.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub boundaries: std::collections::BTreeMap<String, Boundary>,
+}
+
+/// What a replay counted. Every decision read is in exactly one of `same`,
+/// `allow_to_deny`, `deny_to_allow`, `other_changes`, `not_replayed` and `skipped`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyReplayCounts {
+    /// Decision events read.
+    pub decisions: u64,
+    /// Re-decided with the verdict recorded.
+    pub same: u64,
+    /// Allowed then, denied by the candidate.
+    pub allow_to_deny: u64,
+    /// Denied then, allowed by the candidate.
+    pub deny_to_allow: u64,
+    /// Any other change of verdict (to or from `approval_required`).
+    pub other_changes: u64,
+    /// Refused before the boundary gate (token, agent status, mandate inactive, token
+    /// scope): not about policy, so not re-decided; their verdict is kept.
+    pub not_replayed: u64,
+    /// Could not be re-decided (see `skipped` in the report).
+    pub skipped: u64,
+    /// Re-decided as `policy_error` by the candidate: denies, also counted above and
+    /// listed in `changes`.
+    pub errors: u64,
+    /// Changed decisions whose logged context held a redacted field (the candidate saw
+    /// its marker, not the value).
+    pub changed_with_redacted_context: u64,
+}
+
+/// Changed (or errored) decisions of one agent, action, change and deciding policies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyReplayChange {
+    /// The agent.
+    #[schema(value_type = AgentId)]
+    pub agent: String,
+    /// The action.
+    pub action: String,
+    /// The verdict recorded.
+    #[schema(value_type = DecisionOutcome, inline)]
+    pub from: String,
+    /// The candidate's verdict.
+    #[schema(value_type = DecisionOutcome, inline)]
+    pub to: String,
+    /// The candidate's deciding reason.
+    #[schema(value_type = DecisionReason)]
+    pub reason: String,
+    /// The candidate's deciding policies (empty for a default deny or a gate).
+    pub policies: Vec<String>,
+    /// How many decisions.
+    pub count: u64,
+    /// Up to five of their audit events (`node:seq`), oldest first.
+    pub example_events: Vec<String>,
+}
+
+/// Decisions that could not be re-decided, for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyReplaySkip {
+    /// `unknown_agent` (the agent or a delegating agent is no longer registered),
+    /// `unknown_mandate` (its mandate is no longer stored) or `unreadable` (the event
+    /// lacks what a replay needs).
+    pub reason: String,
+    /// How many.
+    pub count: u64,
+    /// Up to five of their audit events (`node:seq`), oldest first.
+    pub example_events: Vec<String>,
+}
+
+/// What re-deciding the recorded decisions with a candidate version would change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyReplayReport {
+    /// The candidate version.
+    pub version: i64,
+    /// The version active when the replay ran.
+    #[schema(required)]
+    pub active_version: Option<i64>,
+    /// The window's start, as asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
+    pub since: Option<String>,
+    /// The window's end, as asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
+    pub until: Option<String>,
+    /// Whether the window held more decisions than `limit` (only the oldest were read).
+    pub truncated: bool,
+    /// The counts.
+    pub counts: PolicyReplayCounts,
+    /// Changed or errored decisions grouped, largest group first.
+    pub changes: Vec<PolicyReplayChange>,
+    /// Whether some were left out of `changes` (more than 1000 groups; still counted).
+    pub groups_truncated: bool,
+    /// Skipped decisions by reason.
+    pub skipped: Vec<PolicyReplaySkip>,
 }

@@ -344,6 +344,17 @@ impl Client {
         self.call(Method::POST, &path, &[], NONE).await
     }
 
+    /// `POST /v1/policies/{version}/replay`: what the version would change on the
+    /// recorded decisions of a window.
+    pub async fn replay_policies(
+        &self,
+        version: &str,
+        req: &api::PolicyReplayRequest,
+    ) -> Result<api::PolicyReplayReport, Error> {
+        let path = format!("/v1/policies/{version}/replay");
+        self.call(Method::POST, &path, &[], Some(req)).await
+    }
+
     /// `POST /v1/policies/rollback`.
     pub async fn rollback_policies(&self) -> Result<api::PolicyActivated, Error> {
         self.call(Method::POST, "/v1/policies/rollback", &[], NONE)

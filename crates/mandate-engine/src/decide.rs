@@ -468,22 +468,61 @@ pub fn holder<'s>(
     // taking an agent off `delegates` stops its delegated tokens on the next request,
     // as narrowing a delegating agent's grants does. Checked after the chain's shape,
     // so a forged chain stays `invalid_token`.
+    delegation_holds(agent, &chain)?;
+    Ok(Holder {
+        agent,
+        chain,
+        mandate: Some(mandate),
+    })
+}
+
+/// Whether every link of a delegation still holds: each delegating agent's boundary, as
+/// it is now, names the agent it delegated to (`INVARIANT (delegation)`).
+fn delegation_holds(agent: &Agent, chain: &[&Agent]) -> Result<(), Refusal> {
     let delegates = std::iter::once(agent).chain(chain.iter().copied());
-    for (to, from) in delegates.zip(&chain) {
+    for (to, from) in delegates.zip(chain) {
         if !from.boundary.delegates.contains(&to.id) {
             return Err(
-                Refusal::new(Reason::OutsideBoundary, Some(id.clone())).detail(format!(
+                Refusal::new(Reason::OutsideBoundary, Some(agent.id.clone())).detail(format!(
                     "the boundary of delegating agent {} no longer names {} among its delegates",
                     from.id, to.id
                 )),
             );
         }
     }
-    Ok(Holder {
-        agent,
-        chain,
-        mandate: Some(mandate),
-    })
+    Ok(())
+}
+
+/// Re-decides a request whose holder is already known — a recorded decision replayed
+/// (mandate-service replay.rs) — with `policies` in place of the snapshot's: the
+/// delegation links, every boundary of the chain, the mandate's scope, the policies and
+/// the risk gate, exactly as [`decide_with`] runs them after the token. The token gates
+/// (signature, window, revocation, status, token scope) are not run: the caller
+/// replays only decisions that passed them. Every gate fails closed as in `decide`.
+pub fn decide_for_holder(
+    h: &Holder<'_>,
+    policies: Option<&CompiledPolicies>,
+    req: &DecisionRequest<'_>,
+    risk: Risk,
+) -> Decision {
+    let mut d = match delegation_holds(h.agent, &h.chain) {
+        Ok(()) => {
+            let mut d = gates(policies, h, None, req, &risk);
+            if risk.step_up {
+                d.step_up();
+            }
+            d.risk = risk;
+            d
+        }
+        Err(r) => Decision::refused(r, None),
+    };
+    d.agent = Some(h.agent.id.clone());
+    if let Some(m) = h.mandate {
+        d.mandate = Some(m.id.to_string());
+        d.user = m.user.as_ref().map(|u| u.sub.clone());
+    }
+    d.chain = h.chain.iter().map(|a| a.id.to_string()).collect();
+    d
 }
 
 /// Decides one request against one snapshot at `now`, without anomaly scoring.
@@ -580,7 +619,7 @@ fn decide_for(
     req: &DecisionRequest<'_>,
     risk: Risk,
 ) -> Decision {
-    let mut d = gates(s, h, scope, req, &risk);
+    let mut d = gates(s.policies.as_deref(), h, scope, req, &risk);
     // The risk gate: an open step-up hold never lets an allow through unseen.
     if risk.step_up {
         d.step_up();
@@ -590,7 +629,7 @@ fn decide_for(
 }
 
 fn gates(
-    s: &Snapshot,
+    policies: Option<&CompiledPolicies>,
     h: &Holder<'_>,
     scope: Option<&str>,
     req: &DecisionRequest<'_>,
@@ -636,7 +675,7 @@ fn gates(
     {
         return deny(Reason::OutsideMandate);
     }
-    let Some(policies) = &s.policies else {
+    let Some(policies) = policies else {
         return deny(Reason::NoActivePolicy);
     };
     let chain: Vec<&str> = h.chain.iter().map(|a| a.id.as_str()).collect();

@@ -133,6 +133,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/policies/rollback"),
     ("GET", "/v1/policies/{version}"),
     ("POST", "/v1/policies/{version}/activate"),
+    ("POST", "/v1/policies/{version}/replay"),
     ("GET", "/v1/audit/events"),
     ("GET", "/v1/audit/events/{seq}/proof"),
     ("GET", "/v1/audit/consistency"),
@@ -244,6 +245,7 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/v1/policies/rollback", post(policies::rollback))
         .route("/v1/policies/{version}", get(policies::show))
         .route("/v1/policies/{version}/activate", post(policies::activate))
+        .route("/v1/policies/{version}/replay", post(policies::replay))
         .route("/v1/audit/events", get(audit_api::events))
         .route("/v1/audit/events/{seq}/proof", get(audit_api::inclusion))
         .route("/v1/audit/consistency", get(audit_api::consistency))

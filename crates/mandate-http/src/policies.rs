@@ -2,8 +2,10 @@
 //! invalid one is refused with line, column and Cedar's message, and nothing changes),
 //! validate without saving, list, show, activate, roll back. Versions are immutable.
 //! Each handler parses the request, calls one use case of `mandate_service::policies`
-//! and renders its answer; [`PolicyError`] becomes the API's answer here.
+//! and renders its answer; [`PolicyError`] becomes the API's answer here. A replay
+//! (`POST /v1/policies/{version}/replay`) calls `mandate_service::replay`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,8 +13,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mandate_api as api;
+use mandate_core::agent::Boundary;
+use mandate_core::id::AgentId;
+use mandate_core::time::Timestamp;
 use mandate_service::policies::{self as service, PolicyError, PolicySource, Target};
+use mandate_service::replay::{self, ReplayRequest};
 use mandate_store::PolicyVersionRow;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Node;
@@ -205,6 +212,106 @@ pub(crate) async fn rollback(
     admin: Admin,
 ) -> Result<Json<api::PolicyActivated>, ApiError> {
     activate_version(state, admin, Target::Previous).await
+}
+
+/// The body of a replay, read here rather than as `mandate_api::PolicyReplayRequest`:
+/// each boundary edit is core's validated `Boundary` and each key a checked `AgentId`,
+/// so a bad one is refused while the body is parsed, with serde's message and position.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayBody {
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    boundaries: BTreeMap<AgentId, Boundary>,
+}
+
+fn time_field(name: &'static str, v: Option<&String>) -> Result<Option<Timestamp>, ApiError> {
+    v.map(|t| {
+        Timestamp::parse(t).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_field",
+                format!("`{name}` must be an RFC 3339 time"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// `POST /v1/policies/{version}/replay`: what the version would change on the recorded
+/// decisions of a window. A read: nothing changes, nothing is recorded.
+pub(crate) async fn replay(
+    State(state): State<Arc<Node>>,
+    _admin: Admin,
+    ApiPath(v): ApiPath<String>,
+    ApiJson(req): ApiJson<ReplayBody>,
+) -> Result<Json<api::PolicyReplayReport>, ApiError> {
+    let version = version_number(&v)?;
+    let since = time_field("since", req.since.as_ref())?;
+    let until = time_field("until", req.until.as_ref())?;
+    let r = replay::replay(
+        &state,
+        ReplayRequest {
+            version,
+            since,
+            until,
+            limit: req.limit.unwrap_or(replay::DEFAULT_LIMIT),
+            boundaries: req.boundaries,
+        },
+    )
+    .await?;
+    Ok(Json(report(r)))
+}
+
+/// A replay's report in the API's words.
+fn report(r: replay::ReplayReport) -> api::PolicyReplayReport {
+    let c = r.counts;
+    api::PolicyReplayReport {
+        version: r.version,
+        active_version: r.active_version,
+        since: r.since.map(|t| t.to_string()),
+        until: r.until.map(|t| t.to_string()),
+        truncated: r.truncated,
+        counts: api::PolicyReplayCounts {
+            decisions: c.decisions,
+            same: c.same,
+            allow_to_deny: c.allow_to_deny,
+            deny_to_allow: c.deny_to_allow,
+            other_changes: c.other_changes,
+            not_replayed: c.not_replayed,
+            skipped: c.skipped,
+            errors: c.errors,
+            changed_with_redacted_context: c.changed_with_redacted_context,
+        },
+        changes: r
+            .changes
+            .into_iter()
+            .map(|g| api::PolicyReplayChange {
+                agent: g.agent,
+                action: g.action,
+                from: g.from.code().to_owned(),
+                to: g.to.code().to_owned(),
+                reason: g.reason.to_owned(),
+                policies: g.policies,
+                count: g.count,
+                example_events: g.examples,
+            })
+            .collect(),
+        groups_truncated: r.groups_truncated,
+        skipped: r
+            .skipped
+            .into_iter()
+            .map(|g| api::PolicyReplaySkip {
+                reason: g.reason.code().to_owned(),
+                count: g.count,
+                example_events: g.examples,
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

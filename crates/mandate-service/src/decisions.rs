@@ -105,7 +105,16 @@ pub fn decide_question(
     e.user.clone_from(&d.user);
     e.actor = q.actor;
     e.action = Some(q.action.to_owned());
-    e.resource = Some(json!({"type": q.resource.type_name, "id": q.resource.id}));
+    // The resource's attributes are kept (redacted as the context is) when it has any,
+    // so a policy replay (replay.rs) re-decides the request the policies saw.
+    e.resource = Some(match &q.resource.attributes {
+        Value::Null => json!({"type": q.resource.type_name, "id": q.resource.id}),
+        Value::Object(o) if o.is_empty() => {
+            json!({"type": q.resource.type_name, "id": q.resource.id})
+        }
+        a => json!({"type": q.resource.type_name, "id": q.resource.id,
+                    "attributes": state.redact(a)}),
+    });
     e.context = Some(state.redact(q.context));
     e.decision = Some(d.verdict().code().to_owned());
     e.policy_ids = d.policy_ids.clone();

@@ -57,6 +57,7 @@ pub mod metrics;
 pub mod node;
 pub mod opa;
 pub mod policies;
+pub mod replay;
 pub mod secrets;
 pub mod snapshot_cell;
 pub mod ssf;

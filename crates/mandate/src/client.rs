@@ -634,6 +634,7 @@ pub async fn policy(cmd: PolicyCmd) -> ExitCode {
                 println!("active policy version: {}", v.active_version)
             })
         }
+        PolicyCmd::Replay(args) => crate::replay_cli::run(args).await,
         PolicyCmd::Rollback { conn } => {
             let r = async { client(&conn)?.rollback_policies().await.or_fail(&conn) }.await;
             finish(&conn, r, |v| {

@@ -26,6 +26,7 @@ mod listen;
 mod logwriter;
 mod mandates_cli;
 mod policy_input;
+mod replay_cli;
 mod serve;
 
 use std::collections::BTreeMap;
@@ -160,6 +161,10 @@ pub enum PolicyCmd {
         /// The version number
         version: u64,
     },
+    /// Re-decide the recorded decisions of a window with a version (and boundary edits)
+    /// and report what would change: allow→deny, deny→allow, by agent, action and
+    /// policy, with example events. Changes nothing; run it before `activate`
+    Replay(replay_cli::ReplayArgs),
     /// Re-activate the version that was active before the current one
     Rollback {
         #[command(flatten)]

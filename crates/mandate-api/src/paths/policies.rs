@@ -153,3 +153,40 @@ is allowed (it is recorded as another activation). No request body is read."#,
     )
 )]
 pub fn activate_policy_version() {}
+
+/// The contract of `POST /v1/policies/{version}/replay`, served by mandate-http's handler `policies::replay`.
+#[utoipa::path(
+    post,
+    path = "/v1/policies/{version}/replay",
+    tag = "policies",
+    operation_id = "replayPolicyVersion",
+    summary = "Replay recorded decisions with a policy version",
+    description = r#"Re-decides the recorded decisions of a window (this node's audit log, oldest
+first, at most `limit`) with the version's policies — and with the given boundary
+edits — and reports what would change: counts (same, allow→deny, deny→allow, other
+changes, not replayed, skipped, errors) and the changed decisions grouped by agent,
+action, change and deciding policies, with example events. Nothing is changed and
+nothing is recorded: call it before an activation.
+
+Each decision is re-decided with the request as recorded (a redacted context field is
+its marker, never the original), the risk recorded with it, its mandate as stored now
+and its agents as registered now (or as edited): the log keeps no agent's past state.
+Decisions refused before the boundary gate (token, agent status, inactive mandate,
+token scope) are not about policy and keep their verdict (`not_replayed`). A decision
+whose agent or mandate is gone is `skipped` with its reason. A decision the version
+cannot evaluate is a deny (`policy_error`), counted under `errors`, never an allow."#,
+    params(("version" = PolicyVersionNumber, Path, description = "The candidate version; anything but a positive integer is answered 404 `not_found`.")),
+    request_body(content = PolicyReplayRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The replay's report.", body = PolicyReplayReport, content_type = "application/json"),
+        (status = 400, response = BadBody),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = ForbiddenAgentToken),
+        (status = 404, description = "`not_found`: no such version, or not a positive integer.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`does_not_compile`: the stored version no longer compiles (e.g. against a newer base schema).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal)
+    )
+)]
+pub fn replay_policy_version() {}

@@ -56,6 +56,7 @@ mod mandates;
 mod metrics;
 mod opa;
 mod policies;
+mod replay;
 mod ssf;
 mod ssf_streams;
 mod token_surfaces;

@@ -13,7 +13,7 @@ const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/crm"
 
 /// Adds and activates the CRM example policies; registers a sales agent inside a CRM
 /// boundary; returns (agent id, its access token).
-async fn crm_setup(s: &Server, admin: &str) -> (String, String) {
+pub(crate) async fn crm_setup(s: &Server, admin: &str) -> (String, String) {
     let (code, _, err) = cli(
         &s.addr,
         admin,
@@ -60,7 +60,7 @@ async fn crm_setup(s: &Server, admin: &str) -> (String, String) {
     (id, t["access_token"].as_str().unwrap().to_owned())
 }
 
-async fn authorize(s: &Server, bearer: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn authorize(s: &Server, bearer: &str, body: Value) -> (u16, Value) {
     let res = s
         .http
         .post(s.url("/v1/authorize"))
@@ -75,7 +75,7 @@ async fn authorize(s: &Server, bearer: &str, body: Value) -> (u16, Value) {
     )
 }
 
-fn read_contact(team: &str, data_class: &str) -> Value {
+pub(crate) fn read_contact(team: &str, data_class: &str) -> Value {
     json!({"action": "crm:read",
            "resource": {"type": "Crm::Contact", "id": "c-1", "attributes": {"team": team}},
            "context": {"data_class": data_class, "prompt": "find the customer's phone number"}})

@@ -32,6 +32,7 @@ mod opa;
 mod opa_corpus;
 mod readme;
 mod rego_cli;
+mod replay;
 mod serve;
 mod ssf;
 mod traces;
