@@ -258,13 +258,18 @@ fn tracestate_seeds() -> std::io::Result<()> {
 }
 
 /// `traceparent` values (mandate_core::trace): the recommendation's example, a future
-/// version with more fields, and the forbidden `ff` and all-zero forms.
+/// version with more fields, the forbidden `ff` and all-zero forms, and a future version
+/// with a NUL and non-ASCII after its flags (once accepted).
 fn traceparent_seeds() -> std::io::Result<()> {
     for (name, s) in [
         ("spec", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         ("future", "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03-more"),
         ("ff", "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
         ("zero", "00-00000000000000000000000000000000-b7ad6b7169203331-01"),
+        (
+            "future-non-ascii",
+            "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03-~\0\u{21a}",
+        ),
     ] {
         write("traceparent", name, s.as_bytes())?;
     }

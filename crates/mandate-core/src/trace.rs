@@ -172,6 +172,13 @@ impl TraceParent {
     /// Parses a `traceparent` value (see the module's rules).
     pub fn parse(value: &str) -> Result<Self, TraceError> {
         let b = value.as_bytes();
+        // Every field of every version is visible ASCII; a control character or a
+        // non-ASCII byte anywhere, even in a future version's fields this one does not
+        // read, makes the header invalid (fuzz target `traceparent`: a `cc-` header with
+        // a NUL and non-ASCII after its flags was accepted).
+        if !b.iter().all(u8::is_ascii_graphic) {
+            return Err(TraceError::Malformed);
+        }
         // "2 hex characters followed by a dash", else restart the trace.
         let (Some(&v0), Some(&v1), Some(b'-')) = (b.first(), b.get(1), b.get(2)) else {
             return Err(TraceError::Malformed);
