@@ -17,13 +17,14 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use mandate_core::admin::Role;
+use mandate_core::trace::{RequestTrace, TraceId};
 use mandate_policy::{Budget, RegoError};
 use mandate_service::decisions::verified_claims;
 use mandate_service::opa::{DataCaller, DataOutcome, DataQuery};
@@ -66,6 +67,12 @@ pub fn opa_router(state: Arc<Node>, auth: OpaAuthentication) -> Router {
         )
         .route("/health", get(health))
         .fallback(not_found)
+        // Every request joins the caller's W3C trace or starts one, as on the API
+        // (traces.rs): its `opa.decision` carries the trace id, its span goes to OTLP.
+        .layer(crate::traces::TraceLayer {
+            random: Arc::clone(&ctx.node.random),
+            clock: Arc::clone(&ctx.node.clock),
+        })
         .with_state(ctx)
 }
 
@@ -209,6 +216,7 @@ fn data_path(path: Option<&str>) -> Result<String, OpaError> {
 /// documented call is `curl -d` (which says `application/x-www-form-urlencoded`).
 async fn data_post(
     State(ctx): State<Arc<Ctx>>,
+    trace: Option<Extension<RequestTrace>>,
     path: Option<axum::extract::Path<String>>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -221,7 +229,8 @@ async fn data_post(
         let who = who(&ctx, &headers).await?;
         let bytes = read_body(body, ctx.node.config.max_body_bytes).await?;
         let input = input_of_body(&bytes)?;
-        data(&ctx, who, &path, input, bytes.len()).await
+        let trace_id = trace.map(|t| t.0.trace_id);
+        data(&ctx, who, &path, input, bytes.len(), trace_id).await
     }
     .await;
     finish(r, pretty)
@@ -230,6 +239,7 @@ async fn data_post(
 /// `GET /v1/data/{path}`: `?input=` is the input document as JSON.
 async fn data_get(
     State(ctx): State<Arc<Ctx>>,
+    trace: Option<Extension<RequestTrace>>,
     path: Option<axum::extract::Path<String>>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -248,7 +258,7 @@ async fn data_get(
                 v.len(),
             ),
         };
-        data(&ctx, who, &path, input, size).await
+        data(&ctx, who, &path, input, size, trace.map(|t| t.0.trace_id)).await
     }
     .await;
     finish(r, pretty)
@@ -328,13 +338,14 @@ async fn off_the_worker(
 
 /// Decides one query on the snapshot of now and records it before answering.
 /// `input_bytes` is the size of the input as sent (it decides whether Rego may be tried
-/// on this worker).
+/// on this worker); `trace_id` is the request's W3C trace, recorded with the query.
 async fn data(
     ctx: &Ctx,
     who: Who<'_>,
     path: &str,
     input: Option<Value>,
     input_bytes: usize,
+    trace_id: Option<TraceId>,
 ) -> Result<Value, OpaError> {
     let state = &ctx.node;
     // INVARIANT (decided on the snapshot of now), as /v1/authorize: taken once the body
@@ -394,10 +405,11 @@ async fn data(
         },
         false => None,
     };
-    let (outcome, event) = match tried {
+    let (outcome, mut event) = match tried {
         Some(done) => done,
         None => off_the_worker(ctx, snapshot, caller, path, input).await?,
     };
+    event.trace_id = trace_id;
     let id = mandate_service::opa::record(state, event).await?;
     match outcome {
         DataOutcome::Answered(Some(v)) => Ok(json!({"result": v, "decision_id": id})),

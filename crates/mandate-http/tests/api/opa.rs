@@ -151,3 +151,32 @@ async fn opa_bad_input_cases() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A Data API query joins the caller's W3C trace: its `opa.decision` carries the trace
+/// id, as a `/v1/authorize` decision does (docs/traces.md). Regression: the OPA listener
+/// had no trace layer and its decisions no `trace_id`.
+#[tokio::test]
+async fn a_data_api_query_records_the_callers_trace_id() {
+    let env = Env::new();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let res = opa_router(Arc::clone(&env.state), OpaAuthentication::Token)
+        .oneshot(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/data/http/authz/allow")
+                .header("authorization", format!("Bearer {}", env.admin))
+                .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+                .body(Body::from(r#"{"input": {"user": "x"}}"#))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), 200);
+    let events = env
+        .admin(Method::GET, "/v1/audit/events?kind=opa.decision", None)
+        .await;
+    events.expect(200);
+    let items = events.json()["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+    assert_eq!(items[0]["trace_id"], trace, "{items}");
+}
