@@ -506,23 +506,22 @@ pub fn decide_for_holder(
     risk: Risk,
 ) -> Decision {
     let mut d = match delegation_holds(h.agent, &h.chain) {
-        Ok(()) => {
-            let mut d = gates(policies, h, None, req, &risk);
-            if risk.step_up {
-                d.step_up();
-            }
-            d.risk = risk;
-            d
-        }
+        Ok(()) => decide_for(policies, h, None, req, risk),
         Err(r) => Decision::refused(r, None),
     };
+    name_holder(&mut d, h);
+    d
+}
+
+/// Names in `d` who decided it: the holder's agent, its mandate and that mandate's user,
+/// and the delegation chain.
+fn name_holder(d: &mut Decision, h: &Holder<'_>) {
     d.agent = Some(h.agent.id.clone());
     if let Some(m) = h.mandate {
         d.mandate = Some(m.id.to_string());
         d.user = m.user.as_ref().map(|u| u.sub.clone());
     }
     d.chain = h.chain.iter().map(|a| a.id.to_string()).collect();
-    d
 }
 
 /// Decides one request against one snapshot at `now`, without anomaly scoring.
@@ -556,7 +555,7 @@ pub fn decide_with(
                 mandate: None,
             };
             let mut d = match assess(&h) {
-                Ok(risk) => decide_for(s, &h, None, req, risk),
+                Ok(risk) => decide_for(s.policies.as_deref(), &h, None, req, risk),
                 Err(r) => Decision::refused(r, None),
             };
             d.agent = Some(id);
@@ -597,29 +596,30 @@ pub fn decide_with(
         }
     };
     let mut d = match assess(&h) {
-        Ok(risk) => decide_for(s, &h, claims.scope.as_deref(), req, risk),
+        Ok(risk) => decide_for(
+            s.policies.as_deref(),
+            &h,
+            claims.scope.as_deref(),
+            req,
+            risk,
+        ),
         Err(r) => Decision::refused(r, None),
     };
-    d.agent = Some(h.agent.id.clone());
+    name_holder(&mut d, &h);
     d.token_id = Some(claims.jti.clone());
-    if let Some(m) = h.mandate {
-        d.mandate = Some(m.id.to_string());
-        d.user = m.user.as_ref().map(|u| u.sub.clone());
-    }
-    d.chain = h.chain.iter().map(|a| a.id.to_string()).collect();
     d
 }
 
 /// The gates after the token: scope, every boundary of the chain, the mandate's scope,
 /// the policies, then the risk gate.
 fn decide_for(
-    s: &Snapshot,
+    policies: Option<&CompiledPolicies>,
     h: &Holder<'_>,
     scope: Option<&str>,
     req: &DecisionRequest<'_>,
     risk: Risk,
 ) -> Decision {
-    let mut d = gates(s.policies.as_deref(), h, scope, req, &risk);
+    let mut d = gates(policies, h, scope, req, &risk);
     // The risk gate: an open step-up hold never lets an allow through unseen.
     if risk.step_up {
         d.step_up();

@@ -107,14 +107,18 @@ pub fn decide_question(
     e.action = Some(q.action.to_owned());
     // The resource's attributes are kept (redacted as the context is) when it has any,
     // so a policy replay (replay.rs) re-decides the request the policies saw.
-    e.resource = Some(match &q.resource.attributes {
-        Value::Null => json!({"type": q.resource.type_name, "id": q.resource.id}),
-        Value::Object(o) if o.is_empty() => {
-            json!({"type": q.resource.type_name, "id": q.resource.id})
-        }
-        a => json!({"type": q.resource.type_name, "id": q.resource.id,
-                    "attributes": state.redact(a)}),
-    });
+    let mut resource = serde_json::Map::new();
+    resource.insert("type".into(), json!(q.resource.type_name));
+    resource.insert("id".into(), json!(q.resource.id));
+    let bare = match &q.resource.attributes {
+        Value::Null => true,
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    };
+    if !bare {
+        resource.insert("attributes".into(), state.redact(&q.resource.attributes));
+    }
+    e.resource = Some(Value::Object(resource));
     e.context = Some(state.redact(q.context));
     e.decision = Some(d.verdict().code().to_owned());
     e.policy_ids = d.policy_ids.clone();
