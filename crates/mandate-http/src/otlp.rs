@@ -211,7 +211,7 @@ async fn send(client: &reqwest::Client, endpoint: &str, body: String) -> Sent {
                 return Sent::Failed;
             }
             Err(e) => {
-                tracing::warn!(attempt, error = %e, "OTLP endpoint unreachable");
+                tracing::warn!(attempt, error = %e.without_url(), "OTLP endpoint unreachable");
                 None
             }
         };

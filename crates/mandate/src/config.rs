@@ -790,7 +790,13 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 _ => bad("must be `off` or `token`"),
             },
             "telemetry.otlp_endpoint" => {
-                if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                // No `user:password@`: an error naming the URL would put it in the log.
+                let authority = v
+                    .strip_prefix("http://")
+                    .and_then(|r| r.split(['/', '?', '#']).next());
+                if authority.is_some_and(|a| a.contains('@')) {
+                    bad("must hold no credentials (`user:password@`)")
+                } else if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
                     cfg.telemetry_otlp_endpoint = Some(v.to_owned())
                 } else {
                     bad(
@@ -995,6 +1001,10 @@ mod tests {
             ("MANDATE_TELEMETRY_SAMPLING_RATIO", "1.5"),
             ("MANDATE_TELEMETRY_SAMPLING_RATIO", "NaN"),
             ("MANDATE_TELEMETRY_OTLP_ENDPOINT", "collector:4318"),
+            (
+                "MANDATE_TELEMETRY_OTLP_ENDPOINT",
+                "http://user:secret@127.0.0.1:4318/v1/traces",
+            ),
             ("MANDATE_TELEMETRY_SERVICE_NAME", ""),
         ] {
             assert!(load(&Flags::default(), &env(&[(k, v)])).is_err(), "{k}={v}");
