@@ -219,12 +219,39 @@ pub fn host_port(address: &str, default_port: u16) -> Option<(String, u16)> {
     Some((host.to_owned(), port))
 }
 
+/// The most a certificate, bundle or key file may hold (a system CA bundle is ~200 KiB).
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The content of the file at `path`. INVARIANT (bounded TLS files): only a regular file
+/// (after symlinks) of at most [`MAX_FILE_BYTES`] is read — a device (`/dev/zero`), a
+/// FIFO or a huge file is an error at start, not a start that eats memory or never ends.
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    use std::io::Read as _;
+    let failed = |source: io::Error| TlsError::Read {
         key,
         path: path.to_owned(),
         source,
-    })
+    };
+    // Checked before opening: opening a FIFO blocks until someone writes to it.
+    if !std::fs::metadata(path).map_err(failed)?.is_file() {
+        return Err(failed(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(failed)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(failed(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES / (1024 * 1024)),
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Every certificate of the PEM file at `path`; an error if one does not parse or there

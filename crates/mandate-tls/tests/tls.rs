@@ -230,6 +230,32 @@ fn bad_settings_are_errors_that_name_the_setting() {
             "holds no PEM certificate",
         ),
         (
+            "a CA bundle that is not a regular file (a device: read, it never ends)",
+            with(&|s| s.ca_file = Some(PathBuf::from("/dev/null"))),
+            "not a regular file",
+        ),
+        (
+            "a CA bundle larger than any bundle",
+            with(&|s| {
+                let mut big = ours.pem.clone();
+                while (big.len() as u64) <= mandate_tls::MAX_FILE_BYTES {
+                    big.push_str(&ours.pem);
+                }
+                s.ca_file = Some(write(d, "huge.pem", &big, 0o644));
+            }),
+            "larger than 4 MiB",
+        ),
+        (
+            "a key file that is a directory",
+            with(&|s| {
+                let dir = d.join("key-dir");
+                std::fs::create_dir(&dir).unwrap();
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+                s.client_key_file = Some(dir);
+            }),
+            "not a regular file",
+        ),
+        (
             "a certificate without its key",
             with(&|s| s.client_key_file = None),
             "go together",
