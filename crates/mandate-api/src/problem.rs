@@ -76,6 +76,7 @@ pub struct PolicyError {
 /// | `invalid_transition` | 409 | the lifecycle does not allow this status change |
 /// | `nothing_to_roll_back` | 409 | no earlier active policy version to roll back to |
 /// | `does_not_compile` | 409 | a stored policy version no longer compiles (e.g. against a newer base schema); the current version stays active |
+/// | `replay_running` | 409 | a policy replay is already running on this node (one at a time); retry when it ends |
 /// | `request_timeout` | 408 | the request body did not arrive within 30 s |
 /// | `body_too_large` | 413 | the body is over the configured limit |
 /// | `unsupported_media_type` | 415 | the body is not declared as JSON (400 at `/access/v1/*`, as AuthZEN requires) |
@@ -95,6 +96,7 @@ pub struct PolicyError {
 /// | `bundle_unavailable` | 500 | an agent was contained and that recorded, but its incident bundle could not be built |
 /// | `not_ready` | 503 | `/readyz`: the store does not answer |
 /// | `audit_unavailable` | 503 | the audit log cannot be written (an admin change stands unrecorded; no decision is given) |
+/// | `replay_abandoned` | 503 | a policy replay stopped because its caller hung up (seen in logs only) |
 /// | `snapshot_stale` | 503 | decisions are held: the decision snapshot could not be refreshed after a change (until a refresh succeeds) |
 ///
 /// A code is the serialisation of a variant.
@@ -120,6 +122,7 @@ pub enum ErrorCode {
     InvalidTransition,
     NothingToRollBack,
     DoesNotCompile,
+    ReplayRunning,
     RequestTimeout,
     BodyTooLarge,
     UnsupportedMediaType,
@@ -139,6 +142,7 @@ pub enum ErrorCode {
     BundleUnavailable,
     NotReady,
     AuditUnavailable,
+    ReplayAbandoned,
     SnapshotStale,
 }
 

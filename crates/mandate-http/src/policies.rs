@@ -56,6 +56,16 @@ impl From<PolicyError> for ApiError {
             e @ PolicyError::NoLongerCompiles { .. } => {
                 ApiError::conflict("does_not_compile", e.to_string())
             }
+            PolicyError::ReplayRunning => ApiError::new(
+                StatusCode::CONFLICT,
+                "replay_running",
+                "a policy replay is already running on this node; retry when it ends",
+            ),
+            PolicyError::Abandoned => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "replay_abandoned",
+                "the replay stopped because its caller hung up",
+            ),
             PolicyError::Store(e) => e.into(),
             PolicyError::Service(e) => e.into(),
         }

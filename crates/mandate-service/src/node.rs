@@ -82,6 +82,9 @@ pub struct Node {
     /// Long polls of SSF streams that may look for SETs while they wait
     /// (`INVARIANT (long polls are bounded)`, ssf_streams.rs).
     pub(crate) ssf_long_polls: tokio::sync::Semaphore,
+    /// One policy replay at a time on this node (`INVARIANT (one replay per node)`,
+    /// replay.rs).
+    pub(crate) replay_permit: Arc<tokio::sync::Semaphore>,
 }
 
 /// Why a stored policy version has no compiled policy set.
@@ -175,6 +178,7 @@ impl Node {
             export: crate::export::Board::default(),
             ssf_seen: crate::ssf::Seen::default(),
             ssf_long_polls: tokio::sync::Semaphore::new(crate::ssf_streams::MAX_LONG_POLLS),
+            replay_permit: Arc::new(tokio::sync::Semaphore::new(1)),
         };
         secrets::load(&state).map_err(|e| StartError::Snapshot(e.to_string()))?;
         state

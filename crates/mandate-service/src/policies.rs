@@ -52,6 +52,13 @@ pub enum PolicyError {
         /// The compiler's messages, joined.
         why: String,
     },
+    /// A policy replay is already running on this node (`INVARIANT (one replay per
+    /// node)`, replay.rs): the caller may retry when it ends.
+    #[error("a policy replay is already running on this node")]
+    ReplayRunning,
+    /// The replay's caller hung up, so the job stopped: nobody reads this.
+    #[error("the replay was abandoned by its caller")]
+    Abandoned,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -202,12 +202,47 @@ pub async fn replay(node: &Arc<Node>, req: ReplayRequest) -> Result<ReplayReport
             why: "until is before since".to_owned(),
         });
     }
-    node.blocking(move |s| replay_blocking(s, &req))
-        .await
-        .map_err(ServiceError::from)?
+    // INVARIANT (one replay per node): a replay holds this node's one replay permit
+    // from before its job starts until the job ends — the permit moves into the
+    // blocking job, so a caller that hangs up does not free it while the job still
+    // reads — and a second one is refused (`ReplayRunning`, a 409) rather than queued:
+    // a replay reads up to a million events on a blocking thread, and any admin-API
+    // role may ask for one. The job also stops at its next page once its caller is gone
+    // (`Abandoned`), so a dropped request holds the permit for one page at most.
+    let permit = Arc::clone(&node.replay_permit)
+        .try_acquire_owned()
+        .map_err(|_| PolicyError::ReplayRunning)?;
+    let abandoned = Abandoned::default();
+    let seen = abandoned.flag();
+    node.blocking(move |s| {
+        let _permit = permit;
+        replay_blocking(s, &req, &seen)
+    })
+    .await
+    .map_err(ServiceError::from)?
 }
 
-fn replay_blocking(node: &Node, req: &ReplayRequest) -> Result<ReplayReport, PolicyError> {
+/// Set when the caller's future is dropped (the client hung up): the job stops.
+#[derive(Default)]
+struct Abandoned(Arc<std::sync::atomic::AtomicBool>);
+
+impl Abandoned {
+    fn flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.0)
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn replay_blocking(
+    node: &Node,
+    req: &ReplayRequest,
+    abandoned: &std::sync::atomic::AtomicBool,
+) -> Result<ReplayReport, PolicyError> {
     let snapshot = node.snapshot().map_err(ServiceError::from)?;
     for id in req.boundaries.keys() {
         if snapshot.agents.get(id).is_none() {
@@ -240,6 +275,10 @@ fn replay_blocking(node: &Node, req: &ReplayRequest) -> Result<ReplayReport, Pol
     let limit = u64::from(req.limit);
     let mut truncated = false;
     loop {
+        if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+            // Nobody will read the report.
+            return Err(PolicyError::Abandoned);
+        }
         let want = u32::try_from((limit - read).min(u64::from(PAGE))).unwrap_or(PAGE);
         if want == 0 {
             truncated = !store.list_audit(&filter, after, 1)?.is_empty();

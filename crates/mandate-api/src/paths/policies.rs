@@ -183,7 +183,7 @@ cannot evaluate is a deny (`policy_error`), counted under `errors`, never an all
         (status = 401, response = Unauthenticated),
         (status = 403, response = ForbiddenAgentToken),
         (status = 404, description = "`not_found`: no such version, or not a positive integer.", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`does_not_compile`: the stored version no longer compiles (e.g. against a newer base schema).", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`does_not_compile`: the stored version no longer compiles (e.g. against a newer base schema). `replay_running`: a replay is already running on this node (one at a time); retry when it ends.", body = Problem, content_type = "application/problem+json"),
         (status = 413, response = BodyTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 500, response = Internal)

@@ -12,6 +12,7 @@ mod export;
 mod keys;
 mod mandates;
 mod node;
+mod replay;
 mod ssf;
 mod ssf_streams;
 mod tokens;
