@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+mod activity;
 mod agents;
 mod anomalies;
 mod audit;

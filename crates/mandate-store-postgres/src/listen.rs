@@ -57,7 +57,8 @@ pub(crate) const CHANNEL: &str = "mandate_changes";
 /// The topics whose changes are announced to other nodes: all but the audit log (each
 /// node writes its own), assertion `jti`s (checked by the database's unique key on
 /// every request, never cached), the nodes' own records (heartbeats, read fresh by
-/// `cluster status`) and export cursors (each node moves its own log's).
+/// `cluster status`), export cursors (each node moves its own log's) and last activity
+/// (read fresh by the inventory, never cached).
 pub(crate) fn notified() -> Topics {
     Topics::all().without(
         [
@@ -65,6 +66,7 @@ pub(crate) fn notified() -> Topics {
             Topic::AssertionReplay,
             Topic::Node,
             Topic::Export,
+            Topic::Activity,
         ]
         .into_iter()
         .collect(),

@@ -298,6 +298,15 @@ CREATE TABLE ssf_poll_sets (
 );
 CREATE INDEX ssf_poll_sets_waiting ON ssf_poll_sets (stream, n) WHERE acked_at IS NULL;
 "#,
+    r#"
+-- When each agent last had a decision and each credential last authenticated (issue 24's
+-- inventory), written in batches by every node; a time only ever moves later
+-- (`INVARIANT (activity only moves later)`: the upsert keeps the greater).
+CREATE TABLE last_activity (
+    subject TEXT PRIMARY KEY,
+    at      BIGINT NOT NULL
+);
+"#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that build an older schema to

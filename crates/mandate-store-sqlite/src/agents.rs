@@ -358,6 +358,22 @@ impl CredentialRepo for Db<'_> {
         rows.map(|r| into_credential(r.sql()?)).collect()
     }
 
+    fn for_each_credential(&self, each: &mut dyn FnMut(Credential)) -> Result<()> {
+        // The columns of `CREDENTIAL_COLUMNS` but the secret hash: never read here.
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, agent_id, kind, public_jwk, key_id, created_at, expires_at, \
+                 revoked_at, replaced_by, NULL FROM credentials ORDER BY id",
+            )
+            .sql()?;
+        let mut rows = stmt.query([]).sql()?;
+        while let Some(row) = rows.next().sql()? {
+            each(into_credential(credential_row(row).sql()?)?.credential);
+        }
+        Ok(())
+    }
+
     fn rotate_credential(
         &self,
         old: &CredentialId,

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod activity;
 mod agents;
 mod anomalies;
 mod audit;

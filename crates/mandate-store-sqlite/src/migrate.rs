@@ -267,6 +267,15 @@ CREATE TABLE ssf_poll_sets (
 ) STRICT;
 CREATE INDEX ssf_poll_sets_waiting ON ssf_poll_sets (stream, n) WHERE acked_at IS NULL;
 "#,
+    r#"
+-- When each agent last had a decision and each credential last authenticated (issue 24's
+-- inventory), written in batches by the node; a time only ever moves later (`INVARIANT
+-- (activity only moves later)`).
+CREATE TABLE last_activity (
+    subject TEXT PRIMARY KEY,
+    at      INTEGER NOT NULL
+) STRICT;
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

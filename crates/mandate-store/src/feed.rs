@@ -41,11 +41,14 @@ pub enum Topic {
     Node,
     /// Export sinks' cursors (issue 23): nothing a decision reads.
     Export,
+    /// Agents' and credentials' last activity (issue 24's inventory): nothing a
+    /// decision reads.
+    Activity,
 }
 
 impl Topic {
     /// Every topic, in declaration order.
-    pub const ALL: [Topic; 13] = [
+    pub const ALL: [Topic; 14] = [
         Topic::Agents,
         Topic::Credentials,
         Topic::AdminTokens,
@@ -59,6 +62,7 @@ impl Topic {
         Topic::Secrets,
         Topic::Node,
         Topic::Export,
+        Topic::Activity,
     ];
 
     /// A stable name (`agents`, `credentials`, …), e.g. for a notification payload.
@@ -77,6 +81,7 @@ impl Topic {
             Topic::Secrets => "secrets",
             Topic::Node => "node",
             Topic::Export => "export",
+            Topic::Activity => "activity",
         }
     }
 

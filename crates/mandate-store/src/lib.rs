@@ -23,9 +23,9 @@ pub use err::StoreError;
 pub use ext::StoreExt;
 pub use feed::{Changes, Freshness, LocalFeed, Topic, Topics};
 pub use repo::{
-    AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, ExportRepo, MandateRepo,
-    NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo, SsfStreamRepo, Store, StoreKeyRepo,
-    TokenRevocationRepo,
+    ActivityRepo, AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, ExportRepo,
+    MandateRepo, NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo, SsfStreamRepo, Store,
+    StoreKeyRepo, TokenRevocationRepo,
 };
 pub use rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
@@ -36,9 +36,9 @@ pub use rows::{
 /// Everything a caller of the store needs in scope: the traits whose methods it calls.
 pub mod prelude {
     pub use crate::repo::{
-        AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, ExportRepo, MandateRepo,
-        NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo, SsfStreamRepo, Store,
-        StoreKeyRepo, TokenRevocationRepo,
+        ActivityRepo, AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo,
+        ExportRepo, MandateRepo, NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo,
+        SsfStreamRepo, Store, StoreKeyRepo, TokenRevocationRepo,
     };
     pub use crate::{StoreError, StoreExt};
 }

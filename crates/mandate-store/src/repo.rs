@@ -79,6 +79,9 @@ pub trait CredentialRepo {
     fn insert_credential(&self, c: &Credential, secret_hash: Option<&str>) -> Result<()>;
     /// All credentials of an agent, with the material to check them, in id order.
     fn credentials(&self, agent: &AgentId) -> Result<Vec<AuthCredential>>;
+    /// Every credential of every agent (without secret hashes), in id order, one at a
+    /// time: what the inventory reads in one pass.
+    fn for_each_credential(&self, each: &mut dyn FnMut(Credential)) -> Result<()>;
     /// Replaces `old` by `new`: inserts `new` and lets `old` work only until `old_until`
     /// (never extending an earlier expiry). `old` must be a usable (at `now`), unreplaced
     /// credential of `new.agent_id` of the same kind (`NotFound("credential")` or
@@ -439,6 +442,21 @@ pub trait SsfStreamRepo {
     fn ack_ssf_sets(&self, stream: &str, jtis: &[String], now: Timestamp) -> Result<u64>;
 }
 
+/// When each agent last had a decision and each credential last authenticated (the
+/// inventory's "last activity" and "last used", issue 24). A node gathers them in
+/// memory and writes them in batches, never on a decision's path, so a stored time may
+/// lag the real one by the node's flush interval; the audit log stays the record.
+///
+/// INVARIANT (activity only moves later): a subject's stored time is the latest ever
+/// recorded for it, whichever node recorded it and in whatever order batches land.
+pub trait ActivityRepo {
+    /// Raises each subject's (an `agt_…` or `cred_…` id) last activity to its time;
+    /// an earlier time than the stored one changes nothing.
+    fn record_activity(&self, rows: &[(String, Timestamp)]) -> Result<()>;
+    /// Every subject's last activity, in subject order.
+    fn activity(&self) -> Result<Vec<(String, Timestamp)>>;
+}
+
 /// Every repository: what a unit of work is handed.
 pub trait Repos:
     AgentRepo
@@ -455,6 +473,7 @@ pub trait Repos:
     + NodeRepo
     + ExportRepo
     + SsfStreamRepo
+    + ActivityRepo
 {
 }
 
@@ -473,6 +492,7 @@ impl<T> Repos for T where
         + NodeRepo
         + ExportRepo
         + SsfStreamRepo
+        + ActivityRepo
         + ?Sized
 {
 }
@@ -616,6 +636,9 @@ impl<S: Store + ?Sized> CredentialRepo for S {
     }
     fn credentials(&self, agent: &AgentId) -> Result<Vec<AuthCredential>> {
         read(self, |r| r.credentials(agent))
+    }
+    fn for_each_credential(&self, each: &mut dyn FnMut(Credential)) -> Result<()> {
+        read(self, |r| r.for_each_credential(each))
     }
     fn rotate_credential(
         &self,
@@ -947,6 +970,15 @@ impl<S: Store + ?Sized> SsfStreamRepo for S {
     }
     fn ack_ssf_sets(&self, stream: &str, jtis: &[String], now: Timestamp) -> Result<u64> {
         write(self, |r| r.ack_ssf_sets(stream, jtis, now))
+    }
+}
+
+impl<S: Store + ?Sized> ActivityRepo for S {
+    fn record_activity(&self, rows: &[(String, Timestamp)]) -> Result<()> {
+        write(self, |r| r.record_activity(rows))
+    }
+    fn activity(&self) -> Result<Vec<(String, Timestamp)>> {
+        read(self, |r| r.activity())
     }
 }
 

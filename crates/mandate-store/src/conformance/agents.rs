@@ -530,3 +530,64 @@ pub fn revoke_credential_is_scoped_to_its_agent(store: &dyn Store) {
         "the first revocation time stands"
     );
 }
+
+/// `for_each_credential` streams every agent's credentials in id order, without their
+/// secret hashes.
+pub fn for_each_credential_streams_every_credential_in_id_order(store: &dyn Store) {
+    let a = agent(1, "first", "alice@example.com", &[]);
+    let b = agent(2, "second", "bob@example.com", &[]);
+    store.insert_agent(&a).unwrap();
+    store.insert_agent(&b).unwrap();
+    let c3 = secret_credential(30, &b.id);
+    let c1 = key_credential(10, &a.id);
+    let c2 = secret_credential(20, &a.id);
+    store.insert_credential(&c3, Some("$argon2id$c3")).unwrap();
+    store.insert_credential(&c1, None).unwrap();
+    store.insert_credential(&c2, Some("$argon2id$c2")).unwrap();
+    let mut seen = Vec::new();
+    store.for_each_credential(&mut |c| seen.push(c)).unwrap();
+    assert_eq!(seen, [c1, c2, c3]);
+}
+
+/// `INVARIANT (activity only moves later)`: a subject's stored time is the latest ever
+/// recorded, whatever order batches come in (two nodes' batches may cross); a batch
+/// naming one subject twice keeps the later; writes publish [`crate::Topic::Activity`]
+/// and a read unit refuses them.
+pub fn activity_only_moves_later(store: &dyn Store) {
+    assert!(store.activity().unwrap().is_empty());
+    let before = store.topic_seq(crate::Topic::Activity);
+    store
+        .record_activity(&[("agt_b".into(), at(50)), ("cred_a".into(), at(10))])
+        .unwrap();
+    assert_ne!(store.topic_seq(crate::Topic::Activity), before);
+    // An older batch (another node's, late) moves nothing back; a newer one moves on.
+    store
+        .record_activity(&[
+            ("agt_b".into(), at(40)),
+            ("cred_a".into(), at(20)),
+            ("cred_a".into(), at(15)),
+        ])
+        .unwrap();
+    store.record_activity(&[]).unwrap();
+    let got: Vec<(String, i64)> = store
+        .activity()
+        .unwrap()
+        .into_iter()
+        .map(|(s, t)| (s, t.secs()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("agt_b".to_owned(), at(50).secs()),
+            ("cred_a".to_owned(), at(20).secs())
+        ]
+    );
+    let mut refused = None;
+    store
+        .read_unit(&mut |r| {
+            refused = Some(r.record_activity(&[("agt_c".into(), at(1))]));
+            Ok(())
+        })
+        .unwrap();
+    assert!(matches!(refused, Some(Err(StoreError::ReadOnly))));
+}

@@ -77,6 +77,8 @@ macro_rules! conformance_tests {
                 rotation_limits_the_old_credential_and_links_the_new,
                 rotation_refuses_unusable_replaced_and_mismatched_credentials,
                 revoke_credential_is_scoped_to_its_agent,
+                for_each_credential_streams_every_credential_in_id_order,
+                activity_only_moves_later,
             }
             tokens {
                 assertion_jtis_refuse_replays_and_expire,
