@@ -7,8 +7,8 @@
 //!
 //! A decommissioned agent has no findings: nothing it holds works any more.
 //!
-//! Findings of the inventory still to come with its use case (they need the policies):
-//! agents no policy allows anything, and `permit`s without conditions.
+//! What the active policies allow an agent comes in as [`PolicyFacts`], read by the
+//! service off the compiled policies' scopes (mandate-policy `Reach`).
 
 use mandate_core::agent::{AgentStatus, Boundary};
 use mandate_core::id::CredentialId;
@@ -88,6 +88,20 @@ pub struct Facts<'a> {
     /// The least-privilege suggestion of its latest access review window, if one was
     /// computed ([`crate::suggest::suggest`]).
     pub review: Option<&'a Suggestion>,
+    /// What the active policies could allow it; `None` when no version is active (then
+    /// nothing is said of policies).
+    pub policies: Option<PolicyFacts<'a>>,
+}
+
+/// What the active policies could allow one agent, read off their scopes.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyFacts<'a> {
+    /// Whether some `permit` could match it on some request (a condition counts as
+    /// possibly true).
+    pub may_allow: bool,
+    /// The ids of the `permit`s with no condition and no action or resource constraint
+    /// that match it.
+    pub unconditional: &'a [&'a str],
 }
 
 /// A finding's stable code.
@@ -110,6 +124,13 @@ pub enum Code {
     /// The review's suggestion drops or narrows grants: the boundary is wider than what
     /// the agent used in the window.
     BoundaryWiderThanUse,
+    /// Nothing can allow it anything: its boundary has no grant, or no `permit` of the
+    /// active policies can match it. It holds an identity it cannot use.
+    Dead,
+    /// A `permit` with no condition and no action or resource constraint matches it: it
+    /// is allowed everything its boundary admits, whatever the request; subject: the
+    /// policy id.
+    UnconditionalPermit,
 }
 
 impl Code {
@@ -123,6 +144,8 @@ impl Code {
             Self::CredentialNeverRotated => "credential_never_rotated",
             Self::BoundaryWildcard => "boundary_wildcard",
             Self::BoundaryWiderThanUse => "boundary_wider_than_use",
+            Self::Dead => "dead",
+            Self::UnconditionalPermit => "unconditional_permit",
         }
     }
 }
@@ -225,6 +248,30 @@ pub fn findings(f: &Facts<'_>, t: &Thresholds, now: Timestamp) -> Vec<Finding> {
                 count(GrantFate::Redundant),
             ),
         );
+    }
+    if f.boundary.grants.is_empty() {
+        push(
+            Code::Dead,
+            None,
+            "its boundary grants nothing, so every request is denied".into(),
+        );
+    } else if let Some(p) = f.policies {
+        if p.may_allow {
+            for id in p.unconditional {
+                push(
+                    Code::UnconditionalPermit,
+                    Some((*id).to_owned()),
+                    "permits every action on every resource, without a condition".into(),
+                );
+            }
+        } else {
+            push(
+                Code::Dead,
+                None,
+                "no permit of the active policies can match it, so every request is denied"
+                    .into(),
+            );
+        }
     }
     out.sort_by(|a, b| (a.code, &a.subject).cmp(&(b.code, &b.subject)));
     out

@@ -14,7 +14,7 @@
 #![warn(missing_docs)]
 
 pub use mandate_service::config::{MandateConfig, ServerConfig};
-pub use mandate_service::jobs::{flush_baselines, spawn_sweeper, sweep};
+pub use mandate_service::jobs::{flush_activity, flush_baselines, spawn_sweeper, sweep};
 pub use mandate_service::{
     Node, StartError, audit, bootstrap, detect, export, export_io, follow, freshness, keys, ssf,
     ssf_streams,

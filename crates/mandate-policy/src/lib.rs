@@ -48,6 +48,7 @@ mod compile;
 mod direct;
 mod evaluate;
 mod index;
+mod reach;
 mod rego;
 mod rego_test;
 mod schema;
@@ -66,5 +67,6 @@ pub use rego::{
     compile_rego,
 };
 pub use rego_test::{RegoTestOutcome, RegoTestReport, RegoTestResult, run_rego_tests};
+pub use reach::Reach;
 pub use schema::{BASE_SCHEMA, RESERVED_CONTEXT};
 pub use testfile::{TestFileError, TestReport, TestResult, run_tests};

@@ -115,8 +115,15 @@ pub async fn flush_baselines(state: &Arc<Node>) -> Result<usize, ServiceError> {
     Ok(state.blocking(detect::flush).await??)
 }
 
+/// Writes the agents' and credentials' last activity noted since the last flush
+/// (activity.rs; the sweeper does this every five seconds; call it once more at
+/// shutdown). Returns how many subjects were written.
+pub async fn flush_activity(state: &Arc<Node>) -> Result<usize, ServiceError> {
+    Ok(state.blocking(crate::activity::flush).await??)
+}
+
 /// Runs the mandate sweeper (see [`sweep`]) every second, and writes changed baselines
-/// every five, until the runtime stops. A failure is logged and tried again later. While
+/// every five (and last activity), until the runtime stops. A failure is logged and tried again later. While
 /// the snapshot is stale (a refresh failed), each tick first tries the refresh again,
 /// so decisions resume within a second of the store answering again. Over a shared
 /// store only the leader sweeps; every node writes its own detector's baselines.
@@ -140,10 +147,13 @@ pub fn spawn_sweeper(state: Arc<Node>) -> tokio::task::JoinHandle<()> {
                     Err(e) => tracing::warn!(error = %e, "heartbeat not recorded"),
                 }
             }
-            if ticks.is_multiple_of(5)
-                && let Err(e) = flush_baselines(&state).await
-            {
-                tracing::warn!(error = %e, "baselines not written");
+            if ticks.is_multiple_of(5) {
+                if let Err(e) = flush_baselines(&state).await {
+                    tracing::warn!(error = %e, "baselines not written");
+                }
+                if let Err(e) = flush_activity(&state).await {
+                    tracing::warn!(error = %e, "last activity not written");
+                }
             }
             // Over a shared store, one node sweeps at a time: the leader (mandate-store
             // `Store::leads`). Another takes over within a heartbeat of its loss.

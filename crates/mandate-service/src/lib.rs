@@ -11,7 +11,7 @@
 //! proof of freshness ([`freshness`]), the gateways' secrets ([`secrets`]), who acted ([`actor`]), the cell
 //! the snapshot lives in ([`snapshot_cell`]), the audit writer ([`audit`]), the signing
 //! keys ([`keys`]) and the store key that seals what nodes share ([`store_key`]), the
-//! bootstrap token ([`bootstrap`]), the verification caches
+//! bootstrap token ([`bootstrap`]), last activity noted and flushed ([`activity`]), the verification caches
 //! ([`cache`]), the node's configuration ([`config`]) and what it counts for Prometheus
 //! ([`metrics`]).
 //!
@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod actor;
 pub mod acts;
 pub mod admin;

@@ -43,6 +43,8 @@ pub const ANOMALIES: &str = "mandate_anomalies_total";
 pub const EXPORT_LAG: &str = "mandate_export_lag_events";
 /// `mandate_export_delivered_total{sink}` (counter, set at scrape time).
 pub const EXPORT_DELIVERED: &str = "mandate_export_delivered_total";
+/// `mandate_activity_dropped_total` (counter).
+pub const ACTIVITY_DROPPED: &str = "mandate_activity_dropped_total";
 
 /// The histograms' bucket bounds in seconds: a decision takes tens of microseconds to
 /// a few milliseconds with its group commit, a commit one fsync (about a millisecond on
@@ -65,6 +67,11 @@ pub fn describe() {
     }
     metrics::counter!(AUDIT_EVENTS).increment(0);
     metrics::counter!(AUDIT_COMMIT_FAILURES).increment(0);
+    metrics::counter!(ACTIVITY_DROPPED).increment(0);
+    describe_counter!(
+        ACTIVITY_DROPPED,
+        "Last-activity notes dropped because a million subjects were waiting for the next flush"
+    );
     describe_counter!(
         DECISIONS,
         "Decisions answered (recorded before the answer), by enforcement point, verdict and reason code"
@@ -192,6 +199,11 @@ pub(crate) fn token_issued(grant: Grant) {
         Grant::TokenExchange => "token_exchange",
     };
     metrics::counter!(TOKENS_ISSUED, "grant_type" => g).increment(1);
+}
+
+/// Counts a last-activity note dropped (`INVARIANT (activity is bounded)`, activity.rs).
+pub(crate) fn activity_dropped() {
+    metrics::counter!(ACTIVITY_DROPPED).increment(1);
 }
 
 /// Counts a refused token request by its RFC 6749 error code (the token endpoint calls

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use mandate_core::agent::{Agent, AgentStatus};
 use mandate_core::credential::CredentialKind;
-use mandate_core::id::{AgentId, TokenId};
+use mandate_core::id::{AgentId, CredentialId, TokenId};
 use mandate_core::random::RandomError;
 use mandate_core::time::Timestamp;
 use mandate_store::StoreError;
@@ -287,6 +287,7 @@ async fn secret_from_store(
             generation,
         };
         s.verified_secrets().insert(&client_id, &secret, memo);
+        s.activity.saw(m.credential.id.as_str(), now);
         Ok(Some(agent))
     })
     .await?
@@ -310,6 +311,7 @@ pub async fn authenticate(
                 // expiry) holds: no credential has changed since, so it is still usable.
                 // The agent's status is checked below, from the snapshot.
                 (Some(agent), Some(r)) if r.generation == node.store().credentials_generation() => {
+                    node.activity.saw(r.credential.as_str(), now);
                     Some(agent)
                 }
                 (agent, remembered) => {
@@ -334,7 +336,7 @@ pub async fn authenticate(
             let token_endpoint = node.config.token_endpoint();
             node.blocking(move |s| -> Result<Option<Agent>, TokenError> {
                 let now = s.clock.now();
-                let keys: Vec<PublicJwk> = s
+                let (key_ids, keys): (Vec<CredentialId>, Vec<PublicJwk>) = s
                     .store()
                     .credentials(&id)?
                     .iter()
@@ -343,12 +345,10 @@ pub async fn authenticate(
                             && c.credential.usable_at(now)
                     })
                     .filter_map(|c| {
-                        c.credential
-                            .public_jwk
-                            .as_ref()
-                            .and_then(|j| PublicJwk::parse(j).ok())
+                        let jwk = c.credential.public_jwk.as_ref()?;
+                        Some((c.credential.id.clone(), PublicJwk::parse(jwk).ok()?))
                     })
-                    .collect();
+                    .unzip();
                 let refs: Vec<&PublicJwk> = keys.iter().collect();
                 let root = issuer_root_slash(&issuer);
                 let mut auds = vec![token_endpoint.as_str(), issuer.as_str(), endpoint.as_str()];
@@ -367,6 +367,9 @@ pub async fn authenticate(
                 {
                     tracing::warn!(client_id = %id, "client assertion replayed");
                     return Err(TokenError::AssertionReplayed);
+                }
+                if let Some(k) = key_ids.get(verified.key_index) {
+                    s.activity.saw(k.as_str(), now);
                 }
                 Ok(Some(agent))
             })

@@ -450,7 +450,7 @@ pub trait SsfStreamRepo {
 /// INVARIANT (activity only moves later): a subject's stored time is the latest ever
 /// recorded for it, whichever node recorded it and in whatever order batches land.
 pub trait ActivityRepo {
-    /// Raises each subject's (an `agt_…` or `cred_…` id) last activity to its time;
+    /// Raises each subject's (an `agt_…` or `crd_…` id) last activity to its time;
     /// an earlier time than the stored one changes nothing.
     fn record_activity(&self, rows: &[(String, Timestamp)]) -> Result<()>;
     /// Every subject's last activity, in subject order.

@@ -815,6 +815,9 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     if let Err(e) = mandate_http::flush_baselines(&state).await {
         tracing::warn!(error = %e, "baselines not written at shutdown");
     }
+    if let Err(e) = mandate_http::flush_activity(&state).await {
+        tracing::warn!(error = %e, "last activity not written at shutdown");
+    }
     // In-flight requests are done; let the audit writer drain and seal a checkpoint.
     state.audit.close();
     tracing::info!("stopped");

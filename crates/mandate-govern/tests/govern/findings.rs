@@ -3,7 +3,9 @@
 use mandate_core::agent::{AgentStatus, Boundary};
 use mandate_core::id::CredentialId;
 use mandate_core::time::Timestamp;
-use mandate_govern::findings::{Code, CredentialFacts, Facts, OwnerCheck, Thresholds, findings};
+use mandate_govern::findings::{
+    Code, CredentialFacts, Facts, OwnerCheck, PolicyFacts, Thresholds, findings,
+};
 use serde_json::json;
 
 const DAY: i64 = 86_400;
@@ -43,6 +45,7 @@ fn a_healthy_agent_has_no_findings() {
         last_activity: Some(at(10)),
         credentials: &creds,
         review: None,
+        policies: None,
     };
     assert_eq!(codes(&f, 39), []);
     // Day 40: 30 days without a decision; credential unused for 11 only.
@@ -97,6 +100,7 @@ fn each_code_is_found() {
         last_activity: None,
         credentials: &creds,
         review: None,
+        policies: None,
     };
     let got = findings(&f, &Thresholds::RECOMMENDED, at(100));
     let got: Vec<_> = got.iter().map(|x| x.code).collect();
@@ -145,6 +149,7 @@ fn a_boundary_wider_than_its_use_is_found_from_the_review() {
         last_activity: Some(at(1)),
         credentials: &[],
         review: Some(&review),
+        policies: None,
     };
     let got = findings(&f, &Thresholds::RECOMMENDED, at(2));
     assert_eq!(got.len(), 1);
@@ -160,5 +165,51 @@ fn a_boundary_wider_than_its_use_is_found_from_the_review() {
     assert!(review.is_unchanged());
     f.boundary = &exact;
     f.review = Some(&review);
+    assert_eq!(codes(&f, 2), []);
+}
+
+/// `dead`: a boundary with no grant, or no permit that can match; `unconditional_permit`
+/// once per matching permit with neither condition nor constraint; neither when no
+/// version is active (nothing is known) or the agent is decommissioned.
+#[test]
+fn dead_agents_and_unconditional_permits() {
+    let b =
+        boundary(json!({"grants": [{"actions": ["crm:read"], "resources": ["Crm::Contact/*"]}]}));
+    let empty = boundary(json!({"grants": []}));
+    let mut f = Facts {
+        status: AgentStatus::Active,
+        created_at: at(0),
+        owner: Some("alice@example.com"),
+        owner_check: OwnerCheck::Active,
+        boundary: &b,
+        last_activity: Some(at(1)),
+        credentials: &[],
+        review: None,
+        policies: None,
+    };
+    assert_eq!(codes(&f, 2), []);
+    f.policies = Some(PolicyFacts {
+        may_allow: false,
+        unconditional: &[],
+    });
+    assert_eq!(codes(&f, 2), [("dead", None)]);
+    let all = ["all", "typed"];
+    f.policies = Some(PolicyFacts {
+        may_allow: true,
+        unconditional: &all,
+    });
+    assert_eq!(
+        codes(&f, 2),
+        [
+            ("unconditional_permit", Some("all".into())),
+            ("unconditional_permit", Some("typed".into()))
+        ]
+    );
+    // No grant: dead whatever the policies say (the boundary gate denies first).
+    f.boundary = &empty;
+    assert_eq!(codes(&f, 2), [("dead", None)]);
+    f.policies = None;
+    assert_eq!(codes(&f, 2), [("dead", None)]);
+    f.status = AgentStatus::Decommissioned;
     assert_eq!(codes(&f, 2), []);
 }

@@ -557,15 +557,15 @@ pub fn activity_only_moves_later(store: &dyn Store) {
     assert!(store.activity().unwrap().is_empty());
     let before = store.topic_seq(crate::Topic::Activity);
     store
-        .record_activity(&[("agt_b".into(), at(50)), ("cred_a".into(), at(10))])
+        .record_activity(&[("agt_b".into(), at(50)), ("crd_a".into(), at(10))])
         .unwrap();
     assert_ne!(store.topic_seq(crate::Topic::Activity), before);
     // An older batch (another node's, late) moves nothing back; a newer one moves on.
     store
         .record_activity(&[
             ("agt_b".into(), at(40)),
-            ("cred_a".into(), at(20)),
-            ("cred_a".into(), at(15)),
+            ("crd_a".into(), at(20)),
+            ("crd_a".into(), at(15)),
         ])
         .unwrap();
     store.record_activity(&[]).unwrap();
@@ -579,7 +579,7 @@ pub fn activity_only_moves_later(store: &dyn Store) {
         got,
         [
             ("agt_b".to_owned(), at(50).secs()),
-            ("cred_a".to_owned(), at(20).secs())
+            ("crd_a".to_owned(), at(20).secs())
         ]
     );
     let mut refused = None;
