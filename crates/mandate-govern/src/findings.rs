@@ -134,6 +134,24 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in order.
+    pub const ALL: [Self; 9] = [
+        Self::OwnerMissing,
+        Self::OwnerUnknown,
+        Self::Dormant,
+        Self::CredentialStale,
+        Self::CredentialNeverRotated,
+        Self::BoundaryWildcard,
+        Self::BoundaryWiderThanUse,
+        Self::Dead,
+        Self::UnconditionalPermit,
+    ];
+
+    /// The code named `s` on the wire.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// The code as on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -268,8 +286,7 @@ pub fn findings(f: &Facts<'_>, t: &Thresholds, now: Timestamp) -> Vec<Finding> {
             push(
                 Code::Dead,
                 None,
-                "no permit of the active policies can match it, so every request is denied"
-                    .into(),
+                "no permit of the active policies can match it, so every request is denied".into(),
             );
         }
     }

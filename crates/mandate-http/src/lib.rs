@@ -39,6 +39,7 @@ mod export_status;
 mod extract;
 pub mod gateway;
 mod incidents;
+mod inventory;
 mod mandates;
 pub mod metrics;
 mod oauth;
@@ -160,6 +161,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/gateway/secrets"),
     ("PUT", "/v1/gateway/secrets/{name}"),
     ("DELETE", "/v1/gateway/secrets/{name}"),
+    ("GET", "/v1/inventory"),
 ];
 
 /// The whole HTTP surface. `GET /metrics` renders the recorder of an
@@ -246,6 +248,7 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/v1/policies/{version}", get(policies::show))
         .route("/v1/policies/{version}/activate", post(policies::activate))
         .route("/v1/policies/{version}/replay", post(policies::replay))
+        .route("/v1/inventory", get(inventory::list))
         .route("/v1/audit/events", get(audit_api::events))
         .route("/v1/audit/events/{seq}/proof", get(audit_api::inclusion))
         .route("/v1/audit/consistency", get(audit_api::consistency))

@@ -60,6 +60,7 @@ pub use compile::{
 pub use evaluate::{
     EntityRef, OnBehalf, PolicyOutcome, PolicyRequest, mandate_attributes, parsed_on_this_thread,
 };
+pub use reach::Reach;
 pub use rego::{
     Budget, DATA_SOURCE, INLINE_CHECK_INTERVAL, INLINE_INPUT_BYTES, INLINE_TIME_LIMIT,
     MAX_LITERAL_NESTING, MAX_MODULE_BYTES, MAX_MODULES, MAX_NESTING, MAX_OPERATORS,
@@ -67,6 +68,5 @@ pub use rego::{
     compile_rego,
 };
 pub use rego_test::{RegoTestOutcome, RegoTestReport, RegoTestResult, run_rego_tests};
-pub use reach::Reach;
 pub use schema::{BASE_SCHEMA, RESERVED_CONTEXT};
 pub use testfile::{TestFileError, TestReport, TestResult, run_tests};

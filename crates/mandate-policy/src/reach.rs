@@ -107,8 +107,6 @@ impl CompiledPolicies {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "test")]
-
     use super::*;
 
     const A: &str = "agt_01JA0000000000000000000001";
@@ -136,7 +134,9 @@ mod tests {
         assert!(!r.may_allow(B));
         assert_eq!(r.permits_everything(A), ["one"]);
         assert!(r.permits_everything(B).is_empty());
-        let text = format!("@id(\"in\") permit (principal in Mandate::Agent::\"{B}\", action, resource) when {{ context.risk.score < 10 }};");
+        let text = format!(
+            "@id(\"in\") permit (principal in Mandate::Agent::\"{B}\", action, resource) when {{ context.risk.score < 10 }};"
+        );
         let r = reach(&text);
         assert!(r.may_allow(B) && !r.may_allow(A));
         assert!(r.permits_everything(B).is_empty(), "it has a condition");

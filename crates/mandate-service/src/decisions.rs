@@ -102,7 +102,11 @@ pub fn decide_question(
     detect::outcome(detector, &mut seen, now, d.verdict() == Verdict::Deny);
     // Its last activity (activity.rs), for a registered agent only: an id nobody
     // registered is not noted, so callers cannot grow the map.
-    if let Some(a) = d.agent.as_ref().filter(|a| snapshot.agents.get(a).is_some()) {
+    if let Some(a) = d
+        .agent
+        .as_ref()
+        .filter(|a| snapshot.agents.get(a).is_some())
+    {
         state.activity.saw(a.as_str(), now);
     }
     let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");

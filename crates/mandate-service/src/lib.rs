@@ -23,6 +23,7 @@
 //! - [`mandates`]: mandates (request, read, long-poll, complete, revoke); [`approvals`]:
 //!   their approval by humans; [`dev_users`]: the development user issuer.
 //! - [`incidents`]: containment and revocation of a token by its id.
+//! - [`inventory`]: every agent with its facts and findings (issue 24).
 //! - [`cluster`]: the cluster's status, and each node's heartbeat into it.
 //! - [`tokens`]: client authentication, client credentials, introspection, revocation;
 //!   [`exchange`]: token exchange and delegation.
@@ -51,6 +52,7 @@ pub mod export_io;
 pub mod follow;
 pub mod freshness;
 pub mod incidents;
+pub mod inventory;
 pub mod jobs;
 pub mod keys;
 pub mod mandates;

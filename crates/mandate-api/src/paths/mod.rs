@@ -21,6 +21,7 @@ pub mod discovery;
 pub mod export;
 pub mod gateway;
 pub mod incidents;
+pub mod inventory;
 pub mod mandates;
 pub mod metrics;
 pub mod oauth;

@@ -52,6 +52,7 @@ mod authzen;
 mod export_http;
 mod fast_paths;
 mod incidents;
+mod inventory;
 mod mandates;
 mod metrics;
 mod opa;
