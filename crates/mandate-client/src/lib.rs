@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::Error;
-pub use query::{AgentQuery, AnomalyQuery, AuditQuery, MandateQuery, PageQuery};
+pub use query::{AgentQuery, AnomalyQuery, AuditQuery, InventoryQuery, MandateQuery, PageQuery};
 
 /// A client of one Mandate server, calling with one bearer token.
 #[derive(Clone)]
@@ -353,6 +353,12 @@ impl Client {
     ) -> Result<api::PolicyReplayReport, Error> {
         let path = format!("/v1/policies/{version}/replay");
         self.call(Method::POST, &path, &[], Some(req)).await
+    }
+
+    /// `GET /v1/inventory`: one page of the inventory.
+    pub async fn inventory(&self, q: &InventoryQuery) -> Result<api::Inventory, Error> {
+        self.call(Method::GET, "/v1/inventory", &q.pairs(), NONE)
+            .await
     }
 
     /// `POST /v1/policies/rollback`.

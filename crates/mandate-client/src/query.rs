@@ -113,6 +113,46 @@ impl AnomalyQuery {
     }
 }
 
+/// `GET /v1/inventory` filters, thresholds and page.
+#[derive(Debug, Clone, Default)]
+pub struct InventoryQuery {
+    /// Of this owner.
+    pub owner: Option<String>,
+    /// In this status.
+    pub status: Option<String>,
+    /// With a finding of this code.
+    pub finding: Option<String>,
+    /// Whose labels match this selector.
+    pub selector: Option<String>,
+    /// Days without a decision before `dormant`.
+    pub dormant_days: Option<u32>,
+    /// Days unused before `credential_stale`.
+    pub credential_unused_days: Option<u32>,
+    /// Days old before `credential_never_rotated`.
+    pub credential_rotation_days: Option<u32>,
+    /// The last agent id of the previous page.
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: Option<u32>,
+}
+
+impl InventoryQuery {
+    pub(crate) fn pairs(&self) -> Vec<(&'static str, String)> {
+        let n = |v: Option<u32>| v.map(|n| n.to_string());
+        set(&[
+            ("owner", self.owner.clone()),
+            ("status", self.status.clone()),
+            ("finding", self.finding.clone()),
+            ("selector", self.selector.clone()),
+            ("dormant_days", n(self.dormant_days)),
+            ("credential_unused_days", n(self.credential_unused_days)),
+            ("credential_rotation_days", n(self.credential_rotation_days)),
+            ("after", self.after.clone()),
+            ("limit", n(self.limit)),
+        ])
+    }
+}
+
 /// `GET /v1/audit/events` filters.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {

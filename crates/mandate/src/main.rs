@@ -22,6 +22,7 @@ mod devmode;
 mod export_cli;
 mod gateway_cli;
 mod incident_cli;
+mod inventory_cli;
 mod listen;
 mod logwriter;
 mod mandates_cli;
@@ -93,6 +94,9 @@ enum Command {
     /// The SIEM export sinks (`[[export.sinks]]`): how far each has delivered
     #[command(subcommand)]
     Export(export_cli::ExportCmd),
+    /// Every agent with its owner, credentials, last activity, risk and findings
+    /// (dormant, stale credentials, dead, wildcard boundary, …), as a table, JSON or CSV
+    Inventory(inventory_cli::InventoryArgs),
 }
 
 #[derive(Subcommand)]
@@ -620,6 +624,7 @@ fn main() -> ExitCode {
         Command::Gateway(c) => runtime.block_on(gateway_cli::gateway(c)),
         Command::Cluster(c) => runtime.block_on(cluster_cli::cluster(c)),
         Command::Export(c) => runtime.block_on(export_cli::export(c)),
+        Command::Inventory(a) => runtime.block_on(inventory_cli::run(a)),
     }
 }
 

@@ -23,6 +23,7 @@ mod harness;
 mod incident;
 mod interop;
 mod interop_env;
+mod inventory;
 mod lifecycle;
 mod mandates;
 mod mcp;
