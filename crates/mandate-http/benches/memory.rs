@@ -33,7 +33,6 @@ mod fixture;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use mandate_store::prelude::*;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -43,7 +42,7 @@ use mandate_core::random::{OsRandom, Random};
 use mandate_core::time::Timestamp;
 use mandate_http::bootstrap::{self, Bootstrap};
 use mandate_http::keys::{KeyFiles, KeyState};
-use mandate_http::{Node, ServerConfig};
+use mandate_http::Node;
 use mandate_store::Store;
 use mandate_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
@@ -159,25 +158,7 @@ async fn main() {
         unreachable!("a fresh store")
     };
     let admin = admin.expose().to_owned();
-    let config = ServerConfig {
-        issuer: "http://mandate.bench".to_owned(),
-        default_audience: "http://mandate.bench".to_owned(),
-        default_token_lifetime_secs: 3600,
-        max_token_lifetime_secs: 3600,
-        max_body_bytes: 4 * 1024 * 1024,
-        audit_key_path: dir.path().join("audit-key.pem"),
-        checkpoint: mandate_http::audit::CheckpointPolicy {
-            every_events: 1000,
-            every_secs: 10,
-        },
-        redact: BTreeMap::new(),
-        mandates: Default::default(),
-        users: Default::default(),
-        dev_users: None,
-        detect: mandate_http::detect::DetectSettings::default(),
-        max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
-        ssf: Default::default(),
-    };
+    let config = fixture::server_config(dir.path());
     let started = timer();
     let state = Arc::new(
         Node::new(
