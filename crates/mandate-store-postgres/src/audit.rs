@@ -52,6 +52,40 @@ fn seq_body(r: &Row) -> Result<(u64, String)> {
     Ok((to_u64(get(r, 0)?)?, get(r, 1)?))
 }
 
+/// `select` over node `node`'s events that `filter` and `after` (a sequence number)
+/// keep, and its arguments: what `list_audit` and `count_audit` share.
+fn audit_where(
+    select: &str,
+    node: &str,
+    filter: &AuditFilter,
+    after: Option<u64>,
+) -> Result<(String, Vec<Box<dyn ToSql + Sync>>)> {
+    let mut sql = format!("{select} FROM audit_events WHERE node = $1 AND seq > $2");
+    let mut args: Vec<Box<dyn ToSql + Sync>> = vec![
+        Box::new(node.to_owned()),
+        Box::new(after.map_or(Ok(-1), to_i64)?),
+    ];
+    let mut text = |col: &str, v: &Option<String>, sql: &mut String| {
+        if let Some(v) = v {
+            args.push(Box::new(v.clone()));
+            sql.push_str(&format!(" AND {col} = ${}", args.len()));
+        }
+    };
+    text("agent", &filter.agent, &mut sql);
+    text("\"user\"", &filter.user, &mut sql);
+    text("kind", &filter.kind, &mut sql);
+    text("decision", &filter.decision, &mut sql);
+    if let Some(t) = filter.since {
+        args.push(Box::new(t.secs()));
+        sql.push_str(&format!(" AND time >= ${}", args.len()));
+    }
+    if let Some(t) = filter.until {
+        args.push(Box::new(t.secs()));
+        sql.push_str(&format!(" AND time < ${}", args.len()));
+    }
+    Ok((sql, args))
+}
+
 impl AuditRepo for Db<'_> {
     fn append_audit(&self, rows: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
         self.touch(Topic::Audit)?;
@@ -144,33 +178,21 @@ impl AuditRepo for Db<'_> {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<(u64, String)>> {
-        let mut sql =
-            String::from("SELECT seq, body FROM audit_events WHERE node = $1 AND seq > $2");
-        let mut args: Vec<Box<dyn ToSql + Sync>> = vec![
-            Box::new(self.node.to_owned()),
-            Box::new(after.map_or(Ok(-1), to_i64)?),
-        ];
-        let mut text = |col: &str, v: &Option<String>, sql: &mut String| {
-            if let Some(v) = v {
-                args.push(Box::new(v.clone()));
-                sql.push_str(&format!(" AND {col} = ${}", args.len()));
-            }
-        };
-        text("agent", &filter.agent, &mut sql);
-        text("\"user\"", &filter.user, &mut sql);
-        text("kind", &filter.kind, &mut sql);
-        text("decision", &filter.decision, &mut sql);
-        if let Some(t) = filter.since {
-            args.push(Box::new(t.secs()));
-            sql.push_str(&format!(" AND time >= ${}", args.len()));
-        }
-        if let Some(t) = filter.until {
-            args.push(Box::new(t.secs()));
-            sql.push_str(&format!(" AND time < ${}", args.len()));
-        }
+        let (mut sql, args) = audit_where("SELECT seq, body", self.node, filter, after)?;
         sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
         let params: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();
         self.rows(&sql, &params)?.iter().map(seq_body).collect()
+    }
+
+    fn count_audit(&self, filter: &AuditFilter) -> Result<u64> {
+        let (sql, args) = audit_where("SELECT count(*)", self.node, filter, None)?;
+        let params: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();
+        let rows = self.rows(&sql, &params)?;
+        let n: i64 = match rows.first() {
+            Some(r) => get(r, 0)?,
+            None => 0,
+        };
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
     }
 
     fn recent_audit_of_agent(

@@ -153,6 +153,39 @@ impl Db<'_> {
     }
 }
 
+/// `select` over the events `filter` and `after` (a sequence number) keep, and its
+/// arguments: what `list_audit` and `count_audit` share.
+fn audit_where(
+    select: &str,
+    filter: &AuditFilter,
+    after: Option<u64>,
+) -> Result<(String, Vec<rusqlite::types::Value>)> {
+    let mut sql = format!("{select} FROM audit_events WHERE seq > ?1");
+    let mut args: Vec<rusqlite::types::Value> = vec![after.map_or(Ok(-1), to_i64)?.into()];
+    let text = |col: &str,
+                v: &Option<String>,
+                sql: &mut String,
+                args: &mut Vec<rusqlite::types::Value>| {
+        if let Some(v) = v {
+            args.push(v.clone().into());
+            sql.push_str(&format!(" AND {col} = ?{}", args.len()));
+        }
+    };
+    text("agent", &filter.agent, &mut sql, &mut args);
+    text("user", &filter.user, &mut sql, &mut args);
+    text("kind", &filter.kind, &mut sql, &mut args);
+    text("decision", &filter.decision, &mut sql, &mut args);
+    if let Some(t) = filter.since {
+        args.push(t.secs().into());
+        sql.push_str(&format!(" AND time >= ?{}", args.len()));
+    }
+    if let Some(t) = filter.until {
+        args.push(t.secs().into());
+        sql.push_str(&format!(" AND time < ?{}", args.len()));
+    }
+    Ok((sql, args))
+}
+
 impl AuditRepo for Db<'_> {
     fn append_audit(&self, rows: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
         self.touch(Topic::Audit)?;
@@ -237,29 +270,7 @@ impl AuditRepo for Db<'_> {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<(u64, String)>> {
-        let mut sql = String::from("SELECT seq, body FROM audit_events WHERE seq > ?1");
-        let mut args: Vec<rusqlite::types::Value> = vec![after.map_or(Ok(-1), to_i64)?.into()];
-        let text = |col: &str,
-                    v: &Option<String>,
-                    sql: &mut String,
-                    args: &mut Vec<rusqlite::types::Value>| {
-            if let Some(v) = v {
-                args.push(v.clone().into());
-                sql.push_str(&format!(" AND {col} = ?{}", args.len()));
-            }
-        };
-        text("agent", &filter.agent, &mut sql, &mut args);
-        text("user", &filter.user, &mut sql, &mut args);
-        text("kind", &filter.kind, &mut sql, &mut args);
-        text("decision", &filter.decision, &mut sql, &mut args);
-        if let Some(t) = filter.since {
-            args.push(t.secs().into());
-            sql.push_str(&format!(" AND time >= ?{}", args.len()));
-        }
-        if let Some(t) = filter.until {
-            args.push(t.secs().into());
-            sql.push_str(&format!(" AND time < ?{}", args.len()));
-        }
+        let (mut sql, args) = audit_where("SELECT seq, body", filter, after)?;
         sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
         let conn = self.conn;
         let mut stmt = conn.prepare(&sql).sql()?;
@@ -276,6 +287,15 @@ impl AuditRepo for Db<'_> {
             ))
         })
         .collect()
+    }
+
+    fn count_audit(&self, filter: &AuditFilter) -> Result<u64> {
+        let (sql, args) = audit_where("SELECT count(*)", filter, None)?;
+        let n: i64 = self
+            .conn
+            .query_row(&sql, rusqlite::params_from_iter(args.iter()), |r| r.get(0))
+            .sql()?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
     }
 
     fn recent_audit_of_agent(

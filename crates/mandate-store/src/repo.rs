@@ -211,6 +211,8 @@ pub trait AuditRepo {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<(u64, String)>>;
+    /// How many events `filter` keeps (of this node's log).
+    fn count_audit(&self, filter: &AuditFilter) -> Result<u64>;
     /// The last `limit` events about `agent` (its `agent` column) with `seq < before`,
     /// oldest first: what an incident bundle holds.
     fn recent_audit_of_agent(
@@ -756,6 +758,9 @@ impl<S: Store + ?Sized> AuditRepo for S {
         limit: u32,
     ) -> Result<Vec<(u64, String)>> {
         read(self, |r| r.list_audit(filter, after, limit))
+    }
+    fn count_audit(&self, filter: &AuditFilter) -> Result<u64> {
+        read(self, |r| r.count_audit(filter))
     }
     fn recent_audit_of_agent(
         &self,

@@ -380,3 +380,55 @@ pub fn ssf_streams_and_their_poll_queue(store: &dyn Store) {
         .unwrap();
     assert!(store.ssf_sets_to_poll("s2", 10).unwrap().0.is_empty());
 }
+
+/// `list_audit` and `count_audit` keep the same events for every filter: by kind, agent,
+/// decision and time window (`since` inclusive, `until` exclusive), and `after` pages.
+pub fn audit_filters_list_and_count_alike(store: &dyn Store) {
+    let rows: Vec<crate::AuditRow> = (0..12u64)
+        .map(|seq| crate::AuditRow {
+            seq,
+            time: at(i64::try_from(seq).unwrap()),
+            kind: if seq % 4 == 0 { "policy.added" } else { "decision" }.into(),
+            agent: (seq % 2 == 1).then(|| "a".into()),
+            user: None,
+            decision: (seq % 4 != 0).then(|| if seq % 3 == 0 { "deny" } else { "allow" }.into()),
+            body: format!("{{\"seq\":{seq}}}"),
+            leaf: [u8::try_from(seq).unwrap(); 32],
+        })
+        .collect();
+    store.append_audit(&rows, None).unwrap();
+    let filters = [
+        crate::AuditFilter::default(),
+        crate::AuditFilter {
+            kind: Some("decision".into()),
+            ..Default::default()
+        },
+        crate::AuditFilter {
+            kind: Some("decision".into()),
+            decision: Some("deny".into()),
+            ..Default::default()
+        },
+        crate::AuditFilter {
+            agent: Some("a".into()),
+            since: Some(at(3)),
+            until: Some(at(9)),
+            ..Default::default()
+        },
+        crate::AuditFilter {
+            kind: Some("nothing".into()),
+            ..Default::default()
+        },
+    ];
+    let want = [12, 9, 3, 3, 0];
+    for (f, n) in filters.iter().zip(want) {
+        assert_eq!(store.count_audit(f).unwrap(), n, "{f:?}");
+        assert_eq!(store.list_audit(f, None, 100).unwrap().len() as u64, n, "{f:?}");
+    }
+    let page: Vec<u64> = store
+        .list_audit(&filters[1], Some(5), 2)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(page, [6, 7]);
+}

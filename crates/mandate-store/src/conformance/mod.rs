@@ -100,6 +100,7 @@ macro_rules! conformance_tests {
                 policy_versions_round_trip_and_activate,
                 export_cursors_only_advance,
                 ssf_streams_and_their_poll_queue,
+                audit_filters_list_and_count_alike,
             }
             mandates {
                 every_field_round_trips,
