@@ -130,7 +130,7 @@ values are encrypted at rest and never returned."#),
         (name = "export", description = "The SIEM export sinks, as `mandate export status` shows them."),
         (name = "metrics", description = "This node's metrics for Prometheus (docs/metrics.md)."),
         (name = "ssf", description = "OpenID Shared Signals: the receiver that ends a person's mandates when their IdP says their session ended; Mandate as a transmitter, with the streams receivers manage and poll."),
-        (name = "governance", description = "Governance: the inventory of agents and their findings, policy impact replay (docs/governance.md)."),
+        (name = "governance", description = "Governance: the inventory of agents and their findings, policy impact replay (docs/governance.md), compliance evidence (docs/compliance.md)."),
         (name = "dev", description = "Development helpers, off unless the operator enables them.")
     ),
     // The admin API is the default; the OAuth and public endpoints override this.
@@ -217,7 +217,8 @@ values are encrypted at rest and never returned."#),
         paths::gateway::list_gateway_secrets,
         paths::gateway::put_gateway_secret,
         paths::gateway::delete_gateway_secret,
-        paths::inventory::get_inventory
+        paths::inventory::get_inventory,
+        paths::reports::get_compliance_report
     ),
     components(
         schemas(
@@ -237,6 +238,7 @@ values are encrypted at rest and never returned."#),
             ContainAgent, IncidentBundle, BundleEvent, RevokeTokenById, TokenRevoked, RevokeMandate,
             NewDevUserToken, DevUserToken,
             Inventory, InventoryRow, InventoryCredential, InventoryFinding, InventoryThresholds,
+            ComplianceReport, ComplianceControl, ComplianceEvidence, ComplianceCheckpoint,
         ),
         responses(
             responses::AgentAfterStatusChange, responses::BadBody, responses::InvalidQuery, responses::Unauthenticated, responses::ForbiddenAgentToken, responses::ForbiddenWrite, responses::Forbidden, responses::NotFound, responses::Conflict, responses::InvalidTransition, responses::BodyTooLarge, responses::UnsupportedMediaType, responses::Internal, responses::AuditUnavailable, responses::InvalidPolicy, responses::PolicyActivated, responses::OAuthBadRequest, responses::OAuthUnsupportedResponseType, responses::OAuthInvalidClient, responses::OAuthServerError, responses::MandateForbidden, responses::NotAnApprover, responses::AnomalyNotOpen, responses::ApprovalConflict,
@@ -345,6 +347,10 @@ const CLOSED: &[&str] = &[
     "AdminTokenCreated",
     "AnomalyResolution",
     "Approval",
+    "ComplianceCheckpoint",
+    "ComplianceControl",
+    "ComplianceEvidence",
+    "ComplianceReport",
     "Inventory",
     "InventoryCredential",
     "InventoryFinding",

@@ -361,6 +361,20 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/reports/compliance`: `framework`'s controls and their evidence.
+    pub async fn compliance_report(
+        &self,
+        framework: &str,
+        since: Option<&str>,
+    ) -> Result<api::ComplianceReport, Error> {
+        let mut q = vec![("framework", framework.to_owned())];
+        if let Some(s) = since {
+            q.push(("since", s.to_owned()));
+        }
+        self.call(Method::GET, "/v1/reports/compliance", &q, NONE)
+            .await
+    }
+
     /// `POST /v1/policies/rollback`.
     pub async fn rollback_policies(&self) -> Result<api::PolicyActivated, Error> {
         self.call(Method::POST, "/v1/policies/rollback", &[], NONE)

@@ -28,7 +28,10 @@
     reason = "benchmark setup fails loudly"
 )]
 
-#[expect(dead_code, reason = "the node's configuration is for the benches that run one")]
+#[expect(
+    dead_code,
+    reason = "the node's configuration is for the benches that run one"
+)]
 mod fixture;
 
 /// The allocator `mandate serve` uses.

@@ -12,6 +12,7 @@
 
 #![expect(
     clippy::expect_used,
+    clippy::panic,
     clippy::print_stdout,
     reason = "benchmark setup fails loudly and prints its results"
 )]
@@ -33,9 +34,9 @@ use mandate_core::id::CredentialId;
 use mandate_core::random::{OsRandom, Random};
 use mandate_core::time::Timestamp;
 use mandate_govern::findings::Thresholds;
+use mandate_http::Node;
 use mandate_http::bootstrap::{self, Bootstrap};
 use mandate_http::keys::{KeyFiles, KeyState};
-use mandate_http::Node;
 use mandate_service::inventory::{InventoryQuery, inventory};
 use mandate_store::Store;
 use mandate_store::prelude::*;
@@ -186,8 +187,16 @@ async fn main() {
     };
     let inv = inventory(&state, query()).await.expect("inventory");
     assert_eq!(inv.rows.len(), AGENTS);
-    let dormant = inv.findings.get(&mandate_govern::findings::Code::Dormant).copied();
-    assert_eq!(dormant, Some(AGENTS.div_ceil(3) as u64), "{:?}", inv.findings);
+    let dormant = inv
+        .findings
+        .get(&mandate_govern::findings::Code::Dormant)
+        .copied();
+    assert_eq!(
+        dormant,
+        Some(AGENTS.div_ceil(3) as u64),
+        "{:?}",
+        inv.findings
+    );
     drop(inv);
     let use_case = best(|| {
         let state = Arc::clone(&state);

@@ -46,6 +46,7 @@ mod oauth;
 pub mod opa;
 pub mod otlp;
 mod policies;
+mod reports;
 #[cfg(test)]
 mod routes_test;
 mod ssf_manage;
@@ -162,6 +163,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/gateway/secrets/{name}"),
     ("DELETE", "/v1/gateway/secrets/{name}"),
     ("GET", "/v1/inventory"),
+    ("GET", "/v1/reports/compliance"),
 ];
 
 /// The whole HTTP surface. `GET /metrics` renders the recorder of an
@@ -249,6 +251,7 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/v1/policies/{version}/activate", post(policies::activate))
         .route("/v1/policies/{version}/replay", post(policies::replay))
         .route("/v1/inventory", get(inventory::list))
+        .route("/v1/reports/compliance", get(reports::compliance))
         .route("/v1/audit/events", get(audit_api::events))
         .route("/v1/audit/events/{seq}/proof", get(audit_api::inclusion))
         .route("/v1/audit/consistency", get(audit_api::consistency))

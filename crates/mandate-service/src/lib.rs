@@ -23,7 +23,8 @@
 //! - [`mandates`]: mandates (request, read, long-poll, complete, revoke); [`approvals`]:
 //!   their approval by humans; [`dev_users`]: the development user issuer.
 //! - [`incidents`]: containment and revocation of a token by its id.
-//! - [`inventory`]: every agent with its facts and findings (issue 24).
+//! - [`inventory`]: every agent with its facts and findings (issue 24); [`compliance`]:
+//!   a framework's controls mapped to what the registry and the log prove.
 //! - [`cluster`]: the cluster's status, and each node's heartbeat into it.
 //! - [`tokens`]: client authentication, client credentials, introspection, revocation;
 //!   [`exchange`]: token exchange and delegation.
@@ -41,6 +42,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod cache;
 pub mod cluster;
+pub mod compliance;
 pub mod config;
 pub mod decisions;
 pub mod detect;

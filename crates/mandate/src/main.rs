@@ -28,6 +28,7 @@ mod logwriter;
 mod mandates_cli;
 mod policy_input;
 mod replay_cli;
+mod report_cli;
 mod serve;
 
 use std::collections::BTreeMap;
@@ -97,6 +98,9 @@ enum Command {
     /// Every agent with its owner, credentials, last activity, risk and findings
     /// (dormant, stale credentials, dead, wildcard boundary, …), as a table, JSON or CSV
     Inventory(inventory_cli::InventoryArgs),
+    /// Reports: compliance evidence for NIST AI RMF or the EU AI Act
+    #[command(subcommand)]
+    Report(report_cli::ReportCmd),
 }
 
 #[derive(Subcommand)]
@@ -625,6 +629,7 @@ fn main() -> ExitCode {
         Command::Cluster(c) => runtime.block_on(cluster_cli::cluster(c)),
         Command::Export(c) => runtime.block_on(export_cli::export(c)),
         Command::Inventory(a) => runtime.block_on(inventory_cli::run(a)),
+        Command::Report(c) => runtime.block_on(report_cli::report(c)),
     }
 }
 

@@ -26,4 +26,5 @@ pub mod mandates;
 pub mod metrics;
 pub mod oauth;
 pub mod policies;
+pub mod reports;
 pub mod ssf;

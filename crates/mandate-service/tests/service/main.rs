@@ -8,6 +8,7 @@
 
 mod cluster;
 mod common;
+mod compliance;
 mod export;
 mod keys;
 mod mandates;

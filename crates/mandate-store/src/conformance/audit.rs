@@ -388,7 +388,12 @@ pub fn audit_filters_list_and_count_alike(store: &dyn Store) {
         .map(|seq| crate::AuditRow {
             seq,
             time: at(i64::try_from(seq).unwrap()),
-            kind: if seq % 4 == 0 { "policy.added" } else { "decision" }.into(),
+            kind: if seq % 4 == 0 {
+                "policy.added"
+            } else {
+                "decision"
+            }
+            .into(),
             agent: (seq % 2 == 1).then(|| "a".into()),
             user: None,
             decision: (seq % 4 != 0).then(|| if seq % 3 == 0 { "deny" } else { "allow" }.into()),
@@ -422,7 +427,11 @@ pub fn audit_filters_list_and_count_alike(store: &dyn Store) {
     let want = [12, 9, 3, 3, 0];
     for (f, n) in filters.iter().zip(want) {
         assert_eq!(store.count_audit(f).unwrap(), n, "{f:?}");
-        assert_eq!(store.list_audit(f, None, 100).unwrap().len() as u64, n, "{f:?}");
+        assert_eq!(
+            store.list_audit(f, None, 100).unwrap().len() as u64,
+            n,
+            "{f:?}"
+        );
     }
     let page: Vec<u64> = store
         .list_audit(&filters[1], Some(5), 2)

@@ -13,6 +13,7 @@
 mod authzen;
 mod cluster;
 mod cluster_faults;
+mod compliance;
 mod decide;
 mod detect;
 mod dev;
