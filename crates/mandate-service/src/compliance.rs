@@ -348,7 +348,10 @@ fn from_log(
     let mut asked = 0_u64;
     walk(&store, &window("mandate.requested"), |e| {
         if e.pointer("/details/status").and_then(Value::as_str) == Some("pending_approval")
-            && let (Some(m), Some(t)) = (e.pointer("/details/mandate").and_then(Value::as_str), time_of(e))
+            && let (Some(m), Some(t)) = (
+                e.pointer("/details/mandate").and_then(Value::as_str),
+                time_of(e),
+            )
         {
             asked += 1;
             requested_at.insert(m.to_owned(), t);
@@ -364,8 +367,10 @@ fn from_log(
         let mut n = 0_u64;
         walk(&store, &window(kind), |e| {
             n += 1;
-            if let (Some(m), Some(t)) = (e.pointer("/details/mandate").and_then(Value::as_str), time_of(e))
-                && let Some(at) = requested_at.get(m)
+            if let (Some(m), Some(t)) = (
+                e.pointer("/details/mandate").and_then(Value::as_str),
+                time_of(e),
+            ) && let Some(at) = requested_at.get(m)
             {
                 waits.push(t - at);
             }

@@ -148,3 +148,172 @@ async fn a_second_replay_is_refused_while_one_runs_and_a_dropped_one_frees_the_n
     let report = report.expect("the abandoned job never gave the permit back");
     assert_eq!(report.counts.decisions, 0);
 }
+
+const SCHEMA: &str = r#"
+namespace Doc { entity File { owner?: String }; }
+namespace Mandate {
+  action "doc:read", "doc:write" in ["all"] appliesTo { principal: [Agent], resource: [Doc::File] };
+}
+"#;
+
+const ACTIVE: &str = r#"
+@id("work") permit (principal, action in Mandate::Action::"all", resource);
+@id("root-files") forbid (principal, action == Mandate::Action::"doc:write", resource)
+  when { resource has owner && resource.owner == "root" };
+"#;
+
+const DECISIONS: usize = 100_000;
+const AGENTS: usize = 100;
+const FILES: usize = 100;
+
+/// The issue's check, on a generated log of 100,000 real decisions (decided and recorded
+/// by the decision path every enforcement point uses): replaying the active version
+/// changes nothing, and a version with one added forbid changes exactly the decisions
+/// it matches — every allow on the two files it names, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_100k_decisions_changes_exactly_what_one_added_forbid_matches() {
+    use mandate_core::agent::{AgentName, Boundary, Grant, Labels, Owner, Purpose};
+    use mandate_engine::decide::{Principal, Resource, TokenAudience};
+    use mandate_service::agents::{self, NewAgent};
+    use mandate_service::decisions::{Question, decide_question, record_decisions};
+    use mandate_service::metrics::Surface;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _clock) = super::common::node_in(dir.path(), |_| {});
+    let node = Arc::new(node);
+    let admin = Actor::Admin(AdminTokenId::parse("adm_01JA0000000000000000000000").unwrap());
+    let add = |policies: String| {
+        let node = Arc::clone(&node);
+        let admin = admin.clone();
+        async move {
+            policies::add(
+                &node,
+                &admin,
+                PolicySource {
+                    policies,
+                    schema_fragments: vec![SCHEMA.to_owned()],
+                    ..PolicySource::default()
+                },
+            )
+            .await
+            .unwrap()
+            .version
+        }
+    };
+    let active = add(ACTIVE.to_owned()).await;
+    policies::activate(&node, &admin, policies::Target::Version(active))
+        .await
+        .unwrap();
+    let candidate = add(format!(
+        "{ACTIVE}\n@id(\"two-files\") forbid (principal, action in [Mandate::Action::\"doc:read\", Mandate::Action::\"doc:write\"], resource) \
+         when {{ [Doc::File::\"f-7\", Doc::File::\"f-13\"].contains(resource) }};"
+    ))
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..AGENTS {
+        let a = agents::register(
+            &node,
+            &admin,
+            NewAgent {
+                name: AgentName::try_from(format!("gen-{i}")).unwrap(),
+                owner: Owner::try_from("alice@example.com".to_owned()).unwrap(),
+                purpose: Purpose::try_from("generated".to_owned()).unwrap(),
+                labels: Labels::default(),
+                boundary: Boundary {
+                    grants: vec![Grant {
+                        actions: vec!["doc:*".into()],
+                        resources: vec!["Doc::File/*".into()],
+                        data_classes: Vec::new(),
+                    }],
+                    ..Boundary::default()
+                },
+            },
+        )
+        .await
+        .unwrap();
+        ids.push(a.id);
+    }
+
+    // The log: every agent reads and writes every file; every tenth file is root's.
+    let context = serde_json::json!({});
+    let mut allowed = 0_u64;
+    let mut allowed_on_two = 0_u64;
+    for batch in 0..DECISIONS / 1000 {
+        let snapshot = node.snapshot().unwrap();
+        let now = node.clock.now();
+        let mut events = Vec::with_capacity(1000);
+        for j in 0..1000 {
+            let n = batch * 1000 + j;
+            let file = n % FILES;
+            let resource = Resource {
+                type_name: "Doc::File".into(),
+                id: format!("f-{file}"),
+                attributes: if file % 10 == 0 {
+                    serde_json::json!({"owner": "root"})
+                } else {
+                    serde_json::json!({"owner": "alice"})
+                },
+            };
+            let action = if (n / FILES) % 2 == 0 {
+                "doc:read"
+            } else {
+                "doc:write"
+            };
+            let (d, e, _) = decide_question(
+                &node,
+                &snapshot,
+                now,
+                Question {
+                    principal: Principal::Agent(ids[(n / 7) % AGENTS].as_str()),
+                    action,
+                    resource: &resource,
+                    context: &context,
+                    request_id: None,
+                    trace_id: None,
+                    actor: None,
+                    via: None,
+                    audience: TokenAudience::Mandate,
+                },
+            );
+            if d.verdict() == mandate_core::decision::Verdict::Allow {
+                allowed += 1;
+                if file == 7 || file == 13 {
+                    allowed_on_two += 1;
+                }
+            }
+            events.push(e);
+        }
+        record_decisions(&node, Surface::Authorize, events, Vec::new(), None)
+            .await
+            .unwrap();
+    }
+    assert!(
+        allowed > 0 && allowed < DECISIONS as u64,
+        "a mix: {allowed}"
+    );
+    assert!(allowed_on_two > 0);
+
+    let same = replay::replay(&node, request(active)).await.unwrap();
+    assert_eq!(same.counts.decisions, DECISIONS as u64);
+    assert_eq!(same.counts.same, DECISIONS as u64, "{:?}", same.counts);
+    assert!(!same.truncated);
+
+    let changed = replay::replay(&node, request(candidate)).await.unwrap();
+    let c = &changed.counts;
+    assert_eq!(c.decisions, DECISIONS as u64);
+    assert_eq!(c.allow_to_deny, allowed_on_two, "{c:?}");
+    assert_eq!(c.same, DECISIONS as u64 - allowed_on_two, "{c:?}");
+    assert_eq!(
+        c.deny_to_allow + c.other_changes + c.skipped + c.errors,
+        0,
+        "{c:?}"
+    );
+    assert!(
+        changed
+            .changes
+            .iter()
+            .all(|g| g.policies == ["two-files"] && g.reason == "forbidden_by_policy"),
+        "{:?}",
+        changed.changes
+    );
+}
