@@ -248,13 +248,13 @@ async fn replaying_100k_decisions_changes_exactly_what_one_added_forbid_matches(
             let resource = Resource {
                 type_name: "Doc::File".into(),
                 id: format!("f-{file}"),
-                attributes: if file % 10 == 0 {
+                attributes: if file.is_multiple_of(10) {
                     serde_json::json!({"owner": "root"})
                 } else {
                     serde_json::json!({"owner": "alice"})
                 },
             };
-            let action = if (n / FILES) % 2 == 0 {
+            let action = if (n / FILES).is_multiple_of(2) {
                 "doc:read"
             } else {
                 "doc:write"
