@@ -24,6 +24,8 @@
 //!   their approval by humans; [`dev_users`]: the development user issuer.
 //! - [`incidents`]: containment and revocation of a token by its id.
 //! - [`cluster`]: the cluster's status, and each node's heartbeat into it.
+//! - [`discovery`]: discovery runs (reconciling found workloads with the registry,
+//!   registering drafts) and the scheduled discovery job.
 //! - [`tokens`]: client authentication, client credentials, introspection, revocation;
 //!   [`exchange`]: token exchange and delegation.
 
@@ -43,6 +45,7 @@ pub mod config;
 pub mod decisions;
 pub mod detect;
 pub mod dev_users;
+pub mod discovery;
 pub mod error;
 pub mod exchange;
 pub mod export;
