@@ -8,6 +8,7 @@
 
 mod cluster;
 mod common;
+mod discovery;
 mod export;
 mod keys;
 mod mandates;
