@@ -16,6 +16,7 @@ mod cluster_faults;
 mod decide;
 mod detect;
 mod dev;
+mod discover;
 mod export;
 mod export_tls;
 mod gateway;
