@@ -68,7 +68,8 @@ Conventions of the admin API:
 
 * Request bodies are JSON (`application/json` or any `+json` type) and unknown fields
   are refused (`unknown_field`). A body over the configured size limit
-  (`http.max_body_bytes`, 64 KiB by default) is refused with 413 `body_too_large`.
+  (`http.max_body_bytes`, 64 KiB by default) is refused with 413 `body_too_large`
+  (`POST /v1/discovery/runs` has its own limit: 64 MiB).
 * A path id that is not syntactically valid (`agt_`, `crd_` or `adm_` followed by a
   26-character ULID; a positive integer for a policy version; a whole number for an
   audit event) is answered like an unknown one: 404 `not_found`. (A token id names no

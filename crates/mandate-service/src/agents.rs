@@ -93,7 +93,7 @@ pub async fn register(node: &Arc<Node>, actor: &Actor, new: NewAgent) -> Result<
 }
 
 /// A registration that starts the agent suspended, as a draft for a human to complete
-/// (discovery's `register`, [`crate::discovery`]): `reason` is its status reason, and
+/// (discovery's `register`, discovery.rs): `reason` is its status reason, and
 /// `discovered` what was found, added to the `agent.registered` event's details (with
 /// `"status": "suspended"`).
 #[derive(Debug, Clone)]
