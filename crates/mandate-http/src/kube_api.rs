@@ -155,11 +155,12 @@ impl KubeApi {
         let token = read_token(&self.token_file)?;
         let unreachable =
             |e: String| fetch_error("unreachable", format!("{}:{}: {e}", self.host, self.port));
-        let tcp =
-            tokio::time::timeout(CONNECT, TcpStream::connect((self.host.as_str(), self.port)))
-                .await
-                .map_err(|_| unreachable("connect timed out".into()))?
-                .map_err(|e| unreachable(e.to_string()))?;
+        // An IPv6 host is `[::1]` in the URL and the `Host` header, bare to connect.
+        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = tokio::time::timeout(CONNECT, TcpStream::connect((bare, self.port)))
+            .await
+            .map_err(|_| unreachable("connect timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
         let authority = if (self.tls.is_some() && self.port == 443)
             || (self.tls.is_none() && self.port == 80)
         {
@@ -176,8 +177,7 @@ impl KubeApi {
         match &self.tls {
             None => exchange(tcp, req, path).await,
             Some(tls) => {
-                let host = self.host.trim_start_matches('[').trim_end_matches(']');
-                let stream = tokio::time::timeout(CONNECT, tls.connect(host, tcp))
+                let stream = tokio::time::timeout(CONNECT, tls.connect(bare, tcp))
                     .await
                     .map_err(|_| fetch_error("tls", "TLS handshake timed out"))?
                     .map_err(|e| fetch_error("tls", format!("{}:{}: {e}", self.host, self.port)))?;
@@ -257,7 +257,104 @@ impl Fetch for KubeApi {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
     use super::*;
+
+    /// A plain-HTTP API server on loopback (as `kubectl proxy` is) answering each
+    /// connection with `status` and `body_len` bytes of `body` repeated; the request
+    /// targets it saw.
+    async fn server(
+        host: &str,
+        status: &'static str,
+        body: &'static [u8],
+        body_len: usize,
+    ) -> Option<(u16, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+        let listener = tokio::net::TcpListener::bind((host, 0)).await.ok()?;
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match c.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let _ = tx.send(text.lines().next().unwrap_or("").to_owned());
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {body_len}\r\nConnection: close\r\n\r\n"
+                    );
+                    if c.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let mut left = body_len;
+                    while left > 0 {
+                        let n = left.min(body.len());
+                        if c.write_all(&body[..n]).await.is_err() {
+                            return;
+                        }
+                        left -= n;
+                    }
+                });
+            }
+        });
+        Some((port, rx))
+    }
+
+    #[tokio::test]
+    async fn a_loopback_api_is_read_with_the_selector_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "abc\n").unwrap();
+        let sel = Selector::parse("app=ai-agent,!skip").unwrap();
+        let doc: &'static [u8] = br#"{"kind":"PodList","items":[]}"#;
+        for host in ["127.0.0.1", "::1"] {
+            let Some((port, mut seen)) = server(host, "200 OK", doc, doc.len()).await else {
+                continue; // no IPv6 loopback here
+            };
+            let url = if host.contains(':') {
+                format!("http://[{host}]:{port}")
+            } else {
+                format!("http://{host}:{port}")
+            };
+            let api = KubeApi::new(&url, &token, None, &sel).unwrap();
+            let docs = api.fetch().await.unwrap();
+            assert_eq!(docs, [doc.to_vec(), doc.to_vec()]);
+            assert_eq!(
+                seen.recv().await.unwrap(),
+                "GET /api/v1/pods?labelSelector=app%3Dai-agent%2C%21skip HTTP/1.1"
+            );
+            assert!(
+                seen.recv()
+                    .await
+                    .unwrap()
+                    .starts_with("GET /api/v1/serviceaccounts?")
+            );
+        }
+        let (port, _) = server("127.0.0.1", "403 Forbidden", b"{}", 2)
+            .await
+            .unwrap();
+        let api = KubeApi::new(&format!("http://127.0.0.1:{port}"), &token, None, &sel).unwrap();
+        let e = api.fetch().await.unwrap_err();
+        assert_eq!(e.code, "http_status", "{e}");
+        assert!(e.message.contains("403"), "{e}");
+        // One byte past 64 MiB: refused, not read whole.
+        let (port, _) = server("127.0.0.1", "200 OK", &[b' '; 65536], MAX_INPUT_BYTES + 1)
+            .await
+            .unwrap();
+        let api = KubeApi::new(&format!("http://127.0.0.1:{port}"), &token, None, &sel).unwrap();
+        let e = api.fetch().await.unwrap_err();
+        assert_eq!(e.code, "too_large", "{e}");
+        // Nothing listening.
+        let api = KubeApi::new("http://127.0.0.1:1", &token, None, &sel).unwrap();
+        assert_eq!(api.fetch().await.unwrap_err().code, "unreachable");
+    }
 
     #[test]
     fn urls_are_checked_at_start() {
