@@ -373,6 +373,12 @@ fn draft_of(item: &Discovered, taken: &BTreeSet<String>) -> Result<NewAgent, Not
 }
 
 /// Registers each unregistered shadow of `rec` as a draft (see the module docs).
+///
+/// INVARIANT (a draft is matched next): a draft carries `mandate.dev/source`,
+/// `mandate.dev/name` and (when the item has one) `mandate.dev/scope` equal to its item's,
+/// it is made only for an `unregistered` item (no agent's labels name it), and at most one
+/// per (source, scope, name) a run: so the next run over the same item finds exactly one
+/// agent by the label rule and reports it matched, never a second draft or `ambiguous`.
 async fn register_drafts(
     node: &Arc<Node>,
     actor: &Actor,
