@@ -68,7 +68,8 @@ Conventions of the admin API:
 
 * Request bodies are JSON (`application/json` or any `+json` type) and unknown fields
   are refused (`unknown_field`). A body over the configured size limit
-  (`http.max_body_bytes`, 64 KiB by default) is refused with 413 `body_too_large`.
+  (`http.max_body_bytes`, 64 KiB by default) is refused with 413 `body_too_large`
+  (`POST /v1/discovery/runs` has its own limit: 64 MiB).
 * A path id that is not syntactically valid (`agt_`, `crd_` or `adm_` followed by a
   26-character ULID; a positive integer for a policy version; a whole number for an
   audit event) is answered like an unknown one: 404 `not_found`. (A token id names no
@@ -126,6 +127,7 @@ forensics) and revoke one token by its id."#),
 it, and the baselines it judges by."#),
         (name = "gateway", description = r#"The enforcement gateways' upstream secrets: set, list (names only), delete. The
 values are encrypted at rest and never returned."#),
+        (name = "discovery-runs", description = "Discovery runs: workloads found by Kubernetes or a cloud's CLI, reconciled with the registry (matched, shadow, ghost); unregistered ones registered as suspended drafts."),
         (name = "cluster", description = "The nodes sharing the store, as `mandate cluster status` shows them."),
         (name = "export", description = "The SIEM export sinks, as `mandate export status` shows them."),
         (name = "metrics", description = "This node's metrics for Prometheus (docs/metrics.md)."),
@@ -186,6 +188,7 @@ values are encrypted at rest and never returned."#),
         paths::audit::list_audit_nodes,
         paths::cluster::get_cluster_status,
         paths::export::get_export_status,
+        paths::discovery_runs::run_discovery,
         paths::metrics::get_metrics,
         paths::ssf::receive_security_event,
         paths::ssf::get_ssf_configuration,
@@ -231,6 +234,7 @@ values are encrypted at rest and never returned."#),
             AuthzenSubject, AuthzenResource, AuthzenAction, AuthzenEvaluationRequest, AuthzenEvaluationItem, EvaluationsSemantic, AuthzenEvaluationsOptions, AuthzenEvaluationsRequest, AuthzenDecision, AuthzenEvaluations, AuthzenPageRequest, AuthzenPage, AuthzenSearchRequest, AuthzenSearchResponse, AuthzenConfiguration,
             Anomaly, NewPolicies, PolicyVersionSummary, PolicyVersion, RegoModuleSource,
             PolicyReplayRequest, PolicyReplayCounts, PolicyReplayChange, PolicyReplaySkip, PolicyReplayReport,
+            DiscoveredItem, DiscoveryMatch, DiscoveryShadow, DiscoveryGhost, DiscoveryRegistered, DiscoveryNotRegistered, DiscoveryCounts, DiscoveryRun,
             AuditEvent, InclusionProof, ConsistencyProof, LatestCheckpoint, ExportRecord, AuditNodes, AuditNode, ClusterStatus, ClusterNode, ExportStatus, ExportSink, SetError, SsfConfiguration,
             AuthorizationScheme, StreamDelivery, StreamDeliveryRequest, StreamConfiguration, StreamRequest, StreamStatus, StreamSubject, VerificationRequest, PollRequest, PollResponse,
             TokenRequest, TokenActionRequest, TokenResponse, IntrospectionResponse, TokenActor, ParentToken, JwkSet, ServerMetadata,
@@ -315,6 +319,14 @@ const CLOSED: &[&str] = &[
     "Decision",
     "DecisionResource",
     "DevUserToken",
+    "DiscoveredItem",
+    "DiscoveryCounts",
+    "DiscoveryGhost",
+    "DiscoveryMatch",
+    "DiscoveryNotRegistered",
+    "DiscoveryRegistered",
+    "DiscoveryRun",
+    "DiscoveryShadow",
     "Grant",
     "IncidentBundle",
     "InclusionProof",

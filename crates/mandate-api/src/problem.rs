@@ -92,6 +92,10 @@ pub struct PolicyError {
 /// | `not_pending` | 409 | the request was already decided or ended |
 /// | `dev_issuer_disabled` | 404 | the development user issuer is not enabled |
 /// | `not_open` | 409 | the anomaly was already acknowledged or dismissed |
+/// | `not_json` | 400 | a discovery run's document is not JSON |
+/// | `too_many_items` | 400 | a discovery run's document holds over 100,000 items |
+/// | `bad_shape` | 400 | a discovery run's document is not the shape its source prints (the detail names where) |
+/// | `too_large` | 400 | a discovery run's document is over 64 MiB |
 /// | `internal` | 500 | a server-side failure (details only in the log) |
 /// | `bundle_unavailable` | 500 | an agent was contained and that recorded, but its incident bundle could not be built |
 /// | `not_ready` | 503 | `/readyz`: the store does not answer |
@@ -138,6 +142,10 @@ pub enum ErrorCode {
     NotPending,
     DevIssuerDisabled,
     NotOpen,
+    NotJson,
+    TooManyItems,
+    BadShape,
+    TooLarge,
     Internal,
     BundleUnavailable,
     NotReady,

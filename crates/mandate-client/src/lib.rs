@@ -120,6 +120,40 @@ impl Client {
         }
     }
 
+    /// `POST /v1/discovery/runs`: `document` (a discovery tool's JSON output, sent as
+    /// it is) reconciled with the registry; with `register`, unregistered shadows
+    /// registered as suspended drafts. `selector`: `None` for the server's default.
+    pub async fn run_discovery(
+        &self,
+        source: &str,
+        selector: Option<&str>,
+        register: bool,
+        document: Vec<u8>,
+    ) -> Result<api::DiscoveryRun, Error> {
+        let mut query = vec![("source", source.to_owned())];
+        if let Some(s) = selector {
+            query.push(("selector", s.to_owned()));
+        }
+        query.push(("register", register.to_string()));
+        let url = format!("{}/v1/discovery/runs?{}", self.base, query::encode(&query));
+        self.check_token()?;
+        let res = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(document)
+            .send()
+            .await
+            .map_err(|source| Error::unsent(&self.base, source))?;
+        let status = res.status().as_u16();
+        let text = res.text().await.map_err(Error::Read)?;
+        if !(200..300).contains(&status) {
+            return Err(Error::from_failure(status, text));
+        }
+        serde_json::from_str(&text).map_err(|source| Error::Decode { source, body: text })
+    }
+
     /// One call whose answer is a `T`.
     async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,

@@ -16,8 +16,8 @@
 pub use mandate_service::config::{MandateConfig, ServerConfig};
 pub use mandate_service::jobs::{flush_activity, flush_baselines, spawn_sweeper, sweep};
 pub use mandate_service::{
-    Node, StartError, audit, bootstrap, detect, export, export_io, follow, freshness, keys, ssf,
-    ssf_streams,
+    Node, StartError, audit, bootstrap, detect, discovery, export, export_io, follow, freshness,
+    keys, ssf, ssf_streams,
 };
 use mandate_service::{actor, acts};
 mod admin;
@@ -32,6 +32,7 @@ mod authzen;
 pub(crate) mod caller;
 mod cluster;
 mod dev;
+mod discovery_runs;
 pub mod error;
 mod exchange;
 pub mod export_http;
@@ -40,6 +41,7 @@ mod extract;
 pub mod gateway;
 mod incidents;
 mod inventory;
+pub mod kube_api;
 mod mandates;
 pub mod metrics;
 mod oauth;
@@ -144,6 +146,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit/nodes"),
     ("GET", "/v1/cluster"),
     ("GET", "/v1/export"),
+    ("POST", "/v1/discovery/runs"),
     ("GET", "/metrics"),
     ("POST", "/v1/mandates"),
     ("GET", "/v1/mandates"),
@@ -263,6 +266,8 @@ pub fn router(state: Arc<Node>) -> Router {
         .route("/v1/audit/nodes", get(audit_api::nodes))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/export", get(export_status::status))
+        // Its body is read with its own limit (64 MiB, mandate-govern's MAX_INPUT_BYTES).
+        .route("/v1/discovery/runs", post(discovery_runs::run))
         .route("/metrics", get(metrics::scrape))
         .route("/v1/mandates", post(mandates::request).get(mandates::list))
         .route("/v1/mandates/{id}", get(mandates::show))

@@ -30,6 +30,8 @@ pub enum System {
     Detector,
     /// A shared signal from a trusted transmitter (SSF), ending a person's mandates.
     SharedSignals,
+    /// The scheduled discovery job (`discovery.rs`).
+    Discovery,
 }
 
 impl Actor {
@@ -55,6 +57,7 @@ impl System {
             Self::Expiry => "expiry",
             Self::Detector => "detector",
             Self::SharedSignals => "ssf",
+            Self::Discovery => "discovery",
         }
     }
 }

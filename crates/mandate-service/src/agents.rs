@@ -89,9 +89,36 @@ pub struct NewAgent {
 
 /// Registers an agent, active from now, as `actor` (`agent.registered`).
 pub async fn register(node: &Arc<Node>, actor: &Actor, new: NewAgent) -> Result<Agent, AgentError> {
+    register_as(node, actor, new, None).await
+}
+
+/// A registration that starts the agent suspended, as a draft for a human to complete
+/// (discovery's `register`, discovery.rs): `reason` is its status reason, and
+/// `discovered` what was found, added to the `agent.registered` event's details (with
+/// `"status": "suspended"`).
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The status reason.
+    pub reason: String,
+    /// The `discovered` member of the event's details.
+    pub discovered: Value,
+}
+
+/// Registers an agent as `actor` (`agent.registered`): active, or suspended as a
+/// [`Draft`]. The one registration path: the API's and discovery's.
+pub async fn register_as(
+    node: &Arc<Node>,
+    actor: &Actor,
+    new: NewAgent,
+    draft: Option<Draft>,
+) -> Result<Agent, AgentError> {
     let agent = node
         .perform("agent.registered", actor, move |s| {
             let now = s.clock.now();
+            let (status, status_reason, discovered) = match draft {
+                None => (AgentStatus::Active, None, None),
+                Some(d) => (AgentStatus::Suspended, Some(d.reason), Some(d.discovered)),
+            };
             let agent = Agent {
                 id: AgentId::generate(s.clock.as_ref(), s.random.as_ref())?,
                 name: new.name,
@@ -99,19 +126,24 @@ pub async fn register(node: &Arc<Node>, actor: &Actor, new: NewAgent) -> Result<
                 purpose: new.purpose,
                 labels: new.labels,
                 boundary: new.boundary,
-                status: AgentStatus::Active,
-                status_reason: None,
+                status,
+                status_reason,
                 created_at: now,
                 updated_at: now,
             };
             s.store().insert_agent(&agent)?;
-            let details =
+            let mut details =
                 json!({"name": agent.name, "owner": agent.owner, "boundary": agent.boundary});
+            if let (Some(d), Value::Object(m)) = (discovered, &mut details) {
+                m.insert("status".into(), json!(agent.status));
+                m.insert("labels".into(), json!(agent.labels));
+                m.insert("discovered".into(), d);
+            }
             let rec = Recorded::agent(&agent.id, details);
             Ok::<_, AgentError>((agent, rec))
         })
         .await?;
-    tracing::info!(by = %actor, agent = %agent.id, "agent registered");
+    tracing::info!(by = %actor, agent = %agent.id, status = %agent.status, "agent registered");
     Ok(agent)
 }
 

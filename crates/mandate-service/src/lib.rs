@@ -26,6 +26,8 @@
 //! - [`inventory`]: every agent with its facts and findings (issue 24); [`compliance`]:
 //!   a framework's controls mapped to what the registry and the log prove.
 //! - [`cluster`]: the cluster's status, and each node's heartbeat into it.
+//! - [`discovery`]: discovery runs (reconciling found workloads with the registry,
+//!   registering drafts) and the scheduled discovery job.
 //! - [`tokens`]: client authentication, client credentials, introspection, revocation;
 //!   [`exchange`]: token exchange and delegation.
 
@@ -47,6 +49,7 @@ pub mod config;
 pub mod decisions;
 pub mod detect;
 pub mod dev_users;
+pub mod discovery;
 pub mod error;
 pub mod exchange;
 pub mod export;

@@ -130,6 +130,8 @@ pub struct ServeConfig {
     /// `[[ssf.transmitters]]` (file only): the IdPs whose Shared Signals (SETs pushed to
     /// `POST /ssf/events`) end their users' mandates.
     pub ssf_transmitters: Vec<SsfTransmitterConfig>,
+    /// `[[discovery.sources]]` (file only): scheduled discovery runs (docs/governance.md).
+    pub discovery_sources: Vec<mandate_http::discovery::SourceConfig>,
 }
 
 /// One `[[ssf.transmitters]]` table: a Shared Signals transmitter (usually an IdP).
@@ -365,6 +367,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     let mut mcp: Vec<McpServerConfig> = Vec::new();
     let mut sinks: Vec<mandate_http::export::SinkConfig> = Vec::new();
     let mut transmitters: Vec<SsfTransmitterConfig> = Vec::new();
+    let mut discovery_sources: Vec<mandate_http::discovery::SourceConfig> = Vec::new();
 
     let file = flags
         .config
@@ -395,6 +398,18 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                             Ok(l) => transmitters = l,
                             Err(e) => errors.push(format!(
                                 "{name}: `ssf.transmitters`: {}",
+                                e.to_string().trim()
+                            )),
+                        }
+                    }
+                    // The scheduled discovery sources (a list of tables, file only).
+                    if let Some(toml::Value::Table(x)) = t.get_mut("discovery")
+                        && let Some(list) = x.remove("sources")
+                    {
+                        match list.try_into::<Vec<mandate_http::discovery::SourceConfig>>() {
+                            Ok(l) => discovery_sources = l,
+                            Err(e) => errors.push(format!(
+                                "{name}: `discovery.sources`: {}",
                                 e.to_string().trim()
                             )),
                         }
@@ -548,6 +563,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         gateway_mcp: mcp,
         export_sinks: sinks,
         ssf_transmitters: transmitters,
+        discovery_sources,
     };
     // `--dev` changes defaults only: the file, the environment and the flags below still
     // override each of them.
@@ -862,6 +878,9 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         }
     }
     errors.extend(mandate_http::export::check_sinks(&cfg.export_sinks));
+    if let Err(e) = mandate_http::discovery::check_sources(&cfg.discovery_sources) {
+        errors.extend(e);
+    }
     if cfg.approval_webhook_url.is_some() != cfg.approval_webhook_secret_file.is_some() {
         errors
             .push("`approvals.webhook_url` and `approvals.webhook_secret_file` go together".into());

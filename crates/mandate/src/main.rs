@@ -19,6 +19,7 @@ mod cluster_cli;
 mod cmd_io;
 mod config;
 mod devmode;
+mod discover_cli;
 mod export_cli;
 mod gateway_cli;
 mod incident_cli;
@@ -95,6 +96,9 @@ enum Command {
     /// The SIEM export sinks (`[[export.sinks]]`): how far each has delivered
     #[command(subcommand)]
     Export(export_cli::ExportCmd),
+    /// Reconcile a discovery tool's output (kubectl, AWS, Azure, GCP) with the registry:
+    /// matched, shadow and ghost agents; --register drafts the unregistered
+    Discover(discover_cli::DiscoverArgs),
     /// Every agent with its owner, credentials, last activity, risk and findings
     /// (dormant, stale credentials, dead, wildcard boundary, …), as a table, JSON or CSV
     Inventory(inventory_cli::InventoryArgs),
@@ -628,6 +632,7 @@ fn main() -> ExitCode {
         Command::Gateway(c) => runtime.block_on(gateway_cli::gateway(c)),
         Command::Cluster(c) => runtime.block_on(cluster_cli::cluster(c)),
         Command::Export(c) => runtime.block_on(export_cli::export(c)),
+        Command::Discover(a) => runtime.block_on(discover_cli::run(a)),
         Command::Inventory(a) => runtime.block_on(inventory_cli::run(a)),
         Command::Report(c) => runtime.block_on(report_cli::report(c)),
     }

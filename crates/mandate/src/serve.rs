@@ -623,6 +623,8 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     }
     let sweeper = mandate_http::spawn_sweeper(Arc::clone(&state));
     mandate_http::export::spawn(&state, export_transports(&cfg, &state)?);
+    // Scheduled discovery (`[[discovery.sources]]`): runs on the node that leads.
+    mandate_http::discovery::spawn(&state, discovery_sources(&cfg)?);
     // Shared Signals streams receivers make at run time: one loop each (docs/ssf.md).
     mandate_http::ssf_streams::spawn(&state, Arc::new(mandate_http::export_http::StreamPush));
     let gateway = match gateway_listener {
@@ -822,6 +824,44 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     state.audit.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Each `[[discovery.sources]]` source with its fetcher: a file (the service's), or the
+/// Kubernetes API (the HTTP edge's, which reads its token and CA files now: a bad one
+/// stops the start).
+fn discovery_sources(
+    cfg: &ServeConfig,
+) -> anyhow::Result<
+    Vec<(
+        mandate_http::discovery::Scheduled,
+        Box<dyn mandate_http::discovery::Fetch>,
+    )>,
+> {
+    use mandate_http::discovery::{self, Fetch, FileFetch, Origin};
+    let checked = discovery::check_sources(&cfg.discovery_sources)
+        .map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    checked
+        .into_iter()
+        .map(|(s, origin)| {
+            let fetch: Box<dyn Fetch> = match origin {
+                Origin::File(path) => Box::new(FileFetch { path }),
+                Origin::KubernetesApi {
+                    url,
+                    token_file,
+                    ca_file,
+                } => Box::new(
+                    mandate_http::kube_api::KubeApi::new(
+                        &url,
+                        &token_file,
+                        ca_file.as_deref(),
+                        &s.selector,
+                    )
+                    .map_err(|e| anyhow::anyhow!("discovery source `{}`: {e}", s.name))?,
+                ),
+            };
+            Ok((s, fetch))
+        })
+        .collect()
 }
 
 /// Each `[[export.sinks]]` sink with its transport: file and syslog from the service,

@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod decisions;
 pub mod dev;
 pub mod discovery;
+pub mod discovery_runs;
 pub mod export;
 pub mod gateway;
 pub mod incidents;

@@ -49,6 +49,7 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 
 mod anomalies;
 mod authzen;
+mod discovery_runs;
 mod export_http;
 mod fast_paths;
 mod incidents;

@@ -9,6 +9,7 @@
 mod cluster;
 mod common;
 mod compliance;
+mod discovery;
 mod export;
 mod keys;
 mod mandates;

@@ -17,6 +17,7 @@ mod compliance;
 mod decide;
 mod detect;
 mod dev;
+mod discover;
 mod export;
 mod export_tls;
 mod gateway;
