@@ -177,6 +177,10 @@ pub struct PolicyReplayRequest {
     /// replaces its current one for the replay (nothing is changed), at most 1000.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub boundaries: std::collections::BTreeMap<String, Boundary>,
+    /// Read every node's log of a cluster's shared store, not only this node's
+    /// (default false); `limit` counts over all of them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_nodes: bool,
 }
 
 /// What a replay counted. Every decision read is in exactly one of `same`,
@@ -270,4 +274,6 @@ pub struct PolicyReplayReport {
     pub groups_truncated: bool,
     /// Skipped decisions by reason.
     pub skipped: Vec<PolicyReplaySkip>,
+    /// The nodes whose logs were read.
+    pub nodes: Vec<String>,
 }

@@ -238,6 +238,8 @@ pub(crate) struct ReplayBody {
     limit: Option<u32>,
     #[serde(default)]
     boundaries: BTreeMap<AgentId, Boundary>,
+    #[serde(default)]
+    all_nodes: bool,
 }
 
 fn time_field(name: &'static str, v: Option<&String>) -> Result<Option<Timestamp>, ApiError> {
@@ -271,6 +273,7 @@ pub(crate) async fn replay(
             until,
             limit: req.limit.unwrap_or(replay::DEFAULT_LIMIT),
             boundaries: req.boundaries,
+            all_nodes: req.all_nodes,
         },
     )
     .await?;
@@ -321,6 +324,7 @@ fn report(r: replay::ReplayReport) -> api::PolicyReplayReport {
                 example_events: g.examples,
             })
             .collect(),
+        nodes: r.nodes,
     }
 }
 

@@ -73,6 +73,8 @@ pub struct ReplayRequest {
     pub limit: u32,
     /// Boundary edits: each agent's boundary replaced by this one for the replay.
     pub boundaries: BTreeMap<AgentId, Boundary>,
+    /// Every node's log of the shared store (a cluster's), not only this node's.
+    pub all_nodes: bool,
 }
 
 /// Why a recorded decision could not be replayed.
@@ -177,6 +179,8 @@ pub struct ReplayReport {
     pub groups_truncated: bool,
     /// Skipped decisions by reason.
     pub skipped: Vec<SkipGroup>,
+    /// The nodes whose logs were read, by name.
+    pub nodes: Vec<String>,
 }
 
 /// Replays the recorded decisions of `req`'s window with its candidate version. A read:
@@ -270,31 +274,47 @@ fn replay_blocking(
     };
     let edited = edited_agents(&snapshot, &req.boundaries);
     let mut r = Replayer::new(&snapshot, &policies, &edited);
-    let mut after = None;
+    // This node's log, or every node's of a shared store, each oldest first; `limit`
+    // counts over all of them together.
+    let me = node.audit.node().to_string();
+    let logs: Vec<String> = if req.all_nodes {
+        let mut names: Vec<String> = store.nodes()?.into_iter().map(|n| n.name).collect();
+        if !names.contains(&me) {
+            names.push(me.clone());
+        }
+        names.sort();
+        names
+    } else {
+        vec![me.clone()]
+    };
     let mut read: u64 = 0;
     let limit = u64::from(req.limit);
     let mut truncated = false;
-    loop {
-        if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
-            // Nobody will read the report.
-            return Err(PolicyError::Abandoned);
-        }
-        let want = u32::try_from((limit - read).min(u64::from(PAGE))).unwrap_or(PAGE);
-        if want == 0 {
-            truncated = !store.list_audit(&filter, after, 1)?.is_empty();
-            break;
-        }
-        let rows = store.list_audit(&filter, after, want)?;
-        let got = rows.len();
-        for (seq, body) in rows {
-            after = Some(seq);
-            read += 1;
-            r.replay_one(&body, |id| store.get_mandate(id))?;
-        }
-        if got < want as usize {
-            break;
+    for log in &logs {
+        let mut after = None;
+        loop {
+            if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+                // Nobody will read the report.
+                return Err(PolicyError::Abandoned);
+            }
+            let want = u32::try_from((limit - read).min(u64::from(PAGE))).unwrap_or(PAGE);
+            if want == 0 {
+                truncated |= !store.list_audit_of(log, &filter, after, 1)?.is_empty();
+                break;
+            }
+            let rows = store.list_audit_of(log, &filter, after, want)?;
+            let got = rows.len();
+            for (seq, body) in rows {
+                after = Some(seq);
+                read += 1;
+                r.replay_one(&body, |id| store.get_mandate(id))?;
+            }
+            if got < want as usize {
+                break;
+            }
         }
     }
+    r.nodes = logs;
     let active_version = snapshot.policy_version;
     Ok(r.report(req, active_version, truncated))
 }
@@ -309,6 +329,7 @@ struct Replayer<'a> {
     changes: HashMap<GroupKey, (u64, Vec<String>)>,
     groups_truncated: bool,
     skipped: BTreeMap<SkipReason, (u64, Vec<String>)>,
+    nodes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -346,6 +367,7 @@ impl<'a> Replayer<'a> {
             changes: HashMap::new(),
             groups_truncated: false,
             skipped: BTreeMap::new(),
+            nodes: Vec::new(),
         }
     }
 
@@ -571,6 +593,7 @@ impl<'a> Replayer<'a> {
                     examples,
                 })
                 .collect(),
+            nodes: self.nodes,
         }
     }
 }

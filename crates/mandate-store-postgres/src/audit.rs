@@ -184,6 +184,19 @@ impl AuditRepo for Db<'_> {
         self.rows(&sql, &params)?.iter().map(seq_body).collect()
     }
 
+    fn list_audit_of(
+        &self,
+        node: &str,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>> {
+        let (mut sql, args) = audit_where("SELECT seq, body", node, filter, after)?;
+        sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
+        let params: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();
+        self.rows(&sql, &params)?.iter().map(seq_body).collect()
+    }
+
     fn count_audit(&self, filter: &AuditFilter) -> Result<u64> {
         let (sql, args) = audit_where("SELECT count(*)", self.node, filter, None)?;
         let params: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();

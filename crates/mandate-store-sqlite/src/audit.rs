@@ -289,6 +289,20 @@ impl AuditRepo for Db<'_> {
         .collect()
     }
 
+    fn list_audit_of(
+        &self,
+        node: &str,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>> {
+        if self.is_own_log(node)? {
+            self.list_audit(filter, after, limit)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
     fn count_audit(&self, filter: &AuditFilter) -> Result<u64> {
         let (sql, args) = audit_where("SELECT count(*)", filter, None)?;
         let n: i64 = self

@@ -211,6 +211,16 @@ pub trait AuditRepo {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<(u64, String)>>;
+    /// As [`AuditRepo::list_audit`] over node `node`'s log: another node's, on a store
+    /// the nodes of a cluster share; a single node's store holds its own log only, and
+    /// another name's is empty.
+    fn list_audit_of(
+        &self,
+        node: &str,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>>;
     /// How many events `filter` keeps (of this node's log).
     fn count_audit(&self, filter: &AuditFilter) -> Result<u64>;
     /// The last `limit` events about `agent` (its `agent` column) with `seq < before`,
@@ -758,6 +768,15 @@ impl<S: Store + ?Sized> AuditRepo for S {
         limit: u32,
     ) -> Result<Vec<(u64, String)>> {
         read(self, |r| r.list_audit(filter, after, limit))
+    }
+    fn list_audit_of(
+        &self,
+        node: &str,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, String)>> {
+        read(self, |r| r.list_audit_of(node, filter, after, limit))
     }
     fn count_audit(&self, filter: &AuditFilter) -> Result<u64> {
         read(self, |r| r.count_audit(filter))

@@ -46,6 +46,9 @@ pub struct ReplayArgs {
     /// A JSON file of boundary edits: {"agt_…": {boundary}, …}
     #[arg(long)]
     boundaries: Option<PathBuf>,
+    /// Read every node's log of a cluster (a shared store), not only this node's
+    #[arg(long)]
+    all_nodes: bool,
     /// table or json (--json is the same as --format json)
     #[arg(long, value_enum, default_value_t)]
     format: ReplayFormat,
@@ -99,6 +102,7 @@ fn request(a: &ReplayArgs, now: Timestamp) -> Res<api::PolicyReplayRequest> {
             .transpose()?,
         limit: a.limit,
         boundaries,
+        all_nodes: a.all_nodes,
     })
 }
 
@@ -127,7 +131,11 @@ fn print_table(r: &api::PolicyReplayReport) {
     let active = r
         .active_version
         .map_or_else(|| "none".to_owned(), |v| format!("v{v}"));
-    println!("replay of policy version {} (active: {active})", r.version);
+    println!(
+        "replay of policy version {} (active: {active}) over the log of {}",
+        r.version,
+        r.nodes.join(", ")
+    );
     println!(
         "decisions {}  same {}  allow→deny {}  deny→allow {}  other changes {}  not replayed {}  skipped {}  errors {}",
         c.decisions,

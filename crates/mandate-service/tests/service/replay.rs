@@ -80,6 +80,7 @@ fn request(version: i64) -> ReplayRequest {
         until: None,
         limit: replay::DEFAULT_LIMIT,
         boundaries: Default::default(),
+        all_nodes: false,
     }
 }
 

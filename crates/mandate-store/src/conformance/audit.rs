@@ -440,4 +440,19 @@ pub fn audit_filters_list_and_count_alike(store: &dyn Store) {
         .map(|(s, _)| s)
         .collect();
     assert_eq!(page, [6, 7]);
+    // Read by this node's name, the same; another name's log is not this one.
+    let me = store.node_name(&mut || "conformance-node".into()).unwrap();
+    for f in &filters {
+        assert_eq!(
+            store.list_audit_of(&me, f, None, 100).unwrap(),
+            store.list_audit(f, None, 100).unwrap(),
+            "{f:?}"
+        );
+    }
+    assert!(
+        store
+            .list_audit_of("no-such-node", &filters[0], None, 100)
+            .unwrap()
+            .is_empty()
+    );
 }

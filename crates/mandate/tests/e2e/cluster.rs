@@ -704,3 +704,118 @@ async fn a_poll_stream_carries_every_nodes_sets_and_an_ack_holds_on_every_node()
     let v = poll(&b, &token, &sid, json!({"returnImmediately": true})).await;
     assert_eq!(v, json!({"sets": {}, "moreAvailable": false}));
 }
+
+/// Policy replay across a cluster: decisions made on two nodes sit in two logs; a replay
+/// on one node reads its own log by default and every node's with `--all-nodes`, each
+/// decision once, with example events named by their node.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_with_all_nodes_reads_every_nodes_decisions() {
+    let db = PgDb::new();
+    let url = db.url();
+    let (_ta, dir_a) = data_dir();
+    let (_tb, dir_b) = data_dir();
+    let a = Server::start(&dir_a, &["--store", &url, "--node-id", "node-a"], &[]);
+    let token = a.token.clone().expect("bootstrap token");
+    share_signing_keys(&dir_a, &dir_b);
+    let b = Server::start(&dir_b, &["--store", &url, "--node-id", "node-b"], &[]);
+    let schema = "namespace Doc { entity File; }\nnamespace Mandate { action \"doc:read\" in [\"all\"] appliesTo { principal: [Agent], resource: [Doc::File] }; }";
+    let add = |policies: &'static str| {
+        let a = &a;
+        let token = &token;
+        async move {
+            let (st, v) = a
+                .admin(
+                    token,
+                    Method::POST,
+                    "/v1/policies",
+                    Some(json!({"policies": policies, "schema_fragments": [schema]})),
+                )
+                .await;
+            assert_eq!(st, 201, "{v}");
+            v["version"].as_i64().unwrap().to_string()
+        }
+    };
+    let active =
+        add("@id(\"all\") permit (principal, action in Mandate::Action::\"all\", resource);").await;
+    let (st, v) = a
+        .admin(
+            &token,
+            Method::POST,
+            &format!("/v1/policies/{active}/activate"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let candidate =
+        add("@id(\"none\") forbid (principal, action in Mandate::Action::\"all\", resource);")
+            .await;
+    let (st, agent) = a
+        .admin(
+            &token,
+            Method::POST,
+            "/v1/agents",
+            Some(json!({"name": "reader", "owner": "o@example.com",
+                        "boundary": {"grants": [{"actions": ["doc:read"], "resources": ["Doc::File/*"]}]}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{agent}");
+    let agent = agent["id"].as_str().unwrap().to_owned();
+    let ask = json!({"principal": agent, "action": "doc:read",
+                     "resource": {"type": "Doc::File", "id": "f1"}});
+    // Node B learns of the agent and the activation through the feed.
+    eventually(10, "node B allows the agent", || {
+        let (b, token, ask) = (&b, &token, ask.clone());
+        async move {
+            let (st, v) = b
+                .admin(token, Method::POST, "/v1/authorize", Some(ask))
+                .await;
+            st == 200 && v["decision"] == "allow"
+        }
+    })
+    .await;
+    for srv in [&a, &a, &b, &b] {
+        let (st, v) = srv
+            .admin(&token, Method::POST, "/v1/authorize", Some(ask.clone()))
+            .await;
+        assert_eq!((st, v["decision"].as_str()), (200, Some("allow")), "{v}");
+    }
+    // B's log holds its decisions and the one that passed the wait above.
+    let count_on = |addr: &str, args: &[&str]| {
+        let mut all = vec![
+            "policy",
+            "replay",
+            "--version",
+            &candidate,
+            "--format",
+            "json",
+        ];
+        all.extend_from_slice(args);
+        let (code, out, err) = cli(addr, &token, &all);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let own = count_on(&a.addr, &[]);
+    assert_eq!(own["nodes"], json!(["node-a"]), "{own}");
+    assert_eq!(own["counts"]["decisions"], 2, "{own}");
+    let own_b = count_on(&b.addr, &[]);
+    assert_eq!(own_b["nodes"], json!(["node-b"]), "{own_b}");
+    let all = count_on(&a.addr, &["--all-nodes"]);
+    assert_eq!(all["nodes"], json!(["node-a", "node-b"]), "{all}");
+    let on_b = all["counts"]["decisions"].as_u64().unwrap() - 2;
+    assert!(on_b >= 3, "B's decisions read too: {all}");
+    assert_eq!(
+        all["counts"]["allow_to_deny"], all["counts"]["decisions"],
+        "{all}"
+    );
+    let examples: Vec<&str> = all["changes"][0]["example_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        examples.iter().any(|e| e.starts_with("node-a:"))
+            && examples.iter().any(|e| e.starts_with("node-b:")),
+        "{examples:?}"
+    );
+}
