@@ -1,7 +1,8 @@
 //! Policy impact replay (issue 24, item 4): re-decide the recorded decisions of a window
 //! with a candidate policy version (and boundary edits) and report what would change —
 //! allow→deny, deny→allow — by agent, action and deciding policy, with example events.
-//! It changes nothing and records nothing: it is a read of the audit log.
+//! It changes nothing and records nothing: it is a read of the audit log — this node's,
+//! or with `all_nodes` every node's of a cluster's shared store.
 //!
 //! What a replayed decision is decided against ("the snapshot as it was", approximated):
 //! - **the request as recorded**: action, resource (type, id and, for events recorded
