@@ -803,8 +803,19 @@ async fn a_replay_with_all_nodes_reads_every_nodes_decisions() {
     assert_eq!(all["nodes"], json!(["node-a", "node-b"]), "{all}");
     let on_b = all["counts"]["decisions"].as_u64().unwrap() - 2;
     assert!(on_b >= 3, "B's decisions read too: {all}");
+    // Each node's own count, summed (B's refusals while it did not know the agent yet
+    // are not about policy: `not_replayed`).
+    let c = &all["counts"];
+    for k in ["decisions", "allow_to_deny", "not_replayed"] {
+        assert_eq!(
+            c[k].as_u64().unwrap(),
+            own["counts"][k].as_u64().unwrap() + own_b["counts"][k].as_u64().unwrap(),
+            "{k}: {all}"
+        );
+    }
     assert_eq!(
-        all["counts"]["allow_to_deny"], all["counts"]["decisions"],
+        c["allow_to_deny"].as_u64().unwrap() + c["not_replayed"].as_u64().unwrap(),
+        c["decisions"].as_u64().unwrap(),
         "{all}"
     );
     let examples: Vec<&str> = all["changes"][0]["example_events"]
