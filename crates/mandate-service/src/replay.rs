@@ -41,6 +41,7 @@ use mandate_engine::decide::{
 use mandate_policy::CompiledPolicies;
 use mandate_store::prelude::*;
 use mandate_store::{AuditFilter, StoreError};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::Node;
@@ -400,43 +401,44 @@ impl<'a> Replayer<'a> {
         mandate_of: impl FnOnce(&MandateId) -> Result<Option<Mandate>, StoreError>,
     ) -> Result<(), StoreError> {
         self.counts.decisions += 1;
-        let Ok(e) = serde_json::from_str::<AuditEvent>(body) else {
+        let Ok(mut e) = serde_json::from_str::<AuditEvent>(body) else {
             self.skip(SkipReason::Unreadable, String::new());
             return Ok(());
         };
-        let id = e.id();
         let recorded = e.reasons.first().and_then(|c| Reason::from_code(c));
         let Some(recorded) = recorded else {
-            self.skip(SkipReason::Unreadable, id);
+            self.skip(SkipReason::Unreadable, e.id());
             return Ok(());
         };
         if !replayable(recorded) {
             self.counts.not_replayed += 1;
             return Ok(());
         }
-        let (Some(agent_id), Some(action), Some(resource)) = (&e.agent, &e.action, &e.resource)
+        // The event's parts are moved out, never cloned: a replay reads up to a million.
+        let (Some(agent_id), Some(action), Some(resource)) =
+            (e.agent.take(), e.action.take(), e.resource.take())
         else {
-            self.skip(SkipReason::Unreadable, id);
+            self.skip(SkipReason::Unreadable, e.id());
             return Ok(());
         };
-        let Ok(resource) = serde_json::from_value::<RecordedResource>(resource.clone()) else {
-            self.skip(SkipReason::Unreadable, id);
+        let Ok(resource) = serde_json::from_value::<RecordedResource>(resource) else {
+            self.skip(SkipReason::Unreadable, e.id());
             return Ok(());
         };
         let details = e.details.as_ref();
         let risk = match details.and_then(|d| d.get("risk")) {
             None => Risk::default(),
-            Some(r) => match serde_json::from_value::<Risk>(r.clone()) {
+            Some(r) => match Risk::deserialize(r) {
                 Ok(r) => r,
                 Err(_) => {
-                    self.skip(SkipReason::Unreadable, id);
+                    self.skip(SkipReason::Unreadable, e.id());
                     return Ok(());
                 }
             },
         };
         let chain_ids: Vec<String> = details
             .and_then(|d| d.get("chain"))
-            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .and_then(|c| Vec::<String>::deserialize(c).ok())
             .unwrap_or_default();
         let mandate = match details
             .and_then(|d| d.get("mandate"))
@@ -445,7 +447,7 @@ impl<'a> Replayer<'a> {
             None => None,
             Some(m) => {
                 let Ok(mid) = MandateId::parse(m) else {
-                    self.skip(SkipReason::Unreadable, id);
+                    self.skip(SkipReason::Unreadable, e.id());
                     return Ok(());
                 };
                 let found = match self.mandates.get(&mid) {
@@ -462,14 +464,14 @@ impl<'a> Replayer<'a> {
                 match found {
                     Some(m) => Some(m),
                     None => {
-                        self.skip(SkipReason::UnknownMandate, id);
+                        self.skip(SkipReason::UnknownMandate, e.id());
                         return Ok(());
                     }
                 }
             }
         };
-        let Some(agent) = self.agent(agent_id) else {
-            self.skip(SkipReason::UnknownAgent, id);
+        let Some(agent) = self.agent(&agent_id) else {
+            self.skip(SkipReason::UnknownAgent, e.id());
             return Ok(());
         };
         let mut chain = Vec::with_capacity(chain_ids.len());
@@ -477,14 +479,14 @@ impl<'a> Replayer<'a> {
             match self.agent(c) {
                 Some(a) => chain.push(a),
                 None => {
-                    self.skip(SkipReason::UnknownAgent, id);
+                    self.skip(SkipReason::UnknownAgent, e.id());
                     return Ok(());
                 }
             }
         }
         let context = e
             .context
-            .clone()
+            .take()
             .unwrap_or_else(|| Value::Object(Default::default()));
         let resource = Resource {
             type_name: resource.type_name,
@@ -501,8 +503,8 @@ impl<'a> Replayer<'a> {
             Some(self.policies),
             &DecisionRequest {
                 // Not read: the holder is given.
-                principal: Principal::Agent(agent_id),
-                action,
+                principal: Principal::Agent(&agent_id),
+                action: &action,
                 resource: &resource,
                 context: &context,
             },
@@ -527,8 +529,8 @@ impl<'a> Replayer<'a> {
             self.counts.changed_with_redacted_context += 1;
         }
         let key = GroupKey {
-            agent: agent_id.clone(),
-            action: action.clone(),
+            agent: agent_id,
+            action,
             from,
             to,
             reason: d.reason(),
@@ -541,7 +543,7 @@ impl<'a> Replayer<'a> {
         let (n, ex) = self.changes.entry(key).or_default();
         *n += 1;
         if ex.len() < EXAMPLES {
-            ex.push(id);
+            ex.push(e.id());
         }
         Ok(())
     }
