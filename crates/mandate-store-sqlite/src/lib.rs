@@ -15,6 +15,7 @@ mod audit;
 mod export;
 mod mandates;
 mod migrate;
+mod reviews;
 mod secrets;
 mod ssf_streams;
 

@@ -41,11 +41,13 @@ pub enum Topic {
     Node,
     /// Export sinks' cursors (issue 23): nothing a decision reads.
     Export,
+    /// Access review campaigns and their items (issue 24): nothing a decision reads.
+    Reviews,
 }
 
 impl Topic {
     /// Every topic, in declaration order.
-    pub const ALL: [Topic; 13] = [
+    pub const ALL: [Topic; 14] = [
         Topic::Agents,
         Topic::Credentials,
         Topic::AdminTokens,
@@ -59,6 +61,7 @@ impl Topic {
         Topic::Secrets,
         Topic::Node,
         Topic::Export,
+        Topic::Reviews,
     ];
 
     /// A stable name (`agents`, `credentials`, …), e.g. for a notification payload.
@@ -77,6 +80,7 @@ impl Topic {
             Topic::Secrets => "secrets",
             Topic::Node => "node",
             Topic::Export => "export",
+            Topic::Reviews => "reviews",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod agents;
 pub mod anomalies;
 pub mod audit;
 pub mod mandates;
+pub mod reviews;
 pub mod seam;
 pub mod tokens;
 
@@ -114,6 +115,11 @@ macro_rules! conformance_tests {
             anomalies {
                 anomalies_are_listed_resolved_once_and_holds_found,
                 baselines_are_replaced_and_only_for_known_agents,
+            }
+            reviews {
+                reviews_and_items_round_trip,
+                an_item_is_decided_once_and_a_campaign_completes_once,
+                overdue_items_escalate_once,
             }
             seam {
                 a_failing_write_unit_writes_nothing,
