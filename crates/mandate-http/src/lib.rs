@@ -13,7 +13,7 @@
 
 #![warn(missing_docs)]
 
-pub use mandate_service::config::{MandateConfig, ServerConfig};
+pub use mandate_service::config::{MandateConfig, ReviewConfig, ServerConfig};
 pub use mandate_service::jobs::{flush_baselines, spawn_sweeper, sweep};
 pub use mandate_service::{
     Node, StartError, audit, bootstrap, detect, export, export_io, follow, freshness, keys, ssf,
@@ -45,6 +45,7 @@ mod oauth;
 pub mod opa;
 pub mod otlp;
 mod policies;
+mod reviews;
 #[cfg(test)]
 mod routes_test;
 mod ssf_manage;
@@ -160,6 +161,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/gateway/secrets"),
     ("PUT", "/v1/gateway/secrets/{name}"),
     ("DELETE", "/v1/gateway/secrets/{name}"),
+    ("POST", "/v1/reviews"),
+    ("GET", "/v1/reviews"),
+    ("GET", "/v1/reviews/{id}"),
+    ("GET", "/v1/reviews/{id}/report"),
+    ("POST", "/v1/reviews/{id}/items/{agent}/certify"),
+    ("POST", "/v1/reviews/{id}/items/{agent}/narrow"),
+    ("POST", "/v1/reviews/{id}/items/{agent}/decommission"),
 ];
 
 /// The whole HTTP surface. `GET /metrics` renders the recorder of an
@@ -278,6 +286,21 @@ pub fn router(state: Arc<Node>) -> Router {
         .route(
             "/v1/gateway/secrets/{name}",
             axum::routing::put(gateway::put_secret).delete(gateway::delete_secret),
+        )
+        .route("/v1/reviews", post(reviews::start).get(reviews::list))
+        .route("/v1/reviews/{id}", get(reviews::show))
+        .route("/v1/reviews/{id}/report", get(reviews::report))
+        .route(
+            "/v1/reviews/{id}/items/{agent}/certify",
+            post(reviews::certify),
+        )
+        .route(
+            "/v1/reviews/{id}/items/{agent}/narrow",
+            post(reviews::narrow),
+        )
+        .route(
+            "/v1/reviews/{id}/items/{agent}/decommission",
+            post(reviews::decommission),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -30,6 +30,8 @@ pub enum System {
     Detector,
     /// A shared signal from a trusted transmitter (SSF), ending a person's mandates.
     SharedSignals,
+    /// The sweeper, escalating an access review item past its campaign's due time.
+    Review,
 }
 
 impl Actor {
@@ -55,6 +57,7 @@ impl System {
             Self::Expiry => "expiry",
             Self::Detector => "detector",
             Self::SharedSignals => "ssf",
+            Self::Review => "review",
         }
     }
 }
@@ -82,6 +85,7 @@ mod tests {
             (System::Timeout, "timeout"),
             (System::Expiry, "expiry"),
             (System::Detector, "detector"),
+            (System::Review, "review"),
         ];
         for (s, name) in systems {
             assert_eq!(Actor::System(s).to_string(), name);

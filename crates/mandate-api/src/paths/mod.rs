@@ -25,4 +25,5 @@ pub mod mandates;
 pub mod metrics;
 pub mod oauth;
 pub mod policies;
+pub mod reviews;
 pub mod ssf;

@@ -200,6 +200,7 @@ impl Env {
             dev_users: None,
             detect: mandate_http::detect::DetectSettings::default(),
             max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
+            reviews: Default::default(),
             ssf: Default::default(),
         };
         adjust(&mut config);
