@@ -15,6 +15,8 @@
 
 pub use mandate_service::config::{MandateConfig, ReviewConfig, ServerConfig};
 pub use mandate_service::jobs::{flush_baselines, spawn_sweeper, sweep};
+/// One escalation pass over overdue access review items (the sweeper runs it each tick).
+pub use mandate_service::reviews::escalate as escalate_reviews;
 pub use mandate_service::{
     Node, StartError, audit, bootstrap, detect, export, export_io, follow, freshness, keys, ssf,
     ssf_streams,

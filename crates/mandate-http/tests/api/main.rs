@@ -57,6 +57,7 @@ mod metrics;
 mod opa;
 mod policies;
 mod replay;
+mod reviews;
 mod ssf;
 mod ssf_streams;
 mod token_surfaces;
@@ -518,6 +519,7 @@ async fn snapshot(env: &Env, agent: &str) -> Value {
         "/v1/admin-tokens".to_owned(),
         "/v1/keys".to_owned(),
         "/ssf/stream".to_owned(),
+        "/v1/reviews".to_owned(),
     ] {
         let r = env.admin(Method::GET, &path, None).await;
         r.expect(200);
