@@ -27,6 +27,7 @@ mod logwriter;
 mod mandates_cli;
 mod policy_input;
 mod replay_cli;
+mod review_cli;
 mod serve;
 
 use std::collections::BTreeMap;
@@ -93,6 +94,9 @@ enum Command {
     /// The SIEM export sinks (`[[export.sinks]]`): how far each has delivered
     #[command(subcommand)]
     Export(export_cli::ExportCmd),
+    /// Access review campaigns: grants beside their use, certify, narrow, decommission
+    #[command(subcommand)]
+    Review(review_cli::ReviewCmd),
 }
 
 #[derive(Subcommand)]
@@ -620,6 +624,7 @@ fn main() -> ExitCode {
         Command::Gateway(c) => runtime.block_on(gateway_cli::gateway(c)),
         Command::Cluster(c) => runtime.block_on(cluster_cli::cluster(c)),
         Command::Export(c) => runtime.block_on(export_cli::export(c)),
+        Command::Review(c) => runtime.block_on(review_cli::review(c)),
     }
 }
 

@@ -52,7 +52,7 @@ pub struct ReplayArgs {
 }
 
 /// A time argument: RFC 3339, or an age before `now` (`<n>s|m|h|d`).
-fn time_arg(name: &str, v: &str, now: Timestamp) -> Res<String> {
+pub(crate) fn time_arg(name: &str, v: &str, now: Timestamp) -> Res<String> {
     if let Ok(t) = Timestamp::parse(v) {
         return Ok(t.to_string());
     }
