@@ -733,31 +733,29 @@ pub async fn list(
     after: Option<ReviewId>,
     limit: u32,
 ) -> Result<Vec<(Review, Tally)>, ReviewError> {
-    Ok(node
-        .blocking(move |s| {
-            let store = s.store();
-            let rows = store.reviews(after.as_ref().map(ReviewId::as_str), limit)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let items = store
-                    .review_items(&r.id)?
-                    .into_iter()
-                    .map(item_of)
-                    .collect::<Result<Vec<_>, _>>()?;
-                out.push((review_of(r)?, Tally::of(&items)));
-            }
-            Ok::<_, ReviewError>(out)
-        })
-        .await
-        .map_err(ServiceError::from)??)
+    node.blocking(move |s| {
+        let store = s.store();
+        let rows = store.reviews(after.as_ref().map(ReviewId::as_str), limit)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let items = store
+                .review_items(&r.id)?
+                .into_iter()
+                .map(item_of)
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push((review_of(r)?, Tally::of(&items)));
+        }
+        Ok::<_, ReviewError>(out)
+    })
+    .await
+    .map_err(ServiceError::from)?
 }
 
 /// One campaign with its items.
 pub async fn show(node: &Arc<Node>, id: ReviewId) -> Result<Campaign, ReviewError> {
-    Ok(node
-        .blocking(move |s| load(&s.store(), &id))
+    node.blocking(move |s| load(&s.store(), &id))
         .await
-        .map_err(ServiceError::from)??)
+        .map_err(ServiceError::from)?
 }
 
 fn load(store: &dyn Store, id: &ReviewId) -> Result<Campaign, ReviewError> {
@@ -882,7 +880,9 @@ pub async fn decide(
                 } else {
                     return Err(ReviewError::NotAReviewer);
                 };
-                let mut decision = json!({"as": role, "comment": comment});
+                let mut decision = serde_json::Map::new();
+                decision.insert("as".into(), json!(role));
+                decision.insert("comment".into(), json!(comment));
                 let row = r
                     .review_items(review.as_str())?
                     .into_iter()
@@ -904,8 +904,8 @@ pub async fn decide(
                         let to = given
                             .clone()
                             .unwrap_or_else(|| before.findings.suggested.clone());
-                        decision["boundary"] = json!(to);
-                        decision["suggested"] = json!(given.is_none());
+                        decision.insert("boundary".into(), json!(to));
+                        decision.insert("suggested".into(), json!(given.is_none()));
                         let mut refused = None;
                         let a = r
                             .update_agent(&agent, now, false, &mut |a: &mut Agent| {
