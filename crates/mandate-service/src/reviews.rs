@@ -1282,3 +1282,69 @@ pub fn report_html(c: &Campaign) -> String {
     h.push_str("</body></html>\n");
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use mandate_core::agent::{Boundary, Grant};
+
+    use super::*;
+
+    fn grant(actions: &[&str], resources: &[&str]) -> Grant {
+        Grant {
+            actions: actions.iter().map(|s| (*s).to_owned()).collect(),
+            resources: resources.iter().map(|s| (*s).to_owned()).collect(),
+            data_classes: Vec::new(),
+        }
+    }
+
+    /// A narrowed boundary lies within; a wider grant, a new delegate, a longer or
+    /// dropped token lifetime, or an audience outside does not.
+    #[test]
+    fn boundary_within_checks_every_part() {
+        let outer = Boundary {
+            grants: vec![grant(&["crm:*"], &["Crm::Contact/*"])],
+            max_token_lifetime_secs: Some(600),
+            delegates: Vec::new(),
+            audiences: vec!["https://api.example/*".into()],
+        };
+        let mut inner = outer.clone();
+        inner.grants = vec![grant(&["crm:read"], &["Crm::Contact/c-1"])];
+        inner.max_token_lifetime_secs = Some(300);
+        inner.audiences = vec!["https://api.example/crm".into()];
+        assert!(boundary_within(&inner, &outer));
+        assert!(boundary_within(&outer, &outer));
+        let mut wider = inner.clone();
+        wider.grants = vec![grant(&["*"], &["Crm::Contact/c-1"])];
+        assert!(!boundary_within(&wider, &outer));
+        let mut longer = inner.clone();
+        longer.max_token_lifetime_secs = None;
+        assert!(!boundary_within(&longer, &outer));
+        let mut elsewhere = inner.clone();
+        elsewhere.audiences = vec!["https://other.example/".into()];
+        assert!(!boundary_within(&elsewhere, &outer));
+        let mut delegating = inner;
+        delegating.delegates = vec![AgentId::parse("agt_01JA0000000000000000000000").unwrap()];
+        assert!(!boundary_within(&delegating, &outer));
+    }
+
+    /// CSV fields are quoted when they must be, and a formula is defused.
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("-2,3"), "\"'-2,3\"");
+        assert_eq!(csv_field("line\nbreak"), "\"line\nbreak\"");
+    }
+
+    /// Every character HTML gives a meaning is escaped.
+    #[test]
+    fn html_escape_leaves_no_markup() {
+        assert_eq!(
+            html_escape("<a href=\"x\" title='y'>&</a>"),
+            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        );
+    }
+}

@@ -237,6 +237,8 @@ fn wind_back(dir: &Path, key: &SigningKey) {
     raw.execute_batch(
         "ALTER TABLE signing_keys DROP COLUMN private_sealed;
          ALTER TABLE policy_versions DROP COLUMN rego;
+         DROP TABLE review_items;
+         DROP TABLE reviews;
          DROP TABLE ssf_poll_sets;
          DROP TABLE ssf_streams;
          DROP TABLE export_cursors;
