@@ -134,21 +134,46 @@ async fn main() {
         .expect("agents");
 
     // The decision log, as the audit writer would have written it.
-    let node = NodeName::new(&store.node_name(&mut || "bench-node".to_owned()).expect("node"))
-        .expect("node name");
+    let node = NodeName::new(
+        &store
+            .node_name(&mut || "bench-node".to_owned())
+            .expect("node"),
+    )
+    .expect("node name");
     let mut rng = Lcg(42);
     let mut body = String::new();
     let mut rows = Vec::with_capacity(SEED_BATCH);
     let mut allows = 0usize;
     for seq in 0..decisions {
         let agent = &ids[rng.next(agents)];
-        let time = Timestamp::from_secs(now.secs() - 3_600 + (seq * 3_000 / decisions.max(1)) as i64);
+        let time =
+            Timestamp::from_secs(now.secs() - 3_600 + (seq * 3_000 / decisions.max(1)) as i64);
         let mut e = AuditEvent::new(seq as u64, time, node.clone(), "decision");
         let (action, ty, id, class) = match rng.next(10) {
-            0..=4 => ("crm:read", "Crm::Contact", format!("c-{}", rng.next(50)), None),
-            5 | 6 => ("crm:list", "Crm::Account", format!("a-{}", rng.next(5)), None),
-            7 => ("billing:refund", "Billing::Invoice", format!("i-{}", rng.next(20)), None),
-            _ => ("files:read", "Files::Doc", format!("d-{}", rng.next(10)), Some("internal")),
+            0..=4 => (
+                "crm:read",
+                "Crm::Contact",
+                format!("c-{}", rng.next(50)),
+                None,
+            ),
+            5 | 6 => (
+                "crm:list",
+                "Crm::Account",
+                format!("a-{}", rng.next(5)),
+                None,
+            ),
+            7 => (
+                "billing:refund",
+                "Billing::Invoice",
+                format!("i-{}", rng.next(20)),
+                None,
+            ),
+            _ => (
+                "files:read",
+                "Files::Doc",
+                format!("d-{}", rng.next(10)),
+                Some("internal"),
+            ),
         };
         let allow = rng.next(10) != 0;
         e.agent = Some(agent.clone());
@@ -160,7 +185,14 @@ async fn main() {
         });
         e.decision = Some(if allow { "allow" } else { "deny" }.to_owned());
         e.policy_ids = vec!["work".to_owned()];
-        e.reasons = vec![if allow { "allowed_by_policy" } else { "no_permit" }.to_owned()];
+        e.reasons = vec![
+            if allow {
+                "allowed_by_policy"
+            } else {
+                "no_permit"
+            }
+            .to_owned(),
+        ];
         let chain: Vec<&String> = if rng.next(20) == 0 {
             vec![&ids[rng.next(agents)]]
         } else {
@@ -236,7 +268,10 @@ async fn main() {
         )
         .expect("state"),
     );
-    println!("node opened over the log in {:.1} s", opened.elapsed().as_secs_f64());
+    println!(
+        "node opened over the log in {:.1} s",
+        opened.elapsed().as_secs_f64()
+    );
     let app = mandate_http::router(Arc::clone(&state));
 
     let since = Timestamp::from_secs(now.secs() - 7_200).to_string();
