@@ -277,7 +277,15 @@ mod tests {
         let modules: BTreeSet<&str> = names.iter().filter_map(|n| n.split("::").next()).collect();
         assert_eq!(
             modules.into_iter().collect::<Vec<_>>(),
-            ["agents", "anomalies", "audit", "mandates", "seam", "tokens"]
+            [
+                "agents",
+                "anomalies",
+                "audit",
+                "mandates",
+                "reviews",
+                "seam",
+                "tokens"
+            ]
         );
     }
 }
