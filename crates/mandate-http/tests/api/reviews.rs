@@ -512,3 +512,52 @@ async fn without_the_setting_an_overdue_agent_stays_active() {
 fn format_time(secs: i64) -> String {
     mandate_core::time::Timestamp::from_secs(secs).to_string()
 }
+
+/// Two reviewers deciding one item at once: exactly one decision stands, and the agent
+/// is as the winner left it (`INVARIANT (decided once)`).
+#[tokio::test]
+async fn two_reviewers_racing_decide_an_item_once() {
+    let env = env_with(|_| {});
+    let raced = env.register("raced", json!({})).await;
+    let review = env
+        .start_review(json!({"agents": [raced.clone()], "due": format_time(env.now() + 60)}))
+        .await;
+    let id = review["review"]["id"].as_str().expect("id").to_owned();
+    let approver = env.user("dave", None, &[APPROVERS]).await;
+    let admin = env.admin.clone();
+    let (a, b) = tokio::join!(
+        env.decide_item(&admin, &id, &raced, "certify", None),
+        env.decide_item(&approver, &id, &raced, "decommission", None),
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409]);
+    let loser = if a.status.as_u16() == 409 { &a } else { &b };
+    assert_eq!(loser.json()["code"], "already_decided");
+    let agent = env
+        .admin(Method::GET, &format!("/v1/agents/{raced}"), None)
+        .await
+        .json();
+    let shown = env
+        .admin(Method::GET, &format!("/v1/reviews/{id}"), None)
+        .await
+        .json();
+    let state = item(&shown, &raced)["state"]
+        .as_str()
+        .expect("state")
+        .to_owned();
+    let expected = if state == "decommissioned" {
+        "decommissioned"
+    } else {
+        "active"
+    };
+    assert_eq!(agent["status"], expected);
+    let kinds: Vec<String> = env
+        .kinds()
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("review.") && k != "review.started" && k != "review.completed")
+        .collect();
+    assert_eq!(kinds.len(), 1, "{kinds:?}");
+}
