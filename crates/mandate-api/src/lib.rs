@@ -41,6 +41,7 @@ pub mod paths;
 pub mod policies;
 pub mod problem;
 pub mod responses;
+pub mod reviews;
 pub mod ssf;
 
 pub use mandate_core::admin::Role;
@@ -65,6 +66,7 @@ pub use mandates::*;
 pub use oauth::*;
 pub use policies::*;
 pub use problem::*;
+pub use reviews::*;
 pub use ssf::*;
 
 /// A list answer without paging (`{"items": […]}`).

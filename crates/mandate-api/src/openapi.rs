@@ -133,7 +133,8 @@ values are encrypted at rest and never returned."#),
         (name = "metrics", description = "This node's metrics for Prometheus (docs/metrics.md)."),
         (name = "ssf", description = "OpenID Shared Signals: the receiver that ends a person's mandates when their IdP says their session ended; Mandate as a transmitter, with the streams receivers manage and poll."),
         (name = "governance", description = "Governance: the inventory of agents and their findings, policy impact replay (docs/governance.md), compliance evidence (docs/compliance.md)."),
-        (name = "dev", description = "Development helpers, off unless the operator enables them.")
+        (name = "dev", description = "Development helpers, off unless the operator enables them."),
+        (name = "reviews", description = "Access review campaigns: each agent's grants beside its use in a window, the least-privilege boundary suggested, and the reviewer's decision.")
     ),
     // The admin API is the default; the OAuth and public endpoints override this.
     security(("adminBearer" = [])),
@@ -221,7 +222,14 @@ values are encrypted at rest and never returned."#),
         paths::gateway::put_gateway_secret,
         paths::gateway::delete_gateway_secret,
         paths::inventory::get_inventory,
-        paths::reports::get_compliance_report
+        paths::reports::get_compliance_report,
+        paths::reviews::start_review,
+        paths::reviews::list_reviews,
+        paths::reviews::get_review,
+        paths::reviews::get_review_report,
+        paths::reviews::certify_review_item,
+        paths::reviews::narrow_review_item,
+        paths::reviews::decommission_review_item
     ),
     components(
         schemas(
@@ -243,9 +251,10 @@ values are encrypted at rest and never returned."#),
             NewDevUserToken, DevUserToken,
             Inventory, InventoryRow, InventoryCredential, InventoryFinding, InventoryThresholds,
             ComplianceReport, ComplianceControl, ComplianceEvidence, ComplianceCheckpoint,
+            NewReview, ReviewCounts, ReviewSummary, ReviewPage, ReviewGrant, ReviewUse, ReviewItem, Review, ReviewDecision, ReviewDecided,
         ),
         responses(
-            responses::AgentAfterStatusChange, responses::BadBody, responses::InvalidQuery, responses::Unauthenticated, responses::ForbiddenAgentToken, responses::ForbiddenWrite, responses::Forbidden, responses::NotFound, responses::Conflict, responses::InvalidTransition, responses::BodyTooLarge, responses::UnsupportedMediaType, responses::Internal, responses::AuditUnavailable, responses::InvalidPolicy, responses::PolicyActivated, responses::OAuthBadRequest, responses::OAuthUnsupportedResponseType, responses::OAuthInvalidClient, responses::OAuthServerError, responses::MandateForbidden, responses::NotAnApprover, responses::AnomalyNotOpen, responses::ApprovalConflict,
+            responses::AgentAfterStatusChange, responses::BadBody, responses::InvalidQuery, responses::Unauthenticated, responses::ForbiddenAgentToken, responses::ForbiddenWrite, responses::Forbidden, responses::NotFound, responses::Conflict, responses::InvalidTransition, responses::BodyTooLarge, responses::UnsupportedMediaType, responses::Internal, responses::AuditUnavailable, responses::InvalidPolicy, responses::PolicyActivated, responses::OAuthBadRequest, responses::OAuthUnsupportedResponseType, responses::OAuthInvalidClient, responses::OAuthServerError, responses::MandateForbidden, responses::NotAnApprover, responses::AnomalyNotOpen, responses::ApprovalConflict, responses::NotAReviewer, responses::ReviewConflict,
         ),
     ),
     modifiers(&Conventions),
@@ -302,6 +311,17 @@ const CLOSED: &[&str] = &[
     "PollResponse",
     "AuthorizeBatchRequest",
     "AuthorizeRequest",
+    // Access review campaigns.
+    "NewReview",
+    "ReviewCounts",
+    "ReviewDecided",
+    "ReviewDecision",
+    "ReviewGrant",
+    "ReviewItem",
+    "ReviewPage",
+    "Review",
+    "ReviewSummary",
+    "ReviewUse",
     // AuthZEN answers (its requests stay open: the specification has a PDP ignore
     // members it does not know).
     "AuthzenConfiguration",

@@ -87,6 +87,9 @@ pub struct PolicyError {
 /// | `outside_boundary` | 403 | a mandate's scope is not within the agent's boundary |
 /// | `not_an_approver` | 403 | only approvers may list or decide approval requests |
 /// | `self_approval` | 403 | nobody decides a request made for them or by their own agent |
+/// | `not_a_reviewer` | 403 | only an admin or approver token, a user of the approver group or the agent's owner decides an access review item |
+/// | `already_decided` | 409 | the access review item was decided already (once only) |
+/// | `boundary_not_within` | 409 | the boundary to narrow to is not within the agent's current boundary |
 /// | `mandate_not_active` | 409 | the mandate is not active (or, to revoke, not pending or active) |
 /// | `approval_expired` | 409 | the request's approval deadline has passed |
 /// | `not_pending` | 409 | the request was already decided or ended |
@@ -137,6 +140,9 @@ pub enum ErrorCode {
     OutsideBoundary,
     NotAnApprover,
     SelfApproval,
+    NotAReviewer,
+    AlreadyDecided,
+    BoundaryNotWithin,
     MandateNotActive,
     ApprovalExpired,
     NotPending,

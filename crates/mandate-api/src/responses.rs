@@ -186,3 +186,16 @@ pub struct AnomalyNotOpen(pub Problem);
 #[derive(utoipa::ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct ApprovalConflict(pub Problem);
+
+/// `not_a_reviewer` (not an `admin` or `approver` token, a user of the approver group,
+/// nor the agent's owner as a user), or `forbidden` (a `service` token).
+#[derive(utoipa::ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct NotAReviewer(pub Problem);
+
+/// `already_decided` (the item was decided already), `boundary_not_within` (the
+/// boundary is not within the agent's current one), `agent_decommissioned` or
+/// `invalid_transition` (the agent's lifecycle does not allow the change).
+#[derive(utoipa::ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct ReviewConflict(pub Problem);

@@ -539,6 +539,51 @@ impl Client {
             .await
     }
 
+    // ---- access reviews ----
+
+    /// `POST /v1/reviews`.
+    pub async fn start_review(&self, req: &api::NewReview) -> Result<api::Review, Error> {
+        self.call(Method::POST, "/v1/reviews", &[], Some(req)).await
+    }
+
+    /// `GET /v1/reviews`.
+    pub async fn list_reviews(&self, q: &PageQuery) -> Result<api::ReviewPage, Error> {
+        self.call(Method::GET, "/v1/reviews", &q.pairs(), NONE)
+            .await
+    }
+
+    /// `GET /v1/reviews/{id}`.
+    pub async fn review(&self, id: &str) -> Result<api::Review, Error> {
+        let path = format!("/v1/reviews/{}", segment(id));
+        self.call(Method::GET, &path, &[], NONE).await
+    }
+
+    /// `GET /v1/reviews/{id}/report?format=…`, as text (`json`, `csv` or `html`).
+    pub async fn review_report(&self, id: &str, format: &str) -> Result<String, Error> {
+        let path = format!("/v1/reviews/{}/report", segment(id));
+        self.text(Method::GET, &path, &[("format", format.to_owned())], NONE)
+            .await
+    }
+
+    /// `POST /v1/reviews/{id}/items/{agent}/{verb}` (`certify`, `narrow`,
+    /// `decommission`; no body without a comment or boundary).
+    pub async fn decide_review_item(
+        &self,
+        id: &str,
+        agent: &str,
+        verb: &str,
+        req: &api::ReviewDecision,
+    ) -> Result<api::ReviewDecided, Error> {
+        let path = format!(
+            "/v1/reviews/{}/items/{}/{}",
+            segment(id),
+            segment(agent),
+            segment(verb)
+        );
+        let body = (req.comment.is_some() || req.boundary.is_some()).then_some(req);
+        self.call(Method::POST, &path, &[], body).await
+    }
+
     // ---- anomalies ----
 
     /// `GET /v1/anomalies`.
@@ -607,6 +652,20 @@ impl Client {
         let path = format!("/v1/gateway/secrets/{name}");
         self.text(Method::DELETE, &path, &[], NONE).await.map(drop)
     }
+}
+
+/// A path segment as typed by a user, percent-encoded (so `/`, `?` or `#` in it cannot
+/// reach another endpoint).
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -131,6 +131,10 @@ prefixed_id!(
     /// An incident: one `contain` of an agent and the bundle it wrote, `inc_` + ULID.
     IncidentId, "inc_", "incident"
 );
+prefixed_id!(
+    /// An access review campaign (issue 24): `rev_` + ULID.
+    ReviewId, "rev_", "review"
+);
 
 #[cfg(test)]
 mod tests {

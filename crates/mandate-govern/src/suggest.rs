@@ -66,13 +66,27 @@ impl Use {
     /// acting agent first, then the delegating agents of `details.chain`): `None` for any
     /// event but an `allow` `decision` with an action and a `{type, id}` resource.
     pub fn from_event(e: &AuditEvent) -> Option<(Vec<String>, Use)> {
-        if e.kind != "decision" || e.decision.as_deref() != Some("allow") {
+        Self::from_fields(&Fields {
+            kind: &e.kind,
+            decision: e.decision.as_deref(),
+            agent: e.agent.as_deref(),
+            action: e.action.as_deref(),
+            resource: e.resource.as_ref(),
+            context: e.context.as_ref(),
+            details: e.details.as_ref(),
+        })
+    }
+
+    /// [`Use::from_event`] over the fields it reads, for a reader that takes them from an
+    /// event body without building the whole event (an access review's one pass).
+    pub fn from_fields(e: &Fields<'_>) -> Option<(Vec<String>, Use)> {
+        if e.kind != "decision" || e.decision != Some("allow") {
             return None;
         }
-        let action = e.action.clone()?;
-        let r = e.resource.as_ref()?;
+        let action = e.action?.to_owned();
+        let r = e.resource?;
         let resource = format!("{}/{}", r.get("type")?.as_str()?, r.get("id")?.as_str()?);
-        let data_class = match e.context.as_ref().and_then(|c| c.get("data_class")) {
+        let data_class = match e.context.and_then(|c| c.get("data_class")) {
             None => UsedClass::None,
             Some(Value::String(s)) if s != DROPPED && !s.starts_with(HASH_PREFIX) => {
                 UsedClass::Named(s.clone())
@@ -80,8 +94,8 @@ impl Use {
             // Redacted, or (never on an allow) not a string: unknown.
             Some(_) => UsedClass::Redacted,
         };
-        let mut agents = vec![e.agent.clone()?];
-        if let Some(Value::Array(chain)) = e.details.as_ref().and_then(|d| d.get("chain")) {
+        let mut agents = vec![e.agent?.to_owned()];
+        if let Some(Value::Array(chain)) = e.details.and_then(|d| d.get("chain")) {
             agents.extend(chain.iter().filter_map(Value::as_str).map(str::to_owned));
         }
         Some((
@@ -107,6 +121,25 @@ impl Use {
             }),
         }
     }
+}
+
+/// The fields of an audit event [`Use::from_fields`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    /// `kind`.
+    pub kind: &'a str,
+    /// `decision`.
+    pub decision: Option<&'a str>,
+    /// `agent`: the acting agent.
+    pub agent: Option<&'a str>,
+    /// `action`.
+    pub action: Option<&'a str>,
+    /// `resource`.
+    pub resource: Option<&'a Value>,
+    /// `context`.
+    pub context: Option<&'a Value>,
+    /// `details`.
+    pub details: Option<&'a Value>,
 }
 
 /// Distinct allows with how often each was seen: what a window of the decision log

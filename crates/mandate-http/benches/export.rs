@@ -67,6 +67,7 @@ fn config(dir: &std::path::Path) -> ServerConfig {
         detect: Default::default(),
         ssf: Default::default(),
         max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
+        reviews: Default::default(),
     }
 }
 

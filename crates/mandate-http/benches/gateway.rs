@@ -108,6 +108,7 @@ async fn main() {
         dev_users: None,
         detect: mandate_http::detect::DetectSettings::default(),
         max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
+        reviews: Default::default(),
         ssf: Default::default(),
     };
     let state = Arc::new(

@@ -13,8 +13,10 @@
 
 #![warn(missing_docs)]
 
-pub use mandate_service::config::{MandateConfig, ServerConfig};
+pub use mandate_service::config::{MandateConfig, ReviewConfig, ServerConfig};
 pub use mandate_service::jobs::{flush_activity, flush_baselines, spawn_sweeper, sweep};
+/// One escalation pass over overdue access review items (the sweeper runs it each tick).
+pub use mandate_service::reviews::escalate as escalate_reviews;
 pub use mandate_service::{
     Node, StartError, audit, bootstrap, detect, discovery, export, export_io, follow, freshness,
     keys, ssf, ssf_streams,
@@ -49,6 +51,7 @@ pub mod opa;
 pub mod otlp;
 mod policies;
 mod reports;
+mod reviews;
 #[cfg(test)]
 mod routes_test;
 mod ssf_manage;
@@ -167,6 +170,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/gateway/secrets/{name}"),
     ("GET", "/v1/inventory"),
     ("GET", "/v1/reports/compliance"),
+    ("POST", "/v1/reviews"),
+    ("GET", "/v1/reviews"),
+    ("GET", "/v1/reviews/{id}"),
+    ("GET", "/v1/reviews/{id}/report"),
+    ("POST", "/v1/reviews/{id}/items/{agent}/certify"),
+    ("POST", "/v1/reviews/{id}/items/{agent}/narrow"),
+    ("POST", "/v1/reviews/{id}/items/{agent}/decommission"),
 ];
 
 /// The whole HTTP surface. `GET /metrics` renders the recorder of an
@@ -289,6 +299,21 @@ pub fn router(state: Arc<Node>) -> Router {
         .route(
             "/v1/gateway/secrets/{name}",
             axum::routing::put(gateway::put_secret).delete(gateway::delete_secret),
+        )
+        .route("/v1/reviews", post(reviews::start).get(reviews::list))
+        .route("/v1/reviews/{id}", get(reviews::show))
+        .route("/v1/reviews/{id}/report", get(reviews::report))
+        .route(
+            "/v1/reviews/{id}/items/{agent}/certify",
+            post(reviews::certify),
+        )
+        .route(
+            "/v1/reviews/{id}/items/{agent}/narrow",
+            post(reviews::narrow),
+        )
+        .route(
+            "/v1/reviews/{id}/items/{agent}/decommission",
+            post(reviews::decommission),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -144,12 +144,15 @@ fn harness() -> Harness {
 fn concrete(template: &str) -> String {
     let id = if template.starts_with("/v1/admin-tokens/") {
         ADMIN_TOKEN
+    } else if template.starts_with("/v1/reviews/") {
+        "rev_01JA0000000000000000000000"
     } else {
         AGENT
     };
     let path = template
         .replace("{id}", id)
         .replace("{cid}", CREDENTIAL)
+        .replace("{agent}", AGENT)
         .replace("{version}", "1")
         .replace("{seq}", "0")
         .replace("{jti}", TOKEN)
@@ -241,6 +244,7 @@ pub(crate) fn unit_test_config(dir: &std::path::Path) -> ServerConfig {
         dev_users: None,
         detect: crate::detect::DetectSettings::default(),
         max_staleness: mandate_service::freshness::DEFAULT_MAX_STALENESS,
+        reviews: Default::default(),
         ssf: Default::default(),
     }
 }

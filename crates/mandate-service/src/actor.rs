@@ -32,6 +32,8 @@ pub enum System {
     SharedSignals,
     /// The scheduled discovery job (`discovery.rs`).
     Discovery,
+    /// The sweeper, escalating an access review item past its campaign's due time.
+    Review,
 }
 
 impl Actor {
@@ -58,6 +60,7 @@ impl System {
             Self::Detector => "detector",
             Self::SharedSignals => "ssf",
             Self::Discovery => "discovery",
+            Self::Review => "review",
         }
     }
 }
@@ -85,6 +88,7 @@ mod tests {
             (System::Timeout, "timeout"),
             (System::Expiry, "expiry"),
             (System::Detector, "detector"),
+            (System::Review, "review"),
         ];
         for (s, name) in systems {
             assert_eq!(Actor::System(s).to_string(), name);

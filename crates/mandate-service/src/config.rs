@@ -47,6 +47,16 @@ pub struct ServerConfig {
     /// complete change feed may be before it refuses to decide (freshness.rs;
     /// [`crate::freshness::DEFAULT_MAX_STALENESS`]). Unused on a single node's store.
     pub max_staleness: std::time::Duration,
+    /// Access review campaigns (`[reviews]`).
+    pub reviews: ReviewConfig,
+}
+
+/// Access review settings (`[reviews]`). The default suspends nothing.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewConfig {
+    /// `reviews.suspend_overdue`: an item still pending past its campaign's due time is
+    /// escalated and its agent suspended (otherwise only escalated).
+    pub suspend_overdue: bool,
 }
 
 /// Mandates, approvals and delegation settings.

@@ -1,7 +1,7 @@
 //! The node's jobs: the sweeper, which every second writes lapsed mandates (requests
 //! past their approval deadline denied, mandates past their expiry expired) and retries
 //! a failed snapshot refresh, and every five seconds writes the detector's changed
-//! baselines.
+//! baselines; and escalates overdue access review items (`reviews.rs`).
 
 use mandate_store::prelude::*;
 use std::sync::Arc;
@@ -164,6 +164,12 @@ pub fn spawn_sweeper(state: Arc<Node>) -> tokio::task::JoinHandle<()> {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(n, "lapsed mandates written"),
                 Err(e) => tracing::warn!(error = %e, "mandate sweep failed"),
+            }
+            // Access review items past their campaign's due time escalate once.
+            match crate::reviews::escalate(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(n, "overdue review items escalated"),
+                Err(e) => tracing::warn!(error = %e, "review escalation failed"),
             }
         }
     })

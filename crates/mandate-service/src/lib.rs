@@ -66,6 +66,7 @@ pub mod node;
 pub mod opa;
 pub mod policies;
 pub mod replay;
+pub mod reviews;
 pub mod secrets;
 pub mod snapshot_cell;
 pub mod ssf;

@@ -71,6 +71,7 @@ mod listen;
 mod mandates;
 mod migrate;
 mod nodes;
+mod reviews;
 mod secrets;
 mod ssf_streams;
 

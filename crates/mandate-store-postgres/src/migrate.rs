@@ -303,9 +303,38 @@ CREATE INDEX ssf_poll_sets_waiting ON ssf_poll_sets (stream, n) WHERE acked_at I
 -- inventory), written in batches by every node; a time only ever moves later
 -- (`INVARIANT (activity only moves later)`: the upsert keeps the greater).
 CREATE TABLE last_activity (
-    subject TEXT PRIMARY KEY,
+    subject TEXT COLLATE "C" PRIMARY KEY,
     at      BIGINT NOT NULL
 );
+"#,
+    // 10: access review campaigns (issue 24): the scope and window as the service's JSON
+    // (`spec`); one item per agent in scope, `pending` until decided once (`INVARIANT
+    // (decided once)`), escalated once when overdue.
+    r#"
+CREATE TABLE reviews (
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    name         TEXT NOT NULL,
+    spec         TEXT NOT NULL,
+    due          BIGINT NOT NULL,
+    created_by   TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    completed_at BIGINT
+);
+CREATE TABLE review_items (
+    review       TEXT COLLATE "C" NOT NULL REFERENCES reviews (id),
+    agent        TEXT COLLATE "C" NOT NULL,
+    owner        TEXT NOT NULL,
+    state        TEXT NOT NULL
+                 CHECK (state IN ('pending', 'certified', 'narrowed', 'decommissioned')),
+    findings     TEXT NOT NULL,
+    decided_by   TEXT,
+    decided_at   BIGINT,
+    decision     TEXT,
+    escalated_at BIGINT,
+    PRIMARY KEY (review, agent)
+);
+CREATE INDEX review_items_pending ON review_items (review, agent) WHERE state = 'pending';
+CREATE INDEX reviews_open ON reviews (due) WHERE completed_at IS NULL;
 "#,
 ];
 

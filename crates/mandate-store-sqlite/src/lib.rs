@@ -16,6 +16,7 @@ mod audit;
 mod export;
 mod mandates;
 mod migrate;
+mod reviews;
 mod secrets;
 mod ssf_streams;
 

@@ -276,6 +276,35 @@ CREATE TABLE last_activity (
     at      INTEGER NOT NULL
 ) STRICT;
 "#,
+    r#"
+-- 13: access review campaigns (issue 24): the scope and window as the service's JSON
+-- (`spec`); one item per agent in scope, `pending` until decided once (`INVARIANT
+-- (decided once)`), escalated once when overdue.
+CREATE TABLE reviews (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    spec         TEXT NOT NULL,
+    due          INTEGER NOT NULL,
+    created_by   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    completed_at INTEGER
+) STRICT;
+CREATE TABLE review_items (
+    review       TEXT NOT NULL REFERENCES reviews (id),
+    agent        TEXT NOT NULL,
+    owner        TEXT NOT NULL,
+    state        TEXT NOT NULL
+                 CHECK (state IN ('pending', 'certified', 'narrowed', 'decommissioned')),
+    findings     TEXT NOT NULL,
+    decided_by   TEXT,
+    decided_at   INTEGER,
+    decision     TEXT,
+    escalated_at INTEGER,
+    PRIMARY KEY (review, agent)
+) STRICT;
+CREATE INDEX review_items_pending ON review_items (review, agent) WHERE state = 'pending';
+CREATE INDEX reviews_open ON reviews (due) WHERE completed_at IS NULL;
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

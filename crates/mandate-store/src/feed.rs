@@ -44,11 +44,13 @@ pub enum Topic {
     /// Agents' and credentials' last activity (issue 24's inventory): nothing a
     /// decision reads.
     Activity,
+    /// Access review campaigns and their items (issue 24): nothing a decision reads.
+    Reviews,
 }
 
 impl Topic {
     /// Every topic, in declaration order.
-    pub const ALL: [Topic; 14] = [
+    pub const ALL: [Topic; 15] = [
         Topic::Agents,
         Topic::Credentials,
         Topic::AdminTokens,
@@ -63,6 +65,7 @@ impl Topic {
         Topic::Node,
         Topic::Export,
         Topic::Activity,
+        Topic::Reviews,
     ];
 
     /// A stable name (`agents`, `credentials`, …), e.g. for a notification payload.
@@ -82,6 +85,7 @@ impl Topic {
             Topic::Node => "node",
             Topic::Export => "export",
             Topic::Activity => "activity",
+            Topic::Reviews => "reviews",
         }
     }
 

@@ -24,21 +24,21 @@ pub use ext::StoreExt;
 pub use feed::{Changes, Freshness, LocalFeed, Topic, Topics};
 pub use repo::{
     ActivityRepo, AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo, ExportRepo,
-    MandateRepo, NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo, SsfStreamRepo, Store,
-    StoreKeyRepo, TokenRevocationRepo,
+    MandateRepo, NodeRepo, PolicyRepo, Repos, ReviewRepo, SecretRepo, SigningKeyRepo,
+    SsfStreamRepo, Store, StoreKeyRepo, TokenRevocationRepo,
 };
 pub use rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
     ExportCursorRow, MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow,
-    SecretRow, SigningKeyRow, SsfStreamRow,
+    ReviewItemRow, ReviewRow, SecretRow, SigningKeyRow, SsfStreamRow,
 };
 
 /// Everything a caller of the store needs in scope: the traits whose methods it calls.
 pub mod prelude {
     pub use crate::repo::{
         ActivityRepo, AdminTokenRepo, AgentRepo, AnomalyRepo, AuditRepo, CredentialRepo,
-        ExportRepo, MandateRepo, NodeRepo, PolicyRepo, Repos, SecretRepo, SigningKeyRepo,
-        SsfStreamRepo, Store, StoreKeyRepo, TokenRevocationRepo,
+        ExportRepo, MandateRepo, NodeRepo, PolicyRepo, Repos, ReviewRepo, SecretRepo,
+        SigningKeyRepo, SsfStreamRepo, Store, StoreKeyRepo, TokenRevocationRepo,
     };
     pub use crate::{StoreError, StoreExt};
 }

@@ -23,7 +23,7 @@ use crate::feed::{Changes, Freshness, Topic};
 use crate::rows::{
     AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
     ExportCursorRow, MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow,
-    SecretRow, SigningKeyRow, SsfStreamRow,
+    ReviewItemRow, ReviewRow, SecretRow, SigningKeyRow, SsfStreamRow,
 };
 
 /// The store's result.
@@ -469,6 +469,47 @@ pub trait ActivityRepo {
     fn activity(&self) -> Result<Vec<(String, Timestamp)>>;
 }
 
+/// Access review campaigns (issue 24) and their items, one per agent in scope. Every
+/// write touches [`Topic::Reviews`]: nothing a decision reads.
+///
+/// INVARIANT (decided once): an item leaves `pending` once, by a compare-and-set on its
+/// state inside the deciding unit ([`ReviewRepo::decide_review_item`]); two reviewers (or
+/// a reviewer and a retry) cannot both decide it. A campaign completes once, when no
+/// item is pending ([`ReviewRepo::complete_review`]).
+pub trait ReviewRepo {
+    /// Stores a new campaign and its items (each `pending`), all or none; a taken id is a
+    /// `Conflict`.
+    fn insert_review(&self, r: &ReviewRow, items: &[ReviewItemRow]) -> Result<()>;
+    /// One campaign.
+    fn review(&self, id: &str) -> Result<Option<ReviewRow>>;
+    /// Campaigns in id (creation) order after the cursor, at most `limit`.
+    fn reviews(&self, after: Option<&str>, limit: u32) -> Result<Vec<ReviewRow>>;
+    /// Every item of a campaign, in agent id order (empty for an unknown campaign).
+    fn review_items(&self, review: &str) -> Result<Vec<ReviewItemRow>>;
+    /// Moves the pending item `(review, agent)` to `state` (not `pending`), decided by
+    /// `by` at `at` with `decision` (JSON). An unknown item is `NotFound("review item")`;
+    /// one no longer pending a `Conflict`, and nothing is written
+    /// (`INVARIANT (decided once)`).
+    fn decide_review_item(
+        &self,
+        review: &str,
+        agent: &str,
+        state: &str,
+        by: &str,
+        at: Timestamp,
+        decision: &str,
+    ) -> Result<ReviewItemRow>;
+    /// Marks campaign `id` completed at `at` if it is open and no item of it is pending;
+    /// whether this call completed it.
+    fn complete_review(&self, id: &str, at: Timestamp) -> Result<bool>;
+    /// Pending, never escalated items of open campaigns due at or before `now`, by
+    /// campaign then agent, at most `limit`.
+    fn overdue_review_items(&self, now: Timestamp, limit: u32) -> Result<Vec<ReviewItemRow>>;
+    /// Marks a pending, never escalated item escalated at `at`; whether this call did
+    /// (false: decided or escalated meanwhile, or unknown).
+    fn escalate_review_item(&self, review: &str, agent: &str, at: Timestamp) -> Result<bool>;
+}
+
 /// Every repository: what a unit of work is handed.
 pub trait Repos:
     AgentRepo
@@ -486,6 +527,7 @@ pub trait Repos:
     + ExportRepo
     + SsfStreamRepo
     + ActivityRepo
+    + ReviewRepo
 {
 }
 
@@ -505,6 +547,7 @@ impl<T> Repos for T where
         + ExportRepo
         + SsfStreamRepo
         + ActivityRepo
+        + ReviewRepo
         + ?Sized
 {
 }
@@ -1003,6 +1046,43 @@ impl<S: Store + ?Sized> ActivityRepo for S {
     }
     fn activity(&self) -> Result<Vec<(String, Timestamp)>> {
         read(self, |r| r.activity())
+    }
+}
+
+impl<S: Store + ?Sized> ReviewRepo for S {
+    fn insert_review(&self, r: &ReviewRow, items: &[ReviewItemRow]) -> Result<()> {
+        write(self, |x| x.insert_review(r, items))
+    }
+    fn review(&self, id: &str) -> Result<Option<ReviewRow>> {
+        read(self, |x| x.review(id))
+    }
+    fn reviews(&self, after: Option<&str>, limit: u32) -> Result<Vec<ReviewRow>> {
+        read(self, |x| x.reviews(after, limit))
+    }
+    fn review_items(&self, review: &str) -> Result<Vec<ReviewItemRow>> {
+        read(self, |x| x.review_items(review))
+    }
+    fn decide_review_item(
+        &self,
+        review: &str,
+        agent: &str,
+        state: &str,
+        by: &str,
+        at: Timestamp,
+        decision: &str,
+    ) -> Result<ReviewItemRow> {
+        write(self, |x| {
+            x.decide_review_item(review, agent, state, by, at, decision)
+        })
+    }
+    fn complete_review(&self, id: &str, at: Timestamp) -> Result<bool> {
+        write(self, |x| x.complete_review(id, at))
+    }
+    fn overdue_review_items(&self, now: Timestamp, limit: u32) -> Result<Vec<ReviewItemRow>> {
+        read(self, |x| x.overdue_review_items(now, limit))
+    }
+    fn escalate_review_item(&self, review: &str, agent: &str, at: Timestamp) -> Result<bool> {
+        write(self, |x| x.escalate_review_item(review, agent, at))
     }
 }
 

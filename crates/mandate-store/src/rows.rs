@@ -275,3 +275,47 @@ impl std::fmt::Debug for NewSigningKey<'_> {
             .finish_non_exhaustive()
     }
 }
+
+/// An access review campaign (issue 24): its window and scope as the service writes them
+/// (`spec`, JSON the store does not read), its deadline, and when it completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewRow {
+    /// The campaign id (`rev_…`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Scope and window, JSON (the service's shape).
+    pub spec: String,
+    /// When its pending items become overdue.
+    pub due: Timestamp,
+    /// Who started it (an actor name).
+    pub created_by: String,
+    /// When it was started.
+    pub created_at: Timestamp,
+    /// When its last pending item was decided (`None`: open).
+    pub completed_at: Option<Timestamp>,
+}
+
+/// One agent of an access review campaign: what was found for it, and what its
+/// reviewer decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewItemRow {
+    /// The campaign.
+    pub review: String,
+    /// The agent's id.
+    pub agent: String,
+    /// The agent's owner when the campaign started.
+    pub owner: String,
+    /// `pending`, `certified`, `narrowed` or `decommissioned`.
+    pub state: String,
+    /// Grants beside their use and the suggestion, JSON (the service's shape).
+    pub findings: String,
+    /// Who decided it (an actor name).
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<Timestamp>,
+    /// What was decided, JSON (the service's shape: the boundary applied, a comment).
+    pub decision: Option<String>,
+    /// When it was escalated for being overdue (once at most).
+    pub escalated_at: Option<Timestamp>,
+}

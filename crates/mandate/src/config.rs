@@ -78,6 +78,8 @@ pub struct ServeConfig {
     pub trusted_issuers: Vec<IssuerConfig>,
     /// Whether the anomaly detector runs.
     pub detect_enabled: bool,
+    /// `reviews.suspend_overdue`: suspend the agent of an overdue access review item.
+    pub reviews_suspend_overdue: bool,
     /// Its learning period, thresholds and responses.
     pub detect: mandate_detect::DetectConfig,
     /// Where `alert` responses are sent (an `http://` URL).
@@ -273,6 +275,7 @@ const KEYS: &[&str] = &[
     "delegation.max_depth",
     "dev.user_tokens",
     "detect.enabled",
+    "reviews.suspend_overdue",
     "detect.learning_days",
     "detect.learning_min_requests",
     "detect.rate_bucket_secs",
@@ -542,6 +545,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         dev_user_tokens: false,
         trusted_issuers: issuers,
         detect_enabled: true,
+        reviews_suspend_overdue: false,
         detect: mandate_detect::DetectConfig::default(),
         detect_alert_webhook_url: None,
         detect_alert_webhook_secret_file: None,
@@ -717,6 +721,11 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             "dev.user_tokens" => match v {
                 "true" => cfg.dev_user_tokens = true,
                 "false" => cfg.dev_user_tokens = false,
+                _ => bad("must be true or false"),
+            },
+            "reviews.suspend_overdue" => match v {
+                "true" => cfg.reviews_suspend_overdue = true,
+                "false" => cfg.reviews_suspend_overdue = false,
                 _ => bad("must be true or false"),
             },
             "detect.enabled" => match v {

@@ -30,6 +30,7 @@ mod mandates_cli;
 mod policy_input;
 mod replay_cli;
 mod report_cli;
+mod review_cli;
 mod serve;
 
 use std::collections::BTreeMap;
@@ -105,6 +106,9 @@ enum Command {
     /// Reports: compliance evidence for NIST AI RMF or the EU AI Act
     #[command(subcommand)]
     Report(report_cli::ReportCmd),
+    /// Access review campaigns: grants beside their use, certify, narrow, decommission
+    #[command(subcommand)]
+    Review(review_cli::ReviewCmd),
 }
 
 #[derive(Subcommand)]
@@ -635,6 +639,7 @@ fn main() -> ExitCode {
         Command::Discover(a) => runtime.block_on(discover_cli::run(a)),
         Command::Inventory(a) => runtime.block_on(inventory_cli::run(a)),
         Command::Report(c) => runtime.block_on(report_cli::report(c)),
+        Command::Review(c) => runtime.block_on(review_cli::review(c)),
     }
 }
 

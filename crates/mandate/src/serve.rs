@@ -595,6 +595,9 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             )?,
         },
         max_staleness: cfg.cluster_max_staleness,
+        reviews: mandate_http::ReviewConfig {
+            suspend_overdue: cfg.reviews_suspend_overdue,
+        },
         ssf: Arc::new(ssf_transmitters(&cfg, &issuer)?),
     };
     let state = Arc::new(

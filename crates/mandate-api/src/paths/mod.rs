@@ -28,4 +28,5 @@ pub mod metrics;
 pub mod oauth;
 pub mod policies;
 pub mod reports;
+pub mod reviews;
 pub mod ssf;

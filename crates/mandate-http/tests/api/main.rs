@@ -59,6 +59,7 @@ mod metrics;
 mod opa;
 mod policies;
 mod replay;
+mod reviews;
 mod ssf;
 mod ssf_streams;
 mod token_surfaces;
@@ -202,6 +203,7 @@ impl Env {
             dev_users: None,
             detect: mandate_http::detect::DetectSettings::default(),
             max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
+            reviews: Default::default(),
             ssf: Default::default(),
         };
         adjust(&mut config);
@@ -519,6 +521,7 @@ async fn snapshot(env: &Env, agent: &str) -> Value {
         "/v1/admin-tokens".to_owned(),
         "/v1/keys".to_owned(),
         "/ssf/stream".to_owned(),
+        "/v1/reviews".to_owned(),
     ] {
         let r = env.admin(Method::GET, &path, None).await;
         r.expect(200);

@@ -46,6 +46,7 @@ pub fn config(dir: &Path) -> ServerConfig {
         detect: DetectSettings::default(),
         ssf: Default::default(),
         max_staleness: mandate_service::freshness::DEFAULT_MAX_STALENESS,
+        reviews: Default::default(),
     }
 }
 

@@ -238,6 +238,8 @@ fn wind_back(dir: &Path, key: &SigningKey) {
         "ALTER TABLE signing_keys DROP COLUMN private_sealed;
          ALTER TABLE policy_versions DROP COLUMN rego;
          DROP TABLE last_activity;
+         DROP TABLE review_items;
+         DROP TABLE reviews;
          DROP TABLE ssf_poll_sets;
          DROP TABLE ssf_streams;
          DROP TABLE export_cursors;

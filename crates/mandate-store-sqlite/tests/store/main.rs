@@ -66,7 +66,7 @@ fn a_version_6_database_keeps_its_keys_and_takes_the_sealed_half_once() {
     {
         let raw = rusqlite::Connection::open(&path).unwrap();
         raw.execute_batch(
-            "ALTER TABLE signing_keys DROP COLUMN private_sealed; ALTER TABLE policy_versions DROP COLUMN rego; DROP TABLE last_activity; DROP TABLE ssf_poll_sets; DROP TABLE ssf_streams; DROP TABLE export_cursors; DROP TABLE user_session_cutoffs; PRAGMA user_version = 6;",
+            "ALTER TABLE signing_keys DROP COLUMN private_sealed; ALTER TABLE policy_versions DROP COLUMN rego; DROP TABLE last_activity; DROP TABLE review_items; DROP TABLE reviews; DROP TABLE ssf_poll_sets; DROP TABLE ssf_streams; DROP TABLE export_cursors; DROP TABLE user_session_cutoffs; PRAGMA user_version = 6;",
         )
         .unwrap();
     }

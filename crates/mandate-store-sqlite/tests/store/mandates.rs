@@ -157,7 +157,7 @@ fn a_version_3_database_gains_the_mandates_table() {
         raw.execute_batch(
             "DROP TABLE mandates; DROP TABLE anomalies; DROP TABLE baselines; \
              DROP TABLE gateway_secrets; \
-             ALTER TABLE signing_keys DROP COLUMN private_sealed; ALTER TABLE policy_versions DROP COLUMN rego; DROP TABLE last_activity; DROP TABLE ssf_poll_sets; DROP TABLE ssf_streams; DROP TABLE export_cursors; DROP TABLE user_session_cutoffs; PRAGMA user_version = 3;",
+             ALTER TABLE signing_keys DROP COLUMN private_sealed; ALTER TABLE policy_versions DROP COLUMN rego; DROP TABLE last_activity; DROP TABLE review_items; DROP TABLE reviews; DROP TABLE ssf_poll_sets; DROP TABLE ssf_streams; DROP TABLE export_cursors; DROP TABLE user_session_cutoffs; PRAGMA user_version = 3;",
         )
         .unwrap();
     }
@@ -171,7 +171,7 @@ fn a_version_3_database_gains_the_mandates_table() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        version, 12,
-        "and every later migration (the last: 12, last activity)"
+        version, 13,
+        "and every later migration (the last: 13, access review campaigns)"
     );
 }

@@ -16,6 +16,7 @@ pub mod agents;
 pub mod anomalies;
 pub mod audit;
 pub mod mandates;
+pub mod reviews;
 pub mod seam;
 pub mod tokens;
 
@@ -117,6 +118,11 @@ macro_rules! conformance_tests {
             anomalies {
                 anomalies_are_listed_resolved_once_and_holds_found,
                 baselines_are_replaced_and_only_for_known_agents,
+            }
+            reviews {
+                reviews_and_items_round_trip,
+                an_item_is_decided_once_and_a_campaign_completes_once,
+                overdue_items_escalate_once,
             }
             seam {
                 a_failing_write_unit_writes_nothing,
@@ -274,7 +280,15 @@ mod tests {
         let modules: BTreeSet<&str> = names.iter().filter_map(|n| n.split("::").next()).collect();
         assert_eq!(
             modules.into_iter().collect::<Vec<_>>(),
-            ["agents", "anomalies", "audit", "mandates", "seam", "tokens"]
+            [
+                "agents",
+                "anomalies",
+                "audit",
+                "mandates",
+                "reviews",
+                "seam",
+                "tokens"
+            ]
         );
     }
 }

@@ -408,6 +408,8 @@ pub fn wind_back_to_a_key_file(dir: &Path) -> mandate_token::keys::SigningKey {
         "ALTER TABLE signing_keys DROP COLUMN private_sealed;
          ALTER TABLE policy_versions DROP COLUMN rego;
          DROP TABLE last_activity;
+         DROP TABLE review_items;
+         DROP TABLE reviews;
          DROP TABLE ssf_poll_sets;
          DROP TABLE ssf_streams;
          DROP TABLE export_cursors;

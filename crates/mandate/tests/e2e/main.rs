@@ -36,6 +36,7 @@ mod opa_corpus;
 mod readme;
 mod rego_cli;
 mod replay;
+mod review;
 mod serve;
 mod ssf;
 mod traces;
