@@ -8,7 +8,9 @@
 //! One read of what the node already holds, never a scan of the decision log: the agents
 //! and mandates of the decision snapshot, the active policies' scopes (mandate-policy
 //! `Reach`), and, in one read unit of the store, the credentials, the last activity the
-//! node flushes (activity.rs), the open anomalies and the owners a trusted IdP disabled.
+//! node flushes (activity.rs), the open anomalies, the owners a trusted IdP disabled and
+//! each agent's latest access review (reviews.rs; its suggestion gives
+//! `boundary_wider_than_use` while the boundary is still the one reviewed).
 //! A read: it records nothing.
 //!
 //! Where each fact comes from, and what it cannot say, is in `docs/governance.md`.
@@ -25,12 +27,14 @@ use mandate_govern::discover::Selector;
 use mandate_govern::findings::{
     self, Code, CredentialFacts, Facts, Finding, OwnerCheck, PolicyFacts, Thresholds,
 };
+use mandate_govern::suggest::{GrantFate, GrantUse, Suggestion};
 use mandate_store::prelude::*;
 use mandate_store::{AnomalyFilter, AuditFilter, StoreError};
 use serde_json::Value;
 
 use crate::Node;
 use crate::error::ServiceError;
+use crate::reviews::Fate;
 
 /// The RISC event type by which an IdP says a person's account was disabled.
 const ACCOUNT_DISABLED: &str =
@@ -115,7 +119,13 @@ struct Stored {
     activity: HashMap<String, Timestamp>,
     anomalies: HashMap<AgentId, (u32, u8)>,
     disabled: HashSet<String>,
+    /// Each agent's latest access review: what it found (reviews.rs).
+    reviewed: HashMap<String, crate::reviews::Findings>,
 }
+
+/// How many of the latest access review campaigns the inventory reads for
+/// `boundary_wider_than_use` (an agent in none of them has no such finding).
+pub const REVIEWS_READ: usize = 50;
 
 fn read_store(node: &Node) -> Result<Stored, StoreError> {
     let mut out = Stored::default();
@@ -143,6 +153,29 @@ fn read_store(node: &Node) -> Result<Stored, StoreError> {
             match page.last() {
                 Some(last) if page.len() == 1000 => before = Some(last.id.clone()),
                 _ => break,
+            }
+        }
+        // Each agent's latest review, from the newest campaigns.
+        let mut campaigns = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = r.reviews(after.as_deref(), 1000)?;
+            after = page.last().map(|c| c.id.clone());
+            let n = page.len();
+            campaigns.extend(page);
+            if n < 1000 {
+                break;
+            }
+        }
+        for c in campaigns.iter().rev().take(REVIEWS_READ) {
+            for item in r.review_items(&c.id)? {
+                if out.reviewed.contains_key(&item.agent) {
+                    continue;
+                }
+                // An item the store cannot read says nothing (it is not a finding).
+                if let Ok(f) = serde_json::from_str::<crate::reviews::Findings>(&item.findings) {
+                    out.reviewed.insert(item.agent, f);
+                }
             }
         }
         // Owners an IdP disabled (RISC `account-disabled` SETs acted on).
@@ -239,6 +272,13 @@ fn compute(node: &Node, q: &InventoryQuery) -> Result<Inventory, ServiceError> {
             None => None,
         };
         let last_activity = stored.activity.get(agent.id.as_str()).copied();
+        // The latest review's suggestion, while the boundary is still the one reviewed
+        // (once narrowed or changed, the suggestion no longer describes it).
+        let review = stored
+            .reviewed
+            .get(agent.id.as_str())
+            .filter(|f| f.boundary == agent.boundary)
+            .map(suggestion_of);
         let found = findings::findings(
             &Facts {
                 status: agent.status,
@@ -248,7 +288,7 @@ fn compute(node: &Node, q: &InventoryQuery) -> Result<Inventory, ServiceError> {
                 boundary: &agent.boundary,
                 last_activity,
                 credentials: &facts,
-                review: None,
+                review: review.as_ref(),
                 policies,
             },
             &q.thresholds,
@@ -294,4 +334,27 @@ fn compute(node: &Node, q: &InventoryQuery) -> Result<Inventory, ServiceError> {
         findings: totals,
         rows,
     })
+}
+
+/// A stored review's findings as mandate-govern's suggestion (the shape `findings` reads).
+fn suggestion_of(f: &crate::reviews::Findings) -> Suggestion {
+    Suggestion {
+        grants: f
+            .grants
+            .iter()
+            .map(|g| GrantUse {
+                index: g.index,
+                grant: g.grant.clone(),
+                allows: g.allows,
+                fate: match g.fate {
+                    Fate::Used | Fate::Narrowed => GrantFate::Kept,
+                    Fate::Unused => GrantFate::Unused,
+                    Fate::Redundant => GrantFate::Redundant,
+                },
+                narrowed: g.narrowed.clone(),
+            })
+            .collect(),
+        uncovered: f.uncovered,
+        suggested: f.suggested.grants.clone(),
+    }
 }

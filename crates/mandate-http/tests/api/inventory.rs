@@ -161,6 +161,29 @@ async fn the_inventory_shows_every_agent_with_its_facts_and_findings() {
     assert_eq!(i["last_activity"], Value::Null);
     assert_eq!(i["credentials"][0]["last_used_at"], Value::Null);
 
+    // An access review of busy's owner: busy used one contact of `Crm::Contact/*`, so
+    // its boundary is wider than its use — while the boundary is the one reviewed.
+    let due = mandate_core::time::Timestamp::from_secs(env.now() + 86_400).to_string();
+    let r = env
+        .admin(
+            Method::POST,
+            "/v1/reviews",
+            Some(json!({"owner": "busy@example.com", "due": due})),
+        )
+        .await;
+    r.expect(201);
+    let inv = env.inventory("").await;
+    let wider = |inv: &Value, id: &str| {
+        row(inv, id)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "boundary_wider_than_use")
+    };
+    assert!(wider(&inv, &busy), "{}", row(&inv, &busy));
+    assert!(!wider(&inv, &idle), "idle was not reviewed");
+    assert_eq!(inv["findings"]["boundary_wider_than_use"], 1);
+
     // Day 31: idle never acted and its credential was never used; busy's credential
     // went unused for 31 days too, and busy is dormant.
     env.clock.advance_secs(31 * DAY);
@@ -187,6 +210,7 @@ async fn the_inventory_shows_every_agent_with_its_facts_and_findings() {
         [
             "dormant".to_owned(),
             format!("credential_stale:{busy_cred}"),
+            "boundary_wider_than_use".to_owned(),
             "unconditional_permit:busy-all".to_owned()
         ]
     );
