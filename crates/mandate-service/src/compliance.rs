@@ -575,8 +575,31 @@ fn walk(
     }
 }
 
+/// Whether an event's filter columns say what its body says. The report counts by the
+/// columns (`count_audit`), and the leaf hash covers only the body: without this, a
+/// column edited in the database (a `deny` made `allow`, a kind renamed) changed the
+/// report's numbers while the log still verified.
+fn columns_agree(c: &mandate_store::AuditColumns, body: &str) -> Result<(), String> {
+    let e: mandate_audit::event::AuditEvent =
+        serde_json::from_str(body).map_err(|e| format!("event {} does not read: {e}", c.seq))?;
+    if e.seq != c.seq
+        || e.time.secs() != c.time
+        || e.kind != c.kind
+        || e.agent != c.agent
+        || e.user != c.user
+        || e.decision != c.decision
+    {
+        return Err(format!(
+            "event {}: the stored columns (seq, time, kind, agent, user, decision) disagree with its body",
+            c.seq
+        ));
+    }
+    Ok(())
+}
+
 /// Re-hashes the log's first `c.size` stored bodies, recomputes their Merkle root and
-/// checks it and the checkpoint's signature against this node's audit key.
+/// checks it and the checkpoint's signature against this node's audit key, and that
+/// each event's stored filter columns agree with its body ([`columns_agree`]).
 fn verify_to(node: &Node, c: &mandate_store::CheckpointRow) -> Result<(), String> {
     let signed = SignedCheckpoint {
         text: c.text.clone(),
@@ -595,14 +618,15 @@ fn verify_to(node: &Node, c: &mandate_store::CheckpointRow) -> Result<(), String
     let mut at = 0_u64;
     while at < c.size {
         let to = (at + u64::from(PAGE)).min(c.size);
-        let bodies = store.audit_bodies(at, to).map_err(|e| e.to_string())?;
-        if bodies.len() as u64 != to - at {
+        let rows = store.audit_rows(at, to).map_err(|e| e.to_string())?;
+        if rows.len() as u64 != to - at {
             return Err(format!("events {at}..{to} are missing"));
         }
-        for b in &bodies {
+        for (columns, body) in &rows {
             frontier
-                .push(leaf_hash(b.as_bytes()))
+                .push(leaf_hash(body.as_bytes()))
                 .map_err(|e| e.to_string())?;
+            columns_agree(columns, body)?;
         }
         at = to;
     }
