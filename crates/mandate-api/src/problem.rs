@@ -77,6 +77,7 @@ pub struct PolicyError {
 /// | `nothing_to_roll_back` | 409 | no earlier active policy version to roll back to |
 /// | `does_not_compile` | 409 | a stored policy version no longer compiles (e.g. against a newer base schema); the current version stays active |
 /// | `replay_running` | 409 | a policy replay is already running on this node (one at a time); retry when it ends |
+/// | `report_running` | 409 | a compliance report is already being built on this node (one at a time); retry when it ends |
 /// | `discovery_running` | 409 | two discovery runs are already reading on this node; retry when one ends |
 /// | `request_timeout` | 408 | the request body did not arrive within 30 s |
 /// | `body_too_large` | 413 | the body is over the configured limit |
@@ -130,6 +131,7 @@ pub enum ErrorCode {
     DoesNotCompile,
     ReplayRunning,
     DiscoveryRunning,
+    ReportRunning,
     RequestTimeout,
     BodyTooLarge,
     UnsupportedMediaType,
