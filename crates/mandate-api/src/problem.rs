@@ -77,6 +77,8 @@ pub struct PolicyError {
 /// | `nothing_to_roll_back` | 409 | no earlier active policy version to roll back to |
 /// | `does_not_compile` | 409 | a stored policy version no longer compiles (e.g. against a newer base schema); the current version stays active |
 /// | `replay_running` | 409 | a policy replay is already running on this node (one at a time); retry when it ends |
+/// | `report_running` | 409 | a compliance report is already being built on this node (one at a time); retry when it ends |
+/// | `discovery_running` | 409 | two discovery runs are already reading on this node; retry when one ends |
 /// | `request_timeout` | 408 | the request body did not arrive within 30 s |
 /// | `body_too_large` | 413 | the body is over the configured limit |
 /// | `unsupported_media_type` | 415 | the body is not declared as JSON (400 at `/access/v1/*`, as AuthZEN requires) |
@@ -97,6 +99,7 @@ pub struct PolicyError {
 /// | `not_open` | 409 | the anomaly was already acknowledged or dismissed |
 /// | `not_json` | 400 | a discovery run's document is not JSON |
 /// | `too_many_items` | 400 | a discovery run's document holds over 100,000 items |
+/// | `too_many_values` | 400 | a discovery run's document holds over 8,388,608 JSON values (counted before it is parsed) |
 /// | `bad_shape` | 400 | a discovery run's document is not the shape its source prints (the detail names where) |
 /// | `too_large` | 400 | a discovery run's document is over 64 MiB |
 /// | `internal` | 500 | a server-side failure (details only in the log) |
@@ -130,6 +133,8 @@ pub enum ErrorCode {
     NothingToRollBack,
     DoesNotCompile,
     ReplayRunning,
+    DiscoveryRunning,
+    ReportRunning,
     RequestTimeout,
     BodyTooLarge,
     UnsupportedMediaType,
@@ -150,6 +155,7 @@ pub enum ErrorCode {
     NotOpen,
     NotJson,
     TooManyItems,
+    TooManyValues,
     BadShape,
     TooLarge,
     Internal,

@@ -4,7 +4,8 @@
 //!
 //! The input is untrusted (a file or stdin from whoever runs discovery, or a cluster's
 //! answer): it is read with bounded size ([`MAX_INPUT_BYTES`]), item count
-//! ([`MAX_ITEMS`]), labels per item ([`MAX_LABELS`]) and text length ([`MAX_TEXT`]); a
+//! ([`MAX_ITEMS`]), values ([`MAX_VALUES`], before it is parsed, so the parsed tree is
+//! bounded too), labels per item ([`MAX_LABELS`]) and text length ([`MAX_TEXT`]); a
 //! document of the wrong shape is an error naming where ([`DiscoverError`]), never a
 //! panic and never a partial answer. Members this reader does not use are ignored, as
 //! the tools add fields between versions.
@@ -28,6 +29,12 @@ use serde_json::Value;
 pub const MAX_INPUT_BYTES: usize = 64 << 20;
 /// The most items (pods, service accounts, resources) one document may hold.
 pub const MAX_ITEMS: usize = 100_000;
+/// The most JSON values one document may hold (each container, array element and
+/// object member counts one), checked by a scan of the bytes before anything is parsed:
+/// one value per 8 bytes of a full [`MAX_INPUT_BYTES`]. The tools' output holds one per
+/// 14–32 bytes (the fixtures, compact); a document of `[0,0,0,…]` holds one per 2, and
+/// parsed whole, 64 MiB of it took 3.7 GB.
+pub const MAX_VALUES: usize = MAX_INPUT_BYTES / 8;
 /// The most labels (or tags) one item may carry (Kubernetes sets no limit; AWS allows 50
 /// tags, Azure 50, GCP 64 labels).
 pub const MAX_LABELS: usize = 256;
@@ -130,6 +137,9 @@ pub enum DiscoverError {
     /// More than [`MAX_ITEMS`] items.
     #[error("the input holds more than {MAX_ITEMS} items")]
     TooManyItems,
+    /// More than [`MAX_VALUES`] JSON values.
+    #[error("the input holds more than {MAX_VALUES} JSON values")]
+    TooManyValues,
     /// JSON, but not the shape the source prints; `at` is a path such as
     /// `items[3].metadata.labels`.
     #[error("`{at}`: {what}")]
@@ -142,12 +152,14 @@ pub enum DiscoverError {
 }
 
 impl DiscoverError {
-    /// The stable code: `too_large`, `not_json`, `too_many_items`, `bad_shape`.
+    /// The stable code: `too_large`, `not_json`, `too_many_items`, `too_many_values`,
+    /// `bad_shape`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::TooLarge(_) => "too_large",
             Self::NotJson(_) => "not_json",
             Self::TooManyItems => "too_many_items",
+            Self::TooManyValues => "too_many_values",
             Self::Shape { .. } => "bad_shape",
         }
     }
@@ -171,6 +183,9 @@ pub fn discover(
     if input.len() > MAX_INPUT_BYTES {
         return Err(DiscoverError::TooLarge(input.len()));
     }
+    if values_at_most(input) > MAX_VALUES {
+        return Err(DiscoverError::TooManyValues);
+    }
     // serde_json refuses nesting deeper than 128 levels, so a hostile document cannot
     // exhaust the stack.
     let doc: Value =
@@ -185,6 +200,31 @@ pub fn discover(
     found.sort();
     found.dedup();
     Ok(found)
+}
+
+/// An upper bound on the JSON values `input` holds, without parsing it: one, plus each
+/// `[`, `{` and `,` outside a string (every value but the first is a container or
+/// follows a comma). Linear, no allocation.
+fn values_at_most(input: &[u8]) -> usize {
+    let (mut n, mut in_string, mut escaped) = (1usize, false, false);
+    for &b in input {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' | b',' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
 }
 
 /// The items of a document that is either an array or an object holding one under

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::extract::{Admin, is_json, read_body};
 
 impl From<DiscoveryError> for ApiError {
-    /// A document that does not read is 400 with its code (`not_json`, `too_many_items`,
+    /// A document that does not read is 400 with its code (`not_json`, `too_many_values`, `too_many_items`,
     /// `bad_shape`, `too_large`); the rest as the registry's and the node's errors.
     fn from(e: DiscoveryError) -> Self {
         match e {
@@ -92,9 +92,27 @@ pub(crate) async fn run(
             "expected Content-Type: application/json (the tool's JSON output)",
         ));
     }
+    // INVARIANT (discovery runs are bounded): the permit before the body.
+    let permit = discovery::try_permit(&state).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "discovery_running",
+            format!(
+                "{} discovery runs are reading on this node; try again when one ends",
+                discovery::CONCURRENT_RUNS
+            ),
+        )
+    })?;
     let bytes = read_body(body, discovery::MAX_INPUT_BYTES).await?;
     let register = req.register;
-    let report = discovery::run(&state, &admin.actor(), req, vec![bytes.to_vec()]).await?;
+    let report = discovery::run_holding(
+        Some(permit),
+        &state,
+        &admin.actor(),
+        req,
+        vec![bytes.into()],
+    )
+    .await?;
     Ok(Json(answer(report, register)))
 }
 

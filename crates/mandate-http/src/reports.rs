@@ -23,6 +23,11 @@ impl From<ComplianceError> for ApiError {
     fn from(e: ComplianceError) -> Self {
         match e {
             ComplianceError::SinceInFuture => ApiError::bad_request("invalid_query", e.to_string()),
+            ComplianceError::ReportRunning => ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "report_running",
+                e.to_string(),
+            ),
             ComplianceError::Service(e) => e.into(),
             ComplianceError::Store(e) => e.into(),
         }

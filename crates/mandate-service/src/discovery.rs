@@ -12,7 +12,8 @@
 //!
 //! Rules:
 //! - A document that does not read ([`DiscoverError`]: `too_large`, `not_json`,
-//!   `too_many_items`, `bad_shape`) records nothing and changes nothing.
+//!   `too_many_values`, `too_many_items`, `bad_shape`) records nothing and changes
+//!   nothing.
 //! - A draft is registered only with an accountable owner (the discovered owner
 //!   annotation, label or tag): an item without one, or with one that is not a valid
 //!   owner, is reported (`no_owner`, `invalid_owner`) and not registered. Every agent has
@@ -28,7 +29,7 @@ use std::future::Future;
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mandate_core::agent::{AgentName, Boundary, Labels, Owner, Purpose};
@@ -63,11 +64,41 @@ pub const MAX_REGISTER: usize = 100;
 /// its counts are always whole, and `*_truncated` says a list was cut.
 pub const MAX_LISTED: usize = 100;
 
-/// How many runs a node reads at once (a document may be 64 MiB): a third waits.
-const CONCURRENT_RUNS: usize = 2;
+/// How many runs a node reads at once (a document may be 64 MiB, and its parse takes
+/// several times that): a third API run is refused ([`try_permit`]), a scheduled one
+/// waits.
+pub const CONCURRENT_RUNS: usize = 2;
 
-static RUNS: LazyLock<tokio::sync::Semaphore> =
-    LazyLock::new(|| tokio::sync::Semaphore::new(CONCURRENT_RUNS));
+/// Leave to read and run one discovery document set: one of the node's
+/// [`CONCURRENT_RUNS`].
+///
+/// INVARIANT (discovery runs are bounded): a run's documents are read into memory only
+/// while it holds a permit — the API takes it before it reads the body
+/// ([`try_permit`]), so a request past the limit is refused before its up to 64 MiB
+/// are buffered, rather than buffered and queued.
+#[derive(Debug)]
+pub struct RunPermit(
+    #[expect(dead_code, reason = "held, never read")] tokio::sync::OwnedSemaphorePermit,
+);
+
+/// One of `node`'s permits if one is free now; `None` when [`CONCURRENT_RUNS`] runs hold
+/// them.
+pub fn try_permit(node: &Node) -> Option<RunPermit> {
+    Arc::clone(&node.discovery_permits)
+        .try_acquire_owned()
+        .ok()
+        .map(RunPermit)
+}
+
+/// One of `node`'s permits, waiting for one (the scheduled job).
+async fn permit(node: &Node) -> Option<RunPermit> {
+    // The semaphore is never closed: a permit always comes.
+    Arc::clone(&node.discovery_permits)
+        .acquire_owned()
+        .await
+        .ok()
+        .map(RunPermit)
+}
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,8 +230,18 @@ pub async fn run(
     req: RunRequest,
     documents: Vec<Vec<u8>>,
 ) -> Result<RunReport, DiscoveryError> {
-    // The semaphore is never closed: a permit always comes.
-    let _permit = RUNS.acquire().await.ok();
+    let permit = permit(node).await;
+    run_holding(permit, node, actor, req, documents).await
+}
+
+/// [`run`] under a permit already held (the API's, taken before it read the body).
+pub async fn run_holding(
+    _permit: Option<RunPermit>,
+    node: &Arc<Node>,
+    actor: &Actor,
+    req: RunRequest,
+    documents: Vec<Vec<u8>>,
+) -> Result<RunReport, DiscoveryError> {
     let (source, selector) = (req.source, req.selector.clone());
     let found = node
         .blocking(move |_| read_documents(source, &selector, &documents))

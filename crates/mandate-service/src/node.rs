@@ -85,6 +85,12 @@ pub struct Node {
     /// One policy replay at a time on this node (`INVARIANT (one replay per node)`,
     /// replay.rs).
     pub(crate) replay_permit: Arc<tokio::sync::Semaphore>,
+    /// Discovery runs reading a document on this node (`INVARIANT (discovery runs are
+    /// bounded)`, discovery.rs).
+    pub(crate) discovery_permits: Arc<tokio::sync::Semaphore>,
+    /// One compliance report at a time on this node (`INVARIANT (one report per
+    /// node)`, compliance.rs).
+    pub(crate) report_permit: Arc<tokio::sync::Semaphore>,
     /// Agents' and credentials' last activity noted since the last flush (activity.rs).
     pub(crate) activity: crate::activity::Activity,
 }
@@ -181,6 +187,10 @@ impl Node {
             ssf_seen: crate::ssf::Seen::default(),
             ssf_long_polls: tokio::sync::Semaphore::new(crate::ssf_streams::MAX_LONG_POLLS),
             replay_permit: Arc::new(tokio::sync::Semaphore::new(1)),
+            report_permit: Arc::new(tokio::sync::Semaphore::new(1)),
+            discovery_permits: Arc::new(tokio::sync::Semaphore::new(
+                crate::discovery::CONCURRENT_RUNS,
+            )),
             activity: crate::activity::Activity::default(),
         };
         secrets::load(&state).map_err(|e| StartError::Snapshot(e.to_string()))?;

@@ -11,8 +11,8 @@
 use mandate_core::time::Timestamp;
 use mandate_store::repo::Result;
 use mandate_store::{
-    AuditFilter, AuditRepo, AuditRow, CheckpointRow, PolicyRepo, PolicyVersionRow, StoreError,
-    Topic,
+    AuditColumns as StoredColumns, AuditFilter, AuditRepo, AuditRow, CheckpointRow, PolicyRepo,
+    PolicyVersionRow, StoreError, Topic,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -230,6 +230,31 @@ impl AuditRepo for Db<'_> {
 
     fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>> {
         self.audit_bodies_of(self.node, from, to)
+    }
+
+    fn audit_rows(&self, from: u64, to: u64) -> Result<Vec<(StoredColumns, String)>> {
+        let rows = self.rows(
+            "SELECT seq, time, kind, agent, \"user\", decision, body FROM audit_events
+             WHERE node = $3 AND seq >= $1 AND seq < $2 ORDER BY seq",
+            &[&to_i64(from)?, &to_i64(to)?, &self.node],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = get(r, 0)?;
+                Ok((
+                    StoredColumns {
+                        seq: u64::try_from(seq)
+                            .map_err(|_| StoreError::Corrupt(format!("audit seq {seq}")))?,
+                        time: get(r, 1)?,
+                        kind: get(r, 2)?,
+                        agent: get(r, 3)?,
+                        user: get(r, 4)?,
+                        decision: get(r, 5)?,
+                    },
+                    get(r, 6)?,
+                ))
+            })
+            .collect()
     }
 
     fn audit_bodies_of(&self, node: &str, from: u64, to: u64) -> Result<Vec<String>> {

@@ -5,8 +5,8 @@
 use mandate_core::time::Timestamp;
 use mandate_store::repo::Result;
 use mandate_store::{
-    AuditFilter, AuditRepo, AuditRow, CheckpointRow, NodeRepo, NodeReport, NodeRow, PolicyRepo,
-    PolicyVersionRow, StoreError, Topic,
+    AuditColumns, AuditFilter, AuditRepo, AuditRow, CheckpointRow, NodeRepo, NodeReport, NodeRow,
+    PolicyRepo, PolicyVersionRow, StoreError, Topic,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -355,6 +355,47 @@ impl AuditRepo for Db<'_> {
             .query_map([to_i64(from)?, to_i64(to)?], |r| r.get::<_, String>(0))
             .sql()?;
         rows.collect::<rusqlite::Result<_>>().sql()
+    }
+
+    fn audit_rows(&self, from: u64, to: u64) -> Result<Vec<(AuditColumns, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, time, kind, agent, user, decision, body FROM audit_events
+                 WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+            )
+            .sql()?;
+        let rows = stmt
+            .query_map([to_i64(from)?, to_i64(to)?], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .sql()?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, time, kind, agent, user, decision, body) = row.sql()?;
+            let seq =
+                u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("audit seq {seq}")))?;
+            out.push((
+                AuditColumns {
+                    seq,
+                    time,
+                    kind,
+                    agent,
+                    user,
+                    decision,
+                },
+                body,
+            ));
+        }
+        Ok(out)
     }
 
     fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()> {

@@ -28,9 +28,9 @@ pub use repo::{
     SsfStreamRepo, Store, StoreKeyRepo, TokenRevocationRepo,
 };
 pub use rows::{
-    AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    ExportCursorRow, MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow,
-    ReviewItemRow, ReviewRow, SecretRow, SigningKeyRow, SsfStreamRow,
+    AgentFilter, AnomalyFilter, AnomalyRow, AuditColumns, AuditFilter, AuditRow, AuthCredential,
+    CheckpointRow, ExportCursorRow, MandateFilter, NewSigningKey, NodeReport, NodeRow,
+    PolicyVersionRow, ReviewItemRow, ReviewRow, SecretRow, SigningKeyRow, SsfStreamRow,
 };
 
 /// Everything a caller of the store needs in scope: the traits whose methods it calls.

@@ -21,9 +21,9 @@ use mandate_core::time::Timestamp;
 use crate::StoreError;
 use crate::feed::{Changes, Freshness, Topic};
 use crate::rows::{
-    AgentFilter, AnomalyFilter, AnomalyRow, AuditFilter, AuditRow, AuthCredential, CheckpointRow,
-    ExportCursorRow, MandateFilter, NewSigningKey, NodeReport, NodeRow, PolicyVersionRow,
-    ReviewItemRow, ReviewRow, SecretRow, SigningKeyRow, SsfStreamRow,
+    AgentFilter, AnomalyFilter, AnomalyRow, AuditColumns, AuditFilter, AuditRow, AuthCredential,
+    CheckpointRow, ExportCursorRow, MandateFilter, NewSigningKey, NodeReport, NodeRow,
+    PolicyVersionRow, ReviewItemRow, ReviewRow, SecretRow, SigningKeyRow, SsfStreamRow,
 };
 
 /// The store's result.
@@ -233,6 +233,9 @@ pub trait AuditRepo {
     ) -> Result<Vec<(u64, String)>>;
     /// Event bodies with `from <= seq < to`, in order.
     fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>>;
+    /// Events with `from <= seq < to`, in order: each one's filter columns and body (to
+    /// check that the columns say what the hashed body says).
+    fn audit_rows(&self, from: u64, to: u64) -> Result<Vec<(AuditColumns, String)>>;
     /// Stores a signed checkpoint (one per size; a repeat is ignored).
     fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()>;
     /// The stored checkpoint of exactly `size` events, if there is one.
@@ -834,6 +837,9 @@ impl<S: Store + ?Sized> AuditRepo for S {
     }
     fn audit_bodies(&self, from: u64, to: u64) -> Result<Vec<String>> {
         read(self, |r| r.audit_bodies(from, to))
+    }
+    fn audit_rows(&self, from: u64, to: u64) -> Result<Vec<(AuditColumns, String)>> {
+        read(self, |r| r.audit_rows(from, to))
     }
     fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()> {
         write(self, |r| r.insert_checkpoint(c))

@@ -30,6 +30,25 @@ pub struct AuditRow {
     pub leaf: [u8; 32],
 }
 
+/// An event's filter columns as stored beside its body (what [`AuditFilter`] and
+/// `count_audit` read). The leaf hash covers only the body, so a reader that trusts the
+/// body must check these against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditColumns {
+    /// `seq`.
+    pub seq: u64,
+    /// `time`, in seconds.
+    pub time: i64,
+    /// `kind`.
+    pub kind: String,
+    /// `agent`.
+    pub agent: Option<String>,
+    /// `user`.
+    pub user: Option<String>,
+    /// `decision`.
+    pub decision: Option<String>,
+}
+
 /// Filters for reading the audit log; `None` matches everything.
 #[derive(Debug, Default, Clone)]
 pub struct AuditFilter {

@@ -35,15 +35,18 @@ registered as a **suspended** draft with no grants, labelled so that the next ru
 matches it; at most 100 a run. Each registration is its own `agent.registered` event.
 
 A document that does not read is refused with its stable code — `not_json`,
-`too_many_items`, `bad_shape` (400) — and nothing is recorded."#,
+`too_many_values`, `too_many_items`, `bad_shape` (400) — and nothing is recorded. At
+most two runs read at once per node: a third is refused (409 `discovery_running`)
+before its body is read."#,
     params(RunDiscoveryQuery),
     request_body(content = Object, description = "The tool's JSON output.", content_type = "application/json"),
     responses(
         (status = 200, description = "The run's reconciliation.", body = DiscoveryRun, content_type = "application/json"),
-        (status = 400, description = "`invalid_query` (source, selector, register), or the document does not read: `not_json`, `too_many_items`, `bad_shape`.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query` (source, selector, register), or the document does not read: `not_json`, `too_many_values`, `too_many_items`, `bad_shape`.", body = Problem, content_type = "application/problem+json"),
         (status = 401, response = Unauthenticated),
         (status = 403, response = ForbiddenWrite),
         (status = 408, description = "`request_timeout`: the body did not arrive within 30 s.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`discovery_running`: two runs are already reading on this node (refused before the body is read); retry when one ends.", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`body_too_large`: over 64 MiB.", body = Problem, content_type = "application/problem+json"),
         (status = 415, response = UnsupportedMediaType),
         (status = 500, response = Internal),

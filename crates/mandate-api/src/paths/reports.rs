@@ -31,6 +31,7 @@ whether the log verified up to it. A read: nothing is recorded. Any admin-API ro
         (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 403, response = ForbiddenAgentToken),
+        (status = 409, description = "`report_running`: a report is already being built on this node (one at a time: each re-hashes the log to its checkpoint); retry when it ends.", body = Problem, content_type = "application/problem+json"),
         (status = 500, response = Internal),
         (status = 503, description = "`snapshot_stale`: the node's snapshot could not be refreshed.", body = Problem, content_type = "application/problem+json")
     )

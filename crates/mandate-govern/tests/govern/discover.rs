@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use mandate_govern::discover::{
-    DiscoverError, MAX_INPUT_BYTES, MAX_ITEMS, MAX_LABELS, Selector, Source, discover,
+    DiscoverError, MAX_INPUT_BYTES, MAX_ITEMS, MAX_LABELS, MAX_VALUES, Selector, Source, discover,
 };
 use serde_json::{Value, json};
 
@@ -257,4 +257,36 @@ fn arns_split_into_kind_scope_and_name() {
     ] {
         assert_eq!(Arn::parse(bad), None, "{bad}");
     }
+}
+
+/// Regression (atk11): the whole document was parsed into a tree before any count was
+/// checked, so 64 MiB of `[0,0,0,…]` (33 million values, none an item of any source)
+/// took 3.7 GB of a server's memory, per run, before it was refused `bad_shape`. Values
+/// are now counted on the bytes first.
+#[test]
+fn a_document_of_too_many_values_is_refused_before_it_is_parsed() {
+    let mut zeros = b"[0".to_vec();
+    zeros.extend(b",0".repeat(MAX_VALUES));
+    zeros.push(b']');
+    assert!(zeros.len() <= MAX_INPUT_BYTES);
+    let nested =
+        serde_json::to_vec(&json!({"kind": "List", "items": [], "x": vec![json!({}); MAX_VALUES]}))
+            .unwrap();
+    for s in [Source::Kubernetes, Source::Aws, Source::Azure, Source::Gcp] {
+        for doc in [&zeros, &nested] {
+            let e = discover(s, doc, &Selector::everything()).unwrap_err();
+            assert_eq!(e.code(), "too_many_values", "{s}");
+            assert_eq!(e, DiscoverError::TooManyValues, "{s}");
+        }
+    }
+    // Commas, brackets and braces inside strings are not values.
+    let pod = json!({"kind": "Pod", "metadata": {"name": "p", "labels": {"app": "ai-agent"},
+        "annotations": {"note": ",".repeat(MAX_VALUES + 1), "q": "\\\"[{,"}}});
+    let found = discover(
+        Source::Kubernetes,
+        &serde_json::to_vec(&pod).unwrap(),
+        &Selector::everything(),
+    )
+    .unwrap();
+    assert_eq!(found.len(), 1);
 }

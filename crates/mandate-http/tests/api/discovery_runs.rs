@@ -182,3 +182,58 @@ async fn clouds_have_no_default_selector_and_refusals_have_stable_codes() {
         .await;
     assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(1));
 }
+
+/// A request body that never sends a byte: a slow client.
+struct Stalled;
+
+impl http_body::Body for Stalled {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// Regression (atk11): the run permit was taken after the body was read, so every
+/// request past the two that read at once buffered its up to 64 MiB and then waited:
+/// four parallel 64 MiB runs held 7.2 GB. Now the permit comes first, and a third
+/// request is refused (409 `discovery_running`) without its body being read.
+#[tokio::test]
+async fn a_third_run_is_refused_before_its_body_is_read() {
+    use tower::ServiceExt as _;
+    let env = Env::new();
+    let admin = env.admin.clone();
+    let stalled: Vec<_> = (0..2)
+        .map(|_| {
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri("/v1/discovery/runs?source=kubernetes")
+                .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::new(Stalled))
+                .expect("request");
+            tokio::spawn(env.app.clone().oneshot(req))
+        })
+        .collect();
+    // Let both reach their body reads.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = env
+        .discover(&admin, "source=kubernetes", KUBECTL_PODS)
+        .await;
+    r.expect(409);
+    assert_eq!(r.json()["code"], "discovery_running", "{}", r.json());
+    // A refused request takes no permit, and a bad one none either.
+    let r = env.discover(&admin, "source=k8s", "{}").await;
+    assert_eq!(r.json()["code"], "invalid_query", "{}", r.json());
+    // A client that goes away gives its permit back.
+    for s in stalled {
+        s.abort();
+        assert!(s.await.is_err(), "a stalled run ended on its own");
+    }
+    env.discover(&admin, "source=kubernetes", KUBECTL_PODS)
+        .await
+        .expect(200);
+}

@@ -138,6 +138,24 @@ pub fn batches_of_any_size_append_every_row_once(store: &dyn Store) {
     let bodies = store.audit_bodies(0, next).unwrap();
     let want: Vec<String> = (0..next).map(|s| batch_row(s).body).collect();
     assert_eq!(bodies, want);
+    // `audit_rows`: each event's filter columns as appended, beside its body.
+    let rows = store.audit_rows(5, 40).unwrap();
+    let want: Vec<(crate::AuditColumns, String)> = (5..40)
+        .map(|s| {
+            let r = batch_row(s);
+            let columns = crate::AuditColumns {
+                seq: r.seq,
+                time: r.time.secs(),
+                kind: r.kind,
+                agent: r.agent,
+                user: r.user,
+                decision: r.decision,
+            };
+            (columns, r.body)
+        })
+        .collect();
+    assert_eq!(rows, want);
+    assert!(store.audit_rows(next, next + 5).unwrap().is_empty());
     let leaves = store.audit_leaves(next).unwrap();
     assert!(leaves.iter().zip(0..).all(|(l, s)| *l == batch_row(s).leaf));
     assert_eq!(
