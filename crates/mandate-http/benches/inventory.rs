@@ -34,9 +34,6 @@ use mandate_core::id::CredentialId;
 use mandate_core::random::{OsRandom, Random};
 use mandate_core::time::Timestamp;
 use mandate_govern::findings::Thresholds;
-use mandate_http::Node;
-use mandate_http::bootstrap::{self, Bootstrap};
-use mandate_http::keys::{KeyFiles, KeyState};
 use mandate_service::inventory::{InventoryQuery, inventory};
 use mandate_store::Store;
 use mandate_store::prelude::*;
@@ -106,31 +103,7 @@ async fn main() {
         })
         .expect("seed");
     store.record_activity(&activity).expect("activity");
-    let keys = KeyState::open(
-        store.as_ref(),
-        &KeyFiles::in_data_dir(dir.path()),
-        clock.as_ref(),
-        random.as_ref(),
-    )
-    .expect("keys");
-    let Bootstrap::Created(admin) =
-        bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref())
-            .expect("bootstrap")
-    else {
-        unreachable!("a fresh store")
-    };
-    let admin = admin.expose().to_owned();
-    let state = Arc::new(
-        Node::new(
-            Arc::clone(&store),
-            keys,
-            clock,
-            random,
-            fixture::server_config(dir.path()),
-            Arc::new(mandate_http::webhook::Signed),
-        )
-        .expect("state"),
-    );
+    let (state, admin) = fixture::node(dir.path(), &store, clock, random);
     let actor = mandate_service::actor::Actor::Admin(
         mandate_core::id::AdminTokenId::parse("adm_01JA0000000000000000000000").expect("id"),
     );

@@ -36,9 +36,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use mandate_core::clock::{Clock, SystemClock};
 use mandate_core::random::{OsRandom, Random};
-use mandate_http::Node;
-use mandate_http::bootstrap::{self, Bootstrap};
-use mandate_http::keys::{KeyFiles, KeyState};
 use mandate_store::Store;
 use mandate_store::prelude::*;
 use mandate_store_sqlite::SqliteStore;
@@ -93,32 +90,7 @@ async fn main() {
         a.updated_at = now;
         store.insert_agent(&a).expect("insert agent");
     }
-    let keys = KeyState::open(
-        store.as_ref(),
-        &KeyFiles::in_data_dir(dir.path()),
-        clock.as_ref(),
-        random.as_ref(),
-    )
-    .expect("keys");
-    let Bootstrap::Created(admin) =
-        bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref())
-            .expect("bootstrap")
-    else {
-        unreachable!("a fresh store")
-    };
-    let admin = admin.expose().to_owned();
-    let config = fixture::server_config(dir.path());
-    let state = Arc::new(
-        Node::new(
-            Arc::clone(&store),
-            keys,
-            clock,
-            random,
-            config,
-            Arc::new(mandate_http::webhook::Signed),
-        )
-        .expect("state"),
-    );
+    let (state, admin) = fixture::node(dir.path(), &store, clock, random);
     let app = mandate_http::router(Arc::clone(&state));
     let v = call(
         &app,

@@ -14,6 +14,7 @@
 
 #![expect(
     clippy::expect_used,
+    clippy::panic,
     clippy::print_stdout,
     clippy::indexing_slicing,
     reason = "benchmark setup fails loudly and prints its results"
@@ -22,6 +23,9 @@
 /// The allocator `mandate serve` uses.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[expect(dead_code, reason = "the decision benches use the snapshot helpers")]
+mod fixture;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,9 +38,6 @@ use mandate_core::clock::{Clock, ManualClock, SystemClock};
 use mandate_core::id::AgentId;
 use mandate_core::random::{OsRandom, Random};
 use mandate_core::time::Timestamp;
-use mandate_http::bootstrap::{self, Bootstrap};
-use mandate_http::keys::{KeyFiles, KeyState};
-use mandate_http::{Node, ServerConfig};
 use mandate_store::prelude::*;
 use mandate_store::{AuditRow, Store};
 use mandate_store_sqlite::SqliteStore;
@@ -222,52 +223,8 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let keys = KeyState::open(
-        store.as_ref(),
-        &KeyFiles::in_data_dir(dir.path()),
-        clock.as_ref(),
-        random.as_ref(),
-    )
-    .expect("keys");
-    let Bootstrap::Created(admin) =
-        bootstrap::ensure(store.as_ref(), None, clock.as_ref(), random.as_ref())
-            .expect("bootstrap")
-    else {
-        unreachable!("a fresh store")
-    };
-    let admin = admin.expose().to_owned();
-    let config = ServerConfig {
-        issuer: "http://bench.test".to_owned(),
-        default_audience: "http://bench.test".to_owned(),
-        default_token_lifetime_secs: 3600,
-        max_token_lifetime_secs: 3600,
-        max_body_bytes: 4 * 1024 * 1024,
-        audit_key_path: dir.path().join("audit-key.pem"),
-        checkpoint: mandate_http::audit::CheckpointPolicy {
-            every_events: 1000,
-            every_secs: 10,
-        },
-        redact: BTreeMap::new(),
-        mandates: Default::default(),
-        users: Default::default(),
-        dev_users: None,
-        detect: mandate_http::detect::DetectSettings::default(),
-        max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
-        reviews: Default::default(),
-        ssf: Default::default(),
-    };
     let opened = timer();
-    let state = Arc::new(
-        Node::new(
-            Arc::clone(&store),
-            keys,
-            clock,
-            random,
-            config,
-            Arc::new(mandate_http::webhook::Signed),
-        )
-        .expect("state"),
-    );
+    let (state, admin) = fixture::node(dir.path(), &store, clock, random);
     println!(
         "node opened over the log in {:.1} s",
         opened.elapsed().as_secs_f64()
