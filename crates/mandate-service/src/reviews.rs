@@ -4,7 +4,8 @@
 //! reviewer certifies, narrows or decommissions each agent, overdue items escalate (and,
 //! if configured, suspend), and a report is written.
 //!
-//! A campaign reads the window once: one pass over this node's `allow` decisions,
+//! A campaign reads the window once: one pass over the `allow` decisions of every node's
+//! log (this node's; on a cluster's shared store, every node's),
 //! oldest first, each allow counted for the acting agent and every delegating agent of
 //! its chain (their boundaries passed it too). What it found is stored with each item,
 //! so a later decision acts on what the reviewer saw.
@@ -466,9 +467,33 @@ impl Light<'_> {
 }
 
 /// Counts the allows of `[since, until)` for the agents of `tracked`, in one pass over
-/// this node's `decision` events. Returns how many allows were read.
+/// the `decision` events of every node's log (`me`'s, and on a store a cluster shares,
+/// every other node's: an agent's use on another node is its use too, and a suggestion
+/// cut from one node's share of it would drop grants the agent uses elsewhere). Returns
+/// how many allows were read.
 fn count_window(
     store: &dyn Store,
+    me: &str,
+    since: Timestamp,
+    until: Timestamp,
+    tracked: &mut HashMap<String, Tracked>,
+) -> Result<u64, StoreError> {
+    let mut logs: Vec<String> = store.nodes()?.into_iter().map(|n| n.name).collect();
+    if !logs.iter().any(|n| n == me) {
+        logs.push(me.to_owned());
+    }
+    logs.sort();
+    let mut read = 0u64;
+    for log in &logs {
+        read += count_log(store, log, since, until, tracked)?;
+    }
+    Ok(read)
+}
+
+/// [`count_window`] over one node's log.
+fn count_log(
+    store: &dyn Store,
+    log: &str,
     since: Timestamp,
     until: Timestamp,
     tracked: &mut HashMap<String, Tracked>,
@@ -483,7 +508,7 @@ fn count_window(
     let mut after = None;
     let mut read = 0u64;
     loop {
-        let rows = store.list_audit(&filter, after, PAGE)?;
+        let rows = store.list_audit_of(log, &filter, after, PAGE)?;
         let got = rows.len();
         for (seq, body) in rows {
             after = Some(seq);
@@ -693,7 +718,8 @@ fn start_blocking(node: &Node, by: &str, new: NewReview) -> Result<Campaign, Rev
         .iter()
         .map(|a| (a.id.to_string(), Tracked::default()))
         .collect();
-    let decisions_read = count_window(&store, since, until, &mut tracked)?;
+    let me = node.audit.node().to_string();
+    let decisions_read = count_window(&store, &me, since, until, &mut tracked)?;
     let id = ReviewId::generate(node.clock.as_ref(), node.random.as_ref())?;
     let mut items = Vec::with_capacity(agents.len());
     let mut rows = Vec::with_capacity(agents.len());

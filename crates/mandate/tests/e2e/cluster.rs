@@ -829,4 +829,20 @@ async fn a_replay_with_all_nodes_reads_every_nodes_decisions() {
             && examples.iter().any(|e| e.starts_with("node-b:")),
         "{examples:?}"
     );
+    // An access review started on A counts the agent's allows on both nodes: a
+    // suggestion cut from one node's share would drop grants it uses on the other.
+    let allows = own["counts"]["allow_to_deny"].as_u64().unwrap()
+        + own_b["counts"]["allow_to_deny"].as_u64().unwrap();
+    let due = "2999-01-01T00:00:00Z";
+    let (st, review) = a
+        .admin(
+            &token,
+            Method::POST,
+            "/v1/reviews",
+            Some(json!({"owner": "o@example.com", "due": due})),
+        )
+        .await;
+    assert_eq!(st, 201, "{review}");
+    assert_eq!(review["review"]["decisions_read"], allows, "{review}");
+    assert_eq!(review["items"][0]["used"]["allows"], allows, "{review}");
 }
