@@ -62,6 +62,11 @@ pub fn categorization(
             (event, &["configuration"], &["deletion"])
         }
         ("policy" | "keys" | "gateway", _) => (event, &["configuration"], &["change"]),
+        // An access review changes who may do what (iam); a discovery run looks at
+        // what runs (host inventory).
+        (_, "review.decommissioned") => (event, &["iam"], &["user", "deletion"]),
+        ("review", _) => (event, &["iam"], &["user", "change"]),
+        ("discovery", _) => (event, &["host"], &["info"]),
         _ => (event, &[], &[]),
     }
 }

@@ -127,6 +127,10 @@ const OTHER: u32 = 99;
 /// - policies, signing keys, admin tokens and gateway secrets are what an admin
 ///   manages: Entity Management's Create, Update, Delete and Activate (a policy version
 ///   activated or rolled back to);
+/// - an access review campaign is a managed entity (started Create, completed Update);
+///   narrowing an agent in one revokes privileges, decommissioning deletes the account;
+///   a certification or an escalation is the family's Other;
+/// - a discovery run reads what runs in a cluster or cloud: Entity Management's Read;
 /// - an unknown kind is a Base Event, so no event is ever dropped.
 pub fn activity(kind: &str) -> Activity {
     use Class::*;
@@ -162,6 +166,11 @@ pub fn activity(kind: &str) -> Activity {
             (EntityManagement, 4, Some("Delete"))
         }
         "policy.activated" | "policy.rolled_back" => (EntityManagement, 10, Some("Activate")),
+        "review.started" => (EntityManagement, 1, Some("Create")),
+        "review.completed" => (EntityManagement, 3, Some("Update")),
+        "review.narrowed" => (UserAccess, 2, Some("Revoke Privileges")),
+        "review.decommissioned" => (AccountChange, 6, Some("Delete")),
+        "discovery.run" | "discovery.failed" => (EntityManagement, 2, Some("Read")),
         _ => {
             let family = kind.split_once('.').map_or(kind, |(f, _)| f);
             let class = match family {
@@ -169,7 +178,9 @@ pub fn activity(kind: &str) -> Activity {
                 "agent" | "credential" | "incident" => AccountChange,
                 "mandate" => UserAccess,
                 "anomaly" => DetectionFinding,
-                "policy" | "keys" | "admin_token" | "gateway" => EntityManagement,
+                "policy" | "keys" | "admin_token" | "gateway" | "review" | "discovery" => {
+                    EntityManagement
+                }
                 _ => Base,
             };
             (class, OTHER, None)

@@ -29,6 +29,7 @@ const CATEGORY_TYPES: &[(&str, &[&str])] = &[
             "admin", "change", "creation", "deletion", "group", "info", "user",
         ],
     ),
+    ("host", &["access", "change", "end", "info", "start"]),
     ("intrusion_detection", &["allowed", "denied", "info"]),
 ];
 const KINDS: &[&str] = &[
