@@ -833,6 +833,9 @@ async fn a_replay_with_all_nodes_reads_every_nodes_decisions() {
     // suggestion cut from one node's share would drop grants it uses on the other.
     let allows = own["counts"]["allow_to_deny"].as_u64().unwrap()
         + own_b["counts"]["allow_to_deny"].as_u64().unwrap();
+    // A window ends at the start time, exclusive, in whole seconds: start the review in
+    // the next second, so the decisions just made are inside it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let due = "2999-01-01T00:00:00Z";
     let (st, review) = a
         .admin(
