@@ -686,6 +686,32 @@ impl Writer {
     }
 }
 
+/// Events read per page by [`walk`].
+const WALK_PAGE: u32 = 5_000;
+
+/// Calls `each` with every event `filter` keeps of this node's log, oldest first,
+/// parsed (an event that does not parse is passed over), a page at a time. Generic over
+/// the repository so it runs on a store or inside a unit of work (the inventory's).
+pub(crate) fn walk<R: mandate_store::AuditRepo + ?Sized>(
+    store: &R,
+    filter: &mandate_store::AuditFilter,
+    mut each: impl FnMut(&serde_json::Value),
+) -> Result<(), mandate_store::StoreError> {
+    let mut after = None;
+    loop {
+        let page = store.list_audit(filter, after, WALK_PAGE)?;
+        for (seq, body) in &page {
+            after = Some(*seq);
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+                each(&v);
+            }
+        }
+        if page.len() < WALK_PAGE as usize {
+            return Ok(());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

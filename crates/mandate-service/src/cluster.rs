@@ -152,3 +152,16 @@ pub fn status(node: &Node) -> ClusterStatus {
         nodes,
     }
 }
+
+/// The names of every node's audit log on `store`, sorted: `me`'s, and on a store a
+/// cluster shares every other registered node's (a single node's store lists only its
+/// own). What reads "the whole log" of a cluster (replay with `all_nodes`, access
+/// reviews) walks, each through `AuditRepo::list_audit_of`.
+pub fn logs(store: &dyn Store, me: &str) -> Result<Vec<String>, StoreError> {
+    let mut names: Vec<String> = store.nodes()?.into_iter().map(|n| n.name).collect();
+    if !names.iter().any(|n| n == me) {
+        names.push(me.to_owned());
+    }
+    names.sort();
+    Ok(names)
+}

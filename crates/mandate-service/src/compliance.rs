@@ -362,7 +362,7 @@ fn from_log(
     // Human oversight: approvals and their times.
     let mut requested_at: HashMap<String, i64> = HashMap::new();
     let mut asked = 0_u64;
-    walk(&store, &window("mandate.requested"), |e| {
+    crate::audit::walk(&store, &window("mandate.requested"), |e| {
         if e.pointer("/details/status").and_then(Value::as_str) == Some("pending_approval")
             && let (Some(m), Some(t)) = (
                 e.pointer("/details/mandate").and_then(Value::as_str),
@@ -381,7 +381,7 @@ fn from_log(
     let mut waits: Vec<i64> = Vec::new();
     let mut decided = |kind: &str, name: &'static str, source: &'static str| {
         let mut n = 0_u64;
-        walk(&store, &window(kind), |e| {
+        crate::audit::walk(&store, &window(kind), |e| {
             n += 1;
             if let (Some(m), Some(t)) = (
                 e.pointer("/details/mandate").and_then(Value::as_str),
@@ -424,7 +424,7 @@ fn from_log(
     // The kill switch.
     let mut by_admin = 0_u64;
     let mut by_detector = 0_u64;
-    walk(&store, &window("agent.suspended"), |e| {
+    crate::audit::walk(&store, &window("agent.suspended"), |e| {
         match e["actor"].as_str() {
             Some(a) if a.starts_with("adm_") || a.starts_with("user:") => by_admin += 1,
             Some("detector") => by_detector += 1,
@@ -521,7 +521,7 @@ fn from_log(
         "policy.module_put",
         "policy.module_deleted",
     ] {
-        walk(&store, &window(kind), |e| {
+        crate::audit::walk(&store, &window(kind), |e| {
             n_changes += 1;
             changes.push(json!({
                 "seq": e["seq"], "time": e["time"], "kind": e["kind"], "by": e["actor"],
@@ -568,27 +568,6 @@ fn time_of(e: &Value) -> Option<i64> {
         .as_str()
         .and_then(|t| Timestamp::parse(t).ok())
         .map(Timestamp::secs)
-}
-
-/// Calls `each` with every event `filter` keeps, oldest first, parsed.
-fn walk(
-    store: &impl Store,
-    filter: &AuditFilter,
-    mut each: impl FnMut(&Value),
-) -> Result<(), mandate_store::StoreError> {
-    let mut after = None;
-    loop {
-        let page = store.list_audit(filter, after, PAGE)?;
-        for (seq, body) in &page {
-            after = Some(*seq);
-            if let Ok(v) = serde_json::from_str::<Value>(body) {
-                each(&v);
-            }
-        }
-        if page.len() < PAGE as usize {
-            return Ok(());
-        }
-    }
 }
 
 /// Whether an event's filter columns say what its body says. The report counts by the

@@ -183,27 +183,18 @@ fn read_store(node: &Node) -> Result<Stored, StoreError> {
             kind: Some("ssf.received".to_owned()),
             ..AuditFilter::default()
         };
-        let mut after = None;
-        loop {
-            let page = r.list_audit(&received, after, 1000)?;
-            for (seq, body) in &page {
-                after = Some(*seq);
-                if let Some(who) = disabled_subject(body) {
-                    out.disabled.extend(who);
-                }
+        crate::audit::walk(r, &received, |e| {
+            if let Some(who) = disabled_subject(e) {
+                out.disabled.extend(who);
             }
-            if page.len() < 1000 {
-                break;
-            }
-        }
+        })?;
         Ok(())
     })?;
     Ok(out)
 }
 
 /// The email and `sub` an `ssf.received` event of an `account-disabled` SET names.
-fn disabled_subject(body: &str) -> Option<Vec<String>> {
-    let v: Value = serde_json::from_str(body).ok()?;
+fn disabled_subject(v: &Value) -> Option<Vec<String>> {
     let d = v.get("details")?;
     if d.get("event_type")?.as_str()? != ACCOUNT_DISABLED {
         return None;

@@ -280,12 +280,7 @@ fn replay_blocking(
     // counts over all of them together.
     let me = node.audit.node().to_string();
     let logs: Vec<String> = if req.all_nodes {
-        let mut names: Vec<String> = store.nodes()?.into_iter().map(|n| n.name).collect();
-        if !names.contains(&me) {
-            names.push(me.clone());
-        }
-        names.sort();
-        names
+        crate::cluster::logs(&store, &me)?
     } else {
         vec![me.clone()]
     };

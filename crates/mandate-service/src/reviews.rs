@@ -478,13 +478,8 @@ fn count_window(
     until: Timestamp,
     tracked: &mut HashMap<String, Tracked>,
 ) -> Result<u64, StoreError> {
-    let mut logs: Vec<String> = store.nodes()?.into_iter().map(|n| n.name).collect();
-    if !logs.iter().any(|n| n == me) {
-        logs.push(me.to_owned());
-    }
-    logs.sort();
     let mut read = 0u64;
-    for log in &logs {
+    for log in &crate::cluster::logs(store, me)? {
         read += count_log(store, log, since, until, tracked)?;
     }
     Ok(read)
