@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use mandate_audit::event::AuditEvent;
+use mandate_core::decision::Reason;
 use mandate_engine::decide::{
     Decision, DecisionRequest, Principal, Resource, Snapshot, TokenAudience, Verdict, decide_with,
 };
@@ -100,13 +101,26 @@ pub fn decide_question(
         ),
     };
     detect::outcome(detector, &mut seen, now, d.verdict() == Verdict::Deny);
-    // Its last activity (activity.rs), for a registered agent only: an id nobody
-    // registered is not noted, so callers cannot grow the map.
-    if let Some(a) = d
-        .agent
-        .as_ref()
-        .filter(|a| snapshot.agents.get(a).is_some())
-    {
+    // Its last activity (activity.rs): a registered, active agent whose request passed
+    // the token and status gates. An id nobody registered is not noted (callers cannot
+    // grow the map), and neither is a refusal for a revoked or invalid token or a
+    // suspended or decommissioned agent: anyone holding a service token or an old
+    // revoked token could otherwise keep a dormant agent looking alive.
+    let gated = matches!(
+        d.reason(),
+        Reason::InvalidToken
+            | Reason::TokenRevoked
+            | Reason::UnknownAgent
+            | Reason::AgentSuspended
+            | Reason::AgentDecommissioned
+    );
+    if let Some(a) = d.agent.as_ref().filter(|a| {
+        !gated
+            && snapshot
+                .agents
+                .get(a)
+                .is_some_and(|ag| ag.status == mandate_core::agent::AgentStatus::Active)
+    }) {
         state.activity.saw(a.as_str(), now);
     }
     let mut e = AuditEvent::new(0, state.clock.now(), state.audit.node().clone(), "decision");

@@ -1128,14 +1128,13 @@ impl Node {
 }
 
 /// The campaign's report as CSV: one row per grant of each item (an item whose boundary
-/// has no grant: one row without one). Every field is quoted when it holds a comma, a
-/// quote or a line break, and a field a spreadsheet would read as a formula (`=`, `+`,
-/// `-`, `@`, tab, CR first) is prefixed with `'`.
+/// has no grant: one row without one): RFC 4180, every field quoted ([`csv_field`]), CRLF line ends, and a field a spreadsheet would
+/// read as a formula (`=`, `+`, `-`, `@`, tab, CR first) prefixed with `'`.
 pub fn report_csv(c: &Campaign) -> String {
     let mut out = String::from(
         "review,agent,name,owner,state,decided_by,decided_at,escalated_at,allows,uncovered,\
          grant,actions,resources,data_classes,grant_allows,fate,suggested_actions,\
-         suggested_resources,suggested_data_classes\n",
+         suggested_resources,suggested_data_classes\r\n",
     );
     for i in &c.items {
         let head = [
@@ -1179,24 +1178,22 @@ pub fn report_csv(c: &Campaign) -> String {
                 .map(|f| csv_field(f))
                 .collect();
             out.push_str(&fields.join(","));
-            out.push('\n');
+            out.push_str("\r\n");
         }
     }
     out
 }
 
-/// One CSV field, quoted if needed, a formula defused.
+/// One CSV field (RFC 4180): always quoted, quotes doubled, a formula defused. Always
+/// quoted, not only when it holds a comma: a spreadsheet whose locale separates by `;`
+/// would otherwise split an unquoted `x;=cmd…` and run the part after it.
 pub fn csv_field(f: &str) -> String {
     let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{f}")
     } else {
         f.to_owned()
     };
-    if f.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", f.replace('"', "\"\""))
-    } else {
-        f
-    }
+    format!("\"{}\"", f.replace('"', "\"\""))
 }
 
 /// Text for HTML (element content and quoted attribute values): `& < > " '` escaped.
@@ -1385,13 +1382,15 @@ mod tests {
     /// CSV fields are quoted when they must be, and a formula is defused.
     #[test]
     fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("plain"), "\"plain\"");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=1+1"), "'=1+1");
-        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("=1+1"), "\"'=1+1\"");
+        assert_eq!(csv_field("@SUM(A1)"), "\"'@SUM(A1)\"");
         assert_eq!(csv_field("-2,3"), "\"'-2,3\"");
         assert_eq!(csv_field("line\nbreak"), "\"line\nbreak\"");
+        // A `;`-separated spreadsheet cannot split a field into a formula cell.
+        assert_eq!(csv_field("x;=cmd|'/C calc'!A0"), "\"x;=cmd|'/C calc'!A0\"");
     }
 
     /// The light reading of an event body finds the allow `Use::from_event` finds in

@@ -306,3 +306,41 @@ async fn bad_queries_and_roles() {
         .await
         .expect(403);
 }
+
+/// A refusal at the token or status gate is not the agent's activity: a service token
+/// naming a suspended agent, or that agent's revoked token, must not keep it looking
+/// alive in the inventory; its allowed request once resumed is.
+#[tokio::test]
+async fn refusals_before_the_agent_is_resolved_are_not_its_activity() {
+    let env = Env::new();
+    let read = json!({"grants": [{"actions": ["crm:read"], "resources": ["Crm::Contact/*"]}]});
+    let id = env.register_labelled("stopped", read, json!({})).await;
+    let service = env.admin_token("service").await;
+    env.admin(
+        Method::POST,
+        &format!("/v1/agents/{id}/suspend"),
+        Some(json!({"reason": "test"})),
+    )
+    .await
+    .expect(200);
+    let ask = json!({"principal": id, "action": "crm:read",
+                     "resource": {"type": "Crm::Contact", "id": "c1"}});
+    let r = env
+        .bearer(&service, Method::POST, "/v1/authorize", Some(ask.clone()))
+        .await;
+    r.expect(200);
+    assert_eq!(r.json()["reasons"][0], "agent_suspended");
+    mandate_http::flush_activity(&env.state).await.unwrap();
+    let inv = env.inventory("").await;
+    assert_eq!(inv["rows"][0]["last_activity"], Value::Null, "{inv}");
+
+    env.admin(Method::POST, &format!("/v1/agents/{id}/resume"), None)
+        .await
+        .expect(200);
+    env.bearer(&service, Method::POST, "/v1/authorize", Some(ask))
+        .await
+        .expect(200);
+    mandate_http::flush_activity(&env.state).await.unwrap();
+    let inv = env.inventory("").await;
+    assert!(inv["rows"][0]["last_activity"].is_string(), "{inv}");
+}

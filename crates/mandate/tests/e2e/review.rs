@@ -123,7 +123,9 @@ async fn review_start_show_narrow_and_report_through_the_cli() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.lines().nth(1).is_some_and(|l| l.contains(",narrowed,")),
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains(",\"narrowed\",")),
         "{out}"
     );
     let (code, _, _) = cli(&s.addr, &admin, &["review", "start", "--due", "someday"]);
