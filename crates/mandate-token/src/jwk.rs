@@ -163,6 +163,15 @@ impl PublicJwk {
         self.alg
     }
 
+    /// Whether `signature` (raw bytes: Ed25519's 64, or ES256's `r || s`, RFC 7518
+    /// §3.4) over `message` verifies with this key, by the same check as a signed client
+    /// assertion's ([`crate::jws`]). For detached signatures and the Wycheproof vectors.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.decoding_key().is_some_and(|key| {
+            crate::jws::check(&crate::b64::encode(signature), message, &key, self.alg) == Ok(true)
+        })
+    }
+
     pub(crate) fn decoding_key(&self) -> Option<DecodingKey> {
         let x = self.normalized.get("x")?.as_str()?;
         match self.alg {

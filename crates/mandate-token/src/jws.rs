@@ -97,9 +97,22 @@ impl Compact<'_> {
     /// Whether the signature verifies with `key` under `alg`; `Err` when the signature
     /// segment or the key is unusable for `alg` (not the same as a wrong signature).
     pub fn verify(&self, key: &DecodingKey, alg: Algorithm) -> Result<bool, ()> {
-        jsonwebtoken::crypto::verify(self.signature, self.signing_input.as_bytes(), key, alg)
-            .map_err(|_| ())
+        check(self.signature, self.signing_input.as_bytes(), key, alg)
     }
+}
+
+/// The one signature check of every JWS Mandate verifies — its own tokens, client
+/// assertions, trusted issuers' user tokens, Security Event Tokens — and of the
+/// Wycheproof vectors (`tests/wycheproof`), which prove it refuses every invalid EdDSA
+/// and ECDSA P-256 signature they hold and accepts every valid one. `signature` is the
+/// base64url segment; `Err` when it or the key is unusable for `alg`.
+pub(crate) fn check(
+    signature: &str,
+    message: &[u8],
+    key: &DecodingKey,
+    alg: Algorithm,
+) -> Result<bool, ()> {
+    jsonwebtoken::crypto::verify(signature, message, key, alg).map_err(|_| ())
 }
 
 /// The verifier for a JWS `alg` name: `Ed25519` is `EdDSA`'s (see the module invariant),

@@ -632,9 +632,8 @@ impl TrustedIssuer {
         // The library's signature check alone: its claim checks (time by the system
         // clock, and `sub`/`aud`/`iss` of fixed names) do not apply here; every claim
         // is checked below, time against Mandate's clock.
-        let valid =
-            jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key.decoding, alg)
-                .map_err(|_| UserTokenError::Malformed)?;
+        let valid = crate::jws::check(signature, signing_input.as_bytes(), &key.decoding, alg)
+            .map_err(|()| UserTokenError::Malformed)?;
         if !valid {
             return Err(UserTokenError::Signature);
         }
@@ -922,9 +921,39 @@ impl DevUserIssuer {
     }
 }
 
+/// The vector runner of `tests/wycheproof`, for the unit test below.
+#[cfg(test)]
+#[path = "../tests/wycheproof/vectors.rs"]
+mod wycheproof_vectors;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::wycheproof_vectors as wycheproof;
+
+    /// Wycheproof's Ed25519 and ECDSA P-256 vectors through a trusted issuer's key
+    /// intake (its JWKS, `parse_jwks`, as `TrustedIssuer::new` reads it) and the one
+    /// signature check (`jws::check`, as `verify_signature` calls it): every invalid
+    /// signature refused, every valid one accepted.
+    #[test]
+    fn wycheproof_vectors_through_issuer_keys() {
+        let as_issuer_key = |jwk: &Value, msg: &[u8], sig: &[u8]| {
+            let mut jwk = jwk.clone();
+            if let Some(m) = jwk.as_object_mut() {
+                m.remove("kid");
+            }
+            let allowed = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+            let keys = parse_jwks(&json!({ "keys": [jwk] }).to_string(), &allowed)
+                .map_err(|e| e.to_string())?;
+            let key = keys.first().ok_or("no key")?;
+            let alg = *key.algorithms.first().ok_or("no algorithm")?;
+            Ok(crate::jws::check(&crate::b64::encode(sig), msg, &key.decoding, alg) == Ok(true))
+        };
+        for (file, alg, n) in [wycheproof::ED25519, wycheproof::ECDSA_P256] {
+            wycheproof::assert_all_right(file, &wycheproof::run(file, alg, n, as_issuer_key));
+        }
+    }
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|n| (*n).to_owned()).collect()
