@@ -49,6 +49,27 @@ pub fn continues(event: &AuditEvent, current: &NodeName) -> Option<NodeName> {
     (previous == current.as_str() && size == event.seq).then(|| event.node.clone())
 }
 
+/// The name `name` has without a restore's suffix (`.r` and hex): the node it began as.
+fn base(name: &str) -> &str {
+    match name.rsplit_once(".r") {
+        Some((b, tail))
+            if !b.is_empty() && !tail.is_empty() && tail.bytes().all(|c| c.is_ascii_hexdigit()) =>
+        {
+            b
+        }
+        _ => name,
+    }
+}
+
+/// Whether `earlier` may be a name the log of `later` went by before a restore: the
+/// same node but for a restore's suffix (a base cut to fit 64 bytes counts as the same).
+/// What proves an event is in the log is its inclusion proof; this only keeps a bundle
+/// from passing another node's events off as this one's.
+pub fn same_lineage(earlier: &NodeName, later: &NodeName) -> bool {
+    let (a, b) = (base(earlier.as_str()), base(later.as_str()));
+    a == b || (b.len() < a.len() && a.starts_with(b) && later.as_str().len() == 64)
+}
+
 /// A new name for a restored node: `<base>.r<suffix>`, where `base` is the old name
 /// without an earlier restore's suffix (cut to fit 64 bytes) and `suffix` is fresh
 /// lowercase hex from the caller's random source.
@@ -86,6 +107,21 @@ mod tests {
         let c = restored_name(&name(&long), "0011223344").unwrap();
         assert_eq!(c.as_str().len(), 64);
         assert!(c.as_str().ends_with(".r0011223344"));
+    }
+
+    #[test]
+    fn a_restored_name_is_of_the_same_lineage_and_another_node_is_not() {
+        let a = name("node-ab12");
+        let r1 = restored_name(&a, "0011223344").unwrap();
+        let r2 = restored_name(&r1, "5566778899").unwrap();
+        assert!(same_lineage(&a, &r1) && same_lineage(&r1, &r2) && same_lineage(&a, &r2));
+        assert!(!same_lineage(&name("node-ab13"), &r1));
+        assert!(!same_lineage(&name("node-ab1"), &r1));
+        let long = name(&"x".repeat(64));
+        assert!(same_lineage(
+            &long,
+            &restored_name(&long, "0011223344").unwrap()
+        ));
     }
 
     #[test]
