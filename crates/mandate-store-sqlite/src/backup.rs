@@ -75,7 +75,7 @@ pub struct LogFacts {
     pub audit_key: Option<String>,
     /// Events in the log.
     pub audit_len: u64,
-    /// Every event's leaf hash, in seq order.
+    /// Every event's leaf hash, in seq order (empty from [`write`]).
     pub leaves: Vec<[u8; 32]>,
     /// The latest checkpoint: its size and signed text.
     pub checkpoint: Option<(u64, String)>,
@@ -132,7 +132,7 @@ pub fn write(db: &Path, out: &Path, created_at: &str, files: &[BackupFile]) -> R
     drop(src);
     dst.pragma_update(None, "journal_mode", "DELETE").sql()?;
     dst.pragma_update(None, "synchronous", "FULL").sql()?;
-    let log = log_facts(&dst)?;
+    let log = log_facts(&dst, false)?;
     let version: String = dst
         .query_row("SELECT sqlite_version()", [], |r| r.get(0))
         .sql()?;
@@ -209,7 +209,9 @@ fn copy_all(src: &Connection, dst: &mut Connection) -> Result<()> {
     Err(refused("the database stayed busy; no backup was taken"))
 }
 
-fn log_facts(c: &Connection) -> Result<LogFacts> {
+/// The snapshot's audit facts; `leaves` only when `with_leaves` (a restore checks them;
+/// a backup need not hold 32 bytes per event in memory).
+fn log_facts(c: &Connection, with_leaves: bool) -> Result<LogFacts> {
     let meta = |key: &str| -> Result<Option<String>> {
         match c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)) {
             Ok(v) => Ok(Some(v)),
@@ -217,22 +219,35 @@ fn log_facts(c: &Connection) -> Result<LogFacts> {
             Err(e) => Err(crate::sqlite_error(e)),
         }
     };
-    let mut stmt = c
-        .prepare("SELECT seq, leaf FROM audit_events ORDER BY seq")
+    let (count, end): (i64, i64) = c
+        .query_row(
+            "SELECT COUNT(*), COALESCE(MAX(seq) + 1, 0) FROM audit_events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .sql()?;
+    if count != end {
+        return Err(refused("the audit log has gaps"));
+    }
+    let audit_len = u64::try_from(count).map_err(|_| refused("negative audit length"))?;
     let mut leaves = Vec::new();
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-        .sql()?;
-    for (i, row) in rows.enumerate() {
-        let (seq, leaf) = row.sql()?;
-        if usize::try_from(seq).ok() != Some(i) {
-            return Err(refused(format!("audit event {i} is missing")));
+    if with_leaves {
+        let mut stmt = c
+            .prepare("SELECT seq, leaf FROM audit_events ORDER BY seq")
+            .sql()?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .sql()?;
+        for (i, row) in rows.enumerate() {
+            let (seq, leaf) = row.sql()?;
+            if usize::try_from(seq).ok() != Some(i) {
+                return Err(refused(format!("audit event {i} is missing")));
+            }
+            leaves.push(
+                <[u8; 32]>::try_from(leaf.as_slice())
+                    .map_err(|_| refused(format!("audit event {seq}'s leaf is not 32 bytes")))?,
+            );
         }
-        leaves.push(
-            <[u8; 32]>::try_from(leaf.as_slice())
-                .map_err(|_| refused(format!("audit event {seq}'s leaf is not 32 bytes")))?,
-        );
     }
     let checkpoint = match c.query_row(
         "SELECT size, text FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
@@ -249,7 +264,7 @@ fn log_facts(c: &Connection) -> Result<LogFacts> {
     Ok(LogFacts {
         node: meta("node")?,
         audit_key: meta("audit_key")?,
-        audit_len: leaves.len() as u64,
+        audit_len,
         leaves,
         checkpoint,
     })
@@ -353,7 +368,7 @@ pub fn open(path: &Path) -> Result<Contents> {
             "the backup's content does not match its digest (changed or damaged)",
         ));
     }
-    let log = log_facts(&c)?;
+    let log = log_facts(&c, true)?;
     let agree = log.node.as_deref().unwrap_or_default() == get("node")
         && log.audit_key.as_deref().unwrap_or_default() == get("audit_key")
         && log.audit_len.to_string() == get("audit_len")
