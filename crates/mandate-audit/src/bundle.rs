@@ -363,7 +363,11 @@ pub fn verify_bundle(bytes: &[u8], key: &VerifyingKey) -> Result<BundleReport, B
             return Err(fail(EventFailure::Order { previous: p }));
         }
         previous = Some(ev.seq);
-        if event.node != checkpoint.node {
+        // An event from before a restore names the node's earlier name
+        // (`crate::epoch`); its inclusion proof below still ties it to this log.
+        if event.node != checkpoint.node
+            && !crate::epoch::same_lineage(&event.node, &checkpoint.node)
+        {
             return Err(fail(EventFailure::Node(event.node.to_string())));
         }
         if event.agent.as_deref() != Some(agent.as_str()) {

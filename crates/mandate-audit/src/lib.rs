@@ -17,6 +17,7 @@
 pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
+pub mod epoch;
 pub mod event;
 pub mod merkle;
 pub mod redact;

@@ -19,8 +19,10 @@
 //! # What a valid export is
 //!
 //! - Events are one node's log from its beginning: `seq` 0, 1, 2, … without gaps, all
-//!   naming the same node.
-//! - A checkpoint verifies with the key, names that node, covers exactly the events
+//!   naming the same node — except that a restored node's log goes on under a new name
+//!   from an epoch event ([`crate::epoch`]) naming the previous node and its size; from
+//!   there on events and checkpoints name the new node.
+//! - A checkpoint verifies with the key, names the node of the events before it, covers exactly the events
 //!   before it (`size` = their number) and its root is their Merkle root. So a checkpoint
 //!   is written right after the last event it covers.
 //! - Checkpoint times never decrease, and a checkpoint never repeats the previous one
@@ -228,6 +230,7 @@ fn verify_in_batches(
         key,
         known: sorted.into_iter().peekable(),
         node: None,
+        previous: Vec::new(),
         frontier: Frontier::new(),
         checkpoints: 0,
         last: None,
@@ -296,6 +299,8 @@ struct State<'a, I: Iterator<Item = &'a Checkpoint>> {
     key: &'a VerifyingKey,
     known: std::iter::Peekable<I>,
     node: Option<NodeName>,
+    /// The names the log went by before `node`, oldest first (one per restore).
+    previous: Vec<NodeName>,
     // INVARIANT (chain): frontier holds leaf i = the leaf hash of event seq i, for every
     // event read so far; its root covers 0..size.
     frontier: Frontier,
@@ -315,7 +320,9 @@ impl<'a, I: Iterator<Item = &'a Checkpoint>> State<'a, I> {
                 Some(node) if node.as_str() == event.node => {
                     return self.event(event.seq, None, event.leaf);
                 }
-                _ => {
+                // Another node's name: only an epoch event may bring one (full check).
+                Some(_) => {}
+                None => {
                     if let Ok(node) = NodeName::new(event.node) {
                         return self.event(event.seq, Some(&node), event.leaf);
                     }
@@ -337,6 +344,14 @@ impl<'a, I: Iterator<Item = &'a Checkpoint>> State<'a, I> {
             Record::Event(event) => {
                 if event_line(&event) != line {
                     return Err(Failure::NotCanonical);
+                }
+                if let Some(current) = &self.node
+                    && event.seq == self.frontier.size()
+                    && let Some(next) = crate::epoch::continues(&event, current)
+                {
+                    // A restore: the log goes on under the new name from this event.
+                    self.previous.push(current.clone());
+                    self.node = Some(next);
                 }
                 self.event(event.seq, Some(&event.node), event.leaf_hash())
             }
@@ -442,7 +457,10 @@ impl<'a, I: Iterator<Item = &'a Checkpoint>> State<'a, I> {
             });
         }
         // Known checkpoints met before any record named the node are checked here.
-        if let Some(k) = known.iter().find(|k| k.node != last.node) {
+        if let Some(k) = known
+            .iter()
+            .find(|k| k.node != last.node && !self.previous.contains(&k.node))
+        {
             return Err(Failure::Known {
                 size: k.size,
                 reason: "it names another node",
@@ -769,5 +787,82 @@ mod tests {
         let mut other = cp(1);
         other.node = NodeName::new("n2").unwrap();
         assert!(verify_export_against(text.as_bytes(), &vk, &[other]).is_err());
+    }
+
+    /// A restored log: `n1`'s events 0..3 (checkpoint at 2), then the epoch event of
+    /// `n1.r01` at seq 3 and one more event, checkpointed under the new name.
+    fn restored_export(epoch: AuditEvent) -> (Vec<String>, Checkpoint) {
+        let mut f = Frontier::new();
+        let mut lines = vec![];
+        let mut old = None;
+        for seq in 0..3 {
+            let e = event(seq);
+            f.push(e.leaf_hash()).unwrap();
+            lines.push(event_line(&e));
+            if seq == 1 {
+                lines.push(checkpoint(&f, 1000));
+                old = Some(Checkpoint {
+                    node: node(),
+                    size: 2,
+                    root: f.root(),
+                    time: Timestamp::from_secs(1000),
+                });
+            }
+        }
+        let new = NodeName::new("n1.r01").unwrap();
+        let mut later = AuditEvent::new(4, Timestamp::from_secs(200), new.clone(), "decision");
+        later.details = None;
+        for e in [epoch, later] {
+            f.push(e.leaf_hash()).unwrap();
+            lines.push(event_line(&e));
+        }
+        let cp = Checkpoint {
+            node: new,
+            size: f.size(),
+            root: f.root(),
+            time: Timestamp::from_secs(3000),
+        };
+        lines.push(checkpoint_line(&cp.sign(&key())));
+        (lines, old.unwrap())
+    }
+
+    fn epoch_event(previous: &str, size: u64) -> AuditEvent {
+        let mut e = AuditEvent::new(
+            3,
+            Timestamp::from_secs(150),
+            NodeName::new("n1.r01").unwrap(),
+            crate::epoch::RESTORED_KIND,
+        );
+        e.details = Some(crate::epoch::restored_details(
+            &NodeName::new(previous).unwrap(),
+            size,
+            None,
+        ));
+        e
+    }
+
+    #[test]
+    fn a_restored_log_verifies_across_its_epochs() {
+        let (lines, old) = restored_export(epoch_event("n1", 3));
+        let report = run(&lines).unwrap();
+        assert_eq!(report.node.as_str(), "n1.r01");
+        assert_eq!((report.events, report.checkpoints), (5, 2));
+        // The checkpoint the old node signed before the backup still holds.
+        let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        verify_export_against(text.as_bytes(), &key().verifying_key(), &[old]).unwrap();
+    }
+
+    #[test]
+    fn a_new_name_without_a_valid_epoch_event_is_refused() {
+        // A plain event under another name.
+        let mut plain = epoch_event("n1", 3);
+        plain.kind = "decision".into();
+        let (lines, _) = restored_export(plain);
+        assert!(matches!(failure(&lines).1, Failure::Node { .. }));
+        // An epoch event naming another previous node, or another size.
+        for bad in [epoch_event("n9", 3), epoch_event("n1", 2)] {
+            let (lines, _) = restored_export(bad);
+            assert!(matches!(failure(&lines).1, Failure::Node { .. }));
+        }
     }
 }

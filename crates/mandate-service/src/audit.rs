@@ -142,6 +142,53 @@ struct Writer {
     times: TimeText,
     /// The latest committed bodies, for the export sinks (shared with [`AuditLog`]).
     recent: Arc<Recent>,
+    /// After a restore: the epoch event still to be written, first of all, before any
+    /// other event or checkpoint under the new name (`mandate_audit::epoch`).
+    ///
+    /// INVARIANT (epoch first): while this is `Some`, nothing is signed; it is cleared
+    /// only once the event is committed, so a failed commit retries it at the same seq.
+    epoch: Option<Box<AuditEvent>>,
+}
+
+/// If the log's last event names a node other than `node` — the store was restored from
+/// a backup and renamed (`mandate restore`) — the epoch event that must begin the log
+/// under its new name; `None` otherwise.
+fn epoch_after_restore(
+    store: &dyn Store,
+    node: &NodeName,
+    size: u64,
+    last: Option<&CheckpointRow>,
+) -> Result<Option<Box<AuditEvent>>, AuditOpenError> {
+    let Some(prev_seq) = size.checked_sub(1) else {
+        return Ok(None);
+    };
+    let body = store
+        .audit_bodies(prev_seq, size)?
+        .pop()
+        .ok_or_else(|| AuditOpenError::Inconsistent(format!("event {prev_seq} is missing")))?;
+    let previous = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("node")?.as_str().map(str::to_owned))
+        .and_then(|n| NodeName::new(&n).ok())
+        .ok_or_else(|| {
+            AuditOpenError::Inconsistent(format!("event {prev_seq} names no valid node"))
+        })?;
+    if previous == *node {
+        return Ok(None);
+    }
+    let mut e = AuditEvent::new(
+        size,
+        Timestamp::from_secs(0),
+        node.clone(),
+        mandate_audit::epoch::RESTORED_KIND,
+    );
+    e.details = Some(mandate_audit::epoch::restored_details(
+        &previous,
+        size,
+        last.map(|c| c.text.as_str()),
+    ));
+    tracing::warn!(previous = %previous, node = %node, size, "the audit log goes on under a new name after a restore");
+    Ok(Some(Box::new(e)))
 }
 
 /// How many of the latest committed event bodies the log keeps in memory (a few MiB):
@@ -251,6 +298,7 @@ impl AuditLog {
                 c.size
             )));
         }
+        let epoch = epoch_after_restore(store.as_ref(), &node, size, last.as_ref())?;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let public = key.verifying_key();
         // The key gateway secrets were encrypted under before the store key (it seals
@@ -278,6 +326,7 @@ impl AuditLog {
             scratch: String::new(),
             times: TimeText::default(),
             recent: Arc::clone(&recent),
+            epoch,
         };
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -424,6 +473,11 @@ impl AuditLog {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Job>) {
+        if self.epoch.is_some() {
+            // A restored log begins its new epoch at once (retried with the next batch
+            // if this fails).
+            self.commit(Vec::new());
+        }
         let mut lazy: Vec<(Box<AuditEvent>, Option<Reply>)> = Vec::new();
         loop {
             let mut wait = self.until_checkpoint_due();
@@ -487,7 +541,11 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: Vec<(Box<AuditEvent>, Option<Reply>)>) {
+    fn commit(&mut self, mut batch: Vec<(Box<AuditEvent>, Option<Reply>)>) {
+        let epoch = self.epoch.is_some();
+        if let Some(e) = &self.epoch {
+            batch.insert(0, (e.clone(), None));
+        }
         let now = self.clock.now();
         let start = self.frontier.size();
         let mut rows = Vec::with_capacity(batch.len());
@@ -534,6 +592,9 @@ impl Writer {
         crate::metrics::audit_committed(rows.len(), appended.is_ok(), started.elapsed());
         match appended {
             Ok(()) => {
+                if epoch {
+                    self.epoch = None;
+                }
                 for r in &rows {
                     // A frontier overflow needs 2^64 events; treat it as a dead log.
                     if self.frontier.push(r.leaf).is_err() {
@@ -597,6 +658,10 @@ impl Writer {
             "the audit log holds events of a batch whose commit was not confirmed (refused to its requests); continuing after them"
         );
         self.frontier = frontier;
+        if self.epoch.as_ref().is_some_and(|e| e.seq < size) {
+            // The unconfirmed batch held the epoch event, and it is in.
+            self.epoch = None;
+        }
         if let Some(c) = checkpoints.pop() {
             self.last_checkpoint_size = c.size;
         }
@@ -663,6 +728,15 @@ impl Writer {
     /// Signs and stores a checkpoint of the current tree (`force`: even if nothing is new,
     /// unless one of this size exists).
     fn checkpoint(&mut self, force: bool) -> Result<(), AuditError> {
+        if self.epoch.is_some() {
+            // `INVARIANT (epoch first)`: the epoch event goes in before anything is signed.
+            self.commit(Vec::new());
+            if self.epoch.is_some() {
+                return Err(AuditError::Write(
+                    "the restore's epoch event is not written".into(),
+                ));
+            }
+        }
         let size = self.frontier.size();
         if size == self.last_checkpoint_size && !force {
             return Ok(());

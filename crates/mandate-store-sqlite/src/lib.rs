@@ -13,6 +13,7 @@ mod activity;
 mod agents;
 mod anomalies;
 mod audit;
+pub mod backup;
 mod export;
 mod mandates;
 mod migrate;

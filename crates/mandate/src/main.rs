@@ -14,6 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod agent_key_cli;
 mod anomalies_cli;
 mod audit_cli;
+mod backup_cli;
 mod client;
 mod cluster_cli;
 mod cmd_io;
@@ -109,6 +110,10 @@ enum Command {
     /// Access review campaigns: grants beside their use, certify, narrow, decommission
     #[command(subcommand)]
     Review(review_cli::ReviewCmd),
+    /// Copy this host's node (SQLite store and key files) to one backup file while it runs
+    Backup(backup_cli::BackupArgs),
+    /// Fill an empty data dir from a backup file, checked first
+    Restore(backup_cli::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -640,6 +645,8 @@ fn main() -> ExitCode {
         Command::Inventory(a) => runtime.block_on(inventory_cli::run(a)),
         Command::Report(c) => runtime.block_on(report_cli::report(c)),
         Command::Review(c) => runtime.block_on(review_cli::review(c)),
+        Command::Backup(a) => backup_cli::backup(&a),
+        Command::Restore(a) => backup_cli::restore(&a),
     }
 }
 

@@ -76,13 +76,29 @@ struct Fixture {
 /// event, then `after` more events; the bundle holds the agent's last `n` events up to
 /// the contained one, proved against a checkpoint of the whole log.
 fn fixture(before: &[bool], after: &[bool], n: usize) -> Fixture {
+    renamed_fixture(before, after, n, 0, &node())
+}
+
+/// As [`fixture`], with the first `renamed` events named `earlier` (the node's name
+/// before a restore, or another node's).
+fn renamed_fixture(
+    before: &[bool],
+    after: &[bool],
+    n: usize,
+    renamed: u64,
+    earlier: &NodeName,
+) -> Fixture {
     let mut log = Vec::new();
     let push = |log: &mut Vec<AuditEvent>, ours: bool, kind: &str| {
         let seq = log.len() as u64;
         let mut e = AuditEvent::new(
             seq,
             Timestamp::from_secs(1_700_000_000 + seq as i64),
-            node(),
+            if seq < renamed {
+                earlier.clone()
+            } else {
+                node()
+            },
             kind,
         );
         let who = if ours { agent() } else { other_agent() };
@@ -163,6 +179,40 @@ fn fixture(before: &[bool], after: &[bool], n: usize) -> Fixture {
         seqs,
         contained,
     }
+}
+
+/// Regression (backup and restore): a restored node's bundle holds the agent's events
+/// from before the restore, which name the node's earlier name; they verify, while an
+/// event naming another node is still refused.
+#[test]
+fn events_from_before_a_restore_verify_and_another_nodes_do_not() {
+    let restored = NodeName::new("node-a.r0011223344").unwrap();
+    let before = NodeName::new("node-a").unwrap();
+    // The fixture's checkpoint names `node()` (`node-a`); lineage ignores which of two
+    // names of one node came first, so `node-a.rff` stands for the other name here.
+    assert!(mandate_audit::epoch::same_lineage(&before, &restored));
+    let f = renamed_fixture(
+        &[true, false, true],
+        &[],
+        10,
+        2,
+        &NodeName::new("node-a.rff").unwrap(),
+    );
+    verify_bundle(&f.bytes, &vk()).unwrap();
+    let f = renamed_fixture(
+        &[true, false, true],
+        &[],
+        10,
+        2,
+        &NodeName::new("node-b").unwrap(),
+    );
+    assert!(matches!(
+        verify_bundle(&f.bytes, &vk()),
+        Err(BundleError::Event {
+            failure: EventFailure::Node(_),
+            ..
+        })
+    ));
 }
 
 fn small() -> Fixture {

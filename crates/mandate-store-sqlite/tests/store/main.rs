@@ -16,6 +16,7 @@ use mandate_store::conformance::{agent, at};
 use mandate_store::prelude::*;
 use mandate_store_sqlite::SqliteStore;
 
+mod backup;
 mod mandates;
 
 /// A fresh store in its own temporary directory (kept alive by the returned guard).

@@ -11,6 +11,7 @@
 )]
 
 mod authzen;
+mod backup;
 mod cluster;
 mod cluster_faults;
 mod compliance;
