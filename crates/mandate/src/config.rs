@@ -86,6 +86,8 @@ pub struct ServeConfig {
     pub detect_alert_webhook_url: Option<String>,
     /// The file holding that webhook's HMAC secret.
     pub detect_alert_webhook_secret_file: Option<PathBuf>,
+    /// The webhooks' TLS settings and `allow_http` (`approvals.webhook_ca_file`, …).
+    pub webhook_tls: crate::outbound::WebhookTls,
     /// Where the OPA-compatible API listens (none: not served; issue 22).
     pub opa_listen: Option<SocketAddr>,
     /// Who must authenticate there (`opa.authentication`: `token`, or `off` on a
@@ -206,6 +208,34 @@ pub struct RouteConfig {
     /// The header it goes in (default: `Authorization: Bearer <secret>`).
     #[serde(default)]
     pub credential_header: Option<String>,
+    /// A PEM bundle of the CAs trusted instead of the system's roots (`https://`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate chain (PEM, leaf first) presented, for mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, if not the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Plain `http://` to a host that is not loopback is allowed (unencrypted).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl RouteConfig {
+    /// Its outbound TLS settings.
+    pub fn tls(&self) -> crate::outbound::TargetTls {
+        crate::outbound::TargetTls {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+            server_name: self.server_name.clone(),
+            allow_http: self.allow_http,
+        }
+    }
 }
 
 /// One `[[gateway.mcp]]` table: an upstream MCP server.
@@ -216,6 +246,34 @@ pub struct McpServerConfig {
     pub name: String,
     /// Its Streamable HTTP endpoint.
     pub url: String,
+    /// A PEM bundle of the CAs trusted instead of the system's roots (`https://`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate chain (PEM, leaf first) presented, for mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, if not the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Plain `http://` to a host that is not loopback is allowed (unencrypted).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl McpServerConfig {
+    /// Its outbound TLS settings.
+    pub fn tls(&self) -> crate::outbound::TargetTls {
+        crate::outbound::TargetTls {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+            server_name: self.server_name.clone(),
+            allow_http: self.allow_http,
+        }
+    }
 }
 
 /// One `[[trusted_issuers]]` table of the config file.
@@ -226,8 +284,41 @@ pub struct IssuerConfig {
     pub issuer: String,
     /// The `aud` its tokens must carry for Mandate.
     pub audience: String,
-    /// A JWK Set file with its public keys.
-    pub jwks_file: PathBuf,
+    /// A JWK Set file with its public keys (or `jwks_uri`, or `discovery`).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// The URL of its JWK Set, fetched, cached and refreshed (docs/running.md).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Find `jwks_uri` in `<issuer>/.well-known/openid-configuration` (whose `issuer`
+    /// must be this one).
+    #[serde(default)]
+    pub discovery: bool,
+    /// How long the last good keys serve past their refresh when the IdP cannot be
+    /// reached or answers garbage (default 86400); then its tokens are refused.
+    #[serde(default)]
+    pub jwks_max_stale_secs: Option<u64>,
+    /// The least time between two fetches on an unknown `kid` (default 30).
+    #[serde(default)]
+    pub jwks_refetch_min_secs: Option<u64>,
+    /// The shortest refresh interval, whatever `Cache-Control: max-age` says (default 300).
+    #[serde(default)]
+    pub jwks_refresh_min_secs: Option<u64>,
+    /// A PEM bundle of the CAs trusted instead of the system's roots (`https://`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate chain (PEM, leaf first) presented, for mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, if not the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Plain `http://` to a host that is not loopback is allowed (unencrypted).
+    #[serde(default)]
+    pub allow_http: bool,
     /// Accepted `alg`s (default RS256, ES256, EdDSA).
     #[serde(default)]
     pub algorithms: Vec<String>,
@@ -240,6 +331,37 @@ pub struct IssuerConfig {
     /// The claim with the user's email (default `email`).
     #[serde(default)]
     pub email_claim: Option<String>,
+}
+
+impl IssuerConfig {
+    /// Its outbound TLS settings.
+    pub fn tls(&self) -> crate::outbound::TargetTls {
+        crate::outbound::TargetTls {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+            server_name: self.server_name.clone(),
+            allow_http: self.allow_http,
+        }
+    }
+}
+
+/// Where a trusted issuer's keys come from when fetched: `Some((key, url))`, the key
+/// naming the URL (`jwks_uri`, or `issuer` for discovery); `None` for a `jwks_file`.
+/// Exactly one of `jwks_file`, `jwks_uri`, `discovery = true` is set.
+pub fn jwks_source(t: &IssuerConfig) -> Result<Option<(&'static str, String)>, String> {
+    match (&t.jwks_file, &t.jwks_uri, t.discovery) {
+        (Some(_), None, false) => Ok(None),
+        (None, Some(u), false) => Ok(Some(("jwks_uri", u.clone()))),
+        (None, None, true) => Ok(Some((
+            "issuer",
+            format!(
+                "{}/.well-known/openid-configuration",
+                t.issuer.trim_end_matches('/')
+            ),
+        ))),
+        _ => Err("set exactly one of `jwks_file`, `jwks_uri`, `discovery = true`".to_owned()),
+    }
 }
 
 /// A value from some source, still as text (TOML scalars are rendered to text).
@@ -271,6 +393,11 @@ const KEYS: &[&str] = &[
     "approvals.approver_group",
     "approvals.webhook_url",
     "approvals.webhook_secret_file",
+    "approvals.webhook_ca_file",
+    "approvals.webhook_client_cert_file",
+    "approvals.webhook_client_key_file",
+    "approvals.webhook_server_name",
+    "approvals.webhook_allow_http",
     "mandates.max_lifetime_secs",
     "delegation.max_depth",
     "dev.user_tokens",
@@ -290,6 +417,11 @@ const KEYS: &[&str] = &[
     "detect.responses.critical",
     "detect.alert_webhook_url",
     "detect.alert_webhook_secret_file",
+    "detect.alert_webhook_ca_file",
+    "detect.alert_webhook_client_cert_file",
+    "detect.alert_webhook_client_key_file",
+    "detect.alert_webhook_server_name",
+    "detect.alert_webhook_allow_http",
     "gateway.listen",
     "gateway.public_url",
     "gateway.timeout_secs",
@@ -549,6 +681,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         detect: mandate_detect::DetectConfig::default(),
         detect_alert_webhook_url: None,
         detect_alert_webhook_secret_file: None,
+        webhook_tls: crate::outbound::WebhookTls::default(),
         opa_listen: None,
         opa_authentication: mandate_http::opa::OpaAuthentication::Token,
         metrics_listen: None,
@@ -699,10 +832,11 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 cfg.approver_group = Some(v.to_owned())
             }
             "approvals.webhook_url" => {
-                if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                let web = v.starts_with("http://") || v.starts_with("https://");
+                if web && mandate_core::uri::is_absolute_uri(v) {
                     cfg.approval_webhook_url = Some(v.to_owned())
                 } else {
-                    bad("must be an http:// URL (outbound TLS is not built yet)")
+                    bad("must be an http:// or https:// URL")
                 }
             }
             "approvals.webhook_secret_file" if !v.is_empty() => {
@@ -786,10 +920,11 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 Err(_) => bad("must be one of record, alert, step_up, suspend"),
             },
             "detect.alert_webhook_url" => {
-                if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                let web = v.starts_with("http://") || v.starts_with("https://");
+                if web && mandate_core::uri::is_absolute_uri(v) {
                     cfg.detect_alert_webhook_url = Some(v.to_owned())
                 } else {
-                    bad("must be an http:// URL (outbound TLS is not built yet)")
+                    bad("must be an http:// or https:// URL")
                 }
             }
             "opa.listen" => match v.parse() {
@@ -883,10 +1018,16 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             "detect.alert_webhook_secret_file" if !v.is_empty() => {
                 cfg.detect_alert_webhook_secret_file = Some(PathBuf::from(v))
             }
+            k if crate::outbound::WEBHOOK_TLS_KEYS.contains(&k) => {
+                if let Err(why) = crate::outbound::set_webhook_key(&mut cfg.webhook_tls, k, v) {
+                    bad(why)
+                }
+            }
             _ => bad("must not be empty"),
         }
     }
     errors.extend(mandate_http::export::check_sinks(&cfg.export_sinks));
+    crate::outbound::check(&cfg, &mut errors);
     if let Err(e) = mandate_http::discovery::check_sources(&cfg.discovery_sources) {
         errors.extend(e);
     }
