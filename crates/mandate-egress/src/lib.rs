@@ -39,3 +39,17 @@ pub fn default_builder() -> reqwest::ClientBuilder {
         Err(_) => reqwest::Client::builder().tls_backend_preconfigured(()),
     }
 }
+
+/// `e` with its causes, `: `-joined: reqwest's own message leaves out why a connection
+/// failed (an unknown issuer, a wrong name, a refused client certificate), which an
+/// operator reading the log needs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

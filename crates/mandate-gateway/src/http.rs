@@ -1097,7 +1097,11 @@ async fn forward(
             } else {
                 StatusCode::BAD_GATEWAY
             };
-            tracing::warn!(route = %route.prefix, error = %e, "upstream failed");
+            tracing::warn!(
+                route = %route.prefix,
+                error = %mandate_egress::error_chain(&e),
+                "upstream failed"
+            );
             record(
                 gw,
                 &answer,

@@ -189,7 +189,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<(String, Option<Dura
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| Failed("unreachable", error_chain(&e)))?;
+        .map_err(|e| Failed("unreachable", mandate_egress::error_chain(&e)))?;
     if res.status() != reqwest::StatusCode::OK {
         return Err(Failed("status", format!("HTTP {}", res.status().as_u16())));
     }
@@ -203,7 +203,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<(String, Option<Dura
     while let Some(chunk) = res
         .chunk()
         .await
-        .map_err(|e| Failed("unreachable", error_chain(&e)))?
+        .map_err(|e| Failed("unreachable", mandate_egress::error_chain(&e)))?
     {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(Failed(
@@ -230,18 +230,6 @@ fn max_age(v: &str) -> Option<Duration> {
             .flatten()
             .map(Duration::from_secs)
     })
-}
-
-/// An error with its causes (reqwest's own message leaves out why a handshake failed).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -77,7 +77,9 @@ pub fn deliver(config: &WebhookConfig, t: i64, body: serde_json::Value) {
             match sent {
                 Ok(r) if r.status().is_success() => return,
                 Ok(r) => tracing::warn!(status = %r.status(), attempt, "webhook refused"),
-                Err(e) => tracing::warn!(error = %e, attempt, "webhook not delivered"),
+                Err(e) => {
+                    tracing::warn!(error = %mandate_egress::error_chain(&e), attempt, "webhook not delivered")
+                }
             }
             if attempt < ATTEMPTS {
                 tokio::time::sleep(wait).await;

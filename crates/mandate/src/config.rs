@@ -100,6 +100,8 @@ pub struct ServeConfig {
     pub metrics_authentication: mandate_http::metrics::MetricsAuthentication,
     /// Where spans are exported over OTLP/HTTP (JSON; none: no export; issue 23).
     pub telemetry_otlp_endpoint: Option<String>,
+    /// `telemetry.otlp_allow_http`: plain `http://` to a collector off the machine.
+    pub telemetry_otlp_allow_http: bool,
     /// The exported resource's `service.name` (default `mandate`).
     pub telemetry_service_name: String,
     /// The share of traces Mandate starts that are sampled (0 to 1, default 1); a
@@ -435,6 +437,7 @@ const KEYS: &[&str] = &[
     "metrics.listen",
     "metrics.authentication",
     "telemetry.otlp_endpoint",
+    "telemetry.otlp_allow_http",
     "telemetry.service_name",
     "telemetry.sampling_ratio",
 ];
@@ -687,6 +690,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         metrics_listen: None,
         metrics_authentication: mandate_http::metrics::MetricsAuthentication::Off,
         telemetry_otlp_endpoint: None,
+        telemetry_otlp_allow_http: false,
         telemetry_service_name: "mandate".into(),
         telemetry_sampling_ratio: 1.0,
         gateway_listen: None,
@@ -953,18 +957,23 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 // No `user:password@`: an error naming the URL would put it in the log.
                 let authority = v
                     .strip_prefix("http://")
+                    .or_else(|| v.strip_prefix("https://"))
                     .and_then(|r| r.split(['/', '?', '#']).next());
                 if authority.is_some_and(|a| a.contains('@')) {
                     bad("must hold no credentials (`user:password@`)")
-                } else if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                } else if authority.is_some() && mandate_core::uri::is_absolute_uri(v) {
                     cfg.telemetry_otlp_endpoint = Some(v.to_owned())
                 } else {
                     bad(
-                        "must be an http:// URL such as http://127.0.0.1:4318/v1/traces \
-                         (outbound TLS is not built yet)",
+                        "must be an http:// or https:// URL such as http://127.0.0.1:4318/v1/traces",
                     )
                 }
             }
+            "telemetry.otlp_allow_http" => match v {
+                "true" => cfg.telemetry_otlp_allow_http = true,
+                "false" => cfg.telemetry_otlp_allow_http = false,
+                _ => bad("must be true or false"),
+            },
             "telemetry.service_name" => {
                 if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
                     bad("must be 1 to 128 printable characters")
@@ -1027,7 +1036,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         }
     }
     errors.extend(mandate_http::export::check_sinks(&cfg.export_sinks));
-    crate::outbound::check(&cfg, &mut errors);
+    check_outbound(&cfg, &mut errors);
     if let Err(e) = mandate_http::discovery::check_sources(&cfg.discovery_sources) {
         errors.extend(e);
     }
@@ -1122,6 +1131,92 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     }
 }
 
+/// Every outbound target of `cfg`, checked (`INVARIANT (outbound checked at start)` in
+/// outbound.rs).
+fn check_outbound(cfg: &ServeConfig, errors: &mut Vec<String>) {
+    use crate::outbound::{TargetTls, check_target};
+    if let Some(u) = &cfg.telemetry_otlp_endpoint {
+        let tls = TargetTls {
+            allow_http: cfg.telemetry_otlp_allow_http,
+            ..TargetTls::default()
+        };
+        check_target(
+            errors,
+            "",
+            "telemetry.otlp_endpoint",
+            "telemetry.otlp_allow_http",
+            u,
+            &tls,
+        );
+    }
+    if let Some(u) = &cfg.approval_webhook_url {
+        check_target(
+            errors,
+            "",
+            "approvals.webhook_url",
+            "approvals.webhook_allow_http",
+            u,
+            &cfg.webhook_tls.approvals,
+        );
+    }
+    if let Some(u) = &cfg.detect_alert_webhook_url {
+        check_target(
+            errors,
+            "",
+            "detect.alert_webhook_url",
+            "detect.alert_webhook_allow_http",
+            u,
+            &cfg.webhook_tls.alerts,
+        );
+    }
+    for r in &cfg.gateway_routes {
+        let what = format!("gateway route `{}`: ", r.prefix);
+        check_target(
+            errors,
+            &what,
+            "upstream",
+            "allow_http",
+            &r.upstream,
+            &r.tls(),
+        );
+    }
+    for m in &cfg.gateway_mcp {
+        let what = format!("gateway MCP server `{}`: ", m.name);
+        check_target(errors, &what, "url", "allow_http", &m.url, &m.tls());
+    }
+    for t in &cfg.trusted_issuers {
+        let what = format!("trusted issuer `{}`: ", t.issuer);
+        match jwks_source(t) {
+            Ok(None) => {
+                let fetch_keys = [
+                    t.jwks_max_stale_secs,
+                    t.jwks_refetch_min_secs,
+                    t.jwks_refresh_min_secs,
+                ];
+                if fetch_keys.iter().any(Option::is_some) || t.tls() != TargetTls::default() {
+                    errors.push(format!(
+                        "{what}the `jwks_*_secs` and TLS settings are for `jwks_uri` or \
+                         `discovery`, not `jwks_file`"
+                    ));
+                }
+            }
+            Ok(Some((key, url))) => {
+                check_target(errors, &what, key, "allow_http", &url, &t.tls());
+                for (k, v, lo) in [
+                    ("jwks_max_stale_secs", t.jwks_max_stale_secs, 0),
+                    ("jwks_refetch_min_secs", t.jwks_refetch_min_secs, 1),
+                    ("jwks_refresh_min_secs", t.jwks_refresh_min_secs, 1),
+                ] {
+                    if v.is_some_and(|n| !(lo..=2_592_000).contains(&n)) {
+                        errors.push(format!("{what}`{k}` must be {lo} to 2592000 seconds"));
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("{what}{e}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1131,6 +1226,65 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    /// Issue 25 (TLS out): every outbound target's URL and TLS settings checked at
+    /// load, table-driven (`tests/data/config/outbound.json`: a config file, `{dir}`
+    /// standing for a directory with a CA, a client identity, junk and a JWKS, and the
+    /// error expected or `null`).
+    #[test]
+    fn issue25_outbound_targets_are_checked_at_load() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = p.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(p, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["mandate".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        for (name, text) in [
+            ("ca.pem", ca_pem),
+            ("client.pem", leaf.pem()),
+            ("client.key", leaf_key.serialize_pem()),
+            ("junk.pem", "not a certificate".to_owned()),
+            ("secret", "a-webhook-secret-of-24-chars".to_owned()),
+            ("jwks.json", r#"{"keys": []}"#.to_owned()),
+        ] {
+            let f = dir.path().join(name);
+            std::fs::write(&f, text).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let cases: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../tests/data/config/outbound.json")).unwrap();
+        assert!(cases.len() > 20);
+        for c in cases {
+            let name = c["name"].as_str().unwrap();
+            let text = c["toml"]
+                .as_str()
+                .unwrap()
+                .replace("{dir}", &dir.path().display().to_string());
+            let f = dir.path().join("m.toml");
+            std::fs::write(&f, text).unwrap();
+            let flags = Flags {
+                config: Some(f),
+                ..Flags::default()
+            };
+            match (load(&flags, &env(&[])), c["error"].as_str()) {
+                (Ok(_), None) => {}
+                (Err(e), None) => panic!("{name}: refused: {e:?}"),
+                (Ok(_), Some(want)) => panic!("{name}: accepted, wanted `{want}`"),
+                (Err(e), Some(want)) => {
+                    assert!(
+                        e.iter().any(|x| x.contains(want)),
+                        "{name}: {e:?}, wanted `{want}`"
+                    )
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,15 +4,13 @@
 //! `client_cert_file`, `client_key_file`, `server_name` (`mandate_tls::Settings`) and
 //! `allow_http`.
 //!
-//! INVARIANT (outbound checked at start): `check` runs every configured outbound URL
+//! INVARIANT (outbound checked at start): `config::check_outbound` runs every configured outbound URL
 //! through `mandate_tls::check_url` (plain `http://` only to loopback unless the
 //! target's `allow_http`) and builds every target's TLS client once, so a CA bundle that
 //! does not parse, a missing file or half a client identity stops `mandate serve` with
 //! the key named — never a failure at the first connection.
 
 use std::path::PathBuf;
-
-use crate::config::ServeConfig;
 
 /// A target's TLS settings and its `allow_http`, as config tables carry them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,100 +113,4 @@ pub fn check_target(
     {
         errors.push(format!("{what}{e}"));
     }
-}
-
-/// Every outbound target of `cfg`, checked (see the module's invariant).
-pub fn check(cfg: &ServeConfig, errors: &mut Vec<String>) {
-    if let Some(u) = &cfg.approval_webhook_url {
-        check_target(
-            errors,
-            "",
-            "approvals.webhook_url",
-            "approvals.webhook_allow_http",
-            u,
-            &cfg.webhook_tls.approvals,
-        );
-    }
-    if let Some(u) = &cfg.detect_alert_webhook_url {
-        check_target(
-            errors,
-            "",
-            "detect.alert_webhook_url",
-            "detect.alert_webhook_allow_http",
-            u,
-            &cfg.webhook_tls.alerts,
-        );
-    }
-    for r in &cfg.gateway_routes {
-        let what = format!("gateway route `{}`: ", r.prefix);
-        check_target(
-            errors,
-            &what,
-            "upstream",
-            "allow_http",
-            &r.upstream,
-            &r.tls(),
-        );
-    }
-    for m in &cfg.gateway_mcp {
-        let what = format!("gateway MCP server `{}`: ", m.name);
-        check_target(errors, &what, "url", "allow_http", &m.url, &m.tls());
-    }
-    for t in &cfg.trusted_issuers {
-        let what = format!("trusted issuer `{}`: ", t.issuer);
-        match crate::config::jwks_source(t) {
-            Ok(None) => {
-                let fetch_keys = [
-                    t.jwks_max_stale_secs,
-                    t.jwks_refetch_min_secs,
-                    t.jwks_refresh_min_secs,
-                ];
-                if fetch_keys.iter().any(Option::is_some) || t.tls() != TargetTls::default() {
-                    errors.push(format!(
-                        "{what}the `jwks_*_secs` and TLS settings are for `jwks_uri` or \
-                         `discovery`, not `jwks_file`"
-                    ));
-                }
-            }
-            Ok(Some((key, url))) => {
-                check_target(errors, &what, key, "allow_http", &url, &t.tls());
-                for (k, v, lo) in [
-                    ("jwks_max_stale_secs", t.jwks_max_stale_secs, 0),
-                    ("jwks_refetch_min_secs", t.jwks_refetch_min_secs, 1),
-                    ("jwks_refresh_min_secs", t.jwks_refresh_min_secs, 1),
-                ] {
-                    if v.is_some_and(|n| !(lo..=2_592_000).contains(&n)) {
-                        errors.push(format!("{what}`{k}` must be {lo} to 2592000 seconds"));
-                    }
-                }
-            }
-            Err(e) => errors.push(format!("{what}{e}")),
-        }
-    }
-}
-
-/// Starts fetching the keys of `t` (a `jwks_uri` or discovery issuer) into `cell`.
-pub fn spawn_jwks(
-    t: &crate::config::IssuerConfig,
-    cell: std::sync::Arc<mandate_token::user::KeyCell>,
-    clock: std::sync::Arc<dyn mandate_core::clock::Clock>,
-) -> anyhow::Result<()> {
-    use mandate_http::jwks_fetch as f;
-    use std::time::Duration;
-    let Some((key, url)) = crate::config::jwks_source(t).map_err(anyhow::Error::msg)? else {
-        return Ok(());
-    };
-    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
-    let source = f::JwksSource {
-        issuer: t.issuer.clone(),
-        url,
-        discovery: key == "issuer",
-        tls: t.tls().settings(),
-        allow_http: t.allow_http,
-        max_stale: secs(t.jwks_max_stale_secs, f::DEFAULT_MAX_STALE),
-        refetch_min: secs(t.jwks_refetch_min_secs, f::DEFAULT_REFETCH_MIN),
-        refresh_min: secs(t.jwks_refresh_min_secs, f::DEFAULT_REFRESH_MIN),
-    };
-    f::spawn(source, cell, clock).map_err(anyhow::Error::msg)?;
-    Ok(())
 }

@@ -287,7 +287,7 @@ fn user_issuers(
             let trusted = TrustedIssuer::fetched(&t.issuer, &t.audience, &t.algorithms, claims)
                 .with_context(|| format!("trusted issuer {}", t.issuer))?;
             if let Some(cell) = trusted.key_cell() {
-                crate::outbound::spawn_jwks(t, cell, Arc::clone(clock))?;
+                spawn_jwks(t, cell, Arc::clone(clock))?;
             }
             list.push(trusted);
             continue;
@@ -316,6 +316,32 @@ fn user_issuers(
         None
     };
     Ok((TrustedIssuers::new(list)?, dev))
+}
+
+/// Starts fetching the keys of `t` (a `jwks_uri` or discovery issuer) into `cell`.
+fn spawn_jwks(
+    t: &crate::config::IssuerConfig,
+    cell: std::sync::Arc<mandate_token::user::KeyCell>,
+    clock: std::sync::Arc<dyn mandate_core::clock::Clock>,
+) -> anyhow::Result<()> {
+    use mandate_http::jwks_fetch as f;
+    use std::time::Duration;
+    let Some((key, url)) = crate::config::jwks_source(t).map_err(anyhow::Error::msg)? else {
+        return Ok(());
+    };
+    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    let source = f::JwksSource {
+        issuer: t.issuer.clone(),
+        url,
+        discovery: key == "issuer",
+        tls: t.tls().settings(),
+        allow_http: t.allow_http,
+        max_stale: secs(t.jwks_max_stale_secs, f::DEFAULT_MAX_STALE),
+        refetch_min: secs(t.jwks_refetch_min_secs, f::DEFAULT_REFETCH_MIN),
+        refresh_min: secs(t.jwks_refresh_min_secs, f::DEFAULT_REFRESH_MIN),
+    };
+    f::spawn(source, cell, clock).map_err(anyhow::Error::msg)?;
+    Ok(())
 }
 
 /// The Shared Signals transmitters (`[[ssf.transmitters]]`) whose SETs this node acts

@@ -49,8 +49,8 @@ const LAYERS: &[&[&str]] = &[
         "mandate-detect",
         "mandate-tls",
     ],
+    &["mandate-egress"],
     &[
-        "mandate-egress",
         "mandate-engine",
         "mandate-store",
         "mandate-client",

@@ -2,6 +2,11 @@
 //! by rcgen, and an axum router served over rustls (ring) on a loopback port,
 //! optionally requiring a client certificate of a given CA.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test: a failed step fails the test loudly"
+)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

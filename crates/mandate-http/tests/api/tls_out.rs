@@ -7,6 +7,11 @@
 //!
 //! These tests wait on real time (the fetcher's timers), with short settings.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test: a failed step fails the test loudly"
+)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
