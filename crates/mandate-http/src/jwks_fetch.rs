@@ -132,7 +132,9 @@ async fn run(
                 match cell.install(&jwks, until) {
                     Ok(n) => {
                         tracing::debug!(issuer = %source.issuer, keys = n, "JWKS refreshed");
-                        next = Instant::now() + interval;
+                        // Never sooner than `refetch_min` either (the invariant holds
+                        // for the periodic refresh too).
+                        next = Instant::now() + interval.max(refetch_min);
                         "ok"
                     }
                     Err(e) => {
