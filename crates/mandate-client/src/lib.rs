@@ -25,7 +25,9 @@ pub use query::{AgentQuery, AnomalyQuery, AuditQuery, InventoryQuery, MandateQue
 /// A client of one Mandate server, calling with one bearer token.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// `Err`: the HTTP client could not be built (its TLS configuration); every call
+    /// then fails with that reason.
+    http: Result<reqwest::Client, String>,
     /// The server's address without a trailing `/`.
     base: String,
     /// The bearer token: sent, never shown (the `Debug` output leaves it out).
@@ -58,12 +60,45 @@ const NONE: Option<&()> = None;
 impl Client {
     /// A client of the server at `addr` (`http://127.0.0.1:8080`) calling with `token`
     /// (an admin token, or an agent's or user's token where the endpoint takes one).
+    /// An `https://` server's certificate must chain to the system's roots.
     pub fn new(addr: &str, token: &str) -> Self {
+        Self::of(addr, token, mandate_egress::default_builder())
+    }
+
+    /// As [`Client::new`], trusting the CA certificates of the PEM bundle `ca_file`
+    /// instead of the system's roots when given (a Mandate serving TLS with a
+    /// private CA's certificate). A bundle that is missing or does not parse is an
+    /// error now, not at the first call.
+    pub fn with_ca_file(
+        addr: &str,
+        token: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, Error> {
+        let settings = mandate_egress::Settings {
+            ca_file: ca_file.map(std::path::Path::to_path_buf),
+            ..mandate_egress::Settings::default()
+        };
+        let builder = mandate_egress::builder(&settings).map_err(|e| Error::Request {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::of(addr, token, builder))
+    }
+
+    fn of(addr: &str, token: &str, builder: reqwest::ClientBuilder) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: builder.build().map_err(|e| format!("no HTTP client ({e})")),
             base: addr.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         }
+    }
+
+    /// The HTTP client, or why there is none.
+    fn http(&self) -> Result<&reqwest::Client, Error> {
+        self.http.as_ref().map_err(|reason| Error::Request {
+            addr: self.base.clone(),
+            reason: reason.clone(),
+        })
     }
 
     /// The server's address as given.
@@ -103,7 +138,7 @@ impl Client {
             url.push_str(&q);
         }
         self.check_token()?;
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        let mut req = self.http()?.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -138,7 +173,7 @@ impl Client {
         let url = format!("{}/v1/discovery/runs?{}", self.base, query::encode(&query));
         self.check_token()?;
         let res = self
-            .http
+            .http()?
             .post(&url)
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -700,7 +735,8 @@ mod tests {
                 .check_token()
                 .is_ok()
         );
-        let Err(built) = reqwest::Client::new().get("127.0.0.1:9").build() else {
+        let http = mandate_egress::default_builder().build().unwrap();
+        let Err(built) = http.get("127.0.0.1:9").build() else {
             panic!("not a URL")
         };
         assert_eq!(

@@ -281,6 +281,10 @@ pub struct Route {
     pub resource_attributes: BTreeMap<String, Template>,
     /// The credential to inject, if the upstream needs one.
     pub credential: Option<Credential>,
+    /// How an `https://` upstream is trusted and what certificate the gateway presents
+    /// to it (system roots or `ca_file`, `client_cert_file`/`client_key_file`,
+    /// `server_name`); read when the router is built.
+    pub tls: mandate_egress::Settings,
 }
 
 impl Route {
@@ -385,7 +389,9 @@ impl HttpConfig {
 struct Gateway {
     cfg: HttpConfig,
     authz: Arc<dyn Authorizer>,
-    client: reqwest::Client,
+    /// The upstream client of each route, by prefix (routes without TLS settings of
+    /// their own share one).
+    clients: BTreeMap<String, reqwest::Client>,
     /// The authorizer's clock: a streaming response ends at its token's `exp` by it.
     clock: Arc<dyn Clock>,
     /// The bytes both gateways may hold from request bodies.
@@ -419,6 +425,15 @@ pub enum RouterError {
     /// The upstream HTTP client could not be built.
     #[error("cannot build the gateway's upstream HTTP client")]
     Client(#[source] reqwest::Error),
+    /// A route's TLS settings do not build (a file missing or not parsing, half a
+    /// client identity).
+    #[error("route `{prefix}`: {source}")]
+    Tls {
+        /// The route's prefix.
+        prefix: String,
+        /// Why.
+        source: mandate_egress::TlsError,
+    },
 }
 
 /// The gateway's routes (as the fallback of the returned router, so any path can be a
@@ -453,15 +468,31 @@ pub fn router_with(
     budget: BodyBudget,
 ) -> Result<Router, RouterError> {
     cfg.validate()?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(RouterError::Client)?;
+    let build = |tls: &mandate_egress::Settings, prefix: &str| {
+        mandate_egress::builder(tls)
+            .map_err(|source| RouterError::Tls {
+                prefix: prefix.to_owned(),
+                source,
+            })?
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(RouterError::Client)
+    };
+    let shared = build(&mandate_egress::Settings::default(), "")?;
+    let mut clients = BTreeMap::new();
+    for r in &cfg.routes {
+        let client = if r.tls == mandate_egress::Settings::default() {
+            shared.clone()
+        } else {
+            build(&r.tls, &r.prefix)?
+        };
+        clients.insert(r.prefix.clone(), client);
+    }
     let gw = Arc::new(Gateway {
         cfg,
         authz,
-        client,
+        clients,
         clock,
         budget,
     });
@@ -1003,8 +1034,17 @@ async fn forward(
         reason = "upstream latency for the record, like the access log's timer"
     )]
     let started = Instant::now();
-    let sent = gw
-        .client
+    // INVARIANT (route's own trust): the upstream is reached with the client built from
+    // this route's TLS settings; a route without one is never sent (fail closed).
+    let Some(client) = gw.clients.get(&route.prefix) else {
+        return problem(
+            StatusCode::BAD_GATEWAY,
+            "upstream_failed",
+            "the route has no upstream client; nothing was forwarded",
+            Value::Null,
+        );
+    };
+    let sent = client
         .request(method.clone(), &url)
         .headers(headers)
         .body(body)
@@ -1057,7 +1097,11 @@ async fn forward(
             } else {
                 StatusCode::BAD_GATEWAY
             };
-            tracing::warn!(route = %route.prefix, error = %e, "upstream failed");
+            tracing::warn!(
+                route = %route.prefix,
+                error = %mandate_egress::error_chain(&e),
+                "upstream failed"
+            );
             record(
                 gw,
                 &answer,
@@ -1267,6 +1311,7 @@ mod tests {
             context: BTreeMap::new(),
             resource_attributes: BTreeMap::new(),
             credential: None,
+            tls: mandate_egress::Settings::default(),
         };
         let cfg = |routes| HttpConfig {
             public_url: "http://gw".into(),

@@ -193,6 +193,9 @@ pub struct McpServer {
     pub name: String,
     /// Its Streamable HTTP endpoint, e.g. `http://127.0.0.1:9100/mcp`.
     pub url: String,
+    /// How an `https://` endpoint is trusted and what certificate the gateway presents
+    /// to it.
+    pub tls: mandate_egress::Settings,
 }
 
 /// The MCP gateway's settings.
@@ -361,41 +364,38 @@ struct Gateway {
 /// (`/.well-known/oauth-protected-resource/mcp`).
 pub fn router(cfg: McpConfig, authz: Arc<dyn Authorizer>) -> Router {
     let public = cfg.public_url.trim_end_matches('/').to_owned();
-    let client = |read_timeout: bool| {
-        let b = reqwest::Client::builder()
+    let client = |tls: &mandate_egress::Settings, read_timeout: bool| {
+        let b = mandate_egress::builder(tls)
+            .map_err(|e| e.to_string())?
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(cfg.timeout);
-        if read_timeout {
+        let built = if read_timeout {
             b.read_timeout(cfg.timeout).build()
         } else {
             // The standalone streams: their silence is bounded by `stream_idle_timeout`
             // (listen.rs); keepalive probes find a peer that is gone meanwhile.
             b.tcp_keepalive(Duration::from_secs(30)).build()
-        }
+        };
+        built.map_err(|e| e.to_string())
     };
     let mut upstreams = BTreeMap::new();
-    match (client(true), client(false)) {
-        (Ok(http), Ok(listen_http)) => {
-            for s in cfg.servers {
-                if !valid_server_name(&s.name) || !valid_http_url(&s.url) {
-                    tracing::error!(server = %s.name, "invalid MCP upstream left out");
-                    continue;
-                }
-                let up = Upstream::new(
-                    s.name.clone(),
-                    s.url,
-                    http.clone(),
-                    listen_http.clone(),
-                    cfg.timeout,
-                );
+    for s in cfg.servers {
+        if !valid_server_name(&s.name) || !valid_http_url(&s.url) {
+            tracing::error!(server = %s.name, "invalid MCP upstream left out");
+            continue;
+        }
+        match (client(&s.tls, true), client(&s.tls, false)) {
+            (Ok(http), Ok(listen_http)) => {
+                let up = Upstream::new(s.name.clone(), s.url, http, listen_http, cfg.timeout);
                 upstreams.insert(s.name, Arc::new(up));
             }
-        }
-        // Fail closed: with no HTTP client there are no upstreams, so nothing is
-        // listed or forwarded.
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "MCP gateway: no HTTP client, no upstreams");
+            // Fail closed: an upstream without its HTTP client is left out, so nothing
+            // of it is listed or forwarded (`mandate serve` checked its TLS settings
+            // at config load already).
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(server = %s.name, error = %e, "MCP upstream without an HTTP client left out");
+            }
         }
     }
     let gw = Arc::new(Gateway {
@@ -1385,6 +1385,7 @@ mod tests {
             servers: vec![McpServer {
                 name: "files-1".into(),
                 url: "http://127.0.0.1:9/mcp".into(),
+                tls: mandate_egress::Settings::default(),
             }],
             timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,

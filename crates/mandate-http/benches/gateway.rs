@@ -123,7 +123,9 @@ async fn main() {
         .expect("state"),
     );
     let admin_api = serve(mandate_http::router(Arc::clone(&state))).await;
-    let http = reqwest::Client::new();
+    let http = mandate_egress::default_builder()
+        .build()
+        .expect("an HTTP client");
     let call = |m: reqwest::Method, path: &str, body: serde_json::Value| {
         http.request(m, format!("{admin_api}{path}"))
             .bearer_auth(admin.expose())
@@ -214,6 +216,7 @@ namespace Mandate { action "api:read" in ["all"] appliesTo { principal: [Agent],
             name: "x-api-key".parse().expect("header"),
             secret: "key".into(),
         }),
+        tls: mandate_egress::Settings::default(),
     };
     let gw = mandate_gateway::http::router(
         HttpConfig {
@@ -228,7 +231,9 @@ namespace Mandate { action "api:read" in ["all"] appliesTo { principal: [Agent],
     .expect("gateway router");
     tokio::spawn(async move { axum::serve(gl, gw).await });
 
-    let client = reqwest::Client::new();
+    let client = mandate_egress::default_builder()
+        .build()
+        .expect("an HTTP client");
     let direct_url = format!("{upstream}/things/t1");
     let via_url = format!("{gw_url}/api/things/t1");
     let authorize_url = format!("{admin_api}/v1/authorize");

@@ -167,7 +167,7 @@ pub fn transport_timed(
     timing: Timing,
 ) -> Result<Option<Box<dyn Transport>>, String> {
     let name = &cfg.name;
-    let client = || http_client(name, timing);
+    let client = || http_client(name, timing, &cfg.tls());
     match cfg.kind {
         // An `ssf` sink signs with the node's keys: `ssf_transport`.
         SinkKind::File | SinkKind::Syslog | SinkKind::Ssf => Ok(None),
@@ -231,8 +231,14 @@ pub fn transport_timed(
 
 /// The HTTP client of sink `name`: every request limited to `timing.request` (connect
 /// included, at most 10 s of it), so a receiver that hangs fails the batch.
-fn http_client(name: &str, timing: Timing) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+fn http_client(
+    name: &str,
+    timing: Timing,
+    tls: &mandate_egress::Settings,
+) -> Result<reqwest::Client, String> {
+    mandate_egress::builder(tls)
+        .map_err(|e| format!("export sink `{name}`: {e}"))?
+        .no_proxy()
         .timeout(timing.request)
         .connect_timeout(timing.request.min(Duration::from_secs(10)))
         .build()
@@ -846,7 +852,7 @@ pub fn ssf_transport(
         .clone()
         .unwrap_or_else(|| url.origin().ascii_serialization());
     Ok(Box::new(SsfPush {
-        client: http_client(name, Timing::DEFAULT)?,
+        client: http_client(name, Timing::DEFAULT, &cfg.tls())?,
         hidden: Hidden::of(&url, token.as_ref()),
         url,
         token,
@@ -960,7 +966,7 @@ impl mandate_service::ssf_streams::PushSenders for StreamPush {
         let name = format!("{}{}", mandate_service::ssf_streams::LOOP_PREFIX, stream.id);
         let url = parse_url(&name, Some(endpoint_url))?;
         Ok(Box::new(StreamPushSender {
-            client: http_client(&name, Timing::DEFAULT)?,
+            client: http_client(&name, Timing::DEFAULT, &mandate_egress::Settings::default())?,
             hidden: Hidden::of(&url, None),
             url,
             stream: stream.id.clone(),
@@ -1068,7 +1074,7 @@ mod tests {
             format!(
                 "{:?}",
                 Elastic {
-                    client: reqwest::Client::new(),
+                    client: mandate_egress::default_builder().build().unwrap(),
                     hidden: Hidden::default(),
                     bulk_url: url.clone(),
                     token: Some(s()),
@@ -1078,7 +1084,7 @@ mod tests {
             format!(
                 "{:?}",
                 Webhook {
-                    client: reqwest::Client::new(),
+                    client: mandate_egress::default_builder().build().unwrap(),
                     hidden: Hidden::default(),
                     url: url.clone(),
                     secret: s(),
@@ -1088,7 +1094,7 @@ mod tests {
             format!(
                 "{:?}",
                 Splunk {
-                    client: reqwest::Client::new(),
+                    client: mandate_egress::default_builder().build().unwrap(),
                     hidden: Hidden::default(),
                     url: url.clone(),
                     ack_url: url,

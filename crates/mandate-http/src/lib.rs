@@ -43,6 +43,7 @@ mod extract;
 pub mod gateway;
 mod incidents;
 mod inventory;
+pub mod jwks_fetch;
 pub mod kube_api;
 mod mandates;
 pub mod metrics;

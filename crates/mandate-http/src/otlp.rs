@@ -113,7 +113,7 @@ pub enum OtlpError {
 
 /// Starts exporting (on the current Tokio runtime) for the life of the process.
 pub fn install(cfg: OtlpConfig) -> Result<(), OtlpError> {
-    let client = reqwest::Client::builder()
+    let client = mandate_egress::default_builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))

@@ -5,6 +5,8 @@
 //! A receiver recomputes the HMAC over the exact bytes it received, compares in
 //! constant time, and refuses a `t` older than a few minutes (replay). Delivery never
 //! delays or changes a decision: it runs on its own task, and a failure is logged.
+//! The receiver is reached over `mandate-egress` with the webhook's TLS settings
+//! (`*_ca_file`, `*_client_cert_file`, `*_client_key_file`, `*_server_name`).
 
 pub use mandate_service::config::WebhookConfig;
 use std::time::Duration;
@@ -48,10 +50,15 @@ pub fn deliver(config: &WebhookConfig, t: i64, body: serde_json::Value) {
     tokio::spawn(async move {
         let bytes = body.to_string().into_bytes();
         let sig = signature(&config.secret, t, &bytes);
-        let client = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-        {
+        let client = match mandate_egress::builder(&config.tls) {
+            Ok(b) => b
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let client = match client {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "webhook client");
@@ -70,7 +77,9 @@ pub fn deliver(config: &WebhookConfig, t: i64, body: serde_json::Value) {
             match sent {
                 Ok(r) if r.status().is_success() => return,
                 Ok(r) => tracing::warn!(status = %r.status(), attempt, "webhook refused"),
-                Err(e) => tracing::warn!(error = %e, attempt, "webhook not delivered"),
+                Err(e) => {
+                    tracing::warn!(error = %mandate_egress::error_chain(&e), attempt, "webhook not delivered")
+                }
             }
             if attempt < ATTEMPTS {
                 tokio::time::sleep(wait).await;

@@ -134,10 +134,12 @@ impl Default for DetectSettings {
 /// Where to send, and the shared secret (never logged, never returned by any API).
 #[derive(Clone)]
 pub struct WebhookConfig {
-    /// An `http://` URL (TLS for outbound calls arrives with the gateway).
+    /// An `https://` URL (or `http://` to loopback, or where `allow_http` said so).
     pub url: String,
     /// The HMAC key.
     pub secret: Vec<u8>,
+    /// How the receiver's certificate is trusted and what certificate is presented.
+    pub tls: mandate_tls::Settings,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -145,6 +147,7 @@ impl std::fmt::Debug for WebhookConfig {
         f.debug_struct("WebhookConfig")
             .field("url", &self.url)
             .field("secret", &"<redacted>")
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -187,6 +187,9 @@ pub struct SinkConfig {
     /// `ssf`: the `aud` of the SETs (default: the receiver URL's origin).
     #[serde(default)]
     pub audience: Option<String>,
+    /// HTTP sinks: plain `http://` to a host that is not loopback is allowed.
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 impl SinkConfig {
@@ -252,7 +255,7 @@ impl SinkConfig {
                 "export sink `{name}`: `batch_max_events` must be 1 to 10000"
             ));
         }
-        let given: [(&str, bool); 16] = [
+        let given: [(&str, bool); 17] = [
             ("path", self.path.is_some()),
             ("max_bytes", self.max_bytes.is_some()),
             ("keep", self.keep.is_some()),
@@ -269,6 +272,7 @@ impl SinkConfig {
             ("client_cert_file", self.client_cert_file.is_some()),
             ("client_key_file", self.client_key_file.is_some()),
             ("server_name", self.server_name.is_some()),
+            ("allow_http", self.allow_http),
         ];
         let (required, allowed): (&[&str], &[&str]) = match self.kind {
             SinkKind::File => (&["path"], &["path", "max_bytes", "keep"]),
@@ -293,8 +297,15 @@ impl SinkConfig {
             SinkKind::Elasticsearch => (&["url"], &["url", "token_file", "index"]),
             SinkKind::Ssf => (&["url"], &["url", "token_file", "audience"]),
         };
+        let http_sink = matches!(
+            self.kind,
+            SinkKind::Webhook | SinkKind::Splunk | SinkKind::Elasticsearch | SinkKind::Ssf
+        );
         for (key, is_given) in given {
-            if is_given && !allowed.contains(&key) {
+            // The TLS keys and `allow_http` are settings of every HTTP sink.
+            let allowed_here = allowed.contains(&key)
+                || (http_sink && (TLS_KEYS.contains(&key) || key == "allow_http"));
+            if is_given && !allowed_here {
                 let over = if self.kind == SinkKind::Syslog && TLS_KEYS.contains(&key) {
                     " (only over `transport = \"tls\"`)"
                 } else {
@@ -316,6 +327,13 @@ impl SinkConfig {
             out.push(format!(
                 "export sink `{name}`: `client_cert_file` and `client_key_file` go together"
             ));
+        }
+        // INVARIANT (no plain HTTP off the machine), mandate-tls's `check_url`.
+        if http_sink
+            && let Some(url) = &self.url
+            && let Err(e) = mandate_tls::check_url("url", "allow_http", url, self.allow_http)
+        {
+            out.push(format!("export sink `{name}`: {e}"));
         }
         if self.max_bytes == Some(0) {
             out.push(format!("export sink `{name}`: `max_bytes` must be above 0"));

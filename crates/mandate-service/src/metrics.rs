@@ -45,6 +45,12 @@ pub const EXPORT_LAG: &str = "mandate_export_lag_events";
 pub const EXPORT_DELIVERED: &str = "mandate_export_delivered_total";
 /// `mandate_activity_dropped_total` (counter).
 pub const ACTIVITY_DROPPED: &str = "mandate_activity_dropped_total";
+/// `mandate_jwks_fetches_total{issuer, outcome}` (counter).
+pub const JWKS_FETCHES: &str = "mandate_jwks_fetches_total";
+/// `mandate_jwks_usable_seconds{issuer}` (gauge, set at scrape time).
+pub const JWKS_USABLE: &str = "mandate_jwks_usable_seconds";
+/// The outcomes of a JWKS fetch.
+pub const JWKS_OUTCOMES: [&str; 4] = ["ok", "unreachable", "status", "invalid"];
 
 /// The histograms' bucket bounds in seconds: a decision takes tens of microseconds to
 /// a few milliseconds with its group commit, a commit one fsync (about a millisecond on
@@ -118,6 +124,29 @@ pub fn describe() {
         EXPORT_DELIVERED,
         "Events an export sink delivered since this node started"
     );
+    describe_counter!(
+        JWKS_FETCHES,
+        "Fetches of a trusted issuer's JWKS (jwks_uri or discovery), by outcome: ok, unreachable, status (not 200), invalid (not a usable JWKS or discovery document)"
+    );
+    describe_gauge!(
+        JWKS_USABLE,
+        Unit::Seconds,
+        "Seconds until a fetched issuer's keys stop being used (its next refresh due plus jwks_max_stale_secs); at or below 0 its tokens are refused"
+    );
+}
+
+/// Gives a fetched issuer's counters their first samples (the issuer is the
+/// operator's, a closed set).
+pub fn jwks_source(issuer: &str) {
+    for o in JWKS_OUTCOMES {
+        metrics::counter!(JWKS_FETCHES, "issuer" => issuer.to_owned(), "outcome" => o).increment(0);
+    }
+}
+
+/// Counts one JWKS fetch of `issuer` (an outcome of [`JWKS_OUTCOMES`]).
+pub fn jwks_fetched(issuer: &str, outcome: &'static str) {
+    metrics::counter!(JWKS_FETCHES, "issuer" => issuer.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 /// The enforcement point a decision was asked through.
@@ -247,6 +276,18 @@ pub fn observe(node: &Node) {
         node.proof_age().map_or(f64::INFINITY, |a| a.as_secs_f64())
     };
     metrics::gauge!(SNAPSHOT_AGE).set(age);
+    let now = node.clock.now().secs();
+    for t in node.config.users.iter() {
+        if let Some(cell) = t.key_cell() {
+            let (keys, until) = cell.status();
+            let left = if keys == 0 {
+                0
+            } else {
+                until.secs().saturating_sub(now)
+            };
+            metrics::gauge!(JWKS_USABLE, "issuer" => t.issuer().to_owned()).set(left as f64);
+        }
+    }
     match node.db.audit_len() {
         Ok(len) => {
             for s in node.export.statuses(len) {

@@ -1,6 +1,7 @@
 //! Outbound TLS: the one client configuration every connection Mandate opens to
-//! another system shares (syslog over TLS today; webhooks, upstreams and JWKS in issue
-//! 25), so that what is trusted, and how a certificate is presented, is decided once.
+//! another system shares (syslog over TLS, the Kubernetes API, and through
+//! `mandate-egress` every HTTP client: webhooks, gateway and MCP upstreams, export sinks, IdP JWKS), so
+//! that what is trusted, and how a certificate is presented, is decided once.
 //!
 //! - rustls with the `ring` provider only (no aws-lc, no OpenSSL), rustls' safe
 //!   defaults: TLS 1.2 and 1.3, its cipher suites, full certificate and name checks.
@@ -13,7 +14,10 @@
 //!   PKCS#8, PKCS#1 or SEC1 key, 0600 or tighter), both or neither; the key must be the
 //!   certificate's.
 //! - `server_name`: the name the server's certificate must carry, when it is not the host
-//!   connected to (an IP address, a load balancer's name).
+//!   connected to (an IP address, a load balancer's name). INVARIANT (one name): when
+//!   set, the certificate is checked against that name whatever host a client connects
+//!   to (the verifier is told it, not the connecting code), so an HTTP client whose URL
+//!   names an address still checks the configured name.
 //!
 //! Every file is read once, when the client is built: a file that is missing or does
 //! not parse is a [`TlsError`] at start, never a failure at the first connection. No
@@ -30,6 +34,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
 pub use tokio_rustls::client::TlsStream;
+
+mod outbound;
+mod verifier;
+
+pub use outbound::{check_url, is_loopback_host};
 
 /// What a TLS client is told (the `ca_file`, `client_cert_file`, `client_key_file` and
 /// `server_name` settings of a config table).
@@ -122,6 +131,17 @@ pub fn provider() -> Arc<CryptoProvider> {
 impl Client {
     /// Builds the client of `settings`, reading its files now.
     pub fn new(settings: &Settings) -> Result<Self, TlsError> {
+        Self::build(settings, false)
+    }
+
+    /// As [`Client::new`], but a system without root certificates gives an empty trust
+    /// store instead of an error (every server is then refused at its handshake: fail
+    /// closed), for a client that may only ever speak plain HTTP to loopback.
+    pub fn new_lenient(settings: &Settings) -> Result<Self, TlsError> {
+        Self::build(settings, true)
+    }
+
+    fn build(settings: &Settings, lenient_roots: bool) -> Result<Self, TlsError> {
         let server_name = match &settings.server_name {
             Some(n) => {
                 Some(ServerName::try_from(n.clone()).map_err(|_| TlsError::ServerName(n.clone()))?)
@@ -130,13 +150,27 @@ impl Client {
         };
         let roots = match &settings.ca_file {
             Some(path) => ca_roots(path)?,
-            None => system_roots()?,
+            None => match system_roots() {
+                Err(TlsError::NoRoots(_)) if lenient_roots => RootCertStore::empty(),
+                r => r?,
+            },
         };
         let provider = provider();
-        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        let versions = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_root_certificates(roots);
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match &server_name {
+            None => versions.with_root_certificates(roots),
+            Some(name) => {
+                versions
+                    .dangerous()
+                    .with_custom_certificate_verifier(verifier::Named::new(
+                        roots,
+                        Arc::clone(&provider),
+                        name.clone(),
+                    )?)
+            }
+        };
         let config = match (&settings.client_cert_file, &settings.client_key_file) {
             (None, None) => builder.with_no_client_auth(),
             (Some(cert), Some(key)) => {

@@ -105,7 +105,9 @@ impl From<UserTokenError> for SetError {
         match e {
             UserTokenError::Malformed => Self::Malformed("the signature is not base64url"),
             UserTokenError::UntrustedIssuer => Self::UntrustedIssuer,
-            UserTokenError::Algorithm | UserTokenError::UnknownKey => Self::UnknownKey,
+            UserTokenError::Algorithm
+            | UserTokenError::UnknownKey
+            | UserTokenError::KeysUnavailable => Self::UnknownKey,
             UserTokenError::Signature => Self::Signature,
             UserTokenError::Audience => Self::Audience,
             UserTokenError::Expired | UserTokenError::NotYetValid => Self::Time,
@@ -149,7 +151,7 @@ pub fn verify_set(
         .and_then(Value::as_str)
         .and_then(|iss| transmitters.get(iss))
         .ok_or(SetError::UntrustedIssuer)?;
-    issuer.verify_signature(signing_input, signature, &header)?;
+    issuer.verify_signature(signing_input, signature, &header, now)?;
     if claims.get("iss").and_then(Value::as_str) != Some(issuer.issuer()) {
         return Err(SetError::UntrustedIssuer);
     }

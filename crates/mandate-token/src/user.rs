@@ -33,6 +33,8 @@ use std::collections::HashMap;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
 };
+use std::sync::{Arc, OnceLock, RwLock};
+
 use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use mandate_core::mandate::UserRef;
 use mandate_core::time::Timestamp;
@@ -165,6 +167,10 @@ pub enum UserTokenError {
     /// token was issued, or it says nothing of when it was issued.
     #[error("the user's sessions were revoked after this token was issued")]
     SessionsRevoked,
+    /// The issuer's keys are fetched (`jwks_uri`) and none are usable now: none has
+    /// arrived yet, or the last good ones are older than `jwks_max_stale_secs`.
+    #[error("the user token issuer's keys are unavailable (its JWKS could not be fetched)")]
+    KeysUnavailable,
 }
 
 /// A user token that verified.
@@ -233,20 +239,104 @@ struct IssuerKey {
     decoding: DecodingKey,
 }
 
+/// Where an issuer's keys are: configured once (a `jwks_file`), or fetched and swapped
+/// in by a fetcher (`jwks_uri`).
+#[derive(Clone)]
+enum Keys {
+    Fixed(Arc<[IssuerKey]>),
+    Fetched(Arc<KeyCell>),
+}
+
+/// The keys of an issuer whose JWK Set is fetched: the fetcher (in `mandate-http`,
+/// which does the IO) installs each good set with the time it may serve until; every
+/// verification reads the cell.
+///
+/// INVARIANT (bounded stale keys): keys are used only while `now < usable_until`; the
+/// fetcher sets `usable_until` to the due time of the next refresh plus the allowed
+/// staleness, so an IdP that stays unreachable (or answers garbage) ends in refusal
+/// ([`UserTokenError::KeysUnavailable`]) even if the fetcher itself stops. No keys yet:
+/// refusal too (fail closed).
+pub struct KeyCell {
+    algorithms: Vec<Algorithm>,
+    state: RwLock<(Arc<[IssuerKey]>, Timestamp)>,
+    /// Told when a token names a key the cell does not hold (the fetcher rate-limits).
+    on_unknown_key: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for KeyCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (keys, until) = self.status();
+        f.debug_struct("KeyCell")
+            .field("keys", &keys)
+            .field("usable_until", &until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyCell {
+    /// Installs the JWK Set `jwks_json` (checked as a `jwks_file` is), usable until
+    /// `usable_until`; an unusable set changes nothing and is the error. The number of
+    /// signature keys installed.
+    pub fn install(
+        &self,
+        jwks_json: &str,
+        usable_until: Timestamp,
+    ) -> Result<usize, UserConfigError> {
+        let keys = parse_jwks(jwks_json, &self.algorithms)?;
+        let n = keys.len();
+        let mut st = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *st = (keys.into(), usable_until);
+        Ok(n)
+    }
+
+    /// How many keys the cell holds, and until when they may be used.
+    pub fn status(&self) -> (usize, Timestamp) {
+        let st = self
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (st.0.len(), st.1)
+    }
+
+    /// Sets what is told when a token names a key the cell does not hold (once; a
+    /// second call changes nothing). It must not block: it runs on the verifying path.
+    pub fn on_unknown_key(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_unknown_key.set(f);
+    }
+
+    /// The keys usable at `now`.
+    fn usable(&self, now: Timestamp) -> Result<Arc<[IssuerKey]>, UserTokenError> {
+        let st = self
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if st.0.is_empty() || now.secs() >= st.1.secs() {
+            return Err(UserTokenError::KeysUnavailable);
+        }
+        Ok(Arc::clone(&st.0))
+    }
+}
+
 /// One trusted issuer of user tokens.
 #[derive(Clone)]
 pub struct TrustedIssuer {
     issuer: String,
     audience: String,
     algorithms: Vec<Algorithm>,
-    keys: Vec<IssuerKey>,
+    keys: Keys,
     claims: ClaimNames,
 }
 
 impl std::fmt::Debug for TrustedIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys: Vec<(Option<&str>, &str)> = self
-            .keys
+        let fixed = match &self.keys {
+            Keys::Fixed(k) => Arc::clone(k),
+            Keys::Fetched(_) => Arc::from(Vec::new()),
+        };
+        let keys: Vec<(Option<&str>, &str)> = fixed
             .iter()
             .map(|k| (k.kid.as_deref(), k.kind.name()))
             .collect();
@@ -521,6 +611,20 @@ impl TrustedIssuer {
         algorithms: &[String],
         claims: ClaimNames,
     ) -> Result<Self, UserConfigError> {
+        let mut t = Self::fetched(issuer, audience, algorithms, claims)?;
+        t.keys = Keys::Fixed(parse_jwks(jwks_json, &t.algorithms)?.into());
+        Ok(t)
+    }
+
+    /// A trusted issuer whose keys are fetched: checked as [`TrustedIssuer::new`] but for
+    /// the JWKS; it holds no key (its tokens are refused) until its [`KeyCell`] is given
+    /// some.
+    pub fn fetched(
+        issuer: &str,
+        audience: &str,
+        algorithms: &[String],
+        claims: ClaimNames,
+    ) -> Result<Self, UserConfigError> {
         let web_ok = issuer.split_once("://").is_some_and(|(scheme, rest)| {
             (scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http"))
                 && rest
@@ -544,14 +648,26 @@ impl TrustedIssuer {
             }
         }
         let algorithms = parse_algorithms(algorithms)?;
-        let keys = parse_jwks(jwks_json, &algorithms)?;
+        let cell = KeyCell {
+            algorithms: algorithms.clone(),
+            state: RwLock::new((Arc::from(Vec::new()), Timestamp::from_secs(0))),
+            on_unknown_key: OnceLock::new(),
+        };
         Ok(Self {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             algorithms,
-            keys,
+            keys: Keys::Fetched(Arc::new(cell)),
             claims,
         })
+    }
+
+    /// The cell its fetched keys go in; `None` for configured keys.
+    pub fn key_cell(&self) -> Option<Arc<KeyCell>> {
+        match &self.keys {
+            Keys::Fixed(_) => None,
+            Keys::Fetched(c) => Some(Arc::clone(c)),
+        }
     }
 
     /// Its `iss`.
@@ -564,15 +680,19 @@ impl TrustedIssuer {
         &self.audience
     }
 
-    /// The key a token with this header is verified with.
-    fn select_key(&self, alg: Algorithm, kid: Option<&str>) -> Result<&IssuerKey, UserTokenError> {
+    /// The key a token with this header is verified with, of `keys`.
+    fn select_key<'k>(
+        &self,
+        keys: &'k [IssuerKey],
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<&'k IssuerKey, UserTokenError> {
         if !self.algorithms.contains(&alg) {
             return Err(UserTokenError::Algorithm);
         }
         match kid {
             Some(kid) => {
-                let key = self
-                    .keys
+                let key = keys
                     .iter()
                     .find(|k| k.kid.as_deref() == Some(kid))
                     .ok_or(UserTokenError::UnknownKey)?;
@@ -583,7 +703,7 @@ impl TrustedIssuer {
                 }
             }
             None => {
-                let mut fitting = self.keys.iter().filter(|k| k.algorithms.contains(&alg));
+                let mut fitting = keys.iter().filter(|k| k.algorithms.contains(&alg));
                 match (fitting.next(), fitting.next()) {
                     (Some(key), None) => Ok(key),
                     _ => Err(UserTokenError::UnknownKey),
@@ -602,7 +722,7 @@ impl TrustedIssuer {
         claims: &Map<String, Value>,
         now: Timestamp,
     ) -> Result<VerifiedUser, UserTokenError> {
-        self.verify_signature(signing_input, signature, header)?;
+        self.verify_signature(signing_input, signature, header, now)?;
         self.check_claims(claims, now)
     }
 
@@ -615,6 +735,7 @@ impl TrustedIssuer {
         signing_input: &str,
         signature: &str,
         header: &Map<String, Value>,
+        now: Timestamp,
     ) -> Result<(), UserTokenError> {
         // `none` and unknown names do not parse; HS* is never on an allow-list;
         // `Ed25519` is read as `EdDSA`.
@@ -628,7 +749,22 @@ impl TrustedIssuer {
             Some(Value::String(k)) => Some(k.as_str()),
             Some(_) => return Err(UserTokenError::Malformed),
         };
-        let key = self.select_key(alg, kid)?;
+        let keys = match &self.keys {
+            Keys::Fixed(k) => Arc::clone(k),
+            Keys::Fetched(cell) => cell.usable(now)?,
+        };
+        let key = match self.select_key(&keys, alg, kid) {
+            Err(UserTokenError::UnknownKey) => {
+                // The IdP may have rotated: its fetcher looks again (rate-limited there).
+                if let Keys::Fetched(cell) = &self.keys
+                    && let Some(tell) = cell.on_unknown_key.get()
+                {
+                    tell();
+                }
+                return Err(UserTokenError::UnknownKey);
+            }
+            r => r?,
+        };
         // The library's signature check alone: its claim checks (time by the system
         // clock, and `sub`/`aud`/`iss` of fixed names) do not apply here; every claim
         // is checked below, time against Mandate's clock.
@@ -792,6 +928,11 @@ impl TrustedIssuers {
     /// Whether no issuer is trusted (every user token is then refused).
     pub fn is_empty(&self) -> bool {
         self.by_iss.is_empty()
+    }
+
+    /// Every issuer, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &TrustedIssuer> {
+        self.by_iss.values()
     }
 
     /// The issuer configured for `iss`.

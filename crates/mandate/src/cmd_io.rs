@@ -37,7 +37,8 @@ pub(crate) fn client(conn: &Conn) -> Res<Client> {
         .token
         .as_deref()
         .ok_or_else(|| usage("no admin token: pass --token or set MANDATE_TOKEN"))?;
-    Ok(Client::new(&conn.addr, token))
+    Client::with_ca_file(&conn.addr, token, conn.ca_file.as_deref())
+        .map_err(|e| usage(e.to_string()))
 }
 
 /// The failure a call ended in. With `--json` the server's body is printed first, as

@@ -86,6 +86,8 @@ pub struct ServeConfig {
     pub detect_alert_webhook_url: Option<String>,
     /// The file holding that webhook's HMAC secret.
     pub detect_alert_webhook_secret_file: Option<PathBuf>,
+    /// The webhooks' TLS settings and `allow_http` (`approvals.webhook_ca_file`, …).
+    pub webhook_tls: crate::outbound::WebhookTls,
     /// Where the OPA-compatible API listens (none: not served; issue 22).
     pub opa_listen: Option<SocketAddr>,
     /// Who must authenticate there (`opa.authentication`: `token`, or `off` on a
@@ -98,6 +100,8 @@ pub struct ServeConfig {
     pub metrics_authentication: mandate_http::metrics::MetricsAuthentication,
     /// Where spans are exported over OTLP/HTTP (JSON; none: no export; issue 23).
     pub telemetry_otlp_endpoint: Option<String>,
+    /// `telemetry.otlp_allow_http`: plain `http://` to a collector off the machine.
+    pub telemetry_otlp_allow_http: bool,
     /// The exported resource's `service.name` (default `mandate`).
     pub telemetry_service_name: String,
     /// The share of traces Mandate starts that are sampled (0 to 1, default 1); a
@@ -206,6 +210,34 @@ pub struct RouteConfig {
     /// The header it goes in (default: `Authorization: Bearer <secret>`).
     #[serde(default)]
     pub credential_header: Option<String>,
+    /// A PEM bundle of the CAs trusted instead of the system's roots (`https://`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate chain (PEM, leaf first) presented, for mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, if not the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Plain `http://` to a host that is not loopback is allowed (unencrypted).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl RouteConfig {
+    /// Its outbound TLS settings.
+    pub fn tls(&self) -> crate::outbound::TargetTls {
+        crate::outbound::TargetTls {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+            server_name: self.server_name.clone(),
+            allow_http: self.allow_http,
+        }
+    }
 }
 
 /// One `[[gateway.mcp]]` table: an upstream MCP server.
@@ -216,6 +248,34 @@ pub struct McpServerConfig {
     pub name: String,
     /// Its Streamable HTTP endpoint.
     pub url: String,
+    /// A PEM bundle of the CAs trusted instead of the system's roots (`https://`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate chain (PEM, leaf first) presented, for mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, if not the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Plain `http://` to a host that is not loopback is allowed (unencrypted).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl McpServerConfig {
+    /// Its outbound TLS settings.
+    pub fn tls(&self) -> crate::outbound::TargetTls {
+        crate::outbound::TargetTls {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+            server_name: self.server_name.clone(),
+            allow_http: self.allow_http,
+        }
+    }
 }
 
 /// One `[[trusted_issuers]]` table of the config file.
@@ -226,8 +286,41 @@ pub struct IssuerConfig {
     pub issuer: String,
     /// The `aud` its tokens must carry for Mandate.
     pub audience: String,
-    /// A JWK Set file with its public keys.
-    pub jwks_file: PathBuf,
+    /// A JWK Set file with its public keys (or `jwks_uri`, or `discovery`).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// The URL of its JWK Set, fetched, cached and refreshed (docs/running.md).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Find `jwks_uri` in `<issuer>/.well-known/openid-configuration` (whose `issuer`
+    /// must be this one).
+    #[serde(default)]
+    pub discovery: bool,
+    /// How long the last good keys serve past their refresh when the IdP cannot be
+    /// reached or answers garbage (default 86400); then its tokens are refused.
+    #[serde(default)]
+    pub jwks_max_stale_secs: Option<u64>,
+    /// The least time between two fetches on an unknown `kid` (default 30).
+    #[serde(default)]
+    pub jwks_refetch_min_secs: Option<u64>,
+    /// The shortest refresh interval, whatever `Cache-Control: max-age` says (default 300).
+    #[serde(default)]
+    pub jwks_refresh_min_secs: Option<u64>,
+    /// A PEM bundle of the CAs trusted instead of the system's roots (`https://`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate chain (PEM, leaf first) presented, for mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, if not the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Plain `http://` to a host that is not loopback is allowed (unencrypted).
+    #[serde(default)]
+    pub allow_http: bool,
     /// Accepted `alg`s (default RS256, ES256, EdDSA).
     #[serde(default)]
     pub algorithms: Vec<String>,
@@ -240,6 +333,37 @@ pub struct IssuerConfig {
     /// The claim with the user's email (default `email`).
     #[serde(default)]
     pub email_claim: Option<String>,
+}
+
+impl IssuerConfig {
+    /// Its outbound TLS settings.
+    pub fn tls(&self) -> crate::outbound::TargetTls {
+        crate::outbound::TargetTls {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+            server_name: self.server_name.clone(),
+            allow_http: self.allow_http,
+        }
+    }
+}
+
+/// Where a trusted issuer's keys come from when fetched: `Some((key, url))`, the key
+/// naming the URL (`jwks_uri`, or `issuer` for discovery); `None` for a `jwks_file`.
+/// Exactly one of `jwks_file`, `jwks_uri`, `discovery = true` is set.
+pub fn jwks_source(t: &IssuerConfig) -> Result<Option<(&'static str, String)>, String> {
+    match (&t.jwks_file, &t.jwks_uri, t.discovery) {
+        (Some(_), None, false) => Ok(None),
+        (None, Some(u), false) => Ok(Some(("jwks_uri", u.clone()))),
+        (None, None, true) => Ok(Some((
+            "issuer",
+            format!(
+                "{}/.well-known/openid-configuration",
+                t.issuer.trim_end_matches('/')
+            ),
+        ))),
+        _ => Err("set exactly one of `jwks_file`, `jwks_uri`, `discovery = true`".to_owned()),
+    }
 }
 
 /// A value from some source, still as text (TOML scalars are rendered to text).
@@ -271,6 +395,11 @@ const KEYS: &[&str] = &[
     "approvals.approver_group",
     "approvals.webhook_url",
     "approvals.webhook_secret_file",
+    "approvals.webhook_ca_file",
+    "approvals.webhook_client_cert_file",
+    "approvals.webhook_client_key_file",
+    "approvals.webhook_server_name",
+    "approvals.webhook_allow_http",
     "mandates.max_lifetime_secs",
     "delegation.max_depth",
     "dev.user_tokens",
@@ -290,6 +419,11 @@ const KEYS: &[&str] = &[
     "detect.responses.critical",
     "detect.alert_webhook_url",
     "detect.alert_webhook_secret_file",
+    "detect.alert_webhook_ca_file",
+    "detect.alert_webhook_client_cert_file",
+    "detect.alert_webhook_client_key_file",
+    "detect.alert_webhook_server_name",
+    "detect.alert_webhook_allow_http",
     "gateway.listen",
     "gateway.public_url",
     "gateway.timeout_secs",
@@ -303,6 +437,7 @@ const KEYS: &[&str] = &[
     "metrics.listen",
     "metrics.authentication",
     "telemetry.otlp_endpoint",
+    "telemetry.otlp_allow_http",
     "telemetry.service_name",
     "telemetry.sampling_ratio",
 ];
@@ -549,11 +684,13 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         detect: mandate_detect::DetectConfig::default(),
         detect_alert_webhook_url: None,
         detect_alert_webhook_secret_file: None,
+        webhook_tls: crate::outbound::WebhookTls::default(),
         opa_listen: None,
         opa_authentication: mandate_http::opa::OpaAuthentication::Token,
         metrics_listen: None,
         metrics_authentication: mandate_http::metrics::MetricsAuthentication::Off,
         telemetry_otlp_endpoint: None,
+        telemetry_otlp_allow_http: false,
         telemetry_service_name: "mandate".into(),
         telemetry_sampling_ratio: 1.0,
         gateway_listen: None,
@@ -699,10 +836,11 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 cfg.approver_group = Some(v.to_owned())
             }
             "approvals.webhook_url" => {
-                if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                let web = v.starts_with("http://") || v.starts_with("https://");
+                if web && mandate_core::uri::is_absolute_uri(v) {
                     cfg.approval_webhook_url = Some(v.to_owned())
                 } else {
-                    bad("must be an http:// URL (outbound TLS is not built yet)")
+                    bad("must be an http:// or https:// URL")
                 }
             }
             "approvals.webhook_secret_file" if !v.is_empty() => {
@@ -786,10 +924,11 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 Err(_) => bad("must be one of record, alert, step_up, suspend"),
             },
             "detect.alert_webhook_url" => {
-                if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                let web = v.starts_with("http://") || v.starts_with("https://");
+                if web && mandate_core::uri::is_absolute_uri(v) {
                     cfg.detect_alert_webhook_url = Some(v.to_owned())
                 } else {
-                    bad("must be an http:// URL (outbound TLS is not built yet)")
+                    bad("must be an http:// or https:// URL")
                 }
             }
             "opa.listen" => match v.parse() {
@@ -818,18 +957,23 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 // No `user:password@`: an error naming the URL would put it in the log.
                 let authority = v
                     .strip_prefix("http://")
+                    .or_else(|| v.strip_prefix("https://"))
                     .and_then(|r| r.split(['/', '?', '#']).next());
                 if authority.is_some_and(|a| a.contains('@')) {
                     bad("must hold no credentials (`user:password@`)")
-                } else if v.starts_with("http://") && mandate_core::uri::is_absolute_uri(v) {
+                } else if authority.is_some() && mandate_core::uri::is_absolute_uri(v) {
                     cfg.telemetry_otlp_endpoint = Some(v.to_owned())
                 } else {
                     bad(
-                        "must be an http:// URL such as http://127.0.0.1:4318/v1/traces \
-                         (outbound TLS is not built yet)",
+                        "must be an http:// or https:// URL such as http://127.0.0.1:4318/v1/traces",
                     )
                 }
             }
+            "telemetry.otlp_allow_http" => match v {
+                "true" => cfg.telemetry_otlp_allow_http = true,
+                "false" => cfg.telemetry_otlp_allow_http = false,
+                _ => bad("must be true or false"),
+            },
             "telemetry.service_name" => {
                 if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
                     bad("must be 1 to 128 printable characters")
@@ -883,10 +1027,16 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             "detect.alert_webhook_secret_file" if !v.is_empty() => {
                 cfg.detect_alert_webhook_secret_file = Some(PathBuf::from(v))
             }
+            k if crate::outbound::WEBHOOK_TLS_KEYS.contains(&k) => {
+                if let Err(why) = crate::outbound::set_webhook_key(&mut cfg.webhook_tls, k, v) {
+                    bad(why)
+                }
+            }
             _ => bad("must not be empty"),
         }
     }
     errors.extend(mandate_http::export::check_sinks(&cfg.export_sinks));
+    check_outbound(&cfg, &mut errors);
     if let Err(e) = mandate_http::discovery::check_sources(&cfg.discovery_sources) {
         errors.extend(e);
     }
@@ -981,6 +1131,92 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
     }
 }
 
+/// Every outbound target of `cfg`, checked (`INVARIANT (outbound checked at start)` in
+/// outbound.rs).
+fn check_outbound(cfg: &ServeConfig, errors: &mut Vec<String>) {
+    use crate::outbound::{TargetTls, check_target};
+    if let Some(u) = &cfg.telemetry_otlp_endpoint {
+        let tls = TargetTls {
+            allow_http: cfg.telemetry_otlp_allow_http,
+            ..TargetTls::default()
+        };
+        check_target(
+            errors,
+            "",
+            "telemetry.otlp_endpoint",
+            "telemetry.otlp_allow_http",
+            u,
+            &tls,
+        );
+    }
+    if let Some(u) = &cfg.approval_webhook_url {
+        check_target(
+            errors,
+            "",
+            "approvals.webhook_url",
+            "approvals.webhook_allow_http",
+            u,
+            &cfg.webhook_tls.approvals,
+        );
+    }
+    if let Some(u) = &cfg.detect_alert_webhook_url {
+        check_target(
+            errors,
+            "",
+            "detect.alert_webhook_url",
+            "detect.alert_webhook_allow_http",
+            u,
+            &cfg.webhook_tls.alerts,
+        );
+    }
+    for r in &cfg.gateway_routes {
+        let what = format!("gateway route `{}`: ", r.prefix);
+        check_target(
+            errors,
+            &what,
+            "upstream",
+            "allow_http",
+            &r.upstream,
+            &r.tls(),
+        );
+    }
+    for m in &cfg.gateway_mcp {
+        let what = format!("gateway MCP server `{}`: ", m.name);
+        check_target(errors, &what, "url", "allow_http", &m.url, &m.tls());
+    }
+    for t in &cfg.trusted_issuers {
+        let what = format!("trusted issuer `{}`: ", t.issuer);
+        match jwks_source(t) {
+            Ok(None) => {
+                let fetch_keys = [
+                    t.jwks_max_stale_secs,
+                    t.jwks_refetch_min_secs,
+                    t.jwks_refresh_min_secs,
+                ];
+                if fetch_keys.iter().any(Option::is_some) || t.tls() != TargetTls::default() {
+                    errors.push(format!(
+                        "{what}the `jwks_*_secs` and TLS settings are for `jwks_uri` or \
+                         `discovery`, not `jwks_file`"
+                    ));
+                }
+            }
+            Ok(Some((key, url))) => {
+                check_target(errors, &what, key, "allow_http", &url, &t.tls());
+                for (k, v, lo) in [
+                    ("jwks_max_stale_secs", t.jwks_max_stale_secs, 0),
+                    ("jwks_refetch_min_secs", t.jwks_refetch_min_secs, 1),
+                    ("jwks_refresh_min_secs", t.jwks_refresh_min_secs, 1),
+                ] {
+                    if v.is_some_and(|n| !(lo..=2_592_000).contains(&n)) {
+                        errors.push(format!("{what}`{k}` must be {lo} to 2592000 seconds"));
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("{what}{e}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -990,6 +1226,65 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    /// Issue 25 (TLS out): every outbound target's URL and TLS settings checked at
+    /// load, table-driven (`tests/data/config/outbound.json`: a config file, `{dir}`
+    /// standing for a directory with a CA, a client identity, junk and a JWKS, and the
+    /// error expected or `null`).
+    #[test]
+    fn issue25_outbound_targets_are_checked_at_load() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = p.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(p, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["mandate".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        for (name, text) in [
+            ("ca.pem", ca_pem),
+            ("client.pem", leaf.pem()),
+            ("client.key", leaf_key.serialize_pem()),
+            ("junk.pem", "not a certificate".to_owned()),
+            ("secret", "a-webhook-secret-of-24-chars".to_owned()),
+            ("jwks.json", r#"{"keys": []}"#.to_owned()),
+        ] {
+            let f = dir.path().join(name);
+            std::fs::write(&f, text).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let cases: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../tests/data/config/outbound.json")).unwrap();
+        assert!(cases.len() > 20);
+        for c in cases {
+            let name = c["name"].as_str().unwrap();
+            let text = c["toml"]
+                .as_str()
+                .unwrap()
+                .replace("{dir}", &dir.path().display().to_string());
+            let f = dir.path().join("m.toml");
+            std::fs::write(&f, text).unwrap();
+            let flags = Flags {
+                config: Some(f),
+                ..Flags::default()
+            };
+            match (load(&flags, &env(&[])), c["error"].as_str()) {
+                (Ok(_), None) => {}
+                (Err(e), None) => panic!("{name}: refused: {e:?}"),
+                (Ok(_), Some(want)) => panic!("{name}: accepted, wanted `{want}`"),
+                (Err(e), Some(want)) => {
+                    assert!(
+                        e.iter().any(|x| x.contains(want)),
+                        "{name}: {e:?}, wanted `{want}`"
+                    )
+                }
+            }
+        }
     }
 
     #[test]

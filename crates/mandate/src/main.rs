@@ -28,6 +28,7 @@ mod inventory_cli;
 mod listen;
 mod logwriter;
 mod mandates_cli;
+mod outbound;
 mod policy_input;
 mod replay_cli;
 mod report_cli;
@@ -354,6 +355,10 @@ pub struct Conn {
     /// Print the server's JSON instead of a summary
     #[arg(long, global = true)]
     pub json: bool,
+    /// A PEM bundle of the CA certificates to trust for an `https://` server, instead
+    /// of the system's roots
+    #[arg(long, env = "MANDATE_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]

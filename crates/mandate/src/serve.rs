@@ -114,6 +114,7 @@ async fn next(signal: Option<&mut tokio::signal::unix::Signal>) {
 fn webhook(
     url: Option<&String>,
     file: Option<&std::path::PathBuf>,
+    tls: &crate::outbound::TargetTls,
 ) -> anyhow::Result<Option<WebhookConfig>> {
     let (Some(url), Some(file)) = (url, file) else {
         return Ok(None);
@@ -129,6 +130,7 @@ fn webhook(
     Ok(Some(WebhookConfig {
         url: url.clone(),
         secret: secret.as_bytes().to_vec(),
+        tls: tls.settings(),
     }))
 }
 
@@ -213,6 +215,7 @@ fn gateway_router(
             context,
             resource_attributes,
             credential,
+            tls: r.tls().settings(),
         });
     }
     let authz: Arc<dyn mandate_gateway::authz::Authorizer> = Arc::new(
@@ -245,6 +248,7 @@ fn gateway_router(
             .map(|m| McpServer {
                 name: m.name.clone(),
                 url: m.url.clone(),
+                tls: m.tls().settings(),
             })
             .collect(),
         timeout,
@@ -268,17 +272,28 @@ fn user_issuers(
     cfg: &ServeConfig,
     issuer: &str,
     random: &dyn Random,
+    clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<(TrustedIssuers, Option<DevUserIssuer>)> {
     let mut list = Vec::new();
     for t in &cfg.trusted_issuers {
-        let jwks = std::fs::read_to_string(&t.jwks_file)
-            .with_context(|| format!("reading {} for {}", t.jwks_file.display(), t.issuer))?;
         let defaults = ClaimNames::default();
         let claims = ClaimNames {
             user: t.user_claim.clone().unwrap_or(defaults.user),
             groups: t.groups_claim.clone().unwrap_or(defaults.groups),
             email: t.email_claim.clone().unwrap_or(defaults.email),
         };
+        let Some(file) = &t.jwks_file else {
+            // `jwks_uri` or discovery: keys fetched from now on (docs/running.md).
+            let trusted = TrustedIssuer::fetched(&t.issuer, &t.audience, &t.algorithms, claims)
+                .with_context(|| format!("trusted issuer {}", t.issuer))?;
+            if let Some(cell) = trusted.key_cell() {
+                spawn_jwks(t, cell, Arc::clone(clock))?;
+            }
+            list.push(trusted);
+            continue;
+        };
+        let jwks = std::fs::read_to_string(file)
+            .with_context(|| format!("reading {} for {}", file.display(), t.issuer))?;
         list.push(
             TrustedIssuer::new(&t.issuer, &t.audience, &jwks, &t.algorithms, claims)
                 .with_context(|| format!("trusted issuer {}", t.issuer))?,
@@ -301,6 +316,32 @@ fn user_issuers(
         None
     };
     Ok((TrustedIssuers::new(list)?, dev))
+}
+
+/// Starts fetching the keys of `t` (a `jwks_uri` or discovery issuer) into `cell`.
+fn spawn_jwks(
+    t: &crate::config::IssuerConfig,
+    cell: std::sync::Arc<mandate_token::user::KeyCell>,
+    clock: std::sync::Arc<dyn mandate_core::clock::Clock>,
+) -> anyhow::Result<()> {
+    use mandate_http::jwks_fetch as f;
+    use std::time::Duration;
+    let Some((key, url)) = crate::config::jwks_source(t).map_err(anyhow::Error::msg)? else {
+        return Ok(());
+    };
+    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    let source = f::JwksSource {
+        issuer: t.issuer.clone(),
+        url,
+        discovery: key == "issuer",
+        tls: t.tls().settings(),
+        allow_http: t.allow_http,
+        max_stale: secs(t.jwks_max_stale_secs, f::DEFAULT_MAX_STALE),
+        refetch_min: secs(t.jwks_refetch_min_secs, f::DEFAULT_REFETCH_MIN),
+        refresh_min: secs(t.jwks_refresh_min_secs, f::DEFAULT_REFRESH_MIN),
+    };
+    f::spawn(source, cell, clock).map_err(anyhow::Error::msg)?;
+    Ok(())
 }
 
 /// The Shared Signals transmitters (`[[ssf.transmitters]]`) whose SETs this node acts
@@ -549,7 +590,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             "listening on all interfaces without `issuer` set; tokens will name {issuer}"
         );
     }
-    let (users, dev_users) = user_issuers(&cfg, &issuer, random.as_ref())?;
+    let (users, dev_users) = user_issuers(&cfg, &issuer, random.as_ref(), &clock)?;
     let config = ServerConfig {
         default_audience: cfg
             .token_default_audience
@@ -582,6 +623,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             webhook: webhook(
                 cfg.approval_webhook_url.as_ref(),
                 cfg.approval_webhook_secret_file.as_ref(),
+                &cfg.webhook_tls.approvals,
             )?,
         },
         users: Arc::new(users),
@@ -592,6 +634,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             alerts: webhook(
                 cfg.detect_alert_webhook_url.as_ref(),
                 cfg.detect_alert_webhook_secret_file.as_ref(),
+                &cfg.webhook_tls.alerts,
             )?,
         },
         max_staleness: cfg.cluster_max_staleness,

@@ -49,6 +49,7 @@ const LAYERS: &[&[&str]] = &[
         "mandate-detect",
         "mandate-tls",
     ],
+    &["mandate-egress"],
     &[
         "mandate-engine",
         "mandate-store",
@@ -108,7 +109,11 @@ const POLICY_ENGINES: &[&str] = &["cedar-policy", "cedar-policy-core", "regorus"
 const POLICY_CRATE: &str = "mandate-policy";
 
 /// Crates that may depend on the listed ones of ours and no other.
-const ONLY_ON: &[(&str, &[&str])] = &[("mandate-api", &["mandate-core"]), ("mandate-tls", &[])];
+const ONLY_ON: &[(&str, &[&str])] = &[
+    ("mandate-api", &["mandate-core"]),
+    ("mandate-tls", &[]),
+    ("mandate-egress", &["mandate-tls"]),
+];
 
 /// Crates no crate of ours may depend on, however indirectly: TLS is rustls with the
 /// `ring` provider (DESIGN.md), never aws-lc (a C build that doubles TLS's build time)
@@ -468,4 +473,56 @@ fn a_module_cycle_is_caught() {
     assert_eq!(cycle(&g), Some(vec!["a".into(), "b".into(), "a".into()]));
     std::fs::write(src.join("b.rs"), "use crate::c::Y;").unwrap();
     assert_eq!(cycle(&module_graph(src)), None);
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The ways to make a reqwest client other than `mandate_egress` (see `INVARIANT (one
+/// HTTP client constructor)` there): reqwest has no crypto provider of its own, so such
+/// a client would panic when built.
+const OTHER_CLIENT_CONSTRUCTORS: &[&str] = &[
+    "reqwest::Client::new(",
+    "reqwest::Client::builder(",
+    "reqwest::Client::default(",
+    "reqwest::ClientBuilder::new(",
+    "reqwest::get(",
+    "reqwest::blocking::",
+];
+
+/// Regression (issue 25, TLS out): every HTTP client, in code, tests and benches, is
+/// made by `mandate_egress`.
+#[test]
+fn every_http_client_is_made_by_mandate_egress() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let mut files = Vec::new();
+    rust_files(&root.join("crates"), &mut files);
+    assert!(files.len() > 100, "found the sources");
+    let mut bad = Vec::new();
+    for f in files {
+        if f.starts_with(root.join("crates/mandate-egress")) || f.ends_with("layers.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for c in OTHER_CLIENT_CONSTRUCTORS
+            .iter()
+            .filter(|c| text.contains(**c))
+        {
+            bad.push(format!("{}: {c}", f.display()));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "use mandate_egress::builder instead:\n{}",
+        bad.join("\n")
+    );
 }

@@ -256,6 +256,7 @@ fn route(prefix: &str, upstream: &str, action: &str) -> Route {
         context: BTreeMap::new(),
         resource_attributes: BTreeMap::new(),
         credential: Some(Credential::Bearer { secret: "k".into() }),
+        tls: mandate_egress::Settings::default(),
     }
 }
 
@@ -406,7 +407,7 @@ async fn only_an_allow_is_forwarded_and_every_failure_is_named() {
         },
     ];
     let gw = gateway(routes, Arc::clone(&authz)).await;
-    let c = reqwest::Client::new();
+    let c = mandate_egress::default_builder().build().unwrap();
     let get = |p: &str| c.get(format!("{gw}{p}")).bearer_auth("good").send();
 
     let r = get("/ok/r1").await.expect("send");
@@ -744,7 +745,7 @@ async fn issue18_f5_an_access_token_in_the_query_is_refused_and_never_forwarded(
     let up = upstream().await;
     let authz = Arc::new(Scripted::default());
     let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
-    let c = reqwest::Client::new();
+    let c = mandate_egress::default_builder().build().unwrap();
     for url in [
         format!("{gw}/ok/r1?access_token=good"),
         format!("{gw}/ok/r1?a=1&access_token=good&b=2"),
@@ -910,7 +911,9 @@ async fn issue18_a_repeated_body_field_is_refused() {
         ..route("/body", &up.url, "x:write")
     }];
     let gw = gateway(routes, Arc::clone(&authz)).await;
-    let r = reqwest::Client::new()
+    let r = mandate_egress::default_builder()
+        .build()
+        .unwrap()
         .post(format!("{gw}/body"))
         .bearer_auth("good")
         .header("content-type", "application/json")
@@ -1062,7 +1065,7 @@ async fn issue18_followup2_body_fields_differing_only_in_case_are_refused() {
         ..route("/pay", &up.url, "x:write")
     }];
     let gw = gateway(routes, Arc::clone(&authz)).await;
-    let c = reqwest::Client::new();
+    let c = mandate_egress::default_builder().build().unwrap();
     let post = |body: &'static str| {
         c.post(format!("{gw}/pay"))
             .bearer_auth("good")
@@ -1183,7 +1186,7 @@ async fn issue18_followup3_a_silent_upstream_body_is_cut_off_with_an_error() {
     let up = upstream().await;
     let authz = Arc::new(Scripted::default());
     let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
-    let c = reqwest::Client::new();
+    let c = mandate_egress::default_builder().build().unwrap();
     let r = c
         .get(format!("{gw}/ok/drip"))
         .bearer_auth("good")
@@ -1280,7 +1283,7 @@ async fn issue18_followup6_read_names_are_ascii_and_long_s_and_kelvin_fold_to_th
             failures.push(format!("{query}: answered {} {}", r.status, r.code()));
         }
     }
-    let c = reqwest::Client::new();
+    let c = mandate_egress::default_builder().build().unwrap();
     for body in [
         r#"{"task":"mine","ta\u017fk":"victim","k":1}"#,
         r#"{"ta\u017fk":"victim","k":1}"#,
@@ -1343,7 +1346,7 @@ async fn issue18_followup6_array_syntax_under_a_read_name_and_method_params_are_
             failures.push(format!("{path}: answered {} {}", r.status, r.code()));
         }
     }
-    let c = reqwest::Client::new();
+    let c = mandate_egress::default_builder().build().unwrap();
     for (body, code) in [
         (r#"{"id":"c1","_method":"DELETE"}"#, "ambiguous_request"),
         (r#"{"id":"c1","id[]":"secret"}"#, "ambiguous_body"),
@@ -1409,7 +1412,7 @@ async fn issue18_followup6_a_streaming_response_ends_when_its_token_fails() {
     let up = upstream().await;
     let authz = Arc::new(Scripted::default());
     let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
-    let c = reqwest::Client::new();
+    let c = mandate_egress::default_builder().build().unwrap();
     let mut r = c
         .get(format!("{gw}/ok/stream"))
         .bearer_auth("good")
@@ -1472,7 +1475,9 @@ async fn issue18_followup6_a_response_nobody_reads_is_let_go_when_its_token_fail
     let up = upstream().await;
     let authz = Arc::new(Scripted::default());
     let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
-    let r = reqwest::Client::new()
+    let r = mandate_egress::default_builder()
+        .build()
+        .unwrap()
         .get(format!("{gw}/ok/stream"))
         .bearer_auth("good")
         .send()
@@ -1905,4 +1910,155 @@ async fn issue23_the_upstream_gets_the_gateways_traceparent_and_never_the_client
     .await;
     assert_eq!(r.status, 403);
     assert_eq!(up.hits(), hits);
+}
+
+/// Issue 25 (TLS out): an `https://` upstream is reached with its route's TLS settings —
+/// the right CA is trusted, another CA's certificate is refused (502
+/// `upstream_failed`, nothing reaches the upstream), the system's roots do not stand in
+/// for a private CA, a client certificate is presented when configured (and an upstream
+/// that requires one refuses the route without), and `server_name` names the
+/// certificate when the URL names an address.
+#[tokio::test]
+async fn issue25_the_gateway_verifies_its_upstreams_certificate() {
+    use super::tls_pki::{Ca, file, https};
+    use mandate_egress::Settings;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("upstream CA");
+    let other = Ca::new("another CA");
+    let client_ca = Ca::new("client CA");
+    let leaf = ca.leaf(&["localhost"]);
+    let hits = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&hits);
+    let app = axum::Router::new().fallback(move || {
+        count.fetch_add(1, Ordering::SeqCst);
+        async { "from the upstream" }
+    });
+    let plain = https(app.clone(), &leaf, None).await;
+    let mtls = https(app, &leaf, Some(&client_ca)).await;
+    let ca_file = file(dir.path(), "ca.pem", &ca.pem);
+    let other_file = file(dir.path(), "other.pem", &other.pem);
+    let id = client_ca.leaf(&["mandate-gateway"]);
+    let cert_file = file(dir.path(), "client.pem", &id.cert);
+    let key_file = file(dir.path(), "client.key", &id.key);
+    let trust = |ca: &std::path::Path| Settings {
+        ca_file: Some(ca.to_path_buf()),
+        ..Settings::default()
+    };
+    let with_id = Settings {
+        client_cert_file: Some(cert_file.clone()),
+        client_key_file: Some(key_file.clone()),
+        ..trust(&ca_file)
+    };
+    let named = Settings {
+        server_name: Some("localhost".into()),
+        ..trust(&ca_file)
+    };
+    let at = |port: u16| format!("https://localhost:{port}");
+    let ip = |port: u16| format!("https://127.0.0.1:{port}");
+    let routes = vec![
+        Route {
+            tls: trust(&ca_file),
+            ..route("/right", &at(plain), "x:read")
+        },
+        Route {
+            tls: trust(&other_file),
+            ..route("/wrong", &at(plain), "x:read")
+        },
+        route("/system", &at(plain), "x:read"),
+        Route {
+            tls: with_id,
+            ..route("/mtls", &at(mtls), "x:read")
+        },
+        Route {
+            tls: trust(&ca_file),
+            ..route("/nocert", &at(mtls), "x:read")
+        },
+        Route {
+            tls: named,
+            ..route("/named", &ip(plain), "x:read")
+        },
+        Route {
+            tls: trust(&ca_file),
+            ..route("/unnamed", &ip(plain), "x:read")
+        },
+    ];
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway_with(routes, authz, |c| c.timeout = Duration::from_secs(5)).await;
+    let c = mandate_egress::default_builder().build().unwrap();
+    let mut reached = 0;
+    for (path, ok) in [
+        ("/right", true),
+        ("/wrong", false),
+        ("/system", false),
+        ("/mtls", true),
+        ("/nocert", false),
+        ("/named", true),
+        ("/unnamed", false),
+    ] {
+        let r = c
+            .get(format!("{gw}{path}/r1"))
+            .bearer_auth("good")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if ok {
+            reached += 1;
+            assert_eq!(status, 200, "{path}: {body}");
+        } else {
+            assert_eq!(status, 502, "{path}: {body}");
+            assert_eq!(body["code"], "upstream_failed", "{path}");
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            reached,
+            "{path}: what reached the upstream"
+        );
+    }
+}
+
+/// Issue 25: a route's TLS file that is missing, a CA bundle that does not parse, or half
+/// a client identity stops the gateway from being built, the route named.
+#[test]
+fn issue25_bad_upstream_tls_settings_refuse_the_router() {
+    use mandate_egress::Settings;
+    let dir = tempfile::tempdir().unwrap();
+    let junk = super::tls_pki::file(dir.path(), "junk.pem", "not a certificate");
+    for (tls, want) in [
+        (
+            Settings {
+                ca_file: Some(dir.path().join("missing.pem")),
+                ..Settings::default()
+            },
+            "reading `ca_file`",
+        ),
+        (
+            Settings {
+                ca_file: Some(junk.clone()),
+                ..Settings::default()
+            },
+            "`ca_file`",
+        ),
+        (
+            Settings {
+                client_cert_file: Some(junk),
+                ..Settings::default()
+            },
+            "go together",
+        ),
+    ] {
+        let routes = vec![Route {
+            tls,
+            ..route("/crm", "https://localhost:9", "x:read")
+        }];
+        let Err(e) = mandate_gateway::http::router(
+            config("http://127.0.0.1:1", routes),
+            Arc::new(Scripted::default()),
+        ) else {
+            panic!("{want}: built")
+        };
+        let e = e.to_string();
+        assert!(e.contains("route `/crm`") && e.contains(want), "{e}");
+    }
 }

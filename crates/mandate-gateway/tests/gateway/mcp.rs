@@ -570,15 +570,18 @@ async fn harness_with(tweak: impl FnOnce(&mut McpConfig)) -> Harness {
             McpServer {
                 name: "alpha".into(),
                 url: alpha_url,
+                tls: mandate_egress::Settings::default(),
             },
             McpServer {
                 name: "beta".into(),
                 url: beta_url,
+                tls: mandate_egress::Settings::default(),
             },
             // Nothing listens on port 1.
             McpServer {
                 name: "gone".into(),
                 url: "http://127.0.0.1:1/mcp".into(),
+                tls: mandate_egress::Settings::default(),
             },
         ],
         timeout: Duration::from_secs(5),
@@ -598,7 +601,10 @@ async fn harness_with(tweak: impl FnOnce(&mut McpConfig)) -> Harness {
         authz,
         alpha,
         beta,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        http: mandate_egress::default_builder()
+            .no_proxy()
+            .build()
+            .unwrap(),
     }
 }
 

@@ -432,6 +432,7 @@ async fn an_alert_is_delivered_signed_to_the_alert_webhook() {
     let hook = WebhookConfig {
         url,
         secret: secret.clone(),
+        tls: mandate_tls::Settings::default(),
     };
     let env = Env::with_config(|c| {
         c.detect.config = DetectConfig {

@@ -361,7 +361,9 @@ async fn splunk_ack_on_a_token_without_acknowledgement_says_so() {
 async fn the_hec_receiver_answers_invalid_data_as_hec_does() {
     let rx = Arc::new(Hec::default());
     let url = hec_receiver(rx).await;
-    let r = reqwest::Client::new()
+    let r = mandate_egress::default_builder()
+        .build()
+        .unwrap()
         .post(&url)
         .header("authorization", format!("Splunk {TOKEN}"))
         .body("{\"event\": 1} {not json")

@@ -62,6 +62,8 @@ mod replay;
 mod reviews;
 mod ssf;
 mod ssf_streams;
+mod tls_out;
+mod tls_pki;
 mod token_surfaces;
 
 // ---- harness ----

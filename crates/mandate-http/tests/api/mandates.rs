@@ -1033,6 +1033,7 @@ async fn a_held_request_is_announced_to_the_webhook() {
         c.mandates.webhook = Some(WebhookConfig {
             url,
             secret: secret.clone(),
+            tls: mandate_tls::Settings::default(),
         });
     });
     env.activate(POLICIES, &[]).await;

@@ -341,9 +341,20 @@ fn sink_tables_are_checked_per_type() {
             &["`ca_file` is not a setting of a syslog sink (only over `transport = \"tls\"`)"],
         ),
         (
+            // Issue 25: every HTTP sink takes the TLS keys; plain HTTP off the machine
+            // is refused unless `allow_http`.
             "name = \"t\"\ntype = \"webhook\"\nurl = \"http://h/\"\nsecret_file = \"/s\"\n\
              server_name = \"h\"",
-            &["`server_name` is not a setting of a webhook sink"],
+            &["`url`: plain `http://` to `h` is refused (not loopback)"],
+        ),
+        (
+            "name = \"t\"\ntype = \"webhook\"\nurl = \"http://h/\"\nsecret_file = \"/s\"\n\
+             allow_http = true",
+            &[],
+        ),
+        (
+            "name = \"t\"\ntype = \"file\"\npath = \"/x\"\nallow_http = true",
+            &["`allow_http` is not a setting of a file sink"],
         ),
         (
             "name = \"t\"\ntype = \"syslog\"\ntransport = \"tls\"\naddress = \"h\"\n\

@@ -213,7 +213,7 @@ fn decide_load(
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let http = reqwest::Client::builder()
+        let http = mandate_egress::default_builder()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
@@ -256,7 +256,7 @@ fn token_load(
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let http = reqwest::Client::builder()
+        let http = mandate_egress::default_builder()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();

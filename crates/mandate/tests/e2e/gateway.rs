@@ -132,7 +132,7 @@ credential_header = "X-Api-Key"
         .await;
     assert_eq!(st, 200, "{t}");
     let token = t["access_token"].as_str().unwrap().to_owned();
-    let http = reqwest::Client::new();
+    let http = mandate_egress::default_builder().build().unwrap();
 
     // Allowed: forwarded with the secret, without the token, streamed back.
     let r = http
@@ -580,7 +580,7 @@ async fn issue18_followup3_an_environment_proxy_never_sees_the_injected_credenti
         .await;
     assert!(st == 200 || st == 201 || st == 204, "{st} {v}");
     let token = crm_reader(&s, &admin, &gw).await;
-    let r = reqwest::Client::builder()
+    let r = mandate_egress::default_builder()
         .no_proxy()
         .build()
         .unwrap()

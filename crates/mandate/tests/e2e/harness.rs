@@ -133,7 +133,7 @@ impl Server {
             token,
             stdout,
             stderr,
-            http: reqwest::Client::new(),
+            http: mandate_egress::default_builder().build().unwrap(),
         }
     }
 

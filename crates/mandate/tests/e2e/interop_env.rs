@@ -258,7 +258,13 @@ impl Upstream {
 
     /// Its own count of what reached it.
     pub(crate) async fn calls(&self) -> Value {
-        let r = reqwest::get(&self.calls).await.unwrap();
+        let r = mandate_egress::default_builder()
+            .build()
+            .unwrap()
+            .get(&self.calls)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{}", self.stderr.lock().unwrap());
         r.json().await.unwrap()
     }

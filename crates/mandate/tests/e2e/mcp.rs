@@ -473,7 +473,7 @@ async fn the_mcp_sdk_calls_tools_through_the_gateway_and_denials_never_reach_ups
     }
     // The same over raw HTTP: 401, the challenge points at the metadata, which names
     // Mandate as the authorization server.
-    let http = reqwest::Client::new();
+    let http = mandate_egress::default_builder().build().unwrap();
     let r = rpc_post(&http, endpoint, None, None, &initialize(1))
         .send()
         .await
@@ -747,7 +747,7 @@ async fn finding_6_an_agent_acting_for_the_same_user_cannot_use_another_agents_s
     }
     let [(_, x), (y_id, y)] = <[(String, String); 2]>::try_from(tokens).unwrap();
 
-    let http = reqwest::Client::new();
+    let http = mandate_egress::default_builder().build().unwrap();
     let sid = g.session(&http, &x).await;
     let r = rpc_post(
         &http,
@@ -837,7 +837,7 @@ async fn finding_7_contain_cuts_an_open_mcp_stream_within_one_notification() {
     let up = upstream(&python);
     let g = Gateway::start(&up, &[], POLICIES).await;
     let (agent, token) = g.agent("ticker").await;
-    let http = reqwest::Client::new();
+    let http = mandate_egress::default_builder().build().unwrap();
     let sid = g.session(&http, &token).await;
     let listen = http
         .get(&g.endpoint)

@@ -512,7 +512,7 @@ async fn a_flooded_listener_leaves_the_others_their_descriptors() {
     }
     // Give the server time to accept what it will.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let client = reqwest::Client::builder()
+    let client = mandate_egress::default_builder()
         .timeout(std::time::Duration::from_secs(3))
         .build()
         .unwrap();

@@ -124,7 +124,7 @@ async fn the_http_route_of_the_shipped_demo_allows_a_read_with_a_static_attribut
         .await;
     assert!(st == 200 || st == 201 || st == 204, "{st} {v}");
     let access = d.token_for("/crm").await;
-    let http = reqwest::Client::new();
+    let http = mandate_egress::default_builder().build().unwrap();
 
     let r = http
         .get(format!("{}/crm/contacts/c42", d.gateway))
@@ -164,7 +164,7 @@ async fn the_http_route_of_the_shipped_demo_allows_a_read_with_a_static_attribut
 async fn the_mcp_tools_sample_answers_raw_json_rpc_through_the_gateway() {
     let d = demo().await;
     let access = d.token_for("/mcp").await;
-    let http = reqwest::Client::new();
+    let http = mandate_egress::default_builder().build().unwrap();
     let url = format!("{}/mcp", d.gateway);
 
     let (sid, init) = open_session(&http, &url, &access).await;
