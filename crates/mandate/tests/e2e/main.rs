@@ -39,6 +39,7 @@ mod replay;
 mod review;
 mod serve;
 mod ssf;
+mod tls;
 mod traces;
 mod upstreams;
 mod wire;
