@@ -429,6 +429,10 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     let stop_signals = StopSignals::listen();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
+    // Every listener's certificate, checked before the data dir is touched (a bad one
+    // refuses the start before a first start's bootstrap token is made and could be
+    // lost unprinted; `tls_in`).
+    let tls = crate::tls_in::Served::load(&cfg.tls, clock.as_ref())?;
     // `--dev` without a data dir given: a fresh temporary one, removed when `run` ends
     // (declared first, so dropped last: after the store and the audit log are closed).
     let temp_dir = if cfg.dev && !cfg.data_dir_given {
@@ -509,9 +513,6 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     let boot = bootstrap::ensure(store.as_ref(), supplied, clock.as_ref(), random.as_ref())
         .context("bootstrap token")?;
 
-    // Every listener's certificate, checked before anything is bound (a bad one refuses
-    // the start; `tls_in`).
-    let tls = crate::tls_in::Served::load(&cfg.tls, clock.as_ref())?;
     let tls_clock = Arc::clone(&clock);
     let scheme = |l| crate::tls_in::scheme(&cfg.tls, l);
     let api_scheme = scheme(crate::tls_in::Listener::Api);

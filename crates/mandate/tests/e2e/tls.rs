@@ -393,5 +393,8 @@ fn a_bad_certificate_or_key_refuses_the_start_naming_the_file() {
         assert!(err.contains(&named) && err.contains(want), "{case}: {err}");
         assert!(err.contains("[tls]"), "{case}: the table is named: {err}");
         assert!(!out.contains("listening on"), "{case}: {out}");
+        // Refused before the data dir is made: a first start's bootstrap token is never
+        // created only to be lost unprinted.
+        assert!(!tmp.path().join("data").exists(), "{case}: data dir made");
     }
 }
