@@ -38,7 +38,9 @@ start_mandate() {
   mandate_pid=$!
   for _ in $(seq 400); do grep -q "mandate agent register" "$work/mandate.out" && break; sleep 0.05; done
   grep -q "mandate agent register" "$work/mandate.out" || { cat "$work/mandate.err" >&2; return 1; }
-  maddr="$(grep -o 'http://[0-9.:]*' "$work/mandate.out" | head -n1)"
+  # `https://` when MANDATE_CONFIG gives the API listener a certificate (bench/tls.sh;
+  # curl then trusts its CA through CURL_CA_BUNDLE).
+  maddr="$(grep -o 'https\?://[0-9.:]*' "$work/mandate.out" | head -n1)"
   admin="$(grep -o 'mat_[A-Za-z0-9_-]*' "$work/mandate.out")"
   agent="$(curl -sf "$maddr/v1/agents" -H "Authorization: Bearer $admin" \
     -H 'Content-Type: application/json' \

@@ -33,6 +33,7 @@ mod authorize;
 mod authzen;
 pub(crate) mod caller;
 mod cluster;
+pub mod conn;
 mod dev;
 mod discovery_runs;
 pub mod error;

@@ -51,6 +51,8 @@ pub const JWKS_FETCHES: &str = "mandate_jwks_fetches_total";
 pub const JWKS_USABLE: &str = "mandate_jwks_usable_seconds";
 /// The outcomes of a JWKS fetch.
 pub const JWKS_OUTCOMES: [&str; 4] = ["ok", "unreachable", "status", "invalid"];
+/// `mandate_tls_reloads_total{outcome}` (counter).
+pub const TLS_RELOADS: &str = "mandate_tls_reloads_total";
 
 /// The histograms' bucket bounds in seconds: a decision takes tens of microseconds to
 /// a few milliseconds with its group commit, a commit one fsync (about a millisecond on
@@ -74,6 +76,13 @@ pub fn describe() {
     metrics::counter!(AUDIT_EVENTS).increment(0);
     metrics::counter!(AUDIT_COMMIT_FAILURES).increment(0);
     metrics::counter!(ACTIVITY_DROPPED).increment(0);
+    for o in ["ok", "failed"] {
+        metrics::counter!(TLS_RELOADS, "outcome" => o).increment(0);
+    }
+    describe_counter!(
+        TLS_RELOADS,
+        "Reloads of a listener's TLS certificate and key (SIGHUP or a changed file), by outcome (ok, or failed: the previous one is still served)"
+    );
     describe_counter!(
         ACTIVITY_DROPPED,
         "Last-activity notes dropped because a million subjects were waiting for the next flush"
@@ -255,6 +264,12 @@ pub(crate) fn audit_committed(events: usize, ok: bool, took: Duration) {
 pub(crate) fn snapshot_refreshed(ok: bool) {
     let outcome = if ok { "ok" } else { "failed" };
     metrics::counter!(SNAPSHOT_REFRESHES, "outcome" => outcome).increment(1);
+}
+
+/// Counts a reload of a listener's TLS certificate and key (the binary's listeners).
+pub fn tls_reloaded(ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
+    metrics::counter!(TLS_RELOADS, "outcome" => outcome).increment(1);
 }
 
 /// Counts an anomaly the detector raised (and stored).

@@ -22,6 +22,9 @@
 //! Every file is read once, when the client is built: a file that is missing or does
 //! not parse is a [`TlsError`] at start, never a failure at the first connection. No
 //! error holds a key's content.
+//!
+//! The listeners' side — inbound TLS, a certificate reloaded while serving — is
+//! [`server`].
 
 use std::io;
 use std::os::unix::fs::PermissionsExt as _;
@@ -36,6 +39,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use tokio_rustls::client::TlsStream;
 
 mod outbound;
+pub mod server;
 mod verifier;
 
 pub use outbound::{check_url, is_loopback_host};
@@ -259,7 +263,7 @@ pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// The content of the file at `path`. INVARIANT (bounded TLS files): only a regular file
 /// (after symlinks) of at most [`MAX_FILE_BYTES`] is read — a device (`/dev/zero`), a
 /// FIFO or a huge file is an error at start, not a start that eats memory or never ends.
-fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     use std::io::Read as _;
     let failed = |source: io::Error| TlsError::Read {
         key,
@@ -290,7 +294,10 @@ fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// Every certificate of the PEM file at `path`; an error if one does not parse or there
 /// is none.
-fn certificates(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn certificates(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read(key, path)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()

@@ -1,6 +1,7 @@
 //! The TLS client against a real rustls server on loopback, with certificates made here
 //! (rcgen): what it trusts, the names it checks, mutual TLS; and every settings error a
-//! start can meet, each a `TlsError` naming the setting, never a panic.
+//! start can meet, each a `TlsError` naming the setting, never a panic. The listeners'
+//! side (`mandate_tls::server`) is tested in `server.rs`.
 #![expect(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -10,6 +11,9 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+#[path = "tls/server.rs"]
+mod server;
 
 use mandate_tls::{Client, Settings, TlsError, host_port};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};

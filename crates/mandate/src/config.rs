@@ -138,6 +138,11 @@ pub struct ServeConfig {
     pub ssf_transmitters: Vec<SsfTransmitterConfig>,
     /// `[[discovery.sources]]` (file only): scheduled discovery runs (docs/governance.md).
     pub discovery_sources: Vec<mandate_http::discovery::SourceConfig>,
+    /// `[tls]`, `[gateway.tls]`, `[opa.tls]`, `[metrics.tls]` (`cert_file`, `key_file`,
+    /// `client_auth`): TLS on the listeners; `[tls]` is the API's and every other
+    /// listener's unless its own table overrides it (`crate::tls_in`,
+    /// docs/running.md#tls). None set: plain HTTP everywhere.
+    pub tls: crate::tls_in::TlsConfig,
 }
 
 /// One `[[ssf.transmitters]]` table: a Shared Signals transmitter (usually an IdP).
@@ -588,14 +593,16 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             },
         }
     }
+    // The listeners' `tls.*` keys are listed with their code (`tls_in`).
+    let all_keys = || KEYS.iter().chain(crate::tls_in::KEYS);
     for (k, r) in &raw {
-        if !KEYS.contains(&k.as_str()) {
+        if !all_keys().any(|key| key == k) {
             errors.push(format!("{}: unknown key", r.source));
         }
     }
-    raw.retain(|k, _| KEYS.contains(&k.as_str()));
+    raw.retain(|k, _| all_keys().any(|key| key == k));
 
-    let env_keys: BTreeMap<String, &str> = KEYS.iter().map(|k| (env_name(k), *k)).collect();
+    let env_keys: BTreeMap<String, &str> = all_keys().map(|k| (env_name(k), *k)).collect();
     for (name, value) in env.iter().filter(|(n, _)| n.starts_with("MANDATE_")) {
         match env_keys.get(name) {
             Some(k) => {
@@ -705,6 +712,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         export_sinks: sinks,
         ssf_transmitters: transmitters,
         discovery_sources,
+        tls: crate::tls_in::TlsConfig::default(),
     };
     // `--dev` changes defaults only: the file, the environment and the flags below still
     // override each of them.
@@ -1032,11 +1040,17 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     bad(why)
                 }
             }
+            k if crate::tls_in::KEYS.contains(&k) => {
+                if let Some(Err(what)) = cfg.tls.apply(k, v) {
+                    bad(what)
+                }
+            }
             _ => bad("must not be empty"),
         }
     }
     errors.extend(mandate_http::export::check_sinks(&cfg.export_sinks));
     check_outbound(&cfg, &mut errors);
+    errors.extend(cfg.tls.check());
     if let Err(e) = mandate_http::discovery::check_sources(&cfg.discovery_sources) {
         errors.extend(e);
     }

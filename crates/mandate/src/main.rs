@@ -34,6 +34,7 @@ mod replay_cli;
 mod report_cli;
 mod review_cli;
 mod serve;
+mod tls_in;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -142,10 +142,10 @@ fn gateway_router(
 ) -> anyhow::Result<axum::Router> {
     use mandate_gateway::http::{Credential, HttpConfig, Route, Template};
     use mandate_gateway::mcp::{McpConfig, McpServer};
-    let public_url = cfg
-        .gateway_public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = cfg.gateway_public_url.clone().unwrap_or_else(|| {
+        let scheme = crate::tls_in::scheme(&cfg.tls, crate::tls_in::Listener::Gateway);
+        format!("{scheme}://{addr}")
+    });
     let mut routes = Vec::new();
     for r in &cfg.gateway_routes {
         let t =
@@ -470,6 +470,10 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     let stop_signals = StopSignals::listen();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
+    // Every listener's certificate, checked before the data dir is touched (a bad one
+    // refuses the start before a first start's bootstrap token is made and could be
+    // lost unprinted; `tls_in`).
+    let tls = crate::tls_in::Served::load(&cfg.tls, clock.as_ref())?;
     // `--dev` without a data dir given: a fresh temporary one, removed when `run` ends
     // (declared first, so dropped last: after the store and the audit log are closed).
     let temp_dir = if cfg.dev && !cfg.data_dir_given {
@@ -550,6 +554,9 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     let boot = bootstrap::ensure(store.as_ref(), supplied, clock.as_ref(), random.as_ref())
         .context("bootstrap token")?;
 
+    let tls_clock = Arc::clone(&clock);
+    let scheme = |l| crate::tls_in::scheme(&cfg.tls, l);
+    let api_scheme = scheme(crate::tls_in::Listener::Api);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
@@ -584,7 +591,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     let issuer = cfg
         .issuer
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{api_scheme}://{addr}"));
     if cfg.issuer.is_none() && addr.ip().is_unspecified() {
         tracing::warn!(
             "listening on all interfaces without `issuer` set; tokens will name {issuer}"
@@ -697,7 +704,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     }
     writeln!(
         out,
-        "Mandate {} listening on http://{addr}",
+        "Mandate {} listening on {api_scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
     )?;
     writeln!(
@@ -712,7 +719,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             ""
         }
     )?;
-    let mut exports = format!("MANDATE_ADDR=http://{addr}");
+    let mut exports = format!("MANDATE_ADDR={api_scheme}://{addr}");
     match (&boot, &dev_admin, &demo) {
         (_, Some(admin), Some(demo)) => {
             writeln!(
@@ -774,21 +781,30 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     if let Some(l) = &opa_listener {
         writeln!(
             out,
-            "OPA-compatible API (Data, Policy, Health) on http://{}",
+            "OPA-compatible API (Data, Policy, Health) on {}://{}",
+            scheme(crate::tls_in::Listener::Opa),
             l.local_addr()?
         )?;
     }
     if let Some(l) = &metrics_listener {
-        writeln!(out, "metrics on http://{}/metrics", l.local_addr()?)?;
+        writeln!(
+            out,
+            "metrics on {}://{}/metrics",
+            scheme(crate::tls_in::Listener::Metrics),
+            l.local_addr()?
+        )?;
     }
     if let Some((_, gaddr, _)) = &gateway {
-        writeln!(out, "gateway on http://{gaddr}")?;
+        writeln!(
+            out,
+            "gateway on {}://{gaddr}",
+            scheme(crate::tls_in::Listener::Gateway)
+        )?;
         // `--dev`: where each gateway resource is, as a token must name it.
         if demo.is_some() {
-            let base = cfg
-                .gateway_public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{gaddr}"));
+            let base = cfg.gateway_public_url.clone().unwrap_or_else(|| {
+                format!("{}://{gaddr}", scheme(crate::tls_in::Listener::Gateway))
+            });
             for r in &cfg.gateway_routes {
                 writeln!(
                     out,
@@ -817,19 +833,39 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         header_read_timeout_secs = limits.header_read_timeout.as_secs(),
         "listener limits"
     );
+    let acceptor = |l| tls.acceptor(l);
+    let (api_tls, gateway_tls, opa_tls, metrics_tls) = (
+        acceptor(crate::tls_in::Listener::Api),
+        acceptor(crate::tls_in::Listener::Gateway),
+        acceptor(crate::tls_in::Listener::Opa),
+        acceptor(crate::tls_in::Listener::Metrics),
+    );
+    tls.spawn_reloader(tls_clock, crate::tls_in::POLL_EVERY);
     let gateway_task = gateway.map(|(l, gaddr, router)| {
         tracing::info!(%gaddr, "gateway serving");
         let mut rx = stop_rx.clone();
-        tokio::spawn(crate::listen::serve(l, router, limits, async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }))
+        tokio::spawn(crate::listen::serve(
+            l,
+            router,
+            limits,
+            gateway_tls,
+            async move {
+                let _ = rx.wait_for(|v| *v).await;
+            },
+        ))
     });
     let opa_task = opa_listener.map(|l| {
         let router = mandate_http::opa::opa_router(Arc::clone(&state), cfg.opa_authentication);
         let mut rx = stop_rx.clone();
-        tokio::spawn(crate::listen::serve(l, router, limits, async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }))
+        tokio::spawn(crate::listen::serve(
+            l,
+            router,
+            limits,
+            opa_tls,
+            async move {
+                let _ = rx.wait_for(|v| *v).await;
+            },
+        ))
     });
     let metrics_task = metrics_listener.map(|l| {
         let router = mandate_http::metrics::metrics_router(
@@ -838,14 +874,21 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             cfg.metrics_authentication,
         );
         let mut rx = stop_rx.clone();
-        tokio::spawn(crate::listen::serve(l, router, limits, async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }))
+        tokio::spawn(crate::listen::serve(
+            l,
+            router,
+            limits,
+            metrics_tls,
+            async move {
+                let _ = rx.wait_for(|v| *v).await;
+            },
+        ))
     });
     crate::listen::serve(
         listener,
         mandate_http::router(Arc::clone(&state)).layer(axum::Extension(exposition)),
         limits,
+        api_tls,
         stop_signals.recv(),
     )
     .await;

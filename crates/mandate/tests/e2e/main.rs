@@ -40,6 +40,7 @@ mod replay;
 mod review;
 mod serve;
 mod ssf;
+mod tls;
 mod tls_out;
 mod traces;
 mod upstreams;
