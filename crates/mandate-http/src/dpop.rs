@@ -62,7 +62,7 @@ pub(crate) fn refusal(state: &Node, e: SenderError) -> ApiError {
 }
 
 /// Checks how the agent's own token (`claims` verified) was presented on a request to
-/// `path` with `method`; records and answers a refusal.
+/// `path` with `method`; records (the path naming the surface) and answers a refusal.
 pub(crate) fn check_own(
     state: &Node,
     headers: &HeaderMap,
@@ -71,7 +71,6 @@ pub(crate) fn check_own(
     token: &str,
     scheme: Scheme,
     claims: &AccessClaims,
-    surface: &str,
 ) -> Result<(), ApiError> {
     let proofs = proofs(headers);
     let url = own_url(state, path);
@@ -85,7 +84,7 @@ pub(crate) fn check_own(
             method,
             url: &url,
         },
-        surface,
+        path,
     )
     .map_err(|e| refusal(state, e))
 }
@@ -107,9 +106,7 @@ pub(crate) fn check_caller(
         return Ok(());
     };
     match at {
-        Some((method, path)) => {
-            check_own(state, headers, method, path, token, scheme, &claims, path)
-        }
+        Some((method, path)) => check_own(state, headers, method, path, token, scheme, &claims),
         None => check_sender(
             state,
             &claims,

@@ -425,3 +425,90 @@ async fn metadata_lists_dpop_algorithms() {
         json!(["EdDSA", "Ed25519", "ES256"])
     );
 }
+
+/// The gateways' authorizer (what both gateways call before reading a body): a bound
+/// token only under `DPoP`, with a proof for the gateway's own URL, once.
+#[tokio::test]
+async fn the_gateway_authorizer_holds_a_bound_token_to_its_key() {
+    use mandate_gateway::authz::{Authorizer as _, AuthzError, Presented};
+    let env = Env::new();
+    let route = "http://gateway.test/crm";
+    let c = env
+        .client_with(
+            "gw-agent",
+            json!({"grants": [{"actions": ["crm:*"], "resources": ["*"]}],
+                   "audiences": ["http://gateway.test/*"]}),
+        )
+        .await;
+    let key = SigningKey::generate(&OsRandom).expect("key");
+    let now = env.now();
+    let p = proof(&key, "POST", &format!("{ISSUER}/oauth/token"), now, None);
+    let mut req = Request::post("/oauth/token")
+        .header(header::CONTENT_TYPE, FORM)
+        .header("dpop", p);
+    req = req.header(
+        header::AUTHORIZATION,
+        format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{}:{}", c.id, c.secret)
+            )
+        ),
+    );
+    let body = encode(&[("grant_type", "client_credentials"), ("resource", route)]);
+    let r = env.send(req.body(Body::from(body)).expect("request")).await;
+    r.expect(200);
+    let token = r.json()["access_token"].as_str().expect("token").to_owned();
+    let authz = mandate_http::gateway::GatewayAuthorizer::new(std::sync::Arc::clone(&env.state));
+    let url = format!("{route}/contacts/c-1");
+    let reason = |r: Result<_, AuthzError>| match r {
+        Err(AuthzError::Dpop(d)) => d.reason.to_owned(),
+        other => format!("{other:?}"),
+    };
+    // As Bearer: refused.
+    let bearer = Presented {
+        token: &token,
+        dpop: false,
+        proofs: vec![],
+        method: "GET",
+        url: url.clone(),
+    };
+    assert_eq!(
+        reason(authz.authenticate_presented(&bearer, route)),
+        "dpop_bound_token_as_bearer"
+    );
+    // A proof for Mandate's URL, not the gateway's: refused.
+    let wrong = proof(
+        &key,
+        "GET",
+        &format!("{ISSUER}/crm/contacts/c-1"),
+        now,
+        Some(&token),
+    );
+    let p = Presented {
+        token: &token,
+        dpop: true,
+        proofs: vec![&wrong],
+        method: "GET",
+        url: url.clone(),
+    };
+    assert_eq!(reason(authz.authenticate_presented(&p, route)), "dpop_htu");
+    // The right proof: the agent; the same again: replayed.
+    let good = proof(&key, "GET", &url, now, Some(&token));
+    let p = Presented {
+        token: &token,
+        dpop: true,
+        proofs: vec![&good],
+        method: "GET",
+        url: url.clone(),
+    };
+    let who = authz
+        .authenticate_presented(&p, route)
+        .expect("authenticated");
+    assert_eq!(who.agent, c.id);
+    assert_eq!(
+        reason(authz.authenticate_presented(&p, route)),
+        "dpop_replayed"
+    );
+}
