@@ -67,7 +67,9 @@ fn authlib_exchanges_a_user_token_for_a_mandate_token() {
 /// `tests/interop/dpop_client.py`) get bound tokens and pass at `/v1/authorize` and the
 /// HTTP gateway; a replayed proof, a wrong `htm` or `htu` and the bound token presented
 /// as `Bearer` are refused at both.
-#[tokio::test]
+// Multi-threaded: the Python client runs synchronously on this thread while the
+// upstream answers the gateway from another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_independent_dpop_client_binds_and_is_held_to_its_key() {
     let up = crate::gateway::upstream(crate::gateway::Seen::default()).await;
     let (_t, dir) = data_dir();
