@@ -509,7 +509,40 @@ fn policy_seeds() -> Result<(), Box<dyn std::error::Error>> {
         );
         write("policy_request", name, s.as_bytes())?;
     }
+    dpop_seeds()?;
     Ok(())
+}
+
+/// `dpop_proof`: a good proof's claims under either key (`e!`/`p!`, the second with a
+/// `htu` that normalizes to the first's), one signed whole, an `alg: none` header and
+/// an `htu` to normalize.
+fn dpop_seeds() -> std::io::Result<()> {
+    let ath = mandate_token::dpop::ath("token");
+    let claims = |htu: &str| {
+        json!({"jti": "j", "htm": "POST", "htu": htu, "iat": NOW_SECS, "ath": ath})
+            .to_string()
+            .into_bytes()
+    };
+    let good = claims("https://mandate.test/v1/authorize");
+    write("dpop_proof", "ed25519", &with_mode(b'e', &good))?;
+    write(
+        "dpop_proof",
+        "p256",
+        &with_mode(b'p', &claims("https://Mandate.test:443/v1/authorize?x")),
+    )?;
+    let keys = client_keys();
+    let mut jwk = keys[0].jwk.to_value();
+    if let Some(o) = jwk.as_object_mut() {
+        o.remove("kid");
+    }
+    let header = json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk}).to_string();
+    write(
+        "dpop_proof",
+        "ed25519-jws",
+        keys[0].signer.jws(header.as_bytes(), &good).as_bytes(),
+    )?;
+    write("dpop_proof", "none", b"E!{\"typ\":\"dpop+jwt\",\"alg\":\"none\"}\n{}")?;
+    write("dpop_proof", "htu", b"u!HTTPS://H:443/a%2fb?q#f")
 }
 
 fn bundle_seeds() -> Result<(), Box<dyn std::error::Error>> {

@@ -75,6 +75,10 @@ pub struct Boundary {
     #[serde(default)]
     #[schema(value_type = Vec<AudiencePattern>, inline, max_items = 256, default = json!([]))]
     pub audiences: Vec<String>,
+    /// Every token this agent gets must be DPoP-bound (RFC 9449): a token request
+    /// without a `DPoP` proof is refused (`invalid_dpop_proof`). Shown only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_dpop: bool,
 }
 
 /// An agent as the registry shows it.
@@ -356,6 +360,7 @@ impl From<&mandate_core::agent::Boundary> for Boundary {
             max_token_lifetime_secs: b.max_token_lifetime_secs,
             delegates: b.delegates.iter().map(ToString::to_string).collect(),
             audiences: b.audiences.clone(),
+            require_dpop: b.require_dpop,
         }
     }
 }

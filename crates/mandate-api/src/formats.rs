@@ -451,9 +451,9 @@ named_schema!(
 );
 
 named_schema!(
-    /// `token_type`: always `Bearer`.
+    /// `token_type`: `Bearer`, or `DPoP` for a DPoP-bound token (RFC 9449 §5).
     BearerType,
-    one_of_strings(&["Bearer"])
+    one_of_strings(&["Bearer", "DPoP"])
 );
 
 named_schema!(

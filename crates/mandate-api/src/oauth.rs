@@ -122,7 +122,7 @@ pub struct TokenResponse {
     /// A JWT (`typ: at+jwt`, `alg` `EdDSA` or `Ed25519` per `token.signing_alg`) signed
     /// by the current key.
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` when the request carried a DPoP proof (RFC 9449 §5).
     #[schema(value_type = BearerType, inline)]
     pub token_type: String,
     /// Seconds.
@@ -139,7 +139,7 @@ pub struct TokenResponse {
 pub struct IntrospectionResponse {
     /// Whether the token is active.
     pub active: bool,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` when the request carried a DPoP proof (RFC 9449 §5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = BearerType, inline)]
     pub token_type: Option<String>,
@@ -192,6 +192,17 @@ pub struct IntrospectionResponse {
     /// revokes this one. Absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<ParentToken>,
+    /// RFC 7800 / RFC 9449 §6.2: the key a DPoP-bound token is bound to (`jkt`, the
+    /// RFC 7638 thumbprint). Absent for a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<TokenConfirmation>,
+}
+
+/// The `cnf` of a DPoP-bound token (RFC 9449 §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenConfirmation {
+    /// The RFC 7638 SHA-256 thumbprint (base64url) of the DPoP public key.
+    pub jkt: String,
 }
 
 impl IntrospectionResponse {
@@ -212,6 +223,7 @@ impl IntrospectionResponse {
             act: None,
             mandate: None,
             parents: Vec::new(),
+            cnf: None,
         }
     }
 }
@@ -319,6 +331,10 @@ pub struct ServerMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Vec<AssertionAlgs>)]
     pub introspection_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// RFC 9449 §5.1: the `alg` values DPoP proofs may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<AssertionAlgs>)]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// `/healthz`: the process is up.

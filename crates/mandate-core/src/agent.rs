@@ -261,6 +261,8 @@ struct RawBoundary {
     delegates: Vec<AgentId>,
     #[serde(default)]
     audiences: Vec<String>,
+    #[serde(default)]
+    require_dpop: bool,
 }
 
 /// The documented ceiling of an agent. The token service enforces the lifetime, scopes
@@ -279,6 +281,11 @@ pub struct Boundary {
     /// RFC 8707 resource URIs (with `*` globs) this agent may get tokens for; empty
     /// means only the server's default audience.
     pub audiences: Vec<String>,
+    /// Every token this agent gets must be DPoP-bound (RFC 9449): the token endpoint
+    /// refuses a request without a DPoP proof (`invalid_dpop_proof`,
+    /// `dpop_required`). Absent from the stored form when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_dpop: bool,
 }
 
 /// The longest lifetime any boundary may allow: one day.
@@ -325,6 +332,7 @@ impl TryFrom<RawBoundary> for Boundary {
             max_token_lifetime_secs: r.max_token_lifetime_secs,
             delegates,
             audiences,
+            require_dpop: r.require_dpop,
         })
     }
 }

@@ -88,9 +88,52 @@ pub struct Principal {
     pub expires_at: i64,
 }
 
+/// How the agent presented its token to a gateway (RFC 9449 §7): the scheme, the
+/// `DPoP` header values and the request they must be proofs for.
+#[derive(Debug, Clone)]
+pub struct Presented<'a> {
+    /// The token.
+    pub token: &'a str,
+    /// `Authorization: DPoP` (else `Bearer`).
+    pub dpop: bool,
+    /// Every `DPoP` header value.
+    pub proofs: Vec<&'a str>,
+    /// The request's method.
+    pub method: &'a str,
+    /// The request's URL as the agent reached it: the gateway's `public_url` and the
+    /// path as sent.
+    pub url: String,
+}
+
+/// A token refused for how it was presented (RFC 9449): 401 with a `DPoP` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopRefusal {
+    /// The RFC 9449 / RFC 6750 error code (`invalid_token`, `invalid_dpop_proof`,
+    /// `use_dpop_nonce`).
+    pub error: &'static str,
+    /// The stable reason (`dpop_htu`, `dpop_bound_token_as_bearer`, …).
+    pub reason: &'static str,
+    /// A fresh server nonce for `use_dpop_nonce`.
+    pub nonce: Option<String>,
+}
+
+impl DpopRefusal {
+    /// The `WWW-Authenticate` value (RFC 9449 §7.1).
+    pub fn challenge(&self) -> String {
+        format!(
+            "DPoP error=\"{}\", error_description=\"{}\", algs=\"EdDSA Ed25519 ES256\"",
+            self.error, self.reason
+        )
+    }
+}
+
 /// Why there is no answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthzError {
+    /// The token was presented the wrong way for its binding, or its DPoP proof is
+    /// refused: answer 401 with [`DpopRefusal::challenge`].
+    #[error("DPoP: {}", .0.reason)]
+    Dpop(DpopRefusal),
     /// The token is missing, does not verify, has expired or is not for this audience:
     /// answer 401 with `WWW-Authenticate`.
     #[error("invalid token: {0}")]
@@ -117,6 +160,25 @@ pub trait Authorizer: Send + Sync + 'static {
     /// body is read, when a session or stream is opened, and again whenever
     /// [`Authorizer::changes`] fires while a stream is open.
     fn authenticate(&self, token: &str, audience: &str) -> Result<Principal, AuthzError>;
+
+    /// [`Authorizer::authenticate`] for a token as the agent presented it, also holding
+    /// it to its sender constraint (a DPoP-bound token only under `DPoP`, with a valid
+    /// proof for this request). Every request a gateway receives is authenticated
+    /// through here; `authenticate` alone re-checks a token already presented (an open
+    /// stream's lease). The default knows no DPoP: it refuses the `DPoP` scheme and
+    /// authenticates a `Bearer` token; Mandate's authorizer overrides it.
+    fn authenticate_presented(
+        &self,
+        p: &Presented<'_>,
+        audience: &str,
+    ) -> Result<Principal, AuthzError> {
+        if p.dpop {
+            return Err(AuthzError::Unauthenticated(
+                "DPoP is not supported by this authorizer".to_owned(),
+            ));
+        }
+        self.authenticate(p.token, audience)
+    }
 
     /// Fires whenever what decisions read may have changed (a new snapshot: a
     /// suspension, containment, revocation, policy change) or became unreadable (a

@@ -106,8 +106,8 @@ use serde_json::{Map, Value, json};
 use mandate_core::clock::Clock;
 use mandate_core::trace::{AttrValue, RequestTrace, SpanKind};
 
-use crate::authz::{Answer, Ask, Authorizer, AuthzError, Verdict};
-use crate::bearer::bearer;
+use crate::authz::{Answer, Ask, Authorizer, AuthzError, Presented, Verdict};
+use crate::bearer::{agent_token, dpop_proofs};
 use crate::budget::{BodyBudget, DEFAULT_MAX_BUFFERED_BYTES};
 use crate::lease::{self, Access, Lease, Watch};
 use crate::trace;
@@ -802,6 +802,7 @@ async fn respond(
 fn refused_by(gw: &Gateway, route: &Route, e: AuthzError) -> Response {
     match e {
         AuthzError::Unauthenticated(_) => unauthorized(gw, &route.prefix, Some("invalid_token")),
+        AuthzError::Dpop(d) => dpop_refused(&d),
         AuthzError::Forbidden(reason) => problem(
             StatusCode::FORBIDDEN,
             "denied",
@@ -820,6 +821,29 @@ fn refused_by(gw: &Gateway, route: &Route, e: AuthzError) -> Response {
     }
 }
 
+/// A token refused for its DPoP presentation: 401 with the `DPoP` challenge (and a
+/// fresh `DPoP-Nonce` for `use_dpop_nonce`).
+fn dpop_refused(d: &crate::authz::DpopRefusal) -> Response {
+    let mut res = problem(
+        StatusCode::UNAUTHORIZED,
+        d.error,
+        "the token's DPoP presentation is refused; nothing was forwarded",
+        json!({"reason": d.reason}),
+    );
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&d.challenge()) {
+        h.insert(header::WWW_AUTHENTICATE, v);
+    }
+    if let Some(v) = d
+        .nonce
+        .as_deref()
+        .and_then(|n| HeaderValue::from_str(n).ok())
+    {
+        h.insert(HeaderName::from_static("dpop-nonce"), v);
+    }
+    res
+}
+
 async fn forward(
     gw: &Gateway,
     route: &Route,
@@ -835,13 +859,22 @@ async fn forward(
         path,
         query,
     } = req;
-    let Some(token) = bearer(&headers).map(str::to_owned) else {
+    let Some((token, dpop)) = agent_token(&headers) else {
         return unauthorized(gw, &route.prefix, None);
     };
+    let token = token.to_owned();
     let audience = format!("{}{}", gw.cfg.public_url, route.prefix);
+    let presented = Presented {
+        token: &token,
+        dpop,
+        proofs: dpop_proofs(&headers),
+        method: method.as_str(),
+        // RFC 9449 §4.3: the URL the agent used, checked against this gateway's own.
+        url: format!("{}{}", gw.cfg.public_url, path.raw()),
+    };
     // INVARIANT (authenticate before the body): not a byte of the body is read until
-    // the token has verified for this route's resource.
-    let principal = match gw.authz.authenticate(&token, &audience) {
+    // the token has verified for this route's resource (and its DPoP proof, if bound).
+    let principal = match gw.authz.authenticate_presented(&presented, &audience) {
         Ok(p) => p,
         Err(e) => return refused_by(gw, route, e),
     };

@@ -177,8 +177,8 @@ use mandate_core::clock::Clock;
 use mandate_core::trace::{AttrValue, RequestTrace, SpanKind};
 use serde_json::{Value, json};
 
-use crate::authz::{Ask, Authorizer, AuthzError, Principal, Reason, Verdict};
-use crate::bearer::bearer;
+use crate::authz::{Ask, Authorizer, AuthzError, Presented, Principal, Reason, Verdict};
+use crate::bearer::{agent_token, dpop_proofs};
 use crate::budget::BodyBudget;
 use crate::http::body::{BodyFault, Limits, Progress, read_whole};
 use crate::lease::{self, Access, End, Lease, Watch};
@@ -484,6 +484,15 @@ fn refusal(id: &Value, e: &End) -> (StatusCode, Value) {
         rpc::error(id, code, message, Some(json!({"error": word})))
     };
     match e {
+        End::Access(AuthzError::Dpop(d)) => (
+            StatusCode::UNAUTHORIZED,
+            rpc::error(
+                id,
+                rpc::UNAUTHENTICATED,
+                "the token's DPoP presentation is refused",
+                Some(json!({"error": d.error, "reason": d.reason})),
+            ),
+        ),
         End::Access(AuthzError::Unauthenticated(_)) => (
             StatusCode::UNAUTHORIZED,
             fail(
@@ -619,6 +628,20 @@ impl Gateway {
             AuthzError::Unavailable(why) => {
                 tracing::error!(reason = %why, "MCP gateway: authorization unavailable; nothing forwarded");
             }
+            AuthzError::Dpop(d) => {
+                tracing::debug!(reason = d.reason, "MCP gateway: DPoP presentation refused");
+                let (challenge, nonce) = (d.challenge(), d.nonce.clone());
+                let (status, body) = refusal(id, &End::Access(e));
+                let mut r = rpc_response(status, body);
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                if let Some(v) = nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+                    r.headers_mut()
+                        .insert(HeaderName::from_static("dpop-nonce"), v);
+                }
+                return Box::new(r);
+            }
         }
         let (status, body) = refusal(id, &End::Access(e));
         Box::new(rpc_response(status, body))
@@ -651,15 +674,29 @@ impl Gateway {
 
     /// Authenticates the token for this resource (nothing decided or recorded): the
     /// acting agent, or the refusal (401, 403 for a holder that may not act now, 503).
-    fn authenticate(&self, id: &Value, token: Option<&str>) -> Result<Principal, Refusal> {
-        let Some(token) = token else {
+    /// Authenticates the token of `headers` (under `Bearer` or `DPoP`, with its proof
+    /// for `method` on this endpoint, `{public_url}/mcp`) for this resource.
+    fn authenticate(
+        &self,
+        id: &Value,
+        headers: &HeaderMap,
+        method: &str,
+    ) -> Result<Principal, Refusal> {
+        let Some((token, dpop)) = agent_token(headers) else {
             return Err(self.unauthorized(id, false));
+        };
+        let presented = Presented {
+            token,
+            dpop,
+            proofs: dpop_proofs(headers),
+            method,
+            url: self.resource.clone(),
         };
         // INVARIANT (session owner): sessions, streams and caps belong to the acting
         // agent the authorizer names for a token it has just verified for this
         // resource, never to a claim read here.
         self.authz
-            .authenticate(token, &self.resource)
+            .authenticate_presented(&presented, &self.resource)
             .map_err(|e| self.authz_error(id, e))
     }
 
@@ -1120,7 +1157,9 @@ async fn handle_post(
     // body is read for a client that is not authenticated.
     let early = |r: Refusal| unread(*r);
     gw.check_origin(headers).map_err(early)?;
-    let token = bearer(headers).ok_or_else(|| unread(*gw.unauthorized(&null, false)))?;
+    let token = agent_token(headers)
+        .map(|(t, _)| t)
+        .ok_or_else(|| unread(*gw.unauthorized(&null, false)))?;
     let json_body = header_str(headers, header::CONTENT_TYPE.as_str())
         .and_then(|c| c.split(';').next())
         .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
@@ -1156,7 +1195,7 @@ async fn handle_post(
     }
     // INVARIANT (authenticated before read): the body is read only for a token that
     // authenticates for this resource, and its holder may act.
-    let principal = gw.authenticate(&null, Some(token)).map_err(early)?;
+    let principal = gw.authenticate(&null, headers, "POST").map_err(early)?;
     let declared = header_str(headers, header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > u64::try_from(gw.max_body_bytes).unwrap_or(u64::MAX)) {
@@ -1296,7 +1335,7 @@ async fn delete_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respo
     let null = Value::Null;
     let run = || -> Result<Response, Refusal> {
         gw.check_origin(&headers)?;
-        let principal = gw.authenticate(&null, bearer(&headers))?;
+        let principal = gw.authenticate(&null, &headers, "DELETE")?;
         let session = gw.session(&headers, &null, &principal.agent)?;
         if let Some(sid) = header_str(&headers, SESSION_HEADER) {
             // Ends the session's open streams too.
@@ -1327,9 +1366,9 @@ async fn get_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response
                 "Accept must list text/event-stream",
             )));
         }
-        let token = bearer(&headers);
+        let token = agent_token(&headers).map(|(t, _)| t);
         let since = Watch::start(gw.authz.as_ref());
-        let principal = gw.authenticate(&null, token)?;
+        let principal = gw.authenticate(&null, &headers, "GET")?;
         let session = gw.session(&headers, &null, &principal.agent)?;
         let lease = gw.lease(token.unwrap_or_default(), &principal, &session, since);
         Ok(listen::open(&gw, &session, lease))
@@ -1373,9 +1412,9 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("bearer abc"),
         );
-        assert_eq!(bearer(&h), Some("abc"));
+        assert_eq!(agent_token(&h), Some(("abc", false)));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h), None);
+        assert_eq!(agent_token(&h), None);
     }
 
     #[test]

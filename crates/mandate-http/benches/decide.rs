@@ -83,6 +83,7 @@ fn claims(agent: &str) -> AccessClaims {
         act: None,
         mandate: None,
         parents: Vec::new(),
+        cnf: None,
     }
 }
 

@@ -68,6 +68,7 @@ fn config(dir: &std::path::Path) -> ServerConfig {
         ssf: Default::default(),
         max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
         reviews: Default::default(),
+        dpop: Default::default(),
     }
 }
 

@@ -109,6 +109,7 @@ async fn main() {
         detect: mandate_http::detect::DetectSettings::default(),
         max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
         reviews: Default::default(),
+        dpop: Default::default(),
         ssf: Default::default(),
     };
     let state = Arc::new(

@@ -37,6 +37,7 @@ fn claims(jti: &str) -> AccessClaims {
         act: None,
         mandate: None,
         parents: Vec::new(),
+        cnf: None,
     }
 }
 

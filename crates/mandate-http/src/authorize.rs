@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::Node;
 use crate::decide::{Decision, Principal, Resource, TokenAudience};
 use crate::error::ApiError;
-use crate::extract::{bearer, looks_like_jwt, lookup_admin_token, parse_json, read_body};
+use crate::extract::{looks_like_jwt, lookup_admin_token, parse_json, read_body};
 use mandate_service::decisions::{
     Question, decide_question, record_decision, record_decisions, verified_claims,
 };
@@ -46,6 +46,9 @@ pub(crate) struct AuthorizeRequest {
     /// With `token`: the resource the enforcement point serves, which the token must be
     /// issued for. Without it the token must be issued for Mandate itself.
     audience: Option<String>,
+    /// With `token`: the agent's DPoP proof and the request it was made for; required
+    /// when the token is DPoP-bound (`INVARIANT (bound stays bound)`).
+    dpop: Option<crate::dpop::Forwarded>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,12 +66,16 @@ pub(crate) enum Caller<'h> {
 }
 
 /// Authenticates the caller of a decision endpoint: an agent's own access token (any
-/// bearer that looks like a JWT), or a `service` or `admin` admin token.
+/// bearer that looks like a JWT, under `Bearer` or `DPoP`), or a `service` or `admin`
+/// admin token (under `Bearer`). An agent's token is held to how it was presented
+/// (`INVARIANT (bound stays bound)`, mandate_service::dpop) for a request of `at`
+/// (method, path; `None`: a surface with no DPoP, where a bound token is refused).
 pub(crate) async fn caller<'h>(
     state: &Arc<Node>,
     headers: &'h HeaderMap,
+    at: Option<(&str, &str)>,
 ) -> Result<Caller<'h>, ApiError> {
-    let token = bearer(headers).ok_or_else(|| {
+    let (token, scheme) = crate::dpop::agent_token(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
@@ -76,7 +83,15 @@ pub(crate) async fn caller<'h>(
         )
     })?;
     if looks_like_jwt(token) {
+        crate::dpop::check_caller(state, headers, token, scheme, at)?;
         return Ok(Caller::Agent(token));
+    }
+    if scheme != mandate_service::dpop::Scheme::Bearer {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "service and admin tokens are bearer tokens",
+        ));
     }
     match lookup_admin_token(state, token).await? {
         Some(t) if matches!(t.role, Role::Service | Role::Admin) => {
@@ -146,6 +161,9 @@ fn check(req: &AuthorizeRequest, caller: &Caller<'_>) -> Result<(), ApiError> {
         _ if req.audience.is_some() && req.token.is_none() => Err(bad(
             "audience goes with token: it is what the token must be issued for",
         )),
+        _ if req.dpop.is_some() && req.token.is_none() => Err(bad(
+            "dpop goes with token: it is the proof the agent sent with it",
+        )),
         _ if req
             .audience
             .as_ref()
@@ -169,6 +187,20 @@ fn check(req: &AuthorizeRequest, caller: &Caller<'_>) -> Result<(), ApiError> {
             Err(bad("request_id is at most 128 bytes"))
         }
         _ => Ok(()),
+    }
+}
+
+/// A token an enforcement point passes on, held to its binding: a bound token needs the
+/// agent's proof in `dpop` (`crate::dpop::check_forwarded`). A token that does not
+/// verify is left to the decision, which denies it.
+fn forwarded_proof(state: &Node, r: &AuthorizeRequest) -> Result<(), ApiError> {
+    let Some(token) = r.token.as_deref() else {
+        return Ok(());
+    };
+    let snapshot = state.snapshot()?;
+    match verified_claims(state, &snapshot, token, state.clock.now()) {
+        Some(c) => crate::dpop::check_forwarded(state, token, &c, r.dpop.as_ref(), "/v1/authorize"),
+        None => Ok(()),
     }
 }
 
@@ -353,7 +385,12 @@ pub(crate) async fn authorize(
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
-    let who = caller(&state, &parts.headers).await?;
+    let who = caller(
+        &state,
+        &parts.headers,
+        Some((parts.method.as_str(), parts.uri.path())),
+    )
+    .await?;
     refuse_unverified(&state, &*state.snapshot()?, &who, "/v1/authorize")?;
     let r: AuthorizeRequest = body(&state, &parts.headers, b).await?;
     // `mandate_decision_duration_seconds`: from the body in to the answer ready.
@@ -363,6 +400,7 @@ pub(crate) async fn authorize(
     )]
     let started = std::time::Instant::now();
     check(&r, &who)?;
+    forwarded_proof(&state, &r)?;
     // INVARIANT (decided on the snapshot of now): the snapshot is taken once the body is
     // in, never before: a body may take up to the body deadline to arrive, and a
     // suspension or revocation made meanwhile must govern this decision
@@ -394,7 +432,12 @@ pub(crate) async fn authorize_batch(
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
-    let who = caller(&state, &parts.headers).await?;
+    let who = caller(
+        &state,
+        &parts.headers,
+        Some((parts.method.as_str(), parts.uri.path())),
+    )
+    .await?;
     refuse_unverified(&state, &*state.snapshot()?, &who, "/v1/authorize")?;
     let b: BatchRequest = body(&state, &parts.headers, b).await?;
     if b.requests.is_empty() || b.requests.len() > MAX_BATCH {
@@ -405,6 +448,7 @@ pub(crate) async fn authorize_batch(
     }
     for r in &b.requests {
         check(r, &who)?;
+        forwarded_proof(&state, r)?;
     }
     let mut decisions = Vec::with_capacity(b.requests.len());
     let mut events = Vec::with_capacity(b.requests.len());

@@ -551,7 +551,12 @@ fn semantic(o: &Map<String, Value>) -> Result<api::EvaluationsSemantic, Bad> {
 
 async fn evaluate(state: Arc<Node>, req: Request<Body>, batch: bool) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
-    let who = caller(&state, &parts.headers).await?;
+    let who = caller(
+        &state,
+        &parts.headers,
+        Some((parts.method.as_str(), parts.uri.path())),
+    )
+    .await?;
     refuse_unverified(&state, &*state.snapshot()?, &who, "/access/v1/evaluation")?;
     let o = body(&state, &parts.headers, b).await?;
     let rid = request_id(&parts.headers);
@@ -774,7 +779,12 @@ struct Found {
 
 async fn search(state: Arc<Node>, req: Request<Body>, kind: Kind) -> Result<Response, ApiError> {
     let (parts, b) = req.into_parts();
-    let who = caller(&state, &parts.headers).await?;
+    let who = caller(
+        &state,
+        &parts.headers,
+        Some((parts.method.as_str(), parts.uri.path())),
+    )
+    .await?;
     refuse_unverified(&state, &*state.snapshot()?, &who, "/access/v1/search")?;
     if kind == Kind::Subject && matches!(who, Caller::Agent(_)) {
         return Err(ApiError::new(

@@ -14,7 +14,7 @@ use mandate_token::user::VerifiedUser;
 
 use crate::Node;
 use crate::error::ApiError;
-use crate::extract::{bearer, looks_like_jwt, lookup_admin_token};
+use crate::extract::{looks_like_jwt, lookup_admin_token};
 
 /// An authenticated caller.
 #[derive(Debug)]
@@ -36,10 +36,25 @@ fn unauthenticated(msg: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", msg)
 }
 
-/// Authenticates the bearer of `headers`.
-pub(crate) async fn identify(state: &Arc<Node>, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let token = bearer(headers).ok_or_else(|| unauthenticated("a bearer token is required"))?;
-    if !looks_like_jwt(token) {
+/// Authenticates the bearer of `headers` on a request of `method` to `path` (an agent's
+/// token under `Bearer` or `DPoP`, held to its binding; everything else under `Bearer`).
+pub(crate) async fn identify(
+    state: &Arc<Node>,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+) -> Result<Caller, ApiError> {
+    let (token, scheme) = crate::dpop::agent_token(headers)
+        .ok_or_else(|| unauthenticated("a bearer token is required"))?;
+    let is_jwt = looks_like_jwt(token);
+    if scheme != mandate_service::dpop::Scheme::Bearer
+        && !(is_jwt && peek_issuer(token).as_deref() == Some(state.config.issuer.as_str()))
+    {
+        return Err(unauthenticated(
+            "only Mandate's access tokens are presented under the DPoP scheme",
+        ));
+    }
+    if !is_jwt {
         return match lookup_admin_token(state, token).await? {
             Some(t) if t.role == Role::Service => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -61,6 +76,7 @@ pub(crate) async fn identify(state: &Arc<Node>, headers: &HeaderMap) -> Result<C
                 "the access token is not issued for Mandate (its `aud` names another resource)",
             ));
         }
+        crate::dpop::check_own(state, headers, method, path, token, scheme, &claims)?;
         let holder = crate::decide::holder(&snapshot, &claims, now)
             .map_err(|r| unauthenticated(&format!("access token refused: {}", r.reason)))?;
         return Ok(Caller::Agent {
@@ -94,6 +110,12 @@ impl axum::extract::FromRequestParts<Arc<Node>> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &Arc<Node>,
     ) -> Result<Self, ApiError> {
-        identify(state, &parts.headers).await
+        identify(
+            state,
+            &parts.headers,
+            parts.method.as_str(),
+            parts.uri.path(),
+        )
+        .await
     }
 }

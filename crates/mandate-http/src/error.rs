@@ -17,6 +17,9 @@ pub struct ApiError {
     detail: String,
     /// RFC 9457 extension members (e.g. `errors` for an invalid policy).
     extra: Option<Box<(&'static str, serde_json::Value)>>,
+    /// A DPoP refusal's `WWW-Authenticate` challenge and `DPoP-Nonce` (RFC 9449 §7.1,
+    /// §9), in place of the Bearer challenge.
+    dpop: Option<Box<(String, Option<String>)>>,
 }
 
 impl ApiError {
@@ -27,7 +30,15 @@ impl ApiError {
             code,
             detail: detail.into(),
             extra: None,
+            dpop: None,
         }
+    }
+
+    /// Answers with a DPoP `WWW-Authenticate` challenge (and a `DPoP-Nonce` when given)
+    /// instead of the Bearer one.
+    pub fn with_dpop_challenge(mut self, challenge: String, nonce: Option<String>) -> Self {
+        self.dpop = Some(Box::new((challenge, nonce)));
+        self
     }
 
     /// The message for the client.
@@ -178,7 +189,16 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.status == StatusCode::UNAUTHORIZED {
+        if let Some(d) = self.dpop {
+            let (challenge, nonce) = *d;
+            let h = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                h.insert(header::WWW_AUTHENTICATE, v);
+            }
+            if let Some(v) = nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+                h.insert("dpop-nonce", v);
+            }
+        } else if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(if self.code == "invalid_token" {
@@ -198,6 +218,8 @@ pub struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: String,
+    /// `DPoP-Nonce` to send with a `use_dpop_nonce` (RFC 9449 §8).
+    nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -216,7 +238,17 @@ impl OAuthError {
             status,
             error,
             description,
+            nonce: None,
         }
+    }
+
+    /// A refused DPoP proof at the token endpoint (400 `invalid_dpop_proof` or
+    /// `use_dpop_nonce`, RFC 9449 §5, §8), with the server's current nonce when it
+    /// requires one.
+    pub fn dpop(error: &'static str, d: impl Into<String>, nonce: Option<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, error, d);
+        e.nonce = nonce;
+        e
     }
 
     /// `invalid_token` (401, RFC 6750 §3.1): an unknown bearer token at introspection or
@@ -318,6 +350,9 @@ impl IntoResponse for OAuthError {
         };
         if let Some(c) = challenge {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if let Some(v) = self.nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            h.insert("dpop-nonce", v);
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -59,6 +59,8 @@ impl From<ExchangeError> for OAuthError {
             | E::ActorTokenInactive(_)
             | E::ActorTokenMandateBound
             | E::ActorTokenOfAnotherClient
+            | E::ActorTokenBound
+            | E::SubjectTokenBound
             | E::SubjectTokenInvalid(_)
             | E::SubjectTokenInactive(_)
             | E::NotDelegable
@@ -134,6 +136,7 @@ fn parse<'p>(p: &'p Params) -> Result<Ask<'p>, OAuthError> {
         scope,
         targets,
         mandate,
+        proofs: Vec::new(),
     })
 }
 
@@ -143,7 +146,8 @@ pub(crate) async fn exchange(
     headers: &HeaderMap,
     p: &Params,
 ) -> Result<Response, OAuthError> {
-    let ask = parse(p)?;
+    let mut ask = parse(p)?;
+    ask.proofs = crate::dpop::token_request_proofs(headers)?;
     let form_client_id = p.get("client_id");
     // A request whose credentials cannot be read is refused, and recorded, like one whose
     // credentials do not authenticate.
@@ -154,12 +158,17 @@ pub(crate) async fn exchange(
             return Err(e);
         }
     };
-    let done = exchange::exchange(state, auth, form_client_id, &ask).await?;
+    let done = exchange::exchange(state, auth, form_client_id, &ask)
+        .await
+        .map_err(|e| match e {
+            ExchangeError::Token(t) => crate::oauth::token_refusal(state, t),
+            other => other.into(),
+        })?;
     Ok(no_store(
         Json(json!({
             "access_token": done.token,
             "issued_token_type": ACCESS_TOKEN,
-            "token_type": "Bearer",
+            "token_type": if done.bound { "DPoP" } else { "Bearer" },
             "expires_in": done.expires_in,
             "scope": done.scope,
         }))

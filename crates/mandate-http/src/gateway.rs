@@ -16,7 +16,8 @@ use axum::http::StatusCode;
 use mandate_api as api;
 use mandate_core::trace::{RequestTrace, SpanSink};
 use mandate_gateway::authz::{
-    Answer, Ask, Authorizer, AuthzError, BoxFuture, Principal as Acting, Verdict,
+    Answer, Ask, Authorizer, AuthzError, BoxFuture, DpopRefusal, Presented, Principal as Acting,
+    Verdict,
 };
 use serde_json::{Value, json};
 
@@ -178,6 +179,50 @@ impl Authorizer for GatewayAuthorizer {
             token_id: claims.jti.clone(),
             expires_at: claims.exp,
         })
+    }
+
+    fn authenticate_presented(
+        &self,
+        p: &Presented<'_>,
+        audience: &str,
+    ) -> Result<Acting, AuthzError> {
+        let state = &self.state;
+        {
+            let snapshot = state.snapshot().map_err(unavailable)?;
+            let now = state.clock.now();
+            let claims = verified_for(state, &snapshot, p.token, audience, now)?;
+            // INVARIANT (bound stays bound), mandate_service::dpop: at the gateway the
+            // proof names the gateway's own public URL.
+            let presentation = mandate_service::dpop::Presentation {
+                scheme: if p.dpop {
+                    mandate_service::dpop::Scheme::Dpop
+                } else {
+                    mandate_service::dpop::Scheme::Bearer
+                },
+                proofs: &p.proofs,
+                method: p.method,
+                url: &p.url,
+            };
+            let surface = if audience.ends_with("/mcp") {
+                "gateway:mcp"
+            } else {
+                "gateway:http"
+            };
+            mandate_service::dpop::check_sender(state, &claims, p.token, &presentation, surface)
+                .map_err(|e| {
+                    AuthzError::Dpop(DpopRefusal {
+                        error: e.oauth_error(),
+                        reason: e.code(),
+                        nonce: match e {
+                            mandate_service::dpop::SenderError::Proof(
+                                mandate_token::dpop::DpopError::Nonce,
+                            ) => state.dpop().nonce(now),
+                            _ => None,
+                        },
+                    })
+                })?;
+        }
+        self.authenticate(p.token, audience)
     }
 
     fn changes(&self) -> tokio::sync::watch::Receiver<u64> {

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub use mandate_service::config::{MandateConfig, ReviewConfig, ServerConfig};
+pub use mandate_service::dpop::DpopConfig;
 pub use mandate_service::jobs::{flush_activity, flush_baselines, spawn_sweeper, sweep};
 /// One escalation pass over overdue access review items (the sweeper runs it each tick).
 pub use mandate_service::reviews::escalate as escalate_reviews;
@@ -36,6 +37,7 @@ mod cluster;
 pub mod conn;
 mod dev;
 mod discovery_runs;
+mod dpop;
 pub mod error;
 mod exchange;
 pub mod export_http;

@@ -67,6 +67,10 @@ impl From<TokenError> for OAuthError {
             E::UnknownAdminToken => Self::invalid_token(e.to_string()),
             E::ReadOnly => Self::insufficient_scope(e.to_string()),
             E::AnotherClientsToken => Self::unauthorized_client(e.to_string()),
+            E::Dpop(d) => Self::dpop(d.oauth_error(), format!("{d} ({})", d.code()), None),
+            E::DpopRequired => {
+                Self::dpop("invalid_dpop_proof", format!("{e} (dpop_required)"), None)
+            }
             E::Random(_)
             | E::Signing(_)
             | E::RevocationUnrecorded(_)
@@ -290,16 +294,32 @@ pub(crate) async fn client_credentials(
     for r in &resources {
         check_resource(r)?;
     }
-    let issued = tokens::issue_client_credentials(state, auth, scope, &resources).await?;
+    let proofs = crate::dpop::token_request_proofs(headers)?;
+    let issued = tokens::issue_client_credentials(state, auth, scope, &resources, &proofs)
+        .await
+        .map_err(|e| token_refusal(state, e))?;
     Ok(no_store(
         Json(api::TokenResponse {
             access_token: issued.token,
-            token_type: "Bearer".to_owned(),
+            token_type: if issued.bound { "DPoP" } else { "Bearer" }.to_owned(),
             expires_in: u64::from(issued.expires_in),
             scope: issued.scope,
         })
         .into_response(),
     ))
+}
+
+/// A refused token request as answered: a `use_dpop_nonce` carries this server's
+/// current nonce in `DPoP-Nonce` (RFC 9449 §8); every other refusal as mapped above.
+pub(crate) fn token_refusal(state: &Node, e: TokenError) -> OAuthError {
+    match e {
+        TokenError::Dpop(d @ mandate_token::dpop::DpopError::Nonce) => OAuthError::dpop(
+            d.oauth_error(),
+            format!("{d} ({})", d.code()),
+            state.dpop().nonce(state.clock.now()),
+        ),
+        other => other.into(),
+    }
 }
 
 /// Who is calling introspection or revocation: an admin bearer token, or a client
@@ -362,7 +382,8 @@ fn introspection(c: AccessClaims) -> api::IntrospectionResponse {
     }
     api::IntrospectionResponse {
         active: true,
-        token_type: Some("Bearer".to_owned()),
+        // RFC 9449 §6.2: a bound token is of type `DPoP`.
+        token_type: Some(if c.cnf.is_some() { "DPoP" } else { "Bearer" }.to_owned()),
         iss: Some(c.iss),
         sub: Some(c.sub),
         aud: Some(match c.aud {
@@ -385,6 +406,7 @@ fn introspection(c: AccessClaims) -> api::IntrospectionResponse {
                 iat: p.iat,
             })
             .collect(),
+        cnf: c.cnf.map(|c| api::TokenConfirmation { jkt: c.jkt }),
     }
 }
 
@@ -562,6 +584,7 @@ pub(crate) mod tests {
             act: None,
             mandate: None,
             parents: vec![],
+            cnf: None,
         };
         let delegated = AccessClaims {
             aud: Audience::Many(vec!["https://a.example".into(), "https://b.example".into()]),

@@ -190,10 +190,14 @@ async fn who<'h>(ctx: &Ctx, headers: &'h HeaderMap) -> Result<Who<'h>, OpaError>
         };
     }
     // The same check as every decision surface (`/v1/authorize`, AuthZEN).
-    Ok(match crate::authorize::caller(&ctx.node, headers).await? {
-        crate::authorize::Caller::Agent(t) => Who::Agent(t),
-        crate::authorize::Caller::Service(id) => Who::Enforcer(id),
-    })
+    // No DPoP on this listener (its public URL is not configured): a DPoP-bound token
+    // is refused here (`INVARIANT (bound stays bound)`).
+    Ok(
+        match crate::authorize::caller(&ctx.node, headers, None).await? {
+            crate::authorize::Caller::Agent(t) => Who::Agent(t),
+            crate::authorize::Caller::Service(id) => Who::Enforcer(id),
+        },
+    )
 }
 
 /// `/v1/data/{path}` as the Data API's slash path, checked: segments of at most 256

@@ -245,6 +245,7 @@ pub(crate) fn unit_test_config(dir: &std::path::Path) -> ServerConfig {
         detect: crate::detect::DetectSettings::default(),
         max_staleness: mandate_service::freshness::DEFAULT_MAX_STALENESS,
         reviews: Default::default(),
+        dpop: Default::default(),
         ssf: Default::default(),
     }
 }

@@ -80,6 +80,7 @@ pub(crate) async fn metadata(State(state): State<Arc<Node>>) -> Json<api::Server
         revocation_endpoint_auth_signing_alg_values_supported: Some(list(&ASSERTION_ALGS)),
         introspection_endpoint_auth_methods_supported: Some(auth_methods),
         introspection_endpoint_auth_signing_alg_values_supported: Some(list(&ASSERTION_ALGS)),
+        dpop_signing_alg_values_supported: Some(list(mandate_token::dpop::SIGNING_ALGS)),
     })
 }
 

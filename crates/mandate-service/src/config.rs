@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub max_staleness: std::time::Duration,
     /// Access review campaigns (`[reviews]`).
     pub reviews: ReviewConfig,
+    /// DPoP proofs (`[dpop]`, dpop.rs).
+    pub dpop: crate::dpop::DpopConfig,
 }
 
 /// Access review settings (`[reviews]`). The default suspends nothing.

@@ -45,6 +45,16 @@ pub enum ExchangeError {
         "token exchange requires client authentication (client_secret_basic, client_secret_post or private_key_jwt)"
     )]
     ClientRequired,
+    /// The subject token is DPoP-bound and the request's proof is not made with its key.
+    #[error(
+        "subject_token is DPoP-bound: the token request must carry a DPoP proof made with the key it is bound to"
+    )]
+    SubjectTokenBound,
+    /// The actor token is DPoP-bound and the request's proof is not made with its key.
+    #[error(
+        "actor_token is DPoP-bound: the token request must carry a DPoP proof made with the key it is bound to"
+    )]
+    ActorTokenBound,
     /// The actor token does not verify.
     #[error("actor_token is invalid: {0}")]
     ActorTokenInvalid(VerifyError),
@@ -128,6 +138,8 @@ impl ExchangeError {
             | Self::ActorTokenMandateBound
             | Self::ActorTokenOfAnotherClient
             | Self::SubjectTokenInvalid(_)
+            | Self::SubjectTokenBound
+            | Self::ActorTokenBound
             | Self::SubjectTokenInactive(_)
             | Self::NotDelegable
             | Self::SubjectTokenRefused(_)
@@ -158,6 +170,8 @@ pub struct Ask<'a> {
     pub targets: Vec<&'a str>,
     /// The mandate named, if any.
     pub mandate: Option<MandateId>,
+    /// The request's `DPoP` header values (RFC 9449 §5; at most one accepted).
+    pub proofs: Vec<&'a str>,
 }
 
 impl std::fmt::Debug for Ask<'_> {
@@ -180,6 +194,8 @@ pub struct Exchanged {
     pub expires_in: i64,
     /// Its scope.
     pub scope: String,
+    /// Whether it is DPoP-bound (`cnf.jkt`): answered with `token_type` `DPoP`.
+    pub bound: bool,
 }
 
 impl std::fmt::Debug for Exchanged {
@@ -212,14 +228,29 @@ pub async fn exchange(
     form_client_id: Option<&str>,
     ask: &Ask<'_>,
 ) -> Result<Exchanged, ExchangeError> {
-    let agent = match acting_agent(node, auth, ask.actor).await {
+    let (agent, actor_jkt) = match acting_agent(node, auth, ask.actor).await {
         Ok(a) => a,
         Err(e) => {
             record_refusal(node, form_client_id.map(str::to_owned), e.code()).await;
             return Err(e);
         }
     };
-    match exchange_for(node, &agent, ask).await {
+    let jkt = match crate::tokens::token_request_proof(node, &agent, &ask.proofs) {
+        Ok(j) => j,
+        Err(e) => {
+            record_refusal(node, Some(agent.id.to_string()), e.code()).await;
+            return Err(e.into());
+        }
+    };
+    // A bound actor token, like a bound subject token, counts only with a proof of its key.
+    if let Some(bound) = actor_jkt
+        && jkt.as_deref() != Some(bound.as_str())
+    {
+        let e = ExchangeError::ActorTokenBound;
+        record_refusal(node, Some(agent.id.to_string()), e.code()).await;
+        return Err(e);
+    }
+    match exchange_for(node, &agent, ask, jkt).await {
         Ok(r) => Ok(r),
         Err(e) => {
             record_refusal(node, Some(agent.id.to_string()), e.code()).await;
@@ -239,7 +270,7 @@ async fn acting_agent(
     node: &Arc<Node>,
     auth: Option<ClientAuth>,
     actor: Option<&str>,
-) -> Result<Agent, ExchangeError> {
+) -> Result<(Agent, Option<String>), ExchangeError> {
     let Some(auth) = auth else {
         return Err(ExchangeError::ClientRequired);
     };
@@ -259,8 +290,9 @@ async fn acting_agent(
         if h.agent.id != client.id {
             return Err(ExchangeError::ActorTokenOfAnotherClient);
         }
+        return Ok((client, c.jkt().map(str::to_owned)));
     }
-    Ok(client)
+    Ok((client, None))
 }
 
 /// What the new token will say, before the common checks and signing.
@@ -280,12 +312,22 @@ async fn exchange_for(
     node: &Arc<Node>,
     agent: &Agent,
     ask: &Ask<'_>,
+    jkt: Option<String>,
 ) -> Result<Exchanged, ExchangeError> {
     let now = node.clock.now();
     let s = node.snapshot()?;
     let draft = if peek_issuer(ask.subject).as_deref() == Some(s.issuer.as_str()) {
         let c = access::verify(&s.ring, ask.subject, &s.expected(), now)
             .map_err(ExchangeError::SubjectTokenInvalid)?;
+        // INVARIANT (bound subject): a DPoP-bound subject token is exchanged only by a
+        // request whose own DPoP proof is made with the key it is bound to — whoever
+        // merely holds a copy (another agent, a resource server it was sent to) cannot
+        // turn it into a token of their own; and the new token is bound to that key.
+        if let Some(bound) = c.jkt()
+            && jkt.as_deref() != Some(bound)
+        {
+            return Err(ExchangeError::SubjectTokenBound);
+        }
         if c.mandate.is_some() {
             delegate(
                 &s,
@@ -336,6 +378,7 @@ async fn exchange_for(
         act: Some(draft.act),
         mandate: Some(draft.mandate.id.to_string()),
         parents: draft.parents,
+        cnf: jkt.map(|jkt| access::Confirmation { jkt }),
     };
     let details = json!({
         "grant": draft.grant,
@@ -346,6 +389,7 @@ async fn exchange_for(
         "aud": claims.aud,
         "scope": claims.scope,
         "exp": claims.exp,
+        "cnf": claims.cnf.as_ref().map(|c| json!({"jkt": c.jkt})),
     });
     let token = sign_and_record(
         node,
@@ -360,6 +404,7 @@ async fn exchange_for(
         token,
         expires_in: exp - now.secs(),
         scope,
+        bound: claims.cnf.is_some(),
     })
 }
 

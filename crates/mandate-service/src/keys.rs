@@ -396,6 +396,7 @@ mod tests {
             act: None,
             mandate: None,
             parents: Vec::new(),
+            cnf: None,
         }
     }
 

@@ -50,6 +50,7 @@ pub mod decisions;
 pub mod detect;
 pub mod dev_users;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod exchange;
 pub mod export;

@@ -25,6 +25,8 @@ pub const DECISION_DURATION: &str = "mandate_decision_duration_seconds";
 pub const TOKENS_ISSUED: &str = "mandate_tokens_issued_total";
 /// `mandate_tokens_refused_total{error}` (counter).
 pub const TOKENS_REFUSED: &str = "mandate_tokens_refused_total";
+/// Presentations of agent tokens refused for DPoP (`dpop.rs`), by reason.
+pub const DPOP_REFUSED: &str = "mandate_dpop_refused_total";
 /// `mandate_audit_queue_depth` (gauge, set at scrape time).
 pub const AUDIT_QUEUE_DEPTH: &str = "mandate_audit_queue_depth";
 /// `mandate_audit_commit_duration_seconds` (histogram).
@@ -97,6 +99,10 @@ pub fn describe() {
         "POST /v1/authorize: from its request body in to its answer ready (decided and recorded)"
     );
     describe_counter!(TOKENS_ISSUED, "Access tokens issued, by grant type");
+    describe_counter!(
+        DPOP_REFUSED,
+        "Agent tokens refused at a resource for their DPoP presentation, by reason code"
+    );
     describe_counter!(
         TOKENS_REFUSED,
         "Token requests refused (and recorded as token.refused), by RFC 6749 error code"
@@ -248,6 +254,11 @@ pub(crate) fn activity_dropped() {
 /// it once per refused request, whatever refused it).
 pub fn token_refused(error: &'static str) {
     metrics::counter!(TOKENS_REFUSED, "error" => error).increment(1);
+}
+
+/// Counts an agent token refused for its DPoP presentation, by stable reason code.
+pub fn dpop_refused(reason: &'static str) {
+    metrics::counter!(DPOP_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Counts one audit group commit: its events when it succeeded, and how long it took.

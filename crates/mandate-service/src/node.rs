@@ -62,6 +62,8 @@ pub struct Node {
     pub(crate) verified_tokens: cache::VerifiedTokens,
     /// Client secrets that already passed Argon2id.
     pub(crate) verified_secrets: cache::VerifiedSecrets,
+    /// DPoP replay cache and nonce key (dpop.rs).
+    dpop: crate::dpop::Dpop,
     /// Bumped on every mandate change, so long-polling readers wake up.
     pub(crate) mandate_changes: tokio::sync::watch::Sender<u64>,
     /// Behavioural baselines and anomaly scoring (`None` when detection is off).
@@ -164,7 +166,9 @@ impl Node {
             matches!(store.freshness(), mandate_store::Freshness::Local),
             config.max_staleness,
         );
+        let dpop = crate::dpop::Dpop::new(config.dpop, keys.store_key().dpop_nonce_key());
         let state = Self {
+            dpop,
             proof,
             verified_tokens: cache::VerifiedTokens::default(),
             verified_secrets: cache::VerifiedSecrets::new(memo_key),
@@ -491,6 +495,11 @@ impl Node {
     /// Sends a signed webhook in the background (see [`Webhooks`]).
     pub fn send_webhook(&self, hook: &WebhookConfig, at: i64, body: serde_json::Value) {
         self.webhooks.send(hook, at, body);
+    }
+
+    /// This node's DPoP replay cache and nonces.
+    pub fn dpop(&self) -> &crate::dpop::Dpop {
+        &self.dpop
     }
 
     /// A draft audit event of `kind` (seq, time and node are set when it is written).

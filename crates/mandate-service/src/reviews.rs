@@ -1358,6 +1358,7 @@ mod tests {
             max_token_lifetime_secs: Some(600),
             delegates: Vec::new(),
             audiences: vec!["https://api.example/*".into()],
+            require_dpop: false,
         };
         let mut inner = outer.clone();
         inner.grants = vec![grant(&["crm:read"], &["Crm::Contact/c-1"])];

@@ -93,6 +93,9 @@ pub struct StoreKey {
     seal: [u8; 32],
     /// The audit redaction HMAC key, derived.
     redaction: [u8; 32],
+    /// The DPoP nonce HMAC key, derived (`dpop.rs`): every node makes and accepts the
+    /// same nonces.
+    dpop_nonce: [u8; 32],
 }
 
 impl std::fmt::Debug for StoreKey {
@@ -197,12 +200,18 @@ impl StoreKey {
         Self {
             seal: derive(key, "mandate store seal v1"),
             redaction: derive(key, "mandate audit redaction v1"),
+            dpop_nonce: derive(key, "mandate dpop nonce v1"),
         }
     }
 
     /// The HMAC key for `Rule::Hash` audit redaction: the same on every node.
     pub fn redaction_key(&self) -> [u8; 32] {
         self.redaction
+    }
+
+    /// The HMAC key of DPoP server nonces: the same on every node of a cluster.
+    pub fn dpop_nonce_key(&self) -> [u8; 32] {
+        self.dpop_nonce
     }
 
     /// Seals `clear` as `what`: the nonce and the ciphertext (with its tag).

@@ -114,6 +114,12 @@ pub enum TokenError {
     /// A blocking task did not finish.
     #[error("blocking task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The `DPoP` header of the token request is refused (RFC 9449 §4.3, §8).
+    #[error("DPoP proof refused: {0} ({code})", code = .0.code())]
+    Dpop(mandate_token::dpop::DpopError),
+    /// The agent's boundary requires DPoP-bound tokens and the request had no proof.
+    #[error("this agent's boundary requires DPoP-bound tokens: send a DPoP proof header")]
+    DpopRequired,
 }
 
 impl TokenError {
@@ -134,6 +140,8 @@ impl TokenError {
             Self::UnknownAdminToken => "invalid_token",
             Self::ReadOnly => "insufficient_scope",
             Self::AnotherClientsToken => "unauthorized_client",
+            Self::Dpop(e) => e.oauth_error(),
+            Self::DpopRequired => "invalid_dpop_proof",
             Self::Random(_)
             | Self::Signing(_)
             | Self::RevocationUnrecorded(_)
@@ -415,6 +423,8 @@ pub struct Issued {
     pub expires_in: u32,
     /// Its scope, when one was asked for.
     pub scope: Option<String>,
+    /// Whether it is DPoP-bound (`cnf.jkt`): answered with `token_type` `DPoP`.
+    pub bound: bool,
 }
 
 impl std::fmt::Debug for Issued {
@@ -437,6 +447,7 @@ pub async fn issue_client_credentials(
     auth: ClientAuth,
     scope: Option<String>,
     resources: &[&str],
+    proofs: &[&str],
 ) -> Result<Issued, TokenError> {
     let claimed = auth.claimed();
     let agent = match authenticate(node, auth, node.config.token_endpoint()).await {
@@ -446,7 +457,14 @@ pub async fn issue_client_credentials(
             return Err(e);
         }
     };
-    match issue(node, &agent, scope, resources).await {
+    let jkt = match token_request_proof(node, &agent, proofs) {
+        Ok(j) => j,
+        Err(e) => {
+            record_refusal(node, Some(agent.id.to_string()), e.code()).await;
+            return Err(e);
+        }
+    };
+    match issue(node, &agent, scope, resources, jkt).await {
         Ok(issued) => Ok(issued),
         Err(e) => {
             record_refusal(node, Some(agent.id.to_string()), e.code()).await;
@@ -462,6 +480,7 @@ async fn issue(
     agent: &Agent,
     scope: Option<String>,
     resources: &[&str],
+    jkt: Option<String>,
 ) -> Result<Issued, TokenError> {
     // INVARIANT (ceiling): every scope token granted lies inside the agent's boundary.
     if let Some(outside) = scope
@@ -488,15 +507,45 @@ async fn issue(
         act: None,
         mandate: None,
         parents: Vec::new(),
+        cnf: jkt.map(|jkt| access::Confirmation { jkt }),
     };
-    let details = json!({"token_id": claims.jti, "aud": claims.aud, "scope": claims.scope, "exp": claims.exp});
+    let details = json!({"token_id": claims.jti, "aud": claims.aud, "scope": claims.scope,
+        "exp": claims.exp, "cnf": claims.cnf.as_ref().map(|c| json!({"jkt": c.jkt}))});
     let token = sign_and_record(node, &claims, details, None, Grant::ClientCredentials).await?;
     tracing::info!(client_id = %agent.id, jti = %claims.jti, expires_in = lifetime, "access token issued");
     Ok(Issued {
         token,
         expires_in: lifetime,
         scope,
+        bound: claims.cnf.is_some(),
     })
+}
+
+/// The DPoP proof of a token request (RFC 9449 §5): `None` without a `DPoP` header,
+/// else the thumbprint of the key it verified with (the new token's `cnf.jkt`), the
+/// proof made for `POST` to the token endpoint, fresh, and never seen before (it is
+/// remembered in the replay cache). More than one header is malformed (§4.3).
+///
+/// INVARIANT (boundary requires DPoP): an agent whose boundary says `require_dpop`
+/// gets no token without a proof.
+pub fn token_request_proof(
+    node: &Node,
+    agent: &Agent,
+    proofs: &[&str],
+) -> Result<Option<String>, TokenError> {
+    let proof = match proofs {
+        [] if agent.boundary.require_dpop => return Err(TokenError::DpopRequired),
+        [] => return Ok(None),
+        [one] => *one,
+        _ => return Err(TokenError::Dpop(mandate_token::dpop::DpopError::Malformed)),
+    };
+    let now = node.clock.now();
+    let d = node.dpop();
+    let v = d
+        .verify(proof, "POST", &node.config.token_endpoint(), None, now)
+        .map_err(TokenError::Dpop)?;
+    d.admit(&v, now).map_err(TokenError::Dpop)?;
+    Ok(Some(v.jkt))
 }
 
 /// The lifetime of a token for `agent`.

@@ -75,6 +75,17 @@ pub struct AccessClaims {
     /// off its agent's tokens, kills this one too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<ParentToken>,
+    /// RFC 7800 confirmation: the key the token is bound to (RFC 9449 `jkt`). A bound
+    /// token is accepted only with a DPoP proof made with that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a sender-constrained token (RFC 7800 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// RFC 9449 §6.1: the RFC 7638 SHA-256 thumbprint of the DPoP public key.
+    pub jkt: String,
 }
 
 /// An RFC 8693 actor claim.
@@ -98,6 +109,11 @@ pub struct ParentToken {
 }
 
 impl AccessClaims {
+    /// The thumbprint of the DPoP key the token is bound to, if it is bound.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
+
     /// The agents of the `act` chain, the current actor first; empty without `act`.
     pub fn actors(&self) -> Vec<&str> {
         let mut out = Vec::new();
@@ -283,6 +299,7 @@ mod tests {
             act: None,
             mandate: None,
             parents: Vec::new(),
+            cnf: None,
         }
     }
 

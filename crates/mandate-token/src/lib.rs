@@ -1,5 +1,5 @@
 //! Tokens and the cryptography around them: Mandate's Ed25519 signing keys and JWKS,
-//! RFC 9068 access tokens, RFC 7523 client assertions, user tokens from trusted
+//! RFC 9068 access tokens, RFC 7523 client assertions, RFC 9449 DPoP proofs, user tokens from trusted
 //! identity providers, and secret generation/hashing.
 //!
 //! This crate does no IO: keys arrive as bytes, time as a `Timestamp`, randomness
@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod assertion;
+pub mod dpop;
 pub mod jwk;
 pub mod jws;
 pub mod keys;

@@ -80,6 +80,8 @@ pub struct ServeConfig {
     pub detect_enabled: bool,
     /// `reviews.suspend_overdue`: suspend the agent of an overdue access review item.
     pub reviews_suspend_overdue: bool,
+    /// `[dpop]`: DPoP proof checks (docs/running.md).
+    pub dpop: mandate_http::DpopConfig,
     /// Its learning period, thresholds and responses.
     pub detect: mandate_detect::DetectConfig,
     /// Where `alert` responses are sent (an `http://` URL).
@@ -410,6 +412,11 @@ const KEYS: &[&str] = &[
     "dev.user_tokens",
     "detect.enabled",
     "reviews.suspend_overdue",
+    "dpop.max_age_secs",
+    "dpop.max_skew_secs",
+    "dpop.require_nonce",
+    "dpop.nonce_lifetime_secs",
+    "dpop.replay_cache_size",
     "detect.learning_days",
     "detect.learning_min_requests",
     "detect.rate_bucket_secs",
@@ -688,6 +695,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         trusted_issuers: issuers,
         detect_enabled: true,
         reviews_suspend_overdue: false,
+        dpop: mandate_http::DpopConfig::default(),
         detect: mandate_detect::DetectConfig::default(),
         detect_alert_webhook_url: None,
         detect_alert_webhook_secret_file: None,
@@ -874,6 +882,29 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                 "false" => cfg.reviews_suspend_overdue = false,
                 _ => bad("must be true or false"),
             },
+            "dpop.max_age_secs" => match int(1, 600).and_then(|n| i64::try_from(n).ok()) {
+                Some(n) => cfg.dpop.window.past_secs = n,
+                None => bad("must be a whole number of seconds in 1..=600"),
+            },
+            "dpop.max_skew_secs" => match int(0, 60).and_then(|n| i64::try_from(n).ok()) {
+                Some(n) => cfg.dpop.window.future_secs = n,
+                None => bad("must be a whole number of seconds in 0..=60"),
+            },
+            "dpop.require_nonce" => match v {
+                "true" => cfg.dpop.require_nonce = true,
+                "false" => cfg.dpop.require_nonce = false,
+                _ => bad("must be true or false"),
+            },
+            "dpop.nonce_lifetime_secs" => match int(10, 3600).and_then(|n| i64::try_from(n).ok()) {
+                Some(n) => cfg.dpop.nonce_lifetime_secs = n,
+                None => bad("must be a whole number of seconds in 10..=3600"),
+            },
+            "dpop.replay_cache_size" => {
+                match int(1000, 10_000_000).and_then(|n| usize::try_from(n).ok()) {
+                    Some(n) => cfg.dpop.replay_cache_size = n,
+                    None => bad("must be a whole number in 1000..=10000000"),
+                }
+            }
             "detect.enabled" => match v {
                 "true" => cfg.detect_enabled = true,
                 "false" => cfg.detect_enabled = false,

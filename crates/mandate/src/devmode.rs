@@ -173,6 +173,7 @@ fn demo_boundary() -> api::Boundary {
         max_token_lifetime_secs: None,
         delegates: vec![],
         audiences: strings(&["http://127.0.0.1:*", "http://localhost:*"]),
+        require_dpop: false,
     }
 }
 

@@ -645,6 +645,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             )?,
         },
         max_staleness: cfg.cluster_max_staleness,
+        dpop: cfg.dpop,
         reviews: mandate_http::ReviewConfig {
             suspend_overdue: cfg.reviews_suspend_overdue,
         },

@@ -48,6 +48,7 @@ fn chain_agent(i: usize, n: usize) -> Agent {
                 vec![]
             },
             audiences: vec![],
+            require_dpop: false,
         },
         status: AgentStatus::Active,
         status_reason: None,
@@ -133,6 +134,7 @@ fn chain(n: usize, asks: &[Option<String>]) -> Vec<AccessClaims> {
             act: Some(act),
             mandate: Some(MANDATE.into()),
             parents,
+            cnf: None,
         });
     }
     out

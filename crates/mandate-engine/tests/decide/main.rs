@@ -279,6 +279,7 @@ impl Fixture {
             act: None,
             mandate: None,
             parents: Vec::new(),
+            cnf: None,
         };
         let ring_key = self.snapshot.ring.current();
         let mut key = ring_key;

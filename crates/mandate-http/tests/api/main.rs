@@ -50,6 +50,7 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 mod anomalies;
 mod authzen;
 mod discovery_runs;
+mod dpop;
 mod export_http;
 mod fast_paths;
 mod incidents;
@@ -206,6 +207,7 @@ impl Env {
             detect: mandate_http::detect::DetectSettings::default(),
             max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
             reviews: Default::default(),
+            dpop: Default::default(),
             ssf: Default::default(),
         };
         adjust(&mut config);

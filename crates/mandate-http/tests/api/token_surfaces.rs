@@ -50,6 +50,7 @@ fn forge(key: &SigningKey, agent: &str, jti: &str, iat: i64, exp: i64) -> String
             act: None,
             mandate: None,
             parents: Vec::new(),
+            cnf: None,
         },
     )
     .expect("sign")

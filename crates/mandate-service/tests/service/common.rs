@@ -47,6 +47,7 @@ pub fn config(dir: &Path) -> ServerConfig {
         ssf: Default::default(),
         max_staleness: mandate_service::freshness::DEFAULT_MAX_STALENESS,
         reviews: Default::default(),
+        dpop: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@ fn claims(jti: &str, now: i64) -> AccessClaims {
         act: None,
         mandate: None,
         parents: Vec::new(),
+        cnf: None,
     }
 }
 

@@ -88,6 +88,7 @@ fn as_agent(a: &Agent) -> Party {
             act: None,
             mandate: None,
             parents: Vec::new(),
+            cnf: None,
         }),
     }
 }

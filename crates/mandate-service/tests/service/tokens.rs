@@ -128,6 +128,7 @@ async fn client_credentials_stay_within_the_boundary() {
         secret(&a, SECRET),
         Some("crm:read crm:write".into()),
         &[],
+        &[],
     )
     .await;
     assert!(
@@ -139,6 +140,7 @@ async fn client_credentials_stay_within_the_boundary() {
         secret(&a, SECRET),
         None,
         &["https://mail.example/inbox"],
+        &[],
     )
     .await;
     assert!(
@@ -151,6 +153,7 @@ async fn client_credentials_stay_within_the_boundary() {
         secret(&a, SECRET),
         None,
         &["https://crm.example/v1", "https://api.test"],
+        &[],
     )
     .await;
     assert!(
@@ -163,6 +166,7 @@ async fn client_credentials_stay_within_the_boundary() {
         secret(&a, SECRET),
         Some("crm:read".into()),
         &["https://crm.example/v1"],
+        &[],
     )
     .await
     .unwrap();
@@ -178,7 +182,7 @@ async fn only_the_holder_or_a_writing_admin_revokes() {
     let node = node(&dir);
     let a = register(&node, 0, crm_reader());
     let b = register(&node, 1, crm_reader());
-    let token = tokens::issue_client_credentials(&node, secret(&a, SECRET), None, &[])
+    let token = tokens::issue_client_credentials(&node, secret(&a, SECRET), None, &[], &[])
         .await
         .unwrap()
         .token;
@@ -213,6 +217,7 @@ fn ask<'a>(subject: &'a str, scope: Option<&str>) -> Ask<'a> {
         scope: scope.map(str::to_owned),
         targets: Vec::new(),
         mandate: None,
+        proofs: Vec::new(),
     }
 }
 
@@ -226,7 +231,7 @@ async fn exchange_needs_the_client_a_mandate_and_a_named_delegate() {
     let node = node(&dir);
     let a = register(&node, 0, crm_reader());
     let b = register(&node, 1, crm_reader());
-    let own = tokens::issue_client_credentials(&node, secret(&a, SECRET), None, &[])
+    let own = tokens::issue_client_credentials(&node, secret(&a, SECRET), None, &[], &[])
         .await
         .unwrap()
         .token;
@@ -316,7 +321,7 @@ async fn no_secret_or_token_reaches_a_debug_line() {
     let dir = tempfile::tempdir().unwrap();
     let node = node(&dir);
     let a = register(&node, 0, crm_reader());
-    let issued = tokens::issue_client_credentials(&node, secret(&a, SECRET), None, &[])
+    let issued = tokens::issue_client_credentials(&node, secret(&a, SECRET), None, &[], &[])
         .await
         .unwrap();
     let token = issued.token.clone();
@@ -329,6 +334,7 @@ async fn no_secret_or_token_reaches_a_debug_line() {
         token: token.clone(),
         expires_in: 60,
         scope: "crm:read".into(),
+        bound: false,
     };
     let shown = [
         ("ClientAuth::Secret", format!("{:?}", secret(&a, SECRET))),

@@ -16,7 +16,7 @@ use crate::harness::{Server, data_dir};
 
 pub(crate) const SECRET: &str = "crm-api-key-7f3a9c1e5b2d4068a1c3e5f7";
 
-const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 namespace Crm { entity Contact; }
 namespace Mandate {
   action "crm:read", "crm:write" in ["all"] appliesTo {
@@ -26,7 +26,7 @@ namespace Mandate {
 "#;
 
 /// Reads are allowed; writes are not.
-const POLICIES: &str =
+pub(crate) const POLICIES: &str =
     r#"@id("reads") permit (principal, action == Mandate::Action::"crm:read", resource);"#;
 
 #[derive(Default, Clone)]

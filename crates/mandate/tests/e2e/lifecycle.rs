@@ -185,6 +185,7 @@ async fn finding_2_a_retired_key_is_refused_everywhere_after_its_window_with_no_
                 act: None,
                 mandate: None,
                 parents: Vec::new(),
+                cnf: None,
             },
         )
         .unwrap()

@@ -403,6 +403,7 @@ async fn a_data_dir_from_before_the_store_key_starts_and_keeps_its_tokens() {
             act: None,
             mandate: None,
             parents: Vec::new(),
+            cnf: None,
         },
     )
     .unwrap();

@@ -71,6 +71,7 @@ async fn every_answer_reads_as_its_type_and_writes_back_unchanged() {
         max_token_lifetime_secs: Some(600),
         delegates: vec![],
         audiences: vec!["https://crm.example.com".into()],
+        require_dpop: false,
     };
     let registered = client
         .register_agent(&api::RegisterAgent {
