@@ -277,6 +277,21 @@ impl Decision {
         d
     }
 
+    /// A sender-constrained token (`cnf`) whose proof of possession no edge checked:
+    /// denied as `invalid_token`. Only the edge sees the proof; a bound token that
+    /// reaches the decision unchecked (it verified only on the decision's own second
+    /// try) is refused, never decided as if it were a bearer token.
+    pub fn sender_unproven(claims: &AccessClaims) -> Self {
+        let mut d = Self::deny(
+            Reason::InvalidToken,
+            AgentId::parse(&claims.client_id).ok(),
+            Some(claims.jti.clone()),
+        );
+        d.details
+            .push("the token is sender-constrained and its proof was not checked".to_owned());
+        d
+    }
+
     fn deny(reason: Reason, agent: Option<AgentId>, token_id: Option<String>) -> Self {
         Self {
             agent,

@@ -1031,7 +1031,8 @@ async fn forward(
     // the request's target reaches it. The method is the decided one too, and no header
     // names another: a method or URL override was refused in `respond` (OVERRIDES), and
     // the client's own routing claims (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`) are
-    // dropped here with the token.
+    // dropped here with the token, and so is its `DPoP` proof (RFC 9449): the proof is
+    // for the gateway, and the agent's public key is none of the upstream's business.
     let url = format!(
         "{}{}{}",
         route.upstream,
@@ -1040,6 +1041,7 @@ async fn forward(
     );
     let mut headers = end_to_end(&headers, |h| {
         h == header::AUTHORIZATION
+            || h == "dpop"
             || client_claimed_routing(h)
             || gateway_owned(h)
             || trace::is_trace_header(h)

@@ -83,6 +83,8 @@ impl From<Bad> for ApiError {
 enum Refused {
     Forbidden(String),
     Bad(Bad),
+    /// A refusal answered as it is (a bound token's missing or failed proof).
+    Api(ApiError),
 }
 
 impl From<Bad> for Refused {
@@ -96,6 +98,7 @@ impl From<Refused> for ApiError {
         match r {
             Refused::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             Refused::Bad(b) => b.into(),
+            Refused::Api(e) => e,
         }
     }
 }
@@ -293,8 +296,21 @@ fn subject_token<'a>(subject: &Entity<'a>) -> Result<Option<&'a str>, Bad> {
     }
 }
 
+/// The agent's DPoP proof an enforcement point passes on with a bound token
+/// (`subject.properties.dpop`: `{proof, htm, htu}`, as `/v1/authorize`'s `dpop`).
+fn subject_dpop(subject: &Entity<'_>) -> Result<Option<crate::dpop::Forwarded>, Bad> {
+    match subject.properties.and_then(|p| p.get("dpop")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|_| {
+            Bad::invalid(
+                "`subject.properties.dpop` must be {\"proof\", \"htm\", \"htu\"}: the agent's DPoP proof and the request it was made for",
+            )
+        }),
+    }
+}
+
 /// The context the policies see: the request's `context`, then each subject property
-/// `k` (but `token`) as `subject_<k>` and each action property as `action_<k>`,
+/// `k` (but `token` and `dpop`) as `subject_<k>` and each action property as `action_<k>`,
 /// written over a context field of the same name.
 fn context(
     ctx: Option<&Map<String, Value>>,
@@ -303,7 +319,7 @@ fn context(
 ) -> Value {
     let mut out = ctx.cloned().unwrap_or_default();
     for (k, v) in subject.into_iter().flatten() {
-        if k != "token" {
+        if k != "token" && k != "dpop" {
             out.insert(format!("subject_{k}"), v.clone());
         }
     }
@@ -385,13 +401,24 @@ fn prepare(
         }
         Caller::Service(_) => match token {
             Some(t) => {
-                if let Some(c) = verified_claims(state, snapshot, t, now)
-                    && agent.as_ref().is_none_or(|a| a.as_str() != c.client_id)
-                {
-                    return Err(Bad::invalid(
-                        "`subject.properties.token` is not a token of the agent the subject names",
+                let forwarded = subject_dpop(&ev.subject)?;
+                if let Some(c) = verified_claims(state, snapshot, t, now) {
+                    if agent.as_ref().is_none_or(|a| a.as_str() != c.client_id) {
+                        return Err(Bad::invalid(
+                            "`subject.properties.token` is not a token of the agent the subject names",
+                        )
+                        .into());
+                    }
+                    // INVARIANT (bound stays bound): a bound token passed on needs the
+                    // agent's proof, checked as if the agent had called.
+                    crate::dpop::check_forwarded(
+                        state,
+                        t,
+                        &c,
+                        forwarded.as_ref(),
+                        "/access/v1/evaluation",
                     )
-                    .into());
+                    .map_err(Refused::Api)?;
                 }
                 (None, Some(t.to_owned()))
             }

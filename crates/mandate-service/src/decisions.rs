@@ -80,19 +80,25 @@ pub fn decide_question(
     // A token that did not verify through the cache is verified by `decide` again (so
     // its answer says why); should it verify there after all, it is held to the
     // audience too, so the audience never rests on the two verifications agreeing.
+    //
+    // INVARIANT (bound stays bound): the edge checks a sender-constrained token's proof
+    // only for a token it verified (`Principal::Verified`); one that verifies only on
+    // this second try (a key learnt, or an `iat` reached, in between) had no proof
+    // checked, so a bound one is denied here rather than decided as a bearer token.
     let late;
-    let verified = match q.principal {
-        Principal::Verified(c) => Some(c),
+    let (verified, proven) = match q.principal {
+        Principal::Verified(c) => (Some(c), true),
         Principal::Token(t) => {
             late = mandate_token::access::verify(&snapshot.ring, t, &snapshot.expected(), now).ok();
-            late.as_ref()
+            (late.as_ref(), false)
         }
-        Principal::Agent(_) => None,
+        Principal::Agent(_) => (None, true),
     };
     let d = match verified {
         // Refused before the detector: a token used where it was not issued for is not
         // the agent's behaviour to learn.
         Some(c) if !q.audience.accepts(snapshot, c) => Decision::wrong_audience(c),
+        Some(c) if !proven && c.cnf.is_some() => Decision::sender_unproven(c),
         _ => decide_with(
             snapshot,
             &question,

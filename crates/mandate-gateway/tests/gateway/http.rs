@@ -2062,3 +2062,28 @@ fn issue25_bad_upstream_tls_settings_refuse_the_router() {
         assert!(e.contains("route `/crm`") && e.contains(want), "{e}");
     }
 }
+
+/// Issue 25 review: the agent's `DPoP` proof is for the gateway (RFC 9449); it, and the
+/// agent's public key inside it, never reach the upstream.
+#[tokio::test]
+async fn a_dpop_proof_is_never_forwarded() {
+    let up = upstream().await;
+    let authz = Arc::new(Scripted::default());
+    let gw = gateway(vec![route("/ok", &up.url, "x:read")], Arc::clone(&authz)).await;
+    let r = raw_with(
+        &gw,
+        "GET /ok/r1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n\
+         DPoP: eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.c2ln\r\nConnection: close\r\n\
+         X-Client-Kept: end to end\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let (_, headers, _) = up.last();
+    assert_eq!(headers.get("x-client-kept").expect("kept"), "end to end");
+    assert!(
+        !headers.contains_key("dpop"),
+        "the proof reached the upstream"
+    );
+}

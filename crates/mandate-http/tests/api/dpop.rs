@@ -340,6 +340,58 @@ async fn a_bound_token_is_held_to_its_key_everywhere() {
         .await;
     refused(&r, "invalid_dpop_proof", "dpop_replayed");
 
+    // The same through AuthZEN (`subject.properties.token`): a bound token passed on
+    // without the agent's proof was decided `true` before the adversarial review's
+    // finding; now it is refused, and with `subject.properties.dpop` it is decided.
+    let agent_id = claims["client_id"].as_str().expect("client_id").to_owned();
+    let evaluation = |dpop: Option<Value>| {
+        let mut properties = json!({"token": token});
+        if let Some(d) = dpop {
+            properties["dpop"] = d;
+        }
+        json!({
+            "subject": {"type": "agent", "id": agent_id, "properties": properties},
+            "action": {"name": "crm:read"},
+            "resource": {"type": "Crm::Contact", "id": "c-1"}
+        })
+    };
+    for path in ["/access/v1/evaluation", "/access/v1/search/action"] {
+        let mut ev = evaluation(None);
+        if path.ends_with("action") {
+            ev.as_object_mut().expect("object").remove("action");
+        }
+        let r = env
+            .presented("Bearer", &service, &[], Method::POST, path, Some(ev))
+            .await;
+        refused(&r, "invalid_token", "dpop_bound_token_as_bearer");
+    }
+    let p = proof(&key, "GET", at_gateway, now, Some(&token));
+    let r = env
+        .presented(
+            "Bearer",
+            &service,
+            &[],
+            Method::POST,
+            "/access/v1/evaluation",
+            Some(evaluation(Some(
+                json!({"proof": p, "htm": "GET", "htu": at_gateway}),
+            ))),
+        )
+        .await;
+    r.expect(200);
+    assert!(r.json()["decision"].is_boolean(), "{}", r.json());
+    let r = env
+        .presented(
+            "Bearer",
+            &service,
+            &[],
+            Method::POST,
+            "/access/v1/evaluation",
+            Some(evaluation(Some(json!({"proof": 1})))),
+        )
+        .await;
+    r.expect(400);
+
     // An unbound token under the DPoP scheme is refused too.
     let plain = env.token(&c).await;
     let p = proof(&key, "POST", &authorize, now, Some(&plain));
