@@ -317,6 +317,15 @@ fn origin(url: &str) -> Result<String, StreamError> {
     if host.is_empty() || host.starts_with(':') {
         return Err(bad());
     }
+    // INVARIANT (no plain HTTP off the machine), mandate-tls's outbound.rs: a receiver
+    // sets this URL at run time, and Security Event Tokens must not cross a network in
+    // the clear; plain `http://` is for loopback only (a receiver on the same host).
+    mandate_tls::check_url("delivery.endpoint_url", "", url, false).map_err(|_| {
+        invalid(
+            "`delivery.endpoint_url` must be https:// (plain http:// goes to loopback only: \
+             Security Event Tokens never cross a network unencrypted)",
+        )
+    })?;
     Ok(format!("{scheme}://{host}"))
 }
 

@@ -18,7 +18,7 @@
 //! original may have written and signed events past the backup, so the restored node
 //! must never sign a checkpoint under the original's origin.
 
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -266,7 +266,50 @@ fn run_restore(a: &RestoreArgs) -> Res<()> {
             )));
         }
     }
-    let checked = check(&a.file)?;
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let base = target
+        .file_name()
+        .ok_or_else(|| usage("--data-dir names no directory"))?
+        .to_string_lossy()
+        .into_owned();
+    let staging = parent.join(format!(".{base}.restore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let outcome = restore_via(a, target, &parent, &staging);
+    let _ = std::fs::remove_dir_all(&staging);
+    outcome
+}
+
+/// Restores through `staging` (made here, 0700 from its creation): the backup is first
+/// copied into it, and that copy — which nobody else can write — is both checked and
+/// restored, so a file swapped at `a.file` after the check cannot go in unchecked.
+fn restore_via(a: &RestoreArgs, target: &Path, parent: &Path, staging: &Path) -> Res<()> {
+    let io = |what: &Path, e: std::io::Error| fail(format!("writing {}: {e}", what.display()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(staging)
+        .map_err(|e| io(staging, e))?;
+    let input = staging.join(".backup");
+    {
+        let mut from = std::fs::File::open(&a.file)
+            .map_err(|e| fail(format!("reading {}: {e}", a.file.display())))?;
+        let mut to = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&input)
+            .map_err(|e| io(&input, e))?;
+        std::io::copy(&mut from, &mut to).map_err(|e| io(&input, e))?;
+    }
+    // Refusals name the operator's file, not the private copy.
+    let checked = check(&input).map_err(|Fail(code, message)| {
+        Fail(
+            code,
+            message.replace(&input.display().to_string(), &a.file.display().to_string()),
+        )
+    })?;
     let suffix: [u8; 5] = random_bytes(&OsRandom).map_err(|e| fail(e.to_string()))?;
     let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
     let new_node = match &checked.node {
@@ -276,29 +319,15 @@ fn run_restore(a: &RestoreArgs) -> Res<()> {
         ),
         None => None,
     };
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let base = target
-        .file_name()
-        .ok_or_else(|| usage("--data-dir names no directory"))?
-        .to_string_lossy();
-    let staging = parent.join(format!(".{base}.restore-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    let written = stage(&a.file, &staging, &checked, new_node.as_ref()).and_then(|()| {
-        std::fs::rename(&staging, target).map_err(|e| {
-            fail(format!(
-                "moving the restored data dir to {}: {e}",
-                target.display()
-            ))
-        })
-    });
-    if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    if let Ok(d) = std::fs::File::open(&parent) {
+    stage(&input, staging, &checked, new_node.as_ref())?;
+    std::fs::remove_file(&input).map_err(|e| io(&input, e))?;
+    std::fs::rename(staging, target).map_err(|e| {
+        fail(format!(
+            "moving the restored data dir to {}: {e}",
+            target.display()
+        ))
+    })?;
+    if let Ok(d) = std::fs::File::open(parent) {
         let _ = d.sync_all();
     }
     let log = &checked.contents.log;
@@ -318,12 +347,9 @@ fn run_restore(a: &RestoreArgs) -> Res<()> {
     Ok(())
 }
 
-/// Writes the database and key files into a new `staging` dir (0700; files 0600).
+/// Writes the database and key files into the `staging` dir (0700; files 0600).
 fn stage(file: &Path, staging: &Path, checked: &Checked, node: Option<&NodeName>) -> Res<()> {
     let io = |what: &Path, e: std::io::Error| fail(format!("writing {}: {e}", what.display()));
-    std::fs::create_dir(staging).map_err(|e| io(staging, e))?;
-    std::fs::set_permissions(staging, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| io(staging, e))?;
     let db = staging.join("mandate.db");
     let name = node.map_or_else(String::new, |n| n.as_str().to_owned());
     backup::restore(file, &db, &name).map_err(|e| fail(format!("restoring the database: {e}")))?;
