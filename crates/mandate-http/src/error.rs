@@ -198,6 +198,8 @@ pub struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: String,
+    /// `Retry-After` seconds (a throttled request).
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -216,7 +218,29 @@ impl OAuthError {
             status,
             error,
             description,
+            retry_after: None,
         }
+    }
+
+    /// `slow_down` (429, with `Retry-After`): too many failed client authentications
+    /// from this source (throttle.rs). The code is RFC 8628's "back off" error, the one
+    /// registered OAuth error that says so; `temporarily_unavailable` would blame the
+    /// server.
+    pub fn slow_down(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow_down",
+            format!(
+                "too many failed client authentications from this address; retry in {retry_after_secs} s"
+            ),
+        );
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    /// `invalid_request` with 408: the request body did not arrive in time.
+    pub fn request_timeout(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", d)
     }
 
     /// `invalid_token` (401, RFC 6750 §3.1): an unknown bearer token at introspection or
@@ -321,6 +345,9 @@ impl IntoResponse for OAuthError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         res
     }
