@@ -465,7 +465,10 @@ mod tests {
             t.wait(std::slice::from_ref(&k), now),
             Some(Duration::from_millis(100))
         );
-        assert_eq!(t.wait(&[k.clone()], now + Duration::from_millis(100)), None);
+        assert_eq!(
+            t.wait(std::slice::from_ref(&k), now + Duration::from_millis(100)),
+            None
+        );
         assert_eq!(t.wait(&[Key::Client("agt_x".into(), ip(2))], now), None);
         // Forgotten after `forget` without failures.
         let later = now + Duration::from_secs(61);
