@@ -260,7 +260,7 @@ values are encrypted at rest and never returned."#),
             NewReview, ReviewCounts, ReviewSummary, ReviewPage, ReviewGrant, ReviewUse, ReviewItem, Review, ReviewDecision, ReviewDecided,
         ),
         responses(
-            responses::AgentAfterStatusChange, responses::BadBody, responses::InvalidQuery, responses::Unauthenticated, responses::ForbiddenAgentToken, responses::ForbiddenWrite, responses::Forbidden, responses::NotFound, responses::Conflict, responses::InvalidTransition, responses::BodyTooLarge, responses::UnsupportedMediaType, responses::Internal, responses::AuditUnavailable, responses::InvalidPolicy, responses::PolicyActivated, responses::OAuthBadRequest, responses::OAuthUnsupportedResponseType, responses::OAuthInvalidClient, responses::OAuthSlowDown, responses::OAuthServerError, responses::MandateForbidden, responses::NotAnApprover, responses::AnomalyNotOpen, responses::ApprovalConflict, responses::NotAReviewer, responses::ReviewConflict,
+            responses::AgentAfterStatusChange, responses::BadBody, responses::InvalidQuery, responses::Unauthenticated, responses::ForbiddenAgentToken, responses::ForbiddenWrite, responses::Forbidden, responses::NotFound, responses::Conflict, responses::InvalidTransition, responses::BodyTooLarge, responses::UnsupportedMediaType, responses::Internal, responses::AuditUnavailable, responses::InvalidPolicy, responses::PolicyActivated, responses::OAuthBadRequest, responses::OAuthUnsupportedResponseType, responses::OAuthInvalidClient, responses::OAuthSlowDown, responses::TooManyFailures, responses::OAuthServerError, responses::MandateForbidden, responses::NotAnApprover, responses::AnomalyNotOpen, responses::ApprovalConflict, responses::NotAReviewer, responses::ReviewConflict,
         ),
     ),
     modifiers(&Conventions),
@@ -496,6 +496,28 @@ are approvers. A token that does not verify gets 401 `unauthenticated`."#)).buil
                     .item(Ref::from_schema_name("DecisionReason"))
                     .build(),
             )];
+        }
+        // Whatever can answer 401 can answer 429: failed authentication backs off per
+        // source (docs/running.md#abuse-limits); the OAuth endpoints say `slow_down`.
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let r = &mut op.responses.responses;
+                if r.contains_key("401") && !r.contains_key("429") {
+                    r.insert(
+                        "429".to_owned(),
+                        RefOr::Ref(Ref::from_response_name("TooManyFailures")),
+                    );
+                }
+            }
         }
         // RFC 8707: `resource` repeats as `resource=a&resource=b`.
         if let Some(body) = openapi
