@@ -499,6 +499,48 @@ mod tests {
         assert_eq!(t.len(), 8);
     }
 
+    /// A gate as a request through the listener and the guard layer has it.
+    fn gate(abuse: &Arc<Abuse>, from: IpAddr) -> Gate {
+        let mut ext = Extensions::new();
+        ext.insert(Arc::clone(abuse));
+        ext.insert(Peer {
+            addr: std::net::SocketAddr::new(from, 40_000),
+            certificates: None,
+        });
+        Gate::of(&ext).unwrap()
+    }
+
+    #[test]
+    fn guesses_at_many_clients_slow_their_source_and_a_success_forgets_only_its_client() {
+        let abuse = Arc::new(Abuse {
+            throttle: Throttle::new(settings()),
+            body_read_timeout: Duration::from_secs(1),
+        });
+        let (attacker, owner) = (gate(&abuse, ip(1)), gate(&abuse, ip(2)));
+        // Five client ids, one failure each: no client key is near its limit (2 free),
+        // the source (4 free) is blocked by the fifth.
+        for c in ["a", "b", "c", "d", "e"] {
+            assert!(attacker.check_client(Some(c)).is_ok(), "{c}");
+            attacker.client_outcome(Some(c), Outcome::Failed);
+        }
+        let refused = attacker.check_client(Some("f")).unwrap_err();
+        assert_eq!(refused.error(), "slow_down");
+        assert!(attacker.check_client(None).is_err());
+        // Another source is not slowed, for any client.
+        assert!(owner.check_client(Some("a")).is_ok());
+        // A success forgets the (client, source) count, not the source's.
+        attacker.client_outcome(Some("a"), Outcome::Authenticated);
+        assert!(attacker.check_client(Some("a")).is_err());
+        assert!(
+            !abuse
+                .throttle
+                .entries
+                .lock()
+                .unwrap()
+                .contains_key(&Key::Client("a".into(), ip(1)))
+        );
+    }
+
     proptest! {
         /// Whatever happens to a key, its wait never exceeds the cap, and a success
         /// clears it.
