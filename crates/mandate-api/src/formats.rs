@@ -539,7 +539,8 @@ named_schema!(
         "insufficient_scope",
         "temporarily_unavailable",
         "server_error",
-        "unsupported_response_type"
+        "unsupported_response_type",
+        "slow_down"
     ])
 );
 

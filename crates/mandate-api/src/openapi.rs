@@ -70,6 +70,12 @@ Conventions of the admin API:
   are refused (`unknown_field`). A body over the configured size limit
   (`http.max_body_bytes`, 64 KiB by default) is refused with 413 `body_too_large`
   (`POST /v1/discovery/runs` has its own limit: 64 MiB).
+* Failed authentication is throttled per source address: after too many unknown or
+  revoked admin tokens from one address (`limits.auth_source_failures_free`), requests
+  from it carrying a non-agent bearer are refused with 429 `too_many_failures` and
+  `Retry-After` until the back-off ends (doubling with each further failure). A body
+  that does not arrive whole within `limits.body_read_timeout_secs` (30 s) is 408
+  `request_timeout`.
 * A path id that is not syntactically valid (`agt_`, `crd_` or `adm_` followed by a
   26-character ULID; a positive integer for a policy version; a whole number for an
   audit event) is answered like an unknown one: 404 `not_found`. (A token id names no
@@ -254,7 +260,7 @@ values are encrypted at rest and never returned."#),
             NewReview, ReviewCounts, ReviewSummary, ReviewPage, ReviewGrant, ReviewUse, ReviewItem, Review, ReviewDecision, ReviewDecided,
         ),
         responses(
-            responses::AgentAfterStatusChange, responses::BadBody, responses::InvalidQuery, responses::Unauthenticated, responses::ForbiddenAgentToken, responses::ForbiddenWrite, responses::Forbidden, responses::NotFound, responses::Conflict, responses::InvalidTransition, responses::BodyTooLarge, responses::UnsupportedMediaType, responses::Internal, responses::AuditUnavailable, responses::InvalidPolicy, responses::PolicyActivated, responses::OAuthBadRequest, responses::OAuthUnsupportedResponseType, responses::OAuthInvalidClient, responses::OAuthServerError, responses::MandateForbidden, responses::NotAnApprover, responses::AnomalyNotOpen, responses::ApprovalConflict, responses::NotAReviewer, responses::ReviewConflict,
+            responses::AgentAfterStatusChange, responses::BadBody, responses::InvalidQuery, responses::Unauthenticated, responses::ForbiddenAgentToken, responses::ForbiddenWrite, responses::Forbidden, responses::NotFound, responses::Conflict, responses::InvalidTransition, responses::BodyTooLarge, responses::UnsupportedMediaType, responses::Internal, responses::AuditUnavailable, responses::InvalidPolicy, responses::PolicyActivated, responses::OAuthBadRequest, responses::OAuthUnsupportedResponseType, responses::OAuthInvalidClient, responses::OAuthSlowDown, responses::TooManyFailures, responses::OAuthServerError, responses::MandateForbidden, responses::NotAnApprover, responses::AnomalyNotOpen, responses::ApprovalConflict, responses::NotAReviewer, responses::ReviewConflict,
         ),
     ),
     modifiers(&Conventions),
@@ -490,6 +496,28 @@ are approvers. A token that does not verify gets 401 `unauthenticated`."#)).buil
                     .item(Ref::from_schema_name("DecisionReason"))
                     .build(),
             )];
+        }
+        // Whatever can answer 401 can answer 429: failed authentication backs off per
+        // source (docs/running.md#abuse-limits); the OAuth endpoints say `slow_down`.
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let r = &mut op.responses.responses;
+                if r.contains_key("401") && !r.contains_key("429") {
+                    r.insert(
+                        "429".to_owned(),
+                        RefOr::Ref(Ref::from_response_name("TooManyFailures")),
+                    );
+                }
+            }
         }
         // RFC 8707: `resource` repeats as `resource=a&resource=b`.
         if let Some(body) = openapi

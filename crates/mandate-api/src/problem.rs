@@ -79,7 +79,8 @@ pub struct PolicyError {
 /// | `replay_running` | 409 | a policy replay is already running on this node (one at a time); retry when it ends |
 /// | `report_running` | 409 | a compliance report is already being built on this node (one at a time); retry when it ends |
 /// | `discovery_running` | 409 | two discovery runs are already reading on this node; retry when one ends |
-/// | `request_timeout` | 408 | the request body did not arrive within 30 s |
+/// | `too_many_failures` | 429 | too many failed admin-token uses from this address: retry after `Retry-After` seconds (docs/running.md#abuse-limits) |
+/// | `request_timeout` | 408 | the request body did not arrive within `limits.body_read_timeout_secs` (30 s by default) |
 /// | `body_too_large` | 413 | the body is over the configured limit |
 /// | `unsupported_media_type` | 415 | the body is not declared as JSON (400 at `/access/v1/*`, as AuthZEN requires) |
 /// | `invalid_path` | 400 | a path parameter is not valid text (e.g. bad percent-encoding) |
@@ -135,6 +136,7 @@ pub enum ErrorCode {
     ReplayRunning,
     DiscoveryRunning,
     ReportRunning,
+    TooManyFailures,
     RequestTimeout,
     BodyTooLarge,
     UnsupportedMediaType,

@@ -159,6 +159,18 @@ pub struct OAuthUnsupportedResponseType(pub OAuthError);
 #[response(content_type = "application/json", headers(("Cache-Control" = inline(NoStore), description = "Always `no-store`."), ("Pragma" = inline(NoCache), description = "Always `no-cache`."), ("WWW-Authenticate" = String, description = r#"`Basic realm="mandate"`, or the RFC 6750 Bearer challenge for `invalid_token`."#)))]
 pub struct OAuthInvalidClient(pub OAuthError);
 
+/// `too_many_failures`: too many failed admin-token uses from this address (any
+/// operation that can answer 401 can answer this; docs/running.md#abuse-limits).
+#[derive(utoipa::ToResponse)]
+#[response(content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until this address may try again.")))]
+pub struct TooManyFailures(pub Problem);
+
+/// `slow_down`: too many failed client authentications (or admin-token uses) from this
+/// address; refused before any secret was checked (docs/running.md#abuse-limits).
+#[derive(utoipa::ToResponse)]
+#[response(content_type = "application/json", headers(("Retry-After" = u64, description = "Seconds until this address may try again."), ("Cache-Control" = inline(NoStore), description = "Always `no-store`."), ("Pragma" = inline(NoCache), description = "Always `no-cache`.")))]
+pub struct OAuthSlowDown(pub OAuthError);
+
 /// `server_error`: a server-side failure; the cause is in the server log only.
 #[derive(utoipa::ToResponse)]
 #[response(content_type = "application/json", headers(("Cache-Control" = inline(NoStore), description = "Always `no-store`."), ("Pragma" = inline(NoCache), description = "Always `no-cache`.")))]

@@ -220,6 +220,8 @@ pub struct OAuthError {
     description: String,
     /// `DPoP-Nonce` to send with a `use_dpop_nonce` (RFC 9449 §8).
     nonce: Option<String>,
+    /// `Retry-After` seconds (a throttled request).
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -239,6 +241,7 @@ impl OAuthError {
             error,
             description,
             nonce: None,
+            retry_after: None,
         }
     }
 
@@ -249,6 +252,27 @@ impl OAuthError {
         let mut e = Self::new(StatusCode::BAD_REQUEST, error, d);
         e.nonce = nonce;
         e
+    }
+
+    /// `slow_down` (429, with `Retry-After`): too many failed client authentications
+    /// from this source (throttle.rs). The code is RFC 8628's "back off" error, the one
+    /// registered OAuth error that says so; `temporarily_unavailable` would blame the
+    /// server.
+    pub fn slow_down(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow_down",
+            format!(
+                "too many failed client authentications from this address; retry in {retry_after_secs} s"
+            ),
+        );
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    /// `invalid_request` with 408: the request body did not arrive in time.
+    pub fn request_timeout(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", d)
     }
 
     /// `invalid_token` (401, RFC 6750 §3.1): an unknown bearer token at introspection or
@@ -356,6 +380,9 @@ impl IntoResponse for OAuthError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         res
     }

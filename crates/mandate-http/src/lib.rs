@@ -60,6 +60,7 @@ mod reviews;
 mod routes_test;
 mod ssf_manage;
 mod ssf_receiver;
+pub mod throttle;
 mod token_endpoint;
 mod traces;
 mod unread;

@@ -24,7 +24,7 @@ use crate::audit_api::query;
 use crate::error::ApiError;
 use crate::extract::Admin;
 /// Counts a reload of a listener's TLS certificate (the binary's `tls_in`).
-pub use mandate_service::metrics::tls_reloaded;
+pub use mandate_service::metrics::{connection_queued, header_timed_out, tls_reloaded};
 
 /// The Prometheus text format's media type, as Prometheus itself asks for it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -43,6 +43,7 @@ use serde_json::Value;
 use crate::Node;
 use crate::error::OAuthError;
 use crate::extract::{bearer, is_form, looks_like_jwt, parse_pairs, read_body};
+use crate::throttle::{Gate, Outcome};
 
 const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -80,8 +81,9 @@ impl From<TokenError> for OAuthError {
     }
 }
 
-/// Form parameters, with RFC 6749 §3.2's rule that none (but `resource`) repeats.
-pub(crate) struct Params(Vec<(String, String)>);
+/// Form parameters, with RFC 6749 §3.2's rule that none (but `resource`) repeats, and
+/// the request's view of the failed-authentication throttle (throttle.rs).
+pub(crate) struct Params(Vec<(String, String)>, pub(crate) Option<Gate>);
 
 impl Params {
     pub(crate) async fn read(
@@ -94,10 +96,18 @@ impl Params {
                 "expected Content-Type: application/x-www-form-urlencoded",
             ));
         }
+        let gate = Gate::of(&parts.extensions);
         let bytes = read_body(body, state.config.max_body_bytes)
             .await
-            // RFC 6749 has no timeout error: a late body is `invalid_request` too, said so.
-            .map_err(|e| OAuthError::invalid_request(e.detail().to_owned()))?;
+            // RFC 6749 has no timeout error: a late body is `invalid_request` (with 408),
+            // said so.
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::REQUEST_TIMEOUT {
+                    OAuthError::request_timeout(e.detail().to_owned())
+                } else {
+                    OAuthError::invalid_request(e.detail().to_owned())
+                }
+            })?;
         let pairs = parse_pairs(&bytes);
         let mut seen = HashSet::new();
         for (k, _) in &pairs {
@@ -107,7 +117,7 @@ impl Params {
                 )));
             }
         }
-        Ok((parts.headers, Self(pairs)))
+        Ok((parts.headers, Self(pairs, gate)))
     }
 
     /// The value of `k`; an empty value counts as absent (RFC 6749 §3.1).
@@ -346,9 +356,23 @@ async fn requester(
     let auth = client_auth(headers, p)?
         .ok_or_else(|| OAuthError::invalid_client("authentication required"))?;
     let endpoint = format!("{}{endpoint}", state.config.issuer);
-    Ok(Requester::Agent(
-        tokens::authenticate(state, auth, endpoint).await?.id,
-    ))
+    let claimed = auth.claimed();
+    if let Some(g) = &p.1 {
+        g.check_client(claimed.as_deref())?;
+    }
+    let answer = tokens::authenticate(state, auth, endpoint)
+        .await
+        .map_err(OAuthError::from);
+    if let Some(g) = &p.1 {
+        g.client_outcome(claimed.as_deref(), Outcome::of(&answer));
+    }
+    Ok(Requester::Agent(answer?.id))
+}
+
+/// The client a token request claims to be, unverified (for the throttle): `None` when
+/// its credentials cannot be read or name none.
+pub(crate) fn claimed_client(headers: &HeaderMap, p: &Params) -> Option<String> {
+    client_auth(headers, p).ok().flatten()?.claimed()
 }
 
 /// `POST /oauth/introspect` (RFC 7662).

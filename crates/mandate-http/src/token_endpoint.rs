@@ -13,6 +13,7 @@ use axum::response::Response;
 use crate::Node;
 use crate::error::OAuthError;
 use crate::oauth::Params;
+use crate::throttle::Outcome;
 
 /// `POST /oauth/token`.
 pub(crate) async fn token(
@@ -28,11 +29,22 @@ pub(crate) async fn token(
     answer
 }
 
+/// Refused with 429 `slow_down` before any secret is checked while the client claimed,
+/// from this source, or this source, is backed off (throttle.rs); every `invalid_client`
+/// answer is a failure there, every token a success.
 async fn route(state: &Arc<Node>, req: Request<Body>) -> Result<Response, OAuthError> {
     let (headers, p) = Params::read(state, req).await?;
-    if p.get("grant_type") == Some(crate::exchange::GRANT) {
+    let claimed = crate::oauth::claimed_client(&headers, &p);
+    if let Some(g) = &p.1 {
+        g.check_client(claimed.as_deref())?;
+    }
+    let answer = if p.get("grant_type") == Some(crate::exchange::GRANT) {
         crate::exchange::exchange(state, &headers, &p).await
     } else {
         crate::oauth::client_credentials(state, &headers, &p).await
+    };
+    if let Some(g) = &p.1 {
+        g.client_outcome(claimed.as_deref(), Outcome::of(&answer));
     }
+    answer
 }

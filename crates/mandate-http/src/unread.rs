@@ -5,9 +5,13 @@
 //! reusable and its next request fails (`Server disconnected without sending a
 //! response`, seen with httpx in the adversarial pass after issue 18).
 //!
-//! It also holds every request body to [`BODY_DEADLINE`]: a body not in whole by then
-//! ends in [`BodyDeadline`], answered 408 `request_timeout` (`read_body` in extract.rs)
-//! with `Connection: close`.
+//! It also holds every request body to a deadline — `limits.body_read_timeout_secs`
+//! when the binary's guard layer (throttle.rs) set one, else [`BODY_DEADLINE`]: a body
+//! not in whole by then ends in [`BodyDeadline`], answered 408 `request_timeout`
+//! (`read_body` in extract.rs; `invalid_request` with 408 at `/oauth/*`) with
+//! `Connection: close`, and counted (`mandate_body_timeouts_total`). The deadline also
+//! bounds how long a slow upload holds a discovery-run or report permit (409
+//! `discovery_running` / `report_running` for the others meanwhile).
 //!
 //! The access-log layer (wellknown.rs), which wraps every route, wraps a request body
 //! that has something left to read in a [`Tracked`] body ([`track`]), which notes when
@@ -25,7 +29,8 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
-/// How long a request body may take to arrive, whole, counted from the request's head:
+/// The default of how long a request body may take to arrive, whole, counted from the
+/// request's head (`limits.body_read_timeout_secs`):
 /// the API reads small bodies (forms and JSON under `max_body_bytes`), and a client that
 /// never finishes one must not hold a connection (the listener's head deadline ends when
 /// the head is in). Adversarial pass 2 after issue 18: 5,000 connections each holding a
@@ -43,6 +48,7 @@ struct Tracked {
     inner: Body,
     ended: Arc<AtomicBool>,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    limit: std::time::Duration,
 }
 
 impl HttpBody for Tracked {
@@ -59,7 +65,8 @@ impl HttpBody for Tracked {
             this.ended.store(true, Ordering::Release);
         }
         if polled.is_pending() && this.deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(axum::Error::new(BodyDeadline(BODY_DEADLINE)))));
+            mandate_service::metrics::body_timed_out();
+            return Poll::Ready(Some(Err(axum::Error::new(BodyDeadline(this.limit)))));
         }
         polled
     }
@@ -80,11 +87,16 @@ pub(crate) fn track(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
         return (req, None);
     }
     let ended = Arc::new(AtomicBool::new(false));
+    let limit = req
+        .extensions()
+        .get::<Arc<crate::throttle::Abuse>>()
+        .map_or(BODY_DEADLINE, |a| a.body_read_timeout);
     let req = req.map(|inner| {
         Body::new(Tracked {
             inner,
             ended: Arc::clone(&ended),
-            deadline: Box::pin(tokio::time::sleep(BODY_DEADLINE)),
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            limit,
         })
     });
     (req, Some(ended))

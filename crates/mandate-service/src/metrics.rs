@@ -55,6 +55,22 @@ pub const JWKS_USABLE: &str = "mandate_jwks_usable_seconds";
 pub const JWKS_OUTCOMES: [&str; 4] = ["ok", "unreachable", "status", "invalid"];
 /// `mandate_tls_reloads_total{outcome}` (counter).
 pub const TLS_RELOADS: &str = "mandate_tls_reloads_total";
+/// `mandate_throttled_total{reason}` (counter): requests refused 429 by the
+/// failed-authentication back-off (mandate-http throttle.rs).
+pub const THROTTLED: &str = "mandate_throttled_total";
+/// `mandate_throttle_evictions_total` (counter).
+pub const THROTTLE_EVICTIONS: &str = "mandate_throttle_evictions_total";
+/// `mandate_body_timeouts_total` (counter).
+pub const BODY_TIMEOUTS: &str = "mandate_body_timeouts_total";
+/// `mandate_header_timeouts_total{listener}` (counter).
+pub const HEADER_TIMEOUTS: &str = "mandate_header_timeouts_total";
+/// `mandate_connections_queued_total{listener}` (counter).
+pub const CONNECTIONS_QUEUED: &str = "mandate_connections_queued_total";
+
+/// The reasons of [`THROTTLED`].
+pub const THROTTLE_REASONS: [&str; 2] = ["client_auth", "admin_token"];
+/// The listeners of [`HEADER_TIMEOUTS`] and [`CONNECTIONS_QUEUED`].
+pub const LISTENERS: [&str; 4] = ["api", "gateway", "opa", "metrics"];
 
 /// The histograms' bucket bounds in seconds: a decision takes tens of microseconds to
 /// a few milliseconds with its group commit, a commit one fsync (about a millisecond on
@@ -81,6 +97,35 @@ pub fn describe() {
     for o in ["ok", "failed"] {
         metrics::counter!(TLS_RELOADS, "outcome" => o).increment(0);
     }
+    for r in THROTTLE_REASONS {
+        metrics::counter!(THROTTLED, "reason" => r).increment(0);
+    }
+    for l in LISTENERS {
+        metrics::counter!(HEADER_TIMEOUTS, "listener" => l).increment(0);
+        metrics::counter!(CONNECTIONS_QUEUED, "listener" => l).increment(0);
+    }
+    metrics::counter!(THROTTLE_EVICTIONS).increment(0);
+    metrics::counter!(BODY_TIMEOUTS).increment(0);
+    describe_counter!(
+        THROTTLED,
+        "Requests refused 429 while their source (or client id from that source) was backed off after failed authentications, by reason (client_auth, admin_token)"
+    );
+    describe_counter!(
+        THROTTLE_EVICTIONS,
+        "Back-off entries dropped because the table was full (limits.auth_tracked_max)"
+    );
+    describe_counter!(
+        BODY_TIMEOUTS,
+        "API request bodies cut because they did not arrive whole within limits.body_read_timeout_secs (answered 408)"
+    );
+    describe_counter!(
+        HEADER_TIMEOUTS,
+        "Connections closed because a request head (or the TLS handshake) did not arrive within limits.header_read_timeout_secs, by listener"
+    );
+    describe_counter!(
+        CONNECTIONS_QUEUED,
+        "Connections that waited in the backlog because the listener had limits.max_connections open, by listener"
+    );
     describe_counter!(
         TLS_RELOADS,
         "Reloads of a listener's TLS certificate and key (SIGHUP or a changed file), by outcome (ok, or failed: the previous one is still served)"
@@ -281,6 +326,32 @@ pub(crate) fn snapshot_refreshed(ok: bool) {
 pub fn tls_reloaded(ok: bool) {
     let outcome = if ok { "ok" } else { "failed" };
     metrics::counter!(TLS_RELOADS, "outcome" => outcome).increment(1);
+}
+
+/// Counts a request refused by the failed-authentication back-off; `reason` is one of
+/// [`THROTTLE_REASONS`].
+pub fn throttled(reason: &'static str) {
+    metrics::counter!(THROTTLED, "reason" => reason).increment(1);
+}
+
+/// Counts a back-off entry evicted from a full table.
+pub fn throttle_evicted() {
+    metrics::counter!(THROTTLE_EVICTIONS).increment(1);
+}
+
+/// Counts a request body cut at its deadline.
+pub fn body_timed_out() {
+    metrics::counter!(BODY_TIMEOUTS).increment(1);
+}
+
+/// Counts a connection closed at its head deadline; `listener` one of [`LISTENERS`].
+pub fn header_timed_out(listener: &'static str) {
+    metrics::counter!(HEADER_TIMEOUTS, "listener" => listener).increment(1);
+}
+
+/// Counts a connection that had to wait for a free slot; `listener` one of [`LISTENERS`].
+pub fn connection_queued(listener: &'static str) {
+    metrics::counter!(CONNECTIONS_QUEUED, "listener" => listener).increment(1);
 }
 
 /// Counts an anomaly the detector raised (and stored).

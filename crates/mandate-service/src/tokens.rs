@@ -190,8 +190,9 @@ impl std::fmt::Debug for ClientAuth {
 
 impl ClientAuth {
     /// The client this authentication claims to be, unverified (for the record of a
-    /// refusal): the client id sent with a secret, the subject of an assertion.
-    fn claimed(&self) -> Option<String> {
+    /// refusal and the failed-authentication throttle): the client id sent with a
+    /// secret, the subject of an assertion.
+    pub fn claimed(&self) -> Option<String> {
         match self {
             Self::Secret { client_id, .. } => Some(client_id.clone()),
             Self::Assertion { assertion: a, .. } => assertion::peek_subject(a).ok(),

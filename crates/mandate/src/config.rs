@@ -145,6 +145,9 @@ pub struct ServeConfig {
     /// listener's unless its own table overrides it (`crate::tls_in`,
     /// docs/running.md#tls). None set: plain HTTP everywhere.
     pub tls: crate::tls_in::TlsConfig,
+    /// `[limits]`: head and body deadlines, connection caps and the failed-authentication
+    /// back-off (`crate::limits`, docs/running.md#abuse-limits).
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// One `[[ssf.transmitters]]` table: a Shared Signals transmitter (usually an IdP).
@@ -600,8 +603,13 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             },
         }
     }
-    // The listeners' `tls.*` keys are listed with their code (`tls_in`).
-    let all_keys = || KEYS.iter().chain(crate::tls_in::KEYS);
+    // The listeners' `tls.*` and `limits.*` keys are listed with their code (`tls_in`,
+    // `limits`).
+    let all_keys = || {
+        KEYS.iter()
+            .chain(crate::tls_in::KEYS)
+            .chain(crate::limits::KEYS)
+    };
     for (k, r) in &raw {
         if !all_keys().any(|key| key == k) {
             errors.push(format!("{}: unknown key", r.source));
@@ -721,6 +729,7 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         ssf_transmitters: transmitters,
         discovery_sources,
         tls: crate::tls_in::TlsConfig::default(),
+        limits: crate::limits::LimitsConfig::default(),
     };
     // `--dev` changes defaults only: the file, the environment and the flags below still
     // override each of them.
@@ -1073,6 +1082,11 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
             }
             k if crate::tls_in::KEYS.contains(&k) => {
                 if let Some(Err(what)) = cfg.tls.apply(k, v) {
+                    bad(what)
+                }
+            }
+            k if crate::limits::KEYS.contains(&k) => {
+                if let Some(Err(what)) = cfg.limits.apply(k, v) {
                     bad(what)
                 }
             }

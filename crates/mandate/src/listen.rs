@@ -8,12 +8,14 @@
 //! Here each listener serves HTTP/1.1 connections through hyper directly:
 //!
 //! - the request head (the first one, and every one after on a kept-alive connection)
-//!   must arrive within [`Limits::header_read_timeout`], else the connection is closed
-//!   (hyper's `header_read_timeout`, which needs a timer: axum's server gives it none);
-//! - at most [`Limits::max_connections`] connections are open at once per listener (a
-//!   fifth of the process's open-file limit);
-//!   past that, accepting waits (new connections queue in the kernel's backlog) until one
-//!   closes, so one flooded listener cannot take the descriptors another one needs;
+//!   must arrive within [`Limits::header_read_timeout`] (`limits.header_read_timeout_secs`,
+//!   10 s), else the connection is closed (hyper's `header_read_timeout`, which needs a
+//!   timer: axum's server gives it none) and counted (`mandate_header_timeouts_total`);
+//! - at most [`Limits::max_connections`] connections are open at once per listener
+//!   (`limits.max_connections`; by default a fifth of the process's open-file limit);
+//!   past that, accepting waits (new connections queue in the kernel's backlog, counted
+//!   in `mandate_connections_queued_total`) until one closes, so one flooded listener
+//!   cannot take the descriptors another one needs;
 //! - on shutdown no new connection is accepted, open ones finish what they are doing
 //!   (hyper's graceful shutdown: kept-alive connections close after their current
 //!   response) for up to [`Limits::drain`], then the rest are dropped — an open event
@@ -41,6 +43,8 @@ use tower::ServiceExt as _;
 /// The limits of one listener.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// The listener's name in metrics (one of `mandate_service::metrics::LISTENERS`: api, gateway, opa, metrics).
+    pub name: &'static str,
     /// How long a client has to send a whole request head.
     pub header_read_timeout: Duration,
     /// The most connections open at once.
@@ -50,20 +54,29 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// What every Mandate listener uses: 10 s for a request head (as Go servers are
-    /// commonly configured; a slow-header attack needs far longer), 10 s to drain, and
-    /// a fifth of the process's open-file limit per listener (at most four listeners:
-    /// API, gateway, OPA-compatible, and a fifth left for the store, key files and
-    /// upstream connections), between 64 and 65,536.
-    pub fn for_this_process() -> Self {
+    /// What every Mandate listener uses: `header_read_timeout` for a request head (10 s
+    /// by default, as Go servers are commonly configured; a slow-header attack needs far
+    /// longer), 10 s to drain, and `max_connections`, by default a fifth of the
+    /// process's open-file limit per listener (at most four listeners: API, gateway,
+    /// OPA-compatible, and a fifth left for the store, key files and upstream
+    /// connections), between 64 and 65,536. Named "api"; see [`Self::named`].
+    pub fn for_this_process(header_read_timeout: Duration, max_connections: Option<usize>) -> Self {
         let files = open_file_limit().unwrap_or(1024);
         Self {
-            header_read_timeout: Duration::from_secs(10),
-            max_connections: usize::try_from(files / 5)
-                .unwrap_or(usize::MAX)
-                .clamp(64, 65_536),
+            name: "api",
+            header_read_timeout,
+            max_connections: max_connections.unwrap_or_else(|| {
+                usize::try_from(files / 5)
+                    .unwrap_or(usize::MAX)
+                    .clamp(64, 65_536)
+            }),
             drain: Duration::from_secs(10),
         }
+    }
+
+    /// The same limits for the listener `name`.
+    pub fn named(self, name: &'static str) -> Self {
+        Self { name, ..self }
     }
 }
 
@@ -95,12 +108,18 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            p = Arc::clone(&permits).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                mandate_http::metrics::connection_queued(limits.name);
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    p = Arc::clone(&permits).acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
         };
         let (stream, addr) = tokio::select! {
             () = &mut shutdown => break,
@@ -125,7 +144,7 @@ pub async fn serve(
                         addr,
                         certificates: None,
                     };
-                    connection(&http, watcher, stream, peer, router).await;
+                    connection(&http, watcher, stream, peer, router, limits.name).await;
                 }
                 Some(acceptor) => {
                     // INVARIANT (handshake deadline): the TLS handshake is part of the
@@ -135,14 +154,18 @@ pub async fn serve(
                         tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
                     // Failed handshakes (wrong CA, no shared version, stalled) end the
                     // connection; the client was told by the alert.
-                    if let Ok(Ok(stream)) = handshake.await {
+                    let handshake = handshake.await;
+                    if handshake.is_err() {
+                        mandate_http::metrics::header_timed_out(limits.name);
+                    }
+                    if let Ok(Ok(stream)) = handshake {
                         let certificates = stream
                             .get_ref()
                             .1
                             .peer_certificates()
                             .map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
                         let peer = Peer { addr, certificates };
-                        connection(&http, watcher, stream, peer, router).await;
+                        connection(&http, watcher, stream, peer, router, limits.name).await;
                     }
                 }
             }
@@ -165,6 +188,7 @@ async fn connection<IO>(
     io: IO,
     peer: Peer,
     router: Router,
+    listener: &'static str,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -172,10 +196,14 @@ async fn connection<IO>(
         request.extensions_mut().insert(peer.clone());
         router.clone().oneshot(request)
     });
-    // Client resets and head timeouts end connections; nothing to report.
-    let _ = watcher
+    // Client resets and head timeouts end connections; only the timeouts are counted.
+    if let Err(e) = watcher
         .watch(http.serve_connection(TokioIo::new(io), service))
-        .await;
+        .await
+        && e.is_timeout()
+    {
+        mandate_http::metrics::header_timed_out(listener);
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +288,7 @@ mod tests {
 
     fn limits() -> Limits {
         Limits {
+            name: "api",
             header_read_timeout: Duration::from_secs(5),
             max_connections: 64,
             drain: Duration::from_secs(1),
@@ -370,6 +399,7 @@ mod tests {
         let port = start(
             tls.acceptor(Listener::Api),
             Limits {
+                name: "api",
                 header_read_timeout: deadline,
                 max_connections: 1,
                 drain: Duration::from_secs(1),

@@ -25,6 +25,7 @@ mod export_cli;
 mod gateway_cli;
 mod incident_cli;
 mod inventory_cli;
+mod limits;
 mod listen;
 mod logwriter;
 mod mandates_cli;

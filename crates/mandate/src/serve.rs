@@ -828,7 +828,15 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
 
     tracing::info!(%addr, %issuer, "serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let limits = crate::listen::Limits::for_this_process();
+    let limits = crate::listen::Limits::for_this_process(
+        cfg.limits.header_read_timeout,
+        cfg.limits.max_connections,
+    );
+    // One throttle for every listener that takes admin tokens or client credentials.
+    let guard = mandate_http::throttle::GuardLayer(Arc::new(mandate_http::throttle::Abuse {
+        throttle: mandate_http::throttle::Throttle::new(cfg.limits.throttle),
+        body_read_timeout: cfg.limits.body_read_timeout,
+    }));
     tracing::info!(
         max_connections = limits.max_connections,
         header_read_timeout_secs = limits.header_read_timeout.as_secs(),
@@ -848,7 +856,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         tokio::spawn(crate::listen::serve(
             l,
             router,
-            limits,
+            limits.named("gateway"),
             gateway_tls,
             async move {
                 let _ = rx.wait_for(|v| *v).await;
@@ -856,12 +864,13 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         ))
     });
     let opa_task = opa_listener.map(|l| {
-        let router = mandate_http::opa::opa_router(Arc::clone(&state), cfg.opa_authentication);
+        let router = mandate_http::opa::opa_router(Arc::clone(&state), cfg.opa_authentication)
+            .layer(guard.clone());
         let mut rx = stop_rx.clone();
         tokio::spawn(crate::listen::serve(
             l,
             router,
-            limits,
+            limits.named("opa"),
             opa_tls,
             async move {
                 let _ = rx.wait_for(|v| *v).await;
@@ -873,12 +882,13 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             Arc::clone(&state),
             exposition.clone(),
             cfg.metrics_authentication,
-        );
+        )
+        .layer(guard.clone());
         let mut rx = stop_rx.clone();
         tokio::spawn(crate::listen::serve(
             l,
             router,
-            limits,
+            limits.named("metrics"),
             metrics_tls,
             async move {
                 let _ = rx.wait_for(|v| *v).await;
@@ -887,7 +897,9 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     });
     crate::listen::serve(
         listener,
-        mandate_http::router(Arc::clone(&state)).layer(axum::Extension(exposition)),
+        mandate_http::router(Arc::clone(&state))
+            .layer(axum::Extension(exposition))
+            .layer(guard),
         limits,
         api_tls,
         stop_signals.recv(),

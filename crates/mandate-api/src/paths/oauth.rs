@@ -78,6 +78,7 @@ matches; a boundary without grants allows no scope) or `invalid_target` (a
 them, or one the boundary's `audiences` do not match and that is not the
 default audience)."#, body = OAuthError, content_type = "application/json", headers(("Cache-Control" = inline(NoStore), description = "Always `no-store`."), ("Pragma" = inline(NoCache), description = "Always `no-cache`."))),
         (status = 401, response = OAuthInvalidClient),
+        (status = 429, response = OAuthSlowDown),
         (status = 500, response = OAuthServerError),
         (status = 503, description = r#"`temporarily_unavailable`: too many client-secret checks in progress, the
 issuance could not be recorded in the audit log (no token is handed out
@@ -106,6 +107,7 @@ suspend with `revoke_tokens`)."#,
         (status = 200, description = r#"The token's state; `{"active": false}` for any token not active."#, body = IntrospectionResponse, content_type = "application/json", headers(("Cache-Control" = inline(NoStore), description = "Always `no-store`."), ("Pragma" = inline(NoCache), description = "Always `no-cache`."))),
         (status = 400, description = "`invalid_request`: not a form, body too large, a repeated parameter, inconsistent client-authentication parameters (as at `/oauth/token`), an admin bearer token together with client credentials, `token` missing.", body = OAuthError, content_type = "application/json", headers(("Cache-Control" = inline(NoStore), description = "Always `no-store`."), ("Pragma" = inline(NoCache), description = "Always `no-cache`."))),
         (status = 401, response = OAuthInvalidClient),
+        (status = 429, response = OAuthSlowDown),
         (status = 500, response = OAuthServerError),
         (status = 503, description = "`temporarily_unavailable`: too many client-secret checks in progress, or decisions are held by a stale snapshot (see the API description); retry after `Retry-After` seconds.", body = OAuthError, content_type = "application/json")
     ),
@@ -131,6 +133,7 @@ inconsistent client-authentication parameters, `token` missing) or
 `unauthorized_client` (an agent revoking another client's token)."#, body = OAuthError, content_type = "application/json", headers(("Cache-Control" = inline(NoStore), description = "Always `no-store`."), ("Pragma" = inline(NoCache), description = "Always `no-cache`."))),
         (status = 403, description = "`insufficient_scope`: a read-only (auditor or approver) admin token.", body = OAuthError, content_type = "application/json"),
         (status = 401, response = OAuthInvalidClient),
+        (status = 429, response = OAuthSlowDown),
         (status = 500, response = OAuthServerError),
         (status = 503, description = "`temporarily_unavailable`: too many client-secret checks in progress, or decisions are held by a stale snapshot (see the API description); retry after `Retry-After` seconds.", body = OAuthError, content_type = "application/json")
     ),

@@ -10,6 +10,7 @@
     reason = "test harness: a failed step fails the test loudly; deadlines for real processes use real time"
 )]
 
+mod abuse;
 mod authzen;
 mod backup;
 mod cluster;
