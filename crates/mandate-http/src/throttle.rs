@@ -363,6 +363,8 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         req.extensions_mut().insert(Arc::clone(&self.abuse));
+        req.extensions_mut()
+            .insert(crate::unread::BodyLimit(self.abuse.body_read_timeout));
         let admin_bearer = bearer(req.headers()).is_some_and(|t| !looks_like_jwt(t));
         let gate = admin_bearer.then(|| Gate::of(req.extensions())).flatten();
         let Some(gate) = gate else {

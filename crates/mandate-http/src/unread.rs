@@ -80,6 +80,12 @@ impl HttpBody for Tracked {
     }
 }
 
+/// The body deadline the binary's guard layer (throttle.rs) sets on each request
+/// (`limits.body_read_timeout_secs`); without it, [`BODY_DEADLINE`]. A request extension
+/// of its own, so this module needs nothing of the throttle's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub(crate) std::time::Duration);
+
 /// Wraps the body of `req` so that [`close_if_unread`] can tell whether it was read to its
 /// end; `None` when there was nothing to read.
 pub(crate) fn track(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
@@ -89,8 +95,8 @@ pub(crate) fn track(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
     let ended = Arc::new(AtomicBool::new(false));
     let limit = req
         .extensions()
-        .get::<Arc<crate::throttle::Abuse>>()
-        .map_or(BODY_DEADLINE, |a| a.body_read_timeout);
+        .get::<BodyLimit>()
+        .map_or(BODY_DEADLINE, |l| l.0);
     let req = req.map(|inner| {
         Body::new(Tracked {
             inner,

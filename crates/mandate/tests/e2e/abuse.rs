@@ -17,7 +17,7 @@ use crate::harness::{Server, data_dir};
 /// An HTTP client whose connections come from `ip` (127.0.0.1 and 127.0.0.2 both route
 /// to the loopback interface on Linux).
 fn client_from(ip: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
+    mandate_egress::default_builder()
         .local_address(IpAddr::V4(Ipv4Addr::from(ip)))
         .build()
         .unwrap()
@@ -260,7 +260,7 @@ async fn a_trickling_body_gets_408_and_a_half_sent_head_is_closed_in_time() {
     let (text, took) = send("GET /healthz HTTP/1.1\r\n".to_owned(), "host: x\r\n").await;
     assert!(!text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(took < Duration::from_secs(4), "{took:?}");
-    let http = reqwest::Client::new();
+    let http = mandate_egress::default_builder().build().unwrap();
     assert!(metric(&s, &http, &admin, "mandate_body_timeouts_total").await >= 2.0);
     assert!(
         metric(
