@@ -37,6 +37,7 @@ mod readme;
 mod rego_cli;
 mod replay;
 mod review;
+mod schemathesis;
 mod serve;
 mod ssf;
 mod traces;
