@@ -18,6 +18,7 @@ mod decide;
 mod detect;
 mod dev;
 mod discover;
+mod disk_full;
 mod export;
 mod export_tls;
 mod gateway;
