@@ -411,6 +411,15 @@ fn the_document_says_what_the_server_sends_and_takes() {
     let streams = &doc["paths"]["/ssf/stream"]["get"]["responses"]["200"]["content"]["application/json"]
         ["schema"];
     assert_eq!(streams["oneOf"][1]["type"], "array", "{streams}");
+    // Free text refuses control characters but newlines and tabs, as the edge does.
+    for (schema, member) in [
+        ("AnomalyResolution", "comment"),
+        ("ApprovalDecision", "comment"),
+        ("RevokeMandate", "reason"),
+    ] {
+        let text = &doc["components"]["schemas"][schema]["properties"][member];
+        assert!(text["pattern"].is_string(), "{schema}.{member}: {text}");
+    }
     // An empty OAuth parameter counts as absent (RFC 6749 §3.1).
     let assertion_type =
         &doc["components"]["schemas"]["TokenActionRequest"]["properties"]["client_assertion_type"];
