@@ -420,6 +420,23 @@ fn the_document_says_what_the_server_sends_and_takes() {
         let text = &doc["components"]["schemas"][schema]["properties"][member];
         assert!(text["pattern"].is_string(), "{schema}.{member}: {text}");
     }
+    // Query values the server checks: a page of anomalies is at most 500 (the edge's
+    // `MAX_PAGE`; the document said 1000), a framework and a report format are named.
+    let query = |path: &str, name: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path}: no `{name}`"))["schema"]
+            .clone()
+    };
+    assert_eq!(query("/v1/anomalies", "limit")["maximum"], 500);
+    assert!(query("/v1/reports/compliance", "framework")["pattern"].is_string());
+    assert!(query("/v1/reviews/{id}/report", "format")["pattern"].is_string());
+    // A compliance control's evidence is a number, a time or a list: any JSON value.
+    let evidence = &doc["components"]["schemas"]["ComplianceEvidence"]["properties"]["value"];
+    assert!(evidence["type"].is_null(), "{evidence}");
     // An empty OAuth parameter counts as absent (RFC 6749 §3.1).
     let assertion_type =
         &doc["components"]["schemas"]["TokenActionRequest"]["properties"]["client_assertion_type"];
