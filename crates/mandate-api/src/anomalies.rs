@@ -71,8 +71,11 @@ pub struct AnomalyPage {
 // The server reads this type: an unknown member is a 400 `unknown_field`.
 #[serde(deny_unknown_fields)]
 pub struct AnomalyResolution {
-    /// What was done about it, or why it is a false positive.
+    /// What was done about it, or why it is a false positive: at most 2000 characters,
+    /// no control characters but newlines and tabs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // The pattern: no `Cc` character but `\n` and `\t`, as the edge's `check_text`.
+    #[schema(value_type = String, max_length = 2000, pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$")]
     pub comment: Option<String>,
 }
 

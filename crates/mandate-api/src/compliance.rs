@@ -42,7 +42,7 @@ pub struct ComplianceControl {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ComplianceEvidence {
     /// The value: a count, a time, a number of seconds or days, or a list.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
     /// Where it comes from: the registry, or which audit events.
     pub source: String,

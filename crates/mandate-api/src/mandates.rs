@@ -163,7 +163,7 @@ pub struct ApprovalDecision {
     /// At most 2000 characters; no control characters but newlines and tabs. Recorded with
     /// the decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, max_length = 2000)]
+    #[schema(value_type = String, max_length = 2000, pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$")]
     pub comment: Option<String>,
 }
 
@@ -174,7 +174,7 @@ pub struct RevokeMandate {
     /// At most 2000 characters; no control characters but newlines and tabs. Recorded in
     /// the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, max_length = 2000)]
+    #[schema(value_type = String, max_length = 2000, pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$")]
     pub reason: Option<String>,
 }
 

@@ -309,27 +309,27 @@ pub struct ServerMetadata {
     #[schema(max_items = 0)]
     pub response_types_supported: Vec<String>,
     /// How a client authenticates at the token endpoint.
-    #[schema(value_type = Vec<AuthMethods>)]
+    #[schema(value_type = AuthMethods)]
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// The client-assertion algorithms taken there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<AssertionAlgs>)]
+    #[schema(value_type = AssertionAlgs)]
     pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// How a client authenticates at the revocation endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<AuthMethods>)]
+    #[schema(value_type = AuthMethods)]
     pub revocation_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// The client-assertion algorithms taken there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<AssertionAlgs>)]
+    #[schema(value_type = AssertionAlgs)]
     pub revocation_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// How a client authenticates at the introspection endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<AuthMethods>)]
+    #[schema(value_type = AuthMethods)]
     pub introspection_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// The client-assertion algorithms taken there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<AssertionAlgs>)]
+    #[schema(value_type = AssertionAlgs)]
     pub introspection_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 9449 §5.1: the `alg` values DPoP proofs may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]

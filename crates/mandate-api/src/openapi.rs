@@ -29,8 +29,12 @@
 
 use utoipa::openapi::encoding::EncodingBuilder;
 use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::path::ParameterStyle;
-use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ArrayItems, ObjectBuilder,
+    OneOfBuilder, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, LicenseBuilder};
 use utoipa::openapi::{Ref, RefOr, Schema};
@@ -258,6 +262,7 @@ values are encrypted at rest and never returned."#),
             Inventory, InventoryRow, InventoryCredential, InventoryFinding, InventoryThresholds,
             ComplianceReport, ComplianceControl, ComplianceEvidence, ComplianceCheckpoint,
             NewReview, ReviewCounts, ReviewSummary, ReviewPage, ReviewGrant, ReviewUse, ReviewItem, Review, ReviewDecision, ReviewDecided,
+            PolicyActivated,
         ),
         responses(
             responses::AgentAfterStatusChange, responses::BadBody, responses::InvalidQuery, responses::Unauthenticated, responses::ForbiddenAgentToken, responses::ForbiddenWrite, responses::Forbidden, responses::NotFound, responses::Conflict, responses::InvalidTransition, responses::BodyTooLarge, responses::UnsupportedMediaType, responses::Internal, responses::AuditUnavailable, responses::InvalidPolicy, responses::PolicyActivated, responses::OAuthBadRequest, responses::OAuthUnsupportedResponseType, responses::OAuthInvalidClient, responses::OAuthSlowDown, responses::TooManyFailures, responses::OAuthServerError, responses::MandateForbidden, responses::NotAnApprover, responses::AnomalyNotOpen, responses::ApprovalConflict, responses::NotAReviewer, responses::ReviewConflict,
@@ -497,6 +502,31 @@ are approvers. A token that does not verify gets 401 `unauthenticated`."#)).buil
                     .build(),
             )];
         }
+        // RFC 6749 §3.1: an OAuth parameter sent without a value is treated as omitted,
+        // so every optional one of the form bodies may also be empty (schemathesis took
+        // `client_assertion_type=` for an invalid value accepted).
+        for name in ["TokenRequest", "TokenActionRequest"] {
+            if let Some(RefOr::T(Schema::Object(form))) = components.schemas.get_mut(name) {
+                let required = form.required.clone();
+                for (member, schema) in form.properties.iter_mut() {
+                    if required.contains(member) || matches!(schema, RefOr::T(Schema::Array(_))) {
+                        continue;
+                    }
+                    let empty = ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .max_length(Some(0))
+                        .description(Some("Empty: the same as absent (RFC 6749 §3.1)."));
+                    *schema = RefOr::T(Schema::AnyOf(
+                        AnyOfBuilder::new().item(schema.clone()).item(empty).build(),
+                    ));
+                }
+            }
+        }
+        // What the derive writes wrong, fixed everywhere a schema is (schemathesis found
+        // both, `crates/mandate/tests/e2e/schemathesis.rs`).
+        for schema in components.schemas.values_mut() {
+            walk_ref(schema, &mut describe_without_type);
+        }
         // Whatever can answer 401 can answer 429: failed authentication backs off per
         // source (docs/running.md#abuse-limits); the OAuth endpoints say `slow_down`.
         for item in openapi.paths.paths.values_mut() {
@@ -510,6 +540,7 @@ are approvers. A token that does not verify gets 401 `unauthenticated`."#)).buil
             .into_iter()
             .flatten()
             {
+                fix_operation(op);
                 let r = &mut op.responses.responses;
                 if r.contains_key("401") && !r.contains_key("429") {
                     r.insert(
@@ -518,6 +549,36 @@ are approvers. A token that does not verify gets 401 `unauthenticated`."#)).buil
                     );
                 }
             }
+        }
+        if let Some(components) = openapi.components.as_mut() {
+            for response in components.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    for content in response.content.values_mut() {
+                        if let RefOr::T(content) = content
+                            && let Some(schema) = content.schema.as_mut()
+                        {
+                            walk_ref(schema, &mut describe_without_type);
+                        }
+                    }
+                }
+            }
+        }
+        // `GET /ssf/stream` answers one stream with `stream_id` and an array of every
+        // stream without (SSF 1.0 §8.1.1.2): the marker can name one body type only.
+        if let Some(RefOr::T(ok)) = openapi
+            .paths
+            .paths
+            .get_mut("/ssf/stream")
+            .and_then(|item| item.get.as_mut())
+            .and_then(|op| op.responses.responses.get_mut("200"))
+            && let Some(RefOr::T(json)) = ok.content.get_mut("application/json")
+        {
+            json.schema = Some(RefOr::T(Schema::OneOf(
+                OneOfBuilder::new()
+                    .item(Ref::from_schema_name("StreamConfiguration"))
+                    .item(ArrayBuilder::new().items(Ref::from_schema_name("StreamConfiguration")))
+                    .build(),
+            )));
         }
         // RFC 8707: `resource` repeats as `resource=a&resource=b`.
         if let Some(body) = openapi
@@ -536,6 +597,104 @@ are approvers. A token that does not verify gets 401 `unauthenticated`."#)).buil
                     .explode(Some(true))
                     .build(),
             );
+        }
+    }
+}
+
+/// Applies `f` to `schema` and every schema inside it (properties, items, compositions).
+fn walk(schema: &mut Schema, f: &mut impl FnMut(&mut Schema)) {
+    match schema {
+        Schema::Object(o) => {
+            for p in o.properties.values_mut() {
+                walk_ref(p, f);
+            }
+            if let Some(extra) = o.additional_properties.as_deref_mut()
+                && let AdditionalProperties::RefOr(extra) = extra
+            {
+                walk_ref(extra, f);
+            }
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                walk_ref(items, f);
+            }
+            for p in &mut a.prefix_items {
+                walk(p, f);
+            }
+        }
+        Schema::AllOf(c) => c.items.iter_mut().for_each(|s| walk_ref(s, f)),
+        Schema::OneOf(c) => c.items.iter_mut().for_each(|s| walk_ref(s, f)),
+        Schema::AnyOf(c) => c.items.iter_mut().for_each(|s| walk_ref(s, f)),
+        _ => {}
+    }
+    f(schema);
+}
+
+fn walk_ref(schema: &mut RefOr<Schema>, f: &mut impl FnMut(&mut Schema)) {
+    if let RefOr::T(s) = schema {
+        walk(s, f);
+    }
+}
+
+/// utoipa writes a documented field whose type is given inline (`value_type = X,
+/// inline`) as `allOf: [X, {"type": "object", "description": …}]`: the second member,
+/// there only to carry the description, claims the value is an object, so no string
+/// enum could ever match. Such a member keeps its description and loses its type.
+fn describe_without_type(schema: &mut Schema) {
+    if let Schema::AllOf(all) = schema {
+        for member in &mut all.items {
+            if let RefOr::T(Schema::Object(o)) = member
+                && o.schema_type == SchemaType::Type(Type::Object)
+                && o.description.is_some()
+                && o.properties.is_empty()
+                && o.additional_properties.is_none()
+                && o.enum_values.is_none()
+                && o.required.is_empty()
+            {
+                o.schema_type = SchemaType::AnyValue;
+            }
+        }
+    }
+}
+
+/// An operation's schemas fixed as [`describe_without_type`] does, and an optional
+/// request body (`Option<T>` in the marker) stated as `T` and not required: the derive
+/// writes `oneOf: [T, null]`, which says a JSON `null` body is valid, but an optional
+/// body is one that is absent (or empty), and a `null` one is refused like any other
+/// value that is not a `T`.
+fn fix_operation(op: &mut Operation) {
+    if let Some(RefOr::T(body)) = op.request_body.as_mut() {
+        for content in body.content.values_mut() {
+            if let RefOr::T(content) = content
+                && let Some(schema) = content.schema.as_mut()
+            {
+                if let RefOr::T(Schema::OneOf(one)) = schema
+                    && one.items.len() == 2
+                    && matches!(one.items.get(1), Some(RefOr::T(Schema::Object(o))) if o.schema_type == SchemaType::Type(Type::Null))
+                    && let Some(first) = one.items.first().cloned()
+                {
+                    *schema = first;
+                }
+                walk_ref(schema, &mut describe_without_type);
+            }
+        }
+    }
+    for response in op.responses.responses.values_mut() {
+        if let RefOr::T(response) = response {
+            for content in response.content.values_mut() {
+                if let RefOr::T(content) = content
+                    && let Some(schema) = content.schema.as_mut()
+                {
+                    walk_ref(schema, &mut describe_without_type);
+                }
+            }
+        }
+    }
+    for param in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(param) = param
+            && let Some(schema) = param.schema.as_mut()
+        {
+            walk_ref(schema, &mut describe_without_type);
         }
     }
 }

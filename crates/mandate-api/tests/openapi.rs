@@ -332,3 +332,116 @@ fn free_json_is_written_in_sorted_order() {
     assert_eq!(caught, ["/a/example: [\"team\", \"env\"]"]);
     assert!(unsorted_free_json(r#"{"properties": {"b": {}, "a": {}}}"#).is_empty());
 }
+
+/// Every schema object in `v`, with where it is.
+fn visit<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a Value)>) {
+    match v {
+        Value::Object(map) => {
+            out.push((at.clone(), v));
+            for (k, child) in map {
+                visit(child, format!("{at}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                visit(child, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What schemathesis found wrong in the document (issue 25; the e2e test
+/// `schemathesis_finds_nothing` runs it against a server), pinned here without it.
+#[test]
+fn the_document_says_what_the_server_sends_and_takes() {
+    let doc = document();
+    let mut all = Vec::new();
+    visit(&doc, String::new(), &mut all);
+    for (at, v) in &all {
+        // A documented field of an inline type came out as `allOf: [T, {"type":
+        // "object", "description": …}]`, which no string matches.
+        if let Some(members) = v.get("allOf").and_then(Value::as_array) {
+            for m in members {
+                assert!(
+                    !(m.get("type") == Some(&Value::from("object"))
+                        && m.get("properties").is_none()
+                        && m.get("description").is_some()),
+                    "{at}: a description-only allOf member claims `object`: {m}"
+                );
+            }
+        }
+        // Every reference resolves (`PolicyActivated` did not).
+        if let Some(r) = v.get("$ref").and_then(Value::as_str) {
+            let pointer = r.strip_prefix('#').expect("a local reference");
+            assert!(
+                doc.pointer(pointer).is_some(),
+                "{at}: `{r}` resolves to nothing"
+            );
+        }
+    }
+    // An optional body is absent, not `null` (the server refuses a `null` body).
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if let Some(content) = op["requestBody"]["content"].as_object() {
+                for (media, c) in content {
+                    let one_of = c["schema"]["oneOf"].as_array();
+                    assert!(
+                        !one_of.is_some_and(|o| o.iter().any(|s| s["type"] == "null")),
+                        "{method} {path} ({media}): the body may be `null`"
+                    );
+                }
+            }
+        }
+    }
+    // The metadata's lists are lists of names, not of lists.
+    let meta = &doc["components"]["schemas"]["ServerMetadata"]["properties"];
+    for member in [
+        "token_endpoint_auth_methods_supported",
+        "token_endpoint_auth_signing_alg_values_supported",
+        "introspection_endpoint_auth_methods_supported",
+    ] {
+        assert!(
+            meta[member]["items"].is_null(),
+            "{member} is an array of arrays: {}",
+            meta[member]
+        );
+    }
+    // `GET /ssf/stream` without `stream_id` answers an array of streams.
+    let streams = &doc["paths"]["/ssf/stream"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(streams["oneOf"][1]["type"], "array", "{streams}");
+    // Free text refuses control characters but newlines and tabs, as the edge does.
+    for (schema, member) in [
+        ("AnomalyResolution", "comment"),
+        ("ApprovalDecision", "comment"),
+        ("RevokeMandate", "reason"),
+    ] {
+        let text = &doc["components"]["schemas"][schema]["properties"][member];
+        assert!(text["pattern"].is_string(), "{schema}.{member}: {text}");
+    }
+    // Query values the server checks: a page of anomalies is at most 500 (the edge's
+    // `MAX_PAGE`; the document said 1000), a framework and a report format are named.
+    let query = |path: &str, name: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path}: no `{name}`"))["schema"]
+            .clone()
+    };
+    assert_eq!(query("/v1/anomalies", "limit")["maximum"], 500);
+    assert!(query("/v1/reports/compliance", "framework")["pattern"].is_string());
+    assert!(query("/v1/reviews/{id}/report", "format")["pattern"].is_string());
+    // A compliance control's evidence is a number, a time or a list: any JSON value.
+    let evidence = &doc["components"]["schemas"]["ComplianceEvidence"]["properties"]["value"];
+    assert!(evidence["type"].is_null(), "{evidence}");
+    // An empty OAuth parameter counts as absent (RFC 6749 §3.1).
+    let assertion_type =
+        &doc["components"]["schemas"]["TokenActionRequest"]["properties"]["client_assertion_type"];
+    assert_eq!(
+        assertion_type["anyOf"][1]["maxLength"], 0,
+        "{assertion_type}"
+    );
+}

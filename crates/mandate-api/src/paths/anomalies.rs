@@ -51,7 +51,7 @@ pub struct ListAnomaliesQuery {
     #[param(value_type = Option<AnomalyId>)]
     pub cursor: Option<String>,
     /// Page size.
-    #[param(minimum = 1, maximum = 1000, default = 100)]
+    #[param(minimum = 1, maximum = 500, default = 100)]
     pub limit: Option<u64>,
 }
 

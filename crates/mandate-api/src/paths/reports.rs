@@ -43,6 +43,7 @@ pub fn get_compliance_report() {}
 #[into_params(parameter_in = Query)]
 pub struct ComplianceQuery {
     /// `nist-ai-rmf` or `eu-ai-act`.
+    #[param(pattern = "^(nist-ai-rmf|eu-ai-act)$")]
     pub framework: String,
     /// The window's start (RFC 3339; default 90 days before now).
     #[param(value_type = Option<Timestamp>)]

@@ -103,7 +103,7 @@ with `'`) or `html` (one self-contained page, no script; every stored value esca
 Any admin token role but `service`."#,
     params(
         ("id" = String, Path, description = "The campaign's id (`rev_…`)."),
-        ("format" = Option<String>, Query, description = "`json` (default), `csv` or `html`.")
+        ("format" = Option<String>, Query, pattern = "^(json|csv|html)$", description = "`json` (default), `csv` or `html`.")
     ),
     responses(
         (status = 200, description = "The report.", body = Review, content_type = "application/json"),
