@@ -18,7 +18,7 @@
 //! original may have written and signed events past the backup, so the restored node
 //! must never sign a checkpoint under the original's origin.
 
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
