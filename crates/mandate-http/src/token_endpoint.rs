@@ -29,10 +29,13 @@ pub(crate) async fn token(
 }
 
 async fn route(state: &Arc<Node>, req: Request<Body>) -> Result<Response, OAuthError> {
+    // RFC 8705 §3: the client certificate of the connection, which the token is bound to.
+    let certificate =
+        crate::dpop::presented_certificate(req.extensions().get::<crate::conn::Peer>());
     let (headers, p) = Params::read(state, req).await?;
     if p.get("grant_type") == Some(crate::exchange::GRANT) {
         crate::exchange::exchange(state, &headers, &p).await
     } else {
-        crate::oauth::client_credentials(state, &headers, &p).await
+        crate::oauth::client_credentials(state, &headers, &p, certificate).await
     }
 }
