@@ -77,7 +77,7 @@ pub(crate) async fn identify(
                 "the access token is not issued for Mandate (its `aud` names another resource)",
             ));
         }
-        crate::dpop::check_own(state, headers, peer, method, path, token, scheme, &claims)?;
+        crate::dpop::check_own(state, headers, peer, (method, path), token, scheme, &claims)?;
         let holder = crate::decide::holder(&snapshot, &claims, now)
             .map_err(|r| unauthenticated(&format!("access token refused: {}", r.reason)))?;
         return Ok(Caller::Agent {

@@ -75,8 +75,7 @@ pub(crate) fn check_own(
     state: &Node,
     headers: &HeaderMap,
     peer: Option<&Peer>,
-    method: &str,
-    path: &str,
+    (method, path): (&str, &str),
     token: &str,
     scheme: Scheme,
     claims: &AccessClaims,
@@ -119,7 +118,7 @@ pub(crate) fn check_caller(
     };
     match at {
         Some((method, path)) => {
-            check_own(state, headers, peer, method, path, token, scheme, &claims)
+            check_own(state, headers, peer, (method, path), token, scheme, &claims)
         }
         None => check_sender(
             state,

@@ -174,7 +174,7 @@ pub fn verify_client_chain<'a>(
         webpki::Error::UnknownIssuer
         | webpki::Error::InvalidSignatureForPublicKey
         | webpki::Error::CaUsedAsEndEntity => ChainError::Untrusted,
-        #[allow(deprecated, reason = "webpki still returns the old variant in places")]
+        #[expect(deprecated, reason = "webpki still returns the old variant in places")]
         webpki::Error::RequiredEkuNotFound | webpki::Error::RequiredEkuNotFoundContext(_) => {
             ChainError::WrongUsage
         }
