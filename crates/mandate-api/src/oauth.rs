@@ -192,17 +192,22 @@ pub struct IntrospectionResponse {
     /// revokes this one. Absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<ParentToken>,
-    /// RFC 7800 / RFC 9449 §6.2: the key a DPoP-bound token is bound to (`jkt`, the
-    /// RFC 7638 thumbprint). Absent for a bearer token.
+    /// RFC 7800: what a sender-constrained token is bound to — the DPoP key (`jkt`,
+    /// RFC 9449 §6.2), the client certificate (`x5t#S256`, RFC 8705 §3.2), or both.
+    /// Absent for a bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<TokenConfirmation>,
 }
 
-/// The `cnf` of a DPoP-bound token (RFC 9449 §6).
+/// The `cnf` of a DPoP-bound (RFC 9449 §6) or certificate-bound (RFC 8705 §3) token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TokenConfirmation {
     /// The RFC 7638 SHA-256 thumbprint (base64url) of the DPoP public key.
-    pub jkt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    /// The base64url SHA-256 of the DER client certificate the token is bound to.
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
 }
 
 impl IntrospectionResponse {
@@ -335,6 +340,10 @@ pub struct ServerMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Vec<AssertionAlgs>)]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// RFC 8705 §3.3: a token requested over a TLS connection with a client certificate
+    /// is bound to that certificate (`cnf.x5t#S256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
 }
 
 /// `/healthz`: the process is up.

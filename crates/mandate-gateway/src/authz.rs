@@ -103,6 +103,11 @@ pub struct Presented<'a> {
     /// The request's URL as the agent reached it: the gateway's `public_url` and the
     /// path as sent.
     pub url: String,
+    /// The DER leaf certificate of the client's TLS connection to the gateway, when it
+    /// terminates TLS and the client presented one (`mandate_tls::server::Peer`): a
+    /// certificate-bound token (RFC 8705) is accepted only with the certificate it is
+    /// bound to.
+    pub certificate: Option<&'a [u8]>,
 }
 
 /// A token refused for how it was presented (RFC 9449): 401 with a `DPoP` challenge.

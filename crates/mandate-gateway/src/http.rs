@@ -89,6 +89,7 @@ mod percent;
 mod query;
 mod stream;
 
+use mandate_tls::server::Peer;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -414,6 +415,8 @@ struct Incoming {
     body: Body,
     path: RoutedPath,
     query: Query,
+    /// The connection (its client certificate, for a certificate-bound token).
+    peer: Option<Peer>,
 }
 
 /// Why the HTTP gateway cannot be built: `mandate serve` refuses to start.
@@ -737,8 +740,10 @@ async fn respond(
         method,
         uri,
         headers,
+        extensions,
         ..
     } = parts;
+    let peer = extensions.get::<Peer>().cloned();
     let path = match CanonicalPath::parse(uri.path()) {
         Ok(p) => p,
         Err(e) => return ambiguous_path(&e),
@@ -794,6 +799,7 @@ async fn respond(
         body,
         path,
         query,
+        peer,
     };
     forward(gw, route, req, limits, progress, traced).await
 }
@@ -858,6 +864,7 @@ async fn forward(
         body,
         path,
         query,
+        peer,
     } = req;
     let Some((token, dpop)) = agent_token(&headers) else {
         return unauthorized(gw, &route.prefix, None);
@@ -871,6 +878,7 @@ async fn forward(
         method: method.as_str(),
         // RFC 9449 §4.3: the URL the agent used, checked against this gateway's own.
         url: format!("{}{}", gw.cfg.public_url, path.raw()),
+        certificate: peer.as_ref().and_then(Peer::leaf),
     };
     // INVARIANT (authenticate before the body): not a byte of the body is read until
     // the token has verified for this route's resource (and its DPoP proof, if bound).

@@ -163,10 +163,12 @@ mod session;
 mod sse;
 mod upstream;
 
+use mandate_tls::server::Peer;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -681,6 +683,7 @@ impl Gateway {
         id: &Value,
         headers: &HeaderMap,
         method: &str,
+        peer: Option<&Peer>,
     ) -> Result<Principal, Refusal> {
         let Some((token, dpop)) = agent_token(headers) else {
             return Err(self.unauthorized(id, false));
@@ -691,6 +694,7 @@ impl Gateway {
             proofs: dpop_proofs(headers),
             method,
             url: self.resource.clone(),
+            certificate: peer.and_then(Peer::leaf),
         };
         // INVARIANT (session owner): sessions, streams and caps belong to the acting
         // agent the authorizer names for a token it has just verified for this
@@ -1117,10 +1121,16 @@ fn upstream_failure(id: &Value, e: &UpstreamError) -> Response {
     )
 }
 
-async fn post_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+async fn post_mcp(
+    State(gw): State<Arc<Gateway>>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let timer = trace::Timer::start(gw.clock.as_ref());
     let t = trace::of_request(gw.authz.as_ref(), &headers);
-    let res = match handle_post(&gw, &headers, body, t.as_ref()).await {
+    let peer = peer.map(|Extension(p)| p);
+    let res = match handle_post(&gw, &headers, peer.as_ref(), body, t.as_ref()).await {
         Ok(r) | Err(r) => r,
     };
     if let Some(t) = &t {
@@ -1149,6 +1159,7 @@ async fn post_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body
 async fn handle_post(
     gw: &Arc<Gateway>,
     headers: &HeaderMap,
+    peer: Option<&Peer>,
     body: Body,
     trace: Option<&RequestTrace>,
 ) -> Result<Response, Response> {
@@ -1195,7 +1206,9 @@ async fn handle_post(
     }
     // INVARIANT (authenticated before read): the body is read only for a token that
     // authenticates for this resource, and its holder may act.
-    let principal = gw.authenticate(&null, headers, "POST").map_err(early)?;
+    let principal = gw
+        .authenticate(&null, headers, "POST", peer)
+        .map_err(early)?;
     let declared = header_str(headers, header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > u64::try_from(gw.max_body_bytes).unwrap_or(u64::MAX)) {
@@ -1331,11 +1344,20 @@ fn initialize(gw: &Arc<Gateway>, id: &Value, agent: &str, params: &Value) -> Res
     r
 }
 
-async fn delete_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+async fn delete_mcp(
+    State(gw): State<Arc<Gateway>>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
     let null = Value::Null;
     let run = || -> Result<Response, Refusal> {
         gw.check_origin(&headers)?;
-        let principal = gw.authenticate(&null, &headers, "DELETE")?;
+        let principal = gw.authenticate(
+            &null,
+            &headers,
+            "DELETE",
+            peer.as_ref().map(|Extension(p)| p),
+        )?;
         let session = gw.session(&headers, &null, &principal.agent)?;
         if let Some(sid) = header_str(&headers, SESSION_HEADER) {
             // Ends the session's open streams too.
@@ -1350,7 +1372,11 @@ async fn delete_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respo
     }
 }
 
-async fn get_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+async fn get_mcp(
+    State(gw): State<Arc<Gateway>>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
     let null = Value::Null;
     let run = || -> Result<Response, Refusal> {
         gw.check_origin(&headers)?;
@@ -1368,7 +1394,8 @@ async fn get_mcp(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response
         }
         let token = agent_token(&headers).map(|(t, _)| t);
         let since = Watch::start(gw.authz.as_ref());
-        let principal = gw.authenticate(&null, &headers, "GET")?;
+        let principal =
+            gw.authenticate(&null, &headers, "GET", peer.as_ref().map(|Extension(p)| p))?;
         let session = gw.session(&headers, &null, &principal.agent)?;
         let lease = gw.lease(token.unwrap_or_default(), &principal, &session, since);
         Ok(listen::open(&gw, &session, lease))

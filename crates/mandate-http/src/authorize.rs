@@ -73,6 +73,7 @@ pub(crate) enum Caller<'h> {
 pub(crate) async fn caller<'h>(
     state: &Arc<Node>,
     headers: &'h HeaderMap,
+    peer: Option<&crate::conn::Peer>,
     at: Option<(&str, &str)>,
 ) -> Result<Caller<'h>, ApiError> {
     let (token, scheme) = crate::dpop::agent_token(headers).ok_or_else(|| {
@@ -83,7 +84,7 @@ pub(crate) async fn caller<'h>(
         )
     })?;
     if looks_like_jwt(token) {
-        crate::dpop::check_caller(state, headers, token, scheme, at)?;
+        crate::dpop::check_caller(state, headers, peer, token, scheme, at)?;
         return Ok(Caller::Agent(token));
     }
     if scheme != mandate_service::dpop::Scheme::Bearer {
@@ -388,6 +389,7 @@ pub(crate) async fn authorize(
     let who = caller(
         &state,
         &parts.headers,
+        parts.extensions.get::<crate::conn::Peer>(),
         Some((parts.method.as_str(), parts.uri.path())),
     )
     .await?;
@@ -435,6 +437,7 @@ pub(crate) async fn authorize_batch(
     let who = caller(
         &state,
         &parts.headers,
+        parts.extensions.get::<crate::conn::Peer>(),
         Some((parts.method.as_str(), parts.uri.path())),
     )
     .await?;

@@ -581,6 +581,7 @@ async fn evaluate(state: Arc<Node>, req: Request<Body>, batch: bool) -> Result<R
     let who = caller(
         &state,
         &parts.headers,
+        parts.extensions.get::<crate::conn::Peer>(),
         Some((parts.method.as_str(), parts.uri.path())),
     )
     .await?;
@@ -809,6 +810,7 @@ async fn search(state: Arc<Node>, req: Request<Body>, kind: Kind) -> Result<Resp
     let who = caller(
         &state,
         &parts.headers,
+        parts.extensions.get::<crate::conn::Peer>(),
         Some((parts.method.as_str(), parts.uri.path())),
     )
     .await?;

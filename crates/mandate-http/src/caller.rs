@@ -41,6 +41,7 @@ fn unauthenticated(msg: &str) -> ApiError {
 pub(crate) async fn identify(
     state: &Arc<Node>,
     headers: &HeaderMap,
+    peer: Option<&crate::conn::Peer>,
     method: &str,
     path: &str,
 ) -> Result<Caller, ApiError> {
@@ -76,7 +77,7 @@ pub(crate) async fn identify(
                 "the access token is not issued for Mandate (its `aud` names another resource)",
             ));
         }
-        crate::dpop::check_own(state, headers, method, path, token, scheme, &claims)?;
+        crate::dpop::check_own(state, headers, peer, (method, path), token, scheme, &claims)?;
         let holder = crate::decide::holder(&snapshot, &claims, now)
             .map_err(|r| unauthenticated(&format!("access token refused: {}", r.reason)))?;
         return Ok(Caller::Agent {
@@ -113,6 +114,7 @@ impl axum::extract::FromRequestParts<Arc<Node>> for Caller {
         identify(
             state,
             &parts.headers,
+            parts.extensions.get::<crate::conn::Peer>(),
             parts.method.as_str(),
             parts.uri.path(),
         )

@@ -7,20 +7,6 @@
 //! authentication and certificate-bound tokens need the chain). A router driven without a
 //! socket (tests' `oneshot`) has none: a reader must treat its absence as "unknown".
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use rustls_pki_types::CertificateDer;
-
-/// The connection a request arrived on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    /// The client's address as the socket sees it (a proxy's, behind one).
-    pub addr: SocketAddr,
-    /// The client's certificate chain, leaf first, when the listener asked for one
-    /// (`client_auth = "optional"`) and the client sent one. INVARIANT (not validated):
-    /// the TLS layer checked only that the client holds the leaf's private key (the
-    /// handshake signature); the chain is NOT validated against any CA, nor its dates,
-    /// names or usages. Whoever relies on it decides what it proves.
-    pub certificates: Option<Arc<[CertificateDer<'static>]>>,
-}
+// Defined in mandate-tls so the gateways (mandate-gateway, which does not depend on
+// this crate) read the same extension.
+pub use mandate_tls::server::Peer;

@@ -8,6 +8,7 @@ use mandate_service::dpop::{Presentation, Scheme, SenderError, check_sender};
 use mandate_token::access::AccessClaims;
 
 use crate::Node;
+use crate::conn::Peer;
 use crate::error::{ApiError, OAuthError};
 
 /// The token of `Authorization: Bearer …` or `Authorization: DPoP …`, and which.
@@ -35,6 +36,13 @@ pub(crate) fn proofs(headers: &HeaderMap) -> Vec<&str> {
         .iter()
         .map(|v| v.to_str().unwrap_or(""))
         .collect()
+}
+
+/// The `x5t#S256` of the client certificate of the request's connection (RFC 8705
+/// §3), `None` without one or without a known connection.
+pub(crate) fn presented_certificate(peer: Option<&Peer>) -> Option<String> {
+    peer.and_then(Peer::leaf)
+        .map(mandate_token::access::certificate_thumbprint)
 }
 
 /// The URL a proof for a request to `path` on this server names: the issuer URL (the
@@ -66,14 +74,15 @@ pub(crate) fn refusal(state: &Node, e: SenderError) -> ApiError {
 pub(crate) fn check_own(
     state: &Node,
     headers: &HeaderMap,
-    method: &str,
-    path: &str,
+    peer: Option<&Peer>,
+    (method, path): (&str, &str),
     token: &str,
     scheme: Scheme,
     claims: &AccessClaims,
 ) -> Result<(), ApiError> {
     let proofs = proofs(headers);
     let url = own_url(state, path);
+    let certificate = presented_certificate(peer);
     check_sender(
         state,
         claims,
@@ -83,6 +92,7 @@ pub(crate) fn check_own(
             proofs: &proofs,
             method,
             url: &url,
+            certificate: certificate.as_deref(),
         },
         path,
     )
@@ -95,6 +105,7 @@ pub(crate) fn check_own(
 pub(crate) fn check_caller(
     state: &Node,
     headers: &HeaderMap,
+    peer: Option<&Peer>,
     token: &str,
     scheme: Scheme,
     at: Option<(&str, &str)>,
@@ -106,7 +117,9 @@ pub(crate) fn check_caller(
         return Ok(());
     };
     match at {
-        Some((method, path)) => check_own(state, headers, method, path, token, scheme, &claims),
+        Some((method, path)) => {
+            check_own(state, headers, peer, (method, path), token, scheme, &claims)
+        }
         None => check_sender(
             state,
             &claims,
@@ -116,6 +129,7 @@ pub(crate) fn check_caller(
                 proofs: &[],
                 method: "",
                 url: "",
+                certificate: presented_certificate(peer).as_deref(),
             },
             "/v1/data",
         )
@@ -158,11 +172,13 @@ pub(crate) fn check_forwarded(
         state,
         claims,
         token,
+        // No connection of the agent's here: a certificate-bound token is refused.
         &Presentation {
             scheme,
             proofs: &proofs,
             method,
             url,
+            certificate: None,
         },
         surface,
     )

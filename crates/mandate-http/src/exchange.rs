@@ -61,6 +61,7 @@ impl From<ExchangeError> for OAuthError {
             | E::ActorTokenOfAnotherClient
             | E::ActorTokenBound
             | E::SubjectTokenBound
+            | E::CertificateBound
             | E::SubjectTokenInvalid(_)
             | E::SubjectTokenInactive(_)
             | E::NotDelegable

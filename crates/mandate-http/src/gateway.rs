@@ -191,6 +191,12 @@ impl Authorizer for GatewayAuthorizer {
             let snapshot = state.snapshot().map_err(unavailable)?;
             let now = state.clock.now();
             let claims = verified_for(state, &snapshot, p.token, audience, now)?;
+            // INVARIANT (bound to a certificate), mandate_service::dpop: the gateway
+            // terminates TLS, so the certificate compared is the one the agent presented
+            // to it.
+            let certificate = p
+                .certificate
+                .map(mandate_token::access::certificate_thumbprint);
             // INVARIANT (bound stays bound), mandate_service::dpop: at the gateway the
             // proof names the gateway's own public URL.
             let presentation = mandate_service::dpop::Presentation {
@@ -202,6 +208,7 @@ impl Authorizer for GatewayAuthorizer {
                 proofs: &p.proofs,
                 method: p.method,
                 url: &p.url,
+                certificate: certificate.as_deref(),
             };
             let surface = if audience.ends_with("/mcp") {
                 "gateway:mcp"

@@ -280,6 +280,7 @@ pub(crate) async fn client_credentials(
     state: &Arc<Node>,
     headers: &HeaderMap,
     p: &Params,
+    certificate: Option<String>,
 ) -> Result<Response, OAuthError> {
     let auth = client_auth(headers, p)?
         .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
@@ -305,9 +306,10 @@ pub(crate) async fn client_credentials(
         check_resource(r)?;
     }
     let proofs = crate::dpop::token_request_proofs(headers)?;
-    let issued = tokens::issue_client_credentials(state, auth, scope, &resources, &proofs)
-        .await
-        .map_err(|e| token_refusal(state, e))?;
+    let issued =
+        tokens::issue_client_credentials_over(state, auth, scope, &resources, &proofs, certificate)
+            .await
+            .map_err(|e| token_refusal(state, e))?;
     Ok(no_store(
         Json(api::TokenResponse {
             access_token: issued.token,
@@ -406,8 +408,9 @@ fn introspection(c: AccessClaims) -> api::IntrospectionResponse {
     }
     api::IntrospectionResponse {
         active: true,
-        // RFC 9449 §6.2: a bound token is of type `DPoP`.
-        token_type: Some(if c.cnf.is_some() { "DPoP" } else { "Bearer" }.to_owned()),
+        // RFC 9449 §6.2: a DPoP-bound token is of type `DPoP` (a certificate-bound one
+        // alone stays `Bearer`, RFC 8705 §3).
+        token_type: Some(if c.jkt().is_some() { "DPoP" } else { "Bearer" }.to_owned()),
         iss: Some(c.iss),
         sub: Some(c.sub),
         aud: Some(match c.aud {
@@ -430,7 +433,10 @@ fn introspection(c: AccessClaims) -> api::IntrospectionResponse {
                 iat: p.iat,
             })
             .collect(),
-        cnf: c.cnf.map(|c| api::TokenConfirmation { jkt: c.jkt }),
+        cnf: c.cnf.map(|c| api::TokenConfirmation {
+            jkt: c.jkt,
+            x5t_s256: c.x5t_s256,
+        }),
     }
 }
 

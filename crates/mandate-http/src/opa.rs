@@ -191,9 +191,10 @@ async fn who<'h>(ctx: &Ctx, headers: &'h HeaderMap) -> Result<Who<'h>, OpaError>
     }
     // The same check as every decision surface (`/v1/authorize`, AuthZEN).
     // No DPoP on this listener (its public URL is not configured): a DPoP-bound token
-    // is refused here (`INVARIANT (bound stays bound)`).
+    // is refused here (`INVARIANT (bound stays bound)`); no client certificate is
+    // looked at either, so a certificate-bound one is refused too.
     Ok(
-        match crate::authorize::caller(&ctx.node, headers, None).await? {
+        match crate::authorize::caller(&ctx.node, headers, None, None).await? {
             crate::authorize::Caller::Agent(t) => Who::Agent(t),
             crate::authorize::Caller::Service(id) => Who::Enforcer(id),
         },

@@ -33,6 +33,9 @@ pub(crate) async fn token(
 /// from this source, or this source, is backed off (throttle.rs); every `invalid_client`
 /// answer is a failure there, every token a success.
 async fn route(state: &Arc<Node>, req: Request<Body>) -> Result<Response, OAuthError> {
+    // RFC 8705 §3: the client certificate of the connection, which the token is bound to.
+    let certificate =
+        crate::dpop::presented_certificate(req.extensions().get::<crate::conn::Peer>());
     let (headers, p) = Params::read(state, req).await?;
     let claimed = crate::oauth::claimed_client(&headers, &p);
     if let Some(g) = &p.1 {
@@ -41,7 +44,7 @@ async fn route(state: &Arc<Node>, req: Request<Body>) -> Result<Response, OAuthE
     let answer = if p.get("grant_type") == Some(crate::exchange::GRANT) {
         crate::exchange::exchange(state, &headers, &p).await
     } else {
-        crate::oauth::client_credentials(state, &headers, &p).await
+        crate::oauth::client_credentials(state, &headers, &p, certificate).await
     };
     if let Some(g) = &p.1 {
         g.client_outcome(claimed.as_deref(), Outcome::of(&answer));

@@ -81,6 +81,7 @@ pub(crate) async fn metadata(State(state): State<Arc<Node>>) -> Json<api::Server
         introspection_endpoint_auth_methods_supported: Some(auth_methods),
         introspection_endpoint_auth_signing_alg_values_supported: Some(list(&ASSERTION_ALGS)),
         dpop_signing_alg_values_supported: Some(list(mandate_token::dpop::SIGNING_ALGS)),
+        tls_client_certificate_bound_access_tokens: Some(true),
     })
 }
 

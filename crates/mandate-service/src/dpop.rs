@@ -10,6 +10,16 @@
 //! (`dpop_bound_token_as_bearer`, 401 `invalid_token`): an unbound copy of a bound
 //! token is worth nothing.
 //!
+//! INVARIANT (bound to a certificate): a token carrying `cnf.x5t#S256` (RFC 8705 §3) is
+//! accepted only over a TLS connection whose client certificate (the leaf the client
+//! proved it holds the key of in the handshake) has that thumbprint: without a
+//! certificate it is refused (`certificate_bound_token_without_certificate`), with
+//! another (`certificate_bound_token_wrong_certificate`), both 401 `invalid_token`. A
+//! token bound both ways (a DPoP proof at a token request over mTLS) is held to both.
+//! Where no connection is known (a token passed on by an enforcement point in a
+//! `/v1/authorize` body) a certificate-bound token is refused: the certificate is not
+//! there to compare.
+//!
 //! Replay: each node remembers the proofs it accepted ([`ReplayCache`], bounded, fail
 //! closed when full) for the `iat` window. A proof replayed to *another* node of a
 //! cluster within that window is not caught by this cache: the window is short (60 s by
@@ -132,6 +142,10 @@ pub struct Presentation<'a> {
     pub method: &'a str,
     /// The request's URL as the client reached it (public base URL + path).
     pub url: &'a str,
+    /// The `x5t#S256` of the client certificate of the connection the token came on
+    /// (`mandate_token::access::certificate_thumbprint` of the leaf), `None` without one
+    /// or where the connection is not known.
+    pub certificate: Option<&'a str>,
 }
 
 /// Why a presentation is refused.
@@ -149,6 +163,14 @@ pub enum SenderError {
     /// The proof is refused.
     #[error("{0}")]
     Proof(DpopError),
+    /// A certificate-bound token over a connection without a client certificate.
+    #[error(
+        "the token is bound to a client certificate: present it over TLS with that certificate"
+    )]
+    CertificateMissing,
+    /// A certificate-bound token over a connection with another client certificate.
+    #[error("the token is bound to another client certificate than the connection's")]
+    CertificateMismatch,
 }
 
 impl SenderError {
@@ -159,14 +181,24 @@ impl SenderError {
             Self::ProofMissing => "dpop_proof_missing",
             Self::NotBound => "dpop_token_not_bound",
             Self::Proof(e) => e.code(),
+            Self::CertificateMissing => "certificate_bound_token_without_certificate",
+            Self::CertificateMismatch => "certificate_bound_token_wrong_certificate",
         }
+    }
+
+    /// Whether the refusal is about the client certificate (RFC 8705), not DPoP.
+    pub fn is_certificate(self) -> bool {
+        matches!(self, Self::CertificateMissing | Self::CertificateMismatch)
     }
 
     /// The RFC 6750 / RFC 9449 error code: `invalid_token` for a token presented the
     /// wrong way, `invalid_dpop_proof` or `use_dpop_nonce` for the proof.
     pub fn oauth_error(self) -> &'static str {
         match self {
-            Self::BoundAsBearer | Self::NotBound => "invalid_token",
+            Self::BoundAsBearer
+            | Self::NotBound
+            | Self::CertificateMissing
+            | Self::CertificateMismatch => "invalid_token",
             Self::ProofMissing => "invalid_dpop_proof",
             Self::Proof(e) => e.oauth_error(),
         }
@@ -175,6 +207,12 @@ impl SenderError {
     /// The `WWW-Authenticate` challenge (RFC 9449 §7.1): `DPoP` with the algorithms,
     /// and `Bearer` too when the fault is a bound token under `Bearer`.
     pub fn challenge(self) -> String {
+        if self.is_certificate() {
+            return format!(
+                "Bearer realm=\"mandate\", error=\"invalid_token\", error_description=\"{}\"",
+                self.code()
+            );
+        }
         let algs = dpop::SIGNING_ALGS.join(" ");
         let e = self.oauth_error();
         format!(
@@ -200,7 +238,11 @@ pub fn check_sender(
         ev.details = Some(json!({"surface": surface, "error": e.oauth_error(),
             "reason": e.code(), "token_id": claims.jti}));
         node.audit.record_lazy(ev);
-        crate::metrics::dpop_refused(e.code());
+        if e.is_certificate() {
+            crate::metrics::mtls_refused(e.code());
+        } else {
+            crate::metrics::dpop_refused(e.code());
+        }
     }
     r
 }
@@ -211,6 +253,16 @@ fn sender(
     token: &str,
     p: &Presentation<'_>,
 ) -> Result<(), SenderError> {
+    // INVARIANT (bound to a certificate): checked first, so a DPoP proof is never
+    // admitted to the replay cache for a presentation refused anyway. Not secret: both
+    // are thumbprints of public certificates.
+    if let Some(bound) = claims.x5t_s256() {
+        match p.certificate {
+            None => return Err(SenderError::CertificateMissing),
+            Some(c) if c != bound => return Err(SenderError::CertificateMismatch),
+            Some(_) => {}
+        }
+    }
     match (claims.jkt(), p.scheme) {
         (None, Scheme::Bearer) => Ok(()),
         (None, Scheme::Dpop) => Err(SenderError::NotBound),

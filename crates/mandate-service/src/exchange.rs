@@ -55,6 +55,11 @@ pub enum ExchangeError {
         "actor_token is DPoP-bound: the token request must carry a DPoP proof made with the key it is bound to"
     )]
     ActorTokenBound,
+    /// The subject or actor token is certificate-bound (RFC 8705 `cnf.x5t#S256`).
+    #[error(
+        "a certificate-bound token (cnf.x5t#S256) is not exchanged: the new token would shed its binding"
+    )]
+    CertificateBound,
     /// The actor token does not verify.
     #[error("actor_token is invalid: {0}")]
     ActorTokenInvalid(VerifyError),
@@ -140,6 +145,7 @@ impl ExchangeError {
             | Self::SubjectTokenInvalid(_)
             | Self::SubjectTokenBound
             | Self::ActorTokenBound
+            | Self::CertificateBound
             | Self::SubjectTokenInactive(_)
             | Self::NotDelegable
             | Self::SubjectTokenRefused(_)
@@ -290,6 +296,10 @@ async fn acting_agent(
         if h.agent.id != client.id {
             return Err(ExchangeError::ActorTokenOfAnotherClient);
         }
+        // A certificate-bound actor token is not used here either (see the subject's).
+        if c.x5t_s256().is_some() {
+            return Err(ExchangeError::CertificateBound);
+        }
         return Ok((client, c.jkt().map(str::to_owned)));
     }
     Ok((client, None))
@@ -327,6 +337,12 @@ async fn exchange_for(
             && jkt.as_deref() != Some(bound)
         {
             return Err(ExchangeError::SubjectTokenBound);
+        }
+        // INVARIANT (bound to a certificate), crate::dpop: a certificate-bound subject
+        // token is not exchanged (the exchange would shed the binding); see
+        // docs/tokens.md.
+        if c.x5t_s256().is_some() {
+            return Err(ExchangeError::CertificateBound);
         }
         if c.mandate.is_some() {
             delegate(
@@ -378,7 +394,7 @@ async fn exchange_for(
         act: Some(draft.act),
         mandate: Some(draft.mandate.id.to_string()),
         parents: draft.parents,
-        cnf: jkt.map(|jkt| access::Confirmation { jkt }),
+        cnf: access::Confirmation::of(jkt, None),
     };
     let details = json!({
         "grant": draft.grant,
@@ -389,7 +405,7 @@ async fn exchange_for(
         "aud": claims.aud,
         "scope": claims.scope,
         "exp": claims.exp,
-        "cnf": claims.cnf.as_ref().map(|c| json!({"jkt": c.jkt})),
+        "cnf": claims.cnf,
     });
     let token = sign_and_record(
         node,
@@ -404,7 +420,7 @@ async fn exchange_for(
         token,
         expires_in: exp - now.secs(),
         scope,
-        bound: claims.cnf.is_some(),
+        bound: claims.jkt().is_some(),
     })
 }
 

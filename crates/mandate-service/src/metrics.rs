@@ -27,6 +27,8 @@ pub const TOKENS_ISSUED: &str = "mandate_tokens_issued_total";
 pub const TOKENS_REFUSED: &str = "mandate_tokens_refused_total";
 /// Presentations of agent tokens refused for DPoP (`dpop.rs`), by reason.
 pub const DPOP_REFUSED: &str = "mandate_dpop_refused_total";
+/// Presentations of certificate-bound agent tokens (RFC 8705) refused, by reason.
+pub const MTLS_REFUSED: &str = "mandate_mtls_refused_total";
 /// `mandate_audit_queue_depth` (gauge, set at scrape time).
 pub const AUDIT_QUEUE_DEPTH: &str = "mandate_audit_queue_depth";
 /// `mandate_audit_commit_duration_seconds` (histogram).
@@ -147,6 +149,10 @@ pub fn describe() {
     describe_counter!(
         DPOP_REFUSED,
         "Agent tokens refused at a resource for their DPoP presentation, by reason code"
+    );
+    describe_counter!(
+        MTLS_REFUSED,
+        "Certificate-bound agent tokens refused at a resource for the connection's client certificate, by reason code"
     );
     describe_counter!(
         TOKENS_REFUSED,
@@ -304,6 +310,11 @@ pub fn token_refused(error: &'static str) {
 /// Counts an agent token refused for its DPoP presentation, by stable reason code.
 pub fn dpop_refused(reason: &'static str) {
     metrics::counter!(DPOP_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Counts one certificate-bound token refused at a resource (RFC 8705), by reason.
+pub fn mtls_refused(reason: &'static str) {
+    metrics::counter!(MTLS_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Counts one audit group commit: its events when it succeeded, and how long it took.

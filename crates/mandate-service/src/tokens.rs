@@ -450,6 +450,24 @@ pub async fn issue_client_credentials(
     resources: &[&str],
     proofs: &[&str],
 ) -> Result<Issued, TokenError> {
+    issue_client_credentials_over(node, auth, scope, resources, proofs, None).await
+}
+
+/// [`issue_client_credentials`] over a connection whose client certificate has the
+/// thumbprint `certificate` (RFC 8705 `x5t#S256`), if any.
+///
+/// INVARIANT (bound to the connection's certificate): a token requested over a TLS
+/// connection carrying a client certificate is certificate-bound to it (`cnf.x5t#S256`),
+/// whatever the client authentication method (RFC 8705 §3); with a DPoP proof too, it
+/// is bound both ways and is held to both.
+pub async fn issue_client_credentials_over(
+    node: &Arc<Node>,
+    auth: ClientAuth,
+    scope: Option<String>,
+    resources: &[&str],
+    proofs: &[&str],
+    certificate: Option<String>,
+) -> Result<Issued, TokenError> {
     let claimed = auth.claimed();
     let agent = match authenticate(node, auth, node.config.token_endpoint()).await {
         Ok(a) => a,
@@ -465,7 +483,7 @@ pub async fn issue_client_credentials(
             return Err(e);
         }
     };
-    match issue(node, &agent, scope, resources, jkt).await {
+    match issue(node, &agent, scope, resources, jkt, certificate).await {
         Ok(issued) => Ok(issued),
         Err(e) => {
             record_refusal(node, Some(agent.id.to_string()), e.code()).await;
@@ -482,6 +500,7 @@ async fn issue(
     scope: Option<String>,
     resources: &[&str],
     jkt: Option<String>,
+    certificate: Option<String>,
 ) -> Result<Issued, TokenError> {
     // INVARIANT (ceiling): every scope token granted lies inside the agent's boundary.
     if let Some(outside) = scope
@@ -508,17 +527,17 @@ async fn issue(
         act: None,
         mandate: None,
         parents: Vec::new(),
-        cnf: jkt.map(|jkt| access::Confirmation { jkt }),
+        cnf: access::Confirmation::of(jkt, certificate),
     };
     let details = json!({"token_id": claims.jti, "aud": claims.aud, "scope": claims.scope,
-        "exp": claims.exp, "cnf": claims.cnf.as_ref().map(|c| json!({"jkt": c.jkt}))});
+        "exp": claims.exp, "cnf": claims.cnf});
     let token = sign_and_record(node, &claims, details, None, Grant::ClientCredentials).await?;
     tracing::info!(client_id = %agent.id, jti = %claims.jti, expires_in = lifetime, "access token issued");
     Ok(Issued {
         token,
         expires_in: lifetime,
         scope,
-        bound: claims.cnf.is_some(),
+        bound: claims.jkt().is_some(),
     })
 }
 

@@ -38,6 +38,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
 pub use tokio_rustls::client::TlsStream;
 
+pub mod client_cert;
 mod outbound;
 pub mod server;
 mod verifier;

@@ -38,6 +38,34 @@ pub use tokio_rustls::server::TlsStream;
 
 use crate::TlsError;
 
+/// The connection a request arrived on: the remote address and, over TLS with
+/// `client_auth = "optional"`, the certificate chain the client presented
+/// (`mandate_http::conn` re-exports it; the binary's listener inserts one into every
+/// request's extensions, the gateways' too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address as the socket sees it (a proxy's, behind one).
+    pub addr: std::net::SocketAddr,
+    /// The client's certificate chain, leaf first, when the listener asked for one
+    /// (`client_auth = "optional"`) and the client sent one. INVARIANT (not validated):
+    /// the TLS layer checked only that the client holds the leaf's private key (the
+    /// handshake signature); the chain is NOT validated against any CA, nor its dates,
+    /// names or usages. Whoever relies on it decides what it proves: a thumbprint
+    /// comparison (RFC 8705 §2.2, §3) needs nothing more, a CA-issued identity needs
+    /// `crate::client_cert::verify_client_chain`.
+    pub certificates: Option<Arc<[CertificateDer<'static>]>>,
+}
+
+impl Peer {
+    /// The leaf certificate (DER) the client proved it holds the key of, if any.
+    pub fn leaf(&self) -> Option<&[u8]> {
+        self.certificates
+            .as_deref()
+            .and_then(<[CertificateDer<'static>]>::first)
+            .map(AsRef::as_ref)
+    }
+}
+
 /// Why a listener's certificate or key could not be used. Messages name the file, never a
 /// key's content.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,9 @@ use std::sync::Arc;
 #[path = "tls/server.rs"]
 mod server;
 
+#[path = "tls/client_cert.rs"]
+mod client_cert;
+
 use mandate_tls::{Client, Settings, TlsError, host_port};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject as _;

@@ -75,8 +75,11 @@ pub struct AccessClaims {
     /// off its agent's tokens, kills this one too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<ParentToken>,
-    /// RFC 7800 confirmation: the key the token is bound to (RFC 9449 `jkt`). A bound
-    /// token is accepted only with a DPoP proof made with that key.
+    /// RFC 7800 confirmation: the DPoP key the token is bound to (RFC 9449 `jkt`), the
+    /// client certificate it is bound to (RFC 8705 `x5t#S256`), or both. A DPoP-bound
+    /// token is accepted only with a DPoP proof made with that key; a certificate-bound
+    /// one only over a TLS connection whose client certificate has that thumbprint;
+    /// one bound both ways only with both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
 }
@@ -85,7 +88,28 @@ pub struct AccessClaims {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
     /// RFC 9449 §6.1: the RFC 7638 SHA-256 thumbprint of the DPoP public key.
-    pub jkt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    /// RFC 8705 §3.1: the base64url SHA-256 of the DER client certificate
+    /// ([`certificate_thumbprint`]).
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
+}
+
+impl Confirmation {
+    /// The confirmation of the bindings given, `None` when there is none (a `cnf` is
+    /// never written empty).
+    pub fn of(jkt: Option<String>, x5t_s256: Option<String>) -> Option<Self> {
+        (jkt.is_some() || x5t_s256.is_some()).then_some(Self { jkt, x5t_s256 })
+    }
+}
+
+/// RFC 8705 §3.1 `x5t#S256`: the base64url (no padding) SHA-256 of a certificate's DER
+/// encoding. Not secret: a certificate is public.
+pub fn certificate_thumbprint(der: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der))
 }
 
 /// An RFC 8693 actor claim.
@@ -111,7 +135,13 @@ pub struct ParentToken {
 impl AccessClaims {
     /// The thumbprint of the DPoP key the token is bound to, if it is bound.
     pub fn jkt(&self) -> Option<&str> {
-        self.cnf.as_ref().map(|c| c.jkt.as_str())
+        self.cnf.as_ref().and_then(|c| c.jkt.as_deref())
+    }
+
+    /// The thumbprint of the client certificate the token is bound to (RFC 8705
+    /// `cnf.x5t#S256`), if it is certificate-bound.
+    pub fn x5t_s256(&self) -> Option<&str> {
+        self.cnf.as_ref().and_then(|c| c.x5t_s256.as_deref())
     }
 
     /// The agents of the `act` chain, the current actor first; empty without `act`.

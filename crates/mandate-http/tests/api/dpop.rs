@@ -525,6 +525,7 @@ async fn the_gateway_authorizer_holds_a_bound_token_to_its_key() {
         proofs: vec![],
         method: "GET",
         url: url.clone(),
+        certificate: None,
     };
     assert_eq!(
         reason(authz.authenticate_presented(&bearer, route)),
@@ -544,6 +545,7 @@ async fn the_gateway_authorizer_holds_a_bound_token_to_its_key() {
         proofs: vec![&wrong],
         method: "GET",
         url: url.clone(),
+        certificate: None,
     };
     assert_eq!(reason(authz.authenticate_presented(&p, route)), "dpop_htu");
     // The right proof: the agent; the same again: replayed.
@@ -554,6 +556,7 @@ async fn the_gateway_authorizer_holds_a_bound_token_to_its_key() {
         proofs: vec![&good],
         method: "GET",
         url: url.clone(),
+        certificate: None,
     };
     let who = authz
         .authenticate_presented(&p, route)

@@ -57,6 +57,7 @@ mod incidents;
 mod inventory;
 mod mandates;
 mod metrics;
+mod mtls;
 mod opa;
 mod policies;
 mod replay;
