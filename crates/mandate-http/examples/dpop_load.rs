@@ -186,8 +186,8 @@ async fn send(
 async fn token(a: &Args, issuer: &str, prover: Option<&Prover>) -> Result<String, BoxError> {
     let authority = authority(&a.url)?;
     let mut s = connect(&authority).await?;
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", a.client_id, a.secret));
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", a.client_id, a.secret));
     let mut req = Request::post(format!("{}/oauth/token", a.url))
         .header(header::HOST, &authority)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -195,11 +195,17 @@ async fn token(a: &Args, issuer: &str, prover: Option<&Prover>) -> Result<String
     if let Some(p) = prover {
         req = req.header("dpop", p.proof(&format!("{issuer}/oauth/token"), None)?);
     }
-    let req = req.body(Full::new(Bytes::from_static(b"grant_type=client_credentials")))?;
+    let req = req.body(Full::new(Bytes::from_static(
+        b"grant_type=client_credentials",
+    )))?;
     let (status, body) = send(&mut s, req).await?;
     let v: Value = serde_json::from_slice(&body)?;
     let want = if prover.is_some() { "DPoP" } else { "Bearer" };
-    match (status, v["access_token"].as_str(), v["token_type"].as_str()) {
+    match (
+        status,
+        v.get("access_token").and_then(Value::as_str),
+        v.get("token_type").and_then(Value::as_str),
+    ) {
         (StatusCode::OK, Some(t), Some(tt)) if tt.eq_ignore_ascii_case(want) => Ok(t.to_owned()),
         _ => Err(format!("token request ({want}) answered {status}: {v}").into()),
     }
@@ -387,13 +393,17 @@ async fn main_async() -> Result<(), BoxError> {
     let authority = authority(&args.url)?;
     // The issuer names the URL every proof's `htu` starts with.
     let mut s = connect(&authority).await?;
-    let req = Request::get(format!("{}/.well-known/oauth-authorization-server", args.url))
-        .header(header::HOST, &authority)
-        .body(Full::new(Bytes::new()))?;
+    let req = Request::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        args.url
+    ))
+    .header(header::HOST, &authority)
+    .body(Full::new(Bytes::new()))?;
     let (_, body) = send(&mut s, req).await?;
     let meta: Value = serde_json::from_slice(&body)?;
-    let issuer = meta["issuer"]
-        .as_str()
+    let issuer = meta
+        .get("issuer")
+        .and_then(Value::as_str)
         .ok_or("no issuer in the metadata")?
         .to_owned();
     let b = Bench {
@@ -417,7 +427,7 @@ async fn main_async() -> Result<(), BoxError> {
         let req = authorize_request(&b.url, &b.authority, mode, &t, &(prover, ath))?;
         let (status, body) = send(&mut s, req).await?;
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        if status != StatusCode::OK || v["decision"] != "allow" {
+        if status != StatusCode::OK || v.get("decision").and_then(Value::as_str) != Some("allow") {
             return Err(format!("{} was not allowed: {status} {v}", mode.name()).into());
         }
         eprintln!("[dpop_load] {}: {v}", mode.name());
