@@ -10,8 +10,8 @@
 #
 # Each is driven by `wrk -t2 -cN -dDURATION --latency` (its connections stay open, so the
 # handshake is paid once per connection; the per-request cost is the record layer) at each
-# N in CONCURRENCY, REPEATS times, interleaved (repeat, concurrency, target) so drift hits
-# both alike. Reported: medians of req/s, p50, p99 and the server's CPU time per request;
+# N in CONCURRENCY, REPEATS times, interleaved (repeat, concurrency, target; the order
+# of the two flips every repeat) so drift hits both alike. Reported: medians of req/s, p50, p99 and the server's CPU time per request;
 # the ratio is the median of per-repeat tls/plain req/s ratios (same repeat, same N).
 #
 #   bench/tls.sh                         # DURATION=5 REPEATS=3 CONCURRENCY="1 16 64"
@@ -132,8 +132,11 @@ run() {
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 for t in plain tls; do DURATION="$WARMUP" run "$t" 16 warmup; done
 for rep in $(seq "$REPEATS"); do
+  # The order flips every repeat, so whichever goes second in a pair (warmer caches, a
+  # drift in the machine's speed) is not always the same target.
+  order=(plain tls); (( rep % 2 == 0 )) && order=(tls plain)
   for n in $CONCURRENCY; do
-    for t in plain tls; do run "$t" "$n" "$rep"; done
+    for t in "${order[@]}"; do run "$t" "$n" "$rep"; done
   done
 done
 
