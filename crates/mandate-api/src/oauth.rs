@@ -338,7 +338,7 @@ pub struct ServerMetadata {
     pub introspection_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 9449 §5.1: the `alg` values DPoP proofs may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<AssertionAlgs>)]
+    #[schema(value_type = AssertionAlgs)]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 8705 §3.3: a token requested over a TLS connection with a client certificate
     /// is bound to that certificate (`cnf.x5t#S256`).

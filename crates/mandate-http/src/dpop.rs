@@ -99,7 +99,7 @@ pub(crate) fn check_own(
     .map_err(|e| refusal(state, e))
 }
 
-/// [`check_own`] for a decision endpoint's agent caller (`crate::authorize::caller`):
+/// [`check_own`] for a decision endpoint's agent caller (`caller` in authorize.rs):
 /// a token that does not verify is left to `refuse_unverified`; `at` is the request's
 /// method and path, `None` on a surface without DPoP (a bound token is refused there).
 pub(crate) fn check_caller(

@@ -102,6 +102,12 @@ async fn schemathesis_finds_nothing() {
 
     // Still serving after all of it (on a new connection: the server has long closed
     // the idle one the harness's client pooled).
-    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    let health = mandate_egress::default_builder()
+        .build()
+        .unwrap()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
 }
