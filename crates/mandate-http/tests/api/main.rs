@@ -65,6 +65,9 @@ mod reviews;
 mod ssf;
 mod ssf_streams;
 mod tls_out;
+/// The outbound-TLS tests' PKI and HTTPS servers, one file shared with the gateway's
+/// tests (which own it).
+#[path = "../../../mandate-gateway/tests/gateway/tls_pki.rs"]
 mod tls_pki;
 mod token_surfaces;
 
