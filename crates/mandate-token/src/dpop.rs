@@ -358,7 +358,19 @@ pub fn thumbprint(key: &SigningKey) -> String {
 #[derive(Debug)]
 pub struct ReplayCache {
     capacity: usize,
-    seen: Mutex<HashMap<[u8; 32], i64>>,
+    seen: Mutex<Seen>,
+}
+
+/// The remembered proofs, and the earliest time any of them may be forgotten.
+///
+/// INVARIANT (earliest): `earliest` is at most every entry's expiry, so while it is in
+/// the future nothing can be forgotten and a full cache refuses without scanning its
+/// entries (a scan under the lock for every refused proof let one busy client make
+/// every other wait).
+#[derive(Debug)]
+struct Seen {
+    proofs: HashMap<[u8; 32], i64>,
+    earliest: i64,
 }
 
 impl ReplayCache {
@@ -366,7 +378,10 @@ impl ReplayCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen {
+                proofs: HashMap::new(),
+                earliest: i64::MAX,
+            }),
         }
     }
 
@@ -385,22 +400,27 @@ impl ReplayCache {
             .saturating_add(1);
         let now = now.secs();
         let mut seen = self.seen.lock().map_err(|_| DpopError::CacheFull)?;
-        if seen.get(&key).is_some_and(|&u| u > now) {
+        if seen.proofs.get(&key).is_some_and(|&u| u > now) {
             return Err(DpopError::Replayed);
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, u| *u > now);
-            if seen.len() >= self.capacity {
+        if seen.proofs.len() >= self.capacity {
+            if seen.earliest > now {
+                return Err(DpopError::CacheFull);
+            }
+            seen.proofs.retain(|_, u| *u > now);
+            seen.earliest = seen.proofs.values().copied().min().unwrap_or(i64::MAX);
+            if seen.proofs.len() >= self.capacity {
                 return Err(DpopError::CacheFull);
             }
         }
-        seen.insert(key, until);
+        seen.proofs.insert(key, until);
+        seen.earliest = seen.earliest.min(until);
         Ok(())
     }
 
     /// How many proofs are remembered.
     pub fn len(&self) -> usize {
-        self.seen.lock().map_or(0, |s| s.len())
+        self.seen.lock().map_or(0, |s| s.proofs.len())
     }
 
     /// Whether none is.
@@ -731,5 +751,42 @@ mod tests {
         let later = Timestamp::from_secs(t.secs() + w.past_secs + 2);
         assert_eq!(c.admit(&p("b", "k"), w, later), Ok(()));
         assert_eq!(c.len(), 1);
+    }
+
+    /// INVARIANT (earliest): entries expiring at different times are forgotten as each
+    /// expires, no sooner and no later, whether or not the full cache scanned.
+    #[test]
+    fn a_full_replay_cache_frees_each_entry_when_it_expires() {
+        let c = ReplayCache::new(2);
+        let w = Window::default();
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let at = |s: i64| Timestamp::from_secs(t0.secs() + s);
+        let p = |jti: &str, iat: Timestamp| Proof {
+            jkt: "k".into(),
+            jti: jti.into(),
+            iat: iat.secs(),
+        };
+        assert_eq!(c.admit(&p("a", at(0)), w, at(0)), Ok(()));
+        assert_eq!(c.admit(&p("b", at(10)), w, at(10)), Ok(()));
+        // Full, nothing expired: refused (without a scan).
+        assert_eq!(
+            c.admit(&p("c", at(20)), w, at(20)),
+            Err(DpopError::CacheFull)
+        );
+        // "a" expired, "b" not: "c" takes "a"'s place.
+        let a_gone = at(w.past_secs + 2);
+        assert_eq!(c.admit(&p("c", a_gone), w, a_gone), Ok(()));
+        assert_eq!(c.len(), 2);
+        // "b" and "c" live: refused; once "b" expired, admitted; "b" may come again.
+        assert_eq!(
+            c.admit(&p("d", a_gone), w, a_gone),
+            Err(DpopError::CacheFull)
+        );
+        let b_gone = at(10 + w.past_secs + 2);
+        assert_eq!(c.admit(&p("d", b_gone), w, b_gone), Ok(()));
+        assert_eq!(
+            c.admit(&p("c", b_gone), w, b_gone),
+            Err(DpopError::Replayed)
+        );
     }
 }
