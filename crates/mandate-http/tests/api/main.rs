@@ -80,8 +80,17 @@ async fn webhook_receiver() -> (String, tokio::sync::mpsc::Receiver<(String, Byt
         .await
         .expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let (receiver, rx) = webhook_router();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    (url, rx)
+}
+
+/// The receiver's routes (`POST /hook`), served over plain HTTP by
+/// [`webhook_receiver`] or over TLS by the outbound-TLS tests: each delivery's
+/// `Mandate-Signature` header and body, as they arrive.
+fn webhook_router() -> (axum::Router, tokio::sync::mpsc::Receiver<(String, Bytes)>) {
     let (tx, rx) = tokio::sync::mpsc::channel::<(String, Bytes)>(4);
-    let receiver = axum::Router::new().route(
+    let router = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: HeaderMap, body: Bytes| {
             let tx = tx.clone();
@@ -96,8 +105,7 @@ async fn webhook_receiver() -> (String, tokio::sync::mpsc::Receiver<(String, Byt
             }
         }),
     );
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
-    (url, rx)
+    (router, rx)
 }
 
 /// A response, read whole.

@@ -16,8 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mandate_core::clock::{Clock, SystemClock};
@@ -38,22 +37,7 @@ async fn issue25_a_webhook_is_delivered_over_https() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("hooks CA");
     let leaf = ca.leaf(&["localhost"]);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Bytes)>(4);
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-            let tx = tx.clone();
-            async move {
-                let sig = headers
-                    .get(mandate_http::webhook::SIGNATURE_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = tx.send((sig, body)).await;
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
+    let (app, mut rx) = super::webhook_router();
     let port = https(app, &leaf, None).await;
     let hook = mandate_http::webhook::WebhookConfig {
         url: format!("https://localhost:{port}/hook"),
