@@ -27,6 +27,7 @@ use mandate_core::admin::Role;
 use mandate_core::trace::{RequestTrace, TraceId};
 use mandate_policy::{Budget, RegoError};
 use mandate_service::decisions::verified_claims;
+use mandate_service::dpop::{Presentation, Scheme, check_sender};
 use mandate_service::opa::{DataCaller, DataOutcome, DataQuery};
 use mandate_service::policies::{self as service, ModuleError, PolicyError};
 use serde_json::{Value, json};
@@ -370,6 +371,25 @@ async fn data(
                     "the access token does not verify",
                 ));
             };
+            // INVARIANT (bound stays bound): held to its binding again here, on the
+            // claims the query is decided with. The edge (`who`) checks only a token
+            // that verified there; one that verifies only now (its `nbf` reached, a key
+            // learnt, while the body came in) had nothing checked. This listener has no
+            // proof or certificate to check, so a bound token is refused.
+            check_sender(
+                state,
+                &c,
+                token,
+                &Presentation {
+                    scheme: Scheme::Bearer,
+                    proofs: &[],
+                    method: "",
+                    url: "",
+                    certificate: None,
+                },
+                "/v1/data",
+            )
+            .map_err(|e| OpaError::from(crate::dpop::refusal(state, e)))?;
             if !input.as_ref().is_none_or(Value::is_object) {
                 return Err(OpaError::invalid(
                     "with an agent's token the input must be an object: Mandate puts the \

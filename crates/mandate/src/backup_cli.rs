@@ -282,6 +282,23 @@ fn run_restore(a: &RestoreArgs) -> Res<()> {
     outcome
 }
 
+/// The length of an opened backup file, before anything of it is copied: a regular
+/// file (not a FIFO or a device such as `/dev/zero`, which would be copied into the
+/// staging dir until the disk is full) that begins as a SQLite database does.
+fn opened_backup(mut f: &std::fs::File) -> Result<u64, String> {
+    use std::io::{Read as _, Seek as _};
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut magic = [0u8; 16];
+    if f.read_exact(&mut magic).is_err() || &magic != b"SQLite format 3\0" {
+        return Err("not a backup file: no SQLite header".into());
+    }
+    f.rewind().map_err(|e| e.to_string())?;
+    Ok(meta.len())
+}
+
 /// Restores through `staging` (made here, 0700 from its creation): the backup is first
 /// copied into it, and that copy — which nobody else can write — is both checked and
 /// restored, so a file swapped at `a.file` after the check cannot go in unchecked.
@@ -293,15 +310,27 @@ fn restore_via(a: &RestoreArgs, target: &Path, parent: &Path, staging: &Path) ->
         .map_err(|e| io(staging, e))?;
     let input = staging.join(".backup");
     {
-        let mut from = std::fs::File::open(&a.file)
-            .map_err(|e| fail(format!("reading {}: {e}", a.file.display())))?;
+        let reading = |e: std::io::Error| fail(format!("reading {}: {e}", a.file.display()));
+        // Looked at before it is opened too: opening a FIFO would wait for a writer.
+        let meta = std::fs::metadata(&a.file).map_err(reading)?;
+        if !meta.is_file() {
+            return Err(fail(format!(
+                "refused {}: not a regular file",
+                a.file.display()
+            )));
+        }
+        let from = std::fs::File::open(&a.file).map_err(reading)?;
+        let len = opened_backup(&from)
+            .map_err(|why| fail(format!("refused {}: {why}", a.file.display())))?;
         let mut to = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&input)
             .map_err(|e| io(&input, e))?;
-        std::io::copy(&mut from, &mut to).map_err(|e| io(&input, e))?;
+        // At most the length it had when opened: a file still growing is cut (and then
+        // refused by the checks), never copied without end.
+        std::io::copy(&mut std::io::Read::take(&from, len), &mut to).map_err(|e| io(&input, e))?;
     }
     // Refusals name the operator's file, not the private copy.
     let checked = check(&input).map_err(|Fail(code, message)| {

@@ -567,3 +567,84 @@ async fn the_gateway_authorizer_holds_a_bound_token_to_its_key() {
         "dpop_replayed"
     );
 }
+
+/// A request body whose chunks the test sends when it chooses.
+struct Trickle(tokio::sync::mpsc::Receiver<axum::body::Bytes>);
+
+impl http_body::Body for Trickle {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<axum::body::Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|c| c.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// INVARIANT (bound stays bound) at the OPA listener: a DPoP-bound token that does not
+/// verify yet when the query's head arrives (its `nbf` a few seconds ahead: issued by a
+/// node whose clock runs ahead) and verifies by the time its body is in is refused, not
+/// decided as the agent's bearer token. Regression: the edge checked the binding only
+/// of a token that verified there, and the query was decided with the claims verified
+/// after the body, unchecked — a stolen bound token worked without its key.
+#[tokio::test]
+async fn atk13_a_bound_token_that_verifies_only_after_the_body_is_refused_at_opa() {
+    use std::sync::Arc;
+    use tower::ServiceExt as _;
+    let env = Env::new();
+    let c = env
+        .client_with(
+            "dpop-agent",
+            json!({"grants": [{"actions": ["crm:*"], "resources": ["*"]}]}),
+        )
+        .await;
+    let key = SigningKey::generate(&OsRandom).expect("key");
+    // Issued 5 s ahead of this node's clock.
+    env.advance(5);
+    let p = proof(
+        &key,
+        "POST",
+        &format!("{ISSUER}/oauth/token"),
+        env.now(),
+        None,
+    );
+    let r = env.dpop_token_request(&c, &[&p]).await;
+    r.expect(200);
+    let token = r.json()["access_token"].as_str().expect("token").to_owned();
+    env.advance(-5);
+
+    let router = mandate_http::opa::opa_router(
+        Arc::clone(&env.state),
+        mandate_http::opa::OpaAuthentication::Token,
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/data/x")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::new(Trickle(rx)))
+        .expect("request");
+    let call = tokio::spawn(router.oneshot(req));
+    tx.send(axum::body::Bytes::from_static(b"{\"input\": "))
+        .await
+        .expect("send");
+    // The head is handled (the token does not verify yet) and the body awaited.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    env.advance(6);
+    tx.send(axum::body::Bytes::from_static(b"{}}"))
+        .await
+        .expect("send");
+    drop(tx);
+    let res = call.await.expect("task").expect("infallible");
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("dpop_bound_token_as_bearer"), "{body}");
+}

@@ -333,3 +333,42 @@ async fn restore_refuses_what_it_must_and_leaves_the_target_alone() {
     let (st, _) = s.admin(&admin, Method::GET, "/v1/agents", None).await;
     assert_eq!(st, 200);
 }
+
+/// Restore reads only what a backup can be: a device (`/dev/zero`) or a file that is no
+/// SQLite database (a huge sparse one) is refused before it is copied into the staging
+/// dir. It was copied whole first — `/dev/zero` without end, until the disk was full.
+/// The child runs under a 64 MiB file-size limit so the old behaviour fails the test
+/// (killed by `SIGXFSZ`) instead of filling the disk.
+#[test]
+fn atk13_restore_refuses_a_device_or_a_non_backup_before_copying_it() {
+    let t = tempfile::tempdir().unwrap();
+    let sparse = t.path().join("huge.mandate-backup");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    for (what, file) in [
+        ("/dev/zero", Path::new("/dev/zero")),
+        ("a 1 GiB sparse file", sparse.as_path()),
+    ] {
+        let target = t.path().join("new");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -f 65536; exec \"$0\" restore \"$1\" --data-dir \"$2\"")
+            .arg(BIN)
+            .arg(file)
+            .arg(&target)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {:?} {err}", out.status);
+        assert!(err.contains("refused"), "{what}: {err}");
+        assert!(!target.exists(), "{what}");
+        let left: Vec<String> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".restore-"))
+            .collect();
+        assert!(left.is_empty(), "{what}: {left:?}");
+    }
+}
