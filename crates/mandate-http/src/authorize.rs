@@ -25,6 +25,7 @@ use mandate_service::decisions::{
 };
 use mandate_service::detect::Observed;
 use mandate_service::metrics::Surface;
+use mandate_token::access::AccessClaims;
 
 /// The most requests one batch may hold.
 pub const MAX_BATCH: usize = 100;
@@ -59,8 +60,10 @@ pub(crate) struct BatchRequest {
 
 /// Who called (`/v1/authorize` and AuthZEN's endpoints, authzen.rs).
 pub(crate) enum Caller<'h> {
-    /// The agent, with its own token (borrowed from the request's headers).
-    Agent(&'h str),
+    /// The agent, with its own token (borrowed from the request's headers) and its
+    /// claims as the edge verified them and held them to their binding (`None`: the
+    /// token did not verify then).
+    Agent(&'h str, Option<Arc<AccessClaims>>),
     /// An enforcement point's token id.
     Service(String),
 }
@@ -84,8 +87,8 @@ pub(crate) async fn caller<'h>(
         )
     })?;
     if looks_like_jwt(token) {
-        crate::dpop::check_caller(state, headers, peer, token, scheme, at)?;
-        return Ok(Caller::Agent(token));
+        let checked = crate::dpop::check_caller(state, headers, peer, token, scheme, at)?;
+        return Ok(Caller::Agent(token, checked));
     }
     if scheme != mandate_service::dpop::Scheme::Bearer {
         return Err(ApiError::new(
@@ -127,7 +130,7 @@ pub(crate) fn refuse_unverified(
     caller: &Caller<'_>,
     surface: &str,
 ) -> Result<(), ApiError> {
-    let Caller::Agent(token) = caller else {
+    let Caller::Agent(token, _) = caller else {
         return Ok(());
     };
     let now = state.clock.now();
@@ -153,7 +156,7 @@ pub(crate) fn refuse_unverified(
 fn check(req: &AuthorizeRequest, caller: &Caller<'_>) -> Result<(), ApiError> {
     let bad = |m: &str| ApiError::bad_request("invalid_field", m);
     match caller {
-        Caller::Agent(_) if req.principal.is_some() || req.token.is_some() => Err(bad(
+        Caller::Agent(..) if req.principal.is_some() || req.token.is_some() => Err(bad(
             "an agent authorizes for itself: principal and token are for service callers",
         )),
         Caller::Service(_) if req.principal.is_some() == req.token.is_some() => Err(bad(
@@ -192,16 +195,23 @@ fn check(req: &AuthorizeRequest, caller: &Caller<'_>) -> Result<(), ApiError> {
 }
 
 /// A token an enforcement point passes on, held to its binding: a bound token needs the
-/// agent's proof in `dpop` (`crate::dpop::check_forwarded`). A token that does not
-/// verify is left to the decision, which denies it.
-fn forwarded_proof(state: &Node, r: &AuthorizeRequest) -> Result<(), ApiError> {
+/// agent's proof in `dpop` (`crate::dpop::check_forwarded`). Its claims as checked, for
+/// the decision (`INVARIANT (decided as checked)`); `None` for a token that does not
+/// verify, left to the decision, which denies it.
+fn forwarded_proof(
+    state: &Node,
+    r: &AuthorizeRequest,
+) -> Result<Option<Arc<AccessClaims>>, ApiError> {
     let Some(token) = r.token.as_deref() else {
-        return Ok(());
+        return Ok(None);
     };
     let snapshot = state.snapshot()?;
     match verified_claims(state, &snapshot, token, state.clock.now()) {
-        Some(c) => crate::dpop::check_forwarded(state, token, &c, r.dpop.as_ref(), "/v1/authorize"),
-        None => Ok(()),
+        Some(c) => {
+            crate::dpop::check_forwarded(state, token, &c, r.dpop.as_ref(), "/v1/authorize")?;
+            Ok(Some(c))
+        }
+        None => Ok(None),
     }
 }
 
@@ -210,6 +220,7 @@ fn decide_one(
     state: &Node,
     snapshot: &crate::decide::Snapshot,
     req: &AuthorizeRequest,
+    checked: Option<Arc<AccessClaims>>,
     caller: &Caller<'_>,
     trace_id: Option<TraceId>,
 ) -> (Decision, AuditEvent, Observed) {
@@ -223,6 +234,7 @@ fn decide_one(
             context: &req.context,
             principal: req.principal.as_deref(),
             token: req.token.as_deref(),
+            checked,
             request_id: req.request_id.clone(),
             trace_id,
             audience: req.audience.as_deref(),
@@ -238,8 +250,11 @@ pub(crate) struct Ask<'a> {
     pub(crate) context: &'a Value,
     /// For a service caller: the agent id…
     pub(crate) principal: Option<&'a str>,
-    /// …or the agent's access token.
+    /// …or the agent's access token…
     pub(crate) token: Option<&'a str>,
+    /// …with its claims as the edge verified them and held them to their binding
+    /// (`None`: the token did not verify then).
+    pub(crate) checked: Option<Arc<AccessClaims>>,
     pub(crate) request_id: Option<String>,
     /// The request's W3C trace (`crate::traces`), recorded with the decision.
     pub(crate) trace_id: Option<TraceId>,
@@ -257,22 +272,25 @@ pub(crate) fn decide_ask(
     ask: Ask<'_>,
 ) -> (Decision, AuditEvent, Observed) {
     let now = state.clock.now();
-    // The agent's token (its own, or one a service passes on without naming the agent).
-    let token = match (caller, ask.principal, ask.token) {
-        (Caller::Agent(t), _, _) => Some(*t),
-        (Caller::Service(_), None, Some(t)) => Some(t),
-        (Caller::Service(_), _, _) => None,
+    // The agent's token (its own, or one a service passes on without naming the agent),
+    // and its claims as the edge checked them.
+    //
+    // INVARIANT (decided as checked): a token is decided as verified only with the
+    // claims the edge verified and held to their binding (DPoP proof, certificate) on
+    // this request. One that did not verify then goes to `decide` as a bare token, which
+    // verifies it again (so its answer names why it is bad) and denies a bound one: a
+    // token verifying a moment later (its `nbf` reached, a key learnt) had no proof
+    // checked, and is never decided as if it had.
+    let (token, checked) = match (caller, ask.principal, ask.token) {
+        (Caller::Agent(t, c), _, _) => (Some(*t), c.as_ref()),
+        (Caller::Service(_), None, Some(t)) => (Some(t), ask.checked.as_ref()),
+        (Caller::Service(_), _, _) => (None, None),
     };
-    let verified;
     let principal = match token {
-        Some(t) => {
-            verified = verified_claims(state, snapshot, t, now);
-            match &verified {
-                Some(c) => Principal::Verified(c),
-                // Let `decide` verify again, so its answer names why the token is bad.
-                None => Principal::Token(t),
-            }
-        }
+        Some(t) => match checked {
+            Some(c) => Principal::Verified(c),
+            None => Principal::Token(t),
+        },
         // With neither a principal nor a token (`check` rules it out) the empty id
         // matches no agent: a deny rather than a guess.
         None => Principal::Agent(ask.principal.unwrap_or("")),
@@ -297,7 +315,7 @@ pub(crate) fn decide_ask(
             trace_id: ask.trace_id,
             actor: match caller {
                 Caller::Service(id) => Some(id.clone()),
-                Caller::Agent(_) => None,
+                Caller::Agent(..) => None,
             },
             via: None,
             audience: match ask.audience {
@@ -402,14 +420,14 @@ pub(crate) async fn authorize(
     )]
     let started = std::time::Instant::now();
     check(&r, &who)?;
-    forwarded_proof(&state, &r)?;
+    let checked = forwarded_proof(&state, &r)?;
     // INVARIANT (decided on the snapshot of now): the snapshot is taken once the body is
     // in, never before: a body may take up to the body deadline to arrive, and a
     // suspension or revocation made meanwhile must govern this decision
     // (`INVARIANT (fresh or refused)`, mandate-service freshness.rs).
     let snapshot = state.snapshot()?;
     let trace_id = crate::traces::trace_id(&parts.extensions);
-    let (d, event, seen) = decide_one(&state, &snapshot, &r, &who, trace_id);
+    let (d, event, seen) = decide_one(&state, &snapshot, &r, checked, &who, trace_id);
     let id = record_decision(
         &state,
         Surface::Authorize,
@@ -449,9 +467,10 @@ pub(crate) async fn authorize_batch(
             format!("a batch holds 1 to {MAX_BATCH} requests"),
         ));
     }
+    let mut checked = Vec::with_capacity(b.requests.len());
     for r in &b.requests {
         check(r, &who)?;
-        forwarded_proof(&state, r)?;
+        checked.push(forwarded_proof(&state, r)?);
     }
     let mut decisions = Vec::with_capacity(b.requests.len());
     let mut events = Vec::with_capacity(b.requests.len());
@@ -460,8 +479,8 @@ pub(crate) async fn authorize_batch(
     // on the snapshot of now)`): every answer in it comes from the same state.
     let snapshot = state.snapshot()?;
     let trace_id = crate::traces::trace_id(&parts.extensions);
-    for r in &b.requests {
-        let (d, e, seen) = decide_one(&state, &snapshot, r, &who, trace_id);
+    for (r, checked) in b.requests.iter().zip(checked) {
+        let (d, e, seen) = decide_one(&state, &snapshot, r, checked, &who, trace_id);
         decisions.push(d);
         events.push(e);
         raised.extend(seen.raised);

@@ -29,6 +29,7 @@ use mandate_service::decisions::{
     Search, decide_candidate, record_decisions, search_event, verified_claims,
 };
 use mandate_service::metrics::Surface;
+use mandate_token::access::AccessClaims;
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
@@ -346,8 +347,10 @@ struct Prepared {
     /// empty string for a name or a type that names no agent; the decision path denies
     /// both as `unknown_agent`)…
     principal: Option<String>,
-    /// …or the agent's token it passes on.
+    /// …or the agent's token it passes on, with its claims as verified and held to
+    /// their binding here (`INVARIANT (decided as checked)`, authorize.rs).
     token: Option<String>,
+    checked: Option<Arc<AccessClaims>>,
     /// Why the subject names no agent, for the answer's context.
     unresolved: Option<String>,
 }
@@ -380,8 +383,8 @@ fn prepare(
         }
     });
     let now = state.clock.now();
-    let (principal, token) = match who {
-        Caller::Agent(own) => {
+    let (principal, token, checked) = match who {
+        Caller::Agent(own, _) => {
             if token.is_some() {
                 return Err(Bad::invalid(
                     "an agent asks for itself: `subject.properties.token` is for enforcement points",
@@ -397,12 +400,13 @@ fn prepare(
                         .to_owned(),
                 ));
             }
-            (None, None)
+            (None, None, None)
         }
         Caller::Service(_) => match token {
             Some(t) => {
                 let forwarded = subject_dpop(&ev.subject)?;
-                if let Some(c) = verified_claims(state, snapshot, t, now) {
+                let checked = verified_claims(state, snapshot, t, now);
+                if let Some(c) = &checked {
                     if agent.as_ref().is_none_or(|a| a.as_str() != c.client_id) {
                         return Err(Bad::invalid(
                             "`subject.properties.token` is not a token of the agent the subject names",
@@ -414,13 +418,13 @@ fn prepare(
                     crate::dpop::check_forwarded(
                         state,
                         t,
-                        &c,
+                        c,
                         forwarded.as_ref(),
                         "/access/v1/evaluation",
                     )
                     .map_err(Refused::Api)?;
                 }
-                (None, Some(t.to_owned()))
+                (None, Some(t.to_owned()), checked)
             }
             // An unknown agent id is passed on, so its `unknown_agent` event names
             // it; a name or another type is no id at all.
@@ -435,6 +439,7 @@ fn prepare(
                     (None, _) => String::new(),
                 }),
                 None,
+                None,
             ),
         },
     };
@@ -444,6 +449,7 @@ fn prepare(
         context: context(ev.context, ev.subject.properties, ev.action.properties),
         principal,
         token,
+        checked,
         unresolved,
     })
 }
@@ -686,6 +692,7 @@ fn ask(p: &Prepared, request_id: Option<String>, trace_id: Option<TraceId>) -> A
         context: &p.context,
         principal: p.principal.as_deref(),
         token: p.token.as_deref(),
+        checked: p.checked.clone(),
         request_id,
         trace_id,
         audience: None,
@@ -815,7 +822,7 @@ async fn search(state: Arc<Node>, req: Request<Body>, kind: Kind) -> Result<Resp
     )
     .await?;
     refuse_unverified(&state, &*state.snapshot()?, &who, "/access/v1/search")?;
-    if kind == Kind::Subject && matches!(who, Caller::Agent(_)) {
+    if kind == Kind::Subject && matches!(who, Caller::Agent(..)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -907,7 +914,7 @@ async fn search(state: Arc<Node>, req: Request<Body>, kind: Kind) -> Result<Resp
             agent: found.agent.as_ref().map(ToString::to_string),
             actor: match &who {
                 Caller::Service(id) => Some(id.clone()),
-                Caller::Agent(_) => None,
+                Caller::Agent(..) => None,
             },
             action: act.map(|a| a.name),
             resource: resource_json,
@@ -975,12 +982,13 @@ fn search_as(
     context: &Value,
 ) -> Found {
     let now = state.clock.now();
-    // The principal, as `decide_ask` would have it.
-    let token = match who {
-        Caller::Agent(t) => Some(*t),
-        Caller::Service(_) => p.token.as_deref(),
+    // The principal, as `decide_ask` would have it: the claims the edge checked
+    // (`INVARIANT (decided as checked)`, authorize.rs); a token that did not verify then
+    // lists nothing.
+    let (token, claims) = match who {
+        Caller::Agent(t, c) => (Some(*t), c.clone()),
+        Caller::Service(_) => (p.token.as_deref(), p.checked.clone()),
     };
-    let claims = token.and_then(|t| verified_claims(state, snapshot, t, now));
     // INVARIANT (audience), decide.rs: `decide_candidate` does not check what a token
     // was issued for (`decide_question` does), so a token for another API is refused
     // here: it lists nothing, as its evaluation is a `wrong_audience` deny.

@@ -6,6 +6,7 @@
 use axum::http::{HeaderMap, StatusCode, header};
 use mandate_service::dpop::{Presentation, Scheme, SenderError, check_sender};
 use mandate_token::access::AccessClaims;
+use std::sync::Arc;
 
 use crate::Node;
 use crate::conn::Peer;
@@ -100,7 +101,9 @@ pub(crate) fn check_own(
 }
 
 /// [`check_own`] for a decision endpoint's agent caller (`caller` in authorize.rs):
-/// a token that does not verify is left to `refuse_unverified`; `at` is the request's
+/// the token's claims, verified here and held to their binding — what the decision is
+/// then made with (`INVARIANT (decided as checked)`, authorize.rs). `None`: the token
+/// does not verify, left to `refuse_unverified` and the decision. `at` is the request's
 /// method and path, `None` on a surface without DPoP (a bound token is refused there).
 pub(crate) fn check_caller(
     state: &Node,
@@ -109,14 +112,14 @@ pub(crate) fn check_caller(
     token: &str,
     scheme: Scheme,
     at: Option<(&str, &str)>,
-) -> Result<(), ApiError> {
+) -> Result<Option<Arc<AccessClaims>>, ApiError> {
     let snapshot = state.snapshot()?;
     let now = state.clock.now();
     let Some(claims) = mandate_service::decisions::verified_claims(state, &snapshot, token, now)
     else {
-        return Ok(());
+        return Ok(None);
     };
-    match at {
+    let checked = match at {
         Some((method, path)) => {
             check_own(state, headers, peer, (method, path), token, scheme, &claims)
         }
@@ -134,7 +137,8 @@ pub(crate) fn check_caller(
             "/v1/data",
         )
         .map_err(|e| refusal(state, e)),
-    }
+    };
+    checked.map(|()| Some(claims))
 }
 
 /// A proof an enforcement point passes on in a `/v1/authorize` body with the agent's

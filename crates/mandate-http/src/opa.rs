@@ -196,7 +196,7 @@ async fn who<'h>(ctx: &Ctx, headers: &'h HeaderMap) -> Result<Who<'h>, OpaError>
     // looked at either, so a certificate-bound one is refused too.
     Ok(
         match crate::authorize::caller(&ctx.node, headers, None, None).await? {
-            crate::authorize::Caller::Agent(t) => Who::Agent(t),
+            crate::authorize::Caller::Agent(t, _) => Who::Agent(t),
             crate::authorize::Caller::Service(id) => Who::Enforcer(id),
         },
     )
