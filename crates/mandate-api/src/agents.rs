@@ -247,7 +247,7 @@ pub struct Credential {
     /// The agent it belongs to.
     #[schema(value_type = AgentId)]
     pub agent_id: String,
-    /// `client_secret` or `public_key`.
+    /// `client_secret`, `public_key` or `tls_client_auth`.
     #[serde(rename = "type")]
     #[schema(value_type = formats::CredentialKind)]
     pub kind: CredentialKind,
@@ -259,6 +259,18 @@ pub struct Credential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
     pub key_id: Option<String>,
+    /// For `tls_client_auth`: the dNSName the client certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// For `tls_client_auth`: the URI (a SPIFFE ID, say) the client certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// For `tls_client_auth`: the IP address the client certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub tls_client_auth_san_ip: Option<String>,
     /// RFC 3339.
     #[schema(value_type = Timestamp)]
     pub created_at: String,
@@ -282,13 +294,26 @@ pub struct Credential {
 /// `POST /v1/agents/{id}/credentials`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewCredential {
-    /// `client_secret` or `public_key`.
+    /// `client_secret`, `public_key` or `tls_client_auth`.
     #[serde(rename = "type")]
     #[schema(value_type = formats::CredentialKind)]
     pub kind: CredentialKind,
-    /// Required for `public_key`; refused for `client_secret`.
+    /// Required for `public_key`; refused for the other types. With an `x5c` of one
+    /// certificate (standard base64 DER, whose key is the JWK's), also the client's
+    /// self-signed certificate (`self_signed_tls_client_auth`, RFC 8705 §2.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<Jwk>,
+    /// For `tls_client_auth` (RFC 8705 §2.1), exactly one of the three names: the
+    /// dNSName a client certificate of the client CA must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// For `tls_client_auth`: the URI a client certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uri")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// For `tls_client_auth`: the IP address a client certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
     /// When the credential stops working; must be in the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Timestamp>)]
@@ -313,10 +338,20 @@ pub struct RotateCredential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 2592000, default = 3600)]
     pub overlap_secs: Option<u32>,
-    /// The new public key; required when rotating a `public_key`, refused for a
-    /// `client_secret`.
+    /// The new public key; required when rotating a `public_key`, refused for the other
+    /// types.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<Jwk>,
+    /// The new name, when rotating a `tls_client_auth` (exactly one of the three).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// As `tls_client_auth_san_dns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uri")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// As `tls_client_auth_san_dns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
 }
 
 /// The rotated-out credential and how long it still works.

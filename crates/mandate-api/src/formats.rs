@@ -159,7 +159,7 @@ named_schema!(
     CredentialKind,
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(["client_secret", "public_key"]))
+        .enum_values(Some(["client_secret", "public_key", "tls_client_auth"]))
         .description(Some("`client_secret` (`client_secret_basic` / `client_secret_post`) or `public_key` (`private_key_jwt`)."))
 );
 

@@ -187,10 +187,16 @@ fn the_closed_enums_are_the_cores() {
             AgentStatus::Active | AgentStatus::Suspended | AgentStatus::Decommissioned => {}
         }
     }
-    let kinds = [CredentialKind::ClientSecret, CredentialKind::PublicKey];
+    let kinds = [
+        CredentialKind::ClientSecret,
+        CredentialKind::PublicKey,
+        CredentialKind::TlsClientAuth,
+    ];
     for k in kinds {
         match k {
-            CredentialKind::ClientSecret | CredentialKind::PublicKey => {}
+            CredentialKind::ClientSecret
+            | CredentialKind::PublicKey
+            | CredentialKind::TlsClientAuth => {}
         }
     }
     let roles = [Role::Admin, Role::Auditor, Role::Approver, Role::Service];

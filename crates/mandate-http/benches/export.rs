@@ -69,6 +69,7 @@ fn config(dir: &std::path::Path) -> ServerConfig {
         max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
         reviews: Default::default(),
         dpop: Default::default(),
+        client_certs: Default::default(),
     }
 }
 

@@ -110,6 +110,7 @@ async fn main() {
         max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
         reviews: Default::default(),
         dpop: Default::default(),
+        client_certs: Default::default(),
         ssf: Default::default(),
     };
     let state = Arc::new(

@@ -87,6 +87,7 @@ async fn main() {
                     kind: CredentialKind::ClientSecret,
                     public_jwk: None,
                     key_id: None,
+                    cert_name: None,
                     created_at: Timestamp::from_secs(now.secs() - 40 * 86_400),
                     expires_at: None,
                     revoked_at: None,

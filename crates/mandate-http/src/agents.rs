@@ -262,7 +262,22 @@ pub(crate) struct NewCredential {
     #[serde(rename = "type")]
     kind: CredentialKind,
     jwk: Option<Value>,
+    tls_client_auth_san_dns: Option<String>,
+    tls_client_auth_san_uri: Option<String>,
+    tls_client_auth_san_ip: Option<String>,
     expires_at: Option<Timestamp>,
+}
+
+/// The RFC 8705 §2.1.2 name metadata of a `tls_client_auth` credential as sent
+/// (`tls_client_auth_san_dns`, `_uri`, `_ip`; judged by the use case: exactly one, and
+/// only for that type). Fields of the request types themselves, not a flattened struct:
+/// serde cannot deny unknown fields around a flattened one.
+fn cert_names(given: [Option<String>; 3]) -> Vec<(&'static str, String)> {
+    given
+        .into_iter()
+        .zip(mandate_core::credential::CertName::METADATA)
+        .filter_map(|(v, k)| Some((k, v?)))
+        .collect()
 }
 
 /// A credential as the API shows it: its record with its `state`.
@@ -286,12 +301,21 @@ fn credential(c: &CredentialView) -> Result<api::Credential, ApiError> {
         kind: record.kind,
         public_jwk,
         key_id: record.key_id.clone(),
+        tls_client_auth_san_dns: cert_name(record, "tls_client_auth_san_dns"),
+        tls_client_auth_san_uri: cert_name(record, "tls_client_auth_san_uri"),
+        tls_client_auth_san_ip: cert_name(record, "tls_client_auth_san_ip"),
         created_at: record.created_at.to_string(),
         expires_at: record.expires_at.map(|t| t.to_string()),
         revoked_at: record.revoked_at.map(|t| t.to_string()),
         replaced_by: record.replaced_by.as_ref().map(ToString::to_string),
         state: c.state.to_owned(),
     })
+}
+
+/// The value of `record`'s name if its RFC 8705 metadata name is `key`.
+fn cert_name(record: &mandate_core::credential::Credential, key: &str) -> Option<String> {
+    let (k, v) = record.cert_name.as_ref()?.metadata();
+    (k == key).then_some(v)
 }
 
 /// The new credential and, for a client secret, the secret: the only place a client
@@ -313,6 +337,11 @@ pub(crate) async fn add_credential(
     let new = service::NewCredential {
         kind: req.kind,
         jwk: req.jwk,
+        names: cert_names([
+            req.tls_client_auth_san_dns,
+            req.tls_client_auth_san_uri,
+            req.tls_client_auth_san_ip,
+        ]),
         expires_at: req.expires_at,
     };
     let (credential, client_secret) =
@@ -348,6 +377,10 @@ pub(crate) struct Rotate {
     overlap_secs: Option<u32>,
     /// The new public key, for public-key credentials.
     jwk: Option<Value>,
+    /// The new name, for `tls_client_auth` credentials (one of the three).
+    tls_client_auth_san_dns: Option<String>,
+    tls_client_auth_san_uri: Option<String>,
+    tls_client_auth_san_ip: Option<String>,
 }
 
 /// `POST /v1/agents/{id}/credentials/{cid}/rotate`: a new credential of the same kind;
@@ -364,6 +397,11 @@ pub(crate) async fn rotate_credential(
     let rotation = req.map_or_else(service::Rotation::default, |r| service::Rotation {
         overlap_secs: r.overlap_secs,
         jwk: r.jwk,
+        names: cert_names([
+            r.tls_client_auth_san_dns,
+            r.tls_client_auth_san_uri,
+            r.tls_client_auth_san_ip,
+        ]),
     });
     let rotated = service::rotate_credential(&state, &admin.actor(), id, cid, rotation).await?;
     let (credential, client_secret) = issued(&rotated.issued)?;

@@ -13,7 +13,7 @@
 
 #![warn(missing_docs)]
 
-pub use mandate_service::config::{MandateConfig, ReviewConfig, ServerConfig};
+pub use mandate_service::config::{ClientCertAuth, MandateConfig, ReviewConfig, ServerConfig};
 pub use mandate_service::dpop::DpopConfig;
 pub use mandate_service::jobs::{flush_activity, flush_baselines, spawn_sweeper, sweep};
 /// One escalation pass over overdue access review items (the sweeper runs it each tick).

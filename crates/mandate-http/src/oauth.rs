@@ -1,5 +1,7 @@
 //! The OAuth 2.0 endpoints: token (RFC 6749 client credentials; client authentication by
-//! `client_secret_basic`, `client_secret_post` and RFC 7523 `private_key_jwt`),
+//! `client_secret_basic`, `client_secret_post`, RFC 7523 `private_key_jwt`, and RFC 8705
+//! `tls_client_auth` / `self_signed_tls_client_auth`: a `client_id` alone over a TLS
+//! connection that carried a client certificate),
 //! introspection (RFC 7662) and revocation (RFC 7009).
 //!
 //! Client authentication fails with one indistinguishable `invalid_client` ("client
@@ -58,6 +60,7 @@ impl From<TokenError> for OAuthError {
             E::Saturated | E::IssuanceUnrecorded => Self::temporarily_unavailable(e.to_string()),
             E::Assertion(a) => Self::invalid_client(a.description()),
             E::AuthenticationFailed
+            | E::ClientCertificate(_)
             | E::AssertionOfAnotherClient
             | E::AssertionReplayed
             | E::Inactive(_) => Self::invalid_client(e.to_string()),
@@ -81,9 +84,14 @@ impl From<TokenError> for OAuthError {
     }
 }
 
-/// Form parameters, with RFC 6749 §3.2's rule that none (but `resource`) repeats, and
-/// the request's view of the failed-authentication throttle (throttle.rs).
-pub(crate) struct Params(Vec<(String, String)>, pub(crate) Option<Gate>);
+/// Form parameters, with RFC 6749 §3.2's rule that none (but `resource`) repeats, the
+/// request's view of the failed-authentication throttle (throttle.rs), and the client
+/// certificate chain of its connection (`conn::Peer`), if it presented one.
+pub(crate) struct Params(
+    Vec<(String, String)>,
+    pub(crate) Option<Gate>,
+    Option<Arc<[rustls_pki_types::CertificateDer<'static>]>>,
+);
 
 impl Params {
     pub(crate) async fn read(
@@ -97,6 +105,11 @@ impl Params {
             ));
         }
         let gate = Gate::of(&parts.extensions);
+        let chain = parts
+            .extensions
+            .get::<crate::conn::Peer>()
+            .and_then(|p| p.certificates.clone())
+            .filter(|c| !c.is_empty());
         let bytes = read_body(body, state.config.max_body_bytes)
             .await
             // RFC 6749 has no timeout error: a late body is `invalid_request` (with 408),
@@ -117,7 +130,7 @@ impl Params {
                 )));
             }
         }
-        Ok((parts.headers, Self(pairs, gate)))
+        Ok((parts.headers, Self(pairs, gate, chain)))
     }
 
     /// The value of `k`; an empty value counts as absent (RFC 6749 §3.1).
@@ -165,7 +178,9 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((unescape(id), unescape(secret))))
 }
 
-/// Which single client authentication method the request uses (RFC 6749 §2.3: at most one).
+/// Which single client authentication method the request uses (RFC 6749 §2.3: at most
+/// one). A `client_id` with no secret and no assertion, on a connection that presented a
+/// client certificate, is RFC 8705 §2 client authentication by that certificate.
 pub(crate) fn client_auth(
     headers: &HeaderMap,
     p: &Params,
@@ -212,11 +227,15 @@ pub(crate) fn client_auth(
             client_id: id,
             secret: s.to_owned(),
         })
-    } else {
-        assertion.map(|a| ClientAuth::Assertion {
+    } else if let Some(a) = assertion {
+        Some(ClientAuth::Assertion {
             client_id,
             assertion: a.to_owned(),
         })
+    } else {
+        client_id
+            .zip(p.2.clone())
+            .map(|(client_id, chain)| ClientAuth::Certificate { client_id, chain })
     })
 }
 /// RFC 6749 §3.3 scope syntax: space-separated tokens of `%x21 / %x23-5B / %x5D-7E`.

@@ -246,6 +246,7 @@ pub(crate) fn unit_test_config(dir: &std::path::Path) -> ServerConfig {
         max_staleness: mandate_service::freshness::DEFAULT_MAX_STALENESS,
         reviews: Default::default(),
         dpop: Default::default(),
+        client_certs: Default::default(),
         ssf: Default::default(),
     }
 }

@@ -57,11 +57,20 @@ const ASSERTION_ALGS: [&str; 3] = ["EdDSA", "Ed25519", "ES256"];
 pub(crate) async fn metadata(State(state): State<Arc<Node>>) -> Json<api::ServerMetadata> {
     let iss = &state.config.issuer;
     let list = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let auth_methods = list(&[
+    let mut auth_methods = list(&[
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
     ]);
+    // RFC 8705 §2: only where a client can use them — the API listener asks for a
+    // certificate (self-signed), and a client CA is configured (CA-issued).
+    let certs = &state.config.client_certs;
+    if certs.asked {
+        if certs.ca.is_some() {
+            auth_methods.push("tls_client_auth".into());
+        }
+        auth_methods.push("self_signed_tls_client_auth".into());
+    }
     Json(api::ServerMetadata {
         issuer: iss.clone(),
         authorization_endpoint: format!("{iss}/oauth/authorize"),

@@ -355,6 +355,9 @@ pub struct NewCredential {
     pub kind: CredentialKind,
     /// The public JWK, for (and only for) a public key.
     pub jwk: Option<Value>,
+    /// For (and only for) `tls_client_auth`: the RFC 8705 name metadata given
+    /// (`tls_client_auth_san_dns`, `_uri`, `_ip` and their values), exactly one.
+    pub names: Vec<(&'static str, String)>,
     /// When it stops working, if ever (in the future).
     pub expires_at: Option<Timestamp>,
 }
@@ -371,6 +374,7 @@ fn make_credential(
     agent_id: &AgentId,
     kind: CredentialKind,
     jwk: Option<Value>,
+    names: &[(&'static str, String)],
     expires_at: Option<Timestamp>,
 ) -> Result<(Credential, Option<(Secret, String)>), AgentError> {
     let id = CredentialId::generate(s.clock.as_ref(), s.random.as_ref())?;
@@ -387,12 +391,33 @@ fn make_credential(
         kind,
         public_jwk: None,
         key_id: None,
+        cert_name: None,
         created_at: now,
         expires_at,
         revoked_at: None,
         replaced_by: None,
     };
+    if kind != CredentialKind::TlsClientAuth
+        && let Some((field, _)) = names.first()
+    {
+        return Err(AgentError::Invalid {
+            field,
+            why: format!("{field} is only for type tls_client_auth"),
+        });
+    }
+    if kind == CredentialKind::TlsClientAuth && jwk.is_some() {
+        return Err(AgentError::Invalid {
+            field: "jwk",
+            why: "jwk is only for type public_key".into(),
+        });
+    }
     match kind {
+        CredentialKind::TlsClientAuth => {
+            let name = crate::client_certs::cert_name(names)
+                .map_err(|(field, why)| AgentError::Invalid { field, why })?;
+            c.cert_name = Some(name);
+            Ok((c, None))
+        }
         CredentialKind::ClientSecret => {
             if jwk.is_some() {
                 return Err(AgentError::Invalid {
@@ -408,7 +433,15 @@ fn make_credential(
             let jwk = jwk.ok_or(AgentError::Missing("jwk"))?;
             let key = PublicJwk::parse(&jwk)?;
             c.key_id = Some(key.kid().unwrap_or(key.thumbprint()).to_owned());
-            c.public_jwk = Some(key.to_value());
+            let mut stored = key.to_value();
+            // A self-signed client certificate (RFC 8705 §2.2), kept beside the key.
+            if let Some(x5c) = crate::client_certs::registered_x5c(&jwk, &key)
+                .map_err(|why| AgentError::Invalid { field: "jwk", why })?
+                && let Value::Object(m) = &mut stored
+            {
+                m.insert("x5c".into(), x5c);
+            }
+            c.public_jwk = Some(stored);
             Ok((c, None))
         }
     }
@@ -426,7 +459,8 @@ fn writable_agent(s: &Node, id: &AgentId) -> Result<(), AgentError> {
 }
 
 /// Adds a credential to agent `id` as `actor` (`credential.added`): a client secret
-/// (returned this once) or a public JWK.
+/// (returned this once), a public JWK (with, optionally, its self-signed certificate), or
+/// the name a CA-issued client certificate carries (`tls_client_auth`).
 pub async fn add_credential(
     node: &Arc<Node>,
     actor: &Actor,
@@ -437,11 +471,14 @@ pub async fn add_credential(
     node.perform("credential.added", actor, move |s| {
         writable_agent(s, &id)?;
         let kind = new.kind;
-        let (c, secret) = make_credential(s, &id, kind, new.jwk, new.expires_at)?;
+        let (c, secret) = make_credential(s, &id, kind, new.jwk, &new.names, new.expires_at)?;
         s.store()
             .insert_credential(&c, secret.as_ref().map(|(_, h)| h.as_str()))?;
         tracing::info!(%by, agent = %id, credential = %c.id, kind = kind.as_str(), "credential added");
-        let details = json!({"credential": c.id, "type": kind.as_str(), "key_id": c.key_id});
+        let mut details = json!({"credential": c.id, "type": kind.as_str(), "key_id": c.key_id});
+        if let (Some(n), Value::Object(m)) = (&c.cert_name, &mut details) {
+            m.insert("cert_name".into(), json!(n.stored()));
+        }
         let state = c.state_at(s.clock.now());
         let issued = IssuedCredential {
             view: CredentialView {
@@ -486,6 +523,8 @@ pub struct Rotation {
     pub overlap_secs: Option<u32>,
     /// The new public key, for public-key credentials.
     pub jwk: Option<Value>,
+    /// The new name, for `tls_client_auth` credentials (as [`NewCredential::names`]).
+    pub names: Vec<(&'static str, String)>,
 }
 
 /// A rotation made: the new credential, and when the old one stops working.
@@ -532,7 +571,7 @@ pub async fn rotate_credential(
         if !old.usable_at(now) || old.replaced_by.is_some() {
             return Err(AgentError::CredentialNotActive(cid));
         }
-        let (new, secret) = make_credential(s, &id, old.kind, rotation.jwk, None)?;
+        let (new, secret) = make_credential(s, &id, old.kind, rotation.jwk, &rotation.names, None)?;
         let until = now.plus_secs(i64::from(overlap));
         s.store().rotate_credential(
             &cid,

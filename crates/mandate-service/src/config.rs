@@ -51,6 +51,21 @@ pub struct ServerConfig {
     pub reviews: ReviewConfig,
     /// DPoP proofs (`[dpop]`, dpop.rs).
     pub dpop: crate::dpop::DpopConfig,
+    /// Client authentication by TLS client certificate (RFC 8705 §2).
+    pub client_certs: ClientCertAuth,
+}
+
+/// Client authentication by TLS client certificate (RFC 8705 §2): whether the API
+/// listener asks clients for a certificate (`tls.client_auth = "optional"`), which
+/// makes `self_signed_tls_client_auth` usable, and the CA bundle client certificates of
+/// `tls_client_auth` credentials chain to (`tls.client_ca_file`).
+#[derive(Debug, Clone, Default)]
+pub struct ClientCertAuth {
+    /// The API listener asks for client certificates.
+    pub asked: bool,
+    /// The client CA (`tls_client_auth`); `None`: no `tls_client_auth` credential
+    /// authenticates anyone.
+    pub ca: Option<Arc<mandate_tls::client_cert::ClientCa>>,
 }
 
 /// Access review settings (`[reviews]`). The default suspends nothing.

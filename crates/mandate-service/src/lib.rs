@@ -43,6 +43,7 @@ pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
 pub mod cache;
+pub mod client_certs;
 pub mod cluster;
 pub mod compliance;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The token service's use cases, whatever edge asks: client authentication (client
-//! secrets, RFC 7523 `private_key_jwt` assertions), issuing an access token for client
+//! secrets, RFC 7523 `private_key_jwt` assertions, RFC 8705 client certificates —
+//! client_certs.rs), issuing an access token for client
 //! credentials, introspection, revocation, and the record of a refused token request.
 //! Token exchange builds on these (exchange.rs).
 //!
@@ -59,6 +60,11 @@ pub enum TokenError {
     /// The client assertion was refused for a reason that depends on it alone.
     #[error("{}", .0.description())]
     Assertion(AssertionError),
+    /// The client certificate presented (with no other credential) was verified against
+    /// the client CA and refused, for a reason that depends on it alone (expired, not
+    /// of the CA, not for client authentication, …).
+    #[error("{0} ({code})", code = .0.code())]
+    ClientCertificate(mandate_tls::client_cert::ChainError),
     /// The `client_id` sent is not the assertion's subject.
     #[error("client_id does not match the client assertion's sub")]
     AssertionOfAnotherClient,
@@ -131,6 +137,7 @@ impl TokenError {
                 "temporarily_unavailable"
             }
             Self::AuthenticationFailed
+            | Self::ClientCertificate(_)
             | Self::Assertion(_)
             | Self::AssertionOfAnotherClient
             | Self::AssertionReplayed
@@ -168,6 +175,15 @@ pub enum ClientAuth {
         /// The assertion (a compact JWS).
         assertion: String,
     },
+    /// `tls_client_auth` or `self_signed_tls_client_auth` (RFC 8705 §2): the
+    /// `client_id` sent, and the certificate chain (leaf first) the client presented on
+    /// the connection, whose leaf key it proved it holds (the TLS handshake).
+    Certificate {
+        /// The `client_id` sent.
+        client_id: String,
+        /// The chain presented.
+        chain: Arc<[rustls_pki_types::CertificateDer<'static>]>,
+    },
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -184,6 +200,11 @@ impl std::fmt::Debug for ClientAuth {
                 .field("client_id", client_id)
                 .field("assertion", &"…")
                 .finish(),
+            Self::Certificate { client_id, chain } => f
+                .debug_struct("Certificate")
+                .field("client_id", client_id)
+                .field("certificates", &chain.len())
+                .finish(),
         }
     }
 }
@@ -194,7 +215,9 @@ impl ClientAuth {
     /// secret, the subject of an assertion.
     pub fn claimed(&self) -> Option<String> {
         match self {
-            Self::Secret { client_id, .. } => Some(client_id.clone()),
+            Self::Secret { client_id, .. } | Self::Certificate { client_id, .. } => {
+                Some(client_id.clone())
+            }
             Self::Assertion { assertion: a, .. } => assertion::peek_subject(a).ok(),
         }
     }
@@ -381,6 +404,40 @@ pub async fn authenticate(
                     s.activity.saw(k.as_str(), now);
                 }
                 Ok(Some(agent))
+            })
+            .await??
+        }
+        ClientAuth::Certificate { client_id, chain } => {
+            let agent = snapshot_agent(node, &client_id)?;
+            let ca = node.config.client_certs.ca.clone();
+            node.blocking(move |s| -> Result<Option<Agent>, TokenError> {
+                let now = s.clock.now();
+                let creds = match &agent {
+                    Some(a) => s.store().credentials(&a.id)?,
+                    None => Vec::new(),
+                };
+                let usable: Vec<_> = creds
+                    .iter()
+                    .map(|c| &c.credential)
+                    .filter(|c| c.usable_at(now))
+                    .collect();
+                // An unknown client's chain is verified as a known one's: the answer
+                // depends on the chain alone.
+                let secs = u64::try_from(now.secs()).unwrap_or(0);
+                match crate::client_certs::matching(&usable, &chain, ca.as_deref(), secs) {
+                    Ok(Some(c)) => {
+                        s.activity.saw(c.id.as_str(), now);
+                        Ok(agent)
+                    }
+                    Ok(None) => {
+                        tracing::info!(%client_id, "client certificate matches no credential");
+                        Ok(None)
+                    }
+                    Err(e) => {
+                        tracing::info!(%client_id, reason = e.code(), "client certificate refused");
+                        Err(TokenError::ClientCertificate(e))
+                    }
+                }
             })
             .await??
         }

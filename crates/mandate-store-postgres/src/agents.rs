@@ -3,7 +3,7 @@
 
 use mandate_core::admin::{AdminToken, Role};
 use mandate_core::agent::{Agent, AgentStatus};
-use mandate_core::credential::{Credential, CredentialKind};
+use mandate_core::credential::{CertName, Credential, CredentialKind};
 use mandate_core::id::{AdminTokenId, AgentId, CredentialId};
 use mandate_core::time::Timestamp;
 use mandate_store::repo::{AgentChange, Result};
@@ -49,7 +49,7 @@ fn into_agent(r: &Row) -> Result<Agent> {
     })
 }
 
-const CREDENTIAL_COLUMNS: &str = "id, agent_id, kind, public_jwk, key_id, created_at, expires_at, revoked_at, replaced_by, secret_hash";
+const CREDENTIAL_COLUMNS: &str = "id, agent_id, kind, public_jwk, key_id, created_at, expires_at, revoked_at, replaced_by, secret_hash, cert_name";
 
 fn into_credential(r: &Row) -> Result<AuthCredential> {
     let bad = |what: &str| StoreError::Corrupt(format!("credential: {what}"));
@@ -58,6 +58,7 @@ fn into_credential(r: &Row) -> Result<AuthCredential> {
     let kind: String = get(r, 2)?;
     let public_jwk: Option<String> = get(r, 3)?;
     let replaced_by: Option<String> = get(r, 8)?;
+    let cert_name: Option<String> = get(r, 10)?;
     Ok(AuthCredential {
         credential: Credential {
             id: CredentialId::parse(&id).map_err(|_| bad("id"))?,
@@ -68,6 +69,9 @@ fn into_credential(r: &Row) -> Result<AuthCredential> {
                 .transpose()
                 .map_err(corrupt("public_jwk"))?,
             key_id: get(r, 4)?,
+            cert_name: cert_name
+                .map(|s| CertName::parse_stored(&s).ok_or_else(|| bad("cert_name")))
+                .transpose()?,
             created_at: Timestamp::from_secs(get(r, 5)?),
             expires_at: ts(get(r, 6)?),
             revoked_at: ts(get(r, 7)?),
@@ -265,7 +269,7 @@ fn insert_credential_in(db: &Db<'_>, c: &Credential, secret_hash: Option<&str>) 
     let jwk = c.public_jwk.as_ref().map(serde_json::Value::to_string);
     db.exec(
         &format!(
-            "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ),
         &[
             &c.id.as_str(),
@@ -278,6 +282,7 @@ fn insert_credential_in(db: &Db<'_>, c: &Credential, secret_hash: Option<&str>) 
             &c.revoked_at.map(Timestamp::secs),
             &c.replaced_by.as_ref().map(CredentialId::as_str),
             &secret_hash,
+            &c.cert_name.as_ref().map(CertName::stored),
         ],
     )
     .pg()?;
@@ -312,7 +317,7 @@ impl CredentialRepo for Db<'_> {
         const PAGE: usize = 1000;
         let sql = format!(
             "SELECT id, agent_id, kind, public_jwk, key_id, created_at, expires_at, \
-             revoked_at, replaced_by, NULL::TEXT FROM credentials WHERE id > $1 \
+             revoked_at, replaced_by, NULL::TEXT, cert_name FROM credentials WHERE id > $1 \
              ORDER BY id LIMIT {PAGE}"
         );
         let mut after = String::new();

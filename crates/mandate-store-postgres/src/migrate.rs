@@ -336,6 +336,18 @@ CREATE TABLE review_items (
 CREATE INDEX review_items_pending ON review_items (review, agent) WHERE state = 'pending';
 CREATE INDEX reviews_open ON reviews (due) WHERE completed_at IS NULL;
 "#,
+    r#"
+-- `tls_client_auth` credentials (issue 25, RFC 8705 §2.1): the subjectAltName a client
+-- certificate must carry, as `dns:…`, `uri:…` or `ip:…` (`cert_name`).
+-- `credentials_kind_check` is PostgreSQL's name for the column CHECK of the first
+-- migration (<table>_<column>_check).
+ALTER TABLE credentials ADD COLUMN cert_name TEXT;
+ALTER TABLE credentials DROP CONSTRAINT credentials_kind_check;
+ALTER TABLE credentials ADD CONSTRAINT credentials_kind_check
+    CHECK (kind IN ('client_secret', 'public_key', 'tls_client_auth'));
+ALTER TABLE credentials ADD CONSTRAINT credentials_cert_name_check
+    CHECK ((kind = 'tls_client_auth') = (cert_name IS NOT NULL));
+"#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that build an older schema to

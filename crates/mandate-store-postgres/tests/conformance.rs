@@ -405,6 +405,7 @@ mod concurrency {
                                 kind: CredentialKind::ClientSecret,
                                 public_jwk: None,
                                 key_id: None,
+                                cert_name: None,
                                 created_at: at(0),
                                 expires_at: None,
                                 revoked_at: None,

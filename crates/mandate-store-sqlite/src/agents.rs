@@ -3,7 +3,7 @@
 
 use mandate_core::admin::{AdminToken, Role};
 use mandate_core::agent::{Agent, AgentStatus};
-use mandate_core::credential::{Credential, CredentialKind};
+use mandate_core::credential::{CertName, Credential, CredentialKind};
 use mandate_core::id::{AdminTokenId, AgentId, CredentialId};
 use mandate_core::time::Timestamp;
 use mandate_store::repo::{AgentChange, Result};
@@ -80,7 +80,7 @@ impl AgentRow {
     }
 }
 
-const CREDENTIAL_COLUMNS: &str = "id, agent_id, kind, public_jwk, key_id, created_at, expires_at, revoked_at, replaced_by, secret_hash";
+const CREDENTIAL_COLUMNS: &str = "id, agent_id, kind, public_jwk, key_id, created_at, expires_at, revoked_at, replaced_by, secret_hash, cert_name";
 
 /// A credential row: text columns, time columns, secret hash.
 type CredentialRow = (Vec<Option<String>>, [Option<i64>; 3], Option<String>);
@@ -94,6 +94,7 @@ fn credential_row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
             r.get(3)?,
             r.get(4)?,
             r.get(8)?,
+            r.get(10)?,
         ],
         [r.get(5)?, r.get(6)?, r.get(7)?],
         r.get(9)?,
@@ -122,6 +123,9 @@ fn into_credential((text, times, hash): CredentialRow) -> Result<AuthCredential>
         .map(|s| CredentialId::parse(&s))
         .transpose()
         .map_err(|_| bad("replaced_by"))?;
+    let cert_name = next()
+        .map(|s| CertName::parse_stored(&s).ok_or_else(|| bad("cert_name")))
+        .transpose()?;
     let [created_at, expires_at, revoked_at] = times;
     Ok(AuthCredential {
         credential: Credential {
@@ -130,6 +134,7 @@ fn into_credential((text, times, hash): CredentialRow) -> Result<AuthCredential>
             kind,
             public_jwk,
             key_id,
+            cert_name,
             created_at: Timestamp::from_secs(created_at.ok_or_else(|| bad("created_at"))?),
             expires_at: ts(expires_at),
             revoked_at: ts(revoked_at),
@@ -306,7 +311,7 @@ fn insert_credential_in(
 ) -> Result<()> {
     let jwk = c.public_jwk.as_ref().map(serde_json::Value::to_string);
     conn.execute(
-        &format!("INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        &format!("INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
         params![
             c.id.as_str(),
             c.agent_id.as_str(),
@@ -317,7 +322,8 @@ fn insert_credential_in(
             c.expires_at.map(Timestamp::secs),
             c.revoked_at.map(Timestamp::secs),
             c.replaced_by.as_ref().map(CredentialId::as_str),
-            secret_hash
+            secret_hash,
+            c.cert_name.as_ref().map(CertName::stored)
         ],
     ).sql()?;
     Ok(())
@@ -364,7 +370,7 @@ impl CredentialRepo for Db<'_> {
             .conn
             .prepare(
                 "SELECT id, agent_id, kind, public_jwk, key_id, created_at, expires_at, \
-                 revoked_at, replaced_by, NULL FROM credentials ORDER BY id",
+                 revoked_at, replaced_by, NULL, cert_name FROM credentials ORDER BY id",
             )
             .sql()?;
         let mut rows = stmt.query([]).sql()?;

@@ -305,6 +305,34 @@ CREATE TABLE review_items (
 CREATE INDEX review_items_pending ON review_items (review, agent) WHERE state = 'pending';
 CREATE INDEX reviews_open ON reviews (due) WHERE completed_at IS NULL;
 "#,
+    r#"
+-- 14: `tls_client_auth` credentials (issue 25, RFC 8705 §2.1): the subjectAltName a
+-- client certificate must carry, as `dns:…`, `uri:…` or `ip:…` (`cert_name`). SQLite
+-- cannot change a CHECK in place: the table is rebuilt, rows copied as they are.
+CREATE TABLE credentials_v2 (
+    id          TEXT PRIMARY KEY,
+    agent_id    TEXT NOT NULL REFERENCES agents (id),
+    kind        TEXT NOT NULL CHECK (kind IN ('client_secret', 'public_key', 'tls_client_auth')),
+    secret_hash TEXT,
+    public_jwk  TEXT,
+    key_id      TEXT,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER,
+    replaced_by TEXT,
+    cert_name   TEXT,
+    CHECK ((kind = 'client_secret') = (secret_hash IS NOT NULL)),
+    CHECK ((kind = 'public_key') = (public_jwk IS NOT NULL)),
+    CHECK ((kind = 'tls_client_auth') = (cert_name IS NOT NULL))
+) STRICT;
+INSERT INTO credentials_v2 (id, agent_id, kind, secret_hash, public_jwk, key_id, created_at,
+                            expires_at, revoked_at, replaced_by)
+    SELECT id, agent_id, kind, secret_hash, public_jwk, key_id, created_at, expires_at,
+           revoked_at, replaced_by FROM credentials;
+DROP TABLE credentials;
+ALTER TABLE credentials_v2 RENAME TO credentials;
+CREATE INDEX credentials_agent ON credentials (agent_id);
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

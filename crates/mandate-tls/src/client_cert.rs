@@ -185,3 +185,13 @@ pub fn verify_client_chain<'a>(
     })?;
     Ok(Verified { leaf })
 }
+
+/// The SubjectPublicKeyInfo (DER, outer SEQUENCE included) of certificate `der`;
+/// `Malformed` when it is not a certificate webpki parses. Nothing else is checked
+/// (dates, signature, usages): for comparing a registered self-signed certificate's key
+/// with the JWK registered beside it (RFC 7517 §4.7).
+pub fn certificate_spki(der: &[u8]) -> Result<Vec<u8>, ChainError> {
+    let der = CertificateDer::from(der);
+    let cert = EndEntityCert::try_from(&der).map_err(|_| ChainError::Malformed)?;
+    Ok(cert.subject_public_key_info().as_ref().to_vec())
+}

@@ -198,6 +198,7 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
             agent,
             kind,
             jwk,
+            san,
             expires_at,
         } => {
             let r = async {
@@ -205,8 +206,12 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
                     kind: match kind {
                         CredentialType::ClientSecret => api::CredentialKind::ClientSecret,
                         CredentialType::PublicKey => api::CredentialKind::PublicKey,
+                        CredentialType::TlsClientAuth => api::CredentialKind::TlsClientAuth,
                     },
                     jwk: jwk.as_deref().map(json_arg).transpose()?,
+                    tls_client_auth_san_dns: san.san_dns,
+                    tls_client_auth_san_uri: san.san_uri,
+                    tls_client_auth_san_ip: san.san_ip,
                     expires_at,
                 };
                 client(&conn)?
@@ -239,11 +244,15 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
             credential,
             overlap_secs,
             jwk,
+            san,
         } => {
             let r = async {
                 let req = api::RotateCredential {
                     overlap_secs,
                     jwk: jwk.as_deref().map(json_arg).transpose()?,
+                    tls_client_auth_san_dns: san.san_dns,
+                    tls_client_auth_san_uri: san.san_uri,
+                    tls_client_auth_san_ip: san.san_ip,
                 };
                 client(&conn)?
                     .rotate_credential(&agent, &credential, &req)

@@ -288,6 +288,9 @@ pub async fn provision(router: &axum::Router, admin: &str) -> anyhow::Result<Dem
     let req = api::NewCredential {
         kind: api::CredentialKind::ClientSecret,
         jwk: None,
+        tls_client_auth_san_dns: None,
+        tls_client_auth_san_uri: None,
+        tls_client_auth_san_ip: None,
         expires_at: None,
     };
     let cred: api::CredentialCreated = call(

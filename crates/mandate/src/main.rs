@@ -467,22 +467,42 @@ pub struct StatusArgs {
 pub enum CredentialType {
     ClientSecret,
     PublicKey,
+    TlsClientAuth,
+}
+
+/// The subjectAltName a `tls_client_auth` credential expects (RFC 8705 §2.1.2): one of
+/// the three.
+#[derive(clap::Args, Clone, Default)]
+pub struct SanArgs {
+    /// For tls-client-auth: the dNSName the client certificate carries
+    #[arg(long)]
+    pub san_dns: Option<String>,
+    /// For tls-client-auth: the URI (a SPIFFE ID, say) the client certificate carries
+    #[arg(long)]
+    pub san_uri: Option<String>,
+    /// For tls-client-auth: the IP address the client certificate carries
+    #[arg(long)]
+    pub san_ip: Option<String>,
 }
 
 #[derive(Subcommand)]
 pub enum CredentialCmd {
-    /// Add a client secret (shown once) or a public key (JWK)
+    /// Add a client secret (shown once), a public key (JWK) or a client-certificate name
     Add {
         #[command(flatten)]
         conn: Conn,
         /// The agent (agt_…)
         agent: String,
-        /// client-secret (generated, shown once) or public-key (with --jwk)
+        /// client-secret (generated, shown once), public-key (with --jwk; its `x5c`, if
+        /// any, is the client's self-signed TLS certificate) or tls-client-auth (with one
+        /// --san-*: a client certificate of `tls.client_ca_file` carrying that name)
         #[arg(long = "type", value_enum)]
         kind: CredentialType,
         /// Public JWK as JSON, or @FILE (for public-key)
         #[arg(long)]
         jwk: Option<String>,
+        #[command(flatten)]
+        san: SanArgs,
         /// RFC 3339 time when the credential stops working
         #[arg(long)]
         expires_at: Option<String>,
@@ -508,6 +528,8 @@ pub enum CredentialCmd {
         /// The new public JWK as JSON, or @FILE (for public keys)
         #[arg(long)]
         jwk: Option<String>,
+        #[command(flatten)]
+        san: SanArgs,
     },
     /// Revoke a credential now
     Revoke {

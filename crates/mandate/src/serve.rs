@@ -646,6 +646,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
         },
         max_staleness: cfg.cluster_max_staleness,
         dpop: cfg.dpop,
+        client_certs: crate::tls_in::client_cert_auth(&cfg.tls)?,
         reviews: mandate_http::ReviewConfig {
             suspend_overdue: cfg.reviews_suspend_overdue,
         },

@@ -7,6 +7,10 @@
 //! default, every other listener's; `[gateway.tls]`, `[opa.tls]` and `[metrics.tls]`
 //! override it per listener (`cert_file` and `key_file` together; `client_auth` on its
 //! own). No certificate anywhere: every listener is plain HTTP, as before.
+//! `tls.client_ca_file` (API listener only) is the CA bundle that issues the client
+//! certificates of `tls_client_auth` credentials (RFC 8705 §2.1); it needs the API
+//! listener to ask for client certificates (`tls.client_auth = "optional"`), and is read
+//! once at start (a changed bundle takes a restart).
 //!
 //! INVARIANT (fail at start, keep serving on reload): every certificate and key is loaded
 //! and checked before anything is served — a missing file, a PEM that does not parse, a
@@ -59,6 +63,7 @@ pub const KEYS: &[&str] = &[
     "tls.cert_file",
     "tls.key_file",
     "tls.client_auth",
+    "tls.client_ca_file",
     "gateway.tls.cert_file",
     "gateway.tls.key_file",
     "gateway.tls.client_auth",
@@ -92,6 +97,8 @@ pub struct TlsConfig {
     pub opa: TlsKeys,
     /// `[metrics.tls]`.
     pub metrics: TlsKeys,
+    /// `tls.client_ca_file`: the CAs of `tls_client_auth` client certificates.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// What one listener serves: its files and whether it asks for client certificates.
@@ -125,6 +132,13 @@ impl TlsConfig {
     /// Applies `key = value` when `key` is one of [`KEYS`]: `None` when it is not one,
     /// else whether `value` was taken (the error says what it must be).
     pub fn apply(&mut self, key: &str, value: &str) -> Option<Result<(), &'static str>> {
+        if key == "tls.client_ca_file" {
+            if value.is_empty() {
+                return Some(Err("must be the path of a PEM file"));
+            }
+            self.client_ca_file = Some(PathBuf::from(value));
+            return Some(Ok(()));
+        }
         let (table, name) = key.rsplit_once('.')?;
         let listener = Listener::ALL.into_iter().find(|l| l.table() == table)?;
         let keys = self.keys_mut(listener);
@@ -169,9 +183,21 @@ impl TlsConfig {
     }
 
     /// The mistakes no single key shows: a certificate without its key (or the reverse),
-    /// a `client_auth` on a listener without a certificate.
+    /// a `client_auth` on a listener without a certificate, a client CA on an API
+    /// listener that asks for no client certificate.
     pub fn check(&self) -> Vec<String> {
         let mut errors = Vec::new();
+        if self.client_ca_file.is_some()
+            && self
+                .listener(Listener::Api)
+                .is_none_or(|l| l.client_auth != ClientAuth::Optional)
+        {
+            errors.push(
+                "`tls.client_ca_file` needs the API listener to ask for client certificates: \
+                 set `tls.client_auth = \"optional\"` (and `tls.cert_file`, `tls.key_file`)"
+                    .to_owned(),
+            );
+        }
         for l in Listener::ALL {
             let k = self.keys(l);
             let t = l.table();
@@ -189,6 +215,23 @@ impl TlsConfig {
         }
         errors
     }
+}
+
+/// Client authentication by certificate as configured: whether the API listener asks
+/// for client certificates, and the client CA bundle (`tls.client_ca_file`), loaded
+/// now: a file that is missing or holds no usable CA certificate refuses the start.
+pub fn client_cert_auth(config: &TlsConfig) -> anyhow::Result<mandate_http::ClientCertAuth> {
+    let ca = config
+        .client_ca_file
+        .as_deref()
+        .map(|p| mandate_tls::client_cert::ClientCa::load("tls.client_ca_file", p))
+        .transpose()?;
+    Ok(mandate_http::ClientCertAuth {
+        asked: config
+            .listener(Listener::Api)
+            .is_some_and(|l| l.client_auth == ClientAuth::Optional),
+        ca: ca.map(Arc::new),
+    })
 }
 
 /// The URL scheme of `listener`: `https` when it serves TLS.
@@ -405,5 +448,27 @@ mod tests {
         let c = config(&[("gateway.tls.client_auth", "optional")]);
         assert_eq!(c.check().len(), 1);
         assert!(c.check()[0].contains("`gateway.tls.client_auth` needs a certificate"));
+    }
+
+    #[test]
+    fn a_client_ca_needs_an_api_listener_that_asks_for_client_certificates() {
+        let tls = [("tls.cert_file", "/a.pem"), ("tls.key_file", "/a.key")];
+        let ca = ("tls.client_ca_file", "/ca.pem");
+        for (extra, ok) in [
+            (vec![ca], false),
+            (vec![ca, ("tls.client_auth", "none")], false),
+            (vec![ca, ("metrics.tls.client_auth", "optional")], false),
+            (vec![ca, ("tls.client_auth", "optional")], true),
+        ] {
+            let c = config(&[tls.as_slice(), &extra].concat());
+            assert_eq!(c.check().is_empty(), ok, "{extra:?}: {:?}", c.check());
+        }
+        let c = config(&[ca]);
+        assert!(c.check()[0].contains("`tls.client_ca_file` needs the API listener"));
+        assert_eq!(c.client_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert!(matches!(
+            TlsConfig::default().apply("tls.client_ca_file", ""),
+            Some(Err(_))
+        ));
     }
 }

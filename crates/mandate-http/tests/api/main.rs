@@ -220,6 +220,7 @@ impl Env {
             max_staleness: mandate_http::freshness::DEFAULT_MAX_STALENESS,
             reviews: Default::default(),
             dpop: Default::default(),
+            client_certs: Default::default(),
             ssf: Default::default(),
         };
         adjust(&mut config);

@@ -220,3 +220,388 @@ async fn the_gateway_authorizer_holds_a_bound_token_to_its_certificate() {
     );
     assert_eq!(at(Some(&mine)), format!("agent {}", c.id));
 }
+
+/// RFC 8705 §2 client authentication: a `client_id` alone over a connection with a
+/// client certificate.
+mod client_auth {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        SanType,
+    };
+
+    use super::*;
+
+    /// A CA for one test, issuing client certificates.
+    pub(super) struct Ca {
+        pub(super) der: CertificateDer<'static>,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    impl Ca {
+        pub(super) fn new() -> Self {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let key = KeyPair::generate().expect("key");
+            let der = p.self_signed(&key).expect("ca").der().clone();
+            Self {
+                der,
+                issuer: Issuer::new(p, key),
+            }
+        }
+
+        /// A client certificate with the URI SAN `uri`, for client authentication
+        /// (`expired`: valid in 2020–2021 only, before the tests' clock).
+        pub(super) fn client(&self, uri: &str, expired: bool) -> CertificateDer<'static> {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.subject_alt_names = vec![SanType::URI(uri.try_into().expect("ia5"))];
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            if expired {
+                p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            }
+            let key = KeyPair::generate().expect("key");
+            p.signed_by(&key, &self.issuer).expect("leaf").der().clone()
+        }
+    }
+
+    /// A self-signed Ed25519 certificate and its key as a JWK with `x5c`.
+    fn self_signed() -> (CertificateDer<'static>, Value) {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+        let p = CertificateParams::new(vec!["agent.example".to_owned()]).expect("params");
+        let der = p.self_signed(&key).expect("cert").der().clone();
+        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+        let x = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            key.public_key_raw(),
+        );
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "x5c": [b64(&der)]});
+        (der, jwk)
+    }
+
+    impl Env {
+        /// `client_credentials` naming `client_id` alone, over a connection presenting
+        /// `chain` (none: a connection without a certificate).
+        pub(super) async fn token_by_certificate(
+            &self,
+            client_id: &str,
+            chain: &[CertificateDer<'static>],
+        ) -> Reply {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+            ];
+            let mut req = Request::post("/oauth/token")
+                .header(header::CONTENT_TYPE, FORM)
+                .body(Body::from(encode(&form)))
+                .expect("request");
+            req.extensions_mut().insert(Peer {
+                addr: "127.0.0.1:40000".parse().expect("addr"),
+                certificates: (!chain.is_empty()).then(|| Arc::from(chain.to_vec())),
+            });
+            self.send(req).await
+        }
+
+        async fn add_credential(&self, agent: &str, body: Value) -> Reply {
+            self.admin(
+                Method::POST,
+                &format!("/v1/agents/{agent}/credentials"),
+                Some(body),
+            )
+            .await
+        }
+    }
+
+    fn refused_client(r: &Reply, description: &str) {
+        r.expect(401);
+        let v = r.json();
+        assert_eq!(v["error"], "invalid_client", "{v}");
+        let d = v["error_description"].as_str().expect("description");
+        assert!(d.contains(description), "{d}");
+    }
+
+    fn bound_to(r: &Reply, cert: &CertificateDer<'_>) {
+        r.expect(200);
+        let token = r.json()["access_token"].as_str().expect("token").to_owned();
+        let x5t = mandate_token::access::certificate_thumbprint(cert);
+        assert_eq!(jwt_parts(&token).1["cnf"], json!({"x5t#S256": x5t}));
+    }
+
+    #[tokio::test]
+    async fn a_registered_self_signed_certificate_authenticates_its_client() {
+        let env = Env::with_config(|c| c.client_certs.asked = true);
+        let id = env.register("self-signed", json!({})).await;
+        let (cert, jwk) = self_signed();
+        let r = env
+            .add_credential(&id, json!({"type": "public_key", "jwk": jwk}))
+            .await;
+        r.expect(201);
+        assert_eq!(r.json()["credential"]["public_jwk"]["x5c"], jwk["x5c"]);
+
+        // The registered certificate: a token, bound to it.
+        bound_to(
+            &env.token_by_certificate(&id, std::slice::from_ref(&cert))
+                .await,
+            &cert,
+        );
+        // Another certificate (even one of the same name), none, another client: refused.
+        let (other, _) = self_signed();
+        refused_client(
+            &env.token_by_certificate(&id, &[other]).await,
+            "client authentication failed",
+        );
+        refused_client(
+            &env.token_by_certificate(&id, &[]).await,
+            "client authentication required",
+        );
+        let stranger = env.register("stranger", json!({})).await;
+        refused_client(
+            &env.token_by_certificate(&stranger, std::slice::from_ref(&cert))
+                .await,
+            "client authentication failed",
+        );
+        // Revoked: refused from then on.
+        let cid = r.json()["credential"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        env.admin(
+            Method::DELETE,
+            &format!("/v1/agents/{id}/credentials/{cid}"),
+            None,
+        )
+        .await
+        .expect(204);
+        refused_client(
+            &env.token_by_certificate(&id, &[cert]).await,
+            "client authentication failed",
+        );
+
+        // The metadata offers the method (no client CA: not tls_client_auth).
+        let m = env
+            .get("/.well-known/oauth-authorization-server")
+            .await
+            .json();
+        let methods = &m["token_endpoint_auth_methods_supported"];
+        assert!(
+            methods
+                .as_array()
+                .expect("list")
+                .contains(&json!("self_signed_tls_client_auth")),
+            "{methods}"
+        );
+        assert!(
+            !methods
+                .as_array()
+                .expect("list")
+                .contains(&json!("tls_client_auth")),
+            "{methods}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_x5c_that_is_not_the_keys_self_signed_certificate_is_refused() {
+        let env = Env::new();
+        let id = env.register("bad-x5c", json!({})).await;
+        let (cert, jwk) = self_signed();
+        let (_, other_jwk) = self_signed();
+        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+        let url =
+            |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+        let with = |x5c: Value| {
+            let mut j = jwk.clone();
+            j["x5c"] = x5c;
+            j
+        };
+        for (jwk, why) in [
+            (with(other_jwk["x5c"].clone()), "is not the JWK's key"),
+            (
+                with(json!([b64(&cert), b64(&cert)])),
+                "exactly one certificate",
+            ),
+            (with(json!([])), "exactly one certificate"),
+            (with(json!(b64(&cert))), "exactly one certificate"),
+            (
+                with(json!([b64(b"not a certificate")])),
+                "not a certificate",
+            ),
+            (with(json!([url(&[0xfb; 300])])), "base64 (not base64url)"),
+        ] {
+            let r = env
+                .add_credential(&id, json!({"type": "public_key", "jwk": jwk}))
+                .await;
+            r.expect(400);
+            let d = r.json()["detail"].as_str().unwrap_or_default().to_owned();
+            assert!(d.contains(why), "{why}: {}", r.json());
+        }
+        // Nothing was added.
+        let list = env
+            .admin(Method::GET, &format!("/v1/agents/{id}/credentials"), None)
+            .await;
+        assert_eq!(list.json()["items"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_certificate_of_the_client_ca_carrying_the_registered_name_authenticates() {
+        let ca = Ca::new();
+        let anchors =
+            mandate_tls::client_cert::ClientCa::from_certificates(std::slice::from_ref(&ca.der))
+                .expect("ca");
+        let env = Env::with_config(|c| {
+            c.client_certs = mandate_http::ClientCertAuth {
+                asked: true,
+                ca: Some(Arc::new(anchors)),
+            }
+        });
+        env.activate(POLICIES, &[SCHEMA]).await;
+        let spiffe = "spiffe://example.org/agent/crm";
+        let id = env
+            .register(
+                "pki-agent",
+                json!({"grants": [{"actions": ["crm:*"], "resources": ["*"]}]}),
+            )
+            .await;
+        let r = env
+            .add_credential(
+                &id,
+                json!({"type": "tls_client_auth", "tls_client_auth_san_uri": spiffe}),
+            )
+            .await;
+        r.expect(201);
+        let credential = r.json()["credential"].clone();
+        assert_eq!(credential["type"], "tls_client_auth");
+        assert_eq!(credential["tls_client_auth_san_uri"], spiffe);
+
+        let mine = ca.client(spiffe, false);
+        let r = env
+            .token_by_certificate(&id, std::slice::from_ref(&mine))
+            .await;
+        bound_to(&r, &mine);
+        // The token decides, over the same certificate.
+        let token = r.json()["access_token"].as_str().expect("token").to_owned();
+        env.authorize_over(&token, Some(&mine), true)
+            .await
+            .expect(200);
+
+        // The CA's certificate for another name: no credential of this client names it.
+        refused_client(
+            &env.token_by_certificate(&id, &[ca.client("spiffe://example.org/agent/other", false)])
+                .await,
+            "client authentication failed",
+        );
+        // Another CA's certificate of the same name, an expired one: refused, and why.
+        refused_client(
+            &env.token_by_certificate(&id, &[Ca::new().client(spiffe, false)])
+                .await,
+            "client_certificate_untrusted",
+        );
+        refused_client(
+            &env.token_by_certificate(&id, &[ca.client(spiffe, true)])
+                .await,
+            "client_certificate_expired",
+        );
+        // The CA itself is not a client certificate.
+        refused_client(
+            &env.token_by_certificate(&id, std::slice::from_ref(&ca.der))
+                .await,
+            "client_certificate",
+        );
+        // Secret authentication on the same connection still works (and binds).
+        let (_, secret) = env.add_secret(&id).await;
+        let c = Client {
+            id: id.clone(),
+            secret,
+        };
+        bound_to(&env.token_over(&c, Some(&mine), &[]).await, &mine);
+
+        let m = env
+            .get("/.well-known/oauth-authorization-server")
+            .await
+            .json();
+        let methods = m["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .expect("list")
+            .clone();
+        assert!(methods.contains(&json!("tls_client_auth")), "{methods:?}");
+        assert!(
+            methods.contains(&json!("self_signed_tls_client_auth")),
+            "{methods:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_auth_credential_names_exactly_one_valid_name() {
+        let env = Env::new();
+        let id = env.register("names", json!({})).await;
+        for (body, field) in [
+            (
+                json!({"type": "tls_client_auth"}),
+                "tls_client_auth_san_uri",
+            ),
+            (
+                json!({"type": "tls_client_auth", "tls_client_auth_san_dns": "a.example",
+                       "tls_client_auth_san_uri": "spiffe://x/y"}),
+                "tls_client_auth_san_uri",
+            ),
+            (
+                json!({"type": "tls_client_auth", "tls_client_auth_san_ip": "10.0.0.300"}),
+                "tls_client_auth_san_ip",
+            ),
+            (
+                json!({"type": "tls_client_auth", "tls_client_auth_san_uri": "not a uri"}),
+                "tls_client_auth_san_uri",
+            ),
+            (
+                json!({"type": "client_secret", "tls_client_auth_san_dns": "a.example"}),
+                "tls_client_auth_san_dns",
+            ),
+            (
+                json!({"type": "tls_client_auth", "tls_client_auth_san_dns": "a.example",
+                       "jwk": {"kty": "OKP"}}),
+                "jwk",
+            ),
+        ] {
+            let r = env.add_credential(&id, body.clone()).await;
+            r.expect(400);
+            let v = r.json();
+            assert_eq!(v["code"], "invalid_field", "{body}: {v}");
+            assert!(
+                v["detail"].as_str().unwrap_or_default().contains(field),
+                "{body}: {v}"
+            );
+        }
+        let list = env
+            .admin(Method::GET, &format!("/v1/agents/{id}/credentials"), None)
+            .await;
+        assert_eq!(list.json()["items"], json!([]));
+
+        // A good one, then rotated to another name.
+        let r = env
+            .add_credential(
+                &id,
+                json!({"type": "tls_client_auth", "tls_client_auth_san_ip": "10.0.0.7"}),
+            )
+            .await;
+        r.expect(201);
+        let cid = r.json()["credential"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let r = env
+            .admin(
+                Method::POST,
+                &format!("/v1/agents/{id}/credentials/{cid}/rotate"),
+                Some(json!({"tls_client_auth_san_dns": "agent.example"})),
+            )
+            .await;
+        r.expect(201);
+        assert_eq!(
+            r.json()["credential"]["tls_client_auth_san_dns"],
+            "agent.example"
+        );
+        assert!(
+            r.json()["credential"]
+                .get("tls_client_auth_san_ip")
+                .is_none()
+        );
+    }
+}

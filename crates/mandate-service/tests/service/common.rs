@@ -48,6 +48,7 @@ pub fn config(dir: &Path) -> ServerConfig {
         max_staleness: mandate_service::freshness::DEFAULT_MAX_STALENESS,
         reviews: Default::default(),
         dpop: Default::default(),
+        client_certs: Default::default(),
     }
 }
 

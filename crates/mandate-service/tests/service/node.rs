@@ -65,6 +65,7 @@ fn a_write_is_in_the_snapshot_when_it_returns() {
         kind: mandate_core::credential::CredentialKind::ClientSecret,
         public_jwk: None,
         key_id: None,
+        cert_name: None,
         created_at: now,
         expires_at: None,
         revoked_at: None,

@@ -49,6 +49,7 @@ fn register(node: &Node, i: usize, boundary: serde_json::Value) -> AgentId {
         kind: CredentialKind::ClientSecret,
         public_jwk: None,
         key_id: None,
+        cert_name: None,
         created_at: at,
         expires_at: None,
         revoked_at: None,

@@ -191,6 +191,7 @@ async fn a_decommissioned_agent_is_final() {
     let secret = agents::NewCredential {
         kind: CredentialKind::ClientSecret,
         jwk: None,
+        names: vec![],
         expires_at: None,
     };
     let refused = agents::add_credential(&e.node, &admin(), a.id.clone(), secret).await;
@@ -222,6 +223,7 @@ async fn credentials_rotate_within_the_overlap_and_only_while_active() {
     let secret = || agents::NewCredential {
         kind: CredentialKind::ClientSecret,
         jwk: None,
+        names: vec![],
         expires_at: None,
     };
     let issued = agents::add_credential(&e.node, &admin(), a.id.clone(), secret())
@@ -244,6 +246,7 @@ async fn credentials_rotate_within_the_overlap_and_only_while_active() {
     let cid = issued.view.credential.id.clone();
     let too_long = agents::Rotation {
         overlap_secs: Some(agents::MAX_OVERLAP_SECS + 1),
+        names: vec![],
         jwk: None,
     };
     let refused =
@@ -261,6 +264,7 @@ async fn credentials_rotate_within_the_overlap_and_only_while_active() {
 
     let overlap = agents::Rotation {
         overlap_secs: Some(600),
+        names: vec![],
         jwk: None,
     };
     let rotated = agents::rotate_credential(&e.node, &admin(), a.id.clone(), cid.clone(), overlap)
@@ -297,6 +301,7 @@ async fn credentials_rotate_within_the_overlap_and_only_while_active() {
     let no_jwk = agents::NewCredential {
         kind: CredentialKind::PublicKey,
         jwk: None,
+        names: vec![],
         expires_at: None,
     };
     let refused = agents::add_credential(&e.node, &admin(), a.id.clone(), no_jwk).await;

@@ -171,7 +171,7 @@ fn a_version_3_database_gains_the_mandates_table() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        version, 13,
-        "and every later migration (the last: 13, access review campaigns)"
+        version, 14,
+        "and every later migration (the last: 14, tls_client_auth credentials)"
     );
 }

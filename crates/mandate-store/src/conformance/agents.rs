@@ -591,3 +591,46 @@ pub fn activity_only_moves_later(store: &dyn Store) {
         .unwrap();
     assert!(matches!(refused, Some(Err(StoreError::ReadOnly))));
 }
+
+/// A `tls_client_auth` credential (RFC 8705 §2.1) reads back with its subjectAltName,
+/// by `credentials` and `for_each_credential` alike, and rotates to one with another
+/// name; each kind of name survives the round trip.
+pub fn a_tls_client_auth_credential_keeps_its_name(store: &dyn Store) {
+    use mandate_core::credential::{CertName, CredentialKind};
+    let a = agent(1, "pki-bot", "alice@example.com", &[]);
+    store.insert_agent(&a).unwrap();
+    let names = [
+        CertName::Uri("spiffe://example.org/agent/pki-bot".into()),
+        CertName::Dns("pki-bot.example.com".into()),
+        CertName::Ip("2001:db8::7".parse().unwrap()),
+    ];
+    let creds: Vec<Credential> = names
+        .iter()
+        .zip(10..)
+        .map(|(n, ms)| Credential {
+            kind: CredentialKind::TlsClientAuth,
+            cert_name: Some(n.clone()),
+            ..secret_credential(ms, &a.id)
+        })
+        .collect();
+    store.insert_credential(&creds[0], None).unwrap();
+    store.insert_credential(&creds[1], None).unwrap();
+    let read: Vec<Credential> = store
+        .credentials(&a.id)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.credential)
+        .collect();
+    assert_eq!(read, creds[..2]);
+    store
+        .rotate_credential(&creds[0].id, &creds[2], None, at(50), at(10))
+        .unwrap();
+    let mut streamed = Vec::new();
+    store
+        .for_each_credential(&mut |c| streamed.push(c))
+        .unwrap();
+    assert_eq!(streamed.len(), 3);
+    assert_eq!(streamed[2], creds[2]);
+    assert_eq!(streamed[0].replaced_by.as_ref(), Some(&creds[2].id));
+    assert_eq!(streamed[0].cert_name, creds[0].cert_name);
+}

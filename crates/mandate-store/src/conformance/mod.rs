@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
                 rotation_refuses_unusable_replaced_and_mismatched_credentials,
                 revoke_credential_is_scoped_to_its_agent,
                 for_each_credential_streams_every_credential_in_id_order,
+                a_tls_client_auth_credential_keeps_its_name,
                 activity_only_moves_later,
             }
             tokens {
@@ -214,6 +215,7 @@ pub(crate) fn secret_credential(ms: i64, agent: &AgentId) -> Credential {
         kind: CredentialKind::ClientSecret,
         public_jwk: None,
         key_id: None,
+        cert_name: None,
         created_at: at(0),
         expires_at: None,
         revoked_at: None,
@@ -228,6 +230,7 @@ pub(crate) fn key_credential(ms: i64, agent: &AgentId) -> Credential {
             json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}),
         ),
         key_id: Some("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into()),
+        cert_name: None,
         ..secret_credential(ms, agent)
     }
 }

@@ -4,7 +4,8 @@
 //! `/v1/authorize`, with every metadata URL `https://`; a client trusting another CA is
 //! refused. SIGHUP serves a replaced certificate to the next connection and keeps the old
 //! one when the new files are bad (logged, counted). A bad certificate or key refuses the
-//! start, naming the file.
+//! start, naming the file. Python `requests` authenticates with client certificates
+//! (RFC 8705 §2: a client CA's, a registered self-signed one) and gets bound tokens.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -397,4 +398,121 @@ fn a_bad_certificate_or_key_refuses_the_start_naming_the_file() {
         // created only to be lost unprinted.
         assert!(!tmp.path().join("data").exists(), "{case}: data dir made");
     }
+}
+
+/// A client certificate of `ca` with the URI SAN `uri` (client-authentication usage),
+/// and its key (PEM).
+fn client_leaf(ca: &Ca, uri: &str) -> (String, String) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &ca.issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// RFC 8705 §2 through the binary: `tls_client_auth` (a client CA and a credential naming
+/// a URI SAN) and `self_signed_tls_client_auth` (a registered `x5c`), with Python
+/// `requests` presenting the certificates (tests/interop/mtls_requests.py).
+#[test]
+fn python_requests_authenticates_with_client_certificates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let server_ca = ca("mandate test ca");
+    let (cert, key) = leaf(&server_ca, (2020, 2040));
+    let ca_file = write(&dir.join("ca.pem"), &server_ca.pem, 0o644);
+    let clients = ca("agents ca");
+    let client_ca = write(&dir.join("client-ca.pem"), &clients.pem, 0o644);
+    let spiffe = "spiffe://example.org/agent/demo";
+    let (pki_cert, pki_key) = client_leaf(&clients, spiffe);
+    let (stranger_cert, stranger_key) = client_leaf(&ca("another ca"), spiffe);
+    // P-256: ring writes Ed25519 keys as PKCS#8 v2, which Python's OpenSSL refuses to load.
+    let self_key = KeyPair::generate().unwrap();
+    let self_cert = CertificateParams::new(vec!["self.example".to_owned()])
+        .unwrap()
+        .self_signed(&self_key)
+        .unwrap();
+    let config = tls_files(dir, &cert, &key);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "client_auth = \"optional\"\nclient_ca_file = \"{}\"\n",
+        client_ca.display()
+    ));
+    write(&config, &text, 0o644);
+    let server = Server::start_dev(&["--config", config.to_str().unwrap()], &[]);
+    let exports = server.exports();
+    let (agent, admin) = (&exports["DEMO_AGENT"], &exports["MANDATE_TOKEN"]);
+    let bearer = format!("Authorization: Bearer {admin}");
+    let json_post = |path: &str, body: serde_json::Value| {
+        let (code, out) = curl(
+            &ca_file,
+            &[
+                "-H",
+                &bearer,
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &body.to_string(),
+                &server.url(path),
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let added = json_post(
+        &format!("/v1/agents/{agent}/credentials"),
+        serde_json::json!({"type": "tls_client_auth", "tls_client_auth_san_uri": spiffe}),
+    );
+    assert_eq!(
+        added["credential"]["tls_client_auth_san_uri"], spiffe,
+        "{added}"
+    );
+    let other = json_post(
+        "/v1/agents",
+        serde_json::json!({"name": "self-signed-agent", "owner": "alice@example.com"}),
+    );
+    let other = other["id"].as_str().unwrap().to_owned();
+    let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+    let point = self_key.public_key_raw(); // 0x04 || x || y
+    let url =
+        |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": url(&point[1..33]),
+                                 "y": url(&point[33..65]), "x5c": [b64(self_cert.der())]});
+    let added = json_post(
+        &format!("/v1/agents/{other}/credentials"),
+        serde_json::json!({"type": "public_key", "jwk": jwk}),
+    );
+    assert_eq!(added["credential"]["type"], "public_key", "{added}");
+
+    let file = |name: &str, text: &str| write(&dir.join(name), text, 0o600);
+    let python =
+        venv_python("interop-tls-venv", "requirements-tls.txt").unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = python_cmd(&python);
+    cmd.arg(interop_dir().join("mtls_requests.py"))
+        .env("MANDATE_ADDR", &server.addr)
+        .env("TLS_CA", &ca_file)
+        .env("PKI_AGENT", agent)
+        .env("SELF_AGENT", &other)
+        .env("PKI_CERT", file("pki.crt", &pki_cert))
+        .env("PKI_KEY", file("pki.key", &pki_key))
+        .env("SELF_CERT", file("self.crt", &self_cert.pem()))
+        .env("SELF_KEY", file("self.key", &self_key.serialize_pem()))
+        .env("STRANGER_CERT", file("stranger.crt", &stranger_cert))
+        .env("STRANGER_KEY", file("stranger.key", &stranger_key))
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
+    let (status, out, err) = run_until(&mut cmd, "mtls_requests.py", DEADLINE);
+    assert!(status.success() && out.contains("done"), "{out}\n{err}");
+    // Each refusal is on the record as a token.refused event.
+    let (code, events) = curl(
+        &ca_file,
+        &[
+            "-H",
+            &bearer,
+            &server.url("/v1/audit/events?kind=token.refused"),
+        ],
+    );
+    assert_eq!(code, 0, "{events}");
+    let events: serde_json::Value = serde_json::from_str(&events).unwrap();
+    assert!(events["items"].as_array().unwrap().len() >= 3, "{events}");
 }
