@@ -27,8 +27,10 @@
 //! `forget` and not blocked is forgotten.
 //!
 //! **Memory.** At most `capacity` keys. When a new key must be noted and the map is
-//! full, forgotten keys are dropped first and then the key whose last failure is oldest
-//! (counted in `mandate_throttle_evictions_total`). Evicting rather than refusing new
+//! full, forgotten keys are dropped first and then, if it is still full, the keys whose
+//! last failure is oldest — an eighth of the capacity at once, so that the O(n) pass
+//! under the lock is paid once per `capacity / 8` new keys (counted in
+//! `mandate_throttle_evictions_total`). Evicting rather than refusing new
 //! keys: refusing would let a flood from many sources lock everyone else out.
 //!
 //! A router driven without the binary's listener (no [`Peer`]) or without this layer is
@@ -168,18 +170,12 @@ impl Throttle {
         let free = self.free(&key);
         let s = self.settings;
         let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if !map.contains_key(&key) && map.len() >= s.capacity.max(1) {
+        let cap = s.capacity.max(1);
+        if !map.contains_key(&key) && map.len() >= cap {
             map.retain(|_, e| !forgotten(&s, e, now));
-            while map.len() >= s.capacity.max(1) {
-                let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, e)| e.last_failure)
-                    .map(|(k, _)| k.clone())
-                else {
-                    break;
-                };
-                map.remove(&oldest);
-                mandate_service::metrics::throttle_evicted();
+            if map.len() >= cap {
+                let n = map.len() + 1 - cap + cap / 8;
+                evict_oldest(&mut map, n);
             }
         }
         let e = map.entry(key).or_insert(Entry {
@@ -217,6 +213,36 @@ impl Throttle {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Drops the `n` keys whose last failure is oldest (ties broken arbitrarily), each
+/// counted as an eviction.
+///
+/// A full map sheds an eighth of its capacity at once ([`Throttle::failed`] asks for
+/// `cap / 8` more than the one slot it needs): one O(n) pass per `cap / 8` new keys, not a
+/// pass per new key under the lock while someone sprays failures from many sources.
+fn evict_oldest(map: &mut HashMap<Key, Entry>, n: usize) {
+    let n = n.min(map.len());
+    let mut ages: Vec<Instant> = map.values().map(|e| e.last_failure).collect();
+    let Some(nth) = n.checked_sub(1) else {
+        return;
+    };
+    let (_, cutoff, _) = ages.select_nth_unstable(nth);
+    let cutoff = *cutoff;
+    // Everything strictly older goes; of those at the cutoff, as many as are still owed.
+    let mut owed = n - map.values().filter(|e| e.last_failure < cutoff).count();
+    map.retain(|_, e| {
+        let keep = e.last_failure > cutoff
+            || (e.last_failure == cutoff && {
+                let spare = owed == 0;
+                owed = owed.saturating_sub(1);
+                spare
+            });
+        if !keep {
+            mandate_service::metrics::throttle_evicted();
+        }
+        keep
+    });
 }
 
 fn forgotten(s: &Settings, e: &Entry, now: Instant) -> bool {
@@ -499,6 +525,45 @@ mod tests {
             assert!(t.wait(&[Key::Source(ip(n))], now).is_none(), "{n}: 4 free");
         }
         assert_eq!(t.len(), 8);
+    }
+
+    /// A full map sheds the oldest eighth of its capacity at once, then takes new keys
+    /// without another pass until it is full again.
+    #[test]
+    fn a_full_map_sheds_its_oldest_eighth_at_once() {
+        let t = Throttle::new(Settings {
+            capacity: 64,
+            ..settings()
+        });
+        let start = Instant::now();
+        let at = |n: u16| start + Duration::from_millis(u64::from(n));
+        let key = |n: u16| Key::Source(IpAddr::from([10, 0, (n >> 8) as u8, n as u8]));
+        for n in 0..64 {
+            t.failed(key(n), at(n));
+        }
+        assert_eq!(t.len(), 64);
+        // The 65th key: the 9 oldest go (one slot and an eighth), it comes in.
+        t.failed(key(64), at(64));
+        assert_eq!(t.len(), 56);
+        let held = |n: u16| t.entries.lock().unwrap().contains_key(&key(n));
+        assert!((0..9).all(|n| !held(n)), "the oldest went");
+        assert!((9..=64).all(held), "the rest stayed");
+        // Eight more fit without evicting anything.
+        for n in 65..73 {
+            t.failed(key(n), at(n));
+        }
+        assert_eq!(t.len(), 64);
+        assert!(held(9));
+        // Ties at the cutoff: only as many as owed go.
+        let t = Throttle::new(Settings {
+            capacity: 16,
+            ..settings()
+        });
+        for n in 0..16 {
+            t.failed(key(n), start);
+        }
+        t.failed(key(16), start);
+        assert_eq!(t.len(), 16 - 3 + 1);
     }
 
     /// A gate as a request through the listener and the guard layer has it.
