@@ -11,8 +11,13 @@
 //! **Keys.** A failure is noted under (client id claimed, source) and under the source
 //! alone (client authentication); under the source alone for admin tokens (a separate
 //! count: admin bearers carry no client id). The source is the socket's remote address
-//! ([`Peer`]), an IPv6 address reduced to its /64 (one host commonly holds a whole /64);
-//! no `X-Forwarded-For` is believed. There is deliberately **no per-client-id count
+//! ([`Peer`]), an IPv6 address reduced to its /64 (one host commonly holds a whole /64) —
+//! unless that address is one of the `trusted_proxies` ([`Cidr`]): then the client is
+//! the nearest address in `X-Forwarded-For` that is not a trusted proxy
+//! ([`client_address`]). INVARIANT (forwarded only by a trusted proxy): a header is
+//! believed only when the socket's peer is a configured proxy, and only the entries
+//! trusted proxies appended (read from the right); what a client wrote itself on the left
+//! is never its source. There is deliberately **no per-client-id count
 //! across sources**: it would let anyone lock a client out by guessing its secret from
 //! elsewhere. Guessing spread over many sources is bounded per source, and every guess
 //! still waits for an Argon2id permit; client secrets are 256-bit random.
@@ -249,15 +254,109 @@ fn forgotten(s: &Settings, e: &Entry, now: Instant) -> bool {
     e.blocked_until <= now && now.saturating_duration_since(e.last_failure) >= s.forget
 }
 
-/// What the binary attaches to a router ([`GuardLayer`]): the throttle and the request
-/// body deadline.
+/// What the binary attaches to a router ([`GuardLayer`]): the throttle, the request
+/// body deadline and the proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug)]
 pub struct Abuse {
     /// The failure counts.
     pub throttle: Throttle,
     /// How long a request body may take to arrive whole (`limits.body_read_timeout_secs`).
     pub body_read_timeout: Duration,
+    /// `limits.trusted_proxies`: the reverse proxies in front of this node.
+    pub trusted_proxies: Vec<Cidr>,
 }
+
+/// An address block (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDRESS` or `ADDRESS/PREFIX` (0..=32 for IPv4, 0..=128 for IPv6); the
+    /// address's bits past the prefix must be zero (a typo in a mask is refused, not
+    /// widened).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max && masked(addr, prefix) == addr).then_some(Self { net: addr, prefix })
+    }
+
+    /// Whether `ip` is in this block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        ip.is_ipv4() == self.net.is_ipv4() && masked(ip, self.prefix) == self.net
+    }
+}
+
+/// `ip` with the bits past `prefix` cleared.
+fn masked(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::from((bits & mask).to_be_bytes())
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::from((bits & mask).to_be_bytes())
+        }
+    }
+}
+
+/// The most `X-Forwarded-For` entries read, from the right.
+const MAX_FORWARDED_HOPS: usize = 16;
+
+/// The client's address: the socket's `peer`, unless it is a trusted proxy — then the
+/// nearest `X-Forwarded-For` entry (read right to left, every header's list in order)
+/// that is not a trusted proxy. An entry that is not an address stops the walk at the
+/// last trusted hop (a proxy that writes garbage is its own source); so do a missing
+/// header and [`MAX_FORWARDED_HOPS`] trusted hops.
+pub fn client_address(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let values: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
+    let mut hop = peer;
+    for entry in values
+        .iter()
+        .rev()
+        .flat_map(|v| v.rsplit(','))
+        .take(MAX_FORWARDED_HOPS)
+    {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            return hop;
+        };
+        if !is_trusted(ip) {
+            return ip;
+        }
+        hop = ip;
+    }
+    hop
+}
+
+/// The client's address as [`GuardLayer`] found it ([`client_address`]), when a trusted
+/// proxy forwarded the request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ForwardedFor(IpAddr);
 
 /// A request's view of the throttle: its source, when the request came through the
 /// binary's listener on a guarded router.
@@ -275,7 +374,10 @@ impl Gate {
     pub(crate) fn of(ext: &Extensions) -> Option<Self> {
         Some(Self {
             abuse: Arc::clone(ext.get::<Arc<Abuse>>()?),
-            source: source(ext.get::<Peer>()?.addr.ip()),
+            source: source(match ext.get::<ForwardedFor>() {
+                Some(ForwardedFor(ip)) => *ip,
+                None => ext.get::<Peer>()?.addr.ip(),
+            }),
         })
     }
 
@@ -391,6 +493,12 @@ where
         req.extensions_mut().insert(Arc::clone(&self.abuse));
         req.extensions_mut()
             .insert(crate::unread::BodyLimit(self.abuse.body_read_timeout));
+        if !self.abuse.trusted_proxies.is_empty()
+            && let Some(peer) = req.extensions().get::<Peer>().map(|p| p.addr.ip())
+        {
+            let client = client_address(peer, req.headers(), &self.abuse.trusted_proxies);
+            req.extensions_mut().insert(ForwardedFor(client));
+        }
         let admin_bearer = bearer(req.headers()).is_some_and(|t| !looks_like_jwt(t));
         let gate = admin_bearer.then(|| Gate::of(req.extensions())).flatten();
         let Some(gate) = gate else {
@@ -566,6 +674,116 @@ mod tests {
         assert_eq!(t.len(), 16 - 3 + 1);
     }
 
+    #[test]
+    fn cidrs_parse_strictly_and_match_their_block() {
+        let c = |s: &str| Cidr::parse(s);
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        let ten = c("10.0.0.0/8").unwrap();
+        assert!(ten.contains(a("10.200.1.1")));
+        assert!(ten.contains(a("::ffff:10.1.2.3")));
+        assert!(!ten.contains(a("11.0.0.1")));
+        assert!(!ten.contains(a("::a00:1")));
+        let one = c("192.0.2.7").unwrap();
+        assert!(one.contains(a("192.0.2.7")) && !one.contains(a("192.0.2.8")));
+        let v6 = c("2001:db8::/32").unwrap();
+        assert!(v6.contains(a("2001:db8:ffff::1")) && !v6.contains(a("2001:db9::1")));
+        assert!(c("0.0.0.0/0").unwrap().contains(a("203.0.113.9")));
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "2001:db8::/129",
+            "10.0.0.0/",
+            "/8",
+            "proxy.example",
+            "",
+            "10.0.0.0/8/8",
+        ] {
+            assert_eq!(c(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_client_is_the_nearest_forwarded_address_that_is_not_a_trusted_proxy() {
+        use axum::http::HeaderMap;
+        let trusted = [
+            Cidr::parse("10.0.0.0/8").unwrap(),
+            Cidr::parse("192.0.2.1").unwrap(),
+        ];
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        let headers = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        let from = |peer: &str, values: &[&str]| {
+            client_address(a(peer), &headers(values), &trusted).to_string()
+        };
+        // Not from a proxy: the header is the client's own words.
+        assert_eq!(from("203.0.113.5", &["198.51.100.1"]), "203.0.113.5");
+        // Through one proxy; a forged entry on the left is ignored.
+        assert_eq!(from("10.0.0.2", &["6.6.6.6, 198.51.100.1"]), "198.51.100.1");
+        // Through two proxies, in two headers.
+        assert_eq!(
+            from("10.0.0.2", &["6.6.6.6, 198.51.100.1", "192.0.2.1"]),
+            "198.51.100.1"
+        );
+        // A proxy without the header, with garbage, or all hops trusted: the last
+        // trusted hop.
+        assert_eq!(from("10.0.0.2", &[]), "10.0.0.2");
+        assert_eq!(from("10.0.0.2", &["198.51.100.1, unknown"]), "10.0.0.2");
+        assert_eq!(from("10.0.0.2", &["10.9.9.9"]), "10.9.9.9");
+        assert_eq!(from("10.0.0.2", &["2001:db8::5"]), "2001:db8::5");
+        // No trusted proxies: never believed.
+        assert_eq!(
+            client_address(a("10.0.0.2"), &headers(&["198.51.100.1"]), &[]).to_string(),
+            "10.0.0.2"
+        );
+        // A long chain of trusted hops stops after MAX_FORWARDED_HOPS entries.
+        let long = vec!["10.1.1.1"; 40].join(", ");
+        assert_eq!(from("10.0.0.2", &[&format!("6.6.6.6, {long}")]), "10.1.1.1");
+    }
+
+    #[test]
+    fn a_trusted_proxys_clients_are_throttled_apart() {
+        use tower::{Layer as _, ServiceExt as _};
+        let abuse = Arc::new(Abuse {
+            throttle: Throttle::new(settings()),
+            body_read_timeout: Duration::from_secs(1),
+            trusted_proxies: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+        });
+        // The inner service answers with the source the gate sees.
+        let inner = tower::service_fn(|req: Request| async move {
+            let g = Gate::of(req.extensions()).unwrap();
+            Ok::<_, std::convert::Infallible>(g.source.to_string().into_response())
+        });
+        let svc = GuardLayer(Arc::clone(&abuse)).layer(inner);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let seen = |peer: &str, xff: Option<&str>| {
+            let mut req = Request::new(axum::body::Body::empty());
+            if let Some(x) = xff {
+                req.headers_mut()
+                    .insert("x-forwarded-for", HeaderValue::from_str(x).unwrap());
+            }
+            req.extensions_mut().insert(Peer {
+                addr: std::net::SocketAddr::new(peer.parse().unwrap(), 40_000),
+                certificates: None,
+            });
+            let res = rt.block_on(svc.clone().oneshot(req)).unwrap();
+            let body = rt
+                .block_on(axum::body::to_bytes(res.into_body(), 1024))
+                .unwrap();
+            String::from_utf8(body.to_vec()).unwrap()
+        };
+        assert_eq!(seen("10.0.0.2", Some("198.51.100.1")), "198.51.100.1");
+        assert_eq!(seen("10.0.0.2", Some("198.51.100.2")), "198.51.100.2");
+        assert_eq!(seen("203.0.113.5", Some("198.51.100.1")), "203.0.113.5");
+        assert_eq!(seen("10.0.0.2", None), "10.0.0.2");
+    }
+
     /// A gate as a request through the listener and the guard layer has it.
     fn gate(abuse: &Arc<Abuse>, from: IpAddr) -> Gate {
         let mut ext = Extensions::new();
@@ -582,6 +800,7 @@ mod tests {
         let abuse = Arc::new(Abuse {
             throttle: Throttle::new(settings()),
             body_read_timeout: Duration::from_secs(1),
+            trusted_proxies: Vec::new(),
         });
         let (attacker, owner) = (gate(&abuse, ip(1)), gate(&abuse, ip(2)));
         // Five client ids, one failure each: no client key is near its limit (2 free),

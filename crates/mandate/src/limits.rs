@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mandate_http::throttle::Settings;
+use mandate_http::throttle::{Cidr, Settings};
 
 /// The keys, as `config.rs` lists its own.
 pub const KEYS: &[&str] = &[
@@ -17,6 +17,7 @@ pub const KEYS: &[&str] = &[
     "limits.auth_backoff_max_secs",
     "limits.auth_forget_secs",
     "limits.auth_tracked_max",
+    "limits.trusted_proxies",
 ];
 
 /// The merged `[limits]`.
@@ -33,6 +34,9 @@ pub struct LimitsConfig {
     pub max_connections: Option<usize>,
     /// `limits.auth_*`: the failed-authentication back-off.
     pub throttle: Settings,
+    /// `limits.trusted_proxies` (none): the reverse proxies whose `X-Forwarded-For` gives
+    /// the client's address to the back-off.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Default for LimitsConfig {
@@ -42,6 +46,7 @@ impl Default for LimitsConfig {
             body_read_timeout: Duration::from_secs(30),
             max_connections: None,
             throttle: Settings::DEFAULT,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -124,6 +129,24 @@ impl LimitsConfig {
                     None => Err("must be a whole number in 16..=10000000"),
                 }
             }
+            "limits.trusted_proxies" => {
+                let blocks: Option<Vec<Cidr>> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|b| !b.is_empty())
+                    .map(Cidr::parse)
+                    .collect();
+                match blocks {
+                    Some(b) if b.len() <= 256 => {
+                        self.trusted_proxies = b;
+                        Ok(())
+                    }
+                    _ => Err(
+                        "must be a comma-separated list of at most 256 addresses or CIDR blocks \
+                         (10.0.0.0/8, 2001:db8::/32, 192.0.2.1), host bits zero",
+                    ),
+                }
+            }
             _ => return None,
         })
     }
@@ -146,6 +169,11 @@ mod tests {
             ("limits.auth_backoff_max_secs", "60", "86401"),
             ("limits.auth_forget_secs", "30", ""),
             ("limits.auth_tracked_max", "1000", "15"),
+            (
+                "limits.trusted_proxies",
+                "10.0.0.0/8, 2001:db8::/32",
+                "10.0.0.1/8",
+            ),
         ] {
             assert_eq!(c.apply(k, good), Some(Ok(())), "{k}");
             assert!(matches!(c.apply(k, bad), Some(Err(_))), "{k} {bad}");
@@ -167,5 +195,16 @@ mod tests {
         assert_eq!(c.apply("limits.max_connections", "0"), Some(Ok(())));
         assert_eq!(c.max_connections, None);
         assert_eq!(c.apply("limits.nope", "1"), None);
+        assert_eq!(
+            c.trusted_proxies,
+            [
+                Cidr::parse("10.0.0.0/8").unwrap(),
+                Cidr::parse("2001:db8::/32").unwrap()
+            ]
+        );
+        assert!(matches!(
+            c.apply("limits.trusted_proxies", "10.0.0.0/8, proxy.example"),
+            Some(Err(_))
+        ));
     }
 }

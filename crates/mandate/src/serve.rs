@@ -837,6 +837,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
     let guard = mandate_http::throttle::GuardLayer(Arc::new(mandate_http::throttle::Abuse {
         throttle: mandate_http::throttle::Throttle::new(cfg.limits.throttle),
         body_read_timeout: cfg.limits.body_read_timeout,
+        trusted_proxies: cfg.limits.trusted_proxies.clone(),
     }));
     tracing::info!(
         max_connections = limits.max_connections,

@@ -4,7 +4,8 @@
 //! 127.0.0.2 keeps getting tokens — and the right secret from the guessing address is
 //! refused unchecked meanwhile; admin-token guessing likewise (429 `too_many_failures`);
 //! a trickling body is cut with 408 at `limits.body_read_timeout_secs`, a half-sent head
-//! at `limits.header_read_timeout_secs`; every refusal counted.
+//! at `limits.header_read_timeout_secs`; every refusal counted. Behind a trusted proxy
+//! (`limits.trusted_proxies`), each forwarded client is its own source.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -271,5 +272,84 @@ async fn a_trickling_body_gets_408_and_a_half_sent_head_is_closed_in_time() {
         )
         .await
             >= 1.0
+    );
+}
+
+/// `POST /oauth/token` from `http` with `X-Forwarded-For: xff`: the status.
+async fn token_forwarded(
+    s: &Server,
+    http: &reqwest::Client,
+    client: &str,
+    secret: &str,
+    xff: &str,
+) -> u16 {
+    http.post(s.url("/oauth/token"))
+        .basic_auth(client, Some(secret))
+        .header("x-forwarded-for", xff)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Behind a trusted proxy (`limits.trusted_proxies`; here 127.0.0.1 plays the proxy),
+/// the back-off counts each client's forwarded address: the guessing client is slowed,
+/// another client through the same proxy is not; a client that is not a trusted proxy
+/// cannot pick its source by writing the header.
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_its_own_source() {
+    let (_t, dir) = data_dir();
+    let s = Server::start(
+        &dir,
+        &[],
+        &[
+            ("MANDATE_LIMITS_AUTH_FAILURES_FREE", "2"),
+            ("MANDATE_LIMITS_AUTH_SOURCE_FAILURES_FREE", "100"),
+            ("MANDATE_LIMITS_AUTH_BACKOFF_BASE_MS", "5000"),
+            ("MANDATE_LIMITS_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+    );
+    let admin = s.token.clone().unwrap();
+    let (agent, secret) = s.agent_with_secret(&admin, "proxied").await;
+    let proxy = client_from([127, 0, 0, 1]);
+    let direct = client_from([127, 0, 0, 2]);
+    // Through the proxy: 198.51.100.1 guesses (a forged entry on its left changes
+    // nothing) and is slowed after its free failures.
+    let forged = "203.0.113.77, 198.51.100.1";
+    for _ in 0..3 {
+        assert_eq!(
+            token_forwarded(&s, &proxy, &agent, "wrong", forged).await,
+            401
+        );
+    }
+    assert_eq!(
+        token_forwarded(&s, &proxy, &agent, &secret, "198.51.100.1").await,
+        429
+    );
+    assert_eq!(
+        token_forwarded(&s, &proxy, &agent, &secret, "198.51.100.1, 127.0.0.1").await,
+        429
+    );
+    // Another client through the same proxy is not slowed.
+    assert_eq!(
+        token_forwarded(&s, &proxy, &agent, &secret, "198.51.100.2").await,
+        200
+    );
+    // Not a trusted proxy: its header is not believed, its socket address is its source.
+    for _ in 0..3 {
+        assert_eq!(
+            token_forwarded(&s, &direct, &agent, "wrong", "198.51.100.9").await,
+            401
+        );
+    }
+    assert_eq!(
+        token_forwarded(&s, &direct, &agent, &secret, "198.51.100.10").await,
+        429
+    );
+    assert_eq!(
+        token_forwarded(&s, &proxy, &agent, &secret, "198.51.100.9").await,
+        200
     );
 }
