@@ -43,7 +43,7 @@ pub struct InventoryCredential {
     /// `crd_…`.
     #[schema(value_type = CredentialId)]
     pub id: String,
-    /// `client_secret` or `public_key`.
+    /// `client_secret`, `public_key` or `tls_client_auth`.
     #[serde(rename = "type")]
     #[schema(value_type = crate::formats::CredentialKind)]
     pub kind: CredentialKind,
