@@ -155,7 +155,7 @@ pub(crate) async fn exchange(
     let auth = match client_auth(headers, p) {
         Ok(a) => a,
         Err(e) => {
-            tokens::record_refusal(state, form_client_id.map(str::to_owned), e.error()).await;
+            tokens::record_refusal(state, form_client_id.map(str::to_owned), e.error(), None).await;
             return Err(e);
         }
     };

@@ -125,6 +125,15 @@ pub enum ExchangeError {
 }
 
 impl ExchangeError {
+    /// The stable reason recorded beside the code, for a refusal shared with the other
+    /// grants ([`TokenError::reason`]).
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Token(e) => e.reason(),
+            _ => None,
+        }
+    }
+
     /// The RFC 6749 / RFC 8693 §2.2.2 error code of this refusal: what the edge answers
     /// and what `token.refused` records.
     pub fn code(&self) -> &'static str {
@@ -237,14 +246,20 @@ pub async fn exchange(
     let (agent, actor_jkt) = match acting_agent(node, auth, ask.actor).await {
         Ok(a) => a,
         Err(e) => {
-            record_refusal(node, form_client_id.map(str::to_owned), e.code()).await;
+            record_refusal(
+                node,
+                form_client_id.map(str::to_owned),
+                e.code(),
+                e.reason(),
+            )
+            .await;
             return Err(e);
         }
     };
     let jkt = match crate::tokens::token_request_proof(node, &agent, &ask.proofs) {
         Ok(j) => j,
         Err(e) => {
-            record_refusal(node, Some(agent.id.to_string()), e.code()).await;
+            record_refusal(node, Some(agent.id.to_string()), e.code(), e.reason()).await;
             return Err(e.into());
         }
     };
@@ -253,13 +268,13 @@ pub async fn exchange(
         && jkt.as_deref() != Some(bound.as_str())
     {
         let e = ExchangeError::ActorTokenBound;
-        record_refusal(node, Some(agent.id.to_string()), e.code()).await;
+        record_refusal(node, Some(agent.id.to_string()), e.code(), e.reason()).await;
         return Err(e);
     }
     match exchange_for(node, &agent, ask, jkt).await {
         Ok(r) => Ok(r),
         Err(e) => {
-            record_refusal(node, Some(agent.id.to_string()), e.code()).await;
+            record_refusal(node, Some(agent.id.to_string()), e.code(), e.reason()).await;
             Err(e)
         }
     }

@@ -129,6 +129,18 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// The stable reason of a refusal finer than its RFC 6749 code, where there is one:
+    /// a DPoP proof's (`dpop_replayed`, …), `dpop_required`, a client certificate's
+    /// (`client_certificate_expired`, …). Recorded in `token.refused` as `reason`.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Dpop(e) => Some(e.code()),
+            Self::DpopRequired => Some("dpop_required"),
+            Self::ClientCertificate(e) => Some(e.code()),
+            _ => None,
+        }
+    }
+
     /// The RFC 6749 §5.2 (RFC 6750, RFC 8707) error code of this refusal: what the
     /// edge answers and what `token.refused` records.
     pub fn code(&self) -> &'static str {
@@ -450,16 +462,26 @@ pub async fn authenticate(
     Ok(agent)
 }
 
-/// Records a refused token request, refused with the RFC 6749 error code `error`, by
-/// the client `client` claimed to be (unverified). Best effort: the refusal stands even
-/// if it cannot be recorded (a flood of refusals must not turn into a flood of errors).
-pub async fn record_refusal(node: &Node, client: Option<String>, error: &'static str) {
+/// Records a refused token request, refused with the RFC 6749 error code `error` and,
+/// where the refusal has one, its stable `reason` ([`TokenError::reason`]), by the client
+/// `client` claimed to be (unverified). Best effort: the refusal stands even if it cannot
+/// be recorded (a flood of refusals must not turn into a flood of errors).
+pub async fn record_refusal(
+    node: &Node,
+    client: Option<String>,
+    error: &'static str,
+    reason: Option<&'static str>,
+) {
     let mut ev = node.event("token.refused");
     // The claimed client id is unverified: keep it as a detail, bounded in size.
-    ev.details = Some(json!({
+    let mut details = json!({
         "error": error,
         "client_id": client.map(|c| c.chars().take(64).collect::<String>()),
-    }));
+    });
+    if let (Some(r), Value::Object(m)) = (reason, &mut details) {
+        m.insert("reason".into(), json!(r));
+    }
+    ev.details = Some(details);
     if let Some(c) = ev
         .details
         .as_ref()
@@ -529,21 +551,21 @@ pub async fn issue_client_credentials_over(
     let agent = match authenticate(node, auth, node.config.token_endpoint()).await {
         Ok(a) => a,
         Err(e) => {
-            record_refusal(node, claimed, e.code()).await;
+            record_refusal(node, claimed, e.code(), e.reason()).await;
             return Err(e);
         }
     };
     let jkt = match token_request_proof(node, &agent, proofs) {
         Ok(j) => j,
         Err(e) => {
-            record_refusal(node, Some(agent.id.to_string()), e.code()).await;
+            record_refusal(node, Some(agent.id.to_string()), e.code(), e.reason()).await;
             return Err(e);
         }
     };
     match issue(node, &agent, scope, resources, jkt, certificate).await {
         Ok(issued) => Ok(issued),
         Err(e) => {
-            record_refusal(node, Some(agent.id.to_string()), e.code()).await;
+            record_refusal(node, Some(agent.id.to_string()), e.code(), e.reason()).await;
             Err(e)
         }
     }

@@ -151,6 +151,9 @@ async fn a_bound_token_is_held_to_its_key_everywhere() {
             .unwrap()
             .contains("dpop_replayed")
     );
+    // Recorded with its stable reason, not only the RFC 6749 code.
+    let e = env.refusal_recorded("dpop_replayed").await;
+    assert_eq!(e["details"]["error"], "invalid_dpop_proof", "{e}");
     // Two proofs: malformed.
     let (p1, p2) = (
         proof(&key, "POST", &token_url, now, None),

@@ -301,6 +301,27 @@ mod client_auth {
             self.send(req).await
         }
 
+        /// Waits (a second at most) for a `token.refused` event with `reason`; recording
+        /// a refusal is best effort after the answer.
+        pub(crate) async fn refusal_recorded(&self, reason: &str) -> Value {
+            for _ in 0..50 {
+                let r = self
+                    .admin(Method::GET, "/v1/audit/events?kind=token.refused", None)
+                    .await;
+                r.expect(200);
+                if let Some(e) = r.json()["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .find(|e| e["details"]["reason"] == reason)
+                {
+                    return e.clone();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("no token.refused event with reason {reason}");
+        }
+
         async fn add_credential(&self, agent: &str, body: Value) -> Reply {
             self.admin(
                 Method::POST,
@@ -499,6 +520,9 @@ mod client_auth {
                 .await,
             "client_certificate_expired",
         );
+        let e = env.refusal_recorded("client_certificate_expired").await;
+        assert_eq!(e["details"]["error"], "invalid_client", "{e}");
+        assert_eq!(e["details"]["client_id"], id.as_str(), "{e}");
         // The CA itself is not a client certificate.
         refused_client(
             &env.token_by_certificate(&id, std::slice::from_ref(&ca.der))
