@@ -3,6 +3,11 @@
 //! INVARIANT (registered keys): a [`PublicJwk`] holds only public parameters of a valid
 //! key (the Ed25519 point decodes; the P-256 point is on the curve), so verifying with
 //! it cannot fail for a reason other than a bad signature.
+//!
+//! INVARIANT (decompressed once): an Ed25519 key keeps the point [`PublicJwk::parse`]
+//! decompressed to validate it, and verifies with that point ([`crate::jws::check_ed25519`]);
+//! it is never decoded from `x` a second time (a DPoP proof's key arrives with every
+//! request, and the decompression is a tenth of an Ed25519 verification).
 
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value, json};
@@ -39,6 +44,8 @@ pub struct PublicJwk {
     normalized: Value,
     thumbprint: String,
     alg: Algorithm,
+    /// The decompressed point when `alg` is `EdDSA` (`None` for a P-256 key).
+    ed25519: Option<ed25519_dalek::VerifyingKey>,
 }
 
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -66,7 +73,7 @@ impl PublicJwk {
         }
         let kty = str_member(m, "kty").ok_or(JwkError::Shape)?;
         let crv = str_member(m, "crv").ok_or(JwkError::Shape)?;
-        let (normalized, thumb_input, alg) = match (kty, crv) {
+        let (normalized, thumb_input, alg, ed25519) = match (kty, crv) {
             ("OKP", "Ed25519") => {
                 let x = coord(m, "x", "Ed25519")?;
                 let arr: [u8; 32] = x
@@ -87,6 +94,7 @@ impl PublicJwk {
                     json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
                     thumb,
                     Algorithm::EdDSA,
+                    Some(vk),
                 )
             }
             ("EC", "P-256") => {
@@ -103,6 +111,7 @@ impl PublicJwk {
                     json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
                     thumb,
                     Algorithm::ES256,
+                    None,
                 )
             }
             _ => return Err(JwkError::Unsupported),
@@ -140,6 +149,7 @@ impl PublicJwk {
             normalized: Value::Object(normalized),
             thumbprint,
             alg,
+            ed25519,
         })
     }
 
@@ -167,9 +177,21 @@ impl PublicJwk {
     /// §3.4) over `message` verifies with this key, by the same check as a signed client
     /// assertion's ([`crate::jws`]). For detached signatures and the Wycheproof vectors.
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.decoding_key().is_some_and(|key| {
-            crate::jws::check(&crate::b64::encode(signature), message, &key, self.alg) == Ok(true)
-        })
+        self.check(&crate::b64::encode(signature), message) == Ok(true)
+    }
+
+    /// Whether the base64url `signature` over `message` verifies with this key: an
+    /// Ed25519 key with the point decoded when it was parsed ([`crate::jws::check_ed25519`],
+    /// `INVARIANT (decompressed once)`), a P-256 key by [`crate::jws::check`]. `Err` when
+    /// the signature segment is not base64url (or the key is unusable).
+    pub(crate) fn check(&self, signature: &str, message: &[u8]) -> Result<bool, ()> {
+        match &self.ed25519 {
+            Some(vk) => crate::jws::check_ed25519(signature, message, vk),
+            None => {
+                let key = self.decoding_key().ok_or(())?;
+                crate::jws::check(signature, message, &key, self.alg)
+            }
+        }
     }
 
     pub(crate) fn decoding_key(&self) -> Option<DecodingKey> {
