@@ -9,6 +9,9 @@
 //! it is never decoded from `x` a second time (a DPoP proof's key arrives with every
 //! request, and the decompression is a tenth of an Ed25519 verification).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -48,6 +51,75 @@ pub struct PublicJwk {
     ed25519: Option<ed25519_dalek::VerifyingKey>,
 }
 
+/// The Ed25519 point of a public key's 32 bytes, `None` when they do not decode or
+/// the point is of small order: such a point verifies forged signatures under lenient
+/// verification (the identity key accepts R = identity, s = 0).
+fn ed25519_point(bytes: &[u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
+    ed25519_dalek::VerifyingKey::from_bytes(bytes)
+        .ok()
+        .filter(|vk| !vk.is_weak())
+}
+
+/// Ed25519 points decoded lately, by their 32 bytes: a DPoP client signs every proof
+/// with one key, whose point then need not be decompressed again for every request (a
+/// tenth of an Ed25519 verification). One per node (`mandate_service::dpop`).
+///
+/// INVARIANT (points memo): an entry is [`ed25519_point`] of the very 32 bytes it is
+/// keyed by — a memo of a pure function of its whole input, so a hit is the point a
+/// decoding would give, and nothing a client sends can make it another; a key that does
+/// not decode or is of small order is never kept (it is refused each time); at most
+/// [`Ed25519Points::MAX`] entries (all forgotten when full), so a client making up
+/// keys costs that much memory at most.
+#[derive(Default)]
+pub struct Ed25519Points {
+    map: Mutex<HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
+}
+
+impl std::fmt::Debug for Ed25519Points {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ed25519Points")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ed25519Points {
+    /// The most points kept.
+    pub const MAX: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], ed25519_dalek::VerifyingKey>> {
+        // A memo holds no invariant a panic could break half-way: keep using it.
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`ed25519_point`] of `bytes`, from the memo when it holds it.
+    fn point(&self, bytes: &[u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
+        if let Some(vk) = self.lock().get(bytes) {
+            return Some(*vk);
+        }
+        // Decoded outside the lock: another request's lookup need not wait for it.
+        let vk = ed25519_point(bytes)?;
+        let mut map = self.lock();
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(*bytes, vk);
+        Some(vk)
+    }
+
+    /// How many points are kept.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 fn str_member<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
@@ -67,6 +139,13 @@ impl PublicJwk {
     /// Validates a JWK sent by a client and keeps only its public parameters
     /// (plus `kid`, `alg` and `use` when given).
     pub fn parse(v: &Value) -> Result<Self, JwkError> {
+        Self::parse_with(v, None)
+    }
+
+    /// [`PublicJwk::parse`], an Ed25519 point taken from `points` when it was decoded
+    /// before (a DPoP proof's key, `crate::dpop::verify`). The same key, the same
+    /// refusals.
+    pub(crate) fn parse_with(v: &Value, points: Option<&Ed25519Points>) -> Result<Self, JwkError> {
         let m = v.as_object().ok_or(JwkError::Shape)?;
         if let Some(p) = PRIVATE_MEMBERS.iter().find(|p| m.contains_key(**p)) {
             return Err(JwkError::Private((*p).to_owned()));
@@ -80,13 +159,11 @@ impl PublicJwk {
                     .as_slice()
                     .try_into()
                     .map_err(|_| JwkError::BadKey("Ed25519"))?;
-                let vk = ed25519_dalek::VerifyingKey::from_bytes(&arr)
-                    .map_err(|_| JwkError::BadKey("Ed25519"))?;
-                // A small-order point verifies forged signatures under lenient
-                // verification (the identity key accepts R = identity, s = 0).
-                if vk.is_weak() {
-                    return Err(JwkError::BadKey("Ed25519"));
+                let vk = match points {
+                    Some(memo) => memo.point(&arr),
+                    None => ed25519_point(&arr),
                 }
+                .ok_or(JwkError::BadKey("Ed25519"))?;
                 let x = b64::encode(&x);
                 // RFC 7638 §3.2: required members, lexicographic order, no whitespace.
                 let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
@@ -244,6 +321,55 @@ mod tests {
                 "{hex}"
             );
         }
+    }
+
+    /// INVARIANT (points memo): the memo gives the key `parse` gives, keeps no key it
+    /// refuses (small order included) and never holds more than its bound.
+    #[test]
+    fn the_points_memo_changes_no_key_and_stays_bounded() {
+        let memo = Ed25519Points::default();
+        let jwk = |bytes: &[u8]| json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(bytes)});
+        let good = jwk(ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+            .verifying_key()
+            .as_bytes());
+        for _ in 0..2 {
+            assert_eq!(
+                PublicJwk::parse_with(&good, Some(&memo)),
+                PublicJwk::parse(&good)
+            );
+        }
+        assert_eq!(memo.len(), 1);
+        // The identity (small order), and bytes that are no point (y = 2 has no x).
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        assert!(ed25519_dalek::VerifyingKey::from_bytes(&not_a_point).is_err());
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for bad in [identity, not_a_point] {
+            for _ in 0..2 {
+                assert_eq!(
+                    PublicJwk::parse_with(&jwk(&bad), Some(&memo)),
+                    Err(JwkError::BadKey("Ed25519"))
+                );
+            }
+        }
+        assert_eq!(memo.len(), 1);
+        let mut most = 0;
+        for i in 0..=Ed25519Points::MAX as u32 {
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&i.to_be_bytes());
+            let vk = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+            let k = PublicJwk::parse_with(&jwk(vk.as_bytes()), Some(&memo)).unwrap();
+            assert!(k.verifies(b"m", &{
+                use ed25519_dalek::Signer as _;
+                ed25519_dalek::SigningKey::from_bytes(&seed)
+                    .sign(b"m")
+                    .to_bytes()
+            }));
+            most = most.max(memo.len());
+        }
+        assert_eq!(most, Ed25519Points::MAX);
+        assert!(memo.len() <= Ed25519Points::MAX);
     }
 
     #[test]
