@@ -10,7 +10,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use mandate_fuzz::{NOW_SECS, client_keys, mode, now, split_line};
+use std::sync::LazyLock;
+
 use mandate_token::dpop::{self, DpopError, Expect, NonceKey, Proof, Window};
+use mandate_token::jwk::Ed25519Points;
 use serde_json::{Value, json};
 
 const URL: &str = "https://mandate.test/v1/authorize";
@@ -20,19 +23,27 @@ fn nonce_key() -> NonceKey {
     NonceKey::new([3; 32], 300)
 }
 
+/// The memo of Ed25519 points a node keeps, shared by every input of the run.
+static POINTS: LazyLock<Ed25519Points> = LazyLock::new(Ed25519Points::default);
+
 fn verify(proof: &str, nonce: bool) -> Result<Proof, DpopError> {
     let key = nonce_key();
-    let got = dpop::verify(
-        proof,
-        &Expect {
-            method: "POST",
-            url: URL,
-            access_token: Some(TOKEN),
-            window: Window::default(),
-            nonce: nonce.then_some(&key),
-            now: now(),
-        },
-    );
+    let e = Expect {
+        method: "POST",
+        url: URL,
+        access_token: Some(TOKEN),
+        window: Window::default(),
+        nonce: nonce.then_some(&key),
+        now: now(),
+        points: None,
+    };
+    let got = dpop::verify(proof, &e);
+    // INVARIANT (points memo): the node's memo changes no answer.
+    let memo = Expect {
+        points: Some(&POINTS),
+        ..e
+    };
+    assert_eq!(dpop::verify(proof, &memo), got, "with the points memo");
     if let Ok(p) = &got {
         assert!(!p.jti.is_empty() && p.jti.len() <= dpop::MAX_JTI_BYTES);
         assert!(p.iat >= NOW_SECS - 60 && p.iat <= NOW_SECS + 5, "iat {}", p.iat);

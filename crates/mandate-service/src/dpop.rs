@@ -29,6 +29,7 @@
 
 use mandate_token::access::AccessClaims;
 use mandate_token::dpop::{self, DpopError, Expect, NonceKey, Proof, ReplayCache, Window};
+use mandate_token::jwk::Ed25519Points;
 use serde_json::json;
 
 use crate::Node;
@@ -66,6 +67,8 @@ pub struct Dpop {
     config: DpopConfig,
     replay: ReplayCache,
     nonce: NonceKey,
+    /// Proof keys' Ed25519 points, decoded once per key (`INVARIANT (points memo)`).
+    points: Ed25519Points,
 }
 
 impl Dpop {
@@ -74,6 +77,7 @@ impl Dpop {
         Self {
             replay: ReplayCache::new(config.replay_cache_size),
             nonce: NonceKey::new(nonce_key, config.nonce_lifetime_secs),
+            points: Ed25519Points::default(),
             config,
         }
     }
@@ -107,6 +111,7 @@ impl Dpop {
                 window: self.config.window,
                 nonce: self.config.require_nonce.then_some(&self.nonce),
                 now,
+                points: Some(&self.points),
             },
         )
     }

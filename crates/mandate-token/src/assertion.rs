@@ -216,10 +216,8 @@ pub fn verify(
     }
     let mut key_index = None;
     for (i, key) in candidates {
-        let Some(dk) = key.decoding_key() else {
-            continue;
-        };
-        match c.verify(&dk, alg) {
+        // The key's own algorithm, which is `alg` (filtered above).
+        match key.check(c.signature, c.signing_input.as_bytes()) {
             Ok(true) => {
                 key_index = Some(i);
                 break;

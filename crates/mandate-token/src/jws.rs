@@ -5,7 +5,9 @@
 //! encoder cannot write it. So every JWS Mandate verifies is split and its header read
 //! here, and every JWS Mandate signs is assembled here; the cryptography stays in the
 //! libraries (`jsonwebtoken::crypto::verify` checks signatures, `ed25519-dalek` makes
-//! them). Claims are read from the very payload bytes whose signature was checked.
+//! them, and checks those of the Ed25519 keys a [`crate::jwk::PublicJwk`] holds already
+//! decompressed: [`check_ed25519`], the call `jsonwebtoken` would make). Claims are read
+//! from the very payload bytes whose signature was checked.
 //!
 //! INVARIANT (one curve behind two names): in this crate `Algorithm::EdDSA` only ever
 //! verifies with an OKP `Ed25519` key — registered keys (`jwk.rs`), trusted issuers' keys
@@ -101,11 +103,14 @@ impl Compact<'_> {
     }
 }
 
-/// The one signature check of every JWS Mandate verifies — its own tokens, client
-/// assertions, trusted issuers' user tokens, Security Event Tokens — and of the
-/// Wycheproof vectors (`tests/wycheproof`), which prove it refuses every invalid EdDSA
-/// and ECDSA P-256 signature they hold and accepts every valid one. `signature` is the
-/// base64url segment; `Err` when it or the key is unusable for `alg`.
+/// The signature check of every JWS Mandate verifies with a `DecodingKey` — its own
+/// tokens, trusted issuers' user tokens, Security Event Tokens, P-256 client assertions
+/// and DPoP proofs — and of the Wycheproof vectors (`tests/wycheproof`, `user.rs`),
+/// which prove it refuses every invalid EdDSA and ECDSA P-256 signature they hold and
+/// accepts every valid one. (An Ed25519 [`crate::jwk::PublicJwk`] — a client's
+/// registered key, a DPoP proof's key — goes through [`check_ed25519`], under the same
+/// vectors.) `signature` is the base64url segment; `Err` when it or the key is unusable
+/// for `alg`.
 pub(crate) fn check(
     signature: &str,
     message: &[u8],
@@ -113,6 +118,23 @@ pub(crate) fn check(
     alg: Algorithm,
 ) -> Result<bool, ()> {
     jsonwebtoken::crypto::verify(signature, message, key, alg).map_err(|_| ())
+}
+
+/// [`check`] for `EdDSA` with an Ed25519 point already decompressed (a
+/// [`crate::jwk::PublicJwk`]'s): the very call `jsonwebtoken`'s `rust_crypto` EdDSA
+/// verifier makes — the signature segment base64url-decoded without padding (`Err`
+/// otherwise), `Signature::from_slice` (a wrong length is `Ok(false)`), then
+/// `VerifyingKey::verify` (RFC 8032 with a canonical `s`) — without decompressing the
+/// key again from its bytes. Wycheproof's EdDSA vectors run through it
+/// (`tests/wycheproof`, `PublicJwk::verifies`).
+pub(crate) fn check_ed25519(
+    signature: &str,
+    message: &[u8],
+    key: &ed25519_dalek::VerifyingKey,
+) -> Result<bool, ()> {
+    use ed25519_dalek::Verifier as _;
+    let raw = b64::decode(signature).ok_or(())?;
+    Ok(ed25519_dalek::Signature::from_slice(&raw).is_ok_and(|s| key.verify(message, &s).is_ok()))
 }
 
 /// The verifier for a JWS `alg` name: `Ed25519` is `EdDSA`'s (see the module invariant),

@@ -2,9 +2,10 @@
 //! the JWS form of RFC 7518 §3.4) vectors through Mandate's signature verification: each
 //! group's public key enters as a client's registered JWK does (`PublicJwk::parse`,
 //! which also refuses small-order Ed25519 keys), and each signature is checked by the one
-//! check every JWS Mandate verifies goes through (`PublicJwk::verifies` →
-//! `jws::check`): client assertions, DPoP proofs and Mandate's own access tokens (whose
-//! Ed25519 keys are built the same way). Trusted issuers' keys, built from their JWKS by
+//! check client assertions and DPoP proofs go through (`PublicJwk::verifies` →
+//! `PublicJwk::check`: `jws::check_ed25519` with the point decompressed at parse time,
+//! `jws::check` for P-256; Mandate's own access tokens' `jws::check` is the one the
+//! trusted issuers' run below exercises). Trusted issuers' keys, built from their JWKS by
 //! another route, run the same vectors in `src/user.rs`'s unit tests. Every `invalid`
 //! vector must be refused and every `valid` one accepted.
 
