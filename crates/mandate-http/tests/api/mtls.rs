@@ -1528,3 +1528,74 @@ mod client_auth_attacks {
         );
     }
 }
+
+/// Finding (atk14): a certificate authentication that failed logged the `client_id`
+/// sent, unverified and whole: a newline in it wrote a forged line into the server's
+/// log (plain text, as the binary formats it), and its length was the form's. Only a
+/// known agent's id is logged now, as with a refused secret or assertion.
+mod client_auth_logs {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Every line logged in this process (one test per process under nextest).
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unverified_client_id_writes_no_line_of_its_own_into_the_log() {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        // As the binary's subscriber (main.rs): plain text, no ANSI.
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish();
+        if tracing::subscriber::set_global_default(subscriber).is_err() {
+            // Another test of this process set one first (cargo test, not nextest):
+            // nothing to read here.
+            return;
+        }
+        let ca = super::client_auth::Ca::new();
+        let anchors =
+            mandate_tls::client_cert::ClientCa::from_certificates(std::slice::from_ref(&ca.der))
+                .expect("ca");
+        let env = Env::with_config(|c| {
+            c.client_certs = mandate_http::ClientCertAuth {
+                asked: true,
+                ca: Some(Arc::new(anchors)),
+            }
+        });
+        let forged = "agt_x\n2026-12-07T00:00:00.000000Z  INFO FORGED: access token issued";
+        let long = "y".repeat(20_000);
+        for id in [forged, long.as_str()] {
+            for chain in [
+                vec![ca.client("spiffe://example.org/x", false)],
+                vec![ca.client("spiffe://example.org/x", true)],
+            ] {
+                env.token_by_certificate(id, &chain).await.expect(401);
+            }
+        }
+        let text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
+        assert!(
+            text.contains("client certificate"),
+            "nothing logged: {text}"
+        );
+        for line in text.lines() {
+            assert!(!line.contains("FORGED"), "a forged line: {line}");
+            assert!(line.len() < 2_000, "a line of {} bytes", line.len());
+        }
+    }
+}
