@@ -1599,3 +1599,97 @@ mod client_auth_logs {
         }
     }
 }
+
+/// Finding (atk14): a client that authenticated by its certificate alone got, by token
+/// exchange, a token bound to nothing (a bearer token usable without the certificate's
+/// key), while the client credentials grant binds its token to the certificate.
+mod client_auth_exchange {
+    use super::*;
+
+    const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+    #[tokio::test]
+    async fn a_token_exchanged_by_certificate_is_bound_to_it() {
+        let ca = super::client_auth::Ca::new();
+        let anchors =
+            mandate_tls::client_cert::ClientCa::from_certificates(std::slice::from_ref(&ca.der))
+                .expect("ca");
+        let env = Env::with_config(|c| {
+            c.client_certs = mandate_http::ClientCertAuth {
+                asked: true,
+                ca: Some(Arc::new(anchors)),
+            }
+        });
+        env.activate(POLICIES, &[SCHEMA]).await;
+        let name = "spiffe://example.org/agent/exchange";
+        let c = env
+            .client_with(
+                "exchanger",
+                json!({"grants": [{"actions": ["crm:*"], "resources": ["*"]}]}),
+            )
+            .await;
+        env.admin(
+            Method::POST,
+            &format!("/v1/agents/{}/credentials", c.id),
+            Some(json!({"type": "tls_client_auth", "tls_client_auth_san_uri": name})),
+        )
+        .await
+        .expect(201);
+        let cert = ca.client(name, false);
+        // A plain token (by secret, no certificate) and a mandate with no user.
+        let own = env.token(&c).await;
+        let r = env
+            .bearer(
+                &own,
+                Method::POST,
+                "/v1/mandates",
+                Some(json!({"intent": "read contacts", "scope":
+                    [{"actions": ["crm:read"], "resources": ["Crm::Contact/*"]}]})),
+            )
+            .await;
+        r.expect(201);
+        let mandate = r.json()["id"].as_str().expect("id").to_owned();
+        let exchange = |basic: bool| {
+            let form = [
+                ("grant_type", TOKEN_EXCHANGE),
+                ("client_id", c.id.as_str()),
+                ("subject_token", own.as_str()),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("mandate", mandate.as_str()),
+            ];
+            let mut req = Request::post("/oauth/token").header(header::CONTENT_TYPE, FORM);
+            if basic {
+                req = req.header(header::AUTHORIZATION, basic_of(&c));
+            }
+            let mut req = req.body(Body::from(encode(&form))).expect("request");
+            req.extensions_mut().insert(peer(Some(&cert)));
+            env.send(req)
+        };
+
+        // By the certificate: bound to it, and held to it.
+        let r = exchange(false).await;
+        r.expect(200);
+        let token = r.json()["access_token"].as_str().expect("token").to_owned();
+        let x5t = mandate_token::access::certificate_thumbprint(&cert);
+        assert_eq!(jwt_parts(&token).1["cnf"], json!({"x5t#S256": x5t}));
+        assert_eq!(r.json()["token_type"], "Bearer");
+        env.authorize_over(&token, Some(&cert), true)
+            .await
+            .expect(200);
+        super::refused(
+            &env.authorize_over(&token, None, true).await,
+            "certificate_bound_token_without_certificate",
+        );
+
+        // By the secret over the same connection: as before (unbound; docs/tokens.md).
+        let r = exchange(true).await;
+        r.expect(200);
+        let token = r.json()["access_token"].as_str().expect("token").to_owned();
+        assert!(jwt_parts(&token).1.get("cnf").is_none());
+    }
+
+    fn basic_of(c: &Client) -> String {
+        super::basic(c)
+    }
+}
