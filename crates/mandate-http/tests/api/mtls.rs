@@ -1693,3 +1693,53 @@ mod client_auth_exchange {
         super::basic(c)
     }
 }
+
+/// Finding (atk14): the client CA bundle took any certificate as a trust anchor, a
+/// client's own (not a CA: basicConstraints absent or `cA` FALSE) too, though its loader
+/// says it refuses what is not a usable CA certificate. A bundle holding one client's
+/// certificate (an operator listing "the allowed client") let the holder of that
+/// certificate's key issue certificates of any name and authenticate as any agent with a
+/// `tls_client_auth` credential.
+mod client_ca_bundle {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+
+    #[tokio::test]
+    async fn a_certificate_that_is_not_a_cas_is_no_client_ca() {
+        // A real CA issues a client certificate for agent A's name; the operator puts
+        // that certificate in the bundle.
+        let ca = super::client_auth::Ca::new();
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.subject_alt_names = vec![SanType::URI(
+            "spiffe://example.org/a".try_into().expect("ia5"),
+        )];
+        let key = KeyPair::generate().expect("key");
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let real_ca = Issuer::new(ca_params, ca_key);
+        let mut leaf_params = p.clone();
+        leaf_params.is_ca = IsCa::ExplicitNoCa;
+        let leaf = leaf_params
+            .signed_by(&key, &real_ca)
+            .expect("leaf")
+            .der()
+            .clone();
+        for not_a_ca in [leaf, ca.client("spiffe://example.org/a", false)] {
+            let refused = mandate_tls::client_cert::ClientCa::from_certificates(
+                std::slice::from_ref(&not_a_ca),
+            );
+            assert!(
+                refused.as_ref().is_err_and(|e| e.contains("certificate 1")),
+                "{refused:?}"
+            );
+            // Beside a CA, refused all the same (none is silently left out).
+            assert!(
+                mandate_tls::client_cert::ClientCa::from_certificates(&[ca.der.clone(), not_a_ca])
+                    .is_err_and(|e| e.contains("certificate 2"))
+            );
+        }
+        // A CA's certificate is one.
+        mandate_tls::client_cert::ClientCa::from_certificates(std::slice::from_ref(&ca.der))
+            .expect("a CA");
+    }
+}
