@@ -243,6 +243,16 @@ pub async fn exchange(
     form_client_id: Option<&str>,
     ask: &Ask<'_>,
 ) -> Result<Exchanged, ExchangeError> {
+    // INVARIANT (a certificate's token stays bound): a client that authenticated by its
+    // TLS client certificate alone (RFC 8705 §2) gets a token bound to that certificate
+    // (`cnf.x5t#S256`, §3), as at the client credentials grant: a bearer token would
+    // let whoever copies it act without the certificate's key.
+    let certificate = match &auth {
+        Some(ClientAuth::Certificate { chain, .. }) => chain
+            .first()
+            .map(|leaf| access::certificate_thumbprint(leaf)),
+        _ => None,
+    };
     let (agent, actor_jkt) = match acting_agent(node, auth, ask.actor).await {
         Ok(a) => a,
         Err(e) => {
@@ -271,7 +281,7 @@ pub async fn exchange(
         record_refusal(node, Some(agent.id.to_string()), e.code(), e.reason()).await;
         return Err(e);
     }
-    match exchange_for(node, &agent, ask, jkt).await {
+    match exchange_for(node, &agent, ask, jkt, certificate).await {
         Ok(r) => Ok(r),
         Err(e) => {
             record_refusal(node, Some(agent.id.to_string()), e.code(), e.reason()).await;
@@ -284,9 +294,9 @@ pub async fn exchange(
 /// be that same agent's own plain access token, issued for Mandate.
 ///
 /// INVARIANT (exchange needs the client): a token exchange is answered only to an agent
-/// that authenticated as a client (secret or `private_key_jwt`), as RFC 8693 §2.1
-/// expects of confidential clients; a bearer token alone — which every resource server
-/// the agent called has seen — never mints a token.
+/// that authenticated as a client (secret, `private_key_jwt` or a client certificate),
+/// as RFC 8693 §2.1 expects of confidential clients; a bearer token alone — which every
+/// resource server the agent called has seen — never mints a token.
 async fn acting_agent(
     node: &Arc<Node>,
     auth: Option<ClientAuth>,
@@ -338,6 +348,7 @@ async fn exchange_for(
     agent: &Agent,
     ask: &Ask<'_>,
     jkt: Option<String>,
+    certificate: Option<String>,
 ) -> Result<Exchanged, ExchangeError> {
     let now = node.clock.now();
     let s = node.snapshot()?;
@@ -409,7 +420,7 @@ async fn exchange_for(
         act: Some(draft.act),
         mandate: Some(draft.mandate.id.to_string()),
         parents: draft.parents,
-        cnf: access::Confirmation::of(jkt, None),
+        cnf: access::Confirmation::of(jkt, certificate),
     };
     let details = json!({
         "grant": draft.grant,

@@ -423,6 +423,12 @@ pub async fn authenticate(
             let agent = snapshot_agent(node, &client_id)?;
             let ca = node.config.client_certs.ca.clone();
             node.blocking(move |s| -> Result<Option<Agent>, TokenError> {
+                // INVARIANT (no unverified text in the log): only a known agent's id is
+                // logged, never the client_id as sent (a newline in it would forge a
+                // line of the plain-text log; its length is the form's), as with a
+                // refused secret or assertion. The refusal's audit record keeps a
+                // bounded copy of the claim (`record_refusal`).
+                let who = agent.as_ref().map_or("(unknown)", |a| a.id.as_str());
                 let now = s.clock.now();
                 let creds = match &agent {
                     Some(a) => s.store().credentials(&a.id)?,
@@ -442,11 +448,15 @@ pub async fn authenticate(
                         Ok(agent)
                     }
                     Ok(None) => {
-                        tracing::info!(%client_id, "client certificate matches no credential");
+                        tracing::info!(client_id = who, "client certificate matches no credential");
                         Ok(None)
                     }
                     Err(e) => {
-                        tracing::info!(%client_id, reason = e.code(), "client certificate refused");
+                        tracing::info!(
+                            client_id = who,
+                            reason = e.code(),
+                            "client certificate refused"
+                        );
                         Err(TokenError::ClientCertificate(e))
                     }
                 }

@@ -43,6 +43,12 @@ impl ClientCa {
 
     /// The CAs of `certs` (DER); an error names the first certificate that is not a
     /// usable CA certificate.
+    ///
+    /// INVARIANT (an anchor is a CA): every anchor is a certificate whose
+    /// basicConstraints say `cA` TRUE (RFC 5280 §4.2.1.9: a conforming CA certificate
+    /// carries it). `webpki::anchor_from_trusted_cert` takes any certificate, and a
+    /// client's own certificate taken as an anchor would let the holder of its key issue
+    /// certificates of any name.
     pub fn from_certificates(certs: &[CertificateDer<'_>]) -> Result<Self, String> {
         if certs.is_empty() {
             return Err("holds no CA certificate".to_owned());
@@ -51,6 +57,22 @@ impl ClientCa {
             .iter()
             .enumerate()
             .map(|(i, c)| {
+                match says_ca(c) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(format!(
+                            "certificate {} is not a CA certificate (no basicConstraints \
+                             with cA TRUE): a client's own certificate cannot be a client CA",
+                            i + 1
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "certificate {} is not a usable CA certificate ({e})",
+                            i + 1
+                        ));
+                    }
+                }
                 webpki::anchor_from_trusted_cert(c)
                     .map(|a| a.to_owned())
                     .map_err(|e| {
@@ -60,6 +82,74 @@ impl ClientCa {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { anchors })
     }
+}
+
+/// Whether certificate `cert` says it is a CA: its basicConstraints extension
+/// (2.5.29.19) with `cA` TRUE (RFC 5280 §4.1, §4.2.1.9). Reads the TBS certificate's
+/// fields up to its extensions and nothing else (no signature, no dates).
+fn says_ca(cert: &CertificateDer<'_>) -> der::Result<bool> {
+    use der::asn1::{AnyRef, OctetStringRef};
+    use der::{Decode as _, Reader as _, SliceReader, Tag, TagNumber, Tagged as _};
+    const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+    let explicit = |number| Tag::ContextSpecific {
+        constructed: true,
+        number,
+    };
+    /// Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue }:
+    /// whether it is basicConstraints saying `cA` TRUE.
+    fn extension<'a, R: der::Reader<'a>>(ext: &mut R) -> der::Result<bool> {
+        let id = AnyRef::decode(ext)?;
+        if ext.peek_tag()? == Tag::Boolean {
+            bool::decode(ext)?;
+        }
+        let value = OctetStringRef::decode(ext)?;
+        if id.tag() != Tag::ObjectIdentifier || id.value() != BASIC_CONSTRAINTS {
+            return Ok(false);
+        }
+        // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLen OPTIONAL }.
+        let mut bc = SliceReader::new(value.as_bytes())?;
+        let ca = bc.sequence(|c| {
+            let ca = !c.is_finished() && c.peek_tag()? == Tag::Boolean && bool::decode(c)?;
+            let rest = c.remaining_len();
+            c.read_slice(rest)?;
+            Ok(ca)
+        })?;
+        bc.finish(ca)
+    }
+    let mut reader = SliceReader::new(cert.as_ref())?;
+    let ca = reader.sequence(|certificate| {
+        let ca = certificate.sequence(|tbs| {
+            if tbs.peek_tag()? == explicit(TagNumber::N0) {
+                AnyRef::decode(tbs)?; // version
+            }
+            // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+            for _ in 0..6 {
+                AnyRef::decode(tbs)?;
+            }
+            let mut ca = false;
+            // issuerUniqueID [1], subjectUniqueID [2], extensions [3]
+            while !tbs.is_finished() {
+                let field = AnyRef::decode(tbs)?;
+                if field.tag() != explicit(TagNumber::N3) {
+                    continue;
+                }
+                let mut list = SliceReader::new(field.value())?;
+                let found = list.sequence(|exts| {
+                    let mut found = false;
+                    while !exts.is_finished() {
+                        found |= exts.sequence(extension)?;
+                    }
+                    Ok(found)
+                })?;
+                ca = list.finish(found)?;
+            }
+            Ok(ca)
+        })?;
+        let rest = certificate.remaining_len();
+        certificate.read_slice(rest)?;
+        Ok(ca)
+    })?;
+    reader.finish(ca)
 }
 
 /// Why a client chain is not an identity. Each has a stable [`ChainError::code`].
