@@ -367,7 +367,12 @@ async fn requester(
                 "agent access tokens cannot authenticate here",
             ));
         }
-        if client_auth(headers, p)?.is_some() {
+        // A client certificate on the connection is no second method beside an admin
+        // bearer: the bearer was chosen (a `client_id` in the form then names nothing).
+        if matches!(
+            client_auth(headers, p)?,
+            Some(ClientAuth::Secret { .. } | ClientAuth::Assertion { .. })
+        ) {
             return Err(OAuthError::invalid_request(
                 "use exactly one authentication method",
             ));

@@ -552,6 +552,27 @@ mod client_auth {
         );
     }
 
+    /// An admin bearer at introspection over a connection with a client certificate,
+    /// with a `client_id` in the form: the bearer is the one method (the certificate is
+    /// not a second one), as it was before certificate authentication existed.
+    #[tokio::test]
+    async fn an_admin_bearer_over_a_certificate_connection_is_one_method() {
+        let env = Env::with_config(|c| c.client_certs.asked = true);
+        let c = env.client("introspected").await;
+        let token = env.token(&c).await;
+        let (cert, _) = self_signed();
+        let form = [("token", token.as_str()), ("client_id", c.id.as_str())];
+        let mut req = Request::post("/oauth/introspect")
+            .header(header::CONTENT_TYPE, FORM)
+            .header(header::AUTHORIZATION, format!("Bearer {}", env.admin))
+            .body(Body::from(encode(&form)))
+            .expect("request");
+        req.extensions_mut().insert(peer(Some(&cert)));
+        let r = env.send(req).await;
+        r.expect(200);
+        assert_eq!(r.json()["active"], true, "{}", r.json());
+    }
+
     #[tokio::test]
     async fn a_tls_client_auth_credential_names_exactly_one_valid_name() {
         let env = Env::new();
@@ -1351,6 +1372,7 @@ mod client_auth_attacks {
                 capacity: 64,
             }),
             body_read_timeout: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
         });
         let form = [
             ("grant_type", "client_credentials"),

@@ -315,7 +315,7 @@ async fn issue25_unreachable_or_garbage_keeps_keys_for_max_stale_then_refuses() 
     let t1 = k1.token();
     let users = fetched(&idp, &issuer, |s| {
         s.refresh_min = Duration::from_secs(1);
-        s.max_stale = Duration::from_secs(3);
+        s.max_stale = Duration::from_secs(4);
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -341,6 +341,13 @@ async fn issue25_unreachable_or_garbage_keeps_keys_for_max_stale_then_refuses() 
             users.verify(&t1, SystemClock.now()).is_ok(),
             "{garbage}: old keys kept"
         );
+        // Good keys again before the next kind of garbage, so that the rounds do not add
+        // up to the stale limit on a slow machine (each round waits for a refresh).
+        idp.set(Answer::Keys(k1.jwks.clone()));
+        let before = idp.hits();
+        while idp.hits() == before {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     idp.set(Answer::Keys(k1.jwks.clone()));
     let before = idp.hits();
@@ -349,7 +356,7 @@ async fn issue25_unreachable_or_garbage_keeps_keys_for_max_stale_then_refuses() 
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // Down: good for the refresh interval (1 s) plus max_stale (3 s), then refused.
+    // Down: good for the refresh interval (1 s) plus max_stale (4 s), then refused.
     idp.set(Answer::Down);
     let down = tokio::time::Instant::now();
     assert!(
@@ -357,7 +364,7 @@ async fn issue25_unreachable_or_garbage_keeps_keys_for_max_stale_then_refuses() 
         "within max-stale"
     );
     let mut refused = None;
-    while down.elapsed() < Duration::from_secs(10) {
+    while down.elapsed() < Duration::from_secs(15) {
         if users.verify(&t1, SystemClock.now()) == Err(UserTokenError::KeysUnavailable) {
             refused = Some(down.elapsed());
             break;
@@ -366,7 +373,7 @@ async fn issue25_unreachable_or_garbage_keeps_keys_for_max_stale_then_refuses() 
     }
     let refused = refused.expect("refused once stale");
     assert!(
-        refused >= Duration::from_secs(2) && refused <= Duration::from_secs(6),
+        refused >= Duration::from_secs(3) && refused <= Duration::from_secs(10),
         "refused after {refused:?}"
     );
     // Back up: keys again.
