@@ -67,6 +67,9 @@ pub struct OtlpConfig {
     /// The share (0 to 1) of traces Mandate starts itself that are sampled; a caller's
     /// `traceparent` decides for its own trace (its `sampled` flag).
     pub sampling_ratio: f64,
+    /// How the collector is reached over TLS: system roots or `telemetry.otlp_ca_file`,
+    /// an optional client certificate, a server name.
+    pub tls: mandate_egress::Settings,
 }
 
 struct Exporter {
@@ -109,11 +112,15 @@ pub enum OtlpError {
     /// The HTTP client could not be built.
     #[error("cannot build the OTLP HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The TLS settings (CA bundle, client certificate) could not be used.
+    #[error("telemetry.otlp TLS: {0}")]
+    Tls(#[source] mandate_tls::TlsError),
 }
 
 /// Starts exporting (on the current Tokio runtime) for the life of the process.
 pub fn install(cfg: OtlpConfig) -> Result<(), OtlpError> {
-    let client = mandate_egress::default_builder()
+    let client = mandate_egress::builder(&cfg.tls)
+        .map_err(OtlpError::Tls)?
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
@@ -292,6 +299,7 @@ mod tests {
             service_name: "mandate".into(),
             instance: "n1".into(),
             sampling_ratio: 1.0,
+            tls: Default::default(),
         };
         let span = Span {
             trace_id: TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),

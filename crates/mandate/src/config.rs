@@ -102,8 +102,6 @@ pub struct ServeConfig {
     pub metrics_authentication: mandate_http::metrics::MetricsAuthentication,
     /// Where spans are exported over OTLP/HTTP (JSON; none: no export; issue 23).
     pub telemetry_otlp_endpoint: Option<String>,
-    /// `telemetry.otlp_allow_http`: plain `http://` to a collector off the machine.
-    pub telemetry_otlp_allow_http: bool,
     /// The exported resource's `service.name` (default `mandate`).
     pub telemetry_service_name: String,
     /// The share of traces Mandate starts that are sampled (0 to 1, default 1); a
@@ -453,6 +451,10 @@ const KEYS: &[&str] = &[
     "metrics.authentication",
     "telemetry.otlp_endpoint",
     "telemetry.otlp_allow_http",
+    "telemetry.otlp_ca_file",
+    "telemetry.otlp_client_cert_file",
+    "telemetry.otlp_client_key_file",
+    "telemetry.otlp_server_name",
     "telemetry.service_name",
     "telemetry.sampling_ratio",
 ];
@@ -713,7 +715,6 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
         metrics_listen: None,
         metrics_authentication: mandate_http::metrics::MetricsAuthentication::Off,
         telemetry_otlp_endpoint: None,
-        telemetry_otlp_allow_http: false,
         telemetry_service_name: "mandate".into(),
         telemetry_sampling_ratio: 1.0,
         gateway_listen: None,
@@ -1017,11 +1018,6 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
                     )
                 }
             }
-            "telemetry.otlp_allow_http" => match v {
-                "true" => cfg.telemetry_otlp_allow_http = true,
-                "false" => cfg.telemetry_otlp_allow_http = false,
-                _ => bad("must be true or false"),
-            },
             "telemetry.service_name" => {
                 if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
                     bad("must be 1 to 128 printable characters")
@@ -1195,17 +1191,13 @@ pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<ServeConfig
 fn check_outbound(cfg: &ServeConfig, errors: &mut Vec<String>) {
     use crate::outbound::{TargetTls, check_target};
     if let Some(u) = &cfg.telemetry_otlp_endpoint {
-        let tls = TargetTls {
-            allow_http: cfg.telemetry_otlp_allow_http,
-            ..TargetTls::default()
-        };
         check_target(
             errors,
             "",
             "telemetry.otlp_endpoint",
             "telemetry.otlp_allow_http",
             u,
-            &tls,
+            &cfg.webhook_tls.otlp,
         );
     }
     if let Some(u) = &cfg.approval_webhook_url {

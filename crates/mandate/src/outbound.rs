@@ -39,13 +39,16 @@ impl TargetTls {
     }
 }
 
-/// The scalar-keyed targets: `approvals.webhook_*` and `detect.alert_webhook_*`.
+/// The scalar-keyed targets: `approvals.webhook_*`, `detect.alert_webhook_*` and the
+/// OTLP collector (`telemetry.otlp_*`).
 #[derive(Debug, Clone, Default)]
 pub struct WebhookTls {
     /// `approvals.webhook_{ca_file,client_cert_file,client_key_file,server_name,allow_http}`.
     pub approvals: TargetTls,
     /// `detect.alert_webhook_{…}`.
     pub alerts: TargetTls,
+    /// `telemetry.otlp_{…}`: the OTLP/HTTP traces collector.
+    pub otlp: TargetTls,
 }
 
 /// The webhook targets' prefixes, and the suffixes of their TLS keys.
@@ -60,6 +63,11 @@ pub const WEBHOOK_TLS_KEYS: &[&str] = &[
     "detect.alert_webhook_client_key_file",
     "detect.alert_webhook_server_name",
     "detect.alert_webhook_allow_http",
+    "telemetry.otlp_ca_file",
+    "telemetry.otlp_client_cert_file",
+    "telemetry.otlp_client_key_file",
+    "telemetry.otlp_server_name",
+    "telemetry.otlp_allow_http",
 ];
 
 /// Applies one of [`WEBHOOK_TLS_KEYS`] (`v` its value as text); `Err`: what the value
@@ -69,6 +77,8 @@ pub fn set_webhook_key(w: &mut WebhookTls, key: &str, v: &str) -> Result<(), &'s
         (&mut w.approvals, f)
     } else if let Some(f) = key.strip_prefix("detect.alert_webhook_") {
         (&mut w.alerts, f)
+    } else if let Some(f) = key.strip_prefix("telemetry.otlp_") {
+        (&mut w.otlp, f)
     } else {
         return Err("is not a webhook TLS key");
     };

@@ -673,6 +673,7 @@ pub async fn run(mut cfg: ServeConfig, env: &BTreeMap<String, String>) -> anyhow
             service_name: cfg.telemetry_service_name.clone(),
             instance: state.audit.node().to_string(),
             sampling_ratio: cfg.telemetry_sampling_ratio,
+            tls: cfg.webhook_tls.otlp.settings(),
         })
         .context("starting the OTLP span exporter")?;
     }

@@ -23,12 +23,12 @@ use crate::interop_env::{interop_dir, node_cmd, python_cmd, run_until, venv_pyth
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// A CA: its certificate (PEM) and what signs with it.
-struct Ca {
-    pem: String,
+pub(crate) struct Ca {
+    pub(crate) pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
-fn ca(name: &str) -> Ca {
+pub(crate) fn ca(name: &str) -> Ca {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name.push(DnType::CommonName, name);
@@ -42,7 +42,7 @@ fn ca(name: &str) -> Ca {
 
 /// A server certificate of `ca` for `localhost` and 127.0.0.1 (valid in `years`), and its
 /// key.
-fn leaf(ca: &Ca, years: (i32, i32)) -> (String, String) {
+pub(crate) fn leaf(ca: &Ca, years: (i32, i32)) -> (String, String) {
     let mut p =
         CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
     p.distinguished_name.push(DnType::CommonName, "localhost");
@@ -53,7 +53,7 @@ fn leaf(ca: &Ca, years: (i32, i32)) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
-fn write(path: &Path, text: &str, mode: u32) -> PathBuf {
+pub(crate) fn write(path: &Path, text: &str, mode: u32) -> PathBuf {
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     path.to_owned()

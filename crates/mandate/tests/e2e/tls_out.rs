@@ -124,3 +124,138 @@ fn the_clis_ca_file_is_checked_before_any_call() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+/// An OTLP/HTTP collector over TLS on 127.0.0.1 with `cert`/`key` (PEM): the request
+/// paths it was sent, in order.
+async fn tls_collector(
+    cert: &str,
+    key: &str,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let certs = vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(mandate_tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let paths = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, paths) = (acceptor.clone(), std::sync::Arc::clone(&paths));
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                // Requests one after another on the kept-alive connection.
+                let mut buf = Vec::new();
+                loop {
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        let mut chunk = [0u8; 4096];
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                    paths.lock().unwrap().push(path);
+                    buf.drain(..head_end + len);
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                    if tls.write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// The OTLP exporter is a TLS client like every other: it trusts
+/// `telemetry.otlp_ca_file` (not the system's roots), and a collector whose certificate
+/// chains elsewhere is sent nothing (the node keeps serving).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_otlp_collector_over_tls_is_trusted_by_its_configured_ca_only() {
+    use crate::tls::{ca, leaf, write};
+    let t = tempfile::tempdir().unwrap();
+    let ours = ca("collector ca");
+    let (cert, key) = leaf(&ours, (2020, 2040));
+    let ca_file = write(&t.path().join("ca.pem"), &ours.pem, 0o644);
+    let other = write(&t.path().join("other.pem"), &ca("another ca").pem, 0o644);
+    for (trusted, want_spans) in [(&ca_file, true), (&other, false)] {
+        let (port, seen) = tls_collector(&cert, &key).await;
+        let (_d, dir) = data_dir();
+        let conf = t.path().join("m.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "[telemetry]\notlp_endpoint = \"https://127.0.0.1:{port}/v1/traces\"\n\
+                 otlp_ca_file = \"{}\"\nsampling_ratio = 1.0\n",
+                trusted.display()
+            ),
+        )
+        .unwrap();
+        let s = Server::start(&dir, &["--config", conf.to_str().unwrap()], &[]);
+        let admin = s.token.clone().unwrap();
+        let (agent, _) = s.agent_with_secret(&admin, "traced").await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let res = s
+                .http
+                .post(s.url("/v1/authorize"))
+                .bearer_auth(&admin)
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .json(
+                    &serde_json::json!({"principal": agent, "action": "crm:read",
+                    "resource": {"type": "Crm::Contact", "id": "c1"}}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "the node serves either way");
+            let got = seen.lock().unwrap().clone();
+            if !got.is_empty() || Instant::now() > deadline || !want_spans {
+                if want_spans {
+                    assert!(got.iter().all(|p| p == "/v1/traces"), "{got:?}");
+                    assert!(!got.is_empty(), "no spans reached the collector");
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if !want_spans {
+            // Several export flushes' worth of time: nothing got through the handshake.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            assert!(
+                seen.lock().unwrap().is_empty(),
+                "a collector of another CA was sent spans"
+            );
+        }
+    }
+}
