@@ -363,6 +363,7 @@ pub fn open(path: &Path) -> Result<Contents> {
             get("format")
         )));
     }
+    check_schema(&c)?;
     if digest(&c)? != get("digest") {
         return Err(refused(
             "the backup's content does not match its digest (changed or damaged)",
@@ -403,6 +404,60 @@ pub fn open(path: &Path) -> Result<Contents> {
     })
 }
 
+/// Refuses a backup whose schema is not Mandate's at its own version: every table and
+/// index is one a fresh store migrated to the file's `user_version` has (or the backup's
+/// two tables), and there is no trigger or view at all.
+///
+/// INVARIANT (a restore brings data, not code): Mandate's schema has no trigger or view,
+/// so none in a backup is Mandate's — a trigger would run inside the restored node on
+/// every write it names (restore's own renames included), and a digest proves no
+/// origin (anyone can compute one). Names and kinds are compared, not the `CREATE` text:
+/// a database migrated over the years and a fresh one agree on those.
+fn check_schema(c: &Connection) -> Result<()> {
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| refused(format!("not a Mandate backup: {e}")))?;
+    let objects = |c: &Connection| -> rusqlite::Result<Vec<(String, String)>> {
+        c.prepare(
+            "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+             ORDER BY type, name",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+    };
+    let found = objects(c).map_err(|e| refused(format!("the schema cannot be read: {e}")))?;
+    if let Some((kind, name)) = found.iter().find(|(k, _)| k != "table" && k != "index") {
+        return Err(refused(format!(
+            "the backup holds a {kind} `{}`, which no Mandate database has",
+            name.escape_debug()
+        )));
+    }
+    let mut fresh = Connection::open_in_memory().sql()?;
+    crate::migrate::migrate_to(&mut fresh, version).map_err(|_| {
+        refused(format!(
+            "the backup's schema version {version} is not one this binary knows"
+        ))
+    })?;
+    fresh
+        .execute_batch(&format!(
+            "CREATE TABLE {MANIFEST} (k TEXT); CREATE TABLE {FILES} (k TEXT);"
+        ))
+        .sql()?;
+    let expected = objects(&fresh).sql()?;
+    if let Some((kind, name)) = found.iter().find(|o| !expected.contains(o)) {
+        return Err(refused(format!(
+            "the backup holds a {kind} `{}` that a Mandate database of schema {version} has not",
+            name.escape_debug()
+        )));
+    }
+    if let Some((kind, name)) = expected.iter().find(|o| !found.contains(o)) {
+        return Err(refused(format!(
+            "the backup lacks the {kind} `{name}` of a Mandate database of schema {version}"
+        )));
+    }
+    Ok(())
+}
+
 /// Writes the database of checked backup `backup` to `db` (a new file, created 0600),
 /// without the backup's own tables, under node name `node`: the name the restored
 /// node's log goes on under (`mandate_audit::epoch`). Ends in WAL mode, as the server
@@ -413,6 +468,9 @@ pub fn restore(backup: &Path, db: &Path, node: &str) -> Result<()> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .sql()?;
+    // Again here, whatever the caller checked: no trigger may reach the copy, where
+    // the renames below would fire it.
+    check_schema(&src)?;
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         std::fs::OpenOptions::new()

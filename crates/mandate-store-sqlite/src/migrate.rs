@@ -335,6 +335,21 @@ CREATE INDEX credentials_agent ON credentials (agent_id);
 "#,
 ];
 
+/// Brings an empty database to schema `version` exactly (what a backup of that version
+/// must hold, backup.rs); a version this binary does not know is `Corrupt`.
+pub(crate) fn migrate_to(conn: &mut Connection, version: i64) -> Result<(), StoreError> {
+    let n = usize::try_from(version)
+        .ok()
+        .filter(|v| *v <= MIGRATIONS.len())
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown schema version {version}")))?;
+    let tx = conn.transaction().sql()?;
+    for sql in MIGRATIONS.iter().take(n) {
+        tx.execute_batch(sql).sql()?;
+    }
+    tx.commit().sql()?;
+    Ok(())
+}
+
 /// Brings the schema up to date inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn

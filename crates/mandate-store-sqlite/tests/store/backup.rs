@@ -193,3 +193,61 @@ fn a_restored_database_keeps_the_log_drops_the_backup_tables_and_takes_the_new_n
     // Into an existing file: refused, nothing overwritten.
     assert!(backup::restore(&out, &db, "x").is_err());
 }
+
+/// Copies backup `out` to `dir/name`, runs `sql` on the copy, and gives why it is
+/// refused. The digest is not recomputed: the schema check comes first, and a forger
+/// could recompute it anyway (it proves no origin).
+fn altered(dir: &Path, out: &Path, name: &str, sql: &str) -> String {
+    let path = dir.join(name);
+    std::fs::copy(out, &path).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+    refused(&path)
+}
+
+/// INVARIANT (a restore brings data, not code): a trigger or view, a table or index
+/// Mandate does not have, or one missing, refuses the file before anything is copied.
+#[test]
+fn a_backup_with_a_trigger_or_a_foreign_schema_is_refused() {
+    let (dir, out) = one_backup();
+    backup::open(&out).unwrap();
+    for (name, sql, want) in [
+        (
+            "trigger",
+            "CREATE TRIGGER t AFTER UPDATE ON meta BEGIN DELETE FROM audit_events; END;",
+            "trigger `t`",
+        ),
+        ("view", "CREATE VIEW v AS SELECT 1;", "view `v`"),
+        (
+            "table",
+            "CREATE TABLE extra (x);",
+            "table `extra` that a Mandate database",
+        ),
+        (
+            "index",
+            "CREATE INDEX extra_index ON meta (value);",
+            "index `extra_index`",
+        ),
+        (
+            "dropped",
+            "DROP INDEX credentials_agent;",
+            "lacks the index `credentials_agent`",
+        ),
+        (
+            "newer",
+            "PRAGMA user_version = 999;",
+            "schema version 999 is not one this binary knows",
+        ),
+    ] {
+        let e = altered(dir.path(), &out, name, sql);
+        assert!(e.contains(want), "{name}: {e}");
+    }
+    // Restore refuses it too, and writes nothing.
+    let bad = dir.path().join("trigger");
+    let target = dir.path().join("restored.db");
+    let e = backup::restore(&bad, &target, "node-b").unwrap_err().to_string();
+    assert!(e.contains("trigger `t`"), "{e}");
+    assert!(!target.exists(), "nothing written");
+}
