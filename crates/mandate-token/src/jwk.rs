@@ -143,7 +143,7 @@ impl PublicJwk {
     }
 
     /// [`PublicJwk::parse`], an Ed25519 point taken from `points` when it was decoded
-    /// before (a DPoP proof's key, `crate::dpop::verify`). The same key, the same
+    /// before (a DPoP proof's key, the DPoP proof check). The same key, the same
     /// refusals.
     pub(crate) fn parse_with(v: &Value, points: Option<&Ed25519Points>) -> Result<Self, JwkError> {
         let m = v.as_object().ok_or(JwkError::Shape)?;

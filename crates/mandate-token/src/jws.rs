@@ -5,7 +5,7 @@
 //! encoder cannot write it. So every JWS Mandate verifies is split and its header read
 //! here, and every JWS Mandate signs is assembled here; the cryptography stays in the
 //! libraries (`jsonwebtoken::crypto::verify` checks signatures, `ed25519-dalek` makes
-//! them, and checks those of the Ed25519 keys a [`crate::jwk::PublicJwk`] holds already
+//! them, and checks those of the Ed25519 keys a `PublicJwk` (jwk.rs) holds already
 //! decompressed: [`check_ed25519`], the call `jsonwebtoken` would make). Claims are read
 //! from the very payload bytes whose signature was checked.
 //!
@@ -107,7 +107,7 @@ impl Compact<'_> {
 /// tokens, trusted issuers' user tokens, Security Event Tokens, P-256 client assertions
 /// and DPoP proofs — and of the Wycheproof vectors (`tests/wycheproof`, `user.rs`),
 /// which prove it refuses every invalid EdDSA and ECDSA P-256 signature they hold and
-/// accepts every valid one. (An Ed25519 [`crate::jwk::PublicJwk`] — a client's
+/// accepts every valid one. (An Ed25519 `PublicJwk` (jwk.rs) — a client's
 /// registered key, a DPoP proof's key — goes through [`check_ed25519`], under the same
 /// vectors.) `signature` is the base64url segment; `Err` when it or the key is unusable
 /// for `alg`.
@@ -121,7 +121,7 @@ pub(crate) fn check(
 }
 
 /// [`check`] for `EdDSA` with an Ed25519 point already decompressed (a
-/// [`crate::jwk::PublicJwk`]'s): the very call `jsonwebtoken`'s `rust_crypto` EdDSA
+/// `PublicJwk` (jwk.rs)'s): the very call `jsonwebtoken`'s `rust_crypto` EdDSA
 /// verifier makes — the signature segment base64url-decoded without padding (`Err`
 /// otherwise), `Signature::from_slice` (a wrong length is `Ok(false)`), then
 /// `VerifyingKey::verify` (RFC 8032 with a canonical `s`) — without decompressing the

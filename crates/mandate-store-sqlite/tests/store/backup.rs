@@ -247,7 +247,9 @@ fn a_backup_with_a_trigger_or_a_foreign_schema_is_refused() {
     // Restore refuses it too, and writes nothing.
     let bad = dir.path().join("trigger");
     let target = dir.path().join("restored.db");
-    let e = backup::restore(&bad, &target, "node-b").unwrap_err().to_string();
+    let e = backup::restore(&bad, &target, "node-b")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("trigger `t`"), "{e}");
     assert!(!target.exists(), "nothing written");
 }
