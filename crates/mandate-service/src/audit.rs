@@ -102,6 +102,67 @@ pub enum AuditOpenError {
     Inconsistent(String),
 }
 
+/// The data dir's own record of how far this node has signed its log: `audit-signed`
+/// beside the audit key, one line `NODE SIZE`, rewritten (write, then rename) after each
+/// checkpoint the store committed.
+///
+/// INVARIANT (never behind what was signed): a node does not start on a store whose log
+/// under its name is shorter than a checkpoint it signed — the store was restored from
+/// a backup older than the node (PostgreSQL's `pg_restore` under the same node id, a
+/// SQLite file copied back by hand), and going on would sign a second, different event
+/// at a sequence number it signed before and a checkpoint contradicting one it published.
+/// The mark is written only after the store committed the checkpoint, so it never runs
+/// ahead of a store that kept what it acknowledged; it is not fsynced (a crash can only
+/// leave it older, which refuses nothing). `mandate restore` renames the node, so the old
+/// mark names another log and is passed over.
+struct SignedMark {
+    path: std::path::PathBuf,
+}
+
+impl SignedMark {
+    fn beside(key_path: &Path) -> Self {
+        Self {
+            path: key_path.with_file_name("audit-signed"),
+        }
+    }
+
+    /// The size this node (`node`) last recorded signing, if the file names it.
+    fn read(&self, node: &NodeName) -> Result<Option<u64>, AuditOpenError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(AuditOpenError::Inconsistent(format!(
+                    "cannot read {}: {e}",
+                    self.path.display()
+                )));
+            }
+        };
+        let mut words = text.split_whitespace();
+        let (Some(name), Some(size), None) = (words.next(), words.next(), words.next()) else {
+            return Err(AuditOpenError::Inconsistent(format!(
+                "{} is not `NODE SIZE`",
+                self.path.display()
+            )));
+        };
+        let size: u64 = size.parse().map_err(|_| {
+            AuditOpenError::Inconsistent(format!("{}: `{size}` is not a size", self.path.display()))
+        })?;
+        Ok((name == node.as_str()).then_some(size))
+    }
+
+    /// Records that `node` signed a checkpoint over `size` events (best effort: a
+    /// failure is logged; the checkpoint stands).
+    fn record(&self, node: &NodeName, size: u64) {
+        let tmp = self.path.with_extension("tmp");
+        let written = std::fs::write(&tmp, format!("{node} {size}\n"))
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, path = %self.path.display(), "cannot record the signed audit size");
+        }
+    }
+}
+
 /// Loads this node's audit signing key (`key_path`, mode 0600), creating it on first start.
 fn load_key(key_path: &Path, random: &dyn Random) -> Result<SigningKey, AuditOpenError> {
     if key_path.exists() {
@@ -148,6 +209,8 @@ struct Writer {
     /// INVARIANT (epoch first): while this is `Some`, nothing is signed; it is cleared
     /// only once the event is committed, so a failed commit retries it at the same seq.
     epoch: Option<Box<AuditEvent>>,
+    /// The data dir's record of the largest checkpoint this node signed ([`SignedMark`]).
+    mark: SignedMark,
 }
 
 /// If the log's last event names a node other than `node` — the store was restored from
@@ -298,6 +361,18 @@ impl AuditLog {
                 c.size
             )));
         }
+        let mark = SignedMark::beside(key_path);
+        if let Some(signed) = mark.read(&node)?
+            && signed > size
+        {
+            return Err(AuditOpenError::Inconsistent(format!(
+                "this node signed a checkpoint over {signed} events of log `{node}`, and the \
+                 store holds {size}: the store is older than this node (restored from a \
+                 backup?). Going on would sign other events at sequence numbers it signed \
+                 before. Start the node under a new node id (docs/running.md, \"Backup and \
+                 restore\")"
+            )));
+        }
         let epoch = epoch_after_restore(store.as_ref(), &node, size, last.as_ref())?;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let public = key.verifying_key();
@@ -327,6 +402,7 @@ impl AuditLog {
             times: TimeText::default(),
             recent: Arc::clone(&recent),
             epoch,
+            mark,
         };
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -604,6 +680,7 @@ impl Writer {
                 if let Some(c) = &seal {
                     self.last_checkpoint_size = c.size;
                     self.last_checkpoint_ms = self.clock.now_millis();
+                    self.mark.record(&self.node, c.size);
                 }
                 self.recent.push(start, rows.into_iter().map(|r| r.body));
                 for (seq, reply) in replies {
@@ -750,6 +827,7 @@ impl Writer {
             Ok(()) => {
                 self.last_checkpoint_size = size;
                 self.last_checkpoint_ms = self.clock.now_millis();
+                self.mark.record(&self.node, size);
                 Ok(())
             }
             Err(e) => {

@@ -274,3 +274,60 @@ async fn a_due_checkpoint_is_committed_with_the_events_it_covers() {
         "closing seals nothing new when the last checkpoint covers the log"
     );
 }
+
+/// `INVARIANT (never behind what was signed)`: a store older than the checkpoints this
+/// node signed (a backup copied back under the same node name) does not open, so no
+/// sequence number it signed is signed again with another event.
+#[tokio::test]
+async fn a_store_older_than_what_the_node_signed_does_not_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("mandate.db");
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_millis(1_700_000_000_000));
+    let policy = CheckpointPolicy {
+        every_events: 3,
+        every_secs: 3600,
+    };
+    let open = || {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).expect("store"));
+        AuditLog::open(
+            store,
+            Arc::clone(&clock),
+            &OsRandom,
+            &dir.path().join("audit-key.pem"),
+            policy,
+        )
+    };
+    let three = |log: &AuditLog| {
+        let node = log.node().clone();
+        (0..3)
+            .map(|_| AuditEvent::new(0, clock.now(), node.clone(), "test.event"))
+            .collect::<Vec<_>>()
+    };
+    let log = open().expect("audit log");
+    for r in log.record_all(three(&log)).await {
+        r.expect("recorded");
+    }
+    let node = log.node().clone();
+    log.close();
+    // The "backup": the file as it was with 3 events signed.
+    let backup = dir.path().join("backup.db");
+    std::fs::copy(&db, &backup).expect("copy");
+    let log = open().expect("audit log");
+    for r in log.record_all(three(&log)).await {
+        r.expect("recorded");
+    }
+    log.close();
+    let mark = std::fs::read_to_string(dir.path().join("audit-signed")).expect("mark");
+    assert_eq!(mark.trim(), format!("{node} 6"));
+    // Copied back under the same name: refused, saying why.
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(db.with_extension(ext));
+    }
+    std::fs::copy(&backup, &db).expect("copy back");
+    let Err(e) = open() else {
+        panic!("a store behind the signed checkpoints opened")
+    };
+    let e = e.to_string();
+    assert!(e.contains("signed a checkpoint over 6 events"), "{e}");
+    assert!(e.contains("new node id"), "{e}");
+}
