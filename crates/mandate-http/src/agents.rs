@@ -44,6 +44,13 @@ impl From<AgentError> for ApiError {
                 "agent_decommissioned",
                 "a decommissioned agent cannot get credentials",
             ),
+            AgentError::CertificateTaken(other) => ApiError::conflict(
+                "certificate_taken",
+                format!(
+                    "agent `{other}` has a credential this client certificate would match \
+                     (one certificate names one agent); revoke that one first"
+                ),
+            ),
             AgentError::CredentialNotActive(cid) => ApiError::conflict(
                 "conflict",
                 format!("credential `{cid}` is no longer active"),

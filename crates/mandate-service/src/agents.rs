@@ -38,6 +38,11 @@ pub enum AgentError {
     /// The agent is decommissioned: it gets no credential.
     #[error("agent `{0}` is decommissioned; it cannot get credentials")]
     DecommissionedNoCredentials(AgentId),
+    /// Another agent has a usable credential the same client certificate would match
+    /// (the same `tls_client_auth` name, or the same self-signed certificate): one
+    /// certificate must name one agent.
+    #[error("agent `{0}` already has a credential this certificate would match")]
+    CertificateTaken(AgentId),
     /// The credential is revoked, expired or already replaced.
     #[error("credential `{0}` is no longer active")]
     CredentialNotActive(CredentialId),
@@ -416,6 +421,7 @@ fn make_credential(
             let name = crate::client_certs::cert_name(names)
                 .map_err(|(field, why)| AgentError::Invalid { field, why })?;
             c.cert_name = Some(name);
+            certificate_free(s, &c)?;
             Ok((c, None))
         }
         CredentialKind::ClientSecret => {
@@ -442,8 +448,38 @@ fn make_credential(
                 m.insert("x5c".into(), x5c);
             }
             c.public_jwk = Some(stored);
+            certificate_free(s, &c)?;
             Ok((c, None))
         }
+    }
+}
+
+/// No other agent has a usable credential that a client certificate matching `c`
+/// would also match (`client_certs::same_certificate`).
+///
+/// INVARIANT (one certificate, one agent): a `tls_client_auth` name or a self-signed
+/// certificate is registered on one agent at a time (until its credential is revoked or
+/// expires); otherwise its holder could authenticate as whichever `client_id` it sends.
+/// Checked when the credential is made; a registration racing another on a second node
+/// of a cluster is not excluded (admin-only, and both are on the record).
+fn certificate_free(s: &Node, c: &Credential) -> Result<(), AgentError> {
+    if !crate::client_certs::is_certificate(c) {
+        return Ok(());
+    }
+    let now = s.clock.now();
+    let mut taken = None;
+    s.store().for_each_credential(&mut |other| {
+        if taken.is_none()
+            && other.agent_id != c.agent_id
+            && other.usable_at(now)
+            && crate::client_certs::same_certificate(&other, c)
+        {
+            taken = Some(other.agent_id.clone());
+        }
+    })?;
+    match taken {
+        Some(a) => Err(AgentError::CertificateTaken(a)),
+        None => Ok(()),
     }
 }
 

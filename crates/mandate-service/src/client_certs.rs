@@ -138,6 +138,28 @@ pub fn matching<'c>(
         .copied())
 }
 
+/// Whether `c` authenticates by certificate: a `tls_client_auth` credential, or a public
+/// key with a registered `x5c`.
+pub fn is_certificate(c: &Credential) -> bool {
+    registered_certificate(c).is_some() || c.cert_name.is_some()
+}
+
+/// Whether a certificate matching `a` would match `b` too: the same `tls_client_auth`
+/// name, or the same registered self-signed certificate.
+pub fn same_certificate(a: &Credential, b: &Credential) -> bool {
+    (a.cert_name.is_some() && a.cert_name == b.cert_name)
+        || registered_certificate(a).is_some_and(|x| Some(x) == registered_certificate(b))
+}
+
+/// The registered self-signed certificate of a public-key credential (`x5c[0]`, as
+/// stored).
+fn registered_certificate(c: &Credential) -> Option<&str> {
+    if c.kind != CredentialKind::PublicKey {
+        return None;
+    }
+    c.public_jwk.as_ref()?.get("x5c")?.get(0)?.as_str()
+}
+
 fn san(n: &CertName) -> SanName<'_> {
     match n {
         CertName::Dns(d) => SanName::Dns(d),

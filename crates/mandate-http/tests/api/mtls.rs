@@ -573,6 +573,56 @@ mod client_auth {
         assert_eq!(r.json()["active"], true, "{}", r.json());
     }
 
+    /// `INVARIANT (one certificate, one agent)`: a name or a self-signed certificate
+    /// another agent has in a usable credential is refused (409), until that one is
+    /// revoked; the same agent may hold it twice (a rotation's overlap).
+    #[tokio::test]
+    async fn one_certificate_names_one_agent() {
+        let env = Env::new();
+        let (a, b) = (
+            env.register("holder", json!({})).await,
+            env.register("claimant", json!({})).await,
+        );
+        let name = json!({"type": "tls_client_auth",
+                          "tls_client_auth_san_uri": "spiffe://example.org/one"});
+        let (_, jwk) = self_signed();
+        let key = json!({"type": "public_key", "jwk": jwk});
+        let first = env.add_credential(&a, name.clone()).await;
+        first.expect(201);
+        env.add_credential(&a, key.clone()).await.expect(201);
+        for body in [&name, &key] {
+            let r = env.add_credential(&b, body.clone()).await;
+            r.expect(409);
+            assert_eq!(r.json()["code"], "certificate_taken", "{}", r.json());
+            assert!(r.json()["detail"].as_str().unwrap_or_default().contains(&a));
+        }
+        // The same agent may hold the name twice.
+        env.add_credential(&a, name.clone()).await.expect(201);
+        // Revoked on the holder (both of its name credentials): free for another.
+        let list = env
+            .admin(Method::GET, &format!("/v1/agents/{a}/credentials"), None)
+            .await
+            .json();
+        for c in list["items"].as_array().expect("items") {
+            if c["type"] == "tls_client_auth" {
+                let cid = c["id"].as_str().expect("id");
+                env.admin(
+                    Method::DELETE,
+                    &format!("/v1/agents/{a}/credentials/{cid}"),
+                    None,
+                )
+                .await
+                .expect(204);
+            }
+        }
+        env.add_credential(&b, name).await.expect(201);
+        let list = env
+            .admin(Method::GET, &format!("/v1/agents/{b}/credentials"), None)
+            .await
+            .json();
+        assert_eq!(list["items"].as_array().expect("items").len(), 1);
+    }
+
     #[tokio::test]
     async fn a_tls_client_auth_credential_names_exactly_one_valid_name() {
         let env = Env::new();
