@@ -64,7 +64,11 @@ pub struct Boundary {
     pub grants: Vec<Grant>,
     /// The longest access-token lifetime this agent may hold (input may be `null` for
     /// none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "mandate_core::integer::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(minimum = 1, maximum = 86400)]
     pub max_token_lifetime_secs: Option<u32>,
     /// Agents (`agt_…`) this one may delegate to.
@@ -335,7 +339,11 @@ pub struct CredentialCreated {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RotateCredential {
     /// How long the old credential keeps working, in seconds (default 3600).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "mandate_core::integer::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(minimum = 0, maximum = 2592000, default = 3600)]
     pub overlap_secs: Option<u32>,
     /// The new public key; required when rotating a `public_key`, refused for the other

@@ -38,7 +38,7 @@ pub struct AuthorizeRequest {
     /// bytes). The token must name it in `aud` (RFC 8707): an enforcement point
     /// decides on tokens issued for itself, never on tokens meant for someone else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 1024)]
+    #[schema(min_length = 1, max_length = 1024)]
     pub audience: Option<String>,
     /// The caller's request id, recorded with the decision; at most 128 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

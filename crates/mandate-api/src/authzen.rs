@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 pub struct AuthzenSubject {
     /// `agent`.
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 256)]
     pub type_name: String,
     /// The agent id or name. Required in an evaluation; ignored by subject search.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +38,7 @@ pub struct AuthzenSubject {
 pub struct AuthzenResource {
     /// The fully qualified entity type, declared in a schema fragment.
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 256)]
     pub type_name: String,
     /// The entity id. Required in an evaluation; ignored by resource search.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +54,7 @@ pub struct AuthzenResource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuthzenAction {
     /// The action id (`Mandate::Action::"<name>"`), 1–256 bytes.
+    #[schema(min_length = 1, max_length = 256)]
     pub name: String,
     /// Parameters of the action: each member `k` reaches the policies as the context
     /// field `action_<k>`.
@@ -63,11 +66,13 @@ pub struct AuthzenAction {
 /// An Access Evaluation request (`POST /access/v1/evaluation`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuthzenEvaluationRequest {
-    /// Who acts.
+    /// Who acts, with its `id`.
+    #[schema(schema_with = subject_with_id)]
     pub subject: AuthzenSubject,
     /// What they would do.
     pub action: AuthzenAction,
-    /// On what.
+    /// On what, with its `id`.
+    #[schema(schema_with = resource_with_id)]
     pub resource: AuthzenResource,
     /// The environment: the context of `/v1/authorize`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,4 +253,31 @@ pub struct AuthzenConfiguration {
     /// `{issuer}/access/v1/search/action`.
     #[schema(format = "uri")]
     pub search_action_endpoint: String,
+}
+
+/// `entity` (`AuthzenSubject` or `AuthzenResource`) as an evaluation needs it: with an
+/// `id` of 1–1024 bytes (the types leave it optional for search, which ignores it).
+fn entity_with_id(entity: &str) -> utoipa::openapi::Schema {
+    use utoipa::openapi::Ref;
+    use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+    AllOfBuilder::new()
+        .item(Ref::from_schema_name(entity))
+        .item(
+            ObjectBuilder::new().required("id").property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(1024)),
+            ),
+        )
+        .into()
+}
+
+fn subject_with_id() -> utoipa::openapi::Schema {
+    entity_with_id("AuthzenSubject")
+}
+
+fn resource_with_id() -> utoipa::openapi::Schema {
+    entity_with_id("AuthzenResource")
 }

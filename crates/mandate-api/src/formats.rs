@@ -568,3 +568,77 @@ named_schema!(
     BundleFormat,
     one_of_strings(&["mandate-incident/v1"])
 );
+
+named_schema!(
+    /// `ReviewId`: `rev_` + a ULID.
+    ReviewId,
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^rev_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))
+        .description(Some("`rev_` + a ULID."))
+);
+
+named_schema!(
+    /// An inventory finding's code (mandate-govern's `findings::Code`; codes are only
+    /// ever added).
+    FindingCode,
+    one_of_strings(&[
+        "owner_missing",
+        "owner_unknown",
+        "dormant",
+        "credential_stale",
+        "credential_never_rotated",
+        "boundary_wildcard",
+        "boundary_wider_than_use",
+        "dead",
+        "unconditional_permit"
+    ])
+);
+
+named_schema!(
+    /// A discovery source (mandate-govern's `discover::Source`).
+    DiscoverySource,
+    one_of_strings(&["kubernetes", "aws", "azure", "gcp"])
+);
+
+/// A label selector's key: no whitespace, no control or operator character.
+const SELECTOR_KEY: &str = r"[^\s\u0000-\u001f\u007f-\u009f=!,]+";
+/// A label selector's value: possibly empty, no control or operator character.
+const SELECTOR_VALUE: &str = r"[^\u0000-\u001f\u007f-\u009f=!,]*";
+
+named_schema!(
+    /// `LabelSelector`: mandate-govern's `discover::Selector` grammar.
+    LabelSelector,
+    {
+        let term = format!(
+            r"\s*(?:!\s*{k}|{k}(?:\s*(?:==?|!=)\s*{v})?)\s*",
+            k = SELECTOR_KEY,
+            v = SELECTOR_VALUE
+        );
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(1024))
+            .pattern(Some(format!(r"^(?:\s*|{term}(?:,{term}){{0,15}})$")))
+            .description(Some(
+                "Kubernetes' equality-based label selector: up to 16 terms joined by `,`, all \
+                 of which must hold: `key=value` (or `key==value`), `key!=value`, `key` \
+                 (present), `!key` (absent); spaces around terms and operators are ignored. \
+                 Empty (or blank): everything. At most 1024 bytes.",
+            ))
+    }
+);
+
+named_schema!(
+    /// A Shared Signals stream's status (SSF 1.0 §8.1.2).
+    SsfStreamState,
+    one_of_strings(&["enabled", "paused", "disabled"])
+);
+
+named_schema!(
+    /// A Security Event Token's `jti` as a receiver acknowledges it: 1 to 256 bytes.
+    Jti,
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(256))
+);

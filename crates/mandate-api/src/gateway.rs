@@ -9,7 +9,13 @@ use utoipa::ToSchema;
 // The server reads this type: an unknown member is a 400 `unknown_field`.
 #[serde(deny_unknown_fields)]
 pub struct PutGatewaySecret {
-    /// The secret's value (stored encrypted).
+    /// The secret's value (stored encrypted): 1–8192 bytes of printable text, no control
+    /// character (it goes into a header).
+    #[schema(
+        min_length = 1,
+        max_length = 8192,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub value: String,
 }
 

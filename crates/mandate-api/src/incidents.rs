@@ -22,7 +22,11 @@ pub struct ContainAgent {
     #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 500)]
     pub reason: Option<String>,
     /// How many of the agent's most recent audit events the bundle holds (default 1000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "mandate_core::integer::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(minimum = 1, maximum = 10000, default = 1000)]
     pub events: Option<u32>,
 }

@@ -100,7 +100,11 @@ pub struct NewMandate {
     pub scope: Vec<Grant>,
     /// Counted from activation; at most `mandates.max_lifetime_secs` (default 3600).
     /// Default the smaller of 600 and that maximum.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "mandate_core::integer::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = u32, minimum = 1, maximum = 86400)]
     pub lifetime_secs: Option<u32>,
     /// Why, for the approver.
@@ -194,7 +198,11 @@ pub struct NewDevUserToken {
     #[schema(value_type = Vec<GroupName>, inline, max_items = 64, default = json!([]))]
     pub groups: Vec<String>,
     /// Lifetime in seconds (default 3600).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "mandate_core::integer::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = u32, minimum = 1, maximum = 86400, default = 3600)]
     pub lifetime_secs: Option<u32>,
 }

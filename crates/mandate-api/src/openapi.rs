@@ -43,9 +43,10 @@ use utoipa::{Modify, OpenApi as _};
 use crate::formats::{
     AdminTokenId, AgentId, AgentName, AgentStatus, AnomalyId, AnomalyKind, AssertionAlgs,
     AuditEventId, AuthMethods, Base64Hash, CredentialId, CredentialKind, CredentialState,
-    DecisionReason, IncidentId, Labels, MandateId, MandateStatus, MandateText, NodeName, Owner,
-    Pattern, PolicyIds, PolicyVersionNumber, Purpose, Role, Severity, SignedCheckpoint, Timestamp,
-    TokenId, TraceId,
+    DecisionReason, DiscoverySource, FindingCode, IncidentId, Jti, LabelSelector, Labels,
+    MandateId, MandateStatus, MandateText, NodeName, Owner, Pattern, PolicyIds,
+    PolicyVersionNumber, Purpose, ReviewId, Role, Severity, SignedCheckpoint, SsfStreamState,
+    Timestamp, TokenId, TraceId,
 };
 use crate::*;
 
@@ -244,7 +245,7 @@ values are encrypted at rest and never returned."#),
     components(
         schemas(
             Problem, ErrorCode, OAuthError, PolicyError,
-            AgentId, CredentialId, AdminTokenId, Timestamp, AgentName, Owner, Purpose, Labels, Pattern, AgentStatus, CredentialKind, CredentialState, Role, DecisionReason, AnomalyId, Severity, AnomalyKind, PolicyVersionNumber, PolicyIds, NodeName, AuditEventId, Base64Hash, TraceId, SignedCheckpoint, AuthMethods, AssertionAlgs, MandateId, MandateStatus, MandateText, IncidentId, TokenId,
+            AgentId, CredentialId, AdminTokenId, Timestamp, AgentName, Owner, Purpose, Labels, Pattern, AgentStatus, CredentialKind, CredentialState, Role, DecisionReason, AnomalyId, Severity, AnomalyKind, PolicyVersionNumber, PolicyIds, NodeName, AuditEventId, Base64Hash, TraceId, SignedCheckpoint, AuthMethods, AssertionAlgs, MandateId, MandateStatus, MandateText, IncidentId, TokenId, ReviewId, FindingCode, DiscoverySource, LabelSelector, SsfStreamState, Jti,
             Grant, Boundary, Agent, AgentPage, RegisterAgent, UpdateAgent, StatusChange,
             Credential, Jwk, NewCredential, CredentialCreated, RotateCredential, CredentialRotated,
             AdminToken, NewAdminToken, SigningKey,

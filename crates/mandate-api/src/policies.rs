@@ -170,12 +170,17 @@ pub struct PolicyReplayRequest {
     pub until: Option<String>,
     /// The most decision events to read, oldest first (default 100000, at most
     /// 1000000); the report says when the window held more (`truncated`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "mandate_core::integer::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(minimum = 1, maximum = 1000000)]
     pub limit: Option<u32>,
     /// Boundary edits: an agent id (`agt_…`, a registered agent) → the boundary that
     /// replaces its current one for the replay (nothing is changed), at most 1000.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(schema_with = replay_boundaries_schema)]
     pub boundaries: std::collections::BTreeMap<String, Boundary>,
     /// Read every node's log of a cluster's shared store, not only this node's
     /// (default false); `limit` counts over all of them.
@@ -276,4 +281,22 @@ pub struct PolicyReplayReport {
     pub skipped: Vec<PolicyReplaySkip>,
     /// The nodes whose logs were read.
     pub nodes: Vec<String>,
+}
+
+/// `boundaries` of a replay: member names are agent ids, at most 1000 of them.
+fn replay_boundaries_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder};
+    use utoipa::openapi::{Ref, schema::Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^agt_[0-7][0-9A-HJKMNP-TV-Z]{25}$")),
+        ))
+        .max_properties(Some(1000))
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            Ref::from_schema_name("Boundary").into(),
+        )))
+        .into()
 }

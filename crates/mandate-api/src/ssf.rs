@@ -141,9 +141,11 @@ pub struct StreamStatus {
     /// The stream.
     pub stream_id: String,
     /// `enabled`, `paused` (events held) or `disabled` (events dropped).
+    #[schema(value_type = crate::formats::SsfStreamState)]
     pub status: String,
-    /// Why, if the receiver said.
+    /// Why, if the receiver said: 1 to 1024 characters, no NUL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 1024, pattern = r"^[^\u0000]*$")]
     pub reason: Option<String>,
 }
 
@@ -168,8 +170,9 @@ pub struct StreamSubject {
 pub struct VerificationRequest {
     /// The stream.
     pub stream_id: String,
-    /// Echoed in the verification SET.
+    /// Echoed in the verification SET: 1 to 1024 characters, no NUL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 1024, pattern = r"^[^\u0000]*$")]
     pub state: Option<String>,
 }
 
@@ -178,7 +181,13 @@ pub struct VerificationRequest {
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {
     /// The most SETs to return (default and at most 1000; 0: none).
-    #[serde(default, rename = "maxEvents", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "mandate_core::integer::optional",
+        rename = "maxEvents",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 0, maximum = 1000)]
     pub max_events: Option<u32>,
     /// Answer at once, even with no SET (default `false`: wait up to 15 s for one).
     #[serde(
@@ -187,12 +196,16 @@ pub struct PollRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub return_immediately: Option<bool>,
-    /// `jti`s received: never returned again (unknown ones are ignored).
+    /// `jti`s received: never returned again (unknown ones are ignored). Each is 1 to
+    /// 256 bytes; at most 10000, and with the keys of `setErrs` too (a sum the schema
+    /// cannot state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::formats::Jti>>, max_items = 10000)]
     pub ack: Option<Vec<String>>,
     /// `jti`s received that the receiver could not process, with why: acknowledged too,
-    /// and logged.
+    /// and logged. Each key is a `jti` of 1 to 256 bytes.
     #[serde(default, rename = "setErrs", skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = set_errs_schema)]
     pub set_errs: Option<std::collections::BTreeMap<String, SetError>>,
 }
 
@@ -204,4 +217,27 @@ pub struct PollResponse {
     /// Whether more unacknowledged SETs wait.
     #[serde(rename = "moreAvailable")]
     pub more_available: bool,
+}
+
+/// `setErrs`: an object whose member names are `jti`s (1 to 256 bytes), each a
+/// [`SetError`]; or `null`.
+fn set_errs_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Ref, schema::AdditionalProperties};
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(256)),
+        ))
+        .max_properties(Some(10000))
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            Ref::from_schema_name("SetError").into(),
+        )))
+        .into()
 }

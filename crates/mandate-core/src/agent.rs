@@ -255,7 +255,7 @@ pub struct Grant {
 struct RawBoundary {
     #[serde(default)]
     grants: Vec<Grant>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integer::optional")]
     max_token_lifetime_secs: Option<u32>,
     #[serde(default)]
     delegates: Vec<AgentId>,

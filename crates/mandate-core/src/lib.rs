@@ -14,6 +14,7 @@ pub mod credential;
 pub mod decision;
 pub mod id;
 pub mod identity;
+pub mod integer;
 pub mod mandate;
 pub mod problem;
 pub mod random;

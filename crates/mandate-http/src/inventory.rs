@@ -182,3 +182,33 @@ fn row(r: &Row, now: mandate_core::time::Timestamp) -> api::InventoryRow {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use mandate_govern::discover::Source;
+    use mandate_govern::findings::Code;
+
+    /// The values `docs/openapi.json` lists for the named schema `name`.
+    fn documented(name: &str) -> BTreeSet<String> {
+        let doc = serde_json::to_value(mandate_api::openapi::document()).unwrap();
+        doc["components"]["schemas"][name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("`{name}` lists no values"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The document's closed sets of the inventory's `finding` and a discovery run's
+    /// `source` are mandate-govern's, which mandate-api cannot see (its own test checks
+    /// the enums of mandate-core).
+    #[test]
+    fn the_documented_codes_and_sources_are_the_governors() {
+        let codes: BTreeSet<String> = Code::ALL.iter().map(|c| c.as_str().to_owned()).collect();
+        assert_eq!(documented("FindingCode"), codes);
+        let sources: BTreeSet<String> = Source::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+        assert_eq!(documented("DiscoverySource"), sources);
+    }
+}

@@ -60,10 +60,12 @@ pub fn run_discovery() {}
 #[into_params(parameter_in = Query)]
 pub struct RunDiscoveryQuery {
     /// `kubernetes`, `aws`, `azure` or `gcp` (required).
+    #[param(value_type = crate::formats::DiscoverySource)]
     pub source: String,
     /// A label (tag) selector, Kubernetes' equality syntax: `key=value`, `key!=value`,
     /// `key`, `!key`, joined by `,`. Default: `app=ai-agent` for `kubernetes`, every
     /// item for the clouds; empty: every item.
+    #[param(value_type = Option<crate::formats::LabelSelector>)]
     pub selector: Option<String>,
     /// `true`: register each unregistered shadow as a suspended draft. Default `false`.
     pub register: Option<bool>,

@@ -7,7 +7,7 @@
     reason = "the prose is pasted as written"
 )]
 
-use crate::formats::{AgentId, AgentStatus};
+use crate::formats::{AgentId, AgentStatus, FindingCode, LabelSelector};
 use crate::responses::*;
 use crate::*;
 
@@ -51,9 +51,11 @@ pub struct InventoryQuery {
     #[param(value_type = Option<AgentStatus>)]
     pub status: Option<String>,
     /// Only agents with a finding of this code.
+    #[param(value_type = Option<FindingCode>)]
     pub finding: Option<String>,
     /// Only agents whose labels match this selector (`key=value`, `key!=value`, `key`,
     /// `!key`, joined by `,`).
+    #[param(value_type = Option<LabelSelector>)]
     pub selector: Option<String>,
     /// Days without a decision before an active agent is `dormant`.
     #[param(minimum = 1, maximum = 3650, default = 30)]

@@ -68,6 +68,7 @@ pub struct ListReviewsQuery {
     #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page (a campaign id).
+    #[param(value_type = Option<crate::formats::ReviewId>)]
     pub cursor: Option<String>,
 }
 
