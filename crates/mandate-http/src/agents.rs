@@ -381,6 +381,7 @@ pub(crate) async fn list_credentials(
 #[serde(deny_unknown_fields)]
 pub(crate) struct Rotate {
     /// How long the old credential keeps working, in seconds (default one hour).
+    #[serde(default, deserialize_with = "mandate_core::integer::optional")]
     overlap_secs: Option<u32>,
     /// The new public key, for public-key credentials.
     jwk: Option<Value>,
@@ -434,4 +435,20 @@ pub(crate) async fn revoke_credential(
     let cid = credential_id(&cid)?;
     service::revoke_credential(&state, &admin.actor(), id, cid).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rotate;
+
+    /// Regression (issue 25, schemathesis): `overlap_secs` `2097151.0` (an integer to
+    /// RFC 8259 and JSON Schema) was refused with "invalid type: floating point".
+    #[test]
+    fn an_overlap_written_with_a_fraction_is_read() {
+        let r: Rotate = serde_json::from_str(r#"{"overlap_secs": 2097151.0}"#).unwrap();
+        assert_eq!(r.overlap_secs, Some(2_097_151));
+        let r: Rotate = serde_json::from_str("{}").unwrap();
+        assert_eq!(r.overlap_secs, None);
+        assert!(serde_json::from_str::<Rotate>(r#"{"overlap_secs": 0.5}"#).is_err());
+    }
 }

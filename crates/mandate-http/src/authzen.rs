@@ -772,8 +772,9 @@ fn page(kind: Kind, o: &Map<String, Value>) -> Result<Page, Bad> {
     };
     let limit = match p.get("limit") {
         None | Some(Value::Null) => DEFAULT_LIMIT,
-        Some(v) => v
-            .as_u64()
+        // `5.0` is the integer 5 (RFC 8259, JSON Schema), as in every typed body.
+        Some(v) => mandate_core::integer::whole::<_, u64>(v)
+            .ok()
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
@@ -1095,4 +1096,38 @@ pub(crate) async fn configuration(State(state): State<Arc<Node>>, headers: Heade
         headers.get(&REQUEST_ID).cloned(),
         Ok(Json(doc).into_response()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use super::{Kind, page};
+
+    fn body(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(o) => o,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Regression (issue 25): `page.limit` `5.0` (an integer to RFC 8259 and JSON
+    /// Schema) was refused with "`page.limit` must be an integer 1-1000".
+    #[test]
+    fn a_page_limit_written_with_a_fraction_is_read() {
+        let p = page(Kind::Action, &body(json!({"page": {"limit": 5.0}}))).unwrap();
+        assert_eq!(p.limit, 5);
+        for bad in [
+            json!(5.5),
+            json!(0.0),
+            json!(-1.0),
+            json!(1001.0),
+            json!("5"),
+        ] {
+            assert!(
+                page(Kind::Action, &body(json!({"page": {"limit": bad}}))).is_err(),
+                "{bad} was read"
+            );
+        }
+    }
 }

@@ -234,7 +234,7 @@ pub(crate) struct ReplayBody {
     since: Option<String>,
     #[serde(default)]
     until: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "mandate_core::integer::optional")]
     limit: Option<u32>,
     #[serde(default)]
     boundaries: BTreeMap<AgentId, Boundary>,
@@ -334,6 +334,17 @@ mod tests {
 
     use super::*;
     use crate::extract::parse_json;
+
+    /// Regression (issue 25): a replay's `limit` written `5.0` (an integer to RFC 8259
+    /// and JSON Schema) was refused with "invalid type: floating point `5.0`".
+    #[test]
+    fn a_replay_limit_written_with_a_fraction_is_read() {
+        let b: ReplayBody = serde_json::from_str(r#"{"limit": 5.0}"#).unwrap();
+        assert_eq!(b.limit, Some(5));
+        let b: ReplayBody = serde_json::from_str("{}").unwrap();
+        assert_eq!(b.limit, None);
+        assert!(serde_json::from_str::<ReplayBody>(r#"{"limit": 5.5}"#).is_err());
+    }
 
     /// The body as the handler read it before it read `mandate_api::NewPolicies`, with
     /// what issue 22 added: `policies` may be absent (a version of Rego only), and the
