@@ -555,12 +555,14 @@ named_schema!(
 );
 
 named_schema!(
-    /// A user's group, as a development user token names it.
+    /// A user's group, as a development user token names it: 1–256 characters, no
+    /// control characters (as a user token's claims are checked).
     GroupName,
     ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(256))
+        .pattern(Some(r"^[^\u0000-\u001f\u007f-\u009f]+$"))
 );
 
 named_schema!(

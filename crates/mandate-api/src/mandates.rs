@@ -105,7 +105,7 @@ pub struct NewMandate {
         deserialize_with = "mandate_core::integer::optional",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = u32, minimum = 1, maximum = 86400)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 86400)]
     pub lifetime_secs: Option<u32>,
     /// Why, for the approver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,11 +187,19 @@ pub struct RevokeMandate {
 #[serde(deny_unknown_fields, expecting = "struct NewUserToken")]
 pub struct NewDevUserToken {
     /// The user; 1–256 characters, no control characters.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub sub: String,
-    /// Their email.
+    /// Their email (absent or `null`: none); 1–256 characters, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub email: Option<String>,
     /// Their groups (default none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -203,7 +211,7 @@ pub struct NewDevUserToken {
         deserialize_with = "mandate_core::integer::optional",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = u32, minimum = 1, maximum = 86400, default = 3600)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 86400, default = 3600)]
     pub lifetime_secs: Option<u32>,
 }
 
