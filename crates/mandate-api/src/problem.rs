@@ -73,6 +73,7 @@ pub struct PolicyError {
 /// | `method_not_allowed` | 405 | the path exists but not with this method |
 /// | `conflict` | 409 | a uniqueness or state rule (name taken, credential no longer active) |
 /// | `agent_decommissioned` | 409 | the agent is decommissioned and frozen |
+/// | `certificate_taken` | 409 | another agent has a credential the same client certificate would match (RFC 8705; one certificate names one agent) |
 /// | `invalid_transition` | 409 | the lifecycle does not allow this status change |
 /// | `nothing_to_roll_back` | 409 | no earlier active policy version to roll back to |
 /// | `does_not_compile` | 409 | a stored policy version no longer compiles (e.g. against a newer base schema); the current version stays active |
@@ -130,6 +131,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Conflict,
     AgentDecommissioned,
+    CertificateTaken,
     InvalidTransition,
     NothingToRollBack,
     DoesNotCompile,
