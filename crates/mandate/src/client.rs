@@ -57,6 +57,17 @@ fn print_agent(a: &api::Agent) {
     }
 }
 
+/// A `tls_client_auth` credential's subjectAltName as `dns:…`, `uri:…` or `ip:…`.
+fn cert_name(c: &api::Credential) -> Option<String> {
+    [
+        ("dns", &c.tls_client_auth_san_dns),
+        ("uri", &c.tls_client_auth_san_uri),
+        ("ip", &c.tls_client_auth_san_ip),
+    ]
+    .into_iter()
+    .find_map(|(k, v)| v.as_ref().map(|v| format!("{k}:{v}")))
+}
+
 fn print_credential(
     c: &api::Credential,
     secret: Option<&str>,
@@ -69,6 +80,9 @@ fn print_credential(
         c.state,
         c.agent_id
     );
+    if let Some(name) = cert_name(c) {
+        println!("  client certificate must carry: {name}");
+    }
     if let Some(p) = previous {
         println!("  previous {} works until {}", p.id, p.expires_at);
     }
@@ -234,7 +248,13 @@ async fn credential(cmd: CredentialCmd) -> ExitCode {
                         .as_ref()
                         .map(|e| format!("  until {e}"))
                         .unwrap_or_default();
-                    println!("{}  {:<13} {:<9}{until}", c.id, c.kind.as_str(), c.state);
+                    let name = cert_name(c).map(|n| format!("  {n}")).unwrap_or_default();
+                    println!(
+                        "{}  {:<15} {:<9}{until}{name}",
+                        c.id,
+                        c.kind.as_str(),
+                        c.state
+                    );
                 }
             })
         }
