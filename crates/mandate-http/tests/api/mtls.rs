@@ -322,6 +322,20 @@ mod client_auth {
             panic!("no token.refused event with reason {reason}");
         }
 
+        /// A server whose API listener asks for client certificates, `ca` its client CA.
+        pub(in crate::mtls) fn with_client_ca(ca: &Ca) -> Self {
+            let anchors = mandate_tls::client_cert::ClientCa::from_certificates(
+                std::slice::from_ref(&ca.der),
+            )
+            .expect("ca");
+            Self::with_config(|c| {
+                c.client_certs = mandate_http::ClientCertAuth {
+                    asked: true,
+                    ca: Some(Arc::new(anchors)),
+                }
+            })
+        }
+
         async fn add_credential(&self, agent: &str, body: Value) -> Reply {
             self.admin(
                 Method::POST,
@@ -464,15 +478,7 @@ mod client_auth {
     #[tokio::test]
     async fn a_certificate_of_the_client_ca_carrying_the_registered_name_authenticates() {
         let ca = Ca::new();
-        let anchors =
-            mandate_tls::client_cert::ClientCa::from_certificates(std::slice::from_ref(&ca.der))
-                .expect("ca");
-        let env = Env::with_config(|c| {
-            c.client_certs = mandate_http::ClientCertAuth {
-                asked: true,
-                ca: Some(Arc::new(anchors)),
-            }
-        });
+        let env = Env::with_client_ca(&ca);
         env.activate(POLICIES, &[SCHEMA]).await;
         let spiffe = "spiffe://example.org/agent/crm";
         let id = env
@@ -1665,15 +1671,7 @@ mod client_auth_logs {
             return;
         }
         let ca = super::client_auth::Ca::new();
-        let anchors =
-            mandate_tls::client_cert::ClientCa::from_certificates(std::slice::from_ref(&ca.der))
-                .expect("ca");
-        let env = Env::with_config(|c| {
-            c.client_certs = mandate_http::ClientCertAuth {
-                asked: true,
-                ca: Some(Arc::new(anchors)),
-            }
-        });
+        let env = Env::with_client_ca(&ca);
         let forged = "agt_x\n2026-12-07T00:00:00.000000Z  INFO FORGED: access token issued";
         let long = "y".repeat(20_000);
         for id in [forged, long.as_str()] {
@@ -1708,15 +1706,7 @@ mod client_auth_exchange {
     #[tokio::test]
     async fn a_token_exchanged_by_certificate_is_bound_to_it() {
         let ca = super::client_auth::Ca::new();
-        let anchors =
-            mandate_tls::client_cert::ClientCa::from_certificates(std::slice::from_ref(&ca.der))
-                .expect("ca");
-        let env = Env::with_config(|c| {
-            c.client_certs = mandate_http::ClientCertAuth {
-                asked: true,
-                ca: Some(Arc::new(anchors)),
-            }
-        });
+        let env = Env::with_client_ca(&ca);
         env.activate(POLICIES, &[SCHEMA]).await;
         let name = "spiffe://example.org/agent/exchange";
         let c = env
