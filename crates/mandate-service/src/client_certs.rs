@@ -108,14 +108,13 @@ pub fn matching<'c>(
     now_secs: u64,
 ) -> Result<Option<&'c Credential>, ChainError> {
     let leaf = chain.first().ok_or(ChainError::Missing)?;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let self_signed = credentials.iter().find(|c| {
-        c.kind == CredentialKind::PublicKey
-            && c.public_jwk
-                .as_ref()
-                .and_then(|j| j.get("x5c")?.get(0)?.as_str().map(|s| b64.decode(s)))
-                .is_some_and(|d| d.is_ok_and(|d| d == leaf.as_ref()))
-    });
+    // The leaf encoded once, compared with each stored `x5c[0]`: a stored one decoded
+    // under the strict standard engine when registered (`registered_x5c`), so equal text
+    // is equal DER.
+    let leaf = base64::engine::general_purpose::STANDARD.encode(leaf);
+    let self_signed = credentials
+        .iter()
+        .find(|c| registered_certificate(c) == Some(leaf.as_str()));
     if let Some(c) = self_signed {
         return Ok(Some(*c));
     }
