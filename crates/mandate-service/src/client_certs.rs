@@ -144,10 +144,21 @@ pub fn is_certificate(c: &Credential) -> bool {
 }
 
 /// Whether a certificate matching `a` would match `b` too: the same `tls_client_auth`
-/// name, or the same registered self-signed certificate.
+/// name, the same registered self-signed certificate, or a registered certificate that
+/// carries the other's `tls_client_auth` name (a CA-issued certificate pinned as `x5c`).
 pub fn same_certificate(a: &Credential, b: &Credential) -> bool {
+    let pinned_named = |x: &Credential, n: &Credential| {
+        let (Some(cert), Some(name)) = (registered_certificate(x), n.cert_name.as_ref()) else {
+            return false;
+        };
+        base64::engine::general_purpose::STANDARD
+            .decode(cert)
+            .is_ok_and(|der| client_cert::would_carry_name(&der, &san(name)))
+    };
     (a.cert_name.is_some() && a.cert_name == b.cert_name)
         || registered_certificate(a).is_some_and(|x| Some(x) == registered_certificate(b))
+        || pinned_named(a, b)
+        || pinned_named(b, a)
 }
 
 /// The registered self-signed certificate of a public-key credential (`x5c[0]`, as

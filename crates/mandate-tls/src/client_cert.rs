@@ -222,18 +222,27 @@ impl Verified<'_> {
     /// Whether the verified leaf carries `name` in its subjectAltName (never its
     /// subject common name).
     pub fn has_name(&self, name: &SanName<'_>) -> bool {
-        match name {
-            SanName::Dns(d) => self
-                .leaf
-                .valid_dns_names()
-                .any(|n| n.eq_ignore_ascii_case(d)),
-            SanName::Uri(u) => self.leaf.valid_uri_names().any(|n| n == *u),
-            SanName::Ip(ip) => self
-                .leaf
-                .verify_is_valid_for_subject_name(&ServerName::IpAddress((*ip).into()))
-                .is_ok(),
-        }
+        leaf_has_name(&self.leaf, name)
     }
+}
+
+fn leaf_has_name(leaf: &EndEntityCert<'_>, name: &SanName<'_>) -> bool {
+    match name {
+        SanName::Dns(d) => leaf.valid_dns_names().any(|n| n.eq_ignore_ascii_case(d)),
+        SanName::Uri(u) => leaf.valid_uri_names().any(|n| n == *u),
+        SanName::Ip(ip) => leaf
+            .verify_is_valid_for_subject_name(&ServerName::IpAddress((*ip).into()))
+            .is_ok(),
+    }
+}
+
+/// Whether certificate `der` carries `name` in its subjectAltName, as
+/// [`Verified::has_name`] compares — WITHOUT verifying anything: not an identity
+/// (`INVARIANT (a chain proves nothing until verified)`), only for refusing to register
+/// one certificate on two agents. `false` when it does not parse.
+pub fn would_carry_name(der: &[u8], name: &SanName<'_>) -> bool {
+    let der = CertificateDer::from(der);
+    EndEntityCert::try_from(&der).is_ok_and(|leaf| leaf_has_name(&leaf, name))
 }
 
 /// Verifies a client `chain` (leaf first, as presented in the handshake) against `ca`

@@ -582,6 +582,27 @@ mod client_auth {
     /// `INVARIANT (one certificate, one agent)`: a name or a self-signed certificate
     /// another agent has in a usable credential is refused (409), until that one is
     /// revoked; the same agent may hold it twice (a rotation's overlap).
+    /// atk15: a certificate pinned as one agent's `x5c` that carries the name of another
+    /// agent's `tls_client_auth` credential would authenticate as both — refused whichever
+    /// comes first.
+    #[tokio::test]
+    async fn a_pinned_certificate_carrying_anothers_name_is_refused_either_way() {
+        let (_, jwk) = self_signed(); // subjectAltName dNSName agent.example
+        let key = json!({"type": "public_key", "jwk": jwk});
+        let name = json!({"type": "tls_client_auth", "tls_client_auth_san_dns": "AGENT.example"});
+        for (first, second) in [(&key, &name), (&name, &key)] {
+            let env = Env::new();
+            let (a, b) = (
+                env.register("first", json!({})).await,
+                env.register("second", json!({})).await,
+            );
+            env.add_credential(&a, first.clone()).await.expect(201);
+            let r = env.add_credential(&b, second.clone()).await;
+            r.expect(409);
+            assert_eq!(r.json()["code"], "certificate_taken", "{}", r.json());
+        }
+    }
+
     #[tokio::test]
     async fn one_certificate_names_one_agent() {
         let env = Env::new();
